@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package portier needs to build, test and benchmark.
+# Idempotent and quiet: when everything is present it prints nothing and
+# touches no package list.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain and both builds
+  build-essential cmake pkg-config meson ninja-build clang-format
+  # signaling
+  libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev
+  # digest hashing (MD5, SHA-256 through EVP), journal logging
+  libssl-dev libsystemd-dev
+  # tests: GoogleTest, and the real SIP peers
+  libgtest-dev sip-tester linphone-cli
+  # benchmark peer
+  kamailio
+  # tools the test scripts use
+  python3 procps iproute2 psmisc
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "portier: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

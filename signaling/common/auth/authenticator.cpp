@@ -1,0 +1,108 @@
+#include "common/auth/authenticator.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace portier::auth {
+
+namespace {
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// Realms are domain names in practice, but a quoted-string in general.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+Authenticator::Result failed(std::string user, const char *reason) {
+  return {Authenticator::Outcome::Failed, std::move(user), reason};
+}
+
+}  // namespace
+
+Authenticator::Authenticator(const UsersFile &users, std::vector<Algorithm> algorithms,
+                             NonceManager &nonces)
+    : users_(users), algorithms_(std::move(algorithms)), nonces_(nonces) {}
+
+Authenticator::Result Authenticator::check(const Credentials *creds, std::string_view method,
+                                           std::string_view realm, int64_t now_s) {
+  if (!creds) return {Outcome::Challenge, {}, {}};
+  const std::string &user = creds->username;
+  // Credentials for another realm (another hop's proxy) are not ours to judge.
+  if (creds->realm != realm) return {Outcome::Challenge, user, {}};
+
+  // RFC 2617 clients leave the algorithm out and mean MD5.
+  const std::optional<Algorithm> alg = creds->algorithm.empty()
+                                           ? std::optional<Algorithm>(Algorithm::MD5)
+                                           : parse_algorithm(creds->algorithm);
+  if (!alg || std::find(algorithms_.begin(), algorithms_.end(), *alg) == algorithms_.end()) {
+    return failed(user, "bad-algorithm");
+  }
+  // Only qop=auth is offered; auth-int would need the body hash. No qop at all is
+  // RFC 2069 style, still accepted, but without nc there is no replay protection.
+  if (!creds->qop.empty() && !iequals(creds->qop, "auth")) return failed(user, "malformed");
+
+  const NonceManager::Check nonce = nonces_.check(creds->nonce, now_s);
+  if (nonce == NonceManager::Check::Invalid) return failed(user, "bad-nonce");
+
+  // Some clients send the full AOR as username: the part after '@' is then the
+  // user's domain; otherwise the realm is (one realm per domain).
+  const size_t at = user.find('@');
+  const std::string_view domain =
+      at == std::string::npos ? realm : std::string_view(user).substr(at + 1);
+
+  std::optional<std::string> ha1 = users_.ha1(user, domain, realm, *alg);
+  const bool known = ha1.has_value();
+  // An unknown user costs the same hashing as a known one, so response times do not
+  // tell which users exist.
+  if (!known) ha1 = compute_ha1(*alg, user, realm, "");
+  const std::string expected = compute_response(*alg, *ha1, creds->nonce, creds->nc, creds->cnonce,
+                                                creds->qop, method, creds->uri);
+  std::string response = creds->response;
+  std::transform(response.begin(), response.end(), response.begin(), lower);
+  const bool match = constant_time_equal(expected, response);
+
+  if (!known) {
+    // "no-secret": the user exists but has no HA1 for this algorithm/realm (e.g. only
+    // md5: stored while the client answered the SHA-256 challenge).
+    return failed(user, users_.has_user(user, domain) ? "no-secret" : "unknown-user");
+  }
+  if (!match) return failed(user, "wrong-password");
+  // RFC 7616 §3.3: stale=true only tells a client that knows the password to retry.
+  if (nonce == NonceManager::Check::Stale) return {Outcome::Stale, user, {}};
+  if (!creds->qop.empty() && !nonces_.accept_nc(creds->nonce, creds->nc, now_s)) {
+    return failed(user, "replay");
+  }
+  return {Outcome::Ok, user, {}};
+}
+
+std::vector<std::string> Authenticator::challenges(std::string_view realm, bool stale,
+                                                   int64_t now_s) {
+  // One nonce for all algorithms: the client answers only one challenge.
+  const std::string nonce = nonces_.issue(now_s);
+  std::vector<std::string> out;
+  out.reserve(algorithms_.size());
+  for (Algorithm a : algorithms_) {
+    std::string c = "Digest realm=" + quoted(realm) + ", nonce=\"" + nonce +
+                    "\", algorithm=" + algorithm_name(a) + ", qop=\"auth\"";
+    if (stale) c += ", stale=true";
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace portier::auth

@@ -1,0 +1,152 @@
+#include "common/auth/digest.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <memory>
+#include <stdexcept>
+
+namespace portier::auth {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// A quoted-string loses its quotes and backslash escapes (RFC 3261 §25.1); a token
+// is taken as it is. nullopt for an unterminated quoted-string.
+std::optional<std::string> unquote(std::string_view v) {
+  if (v.empty() || v.front() != '"') return std::string(v);
+  std::string out;
+  for (size_t i = 1; i < v.size(); ++i) {
+    char c = v[i];
+    if (c == '\\') {
+      if (++i == v.size()) return std::nullopt;
+      out.push_back(v[i]);
+    } else if (c == '"') {
+      // Trailing garbage after the closing quote means the header is broken.
+      if (i + 1 != v.size()) return std::nullopt;
+      return out;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Algorithm> parse_algorithm(std::string_view name) {
+  if (iequals(name, "MD5")) return Algorithm::MD5;
+  if (iequals(name, "SHA-256")) return Algorithm::SHA256;
+  return std::nullopt;
+}
+
+const char *algorithm_name(Algorithm a) { return a == Algorithm::SHA256 ? "SHA-256" : "MD5"; }
+
+std::string hex_hash(Algorithm a, std::string_view data) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  const EVP_MD *type = a == Algorithm::SHA256 ? EVP_sha256() : EVP_md5();
+  // Fails only when OpenSSL cannot provide the digest at all (e.g. MD5 in FIPS-only
+  // mode); an empty string would silently fail every comparison, so say it loudly.
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), type, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
+    throw std::runtime_error(std::string("OpenSSL cannot compute ") + algorithm_name(a));
+  }
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(digits[md[i] >> 4]);
+    out.push_back(digits[md[i] & 0x0f]);
+  }
+  return out;
+}
+
+std::string compute_ha1(Algorithm a, std::string_view user, std::string_view realm,
+                        std::string_view password) {
+  std::string a1;
+  a1.reserve(user.size() + realm.size() + password.size() + 2);
+  a1.append(user).append(":").append(realm).append(":").append(password);
+  std::string ha1 = hex_hash(a, a1);
+  // The password should not linger in freed heap memory.
+  OPENSSL_cleanse(a1.data(), a1.size());
+  return ha1;
+}
+
+std::string compute_response(Algorithm a, std::string_view ha1, std::string_view nonce,
+                             std::string_view nc, std::string_view cnonce, std::string_view qop,
+                             std::string_view method, std::string_view uri) {
+  std::string a2;
+  a2.append(method).append(":").append(uri);
+  const std::string ha2 = hex_hash(a, a2);
+  std::string kd;
+  kd.append(ha1).append(":").append(nonce).append(":");
+  if (!qop.empty()) kd.append(nc).append(":").append(cnonce).append(":").append(qop).append(":");
+  kd.append(ha2);
+  return hex_hash(a, kd);
+}
+
+bool credentials_from_params(const std::vector<std::string_view> &params, Credentials &out) {
+  out = Credentials{};
+  struct Field {
+    const char *name;
+    std::string Credentials::*member;
+    bool seen;
+  };
+  Field fields[] = {
+      {"username", &Credentials::username, false}, {"realm", &Credentials::realm, false},
+      {"nonce", &Credentials::nonce, false},       {"uri", &Credentials::uri, false},
+      {"response", &Credentials::response, false}, {"algorithm", &Credentials::algorithm, false},
+      {"qop", &Credentials::qop, false},           {"nc", &Credentials::nc, false},
+      {"cnonce", &Credentials::cnonce, false},     {"opaque", &Credentials::opaque, false},
+  };
+  for (std::string_view param : params) {
+    const size_t eq = param.find('=');
+    if (eq == std::string_view::npos) continue;
+    const std::string_view name = trim(param.substr(0, eq));
+    for (Field &f : fields) {
+      if (!iequals(name, f.name)) continue;
+      // RFC 7616 §3.4: a parameter appears at most once; two "response" values would
+      // leave it to chance which one is checked.
+      if (f.seen) return false;
+      std::optional<std::string> value = unquote(trim(param.substr(eq + 1)));
+      if (!value) return false;
+      out.*f.member = std::move(*value);
+      f.seen = true;
+      break;
+    }
+  }
+  if (out.username.empty() || out.realm.empty() || out.nonce.empty() || out.uri.empty() ||
+      out.response.empty()) {
+    return false;
+  }
+  if (!out.qop.empty() && (out.nc.empty() || out.cnonce.empty())) return false;
+  return true;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  // Only the length may leak, and digests of one algorithm all have the same length.
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace portier::auth

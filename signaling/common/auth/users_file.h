@@ -1,0 +1,45 @@
+// The users file, in Flexisip's text format:
+//   version:1
+//   alice@home.example clrtxt:secret ;
+//   bob@home.example md5:<HA1> sha256:<HA1> ;
+// Lines starting with '#' and blank lines are ignored. Anything after the ';'
+// (Flexisip's phone alias) is ignored. A stored HA1 is only usable with the realm
+// it was computed for, which Flexisip takes to be the user's domain.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/auth/digest.h"
+
+namespace portier::auth {
+
+class UsersFile {
+ public:
+  struct Entry {
+    std::string clrtxt;      // empty when not given
+    std::string md5_ha1;     // lower-case hex, empty when not given
+    std::string sha256_ha1;  // lower-case hex, empty when not given
+  };
+
+  // Parses the file; on error returns false and sets *error to
+  // "FILE:LINE: message" (the password itself is never part of the message).
+  bool load(const std::string &path, std::string *error);
+  bool load_from_string(std::string_view text, const std::string &name, std::string *error);
+
+  // HA1 for user@domain under realm with algorithm a, or nullopt when the user is
+  // unknown or has no usable secret for this algorithm/realm.
+  // user is the digest username as the client sent it: a full AOR ("alice@home.example")
+  // finds its entry by the part before '@' and is hashed whole, so only clrtxt serves it.
+  std::optional<std::string> ha1(std::string_view user, std::string_view domain,
+                                 std::string_view realm, Algorithm a) const;
+  bool has_user(std::string_view user, std::string_view domain) const;
+  size_t size() const { return users_.size(); }
+
+ private:
+  std::unordered_map<std::string, Entry> users_;  // key: "user@domain", domain lower-case
+};
+
+}  // namespace portier::auth

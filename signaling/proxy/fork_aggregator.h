@@ -1,0 +1,82 @@
+// Response handling of a parallel fork (RFC 3261 §16.7), without SIP stack types.
+// The router feeds every branch's responses in and keeps each branch's last final
+// response message; the aggregator says what to do with them.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <vector>
+
+namespace portier::proxy {
+
+class ForkAggregator {
+ public:
+  explicit ForkAggregator(size_t branches);
+
+  struct Decision {
+    bool forward = false;        // send the response just received upstream now
+    bool cancel_others = false;  // CANCEL every branch still pending
+    bool send_best = false;      // every branch is final and no final answer went up yet:
+                                 // send best_branch()'s stored response with best_status()
+  };
+
+  // A response `status` arrived on `branch`.
+  // - 100: nothing. 101-199: forwarded while no final response went upstream.
+  // - 2xx: always forwarded, even after another 2xx (§16.7 step 5, the caller must
+  //   see every 2xx to ACK and BYE it); the first one cancels the other branches.
+  // - 6xx: cancels the other branches (§16.7 step 5); it goes up as the best
+  //   response once every branch is final.
+  // - 3xx-5xx: stored; when every branch is final, send_best.
+  Decision on_response(size_t branch, int status);
+  // A branch ended without a final response (transport error, no answer): a 408.
+  Decision on_branch_failed(size_t branch);
+  // call-fork-timeout: cancel_others; the 487s that come back then count as 408,
+  // so the caller learns that nobody answered rather than that it cancelled.
+  Decision on_timeout();
+  // The caller CANCELled: cancel_others; the 487s then go up as they are.
+  Decision on_cancel();
+
+  // The best stored final response (§16.7 step 6): any 6xx; otherwise the lowest
+  // class. Among 4xx: 401/407, then 415/420/484 (the caller can resubmit), then
+  // 486 Busy Here, then other specific answers (403, 404, 488 ...), then 480, 408,
+  // 487 (first after on_cancel()). Among 5xx, 503 last. Ties: a received response
+  // over a failed branch, then the earliest. nullopt while no branch has a 3xx-6xx.
+  std::optional<size_t> best_branch() const;
+  // The status to send for best_branch(): 503 becomes 500 (§16.7 step 6), and a
+  // 487 of a branch cancelled by the fork timeout becomes 408. Without a best
+  // branch: 487 after on_cancel(), else 408 after on_timeout(), else 480.
+  int best_status() const;
+
+  bool all_final() const;
+  bool final_sent() const { return final_sent_; }
+  bool branch_final(size_t branch) const { return branches_.at(branch).status != 0; }
+  int branch_status(size_t branch) const { return branches_.at(branch).status; }
+  // The branch ended through on_branch_failed(): there is no stored response to
+  // send, so when it is best_branch() the router generates best_status() itself.
+  bool branch_failed(size_t branch) const { return branches_.at(branch).failed; }
+  size_t size() const { return branches_.size(); }
+
+ private:
+  struct Branch {
+    int status = 0;       // 0: no final response yet
+    bool failed = false;  // status 408 made up by on_branch_failed()
+    unsigned order = 0;   // arrival order of the final response, for ties
+  };
+
+  void set_final(Branch &b, int status, bool failed);
+  bool pending_except(size_t branch) const;
+  // Sets cancel_others once per fork: a second CANCEL for a branch is noise.
+  void cancel_pending(Decision &d, size_t except);
+  Decision finish(Decision d);
+  int effective_status(const Branch &b) const;
+
+  std::vector<Branch> branches_;
+  unsigned finals_ = 0;
+  bool final_sent_ = false;
+  bool got_2xx_ = false;
+  bool timed_out_ = false;
+  bool cancelled_ = false;
+  bool cancel_sent_ = false;
+};
+
+}  // namespace portier::proxy

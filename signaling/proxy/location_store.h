@@ -1,0 +1,116 @@
+// The registrar's location service (RFC 3261 §10.3), without SIP stack types:
+// the sofia-sip glue turns a REGISTER into a RegisterRequest and writes the
+// outcome back. Time is passed in (unix seconds), so tests drive expiry.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace portier::proxy {
+
+struct Binding {
+  std::string contact;   // contact URI as registered, e.g. "sip:alice@127.0.0.1:5070"
+  std::string instance;  // +sip.instance value ("<urn:uuid:...>"), empty when absent
+  std::string call_id;
+  uint32_t cseq = 0;
+  int q_milli = 1000;      // q-value * 1000 (q=0.5 -> 500); 1000 when absent
+  int64_t expires_at = 0;  // unix seconds
+  std::string user_agent;
+  std::string received;  // where the REGISTER came from, "udp:127.0.0.1:5070"
+};
+
+struct ContactSpec {
+  std::string uri;             // the contact URI (no angle brackets, no header params)
+  std::string instance;        // +sip.instance, empty when absent
+  std::optional<int> expires;  // ;expires= parameter
+  std::optional<int> q_milli;  // ;q= parameter, already * 1000
+};
+
+struct RegisterRequest {
+  std::string aor;                    // normalized address of record: "sip:user@domain"
+  bool wildcard = false;              // Contact: *
+  std::vector<ContactSpec> contacts;  // empty + !wildcard: a fetch of the bindings
+  std::optional<int> expires_header;  // Expires: header
+  std::string call_id;
+  uint32_t cseq = 0;
+  std::string user_agent;
+  std::string received;
+  int64_t now = 0;
+};
+
+struct RegisterOutcome {
+  int status = 200;               // 200, 400 (bad wildcard), 423, 500 (out-of-order CSeq)
+  std::string phrase;             // reason phrase for non-200
+  int min_expires = 0;            // for 423: the Min-Expires value to send
+  std::vector<Binding> bindings;  // every current binding of the AOR, for the 200's Contact
+};
+
+class LocationStore {
+ public:
+  struct Limits {
+    int min_expires = 60;              // shorter non-zero expiries get 423 (RFC 3261 §10.3 step 6)
+    int max_expires = 3600;            // longer ones are cut to this
+    int default_expires = 3600;        // when neither ;expires nor Expires is given
+    size_t max_contacts_per_aor = 32;  // beyond this, the binding that expires soonest
+                                       // goes (see apply()); 0: no limit
+  };
+
+  LocationStore() = default;
+  explicit LocationStore(Limits limits) : limits_(limits) {}
+
+  // RFC 3261 §10.3 steps 5-8: wildcard removal, per-contact add/refresh/remove,
+  // a binding with the same +sip.instance (or the same contact URI) is replaced,
+  // CSeq ordering within one Call-ID. All or nothing: a 400/423/500 changes nothing.
+  // When an AOR would exceed max_contacts_per_aor, the binding that expires soonest
+  // goes, preferring bindings this request did not touch.
+  RegisterOutcome apply(const RegisterRequest &req);
+
+  // The live bindings of an AOR, highest q first, then most recent first.
+  std::vector<Binding> lookup(const std::string &aor, int64_t now) const;
+  // Every AOR with at least one live binding whose domain is `domain`.
+  std::vector<std::string> aors_in_domain(const std::string &domain, int64_t now) const;
+  // Removes bindings whose time has come; returns how many were removed.
+  size_t purge_expired(int64_t now);
+
+  // Every record, for the control socket and persistence.
+  const std::map<std::string, std::vector<Binding>> &records() const { return records_; }
+  // Replaces everything (used when loading the state file). Counts as a change.
+  void restore(std::map<std::string, std::vector<Binding>> records);
+  size_t binding_count() const;
+
+  // Incremented on every change; the persister writes when it moved.
+  uint64_t generation() const { return generation_; }
+
+  const Limits &limits() const { return limits_; }
+
+ private:
+  using Records = std::map<std::string, std::vector<Binding>>;
+
+  void erase_record(Records::iterator it);
+  void index_add(const std::string &aor);
+  void index_remove(const std::string &aor);
+
+  Limits limits_;
+  // Each AOR's bindings in registration order: a refreshed binding moves to the
+  // back, so the back is the most recent registration. This order is the
+  // "most recent first" of lookup() and survives persistence without a timestamp.
+  Records records_;
+  // Domain (lower-case) -> its AORs, so a group call does not scan every AOR of
+  // every domain. Holds exactly the keys of records_.
+  std::unordered_map<std::string, std::set<std::string>> domain_index_;
+  uint64_t generation_ = 0;
+};
+
+// Normalizes "sip:Alice@Home.Example:5060;transport=udp" style AORs to the form used
+// as key: scheme "sip:", user part as given, host lower-case, no port/params.
+std::string normalize_aor(const std::string &user, const std::string &host);
+// The domain of a normalized AOR ("sip:a@home.example" -> "home.example").
+std::string aor_domain(const std::string &aor);
+
+}  // namespace portier::proxy

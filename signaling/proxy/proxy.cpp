@@ -1,0 +1,342 @@
+#include "proxy/proxy.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/tport.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "proxy/router.h"
+
+namespace portier::proxy {
+namespace {
+
+bool host_eq(const char *a, const std::string &b) { return a && strcasecmp(a, b.c_str()) == 0; }
+
+// mkdir -p for the state directory.
+bool make_dirs(const std::string &path, std::string *error) {
+  std::string cur;
+  for (size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || (path[i] == '/' && i > 0)) {
+      cur = path.substr(0, i);
+      if (mkdir(cur.c_str(), 0750) < 0 && errno != EEXIST) {
+        *error = cur + ": " + strerror(errno);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
+
+}  // namespace
+
+Proxy::Proxy(ProxySettings settings)
+    : settings_(std::move(settings)), locations_(settings_.limits) {}
+
+Proxy::~Proxy() { stop(); }
+
+bool Proxy::load_nonce_secret(std::string *secret, std::string *error) {
+  // The nonce key lives in the state directory, so nonces stay valid across a
+  // restart; it is created once with mode 0600 and never logged.
+  const std::string path = settings_.state_directory + "/nonce.key";
+  std::ifstream in(path, std::ios::binary);
+  if (in) {
+    std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (key.size() >= 32) {
+      *secret = key;
+      return true;
+    }
+  }
+  unsigned char buf[32];
+  if (RAND_bytes(buf, sizeof buf) != 1) {
+    *error = "cannot get random bytes for the nonce key";
+    return false;
+  }
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || write(fd, buf, sizeof buf) != sizeof buf || fsync(fd) < 0 ||
+      rename(tmp.c_str(), path.c_str()) < 0) {
+    *error = path + ": " + strerror(errno);
+    if (fd >= 0) close(fd);
+    return false;
+  }
+  close(fd);
+  secret->assign(reinterpret_cast<char *>(buf), sizeof buf);
+  return true;
+}
+
+bool Proxy::start(su_root_t *root, std::string *error) {
+  root_ = root;
+  if (!make_dirs(settings_.state_directory, error)) return false;
+
+  if (settings_.auth_enabled) {
+    if (!users_.load(settings_.users_file, error)) return false;
+    std::string secret;
+    if (!load_nonce_secret(&secret, error)) return false;
+    nonces_ = std::make_unique<auth::NonceManager>(secret, settings_.nonce_expires);
+    authenticator_ = std::make_unique<auth::Authenticator>(users_, settings_.algorithms, *nonces_);
+    PLOG_INFO("authentication: %zu users from %s", users_.size(), settings_.users_file.c_str());
+  } else {
+    PLOG_WARN("authentication is disabled: anyone can register and call");
+  }
+  if (!settings_.static_records_file.empty() &&
+      !static_records_.load(settings_.static_records_file, error))
+    return false;
+
+  persister_ = std::make_unique<LocationPersister>(settings_.state_directory + "/registrations");
+  if (!persister_->load(locations_, now_s(), error)) return false;
+  PLOG_INFO("registrar: %zu bindings restored from %s", locations_.binding_count(),
+            persister_->path().c_str());
+
+  agent_ =
+      nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), nullptr, nullptr,
+                       NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1), TAG_END());
+  if (!agent_) {
+    *error = "cannot listen on " + settings_.transports[0] +
+             ": is the address local and the port free? (log-level = debug tells more)";
+    return false;
+  }
+  for (size_t i = 1; i < settings_.transports.size(); ++i) {
+    if (nta_agent_add_tport(agent_, URL_STRING_MAKE(settings_.transports[i].c_str()), TAG_END()) <
+        0) {
+      *error = "cannot listen on " + settings_.transports[i] +
+               ": is the address local and the port free? (log-level = debug tells more)";
+      return false;
+    }
+  }
+  for (tport_t *tp = nta_agent_tports(agent_); tp; tp = tport_next(tp)) {
+    const tp_name_t *n = tport_name(tp);
+    if (n && n->tpn_host && n->tpn_port && strcmp(n->tpn_host, "*") != 0) {
+      std::string host = n->tpn_host;
+      if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+      us_.push_back({host, n->tpn_port});
+      PLOG_INFO("listening on %s %s:%s", n->tpn_proto, n->tpn_host, n->tpn_port);
+    }
+  }
+
+  default_leg_ = nta_leg_tcreate(agent_, on_request, this, NTATAG_NO_DIALOG(1), TAG_END());
+  stateless_in_ = nta_incoming_default(agent_);
+  stateless_out_ = nta_outgoing_default(agent_, on_stray_response, this);
+  if (!default_leg_ || !stateless_in_ || !stateless_out_) {
+    *error = "cannot set up the SIP agent";
+    return false;
+  }
+  router_ = std::make_unique<Router>(*this);
+
+  housekeeping_ = su_timer_create(su_root_task(root), 1000);
+  su_timer_set_interval(housekeeping_, on_housekeeping, this, 1000);
+
+  if (!settings_.control_socket.empty()) {
+    std::string dir = settings_.control_socket.substr(0, settings_.control_socket.rfind('/'));
+    if (!dir.empty() && !make_dirs(dir, error)) return false;
+    if (!control_.open(
+            settings_.control_socket, [this](const std::string &c) { return control(c); }, error))
+      return false;
+  }
+  PLOG_INFO("portier-proxy ready");
+  return true;
+}
+
+void Proxy::stop() {
+  control_.close();
+  if (persister_) {
+    std::string error;
+    if (!persister_->save(locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
+  }
+  if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
+  router_.reset();
+  if (stateless_in_) nta_incoming_destroy(stateless_in_), stateless_in_ = nullptr;
+  if (stateless_out_) nta_outgoing_destroy(stateless_out_), stateless_out_ = nullptr;
+  if (default_leg_) nta_leg_destroy(default_leg_), default_leg_ = nullptr;
+  if (agent_) nta_agent_destroy(agent_), agent_ = nullptr;
+}
+
+void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
+  auto *self = static_cast<Proxy *>(self_);
+  const int64_t now = now_s();
+  size_t gone = self->locations_.purge_expired(now);
+  if (gone) PLOG_INFO("registrar: %zu binding(s) expired", gone);
+  // Batched: one write per second at most, off the REGISTER path.
+  std::string error;
+  if (!self->persister_->save(self->locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
+  self->router_->expire_dialogs(now);
+}
+
+bool Proxy::is_reg_domain(const char *host) const {
+  if (!host) return false;
+  return std::any_of(settings_.reg_domains.begin(), settings_.reg_domains.end(),
+                     [&](const std::string &d) { return host_eq(host, d); });
+}
+
+bool Proxy::is_auth_domain(const char *host) const {
+  if (!host) return false;
+  return std::any_of(settings_.auth_domains.begin(), settings_.auth_domains.end(),
+                     [&](const std::string &d) { return host_eq(host, d); });
+}
+
+bool Proxy::is_us(const url_t *url) const {
+  if (!url || !url->url_host) return false;
+  std::string host = url->url_host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const char *port = url->url_port;
+  bool tls = url->url_type == url_sips;
+  std::string want_port = port && *port ? port : (tls ? "5061" : "5060");
+  for (const auto &u : us_)
+    if (strcasecmp(u.host.c_str(), host.c_str()) == 0 && u.port == want_port) return true;
+  return false;
+}
+
+std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg) {
+  tport_t *tp = nta_incoming_transport(agent_, irq, msg);
+  const tp_name_t *n = tp ? tport_name(tp) : nullptr;
+  std::string rr;
+  if (n && n->tpn_host && n->tpn_port) {
+    std::string host = n->tpn_host;
+    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+    rr = "<sip:" + host + ":" + n->tpn_port;
+    if (n->tpn_proto && strcasecmp(n->tpn_proto, "udp") != 0)
+      rr += std::string(";transport=") + n->tpn_proto;
+    rr += ";lr>";
+  }
+  if (tp) tport_unref(tp);
+  return rr;
+}
+
+std::string Proxy::source_of(msg_t *msg) {
+  su_addrinfo_t *ai = msg_addrinfo(msg);
+  if (!ai || !ai->ai_addr) return "?";
+  char host[64] = "?";
+  su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
+  su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host);
+  const char *proto = ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp";
+  return std::string(proto) + ":" + host + ":" + std::to_string(ntohs(su->su_port));
+}
+
+int Proxy::on_request(void *self, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) {
+  return static_cast<Proxy *>(self)->dispatch(irq, sip);
+}
+
+int Proxy::dispatch(nta_incoming_t *irq, const sip_t *sip) {
+  if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to || !sip->sip_call_id ||
+      !sip->sip_cseq) {
+    return 400;  // nta answers "400 Bad Request"
+  }
+  const sip_method_t method = sip->sip_request->rq_method;
+  const url_t *ruri = sip->sip_request->rq_url;
+  msg_t *msg = nta_incoming_getrequest(irq);
+  int status = 0;
+
+  // A Route naming us is ours to consume (§16.4); whatever is left is where the
+  // request wants to go next.
+  const bool routed_to_us = sip->sip_route && is_us(sip->sip_route->r_url);
+  const sip_route_t *next_route = routed_to_us ? sip->sip_route->r_next : sip->sip_route;
+  const bool in_dialog = sip->sip_to->a_tag != nullptr;
+
+  if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0 &&
+      !(method == sip_method_options && is_us(ruri))) {
+    // §16.3 step 3 (OPTIONS to us with 0 is still answered, §11).
+    nta_incoming_treply(irq, SIP_483_TOO_MANY_HOPS, TAG_END());
+  } else if (in_dialog) {
+    // In-dialog requests follow the route set our Record-Route put in place.
+    if (routed_to_us)
+      router_->route_onward(irq, msg, sip);
+    else if (method != sip_method_ack)
+      nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
+  } else if (method == sip_method_ack) {
+    // A stray ACK gets no response (§17.2.3).
+  } else if (method == sip_method_cancel) {
+    nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());  // §16.10: no match
+  } else if (next_route) {
+    nta_incoming_treply(irq, 403, "Relaying denied", TAG_END());
+  } else if (is_us(ruri) && !ruri->url_user) {
+    if (method == sip_method_options)
+      nta_incoming_treply(irq, SIP_200_OK,
+                          SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, "
+                                           "REGISTER, UPDATE, PRACK, NOTIFY, SUBSCRIBE, REFER"),
+                          SIPTAG_ACCEPT_STR("application/sdp"), TAG_END());
+    else if (method == sip_method_register)
+      handle_register(irq, msg, sip);
+    else
+      nta_incoming_treply(irq, SIP_404_NOT_FOUND, TAG_END());
+  } else if (!is_reg_domain(ruri->url_host) && !is_us(ruri)) {
+    nta_incoming_treply(irq, 403, "Domain not served here", TAG_END());
+  } else if (method == sip_method_register) {
+    handle_register(irq, msg, sip);
+  } else if (settings_.auth_enabled && !is_auth_domain(sip->sip_from->a_url->url_host)) {
+    nta_incoming_treply(irq, 403, "Caller domain not served here", TAG_END());
+  } else {
+    std::string caller_aor;
+    if (authenticate(irq, msg, sip, false, &caller_aor))
+      router_->route_to_domain(irq, msg, sip, caller_aor, routed_to_us);
+  }
+  msg_destroy(msg);
+  return status;
+}
+
+int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip) {
+  // A response that matches no client transaction of ours, such as a 2xx
+  // retransmitted after the branch ended: forward it statelessly by its Via
+  // (§16.7), when the top Via is ours.
+  auto *self = static_cast<Proxy *>(self_);
+  msg_t *msg = nta_outgoing_getresponse(orq);
+  if (!msg) return 0;
+  sip_t *rsip = sip_object(msg);
+  if (rsip && rsip->sip_via && rsip->sip_via->v_next) {
+    url_t via_url[1];
+    url_init(via_url, url_sip);
+    via_url->url_host = rsip->sip_via->v_host;
+    via_url->url_port = rsip->sip_via->v_port;
+    if (self->is_us(via_url)) {
+      sip_via_remove(msg, rsip);
+      nta_incoming_mreply(self->stateless_in_, msg);
+      return 0;
+    }
+  }
+  msg_destroy(msg);
+  return 0;
+}
+
+std::string Proxy::control(const std::string &command) {
+  const int64_t now = now_s();
+  if (command == "ping") return "{\"ok\":true}";
+  if (command == "registrations") {
+    std::string out = "{\"registrations\":[";
+    bool first = true;
+    for (const auto &[aor, bindings] : locations_.records()) {
+      for (const auto &b : bindings) {
+        if (b.expires_at <= now) continue;
+        out += first ? "" : ",";
+        first = false;
+        char q[16];
+        snprintf(q, sizeof q, "%.3g", b.q_milli / 1000.0);
+        out += "{\"aor\":" + json::quote(aor) + ",\"contact\":" + json::quote(b.contact) +
+               ",\"expires\":" + std::to_string(b.expires_at - now) + ",\"q\":" + q +
+               ",\"instance\":" + json::quote(b.instance) +
+               ",\"user_agent\":" + json::quote(b.user_agent) +
+               ",\"received\":" + json::quote(b.received) + "}";
+      }
+    }
+    return out + "]}";
+  }
+  if (command == "calls") return router_->calls_json(now);
+  if (command == "stats")
+    return "{\"bindings\":" + std::to_string(locations_.binding_count()) +
+           ",\"transactions\":" + std::to_string(router_->transactions()) + "}";
+  return "{\"error\":" + json::quote("unknown command '" + command + "'") + "}";
+}
+
+}  // namespace portier::proxy

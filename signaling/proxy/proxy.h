@@ -1,0 +1,106 @@
+// portier-proxy: the sofia-sip nta edge of the in-house proxy. One nta agent with
+// a default leg receives every request; REGISTER goes to the registrar, everything
+// else to the router, which forks statefully (one nta_outgoing_t per branch, one
+// nta_incoming_t per server transaction, RFC 3261 §16). The decisions (bindings,
+// digest, best response) are made by the plain C++ classes beside this file.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#define SU_ROOT_MAGIC_T struct portier_proxy_root
+#define NTA_LEG_MAGIC_T void
+#define NTA_INCOMING_MAGIC_T void
+#define NTA_OUTGOING_MAGIC_T void
+#define SU_TIMER_ARG_T void
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/su_wait.h>
+
+#include "common/auth/authenticator.h"
+#include "common/control_socket.h"
+#include "proxy/fork_aggregator.h"
+#include "proxy/location_persist.h"
+#include "proxy/location_store.h"
+#include "proxy/proxy_config.h"
+#include "proxy/static_records.h"
+
+namespace portier::proxy {
+
+class Router;
+
+class Proxy {
+ public:
+  explicit Proxy(ProxySettings settings);
+  ~Proxy();
+  Proxy(const Proxy &) = delete;
+  Proxy &operator=(const Proxy &) = delete;
+
+  // Loads users, static records and saved registrations, opens the transports
+  // and the control socket. Errors name the file or transport.
+  bool start(su_root_t *root, std::string *error);
+  // Saves registrations and closes everything.
+  void stop();
+
+  // Control socket commands.
+  std::string control(const std::string &command);
+
+  // --- used by the registrar, authenticator glue and router ---
+  nta_agent_t *agent() const { return agent_; }
+  su_root_t *root() const { return root_; }
+  const ProxySettings &settings() const { return settings_; }
+  LocationStore &locations() { return locations_; }
+  const StaticRecords &static_records() const { return static_records_; }
+  const auth::UsersFile &users() const { return users_; }
+
+  bool is_reg_domain(const char *host) const;
+  bool is_auth_domain(const char *host) const;
+  // True when url names this proxy (one of our transports' host:port).
+  bool is_us(const url_t *url) const;
+  // Record-Route value for a request that came in on irq's transport.
+  std::string record_route_for(nta_incoming_t *irq, msg_t *msg);
+
+  // Digest check of a request; on anything but success it has already answered
+  // (401/407/403) and returns false. `user_out` gets the authenticated user.
+  bool authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool registrar,
+                    std::string *user_out);
+  // "udp:127.0.0.1:5070" style source of a message, for logs and bindings.
+  static std::string source_of(msg_t *msg);
+
+  int handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+
+ private:
+  static int on_request(void *self, nta_leg_t *leg, nta_incoming_t *irq, const sip_t *sip);
+  static int on_stray_response(void *self, nta_outgoing_t *orq, const sip_t *sip);
+  static void on_housekeeping(su_root_magic_t *, su_timer_t *, void *self);
+  int dispatch(nta_incoming_t *irq, const sip_t *sip);
+  bool load_nonce_secret(std::string *secret, std::string *error);
+
+  ProxySettings settings_;
+  su_root_t *root_ = nullptr;
+  nta_agent_t *agent_ = nullptr;
+  nta_leg_t *default_leg_ = nullptr;
+  nta_incoming_t *stateless_in_ = nullptr;
+  nta_outgoing_t *stateless_out_ = nullptr;
+  su_timer_t *housekeeping_ = nullptr;
+
+  struct HostPort {
+    std::string host, port;
+  };
+  std::vector<HostPort> us_;
+
+  auth::UsersFile users_;
+  std::unique_ptr<auth::NonceManager> nonces_;
+  std::unique_ptr<auth::Authenticator> authenticator_;
+  LocationStore locations_;
+  std::unique_ptr<LocationPersister> persister_;
+  StaticRecords static_records_;
+  std::unique_ptr<Router> router_;
+  ControlSocket control_;
+};
+
+}  // namespace portier::proxy

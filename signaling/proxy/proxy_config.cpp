@@ -1,0 +1,138 @@
+#include "proxy/proxy_config.h"
+
+#include <algorithm>
+
+namespace portier::proxy {
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+  return s;
+}
+
+config::Schema make_schema() {
+  config::Schema s("portier-proxy");
+  s.list("global", "transports", "sip:127.0.0.1:5060 sip:127.0.0.1:5060;transport=tcp",
+         "SIP URIs to listen on, space-separated; IPv6 as sip:[::1]:5060")
+      .str("global", "log-level", "message", "least important messages to log",
+           {"error", "warning", "message", "debug"})
+      .str("global", "log-output", "stderr", "where logs go", {"stderr", "syslog", "journal"})
+      .str("global", "state-directory", "/var/lib/portier",
+           "directory for registrations and the nonce key (created if missing)")
+      .str("global", "control-socket", "/run/portier/proxy.sock",
+           "UNIX socket for portierctl (empty: none)");
+  s.list("module::Registrar", "reg-domains", "home.example", "domains we are registrar for")
+      .list("module::Registrar", "group-addresses", "sip:home@home.example",
+            "addresses that ring every device registered in their domain")
+      .str("module::Registrar", "static-records-file", "",
+           "Flexisip-format aliases: <sip:alias@dom> <sip:a@dom>,<sip:b@dom> (empty: none)")
+      .integer("module::Registrar", "min-expires", 60, 1, 86400,
+               "shortest registration accepted; shorter ones get 423")
+      .integer("module::Registrar", "max-expires", 3600, 1, 86400 * 7,
+               "longest registration granted; longer ones are cut")
+      .integer("module::Registrar", "default-expires", 3600, 1, 86400 * 7,
+               "registration time when the client names none")
+      .integer("module::Registrar", "max-contacts-per-aor", 32, 1, 1000,
+               "bindings kept per address of record");
+  s.boolean("module::Authentication", "enabled", true, "require digest authentication")
+      .list("module::Authentication", "auth-domains", "home.example",
+            "domains whose users must authenticate (the realm is the domain)")
+      .str("module::Authentication", "file-path", "/etc/portier/users.conf",
+           "users file, Flexisip format: version:1 then 'user@domain clrtxt:secret ;'")
+      .list("module::Authentication", "available-algorithms", "MD5 SHA-256",
+            "digest algorithms offered, one challenge each, in this order", {"MD5", "SHA-256"})
+      .integer("module::Authentication", "nonce-expires", 3600, 10, 86400,
+               "seconds a nonce is valid before clients get stale=true");
+  s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
+            "seconds before unanswered branches are cancelled");
+  return s;
+}
+
+}  // namespace
+
+const config::Schema &proxy_schema() {
+  static const config::Schema schema = make_schema();
+  return schema;
+}
+
+std::string parse_aor(const std::string &uri_in) {
+  std::string uri = uri_in;
+  if (!uri.empty() && uri.front() == '<' && uri.back() == '>') uri = uri.substr(1, uri.size() - 2);
+  if (uri.compare(0, 4, "sip:") != 0) return "";
+  std::string rest = uri.substr(4);
+  size_t at = rest.find('@');
+  if (at == std::string::npos || at == 0) return "";
+  std::string user = rest.substr(0, at);
+  std::string host = rest.substr(at + 1);
+  size_t end = host.find_first_of(":;?>");
+  if (end != std::string::npos) host = host.substr(0, end);
+  if (host.empty()) return "";
+  return normalize_aor(user, host);
+}
+
+std::string check_proxy_config(const config::Config &cfg) {
+  auto where = [&](const char *section, const char *key) {
+    return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
+  };
+  auto transports = cfg.get_list("global", "transports");
+  if (transports.empty()) return where("global", "transports") + "at least one transport needed";
+  for (const auto &t : transports)
+    if (t.compare(0, 4, "sip:") != 0)
+      return where("global", "transports") + "'" + t + "' is not a sip: URI";
+  for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
+    if (parse_aor(g).empty())
+      return where("module::Registrar", "group-addresses") + "'" + g +
+             "' is not a sip:user@domain address";
+  if (cfg.get_int("module::Registrar", "min-expires") >
+      cfg.get_int("module::Registrar", "max-expires"))
+    return where("module::Registrar", "min-expires") + "larger than max-expires";
+  if (cfg.get_bool("module::Authentication", "enabled")) {
+    if (cfg.get_list("module::Authentication", "available-algorithms").empty())
+      return where("module::Authentication", "available-algorithms") + "no algorithm";
+    if (cfg.get_string("module::Authentication", "file-path").empty())
+      return where("module::Authentication", "file-path") + "a users file is needed";
+  }
+  if (cfg.get_string("global", "state-directory").empty())
+    return where("global", "state-directory") + "must not be empty";
+  return "";
+}
+
+ProxySettings settings_from_config(const config::Config &cfg) {
+  ProxySettings s;
+  // nta binds UDP and TCP for a URI without ;transport=. When the same host:port
+  // is also listed with an explicit transport, the bare one means UDP, as users
+  // of "sip:H:P sip:H:P;transport=tcp" expect.
+  s.transports = cfg.get_list("global", "transports");
+  for (auto &t : s.transports) {
+    if (t.find(";transport=") != std::string::npos) continue;
+    for (const auto &other : s.transports)
+      if (&other != &t && other.compare(0, t.size() + 11, t + ";transport=") == 0) {
+        t += ";transport=udp";
+        break;
+      }
+  }
+  log::parse_level(cfg.get_string("global", "log-level"), &s.log_level);
+  log::parse_output(cfg.get_string("global", "log-output"), &s.log_output);
+  s.state_directory = cfg.get_string("global", "state-directory");
+  s.control_socket = cfg.get_string("global", "control-socket");
+  for (auto d : cfg.get_list("module::Registrar", "reg-domains")) s.reg_domains.push_back(lower(d));
+  for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
+    s.group_addresses.push_back(parse_aor(g));
+  s.static_records_file = cfg.get_string("module::Registrar", "static-records-file");
+  s.limits.min_expires = static_cast<int>(cfg.get_int("module::Registrar", "min-expires"));
+  s.limits.max_expires = static_cast<int>(cfg.get_int("module::Registrar", "max-expires"));
+  s.limits.default_expires = static_cast<int>(cfg.get_int("module::Registrar", "default-expires"));
+  s.limits.max_contacts_per_aor =
+      static_cast<size_t>(cfg.get_int("module::Registrar", "max-contacts-per-aor"));
+  s.auth_enabled = cfg.get_bool("module::Authentication", "enabled");
+  for (auto d : cfg.get_list("module::Authentication", "auth-domains"))
+    s.auth_domains.push_back(lower(d));
+  s.users_file = cfg.get_string("module::Authentication", "file-path");
+  for (const auto &a : cfg.get_list("module::Authentication", "available-algorithms"))
+    if (auto alg = auth::parse_algorithm(a)) s.algorithms.push_back(*alg);
+  s.nonce_expires = static_cast<int>(cfg.get_int("module::Authentication", "nonce-expires"));
+  s.call_fork_timeout = static_cast<int>(cfg.get_int("module::Router", "call-fork-timeout"));
+  return s;
+}
+
+}  // namespace portier::proxy

@@ -1,0 +1,380 @@
+#include "proxy/router.h"
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/su_alloc.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/json.h"
+#include "common/log.h"
+
+namespace portier::proxy {
+namespace {
+
+// RFC 3326 reasons on the CANCELs the fork sends.
+const char kReasonAnsweredElsewhere[] = "SIP;cause=200;text=\"Call completed elsewhere\"";
+const char kReasonDeclinedElsewhere[] = "SIP;cause=600;text=\"Busy Everywhere\"";
+const char kReasonForkTimeout[] = "SIP;cause=408;text=\"Fork timeout\"";
+
+std::string url_str(const url_t *url) {
+  if (!url) return "";
+  char buf[512];
+  isize_t n = url_e(buf, sizeof buf, url);
+  if (n <= 0 || n >= static_cast<isize_t>(sizeof buf)) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
+
+}  // namespace
+
+Router::Router(Proxy &proxy) : proxy_(proxy) {}
+
+Router::~Router() {
+  while (!txns_.empty()) destroy(txns_.begin()->first);
+}
+
+Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
+  auto t = std::make_unique<Txn>();
+  t->router = this;
+  t->irq = irq;
+  t->invite = sip->sip_request->rq_method == sip_method_invite;
+  t->call_id = sip->sip_call_id ? sip->sip_call_id->i_id : "";
+  t->from = sip->sip_from ? url_str(sip->sip_from->a_url) : "";
+  t->to = sip->sip_to ? url_str(sip->sip_to->a_url) : "";
+  t->started = now_s();
+  Txn *raw = t.get();
+  txns_[raw] = std::move(t);
+  nta_incoming_bind(irq, on_server_event, raw);
+  return raw;
+}
+
+bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
+                        const std::string &record_route, bool pop_route) {
+  msg_t *copy = msg_copy(msg);
+  if (!copy) return false;
+  sip_t *csip = sip_object(copy);
+  su_home_t *home = msg_home(copy);
+
+  // §16.6 step 3: Max-Forwards minus one.
+  unsigned mf = csip->sip_max_forwards ? csip->sip_max_forwards->mf_count : 70;
+  char mf_str[16];
+  snprintf(mf_str, sizeof mf_str, "%u", mf ? mf - 1 : 0);
+  if (csip->sip_max_forwards)
+    msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
+                      reinterpret_cast<msg_header_t *>(csip->sip_max_forwards));
+  // §16.4/§16.12: our own Route entry is consumed here.
+  if (pop_route && csip->sip_route) sip_route_remove(copy, csip);
+  // §16.6 step 4: our Record-Route goes on top of any existing ones.
+  if (!record_route.empty()) {
+    sip_record_route_t *rr = sip_record_route_make(home, record_route.c_str());
+    if (rr)
+      msg_header_insert(copy, reinterpret_cast<msg_pub_t *>(csip),
+                        reinterpret_cast<msg_header_t *>(rr));
+  }
+  // Our realm's credentials were for us, not for the next hop.
+  for (sip_proxy_authorization_t *pa = csip->sip_proxy_authorization; pa;) {
+    sip_proxy_authorization_t *next = pa->au_next;
+    const char *realm = msg_params_find(pa->au_params, "realm=");
+    std::string r = realm ? realm : "";
+    if (r.size() >= 2 && r.front() == '"') r = r.substr(1, r.size() - 2);
+    if (proxy_.is_auth_domain(r.c_str()))
+      msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
+                        reinterpret_cast<msg_header_t *>(pa));
+    pa = next;
+  }
+
+  sip_request_t *rq = nullptr;
+  if (!target.empty()) {
+    rq = sip_request_create(home, csip->sip_request->rq_method, csip->sip_request->rq_method_name,
+                            URL_STRING_MAKE(target.c_str()), nullptr);
+    if (!rq) {
+      msg_destroy(copy);
+      return false;
+    }
+  }
+
+  const bool ack = csip->sip_request->rq_method == sip_method_ack;
+  std::unique_ptr<Branch> b;
+  if (!ack) {
+    b = std::make_unique<Branch>();
+    b->txn = t;
+    b->index = t->branches.size();
+    b->target = target;
+  }
+  nta_outgoing_t *orq = nta_outgoing_mcreate(
+      proxy_.agent(), ack ? nullptr : on_branch_response, ack ? nullptr : b.get(), nullptr, copy,
+      TAG_IF(rq, SIPTAG_REQUEST(rq)), SIPTAG_MAX_FORWARDS_STR(mf_str),
+      TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
+  if (!orq) {
+    msg_destroy(copy);  // mcreate does not take the message when it fails
+    return false;
+  }
+  if (ack) {
+    nta_outgoing_destroy(orq);
+    return true;
+  }
+  b->orq = orq;
+  t->branches.push_back(std::move(b));
+  return true;
+}
+
+void Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
+                             const std::string &caller_aor, bool pop_route) {
+  const url_t *ruri = sip->sip_request->rq_url;
+  if (!ruri->url_user) {
+    nta_incoming_treply(irq, 404, "No user part in Request-URI", TAG_END());
+    return;
+  }
+  const std::string aor = normalize_aor(ruri->url_user, ruri->url_host);
+  const int64_t now = now_s();
+  const auto &s = proxy_.settings();
+
+  // Which AORs this request rings: a group address rings every AOR of its domain
+  // but the caller's own; a static record lists its AORs; else the AOR itself.
+  std::vector<std::string> aors;
+  const bool group =
+      std::find(s.group_addresses.begin(), s.group_addresses.end(), aor) != s.group_addresses.end();
+  if (group) {
+    for (auto &a : proxy_.locations().aors_in_domain(aor_domain(aor), now))
+      if (a != caller_aor && a != aor) aors.push_back(a);
+  } else if (const auto *targets = proxy_.static_records().find(aor)) {
+    for (const auto &a : *targets)
+      if (a != caller_aor) aors.push_back(a);
+  } else {
+    aors.push_back(aor);
+  }
+
+  std::vector<std::string> contacts;
+  std::set<std::string> seen;
+  for (const auto &a : aors) {
+    for (const auto &bnd : proxy_.locations().lookup(a, now)) {
+      // §16.3 step 4 in spirit: never fork back to ourselves.
+      url_t *u = url_make(msg_home(msg), bnd.contact.c_str());
+      bool loop = u && proxy_.is_us(u);
+      if (!loop && seen.insert(bnd.contact).second) contacts.push_back(bnd.contact);
+    }
+  }
+  if (contacts.empty()) {
+    if (!group && !proxy_.static_records().find(aor) && ruri->url_user &&
+        !proxy_.users().has_user(ruri->url_user, ruri->url_host ? ruri->url_host : "")) {
+      nta_incoming_treply(irq, SIP_404_NOT_FOUND, TAG_END());
+    } else {
+      nta_incoming_treply(irq, 480, "Temporarily Unavailable", TAG_END());
+    }
+    PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
+    return;
+  }
+
+  Txn *t = create_txn(irq, sip);
+  t->dialog_forming = t->invite && !(sip->sip_to && sip->sip_to->a_tag);
+  if (t->invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+  const std::string rr = t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe
+                             ? proxy_.record_route_for(irq, msg)
+                             : std::string();
+  for (const auto &c : contacts) {
+    if (!add_branch(t, msg, c, rr, pop_route))
+      PLOG_WARN("route: cannot send %s to %s", sip->sip_request->rq_method_name, c.c_str());
+  }
+  if (t->branches.empty()) {
+    nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    destroy(t);
+    return;
+  }
+  t->fork = std::make_unique<ForkAggregator>(t->branches.size());
+  PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
+            aor.c_str(), t->branches.size(), t->call_id.c_str());
+  if (t->invite) {
+    t->timer = su_timer_create(su_root_task(proxy_.root()),
+                               static_cast<su_duration_t>(s.call_fork_timeout) * 1000);
+    su_timer_set(t->timer, on_fork_timeout, t);
+  }
+}
+
+void Router::route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
+  if (sip->sip_request->rq_method == sip_method_ack) {
+    // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
+    // forward statelessly; add_branch creates no Txn for it.
+    add_branch(nullptr, msg, "", "", true);
+    return;
+  }
+  if (sip->sip_request->rq_method == sip_method_bye && sip->sip_call_id)
+    dialogs_.erase(sip->sip_call_id->i_id);
+  Txn *t = create_txn(irq, sip);
+  if (!add_branch(t, msg, "", "", true)) {
+    nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    destroy(t);
+    return;
+  }
+  t->fork = std::make_unique<ForkAggregator>(1);
+}
+
+void Router::forward_response(Txn *t, msg_t *response) {
+  if (!t->irq_alive) return;
+  nta_incoming_mreply(t->irq, msg_ref_create(response));
+}
+
+void Router::cancel_pending(Txn *t, const char *reason) {
+  for (auto &b : t->branches) {
+    if (b->cancelled || t->fork->branch_final(b->index) || !b->orq) continue;
+    b->cancelled = true;
+    nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_IF(reason, SIPTAG_REASON_STR(reason)),
+                         TAG_END());
+  }
+}
+
+void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *response) {
+  if (d.forward && response) {
+    forward_response(t, response);
+    int status = sip_object(response)->sip_status->st_status;
+    if (status >= 200) t->final_sent = true;
+    if (t->dialog_forming && status >= 200 && status < 300) {
+      dialogs_[t->call_id] = Dialog{t->from, t->to, now_s()};
+      PLOG_INFO("route: call-id=%s answered by %s", t->call_id.c_str(),
+                b ? b->target.c_str() : "?");
+    }
+  }
+  if (d.cancel_others) {
+    const char *reason = nullptr;
+    if (response) {
+      int status = sip_object(response)->sip_status->st_status;
+      if (status >= 200 && status < 300)
+        reason = kReasonAnsweredElsewhere;
+      else if (status >= 600)
+        reason = kReasonDeclinedElsewhere;
+    }
+    cancel_pending(t, reason);
+  }
+  if (d.send_best && !t->final_sent) {
+    auto best = t->fork->best_branch();
+    int status = t->fork->best_status();
+    t->final_sent = true;
+    if (t->irq_alive) {
+      Branch *bb = best ? t->branches[*best].get() : nullptr;
+      if (bb && bb->final_response &&
+          sip_object(bb->final_response)->sip_status->st_status == status) {
+        forward_response(t, bb->final_response);
+      } else {
+        nta_incoming_treply(t->irq, status, sip_status_phrase(status), TAG_END());
+      }
+    }
+    PLOG_INFO("route: call-id=%s failed with %d", t->call_id.c_str(), status);
+  }
+}
+
+int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *sip) {
+  auto *b = static_cast<Branch *>(magic);
+  Txn *t = b->txn;
+  Router *self = t->router;
+  int status = sip && sip->sip_status ? sip->sip_status->st_status : 408;
+  msg_t *response = nullptr;
+  if (sip) {
+    response = nta_outgoing_getresponse(orq);                      // a reference of our own
+    if (response) sip_via_remove(response, sip_object(response));  // §16.7 step 3: our Via
+  }
+  if (t->invite && status >= 200 && status < 300 && t->fork->branch_final(b->index)) {
+    // A retransmitted 2xx: the caller may not have got the first one (§16.7 step 5).
+    if (response) self->forward_response(t, response), msg_destroy(response);
+    return 0;
+  }
+  ForkAggregator::Decision d =
+      sip ? t->fork->on_response(b->index, status) : t->fork->on_branch_failed(b->index);
+  if (status >= 200 && response) {
+    if (b->final_response) msg_destroy(b->final_response);
+    b->final_response = msg_ref_create(response);
+  }
+  self->apply(t, b, d, response);
+  if (response) msg_destroy(response);
+  if (status >= 200) self->maybe_finish(t);
+  return 0;
+}
+
+int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) {
+  auto *t = static_cast<Txn *>(magic);
+  Router *self = t->router;
+  if (!sip) {  // nta is done with the server transaction
+    t->irq_alive = false;
+    self->maybe_finish(t);
+    return 0;
+  }
+  if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel) {
+    // §16.10: cancel every pending branch; nta answers the INVITE with 487 itself.
+    PLOG_INFO("route: call-id=%s cancelled by the caller", t->call_id.c_str());
+    ForkAggregator::Decision d = t->fork ? t->fork->on_cancel() : ForkAggregator::Decision{};
+    t->final_sent = true;
+    if (t->fork) {
+      // RFC 3326: the caller's own Reason travels on to the branches.
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      char *reason =
+          sip->sip_reason
+              ? sip_header_as_string(home, reinterpret_cast<const sip_header_t *>(sip->sip_reason))
+              : nullptr;
+      (void)d;
+      self->cancel_pending(t, reason);
+      su_home_deinit(home);
+    }
+    return 200;
+  }
+  return 0;
+}
+
+void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
+  auto *t = static_cast<Txn *>(magic);
+  if (t->final_sent) return;
+  PLOG_INFO("route: call-id=%s fork timeout", t->call_id.c_str());
+  ForkAggregator::Decision d = t->fork->on_timeout();
+  if (d.cancel_others) t->router->cancel_pending(t, kReasonForkTimeout);
+  t->router->apply(t, nullptr, d, nullptr);
+  t->router->maybe_finish(t);
+}
+
+void Router::maybe_finish(Txn *t) {
+  if (!t->fork || !t->fork->all_final()) return;
+  if (!t->final_sent && t->irq_alive) return;
+  destroy(t);
+}
+
+void Router::destroy(Txn *t) {
+  if (t->timer) su_timer_destroy(t->timer), t->timer = nullptr;
+  for (auto &b : t->branches) {
+    // nta keeps the client transaction alive on its own for retransmissions.
+    if (b->orq) nta_outgoing_destroy(b->orq), b->orq = nullptr;
+    if (b->final_response) msg_destroy(b->final_response), b->final_response = nullptr;
+  }
+  if (t->irq) nta_incoming_destroy(t->irq), t->irq = nullptr;
+  txns_.erase(t);
+}
+
+std::string Router::calls_json(int64_t now) const {
+  std::string out = "{\"calls\":[";
+  bool first = true;
+  for (const auto &[raw, t] : txns_) {
+    if (!t->dialog_forming || t->final_sent) continue;
+    out += first ? "" : ",";
+    first = false;
+    out += "{\"call_id\":" + json::quote(t->call_id) + ",\"from\":" + json::quote(t->from) +
+           ",\"to\":" + json::quote(t->to) +
+           ",\"state\":\"ringing\",\"branches\":" + std::to_string(t->branches.size()) +
+           ",\"age\":" + std::to_string(now - t->started) + "}";
+  }
+  for (const auto &[id, d] : dialogs_) {
+    out += first ? "" : ",";
+    first = false;
+    out += "{\"call_id\":" + json::quote(id) + ",\"from\":" + json::quote(d.from) +
+           ",\"to\":" + json::quote(d.to) +
+           ",\"state\":\"answered\",\"age\":" + std::to_string(now - d.answered) + "}";
+  }
+  return out + "]}";
+}
+
+void Router::expire_dialogs(int64_t now) {
+  // A call without BYE for 12 hours is gone (phone unplugged mid-call).
+  for (auto it = dialogs_.begin(); it != dialogs_.end();)
+    it = now - it->second.answered > 12 * 3600 ? dialogs_.erase(it) : std::next(it);
+}
+
+}  // namespace portier::proxy

@@ -1,0 +1,82 @@
+// The stateful forking part of the proxy (RFC 3261 §16): one Txn per server
+// transaction, one Branch per target, a ForkAggregator deciding what goes
+// upstream. In-dialog requests routed through our Record-Route are forwarded as
+// one-branch transactions; ACK for a 2xx is forwarded statelessly.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/proxy.h"  // first: it sets sofia-sip's magic types
+
+namespace portier::proxy {
+
+class Router {
+ public:
+  explicit Router(Proxy &proxy);
+  ~Router();
+
+  // An out-of-dialog request for one of our domains, from an authenticated
+  // caller (`caller_aor`, empty when no authentication applies).
+  // `pop_route`: the request carried a Route naming us (an outbound proxy setting).
+  void route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
+                       const std::string &caller_aor, bool pop_route);
+  // A request whose top Route is us: pop it and forward to the next hop.
+  void route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+
+  std::string calls_json(int64_t now) const;
+  size_t transactions() const { return txns_.size(); }
+  // Forgets answered calls that never saw a BYE (a phone that lost power).
+  void expire_dialogs(int64_t now);
+
+ private:
+  struct Txn;
+  struct Branch {
+    Txn *txn = nullptr;
+    size_t index = 0;
+    std::string target;
+    nta_outgoing_t *orq = nullptr;
+    msg_t *final_response = nullptr;  // our reference, with our Via removed
+    bool cancelled = false;
+  };
+  struct Txn {
+    Router *router = nullptr;
+    nta_incoming_t *irq = nullptr;
+    bool irq_alive = true;
+    bool invite = false;
+    bool dialog_forming = false;  // INVITE outside a dialog: goes into the calls list
+    std::vector<std::unique_ptr<Branch>> branches;
+    std::unique_ptr<ForkAggregator> fork;
+    su_timer_t *timer = nullptr;
+    bool final_sent = false;  // something (2xx, best response, nta's 487) went up
+    std::string call_id, from, to;
+    int64_t started = 0;
+  };
+  struct Dialog {
+    std::string from, to;
+    int64_t answered = 0;
+  };
+
+  Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
+  // Sends one copy of msg to target (a request URI; empty: keep the message's own).
+  bool add_branch(Txn *t, msg_t *msg, const std::string &target, const std::string &record_route,
+                  bool pop_route);
+  void forward_response(Txn *t, msg_t *response);
+  void cancel_pending(Txn *t, const char *reason);
+  void apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *response);
+  void maybe_finish(Txn *t);
+  void destroy(Txn *t);
+
+  static int on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *sip);
+  static int on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip);
+  static void on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic);
+
+  Proxy &proxy_;
+  std::map<Txn *, std::unique_ptr<Txn>> txns_;
+  std::map<std::string, Dialog> dialogs_;  // answered calls by Call-ID
+};
+
+}  // namespace portier::proxy

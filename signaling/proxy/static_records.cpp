@@ -1,0 +1,175 @@
+#include "proxy/static_records.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "proxy/location_store.h"
+
+namespace portier::proxy {
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
+    char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] - 'A' + 'a') : b[i];
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// The next URI of a line: "<uri>" or a bare uri, separated by blanks and/or
+// commas. Returns false with *message set on a syntax error; an empty `uri`
+// with true means the line is done.
+bool next_uri(std::string_view &rest, std::string_view &uri, std::string *message) {
+  while (!rest.empty() && (is_space(rest.front()) || rest.front() == ',')) rest.remove_prefix(1);
+  uri = {};
+  if (rest.empty()) return true;
+  if (rest.front() == '<') {
+    // A URI holds no blank or '<': meeting one first means the '>' is missing.
+    size_t close = rest.find_first_of("<> \t", 1);
+    if (close == std::string_view::npos || rest[close] != '>') {
+      *message = "missing '>'";
+      return false;
+    }
+    uri = rest.substr(1, close - 1);
+    rest.remove_prefix(close + 1);
+    if (!rest.empty() && !is_space(rest.front()) && rest.front() != ',') {
+      *message = "unexpected text after '>'";
+      return false;
+    }
+  } else {
+    size_t end = 0;
+    while (end < rest.size() && !is_space(rest[end]) && rest[end] != ',') ++end;
+    uri = rest.substr(0, end);
+    rest.remove_prefix(end);
+    if (uri.find_first_of("<>") != std::string_view::npos) {
+      *message = "unbalanced '<' or '>' in '" + std::string(uri) + "'";
+      return false;
+    }
+  }
+  if (uri.empty()) {
+    *message = "empty '<>'";
+    return false;
+  }
+  return true;
+}
+
+// "sip:Door@Home.Example:5060;transport=tcp" -> "sip:Door@home.example", the key
+// form of the location store, so an alias resolves to what devices register as.
+// sips: maps to sip: for the same reason: the store keys every AOR by sip:.
+bool to_aor(std::string_view uri, std::string *aor, std::string *message) {
+  size_t colon = uri.find(':');
+  std::string_view scheme =
+      colon == std::string_view::npos ? std::string_view() : uri.substr(0, colon);
+  if (!iequals(scheme, "sip") && !iequals(scheme, "sips")) {
+    *message = "expected a sip: URI, got '" + std::string(uri) + "'";
+    return false;
+  }
+  std::string_view rest = uri.substr(colon + 1);
+  size_t at = rest.find('@');
+  if (at == std::string_view::npos || at == 0) {
+    *message = "missing user part in '" + std::string(uri) + "'";
+    return false;
+  }
+  // normalize_aor drops the port and parameters, IPv6 literals included.
+  std::string_view host = rest.substr(at + 1);
+  if (host.empty() || host.front() == ':' || host.front() == ';' || host.front() == '?') {
+    *message = "missing host in '" + std::string(uri) + "'";
+    return false;
+  }
+  *aor = normalize_aor(std::string(rest.substr(0, at)), std::string(host));
+  return true;
+}
+
+}  // namespace
+
+bool StaticRecords::load(const std::string &path, std::string *error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (error) *error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    if (error) *error = path + ": read error";
+    return false;
+  }
+  return load_from_string(text.str(), path, error);
+}
+
+bool StaticRecords::load_from_string(std::string_view text, const std::string &name,
+                                     std::string *error) {
+  // Parse into a new map and swap at the end, so a reload with a typo keeps the
+  // records that were working.
+  std::map<std::string, std::vector<std::string>> map;
+  std::map<std::string, size_t> first_line;
+  size_t line_no = 0;
+  std::string message;
+  auto fail = [&]() {
+    if (error) *error = name + ":" + std::to_string(line_no) + ": " + message;
+    return false;
+  };
+
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = trim(text.substr(0, nl));
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++line_no;
+    if (line.empty() || line.front() == '#') continue;
+
+    std::string_view uri;
+    std::string alias;
+    if (!next_uri(line, uri, &message) || !to_aor(uri, &alias, &message)) return fail();
+    auto [seen, inserted] = first_line.emplace(alias, line_no);
+    if (!inserted) {
+      message =
+          "duplicate alias " + alias + " (first on line " + std::to_string(seen->second) + ")";
+      return fail();
+    }
+
+    std::vector<std::string> targets;
+    while (true) {
+      if (!next_uri(line, uri, &message)) return fail();
+      if (uri.empty()) break;
+      std::string target;
+      if (!to_aor(uri, &target, &message)) return fail();
+      if (target == alias) {
+        // The router would fork the call to itself again and again.
+        message = "alias " + alias + " lists itself";
+        return fail();
+      }
+      // Listing a device twice would ring it twice.
+      if (std::find(targets.begin(), targets.end(), target) == targets.end()) {
+        targets.push_back(std::move(target));
+      }
+    }
+    if (targets.empty()) {
+      message = "alias " + alias + " has no targets";
+      return fail();
+    }
+    map.emplace(std::move(alias), std::move(targets));
+  }
+  map_ = std::move(map);
+  return true;
+}
+
+const std::vector<std::string> *StaticRecords::find(const std::string &aor) const {
+  auto it = map_.find(aor);
+  return it == map_.end() ? nullptr : &it->second;
+}
+
+}  // namespace portier::proxy

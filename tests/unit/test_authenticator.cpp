@@ -1,0 +1,418 @@
+// Nonces (authenticity, age, nonce-count replay table) and the whole digest check as
+// the proxy runs it: challenge, answer as a client would, outcome.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/auth/authenticator.h"
+
+namespace portier::auth {
+namespace {
+
+constexpr const char *kSecret = "test-secret";
+constexpr unsigned kLifetime = 300;
+constexpr int64_t kT0 = 1700000000;
+
+// ---------------------------------------------------------------- NonceManager
+
+TEST(Nonce, IssuedNonceIsValidPrintableAndUnique) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string a = nonces.issue(kT0);
+  const std::string b = nonces.issue(kT0);
+  EXPECT_NE(a, b);
+  EXPECT_FALSE(a.empty());
+  for (char c : a) {
+    EXPECT_TRUE(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') << a;
+  }
+  EXPECT_EQ(a.find(kSecret), std::string::npos);
+  EXPECT_EQ(nonces.check(a, kT0), NonceManager::Check::Valid);
+  EXPECT_EQ(nonces.check(b, kT0), NonceManager::Check::Valid);
+  EXPECT_EQ(nonces.lifetime(), kLifetime);
+}
+
+TEST(Nonce, AgeDecidesStale) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string n = nonces.issue(kT0);
+  struct Case {
+    int64_t now;
+    NonceManager::Check expected;
+  } cases[] = {
+      {kT0, NonceManager::Check::Valid},
+      {kT0 + kLifetime, NonceManager::Check::Valid},
+      {kT0 + kLifetime + 1, NonceManager::Check::Stale},
+      {kT0 + 100000, NonceManager::Check::Stale},
+      {kT0 - 60, NonceManager::Check::Valid},  // small clock skew between proxies
+      {kT0 - 61, NonceManager::Check::Stale},  // from the future
+  };
+  for (const Case &c : cases) EXPECT_EQ(nonces.check(n, c.now), c.expected) << c.now - kT0;
+}
+
+TEST(Nonce, SharedSecretAcceptsOthersNonces) {
+  NonceManager first(kSecret, kLifetime);
+  NonceManager restarted(kSecret, kLifetime);
+  NonceManager stranger("another-secret", kLifetime);
+  const std::string n = first.issue(kT0);
+  EXPECT_EQ(restarted.check(n, kT0), NonceManager::Check::Valid);
+  EXPECT_EQ(stranger.check(n, kT0), NonceManager::Check::Invalid);
+}
+
+TEST(Nonce, EmptySecretIsReplacedByARandomOne) {
+  NonceManager a("", kLifetime);
+  NonceManager b("", kLifetime);
+  EXPECT_EQ(a.check(a.issue(kT0), kT0), NonceManager::Check::Valid);
+  EXPECT_EQ(b.check(a.issue(kT0), kT0), NonceManager::Check::Invalid);
+}
+
+TEST(Nonce, ForgedOrMalformedIsInvalid) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string n = nonces.issue(kT0);
+  std::vector<std::string> bad = {"",
+                                  "abc",
+                                  n + "A",
+                                  n.substr(1),
+                                  n.substr(0, n.size() - 1),
+                                  std::string(n.size(), 'A'),
+                                  "!" + n.substr(1)};
+  // Every single-character change, including to the MAC and the timestamp.
+  for (size_t i = 0; i < n.size(); ++i) {
+    std::string forged = n;
+    forged[i] = forged[i] == 'A' ? 'B' : 'A';
+    bad.push_back(forged);
+  }
+  for (const std::string &b : bad) {
+    EXPECT_EQ(nonces.check(b, kT0), NonceManager::Check::Invalid) << b;
+  }
+}
+
+TEST(Nonce, OnlyTheCanonicalSpellingIsValid) {
+  // base64 leaves unused bits in the last character; were other spellings accepted,
+  // each would get its own nonce-count history and a response could be replayed.
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string n = nonces.issue(kT0);
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  int valid = 0;
+  for (char c : alphabet) {
+    std::string variant = n;
+    variant.back() = c;
+    if (nonces.check(variant, kT0) == NonceManager::Check::Valid) {
+      ++valid;
+      EXPECT_EQ(variant, n);
+    }
+  }
+  EXPECT_EQ(valid, 1);
+}
+
+TEST(Nonce, NonceCountMustGrow) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string n = nonces.issue(kT0);
+  struct Step {
+    const char *nc;
+    bool accepted;
+  } steps[] = {
+      {"00000001", true}, {"00000001", false}, {"00000002", true}, {"00000001", false},
+      {"0000000A", true}, {"00000009", false}, {"0000000b", true}, {"0000000B", false},
+  };
+  for (const Step &s : steps) EXPECT_EQ(nonces.accept_nc(n, s.nc, kT0 + 1), s.accepted) << s.nc;
+  // Counts of one nonce do not affect another.
+  EXPECT_TRUE(nonces.accept_nc(nonces.issue(kT0), "00000001", kT0 + 1));
+}
+
+TEST(Nonce, MalformedNonceCountIsRefused) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string n = nonces.issue(kT0);
+  for (const char *nc : {"", "1", "0000001", "000000001", "0000000g", "00000000", " 0000001"}) {
+    EXPECT_FALSE(nonces.accept_nc(n, nc, kT0)) << '"' << nc << '"';
+  }
+  EXPECT_TRUE(nonces.accept_nc(n, "00000001", kT0));
+}
+
+TEST(Nonce, StaleOrForgedNonceCountIsRefused) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string n = nonces.issue(kT0);
+  EXPECT_FALSE(nonces.accept_nc(n, "00000001", kT0 + kLifetime + 1));
+  EXPECT_FALSE(nonces.accept_nc(NonceManager("other", kLifetime).issue(kT0), "00000001", kT0));
+  // Known nonce that became stale.
+  EXPECT_TRUE(nonces.accept_nc(n, "00000001", kT0));
+  EXPECT_FALSE(nonces.accept_nc(n, "00000002", kT0 + kLifetime + 1));
+}
+
+TEST(Nonce, FullTableRefusesNewNoncesInsteadOfForgettingLiveOnes) {
+  NonceManager nonces(kSecret, 100, /*max_tracked=*/2);
+  const std::string a = nonces.issue(kT0);
+  const std::string b = nonces.issue(kT0);
+  const std::string c = nonces.issue(kT0 + 50);
+  EXPECT_TRUE(nonces.accept_nc(a, "00000001", kT0 + 50));
+  EXPECT_TRUE(nonces.accept_nc(b, "00000001", kT0 + 50));
+  // Full of live nonces: a third is refused (the client will be challenged again)...
+  EXPECT_FALSE(nonces.accept_nc(c, "00000001", kT0 + 50));
+  EXPECT_FALSE(nonces.accept_nc(c, "00000001", kT0 + 51));
+  // ...and the live ones keep their history, so no replay slips through.
+  EXPECT_FALSE(nonces.accept_nc(a, "00000001", kT0 + 52));
+  EXPECT_TRUE(nonces.accept_nc(a, "00000002", kT0 + 52));
+  // Once a and b are stale they make room for c.
+  EXPECT_TRUE(nonces.accept_nc(c, "00000001", kT0 + 101));
+  EXPECT_FALSE(nonces.accept_nc(c, "00000001", kT0 + 101));
+}
+
+// --------------------------------------------------------------- Authenticator
+
+// HA1 values computed outside portier (Python hashlib):
+//   MD5("bob:home.example:bobpw"), SHA-256("carol:home.example:carolpw").
+constexpr const char *kUsers =
+    "version:1\n"
+    "alice@home.example clrtxt:secret ;\n"
+    "bob@home.example md5:e3b394a1c820cc9c115eb23c27b0359e ;\n"
+    "carol@home.example sha256:927c09ce06af584f12e33b32922f28987458d5081bd7ee1f17f227483f5a879b "
+    ";\n";
+constexpr const char *kRealm = "home.example";
+constexpr const char *kMethod = "REGISTER";
+constexpr const char *kUri = "sip:home.example";
+
+std::string param(const std::string &challenge, const std::string &name) {
+  const std::string key = name + "=\"";
+  const size_t start = challenge.find(key);
+  if (start == std::string::npos) return {};
+  const size_t end = challenge.find('"', start + key.size());
+  return challenge.substr(start + key.size(), end - start - key.size());
+}
+
+// What a client sends back, computed the way RFC 7616 tells a client to.
+struct Answer {
+  std::string user = "alice";
+  std::string password = "secret";
+  std::string algorithm = "SHA-256";
+  std::string realm = kRealm;
+  std::string qop = "auth";
+  std::string nc = "00000001";
+  std::string method = kMethod;
+};
+
+Credentials answer(const std::string &nonce, const Answer &a) {
+  Credentials c;
+  c.username = a.user;
+  c.realm = a.realm;
+  c.nonce = nonce;
+  c.uri = kUri;
+  c.algorithm = a.algorithm;
+  c.qop = a.qop;
+  c.nc = a.qop.empty() ? "" : a.nc;
+  c.cnonce = a.qop.empty() ? "" : "0a4f113b";
+  const Algorithm alg = parse_algorithm(a.algorithm).value_or(Algorithm::MD5);
+  c.response = compute_response(alg, compute_ha1(alg, a.user, a.realm, a.password), nonce, c.nc,
+                                c.cnonce, c.qop, a.method, kUri);
+  return c;
+}
+
+class AuthenticatorTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(users_.load_from_string(kUsers, "users.txt", &error)) << error;
+  }
+
+  std::string nonce(int64_t now = kT0) {
+    return param(auth_.challenges(kRealm, false, now)[0], "nonce");
+  }
+
+  UsersFile users_;
+  NonceManager nonces_{kSecret, kLifetime};
+  Authenticator auth_{users_, {Algorithm::SHA256, Algorithm::MD5}, nonces_};
+};
+
+TEST_F(AuthenticatorTest, ChallengesOnePerAlgorithmInOrder) {
+  const std::vector<std::string> c = auth_.challenges(kRealm, false, kT0);
+  ASSERT_EQ(c.size(), 2u);
+  const std::string n = param(c[0], "nonce");
+  EXPECT_EQ(nonces_.check(n, kT0), NonceManager::Check::Valid);
+  EXPECT_EQ(c[0],
+            "Digest realm=\"home.example\", nonce=\"" + n + "\", algorithm=SHA-256, qop=\"auth\"");
+  EXPECT_EQ(c[1],
+            "Digest realm=\"home.example\", nonce=\"" + n + "\", algorithm=MD5, qop=\"auth\"");
+
+  const std::vector<std::string> s = auth_.challenges(kRealm, true, kT0);
+  ASSERT_EQ(s.size(), 2u);
+  const std::string m = param(s[0], "nonce");
+  EXPECT_NE(m, n);
+  EXPECT_EQ(s[0], "Digest realm=\"home.example\", nonce=\"" + m +
+                      "\", algorithm=SHA-256, qop=\"auth\", stale=true");
+  EXPECT_EQ(s[1], "Digest realm=\"home.example\", nonce=\"" + m +
+                      "\", algorithm=MD5, qop=\"auth\", stale=true");
+}
+
+TEST_F(AuthenticatorTest, ChallengeDoesNotRevealWhetherTheUserExists) {
+  // What the proxy sends after a failure, with the nonce blanked out: must be the
+  // same bytes for a known user with a wrong password and for an unknown user.
+  auto after_failure = [&](const std::string &user) {
+    Answer a;
+    a.user = user;
+    a.password = "wrong";
+    const Credentials creds = answer(nonce(), a);
+    EXPECT_EQ(auth_.check(&creds, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Failed);
+    std::vector<std::string> c = auth_.challenges(kRealm, false, kT0);
+    for (std::string &s : c) {
+      const std::string n = param(s, "nonce");
+      s.replace(s.find(n), n.size(), "NONCE");
+    }
+    return c;
+  };
+  const std::vector<std::string> known = after_failure("alice");
+  const std::vector<std::string> unknown = after_failure("nobody");
+  EXPECT_EQ(known, unknown);
+  ASSERT_EQ(known.size(), 2u);
+  EXPECT_EQ(known[0],
+            "Digest realm=\"home.example\", nonce=\"NONCE\", algorithm=SHA-256, qop=\"auth\"");
+}
+
+TEST_F(AuthenticatorTest, NoCredentialsMeansChallenge) {
+  const Authenticator::Result r = auth_.check(nullptr, kMethod, kRealm, kT0);
+  EXPECT_EQ(r.outcome, Authenticator::Outcome::Challenge);
+  EXPECT_TRUE(r.user.empty());
+}
+
+struct OutcomeCase {
+  const char *name;
+  Answer answer;
+  Authenticator::Outcome outcome;
+  const char *reason;
+};
+
+Answer with(std::string user, std::string password, std::string algorithm = "SHA-256") {
+  Answer a;
+  a.user = std::move(user);
+  a.password = std::move(password);
+  a.algorithm = std::move(algorithm);
+  return a;
+}
+
+TEST_F(AuthenticatorTest, Outcomes) {
+  using O = Authenticator::Outcome;
+  std::vector<OutcomeCase> cases = {
+      {"clrtxt SHA-256", with("alice", "secret"), O::Ok, ""},
+      {"clrtxt MD5", with("alice", "secret", "MD5"), O::Ok, ""},
+      {"algorithm token case", with("alice", "secret", "sha-256"), O::Ok, ""},
+      {"clrtxt wrong password", with("alice", "Secret"), O::Failed, "wrong-password"},
+      {"md5 HA1", with("bob", "bobpw", "MD5"), O::Ok, ""},
+      {"md5 HA1 wrong password", with("bob", "bobpw2", "MD5"), O::Failed, "wrong-password"},
+      {"md5 HA1 but SHA-256 asked", with("bob", "bobpw"), O::Failed, "no-secret"},
+      {"sha256 HA1", with("carol", "carolpw"), O::Ok, ""},
+      {"sha256 HA1 wrong password", with("carol", "bobpw"), O::Failed, "wrong-password"},
+      {"sha256 HA1 but MD5 asked", with("carol", "carolpw", "MD5"), O::Failed, "no-secret"},
+      {"unknown user", with("eve", "secret"), O::Failed, "unknown-user"},
+      // The dummy HA1 hashed for unknown users must never authenticate anyone.
+      {"unknown user, empty password", with("eve", ""), O::Failed, "unknown-user"},
+      {"full AOR username", with("alice@home.example", "secret"), O::Ok, ""},
+      {"full AOR, other domain", with("alice@other.example", "secret"), O::Failed, "unknown-user"},
+      {"-sess algorithm", with("alice", "secret", "MD5-sess"), O::Failed, "bad-algorithm"},
+      {"unknown algorithm", with("alice", "secret", "SHA-512-256"), O::Failed, "bad-algorithm"},
+  };
+  {
+    Answer a = with("alice", "secret");
+    a.realm = "other.example";
+    cases.push_back({"other realm", a, O::Challenge, ""});
+    a = with("alice", "secret", "");  // RFC 2617: no algorithm means MD5
+    cases.push_back({"no algorithm", a, O::Ok, ""});
+    a = with("alice", "secret");
+    a.qop = "";  // RFC 2069 style
+    cases.push_back({"no qop", a, O::Ok, ""});
+    a.qop = "auth-int";
+    cases.push_back({"auth-int", a, O::Failed, "malformed"});
+    a = with("alice", "secret");
+    a.method = "INVITE";  // response computed for another method
+    cases.push_back({"other method", a, O::Failed, "wrong-password"});
+  }
+  for (const OutcomeCase &c : cases) {
+    const Credentials creds = answer(nonce(), c.answer);
+    const Authenticator::Result r = auth_.check(&creds, kMethod, kRealm, kT0 + 1);
+    EXPECT_EQ(r.outcome, c.outcome) << c.name;
+    EXPECT_EQ(r.reason, c.reason) << c.name;
+    EXPECT_EQ(r.user, c.answer.user) << c.name;
+  }
+}
+
+TEST_F(AuthenticatorTest, UpperCaseHexResponseIsAccepted) {
+  Credentials creds = answer(nonce(), Answer{});
+  for (char &ch : creds.response) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
+  EXPECT_EQ(auth_.check(&creds, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+}
+
+TEST_F(AuthenticatorTest, OfferedAlgorithmsOnly) {
+  Authenticator sha_only(users_, {Algorithm::SHA256}, nonces_);
+  const std::vector<std::string> c = sha_only.challenges(kRealm, false, kT0);
+  ASSERT_EQ(c.size(), 1u);
+  const std::string n = param(c[0], "nonce");
+  for (const char *alg : {"MD5", ""}) {
+    const Credentials creds = answer(n, with("alice", "secret", alg));
+    const Authenticator::Result r = sha_only.check(&creds, kMethod, kRealm, kT0);
+    EXPECT_EQ(r.outcome, Authenticator::Outcome::Failed) << alg;
+    EXPECT_EQ(r.reason, "bad-algorithm") << alg;
+  }
+  const Credentials creds = answer(n, with("alice", "secret", "SHA-256"));
+  EXPECT_EQ(sha_only.check(&creds, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+}
+
+TEST_F(AuthenticatorTest, ForgedNonceIsBadNonce) {
+  std::string n = nonce();
+  n[5] = n[5] == 'x' ? 'y' : 'x';
+  const std::string foreign = NonceManager("other-secret", kLifetime).issue(kT0);
+  for (const std::string &bad :
+       {n, foreign, std::string("7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v")}) {
+    const Credentials creds = answer(bad, Answer{});  // right password, forged nonce
+    const Authenticator::Result r = auth_.check(&creds, kMethod, kRealm, kT0);
+    EXPECT_EQ(r.outcome, Authenticator::Outcome::Failed) << bad;
+    EXPECT_EQ(r.reason, "bad-nonce") << bad;
+  }
+}
+
+TEST_F(AuthenticatorTest, ReplayedNonceCountIsRejected) {
+  const std::string n = nonce();
+  Answer a;
+  const Credentials first = answer(n, a);
+  EXPECT_EQ(auth_.check(&first, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+  // The same request again (a captured REGISTER replayed by someone else).
+  const Authenticator::Result replay = auth_.check(&first, kMethod, kRealm, kT0 + 1);
+  EXPECT_EQ(replay.outcome, Authenticator::Outcome::Failed);
+  EXPECT_EQ(replay.reason, "replay");
+
+  a.nc = "00000002";
+  const Credentials second = answer(n, a);
+  EXPECT_EQ(auth_.check(&second, kMethod, kRealm, kT0 + 2).outcome, Authenticator::Outcome::Ok);
+  EXPECT_EQ(auth_.check(&first, kMethod, kRealm, kT0 + 3).reason, "replay");
+  a.nc = "00000010";
+  const Credentials later = answer(n, a);
+  EXPECT_EQ(auth_.check(&later, kMethod, kRealm, kT0 + 4).outcome, Authenticator::Outcome::Ok);
+}
+
+TEST_F(AuthenticatorTest, WrongPasswordDoesNotConsumeTheNonceCount) {
+  const std::string n = nonce();
+  const Credentials wrong = answer(n, with("alice", "guess"));
+  EXPECT_EQ(auth_.check(&wrong, kMethod, kRealm, kT0).reason, "wrong-password");
+  const Credentials right = answer(n, Answer{});
+  EXPECT_EQ(auth_.check(&right, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+}
+
+TEST_F(AuthenticatorTest, StaleNonceOnlyTellsTheRightPassword) {
+  const std::string n = nonce(kT0);
+  const int64_t later = kT0 + kLifetime + 1;
+
+  const Credentials right = answer(n, Answer{});
+  const Authenticator::Result stale = auth_.check(&right, kMethod, kRealm, later);
+  EXPECT_EQ(stale.outcome, Authenticator::Outcome::Stale);
+  EXPECT_EQ(stale.user, "alice");
+
+  const Credentials wrong = answer(n, with("alice", "guess"));
+  const Authenticator::Result failed = auth_.check(&wrong, kMethod, kRealm, later);
+  EXPECT_EQ(failed.outcome, Authenticator::Outcome::Failed);
+  EXPECT_EQ(failed.reason, "wrong-password");
+
+  const Credentials unknown = answer(n, with("nobody", "secret"));
+  EXPECT_EQ(auth_.check(&unknown, kMethod, kRealm, later).reason, "unknown-user");
+
+  // The client retries with a fresh nonce from the stale=true challenge.
+  const std::vector<std::string> c = auth_.challenges(kRealm, true, later);
+  const Credentials retry = answer(param(c[0], "nonce"), Answer{});
+  EXPECT_EQ(auth_.check(&retry, kMethod, kRealm, later).outcome, Authenticator::Outcome::Ok);
+}
+
+}  // namespace
+}  // namespace portier::auth

@@ -1,0 +1,117 @@
+// The one config loader: unknown keys and bad values stop the program with
+// file, line and key named; --dump-default documents every key.
+#include <gtest/gtest.h>
+
+#include "common/config.h"
+#include "proxy/proxy_config.h"
+
+using portier::config::Config;
+using portier::config::Schema;
+
+namespace {
+
+Schema test_schema() {
+  Schema s("test");
+  s.str("global", "name", "door", "a name")
+      .boolean("global", "enabled", true, "on or off")
+      .integer("global", "timeout", 60, 1, 3600, "seconds")
+      .list("global", "algorithms", "MD5 SHA-256", "algos", {"MD5", "SHA-256"});
+  return s;
+}
+
+}  // namespace
+
+TEST(Config, DefaultsApplyWhenKeysAreAbsent) {
+  Schema s = test_schema();
+  Config c(s);
+  std::string err;
+  ASSERT_TRUE(c.load_string("[global]\n", "t.conf", &err)) << err;
+  EXPECT_EQ(c.get_string("global", "name"), "door");
+  EXPECT_TRUE(c.get_bool("global", "enabled"));
+  EXPECT_EQ(c.get_int("global", "timeout"), 60);
+  EXPECT_EQ(c.get_list("global", "algorithms"), (std::vector<std::string>{"MD5", "SHA-256"}));
+}
+
+TEST(Config, ValuesCommentsAndUriSemicolons) {
+  Schema s = test_schema();
+  Config c(s);
+  std::string err;
+  ASSERT_TRUE(
+      c.load_string("# comment\n[global]\nname = sip:a@b;transport=tcp   # trailing\n"
+                    "enabled = no\ntimeout=5\nalgorithms = SHA-256\n",
+                    "t.conf", &err))
+      << err;
+  EXPECT_EQ(c.get_string("global", "name"), "sip:a@b;transport=tcp");
+  EXPECT_FALSE(c.get_bool("global", "enabled"));
+  EXPECT_EQ(c.get_int("global", "timeout"), 5);
+  EXPECT_EQ(c.origin("global", "timeout"), "t.conf:5");
+}
+
+struct BadCase {
+  const char *text;
+  const char *expected_error;
+};
+
+class ConfigErrors : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigErrors, NameFileLineAndKey) {
+  Schema s = test_schema();
+  Config c(s);
+  std::string err;
+  EXPECT_FALSE(c.load_string(GetParam().text, "door.conf", &err));
+  EXPECT_EQ(err, GetParam().expected_error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigErrors,
+    ::testing::Values(
+        BadCase{"[global]\nnmae = x\n", "door.conf:2: [global] nmae: unknown key"},
+        BadCase{"[global]\n\ntimeout = soon\n",
+                "door.conf:3: [global] timeout: 'soon' is not an integer"},
+        BadCase{"[global]\ntimeout = 0\n",
+                "door.conf:2: [global] timeout: 0 is out of range [1, 3600]"},
+        BadCase{"[global]\nenabled = maybe\n",
+                "door.conf:2: [global] enabled: 'maybe' is not a boolean (use true or false)"},
+        BadCase{"[global]\nalgorithms = MD5 SHA-1\n",
+                "door.conf:2: [global] algorithms: 'SHA-1' is not one of: MD5, SHA-256"},
+        BadCase{"[nowhere]\n", "door.conf:1: [nowhere]: unknown section"},
+        BadCase{"timeout = 5\n", "door.conf:1: timeout: key outside of any [section]"},
+        BadCase{"[global]\njust words\n", "door.conf:2: expected 'key = value'"}));
+
+TEST(Config, MissingFileIsAClearError) {
+  Schema s = test_schema();
+  Config c(s);
+  std::string err;
+  EXPECT_FALSE(c.load_file("/nonexistent/portier.conf", &err));
+  EXPECT_EQ(err, "/nonexistent/portier.conf: cannot open config file");
+}
+
+TEST(Config, DumpDefaultDocumentsEveryKeyAndLoadsBack) {
+  const Schema &s = portier::proxy::proxy_schema();
+  std::string dump = portier::config::dump_default(s);
+  for (const auto &k : s.keys()) {
+    EXPECT_NE(dump.find("\n" + k.name + " = "), std::string::npos) << k.name;
+    EXPECT_FALSE(k.help.empty()) << k.name;
+  }
+  // What --dump-default prints is itself a valid config.
+  Config c(s);
+  std::string err;
+  EXPECT_TRUE(c.load_string(dump, "dump", &err)) << err;
+  EXPECT_EQ(portier::proxy::check_proxy_config(c), "");
+}
+
+TEST(ProxyConfig, GroupAddressMustBeAnAor) {
+  Config c(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(
+      c.load_string("[module::Registrar]\ngroup-addresses = home.example\n", "p.conf", &err));
+  EXPECT_EQ(portier::proxy::check_proxy_config(c),
+            "p.conf:2: [module::Registrar] group-addresses: 'home.example' is not a "
+            "sip:user@domain address");
+}
+
+TEST(ProxyConfig, ParseAorNormalizesHost) {
+  EXPECT_EQ(portier::proxy::parse_aor("sip:home@Home.Example"), "sip:home@home.example");
+  EXPECT_EQ(portier::proxy::parse_aor("<sip:a@h.example:5060;transport=tcp>"), "sip:a@h.example");
+  EXPECT_EQ(portier::proxy::parse_aor("tel:+123"), "");
+}

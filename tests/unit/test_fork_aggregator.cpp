@@ -1,0 +1,261 @@
+// Response aggregation of a parallel fork, RFC 3261 §16.7, as event tables.
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/fork_aggregator.h"
+
+namespace portier::proxy {
+namespace {
+
+enum class Kind { Response, Failed, Timeout, Cancel };
+
+struct Step {
+  Kind kind;
+  size_t branch;
+  int status;
+  // The expected decision, as a string so a table row reads at a glance:
+  // "F" forward, "C" cancel_others, "B" send_best, "" nothing.
+  const char *decision;
+};
+
+Step resp(size_t branch, int status, const char *decision) {
+  return {Kind::Response, branch, status, decision};
+}
+Step failed(size_t branch, const char *decision) { return {Kind::Failed, branch, 0, decision}; }
+Step timeout(const char *decision) { return {Kind::Timeout, 0, 0, decision}; }
+Step cancel(const char *decision) { return {Kind::Cancel, 0, 0, decision}; }
+
+struct Scenario {
+  const char *name;
+  size_t branches;
+  std::vector<Step> steps;
+  int best_status;  // 0: not checked (a 2xx went up)
+  std::optional<size_t> best_branch;
+};
+
+std::string decision_string(const ForkAggregator::Decision &d) {
+  std::string s;
+  if (d.forward) s += 'F';
+  if (d.cancel_others) s += 'C';
+  if (d.send_best) s += 'B';
+  return s;
+}
+
+TEST(ForkAggregator, Rfc3261_16_7_Scenarios) {
+  const Scenario scenarios[] = {
+      {"§16.7 step 5: 183, 183, 200: the 200 goes up and ends the other branches",
+       3,
+       {resp(0, 183, "F"), resp(1, 183, "F"), resp(2, 200, "FC"), resp(0, 487, ""),
+        resp(1, 487, "")},
+       0,
+       std::nullopt},
+      {"§16.7 step 5: 100 Trying stays hop by hop",
+       2,
+       {resp(0, 100, ""), resp(1, 180, "F"), resp(0, 486, ""), resp(1, 486, "B")},
+       486,
+       0},
+      {"§16.7 step 6: every branch busy gives 486",
+       3,
+       {resp(0, 486, ""), resp(1, 486, ""), resp(2, 486, "B")},
+       486,
+       0},
+      {"§16.7 step 5: a 6xx ends the fork and wins once every branch is final",
+       3,
+       {resp(0, 180, "F"), resp(1, 603, "C"), resp(0, 487, ""), resp(2, 487, "B")},
+       603,
+       1},
+      {"§16.7 step 6: the first 6xx wins, one CANCEL round only",
+       3,
+       {resp(0, 600, "C"), resp(1, 603, ""), resp(2, 487, "B")},
+       600,
+       0},
+      {"§16.7 step 5: a second 2xx is forwarded too",
+       3,
+       {resp(0, 200, "FC"), resp(1, 200, "F"), resp(2, 487, "")},
+       0,
+       std::nullopt},
+      {"§16.7 step 5: 1xx after the final response is not forwarded",
+       2,
+       {resp(0, 200, "FC"), resp(1, 180, ""), resp(1, 487, "")},
+       0,
+       std::nullopt},
+      {"§16.7 step 5: a 6xx after a 2xx changes nothing",
+       2,
+       {resp(0, 200, "FC"), resp(1, 603, "")},
+       0,
+       std::nullopt},
+      {"§16.7 step 5: a 2xx after a 6xx still goes up",
+       2,
+       {resp(0, 603, "C"), resp(1, 200, "F")},
+       0,
+       std::nullopt},
+      {"fork timeout: the cancelled branches answer 408, not 487",
+       3,
+       {resp(0, 180, "F"), resp(1, 180, "F"), timeout("C"), resp(0, 487, ""), resp(1, 487, ""),
+        failed(2, "B")},
+       408,
+       0},
+      {"fork timeout: a device's own 480 beats the timeout",
+       2,
+       {resp(0, 480, ""), timeout("C"), resp(1, 487, "B")},
+       480,
+       0},
+      {"§16.10: the caller cancels: 487 goes up, even over a busy branch",
+       2,
+       {resp(0, 180, "F"), resp(1, 486, ""), cancel("C"), resp(0, 487, "B")},
+       487,
+       0},
+      {"caller cancel after the fork timeout: no second CANCEL, 487 goes up",
+       2,
+       {timeout("C"), cancel(""), resp(0, 487, ""), resp(1, 487, "B")},
+       487,
+       0},
+      {"§16.7 step 6: 503 goes up as 500", 2, {resp(0, 503, ""), resp(1, 503, "B")}, 500, 0},
+      {"§16.7 step 6: another 5xx beats 503", 2, {resp(0, 503, ""), resp(1, 502, "B")}, 502, 1},
+      {"§16.7 step 6: 486 beats 404 beats 480",
+       3,
+       {resp(0, 480, ""), resp(1, 404, ""), resp(2, 486, "B")},
+       486,
+       2},
+      {"§16.7 step 6: a specific 4xx beats 480, 408 and 487",
+       4,
+       {resp(0, 487, ""), resp(1, 408, ""), resp(2, 480, ""), resp(3, 404, "B")},
+       404,
+       3},
+      {"§16.7 step 6: 480 beats 408 beats 487",
+       3,
+       {resp(0, 487, ""), resp(1, 408, ""), resp(2, 480, "B")},
+       480,
+       2},
+      {"§16.7 step 6: 407 lets the caller resubmit, it beats 486",
+       2,
+       {resp(0, 486, ""), resp(1, 407, "B")},
+       407,
+       1},
+      {"§16.7 step 6: the lowest class wins, 3xx over 4xx",
+       2,
+       {resp(0, 486, ""), resp(1, 302, "B")},
+       302,
+       1},
+      {"§16.7 step 6: the lowest class wins, 4xx over 5xx",
+       2,
+       {resp(0, 500, ""), resp(1, 480, "B")},
+       480,
+       1},
+      {"§16.7 step 6: branches that never answered count as 408",
+       2,
+       {failed(0, ""), failed(1, "B")},
+       408,
+       0},
+      {"a received 408 beats a made-up one", 2, {failed(0, ""), resp(1, 408, "B")}, 408, 1},
+      {"ties go to the first answer",
+       3,
+       {resp(2, 404, ""), resp(0, 404, ""), resp(1, 404, "B")},
+       404,
+       2},
+  };
+
+  for (const Scenario &s : scenarios) {
+    SCOPED_TRACE(s.name);
+    ForkAggregator fork(s.branches);
+    for (size_t i = 0; i < s.steps.size(); ++i) {
+      const Step &step = s.steps[i];
+      SCOPED_TRACE("step " + std::to_string(i));
+      ForkAggregator::Decision d;
+      switch (step.kind) {
+        case Kind::Response:
+          d = fork.on_response(step.branch, step.status);
+          break;
+        case Kind::Failed:
+          d = fork.on_branch_failed(step.branch);
+          break;
+        case Kind::Timeout:
+          d = fork.on_timeout();
+          break;
+        case Kind::Cancel:
+          d = fork.on_cancel();
+          break;
+      }
+      EXPECT_EQ(decision_string(d), step.decision);
+    }
+    EXPECT_TRUE(fork.final_sent());
+    if (s.best_status != 0) {
+      EXPECT_TRUE(fork.all_final());
+      EXPECT_EQ(fork.best_status(), s.best_status);
+      EXPECT_EQ(fork.best_branch(), s.best_branch);
+    }
+  }
+}
+
+TEST(ForkAggregator, FailedBranchHasNoStoredResponse) {
+  ForkAggregator fork(2);
+  fork.on_response(0, 404);
+  fork.on_branch_failed(1);
+  EXPECT_FALSE(fork.branch_failed(0));
+  EXPECT_TRUE(fork.branch_failed(1));
+  EXPECT_EQ(fork.branch_status(1), 408);
+  EXPECT_EQ(fork.best_branch(), std::optional<size_t>(0));
+}
+
+TEST(ForkAggregator, OneFinalResponsePerBranch) {
+  ForkAggregator fork(2);
+  EXPECT_EQ(decision_string(fork.on_response(0, 486)), "");
+  EXPECT_EQ(decision_string(fork.on_response(0, 404)), "");  // retransmission noise
+  EXPECT_EQ(fork.branch_status(0), 486);
+  EXPECT_EQ(decision_string(fork.on_branch_failed(0)), "");
+  EXPECT_FALSE(fork.branch_failed(0));
+  EXPECT_FALSE(fork.all_final());
+  EXPECT_FALSE(fork.final_sent());
+  EXPECT_EQ(decision_string(fork.on_response(1, 486)), "B");
+  // send_best is given once.
+  EXPECT_EQ(decision_string(fork.on_branch_failed(1)), "");
+  EXPECT_EQ(decision_string(fork.on_timeout()), "");
+}
+
+TEST(ForkAggregator, PendingStateBeforeAnyFinal) {
+  ForkAggregator fork(2);
+  EXPECT_FALSE(fork.branch_final(0));
+  EXPECT_EQ(fork.best_branch(), std::nullopt);
+  EXPECT_EQ(fork.best_status(), 480);
+  fork.on_response(0, 180);
+  EXPECT_FALSE(fork.branch_final(0));
+  fork.on_response(0, 486);
+  EXPECT_TRUE(fork.branch_final(0));
+  EXPECT_EQ(fork.best_branch(), std::optional<size_t>(0));
+}
+
+TEST(ForkAggregator, NoBranchAtAll) {
+  ForkAggregator fork(0);
+  EXPECT_EQ(fork.size(), 0u);
+  EXPECT_EQ(fork.best_branch(), std::nullopt);
+  EXPECT_EQ(fork.best_status(), 480);
+  EXPECT_EQ(decision_string(fork.on_timeout()), "B");
+  EXPECT_EQ(fork.best_status(), 408);
+
+  ForkAggregator cancelled(0);
+  EXPECT_EQ(decision_string(cancelled.on_cancel()), "B");
+  EXPECT_EQ(cancelled.best_status(), 487);
+}
+
+TEST(ForkAggregator, OutOfRangeInputIsIgnored) {
+  ForkAggregator fork(1);
+  EXPECT_EQ(decision_string(fork.on_response(5, 200)), "");
+  EXPECT_EQ(decision_string(fork.on_response(0, 99)), "");
+  EXPECT_EQ(decision_string(fork.on_response(0, 700)), "");
+  EXPECT_EQ(decision_string(fork.on_branch_failed(3)), "");
+  EXPECT_FALSE(fork.final_sent());
+  EXPECT_FALSE(fork.branch_final(0));
+}
+
+TEST(ForkAggregator, SingleBranch2xxHasNothingToCancel) {
+  ForkAggregator fork(1);
+  EXPECT_EQ(decision_string(fork.on_response(0, 183)), "F");
+  EXPECT_EQ(decision_string(fork.on_response(0, 200)), "F");
+  EXPECT_TRUE(fork.final_sent());
+}
+
+}  // namespace
+}  // namespace portier::proxy

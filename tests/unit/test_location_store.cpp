@@ -1,0 +1,456 @@
+// The registrar's location service against RFC 3261 §10.3 and RFC 5626 instance ids.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "proxy/location_store.h"
+
+namespace portier::proxy {
+namespace {
+
+constexpr int64_t kNow = 1700000000;
+const std::string kAlice = "sip:alice@home.example";
+
+ContactSpec contact(std::string uri, std::optional<int> expires = std::nullopt,
+                    std::string instance = "", std::optional<int> q_milli = std::nullopt) {
+  ContactSpec c;
+  c.uri = std::move(uri);
+  c.expires = expires;
+  c.instance = std::move(instance);
+  c.q_milli = q_milli;
+  return c;
+}
+
+RegisterRequest reg(std::vector<ContactSpec> contacts, std::string call_id, uint32_t cseq,
+                    int64_t now = kNow, const std::string &aor = kAlice) {
+  RegisterRequest r;
+  r.aor = aor;
+  r.contacts = std::move(contacts);
+  r.call_id = std::move(call_id);
+  r.cseq = cseq;
+  r.now = now;
+  r.user_agent = "test-ua/1.0";
+  r.received = "udp:127.0.0.1:5070";
+  return r;
+}
+
+RegisterRequest wildcard(std::string call_id, uint32_t cseq, std::optional<int> expires_header) {
+  RegisterRequest r = reg({}, std::move(call_id), cseq);
+  r.wildcard = true;
+  r.expires_header = expires_header;
+  return r;
+}
+
+std::vector<std::string> contacts_of(const std::vector<Binding> &bindings) {
+  std::vector<std::string> out;
+  for (const Binding &b : bindings) out.push_back(b.contact);
+  return out;
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step7_AddsBindingWithEveryField) {
+  LocationStore store;
+  RegisterOutcome out = store.apply(reg({contact("sip:alice@127.0.0.1:5070")}, "cid-1", 7));
+  ASSERT_EQ(out.status, 200);
+  ASSERT_EQ(out.bindings.size(), 1u);
+  const Binding &b = out.bindings[0];
+  EXPECT_EQ(b.contact, "sip:alice@127.0.0.1:5070");
+  EXPECT_EQ(b.instance, "");
+  EXPECT_EQ(b.call_id, "cid-1");
+  EXPECT_EQ(b.cseq, 7u);
+  EXPECT_EQ(b.q_milli, 1000);
+  EXPECT_EQ(b.expires_at, kNow + 3600);  // default_expires
+  EXPECT_EQ(b.user_agent, "test-ua/1.0");
+  EXPECT_EQ(b.received, "udp:127.0.0.1:5070");
+  EXPECT_EQ(store.binding_count(), 1u);
+  EXPECT_EQ(store.lookup(kAlice, kNow).size(), 1u);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step6_ExpiresParamThenHeaderThenDefault) {
+  LocationStore::Limits limits;
+  limits.default_expires = 1800;
+  LocationStore store(limits);
+  RegisterRequest r =
+      reg({contact("sip:a@10.0.0.1", 120), contact("sip:b@10.0.0.2"), contact("sip:c@10.0.0.3", 0)},
+          "cid", 1);
+  r.expires_header = 600;
+  RegisterOutcome out = store.apply(r);
+  ASSERT_EQ(out.status, 200);
+  std::vector<Binding> now = store.lookup(kAlice, kNow);
+  ASSERT_EQ(now.size(), 2u);  // c asked for 0: nothing to add
+  // Same q, so the most recent (the later contact of the request) comes first.
+  EXPECT_EQ(now[0].contact, "sip:b@10.0.0.2");
+  EXPECT_EQ(now[0].expires_at, kNow + 600);
+  EXPECT_EQ(now[1].contact, "sip:a@10.0.0.1");
+  EXPECT_EQ(now[1].expires_at, kNow + 120);
+  store.apply(reg({contact("sip:d@10.0.0.4")}, "cid", 2));
+  std::vector<Binding> all = store.lookup(kAlice, kNow);
+  ASSERT_EQ(all.front().contact, "sip:d@10.0.0.4");
+  EXPECT_EQ(all.front().expires_at, kNow + 1800);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step6_IntervalTooBriefIs423AndChangesNothing) {
+  LocationStore store;  // min_expires 60
+  store.apply(reg({contact("sip:alice@10.0.0.1", 3600)}, "cid", 1));
+  const uint64_t generation = store.generation();
+  RegisterOutcome out = store.apply(
+      reg({contact("sip:alice@10.0.0.1", 0), contact("sip:alice@10.0.0.2", 30)}, "cid", 2));
+  EXPECT_EQ(out.status, 423);
+  EXPECT_EQ(out.min_expires, 60);
+  EXPECT_TRUE(out.bindings.empty());
+  EXPECT_EQ(store.generation(), generation);
+  std::vector<Binding> left = store.lookup(kAlice, kNow);
+  ASSERT_EQ(left.size(), 1u);  // the removal in the same request was not applied
+  EXPECT_EQ(left[0].cseq, 1u);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step6_ExpiresAtMinimumIsAccepted) {
+  LocationStore store;
+  EXPECT_EQ(store.apply(reg({contact("sip:alice@10.0.0.1", 60)}, "cid", 1)).status, 200);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step6_LongExpiresIsCutToMaximum) {
+  LocationStore store;  // max_expires 3600
+  RegisterOutcome out = store.apply(reg({contact("sip:alice@10.0.0.1", 86400)}, "cid", 1));
+  ASSERT_EQ(out.bindings.size(), 1u);
+  EXPECT_EQ(out.bindings[0].expires_at, kNow + 3600);
+}
+
+TEST(LocationStore, NegativeExpiresIs400) {
+  LocationStore store;
+  RegisterRequest r = reg({contact("sip:alice@10.0.0.1")}, "cid", 1);
+  r.expires_header = -5;
+  EXPECT_EQ(store.apply(r).status, 400);
+  EXPECT_EQ(store.binding_count(), 0u);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step7_ExpiresZeroRemovesBindingAndEmptyAor) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 1));
+  const uint64_t generation = store.generation();
+  RegisterOutcome out = store.apply(reg({contact("sip:alice@10.0.0.1", 0)}, "cid", 2));
+  EXPECT_EQ(out.status, 200);
+  EXPECT_TRUE(out.bindings.empty());
+  EXPECT_TRUE(store.records().empty());
+  EXPECT_GT(store.generation(), generation);
+  EXPECT_TRUE(store.aors_in_domain("home.example", kNow).empty());
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step7_RemovingUnknownBindingChangesNothing) {
+  LocationStore store;
+  const uint64_t generation = store.generation();
+  RegisterOutcome out = store.apply(reg({contact("sip:alice@10.0.0.1", 0)}, "cid", 1));
+  EXPECT_EQ(out.status, 200);
+  EXPECT_TRUE(store.records().empty());
+  EXPECT_EQ(store.generation(), generation);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step7_RefreshUpdatesInPlace) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1:5070;transport=udp", 600)}, "cid", 1));
+  // §19.1.4: host and parameters compare case-insensitively.
+  RegisterRequest r =
+      reg({contact("sip:alice@10.0.0.1:5070;Transport=UDP", 900, "", 500)}, "cid", 2, kNow + 100);
+  r.user_agent = "test-ua/2.0";
+  r.received = "udp:127.0.0.1:6000";
+  RegisterOutcome out = store.apply(r);
+  ASSERT_EQ(out.bindings.size(), 1u);
+  EXPECT_EQ(out.bindings[0].expires_at, kNow + 100 + 900);
+  EXPECT_EQ(out.bindings[0].cseq, 2u);
+  EXPECT_EQ(out.bindings[0].q_milli, 500);
+  EXPECT_EQ(out.bindings[0].user_agent, "test-ua/2.0");
+  EXPECT_EQ(out.bindings[0].received, "udp:127.0.0.1:6000");
+  EXPECT_EQ(store.binding_count(), 1u);
+}
+
+TEST(LocationStore, Rfc3261_19_1_4_HostCaseInsensitiveUserCaseSensitive) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@Host.Example:5070")}, "cid", 1));
+  store.apply(reg({contact("SIP:alice@host.example:5070")}, "cid", 2));
+  EXPECT_EQ(store.binding_count(), 1u);
+  store.apply(reg({contact("sip:Alice@host.example:5070")}, "cid", 3));
+  EXPECT_EQ(store.binding_count(), 2u);
+  store.apply(reg({contact("sip:alice@host.example:5071")}, "cid", 4));
+  EXPECT_EQ(store.binding_count(), 3u);
+}
+
+TEST(LocationStore, Rfc5626_SameInstanceReplacesBindingWithNewUri) {
+  LocationStore store;
+  const std::string instance = "<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>";
+  store.apply(reg({contact("sip:alice@10.0.0.1:5070", 3600, instance)}, "cid-a", 1));
+  store.apply(reg({contact("sip:bob@10.0.0.9")}, "cid-b", 1));
+  // The device came back from another address, with a new Call-ID and a lower
+  // CSeq: it is still the same device.
+  RegisterOutcome out = store.apply(reg(
+      {contact("sip:alice@10.0.0.2:6000", 3600, "<URN:UUID:F81D4FAE-7DEC-11D0-A765-00A0C91E6BF6>")},
+      "cid-new", 1, kNow + 10));
+  ASSERT_EQ(out.status, 200);
+  EXPECT_EQ(contacts_of(out.bindings),
+            (std::vector<std::string>{"sip:alice@10.0.0.2:6000", "sip:bob@10.0.0.9"}));
+  EXPECT_EQ(store.binding_count(), 2u);
+}
+
+TEST(LocationStore, Rfc5626_DifferentInstancesSameUriFallBackToUri) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1", 3600, "<urn:uuid:1>")}, "cid", 1));
+  store.apply(reg({contact("sip:alice@10.0.0.1", 3600, "<urn:uuid:2>")}, "cid", 2));
+  std::vector<Binding> now = store.lookup(kAlice, kNow);
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0].instance, "<urn:uuid:2>");
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step7_SameCallIdOldCSeqIs500) {
+  struct Case {
+    const char *call_id;
+    uint32_t cseq;
+    int status;
+  };
+  const Case cases[] = {
+      {"cid", 5, 500},    // a retransmission of the stored request
+      {"cid", 4, 500},    // an older request that arrived late
+      {"cid", 6, 200},    // the next one
+      {"other", 1, 200},  // a new Call-ID (the UA restarted): CSeq starts over
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(std::string(c.call_id) + " " + std::to_string(c.cseq));
+    LocationStore store;
+    store.apply(reg({contact("sip:alice@10.0.0.1", 600)}, "cid", 5));
+    const uint64_t generation = store.generation();
+    RegisterOutcome out =
+        store.apply(reg({contact("sip:alice@10.0.0.1", 1200)}, c.call_id, c.cseq, kNow + 1));
+    EXPECT_EQ(out.status, c.status);
+    std::vector<Binding> now = store.lookup(kAlice, kNow + 1);
+    ASSERT_EQ(now.size(), 1u);
+    if (c.status == 500) {
+      EXPECT_EQ(out.phrase, "Out of order");
+      EXPECT_EQ(now[0].expires_at, kNow + 600);
+      EXPECT_EQ(store.generation(), generation);
+    } else {
+      EXPECT_EQ(now[0].expires_at, kNow + 1 + 1200);
+      EXPECT_EQ(now[0].call_id, c.call_id);
+    }
+  }
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step7_RequestIsAtomic) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 5));
+  // The new contact is fine, the second one is out of order: neither is applied.
+  RegisterOutcome out =
+      store.apply(reg({contact("sip:alice@10.0.0.2"), contact("sip:alice@10.0.0.1", 0)}, "cid", 5));
+  EXPECT_EQ(out.status, 500);
+  EXPECT_EQ(contacts_of(store.lookup(kAlice, kNow)),
+            (std::vector<std::string>{"sip:alice@10.0.0.1"}));
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step7_ExpiredBindingDoesNotCount) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1", 60)}, "cid", 9));
+  RegisterOutcome out = store.apply(reg({contact("sip:alice@10.0.0.1", 60)}, "cid", 3, kNow + 61));
+  EXPECT_EQ(out.status, 200);
+  ASSERT_EQ(out.bindings.size(), 1u);
+  EXPECT_EQ(out.bindings[0].cseq, 3u);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step5_WildcardRemovesEveryBinding) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1"), contact("sip:alice@10.0.0.2")}, "cid", 1));
+  store.apply(reg({contact("sip:bob@10.0.0.3")}, "cid", 1, kNow, "sip:bob@home.example"));
+  const uint64_t generation = store.generation();
+  RegisterOutcome out = store.apply(wildcard("cid", 2, 0));
+  EXPECT_EQ(out.status, 200);
+  EXPECT_TRUE(out.bindings.empty());
+  EXPECT_TRUE(store.lookup(kAlice, kNow).empty());
+  EXPECT_EQ(store.lookup("sip:bob@home.example", kNow).size(), 1u);
+  EXPECT_GT(store.generation(), generation);
+  EXPECT_EQ(store.aors_in_domain("home.example", kNow),
+            (std::vector<std::string>{"sip:bob@home.example"}));
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step5_InvalidWildcardIs400) {
+  struct Case {
+    const char *name;
+    bool with_contact;
+    std::optional<int> expires_header;
+  };
+  const Case cases[] = {
+      {"no Expires header", false, std::nullopt},
+      {"non-zero Expires", false, 3600},
+      {"with another contact", true, 0},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.name);
+    LocationStore store;
+    store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 1));
+    RegisterRequest r = wildcard("cid", 2, c.expires_header);
+    if (c.with_contact) r.contacts.push_back(contact("sip:alice@10.0.0.2"));
+    RegisterOutcome out = store.apply(r);
+    EXPECT_EQ(out.status, 400);
+    EXPECT_EQ(out.phrase, "Invalid wildcard Contact");
+    EXPECT_EQ(store.binding_count(), 1u);
+  }
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step5_WildcardOutOfOrderIs500) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid-a", 1));
+  store.apply(reg({contact("sip:alice@10.0.0.2")}, "cid-b", 8));
+  EXPECT_EQ(store.apply(wildcard("cid-b", 8, 0)).status, 500);
+  EXPECT_EQ(store.binding_count(), 2u);
+  // Another Call-ID removes everything whatever its CSeq.
+  EXPECT_EQ(store.apply(wildcard("cid-c", 1, 0)).status, 200);
+  EXPECT_EQ(store.binding_count(), 0u);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step8_FetchListsBindingsAndChangesNothing) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 1));
+  store.apply(reg({contact("sip:alice@10.0.0.2")}, "cid2", 1));
+  const uint64_t generation = store.generation();
+  RegisterOutcome out = store.apply(reg({}, "cid", 1));  // even an old CSeq: nothing to order
+  EXPECT_EQ(out.status, 200);
+  EXPECT_EQ(contacts_of(out.bindings),
+            (std::vector<std::string>{"sip:alice@10.0.0.2", "sip:alice@10.0.0.1"}));
+  EXPECT_EQ(store.generation(), generation);
+  EXPECT_TRUE(store.apply(reg({}, "x", 1, kNow, "sip:nobody@home.example")).bindings.empty());
+  EXPECT_EQ(store.generation(), generation);
+  EXPECT_EQ(store.records().size(), 1u);
+}
+
+TEST(LocationStore, Rfc3261_10_3_Step8_OutcomeListsEveryBindingOfTheAor) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "phone", 1));
+  RegisterOutcome out = store.apply(reg({contact("sip:alice@10.0.0.2")}, "tablet", 1));
+  EXPECT_EQ(contacts_of(out.bindings),
+            (std::vector<std::string>{"sip:alice@10.0.0.2", "sip:alice@10.0.0.1"}));
+}
+
+TEST(LocationStore, GenerationMovesOnlyOnChange) {
+  LocationStore store;
+  uint64_t g = store.generation();
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 1));
+  EXPECT_EQ(store.generation(), g + 1);
+  g = store.generation();
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 2));  // a refresh is a change
+  EXPECT_EQ(store.generation(), g + 1);
+  g = store.generation();
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 2));      // 500
+  store.apply(reg({contact("sip:alice@10.0.0.1", 10)}, "cid", 3));  // 423
+  store.apply(wildcard("cid", 3, 60));                              // 400
+  store.lookup(kAlice, kNow);
+  EXPECT_EQ(store.generation(), g);
+}
+
+TEST(LocationStore, LookupOrdersByQThenMostRecent) {
+  LocationStore store;
+  store.apply(reg({contact("sip:a@10.0.0.1", 3600, "", 500)}, "a", 1));
+  store.apply(reg({contact("sip:b@10.0.0.2")}, "b", 1, kNow + 1));
+  store.apply(reg({contact("sip:c@10.0.0.3")}, "c", 1, kNow + 2));
+  store.apply(reg({contact("sip:d@10.0.0.4", 3600, "", 0)}, "d", 1, kNow + 3));
+  EXPECT_EQ(contacts_of(store.lookup(kAlice, kNow + 4)),
+            (std::vector<std::string>{"sip:c@10.0.0.3", "sip:b@10.0.0.2", "sip:a@10.0.0.1",
+                                      "sip:d@10.0.0.4"}));
+  // b refreshes: it is now the most recent of the q=1 bindings.
+  store.apply(reg({contact("sip:b@10.0.0.2")}, "b", 2, kNow + 5));
+  EXPECT_EQ(contacts_of(store.lookup(kAlice, kNow + 6)),
+            (std::vector<std::string>{"sip:b@10.0.0.2", "sip:c@10.0.0.3", "sip:a@10.0.0.1",
+                                      "sip:d@10.0.0.4"}));
+}
+
+TEST(LocationStore, LookupHidesExpiredBindingsAndPurgeRemovesThem) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1", 60)}, "cid", 1));
+  store.apply(reg({contact("sip:alice@10.0.0.2", 120)}, "cid2", 1));
+  store.apply(reg({contact("sip:bob@10.0.0.3", 60)}, "cid3", 1, kNow, "sip:bob@home.example"));
+  EXPECT_EQ(store.lookup(kAlice, kNow + 59).size(), 2u);
+  // expires_at is the first second the binding is gone.
+  EXPECT_EQ(contacts_of(store.lookup(kAlice, kNow + 60)),
+            (std::vector<std::string>{"sip:alice@10.0.0.2"}));
+  EXPECT_EQ(store.binding_count(), 3u);  // lookup does not remove
+
+  uint64_t g = store.generation();
+  EXPECT_EQ(store.purge_expired(kNow + 59), 0u);
+  EXPECT_EQ(store.generation(), g);
+  EXPECT_EQ(store.purge_expired(kNow + 60), 2u);
+  EXPECT_EQ(store.generation(), g + 1);
+  EXPECT_EQ(store.binding_count(), 1u);
+  EXPECT_EQ(store.records().count("sip:bob@home.example"), 0u);  // empty AOR dropped
+  EXPECT_EQ(store.aors_in_domain("home.example", kNow + 60), (std::vector<std::string>{kAlice}));
+}
+
+TEST(LocationStore, AorsInDomainListsLiveAorsCaseInsensitively) {
+  LocationStore store;
+  store.apply(reg({contact("sip:m1@10.0.0.1")}, "1", 1, kNow, "sip:mon1@home.example"));
+  store.apply(reg({contact("sip:m2@10.0.0.2")}, "2", 1, kNow, "sip:mon2@home.example"));
+  store.apply(reg({contact("sip:d@10.0.0.3", 60)}, "3", 1, kNow, "sip:door@home.example"));
+  store.apply(reg({contact("sip:x@10.0.0.4")}, "4", 1, kNow, "sip:mon1@other.example"));
+  EXPECT_EQ(store.aors_in_domain("HOME.example", kNow + 100),
+            (std::vector<std::string>{"sip:mon1@home.example", "sip:mon2@home.example"}));
+  EXPECT_EQ(store.aors_in_domain("home.example", kNow).size(), 3u);
+  EXPECT_EQ(store.aors_in_domain("other.example", kNow),
+            (std::vector<std::string>{"sip:mon1@other.example"}));
+  EXPECT_TRUE(store.aors_in_domain("nowhere.example", kNow).empty());
+}
+
+TEST(LocationStore, MaxContactsDropsTheBindingThatExpiresSoonest) {
+  LocationStore::Limits limits;
+  limits.max_contacts_per_aor = 2;
+  LocationStore store(limits);
+  store.apply(reg({contact("sip:a@10.0.0.1", 3600)}, "a", 1));
+  store.apply(reg({contact("sip:b@10.0.0.2", 600)}, "b", 1));
+  RegisterOutcome out = store.apply(reg({contact("sip:c@10.0.0.3", 3600)}, "c", 1));
+  EXPECT_EQ(out.status, 200);
+  EXPECT_EQ(contacts_of(out.bindings),
+            (std::vector<std::string>{"sip:c@10.0.0.3", "sip:a@10.0.0.1"}));
+}
+
+TEST(LocationStore, MaxContactsSparesTheRegisteringDevice) {
+  LocationStore::Limits limits;
+  limits.max_contacts_per_aor = 2;
+  LocationStore store(limits);
+  store.apply(reg({contact("sip:a@10.0.0.1", 3600)}, "a", 1));
+  store.apply(reg({contact("sip:b@10.0.0.2", 3600)}, "b", 1));
+  // c expires first, but it is the one registering now; a and b expire together,
+  // a registered earlier and goes.
+  RegisterOutcome out = store.apply(reg({contact("sip:c@10.0.0.3", 60)}, "c", 1));
+  EXPECT_EQ(contacts_of(out.bindings),
+            (std::vector<std::string>{"sip:c@10.0.0.3", "sip:b@10.0.0.2"}));
+  // One request with more contacts than allowed keeps the longest-lived of its own.
+  out = store.apply(reg({contact("sip:d@10.0.0.4", 100), contact("sip:e@10.0.0.5", 200),
+                         contact("sip:f@10.0.0.6", 300)},
+                        "d", 1));
+  EXPECT_EQ(contacts_of(out.bindings),
+            (std::vector<std::string>{"sip:f@10.0.0.6", "sip:e@10.0.0.5"}));
+}
+
+TEST(LocationStore, RestoreReplacesRecordsAndIndexesDomains) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 1));
+  std::map<std::string, std::vector<Binding>> records;
+  Binding b;
+  b.contact = "sip:m@10.0.0.9";
+  b.expires_at = kNow + 100;
+  records["sip:mon@flat.example"].push_back(b);
+  records["sip:empty@flat.example"];  // no bindings: dropped
+  const uint64_t g = store.generation();
+  store.restore(std::move(records));
+  EXPECT_GT(store.generation(), g);
+  EXPECT_TRUE(store.lookup(kAlice, kNow).empty());
+  EXPECT_TRUE(store.aors_in_domain("home.example", kNow).empty());
+  EXPECT_EQ(store.aors_in_domain("flat.example", kNow),
+            (std::vector<std::string>{"sip:mon@flat.example"}));
+  EXPECT_EQ(store.records().size(), 1u);
+}
+
+TEST(LocationStore, NormalizeAorLowerCasesHostOnly) {
+  EXPECT_EQ(normalize_aor("Alice", "Home.Example"), "sip:Alice@home.example");
+  EXPECT_EQ(normalize_aor("alice", "Home.Example:5060;transport=udp"), "sip:alice@home.example");
+  EXPECT_EQ(normalize_aor("alice", "[2001:DB8::1]:5060"), "sip:alice@[2001:db8::1]");
+  EXPECT_EQ(normalize_aor("", "Home.Example"), "sip:home.example");
+  EXPECT_EQ(aor_domain("sip:alice@home.example"), "home.example");
+  EXPECT_EQ(aor_domain("sip:home.example"), "home.example");
+  EXPECT_EQ(aor_domain(normalize_aor("a", "X.Y")), "x.y");
+}
+
+}  // namespace
+}  // namespace portier::proxy
