@@ -1,5 +1,7 @@
 // portier-proxy: the in-house SIP proxy and registrar.
 //   portier-proxy --config /etc/portier/proxy.conf
+
+// First: it sets sofia-sip's magic types before any sofia-sip header.
 #include <glib-unix.h>
 #include <glib.h>
 #include <sofia-sip/su_glib.h>
