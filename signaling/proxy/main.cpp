@@ -2,6 +2,10 @@
 //   portier-proxy --config /etc/portier/proxy.conf
 
 // First: it sets sofia-sip's magic types before any sofia-sip header.
+// clang-format off
+#include "proxy/proxy.h"
+// clang-format on
+
 #include <glib-unix.h>
 #include <glib.h>
 #include <sofia-sip/su_glib.h>
@@ -10,7 +14,6 @@
 
 #include "common/cli.h"
 #include "common/log.h"
-#include "proxy/proxy.h"
 
 using namespace portier;
 
