@@ -9,6 +9,7 @@
 #include <glib-unix.h>
 #include <glib.h>
 #include <sofia-sip/su_glib.h>
+#include <systemd/sd-daemon.h>
 
 #include <cstdio>
 
@@ -16,6 +17,13 @@
 #include "common/log.h"
 
 using namespace portier;
+
+// systemd's watchdog (Type=notify, WatchdogSec=): ping at half the interval from
+// the main loop, so a wedged loop gets the service restarted.
+static gboolean on_watchdog(gpointer) {
+  sd_notify(0, "WATCHDOG=1");
+  return G_SOURCE_CONTINUE;
+}
 
 static gboolean on_signal(gpointer loop) {
   PLOG_INFO("stopping");
@@ -58,7 +66,12 @@ int main(int argc, char **argv) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
     } else {
+      sd_notify(0, "READY=1");
+      uint64_t watchdog_usec = 0;
+      if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
+        g_timeout_add(static_cast<guint>(watchdog_usec / 2000), on_watchdog, nullptr);
       g_main_loop_run(loop);
+      sd_notify(0, "STOPPING=1");
     }
     proxy.stop();
   }

@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# portier proxy benchmark: portier-proxy against Kamailio 5.6 doing the same job.
+#
+# For each peer, in one run:
+#   (c) RSS after registering BENCH_USERS (10,000) distinct users,
+#   (a) the highest authenticated REGISTER rate (REGISTER -> 401 -> REGISTER with MD5
+#       digest -> 200) sustained with no failed registration and no retransmission,
+#   (b) the highest forked-call rate sustained with no failed call: a caller INVITEs
+#       an AOR with two contacts (407 digest first); one branch answers 200 at once,
+#       the other rings 180 and is cancelled; the caller ACKs and hangs up.
+# The proxy runs on one core (taskset -c BENCH_PROXY_CPU, default 1), every sipp on
+# the other (BENCH_SIPP_CPU, default 0), UDP on 127.0.0.1 only. Every load step is
+# bounded in calls (-m) and in time (sipp -timeout and timeout(1)).
+#
+# Needs: sip-tester (sipp), kamailio, util-linux (taskset), iproute2 (ss), procps.
+# Usage: bench/proxy/run.sh            (see bench/README.md for the knobs below)
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SCN=$HERE/scenarios
+
+PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
+PEERS=${BENCH_PEERS:-"portier kamailio kamailio-authdb"}
+USERS=${BENCH_USERS:-10000}
+STEP_SECS=${BENCH_STEP_SECS:-5}      # length of one load step at the target rate
+FILL_RATE=${BENCH_FILL_RATE:-1000}   # REGISTER/s used to fill the registrar for (c)
+REG_START=${BENCH_REG_START:-1000}
+REG_MAX=${BENCH_REG_MAX:-64000}
+CALL_START=${BENCH_CALL_START:-100}
+CALL_MAX=${BENCH_CALL_MAX:-8000}
+BISECT=${BENCH_BISECT:-3}            # bisection steps after the first failing rate
+MAX_STEPS=${BENCH_MAX_STEPS:-12}     # hard bound on load steps per search
+PROXY_CPU=${BENCH_PROXY_CPU:-1}
+SIPP_CPU=${BENCH_SIPP_CPU:-0}
+IDLE_WAIT=${BENCH_IDLE_WAIT:-300}    # seconds to wait for an idle machine before starting
+KAM_SHM_MB=${BENCH_KAM_SHM_MB:-256}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-bench.XXXXXX)}
+
+REG_SIPP_PORT=5070
+CALLER_PORT=5080
+ANSWER_PORT=5081
+RING_PORT=5082
+SIPP_BUF=4194304                    # sipp socket buffers: the load generator must not drop
+HZ=$(getconf CLK_TCK)
+
+mkdir -p "$OUT"
+LOG=$OUT/run.log
+RESULTS=$OUT/steps.tsv
+: >"$LOG"
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+# ---------------------------------------------------------------- prerequisites
+for tool in sipp kamailio taskset ss pgrep timeout awk; do
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs sip-tester, kamailio, iproute2, procps)"
+done
+[ "$(nproc)" -ge 2 ] || die "needs 2 cores (proxy on one, sipp on the other)"
+for p in $REG_SIPP_PORT $CALLER_PORT $ANSWER_PORT $RING_PORT 15060 15061 15062; do
+  [ -z "$(ss -Hlun "sport = :$p" 2>/dev/null)" ] || die "UDP port $p is in use"
+done
+
+# ---------------------------------------------------------------- /proc helpers
+# idle+iowait ticks of one core. With a tickless kernel the busy fields of /proc/stat
+# miss short bursts (a proxy that sleeps between packets), the idle time is exact:
+# busy = wall time - idle.
+core_idle() { awk -v c="cpu$1" '$1==c {print $5+$6}' /proc/stat; }
+now() { date +%s.%N; }
+# busy % of a core from two idle readings over a wall interval
+busy_pct() { awk -v i0="$1" -v i1="$2" -v w="$3" -v hz="$HZ" 'BEGIN {b = 100 - 100 * (i1 - i0) / hz / w; if (b < 0) b = 0; printf "%.0f", b}'; }
+# utime+stime of processes (the comm field has no spaces for our programs)
+proc_ticks() {
+  local t=0 p v
+  for p in "$@"; do
+    v=$(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null) && t=$((t + v))
+  done
+  echo $t
+}
+kb_field() { awk -v k="$2:" '$1==k {s+=$2} END {print s+0}' "$1" 2>/dev/null || echo 0; }
+# kernel counters of the proxy's UDP socket: drops and receive buffer size
+udp_drops() { ss -Huamn "sport = :$1" | grep -o 'd[0-9]*)' | tr -dc 0-9; }
+udp_rcvbuf() { ss -Huamn "sport = :$1" | grep -o 'rb[0-9]*' | tr -dc 0-9; }
+
+PROXY_PID=""
+PROXY_PORT=""
+proxy_pids() { echo "$PROXY_PID" $(pgrep -P "$PROXY_PID" 2>/dev/null); }
+proxy_alive() { [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; }
+
+# Memory of the proxy: VmRSS summed over its processes, and PSS summed (shared
+# pages counted once: the honest total for Kamailio's several processes).
+proxy_mem() {
+  local rss=0 pss=0 p
+  for p in $(proxy_pids); do
+    rss=$((rss + $(kb_field "/proc/$p/status" VmRSS)))
+    pss=$((pss + $(kb_field "/proc/$p/smaps_rollup" Pss)))
+  done
+  echo "$rss $pss"
+}
+
+# wait until both benchmark cores are idle (other work on the machine skews results)
+wait_idle() {
+  local deadline=$((SECONDS + IDLE_WAIT)) a0 b0 a1 b1 w0 w1 busy
+  while :; do
+    a0=$(core_idle "$PROXY_CPU"); b0=$(core_idle "$SIPP_CPU"); w0=$(now)
+    sleep 2
+    a1=$(core_idle "$PROXY_CPU"); b1=$(core_idle "$SIPP_CPU"); w1=$(now)
+    busy=$(( ( $(busy_pct "$a0" "$a1" "$(awk -v a="$w0" -v b="$w1" 'BEGIN {print b - a}')") + \
+               $(busy_pct "$b0" "$b1" "$(awk -v a="$w0" -v b="$w1" 'BEGIN {print b - a}')") ) / 2 ))
+    if [ "$busy" -le 10 ]; then log "machine idle (${busy}% busy on cores $PROXY_CPU,$SIPP_CPU)"; return 0; fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "WARNING: cores $PROXY_CPU,$SIPP_CPU still ${busy}% busy after ${IDLE_WAIT}s: figures will be noisy"
+      NOISY=1; return 0
+    fi
+    log "cores $PROXY_CPU,$SIPP_CPU ${busy}% busy with other work, waiting"
+    sleep 8
+  done
+}
+
+# after a step: let the proxy finish its backlog (timers, retransmissions)
+settle() {
+  local i t0 t1
+  sleep 1
+  for i in $(seq 1 30); do
+    proxy_alive || return 0
+    t0=$(proc_ticks $(proxy_pids)); sleep 0.5; t1=$(proc_ticks $(proxy_pids))
+    [ $(( (t1 - t0) * 200 / HZ )) -le 3 ] && return 0
+  done
+}
+
+# ---------------------------------------------------------------- users
+gen_users() {
+  local d=$OUT/users
+  mkdir -p "$d/db"
+  # deterministic passwords, different for every user
+  awk -v n="$USERS" -v d="$d" 'BEGIN {
+    srand(20240601);
+    print "SEQUENTIAL" > (d "/users.csv");
+    print "id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null) " > (d "/db/subscriber");
+    print "version:1" > (d "/users.conf");
+    for (i = 1; i <= n + 2; i++) {
+      if (i == n + 1) u = "home"; else if (i == n + 2) u = "door"; else u = sprintf("u%05d", i);
+      pw = sprintf("%08x%04x", int(rand() * 4294967295), i % 65536);
+      if (i <= n) print u ";" pw ";5099" > (d "/users.csv");
+      if (u == "home") { print u ";" pw ";" 5081 > (d "/home.csv"); print u ";" pw ";" 5082 > (d "/home.csv"); }
+      if (u == "door") print u ";" pw ";home" > (d "/door.csv");
+      print i ":" u ":bench.example:" pw "::" > (d "/db/subscriber");
+      print u "@bench.example clrtxt:" pw " ;" > (d "/users.conf");
+    }
+  }'
+  sed -i '1i SEQUENTIAL' "$d/home.csv" "$d/door.csv"
+  printf 'id(int,auto) table_name(string) table_version(int) \nsubscriber:7\n' >"$d/db/version"
+}
+
+# ---------------------------------------------------------------- proxies
+start_proxy() {   # peer
+  local peer=$1 dir=$OUT/$1 i
+  mkdir -p "$dir/run"
+  case $peer in
+    portier)
+      PROXY_PORT=15061
+      cp "$OUT/users/users.conf" "$dir/run/users.conf"
+      sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g" "$HERE/portier.conf.in" >"$dir/portier.conf"
+      taskset -c "$PROXY_CPU" "$PORTIER_PROXY" --config "$dir/portier.conf" >"$dir/proxy.log" 2>&1 &
+      PROXY_PID=$!
+      ;;
+    kamailio|kamailio-authdb)
+      local defs=()
+      if [ "$peer" = kamailio ]; then PROXY_PORT=15060; else PROXY_PORT=15062; defs=(-A WITH_AUTH_DB); fi
+      sed -e "s#@PORT@#$PROXY_PORT#g; s#@DBDIR@#$OUT/users/db#g" "$HERE/kamailio/kamailio.cfg.in" >"$dir/kamailio.cfg"
+      kamailio -c -f "$dir/kamailio.cfg" "${defs[@]}" >"$dir/check.log" 2>&1 || die "kamailio config check failed, see $dir/check.log"
+      # foreground (-DD), logs to stderr (-E), own runtime dir and pid file; not the system service
+      taskset -c "$PROXY_CPU" kamailio -f "$dir/kamailio.cfg" "${defs[@]}" -DD -E -m "$KAM_SHM_MB" \
+        -Y "$dir/run" -P "$dir/run/kamailio.pid" >"$dir/proxy.log" 2>&1 &
+      PROXY_PID=$!
+      ;;
+    *) die "unknown peer $peer" ;;
+  esac
+  for i in $(seq 1 100); do
+    [ -n "$(ss -Hlun "sport = :$PROXY_PORT")" ] && { sleep 0.5; proxy_alive && return 0; }
+    proxy_alive || break
+    sleep 0.1
+  done
+  log "$peer did not start; last log lines:"; tail -5 "$dir/proxy.log" | tee -a "$LOG" >&2
+  stop_proxy
+  return 1
+}
+
+stop_proxy() {
+  [ -n "$PROXY_PID" ] || return 0
+  if kill -0 "$PROXY_PID" 2>/dev/null; then
+    kill -TERM "$PROXY_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$PROXY_PID" 2>/dev/null && { log "proxy $PROXY_PID ignored SIGTERM, killing"; kill -KILL "$PROXY_PID"; }
+  fi
+  wait "$PROXY_PID" 2>/dev/null
+  PROXY_PID=""
+}
+
+SIPP_PIDS=()
+cleanup() {
+  local p
+  for p in "${SIPP_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  stop_proxy
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ---------------------------------------------------------------- sipp
+# sipp_bg STATFILE-PREFIX TIME-LIMIT ARGS...: one bounded sipp on the sipp core, in the
+# background; its pid (of timeout(1), which passes on sipp's exit code) in BG_PID
+sipp_bg() {
+  local pfx=$1 tl=$2; shift 2
+  timeout -k 5 $((tl + 15)) taskset -c "$SIPP_CPU" sipp "$@" -t u1 -i 127.0.0.1 -nostdin \
+    -timeout "$tl" -buff_size $SIPP_BUF -recv_timeout 10000 \
+    -trace_stat -stf "$pfx.csv" -fd 1 -trace_screen -screen_file "$pfx.screen" \
+    -trace_err -error_file "$pfx.err" -max_log_size 2000000 >"$pfx.out" 2>&1 &
+  BG_PID=$!
+  SIPP_PIDS+=("$BG_PID")
+}
+
+# last line of a sipp statistics file: "ok failed retrans out_of_call dead elapsed_s"
+sipp_stats() {
+  [ -s "$1" ] || { echo "0 0 0 0 0 0"; return; }
+  awk -F';' 'NR==1 {for (i = 1; i <= NF; i++) c[$i] = i; next}
+    {l = $0}
+    END {n = split(l, f, ";"); split(f[c["StartTime"]], s, "\t"); split(f[c["CurrentTime"]], e, "\t");
+         printf "%d %d %d %d %d %.3f\n", f[c["SuccessfulCall(C)"]], f[c["FailedCall(C)"]],
+           f[c["Retransmissions(C)"]], f[c["OutOfCallMsgs(C)"]], f[c["DeadCallMsgs(C)"]], e[3] - s[3]}' "$1"
+}
+
+# one load step; prints a result line and returns 0 when the rate was sustained
+#   step PEER KIND(reg|call|fill) RATE COUNT
+STEP_NO=0
+step() {
+  local peer=$1 kind=$2 rate=$3 count=$4 dir=$OUT/$1 pfx tl rc=0
+  STEP_NO=$((STEP_NO + 1))
+  pfx=$dir/$(printf '%02d' $STEP_NO)-$kind-$rate
+  tl=$((count / rate + 2 * STEP_SECS + 10))
+  local pt0 a0 b0 d0 w0
+  pt0=$(proc_ticks $(proxy_pids)); a0=$(core_idle "$PROXY_CPU"); b0=$(core_idle "$SIPP_CPU")
+  d0=$(udp_drops "$PROXY_PORT"); w0=$(now)
+  SIPP_PIDS=()
+  case $kind in
+    reg|fill|homereg)
+      local csv=$OUT/users/users.csv
+      [ "$kind" = homereg ] && csv=$OUT/users/home.csv
+      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/register_auth.xml" -inf "$csv" \
+        -p $REG_SIPP_PORT -r "$rate" -m "$count"
+      wait "$BG_PID"; rc=$?
+      ;;
+    call)
+      local pa pr
+      sipp_bg "$pfx-answer" "$tl" -sf "$SCN/call_answer.xml" -p $ANSWER_PORT -m "$count"; pa=$BG_PID
+      sipp_bg "$pfx-ring" "$tl" -sf "$SCN/call_ring.xml" -p $RING_PORT -m "$count"; pr=$BG_PID
+      sleep 0.5
+      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/call_caller.xml" -inf "$OUT/users/door.csv" \
+        -p $CALLER_PORT -r "$rate" -m "$count"
+      wait "$BG_PID"; rc=$?
+      local ra rr
+      wait "$pa"; ra=$?; wait "$pr"; rr=$?
+      [ $rc -eq 0 ] && [ $ra -ne 0 ] && rc=$((100 + ra))
+      [ $rc -eq 0 ] && [ $rr -ne 0 ] && rc=$((200 + rr))
+      ;;
+  esac
+  SIPP_PIDS=()
+  local pt1 a1 b1 d1 w1 wall
+  pt1=$(proc_ticks $(proxy_pids)); a1=$(core_idle "$PROXY_CPU"); b1=$(core_idle "$SIPP_CPU")
+  d1=$(udp_drops "$PROXY_PORT"); w1=$(now)
+  wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN {print b - a}')
+
+  local ok fail retr ooc dead el
+  read -r ok fail retr ooc dead el < <(sipp_stats "$pfx.csv")
+  if [ "$kind" = call ]; then      # the callees' failures count too
+    local o2 f2 r2 x2 y2 e2
+    for s in "$pfx-answer" "$pfx-ring"; do
+      read -r o2 f2 r2 x2 y2 e2 < <(sipp_stats "$s.csv")
+      fail=$((fail + f2)); retr=$((retr + r2)); ooc=$((ooc + x2))
+      [ "$o2" -lt "$ok" ] && fail=$((fail + ok - o2))   # a branch that never saw the call
+    done
+  fi
+  local achieved proxy_cpu core_other sipp_core drops alive=yes verdict
+  achieved=$(awk -v o="$ok" -v e="$el" 'BEGIN {printf "%.0f", (e > 0) ? o / e : 0}')
+  # CPU of the proxy's processes over the step, and what else ran on its core
+  proxy_cpu=$(awk -v t=$((pt1 - pt0)) -v hz="$HZ" -v w="$wall" 'BEGIN {printf "%.0f", 100 * t / hz / w}')
+  core_other=$(( $(busy_pct "$a0" "$a1" "$wall") - proxy_cpu ))
+  [ $core_other -lt 0 ] && core_other=0
+  sipp_core=$(busy_pct "$b0" "$b1" "$wall")
+  drops=$(( ${d1:-0} - ${d0:-0} ))
+  proxy_alive || alive=no
+  verdict=pass
+  if [ "$alive" = no ] || [ $rc -ne 0 ] || [ "$fail" -gt 0 ] || [ "$retr" -gt 0 ] || [ "$ok" -lt "$count" ] ||
+     { [ "$kind" != homereg ] && awk -v a="$achieved" -v r="$rate" 'BEGIN {exit !(a < 0.9 * r)}'; }; then
+    verdict=FAIL
+  fi
+  printf '%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n' \
+    "$peer" "$kind" "$rate" "$count" "$ok" "$fail" "$retr" "$ooc" "$dead" "$achieved" "$el" \
+    "$proxy_cpu" "$core_other" "$drops" "$sipp_core" "$rc" "$verdict" >>"$RESULTS"
+  log "$(printf '%-16s %-4s rate %6d: ok %7d fail %6d retrans %6d ooc %5d -> %6s/s in %7ss | proxy cpu %3s%% (other on core %s%%) sipp core %3s%% | udp drops %d | rc %d | %s%s' \
+    "$peer" "$kind" "$rate" "$ok" "$fail" "$retr" "$ooc" "$achieved" "$el" "$proxy_cpu" "$core_other" "$sipp_core" "$drops" "$rc" "$verdict" \
+    "$([ "$alive" = no ] && echo ' | PROXY DIED')")"
+  LAST_ACHIEVED=$achieved LAST_CPU=$proxy_cpu LAST_SIPP_CORE=$sipp_core
+  [ "$alive" = yes ] && settle
+  [ "$verdict" = pass ]
+}
+
+# highest sustained rate: double from START until a step fails, then bisect.
+# Sets BEST (target rate), BEST_ACHIEVED, BEST_CPU, BOUND ("" or a note).
+search() {   # peer kind start max granularity
+  local peer=$1 kind=$2 r=$3 max=$4 g=$5 lo=0 hi=0 n=0 mid
+  BEST=0 BEST_ACHIEVED=0 BEST_CPU=0 BOUND=""
+  local fail_sipp=0 fail_cpu=0
+  while [ "$r" -le "$max" ] && [ $n -lt "$MAX_STEPS" ]; do
+    n=$((n + 1))
+    if step "$peer" "$kind" "$r" $((r * STEP_SECS)); then
+      lo=$r BEST_ACHIEVED=$LAST_ACHIEVED BEST_CPU=$LAST_CPU; r=$((r * 2))
+    else
+      hi=$r fail_sipp=$LAST_SIPP_CORE fail_cpu=$LAST_CPU
+      proxy_alive || { BEST=$lo; BOUND="proxy died at $hi/s"; return; }
+      if [ $lo -eq 0 ] && [ "$r" -gt $g ]; then hi=0; r=$(( (r / 4 + g - 1) / g * g )); continue; fi
+      break
+    fi
+  done
+  if [ $hi -eq 0 ] && [ $lo -gt 0 ]; then BEST=$lo; BOUND="search limit"; return; fi
+  local i
+  for i in $(seq 1 "$BISECT"); do
+    [ $lo -gt 0 ] && [ $n -lt "$MAX_STEPS" ] || break
+    mid=$(( (lo + hi) / 2 / g * g ))
+    [ "$mid" -le $lo ] && break
+    n=$((n + 1))
+    if step "$peer" "$kind" "$mid" $((mid * STEP_SECS)); then
+      lo=$mid BEST_ACHIEVED=$LAST_ACHIEVED BEST_CPU=$LAST_CPU
+    else
+      hi=$mid fail_sipp=$LAST_SIPP_CORE fail_cpu=$LAST_CPU
+      proxy_alive || { BEST=$lo; BOUND="proxy died at $hi/s"; return; }
+    fi
+  done
+  BEST=$lo
+  # the load generator's core was saturated while the proxy's was not: sipp-bound
+  if [ "$fail_sipp" -ge 95 ] && [ "$fail_cpu" -lt 85 ]; then BOUND="sipp-bound"; fi
+}
+
+# ---------------------------------------------------------------- one peer
+declare -A R_REG R_REG_CPU R_CALL R_CALL_CPU R_RSS0 R_RSS R_RSSEND R_NOTE
+bench_peer() {
+  local peer=$1 dir=$OUT/$1 rss pss rss0 pss0
+  mkdir -p "$dir"
+  R_NOTE[$peer]=""
+  if [ "$peer" = portier ] && [ ! -x "$PORTIER_PROXY" ]; then
+    log "portier-proxy not found at $PORTIER_PROXY: skipped"; R_NOTE[$peer]="not built"; return
+  fi
+  log "=== $peer"
+  start_proxy "$peer" || { R_NOTE[$peer]="did not start"; return; }
+  log "$peer: pid $PROXY_PID, UDP 127.0.0.1:$PROXY_PORT, receive buffer $(udp_rcvbuf "$PROXY_PORT") bytes"
+  read -r rss0 pss0 < <(proxy_mem)
+
+  # (c) fill the registrar with USERS contacts, then read memory
+  step "$peer" fill "$FILL_RATE" "$USERS" || R_NOTE[$peer]+="registrar fill had failures; "
+  proxy_alive || { R_NOTE[$peer]+="died while filling; "; stop_proxy; return; }
+  sleep 2
+  read -r rss pss < <(proxy_mem)
+  case $peer in
+    portier) R_RSS0[$peer]=$rss0 R_RSS[$peer]=$rss ;;
+    *) R_RSS0[$peer]=$pss0 R_RSS[$peer]=$pss ;;   # PSS of all Kamailio processes
+  esac
+  log "$peer memory: before ${rss0} kB RSS / ${pss0} kB PSS; with $USERS contacts ${rss} kB RSS / ${pss} kB PSS ($(proxy_pids | wc -w) processes)"
+
+  # the callee AOR "home": two contacts (ports 5081 and 5082)
+  step "$peer" homereg 10 2 || R_NOTE[$peer]+="callee registration failed; "
+  # (a) REGISTER rate
+  search "$peer" reg "$REG_START" "$REG_MAX" 50
+  R_REG[$peer]=$BEST_ACHIEVED R_REG_CPU[$peer]=$BEST_CPU
+  [ -n "$BOUND" ] && R_NOTE[$peer]+="REGISTER: $BOUND; "
+  if proxy_alive; then
+    # (b) forked calls
+    search "$peer" call "$CALL_START" "$CALL_MAX" 10
+    R_CALL[$peer]=$BEST_ACHIEVED R_CALL_CPU[$peer]=$BEST_CPU
+    [ -n "$BOUND" ] && R_NOTE[$peer]+="calls: $BOUND; "
+  else
+    R_NOTE[$peer]+="proxy died during REGISTER test; "
+  fi
+  if proxy_alive; then
+    read -r rss pss < <(proxy_mem)
+    case $peer in portier) R_RSSEND[$peer]=$rss ;; *) R_RSSEND[$peer]=$pss ;; esac
+  fi
+  stop_proxy
+  local nerr
+  nerr=$(grep -c -i -E 'crit|error|assert|abort|warn' "$dir/proxy.log" 2>/dev/null)
+  [ "${nerr:-0}" -gt 0 ] && log "$peer: $nerr error/warning lines in $dir/proxy.log"
+}
+
+# ---------------------------------------------------------------- main
+NOISY=0
+{
+  echo "date: $(date -Is)"
+  echo "host: $(uname -srm), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "sipp: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1)"
+  echo "kamailio: $(kamailio -v 2>/dev/null | head -1)"
+  echo "portier: $PORTIER_PROXY ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit'))"
+  echo "users: $USERS, step: ${STEP_SECS}s, proxy core $PROXY_CPU, sipp core $SIPP_CPU"
+} | tee "$OUT/env.txt" | tee -a "$LOG" >&2
+printf 'peer\tkind\trate\tcount\tok\tfailed\tretrans\tout_of_call\tdead\tachieved\telapsed\tproxy_cpu\tcore_other\tudp_drops\tsipp_core\trc\tverdict\n' >"$RESULTS"
+
+gen_users
+wait_idle
+for peer in $PEERS; do bench_peer "$peer"; done
+
+# ---------------------------------------------------------------- report
+fmt() { [ -n "${1:-}" ] && [ "${1:-0}" != 0 ] && echo "$1" || echo "-"; }
+mb() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}' || echo "-"; }
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else printf "-"}'; }
+{
+  echo
+  echo "portier proxy benchmark ($USERS users, proxy pinned to core $PROXY_CPU, sipp on core $SIPP_CPU, UDP loopback)"
+  [ $NOISY -eq 1 ] && echo "WARNING: the machine was busy with other work: figures are noisy"
+  printf '%-16s %12s %6s %16s %6s %18s %12s %12s  %s\n' peer "REGISTER/s" "cpu%" "forked calls/s" "cpu%" "RSS 10k contacts" "RSS start" "RSS end" notes
+  for peer in $PEERS; do
+    printf '%-16s %12s %6s %16s %6s %18s %12s %12s  %s\n' "$peer" "$(fmt "${R_REG[$peer]:-}")" "$(fmt "${R_REG_CPU[$peer]:-}")" \
+      "$(fmt "${R_CALL[$peer]:-}")" "$(fmt "${R_CALL_CPU[$peer]:-}")" "$(mb "${R_RSS[$peer]:-}")" "$(mb "${R_RSS0[$peer]:-}")" \
+      "$(mb "${R_RSSEND[$peer]:-}")" "${R_NOTE[$peer]:-}"
+  done
+  echo "(RSS: portier VmRSS; kamailio: PSS summed over all its processes, shared memory counted once)"
+  echo "(cpu%: the proxy's utime+stime over the best passing step; 100% = its whole core)"
+  for k in kamailio kamailio-authdb; do
+    case " $PEERS " in *" portier "*) ;; *) continue ;; esac
+    case " $PEERS " in *" $k "*) ;; *) continue ;; esac
+    echo "ratio portier/$k: REGISTER $(ratio "${R_REG[portier]:-}" "${R_REG[$k]:-}"), forked calls $(ratio "${R_CALL[portier]:-}" "${R_CALL[$k]:-}"), RSS with $USERS contacts $(ratio "${R_RSS[portier]:-}" "${R_RSS[$k]:-}")"
+  done
+  echo "steps: $RESULTS; logs and sipp traces: $OUT"
+} | tee "$OUT/summary.txt"

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Both builds must list the same C++ sources (STYLE: "neither rots").
+
+Reads every CMakeLists.txt (paths relative to its folder) and meson.build (paths
+relative to the top) and prints the sources that only one of them builds.
+"""
+import pathlib
+import re
+import sys
+
+top = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
+pattern = re.compile(r"[\w/.-]+\.(?:cpp|cc|c)\b")
+
+
+def skipped(path):
+    """Build trees and other projects' files are not ours to compare."""
+    parts = path.relative_to(top).parts
+    return len(parts) > 1 and (parts[0].startswith("build") or parts[0].startswith("."))
+
+
+def cmake_sources():
+    found = set()
+    for cm in top.rglob("CMakeLists.txt"):
+        if skipped(cm):
+            continue
+        for m in pattern.findall(cm.read_text()):
+            p = (cm.parent / m).resolve()
+            if p.is_file():
+                found.add(str(p.relative_to(top)))
+    return found
+
+
+def meson_sources():
+    found = set()
+    for mb in top.rglob("meson.build"):
+        if skipped(mb):
+            continue
+        for m in pattern.findall(mb.read_text()):
+            p = (mb.parent / m).resolve()
+            if p.is_file():
+                found.add(str(p.relative_to(top)))
+    return found
+
+
+c, m = cmake_sources(), meson_sources()
+only_c, only_m = sorted(c - m), sorted(m - c)
+for s in only_c:
+    print(f"only in CMake: {s}")
+for s in only_m:
+    print(f"only in meson: {s}")
+if not c:
+    print("no sources found in CMakeLists.txt: wrong top directory?")
+    sys.exit(1)
+print(f"{len(c & m)} sources in both builds")
+sys.exit(1 if only_c or only_m else 0)

@@ -1,0 +1,1139 @@
+#!/usr/bin/env python3
+"""SIP conformance tests for portier-proxy, driven by sipp (Python 3 stdlib only).
+
+One run = one case: a fresh temp dir, a fresh proxy on its own ports, sipp
+peers, checks, then every process this script started is stopped, even on
+failure. Cases can run in parallel (ctest -j): each case has its own block of
+127.0.0.1 ports, picked from its index in CASES.
+
+    run_sip_test.py --proxy build/signaling/portier-proxy \
+                    --ctl build/signaling/portierctl --case register_auth
+
+Exit status: 0 pass, 1 fail, 2 usage/setup error. See README.md.
+"""
+
+import argparse
+import atexit
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = os.path.join(HERE, "scenarios")
+DOMAIN = "home.example"
+GROUP = "home"
+LOCAL = "127.0.0.1"
+
+# Passwords are distinctive so that the harness can check none of them ever
+# shows up in the proxy's log (DESIGN.md: no secrets in logs).
+USERS = {
+    "alice": "alice-Pw-7781",
+    "door": "door-Pw-4410",
+    "mon1": "mon1-Pw-1931",
+    "mon2": "mon2-Pw-2297",
+    "mon3": "mon3-Pw-3608",
+}
+WRONG_PASSWORD = "Wrong-Pw-5512"
+
+
+class TestFailure(Exception):
+    pass
+
+
+class SetupError(Exception):
+    pass
+
+
+def log(msg):
+    sys.stdout.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stdout.flush()
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+# --------------------------------------------------------------------------
+# Ports
+# --------------------------------------------------------------------------
+
+def _bound_ports():
+    """Local ports with a socket on them (UDP any state, TCP any state), read
+    from /proc so that checking never races with a peer binding the port."""
+    ports = set()
+    for name in ("udp", "tcp", "udp6", "tcp6"):
+        try:
+            with open("/proc/net/" + name) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 1 and ":" in fields[1]:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
+def port_bound(port, proto="udp"):
+    try:
+        with open("/proc/net/" + proto) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if len(fields) > 1 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+class Ports:
+    """A block of BLOCK ports per case: base (proxy), then per peer slot j:
+    SIP port base+10+j, sipp control port base+40+j, sipp media ports
+    base+60+4j and +2 (sipp binds both even without RTP)."""
+    BLOCK = 100
+    MAX_SLOTS = 10
+
+    def __init__(self, index, first_base, ncases):
+        self.base = None
+        stride = ncases * self.BLOCK
+        for attempt in range(8):
+            base = first_base + attempt * stride + index * self.BLOCK
+            if base + self.BLOCK > 65000:
+                break
+            busy = _bound_ports() & set(range(base, base + self.BLOCK))
+            if not busy:
+                self.base = base
+                return
+            log("ports %d-%d busy (%s): trying the next range"
+                % (base, base + self.BLOCK - 1, sorted(busy)[:5]))
+        raise SetupError("no free port block for case index %d" % index)
+
+    @property
+    def proxy(self):
+        return self.base
+
+    def sip(self, j):
+        assert j < self.MAX_SLOTS
+        return self.base + 10 + j
+
+    def control(self, j):
+        return self.base + 40 + j
+
+    def media(self, j):
+        return self.base + 60 + 4 * j
+
+
+# --------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGTERM if this script dies (even SIGKILL from
+    a ctest timeout), so no proxy is ever left behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except Exception:
+        pass
+
+
+class Proc:
+    def __init__(self, name, argv, out_path, cwd, append=False):
+        self.name = name
+        self.argv = argv
+        self.out_path = out_path
+        self.out = open(out_path, "ab" if append else "wb")
+        self.popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+            cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
+        self.pid = self.popen.pid
+
+    def running(self):
+        return self.popen.poll() is None
+
+    def wait(self, timeout):
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig=signal.SIGTERM, grace=3.0):
+        """Stop this process (and its process group, which it leads) by id."""
+        if self.running():
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                pass
+            if self.wait(grace) is None:
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.wait(5)
+        self.out.close()
+        return self.popen.returncode
+
+
+def tail(path, n=60):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+    return "\n".join(lines[-n:])
+
+
+# --------------------------------------------------------------------------
+# sipp message logs (-trace_msg)
+# --------------------------------------------------------------------------
+
+_SEP = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*$")
+_DIR = re.compile(r"^(UDP|TCP|TLS|SCTP) message (sent|received)")
+
+
+class SipMsg:
+    def __init__(self, direction, stamp, text):
+        self.direction = direction  # "sent" or "received"
+        self.stamp = stamp
+        self.text = text
+        head, _, self.body = text.partition("\n\n")
+        lines = head.split("\n")
+        self.first = lines[0].strip() if lines else ""
+        self.headers = []  # (name, value) in order, unfolded
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t") and self.headers:
+                n, v = self.headers[-1]
+                self.headers[-1] = (n, v + " " + line.strip())
+            elif ":" in line:
+                n, v = line.split(":", 1)
+                self.headers.append((n.strip(), v.strip()))
+        m = re.match(r"SIP/2\.0 (\d{3}) ?(.*)", self.first)
+        self.status = int(m.group(1)) if m else None
+        self.reason = m.group(2).strip() if m else None
+        self.method = None if m else self.first.split(" ", 1)[0]
+
+    def hdrs(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def hdr(self, name):
+        v = self.hdrs(name)
+        return v[0] if v else None
+
+    def cseq_method(self):
+        c = self.hdr("CSeq") or ""
+        parts = c.split()
+        return parts[1] if len(parts) > 1 else None
+
+    def ts(self):
+        return time.mktime(time.strptime(self.stamp.split(".")[0], "%Y-%m-%d %H:%M:%S")) + \
+            float("0." + self.stamp.split(".")[1])
+
+
+def parse_message_log(path):
+    msgs = []
+    try:
+        with open(path, "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
+    except OSError:
+        return msgs
+    lines = raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    i = 0
+    while i < len(lines):
+        m = _SEP.match(lines[i])
+        if not m or i + 1 >= len(lines):
+            i += 1
+            continue
+        d = _DIR.match(lines[i + 1])
+        if not d:
+            i += 1
+            continue
+        j = i + 2
+        while j < len(lines) and not _SEP.match(lines[j]):
+            j += 1
+        text = "\n".join(lines[i + 2:j]).strip("\n")
+        msgs.append(SipMsg(d.group(2), m.group(1), text))
+        i = j
+    return msgs
+
+
+# --------------------------------------------------------------------------
+# Test environment
+# --------------------------------------------------------------------------
+
+class Sipp:
+    """One sipp run. Always bounded: -m, -timeout (+ -timeout_error) and a
+    subprocess timeout above it."""
+
+    def __init__(self, env, name, proc, timeout, scenario):
+        self.env = env
+        self.name = name
+        self.proc = proc
+        self.timeout = timeout
+        self.scenario = scenario
+        self.rc = None
+        d = env.dir
+        self.msg_log = os.path.join(d, name + "_messages.log")
+        self.err_log = os.path.join(d, name + "_errors.log")
+        self.out_log = os.path.join(d, name + ".out")
+
+    def wait(self):
+        rc = self.proc.wait(self.timeout + 10)
+        if rc is None:
+            log("%s: still running after %ds: killing it" % (self.name, self.timeout + 10))
+            self.proc.stop(signal.SIGKILL)
+            rc = -9
+        self.proc.out.close()
+        self.rc = rc
+        return rc
+
+    def messages(self):
+        return parse_message_log(self.msg_log)
+
+    def received(self, pred=lambda m: True):
+        return [m for m in self.messages() if m.direction == "received" and pred(m)]
+
+    def expect_ok(self):
+        rc = self.rc if self.rc is not None else self.wait()
+        if rc != 0:
+            self.env.dump_sipp(self)
+            raise TestFailure("sipp %s (%s) exited with %s (expected 0)"
+                              % (self.name, self.scenario, rc))
+
+
+class Env:
+    def __init__(self, args, case, index, ncases):
+        self.args = args
+        self.case = case
+        self.ports = Ports(index, args.base_port, ncases)
+        self.dir = tempfile.mkdtemp(prefix="portier-sip-%s-" % case)
+        self.state_dir = os.path.join(self.dir, "state")
+        os.makedirs(self.state_dir)
+        self.socket = os.path.join(self.dir, "proxy.sock")
+        self.proxy_log = os.path.join(self.dir, "proxy.log")
+        self.procs = []
+        self.proxy = None
+        self.proxy_starts = 0
+        self.sipps = []
+        self.cseq = {}  # (user, port) -> last CSeq used by register runs
+        self.fork_timeout = 60
+        log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
+                                              self.ports.base + Ports.BLOCK - 1))
+
+    # ---- files -----------------------------------------------------------
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def write_config(self):
+        users = "version:1\n" + "".join(
+            "%s@%s clrtxt:%s ;\n" % (u, DOMAIN, p) for u, p in sorted(USERS.items()))
+        users_path = self.write("users.conf", users)
+        p = self.ports.proxy
+        cfg = """[global]
+transports = sip:{ip}:{p} sip:{ip}:{p};transport=tcp
+log-level = debug
+log-output = stderr
+state-directory = {state}
+control-socket = {sock}
+
+[module::Registrar]
+reg-domains = {dom}
+group-addresses = sip:{grp}@{dom}
+static-records-file =
+min-expires = 60
+max-expires = 3600
+
+[module::Authentication]
+enabled = true
+auth-domains = {dom}
+file-path = {users}
+available-algorithms = MD5 SHA-256
+nonce-expires = 3600
+
+[module::Router]
+call-fork-timeout = {fto}
+""".format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
+           users=users_path, fto=self.fork_timeout)
+        return self.write("proxy.ini", cfg)
+
+    # ---- proxy -----------------------------------------------------------
+    def start_proxy(self):
+        cfg = self.write_config()
+        self.proxy_starts += 1
+        with open(self.proxy_log, "ab") as f:
+            f.write(("==== harness: proxy start #%d ====\n" % self.proxy_starts).encode())
+        argv = [self.args.proxy, "--config", cfg]
+        log("start: %s" % " ".join(argv))
+        # One log across restarts.
+        proc = Proc("proxy", argv, self.proxy_log, self.dir, append=True)
+        self.proxy = proc
+        self.procs.append(proc)
+        deadline = time.time() + 10
+        last = ""
+        while time.time() < deadline:
+            if not proc.running():
+                raise TestFailure("portier-proxy exited at start with %s" % proc.popen.returncode)
+            if port_bound(self.ports.proxy, "udp"):
+                r = self.ctl_raw("ping")
+                last = r
+                if r is not None and r[0] == 0:
+                    try:
+                        if json.loads(r[1]).get("ok") is True:
+                            log("proxy up (pid %d)" % proc.pid)
+                            return proc
+                    except ValueError:
+                        pass
+            time.sleep(0.1)
+        raise TestFailure("portier-proxy not ready after 10s (last ping: %r)" % (last,))
+
+    def proxy_log_text(self):
+        try:
+            with open(self.proxy_log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop_proxy(self, expect_clean=True):
+        proc = self.proxy
+        log("SIGTERM to proxy pid %d" % proc.pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        rc = proc.wait(10)
+        if rc is None:
+            proc.stop(signal.SIGKILL)
+            raise TestFailure("portier-proxy did not exit within 10s of SIGTERM")
+        proc.out.close()
+        if expect_clean:
+            check(rc == 0, "portier-proxy exited with %s after SIGTERM (expected 0)" % rc)
+        return rc
+
+    def proxy_alive(self):
+        return self.proxy is not None and self.proxy.running()
+
+    # ---- portierctl ------------------------------------------------------
+    def ctl_raw(self, *cmd):
+        try:
+            r = subprocess.run([self.args.ctl, "--socket", self.socket] + list(cmd),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+        except OSError as e:  # e.g. the binary is being rebuilt right now
+            return (127, "", "cannot run %s: %s" % (self.args.ctl, e))
+        return (r.returncode, r.stdout.decode("utf-8", "replace"),
+                r.stderr.decode("utf-8", "replace"))
+
+    def ctl(self, *cmd):
+        r = self.ctl_raw(*cmd)
+        check(r is not None, "portierctl %s timed out" % " ".join(cmd))
+        check(r[0] == 0, "portierctl %s exited %d: %s %s" % (" ".join(cmd), r[0], r[1], r[2]))
+        try:
+            return json.loads(r[1])
+        except ValueError:
+            raise TestFailure("portierctl %s printed no JSON: %r" % (" ".join(cmd), r[1]))
+
+    def registrations(self):
+        regs = self.ctl("registrations").get("registrations")
+        check(isinstance(regs, list), "portierctl registrations: no list")
+        return regs
+
+    def bindings_for(self, user):
+        aor = "sip:%s@%s" % (user, DOMAIN)
+        return [r for r in self.registrations() if r.get("aor") == aor]
+
+    def calls(self):
+        calls = self.ctl("calls").get("calls")
+        check(isinstance(calls, list), "portierctl calls: no list")
+        return calls
+
+    # ---- sipp ------------------------------------------------------------
+    def sipp(self, name, scenario, slot, fields, *, remote=True, service=None,
+             auth_uri=None, call_id=None, transport="u1", timeout=20, extra=()):
+        """Start sipp (does not wait). fields: list of rows for -inf."""
+        csv = self.write(name + ".csv", "SEQUENTIAL\n" + "".join(
+            ";".join(str(x) for x in row) + ";\n" for row in fields))
+        sipp = Sipp(self, name, None, timeout, scenario)
+        argv = [self.args.sipp, "-sf", os.path.join(SCENARIOS, scenario)]
+        if remote:
+            argv.append("%s:%d" % (LOCAL, self.ports.proxy))
+        argv += ["-i", LOCAL, "-p", str(self.ports.sip(slot)), "-t", transport,
+                 "-m", str(len(fields) if remote else 1),
+                 "-timeout", "%ds" % timeout, "-timeout_error",
+                 "-nostdin", "-cp", str(self.ports.control(slot)),
+                 "-mp", str(self.ports.media(slot)),
+                 "-inf", csv,
+                 "-trace_msg", "-message_file", sipp.msg_log,
+                 "-trace_err", "-error_file", sipp.err_log]
+        if service:
+            argv += ["-s", service]
+        if auth_uri:
+            argv += ["-auth_uri", auth_uri]
+        if call_id:
+            argv += ["-cid_str", call_id]
+        argv += list(extra)
+        if self.args.verbose:
+            log("start: %s" % " ".join(argv))
+        sipp.proc = Proc(name, argv, sipp.out_log, self.dir)
+        self.procs.append(sipp.proc)
+        self.sipps.append(sipp)
+        return sipp
+
+    def uas(self, name, scenario, slot, timeout=30):
+        s = self.sipp(name, scenario, slot, [["x"]], remote=False, timeout=timeout)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if port_bound(self.ports.sip(slot), "udp"):
+                return s
+            if not s.proc.running():
+                break
+            time.sleep(0.05)
+        s.wait()
+        self.dump_sipp(s)
+        raise TestFailure("sipp %s did not bind port %d" % (name, self.ports.sip(slot)))
+
+    def register(self, user, slot, expires=3600, password=None, scenario="register.xml",
+                 name=None):
+        """REGISTER user with Contact 127.0.0.1:<slot port>; waits. The Call-ID is
+        the same for every run of one device, the CSeq grows (RFC 3261 10.2)."""
+        port = self.ports.sip(slot)
+        key = (user, port)
+        c = self.cseq.get(key, 0)
+        self.cseq[key] = c + 2
+        name = name or "reg_%s_%d_%d" % (user, expires, c // 2)
+        s = self.sipp(name, scenario, slot,
+                      [[user, password if password is not None else USERS.get(user, "x"),
+                        expires, c + 1, c + 2]],
+                      auth_uri=DOMAIN, call_id="reg-%s-%d@%s" % (user, port, LOCAL), timeout=10)
+        s.wait()
+        return s
+
+    def door(self, name, scenario, target, slot, domain=DOMAIN, timeout=30, user="door"):
+        return self.sipp(name, scenario, slot, [[user, USERS[user], domain]], service=target,
+                         auth_uri="%s@%s" % (target, domain), timeout=timeout)
+
+    # ---- reporting -------------------------------------------------------
+    def dump_sipp(self, s):
+        sys.stdout.write("\n---- sipp %s (%s) rc=%s ----\n" % (s.name, s.scenario, s.rc))
+        for path, n in ((s.err_log, 80), (s.out_log, 25)):
+            if os.path.exists(path) and os.path.getsize(path):
+                sys.stdout.write("-- %s --\n%s\n" % (os.path.basename(path), tail(path, n)))
+        sys.stdout.write("-- last messages (%s) --\n" % os.path.basename(s.msg_log))
+        for m in s.messages()[-6:]:
+            sys.stdout.write(">> %s %s: %s\n" % (m.stamp, m.direction, m.first))
+        sys.stdout.flush()
+
+    def dump_failure(self):
+        sys.stdout.write("\n======== proxy log tail (%s) ========\n" % self.proxy_log)
+        text = self.proxy_log_text().splitlines()
+        sys.stdout.write("\n".join(text[-80:]) + "\n")
+        for s in self.sipps:
+            bad = s.rc not in (0, None) or (os.path.exists(s.err_log) and
+                                           os.path.getsize(s.err_log))
+            if bad:
+                self.dump_sipp(s)
+        sys.stdout.flush()
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            try:
+                p.stop()
+            except Exception as e:  # keep going: every process must be stopped
+                log("stopping %s: %s" % (p.name, e))
+
+    def assert_no_secrets(self):
+        text = self.proxy_log_text()
+        leaked = [p for p in list(USERS.values()) + [WRONG_PASSWORD] if p in text]
+        check(not leaked, "password(s) %s appear in the proxy log" % leaked)
+
+    def wait_no_calls(self, within=5.0):
+        deadline = time.time() + within
+        calls = None
+        while time.time() < deadline:
+            calls = self.calls()
+            if not calls:
+                return
+            time.sleep(0.2)
+        raise TestFailure("portierctl calls still lists %d call(s) %.0fs after the call ended: %s"
+                          % (len(calls), within, json.dumps(calls)[:500]))
+
+
+# --------------------------------------------------------------------------
+# Helpers for checks
+# --------------------------------------------------------------------------
+
+def contact_hostport(contact):
+    m = re.search(r"sips?:(?:([^@;>]+)@)?([^;>:]+)(?::(\d+))?", contact or "")
+    if not m:
+        return None, None, None
+    return m.group(1), m.group(2), int(m.group(3)) if m.group(3) else 5060
+
+
+def has_binding(regs, user, port):
+    for r in regs:
+        u, h, p = contact_hostport(r.get("contact"))
+        if h == LOCAL and p == port:
+            return r
+    return None
+
+
+def final_response(sipp, method="INVITE"):
+    finals = sipp.received(lambda m: m.status and m.status >= 200 and m.cseq_method() == method)
+    return finals[-1] if finals else None
+
+
+def top_via_is_proxy(msg, env):
+    vias = msg.hdrs("Via")
+    if not vias:
+        return False
+    first = vias[0].split(",")[0]
+    return ("%s:%d" % (LOCAL, env.ports.proxy)) in first
+
+
+def register_devices(env, users_slots):
+    for user, slot in users_slots:
+        s = env.register(user, slot)
+        s.expect_ok()
+    regs = env.registrations()
+    for user, slot in users_slots:
+        check(has_binding([r for r in regs if r.get("aor") == "sip:%s@%s" % (user, DOMAIN)],
+                          user, env.ports.sip(slot)),
+              "%s: binding for port %d not listed after REGISTER: %s"
+              % (user, env.ports.sip(slot), json.dumps(regs)))
+
+
+def wait_all(sipps):
+    for s in sipps:
+        s.wait()
+    for s in sipps:
+        s.expect_ok()
+
+
+def assert_no_cause200(env, devices):
+    for d in devices:
+        for c in d.received(lambda m: m.method == "CANCEL"):
+            reason = " ".join(c.hdrs("Reason"))
+            check("cause=200" not in reason.replace(" ", ""),
+                  "%s: CANCEL carries %r, but no device answered (RFC 3326: cause=200 "
+                  "means 'completed elsewhere')" % (d.name, reason))
+
+
+# --------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------
+
+def case_register_auth(env):
+    """RFC 3261 section 10 + 22: REGISTER, 401, REGISTER with MD5 credentials,
+    200; the binding is listed; REGISTER Expires: 0 removes it (10.2.2)."""
+    env.start_proxy()
+    port = env.ports.sip(0)
+    s = env.register("alice", 0, 3600)
+    s.expect_ok()
+    ok = s.received(lambda m: m.status == 200)[-1]
+    check(any(contact_hostport(c)[2] == port for c in ok.hdrs("Contact")),
+          "200 to REGISTER does not list the new binding (RFC 3261 10.3 step 8): Contact=%s"
+          % ok.hdrs("Contact"))
+    regs = env.bindings_for("alice")
+    b = has_binding(regs, "alice", port)
+    check(b, "registrations does not list alice's contact port %d: %s" % (port, regs))
+    log("listed: %s" % json.dumps(b))
+    check(isinstance(b.get("expires"), (int, float)) and 3500 < b["expires"] <= 3600,
+          "expires %r not within (3500, 3600]" % b.get("expires"))
+
+    s = env.register("alice", 0, 0)
+    s.expect_ok()
+    ok = s.received(lambda m: m.status == 200)[-1]
+    check(not any(contact_hostport(c)[2] == port for c in ok.hdrs("Contact")),
+          "200 to REGISTER Expires: 0 still lists the binding: %s" % ok.hdrs("Contact"))
+    regs = env.bindings_for("alice")
+    check(not has_binding(regs, "alice", port),
+          "alice's binding still listed after Expires: 0: %s" % regs)
+    env.assert_no_secrets()
+
+
+def _auth_failure_lines(env):
+    return [l for l in env.proxy_log_text().splitlines() if "auth failure" in l]
+
+
+def _wait_auth_failure_lines(env, n, within=2.0):
+    deadline = time.time() + within
+    while True:
+        lines = _auth_failure_lines(env)
+        if len(lines) >= n or time.time() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def case_register_wrong_password(env):
+    """Wrong password: a fresh 401 (scenario), no binding, one auth-failure log
+    line naming the source address."""
+    env.start_proxy()
+    s = env.register("alice", 0, 3600, password=WRONG_PASSWORD, scenario="register_badauth.xml")
+    s.expect_ok()
+    check(not env.bindings_for("alice"), "a binding was created with a wrong password")
+    check(not env.registrations(), "registrations not empty: %s" % env.registrations())
+    lines = _wait_auth_failure_lines(env, 1)
+    good = [l for l in lines if "src=%s" % LOCAL in l]
+    check(len(lines) == 1 and len(good) == 1,
+          "expected exactly one 'auth failure' line with src=%s in the proxy log, got %d:\n%s"
+          % (LOCAL, len(lines), "\n".join(lines)))
+    log("auth failure line: %s" % good[0].strip())
+    env.assert_no_secrets()
+
+
+_NONCE = re.compile(r'(nonce\s*=\s*)"[^"]*"', re.I)
+
+
+def _challenge_shape(msg):
+    """Status line + header names + normalized WWW-Authenticate values."""
+    names = [n.lower() for n, _ in msg.headers]
+    www = [_NONCE.sub(r'\1"<nonce>"', v) for v in msg.hdrs("WWW-Authenticate")]
+    return {"status": "%s %s" % (msg.status, msg.reason), "headers": names, "www": www}
+
+
+def case_register_unknown_user(env):
+    """Unknown user: same as a wrong password, and the challenges for an
+    unknown and a known user have the same shape (no user enumeration)."""
+    env.start_proxy()
+    unknown = env.register("mallory", 0, 3600, password=WRONG_PASSWORD,
+                           scenario="register_badauth.xml")
+    unknown.expect_ok()
+    check(not env.registrations(), "registrations not empty: %s" % env.registrations())
+    lines = _wait_auth_failure_lines(env, 1)
+    good = [l for l in lines if "src=%s" % LOCAL in l]
+    check(len(lines) == 1 and len(good) == 1,
+          "expected exactly one 'auth failure' line with src=%s after the unknown user, got %d:\n%s"
+          % (LOCAL, len(lines), "\n".join(lines)))
+    log("auth failure line: %s" % good[0].strip())
+
+    known = env.register("alice", 1, 3600, password=WRONG_PASSWORD,
+                         scenario="register_badauth.xml")
+    known.expect_ok()
+    check(not env.registrations(), "registrations not empty: %s" % env.registrations())
+
+    u401 = unknown.received(lambda m: m.status == 401)
+    k401 = known.received(lambda m: m.status == 401)
+    check(len(u401) >= 2 and len(k401) >= 2, "expected two 401 in each run")
+    for what, u, k in (("first 401", u401[0], k401[0]), ("401 after credentials", u401[-1], k401[-1])):
+        su, sk = _challenge_shape(u), _challenge_shape(k)
+        log("%s, unknown user: %s" % (what, json.dumps(su["www"])))
+        log("%s, known user:   %s" % (what, json.dumps(sk["www"])))
+        check(su["www"], "%s has no WWW-Authenticate" % what)
+        check(su == sk, "%s differs between unknown and known user:\n unknown: %s\n known:   %s"
+              % (what, json.dumps(su), json.dumps(sk)))
+    algos = [re.search(r"algorithm\s*=\s*\"?([\w-]+)", v, re.I) for v in su["www"]]
+    algos = [a.group(1).upper() for a in algos if a]
+    check("MD5" in algos, "no MD5 challenge in %s" % su["www"])
+    env.assert_no_secrets()
+
+
+def case_fork_three_early_media(env):
+    """Group address fork to three devices with early media (183 recvonly);
+    mon1 answers; mon2/mon3 get CANCEL with Reason cause=200 (RFC 3326);
+    ACK/BYE go through the proxy (Record-Route); the caller's own AOR is not
+    forked to."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0), ("mon2", 1), ("mon3", 2), ("door", 3)])
+    # The door's registered contact (slot 3) is a plain socket: nothing may arrive
+    # there (group fork excludes the caller's AOR).
+    sentinel = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sentinel.bind((LOCAL, env.ports.sip(3)))
+    sentinel.setblocking(False)
+    try:
+        mon1 = env.uas("mon1", "uas_early_answer.xml", 0)
+        mon2 = env.uas("mon2", "uas_early_cancelled.xml", 1)
+        mon3 = env.uas("mon3", "uas_early_cancelled.xml", 2)
+        door = env.door("door", "door_call.xml", GROUP, 4)
+        wait_all([door, mon1, mon2, mon3])
+        leaked = []
+        while True:
+            try:
+                leaked.append(sentinel.recv(65535)[:80])
+            except BlockingIOError:
+                break
+    finally:
+        sentinel.close()
+    check(not leaked, "the caller's own AOR (door) got forked to: %r" % leaked)
+
+    e183 = door.received(lambda m: m.status == 183)
+    check(e183, "door got no 183: early media did not reach the caller")
+    check(any("m=video" in m.body for m in e183), "door's 183 has no SDP with video")
+    ok = door.received(lambda m: m.status == 200 and m.cseq_method() == "INVITE")[0]
+    rr = " ".join(ok.hdrs("Record-Route"))
+    check("%s:%d" % (LOCAL, env.ports.proxy) in rr or LOCAL in rr,
+          "200 at the door has no Record-Route of the proxy: %r" % rr)
+    for m in mon1.received(lambda m: m.method in ("ACK", "BYE")):
+        check(top_via_is_proxy(m, env), "mon1 got %s not through the proxy: Via %s"
+              % (m.method, m.hdrs("Via")))
+    check(len(mon1.received(lambda m: m.method in ("ACK", "BYE"))) >= 2,
+          "mon1 did not get both ACK and BYE")
+    for d in (mon2, mon3):
+        cancels = d.received(lambda m: m.method == "CANCEL")
+        check(cancels, "%s got no CANCEL" % d.name)
+        reason = cancels[0].hdr("Reason") or ""
+        log("%s CANCEL Reason: %s" % (d.name, reason))
+        check('text="Call completed elsewhere"' in reason,
+              "%s: Reason %r lacks text=\"Call completed elsewhere\"" % (d.name, reason))
+    env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+def case_caller_cancel(env):
+    """RFC 3261 section 16.10: the caller's CANCEL cancels every branch; the
+    caller gets 200 (CANCEL) and 487 (INVITE)."""
+    env.start_proxy()
+    devs = [("mon1", 0), ("mon2", 1), ("mon3", 2)]
+    register_devices(env, devs)
+    uas = [env.uas(u, "uas_ring_cancelled.xml", slot) for u, slot in devs]
+    door = env.door("door", "door_cancel.xml", GROUP, 4)
+    wait_all([door] + uas)
+    fin = final_response(door)
+    check(fin and fin.status == 487, "door: final response %s (expected 487)"
+          % (fin.first if fin else None))
+    assert_no_cause200(env, uas)
+    env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+def case_all_busy(env):
+    """RFC 3261 section 16.7 step 6: every branch 486 -> 486 upstream."""
+    env.start_proxy()
+    devs = [("mon1", 0), ("mon2", 1)]
+    register_devices(env, devs)
+    uas = [env.uas(u, "uas_busy.xml", slot) for u, slot in devs]
+    door = env.door("door", "door_reject.xml", GROUP, 4)
+    wait_all([door] + uas)
+    fin = final_response(door)
+    log("door final response: %s" % (fin.first if fin else None))
+    check(fin and fin.status == 486, "door: final response %s (expected 486 Busy Here)"
+          % (fin.first if fin else None))
+    env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+def case_fork_timeout(env):
+    """call-fork-timeout = 3: unanswered branches are CANCELled and the caller
+    gets 408 after about 3 s."""
+    env.fork_timeout = 3
+    env.start_proxy()
+    devs = [("mon1", 0), ("mon2", 1)]
+    register_devices(env, devs)
+    uas = [env.uas(u, "uas_ring_cancelled.xml", slot) for u, slot in devs]
+    door = env.door("door", "door_reject.xml", GROUP, 4)
+    time.sleep(1.5)
+    calls = env.calls()
+    log("calls while ringing: %s" % json.dumps(calls)[:300])
+    check(len(calls) >= 1, "portierctl calls lists no call while the devices ring")
+    wait_all([door] + uas)
+    fin = final_response(door)
+    log("door final response: %s" % (fin.first if fin else None))
+    check(fin and fin.status == 408, "door: final response %s (expected 408)"
+          % (fin.first if fin else None))
+    invites = [m for m in door.messages() if m.direction == "sent" and m.method == "INVITE"]
+    elapsed = fin.ts() - invites[-1].ts()
+    log("408 came %.2fs after the authenticated INVITE" % elapsed)
+    check(2.5 <= elapsed <= 6.0, "408 after %.2fs, expected about 3s (call-fork-timeout)" % elapsed)
+    assert_no_cause200(env, uas)
+    env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+def case_restart_persistence(env):
+    """Bindings survive a restart (state-directory): register, SIGTERM, start
+    again, call the device."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0)])
+    mon1 = env.uas("mon1", "uas_early_answer.xml", 0, timeout=40)
+    env.stop_proxy(expect_clean=True)
+    env.start_proxy()
+    b = has_binding(env.bindings_for("mon1"), "mon1", env.ports.sip(0))
+    check(b, "mon1's binding is gone after restart: %s" % env.registrations())
+    log("after restart: %s" % json.dumps(b))
+    door = env.door("door", "door_call.xml", "mon1", 4)
+    wait_all([door, mon1])
+    env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+def _udp_exchange(env, payload, wait=1.0):
+    """Send one datagram from a fresh socket (so that retransmitted responses
+    to an earlier probe are not mixed in) and collect what comes back.
+    payload: bytes, or a function of the local port returning bytes."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LOCAL, 0))
+    s.settimeout(wait)
+    try:
+        if callable(payload):
+            payload = payload(s.getsockname()[1])
+        s.sendto(payload, (LOCAL, env.ports.proxy))
+        out = []
+        end = time.time() + wait
+        while time.time() < end:
+            try:
+                out.append(s.recv(65535))
+            except socket.timeout:
+                break
+        return out
+    finally:
+        s.close()
+
+
+def _req(method, ruri, env, via=True, extra="", cl=None, body="", mf="70", cseq=None,
+         call_id=True):
+    """A request builder: returns a function of the local port (for the Via)."""
+    return lambda port: _req_bytes(port, method, ruri, via, extra, cl, body, mf, cseq, call_id)
+
+
+def _req_bytes(port, method, ruri, via, extra, cl, body, mf, cseq, call_id):
+    lines = ["%s %s SIP/2.0" % (method, ruri)]
+    if via:
+        lines.append("Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-mal-%d" % (LOCAL, port,
+                                                                     int(time.time() * 1e6)))
+    lines += ["From: <sip:mon1@%s>;tag=mal1" % DOMAIN, "To: <%s>" % ruri]
+    if call_id:
+        lines.append("Call-ID: mal-%d@%s" % (int(time.time() * 1e6), LOCAL))
+    lines += ["CSeq: %s" % (cseq or "1 %s" % method), "Max-Forwards: %s" % mf]
+    if extra:
+        lines.append(extra)
+    lines.append("Content-Length: %s" % (cl if cl is not None else len(body)))
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("latin-1")
+
+
+def case_malformed(env):
+    """Garbage and malformed SIP must not kill the proxy; parsable-enough bad
+    requests get 400 (RFC 3261 section 8.2 / 16.3 step 1; section 18.3 for a
+    Content-Length larger than the datagram) or 505 (section 21.5.7); the
+    other probes only print what came back."""
+    env.start_proxy()
+    p = env.ports.proxy
+    proxy_uri = "sip:%s:%d" % (LOCAL, p)
+    cases = [
+        # name, payload, expected status (None: no assertion; responses printed)
+        ("random bytes", bytes(range(256)) * 4, None),
+        ("text garbage", b"hello proxy\r\n\r\n", None),
+        ("bad request line", b"INVITE\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK1\r\n\r\n", None),
+        ("no Via", _req("OPTIONS", proxy_uri, env, via=False), None),
+        ("huge Content-Length", _req("OPTIONS", proxy_uri, env, cl=99999999, body="v=0\r\n"), 400),
+        ("bad Max-Forwards (OPTIONS)", _req("OPTIONS", proxy_uri, env, mf="lots"), None),
+        ("Max-Forwards 0 (INVITE)", _req("INVITE", "sip:mon1@%s" % DOMAIN, env, mf="0"), None),
+        ("negative Content-Length", _req("OPTIONS", proxy_uri, env, cl=-5), 400),
+        ("bad CSeq", _req("OPTIONS", proxy_uri, env, cseq="one OPTIONS"), 400),
+        ("NUL bytes in header", _req("OPTIONS", proxy_uri, env,
+                                     extra="Subject: a\x00b\x00\x00c"), 400),
+        ("NUL bytes in start line", b"OPT\x00IONS sip:x SIP/2.0\r\n\r\n", None),
+        # RFC 3261 section 21.5.7
+        ("SIP/3.0", (lambda port: _req("OPTIONS", proxy_uri, env)(port).replace(
+            b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1)), 505),
+        ("stray response", b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bKx\r\n"
+                           b"Call-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", None),
+        ("very long header", _req("OPTIONS", proxy_uri, env, extra="X-Long: " + "a" * 60000),
+         None),
+        ("many Via", _req("OPTIONS", proxy_uri, env, extra="\r\n".join(
+            "Via: SIP/2.0/UDP 10.0.0.%d:5060;branch=z9hG4bK%d" % (i % 250, i)
+            for i in range(500))), None),
+        ("INVITE no From tag / bad URI", _req("INVITE", "sip:@@@", env), None),
+    ]
+    failures = []
+    # A burst of junk first: nothing to answer, the proxy must just survive it.
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for i in range(300):
+            junk.sendto(os.urandom(1 + (i * 37) % 1400), (LOCAL, p))
+    finally:
+        junk.close()
+    time.sleep(0.2)
+    check(env.proxy_alive(), "portier-proxy died after a burst of random datagrams")
+    for name, payload, expect in cases:
+        replies = _udp_exchange(env, payload, wait=0.7)
+        firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
+        log("%-28s -> %s" % (name, firsts or "(no reply)"))
+        check(env.proxy_alive(), "portier-proxy died after %r (rc %s)"
+              % (name, env.proxy.popen.returncode))
+        if expect is not None:
+            codes = [int(f.split()[1]) for f in firsts if f.startswith("SIP/2.0 ")
+                     and len(f.split()) > 1 and f.split()[1].isdigit()]
+            if expect not in codes:
+                failures.append("%s: expected %d, got %s" % (name, expect, firsts or "no reply"))
+
+    # TCP: garbage, a message cut short, and a connection that just closes.
+    for name, payload in (("tcp garbage", b"\x00\xff" * 512 + b"\r\n\r\n"),
+                          ("tcp truncated", _req("OPTIONS", proxy_uri, env, cl=500)(0)),
+                          ("tcp CRLF keepalive", b"\r\n\r\n")):
+        t = socket.create_connection((LOCAL, p), timeout=2)
+        try:
+            t.sendall(payload)
+            t.settimeout(0.5)
+            try:
+                data = t.recv(4096)
+            except (socket.timeout, ConnectionResetError):
+                data = b""
+        finally:
+            t.close()
+        log("%-28s -> %r" % (name, data[:60]))
+        check(env.proxy_alive(), "portier-proxy died after %r" % name)
+
+    time.sleep(0.3)
+    check(env.proxy_alive(), "portier-proxy died")
+    s = env.sipp("options_after", "options.xml", 0, [["mon1"]], timeout=10)
+    s.wait()
+    s.expect_ok()
+    check(env.proxy_alive(), "portier-proxy died")
+    check(not failures, "malformed requests not answered 400:\n  " + "\n  ".join(failures))
+    env.assert_no_secrets()
+
+
+def case_options_keepalive(env):
+    """RFC 3261 section 11: OPTIONS to the proxy itself is answered 200, over
+    UDP and TCP, without a challenge."""
+    env.start_proxy()
+    u = env.sipp("options_udp", "options.xml", 0, [["mon1"]], timeout=10)
+    u.wait()
+    u.expect_ok()
+    t = env.sipp("options_tcp", "options.xml", 1, [["mon1"]], transport="t1", timeout=10)
+    t.wait()
+    t.expect_ok()
+    for s in (u, t):
+        ok = s.received(lambda m: m.status == 200)[0]
+        log("%s: %s (Allow: %s)" % (s.name, ok.first, ok.hdr("Allow")))
+    env.assert_no_secrets()
+
+
+def case_foreign_domain(env):
+    """An authenticated caller INVITEs sip:x@other.example: the proxy does not
+    relay to other domains; it answers 403 or 404 with a reason phrase."""
+    env.start_proxy()
+    # Without credentials (raw UDP): any 4xx is fine (403/404 at once, or 407).
+    replies = _udp_exchange(env, _req("INVITE", "sip:x@other.example", env), wait=0.7)
+    firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
+    log("unauthenticated INVITE sip:x@other.example -> %s" % (firsts or "(no reply)"))
+    check(firsts and re.match(r"SIP/2\.0 4\d\d \S", firsts[0]),
+          "unauthenticated INVITE to a foreign domain: %s (expected a 4xx)" % (firsts or "no reply"))
+    # With credentials.
+    door = env.sipp("door", "door_foreign.xml", 4,
+                    [["door", USERS["door"], "other.example", "%s@%s" % (GROUP, DOMAIN)]],
+                    service="x", auth_uri="x@other.example", timeout=15)
+    door.wait()
+    door.expect_ok()
+    fin = final_response(door)
+    log("authenticated INVITE sip:x@other.example -> %s" % (fin.first if fin else None))
+    check(fin is not None, "no final response")
+    check(fin.status in (403, 404), "expected 403 or 404, got %s" % fin.first)
+    check(fin.reason and fin.reason.strip(), "empty reason phrase: %r" % fin.first)
+    env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+CASES = [
+    ("register_auth", case_register_auth),
+    ("register_wrong_password", case_register_wrong_password),
+    ("register_unknown_user", case_register_unknown_user),
+    ("fork_three_early_media", case_fork_three_early_media),
+    ("caller_cancel", case_caller_cancel),
+    ("all_busy", case_all_busy),
+    ("fork_timeout", case_fork_timeout),
+    ("restart_persistence", case_restart_persistence),
+    ("malformed", case_malformed),
+    ("options_keepalive", case_options_keepalive),
+    ("foreign_domain", case_foreign_domain),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--proxy", help="portier-proxy binary")
+    ap.add_argument("--ctl", help="portierctl binary")
+    ap.add_argument("--case", help="case name (see --list)")
+    ap.add_argument("--list", action="store_true", help="list the cases")
+    ap.add_argument("--sipp", default=shutil.which("sipp") or "sipp", help="sipp binary")
+    ap.add_argument("--base-port", type=int,
+                    default=int(os.environ.get("PORTIER_SIP_TEST_BASE_PORT", "21000")),
+                    help="first port of the case port blocks (default 21000, env "
+                         "PORTIER_SIP_TEST_BASE_PORT); case i uses base+100*i .. +99")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir even on success")
+    ap.add_argument("--time-limit", type=int, default=150,
+                    help="overall limit for the case in seconds (default 150)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print sipp command lines")
+    args = ap.parse_args()
+
+    names = [n for n, _ in CASES]
+    if args.list:
+        print("\n".join(names))
+        return 0
+    if not (args.proxy and args.ctl and args.case):
+        ap.error("--proxy, --ctl and --case are required")
+    if args.case not in names:
+        ap.error("unknown case %r (one of: %s)" % (args.case, ", ".join(names)))
+    args.proxy = os.path.abspath(args.proxy)
+    args.ctl = os.path.abspath(args.ctl)
+    for path, what in ((args.proxy, "--proxy"), (args.ctl, "--ctl")):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            print("%s %s: not an executable file" % (what, path))
+            return 2
+    if not shutil.which(args.sipp):
+        print("sipp not found (Debian: apt-get install sip-tester)")
+        return 2
+
+    index = names.index(args.case)
+    func = dict(CASES)[args.case]
+    try:
+        env = Env(args, args.case, index, len(CASES))
+    except SetupError as e:
+        print("setup error: %s" % e)
+        return 2
+
+    def on_signal(signum, frame):
+        raise TestFailure("interrupted by signal %d" % signum)
+
+    def on_alarm(signum, frame):
+        raise TestFailure("case took longer than %ds" % args.time_limit)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    atexit.register(env.cleanup)
+    signal.alarm(args.time_limit)
+
+    ok = False
+    try:
+        log("---- %s: %s" % (args.case, (func.__doc__ or "").strip().split("\n")[0]))
+        func(env)
+        if env.proxy is not None:
+            check(env.proxy_alive(), "portier-proxy is no longer running at the end")
+        ok = True
+    except TestFailure as e:
+        log("FAIL: %s" % e)
+    except Exception as e:  # a harness bug or unexpected tool behaviour: still a failure
+        import traceback
+        traceback.print_exc()
+        log("FAIL: unexpected %s: %s" % (type(e).__name__, e))
+    finally:
+        signal.alarm(0)
+        env.cleanup()
+        if not ok:
+            env.dump_failure()
+    if ok:
+        log("PASS: %s" % args.case)
+        if not args.keep:
+            shutil.rmtree(env.dir, ignore_errors=True)
+        else:
+            log("kept %s" % env.dir)
+    else:
+        log("files kept in %s" % env.dir)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
