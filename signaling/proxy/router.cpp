@@ -5,6 +5,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_util.h>
 #include <sofia-sip/su_alloc.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <set>
@@ -30,6 +31,24 @@ std::string url_str(const url_t *url) {
 
 int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 
+// A device behind NAT registers a contact it cannot be reached at; its REGISTER
+// came from `received` ("udp:203.0.113.5:40211"). When the two differ, requests
+// go to where the REGISTER came from (as rport does for responses, RFC 3581),
+// with the Request-URI left as the device wrote it. Over TCP this also reuses
+// the device's own connection.
+std::string next_hop_for(const url_t *contact, const std::string &received) {
+  size_t a = received.find(':'), b = received.rfind(':');
+  if (!contact || a == std::string::npos || b <= a) return "";
+  std::string proto = received.substr(0, a);
+  std::string host = received.substr(a + 1, b - a - 1);
+  std::string port = received.substr(b + 1);
+  const char *cport = contact->url_port && *contact->url_port ? contact->url_port : "5060";
+  if (contact->url_host && strcasecmp(contact->url_host, host.c_str()) == 0 && port == cport)
+    return "";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "sip:" + host + ":" + port + ";transport=" + proto;
+}
+
 }  // namespace
 
 Router::Router(Proxy &proxy) : proxy_(proxy) {}
@@ -54,7 +73,8 @@ Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
 }
 
 bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
-                        const std::string &record_route, bool pop_route) {
+                        const std::string &record_route, bool pop_route,
+                        const std::string &next_hop) {
   msg_t *copy = msg_copy(msg);
   if (!copy) return false;
   sip_t *csip = sip_object(copy);
@@ -107,7 +127,8 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
     b->target = target;
   }
   nta_outgoing_t *orq = nta_outgoing_mcreate(
-      proxy_.agent(), ack ? nullptr : on_branch_response, ack ? nullptr : b.get(), nullptr, copy,
+      proxy_.agent(), ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
+      next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
       TAG_IF(rq, SIPTAG_REQUEST(rq)), SIPTAG_MAX_FORWARDS_STR(mf_str),
       TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
   if (!orq) {
@@ -149,14 +170,18 @@ void Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     aors.push_back(aor);
   }
 
-  std::vector<std::string> contacts;
+  struct Target {
+    std::string contact, next_hop;
+  };
+  std::vector<Target> contacts;
   std::set<std::string> seen;
   for (const auto &a : aors) {
     for (const auto &bnd : proxy_.locations().lookup(a, now)) {
       // §16.3 step 4 in spirit: never fork back to ourselves.
       url_t *u = url_make(msg_home(msg), bnd.contact.c_str());
       bool loop = u && proxy_.is_us(u);
-      if (!loop && seen.insert(bnd.contact).second) contacts.push_back(bnd.contact);
+      if (!loop && seen.insert(bnd.contact).second)
+        contacts.push_back({bnd.contact, next_hop_for(u, bnd.received)});
     }
   }
   if (contacts.empty()) {
@@ -177,8 +202,8 @@ void Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
                              ? proxy_.record_route_for(irq, msg)
                              : std::string();
   for (const auto &c : contacts) {
-    if (!add_branch(t, msg, c, rr, pop_route))
-      PLOG_WARN("route: cannot send %s to %s", sip->sip_request->rq_method_name, c.c_str());
+    if (!add_branch(t, msg, c.contact, rr, pop_route, c.next_hop))
+      PLOG_WARN("route: cannot send %s to %s", sip->sip_request->rq_method_name, c.contact.c_str());
   }
   if (t->branches.empty()) {
     nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());

@@ -62,8 +62,9 @@ class Router {
 
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
   // Sends one copy of msg to target (a request URI; empty: keep the message's own).
+  // next_hop: where to send it when that is not the target (a NATed device).
   bool add_branch(Txn *t, msg_t *msg, const std::string &target, const std::string &record_route,
-                  bool pop_route);
+                  bool pop_route, const std::string &next_hop = "");
   void forward_response(Txn *t, msg_t *response);
   void cancel_pending(Txn *t, const char *reason);
   void apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *response);
