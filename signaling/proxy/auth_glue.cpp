@@ -27,10 +27,12 @@ std::string unquote(const char *v) {
   return s;
 }
 
-// The host part of "udp:1.2.3.4:5060" / "udp:::1:5060".
+// The host part of "udp:1.2.3.4:5060" / "udp:[::1]:5060", without brackets.
 std::string source_host(const std::string &src) {
   size_t a = src.find(':'), b = src.rfind(':');
-  return a == std::string::npos || b <= a ? src : src.substr(a + 1, b - a - 1);
+  std::string host = a == std::string::npos || b <= a ? src : src.substr(a + 1, b - a - 1);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host;
 }
 
 }  // namespace

@@ -223,7 +223,8 @@ std::string Proxy::source_of(msg_t *msg) {
   su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
   su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host);
   const char *proto = ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp";
-  return std::string(proto) + ":" + host + ":" + std::to_string(ntohs(su->su_port));
+  std::string h = su->su_family == AF_INET6 ? std::string("[") + host + "]" : host;
+  return std::string(proto) + ":" + h + ":" + std::to_string(ntohs(su->su_port));
 }
 
 int Proxy::on_request(void *self, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) {

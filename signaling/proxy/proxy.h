@@ -68,7 +68,7 @@ class Proxy {
   // (401/407/403) and returns false. `user_out` gets the authenticated user.
   bool authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool registrar,
                     std::string *user_out);
-  // "udp:127.0.0.1:5070" style source of a message, for logs and bindings.
+  // "udp:127.0.0.1:5070" / "udp:[::1]:5070" style source of a message, for logs and bindings.
   static std::string source_of(msg_t *msg);
 
   int handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);

@@ -43,9 +43,13 @@ std::string next_hop_for(const url_t *contact, const std::string &received) {
   std::string host = received.substr(a + 1, b - a - 1);
   std::string port = received.substr(b + 1);
   const char *cport = contact->url_port && *contact->url_port ? contact->url_port : "5060";
-  if (contact->url_host && strcasecmp(contact->url_host, host.c_str()) == 0 && port == cport)
+  const std::string bare =
+      host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+  if (contact->url_host &&
+      (strcasecmp(contact->url_host, host.c_str()) == 0 ||
+       strcasecmp(contact->url_host, bare.c_str()) == 0) &&
+      port == cport)
     return "";
-  if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return "sip:" + host + ":" + port + ";transport=" + proto;
 }
 
