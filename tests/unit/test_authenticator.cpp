@@ -1,7 +1,8 @@
-// Nonces (authenticity, age, nonce-count replay table) and the whole digest check as
+// Nonces (authenticity, age, nonce-count replay ring) and the whole digest check as
 // the proxy runs it: challenge, answer as a client would, outcome.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -103,56 +104,139 @@ TEST(Nonce, OnlyTheCanonicalSpellingIsValid) {
   EXPECT_EQ(valid, 1);
 }
 
+using Nc = NonceManager::Nc;
+
 TEST(Nonce, NonceCountMustGrow) {
   NonceManager nonces(kSecret, kLifetime);
   const std::string n = nonces.issue(kT0);
   struct Step {
     const char *nc;
-    bool accepted;
+    Nc expected;
   } steps[] = {
-      {"00000001", true}, {"00000001", false}, {"00000002", true}, {"00000001", false},
-      {"0000000A", true}, {"00000009", false}, {"0000000b", true}, {"0000000B", false},
+      {"00000001", Nc::Accepted}, {"00000001", Nc::Replay},   {"00000002", Nc::Accepted},
+      {"00000001", Nc::Replay},   {"0000000A", Nc::Accepted}, {"00000009", Nc::Replay},
+      {"0000000b", Nc::Accepted}, {"0000000B", Nc::Replay},   {"ffffffff", Nc::Accepted},
+      {"FFFFFFFF", Nc::Replay},
   };
-  for (const Step &s : steps) EXPECT_EQ(nonces.accept_nc(n, s.nc, kT0 + 1), s.accepted) << s.nc;
+  for (const Step &s : steps) EXPECT_EQ(nonces.accept_nc(n, s.nc, kT0 + 1), s.expected) << s.nc;
   // Counts of one nonce do not affect another.
-  EXPECT_TRUE(nonces.accept_nc(nonces.issue(kT0), "00000001", kT0 + 1));
+  EXPECT_EQ(nonces.accept_nc(nonces.issue(kT0), "00000001", kT0 + 1), Nc::Accepted);
 }
 
 TEST(Nonce, MalformedNonceCountIsRefused) {
   NonceManager nonces(kSecret, kLifetime);
   const std::string n = nonces.issue(kT0);
   for (const char *nc : {"", "1", "0000001", "000000001", "0000000g", "00000000", " 0000001"}) {
-    EXPECT_FALSE(nonces.accept_nc(n, nc, kT0)) << '"' << nc << '"';
+    EXPECT_EQ(nonces.accept_nc(n, nc, kT0), Nc::Malformed) << '"' << nc << '"';
   }
-  EXPECT_TRUE(nonces.accept_nc(n, "00000001", kT0));
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0), Nc::Accepted);
 }
 
-TEST(Nonce, StaleOrForgedNonceCountIsRefused) {
+TEST(Nonce, ForgedNonceIsMalformedExpiredOneForgotten) {
   NonceManager nonces(kSecret, kLifetime);
   const std::string n = nonces.issue(kT0);
-  EXPECT_FALSE(nonces.accept_nc(n, "00000001", kT0 + kLifetime + 1));
-  EXPECT_FALSE(nonces.accept_nc(NonceManager("other", kLifetime).issue(kT0), "00000001", kT0));
-  // Known nonce that became stale.
-  EXPECT_TRUE(nonces.accept_nc(n, "00000001", kT0));
-  EXPECT_FALSE(nonces.accept_nc(n, "00000002", kT0 + kLifetime + 1));
+  // Expired (or from too far in the future): authentic, but no longer usable.
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0 + kLifetime + 1), Nc::Forgotten);
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0 - 61), Nc::Forgotten);
+  // Refusing those did not touch its slot.
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0), Nc::Accepted);
+  EXPECT_EQ(nonces.accept_nc(n, "00000002", kT0 + kLifetime + 1), Nc::Forgotten);
+  EXPECT_EQ(nonces.accept_nc(n, "00000002", kT0 + kLifetime), Nc::Accepted);
+
+  // Not ours, or not a nonce at all.
+  EXPECT_EQ(nonces.accept_nc(NonceManager("other", kLifetime).issue(kT0), "00000001", kT0),
+            Nc::Malformed);
+  std::string forged = n;
+  forged[20] = forged[20] == 'A' ? 'B' : 'A';  // inside the counter
+  EXPECT_EQ(nonces.accept_nc(forged, "00000001", kT0), Nc::Malformed);
+  EXPECT_EQ(nonces.accept_nc("", "00000001", kT0), Nc::Malformed);
+  EXPECT_EQ(nonces.accept_nc("not a nonce", "00000001", kT0), Nc::Malformed);
 }
 
-TEST(Nonce, FullTableRefusesNewNoncesInsteadOfForgettingLiveOnes) {
-  NonceManager nonces(kSecret, 100, /*max_tracked=*/2);
-  const std::string a = nonces.issue(kT0);
-  const std::string b = nonces.issue(kT0);
-  const std::string c = nonces.issue(kT0 + 50);
-  EXPECT_TRUE(nonces.accept_nc(a, "00000001", kT0 + 50));
-  EXPECT_TRUE(nonces.accept_nc(b, "00000001", kT0 + 50));
-  // Full of live nonces: a third is refused (the client will be challenged again)...
-  EXPECT_FALSE(nonces.accept_nc(c, "00000001", kT0 + 50));
-  EXPECT_FALSE(nonces.accept_nc(c, "00000001", kT0 + 51));
-  // ...and the live ones keep their history, so no replay slips through.
-  EXPECT_FALSE(nonces.accept_nc(a, "00000001", kT0 + 52));
-  EXPECT_TRUE(nonces.accept_nc(a, "00000002", kT0 + 52));
-  // Once a and b are stale they make room for c.
-  EXPECT_TRUE(nonces.accept_nc(c, "00000001", kT0 + 101));
-  EXPECT_FALSE(nonces.accept_nc(c, "00000001", kT0 + 101));
+TEST(Nonce, RingSize) {
+  EXPECT_EQ(NonceManager(kSecret, kLifetime).slots(), NonceManager::kDefaultSlots);
+  EXPECT_EQ(NonceManager(kSecret, kLifetime, 4).slots(), 4u);
+  EXPECT_THROW(NonceManager(kSecret, kLifetime, 0), std::invalid_argument);
+}
+
+TEST(Nonce, OverwrittenSlotIsForgotten) {
+  NonceManager nonces(kSecret, kLifetime, /*slots=*/4, kT0);
+  const std::string n = nonces.issue(kT0);
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0), Nc::Accepted);
+  // Three more nonces fill the other slots: n is still tracked.
+  std::vector<std::string> later;
+  for (int i = 0; i < 3; ++i) later.push_back(nonces.issue(kT0));
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0), Nc::Replay);
+  EXPECT_EQ(nonces.accept_nc(n, "00000002", kT0), Nc::Accepted);
+  // The next one takes n's slot: n is forgotten, whatever its nc, and stays so.
+  later.push_back(nonces.issue(kT0));
+  EXPECT_EQ(nonces.accept_nc(n, "00000003", kT0), Nc::Forgotten);
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0), Nc::Forgotten);
+  for (int i = 0; i < 5; ++i) later.push_back(nonces.issue(kT0));
+  EXPECT_EQ(nonces.accept_nc(n, "00000004", kT0), Nc::Forgotten);
+  // Still authentic and young: only the nonce-count history is gone.
+  EXPECT_EQ(nonces.check(n, kT0), NonceManager::Check::Valid);
+  // Only the last 4 are tracked.
+  for (size_t i = 0; i < later.size(); ++i) {
+    EXPECT_EQ(nonces.accept_nc(later[i], "00000001", kT0),
+              i + 4 < later.size() ? Nc::Forgotten : Nc::Accepted)
+        << i;
+  }
+}
+
+TEST(Nonce, NoncesFromAnEarlierRunAreForgotten) {
+  NonceManager before(kSecret, kLifetime, NonceManager::kDefaultSlots, kT0);
+  const std::string n = before.issue(kT0);
+  EXPECT_EQ(before.accept_nc(n, "00000001", kT0), Nc::Accepted);
+
+  // Restarted a minute later with the same secret: n is authentic and young, but its
+  // history is gone, so it must not be accepted again (not even with nc 1 replayed).
+  NonceManager after(kSecret, kLifetime, NonceManager::kDefaultSlots, kT0 + 60);
+  EXPECT_EQ(after.check(n, kT0 + 60), NonceManager::Check::Valid);
+  EXPECT_EQ(after.accept_nc(n, "00000001", kT0 + 60), Nc::Forgotten);
+  EXPECT_EQ(after.accept_nc(n, "00000002", kT0 + 60), Nc::Forgotten);
+  for (int i = 0; i < 100; ++i) after.issue(kT0 + 60);
+  EXPECT_EQ(after.accept_nc(n, "00000002", kT0 + 60), Nc::Forgotten);
+
+  // A nonce from a run started later (a peer, or a clock that was ahead) has a counter
+  // this run has not reached.
+  NonceManager peer(kSecret, kLifetime, NonceManager::kDefaultSlots, kT0 + 120);
+  EXPECT_EQ(after.accept_nc(peer.issue(kT0 + 60), "00000001", kT0 + 60), Nc::Forgotten);
+}
+
+TEST(Nonce, SameCounterFromAnotherRunDoesNotShareTheSlot) {
+  // Two proxies started in the same second issue the same counters.
+  NonceManager a(kSecret, kLifetime, 16, kT0);
+  NonceManager b(kSecret, kLifetime, 16, kT0);
+  const std::string mine = b.issue(kT0);
+  const std::string theirs = a.issue(kT0);
+  EXPECT_EQ(b.check(theirs, kT0), NonceManager::Check::Valid);
+  EXPECT_EQ(b.accept_nc(theirs, "00000001", kT0), Nc::Forgotten);
+  EXPECT_EQ(b.accept_nc(theirs, "00000005", kT0), Nc::Forgotten);
+  // ...and b's own nonce with that counter keeps a clean history.
+  EXPECT_EQ(b.accept_nc(mine, "00000001", kT0), Nc::Accepted);
+}
+
+TEST(Nonce, FloodDoesNotLockOutFreshNonces) {
+  // The old bounded table refused every new nonce once full; the ring only forgets
+  // old ones.
+  NonceManager nonces(kSecret, 3600, /*slots=*/8, kT0);
+  std::vector<std::string> issued;
+  for (int i = 0; i < 1000; ++i) {
+    issued.push_back(nonces.issue(kT0 + i / 100));
+    ASSERT_EQ(nonces.accept_nc(issued.back(), "00000001", kT0 + i / 100), Nc::Accepted) << i;
+  }
+  // The last 8 are still tracked (replays refused, next counts accepted); the rest
+  // are forgotten, never replayable.
+  for (size_t i = 0; i < issued.size(); ++i) {
+    const bool tracked = i + 8 >= issued.size();
+    EXPECT_EQ(nonces.accept_nc(issued[i], "00000001", kT0 + 10),
+              tracked ? Nc::Replay : Nc::Forgotten)
+        << i;
+    EXPECT_EQ(nonces.accept_nc(issued[i], "00000002", kT0 + 10),
+              tracked ? Nc::Accepted : Nc::Forgotten)
+        << i;
+  }
 }
 
 // --------------------------------------------------------------- Authenticator
@@ -412,6 +496,80 @@ TEST_F(AuthenticatorTest, StaleNonceOnlyTellsTheRightPassword) {
   const std::vector<std::string> c = auth_.challenges(kRealm, true, later);
   const Credentials retry = answer(param(c[0], "nonce"), Answer{});
   EXPECT_EQ(auth_.check(&retry, kMethod, kRealm, later).outcome, Authenticator::Outcome::Ok);
+}
+
+TEST_F(AuthenticatorTest, MalformedNonceCountFails) {
+  Answer a;
+  a.nc = "0000000z";  // response computed over it, so only the nc is wrong
+  const Credentials creds = answer(nonce(), a);
+  const Authenticator::Result r = auth_.check(&creds, kMethod, kRealm, kT0);
+  EXPECT_EQ(r.outcome, Authenticator::Outcome::Failed);
+  EXPECT_EQ(r.reason, "malformed");
+}
+
+TEST_F(AuthenticatorTest, ForgottenNonceIsStaleOnlyForTheRightPassword) {
+  NonceManager small(kSecret, kLifetime, /*slots=*/4, kT0);
+  Authenticator auth(users_, {Algorithm::SHA256, Algorithm::MD5}, small);
+  const std::string n = param(auth.challenges(kRealm, false, kT0)[0], "nonce");
+  Answer a;
+  const Credentials first = answer(n, a);
+  EXPECT_EQ(auth.check(&first, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+  // Five more challenges reuse n's slot.
+  for (int i = 0; i < 5; ++i) auth.challenges(kRealm, false, kT0 + 1);
+
+  a.nc = "00000002";
+  const Credentials right = answer(n, a);
+  const Authenticator::Result stale = auth.check(&right, kMethod, kRealm, kT0 + 2);
+  EXPECT_EQ(stale.outcome, Authenticator::Outcome::Stale);
+  EXPECT_EQ(stale.reason, "");
+  EXPECT_EQ(stale.user, "alice");
+  // A replay of the first request is not let through either.
+  EXPECT_EQ(auth.check(&first, kMethod, kRealm, kT0 + 2).outcome, Authenticator::Outcome::Stale);
+
+  Answer w = with("alice", "guess");
+  w.nc = "00000002";
+  const Credentials wrong = answer(n, w);
+  const Authenticator::Result failed = auth.check(&wrong, kMethod, kRealm, kT0 + 2);
+  EXPECT_EQ(failed.outcome, Authenticator::Outcome::Failed);
+  EXPECT_EQ(failed.reason, "wrong-password");
+  const Credentials unknown = answer(n, with("nobody", "secret"));
+  EXPECT_EQ(auth.check(&unknown, kMethod, kRealm, kT0 + 2).reason, "unknown-user");
+
+  // The client retries with the nonce of the stale=true challenge.
+  const Credentials retry = answer(param(auth.challenges(kRealm, true, kT0 + 2)[0], "nonce"), {});
+  EXPECT_EQ(auth.check(&retry, kMethod, kRealm, kT0 + 2).outcome, Authenticator::Outcome::Ok);
+}
+
+TEST_F(AuthenticatorTest, NonceFromBeforeARestartIsStale) {
+  NonceManager before(kSecret, kLifetime, NonceManager::kDefaultSlots, kT0);
+  Authenticator first_run(users_, {Algorithm::SHA256}, before);
+  const std::string n = param(first_run.challenges(kRealm, false, kT0)[0], "nonce");
+  Answer a;
+  const Credentials first = answer(n, a);
+  EXPECT_EQ(first_run.check(&first, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+
+  NonceManager after(kSecret, kLifetime, NonceManager::kDefaultSlots, kT0 + 30);
+  Authenticator second_run(users_, {Algorithm::SHA256}, after);
+  a.nc = "00000002";
+  const Credentials next = answer(n, a);
+  EXPECT_EQ(second_run.check(&next, kMethod, kRealm, kT0 + 30).outcome,
+            Authenticator::Outcome::Stale);
+  // Replaying the request the first run accepted gets no further.
+  EXPECT_EQ(second_run.check(&first, kMethod, kRealm, kT0 + 30).outcome,
+            Authenticator::Outcome::Stale);
+  const Credentials wrong = answer(n, with("alice", "guess"));
+  EXPECT_EQ(second_run.check(&wrong, kMethod, kRealm, kT0 + 30).reason, "wrong-password");
+}
+
+TEST_F(AuthenticatorTest, FloodOfValidClientsIsNeverRefused) {
+  NonceManager small(kSecret, 3600, /*slots=*/8, kT0);
+  Authenticator auth(users_, {Algorithm::SHA256}, small);
+  for (int i = 0; i < 1000; ++i) {
+    const std::string n = param(auth.challenges(kRealm, false, kT0)[0], "nonce");
+    const Credentials creds = answer(n, Answer{});
+    const Authenticator::Result r = auth.check(&creds, kMethod, kRealm, kT0);
+    ASSERT_EQ(r.outcome, Authenticator::Outcome::Ok) << i << ' ' << r.reason;
+  }
 }
 
 }  // namespace

@@ -84,8 +84,19 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   if (!match) return failed(user, "wrong-password");
   // RFC 7616 §3.3: stale=true only tells a client that knows the password to retry.
   if (nonce == NonceManager::Check::Stale) return {Outcome::Stale, user, {}};
-  if (!creds->qop.empty() && !nonces_.accept_nc(creds->nonce, creds->nc, now_s)) {
-    return failed(user, "replay");
+  if (!creds->qop.empty()) {
+    switch (nonces_.accept_nc(creds->nonce, creds->nc, now_s)) {
+      case NonceManager::Nc::Accepted:
+        break;
+      case NonceManager::Nc::Forgotten:
+        // Authentic, but its nonce-count slot went to a newer nonce (or it predates a
+        // restart): the client just needs a fresh nonce, like for an expired one.
+        return {Outcome::Stale, user, {}};
+      case NonceManager::Nc::Replay:
+        return failed(user, "replay");
+      case NonceManager::Nc::Malformed:
+        return failed(user, "malformed");
+    }
   }
   return {Outcome::Ok, user, {}};
 }

@@ -22,7 +22,8 @@ class Authenticator {
   enum class Outcome {
     Ok,         // credentials valid
     Challenge,  // no credentials for this realm: send challenges
-    Stale,      // right password, expired nonce: challenge with stale=true
+    Stale,      // right password, but the nonce expired or its nonce-count is no
+                // longer tracked (see nonce.h): challenge with stale=true
     Failed,     // wrong password, unknown user, replayed nc, bad nonce, ...
   };
   struct Result {

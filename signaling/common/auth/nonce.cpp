@@ -5,10 +5,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <ctime>
 #include <optional>
 #include <stdexcept>
-
-#include "common/auth/digest.h"
 
 namespace portier::auth {
 
@@ -17,8 +17,9 @@ namespace {
 // Layout of a nonce before encoding:
 //   issue time (8 bytes, big-endian) | counter (8) | random (8) | HMAC-SHA256 (first 16)
 // The counter keeps nonces unique even if two are issued in the same second with a
-// failing RNG; the random part keeps proxies that share a secret from issuing the
-// same nonce. 128 bits of MAC are far beyond what an online forger can guess.
+// failing RNG, and names the nonce's slot in the nonce-count ring (see nonce.h); the
+// random part keeps proxies that share a secret from issuing the same nonce. 128 bits of MAC are
+// far beyond what an online forger can guess.
 constexpr size_t kPayloadSize = 24;
 constexpr size_t kMacSize = 16;
 constexpr size_t kNonceBytes = kPayloadSize + kMacSize;
@@ -62,40 +63,40 @@ int b64url_value(char c) {
   return -1;
 }
 
-// Decodes a nonce into its raw bytes. Only the canonical spelling is accepted: the
-// replay table is keyed by the nonce text, so two spellings of one nonce (differing
-// in the unused low bits of the last character) would each get their own nc history.
-std::optional<std::string> decode_nonce(std::string_view nonce) {
-  if (nonce.size() != (kNonceBytes * 4 + 2) / 3) return std::nullopt;
-  std::string out;
-  out.reserve(kNonceBytes);
+using RawNonce = unsigned char[kNonceBytes];
+
+// Decodes a nonce into its raw bytes, without allocating (accept_nc() is on the hot
+// path). Only the canonical spelling is accepted: base64 leaves the low bits of the
+// last character unused, and were they allowed to vary, one nonce would have several
+// spellings, each with its own HMAC-valid text.
+bool decode_nonce(std::string_view nonce, RawNonce &out) {
+  if (nonce.size() != (kNonceBytes * 4 + 2) / 3) return false;
+  size_t n = 0;
   uint32_t acc = 0;
   int bits = 0;
   for (char c : nonce) {
     const int v = b64url_value(c);
-    if (v < 0) return std::nullopt;
+    if (v < 0) return false;
     acc = (acc << 6) | uint32_t(v);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out.push_back(char((acc >> bits) & 0xff));
+      out[n++] = static_cast<unsigned char>((acc >> bits) & 0xff);
     }
   }
-  if (out.size() != kNonceBytes || b64url_encode(out) != nonce) return std::nullopt;
-  return out;
+  // The size check above makes n == kNonceBytes; the leftover bits must be zero.
+  return n == kNonceBytes && (acc & ((1u << bits) - 1)) == 0;
 }
 
-void put_u64(std::string &out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(char((v >> shift) & 0xff));
-}
-
-uint64_t get_u64(std::string_view in) {
+uint64_t get_u64(const unsigned char *in) {
   uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | uint8_t(in[i]);
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | in[i];
   return v;
 }
 
-int64_t issue_time(std::string_view raw) { return static_cast<int64_t>(get_u64(raw)); }
+uint32_t get_u32(const unsigned char *in) {
+  return (uint32_t(in[0]) << 24) | (uint32_t(in[1]) << 16) | (uint32_t(in[2]) << 8) | in[3];
+}
 
 // nc is exactly 8 hex digits (RFC 7616 §3.4); 0 is never sent by a client.
 std::optional<uint32_t> parse_nc(std::string_view nc) {
@@ -120,8 +121,10 @@ std::optional<uint32_t> parse_nc(std::string_view nc) {
 
 }  // namespace
 
-NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t max_tracked)
-    : secret_(std::move(secret)), lifetime_s_(lifetime_s), max_tracked_(max_tracked) {
+NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t slots,
+                           std::optional<int64_t> start_s)
+    : secret_(std::move(secret)), lifetime_s_(lifetime_s), slots_(slots) {
+  if (slots_ == 0) throw std::invalid_argument("the nonce-count ring needs at least one slot");
   // An empty key would let anyone mint nonces; a random one is safe for a single
   // proxy (nonces then die with the process, and clients just get a new challenge).
   if (secret_.empty()) {
@@ -130,39 +133,49 @@ NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t max_t
       throw std::runtime_error("cannot draw a random nonce secret");
     }
   }
+  // Counters of this run start above those of any earlier run (see nonce.h): 2^20
+  // counters a second of uptime is far more than a proxy can issue.
+  const int64_t start = start_s ? *start_s : static_cast<int64_t>(std::time(nullptr));
+  counter_ = static_cast<uint64_t>(std::max<int64_t>(start, 0)) << 20;
+  // Value-initialised: counter 0 marks a slot no nonce owns (counters start at 1).
+  ring_ = std::make_unique<Slot[]>(slots_);
 }
 
-std::string NonceManager::mac(std::string_view payload) const {
-  unsigned char md[EVP_MAX_MD_SIZE];
+void NonceManager::mac(const unsigned char *payload, size_t size, unsigned char *out) const {
   unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), secret_.data(), int(secret_.size()),
-            reinterpret_cast<const unsigned char *>(payload.data()), payload.size(), md, &len) ||
+  if (!HMAC(EVP_sha256(), secret_.data(), int(secret_.size()), payload, size, out, &len) ||
       len < kMacSize) {
     throw std::runtime_error("OpenSSL cannot compute HMAC-SHA256");
   }
-  return std::string(reinterpret_cast<const char *>(md), kMacSize);
 }
 
 std::string NonceManager::issue(int64_t now_s) {
-  std::string raw;
-  raw.reserve(kNonceBytes);
-  put_u64(raw, static_cast<uint64_t>(now_s));
-  put_u64(raw, ++counter_);
-  unsigned char rnd[8] = {};
+  unsigned char raw[kPayloadSize];
+  const uint64_t counter = ++counter_;
+  for (int i = 0; i < 8; ++i) raw[i] = static_cast<unsigned char>(uint64_t(now_s) >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<unsigned char>(counter >> (56 - 8 * i));
   // A failing RNG still leaves the counter to keep nonces distinct.
-  (void)RAND_bytes(rnd, sizeof rnd);
-  raw.append(reinterpret_cast<const char *>(rnd), sizeof rnd);
-  raw += mac(raw);
-  return b64url_encode(raw);
+  if (RAND_bytes(raw + 16, 8) != 1) std::fill(raw + 16, raw + 24, 0);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  mac(raw, kPayloadSize, md);
+  // This nonce now owns its slot: whichever nonce had it is forgotten.
+  ring_[counter % slots_] = Slot{counter, get_u32(md), 0};
+
+  std::string bytes(reinterpret_cast<const char *>(raw), kPayloadSize);
+  bytes.append(reinterpret_cast<const char *>(md), kMacSize);
+  return b64url_encode(bytes);
 }
 
-NonceManager::Check NonceManager::check(std::string_view nonce, int64_t now_s) const {
-  const std::optional<std::string> raw = decode_nonce(nonce);
-  if (!raw) return Check::Invalid;
-  const std::string_view payload = std::string_view(*raw).substr(0, kPayloadSize);
-  const std::string_view tag = std::string_view(*raw).substr(kPayloadSize);
-  if (!constant_time_equal(mac(payload), tag)) return Check::Invalid;
-  const int64_t issued = issue_time(*raw);
+NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s, uint64_t *counter,
+                                         uint32_t *tag) const {
+  RawNonce raw;
+  if (!decode_nonce(nonce, raw)) return Check::Invalid;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  mac(raw, kPayloadSize, md);
+  if (CRYPTO_memcmp(md, raw + kPayloadSize, kMacSize) != 0) return Check::Invalid;
+  *counter = get_u64(raw + 8);
+  *tag = get_u32(md);
+  const int64_t issued = static_cast<int64_t>(get_u64(raw));
   // The time is authenticated, so only our own clock can make these overflow; the
   // comparisons are written to stay in range for any int64 anyway.
   if (issued > now_s && issued - now_s > kMaxClockSkewS) return Check::Stale;
@@ -170,41 +183,38 @@ NonceManager::Check NonceManager::check(std::string_view nonce, int64_t now_s) c
   return Check::Valid;
 }
 
-bool NonceManager::accept_nc(std::string_view nonce, std::string_view nc, int64_t now_s) {
-  const std::optional<uint32_t> count = parse_nc(nc);
-  if (!count) return false;
-  // Checked here too, so that only nonces we issued and that are still alive can ever
-  // occupy the table.
-  if (check(nonce, now_s) != Check::Valid) return false;
-
-  auto it = seen_.find(std::string(nonce));
-  if (it != seen_.end()) {
-    if (*count <= it->second.nc) return false;
-    it->second.nc = *count;
-    return true;
-  }
-  if (seen_.size() >= max_tracked_ && now_s != last_purge_s_) {
-    last_purge_s_ = now_s;
-    purge(now_s);
-  }
-  // A full table of live nonces only happens under a flood. Evicting a live entry
-  // would let its nonce be replayed with an old nc, so refuse the new nonce instead:
-  // the client fails this once and gets a fresh challenge; old entries expire within
-  // one lifetime and make room again.
-  if (seen_.size() >= max_tracked_) return false;
-  seen_.emplace(std::string(nonce), Seen{*count, issue_time(*decode_nonce(nonce))});
-  return true;
+NonceManager::Check NonceManager::check(std::string_view nonce, int64_t now_s) const {
+  uint64_t counter;
+  uint32_t tag;
+  return verify(nonce, now_s, &counter, &tag);
 }
 
-void NonceManager::purge(int64_t now_s) {
-  for (auto it = seen_.begin(); it != seen_.end();) {
-    // Once stale, check() refuses the nonce, so its nc history is no longer needed.
-    if (now_s > it->second.issued && now_s - it->second.issued > int64_t(lifetime_s_)) {
-      it = seen_.erase(it);
-    } else {
-      ++it;
-    }
+NonceManager::Nc NonceManager::accept_nc(std::string_view nonce, std::string_view nc,
+                                         int64_t now_s) {
+  const std::optional<uint32_t> count = parse_nc(nc);
+  if (!count) return Nc::Malformed;
+  // Verified here too, so that a forged nonce can never raise the nc of a slot and
+  // lock the real owner out.
+  uint64_t counter = 0;
+  uint32_t tag = 0;
+  switch (verify(nonce, now_s, &counter, &tag)) {
+    case Check::Invalid:
+      return Nc::Malformed;
+    case Check::Stale:
+      return Nc::Forgotten;
+    case Check::Valid:
+      break;
   }
+  // Not issued by this run (a peer's, or one from before a restart with the clock
+  // ahead): no slot has ever held it.
+  if (counter > counter_) return Nc::Forgotten;
+  Slot &slot = ring_[counter % slots_];
+  // Reused by a newer nonce (more than N issued since), or owned by another nonce
+  // with the same counter (an earlier run, a peer): the history is gone.
+  if (slot.counter != counter || slot.tag != tag) return Nc::Forgotten;
+  if (*count <= slot.nc) return Nc::Replay;
+  slot.nc = *count;
+  return Nc::Accepted;
 }
 
 }  // namespace portier::auth

@@ -1,50 +1,94 @@
 // Nonces for digest challenges: self-validating (timestamp + HMAC), so a proxy
-// restart or many proxies sharing one secret still accept each other's nonces,
-// plus a bounded table of the last nonce-count seen, to reject replays
-// (RFC 7616 §3.3, §5.5).
+// restart or many proxies sharing one secret still recognise each other's nonces,
+// plus a fixed-size ring of nonce-count slots to reject replays (RFC 7616 §3.3, §5.5).
+//
+// Replay tracking (the scheme Kamailio's auth module uses for nc checking): every
+// nonce carries a 64-bit counter, and the nonce with counter c owns slot c % N of a
+// ring of N slots, holding {c, the last nc accepted for it}. Issuing a nonce takes
+// over its slot; a nonce whose slot has since been taken over by a newer one is
+// "forgotten": its password may be right, but it can no longer be used, and the
+// client is challenged again with stale=true (one extra round trip, no failure).
+//
+// Why a ring rather than a table of every live nonce: memory is fixed (16 bytes a
+// slot, 2 MB by default, allocated once), nothing is allocated or scanned per
+// request, and a flood of challenges (an attacker's, or just many valid clients)
+// cannot lock anyone out: it only shortens how long a nonce stays usable, to about
+// N / (challenges per second) seconds. A bounded table instead has to refuse new
+// nonces when full, which under load fails every legitimate client for up to a
+// nonce lifetime. Replays stay impossible: a slot is only ever given to a counter
+// never issued before, and a forgotten nonce never gets its history back.
+//
+// Counters grow across restarts: the first one is (start time << 20) + 1, so nonces
+// issued before a restart have smaller counters than any new one (as long as the
+// clock does not go back and fewer than 2^20 nonces a second were issued on
+// average). They, and nonces from a peer proxy sharing the secret, find their slot
+// owned by another counter and are forgotten rather than sharing its history. A slot
+// also keeps 32 bits of its nonce's MAC, so a nonce that happens to carry the same
+// counter (a peer started in the same second, a clock set back) is still told apart.
+//
+// Not thread-safe: one NonceManager per thread (the proxy has one event loop).
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace portier::auth {
 
 class NonceManager {
  public:
   enum class Check { Valid, Stale, Invalid };
+  // Result of accept_nc():
+  enum class Nc {
+    Accepted,   // nc greater than any accepted before for this nonce; now recorded
+    Replay,     // nc not greater than the last one accepted for this nonce
+    Forgotten,  // authentic nonce, but no longer tracked (slot reused, issued before a
+                // restart or by a peer, or expired): challenge again with stale=true
+    Malformed,  // nc not 8 hex digits or 0, or the nonce is forged / not ours
+  };
 
-  // secret: key for the HMAC; lifetime_s: how long a nonce is accepted before
-  // the client gets stale=true; max_tracked: bound of the nonce-count table.
-  NonceManager(std::string secret, unsigned lifetime_s, size_t max_tracked = 100000);
+  static constexpr size_t kDefaultSlots = size_t(1) << 17;
 
-  // A fresh nonce (opaque printable token, no secret inside).
+  // secret: key for the HMAC (empty: a random one); lifetime_s: how long a nonce is
+  // accepted before the client gets stale=true; slots: size N of the nonce-count ring
+  // (16 bytes each, at least 1); start_s: the time counters start from (default:
+  // the current time), which must grow across restarts, see above.
+  NonceManager(std::string secret, unsigned lifetime_s, size_t slots = kDefaultSlots,
+               std::optional<int64_t> start_s = std::nullopt);
+
+  // A fresh nonce (opaque printable token, no secret inside). Takes over the ring
+  // slot of its counter, forgetting the nonce issued N nonces earlier.
   std::string issue(int64_t now_s);
   // Authenticity and age of a nonce this manager (or one with the same secret) issued.
   Check check(std::string_view nonce, int64_t now_s) const;
-  // Records nonce-count nc (8 hex digits) for nonce; false when nc is not greater
-  // than the last one accepted for this nonce (a replay) or is malformed.
-  bool accept_nc(std::string_view nonce, std::string_view nc, int64_t now_s);
+  // Records nonce-count nc (8 hex digits) for nonce, see Nc. Checks the nonce itself
+  // (check() must say Valid for Accepted), so that forged nonces cannot touch the
+  // ring. Allocates nothing.
+  Nc accept_nc(std::string_view nonce, std::string_view nc, int64_t now_s);
 
   unsigned lifetime() const { return lifetime_s_; }
+  size_t slots() const { return slots_; }
 
  private:
-  std::string mac(std::string_view payload) const;
-  void purge(int64_t now_s);
+  struct Slot {
+    uint64_t counter = 0;  // counter of the nonce owning the slot (0: none, never issued)
+    uint32_t tag = 0;      // first 32 bits of that nonce's MAC
+    uint32_t nc = 0;       // last nonce-count accepted for it (0: none yet)
+  };
+  static_assert(sizeof(Slot) == 16, "the ring's memory budget assumes 16-byte slots");
+
+  // HMAC-SHA256 of payload into out (at least 32 bytes).
+  void mac(const unsigned char *payload, size_t size, unsigned char *out) const;
+  // check(), also giving the counter and tag of a nonce that is not Invalid.
+  Check verify(std::string_view nonce, int64_t now_s, uint64_t *counter, uint32_t *tag) const;
 
   std::string secret_;
   unsigned lifetime_s_;
-  size_t max_tracked_;
-  uint64_t counter_ = 0;
-  struct Seen {
-    uint32_t nc;
-    int64_t issued;
-  };
-  std::unordered_map<std::string, Seen> seen_;
-  // A full table is scanned at most once per second, so a flood of new nonces
-  // does not turn every request into a walk over max_tracked entries.
-  int64_t last_purge_s_ = INT64_MIN;
+  size_t slots_;
+  uint64_t counter_;  // counter of the last nonce issued
+  std::unique_ptr<Slot[]> ring_;
 };
 
 }  // namespace portier::auth
