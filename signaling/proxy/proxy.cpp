@@ -8,6 +8,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_util.h>
 #include <sofia-sip/tport.h>
+#include <sofia-sip/tport_tag.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,9 +103,11 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   PLOG_INFO("registrar: %zu bindings restored from %s", locations_.binding_count(),
             persister_->path().c_str());
 
-  agent_ =
-      nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), nullptr, nullptr,
-                       NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1), TAG_END());
+  agent_ = nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), nullptr,
+                            nullptr, NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
+                            // No STUN server on the SIP port: not our job, and its
+                            // replies and logs bypass ours.
+                            TPTAG_STUN_SERVER(0), TAG_END());
   if (!agent_) {
     *error = "cannot listen on " + settings_.transports[0] +
              ": is the address local and the port free? (log-level = debug tells more)";

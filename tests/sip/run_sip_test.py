@@ -308,7 +308,6 @@ class Sipp:
     def expect_ok(self):
         rc = self.rc if self.rc is not None else self.wait()
         if rc != 0:
-            self.env.dump_sipp(self)
             raise TestFailure("sipp %s (%s) exited with %s (expected 0)"
                               % (self.name, self.scenario, rc))
 
@@ -501,7 +500,6 @@ call-fork-timeout = {fto}
                 break
             time.sleep(0.05)
         s.wait()
-        self.dump_sipp(s)
         raise TestFailure("sipp %s did not bind port %d" % (name, self.ports.sip(slot)))
 
     def register(self, user, slot, expires=3600, password=None, scenario="register.xml",
@@ -621,6 +619,31 @@ def wait_all(sipps):
         s.expect_ok()
 
 
+def _branch(msg):
+    vias = msg.hdrs("Via")
+    m = re.search(r";\s*branch=([^;,\s]+)", vias[0]) if vias else None
+    return m.group(1) if m else None
+
+
+def assert_cancel_matches_invite(devices):
+    """RFC 3261 section 9.1: a CANCEL has the Request-URI, Call-ID, CSeq number
+    and top Via branch of the request it cancels (section 16.10: the proxy
+    builds it that way for each pending branch)."""
+    for d in devices:
+        invs = d.received(lambda m: m.method == "INVITE")
+        cans = d.received(lambda m: m.method == "CANCEL")
+        check(invs and cans, "%s: expected an INVITE and a CANCEL" % d.name)
+        inv, can = invs[0], cans[0]
+        check(inv.first.split()[1] == can.first.split()[1],
+              "%s: CANCEL Request-URI %s != INVITE's %s" % (d.name, can.first, inv.first))
+        check(_branch(inv) == _branch(can), "%s: CANCEL branch %s != INVITE branch %s"
+              % (d.name, _branch(can), _branch(inv)))
+        check((can.hdr("CSeq") or "").split()[0] == (inv.hdr("CSeq") or "").split()[0],
+              "%s: CANCEL CSeq %s does not match INVITE CSeq %s"
+              % (d.name, can.hdr("CSeq"), inv.hdr("CSeq")))
+        check(can.hdr("Call-ID") == inv.hdr("Call-ID"), "%s: CANCEL Call-ID differs" % d.name)
+
+
 def assert_no_cause200(env, devices):
     for d in devices:
         for c in d.received(lambda m: m.method == "CANCEL"):
@@ -652,6 +675,22 @@ def case_register_auth(env):
     check(isinstance(b.get("expires"), (int, float)) and 3500 < b["expires"] <= 3600,
           "expires %r not within (3500, 3600]" % b.get("expires"))
 
+    # Replay the accepted REGISTER as is (same nonce, same nc, same response;
+    # new branch and CSeq): it must be challenged again, not accepted
+    # (RFC 7616 section 3.4 nonce-count, section 5 replay attacks).
+    sent = [m for m in s.messages() if m.direction == "sent" and m.method == "REGISTER"][-1]
+    check(sent.hdr("Authorization"), "the second REGISTER carries no Authorization")
+    text = re.sub(r"branch=[^\s;,]+", "branch=z9hG4bK-replay-1", sent.text)
+    text = re.sub(r"(?m)^CSeq: *\d+", "CSeq: 1000", text)
+    head, _, body = text.partition("\n\n")
+    replies = _udp_exchange(env, (head.replace("\n", "\r\n") + "\r\n\r\n" + body).encode(),
+                            wait=0.7, port=port)
+    firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
+    log("replayed REGISTER -> %s" % (firsts or "(no reply)"))
+    check(firsts and firsts[0].startswith("SIP/2.0 401"),
+          "replayed REGISTER (same nonce and nc) answered %s, expected 401" % (firsts or "nothing"))
+    env.cseq[("alice", port)] = 1000
+
     s = env.register("alice", 0, 0)
     s.expect_ok()
     ok = s.received(lambda m: m.status == 200)[-1]
@@ -660,6 +699,46 @@ def case_register_auth(env):
     regs = env.bindings_for("alice")
     check(not has_binding(regs, "alice", port),
           "alice's binding still listed after Expires: 0: %s" % regs)
+    env.assert_no_secrets()
+
+
+def case_register_expires_limits(env):
+    """min-expires / max-expires and wildcard removal: Expires below the
+    minimum gets 423 with Min-Expires (RFC 3261 section 10.3 step 7); above the
+    maximum is shortened; Contact: * with Expires: 0 removes every binding of
+    the AOR (section 10.2.2, 10.3 step 6)."""
+    env.start_proxy()
+    s = env.register("alice", 0, 30, scenario="register_too_brief.xml")
+    s.expect_ok()
+    r423 = s.received(lambda m: m.status == 423)[-1]
+    log("Expires: 30 -> %s, Min-Expires: %s" % (r423.first, r423.hdr("Min-Expires")))
+    check(r423.hdr("Min-Expires") == "60",
+          "423 carries Min-Expires %r, expected 60 (RFC 3261 section 20.23)"
+          % r423.hdr("Min-Expires"))
+    check(not env.bindings_for("alice"), "a binding was created with Expires: 30")
+
+    s = env.register("alice", 0, 7200)
+    s.expect_ok()
+    b = has_binding(env.bindings_for("alice"), "alice", env.ports.sip(0))
+    check(b, "no binding after REGISTER Expires: 7200")
+    log("Expires: 7200 -> listed expires %s" % b.get("expires"))
+    check(isinstance(b.get("expires"), (int, float)) and 3500 < b["expires"] <= 3600,
+          "Expires: 7200 gave a binding of %r s, expected at most max-expires 3600"
+          % b.get("expires"))
+    ok = s.received(lambda m: m.status == 200)[-1]
+    for c in ok.hdrs("Contact"):
+        m = re.search(r"expires\s*=\s*(\d+)", c, re.I)
+        if m and contact_hostport(c)[2] == env.ports.sip(0):
+            check(int(m.group(1)) <= 3600, "200 lists expires=%s > 3600" % m.group(1))
+
+    s = env.register("alice", 1, 3600)
+    s.expect_ok()
+    check(len(env.bindings_for("alice")) == 2, "expected two bindings for alice: %s"
+          % env.bindings_for("alice"))
+    s = env.register("alice", 0, 0, scenario="register_wildcard.xml")
+    s.expect_ok()
+    left = env.bindings_for("alice")
+    check(not left, "Contact: * Expires: 0 left bindings: %s" % left)
     env.assert_no_secrets()
 
 
@@ -774,11 +853,28 @@ def case_fork_three_early_media(env):
     rr = " ".join(ok.hdrs("Record-Route"))
     check("%s:%d" % (LOCAL, env.ports.proxy) in rr or LOCAL in rr,
           "200 at the door has no Record-Route of the proxy: %r" % rr)
+    for d in (mon1, mon2, mon3):
+        inv = d.received(lambda m: m.method == "INVITE")[0]
+        # RFC 3261 section 16.6 step 3 (Max-Forwards decremented), step 4
+        # (Record-Route added), step 8 (the proxy's Via on top).
+        check(inv.hdr("Max-Forwards") == "69", "%s: forwarded INVITE has Max-Forwards %r, "
+              "expected 69" % (d.name, inv.hdr("Max-Forwards")))
+        check(any(str(env.ports.proxy) in v for v in inv.hdrs("Record-Route")),
+              "%s: forwarded INVITE has no Record-Route of the proxy: %s"
+              % (d.name, inv.hdrs("Record-Route")))
+        check(top_via_is_proxy(inv, env), "%s: top Via is not the proxy's: %s"
+              % (d.name, inv.hdrs("Via")))
     for m in mon1.received(lambda m: m.method in ("ACK", "BYE")):
         check(top_via_is_proxy(m, env), "mon1 got %s not through the proxy: Via %s"
               % (m.method, m.hdrs("Via")))
+        # RFC 3261 section 16.4: the proxy removes the Route entry naming itself.
+        check(not any(str(env.ports.proxy) in r for r in m.hdrs("Route")),
+              "mon1 got %s with the proxy's own Route still in it: %s"
+              % (m.method, m.hdrs("Route")))
     check(len(mon1.received(lambda m: m.method in ("ACK", "BYE"))) >= 2,
           "mon1 did not get both ACK and BYE")
+    check(not mon1.received(lambda m: m.method == "CANCEL"), "mon1 (the answering device) got a CANCEL")
+    assert_cancel_matches_invite([mon2, mon3])
     for d in (mon2, mon3):
         cancels = d.received(lambda m: m.method == "CANCEL")
         check(cancels, "%s got no CANCEL" % d.name)
@@ -803,6 +899,7 @@ def case_caller_cancel(env):
     check(fin and fin.status == 487, "door: final response %s (expected 487)"
           % (fin.first if fin else None))
     assert_no_cause200(env, uas)
+    assert_cancel_matches_invite(uas)
     env.wait_no_calls()
     env.assert_no_secrets()
 
@@ -846,6 +943,7 @@ def case_fork_timeout(env):
     log("408 came %.2fs after the authenticated INVITE" % elapsed)
     check(2.5 <= elapsed <= 6.0, "408 after %.2fs, expected about 3s (call-fork-timeout)" % elapsed)
     assert_no_cause200(env, uas)
+    assert_cancel_matches_invite(uas)
     env.wait_no_calls()
     env.assert_no_secrets()
 
@@ -856,23 +954,31 @@ def case_restart_persistence(env):
     env.start_proxy()
     register_devices(env, [("mon1", 0)])
     mon1 = env.uas("mon1", "uas_early_answer.xml", 0, timeout=40)
+    before = has_binding(env.bindings_for("mon1"), "mon1", env.ports.sip(0))
+    # Let the clock run, so that a restart that re-arms the full Expires (a
+    # relative time stored instead of an absolute one) shows.
+    time.sleep(2.5)
     env.stop_proxy(expect_clean=True)
     env.start_proxy()
     b = has_binding(env.bindings_for("mon1"), "mon1", env.ports.sip(0))
     check(b, "mon1's binding is gone after restart: %s" % env.registrations())
-    log("after restart: %s" % json.dumps(b))
+    log("before restart: %s" % json.dumps(before))
+    log("after restart:  %s" % json.dumps(b))
+    check(b.get("expires", 0) <= before.get("expires", 0) - 2,
+          "expires went from %s to %s across a restart 2.5 s later: the binding's lifetime "
+          "was re-armed" % (before.get("expires"), b.get("expires")))
     door = env.door("door", "door_call.xml", "mon1", 4)
     wait_all([door, mon1])
     env.wait_no_calls()
     env.assert_no_secrets()
 
 
-def _udp_exchange(env, payload, wait=1.0):
+def _udp_exchange(env, payload, wait=1.0, port=0):
     """Send one datagram from a fresh socket (so that retransmitted responses
     to an earlier probe are not mixed in) and collect what comes back.
     payload: bytes, or a function of the local port returning bytes."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((LOCAL, 0))
+    s.bind((LOCAL, port))
     s.settimeout(wait)
     try:
         if callable(payload):
@@ -1047,6 +1153,7 @@ CASES = [
     ("malformed", case_malformed),
     ("options_keepalive", case_options_keepalive),
     ("foreign_domain", case_foreign_domain),
+    ("register_expires_limits", case_register_expires_limits),
 ]
 
 
