@@ -18,31 +18,20 @@ def skipped(path):
     return len(parts) > 1 and (parts[0].startswith("build") or parts[0].startswith("."))
 
 
-def cmake_sources():
+def sources(build_file):
+    """Every existing source named in every `build_file` of the tree."""
     found = set()
-    for cm in top.rglob("CMakeLists.txt"):
-        if skipped(cm):
+    for bf in top.rglob(build_file):
+        if skipped(bf):
             continue
-        for m in pattern.findall(cm.read_text()):
-            p = (cm.parent / m).resolve()
+        for m in pattern.findall(bf.read_text()):
+            p = (bf.parent / m).resolve()
             if p.is_file():
                 found.add(str(p.relative_to(top)))
     return found
 
 
-def meson_sources():
-    found = set()
-    for mb in top.rglob("meson.build"):
-        if skipped(mb):
-            continue
-        for m in pattern.findall(mb.read_text()):
-            p = (mb.parent / m).resolve()
-            if p.is_file():
-                found.add(str(p.relative_to(top)))
-    return found
-
-
-c, m = cmake_sources(), meson_sources()
+c, m = sources("CMakeLists.txt"), sources("meson.build")
 only_c, only_m = sorted(c - m), sorted(m - c)
 for s in only_c:
     print(f"only in CMake: {s}")

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/text_file.h"
+
 namespace portier::config {
 namespace {
 
@@ -159,6 +161,12 @@ bool Config::validate(const KeyDef &def, const std::string &value, std::string *
 
 bool Config::set(const std::string &section, const std::string &name, const std::string &value,
                  std::string *error) {
+  return assign(section, name, value, "set", error);
+}
+
+// One place checks a key and its value, whether it comes from a file or from set().
+bool Config::assign(const std::string &section, const std::string &name, const std::string &value,
+                    const std::string &origin, std::string *error) {
   const KeyDef *def = schema_.find(section, name);
   if (!def) {
     *error = "[" + section + "] " + name + ": unknown key";
@@ -169,19 +177,14 @@ bool Config::set(const std::string &section, const std::string &name, const std:
     *error = "[" + section + "] " + name + ": " + why;
     return false;
   }
-  values_[key_of(section, name)] = {value, "set"};
+  values_[key_of(section, name)] = {value, origin};
   return true;
 }
 
 bool Config::load_file(const std::string &path, std::string *error) {
-  std::ifstream in(path);
-  if (!in) {
-    *error = path + ": cannot open config file";
-    return false;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_string(ss.str(), path, error);
+  std::string text;
+  if (!read_text_file(path, "config file", &text, error)) return false;
+  return load_string(text, path, error);
 }
 
 bool Config::load_string(std::string_view text, const std::string &name, std::string *error) {
@@ -221,17 +224,11 @@ bool Config::load_string(std::string_view text, const std::string &name, std::st
       *error = where + key + ": key outside of any [section]";
       return false;
     }
-    const KeyDef *def = schema_.find(section, key);
-    if (!def) {
-      *error = where + "[" + section + "] " + key + ": unknown key";
-      return false;
-    }
     std::string why;
-    if (!validate(*def, value, &why)) {
-      *error = where + "[" + section + "] " + key + ": " + why;
+    if (!assign(section, key, value, name + ":" + std::to_string(line_no), &why)) {
+      *error = where + why;
       return false;
     }
-    values_[key_of(section, key)] = {value, name + ":" + std::to_string(line_no)};
   }
   return true;
 }

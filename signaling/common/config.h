@@ -70,6 +70,8 @@ class Config {
   const Schema *schema() const { return &schema_; }
 
  private:
+  bool assign(const std::string &section, const std::string &name, const std::string &value,
+              const std::string &origin, std::string *error);
   bool validate(const KeyDef &def, const std::string &value, std::string *why) const;
   const std::string &raw(const std::string &section, const std::string &name) const;
 

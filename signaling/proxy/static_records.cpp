@@ -7,6 +7,7 @@
 #include <sstream>
 #include <utility>
 
+#include "common/text_file.h"
 #include "proxy/location_store.h"
 
 namespace portier::proxy {
@@ -97,18 +98,9 @@ bool to_aor(std::string_view uri, std::string *aor, std::string *message) {
 }  // namespace
 
 bool StaticRecords::load(const std::string &path, std::string *error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (error) *error = path + ": " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    if (error) *error = path + ": read error";
-    return false;
-  }
-  return load_from_string(text.str(), path, error);
+  std::string text;
+  if (!read_text_file(path, "static records file", &text, error)) return false;
+  return load_from_string(text, path, error);
 }
 
 bool StaticRecords::load_from_string(std::string_view text, const std::string &name,

@@ -83,7 +83,8 @@ TEST(Config, MissingFileIsAClearError) {
   Config c(s);
   std::string err;
   EXPECT_FALSE(c.load_file("/nonexistent/portier.conf", &err));
-  EXPECT_EQ(err, "/nonexistent/portier.conf: cannot open config file");
+  EXPECT_EQ(err,
+            "/nonexistent/portier.conf: cannot open the config file: No such file or directory");
 }
 
 TEST(Config, DumpDefaultDocumentsEveryKeyAndLoadsBack) {

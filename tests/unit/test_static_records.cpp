@@ -123,7 +123,8 @@ TEST(StaticRecords, LoadsFromFile) {
   EXPECT_EQ(records.find("sip:home@home.example")->size(), 2u);
 
   EXPECT_FALSE(records.load(dir + "/missing.conf", &error));
-  EXPECT_EQ(error, dir + "/missing.conf: No such file or directory");
+  EXPECT_EQ(error,
+            dir + "/missing.conf: cannot open the static records file: No such file or directory");
   std::filesystem::remove_all(dir);
 }
 

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <vector>
 
+#include "common/text_file.h"
+
 namespace portier::auth {
 
 namespace {
@@ -68,18 +70,9 @@ std::string entry_key(std::string_view user, std::string_view domain) {
 }  // namespace
 
 bool UsersFile::load(const std::string &path, std::string *error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (error) *error = path + ": cannot open the users file: " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    if (error) *error = path + ": cannot read the users file";
-    return false;
-  }
-  return load_from_string(text.str(), path, error);
+  std::string text;
+  if (!read_text_file(path, "users file", &text, error)) return false;
+  return load_from_string(text, path, error);
 }
 
 bool UsersFile::load_from_string(std::string_view text, const std::string &name,
