@@ -126,7 +126,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     if (n && n->tpn_host && n->tpn_port && strcmp(n->tpn_host, "*") != 0) {
       std::string host = n->tpn_host;
       if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-      us_.push_back({host, n->tpn_port});
+      us_.push_back({n->tpn_proto ? n->tpn_proto : "udp", host, n->tpn_port});
       PLOG_INFO("listening on %s %s:%s", n->tpn_proto, n->tpn_host, n->tpn_port);
     }
   }
@@ -203,20 +203,53 @@ bool Proxy::is_us(const url_t *url) const {
   return false;
 }
 
-std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg) {
+std::string Proxy::transport_of(const url_t *url) {
+  if (!url) return "udp";
+  char proto[16];
+  if (url_param(url->url_params, "transport", proto, sizeof proto) > 0) {
+    for (char *c = proto; *c; ++c) *c = static_cast<char>(tolower(*c));
+    return proto;
+  }
+  return url->url_type == url_sips ? "tls" : "udp";
+}
+
+std::string Proxy::uri_for(const HostPort &hp) const {
+  std::string host = hp.host.find(':') != std::string::npos ? "[" + hp.host + "]" : hp.host;
+  std::string uri = "sip:" + host + ":" + hp.port;
+  if (strcasecmp(hp.proto.c_str(), "udp") != 0) uri += ";transport=" + hp.proto;
+  return uri;
+}
+
+std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::string &target) {
   tport_t *tp = nta_incoming_transport(agent_, irq, msg);
   const tp_name_t *n = tp ? tport_name(tp) : nullptr;
-  std::string rr;
+  HostPort in;
   if (n && n->tpn_host && n->tpn_port) {
-    std::string host = n->tpn_host;
-    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
-    rr = "<sip:" + host + ":" + n->tpn_port;
-    if (n->tpn_proto && strcasecmp(n->tpn_proto, "udp") != 0)
-      rr += std::string(";transport=") + n->tpn_proto;
-    rr += ";lr>";
+    in.proto = n->tpn_proto ? n->tpn_proto : "udp";
+    in.host = n->tpn_host;
+    if (in.host.size() > 2 && in.host.front() == '[')
+      in.host = in.host.substr(1, in.host.size() - 2);
+    in.port = n->tpn_port;
   }
   if (tp) tport_unref(tp);
-  return rr;
+  if (in.host.empty()) return "";
+
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  url_t *t = target.empty() ? nullptr : url_make(home, target.c_str());
+  const std::string out_proto = t ? transport_of(t) : in.proto;
+  su_home_deinit(home);
+  if (strcasecmp(out_proto.c_str(), in.proto.c_str()) == 0) return "<" + uri_for(in) + ";lr>";
+  // Our listening point on the outgoing transport, same address family preferred.
+  const HostPort *out = nullptr;
+  for (const auto &u : us_) {
+    if (strcasecmp(u.proto.c_str(), out_proto.c_str()) != 0) continue;
+    bool same_family =
+        (u.host.find(':') != std::string::npos) == (in.host.find(':') != std::string::npos);
+    if (!out || same_family) out = &u;
+    if (same_family) break;
+  }
+  if (!out) return "<" + uri_for(in) + ";lr>";
+  return "<" + uri_for(*out) + ";lr;r2=on>, <" + uri_for(in) + ";lr;r2=on>";
 }
 
 std::string Proxy::source_of(msg_t *msg) {
@@ -242,7 +275,10 @@ int Proxy::dispatch(nta_incoming_t *irq, const sip_t *sip) {
   const sip_method_t method = sip->sip_request->rq_method;
   const url_t *ruri = sip->sip_request->rq_url;
   msg_t *msg = nta_incoming_getrequest(irq);
-  int status = 0;
+  // Whether the router keeps the server transaction. When we answer ourselves,
+  // the transaction is handed back to nta at once: it then absorbs the ACK of
+  // our 4xx (§17.2.1) and retransmits the answer, and nothing leaks.
+  bool kept = false;
 
   // A Route naming us is ours to consume (§16.4); whatever is left is where the
   // request wants to go next.
@@ -257,7 +293,7 @@ int Proxy::dispatch(nta_incoming_t *irq, const sip_t *sip) {
   } else if (in_dialog) {
     // In-dialog requests follow the route set our Record-Route put in place.
     if (routed_to_us)
-      router_->route_onward(irq, msg, sip);
+      kept = router_->route_onward(irq, msg, sip);
     else if (method != sip_method_ack)
       nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
   } else if (method == sip_method_ack) {
@@ -285,10 +321,11 @@ int Proxy::dispatch(nta_incoming_t *irq, const sip_t *sip) {
   } else {
     std::string caller_aor;
     if (authenticate(irq, msg, sip, false, &caller_aor))
-      router_->route_to_domain(irq, msg, sip, caller_aor, routed_to_us);
+      kept = router_->route_to_domain(irq, msg, sip, caller_aor, routed_to_us);
   }
   msg_destroy(msg);
-  return status;
+  if (!kept) nta_incoming_destroy(irq);
+  return 0;
 }
 
 int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip) {

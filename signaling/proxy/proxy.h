@@ -61,8 +61,13 @@ class Proxy {
   bool is_auth_domain(const char *host) const;
   // True when url names this proxy (one of our transports' host:port).
   bool is_us(const url_t *url) const;
-  // Record-Route value for a request that came in on irq's transport.
-  std::string record_route_for(nta_incoming_t *irq, msg_t *msg);
+  // Record-Route value(s) for a request that came in on irq's transport and goes
+  // out to `target` (a URI, possibly with ;transport=). When the two transports
+  // differ, two entries (RFC 5658 double record-routing): the callee-facing one
+  // on top, so each side's first hop is our address on its own transport.
+  std::string record_route_for(nta_incoming_t *irq, msg_t *msg, const std::string &target);
+  // The transport ("udp", "tcp", "tls") a URI asks for.
+  static std::string transport_of(const url_t *url);
 
   // Digest check of a request; on anything but success it has already answered
   // (401/407/403) and returns false. `user_out` gets the authenticated user.
@@ -89,8 +94,9 @@ class Proxy {
   su_timer_t *housekeeping_ = nullptr;
 
   struct HostPort {
-    std::string host, port;
+    std::string proto, host, port;  // host without brackets
   };
+  std::string uri_for(const HostPort &hp) const;
   std::vector<HostPort> us_;
 
   auth::UsersFile users_;

@@ -56,7 +56,12 @@ int Proxy::handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
       nta_incoming_treply(irq, 400, "Bad Contact", TAG_END());
       return 400;
     }
-    if (const char *inst = msg_params_find(m->m_params, "+sip.instance=")) c.instance = inst;
+    if (const char *inst = msg_params_find(m->m_params, "+sip.instance=")) {
+      // Kept without its quotes: "<urn:uuid:...>" is what lists and logs show.
+      c.instance = inst;
+      if (c.instance.size() >= 2 && c.instance.front() == '"' && c.instance.back() == '"')
+        c.instance = c.instance.substr(1, c.instance.size() - 2);
+    }
     if (m->m_expires) c.expires = std::atoi(m->m_expires);
     if (m->m_q) c.q_milli = static_cast<int>(std::lround(std::atof(m->m_q) * 1000));
     req.contacts.push_back(std::move(c));
@@ -83,7 +88,7 @@ int Proxy::handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
       snprintf(q, sizeof q, ";q=%.3g", b.q_milli / 1000.0);
       contacts += q;
     }
-    if (!b.instance.empty()) contacts += ";+sip.instance=" + b.instance;
+    if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
   su_home_t home[1] = {SU_HOME_INIT(home)};
   sip_contact_t *m = contacts.empty() ? nullptr : sip_contact_make(home, contacts.c_str());

@@ -91,8 +91,12 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   if (csip->sip_max_forwards)
     msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
                       reinterpret_cast<msg_header_t *>(csip->sip_max_forwards));
-  // §16.4/§16.12: our own Route entry is consumed here.
-  if (pop_route && csip->sip_route) sip_route_remove(copy, csip);
+  // §16.4/§16.12: our own Route entries are consumed here (two of them when the
+  // dialog was double record-routed, RFC 5658).
+  if (pop_route) {
+    sip_route_remove(copy, csip);
+    while (csip->sip_route && proxy_.is_us(csip->sip_route->r_url)) sip_route_remove(copy, csip);
+  }
   // §16.6 step 4: our Record-Route goes on top of any existing ones.
   if (!record_route.empty()) {
     sip_record_route_t *rr = sip_record_route_make(home, record_route.c_str());
@@ -148,12 +152,12 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   return true;
 }
 
-void Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
+bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
                              const std::string &caller_aor, bool pop_route) {
   const url_t *ruri = sip->sip_request->rq_url;
   if (!ruri->url_user) {
     nta_incoming_treply(irq, 404, "No user part in Request-URI", TAG_END());
-    return;
+    return false;
   }
   const std::string aor = normalize_aor(ruri->url_user, ruri->url_host);
   const int64_t now = now_s();
@@ -196,23 +200,25 @@ void Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
       nta_incoming_treply(irq, 480, "Temporarily Unavailable", TAG_END());
     }
     PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
-    return;
+    return false;
   }
 
   Txn *t = create_txn(irq, sip);
   t->dialog_forming = t->invite && !(sip->sip_to && sip->sip_to->a_tag);
   if (t->invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
-  const std::string rr = t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe
-                             ? proxy_.record_route_for(irq, msg)
-                             : std::string();
+  const bool record_route =
+      t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
   for (const auto &c : contacts) {
+    const std::string rr = record_route ? proxy_.record_route_for(
+                                              irq, msg, c.next_hop.empty() ? c.contact : c.next_hop)
+                                        : std::string();
     if (!add_branch(t, msg, c.contact, rr, pop_route, c.next_hop))
       PLOG_WARN("route: cannot send %s to %s", sip->sip_request->rq_method_name, c.contact.c_str());
   }
   if (t->branches.empty()) {
     nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-    destroy(t);
-    return;
+    destroy(t);  // hands irq back to nta
+    return true;
   }
   t->fork = std::make_unique<ForkAggregator>(t->branches.size());
   PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
@@ -222,24 +228,26 @@ void Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
                                static_cast<su_duration_t>(s.call_fork_timeout) * 1000);
     su_timer_set(t->timer, on_fork_timeout, t);
   }
+  return true;
 }
 
-void Router::route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
+bool Router::route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
   if (sip->sip_request->rq_method == sip_method_ack) {
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
     add_branch(nullptr, msg, "", "", true);
-    return;
+    return false;
   }
   if (sip->sip_request->rq_method == sip_method_bye && sip->sip_call_id)
     dialogs_.erase(sip->sip_call_id->i_id);
   Txn *t = create_txn(irq, sip);
   if (!add_branch(t, msg, "", "", true)) {
     nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-    destroy(t);
-    return;
+    destroy(t);  // hands irq back to nta
+    return true;
   }
   t->fork = std::make_unique<ForkAggregator>(1);
+  return true;
 }
 
 void Router::forward_response(Txn *t, msg_t *response) {

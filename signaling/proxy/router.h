@@ -22,10 +22,12 @@ class Router {
   // An out-of-dialog request for one of our domains, from an authenticated
   // caller (`caller_aor`, empty when no authentication applies).
   // `pop_route`: the request carried a Route naming us (an outbound proxy setting).
-  void route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
+  // Both return true when they keep irq (a transaction is running), false when
+  // they answered it already and the caller may hand it back to nta.
+  bool route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
                        const std::string &caller_aor, bool pop_route);
   // A request whose top Route is us: pop it and forward to the next hop.
-  void route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+  bool route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
 
   std::string calls_json(int64_t now) const;
   size_t transactions() const { return txns_.size(); }
