@@ -141,7 +141,9 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   router_ = std::make_unique<Router>(*this);
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
-  su_timer_set_interval(housekeeping_, on_housekeeping, this, 1000);
+  // Runs every second for as long as the proxy does (su_timer_set_interval
+  // would fire only once).
+  su_timer_set_for_ever(housekeeping_, on_housekeeping, this);
 
   if (!settings_.control_socket.empty()) {
     std::string dir = settings_.control_socket.substr(0, settings_.control_socket.rfind('/'));
@@ -351,8 +353,15 @@ int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip)
   return 0;
 }
 
+int64_t Proxy::now_rounded_up() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) + (ts.tv_nsec > 0 ? 1 : 0);
+}
+
 std::string Proxy::control(const std::string &command) {
   const int64_t now = now_s();
+  const int64_t now_up = now_rounded_up();
   if (command == "ping") return "{\"ok\":true}";
   if (command == "registrations") {
     std::string out = "{\"registrations\":[";
@@ -365,8 +374,8 @@ std::string Proxy::control(const std::string &command) {
         char q[16];
         snprintf(q, sizeof q, "%.3g", b.q_milli / 1000.0);
         out += "{\"aor\":" + json::quote(aor) + ",\"contact\":" + json::quote(b.contact) +
-               ",\"expires\":" + std::to_string(b.expires_at - now) + ",\"q\":" + q +
-               ",\"instance\":" + json::quote(b.instance) +
+               ",\"expires\":" + std::to_string(std::max<int64_t>(0, b.expires_at - now_up)) +
+               ",\"q\":" + q + ",\"instance\":" + json::quote(b.instance) +
                ",\"user_agent\":" + json::quote(b.user_agent) +
                ",\"received\":" + json::quote(b.received) + "}";
       }

@@ -76,6 +76,11 @@ class Proxy {
   // "udp:127.0.0.1:5070" / "udp:[::1]:5070" style source of a message, for logs and bindings.
   static std::string source_of(msg_t *msg);
 
+  // Wall-clock seconds rounded up, for registrations and their listing: a
+  // binding may outlive its interval by under a second but never expires before
+  // it (RFC 3261 §10.2.1), and the listing never shows more than was granted.
+  static int64_t now_rounded_up();
+
   int handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
 
  private:

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 
 #include "common/log.h"
 #include "proxy/proxy.h"
@@ -39,7 +40,7 @@ int Proxy::handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
   req.aor = normalize_aor(to->url_user, to->url_host);
   req.call_id = sip->sip_call_id->i_id;
   req.cseq = sip->sip_cseq->cs_seq;
-  req.now = static_cast<int64_t>(time(nullptr));
+  req.now = now_rounded_up();
   req.received = source_of(msg);
   if (sip->sip_user_agent && sip->sip_user_agent->g_string)
     req.user_agent = sip->sip_user_agent->g_string;

@@ -269,6 +269,31 @@ def parse_message_log(path):
     return msgs
 
 
+_RAW_HEAD = re.compile(rb"^-{20,} \d{4}-\d\d-\d\d [\d:.]+[ \t]*\r?\n"
+                       rb"(?:UDP|TCP|TLS|SCTP) message (sent|received) "
+                       rb"[(\[](\d+)[)\]]? ?(?:bytes)?[)\]]? ?:\r?\n\r?\n", re.M)
+
+
+def attach_raw(msgs, path):
+    """Give each message of parse_message_log(path) its exact bytes (m.raw) and
+    body bytes (m.raw_body), cut by the byte count sipp logs with each message:
+    the parsed text has its line ends normalized, which a byte-for-byte body
+    check must not rely on. Returns msgs."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return msgs
+    raws = [data[m.end():m.end() + int(m.group(2))] for m in _RAW_HEAD.finditer(data)]
+    if len(raws) != len(msgs):
+        raise TestFailure("%s: %d messages parsed, %d by byte count"
+                          % (path, len(msgs), len(raws)))
+    for m, raw in zip(msgs, raws):
+        m.raw = raw
+        m.raw_body = raw.partition(b"\r\n\r\n")[2]
+    return msgs
+
+
 # --------------------------------------------------------------------------
 # Test environment
 # --------------------------------------------------------------------------
@@ -299,11 +324,15 @@ class Sipp:
         self.rc = rc
         return rc
 
-    def messages(self):
-        return parse_message_log(self.msg_log)
+    def messages(self, raw=False):
+        msgs = parse_message_log(self.msg_log)
+        return attach_raw(msgs, self.msg_log) if raw else msgs
 
-    def received(self, pred=lambda m: True):
-        return [m for m in self.messages() if m.direction == "received" and pred(m)]
+    def received(self, pred=lambda m: True, raw=False):
+        return [m for m in self.messages(raw) if m.direction == "received" and pred(m)]
+
+    def sent(self, pred=lambda m: True, raw=False):
+        return [m for m in self.messages(raw) if m.direction == "sent" and pred(m)]
 
     def expect_ok(self):
         rc = self.rc if self.rc is not None else self.wait()
@@ -328,6 +357,7 @@ class Env:
         self.sipps = []
         self.cseq = {}  # (user, port) -> last CSeq used by register runs
         self.fork_timeout = 60
+        self.min_expires = 60
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
                                               self.ports.base + Ports.BLOCK - 1))
 
@@ -354,7 +384,7 @@ control-socket = {sock}
 reg-domains = {dom}
 group-addresses = sip:{grp}@{dom}
 static-records-file =
-min-expires = 60
+min-expires = {mine}
 max-expires = 3600
 
 [module::Authentication]
@@ -367,7 +397,7 @@ nonce-expires = 3600
 [module::Router]
 call-fork-timeout = {fto}
 """.format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
-           users=users_path, fto=self.fork_timeout)
+           users=users_path, fto=self.fork_timeout, mine=self.min_expires)
         return self.write("proxy.ini", cfg)
 
     # ---- proxy -----------------------------------------------------------
@@ -490,8 +520,9 @@ call-fork-timeout = {fto}
         self.sipps.append(sipp)
         return sipp
 
-    def uas(self, name, scenario, slot, timeout=30):
-        s = self.sipp(name, scenario, slot, [["x"]], remote=False, timeout=timeout)
+    def uas(self, name, scenario, slot, timeout=30, fields=None, auth_uri=None):
+        s = self.sipp(name, scenario, slot, fields or [["x"]], remote=False, timeout=timeout,
+                      auth_uri=auth_uri)
         deadline = time.time() + 5
         while time.time() < deadline:
             if port_bound(self.ports.sip(slot), "udp"):
@@ -1141,6 +1172,245 @@ def case_foreign_domain(env):
     env.assert_no_secrets()
 
 
+
+def _cseq(msg):
+    parts = (msg.hdr("CSeq") or "").split()
+    return (int(parts[0]) if parts and parts[0].isdigit() else None,
+            parts[1] if len(parts) > 1 else None)
+
+
+def _ruri(msg):
+    parts = msg.first.split()
+    return parts[1] if len(parts) > 1 else None
+
+
+def _uri_in(value):
+    m = re.search(r"<([^>]*)>", value or "")
+    return m.group(1) if m else (value or "").split(";")[0].strip()
+
+
+def _assert_proxied(env, who, msg, ruri):
+    """A request forwarded inside a dialog by a loose-routing proxy: its Via on
+    top (RFC 3261 section 16.6 step 8), its own Route entry gone (16.4, 16.12),
+    Max-Forwards decremented from the 70 the UA sent (16.6 step 3), the
+    Request-URI left as the UA wrote it: the remote target (16.12, 12.2.1.1)."""
+    what = "%s got %s (CSeq %s)" % (who, msg.method, msg.hdr("CSeq"))
+    check(top_via_is_proxy(msg, env), "%s not through the proxy: Via %s" % (what, msg.hdrs("Via")))
+    check(not any("%s:%d" % (LOCAL, env.ports.proxy) in r for r in msg.hdrs("Route")),
+          "%s with the proxy's own Route still in it (RFC 3261 section 16.4): %s"
+          % (what, msg.hdrs("Route")))
+    check(msg.hdr("Max-Forwards") == "69", "%s with Max-Forwards %r, expected 69 (RFC 3261 "
+          "section 16.6 step 3)" % (what, msg.hdr("Max-Forwards")))
+    check(_ruri(msg) == ruri, "%s with Request-URI %s, expected the remote target %s "
+          "(RFC 3261 section 16.12: a loose-routing proxy leaves it alone)"
+          % (what, _ruri(msg), ruri))
+
+
+def case_in_dialog_requests(env):
+    """RFC 3261 section 12.2 / 16.12: after mon1 answers a group call, INFO
+    (dtmf-relay), MESSAGE, re-INVITE + ACK and BYE from the door, and an INFO
+    from mon1 to the door, follow the Record-Route route set through the proxy
+    with their bodies intact; each gets its 200."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0), ("mon2", 1)])
+    door_port = env.ports.sip(4)
+    mon1 = env.uas("mon1", "uas_dialog.xml", 0, timeout=20,
+                   fields=[["mon1", USERS["mon1"]]],
+                   auth_uri="door@%s:%d" % (LOCAL, door_port))
+    mon2 = env.uas("mon2", "uas_early_cancelled.xml", 1, timeout=20)
+    door = env.door("door", "door_dialog.xml", GROUP, 4, timeout=20)
+    wait_all([door, mon1, mon2])
+    assert_cancel_matches_invite([mon2])
+
+    door_msgs = door.messages(raw=True)
+    mon1_msgs = mon1.messages(raw=True)
+    d_sent = [m for m in door_msgs if m.direction == "sent" and m.method]
+    d_resp = [m for m in door_msgs if m.direction == "received" and m.status]
+    m_recv = [m for m in mon1_msgs if m.direction == "received" and m.method]
+    mon1_target = "sip:%s:%d" % (LOCAL, env.ports.sip(0))   # mon1's Contact
+    door_target = "sip:door@%s:%d" % (LOCAL, door_port)      # the door's Contact
+
+    ok = [m for m in d_resp if m.status == 200 and _cseq(m)[1] == "INVITE"]
+    check(ok, "door got no 200 to its INVITE")
+    rr = ok[0].hdrs("Record-Route")
+    log("200 at the door: Record-Route %s, Contact %s" % (rr, ok[0].hdr("Contact")))
+    check(any("%s:%d" % (LOCAL, env.ports.proxy) in r for r in rr),
+          "200 at the door has no Record-Route naming the proxy: %s" % rr)
+    check(_uri_in(ok[0].hdr("Contact")) == mon1_target,
+          "200 at the door has Contact %s, expected mon1's %s" % (ok[0].hdr("Contact"), mon1_target))
+    dialog_cseq = _cseq(ok[0])[0]
+
+    # What the door sent inside the dialog, in order (the scenario's own
+    # sanity: the route set and CSeq rules of RFC 3261 section 12.2.1.1).
+    in_dialog = [m for m in d_sent if _cseq(m)[0] is not None and
+                 (_cseq(m)[0] > dialog_cseq or (_cseq(m)[0] == dialog_cseq and m.method == "ACK"))]
+    log("door in dialog: %s" % ", ".join("%s %s" % (m.method, m.hdr("CSeq")) for m in in_dialog))
+    methods = [m.method for m in in_dialog]
+    order = ["ACK", "INFO", "MESSAGE", "INVITE", "BYE"]
+    check(all(x in methods for x in order) and
+          [methods.index(x) for x in order] == sorted(methods.index(x) for x in order),
+          "door's in-dialog requests %s, expected %s in that order (scenario bug)"
+          % (methods, order))
+    nums = [_cseq(m)[0] for m in in_dialog if m.method != "ACK"]
+    # Retransmissions log the same CSeq twice: keep the first of each.
+    nums = [n for i, n in enumerate(nums) if i == 0 or nums[i - 1] != n]
+    check(nums == list(range(dialog_cseq + 1, dialog_cseq + 1 + len(nums))),
+          "door's in-dialog CSeq numbers %s are not contiguous after %d (scenario bug)"
+          % (nums, dialog_cseq))
+    for m in in_dialog:
+        check(m.hdrs("Route") and "%s:%d" % (LOCAL, env.ports.proxy) in m.hdrs("Route")[0],
+              "door sent %s without the proxy as first Route (scenario bug): %s"
+              % (m.method, m.hdrs("Route")))
+        check(_ruri(m) == mon1_target, "door sent %s to %s, expected mon1's Contact %s "
+              "(scenario bug)" % (m.method, _ruri(m), mon1_target))
+
+    # mon1 received each of them, forwarded as a loose-routing proxy does.
+    after_answer = m_recv[1:]  # the first is the dialog-creating INVITE
+    log("mon1 received: %s" % ", ".join("%s %s" % (m.method, m.hdr("CSeq")) for m in m_recv))
+    for method in ("ACK", "INFO", "MESSAGE", "INVITE", "BYE"):
+        check(any(m.method == method for m in after_answer),
+              "mon1 did not receive the door's in-dialog %s" % method)
+    for m in after_answer:
+        _assert_proxied(env, "mon1", m, mon1_target)
+    check(len([m for m in after_answer if m.method == "ACK"]) >= 2,
+          "mon1 did not receive both ACKs (for the INVITE and the re-INVITE)")
+
+    def body_pair(method, ctype):
+        sent = [m for m in in_dialog if m.method == method][-1]
+        got = [m for m in after_answer if m.method == method][-1]
+        log("%s body sent %r, received %r (Content-Type %s, Content-Length %s)"
+            % (method, sent.raw_body, got.raw_body, got.hdr("Content-Type"),
+               got.hdr("Content-Length")))
+        check((got.hdr("Content-Type") or "").lower() == ctype,
+              "mon1 got %s with Content-Type %r, expected %s"
+              % (method, got.hdr("Content-Type"), ctype))
+        check(got.raw_body == sent.raw_body,
+              "mon1 got the %s body %r, the door sent %r" % (method, got.raw_body, sent.raw_body))
+        check(int((got.hdr("Content-Length") or "-1").strip()) == len(sent.raw_body),
+              "mon1 got %s with Content-Length %s for a %d-byte body"
+              % (method, got.hdr("Content-Length"), len(sent.raw_body)))
+        return got
+
+    body_pair("INFO", "application/dtmf-relay")
+    check([m for m in after_answer if m.method == "INFO"][-1].raw_body ==
+          b"Signal=1\r\nDuration=250\r\n", "INFO body is not Signal=1 CRLF Duration=250 CRLF")
+    body_pair("MESSAGE", "text/plain")
+    # sipp ends every message with CRLF, hence "open" CRLF (door_dialog.xml).
+    check([m for m in after_answer if m.method == "MESSAGE"][-1].raw_body == b"open\r\n",
+          "MESSAGE body is not open CRLF")
+    reinv = body_pair("INVITE", "application/sdp")
+    check(b"a=sendrecv" in reinv.raw_body and b"o=door 1 2 " in reinv.raw_body,
+          "re-INVITE offer at mon1 is not the door's version 2 sendrecv offer")
+
+    # The door got a 200 for each request it sent in the dialog.
+    for m in in_dialog:
+        if m.method == "ACK":
+            continue
+        n, meth = _cseq(m)
+        finals = [r for r in d_resp if _cseq(r) == (n, meth) and r.status >= 200]
+        if finals and finals[-1].status == 407:
+            continue  # challenged; the retry (next CSeq) is checked on its own
+        check(finals and finals[-1].status == 200, "door: %s (CSeq %d) got %s, expected 200"
+              % (meth, n, finals[-1].first if finals else "no final response"))
+    reok = [r for r in d_resp if r.status == 200 and _cseq(r)[1] == "INVITE" and
+            _cseq(r)[0] > dialog_cseq]
+    check(reok and b"a=sendrecv" in reok[-1].raw_body,
+          "door's 200 to the re-INVITE carries no sendrecv answer")
+
+    # mon1 -> door (RFC 3261 section 12.1.1: the callee's route set is the
+    # Record-Route list in order, its remote target the door's Contact).
+    m_info = [m for m in mon1_msgs if m.direction == "sent" and m.method == "INFO"]
+    check(m_info, "mon1 sent no INFO")
+    log("mon1's INFO: %s, Route %s, From %s, To %s" % (m_info[-1].first, m_info[-1].hdrs("Route"),
+                                                       m_info[-1].hdr("From"), m_info[-1].hdr("To")))
+    check(_ruri(m_info[-1]) == door_target and m_info[-1].hdrs("Route") and
+          "%s:%d" % (LOCAL, env.ports.proxy) in m_info[-1].hdrs("Route")[0],
+          "mon1's INFO was not sent to %s via the proxy (scenario bug)" % door_target)
+    d_info = [m for m in door_msgs if m.direction == "received" and m.method == "INFO"]
+    check(d_info, "the door did not receive mon1's INFO")
+    _assert_proxied(env, "door", d_info[-1], door_target)
+    check(d_info[-1].raw_body == m_info[-1].raw_body == b"Signal=#\r\nDuration=250\r\n",
+          "door got INFO body %r, mon1 sent %r" % (d_info[-1].raw_body, m_info[-1].raw_body))
+    m_ok = [m for m in mon1_msgs if m.direction == "received" and m.status == 200 and
+            _cseq(m)[1] == "INFO"]
+    check(m_ok, "mon1 got no 200 to its INFO")
+    env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+def case_binding_expiry(env):
+    """RFC 3261 section 10.2.1 / 10.3: a binding registered with Expires: 2
+    (min-expires = 1) is listed, then disappears by itself; afterwards an
+    INVITE to that user gets 480 (known user, no binding)."""
+    env.min_expires = 1
+    env.start_proxy()
+    port = env.ports.sip(0)
+    s = env.register("mon1", 0, 2)
+    s.expect_ok()
+    t_reg = time.time()
+    ok = s.received(lambda m: m.status == 200)[-1]
+    log("200 to REGISTER Expires: 2: Contact %s, Expires %s" % (ok.hdrs("Contact"), ok.hdr("Expires")))
+    b = has_binding(env.bindings_for("mon1"), "mon1", port)
+    check(b, "mon1's binding (Expires: 2) is not listed right after the 200: %s"
+          % env.registrations())
+    log("listed: %s" % json.dumps(b))
+    check(isinstance(b.get("expires"), (int, float)) and 0 < b["expires"] <= 2,
+          "binding listed with expires %r, expected at most the 2 s asked for" % b.get("expires"))
+
+    # Bounded poll: the binding must be gone from the listing (RFC 3261
+    # section 10.2.1: it lasts Expires seconds), and from the store, within 6 s.
+    # portierctl stats counts stored bindings, expired or not: an expired
+    # binding that stays there is never purged (memory, persisted state).
+    bound = 6.0
+    gone_at = purged_at = None
+    while time.time() - t_reg < bound:
+        now = time.time()
+        if gone_at is None and not has_binding(env.bindings_for("mon1"), "mon1", port):
+            gone_at = now
+        if purged_at is None and env.ctl("stats").get("bindings") == 0:
+            purged_at = now
+        if gone_at is not None and purged_at is not None:
+            break
+        time.sleep(0.1)
+    check(gone_at is not None, "mon1's binding (Expires: 2) still listed %.0f s after it was "
+          "registered: %s" % (bound, env.registrations()))
+    log("binding gone from the listing %.2f s after the 200" % (gone_at - t_reg))
+    stats = env.ctl("stats")
+    if purged_at is not None:
+        log("binding purged from the store %.2f s after the 200" % (purged_at - t_reg))
+    else:
+        log("binding NOT purged from the store %.0f s after the 200: stats %s"
+            % (bound, json.dumps(stats)))
+
+    # Nothing may be sent to the expired contact: a plain socket takes its port.
+    sentinel = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sentinel.bind((LOCAL, port))
+    sentinel.setblocking(False)
+    try:
+        door = env.door("door", "door_reject.xml", "mon1", 4, timeout=15)
+        door.wait()
+        time.sleep(0.2)
+        leaked = []
+        while True:
+            try:
+                leaked.append(sentinel.recv(65535)[:80])
+            except BlockingIOError:
+                break
+    finally:
+        sentinel.close()
+    door.expect_ok()
+    fin = final_response(door)
+    log("INVITE sip:mon1@%s after expiry -> %s" % (DOMAIN, fin.first if fin else None))
+    check(fin and fin.status == 480, "door: final response %s, expected 480 Temporarily "
+          "Unavailable (known user, no binding)" % (fin.first if fin else None))
+    check(not leaked, "the expired contact still got: %r" % leaked)
+    env.wait_no_calls()
+    env.assert_no_secrets()
+    check(purged_at is not None, "portierctl stats still counts %s stored binding(s) %.0f s "
+          "after a 2 s registration expired: expired bindings are never purged (and no "
+          "'binding(s) expired' log line)" % (stats.get("bindings"), bound))
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -1154,6 +1424,8 @@ CASES = [
     ("options_keepalive", case_options_keepalive),
     ("foreign_domain", case_foreign_domain),
     ("register_expires_limits", case_register_expires_limits),
+    ("in_dialog_requests", case_in_dialog_requests),
+    ("binding_expiry", case_binding_expiry),
 ]
 
 
