@@ -139,16 +139,39 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
       next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
       TAG_IF(rq, SIPTAG_REQUEST(rq)), SIPTAG_MAX_FORWARDS_STR(mf_str),
       TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
-  if (!orq) {
-    msg_destroy(copy);  // mcreate does not take the message when it fails
-    return false;
-  }
+  if (!orq) msg_destroy(copy);  // mcreate does not take the message when it fails
   if (ack) {
-    nta_outgoing_destroy(orq);
-    return true;
+    if (orq) nta_outgoing_destroy(orq);
+    return orq != nullptr;
   }
+  // A branch that could not be sent stays in the list without orq, so branch
+  // indexes match the aggregator's; the caller reports it as failed.
   b->orq = orq;
   t->branches.push_back(std::move(b));
+  return orq != nullptr;
+}
+
+void Router::start_fork(Txn *t, size_t branches) {
+  // The aggregator exists before the first branch goes out, so a response can
+  // never find it missing, however early nta delivers it.
+  t->fork = std::make_unique<ForkAggregator>(branches);
+}
+
+bool Router::settle_unsent(Txn *t) {
+  bool any_sent = false;
+  for (size_t i = 0; i < t->branches.size(); ++i) {
+    if (t->branches[i]->orq) {
+      any_sent = true;
+      continue;
+    }
+    PLOG_WARN("route: call-id=%s cannot send to %s", t->call_id.c_str(),
+              t->branches[i]->target.c_str());
+    apply(t, t->branches[i].get(), t->fork->on_branch_failed(i), nullptr);
+  }
+  if (!any_sent) {
+    maybe_finish(t);  // every branch failed: the best (a 408) went up; t is gone
+    return false;
+  }
   return true;
 }
 
@@ -208,19 +231,14 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   if (t->invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
   const bool record_route =
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
+  start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr = record_route ? proxy_.record_route_for(
                                               irq, msg, c.next_hop.empty() ? c.contact : c.next_hop)
                                         : std::string();
-    if (!add_branch(t, msg, c.contact, rr, pop_route, c.next_hop))
-      PLOG_WARN("route: cannot send %s to %s", sip->sip_request->rq_method_name, c.contact.c_str());
+    add_branch(t, msg, c.contact, rr, pop_route, c.next_hop);
   }
-  if (t->branches.empty()) {
-    nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-    destroy(t);  // hands irq back to nta
-    return true;
-  }
-  t->fork = std::make_unique<ForkAggregator>(t->branches.size());
+  if (!settle_unsent(t)) return true;
   PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
             aor.c_str(), t->branches.size(), t->call_id.c_str());
   if (t->invite) {
@@ -241,12 +259,9 @@ bool Router::route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
   if (sip->sip_request->rq_method == sip_method_bye && sip->sip_call_id)
     dialogs_.erase(sip->sip_call_id->i_id);
   Txn *t = create_txn(irq, sip);
-  if (!add_branch(t, msg, "", "", true)) {
-    nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-    destroy(t);  // hands irq back to nta
-    return true;
-  }
-  t->fork = std::make_unique<ForkAggregator>(1);
+  start_fork(t, 1);
+  add_branch(t, msg, "", "", true);
+  settle_unsent(t);
   return true;
 }
 

@@ -67,6 +67,9 @@ class Router {
   // next_hop: where to send it when that is not the target (a NATed device).
   bool add_branch(Txn *t, msg_t *msg, const std::string &target, const std::string &record_route,
                   bool pop_route, const std::string &next_hop = "");
+  void start_fork(Txn *t, size_t branches);
+  // Reports branches that could not be sent; false when none was (t is gone).
+  bool settle_unsent(Txn *t);
   void forward_response(Txn *t, msg_t *response);
   void cancel_pending(Txn *t, const char *reason);
   void apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *response);
