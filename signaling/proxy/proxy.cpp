@@ -107,7 +107,10 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                             nullptr, NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
                             // No STUN server on the SIP port: not our job, and its
                             // replies and logs bypass ours.
-                            TPTAG_STUN_SERVER(0), TAG_END());
+                            TPTAG_STUN_SERVER(0),
+                            // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
+                            // TCP with a CRLF pong, so devices behind NAT keep their flow.
+                            TPTAG_PONG2PING(1), TAG_END());
   if (!agent_) {
     *error = "cannot listen on " + settings_.transports[0] +
              ": is the address local and the port free? (log-level = debug tells more)";

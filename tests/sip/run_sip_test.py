@@ -1120,6 +1120,9 @@ def case_malformed(env):
             t.close()
         log("%-28s -> %r" % (name, data[:60]))
         check(env.proxy_alive(), "portier-proxy died after %r" % name)
+        if name == "tcp CRLF keepalive":
+            # RFC 5626 section 4.4.1: a double-CRLF ping on a connection gets a CRLF pong.
+            check(data == b"\r\n", "TCP CRLFCRLF keep-alive got %r, expected a CRLF pong" % data)
 
     time.sleep(0.3)
     check(env.proxy_alive(), "portier-proxy died")
@@ -1411,6 +1414,183 @@ def case_binding_expiry(env):
           "'binding(s) expired' log line)" % (stats.get("bindings"), bound))
 
 
+def _state_file(env):
+    return os.path.join(env.state_dir, "registrations")
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _start_proxy_expect_refusal(env, what, within=5.0):
+    """Start portier-proxy on the current state dir and expect it to refuse:
+    exit != 0 within `within` s. Returns (rc, the log lines of this start).
+    A proxy that comes up instead (answers ping) fails the case at once."""
+    cfg = env.write_config()
+    env.proxy_starts += 1
+    with open(env.proxy_log, "ab") as f:
+        f.write(("==== harness: proxy start #%d (%s) ====\n" % (env.proxy_starts, what)).encode())
+    offset = os.path.getsize(env.proxy_log)
+    argv = [env.args.proxy, "--config", cfg]
+    log("start (%s, expecting a refusal): %s" % (what, " ".join(argv)))
+    proc = Proc("proxy", argv, env.proxy_log, env.dir, append=True)
+    env.procs.append(proc)
+    deadline = time.time() + within
+    started = False
+    while time.time() < deadline and proc.running():
+        if port_bound(env.ports.proxy, "udp"):
+            r = env.ctl_raw("ping")
+            if r is not None and r[0] == 0:
+                started = True
+                break
+        time.sleep(0.05)
+    rc = proc.wait(0.2)
+    if rc is None:
+        proc.stop()
+        raise TestFailure("portier-proxy %s on a corrupt %s (%s): a corrupt registrations file "
+                          "is silently dropped instead of refused"
+                          % ("came up and answers ping" if started else
+                             "still running %.0f s after start" % within, _state_file(env), what))
+    proc.out.close()
+    with open(env.proxy_log, "rb") as f:
+        f.seek(offset)
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    return rc, lines
+
+
+def case_crash_persistence(env):
+    """Bindings survive a crash (SIGKILL): the state file holds both bindings
+    within ~1 s of their REGISTER (batched save: temp file, fsync, rename);
+    after the kill no torn state, the restart restores both with their
+    remaining lifetime and the device is called. A corrupt state file makes
+    the proxy refuse to start, naming the file and line, and stays as it was."""
+    env.start_proxy()
+    state = _state_file(env)
+    devs = [("mon1", 0), ("mon2", 1)]
+    register_devices(env, devs)
+    t_reg = time.time()
+    contacts = {u: "sip:%s@%s:%d" % (u, LOCAL, env.ports.sip(slot)) for u, slot in devs}
+
+    # What a user relies on: a registration older than ~1 s survives a power
+    # cut. Bounded poll on the file itself.
+    bound = 5.0
+    data = b""
+    while time.time() - t_reg < bound:
+        data = _read_bytes(state) or b""
+        if all(c.encode() in data for c in contacts.values()):
+            break
+        time.sleep(0.05)
+    check(all(c.encode() in data for c in contacts.values()),
+          "%s does not mention both contacts %s %.0f s after the REGISTERs (saves are batched, "
+          "at most 1 s after a change): %r" % (state, sorted(contacts.values()), bound, data[:400]))
+    log("state file holds both contacts %.2f s after the last 200 (%d bytes)"
+        % (time.time() - t_reg, len(data)))
+
+    before = {u: has_binding(env.bindings_for(u), u, env.ports.sip(slot)) for u, slot in devs}
+    log("before the kill: %s" % json.dumps(before))
+    log("SIGKILL to proxy pid %d (no clean shutdown)" % env.proxy.pid)
+    env.proxy.stop(signal.SIGKILL)
+    check(env.proxy.popen.returncode == -signal.SIGKILL,
+          "portier-proxy exited with %s, expected death by SIGKILL" % env.proxy.popen.returncode)
+    tmp = state + ".tmp"
+    if os.path.exists(tmp):
+        log("%s left behind by the kill (%d bytes): the restart must still work"
+            % (tmp, os.path.getsize(tmp)))
+    else:
+        log("no %s after the kill" % os.path.basename(tmp))
+    check(_read_bytes(state) == data, "%s changed between the last save and the kill" % state)
+
+    env.start_proxy()
+    after = {}
+    for u, slot in devs:
+        b = has_binding(env.bindings_for(u), u, env.ports.sip(slot))
+        check(b, "%s's binding is gone after the crash and restart: %s" % (u, env.registrations()))
+        after[u] = b
+    log("after the restart: %s" % json.dumps(after))
+    for u, _ in devs:
+        check(isinstance(after[u].get("expires"), (int, float)) and
+              0 < after[u]["expires"] <= before[u]["expires"],
+              "%s: expires went from %s before the kill to %s after the restart: the binding's "
+              "lifetime was re-armed (RFC 3261 section 10.2.1: it runs from the REGISTER)"
+              % (u, before[u].get("expires"), after[u].get("expires")))
+
+    # The door calls mon2; nothing may reach mon1's contact (a plain socket).
+    sentinel = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sentinel.bind((LOCAL, env.ports.sip(0)))
+    sentinel.setblocking(False)
+    try:
+        mon2 = env.uas("mon2", "uas_early_answer.xml", 1, timeout=15)
+        door = env.door("door", "door_call.xml", "mon2", 4, timeout=15)
+        wait_all([door, mon2])
+        leaked = []
+        while True:
+            try:
+                leaked.append(sentinel.recv(65535)[:80])
+            except BlockingIOError:
+                break
+    finally:
+        sentinel.close()
+    check(not leaked, "a call to sip:mon2@%s reached mon1's contact: %r" % (DOMAIN, leaked))
+    inv = mon2.received(lambda m: m.method == "INVITE")
+    check(inv and _ruri(inv[0]) == contacts["mon2"],
+          "mon2 got INVITE %s, expected the restored contact %s (RFC 3261 section 16.5)"
+          % (inv[0].first if inv else "(none)", contacts["mon2"]))
+    ok = door.received(lambda m: m.status == 200 and m.cseq_method() == "INVITE")
+    check(ok and any("%s:%d" % (LOCAL, env.ports.proxy) in r for r in ok[0].hdrs("Record-Route")),
+          "200 at the door has no Record-Route naming the proxy: %s"
+          % (ok[0].hdrs("Record-Route") if ok else "no 200"))
+    mon2_target = "sip:%s:%d" % (LOCAL, env.ports.sip(1))  # mon2's Contact in its 200
+    in_dialog = mon2.received(lambda m: m.method in ("ACK", "BYE"))
+    check(sorted(set(m.method for m in in_dialog)) == ["ACK", "BYE"],
+          "mon2 got %s, expected ACK and BYE" % [m.method for m in in_dialog])
+    for m in in_dialog:
+        _assert_proxied(env, "mon2", m, mon2_target)
+    env.wait_no_calls()
+
+    # Corruption while the proxy is stopped: it must refuse to start, say which
+    # file and line, and leave the file alone for the operator.
+    env.stop_proxy(expect_clean=True)
+    good = _read_bytes(state)
+    check(good and good.count(b"\n") >= 3, "state file after a clean stop: %r" % good)
+    lines = good.split(b"\n")
+    corruptions = [
+        ("garbage on line 3", b"\n".join(lines[:2] + [b"\x01garbage \xff{not a record}"] +
+                                         lines[2:]), 3),
+        ("garbage file", b"\x00\xffPK\x03\x04 this is not a registrations file\n" * 4, 1),
+    ]
+    failures = []
+    for what, garbage, line_no in corruptions:
+        with open(state, "wb") as f:
+            f.write(garbage)
+        rc, out = _start_proxy_expect_refusal(env, what)
+        named = [l for l in out if "%s:%d" % (state, line_no) in l]
+        log("%s: exit %s, %s" % (what, rc, named[0].strip() if named else out[-3:]))
+        check(rc != 0, "portier-proxy exited %s on a corrupt %s (%s), expected != 0"
+              % (rc, state, what))
+        check(named, "portier-proxy refused the corrupt %s (%s) without naming %s:%d:\n%s"
+              % (state, what, state, line_no, "\n".join(out[-10:])))
+        now = _read_bytes(state)
+        if now != garbage:
+            failures.append("%s: the refused start replaced the corrupt file (%d bytes) with %r: "
+                            "the next start comes up with its bindings silently dropped"
+                            % (what, len(garbage), now[:120] if now else now))
+
+    # Repaired by the operator (the file as it was): the proxy starts, bindings back.
+    with open(state, "wb") as f:
+        f.write(good)
+    env.start_proxy()
+    for u, slot in devs:
+        check(has_binding(env.bindings_for(u), u, env.ports.sip(slot)),
+              "%s's binding missing after restoring the good state file: %s"
+              % (u, env.registrations()))
+    check(not failures, "corrupt state file not kept:\n  " + "\n  ".join(failures))
+    env.assert_no_secrets()
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -1426,6 +1606,7 @@ CASES = [
     ("register_expires_limits", case_register_expires_limits),
     ("in_dialog_requests", case_in_dialog_requests),
     ("binding_expiry", case_binding_expiry),
+    ("crash_persistence", case_crash_persistence),
 ]
 
 
