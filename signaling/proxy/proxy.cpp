@@ -99,7 +99,11 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     return false;
 
   persister_ = std::make_unique<LocationPersister>(settings_.state_directory + "/registrations");
-  if (!persister_->load(locations_, now_s(), error)) return false;
+  if (!persister_->load(locations_, now_s(), error)) {
+    // Keep the file as it is for the admin to look at: no save() on the way out.
+    persister_.reset();
+    return false;
+  }
   PLOG_INFO("registrar: %zu bindings restored from %s", locations_.binding_count(),
             persister_->path().c_str());
 
