@@ -199,8 +199,13 @@ class Linphone:
 
     def start(self):
         env = dict(os.environ, HOME=self.home)
-        for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
+        for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
             env.pop(k, None)
+        # The sound libraries put their runtime files here instead of /tmp/pulse-*,
+        # so they go with the test's temp dir.
+        runtime = os.path.join(self.home, "run")
+        os.makedirs(runtime, mode=0o700, exist_ok=True)
+        env["XDG_RUNTIME_DIR"] = runtime
         if os.path.exists(self.sock_path):
             os.unlink(self.sock_path)
         with open(self.stdout, "w") as out:
