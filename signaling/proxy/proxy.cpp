@@ -272,6 +272,17 @@ std::string Proxy::source_of(msg_t *msg) {
   return std::string(proto) + ":" + h + ":" + std::to_string(ntohs(su->su_port));
 }
 
+bool Proxy::has_our_via(const sip_t *sip) const {
+  for (const sip_via_t *v = sip->sip_via; v; v = v->v_next) {
+    url_t u[1];
+    url_init(u, url_sip);
+    u->url_host = v->v_host;
+    u->url_port = v->v_port;
+    if (is_us(u)) return true;
+  }
+  return false;
+}
+
 int Proxy::on_request(void *self, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) {
   return static_cast<Proxy *>(self)->dispatch(irq, sip);
 }
@@ -299,6 +310,11 @@ int Proxy::dispatch(nta_incoming_t *irq, const sip_t *sip) {
       !(method == sip_method_options && is_us(ruri))) {
     // §16.3 step 3 (OPTIONS to us with 0 is still answered, §11).
     nta_incoming_treply(irq, SIP_483_TOO_MANY_HOPS, TAG_END());
+  } else if (!in_dialog && method != sip_method_ack && method != sip_method_cancel &&
+             has_our_via(sip)) {
+    // §16.3 step 4: this request went through us before. An in-house proxy
+    // never routes to itself, so this is a loop, not a spiral.
+    nta_incoming_treply(irq, SIP_482_LOOP_DETECTED, TAG_END());
   } else if (in_dialog) {
     // In-dialog requests follow the route set our Record-Route put in place.
     if (routed_to_us)

@@ -88,6 +88,7 @@ class Proxy {
   static int on_stray_response(void *self, nta_outgoing_t *orq, const sip_t *sip);
   static void on_housekeeping(su_root_magic_t *, su_timer_t *, void *self);
   int dispatch(nta_incoming_t *irq, const sip_t *sip);
+  bool has_our_via(const sip_t *sip) const;
   bool load_nonce_secret(std::string *secret, std::string *error);
 
   ProxySettings settings_;

@@ -1134,6 +1134,25 @@ def case_malformed(env):
     env.assert_no_secrets()
 
 
+def case_loop_detection(env):
+    """RFC 3261 section 16.3 steps 3 and 4: a request that already carries the
+    proxy's own Via (it went round a loop) gets 482 Loop Detected, and one whose
+    Max-Forwards reached 0 gets 483 Too Many Hops, before any challenge."""
+    env.start_proxy()
+    p = env.ports.proxy
+    target = "sip:mon1@%s" % DOMAIN
+    looped = _req("INVITE", target, env,
+                  extra="Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-earlier-pass" % (LOCAL, p))
+    for name, payload, want in (("our Via below the caller's", looped, 482),
+                                ("Max-Forwards: 0", _req("INVITE", target, env, mf="0"), 483)):
+        replies = _udp_exchange(env, payload, wait=0.7)
+        firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
+        log("%-28s -> %s" % (name, firsts or "(no reply)"))
+        check(firsts and firsts[0].startswith("SIP/2.0 %d " % want),
+              "%s: expected %d, got %s" % (name, want, firsts or "no reply"))
+    check(env.proxy_alive(), "portier-proxy died")
+
+
 def case_options_keepalive(env):
     """RFC 3261 section 11: OPTIONS to the proxy itself is answered 200, over
     UDP and TCP, without a challenge."""
@@ -1606,6 +1625,7 @@ CASES = [
     ("restart_persistence", case_restart_persistence),
     ("malformed", case_malformed),
     ("options_keepalive", case_options_keepalive),
+    ("loop_detection", case_loop_detection),
     ("foreign_domain", case_foreign_domain),
     ("register_expires_limits", case_register_expires_limits),
     ("in_dialog_requests", case_in_dialog_requests),
