@@ -356,16 +356,14 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
   if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel) {
     // §16.10: cancel every pending branch; nta answers the INVITE with 487 itself.
     PLOG_INFO("route: call-id=%s cancelled by the caller", t->call_id.c_str());
-    ForkAggregator::Decision d = t->fork ? t->fork->on_cancel() : ForkAggregator::Decision{};
     t->final_sent = true;
-    if (t->fork) {
+    if (t->fork && t->fork->on_cancel().cancel_others) {
       // RFC 3326: the caller's own Reason travels on to the branches.
       su_home_t home[1] = {SU_HOME_INIT(home)};
       char *reason =
           sip->sip_reason
               ? sip_header_as_string(home, reinterpret_cast<const sip_header_t *>(sip->sip_reason))
               : nullptr;
-      (void)d;
       self->cancel_pending(t, reason);
       su_home_deinit(home);
     }
