@@ -37,7 +37,7 @@ std::string source_host(const std::string &src) {
 
 }  // namespace
 
-bool Proxy::authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool registrar,
+bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
                          std::string *user_out) {
   const url_t *identity = registrar ? sip->sip_to->a_url : sip->sip_from->a_url;
   const std::string realm = identity->url_host ? identity->url_host : "";
@@ -46,7 +46,7 @@ bool Proxy::authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool
     return true;
   }
   if (!is_auth_domain(realm.c_str())) {
-    nta_incoming_treply(irq, 403, "Domain not served here", TAG_END());
+    reply.send(403, "Domain not served here", TAG_END());
     return false;
   }
 
@@ -88,7 +88,7 @@ bool Proxy::authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool
       PLOG_WARN("auth failure: src=%s user=\"%s\" realm=\"%s\" method=%s reason=identity-mismatch",
                 source_host(src).c_str(), log_safe(r.user).c_str(), log_safe(realm).c_str(),
                 sip->sip_request->rq_method_name);
-      nta_incoming_treply(irq, 403, "Identity mismatch", TAG_END());
+      reply.send(403, "Identity mismatch", TAG_END());
       return false;
     }
     *user_out = normalize_aor(user, realm);
@@ -103,6 +103,11 @@ bool Proxy::authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool
               source_host(src).c_str(), log_safe(r.user).c_str(), log_safe(realm).c_str(),
               sip->sip_request->rq_method_name, r.reason.c_str());
   }
+  if (r.outcome == auth::Authenticator::Outcome::Stale && r.reason == "replay")
+    PLOG_INFO(
+        "auth: src=%s user=\"%s\" reused a nonce-count (a retransmission or a replay):"
+        " challenged again",
+        source_host(source_of(msg)).c_str(), log_safe(r.user).c_str());
   // Unknown users, wrong passwords and first attempts all get the same fresh
   // challenge, so the answer tells nothing about which users exist.
   const bool stale = r.outcome == auth::Authenticator::Outcome::Stale;
@@ -110,12 +115,11 @@ bool Proxy::authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool
   const char *c0 = ch.size() > 0 ? ch[0].c_str() : nullptr;
   const char *c1 = ch.size() > 1 ? ch[1].c_str() : nullptr;
   if (registrar) {
-    nta_incoming_treply(irq, SIP_401_UNAUTHORIZED, TAG_IF(c0, SIPTAG_WWW_AUTHENTICATE_STR(c0)),
-                        TAG_IF(c1, SIPTAG_WWW_AUTHENTICATE_STR(c1)), TAG_END());
+    reply.send(SIP_401_UNAUTHORIZED, TAG_IF(c0, SIPTAG_WWW_AUTHENTICATE_STR(c0)),
+               TAG_IF(c1, SIPTAG_WWW_AUTHENTICATE_STR(c1)), TAG_END());
   } else {
-    nta_incoming_treply(irq, SIP_407_PROXY_AUTH_REQUIRED,
-                        TAG_IF(c0, SIPTAG_PROXY_AUTHENTICATE_STR(c0)),
-                        TAG_IF(c1, SIPTAG_PROXY_AUTHENTICATE_STR(c1)), TAG_END());
+    reply.send(SIP_407_PROXY_AUTH_REQUIRED, TAG_IF(c0, SIPTAG_PROXY_AUTHENTICATE_STR(c0)),
+               TAG_IF(c1, SIPTAG_PROXY_AUTHENTICATE_STR(c1)), TAG_END());
   }
   return false;
 }

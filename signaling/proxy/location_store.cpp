@@ -48,11 +48,15 @@ bool same_contact_uri(std::string_view a, std::string_view b) {
 
 bool live(const Binding &b, int64_t now) { return b.expires_at > now; }
 
-// §10.3 steps 5 and 7: within one Call-ID, a request whose CSeq is not higher
-// than the stored one is a late retransmission or reordered request and must not
-// undo the newer state.
-bool out_of_order(const Binding &b, const RegisterRequest &req) {
-  return b.call_id == req.call_id && b.cseq >= req.cseq;
+// §10.3 steps 5 and 7: within one Call-ID, a request whose CSeq is lower than
+// the stored one is a late, reordered request and must not undo the newer state
+// (500). One with the same CSeq is that very request again: portier answers
+// REGISTER statelessly, so no transaction layer absorbs a UDP retransmission,
+// and it is answered like a fetch, changing nothing.
+enum class Order { Newer, Same, Older };
+Order order_of(const Binding &b, const RegisterRequest &req) {
+  if (b.call_id != req.call_id || b.cseq < req.cseq) return Order::Newer;
+  return b.cseq == req.cseq ? Order::Same : Order::Older;
 }
 
 // §10.3 step 6.
@@ -133,7 +137,13 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     out.phrase = "OK";
     if (!known) return out;
     for (const Binding &b : it->second) {
-      if (live(b, now) && out_of_order(b, req)) return reject(500, "Out of order");
+      if (!live(b, now)) continue;
+      const Order order = order_of(b, req);
+      if (order == Order::Older) return reject(500, "Out of order");
+      if (order == Order::Same) {
+        out.bindings = live_sorted(it->second, now);
+        return out;
+      }
     }
     erase_record(it);
     ++generation_;
@@ -162,9 +172,17 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     adds = adds || expires > 0;
   }
   if (known) {
+    bool retransmission = false;
     for (const ContactSpec &c : req.contacts) {
       size_t i = find_binding(it->second, c, now);
-      if (i != kNone && out_of_order(it->second[i], req)) return reject(500, "Out of order");
+      if (i == kNone) continue;
+      const Order order = order_of(it->second[i], req);
+      if (order == Order::Older) return reject(500, "Out of order");
+      retransmission = retransmission || order == Order::Same;
+    }
+    if (retransmission) {
+      out.bindings = live_sorted(it->second, now);
+      return out;
     }
   } else if (!adds) {
     return out;  // only removals of bindings that do not exist

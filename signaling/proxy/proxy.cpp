@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_util.h>
+#include <sofia-sip/su_tagarg.h>
 #include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 #include <sys/stat.h>
@@ -107,8 +109,11 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   PLOG_INFO("registrar: %zu bindings restored from %s", locations_.binding_count(),
             persister_->path().c_str());
 
-  agent_ = nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), nullptr,
-                            nullptr, NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
+  // No default leg: every request not matching a transaction comes to
+  // on_message, which answers REGISTER statelessly and creates a server
+  // transaction for the rest.
+  agent_ = nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message,
+                            this, NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
                             // No STUN server on the SIP port: not our job, and its
                             // replies and logs bypass ours.
                             TPTAG_STUN_SERVER(0),
@@ -138,10 +143,9 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     }
   }
 
-  default_leg_ = nta_leg_tcreate(agent_, on_request, this, NTATAG_NO_DIALOG(1), TAG_END());
   stateless_in_ = nta_incoming_default(agent_);
   stateless_out_ = nta_outgoing_default(agent_, on_stray_response, this);
-  if (!default_leg_ || !stateless_in_ || !stateless_out_) {
+  if (!stateless_in_ || !stateless_out_) {
     *error = "cannot set up the SIP agent";
     return false;
   }
@@ -173,7 +177,6 @@ void Proxy::stop() {
   router_.reset();
   if (stateless_in_) nta_incoming_destroy(stateless_in_), stateless_in_ = nullptr;
   if (stateless_out_) nta_outgoing_destroy(stateless_out_), stateless_out_ = nullptr;
-  if (default_leg_) nta_leg_destroy(default_leg_), default_leg_ = nullptr;
   if (agent_) nta_agent_destroy(agent_), agent_ = nullptr;
 }
 
@@ -283,21 +286,53 @@ bool Proxy::has_our_via(const sip_t *sip) const {
   return false;
 }
 
-int Proxy::on_request(void *self, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) {
-  return static_cast<Proxy *>(self)->dispatch(irq, sip);
+void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t value, ...) {
+  ta_list ta;
+  ta_start(ta, tag, value);
+  if (irq_) {
+    nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
+  } else if (request_) {
+    // nta_msg_treply takes the message: give it a reference of its own.
+    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, ta_tags(ta));
+  }
+  ta_end(ta);
 }
 
-int Proxy::dispatch(nta_incoming_t *irq, const sip_t *sip) {
-  if (!sip || !sip->sip_request || !sip->sip_from || !sip->sip_to || !sip->sip_call_id ||
-      !sip->sip_cseq) {
-    return 400;  // nta answers "400 Bad Request"
+int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
+  auto *self = static_cast<Proxy *>(self_);
+  if (!sip || !sip->sip_request || !sip->sip_cseq) {
+    msg_destroy(msg);  // responses come to on_stray_response; this is neither
+    return 0;
+  }
+  const sip_method_t method = sip->sip_request->rq_method;
+  if (method == sip_method_register || method == sip_method_ack || method == sip_method_cancel) {
+    // REGISTER is answered statelessly, as Kamailio's registrar does: a UDP
+    // retransmission is simply processed again (the location store treats the
+    // same Call-ID and CSeq as a retransmission), and no transaction is kept
+    // for 32 s per REGISTER. ACK and CANCEL that matched no transaction get no
+    // state either.
+    Reply reply(agent, nullptr, msg);
+    self->dispatch(reply, msg, sip);
+    msg_destroy(msg);
+    return 0;
+  }
+  nta_incoming_t *irq = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+  if (!irq) return 0;  // nta_incoming_create took the message
+  Reply reply(agent, irq, msg);
+  if (!self->dispatch(reply, msg, sip)) nta_incoming_destroy(irq);
+  return 0;
+}
+
+bool Proxy::dispatch(Reply &reply, msg_t *msg, const sip_t *sip) {
+  if (!sip->sip_from || !sip->sip_to || !sip->sip_call_id) {
+    reply.send(SIP_400_BAD_REQUEST, TAG_END());  // nta's sanity check lets none through
+    return false;
   }
   const sip_method_t method = sip->sip_request->rq_method;
   const url_t *ruri = sip->sip_request->rq_url;
-  msg_t *msg = nta_incoming_getrequest(irq);
   // Whether the router keeps the server transaction. When we answer ourselves,
-  // the transaction is handed back to nta at once: it then absorbs the ACK of
-  // our 4xx (§17.2.1) and retransmits the answer, and nothing leaks.
+  // the caller hands it back to nta at once: nta then absorbs the ACK of our
+  // 4xx (§17.2.1) and retransmits the answer, and nothing leaks.
   bool kept = false;
 
   // A Route naming us is ours to consume (§16.4); whatever is left is where the
@@ -309,48 +344,46 @@ int Proxy::dispatch(nta_incoming_t *irq, const sip_t *sip) {
   if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0 &&
       !(method == sip_method_options && is_us(ruri))) {
     // §16.3 step 3 (OPTIONS to us with 0 is still answered, §11).
-    nta_incoming_treply(irq, SIP_483_TOO_MANY_HOPS, TAG_END());
+    reply.send(SIP_483_TOO_MANY_HOPS, TAG_END());
   } else if (!in_dialog && method != sip_method_ack && method != sip_method_cancel &&
              has_our_via(sip)) {
     // §16.3 step 4: this request went through us before. An in-house proxy
     // never routes to itself, so this is a loop, not a spiral.
-    nta_incoming_treply(irq, SIP_482_LOOP_DETECTED, TAG_END());
-  } else if (in_dialog) {
+    reply.send(SIP_482_LOOP_DETECTED, TAG_END());
+  } else if (method == sip_method_cancel) {
+    reply.send(SIP_481_NO_TRANSACTION, TAG_END());  // §16.10: it matched no transaction
+  } else if (in_dialog && method != sip_method_register) {
     // In-dialog requests follow the route set our Record-Route put in place.
     if (routed_to_us)
-      kept = router_->route_onward(irq, msg, sip);
+      kept = router_->route_onward(reply.irq(), msg, sip);
     else if (method != sip_method_ack)
-      nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
+      reply.send(SIP_481_NO_TRANSACTION, TAG_END());
   } else if (method == sip_method_ack) {
     // A stray ACK gets no response (§17.2.3).
-  } else if (method == sip_method_cancel) {
-    nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());  // §16.10: no match
   } else if (next_route) {
-    nta_incoming_treply(irq, 403, "Relaying denied", TAG_END());
+    reply.send(403, "Relaying denied", TAG_END());
   } else if (is_us(ruri) && !ruri->url_user) {
     if (method == sip_method_options)
-      nta_incoming_treply(irq, SIP_200_OK,
-                          SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, "
-                                           "REGISTER, UPDATE, PRACK, NOTIFY, SUBSCRIBE, REFER"),
-                          SIPTAG_ACCEPT_STR("application/sdp"), TAG_END());
+      reply.send(SIP_200_OK,
+                 SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, "
+                                  "REGISTER, UPDATE, PRACK, NOTIFY, SUBSCRIBE, REFER"),
+                 SIPTAG_ACCEPT_STR("application/sdp"), TAG_END());
     else if (method == sip_method_register)
-      handle_register(irq, msg, sip);
+      handle_register(reply, msg, sip);
     else
-      nta_incoming_treply(irq, SIP_404_NOT_FOUND, TAG_END());
+      reply.send(SIP_404_NOT_FOUND, TAG_END());
   } else if (!is_reg_domain(ruri->url_host) && !is_us(ruri)) {
-    nta_incoming_treply(irq, 403, "Domain not served here", TAG_END());
+    reply.send(403, "Domain not served here", TAG_END());
   } else if (method == sip_method_register) {
-    handle_register(irq, msg, sip);
+    handle_register(reply, msg, sip);
   } else if (settings_.auth_enabled && !is_auth_domain(sip->sip_from->a_url->url_host)) {
-    nta_incoming_treply(irq, 403, "Caller domain not served here", TAG_END());
+    reply.send(403, "Caller domain not served here", TAG_END());
   } else {
     std::string caller_aor;
-    if (authenticate(irq, msg, sip, false, &caller_aor))
-      kept = router_->route_to_domain(irq, msg, sip, caller_aor, routed_to_us);
+    if (authenticate(reply, msg, sip, false, &caller_aor))
+      kept = router_->route_to_domain(reply.irq(), msg, sip, caller_aor, routed_to_us);
   }
-  msg_destroy(msg);
-  if (!kept) nta_incoming_destroy(irq);
-  return 0;
+  return kept;
 }
 
 int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip) {

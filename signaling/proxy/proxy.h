@@ -13,6 +13,7 @@
 
 #define SU_ROOT_MAGIC_T struct portier_proxy_root
 #define NTA_LEG_MAGIC_T void
+#define NTA_AGENT_MAGIC_T void
 #define NTA_INCOMING_MAGIC_T void
 #define NTA_OUTGOING_MAGIC_T void
 #define SU_TIMER_ARG_T void
@@ -32,6 +33,23 @@
 namespace portier::proxy {
 
 class Router;
+
+// Where the answer to a request goes: its server transaction when it has one,
+// or straight back by its Via (RFC 3261 §18.2.2) for the requests portier
+// answers statelessly: REGISTER (so a registration flood keeps no transaction
+// state for 32 s), and stray ACK and CANCEL.
+class Reply {
+ public:
+  Reply(nta_agent_t *agent, nta_incoming_t *irq, msg_t *request)
+      : agent_(agent), irq_(irq), request_(request) {}
+  void send(int status, char const *phrase, tag_type_t tag, tag_value_t value, ...);
+  nta_incoming_t *irq() const { return irq_; }
+
+ private:
+  nta_agent_t *agent_;
+  nta_incoming_t *irq_;
+  msg_t *request_;
+};
 
 class Proxy {
  public:
@@ -71,7 +89,7 @@ class Proxy {
 
   // Digest check of a request; on anything but success it has already answered
   // (401/407/403) and returns false. `user_out` gets the authenticated user.
-  bool authenticate(nta_incoming_t *irq, msg_t *msg, const sip_t *sip, bool registrar,
+  bool authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
                     std::string *user_out);
   // "udp:127.0.0.1:5070" / "udp:[::1]:5070" style source of a message, for logs and bindings.
   static std::string source_of(msg_t *msg);
@@ -81,20 +99,20 @@ class Proxy {
   // it (RFC 3261 §10.2.1), and the listing never shows more than was granted.
   static int64_t now_rounded_up();
 
-  int handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+  void handle_register(Reply &reply, msg_t *msg, const sip_t *sip);
 
  private:
-  static int on_request(void *self, nta_leg_t *leg, nta_incoming_t *irq, const sip_t *sip);
+  static int on_message(void *self, nta_agent_t *agent, msg_t *msg, sip_t *sip);
   static int on_stray_response(void *self, nta_outgoing_t *orq, const sip_t *sip);
   static void on_housekeeping(su_root_magic_t *, su_timer_t *, void *self);
-  int dispatch(nta_incoming_t *irq, const sip_t *sip);
+  // Returns true when the router keeps reply.irq() (a transaction runs).
+  bool dispatch(Reply &reply, msg_t *msg, const sip_t *sip);
   bool has_our_via(const sip_t *sip) const;
   bool load_nonce_secret(std::string *secret, std::string *error);
 
   ProxySettings settings_;
   su_root_t *root_ = nullptr;
   nta_agent_t *agent_ = nullptr;
-  nta_leg_t *default_leg_ = nullptr;
   nta_incoming_t *stateless_in_ = nullptr;
   nta_outgoing_t *stateless_out_ = nullptr;
   su_timer_t *housekeeping_ = nullptr;

@@ -23,18 +23,18 @@ std::string url_string(const url_t *url) {
 
 }  // namespace
 
-int Proxy::handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
+void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
   const url_t *to = sip->sip_to->a_url;
   if (!to->url_user || !to->url_host) {
-    nta_incoming_treply(irq, 400, "To must name a user", TAG_END());
-    return 400;
+    reply.send(400, "To must name a user", TAG_END());
+    return;
   }
   if (!is_reg_domain(to->url_host)) {
-    nta_incoming_treply(irq, 403, "Domain not served here", TAG_END());
-    return 403;
+    reply.send(403, "Domain not served here", TAG_END());
+    return;
   }
   std::string user;
-  if (!authenticate(irq, msg, sip, true, &user)) return 0;
+  if (!authenticate(reply, msg, sip, true, &user)) return;
 
   RegisterRequest req;
   req.aor = normalize_aor(to->url_user, to->url_host);
@@ -54,8 +54,8 @@ int Proxy::handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
     ContactSpec c;
     c.uri = url_string(m->m_url);
     if (c.uri.empty()) {
-      nta_incoming_treply(irq, 400, "Bad Contact", TAG_END());
-      return 400;
+      reply.send(400, "Bad Contact", TAG_END());
+      return;
     }
     if (const char *inst = msg_params_find(m->m_params, "+sip.instance=")) {
       // Kept without its quotes: "<urn:uuid:...>" is what lists and logs show.
@@ -72,12 +72,12 @@ int Proxy::handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
   if (out.status == 423) {
     char min[16];
     snprintf(min, sizeof min, "%d", out.min_expires);
-    nta_incoming_treply(irq, SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
-    return 423;
+    reply.send(SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
+    return;
   }
   if (out.status != 200) {
-    nta_incoming_treply(irq, out.status, out.phrase.c_str(), TAG_END());
-    return out.status;
+    reply.send(out.status, out.phrase.c_str(), TAG_END());
+    return;
   }
   // §10.3 step 8: the 200 lists every current binding with its expiry.
   std::string contacts;
@@ -93,12 +93,12 @@ int Proxy::handle_register(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
   }
   su_home_t home[1] = {SU_HOME_INIT(home)};
   sip_contact_t *m = contacts.empty() ? nullptr : sip_contact_make(home, contacts.c_str());
-  nta_incoming_treply(irq, SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)),
-                      SIPTAG_DATE(sip_date_create(home, 0)), TAG_END());
+  reply.send(SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
+             TAG_END());
   su_home_deinit(home);
   PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(), out.bindings.size(),
              req.received.c_str());
-  return 200;
+  return;
 }
 
 }  // namespace portier::proxy

@@ -453,9 +453,10 @@ TEST_F(AuthenticatorTest, ReplayedNonceCountIsRejected) {
   Answer a;
   const Credentials first = answer(n, a);
   EXPECT_EQ(auth_.check(&first, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
-  // The same request again (a captured REGISTER replayed by someone else).
+  // The same request again (a captured REGISTER replayed by someone else, or a
+  // UDP retransmission): never Ok; a fresh challenge with stale=true.
   const Authenticator::Result replay = auth_.check(&first, kMethod, kRealm, kT0 + 1);
-  EXPECT_EQ(replay.outcome, Authenticator::Outcome::Failed);
+  EXPECT_EQ(replay.outcome, Authenticator::Outcome::Stale);
   EXPECT_EQ(replay.reason, "replay");
 
   a.nc = "00000002";

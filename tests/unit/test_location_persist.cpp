@@ -107,8 +107,9 @@ TEST_F(LocationPersistTest, RoundTripKeepsEveryFieldAndOrder) {
   // The loaded state is what the file holds: nothing to write back.
   ASSERT_TRUE(reader.save(loaded, &error));
   EXPECT_EQ(reader.writes(), 0u);
-  // A refresh after the restart is still ordered against the stored CSeq.
-  EXPECT_EQ(loaded.apply(reg("sip:bob@flat.example", "sip:bob@10.0.0.3", 300, "c3", 7)).status,
+  // A refresh after the restart is still ordered against the stored CSeq (7):
+  // an older one is refused.
+  EXPECT_EQ(loaded.apply(reg("sip:bob@flat.example", "sip:bob@10.0.0.3", 300, "c3", 6)).status,
             500);
 }
 

@@ -206,7 +206,6 @@ TEST(LocationStore, Rfc3261_10_3_Step7_SameCallIdOldCSeqIs500) {
     int status;
   };
   const Case cases[] = {
-      {"cid", 5, 500},    // a retransmission of the stored request
       {"cid", 4, 500},    // an older request that arrived late
       {"cid", 6, 200},    // the next one
       {"other", 1, 200},  // a new Call-ID (the UA restarted): CSeq starts over
@@ -232,12 +231,30 @@ TEST(LocationStore, Rfc3261_10_3_Step7_SameCallIdOldCSeqIs500) {
   }
 }
 
+// The registrar is stateless (no transaction absorbs a UDP retransmission), so
+// the same Call-ID and CSeq again is the stored request retransmitted: it is
+// answered 200 with the bindings as they are, and changes nothing (§10.3 step 7
+// keeps the newer state; §17.2.2 would have absorbed it in a transaction).
+TEST(LocationStore, Rfc3261_10_3_Step7_RetransmissionChangesNothing) {
+  LocationStore store;
+  store.apply(reg({contact("sip:alice@10.0.0.1", 600)}, "cid", 5));
+  const uint64_t generation = store.generation();
+  RegisterOutcome out = store.apply(reg({contact("sip:alice@10.0.0.1", 1200)}, "cid", 5, kNow + 1));
+  EXPECT_EQ(out.status, 200);
+  ASSERT_EQ(out.bindings.size(), 1u);
+  EXPECT_EQ(out.bindings[0].expires_at, kNow + 600);
+  EXPECT_EQ(store.generation(), generation);
+  // A wildcard with the stored CSeq is a retransmission too: nothing removed.
+  EXPECT_EQ(store.apply(wildcard("cid", 5, 0)).status, 200);
+  EXPECT_EQ(store.binding_count(), 1u);
+}
+
 TEST(LocationStore, Rfc3261_10_3_Step7_RequestIsAtomic) {
   LocationStore store;
   store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid", 5));
   // The new contact is fine, the second one is out of order: neither is applied.
   RegisterOutcome out =
-      store.apply(reg({contact("sip:alice@10.0.0.2"), contact("sip:alice@10.0.0.1", 0)}, "cid", 5));
+      store.apply(reg({contact("sip:alice@10.0.0.2"), contact("sip:alice@10.0.0.1", 0)}, "cid", 4));
   EXPECT_EQ(out.status, 500);
   EXPECT_EQ(contacts_of(store.lookup(kAlice, kNow)),
             (std::vector<std::string>{"sip:alice@10.0.0.1"}));
@@ -295,7 +312,7 @@ TEST(LocationStore, Rfc3261_10_3_Step5_WildcardOutOfOrderIs500) {
   LocationStore store;
   store.apply(reg({contact("sip:alice@10.0.0.1")}, "cid-a", 1));
   store.apply(reg({contact("sip:alice@10.0.0.2")}, "cid-b", 8));
-  EXPECT_EQ(store.apply(wildcard("cid-b", 8, 0)).status, 500);
+  EXPECT_EQ(store.apply(wildcard("cid-b", 7, 0)).status, 500);
   EXPECT_EQ(store.binding_count(), 2u);
   // Another Call-ID removes everything whatever its CSeq.
   EXPECT_EQ(store.apply(wildcard("cid-c", 1, 0)).status, 200);

@@ -93,7 +93,12 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
         // restart): the client just needs a fresh nonce, like for an expired one.
         return {Outcome::Stale, user, {}};
       case NonceManager::Nc::Replay:
-        return failed(user, "replay");
+        // Never accepted (qop=auth does not cover the headers, so a replay could
+        // carry another Contact). But with a stateless registrar this is what a
+        // UDP retransmission of a REGISTER whose 200 was lost looks like, so the
+        // client gets stale=true and retries with a fresh nonce, rather than a
+        // plain 401 that clients take for a wrong password.
+        return {Outcome::Stale, user, "replay"};
       case NonceManager::Nc::Malformed:
         return failed(user, "malformed");
     }

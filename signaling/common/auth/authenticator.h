@@ -22,9 +22,10 @@ class Authenticator {
   enum class Outcome {
     Ok,         // credentials valid
     Challenge,  // no credentials for this realm: send challenges
-    Stale,      // right password, but the nonce expired or its nonce-count is no
-                // longer tracked (see nonce.h): challenge with stale=true
-    Failed,     // wrong password, unknown user, replayed nc, bad nonce, ...
+    Stale,      // right password, but the nonce expired, its nonce-count is no
+                // longer tracked (see nonce.h) or was used already (reason
+                // "replay"): never accepted; challenge with stale=true
+    Failed,     // wrong password, unknown user, bad nonce, ...
   };
   struct Result {
     Outcome outcome = Outcome::Challenge;
