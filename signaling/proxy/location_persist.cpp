@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -227,6 +228,42 @@ bool LocationPersister::save(const LocationStore &store, std::string *error) {
 }
 
 bool LocationPersister::save_now(const LocationStore &store, std::string *error) {
+  if (!flush(error)) return false;
+  if (!write_file(serialize(store), error)) return false;
+  written_generation_ = store.generation();
+  ++writes_;
+  return true;
+}
+
+bool LocationPersister::save_in_background(const LocationStore &store, std::string *error) {
+  const bool previous_ok = collect(false, error);
+  // One write at a time: while one runs, changes wait for the next call.
+  if (pending_.valid() || store.generation() == written_generation_) return previous_ok;
+  pending_generation_ = store.generation();
+  pending_ = std::async(std::launch::async, [this, data = serialize(store)] {
+    std::string e;
+    bool ok = write_file(data, &e);
+    return std::make_pair(ok, e);
+  });
+  return previous_ok;
+}
+
+bool LocationPersister::flush(std::string *error) { return collect(true, error); }
+
+bool LocationPersister::collect(bool wait, std::string *error) {
+  if (!pending_.valid()) return true;
+  if (!wait && pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return true;
+  auto [ok, message] = pending_.get();
+  if (ok) {
+    written_generation_ = pending_generation_;
+    ++writes_;
+  } else if (error) {
+    *error = message;
+  }
+  return ok;
+}
+
+std::string LocationPersister::serialize(const LocationStore &store) {
   std::string data;
   data.reserve(64 + store.binding_count() * 192);
   data += kHeader;
@@ -253,7 +290,10 @@ bool LocationPersister::save_now(const LocationStore &store, std::string *error)
       data += '\n';
     }
   }
+  return data;
+}
 
+bool LocationPersister::write_file(const std::string &data, std::string *error) const {
   // A crash before the rename leaves the old file intact and a stray .tmp that
   // the next save truncates; a crash after it leaves the complete new file.
   const std::string tmp = path_ + ".tmp";
@@ -282,10 +322,7 @@ bool LocationPersister::save_now(const LocationStore &store, std::string *error)
     if (error) *error = errno_message(tmp, failed, err);
     return false;
   }
-  if (!sync_directory_of(path_, error)) return false;
-  written_generation_ = store.generation();
-  ++writes_;
-  return true;
+  return sync_directory_of(path_, error);
 }
 
 }  // namespace portier::proxy

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <string>
+#include <utility>
 
 #include "proxy/location_store.h"
 
@@ -24,13 +26,28 @@ class LocationPersister {
   bool save(const LocationStore &store, std::string *error);
   // Writes unconditionally.
   bool save_now(const LocationStore &store, std::string *error);
+  // What the proxy calls every second: the proxy's thread only turns the store
+  // into text (about a millisecond for 10,000 bindings); write, fsync and
+  // rename, which can stall for tens of milliseconds on an SD card, run on a
+  // worker thread, so a slow disk never holds up SIP. One write at a time;
+  // false (with *error) when the previous background write failed.
+  bool save_in_background(const LocationStore &store, std::string *error);
+  // Waits for a background write to end; false when it failed.
+  bool flush(std::string *error);
 
   const std::string &path() const { return path_; }
   // How many times the file was written, so tests can tell a skipped save.
   uint64_t writes() const { return writes_; }
 
  private:
+  static std::string serialize(const LocationStore &store);
+  // Only reads path_: safe on the worker thread.
+  bool write_file(const std::string &data, std::string *error) const;
+  bool collect(bool wait, std::string *error);
+
   std::string path_;
+  std::future<std::pair<bool, std::string>> pending_;
+  uint64_t pending_generation_ = 0;
   uint64_t written_generation_ = UINT64_MAX;
   uint64_t writes_ = 0;
 };

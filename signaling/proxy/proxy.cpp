@@ -112,14 +112,18 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   // No default leg: every request not matching a transaction comes to
   // on_message, which answers REGISTER statelessly and creates a server
   // transaction for the rest.
-  agent_ = nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message,
-                            this, NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
-                            // No STUN server on the SIP port: not our job, and its
-                            // replies and logs bypass ours.
-                            TPTAG_STUN_SERVER(0),
-                            // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
-                            // TCP with a CRLF pong, so devices behind NAT keep their flow.
-                            TPTAG_PONG2PING(1), TAG_END());
+  agent_ =
+      nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message, this,
+                       NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
+                       // No STUN server on the SIP port: not our job, and its
+                       // replies and logs bypass ours.
+                       TPTAG_STUN_SERVER(0),
+                       // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
+                       // TCP with a CRLF pong, so devices behind NAT keep their flow.
+                       TPTAG_PONG2PING(1),
+                       // Room for bursts (a house-wide ring, a registration storm
+                       // after a power cut) while the loop is busy.
+                       TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024), TAG_END());
   if (!agent_) {
     *error = "cannot listen on " + settings_.transports[0] +
              ": is the address local and the port free? (log-level = debug tells more)";
@@ -171,6 +175,7 @@ void Proxy::stop() {
   control_.close();
   if (persister_) {
     std::string error;
+    if (!persister_->flush(&error)) PLOG_ERROR("registrar: %s", error.c_str());
     if (!persister_->save(locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
   }
   if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
@@ -185,9 +190,11 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   const int64_t now = now_s();
   size_t gone = self->locations_.purge_expired(now);
   if (gone) PLOG_INFO("registrar: %zu binding(s) expired", gone);
-  // Batched: one write per second at most, off the REGISTER path.
+  // Batched: one write per second at most, off the REGISTER path, and the disk
+  // work on a worker thread.
   std::string error;
-  if (!self->persister_->save(self->locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
+  if (!self->persister_->save_in_background(self->locations_, &error))
+    PLOG_ERROR("registrar: %s", error.c_str());
   self->router_->expire_dialogs(now);
 }
 
