@@ -1,6 +1,7 @@
 // Nonces (authenticity, age, nonce-count replay ring) and the whole digest check as
 // the proxy runs it: challenge, answer as a client would, outcome.
 #include <gtest/gtest.h>
+#include <openssl/hmac.h>
 
 #include <stdexcept>
 #include <string>
@@ -575,3 +576,37 @@ TEST_F(AuthenticatorTest, FloodOfValidClientsIsNeverRefused) {
 
 }  // namespace
 }  // namespace portier::auth
+
+// The nonce's tag is HMAC-SHA256 (RFC 2104) of its 24-byte payload, truncated
+// to 16 bytes, whatever the key length: checked against OpenSSL's own HMAC().
+TEST(NonceManagerMac, IsHmacSha256OfThePayload) {
+  auto b64 = [](char c) -> unsigned {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '-' ? 62 : 63;
+  };
+  for (const std::string &secret :
+       {std::string(32, 'k'), std::string("short"), std::string(100, 'x')}) {
+    portier::auth::NonceManager nonces(secret, 60);
+    const std::string n = nonces.issue(1000);
+    std::string raw;
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : n) {
+      acc = (acc << 6) | b64(c);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        raw.push_back(static_cast<char>((acc >> bits) & 0xff));
+      }
+    }
+    ASSERT_EQ(raw.size(), 40u) << n;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    ASSERT_NE(HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+                   reinterpret_cast<const unsigned char *>(raw.data()), 24, md, &len),
+              nullptr);
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(md), 16), raw.substr(24)) << secret.size();
+  }
+}

@@ -58,16 +58,35 @@ std::optional<Algorithm> parse_algorithm(std::string_view name) {
 
 const char *algorithm_name(Algorithm a) { return a == Algorithm::SHA256 ? "SHA-256" : "MD5"; }
 
+namespace {
+
+// OpenSSL 3 looks the algorithm up again on every EVP_DigestInit_ex with
+// EVP_md5()/EVP_sha256(); fetched once, and with one context reused per thread,
+// a digest costs only the hashing (a REGISTER needs four of them).
+const EVP_MD *fetched(Algorithm a) {
+  static EVP_MD *md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  static EVP_MD *sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return a == Algorithm::SHA256 ? sha256 : md5;
+}
+
+EVP_MD_CTX *thread_context() {
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                           EVP_MD_CTX_free);
+  return ctx.get();
+}
+
+}  // namespace
+
 std::string hex_hash(Algorithm a, std::string_view data) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_MD_CTX *ctx = thread_context();
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  const EVP_MD *type = a == Algorithm::SHA256 ? EVP_sha256() : EVP_md5();
+  const EVP_MD *type = fetched(a);
   // Fails only when OpenSSL cannot provide the digest at all (e.g. MD5 in FIPS-only
   // mode); an empty string would silently fail every comparison, so say it loudly.
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), type, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
+  if (!ctx || !type || EVP_DigestInit_ex(ctx, type, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx, md, &len) != 1) {
     throw std::runtime_error(std::string("OpenSSL cannot compute ") + algorithm_name(a));
   }
   static const char digits[] = "0123456789abcdef";

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <stdexcept>
@@ -139,11 +140,51 @@ NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t slots
   counter_ = static_cast<uint64_t>(std::max<int64_t>(start, 0)) << 20;
   // Value-initialised: counter 0 marks a slot no nonce owns (counters start at 1).
   ring_ = std::make_unique<Slot[]>(slots_);
+  init_mac();
+}
+
+// HMAC-SHA256 (RFC 2104) with the key's two padded blocks hashed once, at
+// start: each MAC then copies the two prepared SHA-256 states and hashes only
+// the payload and the inner digest. OpenSSL 3's one-shot HMAC() re-fetched the
+// algorithm and re-keyed every time; that was a quarter of a REGISTER's cost.
+void NonceManager::init_mac() {
+  constexpr size_t kBlock = 64;  // SHA-256 block size
+  unsigned char key[kBlock] = {};
+  if (secret_.size() > kBlock) {
+    unsigned int len = 0;
+    if (EVP_Digest(secret_.data(), secret_.size(), key, &len, EVP_sha256(), nullptr) != 1)
+      throw std::runtime_error("OpenSSL cannot compute SHA-256");
+  } else {
+    std::memcpy(key, secret_.data(), secret_.size());
+  }
+  unsigned char ipad[kBlock], opad[kBlock];
+  for (size_t i = 0; i < kBlock; ++i) {
+    ipad[i] = key[i] ^ 0x36;
+    opad[i] = key[i] ^ 0x5c;
+  }
+  EVP_MD *sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  inner_.reset(EVP_MD_CTX_new());
+  outer_.reset(EVP_MD_CTX_new());
+  work_.reset(EVP_MD_CTX_new());
+  const bool ok = sha256 && inner_ && outer_ && work_ &&
+                  EVP_DigestInit_ex(inner_.get(), sha256, nullptr) == 1 &&
+                  EVP_DigestUpdate(inner_.get(), ipad, kBlock) == 1 &&
+                  EVP_DigestInit_ex(outer_.get(), sha256, nullptr) == 1 &&
+                  EVP_DigestUpdate(outer_.get(), opad, kBlock) == 1;
+  EVP_MD_free(sha256);
+  OPENSSL_cleanse(key, sizeof key);
+  OPENSSL_cleanse(ipad, sizeof ipad);
+  OPENSSL_cleanse(opad, sizeof opad);
+  if (!ok) throw std::runtime_error("OpenSSL cannot compute HMAC-SHA256");
 }
 
 void NonceManager::mac(const unsigned char *payload, size_t size, unsigned char *out) const {
+  unsigned char inner[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), secret_.data(), int(secret_.size()), payload, size, out, &len) ||
+  EVP_MD_CTX *w = work_.get();
+  if (EVP_MD_CTX_copy_ex(w, inner_.get()) != 1 || EVP_DigestUpdate(w, payload, size) != 1 ||
+      EVP_DigestFinal_ex(w, inner, &len) != 1 || EVP_MD_CTX_copy_ex(w, outer_.get()) != 1 ||
+      EVP_DigestUpdate(w, inner, len) != 1 || EVP_DigestFinal_ex(w, out, &len) != 1 ||
       len < kMacSize) {
     throw std::runtime_error("OpenSSL cannot compute HMAC-SHA256");
   }

@@ -29,6 +29,8 @@
 // Not thread-safe: one NonceManager per thread (the proxy has one event loop).
 #pragma once
 
+#include <openssl/evp.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -84,7 +86,14 @@ class NonceManager {
   // check(), also giving the counter and tag of a nonce that is not Invalid.
   Check verify(std::string_view nonce, int64_t now_s, uint64_t *counter, uint32_t *tag) const;
 
+  void init_mac();
+
   std::string secret_;
+  // The key's padded blocks, hashed once (see init_mac); work_ is scratch space.
+  struct CtxFree {
+    void operator()(EVP_MD_CTX *c) const { EVP_MD_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_MD_CTX, CtxFree> inner_, outer_, work_;
   unsigned lifetime_s_;
   size_t slots_;
   uint64_t counter_;  // counter of the last nonce issued
