@@ -88,6 +88,7 @@ class NonceManager {
 
   void init_mac();
 
+  unsigned char instance_[8] = {};  // random, once per run: see issue()
   std::string secret_;
   // The key's padded blocks, hashed once (see init_mac); work_ is scratch space.
   struct CtxFree {
