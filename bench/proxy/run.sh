@@ -23,7 +23,7 @@ SCN=$HERE/scenarios
 PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
 PEERS=${BENCH_PEERS:-"portier kamailio kamailio-authdb"}
 USERS=${BENCH_USERS:-10000}
-STEP_SECS=${BENCH_STEP_SECS:-5}      # length of one load step at the target rate
+STEP_SECS=${BENCH_STEP_SECS:-10}     # length of one load step at the target rate
 FILL_RATE=${BENCH_FILL_RATE:-1000}   # REGISTER/s used to fill the registrar for (c)
 REG_START=${BENCH_REG_START:-1000}
 REG_MAX=${BENCH_REG_MAX:-64000}
@@ -34,14 +34,18 @@ MAX_STEPS=${BENCH_MAX_STEPS:-12}     # hard bound on load steps per search
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
 SIPP_CPU=${BENCH_SIPP_CPU:-0}
 IDLE_WAIT=${BENCH_IDLE_WAIT:-300}    # seconds to wait for an idle machine before starting
-KAM_SHM_MB=${BENCH_KAM_SHM_MB:-256}
+KAM_SHM_MB=${BENCH_KAM_SHM_MB:-1024}  # overload steps pile up transactions; RSS counts touched pages only
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-bench.XXXXXX)}
 
-REG_SIPP_PORT=5070
+# ports away from 5060-5099, which tests running beside the benchmark like to use
+PORT_KAMAILIO=27060
+PORT_PORTIER=27061
+PORT_KAMAILIO_AUTHDB=27062
+REG_SIPP_PORT=27070
 # Every call step uses fresh ports for the caller and the two callees, so late
 # retransmissions of a previous (overloaded) step cannot land in this step's sipp.
-CALLEE_PORT_BASE=5100               # 5100 + 2*step: answers; +1: rings
-CALLER_PORT_BASE=5300               # 5300 + step
+CALLEE_PORT_BASE=27100              # + 2*step: answers; + 2*step + 1: rings
+CALLER_PORT_BASE=27800              # + step
 SIPP_BUF=4194304                    # sipp socket buffers: the load generator must not drop
 HZ=$(getconf CLK_TCK)
 
@@ -57,7 +61,7 @@ for tool in sipp kamailio taskset ss pgrep timeout awk; do
   command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs sip-tester, kamailio, iproute2, procps)"
 done
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores (proxy on one, sipp on the other)"
-for p in $REG_SIPP_PORT $CALLEE_PORT_BASE $CALLER_PORT_BASE 15060 15061 15062; do
+for p in $REG_SIPP_PORT $CALLEE_PORT_BASE $CALLER_PORT_BASE $PORT_KAMAILIO $PORT_PORTIER $PORT_KAMAILIO_AUTHDB; do
   [ -z "$(ss -Hlun "sport = :$p" 2>/dev/null)" ] || die "UDP port $p is in use"
 done
 
@@ -164,20 +168,22 @@ start_proxy() {   # peer
   mkdir -p "$dir/run"
   case $peer in
     portier)
-      PROXY_PORT=15061
+      PROXY_PORT=$PORT_PORTIER
       cp "$OUT/users/users.conf" "$dir/run/users.conf"
       sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g" "$HERE/portier.conf.in" >"$dir/portier.conf"
-      taskset -c "$PROXY_CPU" "$PORTIER_PROXY" --config "$dir/portier.conf" >"$dir/proxy.log" 2>&1 &
+      echo "--- start $(date +%T)" >>"$dir/proxy.log"
+      taskset -c "$PROXY_CPU" "$PORTIER_PROXY" --config "$dir/portier.conf" >>"$dir/proxy.log" 2>&1 &
       PROXY_PID=$!
       ;;
     kamailio|kamailio-authdb)
       local defs=()
-      if [ "$peer" = kamailio ]; then PROXY_PORT=15060; else PROXY_PORT=15062; defs=(-A WITH_AUTH_DB); fi
+      if [ "$peer" = kamailio ]; then PROXY_PORT=$PORT_KAMAILIO; else PROXY_PORT=$PORT_KAMAILIO_AUTHDB; defs=(-A WITH_AUTH_DB); fi
       sed -e "s#@PORT@#$PROXY_PORT#g; s#@DBDIR@#$OUT/users/db#g" "$HERE/kamailio/kamailio.cfg.in" >"$dir/kamailio.cfg"
       kamailio -c -f "$dir/kamailio.cfg" "${defs[@]}" >"$dir/check.log" 2>&1 || die "kamailio config check failed, see $dir/check.log"
+      echo "--- start $(date +%T)" >>"$dir/proxy.log"
       # foreground (-DD), logs to stderr (-E), own runtime dir and pid file; not the system service
       taskset -c "$PROXY_CPU" kamailio -f "$dir/kamailio.cfg" "${defs[@]}" -DD -E -m "$KAM_SHM_MB" \
-        -Y "$dir/run" -P "$dir/run/kamailio.pid" >"$dir/proxy.log" 2>&1 &
+        -Y "$dir/run" -P "$dir/run/kamailio.pid" >>"$dir/proxy.log" 2>&1 &
       PROXY_PID=$!
       ;;
     *) die "unknown peer $peer" ;;
@@ -264,7 +270,7 @@ STEP_NO=0
 step() {
   local peer=$1 kind=$2 rate=$3 count=$4 dir=$OUT/$1 pfx tl rc=0
   STEP_NO=$((STEP_NO + 1))
-  [ $STEP_NO -lt 95 ] || die "too many steps for the port plan"
+  [ $STEP_NO -lt 340 ] || die "too many steps for the port plan"
   pfx=$dir/$(printf '%02d' $STEP_NO)-$kind-$rate
   tl=$((count / rate + 2 * STEP_SECS + 10))
   local ap rp cp
@@ -338,37 +344,63 @@ step() {
   log "$(printf '%-15s %-4s %6d/s: ok %6d fail %5d retr %5d ooc %4d -> %6s/s in %6ss | proxy %3s%% (+%s%% other) | sipp %3s%% (+%s%% other) | drops %d | rc %d %s%s' \
     "$peer" "$kind" "$rate" "$ok" "$fail" "$retr" "$ooc" "$achieved" "$el" "$proxy_cpu" "$core_other" "$sipp_cpu" "$sipp_other" "$drops" "$rc" "$verdict" \
     "$([ "$alive" = no ] && echo ' PROXY DIED')")"
-  LAST_ACHIEVED=$achieved LAST_CPU=$proxy_cpu LAST_SIPP_CORE=$sipp_core LAST_NOISE=$((core_other > sipp_other ? core_other : sipp_other))
-  [ "$alive" = yes ] && settle
-  [ "$verdict" = pass ]
+  LAST_KIND=$kind LAST_RATE=$rate LAST_ACHIEVED=$achieved LAST_CPU=$proxy_cpu LAST_SIPP_CORE=$sipp_core LAST_NOISE=$((core_other > sipp_other ? core_other : sipp_other))
+  grep -l 'Unable to bind' "$pfx"*.out >/dev/null 2>&1 && log "a sipp could not bind its port (used by another program?): see $pfx*.out"
+  [ "$verdict" = pass ] || return 1
+  settle
+  return 0
 }
 
 # a step that fails while other work took a share of our cores is run again once,
 # after the machine is idle again
 load_step() {   # peer kind rate
   step "$1" "$2" "$3" $(($3 * STEP_SECS)) && return 0
-  proxy_alive || return 1
-  if [ "${LAST_NOISE:-0}" -gt 15 ]; then
+  if proxy_alive && [ "${LAST_NOISE:-0}" -gt 15 ]; then
     log "failed while other work took ${LAST_NOISE}% of a benchmark core: waiting for an idle machine, then once more"
+    recover "$1" || return 2
     wait_idle
     step "$1" "$2" "$3" $(($3 * STEP_SECS)) && return 0
   fi
+  recover "$1" || return 2
   return 1
+}
+
+# after a failed step the proxy still holds the overload's transactions (INVITE
+# branches live up to 60 s): the next step starts from a fresh proxy with the
+# registrar filled again, so steps do not contaminate each other
+recover() {   # peer
+  if proxy_alive; then
+    note_rss_end "$1"
+  else
+    log "$1: PROXY DIED (pid $PROXY_PID)"; R_NOTE[$1]+="DIED during a $LAST_KIND step at ${LAST_RATE}/s; "
+  fi
+  stop_proxy
+  start_proxy "$1" || { R_NOTE[$1]+="did not restart; "; return 1; }
+  step "$1" fill "$FILL_RATE" "$USERS" >/dev/null 2>&1 || log "$1: refill after restart had failures"
+  proxy_alive
+}
+
+note_rss_end() {   # peer: the largest memory seen at the end of a proxy instance
+  local rss pss v
+  read -r rss pss < <(proxy_mem)
+  case $1 in portier) v=$rss ;; *) v=$pss ;; esac
+  [ "$v" -gt "${R_RSSEND[$1]:-0}" ] && R_RSSEND[$1]=$v
 }
 
 # highest sustained rate: double from START until a step fails, then bisect.
 # Sets BEST (target rate), BEST_ACHIEVED, BEST_CPU, BOUND ("" or a note).
 search() {   # peer kind start max granularity
-  local peer=$1 kind=$2 r=$3 max=$4 g=$5 lo=0 hi=0 n=0 mid
+  local peer=$1 kind=$2 r=$3 max=$4 g=$5 lo=0 hi=0 n=0 mid st
   BEST=0 BEST_ACHIEVED=0 BEST_CPU=0 BOUND=""
   local fail_sipp=0 fail_cpu=0
   while [ "$r" -le "$max" ] && [ $n -lt "$MAX_STEPS" ]; do
     n=$((n + 1))
-    if load_step "$peer" "$kind" "$r"; then
+    load_step "$peer" "$kind" "$r"; st=$?
+    if [ $st -eq 0 ]; then
       lo=$r BEST_ACHIEVED=$LAST_ACHIEVED BEST_CPU=$LAST_CPU; r=$((r * 2))
     else
+      [ $st -eq 2 ] && { BEST=$lo; BOUND="proxy lost"; return; }
       hi=$r fail_sipp=$LAST_SIPP_CORE fail_cpu=$LAST_CPU
-      proxy_alive || { BEST=$lo; BOUND="proxy died at $hi/s"; return; }
       if [ $lo -eq 0 ] && [ "$r" -gt $g ]; then hi=0; r=$(( (r / 4 + g - 1) / g * g )); continue; fi
       break
     fi
@@ -380,11 +412,12 @@ search() {   # peer kind start max granularity
     mid=$(( (lo + hi) / 2 / g * g ))
     [ "$mid" -le $lo ] && break
     n=$((n + 1))
-    if load_step "$peer" "$kind" "$mid"; then
+    load_step "$peer" "$kind" "$mid"; st=$?
+    if [ $st -eq 0 ]; then
       lo=$mid BEST_ACHIEVED=$LAST_ACHIEVED BEST_CPU=$LAST_CPU
     else
+      [ $st -eq 2 ] && { BEST=$lo; BOUND="proxy lost"; return; }
       hi=$mid fail_sipp=$LAST_SIPP_CORE fail_cpu=$LAST_CPU
-      proxy_alive || { BEST=$lo; BOUND="proxy died at $hi/s"; return; }
     fi
   done
   BEST=$lo
@@ -408,7 +441,7 @@ bench_peer() {
 
   # (c) fill the registrar with USERS contacts, then read memory
   step "$peer" fill "$FILL_RATE" "$USERS" || R_NOTE[$peer]+="registrar fill had failures; "
-  proxy_alive || { R_NOTE[$peer]+="died while filling; "; stop_proxy; return; }
+  proxy_alive || { R_NOTE[$peer]+="DIED while filling; "; stop_proxy; return; }
   sleep 2
   read -r rss pss < <(proxy_mem)
   case $peer in
@@ -421,18 +454,13 @@ bench_peer() {
   search "$peer" reg "$REG_START" "$REG_MAX" 50
   R_REG[$peer]=$BEST_ACHIEVED R_REG_CPU[$peer]=$BEST_CPU
   [ -n "$BOUND" ] && R_NOTE[$peer]+="REGISTER: $BOUND; "
+  # (b) forked calls
   if proxy_alive; then
-    # (b) forked calls
     search "$peer" call "$CALL_START" "$CALL_MAX" 10
     R_CALL[$peer]=$BEST_ACHIEVED R_CALL_CPU[$peer]=$BEST_CPU
     [ -n "$BOUND" ] && R_NOTE[$peer]+="calls: $BOUND; "
-  else
-    R_NOTE[$peer]+="proxy died during REGISTER test; "
   fi
-  if proxy_alive; then
-    read -r rss pss < <(proxy_mem)
-    case $peer in portier) R_RSSEND[$peer]=$rss ;; *) R_RSSEND[$peer]=$pss ;; esac
-  fi
+  proxy_alive && note_rss_end "$peer"
   stop_proxy
   local nerr
   nerr=$(grep -c -i -E 'crit|error|assert|abort|warn' "$dir/proxy.log" 2>/dev/null)
@@ -446,7 +474,7 @@ NOISY=0
   echo "host: $(uname -srm), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
   echo "sipp: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1)"
   echo "kamailio: $(kamailio -v 2>/dev/null | head -1)"
-  echo "portier: $PORTIER_PROXY ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit'))"
+  echo "portier: $PORTIER_PROXY (tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), binary $(date -r "$PORTIER_PROXY" +%FT%T 2>/dev/null || echo 'missing') md5 $(md5sum <"$PORTIER_PROXY" 2>/dev/null | cut -c1-12))"
   echo "users: $USERS, step: ${STEP_SECS}s, proxy core $PROXY_CPU, sipp core $SIPP_CPU"
 } | tee "$OUT/env.txt" | tee -a "$LOG" >&2
 printf 'peer\tkind\trate\tcount\tok\tfailed\tretrans\tout_of_call\tdead\tachieved\telapsed\tproxy_cpu\tcore_other\tudp_drops\tsipp_core\tsipp_cpu\tsipp_other\trc\tverdict\n' >"$RESULTS"
