@@ -15,6 +15,7 @@
 
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/mainloop.h"
 
 using namespace portier;
 
@@ -53,7 +54,7 @@ int main(int argc, char **argv) {
     PLOG_ERROR("cannot create the sofia-sip root");
     return 1;
   }
-  g_source_attach(su_glib_root_gsource(root), nullptr);
+  mainloop::attach(root);
   GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGTERM, on_signal, loop);
   g_unix_signal_add(SIGINT, on_signal, loop);

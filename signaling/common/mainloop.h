@@ -1,0 +1,17 @@
+// sofia-sip on GLib's default main context, without busy waiting.
+#pragma once
+
+#include <sofia-sip/su_wait.h>
+
+namespace portier::mainloop {
+
+// Attaches the root (made by su_glib_root_create) to GLib's default main context
+// and installs a poll function that does not spin. Call once, before
+// g_main_loop_run, from the thread that runs the loop.
+void attach(su_root_t *root);
+
+// How many times the poll function waited out a sub-millisecond timer instead
+// of spinning (for portierctl stats and the tests).
+unsigned long long spins_avoided();
+
+}  // namespace portier::mainloop
