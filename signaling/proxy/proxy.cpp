@@ -1,9 +1,11 @@
 #include "proxy/proxy.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <openssl/rand.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -196,6 +198,26 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   if (!self->persister_->save_in_background(self->locations_, &error))
     PLOG_ERROR("registrar: %s", error.c_str());
   self->router_->expire_dialogs(now);
+  self->give_back_memory();
+}
+
+void Proxy::give_back_memory() {
+  // Every call leaves its transactions with nta for 32 s after it ends (timers
+  // J and K absorb retransmissions). After a burst of calls they all go at once,
+  // but glibc keeps the freed pages: the proxy stayed at 300+ MB after 6,000
+  // calls. When the transaction count has fallen to a quarter of its peak, hand
+  // the free pages back to the kernel (a few ms, and only after a burst).
+  usize_t irqs = 0, orqs = 0;
+  nta_agent_get_stats(agent_, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
+                      TAG_END());
+  const size_t now_used = irqs + orqs;
+  transactions_peak_ = std::max(transactions_peak_, now_used);
+  if (transactions_peak_ >= kTrimAfterTransactions && now_used * 4 <= transactions_peak_) {
+    malloc_trim(0);
+    PLOG_DEBUG("memory: %zu transactions left of a peak of %zu, free pages returned", now_used,
+               transactions_peak_);
+    transactions_peak_ = now_used;
+  }
 }
 
 bool Proxy::is_reg_domain(const char *host) const {

@@ -105,6 +105,8 @@ class Proxy {
   static int on_message(void *self, nta_agent_t *agent, msg_t *msg, sip_t *sip);
   static int on_stray_response(void *self, nta_outgoing_t *orq, const sip_t *sip);
   static void on_housekeeping(su_root_magic_t *, su_timer_t *, void *self);
+  void give_back_memory();
+  static constexpr size_t kTrimAfterTransactions = 1000;
   // Returns true when the router keeps reply.irq() (a transaction runs).
   bool dispatch(Reply &reply, msg_t *msg, const sip_t *sip);
   bool has_our_via(const sip_t *sip) const;
@@ -116,6 +118,7 @@ class Proxy {
   nta_incoming_t *stateless_in_ = nullptr;
   nta_outgoing_t *stateless_out_ = nullptr;
   su_timer_t *housekeeping_ = nullptr;
+  size_t transactions_peak_ = 0;  // since memory was last given back (housekeeping)
 
   struct HostPort {
     std::string proto, host, port;  // host without brackets
