@@ -9,6 +9,9 @@ PACKAGES=(
   build-essential cmake pkg-config meson ninja-build clang-format
   # signaling
   libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev
+  # media: the GStreamer plugin, its tests (gstreamer-check) and bring-up pipelines
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   # digest hashing (MD5, SHA-256 through EVP), journal logging
   libssl-dev libsystemd-dev
   # tests: GoogleTest, and the real SIP peers
