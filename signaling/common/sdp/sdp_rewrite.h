@@ -1,0 +1,79 @@
+// The one SDP rewriter: the proxy's media relay puts itself into every call by
+// pointing each m= line of an offer (once per fork branch) and of each 18x/2xx
+// answer at its own UDP ports. Plain C++ over sofia-sip's SDP parser and printer;
+// no network, no GStreamer, so unit tests drive it with golden SDP files.
+//
+// The input comes from the network: every function here checks what it reads,
+// never crashes on garbage, and says in one line what was wrong. Lines that
+// sofia-sip would drop silently (unknown line types, a blank line in the middle)
+// are errors rather than silent losses.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portier::sdp {
+
+// One RTP payload type of an m= line, from a=rtpmap or, for the static payload
+// types of RFC 3551 §6 (0 = PCMU/8000, 8 = PCMA/8000, 9 = G722/8000, ...), from
+// the table. A dynamic type without a=rtpmap has an empty encoding and rate 0.
+struct Payload {
+  int pt = 0;
+  std::string encoding;
+  uint32_t clock_rate = 0;
+};
+
+struct Media {
+  std::string type;          // "audio", "video", ...
+  std::string protocol;      // "RTP/AVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVPF", ...
+  std::string address;       // media c= if any, else session c=
+  uint16_t port = 0;         // 0: rejected or disabled stream (RFC 3264 §6)
+  uint16_t rtcp_port = 0;    // a=rtcp port if given (RFC 3605), else port + 1; 0 if rejected
+  std::string rtcp_address;  // a=rtcp address if given, else address
+  bool rtcp_mux = false;     // a=rtcp-mux (RFC 5761)
+  // sendrecv, sendonly, recvonly or inactive: the media's own attribute, else the
+  // session's, else sendrecv (RFC 4566 §6). Reported as written even when port is 0.
+  std::string direction;
+  std::vector<Payload> payloads;  // in m= line order; empty for non-RTP media
+};
+
+struct Session {
+  std::vector<Media> media;  // one per m= line, in order
+};
+
+// Parses an SDP body. On failure returns nullopt and sets *error (if given) to a
+// one-line message.
+std::optional<Session> parse(std::string_view text, std::string *error);
+
+// Where the relay wants one m= line to point.
+struct RelayEndpoint {
+  std::string address;     // IPv4 or IPv6 literal, no brackets
+  uint16_t rtp_port = 0;   // 0: the relay refuses this stream, its m= port becomes 0
+  uint16_t rtcp_port = 0;  // 0 means rtp_port + 1
+};
+
+// Returns `text` with m= line i pointed at endpoints[i]:
+// - session and media c= lines get the relay address ("IN IP4" or "IN IP6");
+//   a media without its own c= gets one when its relay address differs from the
+//   session one;
+// - the m= port becomes rtp_port; a rejected line (port 0) keeps its port, c=
+//   and a=rtcp, and its endpoint is ignored (RFC 3264 §6: the answer keeps
+//   every m= line, rejected ones with port 0); an endpoint with rtp_port 0
+//   rejects its line the same way (RFC 3264 §6 in an answer, §8.2 in an offer);
+// - a=rtcp is rewritten to the relay's RTCP port (and address, if it named one),
+//   or added when the RTCP port is not rtp_port + 1 (RFC 3605 §2.1);
+// - ICE attributes (RFC 8839: a=candidate, a=ice-*, a=end-of-candidates,
+//   a=remote-candidates) and a=rtcp-mux / a=rtcp-mux-only are removed: the relay
+//   does no ICE and uses separate RTP and RTCP ports on both sides, which an
+//   answer may choose (RFC 5761 §5.1.1);
+// - codecs, directions, o= and every other line keep their meaning; sofia-sip
+//   prints a=rtpmap/a=fmtp of RTP/AVP and RTP/SAVP lines first, in m= order.
+// The output has CRLF line endings. Errors: unparsable SDP, an endpoint count
+// that differs from the number of m= lines, an unusable endpoint.
+std::optional<std::string> rewrite(std::string_view text,
+                                   const std::vector<RelayEndpoint> &endpoints, std::string *error);
+
+}  // namespace portier::sdp
