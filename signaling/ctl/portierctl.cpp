@@ -21,6 +21,8 @@ static void usage() {
                "  ping            is the daemon alive\n"
                "  registrations   every registered contact (AOR, contact, expires, user agent)\n"
                "  calls           calls in progress\n"
+               "  relay           media relay: calls, branches, ports in use\n"
+               "  stats           bindings and transactions\n"
                "default socket: %s\n",
                kDefaultSocket);
 }

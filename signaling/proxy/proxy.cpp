@@ -23,6 +23,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "proxy/media_relay.h"
 #include "proxy/router.h"
 
 namespace portier::proxy {
@@ -155,6 +156,11 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     *error = "cannot set up the SIP agent";
     return false;
   }
+  if (settings_.relay.enabled) {
+    relay_ = std::make_unique<MediaRelay>(settings_.relay);
+    PLOG_INFO("relay: media through %s, ports %u-%u", settings_.relay.sdp_address.c_str(),
+              settings_.relay.port_min, settings_.relay.port_max);
+  }
   router_ = std::make_unique<Router>(*this);
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
@@ -182,6 +188,7 @@ void Proxy::stop() {
   }
   if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
   router_.reset();
+  relay_.reset();
   if (stateless_in_) nta_incoming_destroy(stateless_in_), stateless_in_ = nullptr;
   if (stateless_out_) nta_outgoing_destroy(stateless_out_), stateless_out_ = nullptr;
   if (agent_) nta_agent_destroy(agent_), agent_ = nullptr;
@@ -198,6 +205,7 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   if (!self->persister_->save_in_background(self->locations_, &error))
     PLOG_ERROR("registrar: %s", error.c_str());
   self->router_->expire_dialogs(now);
+  if (self->relay_) self->relay_->expire_idle();
   self->give_back_memory();
 }
 
@@ -468,6 +476,8 @@ std::string Proxy::control(const std::string &command) {
     return out + "]}";
   }
   if (command == "calls") return router_->calls_json(now);
+  if (command == "relay")
+    return relay_ ? relay_->json() : "{\"ports_in_use\":0,\"calls\":[],\"enabled\":false}";
   if (command == "stats")
     return "{\"bindings\":" + std::to_string(locations_.binding_count()) +
            ",\"transactions\":" + std::to_string(router_->transactions()) + "}";

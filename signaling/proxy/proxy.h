@@ -32,6 +32,8 @@
 
 namespace portier::proxy {
 
+class MediaRelay;
+
 class Router;
 
 // Where the answer to a request goes: its server transaction when it has one,
@@ -71,6 +73,7 @@ class Proxy {
   nta_agent_t *agent() const { return agent_; }
   su_root_t *root() const { return root_; }
   const ProxySettings &settings() const { return settings_; }
+  MediaRelay *relay() { return relay_.get(); }
   LocationStore &locations() { return locations_; }
   const StaticRecords &static_records() const { return static_records_; }
   const auth::UsersFile &users() const { return users_; }
@@ -133,6 +136,7 @@ class Proxy {
   std::unique_ptr<LocationPersister> persister_;
   StaticRecords static_records_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<MediaRelay> relay_;  // null when [module::MediaRelay] enabled = false
   ControlSocket control_;
 };
 

@@ -1,6 +1,9 @@
 #include "proxy/proxy_config.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstdio>
 
 namespace portier::proxy {
 namespace {
@@ -45,10 +48,37 @@ config::Schema make_schema() {
                "seconds a nonce is valid before clients get stale=true");
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
             "seconds before unanswered branches are cancelled");
+  s.boolean("module::MediaRelay", "enabled", true,
+            "put a media relay into every call: early media forked to every ringing device")
+      .str("module::MediaRelay", "sdp-address", "127.0.0.1",
+           "IP address written into rewritten SDP: where devices send their media")
+      .str("module::MediaRelay", "listen-address", "",
+           "IP address the relay ports are bound to (empty: sdp-address)")
+      .str("module::MediaRelay", "port-range", "20000-29999",
+           "UDP ports for the relay, MIN-MAX; each stream takes an even/odd pair")
+      .integer("module::MediaRelay", "max-early-media-per-call", 10, 1, 100,
+               "devices per call that get the early stream while ringing")
+      .integer("module::MediaRelay", "inactivity-timeout", 60, 5, 86400,
+               "seconds without RTP or RTCP before a call's relay is freed");
   return s;
 }
 
 }  // namespace
+
+bool parse_port_range(const std::string &text, uint16_t *min, uint16_t *max) {
+  unsigned lo = 0, hi = 0;
+  char extra = 0;
+  if (sscanf(text.c_str(), "%u-%u%c", &lo, &hi, &extra) != 2) return false;
+  if (lo < 1024 || hi > 65535 || lo >= hi || hi - lo < 2) return false;
+  *min = static_cast<uint16_t>(lo);
+  *max = static_cast<uint16_t>(hi);
+  return true;
+}
+
+bool is_ip_literal(const std::string &text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
 
 const config::Schema &proxy_schema() {
   static const config::Schema schema = make_schema();
@@ -92,6 +122,17 @@ std::string check_proxy_config(const config::Config &cfg) {
     if (cfg.get_string("module::Authentication", "file-path").empty())
       return where("module::Authentication", "file-path") + "a users file is needed";
   }
+  if (cfg.get_bool("module::MediaRelay", "enabled")) {
+    uint16_t lo, hi;
+    if (!parse_port_range(cfg.get_string("module::MediaRelay", "port-range"), &lo, &hi))
+      return where("module::MediaRelay", "port-range") +
+             "must be MIN-MAX with 1024 <= MIN < MAX <= 65535 and room for a port pair";
+    for (const char *key : {"sdp-address", "listen-address"}) {
+      const std::string a = cfg.get_string("module::MediaRelay", key);
+      if ((!a.empty() || std::string(key) == "sdp-address") && !is_ip_literal(a))
+        return where("module::MediaRelay", key) + "'" + a + "' is not an IPv4 or IPv6 address";
+    }
+  }
   if (cfg.get_string("global", "state-directory").empty())
     return where("global", "state-directory") + "must not be empty";
   return "";
@@ -132,6 +173,15 @@ ProxySettings settings_from_config(const config::Config &cfg) {
     if (auto alg = auth::parse_algorithm(a)) s.algorithms.push_back(*alg);
   s.nonce_expires = static_cast<int>(cfg.get_int("module::Authentication", "nonce-expires"));
   s.call_fork_timeout = static_cast<int>(cfg.get_int("module::Router", "call-fork-timeout"));
+  s.relay.enabled = cfg.get_bool("module::MediaRelay", "enabled");
+  s.relay.sdp_address = cfg.get_string("module::MediaRelay", "sdp-address");
+  s.relay.listen_address = cfg.get_string("module::MediaRelay", "listen-address");
+  parse_port_range(cfg.get_string("module::MediaRelay", "port-range"), &s.relay.port_min,
+                   &s.relay.port_max);
+  s.relay.max_early_media =
+      static_cast<int>(cfg.get_int("module::MediaRelay", "max-early-media-per-call"));
+  s.relay.inactivity_timeout =
+      static_cast<int>(cfg.get_int("module::MediaRelay", "inactivity-timeout"));
   return s;
 }
 

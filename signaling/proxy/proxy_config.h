@@ -13,6 +13,17 @@
 
 namespace portier::proxy {
 
+// [module::MediaRelay]
+struct RelaySettings {
+  bool enabled = true;
+  std::string sdp_address = "127.0.0.1";  // written into rewritten SDP
+  std::string listen_address;             // bound; empty: sdp_address
+  uint16_t port_min = 20000;
+  uint16_t port_max = 29999;
+  int max_early_media = 10;     // branches per call that get the early stream
+  int inactivity_timeout = 60;  // seconds without a packet before a call is freed
+};
+
 struct ProxySettings {
   std::vector<std::string> transports;
   log::Level log_level = log::Level::Message;
@@ -32,6 +43,8 @@ struct ProxySettings {
   int nonce_expires = 3600;
 
   int call_fork_timeout = 60;
+
+  RelaySettings relay;
 };
 
 const config::Schema &proxy_schema();
@@ -42,5 +55,9 @@ ProxySettings settings_from_config(const config::Config &cfg);
 // Parses "sip:alice@Home.Example" (or "<sip:...>") into a normalized AOR; "" when
 // it is not a sip: URI with a user and a host.
 std::string parse_aor(const std::string &uri);
+
+// "20000-29999" into its bounds; false when malformed or out of range.
+bool parse_port_range(const std::string &text, uint16_t *min, uint16_t *max);
+bool is_ip_literal(const std::string &text);
 
 }  // namespace portier::proxy

@@ -12,6 +12,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "proxy/media_relay.h"
 
 namespace portier::proxy {
 namespace {
@@ -30,6 +31,32 @@ std::string url_str(const url_t *url) {
 }
 
 int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
+
+// The SDP body of a message, if it has one.
+const char *sdp_body(const sip_t *sip, size_t *len) {
+  if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data || !sip->sip_content_type ||
+      !sip->sip_content_type->c_type ||
+      strcasecmp(sip->sip_content_type->c_type, "application/sdp") != 0)
+    return nullptr;
+  *len = sip->sip_payload->pl_len;
+  return sip->sip_payload->pl_data;
+}
+
+// Puts `sdp` in place of the message's body, with a matching Content-Length.
+void replace_sdp(msg_t *msg, const std::string &sdp) {
+  sip_t *sip = sip_object(msg);
+  su_home_t *home = msg_home(msg);
+  auto *pub = reinterpret_cast<msg_pub_t *>(sip);
+  if (sip->sip_payload)
+    msg_header_remove(msg, pub, reinterpret_cast<msg_header_t *>(sip->sip_payload));
+  if (sip->sip_content_length)
+    msg_header_remove(msg, pub, reinterpret_cast<msg_header_t *>(sip->sip_content_length));
+  msg_header_insert(msg, pub,
+                    reinterpret_cast<msg_header_t *>(sip_payload_make(home, sdp.c_str())));
+  msg_header_insert(msg, pub,
+                    reinterpret_cast<msg_header_t *>(
+                        sip_content_length_create(home, static_cast<uint32_t>(sdp.size()))));
+}
 
 // A device behind NAT registers a contact it cannot be reached at; its REGISTER
 // came from `received` ("udp:203.0.113.5:40211"). When the two differ, requests
@@ -69,6 +96,7 @@ Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
   t->call_id = sip->sip_call_id ? sip->sip_call_id->i_id : "";
   t->from = sip->sip_from ? url_str(sip->sip_from->a_url) : "";
   t->to = sip->sip_to ? url_str(sip->sip_to->a_url) : "";
+  t->from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
   t->started = now_s();
   Txn *raw = t.get();
   txns_[raw] = std::move(t);
@@ -81,6 +109,38 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
                         const std::string &next_hop) {
   msg_t *copy = msg_copy(msg);
   if (!copy) return false;
+  // A relayed call's re-INVITE: its offer is pointed at the relay's side that
+  // faces the receiver.
+  if (t && t->reinvite_from_caller >= 0) {
+    size_t len = 0;
+    if (const char *offer = sdp_body(sip_object(copy), &len)) {
+      std::string error;
+      auto sdp = proxy_.relay()->pass_sdp(t->call_id, t->reinvite_from_caller == 1,
+                                          std::string_view(offer, len), &error);
+      if (sdp)
+        replace_sdp(copy, *sdp);
+      else
+        PLOG_WARN("relay: call-id=%s re-INVITE offer passed as it is: %s", t->call_id.c_str(),
+                  error.c_str());
+    }
+  }
+  // The relay gives each branch an offer pointed at that branch's own ports.
+  if (t && t->relayed) {
+    std::string error;
+    auto offer = proxy_.relay()->offer_for_branch(t->call_id, t->branches.size(), &error);
+    if (offer) {
+      replace_sdp(copy, *offer);
+    } else {
+      PLOG_WARN("relay: call-id=%s branch %zu: %s", t->call_id.c_str(), t->branches.size(),
+                error.c_str());
+      msg_destroy(copy);
+      t->branches.push_back(std::make_unique<Branch>());  // counted as failed, like an unsent one
+      t->branches.back()->txn = t;
+      t->branches.back()->index = t->branches.size() - 1;
+      t->branches.back()->target = target;
+      return false;
+    }
+  }
   sip_t *csip = sip_object(copy);
   su_home_t *home = msg_home(copy);
 
@@ -133,6 +193,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
     b->txn = t;
     b->index = t->branches.size();
     b->target = target;
+    b->next_hop = next_hop;
   }
   nta_outgoing_t *orq = nta_outgoing_mcreate(
       proxy_.agent(), ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
@@ -226,8 +287,31 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     return false;
   }
 
+  const bool dialog_forming =
+      sip->sip_request->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
+  size_t sdp_len = 0;
+  const char *offer = sdp_body(sip, &sdp_len);
+  bool relayed = false;
+  if (dialog_forming && offer && proxy_.relay() && sip->sip_call_id) {
+    std::string error;
+    if (!proxy_.relay()->start_call(sip->sip_call_id->i_id, std::string_view(offer, sdp_len),
+                                    &error)) {
+      PLOG_WARN("relay: call-id=%s refused: %s", sip->sip_call_id->i_id, error.c_str());
+      const bool no_ports = error.find("no free relay port") != std::string::npos;
+      if (no_ports)
+        nta_incoming_treply(irq, 503, "Media relay full", TAG_END());
+      else
+        nta_incoming_treply(irq, 488, "Not Acceptable Here",
+                            SIPTAG_WARNING_STR(("399 portier \"" + error + "\"").c_str()),
+                            TAG_END());
+      return false;
+    }
+    relayed = true;
+  }
+
   Txn *t = create_txn(irq, sip);
-  t->dialog_forming = t->invite && !(sip->sip_to && sip->sip_to->a_tag);
+  t->dialog_forming = dialog_forming;
+  t->relayed = relayed;
   if (t->invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
   const bool record_route =
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
@@ -256,9 +340,16 @@ bool Router::route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
     add_branch(nullptr, msg, "", "", true);
     return false;
   }
-  if (sip->sip_request->rq_method == sip_method_bye && sip->sip_call_id)
+  if (sip->sip_request->rq_method == sip_method_bye && sip->sip_call_id) {
     dialogs_.erase(sip->sip_call_id->i_id);
+    if (proxy_.relay()) proxy_.relay()->end_call(sip->sip_call_id->i_id, "BYE");
+  }
   Txn *t = create_txn(irq, sip);
+  if (sip->sip_request->rq_method == sip_method_invite && proxy_.relay() &&
+      proxy_.relay()->has_call(t->call_id)) {
+    auto d = dialogs_.find(t->call_id);
+    t->reinvite_from_caller = d != dialogs_.end() && d->second.caller_tag == t->from_tag ? 1 : 0;
+  }
   start_fork(t, 1);
   add_branch(t, msg, "", "", true);
   settle_unsent(t);
@@ -285,7 +376,9 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     int status = sip_object(response)->sip_status->st_status;
     if (status >= 200) t->final_sent = true;
     if (t->dialog_forming && status >= 200 && status < 300) {
-      dialogs_[t->call_id] = Dialog{t->from, t->to, now_s()};
+      t->answered = true;
+      if (b) t->winner = b->index;
+      dialogs_[t->call_id] = Dialog{t->from, t->to, t->from_tag, now_s()};
       PLOG_INFO("route: call-id=%s answered by %s", t->call_id.c_str(),
                 b ? b->target.c_str() : "?");
     }
@@ -328,6 +421,19 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
     response = nta_outgoing_getresponse(orq);                      // a reference of our own
     if (response) sip_via_remove(response, sip_object(response));  // §16.7 step 3: our Via
   }
+  if (t->relayed && t->answered && status >= 200 && status < 300 && b->index != t->winner) {
+    // Two devices answered at once. The caller's media is joined to the
+    // winner's in the relay; a second dialog would have none, so this one is
+    // ended here instead of being forwarded (issue 3).
+    if (!t->fork->branch_final(b->index)) {
+      t->fork->on_response(b->index, status);  // the branch is done either way
+      self->hang_up_late_answer(t, b, sip);
+      self->proxy_.relay()->branch_gone(t->call_id, b->index);
+    }
+    if (response) msg_destroy(response);
+    self->maybe_finish(t);
+    return 0;
+  }
   if (t->invite && status >= 200 && status < 300 && t->fork->branch_final(b->index)) {
     // A retransmitted 2xx: the caller may not have got the first one (§16.7 step 5).
     if (response) self->forward_response(t, response), msg_destroy(response);
@@ -335,6 +441,17 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
   }
   ForkAggregator::Decision d =
       sip ? t->fork->on_response(b->index, status) : t->fork->on_branch_failed(b->index);
+  if (t->relayed && response) self->relay_response(t, b, response, status, &d);
+  if (t->reinvite_from_caller >= 0 && response && status >= 200 && status < 300) {
+    size_t len = 0;
+    if (const char *answer = sdp_body(sip_object(response), &len)) {
+      std::string error;
+      auto sdp = self->proxy_.relay()->pass_sdp(t->call_id, t->reinvite_from_caller == 0,
+                                                std::string_view(answer, len), &error);
+      if (sdp) replace_sdp(response, *sdp);
+    }
+  }
+  if (t->relayed && status >= 300) self->proxy_.relay()->branch_gone(t->call_id, b->index);
   if (status >= 200 && response) {
     if (b->final_response) msg_destroy(b->final_response);
     b->final_response = msg_ref_create(response);
@@ -388,7 +505,84 @@ void Router::maybe_finish(Txn *t) {
   destroy(t);
 }
 
+void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp) {
+  if (!rsp->sip_contact || !rsp->sip_from || !rsp->sip_to || !rsp->sip_call_id || !rsp->sip_cseq)
+    return;
+  PLOG_INFO("route: call-id=%s %s answered too late: ACK and BYE from the proxy",
+            t->call_id.c_str(), b->target.c_str());
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  // §12.1.2: the route set is the 2xx's Record-Route in reverse, minus our own
+  // entries (we are the next hop ourselves).
+  std::vector<const sip_record_route_t *> rrs;
+  for (const sip_record_route_t *r = rsp->sip_record_route; r; r = r->r_next)
+    if (!proxy_.is_us(r->r_url)) rrs.push_back(r);
+  sip_route_t *route = nullptr;
+  for (auto it = rrs.rbegin(); it != rrs.rend(); ++it) {
+    sip_route_t *r = sip_route_create(home, (*it)->r_url, nullptr);
+    if (!r) continue;
+    sip_route_t **tail = &route;
+    while (*tail) tail = &(*tail)->r_next;
+    *tail = r;
+  }
+  const url_string_t *to_device =
+      b->next_hop.empty() ? nullptr : URL_STRING_MAKE(b->next_hop.c_str());
+  for (sip_method_t method : {sip_method_ack, sip_method_bye}) {
+    const bool ack = method == sip_method_ack;
+    msg_t *msg = nta_msg_create(proxy_.agent(), 0);
+    if (!msg) break;
+    // §13.2.2.4: the ACK has the INVITE's CSeq number; the BYE the next one.
+    const uint32_t cseq = rsp->sip_cseq->cs_seq + (ack ? 0 : 1);
+    const char *name = ack ? "ACK" : "BYE";
+    sip_add_tl(msg, sip_object(msg),
+               SIPTAG_REQUEST(sip_request_create(
+                   home, method, name,
+                   reinterpret_cast<const url_string_t *>(rsp->sip_contact->m_url), nullptr)),
+               SIPTAG_FROM(rsp->sip_from), SIPTAG_TO(rsp->sip_to), SIPTAG_CALL_ID(rsp->sip_call_id),
+               SIPTAG_CSEQ(sip_cseq_create(home, cseq, method, name)), SIPTAG_ROUTE(route),
+               SIPTAG_MAX_FORWARDS_STR("70"),
+               TAG_IF(!ack, SIPTAG_REASON_STR("SIP;cause=200;text=\"Call completed elsewhere\"")),
+               TAG_END());
+    nta_outgoing_t *orq =
+        nta_outgoing_mcreate(proxy_.agent(), ack ? nullptr : on_late_bye_response, nullptr,
+                             to_device, msg, TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
+    if (!orq)
+      msg_destroy(msg);
+    else if (ack)
+      nta_outgoing_destroy(orq);
+  }
+  su_home_deinit(home);
+}
+
+int Router::on_late_bye_response(void *, nta_outgoing_t *orq, const sip_t *sip) {
+  if (!sip || !sip->sip_status || sip->sip_status->st_status >= 200) nta_outgoing_destroy(orq);
+  return 0;
+}
+
+void Router::relay_response(Txn *t, Branch *b, msg_t *response, int status,
+                            ForkAggregator::Decision *d) {
+  if (status < 180 || status >= 300) return;
+  size_t len = 0;
+  const char *answer = sdp_body(sip_object(response), &len);
+  if (!answer) return;
+  MediaRelay::Answer a = proxy_.relay()->answer_from_branch(
+      t->call_id, b->index, std::string_view(answer, len), status >= 200);
+  if (!a.error.empty()) {
+    // Unusable answer: it goes up as it is (media then bypasses the relay).
+    PLOG_WARN("relay: call-id=%s branch %zu answer: %s", t->call_id.c_str(), b->index,
+              a.error.c_str());
+    return;
+  }
+  replace_sdp(response, a.sdp);
+  // The caller sees one early dialog (the first 18x with SDP); later early
+  // answers only add their device to the fork.
+  if (!a.forward) d->forward = false;
+}
+
 void Router::destroy(Txn *t) {
+  // A call that ends without an answer frees its relay here; an answered one
+  // keeps it until BYE (or the relay's inactivity timeout).
+  if (t->relayed && !t->answered && proxy_.relay())
+    proxy_.relay()->end_call(t->call_id, "not answered");
   if (t->timer) su_timer_destroy(t->timer), t->timer = nullptr;
   for (auto &b : t->branches) {
     // nta keeps the client transaction alive on its own for retransmissions.

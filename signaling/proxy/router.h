@@ -40,6 +40,7 @@ class Router {
     Txn *txn = nullptr;
     size_t index = 0;
     std::string target;
+    std::string next_hop;  // where requests to this device go (NAT), empty: target
     nta_outgoing_t *orq = nullptr;
     msg_t *final_response = nullptr;  // our reference, with our Via removed
     bool cancelled = false;
@@ -56,9 +57,17 @@ class Router {
     bool final_sent = false;  // something (2xx, best response, nta's 487) went up
     std::string call_id, from, to;
     int64_t started = 0;
+    bool relayed = false;   // the media relay is in this call
+    bool answered = false;  // a 2xx went up
+    size_t winner = 0;      // the branch whose 2xx went up
+    std::string from_tag;
+    // An in-dialog INVITE of a relayed call: which side sent the offer
+    // (-1: not relayed). Its SDP, and the answer's, are pointed at the relay.
+    int reinvite_from_caller = -1;
   };
   struct Dialog {
     std::string from, to;
+    std::string caller_tag;  // the From tag of the dialog-forming INVITE
     int64_t answered = 0;
   };
 
@@ -74,10 +83,15 @@ class Router {
   void cancel_pending(Txn *t, const char *reason);
   void apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *response);
   void maybe_finish(Txn *t);
+  // A relayed call already answered elsewhere: ACK and BYE a late 2xx.
+  void hang_up_late_answer(Txn *t, Branch *b, const sip_t *response);
+  // Rewrites a branch's 18x/2xx SDP to the relay; may turn off forwarding.
+  void relay_response(Txn *t, Branch *b, msg_t *response, int status, ForkAggregator::Decision *d);
   void destroy(Txn *t);
 
   static int on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *sip);
   static int on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip);
+  static int on_late_bye_response(void *magic, nta_outgoing_t *orq, const sip_t *sip);
   static void on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic);
 
   Proxy &proxy_;

@@ -18,7 +18,8 @@ Checks marked "proxy:" are about the proxy's SIP behaviour; when one fails
 the run goes on (so one run shows every problem) and fails at the end.
 
 Ports: proxy 127.0.0.1:35060 (UDP+TCP); Linphone instances 35110-35145
-(SIP, audio and video RTP/RTCP). No other test uses 35060 or 35100-35199,
+(SIP, audio and video RTP/RTCP); the proxy's relay 35200-35299. No other test
+uses 35060 or 35100-35299,
 so this test must not run twice at once on one host.
 
     linphone_interop.py --proxy build/signaling/portier-proxy \\
@@ -43,6 +44,7 @@ import traceback
 
 SKIP = 77
 PROXY_PORT = 35060
+RELAY_PORTS = "35200-35299"  # the proxy's media relay; nothing else uses them
 DOMAIN = "home.example"
 GROUP = "sip:home@home.example"
 TOTAL_BUDGET = 85.0          # seconds; the whole run stays under 90 s
@@ -345,8 +347,10 @@ class Proxy:
                 "file-path = {u}\n"
                 "available-algorithms = MD5 SHA-256\n"
                 "[module::Router]\n"
-                "call-fork-timeout = 30\n".format(p=PROXY_PORT, t=tmp, s=self.sock,
-                                                  d=DOMAIN, g=GROUP, u=users))
+                "call-fork-timeout = 30\n"
+                "[module::MediaRelay]\n"
+                "port-range = {r}\n".format(p=PROXY_PORT, t=tmp, s=self.sock,
+                                              d=DOMAIN, g=GROUP, u=users, r=RELAY_PORTS))
 
     def start(self):
         with open(self.logfile, "w") as out:

@@ -23,7 +23,9 @@ import signal
 import socket
 import subprocess
 import sys
+import struct
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -121,6 +123,12 @@ class Ports:
     @property
     def proxy(self):
         return self.base
+
+    @property
+    def relay_first(self):
+        # The proxy's media relay gets 100 ports of its own, far from every
+        # case block, so it never takes a port a sipp of another case needs.
+        return 40000 + (self.base - 21000) % 20000
 
     def sip(self, j):
         assert j < self.MAX_SLOTS
@@ -396,8 +404,13 @@ nonce-expires = 3600
 
 [module::Router]
 call-fork-timeout = {fto}
+
+[module::MediaRelay]
+sdp-address = {ip}
+port-range = {rlo}-{rhi}
 """.format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
-           users=users_path, fto=self.fork_timeout, mine=self.min_expires)
+           users=users_path, fto=self.fork_timeout, mine=self.min_expires,
+           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99)
         return self.write("proxy.ini", cfg)
 
     # ---- proxy -----------------------------------------------------------
@@ -1303,9 +1316,20 @@ def case_in_dialog_requests(env):
     check(len([m for m in after_answer if m.method == "ACK"]) >= 2,
           "mon1 did not receive both ACKs (for the INVITE and the re-INVITE)")
 
-    def body_pair(method, ctype):
+    def body_pair(method, ctype, relayed_sdp=False):
         sent = [m for m in in_dialog if m.method == method][-1]
         got = [m for m in after_answer if m.method == method][-1]
+        if relayed_sdp:
+            # The media relay points the m= ports at itself (issue 3); every
+            # other byte is the door's.
+            door_ports = re.findall(rb"^m=\w+ (\d+) ", sent.raw_body, re.M)
+            relay_ports = re.findall(rb"^m=\w+ (\d+) ", got.raw_body, re.M)
+            check(len(door_ports) == len(relay_ports) and
+                  not set(door_ports) & set(relay_ports),
+                  "mon1's re-INVITE SDP does not point at the relay: %r" % got.raw_body)
+            got.raw_body = re.sub(rb"^(m=\w+) \d+ ",
+                                  lambda m, it=iter(door_ports): m.group(1) + b" " + next(it) + b" ",
+                                  got.raw_body, flags=re.M)
         log("%s body sent %r, received %r (Content-Type %s, Content-Length %s)"
             % (method, sent.raw_body, got.raw_body, got.hdr("Content-Type"),
                got.hdr("Content-Length")))
@@ -1326,7 +1350,7 @@ def case_in_dialog_requests(env):
     # sipp ends every message with CRLF, hence "open" CRLF (door_dialog.xml).
     check([m for m in after_answer if m.method == "MESSAGE"][-1].raw_body == b"open\r\n",
           "MESSAGE body is not open CRLF")
-    reinv = body_pair("INVITE", "application/sdp")
+    reinv = body_pair("INVITE", "application/sdp", relayed_sdp=True)
     check(b"a=sendrecv" in reinv.raw_body and b"o=door 1 2 " in reinv.raw_body,
           "re-INVITE offer at mon1 is not the door's version 2 sendrecv offer")
 
@@ -1610,6 +1634,216 @@ def case_crash_persistence(env):
     env.assert_no_secrets()
 
 
+# --------------------------------------------------------------------------
+# Media relay
+# --------------------------------------------------------------------------
+
+class RtpPeer:
+    """A UDP media socket of a test device or of the door: records every packet
+    with the kernel's arrival time (SO_TIMESTAMPNS, so a busy test thread does
+    not shift it) and can answer each RTP packet with one of its own."""
+    SO_TIMESTAMPNS = 35
+
+    def __init__(self, name, port, echo_ssrc=None):
+        self.name = name
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, self.SO_TIMESTAMPNS, 1)
+        self.sock.bind((LOCAL, port))
+        self.sock.settimeout(0.1)
+        self.port = port
+        self.echo_ssrc = echo_ssrc
+        self.packets = []  # (arrival time, source (host, port), bytes)
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        seq = 0
+        while not self.stop:
+            try:
+                data, anc, _, src = self.sock.recvmsg(2048, 64)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = time.time()
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == self.SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    t = sec + nsec / 1e9
+            self.packets.append((t, src, data))
+            if self.echo_ssrc is not None and is_rtp(data):
+                # symmetric: back to where the relay sent from (RFC 4961)
+                seq += 1
+                self.sock.sendto(rtp_packet(seq, seq * 3000, self.echo_ssrc, b"\x10\x51echo"), src)
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+    def rtp(self, ssrc=None):
+        return [p for p in self.packets if is_rtp(p[2]) and
+                (ssrc is None or struct.unpack("!I", p[2][8:12])[0] == ssrc)]
+
+
+def is_rtp(data):
+    # RFC 5761 section 4: RTCP packet types 200-206 look like RTP payload types
+    # 72-78 with the marker bit; RTP uses none of 64-95.
+    return len(data) >= 12 and data[0] >> 6 == 2 and not 64 <= (data[1] & 0x7f) <= 95
+
+
+def rtp_packet(seq, ts, ssrc, payload, pt=96):
+    return struct.pack("!BBHII", 0x80, pt, seq & 0xffff, ts & 0xffffffff, ssrc) + payload
+
+
+def case_relay_early_media(env):
+    """The media relay (issue 3): the door calls the group; three devices answer
+    183 recvonly and every one of them receives the door's RTP while ringing
+    (early media forked per 183 branch); the door gets a keyframe request
+    (RTCP PLI, RFC 4585 section 6.3.1) for the joining branches; mon1 answers
+    200: from then on only mon1 receives, and mon1's RTP reaches the door;
+    after BYE every relay port is free again (portierctl relay)."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0), ("mon2", 1), ("mon3", 2)])
+    door_ssrc, mon1_ssrc = 0x0d00d00d, 0x0a11ce01
+    # media sockets of the test: sipp's own media ports (slots 0-5) are not used
+    door_a, door_v = env.ports.media(6), env.ports.media(6) + 2
+    peers = {}
+    sender_stop = threading.Event()
+    try:
+        peers["door"] = RtpPeer("door", door_v)
+        peers["door_rtcp"] = RtpPeer("door_rtcp", door_v + 1)
+        for i, name in enumerate(("mon1", "mon2", "mon3")):
+            base = env.ports.media(7 + i)
+            peers[name] = RtpPeer(name, base + 2, echo_ssrc=mon1_ssrc if name == "mon1" else None)
+        relay_port_file = os.path.join(env.dir, "relay_video_port")
+        mon1 = env.uas("mon1", "uas_relay_answer.xml", 0,
+                       fields=[[env.ports.media(7), env.ports.media(7) + 2]])
+        mon2 = env.uas("mon2", "uas_relay_cancelled.xml", 1,
+                       fields=[[env.ports.media(8), env.ports.media(8) + 2]])
+        mon3 = env.uas("mon3", "uas_relay_cancelled.xml", 2,
+                       fields=[[env.ports.media(9), env.ports.media(9) + 2]])
+        door = env.sipp("door", "door_relay_call.xml", 4,
+                        [["door", USERS["door"], DOMAIN, door_a, door_v, relay_port_file]],
+                        service=GROUP, auth_uri="%s@%s" % (GROUP, DOMAIN), timeout=30)
+
+        def send_door_video():
+            # The door's VP8 stream at 50 packets/s, a keyframe every 25th
+            # packet, from its signalled port; bounded by count and by the call.
+            deadline = time.time() + 10
+            while not os.path.exists(relay_port_file) or not open(relay_port_file).read().strip():
+                if sender_stop.is_set() or time.time() > deadline:
+                    return
+                time.sleep(0.02)
+            relay = int(open(relay_port_file).read().split()[0])  # "PORT m=video PORT"
+            for seq in range(1, 1000):
+                if sender_stop.is_set():
+                    return
+                key = seq % 25 == 1
+                payload = b"\x10" + (b"\x50" if key else b"\x51") + b"door-video"
+                peers["door"].sock.sendto(rtp_packet(seq, seq * 1800, door_ssrc, payload),
+                                          (LOCAL, relay))
+                time.sleep(0.02)
+
+        sender = threading.Thread(target=send_door_video, daemon=True)
+        sender.start()
+        door.wait()
+        sender_stop.set()
+        sender.join(3)
+        wait_all([door, mon1, mon2, mon3])
+    finally:
+        sender_stop.set()
+        for p in peers.values():
+            p.close()
+
+    check(os.path.exists(relay_port_file), "the door never got a 183 with the relay's SDP")
+    e183 = door.received(lambda m: m.status == 183)
+    check(len(e183) == 1, "the door must see one early dialog (first 183 with SDP), got %d 183s"
+          % len(e183))
+    ok200 = door.received(lambda m: m.status == 200 and m.cseq_method() == "INVITE")[0]
+    t200 = ok200.ts()
+    for name in ("mon1", "mon2", "mon3"):
+        dev = {"mon1": mon1, "mon2": mon2, "mon3": mon3}[name]
+        inv = dev.received(lambda m: m.method == "INVITE")[0]
+        check("c=IN IP4 %s" % LOCAL in inv.body and "m=video %d" % door_v not in inv.body,
+              "%s: the INVITE's SDP does not point at the relay:\n%s" % (name, inv.body))
+        early = [p for p in peers[name].rtp(door_ssrc) if p[0] < t200]
+        log("%s: %d door packets before the 200, %d in all"
+            % (name, len(early), len(peers[name].rtp(door_ssrc))))
+        check(early, "%s received none of the door's RTP while ringing (early media)" % name)
+    for name in ("mon2", "mon3"):
+        late = [p for p in peers[name].rtp(door_ssrc) if p[0] > t200 + 0.02]
+        check(not late, "%s (a loser) still received %d door packet(s) after the 200"
+              % (name, len(late)))
+    back = peers["door"].rtp(mon1_ssrc)
+    log("door: %d packets from mon1 (the winner)" % len(back))
+    check(back, "mon1's RTP (the winner's) never reached the door")
+    check(all(p[1][1] != env.ports.media(7) + 2 for p in back),
+          "mon1's RTP reached the door directly, not through the relay")
+    plis = [p for p in peers["door_rtcp"].packets
+            if len(p[2]) >= 12 and p[2][1] == 206 and (p[2][0] & 0x1f) == 1]
+    log("door: %d PLI(s) from the relay" % len(plis))
+    check(plis, "the door got no RTCP PLI when the devices joined (keyframe request)")
+    check(all(struct.unpack("!I", p[2][8:12])[0] == door_ssrc for p in plis),
+          "a PLI names another media SSRC than the door's")
+    # every relay port is freed once the call is over
+    deadline = time.time() + 5
+    relay = None
+    while time.time() < deadline:
+        relay = env.ctl("relay")
+        if relay.get("ports_in_use") == 0 and not relay.get("calls"):
+            break
+        time.sleep(0.2)
+    check(relay and relay.get("ports_in_use") == 0 and not relay.get("calls"),
+          "relay ports still in use after the call: %s" % json.dumps(relay))
+    env.wait_no_calls()
+
+
+def case_relay_late_answer(env):
+    """Two devices answer at once (issue 3): mon1's 200 wins; mon2's 200 crosses
+    the proxy's CANCEL. With the media relay the caller's media is joined to
+    mon1's, so the proxy does not forward mon2's 2xx (the door sees one 200);
+    it ACKs it (RFC 3261 section 13.2.2.4) and sends BYE (section 15.1.1), and
+    mon2's relay ports are freed with the rest after the call."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0), ("mon2", 1)])
+    mon1 = env.uas("mon1", "uas_relay_answer.xml", 0,
+                   fields=[[env.ports.media(7), env.ports.media(7) + 2]])
+    mon2 = env.uas("mon2", "uas_relay_late_answer.xml", 1,
+                   fields=[[env.ports.media(8), env.ports.media(8) + 2]])
+    door = env.sipp("door", "door_relay_call.xml", 4,
+                    [["door", USERS["door"], DOMAIN, env.ports.media(6), env.ports.media(6) + 2,
+                      os.path.join(env.dir, "relay_video_port")]],
+                    service=GROUP, auth_uri="%s@%s" % (GROUP, DOMAIN), timeout=30)
+    wait_all([door, mon1, mon2])
+    oks = door.received(lambda m: m.status == 200 and m.cseq_method() == "INVITE")
+    check(len(oks) == 1, "the door got %d 200s for its INVITE, expected 1 (the late 2xx "
+          "must not reach it)" % len(oks))
+    check("SIPpTag01" in (oks[0].hdr("To") or "") and
+          mon1.sent(lambda m: m.status == 200 and m.cseq_method() == "INVITE"),
+          "the door's 200 is not mon1's")
+    ack = mon2.received(lambda m: m.method == "ACK")
+    bye = mon2.received(lambda m: m.method == "BYE")
+    check(ack and bye, "mon2's late 200 was not ACKed and ended with BYE by the proxy")
+    inv = mon2.received(lambda m: m.method == "INVITE")[0]
+    check(bye[0].hdr("Call-ID") == inv.hdr("Call-ID"), "the BYE is not for mon2's dialog")
+    cseq = int((inv.hdr("CSeq") or "0").split()[0])
+    check(ack[0].hdr("CSeq") == "%d ACK" % cseq,
+          "the ACK's CSeq %r is not the INVITE's number (section 13.2.2.4)" % ack[0].hdr("CSeq"))
+    check("door@" in (bye[0].hdr("From") or ""), "the BYE does not come from the caller's side")
+    deadline = time.time() + 5
+    relay = None
+    while time.time() < deadline:
+        relay = env.ctl("relay")
+        if relay.get("ports_in_use") == 0 and not relay.get("calls"):
+            break
+        time.sleep(0.2)
+    check(relay and relay.get("ports_in_use") == 0, "relay ports still in use: %s"
+          % json.dumps(relay))
+    env.wait_no_calls()
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -1627,6 +1861,8 @@ CASES = [
     ("in_dialog_requests", case_in_dialog_requests),
     ("binding_expiry", case_binding_expiry),
     ("crash_persistence", case_crash_persistence),
+    ("relay_early_media", case_relay_early_media),
+    ("relay_late_answer", case_relay_late_answer),
 ]
 
 

@@ -116,3 +116,42 @@ TEST(ProxyConfig, ParseAorNormalizesHost) {
   EXPECT_EQ(portier::proxy::parse_aor("<sip:a@h.example:5060;transport=tcp>"), "sip:a@h.example");
   EXPECT_EQ(portier::proxy::parse_aor("tel:+123"), "");
 }
+
+TEST(ProxyConfig, MediaRelayKeysAreChecked) {
+  struct Case {
+    const char *text, *error;
+  } cases[] = {
+      {"[module::MediaRelay]\nport-range = 30000-20000\n",
+       "p.conf:2: [module::MediaRelay] port-range: must be MIN-MAX with 1024 <= MIN < MAX <= "
+       "65535 and room for a port pair"},
+      {"[module::MediaRelay]\nport-range = 20000\n",
+       "p.conf:2: [module::MediaRelay] port-range: must be MIN-MAX with 1024 <= MIN < MAX <= "
+       "65535 and room for a port pair"},
+      {"[module::MediaRelay]\nsdp-address = door.example\n",
+       "p.conf:2: [module::MediaRelay] sdp-address: 'door.example' is not an IPv4 or IPv6 "
+       "address"},
+      {"[module::MediaRelay]\nlisten-address = 0.0.0.0.0\n",
+       "p.conf:2: [module::MediaRelay] listen-address: '0.0.0.0.0' is not an IPv4 or IPv6 "
+       "address"},
+      // a disabled relay is not checked
+      {"[module::MediaRelay]\nenabled = false\nport-range = x\n", ""},
+      {"[module::MediaRelay]\nsdp-address = ::1\nport-range = 40000-40099\n", ""},
+  };
+  for (const auto &c : cases) {
+    Config cfg(portier::proxy::proxy_schema());
+    std::string err;
+    ASSERT_TRUE(cfg.load_string(c.text, "p.conf", &err)) << err;
+    EXPECT_EQ(portier::proxy::check_proxy_config(cfg), c.error) << c.text;
+  }
+  Config cfg(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(
+      cfg.load_string("[module::MediaRelay]\nport-range = 40000-40099\n"
+                      "max-early-media-per-call = 4\n",
+                      "p.conf", &err));
+  auto s = portier::proxy::settings_from_config(cfg);
+  EXPECT_TRUE(s.relay.enabled);
+  EXPECT_EQ(s.relay.port_min, 40000);
+  EXPECT_EQ(s.relay.port_max, 40099);
+  EXPECT_EQ(s.relay.max_early_media, 4);
+}

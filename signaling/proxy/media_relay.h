@@ -1,0 +1,116 @@
+// The media relay inside portier-proxy: every call's media goes through our own
+// UDP ports, so the door's video can be forked to every device that answered
+// 183 (early media), and only the winner's media reaches the door after 200.
+//
+// Per call and m= line: one caller-facing RTP/RTCP port pair (the same for every
+// branch, so the caller's media never has to move) and one pair per branch.
+// The caller's RTP and RTCP go through an rtpfork element to each connected
+// branch; the branches' RTP and RTCP go through a funnel to the caller, but only
+// the winner's pass (after 200). A branch's keyframe requests (RTCP PLI/FIR)
+// reach the caller through rtpfork's de-duplication, whatever the branch.
+// Symmetric RTP: after the first packet from a peer, we send to where its
+// packets really come from.
+//
+// Runs on the proxy's GLib main loop; GStreamer's streaming threads only touch
+// the per-stream state guarded by Call::lock.
+#pragma once
+
+#include <gio/gio.h>
+#include <gst/gst.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/sdp/sdp_rewrite.h"
+#include "proxy/proxy_config.h"
+
+namespace portier::proxy {
+
+// RTP/RTCP socket pairs (even, even + 1) from the configured range.
+class PortPool {
+ public:
+  struct Pair {
+    GSocket *rtp = nullptr;
+    GSocket *rtcp = nullptr;
+    uint16_t port = 0;
+  };
+  PortPool(std::string address, uint16_t min, uint16_t max);
+  // Binds the next free pair; nullopt (and *error) when the range is exhausted.
+  std::optional<Pair> take(std::string *error);
+  void give_back(Pair &p);
+  size_t pairs_in_use() const { return used_.size(); }
+
+ private:
+  std::string address_;
+  uint16_t min_, max_;
+  uint16_t next_;
+  std::set<uint16_t> used_;
+};
+
+class MediaRelay {
+ public:
+  explicit MediaRelay(RelaySettings s);
+  ~MediaRelay();
+  MediaRelay(const MediaRelay &) = delete;
+  MediaRelay &operator=(const MediaRelay &) = delete;
+
+  bool enabled() const { return settings_.enabled; }
+  const RelaySettings &settings() const { return settings_; }
+
+  // A dialog-forming INVITE with an SDP offer: takes the call's caller-facing
+  // ports. False, with *error, when the SDP is unusable or no port is left.
+  bool start_call(const std::string &call_id, std::string_view offer, std::string *error);
+  bool has_call(const std::string &call_id) const { return calls_.count(call_id) > 0; }
+
+  // The offer for fork branch `branch`, pointed at that branch's relay ports.
+  std::optional<std::string> offer_for_branch(const std::string &call_id, size_t branch,
+                                              std::string *error);
+
+  // An 18x or 2xx with SDP from `branch`. `forward` false: absorb the response
+  // (a later early answer: the caller sees one early dialog). `sdp` is what the
+  // caller gets, pointed at the caller-facing ports.
+  struct Answer {
+    bool forward = true;
+    std::string sdp;
+    std::string error;  // set when the answer could not be used (then forward as is)
+  };
+  Answer answer_from_branch(const std::string &call_id, size_t branch, std::string_view sdp,
+                            bool final);
+
+  // SDP inside an answered call (a re-INVITE's offer or its answer) from the
+  // caller (from_caller) or from the answering device: the sender's media
+  // addresses are updated (unless latched) and the SDP comes back pointed at
+  // the relay ports that face the other side.
+  std::optional<std::string> pass_sdp(const std::string &call_id, bool from_caller,
+                                      std::string_view sdp, std::string *error);
+
+  // The branch failed, was cancelled or timed out: its ports are freed.
+  void branch_gone(const std::string &call_id, size_t branch);
+  // BYE, a failed call, a timeout: every port of the call is freed.
+  void end_call(const std::string &call_id, const char *why);
+  // Frees calls without a packet for inactivity-timeout seconds.
+  void expire_idle();
+
+  size_t ports_in_use() const { return ports_.pairs_in_use() * 2; }
+  size_t calls() const { return calls_.size(); }
+  std::string json() const;
+
+  struct Call;  // public for the probes in media_relay.cpp
+
+ private:
+  void destroy(Call *c);
+
+  RelaySettings settings_;
+  PortPool ports_;
+  std::map<std::string, std::unique_ptr<Call>> calls_;
+};
+
+}  // namespace portier::proxy
