@@ -273,14 +273,16 @@ static void announce_first_packet(GstRtpFork *self, BranchState *b, guint replay
 static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
   RtpForkPrivate *p = self->priv;
   const gint64 now = now_us();
+  // Not thread_local: a branch may feed another rtpfork in the same thread.
   std::vector<rtp::Header> headers(n);
-  std::vector<bool> valid(n, false);
+  std::vector<char> valid(n, 0);
   std::vector<Target> targets;
   guint keyframe_requests = 0, first_count = 0;
   bool first_request = false;
   {
     Lock l(p->lock);
     const rtp::VideoCodec codec = p->codec;
+    targets.reserve(p->branches.size());
     for (auto &[id, pad] : p->branches) {
       BranchState *b = pad->branch;
       if (!b->receiving) continue;
@@ -297,7 +299,7 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
         ++p->invalid_in;
         continue;
       }
-      valid[i] = true;
+      valid[i] = 1;
       ++p->packets_in;
       const rtp::Header &h = headers[i];
       if (!p->have_ssrc || h.ssrc != p->ssrc) {
@@ -329,6 +331,24 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
     const guint replayed = static_cast<guint>(t.replay.size());
     guint count = 0;
     guint64 bytes = 0;
+    if (replayed == 0 && n == 1) {
+      // The common case, one live packet: no list to build.
+      if (valid[0]) {
+        GstBuffer *out = for_branch(b, bufs[0], headers[0], now);
+        bytes = gst_buffer_get_size(out);
+        GstFlowReturn ret = gst_pad_push(GST_PAD(t.pad), out);
+        if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED && ret != GST_FLOW_FLUSHING)
+          GST_DEBUG_OBJECT(self, "branch %u: %s", b->id, gst_flow_get_name(ret));
+        ++b->packets;
+        b->bytes += bytes;
+        if (!b->first_sent) {
+          b->first_sent = true;
+          announce_first_packet(self, b, 0);
+        }
+      }
+      gst_object_unref(t.pad);
+      continue;
+    }
     GstBufferList *list = gst_buffer_list_new_sized(replayed + n);
     for (GstBuffer *c : t.replay) {
       rtp::Header h;
