@@ -13,8 +13,12 @@
 #     is bounded in packets (rate x BENCH_STEP_SECS) and in time.
 # Packets are 1,012 bytes (a video packet); loopback UDP only.
 #
+# Then the time a device that joins mid-GOP waits for its first picture
+# (keyframe_join.cpp): door keyframe interval BENCH_KEYINT (10 s), BENCH_JOINS
+# joins (10) per mode: neither keyframe request nor GOP replay, each alone, both.
+#
 # Not yet here (issue 3): rtpengine side by side, the relay inside
-# portier-proxy end to end, and time to first keyframe on a joining branch.
+# portier-proxy end to end.
 #
 # Usage: bench/relay/run.sh            (BENCH_BRANCHES="1 4 16" BENCH_STEP_SECS=4 ...)
 set -uo pipefail
@@ -107,3 +111,9 @@ for n in $BRANCHES; do
   done
 done
 echo "steps: $OUT/steps.txt"
+
+echo
+g++ -O2 -std=c++17 -o "$OUT/keyframe_join" "$HERE/keyframe_join.cpp" \
+  $(pkg-config --cflags --libs gstreamer-1.0) || { echo "cannot build keyframe_join" >&2; exit 2; }
+timeout $(( (${BENCH_KEYINT:-10} + 3) * ${BENCH_JOINS:-10} * 4 + 60 )) \
+  "$OUT/keyframe_join" "${BENCH_KEYINT:-10}" "${BENCH_JOINS:-10}" | tee -a "$OUT/results.txt"
