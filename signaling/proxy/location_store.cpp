@@ -4,23 +4,15 @@
 #include <string_view>
 #include <utility>
 
+#include "common/ascii.h"
+
 namespace portier::proxy {
 namespace {
 
 constexpr size_t kNone = static_cast<size_t>(-1);
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
-}
-
 void append_lower(std::string &out, std::string_view s) {
-  for (char c : s) out += ascii_lower(c);
+  for (char c : s) out += ascii::lower(c);
 }
 
 // RFC 3261 §19.1.4: the userinfo of a SIP URI compares case-sensitively, the
@@ -32,7 +24,7 @@ bool same_contact_uri(std::string_view a, std::string_view b) {
   size_t a_colon = a.find(':');
   size_t b_colon = b.find(':');
   if (a_colon == std::string_view::npos || b_colon == std::string_view::npos) return false;
-  if (!iequals(a.substr(0, a_colon), b.substr(0, b_colon))) return false;
+  if (!ascii::iequals(a.substr(0, a_colon), b.substr(0, b_colon))) return false;
   a.remove_prefix(a_colon + 1);
   b.remove_prefix(b_colon + 1);
   size_t a_at = a.find('@');
@@ -43,7 +35,7 @@ bool same_contact_uri(std::string_view a, std::string_view b) {
     a.remove_prefix(a_at + 1);
     b.remove_prefix(b_at + 1);
   }
-  return iequals(a, b);
+  return ascii::iequals(a, b);
 }
 
 bool live(const Binding &b, int64_t now) { return b.expires_at > now; }
@@ -75,7 +67,7 @@ size_t find_binding(const std::vector<Binding> &bindings, const ContactSpec &c, 
   if (!c.instance.empty()) {
     for (size_t i = 0; i < bindings.size(); ++i) {
       // URNs compare case-insensitively (RFC 8141 §3), so do the UUIDs in them.
-      if (live(bindings[i], now) && iequals(bindings[i].instance, c.instance)) return i;
+      if (live(bindings[i], now) && ascii::iequals(bindings[i].instance, c.instance)) return i;
     }
   }
   for (size_t i = 0; i < bindings.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <utility>
 
+#include "common/ascii.h"
 #include "common/text_file.h"
 #include "proxy/location_store.h"
 
@@ -14,16 +15,6 @@ namespace portier::proxy {
 namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
-    char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] - 'A' + 'a') : b[i];
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -75,7 +66,7 @@ bool to_aor(std::string_view uri, std::string *aor, std::string *message) {
   size_t colon = uri.find(':');
   std::string_view scheme =
       colon == std::string_view::npos ? std::string_view() : uri.substr(0, colon);
-  if (!iequals(scheme, "sip") && !iequals(scheme, "sips")) {
+  if (!ascii::iequals(scheme, "sip") && !ascii::iequals(scheme, "sips")) {
     *message = "expected a sip: URI, got '" + std::string(uri) + "'";
     return false;
   }

@@ -3,19 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/ascii.h"
+
 namespace portier::auth {
 
 namespace {
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 // Realms are domain names in practice, but a quoted-string in general.
 std::string quoted(std::string_view s) {
@@ -54,7 +46,7 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   }
   // Only qop=auth is offered; auth-int would need the body hash. No qop at all is
   // RFC 2069 style, still accepted, but without nc there is no replay protection.
-  if (!creds->qop.empty() && !iequals(creds->qop, "auth")) return failed(user, "malformed");
+  if (!creds->qop.empty() && !ascii::iequals(creds->qop, "auth")) return failed(user, "malformed");
 
   const NonceManager::Check nonce = nonces_.check(creds->nonce, now_s);
   if (nonce == NonceManager::Check::Invalid) return failed(user, "bad-nonce");
@@ -73,7 +65,7 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   const std::string expected = compute_response(*alg, *ha1, creds->nonce, creds->nc, creds->cnonce,
                                                 creds->qop, method, creds->uri);
   std::string response = creds->response;
-  std::transform(response.begin(), response.end(), response.begin(), lower);
+  std::transform(response.begin(), response.end(), response.begin(), ascii::lower);
   const bool match = constant_time_equal(expected, response);
 
   if (!known) {

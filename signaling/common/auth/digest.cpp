@@ -6,20 +6,11 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/ascii.h"
+
 namespace portier::auth {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -51,8 +42,8 @@ std::optional<std::string> unquote(std::string_view v) {
 }  // namespace
 
 std::optional<Algorithm> parse_algorithm(std::string_view name) {
-  if (iequals(name, "MD5")) return Algorithm::MD5;
-  if (iequals(name, "SHA-256")) return Algorithm::SHA256;
+  if (ascii::iequals(name, "MD5")) return Algorithm::MD5;
+  if (ascii::iequals(name, "SHA-256")) return Algorithm::SHA256;
   return std::nullopt;
 }
 
@@ -142,7 +133,7 @@ bool credentials_from_params(const std::vector<std::string_view> &params, Creden
     if (eq == std::string_view::npos) continue;
     const std::string_view name = trim(param.substr(0, eq));
     for (Field &f : fields) {
-      if (!iequals(name, f.name)) continue;
+      if (!ascii::iequals(name, f.name)) continue;
       // RFC 7616 §3.4: a parameter appears at most once; two "response" values would
       // leave it to chance which one is checked.
       if (f.seen) return false;

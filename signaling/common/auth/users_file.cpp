@@ -6,27 +6,12 @@
 #include <sstream>
 #include <vector>
 
+#include "common/ascii.h"
 #include "common/text_file.h"
 
 namespace portier::auth {
 
 namespace {
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char &c : out) c = lower(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -51,7 +36,7 @@ std::vector<std::string_view> split_fields(std::string_view s) {
 bool is_hex(std::string_view s, size_t len) {
   if (s.size() != len) return false;
   for (char c : s) {
-    const char l = lower(c);
+    const char l = ascii::lower(c);
     if (!((l >= '0' && l <= '9') || (l >= 'a' && l <= 'f'))) return false;
   }
   return true;
@@ -63,7 +48,7 @@ std::string entry_key(std::string_view user, std::string_view domain) {
   const std::string_view local = user.substr(0, user.find('@'));
   std::string key(local);
   key += '@';
-  key += to_lower(domain);
+  key += ascii::to_lower(domain);
   return key;
 }
 
@@ -161,7 +146,7 @@ bool UsersFile::load_from_string(std::string_view text, const std::string &name,
           return fail(line_no,
                       type_name + ": expects " + std::to_string(hex_len) + " hex digits (HA1)");
         }
-        *slot = to_lower(value);
+        *slot = ascii::to_lower(value);
       } else {
         *slot = std::string(value);
       }
@@ -192,7 +177,8 @@ std::optional<std::string> UsersFile::ha1(std::string_view user, std::string_vie
   if (stored.empty()) return std::nullopt;
   // A stored HA1 was computed over the bare user name and the domain as realm
   // (Flexisip's convention); for any other username or realm it cannot match.
-  if (user.find('@') != std::string_view::npos || !iequals(realm, domain)) return std::nullopt;
+  if (user.find('@') != std::string_view::npos || !ascii::iequals(realm, domain))
+    return std::nullopt;
   return stored;
 }
 

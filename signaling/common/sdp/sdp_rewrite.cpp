@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/ascii.h"
+
 namespace portier::sdp {
 
 namespace {
@@ -16,18 +18,8 @@ namespace {
 // ---------------------------------------------------------------------------
 // Small text helpers
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+  return s.size() >= prefix.size() && ascii::iequals(s.substr(0, prefix.size()), prefix);
 }
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
@@ -209,7 +201,7 @@ struct PrinterFree {
 
 const char *direction_name(std::string_view attribute) {
   for (const char *d : {"sendrecv", "sendonly", "recvonly", "inactive"}) {
-    if (iequals(attribute, d)) return d;
+    if (ascii::iequals(attribute, d)) return d;
   }
   return nullptr;
 }
@@ -225,14 +217,14 @@ const char *direction_of(const sdp_attribute_t *a) {
 
 const sdp_attribute_t *find_attribute(const sdp_attribute_t *a, std::string_view name) {
   for (; a; a = a->a_next) {
-    if (iequals(a->a_name, name)) return a;
+    if (ascii::iequals(a->a_name, name)) return a;
   }
   return nullptr;
 }
 
 size_t count_attributes(const sdp_attribute_t *a, std::string_view name) {
   size_t n = 0;
-  for (; a; a = a->a_next) n += iequals(a->a_name, name);
+  for (; a; a = a->a_next) n += ascii::iequals(a->a_name, name);
   return n;
 }
 
@@ -252,8 +244,9 @@ bool parse_rtcp_attribute(std::string_view value, RtcpAttribute *out) {
   std::string_view nettype = next_word(&rest);
   std::string_view addrtype = next_word(&rest);
   std::string_view address = next_word(&rest);
-  if (!iequals(nettype, "IN") || !(iequals(addrtype, "IP4") || iequals(addrtype, "IP6")) ||
-      address.empty() || !skip_blanks(rest).empty()) {
+  if (!ascii::iequals(nettype, "IN") ||
+      !(ascii::iequals(addrtype, "IP4") || ascii::iequals(addrtype, "IP6")) || address.empty() ||
+      !skip_blanks(rest).empty()) {
     return false;
   }
   out->address = std::string(address);
@@ -281,7 +274,7 @@ bool parse_rtpmap_attribute(std::string_view value, Payload *out) {
 
 bool is_rtp_protocol(std::string_view protocol) {
   for (size_t i = 0; i + 4 <= protocol.size(); ++i) {
-    if (iequals(protocol.substr(i, 4), "RTP/")) return true;
+    if (ascii::iequals(protocol.substr(i, 4), "RTP/")) return true;
   }
   return false;
 }
@@ -479,7 +472,7 @@ bool Document::payloads_from_attributes(const sdp_media_t *m, std::vector<Payloa
     out->push_back(p);
   }
   for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
-    if (!iequals(a->a_name, "rtpmap")) continue;
+    if (!ascii::iequals(a->a_name, "rtpmap")) continue;
     const char *value = a->a_value ? a->a_value : "";
     Payload mapped;
     if (!parse_rtpmap_attribute(value, &mapped)) {
@@ -498,12 +491,13 @@ bool Document::payloads_from_attributes(const sdp_media_t *m, std::vector<Payloa
 // Rewriting
 
 bool is_ice_attribute(std::string_view name) {
-  return istarts_with(name, "ice-") || iequals(name, "candidate") ||
-         iequals(name, "remote-candidates") || iequals(name, "end-of-candidates");
+  return istarts_with(name, "ice-") || ascii::iequals(name, "candidate") ||
+         ascii::iequals(name, "remote-candidates") || ascii::iequals(name, "end-of-candidates");
 }
 
 bool is_removed_attribute(std::string_view name) {
-  return is_ice_attribute(name) || iequals(name, "rtcp-mux") || iequals(name, "rtcp-mux-only");
+  return is_ice_attribute(name) || ascii::iequals(name, "rtcp-mux") ||
+         ascii::iequals(name, "rtcp-mux-only");
 }
 
 void remove_relay_incompatible_attributes(sdp_attribute_t **list) {
@@ -560,7 +554,7 @@ const char *address_type_name(const std::string &address) {
 
 bool point_rtcp(su_home_t *home, sdp_media_t *m, const CheckedEndpoint &e) {
   for (sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
-    if (!iequals(a->a_name, "rtcp")) continue;
+    if (!ascii::iequals(a->a_name, "rtcp")) continue;
     RtcpAttribute old;
     parse_rtcp_attribute(a->a_value ? a->a_value : "", &old);  // checked by load()
     std::string value = std::to_string(e.rtcp_port);
