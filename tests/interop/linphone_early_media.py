@@ -85,18 +85,7 @@ def run(args, tmp, procs):
     # The door is provisioned with the proxy as outbound proxy (see
     # linphone_interop.py) and has a camera: mediastreamer2's static picture,
     # sent as VP8 (Debian's Linphone has no H.264).
-    door_rc = (
-        "[proxy_0]\n"
-        "reg_proxy=<sip:127.0.0.1:{p};transport=udp>\n"
-        "reg_route=<sip:127.0.0.1:{p};transport=udp;lr>\n"
-        "reg_identity=sip:door@{d}\n"
-        "reg_expires=3600\n"
-        "reg_sendregister=1\n"
-        "[auth_info_0]\n"
-        "username=door\n"
-        "userid=door\n"
-        "passwd={pw}\n"
-        "realm={d}\n").format(p=li.PROXY_PORT, d=li.DOMAIN, pw=li.USERS["door"])
+    door_rc = li.door_account_rc()
     lps = {}
     for role in ("mon1", "mon2", "door"):
         if role == "door":

@@ -436,6 +436,22 @@ def sent_register(lp):
 # --------------------------------------------------------------------------
 # the test
 
+def door_account_rc():
+    """The door's account, with the proxy as outbound proxy (see run())."""
+    return (
+        "[proxy_0]\n"
+        "reg_proxy=<sip:127.0.0.1:{p};transport=udp>\n"
+        "reg_route=<sip:127.0.0.1:{p};transport=udp;lr>\n"
+        "reg_identity=sip:door@{d}\n"
+        "reg_expires=3600\n"
+        "reg_sendregister=1\n"
+        "[auth_info_0]\n"
+        "username=door\n"
+        "userid=door\n"
+        "passwd={pw}\n"
+        "realm={d}\n").format(p=PROXY_PORT, d=DOMAIN, pw=USERS["door"])
+
+
 def run(args, tmp, procs):
     proxy = Proxy(args.proxy, args.ctl, tmp)
     procs["proxy"] = proxy
@@ -448,18 +464,7 @@ def run(args, tmp, procs):
     # sip:home@home.example to the host home.example itself (a DNS lookup,
     # which fails here) instead of to the proxy. A real door is provisioned
     # with the proxy as outbound proxy, which is what reg_route does.
-    door_rc = (
-        "[proxy_0]\n"
-        "reg_proxy=<sip:127.0.0.1:{p};transport=udp>\n"
-        "reg_route=<sip:127.0.0.1:{p};transport=udp;lr>\n"
-        "reg_identity=sip:door@{d}\n"
-        "reg_expires=3600\n"
-        "reg_sendregister=1\n"
-        "[auth_info_0]\n"
-        "username=door\n"
-        "userid=door\n"
-        "passwd={pw}\n"
-        "realm={d}\n").format(p=PROXY_PORT, d=DOMAIN, pw=USERS["door"])
+    door_rc = door_account_rc()
     lps = {}
     for role in ("mon1", "mon2", "door", "intruder"):
         if role == "door":

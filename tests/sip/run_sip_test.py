@@ -600,6 +600,18 @@ port-range = {rlo}-{rhi}
         leaked = [p for p in list(USERS.values()) + [WRONG_PASSWORD] if p in text]
         check(not leaked, "password(s) %s appear in the proxy log" % leaked)
 
+    def wait_relay_free(self, within=5.0):
+        """Every relay port is freed once the calls are over (portierctl relay)."""
+        deadline = time.time() + within
+        relay = None
+        while time.time() < deadline:
+            relay = self.ctl("relay")
+            if relay.get("ports_in_use") == 0 and not relay.get("calls"):
+                return
+            time.sleep(0.2)
+        raise TestFailure("relay ports still in use %.0fs after the call: %s"
+                          % (within, json.dumps(relay)))
+
     def wait_no_calls(self, within=5.0):
         deadline = time.time() + within
         calls = None
@@ -1787,16 +1799,7 @@ def case_relay_early_media(env):
     check(plis, "the door got no RTCP PLI when the devices joined (keyframe request)")
     check(all(struct.unpack("!I", p[2][8:12])[0] == door_ssrc for p in plis),
           "a PLI names another media SSRC than the door's")
-    # every relay port is freed once the call is over
-    deadline = time.time() + 5
-    relay = None
-    while time.time() < deadline:
-        relay = env.ctl("relay")
-        if relay.get("ports_in_use") == 0 and not relay.get("calls"):
-            break
-        time.sleep(0.2)
-    check(relay and relay.get("ports_in_use") == 0 and not relay.get("calls"),
-          "relay ports still in use after the call: %s" % json.dumps(relay))
+    env.wait_relay_free()
     env.wait_no_calls()
 
 
@@ -1832,15 +1835,7 @@ def case_relay_late_answer(env):
     check(ack[0].hdr("CSeq") == "%d ACK" % cseq,
           "the ACK's CSeq %r is not the INVITE's number (section 13.2.2.4)" % ack[0].hdr("CSeq"))
     check("door@" in (bye[0].hdr("From") or ""), "the BYE does not come from the caller's side")
-    deadline = time.time() + 5
-    relay = None
-    while time.time() < deadline:
-        relay = env.ctl("relay")
-        if relay.get("ports_in_use") == 0 and not relay.get("calls"):
-            break
-        time.sleep(0.2)
-    check(relay and relay.get("ports_in_use") == 0, "relay ports still in use: %s"
-          % json.dumps(relay))
+    env.wait_relay_free()
     env.wait_no_calls()
 
 
