@@ -16,8 +16,8 @@ PACKAGES=(
   libssl-dev libsystemd-dev
   # tests: GoogleTest, and the real SIP peers
   libgtest-dev sip-tester linphone-cli
-  # benchmark peer
-  kamailio
+  # benchmark peers: the proxy against Kamailio, the relay against rtpengine
+  kamailio rtpengine-daemon
   # tools the test scripts use
   python3 procps iproute2 psmisc
 )

@@ -17,8 +17,12 @@
 # (keyframe_join.cpp): door keyframe interval BENCH_KEYINT (10 s), BENCH_JOINS
 # joins (10) per mode: neither keyframe request nor GOP replay, each alone, both.
 #
-# Not yet here (issue 3): rtpengine side by side, the relay inside
-# portier-proxy end to end.
+# rtpengine (Debian's rtpengine-daemon, userspace: --table=-1, pinned to the
+# same core) forwards the same stream for one branch, its calls set up through
+# its ng control protocol (rtpengine_ng.py); it cannot fork one stream to
+# several branches, so it appears in the 1-branch rows only.
+#
+# Not yet here (issue 3): the relay inside portier-proxy end to end.
 #
 # Usage: bench/relay/run.sh            (BENCH_BRANCHES="1 4 16" BENCH_STEP_SECS=4 ...)
 set -uo pipefail
@@ -42,8 +46,23 @@ g++ -O2 -std=c++17 -o "$BLAST" "$HERE/rtpblast.cpp" || { echo "cannot build rtpb
 for t in gst-launch-1.0 taskset; do command -v $t >/dev/null || { echo "$t missing" >&2; exit 2; }; done
 gst-inspect-1.0 rtpfork >/dev/null 2>&1 || { echo "rtpfork not found in $GST_PLUGIN_PATH (build first)" >&2; exit 2; }
 
+RTPE_NG=22299
+RTPE_PID=""
+start_rtpengine() {
+  command -v rtpengine >/dev/null || { echo "rtpengine not installed (rtpengine-daemon): skipped" >&2; return 1; }
+  taskset -c "$GST_CPU" rtpengine --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:$RTPE_NG \
+    --port-min=30000 --port-max=30999 --foreground --log-stderr --log-level=4 >"$OUT/rtpengine.log" 2>&1 &
+  RTPE_PID=$!
+  sleep 1
+  kill -0 $RTPE_PID 2>/dev/null
+}
+stop_rtpengine() { [ -n "$RTPE_PID" ] && kill $RTPE_PID 2>/dev/null; wait $RTPE_PID 2>/dev/null; RTPE_PID=""; }
+trap stop_rtpengine EXIT
+RTPE_CALL=0
+
 # one step: prints "sent received cpu_ticks"
 step() {  # element branches rate
+  [ "$1" = rtpengine ] && { step_rtpengine "$3"; return; }
   local el=$1 n=$2 rate=$3 sinks="" ports="" i p g r t0 t1 sent recv
   for i in $(seq 1 "$n"); do
     p=$((OUT_BASE + 2 * i)); ports="$ports $p"
@@ -71,6 +90,24 @@ step() {  # element branches rate
   echo "${sent:-0} ${recv:-0} $((t1 - t0))"
 }
 
+# rtpengine, one branch: a fresh call per step
+step_rtpengine() {  # rate
+  local rate=$1 p r t0 t1 sent recv
+  RTPE_CALL=$((RTPE_CALL + 1))
+  p=$(python3 "$HERE/rtpengine_ng.py" $RTPE_NG "bench-$RTPE_CALL" $((OUT_BASE + 2))) || { echo "0 0 0"; return; }
+  timeout 60 taskset -c "$GEN_CPU" "$BLAST" recv 1.5 $((OUT_BASE + 2)) >"$OUT/recv.txt" &
+  r=$!
+  sleep 0.3
+  t0=$(awk '{print $14+$15}' /proc/$RTPE_PID/stat 2>/dev/null || echo 0)
+  timeout $((STEP_SECS + 20)) taskset -c "$GEN_CPU" "$BLAST" send 127.0.0.1 "$p" "$rate" "$STEP_SECS" 1000 >"$OUT/send.txt"
+  t1=$(awk '{print $14+$15}' /proc/$RTPE_PID/stat 2>/dev/null || echo 0)
+  wait $r
+  python3 "$HERE/rtpengine_ng.py" $RTPE_NG "bench-$RTPE_CALL" --delete >/dev/null 2>&1
+  sent=$(awk '/^sent/ {print $2}' "$OUT/send.txt")
+  recv=$(awk '/^received/ {print $2}' "$OUT/recv.txt")
+  echo "${sent:-0} ${recv:-0} $((t1 - t0))"
+}
+
 HZ=$(getconf CLK_TCK)
 cost() {  # ticks sent branches -> "us/in us/out"
   awk -v t="$1" -v s="$2" -v n="$3" -v hz="$HZ" \
@@ -78,8 +115,12 @@ cost() {  # ticks sent branches -> "us/in us/out"
 }
 printf '%-8s %8s %12s %12s %14s %12s %12s\n' element branches "us/in@${FIXED_RATE}" "us/out@${FIXED_RATE}" \
   "max input pps" "us/in@max" "us/out@max" | tee "$OUT/results.txt"
+ELEMENTS_1="tee rtpfork"
+start_rtpengine && ELEMENTS_1="tee rtpfork rtpengine"
 for n in $BRANCHES; do
-  for el in tee rtpfork; do
+  els="tee rtpfork"
+  [ "$n" = 1 ] && els=$ELEMENTS_1
+  for el in $els; do
     read -r sent recv ticks < <(step "$el" "$n" "$FIXED_RATE")
     read -r us uso < <(cost "$ticks" "$sent" "$n")
     echo "$el $n fixed $FIXED_RATE: sent $sent received $recv (of $((sent * n))) cpu ticks $ticks" >>"$OUT/steps.txt"
@@ -110,6 +151,7 @@ for n in $BRANCHES; do
     printf '%-8s %8s %12s %12s %14s %12s %12s\n' "$el" "$n" "$us" "$uso" "$lo" "$bus" "$buso" | tee -a "$OUT/results.txt"
   done
 done
+stop_rtpengine
 echo "steps: $OUT/steps.txt"
 
 echo
