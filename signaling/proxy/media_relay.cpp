@@ -528,6 +528,7 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
     return std::nullopt;
   }
   Call *c = it->second.get();
+  c->last_activity = mono_s();
   if (c->branches.count(branch)) {
     *error = "branch exists";
     return std::nullopt;
@@ -574,6 +575,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
     return a;
   }
   Branch *b = bit->second.get();
+  c->last_activity = mono_s();  // signalling counts too: a door may send nothing while ringing
   auto answer = sdp::parse(sdp_text, &a.error);
   if (!answer) return a;
   if (answer->media.size() != c->streams.size()) {
@@ -644,6 +646,7 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
     return std::nullopt;
   }
   Branch *w = bit->second.get();
+  c->last_activity = mono_s();
   auto session = sdp::parse(sdp_text, error);
   if (!session) return std::nullopt;
   if (session->media.size() != c->streams.size()) {
