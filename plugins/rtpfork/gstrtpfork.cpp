@@ -331,52 +331,34 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
     const guint replayed = static_cast<guint>(t.replay.size());
     guint count = 0;
     guint64 bytes = 0;
-    if (replayed == 0 && n == 1) {
-      // The common case, one live packet: no list to build.
-      if (valid[0]) {
-        GstBuffer *out = for_branch(b, bufs[0], headers[0], now);
-        bytes = gst_buffer_get_size(out);
-        GstFlowReturn ret = gst_pad_push(GST_PAD(t.pad), out);
-        if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED && ret != GST_FLOW_FLUSHING)
-          GST_DEBUG_OBJECT(self, "branch %u: %s", b->id, gst_flow_get_name(ret));
-        ++b->packets;
-        b->bytes += bytes;
-        if (!b->first_sent) {
-          b->first_sent = true;
-          announce_first_packet(self, b, 0);
-        }
+    // One packet goes out as a buffer, several (a replay, an input list) as a
+    // list: no list is built in the common case of one live packet.
+    GstBuffer *single = nullptr;
+    GstBufferList *list = nullptr;
+    auto add = [&](GstBuffer *out) {
+      bytes += gst_buffer_get_size(out);
+      if (++count == 1) {
+        single = out;
+        return;
       }
-      gst_object_unref(t.pad);
-      continue;
-    }
-    GstBufferList *list = gst_buffer_list_new_sized(replayed + n);
+      if (!list) {
+        list = gst_buffer_list_new_sized(replayed + n);
+        gst_buffer_list_add(list, single);
+        single = nullptr;
+      }
+      gst_buffer_list_add(list, out);
+    };
     for (GstBuffer *c : t.replay) {
       rtp::Header h;
       bool key;
-      if (parse_buffer(c, &h, rtp::VideoCodec::None, &key)) {
-        GstBuffer *out = for_branch(b, c, h, now);
-        bytes += gst_buffer_get_size(out);
-        gst_buffer_list_add(list, out);
-        ++count;
-      }
+      if (parse_buffer(c, &h, rtp::VideoCodec::None, &key)) add(for_branch(b, c, h, now));
       gst_buffer_unref(c);
     }
-    for (guint i = 0; i < n; ++i) {
-      if (!valid[i]) continue;
-      GstBuffer *out = for_branch(b, bufs[i], headers[i], now);
-      bytes += gst_buffer_get_size(out);
-      gst_buffer_list_add(list, out);
-      ++count;
-    }
+    for (guint i = 0; i < n; ++i)
+      if (valid[i]) add(for_branch(b, bufs[i], headers[i], now));
     if (count > 0) {
-      GstFlowReturn ret;
-      if (count == 1) {
-        GstBuffer *only = gst_buffer_ref(gst_buffer_list_get(list, 0));
-        gst_buffer_list_unref(list);
-        ret = gst_pad_push(GST_PAD(t.pad), only);
-      } else {
-        ret = gst_pad_push_list(GST_PAD(t.pad), list);
-      }
+      GstFlowReturn ret =
+          list ? gst_pad_push_list(GST_PAD(t.pad), list) : gst_pad_push(GST_PAD(t.pad), single);
       // One branch failing (a device gone, a pad being released) must not
       // stop the others: log it and go on.
       if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED && ret != GST_FLOW_FLUSHING)
@@ -388,8 +370,6 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
         b->first_sent = true;
         announce_first_packet(self, b, replayed);
       }
-    } else {
-      gst_buffer_list_unref(list);
     }
     gst_object_unref(t.pad);
   }

@@ -547,8 +547,7 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
       }
       bm->ports = *pair;
     }
-    endpoints.push_back({settings_.sdp_address, bm->ports.port,
-                         static_cast<uint16_t>(bm->ports.port ? bm->ports.port + 1 : 0)});
+    endpoints.push_back(endpoint(bm->ports.port));
     b->media.push_back(std::move(bm));
   }
   auto sdp_out = sdp::rewrite(c->offer, endpoints, error);
@@ -585,7 +584,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
   }
   // Connect the branch on its first answer with SDP, while the call has room
   // for one more early stream (a 200 always gets one).
-  if (!b->connected && (final || c->connected < c->relay->settings_.max_early_media)) {
+  if (!b->connected && (final || c->connected < settings_.max_early_media)) {
     for (size_t i = 0; i < c->streams.size(); ++i) {
       Stream *s = c->streams[i].get();
       BranchMedia *bm = b->media[i].get();
@@ -603,7 +602,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
     PLOG_INFO(
         "relay: call-id=%s branch %zu: max-early-media-per-call (%d) reached, no early "
         "media for it",
-        call_id.c_str(), branch, c->relay->settings_.max_early_media);
+        call_id.c_str(), branch, settings_.max_early_media);
   }
   if (final) {
     {
@@ -620,9 +619,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
     }
   }
   std::vector<sdp::RelayEndpoint> endpoints;
-  for (auto &s : c->streams)
-    endpoints.push_back({settings_.sdp_address, s->ports.port,
-                         static_cast<uint16_t>(s->ports.port ? s->ports.port + 1 : 0)});
+  for (auto &s : c->streams) endpoints.push_back(endpoint(s->ports.port));
   auto out = sdp::rewrite(sdp_text, endpoints, &a.error);
   if (!out) return a;
   a.sdp = *out;
@@ -679,7 +676,7 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
       }
     }
     const uint16_t port = from_caller ? bm->ports.port : s->ports.port;
-    endpoints.push_back({settings_.sdp_address, port, static_cast<uint16_t>(port ? port + 1 : 0)});
+    endpoints.push_back(endpoint(port));
   }
   return sdp::rewrite(sdp_text, endpoints, error);
 }
@@ -704,6 +701,11 @@ void MediaRelay::end_call(const std::string &call_id, const char *why) {
   if (it == calls_.end()) return;
   PLOG_INFO("relay: call-id=%s freed (%s)", call_id.c_str(), why);
   destroy(it->second.get());
+}
+
+sdp::RelayEndpoint MediaRelay::endpoint(uint16_t rtp_port) const {
+  // RTCP on the odd port above; 0 keeps a stream rejected (RFC 3264 §6).
+  return {settings_.sdp_address, rtp_port, static_cast<uint16_t>(rtp_port ? rtp_port + 1 : 0)};
 }
 
 void MediaRelay::destroy(Call *c) {

@@ -107,6 +107,8 @@ class MediaRelay {
 
  private:
   void destroy(Call *c);
+  // Where rewritten SDP points for a relay port pair starting at rtp_port.
+  sdp::RelayEndpoint endpoint(uint16_t rtp_port) const;
 
   RelaySettings settings_;
   PortPool ports_;
