@@ -12,6 +12,11 @@ PACKAGES=(
   # media: the GStreamer plugin, its tests (gstreamer-check) and bring-up pipelines
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  # the door: encoders (x264enc in ugly, openh264enc in bad, vp8enc in good),
+  # decoders for tests (libav), the echo canceller, GPIO, the RTSP preview
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  libgstreamer-plugins-bad1.0-dev libwebrtc-audio-processing-dev
+  libgpiod-dev gpiod libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   # digest hashing (MD5, SHA-256 through EVP), journal logging
   libssl-dev libsystemd-dev
   # tests: GoogleTest, and the real SIP peers
