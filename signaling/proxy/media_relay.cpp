@@ -117,11 +117,21 @@ void PortPool::give_back(Pair &p) {
 namespace {
 
 struct Peer {
-  std::string host;
+  std::string host;  // host, rtp and rtcp are guarded by Call::lock once media flows
   uint16_t rtp = 0;
   uint16_t rtcp = 0;
-  bool latched_rtp = false;
-  bool latched_rtcp = false;
+  // Read on every packet without the lock (the fast path once latched); set
+  // under Call::lock.
+  std::atomic<bool> latched_rtp{false};
+  std::atomic<bool> latched_rtcp{false};
+
+  // Where signalling says the peer is (before any of its packets arrived).
+  void signalled(const std::string &h, uint16_t rtp_port, uint16_t rtcp_port) {
+    host = h;
+    rtp = rtp_port;
+    rtcp = rtcp_port;
+    latched_rtp = latched_rtcp = false;
+  }
 };
 
 struct Stream;
@@ -138,7 +148,7 @@ struct BranchMedia {
   PortPool::Pair ports;
   Peer device;
   bool connected = false;
-  bool winner = false;  // guarded by Call::lock
+  std::atomic<bool> winner{false};  // written under Call::lock, read per packet
   guint fork_id = G_MAXUINT;
   GstElement *to_dev_rtp = nullptr, *to_dev_rtcp = nullptr;      // udpsink, fed by rtpfork
   GstElement *from_dev_rtp = nullptr, *from_dev_rtcp = nullptr;  // udpsrc, into the funnels
@@ -156,7 +166,7 @@ struct Stream {
   sdp::Media offer;
   PortPool::Pair ports;  // caller-facing
   Peer caller;
-  uint32_t caller_ssrc = 0;  // guarded by Call::lock
+  std::atomic<uint32_t> caller_ssrc{0};  // the SSRC of the caller's latest RTP packet
   GstElement *src_rtp = nullptr, *src_rtcp = nullptr, *fork = nullptr;
   GstElement *funnel_rtp = nullptr, *funnel_rtcp = nullptr, *up_rtp = nullptr, *up_rtcp = nullptr;
   ProbeCtx ctx;
@@ -186,40 +196,46 @@ namespace {
 
 using Call = MediaRelay::Call;
 
-// Send to where the peer's packets come from (symmetric RTP), once.
-void latch(Call *call, Peer &peer, bool rtcp, GstBuffer *buf, GstElement *sink) {
+// Send to where the peer's packets come from (symmetric RTP), once. `src` is
+// the udpsrc the packet came through: once latched, it stops attaching the
+// sender's address to every packet (a GObject and a meta per packet, for
+// nothing), so a latched stream costs one atomic load here.
+void latch(Call *call, Peer &peer, bool rtcp, GstBuffer *buf, GstElement *src, GstElement *sink) {
+  std::atomic<bool> &latched = rtcp ? peer.latched_rtcp : peer.latched_rtp;
+  if (latched.load(std::memory_order_acquire)) return;
   std::string host;
   uint16_t port;
   if (!sender_of(buf, &host, &port)) return;
+  bool moved = false;
   {
     std::lock_guard<std::mutex> l(call->lock);
-    bool &latched = rtcp ? peer.latched_rtcp : peer.latched_rtp;
     uint16_t &known = rtcp ? peer.rtcp : peer.rtp;
     if (latched) return;
     latched = true;
-    if (host == peer.host && port == known) return;
-    PLOG_INFO("relay: call-id=%s %s from %s:%u, not %s:%u as signalled: latched", call->id.c_str(),
-              rtcp ? "RTCP" : "RTP", host.c_str(), port, peer.host.c_str(), known);
-    if (!rtcp) peer.host = host;
-    known = port;
+    if (host != peer.host || port != known) {
+      PLOG_INFO("relay: call-id=%s %s from %s:%u, not %s:%u as signalled: latched",
+                call->id.c_str(), rtcp ? "RTCP" : "RTP", host.c_str(), port, peer.host.c_str(),
+                known);
+      if (!rtcp) peer.host = host;
+      known = port;
+      moved = true;
+    }
   }
-  if (sink) g_object_set(sink, "host", host.c_str(), "port", port, nullptr);
+  if (moved && sink) g_object_set(sink, "host", host.c_str(), "port", port, nullptr);
+  // udpsrc reads this flag before every receive.
+  if (src) g_object_set(src, "retrieve-sender-address", FALSE, nullptr);
 }
 
 GstPadProbeReturn on_caller_rtp(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *ctx = static_cast<ProbeCtx *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   ctx->call->last_activity = mono_s();
-  latch(ctx->call, ctx->stream->caller, false, buf, ctx->stream->up_rtp);
-  GstMapInfo map;
-  if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
-    rtp::Header h;
-    if (rtp::parse(map.data, map.size, &h)) {
-      std::lock_guard<std::mutex> l(ctx->call->lock);
-      ctx->stream->caller_ssrc = h.ssrc;
-    }
-    gst_buffer_unmap(buf, &map);
-  }
+  latch(ctx->call, ctx->stream->caller, false, buf, ctx->stream->src_rtp, ctx->stream->up_rtp);
+  // The SSRC our PLIs name (RFC 4585 §6.1 "SSRC of media source"); only the
+  // fixed header is read, the packet itself is rtpfork's to check.
+  uint8_t head[12];
+  if (gst_buffer_extract(buf, 0, head, sizeof head) == sizeof head && (head[0] >> 6) == 2)
+    ctx->stream->caller_ssrc.store(rtp::read32(head + 8), std::memory_order_relaxed);
   return GST_PAD_PROBE_OK;
 }
 
@@ -227,7 +243,7 @@ GstPadProbeReturn on_caller_rtcp(GstPad *, GstPadProbeInfo *info, gpointer data)
   auto *ctx = static_cast<ProbeCtx *>(data);
   ctx->call->last_activity = mono_s();
   latch(ctx->call, ctx->stream->caller, true, GST_PAD_PROBE_INFO_BUFFER(info),
-        ctx->stream->up_rtcp);
+        ctx->stream->src_rtcp, ctx->stream->up_rtcp);
   return GST_PAD_PROBE_OK;
 }
 
@@ -246,7 +262,7 @@ GstPadProbeReturn on_fork_upstream(GstPad *, GstPadProbeInfo *info, gpointer dat
     std::lock_guard<std::mutex> l(ctx->call->lock);
     host = s->caller.host;
     port = s->caller.rtcp;
-    media_ssrc = s->caller_ssrc;
+    media_ssrc = s->caller_ssrc.load(std::memory_order_relaxed);
   }
   uint8_t pli[12] = {0x80 | 1, 206, 0, 2};
   rtp::write32(pli + 4, ctx->call->our_ssrc);
@@ -264,16 +280,13 @@ GstPadProbeReturn on_fork_upstream(GstPad *, GstPadProbeInfo *info, gpointer dat
   return GST_PAD_PROBE_DROP;  // nobody further up (udpsrc) would know what to do with it
 }
 
-bool is_winner(ProbeCtx *ctx) {
-  std::lock_guard<std::mutex> l(ctx->call->lock);
-  return ctx->branch->winner;
-}
+bool is_winner(ProbeCtx *ctx) { return ctx->branch->winner.load(std::memory_order_acquire); }
 
 GstPadProbeReturn on_device_rtp(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *ctx = static_cast<ProbeCtx *>(data);
   ctx->call->last_activity = mono_s();
   latch(ctx->call, ctx->branch->device, false, GST_PAD_PROBE_INFO_BUFFER(info),
-        ctx->branch->to_dev_rtp);
+        ctx->branch->from_dev_rtp, ctx->branch->to_dev_rtp);
   // Only the device that answered talks to the caller.
   return is_winner(ctx) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
 }
@@ -282,7 +295,8 @@ GstPadProbeReturn on_device_rtcp(GstPad *, GstPadProbeInfo *info, gpointer data)
   auto *ctx = static_cast<ProbeCtx *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   ctx->call->last_activity = mono_s();
-  latch(ctx->call, ctx->branch->device, true, buf, ctx->branch->to_dev_rtcp);
+  latch(ctx->call, ctx->branch->device, true, buf, ctx->branch->from_dev_rtcp,
+        ctx->branch->to_dev_rtcp);
   if (is_winner(ctx)) return GST_PAD_PROBE_OK;  // the winner's RTCP goes to the caller whole
   // An early device's keyframe request goes through rtpfork's de-duplication.
   GstMapInfo map;
@@ -467,7 +481,7 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer,
         return false;
       }
       s->ports = *pair;
-      s->caller = Peer{s->offer.address, s->offer.port, s->offer.rtcp_port};
+      s->caller.signalled(s->offer.address, s->offer.port, s->offer.rtcp_port);
       s->ctx = ProbeCtx{c.get(), s.get(), nullptr};
       const std::string n = std::to_string(i);
       s->src_rtp = udpsrc("from-caller-rtp-" + n, s->ports.rtp, caps_for(s->offer).c_str());
@@ -590,7 +604,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
       BranchMedia *bm = b->media[i].get();
       const sdp::Media &m = answer->media[i];
       if (!s->ports.port || m.port == 0) continue;  // not relayed, or rejected by the device
-      bm->device = Peer{m.address, m.port, m.rtcp_port};
+      bm->device.signalled(m.address, m.port, m.rtcp_port);
       if (!connect_branch(c, s, bm, branch))
         PLOG_WARN("relay: call-id=%s branch %zu: cannot connect", call_id.c_str(), branch);
     }

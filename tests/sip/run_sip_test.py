@@ -1716,6 +1716,21 @@ def case_relay_early_media(env):
     (RTCP PLI, RFC 4585 section 6.3.1) for the joining branches; mon1 answers
     200: from then on only mon1 receives, and mon1's RTP reaches the door;
     after BYE every relay port is free again (portierctl relay)."""
+    relay_group_call(env, door_behind_nat=False)
+
+
+def case_relay_latching(env):
+    """Symmetric RTP (RFC 4961; what rtpengine and Flexisip call latching): the
+    door sits behind a NAT, so its video leaves from another port than the one
+    its SDP names. Once the relay has seen the door's first packet, the
+    winner's RTP goes to where the door's packets came from, not to the
+    signalled port, which nothing behind a NAT would receive."""
+    relay_group_call(env, door_behind_nat=True)
+
+
+def relay_group_call(env, door_behind_nat):
+    """The door calls the group through the relay, mon1 wins (case_relay_early_media).
+    door_behind_nat: the door sends its video from a port its SDP does not name."""
     env.start_proxy()
     register_devices(env, [("mon1", 0), ("mon2", 1), ("mon3", 2)])
     door_ssrc, mon1_ssrc = 0x0d00d00d, 0x0a11ce01
@@ -1726,6 +1741,10 @@ def case_relay_early_media(env):
     try:
         peers["door"] = RtpPeer("door", door_v)
         peers["door_rtcp"] = RtpPeer("door_rtcp", door_v + 1)
+        # the door's video socket as its NAT maps it: a port the SDP never names
+        sending = peers["door"]
+        if door_behind_nat:
+            sending = peers["door_nat"] = RtpPeer("door_nat", env.ports.media(5))
         for i, name in enumerate(("mon1", "mon2", "mon3")):
             base = env.ports.media(7 + i)
             peers[name] = RtpPeer(name, base + 2, echo_ssrc=mon1_ssrc if name == "mon1" else None)
@@ -1754,8 +1773,8 @@ def case_relay_early_media(env):
                     return
                 key = seq % 25 == 1
                 payload = b"\x10" + (b"\x50" if key else b"\x51") + b"door-video"
-                peers["door"].sock.sendto(rtp_packet(seq, seq * 1800, door_ssrc, payload),
-                                          (LOCAL, relay))
+                sending.sock.sendto(rtp_packet(seq, seq * 1800, door_ssrc, payload),
+                                    (LOCAL, relay))
                 time.sleep(0.02)
 
         sender = threading.Thread(target=send_door_video, daemon=True)
@@ -1788,9 +1807,13 @@ def case_relay_early_media(env):
         late = [p for p in peers[name].rtp(door_ssrc) if p[0] > t200 + 0.02]
         check(not late, "%s (a loser) still received %d door packet(s) after the 200"
               % (name, len(late)))
-    back = peers["door"].rtp(mon1_ssrc)
-    log("door: %d packets from mon1 (the winner)" % len(back))
-    check(back, "mon1's RTP (the winner's) never reached the door")
+    back = sending.rtp(mon1_ssrc)
+    log("door: %d packets from mon1 (the winner) at port %d" % (len(back), sending.port))
+    check(back, "mon1's RTP (the winner's) never reached the door at port %d" % sending.port)
+    if door_behind_nat:
+        stray = peers["door"].rtp(mon1_ssrc)
+        check(not stray, "%d of mon1's packets went to the door's signalled port %d, not to "
+              "where its packets come from (no latching)" % (len(stray), door_v))
     check(all(p[1][1] != env.ports.media(7) + 2 for p in back),
           "mon1's RTP reached the door directly, not through the relay")
     plis = [p for p in peers["door_rtcp"].packets
@@ -1858,6 +1881,7 @@ CASES = [
     ("crash_persistence", case_crash_persistence),
     ("relay_early_media", case_relay_early_media),
     ("relay_late_answer", case_relay_late_answer),
+    ("relay_latching", case_relay_latching),
 ]
 
 
