@@ -3,6 +3,8 @@
 #include <gst/net/gstnetaddressmeta.h>
 #include <gst/video/video-event.h>
 
+#include <algorithm>
+
 #include "common/json.h"
 #include "common/log.h"
 #include "rtpfork/gstrtpfork.h"
@@ -491,9 +493,14 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer,
       s->funnel_rtcp = make("funnel", "to-caller-rtcp-funnel-" + n);
       s->up_rtp = udpsink("to-caller-rtp-" + n, s->ports.rtp, s->caller.host, s->caller.rtp);
       s->up_rtcp = udpsink("to-caller-rtcp-" + n, s->ports.rtcp, s->caller.host, s->caller.rtcp);
-      if (!s->src_rtp || !s->src_rtcp || !s->fork || !s->funnel_rtp || !s->funnel_rtcp ||
-          !s->up_rtp || !s->up_rtcp) {
+      GstElement **parts[] = {&s->src_rtp, &s->src_rtcp, &s->fork, &s->funnel_rtp,
+                              &s->funnel_rtcp, &s->up_rtp, &s->up_rtcp};
+      if (std::any_of(std::begin(parts), std::end(parts), [](GstElement **e) { return !*e; })) {
         *error = "a GStreamer element is missing (gstreamer1.0-plugins-good?)";
+        // Not in the pipeline yet, so destroy() would not free them: drop
+        // the floating references here.
+        for (GstElement **e : parts)
+          if (*e) gst_object_unref(gst_object_ref_sink(*e)), *e = nullptr;
         c->streams.push_back(std::move(s));
         destroy(c.release());
         return false;
