@@ -1,0 +1,197 @@
+#include "common/sdp/offer_answer.h"
+
+#include "common/ascii.h"
+#include "common/sdp/sdp_rewrite.h"
+
+namespace portier::sdp {
+namespace {
+
+std::string ip_kind(const std::string &address) {
+  return address.find(':') != std::string::npos ? "IP6" : "IP4";
+}
+
+bool may_send(const std::string &dir) { return dir == "sendrecv" || dir == "sendonly"; }
+bool may_recv(const std::string &dir) { return dir == "sendrecv" || dir == "recvonly"; }
+
+std::string direction_of(bool send, bool recv) {
+  return send && recv ? "sendrecv" : send ? "sendonly" : recv ? "recvonly" : "inactive";
+}
+
+bool same_codec(const Codec &ours, const Payload &theirs) {
+  return ascii::iequals(ours.encoding, theirs.encoding) && ours.clock_rate == theirs.clock_rate;
+}
+
+bool is_telephone_event(const Payload &p) {
+  return ascii::iequals(p.encoding, "telephone-event") && p.clock_rate == 8000;
+}
+
+// RTP/AVP and RTP/AVPF (RFC 4585 §3.5: an AVPF offer may be answered by an
+// AVP endpoint and the other way round). Secure profiles need keys we do not
+// negotiate here.
+bool plain_rtp(const std::string &protocol) {
+  return protocol == "RTP/AVP" || protocol == "RTP/AVPF";
+}
+
+// The m= line and attributes of one stream; `codecs` with their final payload types.
+std::string media_lines(const std::string &type, uint16_t port, const std::string &protocol,
+                        const std::vector<Codec> &codecs, int te_pt, bool feedback,
+                        const std::string &direction) {
+  std::string m = "m=" + type + " " + std::to_string(port) + " " + protocol;
+  for (const Codec &c : codecs) m += " " + std::to_string(c.pt);
+  if (te_pt >= 0) m += " " + std::to_string(te_pt);
+  m += "\r\n";
+  for (const Codec &c : codecs) {
+    m += "a=rtpmap:" + std::to_string(c.pt) + " " + c.encoding + "/" +
+         std::to_string(c.clock_rate) +
+         (type == "audio" && c.channels != 1 ? "/" + std::to_string(c.channels) : "") + "\r\n";
+    if (!c.fmtp.empty()) m += "a=fmtp:" + std::to_string(c.pt) + " " + c.fmtp + "\r\n";
+    if (feedback && type == "video") {
+      m += "a=rtcp-fb:" + std::to_string(c.pt) + " nack pli\r\n";
+      m += "a=rtcp-fb:" + std::to_string(c.pt) + " ccm fir\r\n";
+    }
+  }
+  if (te_pt >= 0) {
+    m += "a=rtpmap:" + std::to_string(te_pt) + " telephone-event/8000\r\n";
+    m += "a=fmtp:" + std::to_string(te_pt) + " 0-15\r\n";  // the DTMF events (RFC 4733 §3.2)
+  }
+  m += "a=" + direction + "\r\n";
+  return m;
+}
+
+std::string session_lines(const LocalMedia &local) {
+  const std::string kind = ip_kind(local.address);
+  return "v=0\r\no=portier " + std::to_string(local.session_id) + " " +
+         std::to_string(local.version) + " IN " + kind + " " + local.address +
+         "\r\ns=portier\r\nc=IN " + kind + " " + local.address + "\r\nt=0 0\r\n";
+}
+
+// Fills the remote side of `a` from the peer's m= line.
+void remote_of(const Media &m, Agreed *a) {
+  a->remote_address = m.address;
+  a->remote_rtp = m.port;
+  a->remote_rtcp = m.rtcp_port ? m.rtcp_port : static_cast<uint16_t>(m.port + 1);
+}
+
+// A connection address of all zeros puts the stream on hold (RFC 3264 §8.4,
+// the old RFC 2543 way): nothing can be sent there.
+bool on_hold(const Media &m) { return m.address == "0.0.0.0" || m.address == "::"; }
+
+}  // namespace
+
+std::string write_offer(const LocalMedia &local) {
+  std::string out = session_lines(local);
+  for (const LocalStream &s : local.streams) {
+    const int te = s.type == "audio" && s.telephone_event ? s.telephone_event_pt : -1;
+    out += media_lines(s.type, s.port, "RTP/AVP", s.codecs, te, s.keyframe_feedback, s.direction);
+  }
+  return out;
+}
+
+std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::string_view answer,
+                                                std::string *error) {
+  auto session = parse(answer, error);
+  if (!session) return std::nullopt;
+  if (session->media.size() != offered.streams.size()) {
+    *error = "the answer has " + std::to_string(session->media.size()) +
+             " m= lines for an offer of " + std::to_string(offered.streams.size()) +
+             " (RFC 3264 §6)";
+    return std::nullopt;
+  }
+  std::vector<Agreed> out;
+  for (size_t i = 0; i < offered.streams.size(); ++i) {
+    const LocalStream &ours = offered.streams[i];
+    const Media &theirs = session->media[i];
+    if (theirs.type != ours.type) {
+      *error = "m= line " + std::to_string(i + 1) + " is " + theirs.type + " in the answer, " +
+               ours.type + " in the offer";
+      return std::nullopt;
+    }
+    Agreed a;
+    a.type = ours.type;
+    remote_of(theirs, &a);
+    bool found = false;
+    for (const Payload &p : theirs.payloads) {
+      if (!found) {
+        for (const Codec &c : ours.codecs) {
+          if (same_codec(c, p)) {
+            a.codec = c;
+            a.codec.pt = p.pt;
+            found = true;
+            break;
+          }
+        }
+      }
+      if (ours.telephone_event && is_telephone_event(p)) a.telephone_event_pt = p.pt;
+    }
+    a.active = ours.port != 0 && theirs.port != 0 && found && plain_rtp(theirs.protocol);
+    if (a.active) {
+      a.send = may_send(ours.direction) && may_recv(theirs.direction) && !on_hold(theirs);
+      a.recv = may_recv(ours.direction) && may_send(theirs.direction);
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &local,
+                                     std::string *error) {
+  auto session = parse(offer, error);
+  if (!session) return std::nullopt;
+  Answered out;
+  out.sdp = session_lines(local);
+  std::vector<bool> used(local.streams.size(), false);
+  bool any = false;
+  for (const Media &theirs : session->media) {
+    Agreed a;
+    a.type = theirs.type;
+    const LocalStream *ours = nullptr;
+    for (size_t j = 0; j < local.streams.size(); ++j) {
+      if (!used[j] && local.streams[j].type == theirs.type && local.streams[j].port) {
+        ours = &local.streams[j];
+        used[j] = true;
+        break;
+      }
+    }
+    std::vector<Codec> chosen;
+    int te = -1;
+    if (ours && theirs.port && plain_rtp(theirs.protocol)) {
+      // Our preference decides (we have one encoder); the offerer's numbers stay.
+      for (const Codec &c : ours->codecs) {
+        for (const Payload &p : theirs.payloads) {
+          if (chosen.empty() && same_codec(c, p)) {
+            Codec agreed = c;
+            agreed.pt = p.pt;
+            chosen.push_back(agreed);
+          }
+        }
+      }
+      if (ours->telephone_event)
+        for (const Payload &p : theirs.payloads)
+          if (is_telephone_event(p)) te = p.pt;
+    }
+    if (chosen.empty()) {
+      // Refused: port 0 and the offer's first format (RFC 3264 §6: one is needed).
+      std::string fmt = theirs.payloads.empty() ? "0" : std::to_string(theirs.payloads[0].pt);
+      out.sdp += "m=" + theirs.type + " 0 " + theirs.protocol + " " + fmt + "\r\n";
+      out.streams.push_back(std::move(a));
+      continue;
+    }
+    remote_of(theirs, &a);
+    a.active = true;
+    a.codec = chosen[0];
+    a.telephone_event_pt = te;
+    a.send = may_send(ours->direction) && may_recv(theirs.direction) && !on_hold(theirs);
+    a.recv = may_recv(ours->direction) && may_send(theirs.direction);
+    out.sdp += media_lines(theirs.type, ours->port, theirs.protocol, chosen, te,
+                           ours->keyframe_feedback, direction_of(a.send, a.recv));
+    out.streams.push_back(std::move(a));
+    any = true;
+  }
+  if (!any) {
+    *error = "no stream of the offer can be used (no common codec, or no plain RTP)";
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace portier::sdp

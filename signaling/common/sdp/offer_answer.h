@@ -1,0 +1,78 @@
+// SDP offer/answer (RFC 3264) for the endpoints: portier-door and
+// portier-monitor. Plain C++: what we can send and receive goes in, SDP text and
+// the agreed media (peer address, payload type, who sends) come out.
+//
+// Why not sofia-sip's soa: nua hands a peer's SDP to soa before the program sees
+// it, and the Debian build of sofia-sip's SDP parser allocates without end on
+// some malformed m= lines (see sdp_rewrite.cpp). Everything a peer sends goes
+// through sdp::parse, which refuses those lines first, and nua runs with its
+// media handling off (NUTAG_MEDIA_ENABLE(0)).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portier::sdp {
+
+// A codec we support, in preference order within a stream.
+struct Codec {
+  std::string encoding;  // "PCMU", "opus", "VP8", "H264" (matched case-insensitively)
+  uint32_t clock_rate = 0;
+  int channels = 1;  // audio only; written as /2 when not 1
+  int pt = -1;       // the payload type we offer (a static one, or 96-127)
+  std::string fmtp;  // written as a=fmtp when not empty
+};
+
+// One m= line of ours.
+struct LocalStream {
+  std::string type;   // "audio" or "video"
+  uint16_t port = 0;  // our RTP port (RTCP on port + 1); 0 declines the stream
+  std::vector<Codec> codecs;
+  bool telephone_event = false;  // audio: RFC 4733 events (receive), telephone-event/8000
+  int telephone_event_pt = 101;
+  bool keyframe_feedback = true;       // video: a=rtcp-fb nack pli / ccm fir (RFC 4585, RFC 5104)
+  std::string direction = "sendrecv";  // what we are willing to do
+};
+
+struct LocalMedia {
+  std::string address;  // IPv4 or IPv6 literal
+  uint64_t session_id = 1;
+  uint64_t version = 1;  // bump for every new offer or answer in a session (RFC 3264 §8)
+  std::vector<LocalStream> streams;
+};
+
+// What one m= line came to.
+struct Agreed {
+  std::string type;
+  bool active = false;  // both sides kept the stream and share a codec
+  std::string remote_address;
+  uint16_t remote_rtp = 0, remote_rtcp = 0;
+  Codec codec;                  // the first codec in common; pt is the payload type both use for it
+  int telephone_event_pt = -1;  // -1: none agreed
+  bool send = false;            // we send on this stream
+  bool recv = false;            // we receive on it
+};
+
+// The SDP text of our offer (CRLF lines).
+std::string write_offer(const LocalMedia &local);
+
+// A peer's answer to our offer (an 18x or a 2xx): what each of our streams
+// does. Errors: unparsable SDP, a different number of m= lines (RFC 3264
+// §6), a stream whose media type changed.
+std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::string_view answer,
+                                                std::string *error);
+
+// A peer's offer (an INVITE we answer): our answer's text and the agreement.
+// Every m= line is answered, refused ones with port 0 (RFC 3264 §6); payload
+// types are the offerer's (§6.1). Errors: unparsable SDP, nothing usable.
+struct Answered {
+  std::string sdp;
+  std::vector<Agreed> streams;
+};
+std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &local,
+                                     std::string *error);
+
+}  // namespace portier::sdp

@@ -1,0 +1,189 @@
+// SDP offer/answer for the door and monitors (RFC 3264), against the SDP the
+// peers we meet really send (golden files shared with test_sdp_rewrite).
+#include <gtest/gtest.h>
+
+#include "common/sdp/offer_answer.h"
+#include "common/sdp/sdp_rewrite.h"
+#include "common/text_file.h"
+
+namespace {
+
+using namespace portier::sdp;
+
+std::string golden(const std::string &name) {
+  std::string text, error;
+  EXPECT_TRUE(portier::read_text_file(std::string(PORTIER_SOURCE_DIR) + "/tests/unit/sdp/" + name,
+                                      "golden SDP", &text, &error))
+      << error;
+  return text;
+}
+
+// The door: PCMU/PCMA and DTMF events both ways; VP8 video it only sends.
+LocalMedia door(const std::string &address = "192.168.1.30") {
+  LocalMedia m;
+  m.address = address;
+  m.session_id = 42;
+  LocalStream audio{"audio", 7078, {{"PCMU", 8000, 1, 0, ""}, {"PCMA", 8000, 1, 8, ""}}};
+  audio.telephone_event = true;
+  LocalStream video{"video", 9078, {{"VP8", 90000, 1, 96, ""}}};
+  video.direction = "sendonly";
+  m.streams = {audio, video};
+  return m;
+}
+
+TEST(OfferAnswer, OfferParsesBackAsWritten) {
+  std::string error;
+  const std::string text = write_offer(door());
+  auto s = parse(text, &error);
+  ASSERT_TRUE(s) << error << "\n" << text;
+  ASSERT_EQ(s->media.size(), 2u);
+  EXPECT_EQ(s->media[0].type, "audio");
+  EXPECT_EQ(s->media[0].port, 7078);
+  EXPECT_EQ(s->media[0].address, "192.168.1.30");
+  ASSERT_EQ(s->media[0].payloads.size(), 3u);
+  EXPECT_EQ(s->media[0].payloads[2].encoding, "telephone-event");
+  EXPECT_EQ(s->media[0].payloads[2].pt, 101);
+  EXPECT_EQ(s->media[1].direction, "sendonly");
+  EXPECT_EQ(s->media[1].payloads[0].encoding, "VP8");
+  // a keyframe request channel for the devices (RFC 4585 §4.2, RFC 5104 §7.1)
+  EXPECT_NE(text.find("a=rtcp-fb:96 nack pli\r\n"), std::string::npos);
+  EXPECT_NE(text.find("a=rtcp-fb:96 ccm fir\r\n"), std::string::npos);
+}
+
+TEST(OfferAnswer, OfferOverIPv6) {
+  std::string error;
+  auto s = parse(write_offer(door("2001:db8::30")), &error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_EQ(s->media[1].address, "2001:db8::30");
+}
+
+// A monitor's 183: audio sendrecv (so the door hears nothing yet but may), video
+// recvonly (early media: it shows the door). RFC 3264 §6.1 directions.
+TEST(OfferAnswer, EarlyAnswerOfAMonitor) {
+  std::string error;
+  auto agreed = apply_answer(door(), golden("monitor_answer_recvonly.sdp"), &error);
+  ASSERT_TRUE(agreed) << error;
+  ASSERT_EQ(agreed->size(), 2u);
+  const Agreed &audio = (*agreed)[0], &video = (*agreed)[1];
+  EXPECT_TRUE(audio.active);
+  EXPECT_EQ(audio.codec.encoding, "PCMU") << "the answer's first codec that we have";
+  EXPECT_EQ(audio.codec.pt, 0);
+  EXPECT_EQ(audio.telephone_event_pt, 101);
+  EXPECT_TRUE(audio.send);
+  EXPECT_TRUE(audio.recv);
+  EXPECT_EQ(audio.remote_address, "192.168.1.41");
+  EXPECT_EQ(audio.remote_rtp, 5004);
+  EXPECT_EQ(audio.remote_rtcp, 5005);
+  EXPECT_TRUE(video.active);
+  EXPECT_TRUE(video.send) << "the monitor is recvonly: the door sends";
+  EXPECT_FALSE(video.recv) << "the door offered sendonly video";
+  EXPECT_EQ(video.remote_rtp, 5006);
+}
+
+TEST(OfferAnswer, AnswerThatRefusesVideoAndHolds) {
+  std::string error;
+  const std::string answer =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+      "m=audio 5004 RTP/AVP 8\r\na=sendrecv\r\nm=video 0 RTP/AVP 96\r\n";
+  auto agreed = apply_answer(door(), answer, &error);
+  ASSERT_TRUE(agreed) << error;
+  EXPECT_TRUE((*agreed)[0].active);
+  EXPECT_EQ((*agreed)[0].codec.encoding, "PCMA");
+  EXPECT_FALSE((*agreed)[0].send) << "c=0.0.0.0 is hold (RFC 3264 §8.4): nowhere to send";
+  EXPECT_TRUE((*agreed)[0].recv);
+  EXPECT_EQ((*agreed)[0].telephone_event_pt, -1) << "not in the answer: no events";
+  EXPECT_FALSE((*agreed)[1].active) << "port 0 refuses the stream (RFC 3264 §6)";
+  EXPECT_FALSE((*agreed)[1].send);
+}
+
+TEST(OfferAnswer, BadAnswersAreErrors) {
+  std::string error;
+  EXPECT_FALSE(apply_answer(door(), "not sdp at all", &error));
+  EXPECT_FALSE(error.empty());
+  error.clear();
+  const std::string one_line =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n"
+      "m=audio 5004 RTP/AVP 0\r\n";
+  EXPECT_FALSE(apply_answer(door(), one_line, &error));
+  EXPECT_NE(error.find("RFC 3264"), std::string::npos) << error;
+  error.clear();
+  const std::string swapped =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n"
+      "m=video 5006 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\nm=audio 5004 RTP/AVP 0\r\n";
+  EXPECT_FALSE(apply_answer(door(), swapped, &error));
+  error.clear();
+  // the m= line that makes Debian's sofia-sip allocate without end
+  const std::string hostile =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n"
+      "m=audio 5000 X /\r\nm=video 5006 RTP/AVP 96\r\n";
+  EXPECT_FALSE(apply_answer(door(), hostile, &error));
+  EXPECT_FALSE(error.empty());
+}
+
+// A Linphone call to the door (seed scenario 2): its offer, the door's answer.
+TEST(OfferAnswer, DoorAnswersLinphonesOffer) {
+  std::string error;
+  auto a = answer_offer(golden("linphone_offer.sdp"), door("192.168.1.20"), &error);
+  ASSERT_TRUE(a) << error;
+  auto s = parse(a->sdp, &error);
+  ASSERT_TRUE(s) << error << "\n" << a->sdp;
+  ASSERT_EQ(s->media.size(), 2u) << "every offered m= line is answered (RFC 3264 §6)";
+  // audio: Linphone prefers opus, the door has none: PCMU with the offer's number
+  EXPECT_EQ(s->media[0].port, 7078);
+  ASSERT_FALSE(s->media[0].payloads.empty());
+  EXPECT_EQ(s->media[0].payloads[0].encoding, "PCMU");
+  EXPECT_EQ(s->media[0].payloads[0].pt, 0);
+  EXPECT_EQ(a->streams[0].telephone_event_pt, 97) << "telephone-event/8000 of the offer";
+  EXPECT_EQ(s->media[0].direction, "sendrecv");
+  // video: VP8 keeps the offerer's payload type 96; the door only sends
+  EXPECT_EQ(s->media[1].port, 9078);
+  EXPECT_EQ(s->media[1].payloads[0].pt, 96);
+  EXPECT_EQ(s->media[1].direction, "sendonly");
+  EXPECT_TRUE(a->streams[1].send);
+  EXPECT_FALSE(a->streams[1].recv);
+  EXPECT_EQ(a->streams[1].remote_address, "192.168.1.30");
+  EXPECT_EQ(a->streams[1].remote_rtp, 9078);
+  EXPECT_EQ(a->streams[1].remote_rtcp, 9079);
+}
+
+TEST(OfferAnswer, UnknownStreamsAreRefusedWithPortZero) {
+  std::string error;
+  const std::string offer =
+      "v=0\r\no=p 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 0\r\nm=text 4010 RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\n"
+      "m=video 4020 RTP/SAVP 96\r\na=rtpmap:96 VP8/90000\r\n";
+  auto a = answer_offer(offer, door(), &error);
+  ASSERT_TRUE(a) << error;
+  auto s = parse(a->sdp, &error);
+  ASSERT_TRUE(s) << error << "\n" << a->sdp;
+  ASSERT_EQ(s->media.size(), 3u);
+  EXPECT_EQ(s->media[0].port, 7078);
+  EXPECT_EQ(s->media[1].port, 0) << "no text stream";
+  EXPECT_EQ(s->media[2].port, 0) << "SRTP needs keys this answer does not carry";
+  EXPECT_FALSE(a->streams[2].active);
+}
+
+TEST(OfferAnswer, NothingInCommonIsAnError) {
+  std::string error;
+  const std::string offer =
+      "v=0\r\no=p 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 9\r\nm=video 4020 RTP/AVP 98\r\na=rtpmap:98 H265/90000\r\n";
+  EXPECT_FALSE(answer_offer(offer, door(), &error));
+  EXPECT_NE(error.find("no stream"), std::string::npos) << error;
+}
+
+TEST(OfferAnswer, H264WithItsParameters) {
+  LocalMedia m = door();
+  m.streams[1].codecs = {{"H264", 90000, 1, 102, "profile-level-id=42e01f;packetization-mode=1"}};
+  const std::string text = write_offer(m);
+  EXPECT_NE(text.find("a=rtpmap:102 H264/90000\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("a=fmtp:102 profile-level-id=42e01f;packetization-mode=1\r\n"),
+            std::string::npos)
+      << text;
+  std::string error;
+  auto s = parse(text, &error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_EQ(s->media[1].payloads[0].encoding, "H264");
+}
+
+}  // namespace
