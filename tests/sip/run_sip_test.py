@@ -466,6 +466,97 @@ port-range = {rlo}-{rhi}
     def proxy_alive(self):
         return self.proxy is not None and self.proxy.running()
 
+    # ---- portier-door ----------------------------------------------------
+    @property
+    def door_socket(self):
+        return os.path.join(self.dir, "door.sock")
+
+    def start_door(self, video_codec="h264", auto_answer="", extra=""):
+        """Starts portier-door registered as door@home.example through our
+        proxy (test pattern, no sound card) and waits for its registration."""
+        check(self.args.door, "this case needs --door")
+        media_first = 60000 + (self.ports.base - 21000) % 5000
+        cfg = """[global]
+log-level = debug
+control-socket = {sock}
+
+[account]
+aor = sip:door@{dom}
+password = {pw}
+proxy = sip:{ip}:{proxy};transport=udp
+bind = sip:{ip}:{bind};transport=udp
+register-expires = 600
+
+[call]
+target = sip:{grp}@{dom}
+ring-timeout = 30
+auto-answer = {auto}
+
+[media]
+address = {ip}
+port-range = {mlo}-{mhi}
+video-codec = {codec}
+width = 320
+height = 240
+framerate = 15
+keyframe-interval = 2
+camera = none
+audio-source = none
+audio-sink = none
+{extra}
+""".format(sock=self.door_socket, dom=DOMAIN, pw=USERS["door"], ip=LOCAL, proxy=self.ports.proxy,
+           bind=self.ports.sip(8), grp=GROUP, auto=auto_answer, mlo=media_first,
+           mhi=media_first + 9, codec=video_codec, extra=extra)
+        path = self.write("door.conf", cfg)
+        self.door_log = os.path.join(self.dir, "door.log")
+        proc = Proc("door", [self.args.door, "--config", path], self.door_log, self.dir)
+        self.procs.append(proc)
+        self.door_proc = proc
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            check(proc.running(), "portier-door exited at start: %s" % self.door_log_text()[-2000:])
+            st = self.door_ctl_raw("status")
+            if st and st.get("registered"):
+                log("door registered (pid %d)" % proc.pid)
+                return proc
+            time.sleep(0.1)
+        raise TestFailure("portier-door did not register within 15 s: %s"
+                          % self.door_log_text()[-2000:])
+
+    def door_log_text(self):
+        try:
+            with open(self.door_log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def door_ctl_raw(self, *cmd):
+        try:
+            r = subprocess.run([self.args.ctl, "--socket", self.door_socket] + list(cmd),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            return None
+
+    def door_ctl(self, *cmd):
+        r = self.door_ctl_raw(*cmd)
+        check(r is not None, "portierctl --socket door.sock %s failed" % " ".join(cmd))
+        return r
+
+    def door_events(self, kind=None):
+        evs = self.door_ctl("events")
+        return [e for e in evs if kind is None or e.get("event") == kind]
+
+    def wait_door_event(self, kind, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            evs = self.door_events(kind)
+            if evs:
+                return evs
+            time.sleep(0.1)
+        raise TestFailure("the door never reported %s; events: %s"
+                          % (kind, json.dumps(self.door_events())[-1500:]))
+
     # ---- portierctl ------------------------------------------------------
     def ctl_raw(self, *cmd):
         try:
@@ -1862,6 +1953,88 @@ def case_relay_late_answer(env):
     env.wait_no_calls()
 
 
+# --------------------------------------------------------------------------
+# portier-door (issue 4)
+# --------------------------------------------------------------------------
+
+def start_decoder(env, name, port, codec):
+    """A GStreamer receive pipeline of the test: decodes what reaches `port` and
+    writes every decoded frame as a PNG (what a monitor would show)."""
+    out = os.path.join(env.dir, name)
+    os.makedirs(out, exist_ok=True)
+    depay = "rtph264depay ! avdec_h264" if codec == "H264" else "rtpvp8depay ! vp8dec"
+    argv = ["gst-launch-1.0", "-q", "udpsrc", "address=%s" % LOCAL, "port=%d" % port,
+            "caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=%s,payload=96"
+            % codec] + ("! %s ! videoconvert ! pngenc ! multifilesink location=%s/frame-%%05d.png"
+                        % (depay, out)).split()
+    proc = Proc(name, argv, os.path.join(env.dir, name + ".log"), env.dir)
+    env.procs.append(proc)
+    deadline = time.time() + 5
+    while time.time() < deadline and not port_bound(port, "udp"):
+        time.sleep(0.05)
+    return proc, out
+
+
+def decoded_frames(folder):
+    """(mtime, width, height) of every PNG the decoder wrote, oldest first."""
+    frames = []
+    for f in sorted(os.listdir(folder)):
+        path = os.path.join(folder, f)
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+        if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n":
+            w, h = struct.unpack("!II", head[16:24])
+            frames.append((os.stat(path).st_mtime, w, h))
+    return frames
+
+
+def case_door_early_media(env):
+    """portier-door (issue 4): the button calls the home; the device answers 183
+    recvonly and decodes the door's H.264 video while it rings (early media,
+    through the proxy's relay), and hears its audio; a second press while
+    ringing starts no second call; after the 200 the call is two-way until the
+    door hangs up, and every relay port is freed."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0)])
+    audio = RtpPeer("mon1_audio", env.ports.media(7))
+    decoder, frames_dir = start_decoder(env, "mon1_video", env.ports.media(7) + 2, "H264")
+    try:
+        mon1 = env.uas("mon1", "uas_door_answer.xml", 0,
+                       fields=[[env.ports.media(7), env.ports.media(7) + 2, "H264"]])
+        env.start_door(video_codec="h264")
+        check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+        again = env.door_ctl("ring").get("result", "")
+        check(again.startswith("busy"), "a second press while ringing answered %r" % again)
+        env.wait_door_event("answered", 15)
+        time.sleep(1)  # some two-way time
+        check(env.door_ctl("hangup").get("result") == "hung up", "the door did not hang up")
+        mon1.wait()
+        mon1.expect_ok()
+        env.wait_door_event("ended", 5)
+    finally:
+        audio.close()
+        decoder.stop()
+    invites = mon1.received(lambda m: m.method == "INVITE")
+    check(len(invites) == 1, "the device got %d INVITEs, expected 1" % len(invites))
+    check("m=video" in invites[0].body and "H264/90000" in invites[0].body,
+          "the door's offer has no H.264 video:\n%s" % invites[0].body)
+    t200 = mon1.sent(lambda m: m.status == 200 and m.cseq_method() == "INVITE")[0].ts()
+    frames = decoded_frames(frames_dir)
+    early = [f for f in frames if f[0] < t200]
+    log("mon1: %d frames decoded, %d before the 200" % (len(frames), len(early)))
+    check(early, "no frame of the door's video was decoded while ringing")
+    check(all((w, h) == (320, 240) for _, w, h in frames),
+          "decoded frames are not 320x240: %s" % sorted({(w, h) for _, w, h in frames}))
+    pcmu = [p for p in audio.rtp() if p[2][1] & 0x7f == 0 and p[0] < t200]
+    check(pcmu, "the device got none of the door's PCMU audio while ringing")
+    sent = env.door_events("first_rtp_sent")
+    check(sent, "the door reported no first RTP packet")
+    log("door: first video packet %s ms after the press" % sent[0]["details"])
+    env.wait_relay_free()
+    text = env.door_log_text()
+    check(USERS["door"] not in text, "the door's password appears in its log")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -1882,6 +2055,7 @@ CASES = [
     ("relay_early_media", case_relay_early_media),
     ("relay_late_answer", case_relay_late_answer),
     ("relay_latching", case_relay_latching),
+    ("door_early_media", case_door_early_media),
 ]
 
 
@@ -1890,6 +2064,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--proxy", help="portier-proxy binary")
     ap.add_argument("--ctl", help="portierctl binary")
+    ap.add_argument("--door", help="portier-door binary (door cases)")
     ap.add_argument("--case", help="case name (see --list)")
     ap.add_argument("--list", action="store_true", help="list the cases")
     ap.add_argument("--sipp", default=shutil.which("sipp") or "sipp", help="sipp binary")
@@ -1913,6 +2088,8 @@ def main():
         ap.error("unknown case %r (one of: %s)" % (args.case, ", ".join(names)))
     args.proxy = os.path.abspath(args.proxy)
     args.ctl = os.path.abspath(args.ctl)
+    if args.door:
+        args.door = os.path.abspath(args.door)
     for path, what in ((args.proxy, "--proxy"), (args.ctl, "--ctl")):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             print("%s %s: not an executable file" % (what, path))

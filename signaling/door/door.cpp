@@ -1,0 +1,560 @@
+#include "door/door.h"
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_extra.h>
+#include <sofia-sip/sip_protos.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag_io.h>
+
+#include <cstring>
+
+#include "common/ascii.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "proxy/proxy_config.h"  // parse_aor
+
+namespace portier::door {
+namespace {
+
+const char *state_name(Door::State s) {
+  switch (s) {
+    case Door::State::Idle:
+      return "idle";
+    case Door::State::Calling:
+      return "calling";
+    case Door::State::Early:
+      return "early";
+    case Door::State::Active:
+      return "active";
+    case Door::State::Ending:
+      return "ending";
+  }
+  return "?";
+}
+
+std::string url_aor(const url_t *u) {
+  if (!u || !u->url_user || !u->url_host) return "";
+  return proxy::parse_aor(std::string("sip:") + u->url_user + "@" + u->url_host);
+}
+
+// Who sent this: the identity our proxy asserted after digest authentication
+// (RFC 3325 §9.1; the proxy removes any the client put in itself), else From.
+std::string asserted_identity(const sip_t *sip) {
+  if (const sip_p_asserted_identity_t *paid = sip_p_asserted_identity(sip)) {
+    for (; paid; paid = paid->paid_next) {
+      std::string aor = url_aor(paid->paid_url);
+      if (!aor.empty()) return aor;
+    }
+  }
+  return sip && sip->sip_from ? url_aor(sip->sip_from->a_url) : "";
+}
+
+bool body_is(const sip_t *sip, const char *type) {
+  return sip && sip->sip_payload && sip->sip_content_type && sip->sip_content_type->c_type &&
+         ascii::iequals(sip->sip_content_type->c_type, type);
+}
+
+std::string body(const sip_t *sip) {
+  return sip && sip->sip_payload ? std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len)
+                                 : std::string();
+}
+
+// "Signal=5\r\nDuration=160" (application/dtmf-relay, the de facto format of
+// Cisco and Linphone): the digit, or 0.
+char dtmf_relay_digit(const std::string &text) {
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find_first_of("\r\n", at);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(at, end - at);
+    at = end + 1;
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+    auto trim = [](std::string s) {
+      size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+    };
+    key = trim(key), value = trim(value);
+    if (!ascii::iequals(key, "Signal")) continue;
+    if (value == "10") return '*';
+    if (value == "11") return '#';
+    if (value.size() == 1 && std::strchr("0123456789*#ABCDabcd", value[0]))
+      return static_cast<char>(std::toupper(static_cast<unsigned char>(value[0])));
+    return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Door::Door(DoorSettings settings, DoorHooks hooks)
+    : settings_(std::move(settings)),
+      hooks_(std::move(hooks)),
+      digest_(settings_.username, settings_.password) {}
+
+Door::~Door() {
+  if (reg_timer_) g_source_remove(reg_timer_);
+  if (ring_timer_) g_source_remove(ring_timer_);
+  if (duration_timer_) g_source_remove(duration_timer_);
+  media_.reset();
+  if (nua_) nua_destroy(nua_);
+}
+
+void Door::emit(const std::string &kind, const std::string &details) {
+  if (hooks_.event) hooks_.event(kind, details);
+}
+
+bool Door::start(su_root_t *root, std::string *error) {
+  root_ = root;
+  nua_ = nua_create(
+      root, on_nua, reinterpret_cast<nua_magic_t *>(this), NUTAG_URL(settings_.bind.c_str()),
+      NUTAG_PROXY(settings_.proxy.c_str()),
+      NUTAG_REGISTRAR(("sip:" + settings_.aor.substr(settings_.aor.find('@') + 1)).c_str()),
+      SIPTAG_FROM_STR(settings_.aor.c_str()), NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0),
+      NUTAG_AUTOANSWER(0), NUTAG_ALLOW("INFO, MESSAGE"),
+      NUTAG_M_USERNAME(settings_.username.c_str()), SIPTAG_USER_AGENT_STR("portier-door/0.1"),
+      TAG_END());
+  if (!nua_) {
+    *error = "cannot start SIP on " + settings_.bind + " (address in use or not ours?)";
+    return false;
+  }
+  reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()), TAG_END());
+  registrar_ = "sip:" + settings_.aor.substr(settings_.aor.find('@') + 1);
+  const std::string expires = std::to_string(settings_.register_expires);
+  nua_register(reg_, SIPTAG_EXPIRES_STR(expires.c_str()), TAG_END());
+  PLOG_INFO("door %s: registering through %s", settings_.aor.c_str(), settings_.proxy.c_str());
+  return true;
+}
+
+void Door::stop(std::function<void()> done) {
+  on_shutdown_ = std::move(done);
+  if (call_) hangup();
+  if (!nua_) {
+    if (on_shutdown_) on_shutdown_();
+    return;
+  }
+  nua_shutdown(nua_);  // unregisters, ends dialogs; nua_r_shutdown follows
+}
+
+void Door::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
+                  nua_handle_t *nh, nua_hmagic_t *, sip_t const *sip, tagi_t *tags) {
+  reinterpret_cast<Door *>(magic)->handle(event, status, phrase, nh, sip, tags);
+}
+
+// A handle is destroyed once nua says its dialog is over (the final response
+// sent, the BYE or CANCEL done), never while nua still needs it.
+void Door::release(nua_handle_t *nh) {
+  if (nh == call_) call_ = nullptr;
+  dying_.insert(nh);
+}
+
+void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
+                  const sip_t *sip, tagi_t *tags) {
+  switch (event) {
+    case nua_r_register:
+    case nua_r_unregister:
+      on_register(status, phrase, nh, sip);
+      break;
+    case nua_r_invite:
+      if (nh == call_) on_invite_response(status, phrase, nh, sip);
+      break;
+    case nua_i_invite:
+      on_incoming_invite(nh, sip);
+      break;
+    case nua_i_info:
+      if (nh == call_) on_info(nh, sip);
+      break;
+    case nua_i_message:
+      on_message(nh, sip);
+      break;
+    case nua_i_bye:
+      if (nh == call_) call_ended("the other side hung up");
+      break;
+    case nua_i_cancel:
+      if (nh == call_) call_ended("the caller cancelled");
+      break;
+    case nua_i_state: {
+      int state = nua_callstate_init;
+      tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+      if (state != nua_callstate_terminated) break;
+      if (nh == call_ && resent_with_auth_) {
+        // The challenged INVITE is over; the one with credentials goes on.
+        resent_with_auth_ = false;
+        break;
+      }
+      if (nh == call_) call_ended("terminated");
+      if (dying_.erase(nh)) nua_handle_destroy(nh);
+      break;
+    }
+    case nua_r_bye:
+    case nua_r_cancel:
+      break;
+    case nua_r_shutdown:
+      if (status >= 200) {
+        PLOG_INFO("door: SIP stopped");
+        if (reg_) nua_handle_destroy(reg_), reg_ = nullptr;
+        auto done = std::move(on_shutdown_);
+        on_shutdown_ = nullptr;
+        if (done) done();
+      }
+      break;
+    default:
+      if (status >= 400)
+        PLOG_DEBUG("door: %s: %d %s", nua_event_name(event), status, phrase ? phrase : "");
+      break;
+  }
+}
+
+// Answers a 401/407 with our credentials once per new challenge: a second
+// challenge right after ours (not stale) means the password is wrong, and
+// retrying would only lock us out. sofia-sip's own auth client is not used:
+// it gives up on a response that also offers SHA-256 (digest_client.h). The
+// request is sent again with the same Call-ID and a higher CSeq (RFC 3261 §22.2).
+bool Door::authenticate(nua_handle_t *nh, const sip_t *sip, int *tries) {
+  const bool proxy_auth = !sip->sip_www_authenticate;
+  const msg_auth_t *au = proxy_auth ? sip->sip_proxy_authenticate : sip->sip_www_authenticate;
+  std::vector<auth::Challenge> usable;
+  bool stale = false;
+  for (; au; au = au->au_next) {
+    std::vector<std::string_view> params;
+    for (const char *const *p = au->au_params; p && *p; ++p) params.emplace_back(*p);
+    if (auto c = auth::parse_challenge(au->au_scheme ? au->au_scheme : "", params)) {
+      stale = stale || c->stale;
+      usable.push_back(*c);
+    }
+  }
+  if (!stale) ++*tries;
+  if (usable.empty() || *tries > 1 || !digest_.challenged(usable)) return false;
+  const bool reg = nh == reg_;
+  tag_type_t auth_tag = proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str;
+  const std::string header =
+      digest_.authorization(reg ? "REGISTER" : "INVITE", reg ? registrar_ : settings_.target);
+  if (reg) {
+    const std::string expires = std::to_string(settings_.register_expires);
+    nua_register(nh, SIPTAG_EXPIRES_STR(expires.c_str()), auth_tag, tag_str_v(header.c_str()),
+                 TAG_END());
+  } else {
+    const std::string offer = sdp::write_offer(offered_);
+    resent_with_auth_ = true;
+    nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
+               auth_tag, tag_str_v(header.c_str()), TAG_END());
+  }
+  return true;
+}
+
+void Door::on_register(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
+  if (status < 200) return;
+  if (status == 401 || status == 407) {
+    if (authenticate(nh, sip, &reg_auth_tries_)) return;
+    reg_status_ = "refused: wrong user name or password?";
+    PLOG_ERROR(
+        "door %s: registration refused (%d %s): check [account] username and password; "
+        "again in 60 s",
+        settings_.aor.c_str(), status, phrase ? phrase : "");
+    registered_ = false;
+    retry_register(60);
+    return;
+  }
+  if (status >= 200 && status < 300) {
+    reg_auth_tries_ = 0;
+    if (!registered_) PLOG_INFO("door %s: registered", settings_.aor.c_str());
+    registered_ = true;
+    reg_status_ = "registered";
+    emit("registered", settings_.aor);
+  } else {
+    registered_ = false;
+    reg_status_ = std::to_string(status) + " " + (phrase ? phrase : "");
+    PLOG_WARN("door %s: registration failed: %d %s; again in 30 s", settings_.aor.c_str(), status,
+              phrase ? phrase : "");
+    retry_register(30);
+  }
+}
+
+// nua gives up on a failed registration; the door keeps trying (the proxy may
+// be restarting, or its password was fixed).
+void Door::retry_register(int seconds) {
+  if (reg_timer_) g_source_remove(reg_timer_);
+  reg_timer_ = g_timeout_add_seconds(
+      static_cast<guint>(seconds),
+      [](gpointer self) -> gboolean {
+        auto *d = static_cast<Door *>(self);
+        d->reg_timer_ = 0;
+        d->reg_auth_tries_ = 0;
+        const std::string expires = std::to_string(d->settings_.register_expires);
+        if (d->reg_) nua_register(d->reg_, SIPTAG_EXPIRES_STR(expires.c_str()), TAG_END());
+        return G_SOURCE_REMOVE;
+      },
+      this);
+}
+
+std::string Door::press() {
+  if (state_ != State::Idle) {
+    PLOG_INFO("door: button pressed while %s: no second call", state_name(state_));
+    return std::string("busy: ") + state_name(state_);
+  }
+  pressed_at_us_ = g_get_monotonic_time();
+  emit("ring", settings_.target);
+  DoorMedia::Callbacks cb;
+  cb.telephone_event = [this](uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload) {
+    if (!hooks_.telephone_event || peer_.empty()) return;
+    if (char d = hooks_.telephone_event(ts, seq, payload); d && hooks_.digit) {
+      std::string outcome = hooks_.digit(peer_, d);
+      if (!outcome.empty()) emit("action", "via=rfc4733 from=" + peer_ + " " + outcome);
+    }
+  };
+  cb.first_video_sent = [this] {
+    emit("first_rtp_sent",
+         "since_press_ms=" + std::to_string((g_get_monotonic_time() - pressed_at_us_) / 1000));
+  };
+  media_ = std::make_unique<DoorMedia>(settings_.media, cb);
+  std::string error;
+  if (!media_->open(&error)) {
+    PLOG_ERROR("door: media: %s", error.c_str());
+    media_.reset();
+    return "error: " + error;
+  }
+  if (hooks_.snapshot_path) {
+    // The visitor's picture, once the camera has a frame (asynchronously: the
+    // call is not held up by it).
+    g_timeout_add(
+        300,
+        [](gpointer self) -> gboolean {
+          auto *d = static_cast<Door *>(self);
+          if (!d->media_) return G_SOURCE_REMOVE;
+          const std::string path = d->hooks_.snapshot_path();
+          std::string err;
+          if (path.empty()) return G_SOURCE_REMOVE;
+          if (d->media_->snapshot(path, &err))
+            d->emit("snapshot", path);
+          else
+            PLOG_WARN("door: snapshot: %s", err.c_str());
+          return G_SOURCE_REMOVE;
+        },
+        this);
+  }
+  offered_ = media_->local(++sdp_version_);
+  const std::string offer = sdp::write_offer(offered_);
+  outgoing_ = true;
+  peer_.clear();
+  call_auth_tries_ = 0;
+  early_sdp_.clear();
+  call_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.target.c_str()), TAG_END());
+  nua_invite(call_, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
+             TAG_END());
+  state_ = State::Calling;
+  arm_timer(&ring_timer_, settings_.ring_timeout, true);
+  PLOG_INFO("door: calling %s", settings_.target.c_str());
+  return "calling";
+}
+
+void Door::arm_timer(guint *id, int seconds, bool ring) {
+  if (*id) g_source_remove(*id);
+  auto cb = ring ? +[](gpointer self) -> gboolean {
+    auto *d = static_cast<Door *>(self);
+    d->ring_timer_ = 0;
+    if (d->state_ == State::Calling || d->state_ == State::Early) {
+      PLOG_INFO("door: nobody answered in %d s", d->settings_.ring_timeout);
+      d->hangup();
+    }
+    return G_SOURCE_REMOVE;
+  }
+  : +[](gpointer self) -> gboolean {
+      auto *d = static_cast<Door *>(self);
+      d->duration_timer_ = 0;
+      PLOG_INFO("door: the call reached max-duration (%d s)", d->settings_.max_duration);
+      d->hangup();
+      return G_SOURCE_REMOVE;
+    };
+  *id = g_timeout_add_seconds(static_cast<guint>(seconds), cb, this);
+}
+
+// An SDP answer in an 18x or the 2xx: the media follows it.
+bool Door::take_answer(const sip_t *sip, bool final) {
+  if (!body_is(sip, "application/sdp")) return false;
+  const std::string text = body(sip);
+  if (!final && text == early_sdp_) return true;  // a retransmitted or repeated 18x
+  std::string error;
+  auto agreed = sdp::apply_answer(offered_, text, &error);
+  if (!agreed) {
+    PLOG_WARN("door: unusable SDP answer (%s): ignored", error.c_str());
+    return false;
+  }
+  if (!media_->apply(*agreed, &error)) {
+    PLOG_WARN("door: media: %s", error.c_str());
+    return false;
+  }
+  if (!final) early_sdp_ = text;
+  return true;
+}
+
+void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
+  if (status == 401 || status == 407) {
+    if (authenticate(nh, sip, &call_auth_tries_)) return;
+    PLOG_ERROR("door: the proxy refused our call (%d): check [account] password", status);
+    call_ended("authentication failed");
+    return;
+  }
+  if (status < 100) return;
+  if (status < 200) {
+    if (take_answer(sip, false) && state_ == State::Calling) {
+      state_ = State::Early;
+      emit("early_media", std::to_string(status));
+    }
+    return;
+  }
+  if (status < 300) {
+    take_answer(sip, true);
+    peer_ = asserted_identity(sip);
+    if (peer_.empty() || peer_ == settings_.target) {
+      // Without an asserted identity the answerer is known by nothing but the
+      // group address; no code from this call can then be trusted.
+      PLOG_WARN("door: the answer names no identity (no P-Asserted-Identity): codes refused");
+      peer_ = "";
+    }
+    state_ = State::Active;
+    if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
+    arm_timer(&duration_timer_, settings_.max_duration, false);
+    emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_));
+    return;
+  }
+  PLOG_INFO("door: call not answered: %d %s", status, phrase ? phrase : "");
+  call_ended(std::to_string(status) + " " + (phrase ? phrase : ""));
+}
+
+void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
+  if (nh == call_) {  // a re-INVITE in our call
+    if (body_is(sip, "application/sdp")) {
+      std::string error;
+      auto ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
+      if (!ans) {
+        nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+        return;
+      }
+      media_->apply(ans->streams, &error);
+      nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                  SIPTAG_PAYLOAD_STR(ans->sdp.c_str()), TAG_END());
+    } else {
+      nua_respond(nh, SIP_200_OK, TAG_END());
+    }
+    return;
+  }
+  const std::string who = asserted_identity(sip);
+  bool allowed = false;
+  for (const auto &a : settings_.auto_answer) allowed = allowed || a == who;
+  if (!allowed) {
+    PLOG_INFO("door: call from %s refused: not in [call] auto-answer", who.c_str());
+    emit("call_refused", "from=" + who);
+    nua_respond(nh, SIP_403_FORBIDDEN, TAG_END());
+    release(nh);
+    return;
+  }
+  if (state_ != State::Idle) {
+    nua_respond(nh, SIP_486_BUSY_HERE, TAG_END());
+    release(nh);
+    return;
+  }
+  if (!body_is(sip, "application/sdp")) {
+    // An offerless INVITE would need our offer in the 200 and the answer in
+    // the ACK; doors are called by devices that offer.
+    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR("399 door \"SDP offer needed\""),
+                TAG_END());
+    release(nh);
+    return;
+  }
+  DoorMedia::Callbacks cb;
+  cb.telephone_event = [this](uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload) {
+    if (!hooks_.telephone_event || peer_.empty()) return;
+    if (char d = hooks_.telephone_event(ts, seq, payload); d && hooks_.digit) {
+      std::string outcome = hooks_.digit(peer_, d);
+      if (!outcome.empty()) emit("action", "via=rfc4733 from=" + peer_ + " " + outcome);
+    }
+  };
+  media_ = std::make_unique<DoorMedia>(settings_.media, cb);
+  std::string error;
+  std::optional<sdp::Answered> ans;
+  if (media_->open(&error))
+    ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
+  if (!ans || !media_->apply(ans->streams, &error)) {
+    PLOG_WARN("door: call from %s: %s", who.c_str(), error.c_str());
+    nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+    release(nh);
+    media_.reset();
+    return;
+  }
+  call_ = nh;
+  outgoing_ = false;
+  peer_ = who;
+  state_ = State::Active;
+  nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+              SIPTAG_PAYLOAD_STR(ans->sdp.c_str()), TAG_END());
+  arm_timer(&duration_timer_, settings_.max_duration, false);
+  emit("auto_answered", "from=" + who);
+}
+
+void Door::on_info(nua_handle_t *, const sip_t *sip) {
+  if (body_is(sip, "application/media_control+xml")) {
+    // RFC 5168: <picture_fast_update/> asks for a keyframe now.
+    if (body(sip).find("picture_fast_update") != std::string::npos && media_) {
+      media_->request_keyframe();
+      emit("keyframe_request", "via=info");
+    }
+    return;
+  }
+  if (body_is(sip, "application/dtmf-relay") || body_is(sip, "application/dtmf")) {
+    const std::string text = body(sip);
+    char d =
+        body_is(sip, "application/dtmf") && text.size() >= 1 ? text[0] : dtmf_relay_digit(text);
+    if (!d || peer_.empty() || !hooks_.digit) return;
+    std::string outcome = hooks_.digit(peer_, d);
+    if (!outcome.empty()) emit("action", "via=info from=" + peer_ + " " + outcome);
+  }
+}
+
+void Door::on_message(nua_handle_t *nh, const sip_t *sip) {
+  // A MESSAGE outside a call is authorised by the identity our proxy asserted.
+  const std::string who = asserted_identity(sip);
+  if (!body_is(sip, "text/plain") || !hooks_.code) return;
+  std::string code = body(sip);
+  while (!code.empty() && std::isspace(static_cast<unsigned char>(code.back()))) code.pop_back();
+  std::string outcome = hooks_.code(who, code);
+  std::fill(code.begin(), code.end(), '\0');
+  if (!outcome.empty()) emit("action", "via=message from=" + who + " " + outcome);
+  (void)nh;
+}
+
+std::string Door::hangup() {
+  if (!call_) return "no call";
+  if (state_ == State::Calling || state_ == State::Early)
+    nua_cancel(call_, TAG_END());
+  else if (state_ == State::Active)
+    nua_bye(call_, TAG_END());
+  call_ended("hung up by the door");
+  return "hung up";
+}
+
+void Door::call_ended(const std::string &why) {
+  if (!call_ && state_ == State::Idle) return;
+  if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
+  if (duration_timer_) g_source_remove(duration_timer_), duration_timer_ = 0;
+  const uint64_t sent = media_ ? media_->video_packets_sent() : 0;
+  media_.reset();
+  if (call_) release(call_);
+  state_ = State::Idle;
+  emit("ended", "why=\"" + why + "\" video_packets=" + std::to_string(sent));
+  peer_.clear();
+}
+
+std::string Door::status_json() const {
+  return "{\"aor\":" + json::quote(settings_.aor) +
+         ",\"registered\":" + (registered_ ? "true" : "false") +
+         ",\"registration\":" + json::quote(reg_status_) +
+         ",\"call\":" + json::quote(state_name(state_)) + ",\"peer\":" + json::quote(peer_) +
+         ",\"video_source\":" + json::quote(media_ ? media_->video_source() : "") +
+         ",\"video_encoder\":" + json::quote(media_ ? media_->video_encoder() : "") +
+         ",\"video_packets_sent\":" + std::to_string(media_ ? media_->video_packets_sent() : 0) +
+         "}";
+}
+
+}  // namespace portier::door

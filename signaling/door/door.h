@@ -1,0 +1,113 @@
+// portier-door's SIP side on sofia-sip nua: it registers with digest auth and
+// keeps the registration fresh, calls the home when the button is pressed,
+// sends its camera from the first 183 on (early media), talks after the 200,
+// takes door-open codes (RFC 4733 events, INFO dtmf-relay, MESSAGE) and
+// keyframe requests (INFO picture_fast_update), and answers the callers its
+// config allows with its camera (seed scenario 2).
+//
+// nua runs with its media handling off: every SDP body is checked by
+// sdp::parse before anything else reads it (see common/sdp/offer_answer.h).
+#pragma once
+
+#include <sofia-sip/nua.h>
+#include <sofia-sip/su_wait.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/auth/digest_client.h"
+#include "common/control_socket.h"
+#include "common/sdp/offer_answer.h"
+#include "door/door_config.h"
+#include "door/door_media.h"
+
+namespace portier::door {
+
+// What the door does with codes and presses; the daemon wires it to the
+// action logic (door_core). Identities are normalized AORs.
+struct DoorHooks {
+  // A DTMF digit from RFC 4733 or INFO, or a whole code from MESSAGE, sent
+  // by `identity` inside a call. Returns a short log-safe outcome.
+  std::function<std::string(const std::string &identity, char digit)> digit;
+  std::function<std::string(const std::string &identity, const std::string &code)> code;
+  // An RFC 4733 packet: (rtp timestamp, sequence, payload) -> a digit or 0.
+  std::function<char(uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload)>
+      telephone_event;
+  // An event line (ring, early_media, answered, ended, ...).
+  std::function<void(const std::string &kind, const std::string &details)> event;
+  // The visitor's picture at each ring: a path to save a JPEG to ("" = none).
+  std::function<std::string()> snapshot_path;
+};
+
+class Door {
+ public:
+  Door(DoorSettings settings, DoorHooks hooks);
+  ~Door();
+  Door(const Door &) = delete;
+  Door &operator=(const Door &) = delete;
+
+  bool start(su_root_t *root, std::string *error);
+  // Unregisters and ends a call; `done` runs once nua has shut down.
+  void stop(std::function<void()> done);
+
+  // The button: calls the target unless a call is already ringing or going on.
+  // Returns what happened ("calling", "busy: ringing").
+  std::string press();
+  std::string hangup();
+  std::string status_json() const;
+
+  enum class State { Idle, Calling, Early, Active, Ending };
+
+ private:
+  static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
+                     nua_magic_t *magic, nua_handle_t *nh, nua_hmagic_t *hmagic, sip_t const *sip,
+                     tagi_t tags[]);
+  void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,
+              tagi_t *tags);
+  void release(nua_handle_t *nh);
+  void on_register(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
+  void on_info(nua_handle_t *nh, const sip_t *sip);
+  void on_message(nua_handle_t *nh, const sip_t *sip);
+  bool authenticate(nua_handle_t *nh, const sip_t *sip, int *tries);
+  bool take_answer(const sip_t *sip, bool final);
+  void call_ended(const std::string &why);
+  void retry_register(int seconds);
+  void arm_timer(guint *id, int seconds, bool ring);
+  void emit(const std::string &kind, const std::string &details = "");
+
+  DoorSettings settings_;
+  DoorHooks hooks_;
+  su_root_t *root_ = nullptr;
+  nua_t *nua_ = nullptr;
+  nua_handle_t *reg_ = nullptr;
+  int reg_auth_tries_ = 0;
+  guint reg_timer_ = 0;
+  std::string registrar_;  // sip:DOMAIN, the REGISTER's Request-URI
+  auth::DigestClient digest_;
+  bool registered_ = false;
+  std::string reg_status_ = "not registered";
+  std::function<void()> on_shutdown_;
+
+  // The one call (the door has one camera).
+  nua_handle_t *call_ = nullptr;
+  std::set<nua_handle_t *> dying_;  // ended, destroyed when nua reports them terminated
+  bool outgoing_ = false;
+  State state_ = State::Idle;
+  int call_auth_tries_ = 0;
+  bool resent_with_auth_ = false;  // the next "terminated" is the challenged INVITE's
+  std::string peer_;  // who we talk to: the answering device or the caller (normalized AOR)
+  std::string early_sdp_;
+  uint64_t sdp_version_ = 1;
+  sdp::LocalMedia offered_;
+  guint ring_timer_ = 0, duration_timer_ = 0;
+  int64_t pressed_at_us_ = 0;
+  std::unique_ptr<DoorMedia> media_;
+};
+
+}  // namespace portier::door

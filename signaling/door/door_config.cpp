@@ -1,0 +1,131 @@
+#include "door/door_config.h"
+
+#include "proxy/proxy_config.h"  // parse_aor, parse_port_range, is_ip_literal
+
+namespace portier::door {
+namespace {
+
+config::Schema make_schema() {
+  config::Schema s("portier-door");
+  s.str("global", "log-level", "message", "least important messages to log",
+        {"error", "warning", "message", "debug"})
+      .str("global", "log-output", "stderr", "where logs go", {"stderr", "syslog", "journal"})
+      .str("global", "control-socket", "/run/portier/door.sock",
+           "UNIX socket for portierctl: ring, hangup, status, events (empty: none)");
+  s.str("account", "aor", "sip:door@home.example", "the door's SIP address")
+      .str("account", "username", "", "digest user name (empty: the address's user part)")
+      .str("account", "password", "", "digest password (never logged)")
+      .str("account", "proxy", "sip:127.0.0.1:5060",
+           "the in-house proxy: registrar and outbound proxy for every request")
+      .str("account", "bind", "sip:127.0.0.1:*", "SIP URI the door listens on (* = any port)")
+      .integer("account", "register-expires", 600, 30, 86400,
+               "registration lifetime asked for; refreshed before it runs out");
+  s.str("call", "target", "sip:home@home.example",
+        "what the button calls: the home's group address rings every device")
+      .integer("call", "ring-timeout", 45, 5, 600, "seconds before an unanswered ring ends")
+      .integer("call", "max-duration", 180, 10, 7200, "seconds a call may last at most")
+      .list("call", "auto-answer", "",
+            "addresses whose calls the door answers at once with its camera (others get 403)");
+  s.str("media", "address", "127.0.0.1", "IP address of the door's RTP sockets, written in SDP")
+      .str("media", "port-range", "30000-30999", "UDP ports for RTP/RTCP, MIN-MAX")
+      .str("media", "video-codec", "vp8", "the one video codec the door offers", {"vp8", "h264"})
+      .integer("media", "width", 640, 160, 3840, "video width")
+      .integer("media", "height", 480, 120, 2160, "video height")
+      .integer("media", "framerate", 15, 1, 60, "frames per second")
+      .integer("media", "bitrate", 800, 64, 20000, "video bitrate, kbit/s")
+      .integer("media", "keyframe-interval", 2, 1, 60,
+               "seconds between keyframes (devices also ask for one when they join)")
+      .str("media", "camera", "auto",
+           "auto (first V4L2 camera, else a test pattern), none (test pattern) or /dev/videoN")
+      .str("media", "audio-source", "auto", "auto (the default microphone), none (silence)")
+      .str("media", "audio-sink", "auto", "auto (the default speaker), none (discarded)")
+      .list("media", "audio-codecs", "PCMU PCMA", "audio codecs offered, in order",
+            {"PCMU", "PCMA"})
+      .boolean("media", "echo-cancel", true,
+               "cancel the speaker's echo in the microphone (portieraec, when built)");
+  s.boolean("rtsp", "enabled", false, "serve the live camera over RTSP for debugging")
+      .str("rtsp", "address", "127.0.0.1", "address the RTSP server listens on")
+      .integer("rtsp", "port", 8554, 1, 65535, "RTSP port")
+      .str("rtsp", "path", "/door", "RTSP mount point: rtsp://ADDRESS:PORT/PATH");
+  return s;
+}
+
+}  // namespace
+
+const config::Schema &door_schema() {
+  static const config::Schema schema = make_schema();
+  return schema;
+}
+
+std::string check_door_config(const config::Config &cfg) {
+  auto where = [&](const char *section, const char *key) {
+    return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
+  };
+  for (const char *key : {"aor"})
+    if (proxy::parse_aor(cfg.get_string("account", key)).empty())
+      return where("account", key) + "'" + cfg.get_string("account", key) +
+             "' is not a sip:user@domain address";
+  if (proxy::parse_aor(cfg.get_string("call", "target")).empty())
+    return where("call", "target") + "'" + cfg.get_string("call", "target") +
+           "' is not a sip:user@domain address";
+  for (const auto &a : cfg.get_list("call", "auto-answer"))
+    if (proxy::parse_aor(a).empty())
+      return where("call", "auto-answer") + "'" + a + "' is not a sip:user@domain address";
+  for (const char *key : {"proxy", "bind"}) {
+    const std::string &v = cfg.get_string("account", key);
+    if (v.compare(0, 4, "sip:") != 0)
+      return where("account", key) + "'" + v + "' is not a sip: URI";
+  }
+  uint16_t lo, hi;
+  if (!proxy::parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
+    return where("media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
+  if (!proxy::is_ip_literal(cfg.get_string("media", "address")))
+    return where("media", "address") + "'" + cfg.get_string("media", "address") +
+           "' is not an IPv4 or IPv6 address";
+  const std::string &cam = cfg.get_string("media", "camera");
+  if (cam != "auto" && cam != "none" && cam.compare(0, 5, "/dev/") != 0)
+    return where("media", "camera") + "must be auto, none or a /dev/ path";
+  const std::string &path = cfg.get_string("rtsp", "path");
+  if (path.empty() || path[0] != '/') return where("rtsp", "path") + "must start with /";
+  return "";
+}
+
+DoorSettings door_settings_from_config(const config::Config &cfg) {
+  DoorSettings d;
+  log::parse_level(cfg.get_string("global", "log-level"), &d.log_level);
+  log::parse_output(cfg.get_string("global", "log-output"), &d.log_output);
+  d.control_socket = cfg.get_string("global", "control-socket");
+  d.aor = proxy::parse_aor(cfg.get_string("account", "aor"));
+  d.username = cfg.get_string("account", "username");
+  if (d.username.empty()) d.username = d.aor.substr(4, d.aor.find('@') - 4);
+  d.password = cfg.get_string("account", "password");
+  d.proxy = cfg.get_string("account", "proxy");
+  d.bind = cfg.get_string("account", "bind");
+  d.register_expires = static_cast<int>(cfg.get_int("account", "register-expires"));
+  d.target = proxy::parse_aor(cfg.get_string("call", "target"));
+  d.ring_timeout = static_cast<int>(cfg.get_int("call", "ring-timeout"));
+  d.max_duration = static_cast<int>(cfg.get_int("call", "max-duration"));
+  for (const auto &a : cfg.get_list("call", "auto-answer"))
+    d.auto_answer.push_back(proxy::parse_aor(a));
+  MediaSettings &m = d.media;
+  m.address = cfg.get_string("media", "address");
+  proxy::parse_port_range(cfg.get_string("media", "port-range"), &m.port_min, &m.port_max);
+  m.video_codec = cfg.get_string("media", "video-codec");
+  m.width = static_cast<int>(cfg.get_int("media", "width"));
+  m.height = static_cast<int>(cfg.get_int("media", "height"));
+  m.framerate = static_cast<int>(cfg.get_int("media", "framerate"));
+  m.bitrate_kbps = static_cast<int>(cfg.get_int("media", "bitrate"));
+  m.keyframe_interval_s = static_cast<int>(cfg.get_int("media", "keyframe-interval"));
+  m.camera = cfg.get_string("media", "camera");
+  m.audio_source = cfg.get_string("media", "audio-source");
+  m.audio_sink = cfg.get_string("media", "audio-sink");
+  m.audio_codecs = cfg.get_list("media", "audio-codecs");
+  m.echo_cancel = cfg.get_bool("media", "echo-cancel");
+  d.rtsp.enabled = cfg.get_bool("rtsp", "enabled");
+  d.rtsp.address = cfg.get_string("rtsp", "address");
+  d.rtsp.port = static_cast<int>(cfg.get_int("rtsp", "port"));
+  d.rtsp.path = cfg.get_string("rtsp", "path");
+  return d;
+}
+
+}  // namespace portier::door

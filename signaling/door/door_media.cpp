@@ -1,0 +1,504 @@
+#include "door/door_media.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/video/video.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "common/log.h"
+
+namespace portier::door {
+namespace {
+
+bool have(const char *factory) {
+  GstElementFactory *f = gst_element_factory_find(factory);
+  if (f) gst_object_unref(f);
+  return f != nullptr;
+}
+
+GSocket *bind_udp(const std::string &address, uint16_t port) {
+  GInetAddress *ia = g_inet_address_new_from_string(address.c_str());
+  if (!ia) return nullptr;
+  GSocket *s = g_socket_new(g_inet_address_get_family(ia), G_SOCKET_TYPE_DATAGRAM,
+                            G_SOCKET_PROTOCOL_UDP, nullptr);
+  if (s) {
+    GSocketAddress *sa = g_inet_socket_address_new(ia, port);
+    if (!g_socket_bind(s, sa, FALSE, nullptr)) g_clear_object(&s);
+    g_object_unref(sa);
+  }
+  g_object_unref(ia);
+  return s;
+}
+
+void drop_socket(GSocket *&s) {
+  if (!s) return;
+  g_socket_close(s, nullptr);
+  g_object_unref(s);
+  s = nullptr;
+}
+
+// Runs `fn` on the main loop, unless the DoorMedia is gone by then.
+void post(const std::shared_ptr<DoorMedia *> &alive, std::function<void(DoorMedia *)> fn) {
+  struct Job {
+    std::weak_ptr<DoorMedia *> alive;
+    std::function<void(DoorMedia *)> fn;
+  };
+  auto *job = new Job{alive, std::move(fn)};
+  g_main_context_invoke_full(
+      nullptr, G_PRIORITY_DEFAULT,
+      [](gpointer data) -> gboolean {
+        auto *j = static_cast<Job *>(data);
+        if (auto a = j->alive.lock()) j->fn(*a);
+        return G_SOURCE_REMOVE;
+      },
+      job, [](gpointer data) { delete static_cast<Job *>(data); });
+}
+
+// The camera, or what stands in for one: portiercamsrc when the plugin is
+// built in (it falls back to a test pattern itself), else a moving test
+// pattern with a clock so a viewer sees the stream is live.
+std::string video_source_desc(const MediaSettings &m, std::string *name) {
+  const std::string caps = "video/x-raw,format=I420,width=" + std::to_string(m.width) +
+                           ",height=" + std::to_string(m.height) +
+                           ",framerate=" + std::to_string(m.framerate) + "/1";
+  if (have("portiercamsrc")) {
+    *name = "portiercamsrc";
+    std::string d = "portiercamsrc name=camera width=" + std::to_string(m.width) +
+                    " height=" + std::to_string(m.height) +
+                    " framerate=" + std::to_string(m.framerate) + "/1";
+    if (m.camera == "none")
+      d += " device=none";
+    else if (m.camera != "auto")
+      d += " device=" + m.camera;
+    return d + " ! " + caps;
+  }
+  *name = "test pattern (videotestsrc)";
+  std::string overlay = have("clockoverlay") ? " ! clockoverlay text=\"portier door\" " : " ";
+  return "videotestsrc is-live=true pattern=ball ! " + caps + overlay + "! videoconvert ! " + caps;
+}
+
+// Real-time settings for the encoder: no B-frames, a keyframe interval, the
+// bitrate; portierenc when built in (it picks hardware first), else the
+// software encoders with the same settings spelled out.
+std::string video_encoder_desc(const MediaSettings &m, std::string *name) {
+  const int kf = m.keyframe_interval_s * m.framerate;
+  const bool h264 = m.video_codec == "h264";
+  if (have("portierenc")) {
+    *name = "portierenc";
+    return std::string("portierenc name=encoder codec=") + (h264 ? "h264" : "vp8") +
+           " bitrate=" + std::to_string(m.bitrate_kbps) +
+           " keyframe-interval=" + std::to_string(kf);
+  }
+  if (h264) {
+    *name = "x264enc";
+    return "x264enc name=encoder tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max=" +
+           std::to_string(kf) + " bitrate=" + std::to_string(m.bitrate_kbps) +
+           " ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1";
+  }
+  *name = "vp8enc";
+  return "vp8enc name=encoder deadline=1 cpu-used=8 end-usage=cbr lag-in-frames=0 "
+         "error-resilient=partitions keyframe-max-dist=" +
+         std::to_string(kf) + " target-bitrate=" + std::to_string(m.bitrate_kbps * 1000);
+}
+
+}  // namespace
+
+DoorMedia::DoorMedia(MediaSettings settings, Callbacks callbacks)
+    : settings_(std::move(settings)),
+      callbacks_(std::move(callbacks)),
+      alive_(std::make_shared<DoorMedia *>(this)) {}
+
+DoorMedia::~DoorMedia() {
+  alive_.reset();
+  close();
+}
+
+bool DoorMedia::bind_pair(Socks *s, std::string *error) {
+  // Even RTP port, RTCP on the next one (RFC 3550 §11), from the range.
+  const unsigned lo = settings_.port_min + (settings_.port_min & 1);
+  for (unsigned p = lo; p + 1 <= settings_.port_max; p += 2) {
+    GSocket *rtp = bind_udp(settings_.address, static_cast<uint16_t>(p));
+    if (!rtp) continue;
+    GSocket *rtcp = bind_udp(settings_.address, static_cast<uint16_t>(p + 1));
+    if (!rtcp) {
+      drop_socket(rtp);
+      continue;
+    }
+    *s = Socks{rtp, rtcp, static_cast<uint16_t>(p)};
+    return true;
+  }
+  *error = "no free RTP port pair on " + settings_.address + " in " +
+           std::to_string(settings_.port_min) + "-" + std::to_string(settings_.port_max);
+  return false;
+}
+
+bool DoorMedia::open(std::string *error) {
+  if (pipeline_) return true;
+  if (!bind_pair(&video_, error) || !bind_pair(&audio_, error)) {
+    close();
+    return false;
+  }
+  if (!build_video(error)) {
+    close();
+    return false;
+  }
+  return true;
+}
+
+bool DoorMedia::build_video(std::string *error) {
+  const bool h264 = settings_.video_codec == "h264";
+  const std::string pay = h264 ? "rtph264pay config-interval=-1 aggregate-mode=zero-latency"
+                               : "rtpvp8pay picture-id-mode=15-bit";
+  // The payload type is set again in apply() to the one agreed.
+  const std::string desc =
+      "rtpbin name=rtpbin rtp-profile=avpf " + video_source_desc(settings_, &video_source_) +
+      " ! tee name=camera_tee "
+      "camera_tee. ! queue max-size-buffers=2 leaky=downstream ! " +
+      video_encoder_desc(settings_, &video_encoder_) + " ! " + pay +
+      " name=video_pay pt=96 mtu=1200 ! rtpbin.send_rtp_sink_1 "
+      "rtpbin.send_rtp_src_1 ! multiudpsink name=video_rtp sync=false async=false "
+      "rtpbin.send_rtcp_src_1 ! multiudpsink name=video_rtcp sync=false async=false "
+      "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1 "
+      "camera_tee. ! queue max-size-buffers=1 leaky=downstream ! "
+      "appsink name=snapshot max-buffers=1 drop=true sync=false";
+  GError *gerr = nullptr;
+  GstElement *p = gst_parse_launch(desc.c_str(), &gerr);
+  if (!p || gerr) {
+    *error = std::string("video pipeline: ") + (gerr ? gerr->message : "cannot build");
+    g_clear_error(&gerr);
+    if (p) gst_object_unref(p);
+    return false;
+  }
+  pipeline_ = p;
+  rtpbin_ = gst_bin_get_by_name(GST_BIN(p), "rtpbin");
+  video_pay_ = gst_bin_get_by_name(GST_BIN(p), "video_pay");
+  video_rtp_sink_ = gst_bin_get_by_name(GST_BIN(p), "video_rtp");
+  video_rtcp_sink_ = gst_bin_get_by_name(GST_BIN(p), "video_rtcp");
+  snap_sink_ = gst_bin_get_by_name(GST_BIN(p), "snapshot");
+  g_object_set(video_rtp_sink_, "socket", video_.rtp, "close-socket", FALSE, nullptr);
+  g_object_set(video_rtcp_sink_, "socket", video_.rtcp, "close-socket", FALSE, nullptr);
+  GstElement *rtcp_in = gst_bin_get_by_name(GST_BIN(p), "video_rtcp_in");
+  g_object_set(rtcp_in, "socket", video_.rtcp, "close-socket", FALSE, nullptr);
+  gst_object_unref(rtcp_in);
+  GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_video_out, this, nullptr);
+  gst_object_unref(pad);
+  g_signal_connect(rtpbin_, "pad-added", G_CALLBACK(on_pad_added), this);
+  GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
+  bus_watch_ = gst_bus_add_watch(bus, on_bus, this);
+  gst_object_unref(bus);
+  if (gst_element_set_state(p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    *error = "the video pipeline does not start (camera or encoder)";
+    return false;
+  }
+  PLOG_INFO("media: video from %s, encoded by %s (%s %dx%d@%d)", video_source_.c_str(),
+            video_encoder_.c_str(), settings_.video_codec.c_str(), settings_.width,
+            settings_.height, settings_.framerate);
+  return true;
+}
+
+bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
+  const bool pcma = a.codec.encoding == "PCMA" || a.codec.encoding == "pcma";
+  const std::string enc = pcma ? "alawenc ! rtppcmapay" : "mulawenc ! rtppcmupay";
+  const std::string dec = pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec";
+  std::string src;
+  if (settings_.audio_source == "none" || !have("autoaudiosrc"))
+    src = "audiotestsrc is-live=true wave=silence";
+  else if (settings_.audio_source == "auto")
+    src = "autoaudiosrc";
+  else
+    src = "alsasrc device=" + settings_.audio_source;
+  const bool aec = settings_.echo_cancel && have("portieraec") && have("portieraecprobe");
+  const std::string send = src +
+                           " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! " +
+                           (aec ? "portieraec probe-name=door_speaker_probe ! " : "") + enc +
+                           " name=audio_pay pt=" + std::to_string(a.codec.pt) + " ! queue";
+  GError *gerr = nullptr;
+  GstElement *send_bin = gst_parse_bin_from_description(send.c_str(), TRUE, &gerr);
+  if (!send_bin || gerr) {
+    *error = std::string("audio pipeline: ") + (gerr ? gerr->message : "cannot build");
+    g_clear_error(&gerr);
+    if (send_bin) gst_object_unref(send_bin);
+    return false;
+  }
+  // The receive side: its decoder chain is linked when rtpbin sees the peer's SSRC.
+  const std::string caps = "application/x-rtp,media=audio,clock-rate=8000,encoding-name=" +
+                           std::string(pcma ? "PCMA" : "PCMU") +
+                           ",payload=" + std::to_string(a.codec.pt);
+  GstElement *rtp_in = gst_element_factory_make("udpsrc", "audio_rtp_in");
+  GstElement *rtcp_in = gst_element_factory_make("udpsrc", "audio_rtcp_in");
+  audio_rtp_sink_ = gst_element_factory_make("multiudpsink", "audio_rtp");
+  audio_rtcp_sink_ = gst_element_factory_make("multiudpsink", "audio_rtcp");
+  GstCaps *c = gst_caps_from_string(caps.c_str());
+  g_object_set(rtp_in, "socket", audio_.rtp, "close-socket", FALSE, "caps", c, nullptr);
+  gst_caps_unref(c);
+  GstCaps *rtcp_caps = gst_caps_new_empty_simple("application/x-rtcp");
+  g_object_set(rtcp_in, "socket", audio_.rtcp, "close-socket", FALSE, "caps", rtcp_caps, nullptr);
+  gst_caps_unref(rtcp_caps);
+  for (GstElement *s : {audio_rtp_sink_, audio_rtcp_sink_})
+    g_object_set(s, "sync", FALSE, "async", FALSE, "close-socket", FALSE, nullptr);
+  g_object_set(audio_rtp_sink_, "socket", audio_.rtp, nullptr);
+  g_object_set(audio_rtcp_sink_, "socket", audio_.rtcp, nullptr);
+  gst_object_ref(audio_rtp_sink_);
+  gst_object_ref(audio_rtcp_sink_);
+  gst_bin_add_many(GST_BIN(pipeline_), send_bin, rtp_in, rtcp_in, audio_rtp_sink_, audio_rtcp_sink_,
+                   nullptr);
+  telephone_event_pt_ = a.telephone_event_pt;
+  te_pt_for_probe_ = a.telephone_event_pt;
+  GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_audio_in, this, nullptr);
+  gst_object_unref(pad);
+  bool ok = gst_element_link_pads(send_bin, nullptr, rtpbin_, "send_rtp_sink_0") &&
+            gst_element_link_pads(rtpbin_, "send_rtp_src_0", audio_rtp_sink_, "sink") &&
+            gst_element_link_pads(rtpbin_, "send_rtcp_src_0", audio_rtcp_sink_, "sink") &&
+            gst_element_link_pads(rtp_in, "src", rtpbin_, "recv_rtp_sink_0") &&
+            gst_element_link_pads(rtcp_in, "src", rtpbin_, "recv_rtcp_sink_0");
+  if (!ok) {
+    *error = "audio pipeline: cannot link to rtpbin";
+    return false;
+  }
+  for (GstElement *e : {audio_rtp_sink_, audio_rtcp_sink_, rtp_in, rtcp_in, send_bin})
+    gst_element_sync_state_with_parent(e);
+  audio_built_ = true;
+  PLOG_INFO("media: audio %s/8000 pt %d%s%s", pcma ? "PCMA" : "PCMU", a.codec.pt,
+            aec ? ", echo cancelled" : "",
+            src.rfind("audiotestsrc", 0) == 0 ? ", no microphone (silence)" : "");
+  return true;
+}
+
+void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
+  auto *self = static_cast<DoorMedia *>(data);
+  gchar *name = gst_pad_get_name(pad);
+  const bool audio = g_str_has_prefix(name, "recv_rtp_src_0_");
+  g_free(name);
+  if (!audio) return;  // the door shows no video
+  GstCaps *caps = gst_pad_get_current_caps(pad);
+  std::string enc = "PCMU";
+  if (caps) {
+    const gchar *e = gst_structure_get_string(gst_caps_get_structure(caps, 0), "encoding-name");
+    if (e) enc = e;
+    gst_caps_unref(caps);
+  }
+  const bool pcma = enc == "PCMA";
+  const auto &m = self->settings_;
+  std::string sink;
+  if (m.audio_sink == "none" || !have("autoaudiosink"))
+    sink = "fakesink sync=false async=false";
+  else if (m.audio_sink == "auto")
+    sink = "autoaudiosink";
+  else
+    sink = "alsasink device=" + m.audio_sink;
+  const bool aec = m.echo_cancel && have("portieraecprobe") && have("portieraec");
+  const std::string desc =
+      std::string(pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec") +
+      " ! audioconvert ! audioresample ! " +
+      (aec ? "portieraecprobe name=door_speaker_probe ! " : "") + sink;
+  GError *gerr = nullptr;
+  GstElement *bin = gst_parse_bin_from_description(desc.c_str(), TRUE, &gerr);
+  if (!bin || gerr) {
+    PLOG_WARN("media: speaker path: %s", gerr ? gerr->message : "cannot build");
+    g_clear_error(&gerr);
+    if (bin) gst_object_unref(bin);
+    return;
+  }
+  gst_bin_add(GST_BIN(self->pipeline_), bin);
+  GstPad *sinkpad = gst_element_get_static_pad(bin, "sink");
+  gst_pad_link(pad, sinkpad);
+  gst_object_unref(sinkpad);
+  gst_element_sync_state_with_parent(bin);
+}
+
+// RFC 4733 events ride in the audio RTP session with their own payload type:
+// they go to the door's action logic, not to the decoder.
+GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *self = static_cast<DoorMedia *>(data);
+  const int te = self->te_pt_for_probe_.load();
+  if (te < 0) return GST_PAD_PROBE_OK;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  GstMapInfo map;
+  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_OK;
+  GstPadProbeReturn ret = GST_PAD_PROBE_OK;
+  const uint8_t *d = map.data;
+  if (map.size >= 12 && (d[0] >> 6) == 2 && (d[1] & 0x7f) == te) {
+    const size_t csrc = d[0] & 0x0f;
+    size_t off = 12 + 4 * csrc;
+    size_t end = map.size;
+    if ((d[0] & 0x10) && off + 4 <= end) off += 4 + 4 * ((size_t(d[off + 2]) << 8) | d[off + 3]);
+    if ((d[0] & 0x20) && end > off) end -= std::min<size_t>(d[end - 1], end - off);
+    if (off <= end) {
+      std::vector<uint8_t> payload(d + off, d + end);
+      const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
+      const uint32_t ts = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
+      post(self->alive_, [ts, seq, payload](DoorMedia *m) {
+        if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, payload);
+      });
+    }
+    ret = GST_PAD_PROBE_DROP;
+  }
+  gst_buffer_unmap(buf, &map);
+  return ret;
+}
+
+GstPadProbeReturn DoorMedia::on_video_out(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *self = static_cast<DoorMedia *>(data);
+  (void)info;
+  if (!self->sending_video_.load()) return GST_PAD_PROBE_OK;
+  self->video_sent_++;
+  if (!self->first_sent_reported_.exchange(true))
+    post(self->alive_, [](DoorMedia *m) {
+      if (m->callbacks_.first_video_sent) m->callbacks_.first_video_sent();
+    });
+  return GST_PAD_PROBE_OK;
+}
+
+gboolean DoorMedia::on_bus(GstBus *, GstMessage *msg, gpointer data) {
+  auto *self = static_cast<DoorMedia *>(data);
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
+    GError *err = nullptr;
+    gchar *dbg = nullptr;
+    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR)
+      gst_message_parse_error(msg, &err, &dbg);
+    else
+      gst_message_parse_warning(msg, &err, &dbg);
+    PLOG_WARN("media: %s: %s", GST_OBJECT_NAME(msg->src), err ? err->message : "?");
+    g_clear_error(&err);
+    g_free(dbg);
+  }
+  (void)self;
+  return G_SOURCE_CONTINUE;
+}
+
+void DoorMedia::send_to(GstElement *sink, const std::string &host, uint16_t port,
+                        std::string *current) {
+  const std::string dest = host + "|" + std::to_string(port);
+  if (*current == dest) return;
+  g_signal_emit_by_name(sink, "clear");
+  if (!host.empty() && port)
+    g_signal_emit_by_name(sink, "add", host.c_str(), static_cast<gint>(port));
+  *current = host.empty() || !port ? "" : dest;
+}
+
+sdp::LocalMedia DoorMedia::local(uint64_t version) const {
+  sdp::LocalMedia m;
+  m.address = settings_.address;
+  m.session_id = static_cast<uint64_t>(g_get_real_time() / G_USEC_PER_SEC);
+  m.version = version;
+  sdp::LocalStream audio;
+  audio.type = "audio";
+  audio.port = audio_.port;
+  for (const auto &c : settings_.audio_codecs)
+    audio.codecs.push_back({c, 8000, 1, c == "PCMA" ? 8 : 0, ""});
+  audio.telephone_event = true;
+  sdp::LocalStream video;
+  video.type = "video";
+  video.port = video_.port;
+  video.direction = "sendonly";  // the door has no screen
+  if (settings_.video_codec == "h264")
+    video.codecs.push_back({"H264", 90000, 1, 96, "profile-level-id=42e01f;packetization-mode=1"});
+  else
+    video.codecs.push_back({"VP8", 90000, 1, 96, ""});
+  m.streams = {audio, video};
+  return m;
+}
+
+bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error) {
+  if (!pipeline_) {
+    *error = "no media open";
+    return false;
+  }
+  for (const sdp::Agreed &a : agreed) {
+    if (a.type == "video") {
+      if (a.active && a.send) {
+        g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
+        send_to(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
+        send_to(video_rtcp_sink_, a.remote_address, a.remote_rtcp, &video_rtcp_dest_);
+        if (!sending_video_.exchange(true)) request_keyframe();
+      } else {
+        sending_video_ = false;
+        send_to(video_rtp_sink_, "", 0, &video_dest_);
+      }
+    } else if (a.type == "audio") {
+      if (!a.active) {
+        if (audio_rtp_sink_) send_to(audio_rtp_sink_, "", 0, &audio_dest_);
+        continue;
+      }
+      if (!audio_built_ && !build_audio(a, error)) return false;
+      te_pt_for_probe_ = a.telephone_event_pt;
+      send_to(audio_rtp_sink_, a.send ? a.remote_address : "", a.send ? a.remote_rtp : 0,
+              &audio_dest_);
+      send_to(audio_rtcp_sink_, a.remote_address, a.remote_rtcp, &audio_rtcp_dest_);
+    }
+  }
+  return true;
+}
+
+void DoorMedia::request_keyframe() {
+  if (!video_pay_) return;
+  // Upstream from the payloader to the encoder (GstForceKeyUnit, all headers).
+  GstPad *pad = gst_element_get_static_pad(video_pay_, "src");
+  gst_pad_send_event(pad,
+                     gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+  gst_object_unref(pad);
+}
+
+bool DoorMedia::snapshot(const std::string &path, std::string *error) {
+  if (!snap_sink_) {
+    *error = "no camera running";
+    return false;
+  }
+  GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(snap_sink_), GST_SECOND);
+  if (!sample) {
+    *error = "no frame from the camera yet";
+    return false;
+  }
+  GstCaps *jpeg = gst_caps_new_empty_simple("image/jpeg");
+  GError *gerr = nullptr;
+  GstSample *out = gst_video_convert_sample(sample, jpeg, 2 * GST_SECOND, &gerr);
+  gst_caps_unref(jpeg);
+  gst_sample_unref(sample);
+  if (!out) {
+    *error = std::string("JPEG: ") + (gerr ? gerr->message : "conversion failed");
+    g_clear_error(&gerr);
+    return false;
+  }
+  GstBuffer *buf = gst_sample_get_buffer(out);
+  GstMapInfo map;
+  bool ok = false;
+  if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
+    GError *ferr = nullptr;
+    ok = g_file_set_contents(path.c_str(), reinterpret_cast<const gchar *>(map.data),
+                             static_cast<gssize>(map.size), &ferr);
+    if (!ok) *error = ferr ? ferr->message : "cannot write";
+    g_clear_error(&ferr);
+    gst_buffer_unmap(buf, &map);
+  }
+  gst_sample_unref(out);
+  return ok;
+}
+
+void DoorMedia::close() {
+  if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
+  if (pipeline_) {
+    gst_element_set_state(pipeline_, GST_STATE_NULL);
+    for (GstElement **e : {&rtpbin_, &video_pay_, &video_rtp_sink_, &video_rtcp_sink_, &snap_sink_,
+                           &audio_rtp_sink_, &audio_rtcp_sink_})
+      if (*e) gst_object_unref(*e), *e = nullptr;
+    gst_object_unref(pipeline_);
+    pipeline_ = nullptr;
+  }
+  for (Socks *s : {&audio_, &video_}) {
+    drop_socket(s->rtp);
+    drop_socket(s->rtcp);
+    s->port = 0;
+  }
+  audio_built_ = false;
+  telephone_event_pt_ = -1;
+  te_pt_for_probe_ = -1;
+  video_dest_.clear(), video_rtcp_dest_.clear(), audio_dest_.clear(), audio_rtcp_dest_.clear();
+  sending_video_ = false;
+  first_sent_reported_ = false;
+  video_sent_ = 0;
+}
+
+}  // namespace portier::door

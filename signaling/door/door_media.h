@@ -1,0 +1,100 @@
+// The door's media for one call: camera → encoder → RTP, microphone → RTP,
+// RTP → speaker, over one rtpbin so RTCP (and the devices' PLI/FIR keyframe
+// requests, RFC 4585 / RFC 5104) is handled the standard way.
+//
+// open() binds the RTP/RTCP sockets (their ports go into our SDP) and starts
+// the camera and the video encoder at once, sending nowhere: by the time the
+// first 183 arrives, frames are ready and only a keyframe is needed. apply()
+// takes the offer/answer result and starts sending to (and receiving from) the
+// peer; it may run again (the 200 after an early 183). Sending and receiving
+// use the same socket per stream (symmetric RTP, RFC 4961), which a relay that
+// latches onto our source address depends on.
+//
+// Runs on the GLib main loop; callbacks arrive there too.
+#pragma once
+
+#include <gio/gio.h>
+#include <gst/gst.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/sdp/offer_answer.h"
+#include "door/door_config.h"
+
+namespace portier::door {
+
+class DoorMedia {
+ public:
+  struct Callbacks {
+    // An RFC 4733 telephone-event packet (its RTP timestamp, sequence number
+    // and payload) from the peer.
+    std::function<void(uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload)>
+        telephone_event;
+    // The first video RTP packet went out to the peer.
+    std::function<void()> first_video_sent;
+  };
+
+  DoorMedia(MediaSettings settings, Callbacks callbacks);
+  ~DoorMedia();
+  DoorMedia(const DoorMedia &) = delete;
+  DoorMedia &operator=(const DoorMedia &) = delete;
+
+  bool open(std::string *error);
+  bool is_open() const { return pipeline_ != nullptr; }
+  // Our streams (audio, video) with the bound ports, for an offer or answer.
+  sdp::LocalMedia local(uint64_t version) const;
+  // Sends and receives as agreed. False (and *error) when a stream cannot be set up.
+  bool apply(const std::vector<sdp::Agreed> &agreed, std::string *error);
+  // An immediate keyframe (a device joined, or asked by SIP INFO).
+  void request_keyframe();
+  // The latest camera frame as a JPEG file.
+  bool snapshot(const std::string &path, std::string *error);
+  void close();
+
+  // What is in use, for logs and the control socket.
+  std::string video_source() const { return video_source_; }
+  std::string video_encoder() const { return video_encoder_; }
+  uint64_t video_packets_sent() const { return video_sent_.load(); }
+
+ private:
+  struct Socks {
+    GSocket *rtp = nullptr, *rtcp = nullptr;
+    uint16_t port = 0;
+  };
+  bool bind_pair(Socks *s, std::string *error);
+  bool build_video(std::string *error);
+  bool build_audio(const sdp::Agreed &a, std::string *error);
+  void send_to(GstElement *sink, const std::string &host, uint16_t port, std::string *current);
+  static void on_pad_added(GstElement *rtpbin, GstPad *pad, gpointer self);
+  static GstPadProbeReturn on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer self);
+  static GstPadProbeReturn on_video_out(GstPad *, GstPadProbeInfo *info, gpointer self);
+  static gboolean on_bus(GstBus *, GstMessage *msg, gpointer self);
+
+  MediaSettings settings_;
+  Callbacks callbacks_;
+  GstElement *pipeline_ = nullptr;
+  GstElement *rtpbin_ = nullptr;
+  GstElement *video_pay_ = nullptr, *video_rtp_sink_ = nullptr, *video_rtcp_sink_ = nullptr;
+  GstElement *snap_sink_ = nullptr;
+  GstElement *audio_rtp_sink_ = nullptr, *audio_rtcp_sink_ = nullptr;
+  bool audio_built_ = false;
+  int telephone_event_pt_ = -1;
+  std::atomic<int> te_pt_for_probe_{-1};
+  std::string video_dest_, video_rtcp_dest_, audio_dest_, audio_rtcp_dest_;
+  Socks audio_, video_;
+  guint bus_watch_ = 0;
+  std::string video_source_, video_encoder_;
+  std::atomic<uint64_t> video_sent_{0};
+  std::atomic<bool> first_sent_reported_{false};
+  std::atomic<bool> sending_video_{false};
+  // Lives as long as this object; streaming threads post to the main loop
+  // through it, and it is cut off when the object goes away.
+  std::shared_ptr<DoorMedia *> alive_;
+};
+
+}  // namespace portier::door

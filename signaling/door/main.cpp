@@ -1,0 +1,140 @@
+// portier-door: the door station.
+//   portier-door --config /etc/portier/door.conf
+#include <glib-unix.h>
+#include <glib.h>
+#include <gst/gst.h>
+#include <sofia-sip/su_glib.h>
+#include <systemd/sd-daemon.h>
+
+#include <deque>
+
+#include "common/cli.h"
+#include "common/control_socket.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mainloop.h"
+#include "door/door.h"
+
+using namespace portier;
+
+namespace {
+
+// The last event lines, for `portierctl events` and the tests.
+struct Events {
+  std::deque<std::string> lines;
+  void add(const std::string &kind, const std::string &details) {
+    GDateTime *now = g_date_time_new_now_utc();
+    gchar *wall = g_date_time_format_iso8601(now);
+    g_date_time_unref(now);
+    const long long mono_ms = g_get_monotonic_time() / 1000;
+    // One line per milestone, wall clock and monotonic time (DESIGN: latencies
+    // are measured across processes from these lines).
+    PLOG_INFO("event=%s wall=%s mono_ms=%lld %s", kind.c_str(), wall, mono_ms, details.c_str());
+    lines.push_back("{\"event\":" + json::quote(kind) + ",\"wall\":" + json::quote(wall) +
+                    ",\"mono_ms\":" + std::to_string(mono_ms) +
+                    ",\"details\":" + json::quote(details) + "}");
+    g_free(wall);
+    while (lines.size() > 200) lines.pop_front();
+  }
+  std::string json_array() const {
+    std::string out = "[";
+    for (const auto &l : lines) out += (out.size() > 1 ? "," : "") + l;
+    return out + "]";
+  }
+};
+
+gboolean on_watchdog(gpointer) {
+  sd_notify(0, "WATCHDOG=1");
+  return G_SOURCE_CONTINUE;
+}
+
+struct StopCtx {
+  door::Door *door;
+  GMainLoop *loop;
+};
+
+gboolean on_signal(gpointer data) {
+  auto *ctx = static_cast<StopCtx *>(data);
+  PLOG_INFO("stopping");
+  GMainLoop *loop = ctx->loop;
+  ctx->door->stop([loop] { g_main_loop_quit(loop); });
+  // If the proxy is gone, nua's unregistration may take its full timeout.
+  g_timeout_add_seconds(
+      5,
+      [](gpointer l) -> gboolean {
+        g_main_loop_quit(static_cast<GMainLoop *>(l));
+        return G_SOURCE_REMOVE;
+      },
+      loop);
+  return G_SOURCE_REMOVE;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  config::Config cfg(door::door_schema());
+  switch (cli::parse_and_load(argc, argv, "/etc/portier/door.conf", cfg, door::check_door_config)) {
+    case cli::Next::ExitOk:
+      return 0;
+    case cli::Next::ExitError:
+      return 1;
+    case cli::Next::Run:
+      break;
+  }
+  door::DoorSettings settings = door::door_settings_from_config(cfg);
+  log::init("portier-door", settings.log_output, settings.log_level);
+  gst_init(nullptr, nullptr);
+
+  su_init();
+  su_root_t *root = su_glib_root_create(nullptr);
+  if (!root) {
+    PLOG_ERROR("cannot create the sofia-sip root");
+    return 1;
+  }
+  mainloop::attach(root);
+  GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
+
+  Events events;
+  door::DoorHooks hooks;
+  hooks.event = [&events](const std::string &k, const std::string &d) { events.add(k, d); };
+  int rc = 0;
+  {
+    door::Door door(settings, hooks);
+    StopCtx stop{&door, loop};
+    g_unix_signal_add(SIGTERM, on_signal, &stop);
+    g_unix_signal_add(SIGINT, on_signal, &stop);
+    ControlSocket control;
+    std::string error;
+    if (!door.start(root, &error)) {
+      PLOG_ERROR("%s", error.c_str());
+      rc = 1;
+    } else if (!settings.control_socket.empty() &&
+               !control.open(
+                   settings.control_socket,
+                   [&](const std::string &cmd) -> std::string {
+                     if (cmd == "ring") return "{\"result\":" + json::quote(door.press()) + "}";
+                     if (cmd == "hangup") return "{\"result\":" + json::quote(door.hangup()) + "}";
+                     if (cmd == "status") return door.status_json();
+                     if (cmd == "events") return events.json_array();
+                     if (cmd == "ping") return "{\"pong\":true}";
+                     return "{\"error\":" +
+                            json::quote("unknown command (ring, hangup, status, events, ping)") +
+                            "}";
+                   },
+                   &error)) {
+      PLOG_ERROR("control socket %s: %s", settings.control_socket.c_str(), error.c_str());
+      rc = 1;
+    } else {
+      sd_notify(0, "READY=1");
+      uint64_t watchdog_usec = 0;
+      if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
+        g_timeout_add(static_cast<guint>(watchdog_usec / 2000), on_watchdog, nullptr);
+      g_main_loop_run(loop);
+      sd_notify(0, "STOPPING=1");
+    }
+  }
+  g_main_loop_unref(loop);
+  su_root_destroy(root);
+  su_deinit();
+  return rc;
+}
