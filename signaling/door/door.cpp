@@ -39,14 +39,16 @@ std::string url_aor(const url_t *u) {
 }
 
 // Who sent this: the identity our proxy asserted after digest authentication
-// (RFC 3325 §9.1; the proxy removes any the client put in itself), else From.
-std::string asserted_identity(const sip_t *sip) {
+// (RFC 3325 §9.1; the proxy removes any the client put in itself), else, for a
+// request, its From. A response's From is our own: only the assertion counts.
+std::string asserted_identity(const sip_t *sip, bool response = false) {
   if (const sip_p_asserted_identity_t *paid = sip_p_asserted_identity(sip)) {
     for (; paid; paid = paid->paid_next) {
       std::string aor = url_aor(paid->paid_url);
       if (!aor.empty()) return aor;
     }
   }
+  if (response) return "";
   return sip && sip->sip_from ? url_aor(sip->sip_from->a_url) : "";
 }
 
@@ -406,7 +408,7 @@ void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, 
   }
   if (status < 300) {
     take_answer(sip, true);
-    peer_ = asserted_identity(sip);
+    peer_ = asserted_identity(sip, true);
     if (peer_.empty() || peer_ == settings_.target) {
       // Without an asserted identity the answerer is known by nothing but the
       // group address; no code from this call can then be trusted.

@@ -8,6 +8,7 @@
 
 #include <glib-unix.h>
 #include <glib.h>
+#include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_glib.h>
 #include <systemd/sd-daemon.h>
 
@@ -49,6 +50,9 @@ int main(int argc, char **argv) {
   // sofia-sip runs on GLib's main loop: SIP, timers and the control socket share
   // one thread and need no locks.
   su_init();
+  // P-Asserted-Identity (RFC 3325) and the other extension headers are parsed
+  // only when sofia-sip's default parser is extended, before any message.
+  sip_update_default_mclass(sip_extend_mclass(nullptr));
   su_root_t *root = su_glib_root_create(nullptr);
   if (!root) {
     PLOG_ERROR("cannot create the sofia-sip root");

@@ -1,6 +1,7 @@
 #include "proxy/router.h"
 
 #include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_extra.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_util.h>
@@ -40,6 +41,23 @@ const char *sdp_body(const sip_t *sip, size_t *len) {
     return nullptr;
   *len = sip->sip_payload->pl_len;
   return sip->sip_payload->pl_data;
+}
+
+// The identity this proxy vouches for (RFC 3325 §9.1): whatever identity
+// headers a device put in itself are removed (§5: only a trusted proxy may
+// assert one), and `aor` is asserted in their place. Doors decide who may
+// open them from this header, so it never passes through unchecked.
+void assert_identity(msg_t *msg, const std::string &aor) {
+  sip_t *sip = sip_object(msg);
+  auto *pub = reinterpret_cast<msg_pub_t *>(sip);
+  msg_header_remove_all(msg, pub, msg_header_access(pub, sip_p_asserted_identity_class));
+  msg_header_remove_all(msg, pub, msg_header_access(pub, sip_p_preferred_identity_class));
+  if (aor.empty()) return;
+  // The parser knows the header class only with sofia-sip's extensions
+  // (sip_extend_mclass, set up in main).
+  msg_header_t *h = msg_header_make(msg_home(msg), sip_p_asserted_identity_class,
+                                    ("<" + aor + ">").c_str());
+  if (h) msg_header_insert(msg, pub, h);
 }
 
 // Puts `sdp` in place of the message's body, with a matching Content-Length.
@@ -263,7 +281,7 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   }
 
   struct Target {
-    std::string contact, next_hop;
+    std::string contact, next_hop, aor;
   };
   std::vector<Target> contacts;
   std::set<std::string> seen;
@@ -273,7 +291,7 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
       url_t *u = url_make(msg_home(msg), bnd.contact.c_str());
       bool loop = u && proxy_.is_us(u);
       if (!loop && seen.insert(bnd.contact).second)
-        contacts.push_back({bnd.contact, next_hop_for(u, bnd.received)});
+        contacts.push_back({bnd.contact, next_hop_for(u, bnd.received), a});
     }
   }
   if (contacts.empty()) {
@@ -309,6 +327,8 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     relayed = true;
   }
 
+  // The caller as digest authentication proved it (empty when auth is off).
+  assert_identity(msg, caller_aor);
   Txn *t = create_txn(irq, sip);
   t->dialog_forming = dialog_forming;
   t->relayed = relayed;
@@ -320,7 +340,8 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     const std::string rr = record_route ? proxy_.record_route_for(
                                               irq, msg, c.next_hop.empty() ? c.contact : c.next_hop)
                                         : std::string();
-    add_branch(t, msg, c.contact, rr, pop_route, c.next_hop);
+    if (add_branch(t, msg, c.contact, rr, pop_route, c.next_hop) && !t->branches.empty())
+      t->branches.back()->aor = c.aor;
   }
   if (!settle_unsent(t)) return true;
   PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
@@ -371,6 +392,12 @@ void Router::cancel_pending(Txn *t, const char *reason) {
 }
 
 void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *response) {
+  if (d.forward && response && b && !b->aor.empty()) {
+    // Who answered: the registered address of record of the answering device
+    // (RFC 3325 §9.1 in responses), so the door knows who may open it.
+    const int st = sip_object(response)->sip_status->st_status;
+    if (t->dialog_forming && st >= 200 && st < 300) assert_identity(response, b->aor);
+  }
   if (d.forward && response) {
     forward_response(t, response);
     int status = sip_object(response)->sip_status->st_status;

@@ -41,6 +41,7 @@ class Router {
     size_t index = 0;
     std::string target;
     std::string next_hop;  // where requests to this device go (NAT), empty: target
+    std::string aor;       // the address of record whose binding this branch calls
     nta_outgoing_t *orq = nullptr;
     msg_t *final_response = nullptr;  // our reference, with our Via removed
     bool cancelled = false;

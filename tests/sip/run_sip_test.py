@@ -1885,11 +1885,19 @@ def relay_group_call(env, door_behind_nat):
           % len(e183))
     ok200 = door.received(lambda m: m.status == 200 and m.cseq_method() == "INVITE")[0]
     t200 = ok200.ts()
+    check(ok200.hdrs("P-Asserted-Identity") == ["<sip:mon1@%s>" % DOMAIN],
+          "the door's 200 asserts %s, expected the answering device sip:mon1@%s"
+          % (ok200.hdrs("P-Asserted-Identity"), DOMAIN))
     for name in ("mon1", "mon2", "mon3"):
         dev = {"mon1": mon1, "mon2": mon2, "mon3": mon3}[name]
         inv = dev.received(lambda m: m.method == "INVITE")[0]
         check("c=IN IP4 %s" % LOCAL in inv.body and "m=video %d" % door_v not in inv.body,
               "%s: the INVITE's SDP does not point at the relay:\n%s" % (name, inv.body))
+        # RFC 3325 §9.1: the proxy asserts who authenticated, never what the
+        # caller claimed (the door's INVITE carries a forged identity)
+        check(inv.hdrs("P-Asserted-Identity") == ["<sip:door@%s>" % DOMAIN],
+              "%s: P-Asserted-Identity is %s, expected the door's authenticated AOR only"
+              % (name, inv.hdrs("P-Asserted-Identity")))
         early = [p for p in peers[name].rtp(door_ssrc) if p[0] < t200]
         log("%s: %d door packets before the 200, %d in all"
             % (name, len(early), len(peers[name].rtp(door_ssrc))))
@@ -2027,6 +2035,9 @@ def case_door_early_media(env):
           "decoded frames are not 320x240: %s" % sorted({(w, h) for _, w, h in frames}))
     pcmu = [p for p in audio.rtp() if p[2][1] & 0x7f == 0 and p[0] < t200]
     check(pcmu, "the device got none of the door's PCMU audio while ringing")
+    answered = env.door_events("answered")
+    check(answered and answered[0]["details"] == "by=sip:mon1@%s" % DOMAIN,
+          "the door did not learn who answered (P-Asserted-Identity): %s" % answered)
     sent = env.door_events("first_rtp_sent")
     check(sent, "the door reported no first RTP packet")
     log("door: first video packet %s ms after the press" % sent[0]["details"])
