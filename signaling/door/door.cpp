@@ -556,6 +556,7 @@ std::string Door::status_json() const {
          ",\"video_source\":" + json::quote(media_ ? media_->video_source() : "") +
          ",\"video_encoder\":" + json::quote(media_ ? media_->video_encoder() : "") +
          ",\"video_packets_sent\":" + std::to_string(media_ ? media_->video_packets_sent() : 0) +
+         ",\"media\":" + json::quote(media_ ? media_->pipeline_state() : "none") +
          "}";
 }
 

@@ -182,13 +182,22 @@ bool DoorMedia::build_video(std::string *error) {
   g_object_set(rtcp_in, "socket", video_.rtcp, "close-socket", FALSE, nullptr);
   gst_object_unref(rtcp_in);
   GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_video_out, this, nullptr);
+  // Payloaders push a frame's packets as one buffer list (rtpvp8pay does).
+  gst_pad_add_probe(pad,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                 GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                    on_video_out, this, nullptr);
   gst_object_unref(pad);
   g_signal_connect(rtpbin_, "pad-added", G_CALLBACK(on_pad_added), this);
   GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
   bus_watch_ = gst_bus_add_watch(bus, on_bus, this);
   gst_object_unref(bus);
-  if (gst_element_set_state(p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+  // Wait for PLAYING: the audio branch joins this pipeline later, and a bin
+  // added while the pipeline is still on its way up can leave it stuck short
+  // of PLAYING (live sources then produce nothing). Live sources do not
+  // preroll, so this is quick.
+  if (gst_element_set_state(p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE ||
+      gst_element_get_state(p, nullptr, nullptr, 3 * GST_SECOND) == GST_STATE_CHANGE_FAILURE) {
     *error = "the video pipeline does not start (camera or encoder)";
     return false;
   }
@@ -342,9 +351,11 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
 
 GstPadProbeReturn DoorMedia::on_video_out(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<DoorMedia *>(data);
-  (void)info;
   if (!self->sending_video_.load()) return GST_PAD_PROBE_OK;
-  self->video_sent_++;
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    self->video_sent_ += gst_buffer_list_length(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+  else
+    self->video_sent_++;
   if (!self->first_sent_reported_.exchange(true))
     post(self->alive_, [](DoorMedia *m) {
       if (m->callbacks_.first_video_sent) m->callbacks_.first_video_sent();
@@ -408,6 +419,9 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
     return false;
   }
   for (const sdp::Agreed &a : agreed) {
+    PLOG_INFO("media: %s %s%s%s %s pt %d -> %s:%u", a.type.c_str(), a.active ? "" : "inactive ",
+              a.send ? "send" : "", a.recv ? "recv" : "", a.codec.encoding.c_str(), a.codec.pt,
+              a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
       if (a.active && a.send) {
         g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
@@ -431,6 +445,15 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
     }
   }
   return true;
+}
+
+std::string DoorMedia::pipeline_state() const {
+  if (!pipeline_) return "none";
+  GstState cur = GST_STATE_NULL, pending = GST_STATE_VOID_PENDING;
+  gst_element_get_state(pipeline_, &cur, &pending, 0);
+  std::string s = gst_element_state_get_name(cur);
+  if (pending != GST_STATE_VOID_PENDING) s += std::string("->") + gst_element_state_get_name(pending);
+  return s;
 }
 
 void DoorMedia::request_keyframe() {

@@ -60,6 +60,7 @@ class DoorMedia {
   std::string video_source() const { return video_source_; }
   std::string video_encoder() const { return video_encoder_; }
   uint64_t video_packets_sent() const { return video_sent_.load(); }
+  std::string pipeline_state() const;
 
  private:
   struct Socks {

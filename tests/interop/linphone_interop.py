@@ -666,6 +666,7 @@ def main():
     ap.add_argument("--ctl", required=True, help="portierctl binary")
     ap.add_argument("--linphone", default="linphone-daemon",
                     help="linphone-daemon binary or name in PATH (default: linphone-daemon)")
+    ap.add_argument("--door", help="portier-door binary (the door tests)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = ap.parse_args()
 
@@ -718,6 +719,9 @@ def main():
                     p.stop()
                 except Exception as e:       # keep cleaning up
                     log("stopping %s: %s" % (role, e))
+        for role, p in procs.items():
+            if role != "proxy" and not isinstance(p, Linphone) and hasattr(p, "stop"):
+                p.stop()
         if "proxy" in procs:
             procs["proxy"].stop()
         if args.keep:

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Interop test: portier-door with real Linphone (linphone-daemon from
+Debian's linphone-cli). Python 3 stdlib only.
+
+Seed scenario 2 (issue 4): a resident's Linphone calls the door; the door's
+config allows mon1, so the door answers at once and sends its camera (a test
+pattern, VP8: Debian's Linphone has no H.264); mon1's oRTP statistics show the
+door's video packets. mon2 is not allowed: its call gets 403 and the door
+sends nothing. Everything goes through portier-proxy (digest auth, the media
+relay, P-Asserted-Identity naming the caller).
+
+Ports: proxy 127.0.0.1:37060; Linphone 37110-37125; the door 37140 (SIP) and
+37150-37159 (RTP); the relay 37200-37299. No other test uses them.
+
+    linphone_door.py --proxy build/signaling/portier-proxy \\
+                     --ctl build/signaling/portierctl \\
+                     --door build/signaling/portier-door [--keep]
+
+Exit status: 0 pass, 1 fail, 77 skipped (linphone-daemon not installed).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import linphone_interop as li  # noqa: E402  the daemon and proxy drivers
+from linphone_early_media import video_packets_received  # noqa: E402
+
+li.PROXY_PORT = 37060
+li.RELAY_PORTS = "37200-37299"
+li.PEERS = {
+    "mon1": ("mon1", "secret1", 37110, "udp"),
+    "mon2": ("mon2", "secret2", 37120, "udp"),
+}
+DOOR_SIP, DOOR_RTP = 37140, "37150-37159"
+check, log, wait_for = li.check, li.log, li.wait_for
+
+
+class Door:
+    """portier-door with a config of the test: camera none (test pattern), no
+    sound card, control socket in the temp dir."""
+
+    def __init__(self, exe, ctl, tmp, auto_answer):
+        self.exe, self.ctl = exe, ctl
+        self.conf = os.path.join(tmp, "door.conf")
+        self.logfile = os.path.join(tmp, "door.log")
+        self.sock = os.path.join(tmp, "door.sock")
+        self.proc = None
+        with open(self.conf, "w") as f:
+            f.write(
+                "[global]\nlog-level = debug\ncontrol-socket = {s}\n"
+                "[account]\naor = sip:door@{d}\npassword = {pw}\n"
+                "proxy = sip:127.0.0.1:{p};transport=udp\n"
+                "bind = sip:127.0.0.1:{b};transport=udp\n"
+                "[call]\ntarget = {g}\nauto-answer = {a}\n"
+                "[media]\naddress = 127.0.0.1\nport-range = {r}\nvideo-codec = vp8\n"
+                "width = 320\nheight = 240\nframerate = 15\ncamera = none\n"
+                "audio-source = none\naudio-sink = none\n".format(
+                    s=self.sock, d=li.DOMAIN, pw=li.USERS["door"], p=li.PROXY_PORT, b=DOOR_SIP,
+                    g=li.GROUP, a=auto_answer, r=DOOR_RTP))
+
+    def start(self):
+        with open(self.logfile, "w") as out:
+            self.proc = subprocess.Popen([self.exe, "--config", self.conf],
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: (self.status() or {}).get("registered"), 10, "portier-door registered")
+
+    def ctl_json(self, cmd):
+        r = subprocess.run([self.ctl, "--socket", self.sock, cmd], capture_output=True,
+                           text=True, timeout=5)
+        try:
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        except ValueError:
+            return None
+
+    def status(self):
+        if self.proc.poll() is not None:
+            raise li.TestFailure("portier-door exited with status %s" % self.proc.returncode)
+        return self.ctl_json("status")
+
+    def events(self, kind):
+        return [e for e in (self.ctl_json("events") or []) if e.get("event") == kind]
+
+    def stop(self):
+        if self.proc is not None:
+            li.kill_group(self.proc)
+
+
+def account_rc(role):
+    user, password = li.PEERS[role][0], li.PEERS[role][1]
+    return ("[proxy_0]\nreg_proxy=<sip:127.0.0.1:{p};transport=udp>\n"
+            "reg_route=<sip:127.0.0.1:{p};transport=udp;lr>\nreg_identity=sip:{u}@{d}\n"
+            "reg_expires=3600\nreg_sendregister=1\n"
+            "[auth_info_0]\nusername={u}\nuserid={u}\npasswd={pw}\nrealm={d}\n").format(
+                p=li.PROXY_PORT, u=user, d=li.DOMAIN, pw=password)
+
+
+def run(args, tmp, procs):
+    check(args.door, "--door given")
+    proxy = li.Proxy(args.proxy, args.ctl, tmp)
+    procs["proxy"] = proxy
+    proxy.start()
+    door = Door(args.door, args.ctl, tmp, "sip:mon1@%s" % li.DOMAIN)
+    procs["door"] = door
+    door.start()
+    log("portier-proxy and portier-door up")
+
+    lps = {}
+    for role in ("mon1", "mon2"):
+        # provisioned with the proxy as outbound proxy, as a resident's app is
+        # (calls to sip:door@home.example then go through it, not to DNS)
+        lp = li.Linphone(role, tmp, args.linphone, account_rc(role), "default_proxy=0\n")
+        procs[role] = lps[role] = lp
+        lp.start()
+    for lp in lps.values():
+        lp.connect()
+    for lp in lps.values():
+        check(wait_for(lambda: lp.register_state() == "LinphoneRegistrationOk" or None, 10,
+                       "%s registration" % lp.role), "%s registered" % lp.role)
+    mon1, mon2 = lps["mon1"], lps["mon2"]
+
+    # mon1 may watch: the door answers at once with its camera.
+    ok, f, raw = mon1.cmd("call sip:door@%s" % li.DOMAIN)
+    check(ok and f.get("Id"), "mon1: `call sip:door@%s` accepted" % li.DOMAIN)
+    cid = f["Id"]
+    mon1.wait_call_event("LinphoneCallStreamsRunning", 10, cid)
+    answered = wait_for(lambda: door.events("auto_answered") or None, 5, "the door's answer")
+    check(answered[0]["details"] == "from=sip:mon1@%s" % li.DOMAIN,
+          "the door knows its caller from P-Asserted-Identity: %s" % answered[0]["details"])
+    time.sleep(3.0)  # a few seconds of the door's camera
+    st = door.status()
+    check(st.get("video_packets_sent", 0) > 0, "the door sent video (%s)" % st)
+    ok, f, raw = mon1.cmd("terminate %s" % cid)
+    check(ok, "mon1: `terminate` accepted")
+    mon1.wait_call_event("LinphoneCallReleased", 10, cid)
+    counts = wait_for(lambda: video_packets_received(mon1.logfile) or None, 5,
+                      "mon1's video RTP statistics in its log")
+    log("mon1: video packets received from the door: %s" % counts)
+    check(max(counts) > 0, "mon1 received the door's video (oRTP: %s packets)" % counts)
+    wait_for(lambda: door.events("ended") or None, 5, "the door's call to end")
+
+    # mon2 may not: 403, and the door stays idle.
+    ok, f, raw = mon2.cmd("call sip:door@%s" % li.DOMAIN)
+    check(ok and f.get("Id"), "mon2: `call` accepted")
+    cid2 = f["Id"]
+    mon2.wait_call_event("LinphoneCallError", 10, cid2)
+    refused = wait_for(lambda: door.events("call_refused") or None, 5, "the door's refusal")
+    check(refused[0]["details"] == "from=sip:mon2@%s" % li.DOMAIN,
+          "the door refused mon2 (%s)" % refused[0]["details"])
+    msgs = [m for d, t, m in li.sip_messages(mon2) if d == "in" and m.startswith("SIP/2.0 403")]
+    check(msgs, "mon2 got 403 Forbidden from the door")
+    check(door.status().get("call") == "idle", "the door is idle after refusing mon2")
+    check(proxy.alive(), "portier-proxy still running")
+
+
+if __name__ == "__main__":
+    li.run = run
+    sys.exit(li.main())
