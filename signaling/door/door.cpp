@@ -94,7 +94,8 @@ char dtmf_relay_digit(const std::string &text) {
 Door::Door(DoorSettings settings, DoorHooks hooks)
     : settings_(std::move(settings)),
       hooks_(std::move(hooks)),
-      digest_(settings_.username, settings_.password) {}
+      digest_(settings_.username, settings_.password),
+      camera_(std::make_unique<DoorCamera>(settings_.media)) {}
 
 Door::~Door() {
   if (reg_timer_) g_source_remove(reg_timer_);
@@ -110,6 +111,7 @@ void Door::emit(const std::string &kind, const std::string &details) {
 
 bool Door::start(su_root_t *root, std::string *error) {
   root_ = root;
+  if (settings_.media.camera_always_on && !camera_->start(error)) return false;
   nua_ = nua_create(
       root, on_nua, reinterpret_cast<nua_magic_t *>(this), NUTAG_URL(settings_.bind.c_str()),
       NUTAG_PROXY(settings_.proxy.c_str()),
@@ -310,7 +312,7 @@ std::string Door::press() {
     emit("first_rtp_sent",
          "since_press_ms=" + std::to_string((g_get_monotonic_time() - pressed_at_us_) / 1000));
   };
-  media_ = std::make_unique<DoorMedia>(settings_.media, cb);
+  media_ = std::make_unique<DoorMedia>(settings_.media, *camera_, cb);
   std::string error;
   if (!media_->open(&error)) {
     PLOG_ERROR("door: media: %s", error.c_str());
@@ -328,7 +330,7 @@ std::string Door::press() {
           const std::string path = d->hooks_.snapshot_path();
           std::string err;
           if (path.empty()) return G_SOURCE_REMOVE;
-          if (d->media_->snapshot(path, &err))
+          if (d->camera_->snapshot(path, &err))
             d->emit("snapshot", path);
           else
             PLOG_WARN("door: snapshot: %s", err.c_str());
@@ -473,7 +475,7 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
       if (!outcome.empty()) emit("action", "via=rfc4733 from=" + peer_ + " " + outcome);
     }
   };
-  media_ = std::make_unique<DoorMedia>(settings_.media, cb);
+  media_ = std::make_unique<DoorMedia>(settings_.media, *camera_, cb);
   std::string error;
   std::optional<sdp::Answered> ans;
   if (media_->open(&error))
@@ -553,11 +555,12 @@ std::string Door::status_json() const {
          ",\"registered\":" + (registered_ ? "true" : "false") +
          ",\"registration\":" + json::quote(reg_status_) +
          ",\"call\":" + json::quote(state_name(state_)) + ",\"peer\":" + json::quote(peer_) +
-         ",\"video_source\":" + json::quote(media_ ? media_->video_source() : "") +
-         ",\"video_encoder\":" + json::quote(media_ ? media_->video_encoder() : "") +
+         ",\"video_source\":" + json::quote(camera_->source()) +
+         ",\"video_encoder\":" + json::quote(camera_->encoder()) +
+         ",\"camera_running\":" + (camera_->running() ? "true" : "false") +
+         ",\"camera_consumers\":" + std::to_string(camera_->consumers()) +
          ",\"video_packets_sent\":" + std::to_string(media_ ? media_->video_packets_sent() : 0) +
-         ",\"media\":" + json::quote(media_ ? media_->pipeline_state() : "none") +
-         "}";
+         ",\"media\":" + json::quote(media_ ? media_->pipeline_state() : "none") + "}";
 }
 
 }  // namespace portier::door

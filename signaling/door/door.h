@@ -22,6 +22,7 @@
 #include "common/auth/digest_client.h"
 #include "common/control_socket.h"
 #include "common/sdp/offer_answer.h"
+#include "door/door_camera.h"
 #include "door/door_config.h"
 #include "door/door_media.h"
 
@@ -59,6 +60,7 @@ class Door {
   std::string press();
   std::string hangup();
   std::string status_json() const;
+  DoorCamera &camera() { return *camera_; }
 
   enum class State { Idle, Calling, Early, Active, Ending };
 
@@ -107,6 +109,7 @@ class Door {
   sdp::LocalMedia offered_;
   guint ring_timer_ = 0, duration_timer_ = 0;
   int64_t pressed_at_us_ = 0;
+  std::unique_ptr<DoorCamera> camera_;  // before media_: calls feed from it
   std::unique_ptr<DoorMedia> media_;
 };
 

@@ -37,6 +37,9 @@ config::Schema make_schema() {
                "seconds between keyframes (devices also ask for one when they join)")
       .str("media", "camera", "auto",
            "auto (first V4L2 camera, else a test pattern), none (test pattern) or /dev/videoN")
+      .boolean("media", "camera-always-on", false,
+               "keep the camera and encoder running between calls: a press then costs only a "
+               "keyframe (and snapshots and RTSP start at once), at the price of the encoder's CPU")
       .str("media", "audio-source", "auto", "auto (the default microphone), none (silence)")
       .str("media", "audio-sink", "auto", "auto (the default speaker), none (discarded)")
       .list("media", "audio-codecs", "PCMU PCMA", "audio codecs offered, in order",
@@ -117,6 +120,7 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   m.bitrate_kbps = static_cast<int>(cfg.get_int("media", "bitrate"));
   m.keyframe_interval_s = static_cast<int>(cfg.get_int("media", "keyframe-interval"));
   m.camera = cfg.get_string("media", "camera");
+  m.camera_always_on = cfg.get_bool("media", "camera-always-on");
   m.audio_source = cfg.get_string("media", "audio-source");
   m.audio_sink = cfg.get_string("media", "audio-sink");
   m.audio_codecs = cfg.get_list("media", "audio-codecs");

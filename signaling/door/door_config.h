@@ -20,6 +20,7 @@ struct MediaSettings {
   int bitrate_kbps = 800;
   int keyframe_interval_s = 2;
   std::string camera = "auto";        // auto, none (test pattern) or a /dev/video path
+  bool camera_always_on = false;      // keep camera and encoder running between calls
   std::string audio_source = "auto";  // auto, none (silence) or an ALSA device
   std::string audio_sink = "auto";    // auto, none or an ALSA device
   std::vector<std::string> audio_codecs{"PCMU", "PCMA"};

@@ -55,57 +55,11 @@ void post(const std::shared_ptr<DoorMedia *> &alive, std::function<void(DoorMedi
       job, [](gpointer data) { delete static_cast<Job *>(data); });
 }
 
-// The camera, or what stands in for one: portiercamsrc when the plugin is
-// built in (it falls back to a test pattern itself), else a moving test
-// pattern with a clock so a viewer sees the stream is live.
-std::string video_source_desc(const MediaSettings &m, std::string *name) {
-  const std::string caps = "video/x-raw,format=I420,width=" + std::to_string(m.width) +
-                           ",height=" + std::to_string(m.height) +
-                           ",framerate=" + std::to_string(m.framerate) + "/1";
-  if (have("portiercamsrc")) {
-    *name = "portiercamsrc";
-    std::string d = "portiercamsrc name=camera width=" + std::to_string(m.width) +
-                    " height=" + std::to_string(m.height) +
-                    " framerate=" + std::to_string(m.framerate) + "/1";
-    if (m.camera == "none")
-      d += " device=none";
-    else if (m.camera != "auto")
-      d += " device=" + m.camera;
-    return d + " ! " + caps;
-  }
-  *name = "test pattern (videotestsrc)";
-  std::string overlay = have("clockoverlay") ? " ! clockoverlay text=\"portier door\" " : " ";
-  return "videotestsrc is-live=true pattern=ball ! " + caps + overlay + "! videoconvert ! " + caps;
-}
-
-// Real-time settings for the encoder: no B-frames, a keyframe interval, the
-// bitrate; portierenc when built in (it picks hardware first), else the
-// software encoders with the same settings spelled out.
-std::string video_encoder_desc(const MediaSettings &m, std::string *name) {
-  const int kf = m.keyframe_interval_s * m.framerate;
-  const bool h264 = m.video_codec == "h264";
-  if (have("portierenc")) {
-    *name = "portierenc";
-    return std::string("portierenc name=encoder codec=") + (h264 ? "h264" : "vp8") +
-           " bitrate=" + std::to_string(m.bitrate_kbps) +
-           " keyframe-interval=" + std::to_string(kf);
-  }
-  if (h264) {
-    *name = "x264enc";
-    return "x264enc name=encoder tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max=" +
-           std::to_string(kf) + " bitrate=" + std::to_string(m.bitrate_kbps) +
-           " ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1";
-  }
-  *name = "vp8enc";
-  return "vp8enc name=encoder deadline=1 cpu-used=8 end-usage=cbr lag-in-frames=0 "
-         "error-resilient=partitions keyframe-max-dist=" +
-         std::to_string(kf) + " target-bitrate=" + std::to_string(m.bitrate_kbps * 1000);
-}
-
 }  // namespace
 
-DoorMedia::DoorMedia(MediaSettings settings, Callbacks callbacks)
+DoorMedia::DoorMedia(MediaSettings settings, DoorCamera &camera, Callbacks callbacks)
     : settings_(std::move(settings)),
+      camera_(camera),
       callbacks_(std::move(callbacks)),
       alive_(std::make_shared<DoorMedia *>(this)) {}
 
@@ -150,43 +104,47 @@ bool DoorMedia::build_video(std::string *error) {
   const bool h264 = settings_.video_codec == "h264";
   const std::string pay = h264 ? "rtph264pay config-interval=-1 aggregate-mode=zero-latency"
                                : "rtpvp8pay picture-id-mode=15-bit";
-  // The payload type is set again in apply() to the one agreed.
+  // The camera's encoded frames come in through the appsrc (stamped with this
+  // pipeline's clock on arrival); the payload type is set in apply() to the
+  // one agreed. A bounded queue: a stalled call drops frames, the camera never waits.
   const std::string desc =
-      "rtpbin name=rtpbin rtp-profile=avpf " + video_source_desc(settings_, &video_source_) +
-      " ! tee name=camera_tee "
-      "camera_tee. ! queue max-size-buffers=2 leaky=downstream ! " +
-      video_encoder_desc(settings_, &video_encoder_) + " ! " + pay +
+      "rtpbin name=rtpbin rtp-profile=avpf "
+      "appsrc name=video_in is-live=true format=time do-timestamp=true max-bytes=4000000 "
+      "block=false leaky-type=downstream ! " +
+      pay +
       " name=video_pay pt=96 mtu=1200 ! rtpbin.send_rtp_sink_1 "
       "rtpbin.send_rtp_src_1 ! multiudpsink name=video_rtp sync=false async=false "
       "rtpbin.send_rtcp_src_1 ! multiudpsink name=video_rtcp sync=false async=false "
-      "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1 "
-      "camera_tee. ! queue max-size-buffers=1 leaky=downstream ! "
-      "appsink name=snapshot max-buffers=1 drop=true sync=false";
+      "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1";
   GError *gerr = nullptr;
   GstElement *p = gst_parse_launch(desc.c_str(), &gerr);
   if (!p || gerr) {
-    *error = std::string("video pipeline: ") + (gerr ? gerr->message : "cannot build");
+    *error = std::string("call pipeline: ") + (gerr ? gerr->message : "cannot build");
     g_clear_error(&gerr);
     if (p) gst_object_unref(p);
     return false;
   }
   pipeline_ = p;
   rtpbin_ = gst_bin_get_by_name(GST_BIN(p), "rtpbin");
+  video_in_ = gst_bin_get_by_name(GST_BIN(p), "video_in");
   video_pay_ = gst_bin_get_by_name(GST_BIN(p), "video_pay");
   video_rtp_sink_ = gst_bin_get_by_name(GST_BIN(p), "video_rtp");
   video_rtcp_sink_ = gst_bin_get_by_name(GST_BIN(p), "video_rtcp");
-  snap_sink_ = gst_bin_get_by_name(GST_BIN(p), "snapshot");
   g_object_set(video_rtp_sink_, "socket", video_.rtp, "close-socket", FALSE, nullptr);
   g_object_set(video_rtcp_sink_, "socket", video_.rtcp, "close-socket", FALSE, nullptr);
   GstElement *rtcp_in = gst_bin_get_by_name(GST_BIN(p), "video_rtcp_in");
   g_object_set(rtcp_in, "socket", video_.rtcp, "close-socket", FALSE, nullptr);
   gst_object_unref(rtcp_in);
-  GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
   // Payloaders push a frame's packets as one buffer list (rtpvp8pay does).
-  gst_pad_add_probe(pad,
-                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
-                                                 GST_PAD_PROBE_TYPE_BUFFER_LIST),
-                    on_video_out, this, nullptr);
+  GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
+  gst_pad_add_probe(
+      pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+      on_video_out, this, nullptr);
+  gst_object_unref(pad);
+  // A keyframe request from the peer (RTCP PLI/FIR turned into GstForceKeyUnit
+  // by rtpsession) stops at the appsrc: the encoder is in the camera's pipeline.
+  pad = gst_element_get_static_pad(video_in_, "src");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_keyframe_request, this, nullptr);
   gst_object_unref(pad);
   g_signal_connect(rtpbin_, "pad-added", G_CALLBACK(on_pad_added), this);
   GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
@@ -194,17 +152,21 @@ bool DoorMedia::build_video(std::string *error) {
   gst_object_unref(bus);
   // Wait for PLAYING: the audio branch joins this pipeline later, and a bin
   // added while the pipeline is still on its way up can leave it stuck short
-  // of PLAYING (live sources then produce nothing). Live sources do not
-  // preroll, so this is quick.
+  // of PLAYING. Live sources do not preroll, so this is quick.
   if (gst_element_set_state(p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE ||
       gst_element_get_state(p, nullptr, nullptr, 3 * GST_SECOND) == GST_STATE_CHANGE_FAILURE) {
-    *error = "the video pipeline does not start (camera or encoder)";
+    *error = "the call pipeline does not start";
     return false;
   }
-  PLOG_INFO("media: video from %s, encoded by %s (%s %dx%d@%d)", video_source_.c_str(),
-            video_encoder_.c_str(), settings_.video_codec.c_str(), settings_.width,
-            settings_.height, settings_.framerate);
-  return true;
+  return camera_.add(GST_APP_SRC(video_in_), &camera_id_, error);
+}
+
+GstPadProbeReturn DoorMedia::on_keyframe_request(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (!gst_video_event_is_force_key_unit(event)) return GST_PAD_PROBE_OK;
+  auto *self = static_cast<DoorMedia *>(data);
+  post(self->alive_, [](DoorMedia *m) { m->camera_.request_keyframe(); });
+  return GST_PAD_PROBE_DROP;
 }
 
 bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
@@ -452,59 +414,19 @@ std::string DoorMedia::pipeline_state() const {
   GstState cur = GST_STATE_NULL, pending = GST_STATE_VOID_PENDING;
   gst_element_get_state(pipeline_, &cur, &pending, 0);
   std::string s = gst_element_state_get_name(cur);
-  if (pending != GST_STATE_VOID_PENDING) s += std::string("->") + gst_element_state_get_name(pending);
+  if (pending != GST_STATE_VOID_PENDING)
+    s += std::string("->") + gst_element_state_get_name(pending);
   return s;
 }
 
-void DoorMedia::request_keyframe() {
-  if (!video_pay_) return;
-  // Upstream from the payloader to the encoder (GstForceKeyUnit, all headers).
-  GstPad *pad = gst_element_get_static_pad(video_pay_, "src");
-  gst_pad_send_event(pad,
-                     gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-  gst_object_unref(pad);
-}
-
-bool DoorMedia::snapshot(const std::string &path, std::string *error) {
-  if (!snap_sink_) {
-    *error = "no camera running";
-    return false;
-  }
-  GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(snap_sink_), GST_SECOND);
-  if (!sample) {
-    *error = "no frame from the camera yet";
-    return false;
-  }
-  GstCaps *jpeg = gst_caps_new_empty_simple("image/jpeg");
-  GError *gerr = nullptr;
-  GstSample *out = gst_video_convert_sample(sample, jpeg, 2 * GST_SECOND, &gerr);
-  gst_caps_unref(jpeg);
-  gst_sample_unref(sample);
-  if (!out) {
-    *error = std::string("JPEG: ") + (gerr ? gerr->message : "conversion failed");
-    g_clear_error(&gerr);
-    return false;
-  }
-  GstBuffer *buf = gst_sample_get_buffer(out);
-  GstMapInfo map;
-  bool ok = false;
-  if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
-    GError *ferr = nullptr;
-    ok = g_file_set_contents(path.c_str(), reinterpret_cast<const gchar *>(map.data),
-                             static_cast<gssize>(map.size), &ferr);
-    if (!ok) *error = ferr ? ferr->message : "cannot write";
-    g_clear_error(&ferr);
-    gst_buffer_unmap(buf, &map);
-  }
-  gst_sample_unref(out);
-  return ok;
-}
+void DoorMedia::request_keyframe() { camera_.request_keyframe(); }
 
 void DoorMedia::close() {
+  if (camera_id_) camera_.remove(camera_id_), camera_id_ = 0;
   if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
   if (pipeline_) {
     gst_element_set_state(pipeline_, GST_STATE_NULL);
-    for (GstElement **e : {&rtpbin_, &video_pay_, &video_rtp_sink_, &video_rtcp_sink_, &snap_sink_,
+    for (GstElement **e : {&rtpbin_, &video_in_, &video_pay_, &video_rtp_sink_, &video_rtcp_sink_,
                            &audio_rtp_sink_, &audio_rtcp_sink_})
       if (*e) gst_object_unref(*e), *e = nullptr;
     gst_object_unref(pipeline_);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/sdp/offer_answer.h"
+#include "door/door_camera.h"
 #include "door/door_config.h"
 
 namespace portier::door {
@@ -39,7 +40,7 @@ class DoorMedia {
     std::function<void()> first_video_sent;
   };
 
-  DoorMedia(MediaSettings settings, Callbacks callbacks);
+  DoorMedia(MediaSettings settings, DoorCamera &camera, Callbacks callbacks);
   ~DoorMedia();
   DoorMedia(const DoorMedia &) = delete;
   DoorMedia &operator=(const DoorMedia &) = delete;
@@ -52,13 +53,11 @@ class DoorMedia {
   bool apply(const std::vector<sdp::Agreed> &agreed, std::string *error);
   // An immediate keyframe (a device joined, or asked by SIP INFO).
   void request_keyframe();
-  // The latest camera frame as a JPEG file.
-  bool snapshot(const std::string &path, std::string *error);
   void close();
 
   // What is in use, for logs and the control socket.
-  std::string video_source() const { return video_source_; }
-  std::string video_encoder() const { return video_encoder_; }
+  std::string video_source() const { return camera_.source(); }
+  std::string video_encoder() const { return camera_.encoder(); }
   uint64_t video_packets_sent() const { return video_sent_.load(); }
   std::string pipeline_state() const;
 
@@ -74,14 +73,17 @@ class DoorMedia {
   static void on_pad_added(GstElement *rtpbin, GstPad *pad, gpointer self);
   static GstPadProbeReturn on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer self);
   static GstPadProbeReturn on_video_out(GstPad *, GstPadProbeInfo *info, gpointer self);
+  static GstPadProbeReturn on_keyframe_request(GstPad *, GstPadProbeInfo *info, gpointer self);
   static gboolean on_bus(GstBus *, GstMessage *msg, gpointer self);
 
   MediaSettings settings_;
+  DoorCamera &camera_;
+  int camera_id_ = 0;  // our place among the camera's consumers
   Callbacks callbacks_;
   GstElement *pipeline_ = nullptr;
   GstElement *rtpbin_ = nullptr;
   GstElement *video_pay_ = nullptr, *video_rtp_sink_ = nullptr, *video_rtcp_sink_ = nullptr;
-  GstElement *snap_sink_ = nullptr;
+  GstElement *video_in_ = nullptr;  // appsrc fed by the camera
   GstElement *audio_rtp_sink_ = nullptr, *audio_rtcp_sink_ = nullptr;
   bool audio_built_ = false;
   int telephone_event_pt_ = -1;
@@ -89,7 +91,6 @@ class DoorMedia {
   std::string video_dest_, video_rtcp_dest_, audio_dest_, audio_rtcp_dest_;
   Socks audio_, video_;
   guint bus_watch_ = 0;
-  std::string video_source_, video_encoder_;
   std::atomic<uint64_t> video_sent_{0};
   std::atomic<bool> first_sent_reported_{false};
   std::atomic<bool> sending_video_{false};

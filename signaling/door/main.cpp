@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <deque>
+#include <memory>
 
 #include "common/cli.h"
 #include "common/control_socket.h"
@@ -15,6 +16,7 @@
 #include "common/log.h"
 #include "common/mainloop.h"
 #include "door/door.h"
+#include "door/door_rtsp.h"
 
 using namespace portier;
 
@@ -108,6 +110,7 @@ int main(int argc, char **argv) {
     g_unix_signal_add(SIGTERM, on_signal, &stop);
     g_unix_signal_add(SIGINT, on_signal, &stop);
     ControlSocket control;
+    std::unique_ptr<door::DoorRtsp> rtsp;
     std::string error;
     if (!door.start(root, &error)) {
       PLOG_ERROR("%s", error.c_str());
@@ -127,6 +130,12 @@ int main(int argc, char **argv) {
                    },
                    &error)) {
       PLOG_ERROR("control socket %s: %s", settings.control_socket.c_str(), error.c_str());
+      rc = 1;
+    } else if (settings.rtsp.enabled &&
+               !(rtsp = std::make_unique<door::DoorRtsp>(settings.rtsp, settings.media.video_codec,
+                                                         door.camera()))
+                    ->start(&error)) {
+      PLOG_ERROR("%s", error.c_str());
       rc = 1;
     } else {
       sd_notify(0, "READY=1");

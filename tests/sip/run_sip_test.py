@@ -2055,6 +2055,65 @@ def door_rings_device(env, CODEC):
     check(USERS["door"] not in text, "the door's password appears in its log")
 
 
+def case_door_rtsp_preview(env):
+    """The door's RTSP preview (issue 4): rtspsrc decodes the live camera; a
+    call during the preview gets the same camera and encoder (one consumer
+    more, not a second camera), both keep decoding, and the preview goes on
+    after the call."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0)])
+    rtsp_port = env.ports.media(5)
+    decoder, frames_dir = start_decoder(env, "mon1_video", env.ports.media(7) + 2, "H264")
+    mon1 = env.uas("mon1", "uas_door_answer.xml", 0,
+                   fields=[[env.ports.media(7), env.ports.media(7) + 2, "H264"]])
+    env.start_door(video_codec="h264",
+                   extra="[rtsp]\nenabled = true\naddress = %s\nport = %d\npath = /door\n"
+                   % (LOCAL, rtsp_port))
+    out = os.path.join(env.dir, "rtsp")
+    os.makedirs(out)
+    viewer = Proc("rtsp_viewer", [
+        "gst-launch-1.0", "-q", "rtspsrc", "location=rtsp://%s:%d/door" % (LOCAL, rtsp_port),
+        "protocols=tcp", "latency=0", "!", "rtph264depay", "!", "avdec_h264", "!",
+        "videoconvert", "!", "pngenc", "!", "multifilesink",
+        "location=%s/frame-%%05d.png" % out], os.path.join(env.dir, "rtsp_viewer.log"), env.dir)
+    env.procs.append(viewer)
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline and not decoded_frames(out):
+            check(viewer.running(), "the RTSP viewer exited: %s"
+                  % open(os.path.join(env.dir, "rtsp_viewer.log")).read()[-800:])
+            time.sleep(0.2)
+        check(decoded_frames(out), "rtspsrc decoded no frame of the preview")
+        st = env.door_ctl("status")
+        check(st.get("camera_consumers") == 1, "one viewer expected: %s" % st)
+        t_call = time.time()
+        check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+        env.wait_door_event("early_media", 10)
+        time.sleep(1.0)
+        st = env.door_ctl("status")
+        check(st.get("camera_consumers") == 2,
+              "the call should share the preview's camera and encoder: %s" % st)
+        env.wait_door_event("answered", 15)
+        env.door_ctl("hangup")
+        mon1.wait()
+        env.wait_door_event("ended", 5)
+        t_end = time.time()
+        time.sleep(1.5)
+        st = env.door_ctl("status")
+        check(st.get("camera_consumers") == 1 and st.get("camera_running"),
+              "after the call the preview goes on alone: %s" % st)
+    finally:
+        viewer.stop()
+        decoder.stop()
+    rtsp_frames = decoded_frames(out)
+    call_frames = decoded_frames(frames_dir)
+    log("rtsp viewer: %d frames; mon1: %d frames" % (len(rtsp_frames), len(call_frames)))
+    check(call_frames, "the call decoded nothing while the preview ran")
+    check([f for f in rtsp_frames if t_call < f[0] < t_end],
+          "the preview stopped during the call")
+    check([f for f in rtsp_frames if f[0] > t_end], "the preview stopped after the call")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2077,6 +2136,7 @@ CASES = [
     ("relay_latching", case_relay_latching),
     ("door_early_media", case_door_early_media),
     ("door_early_media_vp8", case_door_early_media_vp8),
+    ("door_rtsp_preview", case_door_rtsp_preview),
 ]
 
 
