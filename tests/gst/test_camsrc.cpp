@@ -49,6 +49,8 @@ class CamSrc : public ::testing::Test {
     tmp = mkdtemp(tmpl);
   }
   void TearDown() override {
+    // the messages left on the bus hold the element: drop them first
+    gst_bus_set_flushing(bus, TRUE);
     if (h) gst_harness_teardown(h);
     g_log_remove_handler("portiercamsrc", handler);
     if (bus) gst_object_unref(bus);
@@ -351,5 +353,7 @@ TEST_F(CamSrc, ActiveSourceIsNotified) {
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
+  const int ret = RUN_ALL_TESTS();
+  gst_deinit();  // so GST_TRACERS=leaks can report what is still alive
+  return ret;
 }
