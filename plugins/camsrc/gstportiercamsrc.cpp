@@ -55,6 +55,7 @@
 #include <string>
 #include <vector>
 
+#include "camera_chain.h"
 #include "camera_modes.h"
 #include "v4l2_devices.h"
 
@@ -175,31 +176,6 @@ struct Source {
   std::optional<cam::Choice> mode;  // empty: the driver listed none, let v4l2src choose
 };
 
-// The element `factory`, or an error naming the Debian package that has it.
-GstElement *make(GstPortierCamSrc *self, const char *factory, const char *name,
-                 const char *package) {
-  GstElement *e = gst_element_factory_make(factory, name);
-  if (!e)
-    GST_ELEMENT_ERROR(self, CORE, MISSING_PLUGIN,
-                      ("GStreamer element '%s' is missing (Debian package %s).", factory, package),
-                      (nullptr));
-  return e;
-}
-
-void set_caps(GstElement *capsfilter, const std::string &caps_string) {
-  GstCaps *caps = gst_caps_from_string(caps_string.c_str());
-  g_object_set(capsfilter, "caps", caps, nullptr);
-  gst_caps_unref(caps);
-}
-
-std::string output_caps(const Settings &s) {
-  return std::string("video/x-raw,format=") + (s.format == FORMAT_NV12 ? "NV12" : "I420") +
-         ",width=" + std::to_string(s.request.width) +
-         ",height=" + std::to_string(s.request.height) +
-         ",framerate=" + std::to_string(s.request.rate.num) + "/" +
-         std::to_string(s.request.rate.den) + ",pixel-aspect-ratio=1/1";
-}
-
 std::string join_modes(const std::vector<cam::Mode> &modes) {
   std::string formats;
   for (const cam::Mode &m : modes) {
@@ -294,93 +270,75 @@ bool decide(GstPortierCamSrc *self, const Settings &s, Source *out) {
   return true;
 }
 
-// Adds `elements` to the bin and links them in order.
-bool add_and_link(GstPortierCamSrc *self, const std::vector<GstElement *> &elements) {
-  for (GstElement *e : elements) gst_bin_add(GST_BIN(self), e);
-  for (size_t i = 1; i < elements.size(); ++i)
-    if (!gst_element_link(elements[i - 1], elements[i])) {
-      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
-                        ("cannot link %s to %s", GST_ELEMENT_NAME(elements[i - 1]),
-                         GST_ELEMENT_NAME(elements[i])));
-      return false;
-    }
-  return true;
-}
-
-void unref_all(std::vector<GstElement *> &elements) {
-  for (GstElement *e : elements)
-    if (e) gst_object_unref(gst_object_ref_sink(e));
-  elements.clear();
+// The test pattern's half of the chain: a moving ball at the asked size and
+// rate, with the wall clock and "portier: no camera" written on it.
+void pattern_head(GstPortierCamSrc *self, std::vector<GstElement *> &chain, const Settings &s,
+                  std::string *missing) {
+  GstElement *pattern = cam::make_element("videotestsrc", "pattern", missing);
+  if (pattern) {
+    // ball: a moving picture, so a frozen stream is told from a live one
+    gst_util_set_object_arg(G_OBJECT(pattern), "pattern", "ball");
+    g_object_set(pattern, "is-live", TRUE, nullptr);
+    if (s.num_buffers >= 0) g_object_set(pattern, "num-buffers", s.num_buffers, nullptr);
+  }
+  chain.push_back(pattern);
+  GstElement *caps = cam::make_element("capsfilter", "pattern-caps", missing);
+  if (caps) {
+    const cam::Request &r = s.request;
+    GstCaps *c = gst_caps_new_simple("video/x-raw", "width", G_TYPE_INT, r.width, "height",
+                                     G_TYPE_INT, r.height, "framerate", GST_TYPE_FRACTION,
+                                     r.rate.num, r.rate.den, nullptr);
+    g_object_set(caps, "caps", c, nullptr);
+    gst_caps_unref(c);
+  }
+  chain.push_back(caps);
+  // The clock overlay is in the pango plugin (Debian: gstreamer1.0-x); a door
+  // without it still sends the moving pattern.
+  if (GstElement *overlay = gst_element_factory_make("clockoverlay", "overlay")) {
+    g_object_set(overlay, "text", kNoCameraText, "time-format", "%Y-%m-%d %H:%M:%S",
+                 "shaded-background", TRUE, nullptr);
+    chain.push_back(overlay);
+  } else {
+    GST_WARNING_OBJECT(self, "clockoverlay (gstreamer1.0-x) is missing: no clock on the pattern");
+  }
 }
 
 // Builds the chain for `source` in the bin and points the ghost pad at it.
 bool build(GstPortierCamSrc *self, const Settings &s, const Source &source) {
   std::vector<GstElement *> chain;
-  bool ok = true;
-  auto add = [&](const char *factory, const char *name, const char *package) {
-    GstElement *e = ok ? make(self, factory, name, package) : nullptr;
-    if (!e) ok = false;
-    chain.push_back(e);
-    return e;
-  };
-
-  GstElement *src;
+  std::string missing;
   if (source.camera) {
-    src = add("v4l2src", "camera", "gstreamer1.0-plugins-good");
-    if (src) g_object_set(src, "device", source.path.c_str(), nullptr);
-    GstElement *caps = add("capsfilter", "camera-caps", "gstreamer1.0-plugins-base");
-    if (caps) set_caps(caps, source.mode ? cam::source_caps(*source.mode) : "video/x-raw");
-    if (source.mode && cam::format_info(source.mode->mode.fourcc).kind == cam::FormatKind::Jpeg)
-      add("jpegdec", "decoder", "gstreamer1.0-plugins-good");
-  } else {
-    src = add("videotestsrc", "pattern", "gstreamer1.0-plugins-base");
-    // ball: a moving picture, so a frozen stream is told from a live one
-    if (src) gst_util_set_object_arg(G_OBJECT(src), "pattern", "ball");
-    if (src) g_object_set(src, "is-live", TRUE, nullptr);
-    GstElement *caps = add("capsfilter", "pattern-caps", "gstreamer1.0-plugins-base");
-    if (caps)
-      set_caps(caps, "video/x-raw,width=" + std::to_string(s.request.width) +
-                         ",height=" + std::to_string(s.request.height) +
-                         ",framerate=" + std::to_string(s.request.rate.num) + "/" +
-                         std::to_string(s.request.rate.den));
-    // The clock overlay is in the pango plugin (Debian: gstreamer1.0-x); a
-    // door without it still sends the moving pattern.
-    if (ok) {
-      if (GstElement *overlay = gst_element_factory_make("clockoverlay", "overlay")) {
-        g_object_set(overlay, "text", kNoCameraText, "time-format", "%Y-%m-%d %H:%M:%S",
-                     "shaded-background", TRUE, nullptr);
-        chain.push_back(overlay);
-      } else {
-        GST_WARNING_OBJECT(self,
-                           "clockoverlay (gstreamer1.0-x) is missing: no clock on the "
-                           "test pattern");
-      }
+    GstElement *v4l2 = cam::make_element("v4l2src", "camera", &missing);
+    if (v4l2) {
+      g_object_set(v4l2, "device", source.path.c_str(), nullptr);
+      if (s.num_buffers >= 0) g_object_set(v4l2, "num-buffers", s.num_buffers, nullptr);
     }
+    cam::camera_head(chain, v4l2, source.mode, &missing);
+  } else {
+    pattern_head(self, chain, s, &missing);
   }
-  if (src && s.num_buffers >= 0) g_object_set(src, "num-buffers", s.num_buffers, nullptr);
-  // skip-to-first: a live source starts at the running time it was started
-  // at; videorate would otherwise fill the time before with copies of the
-  // first frame, a burst the encoder and the network do not need.
-  if (GstElement *rate = add("videorate", "rate", "gstreamer1.0-plugins-base"))
-    g_object_set(rate, "skip-to-first", TRUE, nullptr);
-  add("videoscale", "scale", "gstreamer1.0-plugins-base");
-  add("videoconvert", "convert", "gstreamer1.0-plugins-base");
-  GstElement *out = add("capsfilter", "output-caps", "gstreamer1.0-plugins-base");
-  if (!ok) {
-    unref_all(chain);
+  const char *format = s.format == FORMAT_NV12 ? "NV12" : "I420";
+  cam::output_tail(chain, s.request, format, &missing);
+  if (!missing.empty()) {
+    cam::release(chain);
+    GST_ELEMENT_ERROR(self, CORE, MISSING_PLUGIN,
+                      ("GStreamer element %s is missing.", missing.c_str()), (nullptr));
     return false;
   }
-  set_caps(out, output_caps(s));
-  if (!add_and_link(self, chain)) return false;  // the bin owns them now
+  std::string error;
+  if (!cam::add_and_link(GST_BIN(self), chain, &error)) {  // the bin owns them now
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr), ("%s", error.c_str()));
+    return false;
+  }
 
-  GstPad *target = gst_element_get_static_pad(out, "src");
+  GstPad *target = gst_element_get_static_pad(chain.back(), "src");
   gst_ghost_pad_set_target(GST_GHOST_PAD(self->srcpad), target);
   gst_object_unref(target);
   set_active_source(self, source.camera ? "v4l2:" + source.path : kTestPattern);
   GST_INFO_OBJECT(self, "source %s, camera caps %s, output %s",
                   source.camera ? source.path.c_str() : kTestPattern,
                   source.mode ? cam::source_caps(*source.mode).c_str() : "-",
-                  output_caps(s).c_str());
+                  cam::output_caps(s.request, format).c_str());
   return true;
 }
 

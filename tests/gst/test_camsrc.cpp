@@ -5,8 +5,10 @@
 // Unlike test_rtpfork.cpp this needs the host's plugins (videotestsrc,
 // videoconvert, clockoverlay, ...): ctest keeps the system plugin path, loads
 // portier from build/plugins and keeps its own registry in the build tree.
-// The camera itself cannot exist here; a missing path, /dev/null, a regular
-// file and a directory stand in for every wrong device.
+// The camera itself cannot exist here: a missing path, /dev/null, a regular
+// file and a directory stand in for every wrong device, and videotestsrc
+// (with jpegenc for an MJPEG camera) stands in for v4l2src in front of the
+// element's own camera chain.
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -15,15 +17,19 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "camsrc/camera_chain.h"
+#include "camsrc/camera_modes.h"
 #include "camsrc/v4l2_devices.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+namespace cam = portier::camera;
 
 // Whether auto-detection would find a real camera here: the "no camera"
 // tests mean nothing then.
@@ -374,6 +380,109 @@ TEST_F(CamSrc, ActiveSourceIsNotified) {
   EXPECT_EQ(gst_element_set_state(src, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   EXPECT_EQ(seen, (std::vector<std::string>{"test-pattern", ""}));
 }
+
+// ------------------------------------------------------------------ the camera half
+
+// The camera cannot exist here, so a stand-in takes v4l2src's place in front
+// of the element's own chain (camera_head + output_tail, as portiercamsrc
+// builds them): videotestsrc, with jpegenc for a camera that gives MJPEG.
+// The modes are those of a typical USB webcam; the mode choice is the
+// element's too.
+std::vector<cam::Mode> webcam() {
+  auto mode = [](uint32_t f, int w, int h, std::vector<cam::Fraction> rates) {
+    cam::Mode m;
+    m.fourcc = f;
+    m.width = w;
+    m.height = h;
+    m.rates = std::move(rates);
+    return m;
+  };
+  const uint32_t yuyv = cam::fourcc('Y', 'U', 'Y', 'V'), mjpg = cam::fourcc('M', 'J', 'P', 'G');
+  return {mode(yuyv, 640, 480, {{30, 1}, {15, 1}}), mode(yuyv, 1280, 720, {{10, 1}}),
+          mode(mjpg, 640, 480, {{30, 1}}), mode(mjpg, 1280, 720, {{30, 1}, {15, 1}})};
+}
+
+struct CameraCase {
+  const char *name;
+  Asked asked;
+  const char *camera_caps;  // what the chain must ask of the camera
+};
+void PrintTo(const CameraCase &c, std::ostream *os) { *os << c.name; }
+
+class CameraChain : public ::testing::TestWithParam<CameraCase> {
+ protected:
+  void TearDown() override {
+    if (h) gst_harness_teardown(h);
+  }
+  GstHarness *h = nullptr;
+};
+
+TEST_P(CameraChain, TheCameraComesOutAsAsked) {
+  const CameraCase &c = GetParam();
+  const Asked &a = c.asked;
+  const cam::Request request{a.width, a.height, {a.fps_n, a.fps_d}};
+  const std::optional<cam::Choice> choice = cam::choose_mode(webcam(), request);
+  ASSERT_TRUE(choice.has_value());
+  ASSERT_EQ(cam::source_caps(*choice), c.camera_caps);
+  const bool mjpeg = cam::format_info(choice->mode.fourcc).kind == cam::FormatKind::Jpeg;
+
+  GError *err = nullptr;
+  GstElement *camera = gst_parse_bin_from_description(
+      mjpeg ? "videotestsrc is-live=true pattern=smpte ! jpegenc" : "videotestsrc is-live=true",
+      TRUE, &err);
+  ASSERT_NE(camera, nullptr) << (err ? err->message : "");
+  GstElement *bin = gst_bin_new("standin");
+  std::vector<GstElement *> chain;
+  std::string missing, error;
+  cam::camera_head(chain, camera, choice, &missing);
+  cam::output_tail(chain, request, a.format, &missing);
+  ASSERT_EQ(missing, "");
+  ASSERT_TRUE(cam::add_and_link(GST_BIN(bin), chain, &error)) << error;
+  GstPad *last = gst_element_get_static_pad(chain.back(), "src");
+  gst_element_add_pad(bin, gst_ghost_pad_new("src", last));
+  gst_object_unref(last);
+
+  h = gst_harness_new_with_element(bin, nullptr, "src");
+  gst_object_unref(bin);  // the harness holds it
+  gst_harness_use_systemclock(h);
+  gst_harness_play(h);
+  GstBuffer *b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr) << "no frame came";
+  gst_buffer_unref(b);
+  expect_caps(h, a);
+
+  // the camera was asked for the chosen mode, and MJPEG was decoded
+  GstElement *camera_caps = gst_bin_get_by_name(GST_BIN(h->element), "camera-caps");
+  GstPad *pad = gst_element_get_static_pad(camera_caps, "src");
+  GstCaps *got = gst_pad_get_current_caps(pad);
+  GstCaps *want = gst_caps_from_string(c.camera_caps);
+  ASSERT_NE(got, nullptr);
+  EXPECT_TRUE(gst_caps_is_subset(got, want)) << gst_caps_to_string(got);
+  gst_caps_unref(got);
+  gst_caps_unref(want);
+  gst_object_unref(pad);
+  gst_object_unref(camera_caps);
+  GstElement *decoder = gst_bin_get_by_name(GST_BIN(h->element), "decoder");
+  EXPECT_EQ(decoder != nullptr, mjpeg);
+  if (decoder) gst_object_unref(decoder);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Webcam, CameraChain,
+    ::testing::Values(
+        // raw YUYV at the exact size, 30 fps camera re-timed to 15
+        CameraCase{"RawExactSize",
+                   {640, 480, 15, 1, "NV12"},
+                   "video/x-raw,format=YUY2,width=640,height=480,framerate=15/1"},
+        // raw 720p is too slow: MJPEG, decoded, 30 fps re-timed to 25
+        CameraCase{"MjpegForTheFrameRate",
+                   {1280, 720, 25, 1, "I420"},
+                   "image/jpeg,width=1280,height=720,framerate=30/1"},
+        // 800x600 is no camera size: the nearest bigger one, scaled down
+        CameraCase{"MjpegScaledDown",
+                   {800, 600, 30, 1, "I420"},
+                   "image/jpeg,width=1280,height=720,framerate=30/1"}),
+    [](const ::testing::TestParamInfo<CameraCase> &i) { return std::string(i.param.name); });
 
 }  // namespace
 
