@@ -1,9 +1,15 @@
 // The GStreamer plugin "portier": registers the elements, nothing else.
 #include <gst/gst.h>
 
+#include "camsrc/gstportiercamsrc.h"
 #include "rtpfork/gstrtpfork.h"
 
-static gboolean plugin_init(GstPlugin *plugin) { return GST_ELEMENT_REGISTER(rtpfork, plugin); }
+static gboolean plugin_init(GstPlugin *plugin) {
+  gboolean ok = FALSE;
+  ok |= GST_ELEMENT_REGISTER(rtpfork, plugin);
+  ok |= GST_ELEMENT_REGISTER(portiercamsrc, plugin);
+  return ok;
+}
 
 #ifndef PACKAGE
 #define PACKAGE "portier"
@@ -13,5 +19,6 @@ static gboolean plugin_init(GstPlugin *plugin) { return GST_ELEMENT_REGISTER(rtp
 #endif
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, portier,
-                  "portier intercom elements: early-media RTP fork", plugin_init, PORTIER_VERSION,
-                  "LGPL", "portier", "https://github.com/portier-intercom/portier")
+                  "portier intercom elements: early-media RTP fork, door camera source",
+                  plugin_init, PORTIER_VERSION, "LGPL", "portier",
+                  "https://github.com/portier-intercom/portier")

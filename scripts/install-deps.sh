@@ -12,6 +12,8 @@ PACKAGES=(
   # media: the GStreamer plugin, its tests (gstreamer-check) and bring-up pipelines
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  # pango's clockoverlay, the clock on portiercamsrc's no-camera test pattern
+  gstreamer1.0-x
   # the door: encoders (x264enc in ugly, openh264enc in bad, vp8enc in good),
   # decoders for tests (libav), the echo canceller, GPIO, the RTSP preview
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
