@@ -24,15 +24,14 @@ std::string raw_caps(const MediaSettings &m) {
 // test pattern with a clock, so a viewer sees the stream is live.
 std::string source_desc(const MediaSettings &m, std::string *name) {
   const std::string caps = raw_caps(m);
-  if (have("portiercamsrc")) {
+  if (m.camera != "none" && have("portiercamsrc")) {
+    // A configured device that is missing falls back to the test pattern
+    // (and says so in the log): the door still rings and talks.
     *name = "portiercamsrc";
-    std::string d = "portiercamsrc name=camera width=" + std::to_string(m.width) +
+    std::string d = "portiercamsrc name=camera fallback=true width=" + std::to_string(m.width) +
                     " height=" + std::to_string(m.height) +
                     " framerate=" + std::to_string(m.framerate) + "/1";
-    if (m.camera == "none")
-      d += " fallback=true device=/nonexistent-no-camera";
-    else if (m.camera != "auto")
-      d += " device=" + m.camera;
+    if (m.camera != "auto") d += " device=" + m.camera;
     return d + " ! " + caps;
   }
   *name = "test pattern (videotestsrc)";

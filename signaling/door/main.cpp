@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 
+#include "camsrc/gstportiercamsrc.h"
 #include "common/cli.h"
 #include "common/control_socket.h"
 #include "common/json.h"
@@ -87,6 +88,8 @@ int main(int argc, char **argv) {
   door::DoorSettings settings = door::door_settings_from_config(cfg);
   log::init("portier-door", settings.log_output, settings.log_level);
   gst_init(nullptr, nullptr);
+  // The plugin's elements are built in: no plugin path to get wrong.
+  GST_ELEMENT_REGISTER(portiercamsrc, nullptr);
 
   su_init();
   // P-Asserted-Identity (RFC 3325) and the other extension headers are parsed
