@@ -1,13 +1,18 @@
 // The GStreamer plugin "portier": registers the elements, nothing else.
 #include <gst/gst.h>
 
+#include "aec/gstportieraec.h"
+#include "aec/gstportieraecprobe.h"
 #include "camsrc/gstportiercamsrc.h"
 #include "rtpfork/gstrtpfork.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
-  gboolean ok = FALSE;
-  ok |= GST_ELEMENT_REGISTER(rtpfork, plugin);
-  ok |= GST_ELEMENT_REGISTER(portiercamsrc, plugin);
+  // Every element must register: a plugin with one missing would load and
+  // then fail in some pipeline far from here.
+  gboolean ok = GST_ELEMENT_REGISTER(rtpfork, plugin);
+  ok &= GST_ELEMENT_REGISTER(portiercamsrc, plugin);
+  ok &= GST_ELEMENT_REGISTER(portieraecprobe, plugin);
+  ok &= GST_ELEMENT_REGISTER(portieraec, plugin);
   return ok;
 }
 
@@ -19,6 +24,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
 #endif
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, portier,
-                  "portier intercom elements: early-media RTP fork, door camera source",
+                  "portier intercom elements: early-media RTP fork, door camera source, echo "
+                  "canceller",
                   plugin_init, PORTIER_VERSION, "LGPL", "portier",
                   "https://github.com/portier-intercom/portier")

@@ -10,6 +10,8 @@
 #include <deque>
 #include <memory>
 
+#include "aec/gstportieraec.h"
+#include "aec/gstportieraecprobe.h"
 #include "camsrc/gstportiercamsrc.h"
 #include "common/cli.h"
 #include "common/control_socket.h"
@@ -90,6 +92,8 @@ int main(int argc, char **argv) {
   gst_init(nullptr, nullptr);
   // The plugin's elements are built in: no plugin path to get wrong.
   GST_ELEMENT_REGISTER(portiercamsrc, nullptr);
+  GST_ELEMENT_REGISTER(portieraecprobe, nullptr);
+  GST_ELEMENT_REGISTER(portieraec, nullptr);
 
   su_init();
   // P-Asserted-Identity (RFC 3325) and the other extension headers are parsed
