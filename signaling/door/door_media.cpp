@@ -213,6 +213,11 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
   g_object_set(audio_rtcp_sink_, "socket", audio_.rtcp, nullptr);
   gst_object_ref(audio_rtp_sink_);
   gst_object_ref(audio_rtcp_sink_);
+  // The speaker first: the canceller in send_bin looks for its probe when it starts.
+  if (GstElement *speaker = build_speaker(pcma)) {
+    gst_bin_add(GST_BIN(pipeline_), speaker);
+    gst_element_sync_state_with_parent(speaker);
+  }
   gst_bin_add_many(GST_BIN(pipeline_), send_bin, rtp_in, rtcp_in, audio_rtp_sink_, audio_rtcp_sink_,
                    nullptr);
   telephone_event_pt_ = a.telephone_event_pt;
@@ -238,21 +243,12 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
   return true;
 }
 
-void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
-  auto *self = static_cast<DoorMedia *>(data);
-  gchar *name = gst_pad_get_name(pad);
-  const bool audio = g_str_has_prefix(name, "recv_rtp_src_0_");
-  g_free(name);
-  if (!audio) return;  // the door shows no video
-  GstCaps *caps = gst_pad_get_current_caps(pad);
-  std::string enc = "PCMU";
-  if (caps) {
-    const gchar *e = gst_structure_get_string(gst_caps_get_structure(caps, 0), "encoding-name");
-    if (e) enc = e;
-    gst_caps_unref(caps);
-  }
-  const bool pcma = enc == "PCMA";
-  const auto &m = self->settings_;
+// The speaker path exists from the start of the call (so the echo canceller
+// finds its probe at once); rtpbin's pad for the peer's SSRC is linked to it
+// when the first packet arrives, and a new SSRC (the peer restarted its
+// stream) replaces the old one.
+GstElement *DoorMedia::build_speaker(bool pcma) {
+  const auto &m = settings_;
   std::string sink;
   if (m.audio_sink == "none" || !have("autoaudiosink"))
     sink = "fakesink sync=false async=false";
@@ -271,13 +267,29 @@ void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
     PLOG_WARN("media: speaker path: %s", gerr ? gerr->message : "cannot build");
     g_clear_error(&gerr);
     if (bin) gst_object_unref(bin);
-    return;
+    return nullptr;
   }
-  gst_bin_add(GST_BIN(self->pipeline_), bin);
-  GstPad *sinkpad = gst_element_get_static_pad(bin, "sink");
-  gst_pad_link(pad, sinkpad);
+  gst_element_set_name(bin, "speaker");
+  return bin;
+}
+
+void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
+  auto *self = static_cast<DoorMedia *>(data);
+  gchar *name = gst_pad_get_name(pad);
+  const bool audio = g_str_has_prefix(name, "recv_rtp_src_0_");
+  g_free(name);
+  if (!audio) return;  // the door shows no video
+  GstElement *speaker = gst_bin_get_by_name(GST_BIN(self->pipeline_), "speaker");
+  if (!speaker) return;
+  GstPad *sinkpad = gst_element_get_static_pad(speaker, "sink");
+  if (GstPad *old = gst_pad_get_peer(sinkpad)) {
+    gst_pad_unlink(old, sinkpad);
+    gst_object_unref(old);
+  }
+  if (gst_pad_link(pad, sinkpad) != GST_PAD_LINK_OK)
+    PLOG_WARN("media: cannot play the peer's audio (caps?)");
   gst_object_unref(sinkpad);
-  gst_element_sync_state_with_parent(bin);
+  gst_object_unref(speaker);
 }
 
 // RFC 4733 events ride in the audio RTP session with their own payload type:

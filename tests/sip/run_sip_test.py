@@ -2114,6 +2114,73 @@ def case_door_rtsp_preview(env):
     check([f for f in rtsp_frames if f[0] > t_end], "the preview stopped after the call")
 
 
+def h264_keyframes(packets):
+    """Arrival times of the IDR pictures in H.264 RTP (RFC 6184 §5.4: NAL type
+    5, alone, in a STAP-A, or starting an FU-A)."""
+    times = []
+    for t, _, data in packets:
+        if len(data) < 14 or not is_rtp(data):
+            continue
+        cc = data[0] & 0x0f
+        nal = data[12 + 4 * cc:]
+        if not nal:
+            continue
+        kind = nal[0] & 0x1f
+        idr = kind == 5
+        if kind == 28 and len(nal) > 1:          # FU-A: start bit and the real type
+            idr = (nal[1] & 0x80) and (nal[1] & 0x1f) == 5
+        elif kind == 24:                         # STAP-A: any IDR inside
+            at = 1
+            while at + 2 < len(nal):
+                size = struct.unpack("!H", nal[at:at + 2])[0]
+                if at + 2 < len(nal) and nal[at + 2] & 0x1f == 5:
+                    idr = True
+                at += 2 + size
+        if idr and (not times or t - times[-1] > 0.05):
+            times.append(t)
+    return times
+
+
+def case_door_keyframe_requests(env):
+    """Keyframes on request (issue 4): the door's keyframe interval is 60 s, so
+    every keyframe after the first is one asked for: an RTCP PLI from the
+    ringing device (RFC 4585 §6.3.1, through the relay and its de-duplication)
+    and a SIP INFO picture_fast_update (RFC 5168) after the answer each make
+    the encoder send one at once."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0)])
+    video = RtpPeer("mon1_video", env.ports.media(7) + 2)
+    try:
+        mon1 = env.uas("mon1", "uas_door_keyframe.xml", 0,
+                       fields=[[env.ports.media(7), env.ports.media(7) + 2]])
+        env.start_door(video_codec="h264", extra="keyframe-interval = 60\n")
+        check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+        env.wait_door_event("early_media", 10)
+        inv = mon1.received(lambda m: m.method == "INVITE")[0]
+        relay_video = int(re.search(r"m=video (\d+)", inv.body).group(1))
+        time.sleep(1.0)
+        t_pli = time.time()
+        # RTCP PLI (RFC 4585 §6.3.1) from the device's RTCP port to the relay's
+        pli = struct.pack("!BBHII", 0x81, 206, 2, 0x0a11ce01, 0)
+        video.sock.sendto(pli, (LOCAL, relay_video + 1))
+        env.wait_door_event("answered", 10)
+        env.wait_door_event("keyframe_request", 10)
+        time.sleep(1.0)
+        env.door_ctl("hangup")
+        mon1.wait()
+        mon1.expect_ok()
+        t_info = mon1.sent(lambda m: m.method == "INFO")[0].ts()
+        env.wait_door_event("ended", 5)
+    finally:
+        video.close()
+    keys = h264_keyframes(video.packets)
+    log("keyframes at %s s after the PLI" % ["%.2f" % (k - t_pli) for k in keys])
+    check(keys and keys[0] < t_pli, "no keyframe when the device joined")
+    check([k for k in keys if t_pli < k < t_info], "no keyframe after the device's RTCP PLI")
+    check([k for k in keys if k > t_info], "no keyframe after the INFO picture_fast_update")
+    check(env.door_events("keyframe_request"), "the door did not log the INFO's request")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2137,6 +2204,7 @@ CASES = [
     ("door_early_media", case_door_early_media),
     ("door_early_media_vp8", case_door_early_media_vp8),
     ("door_rtsp_preview", case_door_rtsp_preview),
+    ("door_keyframe_requests", case_door_keyframe_requests),
 ]
 
 
