@@ -168,10 +168,18 @@ std::string choice(const char *codec, const char *more_props = nullptr) {
     g_strfreev(kv);
   }
   std::string chosen;
-  if (gst_element_set_state(e, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS)
+  GstElement *encoder = nullptr;
+  if (gst_element_set_state(e, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS) {
     chosen = get_string(e, "encoder");
+    encoder = gst_bin_get_by_name(GST_BIN(e), "encoder");
+    g_object_add_weak_pointer(G_OBJECT(encoder), reinterpret_cast<gpointer *>(&encoder));
+    gst_object_unref(encoder);
+  }
+  g_object_add_weak_pointer(G_OBJECT(e), reinterpret_cast<gpointer *>(&e));
   gst_element_set_state(e, GST_STATE_NULL);
+  EXPECT_EQ(encoder, nullptr) << "the encoder outlived the return to NULL";
   gst_object_unref(e);
+  EXPECT_EQ(e, nullptr) << "portierenc was not finalized";
   return chosen;
 }
 

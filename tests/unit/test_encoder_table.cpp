@@ -81,7 +81,8 @@ TEST(EncoderTable, BitRateInBitsDoesNotOverflow) {
 }
 
 TEST(EncoderTable, AvencOmxIsSkippedWithAReason) {
-  const EncoderRow *row = EncoderTable::builtin().find("avenc_h264_omx");
+  const EncoderTable t = EncoderTable::builtin();
+  const EncoderRow *row = t.find("avenc_h264_omx");
   ASSERT_NE(row, nullptr);
   EXPECT_NE(row->skip_reason.find("OpenMAX"), std::string::npos);
 }
