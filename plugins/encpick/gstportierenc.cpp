@@ -14,8 +14,9 @@
  *   that codec. Hardware encoders (klass containing "Hardware") come first,
  *   then the others by rank; rank NONE is left out, as autodetect does, unless
  *   the factory is named in #GstPortierEnc:try-first, which is tried before
- *   everything else. `GST_PLUGIN_FEATURE_RANK=x264enc:NONE,openh264enc:MAX`
- *   forces a choice without touching portier.
+ *   everything else (#GstPortierEnc:prefer-hardware=false: by rank alone).
+ *   `GST_PLUGIN_FEATURE_RANK=x264enc:NONE,openh264enc:MAX` forces a choice
+ *   without touching portier.
  * - Each candidate is brought to READY in turn, on a bus of its own, and the
  *   first that gets there is kept: a hardware encoder whose device is missing
  *   or busy fails here and the next one is tried. The chosen factory is in the
@@ -97,7 +98,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
 GType gst_portier_enc_codec_get_type(void) {
   static gsize id = 0;
   static const GEnumValue values[] = {
-      {GST_PORTIER_ENC_CODEC_AUTO, "What downstream accepts (H.264 if it takes both)", "auto"},
+      {GST_PORTIER_ENC_CODEC_AUTO, "The first of H.264 and VP8 that downstream accepts", "auto"},
       {GST_PORTIER_ENC_CODEC_H264, "H.264", "h264"},
       {GST_PORTIER_ENC_CODEC_VP8, "VP8", "vp8"},
       {0, nullptr, nullptr},
@@ -588,8 +589,8 @@ static void gst_portier_enc_class_init(GstPortierEncClass *klass) {
   gobject_class->get_property = gst_portier_enc_get_property;
   gobject_class->finalize = gst_portier_enc_finalize;
 
-  constexpr auto at_start = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                                     GST_PARAM_MUTABLE_READY);
+  // Read when the element goes to READY: no mutability flag, NULL state only.
+  constexpr auto at_start = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
   properties[PROP_CODEC] = g_param_spec_enum(
       "codec", "Codec", "Codec to encode; auto: the first of H.264 and VP8 downstream accepts",
       GST_TYPE_PORTIER_ENC_CODEC, DEFAULT_CODEC, at_start);

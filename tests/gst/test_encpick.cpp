@@ -276,6 +276,7 @@ TEST(EncPick, H264FollowsRankX264encOverOpenh264enc) {
   gst_object_unref(x264);
   gst_object_unref(openh264);
   EXPECT_EQ(choice("h264"), "x264enc");
+  EXPECT_EQ(choice("auto"), "x264enc");  // nothing linked downstream: H.264
 }
 
 TEST(EncPick, RankSetInProcessChangesTheChoice) {
