@@ -4,6 +4,7 @@
 #include "aec/gstportieraec.h"
 #include "aec/gstportieraecprobe.h"
 #include "camsrc/gstportiercamsrc.h"
+#include "encpick/gstportierenc.h"
 #include "rtpfork/gstrtpfork.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
@@ -11,6 +12,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   // then fail in some pipeline far from here.
   gboolean ok = GST_ELEMENT_REGISTER(rtpfork, plugin);
   ok &= GST_ELEMENT_REGISTER(portiercamsrc, plugin);
+  ok &= GST_ELEMENT_REGISTER(portierenc, plugin);
   ok &= GST_ELEMENT_REGISTER(portieraecprobe, plugin);
   ok &= GST_ELEMENT_REGISTER(portieraec, plugin);
   return ok;
@@ -24,7 +26,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
 #endif
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, portier,
-                  "portier intercom elements: early-media RTP fork, door camera source, echo "
-                  "canceller",
+                  "portier intercom elements: early-media RTP fork, door camera source, encoder "
+                  "picker, echo canceller",
                   plugin_init, PORTIER_VERSION, "LGPL", "portier",
                   "https://github.com/portier-intercom/portier")

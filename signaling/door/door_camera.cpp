@@ -49,10 +49,13 @@ std::string encoder_desc(const MediaSettings &m, std::string *name) {
                                    "video/x-h264,stream-format=byte-stream,alignment=au"
                                  : "";
   if (have("portierenc")) {
+    // It parses H.264 itself (SPS/PPS before every IDR); the caps pin what
+    // the consumers' appsrc announce.
     *name = "portierenc";
     return std::string("portierenc name=encoder codec=") + (h264 ? "h264" : "vp8") +
            " bitrate=" + std::to_string(m.bitrate_kbps) +
-           " keyframe-interval=" + std::to_string(kf) + parse;
+           " keyframe-interval=" + std::to_string(kf) +
+           (h264 ? " ! video/x-h264,stream-format=byte-stream,alignment=au" : "");
   }
   if (h264) {
     *name = "x264enc";

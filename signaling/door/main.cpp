@@ -13,6 +13,7 @@
 #include "aec/gstportieraec.h"
 #include "aec/gstportieraecprobe.h"
 #include "camsrc/gstportiercamsrc.h"
+#include "encpick/gstportierenc.h"
 #include "common/cli.h"
 #include "common/control_socket.h"
 #include "common/json.h"
@@ -92,6 +93,7 @@ int main(int argc, char **argv) {
   gst_init(nullptr, nullptr);
   // The plugin's elements are built in: no plugin path to get wrong.
   GST_ELEMENT_REGISTER(portiercamsrc, nullptr);
+  GST_ELEMENT_REGISTER(portierenc, nullptr);
   GST_ELEMENT_REGISTER(portieraecprobe, nullptr);
   GST_ELEMENT_REGISTER(portieraec, nullptr);
 
