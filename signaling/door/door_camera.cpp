@@ -111,6 +111,13 @@ bool DoorCamera::ensure_running(std::string *error) {
     stop();
     return false;
   }
+  if (encoder_ == "portierenc" && encoder_el_) {
+    // Which encoder it picked (hardware first): the one a user asks about.
+    gchar *chosen = nullptr;
+    g_object_get(encoder_el_, "encoder", &chosen, nullptr);
+    if (chosen) encoder_ = std::string("portierenc: ") + chosen;
+    g_free(chosen);
+  }
   PLOG_INFO("camera: %s, encoded by %s (%s %dx%d@%d, %d kbit/s, a keyframe every %d s)",
             source_.c_str(), encoder_.c_str(), settings_.video_codec.c_str(), settings_.width,
             settings_.height, settings_.framerate, settings_.bitrate_kbps,
