@@ -216,17 +216,17 @@ gboolean DoorCamera::on_bus(GstBus *, GstMessage *msg, gpointer) {
   return G_SOURCE_CONTINUE;
 }
 
-bool DoorCamera::snapshot(const std::string &path, std::string *error) {
+bool DoorCamera::snapshot_jpeg(std::string *jpeg, std::string *error) {
   if (!ensure_running(error)) return false;
   GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(snap_sink_), GST_SECOND);
   if (!sample) {
     *error = "no frame from the camera yet";
     return false;
   }
-  GstCaps *jpeg = gst_caps_new_empty_simple("image/jpeg");
+  GstCaps *caps = gst_caps_new_empty_simple("image/jpeg");
   GError *gerr = nullptr;
-  GstSample *out = gst_video_convert_sample(sample, jpeg, 2 * GST_SECOND, &gerr);
-  gst_caps_unref(jpeg);
+  GstSample *out = gst_video_convert_sample(sample, caps, 2 * GST_SECOND, &gerr);
+  gst_caps_unref(caps);
   gst_sample_unref(sample);
   if (!out) {
     *error = std::string("JPEG: ") + (gerr ? gerr->message : "conversion failed");
@@ -235,17 +235,26 @@ bool DoorCamera::snapshot(const std::string &path, std::string *error) {
   }
   GstBuffer *buf = gst_sample_get_buffer(out);
   GstMapInfo map;
-  bool ok = false;
-  if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
-    GError *ferr = nullptr;
-    ok = g_file_set_contents(path.c_str(), reinterpret_cast<const gchar *>(map.data),
-                             static_cast<gssize>(map.size), &ferr);
-    if (!ok) *error = ferr ? ferr->message : "cannot write";
-    g_clear_error(&ferr);
+  bool ok = gst_buffer_map(buf, &map, GST_MAP_READ);
+  if (ok) {
+    jpeg->assign(reinterpret_cast<const char *>(map.data), map.size);
     gst_buffer_unmap(buf, &map);
+  } else {
+    *error = "JPEG: cannot read the encoded frame";
   }
   gst_sample_unref(out);
   if (consumers() == 0 && !settings_.camera_always_on) stop();
+  return ok;
+}
+
+bool DoorCamera::snapshot(const std::string &path, std::string *error) {
+  std::string jpeg;
+  if (!snapshot_jpeg(&jpeg, error)) return false;
+  GError *ferr = nullptr;
+  const bool ok = g_file_set_contents(path.c_str(), jpeg.data(), static_cast<gssize>(jpeg.size()),
+                                      &ferr);
+  if (!ok) *error = ferr ? ferr->message : "cannot write";
+  g_clear_error(&ferr);
   return ok;
 }
 

@@ -43,6 +43,8 @@ class DoorCamera {
   bool add(GstAppSrc *src, int *id, std::string *error);
   void remove(int id);
   void request_keyframe();
+  // The latest frame as JPEG bytes, or written to `path`.
+  bool snapshot_jpeg(std::string *jpeg, std::string *error);
   bool snapshot(const std::string &path, std::string *error);
 
   int consumers() const;
