@@ -102,10 +102,28 @@ Schema &Schema::list(const std::string &section, const std::string &name, const 
   return add({section, name, Type::List, def, help, LONG_MIN, LONG_MAX, std::move(choices)});
 }
 
+Schema &Schema::any_key(const std::string &section, Type type, const std::string &example,
+                        const std::string &help) {
+  return add({section, kAnyKey, type, example, help, LONG_MIN, LONG_MAX, {}});
+}
+
+// A user-chosen key name must look like the declared ones, so that a typo such as
+// "door: 1234" or a stray word is still an error and not a new key.
+static bool is_free_key_name(std::string_view name) {
+  if (name.empty() || name == kAnyKey || !(name[0] >= 'a' && name[0] <= 'z')) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+  return true;
+}
+
 const KeyDef *Schema::find(std::string_view section, std::string_view name) const {
-  for (const auto &k : keys_)
-    if (k.section == section && k.name == name) return &k;
-  return nullptr;
+  const KeyDef *any = nullptr;
+  for (const auto &k : keys_) {
+    if (k.section != section) continue;
+    if (k.name == name) return &k;
+    if (k.name == kAnyKey) any = &k;
+  }
+  return any && is_free_key_name(name) ? any : nullptr;
 }
 
 bool Schema::has_section(std::string_view section) const {
@@ -115,7 +133,7 @@ bool Schema::has_section(std::string_view section) const {
 
 Config::Config(const Schema &schema) : schema_(schema) {
   for (const auto &k : schema_.keys())
-    values_[key_of(k.section, k.name)] = {k.default_value, "default"};
+    if (k.name != kAnyKey) values_[key_of(k.section, k.name)] = {k.default_value, "default"};
 }
 
 bool Config::validate(const KeyDef &def, const std::string &value, std::string *why) const {
@@ -270,6 +288,18 @@ std::string Config::origin(const std::string &section, const std::string &name) 
   return it == values_.end() ? "?" : it->second.origin;
 }
 
+std::vector<std::string> Config::names_in(const std::string &section) const {
+  std::vector<std::string> out;
+  const std::string prefix = section + "\n";
+  for (auto it = values_.lower_bound(prefix);
+       it != values_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    std::string name = it->first.substr(prefix.size());
+    const KeyDef *def = schema_.find(section, name);
+    if (def && def->name == kAnyKey) out.push_back(std::move(name));
+  }
+  return out;
+}
+
 std::string dump_default(const Schema &schema) {
   std::ostringstream out;
   out << "# Default configuration of " << schema.program() << ".\n"
@@ -279,6 +309,10 @@ std::string dump_default(const Schema &schema) {
     if (k.section != section) {
       section = k.section;
       out << "\n[" << section << "]\n";
+    }
+    if (k.name == kAnyKey) {
+      out << "# " << k.help << "\n# " << k.default_value << "\n";
+      continue;
     }
     out << "# " << k.help;
     if (k.type == Type::Int && (k.min != LONG_MIN || k.max != LONG_MAX))

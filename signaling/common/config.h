@@ -24,6 +24,9 @@ struct KeyDef {
   std::vector<std::string> choices;     // for String/List items: allowed values (any when empty)
 };
 
+// The name of a KeyDef that stands for any key of its section (Schema::any_key).
+inline constexpr const char *kAnyKey = "*";
+
 class Schema {
  public:
   explicit Schema(std::string program) : program_(std::move(program)) {}
@@ -37,6 +40,12 @@ class Schema {
                   const std::string &help);
   Schema &list(const std::string &section, const std::string &name, const std::string &def,
                const std::string &help, std::vector<std::string> choices = {});
+  // A section whose key names the user chooses (portier-door's "[actions] door = ..."):
+  // any name of lower-case letters, digits, '-' and '_' is accepted with values of
+  // `type`; Config::names_in() lists them. `example` is a "name = value" line that
+  // --dump-default prints commented out, since such a section has no default keys.
+  Schema &any_key(const std::string &section, Type type, const std::string &example,
+                  const std::string &help);
 
   const KeyDef *find(std::string_view section, std::string_view name) const;
   bool has_section(std::string_view section) const;
@@ -66,6 +75,8 @@ class Config {
   std::vector<std::string> get_list(const std::string &section, const std::string &name) const;
   // Where the value came from ("FILE:LINE" or "default"), for error messages.
   std::string origin(const std::string &section, const std::string &name) const;
+  // The keys set in a section declared with Schema::any_key, in name order.
+  std::vector<std::string> names_in(const std::string &section) const;
   const std::string &source_name() const { return source_; }
   const Schema *schema() const { return &schema_; }
 

@@ -12,6 +12,7 @@
 #include "common/ascii.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "door/dtmf.h"
 #include "proxy/proxy_config.h"  // parse_aor
 
 namespace portier::door {
@@ -60,33 +61,6 @@ bool body_is(const sip_t *sip, const char *type) {
 std::string body(const sip_t *sip) {
   return sip && sip->sip_payload ? std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len)
                                  : std::string();
-}
-
-// "Signal=5\r\nDuration=160" (application/dtmf-relay, the de facto format of
-// Cisco and Linphone): the digit, or 0.
-char dtmf_relay_digit(const std::string &text) {
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t end = text.find_first_of("\r\n", at);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(at, end - at);
-    at = end + 1;
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
-    auto trim = [](std::string s) {
-      size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    key = trim(key), value = trim(value);
-    if (!ascii::iequals(key, "Signal")) continue;
-    if (value == "10") return '*';
-    if (value == "11") return '#';
-    if (value.size() == 1 && std::strchr("0123456789*#ABCDabcd", value[0]))
-      return static_cast<char>(std::toupper(static_cast<unsigned char>(value[0])));
-    return 0;
-  }
-  return 0;
 }
 
 }  // namespace
@@ -301,17 +275,16 @@ std::string Door::press() {
   pressed_at_us_ = g_get_monotonic_time();
   emit("ring", settings_.target);
   DoorMedia::Callbacks cb;
-  cb.telephone_event = [this](uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload) {
-    if (!hooks_.telephone_event || peer_.empty()) return;
-    if (char d = hooks_.telephone_event(ts, seq, payload); d && hooks_.digit) {
-      std::string outcome = hooks_.digit(peer_, d);
-      if (!outcome.empty()) emit("action", "via=rfc4733 from=" + peer_ + " " + outcome);
-    }
+  cb.telephone_event = [this](uint32_t ts, uint16_t seq, bool marker,
+                              const std::vector<uint8_t> &payload) {
+    if (!hooks_.telephone_event || !hooks_.digit) return;
+    for (char key : hooks_.telephone_event(ts, seq, marker, payload)) key_from_peer(key, "rfc4733");
   };
   cb.first_video_sent = [this] {
     emit("first_rtp_sent",
          "since_press_ms=" + std::to_string((g_get_monotonic_time() - pressed_at_us_) / 1000));
   };
+  if (hooks_.call_started) hooks_.call_started();
   media_ = std::make_unique<DoorMedia>(settings_.media, *camera_, cb);
   std::string error;
   if (!media_->open(&error)) {
@@ -319,21 +292,15 @@ std::string Door::press() {
     media_.reset();
     return "error: " + error;
   }
-  if (hooks_.snapshot_path) {
-    // The visitor's picture, once the camera has a frame (asynchronously: the
-    // call is not held up by it).
+  if (hooks_.ring_snapshot) {
+    // The visitor's picture once the camera has a frame, off the call's path.
     g_timeout_add(
         300,
         [](gpointer self) -> gboolean {
           auto *d = static_cast<Door *>(self);
-          if (!d->media_) return G_SOURCE_REMOVE;
-          const std::string path = d->hooks_.snapshot_path();
-          std::string err;
-          if (path.empty()) return G_SOURCE_REMOVE;
-          if (d->camera_->snapshot(path, &err))
-            d->emit("snapshot", path);
-          else
-            PLOG_WARN("door: snapshot: %s", err.c_str());
+          std::string jpeg, err;
+          if (!d->camera_->snapshot_jpeg(&jpeg, &err)) PLOG_WARN("door: snapshot: %s", err.c_str());
+          d->hooks_.ring_snapshot(jpeg, err);
           return G_SOURCE_REMOVE;
         },
         this);
@@ -468,13 +435,12 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     return;
   }
   DoorMedia::Callbacks cb;
-  cb.telephone_event = [this](uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload) {
-    if (!hooks_.telephone_event || peer_.empty()) return;
-    if (char d = hooks_.telephone_event(ts, seq, payload); d && hooks_.digit) {
-      std::string outcome = hooks_.digit(peer_, d);
-      if (!outcome.empty()) emit("action", "via=rfc4733 from=" + peer_ + " " + outcome);
-    }
+  cb.telephone_event = [this](uint32_t ts, uint16_t seq, bool marker,
+                              const std::vector<uint8_t> &payload) {
+    if (!hooks_.telephone_event || !hooks_.digit) return;
+    for (char key : hooks_.telephone_event(ts, seq, marker, payload)) key_from_peer(key, "rfc4733");
   };
+  if (hooks_.call_started) hooks_.call_started();
   media_ = std::make_unique<DoorMedia>(settings_.media, *camera_, cb);
   std::string error;
   std::optional<sdp::Answered> ans;
@@ -506,13 +472,14 @@ void Door::on_info(nua_handle_t *, const sip_t *sip) {
     }
     return;
   }
-  if (body_is(sip, "application/dtmf-relay") || body_is(sip, "application/dtmf")) {
-    const std::string text = body(sip);
-    char d =
-        body_is(sip, "application/dtmf") && text.size() >= 1 ? text[0] : dtmf_relay_digit(text);
-    if (!d || peer_.empty() || !hooks_.digit) return;
-    std::string outcome = hooks_.digit(peer_, d);
-    if (!outcome.empty()) emit("action", "via=info from=" + peer_ + " " + outcome);
+  if (body_is(sip, "application/dtmf-relay")) {
+    std::string reason;
+    auto relay = parse_dtmf_relay(body(sip), &reason);
+    if (!relay) {
+      PLOG_INFO("door: INFO dtmf-relay from %s ignored: %s", peer_.c_str(), reason.c_str());
+      return;
+    }
+    key_from_peer(relay->key, "info");
   }
 }
 
@@ -526,6 +493,19 @@ void Door::on_message(nua_handle_t *nh, const sip_t *sip) {
   std::fill(code.begin(), code.end(), '\0');
   if (!outcome.empty()) emit("action", "via=message from=" + who + " " + outcome);
   (void)nh;
+}
+
+// A key the other side of the call typed. Its identity is the one our proxy
+// asserted for the dialog; a call whose answerer is unknown opens nothing.
+void Door::key_from_peer(char key, const char *via) {
+  if (!hooks_.digit) return;
+  if (peer_.empty()) {
+    emit("action_refused", std::string("via=") + via + " from=unknown reason=no asserted identity");
+    return;
+  }
+  const std::string outcome = hooks_.digit(peer_, key);
+  if (!outcome.empty())
+    emit("action", std::string("via=") + via + " from=" + peer_ + " " + outcome);
 }
 
 std::string Door::hangup() {
@@ -547,6 +527,7 @@ void Door::call_ended(const std::string &why) {
   if (call_) release(call_);
   state_ = State::Idle;
   emit("ended", "why=\"" + why + "\" video_packets=" + std::to_string(sent));
+  if (hooks_.call_ended && !peer_.empty()) hooks_.call_ended(peer_);
   peer_.clear();
 }
 

@@ -35,13 +35,20 @@ struct DoorHooks {
   // by `identity` inside a call. Returns a short log-safe outcome.
   std::function<std::string(const std::string &identity, char digit)> digit;
   std::function<std::string(const std::string &identity, const std::string &code)> code;
-  // An RFC 4733 packet: (rtp timestamp, sequence, payload) -> a digit or 0.
-  std::function<char(uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload)>
+  // An RFC 4733 packet (rtp timestamp, sequence, marker bit, payload) -> the
+  // new key presses in it (de-duplicated by the hook).
+  std::function<std::string(uint32_t ts, uint16_t seq, bool marker,
+                            const std::vector<uint8_t> &payload)>
       telephone_event;
+  // A new call's audio stream: forget the last one's events.
+  std::function<void()> call_started;
+  // The call with `identity` ended: keys typed so far are dropped.
+  std::function<void(const std::string &identity)> call_ended;
   // An event line (ring, early_media, answered, ended, ...).
   std::function<void(const std::string &kind, const std::string &details)> event;
-  // The visitor's picture at each ring: a path to save a JPEG to ("" = none).
-  std::function<std::string()> snapshot_path;
+  // The visitor's picture at each ring (JPEG bytes; empty with *error when
+  // the camera had none) and the ring's time, for the event log.
+  std::function<void(const std::string &jpeg, const std::string &error)> ring_snapshot;
 };
 
 class Door {
@@ -79,6 +86,7 @@ class Door {
   bool authenticate(nua_handle_t *nh, const sip_t *sip, int *tries);
   bool take_answer(const sip_t *sip, bool final);
   void call_ended(const std::string &why);
+  void key_from_peer(char key, const char *via);
   void retry_register(int seconds);
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");

@@ -251,8 +251,8 @@ bool DoorCamera::snapshot(const std::string &path, std::string *error) {
   std::string jpeg;
   if (!snapshot_jpeg(&jpeg, error)) return false;
   GError *ferr = nullptr;
-  const bool ok = g_file_set_contents(path.c_str(), jpeg.data(), static_cast<gssize>(jpeg.size()),
-                                      &ferr);
+  const bool ok =
+      g_file_set_contents(path.c_str(), jpeg.data(), static_cast<gssize>(jpeg.size()), &ferr);
   if (!ok) *error = ferr ? ferr->message : "cannot write";
   g_clear_error(&ferr);
   return ok;

@@ -50,6 +50,7 @@ config::Schema make_schema() {
       .str("rtsp", "address", "127.0.0.1", "address the RTSP server listens on")
       .integer("rtsp", "port", 8554, 1, 65535, "RTSP port")
       .str("rtsp", "path", "/door", "RTSP mount point: rtsp://ADDRESS:PORT/PATH");
+  add_door_parts_schema(s);
   return s;
 }
 
@@ -90,7 +91,8 @@ std::string check_door_config(const config::Config &cfg) {
     return where("media", "camera") + "must be auto, none or a /dev/ path";
   const std::string &path = cfg.get_string("rtsp", "path");
   if (path.empty() || path[0] != '/') return where("rtsp", "path") + "must start with /";
-  return "";
+  DoorParts parts;
+  return parse_door_parts(cfg, &parts);
 }
 
 DoorSettings door_settings_from_config(const config::Config &cfg) {
@@ -129,6 +131,7 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   d.rtsp.address = cfg.get_string("rtsp", "address");
   d.rtsp.port = static_cast<int>(cfg.get_int("rtsp", "port"));
   d.rtsp.path = cfg.get_string("rtsp", "path");
+  parse_door_parts(cfg, &d.parts);  // checked by check_door_config
   return d;
 }
 

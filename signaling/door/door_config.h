@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "door/door_config_parts.h"
 
 namespace portier::door {
 
@@ -53,6 +54,7 @@ struct DoorSettings {
 
   MediaSettings media;
   RtspSettings rtsp;
+  DoorParts parts;  // [actions], [access], [actuator], [button], [events]
 };
 
 const config::Schema &door_schema();

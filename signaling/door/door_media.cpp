@@ -313,8 +313,9 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
       std::vector<uint8_t> payload(d + off, d + end);
       const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
       const uint32_t ts = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
-      post(self->alive_, [ts, seq, payload](DoorMedia *m) {
-        if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, payload);
+      const bool marker = (d[1] & 0x80) != 0;
+      post(self->alive_, [ts, seq, marker, payload](DoorMedia *m) {
+        if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
       });
     }
     ret = GST_PAD_PROBE_DROP;

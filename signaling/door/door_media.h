@@ -34,7 +34,7 @@ class DoorMedia {
   struct Callbacks {
     // An RFC 4733 telephone-event packet (its RTP timestamp, sequence number
     // and payload) from the peer.
-    std::function<void(uint32_t ts, uint16_t seq, const std::vector<uint8_t> &payload)>
+    std::function<void(uint32_t ts, uint16_t seq, bool marker, const std::vector<uint8_t> &payload)>
         telephone_event;
     // The first video RTP packet went out to the peer.
     std::function<void()> first_video_sent;

@@ -13,7 +13,6 @@
 #include "aec/gstportieraec.h"
 #include "aec/gstportieraecprobe.h"
 #include "camsrc/gstportiercamsrc.h"
-#include "encpick/gstportierenc.h"
 #include "common/cli.h"
 #include "common/control_socket.h"
 #include "common/json.h"
@@ -21,6 +20,8 @@
 #include "common/mainloop.h"
 #include "door/door.h"
 #include "door/door_rtsp.h"
+#include "door/door_services.h"
+#include "encpick/gstportierenc.h"
 
 using namespace portier;
 
@@ -110,17 +111,22 @@ int main(int argc, char **argv) {
   GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
 
   Events events;
-  door::DoorHooks hooks;
-  hooks.event = [&events](const std::string &k, const std::string &d) { events.add(k, d); };
+  door::DoorServices services(
+      settings, [&events](const std::string &k, const std::string &d) { events.add(k, d); });
   int rc = 0;
   {
-    door::Door door(settings, hooks);
+    std::string error;
+    if (!services.open(&error)) {
+      PLOG_ERROR("%s", error.c_str());
+      return 1;
+    }
+    door::Door door(settings, services.hooks());
+    services.watch_button([&door] { door.press(); });
     StopCtx stop{&door, loop};
     g_unix_signal_add(SIGTERM, on_signal, &stop);
     g_unix_signal_add(SIGINT, on_signal, &stop);
     ControlSocket control;
     std::unique_ptr<door::DoorRtsp> rtsp;
-    std::string error;
     if (!door.start(root, &error)) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
@@ -130,7 +136,11 @@ int main(int argc, char **argv) {
                    [&](const std::string &cmd) -> std::string {
                      if (cmd == "ring") return "{\"result\":" + json::quote(door.press()) + "}";
                      if (cmd == "hangup") return "{\"result\":" + json::quote(door.hangup()) + "}";
-                     if (cmd == "status") return door.status_json();
+                     if (cmd == "status") {
+                       // {"aor":...} + {"actions_run":...}: one object
+                       std::string a = door.status_json(), b = services.status_json();
+                       return a.substr(0, a.size() - 1) + "," + b.substr(1);
+                     }
                      if (cmd == "events") return events.json_array();
                      if (cmd == "ping") return "{\"pong\":true}";
                      return "{\"error\":" +

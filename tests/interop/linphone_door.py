@@ -56,11 +56,12 @@ class Door:
                 "proxy = sip:127.0.0.1:{p};transport=udp\n"
                 "bind = sip:127.0.0.1:{b};transport=udp\n"
                 "[call]\ntarget = {g}\nauto-answer = {a}\n"
+                "[events]\ndir = {ev}\n"
                 "[media]\naddress = 127.0.0.1\nport-range = {r}\nvideo-codec = vp8\n"
                 "width = 320\nheight = 240\nframerate = 15\ncamera = none\n"
                 "audio-source = none\naudio-sink = none\n".format(
                     s=self.sock, d=li.DOMAIN, pw=li.USERS["door"], p=li.PROXY_PORT, b=DOOR_SIP,
-                    g=li.GROUP, a=auto_answer, r=DOOR_RTP))
+                    g=li.GROUP, a=auto_answer, r=DOOR_RTP, ev=os.path.join(tmp, "door-events")))
 
     def start(self):
         with open(self.logfile, "w") as out:

@@ -492,6 +492,9 @@ target = sip:{grp}@{dom}
 ring-timeout = 30
 auto-answer = {auto}
 
+[events]
+dir = {events}
+
 [media]
 address = {ip}
 port-range = {mlo}-{mhi}
@@ -506,7 +509,8 @@ audio-sink = none
 {extra}
 """.format(sock=self.door_socket, dom=DOMAIN, pw=USERS["door"], ip=LOCAL, proxy=self.ports.proxy,
            bind=self.ports.sip(8), grp=GROUP, auto=auto_answer, mlo=media_first,
-           mhi=media_first + 9, codec=video_codec, extra=extra)
+           mhi=media_first + 9, codec=video_codec, extra=extra,
+           events=os.path.join(self.dir, "door-events"))
         path = self.write("door.conf", cfg)
         self.door_log = os.path.join(self.dir, "door.log")
         proc = Proc("door", [self.args.door, "--config", path], self.door_log, self.dir)

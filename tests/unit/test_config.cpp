@@ -155,3 +155,32 @@ TEST(ProxyConfig, MediaRelayKeysAreChecked) {
   EXPECT_EQ(s.relay.port_max, 40099);
   EXPECT_EQ(s.relay.max_early_media, 4);
 }
+
+TEST(Config, AnyKeySectionTakesUserNamedKeysAndStillRejectsTypos) {
+  Schema s("test");
+  s.str("global", "name", "door", "a name")
+      .any_key("actions", portier::config::Type::List, "door = 1234", "NAME = CODE")
+      .str("actions", "fixed", "x", "a declared key beside the free ones");
+  Config c(s);
+  std::string err;
+  ASSERT_TRUE(c.load_string("[actions]\nlight = 1 2\ndoor = 3\nfixed = y\n", "t.conf", &err))
+      << err;
+  EXPECT_EQ(c.names_in("actions"), (std::vector<std::string>{"door", "light"}));
+  EXPECT_EQ(c.get_list("actions", "light"), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(c.origin("actions", "door"), "t.conf:3");
+  EXPECT_EQ(c.get_string("actions", "fixed"), "y");
+  EXPECT_TRUE(c.names_in("global").empty());
+
+  Config bad(s);
+  EXPECT_FALSE(bad.load_string("[actions]\nDoor! = 1\n", "t.conf", &err));
+  EXPECT_EQ(err, "t.conf:2: [actions] Door!: unknown key");
+  EXPECT_FALSE(bad.load_string("[global]\nlight = 1\n", "t.conf", &err));
+  EXPECT_EQ(err, "t.conf:2: [global] light: unknown key");
+
+  // The dump shows the example commented out and loads back with no free key set.
+  std::string dump = portier::config::dump_default(s);
+  EXPECT_NE(dump.find("[actions]\n# NAME = CODE\n# door = 1234\n"), std::string::npos) << dump;
+  Config back(s);
+  EXPECT_TRUE(back.load_string(dump, "dump", &err)) << err;
+  EXPECT_TRUE(back.names_in("actions").empty());
+}
