@@ -2057,6 +2057,24 @@ def door_rings_device(env, CODEC):
     env.wait_relay_free()
     text = env.door_log_text()
     check(USERS["door"] not in text, "the door's password appears in its log")
+    # the visitor's picture and the visit in the door's event log
+    events_dir = os.path.join(env.dir, "door-events")
+    jpgs = [f for f in os.listdir(events_dir) if f.endswith(".jpg")]
+    check(len(jpgs) == 1, "one snapshot per ring expected in %s: %s" % (events_dir, jpgs))
+    with open(os.path.join(events_dir, jpgs[0]), "rb") as f:
+        check(f.read(3) == b"\xff\xd8\xff", "the snapshot %s is not a JPEG" % jpgs[0])
+    lines = []
+    for name in sorted(f for f in os.listdir(events_dir) if f.endswith(".jsonl")):
+        with open(os.path.join(events_dir, name)) as f:
+            lines += [json.loads(line) for line in f if line.strip()]
+    kinds = [e.get("kind") for e in lines]
+    log("door event log: %s" % kinds)
+    check("ring" in kinds and "answered" in kinds and "ended" in kinds,
+          "the event log lacks the ring, the answer or the end: %s" % lines)
+    ring = [e for e in lines if e.get("kind") == "ring"][0]
+    check(ring.get("snapshot") == jpgs[0], "the ring's line does not name its snapshot: %s" % ring)
+    answered = [e for e in lines if e.get("kind") == "answered"][0]
+    check(answered.get("who") == "sip:mon1@%s" % DOMAIN, "who answered: %s" % answered)
 
 
 def case_door_rtsp_preview(env):
