@@ -8,6 +8,9 @@
 namespace portier::door {
 namespace {
 
+// Frames kept for a replay: 10 s at 30 fps; a longer GOP is dropped whole.
+constexpr size_t kMaxGop = 300;
+
 bool have(const char *factory) {
   GstElementFactory *f = gst_element_factory_find(factory);
   if (f) gst_object_unref(f);
@@ -129,6 +132,11 @@ void DoorCamera::stop() {
   if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
   if (!pipeline_) return;
   gst_element_set_state(pipeline_, GST_STATE_NULL);
+  {
+    std::lock_guard<std::mutex> l(lock_);
+    for (GstBuffer *b : gop_) gst_buffer_unref(b);
+    gop_.clear();
+  }
   if (encoder_el_) gst_object_unref(encoder_el_), encoder_el_ = nullptr;
   if (snap_sink_) gst_object_unref(snap_sink_), snap_sink_ = nullptr;
   gst_object_unref(pipeline_);
@@ -163,6 +171,19 @@ void DoorCamera::remove(int id) {
   if (consumers() == 0 && !settings_.camera_always_on) stop();
 }
 
+void DoorCamera::replay(int id) {
+  std::lock_guard<std::mutex> l(lock_);
+  auto it = consumers_.find(id);
+  if (it == consumers_.end() || gop_.empty()) return;
+  for (GstBuffer *b : gop_)
+    gst_app_src_push_buffer(
+        it->second.src,
+        gst_buffer_copy_region(
+            b, static_cast<GstBufferCopyFlags>(GST_BUFFER_COPY_MEMORY | GST_BUFFER_COPY_FLAGS), 0,
+            static_cast<gsize>(-1)));
+  it->second.synced = true;
+}
+
 int DoorCamera::consumers() const {
   std::lock_guard<std::mutex> l(lock_);
   return static_cast<int>(consumers_.size());
@@ -187,6 +208,12 @@ GstFlowReturn DoorCamera::on_sample(GstElement *sink, gpointer data) {
   const bool key = !GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT);
   {
     std::lock_guard<std::mutex> l(self->lock_);
+    // The GOP cache: bounded, and useless without its keyframe.
+    if (key || self->gop_.size() >= kMaxGop) {
+      for (GstBuffer *b : self->gop_) gst_buffer_unref(b);
+      self->gop_.clear();
+    }
+    if (key || !self->gop_.empty()) self->gop_.push_back(gst_buffer_ref(buf));
     for (auto &[id, c] : self->consumers_) {
       if (!c.synced && !key) continue;
       c.synced = true;

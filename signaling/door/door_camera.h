@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "door/door_config.h"
 
@@ -43,6 +44,10 @@ class DoorCamera {
   bool add(GstAppSrc *src, int *id, std::string *error);
   void remove(int id);
   void request_keyframe();
+  // Pushes the frames since the last keyframe to consumer `id` now: a call
+  // that starts sending shows a picture at once instead of waiting for the
+  // encoder's next keyframe.
+  void replay(int id);
   // The latest frame as JPEG bytes, or written to `path`.
   bool snapshot_jpeg(std::string *jpeg, std::string *error);
   bool snapshot(const std::string &path, std::string *error);
@@ -68,6 +73,7 @@ class DoorCamera {
     bool synced = false;  // has had its first keyframe; delta frames before it are useless
   };
   std::map<int, Consumer> consumers_;
+  std::vector<GstBuffer *> gop_;  // the last keyframe and the frames after it (bounded)
   int next_id_ = 1;
   std::atomic<bool> keyframe_pending_{false};
 };

@@ -402,7 +402,12 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
         g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
         send_to(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
         send_to(video_rtcp_sink_, a.remote_address, a.remote_rtcp, &video_rtcp_dest_);
-        if (!sending_video_.exchange(true)) request_keyframe();
+        if (!sending_video_.exchange(true)) {
+          // What the camera has since its last keyframe goes out now; a fresh
+          // keyframe follows at once.
+          camera_.replay(camera_id_);
+          request_keyframe();
+        }
       } else {
         sending_video_ = false;
         send_to(video_rtp_sink_, "", 0, &video_dest_);
