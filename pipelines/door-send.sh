@@ -42,7 +42,12 @@ gst-launch-1.0 -q udpsrc port="$PORT" address=127.0.0.1 timeout=10000000000 \
 RECEIVER=$!
 LOG=$(mktemp)
 trap 'kill $RECEIVER 2>/dev/null || true; rm -f "$LOG"' EXIT
-sleep 0.5  # the receiver's socket is bound before the first packet
+# The receiver's socket is bound before the first packet (the only keyframe),
+# however busy the machine: wait for it, bounded.
+for _ in $(seq 1 100); do
+  ss -Hnlu "sport = :$PORT" 2>/dev/null | grep -q . && break
+  sleep 0.05
+done
 
 # -v shows the encoder property among the caps; only that line is printed.
 gst-launch-1.0 -v videotestsrc is-live=true num-buffers="$N" ! \

@@ -33,7 +33,14 @@ receiver() {  # port
 receiver $P1; R1=$!
 receiver $P2; R2=$!
 trap 'kill $R1 $R2 2>/dev/null || true' EXIT
-sleep 0.5  # the receivers' sockets are bound before the first packet
+# The receivers' sockets are bound before the first packet (the only
+# keyframe), however busy the machine: wait for them, bounded.
+for p in $P1 $P2; do
+  for _ in $(seq 1 100); do
+    ss -Hnlu "sport = :$p" 2>/dev/null | grep -q . && break
+    sleep 0.05
+  done
+done
 
 gst-launch-1.0 -q videotestsrc is-live=true num-buffers="$N" ! \
   video/x-raw,width=320,height=240,framerate=15/1 ! \
