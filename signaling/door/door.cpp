@@ -541,6 +541,8 @@ std::string Door::status_json() const {
          ",\"camera_running\":" + (camera_->running() ? "true" : "false") +
          ",\"camera_consumers\":" + std::to_string(camera_->consumers()) +
          ",\"video_packets_sent\":" + std::to_string(media_ ? media_->video_packets_sent() : 0) +
+         ",\"audio_packets_received\":" +
+         std::to_string(media_ ? media_->audio_packets_received() : 0) +
          ",\"media\":" + json::quote(media_ ? media_->pipeline_state() : "none") + "}";
 }
 

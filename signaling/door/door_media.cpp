@@ -171,11 +171,14 @@ GstPadProbeReturn DoorMedia::on_keyframe_request(GstPad *, GstPadProbeInfo *info
 
 bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
   const bool pcma = a.codec.encoding == "PCMA" || a.codec.encoding == "pcma";
-  const std::string enc = pcma ? "alawenc ! rtppcmapay" : "mulawenc ! rtppcmupay";
+  // 20 ms packets (RFC 3551 §4.5: the default ptime of G.711), however big the
+  // source's buffers are.
+  const std::string enc = std::string(pcma ? "alawenc ! rtppcmapay" : "mulawenc ! rtppcmupay") +
+                          " min-ptime=20000000 max-ptime=20000000";
   const std::string dec = pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec";
   std::string src;
   if (settings_.audio_source == "none" || !have("autoaudiosrc"))
-    src = "audiotestsrc is-live=true wave=silence";
+    src = "audiotestsrc is-live=true wave=silence samplesperbuffer=160";
   else if (settings_.audio_source == "auto")
     src = "autoaudiosrc";
   else
@@ -297,6 +300,7 @@ void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
 GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<DoorMedia *>(data);
   const int te = self->te_pt_for_probe_.load();
+  self->audio_received_++;
   if (te < 0) return GST_PAD_PROBE_OK;
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   GstMapInfo map;
@@ -319,6 +323,7 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
       });
     }
     ret = GST_PAD_PROBE_DROP;
+    self->audio_received_--;  // an event, not voice
   }
   gst_buffer_unmap(buf, &map);
   return ret;

@@ -59,6 +59,8 @@ class DoorMedia {
   std::string video_source() const { return camera_.source(); }
   std::string video_encoder() const { return camera_.encoder(); }
   uint64_t video_packets_sent() const { return video_sent_.load(); }
+  // The peer's audio packets (the resident's voice, to the door's speaker).
+  uint64_t audio_packets_received() const { return audio_received_.load(); }
   std::string pipeline_state() const;
 
  private:
@@ -93,6 +95,7 @@ class DoorMedia {
   Socks audio_, video_;
   guint bus_watch_ = 0;
   std::atomic<uint64_t> video_sent_{0};
+  std::atomic<uint64_t> audio_received_{0};
   std::atomic<bool> first_sent_reported_{false};
   std::atomic<bool> sending_video_{false};
   // Lives as long as this object; streaming threads post to the main loop

@@ -2027,7 +2027,16 @@ def door_rings_device(env, CODEC):
         again = env.door_ctl("ring").get("result", "")
         check(again.startswith("busy"), "a second press while ringing answered %r" % again)
         env.wait_door_event("answered", 15)
-        time.sleep(1)  # some two-way time
+        # two-way audio: the resident's voice (PCMU, 20 ms packets) to the door
+        inv = mon1.received(lambda m: m.method == "INVITE")[0]
+        relay_audio = int(re.search(r"m=audio (\d+)", inv.body).group(1))
+        for seq in range(1, 51):
+            audio.sock.sendto(rtp_packet(seq, seq * 160, 0x50ce, b"\xff" * 160, pt=0),
+                              (LOCAL, relay_audio))
+            time.sleep(0.02)
+        st = env.door_ctl("status")
+        check(st.get("audio_packets_received", 0) > 0,
+              "the resident's audio never reached the door (two-way audio): %s" % st)
         check(env.door_ctl("hangup").get("result") == "hung up", "the door did not hang up")
         mon1.wait()
         mon1.expect_ok()
@@ -2048,6 +2057,8 @@ def door_rings_device(env, CODEC):
           "decoded frames are not 320x240: %s" % sorted({(w, h) for _, w, h in frames}))
     pcmu = [p for p in audio.rtp() if p[2][1] & 0x7f == 0 and p[0] < t200]
     check(pcmu, "the device got none of the door's PCMU audio while ringing")
+    sizes = sorted({len(p[2]) - 12 for p in pcmu})
+    check(sizes == [160], "the door's PCMU packets are not 20 ms (160 bytes): %s" % sizes)
     answered = env.door_events("answered")
     check(answered and answered[0]["details"] == "by=sip:mon1@%s" % DOMAIN,
           "the door did not learn who answered (P-Asserted-Identity): %s" % answered)
