@@ -2214,6 +2214,33 @@ def case_door_keyframe_requests(env):
     check(env.door_events("keyframe_request"), "the door did not log the INFO's request")
 
 
+def case_door_message_code(env):
+    """The door code as a SIP MESSAGE (issue 4, RFC 3428): from an allowed
+    resident it runs the action once; the same code from a user the door does
+    not allow opens nothing. The door trusts the identity the proxy asserted
+    after digest authentication (RFC 3325), not what a client writes."""
+    env.start_proxy()
+    code = "583920"
+    env.start_door(extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
+                   % (code, DOMAIN))
+    for user, slot in (("mon1", 0), ("alice", 1)):
+        s = env.sipp("msg_" + user, "message_code.xml", slot,
+                     [[user, USERS[user], DOMAIN, code]], service="door",
+                     auth_uri="door@%s" % DOMAIN)
+        s.wait()
+        s.expect_ok()
+    deadline = time.time() + 5
+    while time.time() < deadline and len(env.door_events("action")) < 2:
+        time.sleep(0.1)
+    actions = [e["details"] for e in env.door_events("action")]
+    log("door actions: %s" % actions)
+    check(actions == ["via=message from=sip:mon1@%s action=door result=done" % DOMAIN,
+                      "via=message from=sip:alice@%s refused=not_allowed" % DOMAIN],
+          "expected one opening by mon1 and alice refused: %s" % actions)
+    check(env.door_ctl("status").get("actions_run") == 1, "the door ran its action once")
+    check(code not in env.door_log_text().replace("sip:", ""), "the code is in the door's log")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2238,6 +2265,7 @@ CASES = [
     ("door_early_media_vp8", case_door_early_media_vp8),
     ("door_rtsp_preview", case_door_rtsp_preview),
     ("door_keyframe_requests", case_door_keyframe_requests),
+    ("door_message_code", case_door_message_code),
 ]
 
 
