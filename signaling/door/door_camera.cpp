@@ -3,6 +3,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/video/video.h>
 
+#include "common/gst_util.h"
 #include "common/log.h"
 
 namespace portier::door {
@@ -10,12 +11,6 @@ namespace {
 
 // Frames kept for a replay: 10 s at 30 fps; a longer GOP is dropped whole.
 constexpr size_t kMaxGop = 300;
-
-bool have(const char *factory) {
-  GstElementFactory *f = gst_element_factory_find(factory);
-  if (f) gst_object_unref(f);
-  return f != nullptr;
-}
 
 std::string raw_caps(const MediaSettings &m) {
   return "video/x-raw,format=I420,width=" + std::to_string(m.width) +
@@ -27,7 +22,7 @@ std::string raw_caps(const MediaSettings &m) {
 // test pattern with a clock, so a viewer sees the stream is live.
 std::string source_desc(const MediaSettings &m, std::string *name) {
   const std::string caps = raw_caps(m);
-  if (m.camera != "none" && have("portiercamsrc")) {
+  if (m.camera != "none" && have_element("portiercamsrc")) {
     // A configured device that is missing falls back to the test pattern
     // (and says so in the log): the door still rings and talks.
     *name = "portiercamsrc";
@@ -38,7 +33,8 @@ std::string source_desc(const MediaSettings &m, std::string *name) {
     return d + " ! " + caps;
   }
   *name = "test pattern (videotestsrc)";
-  const std::string overlay = have("clockoverlay") ? " ! clockoverlay text=\"portier door\"" : "";
+  const std::string overlay =
+      have_element("clockoverlay") ? " ! clockoverlay text=\"portier door\"" : "";
   return "videotestsrc is-live=true pattern=ball ! " + caps + overlay + " ! videoconvert ! " + caps;
 }
 
@@ -51,7 +47,7 @@ std::string encoder_desc(const MediaSettings &m, std::string *name) {
   const std::string parse = h264 ? " ! h264parse config-interval=-1 ! "
                                    "video/x-h264,stream-format=byte-stream,alignment=au"
                                  : "";
-  if (have("portierenc")) {
+  if (have_element("portierenc")) {
     // It parses H.264 itself (SPS/PPS before every IDR); the caps pin what
     // the consumers' appsrc announce.
     *name = "portierenc";
@@ -229,17 +225,8 @@ GstFlowReturn DoorCamera::on_sample(GstElement *sink, gpointer data) {
 }
 
 gboolean DoorCamera::on_bus(GstBus *, GstMessage *msg, gpointer) {
-  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
-    GError *err = nullptr;
-    gchar *dbg = nullptr;
-    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR)
-      gst_message_parse_error(msg, &err, &dbg);
-    else
-      gst_message_parse_warning(msg, &err, &dbg);
-    PLOG_WARN("camera: %s: %s", GST_OBJECT_NAME(msg->src), err ? err->message : "?");
-    g_clear_error(&err);
-    g_free(dbg);
-  }
+  const std::string problem = bus_problem(msg);
+  if (!problem.empty()) PLOG_WARN("camera: %s", problem.c_str());
   return G_SOURCE_CONTINUE;
 }
 

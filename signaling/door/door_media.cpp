@@ -6,16 +6,11 @@
 #include <cstdio>
 #include <memory>
 
+#include "common/gst_util.h"
 #include "common/log.h"
 
 namespace portier::door {
 namespace {
-
-bool have(const char *factory) {
-  GstElementFactory *f = gst_element_factory_find(factory);
-  if (f) gst_object_unref(f);
-  return f != nullptr;
-}
 
 GSocket *bind_udp(const std::string &address, uint16_t port) {
   GInetAddress *ia = g_inet_address_new_from_string(address.c_str());
@@ -177,13 +172,14 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
                           " min-ptime=20000000 max-ptime=20000000";
   const std::string dec = pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec";
   std::string src;
-  if (settings_.audio_source == "none" || !have("autoaudiosrc"))
+  if (settings_.audio_source == "none" || !have_element("autoaudiosrc"))
     src = "audiotestsrc is-live=true wave=silence samplesperbuffer=160";
   else if (settings_.audio_source == "auto")
     src = "autoaudiosrc";
   else
     src = "alsasrc device=" + settings_.audio_source;
-  const bool aec = settings_.echo_cancel && have("portieraec") && have("portieraecprobe");
+  const bool aec =
+      settings_.echo_cancel && have_element("portieraec") && have_element("portieraecprobe");
   const std::string send = src +
                            " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! " +
                            (aec ? "portieraec probe-name=door_speaker_probe ! " : "") + enc +
@@ -253,13 +249,13 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
 GstElement *DoorMedia::build_speaker(bool pcma) {
   const auto &m = settings_;
   std::string sink;
-  if (m.audio_sink == "none" || !have("autoaudiosink"))
+  if (m.audio_sink == "none" || !have_element("autoaudiosink"))
     sink = "fakesink sync=false async=false";
   else if (m.audio_sink == "auto")
     sink = "autoaudiosink";
   else
     sink = "alsasink device=" + m.audio_sink;
-  const bool aec = m.echo_cancel && have("portieraecprobe") && have("portieraec");
+  const bool aec = m.echo_cancel && have_element("portieraecprobe") && have_element("portieraec");
   const std::string desc =
       std::string(pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec") +
       " ! audioconvert ! audioresample ! " +
@@ -343,20 +339,9 @@ GstPadProbeReturn DoorMedia::on_video_out(GstPad *, GstPadProbeInfo *info, gpoin
   return GST_PAD_PROBE_OK;
 }
 
-gboolean DoorMedia::on_bus(GstBus *, GstMessage *msg, gpointer data) {
-  auto *self = static_cast<DoorMedia *>(data);
-  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
-    GError *err = nullptr;
-    gchar *dbg = nullptr;
-    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR)
-      gst_message_parse_error(msg, &err, &dbg);
-    else
-      gst_message_parse_warning(msg, &err, &dbg);
-    PLOG_WARN("media: %s: %s", GST_OBJECT_NAME(msg->src), err ? err->message : "?");
-    g_clear_error(&err);
-    g_free(dbg);
-  }
-  (void)self;
+gboolean DoorMedia::on_bus(GstBus *, GstMessage *msg, gpointer) {
+  const std::string problem = bus_problem(msg);
+  if (!problem.empty()) PLOG_WARN("media: %s", problem.c_str());
   return G_SOURCE_CONTINUE;
 }
 

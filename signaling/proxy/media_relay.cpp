@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/gst_util.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "rtpfork/gstrtpfork.h"
@@ -320,19 +321,9 @@ GstPadProbeReturn on_device_rtcp(GstPad *, GstPadProbeInfo *info, gpointer data)
 }
 
 gboolean on_bus(GstBus *, GstMessage *msg, gpointer data) {
-  auto *call = static_cast<Call *>(data);
-  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
-    GError *err = nullptr;
-    gchar *dbg = nullptr;
-    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR)
-      gst_message_parse_error(msg, &err, &dbg);
-    else
-      gst_message_parse_warning(msg, &err, &dbg);
-    PLOG_WARN("relay: call-id=%s %s: %s", call->id.c_str(), GST_OBJECT_NAME(msg->src),
-              err ? err->message : "?");
-    g_clear_error(&err);
-    g_free(dbg);
-  }
+  const std::string problem = bus_problem(msg);
+  if (!problem.empty())
+    PLOG_WARN("relay: call-id=%s %s", static_cast<Call *>(data)->id.c_str(), problem.c_str());
   return G_SOURCE_CONTINUE;
 }
 
@@ -493,8 +484,8 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer,
       s->funnel_rtcp = make("funnel", "to-caller-rtcp-funnel-" + n);
       s->up_rtp = udpsink("to-caller-rtp-" + n, s->ports.rtp, s->caller.host, s->caller.rtp);
       s->up_rtcp = udpsink("to-caller-rtcp-" + n, s->ports.rtcp, s->caller.host, s->caller.rtcp);
-      GstElement **parts[] = {&s->src_rtp, &s->src_rtcp, &s->fork, &s->funnel_rtp,
-                              &s->funnel_rtcp, &s->up_rtp, &s->up_rtcp};
+      GstElement **parts[] = {&s->src_rtp,     &s->src_rtcp, &s->fork,   &s->funnel_rtp,
+                              &s->funnel_rtcp, &s->up_rtp,   &s->up_rtcp};
       if (std::any_of(std::begin(parts), std::end(parts), [](GstElement **e) { return !*e; })) {
         *error = "a GStreamer element is missing (gstreamer1.0-plugins-good?)";
         // Not in the pipeline yet, so destroy() would not free them: drop

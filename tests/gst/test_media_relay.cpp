@@ -2,7 +2,8 @@
 // on loopback, real GStreamer pipelines. The SIP-level cases (sipp, Linphone)
 // are in tests/sip and tests/interop; these cover what is awkward there: IPv6
 // (c=IN IP6, RFC 4566 §5.7), a port range that runs out, and offers the relay
-// must refuse without keeping a port.
+// must refuse without keeping a port. Ports 39100-39699: no other test binds
+// there (the SIP cases' relays use 40000 and up).
 #include <arpa/inet.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
@@ -132,7 +133,7 @@ class RelayFamily : public ::testing::TestWithParam<const char *> {};
 // the door; every port is free after the call.
 TEST_P(RelayFamily, ForksEarlyMediaThenOnlyTheWinner) {
   const std::string addr = GetParam();
-  const uint16_t base = addr == "::1" ? 41200 : 41100;
+  const uint16_t base = addr == "::1" ? 39200 : 39100;
   MediaRelay relay(settings(addr, base, base + 99));
   Peer door(addr), mon0(addr), mon1(addr);
   std::string error;
@@ -183,7 +184,7 @@ TEST_P(RelayFamily, ForksEarlyMediaThenOnlyTheWinner) {
 // A loser's packets never reach the door, before or after the answer.
 TEST_P(RelayFamily, OnlyTheWinnerTalksToTheDoor) {
   const std::string addr = GetParam();
-  const uint16_t base = addr == "::1" ? 41400 : 41300;
+  const uint16_t base = addr == "::1" ? 39400 : 39300;
   MediaRelay relay(settings(addr, base, base + 99));
   Peer door(addr), mon0(addr), mon1(addr);
   std::string error;
@@ -212,7 +213,7 @@ INSTANTIATE_TEST_SUITE_P(Loopback, RelayFamily, ::testing::Values("127.0.0.1", "
 
 // Offers the relay cannot use are refused with a reason, and keep no port.
 TEST(MediaRelay, RefusesUnusableOffersAndKeepsNoPort) {
-  MediaRelay relay(settings("127.0.0.1", 41500, 41599));
+  MediaRelay relay(settings("127.0.0.1", 39500, 39599));
   std::string error;
   EXPECT_FALSE(relay.start_call("bad", "v=0\r\nthis is not SDP\r\n", &error));
   EXPECT_FALSE(error.empty());
@@ -230,7 +231,7 @@ TEST(MediaRelay, RefusesUnusableOffersAndKeepsNoPort) {
 // A range with room for three pairs: a call with two streams takes two, its
 // first branch cannot get two more, and nothing leaks.
 TEST(MediaRelay, PortRangeRunsOutCleanly) {
-  MediaRelay relay(settings("127.0.0.1", 41600, 41605));
+  MediaRelay relay(settings("127.0.0.1", 39600, 39605));
   std::string error;
   const std::string two =
       "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
