@@ -327,7 +327,7 @@ void Door::arm_timer(guint *id, int seconds, bool ring) {
     d->ring_timer_ = 0;
     if (d->state_ == State::Calling || d->state_ == State::Early) {
       PLOG_INFO("door: nobody answered in %d s", d->settings_.ring_timeout);
-      d->hangup();
+      d->hangup("nobody answered within ring-timeout");
     }
     return G_SOURCE_REMOVE;
   }
@@ -335,7 +335,7 @@ void Door::arm_timer(guint *id, int seconds, bool ring) {
       auto *d = static_cast<Door *>(self);
       d->duration_timer_ = 0;
       PLOG_INFO("door: the call reached max-duration (%d s)", d->settings_.max_duration);
-      d->hangup();
+      d->hangup("max-duration reached");
       return G_SOURCE_REMOVE;
     };
   *id = g_timeout_add_seconds(static_cast<guint>(seconds), cb, this);
@@ -508,13 +508,13 @@ void Door::key_from_peer(char key, const char *via) {
     emit("action", std::string("via=") + via + " from=" + peer_ + " " + outcome);
 }
 
-std::string Door::hangup() {
+std::string Door::hangup(const std::string &why) {
   if (!call_) return "no call";
   if (state_ == State::Calling || state_ == State::Early)
     nua_cancel(call_, TAG_END());
   else if (state_ == State::Active)
     nua_bye(call_, TAG_END());
-  call_ended("hung up by the door");
+  call_ended(why);
   return "hung up";
 }
 

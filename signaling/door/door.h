@@ -65,7 +65,7 @@ class Door {
   // The button: calls the target unless a call is already ringing or going on.
   // Returns what happened ("calling", "busy: ringing").
   std::string press();
-  std::string hangup();
+  std::string hangup(const std::string &why = "hung up by the door");
   std::string status_json() const;
   DoorCamera &camera() { return *camera_; }
 

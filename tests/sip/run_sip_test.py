@@ -2241,6 +2241,26 @@ def case_door_message_code(env):
     check(code not in env.door_log_text().replace("sip:", ""), "the code is in the door's log")
 
 
+def case_door_max_duration(env):
+    """A call ends by itself after [call] max-duration (issue 4): the door sends
+    BYE (RFC 3261 section 15) and says why; its camera stops."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0)])
+    mon1 = env.uas("mon1", "uas_door_answer.xml", 0,
+                   fields=[[env.ports.media(7), env.ports.media(7) + 2, "VP8"]], timeout=40)
+    env.start_door(extra="[call]\nmax-duration = 10\n")
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_door_event("answered", 15)
+    ended = env.wait_door_event("ended", 25)
+    mon1.wait()
+    mon1.expect_ok()
+    check("max-duration reached" in ended[0]["details"], "why the call ended: %s" % ended)
+    bye = mon1.received(lambda m: m.method == "BYE")
+    check(bye, "the device got no BYE from the door")
+    st = env.door_ctl("status")
+    check(st.get("call") == "idle" and not st.get("camera_running"), "after the call: %s" % st)
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2266,6 +2286,7 @@ CASES = [
     ("door_rtsp_preview", case_door_rtsp_preview),
     ("door_keyframe_requests", case_door_keyframe_requests),
     ("door_message_code", case_door_message_code),
+    ("door_max_duration", case_door_max_duration),
 ]
 
 
