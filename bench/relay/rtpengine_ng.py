@@ -8,12 +8,14 @@ UDP, as Kamailio's rtpengine module speaks it) for the relay benchmark.
       port on which rtpengine expects the caller's RTP (from the answer SDP that
       rtpengine returns for the caller)
   rtpengine_ng.py NG_PORT CALL_ID --delete
-  rtpengine_ng.py NG_PORT --calls N [--delete]
+  rtpengine_ng.py NG_PORT --calls N [--tag TAG] [--delete]
       N calls of the door (audio PCMU + video VP8) to one device that answers
       183 recvonly, in the port layout of relay_calls.cpp (door call C stream S
       on 18000 + 4C + 2S, its device on 10000 + 2(2C + S)); prints
       "stream C S PORT" (where rtpengine expects the door's RTP) per call and
-      stream, as `relay_calls serve` does. With --delete: deletes them.
+      stream, as `relay_calls serve` does. With --delete: deletes them. Call-IDs
+      are TAG-C (default "calls"): one TAG per set of calls, so that no Call-ID of
+      an earlier set is ever reused.
 """
 import re
 import socket
@@ -85,9 +87,9 @@ def door_sdp(c, origin, ports, direction):
             % (origin, c)) + media
 
 
-def calls(port, n, delete):
+def calls(port, n, tag, delete):
     for c in range(n):
-        call = "calls-%d" % c
+        call = "%s-%d" % (tag, c)
         if delete:
             ng(port, {"command": "delete", "call-id": call}, "d" + call)
             continue
@@ -105,7 +107,9 @@ def calls(port, n, delete):
 
 def main():
     if sys.argv[2] == "--calls":
-        calls(int(sys.argv[1]), int(sys.argv[3]), "--delete" in sys.argv[4:])
+        rest = sys.argv[4:]
+        tag = rest[rest.index("--tag") + 1] if "--tag" in rest else "calls"
+        calls(int(sys.argv[1]), int(sys.argv[3]), tag, "--delete" in rest)
         return
     port, call = int(sys.argv[1]), sys.argv[2]
     if sys.argv[3] == "--delete":
