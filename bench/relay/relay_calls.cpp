@@ -24,6 +24,7 @@
 //       --cpu N         the relay's core: its busy time from /proc/stat, to
 //                       see what else ran there
 //       --relay-ports MIN-MAX   the relay's UDP ports: kernel drops on them
+//       --slow US       print (stderr) the first 200 relayed packets later than US
 //
 // Ports (the same layout in rtpengine_ng.py): door call C stream S (0 audio,
 // 1 video) sends from DOOR_BASE + 4C + 2S; device of branch b receives on
@@ -347,6 +348,8 @@ struct Receiver {
   std::atomic<int64_t> last_arrival{0};
   std::atomic<bool> stop{false};
   uint64_t bad = 0;
+  int64_t slow_ns = 0;  // --slow: print the relayed packets later than this
+  int slow_printed = 0;
 
   void run() {
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -413,7 +416,14 @@ struct Receiver {
     std::memcpy(&sent, p + kStampAt + 8, 8);
     if (magic != kMagic) return void(++bad);
     ++rs.received;
-    if (arrival >= 0) (rs.branch < 0 ? direct : relayed).add(arrival - sent);
+    if (arrival < 0) return;
+    (rs.branch < 0 ? direct : relayed).add(arrival - sent);
+    if (slow_ns > 0 && arrival - sent > slow_ns && rs.branch >= 0 && slow_printed++ < 200) {
+      uint32_t k;
+      std::memcpy(&k, p + kStampAt + 4, 4);
+      std::fprintf(stderr, "slow: t=%.6f call %d stream %d branch %d packet %u: %.0f us\n",
+                   sent / 1e9, rs.call, rs.stream, rs.branch, k, (arrival - sent) / 1e3);
+    }
   }
 };
 
@@ -436,7 +446,7 @@ sockaddr_in loopback(int port) {
 }
 
 // Fills packet k of a stream: RTP header, VP8 descriptor (a keyframe every 300
-// packets, so rtpfork's GOP cache works as with a real door), our stamp.
+// packets, 1 s at x1, so rtpfork's GOP cache works as with a real door), our stamp.
 void fill(SendStream &st, uint8_t *p, int64_t now) {
   const bool video = st.stream == 1;
   const uint64_t k = st.k;
@@ -451,8 +461,11 @@ void fill(SendStream &st, uint8_t *p, int64_t now) {
   p[8] = static_cast<uint8_t>(st.ssrc >> 24), p[9] = static_cast<uint8_t>(st.ssrc >> 16);
   p[10] = static_cast<uint8_t>(st.ssrc >> 8), p[11] = static_cast<uint8_t>(st.ssrc);
   if (video) {
-    p[12] = 0x10;                          // S=1, partition 0
-    p[13] = (k % 300 == 0) ? 0x50 : 0x51;  // P bit clear: keyframe
+    // Doors are independent: each call's keyframes at its own point of the
+    // 300-packet cycle, so the GOP caches do not all turn over at once.
+    const uint64_t cycle_at = (k + 113u * static_cast<unsigned>(st.call)) % 300;
+    p[12] = 0x10;                         // S=1, partition 0
+    p[13] = cycle_at == 0 ? 0x50 : 0x51;  // P bit clear: keyframe
   }
   std::memcpy(p + kStampAt, &kMagic, 4);
   const uint32_t seq32 = static_cast<uint32_t>(k);
@@ -463,10 +476,12 @@ void fill(SendStream &st, uint8_t *p, int64_t now) {
 int load(const char *ports_file, int calls, int branches, double mult, double seconds, int argc,
          char **argv) {
   bool baseline = false;
+  double slow_us = 0;
   int pid = 0, cpu = -1, drop_min = 0, drop_max = 0;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--baseline") baseline = true;
+    if (a == "--slow" && i + 1 < argc) slow_us = std::atof(argv[++i]);
     if (a == "--pid" && i + 1 < argc) pid = std::atoi(argv[++i]);
     if (a == "--cpu" && i + 1 < argc) cpu = std::atoi(argv[++i]);
     if (a == "--relay-ports" && i + 1 < argc) std::sscanf(argv[++i], "%d-%d", &drop_min, &drop_max);
@@ -481,6 +496,7 @@ int load(const char *ports_file, int calls, int branches, double mult, double se
     }
   }
   Receiver rx;
+  rx.slow_ns = static_cast<int64_t>(slow_us * 1000);
   // Room for a few seconds of a stream at the highest rates: a drop at our
   // own socket must never be blamed on the relay (SO_RXQ_OVFL tells).
   const int rcvbuf = 4 << 20;
