@@ -72,14 +72,16 @@ for t in taskset g++ pkg-config python3; do
   command -v $t >/dev/null || { echo "$t missing" >&2; exit 2; }
 done
 
-# The real MediaRelay: media_relay.cpp compiled in, the rest from the CMake build.
-LIBS="$BUILD/signaling/libportier_proxy_core.a $BUILD/signaling/libportier_common.a
-  $BUILD/plugins/libportier_elements.a $BUILD/plugins/libportier_rtp.a"
-for l in $LIBS; do [ -f "$l" ] || { echo "$l missing: build first (scripts/build.sh)" >&2; exit 2; }; done
+# The real MediaRelay: the proxy's own portier_relay library from the CMake build.
+LIBS="$BUILD/signaling/libportier_relay.a $BUILD/signaling/libportier_proxy_core.a
+  $BUILD/signaling/libportier_common.a $BUILD/plugins/libportier_elements.a
+  $BUILD/plugins/libportier_rtp.a"
+for l in $LIBS; do
+  [ -f "$l" ] || { echo "$l missing: cmake --build build --target portier_relay" >&2; exit 2; }
+done
 BIN=$OUT/relay_calls
 # shellcheck disable=SC2086,SC2046
-g++ -O2 -g -std=c++17 -I"$ROOT/signaling" -I"$ROOT/plugins" -o "$BIN" "$HERE/relay_calls.cpp" \
-  "$ROOT/signaling/proxy/media_relay.cpp" $LIBS \
+g++ -O2 -g -std=c++17 -I"$ROOT/signaling" -I"$ROOT/plugins" -o "$BIN" "$HERE/relay_calls.cpp" $LIBS \
   $(pkg-config --cflags --libs gstreamer-1.0 gstreamer-video-1.0 gstreamer-net-1.0 gio-unix-2.0 \
     sofia-sip-ua sofia-sip-ua-glib libsystemd libcrypto) -pthread ||
   { echo "cannot build relay_calls" >&2; exit 2; }

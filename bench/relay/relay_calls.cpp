@@ -1,8 +1,8 @@
 // relay_calls: the relay end to end, many calls at once (issue 3).
 //
 //   relay_calls serve portier CALLS BRANCHES
-//       portier-proxy's real MediaRelay (signaling/proxy/media_relay.cpp, built
-//       in) on a GLib main loop: per call start_call() with a door offer (PCMU
+//       portier-proxy's real MediaRelay (the portier_relay library) on a GLib
+//       main loop: per call start_call() with a door offer (PCMU
 //       audio + VP8 video), offer_for_branch() and a 183 recvonly answer from
 //       every branch, so every branch gets the early media (the intercom's worst
 //       case). Relay ports RELAY_MIN-RELAY_MAX.
