@@ -8,6 +8,14 @@ UDP, as Kamailio's rtpengine module speaks it) for the relay benchmark.
       port on which rtpengine expects the caller's RTP (from the answer SDP that
       rtpengine returns for the caller)
   rtpengine_ng.py NG_PORT CALL_ID --delete
+  rtpengine_ng.py NG_PORT --calls N [--tag TAG] [--delete]
+      N calls of the door (audio PCMU + video VP8) to one device that answers
+      183 recvonly, in the port layout of relay_calls.cpp (door call C stream S
+      on 18000 + 4C + 2S, its device on 10000 + 2(2C + S)); prints
+      "stream C S PORT" (where rtpengine expects the door's RTP) per call and
+      stream, as `relay_calls serve` does. With --delete: deletes them. Call-IDs
+      are TAG-C (default "calls"): one TAG per set of calls, so that no Call-ID of
+      an earlier set is ever reused.
 """
 import re
 import socket
@@ -67,7 +75,42 @@ def sdp(port):
             "m=video %d RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=sendrecv\r\n" % port)
 
 
+DOOR_BASE, DEV_BASE = 18000, 10000
+
+
+def door_sdp(c, origin, ports, direction):
+    media = "".join("m=%s %d RTP/AVP %s\r\na=rtpmap:%s\r\na=%s\r\n"
+                    % (kind, port, pt, rtpmap, direction)
+                    for (kind, pt, rtpmap), port in zip(
+                        [("audio", "0", "0 PCMU/8000"), ("video", "96", "96 VP8/90000")], ports))
+    return ("v=0\r\no=%s %d 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            % (origin, c)) + media
+
+
+def calls(port, n, tag, delete):
+    for c in range(n):
+        call = "%s-%d" % (tag, c)
+        if delete:
+            ng(port, {"command": "delete", "call-id": call}, "d" + call)
+            continue
+        door = [DOOR_BASE + 4 * c + 2 * s for s in range(2)]
+        dev = [DEV_BASE + 2 * (2 * c + s) for s in range(2)]
+        ng(port, {"command": "offer", "call-id": call, "from-tag": "door",
+                  "sdp": door_sdp(c, "door", door, "sendrecv"), "replace": ["origin"]},
+           "o" + call)
+        r = ng(port, {"command": "answer", "call-id": call, "from-tag": "door", "to-tag": "dev",
+                      "sdp": door_sdp(c, "dev", dev, "recvonly")}, "a" + call)
+        ports = re.findall(rb"m=(?:audio|video) (\d+)", r["sdp"])
+        for s, p in enumerate(ports):
+            print("stream %d %d %s" % (c, s, p.decode()))
+
+
 def main():
+    if sys.argv[2] == "--calls":
+        rest = sys.argv[4:]
+        tag = rest[rest.index("--tag") + 1] if "--tag" in rest else "calls"
+        calls(int(sys.argv[1]), int(sys.argv[3]), tag, "--delete" in rest)
+        return
     port, call = int(sys.argv[1]), sys.argv[2]
     if sys.argv[3] == "--delete":
         ng(port, {"command": "delete", "call-id": call}, "d" + call)

@@ -22,7 +22,7 @@
 # its ng control protocol (rtpengine_ng.py); it cannot fork one stream to
 # several branches, so it appears in the 1-branch rows only.
 #
-# Not yet here (issue 3): the relay inside portier-proxy end to end.
+# The relay inside portier-proxy end to end, many calls, added latency: calls.sh.
 #
 # Usage: bench/relay/run.sh            (BENCH_BRANCHES="1 4 16" BENCH_STEP_SECS=4 ...)
 set -uo pipefail
