@@ -2,6 +2,7 @@
 
 #include <glib.h>
 #include <sofia-sip/su_glib.h>
+#include <sys/resource.h>
 
 namespace portier::mainloop {
 namespace {
@@ -52,5 +53,20 @@ void attach(su_root_t *root) {
 }
 
 unsigned long long spins_avoided() { return avoided; }
+
+}  // namespace portier::mainloop
+
+namespace portier::mainloop {
+
+unsigned long raise_fd_limit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit up = rl;
+    up.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? ~0UL : static_cast<unsigned long>(rl.rlim_cur);
+}
 
 }  // namespace portier::mainloop

@@ -14,4 +14,9 @@ void attach(su_root_t *root);
 // of spinning (for portierctl stats and the tests).
 unsigned long long spins_avoided();
 
+// Raises the soft limit on open files to the hard one (a relay port pair
+// costs about ten descriptors; the usual 1024 would allow a few calls).
+// Returns the limit now in force.
+unsigned long raise_fd_limit();
+
 }  // namespace portier::mainloop

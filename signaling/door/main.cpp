@@ -98,6 +98,7 @@ int main(int argc, char **argv) {
   GST_ELEMENT_REGISTER(portieraecprobe, nullptr);
   GST_ELEMENT_REGISTER(portieraec, nullptr);
 
+  PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
   su_init();
   // P-Asserted-Identity (RFC 3325) and the other extension headers are parsed
   // only when sofia-sip's default parser is extended, before any message.

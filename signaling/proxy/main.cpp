@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
 
   // sofia-sip runs on GLib's main loop: SIP, timers and the control socket share
   // one thread and need no locks.
+  PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
   su_init();
   // P-Asserted-Identity (RFC 3325) and the other extension headers are parsed
   // only when sofia-sip's default parser is extended, before any message.

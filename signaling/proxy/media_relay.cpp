@@ -2,6 +2,7 @@
 
 #include <gst/net/gstnetaddressmeta.h>
 #include <gst/video/video-event.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 
@@ -78,11 +79,24 @@ PortPool::PortPool(std::string address, uint16_t min, uint16_t max)
     : address_(std::move(address)),
       min_(static_cast<uint16_t>(min + (min & 1))),
       max_(max),
-      next_(min_) {}
+      next_(min_) {
+  // Running out of file descriptors makes GLib abort the whole proxy (it
+  // cannot create a thread's wake-up fd), so the relay stops well before.
+  struct rlimit rl {};
+  const rlim_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+  max_pairs_ = limit == RLIM_INFINITY || limit > 1000000
+                   ? 100000
+                   : (limit > kFdReserve ? (limit - kFdReserve) / kFdsPerPair : 0);
+}
 
 std::optional<PortPool::Pair> PortPool::take(std::string *error) {
   if (max_ <= min_) {
     *error = "empty port range";
+    return std::nullopt;
+  }
+  if (used_.size() >= max_pairs_) {
+    *error = "no free relay port pair: the file descriptor limit (RLIMIT_NOFILE) allows " +
+             std::to_string(max_pairs_) + " pairs; raise LimitNOFILE";
     return std::nullopt;
   }
   const unsigned pairs = (max_ - min_ + 1) / 2;

@@ -2,13 +2,14 @@
 // on loopback, real GStreamer pipelines. The SIP-level cases (sipp, Linphone)
 // are in tests/sip and tests/interop; these cover what is awkward there: IPv6
 // (c=IN IP6, RFC 4566 §5.7), a port range that runs out, and offers the relay
-// must refuse without keeping a port. Ports 39100-39699: no other test binds
+// must refuse without keeping a port. Ports 39100-39799: no other test binds
 // there (the SIP cases' relays use 40000 and up).
 #include <arpa/inet.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -248,6 +249,35 @@ TEST(MediaRelay, PortRangeRunsOutCleanly) {
   relay.end_call("c", "test");
   relay.end_call("d", "test");
   EXPECT_EQ(relay.ports_in_use(), 0u);
+}
+
+// The proxy must not run itself out of file descriptors (GLib aborts the
+// whole process when a thread cannot get its wake-up fd): with a low
+// RLIMIT_NOFILE the relay refuses the call that would not fit, cleanly, and
+// takes calls again once others end.
+TEST(MediaRelay, RefusesCallsBeforeRunningOutOfFileDescriptors) {
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct rlimit low = saved;
+  low.rlim_cur = portier::proxy::PortPool::kFdReserve + 4 * portier::proxy::PortPool::kFdsPerPair;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::string error;
+  {
+    MediaRelay relay(settings("127.0.0.1", 39700, 39799));
+    std::vector<std::string> started;
+    for (int i = 0; i < 10; ++i) {
+      const std::string id = "fd" + std::to_string(i);
+      if (!relay.start_call(id, sdp("127.0.0.1", 4000 + 2 * i, "sendrecv"), &error)) break;
+      started.push_back(id);
+    }
+    EXPECT_EQ(started.size(), 4u) << "four pairs fit, the fifth is refused";
+    EXPECT_NE(error.find("RLIMIT_NOFILE"), std::string::npos) << error;
+    EXPECT_NE(error.find("no free relay port"), std::string::npos)
+        << "the router answers 503 Media relay full for this";
+    relay.end_call(started.front(), "test");
+    EXPECT_TRUE(relay.start_call("again", sdp("127.0.0.1", 4100, "sendrecv"), &error)) << error;
+  }
+  setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 }  // namespace
