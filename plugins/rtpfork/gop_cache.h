@@ -31,9 +31,16 @@ class GopCache {
   // frame the current GOP starts with (H.264 sends SPS, PPS and the IDR slices
   // as several packets with one timestamp). Packets before the first keyframe
   // are not kept: they cannot be decoded on their own.
+  //
+  // The GOP a keyframe ends is retired, not released: releasing thousands of
+  // buffers sits between the keyframe's arrival and its sending (it delayed
+  // the keyframe of every call whose GOP turned over at once). The caller
+  // takes them with take_retired() and releases them after sending.
   void push(Packet p, size_t bytes, bool keyframe_start, uint32_t rtp_timestamp) {
     if (keyframe_start && !(valid_ && rtp_timestamp == gop_timestamp_)) {
-      clear();
+      for (auto &old : packets_) retired_.push_back(std::move(old));
+      packets_.clear();
+      bytes_ = 0;
       valid_ = true;
       gop_timestamp_ = rtp_timestamp;
     }
@@ -46,10 +53,16 @@ class GopCache {
     bytes_ += bytes;
   }
 
+  // The packets of the GOPs ended since the last call, now the caller's.
+  std::deque<Packet> take_retired() { return std::exchange(retired_, {}); }
+
   void clear() {
-    if (release_)
+    if (release_) {
       for (auto &p : packets_) release_(p);
+      for (auto &p : retired_) release_(p);
+    }
     packets_.clear();
+    retired_.clear();
     bytes_ = 0;
     valid_ = false;
   }
@@ -69,6 +82,7 @@ class GopCache {
   size_t max_bytes_;
   Release release_;
   std::deque<Packet> packets_;
+  std::deque<Packet> retired_;
   size_t bytes_ = 0;
   bool valid_ = false;
   uint32_t gop_timestamp_ = 0;

@@ -279,6 +279,7 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
   std::vector<Target> targets;
   guint keyframe_requests = 0, first_count = 0;
   bool first_request = false;
+  std::deque<GstBuffer *> retired;  // a GOP the keyframe ended: freed after sending
   {
     Lock l(p->lock);
     const rtp::VideoCodec codec = p->codec;
@@ -322,6 +323,7 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
           p->gop.push(gst_buffer_ref(bufs[i]), gst_buffer_get_size(bufs[i]), key, h.timestamp);
       }
     }
+    retired = p->gop.take_retired();
   }
   if (first_request) send_keyframe_request(self, first_count, "join before the first packet");
   if (keyframe_requests) send_keyframe_request(self, keyframe_requests, "retry");
@@ -373,6 +375,7 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
     }
     gst_object_unref(t.pad);
   }
+  for (GstBuffer *old : retired) gst_buffer_unref(old);
   return GST_FLOW_OK;
 }
 

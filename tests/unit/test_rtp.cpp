@@ -202,6 +202,23 @@ TEST(GopCache, DropsAGopThatOutgrowsItsBoundsAndReleasesEverything) {
   EXPECT_EQ(released, 6);  // the destructor released the last one
 }
 
+// The GOP a keyframe ends is handed back to the caller, to free after the
+// keyframe went out, not freed inside push().
+TEST(GopCache, RetiresTheEndedGopForTheCallerToRelease) {
+  int released = 0;
+  GopCache<int> c(100, 100000, [&](int &) { ++released; });
+  c.push(1, 10, true, 0);
+  c.push(2, 10, false, 1);
+  c.push(3, 10, true, 2);  // a new GOP
+  EXPECT_EQ(released, 0) << "released inside push(), before the keyframe was sent";
+  EXPECT_EQ(c.packets(), (std::deque<int>{3}));
+  EXPECT_EQ(c.take_retired(), (std::deque<int>{1, 2}));
+  EXPECT_TRUE(c.take_retired().empty());
+  c.push(4, 10, true, 3);
+  c.clear();  // what was retired and not taken is released with the rest
+  EXPECT_EQ(released, 2);
+}
+
 TEST(BranchSequencer, PassesThroughAContinuousStream) {
   BranchSequencer s(90000);
   for (uint16_t i = 0; i < 5; ++i) {
