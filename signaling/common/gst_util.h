@@ -15,6 +15,19 @@ inline bool have_element(const char *factory) {
   return f != nullptr;
 }
 
+// gst_parse_launch() with its error as one line: nullptr and *error
+// ("WHAT: reason") when the description does not build.
+inline GstElement *parse_pipeline(const std::string &description, const char *what,
+                                  std::string *error) {
+  GError *gerr = nullptr;
+  GstElement *p = gst_parse_launch(description.c_str(), &gerr);
+  if (p && !gerr) return p;
+  *error = std::string(what) + ": " + (gerr ? gerr->message : "cannot build");
+  g_clear_error(&gerr);
+  if (p) gst_object_unref(p);
+  return nullptr;
+}
+
 // An error or warning on a pipeline's bus as "ELEMENT: message" for one log
 // line; "" for every other message.
 inline std::string bus_problem(GstMessage *msg) {

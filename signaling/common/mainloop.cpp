@@ -1,8 +1,10 @@
 #include "common/mainloop.h"
 
 #include <glib.h>
+#include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_glib.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
 
 namespace portier::mainloop {
 namespace {
@@ -57,6 +59,27 @@ unsigned long long spins_avoided() { return avoided; }
 }  // namespace portier::mainloop
 
 namespace portier::mainloop {
+
+su_root_t *sofia_root() {
+  su_init();
+  sip_update_default_mclass(sip_extend_mclass(nullptr));
+  su_root_t *root = su_glib_root_create(nullptr);
+  if (root) attach(root);
+  return root;
+}
+
+void notify_ready() {
+  sd_notify(0, "READY=1");
+  uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
+    g_timeout_add(
+        static_cast<guint>(watchdog_usec / 2000),
+        [](gpointer) -> gboolean {
+          sd_notify(0, "WATCHDOG=1");
+          return G_SOURCE_CONTINUE;
+        },
+        nullptr);
+}
 
 unsigned long raise_fd_limit() {
   struct rlimit rl {};

@@ -19,4 +19,13 @@ unsigned long long spins_avoided();
 // Returns the limit now in force.
 unsigned long raise_fd_limit();
 
+// The start every sofia-sip daemon shares: su_init, sofia's parser extended
+// so P-Asserted-Identity (RFC 3325) and the other extension headers are
+// known (before any message is parsed), a GLib-backed root attached with
+// attach(). nullptr when the root cannot be made.
+su_root_t *sofia_root();
+// systemd: READY=1, and the watchdog pinged from the main loop at half its
+// interval (Type=notify, WatchdogSec=), so a wedged loop gets restarted.
+void notify_ready();
+
 }  // namespace portier::mainloop

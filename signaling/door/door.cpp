@@ -267,13 +267,10 @@ void Door::retry_register(int seconds) {
       this);
 }
 
-std::string Door::press() {
-  if (state_ != State::Idle) {
-    PLOG_INFO("door: button pressed while %s: no second call", state_name(state_));
-    return std::string("busy: ") + state_name(state_);
-  }
-  pressed_at_us_ = g_get_monotonic_time();
-  emit("ring", settings_.target);
+// The call's media, fed by the shared camera. Telephone events go to the
+// action gate; the first video packet of a ring is a milestone (the bench
+// measures it from the press).
+bool Door::open_media(std::string *error) {
   DoorMedia::Callbacks cb;
   cb.telephone_event = [this](uint32_t ts, uint16_t seq, bool marker,
                               const std::vector<uint8_t> &payload) {
@@ -281,15 +278,28 @@ std::string Door::press() {
     for (char key : hooks_.telephone_event(ts, seq, marker, payload)) key_from_peer(key, "rfc4733");
   };
   cb.first_video_sent = [this] {
-    emit("first_rtp_sent",
-         "since_press_ms=" + std::to_string((g_get_monotonic_time() - pressed_at_us_) / 1000));
+    if (outgoing_)
+      emit("first_rtp_sent",
+           "since_press_ms=" + std::to_string((g_get_monotonic_time() - pressed_at_us_) / 1000));
   };
   if (hooks_.call_started) hooks_.call_started();
   media_ = std::make_unique<DoorMedia>(settings_.media, *camera_, cb);
+  if (media_->open(error)) return true;
+  media_.reset();
+  return false;
+}
+
+std::string Door::press() {
+  if (state_ != State::Idle) {
+    PLOG_INFO("door: button pressed while %s: no second call", state_name(state_));
+    return std::string("busy: ") + state_name(state_);
+  }
+  pressed_at_us_ = g_get_monotonic_time();
+  emit("ring", settings_.target);
+  outgoing_ = true;
   std::string error;
-  if (!media_->open(&error)) {
+  if (!open_media(&error)) {
     PLOG_ERROR("door: media: %s", error.c_str());
-    media_.reset();
     return "error: " + error;
   }
   if (hooks_.ring_snapshot) {
@@ -307,7 +317,6 @@ std::string Door::press() {
   }
   offered_ = media_->local(++sdp_version_);
   const std::string offer = sdp::write_offer(offered_);
-  outgoing_ = true;
   peer_.clear();
   call_auth_tries_ = 0;
   early_sdp_.clear();
@@ -434,18 +443,10 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     release(nh);
     return;
   }
-  DoorMedia::Callbacks cb;
-  cb.telephone_event = [this](uint32_t ts, uint16_t seq, bool marker,
-                              const std::vector<uint8_t> &payload) {
-    if (!hooks_.telephone_event || !hooks_.digit) return;
-    for (char key : hooks_.telephone_event(ts, seq, marker, payload)) key_from_peer(key, "rfc4733");
-  };
-  if (hooks_.call_started) hooks_.call_started();
-  media_ = std::make_unique<DoorMedia>(settings_.media, *camera_, cb);
+  outgoing_ = false;
   std::string error;
   std::optional<sdp::Answered> ans;
-  if (media_->open(&error))
-    ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
+  if (open_media(&error)) ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
   if (!ans || !media_->apply(ans->streams, &error)) {
     PLOG_WARN("door: call from %s: %s", who.c_str(), error.c_str());
     nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
@@ -454,7 +455,6 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     return;
   }
   call_ = nh;
-  outgoing_ = false;
   peer_ = who;
   state_ = State::Active;
   nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),

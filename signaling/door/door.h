@@ -87,6 +87,7 @@ class Door {
   bool take_answer(const sip_t *sip, bool final);
   void call_ended(const std::string &why);
   void key_from_peer(char key, const char *via);
+  bool open_media(std::string *error);
   void retry_register(int seconds);
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");

@@ -87,14 +87,8 @@ bool DoorCamera::ensure_running(std::string *error) {
                            " ! appsink name=encoded sync=false emit-signals=true max-buffers=30 "
                            "drop=true raw. ! queue max-size-buffers=1 leaky=downstream ! "
                            "appsink name=snapshot max-buffers=1 drop=true sync=false";
-  GError *gerr = nullptr;
-  GstElement *p = gst_parse_launch(desc.c_str(), &gerr);
-  if (!p || gerr) {
-    *error = std::string("camera pipeline: ") + (gerr ? gerr->message : "cannot build");
-    g_clear_error(&gerr);
-    if (p) gst_object_unref(p);
-    return false;
-  }
+  GstElement *p = parse_pipeline(desc, "camera pipeline", error);
+  if (!p) return false;
   pipeline_ = p;
   encoder_el_ = gst_bin_get_by_name(GST_BIN(p), "encoder");
   snap_sink_ = gst_bin_get_by_name(GST_BIN(p), "snapshot");

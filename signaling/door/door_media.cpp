@@ -12,27 +12,6 @@
 namespace portier::door {
 namespace {
 
-GSocket *bind_udp(const std::string &address, uint16_t port) {
-  GInetAddress *ia = g_inet_address_new_from_string(address.c_str());
-  if (!ia) return nullptr;
-  GSocket *s = g_socket_new(g_inet_address_get_family(ia), G_SOCKET_TYPE_DATAGRAM,
-                            G_SOCKET_PROTOCOL_UDP, nullptr);
-  if (s) {
-    GSocketAddress *sa = g_inet_socket_address_new(ia, port);
-    if (!g_socket_bind(s, sa, FALSE, nullptr)) g_clear_object(&s);
-    g_object_unref(sa);
-  }
-  g_object_unref(ia);
-  return s;
-}
-
-void drop_socket(GSocket *&s) {
-  if (!s) return;
-  g_socket_close(s, nullptr);
-  g_object_unref(s);
-  s = nullptr;
-}
-
 // Runs `fn` on the main loop, unless the DoorMedia is gone by then.
 void post(const std::shared_ptr<DoorMedia *> &alive, std::function<void(DoorMedia *)> fn) {
   struct Job {
@@ -56,6 +35,7 @@ DoorMedia::DoorMedia(MediaSettings settings, DoorCamera &camera, Callbacks callb
     : settings_(std::move(settings)),
       camera_(camera),
       callbacks_(std::move(callbacks)),
+      ports_(settings_.address, settings_.port_min, settings_.port_max, "RTP"),
       alive_(std::make_shared<DoorMedia *>(this)) {}
 
 DoorMedia::~DoorMedia() {
@@ -63,31 +43,17 @@ DoorMedia::~DoorMedia() {
   close();
 }
 
-bool DoorMedia::bind_pair(Socks *s, std::string *error) {
-  // Even RTP port, RTCP on the next one (RFC 3550 §11), from the range.
-  const unsigned lo = settings_.port_min + (settings_.port_min & 1);
-  for (unsigned p = lo; p + 1 <= settings_.port_max; p += 2) {
-    GSocket *rtp = bind_udp(settings_.address, static_cast<uint16_t>(p));
-    if (!rtp) continue;
-    GSocket *rtcp = bind_udp(settings_.address, static_cast<uint16_t>(p + 1));
-    if (!rtcp) {
-      drop_socket(rtp);
-      continue;
-    }
-    *s = Socks{rtp, rtcp, static_cast<uint16_t>(p)};
-    return true;
-  }
-  *error = "no free RTP port pair on " + settings_.address + " in " +
-           std::to_string(settings_.port_min) + "-" + std::to_string(settings_.port_max);
-  return false;
-}
-
 bool DoorMedia::open(std::string *error) {
   if (pipeline_) return true;
-  if (!bind_pair(&video_, error) || !bind_pair(&audio_, error)) {
+  auto video = ports_.take(error);
+  auto audio = video ? ports_.take(error) : std::nullopt;
+  if (!video || !audio) {
+    if (video) ports_.give_back(*video);
     close();
     return false;
   }
+  video_ = *video;
+  audio_ = *audio;
   if (!build_video(error)) {
     close();
     return false;
@@ -111,14 +77,8 @@ bool DoorMedia::build_video(std::string *error) {
       "rtpbin.send_rtp_src_1 ! multiudpsink name=video_rtp sync=false async=false "
       "rtpbin.send_rtcp_src_1 ! multiudpsink name=video_rtcp sync=false async=false "
       "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1";
-  GError *gerr = nullptr;
-  GstElement *p = gst_parse_launch(desc.c_str(), &gerr);
-  if (!p || gerr) {
-    *error = std::string("call pipeline: ") + (gerr ? gerr->message : "cannot build");
-    g_clear_error(&gerr);
-    if (p) gst_object_unref(p);
-    return false;
-  }
+  GstElement *p = parse_pipeline(desc, "call pipeline", error);
+  if (!p) return false;
   pipeline_ = p;
   rtpbin_ = gst_bin_get_by_name(GST_BIN(p), "rtpbin");
   video_in_ = gst_bin_get_by_name(GST_BIN(p), "video_in");
@@ -440,11 +400,8 @@ void DoorMedia::close() {
     gst_object_unref(pipeline_);
     pipeline_ = nullptr;
   }
-  for (Socks *s : {&audio_, &video_}) {
-    drop_socket(s->rtp);
-    drop_socket(s->rtcp);
-    s->port = 0;
-  }
+  ports_.give_back(audio_);
+  ports_.give_back(video_);
   audio_built_ = false;
   telephone_event_pt_ = -1;
   te_pt_for_probe_ = -1;

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "common/port_pool.h"
 #include "common/sdp/offer_answer.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
@@ -64,11 +65,6 @@ class DoorMedia {
   std::string pipeline_state() const;
 
  private:
-  struct Socks {
-    GSocket *rtp = nullptr, *rtcp = nullptr;
-    uint16_t port = 0;
-  };
-  bool bind_pair(Socks *s, std::string *error);
   bool build_video(std::string *error);
   bool build_audio(const sdp::Agreed &a, std::string *error);
   GstElement *build_speaker(bool pcma);
@@ -92,7 +88,8 @@ class DoorMedia {
   int telephone_event_pt_ = -1;
   std::atomic<int> te_pt_for_probe_{-1};
   std::string video_dest_, video_rtcp_dest_, audio_dest_, audio_rtcp_dest_;
-  Socks audio_, video_;
+  PortPool ports_;  // the call's RTP/RTCP pairs, from [media] port-range
+  PortPool::Pair audio_, video_;
   guint bus_watch_ = 0;
   std::atomic<uint64_t> video_sent_{0};
   std::atomic<uint64_t> audio_received_{0};

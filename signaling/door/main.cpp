@@ -3,7 +3,6 @@
 #include <glib-unix.h>
 #include <glib.h>
 #include <gst/gst.h>
-#include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_glib.h>
 #include <systemd/sd-daemon.h>
 
@@ -51,11 +50,6 @@ struct Events {
   }
 };
 
-gboolean on_watchdog(gpointer) {
-  sd_notify(0, "WATCHDOG=1");
-  return G_SOURCE_CONTINUE;
-}
-
 struct StopCtx {
   door::Door *door;
   GMainLoop *loop;
@@ -99,16 +93,11 @@ int main(int argc, char **argv) {
   GST_ELEMENT_REGISTER(portieraec, nullptr);
 
   PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
-  su_init();
-  // P-Asserted-Identity (RFC 3325) and the other extension headers are parsed
-  // only when sofia-sip's default parser is extended, before any message.
-  sip_update_default_mclass(sip_extend_mclass(nullptr));
-  su_root_t *root = su_glib_root_create(nullptr);
+  su_root_t *root = mainloop::sofia_root();
   if (!root) {
     PLOG_ERROR("cannot create the sofia-sip root");
     return 1;
   }
-  mainloop::attach(root);
   GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
 
   Events events;
@@ -158,10 +147,7 @@ int main(int argc, char **argv) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
     } else {
-      sd_notify(0, "READY=1");
-      uint64_t watchdog_usec = 0;
-      if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
-        g_timeout_add(static_cast<guint>(watchdog_usec / 2000), on_watchdog, nullptr);
+      mainloop::notify_ready();
       g_main_loop_run(loop);
       sd_notify(0, "STOPPING=1");
     }

@@ -8,7 +8,6 @@
 
 #include <glib-unix.h>
 #include <glib.h>
-#include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_glib.h>
 #include <systemd/sd-daemon.h>
 
@@ -19,13 +18,6 @@
 #include "common/mainloop.h"
 
 using namespace portier;
-
-// systemd's watchdog (Type=notify, WatchdogSec=): ping at half the interval from
-// the main loop, so a wedged loop gets the service restarted.
-static gboolean on_watchdog(gpointer) {
-  sd_notify(0, "WATCHDOG=1");
-  return G_SOURCE_CONTINUE;
-}
 
 static gboolean on_signal(gpointer loop) {
   PLOG_INFO("stopping");
@@ -47,19 +39,14 @@ int main(int argc, char **argv) {
   proxy::ProxySettings settings = proxy::settings_from_config(cfg);
   log::init("portier-proxy", settings.log_output, settings.log_level);
 
+  PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
   // sofia-sip runs on GLib's main loop: SIP, timers and the control socket share
   // one thread and need no locks.
-  PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
-  su_init();
-  // P-Asserted-Identity (RFC 3325) and the other extension headers are parsed
-  // only when sofia-sip's default parser is extended, before any message.
-  sip_update_default_mclass(sip_extend_mclass(nullptr));
-  su_root_t *root = su_glib_root_create(nullptr);
+  su_root_t *root = mainloop::sofia_root();
   if (!root) {
     PLOG_ERROR("cannot create the sofia-sip root");
     return 1;
   }
-  mainloop::attach(root);
   GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGTERM, on_signal, loop);
   g_unix_signal_add(SIGINT, on_signal, loop);
@@ -72,10 +59,7 @@ int main(int argc, char **argv) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
     } else {
-      sd_notify(0, "READY=1");
-      uint64_t watchdog_usec = 0;
-      if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
-        g_timeout_add(static_cast<guint>(watchdog_usec / 2000), on_watchdog, nullptr);
+      mainloop::notify_ready();
       g_main_loop_run(loop);
       sd_notify(0, "STOPPING=1");
     }

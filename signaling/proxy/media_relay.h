@@ -29,40 +29,13 @@
 #include <string_view>
 #include <vector>
 
+#include "common/port_pool.h"
 #include "common/sdp/sdp_rewrite.h"
 #include "proxy/proxy_config.h"
 
 namespace portier::proxy {
 
-// RTP/RTCP socket pairs (even, even + 1) from the configured range.
-class PortPool {
- public:
-  struct Pair {
-    GSocket *rtp = nullptr;
-    GSocket *rtcp = nullptr;
-    uint16_t port = 0;
-  };
-  PortPool(std::string address, uint16_t min, uint16_t max);
-  // Binds the next free pair; nullopt (and *error) when the range is exhausted,
-  // or when one more pair would leave the process short of file descriptors.
-  std::optional<Pair> take(std::string *error);
-  void give_back(Pair &p);
-  size_t pairs_in_use() const { return used_.size(); }
-  size_t max_pairs() const { return max_pairs_; }
-
-  // File descriptors one relayed port pair costs: its two sockets and the
-  // wake-up fds of the GStreamer threads reading them (about 10 measured).
-  static constexpr size_t kFdsPerPair = 12;
-  // Kept for SIP, the control socket, logs and state files.
-  static constexpr size_t kFdReserve = 256;
-
- private:
-  std::string address_;
-  uint16_t min_, max_;
-  uint16_t next_;
-  std::set<uint16_t> used_;
-  size_t max_pairs_;  // from RLIMIT_NOFILE at construction
-};
+using portier::PortPool;
 
 class MediaRelay {
  public:

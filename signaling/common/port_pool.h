@@ -1,0 +1,49 @@
+// A pool of UDP port pairs for RTP and RTCP. GIO only, no GStreamer.
+#pragma once
+
+#include <gio/gio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace portier {
+
+// RTP/RTCP socket pairs (even, even + 1, RFC 3550 §11) bound from a port
+// range: the proxy's relay takes one per stream and branch, the door one per
+// stream of its call.
+class PortPool {
+ public:
+  struct Pair {
+    GSocket *rtp = nullptr;
+    GSocket *rtcp = nullptr;
+    uint16_t port = 0;
+  };
+  // `what` names the ports in errors ("relay": the router answers 503 to
+  // "no free relay port").
+  PortPool(std::string address, uint16_t min, uint16_t max, std::string what = "relay");
+  // Binds the next free pair; nullopt (and *error) when the range is exhausted,
+  // or when one more pair would leave the process short of file descriptors.
+  std::optional<Pair> take(std::string *error);
+  void give_back(Pair &p);
+  size_t pairs_in_use() const { return used_.size(); }
+  size_t max_pairs() const { return max_pairs_; }
+
+  // File descriptors one port pair costs: its two sockets and the wake-up
+  // fds of the GStreamer threads reading them (about 10 measured in the relay).
+  static constexpr size_t kFdsPerPair = 12;
+  // Kept for SIP, the control socket, logs and state files.
+  static constexpr size_t kFdReserve = 256;
+
+ private:
+  std::string address_;
+  std::string what_;
+  uint16_t min_, max_;
+  uint16_t next_;
+  std::set<uint16_t> used_;
+  size_t max_pairs_;  // from RLIMIT_NOFILE at construction
+};
+
+}  // namespace portier
