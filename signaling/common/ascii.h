@@ -17,6 +17,10 @@ inline bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+inline bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
 inline std::string to_lower(std::string_view s) {
   std::string out(s);
   for (char &c : out) c = lower(c);

@@ -85,13 +85,17 @@ void Door::emit(const std::string &kind, const std::string &details) {
 
 bool Door::start(su_root_t *root, std::string *error) {
   root_ = root;
+  for (const std::string &hop : settings_.trusted_hosts)
+    if (!trusted_.add(hop, error)) return false;
+  if (!trusted_.add(settings_.proxy, error)) return false;
+  PLOG_INFO("door: calls and messages are taken from %s only", trusted_.describe().c_str());
   if (settings_.media.camera_always_on && !camera_->start(error)) return false;
   nua_ = nua_create(
       root, on_nua, reinterpret_cast<nua_magic_t *>(this), NUTAG_URL(settings_.bind.c_str()),
       NUTAG_PROXY(settings_.proxy.c_str()),
       NUTAG_REGISTRAR(("sip:" + settings_.aor.substr(settings_.aor.find('@') + 1)).c_str()),
       SIPTAG_FROM_STR(settings_.aor.c_str()), NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0),
-      NUTAG_AUTOANSWER(0), NUTAG_ALLOW("INFO, MESSAGE"),
+      NUTAG_AUTOANSWER(0), NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD("MESSAGE"),
       NUTAG_M_USERNAME(settings_.username.c_str()), SIPTAG_USER_AGENT_STR("portier-door/0.1"),
       TAG_END());
   if (!nua_) {
@@ -139,13 +143,13 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
       if (nh == call_) on_invite_response(status, phrase, nh, sip);
       break;
     case nua_i_invite:
-      on_incoming_invite(nh, sip);
+      if (nh == call_ || from_trusted_hop(nh, "INVITE")) on_incoming_invite(nh, sip);
       break;
     case nua_i_info:
       if (nh == call_) on_info(nh, sip);
       break;
     case nua_i_message:
-      on_message(nh, sip);
+      if (from_trusted_hop(nh, "MESSAGE")) on_message(nh, sip);
       break;
     case nua_i_bye:
       if (nh == call_) call_ended("the other side hung up");
@@ -329,6 +333,39 @@ std::string Door::press() {
   return "calling";
 }
 
+// A MESSAGE's handle has no call state to say when it is done: it goes once
+// the event naming it is over (destroyed from the main loop, not from inside
+// nua's callback). Its response went out with NUTAG_WITH_THIS: without it,
+// nua answered a MESSAGE taken by the application with 500.
+void Door::destroy_after_response(nua_handle_t *nh) {
+  g_idle_add(
+      [](gpointer h) -> gboolean {
+        nua_handle_destroy(static_cast<nua_handle_t *>(h));
+        return G_SOURCE_REMOVE;
+      },
+      nh);
+}
+
+// Out-of-dialog requests only through the proxy: it authenticated the sender
+// and vouches for P-Asserted-Identity; a request sent straight to our contact
+// could name anyone (RFC 3325 §3).
+bool Door::from_trusted_hop(nua_handle_t *nh, const char *method) {
+  std::string source;
+  if (trusted_.trusts_current_request(nua_, &source)) return true;
+  PLOG_WARN("door: %s from %s refused: not through the proxy (%s)", method, source.c_str(),
+            trusted_.describe().c_str());
+  emit("request_refused",
+       std::string("method=") + method + " source=" + source + " reason=not through the proxy");
+  nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua_),
+              SIPTAG_WARNING_STR("399 door \"requests are taken only through the proxy\""),
+              TAG_END());
+  if (std::strcmp(method, "INVITE") == 0)
+    release(nh);
+  else
+    destroy_after_response(nh);
+  return false;
+}
+
 void Door::arm_timer(guint *id, int seconds, bool ring) {
   if (*id) g_source_remove(*id);
   auto cb = ring ? +[](gpointer self) -> gboolean {
@@ -486,13 +523,21 @@ void Door::on_info(nua_handle_t *, const sip_t *sip) {
 void Door::on_message(nua_handle_t *nh, const sip_t *sip) {
   // A MESSAGE outside a call is authorised by the identity our proxy asserted.
   const std::string who = asserted_identity(sip);
-  if (!body_is(sip, "text/plain") || !hooks_.code) return;
+  if (!body_is(sip, "text/plain")) {
+    nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(nua_),
+                SIPTAG_ACCEPT_STR("text/plain"), TAG_END());
+    destroy_after_response(nh);
+    return;
+  }
+  // The sender learns nothing from the answer: a wrong code gets 200 too.
+  nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua_), TAG_END());
+  destroy_after_response(nh);
+  if (!hooks_.code) return;
   std::string code = body(sip);
   while (!code.empty() && std::isspace(static_cast<unsigned char>(code.back()))) code.pop_back();
   std::string outcome = hooks_.code(who, code);
   std::fill(code.begin(), code.end(), '\0');
   if (!outcome.empty()) emit("action", "via=message from=" + who + " " + outcome);
-  (void)nh;
 }
 
 // A key the other side of the call typed. Its identity is the one our proxy

@@ -22,6 +22,7 @@
 #include "common/auth/digest_client.h"
 #include "common/control_socket.h"
 #include "common/sdp/offer_answer.h"
+#include "common/sip/trusted_hops.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
 #include "door/door_media.h"
@@ -91,6 +92,8 @@ class Door {
   void retry_register(int seconds);
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");
+  bool from_trusted_hop(nua_handle_t *nh, const char *method);
+  static void destroy_after_response(nua_handle_t *nh);
 
   DoorSettings settings_;
   DoorHooks hooks_;
@@ -99,7 +102,8 @@ class Door {
   nua_handle_t *reg_ = nullptr;
   int reg_auth_tries_ = 0;
   guint reg_timer_ = 0;
-  std::string registrar_;  // sip:DOMAIN, the REGISTER's Request-URI
+  std::string registrar_;     // sip:DOMAIN, the REGISTER's Request-URI
+  sip::TrustedHops trusted_;  // the proxy (and [account] trusted-hosts)
   auth::DigestClient digest_;
   bool registered_ = false;
   std::string reg_status_ = "not registered";

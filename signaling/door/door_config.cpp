@@ -18,6 +18,10 @@ config::Schema make_schema() {
       .str("account", "proxy", "sip:127.0.0.1:5060",
            "the in-house proxy: registrar and outbound proxy for every request")
       .str("account", "bind", "sip:127.0.0.1:*", "SIP URI the door listens on (* = any port)")
+      .list("account", "trusted-hosts", "",
+            "besides the proxy, hosts (host or host:port) whose calls and messages the door "
+            "takes; requests from anywhere else get 403, since their P-Asserted-Identity "
+            "cannot be believed (RFC 3325)")
       .integer("account", "register-expires", 600, 30, 86400,
                "registration lifetime asked for; refreshed before it runs out");
   s.str("call", "target", "sip:home@home.example",
@@ -106,6 +110,7 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   d.password = cfg.get_string("account", "password");
   d.proxy = cfg.get_string("account", "proxy");
   d.bind = cfg.get_string("account", "bind");
+  d.trusted_hosts = cfg.get_list("account", "trusted-hosts");
   d.register_expires = static_cast<int>(cfg.get_int("account", "register-expires"));
   d.target = proxy::parse_aor(cfg.get_string("call", "target"));
   d.ring_timeout = static_cast<int>(cfg.get_int("call", "ring-timeout"));

@@ -45,6 +45,7 @@ struct DoorSettings {
   std::string password;
   std::string proxy;  // outbound proxy / registrar URI
   std::string bind;   // our SIP URI to listen on
+  std::vector<std::string> trusted_hosts;  // besides the proxy (RFC 3325 trust domain)
   int register_expires = 600;
 
   std::string target;                    // what a button press calls

@@ -598,13 +598,16 @@ audio-sink = none
 
     # ---- sipp ------------------------------------------------------------
     def sipp(self, name, scenario, slot, fields, *, remote=True, service=None,
-             auth_uri=None, call_id=None, transport="u1", timeout=20, extra=()):
-        """Start sipp (does not wait). fields: list of rows for -inf."""
+             auth_uri=None, call_id=None, transport="u1", timeout=20, extra=(), to=None):
+        """Start sipp (does not wait). fields: list of rows for -inf. to:
+        "host:port" to send to instead of the proxy."""
         csv = self.write(name + ".csv", "SEQUENTIAL\n" + "".join(
             ";".join(str(x) for x in row) + ";\n" for row in fields))
         sipp = Sipp(self, name, None, timeout, scenario)
         argv = [self.args.sipp, "-sf", os.path.join(SCENARIOS, scenario)]
-        if remote:
+        if to:
+            argv.append(to)
+        elif remote:
             argv.append("%s:%d" % (LOCAL, self.ports.proxy))
         argv += ["-i", LOCAL, "-p", str(self.ports.sip(slot)), "-t", transport,
                  "-m", str(len(fields) if remote else 1),
@@ -2218,7 +2221,8 @@ def case_door_message_code(env):
     """The door code as a SIP MESSAGE (issue 4, RFC 3428): from an allowed
     resident it runs the action once; the same code from a user the door does
     not allow opens nothing. The door trusts the identity the proxy asserted
-    after digest authentication (RFC 3325), not what a client writes."""
+    after digest authentication (RFC 3325), not what a client writes, and
+    takes requests only through the proxy."""
     env.start_proxy()
     code = "583920"
     env.start_door(extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
@@ -2238,6 +2242,20 @@ def case_door_message_code(env):
                       "via=message from=sip:alice@%s refused=not_allowed" % DOMAIN],
           "expected one opening by mon1 and alice refused: %s" % actions)
     check(env.door_ctl("status").get("actions_run") == 1, "the door ran its action once")
+
+    # The same code and mon1's name, straight to the door's contact without
+    # the proxy: 403 to the MESSAGE and to the INVITE (RFC 3325 section 3).
+    s = env.sipp("forged", "forged_identity.xml", 2, [["mon1", DOMAIN, code]],
+                 to="%s:%d" % (LOCAL, env.ports.sip(8)))
+    s.wait()
+    s.expect_ok()
+    refused = [e["details"] for e in env.door_events("request_refused")]
+    log("door refused: %s" % refused)
+    check(len(refused) == 2 and all("reason=not through the proxy" in r for r in refused),
+          "the door refused the MESSAGE and the INVITE that skipped the proxy: %s" % refused)
+    check(env.door_ctl("status").get("actions_run") == 1,
+          "a forged P-Asserted-Identity opened the door")
+    check(env.door_ctl("status").get("call") == "idle", "the door is idle")
     check(code not in env.door_log_text().replace("sip:", ""), "the code is in the door's log")
 
 
