@@ -172,6 +172,7 @@ class Linphone:
         self.sock_path = os.path.join("/tmp", self.pipe)
         self.proc = None
         self.sock = None
+        self.prefix = []      # run the daemon under this (the e2e tests: ip netns exec NS)
         self.events = []      # every event popped so far, in order
         # liblinphone opens its SQLite database there and does not register
         # without it (PEERS.md)
@@ -212,7 +213,7 @@ class Linphone:
             os.unlink(self.sock_path)
         with open(self.stdout, "w") as out:
             self.proc = subprocess.Popen(
-                [self.exe, "--config", self.rc, "--pipe", self.pipe, "--log", self.logfile,
+                self.prefix + [self.exe, "--config", self.rc, "--pipe", self.pipe, "--log", self.logfile,
                  "--disable-stats-events", "-D"],
                 cwd=self.home, env=env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True)
