@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""The in-house intercom on this machine: portier-proxy, portier-door (its test
+pattern when there is no camera) and two portier-monitors, with the shipped
+configs of config/ (paths moved under build/demo, so nothing needs root).
+
+It presses the door's button, prints what happened and when (ring, the first
+picture on each monitor with its delay since the press, the answer, the door
+opening, the hang-up), saves the picture each monitor showed as PNG, and
+leaves the system running until Ctrl-C (--once: stop after the one ring).
+With a display (DISPLAY or WAYLAND_DISPLAY set) the monitors open their
+windows instead of running headless.
+
+    scripts/demo.py --build build [--once]
+
+Python 3 stdlib only. scripts/demo.sh installs, builds and runs this.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class DemoError(Exception):
+    pass
+
+
+def ini_set(text, changes):
+    """Sets `key = value` in [section] of an INI text, {(section, key): value};
+    keys not in the text are added at the end of their section."""
+    out, section, done = [], None, set()
+
+    def flush(sec):
+        for (s, k), v in changes.items():
+            if s == sec and (s, k) not in done:
+                out.append("%s = %s" % (k, v))
+                done.add((s, k))
+
+    for line in text.splitlines():
+        m = re.match(r"^\s*\[([^\]]+)\]", line)
+        if m:
+            flush(section)
+            section = m.group(1).strip()
+        else:
+            m = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*=", line)
+            if m and (section, m.group(1)) in changes:
+                key = m.group(1)
+                line = "%s = %s" % (key, changes[(section, key)])
+                done.add((section, key))
+        out.append(line)
+    flush(section)
+    for (s, k), v in changes.items():
+        if (s, k) not in done:
+            out += ["[%s]" % s, "%s = %s" % (k, v)]
+    return "\n".join(out) + "\n"
+
+
+def port_busy(port):
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        finally:
+            s.close()
+    return False
+
+
+class Program:
+    def __init__(self, demo, name, exe, conf_text):
+        self.demo, self.name = demo, name
+        self.exe = os.path.join(demo.build, "signaling", exe)
+        self.conf = os.path.join(demo.dir, name + ".conf")
+        self.log = os.path.join(demo.dir, name + ".log")
+        self.sock = os.path.join(demo.dir, name + ".sock")
+        with open(self.conf, "w") as f:
+            f.write(conf_text)
+        self.proc = None
+
+    def start(self):
+        check = subprocess.run([self.exe, "--check-config", "--config", self.conf],
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            raise DemoError("%s: %s" % (self.name, (check.stderr or check.stdout).strip()))
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen([self.exe, "--config", self.conf],
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ctl(self, *cmd):
+        if self.proc.poll() is not None:
+            raise DemoError("%s stopped (status %s); its log: %s"
+                            % (self.name, self.proc.returncode, self.log))
+        r = subprocess.run([os.path.join(self.demo.build, "signaling", "portierctl"),
+                            "--socket", self.sock] + list(cmd),
+                           capture_output=True, text=True, timeout=5)
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise DemoError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+class Demo:
+    def __init__(self, args):
+        self.build = os.path.abspath(args.build)
+        self.dir = os.path.join(self.build, "demo")
+        os.makedirs(self.dir, exist_ok=True)
+        self.window = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        self.programs = []
+        self.timeline = []  # (mono_ms, who, what)
+
+    def conf(self, name):
+        with open(os.path.join(TOP, "config", name)) as f:
+            return f.read()
+
+    def setup(self):
+        d = self.dir
+        for port in (5060,):
+            if port_busy(port):
+                raise DemoError("127.0.0.1:%d is in use (another SIP program?): the demo's "
+                                "proxy needs it" % port)
+        self.proxy = Program(self, "proxy", "portier-proxy", ini_set(self.conf("proxy.conf"), {
+            ("global", "state-directory"): d + "/proxy-state",
+            ("global", "control-socket"): d + "/proxy.sock",
+            ("module::Authentication", "file-path"): os.path.join(TOP, "config", "users.conf"),
+        }))
+        self.door = Program(self, "door", "portier-door", ini_set(self.conf("door.conf"), {
+            ("global", "control-socket"): d + "/door.sock",
+            ("events", "dir"): d + "/door-events",
+            # no sound card needed; a camera is used when there is one
+            ("media", "audio-source"): "none",
+            ("media", "audio-sink"): "none",
+        }))
+        self.monitors = []
+        for name, conf in (("monitor1", "monitor.conf"), ("monitor2", "monitor2.conf")):
+            self.monitors.append(Program(self, name, "portier-monitor", ini_set(self.conf(conf), {
+                ("global", "control-socket"): "%s/%s.sock" % (d, name),
+                ("global", "events-file"): "%s/%s-events.jsonl" % (d, name),
+                ("media", "microphone"): "test",
+                ("media", "speaker"): "none",
+                ("ui", "mode"): "window" if self.window else "headless",
+            })))
+        self.programs = [self.proxy, self.door] + self.monitors
+
+    def start(self):
+        self.proxy.start()
+        wait_for(lambda: self.proxy.ctl("ping"), 10, "portier-proxy")
+        self.door.start()
+        for m in self.monitors:
+            m.start()
+        wait_for(lambda: (self.door.ctl("status") or {}).get("registered"), 10,
+                 "the door to register")
+        for m in self.monitors:
+            wait_for(lambda: (m.ctl("status") or {}).get("registered"), 10,
+                     "%s to register" % m.name)
+
+    def mark(self, who, what, mono_ms=None, wall_ms=None):
+        """One line of the timeline, at a time on CLOCK_MONOTONIC (the door's
+        event lines) or on the wall clock (the monitors' first frame), or now."""
+        if mono_ms is not None:
+            t = mono_ms
+        elif wall_ms is not None:
+            t = wall_ms - self.wall0 + self.t0
+        else:
+            t = time.monotonic() * 1000
+        self.timeline.append((t, who, what))
+        print("  %+7.0f ms  %-9s %s" % (t - self.t0, who, what), flush=True)
+
+    def ring(self):
+        print("\npressing the door's button (portierctl ring)\n", flush=True)
+        self.t0 = time.monotonic() * 1000
+        self.wall0 = time.time() * 1000
+        self.mark("door", "button pressed")
+        if not self.door.ctl("ring"):
+            raise DemoError("the door did not take the ring")
+        first = {}
+        while len(first) < len(self.monitors):
+            for m in self.monitors:
+                st = m.ctl("status") or {}
+                if m.name in first:
+                    continue
+                if st.get("call") in ("ringing", "early") and (m.name + "-ring") not in first:
+                    first[m.name + "-ring"] = True
+                    self.mark(m.name, "ringing (%s)" % st.get("peer", ""))
+                if st.get("frames_decoded", 0) > 0:
+                    first[m.name] = st
+                    self.mark(m.name, "first picture of the visitor (%s, %dx%d)"
+                              % (st.get("video_codec"), st.get("width", 0), st.get("height", 0)),
+                              wall_ms=st.get("first_frame_wall_ms"))
+            first_count = len([k for k in first if not k.endswith("-ring")])
+            if first_count == len(self.monitors):
+                break
+            if time.monotonic() * 1000 - self.t0 > 15000:
+                raise DemoError("no picture on every monitor within 15 s")
+            time.sleep(0.01)
+        time.sleep(1.0)  # a second of video, then keep what each monitor shows
+        for m in self.monitors:
+            png = os.path.join(self.dir, m.name + ".png")
+            if m.ctl("snapshot", png) is not None and os.path.exists(png):
+                self.mark(m.name, "snapshot saved: %s" % os.path.relpath(png, TOP))
+        m1, m2 = self.monitors
+        m1.ctl("answer")
+        self.mark(m1.name, "answered")
+        wait_for(lambda: (m2.ctl("status") or {}).get("call") in ("ended", "idle"), 10,
+                 "%s to stop ringing" % m2.name)
+        self.mark(m2.name, "stopped ringing: %s" % (m2.ctl("status") or {}).get("reason"))
+        time.sleep(1.0)
+        m1.ctl("action", "open-door")
+        self.mark(m1.name, "open door (the code as RFC 4733 DTMF)")
+        ev = wait_for(lambda: [e for e in (self.door.ctl("events") or [])
+                               if e.get("event") == "action"], 10, "the door to open")
+        self.mark("door", "opened: %s" % ev[-1].get("details"), ev[-1].get("mono_ms"))
+        time.sleep(1.0)
+        m1.ctl("hangup")
+        self.mark(m1.name, "hung up")
+        wait_for(lambda: (self.door.ctl("status") or {}).get("call") == "idle", 10,
+                 "the door to be idle")
+        self.mark("door", "idle again")
+        relay = self.proxy.ctl("relay") or {}
+        print("\nrelay ports in use after the call: %s" % relay.get("ports_in_use"))
+
+    def stop(self):
+        for p in reversed(self.programs):
+            p.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(TOP, "build"))
+    ap.add_argument("--once", action="store_true", help="stop after one ring")
+    args = ap.parse_args()
+    demo = Demo(args)
+    try:
+        demo.setup()
+        demo.start()
+        print("portier is running in %s: proxy 127.0.0.1:5060, the door, monitor1, monitor2"
+              % demo.dir)
+        demo.ring()
+        if args.once:
+            return 0
+        print("\nThe system keeps running. Ring again with\n"
+              "  %s/signaling/portierctl --socket %s ring\n"
+              "look with `... --socket %s/monitor1.sock status`; Ctrl-C stops everything."
+              % (demo.build, demo.door.sock, demo.dir))
+        while all(p.proc.poll() is None for p in demo.programs):
+            time.sleep(0.5)
+        print("a program stopped; see the logs in %s" % demo.dir)
+        return 1
+    except DemoError as e:
+        print("demo: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping")
+        return 0
+    finally:
+        demo.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
