@@ -74,6 +74,8 @@ bool Monitor::start(su_root_t *root, std::string *error) {
 
 void Monitor::stop(std::function<void()> done) {
   on_shutdown_ = std::move(done);
+  if (reg_timer_) g_source_remove(reg_timer_), reg_timer_ = 0;
+  reg_auth_tries_ = 0;
   if (in_call(state_)) hangup();
   if (!nua_) {
     if (on_shutdown_) on_shutdown_();
@@ -98,8 +100,17 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
                      const sip_t *sip, tagi_t *tags) {
   switch (event) {
     case nua_r_register:
-    case nua_r_unregister:
       if (nh == reg_) on_register(status, phrase, nh, sip);
+      break;
+    case nua_r_unregister:
+      // nua repeats the last request's credentials, which the proxy takes for
+      // a replay: answer its challenge once more, and nothing else.
+      if (nh == reg_ && (status == 401 || status == 407)) {
+        tag_type_t tag;
+        std::string header;
+        if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header))
+          nua_unregister(nh, tag, tag_str_v(header.c_str()), TAG_END());
+      }
       break;
     case nua_i_invite:
       if (nh == call_)

@@ -107,7 +107,10 @@ sdp::LocalMedia MonitorMedia::local(uint64_t session_id, uint64_t version, bool 
 // plugin gives it the higher rank).
 std::string MonitorMedia::pick_decoder(const std::string &codec) const {
   if (settings_.video_decoder != "auto") return settings_.video_decoder;
-  const char *caps_str = is_h264(codec) ? "video/x-h264" : "video/x-vp8";
+  // What our depayloader (and h264parse) hand on: this keeps out decoders of
+  // other flavours of the codec, such as vp8alphadecodebin (VP8 with alpha).
+  const char *caps_str = is_h264(codec) ? "video/x-h264,stream-format=byte-stream,alignment=au"
+                                        : "video/x-vp8,codec-alpha=(boolean)false";
   GList *all = gst_element_factory_list_get_elements(
       GST_ELEMENT_FACTORY_TYPE_DECODER | GST_ELEMENT_FACTORY_TYPE_MEDIA_VIDEO, GST_RANK_MARGINAL);
   GstCaps *caps = gst_caps_from_string(caps_str);

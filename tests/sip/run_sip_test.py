@@ -44,6 +44,8 @@ USERS = {
     "mon3": "mon3-Pw-3608",
 }
 WRONG_PASSWORD = "Wrong-Pw-5512"
+# The door code of the monitor cases (a secret: it must not show up in logs).
+DOOR_CODE = "583920"
 
 
 class TestFailure(Exception):
@@ -366,6 +368,7 @@ class Env:
         self.cseq = {}  # (user, port) -> last CSeq used by register runs
         self.fork_timeout = 60
         self.min_expires = 60
+        self.monitors = {}
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
                                               self.ports.base + Ports.BLOCK - 1))
 
@@ -560,6 +563,104 @@ audio-sink = none
             time.sleep(0.1)
         raise TestFailure("the door never reported %s; events: %s"
                           % (kind, json.dumps(self.door_events())[-1500:]))
+
+    # ---- portier-monitor -------------------------------------------------
+    def start_monitor(self, name, user, slot, index, extra="", wait_registered=True):
+        """Starts portier-monitor `name` registered as user@home.example through
+        our proxy (headless, test tone as microphone, no speaker). Its RTP
+        ports are 20 of the case's own, after the door's (index 0 or 1)."""
+        check(self.args.monitor, "this case needs --monitor")
+        media_first = 60000 + (self.ports.base - 21000) % 5000 + 20 + 20 * index
+        cfg = """[global]
+log-level = debug
+control-socket = {sock}
+events-file = {events}
+
+[account]
+aor = sip:{user}@{dom}
+password = {pw}
+proxy = sip:{ip}:{proxy};transport=udp
+bind = sip:{ip}:{bind};transport=udp
+register-expires = 600
+
+[media]
+address = {ip}
+port-range = {mlo}-{mhi}
+microphone = test
+speaker = none
+
+[actions]
+method = dtmf
+open-door = {code}
+
+[doors]
+front = sip:door@{dom}
+{extra}
+""".format(sock=self.monitor_socket(name), events=self.monitor_events_file(name), user=user,
+           dom=DOMAIN, pw=USERS[user], ip=LOCAL, proxy=self.ports.proxy, bind=self.ports.sip(slot),
+           mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra)
+        path = self.write(name + ".conf", cfg)
+        out = os.path.join(self.dir, name + ".log")
+        proc = Proc(name, [self.args.monitor, "--config", path], out, self.dir)
+        self.procs.append(proc)
+        self.monitors[name] = proc
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            check(proc.running(), "portier-monitor %s exited at start: %s"
+                  % (name, self.monitor_log_text(name)[-2000:]))
+            st = self.mon_ctl_raw(name, "status")
+            if st and (st.get("registered") or not wait_registered):
+                log("%s registered as %s (pid %d)" % (name, user, proc.pid))
+                return proc
+            time.sleep(0.1)
+        raise TestFailure("portier-monitor %s did not register within 15 s: %s"
+                          % (name, self.monitor_log_text(name)[-2000:]))
+
+    def monitor_socket(self, name):
+        return os.path.join(self.dir, name + ".sock")
+
+    def monitor_events_file(self, name):
+        return os.path.join(self.dir, name + "-events.jsonl")
+
+    def monitor_log_text(self, name):
+        try:
+            with open(os.path.join(self.dir, name + ".log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def mon_ctl_raw(self, name, *cmd):
+        """The monitor's JSON reply (also for refusals, where portierctl exits 1)."""
+        try:
+            r = subprocess.run([self.args.ctl, "--socket", self.monitor_socket(name)] + list(cmd),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            return json.loads(r.stdout) if r.returncode in (0, 1) else None
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            return None
+
+    def mon_ctl(self, name, *cmd):
+        r = self.mon_ctl_raw(name, *cmd)
+        check(r is not None, "portierctl --socket %s.sock %s failed" % (name, " ".join(cmd)))
+        return r
+
+    def wait_monitor(self, name, pred, what, timeout=10):
+        deadline = time.time() + timeout
+        st = None
+        while time.time() < deadline:
+            st = self.mon_ctl(name, "status")
+            if pred(st):
+                return st
+            time.sleep(0.1)
+        raise TestFailure("%s: %s not reached within %ds; status %s"
+                          % (name, what, timeout, json.dumps(st)))
+
+    def monitor_events(self, name):
+        """The monitor's events file, one JSON object per line."""
+        try:
+            with open(self.monitor_events_file(name)) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except OSError:
+            return []
 
     # ---- portierctl ------------------------------------------------------
     def ctl_raw(self, *cmd):
@@ -2260,6 +2361,114 @@ def case_door_max_duration(env):
     st = env.door_ctl("status")
     check(st.get("call") == "idle" and not st.get("camera_running"), "after the call: %s" % st)
 
+# --------------------------------------------------------------------------
+# portier-monitor (issue 5)
+# --------------------------------------------------------------------------
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    check(len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n", "%s is not a PNG" % path)
+    return struct.unpack("!II", head[16:24])
+
+
+def door_with_monitor_access(env, codec="vp8", extra=""):
+    env.start_door(video_codec=codec, auto_answer="sip:mon1@%s sip:mon2@%s" % (DOMAIN, DOMAIN),
+                   extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s sip:mon2@%s\n%s"
+                   % (DOOR_CODE, DOMAIN, DOMAIN, extra))
+
+
+def check_milestones(env, name, kinds):
+    evs = env.monitor_events(name)
+    seen = [e.get("event") for e in evs]
+    log("%s events: %s" % (name, seen))
+    for k in kinds:
+        check(k in seen, "%s: no %r event line in its events file: %s" % (name, k, seen))
+    for e in evs:
+        check(isinstance(e.get("wall_ms"), int) and isinstance(e.get("mono_ms"), int)
+              and e.get("wall", "").endswith("Z"),
+              "%s: an event line without both clocks: %s" % (name, e))
+    return evs
+
+
+def check_no_code_in_logs(env, *names):
+    for n in names:
+        text = env.monitor_log_text(n) + open(env.monitor_events_file(n)).read()
+        check(DOOR_CODE not in text.replace("sip:", ""), "the door code is in %s's log" % n)
+        check(USERS.get(n, "no-such-password") not in text, "%s's password is in its log" % n)
+
+
+def case_monitor_rings_with_video(env):
+    """portier-monitor (issue 5): the door rings the home; two portier-monitors
+    ring, answer 183 recvonly and decode the door's video before anyone
+    answers; mon1 answers, mon2 ends with "answered elsewhere" (the proxy's
+    CANCEL Reason, RFC 3326); audio flows both ways; mon1's open-door (RFC 4733
+    events) runs the door's action once; a snapshot PNG of the right size; the
+    hang-up frees every relay port."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0)
+    env.start_monitor("mon2", "mon2", 1, 1)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    for name in ("mon1", "mon2"):
+        st = env.wait_monitor(name, lambda st: st.get("call") == "early" and
+                              st.get("frames_decoded", 0) > 0,
+                              "early media with decoded video", 15)
+        log("%s: early, %d frames, first RTP %s ms, first frame %s ms after the INVITE (%s)"
+            % (name, st["frames_decoded"], st["first_rtp_ms"], st["first_frame_ms"],
+               st["video_decoder"]))
+        check(st.get("peer") == "sip:door@%s" % DOMAIN, "%s: the caller is %r" % (name, st.get("peer")))
+        check(st.get("video_codec") == "VP8", "%s: video codec %r" % (name, st.get("video_codec")))
+        check(st.get("audio_packets_sent") == 0, "%s sends audio before answering: %s" % (name, st))
+    check(not env.door_events("answered"), "somebody answered before the monitors were asked to")
+    r = env.mon_ctl("mon1", "answer")
+    check(r.get("result") == "answered", "mon1 answer: %s" % r)
+    env.wait_door_event("answered", 10)
+    st2 = env.wait_monitor("mon2", lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st2.get("reason") == "answered elsewhere",
+          "mon2 ended with %r, not 'answered elsewhere'" % st2.get("reason"))
+    st1 = env.wait_monitor("mon1", lambda st: st.get("audio_packets_sent", 0) > 25 and
+                           st.get("audio_packets_received", 0) > 25, "two-way audio", 10)
+    check(st1.get("call") == "answered", "mon1 is %s after answering" % st1.get("call"))
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("audio_packets_received", 0) == 0:
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("audio_packets_received", 0) > 0,
+          "mon1's audio never reached the door")
+    r = env.mon_ctl("mon1", "action", "open-door")
+    check("result" in r, "mon1 action open-door: %s" % r)
+    deadline = time.time() + 10
+    while time.time() < deadline and not env.door_events("action"):
+        time.sleep(0.1)
+    time.sleep(1.5)  # anything more would show up now
+    actions = [e["details"] for e in env.door_events("action")]
+    log("door actions: %s" % actions)
+    check(actions == ["via=rfc4733 from=sip:mon1@%s action=door result=done" % DOMAIN],
+          "expected the door's action once, by mon1 over RFC 4733: %s" % actions)
+    check(env.door_ctl("status").get("actions_run") == 1, "the door ran its action more than once")
+    snap = os.path.join(env.dir, "mon1-snapshot.png")
+    r = env.mon_ctl("mon1", "snapshot", snap)
+    check(r.get("result") == snap, "snapshot: %s" % r)
+    check(png_size(snap) == (320, 240), "the snapshot is %sx%s, not 320x240" % png_size(snap))
+    r = env.mon_ctl("mon1", "hangup")
+    check(r.get("result") == "hung up", "mon1 hangup: %s" % r)
+    st1 = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+    check(st1.get("reason") == "hung up", "mon1 ended with %r" % st1.get("reason"))
+    ended = env.wait_door_event("ended", 5)
+    log("door: %s" % ended[0]["details"])
+    env.wait_relay_free()
+    # After the call: a snapshot of what it showed still works; mon2 can say so too.
+    r = env.mon_ctl("mon2", "snapshot", os.path.join(env.dir, "mon2-snapshot.png"))
+    check("result" in r, "mon2's snapshot after its ringing: %s" % r)
+    check_milestones(env, "mon1", ["registered", "ringing", "early", "first_rtp", "first_frame",
+                                   "answered", "action_sent", "ended"])
+    evs = check_milestones(env, "mon2", ["ringing", "early", "first_rtp", "first_frame", "ended"])
+    check([e for e in evs if e.get("event") == "ended" and
+           e.get("reason") == "answered elsewhere"], "mon2's ended line lacks the reason")
+    check_no_code_in_logs(env, "mon1", "mon2")
+    for name in ("mon1", "mon2"):
+        check(env.monitors[name].running(), "%s is no longer running" % name)
+
 
 CASES = [
     ("register_auth", case_register_auth),
@@ -2287,6 +2496,7 @@ CASES = [
     ("door_keyframe_requests", case_door_keyframe_requests),
     ("door_message_code", case_door_message_code),
     ("door_max_duration", case_door_max_duration),
+    ("monitor_rings_with_video", case_monitor_rings_with_video),
 ]
 
 
@@ -2296,6 +2506,7 @@ def main():
     ap.add_argument("--proxy", help="portier-proxy binary")
     ap.add_argument("--ctl", help="portierctl binary")
     ap.add_argument("--door", help="portier-door binary (door cases)")
+    ap.add_argument("--monitor", help="portier-monitor binary (monitor cases)")
     ap.add_argument("--case", help="case name (see --list)")
     ap.add_argument("--list", action="store_true", help="list the cases")
     ap.add_argument("--sipp", default=shutil.which("sipp") or "sipp", help="sipp binary")
@@ -2321,6 +2532,8 @@ def main():
     args.ctl = os.path.abspath(args.ctl)
     if args.door:
         args.door = os.path.abspath(args.door)
+    if args.monitor:
+        args.monitor = os.path.abspath(args.monitor)
     for path, what in ((args.proxy, "--proxy"), (args.ctl, "--ctl")):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             print("%s %s: not an executable file" % (what, path))
