@@ -2470,6 +2470,134 @@ def case_monitor_rings_with_video(env):
         check(env.monitors[name].running(), "%s is no longer running" % name)
 
 
+def case_monitor_calls_door(env):
+    """Seed scenario 2 with portier-monitor (issue 5): mon1 calls the door by
+    its [doors] name, the door auto-answers, mon1 decodes its H.264 camera;
+    open-door as SIP INFO application/dtmf-relay runs the door's action once;
+    mon2 sends the code as a SIP MESSAGE with no call; the hang-up frees every
+    relay port."""
+    env.start_proxy()
+    door_with_monitor_access(env, codec="h264")
+    env.start_monitor("mon1", "mon1", 0, 0, extra="[actions]\nmethod = info\n")
+    env.start_monitor("mon2", "mon2", 1, 1, extra="[actions]\nmethod = message\n")
+    doors = env.mon_ctl("mon1", "doors").get("doors")
+    check(doors == [{"name": "front", "aor": "sip:door@%s" % DOMAIN}], "doors: %s" % doors)
+    r = env.mon_ctl("mon1", "call", "back")
+    check("error" in r, "a call to a door not in [doors]: %s" % r)
+    r = env.mon_ctl("mon1", "call", "front")
+    check(r.get("result", "").startswith("calling"), "mon1 call front: %s" % r)
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                          st.get("frames_decoded", 0) > 0, "the door's camera", 15)
+    log("mon1: %d frames of %s (%s), first frame %s ms after the INVITE"
+        % (st["frames_decoded"], st["video_codec"], st["video_decoder"], st["first_frame_ms"]))
+    check(st.get("video_codec") == "H264", "video codec %r" % st.get("video_codec"))
+    check(st.get("direction") == "outgoing", "direction %r" % st.get("direction"))
+    env.wait_door_event("auto_answered", 5)
+    r = env.mon_ctl("mon1", "call", "front")
+    check("error" in r, "a second call while in a call: %s" % r)
+    r = env.mon_ctl("mon1", "action", "open-door")
+    check("result" in r, "mon1 action open-door: %s" % r)
+    r = env.mon_ctl("mon2", "action", "open-door")
+    check("result" in r, "mon2 action open-door: %s" % r)
+    deadline = time.time() + 10
+    while time.time() < deadline and len(env.door_events("action")) < 2:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    actions = sorted(e["details"] for e in env.door_events("action"))
+    log("door actions: %s" % actions)
+    check(actions == ["via=info from=sip:mon1@%s action=door result=done" % DOMAIN,
+                      "via=message from=sip:mon2@%s action=door result=done" % DOMAIN],
+          "expected the door's action once by INFO from mon1 and once by MESSAGE from mon2: %s"
+          % actions)
+    st = env.wait_monitor("mon1", lambda st: st.get("audio_packets_received", 0) > 10 and
+                          st.get("audio_packets_sent", 0) > 10, "two-way audio")
+    r = env.mon_ctl("mon1", "hangup")
+    check(r.get("result") == "hung up", "mon1 hangup: %s" % r)
+    env.wait_door_event("ended", 5)
+    env.wait_relay_free()
+    check_milestones(env, "mon1", ["calling", "answered", "first_rtp", "first_frame",
+                                   "action_sent", "ended"])
+    check_no_code_in_logs(env, "mon1", "mon2")
+
+
+def _udp_to(port, payload, wait=1.0):
+    """One datagram to 127.0.0.1:port from a fresh socket; what comes back
+    within `wait` seconds. payload: bytes, or a function of our port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LOCAL, 0))
+    s.settimeout(0.2)
+    try:
+        if callable(payload):
+            payload = payload(s.getsockname()[1])
+        s.sendto(payload, (LOCAL, port))
+        out = []
+        end = time.time() + wait
+        while time.time() < end:
+            try:
+                out.append(s.recv(65535))
+            except socket.timeout:
+                pass
+        return out
+    finally:
+        s.close()
+
+
+def case_monitor_bad_input(env):
+    """portier-monitor never falls over on what the network sends (issue 5):
+    an INVITE with malformed SDP gets 488, an offerless one 488, garbage
+    datagrams nothing; an INVITE while it rings gets 486; an INFO with a body
+    it does not know gets 415; then it still rings and decodes a good call."""
+    env.start_proxy()
+    env.start_monitor("mon1", "mon1", 0, 0)
+    port = env.ports.sip(0)
+    # 1. Malformed SDP (the m= lines sofia-sip's own parser would choke on), straight to the monitor.
+    def invite_codes(name, body, ctype=True):
+        replies = _udp_to(port, _req("INVITE", "sip:mon1@%s:%d" % (LOCAL, port), env,
+                                     extra="Content-Type: application/sdp" if ctype else "",
+                                     body=body))
+        codes = sorted({int(m.group(1)) for r in replies
+                        for m in [re.match(rb"SIP/2.0 (\d{3})", r)] if m})
+        log("INVITE with %s: %s" % (name, codes))
+        return codes
+    for name, sdp in (("a malformed m= line",
+                       "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                       "t=0 0\r\nm=video 99999999999999 RTP/AVP 96 96 96\r\n"),
+                      ("a body that is not SDP", "this is not SDP at all\r\n"),
+                      ("SDP without media", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")):
+        codes = invite_codes(name, sdp)
+        check(488 in codes, "an INVITE with %s got %s, not 488" % (name, codes))
+    codes = invite_codes("no offer", "", ctype=False)
+    check(488 in codes, "an offerless INVITE got %s, not 488" % codes)
+    for junk in (b"\x00\xff" * 300, b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n",
+                 b"INVITE sip:x SIP/2.0\r\nContent-Length: 99999\r\n\r\nv=0"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as so:
+            so.sendto(junk, (LOCAL, port))
+    time.sleep(0.5)
+    check(env.monitors["mon1"].running(), "portier-monitor died on garbage")
+    check(env.mon_ctl("mon1", "status").get("call") == "idle", "the bad INVITEs left a call behind")
+    # 2. A good call from sipp through the proxy; a second INVITE while it rings: 486.
+    door = env.door("door_call", "door_call_monitor.xml", "mon1", 3, timeout=30)
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing", 10)
+    busy = env.door("door_busy", "door_call_busy.xml", "mon1", 4, timeout=15)
+    busy.wait()
+    busy.expect_ok()
+    r = env.mon_ctl("mon1", "answer")
+    check(r.get("result") == "answered", "answer: %s" % r)
+    door.wait()
+    door.expect_ok()
+    info = door.received(lambda m: m.status == 415 and m.cseq_method() == "INFO")
+    check(info and "application/dtmf-relay" in (info[0].hdr("Accept") or ""),
+          "an INFO with an unknown body got no 415 with Accept: %s"
+          % [m.first for m in door.messages()[-8:]])
+    ok = door.received(lambda m: m.status == 200 and m.cseq_method() == "INFO")
+    check(ok, "the INFO dtmf-relay got no 200")
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+    check(st.get("reason") == "remote hung up", "ended with %r" % st.get("reason"))
+    evs = [e.get("event") for e in env.monitor_events("mon1")]
+    check("busy" in evs and evs.count("refused") >= 4, "busy/refused event lines: %s" % evs)
+    check(env.monitors["mon1"].running(), "portier-monitor is no longer running")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2497,6 +2625,8 @@ CASES = [
     ("door_message_code", case_door_message_code),
     ("door_max_duration", case_door_max_duration),
     ("monitor_rings_with_video", case_monitor_rings_with_video),
+    ("monitor_calls_door", case_monitor_calls_door),
+    ("monitor_bad_input", case_monitor_bad_input),
 ]
 
 
