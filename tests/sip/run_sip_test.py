@@ -2598,6 +2598,69 @@ def case_monitor_bad_input(env):
     check(env.monitors["mon1"].running(), "portier-monitor is no longer running")
 
 
+def rtcp_plis(packets):
+    """The RTCP PLIs (RFC 4585 section 6.3.1: PT 206, FMT 1) in compound packets."""
+    found = []
+    for t, _, data in packets:
+        at = 0
+        while at + 4 <= len(data):
+            fmt, pt = data[at] & 0x1f, data[at + 1]
+            length = (struct.unpack("!H", data[at + 2:at + 4])[0] + 1) * 4
+            if pt == 206 and fmt == 1:
+                found.append(t)
+            at += length
+    return found
+
+
+def case_monitor_keyframe_request(env):
+    """A late keyframe (issue 5): while mon1 rings, the caller's VP8 reaches it
+    through the relay but holds no keyframe, so nothing decodes; ~300 ms after
+    the first packet mon1 asks for one by RTCP PLI (through the relay to the
+    caller's RTCP port) and by SIP INFO picture_fast_update (RFC 5168) in the
+    early dialog."""
+    env.start_proxy()
+    env.start_monitor("mon1", "mon1", 0, 0)
+    rtcp = RtpPeer("caller_video_rtcp", env.ports.media(3) + 3)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        door = env.door("door_call", "door_call_monitor.xml", "mon1", 3, timeout=30)
+        env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing", 10)
+        relay_video = None
+        deadline = time.time() + 5
+        while time.time() < deadline and relay_video is None:
+            for m in door.received(lambda m: m.status == 183 and "m=video" in m.body):
+                relay_video = int(re.search(r"m=video (\d+)", m.body).group(1))
+            time.sleep(0.1)
+        check(relay_video, "the caller got no 183 with SDP")
+        # VP8 inter frames only (payload descriptor S=1, then a frame tag with P=1).
+        for seq in range(1, 46):
+            packet = (bytes([0x80, 0x80 | 96]) + struct.pack("!HII", seq, seq * 6000, 0x7e57) +
+                      b"\x10\x01\x00\x00" + b"\x00" * 60)
+            sender.sendto(packet, (LOCAL, relay_video))
+            time.sleep(1 / 15)
+        st = env.wait_monitor("mon1", lambda st: st.get("keyframe_requests", 0) >= 1,
+                              "a keyframe request", 5)
+        log("mon1: %d video packets, %d frames, %d keyframe requests"
+            % (st["video_packets_received"], st["frames_decoded"], st["keyframe_requests"]))
+        check(st.get("frames_decoded") == 0, "frames decoded without a keyframe: %s" % st)
+        r = env.mon_ctl("mon1", "answer")
+        check(r.get("result") == "answered", "answer: %s" % r)
+        door.wait()
+        door.expect_ok()
+    finally:
+        sender.close()
+        rtcp.close()
+    infos = door.received(lambda m: m.method == "INFO")
+    check([m for m in infos if "picture_fast_update" in m.body and
+           "application/media_control+xml" in (m.hdr("Content-Type") or "")],
+          "no INFO picture_fast_update reached the caller: %s" % [m.first for m in infos])
+    plis = rtcp_plis(rtcp.packets)
+    log("caller: %d RTCP packets, %d PLIs" % (len(rtcp.packets), len(plis)))
+    check(plis, "no RTCP PLI reached the caller's RTCP port")
+    kinds = [e.get("event") for e in env.monitor_events("mon1")]
+    check("keyframe_request" in kinds, "no keyframe_request event line: %s" % kinds)
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2627,6 +2690,7 @@ CASES = [
     ("monitor_rings_with_video", case_monitor_rings_with_video),
     ("monitor_calls_door", case_monitor_calls_door),
     ("monitor_bad_input", case_monitor_bad_input),
+    ("monitor_keyframe_request", case_monitor_keyframe_request),
 ]
 
 
