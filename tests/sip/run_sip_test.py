@@ -610,7 +610,8 @@ front = sip:door@{dom}
                   % (name, self.monitor_log_text(name)[-2000:]))
             st = self.mon_ctl_raw(name, "status")
             if st and (st.get("registered") or not wait_registered):
-                log("%s registered as %s (pid %d)" % (name, user, proc.pid))
+                log("%s %s as %s (pid %d)" % (name, "registered" if st.get("registered")
+                                               else "started", user, proc.pid))
                 return proc
             time.sleep(0.1)
         raise TestFailure("portier-monitor %s did not register within 15 s: %s"
@@ -2475,7 +2476,8 @@ def case_monitor_calls_door(env):
     its [doors] name, the door auto-answers, mon1 decodes its H.264 camera;
     open-door as SIP INFO application/dtmf-relay runs the door's action once;
     mon2 sends the code as a SIP MESSAGE with no call; the hang-up frees every
-    relay port."""
+    relay port. Then a ring that mon2 declines (mon1 rings on) and the door
+    gives up: mon1 says "missed"."""
     env.start_proxy()
     door_with_monitor_access(env, codec="h264")
     env.start_monitor("mon1", "mon1", 0, 0, extra="[actions]\nmethod = info\n")
@@ -2517,6 +2519,21 @@ def case_monitor_calls_door(env):
     env.wait_relay_free()
     check_milestones(env, "mon1", ["calling", "answered", "first_rtp", "first_frame",
                                    "action_sent", "ended"])
+    # A ring nobody answers: mon2 declines (486: mon1 keeps ringing), then the
+    # door gives up: mon1's call was "missed" (a CANCEL without cause=200).
+    check(env.door_ctl("ring").get("result") == "calling", "the second ring did not start")
+    for name in ("mon1", "mon2"):
+        env.wait_monitor(name, lambda st: st.get("call") == "early", "the second ring", 10)
+    r = env.mon_ctl("mon2", "decline")
+    check(r.get("result") == "declined", "mon2 decline: %s" % r)
+    st = env.wait_monitor("mon2", lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st.get("reason") == "declined", "mon2 ended with %r" % st.get("reason"))
+    time.sleep(0.5)
+    check(env.mon_ctl("mon1", "status").get("call") == "early", "mon1 stopped ringing on a decline")
+    check(env.door_ctl("hangup").get("result") == "hung up", "the door did not give up")
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st.get("reason") == "missed", "mon1 ended with %r, not 'missed'" % st.get("reason"))
+    env.wait_relay_free()
     check_no_code_in_logs(env, "mon1", "mon2")
 
 
@@ -2543,12 +2560,16 @@ def _udp_to(port, payload, wait=1.0):
 
 
 def case_monitor_bad_input(env):
-    """portier-monitor never falls over on what the network sends (issue 5):
+    """portier-monitor never falls over on what the network sends (issue 5);
+    started before the proxy, it registers once the proxy is up:
     an INVITE with malformed SDP gets 488, an offerless one 488, garbage
     datagrams nothing; an INVITE while it rings gets 486; an INFO with a body
     it does not know gets 415; then it still rings and decodes a good call."""
+    # The monitor starts before the proxy: it registers again with backoff.
+    env.start_monitor("mon1", "mon1", 0, 0, wait_registered=False)
+    time.sleep(1.0)
     env.start_proxy()
-    env.start_monitor("mon1", "mon1", 0, 0)
+    st = env.wait_monitor("mon1", lambda st: st.get("registered"), "registration", 15)
     port = env.ports.sip(0)
     # 1. Malformed SDP (the m= lines sofia-sip's own parser would choke on), straight to the monitor.
     def invite_codes(name, body, ctype=True):
