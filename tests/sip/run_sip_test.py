@@ -2436,6 +2436,15 @@ def case_monitor_rings_with_video(env):
         time.sleep(0.1)
     check(env.door_ctl("status").get("audio_packets_received", 0) > 0,
           "mon1's audio never reached the door")
+    # Mic off: the stream goes on (silence), as Linphone's mute does.
+    check(env.mon_ctl("mon1", "mic", "off").get("result") == "mic off", "mic off refused")
+    sent = env.mon_ctl("mon1", "status").get("audio_packets_sent", 0)
+    st1 = env.wait_monitor("mon1", lambda st: st.get("audio_packets_sent", 0) > sent + 10,
+                           "audio with the mic off", 5)
+    check(st1.get("mic") == "off", "status mic %r" % st1.get("mic"))
+    check(env.mon_ctl("mon1", "mic", "on").get("result") == "mic on", "mic on refused")
+    r = env.mon_ctl("mon1", "action", "light")
+    check("no code for light" in r.get("error", ""), "light without a code: %s" % r)
     r = env.mon_ctl("mon1", "action", "open-door")
     check("result" in r, "mon1 action open-door: %s" % r)
     deadline = time.time() + 10
