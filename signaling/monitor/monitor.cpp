@@ -43,7 +43,8 @@ Monitor::~Monitor() {
 }
 
 void Monitor::emit(const std::string &kind, std::vector<EventField> fields) {
-  if (!call_id_.empty() && kind != "registered" && kind != "registration_failed")
+  // The call's id on the call's lines (the last one on its "ended" line).
+  if (!call_id_.empty() && (in_call(state_) || kind == "ended"))
     fields.insert(fields.begin(), field("call_id", call_id_));
   events_.add(kind, fields);
 }
@@ -60,6 +61,11 @@ bool Monitor::start(su_root_t *root, std::string *error) {
                     NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
                     NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD("INFO"),
                     NUTAG_M_USERNAME(settings_.username.c_str()),
+                    // No 100rel: a forking proxy passes on one early dialog and
+                    // absorbs the other devices' 183s, so a reliable 183 from
+                    // them would never be PRACKed and nua would hold their 200
+                    // back (RFC 3262 §3) until the INVITE timed out.
+                    SIPTAG_SUPPORTED_STR("timer"),
                     SIPTAG_USER_AGENT_STR("portier-monitor/0.1"), TAG_END());
   if (!nua_) {
     *error = "cannot start SIP on " + settings_.bind + " (address in use or not ours?)";
