@@ -9,11 +9,10 @@
 
 #include <cstring>
 
-#include "common/ascii.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sip_message.h"
 #include "door/dtmf.h"
-#include "proxy/proxy_config.h"  // parse_aor
 
 namespace portier::door {
 namespace {
@@ -34,34 +33,9 @@ const char *state_name(Door::State s) {
   return "?";
 }
 
-std::string url_aor(const url_t *u) {
-  if (!u || !u->url_user || !u->url_host) return "";
-  return proxy::parse_aor(std::string("sip:") + u->url_user + "@" + u->url_host);
-}
-
-// Who sent this: the identity our proxy asserted after digest authentication
-// (RFC 3325 §9.1; the proxy removes any the client put in itself), else, for a
-// request, its From. A response's From is our own: only the assertion counts.
-std::string asserted_identity(const sip_t *sip, bool response = false) {
-  if (const sip_p_asserted_identity_t *paid = sip_p_asserted_identity(sip)) {
-    for (; paid; paid = paid->paid_next) {
-      std::string aor = url_aor(paid->paid_url);
-      if (!aor.empty()) return aor;
-    }
-  }
-  if (response) return "";
-  return sip && sip->sip_from ? url_aor(sip->sip_from->a_url) : "";
-}
-
-bool body_is(const sip_t *sip, const char *type) {
-  return sip && sip->sip_payload && sip->sip_content_type && sip->sip_content_type->c_type &&
-         ascii::iequals(sip->sip_content_type->c_type, type);
-}
-
-std::string body(const sip_t *sip) {
-  return sip && sip->sip_payload ? std::string(sip->sip_payload->pl_data, sip->sip_payload->pl_len)
-                                 : std::string();
-}
+using sipmsg::asserted_identity;
+using sipmsg::body;
+using sipmsg::body_is;
 
 }  // namespace
 
@@ -195,18 +169,8 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
 // it gives up on a response that also offers SHA-256 (digest_client.h). The
 // request is sent again with the same Call-ID and a higher CSeq (RFC 3261 §22.2).
 bool Door::authenticate(nua_handle_t *nh, const sip_t *sip, int *tries) {
-  const bool proxy_auth = !sip->sip_www_authenticate;
-  const msg_auth_t *au = proxy_auth ? sip->sip_proxy_authenticate : sip->sip_www_authenticate;
-  std::vector<auth::Challenge> usable;
-  bool stale = false;
-  for (; au; au = au->au_next) {
-    std::vector<std::string_view> params;
-    for (const char *const *p = au->au_params; p && *p; ++p) params.emplace_back(*p);
-    if (auto c = auth::parse_challenge(au->au_scheme ? au->au_scheme : "", params)) {
-      stale = stale || c->stale;
-      usable.push_back(*c);
-    }
-  }
+  bool proxy_auth = false, stale = false;
+  const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
   if (!stale) ++*tries;
   if (usable.empty() || *tries > 1 || !digest_.challenged(usable)) return false;
   const bool reg = nh == reg_;
@@ -333,36 +297,18 @@ std::string Door::press() {
   return "calling";
 }
 
-// A MESSAGE's handle has no call state to say when it is done: it goes once
-// the event naming it is over (destroyed from the main loop, not from inside
-// nua's callback). Its response went out with NUTAG_WITH_THIS: without it,
-// nua answered a MESSAGE taken by the application with 500.
-void Door::destroy_after_response(nua_handle_t *nh) {
-  g_idle_add(
-      [](gpointer h) -> gboolean {
-        nua_handle_destroy(static_cast<nua_handle_t *>(h));
-        return G_SOURCE_REMOVE;
-      },
-      nh);
-}
-
 // Out-of-dialog requests only through the proxy: it authenticated the sender
 // and vouches for P-Asserted-Identity; a request sent straight to our contact
 // could name anyone (RFC 3325 §3).
 bool Door::from_trusted_hop(nua_handle_t *nh, const char *method) {
   std::string source;
-  if (trusted_.trusts_current_request(nua_, &source)) return true;
-  PLOG_WARN("door: %s from %s refused: not through the proxy (%s)", method, source.c_str(),
-            trusted_.describe().c_str());
+  if (trusted_.admit(nua_, nh, "door", method, &source)) return true;
   emit("request_refused",
        std::string("method=") + method + " source=" + source + " reason=not through the proxy");
-  nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua_),
-              SIPTAG_WARNING_STR("399 door \"requests are taken only through the proxy\""),
-              TAG_END());
   if (std::strcmp(method, "INVITE") == 0)
     release(nh);
   else
-    destroy_after_response(nh);
+    sipmsg::destroy_when_idle(nh);
   return false;
 }
 
@@ -526,12 +472,12 @@ void Door::on_message(nua_handle_t *nh, const sip_t *sip) {
   if (!body_is(sip, "text/plain")) {
     nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(nua_),
                 SIPTAG_ACCEPT_STR("text/plain"), TAG_END());
-    destroy_after_response(nh);
+    sipmsg::destroy_when_idle(nh);
     return;
   }
   // The sender learns nothing from the answer: a wrong code gets 200 too.
   nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua_), TAG_END());
-  destroy_after_response(nh);
+  sipmsg::destroy_when_idle(nh);
   if (!hooks_.code) return;
   std::string code = body(sip);
   while (!code.empty() && std::isspace(static_cast<unsigned char>(code.back()))) code.pop_back();

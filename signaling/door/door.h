@@ -22,7 +22,7 @@
 #include "common/auth/digest_client.h"
 #include "common/control_socket.h"
 #include "common/sdp/offer_answer.h"
-#include "common/sip/trusted_hops.h"
+#include "common/sip_trusted_hops.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
 #include "door/door_media.h"
@@ -93,7 +93,6 @@ class Door {
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");
   bool from_trusted_hop(nua_handle_t *nh, const char *method);
-  static void destroy_after_response(nua_handle_t *nh);
 
   DoorSettings settings_;
   DoorHooks hooks_;

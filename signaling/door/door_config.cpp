@@ -1,6 +1,6 @@
 #include "door/door_config.h"
 
-#include "proxy/proxy_config.h"  // parse_aor, parse_port_range, is_ip_literal
+#include "common/sip_address.h"
 
 namespace portier::door {
 namespace {
@@ -70,14 +70,14 @@ std::string check_door_config(const config::Config &cfg) {
     return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
   };
   for (const char *key : {"aor"})
-    if (proxy::parse_aor(cfg.get_string("account", key)).empty())
+    if (parse_aor(cfg.get_string("account", key)).empty())
       return where("account", key) + "'" + cfg.get_string("account", key) +
              "' is not a sip:user@domain address";
-  if (proxy::parse_aor(cfg.get_string("call", "target")).empty())
+  if (parse_aor(cfg.get_string("call", "target")).empty())
     return where("call", "target") + "'" + cfg.get_string("call", "target") +
            "' is not a sip:user@domain address";
   for (const auto &a : cfg.get_list("call", "auto-answer"))
-    if (proxy::parse_aor(a).empty())
+    if (parse_aor(a).empty())
       return where("call", "auto-answer") + "'" + a + "' is not a sip:user@domain address";
   for (const char *key : {"proxy", "bind"}) {
     const std::string &v = cfg.get_string("account", key);
@@ -85,9 +85,9 @@ std::string check_door_config(const config::Config &cfg) {
       return where("account", key) + "'" + v + "' is not a sip: URI";
   }
   uint16_t lo, hi;
-  if (!proxy::parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
+  if (!parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
     return where("media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
-  if (!proxy::is_ip_literal(cfg.get_string("media", "address")))
+  if (!is_ip_literal(cfg.get_string("media", "address")))
     return where("media", "address") + "'" + cfg.get_string("media", "address") +
            "' is not an IPv4 or IPv6 address";
   const std::string &cam = cfg.get_string("media", "camera");
@@ -104,7 +104,7 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   log::parse_level(cfg.get_string("global", "log-level"), &d.log_level);
   log::parse_output(cfg.get_string("global", "log-output"), &d.log_output);
   d.control_socket = cfg.get_string("global", "control-socket");
-  d.aor = proxy::parse_aor(cfg.get_string("account", "aor"));
+  d.aor = parse_aor(cfg.get_string("account", "aor"));
   d.username = cfg.get_string("account", "username");
   if (d.username.empty()) d.username = d.aor.substr(4, d.aor.find('@') - 4);
   d.password = cfg.get_string("account", "password");
@@ -112,14 +112,14 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   d.bind = cfg.get_string("account", "bind");
   d.trusted_hosts = cfg.get_list("account", "trusted-hosts");
   d.register_expires = static_cast<int>(cfg.get_int("account", "register-expires"));
-  d.target = proxy::parse_aor(cfg.get_string("call", "target"));
+  d.target = parse_aor(cfg.get_string("call", "target"));
   d.ring_timeout = static_cast<int>(cfg.get_int("call", "ring-timeout"));
   d.max_duration = static_cast<int>(cfg.get_int("call", "max-duration"));
   for (const auto &a : cfg.get_list("call", "auto-answer"))
-    d.auto_answer.push_back(proxy::parse_aor(a));
+    d.auto_answer.push_back(parse_aor(a));
   MediaSettings &m = d.media;
   m.address = cfg.get_string("media", "address");
-  proxy::parse_port_range(cfg.get_string("media", "port-range"), &m.port_min, &m.port_max);
+  parse_port_range(cfg.get_string("media", "port-range"), &m.port_min, &m.port_max);
   m.video_codec = cfg.get_string("media", "video-codec");
   m.width = static_cast<int>(cfg.get_int("media", "width"));
   m.height = static_cast<int>(cfg.get_int("media", "height"));

@@ -325,28 +325,6 @@ void LocationStore::index_remove(const std::string &aor) {
   if (idx->second.empty()) domain_index_.erase(idx);
 }
 
-std::string normalize_aor(const std::string &user, const std::string &host) {
-  // The glue passes sofia-sip's url_host, which has no port or parameters; strip
-  // them anyway so a caller that passes "Home.Example:5060" gets the same key.
-  std::string_view h = host;
-  h = h.substr(0, h.find_first_of(";?"));
-  if (!h.empty() && h.front() == '[') {
-    size_t close = h.find(']');
-    if (close != std::string_view::npos) h = h.substr(0, close + 1);
-  } else {
-    h = h.substr(0, h.find(':'));
-  }
-  std::string aor;
-  aor.reserve(4 + user.size() + 1 + h.size());
-  aor += "sip:";
-  if (!user.empty()) {
-    aor += user;
-    aor += '@';
-  }
-  append_lower(aor, h);
-  return aor;
-}
-
 std::string aor_domain(const std::string &aor) {
   // Neither a host nor an escaped user part contains a raw '@', so the last one
   // separates them; an AOR without user part ("sip:home.example") is all domain.

@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/sip_address.h"
+
 namespace portier::proxy {
 
 struct Binding {
@@ -107,9 +109,9 @@ class LocationStore {
   uint64_t generation_ = 0;
 };
 
-// Normalizes "sip:Alice@Home.Example:5060;transport=udp" style AORs to the form used
-// as key: scheme "sip:", user part as given, host lower-case, no port/params.
-std::string normalize_aor(const std::string &user, const std::string &host);
+// The AOR key form (scheme "sip:", user as given, host lower-case, no port or
+// parameters): common/sip_address.h.
+using portier::normalize_aor;
 // The domain of a normalized AOR ("sip:a@home.example" -> "home.example").
 std::string aor_domain(const std::string &aor);
 

@@ -1,9 +1,6 @@
 #include "proxy/proxy_config.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <cstdio>
 
 namespace portier::proxy {
 namespace {
@@ -65,39 +62,9 @@ config::Schema make_schema() {
 
 }  // namespace
 
-bool parse_port_range(const std::string &text, uint16_t *min, uint16_t *max) {
-  unsigned lo = 0, hi = 0;
-  char extra = 0;
-  if (sscanf(text.c_str(), "%u-%u%c", &lo, &hi, &extra) != 2) return false;
-  if (lo < 1024 || hi > 65535 || lo >= hi || hi - lo < 2) return false;
-  *min = static_cast<uint16_t>(lo);
-  *max = static_cast<uint16_t>(hi);
-  return true;
-}
-
-bool is_ip_literal(const std::string &text) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
-}
-
 const config::Schema &proxy_schema() {
   static const config::Schema schema = make_schema();
   return schema;
-}
-
-std::string parse_aor(const std::string &uri_in) {
-  std::string uri = uri_in;
-  if (!uri.empty() && uri.front() == '<' && uri.back() == '>') uri = uri.substr(1, uri.size() - 2);
-  if (uri.compare(0, 4, "sip:") != 0) return "";
-  std::string rest = uri.substr(4);
-  size_t at = rest.find('@');
-  if (at == std::string::npos || at == 0) return "";
-  std::string user = rest.substr(0, at);
-  std::string host = rest.substr(at + 1);
-  size_t end = host.find_first_of(":;?>");
-  if (end != std::string::npos) host = host.substr(0, end);
-  if (host.empty()) return "";
-  return normalize_aor(user, host);
 }
 
 std::string check_proxy_config(const config::Config &cfg) {

@@ -9,6 +9,7 @@
 #include "common/auth/digest.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sip_address.h"
 #include "proxy/location_store.h"
 
 namespace portier::proxy {
@@ -52,12 +53,10 @@ const config::Schema &proxy_schema();
 std::string check_proxy_config(const config::Config &cfg);
 ProxySettings settings_from_config(const config::Config &cfg);
 
-// Parses "sip:alice@Home.Example" (or "<sip:...>") into a normalized AOR; "" when
-// it is not a sip: URI with a user and a host.
-std::string parse_aor(const std::string &uri);
-
-// "20000-29999" into its bounds; false when malformed or out of range.
-bool parse_port_range(const std::string &text, uint16_t *min, uint16_t *max);
-bool is_ip_literal(const std::string &text);
+// parse_aor, parse_port_range, is_ip_literal: common/sip_address.h (the door
+// and the monitor read the same kinds of values).
+using portier::is_ip_literal;
+using portier::parse_aor;
+using portier::parse_port_range;
 
 }  // namespace portier::proxy

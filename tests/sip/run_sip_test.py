@@ -44,6 +44,8 @@ USERS = {
     "mon3": "mon3-Pw-3608",
 }
 WRONG_PASSWORD = "Wrong-Pw-5512"
+# The door code of the monitor cases (a secret: it must not show up in logs).
+DOOR_CODE = "583920"
 
 
 class TestFailure(Exception):
@@ -366,6 +368,7 @@ class Env:
         self.cseq = {}  # (user, port) -> last CSeq used by register runs
         self.fork_timeout = 60
         self.min_expires = 60
+        self.monitors = {}
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
                                               self.ports.base + Ports.BLOCK - 1))
 
@@ -560,6 +563,107 @@ audio-sink = none
             time.sleep(0.1)
         raise TestFailure("the door never reported %s; events: %s"
                           % (kind, json.dumps(self.door_events())[-1500:]))
+
+    # ---- portier-monitor -------------------------------------------------
+    def start_monitor(self, name, user, slot, index, extra="", wait_registered=True,
+                      trusted=""):
+        """Starts portier-monitor `name` registered as user@home.example through
+        our proxy (headless, test tone as microphone, no speaker). Its RTP
+        ports are 20 of the case's own, after the door's (index 0 or 1)."""
+        check(self.args.monitor, "this case needs --monitor")
+        media_first = 60000 + (self.ports.base - 21000) % 5000 + 20 + 20 * index
+        cfg = """[global]
+log-level = debug
+control-socket = {sock}
+events-file = {events}
+
+[account]
+aor = sip:{user}@{dom}
+password = {pw}
+proxy = sip:{ip}:{proxy};transport=udp
+bind = sip:{ip}:{bind};transport=udp
+register-expires = 600
+trusted-hosts = {trusted}
+
+[media]
+address = {ip}
+port-range = {mlo}-{mhi}
+microphone = test
+speaker = none
+
+[actions]
+method = dtmf
+open-door = {code}
+
+[doors]
+front = sip:door@{dom}
+{extra}
+""".format(sock=self.monitor_socket(name), events=self.monitor_events_file(name), user=user,
+           dom=DOMAIN, pw=USERS[user], ip=LOCAL, proxy=self.ports.proxy, bind=self.ports.sip(slot),
+           mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra, trusted=trusted)
+        path = self.write(name + ".conf", cfg)
+        out = os.path.join(self.dir, name + ".log")
+        proc = Proc(name, [self.args.monitor, "--config", path], out, self.dir)
+        self.procs.append(proc)
+        self.monitors[name] = proc
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            check(proc.running(), "portier-monitor %s exited at start: %s"
+                  % (name, self.monitor_log_text(name)[-2000:]))
+            st = self.mon_ctl_raw(name, "status")
+            if st and (st.get("registered") or not wait_registered):
+                log("%s %s as %s (pid %d)" % (name, "registered" if st.get("registered")
+                                               else "started", user, proc.pid))
+                return proc
+            time.sleep(0.1)
+        raise TestFailure("portier-monitor %s did not register within 15 s: %s"
+                          % (name, self.monitor_log_text(name)[-2000:]))
+
+    def monitor_socket(self, name):
+        return os.path.join(self.dir, name + ".sock")
+
+    def monitor_events_file(self, name):
+        return os.path.join(self.dir, name + "-events.jsonl")
+
+    def monitor_log_text(self, name):
+        try:
+            with open(os.path.join(self.dir, name + ".log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def mon_ctl_raw(self, name, *cmd):
+        """The monitor's JSON reply (also for refusals, where portierctl exits 1)."""
+        try:
+            r = subprocess.run([self.args.ctl, "--socket", self.monitor_socket(name)] + list(cmd),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            return json.loads(r.stdout) if r.returncode in (0, 1) else None
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            return None
+
+    def mon_ctl(self, name, *cmd):
+        r = self.mon_ctl_raw(name, *cmd)
+        check(r is not None, "portierctl --socket %s.sock %s failed" % (name, " ".join(cmd)))
+        return r
+
+    def wait_monitor(self, name, pred, what, timeout=10):
+        deadline = time.time() + timeout
+        st = None
+        while time.time() < deadline:
+            st = self.mon_ctl(name, "status")
+            if pred(st):
+                return st
+            time.sleep(0.1)
+        raise TestFailure("%s: %s not reached within %ds; status %s"
+                          % (name, what, timeout, json.dumps(st)))
+
+    def monitor_events(self, name):
+        """The monitor's events file, one JSON object per line."""
+        try:
+            with open(self.monitor_events_file(name)) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except OSError:
+            return []
 
     # ---- portierctl ------------------------------------------------------
     def ctl_raw(self, *cmd):
@@ -2278,6 +2382,362 @@ def case_door_max_duration(env):
     st = env.door_ctl("status")
     check(st.get("call") == "idle" and not st.get("camera_running"), "after the call: %s" % st)
 
+# --------------------------------------------------------------------------
+# portier-monitor (issue 5)
+# --------------------------------------------------------------------------
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    check(len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n", "%s is not a PNG" % path)
+    return struct.unpack("!II", head[16:24])
+
+
+def door_with_monitor_access(env, codec="vp8", extra=""):
+    env.start_door(video_codec=codec, auto_answer="sip:mon1@%s sip:mon2@%s" % (DOMAIN, DOMAIN),
+                   extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s sip:mon2@%s\n%s"
+                   % (DOOR_CODE, DOMAIN, DOMAIN, extra))
+
+
+def check_milestones(env, name, kinds):
+    evs = env.monitor_events(name)
+    seen = [e.get("event") for e in evs]
+    log("%s events: %s" % (name, seen))
+    for k in kinds:
+        check(k in seen, "%s: no %r event line in its events file: %s" % (name, k, seen))
+    for e in evs:
+        check(isinstance(e.get("wall_ms"), int) and isinstance(e.get("mono_ms"), int)
+              and e.get("wall", "").endswith("Z"),
+              "%s: an event line without both clocks: %s" % (name, e))
+    return evs
+
+
+def check_no_code_in_logs(env, *names):
+    for n in names:
+        text = env.monitor_log_text(n) + open(env.monitor_events_file(n)).read()
+        check(DOOR_CODE not in text.replace("sip:", ""), "the door code is in %s's log" % n)
+        check(USERS.get(n, "no-such-password") not in text, "%s's password is in its log" % n)
+
+
+def case_monitor_rings_with_video(env):
+    """portier-monitor (issue 5): the door rings the home; two portier-monitors
+    (and a sipp device) ring, answer 183 recvonly and decode the door's video
+    before anyone answers; mon1 answers (usually from an early dialog the
+    proxy did not pass on), mon2 ends with "answered elsewhere" (the proxy's
+    CANCEL Reason, RFC 3326); audio flows both ways; mon1's open-door (RFC 4733
+    events) runs the door's action once; a snapshot PNG of the right size; the
+    hang-up frees every relay port."""
+    env.start_proxy()
+    # A sipp device answers 183 at once, so the door's one early dialog is
+    # usually its own and mon1 answers from a 183 the proxy absorbed: its 200
+    # must still get through (an unreliable 183: no PRACK is waited for).
+    register_devices(env, [("mon3", 2)])
+    mon3 = env.uas("mon3", "uas_relay_cancelled.xml", 2,
+                   fields=[[env.ports.media(2), env.ports.media(2) + 2]])
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0)
+    env.start_monitor("mon2", "mon2", 1, 1)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    for name in ("mon1", "mon2"):
+        st = env.wait_monitor(name, lambda st: st.get("call") == "early" and
+                              st.get("frames_decoded", 0) > 0,
+                              "early media with decoded video", 15)
+        log("%s: early, %d frames, first RTP %s ms, first frame %s ms after the INVITE (%s)"
+            % (name, st["frames_decoded"], st["first_rtp_ms"], st["first_frame_ms"],
+               st["video_decoder"]))
+        check(st.get("peer") == "sip:door@%s" % DOMAIN, "%s: the caller is %r" % (name, st.get("peer")))
+        check(st.get("video_codec") == "VP8", "%s: video codec %r" % (name, st.get("video_codec")))
+        check(st.get("audio_packets_sent") == 0, "%s sends audio before answering: %s" % (name, st))
+    check(not env.door_events("answered"), "somebody answered before the monitors were asked to")
+    r = env.mon_ctl("mon1", "answer")
+    check(r.get("result") == "answered", "mon1 answer: %s" % r)
+    env.wait_door_event("answered", 10)
+    mon3.wait()
+    mon3.expect_ok()
+    st2 = env.wait_monitor("mon2", lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st2.get("reason") == "answered elsewhere",
+          "mon2 ended with %r, not 'answered elsewhere'" % st2.get("reason"))
+    st1 = env.wait_monitor("mon1", lambda st: st.get("audio_packets_sent", 0) > 25 and
+                           st.get("audio_packets_received", 0) > 25, "two-way audio", 10)
+    check(st1.get("call") == "answered", "mon1 is %s after answering" % st1.get("call"))
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("audio_packets_received", 0) == 0:
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("audio_packets_received", 0) > 0,
+          "mon1's audio never reached the door")
+    # Mic off: the stream goes on (silence), as Linphone's mute does.
+    check(env.mon_ctl("mon1", "mic", "off").get("result") == "mic off", "mic off refused")
+    sent = env.mon_ctl("mon1", "status").get("audio_packets_sent", 0)
+    st1 = env.wait_monitor("mon1", lambda st: st.get("audio_packets_sent", 0) > sent + 10,
+                           "audio with the mic off", 5)
+    check(st1.get("mic") == "off", "status mic %r" % st1.get("mic"))
+    check(env.mon_ctl("mon1", "mic", "on").get("result") == "mic on", "mic on refused")
+    r = env.mon_ctl("mon1", "action", "light")
+    check("no code for light" in r.get("error", ""), "light without a code: %s" % r)
+    r = env.mon_ctl("mon1", "action", "open-door")
+    check("result" in r, "mon1 action open-door: %s" % r)
+    deadline = time.time() + 10
+    while time.time() < deadline and not env.door_events("action"):
+        time.sleep(0.1)
+    time.sleep(1.5)  # anything more would show up now
+    actions = [e["details"] for e in env.door_events("action")]
+    log("door actions: %s" % actions)
+    check(actions == ["via=rfc4733 from=sip:mon1@%s action=door result=done" % DOMAIN],
+          "expected the door's action once, by mon1 over RFC 4733: %s" % actions)
+    check(env.door_ctl("status").get("actions_run") == 1, "the door ran its action more than once")
+    snap = os.path.join(env.dir, "mon1-snapshot.png")
+    r = env.mon_ctl("mon1", "snapshot", snap)
+    check(r.get("result") == snap, "snapshot: %s" % r)
+    check(png_size(snap) == (320, 240), "the snapshot is %sx%s, not 320x240" % png_size(snap))
+    r = env.mon_ctl("mon1", "hangup")
+    check(r.get("result") == "hung up", "mon1 hangup: %s" % r)
+    st1 = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+    check(st1.get("reason") == "hung up", "mon1 ended with %r" % st1.get("reason"))
+    ended = env.wait_door_event("ended", 5)
+    log("door: %s" % ended[0]["details"])
+    env.wait_relay_free()
+    # After the call: a snapshot of what it showed still works; mon2 can say so too.
+    r = env.mon_ctl("mon2", "snapshot", os.path.join(env.dir, "mon2-snapshot.png"))
+    check("result" in r, "mon2's snapshot after its ringing: %s" % r)
+    check_milestones(env, "mon1", ["registered", "ringing", "early", "first_rtp", "first_frame",
+                                   "answered", "action_sent", "ended"])
+    evs = check_milestones(env, "mon2", ["ringing", "early", "first_rtp", "first_frame", "ended"])
+    check([e for e in evs if e.get("event") == "ended" and
+           e.get("reason") == "answered elsewhere"], "mon2's ended line lacks the reason")
+    check_no_code_in_logs(env, "mon1", "mon2")
+    for name in ("mon1", "mon2"):
+        check(env.monitors[name].running(), "%s is no longer running" % name)
+
+
+def case_monitor_calls_door(env):
+    """Seed scenario 2 with portier-monitor (issue 5): mon1 calls the door by
+    its [doors] name, the door auto-answers, mon1 decodes its H.264 camera;
+    open-door as SIP INFO application/dtmf-relay runs the door's action once;
+    mon2 sends the code as a SIP MESSAGE with no call; the hang-up frees every
+    relay port. Then a ring that mon2 declines (mon1 rings on) and the door
+    gives up: mon1 says "missed"."""
+    env.start_proxy()
+    door_with_monitor_access(env, codec="h264")
+    env.start_monitor("mon1", "mon1", 0, 0, extra="[actions]\nmethod = info\n")
+    env.start_monitor("mon2", "mon2", 1, 1, extra="[actions]\nmethod = message\n")
+    doors = env.mon_ctl("mon1", "doors").get("doors")
+    check(doors == [{"name": "front", "aor": "sip:door@%s" % DOMAIN}], "doors: %s" % doors)
+    r = env.mon_ctl("mon1", "call", "back")
+    check("error" in r, "a call to a door not in [doors]: %s" % r)
+    r = env.mon_ctl("mon1", "call", "front")
+    check(r.get("result", "").startswith("calling"), "mon1 call front: %s" % r)
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                          st.get("frames_decoded", 0) > 0, "the door's camera", 15)
+    log("mon1: %d frames of %s (%s), first frame %s ms after the INVITE"
+        % (st["frames_decoded"], st["video_codec"], st["video_decoder"], st["first_frame_ms"]))
+    check(st.get("video_codec") == "H264", "video codec %r" % st.get("video_codec"))
+    check(st.get("direction") == "outgoing", "direction %r" % st.get("direction"))
+    env.wait_door_event("auto_answered", 5)
+    r = env.mon_ctl("mon1", "call", "front")
+    check("error" in r, "a second call while in a call: %s" % r)
+    r = env.mon_ctl("mon1", "action", "open-door")
+    check("result" in r, "mon1 action open-door: %s" % r)
+    r = env.mon_ctl("mon2", "action", "open-door")
+    check("result" in r, "mon2 action open-door: %s" % r)
+    deadline = time.time() + 10
+    while time.time() < deadline and len(env.door_events("action")) < 2:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    actions = sorted(e["details"] for e in env.door_events("action"))
+    log("door actions: %s" % actions)
+    check(actions == ["via=info from=sip:mon1@%s action=door result=done" % DOMAIN,
+                      "via=message from=sip:mon2@%s action=door result=done" % DOMAIN],
+          "expected the door's action once by INFO from mon1 and once by MESSAGE from mon2: %s"
+          % actions)
+    st = env.wait_monitor("mon1", lambda st: st.get("audio_packets_received", 0) > 10 and
+                          st.get("audio_packets_sent", 0) > 10, "two-way audio")
+    r = env.mon_ctl("mon1", "hangup")
+    check(r.get("result") == "hung up", "mon1 hangup: %s" % r)
+    env.wait_door_event("ended", 5)
+    env.wait_relay_free()
+    check_milestones(env, "mon1", ["calling", "answered", "first_rtp", "first_frame",
+                                   "action_sent", "ended"])
+    # A ring nobody answers: mon2 declines (486: mon1 keeps ringing), then the
+    # door gives up: mon1's call was "missed" (a CANCEL without cause=200).
+    check(env.door_ctl("ring").get("result") == "calling", "the second ring did not start")
+    for name in ("mon1", "mon2"):
+        env.wait_monitor(name, lambda st: st.get("call") == "early", "the second ring", 10)
+    r = env.mon_ctl("mon2", "decline")
+    check(r.get("result") == "declined", "mon2 decline: %s" % r)
+    st = env.wait_monitor("mon2", lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st.get("reason") == "declined", "mon2 ended with %r" % st.get("reason"))
+    time.sleep(0.5)
+    check(env.mon_ctl("mon1", "status").get("call") == "early", "mon1 stopped ringing on a decline")
+    check(env.door_ctl("hangup").get("result") == "hung up", "the door did not give up")
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st.get("reason") == "missed", "mon1 ended with %r, not 'missed'" % st.get("reason"))
+    env.wait_relay_free()
+    check_no_code_in_logs(env, "mon1", "mon2")
+
+
+def _udp_to(port, payload, wait=1.0):
+    """One datagram to 127.0.0.1:port from a fresh socket; what comes back
+    within `wait` seconds. payload: bytes, or a function of our port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LOCAL, 0))
+    s.settimeout(0.2)
+    try:
+        if callable(payload):
+            payload = payload(s.getsockname()[1])
+        s.sendto(payload, (LOCAL, port))
+        out = []
+        end = time.time() + wait
+        while time.time() < end:
+            try:
+                out.append(s.recv(65535))
+            except socket.timeout:
+                pass
+        return out
+    finally:
+        s.close()
+
+
+def case_monitor_bad_input(env):
+    """portier-monitor never falls over on what the network sends (issue 5);
+    started before the proxy, it registers once the proxy is up:
+    an INVITE with malformed SDP gets 488, an offerless one 488, garbage
+    datagrams nothing; an INVITE while it rings gets 486; an INFO with a body
+    it does not know gets 415; then it still rings and decodes a good call."""
+    # The monitor starts before the proxy: it registers again with backoff.
+    # The bad INVITEs come straight from this script, so it trusts 127.0.0.1
+    # (any port) as it does its proxy; mon2 keeps the default, the proxy only.
+    env.start_monitor("mon1", "mon1", 0, 0, wait_registered=False, trusted=LOCAL)
+    time.sleep(1.0)
+    env.start_proxy()
+    st = env.wait_monitor("mon1", lambda st: st.get("registered"), "registration", 15)
+    env.start_monitor("mon2", "mon2", 1, 1)
+    port = env.ports.sip(0)
+    # 0. A well-formed call straight to mon2's contact, naming the door in
+    # P-Asserted-Identity: not through the proxy, so 403 (RFC 3325 section 3).
+    good_sdp = ("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                "m=video 40000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n")
+    replies = _udp_to(env.ports.sip(1), _req(
+        "INVITE", "sip:mon2@%s:%d" % (LOCAL, env.ports.sip(1)), env,
+        extra="Content-Type: application/sdp\r\nP-Asserted-Identity: <sip:door@%s>" % DOMAIN,
+        body=good_sdp))
+    codes = sorted({int(m.group(1)) for r in replies
+                    for m in [re.match(rb"SIP/2.0 (\d{3})", r)] if m})
+    log("INVITE to mon2 not through the proxy: %s" % codes)
+    check(403 in codes and not [c for c in codes if 180 <= c < 300],
+          "mon2 answered a call that skipped the proxy with %s, not 403" % codes)
+    check(env.mon_ctl("mon2", "status").get("call") == "idle", "mon2 rang for it")
+    check([e for e in env.monitor_events("mon2") if e.get("event") == "refused"
+           and e.get("reason") == "not through the proxy"], "mon2 logged no refusal")
+    # 1. Malformed SDP (the m= lines sofia-sip's own parser would choke on), straight to the monitor.
+    def invite_codes(name, body, ctype=True):
+        replies = _udp_to(port, _req("INVITE", "sip:mon1@%s:%d" % (LOCAL, port), env,
+                                     extra="Content-Type: application/sdp" if ctype else "",
+                                     body=body))
+        codes = sorted({int(m.group(1)) for r in replies
+                        for m in [re.match(rb"SIP/2.0 (\d{3})", r)] if m})
+        log("INVITE with %s: %s" % (name, codes))
+        return codes
+    for name, sdp in (("a malformed m= line",
+                       "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                       "t=0 0\r\nm=video 99999999999999 RTP/AVP 96 96 96\r\n"),
+                      ("a body that is not SDP", "this is not SDP at all\r\n"),
+                      ("SDP without media", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")):
+        codes = invite_codes(name, sdp)
+        check(488 in codes, "an INVITE with %s got %s, not 488" % (name, codes))
+    codes = invite_codes("no offer", "", ctype=False)
+    check(488 in codes, "an offerless INVITE got %s, not 488" % codes)
+    for junk in (b"\x00\xff" * 300, b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n",
+                 b"INVITE sip:x SIP/2.0\r\nContent-Length: 99999\r\n\r\nv=0"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as so:
+            so.sendto(junk, (LOCAL, port))
+    time.sleep(0.5)
+    check(env.monitors["mon1"].running(), "portier-monitor died on garbage")
+    check(env.mon_ctl("mon1", "status").get("call") == "idle", "the bad INVITEs left a call behind")
+    # 2. A good call from sipp through the proxy; a second INVITE while it rings: 486.
+    door = env.door("door_call", "door_call_monitor.xml", "mon1", 3, timeout=30)
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing", 10)
+    busy = env.door("door_busy", "door_call_busy.xml", "mon1", 4, timeout=15)
+    busy.wait()
+    busy.expect_ok()
+    r = env.mon_ctl("mon1", "answer")
+    check(r.get("result") == "answered", "answer: %s" % r)
+    door.wait()
+    door.expect_ok()
+    info = door.received(lambda m: m.status == 415 and m.cseq_method() == "INFO")
+    check(info and "application/dtmf-relay" in (info[0].hdr("Accept") or ""),
+          "an INFO with an unknown body got no 415 with Accept: %s"
+          % [m.first for m in door.messages()[-8:]])
+    ok = door.received(lambda m: m.status == 200 and m.cseq_method() == "INFO")
+    check(ok, "the INFO dtmf-relay got no 200")
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+    check(st.get("reason") == "remote hung up", "ended with %r" % st.get("reason"))
+    evs = [e.get("event") for e in env.monitor_events("mon1")]
+    check("busy" in evs and evs.count("refused") >= 4, "busy/refused event lines: %s" % evs)
+    check(env.monitors["mon1"].running(), "portier-monitor is no longer running")
+
+
+def rtcp_plis(packets):
+    """The RTCP PLIs (RFC 4585 section 6.3.1: PT 206, FMT 1) in compound packets."""
+    found = []
+    for t, _, data in packets:
+        at = 0
+        while at + 4 <= len(data):
+            fmt, pt = data[at] & 0x1f, data[at + 1]
+            length = (struct.unpack("!H", data[at + 2:at + 4])[0] + 1) * 4
+            if pt == 206 and fmt == 1:
+                found.append(t)
+            at += length
+    return found
+
+
+def case_monitor_keyframe_request(env):
+    """A late keyframe (issue 5): while mon1 rings, the caller's VP8 reaches it
+    through the relay but holds no keyframe, so nothing decodes; ~300 ms after
+    the first packet mon1 asks for one by RTCP PLI (through the relay to the
+    caller's RTCP port) and by SIP INFO picture_fast_update (RFC 5168) in the
+    early dialog."""
+    env.start_proxy()
+    env.start_monitor("mon1", "mon1", 0, 0)
+    rtcp = RtpPeer("caller_video_rtcp", env.ports.media(3) + 3)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        door = env.door("door_call", "door_call_monitor.xml", "mon1", 3, timeout=30)
+        env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing", 10)
+        relay_video = None
+        deadline = time.time() + 5
+        while time.time() < deadline and relay_video is None:
+            for m in door.received(lambda m: m.status == 183 and "m=video" in m.body):
+                relay_video = int(re.search(r"m=video (\d+)", m.body).group(1))
+            time.sleep(0.1)
+        check(relay_video, "the caller got no 183 with SDP")
+        # VP8 inter frames only (payload descriptor S=1, then a frame tag with P=1).
+        for seq in range(1, 46):
+            packet = (bytes([0x80, 0x80 | 96]) + struct.pack("!HII", seq, seq * 6000, 0x7e57) +
+                      b"\x10\x01\x00\x00" + b"\x00" * 60)
+            sender.sendto(packet, (LOCAL, relay_video))
+            time.sleep(1 / 15)
+        st = env.wait_monitor("mon1", lambda st: st.get("keyframe_requests", 0) >= 1,
+                              "a keyframe request", 5)
+        log("mon1: %d video packets, %d frames, %d keyframe requests"
+            % (st["video_packets_received"], st["frames_decoded"], st["keyframe_requests"]))
+        check(st.get("frames_decoded") == 0, "frames decoded without a keyframe: %s" % st)
+        r = env.mon_ctl("mon1", "answer")
+        check(r.get("result") == "answered", "answer: %s" % r)
+        door.wait()
+        door.expect_ok()
+    finally:
+        sender.close()
+        rtcp.close()
+    infos = door.received(lambda m: m.method == "INFO")
+    check([m for m in infos if "picture_fast_update" in m.body and
+           "application/media_control+xml" in (m.hdr("Content-Type") or "")],
+          "no INFO picture_fast_update reached the caller: %s" % [m.first for m in infos])
+    plis = rtcp_plis(rtcp.packets)
+    log("caller: %d RTCP packets, %d PLIs" % (len(rtcp.packets), len(plis)))
+    check(plis, "no RTCP PLI reached the caller's RTCP port")
+    kinds = [e.get("event") for e in env.monitor_events("mon1")]
+    check("keyframe_request" in kinds, "no keyframe_request event line: %s" % kinds)
+
 
 CASES = [
     ("register_auth", case_register_auth),
@@ -2305,6 +2765,10 @@ CASES = [
     ("door_keyframe_requests", case_door_keyframe_requests),
     ("door_message_code", case_door_message_code),
     ("door_max_duration", case_door_max_duration),
+    ("monitor_rings_with_video", case_monitor_rings_with_video),
+    ("monitor_calls_door", case_monitor_calls_door),
+    ("monitor_bad_input", case_monitor_bad_input),
+    ("monitor_keyframe_request", case_monitor_keyframe_request),
 ]
 
 
@@ -2314,6 +2778,7 @@ def main():
     ap.add_argument("--proxy", help="portier-proxy binary")
     ap.add_argument("--ctl", help="portierctl binary")
     ap.add_argument("--door", help="portier-door binary (door cases)")
+    ap.add_argument("--monitor", help="portier-monitor binary (monitor cases)")
     ap.add_argument("--case", help="case name (see --list)")
     ap.add_argument("--list", action="store_true", help="list the cases")
     ap.add_argument("--sipp", default=shutil.which("sipp") or "sipp", help="sipp binary")
@@ -2339,6 +2804,8 @@ def main():
     args.ctl = os.path.abspath(args.ctl)
     if args.door:
         args.door = os.path.abspath(args.door)
+    if args.monitor:
+        args.monitor = os.path.abspath(args.monitor)
     for path, what in ((args.proxy, "--proxy"), (args.ctl, "--ctl")):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             print("%s %s: not an executable file" % (what, path))

@@ -1,13 +1,17 @@
-#include "common/sip/trusted_hops.h"
+#include "common/sip_trusted_hops.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_tag.h>
 
 #include <cstdlib>
 
 #include "common/ascii.h"
+#include "common/log.h"
 
 namespace portier::sip {
 namespace {
@@ -119,6 +123,18 @@ bool TrustedHops::trusts_current_request(nua_t *nua, std::string *source) const 
   const auto *sa = reinterpret_cast<const struct sockaddr *>(ai->ai_addr);
   *source = address_text(sa, static_cast<socklen_t>(ai->ai_addrlen));
   return trusts(sa, static_cast<socklen_t>(ai->ai_addrlen), ai->ai_protocol);
+}
+
+bool TrustedHops::admit(nua_t *nua, nua_handle_t *nh, const char *agent, const char *method,
+                        std::string *source) const {
+  if (trusts_current_request(nua, source)) return true;
+  PLOG_WARN("%s: %s from %s refused: not through the proxy (%s)", agent, method, source->c_str(),
+            describe().c_str());
+  const std::string warning =
+      std::string("399 ") + agent + " \"requests are taken only through the proxy\"";
+  nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua), SIPTAG_WARNING_STR(warning.c_str()),
+              TAG_END());
+  return false;
 }
 
 std::string TrustedHops::address_text(const struct sockaddr *sa, socklen_t len) {

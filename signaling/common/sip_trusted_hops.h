@@ -35,6 +35,13 @@ class TrustedHops {
   // event callback). *source gets the sender's address for the log.
   bool trusts_current_request(nua_t *nua, std::string *source) const;
 
+  // For an out-of-dialog request nua reports now: true when it came from a
+  // trusted hop; otherwise it is answered 403 with a Warning naming `agent`
+  // ("door", "monitor"), a warning is logged, and *source says where it came
+  // from. The handle stays the caller's to release.
+  bool admit(nua_t *nua, nua_handle_t *nh, const char *agent, const char *method,
+             std::string *source) const;
+
   bool empty() const { return hops_.empty(); }
   std::string describe() const;  // "127.0.0.1:5060, ::1:5060" for logs
 

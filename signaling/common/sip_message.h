@@ -1,0 +1,40 @@
+// What the endpoints (portier-door, portier-monitor) read from a sofia-sip
+// message: who sent it, its body, its digest challenges. Thin helpers over
+// sip_t, so door.cpp and monitor.cpp read messages the same way.
+#pragma once
+
+#include <sofia-sip/nua.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/url.h>
+
+#include <string>
+#include <vector>
+
+#include "common/auth/digest_client.h"
+
+namespace portier::sipmsg {
+
+// "sip:user@host" of a URL, normalized (common/sip_address.h); "" without user or host.
+std::string url_aor(const url_t *u);
+
+// Who sent this: the identity our proxy asserted after digest authentication
+// (RFC 3325 §9.1; the proxy removes any the client put in itself), else, for a
+// request, its From. A response's From is our own: only the assertion counts.
+std::string asserted_identity(const sip_t *sip, bool response = false);
+
+bool body_is(const sip_t *sip, const char *type);
+std::string body(const sip_t *sip);
+
+// The Digest challenges of a 401 (WWW-Authenticate) or 407
+// (Proxy-Authenticate) in header order; *proxy_auth tells which header the
+// answer goes in, *stale whether one of them says stale=true.
+std::vector<auth::Challenge> challenges(const sip_t *sip, bool *proxy_auth, bool *stale);
+
+// A handle with no call state to say when it is done (an incoming MESSAGE,
+// an INFO outside our call): destroyed once the event that names it is over,
+// from the main loop, not from inside nua's callback. Its response goes out
+// first, with NUTAG_WITH_THIS (without it, nua answered a request the
+// application had taken with 500).
+void destroy_when_idle(nua_handle_t *nh);
+
+}  // namespace portier::sipmsg

@@ -1,0 +1,145 @@
+// portier-monitor's core on sofia-sip nua: it registers with digest auth and
+// keeps the registration alive (again with backoff when it fails), rings with
+// the door's video before anyone answers (180, then 183 with a recvonly SDP
+// answer: early media), answers (200 sendrecv: two-way audio), hangs up,
+// sends the door actions (RFC 4733 events, INFO dtmf-relay or MESSAGE), asks
+// for a keyframe when the picture is late (RTCP PLI, INFO picture_fast_update),
+// and calls a door to watch its camera. Both faces (headless: the control
+// socket; window: buttons) drive the same methods.
+//
+// nua runs with its media handling off: every SDP body is checked by
+// sdp::parse before anything else reads it (see common/sdp/offer_answer.h).
+#pragma once
+
+#include <glib.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/su_wait.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "common/auth/digest_client.h"
+#include "common/sdp/offer_answer.h"
+#include "common/sip_trusted_hops.h"
+#include "monitor/call_signals.h"
+#include "monitor/monitor_config.h"
+#include "monitor/monitor_events.h"
+#include "monitor/monitor_media.h"
+
+namespace portier::monitor {
+
+// What a command did: ok with a short result, or an error message.
+struct Outcome {
+  bool ok = true;
+  std::string text;
+  static Outcome done(std::string t) { return {true, std::move(t)}; }
+  static Outcome fail(std::string t) { return {false, std::move(t)}; }
+};
+
+class Monitor {
+ public:
+  Monitor(MonitorSettings settings, EventSink &events);
+  ~Monitor();
+  Monitor(const Monitor &) = delete;
+  Monitor &operator=(const Monitor &) = delete;
+
+  bool start(su_root_t *root, std::string *error);
+  // Ends a call, unregisters; `done` runs once nua has shut down.
+  void stop(std::function<void()> done);
+
+  Outcome answer();
+  Outcome hangup();
+  Outcome decline();
+  Outcome set_mic(bool on);
+  Outcome action(const std::string &name);  // "open-door" or "light"
+  Outcome call(const std::string &door_name);
+  Outcome snapshot(const std::string &path) const;
+
+  std::string status_json() const;
+  std::string doors_json() const;
+  CallState state() const { return state_; }
+
+ private:
+  struct PendingMessage {
+    std::string target, body;
+    int auth_tries = 0;
+  };
+
+  static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
+                     nua_magic_t *magic, nua_handle_t *nh, nua_hmagic_t *hmagic, sip_t const *sip,
+                     tagi_t tags[]);
+  void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,
+              tagi_t *tags);
+  void release(nua_handle_t *nh);
+  void on_register(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
+  void on_reinvite(nua_handle_t *nh, const sip_t *sip);
+  void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  void on_cancel(const sip_t *sip);
+  void on_info(nua_handle_t *nh, const sip_t *sip);
+  void on_info_response(int status, const char *phrase);
+  void on_message_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  // Credentials for a 401/407 to `method` `uri`; false when we cannot or
+  // should not answer it (no usable challenge, or a second one: wrong password).
+  bool credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
+                   tag_type_t *tag, std::string *header);
+  void retry_register();
+  bool new_media(std::string *error);
+  void on_first_video_rtp();
+  void on_first_frame(int width, int height);
+  void keyframe_check();
+  void queue_info(const char *content_type, std::string body);
+  void send_next_info();
+  void call_ended(const std::string &reason);
+  void emit(const std::string &kind, std::vector<EventField> fields = {});
+  int64_t since_invite_ms() const;
+
+  MonitorSettings settings_;
+  EventSink &events_;
+  su_root_t *root_ = nullptr;
+  nua_t *nua_ = nullptr;
+  std::function<void()> on_shutdown_;
+  auth::DigestClient digest_;
+
+  // Registration.
+  nua_handle_t *reg_ = nullptr;
+  std::string registrar_;  // sip:DOMAIN, the REGISTER's Request-URI
+  int reg_auth_tries_ = 0;
+  guint reg_timer_ = 0;
+  int reg_backoff_s_ = 0;  // the next retry's delay; 0 after a success
+  bool registered_ = false;
+  std::string reg_status_ = "not registered";
+
+  // The one call (a monitor shows one door at a time).
+  nua_handle_t *call_ = nullptr;
+  sip::TrustedHops trusted_;        // the proxy (and [account] trusted-hosts)
+  std::set<nua_handle_t *> dying_;  // ended, destroyed when nua reports them terminated
+  CallState state_ = CallState::Idle;
+  std::string reason_;  // why the last call ended
+  bool incoming_ = false;
+  std::string peer_;  // the caller (incoming) or the door called (normalized AOR)
+  std::string call_id_;
+  std::string remote_offer_;  // an incoming call's offer: the 183 and the 200 answer it
+  sdp::LocalMedia offered_;   // an outgoing call's offer
+  uint64_t sdp_session_ = 0, sdp_version_ = 0;
+  int call_auth_tries_ = 0;
+  bool resent_with_auth_ = false;  // the next "terminated" is the challenged INVITE's
+  int64_t invite_us_ = 0;          // monotonic µs: the INVITE came in or went out
+  int64_t first_rtp_ms_ = -1, first_frame_ms_ = -1, first_frame_wall_ms_ = -1;
+  guint keyframe_timer_ = 0;
+  int keyframe_requests_ = 0;
+  int actions_sent_ = 0;
+  bool mic_on_ = true;  // the resident's choice, kept across calls
+  std::deque<std::pair<std::string, std::string>> info_queue_;  // (content type, body)
+  bool info_in_flight_ = false;
+  std::unique_ptr<MonitorMedia> media_;  // kept after the call for its figures and snapshot
+
+  std::map<nua_handle_t *, PendingMessage> messages_;
+};
+
+}  // namespace portier::monitor

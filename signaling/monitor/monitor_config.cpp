@@ -1,0 +1,178 @@
+#include "monitor/monitor_config.h"
+
+#include "common/ascii.h"
+#include "common/sip_address.h"
+
+namespace portier::monitor {
+namespace {
+
+config::Schema make_schema() {
+  config::Schema s("portier-monitor");
+  s.str("global", "log-level", "message", "least important messages to log",
+        {"error", "warning", "message", "debug"})
+      .str("global", "log-output", "stderr", "where logs go", {"stderr", "syslog", "journal"})
+      .str("global", "control-socket", "/run/portier/monitor.sock",
+           "UNIX socket for portierctl: status, answer, hangup, action, call, snapshot, ... "
+           "(empty: none)")
+      .str("global", "events-file", "",
+           "file the milestones are appended to, one JSON line each (empty: log only)");
+  // The same keys as portier-door's [account]: one way to configure a SIP device.
+  s.str("account", "aor", "sip:monitor1@home.example", "the monitor's SIP address")
+      .str("account", "username", "", "digest user name (empty: the address's user part)")
+      .str("account", "password", "", "digest password (never logged)")
+      .str("account", "proxy", "sip:127.0.0.1:5060",
+           "the in-house proxy: registrar and outbound proxy for every request")
+      .str("account", "bind", "sip:127.0.0.1:*",
+           "SIP URI the monitor listens on (* = any port; ;transport=tcp for TCP)")
+      .list("account", "trusted-hosts", "",
+            "besides the proxy, hosts (host or host:port) whose calls the monitor takes; "
+            "calls from anywhere else get 403 (RFC 3325: only the proxy vouches for a caller)")
+      .integer("account", "register-expires", 600, 30, 86400,
+               "registration lifetime asked for; refreshed before it runs out");
+  s.str("media", "address", "127.0.0.1", "IP address of the monitor's RTP sockets, written in SDP")
+      .str("media", "port-range", "32000-32099", "UDP ports for RTP/RTCP, MIN-MAX (2 pairs a call)")
+      .list("media", "video-codecs", "VP8 H264", "video codecs accepted, in order of preference",
+            {"VP8", "H264"})
+      .str("media", "video-decoder", "auto",
+           "auto (the highest-ranked decoder installed, hardware first) or a GStreamer element")
+      .integer("media", "jitter-buffer", 50, 0, 1000, "milliseconds of jitter buffer (latency)")
+      .str("media", "keyframe-request", "both",
+           "how to ask the door for a keyframe when its picture is late: RTCP PLI, SIP INFO "
+           "picture_fast_update (RFC 5168), both or none",
+           {"rtcp", "info", "both", "none"})
+      .integer("media", "keyframe-wait", 300, 50, 10000,
+               "milliseconds after the first video packet without a decoded picture before a "
+               "keyframe is asked for")
+      .boolean("media", "audio", true, "two-way audio (off: the call has video only)")
+      .list("media", "audio-codecs", "PCMU PCMA", "audio codecs accepted, in order",
+            {"PCMU", "PCMA"})
+      .str("media", "microphone", "auto",
+           "auto (the default microphone), test (a quiet tone), none (silence) or an ALSA device")
+      .str("media", "speaker", "auto",
+           "auto (the default speaker), none (discarded) or an ALSA "
+           "device")
+      .integer("media", "ptime", 20, 10, 60, "milliseconds of audio per RTP packet");
+  s.str("actions", "method", "dtmf",
+        "how codes reach the door: dtmf (RFC 4733 events in the audio), info (SIP INFO "
+        "application/dtmf-relay) or message (SIP MESSAGE with the code)",
+        {"dtmf", "info", "message"})
+      .str("actions", "open-door", "", "the door's code for opening (empty: no such button)")
+      .str("actions", "light", "", "the door's code for the light (empty: no such button)");
+  s.any_key("doors", config::Type::String, "front = sip:door@home.example",
+            "a door the monitor can call to watch its camera: NAME = its SIP address");
+  s.str("ui", "mode", "headless",
+        "headless (driven by the control socket) or window (a GTK window: not built yet, runs "
+        "headless)",
+        {"headless", "window"});
+  return s;
+}
+
+std::string where(const config::Config &cfg, const char *section, const std::string &key) {
+  return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
+}
+
+}  // namespace
+
+const char *action_method_name(ActionMethod m) {
+  switch (m) {
+    case ActionMethod::Dtmf:
+      return "dtmf";
+    case ActionMethod::Info:
+      return "info";
+    case ActionMethod::Message:
+      return "message";
+  }
+  return "?";
+}
+
+bool is_sendable_code(const std::string &code) {
+  if (code.empty() || code.size() > 32) return false;
+  for (char c : code) {
+    const bool ok = (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+const config::Schema &monitor_schema() {
+  static const config::Schema schema = make_schema();
+  return schema;
+}
+
+std::string check_monitor_config(const config::Config &cfg) {
+  if (parse_aor(cfg.get_string("account", "aor")).empty())
+    return where(cfg, "account", "aor") + "'" + cfg.get_string("account", "aor") +
+           "' is not a sip:user@domain address";
+  for (const char *key : {"proxy", "bind"}) {
+    const std::string &v = cfg.get_string("account", key);
+    if (v.compare(0, 4, "sip:") != 0)
+      return where(cfg, "account", key) + "'" + v + "' is not a sip: URI";
+  }
+  uint16_t lo, hi;
+  if (!parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
+    return where(cfg, "media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
+  if (hi - lo + 1 < 4)
+    return where(cfg, "media", "port-range") + "needs 4 ports at least (audio and video pairs)";
+  if (!is_ip_literal(cfg.get_string("media", "address")))
+    return where(cfg, "media", "address") + "'" + cfg.get_string("media", "address") +
+           "' is not an IPv4 or IPv6 address";
+  if (cfg.get_list("media", "video-codecs").empty())
+    return where(cfg, "media", "video-codecs") + "at least one codec is needed";
+  if (cfg.get_bool("media", "audio") && cfg.get_list("media", "audio-codecs").empty())
+    return where(cfg, "media", "audio-codecs") + "at least one codec is needed with audio on";
+  for (const char *key : {"open-door", "light"}) {
+    const std::string &code = cfg.get_string("actions", key);
+    // The code itself is a secret: the message names the key, never the value.
+    if (!code.empty() && !is_sendable_code(code))
+      return where(cfg, "actions", key) + "a code is 1 to 32 of 0-9 * # A-D";
+  }
+  for (const std::string &name : cfg.names_in("doors")) {
+    const std::string &uri = cfg.get_string("doors", name);
+    if (parse_aor(uri).empty())
+      return where(cfg, "doors", name) + "'" + uri + "' is not a sip:user@domain address";
+  }
+  return "";
+}
+
+MonitorSettings monitor_settings_from_config(const config::Config &cfg) {
+  MonitorSettings s;
+  log::parse_level(cfg.get_string("global", "log-level"), &s.log_level);
+  log::parse_output(cfg.get_string("global", "log-output"), &s.log_output);
+  s.control_socket = cfg.get_string("global", "control-socket");
+  s.events_file = cfg.get_string("global", "events-file");
+  s.aor = parse_aor(cfg.get_string("account", "aor"));
+  s.username = cfg.get_string("account", "username");
+  if (s.username.empty() && s.aor.size() > 4) s.username = s.aor.substr(4, s.aor.find('@') - 4);
+  s.password = cfg.get_string("account", "password");
+  s.proxy = cfg.get_string("account", "proxy");
+  s.bind = cfg.get_string("account", "bind");
+  s.trusted_hosts = cfg.get_list("account", "trusted-hosts");
+  s.register_expires = static_cast<int>(cfg.get_int("account", "register-expires"));
+  MonitorMediaSettings &m = s.media;
+  m.address = cfg.get_string("media", "address");
+  parse_port_range(cfg.get_string("media", "port-range"), &m.port_min, &m.port_max);
+  m.video_codecs = cfg.get_list("media", "video-codecs");
+  m.video_decoder = cfg.get_string("media", "video-decoder");
+  m.jitter_ms = static_cast<int>(cfg.get_int("media", "jitter-buffer"));
+  const std::string &kf = cfg.get_string("media", "keyframe-request");
+  m.keyframe.rtcp = kf == "rtcp" || kf == "both";
+  m.keyframe.info = kf == "info" || kf == "both";
+  m.keyframe_wait_ms = static_cast<int>(cfg.get_int("media", "keyframe-wait"));
+  m.audio = cfg.get_bool("media", "audio");
+  m.audio_codecs = cfg.get_list("media", "audio-codecs");
+  m.microphone = cfg.get_string("media", "microphone");
+  m.speaker = cfg.get_string("media", "speaker");
+  m.ptime_ms = static_cast<int>(cfg.get_int("media", "ptime"));
+  const std::string &method = cfg.get_string("actions", "method");
+  s.action_method = method == "info"      ? ActionMethod::Info
+                    : method == "message" ? ActionMethod::Message
+                                          : ActionMethod::Dtmf;
+  s.open_door_code = cfg.get_string("actions", "open-door");
+  s.light_code = cfg.get_string("actions", "light");
+  for (const std::string &name : cfg.names_in("doors"))
+    s.doors.push_back({name, parse_aor(cfg.get_string("doors", name))});
+  s.window = cfg.get_string("ui", "mode") == "window";
+  return s;
+}
+
+}  // namespace portier::monitor

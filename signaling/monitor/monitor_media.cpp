@@ -1,0 +1,504 @@
+#include "monitor/monitor_media.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/video/video.h>
+
+#include "common/ascii.h"
+#include "common/gst_util.h"
+#include "common/log.h"
+
+namespace portier::monitor {
+namespace {
+
+// Runs `fn` on the main loop, unless the MonitorMedia is gone by then.
+void post(const std::shared_ptr<MonitorMedia *> &alive, std::function<void(MonitorMedia *)> fn) {
+  struct Job {
+    std::weak_ptr<MonitorMedia *> alive;
+    std::function<void(MonitorMedia *)> fn;
+  };
+  auto *job = new Job{alive, std::move(fn)};
+  g_main_context_invoke_full(
+      nullptr, G_PRIORITY_DEFAULT,
+      [](gpointer data) -> gboolean {
+        auto *j = static_cast<Job *>(data);
+        if (auto a = j->alive.lock()) j->fn(*a);
+        return G_SOURCE_REMOVE;
+      },
+      job, [](gpointer data) { delete static_cast<Job *>(data); });
+}
+
+bool is_h264(const std::string &codec) { return ascii::iequals(codec, "H264"); }
+bool is_pcma(const std::string &codec) { return ascii::iequals(codec, "PCMA"); }
+
+GstElement *make_bin(const std::string &desc, const char *name, std::string *error) {
+  GError *gerr = nullptr;
+  GstElement *bin = gst_parse_bin_from_description(desc.c_str(), TRUE, &gerr);
+  if (!bin || gerr) {
+    *error = std::string(name) + ": " + (gerr ? gerr->message : "cannot build");
+    g_clear_error(&gerr);
+    if (bin) gst_object_unref(bin);
+    return nullptr;
+  }
+  gst_element_set_name(bin, name);
+  return bin;
+}
+
+}  // namespace
+
+MonitorMedia::MonitorMedia(MonitorMediaSettings settings, Callbacks callbacks)
+    : settings_(std::move(settings)),
+      callbacks_(std::move(callbacks)),
+      ports_(settings_.address, settings_.port_min, settings_.port_max, "RTP"),
+      alive_(std::make_shared<MonitorMedia *>(this)) {}
+
+MonitorMedia::~MonitorMedia() {
+  alive_.reset();
+  close();
+  if (last_frame_) gst_sample_unref(last_frame_);
+}
+
+bool MonitorMedia::open(std::string *error) {
+  if (video_.port) return true;
+  auto video = ports_.take(error);
+  auto audio = video ? ports_.take(error) : std::nullopt;
+  if (!video || !audio) {
+    if (video) ports_.give_back(*video);
+    return false;
+  }
+  video_ = *video;
+  audio_ = *audio;
+  return true;
+}
+
+sdp::LocalMedia MonitorMedia::local(uint64_t session_id, uint64_t version, bool early) const {
+  sdp::LocalMedia m;
+  m.address = settings_.address;
+  m.session_id = session_id;
+  m.version = version;
+  if (settings_.audio) {
+    sdp::LocalStream audio;
+    audio.type = "audio";
+    audio.port = audio_.port;
+    for (const auto &c : settings_.audio_codecs)
+      audio.codecs.push_back({c, 8000, 1, is_pcma(c) ? 8 : 0, ""});
+    audio.telephone_event = true;
+    // While it rings the monitor only listens (and watches); it talks once answered.
+    audio.direction = early ? "recvonly" : "sendrecv";
+    m.streams.push_back(audio);
+  }
+  sdp::LocalStream video;
+  video.type = "video";
+  video.port = video_.port;
+  video.direction = "recvonly";  // a monitor has no camera
+  int pt = 96;
+  for (const auto &c : settings_.video_codecs) {
+    if (is_h264(c))
+      video.codecs.push_back({"H264", 90000, 1, pt++, "profile-level-id=42e01f;packetization-mode=1"});
+    else
+      video.codecs.push_back({"VP8", 90000, 1, pt++, ""});
+  }
+  m.streams.push_back(video);
+  return m;
+}
+
+// The decoder for `codec`: the configured element, or the highest-ranked
+// decoder installed for it (a hardware decoder outranks software when its
+// plugin gives it the higher rank).
+std::string MonitorMedia::pick_decoder(const std::string &codec) const {
+  if (settings_.video_decoder != "auto") return settings_.video_decoder;
+  // What our depayloader (and h264parse) hand on: this keeps out decoders of
+  // other flavours of the codec, such as vp8alphadecodebin (VP8 with alpha).
+  const char *caps_str = is_h264(codec) ? "video/x-h264,stream-format=byte-stream,alignment=au"
+                                        : "video/x-vp8,codec-alpha=(boolean)false";
+  GList *all = gst_element_factory_list_get_elements(
+      GST_ELEMENT_FACTORY_TYPE_DECODER | GST_ELEMENT_FACTORY_TYPE_MEDIA_VIDEO, GST_RANK_MARGINAL);
+  GstCaps *caps = gst_caps_from_string(caps_str);
+  GList *fit = gst_element_factory_list_filter(all, caps, GST_PAD_SINK, FALSE);
+  fit = g_list_sort(fit, gst_plugin_feature_rank_compare_func);
+  std::string name;
+  if (fit) name = GST_OBJECT_NAME(fit->data);
+  gst_plugin_feature_list_free(fit);
+  gst_plugin_feature_list_free(all);
+  gst_caps_unref(caps);
+  return name;
+}
+
+bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *error) {
+  const sdp::Agreed *video = nullptr, *audio = nullptr;
+  for (const auto &a : agreed) {
+    if (a.type == "video" && a.active && a.recv && !video) video = &a;
+    if (a.type == "audio" && a.active && !audio) audio = &a;
+  }
+  if (!video && !audio) {
+    *error = "no stream to receive or send";
+    return false;
+  }
+  const std::string latency = std::to_string(settings_.jitter_ms);
+  std::string desc = "rtpbin name=rtpbin rtp-profile=avpf latency=" + latency + " ";
+  if (video) {
+    video_codec_ = is_h264(video->codec.encoding) ? "H264" : "VP8";
+    desc += "udpsrc name=video_rtp_in caps=\"application/x-rtp,media=video,clock-rate=90000,"
+            "encoding-name=" + video_codec_ + ",payload=" + std::to_string(video->codec.pt) +
+            "\" ! rtpbin.recv_rtp_sink_1 "
+            "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1 "
+            "rtpbin.send_rtcp_src_1 ! multiudpsink name=video_rtcp sync=false async=false ";
+  }
+  if (audio) {
+    const bool pcma = is_pcma(audio->codec.encoding);
+    audio_codec_ = pcma ? "PCMA" : "PCMU";
+    const int samples = 8 * settings_.ptime_ms;
+    const std::string ptime_ns = std::to_string(int64_t(settings_.ptime_ms) * 1000000);
+    std::string src;
+    const std::string &mic = settings_.microphone;
+    if (mic == "test")
+      src = "audiotestsrc is-live=true wave=sine freq=440 volume=0.05 samplesperbuffer=" +
+            std::to_string(samples);
+    else if (mic == "none" || (mic == "auto" && !have_element("autoaudiosrc")))
+      src = "audiotestsrc is-live=true wave=silence samplesperbuffer=" + std::to_string(samples);
+    else if (mic == "auto")
+      src = "autoaudiosrc";
+    else
+      src = "alsasrc device=" + mic;
+    desc += src + " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! "
+                  "volume name=mic ! " +
+            std::string(pcma ? "alawenc ! rtppcmapay" : "mulawenc ! rtppcmupay") +
+            " name=audio_pay pt=" + std::to_string(audio->codec.pt) + " min-ptime=" + ptime_ns +
+            " max-ptime=" + ptime_ns +
+            " ! rtpbin.send_rtp_sink_0 "
+            "rtpbin.send_rtp_src_0 ! multiudpsink name=audio_rtp sync=false async=false "
+            "rtpbin.send_rtcp_src_0 ! multiudpsink name=audio_rtcp sync=false async=false "
+            "udpsrc name=audio_rtp_in caps=\"application/x-rtp,media=audio,clock-rate=8000,"
+            "encoding-name=" + audio_codec_ + ",payload=" + std::to_string(audio->codec.pt) +
+            "\" ! rtpbin.recv_rtp_sink_0 "
+            "udpsrc name=audio_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_0 ";
+  }
+  GstElement *p = parse_pipeline(desc, "call pipeline", error);
+  if (!p) return false;
+  pipeline_ = p;
+  rtpbin_ = gst_bin_get_by_name(GST_BIN(p), "rtpbin");
+  auto use_socket = [p](const char *name, GSocket *socket) {
+    GstElement *e = gst_bin_get_by_name(GST_BIN(p), name);
+    g_object_set(e, "socket", socket, "close-socket", FALSE, nullptr);
+    return e;
+  };
+  if (video) {
+    // The decode chain waits in the pipeline; rtpbin's pad for the door's
+    // SSRC is linked to it when the first packet arrives.
+    video_decoder_ = pick_decoder(video_codec_);
+    if (video_decoder_.empty()) {
+      *error = "no " + video_codec_ + " decoder installed";
+      return false;
+    }
+    const std::string depay = is_h264(video_codec_) ? "rtph264depay request-keyframe=true "
+                                                      "wait-for-keyframe=true ! h264parse"
+                                                    : "rtpvp8depay request-keyframe=true "
+                                                      "wait-for-keyframe=true";
+    video_bin_ = make_bin(depay + " ! " + video_decoder_ +
+                              " ! videoconvert ! video/x-raw,format=RGB ! appsink name=frames "
+                              "sync=false max-buffers=1 drop=true",
+                          "video_decode", error);
+    if (!video_bin_) return false;
+    gst_bin_add(GST_BIN(p), video_bin_);
+    gst_object_ref(video_bin_);
+    GstElement *sink = gst_bin_get_by_name(GST_BIN(video_bin_), "frames");
+    GstAppSinkCallbacks cbs{};
+    cbs.new_sample = [](GstAppSink *s, gpointer self) {
+      return on_frame(GST_ELEMENT(s), self);
+    };
+    gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, this, nullptr);
+    gst_object_unref(sink);
+    GstElement *rtp_in = use_socket("video_rtp_in", video_.rtp);
+    GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_video_in, this, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(rtp_in);
+    gst_object_unref(use_socket("video_rtcp_in", video_.rtcp));
+    video_rtcp_sink_ = use_socket("video_rtcp", video_.rtcp);
+  }
+  if (audio) {
+    std::string sink;
+    const std::string &spk = settings_.speaker;
+    if (spk == "none" || (spk == "auto" && !have_element("autoaudiosink")))
+      sink = "fakesink sync=false async=false";
+    else if (spk == "auto")
+      sink = "autoaudiosink";
+    else
+      sink = "alsasink device=" + spk;
+    const bool pcma = audio_codec_ == "PCMA";
+    speaker_ = make_bin(std::string(pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec") +
+                            " ! audioconvert ! audioresample ! " + sink,
+                        "speaker", error);
+    if (!speaker_) return false;
+    gst_bin_add(GST_BIN(p), speaker_);
+    gst_object_ref(speaker_);
+    audio_rtp_sink_ = use_socket("audio_rtp", audio_.rtp);
+    audio_rtcp_sink_ = use_socket("audio_rtcp", audio_.rtcp);
+    gst_object_unref(use_socket("audio_rtcp_in", audio_.rtcp));
+    GstElement *rtp_in = use_socket("audio_rtp_in", audio_.rtp);
+    GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_audio_in, this, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(rtp_in);
+    GstElement *pay = gst_bin_get_by_name(GST_BIN(p), "audio_pay");
+    pad = gst_element_get_static_pad(pay, "src");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_audio_out, this, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(pay);
+    mic_volume_ = gst_bin_get_by_name(GST_BIN(p), "mic");
+    g_object_set(mic_volume_, "mute", mic_on_ ? FALSE : TRUE, nullptr);
+    audio_pt_ = audio->codec.pt;
+  }
+  g_signal_connect(rtpbin_, "pad-added", G_CALLBACK(on_pad_added), this);
+  GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
+  bus_watch_ = gst_bus_add_watch(bus, on_bus, this);
+  gst_object_unref(bus);
+  if (gst_element_set_state(p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    *error = "the call pipeline does not start";
+    return false;
+  }
+  PLOG_INFO("media: video %s (%s)%s%s", video ? video_codec_.c_str() : "none",
+            video ? video_decoder_.c_str() : "-", audio ? ", audio " : "",
+            audio ? audio_codec_.c_str() : "");
+  return true;
+}
+
+void MonitorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
+  auto *self = static_cast<MonitorMedia *>(data);
+  gchar *name = gst_pad_get_name(pad);
+  GstElement *target = nullptr;
+  if (g_str_has_prefix(name, "recv_rtp_src_1_")) target = self->video_bin_;
+  if (g_str_has_prefix(name, "recv_rtp_src_0_")) target = self->speaker_;
+  g_free(name);
+  if (!target) return;
+  // A new SSRC (the door restarted its stream, or the relay switched
+  // sources) replaces the old one.
+  GstPad *sinkpad = gst_element_get_static_pad(target, "sink");
+  if (GstPad *old = gst_pad_get_peer(sinkpad)) {
+    gst_pad_unlink(old, sinkpad);
+    gst_object_unref(old);
+  }
+  if (gst_pad_link(pad, sinkpad) != GST_PAD_LINK_OK)
+    PLOG_WARN("media: cannot link the door's %s stream (caps?)",
+              target == self->video_bin_ ? "video" : "audio");
+  gst_object_unref(sinkpad);
+}
+
+GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *, gpointer data) {
+  auto *self = static_cast<MonitorMedia *>(data);
+  if (self->video_received_++ == 0)
+    post(self->alive_, [](MonitorMedia *m) {
+      if (m->callbacks_.first_video_rtp) m->callbacks_.first_video_rtp();
+    });
+  return GST_PAD_PROBE_OK;
+}
+
+GstPadProbeReturn MonitorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *self = static_cast<MonitorMedia *>(data);
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  guint8 head[2];
+  // Only voice counts (and reaches the decoder): not the door's events, if any.
+  if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) != self->audio_pt_.load())
+    return GST_PAD_PROBE_DROP;
+  self->audio_received_++;
+  return GST_PAD_PROBE_OK;
+}
+
+// Every packet of our voice passes here: dropped until the call is answered,
+// replaced by a telephone-event packet while a key is sent.
+GstPadProbeReturn MonitorMedia::on_audio_out(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *self = static_cast<MonitorMedia *>(data);
+  if (!self->sending_audio_.load()) return GST_PAD_PROBE_DROP;
+  self->audio_sent_++;
+  std::lock_guard<std::mutex> guard(self->lock_);
+  if (!self->dtmf_.busy()) return GST_PAD_PROBE_OK;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  std::vector<uint8_t> bytes(gst_buffer_get_size(buf));
+  gst_buffer_extract(buf, 0, bytes.data(), bytes.size());
+  if (!self->dtmf_.rewrite(bytes)) return GST_PAD_PROBE_OK;
+  GstBuffer *event = gst_buffer_new_allocate(nullptr, bytes.size(), nullptr);
+  gst_buffer_fill(event, 0, bytes.data(), bytes.size());
+  gst_buffer_copy_into(event, buf, GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
+  gst_buffer_unref(buf);
+  GST_PAD_PROBE_INFO_DATA(info) = event;
+  return GST_PAD_PROBE_OK;
+}
+
+GstFlowReturn MonitorMedia::on_frame(GstElement *appsink, gpointer data) {
+  auto *self = static_cast<MonitorMedia *>(data);
+  GstSample *sample = gst_app_sink_pull_sample(GST_APP_SINK(appsink));
+  if (!sample) return GST_FLOW_OK;
+  if (self->frames_++ == 0) {
+    GstVideoInfo vi;
+    if (gst_video_info_from_caps(&vi, gst_sample_get_caps(sample))) {
+      self->width_ = GST_VIDEO_INFO_WIDTH(&vi);
+      self->height_ = GST_VIDEO_INFO_HEIGHT(&vi);
+    }
+    post(self->alive_, [](MonitorMedia *m) {
+      if (m->callbacks_.first_frame) m->callbacks_.first_frame(m->width_, m->height_);
+    });
+  }
+  std::lock_guard<std::mutex> guard(self->lock_);
+  if (self->last_frame_) gst_sample_unref(self->last_frame_);
+  self->last_frame_ = sample;
+  return GST_FLOW_OK;
+}
+
+gboolean MonitorMedia::on_bus(GstBus *, GstMessage *msg, gpointer) {
+  const std::string problem = bus_problem(msg);
+  if (!problem.empty()) PLOG_WARN("media: %s", problem.c_str());
+  return G_SOURCE_CONTINUE;
+}
+
+void MonitorMedia::send_to(GstElement *sink, const std::string &host, uint16_t port,
+                           std::string *current) {
+  if (!sink) return;
+  const std::string dest = host.empty() || !port ? "" : host + "|" + std::to_string(port);
+  if (*current == dest) return;
+  g_signal_emit_by_name(sink, "clear");
+  if (!dest.empty()) g_signal_emit_by_name(sink, "add", host.c_str(), static_cast<gint>(port));
+  *current = dest;
+}
+
+bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error) {
+  if (!video_.port) {
+    *error = "no media open";
+    return false;
+  }
+  if (!pipeline_ && !build(agreed, error)) {
+    close();
+    return false;
+  }
+  for (const sdp::Agreed &a : agreed) {
+    PLOG_INFO("media: %s %s%s%s %s pt %d <-> %s:%u", a.type.c_str(), a.active ? "" : "inactive ",
+              a.send ? "send" : "", a.recv ? "recv" : "", a.codec.encoding.c_str(), a.codec.pt,
+              a.remote_address.c_str(), a.remote_rtp);
+    if (a.type == "video") {
+      // Receiver reports and keyframe requests go to the sender's RTCP port.
+      send_to(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
+              &video_rtcp_dest_);
+    } else if (a.type == "audio" && audio_rtp_sink_) {
+      const bool send = a.active && a.send;
+      send_to(audio_rtp_sink_, send ? a.remote_address : "", a.remote_rtp, &audio_dest_);
+      send_to(audio_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
+              &audio_rtcp_dest_);
+      telephone_event_pt_ = a.telephone_event_pt;
+      if (a.telephone_event_pt >= 0) {
+        TelephoneEventOptions o;
+        o.payload_type = a.telephone_event_pt;
+        o.packet_duration = static_cast<uint32_t>(8 * settings_.ptime_ms);
+        // About 100 ms of tone, three end packets, then a gap of about 60 ms.
+        o.tone_packets = std::max(1, 100 / settings_.ptime_ms);
+        o.gap_packets = std::max(2, 60 / settings_.ptime_ms);
+        std::lock_guard<std::mutex> guard(lock_);
+        if (!dtmf_.busy()) dtmf_ = TelephoneEventWriter(o);
+      }
+      sending_audio_ = send;
+    }
+  }
+  return true;
+}
+
+bool MonitorMedia::request_keyframe() {
+  if (!video_bin_ || video_received_.load() == 0) return false;
+  // Pushed upstream from the decode chain's sink: rtpssrcdemux names the
+  // SSRC, rtpsession sends a PLI for it (all-headers FALSE: PLI, not FIR).
+  GstPad *sinkpad = gst_element_get_static_pad(video_bin_, "sink");
+  const bool ok = gst_pad_push_event(
+      sinkpad, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, FALSE, 0));
+  gst_object_unref(sinkpad);
+  return ok;
+}
+
+void MonitorMedia::set_mic(bool on) {
+  mic_on_ = on;
+  // Muted, the monitor keeps sending RTP with silence, as Linphone does: the
+  // stream, its timing and the relay's latching stay as they are.
+  if (mic_volume_) g_object_set(mic_volume_, "mute", on ? FALSE : TRUE, nullptr);
+}
+
+bool MonitorMedia::send_dtmf(const std::string &keys, std::string *error) {
+  if (!sending_audio_.load()) {
+    *error = "no audio is being sent (not answered, or audio off)";
+    return false;
+  }
+  if (telephone_event_pt_ < 0) {
+    *error = "the door agreed no telephone-event payload type (RFC 4733)";
+    return false;
+  }
+  std::lock_guard<std::mutex> guard(lock_);
+  if (!dtmf_.queue(keys)) {
+    *error = "not a DTMF key sequence";
+    return false;
+  }
+  return true;
+}
+
+uint64_t MonitorMedia::dtmf_keys_sent() const {
+  std::lock_guard<std::mutex> guard(lock_);
+  return dtmf_.keys_sent();
+}
+
+bool MonitorMedia::snapshot_png(const std::string &path, std::string *error) const {
+  GstSample *sample = nullptr;
+  {
+    std::lock_guard<std::mutex> guard(lock_);
+    if (last_frame_) sample = gst_sample_ref(last_frame_);
+  }
+  if (!sample) {
+    *error = "no frame decoded yet";
+    return false;
+  }
+  // A one-frame pipeline: the frame in, PNG out, done at EOS.
+  GstElement *p = parse_pipeline(
+      "appsrc name=src format=time ! videoconvert ! pngenc snapshot=false ! filesink name=out",
+      "snapshot pipeline", error);
+  if (!p) {
+    gst_sample_unref(sample);
+    return false;
+  }
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstElement *out = gst_bin_get_by_name(GST_BIN(p), "out");
+  g_object_set(out, "location", path.c_str(), nullptr);
+  g_object_set(src, "caps", gst_sample_get_caps(sample), nullptr);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBuffer *buf = gst_buffer_copy(gst_sample_get_buffer(sample));
+  GST_BUFFER_PTS(buf) = 0;
+  GST_BUFFER_DTS(buf) = GST_CLOCK_TIME_NONE;
+  gst_app_src_push_buffer(GST_APP_SRC(src), buf);
+  gst_app_src_end_of_stream(GST_APP_SRC(src));
+  GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
+  GstMessage *msg = gst_bus_timed_pop_filtered(
+      bus, 5 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  bool ok = msg && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS;
+  if (!ok) *error = msg ? bus_problem(msg) : "the PNG encoder did not finish within 5 s";
+  if (msg) gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(src);
+  gst_object_unref(out);
+  gst_object_unref(p);
+  gst_sample_unref(sample);
+  return ok;
+}
+
+void MonitorMedia::close() {
+  if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
+  if (pipeline_) {
+    gst_element_set_state(pipeline_, GST_STATE_NULL);
+    for (GstElement **e : {&rtpbin_, &video_bin_, &speaker_, &video_rtcp_sink_, &audio_rtp_sink_,
+                           &audio_rtcp_sink_, &mic_volume_})
+      if (*e) gst_object_unref(*e), *e = nullptr;
+    gst_object_unref(pipeline_);
+    pipeline_ = nullptr;
+  }
+  // The last frame stays: what the monitor showed can be saved after the call.
+  if (audio_.port) ports_.give_back(audio_);
+  if (video_.port) ports_.give_back(video_);
+  audio_ = {};
+  video_ = {};
+  sending_audio_ = false;
+  video_rtcp_dest_.clear(), audio_dest_.clear(), audio_rtcp_dest_.clear();
+}
+
+}  // namespace portier::monitor

@@ -1,0 +1,127 @@
+// portier-monitor's config: the documented defaults load, the repo's demo
+// configs are valid, settings come out typed, and bad values are errors
+// naming file, line and key (never quoting a code).
+#include <gtest/gtest.h>
+
+#include "common/config.h"
+#include "monitor/monitor_config.h"
+
+using portier::config::Config;
+using portier::monitor::ActionMethod;
+using portier::monitor::check_monitor_config;
+using portier::monitor::is_sendable_code;
+using portier::monitor::monitor_schema;
+using portier::monitor::monitor_settings_from_config;
+using portier::monitor::MonitorSettings;
+
+namespace {
+
+// "" and the settings, or the first error (from the loader or the checks).
+std::string load(const std::string &text, MonitorSettings *out) {
+  Config cfg(monitor_schema());
+  std::string error;
+  if (!cfg.load_string(text, "m.conf", &error)) return error;
+  std::string problem = check_monitor_config(cfg);
+  if (problem.empty()) *out = monitor_settings_from_config(cfg);
+  return problem;
+}
+
+}  // namespace
+
+TEST(MonitorConfig, DefaultsAreDocumentedAndValid) {
+  for (const auto &k : monitor_schema().keys()) EXPECT_FALSE(k.help.empty()) << k.name;
+  MonitorSettings s;
+  ASSERT_EQ(load(portier::config::dump_default(monitor_schema()), &s), "");
+  EXPECT_EQ(s.aor, "sip:monitor1@home.example");
+  EXPECT_EQ(s.username, "monitor1");
+  EXPECT_EQ(s.action_method, ActionMethod::Dtmf);
+  EXPECT_TRUE(s.open_door_code.empty());
+  EXPECT_TRUE(s.doors.empty());
+  EXPECT_TRUE(s.media.keyframe.rtcp);
+  EXPECT_TRUE(s.media.keyframe.info);
+  EXPECT_EQ(s.media.keyframe_wait_ms, 300);
+  EXPECT_EQ(s.media.ptime_ms, 20);
+  EXPECT_EQ(s.media.port_min, 32000);
+  EXPECT_EQ(s.media.port_max, 32099);
+  EXPECT_FALSE(s.window);
+}
+
+TEST(MonitorConfig, TheDemoConfigsAreValid) {
+  for (const char *name : {"monitor.conf", "monitor2.conf"}) {
+    Config cfg(monitor_schema());
+    std::string error;
+    ASSERT_TRUE(cfg.load_file(std::string(PORTIER_SOURCE_DIR) + "/config/" + name, &error))
+        << error;
+    EXPECT_EQ(check_monitor_config(cfg), "") << name;
+    MonitorSettings s = monitor_settings_from_config(cfg);
+    ASSERT_EQ(s.doors.size(), 1u) << name;
+    EXPECT_EQ(s.doors[0].name, "front");
+    EXPECT_EQ(s.doors[0].aor, "sip:door@home.example");
+    EXPECT_FALSE(s.open_door_code.empty());
+  }
+}
+
+TEST(MonitorConfig, AFullConfig) {
+  MonitorSettings s;
+  ASSERT_EQ(load("[account]\naor = <sip:Mon2@Home.Example>\nusername = m2\npassword = pw\n"
+                 "[media]\nport-range = 40000-40019\nvideo-codecs = H264\n"
+                 "keyframe-request = info\nmicrophone = test\nspeaker = none\nptime = 40\n"
+                 "[actions]\nmethod = message\nopen-door = 1234#\nlight = *9\n"
+                 "[doors]\nfront = sip:door@home.example\nback = sip:Door2@Home.Example\n"
+                 "[ui]\nmode = window\n",
+                 &s),
+            "");
+  EXPECT_EQ(s.aor, "sip:Mon2@home.example");
+  EXPECT_EQ(s.username, "m2");
+  EXPECT_EQ(s.media.port_min, 40000);
+  EXPECT_EQ(s.media.video_codecs, std::vector<std::string>{"H264"});
+  EXPECT_FALSE(s.media.keyframe.rtcp);
+  EXPECT_TRUE(s.media.keyframe.info);
+  EXPECT_EQ(s.media.microphone, "test");
+  EXPECT_EQ(s.media.ptime_ms, 40);
+  EXPECT_EQ(s.action_method, ActionMethod::Message);
+  EXPECT_EQ(s.open_door_code, "1234#");
+  EXPECT_EQ(s.light_code, "*9");
+  ASSERT_EQ(s.doors.size(), 2u);
+  EXPECT_EQ(s.doors[0].name, "back");  // name order
+  EXPECT_EQ(s.doors[0].aor, "sip:Door2@home.example");
+  EXPECT_TRUE(s.window);
+}
+
+TEST(MonitorConfig, ErrorsNameFileLineAndKey) {
+  struct Case {
+    const char *text;
+    const char *error;
+  };
+  const Case cases[] = {
+      {"[account]\naor = monitor1\n",
+       "m.conf:2: [account] aor: 'monitor1' is not a sip:user@domain address"},
+      {"[account]\nproxy = 127.0.0.1\n", "m.conf:2: [account] proxy: '127.0.0.1' is not a sip: URI"},
+      {"[media]\nport-range = 40000\n", "m.conf:2: [media] port-range: must be MIN-MAX"},
+      {"[media]\nport-range = 40000-40002\n", "m.conf:2: [media] port-range: needs 4 ports"},
+      {"[media]\naddress = localhost\n", "m.conf:2: [media] address: 'localhost' is not an IPv4"},
+      {"[media]\nvideo-codecs = AV1\n", "m.conf:2: [media] video-codecs:"},
+      {"[media]\nkeyframe-request = sometimes\n", "m.conf:2: [media] keyframe-request:"},
+      {"[actions]\nmethod = smoke\n", "m.conf:2: [actions] method:"},
+      {"[actions]\nopen-door = 12x4\n",
+       "m.conf:2: [actions] open-door: a code is 1 to 32 of 0-9 * # A-D"},
+      {"[doors]\nfront = door\n", "m.conf:2: [doors] front: 'door' is not a sip:user@domain"},
+      {"[ui]\nmode = tv\n", "m.conf:2: [ui] mode:"},
+      {"[sip]\nidentity = sip:a@b\n", "m.conf:1:"},
+  };
+  for (const Case &c : cases) {
+    MonitorSettings s;
+    const std::string error = load(c.text, &s);
+    EXPECT_EQ(error.rfind(c.error, 0), 0u) << c.text << " -> " << error;
+    EXPECT_EQ(error.find("12x4"), std::string::npos) << "an error quotes the code: " << error;
+  }
+}
+
+TEST(MonitorConfig, SendableCodes) {
+  EXPECT_TRUE(is_sendable_code("735190"));
+  EXPECT_TRUE(is_sendable_code("*0#AD"));
+  EXPECT_FALSE(is_sendable_code(""));
+  EXPECT_FALSE(is_sendable_code("12 34"));
+  EXPECT_FALSE(is_sendable_code("abc"));
+  EXPECT_FALSE(is_sendable_code(std::string(33, '1')));
+}
