@@ -104,6 +104,9 @@ class Monitor {
   su_root_t *root_ = nullptr;
   nua_t *nua_ = nullptr;
   std::function<void()> on_shutdown_;
+  bool stopping_ = false;  // unregistering before nua_shutdown
+  guint stop_timer_ = 0;
+  void shutdown_sip();
   auth::DigestClient digest_;
 
   // Registration.

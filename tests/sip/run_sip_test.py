@@ -2513,6 +2513,14 @@ def case_monitor_rings_with_video(env):
     check_no_code_in_logs(env, "mon1", "mon2")
     for name in ("mon1", "mon2"):
         check(env.monitors[name].running(), "%s is no longer running" % name)
+    # Stopped, a monitor and the door take their bindings away (un-REGISTER,
+    # RFC 3261 section 10.2.2, answering the proxy's challenge).
+    env.monitors["mon2"].stop()
+    env.door_proc.stop()
+    aors = {r.get("aor") for r in env.ctl("registrations").get("registrations")}
+    check("sip:mon2@%s" % DOMAIN not in aors and "sip:door@%s" % DOMAIN not in aors
+          and "sip:mon1@%s" % DOMAIN in aors, "bindings after mon2 and the door stopped: %s"
+          % sorted(aors))
 
 
 def case_monitor_calls_door(env):
