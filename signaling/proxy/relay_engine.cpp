@@ -489,8 +489,8 @@ void RelayEngine::Worker::from_caller_rtp(Stream *s, Packet **pkts, int n, int64
     if (!rtp::parse(p->data, p->size, &h)) continue;
     valid[n_valid++] = p;
     if (!s->have_ssrc || h.ssrc != s->ssrc) {
-      if (s->have_ssrc)
-        PLOG_INFO("relay: call-id=%s stream %zu: source SSRC %08x -> %08x", s->call->id.c_str(),
+      if (s->have_ssrc)  // not INFO: a flood of junk would flood the log
+        PLOG_DEBUG("relay: call-id=%s stream %zu: source SSRC %08x -> %08x", s->call->id.c_str(),
                   s->index, s->ssrc, h.ssrc);
       s->gop.clear();  // the old stream's GOP decodes nothing of the new one
       s->have_ssrc = true;
