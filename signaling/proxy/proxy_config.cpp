@@ -62,7 +62,7 @@ config::Schema make_schema() {
                "seconds without RTP or RTCP before a call's relay is freed")
       .integer("module::MediaRelay", "threads", 0, 0, 256,
                "I/O threads that move the relayed packets, each with its own calls "
-               "(0: one per online CPU)");
+               "(0: one per online CPU the proxy may run on)");
   return s;
 }
 

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -225,6 +226,12 @@ struct RelayEngine::Call {
   std::atomic<int64_t> last_packet_s{0};
   bool pending = false;  // in the worker's to-do list
 };
+
+namespace {
+Stream *stream_of(RelayEngine::Call *c, size_t index) {
+  return index < c->streams.size() ? c->streams[index].get() : nullptr;
+}
+}  // namespace
 
 // ------------------------------------------------------------------ worker
 
@@ -645,7 +652,11 @@ int RelayEngine::Worker::send_batch(int fd, int n, uint64_t *bytes) {
 
 RelayEngine::RelayEngine(unsigned threads) : threads_(threads) {
   if (threads_ == 0) {
-    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    // One per online CPU this process may run on (taskset, a cgroup cpuset).
+    cpu_set_t set;
+    const long cpus = sched_getaffinity(0, sizeof set, &set) == 0
+                          ? CPU_COUNT(&set)
+                          : sysconf(_SC_NPROCESSORS_ONLN);
     threads_ = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
   }
 }
@@ -687,7 +698,7 @@ void RelayEngine::add_branch(Call *c, size_t stream, size_t branch, const Leg &d
   tune_socket(device.rtcp_fd);
   Worker *w = c->worker;
   std::lock_guard<std::mutex> l(w->mu);
-  Stream *s = stream < c->streams.size() ? c->streams[stream].get() : nullptr;
+  Stream *s = stream_of(c, stream);
   if (!s || s->branch(branch)) return;
   auto b = std::make_unique<BranchState>(branch, s->clock_rate);
   b->leg.set(device);
@@ -726,7 +737,7 @@ void RelayEngine::remove_branch(Call *c, size_t branch) {
 void RelayEngine::update_peer(Call *c, size_t stream, std::optional<size_t> branch,
                               const RelayAddress &rtp_to, const RelayAddress &rtcp_to) {
   std::lock_guard<std::mutex> l(c->worker->mu);
-  Stream *s = stream < c->streams.size() ? c->streams[stream].get() : nullptr;
+  Stream *s = stream_of(c, stream);
   if (!s) return;
   BranchState *b = branch ? s->branch(*branch) : nullptr;
   if (branch && !b) return;

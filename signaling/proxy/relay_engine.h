@@ -61,7 +61,8 @@ struct RelayAddress {
 
 class RelayEngine {
  public:
-  // threads: I/O threads, 0 for one per online CPU. They start with the first call.
+  // threads: I/O threads, 0 for one per online CPU the process may run on.
+  // They start with the first call.
   explicit RelayEngine(unsigned threads);
   ~RelayEngine();
   RelayEngine(const RelayEngine &) = delete;
