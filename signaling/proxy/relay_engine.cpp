@@ -41,9 +41,12 @@ enum Kind { kRtp = 0, kRtcp = 1 };
 
 const char *kind_name(int kind) { return kind == kRtp ? "RTP" : "RTCP"; }
 
+// Read once per wake-up. The coarse clock (a tick, 1-4 ms) is plenty for what
+// needs the time (keyframe request intervals of 100 ms and more, a timestamp
+// gap across a source change, idle calls) and costs less than the precise one.
 int64_t mono_us() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
@@ -510,11 +513,13 @@ void RelayEngine::Worker::from_caller_rtp(Stream *s, Packet **pkts, int n, int64
     if (s->codec == rtp::VideoCodec::None) continue;
     const bool key = rtp::starts_keyframe(s->codec, p->data + h.payload_offset, h.payload_size);
     if (key) s->requests.keyframe_seen(h.ssrc);
-    ask |= s->requests.poll(h.ssrc, now);
     ++p->refs;
     s->gop.push(p, p->size, key, h.timestamp);
     gop_turned |= key;
   }
+  // A retry or a held-back request is due by the clock, and the whole batch
+  // has one "now": asking once per batch is asking once per packet.
+  if (n_valid && s->codec != rtp::VideoCodec::None) ask |= s->requests.poll(s->ssrc, now);
   if (ask) send_pli(s);
   for (auto &b : s->branches)
     if (b->receiving) send_rtp(b.get(), valid, n_valid, now);
