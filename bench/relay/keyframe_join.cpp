@@ -100,10 +100,13 @@ int main(int argc, char **argv) {
   const int keyint = argc > 1 ? std::atoi(argv[1]) : 10;
   const int joins = argc > 2 ? std::atoi(argv[2]) : 10;
   const int fps = 15;
-  std::string desc = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,"
-                     "framerate=" + std::to_string(fps) + "/1 ! vp8enc deadline=1 "
-                     "keyframe-max-dist=" + std::to_string(keyint * fps) +
-                     " ! rtpvp8pay ! rtpfork name=fork";
+  std::string desc =
+      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,"
+      "framerate=" +
+      std::to_string(fps) +
+      "/1 ! vp8enc deadline=1 "
+      "keyframe-max-dist=" +
+      std::to_string(keyint * fps) + " ! rtpvp8pay ! rtpfork name=fork";
   GError *err = nullptr;
   GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
   if (!pipeline) {

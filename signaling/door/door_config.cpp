@@ -115,8 +115,7 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   d.target = parse_aor(cfg.get_string("call", "target"));
   d.ring_timeout = static_cast<int>(cfg.get_int("call", "ring-timeout"));
   d.max_duration = static_cast<int>(cfg.get_int("call", "max-duration"));
-  for (const auto &a : cfg.get_list("call", "auto-answer"))
-    d.auto_answer.push_back(parse_aor(a));
+  for (const auto &a : cfg.get_list("call", "auto-answer")) d.auto_answer.push_back(parse_aor(a));
   MediaSettings &m = d.media;
   m.address = cfg.get_string("media", "address");
   parse_port_range(cfg.get_string("media", "port-range"), &m.port_min, &m.port_max);

@@ -43,8 +43,8 @@ struct DoorSettings {
   std::string aor;       // sip:door@home.example
   std::string username;  // digest user name (default: the AOR's user)
   std::string password;
-  std::string proxy;  // outbound proxy / registrar URI
-  std::string bind;   // our SIP URI to listen on
+  std::string proxy;                       // outbound proxy / registrar URI
+  std::string bind;                        // our SIP URI to listen on
   std::vector<std::string> trusted_hosts;  // besides the proxy (RFC 3325 trust domain)
   int register_expires = 600;
 

@@ -82,11 +82,13 @@ int main(int argc, char **argv) {
     if (!mon.start(root, &error)) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
-    } else if (!settings.control_socket.empty() &&
-               !control.open(
-                   settings.control_socket,
-                   [&](const std::string &cmd) { return monitor::control_command(mon, events, cmd); },
-                   &error)) {
+    } else if (!settings.control_socket.empty() && !control.open(
+                                                       settings.control_socket,
+                                                       [&](const std::string &cmd) {
+                                                         return monitor::control_command(
+                                                             mon, events, cmd);
+                                                       },
+                                                       &error)) {
       PLOG_ERROR("control socket %s: %s", settings.control_socket.c_str(), error.c_str());
       rc = 1;
     } else {

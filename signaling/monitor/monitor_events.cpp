@@ -47,10 +47,9 @@ EventField field(const std::string &key, bool flag) { return {key, flag ? "true"
 
 std::string format_event(const std::string &kind, const std::vector<EventField> &fields,
                          EventTime t) {
-  std::string out = "{\"event\":" + json::quote(kind) +
-                    ",\"wall\":" + json::quote(iso8601_utc(t.wall_ms)) +
-                    ",\"wall_ms\":" + std::to_string(t.wall_ms) +
-                    ",\"mono_ms\":" + std::to_string(t.mono_ms);
+  std::string out =
+      "{\"event\":" + json::quote(kind) + ",\"wall\":" + json::quote(iso8601_utc(t.wall_ms)) +
+      ",\"wall_ms\":" + std::to_string(t.wall_ms) + ",\"mono_ms\":" + std::to_string(t.mono_ms);
   for (const EventField &f : fields) {
     // The fixed keys come first and stay unique: a field may not replace them.
     if (f.key == "event" || f.key == "wall" || f.key == "wall_ms" || f.key == "mono_ms") continue;

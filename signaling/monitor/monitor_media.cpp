@@ -94,7 +94,8 @@ sdp::LocalMedia MonitorMedia::local(uint64_t session_id, uint64_t version, bool 
   int pt = 96;
   for (const auto &c : settings_.video_codecs) {
     if (is_h264(c))
-      video.codecs.push_back({"H264", 90000, 1, pt++, "profile-level-id=42e01f;packetization-mode=1"});
+      video.codecs.push_back(
+          {"H264", 90000, 1, pt++, "profile-level-id=42e01f;packetization-mode=1"});
     else
       video.codecs.push_back({"VP8", 90000, 1, pt++, ""});
   }
@@ -138,11 +139,13 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
   std::string desc = "rtpbin name=rtpbin rtp-profile=avpf latency=" + latency + " ";
   if (video) {
     video_codec_ = is_h264(video->codec.encoding) ? "H264" : "VP8";
-    desc += "udpsrc name=video_rtp_in caps=\"application/x-rtp,media=video,clock-rate=90000,"
-            "encoding-name=" + video_codec_ + ",payload=" + std::to_string(video->codec.pt) +
-            "\" ! rtpbin.recv_rtp_sink_1 "
-            "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1 "
-            "rtpbin.send_rtcp_src_1 ! multiudpsink name=video_rtcp sync=false async=false ";
+    desc +=
+        "udpsrc name=video_rtp_in caps=\"application/x-rtp,media=video,clock-rate=90000,"
+        "encoding-name=" +
+        video_codec_ + ",payload=" + std::to_string(video->codec.pt) +
+        "\" ! rtpbin.recv_rtp_sink_1 "
+        "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1 "
+        "rtpbin.send_rtcp_src_1 ! multiudpsink name=video_rtcp sync=false async=false ";
   }
   if (audio) {
     const bool pcma = is_pcma(audio->codec.encoding);
@@ -160,8 +163,9 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
       src = "autoaudiosrc";
     else
       src = "alsasrc device=" + mic;
-    desc += src + " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! "
-                  "volume name=mic ! " +
+    desc += src +
+            " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! "
+            "volume name=mic ! " +
             std::string(pcma ? "alawenc ! rtppcmapay" : "mulawenc ! rtppcmupay") +
             " name=audio_pay pt=" + std::to_string(audio->codec.pt) + " min-ptime=" + ptime_ns +
             " max-ptime=" + ptime_ns +
@@ -169,7 +173,8 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
             "rtpbin.send_rtp_src_0 ! multiudpsink name=audio_rtp sync=false async=false "
             "rtpbin.send_rtcp_src_0 ! multiudpsink name=audio_rtcp sync=false async=false "
             "udpsrc name=audio_rtp_in caps=\"application/x-rtp,media=audio,clock-rate=8000,"
-            "encoding-name=" + audio_codec_ + ",payload=" + std::to_string(audio->codec.pt) +
+            "encoding-name=" +
+            audio_codec_ + ",payload=" + std::to_string(audio->codec.pt) +
             "\" ! rtpbin.recv_rtp_sink_0 "
             "udpsrc name=audio_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_0 ";
   }
@@ -203,9 +208,7 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     gst_object_ref(video_bin_);
     GstElement *sink = gst_bin_get_by_name(GST_BIN(video_bin_), "frames");
     GstAppSinkCallbacks cbs{};
-    cbs.new_sample = [](GstAppSink *s, gpointer self) {
-      return on_frame(GST_ELEMENT(s), self);
-    };
+    cbs.new_sample = [](GstAppSink *s, gpointer self) { return on_frame(GST_ELEMENT(s), self); };
     gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, this, nullptr);
     gst_object_unref(sink);
     GstElement *rtp_in = use_socket("video_rtp_in", video_.rtp);
@@ -375,13 +378,11 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
       // Receiver reports and keyframe requests go to the sender's RTCP port.
-      send_to(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
-              &video_rtcp_dest_);
+      send_to(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp, &video_rtcp_dest_);
     } else if (a.type == "audio" && audio_rtp_sink_) {
       const bool send = a.active && a.send;
       send_to(audio_rtp_sink_, send ? a.remote_address : "", a.remote_rtp, &audio_dest_);
-      send_to(audio_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
-              &audio_rtcp_dest_);
+      send_to(audio_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp, &audio_rtcp_dest_);
       telephone_event_pt_ = a.telephone_event_pt;
       if (a.telephone_event_pt >= 0) {
         TelephoneEventOptions o;

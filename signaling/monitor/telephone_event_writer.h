@@ -23,9 +23,9 @@
 namespace portier::monitor {
 
 struct TelephoneEventOptions {
-  int payload_type = 101;        // the telephone-event payload type agreed in SDP
+  int payload_type = 101;          // the telephone-event payload type agreed in SDP
   uint32_t packet_duration = 160;  // RTP timestamp units per packet (20 ms at 8 kHz)
-  int tone_packets = 5;          // 100 ms at 20 ms packets
+  int tone_packets = 5;            // 100 ms at 20 ms packets
   int end_copies = 3;
   int gap_packets = 3;
   uint8_t volume = 10;  // -dBm0 (§2.3.4)

@@ -501,7 +501,7 @@ void RelayEngine::Worker::from_caller_rtp(Stream *s, Packet **pkts, int n, int64
     if (!s->have_ssrc || h.ssrc != s->ssrc) {
       if (s->have_ssrc)  // not INFO: a flood of junk would flood the log
         PLOG_DEBUG("relay: call-id=%s stream %zu: source SSRC %08x -> %08x", s->call->id.c_str(),
-                  s->index, s->ssrc, h.ssrc);
+                   s->index, s->ssrc, h.ssrc);
       s->gop.clear();  // the old stream's GOP decodes nothing of the new one
       s->have_ssrc = true;
       s->ssrc = h.ssrc;
@@ -588,8 +588,8 @@ void RelayEngine::Worker::replay(Stream *s, BranchState *b, int64_t now) {
   }
   if (k) send_rtp(b, chunk, k, now);
   if (!s->gop.packets().empty())
-    PLOG_DEBUG("relay: call-id=%s branch %zu: %zu GOP packets replayed", s->call->id.c_str(),
-               b->id, s->gop.packets().size());
+    PLOG_DEBUG("relay: call-id=%s branch %zu: %zu GOP packets replayed", s->call->id.c_str(), b->id,
+               s->gop.packets().size());
 }
 
 void RelayEngine::Worker::add_message(int i, const Route &route, int iovs) {
@@ -659,9 +659,8 @@ RelayEngine::RelayEngine(unsigned threads) : threads_(threads) {
   if (threads_ == 0) {
     // One per online CPU this process may run on (taskset, a cgroup cpuset).
     cpu_set_t set;
-    const long cpus = sched_getaffinity(0, sizeof set, &set) == 0
-                          ? CPU_COUNT(&set)
-                          : sysconf(_SC_NPROCESSORS_ONLN);
+    const long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                                  : sysconf(_SC_NPROCESSORS_ONLN);
     threads_ = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
   }
 }

@@ -8,6 +8,7 @@
 // other test binds there (the SIP cases' relays use 40000 and up, the door's
 // default range is 30000-30999).
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -20,7 +21,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <dirent.h>
 #include <memory>
 #include <random>
 #include <string>
@@ -345,8 +345,8 @@ TEST(MediaRelay, NewBranchGetsTheCachedGopAtOnce) {
   ASSERT_TRUE(relay.start_call("gop", sdp("127.0.0.1", door.port(), "sendrecv"), &error)) << error;
   ASSERT_TRUE(relay.offer_for_branch("gop", 0, &error)) << error;
   ASSERT_TRUE(relay.offer_for_branch("gop", 1, &error)) << error;
-  const auto a0 = relay.answer_from_branch("gop", 0, sdp("127.0.0.1", mon0.port(), "recvonly"),
-                                           false);
+  const auto a0 =
+      relay.answer_from_branch("gop", 0, sdp("127.0.0.1", mon0.port(), "recvonly"), false);
   const uint16_t relay_port = video_of(a0.sdp).port;
 
   // A delta frame before any keyframe (nothing to replay), then a keyframe
@@ -418,8 +418,8 @@ TEST(MediaRelay, ManyCallsShareAFewIoThreads) {
       doors[c]->send_rtp(door_facing[c], seq, kDoor + c);
   for (size_t d = 0; d < devices.size(); ++d) {
     const auto got = devices[d]->receive_packets(kPackets, 5000);
-    EXPECT_EQ(got.size(), size_t(kPackets)) << "device " << d << " (call " << d / kBranches
-                                            << ") lost packets";
+    EXPECT_EQ(got.size(), size_t(kPackets))
+        << "device " << d << " (call " << d / kBranches << ") lost packets";
     for (const auto &p : got) EXPECT_EQ(ssrc_of(p), kDoor + d / kBranches);
   }
   EXPECT_LE(threads_of_this_process() - threads_before, 2u);
@@ -438,23 +438,24 @@ TEST(MediaRelay, JunkOnOneSocketStopsNoOtherCall) {
     const std::string id = c ? "b" : "a";
     ASSERT_TRUE(relay.start_call(id, sdp("127.0.0.1", doors[c]->port(), "sendrecv"), &error));
     branch_port[c] = video_of(*relay.offer_for_branch(id, 0, &error)).port;
-    caller_port[c] = video_of(relay.answer_from_branch(
-                                       id, 0, sdp("127.0.0.1", devs[c]->port(), "recvonly"), false)
-                                  .sdp)
-                         .port;
+    caller_port[c] =
+        video_of(
+            relay.answer_from_branch(id, 0, sdp("127.0.0.1", devs[c]->port(), "recvonly"), false)
+                .sdp)
+            .port;
   }
   std::vector<std::vector<uint8_t>> junk = {
       {},
       {0x80},
-      std::vector<uint8_t>(11, 0x80),                             // shorter than an RTP header
-      {0x8f, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},             // 15 CSRCs in 14 bytes
+      std::vector<uint8_t>(11, 0x80),                              // shorter than an RTP header
+      {0x8f, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},              // 15 CSRCs in 14 bytes
       {0x90, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0xff, 0xff},  // extension past the end
-      {0xa0, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff},             // padding past the end
-      {0x81, 206, 0xff, 0xff, 0, 0, 0, 1},                        // RTCP longer than it is
-      {0x81, 206, 0, 0},                                          // RTCP PLI cut short
-      {0x80, 200, 0, 6, 0, 0, 0, 1, 0x81, 206, 0, 9},             // compound, second one lies
-      {0x81, 206, 0, 2, 0, 0, 0, 1},                              // a PLI without its media SSRC
-      std::vector<uint8_t>(3000, 0x80),                           // bigger than a packet buffer
+      {0xa0, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff},              // padding past the end
+      {0x81, 206, 0xff, 0xff, 0, 0, 0, 1},                         // RTCP longer than it is
+      {0x81, 206, 0, 0},                                           // RTCP PLI cut short
+      {0x80, 200, 0, 6, 0, 0, 0, 1, 0x81, 206, 0, 9},              // compound, second one lies
+      {0x81, 206, 0, 2, 0, 0, 0, 1},                               // a PLI without its media SSRC
+      std::vector<uint8_t>(3000, 0x80),                            // bigger than a packet buffer
   };
   std::mt19937 rng(3);
   for (int i = 0; i < 200; ++i) {
@@ -467,8 +468,8 @@ TEST(MediaRelay, JunkOnOneSocketStopsNoOtherCall) {
     Peer attacker("127.0.0.1");
     for (int round = 0; round < 40 && flooding; ++round)
       for (const auto &j : junk)
-        for (uint16_t port : {caller_port[0], uint16_t(caller_port[0] + 1),
-                              uint16_t(branch_port[0] + 1)})
+        for (uint16_t port :
+             {caller_port[0], uint16_t(caller_port[0] + 1), uint16_t(branch_port[0] + 1)})
           attacker.send_raw(port, j);
   });
   for (uint16_t seq = 1; seq <= 20; ++seq) door_b.send_rtp(caller_port[1], seq, kDoor);
@@ -516,8 +517,8 @@ TEST(MediaRelay, EndCallWhilePacketsFlow) {
     }
     for (size_t b = 0; b < 3; ++b) {
       ASSERT_TRUE(relay.offer_for_branch(id, b, &error)) << error;
-      relay.answer_from_branch(id, b, sdp("127.0.0.1", devices[(round + b) % 6]->port(), "recvonly"),
-                               false);
+      relay.answer_from_branch(
+          id, b, sdp("127.0.0.1", devices[(round + b) % 6]->port(), "recvonly"), false);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     if (round % 3 == 1) relay.answer_from_branch(id, 1, sdp("127.0.0.1", 4100, "sendrecv"), true);

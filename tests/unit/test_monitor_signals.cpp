@@ -117,7 +117,8 @@ TEST(TelephoneEventWriter, RefusesWhatIsNotAKeyAndLeavesOtherPacketsAlone) {
 TEST(CallSignals, CancelReasonTellsAnsweredElsewhereFromMissed) {
   using portier::monitor::reason_is_answered_elsewhere;
   using V = std::vector<std::string_view>;
-  EXPECT_TRUE(reason_is_answered_elsewhere("SIP", V{"cause=200", "text=\"Call completed elsewhere\""}));
+  EXPECT_TRUE(
+      reason_is_answered_elsewhere("SIP", V{"cause=200", "text=\"Call completed elsewhere\""}));
   EXPECT_TRUE(reason_is_answered_elsewhere("sip", V{"text=\"x\"", "cause = 200"}));
   EXPECT_FALSE(reason_is_answered_elsewhere("SIP", V{"cause=487"}));
   EXPECT_FALSE(reason_is_answered_elsewhere("Q.850", V{"cause=200"}));

@@ -1,9 +1,9 @@
 // The plain C++ under rtpfork: RTP header parsing (RFC 3550 §5.1), keyframe
 // detection per payload format, keyframe request de-duplication, the GOP
 // cache and per-branch sequence continuity.
-#include <algorithm>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "rtpfork/branch_sequencer.h"
@@ -272,8 +272,8 @@ TEST(BranchSequencer, AJumpIsANewNumbering) {
 // nothing read past a length that lies.
 TEST(RtcpPacket, FindsKeyframeRequestsInCompoundPackets) {
   const std::vector<uint8_t> rr = {0x80, 201, 0, 1, 0, 0, 0, 1};  // RR, no report blocks
-  std::vector<uint8_t> pli(kPliSize), fir = {0x84, 206, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0,
-                                             0, 0, 0, 2, 1, 0, 0, 0};
+  std::vector<uint8_t> pli(kPliSize),
+      fir = {0x84, 206, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0};
   write_pli(pli.data(), 1, 0xd00d);
   EXPECT_EQ(pli, (std::vector<uint8_t>{0x81, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0xd0, 0x0d}));
   EXPECT_TRUE(asks_for_keyframe(pli.data(), pli.size()));
@@ -289,7 +289,7 @@ TEST(RtcpPacket, FindsKeyframeRequestsInCompoundPackets) {
 }
 
 TEST(RtcpPacket, RewritesTheSenderSsrcOnly) {
-  std::vector<uint8_t> p = {0x80, 200, 0, 1, 0, 0, 0, 7,   // SR (cut short) from 7
+  std::vector<uint8_t> p = {0x80, 200, 0, 1, 0, 0, 0, 7,               // SR (cut short) from 7
                             0x81, 206, 0, 2, 0, 0, 0, 9, 0, 0, 0, 7};  // PLI from 9 about 7
   rewrite_rtcp_ssrc(p.data(), p.size(), 7, 0xabcd);
   EXPECT_EQ(read32(p.data() + 4), 0xabcdu);
