@@ -140,13 +140,13 @@ class Bench:
             "[global]\nlog-level = message\ncontrol-socket = {s}\n"
             "[account]\naor = sip:door@{d}\npassword = {pw}\n"
             "proxy = sip:127.0.0.1:{p};transport=udp\nbind = sip:127.0.0.1:{b};transport=udp\n"
-            "[call]\ntarget = {g}\nring-timeout = 60\n"
+            "[call]\ntarget = {g}\nring-timeout = 60\n[events]\ndir = {o}/door-events-{t}\n"
             "[media]\naddress = 127.0.0.1\nport-range = 47000-47099\nvideo-codec = vp8\n"
             "width = 640\nheight = 480\nframerate = 15\ncamera = none\n"
             "keyframe-interval = {k}\ncamera-always-on = {a}\n"
             "audio-source = none\naudio-sink = none\n").format(
                 s=self.door_sock, d=DOMAIN, pw=self.users["door"], p=PROXY_PORT, b=DOOR_PORT,
-                g=GROUP, k=keyint, a="true" if always_on else "false"))
+                g=GROUP, k=keyint, a="true" if always_on else "false", o=self.out, t=tag))
         self.door = Proc([self.exe("portier-door"), "--config", conf],
                          os.path.join(self.out, "door-%s.log" % tag))
         self.procs.append(self.door)
