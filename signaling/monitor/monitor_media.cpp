@@ -194,13 +194,31 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
                                                       "wait-for-keyframe=true ! h264parse"
                                                     : "rtpvp8depay request-keyframe=true "
                                                       "wait-for-keyframe=true";
-    video_bin_ = make_bin(depay + " ! " + video_decoder_ +
-                              " ! videoconvert ! video/x-raw,format=RGB ! appsink name=frames "
-                              "sync=false max-buffers=1 drop=true",
+    const std::string frames =
+        "videoconvert ! video/x-raw,format=RGB ! appsink name=frames sync=false max-buffers=1 "
+        "drop=true";
+    GstElement *display = callbacks_.display_sink ? callbacks_.display_sink() : nullptr;
+    // With a display: a tee after the decoder; the counter's branch stays in
+    // the streaming thread as without one, the display's gets a leaky queue so
+    // a slow screen drops frames instead of holding up the counter.
+    video_bin_ = make_bin(depay + " ! " + video_decoder_ + " ! " +
+                              (display ? "tee name=split ! " + frames +
+                                             " split. ! queue leaky=downstream "
+                                             "max-size-buffers=3 ! videoconvert name=display_in"
+                                       : frames),
                           "video_decode", error);
-    if (!video_bin_) return false;
+    if (!video_bin_) {
+      if (display) gst_object_unref(gst_object_ref_sink(display));
+      return false;
+    }
     gst_bin_add(GST_BIN(p), video_bin_);
     gst_object_ref(video_bin_);
+    if (display) {
+      GstElement *in = gst_bin_get_by_name(GST_BIN(video_bin_), "display_in");
+      gst_bin_add(GST_BIN(video_bin_), display);
+      if (!gst_element_link(in, display)) PLOG_WARN("media: cannot link the display sink");
+      gst_object_unref(in);
+    }
     GstElement *sink = gst_bin_get_by_name(GST_BIN(video_bin_), "frames");
     GstAppSinkCallbacks cbs{};
     cbs.new_sample = [](GstAppSink *s, gpointer self) {
