@@ -198,11 +198,13 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
         "videoconvert ! video/x-raw,format=RGB ! appsink name=frames sync=false max-buffers=1 "
         "drop=true";
     GstElement *display = callbacks_.display_sink ? callbacks_.display_sink() : nullptr;
-    // With a display: a tee after the decoder; the counter's branch stays in
-    // the streaming thread as without one, the display's gets a leaky queue so
-    // a slow screen drops frames instead of holding up the counter.
+    // With a display: a tee after the decoder and a queue (a thread) per
+    // branch, as a tee needs: without one, the first sink's preroll would
+    // wait for the second one's, which never gets its buffer. The queues are
+    // leaky, so a slow screen drops frames instead of holding up the counter.
     video_bin_ = make_bin(depay + " ! " + video_decoder_ + " ! " +
-                              (display ? "tee name=split ! " + frames +
+                              (display ? "tee name=split ! queue leaky=downstream "
+                                         "max-size-buffers=3 ! " + frames +
                                              " split. ! queue leaky=downstream "
                                              "max-size-buffers=3 ! videoconvert name=display_in"
                                        : frames),
@@ -214,6 +216,12 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     gst_bin_add(GST_BIN(p), video_bin_);
     gst_object_ref(video_bin_);
     if (display) {
+      // The parser ghosted the display branch's open end as the bin's "src":
+      // the display sink takes its place inside the bin.
+      if (GstPad *ghost = gst_element_get_static_pad(video_bin_, "src")) {
+        gst_element_remove_pad(video_bin_, ghost);
+        gst_object_unref(ghost);
+      }
       GstElement *in = gst_bin_get_by_name(GST_BIN(video_bin_), "display_in");
       gst_bin_add(GST_BIN(video_bin_), display);
       if (!gst_element_link(in, display)) PLOG_WARN("media: cannot link the display sink");
