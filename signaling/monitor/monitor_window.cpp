@@ -256,6 +256,7 @@ std::string MonitorWindow::json() const {
   const MonitorView v = monitor_.view();
   std::string out = "{\"title\":" + json::quote(gtk_window_get_title(GTK_WINDOW(window_))) +
                     ",\"mapped\":" + (gtk_widget_get_mapped(window_) ? "true" : "false") +
+                    ",\"window\":{" + rect_json(window_) + "}" +
                     ",\"call_line\":" + label(call_label_) +
                     ",\"registration_line\":" + label(registration_label_) +
                     ",\"notice\":" + label(notice_label_) +
