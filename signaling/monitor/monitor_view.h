@@ -24,7 +24,7 @@ struct MonitorView {
   bool mic_on = true;
   ActionMethod action_method = ActionMethod::Dtmf;
   bool has_open_door = false, has_light = false;  // a code is configured
-  bool has_doors = false;                          // [doors] is not empty
+  bool has_doors = false;                         // [doors] is not empty
 };
 
 // Which controls can do something now (the core refuses the rest anyway).
@@ -32,7 +32,7 @@ struct Controls {
   bool answer = false;     // an incoming call rings
   bool open_door = false;  // the code can be sent now
   bool light = false;
-  bool mic = true;  // the choice is kept across calls, so always
+  bool mic = true;      // the choice is kept across calls, so always
   bool hangup = false;  // a call (ringing: declines it; ours: cancels it)
   bool doors = false;   // no call: choosing a door calls it
 };

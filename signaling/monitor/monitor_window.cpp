@@ -92,8 +92,8 @@ MonitorWindow::MonitorWindow(Monitor &monitor, std::function<void()> on_close)
   gtk_container_add(GTK_CONTAINER(doors_frame), doors_);
   for (const auto &d : monitor_.doors()) {
     GtkWidget *label = gtk_label_new(nullptr);
-    gchar *markup = g_markup_printf_escaped("<b>%s</b>\n<small>%s</small>", d.name.c_str(),
-                                            d.aor.c_str());
+    gchar *markup =
+        g_markup_printf_escaped("<b>%s</b>\n<small>%s</small>", d.name.c_str(), d.aor.c_str());
     gtk_label_set_markup(GTK_LABEL(label), markup);
     g_free(markup);
     gtk_label_set_xalign(GTK_LABEL(label), 0);
@@ -249,8 +249,9 @@ std::string MonitorWindow::rect_json(GtkWidget *w) const {
 
 std::string MonitorWindow::json() const {
   auto control = [this](const char *name, GtkWidget *w) {
-    return json::quote(name) + ":{\"sensitive\":" +
-           (gtk_widget_is_sensitive(w) ? "true" : "false") + "," + rect_json(w) + "}";
+    return json::quote(name) +
+           ":{\"sensitive\":" + (gtk_widget_is_sensitive(w) ? "true" : "false") + "," +
+           rect_json(w) + "}";
   };
   auto label = [](GtkWidget *w) { return json::quote(gtk_label_get_text(GTK_LABEL(w))); };
   const MonitorView v = monitor_.view();
@@ -260,11 +261,10 @@ std::string MonitorWindow::json() const {
                     ",\"call_line\":" + label(call_label_) +
                     ",\"registration_line\":" + label(registration_label_) +
                     ",\"notice\":" + label(notice_label_) +
-                    ",\"ringing\":" + (is_ringing(v) ? "true" : "false") +
-                    ",\"mic_active\":" +
+                    ",\"ringing\":" + (is_ringing(v) ? "true" : "false") + ",\"mic_active\":" +
                     (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(mic_)) ? "true" : "false") +
-                    ",\"video\":{\"sink\":" +
-                    (GTK_IS_LABEL(video_) ? "false" : "true") + "," + rect_json(video_) + "}";
+                    ",\"video\":{\"sink\":" + (GTK_IS_LABEL(video_) ? "false" : "true") + "," +
+                    rect_json(video_) + "}";
   out += ",\"controls\":{" + control("answer", answer_) + "," + control("open-door", open_door_) +
          "," + control("light", light_) + "," + control("mic", mic_) + "," +
          control("hangup", hangup_) + "},\"doors\":[";

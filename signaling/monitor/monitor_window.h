@@ -64,7 +64,8 @@ class MonitorWindow {
 
   GtkWidget *window_ = nullptr;
   GtkWidget *call_label_ = nullptr, *registration_label_ = nullptr, *notice_label_ = nullptr;
-  GtkWidget *video_box_ = nullptr, *video_ = nullptr;  // video_: the gtksink widget or a placeholder
+  GtkWidget *video_box_ = nullptr,
+            *video_ = nullptr;  // video_: the gtksink widget or a placeholder
   GtkWidget *answer_ = nullptr, *open_door_ = nullptr, *light_ = nullptr, *mic_ = nullptr,
             *hangup_ = nullptr;
   GtkWidget *doors_ = nullptr;
