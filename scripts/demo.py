@@ -221,27 +221,23 @@ class Demo:
         self.mark("door", "button pressed")
         if not self.door.ctl("ring"):
             raise DemoError("the door did not take the ring")
-        first = {}
-        # Until every monitor showed a picture (`first` also holds the "-ring" marks).
-        while True:
-            for m in self.monitors:
-                st = m.ctl("status") or {}
-                if m.name in first:
+        # Wait until every monitor shows the visitor, then put their own event
+        # lines (ringing, first decoded frame) on the timeline, in order.
+        wait_for(lambda: all((m.ctl("status") or {}).get("frames_decoded", 0) > 0
+                             for m in self.monitors), 15, "a picture on every monitor")
+        lines = []
+        for m in self.monitors:
+            st = m.ctl("status") or {}
+            for e in m.ctl("events") or []:
+                if e.get("wall_ms", 0) < self.wall0 or e.get("event") not in ("ringing",
+                                                                              "first_frame"):
                     continue
-                if st.get("call") in ("ringing", "early") and (m.name + "-ring") not in first:
-                    first[m.name + "-ring"] = True
-                    self.mark(m.name, "ringing (%s)" % st.get("peer", ""))
-                if st.get("frames_decoded", 0) > 0:
-                    first[m.name] = st
-                    self.mark(m.name, "first picture of the visitor (%s, %dx%d)"
-                              % (st.get("video_codec"), st.get("width", 0), st.get("height", 0)),
-                              wall_ms=st.get("first_frame_wall_ms"))
-            first_count = len([k for k in first if not k.endswith("-ring")])
-            if first_count == len(self.monitors):
-                break
-            if time.monotonic() * 1000 - self.t0 > 15000:
-                raise DemoError("no picture on every monitor within 15 s")
-            time.sleep(0.01)
+                what = ("ringing (%s)" % st.get("peer", "") if e["event"] == "ringing" else
+                        "first picture of the visitor (%s, %dx%d)" % (
+                            st.get("video_codec"), st.get("width", 0), st.get("height", 0)))
+                lines.append((e["wall_ms"], m.name, what))
+        for wall_ms, who, what in sorted(lines):
+            self.mark(who, what, wall_ms=wall_ms)
         time.sleep(1.0)  # a second of video, then keep what each monitor shows
         for m in self.monitors:
             png = os.path.join(self.dir, m.name + ".png")

@@ -1,24 +1,12 @@
 #!/usr/bin/env bash
-# The README's run command. Until the full demo exists (door and monitors come
-# with later issues), it installs what is needed, builds, and runs portier-proxy
-# in the foreground with the shipped in-house config (config/proxy.conf), its
-# paths moved under build/demo so nothing needs root. Ctrl-C stops it.
+# The README's run command: installs what is needed, builds, and starts the
+# in-house intercom on this machine (portier-proxy, portier-door with its test
+# pattern, two portier-monitors; configs from config/, files under build/demo),
+# rings once with a timeline and the monitors' snapshots, then keeps running
+# until Ctrl-C. `scripts/demo.sh --once` stops after the ring.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
 bash scripts/install-deps.sh
 bash scripts/build.sh
-demo="$top/build/demo"
-mkdir -p "$demo"
-sed -e "s|^state-directory = .*|state-directory = $demo/state|" \
-    -e "s|^control-socket = .*|control-socket = $demo/proxy.sock|" \
-    -e "s|^file-path = .*|file-path = $top/config/users.conf|" \
-    config/proxy.conf > "$demo/proxy.conf"
-cat <<MSG
-portier-proxy is starting with $demo/proxy.conf
-  users:          config/users.conf (door, monitor1, monitor2, phone @ home.example)
-  registrations:  build/signaling/portierctl --socket $demo/proxy.sock registrations
-  calls:          build/signaling/portierctl --socket $demo/proxy.sock calls
-Point a SIP phone at sip:127.0.0.1:5060 (domain home.example) and call sip:home@home.example.
-MSG
-exec "$top/build/signaling/portier-proxy" --config "$demo/proxy.conf"
+exec python3 "$top/scripts/demo.py" --build "$top/build" "$@"

@@ -4,8 +4,9 @@
 # For CALLS in 1 10 50 and BRANCHES in 1 4 16, three forwarders side by side in
 # one run, each in its own process pinned to core 1 (BENCH_RELAY_CPU):
 #   portier    portier-proxy's MediaRelay itself (relay_calls serve portier):
-#              per call one pipeline, door audio + video forked by rtpfork to
-#              every branch that answered 183 (early media, all branches)
+#              its RelayEngine's I/O threads (threads = 0: one per CPU it may
+#              run on, so one here) fork door audio + video to every branch
+#              that answered 183 (early media, all branches)
 #   tee        the floor: per call and stream a plain udpsrc ! tee ! udpsink
 #              (relay_calls serve tee)
 #   rtpengine  Debian's rtpengine 10.5 in userspace (--table=-1), calls set up
@@ -74,15 +75,14 @@ done
 
 # The real MediaRelay: the proxy's own portier_relay library from the CMake build.
 LIBS="$BUILD/signaling/libportier_relay.a $BUILD/signaling/libportier_proxy_core.a
-  $BUILD/signaling/libportier_common.a $BUILD/plugins/libportier_elements.a
-  $BUILD/plugins/libportier_rtp.a"
+  $BUILD/signaling/libportier_common.a $BUILD/plugins/libportier_rtp.a"
 for l in $LIBS; do
   [ -f "$l" ] || { echo "$l missing: cmake --build build --target portier_relay" >&2; exit 2; }
 done
 BIN=$OUT/relay_calls
 # shellcheck disable=SC2086,SC2046
 g++ -O2 -g -std=c++17 -I"$ROOT/signaling" -I"$ROOT/plugins" -o "$BIN" "$HERE/relay_calls.cpp" $LIBS \
-  $(pkg-config --cflags --libs gstreamer-1.0 gstreamer-video-1.0 gstreamer-net-1.0 gio-unix-2.0 \
+  $(pkg-config --cflags --libs gstreamer-1.0 gio-unix-2.0 \
     sofia-sip-ua sofia-sip-ua-glib libsystemd libcrypto) -pthread ||
   { echo "cannot build relay_calls" >&2; exit 2; }
 

@@ -51,6 +51,7 @@
 #include "gop_cache.h"
 #include "keyframe_detect.h"
 #include "keyframe_requests.h"
+#include "rtcp_packet.h"
 #include "rtp_header.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_rtp_fork_debug);
@@ -399,16 +400,7 @@ static GstFlowReturn gst_rtp_fork_chain_list(GstPad *, GstObject *parent, GstBuf
 static void rewrite_rtcp_ssrc(GstBuffer *buf, uint32_t from, uint32_t to) {
   GstMapInfo map;
   if (!gst_buffer_map(buf, &map, GST_MAP_WRITE)) return;
-  for (size_t off = 0; off + 8 <= map.size;) {  // compound packet (RFC 3550 §6.1)
-    uint8_t *pkt = map.data + off;
-    const size_t len = (static_cast<size_t>(rtp::read16(pkt + 2)) + 1) * 4;
-    if ((pkt[0] >> 6) != 2 || off + len > map.size) break;
-    const uint8_t type = pkt[1];
-    // SR/RR sender SSRC, the first SDES chunk's SSRC, the first BYE SSRC
-    if ((type == 200 || type == 201 || type == 202 || type == 203) && rtp::read32(pkt + 4) == from)
-      rtp::write32(pkt + 4, to);
-    off += len;
-  }
+  rtp::rewrite_rtcp_ssrc(map.data, map.size, from, to);
   gst_buffer_unmap(buf, &map);
 }
 

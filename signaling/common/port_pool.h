@@ -31,10 +31,12 @@ class PortPool {
   size_t pairs_in_use() const { return used_.size(); }
   size_t max_pairs() const { return max_pairs_; }
 
-  // File descriptors one port pair costs: its two sockets and the wake-up
-  // fds of the GStreamer threads reading them (about 10 measured in the relay).
-  static constexpr size_t kFdsPerPair = 12;
-  // Kept for SIP, the control socket, logs and state files.
+  // File descriptors one port pair costs: its two sockets. The relay reads
+  // them from a few epoll threads (the GStreamer relay cost about 10 fds a
+  // pair); the door's pipelines cost more, but the door takes two pairs.
+  static constexpr size_t kFdsPerPair = 2;
+  // Kept for SIP, the control socket, logs, state files and the relay's
+  // I/O threads (an epoll fd and an eventfd each).
   static constexpr size_t kFdReserve = 256;
 
  private:

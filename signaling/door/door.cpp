@@ -49,6 +49,7 @@ Door::~Door() {
   if (reg_timer_) g_source_remove(reg_timer_);
   if (ring_timer_) g_source_remove(ring_timer_);
   if (duration_timer_) g_source_remove(duration_timer_);
+  if (stop_timer_) g_source_remove(stop_timer_);
   media_.reset();
   if (nua_) nua_destroy(nua_);
 }
@@ -91,7 +92,33 @@ void Door::stop(std::function<void()> done) {
     if (on_shutdown_) on_shutdown_();
     return;
   }
-  nua_shutdown(nua_);  // unregisters, ends dialogs; nua_r_shutdown follows
+  if (reg_timer_) g_source_remove(reg_timer_), reg_timer_ = 0;
+  if (!registered_ || !reg_) {
+    nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
+    return;
+  }
+  // Unregister first, answering the proxy's challenge (nua's own shutdown
+  // gives up on it and the binding would stay until it expires), then shut
+  // down; at most 3 s.
+  reg_auth_tries_ = 0;
+  stopping_ = true;
+  nua_unregister(reg_, TAG_END());
+  stop_timer_ = g_timeout_add_seconds(
+      3,
+      [](gpointer self) -> gboolean {
+        auto *d = static_cast<Door *>(self);
+        d->stop_timer_ = 0;
+        d->shutdown_sip();
+        return G_SOURCE_REMOVE;
+      },
+      this);
+}
+
+void Door::shutdown_sip() {
+  if (!stopping_) return;
+  stopping_ = false;
+  if (stop_timer_) g_source_remove(stop_timer_), stop_timer_ = 0;
+  nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
 }
 
 void Door::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
@@ -110,8 +137,27 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
                   const sip_t *sip, tagi_t *tags) {
   switch (event) {
     case nua_r_register:
-    case nua_r_unregister:
       on_register(status, phrase, nh, sip);
+      break;
+    case nua_r_unregister:
+      // Shutting down: answer the challenge to the un-REGISTER once, and never
+      // register again (on_register would).
+      if (nh == reg_ && (status == 401 || status == 407)) {
+        bool proxy_auth = false, stale = false;
+        const auto usable = sipmsg::challenges(sip, &proxy_auth, &stale);
+        if (!stale) ++reg_auth_tries_;
+        if (!usable.empty() && reg_auth_tries_ <= 1 && digest_.challenged(usable)) {
+          const std::string header = digest_.authorization("REGISTER", registrar_);
+          nua_unregister(nh, proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str,
+                         tag_str_v(header.c_str()), TAG_END());
+          break;
+        }
+      }
+      if (nh == reg_ && status >= 200) {
+        registered_ = false;
+        reg_status_ = status < 300 ? "unregistered" : "unregister failed";
+        shutdown_sip();
+      }
       break;
     case nua_r_invite:
       if (nh == call_) on_invite_response(status, phrase, nh, sip);

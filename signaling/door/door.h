@@ -107,6 +107,9 @@ class Door {
   bool registered_ = false;
   std::string reg_status_ = "not registered";
   std::function<void()> on_shutdown_;
+  bool stopping_ = false;  // unregistering before nua_shutdown
+  guint stop_timer_ = 0;
+  void shutdown_sip();
 
   // The one call (the door has one camera).
   nua_handle_t *call_ = nullptr;

@@ -39,6 +39,7 @@ Monitor::~Monitor() {
   on_change_ = nullptr;
   if (reg_timer_) g_source_remove(reg_timer_);
   if (keyframe_timer_) g_source_remove(keyframe_timer_);
+  if (stop_timer_) g_source_remove(stop_timer_);
   media_.reset();
   if (nua_) nua_destroy(nua_);
 }
@@ -92,7 +93,31 @@ void Monitor::stop(std::function<void()> done) {
     if (on_shutdown_) on_shutdown_();
     return;
   }
-  nua_shutdown(nua_);  // unregisters, ends dialogs; nua_r_shutdown follows
+  if (!registered_ || !reg_) {
+    nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
+    return;
+  }
+  // Unregister first, answering the proxy's challenge (nua's own shutdown
+  // gives up on it and the binding would stay until it expires), then shut
+  // down; at most 3 s.
+  stopping_ = true;
+  nua_unregister(reg_, TAG_END());
+  stop_timer_ = g_timeout_add_seconds(
+      3,
+      [](gpointer self) -> gboolean {
+        auto *m = static_cast<Monitor *>(self);
+        m->stop_timer_ = 0;
+        m->shutdown_sip();
+        return G_SOURCE_REMOVE;
+      },
+      this);
+}
+
+void Monitor::shutdown_sip() {
+  if (!stopping_) return;
+  stopping_ = false;
+  if (stop_timer_) g_source_remove(stop_timer_), stop_timer_ = 0;
+  nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
 }
 
 void Monitor::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
@@ -121,8 +146,15 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
       if (nh == reg_ && (status == 401 || status == 407)) {
         tag_type_t tag;
         std::string header;
-        if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header))
+        if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
           nua_unregister(nh, tag, tag_str_v(header.c_str()), TAG_END());
+          break;
+        }
+      }
+      if (nh == reg_ && status >= 200) {
+        registered_ = false;
+        reg_status_ = status < 300 ? "unregistered" : "unregister failed";
+        shutdown_sip();
       }
       break;
     case nua_i_invite:

@@ -115,6 +115,9 @@ class Monitor {
   std::function<void()> on_shutdown_;
   std::function<void()> on_change_;
   std::function<GstElement *()> display_sink_;
+  bool stopping_ = false;  // unregistering before nua_shutdown
+  guint stop_timer_ = 0;
+  void shutdown_sip();
   auth::DigestClient digest_;
 
   // Registration.

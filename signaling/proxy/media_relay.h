@@ -4,27 +4,21 @@
 //
 // Per call and m= line: one caller-facing RTP/RTCP port pair (the same for every
 // branch, so the caller's media never has to move) and one pair per branch.
-// The caller's RTP and RTCP go through an rtpfork element to each connected
-// branch; the branches' RTP and RTCP go through a funnel to the caller, but only
-// the winner's pass (after 200). A branch's keyframe requests (RTCP PLI/FIR)
-// reach the caller through rtpfork's de-duplication, whatever the branch.
-// Symmetric RTP: after the first packet from a peer, we send to where its
-// packets really come from.
+// This class is the signalling side (SDP, ports, which branch gets what); the
+// packets are moved by a RelayEngine (relay_engine.h): a few I/O threads, not a
+// thread per socket. The caller's RTP and RTCP go to each connected branch;
+// the branches' RTP and RTCP reach the caller only from the winner (after 200).
+// A branch's keyframe requests (RTCP PLI/FIR) reach the caller de-duplicated,
+// whatever the branch. Symmetric RTP: after the first packet from a peer, we
+// send to where its packets really come from.
 //
-// Runs on the proxy's GLib main loop; GStreamer's streaming threads only touch
-// the per-stream state guarded by Call::lock.
+// Runs on the proxy's GLib main loop.
 #pragma once
 
-#include <gio/gio.h>
-#include <gst/gst.h>
-
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +26,7 @@
 #include "common/port_pool.h"
 #include "common/sdp/sdp_rewrite.h"
 #include "proxy/proxy_config.h"
+#include "proxy/relay_engine.h"
 
 namespace portier::proxy {
 
@@ -84,16 +79,21 @@ class MediaRelay {
   size_t ports_in_use() const { return ports_.pairs_in_use() * 2; }
   size_t calls() const { return calls_.size(); }
   std::string json() const;
+  // I/O threads that move the packets (started with the first call).
+  unsigned io_threads() const { return engine_.threads(); }
 
-  struct Call;  // public for the probes in media_relay.cpp
+  struct Call;
 
  private:
   void destroy(Call *c);
+  // Monotonic seconds of the call's last packet or signalling.
+  int64_t last_activity(const Call *c) const;
   // Where rewritten SDP points for a relay port pair starting at rtp_port.
   sdp::RelayEndpoint endpoint(uint16_t rtp_port) const;
 
   RelaySettings settings_;
   PortPool ports_;
+  RelayEngine engine_;
   std::map<std::string, std::unique_ptr<Call>> calls_;
 };
 

@@ -56,7 +56,10 @@ config::Schema make_schema() {
       .integer("module::MediaRelay", "max-early-media-per-call", 10, 1, 100,
                "devices per call that get the early stream while ringing")
       .integer("module::MediaRelay", "inactivity-timeout", 60, 5, 86400,
-               "seconds without RTP or RTCP before a call's relay is freed");
+               "seconds without RTP or RTCP before a call's relay is freed")
+      .integer("module::MediaRelay", "threads", 0, 0, 256,
+               "I/O threads that move the relayed packets, each with its own calls "
+               "(0: one per online CPU the proxy may run on)");
   return s;
 }
 
@@ -149,6 +152,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
       static_cast<int>(cfg.get_int("module::MediaRelay", "max-early-media-per-call"));
   s.relay.inactivity_timeout =
       static_cast<int>(cfg.get_int("module::MediaRelay", "inactivity-timeout"));
+  s.relay.threads = static_cast<int>(cfg.get_int("module::MediaRelay", "threads"));
   return s;
 }
 

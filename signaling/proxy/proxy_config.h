@@ -23,6 +23,7 @@ struct RelaySettings {
   uint16_t port_max = 29999;
   int max_early_media = 10;     // branches per call that get the early stream
   int inactivity_timeout = 60;  // seconds without a packet before a call is freed
+  int threads = 0;              // I/O threads moving the packets; 0: one per usable CPU
 };
 
 struct ProxySettings {

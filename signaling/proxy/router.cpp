@@ -55,9 +55,37 @@ void assert_identity(msg_t *msg, const std::string &aor) {
   if (aor.empty()) return;
   // The parser knows the header class only with sofia-sip's extensions
   // (sip_extend_mclass, set up in main).
-  msg_header_t *h = msg_header_make(msg_home(msg), sip_p_asserted_identity_class,
-                                    ("<" + aor + ">").c_str());
+  msg_header_t *h =
+      msg_header_make(msg_home(msg), sip_p_asserted_identity_class, ("<" + aor + ">").c_str());
   if (h) msg_header_insert(msg, pub, h);
+}
+
+// A relayed call's INVITE goes to every device without "100rel" in Supported.
+// The relay passes one early dialog to the caller and absorbs the other
+// devices' 183s; a device that sent its 183 reliably would wait for a PRACK
+// that nobody sends, and hold back its 200 until the INVITE fails (RFC 3262
+// §3). nua-based phones do send 183 reliably whenever the INVITE allows it.
+// A caller that *requires* 100rel is not changed.
+void drop_100rel(msg_t *msg) {
+  sip_t *sip = sip_object(msg);
+  if (!sip->sip_supported) return;
+  std::string kept;
+  bool dropped = false;
+  for (sip_supported_t *s = sip->sip_supported; s; s = s->k_next)
+    for (msg_param_t const *item = s->k_items; item && *item; ++item) {
+      if (strcasecmp(*item, "100rel") == 0) {
+        dropped = true;
+        continue;
+      }
+      kept += (kept.empty() ? "" : ", ") + std::string(*item);
+    }
+  if (!dropped) return;
+  auto *pub = reinterpret_cast<msg_pub_t *>(sip);
+  msg_header_remove_all(msg, pub, reinterpret_cast<msg_header_t *>(sip->sip_supported));
+  if (!kept.empty())
+    msg_header_insert(
+        msg, pub,
+        reinterpret_cast<msg_header_t *>(sip_supported_make(msg_home(msg), kept.c_str())));
 }
 
 // Puts `sdp` in place of the message's body, with a matching Content-Length.
@@ -161,6 +189,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   }
   sip_t *csip = sip_object(copy);
   su_home_t *home = msg_home(copy);
+  if (t && t->relayed) drop_100rel(copy);
 
   // §16.6 step 3: Max-Forwards minus one.
   unsigned mf = csip->sip_max_forwards ? csip->sip_max_forwards->mf_count : 70;

@@ -2,8 +2,11 @@
 // on loopback, real GStreamer pipelines. The SIP-level cases (sipp, Linphone)
 // are in tests/sip and tests/interop; these cover what is awkward there: IPv6
 // (c=IN IP6, RFC 4566 §5.7), a port range that runs out, and offers the relay
-// must refuse without keeping a port. Ports 39100-39799: no other test binds
-// there (the SIP cases' relays use 40000 and up).
+// must refuse without keeping a port; and what the relay's own I/O threads
+// must get right: GOP replay at once, many calls on few threads, junk, and
+// calls ended while their packets flow. Ports 39100-39799 and 31000-31999: no
+// other test binds there (the SIP cases' relays use 40000 and up, the door's
+// default range is 30000-30999).
 #include <arpa/inet.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
@@ -13,9 +16,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
+#include <dirent.h>
+#include <memory>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/sdp/sdp_rewrite.h"
@@ -44,6 +53,33 @@ class Peer {
   Peer &operator=(const Peer &) = delete;
 
   uint16_t port() const { return port_; }
+  int fd() const { return fd_; }
+
+  void send_raw(uint16_t to_port, const std::vector<uint8_t> &bytes) {
+    sockaddr_storage ss{};
+    socklen_t len = fill(address_, to_port, &ss);
+    sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr *>(&ss), len);
+  }
+
+  // Whole RTP datagrams, until `count` came or `ms` passed (a bound on the
+  // wait). RTCP is left out: a test peer's port + 1 may be another peer's
+  // port, where the relay's PLIs to the door (RTCP port = RTP port + 1) land.
+  std::vector<std::vector<uint8_t>> receive_packets(size_t count, int ms) {
+    std::vector<std::vector<uint8_t>> got;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (got.size() < count) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            end - std::chrono::steady_clock::now())
+                            .count();
+      if (left <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left)) <= 0) break;
+      uint8_t buf[2048];
+      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n > 0 && !(n >= 2 && buf[1] >= 192 && buf[1] <= 223)) got.emplace_back(buf, buf + n);
+    }
+    return got;
+  }
 
   void send_rtp(uint16_t to_port, uint16_t seq, uint32_t ssrc) {
     // VP8 payload descriptor with S=1 and a keyframe bit pattern (RFC 7741 §4.2/4.3)
@@ -62,20 +98,10 @@ class Peer {
   // not an assertion about speed).
   std::vector<uint32_t> receive(int ms) {
     std::vector<uint32_t> ssrcs;
-    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            end - std::chrono::steady_clock::now())
-                            .count();
-      if (left <= 0) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left)) <= 0) break;
-      uint8_t buf[2048];
-      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n >= 12 && (buf[0] >> 6) == 2 && !(buf[1] >= 200 && buf[1] <= 206))
+    for (const auto &buf : receive_packets(SIZE_MAX, ms))
+      if (buf.size() >= 12 && (buf[0] >> 6) == 2)
         ssrcs.push_back(uint32_t(buf[8]) << 24 | uint32_t(buf[9]) << 16 | uint32_t(buf[10]) << 8 |
                         buf[11]);
-    }
     return ssrcs;
   }
 
@@ -126,6 +152,35 @@ RelaySettings settings(const std::string &address, uint16_t min, uint16_t max) {
 }
 
 constexpr uint32_t kDoor = 0xd00d, kMon0 = 0xa0, kMon1 = 0xa1;
+
+// A VP8 RTP packet (RFC 7741): `start` sets S (the first packet of a frame),
+// `key` clears P (a keyframe); the byte after the payload header names the
+// packet, so a receiver can tell which one it got.
+std::vector<uint8_t> vp8_packet(uint16_t seq, uint32_t ts, uint32_t ssrc, bool start, bool key,
+                                uint8_t tag) {
+  std::vector<uint8_t> p(60, 0);
+  p[0] = 0x80, p[1] = 96;
+  p[2] = seq >> 8, p[3] = seq & 0xff;
+  for (int i = 0; i < 4; ++i) p[4 + i] = ts >> (24 - 8 * i), p[8 + i] = ssrc >> (24 - 8 * i);
+  p[12] = start ? 0x10 : 0x00;
+  p[13] = key ? 0x00 : 0x01;
+  p[14] = tag;
+  return p;
+}
+
+uint16_t seq_of(const std::vector<uint8_t> &p) { return static_cast<uint16_t>(p[2] << 8 | p[3]); }
+uint32_t ssrc_of(const std::vector<uint8_t> &p) {
+  return uint32_t(p[8]) << 24 | uint32_t(p[9]) << 16 | uint32_t(p[10]) << 8 | p[11];
+}
+
+size_t threads_of_this_process() {
+  size_t n = 0;
+  if (DIR *d = opendir("/proc/self/task")) {
+    while (dirent *e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n;
+}
 
 class RelayFamily : public ::testing::TestWithParam<const char *> {};
 
@@ -278,6 +333,202 @@ TEST(MediaRelay, RefusesCallsBeforeRunningOutOfFileDescriptors) {
     EXPECT_TRUE(relay.start_call("again", sdp("127.0.0.1", 4100, "sendrecv"), &error)) << error;
   }
   setrlimit(RLIMIT_NOFILE, &saved);
+}
+
+// A device whose 183 comes in the middle of a GOP gets the cached GOP from
+// the keyframe on at once, before any new live packet, with sequence numbers
+// that go on without a gap into the live stream (issue 3: a picture at once).
+TEST(MediaRelay, NewBranchGetsTheCachedGopAtOnce) {
+  MediaRelay relay(settings("127.0.0.1", 31000, 31099));
+  Peer door("127.0.0.1"), mon0("127.0.0.1"), mon1("127.0.0.1");
+  std::string error;
+  ASSERT_TRUE(relay.start_call("gop", sdp("127.0.0.1", door.port(), "sendrecv"), &error)) << error;
+  ASSERT_TRUE(relay.offer_for_branch("gop", 0, &error)) << error;
+  ASSERT_TRUE(relay.offer_for_branch("gop", 1, &error)) << error;
+  const auto a0 = relay.answer_from_branch("gop", 0, sdp("127.0.0.1", mon0.port(), "recvonly"),
+                                           false);
+  const uint16_t relay_port = video_of(a0.sdp).port;
+
+  // A delta frame before any keyframe (nothing to replay), then a keyframe
+  // in three packets and three delta frames: the GOP is tags 1-6.
+  door.send_raw(relay_port, vp8_packet(99, 0, kDoor, true, false, 0));
+  door.send_raw(relay_port, vp8_packet(100, 3000, kDoor, true, true, 1));
+  door.send_raw(relay_port, vp8_packet(101, 3000, kDoor, false, true, 2));
+  door.send_raw(relay_port, vp8_packet(102, 3000, kDoor, false, true, 3));
+  for (uint16_t i = 0; i < 3; ++i)
+    door.send_raw(relay_port, vp8_packet(103 + i, 6000 + 3000 * i, kDoor, true, false, 4 + i));
+  ASSERT_EQ(mon0.receive_packets(7, 3000).size(), 7u) << "mon0 did not get the door's packets";
+
+  relay.answer_from_branch("gop", 1, sdp("127.0.0.1", mon1.port(), "recvonly"), false);
+  const auto replayed = mon1.receive_packets(6, 3000);
+  ASSERT_EQ(replayed.size(), 6u) << "the joining branch did not get the cached GOP at once";
+  for (size_t i = 0; i < replayed.size(); ++i) {
+    EXPECT_EQ(replayed[i][14], i + 1) << "packet " << i << " of the replay is not the GOP's";
+    if (i > 0) {
+      EXPECT_EQ(seq_of(replayed[i]), uint16_t(seq_of(replayed[i - 1]) + 1));
+    }
+    EXPECT_EQ(ssrc_of(replayed[i]), ssrc_of(replayed[0]));
+  }
+  EXPECT_EQ(replayed[0][13] & 0x01, 0) << "the replay does not start with the keyframe";
+
+  // The live stream goes on where the replay ended.
+  door.send_raw(relay_port, vp8_packet(106, 15000, kDoor, true, false, 7));
+  const auto live = mon1.receive_packets(1, 3000);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0][14], 7);
+  EXPECT_EQ(seq_of(live[0]), uint16_t(seq_of(replayed.back()) + 1));
+  EXPECT_EQ(ssrc_of(live[0]), ssrc_of(replayed[0]));
+  // The counter is raised after the send returns: the device may be faster.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (relay.json().find("\"packets\":7") == std::string::npos &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_NE(relay.json().find("\"packets\":7"), std::string::npos) << relay.json();
+}
+
+// 40 calls x 4 early branches run on the configured number of I/O threads,
+// not threads per socket, and every branch gets every packet.
+TEST(MediaRelay, ManyCallsShareAFewIoThreads) {
+  constexpr int kCalls = 40, kBranches = 4, kPackets = 5;
+  RelaySettings rs = settings("127.0.0.1", 31100, 31599);
+  rs.threads = 2;
+  const size_t threads_before = threads_of_this_process();
+  MediaRelay relay(rs);
+  std::vector<std::unique_ptr<Peer>> doors, devices;
+  std::vector<uint16_t> door_facing;
+  std::string error;
+  for (int c = 0; c < kCalls; ++c) {
+    const std::string id = "many" + std::to_string(c);
+    doors.push_back(std::make_unique<Peer>("127.0.0.1"));
+    ASSERT_TRUE(relay.start_call(id, sdp("127.0.0.1", doors.back()->port(), "sendrecv"), &error))
+        << error;
+    for (int b = 0; b < kBranches; ++b) ASSERT_TRUE(relay.offer_for_branch(id, b, &error)) << error;
+    for (int b = 0; b < kBranches; ++b) {
+      devices.push_back(std::make_unique<Peer>("127.0.0.1"));
+      auto a = relay.answer_from_branch(id, b, sdp("127.0.0.1", devices.back()->port(), "recvonly"),
+                                        false);
+      if (b == 0) door_facing.push_back(video_of(a.sdp).port);
+    }
+  }
+  EXPECT_EQ(relay.io_threads(), 2u);
+  EXPECT_LE(threads_of_this_process() - threads_before, 2u)
+      << "the relay must not start threads per call or socket";
+  for (int c = 0; c < kCalls; ++c)
+    for (uint16_t seq = 1; seq <= kPackets; ++seq)
+      doors[c]->send_rtp(door_facing[c], seq, kDoor + c);
+  for (size_t d = 0; d < devices.size(); ++d) {
+    const auto got = devices[d]->receive_packets(kPackets, 5000);
+    EXPECT_EQ(got.size(), size_t(kPackets)) << "device " << d << " (call " << d / kBranches
+                                            << ") lost packets";
+    for (const auto &p : got) EXPECT_EQ(ssrc_of(p), kDoor + d / kBranches);
+  }
+  EXPECT_LE(threads_of_this_process() - threads_before, 2u);
+}
+
+// Junk on a relay socket (not RTP, truncated headers, RTCP with lengths that
+// lie, datagrams bigger than a packet buffer) crashes nothing and does not
+// stop another call; the flooded call still relays afterwards.
+TEST(MediaRelay, JunkOnOneSocketStopsNoOtherCall) {
+  MediaRelay relay(settings("127.0.0.1", 31600, 31699));
+  Peer door_a("127.0.0.1"), dev_a("127.0.0.1"), door_b("127.0.0.1"), dev_b("127.0.0.1");
+  std::string error;
+  uint16_t caller_port[2], branch_port[2];
+  Peer *doors[2] = {&door_a, &door_b}, *devs[2] = {&dev_a, &dev_b};
+  for (int c = 0; c < 2; ++c) {
+    const std::string id = c ? "b" : "a";
+    ASSERT_TRUE(relay.start_call(id, sdp("127.0.0.1", doors[c]->port(), "sendrecv"), &error));
+    branch_port[c] = video_of(*relay.offer_for_branch(id, 0, &error)).port;
+    caller_port[c] = video_of(relay.answer_from_branch(
+                                       id, 0, sdp("127.0.0.1", devs[c]->port(), "recvonly"), false)
+                                  .sdp)
+                         .port;
+  }
+  std::vector<std::vector<uint8_t>> junk = {
+      {},
+      {0x80},
+      std::vector<uint8_t>(11, 0x80),                             // shorter than an RTP header
+      {0x8f, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0},             // 15 CSRCs in 14 bytes
+      {0x90, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0xff, 0xff},  // extension past the end
+      {0xa0, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff},             // padding past the end
+      {0x81, 206, 0xff, 0xff, 0, 0, 0, 1},                        // RTCP longer than it is
+      {0x81, 206, 0, 0},                                          // RTCP PLI cut short
+      {0x80, 200, 0, 6, 0, 0, 0, 1, 0x81, 206, 0, 9},             // compound, second one lies
+      {0x81, 206, 0, 2, 0, 0, 0, 1},                              // a PLI without its media SSRC
+      std::vector<uint8_t>(3000, 0x80),                           // bigger than a packet buffer
+  };
+  std::mt19937 rng(3);
+  for (int i = 0; i < 200; ++i) {
+    std::vector<uint8_t> r(rng() % 1500);
+    for (auto &b : r) b = static_cast<uint8_t>(rng());
+    junk.push_back(r);
+  }
+  std::atomic<bool> flooding{true};
+  std::thread flood([&] {
+    Peer attacker("127.0.0.1");
+    for (int round = 0; round < 40 && flooding; ++round)
+      for (const auto &j : junk)
+        for (uint16_t port : {caller_port[0], uint16_t(caller_port[0] + 1),
+                              uint16_t(branch_port[0] + 1)})
+          attacker.send_raw(port, j);
+  });
+  for (uint16_t seq = 1; seq <= 20; ++seq) door_b.send_rtp(caller_port[1], seq, kDoor);
+  const auto got_b = dev_b.receive_packets(20, 5000);
+  flooding = false;
+  flood.join();
+  EXPECT_EQ(got_b.size(), 20u) << "junk on call a's sockets held up call b";
+  // Call a latched its caller to the attacker (the first packet wins, as
+  // symmetric RTP does; junk on the device's RTP port would have taken the
+  // device's media the same way): the real door's packets still go through.
+  dev_a.receive_packets(100000, 300);  // whatever the junk left
+  for (uint16_t seq = 100; seq < 110; ++seq) door_a.send_rtp(caller_port[0], seq, kDoor);
+  const auto got_a = dev_a.receive_packets(10, 3000);
+  EXPECT_EQ(got_a.size(), 10u) << "the flooded call stopped relaying";
+}
+
+// Calls end and new ones take their ports while packets keep arriving: no
+// event for a socket that is gone may touch freed state (run it under ASan or
+// valgrind), and every port comes back.
+TEST(MediaRelay, EndCallWhilePacketsFlow) {
+  RelaySettings rs = settings("127.0.0.1", 31700, 31799);
+  rs.threads = 2;
+  MediaRelay relay(rs);
+  std::string error;
+  std::atomic<bool> running{true};
+  std::thread blaster([&] {
+    Peer door("127.0.0.1");
+    uint16_t seq = 0;
+    while (running) {
+      ++seq;
+      for (uint16_t port = 31700; port < 31800; ++port) {
+        // keyframes and deltas on every port, RTP and RTCP alike
+        door.send_raw(port, vp8_packet(seq, seq * 3000u, kDoor, true, seq % 10 == 0, 0));
+        if (port & 1) door.send_raw(port, {0x81, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0xd0, 0x0d});
+      }
+    }
+  });
+  std::vector<std::unique_ptr<Peer>> devices;
+  for (int i = 0; i < 6; ++i) devices.push_back(std::make_unique<Peer>("127.0.0.1"));
+  for (int round = 0; round < 60; ++round) {
+    const std::string id = "flow" + std::to_string(round);
+    if (!relay.start_call(id, sdp("127.0.0.1", 4000, "sendrecv"), &error)) {
+      ADD_FAILURE() << error;
+      break;
+    }
+    for (size_t b = 0; b < 3; ++b) {
+      ASSERT_TRUE(relay.offer_for_branch(id, b, &error)) << error;
+      relay.answer_from_branch(id, b, sdp("127.0.0.1", devices[(round + b) % 6]->port(), "recvonly"),
+                               false);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (round % 3 == 1) relay.answer_from_branch(id, 1, sdp("127.0.0.1", 4100, "sendrecv"), true);
+    relay.branch_gone(id, 2);
+    if (round >= 2) relay.end_call("flow" + std::to_string(round - 2), "test");
+  }
+  running = false;
+  blaster.join();
+  for (int round = 58; round < 60; ++round) relay.end_call("flow" + std::to_string(round), "test");
+  EXPECT_EQ(relay.calls(), 0u);
+  EXPECT_EQ(relay.ports_in_use(), 0u);
 }
 
 }  // namespace

@@ -2009,6 +2009,12 @@ def relay_group_call(env, door_behind_nat):
         check(inv.hdrs("P-Asserted-Identity") == ["<sip:door@%s>" % DOMAIN],
               "%s: P-Asserted-Identity is %s, expected the door's authenticated AOR only"
               % (name, inv.hdrs("P-Asserted-Identity")))
+        # The proxy absorbs all early answers but one, and nobody would PRACK
+        # an absorbed reliable 183 (RFC 3262 section 3): a forked relayed
+        # INVITE offers no 100rel; the door's other options pass.
+        supported = ",".join(inv.hdrs("Supported")).replace(" ", "").split(",")
+        check("100rel" not in supported and "timer" in supported,
+              "%s: Supported is %s, expected timer without 100rel" % (name, supported))
         early = [p for p in peers[name].rtp(door_ssrc) if p[0] < t200]
         log("%s: %d door packets before the 200, %d in all"
             % (name, len(early), len(peers[name].rtp(door_ssrc))))
@@ -2507,6 +2513,14 @@ def case_monitor_rings_with_video(env):
     check_no_code_in_logs(env, "mon1", "mon2")
     for name in ("mon1", "mon2"):
         check(env.monitors[name].running(), "%s is no longer running" % name)
+    # Stopped, a monitor and the door take their bindings away (un-REGISTER,
+    # RFC 3261 section 10.2.2, answering the proxy's challenge).
+    env.monitors["mon2"].stop()
+    env.door_proc.stop()
+    aors = {r.get("aor") for r in env.ctl("registrations").get("registrations")}
+    check("sip:mon2@%s" % DOMAIN not in aors and "sip:door@%s" % DOMAIN not in aors
+          and "sip:mon1@%s" % DOMAIN in aors, "bindings after mon2 and the door stopped: %s"
+          % sorted(aors))
 
 
 def case_monitor_calls_door(env):

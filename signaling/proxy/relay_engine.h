@@ -1,0 +1,124 @@
+// The relay's data plane: a few I/O threads move every relayed packet, as in
+// rtpengine, instead of a GStreamer pipeline and two threads per port pair.
+//
+// Each thread ("worker") has one epoll set; a call is pinned to the worker
+// with the fewest calls, so its packet state (latching, the caller's SSRC, the
+// GOP cache, every branch's sequencer) is touched by that thread only. A ready
+// socket is read with one recvmmsg() of up to kBatch packets per wake-up (so a
+// flooded socket cannot starve the others: epoll is level-triggered and gives
+// the rest back next round); what the batch forwards goes out with one
+// sendmmsg() per destination socket, the RTP header rewritten in a 12-byte
+// copy beside the untouched payload. No lock is contended and nothing is
+// allocated per packet: packet buffers come from the worker's pool.
+//
+// Control (add, select and remove branches, peer addresses from SDP, end of
+// call) comes from the GLib main loop and takes the worker's mutex, which the
+// worker holds while it handles one socket's batch; work that sends packets
+// (the keyframe request and GOP replay of a new branch) is handed to the
+// worker through its eventfd. A socket that is removed gets its epoll slot's
+// generation bumped, so events epoll_wait already returned for it are ignored;
+// when remove_branch() or close_call() returns, the worker has let go of the
+// sockets and the caller may close them.
+//
+// What is forwarded (the same as the GStreamer relay and rtpfork did):
+//  - the caller's RTP and RTCP to every receiving branch (every connected early
+//    branch, only the winner after select_branch), each branch with its own
+//    continuous SSRC/sequence/timestamp (rtp::BranchSequencer);
+//  - a branch's RTP and RTCP to the caller only from the winner;
+//  - an early branch's keyframe requests (PLI/FIR) and every new or selected
+//    branch through rtp::KeyframeRequests' de-duplication, as one PLI from the
+//    caller-facing RTCP socket naming the caller's latest SSRC (RFC 4585 §6.3.1);
+//  - a new branch gets the cached GOP (rtp::GopCache) at once;
+//  - symmetric RTP: the first packet from a peer, per RTP and RTCP, fixes
+//    where its packets go (update_peer() moves a peer not latched yet);
+//  - RTCP that arrives on an RTP port (rtcp-mux, RFC 5761 §4) is taken as RTCP.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rtpfork/keyframe_detect.h"
+
+namespace portier::proxy {
+
+// Where packets to a peer go; empty (len 0) when unknown: nothing is sent.
+struct RelayAddress {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+
+  // An IP literal (or a name, resolved now) and a port; empty for port 0.
+  static RelayAddress from(const std::string &host, uint16_t port);
+  bool empty() const { return len == 0; }
+  std::string text() const;  // "192.0.2.1:4000", "[::1]:4000"
+};
+
+class RelayEngine {
+ public:
+  // threads: I/O threads, 0 for one per online CPU the process may run on.
+  // They start with the first call.
+  explicit RelayEngine(unsigned threads);
+  ~RelayEngine();
+  RelayEngine(const RelayEngine &) = delete;
+  RelayEngine &operator=(const RelayEngine &) = delete;
+
+  // Packets per recvmmsg()/sendmmsg(); the largest datagram relayed.
+  static constexpr int kBatch = 32;
+  static constexpr size_t kMaxPacket = 2040;
+
+  struct Call;  // a call's packet state, owned by the engine
+
+  // One RTP/RTCP socket pair (non-blocking UDP, owned by the caller) and the
+  // peer behind it, as signalling says.
+  struct Leg {
+    int rtp_fd = -1;
+    int rtcp_fd = -1;
+    RelayAddress rtp, rtcp;
+  };
+
+  // `id` names the call in logs; `pli_ssrc` is the sender SSRC of our PLIs.
+  Call *open_call(const std::string &id, uint32_t pli_ssrc);
+  // Stream `stream` (an m= line) relayed through the caller-facing `caller`.
+  // codec: VideoCodec::None for audio (no keyframes, no GOP cache).
+  void add_stream(Call *c, size_t stream, const Leg &caller, rtp::VideoCodec codec,
+                  uint32_t clock_rate);
+  // Branch `branch` of stream `stream` starts receiving: it gets a keyframe
+  // request toward the caller and the cached GOP at once.
+  void add_branch(Call *c, size_t stream, size_t branch, const Leg &device);
+  // The answered branch: only it receives from and talks to the caller now.
+  void select_branch(Call *c, size_t branch);
+  // The branch's sockets are no longer used when this returns.
+  void remove_branch(Call *c, size_t branch);
+  // New addresses from SDP for the caller (no branch) or a branch, where the
+  // peer's own packets have not fixed them yet.
+  void update_peer(Call *c, size_t stream, std::optional<size_t> branch, const RelayAddress &rtp,
+                   const RelayAddress &rtcp);
+  // Frees the call; none of its sockets is used when this returns.
+  void close_call(Call *c);
+
+  // Monotonic seconds of the call's last packet (0: none yet).
+  int64_t last_packet_s(const Call *c) const;
+  struct Counters {
+    uint64_t packets = 0;  // sent to the branch's device, replayed ones included
+    uint64_t bytes = 0;
+  };
+  Counters branch_counters(const Call *c, size_t branch) const;
+
+  unsigned threads() const { return threads_; }
+
+  class Worker;  // public for relay_engine.cpp's helpers
+
+ private:
+  Worker *least_loaded();
+
+  unsigned threads_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // started with the first call
+};
+
+}  // namespace portier::proxy
