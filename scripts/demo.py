@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -181,6 +182,25 @@ class Demo:
         for m in self.monitors:
             wait_for(lambda: (m.ctl("status") or {}).get("registered"), 10,
                      "%s to register" % m.name)
+        if self.window:
+            self.place_windows()
+
+    def place_windows(self):
+        """Side by side, when xdotool is there: without a window manager (a bare
+        X server, Xvfb) both windows would open on top of each other at 0,0."""
+        if not shutil.which("xdotool"):
+            return
+        x = 0
+        for m in self.monitors:
+            w = wait_for(lambda: (m.ctl("window") or {}).get("mapped") and m.ctl("window"), 10,
+                         "%s's window" % m.name)
+            aor = (m.ctl("status") or {}).get("aor", "")
+            found = subprocess.run(["xdotool", "search", "--name", re.escape(aor)],
+                                   capture_output=True, text=True, timeout=5).stdout.split()
+            if found:
+                subprocess.run(["xdotool", "windowmove", found[0], str(x), "0"],
+                               capture_output=True, timeout=5)
+            x += w["window"]["w"] + 10
 
     def mark(self, who, what, mono_ms=None, wall_ms=None):
         """One line of the timeline, at a time on CLOCK_MONOTONIC (the door's

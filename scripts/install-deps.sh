@@ -21,8 +21,10 @@ PACKAGES=(
   libgpiod-dev gpiod libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   # digest hashing (MD5, SHA-256 through EVP), journal logging
   libssl-dev libsystemd-dev
-  # tests: GoogleTest, and the real SIP peers
-  libgtest-dev sip-tester linphone-cli
+  # the monitor's window: GTK 3 and gtksink
+  libgtk-3-dev gstreamer1.0-gtk3
+  # tests: GoogleTest, and the real SIP peers; the window test's X server and clicks
+  libgtest-dev sip-tester linphone-cli xvfb xdotool
   # benchmark peers: the proxy against Kamailio, the relay against rtpengine
   kamailio rtpengine-daemon
   # tools the test scripts use

@@ -1,11 +1,17 @@
 // portier-monitor: the in-house monitor and reference app.
 //   portier-monitor --config /etc/portier/monitor.conf
 // Headless: driven by its control socket (portierctl --socket ... COMMAND).
+// [ui] mode = window: a GTK window as well (monitor_window.h), on the same
+// main loop; without a display it says so once and runs headless.
 #include <glib-unix.h>
 #include <glib.h>
 #include <gst/gst.h>
 #include <sofia-sip/su_glib.h>
 #include <systemd/sd-daemon.h>
+
+#include <functional>
+#include <memory>
+#include <string>
 
 #include "common/cli.h"
 #include "common/control_socket.h"
@@ -14,6 +20,7 @@
 #include "common/mainloop.h"
 #include "monitor/monitor.h"
 #include "monitor/monitor_control.h"
+#include "monitor/monitor_window.h"
 
 using namespace portier;
 
@@ -22,10 +29,13 @@ namespace {
 struct StopCtx {
   monitor::Monitor *monitor;
   GMainLoop *loop;
+  bool stopping = false;  // a signal and the window's close may both ask
 };
 
 gboolean on_signal(gpointer data) {
   auto *ctx = static_cast<StopCtx *>(data);
+  if (ctx->stopping) return G_SOURCE_REMOVE;
+  ctx->stopping = true;
   PLOG_INFO("stopping");
   GMainLoop *loop = ctx->loop;
   ctx->monitor->stop([loop] { g_main_loop_quit(loop); });
@@ -56,8 +66,13 @@ int main(int argc, char **argv) {
   monitor::MonitorSettings settings = monitor::monitor_settings_from_config(cfg);
   log::init("portier-monitor", settings.log_output, settings.log_level);
   gst_init(nullptr, nullptr);
-  if (settings.window)
-    PLOG_WARN("[ui] mode = window: the window face is not built yet; running headless");
+  if (settings.window) {
+    std::string why;
+    if (!monitor::MonitorWindow::init(&why)) {
+      PLOG_WARN("[ui] mode = window: %s; running headless", why.c_str());
+      settings.window = false;
+    }
+  }
 
   PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
   su_root_t *root = mainloop::sofia_root();
@@ -78,6 +93,15 @@ int main(int argc, char **argv) {
     StopCtx stop{&mon, loop};
     g_unix_signal_add(SIGTERM, on_signal, &stop);
     g_unix_signal_add(SIGINT, on_signal, &stop);
+    // Made before the core starts, so the first call already has its display;
+    // gone before the core (it unhooks itself).
+    std::unique_ptr<monitor::MonitorWindow> window;
+    std::function<std::string()> window_json;
+    if (settings.window) {
+      window = std::make_unique<monitor::MonitorWindow>(mon, [&stop] { on_signal(&stop); });
+      window_json = [&window] { return window->json(); };
+      PLOG_INFO("window shown");
+    }
     ControlSocket control;
     if (!mon.start(root, &error)) {
       PLOG_ERROR("%s", error.c_str());
@@ -86,7 +110,7 @@ int main(int argc, char **argv) {
                                                        settings.control_socket,
                                                        [&](const std::string &cmd) {
                                                          return monitor::control_command(
-                                                             mon, events, cmd);
+                                                             mon, events, cmd, window_json);
                                                        },
                                                        &error)) {
       PLOG_ERROR("control socket %s: %s", settings.control_socket.c_str(), error.c_str());

@@ -36,6 +36,7 @@ Monitor::Monitor(MonitorSettings settings, EventSink &events)
       digest_(settings_.username, settings_.password) {}
 
 Monitor::~Monitor() {
+  on_change_ = nullptr;
   if (reg_timer_) g_source_remove(reg_timer_);
   if (keyframe_timer_) g_source_remove(keyframe_timer_);
   if (stop_timer_) g_source_remove(stop_timer_);
@@ -48,6 +49,7 @@ void Monitor::emit(const std::string &kind, std::vector<EventField> fields) {
   if (!call_id_.empty() && (in_call(state_) || kind == "ended"))
     fields.insert(fields.begin(), field("call_id", call_id_));
   events_.add(kind, fields);
+  if (on_change_) on_change_();
 }
 
 int64_t Monitor::since_invite_ms() const { return (g_get_monotonic_time() - invite_us_) / 1000; }
@@ -120,7 +122,9 @@ void Monitor::shutdown_sip() {
 
 void Monitor::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
                      nua_handle_t *nh, nua_hmagic_t *, sip_t const *sip, tagi_t *tags) {
-  reinterpret_cast<Monitor *>(magic)->handle(event, status, phrase, nh, sip, tags);
+  auto *self = reinterpret_cast<Monitor *>(magic);
+  self->handle(event, status, phrase, nh, sip, tags);
+  if (self->on_change_) self->on_change_();
 }
 
 // A handle is destroyed once nua says its dialog is over (the final response
@@ -292,6 +296,7 @@ bool Monitor::new_media(std::string *error) {
   MonitorMedia::Callbacks cb;
   cb.first_video_rtp = [this] { on_first_video_rtp(); };
   cb.first_frame = [this](int w, int h) { on_first_frame(w, h); };
+  cb.display_sink = display_sink_;
   media_ = std::make_unique<MonitorMedia>(settings_.media, cb);
   media_->set_mic(mic_on_);
   first_rtp_ms_ = first_frame_ms_ = first_frame_wall_ms_ = -1;
@@ -733,6 +738,23 @@ std::string Monitor::status_json() const {
          ",\"actions_sent\":" + std::to_string(actions_sent_) +
          ",\"action_method\":" + json::quote(action_method_name(settings_.action_method)) + "}";
   return out;
+}
+
+MonitorView Monitor::view() const {
+  MonitorView v;
+  v.aor = settings_.aor;
+  v.registered = registered_;
+  v.registration = reg_status_;
+  v.state = state_;
+  v.reason = reason_;
+  v.incoming = incoming_;
+  v.peer = peer_;
+  v.mic_on = mic_on_;
+  v.action_method = settings_.action_method;
+  v.has_open_door = !settings_.open_door_code.empty();
+  v.has_light = !settings_.light_code.empty();
+  v.has_doors = !settings_.doors.empty();
+  return v;
 }
 
 std::string Monitor::doors_json() const {

@@ -30,6 +30,7 @@
 #include "monitor/monitor_config.h"
 #include "monitor/monitor_events.h"
 #include "monitor/monitor_media.h"
+#include "monitor/monitor_view.h"
 
 namespace portier::monitor {
 
@@ -63,6 +64,14 @@ class Monitor {
   std::string status_json() const;
   std::string doors_json() const;
   CallState state() const { return state_; }
+  MonitorView view() const;
+  const std::vector<MonitorSettings::Door> &doors() const { return settings_.doors; }
+
+  // The window face: `changed` runs after anything the core did (a SIP event,
+  // a milestone), so a face can redraw from view(); `display_sink` makes the
+  // sink that shows each call's video beside the frame counter (null: none).
+  void set_on_change(std::function<void()> changed) { on_change_ = std::move(changed); }
+  void set_display_sink(std::function<GstElement *()> make) { display_sink_ = std::move(make); }
 
  private:
   struct PendingMessage {
@@ -104,6 +113,8 @@ class Monitor {
   su_root_t *root_ = nullptr;
   nua_t *nua_ = nullptr;
   std::function<void()> on_shutdown_;
+  std::function<void()> on_change_;
+  std::function<GstElement *()> display_sink_;
   bool stopping_ = false;  // unregistering before nua_shutdown
   guint stop_timer_ = 0;
   void shutdown_sip();

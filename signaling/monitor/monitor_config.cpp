@@ -61,8 +61,8 @@ config::Schema make_schema() {
   s.any_key("doors", config::Type::String, "front = sip:door@home.example",
             "a door the monitor can call to watch its camera: NAME = its SIP address");
   s.str("ui", "mode", "headless",
-        "headless (driven by the control socket) or window (a GTK window: not built yet, runs "
-        "headless)",
+        "headless (driven by the control socket) or window (a GTK window as well: video, "
+        "buttons, doors; without a display it runs headless)",
         {"headless", "window"});
   return s;
 }

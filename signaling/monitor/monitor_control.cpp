@@ -11,11 +11,12 @@ std::string reply(const Outcome &o) {
 
 constexpr const char *kUsage =
     "unknown command (status, answer, hangup, decline, mic on|off, action open-door|light, "
-    "call <door>, doors, snapshot <path.png>, events, ping)";
+    "call <door>, doors, snapshot <path.png>, events, window, ping)";
 
 }  // namespace
 
-std::string control_command(Monitor &monitor, const EventSink &events, const std::string &line) {
+std::string control_command(Monitor &monitor, const EventSink &events, const std::string &line,
+                            const std::function<std::string()> &window_json) {
   const size_t sp = line.find(' ');
   const std::string cmd = line.substr(0, sp);
   std::string arg = sp == std::string::npos ? "" : line.substr(sp + 1);
@@ -34,6 +35,8 @@ std::string control_command(Monitor &monitor, const EventSink &events, const std
   if (cmd == "doors") return monitor.doors_json();
   if (cmd == "snapshot") return reply(monitor.snapshot(arg));
   if (cmd == "events") return events.json_array();
+  if (cmd == "window")
+    return window_json ? window_json() : reply(Outcome::fail("no window: running headless"));
   if (cmd == "ping") return "{\"pong\":true}";
   return reply(Outcome::fail(kUsage));
 }

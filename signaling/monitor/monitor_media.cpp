@@ -199,13 +199,40 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
                                                       "wait-for-keyframe=true ! h264parse"
                                                     : "rtpvp8depay request-keyframe=true "
                                                       "wait-for-keyframe=true";
-    video_bin_ = make_bin(depay + " ! " + video_decoder_ +
-                              " ! videoconvert ! video/x-raw,format=RGB ! appsink name=frames "
-                              "sync=false max-buffers=1 drop=true",
+    const std::string frames =
+        "videoconvert ! video/x-raw,format=RGB ! appsink name=frames sync=false max-buffers=1 "
+        "drop=true";
+    GstElement *display = callbacks_.display_sink ? callbacks_.display_sink() : nullptr;
+    // With a display: a tee after the decoder and a queue (a thread) per
+    // branch, as a tee needs: without one, the first sink's preroll would
+    // wait for the second one's, which never gets its buffer. The queues are
+    // leaky, so a slow screen drops frames instead of holding up the counter.
+    video_bin_ = make_bin(depay + " ! " + video_decoder_ + " ! " +
+                              (display ? "tee name=split ! queue leaky=downstream "
+                                         "max-size-buffers=3 ! " +
+                                             frames +
+                                             " split. ! queue leaky=downstream "
+                                             "max-size-buffers=3 ! videoconvert name=display_in"
+                                       : frames),
                           "video_decode", error);
-    if (!video_bin_) return false;
+    if (!video_bin_) {
+      if (display) gst_object_unref(gst_object_ref_sink(display));
+      return false;
+    }
     gst_bin_add(GST_BIN(p), video_bin_);
     gst_object_ref(video_bin_);
+    if (display) {
+      // The parser ghosted the display branch's open end as the bin's "src":
+      // the display sink takes its place inside the bin.
+      if (GstPad *ghost = gst_element_get_static_pad(video_bin_, "src")) {
+        gst_element_remove_pad(video_bin_, ghost);
+        gst_object_unref(ghost);
+      }
+      GstElement *in = gst_bin_get_by_name(GST_BIN(video_bin_), "display_in");
+      gst_bin_add(GST_BIN(video_bin_), display);
+      if (!gst_element_link(in, display)) PLOG_WARN("media: cannot link the display sink");
+      gst_object_unref(in);
+    }
     GstElement *sink = gst_bin_get_by_name(GST_BIN(video_bin_), "frames");
     GstAppSinkCallbacks cbs{};
     cbs.new_sample = [](GstAppSink *s, gpointer self) { return on_frame(GST_ELEMENT(s), self); };

@@ -1,8 +1,9 @@
 // The monitor's media for one call, on one rtpbin (RTCP, receiver reports and
 // PLI keyframe requests the standard way):
 //   video: RTP -> jitter buffer -> depayloader -> decoder -> videoconvert ->
-//          appsink, which counts frames and keeps the last one for snapshots
-//          (the window face puts a display sink beside it);
+//          appsink, which counts frames and keeps the last one for snapshots;
+//          the window face adds a tee before videoconvert with a second
+//          branch (leaky queue -> videoconvert -> its display sink, gtksink);
 //   audio: microphone -> G.711 in ptime packets -> RTP (telephone-events take
 //          the place of voice packets while a key is sent, RFC 4733), and
 //          RTP -> decoder -> speaker.
@@ -37,6 +38,10 @@ class MonitorMedia {
   struct Callbacks {
     std::function<void()> first_video_rtp;
     std::function<void(int width, int height)> first_frame;
+    // Makes the element that shows the video (a floating ref, taken into the
+    // pipeline), on the main loop when the call's pipeline is built; unset or
+    // returning null: no display, only the frame counter (headless).
+    std::function<GstElement *()> display_sink;
   };
 
   MonitorMedia(MonitorMediaSettings settings, Callbacks callbacks);

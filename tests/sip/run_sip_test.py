@@ -161,14 +161,14 @@ def _die_with_parent():
 
 
 class Proc:
-    def __init__(self, name, argv, out_path, cwd, append=False):
+    def __init__(self, name, argv, out_path, cwd, append=False, env=None):
         self.name = name
         self.argv = argv
         self.out_path = out_path
         self.out = open(out_path, "ab" if append else "wb")
         self.popen = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
-            cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
+            cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent, env=env)
         self.pid = self.popen.pid
 
     def running(self):
@@ -566,7 +566,7 @@ audio-sink = none
 
     # ---- portier-monitor -------------------------------------------------
     def start_monitor(self, name, user, slot, index, extra="", wait_registered=True,
-                      trusted=""):
+                      trusted="", environ=None):
         """Starts portier-monitor `name` registered as user@home.example through
         our proxy (headless, test tone as microphone, no speaker). Its RTP
         ports are 20 of the case's own, after the door's (index 0 or 1)."""
@@ -603,7 +603,7 @@ front = sip:door@{dom}
            mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra, trusted=trusted)
         path = self.write(name + ".conf", cfg)
         out = os.path.join(self.dir, name + ".log")
-        proc = Proc(name, [self.args.monitor, "--config", path], out, self.dir)
+        proc = Proc(name, [self.args.monitor, "--config", path], out, self.dir, env=environ)
         self.procs.append(proc)
         self.monitors[name] = proc
         deadline = time.time() + 15
@@ -2753,6 +2753,216 @@ def case_monitor_keyframe_request(env):
     check("keyframe_request" in kinds, "no keyframe_request event line: %s" % kinds)
 
 
+# --------------------------------------------------------------------------
+# The monitor's window (an X server of the case's own, real screenshots)
+# --------------------------------------------------------------------------
+
+class Xvfb:
+    """An Xvfb of this case: its display number follows from the case's port
+    block (100 + block number), so parallel cases never share one; a number
+    already taken (its lock file exists) moves on by 50."""
+    WIDTH, HEIGHT = 1024, 768
+
+    def __init__(self, env):
+        exe = shutil.which("Xvfb")
+        if not exe:
+            raise TestFailure("Xvfb not found (Debian: xvfb; scripts/install-deps.sh)")
+        first = 100 + (env.ports.base - 21000) // Ports.BLOCK % 400
+        self.proc = None
+        for n in range(first, first + 400, 50):
+            if os.path.exists("/tmp/.X%d-lock" % n) or os.path.exists("/tmp/.X11-unix/X%d" % n):
+                continue
+            self.display, self.socket = ":%d" % n, "/tmp/.X11-unix/X%d" % n
+            proc = Proc("xvfb", [exe, self.display, "-screen", "0",
+                                 "%dx%dx24" % (self.WIDTH, self.HEIGHT), "-nolisten", "tcp",
+                                 "-noreset"], os.path.join(env.dir, "xvfb.log"), env.dir,
+                        append=True)
+            env.procs.append(proc)
+            deadline = time.time() + 10
+            while time.time() < deadline and proc.running() and not os.path.exists(self.socket):
+                time.sleep(0.1)
+            if proc.running() and os.path.exists(self.socket):
+                self.proc = proc
+                break
+            # Another X server took the number at the same moment: the next one.
+            proc.stop()
+        check(self.proc, "no Xvfb could start from :%d on (xvfb.log)" % first)
+        self.environ = dict(os.environ, DISPLAY=self.display)
+        self.environ.pop("WAYLAND_DISPLAY", None)
+        log("Xvfb on %s (pid %d)" % (self.display, self.proc.pid))
+
+    def grab(self, path, rect=None):
+        """A screenshot of the root window (or of rect x, y, w, h in it) by
+        GStreamer's ximagesrc: path.png for people, and the RGB pixels (rows
+        of w*3 bytes) returned as (w, h, bytes)."""
+        x, y, w, h = rect or (0, 0, self.WIDTH, self.HEIGHT)
+        raw = path + ".rgb"
+        crop = "startx=%d starty=%d endx=%d endy=%d" % (x, y, x + w - 1, y + h - 1)
+        r = subprocess.run(
+            "gst-launch-1.0 -q ximagesrc display-name=%s use-damage=false show-pointer=false %s "
+            "num-buffers=1 ! videoconvert ! video/x-raw,format=RGB ! tee name=t "
+            "! queue ! filesink location=%s t. ! queue ! pngenc ! filesink location=%s"
+            % (self.display, crop, raw, path), shell=True, capture_output=True, timeout=20)
+        check(r.returncode == 0 and os.path.exists(raw), "screenshot failed: %s"
+              % r.stderr.decode("utf-8", "replace")[-500:])
+        data = open(raw, "rb").read()
+        stride = (w * 3 + 3) & ~3  # GStreamer pads RGB rows to 4 bytes
+        check(len(data) >= stride * h, "screenshot %s: %d bytes for %dx%d" % (raw, len(data), w, h))
+        rows = b"".join(data[i * stride:i * stride + w * 3] for i in range(h))
+        return w, h, rows
+
+    def click(self, x, y):
+        r = subprocess.run(["xdotool", "mousemove", "--sync", str(x), str(y), "click", "1"],
+                           env=self.environ, capture_output=True, timeout=10)
+        check(r.returncode == 0, "xdotool click at %d,%d: %s" % (x, y, r.stderr))
+
+
+def picture_stats(rgb):
+    """(distinct colours, luma range) of RGB pixels, every 7th pixel."""
+    colours, lo, hi = set(), 255, 0
+    for i in range(0, len(rgb) - 2, 21):
+        r, g, b = rgb[i], rgb[i + 1], rgb[i + 2]
+        colours.add((r, g, b))
+        y = (299 * r + 587 * g + 114 * b) // 1000
+        lo, hi = min(lo, y), max(hi, y)
+    return len(colours), hi - lo
+
+
+def pixels_changed(a, b):
+    """The share of pixels that differ between two same-sized RGB pictures."""
+    n = len(a) // 3
+    diff = sum(1 for i in range(0, n * 3, 3) if a[i:i + 3] != b[i:i + 3])
+    return diff / max(1, n)
+
+
+def center(rect):
+    return rect["x"] + rect["w"] // 2, rect["y"] + rect["h"] // 2
+
+
+def case_monitor_window(env):
+    """portier-monitor's window ([ui] mode = window) under an Xvfb of the case:
+    the door rings; the window's title and red state line say "Ringing", only
+    Answer and Hang up (and Mic) are enabled; two real screenshots of the video
+    area are not uniform and differ (the door's moving test pattern in
+    gtksink); a click (xdotool) on Answer answers the door (monitor answered,
+    door active, the window says so), a click on Hang up ends the call; then a
+    click on the door "front" calls it and its camera shows. A monitor in
+    window mode without a display logs why and runs headless."""
+    xvfb = Xvfb(env)
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0, extra="[ui]\nmode = window\n", environ=xvfb.environ)
+    # No display: one clear line, and the headless monitor works as ever.
+    headless = dict(os.environ)
+    headless.pop("DISPLAY", None)
+    headless.pop("WAYLAND_DISPLAY", None)
+    env.start_monitor("mon2", "mon2", 1, 1, extra="[ui]\nmode = window\n", environ=headless)
+    fallback = [l for l in env.monitor_log_text("mon2").splitlines() if "mode = window" in l]
+    log("mon2: %s" % fallback)
+    check(len(fallback) == 1 and "no display" in fallback[0] and "headless" in fallback[0],
+          "mon2 (window mode, no display) did not say once that it runs headless: %s" % fallback)
+    check("no window" in env.mon_ctl("mon2", "window").get("error", ""),
+          "mon2 reports a window without a display")
+
+    def window(pred, what, timeout=10):
+        deadline = time.time() + timeout
+        w = None
+        while time.time() < deadline:
+            w = env.mon_ctl("mon1", "window")
+            if "error" not in w and pred(w):
+                return w
+            time.sleep(0.1)
+        raise TestFailure("mon1's window: %s not reached within %ds: %s"
+                          % (what, timeout, json.dumps(w)))
+
+    w = window(lambda w: w["mapped"] and w["registration_line"].startswith("Registered"),
+               "shown and registered")
+    check(w["call_line"] == "No call" and not w["controls"]["answer"]["sensitive"] and
+          not w["controls"]["hangup"]["sensitive"] and w["doors"][0]["sensitive"],
+          "mon1's idle window: %s" % json.dumps(w))
+
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early" and
+                     st.get("frames_decoded", 0) > 5, "early media with decoded video", 15)
+    env.wait_monitor("mon2", lambda st: st.get("call") == "early", "ringing (headless)", 15)
+    w = window(lambda w: w["ringing"] and w["video"]["sink"], "ringing with its video")
+    log("mon1 window while ringing: title %r, line %r, video %s"
+        % (w["title"], w["call_line"], w["video"]))
+    check(w["title"] == "portier - RINGING: sip:door@%s" % DOMAIN, "title %r" % w["title"])
+    check(w["call_line"] == "Ringing: sip:door@%s" % DOMAIN, "state line %r" % w["call_line"])
+    enabled = sorted(k for k, c in w["controls"].items() if c["sensitive"])
+    check(enabled == ["answer", "hangup", "mic"], "enabled while ringing: %s" % enabled)
+    check(not w["doors"][0]["sensitive"], "the doors list is usable during a call")
+
+    # Real pixels: the video area shows a picture, and it moves.
+    v = w["video"]
+    check(v["w"] >= 160 and v["h"] >= 120, "the video area is %dx%d" % (v["w"], v["h"]))
+    rect = (v["x"], v["y"], v["w"], v["h"])
+    shot1 = xvfb.grab(os.path.join(env.dir, "ringing-video-1.png"), rect)[2]
+    colours, luma = picture_stats(shot1)
+    check(colours >= 3 and luma >= 100, "the video area is uniform (%d colours, luma range %d)"
+          % (colours, luma))
+    changed, deadline = 0.0, time.time() + 10
+    while changed <= 0.001 and time.time() < deadline:
+        time.sleep(0.3)
+        shot2 = xvfb.grab(os.path.join(env.dir, "ringing-video-2.png"), rect)[2]
+        changed = pixels_changed(shot1, shot2)
+    log("video area: %d colours, luma range %d, then %.2f%% of its pixels changed"
+        % (colours, luma, 100 * changed))
+    check(changed > 0.001, "the video area did not change in 10 s of screenshots")
+    xvfb.grab(os.path.join(env.dir, "ringing-screen.png"))
+
+    # Answer by a click.
+    check(env.door_ctl("status").get("call") == "early", "the door is not in its early dialog")
+    xvfb.click(*center(w["controls"]["answer"]))
+    env.wait_monitor("mon1", lambda st: st.get("call") == "answered", "answered (clicked)", 10)
+    env.wait_door_event("answered", 10)
+    deadline = time.time() + 10
+    while time.time() < deadline and env.door_ctl("status").get("call") != "active":
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("call") == "active", "the door's call is not active: %s"
+          % env.door_ctl("status"))
+    st2 = env.wait_monitor("mon2", lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st2.get("reason") == "answered elsewhere", "mon2 ended with %r" % st2.get("reason"))
+    w = window(lambda w: w["call_line"].startswith("Answered"), "answered")
+    enabled = sorted(k for k, c in w["controls"].items() if c["sensitive"])
+    check(enabled == ["hangup", "mic", "open-door"], "enabled once answered: %s" % enabled)
+    check(not w["ringing"] and "RINGING" not in w["title"], "still ringing: %s" % w["title"])
+
+    # Hang up by a click.
+    xvfb.click(*center(w["controls"]["hangup"]))
+    st1 = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "ended (clicked)", 10)
+    check(st1.get("reason") == "hung up", "mon1 ended with %r" % st1.get("reason"))
+    env.wait_door_event("ended", 10)
+    w = window(lambda w: w["call_line"] == "Hung up", "hung up")
+    check(not w["controls"]["hangup"]["sensitive"] and w["doors"][0]["sensitive"],
+          "after the call: %s" % json.dumps(w["controls"]))
+    env.wait_relay_free()
+    snap = os.path.join(env.dir, "mon1-snapshot.png")
+    check(env.mon_ctl("mon1", "snapshot", snap).get("result") == snap, "no snapshot in window mode")
+    check(png_size(snap) == (320, 240), "the snapshot is %sx%s" % png_size(snap))
+
+    # The doors list: a click on "front" calls it; the door answers mon1 and shows its camera.
+    check(w["doors"][0]["name"] == "front", "doors list: %s" % w["doors"])
+    xvfb.click(*center(w["doors"][0]))
+    env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                     st.get("direction") == "outgoing" and st.get("frames_decoded", 0) > 5,
+                     "the door's camera (called from the doors list)", 15)
+    w = window(lambda w: w["call_line"] == "Watching: sip:door@%s" % DOMAIN, "watching the door")
+    v = w["video"]
+    shot = xvfb.grab(os.path.join(env.dir, "watching-video.png"),
+                     (v["x"], v["y"], v["w"], v["h"]))[2]
+    colours, luma = picture_stats(shot)
+    check(colours >= 3 and luma >= 100, "the door's camera is not shown (%d colours, luma %d)"
+          % (colours, luma))
+    xvfb.click(*center(w["controls"]["hangup"]))
+    env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of watching", 10)
+    env.wait_relay_free()
+    for name in ("mon1", "mon2"):
+        check(env.monitors[name].running(), "%s is no longer running" % name)
+    check_no_code_in_logs(env, "mon1", "mon2")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2783,6 +2993,7 @@ CASES = [
     ("monitor_calls_door", case_monitor_calls_door),
     ("monitor_bad_input", case_monitor_bad_input),
     ("monitor_keyframe_request", case_monitor_keyframe_request),
+    ("monitor_window", case_monitor_window),
 ]
 
 
