@@ -1,6 +1,7 @@
 #include "common/mainloop.h"
 
 #include <glib.h>
+#include <malloc.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_glib.h>
 #include <sys/resource.h>
@@ -80,6 +81,8 @@ void notify_ready() {
         },
         nullptr);
 }
+
+void limit_malloc_arenas() { mallopt(M_ARENA_MAX, 2); }
 
 unsigned long raise_fd_limit() {
   struct rlimit rl {};

@@ -75,6 +75,7 @@ int main(int argc, char **argv) {
   }
 
   PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
+  mainloop::limit_malloc_arenas();
   su_root_t *root = mainloop::sofia_root();
   if (!root) {
     PLOG_ERROR("cannot create the sofia-sip root");
