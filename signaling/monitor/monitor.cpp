@@ -72,8 +72,8 @@ void Monitor::stop(std::function<void()> done) {
   account_.stop(std::move(done));
 }
 
-// A handle is destroyed once nua says its dialog is over (the final response
-// sent, the BYE or CANCEL done), never while nua still needs it.
+// Our call's handle is ours no longer; the account destroys it when nua is
+// done with it (sip::Account::destroy_when_terminated).
 void Monitor::release(nua_handle_t *nh) {
   if (nh == call_) call_ = nullptr;
   account_.destroy_when_terminated(nh);
