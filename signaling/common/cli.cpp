@@ -5,8 +5,9 @@
 
 namespace portier::cli {
 
-Next parse_and_load(int argc, char **argv, const std::string &default_path, config::Config &config,
-                    std::string (*check)(const config::Config &)) {
+std::optional<int> parse_and_load(int argc, char **argv, const std::string &default_path,
+                                  config::Config &config,
+                                  std::string (*check)(const config::Config &)) {
   std::string path = default_path;
   bool check_only = false;
   const char *prog = argc > 0 ? argv[0] : "portier";
@@ -18,7 +19,7 @@ Next parse_and_load(int argc, char **argv, const std::string &default_path, conf
     } else if (!std::strcmp(argv[i], "--dump-default")) {
       // The schema is the Config's; a default Config dumps it.
       std::fputs(config::dump_default(*config.schema()).c_str(), stdout);
-      return Next::ExitOk;
+      return 0;
     } else if (!std::strcmp(argv[i], "--check-config")) {
       check_only = true;
     } else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
@@ -28,29 +29,29 @@ Next parse_and_load(int argc, char **argv, const std::string &default_path, conf
           "  --check-config  validate the configuration and exit\n"
           "  --dump-default  print the documented default configuration and exit\n",
           prog, default_path.c_str());
-      return Next::ExitOk;
+      return 0;
     } else {
       std::fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", prog, argv[i]);
-      return Next::ExitError;
+      return 1;
     }
   }
   std::string error;
   if (!config.load_file(path, &error)) {
     std::fprintf(stderr, "%s: config error: %s\n", prog, error.c_str());
-    return Next::ExitError;
+    return 1;
   }
   if (check) {
     std::string problem = check(config);
     if (!problem.empty()) {
       std::fprintf(stderr, "%s: config error: %s\n", prog, problem.c_str());
-      return Next::ExitError;
+      return 1;
     }
   }
   if (check_only) {
     std::printf("%s: configuration %s is valid\n", prog, path.c_str());
-    return Next::ExitOk;
+    return 0;
   }
-  return Next::Run;
+  return std::nullopt;
 }
 
 }  // namespace portier::cli

@@ -4,18 +4,20 @@
 //   --check-config   load and validate the config, report, exit 0 or 1
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/config.h"
 
 namespace portier::cli {
 
-enum class Next { Run, ExitOk, ExitError };
-
 // Parses argv and loads the config into `config`. Prints errors and the
 // --dump-default / --help text itself. `check` runs program-specific checks
 // (files that must exist, cross-key rules); it returns "" when all is well.
-Next parse_and_load(int argc, char **argv, const std::string &default_path, config::Config &config,
-                    std::string (*check)(const config::Config &));
+// Returns nothing when the program should run, else the code it exits with
+// now:  if (auto rc = cli::parse_and_load(...)) return *rc;
+std::optional<int> parse_and_load(int argc, char **argv, const std::string &default_path,
+                                  config::Config &config,
+                                  std::string (*check)(const config::Config &));
 
 }  // namespace portier::cli

@@ -1,9 +1,14 @@
 // Small GStreamer helpers shared by the programs that run pipelines (the
-// proxy's relay, the door). Header-only: portier_common does not link GStreamer.
+// proxy's relay, the door's camera, the door's and the monitor's call
+// media). Header-only: portier_common does not link GStreamer.
 #pragma once
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace portier {
@@ -26,6 +31,73 @@ inline GstElement *parse_pipeline(const std::string &description, const char *wh
   g_clear_error(&gerr);
   if (p) gst_object_unref(p);
   return nullptr;
+}
+
+// gst_parse_bin_from_description() with its pads ghosted, and its error as
+// parse_pipeline's: nullptr and *error ("WHAT: reason").
+inline GstElement *parse_bin(const std::string &description, const char *what, std::string *error) {
+  GError *gerr = nullptr;
+  GstElement *bin = gst_parse_bin_from_description(description.c_str(), TRUE, &gerr);
+  if (bin && !gerr) return bin;
+  *error = std::string(what) + ": " + (gerr ? gerr->message : "cannot build");
+  g_clear_error(&gerr);
+  if (bin) gst_object_unref(bin);
+  return nullptr;
+}
+
+// The element `name` of `bin` (a udpsrc or multiudpsink) set to use `socket`,
+// which stays open when the element goes (a PortPool owns it). Returns it
+// with a reference the caller owns.
+inline GstElement *element_on_socket(GstElement *bin, const char *name, GSocket *socket) {
+  GstElement *e = gst_bin_get_by_name(GST_BIN(bin), name);
+  g_object_set(e, "socket", socket, "close-socket", FALSE, nullptr);
+  return e;
+}
+
+// Links `src` (rtpbin's pad for a new SSRC) to `target`'s sink pad, in place
+// of whatever was linked there before (the peer restarted its stream, or the
+// relay switched sources). False when the pads do not link (caps?).
+inline bool link_replacing(GstPad *src, GstElement *target) {
+  GstPad *sinkpad = gst_element_get_static_pad(target, "sink");
+  if (GstPad *old = gst_pad_get_peer(sinkpad)) {
+    gst_pad_unlink(old, sinkpad);
+    gst_object_unref(old);
+  }
+  const bool ok = gst_pad_link(src, sinkpad) == GST_PAD_LINK_OK;
+  gst_object_unref(sinkpad);
+  return ok;
+}
+
+// Points a multiudpsink at host:port, or at nothing with host "" or port 0;
+// *current remembers the destination, so an unchanged one is left alone.
+inline void set_destination(GstElement *sink, const std::string &host, uint16_t port,
+                            std::string *current) {
+  if (!sink) return;
+  const std::string dest = host.empty() || !port ? "" : host + "|" + std::to_string(port);
+  if (*current == dest) return;
+  g_signal_emit_by_name(sink, "clear");
+  if (!dest.empty()) g_signal_emit_by_name(sink, "add", host.c_str(), static_cast<gint>(port));
+  *current = dest;
+}
+
+// Runs fn(T *) on the main loop (from a streaming thread: a pad probe, an
+// appsink callback), unless the object `alive` points to is gone by then:
+// its owner resets the shared_ptr first thing in its destructor.
+template <typename T, typename F>
+void post_to_main(const std::shared_ptr<T *> &alive, F fn) {
+  struct Job {
+    std::weak_ptr<T *> alive;
+    std::function<void(T *)> fn;
+  };
+  auto *job = new Job{alive, std::move(fn)};
+  g_main_context_invoke_full(
+      nullptr, G_PRIORITY_DEFAULT,
+      [](gpointer data) -> gboolean {
+        auto *j = static_cast<Job *>(data);
+        if (auto a = j->alive.lock()) j->fn(*a);
+        return G_SOURCE_REMOVE;
+      },
+      job, [](gpointer data) { delete static_cast<Job *>(data); });
 }
 
 // An error or warning on a pipeline's bus as "ELEMENT: message" for one log

@@ -42,16 +42,21 @@ using sipmsg::body_is;
 Door::Door(DoorSettings settings, DoorHooks hooks)
     : settings_(std::move(settings)),
       hooks_(std::move(hooks)),
-      digest_(settings_.username, settings_.password),
-      camera_(std::make_unique<DoorCamera>(settings_.media)) {}
+      camera_(std::make_unique<DoorCamera>(settings_.media)),
+      account_(
+          settings_.account, {"door", "calls and messages", "portier-door/0.1", "MESSAGE"},
+          {[this](nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
+                  const sip_t *sip, tagi_t *tags) { handle(event, status, phrase, nh, sip, tags); },
+           [this](bool) { emit("registered", settings_.account.aor); },
+           [this](int status, const char *phrase, bool refused) {
+             return registration_failed(status, phrase, refused);
+           },
+           nullptr}) {}
 
 Door::~Door() {
-  if (reg_timer_) g_source_remove(reg_timer_);
   if (ring_timer_) g_source_remove(ring_timer_);
   if (duration_timer_) g_source_remove(duration_timer_);
-  if (stop_timer_) g_source_remove(stop_timer_);
   media_.reset();
-  if (nua_) nua_destroy(nua_);
 }
 
 void Door::emit(const std::string &kind, const std::string &details) {
@@ -59,106 +64,25 @@ void Door::emit(const std::string &kind, const std::string &details) {
 }
 
 bool Door::start(su_root_t *root, std::string *error) {
-  root_ = root;
-  for (const std::string &hop : settings_.trusted_hosts)
-    if (!trusted_.add(hop, error)) return false;
-  if (!trusted_.add(settings_.proxy, error)) return false;
-  PLOG_INFO("door: calls and messages are taken from %s only", trusted_.describe().c_str());
   if (settings_.media.camera_always_on && !camera_->start(error)) return false;
-  nua_ = nua_create(
-      root, on_nua, reinterpret_cast<nua_magic_t *>(this), NUTAG_URL(settings_.bind.c_str()),
-      NUTAG_PROXY(settings_.proxy.c_str()),
-      NUTAG_REGISTRAR(("sip:" + settings_.aor.substr(settings_.aor.find('@') + 1)).c_str()),
-      SIPTAG_FROM_STR(settings_.aor.c_str()), NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0),
-      NUTAG_AUTOANSWER(0), NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD("MESSAGE"),
-      NUTAG_M_USERNAME(settings_.username.c_str()), SIPTAG_USER_AGENT_STR("portier-door/0.1"),
-      TAG_END());
-  if (!nua_) {
-    *error = "cannot start SIP on " + settings_.bind + " (address in use or not ours?)";
-    return false;
-  }
-  reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()), TAG_END());
-  registrar_ = "sip:" + settings_.aor.substr(settings_.aor.find('@') + 1);
-  const std::string expires = std::to_string(settings_.register_expires);
-  nua_register(reg_, SIPTAG_EXPIRES_STR(expires.c_str()), TAG_END());
-  PLOG_INFO("door %s: registering through %s", settings_.aor.c_str(), settings_.proxy.c_str());
-  return true;
+  return account_.start(root, error);
 }
 
 void Door::stop(std::function<void()> done) {
-  on_shutdown_ = std::move(done);
   if (call_) hangup();
-  if (!nua_) {
-    if (on_shutdown_) on_shutdown_();
-    return;
-  }
-  if (reg_timer_) g_source_remove(reg_timer_), reg_timer_ = 0;
-  if (!registered_ || !reg_) {
-    nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
-    return;
-  }
-  // Unregister first, answering the proxy's challenge (nua's own shutdown
-  // gives up on it and the binding would stay until it expires), then shut
-  // down; at most 3 s.
-  reg_auth_tries_ = 0;
-  stopping_ = true;
-  nua_unregister(reg_, TAG_END());
-  stop_timer_ = g_timeout_add_seconds(
-      3,
-      [](gpointer self) -> gboolean {
-        auto *d = static_cast<Door *>(self);
-        d->stop_timer_ = 0;
-        d->shutdown_sip();
-        return G_SOURCE_REMOVE;
-      },
-      this);
+  account_.stop(std::move(done));
 }
 
-void Door::shutdown_sip() {
-  if (!stopping_) return;
-  stopping_ = false;
-  if (stop_timer_) g_source_remove(stop_timer_), stop_timer_ = 0;
-  nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
-}
-
-void Door::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
-                  nua_handle_t *nh, nua_hmagic_t *, sip_t const *sip, tagi_t *tags) {
-  reinterpret_cast<Door *>(magic)->handle(event, status, phrase, nh, sip, tags);
-}
-
-// A handle is destroyed once nua says its dialog is over (the final response
-// sent, the BYE or CANCEL done), never while nua still needs it.
+// Our call's handle is ours no longer; the account destroys it when nua is
+// done with it (sip::Account::destroy_when_terminated).
 void Door::release(nua_handle_t *nh) {
   if (nh == call_) call_ = nullptr;
-  dying_.insert(nh);
+  account_.destroy_when_terminated(nh);
 }
 
 void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
                   const sip_t *sip, tagi_t *tags) {
   switch (event) {
-    case nua_r_register:
-      on_register(status, phrase, nh, sip);
-      break;
-    case nua_r_unregister:
-      // Shutting down: answer the challenge to the un-REGISTER once, and never
-      // register again (on_register would).
-      if (nh == reg_ && (status == 401 || status == 407)) {
-        bool proxy_auth = false, stale = false;
-        const auto usable = sipmsg::challenges(sip, &proxy_auth, &stale);
-        if (!stale) ++reg_auth_tries_;
-        if (!usable.empty() && reg_auth_tries_ <= 1 && digest_.challenged(usable)) {
-          const std::string header = digest_.authorization("REGISTER", registrar_);
-          nua_unregister(nh, proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str,
-                         tag_str_v(header.c_str()), TAG_END());
-          break;
-        }
-      }
-      if (nh == reg_ && status >= 200) {
-        registered_ = false;
-        reg_status_ = status < 300 ? "unregistered" : "unregister failed";
-        shutdown_sip();
-      }
-      break;
     case nua_r_invite:
       if (nh == call_) on_invite_response(status, phrase, nh, sip);
       break;
@@ -186,21 +110,12 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
         resent_with_auth_ = false;
         break;
       }
+      // call_ended releases the handle: the account destroys it after us.
       if (nh == call_) call_ended("terminated");
-      if (dying_.erase(nh)) nua_handle_destroy(nh);
       break;
     }
     case nua_r_bye:
     case nua_r_cancel:
-      break;
-    case nua_r_shutdown:
-      if (status >= 200) {
-        PLOG_INFO("door: SIP stopped");
-        if (reg_) nua_handle_destroy(reg_), reg_ = nullptr;
-        auto done = std::move(on_shutdown_);
-        on_shutdown_ = nullptr;
-        if (done) done();
-      }
       break;
     default:
       if (status >= 400)
@@ -209,76 +124,35 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
   }
 }
 
-// Answers a 401/407 with our credentials once per new challenge: a second
-// challenge right after ours (not stale) means the password is wrong, and
-// retrying would only lock us out. sofia-sip's own auth client is not used:
-// it gives up on a response that also offers SHA-256 (digest_client.h). The
-// request is sent again with the same Call-ID and a higher CSeq (RFC 3261 §22.2).
-bool Door::authenticate(nua_handle_t *nh, const sip_t *sip, int *tries) {
-  bool proxy_auth = false, stale = false;
-  const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
-  if (!stale) ++*tries;
-  if (usable.empty() || *tries > 1 || !digest_.challenged(usable)) return false;
-  const bool reg = nh == reg_;
-  tag_type_t auth_tag = proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str;
-  const std::string header =
-      digest_.authorization(reg ? "REGISTER" : "INVITE", reg ? registrar_ : settings_.target);
-  if (reg) {
-    const std::string expires = std::to_string(settings_.register_expires);
-    nua_register(nh, SIPTAG_EXPIRES_STR(expires.c_str()), auth_tag, tag_str_v(header.c_str()),
-                 TAG_END());
-  } else {
-    const std::string offer = sdp::write_offer(offered_);
-    resent_with_auth_ = true;
-    nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
-               auth_tag, tag_str_v(header.c_str()), TAG_END());
-  }
+// Answers a challenge to our INVITE once per new challenge (sip::Account::
+// credentials); the request is sent again with the same Call-ID and a higher
+// CSeq (RFC 3261 §22.2).
+bool Door::authenticate(nua_handle_t *nh, const sip_t *sip) {
+  tag_type_t auth_tag;
+  std::string header;
+  if (!account_.credentials(sip, &call_auth_tries_, "INVITE", settings_.target, &auth_tag, &header))
+    return false;
+  const std::string offer = sdp::write_offer(offered_);
+  resent_with_auth_ = true;
+  nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
+             auth_tag, tag_str_v(header.c_str()), TAG_END());
   return true;
 }
 
-void Door::on_register(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
-  if (status < 200) return;
-  if (status == 401 || status == 407) {
-    if (authenticate(nh, sip, &reg_auth_tries_)) return;
-    reg_status_ = "refused: wrong user name or password?";
+// nua gives up on a failed registration; the door keeps trying every 30 s,
+// or 60 s after its password was refused (the proxy may be restarting, or
+// the password gets fixed).
+int Door::registration_failed(int status, const char *phrase, bool refused) {
+  if (refused) {
     PLOG_ERROR(
         "door %s: registration refused (%d %s): check [account] username and password; "
         "again in 60 s",
-        settings_.aor.c_str(), status, phrase ? phrase : "");
-    registered_ = false;
-    retry_register(60);
-    return;
+        settings_.account.aor.c_str(), status, phrase ? phrase : "");
+    return 60;
   }
-  if (status >= 200 && status < 300) {
-    reg_auth_tries_ = 0;
-    if (!registered_) PLOG_INFO("door %s: registered", settings_.aor.c_str());
-    registered_ = true;
-    reg_status_ = "registered";
-    emit("registered", settings_.aor);
-  } else {
-    registered_ = false;
-    reg_status_ = std::to_string(status) + " " + (phrase ? phrase : "");
-    PLOG_WARN("door %s: registration failed: %d %s; again in 30 s", settings_.aor.c_str(), status,
-              phrase ? phrase : "");
-    retry_register(30);
-  }
-}
-
-// nua gives up on a failed registration; the door keeps trying (the proxy may
-// be restarting, or its password was fixed).
-void Door::retry_register(int seconds) {
-  if (reg_timer_) g_source_remove(reg_timer_);
-  reg_timer_ = g_timeout_add_seconds(
-      static_cast<guint>(seconds),
-      [](gpointer self) -> gboolean {
-        auto *d = static_cast<Door *>(self);
-        d->reg_timer_ = 0;
-        d->reg_auth_tries_ = 0;
-        const std::string expires = std::to_string(d->settings_.register_expires);
-        if (d->reg_) nua_register(d->reg_, SIPTAG_EXPIRES_STR(expires.c_str()), TAG_END());
-        return G_SOURCE_REMOVE;
-      },
-      this);
+  PLOG_WARN("door %s: registration failed: %d %s; again in 30 s", settings_.account.aor.c_str(),
+            status, phrase ? phrase : "");
+  return 30;
 }
 
 // The call's media, fed by the shared camera. Telephone events go to the
@@ -334,7 +208,7 @@ std::string Door::press() {
   peer_.clear();
   call_auth_tries_ = 0;
   early_sdp_.clear();
-  call_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.target.c_str()), TAG_END());
+  call_ = nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(settings_.target.c_str()), TAG_END());
   nua_invite(call_, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
              TAG_END());
   state_ = State::Calling;
@@ -348,7 +222,7 @@ std::string Door::press() {
 // could name anyone (RFC 3325 §3).
 bool Door::from_trusted_hop(nua_handle_t *nh, const char *method) {
   std::string source;
-  if (trusted_.admit(nua_, nh, "door", method, &source)) return true;
+  if (account_.admit(nh, method, &source)) return true;
   emit("request_refused",
        std::string("method=") + method + " source=" + source + " reason=not through the proxy");
   if (std::strcmp(method, "INVITE") == 0)
@@ -400,7 +274,7 @@ bool Door::take_answer(const sip_t *sip, bool final) {
 
 void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
   if (status == 401 || status == 407) {
-    if (authenticate(nh, sip, &call_auth_tries_)) return;
+    if (authenticate(nh, sip)) return;
     PLOG_ERROR("door: the proxy refused our call (%d): check [account] password", status);
     call_ended("authentication failed");
     return;
@@ -516,13 +390,13 @@ void Door::on_message(nua_handle_t *nh, const sip_t *sip) {
   // A MESSAGE outside a call is authorised by the identity our proxy asserted.
   const std::string who = asserted_identity(sip);
   if (!body_is(sip, "text/plain")) {
-    nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(nua_),
+    nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(account_.nua()),
                 SIPTAG_ACCEPT_STR("text/plain"), TAG_END());
     sipmsg::destroy_when_idle(nh);
     return;
   }
   // The sender learns nothing from the answer: a wrong code gets 200 too.
-  nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua_), TAG_END());
+  nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(account_.nua()), TAG_END());
   sipmsg::destroy_when_idle(nh);
   if (!hooks_.code) return;
   std::string code = body(sip);
@@ -569,9 +443,9 @@ void Door::call_ended(const std::string &why) {
 }
 
 std::string Door::status_json() const {
-  return "{\"aor\":" + json::quote(settings_.aor) +
-         ",\"registered\":" + (registered_ ? "true" : "false") +
-         ",\"registration\":" + json::quote(reg_status_) +
+  return "{\"aor\":" + json::quote(settings_.account.aor) +
+         ",\"registered\":" + (account_.registered() ? "true" : "false") +
+         ",\"registration\":" + json::quote(account_.registration()) +
          ",\"call\":" + json::quote(state_name(state_)) + ",\"peer\":" + json::quote(peer_) +
          ",\"video_source\":" + json::quote(camera_->source()) +
          ",\"video_encoder\":" + json::quote(camera_->encoder()) +

@@ -19,10 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "common/auth/digest_client.h"
 #include "common/control_socket.h"
 #include "common/sdp/offer_answer.h"
-#include "common/sip_trusted_hops.h"
+#include "common/sip_account.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
 #include "door/door_media.h"
@@ -73,47 +72,27 @@ class Door {
   enum class State { Idle, Calling, Early, Active, Ending };
 
  private:
-  static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
-                     nua_magic_t *magic, nua_handle_t *nh, nua_hmagic_t *hmagic, sip_t const *sip,
-                     tagi_t tags[]);
   void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,
               tagi_t *tags);
   void release(nua_handle_t *nh);
-  void on_register(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  int registration_failed(int status, const char *phrase, bool refused);
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
   void on_info(nua_handle_t *nh, const sip_t *sip);
   void on_message(nua_handle_t *nh, const sip_t *sip);
-  bool authenticate(nua_handle_t *nh, const sip_t *sip, int *tries);
+  bool authenticate(nua_handle_t *nh, const sip_t *sip);
   bool take_answer(const sip_t *sip, bool final);
   void call_ended(const std::string &why);
   void key_from_peer(char key, const char *via);
   bool open_media(std::string *error);
-  void retry_register(int seconds);
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");
   bool from_trusted_hop(nua_handle_t *nh, const char *method);
 
   DoorSettings settings_;
   DoorHooks hooks_;
-  su_root_t *root_ = nullptr;
-  nua_t *nua_ = nullptr;
-  nua_handle_t *reg_ = nullptr;
-  int reg_auth_tries_ = 0;
-  guint reg_timer_ = 0;
-  std::string registrar_;     // sip:DOMAIN, the REGISTER's Request-URI
-  sip::TrustedHops trusted_;  // the proxy (and [account] trusted-hosts)
-  auth::DigestClient digest_;
-  bool registered_ = false;
-  std::string reg_status_ = "not registered";
-  std::function<void()> on_shutdown_;
-  bool stopping_ = false;  // unregistering before nua_shutdown
-  guint stop_timer_ = 0;
-  void shutdown_sip();
-
   // The one call (the door has one camera).
   nua_handle_t *call_ = nullptr;
-  std::set<nua_handle_t *> dying_;  // ended, destroyed when nua reports them terminated
   bool outgoing_ = false;
   State state_ = State::Idle;
   int call_auth_tries_ = 0;
@@ -126,6 +105,7 @@ class Door {
   int64_t pressed_at_us_ = 0;
   std::unique_ptr<DoorCamera> camera_;  // before media_: calls feed from it
   std::unique_ptr<DoorMedia> media_;
+  sip::Account account_;  // last: nua goes first (nua_destroy) when the door does
 };
 
 }  // namespace portier::door

@@ -12,18 +12,11 @@ config::Schema make_schema() {
       .str("global", "log-output", "stderr", "where logs go", {"stderr", "syslog", "journal"})
       .str("global", "control-socket", "/run/portier/door.sock",
            "UNIX socket for portierctl: ring, hangup, status, events (empty: none)");
-  s.str("account", "aor", "sip:door@home.example", "the door's SIP address")
-      .str("account", "username", "", "digest user name (empty: the address's user part)")
-      .str("account", "password", "", "digest password (never logged)")
-      .str("account", "proxy", "sip:127.0.0.1:5060",
-           "the in-house proxy: registrar and outbound proxy for every request")
-      .str("account", "bind", "sip:127.0.0.1:*", "SIP URI the door listens on (* = any port)")
-      .list("account", "trusted-hosts", "",
-            "besides the proxy, hosts (host or host:port) whose calls and messages the door "
-            "takes; requests from anywhere else get 403, since their P-Asserted-Identity "
-            "cannot be believed (RFC 3325)")
-      .integer("account", "register-expires", 600, 30, 86400,
-               "registration lifetime asked for; refreshed before it runs out");
+  add_account_schema(s, {"sip:door@home.example", "the door's SIP address",
+                         "SIP URI the door listens on (* = any port)",
+                         "besides the proxy, hosts (host or host:port) whose calls and messages "
+                         "the door takes; requests from anywhere else get 403, since their "
+                         "P-Asserted-Identity cannot be believed (RFC 3325)"});
   s.str("call", "target", "sip:home@home.example",
         "what the button calls: the home's group address rings every device")
       .integer("call", "ring-timeout", 45, 5, 600, "seconds before an unanswered ring ends")
@@ -69,21 +62,13 @@ std::string check_door_config(const config::Config &cfg) {
   auto where = [&](const char *section, const char *key) {
     return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
   };
-  for (const char *key : {"aor"})
-    if (parse_aor(cfg.get_string("account", key)).empty())
-      return where("account", key) + "'" + cfg.get_string("account", key) +
-             "' is not a sip:user@domain address";
+  if (std::string problem = check_account_config(cfg); !problem.empty()) return problem;
   if (parse_aor(cfg.get_string("call", "target")).empty())
     return where("call", "target") + "'" + cfg.get_string("call", "target") +
            "' is not a sip:user@domain address";
   for (const auto &a : cfg.get_list("call", "auto-answer"))
     if (parse_aor(a).empty())
       return where("call", "auto-answer") + "'" + a + "' is not a sip:user@domain address";
-  for (const char *key : {"proxy", "bind"}) {
-    const std::string &v = cfg.get_string("account", key);
-    if (v.compare(0, 4, "sip:") != 0)
-      return where("account", key) + "'" + v + "' is not a sip: URI";
-  }
   uint16_t lo, hi;
   if (!parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
     return where("media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
@@ -104,14 +89,7 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   log::parse_level(cfg.get_string("global", "log-level"), &d.log_level);
   log::parse_output(cfg.get_string("global", "log-output"), &d.log_output);
   d.control_socket = cfg.get_string("global", "control-socket");
-  d.aor = parse_aor(cfg.get_string("account", "aor"));
-  d.username = cfg.get_string("account", "username");
-  if (d.username.empty()) d.username = d.aor.substr(4, d.aor.find('@') - 4);
-  d.password = cfg.get_string("account", "password");
-  d.proxy = cfg.get_string("account", "proxy");
-  d.bind = cfg.get_string("account", "bind");
-  d.trusted_hosts = cfg.get_list("account", "trusted-hosts");
-  d.register_expires = static_cast<int>(cfg.get_int("account", "register-expires"));
+  d.account = account_settings_from_config(cfg);
   d.target = parse_aor(cfg.get_string("call", "target"));
   d.ring_timeout = static_cast<int>(cfg.get_int("call", "ring-timeout"));
   d.max_duration = static_cast<int>(cfg.get_int("call", "max-duration"));

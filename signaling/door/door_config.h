@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/account_config.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "door/door_config_parts.h"
@@ -40,13 +41,7 @@ struct DoorSettings {
   log::Output log_output = log::Output::Stderr;
   std::string control_socket;
 
-  std::string aor;       // sip:door@home.example
-  std::string username;  // digest user name (default: the AOR's user)
-  std::string password;
-  std::string proxy;                       // outbound proxy / registrar URI
-  std::string bind;                        // our SIP URI to listen on
-  std::vector<std::string> trusted_hosts;  // besides the proxy (RFC 3325 trust domain)
-  int register_expires = 600;
+  AccountSettings account;  // [account]
 
   std::string target;                    // what a button press calls
   int ring_timeout = 45;                 // seconds before an unanswered ring is given up

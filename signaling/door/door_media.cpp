@@ -10,27 +10,6 @@
 #include "common/log.h"
 
 namespace portier::door {
-namespace {
-
-// Runs `fn` on the main loop, unless the DoorMedia is gone by then.
-void post(const std::shared_ptr<DoorMedia *> &alive, std::function<void(DoorMedia *)> fn) {
-  struct Job {
-    std::weak_ptr<DoorMedia *> alive;
-    std::function<void(DoorMedia *)> fn;
-  };
-  auto *job = new Job{alive, std::move(fn)};
-  g_main_context_invoke_full(
-      nullptr, G_PRIORITY_DEFAULT,
-      [](gpointer data) -> gboolean {
-        auto *j = static_cast<Job *>(data);
-        if (auto a = j->alive.lock()) j->fn(*a);
-        return G_SOURCE_REMOVE;
-      },
-      job, [](gpointer data) { delete static_cast<Job *>(data); });
-}
-
-}  // namespace
-
 DoorMedia::DoorMedia(MediaSettings settings, DoorCamera &camera, Callbacks callbacks)
     : settings_(std::move(settings)),
       camera_(camera),
@@ -83,13 +62,9 @@ bool DoorMedia::build_video(std::string *error) {
   rtpbin_ = gst_bin_get_by_name(GST_BIN(p), "rtpbin");
   video_in_ = gst_bin_get_by_name(GST_BIN(p), "video_in");
   video_pay_ = gst_bin_get_by_name(GST_BIN(p), "video_pay");
-  video_rtp_sink_ = gst_bin_get_by_name(GST_BIN(p), "video_rtp");
-  video_rtcp_sink_ = gst_bin_get_by_name(GST_BIN(p), "video_rtcp");
-  g_object_set(video_rtp_sink_, "socket", video_.rtp, "close-socket", FALSE, nullptr);
-  g_object_set(video_rtcp_sink_, "socket", video_.rtcp, "close-socket", FALSE, nullptr);
-  GstElement *rtcp_in = gst_bin_get_by_name(GST_BIN(p), "video_rtcp_in");
-  g_object_set(rtcp_in, "socket", video_.rtcp, "close-socket", FALSE, nullptr);
-  gst_object_unref(rtcp_in);
+  video_rtp_sink_ = element_on_socket(p, "video_rtp", video_.rtp);
+  video_rtcp_sink_ = element_on_socket(p, "video_rtcp", video_.rtcp);
+  gst_object_unref(element_on_socket(p, "video_rtcp_in", video_.rtcp));
   // Payloaders push a frame's packets as one buffer list (rtpvp8pay does).
   GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
   gst_pad_add_probe(
@@ -120,7 +95,7 @@ GstPadProbeReturn DoorMedia::on_keyframe_request(GstPad *, GstPadProbeInfo *info
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
   if (!gst_video_event_is_force_key_unit(event)) return GST_PAD_PROBE_OK;
   auto *self = static_cast<DoorMedia *>(data);
-  post(self->alive_, [](DoorMedia *m) { m->camera_.request_keyframe(); });
+  post_to_main(self->alive_, [](DoorMedia *m) { m->camera_.request_keyframe(); });
   return GST_PAD_PROBE_DROP;
 }
 
@@ -144,14 +119,8 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
                            " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! " +
                            (aec ? "portieraec probe-name=door_speaker_probe ! " : "") + enc +
                            " name=audio_pay pt=" + std::to_string(a.codec.pt) + " ! queue";
-  GError *gerr = nullptr;
-  GstElement *send_bin = gst_parse_bin_from_description(send.c_str(), TRUE, &gerr);
-  if (!send_bin || gerr) {
-    *error = std::string("audio pipeline: ") + (gerr ? gerr->message : "cannot build");
-    g_clear_error(&gerr);
-    if (send_bin) gst_object_unref(send_bin);
-    return false;
-  }
+  GstElement *send_bin = parse_bin(send, "audio pipeline", error);
+  if (!send_bin) return false;
   // The receive side: its decoder chain is linked when rtpbin sees the peer's SSRC.
   const std::string caps = "application/x-rtp,media=audio,clock-rate=8000,encoding-name=" +
                            std::string(pcma ? "PCMA" : "PCMU") +
@@ -220,12 +189,10 @@ GstElement *DoorMedia::build_speaker(bool pcma) {
       std::string(pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec") +
       " ! audioconvert ! audioresample ! " +
       (aec ? "portieraecprobe name=door_speaker_probe ! " : "") + sink;
-  GError *gerr = nullptr;
-  GstElement *bin = gst_parse_bin_from_description(desc.c_str(), TRUE, &gerr);
-  if (!bin || gerr) {
-    PLOG_WARN("media: speaker path: %s", gerr ? gerr->message : "cannot build");
-    g_clear_error(&gerr);
-    if (bin) gst_object_unref(bin);
+  std::string error;
+  GstElement *bin = parse_bin(desc, "speaker path", &error);
+  if (!bin) {
+    PLOG_WARN("media: %s", error.c_str());
     return nullptr;
   }
   gst_element_set_name(bin, "speaker");
@@ -240,14 +207,7 @@ void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
   if (!audio) return;  // the door shows no video
   GstElement *speaker = gst_bin_get_by_name(GST_BIN(self->pipeline_), "speaker");
   if (!speaker) return;
-  GstPad *sinkpad = gst_element_get_static_pad(speaker, "sink");
-  if (GstPad *old = gst_pad_get_peer(sinkpad)) {
-    gst_pad_unlink(old, sinkpad);
-    gst_object_unref(old);
-  }
-  if (gst_pad_link(pad, sinkpad) != GST_PAD_LINK_OK)
-    PLOG_WARN("media: cannot play the peer's audio (caps?)");
-  gst_object_unref(sinkpad);
+  if (!link_replacing(pad, speaker)) PLOG_WARN("media: cannot play the peer's audio (caps?)");
   gst_object_unref(speaker);
 }
 
@@ -274,7 +234,7 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
       const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
       const uint32_t ts = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
       const bool marker = (d[1] & 0x80) != 0;
-      post(self->alive_, [ts, seq, marker, payload](DoorMedia *m) {
+      post_to_main(self->alive_, [ts, seq, marker, payload](DoorMedia *m) {
         if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
       });
     }
@@ -293,7 +253,7 @@ GstPadProbeReturn DoorMedia::on_video_out(GstPad *, GstPadProbeInfo *info, gpoin
   else
     self->video_sent_++;
   if (!self->first_sent_reported_.exchange(true))
-    post(self->alive_, [](DoorMedia *m) {
+    post_to_main(self->alive_, [](DoorMedia *m) {
       if (m->callbacks_.first_video_sent) m->callbacks_.first_video_sent();
     });
   return GST_PAD_PROBE_OK;
@@ -303,16 +263,6 @@ gboolean DoorMedia::on_bus(GstBus *, GstMessage *msg, gpointer) {
   const std::string problem = bus_problem(msg);
   if (!problem.empty()) PLOG_WARN("media: %s", problem.c_str());
   return G_SOURCE_CONTINUE;
-}
-
-void DoorMedia::send_to(GstElement *sink, const std::string &host, uint16_t port,
-                        std::string *current) {
-  const std::string dest = host + "|" + std::to_string(port);
-  if (*current == dest) return;
-  g_signal_emit_by_name(sink, "clear");
-  if (!host.empty() && port)
-    g_signal_emit_by_name(sink, "add", host.c_str(), static_cast<gint>(port));
-  *current = host.empty() || !port ? "" : dest;
 }
 
 sdp::LocalMedia DoorMedia::local(uint64_t version) const {
@@ -350,8 +300,8 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
     if (a.type == "video") {
       if (a.active && a.send) {
         g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
-        send_to(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
-        send_to(video_rtcp_sink_, a.remote_address, a.remote_rtcp, &video_rtcp_dest_);
+        set_destination(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
+        set_destination(video_rtcp_sink_, a.remote_address, a.remote_rtcp, &video_rtcp_dest_);
         if (!sending_video_.exchange(true)) {
           // What the camera has since its last keyframe goes out now; a fresh
           // keyframe follows at once.
@@ -360,18 +310,18 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
         }
       } else {
         sending_video_ = false;
-        send_to(video_rtp_sink_, "", 0, &video_dest_);
+        set_destination(video_rtp_sink_, "", 0, &video_dest_);
       }
     } else if (a.type == "audio") {
       if (!a.active) {
-        if (audio_rtp_sink_) send_to(audio_rtp_sink_, "", 0, &audio_dest_);
+        if (audio_rtp_sink_) set_destination(audio_rtp_sink_, "", 0, &audio_dest_);
         continue;
       }
       if (!audio_built_ && !build_audio(a, error)) return false;
       te_pt_for_probe_ = a.telephone_event_pt;
-      send_to(audio_rtp_sink_, a.send ? a.remote_address : "", a.send ? a.remote_rtp : 0,
-              &audio_dest_);
-      send_to(audio_rtcp_sink_, a.remote_address, a.remote_rtcp, &audio_rtcp_dest_);
+      set_destination(audio_rtp_sink_, a.send ? a.remote_address : "", a.send ? a.remote_rtp : 0,
+                      &audio_dest_);
+      set_destination(audio_rtcp_sink_, a.remote_address, a.remote_rtcp, &audio_rtcp_dest_);
     }
   }
   return true;

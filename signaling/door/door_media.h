@@ -68,7 +68,6 @@ class DoorMedia {
   bool build_video(std::string *error);
   bool build_audio(const sdp::Agreed &a, std::string *error);
   GstElement *build_speaker(bool pcma);
-  void send_to(GstElement *sink, const std::string &host, uint16_t port, std::string *current);
   static void on_pad_added(GstElement *rtpbin, GstPad *pad, gpointer self);
   static GstPadProbeReturn on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer self);
   static GstPadProbeReturn on_video_out(GstPad *, GstPadProbeInfo *info, gpointer self);

@@ -1,12 +1,10 @@
 // portier-door: the door station.
 //   portier-door --config /etc/portier/door.conf
-#include <glib-unix.h>
 #include <glib.h>
 #include <gst/gst.h>
-#include <sofia-sip/su_glib.h>
-#include <systemd/sd-daemon.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 
 #include "aec/gstportieraec.h"
@@ -14,6 +12,7 @@
 #include "camsrc/gstportiercamsrc.h"
 #include "common/cli.h"
 #include "common/control_socket.h"
+#include "common/daemon.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mainloop.h"
@@ -50,39 +49,13 @@ struct Events {
   }
 };
 
-struct StopCtx {
-  door::Door *door;
-  GMainLoop *loop;
-};
-
-gboolean on_signal(gpointer data) {
-  auto *ctx = static_cast<StopCtx *>(data);
-  PLOG_INFO("stopping");
-  GMainLoop *loop = ctx->loop;
-  ctx->door->stop([loop] { g_main_loop_quit(loop); });
-  // If the proxy is gone, nua's unregistration may take its full timeout.
-  g_timeout_add_seconds(
-      5,
-      [](gpointer l) -> gboolean {
-        g_main_loop_quit(static_cast<GMainLoop *>(l));
-        return G_SOURCE_REMOVE;
-      },
-      loop);
-  return G_SOURCE_REMOVE;
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
   config::Config cfg(door::door_schema());
-  switch (cli::parse_and_load(argc, argv, "/etc/portier/door.conf", cfg, door::check_door_config)) {
-    case cli::Next::ExitOk:
-      return 0;
-    case cli::Next::ExitError:
-      return 1;
-    case cli::Next::Run:
-      break;
-  }
+  if (auto rc =
+          cli::parse_and_load(argc, argv, "/etc/portier/door.conf", cfg, door::check_door_config))
+    return *rc;
   door::DoorSettings settings = door::door_settings_from_config(cfg);
   log::init("portier-door", settings.log_output, settings.log_level);
   gst_init(nullptr, nullptr);
@@ -92,14 +65,10 @@ int main(int argc, char **argv) {
   GST_ELEMENT_REGISTER(portieraecprobe, nullptr);
   GST_ELEMENT_REGISTER(portieraec, nullptr);
 
-  PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
+  // Per-call GStreamer threads: two malloc arenas (mainloop.h).
   mainloop::limit_malloc_arenas();
-  su_root_t *root = mainloop::sofia_root();
-  if (!root) {
-    PLOG_ERROR("cannot create the sofia-sip root");
-    return 1;
-  }
-  GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
+  Daemon daemon;
+  if (!daemon.init()) return 1;
 
   Events events;
   door::DoorServices services(
@@ -113,12 +82,10 @@ int main(int argc, char **argv) {
     }
     door::Door door(settings, services.hooks());
     services.watch_button([&door] { door.press(); });
-    StopCtx stop{&door, loop};
-    g_unix_signal_add(SIGTERM, on_signal, &stop);
-    g_unix_signal_add(SIGINT, on_signal, &stop);
+    daemon.on_stop([&door](std::function<void()> done) { door.stop(std::move(done)); });
     ControlSocket control;
     std::unique_ptr<door::DoorRtsp> rtsp;
-    if (!door.start(root, &error)) {
+    if (!door.start(daemon.root(), &error)) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
     } else if (!settings.control_socket.empty() &&
@@ -148,13 +115,8 @@ int main(int argc, char **argv) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
     } else {
-      mainloop::notify_ready();
-      g_main_loop_run(loop);
-      sd_notify(0, "STOPPING=1");
+      daemon.run();
     }
   }
-  g_main_loop_unref(loop);
-  su_root_destroy(root);
-  su_deinit();
   return rc;
 }

@@ -33,15 +33,26 @@ std::string json_ms(int64_t ms) { return ms < 0 ? "null" : std::to_string(ms); }
 Monitor::Monitor(MonitorSettings settings, EventSink &events)
     : settings_(std::move(settings)),
       events_(events),
-      digest_(settings_.username, settings_.password) {}
+      // No 100rel: a forking proxy passes on one early dialog and absorbs the
+      // other devices' 183s, so a reliable 183 from them would never be
+      // PRACKed and nua would hold their 200 back (RFC 3262 §3) until the
+      // INVITE timed out.
+      account_(
+          settings_.account, {"monitor", "calls", "portier-monitor/0.1", "INFO", "timer"},
+          {[this](nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
+                  const sip_t *sip, tagi_t *tags) { handle(event, status, phrase, nh, sip, tags); },
+           [this](bool first) { on_registered(first); },
+           [this](int status, const char *phrase, bool refused) {
+             return registration_failed(status, phrase, refused);
+           },
+           [this] {
+             if (on_change_) on_change_();
+           }}) {}
 
 Monitor::~Monitor() {
   on_change_ = nullptr;
-  if (reg_timer_) g_source_remove(reg_timer_);
   if (keyframe_timer_) g_source_remove(keyframe_timer_);
-  if (stop_timer_) g_source_remove(stop_timer_);
   media_.reset();
-  if (nua_) nua_destroy(nua_);
 }
 
 void Monitor::emit(const std::string &kind, std::vector<EventField> fields) {
@@ -54,109 +65,23 @@ void Monitor::emit(const std::string &kind, std::vector<EventField> fields) {
 
 int64_t Monitor::since_invite_ms() const { return (g_get_monotonic_time() - invite_us_) / 1000; }
 
-bool Monitor::start(su_root_t *root, std::string *error) {
-  root_ = root;
-  for (const std::string &hop : settings_.trusted_hosts)
-    if (!trusted_.add(hop, error)) return false;
-  if (!trusted_.add(settings_.proxy, error)) return false;
-  PLOG_INFO("monitor: calls are taken from %s only", trusted_.describe().c_str());
-  const std::string domain = settings_.aor.substr(settings_.aor.find('@') + 1);
-  registrar_ = "sip:" + domain;
-  nua_ = nua_create(
-      root, on_nua, reinterpret_cast<nua_magic_t *>(this), NUTAG_URL(settings_.bind.c_str()),
-      NUTAG_PROXY(settings_.proxy.c_str()), NUTAG_REGISTRAR(registrar_.c_str()),
-      SIPTAG_FROM_STR(settings_.aor.c_str()), NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0),
-      NUTAG_AUTOANSWER(0), NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD("INFO"),
-      NUTAG_M_USERNAME(settings_.username.c_str()),
-      // No 100rel: a forking proxy passes on one early dialog and
-      // absorbs the other devices' 183s, so a reliable 183 from
-      // them would never be PRACKed and nua would hold their 200
-      // back (RFC 3262 §3) until the INVITE timed out.
-      SIPTAG_SUPPORTED_STR("timer"), SIPTAG_USER_AGENT_STR("portier-monitor/0.1"), TAG_END());
-  if (!nua_) {
-    *error = "cannot start SIP on " + settings_.bind + " (address in use or not ours?)";
-    return false;
-  }
-  reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()), TAG_END());
-  const std::string expires = std::to_string(settings_.register_expires);
-  nua_register(reg_, SIPTAG_EXPIRES_STR(expires.c_str()), TAG_END());
-  PLOG_INFO("monitor %s: registering through %s", settings_.aor.c_str(), settings_.proxy.c_str());
-  return true;
-}
+bool Monitor::start(su_root_t *root, std::string *error) { return account_.start(root, error); }
 
 void Monitor::stop(std::function<void()> done) {
-  on_shutdown_ = std::move(done);
-  if (reg_timer_) g_source_remove(reg_timer_), reg_timer_ = 0;
-  reg_auth_tries_ = 0;
   if (in_call(state_)) hangup();
-  if (!nua_) {
-    if (on_shutdown_) on_shutdown_();
-    return;
-  }
-  if (!registered_ || !reg_) {
-    nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
-    return;
-  }
-  // Unregister first, answering the proxy's challenge (nua's own shutdown
-  // gives up on it and the binding would stay until it expires), then shut
-  // down; at most 3 s.
-  stopping_ = true;
-  nua_unregister(reg_, TAG_END());
-  stop_timer_ = g_timeout_add_seconds(
-      3,
-      [](gpointer self) -> gboolean {
-        auto *m = static_cast<Monitor *>(self);
-        m->stop_timer_ = 0;
-        m->shutdown_sip();
-        return G_SOURCE_REMOVE;
-      },
-      this);
+  account_.stop(std::move(done));
 }
 
-void Monitor::shutdown_sip() {
-  if (!stopping_) return;
-  stopping_ = false;
-  if (stop_timer_) g_source_remove(stop_timer_), stop_timer_ = 0;
-  nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
-}
-
-void Monitor::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
-                     nua_handle_t *nh, nua_hmagic_t *, sip_t const *sip, tagi_t *tags) {
-  auto *self = reinterpret_cast<Monitor *>(magic);
-  self->handle(event, status, phrase, nh, sip, tags);
-  if (self->on_change_) self->on_change_();
-}
-
-// A handle is destroyed once nua says its dialog is over (the final response
-// sent, the BYE or CANCEL done), never while nua still needs it.
+// Our call's handle is ours no longer; the account destroys it when nua is
+// done with it (sip::Account::destroy_when_terminated).
 void Monitor::release(nua_handle_t *nh) {
   if (nh == call_) call_ = nullptr;
-  dying_.insert(nh);
+  account_.destroy_when_terminated(nh);
 }
 
 void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
                      const sip_t *sip, tagi_t *tags) {
   switch (event) {
-    case nua_r_register:
-      if (nh == reg_) on_register(status, phrase, nh, sip);
-      break;
-    case nua_r_unregister:
-      // nua repeats the last request's credentials, which the proxy takes for
-      // a replay: answer its challenge once more, and nothing else.
-      if (nh == reg_ && (status == 401 || status == 407)) {
-        tag_type_t tag;
-        std::string header;
-        if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
-          nua_unregister(nh, tag, tag_str_v(header.c_str()), TAG_END());
-          break;
-        }
-      }
-      if (nh == reg_ && status >= 200) {
-        registered_ = false;
-        reg_status_ = status < 300 ? "unregistered" : "unregister failed";
-        shutdown_sip();
-      }
-      break;
     case nua_i_invite:
       if (nh == call_) {
         on_reinvite(nh, sip);
@@ -164,7 +89,7 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
         // A call straight to our contact, not through the proxy, could name
         // anyone as caller (RFC 3325 §3): 403.
         std::string source;
-        if (trusted_.admit(nua_, nh, "monitor", "INVITE", &source)) {
+        if (account_.admit(nh, "INVITE", &source)) {
           on_incoming_invite(nh, sip);
         } else {
           events_.add("refused",
@@ -204,19 +129,10 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
         resent_with_auth_ = false;
         break;
       }
+      // call_ended releases the handle: the account destroys it after us.
       if (nh == call_) call_ended(state_ == CallState::Answered ? "terminated" : "failed");
-      if (dying_.erase(nh)) nua_handle_destroy(nh);
       break;
     }
-    case nua_r_shutdown:
-      if (status >= 200) {
-        PLOG_INFO("monitor: SIP stopped");
-        if (reg_) nua_handle_destroy(reg_), reg_ = nullptr;
-        auto done = std::move(on_shutdown_);
-        on_shutdown_ = nullptr;
-        if (done) done();
-      }
-      break;
     default:
       if (status >= 400)
         PLOG_DEBUG("monitor: %s: %d %s", nua_event_name(event), status, phrase ? phrase : "");
@@ -224,72 +140,23 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
   }
 }
 
-// Answers a 401/407 once per new challenge: a second challenge right after
-// ours (not stale) means the password is wrong, and retrying would only lock
-// us out. sofia-sip's own auth client is not used: it gives up on a response
-// that also offers SHA-256 (common/auth/digest_client.h).
-bool Monitor::credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
-                          tag_type_t *tag, std::string *header) {
-  bool proxy_auth = false, stale = false;
-  const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
-  if (!stale) ++*tries;
-  if (usable.empty() || *tries > 1 || !digest_.challenged(usable)) return false;
-  *tag = proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str;
-  *header = digest_.authorization(method, uri);
-  return true;
-}
-
-void Monitor::on_register(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
-  if (status < 200) return;
-  const std::string expires = std::to_string(settings_.register_expires);
-  if (status == 401 || status == 407) {
-    tag_type_t tag;
-    std::string header;
-    if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
-      nua_register(nh, SIPTAG_EXPIRES_STR(expires.c_str()), tag, tag_str_v(header.c_str()),
-                   TAG_END());
-      return;
-    }
-    reg_status_ = "refused: wrong user name or password?";
-    PLOG_ERROR("monitor %s: registration refused (%d %s): check [account] username and password",
-               settings_.aor.c_str(), status, phrase ? phrase : "");
-  } else if (status < 300) {
-    reg_auth_tries_ = 0;
-    reg_backoff_s_ = 0;
-    reg_status_ = "registered";
-    if (!registered_) {
-      PLOG_INFO("monitor %s: registered", settings_.aor.c_str());
-      registered_ = true;
-      emit("registered", {field("aor", settings_.aor)});
-    }
-    return;
-  } else {
-    reg_status_ = std::to_string(status) + " " + (phrase ? phrase : "");
-  }
-  if (registered_ || reg_backoff_s_ == 0)
-    emit("registration_failed", {field("aor", settings_.aor), field("status", status)});
-  registered_ = false;
-  retry_register();
+void Monitor::on_registered(bool first) {
+  reg_backoff_s_ = 0;
+  if (first) emit("registered", {field("aor", settings_.account.aor)});
 }
 
 // nua gives up on a failed registration; the monitor tries again, waiting
 // 2, 4, 8 ... up to 60 s (the proxy may be restarting, or its password fixed).
-void Monitor::retry_register() {
+int Monitor::registration_failed(int status, const char *phrase, bool refused) {
+  if (refused)
+    PLOG_ERROR("monitor %s: registration refused (%d %s): check [account] username and password",
+               settings_.account.aor.c_str(), status, phrase ? phrase : "");
+  if (account_.registered() || reg_backoff_s_ == 0)
+    emit("registration_failed", {field("aor", settings_.account.aor), field("status", status)});
   reg_backoff_s_ = reg_backoff_s_ == 0 ? 2 : std::min(60, reg_backoff_s_ * 2);
-  PLOG_WARN("monitor %s: %s; registering again in %d s", settings_.aor.c_str(), reg_status_.c_str(),
-            reg_backoff_s_);
-  if (reg_timer_) g_source_remove(reg_timer_);
-  reg_timer_ = g_timeout_add_seconds(
-      static_cast<guint>(reg_backoff_s_),
-      [](gpointer self) -> gboolean {
-        auto *m = static_cast<Monitor *>(self);
-        m->reg_timer_ = 0;
-        m->reg_auth_tries_ = 0;
-        const std::string expires = std::to_string(m->settings_.register_expires);
-        if (m->reg_) nua_register(m->reg_, SIPTAG_EXPIRES_STR(expires.c_str()), TAG_END());
-        return G_SOURCE_REMOVE;
-      },
-      this);
+  PLOG_WARN("monitor %s: %s; registering again in %d s", settings_.account.aor.c_str(),
+            account_.registration().c_str(), reg_backoff_s_);
+  return reg_backoff_s_;
 }
 
 bool Monitor::new_media(std::string *error) {
@@ -461,7 +328,7 @@ Outcome Monitor::call(const std::string &door_name) {
   }
   offered_ = media_->local(sdp_session_, ++sdp_version_, false);
   const std::string offer = sdp::write_offer(offered_);
-  call_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(target.c_str()), TAG_END());
+  call_ = nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(target.c_str()), TAG_END());
   nua_invite(call_, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
              TAG_END());
   incoming_ = false;
@@ -483,7 +350,7 @@ void Monitor::on_invite_response(int status, const char *phrase, nua_handle_t *n
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (credentials(sip, &call_auth_tries_, "INVITE", peer_, &tag, &header)) {
+    if (account_.credentials(sip, &call_auth_tries_, "INVITE", peer_, &tag, &header)) {
       const std::string offer = sdp::write_offer(offered_);
       resent_with_auth_ = true;
       nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
@@ -520,7 +387,8 @@ void Monitor::on_invite_response(int status, const char *phrase, nua_handle_t *n
 // INFO inside a call, answered per RFC 6086 legacy usage (call_signals.h).
 void Monitor::on_info(nua_handle_t *nh, const sip_t *sip) {
   if (nh != call_ || !in_call(state_)) {
-    nua_respond(nh, 481, "Call/Transaction Does Not Exist", NUTAG_WITH_THIS(nua_), TAG_END());
+    nua_respond(nh, 481, "Call/Transaction Does Not Exist", NUTAG_WITH_THIS(account_.nua()),
+                TAG_END());
     if (nh != call_) sipmsg::destroy_when_idle(nh);
     return;
   }
@@ -530,10 +398,10 @@ void Monitor::on_info(nua_handle_t *nh, const sip_t *sip) {
                          : "";
   InfoVerdict v = info_verdict(type, has_body);
   if (v.status == 200)
-    nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua_), TAG_END());
+    nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(account_.nua()), TAG_END());
   else
-    nua_respond(nh, v.status, v.phrase, SIPTAG_ACCEPT_STR(kInfoAccept), NUTAG_WITH_THIS(nua_),
-                TAG_END());
+    nua_respond(nh, v.status, v.phrase, SIPTAG_ACCEPT_STR(kInfoAccept),
+                NUTAG_WITH_THIS(account_.nua()), TAG_END());
 }
 
 void Monitor::queue_info(const char *content_type, std::string body_text) {
@@ -568,7 +436,7 @@ void Monitor::on_message_response(int status, const char *phrase, nua_handle_t *
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (credentials(sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header)) {
+    if (account_.credentials(sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header)) {
       nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(m.body.c_str()),
                   tag, tag_str_v(header.c_str()), TAG_END());
       return;
@@ -605,7 +473,8 @@ Outcome Monitor::action(const std::string &name) {
       std::string target = in_call(state_) ? peer_ : "";
       if (target.empty() && !settings_.doors.empty()) target = settings_.doors.front().aor;
       if (target.empty()) return Outcome::fail("no call and no door in [doors] to send it to");
-      nua_handle_t *nh = nua_handle(nua_, nullptr, SIPTAG_TO_STR(target.c_str()), TAG_END());
+      nua_handle_t *nh =
+          nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(target.c_str()), TAG_END());
       messages_[nh] = PendingMessage{target, *code, 0};
       nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(code->c_str()),
                   TAG_END());
@@ -709,9 +578,9 @@ void Monitor::call_ended(const std::string &reason) {
 std::string Monitor::status_json() const {
   const MonitorMedia *m = media_.get();
   auto num = [](uint64_t v) { return std::to_string(v); };
-  std::string out = "{\"aor\":" + json::quote(settings_.aor) +
-                    ",\"registered\":" + (registered_ ? "true" : "false") +
-                    ",\"registration\":" + json::quote(reg_status_) +
+  std::string out = "{\"aor\":" + json::quote(settings_.account.aor) +
+                    ",\"registered\":" + (account_.registered() ? "true" : "false") +
+                    ",\"registration\":" + json::quote(account_.registration()) +
                     ",\"call\":" + json::quote(call_state_name(state_)) +
                     ",\"reason\":" + json::quote(reason_) + ",\"direction\":" +
                     json::quote(state_ == CallState::Idle ? ""
@@ -742,9 +611,9 @@ std::string Monitor::status_json() const {
 
 MonitorView Monitor::view() const {
   MonitorView v;
-  v.aor = settings_.aor;
-  v.registered = registered_;
-  v.registration = reg_status_;
+  v.aor = settings_.account.aor;
+  v.registered = account_.registered();
+  v.registration = account_.registration();
   v.state = state_;
   v.reason = reason_;
   v.incoming = incoming_;

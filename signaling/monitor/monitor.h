@@ -23,9 +23,8 @@
 #include <set>
 #include <string>
 
-#include "common/auth/digest_client.h"
 #include "common/sdp/offer_answer.h"
-#include "common/sip_trusted_hops.h"
+#include "common/sip_account.h"
 #include "monitor/call_signals.h"
 #include "monitor/monitor_config.h"
 #include "monitor/monitor_events.h"
@@ -79,13 +78,11 @@ class Monitor {
     int auth_tries = 0;
   };
 
-  static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
-                     nua_magic_t *magic, nua_handle_t *nh, nua_hmagic_t *hmagic, sip_t const *sip,
-                     tagi_t tags[]);
   void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,
               tagi_t *tags);
   void release(nua_handle_t *nh);
-  void on_register(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  void on_registered(bool first);
+  int registration_failed(int status, const char *phrase, bool refused);
   void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
   void on_reinvite(nua_handle_t *nh, const sip_t *sip);
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
@@ -93,11 +90,6 @@ class Monitor {
   void on_info(nua_handle_t *nh, const sip_t *sip);
   void on_info_response(int status, const char *phrase);
   void on_message_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  // Credentials for a 401/407 to `method` `uri`; false when we cannot or
-  // should not answer it (no usable challenge, or a second one: wrong password).
-  bool credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
-                   tag_type_t *tag, std::string *header);
-  void retry_register();
   bool new_media(std::string *error);
   void on_first_video_rtp();
   void on_first_frame(int width, int height);
@@ -110,29 +102,13 @@ class Monitor {
 
   MonitorSettings settings_;
   EventSink &events_;
-  su_root_t *root_ = nullptr;
-  nua_t *nua_ = nullptr;
-  std::function<void()> on_shutdown_;
   std::function<void()> on_change_;
   std::function<GstElement *()> display_sink_;
-  bool stopping_ = false;  // unregistering before nua_shutdown
-  guint stop_timer_ = 0;
-  void shutdown_sip();
-  auth::DigestClient digest_;
 
-  // Registration.
-  nua_handle_t *reg_ = nullptr;
-  std::string registrar_;  // sip:DOMAIN, the REGISTER's Request-URI
-  int reg_auth_tries_ = 0;
-  guint reg_timer_ = 0;
-  int reg_backoff_s_ = 0;  // the next retry's delay; 0 after a success
-  bool registered_ = false;
-  std::string reg_status_ = "not registered";
+  int reg_backoff_s_ = 0;  // the next registration retry's delay; 0 after a success
 
   // The one call (a monitor shows one door at a time).
   nua_handle_t *call_ = nullptr;
-  sip::TrustedHops trusted_;        // the proxy (and [account] trusted-hosts)
-  std::set<nua_handle_t *> dying_;  // ended, destroyed when nua reports them terminated
   CallState state_ = CallState::Idle;
   std::string reason_;  // why the last call ended
   bool incoming_ = false;
@@ -154,6 +130,7 @@ class Monitor {
   std::unique_ptr<MonitorMedia> media_;  // kept after the call for its figures and snapshot
 
   std::map<nua_handle_t *, PendingMessage> messages_;
+  sip::Account account_;  // last: nua goes first (nua_destroy) when the monitor does
 };
 
 }  // namespace portier::monitor

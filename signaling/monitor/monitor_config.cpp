@@ -16,19 +16,11 @@ config::Schema make_schema() {
            "(empty: none)")
       .str("global", "events-file", "",
            "file the milestones are appended to, one JSON line each (empty: log only)");
-  // The same keys as portier-door's [account]: one way to configure a SIP device.
-  s.str("account", "aor", "sip:monitor1@home.example", "the monitor's SIP address")
-      .str("account", "username", "", "digest user name (empty: the address's user part)")
-      .str("account", "password", "", "digest password (never logged)")
-      .str("account", "proxy", "sip:127.0.0.1:5060",
-           "the in-house proxy: registrar and outbound proxy for every request")
-      .str("account", "bind", "sip:127.0.0.1:*",
-           "SIP URI the monitor listens on (* = any port; ;transport=tcp for TCP)")
-      .list("account", "trusted-hosts", "",
-            "besides the proxy, hosts (host or host:port) whose calls the monitor takes; "
-            "calls from anywhere else get 403 (RFC 3325: only the proxy vouches for a caller)")
-      .integer("account", "register-expires", 600, 30, 86400,
-               "registration lifetime asked for; refreshed before it runs out");
+  add_account_schema(s, {"sip:monitor1@home.example", "the monitor's SIP address",
+                         "SIP URI the monitor listens on (* = any port; ;transport=tcp for TCP)",
+                         "besides the proxy, hosts (host or host:port) whose calls the monitor "
+                         "takes; calls from anywhere else get 403 (RFC 3325: only the proxy "
+                         "vouches for a caller)"});
   s.str("media", "address", "127.0.0.1", "IP address of the monitor's RTP sockets, written in SDP")
       .str("media", "port-range", "32000-32099", "UDP ports for RTP/RTCP, MIN-MAX (2 pairs a call)")
       .list("media", "video-codecs", "VP8 H264", "video codecs accepted, in order of preference",
@@ -100,14 +92,7 @@ const config::Schema &monitor_schema() {
 }
 
 std::string check_monitor_config(const config::Config &cfg) {
-  if (parse_aor(cfg.get_string("account", "aor")).empty())
-    return where(cfg, "account", "aor") + "'" + cfg.get_string("account", "aor") +
-           "' is not a sip:user@domain address";
-  for (const char *key : {"proxy", "bind"}) {
-    const std::string &v = cfg.get_string("account", key);
-    if (v.compare(0, 4, "sip:") != 0)
-      return where(cfg, "account", key) + "'" + v + "' is not a sip: URI";
-  }
+  if (std::string problem = check_account_config(cfg); !problem.empty()) return problem;
   uint16_t lo, hi;
   if (!parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
     return where(cfg, "media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
@@ -140,14 +125,7 @@ MonitorSettings monitor_settings_from_config(const config::Config &cfg) {
   log::parse_output(cfg.get_string("global", "log-output"), &s.log_output);
   s.control_socket = cfg.get_string("global", "control-socket");
   s.events_file = cfg.get_string("global", "events-file");
-  s.aor = parse_aor(cfg.get_string("account", "aor"));
-  s.username = cfg.get_string("account", "username");
-  if (s.username.empty() && s.aor.size() > 4) s.username = s.aor.substr(4, s.aor.find('@') - 4);
-  s.password = cfg.get_string("account", "password");
-  s.proxy = cfg.get_string("account", "proxy");
-  s.bind = cfg.get_string("account", "bind");
-  s.trusted_hosts = cfg.get_list("account", "trusted-hosts");
-  s.register_expires = static_cast<int>(cfg.get_int("account", "register-expires"));
+  s.account = account_settings_from_config(cfg);
   MonitorMediaSettings &m = s.media;
   m.address = cfg.get_string("media", "address");
   parse_port_range(cfg.get_string("media", "port-range"), &m.port_min, &m.port_max);

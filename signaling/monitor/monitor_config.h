@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/account_config.h"
 #include "common/config.h"
 #include "common/log.h"
 
@@ -47,13 +48,7 @@ struct MonitorSettings {
   std::string control_socket;
   std::string events_file;
 
-  std::string aor;       // sip:monitor1@home.example
-  std::string username;  // digest user name (default: the AOR's user)
-  std::string password;
-  std::string proxy;                       // outbound proxy / registrar URI
-  std::string bind;                        // our SIP URI to listen on
-  std::vector<std::string> trusted_hosts;  // besides the proxy (RFC 3325 trust domain)
-  int register_expires = 600;
+  AccountSettings account;  // [account]
 
   MonitorMediaSettings media;
 

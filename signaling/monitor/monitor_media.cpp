@@ -11,36 +11,13 @@
 namespace portier::monitor {
 namespace {
 
-// Runs `fn` on the main loop, unless the MonitorMedia is gone by then.
-void post(const std::shared_ptr<MonitorMedia *> &alive, std::function<void(MonitorMedia *)> fn) {
-  struct Job {
-    std::weak_ptr<MonitorMedia *> alive;
-    std::function<void(MonitorMedia *)> fn;
-  };
-  auto *job = new Job{alive, std::move(fn)};
-  g_main_context_invoke_full(
-      nullptr, G_PRIORITY_DEFAULT,
-      [](gpointer data) -> gboolean {
-        auto *j = static_cast<Job *>(data);
-        if (auto a = j->alive.lock()) j->fn(*a);
-        return G_SOURCE_REMOVE;
-      },
-      job, [](gpointer data) { delete static_cast<Job *>(data); });
-}
-
 bool is_h264(const std::string &codec) { return ascii::iequals(codec, "H264"); }
 bool is_pcma(const std::string &codec) { return ascii::iequals(codec, "PCMA"); }
 
+// A bin named after what it is, so rtpbin's pads and the logs can find it.
 GstElement *make_bin(const std::string &desc, const char *name, std::string *error) {
-  GError *gerr = nullptr;
-  GstElement *bin = gst_parse_bin_from_description(desc.c_str(), TRUE, &gerr);
-  if (!bin || gerr) {
-    *error = std::string(name) + ": " + (gerr ? gerr->message : "cannot build");
-    g_clear_error(&gerr);
-    if (bin) gst_object_unref(bin);
-    return nullptr;
-  }
-  gst_element_set_name(bin, name);
+  GstElement *bin = parse_bin(desc, name, error);
+  if (bin) gst_element_set_name(bin, name);
   return bin;
 }
 
@@ -182,11 +159,6 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
   if (!p) return false;
   pipeline_ = p;
   rtpbin_ = gst_bin_get_by_name(GST_BIN(p), "rtpbin");
-  auto use_socket = [p](const char *name, GSocket *socket) {
-    GstElement *e = gst_bin_get_by_name(GST_BIN(p), name);
-    g_object_set(e, "socket", socket, "close-socket", FALSE, nullptr);
-    return e;
-  };
   if (video) {
     // The decode chain waits in the pipeline; rtpbin's pad for the door's
     // SSRC is linked to it when the first packet arrives.
@@ -238,13 +210,13 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     cbs.new_sample = [](GstAppSink *s, gpointer self) { return on_frame(GST_ELEMENT(s), self); };
     gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, this, nullptr);
     gst_object_unref(sink);
-    GstElement *rtp_in = use_socket("video_rtp_in", video_.rtp);
+    GstElement *rtp_in = element_on_socket(p, "video_rtp_in", video_.rtp);
     GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
     gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_video_in, this, nullptr);
     gst_object_unref(pad);
     gst_object_unref(rtp_in);
-    gst_object_unref(use_socket("video_rtcp_in", video_.rtcp));
-    video_rtcp_sink_ = use_socket("video_rtcp", video_.rtcp);
+    gst_object_unref(element_on_socket(p, "video_rtcp_in", video_.rtcp));
+    video_rtcp_sink_ = element_on_socket(p, "video_rtcp", video_.rtcp);
   }
   if (audio) {
     std::string sink;
@@ -262,10 +234,10 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     if (!speaker_) return false;
     gst_bin_add(GST_BIN(p), speaker_);
     gst_object_ref(speaker_);
-    audio_rtp_sink_ = use_socket("audio_rtp", audio_.rtp);
-    audio_rtcp_sink_ = use_socket("audio_rtcp", audio_.rtcp);
-    gst_object_unref(use_socket("audio_rtcp_in", audio_.rtcp));
-    GstElement *rtp_in = use_socket("audio_rtp_in", audio_.rtp);
+    audio_rtp_sink_ = element_on_socket(p, "audio_rtp", audio_.rtp);
+    audio_rtcp_sink_ = element_on_socket(p, "audio_rtcp", audio_.rtcp);
+    gst_object_unref(element_on_socket(p, "audio_rtcp_in", audio_.rtcp));
+    GstElement *rtp_in = element_on_socket(p, "audio_rtp_in", audio_.rtp);
     GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
     gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_audio_in, this, nullptr);
     gst_object_unref(pad);
@@ -301,23 +273,15 @@ void MonitorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
   if (g_str_has_prefix(name, "recv_rtp_src_0_")) target = self->speaker_;
   g_free(name);
   if (!target) return;
-  // A new SSRC (the door restarted its stream, or the relay switched
-  // sources) replaces the old one.
-  GstPad *sinkpad = gst_element_get_static_pad(target, "sink");
-  if (GstPad *old = gst_pad_get_peer(sinkpad)) {
-    gst_pad_unlink(old, sinkpad);
-    gst_object_unref(old);
-  }
-  if (gst_pad_link(pad, sinkpad) != GST_PAD_LINK_OK)
+  if (!link_replacing(pad, target))
     PLOG_WARN("media: cannot link the door's %s stream (caps?)",
               target == self->video_bin_ ? "video" : "audio");
-  gst_object_unref(sinkpad);
 }
 
 GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *, gpointer data) {
   auto *self = static_cast<MonitorMedia *>(data);
   if (self->video_received_++ == 0)
-    post(self->alive_, [](MonitorMedia *m) {
+    post_to_main(self->alive_, [](MonitorMedia *m) {
       if (m->callbacks_.first_video_rtp) m->callbacks_.first_video_rtp();
     });
   return GST_PAD_PROBE_OK;
@@ -364,7 +328,7 @@ GstFlowReturn MonitorMedia::on_frame(GstElement *appsink, gpointer data) {
       self->width_ = GST_VIDEO_INFO_WIDTH(&vi);
       self->height_ = GST_VIDEO_INFO_HEIGHT(&vi);
     }
-    post(self->alive_, [](MonitorMedia *m) {
+    post_to_main(self->alive_, [](MonitorMedia *m) {
       if (m->callbacks_.first_frame) m->callbacks_.first_frame(m->width_, m->height_);
     });
   }
@@ -378,16 +342,6 @@ gboolean MonitorMedia::on_bus(GstBus *, GstMessage *msg, gpointer) {
   const std::string problem = bus_problem(msg);
   if (!problem.empty()) PLOG_WARN("media: %s", problem.c_str());
   return G_SOURCE_CONTINUE;
-}
-
-void MonitorMedia::send_to(GstElement *sink, const std::string &host, uint16_t port,
-                           std::string *current) {
-  if (!sink) return;
-  const std::string dest = host.empty() || !port ? "" : host + "|" + std::to_string(port);
-  if (*current == dest) return;
-  g_signal_emit_by_name(sink, "clear");
-  if (!dest.empty()) g_signal_emit_by_name(sink, "add", host.c_str(), static_cast<gint>(port));
-  *current = dest;
 }
 
 bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error) {
@@ -405,11 +359,13 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
       // Receiver reports and keyframe requests go to the sender's RTCP port.
-      send_to(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp, &video_rtcp_dest_);
+      set_destination(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
+                      &video_rtcp_dest_);
     } else if (a.type == "audio" && audio_rtp_sink_) {
       const bool send = a.active && a.send;
-      send_to(audio_rtp_sink_, send ? a.remote_address : "", a.remote_rtp, &audio_dest_);
-      send_to(audio_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp, &audio_rtcp_dest_);
+      set_destination(audio_rtp_sink_, send ? a.remote_address : "", a.remote_rtp, &audio_dest_);
+      set_destination(audio_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
+                      &audio_rtcp_dest_);
       telephone_event_pt_ = a.telephone_event_pt;
       if (a.telephone_event_pt >= 0) {
         TelephoneEventOptions o;

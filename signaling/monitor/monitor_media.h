@@ -82,7 +82,6 @@ class MonitorMedia {
  private:
   bool build(const std::vector<sdp::Agreed> &agreed, std::string *error);
   std::string pick_decoder(const std::string &codec) const;
-  void send_to(GstElement *sink, const std::string &host, uint16_t port, std::string *current);
   static void on_pad_added(GstElement *rtpbin, GstPad *pad, gpointer self);
   static GstPadProbeReturn on_video_in(GstPad *, GstPadProbeInfo *info, gpointer self);
   static GstPadProbeReturn on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer self);

@@ -32,8 +32,8 @@ TEST(MonitorConfig, DefaultsAreDocumentedAndValid) {
   for (const auto &k : monitor_schema().keys()) EXPECT_FALSE(k.help.empty()) << k.name;
   MonitorSettings s;
   ASSERT_EQ(load(portier::config::dump_default(monitor_schema()), &s), "");
-  EXPECT_EQ(s.aor, "sip:monitor1@home.example");
-  EXPECT_EQ(s.username, "monitor1");
+  EXPECT_EQ(s.account.aor, "sip:monitor1@home.example");
+  EXPECT_EQ(s.account.username, "monitor1");
   EXPECT_EQ(s.action_method, ActionMethod::Dtmf);
   EXPECT_TRUE(s.open_door_code.empty());
   EXPECT_TRUE(s.doors.empty());
@@ -71,8 +71,8 @@ TEST(MonitorConfig, AFullConfig) {
                  "[ui]\nmode = window\n",
                  &s),
             "");
-  EXPECT_EQ(s.aor, "sip:Mon2@home.example");
-  EXPECT_EQ(s.username, "m2");
+  EXPECT_EQ(s.account.aor, "sip:Mon2@home.example");
+  EXPECT_EQ(s.account.username, "m2");
   EXPECT_EQ(s.media.port_min, 40000);
   EXPECT_EQ(s.media.video_codecs, std::vector<std::string>{"H264"});
   EXPECT_FALSE(s.media.keyframe.rtcp);

@@ -1,0 +1,40 @@
+// The [account] section a SIP device (portier-door, portier-monitor) is
+// configured with: its address, digest credentials, proxy, where it listens,
+// whom else it trusts and how long it registers for. One schema section, one
+// check and one parser, so both programs take the same keys the same way.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace portier {
+
+struct AccountSettings {
+  std::string aor;       // sip:door@home.example
+  std::string username;  // digest user name (default: the AOR's user)
+  std::string password;
+  std::string proxy;                       // outbound proxy / registrar URI
+  std::string bind;                        // our SIP URI to listen on
+  std::vector<std::string> trusted_hosts;  // besides the proxy (RFC 3325 trust domain)
+  int register_expires = 600;
+};
+
+// What --dump-default says about the keys that name the device.
+struct AccountHelp {
+  std::string default_aor;    // "sip:door@home.example"
+  std::string aor;            // "the door's SIP address"
+  std::string bind;           // "SIP URI the door listens on (* = any port)"
+  std::string trusted_hosts;  // whose requests it takes besides the proxy's
+};
+
+void add_account_schema(config::Schema &s, const AccountHelp &help);
+
+// "" or the first bad [account] value, naming file, line and key.
+std::string check_account_config(const config::Config &cfg);
+
+// From a config check_account_config accepted.
+AccountSettings account_settings_from_config(const config::Config &cfg);
+
+}  // namespace portier

@@ -1,0 +1,208 @@
+#include "common/sip_account.h"
+
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_protos.h>
+#include <sofia-sip/su_tag_io.h>
+
+#include "common/log.h"
+#include "common/sip_message.h"
+
+namespace portier::sip {
+
+Account::Account(AccountSettings settings, Options options, Hooks hooks)
+    : settings_(std::move(settings)),
+      options_(options),
+      hooks_(std::move(hooks)),
+      digest_(settings_.username, settings_.password) {}
+
+Account::~Account() {
+  if (reg_timer_) g_source_remove(reg_timer_);
+  if (stop_timer_) g_source_remove(stop_timer_);
+  if (nua_) nua_destroy(nua_);
+}
+
+bool Account::start(su_root_t *root, std::string *error) {
+  for (const std::string &hop : settings_.trusted_hosts)
+    if (!trusted_.add(hop, error)) return false;
+  if (!trusted_.add(settings_.proxy, error)) return false;
+  PLOG_INFO("%s: %s are taken from %s only", options_.agent, options_.taken,
+            trusted_.describe().c_str());
+  registrar_ = "sip:" + settings_.aor.substr(settings_.aor.find('@') + 1);
+  nua_ = nua_create(root, on_nua, reinterpret_cast<nua_magic_t *>(this),
+                    NUTAG_URL(settings_.bind.c_str()), NUTAG_PROXY(settings_.proxy.c_str()),
+                    NUTAG_REGISTRAR(registrar_.c_str()), SIPTAG_FROM_STR(settings_.aor.c_str()),
+                    NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
+                    NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD(options_.appl_method),
+                    NUTAG_M_USERNAME(settings_.username.c_str()),
+                    TAG_IF(options_.supported, SIPTAG_SUPPORTED_STR(options_.supported)),
+                    SIPTAG_USER_AGENT_STR(options_.user_agent), TAG_END());
+  if (!nua_) {
+    *error = "cannot start SIP on " + settings_.bind + " (address in use or not ours?)";
+    return false;
+  }
+  reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()), TAG_END());
+  do_register();
+  PLOG_INFO("%s %s: registering through %s", options_.agent, settings_.aor.c_str(),
+            settings_.proxy.c_str());
+  return true;
+}
+
+void Account::do_register(tag_type_t auth_tag, const std::string &auth) {
+  const std::string expires = std::to_string(settings_.register_expires);
+  if (auth_tag)
+    nua_register(reg_, SIPTAG_EXPIRES_STR(expires.c_str()), auth_tag, tag_str_v(auth.c_str()),
+                 TAG_END());
+  else
+    nua_register(reg_, SIPTAG_EXPIRES_STR(expires.c_str()), TAG_END());
+}
+
+void Account::stop(std::function<void()> done) {
+  on_shutdown_ = std::move(done);
+  if (reg_timer_) g_source_remove(reg_timer_), reg_timer_ = 0;
+  reg_auth_tries_ = 0;
+  if (!nua_) {
+    if (on_shutdown_) on_shutdown_();
+    return;
+  }
+  if (!registered_ || !reg_) {
+    nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
+    return;
+  }
+  // Unregister first, answering the proxy's challenge (nua's own shutdown
+  // gives up on it and the binding would stay until it expires), then shut
+  // down; at most 3 s.
+  stopping_ = true;
+  nua_unregister(reg_, TAG_END());
+  stop_timer_ = g_timeout_add_seconds(
+      3,
+      [](gpointer self) -> gboolean {
+        auto *a = static_cast<Account *>(self);
+        a->stop_timer_ = 0;
+        a->shutdown_sip();
+        return G_SOURCE_REMOVE;
+      },
+      this);
+}
+
+void Account::shutdown_sip() {
+  if (!stopping_) return;
+  stopping_ = false;
+  if (stop_timer_) g_source_remove(stop_timer_), stop_timer_ = 0;
+  nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
+}
+
+bool Account::admit(nua_handle_t *nh, const char *method, std::string *source) const {
+  return trusted_.admit(nua_, nh, options_.agent, method, source);
+}
+
+bool Account::credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
+                          tag_type_t *tag, std::string *header) {
+  bool proxy_auth = false, stale = false;
+  const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
+  if (!stale) ++*tries;
+  if (usable.empty() || *tries > 1 || !digest_.challenged(usable)) return false;
+  *tag = proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str;
+  *header = digest_.authorization(method, uri);
+  return true;
+}
+
+void Account::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
+                     nua_handle_t *nh, nua_hmagic_t *, sip_t const *sip, tagi_t *tags) {
+  auto *self = reinterpret_cast<Account *>(magic);
+  if (!self->handle(event, status, phrase, nh, sip) && self->hooks_.event)
+    self->hooks_.event(event, status, phrase, nh, sip, tags);
+  if (event == nua_i_state) {
+    int state = nua_callstate_init;
+    tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+    if (state == nua_callstate_terminated && self->dying_.erase(nh)) nua_handle_destroy(nh);
+  }
+  if (self->hooks_.changed) self->hooks_.changed();
+}
+
+bool Account::handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
+                     const sip_t *sip) {
+  switch (event) {
+    case nua_r_register:
+      if (nh == reg_) on_register(status, phrase, sip);
+      return true;
+    case nua_r_unregister:
+      if (nh == reg_) on_unregister(status, sip);
+      return true;
+    case nua_r_shutdown:
+      if (status >= 200) {
+        PLOG_INFO("%s: SIP stopped", options_.agent);
+        if (reg_) nua_handle_destroy(reg_), reg_ = nullptr;
+        auto done = std::move(on_shutdown_);
+        on_shutdown_ = nullptr;
+        if (done) done();
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+void Account::on_register(int status, const char *phrase, const sip_t *sip) {
+  if (status < 200) return;
+  const bool refused = status == 401 || status == 407;
+  if (refused) {
+    tag_type_t tag;
+    std::string header;
+    if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
+      do_register(tag, header);
+      return;
+    }
+    reg_status_ = "refused: wrong user name or password?";
+  } else if (status < 300) {
+    reg_auth_tries_ = 0;
+    reg_status_ = "registered";
+    const bool first = !registered_;
+    if (first) PLOG_INFO("%s %s: registered", options_.agent, settings_.aor.c_str());
+    registered_ = true;
+    if (hooks_.registered) hooks_.registered(first);
+    return;
+  } else {
+    reg_status_ = std::to_string(status) + " " + (phrase ? phrase : "");
+  }
+  const int seconds =
+      hooks_.registration_failed ? hooks_.registration_failed(status, phrase, refused) : 60;
+  registered_ = false;
+  retry_register(seconds);
+}
+
+// Shutting down: nua repeats the last request's credentials, which the proxy
+// takes for a replay; answer its challenge once more, and never register
+// again (on_register would).
+void Account::on_unregister(int status, const sip_t *sip) {
+  if (status == 401 || status == 407) {
+    tag_type_t tag;
+    std::string header;
+    if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
+      nua_unregister(reg_, tag, tag_str_v(header.c_str()), TAG_END());
+      return;
+    }
+  }
+  if (status >= 200) {
+    registered_ = false;
+    reg_status_ = status < 300 ? "unregistered" : "unregister failed";
+    shutdown_sip();
+  }
+}
+
+// nua gives up on a failed registration; we keep trying (the proxy may be
+// restarting, or the password was fixed).
+void Account::retry_register(int seconds) {
+  if (reg_timer_) g_source_remove(reg_timer_);
+  reg_timer_ = g_timeout_add_seconds(
+      static_cast<guint>(seconds),
+      [](gpointer self) -> gboolean {
+        auto *a = static_cast<Account *>(self);
+        a->reg_timer_ = 0;
+        a->reg_auth_tries_ = 0;
+        if (a->reg_) a->do_register();
+        return G_SOURCE_REMOVE;
+      },
+      this);
+}
+
+}  // namespace portier::sip

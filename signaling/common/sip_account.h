@@ -1,0 +1,116 @@
+// The nua side of being a SIP account, for portier-door and portier-monitor:
+// nua itself, the REGISTER and its refreshes, answering digest challenges
+// with our own client (sofia-sip's gives up on a 401 that also offers
+// SHA-256: common/auth/digest_client.h), trying again after a failed
+// registration, unregistering before nua_shutdown, destroying handles once
+// nua is done with them, and the trusted-hops check for requests that do not
+// come through the proxy. Calls, INFO and MESSAGE stay with the device: every
+// other nua event goes to Hooks::event.
+#pragma once
+
+#include <glib.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/su_wait.h>
+
+#include <functional>
+#include <set>
+#include <string>
+
+#include "common/account_config.h"
+#include "common/auth/digest_client.h"
+#include "common/sip_trusted_hops.h"
+
+namespace portier::sip {
+
+class Account {
+ public:
+  struct Options {
+    const char *agent;                // "door": log prefix and the 403's Warning agent
+    const char *taken;                // "calls and messages": what only trusted hops may send
+    const char *user_agent;           // "portier-door/0.1"
+    const char *appl_method;          // the request nua leaves to the device to answer
+    const char *supported = nullptr;  // the Supported header (null: nua's own)
+  };
+
+  struct Hooks {
+    // Every nua event that is not the registration's or the shutdown's.
+    std::function<void(nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
+                       const sip_t *sip, tagi_t *tags)>
+        event;
+    // A 2xx to REGISTER, refreshes too; `first` when we were not registered.
+    std::function<void(bool first)> registered;
+    // A REGISTER failed for good (`refused`: our credentials were not taken);
+    // registered() is still what it was. Returns the seconds until we try again.
+    std::function<int(int status, const char *phrase, bool refused)> registration_failed;
+    // After each nua event, once the account and `event` have handled it.
+    std::function<void()> changed;
+  };
+
+  Account(AccountSettings settings, Options options, Hooks hooks);
+  ~Account();
+  Account(const Account &) = delete;
+  Account &operator=(const Account &) = delete;
+
+  // Sets up the trusted hops, starts nua and registers.
+  bool start(su_root_t *root, std::string *error);
+  // Unregisters (answering the proxy's challenge), then shuts nua down, at
+  // most 3 s later; `done` runs once nua has. End the calls first.
+  void stop(std::function<void()> done);
+
+  nua_t *nua() const { return nua_; }
+  const AccountSettings &settings() const { return settings_; }
+  bool registered() const { return registered_; }
+  // "not registered", "registered", "refused: ...", "503 Service Unavailable", ...
+  const std::string &registration() const { return reg_status_; }
+
+  // An out-of-dialog request nua reports now: true when it came through a
+  // trusted hop, else it has been answered 403 (TrustedHops::admit).
+  bool admit(nua_handle_t *nh, const char *method, std::string *source) const;
+
+  // `nh` is ended: destroyed once nua reports its call state terminated (the
+  // final response sent, the BYE or CANCEL done), never while nua needs it.
+  void destroy_when_terminated(nua_handle_t *nh) { dying_.insert(nh); }
+
+  // Credentials for a 401/407 to `method` `uri` (`*tries` counts per
+  // request); false when we cannot or should not answer it: no usable
+  // challenge, or a second one right after ours (not stale), which means the
+  // password is wrong and retrying would only lock us out.
+  bool credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
+                   tag_type_t *tag, std::string *header);
+
+ private:
+  static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
+                     nua_magic_t *magic, nua_handle_t *nh, nua_hmagic_t *hmagic, sip_t const *sip,
+                     tagi_t tags[]);
+  // True when the event was the account's own.
+  bool handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
+              const sip_t *sip);
+  void on_register(int status, const char *phrase, const sip_t *sip);
+  void on_unregister(int status, const sip_t *sip);
+  void do_register(tag_type_t auth_tag = nullptr, const std::string &auth = "");
+  void retry_register(int seconds);
+  void shutdown_sip();
+
+  AccountSettings settings_;
+  Options options_;
+  Hooks hooks_;
+  nua_t *nua_ = nullptr;
+  TrustedHops trusted_;  // the proxy (and [account] trusted-hosts)
+  auth::DigestClient digest_;
+  std::set<nua_handle_t *> dying_;
+
+  // Registration.
+  nua_handle_t *reg_ = nullptr;
+  std::string registrar_;  // sip:DOMAIN, the REGISTER's Request-URI
+  int reg_auth_tries_ = 0;
+  guint reg_timer_ = 0;
+  bool registered_ = false;
+  std::string reg_status_ = "not registered";
+
+  // Stopping.
+  std::function<void()> on_shutdown_;
+  bool stopping_ = false;  // unregistering before nua_shutdown
+  guint stop_timer_ = 0;
+};
+
+}  // namespace portier::sip

@@ -1,0 +1,78 @@
+// The [account] section portier-door and portier-monitor share: its keys
+// become AccountSettings (the user name defaults to the AOR's user part), and
+// a bad address or URI is an error naming file, line and key.
+#include <gtest/gtest.h>
+
+#include "common/account_config.h"
+
+using portier::account_settings_from_config;
+using portier::AccountSettings;
+using portier::add_account_schema;
+using portier::check_account_config;
+using portier::config::Config;
+using portier::config::Schema;
+
+namespace {
+
+const Schema &schema() {
+  static const Schema s = [] {
+    Schema s("portier-test");
+    add_account_schema(s, {"sip:dev@home.example", "the device's SIP address",
+                           "SIP URI the device listens on", "hosts it trusts"});
+    return s;
+  }();
+  return s;
+}
+
+// "" and the settings, or the first error (from the loader or the checks).
+std::string load(const std::string &text, AccountSettings *out) {
+  Config cfg(schema());
+  std::string error;
+  if (!cfg.load_string(text, "a.conf", &error)) return error;
+  std::string problem = check_account_config(cfg);
+  if (problem.empty()) *out = account_settings_from_config(cfg);
+  return problem;
+}
+
+}  // namespace
+
+TEST(AccountConfig, DefaultsLoad) {
+  AccountSettings a;
+  ASSERT_EQ(load(portier::config::dump_default(schema()), &a), "");
+  EXPECT_EQ(a.aor, "sip:dev@home.example");
+  EXPECT_EQ(a.username, "dev");
+  EXPECT_EQ(a.password, "");
+  EXPECT_EQ(a.proxy, "sip:127.0.0.1:5060");
+  EXPECT_EQ(a.bind, "sip:127.0.0.1:*");
+  EXPECT_TRUE(a.trusted_hosts.empty());
+  EXPECT_EQ(a.register_expires, 600);
+}
+
+TEST(AccountConfig, KeysBecomeSettings) {
+  AccountSettings a;
+  ASSERT_EQ(load("[account]\naor = <sip:Mon2@Home.Example>\nusername = m2\npassword = pw\n"
+                 "proxy = sip:10.0.0.1:5070\nbind = sip:10.0.0.2:*;transport=tcp\n"
+                 "trusted-hosts = 10.0.0.9 gw.home:5060\nregister-expires = 120\n",
+                 &a),
+            "");
+  EXPECT_EQ(a.aor, "sip:Mon2@home.example");
+  EXPECT_EQ(a.username, "m2");
+  EXPECT_EQ(a.password, "pw");
+  EXPECT_EQ(a.proxy, "sip:10.0.0.1:5070");
+  EXPECT_EQ(a.bind, "sip:10.0.0.2:*;transport=tcp");
+  EXPECT_EQ(a.trusted_hosts, (std::vector<std::string>{"10.0.0.9", "gw.home:5060"}));
+  EXPECT_EQ(a.register_expires, 120);
+}
+
+TEST(AccountConfig, BadValuesNameTheKey) {
+  const std::pair<const char *, const char *> cases[] = {
+      {"[account]\naor = dev\n", "a.conf:2: [account] aor: 'dev' is not a sip:user@domain address"},
+      {"[account]\nproxy = 127.0.0.1\n",
+       "a.conf:2: [account] proxy: '127.0.0.1' is not a sip: URI"},
+      {"[account]\nbind = udp:*\n", "a.conf:2: [account] bind: 'udp:*' is not a sip: URI"},
+  };
+  for (const auto &[text, expected] : cases) {
+    AccountSettings a;
+    EXPECT_EQ(load(text, &a), expected) << text;
+  }
+}
