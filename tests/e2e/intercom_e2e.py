@@ -98,11 +98,7 @@ class Daemon:
         return ctl(self.build, self.sock, *cmd)
 
     def log_text(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return li.read_text(self.logfile)
 
 
 class Proxy(Daemon):
@@ -252,11 +248,7 @@ class Phone(li.Linphone):
         return self.register_state() == "LinphoneRegistrationOk"
 
     def log_text(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return li.read_text(self.logfile)
 
     def decoded_video(self):
         """liblinphone logs this once its decoder gave the first picture."""

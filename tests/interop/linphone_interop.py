@@ -121,6 +121,15 @@ def port_in_use(port):
     return False
 
 
+def read_text(path):
+    """The whole file, or "" when it is not there (yet)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def tail(path, n=60):
     try:
         with open(path, errors="replace") as f:
@@ -366,11 +375,7 @@ class Proxy:
         wait_for(ready, 10, "portier-proxy ready")
 
     def log_text(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.logfile)
 
     def registrations(self):
         r = subprocess.run([self.ctl, "--socket", self.sock, "registrations"],
