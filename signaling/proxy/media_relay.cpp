@@ -66,7 +66,9 @@ MediaRelay::MediaRelay(RelaySettings s)
     : settings_(std::move(s)),
       ports_(settings_.listen_address.empty() ? settings_.sdp_address : settings_.listen_address,
              settings_.port_min, settings_.port_max),
-      engine_(static_cast<unsigned>(settings_.threads)) {}
+      engine_(static_cast<unsigned>(settings_.threads), settings_.latch_anywhere
+                                                            ? RelayEngine::Latch::Anywhere
+                                                            : RelayEngine::Latch::SignalledHost) {}
 
 MediaRelay::~MediaRelay() {
   while (!calls_.empty()) destroy(calls_.begin()->second.get());

@@ -59,7 +59,11 @@ config::Schema make_schema() {
                "seconds without RTP or RTCP before a call's relay is freed")
       .integer("module::MediaRelay", "threads", 0, 0, 256,
                "I/O threads that move the relayed packets, each with its own calls "
-               "(0: one per online CPU the proxy may run on)");
+               "(0: one per online CPU the proxy may run on)")
+      .str("module::MediaRelay", "latch", "signalled-host",
+           "whose packets a call takes: signalled-host (the first packet must come from the "
+           "host the SDP names, any port) or anywhere (devices behind a NAT that write a "
+           "private address in SDP); once latched, only that address is heard");
   return s;
 }
 
@@ -102,6 +106,10 @@ std::string check_proxy_config(const config::Config &cfg) {
       if ((!a.empty() || std::string(key) == "sdp-address") && !is_ip_literal(a))
         return where("module::MediaRelay", key) + "'" + a + "' is not an IPv4 or IPv6 address";
     }
+    const std::string latch = cfg.get_string("module::MediaRelay", "latch");
+    if (latch != "signalled-host" && latch != "anywhere")
+      return where("module::MediaRelay", "latch") + "'" + latch +
+             "' is neither signalled-host nor anywhere";
   }
   if (cfg.get_string("global", "state-directory").empty())
     return where("global", "state-directory") + "must not be empty";
@@ -153,6 +161,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.relay.inactivity_timeout =
       static_cast<int>(cfg.get_int("module::MediaRelay", "inactivity-timeout"));
   s.relay.threads = static_cast<int>(cfg.get_int("module::MediaRelay", "threads"));
+  s.relay.latch_anywhere = cfg.get_string("module::MediaRelay", "latch") == "anywhere";
   return s;
 }
 

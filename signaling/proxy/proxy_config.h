@@ -24,6 +24,7 @@ struct RelaySettings {
   int max_early_media = 10;     // branches per call that get the early stream
   int inactivity_timeout = 60;  // seconds without a packet before a call is freed
   int threads = 0;              // I/O threads moving the packets; 0: one per usable CPU
+  bool latch_anywhere = false;  // the first packet from anywhere latches (else: the SDP's host)
 };
 
 struct ProxySettings {

@@ -113,6 +113,16 @@ struct BranchState {
   std::atomic<uint64_t> bytes{0};
 };
 
+// The same IP, whatever the port.
+bool same_host(const RelayAddress &a, const RelayAddress &b) {
+  if (a.len == 0 || b.len == 0 || a.addr.ss_family != b.addr.ss_family) return false;
+  if (a.addr.ss_family == AF_INET)
+    return reinterpret_cast<const sockaddr_in *>(&a.addr)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in *>(&b.addr)->sin_addr.s_addr;
+  return !memcmp(&reinterpret_cast<const sockaddr_in6 *>(&a.addr)->sin6_addr,
+                 &reinterpret_cast<const sockaddr_in6 *>(&b.addr)->sin6_addr, 16);
+}
+
 bool same_address(const RelayAddress &a, const RelayAddress &b) {
   if (a.len == 0 || b.len == 0 || a.addr.ss_family != b.addr.ss_family) return false;
   if (a.addr.ss_family == AF_INET) {
@@ -240,7 +250,7 @@ Stream *stream_of(RelayEngine::Call *c, size_t index) {
 
 class RelayEngine::Worker {
  public:
-  explicit Worker(unsigned index);
+  Worker(unsigned index, Latch latch);
   ~Worker();
 
   // Held by the worker while it handles one socket's batch, by the main loop
@@ -262,7 +272,7 @@ class RelayEngine::Worker {
   void do_pending(int64_t now);
   void on_ready(const Slot &slot, int64_t now);
   int receive(int fd);
-  void latch(const Stream *s, Route &route, int kind, int packet);
+  bool admit(const Stream *s, Route &route, int kind, int packet);
 
   void from_caller_rtp(Stream *s, Packet **pkts, int n, int64_t now);
   void from_caller_rtcp(Stream *s, Packet **pkts, int n);
@@ -275,6 +285,7 @@ class RelayEngine::Worker {
   void add_message(int i, const Route &route, int iovs);
   int send_batch(int fd, int n, uint64_t *bytes);
 
+  Latch latch_;
   int epoll_ = -1;
   int wake_ = -1;
   bool stop_ = false;
@@ -295,7 +306,7 @@ class RelayEngine::Worker {
   std::thread thread_;
 };
 
-RelayEngine::Worker::Worker(unsigned index) {
+RelayEngine::Worker::Worker(unsigned index, Latch latch) : latch_(latch) {
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
   wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_ < 0 || wake_ < 0) {
@@ -437,17 +448,26 @@ int RelayEngine::Worker::receive(int fd) {
   return n;
 }
 
-// Symmetric RTP: the first packet's source is where the peer's packets go.
-void RelayEngine::Worker::latch(const Stream *s, Route &route, int kind, int packet) {
-  if (route.latched) return;
-  route.latched = true;
+// Is packet `packet` of the batch the peer's? Symmetric RTP: the first one
+// accepted fixes where the peer's packets go (latching), and from then on only
+// that address is the peer. Before that, with Latch::SignalledHost, only the
+// host the SDP names may send. One compare per packet.
+bool RelayEngine::Worker::admit(const Stream *s, Route &route, int kind, int packet) {
   RelayAddress from;
   memcpy(&from.addr, &rx_from_[packet], rx_msg_[packet].msg_hdr.msg_namelen);
   from.len = rx_msg_[packet].msg_hdr.msg_namelen;
-  if (same_address(from, route.to)) return;
+  if (route.latched) return same_address(from, route.to);
+  if (latch_ == Latch::SignalledHost && !route.to.empty() && !same_host(from, route.to)) {
+    PLOG_DEBUG("relay: call-id=%s %s from %s dropped: the peer is %s", s->call->id.c_str(),
+               kind_name(kind), from.text().c_str(), route.to.text().c_str());
+    return false;
+  }
+  route.latched = true;
+  if (same_address(from, route.to)) return true;
   PLOG_INFO("relay: call-id=%s %s from %s, not %s as signalled: latched", s->call->id.c_str(),
             kind_name(kind), from.text().c_str(), route.to.text().c_str());
   route.to = from;
+  return true;
 }
 
 void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
@@ -456,19 +476,19 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
   LegState &leg = b ? b->leg : s->caller;
   const int n = receive(leg.fd[slot.kind]);
   if (n <= 0) return;
-  s->call->last_packet_s.store(now / 1000000, std::memory_order_relaxed);
-  latch(s, leg.route[slot.kind], slot.kind, 0);
   // RTCP on the RTP port (rtcp-mux, RFC 5761 §4) is RTCP all the same.
   Packet *rtp_pkts[kBatch], *rtcp_pkts[kBatch];
   int n_rtp = 0, n_rtcp = 0;
   for (int i = 0; i < n; ++i) {
     Packet *p = rx_[i];
-    if (p->size == 0) continue;
+    if (p->size == 0 || !admit(s, leg.route[slot.kind], slot.kind, i)) continue;
     if (slot.kind == kRtcp || rtp::is_rtcp(p->data, p->size))
       rtcp_pkts[n_rtcp++] = p;
     else
       rtp_pkts[n_rtp++] = p;
   }
+  // Only the peer's packets keep the call alive (a flood from elsewhere does not).
+  if (n_rtp + n_rtcp) s->call->last_packet_s.store(now / 1000000, std::memory_order_relaxed);
   if (!b) {
     if (n_rtp) from_caller_rtp(s, rtp_pkts, n_rtp, now);
     if (n_rtcp) from_caller_rtcp(s, rtcp_pkts, n_rtcp);
@@ -655,7 +675,7 @@ int RelayEngine::Worker::send_batch(int fd, int n, uint64_t *bytes) {
 
 // ------------------------------------------------------------------ engine
 
-RelayEngine::RelayEngine(unsigned threads) : threads_(threads) {
+RelayEngine::RelayEngine(unsigned threads, Latch latch) : threads_(threads), latch_(latch) {
   if (threads_ == 0) {
     // One per online CPU this process may run on (taskset, a cgroup cpuset).
     cpu_set_t set;
@@ -669,7 +689,7 @@ RelayEngine::~RelayEngine() = default;
 
 RelayEngine::Worker *RelayEngine::least_loaded() {
   if (workers_.empty())
-    for (unsigned i = 0; i < threads_; ++i) workers_.push_back(std::make_unique<Worker>(i));
+    for (unsigned i = 0; i < threads_; ++i) workers_.push_back(std::make_unique<Worker>(i, latch_));
   return std::min_element(workers_.begin(), workers_.end(),
                           [](const auto &a, const auto &b) { return a->calls < b->calls; })
       ->get();
@@ -746,8 +766,15 @@ void RelayEngine::update_peer(Call *c, size_t stream, std::optional<size_t> bran
   BranchState *b = branch ? s->branch(*branch) : nullptr;
   if (branch && !b) return;
   LegState &leg = b ? b->leg : s->caller;
-  if (!leg.route[kRtp].latched) leg.route[kRtp].to = rtp_to;
-  if (!leg.route[kRtcp].latched) leg.route[kRtcp].to = rtcp_to;
+  // Not latched: follow the SDP. Latched: keep where the packets come from,
+  // unless the SDP names another host (the device moved): then wait for
+  // its first packet again.
+  for (auto [kind, to] : {std::pair<int, const RelayAddress *>{kRtp, &rtp_to}, {kRtcp, &rtcp_to}}) {
+    Route &r = leg.route[kind];
+    if (r.latched && same_host(r.to, *to)) continue;
+    r.to = *to;
+    r.latched = false;
+  }
 }
 
 void RelayEngine::close_call(Call *c) {

@@ -61,9 +61,19 @@ struct RelayAddress {
 
 class RelayEngine {
  public:
+  // Whose packets a leg takes. Either way, once a peer's first packet has
+  // fixed its address (latching), packets from any other address are dropped:
+  // nobody else can put media into the call or take the peer's place.
+  enum class Latch {
+    SignalledHost,  // the first packet must come from the host the SDP names (any port:
+                    // a NAT may move the port); others are dropped
+    Anywhere,       // the first packet from anywhere (devices behind a NAT that
+                    // write their private address into SDP)
+  };
+
   // threads: I/O threads, 0 for one per online CPU the process may run on.
   // They start with the first call.
-  explicit RelayEngine(unsigned threads);
+  explicit RelayEngine(unsigned threads, Latch latch = Latch::SignalledHost);
   ~RelayEngine();
   RelayEngine(const RelayEngine &) = delete;
   RelayEngine &operator=(const RelayEngine &) = delete;
@@ -118,6 +128,7 @@ class RelayEngine {
   Worker *least_loaded();
 
   unsigned threads_;
+  Latch latch_;
   std::vector<std::unique_ptr<Worker>> workers_;  // started with the first call
 };
 

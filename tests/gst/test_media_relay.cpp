@@ -4,7 +4,7 @@
 // (c=IN IP6, RFC 4566 §5.7), a port range that runs out, and offers the relay
 // must refuse without keeping a port; and what the relay's own I/O threads
 // must get right: GOP replay at once, many calls on few threads, junk, and
-// calls ended while their packets flow. Ports 39100-39799 and 31000-31999: no
+// calls ended while their packets flow. Ports 39100-39849 and 31000-31999: no
 // other test binds there (the SIP cases' relays use 40000 and up, the door's
 // default range is 30000-30999).
 #include <arpa/inet.h>
@@ -38,7 +38,9 @@ using portier::proxy::RelaySettings;
 // A UDP socket of a test peer (the door or a device) on the loopback address.
 class Peer {
  public:
-  explicit Peer(const std::string &address) : v6_(address.find(':') != std::string::npos) {
+  // Bound to `address`; sends to the relay at `relay` (default: the same address).
+  explicit Peer(const std::string &address, const std::string &relay = "")
+      : v6_(address.find(':') != std::string::npos) {
     fd_ = socket(v6_ ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
     sockaddr_storage ss{};
     socklen_t len = fill(address, 0, &ss);
@@ -46,7 +48,7 @@ class Peer {
     getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len);
     port_ = ntohs(v6_ ? reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port
                       : reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
-    address_ = address;
+    address_ = relay.empty() ? address : relay;
   }
   ~Peer() { close(fd_); }
   Peer(const Peer &) = delete;
@@ -465,7 +467,8 @@ TEST(MediaRelay, JunkOnOneSocketStopsNoOtherCall) {
   }
   std::atomic<bool> flooding{true};
   std::thread flood([&] {
-    Peer attacker("127.0.0.1");
+    // Another host of the LAN (127.0.0.2: loopback answers all of 127/8).
+    Peer attacker("127.0.0.2", "127.0.0.1");
     for (int round = 0; round < 40 && flooding; ++round)
       for (const auto &j : junk)
         for (uint16_t port :
@@ -477,13 +480,54 @@ TEST(MediaRelay, JunkOnOneSocketStopsNoOtherCall) {
   flooding = false;
   flood.join();
   EXPECT_EQ(got_b.size(), 20u) << "junk on call a's sockets held up call b";
-  // Call a latched its caller to the attacker (the first packet wins, as
-  // symmetric RTP does; junk on the device's RTP port would have taken the
-  // device's media the same way): the real door's packets still go through.
-  dev_a.receive_packets(100000, 300);  // whatever the junk left
+  // The junk came from a host the SDP does not name: none of it reached the
+  // device, and the real door's packets go through (the attacker did not
+  // take the door's place).
+  EXPECT_TRUE(dev_a.receive_packets(100000, 300).empty()) << "the attacker's bytes reached call a";
   for (uint16_t seq = 100; seq < 110; ++seq) door_a.send_rtp(caller_port[0], seq, kDoor);
   const auto got_a = dev_a.receive_packets(10, 3000);
   EXPECT_EQ(got_a.size(), 10u) << "the flooded call stopped relaying";
+}
+
+// Nobody but the peer puts media into a call (what rtpengine calls strict
+// source, on by default here). Before the door's first packet, a host the SDP
+// does not name is not heard; after it, not even another port of the door's
+// own host. With latch = anywhere (devices behind a NAT), the first packet from
+// anywhere latches, and then only that address is heard.
+TEST(MediaRelay, OnlyThePeerPutsMediaIntoTheCall) {
+  for (bool anywhere : {false, true}) {
+    RelaySettings rs = settings("127.0.0.1", 39800, 39849);
+    rs.latch_anywhere = anywhere;
+    MediaRelay relay(rs);
+    Peer door("127.0.0.1"), dev("127.0.0.1"), other_port("127.0.0.1");
+    Peer other_host("127.0.0.3", "127.0.0.1");
+    std::string error;
+    ASSERT_TRUE(relay.start_call("c", sdp("127.0.0.1", door.port(), "sendrecv"), &error));
+    ASSERT_TRUE(relay.offer_for_branch("c", 0, &error));
+    const uint16_t caller_port =
+        video_of(
+            relay.answer_from_branch("c", 0, sdp("127.0.0.1", dev.port(), "recvonly"), false).sdp)
+            .port;
+    constexpr uint32_t kIntruder = 0xbad;
+    // Before any packet of the door.
+    for (uint16_t seq = 1; seq <= 5; ++seq) other_host.send_rtp(caller_port, seq, kIntruder);
+    const auto first = dev.receive(500);
+    if (anywhere) {
+      // The intruder was first and latched: that is the price of NAT mode.
+      EXPECT_EQ(first.size(), 5u);
+      continue;
+    }
+    EXPECT_TRUE(first.empty()) << "a host the SDP does not name put media into the call";
+    for (uint16_t seq = 10; seq < 15; ++seq) door.send_rtp(caller_port, seq, kDoor);
+    EXPECT_EQ(dev.receive(2000), std::vector<uint32_t>(5, kDoor));
+    // After the door latched: neither another host nor another port of its own.
+    for (uint16_t seq = 20; seq < 25; ++seq) {
+      other_host.send_rtp(caller_port, seq, kIntruder);
+      other_port.send_rtp(caller_port, seq, kIntruder);
+    }
+    for (uint16_t seq = 30; seq < 35; ++seq) door.send_rtp(caller_port, seq, kDoor);
+    EXPECT_EQ(dev.receive(1000), std::vector<uint32_t>(5, kDoor));
+  }
 }
 
 // Calls end and new ones take their ports while packets keep arriving: no
