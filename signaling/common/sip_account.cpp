@@ -4,6 +4,8 @@
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/su_tag_io.h>
 
+#include <cstring>
+
 #include "common/log.h"
 #include "common/sip_message.h"
 
@@ -91,8 +93,13 @@ void Account::shutdown_sip() {
   nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
 }
 
-bool Account::admit(nua_handle_t *nh, const char *method, std::string *source) const {
-  return trusted_.admit(nua_, nh, options_.agent, method, source);
+bool Account::admit(nua_handle_t *nh, const char *method, std::string *source) {
+  if (trusted_.admit(nua_, nh, options_.agent, method, source)) return true;
+  if (std::strcmp(method, "INVITE") == 0)
+    destroy_when_terminated(nh);
+  else
+    sipmsg::destroy_when_idle(nh);
+  return false;
 }
 
 bool Account::credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,

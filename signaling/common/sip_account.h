@@ -64,8 +64,10 @@ class Account {
   const std::string &registration() const { return reg_status_; }
 
   // An out-of-dialog request nua reports now: true when it came through a
-  // trusted hop, else it has been answered 403 (TrustedHops::admit).
-  bool admit(nua_handle_t *nh, const char *method, std::string *source) const;
+  // trusted hop; else it has been answered 403 (TrustedHops::admit) and its
+  // handle is disposed of (an INVITE's when its call state ends, any other
+  // once the event is over): the device only reports the refusal.
+  bool admit(nua_handle_t *nh, const char *method, std::string *source);
 
   // `nh` is ended: destroyed once nua reports its call state terminated (the
   // final response sent, the BYE or CANCEL done), never while nua needs it.

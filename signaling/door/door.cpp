@@ -225,10 +225,6 @@ bool Door::from_trusted_hop(nua_handle_t *nh, const char *method) {
   if (account_.admit(nh, method, &source)) return true;
   emit("request_refused",
        std::string("method=") + method + " source=" + source + " reason=not through the proxy");
-  if (std::strcmp(method, "INVITE") == 0)
-    release(nh);
-  else
-    sipmsg::destroy_when_idle(nh);
   return false;
 }
 

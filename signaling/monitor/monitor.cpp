@@ -94,7 +94,6 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
         } else {
           events_.add("refused",
                       {field("source", source), field("reason", "not through the proxy")});
-          release(nh);
         }
       }
       break;
