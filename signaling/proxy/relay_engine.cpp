@@ -113,26 +113,27 @@ struct BranchState {
   std::atomic<uint64_t> bytes{0};
 };
 
-// The same IP, whatever the port.
+// Do two socket addresses name the same host (and, with `port`, the same
+// port)? Read in place: the receive path compares every packet's source.
+bool same_endpoint(const sockaddr_storage &a, socklen_t alen, const sockaddr_storage &b,
+                   socklen_t blen, bool port) {
+  if (alen == 0 || blen == 0 || a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    auto *x = reinterpret_cast<const sockaddr_in *>(&a);
+    auto *y = reinterpret_cast<const sockaddr_in *>(&b);
+    return (!port || x->sin_port == y->sin_port) && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  auto *x = reinterpret_cast<const sockaddr_in6 *>(&a);
+  auto *y = reinterpret_cast<const sockaddr_in6 *>(&b);
+  return (!port || x->sin6_port == y->sin6_port) && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
 bool same_host(const RelayAddress &a, const RelayAddress &b) {
-  if (a.len == 0 || b.len == 0 || a.addr.ss_family != b.addr.ss_family) return false;
-  if (a.addr.ss_family == AF_INET)
-    return reinterpret_cast<const sockaddr_in *>(&a.addr)->sin_addr.s_addr ==
-           reinterpret_cast<const sockaddr_in *>(&b.addr)->sin_addr.s_addr;
-  return !memcmp(&reinterpret_cast<const sockaddr_in6 *>(&a.addr)->sin6_addr,
-                 &reinterpret_cast<const sockaddr_in6 *>(&b.addr)->sin6_addr, 16);
+  return same_endpoint(a.addr, a.len, b.addr, b.len, false);
 }
 
 bool same_address(const RelayAddress &a, const RelayAddress &b) {
-  if (a.len == 0 || b.len == 0 || a.addr.ss_family != b.addr.ss_family) return false;
-  if (a.addr.ss_family == AF_INET) {
-    auto *x = reinterpret_cast<const sockaddr_in *>(&a.addr);
-    auto *y = reinterpret_cast<const sockaddr_in *>(&b.addr);
-    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  auto *x = reinterpret_cast<const sockaddr_in6 *>(&a.addr);
-  auto *y = reinterpret_cast<const sockaddr_in6 *>(&b.addr);
-  return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+  return same_endpoint(a.addr, a.len, b.addr, b.len, true);
 }
 
 // Big buffers, never blocking.
@@ -453,20 +454,22 @@ int RelayEngine::Worker::receive(int fd) {
 // that address is the peer. Before that, with Latch::SignalledHost, only the
 // host the SDP names may send. One compare per packet.
 bool RelayEngine::Worker::admit(const Stream *s, Route &route, int kind, int packet) {
-  RelayAddress from;
-  memcpy(&from.addr, &rx_from_[packet], rx_msg_[packet].msg_hdr.msg_namelen);
-  from.len = rx_msg_[packet].msg_hdr.msg_namelen;
-  if (route.latched) return same_address(from, route.to);
-  if (latch_ == Latch::SignalledHost && !route.to.empty() && !same_host(from, route.to)) {
+  const sockaddr_storage &from = rx_from_[packet];
+  const socklen_t len = rx_msg_[packet].msg_hdr.msg_namelen;
+  if (route.latched) return same_endpoint(from, len, route.to.addr, route.to.len, true);
+  RelayAddress source;
+  memcpy(&source.addr, &from, len);
+  source.len = len;
+  if (latch_ == Latch::SignalledHost && !route.to.empty() && !same_host(source, route.to)) {
     PLOG_DEBUG("relay: call-id=%s %s from %s dropped: the peer is %s", s->call->id.c_str(),
-               kind_name(kind), from.text().c_str(), route.to.text().c_str());
+               kind_name(kind), source.text().c_str(), route.to.text().c_str());
     return false;
   }
   route.latched = true;
-  if (same_address(from, route.to)) return true;
+  if (same_address(source, route.to)) return true;
   PLOG_INFO("relay: call-id=%s %s from %s, not %s as signalled: latched", s->call->id.c_str(),
-            kind_name(kind), from.text().c_str(), route.to.text().c_str());
-  route.to = from;
+            kind_name(kind), source.text().c_str(), route.to.text().c_str());
+  route.to = source;
   return true;
 }
 
