@@ -364,6 +364,9 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   if (t->invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
   const bool record_route =
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
+  t->records_dialog = record_route;
+  t->caller_aor = caller_aor;
+  t->caller_host = Proxy::source_address(msg);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr = record_route ? proxy_.record_route_for(
@@ -383,27 +386,82 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   return true;
 }
 
-bool Router::route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
-  if (sip->sip_request->rq_method == sip_method_ack) {
+bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
+                          const std::string &source_host) {
+  const sip_method_t method = sip->sip_request->rq_method;
+  const bool ack = method == sip_method_ack;
+  const DialogTable::Match m =
+      dialogs_.match(sip->sip_call_id->i_id, sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
+                     sip->sip_to->a_tag ? sip->sip_to->a_tag : "", source_host);
+  if (m.verdict != DialogTable::Match::Ok) {
+    // §12.2.2: no such dialog, as far as a request from this host can tell.
+    PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
+              sip->sip_call_id->i_id, source_host.c_str(),
+              m.verdict == DialogTable::Match::NotAParty ? "not a party of the dialog"
+                                                         : "no dialog with these tags");
+    if (!ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
+    return false;
+  }
+  const bool from_caller = m.side == DialogTable::Side::Caller;
+  // Whatever identity the sender wrote goes; the one proved when the dialog
+  // formed is asserted for it (RFC 3325 §9.1), as on every other path.
+  assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
+  if (ack) {
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
     add_branch(nullptr, msg, "", "", true);
     return false;
   }
-  if (sip->sip_request->rq_method == sip_method_bye && sip->sip_call_id) {
-    dialogs_.erase(sip->sip_call_id->i_id);
-    if (proxy_.relay()) proxy_.relay()->end_call(sip->sip_call_id->i_id, "BYE");
+  if (method == sip_method_bye) {
+    // Only the real dialog's BYE frees the call's relay, and only when no other
+    // answered dialog of the Call-ID is left.
+    const std::string call_id = m.dialog->call_id;
+    const bool confirmed = m.dialog->confirmed;
+    dialogs_.remove(call_id, m.dialog->caller_tag, m.dialog->callee_tag);
+    if (confirmed && proxy_.relay() && !dialogs_.has_confirmed_call(call_id))
+      proxy_.relay()->end_call(call_id, "BYE");
   }
-  Txn *t = create_txn(irq, sip);
-  if (sip->sip_request->rq_method == sip_method_invite && proxy_.relay() &&
-      proxy_.relay()->has_call(t->call_id)) {
-    auto d = dialogs_.find(t->call_id);
-    t->reinvite_from_caller = d != dialogs_.end() && d->second.caller_tag == t->from_tag ? 1 : 0;
-  }
+  Txn *t = create_txn(reply.irq(), sip);
+  if (method == sip_method_invite && proxy_.relay() && proxy_.relay()->has_call(t->call_id))
+    t->reinvite_from_caller = from_caller ? 1 : 0;
   start_fork(t, 1);
   add_branch(t, msg, "", "", true);
   settle_unsent(t);
   return true;
+}
+
+bool Router::is_dialog_response(const sip_t *r, const std::string &source_host) const {
+  return r->sip_call_id && r->sip_from && r->sip_from->a_tag && r->sip_to && r->sip_to->a_tag &&
+         dialogs_.matches_response(r->sip_call_id->i_id, r->sip_from->a_tag, r->sip_to->a_tag,
+                                   source_host);
+}
+
+void Router::record_dialog(Txn *t, Branch *b, msg_t *response) {
+  const sip_t *r = sip_object(response);
+  if (!r->sip_to || !r->sip_to->a_tag || t->from_tag.empty()) return;
+  DialogTable::Dialog d;
+  d.call_id = t->call_id;
+  d.caller_tag = t->from_tag;
+  d.callee_tag = r->sip_to->a_tag;
+  d.caller_hosts.push_back(t->caller_host);
+  d.callee_hosts.push_back(Proxy::source_address(response));
+  // The host the branch went to (a NATed device's public address): its
+  // in-dialog requests come from there even if a response took another path.
+  for (const std::string *uri : {&b->target, &b->next_hop}) {
+    url_t *u = uri->empty() ? nullptr : url_make(msg_home(response), uri->c_str());
+    if (!u || !u->url_host) continue;
+    std::string host = u->url_host;
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    d.callee_hosts.push_back(host);
+  }
+  d.caller_aor = t->caller_aor;
+  d.callee_aor = b->aor;
+  d.from = t->from;
+  d.to = t->to;
+  d.invite = t->invite;
+  d.confirmed = r->sip_status->st_status >= 200;
+  d.since = now_s();
+  dialogs_.record(d);
 }
 
 void Router::forward_response(Txn *t, msg_t *response) {
@@ -428,13 +486,14 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     if (t->dialog_forming && st >= 200 && st < 300) assert_identity(response, b->aor);
   }
   if (d.forward && response) {
-    forward_response(t, response);
     int status = sip_object(response)->sip_status->st_status;
+    // §12.1: a 2xx, or a 18x with a To tag (early), forms a dialog at the caller.
+    if (t->records_dialog && b && status > 100 && status < 300) record_dialog(t, b, response);
+    forward_response(t, response);
     if (status >= 200) t->final_sent = true;
     if (t->dialog_forming && status >= 200 && status < 300) {
       t->answered = true;
       if (b) t->winner = b->index;
-      dialogs_[t->call_id] = Dialog{t->from, t->to, t->from_tag, now_s()};
       PLOG_INFO("route: call-id=%s answered by %s", t->call_id.c_str(),
                 b ? b->target.c_str() : "?");
     }
@@ -639,6 +698,7 @@ void Router::destroy(Txn *t) {
   // keeps it until BYE (or the relay's inactivity timeout).
   if (t->relayed && !t->answered && proxy_.relay())
     proxy_.relay()->end_call(t->call_id, "not answered");
+  if (t->records_dialog) dialogs_.drop_early(t->call_id, t->from_tag);
   if (t->timer) su_timer_destroy(t->timer), t->timer = nullptr;
   for (auto &b : t->branches) {
     // nta keeps the client transaction alive on its own for retransmissions.
@@ -661,20 +721,21 @@ std::string Router::calls_json(int64_t now) const {
            ",\"state\":\"ringing\",\"branches\":" + std::to_string(t->branches.size()) +
            ",\"age\":" + std::to_string(now - t->started) + "}";
   }
-  for (const auto &[id, d] : dialogs_) {
+  dialogs_.for_each([&](const DialogTable::Dialog &d) {
+    if (!d.confirmed || !d.invite) return;
     out += first ? "" : ",";
     first = false;
-    out += "{\"call_id\":" + json::quote(id) + ",\"from\":" + json::quote(d.from) +
+    out += "{\"call_id\":" + json::quote(d.call_id) + ",\"from\":" + json::quote(d.from) +
            ",\"to\":" + json::quote(d.to) +
-           ",\"state\":\"answered\",\"age\":" + std::to_string(now - d.answered) + "}";
-  }
+           ",\"state\":\"answered\",\"age\":" + std::to_string(now - d.since) + "}";
+  });
   return out + "]}";
 }
 
 void Router::expire_dialogs(int64_t now) {
-  // A call without BYE for 12 hours is gone (phone unplugged mid-call).
-  for (auto it = dialogs_.begin(); it != dialogs_.end();)
-    it = now - it->second.answered > 12 * 3600 ? dialogs_.erase(it) : std::next(it);
+  // A call without BYE for 12 hours is gone (phone unplugged mid-call); an early
+  // dialog normally ends with its transaction, this only catches leftovers.
+  dialogs_.expire(now, 12 * 3600, 2 * 3600);
 }
 
 }  // namespace portier::proxy

@@ -26,8 +26,14 @@ class Router {
   // they answered it already and the caller may hand it back to nta.
   bool route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
                        const std::string &caller_aor, bool pop_route);
-  // A request whose top Route is us: pop it and forward to the next hop.
-  bool route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+  // A to-tagged request whose top Route is our signed one: forwarded to the next
+  // hop only when it belongs to a dialog we recorded and comes from one of its
+  // parties (source_host); else 481 (an ACK is dropped). Returns true when it
+  // keeps reply.irq().
+  bool route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const std::string &source_host);
+  // A response outside any transaction that a recorded dialog's callee may send:
+  // a retransmitted 2xx (§13.3.1.4).
+  bool is_dialog_response(const sip_t *response, const std::string &source_host) const;
 
   std::string calls_json(int64_t now) const;
   size_t transactions() const { return txns_.size(); }
@@ -52,6 +58,9 @@ class Router {
     bool irq_alive = true;
     bool invite = false;
     bool dialog_forming = false;  // INVITE outside a dialog: goes into the calls list
+    bool records_dialog = false;  // record-routed: its 18x/2xx with a To tag form a dialog
+    std::string caller_aor;       // who the caller proved to be (empty: unknown)
+    std::string caller_host;      // where the dialog-forming request came from
     std::vector<std::unique_ptr<Branch>> branches;
     std::unique_ptr<ForkAggregator> fork;
     su_timer_t *timer = nullptr;
@@ -65,11 +74,6 @@ class Router {
     // An in-dialog INVITE of a relayed call: which side sent the offer
     // (-1: not relayed). Its SDP, and the answer's, are pointed at the relay.
     int reinvite_from_caller = -1;
-  };
-  struct Dialog {
-    std::string from, to;
-    std::string caller_tag;  // the From tag of the dialog-forming INVITE
-    int64_t answered = 0;
   };
 
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
@@ -89,6 +93,8 @@ class Router {
   // Rewrites a branch's 18x/2xx SDP to the relay; may turn off forwarding.
   void relay_response(Txn *t, Branch *b, msg_t *response, int status, ForkAggregator::Decision *d);
   void destroy(Txn *t);
+  // A forwarded 18x with a To tag or 2xx of a record-routed request: a dialog.
+  void record_dialog(Txn *t, Branch *b, msg_t *response);
 
   static int on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *sip);
   static int on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip);
@@ -97,7 +103,7 @@ class Router {
 
   Proxy &proxy_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
-  std::map<std::string, Dialog> dialogs_;  // answered calls by Call-ID
+  DialogTable dialogs_;  // early and confirmed dialogs we record-routed
 };
 
 }  // namespace portier::proxy
