@@ -3387,9 +3387,18 @@ def case_dialog_forged_reinvite(env):
                     % (ATTACKER, what, "caller" if from_caller else "callee", r.first))
                 check(r.status in (403, 481), "forged re-INVITE (%s) got %s, expected 403/481"
                       % (what, r.first))
+        # UPDATE (RFC 3311) and an ACK carrying an answer are refused alike.
+        c.send_in_dialog("UPDATE", ua=attacker, body=evil)
+        r = attacker.response_to("UPDATE")
+        log("UPDATE from %s knowing the tags -> %s" % (ATTACKER, r.first))
+        check(r.status in (403, 481), "forged UPDATE got %s, expected 403/481" % r.first)
+        c.send_in_dialog("ACK", ua=attacker, cseq=c.cseq, body=evil)
+        # (the 481s to the INVITEs above are retransmitted until ACKed: not these)
+        check(not attacker.quiet(lambda m: m.status and m.cseq()[1] == "ACK", 0.5),
+              "a forged ACK was answered")
         for ua in (c.caller, c.callee):
-            check(not ua.quiet(lambda m: m.method == "INVITE", 0.3),
-                  "%s received the forged re-INVITE" % ua.name)
+            check(not ua.quiet(lambda m: m.method in ("INVITE", "UPDATE", "ACK"), 0.3),
+                  "%s received a forged request" % ua.name)
         after = _relay_call(env, c.call_id)
         check(after and after.get("ports") == before.get("ports"),
               "the relay's call changed: %s -> %s" % (before, after))
@@ -3549,6 +3558,13 @@ def case_stray_response(env):
         check(not leaked, "stray responses were forwarded to the next Via: %r" % leaked[:3])
         check(not c.caller.quiet(lambda m: m.status, 0.3),
               "the caller received a stray response")
+        # The callee's own retransmitted 200 still reaches the caller (RFC 3261
+        # section 13.3.1.4, 16.7 step 5), with or without a transaction left.
+        c.callee.reply(c.invite_at_callee, 200, "OK", to_tag=c.callee_tag,
+                       body=_sdp(c.callee_rtp.port, owner="mon1"))
+        again = c.caller.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
+                                "the callee's retransmitted 200")
+        check(again.tag("To") == c.callee_tag, "retransmitted 200 with To tag %s" % again.tag("To"))
         _hang_up(env, c)
     finally:
         sentinel.close()
