@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <strings.h>
 
 #include <algorithm>
 
@@ -10,7 +11,10 @@ namespace portier::proxy {
 namespace {
 
 bool has_host(const std::vector<std::string> &hosts, const std::string &h) {
-  return !h.empty() && std::find(hosts.begin(), hosts.end(), h) != hosts.end();
+  // Host names are case-insensitive (RFC 3261 §19.1.4); IP literals are written one way.
+  return !h.empty() && std::any_of(hosts.begin(), hosts.end(), [&](const std::string &x) {
+    return strcasecmp(x.c_str(), h.c_str()) == 0;
+  });
 }
 
 void add_hosts(std::vector<std::string> *to, const std::vector<std::string> &from) {
@@ -34,6 +38,8 @@ const DialogTable::Dialog &DialogTable::record(const Dialog &d) {
   if (!fresh) {
     add_hosts(&have.caller_hosts, d.caller_hosts);
     add_hosts(&have.callee_hosts, d.callee_hosts);
+    add_hosts(&have.caller_targets, d.caller_targets);
+    add_hosts(&have.callee_targets, d.callee_targets);
     if (have.callee_aor.empty()) have.callee_aor = d.callee_aor;
     if (d.confirmed && !have.confirmed) {
       have.confirmed = true;
@@ -63,6 +69,19 @@ DialogTable::Match DialogTable::match(const std::string &call_id, const std::str
     m.verdict = Match::NotAParty;
   }
   return m;
+}
+
+bool DialogTable::may_target(const Dialog &d, Side sender, const std::string &ruri_host) {
+  const bool to_callee = sender == Side::Caller;
+  return has_host(to_callee ? d.callee_hosts : d.caller_hosts, ruri_host) ||
+         has_host(to_callee ? d.callee_targets : d.caller_targets, ruri_host);
+}
+
+void DialogTable::add_target(const Dialog &d, Side sender, const std::string &host) {
+  auto it = dialogs_.find(Key{d.call_id, d.caller_tag, d.callee_tag});
+  if (it == dialogs_.end()) return;
+  add_hosts(sender == Side::Caller ? &it->second.caller_targets : &it->second.callee_targets,
+            {host});
 }
 
 bool DialogTable::matches_response(const std::string &call_id, const std::string &from_tag,

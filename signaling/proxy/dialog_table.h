@@ -24,6 +24,9 @@ class DialogTable {
     // caller's as its request came in; the callee's as its response came from,
     // and the host the branch was sent to.
     std::vector<std::string> caller_hosts, callee_hosts;
+    // Hosts each party named in its Contact (its remote target, §12.1), where
+    // the other party's requests may go besides the hosts above.
+    std::vector<std::string> caller_targets, callee_targets;
     // The identities the proxy vouched for when the dialog formed (empty: none
     // known), re-asserted on the requests each party sends (RFC 3325 §9.1).
     std::string caller_aor, callee_aor;
@@ -47,6 +50,12 @@ class DialogTable {
   // (caller -> callee: From = caller's tag; callee -> caller: the other way round).
   Match match(const std::string &call_id, const std::string &from_tag, const std::string &to_tag,
               const std::string &source_host) const;
+  // Whether a request from `sender` may go to `ruri_host`: a host of the other
+  // party. A party of a dialog cannot make us relay to anywhere else.
+  static bool may_target(const Dialog &d, Side sender, const std::string &ruri_host);
+  // A target refresh (§12.2.2: re-INVITE, UPDATE with a Contact) from `sender`:
+  // the other party's requests may go to `host` from now on.
+  void add_target(const Dialog &d, Side sender, const std::string &host);
   // A response (2xx retransmission) for the caller: From = caller's tag, To = callee's,
   // sent by the callee.
   bool matches_response(const std::string &call_id, const std::string &from_tag,

@@ -33,6 +33,14 @@ std::string url_str(const url_t *url) {
 
 int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 
+// A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
+std::string bare_host(const url_t *url) {
+  if (!url || !url->url_host) return "";
+  std::string host = url->url_host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
 // The SDP body of a message, if it has one.
 const char *sdp_body(const sip_t *sip, size_t *len) {
   if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data || !sip->sip_content_type ||
@@ -367,6 +375,7 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   t->records_dialog = record_route;
   t->caller_aor = caller_aor;
   t->caller_host = Proxy::source_address(msg);
+  if (sip->sip_contact) t->caller_target = bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr = record_route ? proxy_.record_route_for(
@@ -403,6 +412,17 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
     return false;
   }
   const bool from_caller = m.side == DialogTable::Side::Caller;
+  const std::string ruri_host = bare_host(sip->sip_request->rq_url);
+  if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
+    // A party of the dialog may reach the other party, not any host through us.
+    PLOG_INFO("route: %s call-id=%s from %s refused: Request-URI host %s is not the peer's",
+              sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_host.c_str(),
+              ruri_host.c_str());
+    if (!ack) reply.send(403, "Request-URI outside the dialog", TAG_END());
+    return false;
+  }
+  if ((method == sip_method_invite || method == sip_method_update) && sip->sip_contact)
+    dialogs_.add_target(*m.dialog, m.side, bare_host(sip->sip_contact->m_url));
   // Whatever identity the sender wrote goes; the one proved when the dialog
   // formed is asserted for it (RFC 3325 §9.1), as on every other path.
   assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
@@ -447,13 +467,11 @@ void Router::record_dialog(Txn *t, Branch *b, msg_t *response) {
   d.callee_hosts.push_back(Proxy::source_address(response));
   // The host the branch went to (a NATed device's public address): its
   // in-dialog requests come from there even if a response took another path.
-  for (const std::string *uri : {&b->target, &b->next_hop}) {
-    url_t *u = uri->empty() ? nullptr : url_make(msg_home(response), uri->c_str());
-    if (!u || !u->url_host) continue;
-    std::string host = u->url_host;
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    d.callee_hosts.push_back(host);
-  }
+  for (const std::string *uri : {&b->target, &b->next_hop})
+    if (!uri->empty())
+      d.callee_hosts.push_back(bare_host(url_make(msg_home(response), uri->c_str())));
+  d.caller_targets.push_back(t->caller_target);
+  if (r->sip_contact) d.callee_targets.push_back(bare_host(r->sip_contact->m_url));
   d.caller_aor = t->caller_aor;
   d.callee_aor = b->aor;
   d.from = t->from;

@@ -61,6 +61,7 @@ class Router {
     bool records_dialog = false;  // record-routed: its 18x/2xx with a To tag form a dialog
     std::string caller_aor;       // who the caller proved to be (empty: unknown)
     std::string caller_host;      // where the dialog-forming request came from
+    std::string caller_target;    // the host of its Contact
     std::vector<std::unique_ptr<Branch>> branches;
     std::unique_ptr<ForkAggregator> fork;
     su_timer_t *timer = nullptr;

@@ -3317,7 +3317,8 @@ def case_dialog_open_relay(env):
     To tag and a Route naming the proxy, to a Request-URI on a host the
     attacker listens on, get refused (403: a Route we did not sign; 481: no
     such dialog, RFC 3261 section 12.2.2) and nothing reaches that host, even
-    with a live call's Call-ID, tags and signed route. The call's own parties
+    with a live call's Call-ID, tags and signed route; the caller itself
+    cannot send there through its dialog either (403). The call's own parties
     still talk through the proxy afterwards."""
     env.start_proxy()
     c = _py_call(env)
@@ -3341,6 +3342,13 @@ def case_dialog_open_relay(env):
             log("%s live dialog's tags and route from %s -> %s" % (method, ATTACKER, r.first))
             check(r.status == 481, "%s from a host outside the dialog got %s, expected 481"
                   % (method, r.first))
+        # A party of the dialog cannot relay through it either: its requests
+        # reach the other party only.
+        c.send_in_dialog("MESSAGE", ruri=anywhere, body=b"hi")
+        r = c.caller.response_to("MESSAGE")
+        log("MESSAGE from the caller itself to %s -> %s" % (anywhere, r.first))
+        check(r.status == 403, "the caller's MESSAGE to another host got %s, expected 403"
+              % r.first)
         leaked = sentinel.got()
         check(not leaked, "the proxy relayed to %s: %r" % (anywhere, leaked[:3]))
         check(not c.callee.quiet(lambda m: m.method, 0.3),

@@ -64,6 +64,28 @@ TEST(DialogTable, OnlyTheDialogsPartiesGetThrough) {
   }
 }
 
+TEST(DialogTable, APartyReachesOnlyTheOtherParty) {
+  // Neither party may use the dialog to make the proxy relay elsewhere.
+  DialogTable t;
+  auto d = call(true);
+  d.caller_targets = {"door.lan"};     // the caller's Contact host
+  d.callee_targets = {"192.168.1.7"};  // the callee's Contact (behind a NAT)
+  const auto &rec = t.record(d);
+  using S = DialogTable::Side;
+  EXPECT_TRUE(DialogTable::may_target(rec, S::Caller, "10.0.0.7"));
+  EXPECT_TRUE(DialogTable::may_target(rec, S::Caller, "192.168.1.7"));
+  EXPECT_FALSE(DialogTable::may_target(rec, S::Caller, "10.0.0.5"));  // itself
+  EXPECT_FALSE(DialogTable::may_target(rec, S::Caller, "203.0.113.9"));
+  EXPECT_TRUE(DialogTable::may_target(rec, S::Callee, "DOOR.lan"));
+  EXPECT_TRUE(DialogTable::may_target(rec, S::Callee, "10.0.0.5"));
+  EXPECT_FALSE(DialogTable::may_target(rec, S::Callee, "203.0.113.9"));
+  // A target refresh from the caller (§12.2.2) lets the callee reach it there.
+  t.add_target(rec, S::Caller, "10.0.0.50");
+  auto m = t.match("c1@door", "ee1", "er1", "10.0.0.7");
+  EXPECT_TRUE(DialogTable::may_target(*m.dialog, S::Callee, "10.0.0.50"));
+  EXPECT_FALSE(DialogTable::may_target(*m.dialog, S::Caller, "10.0.0.50"));
+}
+
 TEST(DialogTable, EarlyDialogsEndWithTheirTransactionUnlessConfirmed) {
   // §12.1: each 18x with its own To tag is an early dialog (a fork, two devices).
   DialogTable t;
