@@ -399,9 +399,12 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
                           const std::string &source_host) {
   const sip_method_t method = sip->sip_request->rq_method;
   const bool ack = method == sip_method_ack;
-  const DialogTable::Match m =
-      dialogs_.match(sip->sip_call_id->i_id, sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
-                     sip->sip_to->a_tag ? sip->sip_to->a_tag : "", source_host);
+  const std::string from_tag = sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
+  const std::string to_tag = sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
+  DialogTable::Match m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
+  if (m.verdict == DialogTable::Match::NoDialog && method == sip_method_notify &&
+      notify_forms_dialog(msg, sip, source_host))
+    m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
   if (m.verdict != DialogTable::Match::Ok) {
     // §12.2.2: no such dialog, as far as a request from this host can tell.
     PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
@@ -448,6 +451,42 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
   add_branch(t, msg, "", "", true);
   settle_unsent(t);
   return true;
+}
+
+bool Router::notify_forms_dialog(msg_t *msg, const sip_t *sip, const std::string &source_host) {
+  // RFC 6665 §4.1.2.4: the notifier's first NOTIFY may overtake the 2xx of the
+  // SUBSCRIBE. It forms the dialog when it answers a SUBSCRIBE still running
+  // here (Call-ID, the subscriber's tag as To tag) and comes from a host that
+  // SUBSCRIBE was sent to.
+  for (const auto &[raw, t] : txns_) {
+    if (!t->records_dialog || t->invite || t->call_id != sip->sip_call_id->i_id ||
+        !sip->sip_to->a_tag || t->from_tag != sip->sip_to->a_tag || !sip->sip_from->a_tag)
+      continue;
+    for (const auto &b : t->branches) {
+      std::vector<std::string> hosts;
+      for (const std::string *uri : {&b->target, &b->next_hop})
+        if (!uri->empty()) hosts.push_back(bare_host(url_make(msg_home(msg), uri->c_str())));
+      if (std::find(hosts.begin(), hosts.end(), source_host) == hosts.end()) continue;
+      DialogTable::Dialog d;
+      d.call_id = t->call_id;
+      d.caller_tag = t->from_tag;
+      d.callee_tag = sip->sip_from->a_tag;
+      d.caller_hosts.push_back(t->caller_host);
+      d.callee_hosts = hosts;
+      d.caller_targets.push_back(t->caller_target);
+      if (sip->sip_contact) d.callee_targets.push_back(bare_host(sip->sip_contact->m_url));
+      d.caller_aor = t->caller_aor;
+      d.callee_aor = b->aor;
+      d.from = t->from;
+      d.to = t->to;
+      d.invite = false;
+      d.confirmed = true;  // a NOTIFY confirms a subscription's dialog as a 2xx would
+      d.since = now_s();
+      dialogs_.record(d);
+      return true;
+    }
+  }
+  return false;
 }
 
 bool Router::is_dialog_response(const sip_t *r, const std::string &source_host) const {

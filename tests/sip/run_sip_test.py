@@ -3061,7 +3061,8 @@ class PyUA:
                     return m
             if time.time() >= deadline:
                 raise TestFailure("%s: no %s within %.0f s (got: %s)" % (
-                    self.name, what, timeout, [m.first for m in self.received][-8:]))
+                    self.name, what, timeout,
+                    ["%s (CSeq %s)" % (m.first, m.hdr("CSeq")) for m in self.received][-8:]))
             self._read(min(deadline, time.time() + 0.2))
 
     def response_to(self, cseq_method, timeout=3.0, final=True):
@@ -3680,6 +3681,75 @@ def case_route_by_domain_alias(env):
         ua.close()
 
 
+def case_dialog_notify_first(env):
+    """RFC 6665 section 4.1.2.4: the notifier's first NOTIFY may overtake the
+    200 of the SUBSCRIBE; it forms the dialog at the proxy when it comes from
+    the host the SUBSCRIBE went to, and reaches the subscriber. The same
+    NOTIFY from 127.0.0.2 (tags and signed route copied) gets 481 and reaches
+    nobody. Later requests of the subscription go through."""
+    env.start_proxy()
+    env.register("mon1", 0)
+    p = env.ports.proxy
+    sub = PyUA("door", LOCAL, env.ports.sip(4), p)
+    notifier = PyUA("mon1", LOCAL, env.ports.sip(0), p)
+    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), p)
+    try:
+        ruri = "sip:mon1@%s" % DOMAIN
+        call_id, stag, ntag = sub.uniq("sub") + "@" + LOCAL, sub.uniq("st"), notifier.uniq("nt")
+        head = ("SUBSCRIBE %s SIP/2.0\nVia: {via}\nFrom: <sip:door@%s>;tag=%s\nTo: <%s>\n"
+                "Call-ID: %s\nCSeq: {cseq} SUBSCRIBE\nContact: <sip:door@%s:%d>\n"
+                "Event: presence\nExpires: 60\nMax-Forwards: 70\n{auth}"
+                % (ruri, DOMAIN, stag, ruri, call_id, LOCAL, sub.port))
+        sub.send(head.format(via=sub.via(), cseq=1, auth=""))
+        r = sub.response_to("SUBSCRIBE")
+        check(r.status == 407, "SUBSCRIBE without credentials got %s" % r.first)
+        _, chal = _md5_challenge(r)
+        sub.send(head.format(via=sub.via(), cseq=2, auth="Proxy-Authorization: %s\n"
+                             % _digest(chal, "SUBSCRIBE", ruri, "door")))
+        req = notifier.expect(lambda m: m.method == "SUBSCRIBE", "SUBSCRIBE")
+        rr = req.hdrs("Record-Route")
+        check(rr, "the SUBSCRIBE carries no Record-Route")
+
+        def notify(ua, cseq):
+            ua.send("NOTIFY sip:door@%s:%d SIP/2.0\nVia: %s\n%sFrom: <%s>;tag=%s\n"
+                    "To: <sip:door@%s>;tag=%s\nCall-ID: %s\nCSeq: %d NOTIFY\n"
+                    "Contact: <sip:%s:%d>\nEvent: presence\n"
+                    "Subscription-State: active;expires=60\nMax-Forwards: 70"
+                    % (LOCAL, sub.port, ua.via(), "".join("Route: %s\n" % x for x in rr),
+                       ruri, ntag, DOMAIN, stag, call_id, cseq, ua.ip, ua.port))
+
+        notify(attacker, 1)
+        r = attacker.response_to("NOTIFY")
+        log("NOTIFY from %s ahead of the 200 -> %s" % (ATTACKER, r.first))
+        check(r.status == 481, "the attacker's NOTIFY got %s, expected 481" % r.first)
+        check(not sub.quiet(lambda m: m.method == "NOTIFY", 0.3),
+              "the subscriber received the attacker's NOTIFY")
+        notify(notifier, 1)
+        got = sub.expect(lambda m: m.method == "NOTIFY", "the notifier's NOTIFY")
+        sub.reply(got, 200, "OK")
+        r = notifier.response_to("NOTIFY")
+        log("the notifier's NOTIFY ahead of the 200 -> %s" % r.first)
+        check(r.status == 200, "the notifier's NOTIFY got %s, expected 200" % r.first)
+        notifier.reply(req, 200, "OK", to_tag=ntag, extra="Expires: 60")
+        ok = sub.response_to("SUBSCRIBE")
+        check(ok.status == 200 and ok.tag("To") == ntag, "SUBSCRIBE got %s" % ok.first)
+        # The subscriber ends the subscription inside the dialog (RFC 6665 section 4.1.2.3).
+        sub.send("SUBSCRIBE sip:%s:%d SIP/2.0\nVia: %s\n%sFrom: <sip:door@%s>;tag=%s\n"
+                 "To: <%s>;tag=%s\nCall-ID: %s\nCSeq: 3 SUBSCRIBE\nContact: <sip:door@%s:%d>\n"
+                 "Event: presence\nExpires: 0\nMax-Forwards: 70"
+                 % (LOCAL, notifier.port, sub.via(),
+                    "".join("Route: %s\n" % x for x in reversed(ok.hdrs("Record-Route"))),
+                    DOMAIN, stag, ruri, ntag, call_id, LOCAL, sub.port))
+        # (the first SUBSCRIBE may have been retransmitted meanwhile: CSeq 3 is ours)
+        unsub = notifier.expect(lambda m: m.method == "SUBSCRIBE" and m.cseq()[0] == 3,
+                                "the un-SUBSCRIBE")
+        notifier.reply(unsub, 200, "OK", extra="Expires: 0")
+        check(sub.response_to("SUBSCRIBE").status == 200, "the un-SUBSCRIBE failed")
+    finally:
+        for ua in (sub, notifier, attacker):
+            ua.close()
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -3721,6 +3791,7 @@ CASES = [
     ("proxy_require", case_proxy_require),
     ("ack_max_forwards_zero", case_ack_max_forwards_zero),
     ("route_by_domain_alias", case_route_by_domain_alias),
+    ("dialog_notify_first", case_dialog_notify_first),
 ]
 
 
