@@ -451,8 +451,9 @@ bool Proxy::dispatch(Reply &reply, msg_t *msg, const sip_t *sip) {
     if (!routed_to_us) {
       if (method != sip_method_ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
     } else if (!route_signed(sip)) {
-      PLOG_INFO("route: %s call-id=%s from %s: Route without our signature, refused",
-                sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_of(msg).c_str());
+      if (router_->refusal_loggable())
+        PLOG_INFO("route: %s call-id=%s from %s: Route without our signature, refused",
+                  sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_of(msg).c_str());
       if (method != sip_method_ack) reply.send(403, "Route not issued here", TAG_END());
     } else {
       kept = router_->route_onward(reply, msg, sip, source_address(msg));

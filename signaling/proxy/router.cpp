@@ -407,10 +407,11 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
     m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
   if (m.verdict != DialogTable::Match::Ok) {
     // §12.2.2: no such dialog, as far as a request from this host can tell.
-    PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
-              sip->sip_call_id->i_id, source_host.c_str(),
-              m.verdict == DialogTable::Match::NotAParty ? "not a party of the dialog"
-                                                         : "no dialog with these tags");
+    if (refusal_loggable())
+      PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
+                sip->sip_call_id->i_id, source_host.c_str(),
+                m.verdict == DialogTable::Match::NotAParty ? "not a party of the dialog"
+                                                           : "no dialog with these tags");
     if (!ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
     return false;
   }
@@ -418,9 +419,10 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
   const std::string ruri_host = bare_host(sip->sip_request->rq_url);
   if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
     // A party of the dialog may reach the other party, not any host through us.
-    PLOG_INFO("route: %s call-id=%s from %s refused: Request-URI host %s is not the peer's",
-              sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_host.c_str(),
-              ruri_host.c_str());
+    if (refusal_loggable())
+      PLOG_INFO("route: %s call-id=%s from %s refused: Request-URI host %s is not the peer's",
+                sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_host.c_str(),
+                ruri_host.c_str());
     if (!ack) reply.send(403, "Request-URI outside the dialog", TAG_END());
     return false;
   }
@@ -451,6 +453,23 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
   add_branch(t, msg, "", "", true);
   settle_unsent(t);
   return true;
+}
+
+bool Router::refusal_loggable() {
+  const int64_t now = now_s();
+  if (now != refusal_second_) {
+    if (refusals_unlogged_)
+      PLOG_INFO("route: %zu more in-dialog request(s) refused, not logged one by one",
+                refusals_unlogged_);
+    refusal_second_ = now;
+    refusals_logged_ = refusals_unlogged_ = 0;
+  }
+  if (refusals_logged_ < kRefusalLinesPerSecond) {
+    ++refusals_logged_;
+    return true;
+  }
+  ++refusals_unlogged_;
+  return false;
 }
 
 bool Router::notify_forms_dialog(msg_t *msg, const sip_t *sip, const std::string &source_host) {

@@ -35,6 +35,11 @@ class Router {
   // a retransmitted 2xx (§13.3.1.4).
   bool is_dialog_response(const sip_t *response, const std::string &source_host) const;
 
+  // Whether a refused in-dialog request may be logged: a few lines a second, so
+  // a flood of forged requests cannot flood the log; the rest are counted and
+  // the count logged with the next refusal in a later second.
+  bool refusal_loggable();
+
   std::string calls_json(int64_t now) const;
   size_t transactions() const { return txns_.size(); }
   // Forgets answered calls that never saw a BYE (a phone that lost power).
@@ -107,6 +112,9 @@ class Router {
   Proxy &proxy_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
+  static constexpr size_t kRefusalLinesPerSecond = 5;
+  int64_t refusal_second_ = 0;
+  size_t refusals_logged_ = 0, refusals_unlogged_ = 0;
 };
 
 }  // namespace portier::proxy

@@ -3041,7 +3041,7 @@ class PyUA:
                 "\r\nContent-Length: %d\r\n\r\n" % len(body)).encode("latin-1") + body
         self.sock.sendto(data, to or self.proxy)
 
-    def _read(self, until):
+    def _read(self, until, first_only=False):
         while time.time() < until:
             self.sock.settimeout(max(0.01, until - time.time()))
             try:
@@ -3051,6 +3051,8 @@ class PyUA:
             m = SipMessage(data, src)
             self.received.append(m)
             self.pending.append(m)
+            if first_only:
+                return
 
     def expect(self, pred, what, timeout=3.0):
         deadline = time.time() + timeout
@@ -3063,7 +3065,7 @@ class PyUA:
                 raise TestFailure("%s: no %s within %.0f s (got: %s)" % (
                     self.name, what, timeout,
                     ["%s (CSeq %s)" % (m.first, m.hdr("CSeq")) for m in self.received][-8:]))
-            self._read(min(deadline, time.time() + 0.2))
+            self._read(min(deadline, time.time() + 0.2), first_only=True)
 
     def response_to(self, cseq_method, timeout=3.0, final=True):
         """The response to the last request sent (a final one unless final=False)."""
@@ -3343,6 +3345,24 @@ def case_dialog_open_relay(env):
             log("%s live dialog's tags and route from %s -> %s" % (method, ATTACKER, r.first))
             check(r.status == 481, "%s from a host outside the dialog got %s, expected 481"
                   % (method, r.first))
+        # A flood of forged requests is refused one by one, but logged only a
+        # few lines a second (the rest counted), so it cannot flood the log.
+        time.sleep(1.1)  # a second of its own: the refusals above used this one's lines
+        before = env.proxy_log_text().count("refused")
+        start = time.time()
+        burst = 60
+        for i in range(burst):
+            c.send_in_dialog("MESSAGE", ua=attacker, ruri=anywhere, body=b"flood")
+        seconds = int(time.time() - start) + 2  # the whole seconds the burst touched
+        answered = attacker.quiet(lambda m: m.status == 481 and m.cseq()[1] == "MESSAGE", 1.5)
+        check(len(set(m.hdr("CSeq") for m in answered)) == burst,
+              "%d of %d forged MESSAGEs answered 481" % (len(answered), burst))
+        lines = env.proxy_log_text().count("refused") - before
+        log("%d forged MESSAGEs in %.1f s: %d refusal line(s) logged"
+            % (burst, time.time() - start, lines))
+        check(1 <= lines <= 6 * seconds and lines < burst,
+              "%d refusal lines for %d forged requests in %d s (at most 5 a second and one "
+              "summary expected)" % (lines, burst, seconds))
         # A party of the dialog cannot relay through it either: its requests
         # reach the other party only.
         c.send_in_dialog("MESSAGE", ruri=anywhere, body=b"hi")
