@@ -48,8 +48,8 @@ config::Schema make_schema() {
       .integer("module::Authentication", "ban-time", 600, 1, 86400,
                "seconds a banned address is ignored; each further ban doubles it, up to a day")
       .integer("module::Authentication", "failure-backoff", 1, 0, 3600,
-               "seconds an address waits after a failure before its credentials are checked "
-               "again; doubles with each further failure (0: none)")
+               "seconds an address waits after its 3rd failure in a row before its credentials "
+               "are checked again; doubles with each further failure (0: none)")
       .integer("module::Authentication", "max-failures-per-user", 20, 0, 100000,
                "failures for one user from all addresses (within ban-time) that log an alarm; "
                "the user is never locked out (0: no alarm)")

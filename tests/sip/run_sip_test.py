@@ -3143,8 +3143,7 @@ def case_auth_uri_mismatch(env):
     check(res[-1][0] == 400, "digest uri %s for Request-URI sip:%s: %s, expected 400"
           % (other, DOMAIN, res[-1][2]))
     check(not _bindings_from(env, "alice", ATTACKER), "the mismatched credentials registered")
-    # Same URI, other spelling: compared as URIs, not bytes (first: a refusal
-    # makes its source wait a second).
+    # Same URI, other spelling: compared as URIs, not bytes.
     ua2 = _RawUA(env, LOCAL)
     nonce = ua2.challenge("alice")
     res = ua2.request("REGISTER", "sip:" + DOMAIN, "alice",

@@ -10,6 +10,7 @@ namespace {
 constexpr int64_t kLogWindowS = 60;
 constexpr int64_t kMaxBanS = 86400;
 constexpr size_t kUserSources = 8;
+constexpr unsigned kFreeFailures = 2;
 
 // base * 2^(n-1), capped, without overflowing for large n.
 int64_t doubled(int64_t base, unsigned n, int64_t cap) {
@@ -87,8 +88,10 @@ FailureLimiter::Failure FailureLimiter::failed(const std::string &src, const std
   if (now_s - s.last_failure > kMaxBanS) s.bans = 0;
   s.last_failure = now_s;
   ++s.failures;
-  if (limits_.backoff_seconds > 0) {
-    s.next_allowed = now_s + doubled(limits_.backoff_seconds, s.failures,
+  // The first failures cost nothing: a typo, or two devices of one NATed home
+  // failing one after the other, must not make the next attempt wait.
+  if (limits_.backoff_seconds > 0 && s.failures > kFreeFailures) {
+    s.next_allowed = now_s + doubled(limits_.backoff_seconds, s.failures - kFreeFailures,
                                      std::max<int64_t>(limits_.ban_seconds, 1));
   }
   if (limits_.max_failures > 0 && s.failures >= limits_.max_failures) {

@@ -28,8 +28,8 @@ namespace portier::auth {
 struct FailureLimits {
   unsigned max_failures = 10;     // failures from one source that ban it (0: never ban)
   unsigned ban_seconds = 600;     // the first ban; each further one doubles, up to a day
-  unsigned backoff_seconds = 1;   // wait after a source's 1st failure; doubles with each
-                                  // further one, up to ban_seconds (0: no back-off)
+  unsigned backoff_seconds = 1;   // wait after a source's 3rd failure in a row; doubles
+                                  // with each further one, up to ban_seconds (0: none)
   unsigned user_alarm = 20;       // failures for one user within ban_seconds that log an
                                   // alarm (0: never)
   size_t max_entries = 4096;      // sources remembered, and as many users
