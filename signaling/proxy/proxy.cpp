@@ -151,6 +151,13 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     }
   }
 
+  {
+    unsigned char r[8];
+    if (RAND_bytes(r, sizeof r) != 1) std::fill(r, r + sizeof r, 0);
+    char hex[17];
+    for (size_t i = 0; i < sizeof r; ++i) snprintf(hex + 2 * i, 3, "%02x", r[i]);
+    stateless_tag_ = std::string("pz") + hex;
+  }
   stateless_in_ = nta_incoming_default(agent_);
   stateless_out_ = nta_outgoing_default(agent_, on_stray_response, this);
   if (!stateless_in_ || !stateless_out_) {
@@ -345,8 +352,15 @@ void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t val
   if (irq_) {
     nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
   } else if (request_) {
+    const sip_t *req = sip_object(request_);
+    sip_to_t *to = nullptr;
+    if (stateless_tag_ && status > 100 && req && req->sip_to && !req->sip_to->a_tag) {
+      to = sip_to_dup(msg_home(request_), req->sip_to);
+      if (to && sip_to_tag(msg_home(request_), to, stateless_tag_) < 0) to = nullptr;
+    }
     // nta_msg_treply takes the message: give it a reference of its own.
-    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, ta_tags(ta));
+    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, TAG_IF(to, SIPTAG_TO(to)),
+                   ta_tags(ta));
   }
   ta_end(ta);
 }
@@ -375,6 +389,13 @@ int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
     return 0;
   }
   const sip_method_t method = sip->sip_request->rq_method;
+  // The ACK of a 4xx we sent without a transaction (a challenge): ours to absorb
+  // (RFC 3261 §17.2.1), and there is nothing to forward it to.
+  if (method == sip_method_ack && sip->sip_to && sip->sip_to->a_tag &&
+      self->stateless_tag_ == sip->sip_to->a_tag) {
+    msg_destroy(msg);
+    return 0;
+  }
   // REGISTER is answered statelessly, as Kamailio's registrar does: a UDP
   // retransmission is simply processed again (the location store treats the
   // same Call-ID and CSeq as a retransmission), and no transaction is kept
@@ -384,6 +405,7 @@ int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
   const bool may_keep =
       method != sip_method_register && method != sip_method_ack && method != sip_method_cancel;
   Reply reply(agent, nullptr, msg, may_keep ? sip : nullptr);
+  reply.set_stateless_tag(self->stateless_tag_.c_str());
   const bool kept = self->dispatch(reply, msg, sip);
   if (nta_incoming_t *irq = reply.created(); irq && !kept) nta_incoming_destroy(irq);
   msg_destroy(msg);

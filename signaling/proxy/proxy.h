@@ -55,6 +55,10 @@ class Reply {
   // The transaction irq() created, if any (the caller hands it back to nta when
   // the router did not keep it).
   nta_incoming_t *created() const { return created_ ? irq_ : nullptr; }
+  // The To tag of the answers sent without a transaction (one per run: RFC 3261
+  // §8.2.7 wants the same tag for a retransmitted request), so that the ACK of a
+  // stateless 407 is known for ours and absorbed, not forwarded.
+  void set_stateless_tag(const char *tag) { stateless_tag_ = tag; }
 
  private:
   nta_agent_t *agent_;
@@ -62,6 +66,7 @@ class Reply {
   msg_t *request_;
   sip_t *sip_;
   bool created_ = false;
+  const char *stateless_tag_ = nullptr;
 };
 
 class Proxy {
@@ -150,6 +155,7 @@ class Proxy {
   std::unique_ptr<auth::NonceManager> nonces_;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<auth::FailureLimiter> limiter_;  // null when authentication is off
+  std::string stateless_tag_;                      // see Reply::set_stateless_tag
   LocationStore locations_;
   std::unique_ptr<LocationPersister> persister_;
   StaticRecords static_records_;
