@@ -3223,6 +3223,15 @@ def case_auth_brute_force(env):
         len(lines), _auth_lines(env, "auth: %s banned" % ATTACKER)[:1]))
     check(1 <= len(lines) <= 5, "%d failure lines for one guesser (expected 1..5)" % len(lines))
     check(_auth_lines(env, "auth: %s banned" % ATTACKER), "no ban line in the log")
+    # The failures past the log budget are summed up once (housekeeping, each second).
+    deadline = time.time() + 3
+    while not _auth_lines(env, "more failures from %s suppressed" % ATTACKER) \
+            and time.time() < deadline:
+        time.sleep(0.2)
+    summary = _auth_lines(env, "more failures from %s suppressed" % ATTACKER)
+    log("summary: %s" % (summary[0].split("warning: ")[-1] if summary else None))
+    check(len(summary) == 1, "expected one 'N more failures from %s suppressed' line: %s"
+          % (ATTACKER, summary))
     env.assert_no_secrets()
 
 
