@@ -36,6 +36,9 @@ const char *hint_for(const std::string &reason) {
            " password, or the HA1 of that algorithm, or list only the algorithms stored in"
            " available-algorithms)";
   if (reason == "no-qop") return " (qop=auth is required: the client must support RFC 2617 qop)";
+  // sipp, for one, puts the proxy's address there unless given -auth_uri.
+  if (reason == "bad-uri")
+    return " (the digest uri must be the Request-URI, RFC 2617 §3.2.2.5; sipp: -auth_uri)";
   return "";
 }
 
