@@ -21,6 +21,15 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SCN=$HERE/scenarios
 
 PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
+# A second portier binary, peer "portier-old": an older tree measured side by side.
+PORTIER_PROXY_OLD=${PORTIER_PROXY_OLD:-}
+# BENCH_MODE=top (default): the highest sustained rates, as below. BENCH_MODE=cost: CPU
+# per authenticated REGISTER at one fixed rate, the peers interleaved (A, B, A, B, ...)
+# BENCH_COST_REPS times, every repetition reported: the top rate swings by +-40% on a
+# shared VM, the CPU per operation at a fixed rate much less.
+MODE=${BENCH_MODE:-top}
+COST_RATE=${BENCH_COST_RATE:-2000}
+COST_REPS=${BENCH_COST_REPS:-3}
 PEERS=${BENCH_PEERS:-"portier kamailio kamailio-authdb"}
 USERS=${BENCH_USERS:-10000}
 STEP_SECS=${BENCH_STEP_SECS:-10}     # length of one load step at the target rate
@@ -80,6 +89,12 @@ proc_ticks() {
     v=$(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null) && t=$((t + v))
   done
   echo $t
+}
+# CPU nanoseconds of processes, every thread counted (/proc/PID/task/*/schedstat:
+# exact, where the tick counters above have 10 ms resolution)
+proc_ns() {
+  local p
+  for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{t += $1} END {printf "%d", t}'
 }
 # CPU seconds (user+sys) of every child this shell has waited for: the sipp runs.
 # `times` must run in this shell, not in a $(...) subshell: result in CHILD_CPU.
@@ -167,12 +182,14 @@ start_proxy() {   # peer
   local peer=$1 dir=$OUT/$1 i
   mkdir -p "$dir/run"
   case $peer in
-    portier)
+    portier|portier-old)
+      local bin=$PORTIER_PROXY
+      [ "$peer" = portier-old ] && bin=$PORTIER_PROXY_OLD
       PROXY_PORT=$PORT_PORTIER
       cp "$OUT/users/users.conf" "$dir/run/users.conf"
       sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g" "$HERE/portier.conf.in" >"$dir/portier.conf"
       echo "--- start $(date +%T)" >>"$dir/proxy.log"
-      taskset -c "$PROXY_CPU" "$PORTIER_PROXY" --config "$dir/portier.conf" >>"$dir/proxy.log" 2>&1 &
+      taskset -c "$PROXY_CPU" "$bin" --config "$dir/portier.conf" >>"$dir/proxy.log" 2>&1 &
       PROXY_PID=$!
       ;;
     kamailio|kamailio-authdb)
@@ -281,6 +298,7 @@ step() {
   fi
   local pt0 a0 b0 d0 w0
   local c0; children_cpu; c0=$CHILD_CPU
+  local ns0 ns1; ns0=$(proc_ns $(proxy_pids))
   pt0=$(proc_ticks $(proxy_pids)); a0=$(core_idle "$PROXY_CPU"); b0=$(core_idle "$SIPP_CPU")
   d0=$(udp_drops "$PROXY_PORT"); w0=$(now)
   SIPP_PIDS=()
@@ -306,6 +324,7 @@ step() {
   esac
   SIPP_PIDS=()
   local pt1 a1 b1 d1 w1 wall
+  ns1=$(proc_ns $(proxy_pids))
   pt1=$(proc_ticks $(proxy_pids)); a1=$(core_idle "$PROXY_CPU"); b1=$(core_idle "$SIPP_CPU")
   d1=$(udp_drops "$PROXY_PORT"); w1=$(now)
   local c1; children_cpu; c1=$CHILD_CPU
@@ -344,6 +363,8 @@ step() {
   log "$(printf '%-15s %-4s %6d/s: ok %6d fail %5d retr %5d ooc %4d -> %6s/s in %6ss | proxy %3s%% (+%s%% other) | sipp %3s%% (+%s%% other) | drops %d | rc %d %s%s' \
     "$peer" "$kind" "$rate" "$ok" "$fail" "$retr" "$ooc" "$achieved" "$el" "$proxy_cpu" "$core_other" "$sipp_cpu" "$sipp_other" "$drops" "$rc" "$verdict" \
     "$([ "$alive" = no ] && echo ' PROXY DIED')")"
+  LAST_US_PER_OP=$(awk -v n=$((ns1 - ns0)) -v o="$ok" 'BEGIN {if (o > 0) printf "%.1f", n / 1000 / o; else print "-"}')
+  LAST_OK=$ok
   LAST_KIND=$kind LAST_RATE=$rate LAST_ACHIEVED=$achieved LAST_CPU=$proxy_cpu LAST_SIPP_CORE=$sipp_core LAST_NOISE=$((core_other > sipp_other ? core_other : sipp_other))
   grep -l 'Unable to bind' "$pfx"*.out >/dev/null 2>&1 && log "a sipp could not bind its port (used by another program?): see $pfx*.out"
   [ "$verdict" = pass ] || return 1
@@ -383,7 +404,7 @@ recover() {   # peer
 note_rss_end() {   # peer: the largest memory seen at the end of a proxy instance
   local rss pss v
   read -r rss pss < <(proxy_mem)
-  case $1 in portier) v=$rss ;; *) v=$pss ;; esac
+  case $1 in portier*) v=$rss ;; *) v=$pss ;; esac
   [ "$v" -gt "${R_RSSEND[$1]:-0}" ] && R_RSSEND[$1]=$v
 }
 
@@ -445,7 +466,7 @@ bench_peer() {
   sleep 2
   read -r rss pss < <(proxy_mem)
   case $peer in
-    portier) R_RSS0[$peer]=$rss0 R_RSS[$peer]=$rss ;;
+    portier*) R_RSS0[$peer]=$rss0 R_RSS[$peer]=$rss ;;
     *) R_RSS0[$peer]=$pss0 R_RSS[$peer]=$pss ;;   # PSS of all Kamailio processes
   esac
   log "$peer memory: before ${rss0} kB RSS / ${pss0} kB PSS; with $USERS contacts ${rss} kB RSS / ${pss} kB PSS ($(proxy_pids | wc -w) processes)"
@@ -481,6 +502,44 @@ printf 'peer\tkind\trate\tcount\tok\tfailed\tretrans\tout_of_call\tdead\tachieve
 
 gen_users
 wait_idle
+
+# ---------------------------------------------------------------- cost mode
+# Each repetition: every peer in turn (fresh proxy, registrar filled with USERS
+# contacts, then one REGISTER step of STEP_SECS at COST_RATE), so a slow minute of the
+# VM hits every peer alike. Proxy CPU from schedstat, per 200 OK.
+if [ "$MODE" = cost ]; then
+  declare -A COST
+  for rep in $(seq 1 "$COST_REPS"); do
+    for peer in $PEERS; do
+      [ "$peer" = portier-old ] && [ ! -x "$PORTIER_PROXY_OLD" ] && die "peer portier-old needs PORTIER_PROXY_OLD"
+      mkdir -p "$OUT/$peer"
+      start_proxy "$peer" || die "$peer did not start"
+      step "$peer" fill "$FILL_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures"
+      settle
+      v=FAIL
+      step "$peer" reg "$COST_RATE" $((COST_RATE * STEP_SECS)) && v=pass
+      COST[$peer,$rep]="$LAST_US_PER_OP"
+      [ $v = pass ] || COST[$peer,$rep]+=" (FAIL)"
+      log "rep $rep $peer: $LAST_US_PER_OP us proxy CPU per registration ($LAST_OK ok, $v)"
+      stop_proxy
+    done
+  done
+  {
+    echo
+    echo "CPU per authenticated REGISTER at $COST_RATE/s (${STEP_SECS}s steps, $USERS users, proxy on core $PROXY_CPU), us; peers interleaved"
+    printf '%-16s' peer; for rep in $(seq 1 "$COST_REPS"); do printf ' %10s' "rep $rep"; done; printf ' %10s\n' median
+    for peer in $PEERS; do
+      printf '%-16s' "$peer"
+      vals=""
+      for rep in $(seq 1 "$COST_REPS"); do printf ' %10s' "${COST[$peer,$rep]%% *}"; vals+="${COST[$peer,$rep]%% *} "; done
+      printf ' %10s\n' "$(echo "$vals" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')"
+    done
+    [ $NOISY -eq 1 ] && echo "WARNING: the machine was busy with other work: figures are noisy"
+    echo "steps: $RESULTS; logs and sipp traces: $OUT"
+  } | tee "$OUT/summary.txt"
+  exit 0
+fi
+
 for peer in $PEERS; do bench_peer "$peer"; done
 
 # ---------------------------------------------------------------- report

@@ -22,7 +22,9 @@ static void usage() {
                "  registrations   every registered contact (AOR, contact, expires, user agent)\n"
                "  calls           calls in progress\n"
                "  relay           media relay: calls, branches, ports in use\n"
-               "  stats           bindings and transactions\n"
+               "  stats           bindings, transactions and banned addresses\n"
+               "  bans            addresses banned for failing authentication\n"
+               "  unban ADDRESS   lift one ban (unban all: every ban)\n"
                "default socket: %s\n",
                kDefaultSocket);
 }

@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "common/ascii.h"
+#include "common/auth/digest_uri.h"
 #include "common/log.h"
 #include "proxy/proxy.h"
 
@@ -27,15 +29,48 @@ std::string unquote(const char *v) {
   return s;
 }
 
-// The host part of "udp:1.2.3.4:5060" / "udp:[::1]:5060", without brackets.
-std::string source_host(const std::string &src) {
-  size_t a = src.find(':'), b = src.rfind(':');
-  std::string host = a == std::string::npos || b <= a ? src : src.substr(a + 1, b - a - 1);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host;
+// What the admin can do about a failure that is not the client's fault.
+const char *hint_for(const std::string &reason) {
+  if (reason == "no-secret")
+    return " (the users file has no secret for the algorithm the client chose: add a clrtxt:"
+           " password, or the HA1 of that algorithm, or list only the algorithms stored in"
+           " available-algorithms)";
+  if (reason == "no-qop") return " (qop=auth is required: the client must support RFC 2617 qop)";
+  // sipp, for one, puts the proxy's address there unless given -auth_uri.
+  if (reason == "bad-uri")
+    return " (the digest uri must be the Request-URI, RFC 2617 §3.2.2.5; sipp: -auth_uri)";
+  return "";
 }
 
 }  // namespace
+
+void Proxy::note_auth_failure(const std::string &address, const std::string &user,
+                              const std::string &realm, const char *method,
+                              const std::string &reason) {
+  const std::string user_key = user.empty() ? "" : log_safe(user) + "@" + log_safe(realm);
+  const auth::FailureLimiter::Failure f =
+      limiter_->failed(address, user_key, static_cast<int64_t>(time(nullptr)));
+  if (f.log) {
+    if (f.suppressed)
+      PLOG_WARN("auth failures: %llu more failures from %s suppressed",
+                static_cast<unsigned long long>(f.suppressed), address.c_str());
+    // One line per failure, fixed format, for fail2ban (config/fail2ban/):
+    //   auth failure: src=<HOST> user="..." realm="..." method=... reason=...
+    PLOG_WARN("auth failure: src=%s user=\"%s\" realm=\"%s\" method=%s reason=%s%s",
+              address.c_str(), log_safe(user).c_str(), log_safe(realm).c_str(), method,
+              reason.c_str(), hint_for(reason));
+  }
+  if (f.banned)
+    PLOG_WARN("auth: %s banned for %u s after %u failures (portierctl bans / unban %s)",
+              address.c_str(), f.ban_seconds, settings_.failure_limits.max_failures,
+              address.c_str());
+  if (f.user_alarm)
+    PLOG_WARN(
+        "auth alarm: user=\"%s\" realm=\"%s\" failed %u times from %u address(es) within %u s:"
+        " someone may be guessing its password (the user is not locked out)",
+        log_safe(user).c_str(), log_safe(realm).c_str(), f.user_failures, f.user_sources,
+        settings_.failure_limits.ban_seconds);
+}
 
 bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
                          std::string *user_out) {
@@ -68,46 +103,68 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
     parsed = auth::credentials_from_params(params, creds);
   }
   const int64_t now = static_cast<int64_t>(time(nullptr));
+  const char *method = sip->sip_request->rq_method_name;
+  const std::string address = source_address(msg);
+
+  if (mine) {
+    // An address that just failed waits (growing back-off) before its next
+    // credentials are checked; attempts made meanwhile count as failures, so a
+    // guesser reaches the ban fast. RFC 3261 §21.5.4: 503 with Retry-After tells a
+    // real client when to come back.
+    unsigned wait = 0;
+    if (limiter_->admit(address, now, &wait) != auth::FailureLimiter::Verdict::Allow) {
+      note_auth_failure(address, creds.username, realm, method, "backoff");
+      const std::string retry = std::to_string(std::max(wait, 1u));
+      reply.send(SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
+      return false;
+    }
+  }
+  // RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI, else a response
+  // computed for another request would pass for this one; compared as URIs (RFC 3261
+  // §19.1.4), since clients may spell the same URI differently.
+  if (parsed && creds.realm == realm) {
+    char *ruri = url_as_string(msg_home(msg), sip->sip_request->rq_url);
+    const bool same = ruri && auth::same_sip_uri(creds.uri, ruri);
+    if (ruri) su_free(msg_home(msg), ruri);
+    if (!same) {
+      note_auth_failure(address, creds.username, realm, method, "bad-uri");
+      reply.send(400, "Digest uri does not match the Request-URI", TAG_END());
+      return false;
+    }
+  }
   auth::Authenticator::Result r;
   if (mine && !parsed) {
     r.outcome = auth::Authenticator::Outcome::Failed;
     r.reason = "malformed";
   } else {
-    r = authenticator_->check(parsed ? &creds : nullptr, sip->sip_request->rq_method_name, realm,
-                              now);
+    r = authenticator_->check(parsed ? &creds : nullptr, method, realm, now);
   }
 
   if (r.outcome == auth::Authenticator::Outcome::Ok) {
-    // The digest user must be the identity it acts for: bob may not register
-    // alice's AOR nor call as alice.
-    std::string user = r.user;
-    size_t at = user.find('@');
-    if (at != std::string::npos) user = user.substr(0, at);
-    if (!identity->url_user || user != identity->url_user) {
-      const std::string src = source_of(msg);
-      PLOG_WARN("auth failure: src=%s user=\"%s\" realm=\"%s\" method=%s reason=identity-mismatch",
-                source_host(src).c_str(), log_safe(r.user).c_str(), log_safe(realm).c_str(),
-                sip->sip_request->rq_method_name);
+    // The digest user must be the identity it acts for, domain included: bob may
+    // not register alice's AOR nor call as alice, and alice of another domain is
+    // not our alice.
+    std::string user = r.user, domain = realm;
+    const size_t at = user.find('@');
+    if (at != std::string::npos) domain = user.substr(at + 1), user = user.substr(0, at);
+    if (!identity->url_user || user != identity->url_user ||
+        !ascii::iequals(domain, identity->url_host ? identity->url_host : "")) {
+      note_auth_failure(address, r.user, realm, method, "identity-mismatch");
       reply.send(403, "Identity mismatch", TAG_END());
       return false;
     }
+    limiter_->succeeded(address);
     *user_out = normalize_aor(user, realm);
     return true;
   }
 
-  if (r.outcome == auth::Authenticator::Outcome::Failed) {
-    // One line per failure, fixed format, for fail2ban:
-    //   auth failure: src=<HOST> user="..." realm="..." method=... reason=...
-    const std::string src = source_of(msg);
-    PLOG_WARN("auth failure: src=%s user=\"%s\" realm=\"%s\" method=%s reason=%s",
-              source_host(src).c_str(), log_safe(r.user).c_str(), log_safe(realm).c_str(),
-              sip->sip_request->rq_method_name, r.reason.c_str());
-  }
+  if (r.outcome == auth::Authenticator::Outcome::Failed)
+    note_auth_failure(address, r.user, realm, method, r.reason);
   if (r.outcome == auth::Authenticator::Outcome::Stale && r.reason == "replay")
     PLOG_INFO(
         "auth: src=%s user=\"%s\" reused a nonce-count (a retransmission or a replay):"
         " challenged again",
-        source_host(source_of(msg)).c_str(), log_safe(r.user).c_str());
+        address.c_str(), log_safe(r.user).c_str());
   // Unknown users, wrong passwords and first attempts all get the same fresh
   // challenge, so the answer tells nothing about which users exist.
   const bool stale = r.outcome == auth::Authenticator::Outcome::Stale;

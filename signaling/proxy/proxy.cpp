@@ -97,6 +97,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     if (!users_.load(settings_.users_file, error)) return false;
     nonces_ = std::make_unique<auth::NonceManager>(secret, settings_.nonce_expires);
     authenticator_ = std::make_unique<auth::Authenticator>(users_, settings_.algorithms, *nonces_);
+    limiter_ = std::make_unique<auth::FailureLimiter>(settings_.failure_limits);
     PLOG_INFO("authentication: %zu users from %s", users_.size(), settings_.users_file.c_str());
   } else {
     PLOG_WARN("authentication is disabled: anyone can register and call");
@@ -152,6 +153,13 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     }
   }
 
+  {
+    unsigned char r[8];
+    if (RAND_bytes(r, sizeof r) != 1) std::fill(r, r + sizeof r, 0);
+    char hex[17];
+    for (size_t i = 0; i < sizeof r; ++i) snprintf(hex + 2 * i, 3, "%02x", r[i]);
+    stateless_tag_ = std::string("pz") + hex;
+  }
   stateless_in_ = nta_incoming_default(agent_);
   stateless_out_ = nta_outgoing_default(agent_, on_stray_response, this);
   if (!stateless_in_ || !stateless_out_) {
@@ -208,6 +216,12 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
     PLOG_ERROR("registrar: %s", error.c_str());
   self->router_->expire_dialogs(now);
   if (self->relay_) self->relay_->expire_idle();
+  if (self->limiter_) {
+    // At most a few summary lines a second, however many addresses were busy.
+    for (const auto &[address, n] : self->limiter_->take_suppressed(5))
+      PLOG_WARN("auth failures: %llu more failures from %s suppressed",
+                static_cast<unsigned long long>(n), address.c_str());
+  }
   self->give_back_memory();
 }
 
@@ -350,10 +364,10 @@ std::string Proxy::source_of(msg_t *msg) {
 
 std::string Proxy::source_address(msg_t *msg) {
   su_addrinfo_t *ai = msg_addrinfo(msg);
-  if (!ai || !ai->ai_addr) return "";
-  char host[64] = "";
+  if (!ai || !ai->ai_addr) return "?";
+  char host[64] = "?";
   su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
-  if (!su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host)) return "";
+  su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host);
   return host;
 }
 
@@ -374,10 +388,26 @@ void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t val
   if (irq_) {
     nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
   } else if (request_) {
+    const sip_t *req = sip_object(request_);
+    sip_to_t *to = nullptr;
+    if (stateless_tag_ && status > 100 && req && req->sip_to && !req->sip_to->a_tag) {
+      to = sip_to_dup(msg_home(request_), req->sip_to);
+      if (to && sip_to_tag(msg_home(request_), to, stateless_tag_) < 0) to = nullptr;
+    }
     // nta_msg_treply takes the message: give it a reference of its own.
-    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, ta_tags(ta));
+    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, TAG_IF(to, SIPTAG_TO(to)),
+                   ta_tags(ta));
   }
   ta_end(ta);
+}
+
+nta_incoming_t *Reply::irq() {
+  if (irq_ || !sip_ || created_) return irq_;
+  created_ = true;
+  // nta takes a reference of its own: the caller keeps (and frees) its own, and
+  // msg stays valid whether or not the transaction could be made.
+  irq_ = nta_incoming_create(agent_, nullptr, msg_ref_create(request_), sip_, TAG_END());
+  return irq_;
 }
 
 int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
@@ -386,22 +416,35 @@ int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
     msg_destroy(msg);  // responses come to on_stray_response; this is neither
     return 0;
   }
-  const sip_method_t method = sip->sip_request->rq_method;
-  if (method == sip_method_register || method == sip_method_ack || method == sip_method_cancel) {
-    // REGISTER is answered statelessly, as Kamailio's registrar does: a UDP
-    // retransmission is simply processed again (the location store treats the
-    // same Call-ID and CSeq as a retransmission), and no transaction is kept
-    // for 32 s per REGISTER. ACK and CANCEL that matched no transaction get no
-    // state either.
-    Reply reply(agent, nullptr, msg);
-    self->dispatch(reply, msg, sip);
+  // An address banned for failing authentication is dropped before any other
+  // work: answering would cost as much as the request, and replies to a spoofed
+  // source would go to someone else.
+  if (self->limiter_ && self->limiter_->admit(source_address(msg), now_s()) ==
+                            auth::FailureLimiter::Verdict::Banned) {
     msg_destroy(msg);
     return 0;
   }
-  nta_incoming_t *irq = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
-  if (!irq) return 0;  // nta_incoming_create took the message
-  Reply reply(agent, irq, msg);
-  if (!self->dispatch(reply, msg, sip)) nta_incoming_destroy(irq);
+  const sip_method_t method = sip->sip_request->rq_method;
+  // The ACK of a 4xx we sent without a transaction (a challenge): ours to absorb
+  // (RFC 3261 §17.2.1), and there is nothing to forward it to.
+  if (method == sip_method_ack && sip->sip_to && sip->sip_to->a_tag &&
+      self->stateless_tag_ == sip->sip_to->a_tag) {
+    msg_destroy(msg);
+    return 0;
+  }
+  // REGISTER is answered statelessly, as Kamailio's registrar does: a UDP
+  // retransmission is simply processed again (the location store treats the
+  // same Call-ID and CSeq as a retransmission), and no transaction is kept
+  // for 32 s per REGISTER. ACK and CANCEL that matched no transaction get no
+  // state either. Other requests get a transaction only when the router
+  // forwards them (see Reply): challenges and refusals stay stateless.
+  const bool may_keep =
+      method != sip_method_register && method != sip_method_ack && method != sip_method_cancel;
+  Reply reply(agent, nullptr, msg, may_keep ? sip : nullptr);
+  reply.set_stateless_tag(self->stateless_tag_.c_str());
+  const bool kept = self->dispatch(reply, msg, sip);
+  if (nta_incoming_t *irq = reply.created(); irq && !kept) nta_incoming_destroy(irq);
+  msg_destroy(msg);
   return 0;
 }
 
@@ -480,8 +523,13 @@ bool Proxy::dispatch(Reply &reply, msg_t *msg, const sip_t *sip) {
     reply.send(403, "Caller domain not served here", TAG_END());
   } else {
     std::string caller_aor;
-    if (authenticate(reply, msg, sip, false, &caller_aor))
-      kept = router_->route_to_domain(reply.irq(), msg, sip, caller_aor, routed_to_us);
+    if (authenticate(reply, msg, sip, false, &caller_aor)) {
+      // The transaction starts here, once the credentials checked out.
+      if (nta_incoming_t *irq = reply.irq())
+        kept = router_->route_to_domain(irq, msg, sip, caller_aor, routed_to_us);
+      else
+        reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    }
   }
   return kept;
 }
@@ -516,6 +564,21 @@ int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip)
   return 0;
 }
 
+std::string Proxy::bans_json(int64_t now) const {
+  std::string out = "{\"bans\":[";
+  if (limiter_) {
+    bool first = true;
+    for (const auto &b : limiter_->bans(now)) {
+      out += first ? "" : ",";
+      first = false;
+      out += "{\"address\":" + json::quote(b.source) +
+             ",\"seconds_left\":" + std::to_string(b.until - now) +
+             ",\"times_banned\":" + std::to_string(b.bans) + "}";
+    }
+  }
+  return out + "]}";
+}
+
 int64_t Proxy::now_rounded_up() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -548,9 +611,32 @@ std::string Proxy::control(const std::string &command) {
   if (command == "calls") return router_->calls_json(now);
   if (command == "relay")
     return relay_ ? relay_->json() : "{\"ports_in_use\":0,\"calls\":[],\"enabled\":false}";
-  if (command == "stats")
+  if (command == "stats") {
+    // nta's own counts too: a request answered by nta's transaction (a 407, a 404)
+    // lives on there for 32 s, and the router never sees it.
+    usize_t irqs = 0, orqs = 0;
+    nta_agent_get_stats(agent_, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
+                        TAG_END());
     return "{\"bindings\":" + std::to_string(locations_.binding_count()) +
-           ",\"transactions\":" + std::to_string(router_->transactions()) + "}";
+           ",\"transactions\":" + std::to_string(router_->transactions()) +
+           ",\"server_transactions\":" + std::to_string(irqs) +
+           ",\"client_transactions\":" + std::to_string(orqs) +
+           ",\"banned\":" + std::to_string(limiter_ ? limiter_->bans(now).size() : 0) + "}";
+  }
+  if (command == "bans") return bans_json(now);
+  if (command.compare(0, 6, "unban ") == 0) {
+    if (!limiter_) return "{\"error\":\"authentication is disabled: nothing is banned\"}";
+    const std::string address = command.substr(6);
+    if (address == "all") {
+      const size_t n = limiter_->unban_all();
+      PLOG_WARN("auth: every ban lifted by portierctl (%zu address(es))", n);
+      return "{\"ok\":true,\"unbanned\":" + std::to_string(n) + "}";
+    }
+    if (!limiter_->unban(address))
+      return "{\"error\":" + json::quote("'" + address + "' is not banned") + "}";
+    PLOG_WARN("auth: ban of %s lifted by portierctl", address.c_str());
+    return "{\"ok\":true,\"unbanned\":" + json::quote(address) + "}";
+  }
   return "{\"error\":" + json::quote("unknown command '" + command + "'") + "}";
 }
 

@@ -23,6 +23,7 @@
 #include <sofia-sip/su_wait.h>
 
 #include "common/auth/authenticator.h"
+#include "common/auth/failure_limiter.h"
 #include "common/control_socket.h"
 #include "proxy/dialog_table.h"
 #include "proxy/fork_aggregator.h"
@@ -38,20 +39,35 @@ class MediaRelay;
 class Router;
 
 // Where the answer to a request goes: its server transaction when it has one,
-// or straight back by its Via (RFC 3261 §18.2.2) for the requests portier
-// answers statelessly: REGISTER (so a registration flood keeps no transaction
-// state for 32 s), and stray ACK and CANCEL.
+// or straight back by its Via (RFC 3261 §18.2.2). Every request starts without
+// one: a challenge, a refusal or an answer of the proxy's own goes out
+// statelessly, so a flood of unauthenticated INVITEs keeps no state for 32 s
+// (timer H) per request. Only forwarding needs a transaction: irq() creates it
+// then, when the Reply was given the parsed request (`sip`); REGISTER, ACK and
+// CANCEL never get one.
 class Reply {
  public:
-  Reply(nta_agent_t *agent, nta_incoming_t *irq, msg_t *request)
-      : agent_(agent), irq_(irq), request_(request) {}
+  Reply(nta_agent_t *agent, nta_incoming_t *irq, msg_t *request, sip_t *sip = nullptr)
+      : agent_(agent), irq_(irq), request_(request), sip_(sip) {}
   void send(int status, char const *phrase, tag_type_t tag, tag_value_t value, ...);
-  nta_incoming_t *irq() const { return irq_; }
+  // The server transaction, created on first use (nullptr when none may be, or
+  // when nta cannot create it).
+  nta_incoming_t *irq();
+  // The transaction irq() created, if any (the caller hands it back to nta when
+  // the router did not keep it).
+  nta_incoming_t *created() const { return created_ ? irq_ : nullptr; }
+  // The To tag of the answers sent without a transaction (one per run: RFC 3261
+  // §8.2.7 wants the same tag for a retransmitted request), so that the ACK of a
+  // stateless 407 is known for ours and absorbed, not forwarded.
+  void set_stateless_tag(const char *tag) { stateless_tag_ = tag; }
 
  private:
   nta_agent_t *agent_;
   nta_incoming_t *irq_;
   msg_t *request_;
+  sip_t *sip_;
+  bool created_ = false;
+  const char *stateless_tag_ = nullptr;
 };
 
 class Proxy {
@@ -104,7 +120,7 @@ class Proxy {
                     std::string *user_out);
   // "udp:127.0.0.1:5070" / "udp:[::1]:5070" style source of a message, for logs and bindings.
   static std::string source_of(msg_t *msg);
-  // The bare IP address a message came from ("127.0.0.1", "::1"; "" if unknown).
+  // The source's IP address alone ("127.0.0.1", "::1"): what failures are counted by.
   static std::string source_address(msg_t *msg);
 
   // Wall-clock seconds rounded up, for registrations and their listing: a
@@ -127,6 +143,10 @@ class Proxy {
   bool is_alias(const char *host) const;
   // One of our transports' host:port (what our Via and Record-Route name).
   bool is_our_address(const url_t *url) const;
+  // A failed authentication: counts it, logs it within the log budget, bans.
+  void note_auth_failure(const std::string &address, const std::string &user,
+                         const std::string &realm, const char *method, const std::string &reason);
+  std::string bans_json(int64_t now) const;
 
   ProxySettings settings_;
   su_root_t *root_ = nullptr;
@@ -146,6 +166,8 @@ class Proxy {
   std::unique_ptr<auth::NonceManager> nonces_;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<RouteSigner> route_signer_;
+  std::unique_ptr<auth::FailureLimiter> limiter_;  // null when authentication is off
+  std::string stateless_tag_;                      // see Reply::set_stateless_tag
   LocationStore locations_;
   std::unique_ptr<LocationPersister> persister_;
   StaticRecords static_records_;

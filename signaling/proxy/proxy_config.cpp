@@ -45,7 +45,21 @@ config::Schema make_schema() {
       .list("module::Authentication", "available-algorithms", "MD5 SHA-256",
             "digest algorithms offered, one challenge each, in this order", {"MD5", "SHA-256"})
       .integer("module::Authentication", "nonce-expires", 3600, 10, 86400,
-               "seconds a nonce is valid before clients get stale=true");
+               "seconds a nonce is valid before clients get stale=true")
+      .integer("module::Authentication", "max-failures-per-source", 10, 0, 100000,
+               "failed digest responses from one address that ban it (0: never ban)")
+      .integer("module::Authentication", "ban-time", 600, 1, 86400,
+               "seconds a banned address is ignored; each further ban doubles it, up to a day")
+      .integer("module::Authentication", "failure-backoff", 1, 0, 3600,
+               "seconds an address waits after its 3rd failure in a row before its credentials "
+               "are checked again; doubles with each further failure (0: none)")
+      .integer("module::Authentication", "max-failures-per-user", 20, 0, 100000,
+               "failures for one user from all addresses (within ban-time) that log an alarm; "
+               "the user is never locked out (0: no alarm)")
+      .integer("module::Authentication", "failure-log-lines", 5, 1, 10000,
+               "'auth failure' lines logged per address per minute; the rest are summed up")
+      .integer("module::Authentication", "failure-tracking-entries", 4096, 16, 1000000,
+               "addresses (and users) whose failures are remembered: bounds the memory");
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
             "seconds before unanswered branches are cancelled");
   s.boolean("module::MediaRelay", "enabled", true,
@@ -154,6 +168,18 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   for (const auto &a : cfg.get_list("module::Authentication", "available-algorithms"))
     if (auto alg = auth::parse_algorithm(a)) s.algorithms.push_back(*alg);
   s.nonce_expires = static_cast<int>(cfg.get_int("module::Authentication", "nonce-expires"));
+  auto auth_uint = [&](const char *key) {
+    return static_cast<unsigned>(cfg.get_int("module::Authentication", key));
+  };
+  s.failure_limits.max_failures = auth_uint("max-failures-per-source");
+  s.failure_limits.ban_seconds = auth_uint("ban-time");
+  s.failure_limits.backoff_seconds = auth_uint("failure-backoff");
+  s.failure_limits.user_alarm = auth_uint("max-failures-per-user");
+  s.failure_limits.log_lines = auth_uint("failure-log-lines");
+  // All addresses together get a few times one address's lines: a flood from many
+  // addresses still writes a bounded log.
+  s.failure_limits.log_lines_total = 4 * s.failure_limits.log_lines;
+  s.failure_limits.max_entries = auth_uint("failure-tracking-entries");
   s.call_fork_timeout = static_cast<int>(cfg.get_int("module::Router", "call-fork-timeout"));
   s.relay.enabled = cfg.get_bool("module::MediaRelay", "enabled");
   s.relay.sdp_address = cfg.get_string("module::MediaRelay", "sdp-address");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/auth/digest.h"
+#include "common/auth/failure_limiter.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sip_address.h"
@@ -45,6 +46,7 @@ struct ProxySettings {
   std::string users_file;
   std::vector<auth::Algorithm> algorithms;
   int nonce_expires = 3600;
+  auth::FailureLimits failure_limits;
 
   int call_fork_timeout = 60;
 

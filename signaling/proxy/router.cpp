@@ -446,7 +446,12 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
     if (confirmed && proxy_.relay() && !dialogs_.has_confirmed_call(call_id))
       proxy_.relay()->end_call(call_id, "BYE");
   }
-  Txn *t = create_txn(reply.irq(), sip);
+  nta_incoming_t *irq = reply.irq();  // the transaction starts once the request is admitted
+  if (!irq) {
+    reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    return false;
+  }
+  Txn *t = create_txn(irq, sip);
   if (method == sip_method_invite && proxy_.relay() && proxy_.relay()->has_call(t->call_id))
     t->reinvite_from_caller = from_caller ? 1 : 0;
   start_fork(t, 1);

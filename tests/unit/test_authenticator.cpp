@@ -116,8 +116,8 @@ TEST(Nonce, NonceCountMustGrow) {
   } steps[] = {
       {"00000001", Nc::Accepted}, {"00000001", Nc::Replay},   {"00000002", Nc::Accepted},
       {"00000001", Nc::Replay},   {"0000000A", Nc::Accepted}, {"00000009", Nc::Replay},
-      {"0000000b", Nc::Accepted}, {"0000000B", Nc::Replay},   {"ffffffff", Nc::Accepted},
-      {"FFFFFFFF", Nc::Replay},
+      {"0000000b", Nc::Accepted}, {"0000000B", Nc::Replay},   {"fffffffe", Nc::Accepted},
+      {"FFFFFFFE", Nc::Replay},
   };
   for (const Step &s : steps) EXPECT_EQ(nonces.accept_nc(n, s.nc, kT0 + 1), s.expected) << s.nc;
   // Counts of one nonce do not affect another.
@@ -152,6 +152,26 @@ TEST(Nonce, ForgedNonceIsMalformedExpiredOneForgotten) {
   EXPECT_EQ(nonces.accept_nc(forged, "00000001", kT0), Nc::Malformed);
   EXPECT_EQ(nonces.accept_nc("", "00000001", kT0), Nc::Malformed);
   EXPECT_EQ(nonces.accept_nc("not a nonce", "00000001", kT0), Nc::Malformed);
+}
+
+TEST(Nonce, SpentNonceIsNeverAcceptedAgain) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string n = nonces.issue(kT0);
+  const std::string other = nonces.issue(kT0);
+  EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0), NonceManager::Nc::Accepted);
+  nonces.spend(n, kT0);
+  EXPECT_EQ(nonces.check(n, kT0), NonceManager::Check::Spent);
+  EXPECT_EQ(nonces.check(n, kT0 + kLifetime + 1), NonceManager::Check::Spent);
+  for (const char *nc : {"00000002", "7ffffffe", "fffffffe"})
+    EXPECT_EQ(nonces.accept_nc(n, nc, kT0), NonceManager::Nc::Replay) << nc;
+  // ffffffff marks a spent slot: no client may send it.
+  EXPECT_EQ(nonces.accept_nc(other, "ffffffff", kT0), NonceManager::Nc::Malformed);
+  // Other nonces are untouched; a forged one spends nothing.
+  EXPECT_EQ(nonces.check(other, kT0), NonceManager::Check::Valid);
+  std::string forged = other;
+  forged[3] = forged[3] == 'A' ? 'B' : 'A';
+  nonces.spend(forged, kT0);
+  EXPECT_EQ(nonces.accept_nc(other, "00000001", kT0), NonceManager::Nc::Accepted);
 }
 
 TEST(Nonce, RingSize) {
@@ -387,7 +407,11 @@ TEST_F(AuthenticatorTest, Outcomes) {
       // The dummy HA1 hashed for unknown users must never authenticate anyone.
       {"unknown user, empty password", with("eve", ""), O::Failed, "unknown-user"},
       {"full AOR username", with("alice@home.example", "secret"), O::Ok, ""},
-      {"full AOR, other domain", with("alice@other.example", "secret"), O::Failed, "unknown-user"},
+      // Issue 11: a user of another domain (with its own password) is never taken for
+      // the realm's user of the same name.
+      {"full AOR, other domain", with("alice@other.example", "secret"), O::Failed,
+       "foreign-domain"},
+      {"full AOR, domain case", with("alice@Home.Example", "secret"), O::Ok, ""},
       {"-sess algorithm", with("alice", "secret", "MD5-sess"), O::Failed, "bad-algorithm"},
       {"unknown algorithm", with("alice", "secret", "SHA-512-256"), O::Failed, "bad-algorithm"},
   };
@@ -398,8 +422,8 @@ TEST_F(AuthenticatorTest, Outcomes) {
     a = with("alice", "secret", "");  // RFC 2617: no algorithm means MD5
     cases.push_back({"no algorithm", a, O::Ok, ""});
     a = with("alice", "secret");
-    a.qop = "";  // RFC 2069 style
-    cases.push_back({"no qop", a, O::Ok, ""});
+    a.qop = "";  // RFC 2069 style: no nc, so replayable for the nonce's lifetime
+    cases.push_back({"no qop", a, O::Failed, "no-qop"});
     a.qop = "auth-int";
     cases.push_back({"auth-int", a, O::Failed, "malformed"});
     a = with("alice", "secret");
@@ -432,7 +456,9 @@ TEST_F(AuthenticatorTest, OfferedAlgorithmsOnly) {
     EXPECT_EQ(r.outcome, Authenticator::Outcome::Failed) << alg;
     EXPECT_EQ(r.reason, "bad-algorithm") << alg;
   }
-  const Credentials creds = answer(n, with("alice", "secret", "SHA-256"));
+  // The refusals spent n: the client answers the next challenge.
+  const std::string fresh = param(sha_only.challenges(kRealm, false, kT0)[0], "nonce");
+  const Credentials creds = answer(fresh, with("alice", "secret", "SHA-256"));
   EXPECT_EQ(sha_only.check(&creds, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
 }
 
@@ -469,12 +495,63 @@ TEST_F(AuthenticatorTest, ReplayedNonceCountIsRejected) {
   EXPECT_EQ(auth_.check(&later, kMethod, kRealm, kT0 + 4).outcome, Authenticator::Outcome::Ok);
 }
 
-TEST_F(AuthenticatorTest, WrongPasswordDoesNotConsumeTheNonceCount) {
+TEST_F(AuthenticatorTest, WrongPasswordSpendsTheNonce) {
   const std::string n = nonce();
   const Credentials wrong = answer(n, with("alice", "guess"));
   EXPECT_EQ(auth_.check(&wrong, kMethod, kRealm, kT0).reason, "wrong-password");
+  // Issue 11: the nonce that saw a wrong guess never takes the right password.
   const Credentials right = answer(n, Answer{});
-  EXPECT_EQ(auth_.check(&right, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+  const Authenticator::Result r = auth_.check(&right, kMethod, kRealm, kT0);
+  EXPECT_EQ(r.outcome, Authenticator::Outcome::Failed);
+  EXPECT_EQ(r.reason, "spent-nonce");
+  // A fresh challenge works at once.
+  const Credentials retry = answer(nonce(), Answer{});
+  EXPECT_EQ(auth_.check(&retry, kMethod, kRealm, kT0).outcome, Authenticator::Outcome::Ok);
+}
+
+TEST_F(AuthenticatorTest, BruteForceAgainstOneNonceGetsOneGuess) {
+  // The attack of issue 11: thousands of guesses against one nonce, then the right
+  // password. Only the first guess is checked; the rest, and the right password,
+  // are refused without hashing and without telling anything.
+  const std::string n = nonce();
+  Answer a = with("alice", "guess-0");
+  for (int i = 0; i < 1000; ++i) {
+    a.password = "guess-" + std::to_string(i);
+    char nc[9];
+    snprintf(nc, sizeof nc, "%08x", i + 1);
+    a.nc = nc;
+    const Credentials creds = answer(n, a);
+    const Authenticator::Result r = auth_.check(&creds, kMethod, kRealm, kT0);
+    ASSERT_EQ(r.outcome, Authenticator::Outcome::Failed) << i;
+    ASSERT_EQ(r.reason, i == 0 ? "wrong-password" : "spent-nonce") << i;
+  }
+  Answer right;
+  right.nc = "00001000";
+  const Credentials creds = answer(n, right);
+  EXPECT_EQ(auth_.check(&creds, kMethod, kRealm, kT0).reason, "spent-nonce");
+  // Even once expired: a spent nonce never earns stale=true (which would confirm
+  // the password).
+  EXPECT_EQ(auth_.check(&creds, kMethod, kRealm, kT0 + kLifetime + 1).reason, "spent-nonce");
+}
+
+TEST_F(AuthenticatorTest, EveryRefusalSpendsTheNonce) {
+  using O = Authenticator::Outcome;
+  std::vector<std::pair<const char *, Answer>> refusals = {
+      {"unknown user", with("nobody", "secret")},
+      {"foreign domain", with("alice@other.example", "secret")},
+      {"no secret for the algorithm", with("carol", "carolpw", "MD5")},
+      {"bad algorithm", with("alice", "secret", "MD5-sess")},
+  };
+  Answer no_qop = with("alice", "secret");
+  no_qop.qop = "";
+  refusals.push_back({"no qop", no_qop});
+  for (const auto &[name, refused] : refusals) {
+    const std::string n = nonce();
+    const Credentials bad = answer(n, refused);
+    EXPECT_EQ(auth_.check(&bad, kMethod, kRealm, kT0).outcome, O::Failed) << name;
+    const Credentials right = answer(n, Answer{});
+    EXPECT_EQ(auth_.check(&right, kMethod, kRealm, kT0).reason, "spent-nonce") << name;
+  }
 }
 
 TEST_F(AuthenticatorTest, StaleNonceOnlyTellsTheRightPassword) {
@@ -491,8 +568,10 @@ TEST_F(AuthenticatorTest, StaleNonceOnlyTellsTheRightPassword) {
   EXPECT_EQ(failed.outcome, Authenticator::Outcome::Failed);
   EXPECT_EQ(failed.reason, "wrong-password");
 
+  // The wrong guess spent the nonce: nothing more is checked against it.
   const Credentials unknown = answer(n, with("nobody", "secret"));
-  EXPECT_EQ(auth_.check(&unknown, kMethod, kRealm, later).reason, "unknown-user");
+  EXPECT_EQ(auth_.check(&unknown, kMethod, kRealm, later).reason, "spent-nonce");
+  EXPECT_EQ(auth_.check(&right, kMethod, kRealm, later).reason, "spent-nonce");
 
   // The client retries with a fresh nonce from the stale=true challenge.
   const std::vector<std::string> c = auth_.challenges(kRealm, true, later);

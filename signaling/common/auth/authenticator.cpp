@@ -37,25 +37,41 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   // Credentials for another realm (another hop's proxy) are not ours to judge.
   if (creds->realm != realm) return {Outcome::Challenge, user, {}};
 
+  // Every refusal below spends the nonce (when it is ours): a guesser gets one try
+  // per challenge, and each challenge is a round trip the failure limits count.
+  auto refuse = [&](const char *reason) {
+    nonces_.spend(creds->nonce, now_s);
+    return failed(user, reason);
+  };
+
   // RFC 2617 clients leave the algorithm out and mean MD5.
   const std::optional<Algorithm> alg = creds->algorithm.empty()
                                            ? std::optional<Algorithm>(Algorithm::MD5)
                                            : parse_algorithm(creds->algorithm);
   if (!alg || std::find(algorithms_.begin(), algorithms_.end(), *alg) == algorithms_.end()) {
-    return failed(user, "bad-algorithm");
+    return refuse("bad-algorithm");
   }
-  // Only qop=auth is offered; auth-int would need the body hash. No qop at all is
-  // RFC 2069 style, still accepted, but without nc there is no replay protection.
-  if (!creds->qop.empty() && !ascii::iequals(creds->qop, "auth")) return failed(user, "malformed");
+  // Only qop=auth is offered, and it is required: without qop (RFC 2069 style) there
+  // is no nonce-count, so one captured response could be replayed for the nonce's
+  // whole lifetime with other Contacts (RFC 7616 §3.4, §5.5). auth-int would need the
+  // body hash.
+  if (creds->qop.empty()) return refuse("no-qop");
+  if (!ascii::iequals(creds->qop, "auth")) return refuse("malformed");
 
   const NonceManager::Check nonce = nonces_.check(creds->nonce, now_s);
   if (nonce == NonceManager::Check::Invalid) return failed(user, "bad-nonce");
+  // Refused before any hashing, whatever the password: a spent nonce that still
+  // answered "right password" (even as stale=true) would leave the guessing open.
+  if (nonce == NonceManager::Check::Spent) return failed(user, "spent-nonce");
 
-  // Some clients send the full AOR as username: the part after '@' is then the
-  // user's domain; otherwise the realm is (one realm per domain).
+  // Some clients send the full AOR as username. Its domain must be the realm's (one
+  // realm per domain): alice@other.example, with the password of another domain's
+  // alice, must not pass for alice@home.example.
   const size_t at = user.find('@');
-  const std::string_view domain =
-      at == std::string::npos ? realm : std::string_view(user).substr(at + 1);
+  if (at != std::string::npos && !ascii::iequals(std::string_view(user).substr(at + 1), realm)) {
+    return refuse("foreign-domain");
+  }
+  const std::string_view domain = realm;
 
   std::optional<std::string> ha1 = users_.ha1(user, domain, realm, *alg);
   const bool known = ha1.has_value();
@@ -71,29 +87,27 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   if (!known) {
     // "no-secret": the user exists but has no HA1 for this algorithm/realm (e.g. only
     // md5: stored while the client answered the SHA-256 challenge).
-    return failed(user, users_.has_user(user, domain) ? "no-secret" : "unknown-user");
+    return refuse(users_.has_user(user, domain) ? "no-secret" : "unknown-user");
   }
-  if (!match) return failed(user, "wrong-password");
+  if (!match) return refuse("wrong-password");
   // RFC 7616 §3.3: stale=true only tells a client that knows the password to retry.
   if (nonce == NonceManager::Check::Stale) return {Outcome::Stale, user, {}};
-  if (!creds->qop.empty()) {
-    switch (nonces_.accept_nc(creds->nonce, creds->nc, now_s)) {
-      case NonceManager::Nc::Accepted:
-        break;
-      case NonceManager::Nc::Forgotten:
-        // Authentic, but its nonce-count slot went to a newer nonce (or it predates a
-        // restart): the client just needs a fresh nonce, like for an expired one.
-        return {Outcome::Stale, user, {}};
-      case NonceManager::Nc::Replay:
-        // Never accepted (qop=auth does not cover the headers, so a replay could
-        // carry another Contact). But with a stateless registrar this is what a
-        // UDP retransmission of a REGISTER whose 200 was lost looks like, so the
-        // client gets stale=true and retries with a fresh nonce, rather than a
-        // plain 401 that clients take for a wrong password.
-        return {Outcome::Stale, user, "replay"};
-      case NonceManager::Nc::Malformed:
-        return failed(user, "malformed");
-    }
+  switch (nonces_.accept_nc(creds->nonce, creds->nc, now_s)) {
+    case NonceManager::Nc::Accepted:
+      break;
+    case NonceManager::Nc::Forgotten:
+      // Authentic, but its nonce-count slot went to a newer nonce (or it predates a
+      // restart): the client just needs a fresh nonce, like for an expired one.
+      return {Outcome::Stale, user, {}};
+    case NonceManager::Nc::Replay:
+      // Never accepted (qop=auth does not cover the headers, so a replay could
+      // carry another Contact). But with a stateless registrar this is what a
+      // UDP retransmission of a REGISTER whose 200 was lost looks like, so the
+      // client gets stale=true and retries with a fresh nonce, rather than a
+      // plain 401 that clients take for a wrong password.
+      return {Outcome::Stale, user, "replay"};
+    case NonceManager::Nc::Malformed:
+      return refuse("malformed");
   }
   return {Outcome::Ok, user, {}};
 }

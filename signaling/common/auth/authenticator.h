@@ -25,13 +25,15 @@ class Authenticator {
     Stale,      // right password, but the nonce expired, its nonce-count is no
                 // longer tracked (see nonce.h) or was used already (reason
                 // "replay"): never accepted; challenge with stale=true
-    Failed,     // wrong password, unknown user, bad nonce, ...
+    Failed,     // wrong password, unknown user, bad or spent nonce, no qop, ...
+                // (every Failed spends the nonce, see NonceManager::spend)
   };
   struct Result {
     Outcome outcome = Outcome::Challenge;
     std::string user;    // the username the client gave (for logs), may be empty
     std::string reason;  // short fixed token for logs: "wrong-password", "unknown-user",
-                         // "replay", "bad-nonce", "bad-algorithm", "bad-uri", "malformed"
+                         // "no-secret", "replay", "bad-nonce", "spent-nonce", "no-qop",
+                         // "foreign-domain", "bad-algorithm", "malformed"
   };
 
   // Checks the credentials (nullptr when the request carried none for `realm`).

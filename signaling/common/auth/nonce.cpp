@@ -99,7 +99,8 @@ uint32_t get_u32(const unsigned char *in) {
   return (uint32_t(in[0]) << 24) | (uint32_t(in[1]) << 16) | (uint32_t(in[2]) << 8) | in[3];
 }
 
-// nc is exactly 8 hex digits (RFC 7616 §3.4); 0 is never sent by a client.
+// nc is exactly 8 hex digits (RFC 7616 §3.4); 0 is never sent by a client, and
+// ffffffff marks a spent slot (NonceManager::kSpent).
 std::optional<uint32_t> parse_nc(std::string_view nc) {
   if (nc.size() != 8) return std::nullopt;
   uint32_t v = 0;
@@ -116,7 +117,7 @@ std::optional<uint32_t> parse_nc(std::string_view nc) {
     }
     v = (v << 4) | uint32_t(d);
   }
-  if (v == 0) return std::nullopt;
+  if (v == 0 || v == 0xffffffffu) return std::nullopt;
   return v;
 }
 
@@ -228,9 +229,23 @@ NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s, 
 }
 
 NonceManager::Check NonceManager::check(std::string_view nonce, int64_t now_s) const {
-  uint64_t counter;
-  uint32_t tag;
-  return verify(nonce, now_s, &counter, &tag);
+  uint64_t counter = 0;
+  uint32_t tag = 0;
+  const Check c = verify(nonce, now_s, &counter, &tag);
+  if (c == Check::Invalid || counter > counter_) return c;
+  // Spent outranks Stale: a spent nonce must not earn stale=true, which would tell
+  // a guesser that the password was right.
+  const Slot &slot = ring_[counter % slots_];
+  if (slot.counter == counter && slot.tag == tag && slot.nc == kSpent) return Check::Spent;
+  return c;
+}
+
+void NonceManager::spend(std::string_view nonce, int64_t now_s) {
+  uint64_t counter = 0;
+  uint32_t tag = 0;
+  if (verify(nonce, now_s, &counter, &tag) == Check::Invalid || counter > counter_) return;
+  Slot &slot = ring_[counter % slots_];
+  if (slot.counter == counter && slot.tag == tag) slot.nc = kSpent;
 }
 
 NonceManager::Nc NonceManager::accept_nc(std::string_view nonce, std::string_view nc,
@@ -247,6 +262,7 @@ NonceManager::Nc NonceManager::accept_nc(std::string_view nonce, std::string_vie
     case Check::Stale:
       return Nc::Forgotten;
     case Check::Valid:
+    case Check::Spent:  // verify() never says Spent; the slot below does
       break;
   }
   // Not issued by this run (a peer's, or one from before a restart with the clock
@@ -256,6 +272,7 @@ NonceManager::Nc NonceManager::accept_nc(std::string_view nonce, std::string_vie
   // Reused by a newer nonce (more than N issued since), or owned by another nonce
   // with the same counter (an earlier run, a peer): the history is gone.
   if (slot.counter != counter || slot.tag != tag) return Nc::Forgotten;
+  // A spent slot has nc kSpent, above any count parse_nc lets through.
   if (*count <= slot.nc) return Nc::Replay;
   slot.nc = *count;
   return Nc::Accepted;

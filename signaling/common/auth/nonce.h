@@ -26,6 +26,10 @@
 // also keeps 32 bits of its nonce's MAC, so a nonce that happens to carry the same
 // counter (a peer started in the same second, a clock set back) is still told apart.
 //
+// A failed response spends its nonce (spend()): the slot is marked and the nonce is
+// never accepted again, so each guess at a password costs an attacker a fresh
+// challenge, one round trip that the proxy's per-source failure limits see.
+//
 // Not thread-safe: one NonceManager per thread (the proxy has one event loop).
 #pragma once
 
@@ -41,7 +45,8 @@ namespace portier::auth {
 
 class NonceManager {
  public:
-  enum class Check { Valid, Stale, Invalid };
+  // Spent: authentic, but a failed response spent it (see spend()); whatever its age.
+  enum class Check { Valid, Stale, Invalid, Spent };
   // Result of accept_nc():
   enum class Nc {
     Accepted,   // nc greater than any accepted before for this nonce; now recorded
@@ -69,6 +74,10 @@ class NonceManager {
   // (check() must say Valid for Accepted), so that forged nonces cannot touch the
   // ring. Allocates nothing.
   Nc accept_nc(std::string_view nonce, std::string_view nc, int64_t now_s);
+  // Marks the nonce spent after a failed response: check() says Spent and
+  // accept_nc() never accepts it again. No effect on a forged or forgotten nonce
+  // (a forgotten one is never accepted anyway).
+  void spend(std::string_view nonce, int64_t now_s);
 
   unsigned lifetime() const { return lifetime_s_; }
   size_t slots() const { return slots_; }
@@ -77,8 +86,11 @@ class NonceManager {
   struct Slot {
     uint64_t counter = 0;  // counter of the nonce owning the slot (0: none, never issued)
     uint32_t tag = 0;      // first 32 bits of that nonce's MAC
-    uint32_t nc = 0;       // last nonce-count accepted for it (0: none yet)
+    uint32_t nc = 0;       // last nonce-count accepted for it (0: none yet; kSpent: spent)
   };
+  // No client sends nc ffffffff (4 billion requests on one nonce), so parse_nc
+  // refuses it and the value can mark a spent slot.
+  static constexpr uint32_t kSpent = 0xffffffffu;
   static_assert(sizeof(Slot) == 16, "the ring's memory budget assumes 16-byte slots");
 
   // HMAC-SHA256 of payload into out (at least 32 bytes).
