@@ -4050,9 +4050,10 @@ def case_ack_max_forwards_zero(env):
 def case_route_by_domain_alias(env):
     """Issue 11: the proxy is "us" by its served domain and by the names in
     [global] aliases as well as by its address (phones whose outbound proxy
-    is a DNS name): OPTIONS to sip:<alias> gets 200, a REGISTER and an INVITE
-    with Route <sip:<alias>;lr> or <sip:home.example;lr> go through (no 403
-    Relaying denied), while a Route to another domain is still refused."""
+    is a DNS name): OPTIONS and REGISTER to sip:<alias> get 200, a REGISTER
+    and INVITEs with Route <sip:<alias>;lr> or <sip:home.example;lr> go
+    through (no 403 Relaying denied), while a Route to another domain is still
+    refused."""
     write = env.write_config
 
     def with_alias():
@@ -4082,6 +4083,15 @@ def case_route_by_domain_alias(env):
         log("REGISTER with Route <sip:portier.local;lr> -> %s" % r.first)
         check(r.status == 200, "REGISTER via the alias got %s, expected 200" % r.first)
         check(env.bindings_for("mon2"), "no binding for mon2")
+        # The registrar named by the alias itself (RFC 3261 section 10.2: the
+        # Request-URI names the registrar's domain; a phone may write a host name).
+        ruri = "sip:proxy.lan"
+        head = ("REGISTER %s SIP/2.0\nVia: {via}\nFrom: <sip:mon2@%s>;tag=r2\nTo: <sip:mon2@%s>\n"
+                "Call-ID: %s\nCSeq: {cseq} REGISTER\nContact: <sip:%s:%d>\nExpires: 600\n"
+                "Max-Forwards: 70\n{auth}" % (ruri, DOMAIN, DOMAIN, ua.uniq("r"), LOCAL, ua.port))
+        r, _ = _send_authenticated(ua, "REGISTER", ruri, "mon2", head)
+        log("REGISTER sip:proxy.lan -> %s" % r.first)
+        check(r.status == 200, "REGISTER to the alias got %s, expected 200" % r.first)
         for route in ("<sip:proxy.lan;lr>", "<sip:%s;lr>" % DOMAIN,
                       "<sip:proxy.lan:%d;lr>" % env.ports.proxy):
             c = _py_call(env, route=route)
