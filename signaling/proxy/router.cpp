@@ -487,25 +487,12 @@ bool Router::notify_forms_dialog(msg_t *msg, const sip_t *sip, const std::string
         !sip->sip_to->a_tag || t->from_tag != sip->sip_to->a_tag || !sip->sip_from->a_tag)
       continue;
     for (const auto &b : t->branches) {
-      std::vector<std::string> hosts;
-      for (const std::string *uri : {&b->target, &b->next_hop})
-        if (!uri->empty()) hosts.push_back(bare_host(url_make(msg_home(msg), uri->c_str())));
-      if (std::find(hosts.begin(), hosts.end(), source_host) == hosts.end()) continue;
-      DialogTable::Dialog d;
-      d.call_id = t->call_id;
-      d.caller_tag = t->from_tag;
-      d.callee_tag = sip->sip_from->a_tag;
-      d.caller_hosts.push_back(t->caller_host);
-      d.callee_hosts = hosts;
-      d.caller_targets.push_back(t->caller_target);
-      if (sip->sip_contact) d.callee_targets.push_back(bare_host(sip->sip_contact->m_url));
-      d.caller_aor = t->caller_aor;
-      d.callee_aor = b->aor;
-      d.from = t->from;
-      d.to = t->to;
-      d.invite = false;
+      DialogTable::Dialog d = dialog_of(t.get(), b.get(), msg, sip->sip_from->a_tag,
+                                        sip->sip_contact ? sip->sip_contact->m_url : nullptr);
+      if (std::find(d.callee_hosts.begin(), d.callee_hosts.end(), source_host) ==
+          d.callee_hosts.end())
+        continue;
       d.confirmed = true;  // a NOTIFY confirms a subscription's dialog as a 2xx would
-      d.since = now_s();
       dialogs_.record(d);
       return true;
     }
@@ -519,29 +506,35 @@ bool Router::is_dialog_response(const sip_t *r, const std::string &source_host) 
                                    source_host);
 }
 
-void Router::record_dialog(Txn *t, Branch *b, msg_t *response) {
-  const sip_t *r = sip_object(response);
-  if (!r->sip_to || !r->sip_to->a_tag || t->from_tag.empty()) return;
+DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
+                                      const char *callee_tag, const url_t *callee_contact) {
   DialogTable::Dialog d;
   d.call_id = t->call_id;
   d.caller_tag = t->from_tag;
-  d.callee_tag = r->sip_to->a_tag;
+  d.callee_tag = callee_tag;
   d.caller_hosts.push_back(t->caller_host);
-  d.callee_hosts.push_back(Proxy::source_address(response));
   // The host the branch went to (a NATed device's public address): its
   // in-dialog requests come from there even if a response took another path.
   for (const std::string *uri : {&b->target, &b->next_hop})
-    if (!uri->empty())
-      d.callee_hosts.push_back(bare_host(url_make(msg_home(response), uri->c_str())));
+    if (!uri->empty()) d.callee_hosts.push_back(bare_host(url_make(msg_home(msg), uri->c_str())));
   d.caller_targets.push_back(t->caller_target);
-  if (r->sip_contact) d.callee_targets.push_back(bare_host(r->sip_contact->m_url));
+  d.callee_targets.push_back(bare_host(callee_contact));
   d.caller_aor = t->caller_aor;
   d.callee_aor = b->aor;
   d.from = t->from;
   d.to = t->to;
   d.invite = t->invite;
-  d.confirmed = r->sip_status->st_status >= 200;
   d.since = now_s();
+  return d;
+}
+
+void Router::record_dialog(Txn *t, Branch *b, msg_t *response) {
+  const sip_t *r = sip_object(response);
+  if (!r->sip_to || !r->sip_to->a_tag || t->from_tag.empty()) return;
+  DialogTable::Dialog d =
+      dialog_of(t, b, response, r->sip_to->a_tag, r->sip_contact ? r->sip_contact->m_url : nullptr);
+  d.callee_hosts.push_back(Proxy::source_address(response));
+  d.confirmed = r->sip_status->st_status >= 200;
   dialogs_.record(d);
 }
 

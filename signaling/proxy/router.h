@@ -99,6 +99,10 @@ class Router {
   // Rewrites a branch's 18x/2xx SDP to the relay; may turn off forwarding.
   void relay_response(Txn *t, Branch *b, msg_t *response, int status, ForkAggregator::Decision *d);
   void destroy(Txn *t);
+  // The dialog branch b of t forms with the callee's tag and Contact (not yet
+  // confirmed; the callee's hosts are those the branch went to).
+  DialogTable::Dialog dialog_of(const Txn *t, const Branch *b, msg_t *msg, const char *callee_tag,
+                                const url_t *callee_contact);
   // A NOTIFY ahead of its SUBSCRIBE's 2xx: records the dialog it forms, if any.
   bool notify_forms_dialog(msg_t *msg, const sip_t *sip, const std::string &source_host);
   // A forwarded 18x with a To tag or 2xx of a record-routed request: a dialog.
