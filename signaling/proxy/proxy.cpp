@@ -104,13 +104,36 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     return false;
 
   persister_ = std::make_unique<LocationPersister>(settings_.state_directory + "/registrations");
-  if (!persister_->load(locations_, now_s(), error)) {
-    // Keep the file as it is for the admin to look at: no save() on the way out.
+  LocationPersister::LoadReport loaded;
+  if (!persister_->load(locations_, now_s(), error, &loaded)) {
+    // Unreadable (not bad records): keep it as it is for the admin to look at.
     persister_.reset();
     return false;
   }
-  PLOG_INFO("registrar: %zu bindings restored from %s", locations_.binding_count(),
-            persister_->path().c_str());
+  // A bad record costs that record, never the start: one device's REGISTER
+  // must not keep the intercom down after a reboot.
+  for (const std::string &p : loaded.problems) PLOG_ERROR("registrar: %s", p.c_str());
+  for (const std::string &k : loaded.kept)
+    PLOG_ERROR("registrar: skipped record(s) in the state files; the file as it was is kept in %s",
+               k.c_str());
+  if (loaded.torn_bytes)
+    PLOG_WARN("registrar: dropped the last %zu byte(s) of %s: a record cut by a crash (never "
+              "answered)",
+              loaded.torn_bytes, persister_->journal_path().c_str());
+  PLOG_INFO("registrar: %zu bindings restored from %s (%zu journal record(s) replayed)",
+            locations_.binding_count(), persister_->path().c_str(), loaded.journal_records);
+  // Start from a fresh snapshot and an empty journal: nothing appended later
+  // follows a torn record or a skipped one.
+  if (!persister_->compact_now(locations_, error)) {
+    PLOG_ERROR("registrar: %s: registrations will not survive a restart", error->c_str());
+    error->clear();
+  }
+  su_wait_create(journal_wait_, persister_->notify_fd(), SU_WAIT_IN);
+  journal_registration_ = su_root_register(root_, journal_wait_, on_journal_written, this, 0);
+  if (journal_registration_ < 0) {
+    *error = "cannot watch the registrations journal";
+    return false;
+  }
 
   // No default leg: every request not matching a transaction comes to
   // on_message, which answers REGISTER statelessly and creates a server
@@ -182,9 +205,16 @@ bool Proxy::start(su_root_t *root, std::string *error) {
 void Proxy::stop() {
   control_.close();
   if (persister_) {
+    // What is queued reaches the disk and its 200s go out before the agent goes.
+    persister_->drain();
+    if (agent_) release_register_replies();
+    for (HeldReply &held : held_replies_) msg_destroy(held.request);
+    held_replies_.clear();
+    if (journal_registration_ >= 0) su_root_deregister(root_, journal_registration_);
+    journal_registration_ = -1;
     std::string error;
-    if (!persister_->flush(&error)) PLOG_ERROR("registrar: %s", error.c_str());
-    if (!persister_->save(locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
+    if (!persister_->compact_now(locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
+    persister_.reset();
   }
   if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
   router_.reset();
@@ -199,11 +229,10 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   const int64_t now = now_s();
   size_t gone = self->locations_.purge_expired(now);
   if (gone) PLOG_INFO("registrar: %zu binding(s) expired", gone);
-  // Batched: one write per second at most, off the REGISTER path, and the disk
-  // work on a worker thread.
-  std::string error;
-  if (!self->persister_->save_in_background(self->locations_, &error))
-    PLOG_ERROR("registrar: %s", error.c_str());
+  // Every change is in the journal already; this only keeps it short, so a
+  // restart replays little. The snapshot is written on the worker thread.
+  if (self->persister_->journal_bytes() > kCompactJournalAfterBytes)
+    self->persister_->compact_in_background(self->locations_);
   self->router_->expire_dialogs(now);
   if (self->relay_) self->relay_->expire_idle();
   self->give_back_memory();
