@@ -4,8 +4,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <array>
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -129,11 +129,10 @@ bool split_fields(std::string_view line, std::string_view *fields, size_t max, s
 // user_agent received". Everything a REGISTER could not have stored is refused
 // here too, so an older version's file or a hand edit cannot bring it back.
 bool parse_binding(const std::string_view *fields, Binding &b, std::string &message) {
-  static const char *const kNames[kBindingFields] = {"contact", "instance",   "call-id",
-                                                     "cseq",    "q",          "expires-at",
-                                                     "user-agent", "received"};
-  std::string *text[kBindingFields] = {&b.contact, &b.instance,   &b.call_id,   nullptr,
-                                       nullptr,    nullptr,       &b.user_agent, &b.received};
+  static const char *const kNames[kBindingFields] = {
+      "contact", "instance", "call-id", "cseq", "q", "expires-at", "user-agent", "received"};
+  std::string *text[kBindingFields] = {&b.contact, &b.instance, &b.call_id,    nullptr,
+                                       nullptr,    nullptr,     &b.user_agent, &b.received};
   for (size_t i = 0; i < kBindingFields; ++i) {
     if (text[i] && !unescape(fields[i], *text[i])) {
       message = std::string("bad escape in ") + kNames[i];

@@ -40,9 +40,7 @@ bool same_contact_uri(std::string_view a, std::string_view b) {
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_xdigit(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool is_xdigit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool is_alnum(char c) { return is_digit(c) || (ascii::lower(c) >= 'a' && ascii::lower(c) <= 'z'); }
 
 bool live(const Binding &b, int64_t now) { return b.expires_at > now; }
@@ -373,8 +371,7 @@ bool is_valid_contact_uri(std::string_view uri) {
   for (size_t i = 0; i < rest.size(); ++i) {
     const char c = rest[i];
     if (c == '%') {
-      if (i + 2 >= rest.size() || !is_xdigit(rest[i + 1]) || !is_xdigit(rest[i + 2]))
-        return false;
+      if (i + 2 >= rest.size() || !is_xdigit(rest[i + 1]) || !is_xdigit(rest[i + 2])) return false;
       i += 2;
       continue;
     }

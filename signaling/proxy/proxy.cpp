@@ -117,9 +117,10 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     PLOG_ERROR("registrar: skipped record(s) in the state files; the file as it was is kept in %s",
                k.c_str());
   if (loaded.torn_bytes)
-    PLOG_WARN("registrar: dropped the last %zu byte(s) of %s: a record cut by a crash (never "
-              "answered)",
-              loaded.torn_bytes, persister_->journal_path().c_str());
+    PLOG_WARN(
+        "registrar: dropped the last %zu byte(s) of %s: a record cut by a crash (never "
+        "answered)",
+        loaded.torn_bytes, persister_->journal_path().c_str());
   PLOG_INFO("registrar: %zu bindings restored from %s (%zu journal record(s) replayed)",
             locations_.binding_count(), persister_->path().c_str(), loaded.journal_records);
   // Start from a fresh snapshot and an empty journal: nothing appended later
@@ -472,6 +473,34 @@ int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip)
     }
   }
   msg_destroy(msg);
+  return 0;
+}
+
+void Proxy::release_register_replies() {
+  for (const LocationPersister::Finished &f : persister_->take_finished()) {
+    committed_seq_ = std::max(committed_seq_, f.seq);
+    if (!f.ok) PLOG_ERROR("registrar: cannot store registrations: %s", f.error.c_str());
+    while (!held_replies_.empty() && held_replies_.front().seq <= f.seq) {
+      HeldReply held = std::move(held_replies_.front());
+      held_replies_.pop_front();
+      if (!f.ok) {
+        // The binding is in memory and works until a restart; the device is
+        // told, and registers again.
+        nta_msg_treply(agent_, held.request, 500, "Registration not stored", TAG_END());
+        continue;
+      }
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      sip_contact_t *m =
+          held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
+      nta_msg_treply(agent_, held.request, SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)),
+                     SIPTAG_DATE(sip_date_create(home, 0)), TAG_END());
+      su_home_deinit(home);
+    }
+  }
+}
+
+int Proxy::on_journal_written(su_root_magic_t *, su_wait_t *, void *self) {
+  static_cast<Proxy *>(self)->release_register_replies();
   return 0;
 }
 

@@ -3,7 +3,6 @@
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
-
 #include <strings.h>
 
 #include <algorithm>
@@ -13,8 +12,6 @@
 
 #include "common/log.h"
 #include "proxy/proxy.h"
-
-#include <sofia-sip/nta_stateless.h>
 
 namespace portier::proxy {
 namespace {
@@ -101,8 +98,8 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
   // A huge value (2^32) must not wrap to 0; the store cuts it to max-expires
   // (§10.3 step 6).
   if (sip->sip_expires)
-    req.expires_header = static_cast<int>(std::min<unsigned long>(sip->sip_expires->ex_delta,
-                                                                  INT_MAX));
+    req.expires_header =
+        static_cast<int>(std::min<unsigned long>(sip->sip_expires->ex_delta, INT_MAX));
   for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
     if (m->m_url->url_type == url_any) {
       req.wildcard = true;
@@ -194,34 +191,6 @@ void Proxy::answer_register_ok(Reply &reply, msg_t *msg, std::string contacts) {
   // Even a fetch or a retransmission waits: the state it reports may be a
   // change not yet on disk.
   held_replies_.push_back({msg_ref_create(msg), persister_->last_seq(), std::move(contacts)});
-}
-
-void Proxy::release_register_replies() {
-  for (const LocationPersister::Finished &f : persister_->take_finished()) {
-    committed_seq_ = std::max(committed_seq_, f.seq);
-    if (!f.ok) PLOG_ERROR("registrar: cannot store registrations: %s", f.error.c_str());
-    while (!held_replies_.empty() && held_replies_.front().seq <= f.seq) {
-      HeldReply held = std::move(held_replies_.front());
-      held_replies_.pop_front();
-      if (!f.ok) {
-        // The binding is in memory and works until a restart; the device is
-        // told, and registers again.
-        nta_msg_treply(agent_, held.request, 500, "Registration not stored", TAG_END());
-        continue;
-      }
-      su_home_t home[1] = {SU_HOME_INIT(home)};
-      sip_contact_t *m =
-          held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
-      nta_msg_treply(agent_, held.request, SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)),
-                     SIPTAG_DATE(sip_date_create(home, 0)), TAG_END());
-      su_home_deinit(home);
-    }
-  }
-}
-
-int Proxy::on_journal_written(su_root_magic_t *, su_wait_t *, void *self) {
-  static_cast<Proxy *>(self)->release_register_replies();
-  return 0;
 }
 
 }  // namespace portier::proxy

@@ -32,13 +32,13 @@ TEST(JsonQuote, InvalidUtf8BecomesReplacementCharacters) {
   struct Case {
     std::string in, out;
   } cases[] = {
-      {"\xff", "\\ufffd"},                                // never valid in UTF-8
-      {"\x80", "\\ufffd"},                                // a lone continuation byte
-      {"\xc3", "\\ufffd"},                                // cut short at the end
-      {"\xc3(", "\\ufffd("},                              // cut short before ASCII
-      {"\xc0\xaf", "\\ufffd\\ufffd"},                     // overlong '/'
-      {"\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd"},          // overlong, 3 bytes
-      {"\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd"},          // a UTF-16 surrogate (U+D800)
+      {"\xff", "\\ufffd"},                                   // never valid in UTF-8
+      {"\x80", "\\ufffd"},                                   // a lone continuation byte
+      {"\xc3", "\\ufffd"},                                   // cut short at the end
+      {"\xc3(", "\\ufffd("},                                 // cut short before ASCII
+      {"\xc0\xaf", "\\ufffd\\ufffd"},                        // overlong '/'
+      {"\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd"},             // overlong, 3 bytes
+      {"\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd"},             // a UTF-16 surrogate (U+D800)
       {"\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd"},  // above U+10FFFF
       {"sip:\x01\xfe\xfd@h", "sip:\\u0001\\ufffd\\ufffd@h"},
   };
