@@ -63,7 +63,13 @@ config::Schema make_schema() {
       .str("module::MediaRelay", "latch", "signalled-host",
            "whose packets a call takes: signalled-host (the first packet must come from the "
            "host the SDP names, any port) or anywhere (devices behind a NAT that write a "
-           "private address in SDP); once latched, only that address is heard");
+           "private address in SDP); once latched, only that address is heard")
+      .integer("module::MediaRelay", "max-calls-per-user", 5, 0, 100000,
+               "relayed calls one caller may run at once; more get 503 with Retry-After "
+               "(0: no limit)")
+      .integer("module::MediaRelay", "max-calls-per-source", 10, 0, 100000,
+               "relayed calls one IP address may run at once; more get 503 with "
+               "Retry-After (0: no limit)");
   return s;
 }
 
@@ -162,6 +168,10 @@ ProxySettings settings_from_config(const config::Config &cfg) {
       static_cast<int>(cfg.get_int("module::MediaRelay", "inactivity-timeout"));
   s.relay.threads = static_cast<int>(cfg.get_int("module::MediaRelay", "threads"));
   s.relay.latch_anywhere = cfg.get_string("module::MediaRelay", "latch") == "anywhere";
+  s.relay.max_calls_per_user =
+      static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-user"));
+  s.relay.max_calls_per_source =
+      static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-source"));
   return s;
 }
 
