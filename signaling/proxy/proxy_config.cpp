@@ -44,7 +44,8 @@ config::Schema make_schema() {
       .integer("module::Authentication", "nonce-expires", 3600, 10, 86400,
                "seconds a nonce is valid before clients get stale=true");
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
-            "seconds before unanswered branches are cancelled");
+            "seconds before unanswered branches are cancelled; the caller gets the best "
+            "answer so far at once (408 if none)");
   s.boolean("module::MediaRelay", "enabled", true,
             "put a media relay into every call: early media forked to every ringing device")
       .str("module::MediaRelay", "sdp-address", "127.0.0.1",
