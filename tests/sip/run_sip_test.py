@@ -3233,7 +3233,8 @@ def case_fork_6xx_reason(env):
     603 Decline while mon2 still rings and then ignores its CANCEL. The 603
     reaches the door at once (before mon2 answers the CANCEL), and mon2's
     CANCEL carries Reason cause=603 with text "Decline" (it said cause=600
-    whatever the 6xx was)."""
+    whatever the 6xx was). mon2's 200, crossing the CANCEL, is ACKed and
+    ended with BYE by the proxy; the door never sees it."""
     env.start_proxy()
     mon1, mon2, mon3 = _devices(env, ["mon1", "mon2", "mon3"])
     door = RawUa("door", LOCAL)
@@ -3254,8 +3255,18 @@ def case_fork_6xx_reason(env):
               "mon2's CANCEL Reason %r, expected cause=603 and text=\"Decline\"" % can.hdr("Reason"))
         check(not mon1.got(lambda m: m.method == "CANCEL"),
               "mon1 (already final) got a CANCEL")
+        # mon2 picks up as the CANCEL arrives: its 200 crosses it. The door
+        # has its 603 and can take no 200 any more (RFC 3261 section 17.2.1),
+        # so the proxy ends mon2's dialog itself: ACK, then BYE.
+        _reply(mon2, inv2, 200, "OK", "m2", body=_sdp(LOCAL, ["audio 4100 RTP/AVP 0"]))
         _reply(mon2, can, 200, "OK", "m2")
-        _reply(mon2, inv2, 487, "Request Terminated", "m2")
+        mon2.wait_for(lambda m: m.method == "ACK", 5, "ACK for the late 200")
+        bye = mon2.wait_for(lambda m: m.method == "BYE", 5, "BYE for the late 200")
+        _reply(mon2, bye, 200, "OK", "m2")
+        check("cause=200" not in (bye.hdr("Reason") or "").replace(" ", ""),
+              "the BYE says 'completed elsewhere', but nobody answered the door")
+        check(not door.got(lambda m: call.mine(m) and m.status == 200),
+              "the door got a 200 after its 603")
         env.wait_relay_free()
         env.wait_no_calls()
     finally:
