@@ -3176,6 +3176,17 @@ def _cancel_answered(dev, inv, tag="dev"):
     return can
 
 
+def _wait_transactions(env, n, within=5.0):
+    """portierctl stats counts n of the router's transactions (bounded wait)."""
+    deadline = time.time() + within
+    while True:
+        got = env.ctl("stats").get("transactions")
+        if got == n or time.time() > deadline:
+            check(got == n, "portierctl stats: %s transactions, expected %d" % (got, n))
+            return
+        time.sleep(0.1)
+
+
 def _warning_text(resp):
     """The warn-text of a Warning header, checked to be a valid quoted-string
     (RFC 3261 section 20.43 and 25.1: `"` and `\\` only as quoted-pairs)."""
@@ -3212,9 +3223,13 @@ def case_fork_timeout_silent_branch(env):
             check("cause=408" in (can.hdr("Reason") or "").replace(" ", ""),
                   "CANCEL Reason %r, expected cause=408 (fork timeout)" % can.hdr("Reason"))
         check(len(mon1.sent) == 1, "mon1 was to send only its 180 by now")
+        # The door has its answer while mon1's branch is still open.
+        check(env.ctl("stats").get("transactions") == 1,
+              "the call's transaction is gone before mon1 answered: %s" % env.ctl("stats"))
         _reply(mon1, can1, 200, "OK", "m1")
         _reply(mon1, inv1, 487, "Request Terminated", "m1")
         mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for mon1's 487")
+        _wait_transactions(env, 0)  # torn down once its last branch ended
         env.wait_relay_free()
         env.wait_no_calls()
         # The proxy still rings the devices for the next call.
