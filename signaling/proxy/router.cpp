@@ -491,11 +491,19 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
       }
     }
     PLOG_INFO("route: call-id=%s failed with %d", t->call_id.c_str(), status);
-    // The call is over for the caller, even while cancelled branches still
-    // have to answer: its relay ports go back now.
-    if (t->relayed && !t->answered && proxy_.relay())
-      proxy_.relay()->end_call(t->call_id, "not answered");
+    release_relay(t, "not answered");
   }
+}
+
+void Router::release_relay(Txn *t, const char *why) {
+  // The call is over for the caller, even while cancelled branches still have
+  // to answer (a silent device may take 32 s): its relay ports go back now.
+  // From here on the Txn no longer touches the relay: the caller may already
+  // be trying again with the same Call-ID (a retry with credentials, RFC 3261
+  // §22.2), and that call's relay is not this one's to change.
+  if (!t->relayed || t->answered || !proxy_.relay()) return;
+  proxy_.relay()->end_call(t->call_id, why);
+  t->relayed = false;
 }
 
 void Router::add_challenges(Txn *t, msg_t *response) {
@@ -595,6 +603,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
       self->cancel_pending(t, reason);
       su_home_deinit(home);
     }
+    self->release_relay(t, "cancelled by the caller");
     return 200;
   }
   return 0;

@@ -89,6 +89,8 @@ class Router {
   void maybe_finish(Txn *t);
   // Copies the other branches' challenges into the best response (§16.7 step 7).
   void add_challenges(Txn *t, msg_t *response);
+  // A failed or cancelled call frees its relay at once, not when its last branch ends.
+  void release_relay(Txn *t, const char *why);
   // A relayed call already answered elsewhere: ACK and BYE a late 2xx.
   void hang_up_late_answer(Txn *t, Branch *b, const sip_t *response);
   // Rewrites a branch's 18x/2xx SDP to the relay; may turn off forwarding.

@@ -3201,8 +3201,9 @@ def case_fork_timeout_silent_branch(env):
     (180) and then went silent (a monitor that lost power): it ignores the
     CANCEL until the caller has its final response. The door gets 408 at the
     fork timeout, before mon1 answered the CANCEL (it used to wait for mon1's
-    transaction, 32 s more); mon2 answers its CANCEL at once. Then mon1's 487
-    ends its branch, the relay's ports are free and the proxy still serves."""
+    transaction, 32 s more); mon2 answers its CANCEL at once. The relay's
+    ports are free before mon1 answers; then mon1's 487 ends its branch, the
+    transaction is gone and the proxy still serves."""
     env.fork_timeout = 3
     env.start_proxy()
     mon1, mon2 = _devices(env, ["mon1", "mon2"])
@@ -3226,6 +3227,7 @@ def case_fork_timeout_silent_branch(env):
         # The door has its answer while mon1's branch is still open.
         check(env.ctl("stats").get("transactions") == 1,
               "the call's transaction is gone before mon1 answered: %s" % env.ctl("stats"))
+        env.wait_relay_free()  # the failed call's ports need not wait for mon1
         _reply(mon1, can1, 200, "OK", "m1")
         _reply(mon1, inv1, 487, "Request Terminated", "m1")
         mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for mon1's 487")
