@@ -29,6 +29,14 @@ int family_of(const std::string &address) {
 
 const char *family_name(int family) { return family == AF_INET6 ? "IPv6" : "IPv4"; }
 
+// An address from the network, fit for a log line and a Warning.
+std::string shown(const std::string &address) {
+  std::string out = address.substr(0, 64);
+  for (char &ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
+  return address.size() > 64 ? out + "..." : out;
+}
+
 rtp::VideoCodec codec_of(const sdp::Media &m) {
   if (m.type != "video" || m.payloads.empty()) return rtp::VideoCodec::None;
   return rtp::codec_from_encoding_name(m.payloads.front().encoding);
@@ -92,7 +100,7 @@ std::string MediaRelay::peer_error(const sdp::Media &m) const {
   for (const std::string *a : {&m.address, &m.rtcp_address}) {
     const int family = family_of(*a);
     if (family == 0)
-      return "SDP m=" + m.type + ": c= \"" + a->substr(0, 64) +
+      return "SDP m=" + shown(m.type) + ": c= \"" + shown(*a) +
              "\" is not an IP address (the relay resolves no names)";
     if (family != family_)
       return "SDP m=" + m.type + ": " + family_name(family) + " address " + *a +
