@@ -369,6 +369,7 @@ class Env:
         self.cseq = {}  # (user, port) -> last CSeq used by register runs
         self.fork_timeout = 60
         self.min_expires = 60
+        self.relay_extra = ""  # more [module::MediaRelay] lines
         self.monitors = {}
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
                                               self.ports.base + Ports.BLOCK - 1))
@@ -412,9 +413,10 @@ call-fork-timeout = {fto}
 [module::MediaRelay]
 sdp-address = {ip}
 port-range = {rlo}-{rhi}
-""".format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
+{relay_extra}""".format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
            users=users_path, fto=self.fork_timeout, mine=self.min_expires,
-           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99)
+           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99,
+           relay_extra=self.relay_extra)
         return self.write("proxy.ini", cfg)
 
     # ---- proxy -----------------------------------------------------------
@@ -3676,6 +3678,529 @@ def case_crash_mid_burst(env):
     # The proxy serves afterwards.
     s = env.register("mon1", 0, 3600)
     s.expect_ok()
+# issue 11: forking and the media relay's answers. Callers and devices are raw
+# UDP sockets driven from Python, so a case decides exactly when a device
+# answers (or never does) and what its SDP leaves out.
+# --------------------------------------------------------------------------
+
+ATTACKER = "127.0.0.2"  # "another host" on the loopback network
+
+
+class RawUa:
+    """A SIP endpoint on a raw UDP socket (a caller or a registered device): a
+    thread keeps every message it receives (m.src: where it came from, m.at:
+    when) until close()."""
+
+    def __init__(self, name, host, port=0):
+        self.name = name
+        self.host = host
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.msgs = []
+        self.sent = []
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            m = SipMsg("received", "", data.decode("utf-8", "replace").replace("\r\n", "\n"))
+            m.src, m.at = src, time.time()
+            self.msgs.append(m)
+
+    def send(self, text, to):
+        self.sock.sendto(text.replace("\n", "\r\n").encode("utf-8"), to)
+        self.sent.append((time.time(), text))
+
+    def wait_for(self, pred, timeout=5.0, what="a message"):
+        """The first received message matching pred, polled for at most timeout s."""
+        deadline = time.time() + timeout
+        while True:
+            for m in list(self.msgs):
+                if pred(m):
+                    return m
+            if time.time() > deadline:
+                raise TestFailure("%s: no %s within %.0f s; got %s" % (
+                    self.name, what, timeout, [m.first for m in self.msgs][-8:]))
+            time.sleep(0.02)
+
+    def got(self, pred):
+        return [m for m in list(self.msgs) if pred(m)]
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _digest_param(challenge, name):
+    m = re.search(r'(?:^|[\s,])%s="?([^",]*)"?' % name, challenge)
+    return m.group(1) if m else None
+
+
+def _digest_md5_header(method, uri, user, password, challenge):
+    """An RFC 2617 qop=auth answer to an MD5 challenge (sipp's kind of client)."""
+    import hashlib
+    md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+    realm, nonce = _digest_param(challenge, "realm"), _digest_param(challenge, "nonce")
+    cnonce, nc = "%08x" % random_id(), "00000001"
+    ha1, ha2 = md5("%s:%s:%s" % (user, realm, password)), md5("%s:%s" % (method, uri))
+    resp = md5("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
+    return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+            'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"'
+            % (user, realm, nonce, uri, resp, nc, cnonce))
+
+
+def random_id():
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def _sdp(host, streams):
+    """An SDP body; streams: list of "m=" line values without "m=", e.g.
+    "audio 4000 RTP/AVP 0". c= names host (an address or, for the attacks,
+    anything else)."""
+    ip = "IP6" if ":" in host else "IP4"
+    lines = ["v=0", "o=test 1 1 IN IP4 %s" % LOCAL, "s=-", "c=IN %s %s" % (ip, host), "t=0 0"]
+    for s in streams:
+        lines.append("m=" + s)
+        if " 96" in s and s.startswith("video"):
+            lines.append("a=rtpmap:96 VP8/90000")
+    return "\n".join(lines) + "\n"
+
+
+class RawCall:
+    """One INVITE transaction of a RawUa caller through the proxy, with the
+    proxy's digest challenge answered (RFC 3261 section 22.2)."""
+
+    def __init__(self, env, ua, user, target, sdp, extra=""):
+        self.env, self.ua, self.user = env, ua, user
+        self.uri = "sip:%s@%s" % (target, DOMAIN)
+        self.call_id = "raw-%08x@%s" % (random_id(), ua.host)
+        self.from_tag = "t%08x" % random_id()
+        self.proxy = (LOCAL, env.ports.proxy)
+        self.sdp, self.extra = sdp, extra
+        self.cseq = 1
+        self.branch = self._invite(None)
+        chal = ua.wait_for(lambda m: self.mine(m) and m.status == 407, 5, "407 for " + self.call_id)
+        self._ack(chal)
+        md5 = [c for c in chal.hdrs("Proxy-Authenticate") if "MD5" in c.upper()
+               or "algorithm" not in c]
+        check(md5, "%s: no MD5 challenge in %s" % (ua.name, chal.hdrs("Proxy-Authenticate")))
+        self.cseq = 2
+        self.branch = self._invite(_digest_md5_header("INVITE", self.uri, user, USERS[user], md5[0]))
+
+    def mine(self, m):
+        return m.hdr("Call-ID") == self.call_id and m.status is not None
+
+    def _invite(self, auth):
+        branch = "z9hG4bK-raw-%08x" % random_id()
+        body = self.sdp.replace("\n", "\r\n")
+        self.ua.send(
+            "INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=%s;rport\n"
+            "From: <sip:%s@%s>;tag=%s\nTo: <%s>\nCall-ID: %s\nCSeq: %d INVITE\n"
+            "Contact: <sip:%s@%s:%d>\nMax-Forwards: 70\n%s%s"
+            "Content-Type: application/sdp\nContent-Length: %d\n\n%s"
+            % (self.uri, self.ua.host, self.ua.port, branch, self.user, DOMAIN, self.from_tag,
+               self.uri, self.call_id, self.cseq, self.user, self.ua.host, self.ua.port,
+               "Proxy-Authorization: %s\n" % auth if auth else "",
+               self.extra + "\n" if self.extra else "", len(body), self.sdp), self.proxy)
+        return branch
+
+    def _ack(self, resp):
+        # RFC 3261 section 17.1.1.3: a non-2xx is ACKed hop by hop, in its transaction.
+        self.ua.send("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=%s;rport\nFrom: %s\nTo: %s\n"
+                     "Call-ID: %s\nCSeq: %d ACK\nMax-Forwards: 70\nContent-Length: 0\n\n"
+                     % (self.uri, self.ua.host, self.ua.port, self.branch, resp.hdr("From"),
+                        resp.hdr("To"), self.call_id, self.cseq), self.proxy)
+
+    def responses(self):
+        return self.ua.got(lambda m: self.mine(m) and m.cseq_method() == "INVITE"
+                           and (m.hdr("CSeq") or "").split()[0] == str(self.cseq))
+
+    def final(self, timeout=10):
+        m = self.ua.wait_for(lambda m: m in self.responses() and m.status >= 200, timeout,
+                             "final response for " + self.call_id)
+        if m.status >= 300:
+            self._ack(m)
+        return m
+
+    def in_dialog(self, method, ok):
+        """ACK or BYE in the dialog of the 2xx `ok`, along its Record-Route
+        (RFC 3261 section 12.1.2: the caller's route set is the Record-Route
+        in order)."""
+        route = ok.hdrs("Record-Route")
+        target = re.search(r"<([^>]+)>", ok.hdr("Contact")).group(1)
+        cseq = 2 if method == "ACK" else 3
+        self.ua.send("%s %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-raw-%08x;rport\n"
+                     "From: <sip:%s@%s>;tag=%s\nTo: %s\nCall-ID: %s\nCSeq: %d %s\n%s"
+                     "Max-Forwards: 70\nContent-Length: 0\n\n"
+                     % (method, target, self.ua.host, self.ua.port, random_id(), self.user,
+                        DOMAIN, self.from_tag, ok.hdr("To"), self.call_id, cseq, method,
+                        "".join("Route: %s\n" % r for r in route)), self.proxy)
+
+
+def _reply(dev, req, status, reason, tag="dev", extra="", body=""):
+    """A device's response to req, back where req came from (the proxy)."""
+    to = req.hdr("To")
+    if status > 100 and ";tag=" not in to:
+        to += ";tag=%s" % tag
+    vias = "".join("Via: %s\n" % v for v in req.hdrs("Via"))
+    if 100 < status < 300:  # RFC 3261 section 12.1.1: the dialog's route set
+        vias += "".join("Record-Route: %s\n" % v for v in req.hdrs("Record-Route"))
+    ctype = "Content-Type: application/sdp\n" if body else ""
+    wire_body = body.replace("\n", "\r\n")
+    dev.send("SIP/2.0 %d %s\n%sFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s\n"
+             "Contact: <sip:%s@%s:%d>\n%s%sContent-Length: %d\n\n%s"
+             % (status, reason, vias, req.hdr("From"), to, req.hdr("Call-ID"), req.hdr("CSeq"),
+                dev.name, dev.host, dev.port, extra + "\n" if extra else "", ctype,
+                len(wire_body), body), req.src)
+
+
+def _devices(env, names):
+    """Registers each name (slots 0..) through sipp, then takes its SIP port
+    with a RawUa."""
+    slots = [(n, i) for i, n in enumerate(names)]
+    register_devices(env, slots)
+    return [RawUa(n, LOCAL, env.ports.sip(i)) for n, i in slots]
+
+
+def _invite_of(dev, call_id=None, timeout=5):
+    return dev.wait_for(lambda m: m.method == "INVITE" and
+                        (call_id is None or m.hdr("Call-ID") == call_id), timeout,
+                        "INVITE" + (" of " + call_id if call_id else ""))
+
+
+def _cancel_answered(dev, inv, tag="dev"):
+    """A device's normal answer to the CANCEL of inv: 200 for the CANCEL, 487
+    for the INVITE (RFC 3261 section 9.2)."""
+    can = dev.wait_for(lambda m: m.method == "CANCEL" and m.hdr("Call-ID") == inv.hdr("Call-ID"),
+                       10, "CANCEL")
+    _reply(dev, can, 200, "OK", tag)
+    _reply(dev, inv, 487, "Request Terminated", tag)
+    return can
+
+
+def _wait_transactions(env, n, within=5.0):
+    """portierctl stats counts n of the router's transactions (bounded wait)."""
+    deadline = time.time() + within
+    while True:
+        got = env.ctl("stats").get("transactions")
+        if got == n or time.time() > deadline:
+            check(got == n, "portierctl stats: %s transactions, expected %d" % (got, n))
+            return
+        time.sleep(0.1)
+
+
+def _warning_text(resp):
+    """The warn-text of a Warning header, checked to be a valid quoted-string
+    (RFC 3261 section 20.43 and 25.1: `"` and `\\` only as quoted-pairs)."""
+    w = resp.hdr("Warning") or ""
+    m = re.match(r'^(\d{3}) (\S+) "((?:[^"\\\r\n]|\\[^\r\n])*)"$', w)
+    check(m, "%s: Warning %r is not warn-code SP warn-agent SP quoted-string" % (resp.first, w))
+    return re.sub(r"\\(.)", r"\1", m.group(3))
+
+
+def case_fork_timeout_silent_branch(env):
+    """RFC 3261 section 16.8 / 16.7 step 6: call-fork-timeout = 3, mon1 rang
+    (180) and then went silent (a monitor that lost power): it ignores the
+    CANCEL until the caller has its final response. The door gets 408 at the
+    fork timeout, before mon1 answered the CANCEL (it used to wait for mon1's
+    transaction, 32 s more); mon2 answers its CANCEL at once. The relay's
+    ports are free before mon1 answers; then mon1's 487 ends its branch, the
+    transaction is gone and the proxy still serves."""
+    env.fork_timeout = 3
+    env.start_proxy()
+    mon1, mon2 = _devices(env, ["mon1", "mon2"])
+    door = RawUa("door", LOCAL)
+    try:
+        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
+        _reply(mon1, inv1, 180, "Ringing", "m1")
+        _reply(mon2, inv2, 180, "Ringing", "m2")
+        can2 = _cancel_answered(mon2, inv2, "m2")
+        can1 = mon1.wait_for(lambda m: m.method == "CANCEL", 10, "CANCEL")
+        # mon1 says nothing until the door has its answer: the bound is far
+        # below the 32 s the old proxy held it.
+        fin = call.final(timeout=15)
+        log("door: %s; mon1 has not answered its CANCEL" % fin.first)
+        check(fin.status == 408, "door: final response %s, expected 408 (fork timeout)" % fin.first)
+        for can in (can1, can2):
+            check("cause=408" in (can.hdr("Reason") or "").replace(" ", ""),
+                  "CANCEL Reason %r, expected cause=408 (fork timeout)" % can.hdr("Reason"))
+        check(len(mon1.sent) == 1, "mon1 was to send only its 180 by now")
+        # The door has its answer while mon1's branch is still open.
+        check(env.ctl("stats").get("transactions") == 1,
+              "the call's transaction is gone before mon1 answered: %s" % env.ctl("stats"))
+        env.wait_relay_free()  # the failed call's ports need not wait for mon1
+        _reply(mon1, can1, 200, "OK", "m1")
+        _reply(mon1, inv1, 487, "Request Terminated", "m1")
+        mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for mon1's 487")
+        _wait_transactions(env, 0)  # torn down once its last branch ended
+        env.wait_relay_free()
+        env.wait_no_calls()
+        # The proxy still rings the devices for the next call.
+        again = RawCall(env, door, "door", "mon2", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv = _invite_of(mon2, again.call_id)
+        _reply(mon2, inv, 486, "Busy Here", "m2b")
+        check(again.final().status == 486, "the next call did not get mon2's 486")
+    finally:
+        for ua in (mon1, mon2, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def case_fork_6xx_reason(env):
+    """RFC 3261 section 16.7 steps 5-6 and RFC 3326: mon1 answers 486, mon3
+    603 Decline while mon2 still rings and then ignores its CANCEL. The 603
+    reaches the door at once (before mon2 answers the CANCEL), and mon2's
+    CANCEL carries Reason cause=603 with text "Decline" (it said cause=600
+    whatever the 6xx was). mon2's 200, crossing the CANCEL, is ACKed and
+    ended with BYE by the proxy; the door never sees it."""
+    env.start_proxy()
+    mon1, mon2, mon3 = _devices(env, ["mon1", "mon2", "mon3"])
+    door = RawUa("door", LOCAL)
+    try:
+        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv1, inv2, inv3 = _invite_of(mon1), _invite_of(mon2), _invite_of(mon3)
+        _reply(mon2, inv2, 180, "Ringing", "m2")
+        _reply(mon1, inv1, 486, "Busy Here", "m1")
+        mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for the 486")
+        _reply(mon3, inv3, 603, "Decline", "m3")
+        can = mon2.wait_for(lambda m: m.method == "CANCEL", 10, "CANCEL")
+        fin = call.final(timeout=15)
+        log("door: %s; mon2's CANCEL Reason: %s" % (fin.first, can.hdr("Reason")))
+        check(fin.status == 603, "door: final response %s, expected 603 (a 6xx wins, "
+              "RFC 3261 section 16.7 step 6)" % fin.first)
+        reason = (can.hdr("Reason") or "").replace(" ", "")
+        check("cause=603" in reason and 'text="Decline"' in reason,
+              "mon2's CANCEL Reason %r, expected cause=603 and text=\"Decline\"" % can.hdr("Reason"))
+        check(not mon1.got(lambda m: m.method == "CANCEL"),
+              "mon1 (already final) got a CANCEL")
+        # mon2 picks up as the CANCEL arrives: its 200 crosses it. The door
+        # has its 603 and can take no 200 any more (RFC 3261 section 17.2.1),
+        # so the proxy ends mon2's dialog itself: ACK, then BYE.
+        _reply(mon2, inv2, 200, "OK", "m2", body=_sdp(LOCAL, ["audio 4100 RTP/AVP 0"]))
+        _reply(mon2, can, 200, "OK", "m2")
+        mon2.wait_for(lambda m: m.method == "ACK", 5, "ACK for the late 200")
+        bye = mon2.wait_for(lambda m: m.method == "BYE", 5, "BYE for the late 200")
+        _reply(mon2, bye, 200, "OK", "m2")
+        check("cause=200" not in (bye.hdr("Reason") or "").replace(" ", ""),
+              "the BYE says 'completed elsewhere', but nobody answered the door")
+        check(not door.got(lambda m: call.mine(m) and m.status == 200),
+              "the door got a 200 after its 603")
+        env.wait_relay_free()
+        env.wait_no_calls()
+    finally:
+        for ua in (mon1, mon2, mon3, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def case_fork_challenges_merged(env):
+    """RFC 3261 section 16.7 step 7: mon1 challenges the door with 401, mon2
+    with 407, each with a realm of its own. The response sent up carries
+    both challenges (WWW-Authenticate and Proxy-Authenticate), unmodified."""
+    env.start_proxy()
+    mon1, mon2 = _devices(env, ["mon1", "mon2"])
+    door = RawUa("door", LOCAL)
+    try:
+        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
+        www = 'Digest realm="mon1.example", nonce="n1-5dc0", algorithm=MD5, qop="auth"'
+        pxy = 'Digest realm="mon2.example", nonce="n2-77ab", algorithm=MD5, qop="auth"'
+        _reply(mon1, inv1, 401, "Unauthorized", "m1", "WWW-Authenticate: " + www)
+        mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for the 401")
+        _reply(mon2, inv2, 407, "Proxy Authentication Required", "m2",
+               "Proxy-Authenticate: " + pxy)
+        fin = call.final()
+        log("door: %s, WWW-Authenticate %s, Proxy-Authenticate %s"
+            % (fin.first, fin.hdrs("WWW-Authenticate"), fin.hdrs("Proxy-Authenticate")))
+        check(fin.status in (401, 407), "door: final response %s, expected 401 or 407"
+              % fin.first)
+        flat = lambda vs: [v.replace(" ", "") for v in vs]
+        check(www.replace(" ", "") in flat(fin.hdrs("WWW-Authenticate")),
+              "mon1's challenge is missing: %s" % fin.hdrs("WWW-Authenticate"))
+        check(pxy.replace(" ", "") in flat(fin.hdrs("Proxy-Authenticate")),
+              "mon2's challenge is missing: %s" % fin.hdrs("Proxy-Authenticate"))
+        env.wait_relay_free()
+        env.wait_no_calls()
+    finally:
+        for ua in (mon1, mon2, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def _relay_answered_call(env, offer_streams, answer_streams, check_answers):
+    """The door (RawUa + RTP socket) calls mon1 with offer_streams; mon1
+    answers 200 with answer_streams; check_answers(inv_sdp, ok) looks at
+    what mon1 was offered and what the door got. Then the door's audio must
+    reach mon1 through the relay, and after BYE every relay port is free."""
+    env.start_proxy()
+    (mon1,) = _devices(env, ["mon1"])
+    door = RawUa("door", LOCAL)
+    door_rtp = RtpPeer("door_rtp", env.ports.media(6))
+    mon_rtp = RtpPeer("mon1_rtp", env.ports.media(7))
+    try:
+        call = RawCall(env, door, "door", "mon1",
+                       _sdp(LOCAL, [s.replace("%d", str(door_rtp.port)) for s in offer_streams]))
+        inv = _invite_of(mon1)
+        _reply(mon1, inv, 200, "OK", "m1",
+               body=_sdp(LOCAL, [s.replace("%d", str(mon_rtp.port)) for s in answer_streams]))
+        ok = call.final()
+        check(ok.status == 200, "door: %s, expected 200" % ok.first)
+        call.in_dialog("ACK", ok)
+        check_answers(inv.body, ok)
+        audio = re.search(r"m=audio (\d+) ", ok.body)
+        for seq in range(1, 11):
+            door_rtp.sock.sendto(rtp_packet(seq, seq * 160, 0xd00d, b"\x00" * 20, pt=0),
+                                 (LOCAL, int(audio.group(1))))
+            time.sleep(0.01)
+        deadline = time.time() + 3
+        while not mon_rtp.rtp(0xd00d) and time.time() < deadline:
+            time.sleep(0.05)
+        got = mon_rtp.rtp(0xd00d)
+        check(got, "the door's audio sent to the relay never reached mon1")
+        check(all(p[1][1] != door_rtp.port for p in got),
+              "the door's audio reached mon1 directly, not through the relay")
+        call.in_dialog("BYE", ok)
+        bye = mon1.wait_for(lambda m: m.method == "BYE", 5, "BYE")
+        _reply(mon1, bye, 200, "OK", "m1")
+        env.wait_relay_free()
+    finally:
+        for p in (mon1, door, door_rtp, mon_rtp):
+            p.close()
+
+
+def case_relay_answer_missing_line(env):
+    """RFC 3264 section 6: the door offers audio and video, mon1 answers with
+    an audio line only. The door gets an answer with both lines, the video
+    rejected (port 0) and the audio pointed at the relay, not at mon1 (which
+    would bypass the relay); the audio flows through the relay."""
+    def check_answers(offered, ok):
+        lines = re.findall(r"^m=.*$", ok.body, re.M)
+        log("door's answer: %s" % lines)
+        check(len(lines) == 2, "the door's answer has %d m= lines, the offer 2: %s"
+              % (len(lines), lines))
+        check(lines[1].startswith("m=video 0 "), "the video is not rejected: %s" % lines[1])
+        check(not lines[0].startswith("m=audio %d " % env.ports.media(7)),
+              "the door's answer points at mon1, not at the relay: %s" % lines[0])
+    _relay_answered_call(env, ["audio %d RTP/AVP 0", "video 4002 RTP/AVP 96"],
+                         ["audio %d RTP/AVP 0"], check_answers)
+
+
+def case_relay_unrelayable_stream(env):
+    """An offer with audio, real-time text (m=text, RFC 4103) and BFCP
+    (m=application UDP/BFCP): the relay carries only RTP audio and video, so
+    it rejects the other two with port 0 towards mon1 and in the door's
+    answer, and relays the audio (the whole call used to fail with 488)."""
+    def check_answers(offered, ok):
+        to_mon = re.findall(r"^m=.*$", offered, re.M)
+        up = re.findall(r"^m=.*$", ok.body, re.M)
+        log("mon1 was offered %s; the door got %s" % (to_mon, up))
+        check(len(to_mon) == 3 and to_mon[1].startswith("m=text 0 ") and
+              to_mon[2].startswith("m=application 0 "),
+              "mon1's offer does not reject text and BFCP with port 0: %s" % to_mon)
+        check(len(up) == 3 and up[1].startswith("m=text 0 ") and
+              up[2].startswith("m=application 0 ") and not up[0].startswith("m=audio 0 "),
+              "the door's answer is not audio relayed, text and BFCP rejected: %s" % up)
+    _relay_answered_call(env, ["audio %d RTP/AVP 0", "text 4010 RTP/AVP 98",
+                               "application 4012 UDP/BFCP *"],
+                         ["audio %d RTP/AVP 0", "text 0 RTP/AVP 98",
+                          "application 0 UDP/BFCP *"], check_answers)
+
+
+def case_relay_refuses_unusable_c(env):
+    """From another host (127.0.0.2): offers whose c= the IPv4 relay cannot
+    serve get 488 with a valid Warning and ring nobody: an IPv6 address, a
+    host name (never looked up: that would block the proxy's SIP thread),
+    and SDP whose error text quotes a line (the `"` made the Warning invalid
+    and the caller got 500). A resident on 127.0.0.1 still calls."""
+    env.start_proxy()
+    (mon1,) = _devices(env, ["mon1"])
+    attacker = RawUa("attacker", ATTACKER)
+    door = RawUa("door", LOCAL)
+    try:
+        offers = [
+            ("IPv6", _sdp("::1", ["audio 4000 RTP/AVP 0"]), "IPv6"),
+            ("host name", _sdp("relay-victim.invalid", ["audio 4000 RTP/AVP 0"]),
+             "not an IP address"),
+            ("quoting error", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]) + "junk line\n", '"junk'),
+        ]
+        for what, sdp, expected in offers:
+            call = RawCall(env, attacker, "mon2", "mon1", sdp)
+            fin = call.final()
+            log("%s: %s / Warning: %s" % (what, fin.first, fin.hdr("Warning")))
+            check(fin.status == 488, "%s: %s, expected 488" % (what, fin.first))
+            text = _warning_text(fin)
+            check(expected in text, "%s: warn-text %r does not say %r" % (what, text, expected))
+        check(not mon1.got(lambda m: m.method == "INVITE"),
+              "an offer the relay cannot serve rang mon1")
+        check(env.ctl("relay").get("ports_in_use") == 0, "a refused offer kept relay ports")
+        call = RawCall(env, door, "door", "mon1", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv = _invite_of(mon1, call.call_id)
+        _reply(mon1, inv, 486, "Busy Here", "m1")
+        check(call.final().status == 486, "the resident's call did not reach mon1")
+        env.wait_relay_free()
+    finally:
+        for ua in (mon1, attacker, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def case_relay_call_limits(env):
+    """max-calls-per-user = 2, max-calls-per-source = 3: a resident on another
+    host (127.0.0.2) rings mon1 again and again; its third call gets 503 with
+    Retry-After and takes no relay port, and when a second account on that
+    host fills its address's share, that one is refused too. The door on
+    127.0.0.1 still rings mon1 meanwhile."""
+    env.relay_extra = "max-calls-per-user = 2\nmax-calls-per-source = 3\n"
+    env.start_proxy()
+    (mon1,) = _devices(env, ["mon1"])
+    attacker = RawUa("attacker", ATTACKER)
+    door = RawUa("door", LOCAL)
+    sdp = _sdp(LOCAL, ["audio 4000 RTP/AVP 0"])
+    try:
+        def ringing(user, ua):
+            call = RawCall(env, ua, user, "mon1", sdp)
+            inv = _invite_of(mon1, call.call_id)
+            _reply(mon1, inv, 180, "Ringing", "m%08x" % random_id())
+            ua.wait_for(lambda m: m in call.responses() and m.status == 180, 5, "180")
+            return call
+
+        def refused(user, ua, limit):
+            call = RawCall(env, ua, user, "mon1", sdp)
+            fin = call.final()
+            log("%s from %s: %s, Retry-After %s, Warning %s"
+                % (user, ua.host, fin.first, fin.hdr("Retry-After"), fin.hdr("Warning")))
+            check(fin.status == 503 and fin.hdr("Retry-After"),
+                  "%s's call over the limit: %s, expected 503 with Retry-After" % (user, fin.first))
+            check(limit in _warning_text(fin), "the Warning does not name %s" % limit)
+            check(not mon1.got(lambda m: m.method == "INVITE" and
+                               m.hdr("Call-ID") == call.call_id),
+                  "a call over the limit rang mon1")
+
+        ringing("mon2", attacker)
+        ringing("mon2", attacker)
+        ports = env.ctl("relay").get("ports_in_use")
+        refused("mon2", attacker, "max-calls-per-user")
+        check(env.ctl("relay").get("ports_in_use") == ports, "a refused call took relay ports")
+        ringing("door", door)  # the resident on 127.0.0.1 is not affected
+        ringing("mon3", attacker)  # the third call from 127.0.0.2
+        refused("mon3", attacker, "max-calls-per-source")
+        ringing("door", door)
+        check(len(env.ctl("relay").get("calls")) == 5, "the relay does not list the 5 ringing "
+              "calls: %s" % env.ctl("relay"))
+    finally:
+        for ua in (mon1, attacker, door):
+            ua.close()
     env.assert_no_secrets()
 
 
@@ -3724,6 +4249,14 @@ CASES = [
     ("register_require_path", case_register_require_path),
     ("register_binary_contact", case_register_binary_contact),
     ("crash_mid_burst", case_crash_mid_burst),
+    # issue 11: forking and media relay answers
+    ("fork_timeout_silent_branch", case_fork_timeout_silent_branch),
+    ("fork_6xx_reason", case_fork_6xx_reason),
+    ("fork_challenges_merged", case_fork_challenges_merged),
+    ("relay_answer_missing_line", case_relay_answer_missing_line),
+    ("relay_unrelayable_stream", case_relay_unrelayable_stream),
+    ("relay_refuses_unusable_c", case_relay_refuses_unusable_c),
+    ("relay_call_limits", case_relay_call_limits),
 ]
 
 
