@@ -1,15 +1,64 @@
 // Minimal JSON writing for control-socket replies (no parsing needed there).
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <string_view>
 
 namespace portier::json {
 
-// A JSON string literal, quotes included.
+namespace detail {
+
+// The length of the well-formed UTF-8 sequence at s[i] (RFC 3629 §4: no
+// overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the bytes
+// there are not one.
+inline size_t utf8_sequence(std::string_view s, size_t i) {
+  auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = at(i);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if (at(i + k) < 0x80 || at(i + k) > 0xbf) return 0;
+  return n;
+}
+
+}  // namespace detail
+
+// A JSON string literal, quotes included. What we print comes from the
+// network (a User-Agent, a Contact), so the output is always valid JSON and
+// valid UTF-8 (RFC 8259 §7, §8.1): control characters are escaped, and a byte
+// that does not start a well-formed UTF-8 sequence becomes U+FFFD.
 inline std::string quote(std::string_view s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  out.reserve(s.size() + 2);
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = detail::utf8_sequence(s, i);
+      if (n == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(s.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";
@@ -27,7 +76,7 @@ inline std::string quote(std::string_view s) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20) {
+        if (c < 0x20 || c == 0x7f) {
           char buf[8];
           snprintf(buf, sizeof buf, "\\u%04x", c);
           out += buf;
@@ -35,6 +84,7 @@ inline std::string quote(std::string_view s) {
           out += static_cast<char>(c);
         }
     }
+    ++i;
   }
   return out + "\"";
 }

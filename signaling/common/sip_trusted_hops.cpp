@@ -12,6 +12,7 @@
 
 #include "common/ascii.h"
 #include "common/log.h"
+#include "common/sip_text.h"
 
 namespace portier::sip {
 namespace {
@@ -131,7 +132,7 @@ bool TrustedHops::admit(nua_t *nua, nua_handle_t *nh, const char *agent, const c
   PLOG_WARN("%s: %s from %s refused: not through the proxy (%s)", agent, method, source->c_str(),
             describe().c_str());
   const std::string warning =
-      std::string("399 ") + agent + " \"requests are taken only through the proxy\"";
+      siptext::warning(399, agent, "requests are taken only through the proxy");
   nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua), SIPTAG_WARNING_STR(warning.c_str()),
               TAG_END());
   return false;

@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sip_message.h"
+#include "common/sip_text.h"
 #include "door/dtmf.h"
 
 namespace portier::door {
@@ -337,7 +338,8 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
   if (!body_is(sip, "application/sdp")) {
     // An offerless INVITE would need our offer in the 200 and the answer in
     // the ACK; doors are called by devices that offer.
-    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR("399 door \"SDP offer needed\""),
+    nua_respond(nh, 488, "Not Acceptable Here",
+                SIPTAG_WARNING_STR(siptext::warning(399, "door", "SDP offer needed").c_str()),
                 TAG_END());
     release(nh);
     return;

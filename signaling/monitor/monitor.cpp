@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sip_message.h"
+#include "common/sip_text.h"
 
 namespace portier::monitor {
 namespace {
@@ -190,7 +191,8 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
   if (!body_is(sip, "application/sdp")) {
     // An offerless INVITE would need our offer in the 183; doors offer.
     nua_respond(nh, 488, "Not Acceptable Here",
-                SIPTAG_WARNING_STR("399 monitor \"SDP offer needed\""), TAG_END());
+                SIPTAG_WARNING_STR(siptext::warning(399, "monitor", "SDP offer needed").c_str()),
+                TAG_END());
     release(nh);
     events_.add("refused",
                 {field("call_id", cid), field("from", who), field("why", "no SDP offer")});

@@ -1,5 +1,6 @@
 #include "proxy/fork_aggregator.h"
 
+#include <algorithm>
 #include <tuple>
 
 namespace portier::proxy {
@@ -79,8 +80,12 @@ ForkAggregator::Decision ForkAggregator::on_response(size_t branch, int status) 
 
   if (b.status != 0) return d;  // one final response per client transaction
   set_final(b, status, false);
-  // §16.7 step 5: a 6xx is not forwarded at once, but the other branches stop.
-  if (status >= 600 && !final_sent_) cancel_pending(d, branch);
+  // §16.7 step 5: a 6xx ends the fork: the other branches stop, and as no
+  // response can beat it (step 6), it goes up now instead of after the CANCELs.
+  if (status >= 600 && !final_sent_) {
+    cancel_pending(d, branch);
+    return send_best_now(d);
+  }
   return finish(d);
 }
 
@@ -94,7 +99,7 @@ ForkAggregator::Decision ForkAggregator::on_timeout() {
   timed_out_ = true;
   Decision d;
   cancel_pending(d, kNoBranch);
-  return finish(d);
+  return send_best_now(d);
 }
 
 ForkAggregator::Decision ForkAggregator::on_cancel() {
@@ -130,6 +135,18 @@ int ForkAggregator::best_status() const {
   return status == 503 ? 500 : status;
 }
 
+std::vector<size_t> ForkAggregator::challenge_branches() const {
+  std::vector<size_t> out;
+  std::optional<size_t> best = best_branch();
+  auto is_challenge = [](int status) { return status == 401 || status == 407; };
+  if (!best || !is_challenge(branches_[*best].status)) return out;
+  for (size_t i = 0; i < branches_.size(); ++i)
+    if (i != *best && is_challenge(branches_[i].status)) out.push_back(i);
+  std::sort(out.begin(), out.end(),
+            [this](size_t a, size_t b) { return branches_[a].order < branches_[b].order; });
+  return out;
+}
+
 bool ForkAggregator::all_final() const {
   for (const Branch &b : branches_) {
     if (b.status == 0) return false;
@@ -158,6 +175,14 @@ void ForkAggregator::cancel_pending(Decision &d, size_t except) {
 
 ForkAggregator::Decision ForkAggregator::finish(Decision d) {
   if (!final_sent_ && all_final()) {
+    final_sent_ = true;
+    d.send_best = true;
+  }
+  return d;
+}
+
+ForkAggregator::Decision ForkAggregator::send_best_now(Decision d) {
+  if (!final_sent_) {
     final_sent_ = true;
     d.send_best = true;
   }

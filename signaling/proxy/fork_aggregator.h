@@ -24,14 +24,19 @@ class ForkAggregator {
   // - 100: nothing. 101-199: forwarded while no final response went upstream.
   // - 2xx: always forwarded, even after another 2xx (§16.7 step 5, the caller must
   //   see every 2xx to ACK and BYE it); the first one cancels the other branches.
-  // - 6xx: cancels the other branches (§16.7 step 5); it goes up as the best
-  //   response once every branch is final.
+  // - 6xx: cancels the other branches (§16.7 step 5) and goes up at once as the
+  //   best response (send_best): a branch that never answers the CANCEL (a device
+  //   that lost power) must not keep the caller waiting; the CANCELs finish in
+  //   the background.
   // - 3xx-5xx: stored; when every branch is final, send_best.
   Decision on_response(size_t branch, int status);
   // A branch ended without a final response (transport error, no answer): a 408.
   Decision on_branch_failed(size_t branch);
-  // call-fork-timeout: cancel_others; the 487s that come back then count as 408,
-  // so the caller learns that nobody answered rather than that it cancelled.
+  // call-fork-timeout: cancel_others, and send_best at once (§16.8: a branch
+  // without a final response counts as 408): the caller is not kept waiting for
+  // the CANCELs, which a silent device may never answer. The 487s that come
+  // back then count as 408, so the caller learns that nobody answered rather
+  // than that it cancelled.
   Decision on_timeout();
   // The caller CANCELled: cancel_others; the 487s then go up as they are.
   Decision on_cancel();
@@ -46,6 +51,12 @@ class ForkAggregator {
   // 487 of a branch cancelled by the fork timeout becomes 408. Without a best
   // branch: 487 after on_cancel(), else 408 after on_timeout(), else 480.
   int best_status() const;
+
+  // §16.7 step 7: when best_branch() is a 401/407, every other branch's 401 and
+  // 407 lends its challenges (WWW-Authenticate, Proxy-Authenticate) to the
+  // response sent upstream. The other 401/407 branches in arrival order; empty
+  // when the best response is no challenge.
+  std::vector<size_t> challenge_branches() const;
 
   bool all_final() const;
   bool final_sent() const { return final_sent_; }
@@ -68,6 +79,8 @@ class ForkAggregator {
   // Sets cancel_others once per fork: a second CANCEL for a branch is noise.
   void cancel_pending(Decision &d, size_t except);
   Decision finish(Decision d);
+  // The best response goes up now, whatever is still pending.
+  Decision send_best_now(Decision d);
   int effective_status(const Branch &b) const;
 
   std::vector<Branch> branches_;

@@ -1,8 +1,11 @@
 #include "proxy/location_persist.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -107,69 +110,174 @@ bool sync_directory_of(const std::string &path, std::string *error) {
   return ok;
 }
 
-// One record line: "aor contact instance call_id cseq q_milli expires_at
-// user_agent received", tab-separated.
-bool parse_line(std::string_view line, int64_t now, std::string &aor, Binding &b, bool &keep,
-                std::string &message) {
-  std::string_view fields[kFields];
-  size_t n = 0;
+constexpr size_t kBindingFields = kFields - 1;  // every field of Binding
+
+// Splits a line at its tabs into at most `max` fields; false when there are more.
+bool split_fields(std::string_view line, std::string_view *fields, size_t max, size_t &n) {
+  n = 0;
   size_t start = 0;
   while (true) {
     size_t tab = line.find('\t', start);
-    if (n == kFields) {
-      message = "too many fields (expected " + std::to_string(kFields) + ")";
-      return false;
-    }
+    if (n == max) return false;
     fields[n++] = line.substr(start, tab == std::string_view::npos ? tab : tab - start);
-    if (tab == std::string_view::npos) break;
+    if (tab == std::string_view::npos) return true;
     start = tab + 1;
   }
-  if (n != kFields) {
-    message = "expected " + std::to_string(kFields) + " fields, got " + std::to_string(n);
-    return false;
-  }
-  static const char *const kNames[kFields] = {"aor", "contact",    "instance",   "call-id", "cseq",
-                                              "q",   "expires-at", "user-agent", "received"};
-  std::string *text[kFields] = {&aor,    &b.contact, &b.instance,   &b.call_id, nullptr,
-                                nullptr, nullptr,    &b.user_agent, &b.received};
-  for (size_t i = 0; i < kFields; ++i) {
+}
+
+// The fields of one binding: "contact instance call_id cseq q_milli expires_at
+// user_agent received". Everything a REGISTER could not have stored is refused
+// here too, so an older version's file or a hand edit cannot bring it back.
+bool parse_binding(const std::string_view *fields, Binding &b, std::string &message) {
+  static const char *const kNames[kBindingFields] = {
+      "contact", "instance", "call-id", "cseq", "q", "expires-at", "user-agent", "received"};
+  std::string *text[kBindingFields] = {&b.contact, &b.instance, &b.call_id,    nullptr,
+                                       nullptr,    nullptr,     &b.user_agent, &b.received};
+  for (size_t i = 0; i < kBindingFields; ++i) {
     if (text[i] && !unescape(fields[i], *text[i])) {
       message = std::string("bad escape in ") + kNames[i];
       return false;
     }
   }
-  if (aor.empty() || b.contact.empty()) {
-    message = aor.empty() ? "empty aor" : "empty contact";
+  if (b.contact.empty()) {
+    message = "empty contact";
     return false;
   }
-  if (!parse_number(fields[4], b.cseq)) {
+  if (!is_valid_contact_uri(b.contact)) {
+    message = "bad contact (not a SIP URI)";
+    return false;
+  }
+  if (!parse_number(fields[3], b.cseq)) {
     message = "bad cseq";
     return false;
   }
-  if (!parse_number(fields[5], b.q_milli) || b.q_milli < 0 || b.q_milli > 1000) {
+  if (!parse_number(fields[4], b.q_milli) || b.q_milli < 0 || b.q_milli > 1000) {
     message = "bad q";
     return false;
   }
-  if (!parse_number(fields[6], b.expires_at)) {
+  if (!parse_number(fields[5], b.expires_at)) {
     message = "bad expires-at";
     return false;
   }
-  keep = b.expires_at > now;
   return true;
 }
 
-}  // namespace
+void append_binding(std::string &out, const Binding &b) {
+  append_escaped(out, b.contact);
+  out += '\t';
+  append_escaped(out, b.instance);
+  out += '\t';
+  append_escaped(out, b.call_id);
+  out += '\t';
+  append_number(out, b.cseq);
+  out += '\t';
+  append_number(out, b.q_milli);
+  out += '\t';
+  append_number(out, b.expires_at);
+  out += '\t';
+  append_escaped(out, b.user_agent);
+  out += '\t';
+  append_escaped(out, b.received);
+}
 
-bool LocationPersister::load(LocationStore &store, int64_t now, std::string *error) {
-  std::string text;
-  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    store.restore({});
-    if (err == ENOENT) return true;  // first start
-    if (error) *error = errno_message(path_, "open", err);
+// One snapshot line: the AOR, then the binding's fields, tab-separated.
+bool parse_line(std::string_view line, std::string &aor, Binding &b, std::string &message) {
+  std::string_view fields[kFields];
+  size_t n = 0;
+  if (!split_fields(line, fields, kFields, n)) {
+    message = "too many fields (expected " + std::to_string(kFields) + ")";
     return false;
   }
+  if (n != kFields) {
+    message = "expected " + std::to_string(kFields) + " fields, got " + std::to_string(n);
+    return false;
+  }
+  if (!unescape(fields[0], aor)) {
+    message = "bad escape in aor";
+    return false;
+  }
+  if (aor.empty()) {
+    message = "empty aor";
+    return false;
+  }
+  return parse_binding(fields + 1, b, message);
+}
+
+// CRC-32 (IEEE 802.3): a journal record whose bytes did not all reach the disk,
+// or were changed afterwards, is told apart from a whole one.
+uint32_t crc32(std::string_view data) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (char ch : data) c = table[(c ^ static_cast<unsigned char>(ch)) & 0xff] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+void append_hex32(std::string &out, uint32_t v) {
+  static const char kHex[] = "0123456789abcdef";
+  for (int shift = 28; shift >= 0; shift -= 4) out += kHex[(v >> shift) & 0xf];
+}
+
+// A journal line: "crc32 aor count binding-fields...", the CRC over everything
+// after its own tab.
+bool parse_journal_line(std::string_view line, std::string &aor, std::vector<Binding> &bindings,
+                        std::string &message) {
+  size_t tab = line.find('\t');
+  uint32_t crc = 0;
+  if (tab != 8 || std::from_chars(line.data(), line.data() + 8, crc, 16).ptr != line.data() + 8) {
+    message = "not a journal record";
+    return false;
+  }
+  std::string_view payload = line.substr(9);
+  if (crc32(payload) != crc) {
+    message = "checksum mismatch";
+    return false;
+  }
+  std::vector<std::string_view> fields;
+  for (size_t start = 0;;) {
+    size_t t = payload.find('\t', start);
+    fields.push_back(payload.substr(start, t == std::string_view::npos ? t : t - start));
+    if (t == std::string_view::npos) break;
+    start = t + 1;
+  }
+  size_t count = 0;
+  if (fields.size() < 2 || !unescape(fields[0], aor) || aor.empty() ||
+      !parse_number(fields[1], count)) {
+    message = "bad aor or count";
+    return false;
+  }
+  if (fields.size() != 2 + count * kBindingFields) {
+    message = "expected " + std::to_string(2 + count * kBindingFields) + " fields, got " +
+              std::to_string(fields.size());
+    return false;
+  }
+  bindings.clear();
+  for (size_t i = 0; i < count; ++i) {
+    Binding b;
+    if (!parse_binding(&fields[2 + i * kBindingFields], b, message)) return false;
+    bindings.push_back(std::move(b));
+  }
+  return true;
+}
+
+// Reads a whole file; ENOENT is a missing file (*exists false), not an error.
+bool read_whole(const std::string &path, std::string &text, bool &exists, std::string *error) {
+  text.clear();
+  exists = false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return true;
+    if (error) *error = errno_message(path, "open", errno);
+    return false;
+  }
+  exists = true;
   char buf[65536];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -177,22 +285,64 @@ bool LocationPersister::load(LocationStore &store, int64_t now, std::string *err
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      store.restore({});
-      if (error) *error = errno_message(path_, "read", err);
+      if (error) *error = errno_message(path, "read", err);
       return false;
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
+  return true;
+}
 
+// A copy of a file we could not fully use, for the admin: the next
+// compaction rewrites the original.
+std::string keep_copy(const std::string &path, const std::string &text, int64_t now) {
+  std::string copy = path + ".bad-" + std::to_string(now);
+  int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return "";
+  bool ok = write_all(fd, text) && ::fsync(fd) == 0;
+  ::close(fd);
+  return ok ? copy : "";
+}
+
+}  // namespace
+
+LocationPersister::LocationPersister(std::string path) : path_(std::move(path)) {
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  thread_ = std::thread([this] { worker(); });
+}
+
+LocationPersister::~LocationPersister() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  if (pending_.valid()) pending_.wait();
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+bool LocationPersister::load(LocationStore &store, int64_t now, std::string *error,
+                             LoadReport *report) {
+  LoadReport local;
+  if (!report) report = &local;
+  *report = LoadReport();
   std::map<std::string, std::vector<Binding>> records;
-  auto fail = [&](size_t line_no, const std::string &message) {
-    store.restore({});
-    if (error) *error = path_ + ":" + std::to_string(line_no) + ": " + message;
-    return false;
-  };
 
+  std::string text;
+  bool exists = false;
+  if (!read_whole(path_, text, exists, error)) {
+    store.restore({});
+    return false;
+  }
+  bool bad = false;
+  auto problem = [&](const std::string &file, size_t line_no, const std::string &message) {
+    report->problems.push_back(file + ":" + std::to_string(line_no) + ": " + message);
+    bad = true;
+  };
   std::string_view rest = text;
   size_t line_no = 0;
   std::string aor;
@@ -202,23 +352,76 @@ bool LocationPersister::load(LocationStore &store, int64_t now, std::string *err
     rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
     ++line_no;
     if (line_no == 1) {
-      if (line != kHeader) return fail(1, "not a portier registrations file (version 1)");
+      if (line != kHeader) {
+        problem(path_, 1, "not a portier registrations file (version 1): nothing restored from it");
+        break;
+      }
       continue;
     }
     Binding b;
-    bool keep = false;
     std::string message;
-    if (!parse_line(line, now, aor, b, keep, message)) return fail(line_no, message);
-    if (keep) records[aor].push_back(std::move(b));
+    if (!parse_line(line, aor, b, message)) {
+      problem(path_, line_no, message + ": record skipped");
+      continue;
+    }
+    if (b.expires_at > now) records[aor].push_back(std::move(b));
   }
   // save() never leaves an empty file behind (it renames only a written, synced
-  // one), so an empty file was truncated by something else: do not trust it.
-  if (line_no == 0) return fail(1, "empty file");
+  // one), so an empty file was truncated by something else.
+  if (exists && line_no == 0) problem(path_, 1, "empty file");
+  if (bad) {
+    std::string copy = keep_copy(path_, text, now);
+    if (!copy.empty()) report->kept.push_back(copy);
+  }
+
+  // The journal's records are newer than the snapshot: replay them in order.
+  const std::string journal = journal_path();
+  if (!read_whole(journal, text, exists, error)) {
+    store.restore({});
+    return false;
+  }
+  bad = false;
+  rest = text;
+  line_no = 0;
+  std::vector<Binding> bindings;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    if (nl == std::string_view::npos) {
+      // A record whose write the crash cut: it was never synced, so its 200
+      // was never sent. Nothing to report but its size.
+      report->torn_bytes = rest.size();
+      break;
+    }
+    std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+    ++line_no;
+    if (line.empty()) continue;  // ends a record a failed write cut (journal_write)
+    std::string message;
+    if (!parse_journal_line(line, aor, bindings, message)) {
+      problem(journal, line_no, message + ": record skipped");
+      continue;
+    }
+    ++report->journal_records;
+    bindings.erase(std::remove_if(bindings.begin(), bindings.end(),
+                                  [now](const Binding &x) { return x.expires_at <= now; }),
+                   bindings.end());
+    if (bindings.empty()) {
+      records.erase(aor);
+    } else {
+      records[aor] = std::move(bindings);
+    }
+  }
+  if (bad) {
+    std::string copy = keep_copy(journal, text, now);
+    if (!copy.empty()) report->kept.push_back(copy);
+  }
 
   store.restore(std::move(records));
-  // What is in the store now is what the file holds (minus expired bindings,
-  // which the next load drops again): no need to write it back.
-  written_generation_ = store.generation();
+  // What is in the store now is what the snapshot holds (minus expired
+  // bindings, which the next load drops again): no need to write it back.
+  // Anything replayed or skipped calls for a new snapshot.
+  if (report->problems.empty() && report->journal_records == 0 && report->torn_bytes == 0)
+    written_generation_ = store.generation();
   return true;
 }
 
@@ -272,21 +475,7 @@ std::string LocationPersister::serialize(const LocationStore &store) {
     for (const Binding &b : bindings) {
       append_escaped(data, aor);
       data += '\t';
-      append_escaped(data, b.contact);
-      data += '\t';
-      append_escaped(data, b.instance);
-      data += '\t';
-      append_escaped(data, b.call_id);
-      data += '\t';
-      append_number(data, b.cseq);
-      data += '\t';
-      append_number(data, b.q_milli);
-      data += '\t';
-      append_number(data, b.expires_at);
-      data += '\t';
-      append_escaped(data, b.user_agent);
-      data += '\t';
-      append_escaped(data, b.received);
+      append_binding(data, b);
       data += '\n';
     }
   }
@@ -323,6 +512,161 @@ bool LocationPersister::write_file(const std::string &data, std::string *error) 
     return false;
   }
   return sync_directory_of(path_, error);
+}
+
+std::string LocationPersister::journal_record(const std::string &aor,
+                                              const std::vector<Binding> &bindings) {
+  std::string payload;
+  payload.reserve(64 + bindings.size() * 192);
+  append_escaped(payload, aor);
+  payload += '\t';
+  append_number(payload, static_cast<int64_t>(bindings.size()));
+  for (const Binding &b : bindings) {
+    payload += '\t';
+    append_binding(payload, b);
+  }
+  std::string line;
+  line.reserve(payload.size() + 10);
+  append_hex32(line, crc32(payload));
+  line += '\t';
+  line += payload;
+  line += '\n';
+  return line;
+}
+
+uint64_t LocationPersister::append(std::string records) {
+  journal_bytes_ += records.size();
+  return enqueue(false, std::move(records));
+}
+
+uint64_t LocationPersister::compact_in_background(const LocationStore &store) {
+  journal_bytes_ = 0;
+  return enqueue(true, serialize(store));
+}
+
+bool LocationPersister::compact_now(const LocationStore &store, std::string *error) {
+  drain();
+  if (!flush(error)) return false;
+  // The worker is idle and takes nothing until this thread queues again.
+  if (!write_file(serialize(store), error) || !journal_truncate(error)) return false;
+  written_generation_ = store.generation();
+  ++writes_;
+  journal_bytes_ = 0;
+  return true;
+}
+
+uint64_t LocationPersister::enqueue(bool snapshot, std::string data) {
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seq = next_seq_++;
+    queue_.push_back({seq, snapshot, std::move(data)});
+  }
+  cv_.notify_one();
+  return seq;
+}
+
+std::vector<LocationPersister::Finished> LocationPersister::take_finished() {
+  uint64_t count;
+  while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Finished> out;
+  out.swap(finished_);
+  return out;
+}
+
+void LocationPersister::drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+void LocationPersister::worker() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return quit_ || !queue_.empty(); });
+    if (queue_.empty()) break;  // quit_, with everything written
+    // Group commit: every append queued while the last sync ran goes out in
+    // one write and one fdatasync. A snapshot runs alone, in its turn, so the
+    // journal it empties holds nothing queued after it.
+    std::vector<uint64_t> seqs;
+    const bool snapshot = queue_.front().snapshot;
+    std::string data;
+    if (snapshot) {
+      data = std::move(queue_.front().data);
+      seqs.push_back(queue_.front().seq);
+      queue_.pop_front();
+    } else {
+      while (!queue_.empty() && !queue_.front().snapshot) {
+        data += queue_.front().data;
+        seqs.push_back(queue_.front().seq);
+        queue_.pop_front();
+      }
+    }
+    busy_ = true;
+    lock.unlock();
+    std::string error;
+    const bool ok = snapshot ? write_file(data, &error) && journal_truncate(&error)
+                             : journal_write(data, &error);
+    lock.lock();
+    for (uint64_t seq : seqs) finished_.push_back({seq, ok, error});
+    busy_ = false;
+    idle_cv_.notify_all();
+    const uint64_t one = 1;
+    if (event_fd_ >= 0) (void)!::write(event_fd_, &one, sizeof one);
+  }
+}
+
+bool LocationPersister::journal_write(const std::string &data, std::string *error) {
+  const std::string journal = journal_path();
+  if (journal_fd_ < 0) {
+    journal_fd_ = ::open(journal.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (journal_fd_ < 0) {
+      if (error) *error = errno_message(journal, "open", errno);
+      return false;
+    }
+    // A new journal's directory entry must be durable before its records count.
+    if (!sync_directory_of(journal, error)) return false;
+  }
+  // After a failed write the file may end in part of a record: end that line
+  // first, so the part is one bad record and this batch stays whole.
+  const char *failed = nullptr;
+  char last = '\n';
+  off_t end = ::lseek(journal_fd_, 0, SEEK_END);
+  if (end > 0 && ::pread(journal_fd_, &last, 1, end - 1) != 1) last = '\n';
+  if (last != '\n' && !write_all(journal_fd_, "\n")) {
+    failed = "write";
+  } else if (!write_all(journal_fd_, data)) {
+    failed = "write";
+  } else if (::fdatasync(journal_fd_) != 0) {
+    failed = "fdatasync";
+  }
+  if (failed) {
+    // Reopen next time: after a failed write the file's end is unknown to us
+    // (O_APPEND still puts the next record after whatever got there).
+    if (error) *error = errno_message(journal, failed, errno);
+    ::close(journal_fd_);
+    journal_fd_ = -1;
+    return false;
+  }
+  return true;
+}
+
+bool LocationPersister::journal_truncate(std::string *error) {
+  const std::string journal = journal_path();
+  if (journal_fd_ < 0) {
+    journal_fd_ = ::open(journal.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (journal_fd_ < 0) {
+      if (error) *error = errno_message(journal, "open", errno);
+      return false;
+    }
+    if (!sync_directory_of(journal, error)) return false;
+  }
+  if (::ftruncate(journal_fd_, 0) != 0 || ::fsync(journal_fd_) != 0) {
+    if (error) *error = errno_message(journal, "truncate", errno);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace portier::proxy

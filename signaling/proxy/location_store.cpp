@@ -1,6 +1,7 @@
 #include "proxy/location_store.h"
 
 #include <algorithm>
+#include <climits>
 #include <string_view>
 #include <utility>
 
@@ -37,6 +38,10 @@ bool same_contact_uri(std::string_view a, std::string_view b) {
   }
   return ascii::iequals(a, b);
 }
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_xdigit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_alnum(char c) { return is_digit(c) || (ascii::lower(c) >= 'a' && ascii::lower(c) <= 'z'); }
 
 bool live(const Binding &b, int64_t now) { return b.expires_at > now; }
 
@@ -156,6 +161,8 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
   for (const ContactSpec &c : req.contacts) {
     int expires = requested_expires(c, req, limits_);
     if (expires < 0) return reject(400, "Invalid expires");
+    // The state file's loader refuses q outside 0..1 (RFC 3261 §20.10).
+    if (c.q_milli && (*c.q_milli < 0 || *c.q_milli > 1000)) return reject(400, "Invalid q");
     if (expires > 0 && expires < limits_.min_expires) {
       RegisterOutcome brief = reject(423, "Interval Too Brief");
       brief.min_expires = limits_.min_expires;
@@ -323,6 +330,54 @@ void LocationStore::index_remove(const std::string &aor) {
   if (idx == domain_index_.end()) return;
   idx->second.erase(aor);
   if (idx->second.empty()) domain_index_.erase(idx);
+}
+
+std::optional<int> parse_qvalue(std::string_view s) {
+  if (s.empty() || (s[0] != '0' && s[0] != '1')) return std::nullopt;
+  const int whole = s[0] - '0';
+  if (s.size() == 1) return whole * 1000;
+  if (s[1] != '.' || s.size() > 5) return std::nullopt;
+  int milli = 0;
+  int scale = 100;
+  for (size_t i = 2; i < s.size(); ++i, scale /= 10) {
+    if (!is_digit(s[i])) return std::nullopt;
+    milli += (s[i] - '0') * scale;
+  }
+  if (whole == 1 && milli != 0) return std::nullopt;
+  return whole * 1000 + milli;
+}
+
+std::optional<int> parse_delta_seconds(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return std::nullopt;
+    // Saturate instead of wrapping: 2^32 must not become 0, a removal.
+    if (v <= INT_MAX) v = v * 10 + (c - '0');
+  }
+  return static_cast<int>(std::min<int64_t>(v, INT_MAX));
+}
+
+bool is_valid_contact_uri(std::string_view uri) {
+  size_t colon = uri.find(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view scheme = uri.substr(0, colon);
+  if (!ascii::iequals(scheme, "sip") && !ascii::iequals(scheme, "sips")) return false;
+  std::string_view rest = uri.substr(colon + 1);
+  size_t at = rest.rfind('@');
+  std::string_view host = at == std::string_view::npos ? rest : rest.substr(at + 1);
+  if (host.empty() || host[0] == ':' || host[0] == ';' || host[0] == '?') return false;
+  static constexpr std::string_view kAllowed = "-_.!~*'();/?:@&=+$,[]";
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const char c = rest[i];
+    if (c == '%') {
+      if (i + 2 >= rest.size() || !is_xdigit(rest[i + 1]) || !is_xdigit(rest[i + 2])) return false;
+      i += 2;
+      continue;
+    }
+    if (!is_alnum(c) && kAllowed.find(c) == std::string_view::npos) return false;
+  }
+  return true;
 }
 
 std::string aor_domain(const std::string &aor) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -112,6 +113,21 @@ class LocationStore {
 // The AOR key form (scheme "sip:", user as given, host lower-case, no port or
 // parameters): common/sip_address.h.
 using portier::normalize_aor;
+
+// REGISTER input, checked before it reaches the store (RFC 3261 §10.3 steps 6
+// and 7 store only what is well-formed; a stored value the loader refuses
+// would otherwise outlive a restart):
+// RFC 3261 §25.1 qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ),
+// as q * 1000; nullopt for anything else (q=2, q=-1, q=abc, q=0.5000).
+std::optional<int> parse_qvalue(std::string_view s);
+// RFC 3261 §25.1 delta-seconds = 1*DIGIT. A value too large for an int is
+// INT_MAX (the store shortens it to max-expires, §10.3 step 6); nullopt for
+// anything that is not digits (expires=abc, a date, an empty value).
+std::optional<int> parse_delta_seconds(std::string_view s);
+// A Contact URI the registrar stores and later sends requests to: sip: or
+// sips:, a host part, and only the characters RFC 3261 §25.1 allows in a
+// SIP-URI (unreserved, reserved, %HH escapes); no raw binary, space or quote.
+bool is_valid_contact_uri(std::string_view uri);
 // The domain of a normalized AOR ("sip:a@home.example" -> "home.example").
 std::string aor_domain(const std::string &aor);
 

@@ -1,6 +1,8 @@
 #include "proxy/media_relay.h"
 
+#include <arpa/inet.h>
 #include <gio/gio.h>
+#include <sys/socket.h>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -18,6 +20,23 @@ bool relayable(const sdp::Media &m) {
 
 // The codec whose keyframes the engine looks for (the first payload type's,
 // as every branch gets the same stream), none for audio.
+int family_of(const std::string &address) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, address.c_str(), buf) == 1) return AF_INET;
+  if (inet_pton(AF_INET6, address.c_str(), buf) == 1) return AF_INET6;
+  return 0;
+}
+
+const char *family_name(int family) { return family == AF_INET6 ? "IPv6" : "IPv4"; }
+
+// An address from the network, fit for a log line and a Warning.
+std::string shown(const std::string &address) {
+  std::string out = address.substr(0, 64);
+  for (char &ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
+  return address.size() > 64 ? out + "..." : out;
+}
+
 rtp::VideoCodec codec_of(const sdp::Media &m) {
   if (m.type != "video" || m.payloads.empty()) return rtp::VideoCodec::None;
   return rtp::codec_from_encoding_name(m.payloads.front().encoding);
@@ -49,6 +68,7 @@ struct Stream {
 
 struct MediaRelay::Call {
   std::string id;
+  Owner owner;
   std::string offer;
   RelayEngine::Call *media = nullptr;  // the engine's side
   std::vector<Stream> streams;
@@ -68,46 +88,98 @@ MediaRelay::MediaRelay(RelaySettings s)
              settings_.port_min, settings_.port_max),
       engine_(static_cast<unsigned>(settings_.threads), settings_.latch_anywhere
                                                             ? RelayEngine::Latch::Anywhere
-                                                            : RelayEngine::Latch::SignalledHost) {}
+                                                            : RelayEngine::Latch::SignalledHost),
+      family_(family_of(settings_.listen_address.empty() ? settings_.sdp_address
+                                                         : settings_.listen_address)) {}
 
 MediaRelay::~MediaRelay() {
   while (!calls_.empty()) destroy(calls_.begin()->second.get());
 }
 
-bool MediaRelay::start_call(const std::string &call_id, std::string_view offer,
-                            std::string *error) {
+std::string MediaRelay::peer_error(const sdp::Media &m) const {
+  for (const std::string *a : {&m.address, &m.rtcp_address}) {
+    const int family = family_of(*a);
+    if (family == 0)
+      return "SDP m=" + shown(m.type) + ": c= \"" + shown(*a) +
+             "\" is not an IP address (the relay resolves no names)";
+    if (family != family_)
+      return "SDP m=" + m.type + ": " + family_name(family) + " address " + *a +
+             ", the relay has only an " + family_name(family_) + " address";
+  }
+  return "";
+}
+
+MediaRelay::Refusal MediaRelay::over_limit(const Owner &owner, std::string *error) const {
+  int by_user = 0, by_source = 0;
+  for (const auto &[id, c] : calls_) {
+    by_user += !owner.user.empty() && c->owner.user == owner.user;
+    by_source += !owner.source.empty() && c->owner.source == owner.source;
+  }
+  if (settings_.max_calls_per_user > 0 && by_user >= settings_.max_calls_per_user) {
+    *error = owner.user + " has " + std::to_string(by_user) + " relayed calls (max-calls-per-user)";
+    return Refusal::UserLimit;
+  }
+  if (settings_.max_calls_per_source > 0 && by_source >= settings_.max_calls_per_source) {
+    *error = owner.source + " has " + std::to_string(by_source) +
+             " relayed calls (max-calls-per-source)";
+    return Refusal::SourceLimit;
+  }
+  return Refusal::None;
+}
+
+bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, std::string *error,
+                            const Owner &owner, Refusal *why) {
+  Refusal ignored;
+  if (!why) why = &ignored;
+  *why = Refusal::BadSdp;
   if (calls_.count(call_id)) {
     *error = "call already relayed";
     return false;
   }
+  // Before any port is taken: one resident's calls must not use up the range
+  // for everybody.
+  if ((*why = over_limit(owner, error)) != Refusal::None) return false;
+  *why = Refusal::BadSdp;
   auto session = sdp::parse(offer, error);
   if (!session) return false;
+  bool any = false;
+  for (const sdp::Media &m : session->media) {
+    if (!relayable(m)) continue;
+    // The whole call is refused rather than relayed to nowhere.
+    if (std::string e = peer_error(m); !e.empty()) {
+      *error = e;
+      return false;
+    }
+    any = true;
+  }
+  if (!any) {
+    *error = "no audio or video to relay";
+    return false;
+  }
   auto c = std::make_unique<Call>();
   c->id = call_id;
+  c->owner = owner;
   c->offer = std::string(offer);
   c->started = c->last_signalled = mono_s();
-  bool any = false;
   for (const sdp::Media &m : session->media) {
     c->streams.push_back(Stream{m, {}});
     if (relayable(m)) {
       auto pair = ports_.take(error);
       if (!pair) {
+        *why = Refusal::NoPorts;
         destroy(c.release());
         return false;
       }
       c->streams.back().ports = *pair;
-      any = true;
     } else if (m.port != 0) {
-      *error = "cannot relay m=" + m.type + " " + m.protocol;
-      destroy(c.release());
-      return false;
+      // Without ports the stream is offered to the devices with port 0 and so
+      // rejected in the caller's answer too (RFC 3264 §6, §8.2): the call
+      // goes on with the streams the relay carries.
+      PLOG_INFO("relay: call-id=%s m=%s %s is not relayed: rejected with port 0", call_id.c_str(),
+                m.type.c_str(), m.protocol.c_str());
     }
   }
-  if (!any) {
-    *error = "no audio or video to relay";
-    destroy(c.release());
-    return false;
-  }
+  *why = Refusal::None;
   c->media = engine_.open_call(call_id, g_random_int());
   for (size_t i = 0; i < c->streams.size(); ++i) {
     const Stream &st = c->streams[i];
@@ -175,12 +247,32 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
   }
   Branch &b = bit->second;
   c->last_signalled = mono_s();  // a door may send nothing while ringing
-  auto answer = sdp::parse(sdp_text, &a.error);
+  // An answer that leaves out a line would reach the caller with fewer
+  // streams than it offered and unrelayed; the left-out line is a refusal.
+  auto restored = sdp::restore_rejected_lines(c->offer, sdp_text, &a.error);
+  if (!restored) return a;
+  auto answer = sdp::parse(*restored, &a.error);
   if (!answer) return a;
   if (answer->media.size() != c->streams.size()) {
     a.error = "the answer has " + std::to_string(answer->media.size()) + " m= lines, the offer " +
               std::to_string(c->streams.size()) + " (RFC 3264 §6)";
     return a;
+  }
+  if (*restored != sdp_text)
+    PLOG_INFO("relay: call-id=%s branch %zu: the answer left out m= lines: rejected (port 0)",
+              call_id.c_str(), branch);
+  // A stream whose answer the relay cannot send to is rejected towards the
+  // caller instead of being relayed to nowhere.
+  std::vector<bool> usable(c->streams.size());
+  for (size_t i = 0; i < c->streams.size(); ++i) {
+    const sdp::Media &m = answer->media[i];
+    usable[i] = c->streams[i].ports.port && m.port != 0;
+    if (!usable[i]) continue;
+    if (std::string e = peer_error(m); !e.empty()) {
+      PLOG_WARN("relay: call-id=%s branch %zu: %s: stream rejected", call_id.c_str(), branch,
+                e.c_str());
+      usable[i] = false;
+    }
   }
   // Connect the branch on its first answer with SDP, while the call has room
   // for one more early stream (a 200 always gets one).
@@ -188,7 +280,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
     for (size_t i = 0; i < c->streams.size(); ++i) {
       BranchMedia &bm = b.media[i];
       const sdp::Media &m = answer->media[i];
-      if (!c->streams[i].ports.port || m.port == 0) continue;  // not relayed, or rejected
+      if (!usable[i]) continue;  // not relayed, or rejected
       engine_.add_branch(c->media, i, branch, leg(bm.ports, m));
       bm.connected = true;
     }
@@ -207,8 +299,9 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
     engine_.select_branch(c->media, branch);
   }
   std::vector<sdp::RelayEndpoint> endpoints;
-  for (auto &s : c->streams) endpoints.push_back(endpoint(s.ports.port));
-  auto out = sdp::rewrite(sdp_text, endpoints, &a.error);
+  for (size_t i = 0; i < c->streams.size(); ++i)
+    endpoints.push_back(endpoint(usable[i] ? c->streams[i].ports.port : 0));
+  auto out = sdp::rewrite(*restored, endpoints, &a.error);
   if (!out) return a;
   a.sdp = *out;
   // The caller sees one early dialog: the first early answer; then the 200.
@@ -247,6 +340,10 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
     // The sender may have moved (hold, a new network): follow it unless its
     // packets told us where it really is.
     if (s.ports.port && m.port) {
+      if (std::string e = peer_error(m); !e.empty()) {
+        *error = e;
+        return std::nullopt;
+      }
       std::optional<size_t> branch;
       if (!from_caller) branch = w.index;
       engine_.update_peer(c->media, i, branch, RelayAddress::from(m.address, m.port),

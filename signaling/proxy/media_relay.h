@@ -42,9 +42,28 @@ class MediaRelay {
   bool enabled() const { return settings_.enabled; }
   const RelaySettings &settings() const { return settings_; }
 
+  // Why start_call refused a call (issue 12 types every relay error).
+  enum class Refusal {
+    None,
+    BadSdp,       // unusable offer: 488 with a Warning
+    NoPorts,      // the port range is full
+    UserLimit,    // max-calls-per-user relayed calls of this caller are running
+    SourceLimit,  // max-calls-per-source relayed calls from this address are running
+  };
+  // Whose call it is, for the per-user and per-source limits (empty: not counted).
+  struct Owner {
+    std::string user;    // the authenticated AOR
+    std::string source;  // the IP address the INVITE came from
+  };
+
   // A dialog-forming INVITE with an SDP offer: takes the call's caller-facing
-  // ports. False, with *error, when the SDP is unusable or no port is left.
-  bool start_call(const std::string &call_id, std::string_view offer, std::string *error);
+  // ports. A stream the relay cannot carry (not RTP audio/video: BFCP, m=text)
+  // is rejected with port 0 towards the devices and the caller, the rest is
+  // relayed. False, with *error and *why, when the SDP is unusable (no stream
+  // to relay, a c= that is no IP literal or of the other address family), no
+  // port is left or the owner has too many calls.
+  bool start_call(const std::string &call_id, std::string_view offer, std::string *error,
+                  const Owner &owner = {}, Refusal *why = nullptr);
   bool has_call(const std::string &call_id) const { return calls_.count(call_id) > 0; }
 
   // The offer for fork branch `branch`, pointed at that branch's relay ports.
@@ -88,12 +107,18 @@ class MediaRelay {
   void destroy(Call *c);
   // Monotonic seconds of the call's last packet or signalling.
   int64_t last_activity(const Call *c) const;
+  // Why the relay cannot send to this peer of a stream, "" when it can: a host
+  // name (resolving it would block the SIP thread) or an address of the other
+  // family than the relay's sockets.
+  std::string peer_error(const sdp::Media &m) const;
+  Refusal over_limit(const Owner &owner, std::string *error) const;
   // Where rewritten SDP points for a relay port pair starting at rtp_port.
   sdp::RelayEndpoint endpoint(uint16_t rtp_port) const;
 
   RelaySettings settings_;
   PortPool ports_;
   RelayEngine engine_;
+  int family_ = 0;  // AF_INET or AF_INET6: the relay sockets' address family
   std::map<std::string, std::unique_ptr<Call>> calls_;
 };
 

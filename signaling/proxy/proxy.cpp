@@ -107,13 +107,37 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     return false;
 
   persister_ = std::make_unique<LocationPersister>(settings_.state_directory + "/registrations");
-  if (!persister_->load(locations_, now_s(), error)) {
-    // Keep the file as it is for the admin to look at: no save() on the way out.
+  LocationPersister::LoadReport loaded;
+  if (!persister_->load(locations_, now_s(), error, &loaded)) {
+    // Unreadable (not bad records): keep it as it is for the admin to look at.
     persister_.reset();
     return false;
   }
-  PLOG_INFO("registrar: %zu bindings restored from %s", locations_.binding_count(),
-            persister_->path().c_str());
+  // A bad record costs that record, never the start: one device's REGISTER
+  // must not keep the intercom down after a reboot.
+  for (const std::string &p : loaded.problems) PLOG_ERROR("registrar: %s", p.c_str());
+  for (const std::string &k : loaded.kept)
+    PLOG_ERROR("registrar: skipped record(s) in the state files; the file as it was is kept in %s",
+               k.c_str());
+  if (loaded.torn_bytes)
+    PLOG_WARN(
+        "registrar: dropped the last %zu byte(s) of %s: a record cut by a crash (never "
+        "answered)",
+        loaded.torn_bytes, persister_->journal_path().c_str());
+  PLOG_INFO("registrar: %zu bindings restored from %s (%zu journal record(s) replayed)",
+            locations_.binding_count(), persister_->path().c_str(), loaded.journal_records);
+  // Start from a fresh snapshot and an empty journal: nothing appended later
+  // follows a torn record or a skipped one.
+  if (!persister_->compact_now(locations_, error)) {
+    PLOG_ERROR("registrar: %s: registrations will not survive a restart", error->c_str());
+    error->clear();
+  }
+  su_wait_create(journal_wait_, persister_->notify_fd(), SU_WAIT_IN);
+  journal_registration_ = su_root_register(root_, journal_wait_, on_journal_written, this, 0);
+  if (journal_registration_ < 0) {
+    *error = "cannot watch the registrations journal";
+    return false;
+  }
 
   // No default leg: every request not matching a transaction comes to
   // on_message, which answers REGISTER statelessly and creates a server
@@ -192,9 +216,16 @@ bool Proxy::start(su_root_t *root, std::string *error) {
 void Proxy::stop() {
   control_.close();
   if (persister_) {
+    // What is queued reaches the disk and its 200s go out before the agent goes.
+    persister_->drain();
+    if (agent_) release_register_replies();
+    for (HeldReply &held : held_replies_) msg_destroy(held.request);
+    held_replies_.clear();
+    if (journal_registration_ >= 0) su_root_deregister(root_, journal_registration_);
+    journal_registration_ = -1;
     std::string error;
-    if (!persister_->flush(&error)) PLOG_ERROR("registrar: %s", error.c_str());
-    if (!persister_->save(locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
+    if (!persister_->compact_now(locations_, &error)) PLOG_ERROR("registrar: %s", error.c_str());
+    persister_.reset();
   }
   if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
   router_.reset();
@@ -209,11 +240,10 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   const int64_t now = now_s();
   size_t gone = self->locations_.purge_expired(now);
   if (gone) PLOG_INFO("registrar: %zu binding(s) expired", gone);
-  // Batched: one write per second at most, off the REGISTER path, and the disk
-  // work on a worker thread.
-  std::string error;
-  if (!self->persister_->save_in_background(self->locations_, &error))
-    PLOG_ERROR("registrar: %s", error.c_str());
+  // Every change is in the journal already; this only keeps it short, so a
+  // restart replays little. The snapshot is written on the worker thread.
+  if (self->persister_->journal_bytes() > kCompactJournalAfterBytes)
+    self->persister_->compact_in_background(self->locations_);
   self->router_->expire_dialogs(now);
   if (self->relay_) self->relay_->expire_idle();
   if (self->limiter_) {
@@ -382,18 +412,23 @@ bool Proxy::has_our_via(const sip_t *sip) const {
   return false;
 }
 
+// The request's To with our stateless tag added (RFC 3261 §8.2.6.2), or
+// nullptr when it has a tag already (in-dialog) or there is no tag to add.
+static sip_to_t *tagged_to(msg_t *request, const char *tag) {
+  const sip_t *req = sip_object(request);
+  if (!tag || !req || !req->sip_to || req->sip_to->a_tag) return nullptr;
+  sip_to_t *to = sip_to_dup(msg_home(request), req->sip_to);
+  if (to && sip_to_tag(msg_home(request), to, tag) < 0) to = nullptr;
+  return to;
+}
+
 void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t value, ...) {
   ta_list ta;
   ta_start(ta, tag, value);
   if (irq_) {
     nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
   } else if (request_) {
-    const sip_t *req = sip_object(request_);
-    sip_to_t *to = nullptr;
-    if (stateless_tag_ && status > 100 && req && req->sip_to && !req->sip_to->a_tag) {
-      to = sip_to_dup(msg_home(request_), req->sip_to);
-      if (to && sip_to_tag(msg_home(request_), to, stateless_tag_) < 0) to = nullptr;
-    }
+    sip_to_t *to = status > 100 ? tagged_to(request_, stateless_tag_) : nullptr;
     // nta_msg_treply takes the message: give it a reference of its own.
     nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, TAG_IF(to, SIPTAG_TO(to)),
                    ta_tags(ta));
@@ -577,6 +612,38 @@ std::string Proxy::bans_json(int64_t now) const {
     }
   }
   return out + "]}";
+}
+
+void Proxy::release_register_replies() {
+  for (const LocationPersister::Finished &f : persister_->take_finished()) {
+    committed_seq_ = std::max(committed_seq_, f.seq);
+    if (!f.ok) PLOG_ERROR("registrar: cannot store registrations: %s", f.error.c_str());
+    while (!held_replies_.empty() && held_replies_.front().seq <= f.seq) {
+      HeldReply held = std::move(held_replies_.front());
+      held_replies_.pop_front();
+      if (!f.ok) {
+        // The binding is in memory and works until a restart; the device is
+        // told, and registers again.
+        sip_to_t *to = tagged_to(held.request, stateless_tag_.c_str());
+        nta_msg_treply(agent_, held.request, 500, "Registration not stored",
+                       TAG_IF(to, SIPTAG_TO(to)), TAG_END());
+        continue;
+      }
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      sip_contact_t *m =
+          held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
+      sip_to_t *to = tagged_to(held.request, stateless_tag_.c_str());
+      nta_msg_treply(agent_, held.request, SIP_200_OK, TAG_IF(to, SIPTAG_TO(to)),
+                     TAG_IF(m, SIPTAG_CONTACT(m)),
+                     SIPTAG_DATE(sip_date_create(home, 0)), TAG_END());
+      su_home_deinit(home);
+    }
+  }
+}
+
+int Proxy::on_journal_written(su_root_magic_t *, su_wait_t *, void *self) {
+  static_cast<Proxy *>(self)->release_register_replies();
+  return 0;
 }
 
 int64_t Proxy::now_rounded_up() {

@@ -5,6 +5,7 @@
 // digest, best response) are made by the plain C++ classes beside this file.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -129,11 +130,21 @@ class Proxy {
   static int64_t now_rounded_up();
 
   void handle_register(Reply &reply, msg_t *msg, const sip_t *sip);
+  // The 200 to a REGISTER (contacts: its Contact value, may be empty): sent at
+  // once when nothing is waiting for the disk, else held until the journal
+  // holds every change made so far, this request's included ("a 200 means the
+  // binding survives a crash").
+  void answer_register_ok(Reply &reply, msg_t *msg, std::string contacts);
 
  private:
   static int on_message(void *self, nta_agent_t *agent, msg_t *msg, sip_t *sip);
   static int on_stray_response(void *self, nta_outgoing_t *orq, const sip_t *sip);
   static void on_housekeeping(su_root_magic_t *, su_timer_t *, void *self);
+  static int on_journal_written(su_root_magic_t *, su_wait_t *, void *self);
+  // Sends the held 200s (or 500s, when the write failed) the journal now covers.
+  void release_register_replies();
+  // The journal is compacted into the snapshot once it holds this much.
+  static constexpr uint64_t kCompactJournalAfterBytes = 1 << 20;
   void give_back_memory();
   static constexpr size_t kTrimAfterTransactions = 1000;
   // Returns true when the router keeps reply.irq() (a transaction runs).
@@ -170,6 +181,15 @@ class Proxy {
   std::string stateless_tag_;                      // see Reply::set_stateless_tag
   LocationStore locations_;
   std::unique_ptr<LocationPersister> persister_;
+  struct HeldReply {
+    msg_t *request;  // a reference of our own (msg_ref_create)
+    uint64_t seq;    // the journal write that must finish first
+    std::string contacts;
+  };
+  std::deque<HeldReply> held_replies_;  // in seq order
+  uint64_t committed_seq_ = 0;          // the last journal write finished
+  su_wait_t journal_wait_[1] = {};
+  int journal_registration_ = -1;
   StaticRecords static_records_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;  // null when [module::MediaRelay] enabled = false

@@ -61,7 +61,8 @@ config::Schema make_schema() {
       .integer("module::Authentication", "failure-tracking-entries", 4096, 16, 1000000,
                "addresses (and users) whose failures are remembered: bounds the memory");
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
-            "seconds before unanswered branches are cancelled");
+            "seconds before unanswered branches are cancelled; the caller gets the best "
+            "answer so far at once (408 if none)");
   s.boolean("module::MediaRelay", "enabled", true,
             "put a media relay into every call: early media forked to every ringing device")
       .str("module::MediaRelay", "sdp-address", "127.0.0.1",
@@ -80,7 +81,13 @@ config::Schema make_schema() {
       .str("module::MediaRelay", "latch", "signalled-host",
            "whose packets a call takes: signalled-host (the first packet must come from the "
            "host the SDP names, any port) or anywhere (devices behind a NAT that write a "
-           "private address in SDP); once latched, only that address is heard");
+           "private address in SDP); once latched, only that address is heard")
+      .integer("module::MediaRelay", "max-calls-per-user", 5, 0, 100000,
+               "relayed calls one caller may run at once; more get 503 with Retry-After "
+               "(0: no limit)")
+      .integer("module::MediaRelay", "max-calls-per-source", 10, 0, 100000,
+               "relayed calls one IP address may run at once; more get 503 with "
+               "Retry-After (0: no limit)");
   return s;
 }
 
@@ -192,6 +199,10 @@ ProxySettings settings_from_config(const config::Config &cfg) {
       static_cast<int>(cfg.get_int("module::MediaRelay", "inactivity-timeout"));
   s.relay.threads = static_cast<int>(cfg.get_int("module::MediaRelay", "threads"));
   s.relay.latch_anywhere = cfg.get_string("module::MediaRelay", "latch") == "anywhere";
+  s.relay.max_calls_per_user =
+      static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-user"));
+  s.relay.max_calls_per_source =
+      static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-source"));
   return s;
 }
 

@@ -3,10 +3,12 @@
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <strings.h>
 
-#include <cmath>
-#include <cstdlib>
+#include <algorithm>
+#include <climits>
 #include <ctime>
+#include <string_view>
 
 #include "common/log.h"
 #include "proxy/proxy.h"
@@ -21,6 +23,42 @@ std::string url_string(const url_t *url) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+// The Require options of a REGISTER, comma-separated; empty when none. The
+// registrar implements no extension (RFC 3261 §10.3 step 2, §8.2.2.3): Path
+// (RFC 3327) and outbound (RFC 5626) are not supported yet, so every option is
+// unsupported, and storing the binding as if it were plain would break the
+// device's assumptions (a Path it believes is used).
+std::string required_options(const sip_t *sip) {
+  std::string out;
+  for (const sip_require_t *r = sip->sip_require; r; r = r->k_next) {
+    for (msg_param_t const *item = r->k_items; item && *item; ++item) {
+      if (!out.empty()) out += ", ";
+      out += *item;
+    }
+  }
+  return out;
+}
+
+// sofia-sip keeps a header it cannot parse ("Expires: abc") out of its slot
+// and in the error list, which would make it look absent (the default
+// expiry) instead of bad.
+bool has_unparsable(const sip_t *sip, const char *name) {
+  for (const sip_error_t *e = sip->sip_error; e; e = e->er_next) {
+    if (e->er_name && strcasecmp(e->er_name, name) == 0) return true;
+  }
+  return false;
+}
+
+// +sip.instance is a quoted string holding a URN (RFC 5626 §4.1): printable
+// ASCII only, as it is stored, listed and compared.
+bool is_printable_ascii(std::string_view s) {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
@@ -31,6 +69,11 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
   }
   if (!is_reg_domain(to->url_host)) {
     reply.send(403, "Domain not served here", TAG_END());
+    return;
+  }
+  const std::string required = required_options(sip);
+  if (!required.empty()) {
+    reply.send(SIP_420_BAD_EXTENSION, SIPTAG_UNSUPPORTED_STR(required.c_str()), TAG_END());
     return;
   }
   std::string user;
@@ -44,7 +87,19 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
   req.received = source_of(msg);
   if (sip->sip_user_agent && sip->sip_user_agent->g_string)
     req.user_agent = sip->sip_user_agent->g_string;
-  if (sip->sip_expires) req.expires_header = static_cast<int>(sip->sip_expires->ex_delta);
+  // RFC 3261 §20.19: SIP 2.0 takes only delta-seconds; the date form is
+  // obsolete, and sofia-sip parses it into ex_date with ex_delta 0, a removal.
+  // A malformed value must not remove or re-time a binding either: 400 (the
+  // §20.19 "treat as 3600" is for UAs; a registrar tells the device instead).
+  if (has_unparsable(sip, "Expires") || (sip->sip_expires && sip->sip_expires->ex_date != 0)) {
+    reply.send(400, "Bad Expires (delta-seconds only)", TAG_END());
+    return;
+  }
+  // A huge value (2^32) must not wrap to 0; the store cuts it to max-expires
+  // (§10.3 step 6).
+  if (sip->sip_expires)
+    req.expires_header =
+        static_cast<int>(std::min<unsigned long>(sip->sip_expires->ex_delta, INT_MAX));
   for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
     if (m->m_url->url_type == url_any) {
       req.wildcard = true;
@@ -53,8 +108,8 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
     }
     ContactSpec c;
     c.uri = url_string(m->m_url);
-    if (c.uri.empty()) {
-      reply.send(400, "Bad Contact", TAG_END());
+    if (c.uri.empty() || !m->m_url->url_host || !is_valid_contact_uri(c.uri)) {
+      reply.send(400, "Bad Contact (not a SIP URI)", TAG_END());
       return;
     }
     if (const char *inst = msg_params_find(m->m_params, "+sip.instance=")) {
@@ -62,13 +117,38 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
       c.instance = inst;
       if (c.instance.size() >= 2 && c.instance.front() == '"' && c.instance.back() == '"')
         c.instance = c.instance.substr(1, c.instance.size() - 2);
+      if (!is_printable_ascii(c.instance)) {
+        reply.send(400, "Bad +sip.instance", TAG_END());
+        return;
+      }
     }
-    if (m->m_expires) c.expires = std::atoi(m->m_expires);
-    if (m->m_q) c.q_milli = static_cast<int>(std::lround(std::atof(m->m_q) * 1000));
+    if (m->m_expires) {
+      c.expires = parse_delta_seconds(m->m_expires);
+      if (!c.expires) {
+        reply.send(400, "Bad Contact expires (delta-seconds only)", TAG_END());
+        return;
+      }
+    }
+    if (m->m_q) {
+      // RFC 3261 §20.10: q is a qvalue from 0 to 1.
+      c.q_milli = parse_qvalue(m->m_q);
+      if (!c.q_milli) {
+        reply.send(400, "Bad Contact q (0 to 1)", TAG_END());
+        return;
+      }
+    }
     req.contacts.push_back(std::move(c));
   }
 
+  const uint64_t generation = locations_.generation();
   RegisterOutcome out = locations_.apply(req);
+  if (locations_.generation() != generation) {
+    // One journal record per changed AOR: its whole binding set now.
+    auto it = locations_.records().find(req.aor);
+    static const std::vector<Binding> kNone;
+    persister_->append(LocationPersister::journal_record(
+        req.aor, it == locations_.records().end() ? kNone : it->second));
+  }
   if (out.status == 423) {
     char min[16];
     snprintf(min, sizeof min, "%d", out.min_expires);
@@ -91,14 +171,26 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
     }
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
-  su_home_t home[1] = {SU_HOME_INIT(home)};
-  sip_contact_t *m = contacts.empty() ? nullptr : sip_contact_make(home, contacts.c_str());
-  reply.send(SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
-             TAG_END());
-  su_home_deinit(home);
+  answer_register_ok(reply, msg, std::move(contacts));
   PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(), out.bindings.size(),
              req.received.c_str());
   return;
+}
+
+void Proxy::answer_register_ok(Reply &reply, msg_t *msg, std::string contacts) {
+  if (reply.irq() || persister_->last_seq() == committed_seq_) {
+    // Nothing waits for the disk (a stateful REGISTER is not held: no
+    // caller makes one today; on_message answers REGISTER statelessly).
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    sip_contact_t *m = contacts.empty() ? nullptr : sip_contact_make(home, contacts.c_str());
+    reply.send(SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
+               TAG_END());
+    su_home_deinit(home);
+    return;
+  }
+  // Even a fetch or a retransmission waits: the state it reports may be a
+  // change not yet on disk.
+  held_replies_.push_back({msg_ref_create(msg), persister_->last_seq(), std::move(contacts)});
 }
 
 }  // namespace portier::proxy

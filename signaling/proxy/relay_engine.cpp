@@ -159,14 +159,9 @@ RelayAddress RelayAddress::from(const std::string &host, uint16_t port) {
   hints.ai_socktype = SOCK_DGRAM;
   hints.ai_flags = AI_NUMERICHOST;
   addrinfo *res = nullptr;
-  // SDP names an IP address nearly always; a name is resolved here, once.
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) {
-    hints.ai_flags = 0;
-    if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) {
-      PLOG_WARN("relay: cannot resolve the media address '%s'", host.c_str());
-      return a;
-    }
-  }
+  // Never a name: resolving it would block the SIP thread on DNS (MediaRelay
+  // refuses such SDP before it gets here).
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return a;
   memcpy(&a.addr, res->ai_addr, res->ai_addrlen);
   a.len = res->ai_addrlen;
   freeaddrinfo(res);

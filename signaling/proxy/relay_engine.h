@@ -53,7 +53,7 @@ struct RelayAddress {
   sockaddr_storage addr{};
   socklen_t len = 0;
 
-  // An IP literal (or a name, resolved now) and a port; empty for port 0.
+  // An IP literal and a port; empty for port 0 or anything else (a name).
   static RelayAddress from(const std::string &host, uint16_t port);
   bool empty() const { return len == 0; }
   std::string text() const;  // "192.0.2.1:4000", "[::1]:4000"

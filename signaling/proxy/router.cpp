@@ -13,6 +13,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sip_text.h"
 #include "proxy/media_relay.h"
 
 namespace portier::proxy {
@@ -20,7 +21,6 @@ namespace {
 
 // RFC 3326 reasons on the CANCELs the fork sends.
 const char kReasonAnsweredElsewhere[] = "SIP;cause=200;text=\"Call completed elsewhere\"";
-const char kReasonDeclinedElsewhere[] = "SIP;cause=600;text=\"Busy Everywhere\"";
 const char kReasonForkTimeout[] = "SIP;cause=408;text=\"Fork timeout\"";
 
 std::string url_str(const url_t *url) {
@@ -132,6 +132,16 @@ std::string next_hop_for(const url_t *contact, const std::string &received) {
       port == cport)
     return "";
   return "sip:" + host + ":" + port + ";transport=" + proto;
+}
+
+// "udp:192.0.2.1:5060" or "tcp:[2001:db8::1]:5061" (Proxy::source_of) -> the
+// address alone, so that a caller's calls count together whatever its port.
+std::string source_host(const std::string &source) {
+  size_t a = source.find(':'), b = source.rfind(':');
+  if (a == std::string::npos || b <= a) return "";
+  std::string host = source.substr(a + 1, b - a - 1);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host == "?" ? "" : host;
 }
 
 }  // namespace
@@ -349,16 +359,29 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   bool relayed = false;
   if (dialog_forming && offer && proxy_.relay() && sip->sip_call_id) {
     std::string error;
+    MediaRelay::Owner owner{caller_aor, source_host(Proxy::source_of(msg))};
+    MediaRelay::Refusal why = MediaRelay::Refusal::None;
     if (!proxy_.relay()->start_call(sip->sip_call_id->i_id, std::string_view(offer, sdp_len),
-                                    &error)) {
+                                    &error, owner, &why)) {
       PLOG_WARN("relay: call-id=%s refused: %s", sip->sip_call_id->i_id, error.c_str());
-      const bool no_ports = error.find("no free relay port") != std::string::npos;
-      if (no_ports)
-        nta_incoming_treply(irq, 503, "Media relay full", TAG_END());
-      else
-        nta_incoming_treply(irq, 488, "Not Acceptable Here",
-                            SIPTAG_WARNING_STR(("399 portier \"" + error + "\"").c_str()),
-                            TAG_END());
+      const std::string warning = siptext::warning(399, "portier", error);
+      switch (why) {
+        case MediaRelay::Refusal::NoPorts:
+          nta_incoming_treply(irq, 503, "Media relay full", TAG_END());
+          break;
+        case MediaRelay::Refusal::UserLimit:
+        case MediaRelay::Refusal::SourceLimit:
+          // 503 with Retry-After (RFC 3261 §21.5.4): the refusal lasts only
+          // until one of the caller's calls ends. 486 would blame the callee,
+          // 403 would tell the caller never to try again.
+          nta_incoming_treply(irq, 503, "Too many relayed calls", SIPTAG_RETRY_AFTER_STR("30"),
+                              SIPTAG_WARNING_STR(warning.c_str()), TAG_END());
+          break;
+        default:
+          nta_incoming_treply(irq, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning.c_str()),
+                              TAG_END());
+          break;
+      }
       return false;
     }
     relayed = true;
@@ -573,30 +596,64 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     }
   }
   if (d.cancel_others) {
-    const char *reason = nullptr;
+    std::string reason;
     if (response) {
-      int status = sip_object(response)->sip_status->st_status;
-      if (status >= 200 && status < 300)
+      const sip_status_t *st = sip_object(response)->sip_status;
+      if (st->st_status >= 200 && st->st_status < 300)
         reason = kReasonAnsweredElsewhere;
-      else if (status >= 600)
-        reason = kReasonDeclinedElsewhere;
+      else if (st->st_status >= 600)
+        // RFC 3326 §2: the devices learn what really ended the call (603
+        // Decline is not 600 Busy Everywhere).
+        reason = siptext::reason(st->st_status, st->st_phrase ? st->st_phrase : "");
     }
-    cancel_pending(t, reason);
+    cancel_pending(t, reason.empty() ? nullptr : reason.c_str());
   }
   if (d.send_best && !t->final_sent) {
     auto best = t->fork->best_branch();
     int status = t->fork->best_status();
     t->final_sent = true;
+    t->failed_upstream = true;
     if (t->irq_alive) {
       Branch *bb = best ? t->branches[*best].get() : nullptr;
       if (bb && bb->final_response &&
           sip_object(bb->final_response)->sip_status->st_status == status) {
+        add_challenges(t, bb->final_response);
         forward_response(t, bb->final_response);
       } else {
         nta_incoming_treply(t->irq, status, sip_status_phrase(status), TAG_END());
       }
     }
     PLOG_INFO("route: call-id=%s failed with %d", t->call_id.c_str(), status);
+    release_relay(t, "not answered");
+  }
+}
+
+void Router::release_relay(Txn *t, const char *why) {
+  // The call is over for the caller, even while cancelled branches still have
+  // to answer (a silent device may take 32 s): its relay ports go back now.
+  // From here on the Txn no longer touches the relay: the caller may already
+  // be trying again with the same Call-ID (a retry with credentials, RFC 3261
+  // §22.2), and that call's relay is not this one's to change.
+  if (!t->relayed || t->answered || !proxy_.relay()) return;
+  proxy_.relay()->end_call(t->call_id, why);
+  t->relayed = false;
+}
+
+void Router::add_challenges(Txn *t, msg_t *response) {
+  // RFC 3261 §16.7 step 7: the caller may hold credentials for any of the
+  // devices that challenged, so every challenge goes up, unmodified.
+  auto *pub = reinterpret_cast<msg_pub_t *>(sip_object(response));
+  for (size_t i : t->fork->challenge_branches()) {
+    msg_t *other = t->branches[i]->final_response;
+    if (!other) continue;
+    const sip_t *osip = sip_object(other);
+    // Each call copies the whole list of that header.
+    if (osip->sip_www_authenticate)
+      msg_header_add_dup(response, pub,
+                         reinterpret_cast<const msg_header_t *>(osip->sip_www_authenticate));
+    if (osip->sip_proxy_authenticate)
+      msg_header_add_dup(response, pub,
+                         reinterpret_cast<const msg_header_t *>(osip->sip_proxy_authenticate));
   }
 }
 
@@ -610,14 +667,19 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
     response = nta_outgoing_getresponse(orq);                      // a reference of our own
     if (response) sip_via_remove(response, sip_object(response));  // §16.7 step 3: our Via
   }
-  if (t->relayed && t->answered && status >= 200 && status < 300 && b->index != t->winner) {
-    // Two devices answered at once. The caller's media is joined to the
-    // winner's in the relay; a second dialog would have none, so this one is
-    // ended here instead of being forwarded (issue 3).
+  const bool late_2xx =
+      (t->relayed && t->answered && b->index != t->winner) ||
+      (t->dialog_forming && t->failed_upstream && !t->answered);
+  if (late_2xx && status >= 200 && status < 300) {
+    // Two devices answered at once: the caller's media is joined to the
+    // winner's in the relay; a second dialog would have none (issue 3). Or the
+    // device answered after the caller got its final failure (the fork timed
+    // out, a 6xx, the caller cancelled), when no 2xx can reach it any more
+    // (RFC 3261 §17.2.1). Either way the device's dialog is ended here.
     if (!t->fork->branch_final(b->index)) {
       t->fork->on_response(b->index, status);  // the branch is done either way
       self->hang_up_late_answer(t, b, sip);
-      self->proxy_.relay()->branch_gone(t->call_id, b->index);
+      if (t->relayed) self->proxy_.relay()->branch_gone(t->call_id, b->index);
     }
     if (response) msg_destroy(response);
     self->maybe_finish(t);
@@ -663,6 +725,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
     // §16.10: cancel every pending branch; nta answers the INVITE with 487 itself.
     PLOG_INFO("route: call-id=%s cancelled by the caller", t->call_id.c_str());
     t->final_sent = true;
+    t->failed_upstream = !t->answered;
     if (t->fork && t->fork->on_cancel().cancel_others) {
       // RFC 3326: the caller's own Reason travels on to the branches.
       su_home_t home[1] = {SU_HOME_INIT(home)};
@@ -673,6 +736,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
       self->cancel_pending(t, reason);
       su_home_deinit(home);
     }
+    self->release_relay(t, "cancelled by the caller");
     return 200;
   }
   return 0;
@@ -729,8 +793,7 @@ void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp) {
                SIPTAG_FROM(rsp->sip_from), SIPTAG_TO(rsp->sip_to), SIPTAG_CALL_ID(rsp->sip_call_id),
                SIPTAG_CSEQ(sip_cseq_create(home, cseq, method, name)), SIPTAG_ROUTE(route),
                SIPTAG_MAX_FORWARDS_STR("70"),
-               TAG_IF(!ack, SIPTAG_REASON_STR("SIP;cause=200;text=\"Call completed elsewhere\"")),
-               TAG_END());
+               TAG_IF(!ack && t->answered, SIPTAG_REASON_STR(kReasonAnsweredElsewhere)), TAG_END());
     nta_outgoing_t *orq =
         nta_outgoing_mcreate(proxy_.agent(), ack ? nullptr : on_late_bye_response, nullptr,
                              to_device, msg, TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());

@@ -75,6 +75,9 @@ class Router {
     int64_t started = 0;
     bool relayed = false;   // the media relay is in this call
     bool answered = false;  // a 2xx went up
+    // A final non-2xx went up (the best response, or nta's 487): a 2xx that
+    // comes later can no longer reach the caller.
+    bool failed_upstream = false;
     size_t winner = 0;      // the branch whose 2xx went up
     std::string from_tag;
     // An in-dialog INVITE of a relayed call: which side sent the offer
@@ -94,6 +97,10 @@ class Router {
   void cancel_pending(Txn *t, const char *reason);
   void apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *response);
   void maybe_finish(Txn *t);
+  // Copies the other branches' challenges into the best response (§16.7 step 7).
+  void add_challenges(Txn *t, msg_t *response);
+  // A failed or cancelled call frees its relay at once, not when its last branch ends.
+  void release_relay(Txn *t, const char *why);
   // A relayed call already answered elsewhere: ACK and BYE a late 2xx.
   void hang_up_late_answer(Txn *t, Branch *b, const sip_t *response);
   // Rewrites a branch's 18x/2xx SDP to the relay; may turn off forwarding.

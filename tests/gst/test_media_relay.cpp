@@ -269,21 +269,145 @@ INSTANTIATE_TEST_SUITE_P(Loopback, RelayFamily, ::testing::Values("127.0.0.1", "
                            return std::string(info.param) == "::1" ? "IPv6" : "IPv4";
                          });
 
+std::string offer_with(const std::string &c_line, const std::string &media) {
+  return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n" + c_line + "\r\nt=0 0\r\n" + media;
+}
+
 // Offers the relay cannot use are refused with a reason, and keep no port.
 TEST(MediaRelay, RefusesUnusableOffersAndKeepsNoPort) {
   MediaRelay relay(settings("127.0.0.1", 39500, 39599));
   std::string error;
-  EXPECT_FALSE(relay.start_call("bad", "v=0\r\nthis is not SDP\r\n", &error));
+  MediaRelay::Refusal why = MediaRelay::Refusal::None;
+  EXPECT_FALSE(relay.start_call("bad", "v=0\r\nthis is not SDP\r\n", &error, {}, &why));
   EXPECT_FALSE(error.empty());
-  error.clear();
-  const std::string app =
-      "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-      "m=audio 4000 RTP/AVP 0\r\nm=application 5000 UDP/BFCP *\r\n";
-  EXPECT_FALSE(relay.start_call("app", app, &error));
-  EXPECT_NE(error.find("cannot relay"), std::string::npos) << error;
+  EXPECT_EQ(why, MediaRelay::Refusal::BadSdp);
+  const struct {
+    const char *name, *c_line, *expected;
+  } refused[] = {
+      // A name would need a blocking DNS lookup on the SIP thread.
+      {"host name", "c=IN IP4 door.example", "is not an IP address"},
+      // RFC 4566 §5.7: an IPv6 peer, and the relay has only an IPv4 address.
+      {"IPv6 on an IPv4 relay", "c=IN IP6 ::1", "IPv6 address ::1"},
+      {"no stream to relay", "c=IN IP4 127.0.0.1", "no audio or video"},
+  };
+  for (const auto &r : refused) {
+    SCOPED_TRACE(r.name);
+    error.clear();
+    const std::string media = std::string(r.name) == "no stream to relay"
+                                  ? "m=text 4000 RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\n"
+                                  : "m=audio 4000 RTP/AVP 0\r\n";
+    EXPECT_FALSE(relay.start_call("x", offer_with(r.c_line, media), &error, {}, &why));
+    EXPECT_NE(error.find(r.expected), std::string::npos) << error;
+    EXPECT_EQ(why, MediaRelay::Refusal::BadSdp);
+  }
   EXPECT_EQ(relay.ports_in_use(), 0u) << "a refused call kept its ports";
   EXPECT_EQ(relay.calls(), 0u);
   EXPECT_FALSE(relay.offer_for_branch("nope", 0, &error));
+}
+
+// One stream the relay cannot carry (BFCP, m=text) is rejected with port 0
+// towards the devices and in the caller's answer (RFC 3264 §6, §8.2); the
+// audio is relayed all the same.
+TEST(MediaRelay, UnrelayableStreamIsRejectedAndTheRestRelayed) {
+  MediaRelay relay(settings("127.0.0.1", 39610, 39699));
+  std::string error;
+  const std::string offer = offer_with("c=IN IP4 127.0.0.1",
+                                       "m=audio 4000 RTP/AVP 0\r\nm=application 5000 UDP/BFCP *\r\n"
+                                       "m=text 5002 RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\n");
+  ASSERT_TRUE(relay.start_call("app", offer, &error)) << error;
+  EXPECT_EQ(relay.ports_in_use(), 2u) << "only the audio takes relay ports";
+  auto to_device = relay.offer_for_branch("app", 0, &error);
+  ASSERT_TRUE(to_device) << error;
+  auto o = portier::sdp::parse(*to_device, &error);
+  ASSERT_TRUE(o) << error;
+  ASSERT_EQ(o->media.size(), 3u);
+  EXPECT_NE(o->media[0].port, 0);
+  EXPECT_EQ(o->media[1].port, 0) << *to_device;
+  EXPECT_EQ(o->media[2].port, 0) << *to_device;
+  const std::string answer = offer_with("c=IN IP4 127.0.0.1",
+                                        "m=audio 4100 RTP/AVP 0\r\nm=application 0 UDP/BFCP *\r\n"
+                                        "m=text 0 RTP/AVP 98\r\n");
+  auto a = relay.answer_from_branch("app", 0, answer, true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  auto up = portier::sdp::parse(a.sdp, &error);
+  ASSERT_TRUE(up) << error;
+  ASSERT_EQ(up->media.size(), 3u);
+  EXPECT_NE(up->media[0].port, 4100) << "the caller's audio must go to the relay";
+  EXPECT_EQ(up->media[1].port, 0);
+  EXPECT_EQ(up->media[2].port, 0);
+  relay.end_call("app", "test");
+  EXPECT_EQ(relay.ports_in_use(), 0u);
+}
+
+// RFC 3264 §6: an answer that leaves out the video line of an audio+video
+// offer is taken as rejecting the video; the caller gets both lines, the
+// audio pointed at the relay (not at the device, which would bypass it).
+TEST(MediaRelay, AnswerLeavingOutALineIsRestoredAndStaysRelayed) {
+  MediaRelay relay(settings("127.0.0.1", 31800, 31899));
+  std::string error;
+  const std::string offer =
+      offer_with("c=IN IP4 127.0.0.1",
+                 "m=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n");
+  ASSERT_TRUE(relay.start_call("av", offer, &error)) << error;
+  ASSERT_TRUE(relay.offer_for_branch("av", 0, &error)) << error;
+  auto a = relay.answer_from_branch(
+      "av", 0, offer_with("c=IN IP4 127.0.0.1", "m=audio 4100 RTP/AVP 0\r\n"), true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  auto up = portier::sdp::parse(a.sdp, &error);
+  ASSERT_TRUE(up) << error;
+  ASSERT_EQ(up->media.size(), 2u) << a.sdp;
+  EXPECT_EQ(up->media[0].type, "audio");
+  EXPECT_NE(up->media[0].port, 4100) << a.sdp;
+  EXPECT_NE(up->media[0].port, 0) << a.sdp;
+  EXPECT_EQ(up->media[1].type, "video");
+  EXPECT_EQ(up->media[1].port, 0) << a.sdp;
+  // A device that answers with a host name or an IPv6 address gets the
+  // stream rejected, never relayed to nowhere.
+  ASSERT_TRUE(relay.offer_for_branch("av", 1, &error)) << error;
+  auto v6 = relay.answer_from_branch(
+      "av", 1,
+      offer_with("c=IN IP6 ::1",
+                 "m=audio 4100 RTP/AVP 0\r\nm=video 4102 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"),
+      false);
+  ASSERT_TRUE(v6.error.empty()) << v6.error;
+  auto v6up = portier::sdp::parse(v6.sdp, &error);
+  ASSERT_TRUE(v6up) << error;
+  EXPECT_EQ(v6up->media[0].port, 0) << v6.sdp;
+  EXPECT_EQ(v6up->media[1].port, 0) << v6.sdp;
+  relay.end_call("av", "test");
+  EXPECT_EQ(relay.ports_in_use(), 0u);
+}
+
+// One resident cannot take every relay port: beyond max-calls-per-user (or
+// max-calls-per-source) calls are refused before a port is taken, while
+// others still get through; an ended call makes room again.
+TEST(MediaRelay, PerUserAndPerSourceLimitsTakeNoPort) {
+  RelaySettings rs = settings("127.0.0.1", 31900, 31999);
+  rs.max_calls_per_user = 2;
+  rs.max_calls_per_source = 3;
+  MediaRelay relay(rs);
+  std::string error;
+  MediaRelay::Refusal why = MediaRelay::Refusal::None;
+  const MediaRelay::Owner alice{"sip:alice@home.example", "127.0.0.2"};
+  const MediaRelay::Owner bob{"sip:bob@home.example", "127.0.0.2"};
+  const MediaRelay::Owner carol{"sip:carol@home.example", "127.0.0.1"};
+  ASSERT_TRUE(relay.start_call("a1", sdp("127.0.0.1", 4000, "sendrecv"), &error, alice, &why));
+  ASSERT_TRUE(relay.start_call("a2", sdp("127.0.0.1", 4002, "sendrecv"), &error, alice, &why));
+  const size_t ports = relay.ports_in_use();
+  EXPECT_FALSE(relay.start_call("a3", sdp("127.0.0.1", 4004, "sendrecv"), &error, alice, &why));
+  EXPECT_EQ(why, MediaRelay::Refusal::UserLimit);
+  EXPECT_NE(error.find("max-calls-per-user"), std::string::npos) << error;
+  EXPECT_EQ(relay.ports_in_use(), ports) << "a refused call took ports";
+  ASSERT_TRUE(relay.start_call("b1", sdp("127.0.0.1", 4006, "sendrecv"), &error, bob, &why));
+  EXPECT_FALSE(relay.start_call("b2", sdp("127.0.0.1", 4008, "sendrecv"), &error, bob, &why));
+  EXPECT_EQ(why, MediaRelay::Refusal::SourceLimit) << "three calls from 127.0.0.2 already";
+  EXPECT_TRUE(relay.start_call("c1", sdp("127.0.0.1", 4010, "sendrecv"), &error, carol, &why))
+      << error;
+  relay.end_call("a1", "test");
+  EXPECT_TRUE(relay.start_call("a3", sdp("127.0.0.1", 4004, "sendrecv"), &error, alice, &why))
+      << error;
+  for (const char *id : {"a2", "a3", "b1", "c1"}) relay.end_call(id, "test");
+  EXPECT_EQ(relay.ports_in_use(), 0u);
 }
 
 // A range with room for three pairs: a call with two streams takes two, its

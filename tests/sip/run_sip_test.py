@@ -369,6 +369,7 @@ class Env:
         self.cseq = {}  # (user, port) -> last CSeq used by register runs
         self.fork_timeout = 60
         self.min_expires = 60
+        self.relay_extra = ""  # more [module::MediaRelay] lines
         self.monitors = {}
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
                                               self.ports.base + Ports.BLOCK - 1))
@@ -412,9 +413,10 @@ call-fork-timeout = {fto}
 [module::MediaRelay]
 sdp-address = {ip}
 port-range = {rlo}-{rhi}
-""".format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
+{relay_extra}""".format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
            users=users_path, fto=self.fork_timeout, mine=self.min_expires,
-           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99)
+           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99,
+           relay_extra=self.relay_extra)
         return self.write("proxy.ini", cfg)
 
     # ---- proxy -----------------------------------------------------------
@@ -1685,48 +1687,13 @@ def _read_bytes(path):
         return None
 
 
-def _start_proxy_expect_refusal(env, what, within=5.0):
-    """Start portier-proxy on the current state dir and expect it to refuse:
-    exit != 0 within `within` s. Returns (rc, the log lines of this start).
-    A proxy that comes up instead (answers ping) fails the case at once."""
-    cfg = env.write_config()
-    env.proxy_starts += 1
-    with open(env.proxy_log, "ab") as f:
-        f.write(("==== harness: proxy start #%d (%s) ====\n" % (env.proxy_starts, what)).encode())
-    offset = os.path.getsize(env.proxy_log)
-    argv = [env.args.proxy, "--config", cfg]
-    log("start (%s, expecting a refusal): %s" % (what, " ".join(argv)))
-    proc = Proc("proxy", argv, env.proxy_log, env.dir, append=True)
-    env.procs.append(proc)
-    deadline = time.time() + within
-    started = False
-    while time.time() < deadline and proc.running():
-        if port_bound(env.ports.proxy, "udp"):
-            r = env.ctl_raw("ping")
-            if r is not None and r[0] == 0:
-                started = True
-                break
-        time.sleep(0.05)
-    rc = proc.wait(0.2)
-    if rc is None:
-        proc.stop()
-        raise TestFailure("portier-proxy %s on a corrupt %s (%s): a corrupt registrations file "
-                          "is silently dropped instead of refused"
-                          % ("came up and answers ping" if started else
-                             "still running %.0f s after start" % within, _state_file(env), what))
-    proc.out.close()
-    with open(env.proxy_log, "rb") as f:
-        f.seek(offset)
-        lines = f.read().decode("utf-8", "replace").splitlines()
-    return rc, lines
-
-
 def case_crash_persistence(env):
-    """Bindings survive a crash (SIGKILL): the state file holds both bindings
-    within ~1 s of their REGISTER (batched save: temp file, fsync, rename);
-    after the kill no torn state, the restart restores both with their
-    remaining lifetime and the device is called. A corrupt state file makes
-    the proxy refuse to start, naming the file and line, and stays as it was."""
+    """Bindings survive a crash (SIGKILL): the state files (snapshot and
+    journal) hold both bindings once their 200s came (the 200 waits for the
+    journal's fsync); after the kill no torn state, the restart restores both
+    with their remaining lifetime and the device is called. A corrupt state
+    file is never a reason not to start: the proxy starts, names each skipped
+    line (file:line), keeps the good bindings and a copy of the bad file."""
     env.start_proxy()
     state = _state_file(env)
     devs = [("mon1", 0), ("mon2", 1)]
@@ -1734,19 +1701,13 @@ def case_crash_persistence(env):
     t_reg = time.time()
     contacts = {u: "sip:%s@%s:%d" % (u, LOCAL, env.ports.sip(slot)) for u, slot in devs}
 
-    # What a user relies on: a registration older than ~1 s survives a power
-    # cut. Bounded poll on the file itself.
-    bound = 5.0
-    data = b""
-    while time.time() - t_reg < bound:
-        data = _read_bytes(state) or b""
-        if all(c.encode() in data for c in contacts.values()):
-            break
-        time.sleep(0.05)
+    # What a user relies on: a registration whose 200 came survives a power
+    # cut. The 200 is sent after the journal's fsync: the files hold both now.
+    data = (_read_bytes(state) or b"") + (_read_bytes(state + ".journal") or b"")
     check(all(c.encode() in data for c in contacts.values()),
-          "%s does not mention both contacts %s %.0f s after the REGISTERs (saves are batched, "
-          "at most 1 s after a change): %r" % (state, sorted(contacts.values()), bound, data[:400]))
-    log("state file holds both contacts %.2f s after the last 200 (%d bytes)"
+          "%s(.journal) does not mention both contacts %s right after their 200s: %r"
+          % (state, sorted(contacts.values()), data[:400]))
+    log("state files hold both contacts %.2f s after the last 200 (%d bytes)"
         % (time.time() - t_reg, len(data)))
 
     before = {u: has_binding(env.bindings_for(u), u, env.ports.sip(slot)) for u, slot in devs}
@@ -1762,10 +1723,11 @@ def case_crash_persistence(env):
     else:
         log("no %s after the kill" % os.path.basename(tmp))
     killed = _read_bytes(state) or b""
+    journal = _read_bytes(state + ".journal") or b""
     check(killed.startswith(b"portier-registrations 1\n") and killed.endswith(b"\n") and
-          all(c.encode() in killed for c in contacts.values()),
-          "%s after the kill is not a whole file holding both contacts: %r"
-          % (state, killed[:400]))
+          all(c.encode() in killed + journal for c in contacts.values()),
+          "%s after the kill is not a whole file, or it and the journal do not hold both "
+          "contacts: %r / %r" % (state, killed[:400], journal[:400]))
 
     env.start_proxy()
     after = {}
@@ -1809,43 +1771,63 @@ def case_crash_persistence(env):
         _assert_proxied(env, "mon2", m, mon2_target)
     env.wait_no_calls()
 
-    # Corruption while the proxy is stopped: it must refuse to start, say which
-    # file and line, and leave the file alone for the operator.
+    # Corruption while the proxy is stopped (a disk error, a hand edit, a
+    # record an older version stored): never a reason not to start. The proxy
+    # starts, names the file and line it skipped, keeps the good bindings and a
+    # copy of the file as it was for the admin, and serves.
     env.stop_proxy(expect_clean=True)
     good = _read_bytes(state)
     check(good and good.count(b"\n") >= 3, "state file after a clean stop: %r" % good)
     lines = good.split(b"\n")
     corruptions = [
         ("garbage on line 3", b"\n".join(lines[:2] + [b"\x01garbage \xff{not a record}"] +
-                                         lines[2:]), 3),
-        ("garbage file", b"\x00\xffPK\x03\x04 this is not a registrations file\n" * 4, 1),
+                                         lines[2:]), 3, [u for u, _ in devs]),
+        # What the old registrar saved for ";q=2", then refused at every start.
+        ("q=2 on line 2", b"\n".join(lines[:1] + [lines[1].replace(b"\t1000\t", b"\t2000\t")] +
+                                     lines[2:]), 2, None),
+        ("garbage file", b"\x00\xffPK\x03\x04 this is not a registrations file\n" * 4, 1, []),
     ]
-    failures = []
-    for what, garbage, line_no in corruptions:
+    for what, garbage, line_no, kept in corruptions:
+        check(garbage != good, "%s: the corruption changed nothing" % what)
+        for old_copy in [f for f in os.listdir(env.state_dir) if ".bad-" in f]:
+            os.unlink(os.path.join(env.state_dir, old_copy))
         with open(state, "wb") as f:
             f.write(garbage)
-        rc, out = _start_proxy_expect_refusal(env, what)
+        offset = os.path.getsize(env.proxy_log)
+        env.start_proxy()
+        with open(env.proxy_log, "rb") as f:
+            f.seek(offset)
+            out = f.read().decode("utf-8", "replace").splitlines()
         named = [l for l in out if "%s:%d" % (state, line_no) in l]
-        log("%s: exit %s, %s" % (what, rc, named[0].strip() if named else out[-3:]))
-        check(rc != 0, "portier-proxy exited %s on a corrupt %s (%s), expected != 0"
-              % (rc, state, what))
-        check(named, "portier-proxy refused the corrupt %s (%s) without naming %s:%d:\n%s"
+        log("%s: %s" % (what, named[0].strip() if named else out[-3:]))
+        check(named, "portier-proxy started on the corrupt %s (%s) without naming %s:%d:\n%s"
               % (state, what, state, line_no, "\n".join(out[-10:])))
-        now = _read_bytes(state)
-        if now != garbage:
-            failures.append("%s: the refused start replaced the corrupt file (%d bytes) with %r: "
-                            "the next start comes up with its bindings silently dropped"
-                            % (what, len(garbage), now[:120] if now else now))
+        if kept is None:  # the record that was bad is the first one
+            kept = [u for u, _ in devs if contacts[u].encode() not in lines[1]]
+        for u, slot in devs:
+            listed = has_binding(env.bindings_for(u), u, env.ports.sip(slot))
+            check(bool(listed) == (u in kept),
+                  "%s: %s's binding %s after starting on the corrupt file (expected %s)"
+                  % (what, u, "listed" if listed else "missing", "kept" if u in kept else "skipped"))
+        copies = [f for f in os.listdir(env.state_dir) if f.startswith("registrations.bad-")]
+        check(len(copies) == 1 and _read_bytes(os.path.join(env.state_dir, copies[0])) == garbage,
+              "%s: no copy of the corrupt file kept for the admin in %s: %s"
+              % (what, env.state_dir, sorted(os.listdir(env.state_dir))))
+        log("%s: started, kept %s, copy %s" % (what, kept, copies[0]))
+        s = env.register("mon3", 7, 3600)
+        s.expect_ok()
+        env.stop_proxy(expect_clean=True)
 
     # Repaired by the operator (the file as it was): the proxy starts, bindings back.
     with open(state, "wb") as f:
         f.write(good)
+    with open(state + ".journal", "wb") as f:
+        pass
     env.start_proxy()
     for u, slot in devs:
         check(has_binding(env.bindings_for(u), u, env.ports.sip(slot)),
               "%s's binding missing after restoring the good state file: %s"
               % (u, env.registrations()))
-    check(not failures, "corrupt state file not kept:\n  " + "\n  ".join(failures))
     env.assert_no_secrets()
 
 
@@ -3352,6 +3334,873 @@ def case_auth_invite_flood(env):
     # The resident still registers.
     env.register("mon1", 0).expect_ok()
     env.wait_no_calls()
+# issue 11: registrar input, restart safety, durable registrations
+# --------------------------------------------------------------------------
+
+ATTACKER = "127.0.0.2"  # "another host" on the LAN: a second loopback address
+
+
+def _digest_md5(user, password, realm, nonce, uri, nc, cnonce, method="REGISTER"):
+    """RFC 7616 section 3.4.1 / RFC 2617 section 3.2.2.1 with qop=auth."""
+    import hashlib
+
+    def h(s):
+        return hashlib.md5(s.encode("latin-1")).hexdigest()
+    ha1 = h("%s:%s:%s" % (user, realm, password))
+    ha2 = h("%s:%s" % (method, uri))
+    return h("%s:%s:%08x:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
+
+
+def _md5_challenge(resp):
+    """The MD5 challenge of a 401 (the proxy sends one per algorithm, RFC 8760)."""
+    for line in resp.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() != b"www-authenticate":
+            continue
+        v = value.decode("latin-1")
+        params = dict((k.lower(), val.strip('"')) for k, val in
+                      re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', v))
+        if params.get("algorithm", "MD5").upper() == "MD5":
+            return params
+    return None
+
+
+def _status(resp):
+    first = resp.split(b"\r\n", 1)[0]
+    m = re.match(rb"SIP/2\.0 (\d{3})", first)
+    return int(m.group(1)) if m else None
+
+
+def _header(resp, name):
+    for line in resp.split(b"\r\n")[1:]:
+        n, _, v = line.partition(b":")
+        if n.strip().lower() == name.lower().encode():
+            return v.strip().decode("latin-1")
+    return None
+
+
+_reg_counter = [0]
+
+
+def sip_register(env, user, contact, src=LOCAL, extra=(), password=None, call_id=None,
+                 cseq=1, wait=2.0, sock=None):
+    """One REGISTER of user@home.example over UDP from address `src`,
+    answering the MD5 digest challenge (qop=auth, digest uri = Request-URI).
+    contact: the Contact header value (str or raw bytes); extra: header lines
+    (str or bytes). Returns the final response (bytes) or None: bounded by
+    `wait` seconds per round trip."""
+    own = sock is None
+    if own:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((src, 0))
+    sock.settimeout(0.2)
+    port = sock.getsockname()[1]
+    _reg_counter[0] += 1
+    call_id = call_id or "reg11-%d-%d@%s" % (os.getpid(), _reg_counter[0], src)
+    password = password if password is not None else USERS[user]
+    ruri = "sip:%s" % DOMAIN
+
+    def build(cs, auth):
+        _reg_counter[0] += 1
+        head = ("REGISTER %s SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-r11-%d-%d;rport\r\n"
+                "From: <sip:%s@%s>;tag=r11-%d\r\n"
+                "To: <sip:%s@%s>\r\n"
+                "Call-ID: %s\r\n"
+                "CSeq: %d REGISTER\r\n"
+                "Max-Forwards: 70\r\n" % (ruri, src, port, os.getpid(), _reg_counter[0], user,
+                                          DOMAIN, cs, user, DOMAIN, call_id, cs)).encode()
+        c = contact if isinstance(contact, bytes) else contact.encode("latin-1")
+        lines = [b"Contact: " + c]
+        for e in extra:
+            lines.append(e if isinstance(e, bytes) else e.encode("latin-1"))
+        if auth:
+            lines.append(auth.encode())
+        lines.append(b"Content-Length: 0")
+        return head + b"\r\n".join(lines) + b"\r\n\r\n"
+
+    def exchange(data):
+        sock.sendto(data, (LOCAL, env.ports.proxy))
+        end = time.time() + wait
+        resend = time.time() + 0.5
+        while time.time() < end:
+            if time.time() > resend:  # RFC 3261 section 17.1.2.2 timer E, roughly
+                sock.sendto(data, (LOCAL, env.ports.proxy))
+                resend = time.time() + 1.0
+            try:
+                r = sock.recv(65535)
+            except socket.timeout:
+                continue
+            st = _status(r)
+            if st is not None and st >= 200 and _header(r, "Call-ID") == call_id:
+                return r
+        return None
+
+    try:
+        r = exchange(build(cseq, None))
+        if r is None or _status(r) != 401:
+            return r
+        ch = _md5_challenge(r)
+        check(ch and "nonce" in ch, "401 without an MD5 challenge: %r" % r[:300])
+        cnonce = "%08x" % _reg_counter[0]
+        resp = _digest_md5(user, password, ch["realm"], ch["nonce"], ruri, 1, cnonce)
+        auth = ('Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", '
+                'response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="%s"'
+                % (user, ch["realm"], ch["nonce"], ruri, resp, cnonce))
+        if ch.get("opaque"):
+            auth += ', opaque="%s"' % ch["opaque"]
+        return exchange(build(cseq + 1, auth))
+    finally:
+        if own:
+            sock.close()
+
+
+def registrations_strict(env):
+    """portierctl registrations, checked to be valid UTF-8 and valid JSON
+    (RFC 8259 section 8.1) before it is parsed."""
+    r = subprocess.run([env.args.ctl, "--socket", env.socket, "registrations"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
+    check(r.returncode == 0, "portierctl registrations exited %d" % r.returncode)
+    try:
+        text = r.stdout.decode("utf-8", "strict")
+    except UnicodeDecodeError as e:
+        raise TestFailure("portierctl registrations printed invalid UTF-8 (%s): %r"
+                          % (e, r.stdout[:300]))
+    try:
+        regs = json.loads(text)["registrations"]
+    except (ValueError, KeyError) as e:
+        raise TestFailure("portierctl registrations printed invalid JSON (%s): %r"
+                          % (e, text[:300]))
+    return regs
+
+
+def _contact_listed(env, user, uri):
+    aor = "sip:%s@%s" % (user, DOMAIN)
+    return [r for r in registrations_strict(env) if r.get("aor") == aor and r.get("contact") == uri]
+
+
+def case_register_bad_q(env):
+    """RFC 3261 section 20.10 / 10.3: a REGISTER whose Contact has q outside
+    0..1 (or not a number) gets 400 and stores nothing, from another host
+    (127.0.0.2) with valid credentials; the proxy then restarts (the state file
+    holds nothing its loader refuses) and still serves a legitimate device."""
+    env.start_proxy()
+    uri = "sip:alice@%s:%d" % (ATTACKER, env.ports.sip(5))
+    for q in ("2", "1.5", "-1", "abc", "0.1234"):
+        r = sip_register(env, "alice", "<%s>;q=%s" % (uri, q), src=ATTACKER,
+                         extra=["Expires: 600"])
+        log("REGISTER ;q=%s from %s -> %s" % (q, ATTACKER, r.split(b"\r\n", 1)[0] if r else None))
+        check(r is not None and _status(r) == 400,
+              "REGISTER with ;q=%s answered %s, expected 400 (RFC 3261 section 20.10: q is 0 to 1)"
+              % (q, r.split(b"\r\n", 1)[0] if r else "nothing"))
+    check(not env.bindings_for("alice"), "a ;q= outside 0..1 was stored: %s" % env.bindings_for("alice"))
+    r = sip_register(env, "alice", "<%s>;q=0.5" % uri, src=ATTACKER, extra=["Expires: 600"])
+    check(r is not None and _status(r) == 200, "REGISTER ;q=0.5 answered %r" % (r[:80] if r else r))
+    b = _contact_listed(env, "alice", uri)
+    check(b and b[0].get("q") == 0.5, "q=0.5 binding listed as %s" % b)
+
+    # The reboot the attack aimed at: the proxy comes back with the binding.
+    env.stop_proxy(expect_clean=True)
+    env.start_proxy()
+    check(_contact_listed(env, "alice", uri), "alice's q=0.5 binding is gone after the restart")
+    s = env.register("mon1", 0, 3600)
+    s.expect_ok()
+    check(has_binding(env.bindings_for("mon1"), "mon1", env.ports.sip(0)),
+          "a legitimate REGISTER after the restart is not listed: %s" % env.registrations())
+    env.assert_no_secrets()
+
+
+def case_register_bad_expires(env):
+    """RFC 3261 section 20.19 / 10.3 step 6: ;expires=abc, a date-form or
+    malformed Expires header get 400 and leave the binding alone (before, they
+    removed it); a huge value (2^32, 99999999999) is shortened to max-expires,
+    never wrapped to 0 (a removal)."""
+    env.start_proxy()
+    uri = "sip:mon1@%s:%d" % (LOCAL, env.ports.sip(0))
+    r = sip_register(env, "mon1", "<%s>" % uri, extra=["Expires: 600"])
+    check(r is not None and _status(r) == 200, "first REGISTER answered %r" % (r[:80] if r else r))
+    check(_contact_listed(env, "mon1", uri), "mon1's binding not listed after its 200")
+    bad = [
+        ("<%s>;expires=abc" % uri, []),
+        ("<%s>;expires=-1" % uri, []),
+        ("<%s>" % uri, ["Expires: Thu, 01 Dec 2044 16:00:00 GMT"]),
+        ("<%s>" % uri, ["Expires: Sat, 01 Jan 2000 00:00:00 GMT"]),
+        ("<%s>" % uri, ["Expires: abc"]),
+    ]
+    for contact, extra in bad:
+        r = sip_register(env, "mon1", contact, src=ATTACKER, extra=extra)
+        what = "%s %s" % (contact, extra)
+        log("REGISTER %s from %s -> %s" % (what, ATTACKER, r.split(b"\r\n", 1)[0] if r else None))
+        check(r is not None and _status(r) == 400,
+              "REGISTER %s answered %s, expected 400 (RFC 3261 section 20.19: delta-seconds only)"
+              % (what, r.split(b"\r\n", 1)[0] if r else "nothing"))
+        check(_contact_listed(env, "mon1", uri), "REGISTER %s removed mon1's binding" % what)
+    for huge in ("4294967296", "99999999999", "999999999999999999999999"):
+        for contact, extra in (("<%s>" % uri, ["Expires: %s" % huge]),
+                               ("<%s>;expires=%s" % (uri, huge), [])):
+            r = sip_register(env, "mon1", contact, src=ATTACKER, extra=extra)
+            check(r is not None and _status(r) == 200, "REGISTER %s %s answered %s, expected 200"
+                  % (contact, extra, r.split(b"\r\n", 1)[0] if r else "nothing"))
+            b = _contact_listed(env, "mon1", uri)
+            check(b and 3500 < b[0]["expires"] <= 3600,
+                  "REGISTER %s %s: binding %s, expected kept and shortened to max-expires 3600 "
+                  "(RFC 3261 section 10.3 step 6)" % (contact, extra, b))
+            granted = re.search(r"expires=(\d+)", _header(r, "Contact") or "")
+            check(granted and int(granted.group(1)) <= 3600,
+                  "the 200 grants %s, expected at most 3600" % _header(r, "Contact"))
+    log("huge expiries shortened to %s s" % _contact_listed(env, "mon1", uri)[0]["expires"])
+    env.assert_no_secrets()
+
+
+def case_register_require_path(env):
+    """RFC 3261 section 10.3 step 2 / 8.2.2.3: the registrar does not support
+    Path (RFC 3327) yet, so Require: path gets 420 Bad Extension with
+    Unsupported: path, and no binding; the same for any option."""
+    env.start_proxy()
+    uri = "sip:alice@%s:%d" % (ATTACKER, env.ports.sip(5))
+    for req, want in (("path", {"path"}), ("path, foo", {"path", "foo"}), ("outbound", {"outbound"})):
+        r = sip_register(env, "alice", "<%s>" % uri, src=ATTACKER,
+                         extra=["Require: %s" % req, "Expires: 600"])
+        first = r.split(b"\r\n", 1)[0] if r else None
+        log("REGISTER Require: %s -> %s, Unsupported: %s" % (req, first, r and _header(r, "Unsupported")))
+        check(r is not None and _status(r) == 420,
+              "REGISTER with Require: %s answered %s, expected 420 Bad Extension" % (req, first))
+        got = set(x.strip() for x in (_header(r, "Unsupported") or "").split(",") if x.strip())
+        check(got == want, "420 lists Unsupported %s, expected %s" % (sorted(got), sorted(want)))
+        check(not _contact_listed(env, "alice", uri), "Require: %s stored a binding" % req)
+    r = sip_register(env, "alice", "<%s>" % uri, src=ATTACKER, extra=["Expires: 600"])
+    check(r is not None and _status(r) == 200, "plain REGISTER after the 420s answered %r"
+          % (r[:80] if r else r))
+    env.assert_no_secrets()
+
+
+def case_register_binary_contact(env):
+    """A Contact that is not a valid SIP URI (raw binary bytes, control
+    characters) gets 400 and is not stored; portierctl registrations stays
+    valid UTF-8 JSON even when other fields (User-Agent, +sip.instance) held
+    such bytes (RFC 8259 section 8.1)."""
+    env.start_proxy()
+    p = env.ports.sip(5)
+    bad = [
+        b"<sip:\x01\xff\xfe\x80@" + ATTACKER.encode() + b":%d>" % p,
+        b"<sip:al\xc3\x28ice@" + ATTACKER.encode() + b":%d>" % p,
+        b"<sip:alice\x7f@" + ATTACKER.encode() + b":%d>" % p,
+        b"<sip:alice@host\x1b[2J:%d>" % p,
+    ]
+    for contact in bad:
+        r = sip_register(env, "alice", contact, src=ATTACKER, extra=["Expires: 600"])
+        first = r.split(b"\r\n", 1)[0] if r else None
+        log("REGISTER Contact %r -> %s" % (contact, first))
+        # No answer at all is acceptable too (sofia may drop what it cannot parse).
+        check(r is None or _status(r) == 400,
+              "REGISTER with Contact %r answered %s, expected 400" % (contact, first))
+        regs = registrations_strict(env)
+        check(not [x for x in regs if x.get("aor") == "sip:alice@%s" % DOMAIN],
+              "a binary Contact was stored: %s" % regs)
+    r = sip_register(env, "alice", '<sip:alice@%s:%d>;+sip.instance="<urn:\xff\x01>"' % (ATTACKER, p),
+                     src=ATTACKER, extra=["Expires: 600"])
+    check(r is None or _status(r) == 400, "a binary +sip.instance answered %r" % (r[:80] if r else r))
+    # A User-Agent is free text (TEXT-UTF8, RFC 3261 section 25.1): stored, and
+    # printed escaped.
+    uri = "sip:alice@%s:%d" % (ATTACKER, p)
+    r = sip_register(env, "alice", "<%s>" % uri, src=ATTACKER,
+                     extra=[b"User-Agent: evil\xff\xfe\x01\x1b[2J \xe2\x82\xac", "Expires: 600"])
+    check(r is not None and _status(r) == 200, "REGISTER with an odd User-Agent answered %r"
+          % (r[:80] if r else r))
+    b = _contact_listed(env, "alice", uri)
+    check(b, "alice's binding is not listed")
+    log("listed user_agent: %r" % b[0].get("user_agent"))
+    check(b[0]["user_agent"].startswith("evil") and "\u20ac" in b[0]["user_agent"] and
+          "\x1b" in b[0]["user_agent"],
+          "user_agent printed as %r" % b[0].get("user_agent"))
+    env.assert_no_secrets()
+
+
+def case_crash_mid_burst(env):
+    """Loses nothing: a REGISTER's 200 is sent only once the binding is on
+    disk (journal, group commit). Four clients register distinct contacts as
+    fast as they can; the proxy is SIGKILLed in the middle; after the restart
+    every contact whose 200 a client received is listed by portierctl."""
+    env.start_proxy()
+    users = ["alice", "mon1", "mon2", "mon3"]
+    per_user = 30  # below max-contacts-per-aor (32): nothing is evicted
+    target = 50    # kill after this many 200s, with requests still in flight
+    got = {u: [] for u in users}
+    stop = threading.Event()
+    lock = threading.Lock()
+    total = [0]
+
+    def client(user, index):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((LOCAL, 0))
+        try:
+            for n in range(per_user):
+                if stop.is_set():
+                    return
+                uri = "sip:%s-%d@%s:%d" % (user, n, LOCAL, 5000 + index * 100 + n)
+                r = sip_register(env, user, "<%s>" % uri, extra=["Expires: 3600"], wait=1.0,
+                                 sock=s, call_id="burst-%s-%d@%s" % (user, n, LOCAL))
+                if r is not None and _status(r) == 200:
+                    with lock:
+                        got[user].append(uri)
+                        total[0] += 1
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=client, args=(u, i), daemon=True)
+               for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and total[0] < target and any(t.is_alive() for t in threads):
+        time.sleep(0.005)
+    check(total[0] >= target, "only %d 200s in 30 s (expected %d before the kill)"
+          % (total[0], target))
+    log("SIGKILL to proxy pid %d after %d 200s" % (env.proxy.pid, total[0]))
+    env.proxy.stop(signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join(5)
+    with lock:
+        answered = {u: list(v) for u, v in got.items()}
+    n_answered = sum(len(v) for v in answered.values())
+    log("200s received by the clients: %d" % n_answered)
+
+    env.start_proxy()
+    regs = registrations_strict(env)
+    listed = set((r["aor"], r["contact"]) for r in regs)
+    lost = ["%s %s" % (u, c) for u, cs in answered.items() for c in cs
+            if ("sip:%s@%s" % (u, DOMAIN), c) not in listed]
+    log("after the restart: %d bindings listed, %d of %d answered 200 missing"
+        % (len(regs), len(lost), n_answered))
+    check(not lost, "%d of %d registrations answered 200 are gone after kill -9 and restart: %s"
+          % (len(lost), n_answered, lost[:10]))
+    # The proxy serves afterwards.
+    s = env.register("mon1", 0, 3600)
+    s.expect_ok()
+# issue 11: forking and the media relay's answers. Callers and devices are raw
+# UDP sockets driven from Python, so a case decides exactly when a device
+# answers (or never does) and what its SDP leaves out.
+# --------------------------------------------------------------------------
+
+ATTACKER = "127.0.0.2"  # "another host" on the loopback network
+
+
+class RawUa:
+    """A SIP endpoint on a raw UDP socket (a caller or a registered device): a
+    thread keeps every message it receives (m.src: where it came from, m.at:
+    when) until close()."""
+
+    def __init__(self, name, host, port=0):
+        self.name = name
+        self.host = host
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.msgs = []
+        self.sent = []
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            m = SipMsg("received", "", data.decode("utf-8", "replace").replace("\r\n", "\n"))
+            m.src, m.at = src, time.time()
+            self.msgs.append(m)
+
+    def send(self, text, to):
+        self.sock.sendto(text.replace("\n", "\r\n").encode("utf-8"), to)
+        self.sent.append((time.time(), text))
+
+    def wait_for(self, pred, timeout=5.0, what="a message"):
+        """The first received message matching pred, polled for at most timeout s."""
+        deadline = time.time() + timeout
+        while True:
+            for m in list(self.msgs):
+                if pred(m):
+                    return m
+            if time.time() > deadline:
+                raise TestFailure("%s: no %s within %.0f s; got %s" % (
+                    self.name, what, timeout, [m.first for m in self.msgs][-8:]))
+            time.sleep(0.02)
+
+    def got(self, pred):
+        return [m for m in list(self.msgs) if pred(m)]
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _digest_param(challenge, name):
+    m = re.search(r'(?:^|[\s,])%s="?([^",]*)"?' % name, challenge)
+    return m.group(1) if m else None
+
+
+def _digest_md5_header(method, uri, user, password, challenge):
+    """An RFC 2617 qop=auth answer to an MD5 challenge (sipp's kind of client)."""
+    import hashlib
+    md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+    realm, nonce = _digest_param(challenge, "realm"), _digest_param(challenge, "nonce")
+    cnonce, nc = "%08x" % random_id(), "00000001"
+    ha1, ha2 = md5("%s:%s:%s" % (user, realm, password)), md5("%s:%s" % (method, uri))
+    resp = md5("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
+    return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+            'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"'
+            % (user, realm, nonce, uri, resp, nc, cnonce))
+
+
+def random_id():
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def _sdp(host, streams):
+    """An SDP body; streams: list of "m=" line values without "m=", e.g.
+    "audio 4000 RTP/AVP 0". c= names host (an address or, for the attacks,
+    anything else)."""
+    ip = "IP6" if ":" in host else "IP4"
+    lines = ["v=0", "o=test 1 1 IN IP4 %s" % LOCAL, "s=-", "c=IN %s %s" % (ip, host), "t=0 0"]
+    for s in streams:
+        lines.append("m=" + s)
+        if " 96" in s and s.startswith("video"):
+            lines.append("a=rtpmap:96 VP8/90000")
+    return "\n".join(lines) + "\n"
+
+
+class RawCall:
+    """One INVITE transaction of a RawUa caller through the proxy, with the
+    proxy's digest challenge answered (RFC 3261 section 22.2)."""
+
+    def __init__(self, env, ua, user, target, sdp, extra=""):
+        self.env, self.ua, self.user = env, ua, user
+        self.uri = "sip:%s@%s" % (target, DOMAIN)
+        self.call_id = "raw-%08x@%s" % (random_id(), ua.host)
+        self.from_tag = "t%08x" % random_id()
+        self.proxy = (LOCAL, env.ports.proxy)
+        self.sdp, self.extra = sdp, extra
+        self.cseq = 1
+        self.branch = self._invite(None)
+        chal = ua.wait_for(lambda m: self.mine(m) and m.status == 407, 5, "407 for " + self.call_id)
+        self._ack(chal)
+        md5 = [c for c in chal.hdrs("Proxy-Authenticate") if "MD5" in c.upper()
+               or "algorithm" not in c]
+        check(md5, "%s: no MD5 challenge in %s" % (ua.name, chal.hdrs("Proxy-Authenticate")))
+        self.cseq = 2
+        self.branch = self._invite(_digest_md5_header("INVITE", self.uri, user, USERS[user], md5[0]))
+
+    def mine(self, m):
+        return m.hdr("Call-ID") == self.call_id and m.status is not None
+
+    def _invite(self, auth):
+        branch = "z9hG4bK-raw-%08x" % random_id()
+        body = self.sdp.replace("\n", "\r\n")
+        self.ua.send(
+            "INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=%s;rport\n"
+            "From: <sip:%s@%s>;tag=%s\nTo: <%s>\nCall-ID: %s\nCSeq: %d INVITE\n"
+            "Contact: <sip:%s@%s:%d>\nMax-Forwards: 70\n%s%s"
+            "Content-Type: application/sdp\nContent-Length: %d\n\n%s"
+            % (self.uri, self.ua.host, self.ua.port, branch, self.user, DOMAIN, self.from_tag,
+               self.uri, self.call_id, self.cseq, self.user, self.ua.host, self.ua.port,
+               "Proxy-Authorization: %s\n" % auth if auth else "",
+               self.extra + "\n" if self.extra else "", len(body), self.sdp), self.proxy)
+        return branch
+
+    def _ack(self, resp):
+        # RFC 3261 section 17.1.1.3: a non-2xx is ACKed hop by hop, in its transaction.
+        self.ua.send("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=%s;rport\nFrom: %s\nTo: %s\n"
+                     "Call-ID: %s\nCSeq: %d ACK\nMax-Forwards: 70\nContent-Length: 0\n\n"
+                     % (self.uri, self.ua.host, self.ua.port, self.branch, resp.hdr("From"),
+                        resp.hdr("To"), self.call_id, self.cseq), self.proxy)
+
+    def responses(self):
+        return self.ua.got(lambda m: self.mine(m) and m.cseq_method() == "INVITE"
+                           and (m.hdr("CSeq") or "").split()[0] == str(self.cseq))
+
+    def final(self, timeout=10):
+        m = self.ua.wait_for(lambda m: m in self.responses() and m.status >= 200, timeout,
+                             "final response for " + self.call_id)
+        if m.status >= 300:
+            self._ack(m)
+        return m
+
+    def in_dialog(self, method, ok):
+        """ACK or BYE in the dialog of the 2xx `ok`, along its Record-Route
+        (RFC 3261 section 12.1.2: the caller's route set is the Record-Route
+        in order)."""
+        route = ok.hdrs("Record-Route")
+        target = re.search(r"<([^>]+)>", ok.hdr("Contact")).group(1)
+        cseq = 2 if method == "ACK" else 3
+        self.ua.send("%s %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-raw-%08x;rport\n"
+                     "From: <sip:%s@%s>;tag=%s\nTo: %s\nCall-ID: %s\nCSeq: %d %s\n%s"
+                     "Max-Forwards: 70\nContent-Length: 0\n\n"
+                     % (method, target, self.ua.host, self.ua.port, random_id(), self.user,
+                        DOMAIN, self.from_tag, ok.hdr("To"), self.call_id, cseq, method,
+                        "".join("Route: %s\n" % r for r in route)), self.proxy)
+
+
+def _reply(dev, req, status, reason, tag="dev", extra="", body=""):
+    """A device's response to req, back where req came from (the proxy)."""
+    to = req.hdr("To")
+    if status > 100 and ";tag=" not in to:
+        to += ";tag=%s" % tag
+    vias = "".join("Via: %s\n" % v for v in req.hdrs("Via"))
+    if 100 < status < 300:  # RFC 3261 section 12.1.1: the dialog's route set
+        vias += "".join("Record-Route: %s\n" % v for v in req.hdrs("Record-Route"))
+    ctype = "Content-Type: application/sdp\n" if body else ""
+    wire_body = body.replace("\n", "\r\n")
+    dev.send("SIP/2.0 %d %s\n%sFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s\n"
+             "Contact: <sip:%s@%s:%d>\n%s%sContent-Length: %d\n\n%s"
+             % (status, reason, vias, req.hdr("From"), to, req.hdr("Call-ID"), req.hdr("CSeq"),
+                dev.name, dev.host, dev.port, extra + "\n" if extra else "", ctype,
+                len(wire_body), body), req.src)
+
+
+def _devices(env, names):
+    """Registers each name (slots 0..) through sipp, then takes its SIP port
+    with a RawUa."""
+    slots = [(n, i) for i, n in enumerate(names)]
+    register_devices(env, slots)
+    return [RawUa(n, LOCAL, env.ports.sip(i)) for n, i in slots]
+
+
+def _invite_of(dev, call_id=None, timeout=5):
+    return dev.wait_for(lambda m: m.method == "INVITE" and
+                        (call_id is None or m.hdr("Call-ID") == call_id), timeout,
+                        "INVITE" + (" of " + call_id if call_id else ""))
+
+
+def _cancel_answered(dev, inv, tag="dev"):
+    """A device's normal answer to the CANCEL of inv: 200 for the CANCEL, 487
+    for the INVITE (RFC 3261 section 9.2)."""
+    can = dev.wait_for(lambda m: m.method == "CANCEL" and m.hdr("Call-ID") == inv.hdr("Call-ID"),
+                       10, "CANCEL")
+    _reply(dev, can, 200, "OK", tag)
+    _reply(dev, inv, 487, "Request Terminated", tag)
+    return can
+
+
+def _wait_transactions(env, n, within=5.0):
+    """portierctl stats counts n of the router's transactions (bounded wait)."""
+    deadline = time.time() + within
+    while True:
+        got = env.ctl("stats").get("transactions")
+        if got == n or time.time() > deadline:
+            check(got == n, "portierctl stats: %s transactions, expected %d" % (got, n))
+            return
+        time.sleep(0.1)
+
+
+def _warning_text(resp):
+    """The warn-text of a Warning header, checked to be a valid quoted-string
+    (RFC 3261 section 20.43 and 25.1: `"` and `\\` only as quoted-pairs)."""
+    w = resp.hdr("Warning") or ""
+    m = re.match(r'^(\d{3}) (\S+) "((?:[^"\\\r\n]|\\[^\r\n])*)"$', w)
+    check(m, "%s: Warning %r is not warn-code SP warn-agent SP quoted-string" % (resp.first, w))
+    return re.sub(r"\\(.)", r"\1", m.group(3))
+
+
+def case_fork_timeout_silent_branch(env):
+    """RFC 3261 section 16.8 / 16.7 step 6: call-fork-timeout = 3, mon1 rang
+    (180) and then went silent (a monitor that lost power): it ignores the
+    CANCEL until the caller has its final response. The door gets 408 at the
+    fork timeout, before mon1 answered the CANCEL (it used to wait for mon1's
+    transaction, 32 s more); mon2 answers its CANCEL at once. The relay's
+    ports are free before mon1 answers; then mon1's 487 ends its branch, the
+    transaction is gone and the proxy still serves."""
+    env.fork_timeout = 3
+    env.start_proxy()
+    mon1, mon2 = _devices(env, ["mon1", "mon2"])
+    door = RawUa("door", LOCAL)
+    try:
+        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
+        _reply(mon1, inv1, 180, "Ringing", "m1")
+        _reply(mon2, inv2, 180, "Ringing", "m2")
+        can2 = _cancel_answered(mon2, inv2, "m2")
+        can1 = mon1.wait_for(lambda m: m.method == "CANCEL", 10, "CANCEL")
+        # mon1 says nothing until the door has its answer: the bound is far
+        # below the 32 s the old proxy held it.
+        fin = call.final(timeout=15)
+        log("door: %s; mon1 has not answered its CANCEL" % fin.first)
+        check(fin.status == 408, "door: final response %s, expected 408 (fork timeout)" % fin.first)
+        for can in (can1, can2):
+            check("cause=408" in (can.hdr("Reason") or "").replace(" ", ""),
+                  "CANCEL Reason %r, expected cause=408 (fork timeout)" % can.hdr("Reason"))
+        check(len(mon1.sent) == 1, "mon1 was to send only its 180 by now")
+        # The door has its answer while mon1's branch is still open.
+        check(env.ctl("stats").get("transactions") == 1,
+              "the call's transaction is gone before mon1 answered: %s" % env.ctl("stats"))
+        env.wait_relay_free()  # the failed call's ports need not wait for mon1
+        _reply(mon1, can1, 200, "OK", "m1")
+        _reply(mon1, inv1, 487, "Request Terminated", "m1")
+        mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for mon1's 487")
+        _wait_transactions(env, 0)  # torn down once its last branch ended
+        env.wait_relay_free()
+        env.wait_no_calls()
+        # The proxy still rings the devices for the next call.
+        again = RawCall(env, door, "door", "mon2", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv = _invite_of(mon2, again.call_id)
+        _reply(mon2, inv, 486, "Busy Here", "m2b")
+        check(again.final().status == 486, "the next call did not get mon2's 486")
+    finally:
+        for ua in (mon1, mon2, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def case_fork_6xx_reason(env):
+    """RFC 3261 section 16.7 steps 5-6 and RFC 3326: mon1 answers 486, mon3
+    603 Decline while mon2 still rings and then ignores its CANCEL. The 603
+    reaches the door at once (before mon2 answers the CANCEL), and mon2's
+    CANCEL carries Reason cause=603 with text "Decline" (it said cause=600
+    whatever the 6xx was). mon2's 200, crossing the CANCEL, is ACKed and
+    ended with BYE by the proxy; the door never sees it."""
+    env.start_proxy()
+    mon1, mon2, mon3 = _devices(env, ["mon1", "mon2", "mon3"])
+    door = RawUa("door", LOCAL)
+    try:
+        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv1, inv2, inv3 = _invite_of(mon1), _invite_of(mon2), _invite_of(mon3)
+        _reply(mon2, inv2, 180, "Ringing", "m2")
+        _reply(mon1, inv1, 486, "Busy Here", "m1")
+        mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for the 486")
+        _reply(mon3, inv3, 603, "Decline", "m3")
+        can = mon2.wait_for(lambda m: m.method == "CANCEL", 10, "CANCEL")
+        fin = call.final(timeout=15)
+        log("door: %s; mon2's CANCEL Reason: %s" % (fin.first, can.hdr("Reason")))
+        check(fin.status == 603, "door: final response %s, expected 603 (a 6xx wins, "
+              "RFC 3261 section 16.7 step 6)" % fin.first)
+        reason = (can.hdr("Reason") or "").replace(" ", "")
+        check("cause=603" in reason and 'text="Decline"' in reason,
+              "mon2's CANCEL Reason %r, expected cause=603 and text=\"Decline\"" % can.hdr("Reason"))
+        check(not mon1.got(lambda m: m.method == "CANCEL"),
+              "mon1 (already final) got a CANCEL")
+        # mon2 picks up as the CANCEL arrives: its 200 crosses it. The door
+        # has its 603 and can take no 200 any more (RFC 3261 section 17.2.1),
+        # so the proxy ends mon2's dialog itself: ACK, then BYE.
+        _reply(mon2, inv2, 200, "OK", "m2", body=_sdp(LOCAL, ["audio 4100 RTP/AVP 0"]))
+        _reply(mon2, can, 200, "OK", "m2")
+        mon2.wait_for(lambda m: m.method == "ACK", 5, "ACK for the late 200")
+        bye = mon2.wait_for(lambda m: m.method == "BYE", 5, "BYE for the late 200")
+        _reply(mon2, bye, 200, "OK", "m2")
+        check("cause=200" not in (bye.hdr("Reason") or "").replace(" ", ""),
+              "the BYE says 'completed elsewhere', but nobody answered the door")
+        check(not door.got(lambda m: call.mine(m) and m.status == 200),
+              "the door got a 200 after its 603")
+        env.wait_relay_free()
+        env.wait_no_calls()
+    finally:
+        for ua in (mon1, mon2, mon3, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def case_fork_challenges_merged(env):
+    """RFC 3261 section 16.7 step 7: mon1 challenges the door with 401, mon2
+    with 407, each with a realm of its own. The response sent up carries
+    both challenges (WWW-Authenticate and Proxy-Authenticate), unmodified."""
+    env.start_proxy()
+    mon1, mon2 = _devices(env, ["mon1", "mon2"])
+    door = RawUa("door", LOCAL)
+    try:
+        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
+        www = 'Digest realm="mon1.example", nonce="n1-5dc0", algorithm=MD5, qop="auth"'
+        pxy = 'Digest realm="mon2.example", nonce="n2-77ab", algorithm=MD5, qop="auth"'
+        _reply(mon1, inv1, 401, "Unauthorized", "m1", "WWW-Authenticate: " + www)
+        mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for the 401")
+        _reply(mon2, inv2, 407, "Proxy Authentication Required", "m2",
+               "Proxy-Authenticate: " + pxy)
+        fin = call.final()
+        log("door: %s, WWW-Authenticate %s, Proxy-Authenticate %s"
+            % (fin.first, fin.hdrs("WWW-Authenticate"), fin.hdrs("Proxy-Authenticate")))
+        check(fin.status in (401, 407), "door: final response %s, expected 401 or 407"
+              % fin.first)
+        flat = lambda vs: [v.replace(" ", "") for v in vs]
+        check(www.replace(" ", "") in flat(fin.hdrs("WWW-Authenticate")),
+              "mon1's challenge is missing: %s" % fin.hdrs("WWW-Authenticate"))
+        check(pxy.replace(" ", "") in flat(fin.hdrs("Proxy-Authenticate")),
+              "mon2's challenge is missing: %s" % fin.hdrs("Proxy-Authenticate"))
+        env.wait_relay_free()
+        env.wait_no_calls()
+    finally:
+        for ua in (mon1, mon2, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def _relay_answered_call(env, offer_streams, answer_streams, check_answers):
+    """The door (RawUa + RTP socket) calls mon1 with offer_streams; mon1
+    answers 200 with answer_streams; check_answers(inv_sdp, ok) looks at
+    what mon1 was offered and what the door got. Then the door's audio must
+    reach mon1 through the relay, and after BYE every relay port is free."""
+    env.start_proxy()
+    (mon1,) = _devices(env, ["mon1"])
+    door = RawUa("door", LOCAL)
+    door_rtp = RtpPeer("door_rtp", env.ports.media(6))
+    mon_rtp = RtpPeer("mon1_rtp", env.ports.media(7))
+    try:
+        call = RawCall(env, door, "door", "mon1",
+                       _sdp(LOCAL, [s.replace("%d", str(door_rtp.port)) for s in offer_streams]))
+        inv = _invite_of(mon1)
+        _reply(mon1, inv, 200, "OK", "m1",
+               body=_sdp(LOCAL, [s.replace("%d", str(mon_rtp.port)) for s in answer_streams]))
+        ok = call.final()
+        check(ok.status == 200, "door: %s, expected 200" % ok.first)
+        call.in_dialog("ACK", ok)
+        check_answers(inv.body, ok)
+        audio = re.search(r"m=audio (\d+) ", ok.body)
+        for seq in range(1, 11):
+            door_rtp.sock.sendto(rtp_packet(seq, seq * 160, 0xd00d, b"\x00" * 20, pt=0),
+                                 (LOCAL, int(audio.group(1))))
+            time.sleep(0.01)
+        deadline = time.time() + 3
+        while not mon_rtp.rtp(0xd00d) and time.time() < deadline:
+            time.sleep(0.05)
+        got = mon_rtp.rtp(0xd00d)
+        check(got, "the door's audio sent to the relay never reached mon1")
+        check(all(p[1][1] != door_rtp.port for p in got),
+              "the door's audio reached mon1 directly, not through the relay")
+        call.in_dialog("BYE", ok)
+        bye = mon1.wait_for(lambda m: m.method == "BYE", 5, "BYE")
+        _reply(mon1, bye, 200, "OK", "m1")
+        env.wait_relay_free()
+    finally:
+        for p in (mon1, door, door_rtp, mon_rtp):
+            p.close()
+
+
+def case_relay_answer_missing_line(env):
+    """RFC 3264 section 6: the door offers audio and video, mon1 answers with
+    an audio line only. The door gets an answer with both lines, the video
+    rejected (port 0) and the audio pointed at the relay, not at mon1 (which
+    would bypass the relay); the audio flows through the relay."""
+    def check_answers(offered, ok):
+        lines = re.findall(r"^m=.*$", ok.body, re.M)
+        log("door's answer: %s" % lines)
+        check(len(lines) == 2, "the door's answer has %d m= lines, the offer 2: %s"
+              % (len(lines), lines))
+        check(lines[1].startswith("m=video 0 "), "the video is not rejected: %s" % lines[1])
+        check(not lines[0].startswith("m=audio %d " % env.ports.media(7)),
+              "the door's answer points at mon1, not at the relay: %s" % lines[0])
+    _relay_answered_call(env, ["audio %d RTP/AVP 0", "video 4002 RTP/AVP 96"],
+                         ["audio %d RTP/AVP 0"], check_answers)
+
+
+def case_relay_unrelayable_stream(env):
+    """An offer with audio, real-time text (m=text, RFC 4103) and BFCP
+    (m=application UDP/BFCP): the relay carries only RTP audio and video, so
+    it rejects the other two with port 0 towards mon1 and in the door's
+    answer, and relays the audio (the whole call used to fail with 488)."""
+    def check_answers(offered, ok):
+        to_mon = re.findall(r"^m=.*$", offered, re.M)
+        up = re.findall(r"^m=.*$", ok.body, re.M)
+        log("mon1 was offered %s; the door got %s" % (to_mon, up))
+        check(len(to_mon) == 3 and to_mon[1].startswith("m=text 0 ") and
+              to_mon[2].startswith("m=application 0 "),
+              "mon1's offer does not reject text and BFCP with port 0: %s" % to_mon)
+        check(len(up) == 3 and up[1].startswith("m=text 0 ") and
+              up[2].startswith("m=application 0 ") and not up[0].startswith("m=audio 0 "),
+              "the door's answer is not audio relayed, text and BFCP rejected: %s" % up)
+    _relay_answered_call(env, ["audio %d RTP/AVP 0", "text 4010 RTP/AVP 98",
+                               "application 4012 UDP/BFCP *"],
+                         ["audio %d RTP/AVP 0", "text 0 RTP/AVP 98",
+                          "application 0 UDP/BFCP *"], check_answers)
+
+
+def case_relay_refuses_unusable_c(env):
+    """From another host (127.0.0.2): offers whose c= the IPv4 relay cannot
+    serve get 488 with a valid Warning and ring nobody: an IPv6 address, a
+    host name (never looked up: that would block the proxy's SIP thread),
+    and SDP whose error text quotes a line (the `"` made the Warning invalid
+    and the caller got 500). A resident on 127.0.0.1 still calls."""
+    env.start_proxy()
+    (mon1,) = _devices(env, ["mon1"])
+    attacker = RawUa("attacker", ATTACKER)
+    door = RawUa("door", LOCAL)
+    try:
+        offers = [
+            ("IPv6", _sdp("::1", ["audio 4000 RTP/AVP 0"]), "IPv6"),
+            ("host name", _sdp("relay-victim.invalid", ["audio 4000 RTP/AVP 0"]),
+             "not an IP address"),
+            ("quoting error", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]) + "junk line\n", '"junk'),
+        ]
+        for what, sdp, expected in offers:
+            call = RawCall(env, attacker, "mon2", "mon1", sdp)
+            fin = call.final()
+            log("%s: %s / Warning: %s" % (what, fin.first, fin.hdr("Warning")))
+            check(fin.status == 488, "%s: %s, expected 488" % (what, fin.first))
+            text = _warning_text(fin)
+            check(expected in text, "%s: warn-text %r does not say %r" % (what, text, expected))
+        check(not mon1.got(lambda m: m.method == "INVITE"),
+              "an offer the relay cannot serve rang mon1")
+        check(env.ctl("relay").get("ports_in_use") == 0, "a refused offer kept relay ports")
+        call = RawCall(env, door, "door", "mon1", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv = _invite_of(mon1, call.call_id)
+        _reply(mon1, inv, 486, "Busy Here", "m1")
+        check(call.final().status == 486, "the resident's call did not reach mon1")
+        env.wait_relay_free()
+    finally:
+        for ua in (mon1, attacker, door):
+            ua.close()
+    env.assert_no_secrets()
+
+
+def case_relay_call_limits(env):
+    """max-calls-per-user = 2, max-calls-per-source = 3: a resident on another
+    host (127.0.0.2) rings mon1 again and again; its third call gets 503 with
+    Retry-After and takes no relay port, and when a second account on that
+    host fills its address's share, that one is refused too. The door on
+    127.0.0.1 still rings mon1 meanwhile."""
+    env.relay_extra = "max-calls-per-user = 2\nmax-calls-per-source = 3\n"
+    env.start_proxy()
+    (mon1,) = _devices(env, ["mon1"])
+    attacker = RawUa("attacker", ATTACKER)
+    door = RawUa("door", LOCAL)
+    sdp = _sdp(LOCAL, ["audio 4000 RTP/AVP 0"])
+    try:
+        def ringing(user, ua):
+            call = RawCall(env, ua, user, "mon1", sdp)
+            inv = _invite_of(mon1, call.call_id)
+            _reply(mon1, inv, 180, "Ringing", "m%08x" % random_id())
+            ua.wait_for(lambda m: m in call.responses() and m.status == 180, 5, "180")
+            return call
+
+        def refused(user, ua, limit):
+            call = RawCall(env, ua, user, "mon1", sdp)
+            fin = call.final()
+            log("%s from %s: %s, Retry-After %s, Warning %s"
+                % (user, ua.host, fin.first, fin.hdr("Retry-After"), fin.hdr("Warning")))
+            check(fin.status == 503 and fin.hdr("Retry-After"),
+                  "%s's call over the limit: %s, expected 503 with Retry-After" % (user, fin.first))
+            check(limit in _warning_text(fin), "the Warning does not name %s" % limit)
+            check(not mon1.got(lambda m: m.method == "INVITE" and
+                               m.hdr("Call-ID") == call.call_id),
+                  "a call over the limit rang mon1")
+
+        ringing("mon2", attacker)
+        ringing("mon2", attacker)
+        ports = env.ctl("relay").get("ports_in_use")
+        refused("mon2", attacker, "max-calls-per-user")
+        check(env.ctl("relay").get("ports_in_use") == ports, "a refused call took relay ports")
+        ringing("door", door)  # the resident on 127.0.0.1 is not affected
+        ringing("mon3", attacker)  # the third call from 127.0.0.2
+        refused("mon3", attacker, "max-calls-per-source")
+        ringing("door", door)
+        check(len(env.ctl("relay").get("calls")) == 5, "the relay does not list the 5 ringing "
+              "calls: %s" % env.ctl("relay"))
+    finally:
+        for ua in (mon1, attacker, door):
+            ua.close()
     env.assert_no_secrets()
 
 
@@ -3513,7 +4362,7 @@ def _py_digest(challenge, method, uri, user):
     return out
 
 
-def _md5_challenge(resp):
+def _py_challenge(resp):
     for name in ("Proxy-Authenticate", "WWW-Authenticate"):
         for c in resp.hdrs(name):
             if "MD5" in c.upper() or "algorithm" not in c.lower():
@@ -3534,7 +4383,7 @@ def _send_authenticated(ua, method, ruri, user, headers, body=b""):
             ua.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
                     "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"),
                                           resp.hdr("To"), resp.hdr("Call-ID"), cseq))
-        name, chal = _md5_challenge(resp)
+        name, chal = _py_challenge(resp)
         cseq = 2
         auth = "%s: %s\n" % ("Proxy-Authorization" if resp.status == 407 else "Authorization",
                              _py_digest(chal, method, ruri, user))
@@ -3543,7 +4392,7 @@ def _send_authenticated(ua, method, ruri, user, headers, body=b""):
     return resp, cseq
 
 
-def _sdp(port, owner="door", version=1, host=LOCAL):
+def _py_sdp(port, owner="door", version=1, host=LOCAL):
     return ("v=0\r\no=%s 1 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
             "m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
             % (owner, version, host, host, port)).encode()
@@ -3589,14 +4438,14 @@ def _py_call(env, route=None):
             answered["invite"] = inv
             c.callee.reply(inv, 180, "Ringing", to_tag=c.callee_tag)
             c.callee.reply(inv, 200, "OK", to_tag=c.callee_tag,
-                           body=_sdp(c.callee_rtp.port, owner="mon1"))
+                           body=_py_sdp(c.callee_rtp.port, owner="mon1"))
         except TestFailure as e:
             answered["error"] = str(e)
 
     th = threading.Thread(target=callee, daemon=True)
     th.start()
     ok, cseq = _send_authenticated(c.caller, "INVITE", c.ruri, "door", head,
-                                   _sdp(c.caller_rtp.port))
+                                   _py_sdp(c.caller_rtp.port))
     th.join(10)
     check("error" not in answered, answered.get("error", ""))
     check(ok.status == 200, "door's INVITE got %s, expected 200" % ok.first)
@@ -3744,7 +4593,7 @@ def case_dialog_open_relay(env):
     ours = "<sip:%s:%d;lr>" % (LOCAL, env.ports.proxy)
     try:
         for method in ("MESSAGE", "INFO", "INVITE"):
-            body = _sdp(env.ports.media(5), host=ATTACKER) if method == "INVITE" else b"hi"
+            body = _py_sdp(env.ports.media(5), host=ATTACKER) if method == "INVITE" else b"hi"
             # A made-up dialog behind a Route naming us (the old relay).
             c.send_in_dialog(method, ua=attacker, call_id=attacker.uniq("x"), from_tag="a1",
                              to_tag="a2", route=[ours], ruri=anywhere, body=body)
@@ -3815,7 +4664,7 @@ def case_dialog_forged_reinvite(env):
         check(_media_reaches_callee(env, c) == 10, "no media before the attack")
         before = _relay_call(env, c.call_id)
         check(before, "the call is not in portierctl relay")
-        evil = _sdp(env.ports.media(5), owner="mon1", version=2, host=ATTACKER)
+        evil = _py_sdp(env.ports.media(5), owner="mon1", version=2, host=ATTACKER)
         for what, kw in (("the Call-ID only", dict(from_tag="guess1", to_tag="guess2")),
                          ("the Call-ID and both tags", {})):
             for from_caller in (True, False):
@@ -3840,9 +4689,9 @@ def case_dialog_forged_reinvite(env):
         check(_media_reaches_callee(env, c) == 10, "the callee lost the caller's media")
         check(not _drain(trap), "media went to the attacker")
         # The real caller can still re-INVITE (RFC 3261 section 14.1).
-        c.send_in_dialog("INVITE", body=_sdp(c.caller_rtp.port, version=2))
+        c.send_in_dialog("INVITE", body=_py_sdp(c.caller_rtp.port, version=2))
         got = c.callee.expect(lambda m: m.method == "INVITE", "the caller's re-INVITE")
-        c.callee.reply(got, 200, "OK", body=_sdp(c.callee_rtp.port, owner="mon1", version=2))
+        c.callee.reply(got, 200, "OK", body=_py_sdp(c.callee_rtp.port, owner="mon1", version=2))
         ok = c.caller.response_to("INVITE")
         check(ok.status == 200, "the caller's re-INVITE got %s" % ok.first)
         c.send_in_dialog("ACK", cseq=ok.cseq()[0])
@@ -3993,7 +4842,7 @@ def case_stray_response(env):
         # The callee's own retransmitted 200 still reaches the caller (RFC 3261
         # section 13.3.1.4, 16.7 step 5), with or without a transaction left.
         c.callee.reply(c.invite_at_callee, 200, "OK", to_tag=c.callee_tag,
-                       body=_sdp(c.callee_rtp.port, owner="mon1"))
+                       body=_py_sdp(c.callee_rtp.port, owner="mon1"))
         again = c.caller.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
                                 "the callee's retransmitted 200")
         check(again.tag("To") == c.callee_tag, "retransmitted 200 with To tag %s" % again.tag("To"))
@@ -4136,7 +4985,7 @@ def case_dialog_notify_first(env):
         sub.send(head.format(via=sub.via(), cseq=1, auth=""))
         r = sub.response_to("SUBSCRIBE")
         check(r.status == 407, "SUBSCRIBE without credentials got %s" % r.first)
-        _, chal = _md5_challenge(r)
+        _, chal = _py_challenge(r)
         sub.send(head.format(via=sub.via(), cseq=2, auth="Proxy-Authorization: %s\n"
                              % _py_digest(chal, "SUBSCRIBE", ruri, "door")))
         req = notifier.expect(lambda m: m.method == "SUBSCRIBE", "SUBSCRIBE")
@@ -4222,6 +5071,20 @@ CASES = [
     ("auth_bans_control", case_auth_bans_control),
     ("auth_sha256_only_user", case_auth_sha256_only_user),
     ("auth_invite_flood", case_auth_invite_flood),
+    # issue 11: registrar input, restart safety, durable registrations
+    ("register_bad_q", case_register_bad_q),
+    ("register_bad_expires", case_register_bad_expires),
+    ("register_require_path", case_register_require_path),
+    ("register_binary_contact", case_register_binary_contact),
+    ("crash_mid_burst", case_crash_mid_burst),
+    # issue 11: forking and media relay answers
+    ("fork_timeout_silent_branch", case_fork_timeout_silent_branch),
+    ("fork_6xx_reason", case_fork_6xx_reason),
+    ("fork_challenges_merged", case_fork_challenges_merged),
+    ("relay_answer_missing_line", case_relay_answer_missing_line),
+    ("relay_unrelayable_stream", case_relay_unrelayable_stream),
+    ("relay_refuses_unusable_c", case_relay_refuses_unusable_c),
+    ("relay_call_limits", case_relay_call_limits),
     # issue 11: in-dialog requests, signed Record-Route, core conformance
     ("dialog_open_relay", case_dialog_open_relay),
     ("dialog_forged_reinvite", case_dialog_forged_reinvite),

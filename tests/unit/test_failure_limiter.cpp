@@ -158,7 +158,9 @@ TEST(FailureLimiter, MemoryIsBoundedUnderAFloodOfSourcesAndUsers) {
     f.failed("10.2." + std::to_string(i / 250) + "." + std::to_string(i % 250),
              "user" + std::to_string(i) + "@home.example", kT0);
     // The attacker keeps sending: it stays remembered (most recently seen).
-    if (i % 50 == 0) EXPECT_EQ(f.admit("10.0.0.1", kT0), V::Banned) << i;
+    if (i % 50 == 0) {
+      EXPECT_EQ(f.admit("10.0.0.1", kT0), V::Banned) << i;
+    }
   }
   EXPECT_LE(f.sources(), 100u);
   EXPECT_LE(f.users(), 100u);

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proxy/fork_aggregator.h"
@@ -62,16 +63,26 @@ TEST(ForkAggregator, Rfc3261_16_7_Scenarios) {
        {resp(0, 486, ""), resp(1, 486, ""), resp(2, 486, "B")},
        486,
        0},
-      {"§16.7 step 5: a 6xx ends the fork and wins once every branch is final",
+      {"§16.7 step 5: a 6xx ends the fork and goes up at once, before the 487s",
        3,
-       {resp(0, 180, "F"), resp(1, 603, "C"), resp(0, 487, ""), resp(2, 487, "B")},
+       {resp(0, 180, "F"), resp(1, 603, "CB"), resp(0, 487, ""), resp(2, 487, "")},
        603,
        1},
       {"§16.7 step 6: the first 6xx wins, one CANCEL round only",
        3,
-       {resp(0, 600, "C"), resp(1, 603, ""), resp(2, 487, "B")},
+       {resp(0, 600, "CB"), resp(1, 603, ""), resp(2, 487, "")},
        600,
        0},
+      {"§16.7 steps 5-6: a 6xx after a 486 goes up at once and beats it",
+       3,
+       {resp(0, 486, ""), resp(1, 603, "CB"), resp(2, 487, "")},
+       603,
+       1},
+      {"§16.7 step 5: a 6xx on the last pending branch: nothing to cancel",
+       2,
+       {resp(0, 486, ""), resp(1, 600, "B")},
+       600,
+       1},
       {"§16.7 step 5: a second 2xx is forwarded too",
        3,
        {resp(0, 200, "FC"), resp(1, 200, "F"), resp(2, 487, "")},
@@ -89,18 +100,18 @@ TEST(ForkAggregator, Rfc3261_16_7_Scenarios) {
        std::nullopt},
       {"§16.7 step 5: a 2xx after a 6xx still goes up",
        2,
-       {resp(0, 603, "C"), resp(1, 200, "F")},
+       {resp(0, 603, "CB"), resp(1, 200, "F")},
        0,
        std::nullopt},
-      {"fork timeout: the cancelled branches answer 408, not 487",
+      {"§16.8 fork timeout: 408 goes up at once; the cancelled branches count as 408, not 487",
        3,
-       {resp(0, 180, "F"), resp(1, 180, "F"), timeout("C"), resp(0, 487, ""), resp(1, 487, ""),
-        failed(2, "B")},
+       {resp(0, 180, "F"), resp(1, 180, "F"), timeout("CB"), resp(0, 487, ""), resp(1, 487, ""),
+        failed(2, "")},
        408,
        0},
       {"fork timeout: a device's own 480 beats the timeout",
        2,
-       {resp(0, 480, ""), timeout("C"), resp(1, 487, "B")},
+       {resp(0, 480, ""), timeout("CB"), resp(1, 487, "")},
        480,
        0},
       {"§16.10: the caller cancels: 487 goes up, even over a busy branch",
@@ -108,11 +119,11 @@ TEST(ForkAggregator, Rfc3261_16_7_Scenarios) {
        {resp(0, 180, "F"), resp(1, 486, ""), cancel("C"), resp(0, 487, "B")},
        487,
        0},
-      {"caller cancel after the fork timeout: no second CANCEL, 487 goes up",
+      {"caller cancel after the fork timeout: the 408 went up already, no second CANCEL",
        2,
-       {timeout("C"), cancel(""), resp(0, 487, ""), resp(1, 487, "B")},
-       487,
-       0},
+       {timeout("CB"), cancel(""), resp(0, 487, ""), resp(1, 487, "")},
+       0,
+       std::nullopt},
       {"§16.7 step 6: 503 goes up as 500", 2, {resp(0, 503, ""), resp(1, 503, "B")}, 500, 0},
       {"§16.7 step 6: another 5xx beats 503", 2, {resp(0, 503, ""), resp(1, 502, "B")}, 502, 1},
       {"§16.7 step 6: 486 beats 404 beats 480",
@@ -187,6 +198,56 @@ TEST(ForkAggregator, Rfc3261_16_7_Scenarios) {
       EXPECT_EQ(fork.best_status(), s.best_status);
       EXPECT_EQ(fork.best_branch(), s.best_branch);
     }
+  }
+}
+
+// §16.8 / §16.7 step 6: a branch that rang and then went silent (a monitor
+// that lost power) never answers the CANCEL; the caller must not wait for it.
+TEST(ForkAggregator, TimeoutAnswersWhileABranchIsSilent) {
+  ForkAggregator fork(2);
+  EXPECT_EQ(decision_string(fork.on_response(0, 180)), "F");
+  EXPECT_EQ(decision_string(fork.on_response(1, 486)), "");
+  EXPECT_EQ(decision_string(fork.on_timeout()), "CB");
+  EXPECT_FALSE(fork.all_final());
+  EXPECT_EQ(fork.best_status(), 486);
+  // The silent branch's transaction ends much later: nothing more goes up.
+  EXPECT_EQ(decision_string(fork.on_branch_failed(0)), "");
+  EXPECT_TRUE(fork.all_final());
+
+  ForkAggregator silent(1);
+  EXPECT_EQ(decision_string(silent.on_response(0, 180)), "F");
+  EXPECT_EQ(decision_string(silent.on_timeout()), "CB");
+  EXPECT_EQ(silent.best_branch(), std::nullopt);
+  EXPECT_EQ(silent.best_status(), 408);
+}
+
+struct ChallengeScenario {
+  const char *name;
+  std::vector<std::pair<size_t, int>> finals;  // (branch, status) in arrival order
+  std::optional<size_t> best;
+  std::vector<size_t> lenders;  // challenge_branches()
+};
+
+TEST(ForkAggregator, Rfc3261_16_7_Step7_Challenges) {
+  const ChallengeScenario scenarios[] = {
+      {"§16.7 step 7: a 401 and a 407: the first is sent with the other's challenges",
+       {{0, 401}, {1, 407}},
+       0,
+       {1}},
+      {"§16.7 step 7: three challenges, lent in arrival order",
+       {{2, 407}, {0, 401}, {1, 407}},
+       2,
+       {0, 1}},
+      {"§16.7 step 7: only 401/407 lend challenges", {{0, 486}, {1, 401}, {2, 404}}, 1, {}},
+      {"§16.7 step 7: a 6xx is sent alone, whatever challenged", {{0, 401}, {1, 603}}, 1, {}},
+      {"§16.7 step 7: no challenge at all", {{0, 486}, {1, 480}}, 0, {}},
+  };
+  for (const ChallengeScenario &s : scenarios) {
+    SCOPED_TRACE(s.name);
+    ForkAggregator fork(s.finals.size());
+    for (const auto &[branch, status] : s.finals) fork.on_response(branch, status);
+    EXPECT_EQ(fork.best_branch(), s.best);
+    EXPECT_EQ(fork.challenge_branches(), s.lenders);
   }
 }
 

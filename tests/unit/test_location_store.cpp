@@ -1,6 +1,7 @@
 // The registrar's location service against RFC 3261 §10.3 and RFC 5626 instance ids.
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <string>
 #include <vector>
 
@@ -467,6 +468,70 @@ TEST(LocationStore, NormalizeAorLowerCasesHostOnly) {
   EXPECT_EQ(aor_domain("sip:alice@home.example"), "home.example");
   EXPECT_EQ(aor_domain("sip:home.example"), "home.example");
   EXPECT_EQ(aor_domain(normalize_aor("a", "X.Y")), "x.y");
+}
+
+// RFC 3261 §25.1 qvalue: what a REGISTER may carry as ;q=, as q * 1000.
+TEST(RegisterInput, QvalueFollowsTheGrammar) {
+  struct Case {
+    const char *text;
+    std::optional<int> milli;
+  } cases[] = {
+      {"0", 0},
+      {"1", 1000},
+      {"0.5", 500},
+      {"0.05", 50},
+      {"0.123", 123},
+      {"1.0", 1000},
+      {"1.000", 1000},
+      {"0.", 0},
+      {"2", std::nullopt},
+      {"1.5", std::nullopt},
+      {"1.001", std::nullopt},
+      {"-1", std::nullopt},
+      {"0.1234", std::nullopt},
+      {"abc", std::nullopt},
+      {"", std::nullopt},
+      {".5", std::nullopt},
+      {"0,5", std::nullopt},
+      {"1e0", std::nullopt},
+      {"00.5", std::nullopt},
+  };
+  for (const auto &c : cases) EXPECT_EQ(parse_qvalue(c.text), c.milli) << c.text;
+}
+
+// RFC 3261 §25.1 delta-seconds; huge values saturate instead of wrapping to 0
+// (a removal), and the store then shortens them (§10.3 step 6).
+TEST(RegisterInput, DeltaSecondsSaturatesAndRefusesTheRest) {
+  EXPECT_EQ(parse_delta_seconds("0"), 0);
+  EXPECT_EQ(parse_delta_seconds("3600"), 3600);
+  EXPECT_EQ(parse_delta_seconds("4294967296"), INT_MAX);  // 2^32: atoi gave 0
+  EXPECT_EQ(parse_delta_seconds("99999999999"), INT_MAX);
+  EXPECT_EQ(parse_delta_seconds("999999999999999999999999999999"), INT_MAX);
+  for (const char *bad : {"", "abc", "-1", "60s", " 60", "1.5", "Thu, 01 Dec 2044 16:00:00 GMT"}) {
+    EXPECT_EQ(parse_delta_seconds(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(RegisterInput, ContactMustBeASipUri) {
+  for (const char *good : {"sip:alice@127.0.0.1:5070", "sips:alice@home.example", "sip:127.0.0.1",
+                           "sip:a%20b@[::1]:5060;transport=tcp",
+                           "sip:bob@host;ob?Subject=x&Priority=y", "SIP:Alice@Host"}) {
+    EXPECT_TRUE(is_valid_contact_uri(good)) << good;
+  }
+  for (const char *bad : {"", "alice@127.0.0.1", "tel:+123", "http://x", "sip:", "sip:alice@",
+                          "sip:al ice@h", "sip:a\"b@h", "sip:a<b@h", "sip:a%zzb@h", "sip:a%2",
+                          "sip:\x01\xff\xfe@h", "sip:caf\xc3\xa9@h", "sip:a@h\r\nX: y"}) {
+    EXPECT_FALSE(is_valid_contact_uri(bad)) << bad;
+  }
+}
+
+TEST(LocationStore, QOutsideZeroToOneIsRefusedAndStoresNothing) {
+  LocationStore store;
+  for (int q : {-1, 1001, 2000}) {
+    RegisterOutcome out = store.apply(reg({contact("sip:a@127.0.0.1:5070", 600, "", q)}, "c", 1));
+    EXPECT_EQ(out.status, 400) << q;
+  }
+  EXPECT_EQ(store.binding_count(), 0u);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ using portier::sdp::Media;
 using portier::sdp::parse;
 using portier::sdp::Payload;
 using portier::sdp::RelayEndpoint;
+using portier::sdp::restore_rejected_lines;
 using portier::sdp::rewrite;
 using portier::sdp::Session;
 
@@ -496,6 +497,53 @@ TEST(SdpRewrite, Rfc3264Sec6EndpointPortZeroRejectsTheStream) {
   EXPECT_EQ(s.media[0].address, "10.0.0.1");
   EXPECT_EQ(s.media[1].port, 0);
   EXPECT_EQ(out->find("a=candidate"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// restore_rejected_lines(): RFC 3264 section 6, an answer keeps every m= line.
+
+TEST(SdpRestoreRejectedLines, Rfc3264Sec6MissingVideoLineComesBackWithPortZero) {
+  std::string error;
+  auto out = restore_rejected_lines(read_sdp("linphone_offer.sdp"),
+                                    read_sdp("audio_only_answer.sdp"), &error);
+  ASSERT_TRUE(out) << error;
+  EXPECT_EQ(*out, read_sdp("audio_only_answer.restored.sdp"));
+  const Session s = parse_ok(*out);
+  ASSERT_EQ(s.media.size(), 2u);
+  EXPECT_EQ(s.media[0].port, 5004);
+  EXPECT_EQ(s.media[1].type, "video");
+  EXPECT_EQ(s.media[1].port, 0);
+}
+
+TEST(SdpRestoreRejectedLines, Rfc3264Sec6MissingFirstLineIsPutInFront) {
+  const std::string offer =
+      offer_with("m=audio 5000 RTP/AVP 0\r\nm=video 5002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n");
+  std::string error;
+  auto out = restore_rejected_lines(
+      offer, offer_with("m=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"), &error);
+  ASSERT_TRUE(out) << error;
+  const Session s = parse_ok(*out);
+  ASSERT_EQ(s.media.size(), 2u) << *out;
+  EXPECT_EQ(s.media[0].type, "audio");
+  EXPECT_EQ(s.media[0].port, 0);
+  EXPECT_EQ(s.media[1].port, 6002);
+}
+
+TEST(SdpRestoreRejectedLines, CompleteAnswerIsUnchangedAndMismatchesAreRefused) {
+  const std::string offer = read_sdp("linphone_offer.sdp");
+  std::string error;
+  const std::string same = read_sdp("monitor_answer_recvonly.sdp");
+  auto out = restore_rejected_lines(offer, same, &error);
+  ASSERT_TRUE(out) << error;
+  EXPECT_EQ(*out, same);
+  // More lines than the offer, and a line the offer never had.
+  for (const std::string &bad :
+       {offer_with("m=audio 1 RTP/AVP 0\r\nm=video 2 RTP/AVP 96\r\nm=video 3 RTP/AVP 96\r\n"),
+        offer_with("m=text 1 RTP/AVP 98\r\n")}) {
+    error.clear();
+    EXPECT_FALSE(restore_rejected_lines(offer, bad, &error)) << bad;
+    EXPECT_NE(error.find("RFC 3264 section 6"), std::string::npos) << error;
+  }
 }
 
 TEST(SdpRewrite, Rfc3605RtcpZeroMeansNextPortAndNeedsNoAttribute) {

@@ -575,6 +575,32 @@ bool point_rtcp(su_home_t *home, sdp_media_t *m, const CheckedEndpoint &e) {
   return a->a_value != nullptr;
 }
 
+// The lines of an SDP body split as scan_lines() splits them, blanks dropped.
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find_first_of("\r\n", pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = skip_blanks(text.substr(pos, end - pos));
+    if (!line.empty()) lines.push_back(line);
+    pos = text.find_first_not_of("\r\n", end);
+    if (pos == std::string_view::npos) break;
+  }
+  return lines;
+}
+
+// "m=video 5004 RTP/AVP 96 97" -> "m=video 0 RTP/AVP 96 97" (RFC 3264 §6: a
+// rejected stream keeps its formats).
+std::string rejected_media_line(std::string_view m_line) {
+  std::string_view rest = m_line.substr(2);
+  std::string out = "m=" + std::string(next_word(&rest)) + " 0";
+  next_word(&rest);  // the port
+  for (std::string_view w = next_word(&rest); !w.empty(); w = next_word(&rest))
+    out += " " + std::string(w);
+  return out;
+}
+
 }  // namespace
 
 std::optional<Session> parse(std::string_view text, std::string *error) {
@@ -655,6 +681,53 @@ std::optional<std::string> rewrite(std::string_view text,
     return std::nullopt;
   }
   return std::string(message, sdp_message_size(printer.get()));
+}
+
+std::optional<std::string> restore_rejected_lines(std::string_view offer, std::string_view answer,
+                                                  std::string *error) {
+  auto offered = parse(offer, error);
+  if (!offered) return std::nullopt;
+  auto answered = parse(answer, error);
+  if (!answered) return std::nullopt;
+  const auto &om = offered->media;
+  const auto &am = answered->media;
+  if (am.size() == om.size()) return std::string(answer);
+  if (am.size() > om.size()) {
+    fail(error, "the answer has " + std::to_string(am.size()) + " m= lines, the offer " +
+                    std::to_string(om.size()) + " (RFC 3264 section 6)");
+    return std::nullopt;
+  }
+
+  // The answer as its session part and one block of lines per m= line.
+  std::vector<std::string_view> offer_m_lines;
+  for (std::string_view line : split_lines(offer))
+    if (line.substr(0, 2) == "m=") offer_m_lines.push_back(line);
+  std::string session_part;
+  std::vector<std::string> blocks;
+  for (std::string_view line : split_lines(answer)) {
+    if (line.substr(0, 2) == "m=") blocks.emplace_back();
+    (blocks.empty() ? session_part : blocks.back()) += std::string(line) + "\r\n";
+  }
+  if (offer_m_lines.size() != om.size() || blocks.size() != am.size()) {
+    fail(error, "SDP: m= lines do not match what was parsed");
+    return std::nullopt;
+  }
+
+  std::string out = session_part;
+  size_t next = 0;  // the next answer line not yet placed
+  for (size_t i = 0; i < om.size(); ++i) {
+    if (next < am.size() && ascii::iequals(am[next].type, om[i].type)) {
+      out += blocks[next++];
+    } else {
+      out += rejected_media_line(offer_m_lines[i]) + "\r\n";
+    }
+  }
+  if (next != am.size()) {
+    fail(error, "answer m= line " + std::to_string(next + 1) + " (" + printable(am[next].type) +
+                    ") matches no line of the offer in order (RFC 3264 section 6)");
+    return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace portier::sdp

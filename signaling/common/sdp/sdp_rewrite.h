@@ -76,4 +76,14 @@ struct RelayEndpoint {
 std::optional<std::string> rewrite(std::string_view text,
                                    const std::vector<RelayEndpoint> &endpoints, std::string *error);
 
+// RFC 3264 §6: an answer has exactly as many m= lines as the offer, in the same
+// order. Some devices leave out the lines they refuse (audio only, for an
+// audio+video offer). Returns `answer` with every missing line put back as a
+// rejected one (port 0, with the offer's media, protocol and formats); answer
+// lines are matched to offer lines by media type, in order. An answer that
+// already has every line comes back unchanged. Errors: unparsable SDP, more m=
+// lines than the offer, an answer line that matches no offered line.
+std::optional<std::string> restore_rejected_lines(std::string_view offer, std::string_view answer,
+                                                  std::string *error);
+
 }  // namespace portier::sdp

@@ -1,0 +1,41 @@
+// Free text in Warning and Reason headers: RFC 3261 §25.1 quoted-string.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/sip_text.h"
+
+namespace portier::siptext {
+namespace {
+
+TEST(SipText, Rfc3261Sec25_1QuotedString) {
+  const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"plain text", "\"plain text\""},
+      // An SDP error quoting the line it refused: the bare `"` used to end the
+      // warn-text early, the header was invalid and the caller got 500.
+      {"SDP line 3: \"x=1\"", "\"SDP line 3: \\\"x=1\\\"\""},
+      {"back\\slash", "\"back\\\\slash\""},
+      // CR and LF would end the header; a quoted-pair cannot carry them.
+      {"two\r\nlines", "\"two??lines\""},
+      {"tab\there", "\"tab here\""},
+      {"caf\xc3\xa9", "\"caf??\""},
+      {"", "\"\""},
+  };
+  for (const auto &c : cases) EXPECT_EQ(quoted(c.in), c.out) << c.in;
+}
+
+TEST(SipText, LongTextIsCut) { EXPECT_EQ(quoted(std::string(300, 'a'), 5), "\"aaaaa...\""); }
+
+TEST(SipText, Rfc3261Sec20_43Warning) {
+  EXPECT_EQ(warning(399, "portier", "bad \"SDP\""), "399 portier \"bad \\\"SDP\\\"\"");
+}
+
+TEST(SipText, Rfc3326Sec2Reason) {
+  EXPECT_EQ(reason(603, "Decline"), "SIP;cause=603;text=\"Decline\"");
+  EXPECT_EQ(reason(600, "Busy \"Everywhere\""), "SIP;cause=600;text=\"Busy \\\"Everywhere\\\"\"");
+}
+
+}  // namespace
+}  // namespace portier::siptext
