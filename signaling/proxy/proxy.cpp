@@ -89,10 +89,12 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   root_ = root;
   if (!make_dirs(settings_.state_directory, error)) return false;
 
+  // The key also signs our Record-Route entries, with or without authentication.
+  std::string secret;
+  if (!load_nonce_secret(&secret, error)) return false;
+  route_signer_ = std::make_unique<RouteSigner>(secret);
   if (settings_.auth_enabled) {
     if (!users_.load(settings_.users_file, error)) return false;
-    std::string secret;
-    if (!load_nonce_secret(&secret, error)) return false;
     nonces_ = std::make_unique<auth::NonceManager>(secret, settings_.nonce_expires);
     authenticator_ = std::make_unique<auth::Authenticator>(users_, settings_.algorithms, *nonces_);
     limiter_ = std::make_unique<auth::FailureLimiter>(settings_.failure_limits);
@@ -284,7 +286,13 @@ bool Proxy::is_auth_domain(const char *host) const {
                      [&](const std::string &d) { return host_eq(host, d); });
 }
 
-bool Proxy::is_us(const url_t *url) const {
+bool Proxy::is_alias(const char *host) const {
+  if (!host) return false;
+  return std::any_of(settings_.aliases.begin(), settings_.aliases.end(),
+                     [&](const std::string &a) { return host_eq(host, a); });
+}
+
+bool Proxy::is_our_address(const url_t *url) const {
   if (!url || !url->url_host) return false;
   std::string host = url->url_host;
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
@@ -293,6 +301,28 @@ bool Proxy::is_us(const url_t *url) const {
   std::string want_port = port && *port ? port : (tls ? "5061" : "5060");
   for (const auto &u : us_)
     if (strcasecmp(u.host.c_str(), host.c_str()) == 0 && u.port == want_port) return true;
+  return false;
+}
+
+bool Proxy::is_us(const url_t *url) const {
+  if (is_our_address(url)) return true;
+  if (!url || !url->url_host || (!is_reg_domain(url->url_host) && !is_alias(url->url_host)))
+    return false;
+  // A name without a port is resolved to us (RFC 3263); with one, it must be ours.
+  const char *port = url->url_port;
+  if (!port || !*port) return true;
+  return std::any_of(us_.begin(), us_.end(), [&](const HostPort &u) { return u.port == port; });
+}
+
+bool Proxy::route_signed(const sip_t *sip) const {
+  if (!route_signer_ || !sip->sip_route || !sip->sip_call_id || !sip->sip_from || !sip->sip_to)
+    return false;
+  char sig[64];
+  if (url_param(sip->sip_route->r_url->url_params, "sig", sig, sizeof sig) <= 0) return false;
+  // The caller's tag is the From tag on its own requests, the To tag on the callee's.
+  const char *call_id = sip->sip_call_id->i_id;
+  for (const char *tag : {sip->sip_from->a_tag, sip->sip_to->a_tag})
+    if (tag && route_signer_->verify(sig, call_id, tag)) return true;
   return false;
 }
 
@@ -326,12 +356,18 @@ std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::
   }
   if (tp) tport_unref(tp);
   if (in.host.empty()) return "";
+  const sip_t *sip = sip_object(msg);
+  const std::string sig =
+      sip && sip->sip_call_id && sip->sip_from && sip->sip_from->a_tag
+          ? ";sig=" + route_signer_->sign(sip->sip_call_id->i_id, sip->sip_from->a_tag)
+          : std::string();
 
   su_home_t home[1] = {SU_HOME_INIT(home)};
   url_t *t = target.empty() ? nullptr : url_make(home, target.c_str());
   const std::string out_proto = t ? transport_of(t) : in.proto;
   su_home_deinit(home);
-  if (strcasecmp(out_proto.c_str(), in.proto.c_str()) == 0) return "<" + uri_for(in) + ";lr>";
+  if (strcasecmp(out_proto.c_str(), in.proto.c_str()) == 0)
+    return "<" + uri_for(in) + ";lr" + sig + ">";
   // Our listening point on the outgoing transport, same address family preferred.
   const HostPort *out = nullptr;
   for (const auto &u : us_) {
@@ -341,8 +377,8 @@ std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::
     if (!out || same_family) out = &u;
     if (same_family) break;
   }
-  if (!out) return "<" + uri_for(in) + ";lr>";
-  return "<" + uri_for(*out) + ";lr;r2=on>, <" + uri_for(in) + ";lr;r2=on>";
+  if (!out) return "<" + uri_for(in) + ";lr" + sig + ">";
+  return "<" + uri_for(*out) + ";lr;r2=on" + sig + ">, <" + uri_for(in) + ";lr;r2=on" + sig + ">";
 }
 
 std::string Proxy::source_of(msg_t *msg) {
@@ -371,7 +407,7 @@ bool Proxy::has_our_via(const sip_t *sip) const {
     url_init(u, url_sip);
     u->url_host = v->v_host;
     u->url_port = v->v_port;
-    if (is_us(u)) return true;
+    if (is_our_address(u)) return true;
   }
   return false;
 }
@@ -467,21 +503,39 @@ bool Proxy::dispatch(Reply &reply, msg_t *msg, const sip_t *sip) {
 
   if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0 &&
       !(method == sip_method_options && is_us(ruri))) {
-    // §16.3 step 3 (OPTIONS to us with 0 is still answered, §11).
-    reply.send(SIP_483_TOO_MANY_HOPS, TAG_END());
+    // §16.3 step 3 (OPTIONS to us with 0 is still answered, §11). An ACK is
+    // never answered (§17): it just goes no further.
+    if (method != sip_method_ack) reply.send(SIP_483_TOO_MANY_HOPS, TAG_END());
   } else if (!in_dialog && method != sip_method_ack && method != sip_method_cancel &&
              has_our_via(sip)) {
     // §16.3 step 4: this request went through us before. An in-house proxy
     // never routes to itself, so this is a loop, not a spiral.
     reply.send(SIP_482_LOOP_DETECTED, TAG_END());
+  } else if (sip->sip_proxy_require && method != sip_method_ack && method != sip_method_cancel) {
+    // §16.3 step 5, before authentication: we support no extension a proxy
+    // could be required to, so every option-tag goes back in Unsupported (§20.40).
+    std::string tags;
+    for (const sip_proxy_require_t *r = sip->sip_proxy_require; r; r = r->k_next)
+      for (msg_param_t const *item = r->k_items; item && *item; ++item)
+        tags += (tags.empty() ? "" : ", ") + std::string(*item);
+    reply.send(SIP_420_BAD_EXTENSION, TAG_IF(!tags.empty(), SIPTAG_UNSUPPORTED_STR(tags.c_str())),
+               TAG_END());
   } else if (method == sip_method_cancel) {
     reply.send(SIP_481_NO_TRANSACTION, TAG_END());  // §16.10: it matched no transaction
   } else if (in_dialog && method != sip_method_register) {
-    // In-dialog requests follow the route set our Record-Route put in place.
-    if (routed_to_us)
-      kept = router_->route_onward(reply.irq(), msg, sip);
-    else if (method != sip_method_ack)
-      reply.send(SIP_481_NO_TRANSACTION, TAG_END());
+    // In-dialog requests follow the route set our Record-Route put in place,
+    // and only that one: a Route naming us that we did not sign is refused, and
+    // the router forwards only inside a dialog it recorded, from its parties.
+    if (!routed_to_us) {
+      if (method != sip_method_ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
+    } else if (!route_signed(sip)) {
+      if (router_->refusal_loggable())
+        PLOG_INFO("route: %s call-id=%s from %s: Route without our signature, refused",
+                  sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_of(msg).c_str());
+      if (method != sip_method_ack) reply.send(403, "Route not issued here", TAG_END());
+    } else {
+      kept = router_->route_onward(reply, msg, sip, source_address(msg));
+    }
   } else if (method == sip_method_ack) {
     // A stray ACK gets no response (§17.2.3).
   } else if (next_route) {
@@ -516,24 +570,31 @@ bool Proxy::dispatch(Reply &reply, msg_t *msg, const sip_t *sip) {
 }
 
 int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip) {
-  // A response that matches no client transaction of ours, such as a 2xx
-  // retransmitted after the branch ended: forward it statelessly by its Via
-  // (§16.7), when the top Via is ours.
+  // A response that matches no client transaction of ours. The only one worth
+  // passing on is a 2xx to an INVITE retransmitted after its branch ended
+  // (§16.7 step 5, §13.3.1.4): it must belong to a dialog we recorded and come
+  // from its callee. Anything else is dropped: forwarding whatever the next Via
+  // names made us a reflector to any host.
   auto *self = static_cast<Proxy *>(self_);
   msg_t *msg = nta_outgoing_getresponse(orq);
   if (!msg) return 0;
   sip_t *rsip = sip_object(msg);
-  if (rsip && rsip->sip_via && rsip->sip_via->v_next) {
+  if (rsip && rsip->sip_via && rsip->sip_via->v_next && rsip->sip_status &&
+      rsip->sip_status->st_status >= 200 && rsip->sip_status->st_status < 300 && rsip->sip_cseq &&
+      rsip->sip_cseq->cs_method == sip_method_invite &&
+      self->router_->is_dialog_response(rsip, source_address(msg))) {
     url_t via_url[1];
     url_init(via_url, url_sip);
     via_url->url_host = rsip->sip_via->v_host;
     via_url->url_port = rsip->sip_via->v_port;
-    if (self->is_us(via_url)) {
+    if (self->is_our_address(via_url)) {
       sip_via_remove(msg, rsip);
       nta_incoming_mreply(self->stateless_in_, msg);
       return 0;
     }
   }
+  PLOG_DEBUG("stray response %d from %s matches no transaction or dialog: dropped",
+             rsip && rsip->sip_status ? rsip->sip_status->st_status : 0, source_of(msg).c_str());
   msg_destroy(msg);
   return 0;
 }

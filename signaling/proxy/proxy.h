@@ -26,6 +26,7 @@
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
 #include "common/control_socket.h"
+#include "proxy/dialog_table.h"
 #include "proxy/fork_aggregator.h"
 #include "proxy/location_persist.h"
 #include "proxy/location_store.h"
@@ -97,12 +98,19 @@ class Proxy {
 
   bool is_reg_domain(const char *host) const;
   bool is_auth_domain(const char *host) const;
-  // True when url names this proxy (one of our transports' host:port).
+  // True when url names this proxy: one of our transports' host:port, or a served
+  // domain or an alias ([global] aliases) on no port or one of our ports. Phones
+  // whose outbound proxy is the domain or a DNS name put that in their Route.
   bool is_us(const url_t *url) const;
+  // Whether the top Route (ours) carries the signature record_route_for put there
+  // for this dialog (Call-ID and the caller's tag, which is the From or the To tag
+  // depending on who sends). False for a Route we never issued.
+  bool route_signed(const sip_t *sip) const;
   // Record-Route value(s) for a request that came in on irq's transport and goes
   // out to `target` (a URI, possibly with ;transport=). When the two transports
   // differ, two entries (RFC 5658 double record-routing): the callee-facing one
-  // on top, so each side's first hop is our address on its own transport.
+  // on top, so each side's first hop is our address on its own transport. Each
+  // entry carries a signature over the dialog (see route_signed).
   std::string record_route_for(nta_incoming_t *irq, msg_t *msg, const std::string &target);
   // The transport ("udp", "tcp", "tls") a URI asks for.
   static std::string transport_of(const url_t *url);
@@ -143,6 +151,9 @@ class Proxy {
   bool dispatch(Reply &reply, msg_t *msg, const sip_t *sip);
   bool has_our_via(const sip_t *sip) const;
   bool load_nonce_secret(std::string *secret, std::string *error);
+  bool is_alias(const char *host) const;
+  // One of our transports' host:port (what our Via and Record-Route name).
+  bool is_our_address(const url_t *url) const;
   // A failed authentication: counts it, logs it within the log budget, bans.
   void note_auth_failure(const std::string &address, const std::string &user,
                          const std::string &realm, const char *method, const std::string &reason);
@@ -165,6 +176,7 @@ class Proxy {
   auth::UsersFile users_;
   std::unique_ptr<auth::NonceManager> nonces_;
   std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<RouteSigner> route_signer_;
   std::unique_ptr<auth::FailureLimiter> limiter_;  // null when authentication is off
   std::string stateless_tag_;                      // see Reply::set_stateless_tag
   LocationStore locations_;

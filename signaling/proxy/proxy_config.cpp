@@ -20,7 +20,10 @@ config::Schema make_schema() {
       .str("global", "state-directory", "/var/lib/portier",
            "directory for registrations and the nonce key (created if missing)")
       .str("global", "control-socket", "/run/portier/proxy.sock",
-           "UNIX socket for portierctl (empty: none)");
+           "UNIX socket for portierctl (empty: none)")
+      .list("global", "aliases", "",
+            "other host names of this proxy, space-separated (as phones set their outbound "
+            "proxy); the reg-domains and our transport addresses need no entry");
   s.list("module::Registrar", "reg-domains", "home.example", "domains we are registrar for")
       .list("module::Registrar", "group-addresses", "sip:home@home.example",
             "addresses that ring every device registered in their domain")
@@ -155,6 +158,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   log::parse_output(cfg.get_string("global", "log-output"), &s.log_output);
   s.state_directory = cfg.get_string("global", "state-directory");
   s.control_socket = cfg.get_string("global", "control-socket");
+  for (auto a : cfg.get_list("global", "aliases")) s.aliases.push_back(lower(a));
   for (auto d : cfg.get_list("module::Registrar", "reg-domains")) s.reg_domains.push_back(lower(d));
   for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
     s.group_addresses.push_back(parse_aor(g));

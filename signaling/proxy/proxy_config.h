@@ -36,6 +36,7 @@ struct ProxySettings {
   log::Output log_output = log::Output::Stderr;
   std::string state_directory;
   std::string control_socket;
+  std::vector<std::string> aliases;  // lower-case host names that mean this proxy
 
   std::vector<std::string> reg_domains;      // lower-case
   std::vector<std::string> group_addresses;  // normalized AORs

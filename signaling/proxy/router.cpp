@@ -33,6 +33,14 @@ std::string url_str(const url_t *url) {
 
 int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 
+// A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
+std::string bare_host(const url_t *url) {
+  if (!url || !url->url_host) return "";
+  std::string host = url->url_host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
 // The SDP body of a message, if it has one.
 const char *sdp_body(const sip_t *sip, size_t *len) {
   if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data || !sip->sip_content_type ||
@@ -387,6 +395,10 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   if (t->invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
   const bool record_route =
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
+  t->records_dialog = record_route;
+  t->caller_aor = caller_aor;
+  t->caller_host = Proxy::source_address(msg);
+  if (sip->sip_contact) t->caller_target = bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr = record_route ? proxy_.record_route_for(
@@ -406,27 +418,147 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   return true;
 }
 
-bool Router::route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
-  if (sip->sip_request->rq_method == sip_method_ack) {
+bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
+                          const std::string &source_host) {
+  const sip_method_t method = sip->sip_request->rq_method;
+  const bool ack = method == sip_method_ack;
+  const std::string from_tag = sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
+  const std::string to_tag = sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
+  DialogTable::Match m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
+  if (m.verdict == DialogTable::Match::NoDialog && method == sip_method_notify &&
+      notify_forms_dialog(msg, sip, source_host))
+    m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
+  if (m.verdict != DialogTable::Match::Ok) {
+    // §12.2.2: no such dialog, as far as a request from this host can tell.
+    if (refusal_loggable())
+      PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
+                sip->sip_call_id->i_id, source_host.c_str(),
+                m.verdict == DialogTable::Match::NotAParty ? "not a party of the dialog"
+                                                           : "no dialog with these tags");
+    if (!ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
+    return false;
+  }
+  const bool from_caller = m.side == DialogTable::Side::Caller;
+  const std::string ruri_host = bare_host(sip->sip_request->rq_url);
+  if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
+    // A party of the dialog may reach the other party, not any host through us.
+    if (refusal_loggable())
+      PLOG_INFO("route: %s call-id=%s from %s refused: Request-URI host %s is not the peer's",
+                sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_host.c_str(),
+                ruri_host.c_str());
+    if (!ack) reply.send(403, "Request-URI outside the dialog", TAG_END());
+    return false;
+  }
+  if ((method == sip_method_invite || method == sip_method_update) && sip->sip_contact)
+    dialogs_.add_target(*m.dialog, m.side, bare_host(sip->sip_contact->m_url));
+  // Whatever identity the sender wrote goes; the one proved when the dialog
+  // formed is asserted for it (RFC 3325 §9.1), as on every other path.
+  assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
+  if (ack) {
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
     add_branch(nullptr, msg, "", "", true);
     return false;
   }
-  if (sip->sip_request->rq_method == sip_method_bye && sip->sip_call_id) {
-    dialogs_.erase(sip->sip_call_id->i_id);
-    if (proxy_.relay()) proxy_.relay()->end_call(sip->sip_call_id->i_id, "BYE");
+  if (method == sip_method_bye) {
+    // Only the real dialog's BYE frees the call's relay, and only when no other
+    // answered dialog of the Call-ID is left.
+    const std::string call_id = m.dialog->call_id;
+    const bool confirmed = m.dialog->confirmed;
+    dialogs_.remove(call_id, m.dialog->caller_tag, m.dialog->callee_tag);
+    if (confirmed && proxy_.relay() && !dialogs_.has_confirmed_call(call_id))
+      proxy_.relay()->end_call(call_id, "BYE");
+  }
+  nta_incoming_t *irq = reply.irq();  // the transaction starts once the request is admitted
+  if (!irq) {
+    reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    return false;
   }
   Txn *t = create_txn(irq, sip);
-  if (sip->sip_request->rq_method == sip_method_invite && proxy_.relay() &&
-      proxy_.relay()->has_call(t->call_id)) {
-    auto d = dialogs_.find(t->call_id);
-    t->reinvite_from_caller = d != dialogs_.end() && d->second.caller_tag == t->from_tag ? 1 : 0;
-  }
+  if (method == sip_method_invite && proxy_.relay() && proxy_.relay()->has_call(t->call_id))
+    t->reinvite_from_caller = from_caller ? 1 : 0;
   start_fork(t, 1);
   add_branch(t, msg, "", "", true);
   settle_unsent(t);
   return true;
+}
+
+bool Router::refusal_loggable() {
+  const int64_t now = now_s();
+  if (now != refusal_second_) {
+    if (refusals_unlogged_)
+      PLOG_INFO("route: %zu more in-dialog request(s) refused, not logged one by one",
+                refusals_unlogged_);
+    refusal_second_ = now;
+    refusals_logged_ = refusals_unlogged_ = 0;
+  }
+  if (refusals_logged_ < kRefusalLinesPerSecond) {
+    ++refusals_logged_;
+    return true;
+  }
+  ++refusals_unlogged_;
+  return false;
+}
+
+bool Router::notify_forms_dialog(msg_t *msg, const sip_t *sip, const std::string &source_host) {
+  // RFC 6665 §4.1.2.4: the notifier's first NOTIFY may overtake the 2xx of the
+  // SUBSCRIBE. It forms the dialog when it answers a SUBSCRIBE still running
+  // here (Call-ID, the subscriber's tag as To tag) and comes from a host that
+  // SUBSCRIBE was sent to.
+  for (const auto &[raw, t] : txns_) {
+    if (!t->records_dialog || t->invite || t->call_id != sip->sip_call_id->i_id ||
+        !sip->sip_to->a_tag || t->from_tag != sip->sip_to->a_tag || !sip->sip_from->a_tag)
+      continue;
+    for (const auto &b : t->branches) {
+      DialogTable::Dialog d = dialog_of(t.get(), b.get(), msg, sip->sip_from->a_tag,
+                                        sip->sip_contact ? sip->sip_contact->m_url : nullptr);
+      if (std::find(d.callee_hosts.begin(), d.callee_hosts.end(), source_host) ==
+          d.callee_hosts.end())
+        continue;
+      d.confirmed = true;  // a NOTIFY confirms a subscription's dialog as a 2xx would
+      dialogs_.record(d);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Router::is_dialog_response(const sip_t *r, const std::string &source_host) const {
+  return r->sip_call_id && r->sip_from && r->sip_from->a_tag && r->sip_to && r->sip_to->a_tag &&
+         dialogs_.matches_response(r->sip_call_id->i_id, r->sip_from->a_tag, r->sip_to->a_tag,
+                                   source_host);
+}
+
+DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
+                                      const char *callee_tag, const url_t *callee_contact) {
+  DialogTable::Dialog d;
+  d.call_id = t->call_id;
+  d.caller_tag = t->from_tag;
+  d.callee_tag = callee_tag;
+  d.caller_hosts.push_back(t->caller_host);
+  // The host the branch went to (a NATed device's public address): its
+  // in-dialog requests come from there even if a response took another path.
+  for (const std::string *uri : {&b->target, &b->next_hop})
+    if (!uri->empty()) d.callee_hosts.push_back(bare_host(url_make(msg_home(msg), uri->c_str())));
+  d.caller_targets.push_back(t->caller_target);
+  d.callee_targets.push_back(bare_host(callee_contact));
+  d.caller_aor = t->caller_aor;
+  d.callee_aor = b->aor;
+  d.from = t->from;
+  d.to = t->to;
+  d.invite = t->invite;
+  d.since = now_s();
+  return d;
+}
+
+void Router::record_dialog(Txn *t, Branch *b, msg_t *response) {
+  const sip_t *r = sip_object(response);
+  if (!r->sip_to || !r->sip_to->a_tag || t->from_tag.empty()) return;
+  DialogTable::Dialog d =
+      dialog_of(t, b, response, r->sip_to->a_tag, r->sip_contact ? r->sip_contact->m_url : nullptr);
+  d.callee_hosts.push_back(Proxy::source_address(response));
+  d.confirmed = r->sip_status->st_status >= 200;
+  dialogs_.record(d);
 }
 
 void Router::forward_response(Txn *t, msg_t *response) {
@@ -451,13 +583,14 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     if (t->dialog_forming && st >= 200 && st < 300) assert_identity(response, b->aor);
   }
   if (d.forward && response) {
-    forward_response(t, response);
     int status = sip_object(response)->sip_status->st_status;
+    // §12.1: a 2xx, or a 18x with a To tag (early), forms a dialog at the caller.
+    if (t->records_dialog && b && status > 100 && status < 300) record_dialog(t, b, response);
+    forward_response(t, response);
     if (status >= 200) t->final_sent = true;
     if (t->dialog_forming && status >= 200 && status < 300) {
       t->answered = true;
       if (b) t->winner = b->index;
-      dialogs_[t->call_id] = Dialog{t->from, t->to, t->from_tag, now_s()};
       PLOG_INFO("route: call-id=%s answered by %s", t->call_id.c_str(),
                 b ? b->target.c_str() : "?");
     }
@@ -702,6 +835,7 @@ void Router::destroy(Txn *t) {
   // keeps it until BYE (or the relay's inactivity timeout).
   if (t->relayed && !t->answered && proxy_.relay())
     proxy_.relay()->end_call(t->call_id, "not answered");
+  if (t->records_dialog) dialogs_.drop_early(t->call_id, t->from_tag);
   if (t->timer) su_timer_destroy(t->timer), t->timer = nullptr;
   for (auto &b : t->branches) {
     // nta keeps the client transaction alive on its own for retransmissions.
@@ -724,20 +858,21 @@ std::string Router::calls_json(int64_t now) const {
            ",\"state\":\"ringing\",\"branches\":" + std::to_string(t->branches.size()) +
            ",\"age\":" + std::to_string(now - t->started) + "}";
   }
-  for (const auto &[id, d] : dialogs_) {
+  dialogs_.for_each([&](const DialogTable::Dialog &d) {
+    if (!d.confirmed || !d.invite) return;
     out += first ? "" : ",";
     first = false;
-    out += "{\"call_id\":" + json::quote(id) + ",\"from\":" + json::quote(d.from) +
+    out += "{\"call_id\":" + json::quote(d.call_id) + ",\"from\":" + json::quote(d.from) +
            ",\"to\":" + json::quote(d.to) +
-           ",\"state\":\"answered\",\"age\":" + std::to_string(now - d.answered) + "}";
-  }
+           ",\"state\":\"answered\",\"age\":" + std::to_string(now - d.since) + "}";
+  });
   return out + "]}";
 }
 
 void Router::expire_dialogs(int64_t now) {
-  // A call without BYE for 12 hours is gone (phone unplugged mid-call).
-  for (auto it = dialogs_.begin(); it != dialogs_.end();)
-    it = now - it->second.answered > 12 * 3600 ? dialogs_.erase(it) : std::next(it);
+  // A call without BYE for 12 hours is gone (phone unplugged mid-call); an early
+  // dialog normally ends with its transaction, this only catches leftovers.
+  dialogs_.expire(now, 12 * 3600, 2 * 3600);
 }
 
 }  // namespace portier::proxy

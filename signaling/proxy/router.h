@@ -26,8 +26,19 @@ class Router {
   // they answered it already and the caller may hand it back to nta.
   bool route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
                        const std::string &caller_aor, bool pop_route);
-  // A request whose top Route is us: pop it and forward to the next hop.
-  bool route_onward(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+  // A to-tagged request whose top Route is our signed one: forwarded to the next
+  // hop only when it belongs to a dialog we recorded and comes from one of its
+  // parties (source_host); else 481 (an ACK is dropped). Returns true when it
+  // keeps reply.irq().
+  bool route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const std::string &source_host);
+  // A response outside any transaction that a recorded dialog's callee may send:
+  // a retransmitted 2xx (§13.3.1.4).
+  bool is_dialog_response(const sip_t *response, const std::string &source_host) const;
+
+  // Whether a refused in-dialog request may be logged: a few lines a second, so
+  // a flood of forged requests cannot flood the log; the rest are counted and
+  // the count logged with the next refusal in a later second.
+  bool refusal_loggable();
 
   std::string calls_json(int64_t now) const;
   size_t transactions() const { return txns_.size(); }
@@ -52,6 +63,10 @@ class Router {
     bool irq_alive = true;
     bool invite = false;
     bool dialog_forming = false;  // INVITE outside a dialog: goes into the calls list
+    bool records_dialog = false;  // record-routed: its 18x/2xx with a To tag form a dialog
+    std::string caller_aor;       // who the caller proved to be (empty: unknown)
+    std::string caller_host;      // where the dialog-forming request came from
+    std::string caller_target;    // the host of its Contact
     std::vector<std::unique_ptr<Branch>> branches;
     std::unique_ptr<ForkAggregator> fork;
     su_timer_t *timer = nullptr;
@@ -68,11 +83,6 @@ class Router {
     // An in-dialog INVITE of a relayed call: which side sent the offer
     // (-1: not relayed). Its SDP, and the answer's, are pointed at the relay.
     int reinvite_from_caller = -1;
-  };
-  struct Dialog {
-    std::string from, to;
-    std::string caller_tag;  // the From tag of the dialog-forming INVITE
-    int64_t answered = 0;
   };
 
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
@@ -96,6 +106,14 @@ class Router {
   // Rewrites a branch's 18x/2xx SDP to the relay; may turn off forwarding.
   void relay_response(Txn *t, Branch *b, msg_t *response, int status, ForkAggregator::Decision *d);
   void destroy(Txn *t);
+  // The dialog branch b of t forms with the callee's tag and Contact (not yet
+  // confirmed; the callee's hosts are those the branch went to).
+  DialogTable::Dialog dialog_of(const Txn *t, const Branch *b, msg_t *msg, const char *callee_tag,
+                                const url_t *callee_contact);
+  // A NOTIFY ahead of its SUBSCRIBE's 2xx: records the dialog it forms, if any.
+  bool notify_forms_dialog(msg_t *msg, const sip_t *sip, const std::string &source_host);
+  // A forwarded 18x with a To tag or 2xx of a record-routed request: a dialog.
+  void record_dialog(Txn *t, Branch *b, msg_t *response);
 
   static int on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *sip);
   static int on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip);
@@ -104,7 +122,10 @@ class Router {
 
   Proxy &proxy_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
-  std::map<std::string, Dialog> dialogs_;  // answered calls by Call-ID
+  DialogTable dialogs_;  // early and confirmed dialogs we record-routed
+  static constexpr size_t kRefusalLinesPerSecond = 5;
+  int64_t refusal_second_ = 0;
+  size_t refusals_logged_ = 0, refusals_unlogged_ = 0;
 };
 
 }  // namespace portier::proxy

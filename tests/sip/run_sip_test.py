@@ -4204,6 +4204,834 @@ def case_relay_call_limits(env):
     env.assert_no_secrets()
 
 
+# --------------------------------------------------------------------------
+# issue 11: in-dialog requests, signed Record-Route, core conformance
+# --------------------------------------------------------------------------
+
+
+class SipMessage:
+    """A parsed SIP message (what PyUA receives)."""
+
+    def __init__(self, data, src):
+        head, _, self.body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.first = lines[0]
+        self.src = src
+        self.headers = []
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                self.headers.append((name.strip().lower(), value.strip()))
+        parts = self.first.split(" ", 2)
+        self.status = int(parts[1]) if parts[0] == "SIP/2.0" and parts[1].isdigit() else None
+        self.method = None if self.status else parts[0]
+        self.ruri = None if self.status else parts[1]
+
+    def hdrs(self, name):
+        return [v for n, v in self.headers if n == name.lower()]
+
+    def hdr(self, name):
+        h = self.hdrs(name)
+        return h[0] if h else None
+
+    def tag(self, name):
+        m = re.search(r";\s*tag=([^;>\s]+)", self.hdr(name) or "")
+        return m.group(1) if m else None
+
+    def cseq(self):
+        parts = (self.hdr("CSeq") or "").split()
+        return (int(parts[0]) if parts and parts[0].isdigit() else None,
+                parts[1] if len(parts) > 1 else None)
+
+
+class PyUA:
+    """A hand-driven SIP endpoint on one UDP socket. The dialog cases need a
+    call's exact Call-ID, tags and route set, and to send from 127.0.0.2;
+    every wait is bounded."""
+
+    def __init__(self, name, ip, port, proxy_port):
+        self.name = name
+        self.ip, self.port = ip, port
+        self.proxy = (LOCAL, proxy_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, port))
+        self.received = []  # every message, in order
+        self.pending = []   # not yet taken by expect()
+        self.n = 0
+
+    def close(self):
+        self.sock.close()
+
+    def uniq(self, what):
+        self.n += 1
+        return "%s-%s-%d-%d" % (what, self.name, self.n, int(time.time() * 1e6))
+
+    def via(self):
+        return "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK-%s" % (self.ip, self.port, self.uniq("b"))
+
+    def send(self, text, body=b"", to=None):
+        if not text.startswith("SIP/2.0") and not text.startswith("ACK "):
+            # Responses are matched to the last request sent (its Call-ID and
+            # CSeq), so a retransmitted final response of an earlier probe
+            # is never taken for the next one's.
+            self.last = (re.search(r"^Call-ID: (.*)$", text, re.M).group(1).strip(),
+                         re.search(r"^CSeq: (.*)$", text, re.M).group(1).strip())
+        data = (text.strip("\r\n").replace("\r\n", "\n").replace("\n", "\r\n") +
+                "\r\nContent-Length: %d\r\n\r\n" % len(body)).encode("latin-1") + body
+        self.sock.sendto(data, to or self.proxy)
+
+    def _read(self, until, first_only=False):
+        while time.time() < until:
+            self.sock.settimeout(max(0.01, until - time.time()))
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                return
+            m = SipMessage(data, src)
+            self.received.append(m)
+            self.pending.append(m)
+            if first_only:
+                return
+
+    def expect(self, pred, what, timeout=3.0):
+        deadline = time.time() + timeout
+        while True:
+            for m in self.pending:
+                if pred(m):
+                    self.pending.remove(m)
+                    return m
+            if time.time() >= deadline:
+                raise TestFailure("%s: no %s within %.0f s (got: %s)" % (
+                    self.name, what, timeout,
+                    ["%s (CSeq %s)" % (m.first, m.hdr("CSeq")) for m in self.received][-8:]))
+            self._read(min(deadline, time.time() + 0.2), first_only=True)
+
+    def response_to(self, cseq_method, timeout=3.0, final=True):
+        """The response to the last request sent (a final one unless final=False)."""
+        return self.expect(lambda m: m.status and m.cseq()[1] == cseq_method and
+                           (m.hdr("Call-ID"), m.hdr("CSeq")) == self.last and
+                           (m.status >= 200 or not final), "response to %s" % cseq_method,
+                           timeout)
+
+    def quiet(self, pred, seconds):
+        """Messages matching pred that arrive within `seconds` (bounded wait)."""
+        self._read(time.time() + seconds)
+        got = [m for m in self.pending if pred(m)]
+        for m in got:
+            self.pending.remove(m)
+        return got
+
+    def reply(self, req, status, phrase, to_tag=None, body=b"", extra=""):
+        """A response to req (RFC 3261 section 8.2.6: Via, From, To, Call-ID,
+        CSeq copied; Record-Route too, section 12.1.1)."""
+        to = req.hdr("To")
+        if to_tag and ";tag=" not in to:
+            to += ";tag=" + to_tag
+        lines = ["SIP/2.0 %d %s" % (status, phrase)]
+        lines += ["Via: %s" % v for v in req.hdrs("Via")]
+        lines += ["Record-Route: %s" % r for r in req.hdrs("Record-Route")]
+        lines += ["From: %s" % req.hdr("From"), "To: %s" % to,
+                  "Call-ID: %s" % req.hdr("Call-ID"), "CSeq: %s" % req.hdr("CSeq"),
+                  "Contact: <sip:%s:%d>" % (self.ip, self.port)]
+        if body:
+            lines.append("Content-Type: application/sdp")
+        if extra:
+            lines.append(extra)
+        self.send("\r\n".join(lines), body, to=req.src)
+
+
+def _py_md5(s):
+    import hashlib
+    return hashlib.md5(s.encode()).hexdigest()
+
+
+def _py_digest(challenge, method, uri, user):
+    """An RFC 2617 MD5 qop=auth answer to one challenge header value."""
+    params = dict((k.lower(), v1 or v2) for k, v1, v2 in
+                  re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', challenge))
+    realm, nonce = params["realm"], params["nonce"]
+    cnonce, nc = "0a4f113b", "00000001"
+    ha1 = _py_md5("%s:%s:%s" % (user, realm, USERS[user]))
+    ha2 = _py_md5("%s:%s" % (method, uri))
+    resp = _py_md5("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
+    out = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+           'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"' % (user, realm, nonce, uri, resp,
+                                                           nc, cnonce))
+    if "opaque" in params:
+        out += ', opaque="%s"' % params["opaque"]
+    return out
+
+
+def _py_challenge(resp):
+    for name in ("Proxy-Authenticate", "WWW-Authenticate"):
+        for c in resp.hdrs(name):
+            if "MD5" in c.upper() or "algorithm" not in c.lower():
+                return name, c
+    raise TestFailure("no MD5 challenge in %s" % resp.first)
+
+
+def _send_authenticated(ua, method, ruri, user, headers, body=b""):
+    """Sends a request; answers one 401/407 with MD5 digest (a new transaction,
+    CSeq + 1). headers: the request's lines after the request line, with
+    {cseq} and {via} in place of the CSeq number and Via. Returns the final
+    response and the CSeq number used."""
+    cseq = 1
+    ua.send(headers.format(via=ua.via(), cseq=cseq, auth=""), body)
+    resp = ua.response_to(method)
+    if resp.status in (401, 407):
+        if method == "INVITE":  # hop-by-hop ACK of the challenge (section 17.1.1.3)
+            ua.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
+                    "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"),
+                                          resp.hdr("To"), resp.hdr("Call-ID"), cseq))
+        name, chal = _py_challenge(resp)
+        cseq = 2
+        auth = "%s: %s\n" % ("Proxy-Authorization" if resp.status == 407 else "Authorization",
+                             _py_digest(chal, method, ruri, user))
+        ua.send(headers.format(via=ua.via(), cseq=cseq, auth=auth), body)
+        resp = ua.response_to(method, timeout=5)
+    return resp, cseq
+
+
+def _py_sdp(port, owner="door", version=1, host=LOCAL):
+    return ("v=0\r\no=%s 1 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+            "m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+            % (owner, version, host, host, port)).encode()
+
+
+def _sdp_port(body):
+    m = re.search(rb"^m=audio (\d+) ", body, re.M)
+    return int(m.group(1)) if m else None
+
+
+class PyCall:
+    """An answered call door -> mon1 through the proxy and its relay, driven by
+    hand: caller and callee are PyUAs on 127.0.0.1, each with an RtpPeer."""
+
+
+def _py_call(env, route=None):
+    """Registers mon1 (sipp), then door calls sip:mon1@home.example; mon1
+    answers 180 (an early dialog) then 200; door ACKs. route: a Route header
+    value for the INVITE (an outbound proxy setting), or None."""
+    env.register("mon1", 0)
+    c = PyCall()
+    p = env.ports.proxy
+    c.caller = PyUA("door", LOCAL, env.ports.sip(4), p)
+    c.callee = PyUA("mon1", LOCAL, env.ports.sip(0), p)
+    c.caller_rtp = RtpPeer("door-rtp", env.ports.media(4))
+    c.callee_rtp = RtpPeer("mon1-rtp", env.ports.media(0))
+    c.call_id = c.caller.uniq("call") + "@" + LOCAL
+    c.caller_tag = c.caller.uniq("dt")
+    c.callee_tag = c.callee.uniq("mt")
+    c.ruri = "sip:mon1@%s" % DOMAIN
+    c.caller_contact = "sip:door@%s:%d" % (LOCAL, c.caller.port)
+    head = ("INVITE %s SIP/2.0\nVia: {via}\n" % c.ruri +
+            ("Route: %s\n" % route if route else "") +
+            "From: <sip:door@%s>;tag=%s\nTo: <%s>\nCall-ID: %s\nCSeq: {cseq} INVITE\n"
+            "Contact: <%s>\nMax-Forwards: 70\n{auth}Content-Type: application/sdp"
+            % (DOMAIN, c.caller_tag, c.ruri, c.call_id, c.caller_contact))
+    # The callee answers while the caller waits: one thread for the callee.
+    answered = {}
+
+    def callee():
+        try:
+            inv = c.callee.expect(lambda m: m.method == "INVITE", "INVITE", timeout=8)
+            answered["invite"] = inv
+            c.callee.reply(inv, 180, "Ringing", to_tag=c.callee_tag)
+            c.callee.reply(inv, 200, "OK", to_tag=c.callee_tag,
+                           body=_py_sdp(c.callee_rtp.port, owner="mon1"))
+        except TestFailure as e:
+            answered["error"] = str(e)
+
+    th = threading.Thread(target=callee, daemon=True)
+    th.start()
+    ok, cseq = _send_authenticated(c.caller, "INVITE", c.ruri, "door", head,
+                                   _py_sdp(c.caller_rtp.port))
+    th.join(10)
+    check("error" not in answered, answered.get("error", ""))
+    check(ok.status == 200, "door's INVITE got %s, expected 200" % ok.first)
+    c.invite_at_callee = answered["invite"]
+    c.ok = ok
+    c.cseq = cseq
+    c.record_route = ok.hdrs("Record-Route")
+    check(c.record_route, "the 200 carries no Record-Route")
+    c.callee_contact = _uri_in(ok.hdr("Contact"))
+    # Where each side sends its media: the relay's ports in the SDP it got.
+    c.caller_media_to = _sdp_port(ok.body)
+    c.callee_media_to = _sdp_port(c.invite_at_callee.body)
+    c.send_in_dialog("ACK", cseq=cseq)
+    c.callee.expect(lambda m: m.method == "ACK", "ACK")
+    return c
+
+
+def _py_request(c, method, from_caller=True, ua=None, cseq=None, call_id=None, from_tag=None,
+                to_tag=None, route=None, ruri=None, body=b"", extra=""):
+    """An in-dialog request as a party of call c would send it (RFC 3261
+    section 12.2.1.1), each part replaceable by what an attacker guesses.
+    route: the Route header values (default: the route set of that side)."""
+    sender = ua or (c.caller if from_caller else c.callee)
+    if from_caller:
+        rs = list(reversed(c.record_route)) if route is None else route
+        target = c.callee_contact if ruri is None else ruri
+        f = "<sip:door@%s>;tag=%s" % (DOMAIN, from_tag or c.caller_tag)
+        t = "<%s>;tag=%s" % (c.ruri, to_tag or c.callee_tag)
+    else:
+        rs = list(c.invite_at_callee.hdrs("Record-Route")) if route is None else route
+        target = c.caller_contact if ruri is None else ruri
+        f = "<%s>;tag=%s" % (c.ruri, from_tag or c.callee_tag)
+        t = "<sip:door@%s>;tag=%s" % (DOMAIN, to_tag or c.caller_tag)
+    c.n_cseq = getattr(c, "n_cseq", 10) + 1
+    lines = ["%s %s SIP/2.0" % (method, target), "Via: %s" % sender.via()]
+    lines += ["Route: %s" % r for r in rs]
+    lines += ["From: %s" % f, "To: %s" % t, "Call-ID: %s" % (call_id or c.call_id),
+              "CSeq: %d %s" % (cseq or c.n_cseq, method),
+              "Contact: <sip:%s:%d>" % (sender.ip, sender.port), "Max-Forwards: 70"]
+    if body:
+        lines.append("Content-Type: %s" % ("application/sdp" if method in ("INVITE", "UPDATE")
+                                           else "text/plain"))
+    if extra:
+        lines.append(extra)
+    sender.send("\n".join(lines), body)
+    return sender
+
+
+PyCall.send_in_dialog = lambda self, method, **kw: _py_request(self, method, **kw)
+
+
+def _media_reaches_callee(env, c, n=10):
+    """Sends n RTP packets from the caller's media port to the relay; returns
+    how many reached the callee's media port (bounded wait)."""
+    # One stream (SSRC and sequence) for the whole call, as a phone sends it.
+    first = c.rtp_sent = getattr(c, "rtp_sent", 0)
+    had = len(c.callee_rtp.rtp())
+    for i in range(first, first + n):
+        c.caller_rtp.sock.sendto(rtp_packet(i, i * 160, 0x5EC0011, b"\x00" * 20, pt=0),
+                                 (LOCAL, c.caller_media_to))
+        time.sleep(0.01)
+    c.rtp_sent = first + n
+    deadline = time.time() + 2
+    while time.time() < deadline and len(c.callee_rtp.rtp()) - had < n:
+        time.sleep(0.05)
+    return len(c.callee_rtp.rtp()) - had
+
+
+def _relay_call(env, call_id):
+    calls = [x for x in env.ctl("relay").get("calls", []) if x.get("call_id") == call_id]
+    return calls[0] if calls else None
+
+
+def _hang_up(env, c):
+    """The real BYE from the caller: the callee gets it and answers 200; the
+    relay's ports are freed and the call leaves the calls list."""
+    c.send_in_dialog("BYE")
+    bye = c.callee.expect(lambda m: m.method == "BYE", "the caller's BYE")
+    c.callee.reply(bye, 200, "OK")
+    ok = c.caller.response_to("BYE")
+    check(ok.status == 200, "the real BYE got %s" % ok.first)
+    env.wait_relay_free()
+    env.wait_no_calls()
+
+
+def _close_call(c):
+    for x in (c.caller, c.callee, c.caller_rtp, c.callee_rtp):
+        x.close()
+
+
+class Sentinel:
+    """A UDP socket on the attacker's host: where a relayed request or a
+    reflected response would arrive. Anything at all is a failure."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ATTACKER, port))
+        self.sock.setblocking(False)
+        self.port = port
+
+    def got(self, wait=1.0):
+        time.sleep(wait)
+        return _drain(self.sock)
+
+    def close(self):
+        self.sock.close()
+
+
+def _refused(ua, method, want, what, sentinel=None, peers=()):
+    """The proxy's answer to a forged request, which must be one of `want`.
+    Without any answer, says where the request went instead (the old proxy
+    forwarded it, and the peer that got it never answered)."""
+    try:
+        r = ua.response_to(method, timeout=2)
+    except TestFailure:
+        went = []
+        if sentinel:
+            n = len(sentinel.got(0.1))
+            if n:
+                went.append("%d datagram(s) reached the attacker's socket" % n)
+        for peer in peers:
+            if peer.quiet(lambda m: m.method == method, 0.1):
+                went.append("%s received it" % peer.name)
+        raise TestFailure("%s: no answer from the proxy; %s"
+                          % (what, "; ".join(went) or "nothing seen elsewhere"))
+    log("%s -> %s" % (what, r.first))
+    check(r.status in want, "%s got %s, expected %s"
+          % (what, r.first, " or ".join(str(w) for w in want)))
+    return r
+
+
+def case_dialog_open_relay(env):
+    """Issue 11, open relay: from 127.0.0.2, MESSAGE, INFO and INVITE with a
+    To tag and a Route naming the proxy, to a Request-URI on a host the
+    attacker listens on, get refused (403: a Route we did not sign; 481: no
+    such dialog, RFC 3261 section 12.2.2) and nothing reaches that host, even
+    with a live call's Call-ID, tags and signed route; the caller itself
+    cannot send there through its dialog either (403). The call's own parties
+    still talk through the proxy afterwards."""
+    env.start_proxy()
+    c = _py_call(env)
+    sentinel = Sentinel(env.ports.sip(7))
+    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), env.ports.proxy)
+    anywhere = "sip:victim@%s:%d" % (ATTACKER, sentinel.port)
+    ours = "<sip:%s:%d;lr>" % (LOCAL, env.ports.proxy)
+    try:
+        for method in ("MESSAGE", "INFO", "INVITE"):
+            body = _py_sdp(env.ports.media(5), host=ATTACKER) if method == "INVITE" else b"hi"
+            # A made-up dialog behind a Route naming us (the old relay).
+            c.send_in_dialog(method, ua=attacker, call_id=attacker.uniq("x"), from_tag="a1",
+                             to_tag="a2", route=[ours], ruri=anywhere, body=body)
+            _refused(attacker, method, (403,), "%s in a made-up dialog, unsigned Route" % method,
+                     sentinel=sentinel)
+            # The live call's Call-ID, tags and signed route, from another host.
+            c.send_in_dialog(method, ua=attacker, ruri=anywhere, body=body)
+            _refused(attacker, method, (481,), "%s with the live dialog's tags and route from %s"
+                     % (method, ATTACKER), sentinel=sentinel)
+        # A flood of forged requests is refused one by one, but logged only a
+        # few lines a second (the rest counted), so it cannot flood the log.
+        time.sleep(1.1)  # a second of its own: the refusals above used this one's lines
+        before = env.proxy_log_text().count("refused")
+        start = time.time()
+        burst = 60
+        for i in range(burst):
+            c.send_in_dialog("MESSAGE", ua=attacker, ruri=anywhere, body=b"flood")
+        seconds = int(time.time() - start) + 2  # the whole seconds the burst touched
+        answered = attacker.quiet(lambda m: m.status == 481 and m.cseq()[1] == "MESSAGE", 1.5)
+        check(len(set(m.hdr("CSeq") for m in answered)) == burst,
+              "%d of %d forged MESSAGEs answered 481" % (len(answered), burst))
+        lines = env.proxy_log_text().count("refused") - before
+        log("%d forged MESSAGEs in %.1f s: %d refusal line(s) logged"
+            % (burst, time.time() - start, lines))
+        check(1 <= lines <= 6 * seconds and lines < burst,
+              "%d refusal lines for %d forged requests in %d s (at most 5 a second and one "
+              "summary expected)" % (lines, burst, seconds))
+        # A party of the dialog cannot relay through it either: its requests
+        # reach the other party only.
+        c.send_in_dialog("MESSAGE", ruri=anywhere, body=b"hi")
+        r = c.caller.response_to("MESSAGE")
+        log("MESSAGE from the caller itself to %s -> %s" % (anywhere, r.first))
+        check(r.status == 403, "the caller's MESSAGE to another host got %s, expected 403"
+              % r.first)
+        leaked = sentinel.got()
+        check(not leaked, "the proxy relayed to %s: %r" % (anywhere, leaked[:3]))
+        check(not c.callee.quiet(lambda m: m.method, 0.3),
+              "the callee received the attacker's requests")
+        # The dialog's own parties are still served, in both directions.
+        c.send_in_dialog("MESSAGE", body=b"still here")
+        got = c.callee.expect(lambda m: m.method == "MESSAGE", "the caller's MESSAGE")
+        c.callee.reply(got, 200, "OK")
+        check(c.caller.response_to("MESSAGE").status == 200, "the caller's MESSAGE failed")
+        c.send_in_dialog("INFO", from_caller=False, body=b"Signal=1")
+        got = c.caller.expect(lambda m: m.method == "INFO", "the callee's INFO")
+        c.caller.reply(got, 200, "OK")
+        check(c.callee.response_to("INFO").status == 200, "the callee's INFO failed")
+        _hang_up(env, c)
+    finally:
+        sentinel.close()
+        attacker.close()
+        _close_call(c)
+
+
+def case_dialog_forged_reinvite(env):
+    """Issue 11, media hijack: a re-INVITE from 127.0.0.2 pointing the media at
+    itself, knowing only the Call-ID (with the signed route), or the Call-ID
+    and both tags, is refused; the callee gets no INVITE, the relay keeps the
+    call as it was (portierctl relay) and the caller's RTP still reaches the
+    callee, none the attacker. The real caller's re-INVITE still works."""
+    env.start_proxy()
+    c = _py_call(env)
+    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), env.ports.proxy)
+    trap = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    trap.bind((ATTACKER, env.ports.media(5)))
+    trap.setblocking(False)
+    try:
+        check(_media_reaches_callee(env, c) == 10, "no media before the attack")
+        before = _relay_call(env, c.call_id)
+        check(before, "the call is not in portierctl relay")
+        evil = _py_sdp(env.ports.media(5), owner="mon1", version=2, host=ATTACKER)
+        for what, kw in (("the Call-ID only", dict(from_tag="guess1", to_tag="guess2")),
+                         ("the Call-ID and both tags", {})):
+            for from_caller in (True, False):
+                c.send_in_dialog("INVITE", from_caller=from_caller, ua=attacker, body=evil, **kw)
+                _refused(attacker, "INVITE", (403, 481), "re-INVITE from %s knowing %s (as the %s)"
+                         % (ATTACKER, what, "caller" if from_caller else "callee"),
+                         peers=(c.caller, c.callee))
+        # UPDATE (RFC 3311) and an ACK carrying an answer are refused alike.
+        c.send_in_dialog("UPDATE", ua=attacker, body=evil)
+        _refused(attacker, "UPDATE", (403, 481), "UPDATE from %s knowing the tags" % ATTACKER,
+                 peers=(c.caller, c.callee))
+        c.send_in_dialog("ACK", ua=attacker, cseq=c.cseq, body=evil)
+        # (the 481s to the INVITEs above are retransmitted until ACKed: not these)
+        check(not attacker.quiet(lambda m: m.status and m.cseq()[1] == "ACK", 0.5),
+              "a forged ACK was answered")
+        for ua in (c.caller, c.callee):
+            check(not ua.quiet(lambda m: m.method in ("INVITE", "UPDATE", "ACK"), 0.3),
+                  "%s received a forged request" % ua.name)
+        after = _relay_call(env, c.call_id)
+        check(after and after.get("ports") == before.get("ports"),
+              "the relay's call changed: %s -> %s" % (before, after))
+        check(_media_reaches_callee(env, c) == 10, "the callee lost the caller's media")
+        check(not _drain(trap), "media went to the attacker")
+        # The real caller can still re-INVITE (RFC 3261 section 14.1).
+        c.send_in_dialog("INVITE", body=_py_sdp(c.caller_rtp.port, version=2))
+        got = c.callee.expect(lambda m: m.method == "INVITE", "the caller's re-INVITE")
+        c.callee.reply(got, 200, "OK", body=_py_sdp(c.callee_rtp.port, owner="mon1", version=2))
+        ok = c.caller.response_to("INVITE")
+        check(ok.status == 200, "the caller's re-INVITE got %s" % ok.first)
+        c.send_in_dialog("ACK", cseq=ok.cseq()[0])
+        c.callee.expect(lambda m: m.method == "ACK", "the re-INVITE's ACK")
+        _hang_up(env, c)
+    finally:
+        trap.close()
+        attacker.close()
+        _close_call(c)
+
+
+def case_dialog_forged_bye(env):
+    """Issue 11, forged teardown: BYEs with wrong tags (from 127.0.0.2 and from
+    the caller's own host), and one with the right tags from 127.0.0.2, end
+    nothing: the callee gets no BYE, the relay's ports stay allocated and the
+    media still flows. Then the real BYE frees them."""
+    env.start_proxy()
+    c = _py_call(env)
+    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), env.ports.proxy)
+    local = PyUA("local", LOCAL, env.ports.sip(6), env.ports.proxy)
+    try:
+        before = env.ctl("relay")
+        check(before.get("ports_in_use", 0) > 0, "no relay ports in use: %s" % before)
+        for who, ua, kw in (
+                ("127.0.0.2, wrong tags", attacker, dict(from_tag="x1", to_tag="x2")),
+                ("127.0.0.2, right tags", attacker, {}),
+                ("127.0.0.2, right tags as the callee", attacker, dict(from_caller=False)),
+                ("the caller's host, wrong To tag", local, dict(to_tag="x3"))):
+            c.send_in_dialog("BYE", ua=ua, **kw)
+            _refused(ua, "BYE", (403, 481), "BYE from %s" % who, peers=(c.caller, c.callee))
+        for ua in (c.caller, c.callee):
+            check(not ua.quiet(lambda m: m.method == "BYE", 0.3),
+                  "%s received a forged BYE" % ua.name)
+        after = env.ctl("relay")
+        check(after.get("ports_in_use") == before.get("ports_in_use") and
+              _relay_call(env, c.call_id), "forged BYEs freed relay ports: %s -> %s"
+              % (before, after))
+        check(_media_reaches_callee(env, c) == 10, "the media stopped after the forged BYEs")
+        check(any(x.get("call_id") == c.call_id for x in env.calls()),
+              "the call left portierctl calls")
+        _hang_up(env, c)
+    finally:
+        attacker.close()
+        local.close()
+        _close_call(c)
+
+
+def case_dialog_route_signature(env):
+    """Issue 11: our Record-Route carries a signature (sig=, an HMAC over the
+    dialog), and only a Route we signed brings an in-dialog request through:
+    from the caller's own host with the right tags, a Route without sig= or
+    with a forged one gets 403 and reaches nobody; the signed one works."""
+    env.start_proxy()
+    c = _py_call(env)
+    local = PyUA("local", LOCAL, env.ports.sip(6), env.ports.proxy)
+    p = "%s:%d" % (LOCAL, env.ports.proxy)
+    try:
+        log("Record-Route at the caller: %s" % c.record_route)
+        check(len(c.record_route) == 1 and
+              re.match(r"<sip:%s;lr;sig=[0-9a-f]{32}>$" % re.escape(p), c.record_route[0]),
+              "Record-Route %s is not <sip:%s;lr;sig=HEX>" % (c.record_route, p))
+        sig = re.search(r"sig=([0-9a-f]+)", c.record_route[0]).group(1)
+        forged = "0" * 32 if sig != "0" * 32 else "1" * 32
+        for what, route in (("no sig", "<sip:%s;lr>" % p),
+                            ("a forged sig", "<sip:%s;lr;sig=%s>" % (p, forged)),
+                            ("this dialog's sig on another Call-ID", None)):
+            if route is None:
+                # The signature of this route is for this dialog only.
+                route = c.record_route[0]
+                c.send_in_dialog("MESSAGE", ua=local, route=[route], call_id="other@" + LOCAL,
+                                 body=b"x")
+            else:
+                c.send_in_dialog("MESSAGE", ua=local, route=[route], body=b"x")
+            r = local.response_to("MESSAGE")
+            log("MESSAGE with %s -> %s" % (what, r.first))
+            check(r.status == 403, "MESSAGE with %s got %s, expected 403" % (what, r.first))
+        check(not c.callee.quiet(lambda m: m.method == "MESSAGE", 0.3),
+              "the callee received a MESSAGE through a route we did not sign")
+        c.send_in_dialog("MESSAGE", body=b"signed")
+        got = c.callee.expect(lambda m: m.method == "MESSAGE", "the signed MESSAGE")
+        c.callee.reply(got, 200, "OK")
+        check(c.caller.response_to("MESSAGE").status == 200, "the signed MESSAGE failed")
+        _hang_up(env, c)
+    finally:
+        local.close()
+        _close_call(c)
+
+
+def case_dialog_identity(env):
+    """RFC 3325 section 5 / 9.1 on the in-dialog path: a P-Asserted-Identity or
+    P-Preferred-Identity a party writes itself is removed, and the identity
+    the proxy recorded for that party when the dialog formed is asserted in
+    its place (the door reads it): the caller's from digest, the callee's
+    from its registration."""
+    env.start_proxy()
+    c = _py_call(env)
+    forged = ("P-Asserted-Identity: <sip:alice@%s>\r\nP-Preferred-Identity: <sip:alice@%s>"
+              % (DOMAIN, DOMAIN))
+    try:
+        for from_caller, ua, peer, want in ((True, c.caller, c.callee, "door"),
+                                            (False, c.callee, c.caller, "mon1")):
+            c.send_in_dialog("MESSAGE", from_caller=from_caller, body=b"1234", extra=forged)
+            got = peer.expect(lambda m: m.method == "MESSAGE", "MESSAGE at %s" % peer.name)
+            pai = got.hdrs("P-Asserted-Identity")
+            log("%s's MESSAGE at %s: P-Asserted-Identity %s, P-Preferred-Identity %s"
+                % (ua.name, peer.name, pai, got.hdrs("P-Preferred-Identity")))
+            check(pai == ["<sip:%s@%s>" % (want, DOMAIN)],
+                  "%s's in-dialog MESSAGE reached %s with P-Asserted-Identity %s, expected "
+                  "only <sip:%s@%s>" % (ua.name, peer.name, pai, want, DOMAIN))
+            check(not got.hdrs("P-Preferred-Identity"), "P-Preferred-Identity passed through")
+            peer.reply(got, 200, "OK")
+            check(ua.response_to("MESSAGE").status == 200, "the MESSAGE failed")
+        _hang_up(env, c)
+    finally:
+        _close_call(c)
+
+
+def case_stray_response(env):
+    """Issue 11: responses that match no transaction of the proxy, sent from
+    127.0.0.2 with the proxy's Via on top and the attacker's listening
+    socket in the next Via, are dropped (RFC 3261 section 16.7 forwards only
+    responses to our client transactions; a 2xx retransmission only inside a
+    recorded dialog, from its callee): nothing reaches that socket, whatever
+    the status, even with a live call's Call-ID and tags."""
+    env.start_proxy()
+    c = _py_call(env)
+    sentinel = Sentinel(env.ports.sip(7))
+    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), env.ports.proxy)
+    c.caller.quiet(lambda m: True, 0.1)  # what the call setup left (100, 180)
+    try:
+        for status, phrase, cid, ftag, ttag in (
+                (200, "OK", attacker.uniq("c"), "f1", "t1"),
+                (180, "Ringing", attacker.uniq("c"), "f1", "t1"),
+                (486, "Busy Here", attacker.uniq("c"), "f1", "t1"),
+                (200, "OK", c.call_id, c.caller_tag, c.callee_tag)):
+            attacker.send("SIP/2.0 %d %s\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-stray%d\n"
+                          "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-victim\n"
+                          "From: <sip:door@%s>;tag=%s\nTo: <sip:mon1@%s>;tag=%s\n"
+                          "Call-ID: %s\nCSeq: 2 INVITE\nContact: <sip:%s:%d>"
+                          % (status, phrase, LOCAL, env.ports.proxy, status, ATTACKER,
+                             sentinel.port, DOMAIN, ftag, DOMAIN, ttag, cid, ATTACKER,
+                             attacker.port))
+        leaked = sentinel.got()
+        log("stray responses reflected to %s:%d: %d" % (ATTACKER, sentinel.port, len(leaked)))
+        check(not leaked, "stray responses were forwarded to the next Via: %r" % leaked[:3])
+        check(not c.caller.quiet(lambda m: m.status, 0.3),
+              "the caller received a stray response")
+        # The callee's own retransmitted 200 still reaches the caller (RFC 3261
+        # section 13.3.1.4, 16.7 step 5), with or without a transaction left.
+        c.callee.reply(c.invite_at_callee, 200, "OK", to_tag=c.callee_tag,
+                       body=_py_sdp(c.callee_rtp.port, owner="mon1"))
+        again = c.caller.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
+                                "the callee's retransmitted 200")
+        check(again.tag("To") == c.callee_tag, "retransmitted 200 with To tag %s" % again.tag("To"))
+        _hang_up(env, c)
+    finally:
+        sentinel.close()
+        attacker.close()
+        _close_call(c)
+
+
+def case_proxy_require(env):
+    """RFC 3261 section 16.3 step 5 / 20.29: a request whose Proxy-Require
+    names an extension the proxy does not support gets 420 Bad Extension with
+    every such option-tag in Unsupported (section 20.40), before any digest
+    challenge, and goes nowhere; without it the same request is challenged."""
+    env.start_proxy()
+    target = "sip:mon1@%s" % DOMAIN
+    for method in ("INVITE", "MESSAGE", "OPTIONS"):
+        replies = _udp_exchange(env, _req(method, target, env,
+                                          extra="Proxy-Require: foo, x-bar"), wait=0.7)
+        msgs = [SipMessage(r, None) for r in replies]
+        log("%s with Proxy-Require: foo, x-bar -> %s (Unsupported %s)"
+            % (method, [m.first for m in msgs], [m.hdrs("Unsupported") for m in msgs]))
+        check(msgs and msgs[0].status == 420, "%s: expected 420, got %s"
+              % (method, [m.first for m in msgs] or "no reply"))
+        tags = set(t.strip() for u in msgs[0].hdrs("Unsupported") for t in u.split(","))
+        check(tags == {"foo", "x-bar"}, "420 lists Unsupported %s, expected foo and x-bar"
+              % msgs[0].hdrs("Unsupported"))
+    replies = _udp_exchange(env, _req("INVITE", target, env), wait=0.7)
+    check(replies and replies[0].startswith(b"SIP/2.0 407 "),
+          "without Proxy-Require the INVITE was not challenged: %r" % replies[:1])
+
+
+def case_ack_max_forwards_zero(env):
+    """RFC 3261 section 17 / 16.3 step 3: an ACK with Max-Forwards: 0 (out of
+    dialog and inside one) gets no response at all, where any other request
+    gets 483 Too Many Hops."""
+    env.start_proxy()
+    target = "sip:mon1@%s" % DOMAIN
+    for what in ("out of dialog", "with a To tag"):
+        payload = _req("ACK", target, env, mf="0")
+        if what == "with a To tag":
+            payload = (lambda port, f=payload: f(port).replace(
+                b"To: <%s>" % target.encode(), b"To: <%s>;tag=t1" % target.encode()))
+        replies = _udp_exchange(env, payload, wait=1.0)
+        log("ACK %s, Max-Forwards 0 -> %s" % (what, [r.split(b"\r\n")[0] for r in replies]))
+        check(not replies, "an ACK (%s) was answered: %r" % (what, replies[:1]))
+    replies = _udp_exchange(env, _req("MESSAGE", target, env, mf="0"), wait=0.7)
+    check(replies and replies[0].startswith(b"SIP/2.0 483 "),
+          "MESSAGE with Max-Forwards 0: expected 483, got %r" % replies[:1])
+    check(env.proxy_alive(), "portier-proxy died")
+
+
+def case_route_by_domain_alias(env):
+    """Issue 11: the proxy is "us" by its served domain and by the names in
+    [global] aliases as well as by its address (phones whose outbound proxy
+    is a DNS name): OPTIONS and REGISTER to sip:<alias> get 200, a REGISTER
+    and INVITEs with Route <sip:<alias>;lr> or <sip:home.example;lr> go
+    through (no 403 Relaying denied), while a Route to another domain is still
+    refused."""
+    write = env.write_config
+
+    def with_alias():
+        path = write()
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("[global]\n", "[global]\naliases = proxy.lan Portier.Local\n", 1))
+        return path
+
+    env.write_config = with_alias
+    env.start_proxy()
+    ua = PyUA("mon2", LOCAL, env.ports.sip(1), env.ports.proxy)
+    try:
+        ua.send("OPTIONS sip:proxy.lan SIP/2.0\nVia: %s\nFrom: <sip:mon2@%s>;tag=o1\n"
+                "To: <sip:proxy.lan>\nCall-ID: %s\nCSeq: 1 OPTIONS\nMax-Forwards: 70"
+                % (ua.via(), DOMAIN, ua.uniq("o")))
+        r = ua.response_to("OPTIONS")
+        log("OPTIONS sip:proxy.lan -> %s" % r.first)
+        check(r.status == 200, "OPTIONS to the alias got %s, expected 200" % r.first)
+        ruri = "sip:%s" % DOMAIN
+        head = ("REGISTER %s SIP/2.0\nVia: {via}\nRoute: <sip:portier.local;lr>\n"
+                "From: <sip:mon2@%s>;tag=r1\nTo: <sip:mon2@%s>\nCall-ID: %s\n"
+                "CSeq: {cseq} REGISTER\nContact: <sip:%s:%d>\nExpires: 600\nMax-Forwards: 70\n"
+                "{auth}" % (ruri, DOMAIN, DOMAIN, ua.uniq("r"), LOCAL, ua.port))
+        r, _ = _send_authenticated(ua, "REGISTER", ruri, "mon2", head)
+        log("REGISTER with Route <sip:portier.local;lr> -> %s" % r.first)
+        check(r.status == 200, "REGISTER via the alias got %s, expected 200" % r.first)
+        check(env.bindings_for("mon2"), "no binding for mon2")
+        # The registrar named by the alias itself (RFC 3261 section 10.2: the
+        # Request-URI names the registrar's domain; a phone may write a host name).
+        ruri = "sip:proxy.lan"
+        head = ("REGISTER %s SIP/2.0\nVia: {via}\nFrom: <sip:mon2@%s>;tag=r2\nTo: <sip:mon2@%s>\n"
+                "Call-ID: %s\nCSeq: {cseq} REGISTER\nContact: <sip:%s:%d>\nExpires: 600\n"
+                "Max-Forwards: 70\n{auth}" % (ruri, DOMAIN, DOMAIN, ua.uniq("r"), LOCAL, ua.port))
+        r, _ = _send_authenticated(ua, "REGISTER", ruri, "mon2", head)
+        log("REGISTER sip:proxy.lan -> %s" % r.first)
+        check(r.status == 200, "REGISTER to the alias got %s, expected 200" % r.first)
+        for route in ("<sip:proxy.lan;lr>", "<sip:%s;lr>" % DOMAIN,
+                      "<sip:proxy.lan:%d;lr>" % env.ports.proxy):
+            c = _py_call(env, route=route)
+            log("INVITE with Route %s answered; Record-Route %s" % (route, c.record_route))
+            _hang_up(env, c)
+            _close_call(c)
+        other = PyUA("door", LOCAL, env.ports.sip(4), env.ports.proxy)
+        try:
+            head = ("INVITE sip:mon1@%s SIP/2.0\nVia: {via}\nRoute: <sip:other.example;lr>\n"
+                    "From: <sip:door@%s>;tag=x\nTo: <sip:mon1@%s>\nCall-ID: %s\n"
+                    "CSeq: {cseq} INVITE\nMax-Forwards: 70\n{auth}"
+                    % (DOMAIN, DOMAIN, DOMAIN, other.uniq("c")))
+            other.send(head.format(via=other.via(), cseq=1, auth=""))
+            r = other.response_to("INVITE")
+            log("INVITE with Route <sip:other.example;lr> -> %s" % r.first)
+            check(r.status == 403, "a Route to another domain got %s, expected 403" % r.first)
+        finally:
+            other.close()
+    finally:
+        ua.close()
+
+
+def case_dialog_notify_first(env):
+    """RFC 6665 section 4.1.2.4: the notifier's first NOTIFY may overtake the
+    200 of the SUBSCRIBE; it forms the dialog at the proxy when it comes from
+    the host the SUBSCRIBE went to, and reaches the subscriber. The same
+    NOTIFY from 127.0.0.2 (tags and signed route copied) gets 481 and reaches
+    nobody. Later requests of the subscription go through."""
+    env.start_proxy()
+    env.register("mon1", 0)
+    p = env.ports.proxy
+    sub = PyUA("door", LOCAL, env.ports.sip(4), p)
+    notifier = PyUA("mon1", LOCAL, env.ports.sip(0), p)
+    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), p)
+    try:
+        ruri = "sip:mon1@%s" % DOMAIN
+        call_id, stag, ntag = sub.uniq("sub") + "@" + LOCAL, sub.uniq("st"), notifier.uniq("nt")
+        head = ("SUBSCRIBE %s SIP/2.0\nVia: {via}\nFrom: <sip:door@%s>;tag=%s\nTo: <%s>\n"
+                "Call-ID: %s\nCSeq: {cseq} SUBSCRIBE\nContact: <sip:door@%s:%d>\n"
+                "Event: presence\nExpires: 60\nMax-Forwards: 70\n{auth}"
+                % (ruri, DOMAIN, stag, ruri, call_id, LOCAL, sub.port))
+        sub.send(head.format(via=sub.via(), cseq=1, auth=""))
+        r = sub.response_to("SUBSCRIBE")
+        check(r.status == 407, "SUBSCRIBE without credentials got %s" % r.first)
+        _, chal = _py_challenge(r)
+        sub.send(head.format(via=sub.via(), cseq=2, auth="Proxy-Authorization: %s\n"
+                             % _py_digest(chal, "SUBSCRIBE", ruri, "door")))
+        req = notifier.expect(lambda m: m.method == "SUBSCRIBE", "SUBSCRIBE")
+        rr = req.hdrs("Record-Route")
+        check(rr, "the SUBSCRIBE carries no Record-Route")
+
+        def notify(ua, cseq):
+            ua.send("NOTIFY sip:door@%s:%d SIP/2.0\nVia: %s\n%sFrom: <%s>;tag=%s\n"
+                    "To: <sip:door@%s>;tag=%s\nCall-ID: %s\nCSeq: %d NOTIFY\n"
+                    "Contact: <sip:%s:%d>\nEvent: presence\n"
+                    "Subscription-State: active;expires=60\nMax-Forwards: 70"
+                    % (LOCAL, sub.port, ua.via(), "".join("Route: %s\n" % x for x in rr),
+                       ruri, ntag, DOMAIN, stag, call_id, cseq, ua.ip, ua.port))
+
+        notify(attacker, 1)
+        r = attacker.response_to("NOTIFY")
+        log("NOTIFY from %s ahead of the 200 -> %s" % (ATTACKER, r.first))
+        check(r.status == 481, "the attacker's NOTIFY got %s, expected 481" % r.first)
+        check(not sub.quiet(lambda m: m.method == "NOTIFY", 0.3),
+              "the subscriber received the attacker's NOTIFY")
+        notify(notifier, 1)
+        got = sub.expect(lambda m: m.method == "NOTIFY", "the notifier's NOTIFY")
+        sub.reply(got, 200, "OK")
+        r = notifier.response_to("NOTIFY")
+        log("the notifier's NOTIFY ahead of the 200 -> %s" % r.first)
+        check(r.status == 200, "the notifier's NOTIFY got %s, expected 200" % r.first)
+        notifier.reply(req, 200, "OK", to_tag=ntag, extra="Expires: 60")
+        ok = sub.response_to("SUBSCRIBE")
+        check(ok.status == 200 and ok.tag("To") == ntag, "SUBSCRIBE got %s" % ok.first)
+        # The subscriber ends the subscription inside the dialog (RFC 6665 section 4.1.2.3).
+        sub.send("SUBSCRIBE sip:%s:%d SIP/2.0\nVia: %s\n%sFrom: <sip:door@%s>;tag=%s\n"
+                 "To: <%s>;tag=%s\nCall-ID: %s\nCSeq: 3 SUBSCRIBE\nContact: <sip:door@%s:%d>\n"
+                 "Event: presence\nExpires: 0\nMax-Forwards: 70"
+                 % (LOCAL, notifier.port, sub.via(),
+                    "".join("Route: %s\n" % x for x in reversed(ok.hdrs("Record-Route"))),
+                    DOMAIN, stag, ruri, ntag, call_id, LOCAL, sub.port))
+        # (the first SUBSCRIBE may have been retransmitted meanwhile: CSeq 3 is ours)
+        unsub = notifier.expect(lambda m: m.method == "SUBSCRIBE" and m.cseq()[0] == 3,
+                                "the un-SUBSCRIBE")
+        notifier.reply(unsub, 200, "OK", extra="Expires: 0")
+        check(sub.response_to("SUBSCRIBE").status == 200, "the un-SUBSCRIBE failed")
+    finally:
+        for ua in (sub, notifier, attacker):
+            ua.close()
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -4257,6 +5085,17 @@ CASES = [
     ("relay_unrelayable_stream", case_relay_unrelayable_stream),
     ("relay_refuses_unusable_c", case_relay_refuses_unusable_c),
     ("relay_call_limits", case_relay_call_limits),
+    # issue 11: in-dialog requests, signed Record-Route, core conformance
+    ("dialog_open_relay", case_dialog_open_relay),
+    ("dialog_forged_reinvite", case_dialog_forged_reinvite),
+    ("dialog_forged_bye", case_dialog_forged_bye),
+    ("dialog_route_signature", case_dialog_route_signature),
+    ("dialog_identity", case_dialog_identity),
+    ("stray_response", case_stray_response),
+    ("proxy_require", case_proxy_require),
+    ("ack_max_forwards_zero", case_ack_max_forwards_zero),
+    ("route_by_domain_alias", case_route_by_domain_alias),
+    ("dialog_notify_first", case_dialog_notify_first),
 ]
 
 
