@@ -1,0 +1,69 @@
+#include "proxy/connection_limits.h"
+
+#include <algorithm>
+#include <set>
+
+namespace portier::proxy {
+
+ConnectionLimits::Entry &ConnectionLimits::sight(const std::string &key, int64_t now_ms,
+                                                 bool *is_new) {
+  auto it = entries_.find(key);
+  *is_new = it == entries_.end();
+  if (*is_new) {
+    Entry e;
+    e.seq = next_seq_++;
+    e.last_request = now_ms;
+    it = entries_.emplace(key, e).first;
+  }
+  return it->second;
+}
+
+bool ConnectionLimits::note_request(const std::string &key, int64_t now_ms) {
+  bool is_new = false;
+  sight(key, now_ms, &is_new).last_request = now_ms;
+  return !is_new;
+}
+
+std::vector<Closing> ConnectionLimits::review(const std::vector<OpenConnection> &open,
+                                              int64_t now_ms) {
+  std::vector<Closing> close;
+  std::set<std::string> seen;
+  std::map<std::string, std::vector<std::pair<uint64_t, const OpenConnection *>>> others_by_host;
+  std::map<std::string, size_t> count_by_host;
+  for (const auto &c : open) {
+    bool is_new = false;
+    Entry &e = sight(c.key, now_ms, &is_new);
+    seen.insert(c.key);
+    if (c.registered) {
+      // A device's flow (RFC 5626 §4.4.1) may carry nothing but keep-alives
+      // until the device registers again: while its binding lives it stays,
+      // and it counts against its source.
+      e.last_request = now_ms;
+      ++count_by_host[c.host];
+      continue;
+    }
+    if (now_ms - e.last_request >= settings_.idle_ms) {
+      close.push_back({c.key, c.host, Closing::Why::Idle});
+      continue;
+    }
+    ++count_by_host[c.host];
+    others_by_host[c.host].push_back({e.seq, &c});
+  }
+  for (auto &[host, conns] : others_by_host) {
+    size_t count = count_by_host[host];
+    if (count <= settings_.max_per_source) continue;
+    std::sort(conns.begin(), conns.end());  // oldest first
+    while (count > settings_.max_per_source && !conns.empty()) {
+      const OpenConnection &newest = *conns.back().second;
+      close.push_back({newest.key, newest.host, Closing::Why::OverLimit});
+      conns.pop_back();
+      --count;
+    }
+  }
+  for (const auto &c : close) seen.erase(c.key);
+  for (auto it = entries_.begin(); it != entries_.end();)
+    it = seen.count(it->first) ? std::next(it) : entries_.erase(it);
+  return close;
+}
+
+}  // namespace portier::proxy
