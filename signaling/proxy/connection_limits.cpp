@@ -1,6 +1,7 @@
 #include "proxy/connection_limits.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 
 namespace portier::proxy {
@@ -25,7 +26,7 @@ bool ConnectionLimits::note_request(const std::string &key, int64_t now_ms) {
 }
 
 std::vector<Closing> ConnectionLimits::review(const std::vector<OpenConnection> &open,
-                                              int64_t now_ms) {
+                                              int64_t now_ms, size_t max_accepted) {
   std::vector<Closing> close;
   std::set<std::string> seen;
   std::map<std::string, std::vector<std::pair<uint64_t, const OpenConnection *>>> others_by_host;
@@ -49,9 +50,10 @@ std::vector<Closing> ConnectionLimits::review(const std::vector<OpenConnection> 
     ++count_by_host[c.host];
     others_by_host[c.host].push_back({e.seq, &c});
   }
+  size_t total = 0;
+  std::vector<std::pair<uint64_t, const OpenConnection *>> others;
   for (auto &[host, conns] : others_by_host) {
-    size_t count = count_by_host[host];
-    if (count <= settings_.max_per_source) continue;
+    size_t &count = count_by_host[host];
     std::sort(conns.begin(), conns.end());  // oldest first
     while (count > settings_.max_per_source && !conns.empty()) {
       const OpenConnection &newest = *conns.back().second;
@@ -59,11 +61,33 @@ std::vector<Closing> ConnectionLimits::review(const std::vector<OpenConnection> 
       conns.pop_back();
       --count;
     }
+    others.insert(others.end(), conns.begin(), conns.end());
   }
+  for (const auto &[host, count] : count_by_host) total += count;
+  if (total > max_accepted) {
+    std::sort(others.begin(), others.end());
+    while (total > max_accepted && !others.empty()) {
+      const OpenConnection &newest = *others.back().second;
+      close.push_back({newest.key, newest.host, Closing::Why::NoDescriptors});
+      --count_by_host[newest.host];
+      others.pop_back();
+      --total;
+    }
+  }
+  open_by_host_.clear();
+  for (const auto &[host, count] : count_by_host)
+    if (count) open_by_host_[host] = count;
   for (const auto &c : close) seen.erase(c.key);
   for (auto it = entries_.begin(); it != entries_.end();)
     it = seen.count(it->first) ? std::next(it) : entries_.erase(it);
   return close;
+}
+
+bool ConnectionLimits::accept_from(const std::string &host) {
+  size_t &n = open_by_host_[host];
+  if (n >= settings_.max_per_source) return false;
+  ++n;
+  return true;
 }
 
 }  // namespace portier::proxy

@@ -53,7 +53,7 @@ struct OpenConnection {
 };
 
 struct Closing {
-  enum class Why { Idle, OverLimit };
+  enum class Why { Idle, OverLimit, NoDescriptors };
   std::string key;
   std::string host;
   Why why;
@@ -80,7 +80,14 @@ class ConnectionLimits {
   // earlier ones alone. An unregistered connection without a request for
   // idle_ms is closed (keep-alives and trickled bytes do not count).
   // Connections not listed are forgotten.
-  std::vector<Closing> review(const std::vector<OpenConnection> &open, int64_t now_ms);
+  // When more than max_accepted remain (the file descriptors left), the newest
+  // unregistered ones go, whatever their source.
+  std::vector<Closing> review(const std::vector<OpenConnection> &open, int64_t now_ms,
+                              size_t max_accepted = SIZE_MAX);
+
+  // A connection being accepted (before sofia sees it): false when its source
+  // already holds max_per_source, counting from the last review.
+  bool accept_from(const std::string &host);
 
   size_t tracked() const { return entries_.size(); }
 
@@ -94,6 +101,8 @@ class ConnectionLimits {
   Settings settings_;
   std::map<std::string, Entry> entries_;
   uint64_t next_seq_ = 0;
+  // Connections per source after the last review, plus those accepted since.
+  std::map<std::string, size_t> open_by_host_;
 };
 
 }  // namespace portier::proxy

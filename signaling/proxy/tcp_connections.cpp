@@ -13,12 +13,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "common/log.h"
+#include "proxy/accept_guard.h"
 
 namespace portier::proxy {
 namespace {
@@ -124,12 +126,28 @@ int64_t now_ms() {
       .count();
 }
 
+// Descriptors kept free of accepted connections, for everything else the
+// proxy opens (relay ports, state files, outgoing connections): an eighth of
+// the limit, at least 32. GLib aborts the program when it cannot get one.
+size_t descriptors_for_others(size_t limit) { return std::max<size_t>(32, limit / 8); }
+
 }  // namespace
 
 TcpConnections::TcpConnections(nta_agent_t *agent, ConnectionLimits::Settings settings)
-    : agent_(agent), limits_(settings), max_per_source_(settings.max_per_source) {}
+    : agent_(agent), limits_(settings), max_per_source_(settings.max_per_source) {
+  if (!accept_guard::arm())
+    PLOG_WARN("tcp: no file descriptor to keep in reserve for a flood of connections");
+  accept_guard::set_filter(
+      [](const sockaddr *peer, void *self) {
+        End end;
+        return !end_of(peer, &end) ||
+               static_cast<TcpConnections *>(self)->limits_.accept_from(end.host);
+      },
+      this);
+}
 
 TcpConnections::~TcpConnections() {
+  accept_guard::set_filter(nullptr, nullptr);
   for (auto &[peer, tp] : flows_) tport_unref(tp);
 }
 
@@ -193,6 +211,17 @@ void TcpConnections::review(const LocationStore &locations, int64_t now_s) {
     PLOG_WARN("tcp: closed %zu connection(s) from %s: over max-connections-per-source (%zu)", n,
               host.c_str(), max_per_source_);
   over_limit_.clear();
+  if (size_t n = accept_guard::take_refused_by_filter())
+    PLOG_WARN(
+        "tcp: refused %zu connection(s) at once: their source is at "
+        "max-connections-per-source (%zu)",
+        n, max_per_source_);
+  if (size_t n = accept_guard::take_refused_no_fd() + no_descriptors_)
+    PLOG_WARN(
+        "tcp: refused or closed %zu connection(s): out of file descriptors "
+        "(RLIMIT_NOFILE); the newest unregistered connections go first",
+        n);
+  no_descriptors_ = 0;
 }
 
 void TcpConnections::review_now(int64_t now, const std::string *current, bool *current_closed) {
@@ -200,6 +229,12 @@ void TcpConnections::review_now(int64_t now, const std::string *current, bool *c
   const std::vector<Accepted> accepted = accepted_connections(&fds_open);
   std::vector<OpenConnection> open;
   open.reserve(accepted.size());
+  struct rlimit rl {};
+  const size_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                           ? static_cast<size_t>(rl.rlim_cur)
+                           : SIZE_MAX / 2;
+  const size_t others = fds_open - accepted.size() + descriptors_for_others(limit);
+  const size_t max_accepted = limit > others ? limit - others : 0;
   std::map<std::string, int> fd_of;
   for (const auto &a : accepted) {
     OpenConnection c;
@@ -210,7 +245,7 @@ void TcpConnections::review_now(int64_t now, const std::string *current, bool *c
     open.push_back(std::move(c));
   }
   size_t idle = 0;
-  for (const auto &c : limits_.review(open, now)) {
+  for (const auto &c : limits_.review(open, now, max_accepted)) {
     // sofia owns the socket: shutdown(2) ends the connection without taking
     // the descriptor from under it; sofia reads the end of stream, closes the
     // socket and frees its transport (the peer sees its connection closed).
@@ -218,6 +253,8 @@ void TcpConnections::review_now(int64_t now, const std::string *current, bool *c
     if (current && c.key == *current) *current_closed = true;
     if (c.why == Closing::Why::OverLimit)
       ++over_limit_[c.host];
+    else if (c.why == Closing::Why::NoDescriptors)
+      ++no_descriptors_;
     else
       ++idle;
   }

@@ -51,6 +51,7 @@ class TcpConnections {
   std::set<std::string> registered_;
   // Connections closed per source for the limit since the last log line.
   std::map<std::string, size_t> over_limit_;
+  size_t no_descriptors_ = 0;
 };
 
 }  // namespace portier::proxy
