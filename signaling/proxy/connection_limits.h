@@ -1,7 +1,7 @@
 // The proxy's accounting of the TCP/TLS connections it accepted, without SIP
 // stack types: the glue (tcp_connections.h) shows it the open connections once
-// a second and when a new connection sends its first request, and it says
-// which ones to close. Time is passed in, so tests drive it.
+// a second and asks it about each connection being accepted, and it says
+// which ones to close or refuse. Time is passed in, so tests drive it.
 //
 // What sofia-sip 1.12.11's tport does itself (read in libsofia-sip-ua/tport/
 // tport.c and tport_type_tcp.c), and why this class exists beside it:
@@ -69,8 +69,7 @@ class ConnectionLimits {
   explicit ConnectionLimits(Settings settings) : settings_(settings) {}
 
   // A SIP request came over the connection: it is in use. Returns false when
-  // the connection was not known yet (the glue then reviews at once, so a new
-  // connection over the limit is closed before it is served).
+  // the connection was not known yet.
   bool note_request(const std::string &key, int64_t now_ms);
 
   // Every open connection, now; returns those to close. Per

@@ -356,10 +356,7 @@ int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
     return 0;
   }
   const sip_method_t method = sip->sip_request->rq_method;
-  if (!self->tcp_->admit(msg, method == sip_method_register)) {
-    msg_destroy(msg);  // its connection is over its source's limit and is being closed
-    return 0;
-  }
+  self->tcp_->note_request(msg, method == sip_method_register);
   if (method == sip_method_register || method == sip_method_ack || method == sip_method_cancel) {
     // REGISTER is answered statelessly, as Kamailio's registrar does: a UDP
     // retransmission is simply processed again (the location store treats the

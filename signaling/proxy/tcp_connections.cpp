@@ -151,10 +151,9 @@ TcpConnections::~TcpConnections() {
   for (auto &[peer, tp] : flows_) tport_unref(tp);
 }
 
-bool TcpConnections::admit(msg_t *msg, bool is_register) {
+void TcpConnections::note_request(msg_t *msg, bool is_register) {
   tport_t *tp = nta_incoming_transport(agent_, nullptr, msg);
-  if (!tp) return true;
-  bool ok = true;
+  if (!tp) return;
   const su_addrinfo_t *ai = tport_get_address(tp);
   const su_addrinfo_t *lai = tport_get_address(tport_parent(tp));
   End peer, local;
@@ -170,17 +169,12 @@ bool TcpConnections::admit(msg_t *msg, bool is_register) {
         it->second = tport_ref(tp);
       }
     }
-    const std::string key = key_of(peer, local.port);
-    if (!limits_.note_request(key, now_ms())) {
-      // A connection's first request: count its source now, so one over the
-      // limit is not served while waiting for the next review.
-      bool closed = false;
-      review_now(now_ms(), &key, &closed);
-      ok = !closed;
-    }
+    // A new connection's first request is counted here too; its source was
+    // checked when it was accepted (accept_guard), so no review is needed
+    // now (one per new connection would cost a flood dearly).
+    limits_.note_request(key_of(peer, local.port), now_ms());
   }
   tport_unref(tp);
-  return ok;
 }
 
 void TcpConnections::review(const LocationStore &locations, int64_t now_s) {
@@ -205,7 +199,7 @@ void TcpConnections::review(const LocationStore &locations, int64_t now_s) {
     tport_unref(it->second);
     it = flows_.erase(it);
   }
-  review_now(now_ms(), nullptr, nullptr);
+  review_now(now_ms());
   // One line per source and second in a flood, not one per connection.
   for (const auto &[host, n] : over_limit_)
     PLOG_WARN("tcp: closed %zu connection(s) from %s: over max-connections-per-source (%zu)", n,
@@ -224,7 +218,7 @@ void TcpConnections::review(const LocationStore &locations, int64_t now_s) {
   no_descriptors_ = 0;
 }
 
-void TcpConnections::review_now(int64_t now, const std::string *current, bool *current_closed) {
+void TcpConnections::review_now(int64_t now) {
   size_t fds_open = 0;
   const std::vector<Accepted> accepted = accepted_connections(&fds_open);
   std::vector<OpenConnection> open;
@@ -250,7 +244,6 @@ void TcpConnections::review_now(int64_t now, const std::string *current, bool *c
     // the descriptor from under it; sofia reads the end of stream, closes the
     // socket and frees its transport (the peer sees its connection closed).
     shutdown(fd_of[c.key], SHUT_RDWR);
-    if (current && c.key == *current) *current_closed = true;
     if (c.why == Closing::Why::OverLimit)
       ++over_limit_[c.host];
     else if (c.why == Closing::Why::NoDescriptors)

@@ -26,11 +26,10 @@ class TcpConnections {
   TcpConnections(const TcpConnections &) = delete;
   TcpConnections &operator=(const TcpConnections &) = delete;
 
-  // For each request, from on_message: false when the request came over a
-  // connection that is over its source's limit (it is being closed; drop the
-  // request). A REGISTER's connection is held until the next review, which
-  // keeps it while the binding lives.
-  bool admit(msg_t *msg, bool is_register);
+  // For each request, from on_message: the connection is in use. A
+  // REGISTER's connection is held until the next review, which keeps it while
+  // the binding lives.
+  void note_request(msg_t *msg, bool is_register);
 
   // Once a second: lets go of connections whose binding is gone, closes what
   // is over the limits or idle.
@@ -39,7 +38,7 @@ class TcpConnections {
   size_t flows() const { return flows_.size(); }
 
  private:
-  void review_now(int64_t now_ms, const std::string *current, bool *current_closed);
+  void review_now(int64_t now_ms);
 
   nta_agent_t *agent_;
   ConnectionLimits limits_;
