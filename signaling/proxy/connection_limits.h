@@ -13,11 +13,12 @@
 //   (tp_refs == 0: no transaction, no tport_ref()). A CRLFCRLF keep-alive
 //   counts as received data. Default: never.
 // - TPTAG_TIMEOUT(ms) applies while a message is half read: when no byte came
-//   for that long, the partial message is handed to nta marked as truncated
-//   (nta answers 400 when it has a Via, else sends a FIN) and the connection
-//   then falls to the idle rule. It counts from the last byte, not from the
-//   message's start: a peer that trickles a byte now and then never meets it.
-//   Default: never.
+//   for that long, the partial message is handed to nta marked as truncated;
+//   nta answers 400 when it has a Via and shuts the connection for writing
+//   (FIN), but sofia goes on reading it until the peer closes or the idle rule
+//   comes (the glue closes such half-closed connections). It counts from the
+//   last byte, not from the message's start: a peer that trickles a byte now
+//   and then never meets it. Default: never.
 // - TPTAG_KEEPALIVE(ms) makes the proxy send CRLFCRLF pings itself, and
 //   TPTAG_PINGPONG(ms) closes when the pong does not come (RFC 5626 §4.4.1);
 //   we leave both off: the devices ping, and TPTAG_PONG2PING answers them.

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta_tport.h>
 #include <sys/resource.h>
@@ -64,6 +65,7 @@ struct Accepted {
   int fd;
   End peer;
   uint16_t local_port;
+  bool ended_by_us;  // our side sent its FIN, the peer keeps its side open
 };
 
 // The connections our TCP listeners accepted, seen from the kernel: every
@@ -104,7 +106,11 @@ std::vector<Accepted> accepted_connections(size_t *fds_open) {
     }
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
-    Accepted a{fd, {}, local_end.port};
+    tcp_info info{};
+    len = sizeof info;
+    const bool ended = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+                       (info.tcpi_state == TCP_FIN_WAIT1 || info.tcpi_state == TCP_FIN_WAIT2);
+    Accepted a{fd, {}, local_end.port, ended};
     if (getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &peer_len) != 0 ||
         !end_of(reinterpret_cast<sockaddr *>(&peer), &a.peer))
       continue;  // not connected (yet, or any more)
@@ -230,7 +236,17 @@ void TcpConnections::review_now(int64_t now) {
   const size_t others = fds_open - accepted.size() + descriptors_for_others(limit);
   const size_t max_accepted = limit > others ? limit - others : 0;
   std::map<std::string, int> fd_of;
+  size_t ended = 0;
   for (const auto &a : accepted) {
+    if (a.ended_by_us) {
+      // nta gave up on it (a 400 to a message cut short by
+      // tcp-incomplete-message-timeout, a 413...) and sent a FIN, but sofia
+      // keeps reading until the peer closes too: a peer that never does would
+      // hold the descriptor until idle-timeout.
+      shutdown(a.fd, SHUT_RDWR);
+      ++ended;
+      continue;
+    }
     OpenConnection c;
     c.key = key_of(a.peer, a.local_port);
     c.host = a.peer.host;
@@ -251,7 +267,8 @@ void TcpConnections::review_now(int64_t now) {
     else
       ++idle;
   }
-  if (idle) PLOG_DEBUG("tcp: closed %zu idle connection(s)", idle);
+  if (idle || ended)
+    PLOG_DEBUG("tcp: closed %zu idle connection(s), %zu half-closed one(s)", idle, ended);
 }
 
 }  // namespace portier::proxy

@@ -3160,8 +3160,9 @@ class _TcpSip:
 
 def case_tcp_incomplete_message(env):
     """A connection from another host that sends half a request and stalls
-    (slow-loris) is closed after tcp-incomplete-message-timeout, and the proxy
-    goes on answering OPTIONS over TCP and UDP (RFC 3261 section 11)."""
+    (slow-loris) is closed after tcp-incomplete-message-timeout, on the
+    proxy's side too (what the attacker sends afterwards meets a reset), and
+    the proxy goes on answering OPTIONS over TCP and UDP (RFC 3261 section 11)."""
     env.global_extra = "tcp-incomplete-message-timeout = 2\nidle-timeout = 120\n"
     env.start_proxy()
     p = env.ports.proxy
@@ -3176,6 +3177,22 @@ def case_tcp_incomplete_message(env):
     check(_wait_closed(stalled, within=15),
           "the stalled connection from %s is still open 15 s after it stopped sending "
           "(tcp-incomplete-message-timeout = 2)" % ATTACKER)
+    # The proxy's FIN alone would leave its socket open for as long as the
+    # attacker keeps its own side open: what it sends later must meet a reset.
+    reset = False
+    for _ in range(20):  # bounded: 20 x 0.5 s
+        try:
+            stalled.sendall(b"x")
+            stalled.settimeout(0.5)
+            if stalled.recv(100) == b"":
+                time.sleep(0.5)
+        except socket.timeout:
+            pass
+        except OSError:
+            reset = True
+            break
+    check(reset, "the proxy still reads the half-closed connection from %s 10 s later"
+          % ATTACKER)
     replies = _udp_exchange(env, _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env), wait=1.0)
     check(any(r.startswith(b"SIP/2.0 200") for r in replies), "no 200 to OPTIONS over UDP")
     fresh = _tcp_connect(env)
