@@ -5,9 +5,11 @@
 //
 // What sofia-sip 1.12.11's tport does itself (read in libsofia-sip-ua/tport/
 // tport.c and tport_type_tcp.c), and why this class exists beside it:
-// - tport_accept() accepts every connection, one per readable event of the
-//   listening socket, with no limit of any kind. On EMFILE it reports the
-//   error and returns; the listening socket stays readable.
+// - tport_accept() (and tport_tls_accept() for TLS) accepts every connection,
+//   one per readable event of the listening socket, with no limit of any kind
+//   and no hook for the stack. On EMFILE it reports the error and returns; the
+//   listening socket stays readable and the main loop calls it again at once,
+//   for ever (accept_guard.h).
 // - TPTAG_IDLE(ms) closes a connection when nothing was received and nothing
 //   sent for that long, but only when nobody holds a reference to it
 //   (tp_refs == 0: no transaction, no tport_ref()). A CRLFCRLF keep-alive
@@ -18,7 +20,9 @@
 //   (FIN), but sofia goes on reading it until the peer closes or the idle rule
 //   comes (the glue closes such half-closed connections). It counts from the
 //   last byte, not from the message's start: a peer that trickles a byte now
-//   and then never meets it. Default: never.
+//   and then never meets it. Default: never. TLS connections have no such
+//   timer at all (tport_type_tls.c sets no vtp_secondary_timer): only the
+//   idle rule, and ours, apply to them, handshake included.
 // - TPTAG_KEEPALIVE(ms) makes the proxy send CRLFCRLF pings itself, and
 //   TPTAG_PINGPONG(ms) closes when the pong does not come (RFC 5626 §4.4.1);
 //   we leave both off: the devices ping, and TPTAG_PONG2PING answers them.
