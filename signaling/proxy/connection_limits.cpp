@@ -21,7 +21,9 @@ ConnectionLimits::Entry &ConnectionLimits::sight(const std::string &key, int64_t
 
 bool ConnectionLimits::note_request(const std::string &key, int64_t now_ms) {
   bool is_new = false;
-  sight(key, now_ms, &is_new).last_request = now_ms;
+  Entry &e = sight(key, now_ms, &is_new);
+  e.last_request = now_ms;
+  e.requested = true;
   return !is_new;
 }
 
@@ -40,10 +42,13 @@ std::vector<Closing> ConnectionLimits::review(const std::vector<OpenConnection> 
       // until the device registers again: while its binding lives it stays,
       // and it counts against its source.
       e.last_request = now_ms;
+      e.requested = true;
       ++count_by_host[c.host];
       continue;
     }
-    if (now_ms - e.last_request >= settings_.idle_ms) {
+    const int64_t allowed =
+        e.requested ? settings_.idle_ms : std::min(settings_.idle_ms, settings_.first_request_ms);
+    if (now_ms - e.last_request >= allowed) {
       close.push_back({c.key, c.host, Closing::Why::Idle});
       continue;
     }

@@ -69,6 +69,10 @@ class ConnectionLimits {
   struct Settings {
     size_t max_per_source = 64;  // open connections from one peer address
     int64_t idle_ms = 3600000;   // without a SIP request, when not registered
+    // A new connection without a first complete request: a peer that
+    // connects and dribbles (or sends nothing, or never ends its TLS
+    // handshake) waits this long, not idle_ms.
+    int64_t first_request_ms = 60000;
   };
 
   explicit ConnectionLimits(Settings settings) : settings_(settings) {}
@@ -82,7 +86,8 @@ class ConnectionLimits {
   // others the oldest are kept up to the limit and the newest closed, so a
   // flood costs the flooding host its own newest connections and leaves the
   // earlier ones alone. An unregistered connection without a request for
-  // idle_ms is closed (keep-alives and trickled bytes do not count).
+  // idle_ms is closed (keep-alives and trickled bytes do not count), and one
+  // that has not completed its first request within first_request_ms.
   // Connections not listed are forgotten.
   // When more than max_accepted remain (the file descriptors left), the newest
   // unregistered ones go, whatever their source.
@@ -99,6 +104,7 @@ class ConnectionLimits {
   struct Entry {
     uint64_t seq = 0;          // order of first sight: lower is older
     int64_t last_request = 0;  // ms; first sight until a request comes
+    bool requested = false;    // a request came
   };
   Entry &sight(const std::string &key, int64_t now_ms, bool *is_new);
 

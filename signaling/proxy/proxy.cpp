@@ -173,7 +173,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   router_ = std::make_unique<Router>(*this);
   tcp_ = std::make_unique<TcpConnections>(
       agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
-                                         int64_t{settings_.idle_timeout} * 1000});
+                                         int64_t{settings_.idle_timeout} * 1000,
+                                         int64_t{settings_.tcp_incomplete_message_timeout} * 1000});
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
   // Runs every second for as long as the proxy does (su_timer_set_interval

@@ -3161,8 +3161,9 @@ class _TcpSip:
 def case_tcp_incomplete_message(env):
     """A connection from another host that sends half a request and stalls
     (slow-loris) is closed after tcp-incomplete-message-timeout, on the
-    proxy's side too (what the attacker sends afterwards meets a reset), and
-    the proxy goes on answering OPTIONS over TCP and UDP (RFC 3261 section 11)."""
+    proxy's side too (what the attacker sends afterwards meets a reset), as is
+    a new connection that dribbles its first request a byte at a time; the
+    proxy goes on answering OPTIONS over TCP and UDP (RFC 3261 section 11)."""
     env.global_extra = "tcp-incomplete-message-timeout = 2\nidle-timeout = 120\n"
     env.start_proxy()
     p = env.ports.proxy
@@ -3193,6 +3194,23 @@ def case_tcp_incomplete_message(env):
             break
     check(reset, "the proxy still reads the half-closed connection from %s 10 s later"
           % ATTACKER)
+    # A new connection that dribbles its first request a byte at a time never
+    # stalls, but never completes a request either.
+    dribbler = _tcp_connect(env)
+    request = ("OPTIONS sip:%s:%d SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-drip\r\n"
+               % (LOCAL, p, ATTACKER) + "X-Padding: " + "a" * 200).encode()
+    closed = False
+    for i in range(30):  # bounded: 30 x (0.5 s wait); idle-timeout is 120 s
+        try:
+            dribbler.sendall(request[i:i + 1])
+        except OSError:
+            closed = True
+            break
+        if _wait_closed(dribbler, within=0.5):
+            closed = True
+            break
+    check(closed, "a connection from %s dribbling its first request is still open 15 s later "
+          "(tcp-incomplete-message-timeout = 2)" % ATTACKER)
     replies = _udp_exchange(env, _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env), wait=1.0)
     check(any(r.startswith(b"SIP/2.0 200") for r in replies), "no 200 to OPTIONS over UDP")
     fresh = _tcp_connect(env)

@@ -14,10 +14,12 @@ namespace {
 
 constexpr int64_t kSecond = 1000;
 
-ConnectionLimits::Settings settings(size_t max_per_source, int64_t idle_s) {
+ConnectionLimits::Settings settings(size_t max_per_source, int64_t idle_s,
+                                    int64_t first_request_s = 3600) {
   ConnectionLimits::Settings s;
   s.max_per_source = max_per_source;
   s.idle_ms = idle_s * kSecond;
+  s.first_request_ms = first_request_s * kSecond;
   return s;
 }
 
@@ -54,7 +56,7 @@ TEST(ConnectionLimits, RegisteredConnectionsAreNeverClosedAndCountAgainstTheirSo
 }
 
 TEST(ConnectionLimits, AnUnregisteredConnectionWithoutARequestForIdleTimeIsClosed) {
-  ConnectionLimits limits(settings(64, 10));
+  ConnectionLimits limits(settings(64, 10, 10));
   std::vector<OpenConnection> open = {conn("127.0.0.2", 1), conn("127.0.0.1", 2),
                                       conn("127.0.0.1", 3, true)};
   EXPECT_TRUE(limits.review(open, 0).empty());
@@ -75,6 +77,29 @@ TEST(ConnectionLimits, AnUnregisteredConnectionWithoutARequestForIdleTimeIsClose
   EXPECT_TRUE(limits.review(open, 105 * kSecond).empty());
   EXPECT_EQ(keys(limits.review(open, 110 * kSecond)),
             (std::vector<std::string>{"127.0.0.1:3>5060"}));
+}
+
+TEST(ConnectionLimits, ANewConnectionHasTheIncompleteMessageTimeForItsFirstRequest) {
+  ConnectionLimits limits(settings(64, 3600, 60));
+  std::vector<OpenConnection> open = {conn("127.0.0.2", 1), conn("127.0.0.1", 2)};
+  EXPECT_TRUE(limits.review(open, 0).empty());
+  EXPECT_TRUE(limits.note_request("127.0.0.1:2>5060", 30 * kSecond));
+  // Port 1 dribbled or said nothing for a minute; port 2 had its first
+  // request and now has the idle time.
+  auto closing = limits.review(open, 60 * kSecond);
+  EXPECT_EQ(keys(closing), (std::vector<std::string>{"127.0.0.2:1>5060"}));
+  open.erase(open.begin());
+  EXPECT_TRUE(limits.review(open, 3629 * kSecond).empty());
+  EXPECT_EQ(keys(limits.review(open, 3630 * kSecond)),
+            (std::vector<std::string>{"127.0.0.1:2>5060"}));
+}
+
+TEST(ConnectionLimits, AShorterIdleTimeAppliesBeforeTheFirstRequestToo) {
+  ConnectionLimits limits(settings(64, 10, 60));
+  std::vector<OpenConnection> open = {conn("127.0.0.2", 1)};
+  EXPECT_TRUE(limits.review(open, 0).empty());
+  EXPECT_EQ(keys(limits.review(open, 10 * kSecond)),
+            (std::vector<std::string>{"127.0.0.2:1>5060"}));
 }
 
 TEST(ConnectionLimits, AFirstRequestIsNotKnownYet) {
