@@ -42,6 +42,8 @@ void set_filter(Filter filter, void *data) {
 size_t take_refused_no_fd() { return g_no_fd.exchange(0); }
 size_t take_refused_by_filter() { return g_by_filter.exchange(0); }
 
+namespace {
+
 int guarded_accept(int fd, sockaddr *addr, socklen_t *len) {
   sockaddr_storage peer{};
   socklen_t peer_len = sizeof peer;
@@ -74,6 +76,7 @@ int guarded_accept(int fd, sockaddr *addr, socklen_t *len) {
   return s;
 }
 
+}  // namespace
 }  // namespace portier::proxy::accept_guard
 
 // The definition the dynamic linker binds libsofia-sip-ua's accept() to (see
