@@ -259,7 +259,9 @@ void TcpConnections::review_now(int64_t now) {
     // sofia owns the socket: shutdown(2) ends the connection without taking
     // the descriptor from under it; sofia reads the end of stream, closes the
     // socket and frees its transport (the peer sees its connection closed).
-    shutdown(fd_of[c.key], SHUT_RDWR);
+    auto fd = fd_of.find(c.key);
+    if (fd == fd_of.end()) continue;
+    shutdown(fd->second, SHUT_RDWR);
     if (c.why == Closing::Why::OverLimit)
       ++over_limit_[c.host];
     else if (c.why == Closing::Why::NoDescriptors)
