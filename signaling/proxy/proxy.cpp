@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "proxy/media_relay.h"
 #include "proxy/router.h"
+#include "proxy/tcp_connections.h"
 
 namespace portier::proxy {
 namespace {
@@ -139,6 +140,12 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     return false;
   }
 
+  // sofia closes a connection with no byte either way for idle_ms (unless
+  // TcpConnections holds it for a registration), and one stalled in the middle
+  // of a message for stalled_ms; connection_limits.h says what else is ours.
+  const unsigned idle_ms = static_cast<unsigned>(settings_.idle_timeout) * 1000u;
+  const unsigned stalled_ms =
+      static_cast<unsigned>(settings_.tcp_incomplete_message_timeout) * 1000u;
   // No default leg: every request not matching a transaction comes to
   // on_message, which answers REGISTER statelessly and creates a server
   // transaction for the rest.
@@ -151,6 +158,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                        // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
                        // TCP with a CRLF pong, so devices behind NAT keep their flow.
                        TPTAG_PONG2PING(1),
+                       // Closed by sofia itself: see idle_ms and stalled_ms above.
+                       TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(stalled_ms),
                        // Room for bursts (a house-wide ring, a registration storm
                        // after a power cut) while the loop is busy.
                        TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024), TAG_END());
@@ -196,6 +205,10 @@ bool Proxy::start(su_root_t *root, std::string *error) {
               settings_.relay.port_min, settings_.relay.port_max);
   }
   router_ = std::make_unique<Router>(*this);
+  tcp_ = std::make_unique<TcpConnections>(
+      agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
+                                         int64_t{settings_.idle_timeout} * 1000,
+                                         int64_t{settings_.tcp_incomplete_message_timeout} * 1000});
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
   // Runs every second for as long as the proxy does (su_timer_set_interval
@@ -228,6 +241,7 @@ void Proxy::stop() {
     persister_.reset();
   }
   if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
+  tcp_.reset();  // its tport references go before the agent
   router_.reset();
   relay_.reset();
   if (stateless_in_) nta_incoming_destroy(stateless_in_), stateless_in_ = nullptr;
@@ -245,6 +259,7 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   if (self->persister_->journal_bytes() > kCompactJournalAfterBytes)
     self->persister_->compact_in_background(self->locations_);
   self->router_->expire_dialogs(now);
+  self->tcp_->review(self->locations_, now);
   if (self->relay_) self->relay_->expire_idle();
   if (self->limiter_) {
     // At most a few summary lines a second, however many addresses were busy.
@@ -460,6 +475,9 @@ int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
     return 0;
   }
   const sip_method_t method = sip->sip_request->rq_method;
+  // A request on a TCP connection keeps it from the idle rule; a REGISTER marks
+  // the flow it came on (see TcpConnections).
+  self->tcp_->note_request(msg, method == sip_method_register);
   // The ACK of a 4xx we sent without a transaction (a challenge): ours to absorb
   // (RFC 3261 §17.2.1), and there is nothing to forward it to.
   if (method == sip_method_ack && sip->sip_to && sip->sip_to->a_tag &&

@@ -38,6 +38,7 @@ namespace portier::proxy {
 class MediaRelay;
 
 class Router;
+class TcpConnections;
 
 // Where the answer to a request goes: its server transaction when it has one,
 // or straight back by its Via (RFC 3261 §18.2.2). Every request starts without
@@ -193,6 +194,7 @@ class Proxy {
   StaticRecords static_records_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;  // null when [module::MediaRelay] enabled = false
+  std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   ControlSocket control_;
 };
 

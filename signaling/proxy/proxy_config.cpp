@@ -23,7 +23,16 @@ config::Schema make_schema() {
            "UNIX socket for portierctl (empty: none)")
       .list("global", "aliases", "",
             "other host names of this proxy, space-separated (as phones set their outbound "
-            "proxy); the reg-domains and our transport addresses need no entry");
+            "proxy); the reg-domains and our transport addresses need no entry")
+      .integer("global", "idle-timeout", 3600, 1, 86400 * 7,
+               "seconds a TCP connection may go without a SIP request before it is closed; "
+               "one that carries a live registration stays while the binding lives")
+      .integer("global", "tcp-incomplete-message-timeout", 60, 1, 3600,
+               "seconds a TCP connection may stall in the middle of a SIP message, or a new one "
+               "wait before its first request, before it is closed")
+      .integer("global", "max-connections-per-source", 64, 1, 100000,
+               "TCP connections one peer address may hold open; its newest beyond that are "
+               "closed");
   s.list("module::Registrar", "reg-domains", "home.example", "domains we are registrar for")
       .list("module::Registrar", "group-addresses", "sip:home@home.example",
             "addresses that ring every device registered in their domain")
@@ -159,6 +168,11 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.state_directory = cfg.get_string("global", "state-directory");
   s.control_socket = cfg.get_string("global", "control-socket");
   for (auto a : cfg.get_list("global", "aliases")) s.aliases.push_back(lower(a));
+  s.idle_timeout = static_cast<int>(cfg.get_int("global", "idle-timeout"));
+  s.tcp_incomplete_message_timeout =
+      static_cast<int>(cfg.get_int("global", "tcp-incomplete-message-timeout"));
+  s.max_connections_per_source =
+      static_cast<size_t>(cfg.get_int("global", "max-connections-per-source"));
   for (auto d : cfg.get_list("module::Registrar", "reg-domains")) s.reg_domains.push_back(lower(d));
   for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
     s.group_addresses.push_back(parse_aor(g));

@@ -37,6 +37,9 @@ struct ProxySettings {
   std::string state_directory;
   std::string control_socket;
   std::vector<std::string> aliases;  // lower-case host names that mean this proxy
+  int idle_timeout = 3600;                  // s, TCP connection without a request
+  int tcp_incomplete_message_timeout = 60;  // s, stalled in a message
+  size_t max_connections_per_source = 64;
 
   std::vector<std::string> reg_domains;      // lower-case
   std::vector<std::string> group_addresses;  // normalized AORs
