@@ -102,20 +102,59 @@ bool Account::admit(nua_handle_t *nh, const char *method, std::string *source) {
   return false;
 }
 
-bool Account::credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
-                          tag_type_t *tag, std::string *header) {
+bool Account::credentials(nua_handle_t *nh, const sip_t *sip, int *tries, const char *method,
+                          const std::string &uri, tag_type_t *tag, std::string *header) {
   bool proxy_auth = false, stale = false;
-  const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
+  std::string offered;
+  const std::vector<auth::Challenge> usable =
+      sip ? sipmsg::challenges(sip, &proxy_auth, &stale, &offered) : std::vector<auth::Challenge>();
   if (!stale) ++*tries;
-  if (usable.empty() || *tries > 1 || !digest_.challenged(usable)) return false;
+  const int status = sip && sip->sip_status ? sip->sip_status->st_status : 0;
+  std::string why;
+  if (usable.empty())
+    why = "no Digest challenge with MD5 or SHA-256 and qop=auth (offered: " +
+          (offered.empty() ? std::string("none") : offered) + ")";
+  else if (*tries > 1)
+    why = "our credentials were refused: wrong user name or password?";
+  if (!why.empty()) {
+    // A REGISTER's failure is logged once by the device, with when it tries
+    // again (Hooks::registration_failed); the reason goes with it.
+    if (std::strcmp(method, "REGISTER") == 0)
+      reg_status_ = "refused: " + why;
+    else
+      PLOG_ERROR("%s %s: cannot answer the %d to our %s to %s: %s", options_.agent,
+                 settings_.aor.c_str(), status, method, uri.c_str(), why.c_str());
+    return false;
+  }
+  digest_.challenged(usable);
+  release_held_request(nh);
   *tag = proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str;
   *header = digest_.authorization(method, uri);
   return true;
 }
 
+// sofia-sip's own auth client takes every challenge it can answer itself
+// (MD5) and then holds the request back, waiting for nua_authenticate() to
+// give it a password; our request with credentials would queue behind the
+// held one for ever (the door sent nothing after its first 401). With a
+// challenge it cannot answer (SHA-256) it refuses the lot and holds nothing.
+// nua_authenticate() without credentials ends a held request with 904, or,
+// when nothing is held, answers 904 itself: either way our request goes out
+// next, and the 904 is ours (on_nua drops it).
+void Account::release_held_request(nua_handle_t *nh) {
+  releasing_.insert(nh);
+  nua_authenticate(nh, TAG_END());
+}
+
 void Account::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
                      nua_handle_t *nh, nua_hmagic_t *, sip_t const *sip, tagi_t *tags) {
   auto *self = reinterpret_cast<Account *>(magic);
+  if (status == 904 && event != nua_i_state && self->releasing_.erase(nh)) {
+    // The held request we ended (release_held_request): its call state
+    // change still goes to the device, this response does not.
+    if (self->hooks_.changed) self->hooks_.changed();
+    return;
+  }
   if (!self->handle(event, status, phrase, nh, sip) && self->hooks_.event)
     self->hooks_.event(event, status, phrase, nh, sip, tags);
   if (event == nua_i_state) {
@@ -155,11 +194,10 @@ void Account::on_register(int status, const char *phrase, const sip_t *sip) {
   if (refused) {
     tag_type_t tag;
     std::string header;
-    if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
+    if (credentials(reg_, sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
       do_register(tag, header);
       return;
     }
-    reg_status_ = "refused: wrong user name or password?";
   } else if (status < 300) {
     reg_auth_tries_ = 0;
     reg_status_ = "registered";
@@ -184,7 +222,7 @@ void Account::on_unregister(int status, const sip_t *sip) {
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
+    if (credentials(reg_, sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
       nua_unregister(reg_, tag, tag_str_v(header.c_str()), TAG_END());
       return;
     }

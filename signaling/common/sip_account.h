@@ -73,12 +73,14 @@ class Account {
   // final response sent, the BYE or CANCEL done), never while nua needs it.
   void destroy_when_terminated(nua_handle_t *nh) { dying_.insert(nh); }
 
-  // Credentials for a 401/407 to `method` `uri` (`*tries` counts per
-  // request); false when we cannot or should not answer it: no usable
-  // challenge, or a second one right after ours (not stale), which means the
-  // password is wrong and retrying would only lock us out.
-  bool credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
-                   tag_type_t *tag, std::string *header);
+  // Credentials for a 401/407 that `nh`'s `method` to `uri` got (`*tries`
+  // counts per request): send the request again on `nh` with *tag = *header.
+  // False, with one log line saying why, when we cannot or should not answer
+  // it: no challenge we can answer, or a second one right after ours (not
+  // stale), which means the password is wrong and retrying would only lock
+  // us out.
+  bool credentials(nua_handle_t *nh, const sip_t *sip, int *tries, const char *method,
+                   const std::string &uri, tag_type_t *tag, std::string *header);
 
  private:
   static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
@@ -92,6 +94,7 @@ class Account {
   void do_register(tag_type_t auth_tag = nullptr, const std::string &auth = "");
   void retry_register(int seconds);
   void shutdown_sip();
+  void release_held_request(nua_handle_t *nh);
 
   AccountSettings settings_;
   Options options_;
@@ -100,6 +103,7 @@ class Account {
   TrustedHops trusted_;  // the proxy (and [account] trusted-hosts)
   auth::DigestClient digest_;
   std::set<nua_handle_t *> dying_;
+  std::set<nua_handle_t *> releasing_;  // nua_authenticate() sent: its 904 is ours
 
   // Registration.
   nua_handle_t *reg_ = nullptr;
