@@ -81,3 +81,78 @@ def monitor(exe, ctl, tmp, name, user, password, proxy_port, sip_port, rtp_ports
                   "[media]\naddress = 127.0.0.1\nport-range = {r}\nmicrophone = test\n"
                   "speaker = none\n[doors]\nfront = sip:door@{d}\n{x}".format(
                       r=rtp_ports, d=li.DOMAIN, x=extra))
+
+
+def md5_proxy(exe, ctl, tmp):
+    """portier-proxy (linphone_interop.Proxy, li.PROXY_PORT, li.USERS) with
+    `available-algorithms = MD5`: the setting for a home with baresip 1.0,
+    which fails on any other challenge."""
+    proxy = li.Proxy(exe, ctl, tmp)
+    with open(proxy.conf) as f:
+        text = f.read()
+    with open(proxy.conf, "w") as f:
+        f.write(text.replace("available-algorithms = MD5 SHA-256", "available-algorithms = MD5"))
+    return proxy
+
+
+def port_busy(port):
+    """Someone has 127.0.0.1:port: a UDP socket, or a TCP listener (a TCP
+    connection of an earlier run in TIME_WAIT does not count: the daemons
+    bind with SO_REUSEADDR)."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        return True
+    finally:
+        s.close()
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            return any(l.split()[1].endswith(":%04X" % port) and l.split()[3] == "0A" for l in f)
+    except OSError:
+        return False
+
+
+def run_test(run, args, ports, prefix):
+    """Runs run(args, tmp, procs) within the global budget; every process in
+    procs (objects with stop() and logfile) is stopped at the end, pass or
+    fail; on failure the tail of each log is printed. Returns the exit code."""
+    import shutil
+    import signal
+    import sys
+    import tempfile
+    import traceback
+    busy = [p for p in ports if port_busy(p)]
+    if busy:
+        print("FAIL: ports already in use: %s (another run of this test?)" % busy)
+        return 1
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    procs = {}
+    signal.signal(signal.SIGALRM, li.on_alarm)
+    signal.alarm(int(li.TOTAL_BUDGET) + 2)
+    rc = 1
+    try:
+        run(args, tmp, procs)
+        rc = 0
+        li.log("PASS")
+    except Exception as e:  # report whatever went wrong, then clean up
+        if not isinstance(e, li.TestFailure):
+            traceback.print_exc()
+        li.log("FAIL: %s" % e)
+        for name, p in procs.items():
+            print("---- %s log (tail) %s" % (name, p.logfile))
+            sys.stdout.writelines(li.tail(p.logfile, 30))
+    finally:
+        signal.alarm(0)
+        for p in reversed(list(procs.values())):
+            try:
+                p.stop()
+            except Exception as e:  # keep stopping the others
+                li.log("stopping: %s" % e)
+        if args.keep or rc != 0:
+            li.log("files in %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return rc
