@@ -3203,6 +3203,107 @@ def case_digest_client_info(env):
     check_no_code_in_logs(env, "mon1")
 
 
+class ChallengingRegistrar(threading.Thread):
+    """A stand-in for the proxy on a raw UDP socket: every REGISTER gets 401,
+    every INVITE 407 (then the ACK is absorbed), with `challenges` (header
+    values); with `refuse`, also the requests that carry credentials (what a
+    wrong password gets). Counts the REGISTERs with and without credentials."""
+
+    def __init__(self, port, challenges, limit=40):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOCAL, port))
+        self.sock.settimeout(0.2)
+        self.challenges, self.limit = challenges, limit
+        self.registers, self.with_credentials, self.invites = 0, 0, 0
+        self.stop_flag = False
+
+    def run(self):
+        end = time.time() + self.limit
+        while time.time() < end and not self.stop_flag:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            first, hdrs, _ = _sip_parse(data)
+            method = first.split()[0]
+            if method not in ("REGISTER", "INVITE"):
+                continue
+            creds = _hdr(hdrs, "Authorization") + _hdr(hdrs, "Proxy-Authorization")
+            if method == "REGISTER":
+                self.registers += 1
+                self.with_credentials += bool(creds)
+            else:
+                self.invites += 1
+            status, header = (("401 Unauthorized", "WWW-Authenticate") if method == "REGISTER"
+                              else ("407 Proxy Authentication Required", "Proxy-Authenticate"))
+            lines = ["SIP/2.0 " + status] + ["Via: " + v for v in _hdr(hdrs, "Via", "v")]
+            lines += ["From: " + _hdr(hdrs, "From", "f")[0],
+                      "To: " + _hdr(hdrs, "To", "t")[0] + ";tag=reg1",
+                      "Call-ID: " + _hdr(hdrs, "Call-ID", "i")[0],
+                      "CSeq: " + _hdr(hdrs, "CSeq")[0]]
+            lines += ["%s: %s" % (header, c) for c in self.challenges]
+            self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
+        self.sock.close()
+
+
+def _log_lines(text, *needles):
+    return [l for l in text.splitlines() if all(n in l for n in needles)]
+
+
+def case_digest_client_unanswerable(env):
+    """A challenge the monitor cannot answer (Digest SHA-512-256, Basic, qop
+    without auth: RFC 7616 §3.3-3.4) gets one log line per refused request
+    naming what was offered, never a retry with credentials; its REGISTER
+    status says so; a call it places ends "authentication failed". Then a
+    registrar that refuses its credentials (a second 401 right after them,
+    not stale): one line per attempt, "wrong user name or password"."""
+    reg = ChallengingRegistrar(env.ports.proxy, [
+        'Digest realm="%s", nonce="n1", algorithm=SHA-512-256, qop="auth"' % DOMAIN,
+        'Basic realm="%s"' % DOMAIN,
+        'Digest realm="%s", nonce="n2", algorithm=MD5, qop="auth-int"' % DOMAIN])
+    reg.start()
+    env.start_monitor("mon1", "mon1", 0, 0, wait_registered=False)
+    st = env.wait_monitor("mon1", lambda st: "no Digest challenge" in st.get("registration", ""),
+                          "a registration status that says why", 10)
+    log("mon1: %s" % st["registration"])
+    check("Digest SHA-512-256" in st["registration"] and "Basic" in st["registration"],
+          "the status does not name the offered challenges: %s" % st["registration"])
+    r = env.mon_ctl("mon1", "call", "front")
+    check(r.get("result", "").startswith("calling"), "mon1 call front: %s" % r)
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of its call", 10)
+    check(st.get("reason") == "authentication failed", "the call ended with %r" % st.get("reason"))
+    reg.stop_flag = True
+    reg.join(2)
+    text = env.monitor_log_text("mon1")
+    reg_lines = _log_lines(text, "registration refused: no Digest challenge")
+    inv_lines = _log_lines(text, "cannot answer the 407 to our INVITE", "no Digest challenge")
+    log("registrar saw %d REGISTER(s) (%d with credentials), %d INVITE(s); log lines: %s"
+        % (reg.registers, reg.with_credentials, reg.invites, (reg_lines + inv_lines)[:2]))
+    check(reg.with_credentials == 0, "the monitor answered a challenge it cannot answer")
+    check(len(reg_lines) == reg.registers >= 1,
+          "%d REGISTER(s) refused, %d log line(s): %s" % (reg.registers, len(reg_lines), reg_lines))
+    check(len(inv_lines) == reg.invites == 1,
+          "%d INVITE(s) refused, %d log line(s): %s" % (reg.invites, len(inv_lines), inv_lines))
+    env.monitors["mon1"].stop()
+    # A registrar that refuses our credentials.
+    reg = ChallengingRegistrar(env.ports.proxy, [
+        'Digest realm="%s", nonce="n3", algorithm=MD5, qop="auth"' % DOMAIN])
+    reg.start()
+    env.start_monitor("mon2", "mon2", 1, 1, wait_registered=False)
+    st = env.wait_monitor("mon2", lambda st: "wrong user name or password" in
+                          st.get("registration", ""), "a refused registration", 10)
+    reg.stop_flag = True
+    reg.join(2)
+    lines = _log_lines(env.monitor_log_text("mon2"), "registration refused:", "wrong user name")
+    log("registrar saw %d REGISTER(s), %d with credentials; %d log line(s)"
+        % (reg.registers, reg.with_credentials, len(lines)))
+    check(reg.with_credentials >= 1 and len(lines) == reg.with_credentials,
+          "%d refused attempt(s), %d log line(s)" % (reg.with_credentials, len(lines)))
+    for name in ("mon1", "mon2"):
+        check(USERS[name] not in env.monitor_log_text(name), "%s's password is in its log" % name)
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -3240,6 +3341,7 @@ CASES = [
     ("digest_client_md5_sha256", case_digest_client_md5_sha256),
     ("digest_client_sha256_md5", case_digest_client_sha256_md5),
     ("digest_client_info", case_digest_client_info),
+    ("digest_client_unanswerable", case_digest_client_unanswerable),
 ]
 
 
