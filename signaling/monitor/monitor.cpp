@@ -355,7 +355,9 @@ void Monitor::on_invite_response(int status, const char *phrase, nua_handle_t *n
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (account_.credentials(nh, sip, &call_auth_tries_, "INVITE", peer_, &tag, &header)) {
+    const auto a = account_.credentials(nh, sip, &call_auth_tries_, "INVITE", peer_, &tag, &header);
+    if (a == sip::Account::Auth::restarted) return;  // the same INVITE goes on
+    if (a == sip::Account::Auth::resend) {
       const std::string offer = sdp::write_offer(offered_);
       resent_with_auth_ = true;
       nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
@@ -433,7 +435,10 @@ void Monitor::on_info_response(int status, const char *phrase, nua_handle_t *nh,
   if ((status == 401 || status == 407) && nh == call_) {
     tag_type_t tag;
     std::string header;
-    if (account_.credentials(nh, sip, &info_auth_tries_, "INFO", info_uri(), &tag, &header)) {
+    const auto a =
+        account_.credentials(nh, sip, &info_auth_tries_, "INFO", info_uri(), &tag, &header);
+    if (a == sip::Account::Auth::restarted) return;
+    if (a == sip::Account::Auth::resend) {
       nua_info(nh, SIPTAG_CONTENT_TYPE_STR(info_sent_.first.c_str()),
                SIPTAG_PAYLOAD_STR(info_sent_.second.c_str()), tag, tag_str_v(header.c_str()),
                TAG_END());
@@ -455,7 +460,9 @@ void Monitor::on_message_response(int status, const char *phrase, nua_handle_t *
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (account_.credentials(nh, sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header)) {
+    const auto a = account_.credentials(nh, sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header);
+    if (a == sip::Account::Auth::restarted) return;
+    if (a == sip::Account::Auth::resend) {
       nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(m.body.c_str()),
                   tag, tag_str_v(header.c_str()), TAG_END());
       return;
