@@ -3,8 +3,8 @@ headless (no sound card, no camera, no window), driven over its ctrl_tcp
 module (netstring-framed JSON commands; events come back on the same
 connection). Python 3 stdlib only.
 
-- audio: the `aubridge` player and source (what it receives is what it
-  sends back; `ausine` does 48 kHz only, PCMU is 8 kHz); video: the
+- audio: a tone from a WAV file (`aufile`; `ausine` does 48 kHz only, PCMU
+  is 8 kHz) and the `aubridge` player (nothing plays); video: the
   `fakevideo` source (a test picture) and display; codecs
   PCMU and VP8 (Debian's baresip has no H.264);
 - `-s` traces every SIP message into its log, which the tests read;
@@ -37,6 +37,20 @@ def tcp_listening(port):
     return False
 
 
+def write_tone(path, seconds):
+    """A 440 Hz tone, 8 kHz mono 16-bit WAV: what baresip sends as its voice
+    (longer than any call of the tests: its file source stops at the end)."""
+    import math
+    import struct
+    import wave
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
+                               for i in range(8000 * seconds)))
+
+
 def netstring(payload):
     data = json.dumps(payload).encode()
     return b"%d:%s," % (len(data), data)
@@ -55,6 +69,8 @@ class Baresip:
         self.buf = b""
         self.events = []
         self.token = 0
+        tone = os.path.join(self.dir, "tone.wav")
+        write_tone(tone, 60)
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write("\n".join([
                 "poll_method epoll",
@@ -63,7 +79,7 @@ class Baresip:
                 "call_local_timeout 120",
                 "call_max_calls 4",
                 "audio_player aubridge,%s" % name,
-                "audio_source aubridge,%s" % name,
+                "audio_source aufile,%s" % tone,
                 "audio_alert aubridge,%s" % name,
                 "video_source fakevideo,nil",
                 "video_display fakevideo,nil",
@@ -76,6 +92,7 @@ class Baresip:
                 "module g711.so",
                 "module vp8.so",
                 "module aubridge.so",
+                "module aufile.so",
                 "module fakevideo.so",
                 "module ctrl_tcp.so",
                 "module_tmp account.so",

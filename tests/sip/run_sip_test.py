@@ -3304,6 +3304,36 @@ def case_digest_client_unanswerable(env):
         check(USERS[name] not in env.monitor_log_text(name), "%s's password is in its log" % name)
 
 
+def case_digest_client_refresh(env):
+    """With the proxy at MD5 alone, portier-monitor's registration refreshes
+    (nua re-sends the REGISTER before it expires, RFC 3261 §10.2.4; the
+    proxy challenges it again) keep the binding: it never lapses, the
+    monitor stays registered, and its un-REGISTER at the end (answering the
+    challenge, §10.2.2) removes the binding."""
+    env.algorithms = "MD5"
+    env.start_proxy()
+    env.start_monitor("mon1", "mon1", 0, 0, extra="[account]\nregister-expires = 60\n")
+    first = env.bindings_for("mon1")
+    check(len(first) == 1, "mon1's binding: %s" % first)
+    low = first[0]["expires"]
+    deadline = time.time() + 70
+    refreshed = False
+    while time.time() < deadline and not refreshed:
+        b = env.bindings_for("mon1")
+        check(b, "mon1's binding lapsed")
+        refreshed = b[0]["expires"] > low
+        low = min(low, b[0]["expires"])
+        time.sleep(0.5)
+    check(refreshed, "mon1 never refreshed its registration (expires down to %d)" % low)
+    log("mon1 refreshed its registration when %d s were left" % low)
+    st = env.mon_ctl("mon1", "status")
+    check(st.get("registered") and st.get("registration") == "registered", "mon1: %s" % st)
+    check(not _log_lines(env.monitor_log_text("mon1"), "refused"),
+          "mon1 logged a refusal: %s" % _log_lines(env.monitor_log_text("mon1"), "refused"))
+    env.monitors["mon1"].stop()
+    check(not env.bindings_for("mon1"), "mon1's binding is still there after it stopped")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -3342,6 +3372,7 @@ CASES = [
     ("digest_client_sha256_md5", case_digest_client_sha256_md5),
     ("digest_client_info", case_digest_client_info),
     ("digest_client_unanswerable", case_digest_client_unanswerable),
+    ("digest_client_refresh", case_digest_client_refresh),
 ]
 
 
