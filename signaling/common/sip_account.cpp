@@ -159,7 +159,7 @@ Account::Auth Account::credentials(nua_handle_t *nh, const sip_t *sip, int *trie
     why = "no Digest challenge with MD5 or SHA-256 and qop=auth (offered: " +
           (offered.empty() ? std::string("none") : offered) + ")";
   else if (*tries > 1)
-    why = "our credentials were refused: wrong user name or password?";
+    why = "wrong user name or password? (challenged again right after our credentials)";
   if (!why.empty()) {
     if (held) release_held_request(nh);  // else our next request would queue behind it
     // A REGISTER's failure is logged once by the device, with when it tries
