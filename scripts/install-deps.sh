@@ -24,8 +24,9 @@ PACKAGES=(
   # the monitor's window: GTK 3 and gtksink
   libgtk-3-dev gstreamer1.0-gtk3
   # tests: GoogleTest, and the real SIP peers; the window test's X server and clicks
-  libgtest-dev sip-tester linphone-cli xvfb xdotool
+  libgtest-dev sip-tester linphone-cli baresip xvfb xdotool
   # benchmark peers: the proxy against Kamailio, the relay against rtpengine
+  # (Kamailio is also the registrar of an interop test)
   kamailio rtpengine-daemon
   # tools the test scripts use
   python3 procps iproute2 psmisc

@@ -1,9 +1,11 @@
 #include "common/sip_account.h"
 
+#include <sofia-sip/auth_client.h>
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/su_tag_io.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -36,6 +38,12 @@ bool Account::start(su_root_t *root, std::string *error) {
                     NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
                     NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD(options_.appl_method),
                     NUTAG_M_USERNAME(settings_.username.c_str()),
+                    // nua's auth client adds its credentials only to a request
+                    // it sends again after a challenge, never to ours: with
+                    // the default (every request of a dialog) it replaced the
+                    // Authorization we wrote with its own, MD5, after it had
+                    // answered one MD5 challenge on the handle.
+                    NUTAG_AUTH_CACHE(nua_auth_cache_challenged),
                     TAG_IF(options_.supported, SIPTAG_SUPPORTED_STR(options_.supported)),
                     SIPTAG_USER_AGENT_STR(options_.user_agent), TAG_END());
   if (!nua_) {
@@ -102,26 +110,113 @@ bool Account::admit(nua_handle_t *nh, const char *method, std::string *source) {
   return false;
 }
 
-bool Account::credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
-                          tag_type_t *tag, std::string *header) {
+namespace {
+
+// True when nua holds this 401/407's request back: sofia-sip's own auth
+// client (auc) took every challenge in it, which it does when it can answer
+// them all (MD5), and nua then waits for nua_authenticate() to give it a
+// password. With a challenge it cannot answer (SHA-256, in the Debian build)
+// it refuses the lot, the request fails and we answer with a new one. The
+// same library function decides here as in nua (nua_client.c), on a list of
+// our own.
+bool nua_holds(const sip_t *sip) {
+  auto *home = static_cast<su_home_t *>(su_home_new(sizeof(su_home_t)));
+  if (!home) return false;
+  auth_client_t *auc = nullptr;
+  int server = 0, proxy = 0;
+  if (sip->sip_www_authenticate)
+    server = auc_challenge(&auc, home, sip->sip_www_authenticate, sip_authorization_class);
+  if (sip->sip_proxy_authenticate)
+    proxy = auc_challenge(&auc, home, sip->sip_proxy_authenticate, sip_proxy_authorization_class);
+  su_home_unref(home);
+  return server >= 0 && proxy >= 0;
+}
+
+// A quoted-string for the realm of NUTAG_AUTH ("Digest:\"realm\":user:pass").
+std::string quoted(const std::string &v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+Account::Auth Account::credentials(nua_handle_t *nh, const sip_t *sip, int *tries,
+                                   const char *method, const std::string &uri, tag_type_t *tag,
+                                   std::string *header) {
   bool proxy_auth = false, stale = false;
-  const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
+  std::string offered;
+  const std::vector<auth::Challenge> usable =
+      sip ? sipmsg::challenges(sip, &proxy_auth, &stale, &offered) : std::vector<auth::Challenge>();
+  const bool held = sip && nua_holds(sip);
   if (!stale) ++*tries;
-  if (usable.empty() || *tries > 1 || !digest_.challenged(usable)) return false;
+  const int status = sip && sip->sip_status ? sip->sip_status->st_status : 0;
+  std::string why;
+  if (usable.empty())
+    why = "no Digest challenge with MD5 or SHA-256 and qop=auth (offered: " +
+          (offered.empty() ? std::string("none") : offered) + ")";
+  else if (*tries > 1)
+    why = "wrong user name or password? (challenged again right after our credentials)";
+  if (!why.empty()) {
+    if (held) release_held_request(nh);  // else our next request would queue behind it
+    // A REGISTER's failure is logged once by the device, with when it tries
+    // again (Hooks::registration_failed); the reason goes with it.
+    if (std::strcmp(method, "REGISTER") == 0)
+      reg_status_ = "refused: " + why;
+    else
+      PLOG_ERROR("%s %s: cannot answer the %d to our %s to %s: %s", options_.agent,
+                 settings_.aor.c_str(), status, method, uri.c_str(), why.c_str());
+    return Auth::refused;
+  }
+  // nua holds the request: give it the password and it sends the request
+  // again itself, on the same dialog usage, and answers the next challenges
+  // on this handle from its cache (a registration's refreshes). Its
+  // credentials string cannot carry a ':' in the password.
+  if (held && settings_.password.find(':') == std::string::npos) {
+    std::string creds = "Digest:" + quoted(usable.front().realm) + ":" + settings_.username + ":" +
+                        settings_.password;
+    nua_authenticate(nh, NUTAG_AUTH(creds.c_str()), TAG_END());
+    std::fill(creds.begin(), creds.end(), '\0');
+    return Auth::restarted;
+  }
+  if (held) release_held_request(nh);
+  digest_.challenged(usable);
   *tag = proxy_auth ? siptag_proxy_authorization_str : siptag_authorization_str;
   *header = digest_.authorization(method, uri);
-  return true;
+  return Auth::resend;
+}
+
+// Ends a request nua holds for credentials (nua_holds) that we answer with a
+// new request of our own, or not at all: nua_authenticate() without
+// credentials ends it with 904, and that 904 is ours (on_nua drops it). Not
+// for a registration's refresh: nua takes a 9xx for the end of the
+// registration and unregisters.
+void Account::release_held_request(nua_handle_t *nh) {
+  releasing_.insert(nh);
+  nua_authenticate(nh, TAG_END());
 }
 
 void Account::on_nua(nua_event_t event, int status, char const *phrase, nua_t *, nua_magic_t *magic,
                      nua_handle_t *nh, nua_hmagic_t *, sip_t const *sip, tagi_t *tags) {
   auto *self = reinterpret_cast<Account *>(magic);
+  if (status == 904 && event != nua_i_state && self->releasing_.erase(nh)) {
+    // The held request we ended (release_held_request): its call state
+    // change still goes to the device, this response does not.
+    if (self->hooks_.changed) self->hooks_.changed();
+    return;
+  }
   if (!self->handle(event, status, phrase, nh, sip) && self->hooks_.event)
     self->hooks_.event(event, status, phrase, nh, sip, tags);
   if (event == nua_i_state) {
     int state = nua_callstate_init;
     tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
-    if (state == nua_callstate_terminated && self->dying_.erase(nh)) nua_handle_destroy(nh);
+    if (state == nua_callstate_terminated && self->dying_.erase(nh)) {
+      self->releasing_.erase(nh);
+      nua_handle_destroy(nh);
+    }
   }
   if (self->hooks_.changed) self->hooks_.changed();
 }
@@ -155,11 +250,9 @@ void Account::on_register(int status, const char *phrase, const sip_t *sip) {
   if (refused) {
     tag_type_t tag;
     std::string header;
-    if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
-      do_register(tag, header);
-      return;
-    }
-    reg_status_ = "refused: wrong user name or password?";
+    const Auth a = credentials(reg_, sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header);
+    if (a == Auth::resend) do_register(tag, header);
+    if (a != Auth::refused) return;
   } else if (status < 300) {
     reg_auth_tries_ = 0;
     reg_status_ = "registered";
@@ -184,10 +277,9 @@ void Account::on_unregister(int status, const sip_t *sip) {
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (credentials(sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header)) {
-      nua_unregister(reg_, tag, tag_str_v(header.c_str()), TAG_END());
-      return;
-    }
+    const Auth a = credentials(reg_, sip, &reg_auth_tries_, "REGISTER", registrar_, &tag, &header);
+    if (a == Auth::resend) nua_unregister(reg_, tag, tag_str_v(header.c_str()), TAG_END());
+    if (a != Auth::refused) return;
   }
   if (status >= 200) {
     registered_ = false;

@@ -1,7 +1,8 @@
 // The nua side of being a SIP account, for portier-door and portier-monitor:
 // nua itself, the REGISTER and its refreshes, answering digest challenges
-// with our own client (sofia-sip's gives up on a 401 that also offers
-// SHA-256: common/auth/digest_client.h), trying again after a failed
+// (sofia-sip's own auth client answers those it holds the request for, MD5
+// alone; our client the 401s it gives up on, any with SHA-256:
+// common/auth/digest_client.h; credentials()), trying again after a failed
 // registration, unregistering before nua_shutdown, destroying handles once
 // nua is done with them, and the trusted-hops check for requests that do not
 // come through the proxy. Calls, INFO and MESSAGE stay with the device: every
@@ -73,12 +74,19 @@ class Account {
   // final response sent, the BYE or CANCEL done), never while nua needs it.
   void destroy_when_terminated(nua_handle_t *nh) { dying_.insert(nh); }
 
-  // Credentials for a 401/407 to `method` `uri` (`*tries` counts per
-  // request); false when we cannot or should not answer it: no usable
-  // challenge, or a second one right after ours (not stale), which means the
-  // password is wrong and retrying would only lock us out.
-  bool credentials(const sip_t *sip, int *tries, const char *method, const std::string &uri,
-                   tag_type_t *tag, std::string *header);
+  // What to do about a 401/407 (credentials()).
+  enum class Auth {
+    resend,     // send the request again on the handle, with *tag = *header
+    restarted,  // nua sends it again itself, with credentials: wait for its response
+    refused,    // not answered (and logged): the request has failed
+  };
+  // Answers a 401/407 that `nh`'s `method` to `uri` got (`*tries` counts per
+  // request). Refused, with one log line saying why, when we cannot or
+  // should not answer it: no challenge we can answer, or a second one right
+  // after ours (not stale), which means the password is wrong and retrying
+  // would only lock us out.
+  Auth credentials(nua_handle_t *nh, const sip_t *sip, int *tries, const char *method,
+                   const std::string &uri, tag_type_t *tag, std::string *header);
 
  private:
   static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
@@ -92,6 +100,7 @@ class Account {
   void do_register(tag_type_t auth_tag = nullptr, const std::string &auth = "");
   void retry_register(int seconds);
   void shutdown_sip();
+  void release_held_request(nua_handle_t *nh);
 
   AccountSettings settings_;
   Options options_;
@@ -100,6 +109,7 @@ class Account {
   TrustedHops trusted_;  // the proxy (and [account] trusted-hosts)
   auth::DigestClient digest_;
   std::set<nua_handle_t *> dying_;
+  std::set<nua_handle_t *> releasing_;  // nua_authenticate() sent: its 904 is ours
 
   // Registration.
   nua_handle_t *reg_ = nullptr;

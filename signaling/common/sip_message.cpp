@@ -3,10 +3,25 @@
 #include <glib.h>
 #include <sofia-sip/sip_extra.h>
 
+#include <cctype>
+
 #include "common/ascii.h"
 #include "common/sip_address.h"
 
 namespace portier::sipmsg {
+namespace {
+
+// A token from the network, fit for a log line: token characters only, short.
+std::string log_token(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (out.size() == 32) return out + "...";
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_') out += c;
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string url_aor(const url_t *u) {
   if (!u || !u->url_user || !u->url_host) return "";
@@ -24,6 +39,13 @@ std::string asserted_identity(const sip_t *sip, bool response) {
   return sip && sip->sip_from ? url_aor(sip->sip_from->a_url) : "";
 }
 
+std::string contact_uri(const sip_t *sip) {
+  if (!sip || !sip->sip_contact || !sip->sip_contact->m_url->url_host) return "";
+  char buf[512];
+  const isize_t n = url_e(buf, sizeof buf, sip->sip_contact->m_url);
+  return n > 0 && static_cast<size_t>(n) < sizeof buf ? std::string(buf, n) : std::string();
+}
+
 bool body_is(const sip_t *sip, const char *type) {
   return sip && sip->sip_payload && sip->sip_content_type && sip->sip_content_type->c_type &&
          ascii::iequals(sip->sip_content_type->c_type, type);
@@ -34,14 +56,26 @@ std::string body(const sip_t *sip) {
                                  : std::string();
 }
 
-std::vector<auth::Challenge> challenges(const sip_t *sip, bool *proxy_auth, bool *stale) {
+std::vector<auth::Challenge> challenges(const sip_t *sip, bool *proxy_auth, bool *stale,
+                                        std::string *offered) {
   *proxy_auth = !sip->sip_www_authenticate;
   *stale = false;
+  if (offered) offered->clear();
   const msg_auth_t *au = *proxy_auth ? sip->sip_proxy_authenticate : sip->sip_www_authenticate;
   std::vector<auth::Challenge> usable;
   for (; au; au = au->au_next) {
     std::vector<std::string_view> params;
-    for (const char *const *p = au->au_params; p && *p; ++p) params.emplace_back(*p);
+    std::string algorithm;
+    for (const char *const *p = au->au_params; p && *p; ++p) {
+      params.emplace_back(*p);
+      if (ascii::istarts_with(params.back(), "algorithm="))
+        algorithm = std::string(params.back().substr(10));
+    }
+    if (offered) {
+      if (!offered->empty()) *offered += ", ";
+      *offered += log_token(au->au_scheme ? au->au_scheme : "?");
+      if (!algorithm.empty()) *offered += " " + log_token(algorithm);
+    }
     if (auto c = auth::parse_challenge(au->au_scheme ? au->au_scheme : "", params)) {
       *stale = *stale || c->stale;
       usable.push_back(*c);

@@ -22,13 +22,20 @@ std::string url_aor(const url_t *u);
 // request, its From. A response's From is our own: only the assertion counts.
 std::string asserted_identity(const sip_t *sip, bool response = false);
 
+// The first Contact's URI as written ("" without one): a dialog's remote
+// target, the Request-URI of its in-dialog requests (RFC 3261 §12.1).
+std::string contact_uri(const sip_t *sip);
+
 bool body_is(const sip_t *sip, const char *type);
 std::string body(const sip_t *sip);
 
 // The Digest challenges of a 401 (WWW-Authenticate) or 407
-// (Proxy-Authenticate) in header order; *proxy_auth tells which header the
-// answer goes in, *stale whether one of them says stale=true.
-std::vector<auth::Challenge> challenges(const sip_t *sip, bool *proxy_auth, bool *stale);
+// (Proxy-Authenticate) we can answer, in header order; *proxy_auth tells which
+// header the answer goes in, *stale whether one of them says stale=true,
+// *offered (when given) every challenge's scheme and algorithm, usable or not
+// ("Digest SHA-512-256, Basic"), for the log when none is.
+std::vector<auth::Challenge> challenges(const sip_t *sip, bool *proxy_auth, bool *stale,
+                                        std::string *offered = nullptr);
 
 // A handle with no call state to say when it is done (an incoming MESSAGE,
 // an INFO outside our call): destroyed once the event that names it is over,

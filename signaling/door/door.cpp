@@ -131,8 +131,15 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
 bool Door::authenticate(nua_handle_t *nh, const sip_t *sip) {
   tag_type_t auth_tag;
   std::string header;
-  if (!account_.credentials(sip, &call_auth_tries_, "INVITE", settings_.target, &auth_tag, &header))
-    return false;
+  switch (account_.credentials(nh, sip, &call_auth_tries_, "INVITE", settings_.target, &auth_tag,
+                               &header)) {
+    case sip::Account::Auth::refused:
+      return false;
+    case sip::Account::Auth::restarted:  // the same INVITE goes on
+      return true;
+    case sip::Account::Auth::resend:
+      break;
+  }
   const std::string offer = sdp::write_offer(offered_);
   resent_with_auth_ = true;
   nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
@@ -145,10 +152,9 @@ bool Door::authenticate(nua_handle_t *nh, const sip_t *sip) {
 // the password gets fixed).
 int Door::registration_failed(int status, const char *phrase, bool refused) {
   if (refused) {
-    PLOG_ERROR(
-        "door %s: registration refused (%d %s): check [account] username and password; "
-        "again in 60 s",
-        settings_.account.aor.c_str(), status, phrase ? phrase : "");
+    // account_.registration() says why: a wrong password, or no challenge we can answer.
+    PLOG_ERROR("door %s: registration %s (%d %s); again in 60 s", settings_.account.aor.c_str(),
+               account_.registration().c_str(), status, phrase ? phrase : "");
     return 60;
   }
   PLOG_WARN("door %s: registration failed: %d %s; again in 30 s", settings_.account.aor.c_str(),
@@ -272,8 +278,7 @@ bool Door::take_answer(const sip_t *sip, bool final) {
 void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
   if (status == 401 || status == 407) {
     if (authenticate(nh, sip)) return;
-    PLOG_ERROR("door: the proxy refused our call (%d): check [account] password", status);
-    call_ended("authentication failed");
+    call_ended("authentication failed");  // the account logged why
     return;
   }
   if (status < 100) return;

@@ -115,7 +115,7 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
       on_info(nh, sip);
       break;
     case nua_r_info:
-      if (status >= 200) on_info_response(status, phrase);
+      if (status >= 200) on_info_response(status, phrase, nh, sip);
       break;
     case nua_r_message:
       on_message_response(status, phrase, nh, sip);
@@ -148,14 +148,17 @@ void Monitor::on_registered(bool first) {
 // nua gives up on a failed registration; the monitor tries again, waiting
 // 2, 4, 8 ... up to 60 s (the proxy may be restarting, or its password fixed).
 int Monitor::registration_failed(int status, const char *phrase, bool refused) {
-  if (refused)
-    PLOG_ERROR("monitor %s: registration refused (%d %s): check [account] username and password",
-               settings_.account.aor.c_str(), status, phrase ? phrase : "");
   if (account_.registered() || reg_backoff_s_ == 0)
     emit("registration_failed", {field("aor", settings_.account.aor), field("status", status)});
   reg_backoff_s_ = reg_backoff_s_ == 0 ? 2 : std::min(60, reg_backoff_s_ * 2);
-  PLOG_WARN("monitor %s: %s; registering again in %d s", settings_.account.aor.c_str(),
-            account_.registration().c_str(), reg_backoff_s_);
+  // One line; a refusal says why (sip::Account::registration()).
+  if (refused)
+    PLOG_ERROR("monitor %s: registration %s (%d %s); registering again in %d s",
+               settings_.account.aor.c_str(), account_.registration().c_str(), status,
+               phrase ? phrase : "", reg_backoff_s_);
+  else
+    PLOG_WARN("monitor %s: %s; registering again in %d s", settings_.account.aor.c_str(),
+              account_.registration().c_str(), reg_backoff_s_);
   return reg_backoff_s_;
 }
 
@@ -214,6 +217,7 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
   call_id_ = cid;
   incoming_ = true;
   peer_ = who;
+  remote_target_ = sipmsg::contact_uri(sip);
   reason_.clear();
   remote_offer_ = offer;
   call_auth_tries_ = 0;
@@ -238,6 +242,7 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
 
 // A re-INVITE in our call (a session refresh, or the door moved its media).
 void Monitor::on_reinvite(nua_handle_t *nh, const sip_t *sip) {
+  if (!sipmsg::contact_uri(sip).empty()) remote_target_ = sipmsg::contact_uri(sip);  // §12.2.2
   if (!body_is(sip, "application/sdp") || !media_) {
     nua_respond(nh, SIP_200_OK, TAG_END());
     return;
@@ -334,6 +339,7 @@ Outcome Monitor::call(const std::string &door_name) {
              TAG_END());
   incoming_ = false;
   peer_ = target;
+  remote_target_.clear();
   reason_.clear();
   call_id_.clear();
   call_auth_tries_ = 0;
@@ -351,18 +357,21 @@ void Monitor::on_invite_response(int status, const char *phrase, nua_handle_t *n
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (account_.credentials(sip, &call_auth_tries_, "INVITE", peer_, &tag, &header)) {
+    const auto a = account_.credentials(nh, sip, &call_auth_tries_, "INVITE", peer_, &tag, &header);
+    if (a == sip::Account::Auth::restarted) return;  // the same INVITE goes on
+    if (a == sip::Account::Auth::resend) {
       const std::string offer = sdp::write_offer(offered_);
       resent_with_auth_ = true;
       nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
                  tag, tag_str_v(header.c_str()), TAG_END());
       return;
     }
-    PLOG_ERROR("monitor: the proxy refused our call (%d): check [account] password", status);
     call_ended("authentication failed");
     return;
   }
   if (status < 100) return;
+  if (status > 100 && status < 300 && !sipmsg::contact_uri(sip).empty())
+    remote_target_ = sipmsg::contact_uri(sip);
   std::string error;
   if (status < 300 && body_is(sip, "application/sdp")) {
     auto agreed = sdp::apply_answer(offered_, body(sip), &error);
@@ -414,18 +423,34 @@ void Monitor::queue_info(const char *content_type, std::string body_text) {
 // leaves ordering to the sender).
 void Monitor::send_next_info() {
   if (info_in_flight_ || info_queue_.empty() || !call_) return;
-  auto [type, text] = std::move(info_queue_.front());
+  info_sent_ = std::move(info_queue_.front());
   info_queue_.pop_front();
   info_in_flight_ = true;
-  nua_info(call_, SIPTAG_CONTENT_TYPE_STR(type.c_str()), SIPTAG_PAYLOAD_STR(text.c_str()),
-           TAG_END());
-  std::fill(text.begin(), text.end(), '\0');
+  info_auth_tries_ = 0;
+  nua_info(call_, SIPTAG_CONTENT_TYPE_STR(info_sent_.first.c_str()),
+           SIPTAG_PAYLOAD_STR(info_sent_.second.c_str()), TAG_END());
 }
 
-void Monitor::on_info_response(int status, const char *phrase) {
-  info_in_flight_ = false;
-  if (status >= 300)
+// The peer (or a proxy on the way) may challenge an INFO too (RFC 3261
+// §22.1): the same INFO again, with credentials, in the same dialog.
+void Monitor::on_info_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
+  if ((status == 401 || status == 407) && nh == call_) {
+    tag_type_t tag;
+    std::string header;
+    const auto a =
+        account_.credentials(nh, sip, &info_auth_tries_, "INFO", info_uri(), &tag, &header);
+    if (a == sip::Account::Auth::restarted) return;
+    if (a == sip::Account::Auth::resend) {
+      nua_info(nh, SIPTAG_CONTENT_TYPE_STR(info_sent_.first.c_str()),
+               SIPTAG_PAYLOAD_STR(info_sent_.second.c_str()), tag, tag_str_v(header.c_str()),
+               TAG_END());
+      return;
+    }
+  } else if (status >= 300) {
     PLOG_WARN("monitor: INFO to %s: %d %s", peer_.c_str(), status, phrase ? phrase : "");
+  }
+  std::fill(info_sent_.second.begin(), info_sent_.second.end(), '\0');
+  info_in_flight_ = false;
   send_next_info();
 }
 
@@ -437,14 +462,16 @@ void Monitor::on_message_response(int status, const char *phrase, nua_handle_t *
   if (status == 401 || status == 407) {
     tag_type_t tag;
     std::string header;
-    if (account_.credentials(sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header)) {
+    const auto a = account_.credentials(nh, sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header);
+    if (a == sip::Account::Auth::restarted) return;
+    if (a == sip::Account::Auth::resend) {
       nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(m.body.c_str()),
                   tag, tag_str_v(header.c_str()), TAG_END());
       return;
     }
-  }
-  if (status >= 300)
+  } else if (status >= 300) {
     PLOG_WARN("monitor: MESSAGE to %s: %d %s", m.target.c_str(), status, phrase ? phrase : "");
+  }
   std::fill(m.body.begin(), m.body.end(), '\0');
   messages_.erase(it);
   nua_handle_destroy(nh);
@@ -563,6 +590,7 @@ void Monitor::call_ended(const std::string &reason) {
   if (keyframe_timer_) g_source_remove(keyframe_timer_), keyframe_timer_ = 0;
   info_queue_.clear();
   info_in_flight_ = false;
+  std::fill(info_sent_.second.begin(), info_sent_.second.end(), '\0');
   const uint64_t frames = media_ ? media_->frames_decoded() : 0;
   const uint64_t sent = media_ ? media_->audio_packets_sent() : 0;
   const uint64_t received = media_ ? media_->audio_packets_received() : 0;

@@ -88,7 +88,9 @@ class Monitor {
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   void on_cancel(const sip_t *sip);
   void on_info(nua_handle_t *nh, const sip_t *sip);
-  void on_info_response(int status, const char *phrase);
+  void on_info_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  // The Request-URI of our in-dialog requests: the peer's Contact, else its AOR.
+  const std::string &info_uri() const { return remote_target_.empty() ? peer_ : remote_target_; }
   void on_message_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   bool new_media(std::string *error);
   void on_first_video_rtp();
@@ -113,6 +115,7 @@ class Monitor {
   std::string reason_;  // why the last call ended
   bool incoming_ = false;
   std::string peer_;  // the caller (incoming) or the door called (normalized AOR)
+  std::string remote_target_;  // the peer's Contact: our in-dialog requests go there
   std::string call_id_;
   std::string remote_offer_;  // an incoming call's offer: the 183 and the 200 answer it
   sdp::LocalMedia offered_;   // an outgoing call's offer
@@ -127,6 +130,8 @@ class Monitor {
   bool mic_on_ = true;  // the resident's choice, kept across calls
   std::deque<std::pair<std::string, std::string>> info_queue_;  // (content type, body)
   bool info_in_flight_ = false;
+  std::pair<std::string, std::string> info_sent_;  // the INFO in flight, sent again if challenged
+  int info_auth_tries_ = 0;
   std::unique_ptr<MonitorMedia> media_;  // kept after the call for its figures and snapshot
 
   std::map<nua_handle_t *, PendingMessage> messages_;

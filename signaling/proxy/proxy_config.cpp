@@ -52,7 +52,9 @@ config::Schema make_schema() {
       .str("module::Authentication", "file-path", "/etc/portier/users.conf",
            "users file, Flexisip format: version:1 then 'user@domain clrtxt:secret ;'")
       .list("module::Authentication", "available-algorithms", "MD5 SHA-256",
-            "digest algorithms offered, one challenge each, in this order", {"MD5", "SHA-256"})
+            "digest algorithms offered, one challenge each, in this order (MD5 alone for "
+            "baresip 1.0, which fails on any other challenge)",
+            {"MD5", "SHA-256"})
       .integer("module::Authentication", "nonce-expires", 3600, 10, 86400,
                "seconds a nonce is valid before clients get stale=true")
       .integer("module::Authentication", "max-failures-per-source", 10, 0, 100000,

@@ -102,4 +102,74 @@ TEST(DigestClient, NewNonceRestartsTheCount) {
   EXPECT_EQ(cr.nc, "00000001");
 }
 
+// The usable challenges of a 401/407 in header order, as sipmsg::challenges
+// hands them to the client: every (scheme, params) it cannot answer dropped.
+std::vector<Challenge> usable(const std::vector<std::pair<std::string, std::string>> &headers) {
+  std::vector<Challenge> out;
+  for (const auto &[scheme, value] : headers) {
+    auto p = params_of(value);
+    if (auto c = parse_challenge(scheme, views(p))) out.push_back(*c);
+  }
+  return out;
+}
+
+std::string answered_algorithm(const std::vector<std::pair<std::string, std::string>> &headers) {
+  DigestClient client("door", "door-Pw-4410");
+  if (!client.challenged(usable(headers))) return "none";
+  auto p = params_of(client.authorization("REGISTER", "sip:home.example").substr(7));
+  Credentials cr;
+  if (!credentials_from_params(views(p), cr)) return "unparsable";
+  return cr.algorithm + " " + cr.nonce;
+}
+
+// RFC 8760 §2.4: one challenge per algorithm; RFC 7616 §3.7: in the server's
+// order of preference. The first one we can answer wins, in every order.
+TEST(DigestClient, ChoosesTheFirstChallengeItCanAnswerInEveryOrder) {
+  const std::pair<std::string, std::string> md5{
+      "Digest", "realm=\"home.example\", nonce=\"m\", algorithm=MD5, qop=\"auth\""};
+  const std::pair<std::string, std::string> sha{
+      "Digest", "realm=\"home.example\", nonce=\"s\", algorithm=SHA-256, qop=\"auth\""};
+  const std::pair<std::string, std::string> sha512{
+      "Digest", "realm=\"home.example\", nonce=\"x\", algorithm=SHA-512-256, qop=\"auth\""};
+  const std::pair<std::string, std::string> bare{"Digest", "realm=\"home.example\", nonce=\"b\""};
+  const std::pair<std::string, std::string> basic{"Basic", "realm=\"home.example\""};
+  const std::pair<std::string, std::string> auth_int{
+      "Digest", "realm=\"home.example\", nonce=\"i\", algorithm=MD5, qop=\"auth-int\""};
+  struct Row {
+    const char *name;
+    std::vector<std::pair<std::string, std::string>> headers;
+    const char *expected;
+  } rows[] = {
+      {"MD5 alone (Kamailio, Asterisk)", {md5}, "MD5 m"},
+      {"SHA-256 alone", {sha}, "SHA-256 s"},
+      {"MD5 then SHA-256", {md5, sha}, "MD5 m"},
+      {"SHA-256 then MD5", {sha, md5}, "SHA-256 s"},
+      {"an unknown algorithm first is skipped", {sha512, md5}, "MD5 m"},
+      {"an unknown algorithm first, then SHA-256 and MD5", {sha512, sha, md5}, "SHA-256 s"},
+      {"no algorithm means MD5 (RFC 7616 §3.3), RFC 2069 style", {bare}, "MD5 b"},
+      {"another scheme first is skipped", {basic, sha}, "SHA-256 s"},
+      {"qop=auth-int only: we cannot answer it, the next one wins", {auth_int, sha}, "SHA-256 s"},
+      {"nothing we can answer", {sha512, basic, auth_int}, "none"},
+      {"no challenge at all", {}, "none"},
+  };
+  for (const Row &row : rows) EXPECT_EQ(answered_algorithm(row.headers), row.expected) << row.name;
+}
+
+// Without qop (RFC 2069 style, Kamailio's default) the answer has no qop,
+// nc or cnonce, and the response is H(HA1:nonce:HA2) (RFC 2617 §3.2.2.1).
+TEST(DigestClient, AnswersAChallengeWithoutQop) {
+  DigestClient client("mon1", "mon1-Pw-1931");
+  auto p = params_of("realm=\"home.example\", nonce=\"abc\"");
+  ASSERT_TRUE(client.challenged({*parse_challenge("Digest", views(p))}));
+  const std::string h = client.authorization("INVITE", "sip:home@home.example");
+  EXPECT_EQ(h.find("qop="), std::string::npos) << h;
+  EXPECT_EQ(h.find("cnonce="), std::string::npos) << h;
+  auto q = params_of(h.substr(7));
+  Credentials cr;
+  ASSERT_TRUE(credentials_from_params(views(q), cr)) << h;
+  const std::string ha1 = compute_ha1(Algorithm::MD5, "mon1", "home.example", "mon1-Pw-1931");
+  EXPECT_EQ(cr.response, compute_response(Algorithm::MD5, ha1, "abc", "", "", "", "INVITE",
+                                          "sip:home@home.example"));
+}
+
 }  // namespace

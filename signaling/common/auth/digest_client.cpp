@@ -39,6 +39,7 @@ std::optional<Challenge> parse_challenge(std::string_view scheme,
   if (!ascii::iequals(scheme, "Digest")) return std::nullopt;
   Challenge c;
   std::string algorithm = "MD5";  // RFC 7616 §3.3: absent means MD5
+  bool qop_offered = false;
   for (std::string_view p : params) {
     const size_t eq = p.find('=');
     if (eq == std::string_view::npos) continue;
@@ -56,6 +57,7 @@ std::optional<Challenge> parse_challenge(std::string_view scheme,
       c.stale = ascii::iequals(value, "true");
     else if (ascii::iequals(name, "qop")) {
       // a list such as "auth,auth-int"
+      qop_offered = true;
       size_t at = 0;
       while (at <= value.size()) {
         size_t end = value.find(',', at);
@@ -69,12 +71,18 @@ std::optional<Challenge> parse_challenge(std::string_view scheme,
   }
   auto alg = parse_algorithm(algorithm);
   if (!alg || c.realm.empty() || c.nonce.empty()) return std::nullopt;
+  // A server that offers qop wants one of its values back (RFC 7616 §3.4); we
+  // only do "auth", and an answer without qop would be refused (auth-int only).
+  if (qop_offered && !c.qop_auth) return std::nullopt;
   c.algorithm = *alg;
   return c;
 }
 
 DigestClient::~DigestClient() { std::fill(password_.begin(), password_.end(), '\0'); }
 
+// The usable challenges come in header order, which is the server's order of
+// preference (RFC 7616 §3.7, RFC 8760 §2.4): the first one wins, whichever
+// algorithm it names.
 bool DigestClient::challenged(const std::vector<Challenge> &challenges) {
   if (challenges.empty()) return false;
   const Challenge &c = challenges.front();

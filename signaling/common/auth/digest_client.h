@@ -5,7 +5,8 @@
 // 401/407 when any of its challenges names an algorithm it lacks, so a proxy
 // offering SHA-256 and MD5 (RFC 8760 §2.4: one challenge per algorithm) locks
 // a nua client out. Here the first challenge with an algorithm we know wins, in
-// the server's order of preference (RFC 7616 §3.7).
+// the server's order of preference (RFC 7616 §3.7). (A 401/407 with MD5
+// alone, sofia-sip takes and answers itself: sip::Account::credentials.)
 #pragma once
 
 #include <cstdint>

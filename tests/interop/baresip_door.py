@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Interop test (issue 11): baresip 1.0 (Debian package baresip) as the door,
+with portier-proxy at `available-algorithms = MD5` (baresip 1.0 fails on any
+challenge that is not MD5) and digest on. Python 3 stdlib only.
+
+baresip registers as door@home.example and calls `sip:home@home.example`
+(its INVITE's 407 answered with MD5). A portier-monitor (registered too: a
+lone MD5 challenge) rings, answers 183 recvonly and decodes baresip's VP8
+test picture through the media relay before anyone answers; it answers,
+audio flows both ways, and it hangs up: baresip's call closes.
+
+Ports: proxy 127.0.0.1:39560; baresip 39570 (SIP, TCP, and TLS on 39571),
+39575 (ctrl_tcp), 39580-39599 (RTP); the monitor 39540 (SIP), 39520-39539
+(RTP); the relay 39600-39699. No other test uses them.
+
+    baresip_door.py --proxy build/signaling/portier-proxy \\
+        --ctl build/signaling/portierctl --monitor build/signaling/portier-monitor
+
+Exit status: 0 pass, 1 fail, 77 skipped (baresip not installed).
+"""
+
+import argparse
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
+import portier_devices as pd  # noqa: E402
+import baresip_peer as bp  # noqa: E402
+
+li.PROXY_PORT = 39560
+li.RELAY_PORTS = "39600-39699"
+li.USERS = {"mon1": "mon1-Bare-4471", "door": "door-Bare-9038"}
+BS_SIP, BS_CTRL, BS_RTP = 39570, 39575, "39580-39599"
+MON_SIP, MON_RTP = 39540, "39520-39539"
+check, log, wait_for = li.check, li.log, li.wait_for
+
+
+def run(args, tmp, procs):
+    proxy = pd.md5_proxy(args.proxy, args.ctl, tmp)
+    procs["proxy"] = proxy
+    proxy.start()
+    mon = pd.monitor(args.monitor, args.ctl, tmp, "mon1", "mon1", li.USERS["mon1"], li.PROXY_PORT,
+                     MON_SIP, MON_RTP)
+    procs["mon1"] = mon
+    mon.start()
+    check(True, "portier-monitor registered against the MD5-only proxy")
+    bs = bp.Baresip(tmp, "baresip-door", "sip:door@%s" % li.DOMAIN, li.USERS["door"],
+                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP)
+    procs["baresip"] = bs
+    bs.start()
+    reg = wait_for(lambda: [r for r in proxy.registrations()
+                            if r.get("aor") == "sip:door@%s" % li.DOMAIN], 10,
+                   "baresip's binding")
+    check("baresip" in reg[0].get("user_agent", ""), "baresip registered as the door (MD5)")
+
+    r = bs.command("dial", li.GROUP)
+    check(r.get("ok"), "baresip dials %s (%s)" % (li.GROUP, r))
+    st = wait_for(lambda: (lambda s: s if s and s.get("call") == "early"
+                           and s.get("frames_decoded", 0) > 0 else None)(mon.status()),
+                  15, "the monitor ringing with baresip's video")
+    check(st.get("peer") == "sip:door@%s" % li.DOMAIN, "the monitor rings for the door: %s, %d "
+          "frames of %s decoded before anyone answered" % (st.get("peer"), st["frames_decoded"],
+                                                          st.get("video_codec")))
+    r = mon.ctl_json("answer")
+    check(r and r.get("result") == "answered", "the monitor answers (%s)" % r)
+    bs.wait_event("CALL_ESTABLISHED", 10)
+    check(True, "baresip's call is established")
+    st = wait_for(lambda: (lambda s: s if s.get("audio_packets_received", 0) > 10 and
+                           s.get("audio_packets_sent", 0) > 10 else None)(mon.status()),
+                  10, "two-way audio between baresip and the monitor")
+    check(True, "audio both ways: the monitor sent %d and received %d packets"
+          % (st["audio_packets_sent"], st["audio_packets_received"]))
+    r = mon.ctl_json("hangup")
+    check(r and r.get("result") == "hung up", "the monitor hangs up (%s)" % r)
+    bs.wait_event("CALL_CLOSED", 10)
+    check(True, "baresip's call is closed")
+    check(proxy.alive(), "portier-proxy still running")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--proxy", required=True, help="portier-proxy binary")
+    ap.add_argument("--ctl", required=True, help="portierctl binary")
+    ap.add_argument("--monitor", required=True, help="portier-monitor binary")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = ap.parse_args()
+    if not shutil.which("baresip"):
+        print("SKIP: baresip not found (Debian package baresip)")
+        return li.SKIP
+    ports = [li.PROXY_PORT, MON_SIP, BS_SIP, BS_SIP + 1, BS_CTRL]
+    return pd.run_test(run, args, ports, "portier-baresip-door-")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

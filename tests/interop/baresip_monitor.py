@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Interop test (issue 11): baresip 1.0 (Debian package baresip) as a monitor
+of the home, with portier-proxy at `available-algorithms = MD5` (baresip 1.0
+fails on any challenge that is not MD5) and digest on. Python 3 stdlib only.
+
+baresip registers as mon1 with `answermode=early`; portier-door (registered
+too: a lone MD5 challenge) rings `sip:home@home.example`. baresip answers 183
+with SDP (with the default `manual` it sends only 180) and gets the door's
+VP8 video through the proxy's media relay before anyone answers: its own log
+says the video RTP comes from the relay's port and gives the picture's size,
+the relay's counters show packets sent to its branch, and its RTP statistics
+at the end count the video packets it received. The door gives up.
+
+Ports: proxy 127.0.0.1:39360; the door 39340 (SIP), 39350-39359 (RTP);
+baresip 39370 (SIP, TCP, and TLS on 39371), 39375 (ctrl_tcp), 39380-39399
+(RTP); the relay 39400-39499. No other test uses them.
+
+    baresip_monitor.py --proxy build/signaling/portier-proxy \\
+        --ctl build/signaling/portierctl --door build/signaling/portier-door
+
+Exit status: 0 pass, 1 fail, 77 skipped (baresip not installed).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
+import portier_devices as pd  # noqa: E402
+import baresip_peer as bp  # noqa: E402
+
+li.PROXY_PORT = 39360
+li.RELAY_PORTS = "39400-39499"
+li.USERS = {"mon1": "mon1-Bare-6617", "door": "door-Bare-2094"}
+DOOR_SIP, DOOR_RTP = 39340, "39350-39359"
+BS_SIP, BS_CTRL, BS_RTP = 39370, 39375, "39380-39399"
+check, log, wait_for = li.check, li.log, li.wait_for
+
+
+def relay_branches(proxy):
+    r = subprocess.run([proxy.ctl, "--socket", proxy.sock, "relay"], capture_output=True,
+                       text=True, timeout=5)
+    calls = json.loads(r.stdout).get("calls", []) if r.returncode == 0 else []
+    return [b for c in calls for b in c.get("branches", [])]
+
+
+def sent_183_with_sdp(text):
+    """The 183s baresip sent (its -s trace), those with an SDP body naming video."""
+    out = []
+    for block in text.split("\x1b[36;1m#")[1:]:
+        lines = block.replace("\x1b[;m", "").strip().splitlines()
+        if len(lines) > 1 and lines[0].startswith("UDP 127.0.0.1:%d ->" % BS_SIP) \
+                and lines[1].startswith("SIP/2.0 183"):
+            body = "\n".join(lines)
+            out.append("application/sdp" in body and "m=video" in body)
+    return out
+
+
+def run(args, tmp, procs):
+    proxy = pd.md5_proxy(args.proxy, args.ctl, tmp)
+    procs["proxy"] = proxy
+    proxy.start()
+    bs = bp.Baresip(tmp, "baresip-mon1", "sip:mon1@%s" % li.DOMAIN, li.USERS["mon1"],
+                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP, answermode="early")
+    procs["baresip"] = bs
+    bs.start()
+    reg = wait_for(lambda: [r for r in proxy.registrations()
+                            if r.get("aor") == "sip:mon1@%s" % li.DOMAIN], 10,
+                   "baresip's binding")
+    check("baresip" in reg[0].get("user_agent", ""), "baresip registered as mon1 (MD5): %s"
+          % reg[0].get("user_agent"))
+    door = pd.door(args.door, args.ctl, tmp, li.USERS["door"], li.PROXY_PORT, DOOR_SIP, DOOR_RTP,
+                   li.GROUP)
+    procs["door"] = door
+    door.start()
+    check(True, "portier-door registered against the MD5-only proxy")
+
+    r = door.ctl_json("ring")
+    check(r and r.get("result") == "calling", "the door rings the home (%s)" % r)
+    lo, hi = (int(p) for p in li.RELAY_PORTS.split("-"))
+
+    def early_video():
+        m = re.search(r"incoming rtp for 'video' established, receiving from "
+                      r"127\.0\.0\.1:(\d+)", bs.log_text())
+        return m if m and "video: receiving with resolution" in bs.log_text() else None
+    m = wait_for(early_video, 10, "the door's video at baresip")
+    check(lo <= int(m.group(1)) <= hi, "baresip gets the video from the relay (port %s)"
+          % m.group(1))
+    check(True in sent_183_with_sdp(bs.log_text()),
+          "baresip answered 183 with SDP (answermode=early): %s" % sent_183_with_sdp(bs.log_text()))
+    branches = relay_branches(proxy)
+    check(branches and branches[0].get("packets", 0) > 0 and not branches[0].get("winner"),
+          "the relay sends the door's media to baresip's branch: %s" % branches)
+    st = door.status()
+    check(st.get("call") == "early", "nobody has answered yet (the door is %s)" % st.get("call"))
+    size = re.search(r"video: receiving with resolution (\d+ x \d+)", bs.log_text()).group(1)
+    log("baresip decodes the door's picture: %s" % size)
+
+    r = door.ctl_json("hangup")
+    check(r and r.get("result") == "hung up", "the door gives up (%s)" % r)
+
+    def video_received():
+        m = re.search(r"video\s+Transmit:\s+Receive:\s*\npackets:\s+\d+\s+(\d+)", bs.log_text())
+        return m
+    m = wait_for(video_received, 10, "baresip's RTP statistics at the end of the call")
+    check(int(m.group(1)) > 0, "baresip received %s video packets" % m.group(1))
+    check(proxy.alive(), "portier-proxy still running")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--proxy", required=True, help="portier-proxy binary")
+    ap.add_argument("--ctl", required=True, help="portierctl binary")
+    ap.add_argument("--door", required=True, help="portier-door binary")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = ap.parse_args()
+    if not shutil.which("baresip"):
+        print("SKIP: baresip not found (Debian package baresip)")
+        return li.SKIP
+    ports = [li.PROXY_PORT, DOOR_SIP, BS_SIP, BS_SIP + 1, BS_CTRL]
+    return pd.run_test(run, args, ports, "portier-baresip-monitor-")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

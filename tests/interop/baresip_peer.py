@@ -1,0 +1,183 @@
+"""baresip 1.0 (Debian package baresip) as a peer of the interop tests:
+headless (no sound card, no camera, no window), driven over its ctrl_tcp
+module (netstring-framed JSON commands; events come back on the same
+connection). Python 3 stdlib only.
+
+- audio: a tone from a WAV file (`aufile`; `ausine` does 48 kHz only, PCMU
+  is 8 kHz) and the `aubridge` player (nothing plays); video: the
+  `fakevideo` source (a test picture) and display; codecs
+  PCMU and VP8 (Debian's baresip has no H.264);
+- `-s` traces every SIP message into its log, which the tests read;
+- `rtp_stats yes` makes it log each stream's RTP counters when a call ends;
+- `net_interface 127.0.0.1`: its SDP names loopback, where it sends from.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import linphone_interop as li  # noqa: E402  log, check, wait_for, kill_group
+
+
+def tcp_listening(port):
+    """A TCP socket listens on 127.0.0.1:port (/proc/net/tcp, state 0A)."""
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[1] == "0100007F:%04X" % port and fields[3] == "0A":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def write_tone(path, seconds):
+    """A 440 Hz tone, 8 kHz mono 16-bit WAV: what baresip sends as its voice
+    (longer than any call of the tests: its file source stops at the end)."""
+    import math
+    import struct
+    import wave
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
+                               for i in range(8000 * seconds)))
+
+
+def netstring(payload):
+    data = json.dumps(payload).encode()
+    return b"%d:%s," % (len(data), data)
+
+
+class Baresip:
+    def __init__(self, tmp, name, aor, password, proxy_port, sip_port, ctrl_port, rtp_ports,
+                 answermode="manual"):
+        self.name = name
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir)
+        self.logfile = os.path.join(tmp, name + ".log")
+        self.ctrl_port = ctrl_port
+        self.proc = None
+        self.sock = None
+        self.buf = b""
+        self.events = []
+        self.token = 0
+        tone = os.path.join(self.dir, "tone.wav")
+        write_tone(tone, 60)
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write("\n".join([
+                "poll_method epoll",
+                "net_interface 127.0.0.1",  # loopback only: its SDP must name 127.0.0.1
+                "sip_listen 127.0.0.1:%d" % sip_port,
+                "call_local_timeout 120",
+                "call_max_calls 4",
+                "audio_player aubridge,%s" % name,
+                "audio_source aufile,%s" % tone,
+                "audio_alert aubridge,%s" % name,
+                "video_source fakevideo,nil",
+                "video_display fakevideo,nil",
+                "video_size 320x240",
+                "video_bitrate 300000",
+                "video_fps 15",
+                "rtp_ports %s" % rtp_ports,
+                "rtp_stats yes",
+                "module_path /usr/lib/baresip/modules",
+                "module g711.so",
+                "module vp8.so",
+                "module aubridge.so",
+                "module aufile.so",
+                "module fakevideo.so",
+                "module ctrl_tcp.so",
+                "module_tmp account.so",
+                "module_app menu.so",
+                "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
+                ""]))
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write("<%s;transport=udp>;auth_pass=%s;outbound=\"sip:127.0.0.1:%d;transport=udp\""
+                    ";answermode=%s;regint=600;audio_codecs=PCMU;video_codecs=VP8\n"
+                    % (aor, password, proxy_port, answermode))
+        open(os.path.join(self.dir, "contacts"), "w").close()
+
+    def start(self):
+        exe = shutil.which("baresip")
+        with open(self.logfile, "w") as out:
+            self.proc = subprocess.Popen([exe, "-f", self.dir, "-s"], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise li.TestFailure("baresip %s exited with %s" % (self.name,
+                                                                    self.proc.returncode))
+            return tcp_listening(self.ctrl_port)
+        # Connect only once it listens: connecting to a port of the ephemeral
+        # range with nobody on it can connect the socket to itself (TCP
+        # simultaneous open), and baresip then finds its port taken.
+        li.wait_for(listening, 10, "baresip %s's ctrl_tcp socket" % self.name)
+        self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
+        self.sock.settimeout(0.1)
+
+    def _read(self, wait):
+        """Reads what baresip sent for up to `wait` s; events go to self.events;
+        returns the responses."""
+        responses = []
+        end = time.monotonic() + wait
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise li.TestFailure("baresip %s closed its ctrl_tcp socket" % self.name)
+                self.buf += chunk
+            except socket.timeout:
+                pass
+            while True:
+                m = re.match(rb"(\d+):", self.buf)
+                if not m or len(self.buf) < m.end() + int(m.group(1)) + 1:
+                    break
+                n = int(m.group(1))
+                msg = json.loads(self.buf[m.end():m.end() + n].decode("utf-8", "replace"))
+                self.buf = self.buf[m.end() + n + 1:]
+                (self.events if msg.get("event") else responses).append(msg)
+            if responses or time.monotonic() >= end:
+                return responses
+
+    def command(self, command, params=""):
+        self.token += 1
+        self.sock.sendall(netstring({"command": command, "params": params,
+                                     "token": str(self.token)}))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for r in self._read(0.5):
+                if r.get("token") == str(self.token):
+                    return r
+        raise li.TestFailure("baresip %s: no answer to %r" % (self.name, command))
+
+    def wait_event(self, kind, timeout):
+        def seen():
+            self._read(0.1)
+            return [e for e in self.events if e.get("type") == kind] or None
+        return li.wait_for(seen, timeout, "baresip %s event %s" % (self.name, kind))
+
+    def log_text(self):
+        return li.read_text(self.logfile)
+
+    def stop(self):
+        if self.sock is not None:
+            try:
+                self.command("quit")
+            except Exception:  # it may be gone already; it is killed below anyway
+                pass
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                li.kill_group(self.proc)
