@@ -33,6 +33,13 @@ const char *state_name(Door::State s) {
   return "?";
 }
 
+// A Warning header (RFC 3261 §20.43) whose text cannot break out of its quotes.
+std::string warning_text(std::string text) {
+  for (char &c : text)
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < ' ') c = '\'';
+  return "399 door \"" + text + "\"";
+}
+
 using sipmsg::asserted_identity;
 using sipmsg::body;
 using sipmsg::body_is;
@@ -307,11 +314,12 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     if (body_is(sip, "application/sdp")) {
       std::string error;
       auto ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
-      if (!ans) {
-        nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+      if (!ans || !media_->apply(ans->streams, &error)) {
+        PLOG_WARN("door: re-INVITE refused: %s", error.c_str());
+        nua_respond(nh, 488, "Not Acceptable Here",
+                    SIPTAG_WARNING_STR(warning_text(error).c_str()), TAG_END());
         return;
       }
-      media_->apply(ans->streams, &error);
       nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                   SIPTAG_PAYLOAD_STR(ans->sdp.c_str()), TAG_END());
     } else {
@@ -348,7 +356,8 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
   if (open_media(&error)) ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
   if (!ans || !media_->apply(ans->streams, &error)) {
     PLOG_WARN("door: call from %s: %s", who.c_str(), error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
+                TAG_END());
     release(nh);
     media_.reset();
     return;

@@ -13,6 +13,13 @@
 namespace portier::monitor {
 namespace {
 
+// A Warning header (RFC 3261 §20.43) whose text cannot break out of its quotes.
+std::string warning_text(std::string text) {
+  for (char &c : text)
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < ' ') c = '\'';
+  return "399 monitor \"" + text + "\"";
+}
+
 using sipmsg::asserted_identity;
 using sipmsg::body;
 using sipmsg::body_is;
@@ -202,7 +209,8 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     ans = sdp::answer_offer(offer, media_->local(sdp_session_, ++sdp_version_, true), &error);
   if (!ans) {
     PLOG_WARN("monitor: call from %s refused: %s", who.c_str(), error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
+                TAG_END());
     release(nh);
     media_.reset();
     events_.add("refused", {field("call_id", cid), field("from", who), field("why", error)});
@@ -246,7 +254,8 @@ void Monitor::on_reinvite(nua_handle_t *nh, const sip_t *sip) {
       sdp::answer_offer(body(sip), media_->local(sdp_session_, ++sdp_version_, early), &error);
   if (!ans || !media_->apply(ans->streams, &error)) {
     PLOG_WARN("monitor: re-INVITE refused: %s", error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
+                TAG_END());
     return;
   }
   nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),

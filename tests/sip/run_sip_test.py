@@ -368,6 +368,7 @@ class Env:
         self.cseq = {}  # (user, port) -> last CSeq used by register runs
         self.fork_timeout = 60
         self.min_expires = 60
+        self.relay_enabled = True
         self.monitors = {}
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
                                               self.ports.base + Ports.BLOCK - 1))
@@ -409,11 +410,13 @@ nonce-expires = 3600
 call-fork-timeout = {fto}
 
 [module::MediaRelay]
+enabled = {relay}
 sdp-address = {ip}
 port-range = {rlo}-{rhi}
 """.format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
            users=users_path, fto=self.fork_timeout, mine=self.min_expires,
-           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99)
+           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99,
+           relay="true" if self.relay_enabled else "false")
         return self.write("proxy.ini", cfg)
 
     # ---- proxy -----------------------------------------------------------
@@ -474,7 +477,8 @@ port-range = {rlo}-{rhi}
     def door_socket(self):
         return os.path.join(self.dir, "door.sock")
 
-    def start_door(self, video_codec="h264", auto_answer="", extra=""):
+    def start_door(self, video_codec="h264", auto_answer="", extra="", bind_params=";transport=udp",
+                   account_extra=""):
         """Starts portier-door registered as door@home.example through our
         proxy (test pattern, no sound card) and waits for its registration."""
         check(self.args.door, "this case needs --door")
@@ -487,8 +491,9 @@ control-socket = {sock}
 aor = sip:door@{dom}
 password = {pw}
 proxy = sip:{ip}:{proxy};transport=udp
-bind = sip:{ip}:{bind};transport=udp
+bind = sip:{ip}:{bind}{bind_params}
 register-expires = 600
+{account_extra}
 
 [call]
 target = sip:{grp}@{dom}
@@ -512,7 +517,8 @@ audio-sink = none
 {extra}
 """.format(sock=self.door_socket, dom=DOMAIN, pw=USERS["door"], ip=LOCAL, proxy=self.ports.proxy,
            bind=self.ports.sip(8), grp=GROUP, auto=auto_answer, mlo=media_first,
-           mhi=media_first + 9, codec=video_codec, extra=extra,
+           mhi=media_first + 9, codec=video_codec, extra=extra, bind_params=bind_params,
+           account_extra=account_extra,
            events=os.path.join(self.dir, "door-events"))
         path = self.write("door.conf", cfg)
         self.door_log = os.path.join(self.dir, "door.log")
@@ -2963,6 +2969,34 @@ def case_monitor_window(env):
     check_no_code_in_logs(env, "mon1", "mon2")
 
 
+# ---- issue 11: door (forged identities, DTMF injection, code lock-out, IPv6) ----
+
+
+def case_door_invite_ipv6(env):
+    """Issue 11 regression (a crash from network input): one auto-answered
+    INVITE whose SDP names an IPv6 address SEGVed the door inside
+    multiudpsink, whose socket is IPv4. The relay is off so that the offer
+    reaches the door as written. Now the door answers 488 with a Warning
+    (RFC 3261 section 20.43), hands nothing to a sink, and takes the next,
+    ordinary call."""
+    env.relay_enabled = False
+    env.start_proxy()
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN)
+    s = env.door("v6", "door_invite_ipv6.xml", "door", 0, user="mon1", timeout=15)
+    s.wait()
+    s.expect_ok()
+    check(env.door_proc.running(), "portier-door died on the IPv6 offer: %s"
+          % env.door_log_text()[-1500:])
+    st = env.door_ctl("status")
+    check(st.get("call") == "idle" and st.get("registered"), "door after the IPv6 offer: %s" % st)
+    # The door still serves: an IPv4 call from the same resident is answered.
+    s = env.door("v4", "door_call.xml", "door", 1, user="mon1", timeout=20)
+    s.wait()
+    s.expect_ok()
+    check(env.door_proc.running(), "portier-door died after the IPv6 offer")
+    check(env.door_events("auto_answered"), "the IPv4 call was not answered")
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -2994,6 +3028,8 @@ CASES = [
     ("monitor_bad_input", case_monitor_bad_input),
     ("monitor_keyframe_request", case_monitor_keyframe_request),
     ("monitor_window", case_monitor_window),
+    # issue 11: door
+    ("door_invite_ipv6", case_door_invite_ipv6),
 ]
 
 
