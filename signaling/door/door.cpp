@@ -40,7 +40,6 @@ std::string warning_text(std::string text) {
   return "399 door \"" + text + "\"";
 }
 
-using sipmsg::asserted_identity;
 using sipmsg::body;
 using sipmsg::body_is;
 
@@ -93,15 +92,19 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
     case nua_r_invite:
       if (nh == call_) on_invite_response(status, phrase, nh, sip);
       break;
-    case nua_i_invite:
-      if (nh == call_ || from_trusted_hop(nh, "INVITE")) on_incoming_invite(nh, sip);
+    case nua_i_invite: {
+      std::string who;
+      if (nh == call_ || from_trusted_hop(nh, "INVITE", &who)) on_incoming_invite(nh, sip, who);
       break;
+    }
     case nua_i_info:
       if (nh == call_) on_info(nh, sip);
       break;
-    case nua_i_message:
-      if (from_trusted_hop(nh, "MESSAGE")) on_message(nh, sip);
+    case nua_i_message: {
+      std::string who;
+      if (from_trusted_hop(nh, "MESSAGE", &who)) on_message(nh, sip, who);
       break;
+    }
     case nua_i_bye:
       if (nh == call_) call_ended("the other side hung up");
       break;
@@ -227,11 +230,10 @@ std::string Door::press() {
 // Out-of-dialog requests only through the proxy: it authenticated the sender
 // and vouches for P-Asserted-Identity; a request sent straight to our contact
 // could name anyone (RFC 3325 §3).
-bool Door::from_trusted_hop(nua_handle_t *nh, const char *method) {
-  std::string source;
-  if (account_.admit(nh, method, &source)) return true;
-  emit("request_refused",
-       std::string("method=") + method + " source=" + source + " reason=not through the proxy");
+bool Door::from_trusted_hop(nua_handle_t *nh, const char *method, std::string *who) {
+  std::string source, why;
+  if (account_.admit(nh, method, &source, &why, who)) return true;
+  emit("request_refused", std::string("method=") + method + " source=" + source + " reason=" + why);
   return false;
 }
 
@@ -292,11 +294,14 @@ void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, 
   }
   if (status < 300) {
     take_answer(sip, true);
-    peer_ = asserted_identity(sip, true);
+    std::string why;
+    peer_ = account_.proven_identity(sip, &why);
     if (peer_.empty() || peer_ == settings_.target) {
-      // Without an asserted identity the answerer is known by nothing but the
-      // group address; no code from this call can then be trusted.
-      PLOG_WARN("door: the answer names no identity (no P-Asserted-Identity): codes refused");
+      // Without an asserted identity the proxy proved, the answerer is known
+      // by nothing but the group address; no code from this call can then be
+      // trusted.
+      PLOG_WARN("door: the answer names no identity (%s): codes refused",
+                why.empty() ? "the group address" : why.c_str());
       peer_ = "";
     }
     state_ = State::Active;
@@ -309,7 +314,7 @@ void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, 
   call_ended(std::to_string(status) + " " + (phrase ? phrase : ""));
 }
 
-void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
+void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
   if (nh == call_) {  // a re-INVITE in our call
     if (body_is(sip, "application/sdp")) {
       std::string error;
@@ -327,7 +332,6 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     }
     return;
   }
-  const std::string who = asserted_identity(sip);
   bool allowed = false;
   for (const auto &a : settings_.auto_answer) allowed = allowed || a == who;
   if (!allowed) {
@@ -391,9 +395,9 @@ void Door::on_info(nua_handle_t *, const sip_t *sip) {
   }
 }
 
-void Door::on_message(nua_handle_t *nh, const sip_t *sip) {
-  // A MESSAGE outside a call is authorised by the identity our proxy asserted.
-  const std::string who = asserted_identity(sip);
+void Door::on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
+  // A MESSAGE outside a call is authorised by the identity our proxy asserted
+  // and proved (`who`, from sip::Account::admit).
   if (!body_is(sip, "text/plain")) {
     nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(account_.nua()),
                 SIPTAG_ACCEPT_STR("text/plain"), TAG_END());

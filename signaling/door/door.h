@@ -77,9 +77,10 @@ class Door {
   void release(nua_handle_t *nh);
   int registration_failed(int status, const char *phrase, bool refused);
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
+  // `who`: the caller's proven identity (sip::Account::admit); "" in our call.
+  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_info(nua_handle_t *nh, const sip_t *sip);
-  void on_message(nua_handle_t *nh, const sip_t *sip);
+  void on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   bool authenticate(nua_handle_t *nh, const sip_t *sip);
   bool take_answer(const sip_t *sip, bool final);
   void call_ended(const std::string &why);
@@ -87,7 +88,8 @@ class Door {
   bool open_media(std::string *error);
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");
-  bool from_trusted_hop(nua_handle_t *nh, const char *method);
+  // *who gets the sender's proven identity.
+  bool from_trusted_hop(nua_handle_t *nh, const char *method, std::string *who);
 
   DoorSettings settings_;
   DoorHooks hooks_;

@@ -20,7 +20,6 @@ std::string warning_text(std::string text) {
   return "399 monitor \"" + text + "\"";
 }
 
-using sipmsg::asserted_identity;
 using sipmsg::body;
 using sipmsg::body_is;
 
@@ -95,12 +94,13 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
       } else {
         // A call straight to our contact, not through the proxy, could name
         // anyone as caller (RFC 3325 §3): 403.
-        std::string source;
-        if (account_.admit(nh, "INVITE", &source)) {
-          on_incoming_invite(nh, sip);
+        // Without the proxy's proof of the caller's identity, a door is
+        // anyone's claim (issue 11).
+        std::string source, why, who;
+        if (account_.admit(nh, "INVITE", &source, &why, &who)) {
+          on_incoming_invite(nh, sip, who);
         } else {
-          events_.add("refused",
-                      {field("source", source), field("reason", "not through the proxy")});
+          events_.add("refused", {field("source", source), field("reason", why)});
         }
       }
       break;
@@ -182,8 +182,7 @@ bool Monitor::new_media(std::string *error) {
   return media_->open(error);
 }
 
-void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
-  const std::string who = asserted_identity(sip);
+void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
   const std::string cid =
       sip && sip->sip_call_id && sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
   if (in_call(state_)) {

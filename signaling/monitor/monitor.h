@@ -83,7 +83,8 @@ class Monitor {
   void release(nua_handle_t *nh);
   void on_registered(bool first);
   int registration_failed(int status, const char *phrase, bool refused);
-  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
+  // `who`: the caller's identity as the proxy proved it (sip::Account::admit).
+  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_reinvite(nua_handle_t *nh, const sip_t *sip);
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   void on_cancel(const sip_t *sip);

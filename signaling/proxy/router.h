@@ -62,6 +62,7 @@ class Router {
     bool answered = false;  // a 2xx went up
     size_t winner = 0;      // the branch whose 2xx went up
     std::string from_tag;
+    std::string caller_aor;  // who authenticated (empty: nobody); gets the 2xx's identity proof
     // An in-dialog INVITE of a relayed call: which side sent the offer
     // (-1: not relayed). Its SDP, and the answer's, are pointed at the relay.
     int reinvite_from_caller = -1;
@@ -75,8 +76,10 @@ class Router {
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
   // Sends one copy of msg to target (a request URI; empty: keep the message's own).
   // next_hop: where to send it when that is not the target (a NATed device).
+  // aor: the address of record whose binding the branch calls (gets an
+  // identity proof for it).
   bool add_branch(Txn *t, msg_t *msg, const std::string &target, const std::string &record_route,
-                  bool pop_route, const std::string &next_hop = "");
+                  bool pop_route, const std::string &next_hop = "", const std::string &aor = "");
   void start_fork(Txn *t, size_t branches);
   // Reports branches that could not be sent; false when none was (t is gone).
   bool settle_unsent(Txn *t);

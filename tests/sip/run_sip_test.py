@@ -2971,6 +2971,123 @@ def case_monitor_window(env):
 
 # ---- issue 11: door (forged identities, DTMF injection, code lock-out, IPv6) ----
 
+ATTACKER = "127.0.0.2"  # "another host" on the LAN
+
+
+def _raw_sip(method, ruri, local_port, transport, extra=(), body="", ctype="text/plain",
+             call_id=None):
+    """One out-of-dialog request as an attacker writes it: Via with our own
+    address, the headers in `extra` (forged identities...)."""
+    call_id = call_id or "atk-%d@%s" % (int(time.time() * 1e6), ATTACKER)
+    lines = ["%s %s SIP/2.0" % (method, ruri),
+             "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK-atk-%d;rport"
+             % (transport, ATTACKER, local_port, int(time.time() * 1e6)),
+             "From: <sip:mon1@%s>;tag=atk%d" % (DOMAIN, local_port),
+             "To: <%s>" % ruri, "Call-ID: %s" % call_id, "CSeq: 1 %s" % method,
+             "Max-Forwards: 70", "Contact: <sip:mon1@%s:%d>" % (ATTACKER, local_port)]
+    lines += list(extra)
+    if body:
+        lines.append("Content-Type: %s" % ctype)
+    lines.append("Content-Length: %d" % len(body.encode()))
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def _final_status(data):
+    """The status codes of the responses in `data` (a stream or datagrams)."""
+    return [int(m) for m in re.findall(rb"SIP/2\.0 (\d{3}) ", data)]
+
+
+def _attack(host_ip, port, transport, build, wait=3.0):
+    """Sends the request build(local_port) to host_ip:port from `host_ip`'s
+    neighbour address over UDP or TCP; returns the status codes received
+    until a final one (or the bounded wait ends)."""
+    kind = socket.SOCK_DGRAM if transport == "UDP" else socket.SOCK_STREAM
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind((ATTACKER if host_ip != LOCAL or transport == "UDP" else host_ip, 0))
+    s.settimeout(0.5)
+    got = b""
+    try:
+        if transport == "TCP":
+            s.connect((LOCAL, port))
+            s.sendall(build(s.getsockname()[1]))
+        else:
+            s.sendto(build(s.getsockname()[1]), (LOCAL, port))
+        end = time.time() + wait
+        while time.time() < end and not any(c >= 200 for c in _final_status(got)):
+            try:
+                chunk = s.recv(65535)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    return _final_status(got)
+
+
+def case_door_forged_identity(env):
+    """Issue 11: the door opened for a forged P-Asserted-Identity (RFC 3325)
+    that came over TCP from any port of the proxy's host, or over UDP with the
+    proxy's address spoofed. Now it takes an identity only with the proxy's
+    P-Portier-Proof (an HMAC keyed by the door's own digest HA1), and TCP only
+    from the proxy's listening address. The door listens on UDP and TCP (the
+    shipped bind) and trusts 127.0.0.2 as well ([account] trusted-hosts), which
+    stands for a packet whose source address looks like the proxy's: only the
+    proof keeps the door shut. From 127.0.0.2: MESSAGEs with mon1's identity and
+    the code over UDP (no proof, a made-up proof) and TCP, an INVITE over TCP
+    that mon1 would be auto-answered for; from 127.0.0.1 (another local
+    process): a MESSAGE over TCP. Each gets 403 and a request_refused event;
+    nothing opens, no call starts; then mon1's real MESSAGE through the proxy
+    opens the door once."""
+    env.start_proxy()
+    code = DOOR_CODE
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN, bind_params="",
+                   account_extra="trusted-hosts = %s" % ATTACKER,
+                   extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
+                   % (code, DOMAIN))
+    door_port = env.ports.sip(8)
+    ruri = "sip:door@%s:%d" % (LOCAL, door_port)
+    pai = "P-Asserted-Identity: <sip:mon1@%s>" % DOMAIN
+    fake = ("P-Portier-Proof: v=1;alg=sha256;ts=%d;mac=%s" % (int(time.time()), "ab" * 32))
+    sdp = ("v=0\r\no=atk 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+           "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+           % (ATTACKER, ATTACKER))
+    attacks = [
+        ("UDP MESSAGE, no proof", ATTACKER, "UDP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "UDP", [pai], code)),
+        ("UDP MESSAGE, made-up proof", ATTACKER, "UDP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "UDP", [pai, fake], code)),
+        ("TCP MESSAGE", ATTACKER, "TCP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "TCP", [pai], code)),
+        ("TCP INVITE", ATTACKER, "TCP",
+         lambda p: _raw_sip("INVITE", ruri, p, "TCP", [pai, fake], sdp, "application/sdp")),
+        ("TCP MESSAGE from the proxy's host", LOCAL, "TCP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "TCP", [pai], code)),
+    ]
+    for name, host, transport, build in attacks:
+        codes = _attack(host, door_port, transport, build)
+        log("%s -> %s" % (name, codes))
+        check(403 in codes, "%s: expected 403, got %s" % (name, codes))
+    refused = [e["details"] for e in env.door_events("request_refused")]
+    log("door refused: %s" % refused)
+    check(len(refused) == len(attacks), "expected %d request_refused events: %s"
+          % (len(attacks), refused))
+    st = env.door_ctl("status")
+    check(st.get("actions_run") == 0, "a forged identity opened the door: %s" % st)
+    check(st.get("call") == "idle" and not env.door_events("auto_answered"),
+          "a forged INVITE was answered: %s" % st)
+    # The resident, through the proxy: the proof is there, the door opens.
+    s = env.sipp("msg_mon1", "message_code.xml", 0, [["mon1", USERS["mon1"], DOMAIN, code]],
+                 service="door", auth_uri="door@%s" % DOMAIN)
+    s.wait()
+    s.expect_ok()
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("actions_run") != 1:
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("actions_run") == 1, "mon1's MESSAGE did not open the door")
+    check(code not in env.door_log_text().replace("sip:", ""), "the code is in the door's log")
+
 
 def case_door_invite_ipv6(env):
     """Issue 11 regression (a crash from network input): one auto-answered
@@ -3030,6 +3147,7 @@ CASES = [
     ("monitor_window", case_monitor_window),
     # issue 11: door
     ("door_invite_ipv6", case_door_invite_ipv6),
+    ("door_forged_identity", case_door_forged_identity),
 ]
 
 
