@@ -463,6 +463,8 @@ std::string Door::status_json() const {
          ",\"video_packets_sent\":" + std::to_string(media_ ? media_->video_packets_sent() : 0) +
          ",\"audio_packets_received\":" +
          std::to_string(media_ ? media_->audio_packets_received() : 0) +
+         ",\"foreign_media_dropped\":" +
+         std::to_string(media_ ? media_->foreign_packets_dropped() : 0) +
          ",\"media\":" + json::quote(media_ ? media_->pipeline_state() : "none") + "}";
 }
 

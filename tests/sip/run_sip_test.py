@@ -3026,6 +3026,22 @@ def _attack(host_ip, port, transport, build, wait=3.0):
     return _final_status(got)
 
 
+def _rfc4733_packets(code, pt=101, ssrc=0x0BADF00D):
+    """The RTP packets of `code` typed as RFC 4733 events: per key a start
+    packet (marker, RFC 4733 section 2.5.1.1) and three end packets (E bit,
+    section 2.5.1.4), all with the key's own timestamp."""
+    out = []
+    seq, ts = 1000, 160000
+    for key in code:
+        event = int(key)
+        for i, (end, dur) in enumerate(((0, 160), (1, 800), (1, 800), (1, 800))):
+            header = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | pt, seq, ts, ssrc)
+            out.append(header + struct.pack("!BBH", event, (0x80 if end else 0) | 10, dur))
+            seq += 1
+        ts += 1600
+    return out
+
+
 def case_door_forged_identity(env):
     """Issue 11: the door opened for a forged P-Asserted-Identity (RFC 3325)
     that came over TCP from any port of the proxy's host, or over UDP with the
@@ -3089,6 +3105,59 @@ def case_door_forged_identity(env):
     check(code not in env.door_log_text().replace("sip:", ""), "the code is in the door's log")
 
 
+def case_door_dtmf_injection(env):
+    """Issue 11: during a resident's call, RFC 4733 events sent straight to the
+    door's RTP port from a port in no SDP were credited to the resident and
+    opened the door. Now the door hears RTP and RTCP only from the address the
+    SDP named (the relay), latched on its first packet. mon1 answers the
+    door's ring; from 127.0.0.2 the code goes as RFC 4733 events to every port
+    of the door's media range: nothing opens and the door counts the packets
+    it dropped; then mon1's own open-door through the relay opens it once."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("audio_packets_received", 0) == 0:
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("audio_packets_received", 0) > 0,
+          "mon1's audio never reached the door")
+    media_first = 60000 + (env.ports.base - 21000) % 5000  # start_door's range
+    atk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    atk.bind((ATTACKER, 0))
+    try:
+        for port in range(media_first, media_first + 10):
+            for pkt in _rfc4733_packets(DOOR_CODE):
+                atk.sendto(pkt, (LOCAL, port))
+                time.sleep(0.002)
+    finally:
+        atk.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("foreign_media_dropped", 0) == 0:
+        time.sleep(0.1)
+    time.sleep(1.5)  # a credited code would have run by now
+    st = env.door_ctl("status")
+    log("door after the injection: actions_run=%s foreign_media_dropped=%s"
+        % (st.get("actions_run"), st.get("foreign_media_dropped")))
+    check(st.get("actions_run") == 0, "events from 127.0.0.2 opened the door: %s"
+          % [e["details"] for e in env.door_events("action")])
+    check(st.get("foreign_media_dropped", 0) > 0, "the door dropped none of the injected packets")
+    check(st.get("call") == "active", "the call did not survive the injection: %s" % st)
+    r = env.mon_ctl("mon1", "action", "open-door")
+    check("result" in r, "mon1 action open-door: %s" % r)
+    deadline = time.time() + 10
+    while time.time() < deadline and env.door_ctl("status").get("actions_run") != 1:
+        time.sleep(0.1)
+    actions = [e["details"] for e in env.door_events("action")]
+    check(actions == ["via=rfc4733 from=sip:mon1@%s action=door result=done" % DOMAIN],
+          "expected one opening by mon1 through the relay: %s" % actions)
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 hangup")
+    env.wait_door_event("ended", 5)
+
+
 def case_door_invite_ipv6(env):
     """Issue 11 regression (a crash from network input): one auto-answered
     INVITE whose SDP names an IPv6 address SEGVed the door inside
@@ -3148,6 +3217,7 @@ CASES = [
     # issue 11: door
     ("door_invite_ipv6", case_door_invite_ipv6),
     ("door_forged_identity", case_door_forged_identity),
+    ("door_dtmf_injection", case_door_dtmf_injection),
 ]
 
 
