@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -67,6 +68,9 @@ class Door {
   std::string press();
   std::string hangup(const std::string &why = "hung up by the door");
   std::string status_json() const;
+  // Tells the residents (a SIP MESSAGE, text/plain, to [call] target, which
+  // portier-monitor shows as an alarm): someone is guessing the code.
+  void send_alarm(const std::string &text);
   DoorCamera &camera() { return *camera_; }
 
   enum class State { Idle, Calling, Early, Active, Ending };
@@ -98,6 +102,13 @@ class Door {
   bool outgoing_ = false;
   State state_ = State::Idle;
   int call_auth_tries_ = 0;
+  // Alarm MESSAGEs on their way: body and challenge count per handle.
+  struct Alarm {
+    std::string body;
+    int auth_tries = 0;
+  };
+  std::map<nua_handle_t *, Alarm> alarms_;
+  void on_alarm_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   bool resent_with_auth_ = false;  // the next "terminated" is the challenged INVITE's
   std::string peer_;  // who we talk to: the answering device or the caller (normalized AOR)
   std::string early_sdp_;

@@ -44,7 +44,8 @@ Monitor::Monitor(MonitorSettings settings, EventSink &events)
       // PRACKed and nua would hold their 200 back (RFC 3262 §3) until the
       // INVITE timed out.
       account_(
-          settings_.account, {"monitor", "calls", "portier-monitor/0.1", "INFO", "timer"},
+          settings_.account,
+          {"monitor", "calls and door alarms", "portier-monitor/0.1", "INFO, MESSAGE", "timer"},
           {[this](nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
                   const sip_t *sip, tagi_t *tags) { handle(event, status, phrase, nh, sip, tags); },
            [this](bool first) { on_registered(first); },
@@ -104,10 +105,15 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
         }
       }
       break;
-    case nua_i_message:
-      // nua answered it; the monitor takes no messages. Its handle goes.
-      sipmsg::destroy_when_idle(nh);
+    case nua_i_message: {
+      // Only a door's alarm, through the proxy, with its proof of who sent it.
+      std::string source, why, who;
+      if (account_.admit(nh, "MESSAGE", &source, &why, &who))
+        on_message(nh, sip, who);
+      else
+        events_.add("refused", {field("source", source), field("reason", why)});
       break;
+    }
     case nua_r_invite:
       if (nh == call_) on_invite_response(status, phrase, nh, sip);
       break;
@@ -456,6 +462,29 @@ void Monitor::on_message_response(int status, const char *phrase, nua_handle_t *
   nua_handle_destroy(nh);
 }
 
+void Monitor::on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
+  bool door = false;
+  for (const auto &d : settings_.doors) door = door || d.aor == who;
+  if (!door) {
+    nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(account_.nua()),
+                SIPTAG_WARNING_STR("399 monitor \"messages are taken from the [doors] only\""),
+                TAG_END());
+  } else if (!body_is(sip, "text/plain")) {
+    nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(account_.nua()),
+                SIPTAG_ACCEPT_STR("text/plain"), TAG_END());
+  } else {
+    nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(account_.nua()), TAG_END());
+    // One line: a body cannot forge more event fields or lines.
+    alarm_ = body(sip).substr(0, 300);
+    for (char &c : alarm_)
+      if (static_cast<unsigned char>(c) < ' ') c = ' ';
+    ++alarms_;
+    PLOG_WARN("monitor: alarm from %s: %s", who.c_str(), alarm_.c_str());
+    emit("alarm", {field("from", who), field("text", alarm_)});
+  }
+  sipmsg::destroy_when_idle(nh);
+}
+
 Outcome Monitor::action(const std::string &name) {
   const std::string *code = name == "open-door" ? &settings_.open_door_code
                             : name == "light"   ? &settings_.light_code
@@ -612,7 +641,8 @@ std::string Monitor::status_json() const {
          ",\"mic\":" + json::quote(mic_on_ ? "on" : "off") +
          ",\"dtmf_keys_sent\":" + num(m ? m->dtmf_keys_sent() : 0) +
          ",\"actions_sent\":" + std::to_string(actions_sent_) +
-         ",\"action_method\":" + json::quote(action_method_name(settings_.action_method)) + "}";
+         ",\"action_method\":" + json::quote(action_method_name(settings_.action_method)) +
+         ",\"alarms\":" + std::to_string(alarms_) + ",\"alarm\":" + json::quote(alarm_) + "}";
   return out;
 }
 

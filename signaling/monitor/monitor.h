@@ -89,6 +89,8 @@ class Monitor {
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   void on_cancel(const sip_t *sip);
   void on_info(nua_handle_t *nh, const sip_t *sip);
+  // A MESSAGE the proxy proved came from `who`: a door's alarm (text/plain).
+  void on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_info_response(int status, const char *phrase);
   void on_message_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   bool new_media(std::string *error);
@@ -125,6 +127,8 @@ class Monitor {
   guint keyframe_timer_ = 0;
   int keyframe_requests_ = 0;
   int actions_sent_ = 0;
+  int alarms_ = 0;
+  std::string alarm_;   // the last alarm's text: someone guessed a door's code
   bool mic_on_ = true;  // the resident's choice, kept across calls
   std::deque<std::pair<std::string, std::string>> info_queue_;  // (content type, body)
   bool info_in_flight_ = false;

@@ -3158,6 +3158,58 @@ def case_door_dtmf_injection(env):
     env.wait_door_event("ended", 5)
 
 
+def case_door_code_alarm(env):
+    """Issue 11: wrong codes from all identities past global-max-wrong-codes
+    raise the alarm: an event line at the door and a SIP MESSAGE to its call
+    target, which each portier-monitor shows as an `alarm` event and status
+    field. The identity that guessed is locked out; a resident who typed
+    nothing wrong still opens. A forged alarm from 127.0.0.2 straight to a
+    monitor gets 403."""
+    env.start_proxy()
+    door_with_monitor_access(env, extra="global-max-wrong-codes = 3\nmax-wrong-codes = 5\n")
+    env.start_monitor("mon1", "mon1", 0, 0)
+    env.start_monitor("mon2", "mon2", 1, 1)
+    wrong = "111111" if DOOR_CODE != "111111" else "222222"
+    s = env.sipp("guess", "message_code.xml", 2, [["mon1", USERS["mon1"], DOMAIN, wrong]] * 3,
+                 service="door", auth_uri="door@%s" % DOMAIN)
+    s.wait()
+    s.expect_ok()
+    alarm = env.wait_door_event("alarm", 10)
+    log("door alarm: %s" % alarm[0]["details"])
+    check("wrong_codes=3" in alarm[0]["details"] and "last_from=sip:mon1@" in alarm[0]["details"],
+          "alarm details: %s" % alarm[0]["details"])
+    for name in ("mon1", "mon2"):
+        st = env.wait_monitor(name, lambda st: st.get("alarms") == 1, "the door's alarm", 10)
+        check("3 wrong door codes" in st.get("alarm", ""), "%s alarm: %r" % (name, st.get("alarm")))
+        evs = [e for e in env.monitor_events(name) if e.get("event") == "alarm"]
+        check(evs and evs[0].get("from") == "sip:door@%s" % DOMAIN, "%s alarm events: %s"
+              % (name, evs))
+    # A forged alarm straight to mon2, from another host: refused, not shown.
+    codes = _attack(ATTACKER, env.ports.sip(1), "UDP", lambda p: _raw_sip(
+        "MESSAGE", "sip:mon2@%s:%d" % (LOCAL, env.ports.sip(1)), p, "UDP",
+        ["P-Asserted-Identity: <sip:door@%s>" % DOMAIN], "all clear"))
+    log("forged alarm to mon2 -> %s" % codes)
+    check(403 in codes, "forged alarm: %s" % codes)
+    check(env.mon_ctl("mon2", "status").get("alarms") == 1, "the forged alarm was shown")
+    # mon1 guessed: locked out even with the right code; mon2 typed nothing wrong: opens.
+    for user, slot in (("mon1", 3), ("mon2", 4)):
+        s = env.sipp("code_" + user, "message_code.xml", slot,
+                     [[user, USERS[user], DOMAIN, DOOR_CODE]], service="door",
+                     auth_uri="door@%s" % DOMAIN)
+        s.wait()
+        s.expect_ok()
+    deadline = time.time() + 5
+    while time.time() < deadline and len(env.door_events("action")) < 5:
+        time.sleep(0.1)
+    actions = [e["details"] for e in env.door_events("action")]
+    log("door actions: %s" % actions)
+    check(actions[-2:] == ["via=message from=sip:mon1@%s refused=locked_out" % DOMAIN,
+                           "via=message from=sip:mon2@%s action=door result=done" % DOMAIN],
+          "after the alarm: %s" % actions)
+    check(env.door_ctl("status").get("actions_run") == 1, "the door ran its action once")
+    check_no_code_in_logs(env, "mon1", "mon2")
+
+
 def case_door_invite_ipv6(env):
     """Issue 11 regression (a crash from network input): one auto-answered
     INVITE whose SDP names an IPv6 address SEGVed the door inside
@@ -3218,6 +3270,7 @@ CASES = [
     ("door_invite_ipv6", case_door_invite_ipv6),
     ("door_forged_identity", case_door_forged_identity),
     ("door_dtmf_injection", case_door_dtmf_injection),
+    ("door_code_alarm", case_door_code_alarm),
 ]
 
 
