@@ -572,7 +572,7 @@ audio-sink = none
 
     # ---- portier-monitor -------------------------------------------------
     def start_monitor(self, name, user, slot, index, extra="", wait_registered=True,
-                      trusted="", environ=None):
+                      trusted="", environ=None, account_extra=""):
         """Starts portier-monitor `name` registered as user@home.example through
         our proxy (headless, test tone as microphone, no speaker). Its RTP
         ports are 20 of the case's own, after the door's (index 0 or 1)."""
@@ -590,6 +590,7 @@ proxy = sip:{ip}:{proxy};transport=udp
 bind = sip:{ip}:{bind};transport=udp
 register-expires = 600
 trusted-hosts = {trusted}
+{account_extra}
 
 [media]
 address = {ip}
@@ -606,7 +607,8 @@ front = sip:door@{dom}
 {extra}
 """.format(sock=self.monitor_socket(name), events=self.monitor_events_file(name), user=user,
            dom=DOMAIN, pw=USERS[user], ip=LOCAL, proxy=self.ports.proxy, bind=self.ports.sip(slot),
-           mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra, trusted=trusted)
+           mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra, trusted=trusted,
+           account_extra=account_extra)
         path = self.write(name + ".conf", cfg)
         out = os.path.join(self.dir, name + ".log")
         proc = Proc(name, [self.args.monitor, "--config", path], out, self.dir, env=environ)
@@ -2625,8 +2627,11 @@ def case_monitor_bad_input(env):
     it does not know gets 415; then it still rings and decodes a good call."""
     # The monitor starts before the proxy: it registers again with backoff.
     # The bad INVITEs come straight from this script, so it trusts 127.0.0.1
-    # (any port) as it does its proxy; mon2 keeps the default, the proxy only.
-    env.start_monitor("mon1", "mon1", 0, 0, wait_registered=False, trusted=LOCAL)
+    # (any port) as it does its proxy, and takes identities without the
+    # proxy's proof (as with another proxy): the SDP checks are what is tested
+    # here; mon2 keeps the default, the proxy only and its proof.
+    env.start_monitor("mon1", "mon1", 0, 0, wait_registered=False, trusted=LOCAL,
+                      account_extra="identity-proof = false")
     time.sleep(1.0)
     env.start_proxy()
     st = env.wait_monitor("mon1", lambda st: st.get("registered"), "registration", 15)
@@ -2661,7 +2666,10 @@ def case_monitor_bad_input(env):
                        "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                        "t=0 0\r\nm=video 99999999999999 RTP/AVP 96 96 96\r\n"),
                       ("a body that is not SDP", "this is not SDP at all\r\n"),
-                      ("SDP without media", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")):
+                      ("SDP without media", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"),
+                      # issue 11: an address family our IPv4 media cannot serve
+                      ("an IPv6 address", "v=0\r\no=x 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\n"
+                       "t=0 0\r\nm=video 40000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n")):
         codes = invite_codes(name, sdp)
         check(488 in codes, "an INVITE with %s got %s, not 488" % (name, codes))
     codes = invite_codes("no offer", "", ctype=False)
