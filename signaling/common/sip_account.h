@@ -76,6 +76,13 @@ class Account {
   bool admit(nua_handle_t *nh, const char *method, std::string *source, std::string *why = nullptr,
              std::string *identity = nullptr);
 
+  // Did the request nua reports now come from a trusted hop? For requests
+  // inside a dialog, which come through the proxy's Record-Route (RFC 3261
+  // §16.6 step 4) and carry no proof: the dialog's ids alone can be sniffed.
+  bool from_trusted_hop(std::string *source) const {
+    return trusted_.trusts_current_request(nua_, source);
+  }
+
   // Who sent `sip` (a request) or answered (a response), as the proxy
   // asserted it (RFC 3325) and proved it to us with P-Portier-Proof: "" and
   // *why when there is no asserted identity or no valid proof (a spoofed

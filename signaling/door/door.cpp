@@ -296,6 +296,9 @@ void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, 
     return;
   }
   if (status < 300) {
+    // The answerer was proven once; a repeated 2xx would look like a replay
+    // of its proof and must not make the call's keys anyone's.
+    if (state_ == State::Active) return;
     take_answer(sip, true);
     std::string why;
     peer_ = account_.proven_identity(sip, &why);
@@ -379,6 +382,13 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::str
 }
 
 void Door::on_info(nua_handle_t *, const sip_t *sip) {
+  // Keys in our call are credited to its proven peer: only through the proxy
+  // (nua has answered already; what is refused is what the INFO asks).
+  std::string source;
+  if (!account_.from_trusted_hop(&source)) {
+    emit("request_refused", "method=INFO source=" + source + " reason=not through the proxy");
+    return;
+  }
   if (body_is(sip, "application/media_control+xml")) {
     // RFC 5168: <picture_fast_update/> asks for a keyframe now.
     if (body(sip).find("picture_fast_update") != std::string::npos && media_) {

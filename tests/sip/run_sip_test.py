@@ -3218,6 +3218,52 @@ def case_door_code_alarm(env):
     check_no_code_in_logs(env, "mon1", "mon2")
 
 
+def case_door_dialog_injection(env):
+    """Issue 11 (the DTMF injection's SIP twin): keys typed in a call are
+    credited to its proven peer, so an INFO application/dtmf-relay inside the
+    dialog counts only when it came through the proxy (RFC 3261 section 16.6
+    step 4: the dialog is record-routed). mon1 (sipp) calls the auto-answering
+    door and holds the call; from 127.0.0.2, with the dialog's Call-ID and tags
+    as a sniffer on the LAN sees them, the code goes as INFOs straight to the
+    door: nothing opens, each is a request_refused event."""
+    env.start_proxy()
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN,
+                   extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
+                   % (DOOR_CODE, DOMAIN))
+    call = env.door("hold", "door_call_hold.xml", "door", 0, user="mon1", timeout=30)
+    deadline = time.time() + 10
+    ok = []
+    while time.time() < deadline and not ok:
+        ok = call.received(lambda m: m.status == 200 and m.cseq_method() == "INVITE")
+        time.sleep(0.1)
+    check(ok, "the door did not answer mon1's call")
+    check(env.door_ctl("status").get("call") == "active", "the door's call is not active")
+    call_id = ok[0].hdr("Call-ID")
+    from_hdr, to_hdr = ok[0].hdr("From"), ok[0].hdr("To")
+    door_port = env.ports.sip(8)
+    for i, key in enumerate(DOOR_CODE):
+        body = "Signal=%s\r\nDuration=250\r\n" % key
+
+        def info(p, i=i, body=body):
+            lines = ["INFO sip:door@%s:%d SIP/2.0" % (LOCAL, door_port),
+                     "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-inj-%d-%d" % (ATTACKER, p, i, p),
+                     "From: %s" % from_hdr, "To: %s" % to_hdr, "Call-ID: %s" % call_id,
+                     "CSeq: %d INFO" % (100 + i), "Max-Forwards: 70",
+                     "Content-Type: application/dtmf-relay",
+                     "Content-Length: %d" % len(body)]
+            return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+        log("INFO %d from %s -> %s" % (i + 1, ATTACKER, _attack(ATTACKER, door_port, "UDP", info)))
+    time.sleep(0.5)  # a credited code would have run by now
+    check(env.door_ctl("status").get("actions_run") == 0, "injected INFOs opened the door: %s"
+          % [e["details"] for e in env.door_events("action")])
+    refused = [e["details"] for e in env.door_events("request_refused")]
+    log("door refused: %s" % refused)
+    check(len([r for r in refused if r.startswith("method=INFO source=%s:" % ATTACKER)])
+          == len(DOOR_CODE), "the injected INFOs were not all refused: %s" % refused)
+    call.wait()
+    call.expect_ok()
+
+
 def case_door_invite_ipv6(env):
     """Issue 11 regression (a crash from network input): one auto-answered
     INVITE whose SDP names an IPv6 address SEGVed the door inside
@@ -3279,6 +3325,7 @@ CASES = [
     ("door_forged_identity", case_door_forged_identity),
     ("door_dtmf_injection", case_door_dtmf_injection),
     ("door_code_alarm", case_door_code_alarm),
+    ("door_dialog_injection", case_door_dialog_injection),
 ]
 
 
