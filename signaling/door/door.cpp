@@ -322,6 +322,16 @@ void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, 
 
 void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
   if (nh == call_) {  // a re-INVITE in our call
+    // Only through the proxy (the dialog is record-routed): anyone else who
+    // learnt the dialog's ids would move our media to himself.
+    std::string source;
+    if (!account_.from_trusted_hop(&source)) {
+      nua_respond(nh, SIP_403_FORBIDDEN,
+                  SIPTAG_WARNING_STR("399 door \"requests are taken only through the proxy\""),
+                  TAG_END());
+      emit("request_refused", "method=INVITE source=" + source + " reason=not through the proxy");
+      return;
+    }
     if (body_is(sip, "application/sdp")) {
       std::string error;
       auto ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);

@@ -249,6 +249,16 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::
 
 // A re-INVITE in our call (a session refresh, or the door moved its media).
 void Monitor::on_reinvite(nua_handle_t *nh, const sip_t *sip) {
+  // Only through the proxy (the dialog is record-routed): anyone else who
+  // learnt the dialog's ids would move our media to himself.
+  std::string source;
+  if (!account_.from_trusted_hop(&source)) {
+    nua_respond(nh, SIP_403_FORBIDDEN,
+                SIPTAG_WARNING_STR("399 monitor \"requests are taken only through the proxy\""),
+                TAG_END());
+    events_.add("refused", {field("source", source), field("reason", "not through the proxy")});
+    return;
+  }
   if (!body_is(sip, "application/sdp") || !media_) {
     nua_respond(nh, SIP_200_OK, TAG_END());
     return;

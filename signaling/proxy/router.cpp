@@ -45,10 +45,8 @@ const char *sdp_body(const sip_t *sip, size_t *len) {
   return sip->sip_payload->pl_data;
 }
 
-// The identity this proxy vouches for (RFC 3325 §9.1): whatever identity
-// headers a device put in itself are removed (§5: only a trusted proxy may
-// assert one), and `aor` is asserted in their place. Doors decide who may
-// open them from this header, so it never passes through unchecked.
+// A P-Portier-Proof is ours to add, for one receiver (add_identity_proof):
+// whatever a caller or device wrote goes.
 void remove_identity_proofs(msg_t *msg) {
   sip_t *sip = sip_object(msg);
   for (sip_unknown_t *u = sip->sip_unknown; u;) {
@@ -60,6 +58,10 @@ void remove_identity_proofs(msg_t *msg) {
   }
 }
 
+// The identity this proxy vouches for (RFC 3325 §9.1): whatever identity
+// headers a device put in itself are removed (§5: only a trusted proxy may
+// assert one), and `aor` is asserted in their place. Doors decide who may
+// open them from this header, so it never passes through unchecked.
 void assert_identity(msg_t *msg, const std::string &aor) {
   sip_t *sip = sip_object(msg);
   auto *pub = reinterpret_cast<msg_pub_t *>(sip);

@@ -3225,7 +3225,8 @@ def case_door_dialog_injection(env):
     step 4: the dialog is record-routed). mon1 (sipp) calls the auto-answering
     door and holds the call; from 127.0.0.2, with the dialog's Call-ID and tags
     as a sniffer on the LAN sees them, the code goes as INFOs straight to the
-    door: nothing opens, each is a request_refused event."""
+    door: nothing opens, each is a request_refused event; a re-INVITE that
+    would send the door's media to 127.0.0.2 gets 403."""
     env.start_proxy()
     env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN,
                    extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
@@ -3260,6 +3261,24 @@ def case_door_dialog_injection(env):
     log("door refused: %s" % refused)
     check(len([r for r in refused if r.startswith("method=INFO source=%s:" % ATTACKER)])
           == len(DOOR_CODE), "the injected INFOs were not all refused: %s" % refused)
+    # A re-INVITE in the dialog from 127.0.0.2 would move the door's camera
+    # to the attacker: 403, nothing answered.
+    sdp = ("v=0\r\no=atk 2 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+           "m=audio 40000 RTP/AVP 0\r\nm=video 40002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+           % (ATTACKER, ATTACKER))
+
+    def reinvite(p):
+        lines = ["INVITE sip:door@%s:%d SIP/2.0" % (LOCAL, door_port),
+                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-reinv-%d" % (ATTACKER, p, p),
+                 "From: %s" % from_hdr, "To: %s" % to_hdr, "Call-ID: %s" % call_id,
+                 "CSeq: 200 INVITE", "Max-Forwards: 70",
+                 "Contact: <sip:mon1@%s:%d>" % (ATTACKER, p),
+                 "Content-Type: application/sdp", "Content-Length: %d" % len(sdp)]
+        return ("\r\n".join(lines) + "\r\n\r\n" + sdp).encode()
+    codes = _attack(ATTACKER, door_port, "UDP", reinvite)
+    log("re-INVITE from %s -> %s" % (ATTACKER, codes))
+    check(403 in codes and 200 not in codes, "the door took a re-INVITE from 127.0.0.2: %s" % codes)
+    check(env.door_ctl("status").get("call") == "active", "the door's call did not survive")
     call.wait()
     call.expect_ok()
 
