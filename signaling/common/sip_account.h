@@ -4,8 +4,9 @@
 // SHA-256: common/auth/digest_client.h), trying again after a failed
 // registration, unregistering before nua_shutdown, destroying handles once
 // nua is done with them, and the trusted-hops check for requests that do not
-// come through the proxy. Calls, INFO and MESSAGE stay with the device: every
-// other nua event goes to Hooks::event.
+// come through the proxy, with the proxy's proof of the asserted identity
+// (common/auth/identity_proof.h). Calls, INFO and MESSAGE stay with the
+// device: every other nua event goes to Hooks::event.
 #pragma once
 
 #include <glib.h>
