@@ -12,6 +12,8 @@ void add_account_schema(config::Schema &s, const AccountHelp &help) {
            "the in-house proxy: registrar and outbound proxy for every request")
       .str("account", "bind", "sip:127.0.0.1:*", help.bind)
       .list("account", "trusted-hosts", "", help.trusted_hosts)
+      .boolean("account", "identity-proof", true,
+               "take an asserted identity only with portier-proxy's proof (off: any other proxy)")
       .integer("account", "register-expires", 600, 30, 86400,
                "registration lifetime asked for; refreshed before it runs out");
 }
@@ -39,6 +41,7 @@ AccountSettings account_settings_from_config(const config::Config &cfg) {
   a.proxy = cfg.get_string("account", "proxy");
   a.bind = cfg.get_string("account", "bind");
   a.trusted_hosts = cfg.get_list("account", "trusted-hosts");
+  a.identity_proof = cfg.get_bool("account", "identity-proof");
   a.register_expires = static_cast<int>(cfg.get_int("account", "register-expires"));
   return a;
 }

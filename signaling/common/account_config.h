@@ -18,6 +18,9 @@ struct AccountSettings {
   std::string proxy;                       // outbound proxy / registrar URI
   std::string bind;                        // our SIP URI to listen on
   std::vector<std::string> trusted_hosts;  // besides the proxy (RFC 3325 trust domain)
+  // P-Asserted-Identity only with the proxy's P-Portier-Proof
+  // (common/auth/identity_proof.h); off for a proxy that does not add one.
+  bool identity_proof = true;
   int register_expires = 600;
 };
 

@@ -5,11 +5,14 @@
 
 #include <gio/gio.h>
 #include <gst/gst.h>
+#include <gst/net/gstnetaddressmeta.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+
+#include "common/rtp_source_latch.h"
 
 namespace portier {
 
@@ -78,6 +81,34 @@ inline void set_destination(GstElement *sink, const std::string &host, uint16_t 
   g_signal_emit_by_name(sink, "clear");
   if (!dest.empty()) g_signal_emit_by_name(sink, "add", host.c_str(), static_cast<gint>(port));
   *current = dest;
+}
+
+// Did `buf`, from a udpsrc, come from the peer `latch` listens to? udpsrc
+// puts the sender's address on every buffer as a GstNetAddressMeta.
+inline bool from_peer(GstBuffer *buf, RtpSourceLatch &latch) {
+  GstNetAddressMeta *meta = gst_buffer_get_net_address_meta(buf);
+  if (!meta || !G_IS_INET_SOCKET_ADDRESS(meta->addr)) return latch.admit(nullptr, 0, 0);
+  auto *isa = G_INET_SOCKET_ADDRESS(meta->addr);
+  GInetAddress *ia = g_inet_socket_address_get_address(isa);
+  return latch.admit(g_inet_address_to_bytes(ia), g_inet_address_get_native_size(ia),
+                     g_inet_socket_address_get_port(isa));
+}
+
+// A pad probe (on a udpsrc's src pad, before any other) that drops every
+// packet not from_peer(). A probe, not a connected socket: the socket is the
+// PortPool's and is shared with the multiudpsink that sends from it, and a
+// latch can follow the peer's first packet, which connect() cannot.
+inline void hear_only_peer(GstElement *udpsrc, RtpSourceLatch *latch) {
+  GstPad *pad = gst_element_get_static_pad(udpsrc, "src");
+  gst_pad_add_probe(
+      pad, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad *, GstPadProbeInfo *info, gpointer data) {
+        return from_peer(GST_PAD_PROBE_INFO_BUFFER(info), *static_cast<RtpSourceLatch *>(data))
+                   ? GST_PAD_PROBE_OK
+                   : GST_PAD_PROBE_DROP;
+      },
+      latch, nullptr);
+  gst_object_unref(pad);
 }
 
 // Runs fn(T *) on the main loop (from a streaming thread: a pad probe, an

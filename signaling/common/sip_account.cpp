@@ -3,10 +3,13 @@
 #include <sofia-sip/auth_client.h>
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_protos.h>
+#include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_tag_io.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "common/log.h"
 #include "common/sip_message.h"
@@ -29,8 +32,16 @@ bool Account::start(su_root_t *root, std::string *error) {
   for (const std::string &hop : settings_.trusted_hosts)
     if (!trusted_.add(hop, error)) return false;
   if (!trusted_.add(settings_.proxy, error)) return false;
-  PLOG_INFO("%s: %s are taken from %s only", options_.agent, options_.taken,
-            trusted_.describe().c_str());
+  PLOG_INFO("%s: %s are taken from %s only%s", options_.agent, options_.taken,
+            trusted_.describe().c_str(),
+            settings_.identity_proof ? ", with the proxy's proof of identity" : "");
+  if (settings_.identity_proof) {
+    // The key is derived from the HA1 the proxy holds for our AOR (user and
+    // realm = domain), whatever digest user name we log in with.
+    const size_t at = settings_.aor.find('@');
+    proofs_ = std::make_unique<auth::IdentityProofVerifier>(
+        settings_.aor.substr(4, at - 4), settings_.aor.substr(at + 1), settings_.password);
+  }
   registrar_ = "sip:" + settings_.aor.substr(settings_.aor.find('@') + 1);
   nua_ = nua_create(root, on_nua, reinterpret_cast<nua_magic_t *>(this),
                     NUTAG_URL(settings_.bind.c_str()), NUTAG_PROXY(settings_.proxy.c_str()),
@@ -101,13 +112,63 @@ void Account::shutdown_sip() {
   nua_shutdown(nua_);  // ends dialogs; nua_r_shutdown follows
 }
 
-bool Account::admit(nua_handle_t *nh, const char *method, std::string *source) {
-  if (trusted_.admit(nua_, nh, options_.agent, method, source)) return true;
+bool Account::admit(nua_handle_t *nh, const char *method, std::string *source, std::string *why,
+                    std::string *identity) {
+  bool ok = trusted_.admit(nua_, nh, options_.agent, method, source);
+  if (!ok && why) *why = "not through the proxy";
+  if (ok) {
+    // A proof verifies once (a second look would call it a replay).
+    msg_t *msg = nua_current_request(nua_);
+    std::string reason;
+    const std::string who = proven_identity(msg ? sip_object(msg) : nullptr, &reason);
+    if (identity) *identity = who;
+    if (proofs_ && who.empty()) {
+      ok = false;
+      PLOG_WARN("%s: %s from %s refused: %s", options_.agent, method, source->c_str(),
+                reason.c_str());
+      const std::string warning = std::string("399 ") + options_.agent + " \"" + reason + "\"";
+      nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua_), SIPTAG_WARNING_STR(warning.c_str()),
+                  TAG_END());
+      if (why) *why = reason;
+    }
+  }
+  if (ok) return true;
   if (std::strcmp(method, "INVITE") == 0)
     destroy_when_terminated(nh);
   else
     sipmsg::destroy_when_idle(nh);
   return false;
+}
+
+std::string Account::proven_identity(const sip_t *sip, std::string *why) {
+  if (!sip) {
+    *why = "no message";
+    return "";
+  }
+  const bool response = sip->sip_status != nullptr;
+  if (!proofs_) return sipmsg::asserted_identity(sip, response);
+  // The proof is over the asserted identity alone: a request's From proves nothing.
+  auth::ProofFields f;
+  f.identity = sipmsg::asserted_identity(sip, true);
+  if (f.identity.empty()) {
+    *why = "no P-Asserted-Identity";
+    return "";
+  }
+  f.call_id = sip->sip_call_id && sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
+  f.from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
+  f.cseq = sip->sip_cseq ? sip->sip_cseq->cs_seq : 0;
+  f.what = response ? std::to_string(sip->sip_status->st_status)
+                    : std::string(sip->sip_request && sip->sip_request->rq_method_name
+                                      ? sip->sip_request->rq_method_name
+                                      : "");
+  std::optional<std::string_view> header;
+  for (const sip_unknown_t *u = sip->sip_unknown; u && !header; u = u->un_next)
+    if (u->un_name && strcasecmp(u->un_name, auth::kIdentityProofHeader) == 0 && u->un_value)
+      header = u->un_value;
+  const auto result = proofs_->verify(header, f, static_cast<int64_t>(time(nullptr)));
+  if (result == auth::IdentityProofVerifier::Result::Valid) return f.identity;
+  *why = auth::IdentityProofVerifier::result_name(result);
+  return "";
 }
 
 namespace {

@@ -5,8 +5,9 @@
 // common/auth/digest_client.h; credentials()), trying again after a failed
 // registration, unregistering before nua_shutdown, destroying handles once
 // nua is done with them, and the trusted-hops check for requests that do not
-// come through the proxy. Calls, INFO and MESSAGE stay with the device: every
-// other nua event goes to Hooks::event.
+// come through the proxy, with the proxy's proof of the asserted identity
+// (common/auth/identity_proof.h). Calls, INFO and MESSAGE stay with the
+// device: every other nua event goes to Hooks::event.
 #pragma once
 
 #include <glib.h>
@@ -14,11 +15,13 @@
 #include <sofia-sip/su_wait.h>
 
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 
 #include "common/account_config.h"
 #include "common/auth/digest_client.h"
+#include "common/auth/identity_proof.h"
 #include "common/sip_trusted_hops.h"
 
 namespace portier::sip {
@@ -68,7 +71,26 @@ class Account {
   // trusted hop; else it has been answered 403 (TrustedHops::admit) and its
   // handle is disposed of (an INVITE's when its call state ends, any other
   // once the event is over): the device only reports the refusal.
-  bool admit(nua_handle_t *nh, const char *method, std::string *source);
+  // With [account] identity-proof (the default), it must also carry the
+  // proxy's valid proof of its P-Asserted-Identity (proven_identity); *why,
+  // when given, says why a request was refused; *identity, when given, gets
+  // the sender's proven identity (proven_identity) when it is admitted.
+  bool admit(nua_handle_t *nh, const char *method, std::string *source, std::string *why = nullptr,
+             std::string *identity = nullptr);
+
+  // Did the request nua reports now come from a trusted hop? For requests
+  // inside a dialog, which come through the proxy's Record-Route (RFC 3261
+  // §16.6 step 4) and carry no proof: the dialog's ids alone can be sniffed.
+  bool from_trusted_hop(std::string *source) const {
+    return trusted_.trusts_current_request(nua_, source);
+  }
+
+  // Who sent `sip` (a request) or answered (a response), as the proxy
+  // asserted it (RFC 3325) and proved it to us with P-Portier-Proof: "" and
+  // *why when there is no asserted identity or no valid proof (a spoofed
+  // source, another local process, a replay). Without identity-proof: the
+  // asserted identity, or a request's From (sipmsg::asserted_identity).
+  std::string proven_identity(const sip_t *sip, std::string *why);
 
   // `nh` is ended: destroyed once nua reports its call state terminated (the
   // final response sent, the BYE or CANCEL done), never while nua needs it.
@@ -107,6 +129,7 @@ class Account {
   Hooks hooks_;
   nua_t *nua_ = nullptr;
   TrustedHops trusted_;  // the proxy (and [account] trusted-hosts)
+  std::unique_ptr<auth::IdentityProofVerifier> proofs_;  // null: identity-proof off
   auth::DigestClient digest_;
   std::set<nua_handle_t *> dying_;
   std::set<nua_handle_t *> releasing_;  // nua_authenticate() sent: its 904 is ours

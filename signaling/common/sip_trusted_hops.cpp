@@ -108,7 +108,12 @@ bool TrustedHops::trusts(const struct sockaddr *from, socklen_t len, int protoco
   if (!from || !numeric(from, len, &address, &port)) return false;
   for (const Hop &h : hops_) {
     if (h.address != address) continue;
-    if (protocol == IPPROTO_UDP && h.port && h.port != port) continue;
+    // Over TCP too: a device reaches its proxy over the connection it opened
+    // to the proxy's listening port, which the proxy reuses for requests;
+    // a connection from another port of the proxy's host is any local
+    // process.
+    (void)protocol;
+    if (h.port && h.port != port) continue;
     return true;
   }
   return false;

@@ -22,8 +22,9 @@ class TrustedHops {
  public:
   // A SIP URI ("sip:proxy.home:5060;transport=udp") or "host[:port]".
   // Host names are resolved now (a device starts once; the proxy does not
-  // move). The port counts for UDP, where the proxy sends from the port it
-  // listens on; over TCP or TLS it may connect from any port. False, with
+  // move). The port counts for every transport: over UDP the proxy sends
+  // from the port it listens on, over TCP or TLS it reuses the connection the
+  // device opened to that port; a bare host trusts any port. False, with
   // *error, when the host does not resolve.
   bool add(const std::string &uri_or_host, std::string *error);
 

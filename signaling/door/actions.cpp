@@ -171,9 +171,9 @@ bool ActionGate::locked(const Caller &c, Clock::time_point now, std::string *rea
               " wrong codes from this identity";
     return true;
   }
-  if (now < global_locked_until_) {
-    *reason = "every identity locked out after " + std::to_string(policy_.global_max_wrong_codes) +
-              " wrong codes";
+  if (now < global_locked_until_ && (c.lockouts > 0 || !c.wrong.empty())) {
+    *reason = "every identity with a wrong code locked out after " +
+              std::to_string(policy_.global_max_wrong_codes) + " wrong codes";
     return true;
   }
   return false;
@@ -202,6 +202,7 @@ int ActionGate::match(const Stored &typed) const {
 Decision ActionGate::accept(Caller &c, int index) {
   clear(c.typed);
   c.wrong.clear();
+  c.lockouts = 0;
   return {Verdict::Accepted, names_[static_cast<size_t>(index)], "code accepted"};
 }
 
@@ -217,18 +218,28 @@ Decision ActionGate::wrong(Caller &c, Clock::time_point now, const char *what) {
   std::string reason = what;
   if (c.wrong.size() >= static_cast<size_t>(policy_.max_wrong_codes)) {
     c.wrong.clear();
-    c.locked_until = now + policy_.lockout;
-    reason += "; identity locked out for " + seconds_text(policy_.lockout);
+    std::chrono::seconds for_how_long = policy_.lockout;
+    for (int i = 0; i < c.lockouts && for_how_long < policy_.max_lockout; ++i) for_how_long *= 2;
+    for_how_long = std::min(for_how_long, std::max(policy_.lockout, policy_.max_lockout));
+    ++c.lockouts;
+    c.locked_until = now + for_how_long;
+    reason += "; identity locked out for " + seconds_text(for_how_long);
   } else {
     reason += " (" + std::to_string(c.wrong.size()) + " of " +
               std::to_string(policy_.max_wrong_codes) + " before lock-out)";
   }
+  bool alarm = false;
   if (global_wrong_.size() >= static_cast<size_t>(policy_.global_max_wrong_codes)) {
     global_wrong_.clear();
     global_locked_until_ = now + policy_.lockout;
-    reason += "; every identity locked out for " + seconds_text(policy_.lockout);
+    alarm = true;
+    reason += "; alarm: " + std::to_string(policy_.global_max_wrong_codes) +
+              " wrong codes within " + seconds_text(policy_.wrong_code_window) +
+              ", every identity with a wrong code locked out for " + seconds_text(policy_.lockout);
   }
-  return {Verdict::WrongCode, "", reason};
+  Decision d{Verdict::WrongCode, "", reason};
+  d.alarm = alarm;
+  return d;
 }
 
 Decision ActionGate::key(std::string_view who, char key, Clock::time_point now) {

@@ -39,9 +39,15 @@ struct AccessPolicy {
   std::vector<std::string> allow;  // SIP identities; normalized by ActionGate
   int max_wrong_codes = 3;         // from one identity within wrong_code_window
   std::chrono::seconds wrong_code_window{300};
+  // An identity's first lock-out; each next one (without a right code in
+  // between) doubles, up to max_lockout: a fixed lock-out still let a guesser
+  // try ~10 codes a minute for ever (issue 11).
   std::chrono::seconds lockout{60};
-  // Wrong codes from all identities together within wrong_code_window before every
-  // identity is locked out: trying a code from many identities gains nothing.
+  std::chrono::seconds max_lockout{3600};
+  // Wrong codes from all identities together within wrong_code_window before
+  // the alarm (Decision::alarm), and a lock-out of every identity that typed
+  // a wrong code lately: trying a code from many identities gains nothing,
+  // and residents who typed nothing wrong are not locked out by a guesser.
   int global_max_wrong_codes = 10;
   // Keys more than this apart do not belong to one code.
   std::chrono::seconds digit_timeout{5};
@@ -65,6 +71,9 @@ struct Decision {
   Verdict verdict = Verdict::NotAllowed;
   std::string action;  // set when Accepted
   std::string reason;  // for logs: never contains a code or typed keys
+  // This wrong code made global_max_wrong_codes within the window: tell the
+  // residents (an event line, a MESSAGE to the monitors).
+  bool alarm = false;
 };
 
 class ActionGate {
@@ -105,6 +114,7 @@ class ActionGate {
     Clock::time_point last_key{};
     std::deque<Clock::time_point> wrong;  // at most max_wrong_codes entries
     Clock::time_point locked_until{};
+    int lockouts = 0;  // since the last right code: the next lock-out's doubling
   };
 
   Caller *find_allowed(std::string_view who, std::string *normalized);

@@ -34,7 +34,13 @@ const char *state_name(Door::State s) {
   return "?";
 }
 
-using sipmsg::asserted_identity;
+// A Warning header (RFC 3261 §20.43) whose text cannot break out of its quotes.
+std::string warning_text(std::string text) {
+  for (char &c : text)
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < ' ') c = '\'';
+  return "399 door \"" + text + "\"";
+}
+
 using sipmsg::body;
 using sipmsg::body_is;
 
@@ -87,15 +93,19 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
     case nua_r_invite:
       if (nh == call_) on_invite_response(status, phrase, nh, sip);
       break;
-    case nua_i_invite:
-      if (nh == call_ || from_trusted_hop(nh, "INVITE")) on_incoming_invite(nh, sip);
+    case nua_i_invite: {
+      std::string who;
+      if (nh == call_ || from_trusted_hop(nh, "INVITE", &who)) on_incoming_invite(nh, sip, who);
       break;
+    }
     case nua_i_info:
       if (nh == call_) on_info(nh, sip);
       break;
-    case nua_i_message:
-      if (from_trusted_hop(nh, "MESSAGE")) on_message(nh, sip);
+    case nua_i_message: {
+      std::string who;
+      if (from_trusted_hop(nh, "MESSAGE", &who)) on_message(nh, sip, who);
       break;
+    }
     case nua_i_bye:
       if (nh == call_) call_ended("the other side hung up");
       break;
@@ -115,6 +125,9 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
       if (nh == call_) call_ended("terminated");
       break;
     }
+    case nua_r_message:
+      on_alarm_response(status, phrase, nh, sip);
+      break;
     case nua_r_bye:
     case nua_r_cancel:
       break;
@@ -227,11 +240,10 @@ std::string Door::press() {
 // Out-of-dialog requests only through the proxy: it authenticated the sender
 // and vouches for P-Asserted-Identity; a request sent straight to our contact
 // could name anyone (RFC 3325 §3).
-bool Door::from_trusted_hop(nua_handle_t *nh, const char *method) {
-  std::string source;
-  if (account_.admit(nh, method, &source)) return true;
-  emit("request_refused",
-       std::string("method=") + method + " source=" + source + " reason=not through the proxy");
+bool Door::from_trusted_hop(nua_handle_t *nh, const char *method, std::string *who) {
+  std::string source, why;
+  if (account_.admit(nh, method, &source, &why, who)) return true;
+  emit("request_refused", std::string("method=") + method + " source=" + source + " reason=" + why);
   return false;
 }
 
@@ -290,12 +302,18 @@ void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, 
     return;
   }
   if (status < 300) {
+    // The answerer was proven once; a repeated 2xx would look like a replay
+    // of its proof and must not make the call's keys anyone's.
+    if (state_ == State::Active) return;
     take_answer(sip, true);
-    peer_ = asserted_identity(sip, true);
+    std::string why;
+    peer_ = account_.proven_identity(sip, &why);
     if (peer_.empty() || peer_ == settings_.target) {
-      // Without an asserted identity the answerer is known by nothing but the
-      // group address; no code from this call can then be trusted.
-      PLOG_WARN("door: the answer names no identity (no P-Asserted-Identity): codes refused");
+      // Without an asserted identity the proxy proved, the answerer is known
+      // by nothing but the group address; no code from this call can then be
+      // trusted.
+      PLOG_WARN("door: the answer names no identity (%s): codes refused",
+                why.empty() ? "the group address" : why.c_str());
       peer_ = "";
     }
     state_ = State::Active;
@@ -308,16 +326,27 @@ void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, 
   call_ended(std::to_string(status) + " " + (phrase ? phrase : ""));
 }
 
-void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
+void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
   if (nh == call_) {  // a re-INVITE in our call
+    // Only through the proxy (the dialog is record-routed): anyone else who
+    // learnt the dialog's ids would move our media to himself.
+    std::string source;
+    if (!account_.from_trusted_hop(&source)) {
+      nua_respond(nh, SIP_403_FORBIDDEN,
+                  SIPTAG_WARNING_STR("399 door \"requests are taken only through the proxy\""),
+                  TAG_END());
+      emit("request_refused", "method=INVITE source=" + source + " reason=not through the proxy");
+      return;
+    }
     if (body_is(sip, "application/sdp")) {
       std::string error;
       auto ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
-      if (!ans) {
-        nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+      if (!ans || !media_->apply(ans->streams, &error)) {
+        PLOG_WARN("door: re-INVITE refused: %s", error.c_str());
+        nua_respond(nh, 488, "Not Acceptable Here",
+                    SIPTAG_WARNING_STR(warning_text(error).c_str()), TAG_END());
         return;
       }
-      media_->apply(ans->streams, &error);
       nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                   SIPTAG_PAYLOAD_STR(ans->sdp.c_str()), TAG_END());
     } else {
@@ -325,7 +354,6 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     }
     return;
   }
-  const std::string who = asserted_identity(sip);
   bool allowed = false;
   for (const auto &a : settings_.auto_answer) allowed = allowed || a == who;
   if (!allowed) {
@@ -355,7 +383,8 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
   if (open_media(&error)) ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
   if (!ans || !media_->apply(ans->streams, &error)) {
     PLOG_WARN("door: call from %s: %s", who.c_str(), error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
+                TAG_END());
     release(nh);
     media_.reset();
     return;
@@ -370,6 +399,13 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
 }
 
 void Door::on_info(nua_handle_t *, const sip_t *sip) {
+  // Keys in our call are credited to its proven peer: only through the proxy
+  // (nua has answered already; what is refused is what the INFO asks).
+  std::string source;
+  if (!account_.from_trusted_hop(&source)) {
+    emit("request_refused", "method=INFO source=" + source + " reason=not through the proxy");
+    return;
+  }
   if (body_is(sip, "application/media_control+xml")) {
     // RFC 5168: <picture_fast_update/> asks for a keyframe now.
     if (body(sip).find("picture_fast_update") != std::string::npos && media_) {
@@ -389,9 +425,9 @@ void Door::on_info(nua_handle_t *, const sip_t *sip) {
   }
 }
 
-void Door::on_message(nua_handle_t *nh, const sip_t *sip) {
-  // A MESSAGE outside a call is authorised by the identity our proxy asserted.
-  const std::string who = asserted_identity(sip);
+void Door::on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
+  // A MESSAGE outside a call is authorised by the identity our proxy asserted
+  // and proved (`who`, from sip::Account::admit).
   if (!body_is(sip, "text/plain")) {
     nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(account_.nua()),
                 SIPTAG_ACCEPT_STR("text/plain"), TAG_END());
@@ -445,6 +481,41 @@ void Door::call_ended(const std::string &why) {
   peer_.clear();
 }
 
+void Door::send_alarm(const std::string &text) {
+  if (!account_.nua()) return;
+  nua_handle_t *nh =
+      nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(settings_.target.c_str()), TAG_END());
+  Alarm &a = alarms_[nh];
+  a.body = "portier-door alarm: " + text;
+  nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(a.body.c_str()),
+              TAG_END());
+  PLOG_INFO("door: alarm sent to %s", settings_.target.c_str());
+}
+
+// The proxy challenges our alarm like any request (RFC 3261 §22.3): answered
+// once per new challenge, as the INVITE is.
+void Door::on_alarm_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
+  auto it = alarms_.find(nh);
+  if (it == alarms_.end() || status < 200) return;
+  if (status == 401 || status == 407) {
+    tag_type_t tag;
+    std::string header;
+    const auto a = account_.credentials(nh, sip, &it->second.auth_tries, "MESSAGE",
+                                        settings_.target, &tag, &header);
+    if (a == sip::Account::Auth::restarted) return;  // nua sends it again itself
+    if (a == sip::Account::Auth::resend) {
+      nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"),
+                  SIPTAG_PAYLOAD_STR(it->second.body.c_str()), tag, tag_str_v(header.c_str()),
+                  TAG_END());
+      return;
+    }
+  }
+  if (status >= 300)
+    PLOG_WARN("door: alarm to %s: %d %s", settings_.target.c_str(), status, phrase ? phrase : "");
+  alarms_.erase(it);
+  nua_handle_destroy(nh);
+}
+
 std::string Door::status_json() const {
   return "{\"aor\":" + json::quote(settings_.account.aor) +
          ",\"registered\":" + (account_.registered() ? "true" : "false") +
@@ -457,6 +528,8 @@ std::string Door::status_json() const {
          ",\"video_packets_sent\":" + std::to_string(media_ ? media_->video_packets_sent() : 0) +
          ",\"audio_packets_received\":" +
          std::to_string(media_ ? media_->audio_packets_received() : 0) +
+         ",\"foreign_media_dropped\":" +
+         std::to_string(media_ ? media_->foreign_packets_dropped() : 0) +
          ",\"media\":" + json::quote(media_ ? media_->pipeline_state() : "none") + "}";
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -67,6 +68,9 @@ class Door {
   std::string press();
   std::string hangup(const std::string &why = "hung up by the door");
   std::string status_json() const;
+  // Tells the residents (a SIP MESSAGE, text/plain, to [call] target, which
+  // portier-monitor shows as an alarm): someone is guessing the code.
+  void send_alarm(const std::string &text);
   DoorCamera &camera() { return *camera_; }
 
   enum class State { Idle, Calling, Early, Active, Ending };
@@ -77,9 +81,10 @@ class Door {
   void release(nua_handle_t *nh);
   int registration_failed(int status, const char *phrase, bool refused);
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
+  // `who`: the caller's proven identity (sip::Account::admit); "" in our call.
+  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_info(nua_handle_t *nh, const sip_t *sip);
-  void on_message(nua_handle_t *nh, const sip_t *sip);
+  void on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   bool authenticate(nua_handle_t *nh, const sip_t *sip);
   bool take_answer(const sip_t *sip, bool final);
   void call_ended(const std::string &why);
@@ -87,7 +92,8 @@ class Door {
   bool open_media(std::string *error);
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");
-  bool from_trusted_hop(nua_handle_t *nh, const char *method);
+  // *who gets the sender's proven identity.
+  bool from_trusted_hop(nua_handle_t *nh, const char *method, std::string *who);
 
   DoorSettings settings_;
   DoorHooks hooks_;
@@ -96,6 +102,13 @@ class Door {
   bool outgoing_ = false;
   State state_ = State::Idle;
   int call_auth_tries_ = 0;
+  // Alarm MESSAGEs on their way: body and challenge count per handle.
+  struct Alarm {
+    std::string body;
+    int auth_tries = 0;
+  };
+  std::map<nua_handle_t *, Alarm> alarms_;
+  void on_alarm_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   bool resent_with_auth_ = false;  // the next "terminated" is the challenged INVITE's
   std::string peer_;  // who we talk to: the answering device or the caller (normalized AOR)
   std::string early_sdp_;

@@ -57,7 +57,8 @@ std::vector<ActionCode> DoorParts::codes() const {
 
 void add_door_parts_schema(config::Schema &s) {
   s.any_key("actions", Type::List, "door = 735190",
-            "an action: NAME = CODE [ACTUATOR]. CODE: 4-12 digits, typed as DTMF (ended early "
+            "an action: NAME = CODE [ACTUATOR]. CODE: min-code-length (6) to 12 digits, typed as "
+            "DTMF (ended early "
             "with #) or sent as a SIP MESSAGE. ACTUATOR: the [actuator] section when omitted, "
             "or log, gpio:CHIP:LINE, or an absolute program path with arguments");
   s.list("access", "allow", "",
@@ -67,10 +68,16 @@ void add_door_parts_schema(config::Schema &s) {
       .integer("access", "wrong-code-window", 300, 10, 86400,
                "seconds over which wrong codes are counted")
       .integer("access", "lockout", 60, 1, 86400,
-               "seconds an identity (or everyone, see global-max-wrong-codes) is refused")
+               "seconds of an identity's first lock-out; each next one doubles (up to "
+               "max-lockout) until a right code")
+      .integer("access", "max-lockout", 3600, 1, 604800,
+               "seconds an identity's growing lock-out reaches at most")
       .integer("access", "global-max-wrong-codes", 10, 1, 10000,
-               "wrong codes from all identities within wrong-code-window before every identity "
-               "is locked out")
+               "wrong codes from all identities within wrong-code-window before the alarm (event "
+               "line, MESSAGE to [call] target) and a lock-out of every identity with a wrong code")
+      .integer("access", "min-code-length", 6, 4, 12,
+               "digits every code needs at least; 4 or 5 only by setting this (a short code falls "
+               "to patient guessing)")
       .integer("access", "digit-timeout", 5, 1, 60,
                "seconds between two keys of one code; what was typed before a longer pause is "
                "dropped");
@@ -132,6 +139,7 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
   }
 
   // [actions]
+  const size_t min_length = static_cast<size_t>(cfg.get_int("access", "min-code-length"));
   for (const std::string &name : cfg.names_in("actions")) {
     ActionSpec a;
     a.name = name;
@@ -140,6 +148,10 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
     if (items.empty() || !is_valid_code(items[0]))
       return a.where + "the code must be " + std::to_string(kMinCodeLength) + " to " +
              std::to_string(kMaxCodeLength) + " digits 0-9, then an optional actuator";
+    // The length is the config's promise, not the gate's: say which key allows less.
+    if (items[0].size() < min_length)
+      return a.where + "the code is shorter than " + std::to_string(min_length) +
+             " digits ([access] min-code-length)";
     a.code = items[0];
     if (items.size() > 1) {
       const std::string &target = items[1];
@@ -199,6 +211,7 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
   acc.max_wrong_codes = static_cast<int>(cfg.get_int("access", "max-wrong-codes"));
   acc.wrong_code_window = std::chrono::seconds(cfg.get_int("access", "wrong-code-window"));
   acc.lockout = std::chrono::seconds(cfg.get_int("access", "lockout"));
+  acc.max_lockout = std::chrono::seconds(cfg.get_int("access", "max-lockout"));
   acc.global_max_wrong_codes = static_cast<int>(cfg.get_int("access", "global-max-wrong-codes"));
   acc.digit_timeout = std::chrono::seconds(cfg.get_int("access", "digit-timeout"));
 

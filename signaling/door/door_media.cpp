@@ -64,7 +64,9 @@ bool DoorMedia::build_video(std::string *error) {
   video_pay_ = gst_bin_get_by_name(GST_BIN(p), "video_pay");
   video_rtp_sink_ = element_on_socket(p, "video_rtp", video_.rtp);
   video_rtcp_sink_ = element_on_socket(p, "video_rtcp", video_.rtcp);
-  gst_object_unref(element_on_socket(p, "video_rtcp_in", video_.rtcp));
+  GstElement *rtcp_in = element_on_socket(p, "video_rtcp_in", video_.rtcp);
+  hear_only_peer(rtcp_in, &video_rtcp_peer_);
+  gst_object_unref(rtcp_in);
   // Payloaders push a frame's packets as one buffer list (rtpvp8pay does).
   GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
   gst_pad_add_probe(
@@ -150,6 +152,9 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
                    nullptr);
   telephone_event_pt_ = a.telephone_event_pt;
   te_pt_for_probe_ = a.telephone_event_pt;
+  hear_only_peer(rtcp_in, &audio_rtcp_peer_);
+  // on_audio_in checks the RTP packets' source itself: a probe's DROP is no
+  // reason for GStreamer not to call the next probe on the pad.
   GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
   gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_audio_in, this, nullptr);
   gst_object_unref(pad);
@@ -215,10 +220,13 @@ void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
 // they go to the door's action logic, not to the decoder.
 GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<DoorMedia *>(data);
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  // Keys typed into the call are credited to the resident the proxy
+  // asserted: only the peer the SDP named may send them (issue 11).
+  if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
   const int te = self->te_pt_for_probe_.load();
   self->audio_received_++;
   if (te < 0) return GST_PAD_PROBE_OK;
-  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   GstMapInfo map;
   if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_OK;
   GstPadProbeReturn ret = GST_PAD_PROBE_OK;
@@ -298,6 +306,7 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
               a.send ? "send" : "", a.recv ? "recv" : "", a.codec.encoding.c_str(), a.codec.pt,
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
+      video_rtcp_peer_.expect(a.active ? a.remote_address : "");
       if (a.active && a.send) {
         g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
         set_destination(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
@@ -313,6 +322,8 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
         set_destination(video_rtp_sink_, "", 0, &video_dest_);
       }
     } else if (a.type == "audio") {
+      audio_rtp_peer_.expect(a.active ? a.remote_address : "");
+      audio_rtcp_peer_.expect(a.active ? a.remote_address : "");
       if (!a.active) {
         if (audio_rtp_sink_) set_destination(audio_rtp_sink_, "", 0, &audio_dest_);
         continue;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/port_pool.h"
+#include "common/rtp_source_latch.h"
 #include "common/sdp/offer_answer.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
@@ -62,6 +63,11 @@ class DoorMedia {
   uint64_t video_packets_sent() const { return video_sent_.load(); }
   // The peer's audio packets (the resident's voice, to the door's speaker).
   uint64_t audio_packets_received() const { return audio_received_.load(); }
+  // RTP and RTCP packets dropped because they did not come from the peer the
+  // SDP named (common/rtp_source_latch.h).
+  uint64_t foreign_packets_dropped() const {
+    return audio_rtp_peer_.dropped() + audio_rtcp_peer_.dropped() + video_rtcp_peer_.dropped();
+  }
   std::string pipeline_state() const;
 
  private:
@@ -92,6 +98,8 @@ class DoorMedia {
   guint bus_watch_ = 0;
   std::atomic<uint64_t> video_sent_{0};
   std::atomic<uint64_t> audio_received_{0};
+  // Who our udpsrcs hear: the peer the SDP names, latched on its first packet.
+  RtpSourceLatch audio_rtp_peer_, audio_rtcp_peer_, video_rtcp_peer_;
   std::atomic<bool> first_sent_reported_{false};
   std::atomic<bool> sending_video_{false};
   // Lives as long as this object; streaming threads post to the main loop

@@ -106,6 +106,19 @@ std::string DoorServices::decide(const std::string &who, const Decision &d) {
     ++refused_;
     log_event(EventKind::ActionRefused, who, "", verdict_name(d.verdict), d.reason);
     PLOG_INFO("door: action refused for %s: %s", who.c_str(), d.reason.c_str());
+    if (d.alarm) {
+      // Someone is guessing the code: the residents hear of it at once.
+      ++alarms_;
+      const auto &acc = settings_.parts.access;
+      const std::string text =
+          std::to_string(acc.global_max_wrong_codes) + " wrong door codes within " +
+          std::to_string(acc.wrong_code_window.count()) + " s, the last from " + who;
+      PLOG_WARN("door: alarm: %s", text.c_str());
+      event_line_("alarm", "wrong_codes=" + std::to_string(acc.global_max_wrong_codes) +
+                               " window_s=" + std::to_string(acc.wrong_code_window.count()) +
+                               " last_from=" + who);
+      if (alarm_) alarm_(text);
+    }
     return std::string("refused=") + verdict_name(d.verdict);
   }
   auto it = actuators_.by_action.find(d.action);
@@ -167,7 +180,7 @@ gboolean DoorServices::on_button(gint, GIOCondition, gpointer data) {
 std::string DoorServices::status_json() const {
   return "{\"actions_run\":" + std::to_string(opened_) +
          ",\"actions_refused\":" + std::to_string(refused_) +
-         ",\"button\":" + (button_ ? "true" : "false") +
+         ",\"alarms\":" + std::to_string(alarms_) + ",\"button\":" + (button_ ? "true" : "false") +
          ",\"event_log\":" + json::quote(log_open_ ? log_.current_file() : "") + "}";
 }
 

@@ -35,6 +35,10 @@ class DoorServices {
   // Presses of the bell button go to `press` (the Door guards against a
   // second call itself).
   void watch_button(std::function<void()> press);
+  // Too many wrong codes from all identities (ActionGate's alarm): `alarm`
+  // gets a log-safe text for the residents (the Door sends it to the
+  // monitors). The event line "alarm" is written either way.
+  void on_alarm(std::function<void(const std::string &text)> alarm) { alarm_ = std::move(alarm); }
   std::string status_json() const;
 
  private:
@@ -55,6 +59,7 @@ class DoorServices {
   std::unique_ptr<Button> button_;
   guint button_source_ = 0;
   std::function<void()> press_;
+  std::function<void(const std::string &)> alarm_;
   EventLog log_;
   bool log_open_ = false;
   DtmfDeduplicator dtmf_;
@@ -67,7 +72,7 @@ class DoorServices {
     guint source;
   };
   std::vector<std::unique_ptr<Running>> running_;
-  int opened_ = 0, refused_ = 0;
+  int opened_ = 0, refused_ = 0, alarms_ = 0;
 };
 
 }  // namespace portier::door

@@ -82,6 +82,7 @@ int main(int argc, char **argv) {
     }
     door::Door door(settings, services.hooks());
     services.watch_button([&door] { door.press(); });
+    services.on_alarm([&door](const std::string &text) { door.send_alarm(text); });
     daemon.on_stop([&door](std::function<void()> done) { door.stop(std::move(done)); });
     ControlSocket control;
     std::unique_ptr<door::DoorRtsp> rtsp;

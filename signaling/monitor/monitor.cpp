@@ -14,7 +14,13 @@
 namespace portier::monitor {
 namespace {
 
-using sipmsg::asserted_identity;
+// A Warning header (RFC 3261 §20.43) whose text cannot break out of its quotes.
+std::string warning_text(std::string text) {
+  for (char &c : text)
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < ' ') c = '\'';
+  return "399 monitor \"" + text + "\"";
+}
+
 using sipmsg::body;
 using sipmsg::body_is;
 
@@ -39,7 +45,8 @@ Monitor::Monitor(MonitorSettings settings, EventSink &events)
       // PRACKed and nua would hold their 200 back (RFC 3262 §3) until the
       // INVITE timed out.
       account_(
-          settings_.account, {"monitor", "calls", "portier-monitor/0.1", "INFO", "timer"},
+          settings_.account,
+          {"monitor", "calls and door alarms", "portier-monitor/0.1", "INFO, MESSAGE", "timer"},
           {[this](nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
                   const sip_t *sip, tagi_t *tags) { handle(event, status, phrase, nh, sip, tags); },
            [this](bool first) { on_registered(first); },
@@ -89,19 +96,25 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
       } else {
         // A call straight to our contact, not through the proxy, could name
         // anyone as caller (RFC 3325 §3): 403.
-        std::string source;
-        if (account_.admit(nh, "INVITE", &source)) {
-          on_incoming_invite(nh, sip);
+        // Without the proxy's proof of the caller's identity, a door is
+        // anyone's claim (issue 11).
+        std::string source, why, who;
+        if (account_.admit(nh, "INVITE", &source, &why, &who)) {
+          on_incoming_invite(nh, sip, who);
         } else {
-          events_.add("refused",
-                      {field("source", source), field("reason", "not through the proxy")});
+          events_.add("refused", {field("source", source), field("reason", why)});
         }
       }
       break;
-    case nua_i_message:
-      // nua answered it; the monitor takes no messages. Its handle goes.
-      sipmsg::destroy_when_idle(nh);
+    case nua_i_message: {
+      // Only a door's alarm, through the proxy, with its proof of who sent it.
+      std::string source, why, who;
+      if (account_.admit(nh, "MESSAGE", &source, &why, &who))
+        on_message(nh, sip, who);
+      else
+        events_.add("refused", {field("source", source), field("reason", why)});
       break;
+    }
     case nua_r_invite:
       if (nh == call_) on_invite_response(status, phrase, nh, sip);
       break;
@@ -179,8 +192,7 @@ bool Monitor::new_media(std::string *error) {
   return media_->open(error);
 }
 
-void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
-  const std::string who = asserted_identity(sip);
+void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
   const std::string cid =
       sip && sip->sip_call_id && sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
   if (in_call(state_)) {
@@ -207,7 +219,8 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
     ans = sdp::answer_offer(offer, media_->local(sdp_session_, ++sdp_version_, true), &error);
   if (!ans) {
     PLOG_WARN("monitor: call from %s refused: %s", who.c_str(), error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
+                TAG_END());
     release(nh);
     media_.reset();
     events_.add("refused", {field("call_id", cid), field("from", who), field("why", error)});
@@ -242,6 +255,16 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip) {
 
 // A re-INVITE in our call (a session refresh, or the door moved its media).
 void Monitor::on_reinvite(nua_handle_t *nh, const sip_t *sip) {
+  // Only through the proxy (the dialog is record-routed): anyone else who
+  // learnt the dialog's ids would move our media to himself.
+  std::string source;
+  if (!account_.from_trusted_hop(&source)) {
+    nua_respond(nh, SIP_403_FORBIDDEN,
+                SIPTAG_WARNING_STR("399 monitor \"requests are taken only through the proxy\""),
+                TAG_END());
+    events_.add("refused", {field("source", source), field("reason", "not through the proxy")});
+    return;
+  }
   if (!sipmsg::contact_uri(sip).empty()) remote_target_ = sipmsg::contact_uri(sip);  // §12.2.2
   if (!body_is(sip, "application/sdp") || !media_) {
     nua_respond(nh, SIP_200_OK, TAG_END());
@@ -253,7 +276,8 @@ void Monitor::on_reinvite(nua_handle_t *nh, const sip_t *sip) {
       sdp::answer_offer(body(sip), media_->local(sdp_session_, ++sdp_version_, early), &error);
   if (!ans || !media_->apply(ans->streams, &error)) {
     PLOG_WARN("monitor: re-INVITE refused: %s", error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
+                TAG_END());
     return;
   }
   nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
@@ -477,6 +501,29 @@ void Monitor::on_message_response(int status, const char *phrase, nua_handle_t *
   nua_handle_destroy(nh);
 }
 
+void Monitor::on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
+  bool door = false;
+  for (const auto &d : settings_.doors) door = door || d.aor == who;
+  if (!door) {
+    nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(account_.nua()),
+                SIPTAG_WARNING_STR("399 monitor \"messages are taken from the [doors] only\""),
+                TAG_END());
+  } else if (!body_is(sip, "text/plain")) {
+    nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(account_.nua()),
+                SIPTAG_ACCEPT_STR("text/plain"), TAG_END());
+  } else {
+    nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(account_.nua()), TAG_END());
+    // One line: a body cannot forge more event fields or lines.
+    alarm_ = body(sip).substr(0, 300);
+    for (char &c : alarm_)
+      if (static_cast<unsigned char>(c) < ' ') c = ' ';
+    ++alarms_;
+    PLOG_WARN("monitor: alarm from %s: %s", who.c_str(), alarm_.c_str());
+    emit("alarm", {field("from", who), field("text", alarm_)});
+  }
+  sipmsg::destroy_when_idle(nh);
+}
+
 Outcome Monitor::action(const std::string &name) {
   const std::string *code = name == "open-door" ? &settings_.open_door_code
                             : name == "light"   ? &settings_.light_code
@@ -634,7 +681,8 @@ std::string Monitor::status_json() const {
          ",\"mic\":" + json::quote(mic_on_ ? "on" : "off") +
          ",\"dtmf_keys_sent\":" + num(m ? m->dtmf_keys_sent() : 0) +
          ",\"actions_sent\":" + std::to_string(actions_sent_) +
-         ",\"action_method\":" + json::quote(action_method_name(settings_.action_method)) + "}";
+         ",\"action_method\":" + json::quote(action_method_name(settings_.action_method)) +
+         ",\"alarms\":" + std::to_string(alarms_) + ",\"alarm\":" + json::quote(alarm_) + "}";
   return out;
 }
 

@@ -83,11 +83,14 @@ class Monitor {
   void release(nua_handle_t *nh);
   void on_registered(bool first);
   int registration_failed(int status, const char *phrase, bool refused);
-  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip);
+  // `who`: the caller's identity as the proxy proved it (sip::Account::admit).
+  void on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_reinvite(nua_handle_t *nh, const sip_t *sip);
   void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   void on_cancel(const sip_t *sip);
   void on_info(nua_handle_t *nh, const sip_t *sip);
+  // A MESSAGE the proxy proved came from `who`: a door's alarm (text/plain).
+  void on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_info_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   // The Request-URI of our in-dialog requests: the peer's Contact, else its AOR.
   const std::string &info_uri() const { return remote_target_.empty() ? peer_ : remote_target_; }
@@ -127,6 +130,8 @@ class Monitor {
   guint keyframe_timer_ = 0;
   int keyframe_requests_ = 0;
   int actions_sent_ = 0;
+  int alarms_ = 0;
+  std::string alarm_;   // the last alarm's text: someone guessed a door's code
   bool mic_on_ = true;  // the resident's choice, kept across calls
   std::deque<std::pair<std::string, std::string>> info_queue_;  // (content type, body)
   bool info_in_flight_ = false;

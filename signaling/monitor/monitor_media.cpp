@@ -215,7 +215,9 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_video_in, this, nullptr);
     gst_object_unref(pad);
     gst_object_unref(rtp_in);
-    gst_object_unref(element_on_socket(p, "video_rtcp_in", video_.rtcp));
+    GstElement *rtcp_in = element_on_socket(p, "video_rtcp_in", video_.rtcp);
+    hear_only_peer(rtcp_in, &video_rtcp_peer_);
+    gst_object_unref(rtcp_in);
     video_rtcp_sink_ = element_on_socket(p, "video_rtcp", video_.rtcp);
   }
   if (audio) {
@@ -236,7 +238,9 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     gst_object_ref(speaker_);
     audio_rtp_sink_ = element_on_socket(p, "audio_rtp", audio_.rtp);
     audio_rtcp_sink_ = element_on_socket(p, "audio_rtcp", audio_.rtcp);
-    gst_object_unref(element_on_socket(p, "audio_rtcp_in", audio_.rtcp));
+    GstElement *rtcp_in = element_on_socket(p, "audio_rtcp_in", audio_.rtcp);
+    hear_only_peer(rtcp_in, &audio_rtcp_peer_);
+    gst_object_unref(rtcp_in);
     GstElement *rtp_in = element_on_socket(p, "audio_rtp_in", audio_.rtp);
     GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
     gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_audio_in, this, nullptr);
@@ -278,8 +282,10 @@ void MonitorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
               target == self->video_bin_ ? "video" : "audio");
 }
 
-GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *, gpointer data) {
+GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<MonitorMedia *>(data);
+  // Only the peer the SDP named (the relay) puts pictures on our screen.
+  if (!from_peer(GST_PAD_PROBE_INFO_BUFFER(info), self->video_rtp_peer_)) return GST_PAD_PROBE_DROP;
   if (self->video_received_++ == 0)
     post_to_main(self->alive_, [](MonitorMedia *m) {
       if (m->callbacks_.first_video_rtp) m->callbacks_.first_video_rtp();
@@ -290,6 +296,7 @@ GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *, gpointe
 GstPadProbeReturn MonitorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<MonitorMedia *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
   guint8 head[2];
   // Only voice counts (and reaches the decoder): not the door's events, if any.
   if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) != self->audio_pt_.load())
@@ -358,10 +365,14 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
               a.send ? "send" : "", a.recv ? "recv" : "", a.codec.encoding.c_str(), a.codec.pt,
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
+      video_rtp_peer_.expect(a.active ? a.remote_address : "");
+      video_rtcp_peer_.expect(a.active ? a.remote_address : "");
       // Receiver reports and keyframe requests go to the sender's RTCP port.
       set_destination(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
                       &video_rtcp_dest_);
     } else if (a.type == "audio" && audio_rtp_sink_) {
+      audio_rtp_peer_.expect(a.active ? a.remote_address : "");
+      audio_rtcp_peer_.expect(a.active ? a.remote_address : "");
       const bool send = a.active && a.send;
       set_destination(audio_rtp_sink_, send ? a.remote_address : "", a.remote_rtp, &audio_dest_);
       set_destination(audio_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/port_pool.h"
+#include "common/rtp_source_latch.h"
 #include "common/sdp/offer_answer.h"
 #include "monitor/monitor_config.h"
 #include "monitor/telephone_event_writer.h"
@@ -107,6 +108,9 @@ class MonitorMedia {
   // Touched by streaming threads.
   std::atomic<bool> sending_audio_{false};
   std::atomic<uint64_t> frames_{0}, video_received_{0}, audio_sent_{0}, audio_received_{0};
+  // Who our udpsrcs hear: the peer the SDP names, latched on its first packet
+  // (common/rtp_source_latch.h).
+  RtpSourceLatch video_rtp_peer_, video_rtcp_peer_, audio_rtp_peer_, audio_rtcp_peer_;
   std::atomic<int> width_{0}, height_{0};
   std::atomic<int> audio_pt_{-1};
   mutable std::mutex lock_;  // guards last_frame_ and dtmf_

@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <set>
 
+#include "common/auth/identity_proof.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sip_message.h"
 #include "common/sip_text.h"
 #include "proxy/media_relay.h"
 
@@ -51,6 +53,19 @@ const char *sdp_body(const sip_t *sip, size_t *len) {
   return sip->sip_payload->pl_data;
 }
 
+// A P-Portier-Proof is ours to add, for one receiver (add_identity_proof):
+// whatever a caller or device wrote goes.
+void remove_identity_proofs(msg_t *msg) {
+  sip_t *sip = sip_object(msg);
+  for (sip_unknown_t *u = sip->sip_unknown; u;) {
+    sip_unknown_t *next = u->un_next;
+    if (u->un_name && strcasecmp(u->un_name, auth::kIdentityProofHeader) == 0)
+      msg_header_remove(msg, reinterpret_cast<msg_pub_t *>(sip),
+                        reinterpret_cast<msg_header_t *>(u));
+    u = next;
+  }
+}
+
 // The identity this proxy vouches for (RFC 3325 §9.1): whatever identity
 // headers a device put in itself are removed (§5: only a trusted proxy may
 // assert one), and `aor` is asserted in their place. Doors decide who may
@@ -60,12 +75,45 @@ void assert_identity(msg_t *msg, const std::string &aor) {
   auto *pub = reinterpret_cast<msg_pub_t *>(sip);
   msg_header_remove_all(msg, pub, msg_header_access(pub, sip_p_asserted_identity_class));
   msg_header_remove_all(msg, pub, msg_header_access(pub, sip_p_preferred_identity_class));
+  // Only we vouch for an identity, for one receiver at a time (add_identity_proof).
+  remove_identity_proofs(msg);
   if (aor.empty()) return;
   // The parser knows the header class only with sofia-sip's extensions
   // (sip_extend_mclass, set up in main).
   msg_header_t *h =
       msg_header_make(msg_home(msg), sip_p_asserted_identity_class, ("<" + aor + ">").c_str());
   if (h) msg_header_insert(msg, pub, h);
+}
+
+// Proves to the device `receiver_aor` that the P-Asserted-Identity in `msg`
+// is ours (common/auth/identity_proof.h): a device cannot tell our messages
+// from a spoofed UDP source or another local process by address alone. The
+// key is the receiver's digest HA1 (realm = its domain), SHA-256 when the
+// users file has one, else MD5; a receiver we hold no secret for (a static
+// record, a foreign host) gets no proof. Call it last: the proof covers the
+// message as the receiver gets it.
+void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::string &receiver_aor) {
+  sip_t *sip = sip_object(msg);
+  const sip_p_asserted_identity_t *paid = sip_p_asserted_identity(sip);
+  if (!paid || receiver_aor.size() < 5 || !sip->sip_call_id || !sip->sip_cseq) return;
+  const size_t at = receiver_aor.find('@');
+  if (at == std::string::npos) return;
+  const std::string user = receiver_aor.substr(4, at - 4), domain = receiver_aor.substr(at + 1);
+  auth::Algorithm alg = auth::Algorithm::SHA256;
+  std::optional<std::string> ha1 = users.ha1(user, domain, domain, alg);
+  if (!ha1) ha1 = users.ha1(user, domain, domain, alg = auth::Algorithm::MD5);
+  if (!ha1) return;
+  auth::ProofFields f;
+  f.identity = sipmsg::url_aor(paid->paid_url);
+  f.call_id = sip->sip_call_id->i_id;
+  f.from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
+  f.cseq = sip->sip_cseq->cs_seq;
+  f.what = sip->sip_request ? sip->sip_request->rq_method_name
+                            : std::to_string(sip->sip_status ? sip->sip_status->st_status : 0);
+  const std::string header =
+      std::string(auth::kIdentityProofHeader) + ": " + auth::identity_proof(alg, *ha1, f, now_s());
+  msg_header_t *h = msg_header_make(msg_home(msg), sip_unknown_class, header.c_str());
+  if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
 }
 
 // A relayed call's INVITE goes to every device without "100rel" in Supported.
@@ -170,7 +218,7 @@ Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
 
 bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
                         const std::string &record_route, bool pop_route,
-                        const std::string &next_hop) {
+                        const std::string &next_hop, const std::string &aor) {
   msg_t *copy = msg_copy(msg);
   if (!copy) return false;
   // A relayed call's re-INVITE: its offer is pointed at the relay's side that
@@ -250,6 +298,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
       return false;
     }
   }
+  add_identity_proof(copy, proxy_.users(), aor);
 
   const bool ack = csip->sip_request->rq_method == sip_method_ack;
   std::unique_ptr<Branch> b;
@@ -404,7 +453,7 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     const std::string rr = record_route ? proxy_.record_route_for(
                                               irq, msg, c.next_hop.empty() ? c.contact : c.next_hop)
                                         : std::string();
-    if (add_branch(t, msg, c.contact, rr, pop_route, c.next_hop) && !t->branches.empty())
+    if (add_branch(t, msg, c.contact, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
   }
   if (!settle_unsent(t)) return true;
@@ -580,7 +629,10 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     // Who answered: the registered address of record of the answering device
     // (RFC 3325 §9.1 in responses), so the door knows who may open it.
     const int st = sip_object(response)->sip_status->st_status;
-    if (t->dialog_forming && st >= 200 && st < 300) assert_identity(response, b->aor);
+    if (t->dialog_forming && st >= 200 && st < 300) {
+      assert_identity(response, b->aor);
+      add_identity_proof(response, proxy_.users(), t->caller_aor);
+    }
   }
   if (d.forward && response) {
     int status = sip_object(response)->sip_status->st_status;

@@ -64,7 +64,9 @@ class Router {
     bool invite = false;
     bool dialog_forming = false;  // INVITE outside a dialog: goes into the calls list
     bool records_dialog = false;  // record-routed: its 18x/2xx with a To tag form a dialog
-    std::string caller_aor;       // who the caller proved to be (empty: unknown)
+    // Who the caller proved to be (empty: unknown): the dialog's caller identity,
+    // and the key of the identity proof on the 2xx that goes back to it.
+    std::string caller_aor;
     std::string caller_host;      // where the dialog-forming request came from
     std::string caller_target;    // the host of its Contact
     std::vector<std::unique_ptr<Branch>> branches;
@@ -88,8 +90,10 @@ class Router {
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
   // Sends one copy of msg to target (a request URI; empty: keep the message's own).
   // next_hop: where to send it when that is not the target (a NATed device).
+  // aor: the address of record whose binding the branch calls (gets an
+  // identity proof for it).
   bool add_branch(Txn *t, msg_t *msg, const std::string &target, const std::string &record_route,
-                  bool pop_route, const std::string &next_hop = "");
+                  bool pop_route, const std::string &next_hop = "", const std::string &aor = "");
   void start_fork(Txn *t, size_t branches);
   // Reports branches that could not be sent; false when none was (t is gone).
   bool settle_unsent(Txn *t);

@@ -16,7 +16,8 @@ class Device:
     section's proxy, SIP port and password; `sections` the rest of the
     config."""
 
-    def __init__(self, exe, ctl, tmp, name, aor, password, proxy_port, sip_port, sections):
+    def __init__(self, exe, ctl, tmp, name, aor, password, proxy_port, sip_port, sections,
+                 account_extra=""):
         self.exe, self.ctl, self.name = exe, ctl, name
         self.conf = os.path.join(tmp, name + ".conf")
         self.logfile = os.path.join(tmp, name + ".log")
@@ -27,8 +28,8 @@ class Device:
                     "[account]\naor = {aor}\npassword = {pw}\n"
                     "proxy = sip:127.0.0.1:{p};transport=udp\n"
                     "bind = sip:127.0.0.1:{b};transport=udp\nregister-expires = 600\n"
-                    "{rest}".format(s=self.sock, aor=aor, pw=password, p=proxy_port,
-                                    b=sip_port, rest=sections))
+                    "{acc}{rest}".format(s=self.sock, aor=aor, pw=password, p=proxy_port,
+                                         b=sip_port, acc=account_extra, rest=sections))
 
     def start(self, wait_registered=True):
         with open(self.logfile, "w") as out:
@@ -64,7 +65,8 @@ class Device:
             li.kill_group(self.proc)
 
 
-def door(exe, ctl, tmp, password, proxy_port, sip_port, rtp_ports, target, extra=""):
+def door(exe, ctl, tmp, password, proxy_port, sip_port, rtp_ports, target, extra="",
+         account_extra=""):
     return Device(exe, ctl, tmp, "door", "sip:door@%s" % li.DOMAIN, password, proxy_port,
                   sip_port,
                   "[call]\ntarget = {t}\nring-timeout = 30\n"
@@ -72,15 +74,18 @@ def door(exe, ctl, tmp, password, proxy_port, sip_port, rtp_ports, target, extra
                   "[media]\naddress = 127.0.0.1\nport-range = {r}\nvideo-codec = vp8\n"
                   "width = 320\nheight = 240\nframerate = 15\nkeyframe-interval = 1\n"
                   "camera = none\naudio-source = none\naudio-sink = none\n{x}".format(
-                      t=target, ev=os.path.join(tmp, "door-events"), r=rtp_ports, x=extra))
+                      t=target, ev=os.path.join(tmp, "door-events"), r=rtp_ports, x=extra),
+                  account_extra)
 
 
-def monitor(exe, ctl, tmp, name, user, password, proxy_port, sip_port, rtp_ports, extra=""):
+def monitor(exe, ctl, tmp, name, user, password, proxy_port, sip_port, rtp_ports, extra="",
+            account_extra=""):
     return Device(exe, ctl, tmp, name, "sip:%s@%s" % (user, li.DOMAIN), password, proxy_port,
                   sip_port,
                   "[media]\naddress = 127.0.0.1\nport-range = {r}\nmicrophone = test\n"
                   "speaker = none\n[doors]\nfront = sip:door@{d}\n{x}".format(
-                      r=rtp_ports, d=li.DOMAIN, x=extra))
+                      r=rtp_ports, d=li.DOMAIN, x=extra),
+                  account_extra)
 
 
 def md5_proxy(exe, ctl, tmp):

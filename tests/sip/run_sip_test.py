@@ -372,6 +372,7 @@ class Env:
         self.relay_extra = ""  # more [module::MediaRelay] lines
         self.global_extra = ""  # more [global] lines for the proxy (issue 11: transport)
         self.algorithms = "MD5 SHA-256"
+        self.relay_enabled = True
         self.monitors = {}
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
                                               self.ports.base + Ports.BLOCK - 1))
@@ -413,13 +414,15 @@ nonce-expires = 3600
 call-fork-timeout = {fto}
 
 [module::MediaRelay]
+enabled = {relay}
 sdp-address = {ip}
 port-range = {rlo}-{rhi}
 {relay_extra}""".format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
            gextra=self.global_extra,
            users=users_path, fto=self.fork_timeout, mine=self.min_expires,
            rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99,
-           relay_extra=self.relay_extra, algs=self.algorithms)
+           relay_extra=self.relay_extra, algs=self.algorithms,
+           relay="true" if self.relay_enabled else "false")
         return self.write("proxy.ini", cfg)
 
     # ---- proxy -----------------------------------------------------------
@@ -480,7 +483,8 @@ port-range = {rlo}-{rhi}
     def door_socket(self):
         return os.path.join(self.dir, "door.sock")
 
-    def start_door(self, video_codec="h264", auto_answer="", extra=""):
+    def start_door(self, video_codec="h264", auto_answer="", extra="", bind_params=";transport=udp",
+                   account_extra=""):
         """Starts portier-door registered as door@home.example through our
         proxy (test pattern, no sound card) and waits for its registration."""
         check(self.args.door, "this case needs --door")
@@ -493,8 +497,9 @@ control-socket = {sock}
 aor = sip:door@{dom}
 password = {pw}
 proxy = sip:{ip}:{proxy};transport=udp
-bind = sip:{ip}:{bind};transport=udp
+bind = sip:{ip}:{bind}{bind_params}
 register-expires = 600
+{account_extra}
 
 [call]
 target = sip:{grp}@{dom}
@@ -518,7 +523,8 @@ audio-sink = none
 {extra}
 """.format(sock=self.door_socket, dom=DOMAIN, pw=USERS["door"], ip=LOCAL, proxy=self.ports.proxy,
            bind=self.ports.sip(8), grp=GROUP, auto=auto_answer, mlo=media_first,
-           mhi=media_first + 9, codec=video_codec, extra=extra,
+           mhi=media_first + 9, codec=video_codec, extra=extra, bind_params=bind_params,
+           account_extra=account_extra,
            events=os.path.join(self.dir, "door-events"))
         path = self.write("door.conf", cfg)
         self.door_log = os.path.join(self.dir, "door.log")
@@ -572,7 +578,7 @@ audio-sink = none
 
     # ---- portier-monitor -------------------------------------------------
     def start_monitor(self, name, user, slot, index, extra="", wait_registered=True,
-                      trusted="", environ=None):
+                      trusted="", environ=None, account_extra=""):
         """Starts portier-monitor `name` registered as user@home.example through
         our proxy (headless, test tone as microphone, no speaker). Its RTP
         ports are 20 of the case's own, after the door's (index 0 or 1)."""
@@ -590,6 +596,7 @@ proxy = sip:{ip}:{proxy};transport=udp
 bind = sip:{ip}:{bind};transport=udp
 register-expires = 600
 trusted-hosts = {trusted}
+{account_extra}
 
 [media]
 address = {ip}
@@ -606,7 +613,8 @@ front = sip:door@{dom}
 {extra}
 """.format(sock=self.monitor_socket(name), events=self.monitor_events_file(name), user=user,
            dom=DOMAIN, pw=USERS[user], ip=LOCAL, proxy=self.ports.proxy, bind=self.ports.sip(slot),
-           mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra, trusted=trusted)
+           mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra, trusted=trusted,
+           account_extra=account_extra)
         path = self.write(name + ".conf", cfg)
         out = os.path.join(self.dir, name + ".log")
         proc = Proc(name, [self.args.monitor, "--config", path], out, self.dir, env=environ)
@@ -2605,8 +2613,11 @@ def case_monitor_bad_input(env):
     it does not know gets 415; then it still rings and decodes a good call."""
     # The monitor starts before the proxy: it registers again with backoff.
     # The bad INVITEs come straight from this script, so it trusts 127.0.0.1
-    # (any port) as it does its proxy; mon2 keeps the default, the proxy only.
-    env.start_monitor("mon1", "mon1", 0, 0, wait_registered=False, trusted=LOCAL)
+    # (any port) as it does its proxy, and takes identities without the
+    # proxy's proof (as with another proxy): the SDP checks are what is tested
+    # here; mon2 keeps the default, the proxy only and its proof.
+    env.start_monitor("mon1", "mon1", 0, 0, wait_registered=False, trusted=LOCAL,
+                      account_extra="identity-proof = false")
     time.sleep(1.0)
     env.start_proxy()
     st = env.wait_monitor("mon1", lambda st: st.get("registered"), "registration", 15)
@@ -2641,7 +2652,10 @@ def case_monitor_bad_input(env):
                        "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                        "t=0 0\r\nm=video 99999999999999 RTP/AVP 96 96 96\r\n"),
                       ("a body that is not SDP", "this is not SDP at all\r\n"),
-                      ("SDP without media", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")):
+                      ("SDP without media", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"),
+                      # issue 11: an address family our IPv4 media cannot serve
+                      ("an IPv6 address", "v=0\r\no=x 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\n"
+                       "t=0 0\r\nm=video 40000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n")):
         codes = invite_codes(name, sdp)
         check(488 in codes, "an INVITE with %s got %s, not 488" % (name, codes))
     codes = invite_codes("no offer", "", ctype=False)
@@ -5811,6 +5825,335 @@ def case_digest_client_refresh(env):
           "mon1 logged a refusal: %s" % _log_lines(env.monitor_log_text("mon1"), "refused"))
     env.monitors["mon1"].stop()
     check(not env.bindings_for("mon1"), "mon1's binding is still there after it stopped")
+# ---- issue 11: door (forged identities, DTMF injection, code lock-out, IPv6) ----
+
+ATTACKER = "127.0.0.2"  # "another host" on the LAN
+
+
+def _raw_sip(method, ruri, local_port, transport, extra=(), body="", ctype="text/plain",
+             call_id=None):
+    """One out-of-dialog request as an attacker writes it: Via with our own
+    address, the headers in `extra` (forged identities...)."""
+    call_id = call_id or "atk-%d@%s" % (int(time.time() * 1e6), ATTACKER)
+    lines = ["%s %s SIP/2.0" % (method, ruri),
+             "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK-atk-%d;rport"
+             % (transport, ATTACKER, local_port, int(time.time() * 1e6)),
+             "From: <sip:mon1@%s>;tag=atk%d" % (DOMAIN, local_port),
+             "To: <%s>" % ruri, "Call-ID: %s" % call_id, "CSeq: 1 %s" % method,
+             "Max-Forwards: 70", "Contact: <sip:mon1@%s:%d>" % (ATTACKER, local_port)]
+    lines += list(extra)
+    if body:
+        lines.append("Content-Type: %s" % ctype)
+    lines.append("Content-Length: %d" % len(body.encode()))
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def _final_status(data):
+    """The status codes of the responses in `data` (a stream or datagrams)."""
+    return [int(m) for m in re.findall(rb"SIP/2\.0 (\d{3}) ", data)]
+
+
+def _attack(host_ip, port, transport, build, wait=3.0):
+    """Sends the request build(local_port) to host_ip:port from `host_ip`'s
+    neighbour address over UDP or TCP; returns the status codes received
+    until a final one (or the bounded wait ends)."""
+    kind = socket.SOCK_DGRAM if transport == "UDP" else socket.SOCK_STREAM
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind((ATTACKER if host_ip != LOCAL or transport == "UDP" else host_ip, 0))
+    s.settimeout(0.5)
+    got = b""
+    try:
+        if transport == "TCP":
+            s.connect((LOCAL, port))
+            s.sendall(build(s.getsockname()[1]))
+        else:
+            s.sendto(build(s.getsockname()[1]), (LOCAL, port))
+        end = time.time() + wait
+        while time.time() < end and not any(c >= 200 for c in _final_status(got)):
+            try:
+                chunk = s.recv(65535)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    return _final_status(got)
+
+
+def _rfc4733_packets(code, pt=101, ssrc=0x0BADF00D):
+    """The RTP packets of `code` typed as RFC 4733 events: per key a start
+    packet (marker, RFC 4733 section 2.5.1.1) and three end packets (E bit,
+    section 2.5.1.4), all with the key's own timestamp."""
+    out = []
+    seq, ts = 1000, 160000
+    for key in code:
+        event = int(key)
+        for i, (end, dur) in enumerate(((0, 160), (1, 800), (1, 800), (1, 800))):
+            header = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | pt, seq, ts, ssrc)
+            out.append(header + struct.pack("!BBH", event, (0x80 if end else 0) | 10, dur))
+            seq += 1
+        ts += 1600
+    return out
+
+
+def case_door_forged_identity(env):
+    """Issue 11: the door opened for a forged P-Asserted-Identity (RFC 3325)
+    that came over TCP from any port of the proxy's host, or over UDP with the
+    proxy's address spoofed. Now it takes an identity only with the proxy's
+    P-Portier-Proof (an HMAC keyed by the door's own digest HA1), and TCP only
+    from the proxy's listening address. The door listens on UDP and TCP (the
+    shipped bind) and trusts 127.0.0.2 as well ([account] trusted-hosts), which
+    stands for a packet whose source address looks like the proxy's: only the
+    proof keeps the door shut. From 127.0.0.2: MESSAGEs with mon1's identity and
+    the code over UDP (no proof, a made-up proof) and TCP, an INVITE over TCP
+    that mon1 would be auto-answered for; from 127.0.0.1 (another local
+    process): a MESSAGE over TCP. Each gets 403 and a request_refused event;
+    nothing opens, no call starts; then mon1's real MESSAGE through the proxy
+    opens the door once."""
+    env.start_proxy()
+    code = DOOR_CODE
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN, bind_params="",
+                   account_extra="trusted-hosts = %s" % ATTACKER,
+                   extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
+                   % (code, DOMAIN))
+    door_port = env.ports.sip(8)
+    ruri = "sip:door@%s:%d" % (LOCAL, door_port)
+    pai = "P-Asserted-Identity: <sip:mon1@%s>" % DOMAIN
+    fake = ("P-Portier-Proof: v=1;alg=sha256;ts=%d;mac=%s" % (int(time.time()), "ab" * 32))
+    sdp = ("v=0\r\no=atk 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+           "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+           % (ATTACKER, ATTACKER))
+    attacks = [
+        ("UDP MESSAGE, no proof", ATTACKER, "UDP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "UDP", [pai], code)),
+        ("UDP MESSAGE, made-up proof", ATTACKER, "UDP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "UDP", [pai, fake], code)),
+        ("TCP MESSAGE", ATTACKER, "TCP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "TCP", [pai], code)),
+        ("TCP INVITE", ATTACKER, "TCP",
+         lambda p: _raw_sip("INVITE", ruri, p, "TCP", [pai, fake], sdp, "application/sdp")),
+        ("TCP MESSAGE from the proxy's host", LOCAL, "TCP",
+         lambda p: _raw_sip("MESSAGE", ruri, p, "TCP", [pai], code)),
+    ]
+    for name, host, transport, build in attacks:
+        codes = _attack(host, door_port, transport, build)
+        log("%s -> %s" % (name, codes))
+        check(403 in codes, "%s: expected 403, got %s" % (name, codes))
+    refused = [e["details"] for e in env.door_events("request_refused")]
+    log("door refused: %s" % refused)
+    check(len(refused) == len(attacks), "expected %d request_refused events: %s"
+          % (len(attacks), refused))
+    st = env.door_ctl("status")
+    check(st.get("actions_run") == 0, "a forged identity opened the door: %s" % st)
+    check(st.get("call") == "idle" and not env.door_events("auto_answered"),
+          "a forged INVITE was answered: %s" % st)
+    # The resident, through the proxy: the proof is there, the door opens.
+    s = env.sipp("msg_mon1", "message_code.xml", 0, [["mon1", USERS["mon1"], DOMAIN, code]],
+                 service="door", auth_uri="door@%s" % DOMAIN)
+    s.wait()
+    s.expect_ok()
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("actions_run") != 1:
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("actions_run") == 1, "mon1's MESSAGE did not open the door")
+    check(code not in env.door_log_text().replace("sip:", ""), "the code is in the door's log")
+
+
+def case_door_dtmf_injection(env):
+    """Issue 11: during a resident's call, RFC 4733 events sent straight to the
+    door's RTP port from a port in no SDP were credited to the resident and
+    opened the door. Now the door hears RTP and RTCP only from the address the
+    SDP named (the relay), latched on its first packet. mon1 answers the
+    door's ring; from 127.0.0.2 the code goes as RFC 4733 events to every port
+    of the door's media range: nothing opens and the door counts the packets
+    it dropped; then mon1's own open-door through the relay opens it once."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("audio_packets_received", 0) == 0:
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("audio_packets_received", 0) > 0,
+          "mon1's audio never reached the door")
+    media_first = 60000 + (env.ports.base - 21000) % 5000  # start_door's range
+    atk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    atk.bind((ATTACKER, 0))
+    try:
+        for port in range(media_first, media_first + 10):
+            for pkt in _rfc4733_packets(DOOR_CODE):
+                atk.sendto(pkt, (LOCAL, port))
+                time.sleep(0.002)
+    finally:
+        atk.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("foreign_media_dropped", 0) == 0:
+        time.sleep(0.1)
+    time.sleep(1.5)  # a credited code would have run by now
+    st = env.door_ctl("status")
+    log("door after the injection: actions_run=%s foreign_media_dropped=%s"
+        % (st.get("actions_run"), st.get("foreign_media_dropped")))
+    check(st.get("actions_run") == 0, "events from 127.0.0.2 opened the door: %s"
+          % [e["details"] for e in env.door_events("action")])
+    check(st.get("foreign_media_dropped", 0) > 0, "the door dropped none of the injected packets")
+    check(st.get("call") == "active", "the call did not survive the injection: %s" % st)
+    r = env.mon_ctl("mon1", "action", "open-door")
+    check("result" in r, "mon1 action open-door: %s" % r)
+    deadline = time.time() + 10
+    while time.time() < deadline and env.door_ctl("status").get("actions_run") != 1:
+        time.sleep(0.1)
+    actions = [e["details"] for e in env.door_events("action")]
+    check(actions == ["via=rfc4733 from=sip:mon1@%s action=door result=done" % DOMAIN],
+          "expected one opening by mon1 through the relay: %s" % actions)
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 hangup")
+    env.wait_door_event("ended", 5)
+
+
+def case_door_code_alarm(env):
+    """Issue 11: wrong codes from all identities past global-max-wrong-codes
+    raise the alarm: an event line at the door and a SIP MESSAGE to its call
+    target, which each portier-monitor shows as an `alarm` event and status
+    field. The identity that guessed is locked out; a resident who typed
+    nothing wrong still opens. A forged alarm from 127.0.0.2 straight to a
+    monitor gets 403."""
+    env.start_proxy()
+    door_with_monitor_access(env, extra="global-max-wrong-codes = 3\nmax-wrong-codes = 5\n")
+    env.start_monitor("mon1", "mon1", 0, 0)
+    env.start_monitor("mon2", "mon2", 1, 1)
+    wrong = "111111" if DOOR_CODE != "111111" else "222222"
+    s = env.sipp("guess", "message_code.xml", 2, [["mon1", USERS["mon1"], DOMAIN, wrong]] * 3,
+                 service="door", auth_uri="door@%s" % DOMAIN)
+    s.wait()
+    s.expect_ok()
+    alarm = env.wait_door_event("alarm", 10)
+    log("door alarm: %s" % alarm[0]["details"])
+    check("wrong_codes=3" in alarm[0]["details"] and "last_from=sip:mon1@" in alarm[0]["details"],
+          "alarm details: %s" % alarm[0]["details"])
+    for name in ("mon1", "mon2"):
+        st = env.wait_monitor(name, lambda st: st.get("alarms") == 1, "the door's alarm", 10)
+        check("3 wrong door codes" in st.get("alarm", ""), "%s alarm: %r" % (name, st.get("alarm")))
+        evs = [e for e in env.monitor_events(name) if e.get("event") == "alarm"]
+        check(evs and evs[0].get("from") == "sip:door@%s" % DOMAIN, "%s alarm events: %s"
+              % (name, evs))
+    # A forged alarm straight to mon2, from another host: refused, not shown.
+    codes = _attack(ATTACKER, env.ports.sip(1), "UDP", lambda p: _raw_sip(
+        "MESSAGE", "sip:mon2@%s:%d" % (LOCAL, env.ports.sip(1)), p, "UDP",
+        ["P-Asserted-Identity: <sip:door@%s>" % DOMAIN], "all clear"))
+    log("forged alarm to mon2 -> %s" % codes)
+    check(403 in codes, "forged alarm: %s" % codes)
+    check(env.mon_ctl("mon2", "status").get("alarms") == 1, "the forged alarm was shown")
+    # mon1 guessed: locked out even with the right code; mon2 typed nothing wrong: opens.
+    for user, slot in (("mon1", 3), ("mon2", 4)):
+        s = env.sipp("code_" + user, "message_code.xml", slot,
+                     [[user, USERS[user], DOMAIN, DOOR_CODE]], service="door",
+                     auth_uri="door@%s" % DOMAIN)
+        s.wait()
+        s.expect_ok()
+    deadline = time.time() + 5
+    while time.time() < deadline and len(env.door_events("action")) < 5:
+        time.sleep(0.1)
+    actions = [e["details"] for e in env.door_events("action")]
+    log("door actions: %s" % actions)
+    check(actions[-2:] == ["via=message from=sip:mon1@%s refused=locked_out" % DOMAIN,
+                           "via=message from=sip:mon2@%s action=door result=done" % DOMAIN],
+          "after the alarm: %s" % actions)
+    check(env.door_ctl("status").get("actions_run") == 1, "the door ran its action once")
+    check_no_code_in_logs(env, "mon1", "mon2")
+
+
+def case_door_dialog_injection(env):
+    """Issue 11 (the DTMF injection's SIP twin): keys typed in a call are
+    credited to its proven peer, so an INFO application/dtmf-relay inside the
+    dialog counts only when it came through the proxy (RFC 3261 section 16.6
+    step 4: the dialog is record-routed). mon1 (sipp) calls the auto-answering
+    door and holds the call; from 127.0.0.2, with the dialog's Call-ID and tags
+    as a sniffer on the LAN sees them, the code goes as INFOs straight to the
+    door: nothing opens, each is a request_refused event; a re-INVITE that
+    would send the door's media to 127.0.0.2 gets 403."""
+    env.start_proxy()
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN,
+                   extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
+                   % (DOOR_CODE, DOMAIN))
+    call = env.door("hold", "door_call_hold.xml", "door", 0, user="mon1", timeout=30)
+    deadline = time.time() + 10
+    ok = []
+    while time.time() < deadline and not ok:
+        ok = call.received(lambda m: m.status == 200 and m.cseq_method() == "INVITE")
+        time.sleep(0.1)
+    check(ok, "the door did not answer mon1's call")
+    check(env.door_ctl("status").get("call") == "active", "the door's call is not active")
+    call_id = ok[0].hdr("Call-ID")
+    from_hdr, to_hdr = ok[0].hdr("From"), ok[0].hdr("To")
+    door_port = env.ports.sip(8)
+    for i, key in enumerate(DOOR_CODE):
+        body = "Signal=%s\r\nDuration=250\r\n" % key
+
+        def info(p, i=i, body=body):
+            lines = ["INFO sip:door@%s:%d SIP/2.0" % (LOCAL, door_port),
+                     "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-inj-%d-%d" % (ATTACKER, p, i, p),
+                     "From: %s" % from_hdr, "To: %s" % to_hdr, "Call-ID: %s" % call_id,
+                     "CSeq: %d INFO" % (100 + i), "Max-Forwards: 70",
+                     "Content-Type: application/dtmf-relay",
+                     "Content-Length: %d" % len(body)]
+            return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+        log("INFO %d from %s -> %s" % (i + 1, ATTACKER, _attack(ATTACKER, door_port, "UDP", info)))
+    time.sleep(0.5)  # a credited code would have run by now
+    check(env.door_ctl("status").get("actions_run") == 0, "injected INFOs opened the door: %s"
+          % [e["details"] for e in env.door_events("action")])
+    refused = [e["details"] for e in env.door_events("request_refused")]
+    log("door refused: %s" % refused)
+    check(len([r for r in refused if r.startswith("method=INFO source=%s:" % ATTACKER)])
+          == len(DOOR_CODE), "the injected INFOs were not all refused: %s" % refused)
+    # A re-INVITE in the dialog from 127.0.0.2 would move the door's camera
+    # to the attacker: 403, nothing answered.
+    sdp = ("v=0\r\no=atk 2 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+           "m=audio 40000 RTP/AVP 0\r\nm=video 40002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+           % (ATTACKER, ATTACKER))
+
+    def reinvite(p):
+        lines = ["INVITE sip:door@%s:%d SIP/2.0" % (LOCAL, door_port),
+                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-reinv-%d" % (ATTACKER, p, p),
+                 "From: %s" % from_hdr, "To: %s" % to_hdr, "Call-ID: %s" % call_id,
+                 "CSeq: 200 INVITE", "Max-Forwards: 70",
+                 "Contact: <sip:mon1@%s:%d>" % (ATTACKER, p),
+                 "Content-Type: application/sdp", "Content-Length: %d" % len(sdp)]
+        return ("\r\n".join(lines) + "\r\n\r\n" + sdp).encode()
+    codes = _attack(ATTACKER, door_port, "UDP", reinvite)
+    log("re-INVITE from %s -> %s" % (ATTACKER, codes))
+    check(403 in codes and 200 not in codes, "the door took a re-INVITE from 127.0.0.2: %s" % codes)
+    check(env.door_ctl("status").get("call") == "active", "the door's call did not survive")
+    call.wait()
+    call.expect_ok()
+
+
+def case_door_invite_ipv6(env):
+    """Issue 11 regression (a crash from network input): one auto-answered
+    INVITE whose SDP names an IPv6 address SEGVed the door inside
+    multiudpsink, whose socket is IPv4. The relay is off so that the offer
+    reaches the door as written. Now the door answers 488 with a Warning
+    (RFC 3261 section 20.43), hands nothing to a sink, and takes the next,
+    ordinary call."""
+    env.relay_enabled = False
+    env.start_proxy()
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN)
+    s = env.door("v6", "door_invite_ipv6.xml", "door", 0, user="mon1", timeout=15)
+    s.wait()
+    s.expect_ok()
+    check(env.door_proc.running(), "portier-door died on the IPv6 offer: %s"
+          % env.door_log_text()[-1500:])
+    st = env.door_ctl("status")
+    check(st.get("call") == "idle" and st.get("registered"), "door after the IPv6 offer: %s" % st)
+    # The door still serves: an IPv4 call from the same resident is answered.
+    s = env.door("v4", "door_call.xml", "door", 1, user="mon1", timeout=20)
+    s.wait()
+    s.expect_ok()
+    check(env.door_proc.running(), "portier-door died after the IPv6 offer")
+    check(env.door_events("auto_answered"), "the IPv4 call was not answered")
 
 
 CASES = [
@@ -5891,6 +6234,12 @@ CASES = [
     ("digest_client_info", case_digest_client_info),
     ("digest_client_unanswerable", case_digest_client_unanswerable),
     ("digest_client_refresh", case_digest_client_refresh),
+    # issue 11: door
+    ("door_invite_ipv6", case_door_invite_ipv6),
+    ("door_forged_identity", case_door_forged_identity),
+    ("door_dtmf_injection", case_door_dtmf_injection),
+    ("door_code_alarm", case_door_code_alarm),
+    ("door_dialog_injection", case_door_dialog_injection),
 ]
 
 

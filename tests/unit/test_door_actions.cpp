@@ -198,21 +198,61 @@ TEST(DoorGate, WrongCodesOutsideTheWindowDoNotAddUp) {
   EXPECT_EQ(g.message(kAlice, "1111").reason, "wrong code (1 of 3 before lock-out)");
 }
 
-TEST(DoorGate, RotatingIdentitiesHitTheGlobalLockOut) {
+// Issue 11: the global threshold raises the alarm and locks out the
+// identities that typed wrong codes; a resident who typed nothing wrong is not
+// locked out by a guesser.
+TEST(DoorGate, RotatingIdentitiesRaiseTheAlarmAndHitTheGlobalLockOut) {
   AccessPolicy p = policy();
   p.global_max_wrong_codes = 4;
   Gate g(p);
   const char *ids[] = {"sip:alice@home.example", "sip:bob@home.example", "sip:carol@home.example",
                        "sip:dave@home.example"};
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(g.message(ids[i], "1111").verdict, Verdict::WrongCode);
+  for (int i = 0; i < 3; ++i) {
+    Decision d = g.message(ids[i], "1111");
+    EXPECT_EQ(d.verdict, Verdict::WrongCode);
+    EXPECT_FALSE(d.alarm);
+  }
   Decision d = g.message(ids[3], "1111");
-  EXPECT_EQ(d.reason, "wrong code (1 of 3 before lock-out); every identity locked out for 60 s");
-  // Erin typed nothing wrong and is still refused until the lock-out ends.
-  d = g.message("sip:erin@home.example", "735190");
+  EXPECT_TRUE(d.alarm);
+  EXPECT_EQ(d.reason,
+            "wrong code (1 of 3 before lock-out); alarm: 4 wrong codes within 300 s, every "
+            "identity with a wrong code locked out for 60 s");
+  // Alice typed a wrong code: refused until the lock-out ends.
+  d = g.message(kAlice, "735190");
   EXPECT_EQ(d.verdict, Verdict::LockedOut);
-  EXPECT_EQ(d.reason, "every identity locked out after 4 wrong codes");
-  g.now += 60s;
+  EXPECT_EQ(d.reason, "every identity with a wrong code locked out after 4 wrong codes");
+  // Erin typed nothing wrong: she still opens.
   EXPECT_EQ(g.message("sip:erin@home.example", "735190").verdict, Verdict::Accepted);
+  g.now += 60s;
+  EXPECT_EQ(g.message(kAlice, "735190").verdict, Verdict::Accepted);
+}
+
+// Issue 11: a fixed 60 s lock-out let one identity try ~10 codes a minute for
+// ever. Each lock-out without a right code in between doubles, up to
+// max-lockout; a right code starts over.
+TEST(DoorGate, TheLockOutGrowsPerIdentity) {
+  AccessPolicy p = policy();
+  p.max_lockout = 300s;
+  Gate g(p);
+  const char *expected[] = {"60 s", "120 s", "240 s", "300 s", "300 s"};
+  for (const char *len : expected) {
+    g.message(kAlice, "1111");
+    g.message(kAlice, "1111");
+    Decision d = g.message(kAlice, "1111");
+    EXPECT_EQ(d.reason, std::string("wrong code; identity locked out for ") + len);
+    g.now += 1s;
+    EXPECT_EQ(g.message(kAlice, "735190").verdict, Verdict::LockedOut);
+    g.now += 3600s;
+  }
+  // Bob is not slowed down by Alice's guesses.
+  g.message(kBob, "1111");
+  g.message(kBob, "1111");
+  EXPECT_EQ(g.message(kBob, "1111").reason, "wrong code; identity locked out for 60 s");
+  // Alice's right code resets her back-off.
+  EXPECT_EQ(g.message(kAlice, "735190").verdict, Verdict::Accepted);
+  g.message(kAlice, "1111");
+  g.message(kAlice, "1111");
+  EXPECT_EQ(g.message(kAlice, "1111").reason, "wrong code; identity locked out for 60 s");
 }
 
 TEST(DoorGate, APauseBetweenKeysDropsWhatWasTyped) {

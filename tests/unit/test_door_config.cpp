@@ -65,6 +65,7 @@ TEST(DoorConfig, AFullConfig) {
                   "gate = 90817263 gpio:gpiochip1:5\n"
                   "buzzer = 11223 log\n"
                   "[access]\n"
+                  "min-code-length = 4\n"
                   "allow = sip:Alice@Home.Example <sip:bob@home.example;transport=tcp>\n"
                   "max-wrong-codes = 5\n"
                   "lockout = 120\n"
@@ -148,7 +149,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"[actions]\nDoor = 735190\n", "d.conf:2: [actions] Door: unknown key"},
         BadLine{"[actions]\ndoor = 735190\nlight = 735190\n",
                 "d.conf:3: [actions] light: actions 'door' and 'light' have the same code"},
-        BadLine{"[actions]\nlight = 4826\ndoor = 48261\n",
+        BadLine{"[actions]\nlight = 4826\ndoor = 48261\n[access]\nmin-code-length = 4\n",
                 "d.conf:2: [actions] light: the code of 'door' starts with the code of 'light', "
                 "so it could never be typed"},
         BadLine{"[actions]\ndoor = 735190 relay\n",
@@ -162,12 +163,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"[actions]\ndoor = 735190 /nonexistent/open\n",
                 "d.conf:2: [actions] door: '/nonexistent/open': No such file or directory"},
         BadLine{
-            "[actions]\ndoor = 735190\ngate = 4826 gpio:gpiochip0:17\n[actuator]\ntype = gpio\n",
+            "[actions]\ndoor = 735190\ngate = 482601 gpio:gpiochip0:17\n[actuator]\ntype = gpio\n",
             "d.conf:3: [actions] gate: GPIO line 17 of 'gpiochip0' is already the actuator "
             "of another action"},
         BadLine{"[access]\nallow = sip:alice@home.example alice@home.example\n",
                 "d.conf:2: [access] allow: 'alice@home.example' is not a sip:user@domain "
                 "identity"},
+        // Issue 11: 6 digits by default; fewer only through min-code-length.
+        BadLine{"[actions]\ndoor = 48261\n",
+                "d.conf:2: [actions] door: the code is shorter than 6 digits ([access] "
+                "min-code-length)"},
+        BadLine{"[actions]\ndoor = 4826\n[access]\nmin-code-length = 5\n",
+                "d.conf:2: [actions] door: the code is shorter than 5 digits ([access] "
+                "min-code-length)"},
+        BadLine{"[access]\nmin-code-length = 3\n",
+                "d.conf:2: [access] min-code-length: 3 is out of range [4, 12]"},
         BadLine{"[access]\nmax-wrong-codes = 0\n",
                 "d.conf:2: [access] max-wrong-codes: 0 is out of range [1, 100]"},
         BadLine{"[actuator]\ntype = relay\n",
@@ -195,8 +205,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(DoorConfig, ActionsSharingTheActuatorSectionShareOneActuator) {
   fake_gpiod::set_record_file("");
   DoorParts parts;
-  ASSERT_EQ(parse("[actions]\ndoor = 735190\nback-door = 11111\nlight = 4826 log\n"
-                  "gate = 24680 gpio:gpiochip1:5\n[actuator]\ntype = gpio\n",
+  ASSERT_EQ(parse("[actions]\ndoor = 735190\nback-door = 111111\nlight = 482611 log\n"
+                  "gate = 246800 gpio:gpiochip1:5\n[actuator]\ntype = gpio\n",
                   &parts),
             "");
   DoorActuators acts;

@@ -57,6 +57,40 @@ TEST(OfferAnswer, OfferOverIPv6) {
   EXPECT_EQ(s->media[1].address, "2001:db8::30");
 }
 
+// Issue 11: one auto-answered INVITE naming an IPv6 address crashed the door
+// inside multiudpsink (its socket is IPv4). An address of the other family,
+// or a host name, is refused before anything reaches a sink; the door and the
+// monitor answer 488 with this text as the Warning.
+TEST(OfferAnswer, OfferOfTheOtherFamilyIsRefused) {
+  const std::string v6_offer =
+      "v=0\r\no=x 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n"
+      "m=audio 40000 RTP/AVP 0\r\n";
+  std::string error;
+  EXPECT_FALSE(answer_offer(v6_offer, door(), &error));
+  EXPECT_NE(error.find("IPv6"), std::string::npos) << error;
+  EXPECT_NE(error.find("our media is IPv4"), std::string::npos) << error;
+  error.clear();
+  EXPECT_TRUE(answer_offer(v6_offer, door("2001:db8::30"), &error)) << error;
+  const std::string v4_offer =
+      "v=0\r\no=x 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+      "m=audio 40000 RTP/AVP 0\r\n";
+  EXPECT_FALSE(answer_offer(v4_offer, door("2001:db8::30"), &error));
+  const std::string named =
+      "v=0\r\no=x 1 1 IN IP4 a.example\r\ns=-\r\nc=IN IP4 a.example\r\nt=0 0\r\n"
+      "m=audio 40000 RTP/AVP 0\r\n";
+  EXPECT_FALSE(answer_offer(named, door(), &error));
+  EXPECT_NE(error.find("not an IP address"), std::string::npos) << error;
+}
+
+TEST(OfferAnswer, AnswerOfTheOtherFamilyIsRefused) {
+  const std::string answer =
+      "v=0\r\no=x 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n"
+      "m=audio 40000 RTP/AVP 0\r\nm=video 40002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
+  std::string error;
+  EXPECT_FALSE(apply_answer(door(), answer, &error));
+  EXPECT_NE(error.find("IPv6"), std::string::npos) << error;
+}
+
 // A monitor's 183: audio sendrecv (so the door hears nothing yet but may), video
 // recvonly (early media: it shows the door). RFC 3264 §6.1 directions.
 TEST(OfferAnswer, EarlyAnswerOfAMonitor) {

@@ -49,8 +49,11 @@ TEST(TrustedHops, TheProxyUriGivesAddressAndPort) {
   // Another program on the proxy's host, or anyone else on the LAN: no.
   EXPECT_FALSE(trusts(t, v4("10.0.0.1", 40000)));
   EXPECT_FALSE(trusts(t, v4("10.0.0.2", 5070)));
-  // Over TCP the proxy connects from any port of its own.
-  EXPECT_TRUE(trusts(t, v4("10.0.0.1", 40000), IPPROTO_TCP));
+  // Over TCP only the connection to the proxy's listening address: the one
+  // the device opened to register, which the proxy reuses. Any local process
+  // could connect from another port of the proxy's host (issue 11).
+  EXPECT_TRUE(trusts(t, v4("10.0.0.1", 5070), IPPROTO_TCP));
+  EXPECT_FALSE(trusts(t, v4("10.0.0.1", 40000), IPPROTO_TCP));
   EXPECT_FALSE(trusts(t, v4("10.0.0.2", 40000), IPPROTO_TCP));
   EXPECT_EQ(t.describe(), "10.0.0.1:5070");
 }

@@ -1,5 +1,8 @@
 #include "common/sdp/offer_answer.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include "common/ascii.h"
 #include "common/sdp/sdp_rewrite.h"
 
@@ -76,6 +79,27 @@ void remote_of(const Media &m, Agreed *a) {
 // the old RFC 2543 way): nothing can be sent there.
 bool on_hold(const Media &m) { return m.address == "0.0.0.0" || m.address == "::"; }
 
+// AF_INET or AF_INET6 for an IP literal, else 0 (a host name).
+int family_of(const std::string &address) {
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, address.c_str(), buf) == 1) return AF_INET;
+  if (inet_pton(AF_INET6, address.c_str(), buf) == 1) return AF_INET6;
+  return 0;
+}
+
+// Our media sockets are of our address's family only: a peer of the other
+// family (or a host name, which would need a lookup) cannot be sent to, and
+// GStreamer's multiudpsink crashes on a destination its socket cannot reach.
+// "" when `m` can be served, else why not, for the 488's Warning.
+std::string unservable_address(const Media &m, const std::string &local_address) {
+  if (on_hold(m)) return "";
+  const int theirs = family_of(m.address), ours = family_of(local_address);
+  if (theirs && theirs == ours) return "";
+  return "the " + m.type + " stream's address " + (theirs ? "is IPv" : "is not an IP address") +
+         (theirs == AF_INET6 ? "6" : theirs == AF_INET ? "4" : "") + "; our media is IPv" +
+         (ours == AF_INET6 ? "6" : "4");
+}
+
 }  // namespace
 
 std::string write_offer(const LocalMedia &local) {
@@ -125,6 +149,10 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
     }
     a.active = ours.port != 0 && theirs.port != 0 && found && plain_rtp(theirs.protocol);
     if (a.active) {
+      if (std::string why = unservable_address(theirs, offered.address); !why.empty()) {
+        *error = why;
+        return std::nullopt;
+      }
       a.send = may_send(ours.direction) && may_recv(theirs.direction) && !on_hold(theirs);
       a.recv = may_recv(ours.direction) && may_send(theirs.direction);
     }
@@ -175,6 +203,10 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
       out.sdp += "m=" + theirs.type + " 0 " + theirs.protocol + " " + fmt + "\r\n";
       out.streams.push_back(std::move(a));
       continue;
+    }
+    if (std::string why = unservable_address(theirs, local.address); !why.empty()) {
+      *error = why;
+      return std::nullopt;
     }
     remote_of(theirs, &a);
     a.active = true;
