@@ -4204,6 +4204,67 @@ def case_relay_call_limits(env):
     env.assert_no_secrets()
 
 
+def case_auth_spoofed_source_no_ban(env):
+    """Issue 11, bans a spoofed address cannot trigger: the attacker on 127.0.0.2
+    gets a challenge, then sends a wrong answer with its nonce from 127.0.0.1 (a
+    socket bound to 127.0.0.1, another port: the honest stand-in for a UDP packet
+    with a forged source), 20 times. Each nonce was issued to 127.0.0.2, so none of
+    these counts against 127.0.0.1: it is not banned (portierctl bans), no
+    fail2ban-style 'auth failure: src=127.0.0.1' line is written, and the resident
+    alice on 127.0.0.1 registers. The same wrong answers with nonces issued to
+    127.0.0.1 itself do get it banned (RFC 7616 section 5.5: a nonce tied to the
+    client's address). max-failures-per-source = 5."""
+    _with_config(env, auth="max-failures-per-source = 5\n")
+    env.start_proxy()
+    attacker = _RawUA(env, ATTACKER)
+    spoofer = _RawUA(env, LOCAL)
+    answers = {}
+    for i in range(20):
+        nonce = attacker.challenge("alice")
+        res = spoofer.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
+                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER",
+                                           "sip:" + DOMAIN))
+        key = res[-1][0] if res else None
+        answers[key] = answers.get(key, 0) + 1
+    log("20 wrong answers from %s:%d with nonces issued to %s: answers %s"
+        % (LOCAL, spoofer.port, ATTACKER, answers))
+    bans = env.ctl("bans")["bans"]
+    check(not [b for b in bans if b.get("address") == LOCAL],
+          "wrong answers with %s's nonces got %s banned: %s" % (ATTACKER, LOCAL, bans))
+    check(answers == {401: 20}, "answers to the spoofed responses: %s, expected a fresh "
+          "challenge (401) each time" % answers)
+    check(not _auth_lines(env, "auth failure: src=%s " % LOCAL),
+          "failure lines against %s (fail2ban would ban it): %s"
+          % (LOCAL, _auth_lines(env, "auth failure: src=%s " % LOCAL)[:2]))
+    check(_auth_lines(env, "not counted against %s" % LOCAL),
+          "no log line about the responses whose nonce was not issued to %s" % LOCAL)
+    check(not env.bindings_for("alice"), "a wrong answer registered alice")
+    env.register("alice", 0).expect_ok()
+    check(has_binding(env.bindings_for("alice"), "alice", env.ports.sip(0)),
+          "the resident alice (127.0.0.1) could not register after the spoofed failures")
+
+    # The same wrong answers, each with a nonce issued to 127.0.0.1: its own failures.
+    own = _RawUA(env, LOCAL)
+    banned = False
+    for i in range(12):
+        res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False)
+        if not res:
+            banned = True
+            break
+        nonce = re.search(r'nonce\s*=\s*"([^"]+)"', res[-1][1]["www-authenticate"][-1]).group(1)
+        own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
+                    auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER", "sip:" + DOMAIN))
+    bans = env.ctl("bans")["bans"]
+    log("after wrong answers with its own nonces: bans %s" % bans)
+    check(banned and [b for b in bans if b.get("address") == LOCAL],
+          "%s not banned after wrong answers with nonces issued to it: %s" % (LOCAL, bans))
+    check(_auth_lines(env, "auth failure: src=%s " % LOCAL), "no failure line for %s" % LOCAL)
+    # Lifted by hand, the household is served again.
+    check(env.ctl("unban", LOCAL).get("ok") is True, "unban %s failed" % LOCAL)
+    env.register("alice", 0).expect_ok()
+    env.assert_no_secrets()
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -4257,6 +4318,8 @@ CASES = [
     ("relay_unrelayable_stream", case_relay_unrelayable_stream),
     ("relay_refuses_unusable_c", case_relay_refuses_unusable_c),
     ("relay_call_limits", case_relay_call_limits),
+    # issue 11: bans a spoofed source cannot trigger (nonces bound to their host)
+    ("auth_spoofed_source_no_ban", case_auth_spoofed_source_no_ban),
 ]
 
 
