@@ -126,17 +126,19 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
   // can a failure be held against the source. Anything else (a forged source
   // address with the attacker's own nonce, a nonce of another proxy or of an
   // earlier version, unreadable credentials) gets a fresh challenge, unchecked and
-  // uncounted: not even the back-off of the address it claims applies.
-  bool unbound = false;
-  if (mine && !parsed) {
-    note_unbound_nonce(address, "", method, "unreadable credentials");
-    unbound = true;
-  } else if (parsed && creds.realm == realm &&
-             nonces_->check(creds.nonce, now, address) == auth::NonceManager::Check::Invalid) {
+  // uncounted: not even the back-off of the address it claims applies. The
+  // authenticator checks the nonce itself; here it is checked only where it decides
+  // something first (back-off, digest uri), so the common path costs no extra MAC.
+  bool unbound = mine && !parsed;
+  if (unbound) note_unbound_nonce(address, "", method, "unreadable credentials");
+  auto issued_elsewhere = [&] {
+    if (!parsed || creds.realm != realm ||
+        nonces_->check(creds.nonce, now, address) != auth::NonceManager::Check::Invalid)
+      return false;
     note_unbound_nonce(address, creds.username, method,
                        "its nonce was not issued to this address (reason=bad-nonce)");
-    unbound = true;
-  }
+    return true;
+  };
   if (mine && !unbound) {
     // An address that just failed waits (growing back-off) before its next
     // credentials are checked; attempts made meanwhile count as failures, so a
@@ -144,10 +146,14 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
     // real client when to come back.
     unsigned wait = 0;
     if (limiter_->admit(address, now, &wait) != auth::FailureLimiter::Verdict::Allow) {
-      note_auth_failure(address, creds.username, realm, method, "backoff");
-      const std::string retry = std::to_string(std::max(wait, 1u));
-      reply.send(SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
-      return false;
+      if (issued_elsewhere()) {
+        unbound = true;
+      } else {
+        note_auth_failure(address, creds.username, realm, method, "backoff");
+        const std::string retry = std::to_string(std::max(wait, 1u));
+        reply.send(SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
+        return false;
+      }
     }
   }
   // RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI, else a response
@@ -158,9 +164,13 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
     const bool same = ruri && auth::same_sip_uri(creds.uri, ruri);
     if (ruri) su_free(msg_home(msg), ruri);
     if (!same) {
-      note_auth_failure(address, creds.username, realm, method, "bad-uri");
-      reply.send(400, "Digest uri does not match the Request-URI", TAG_END());
-      return false;
+      if (issued_elsewhere()) {
+        unbound = true;
+      } else {
+        note_auth_failure(address, creds.username, realm, method, "bad-uri");
+        reply.send(400, "Digest uri does not match the Request-URI", TAG_END());
+        return false;
+      }
     }
   }
   auth::Authenticator::Result r;
