@@ -4209,9 +4209,10 @@ def case_auth_spoofed_source_no_ban(env):
     gets a challenge, then sends a wrong answer with its nonce from 127.0.0.1 (a
     socket bound to 127.0.0.1, another port: the honest stand-in for a UDP packet
     with a forged source), 20 times. Each nonce was issued to 127.0.0.2, so none of
-    these counts against 127.0.0.1: it is not banned (portierctl bans), no
-    fail2ban-style 'auth failure: src=127.0.0.1' line is written, and the resident
-    alice on 127.0.0.1 registers. The same wrong answers with nonces issued to
+    these counts against 127.0.0.1 (half of them also carry a wrong digest uri): it
+    is not banned (portierctl bans), no fail2ban-style 'auth failure:
+    src=127.0.0.1' line is written; nor do 10 more while the resident, after three
+    typos of its own, is in back-off; and alice on 127.0.0.1 registers. The same wrong answers with nonces issued to
     127.0.0.1 itself do get it banned (RFC 7616 section 5.5: a nonce tied to the
     client's address). max-failures-per-source = 5."""
     _with_config(env, auth="max-failures-per-source = 5\n")
@@ -4221,9 +4222,11 @@ def case_auth_spoofed_source_no_ban(env):
     answers = {}
     for i in range(20):
         nonce = attacker.challenge("alice")
+        # Every other one with a digest uri that is not the Request-URI: with the
+        # resident's own nonce that would be a 400 and a failure (RFC 2617 3.2.2.5).
+        uri = "sip:" + DOMAIN if i % 2 else "sip:door@" + DOMAIN
         res = spoofer.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
-                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER",
-                                           "sip:" + DOMAIN))
+                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER", uri))
         key = res[-1][0] if res else None
         answers[key] = answers.get(key, 0) + 1
     log("20 wrong answers from %s:%d with nonces issued to %s: answers %s"
@@ -4239,21 +4242,47 @@ def case_auth_spoofed_source_no_ban(env):
     check(_auth_lines(env, "not counted against %s" % LOCAL),
           "no log line about the responses whose nonce was not issued to %s" % LOCAL)
     check(not env.bindings_for("alice"), "a wrong answer registered alice")
+
+    # The resident mistypes three times (its own nonces): 127.0.0.1 is in back-off,
+    # where each attempt with credentials counts. The forged ones still do not.
+    own = _RawUA(env, LOCAL)
+
+    def own_wrong_answer(i):
+        res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False)
+        if not res:
+            return None
+        nonce = re.search(r'nonce\s*=\s*"([^"]+)"', res[-1][1]["www-authenticate"][-1]).group(1)
+        res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
+                          auth=_digest("alice", "typo-%d" % i, nonce, "REGISTER", "sip:" + DOMAIN))
+        return res[-1][0] if res else 0
+
+    typos = [own_wrong_answer(i) for i in range(3)]
+    answers = {}
+    for i in range(10):
+        nonce = attacker.challenge("alice")
+        res = spoofer.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
+                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER",
+                                           "sip:" + DOMAIN))
+        key = res[-1][0] if res else None
+        answers[key] = answers.get(key, 0) + 1
+    log("3 typos of the resident -> %s; then 10 forged answers during its back-off -> %s"
+        % (typos, answers))
+    bans = env.ctl("bans")["bans"]
+    check(not [b for b in bans if b.get("address") == LOCAL],
+          "forged answers during the resident's back-off got %s banned: %s" % (LOCAL, bans))
+    check(answers == {401: 10}, "answers to the forged responses during the back-off: %s, "
+          "expected a fresh challenge (401) each time" % answers)
+    time.sleep(1.5)  # the back-off after the third failure (failure-backoff = 1)
     env.register("alice", 0).expect_ok()
     check(has_binding(env.bindings_for("alice"), "alice", env.ports.sip(0)),
           "the resident alice (127.0.0.1) could not register after the spoofed failures")
 
     # The same wrong answers, each with a nonce issued to 127.0.0.1: its own failures.
-    own = _RawUA(env, LOCAL)
     banned = False
     for i in range(12):
-        res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False)
-        if not res:
+        if own_wrong_answer(i) is None:
             banned = True
             break
-        nonce = re.search(r'nonce\s*=\s*"([^"]+)"', res[-1][1]["www-authenticate"][-1]).group(1)
-        own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
-                    auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER", "sip:" + DOMAIN))
     bans = env.ctl("bans")["bans"]
     log("after wrong answers with its own nonces: bans %s" % bans)
     check(banned and [b for b in bans if b.get("address") == LOCAL],
