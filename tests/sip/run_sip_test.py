@@ -4294,6 +4294,43 @@ def case_auth_spoofed_source_no_ban(env):
     env.assert_no_secrets()
 
 
+def case_auth_replay_log_bounded(env):
+    """Issue 11, log budget: a REGISTER whose nonce-count was used already (a UDP
+    retransmission after a lost 200, or a replay; RFC 7616 section 3.4) gets 401
+    with stale=true and an info line; 30 of them from 127.0.0.1 write at most
+    failure-log-lines (5) such lines, count as no failure (127.0.0.1 is not
+    banned, max-failures-per-source = 5), and leave the binding in place."""
+    _with_config(env, auth="max-failures-per-source = 5\n")
+    env.start_proxy()
+    ua = _RawUA(env, LOCAL)
+    nonce = ua.challenge("alice")
+    auth = _digest("alice", USERS["alice"], nonce, "REGISTER", "sip:" + DOMAIN)
+    res = ua.request("REGISTER", "sip:" + DOMAIN, "alice", auth=auth)
+    check(res[-1][0] == 200, "the first answer got %s, expected 200" % res[-1][2])
+    answers = {}
+    stale = 0
+    for _ in range(30):
+        res = ua.request("REGISTER", "sip:" + DOMAIN, "alice", auth=auth, wait=0.5,
+                         expect_reply=False)
+        key = res[-1][0] if res else None
+        answers[key] = answers.get(key, 0) + 1
+        if res and any(re.search(r"stale\s*=\s*true", v, re.I)
+                       for v in res[-1][1].get("www-authenticate", [])):
+            stale += 1
+    lines = _auth_lines(env, "src=%s user=\"alice\" reused a nonce-count" % LOCAL)
+    log("30 replays of an accepted nonce-count: answers %s (%d with stale=true), %d log lines"
+        % (answers, stale, len(lines)))
+    check(answers == {401: 30} and stale == 30,
+          "replays answered %s, %d with stale=true; expected 401 stale=true each" % (answers, stale))
+    check(1 <= len(lines) <= 5, "%d 'reused a nonce-count' lines for 30 replays (expected 1..5)"
+          % len(lines))
+    bans = env.ctl("bans")["bans"]
+    check(not bans, "replays of a right answer banned someone: %s" % bans)
+    check(_bindings_from(env, "alice", LOCAL), "the binding is gone after the replays")
+    env.register("alice", 0).expect_ok()
+    env.assert_no_secrets()
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -4349,6 +4386,7 @@ CASES = [
     ("relay_call_limits", case_relay_call_limits),
     # issue 11: bans a spoofed source cannot trigger (nonces bound to their host)
     ("auth_spoofed_source_no_ban", case_auth_spoofed_source_no_ban),
+    ("auth_replay_log_bounded", case_auth_replay_log_bounded),
 ]
 
 
