@@ -195,8 +195,8 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
   }
 
   if (r.outcome == auth::Authenticator::Outcome::Failed) {
-    // The check above caught unbound nonces already; this one is for any other
-    // refusal the authenticator cannot pin on the source.
+    // bad-nonce (forged, or issued to another host) is nobody's failure: the
+    // source address is all that names the sender, and it may be forged.
     if (r.from_source)
       note_auth_failure(address, r.user, realm, method, r.reason);
     else
