@@ -72,6 +72,22 @@ void Proxy::note_auth_failure(const std::string &address, const std::string &use
         settings_.failure_limits.ban_seconds);
 }
 
+void Proxy::note_unbound_nonce(const std::string &address, const std::string &user,
+                               const char *method, const char *why) {
+  const auth::FailureLimiter::LogLine l =
+      limiter_->unattributed_log_line(static_cast<int64_t>(time(nullptr)));
+  if (!l.log) return;
+  if (l.suppressed)
+    PLOG_INFO("auth: %llu more responses with a nonce not issued to their source suppressed",
+              static_cast<unsigned long long>(l.suppressed));
+  // Not an "auth failure:" line: fail2ban must not ban an address that anyone on
+  // the LAN can forge.
+  PLOG_INFO(
+      "auth: src=%s user=\"%s\" method=%s: %s, challenged again; not counted against %s"
+      " (the sender may have forged it)",
+      address.c_str(), log_safe(user).c_str(), method, why, address.c_str());
+}
+
 bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
                          std::string *user_out) {
   const url_t *identity = registrar ? sip->sip_to->a_url : sip->sip_from->a_url;
@@ -106,39 +122,59 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
   const char *method = sip->sip_request->rq_method_name;
   const std::string address = source_address(msg);
 
-  if (mine) {
+  // The nonce must have been issued to this source host (see nonce.h): only then
+  // can a failure be held against the source. Anything else (a forged source
+  // address with the attacker's own nonce, a nonce of another proxy or of an
+  // earlier version, unreadable credentials) gets a fresh challenge, unchecked and
+  // uncounted: not even the back-off of the address it claims applies. The
+  // authenticator checks the nonce itself; here it is checked only where it decides
+  // something first (back-off, digest uri), so the common path costs no extra MAC.
+  bool unbound = mine && !parsed;
+  if (unbound) note_unbound_nonce(address, "", method, "unreadable credentials");
+  auto issued_elsewhere = [&] {
+    if (!parsed || creds.realm != realm ||
+        nonces_->check(creds.nonce, now, address) != auth::NonceManager::Check::Invalid)
+      return false;
+    note_unbound_nonce(address, creds.username, method,
+                       "its nonce was not issued to this address (reason=bad-nonce)");
+    return true;
+  };
+  if (mine && !unbound) {
     // An address that just failed waits (growing back-off) before its next
     // credentials are checked; attempts made meanwhile count as failures, so a
     // guesser reaches the ban fast. RFC 3261 §21.5.4: 503 with Retry-After tells a
     // real client when to come back.
     unsigned wait = 0;
     if (limiter_->admit(address, now, &wait) != auth::FailureLimiter::Verdict::Allow) {
-      note_auth_failure(address, creds.username, realm, method, "backoff");
-      const std::string retry = std::to_string(std::max(wait, 1u));
-      reply.send(SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
-      return false;
+      if (issued_elsewhere()) {
+        unbound = true;
+      } else {
+        note_auth_failure(address, creds.username, realm, method, "backoff");
+        const std::string retry = std::to_string(std::max(wait, 1u));
+        reply.send(SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
+        return false;
+      }
     }
   }
   // RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI, else a response
   // computed for another request would pass for this one; compared as URIs (RFC 3261
   // §19.1.4), since clients may spell the same URI differently.
-  if (parsed && creds.realm == realm) {
+  if (parsed && creds.realm == realm && !unbound) {
     char *ruri = url_as_string(msg_home(msg), sip->sip_request->rq_url);
     const bool same = ruri && auth::same_sip_uri(creds.uri, ruri);
     if (ruri) su_free(msg_home(msg), ruri);
     if (!same) {
-      note_auth_failure(address, creds.username, realm, method, "bad-uri");
-      reply.send(400, "Digest uri does not match the Request-URI", TAG_END());
-      return false;
+      if (issued_elsewhere()) {
+        unbound = true;
+      } else {
+        note_auth_failure(address, creds.username, realm, method, "bad-uri");
+        reply.send(400, "Digest uri does not match the Request-URI", TAG_END());
+        return false;
+      }
     }
   }
   auth::Authenticator::Result r;
-  if (mine && !parsed) {
-    r.outcome = auth::Authenticator::Outcome::Failed;
-    r.reason = "malformed";
-  } else {
-    r = authenticator_->check(parsed ? &creds : nullptr, method, realm, now);
-  }
+  if (!unbound) r = authenticator_->check(parsed ? &creds : nullptr, method, realm, now, address);
 
   if (r.outcome == auth::Authenticator::Outcome::Ok) {
     // The digest user must be the identity it acts for, domain included: bob may
@@ -158,17 +194,33 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
     return true;
   }
 
-  if (r.outcome == auth::Authenticator::Outcome::Failed)
-    note_auth_failure(address, r.user, realm, method, r.reason);
-  if (r.outcome == auth::Authenticator::Outcome::Stale && r.reason == "replay")
-    PLOG_INFO(
-        "auth: src=%s user=\"%s\" reused a nonce-count (a retransmission or a replay):"
-        " challenged again",
-        address.c_str(), log_safe(r.user).c_str());
+  if (r.outcome == auth::Authenticator::Outcome::Failed) {
+    // bad-nonce (forged, or issued to another host) is nobody's failure: the
+    // source address is all that names the sender, and it may be forged.
+    if (r.from_source)
+      note_auth_failure(address, r.user, realm, method, r.reason);
+    else
+      note_unbound_nonce(address, r.user, method, r.reason.c_str());
+  }
+  if (r.outcome == auth::Authenticator::Outcome::Stale && r.reason == "replay") {
+    // Retransmissions come in bursts, and replays as fast as an attacker sends them:
+    // the same log budget as failure lines.
+    const auth::FailureLimiter::LogLine l = limiter_->log_line(address, now);
+    if (l.log) {
+      if (l.suppressed)
+        PLOG_WARN("auth failures: %llu more failures from %s suppressed",
+                  static_cast<unsigned long long>(l.suppressed), address.c_str());
+      PLOG_INFO(
+          "auth: src=%s user=\"%s\" reused a nonce-count (a retransmission or a replay):"
+          " challenged again",
+          address.c_str(), log_safe(r.user).c_str());
+    }
+  }
   // Unknown users, wrong passwords and first attempts all get the same fresh
   // challenge, so the answer tells nothing about which users exist.
   const bool stale = r.outcome == auth::Authenticator::Outcome::Stale;
-  std::vector<std::string> ch = authenticator_->challenges(realm, stale, now);
+  // Bound to the address the challenge goes to: only that host can answer it.
+  std::vector<std::string> ch = authenticator_->challenges(realm, stale, now, address);
   const char *c0 = ch.size() > 0 ? ch[0].c_str() : nullptr;
   const char *c1 = ch.size() > 1 ? ch[1].c_str() : nullptr;
   if (registrar) {

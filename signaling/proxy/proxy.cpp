@@ -266,6 +266,9 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
     for (const auto &[address, n] : self->limiter_->take_suppressed(5))
       PLOG_WARN("auth failures: %llu more failures from %s suppressed",
                 static_cast<unsigned long long>(n), address.c_str());
+    if (const uint64_t n = self->limiter_->take_unattributed_suppressed())
+      PLOG_INFO("auth: %llu more responses with a nonce not issued to their source suppressed",
+                static_cast<unsigned long long>(n));
   }
   self->give_back_memory();
 }

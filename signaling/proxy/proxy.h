@@ -158,6 +158,10 @@ class Proxy {
   // A failed authentication: counts it, logs it within the log budget, bans.
   void note_auth_failure(const std::string &address, const std::string &user,
                          const std::string &realm, const char *method, const std::string &reason);
+  // Credentials whose nonce was not issued to their source address: refused, logged
+  // within a budget of their own, counted against nobody (the sender is unknown).
+  void note_unbound_nonce(const std::string &address, const std::string &user, const char *method,
+                          const char *why);
   std::string bans_json(int64_t now) const;
 
   ProxySettings settings_;

@@ -6154,6 +6154,131 @@ def case_door_invite_ipv6(env):
     s.expect_ok()
     check(env.door_proc.running(), "portier-door died after the IPv6 offer")
     check(env.door_events("auto_answered"), "the IPv4 call was not answered")
+def case_auth_spoofed_source_no_ban(env):
+    """Issue 11, bans a spoofed address cannot trigger: the attacker on 127.0.0.2
+    gets a challenge, then sends a wrong answer with its nonce from 127.0.0.1 (a
+    socket bound to 127.0.0.1, another port: the honest stand-in for a UDP packet
+    with a forged source), 20 times. Each nonce was issued to 127.0.0.2, so none of
+    these counts against 127.0.0.1 (half of them also carry a wrong digest uri): it
+    is not banned (portierctl bans), no fail2ban-style 'auth failure:
+    src=127.0.0.1' line is written; nor do 10 more while the resident, after three
+    typos of its own, is in back-off; and alice on 127.0.0.1 registers. The same wrong answers with nonces issued to
+    127.0.0.1 itself do get it banned (RFC 7616 section 5.5: a nonce tied to the
+    client's address). max-failures-per-source = 5."""
+    _with_config(env, auth="max-failures-per-source = 5\n")
+    env.start_proxy()
+    attacker = _RawUA(env, ATTACKER)
+    spoofer = _RawUA(env, LOCAL)
+    answers = {}
+    for i in range(20):
+        nonce = attacker.challenge("alice")
+        # Every other one with a digest uri that is not the Request-URI: with the
+        # resident's own nonce that would be a 400 and a failure (RFC 2617 3.2.2.5).
+        uri = "sip:" + DOMAIN if i % 2 else "sip:door@" + DOMAIN
+        res = spoofer.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
+                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER", uri))
+        key = res[-1][0] if res else None
+        answers[key] = answers.get(key, 0) + 1
+    log("20 wrong answers from %s:%d with nonces issued to %s: answers %s"
+        % (LOCAL, spoofer.port, ATTACKER, answers))
+    bans = env.ctl("bans")["bans"]
+    check(not [b for b in bans if b.get("address") == LOCAL],
+          "wrong answers with %s's nonces got %s banned: %s" % (ATTACKER, LOCAL, bans))
+    check(answers == {401: 20}, "answers to the spoofed responses: %s, expected a fresh "
+          "challenge (401) each time" % answers)
+    check(not _auth_lines(env, "auth failure: src=%s " % LOCAL),
+          "failure lines against %s (fail2ban would ban it): %s"
+          % (LOCAL, _auth_lines(env, "auth failure: src=%s " % LOCAL)[:2]))
+    check(_auth_lines(env, "not counted against %s" % LOCAL),
+          "no log line about the responses whose nonce was not issued to %s" % LOCAL)
+    check(not env.bindings_for("alice"), "a wrong answer registered alice")
+
+    # The resident mistypes three times (its own nonces): 127.0.0.1 is in back-off,
+    # where each attempt with credentials counts. The forged ones still do not.
+    own = _RawUA(env, LOCAL)
+
+    def own_wrong_answer(i):
+        res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False)
+        if not res:
+            return None
+        nonce = re.search(r'nonce\s*=\s*"([^"]+)"', res[-1][1]["www-authenticate"][-1]).group(1)
+        res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
+                          auth=_digest("alice", "typo-%d" % i, nonce, "REGISTER", "sip:" + DOMAIN))
+        return res[-1][0] if res else 0
+
+    typos = [own_wrong_answer(i) for i in range(3)]
+    answers = {}
+    for i in range(10):
+        nonce = attacker.challenge("alice")
+        res = spoofer.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
+                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER",
+                                           "sip:" + DOMAIN))
+        key = res[-1][0] if res else None
+        answers[key] = answers.get(key, 0) + 1
+    log("3 typos of the resident -> %s; then 10 forged answers during its back-off -> %s"
+        % (typos, answers))
+    bans = env.ctl("bans")["bans"]
+    check(not [b for b in bans if b.get("address") == LOCAL],
+          "forged answers during the resident's back-off got %s banned: %s" % (LOCAL, bans))
+    check(answers == {401: 10}, "answers to the forged responses during the back-off: %s, "
+          "expected a fresh challenge (401) each time" % answers)
+    time.sleep(1.5)  # the back-off after the third failure (failure-backoff = 1)
+    env.register("alice", 0).expect_ok()
+    check(has_binding(env.bindings_for("alice"), "alice", env.ports.sip(0)),
+          "the resident alice (127.0.0.1) could not register after the spoofed failures")
+
+    # The same wrong answers, each with a nonce issued to 127.0.0.1: its own failures.
+    banned = False
+    for i in range(12):
+        if own_wrong_answer(i) is None:
+            banned = True
+            break
+    bans = env.ctl("bans")["bans"]
+    log("after wrong answers with its own nonces: bans %s" % bans)
+    check(banned and [b for b in bans if b.get("address") == LOCAL],
+          "%s not banned after wrong answers with nonces issued to it: %s" % (LOCAL, bans))
+    check(_auth_lines(env, "auth failure: src=%s " % LOCAL), "no failure line for %s" % LOCAL)
+    # Lifted by hand, the household is served again.
+    check(env.ctl("unban", LOCAL).get("ok") is True, "unban %s failed" % LOCAL)
+    env.register("alice", 0).expect_ok()
+    env.assert_no_secrets()
+
+
+def case_auth_replay_log_bounded(env):
+    """Issue 11, log budget: a REGISTER whose nonce-count was used already (a UDP
+    retransmission after a lost 200, or a replay; RFC 7616 section 3.4) gets 401
+    with stale=true and an info line; 30 of them from 127.0.0.1 write at most
+    failure-log-lines (5) such lines, count as no failure (127.0.0.1 is not
+    banned, max-failures-per-source = 5), and leave the binding in place."""
+    _with_config(env, auth="max-failures-per-source = 5\n")
+    env.start_proxy()
+    ua = _RawUA(env, LOCAL)
+    nonce = ua.challenge("alice")
+    auth = _digest("alice", USERS["alice"], nonce, "REGISTER", "sip:" + DOMAIN)
+    res = ua.request("REGISTER", "sip:" + DOMAIN, "alice", auth=auth)
+    check(res[-1][0] == 200, "the first answer got %s, expected 200" % res[-1][2])
+    answers = {}
+    stale = 0
+    for _ in range(30):
+        res = ua.request("REGISTER", "sip:" + DOMAIN, "alice", auth=auth, wait=0.5,
+                         expect_reply=False)
+        key = res[-1][0] if res else None
+        answers[key] = answers.get(key, 0) + 1
+        if res and any(re.search(r"stale\s*=\s*true", v, re.I)
+                       for v in res[-1][1].get("www-authenticate", [])):
+            stale += 1
+    lines = _auth_lines(env, "src=%s user=\"alice\" reused a nonce-count" % LOCAL)
+    log("30 replays of an accepted nonce-count: answers %s (%d with stale=true), %d log lines"
+        % (answers, stale, len(lines)))
+    check(answers == {401: 30} and stale == 30,
+          "replays answered %s, %d with stale=true; expected 401 stale=true each" % (answers, stale))
+    check(1 <= len(lines) <= 5, "%d 'reused a nonce-count' lines for 30 replays (expected 1..5)"
+          % len(lines))
+    bans = env.ctl("bans")["bans"]
+    check(not bans, "replays of a right answer banned someone: %s" % bans)
+    check(_bindings_from(env, "alice", LOCAL), "the binding is gone after the replays")
+    env.register("alice", 0).expect_ok()
+    env.assert_no_secrets()
 
 
 CASES = [
@@ -6240,6 +6365,9 @@ CASES = [
     ("door_dtmf_injection", case_door_dtmf_injection),
     ("door_code_alarm", case_door_code_alarm),
     ("door_dialog_injection", case_door_dialog_injection),
+    # issue 11: bans a spoofed source cannot trigger (nonces bound to their host)
+    ("auth_spoofed_source_no_ban", case_auth_spoofed_source_no_ban),
+    ("auth_replay_log_bounded", case_auth_replay_log_bounded),
 ]
 
 

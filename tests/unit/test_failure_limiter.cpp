@@ -151,6 +151,43 @@ TEST(FailureLimiter, LogBudgetPerSourceAndInTotal) {
   EXPECT_EQ(rest, 194u - 5u);
 }
 
+// Lines that are not failures (a nonce issued to another host, whose sender may
+// have forged the source; a reused nonce-count) share the log budget but never
+// move the source towards a back-off or a ban (issue 11, spoofed bans).
+TEST(FailureLimiter, LogLinesSpendTheBudgetButCountNoFailure) {
+  FailureLimiter f(limits());
+  int logged = 0;
+  for (int i = 0; i < 100; ++i) logged += f.log_line("10.0.0.1", kT0 + i % 2).log;
+  EXPECT_EQ(logged, 3);
+  EXPECT_EQ(f.admit("10.0.0.1", kT0 + 1), V::Allow);
+  EXPECT_TRUE(f.bans(kT0 + 1).empty());
+  // Its first real failure is the first: free, not banned, and says what the log
+  // left out.
+  const FailureLimiter::Failure first = f.failed("10.0.0.1", "alice@home.example", kT0 + 60);
+  EXPECT_TRUE(first.log);
+  EXPECT_EQ(first.suppressed, 97u);
+  EXPECT_FALSE(first.banned);
+  EXPECT_EQ(f.admit("10.0.0.1", kT0 + 60), V::Allow);
+}
+
+// Lines about responses whose nonce was issued to another host (the source may be
+// forged) have a budget of their own: a forged flood leaves the claimed address's
+// failure lines, and every counter, alone.
+TEST(FailureLimiter, UnattributedLinesHaveTheirOwnBudget) {
+  FailureLimiter f(limits());
+  int logged = 0;
+  for (int i = 0; i < 100; ++i) logged += f.unattributed_log_line(kT0).log;
+  EXPECT_EQ(logged, 3);
+  EXPECT_EQ(f.sources(), 0u);
+  EXPECT_TRUE(f.failed("10.0.0.1", "", kT0).log);
+  EXPECT_EQ(f.take_unattributed_suppressed(), 97u);
+  EXPECT_EQ(f.take_unattributed_suppressed(), 0u);
+  for (int i = 0; i < 5; ++i) f.unattributed_log_line(kT0);
+  const FailureLimiter::LogLine next = f.unattributed_log_line(kT0 + 60);
+  EXPECT_TRUE(next.log);
+  EXPECT_EQ(next.suppressed, 5u);
+}
+
 TEST(FailureLimiter, MemoryIsBoundedUnderAFloodOfSourcesAndUsers) {
   FailureLimiter f(limits());
   for (int i = 0; i < 5; ++i) f.failed("10.0.0.1", "", kT0);  // the attacker, banned

@@ -31,16 +31,27 @@ Authenticator::Authenticator(const UsersFile &users, std::vector<Algorithm> algo
     : users_(users), algorithms_(std::move(algorithms)), nonces_(nonces) {}
 
 Authenticator::Result Authenticator::check(const Credentials *creds, std::string_view method,
-                                           std::string_view realm, int64_t now_s) {
+                                           std::string_view realm, int64_t now_s,
+                                           std::string_view host) {
   if (!creds) return {Outcome::Challenge, {}, {}};
   const std::string &user = creds->username;
   // Credentials for another realm (another hop's proxy) are not ours to judge.
   if (creds->realm != realm) return {Outcome::Challenge, user, {}};
 
-  // Every refusal below spends the nonce (when it is ours): a guesser gets one try
-  // per challenge, and each challenge is a round trip the failure limits count.
+  // The nonce first: unless it was issued to this host, nothing else about the
+  // request says who sent it, so it neither counts against the source it claims nor
+  // spends anything (the nonce belongs to another host).
+  const NonceManager::Check nonce = nonces_.check(creds->nonce, now_s, host);
+  if (nonce == NonceManager::Check::Invalid) {
+    Result r = failed(user, "bad-nonce");
+    r.from_source = false;
+    return r;
+  }
+
+  // Every refusal below spends the nonce: a guesser gets one try per challenge, and
+  // each challenge is a round trip the failure limits count.
   auto refuse = [&](const char *reason) {
-    nonces_.spend(creds->nonce, now_s);
+    nonces_.spend(creds->nonce, now_s, host);
     return failed(user, reason);
   };
 
@@ -58,8 +69,6 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   if (creds->qop.empty()) return refuse("no-qop");
   if (!ascii::iequals(creds->qop, "auth")) return refuse("malformed");
 
-  const NonceManager::Check nonce = nonces_.check(creds->nonce, now_s);
-  if (nonce == NonceManager::Check::Invalid) return failed(user, "bad-nonce");
   // Refused before any hashing, whatever the password: a spent nonce that still
   // answered "right password" (even as stale=true) would leave the guessing open.
   if (nonce == NonceManager::Check::Spent) return failed(user, "spent-nonce");
@@ -92,7 +101,7 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   if (!match) return refuse("wrong-password");
   // RFC 7616 §3.3: stale=true only tells a client that knows the password to retry.
   if (nonce == NonceManager::Check::Stale) return {Outcome::Stale, user, {}};
-  switch (nonces_.accept_nc(creds->nonce, creds->nc, now_s)) {
+  switch (nonces_.accept_nc(creds->nonce, creds->nc, now_s, host)) {
     case NonceManager::Nc::Accepted:
       break;
     case NonceManager::Nc::Forgotten:
@@ -113,9 +122,9 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
 }
 
 std::vector<std::string> Authenticator::challenges(std::string_view realm, bool stale,
-                                                   int64_t now_s) {
+                                                   int64_t now_s, std::string_view host) {
   // One nonce for all algorithms: the client answers only one challenge.
-  const std::string nonce = nonces_.issue(now_s);
+  const std::string nonce = nonces_.issue(now_s, host);
   std::vector<std::string> out;
   out.reserve(algorithms_.size());
   for (Algorithm a : algorithms_) {

@@ -26,7 +26,8 @@ class Authenticator {
                 // longer tracked (see nonce.h) or was used already (reason
                 // "replay"): never accepted; challenge with stale=true
     Failed,     // wrong password, unknown user, bad or spent nonce, no qop, ...
-                // (every Failed spends the nonce, see NonceManager::spend)
+                // (every Failed spends the nonce, see NonceManager::spend, except
+                // bad-nonce: not ours, or not issued to this host)
   };
   struct Result {
     Outcome outcome = Outcome::Challenge;
@@ -34,17 +35,25 @@ class Authenticator {
     std::string reason;  // short fixed token for logs: "wrong-password", "unknown-user",
                          // "no-secret", "replay", "bad-nonce", "spent-nonce", "no-qop",
                          // "foreign-domain", "bad-algorithm", "malformed"
+    // A Failed that may count against the request's source: its nonce was issued to
+    // that host, so the sender could read our challenge there (it is that host, or
+    // on its path). False for bad-nonce: a forged source address is all it shows,
+    // and the real sender is unknown (see "bound" in nonce.h).
+    bool from_source = true;
   };
 
   // Checks the credentials (nullptr when the request carried none for `realm`).
-  // method/request_uri: of the request; domain: the user's domain (the realm).
+  // method: of the request; realm: the user's domain; host: the request's source
+  // address (the nonce must have been issued to it, see NonceManager).
   Result check(const Credentials *creds, std::string_view method, std::string_view realm,
-               int64_t now_s);
+               int64_t now_s, std::string_view host);
 
   // The value of each WWW-/Proxy-Authenticate header to send, one per algorithm:
   //   Digest realm="home.example", nonce="...", algorithm=SHA-256, qop="auth"[, stale=true]
-  // An unknown user gets exactly the same challenge as a known one.
-  std::vector<std::string> challenges(std::string_view realm, bool stale, int64_t now_s);
+  // An unknown user gets exactly the same challenge as a known one. host: where the
+  // challenge goes (the source address of the request it answers).
+  std::vector<std::string> challenges(std::string_view realm, bool stale, int64_t now_s,
+                                      std::string_view host);
 
  private:
   const UsersFile &users_;

@@ -103,19 +103,7 @@ FailureLimiter::Failure FailureLimiter::failed(const std::string &src, const std
     f.ban_seconds = static_cast<unsigned>(length);
   }
 
-  // The log budget: a few lines per source and per minute, fewer in total, so a
-  // flood writes a bounded log; the rest is counted for a summary line.
-  if (now_s - s.log_window >= kLogWindowS) s.log_window = now_s, s.logged = 0;
-  if (now_s - total_window_ >= kLogWindowS) total_window_ = now_s, total_logged_ = 0;
-  if (s.logged < limits_.log_lines && total_logged_ < limits_.log_lines_total) {
-    ++s.logged;
-    ++total_logged_;
-    f.suppressed = s.suppressed;
-    s.suppressed = 0;
-  } else {
-    f.log = false;
-    ++s.suppressed;
-  }
+  f.log = take_log_line(s, now_s, &f.suppressed);
 
   if (!user_key.empty()) {
     User &u = user(user_key);
@@ -137,6 +125,48 @@ FailureLimiter::Failure FailureLimiter::failed(const std::string &src, const std
     }
   }
   return f;
+}
+
+bool FailureLimiter::take_log_line(Source &s, int64_t now_s, uint64_t *suppressed) {
+  // The log budget: a few lines per source and per minute, fewer in total, so a
+  // flood writes a bounded log; the rest is counted for a summary line.
+  if (now_s - s.log_window >= kLogWindowS) s.log_window = now_s, s.logged = 0;
+  if (now_s - total_window_ >= kLogWindowS) total_window_ = now_s, total_logged_ = 0;
+  if (s.logged < limits_.log_lines && total_logged_ < limits_.log_lines_total) {
+    ++s.logged;
+    ++total_logged_;
+    *suppressed = s.suppressed;
+    s.suppressed = 0;
+    return true;
+  }
+  ++s.suppressed;
+  return false;
+}
+
+FailureLimiter::LogLine FailureLimiter::log_line(const std::string &src, int64_t now_s) {
+  LogLine l;
+  // Only the budget is touched: no failure, no back-off, no ban for src.
+  l.log = take_log_line(source(src, now_s), now_s, &l.suppressed);
+  return l;
+}
+
+FailureLimiter::LogLine FailureLimiter::unattributed_log_line(int64_t now_s) {
+  LogLine l;
+  if (now_s - unattributed_window_ >= kLogWindowS)
+    unattributed_window_ = now_s, unattributed_logged_ = 0;
+  if (unattributed_logged_ < limits_.log_lines) {
+    ++unattributed_logged_;
+    l.suppressed = unattributed_suppressed_;
+    unattributed_suppressed_ = 0;
+  } else {
+    l.log = false;
+    ++unattributed_suppressed_;
+  }
+  return l;
+}
+
+uint64_t FailureLimiter::take_unattributed_suppressed() {
+  return std::exchange(unattributed_suppressed_, 0);
 }
 
 void FailureLimiter::succeeded(const std::string &src) {

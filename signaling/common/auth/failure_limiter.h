@@ -62,6 +62,22 @@ class FailureLimiter {
   // Credentials from source checked out: its failures are forgotten (not its bans).
   void succeeded(const std::string &source);
 
+  struct LogLine {
+    bool log = true;          // write the line (else it is counted as suppressed)
+    uint64_t suppressed = 0;  // as Failure::suppressed
+  };
+  // A line about source that must not count as its failure (a reused nonce-count):
+  // it spends the same log budget as failure lines, so a flood of them writes a
+  // bounded log.
+  LogLine log_line(const std::string &source, int64_t now_s);
+  // A line about a request whose source cannot be trusted (its nonce was issued to
+  // another host: the address may be forged). A budget of its own, `log_lines` a
+  // minute for all such lines together: charged to the address it claims, a forged
+  // flood would crowd out that address's real failure lines.
+  LogLine unattributed_log_line(int64_t now_s);
+  // Such lines suppressed since the last line or call (then reset): for a summary.
+  uint64_t take_unattributed_suppressed();
+
   struct Ban {
     std::string source;
     int64_t until = 0;
@@ -100,6 +116,9 @@ class FailureLimiter {
   };
 
   Source &source(const std::string &key, int64_t now_s);
+  // Takes one line from s's and the total log budget: true if there was room, and
+  // then *suppressed is what s had suppressed since its last line.
+  bool take_log_line(Source &s, int64_t now_s, uint64_t *suppressed);
   User &user(const std::string &key);
   template <class Map>
   static void touch(Map &map, std::list<std::string> &order, typename Map::iterator it);
@@ -111,6 +130,9 @@ class FailureLimiter {
   std::list<std::string> user_order_;
   int64_t total_window_ = 0;
   unsigned total_logged_ = 0;
+  int64_t unattributed_window_ = 0;
+  unsigned unattributed_logged_ = 0;
+  uint64_t unattributed_suppressed_ = 0;
 };
 
 }  // namespace portier::auth

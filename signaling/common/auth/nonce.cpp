@@ -1,5 +1,6 @@
 #include "common/auth/nonce.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -17,6 +18,8 @@ namespace {
 
 // Layout of a nonce before encoding:
 //   issue time (8 bytes, big-endian) | counter (8) | random (8) | HMAC-SHA256 (first 16)
+// The MAC covers the first 24 bytes and then the host the nonce was issued to (see
+// HostKey), which is not in the nonce: the receiver supplies it from the packet.
 // The counter keeps nonces unique even if two are issued in the same second with a
 // failing RNG, and names the nonce's slot in the nonce-count ring (see nonce.h); the
 // random part keeps proxies that share a secret from issuing the same nonce. 128 bits of MAC are
@@ -65,6 +68,38 @@ int b64url_value(char c) {
 }
 
 using RawNonce = unsigned char[kNonceBytes];
+
+// The host as the MAC sees it: one spelling per address, so that "::1" and
+// "0:0:0:0:0:0:0:1", or "10.0.0.1" and the "::ffff:10.0.0.1" of a dual-stack
+// socket, bind a nonce to the same host. An IP address is 'I' and its 16 bytes
+// (IPv4 mapped into IPv6, RFC 4291 §2.5.5.2); anything else (no address known) is
+// 'N' and the text as given. The kind byte keeps the two apart. No allocation: the
+// check runs for every request with credentials.
+struct HostKey {
+  unsigned char ip[17];
+  std::string_view name;
+  bool is_ip = false;
+
+  explicit HostKey(std::string_view host) {
+    std::string_view h = host;
+    if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    char text[INET6_ADDRSTRLEN + 1];
+    if (h.size() < sizeof text) {
+      std::memcpy(text, h.data(), h.size());
+      text[h.size()] = '\0';
+      ip[0] = 'I';
+      unsigned char *a = ip + 1;
+      if (inet_pton(AF_INET6, text, a) == 1) {
+        is_ip = true;
+      } else if (inet_pton(AF_INET, text, a + 12) == 1) {
+        std::memset(a, 0, 10);
+        a[10] = a[11] = 0xff;
+        is_ip = true;
+      }
+    }
+    if (!is_ip) name = host;
+  }
+};
 
 // Decodes a nonce into its raw bytes, without allocating (accept_nc() is on the hot
 // path). Only the canonical spelling is accepted: base64 leaves the low bits of the
@@ -183,26 +218,34 @@ void NonceManager::init_mac() {
   if (!ok) throw std::runtime_error("OpenSSL cannot compute HMAC-SHA256");
 }
 
-void NonceManager::mac(const unsigned char *payload, size_t size, unsigned char *out) const {
+void NonceManager::mac(const unsigned char *payload, size_t size, std::string_view host,
+                       unsigned char *out) const {
   unsigned char inner[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_MD_CTX *w = work_.get();
-  if (EVP_MD_CTX_copy_ex(w, inner_.get()) != 1 || EVP_DigestUpdate(w, payload, size) != 1 ||
-      EVP_DigestFinal_ex(w, inner, &len) != 1 || EVP_MD_CTX_copy_ex(w, outer_.get()) != 1 ||
-      EVP_DigestUpdate(w, inner, len) != 1 || EVP_DigestFinal_ex(w, out, &len) != 1 ||
-      len < kMacSize) {
-    throw std::runtime_error("OpenSSL cannot compute HMAC-SHA256");
+  const HostKey key(host);
+  static const unsigned char kName = 'N';
+  bool ok = EVP_MD_CTX_copy_ex(w, inner_.get()) == 1 && EVP_DigestUpdate(w, payload, size) == 1;
+  if (key.is_ip) {
+    ok = ok && EVP_DigestUpdate(w, key.ip, sizeof key.ip) == 1;
+  } else {
+    ok = ok && EVP_DigestUpdate(w, &kName, 1) == 1 &&
+         EVP_DigestUpdate(w, key.name.data(), key.name.size()) == 1;
   }
+  ok = ok && EVP_DigestFinal_ex(w, inner, &len) == 1 && EVP_MD_CTX_copy_ex(w, outer_.get()) == 1 &&
+       EVP_DigestUpdate(w, inner, len) == 1 && EVP_DigestFinal_ex(w, out, &len) == 1 &&
+       len >= kMacSize;
+  if (!ok) throw std::runtime_error("OpenSSL cannot compute HMAC-SHA256");
 }
 
-std::string NonceManager::issue(int64_t now_s) {
+std::string NonceManager::issue(int64_t now_s, std::string_view host) {
   unsigned char raw[kPayloadSize];
   const uint64_t counter = ++counter_;
   for (int i = 0; i < 8; ++i) raw[i] = static_cast<unsigned char>(uint64_t(now_s) >> (56 - 8 * i));
   for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<unsigned char>(counter >> (56 - 8 * i));
   std::memcpy(raw + 16, instance_, sizeof instance_);
   unsigned char md[EVP_MAX_MD_SIZE];
-  mac(raw, kPayloadSize, md);
+  mac(raw, kPayloadSize, host, md);
   // This nonce now owns its slot: whichever nonce had it is forgotten.
   ring_[counter % slots_] = Slot{counter, get_u32(md), 0};
 
@@ -211,12 +254,14 @@ std::string NonceManager::issue(int64_t now_s) {
   return b64url_encode(bytes);
 }
 
-NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s, uint64_t *counter,
+NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s,
+                                         std::string_view host, uint64_t *counter,
                                          uint32_t *tag) const {
   RawNonce raw;
   if (!decode_nonce(nonce, raw)) return Check::Invalid;
   unsigned char md[EVP_MAX_MD_SIZE];
-  mac(raw, kPayloadSize, md);
+  // Issued to another host, or forged: the same mismatch, told apart by nobody.
+  mac(raw, kPayloadSize, host, md);
   if (CRYPTO_memcmp(md, raw + kPayloadSize, kMacSize) != 0) return Check::Invalid;
   *counter = get_u64(raw + 8);
   *tag = get_u32(md);
@@ -228,10 +273,11 @@ NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s, 
   return Check::Valid;
 }
 
-NonceManager::Check NonceManager::check(std::string_view nonce, int64_t now_s) const {
+NonceManager::Check NonceManager::check(std::string_view nonce, int64_t now_s,
+                                        std::string_view host) const {
   uint64_t counter = 0;
   uint32_t tag = 0;
-  const Check c = verify(nonce, now_s, &counter, &tag);
+  const Check c = verify(nonce, now_s, host, &counter, &tag);
   if (c == Check::Invalid || counter > counter_) return c;
   // Spent outranks Stale: a spent nonce must not earn stale=true, which would tell
   // a guesser that the password was right.
@@ -240,23 +286,23 @@ NonceManager::Check NonceManager::check(std::string_view nonce, int64_t now_s) c
   return c;
 }
 
-void NonceManager::spend(std::string_view nonce, int64_t now_s) {
+void NonceManager::spend(std::string_view nonce, int64_t now_s, std::string_view host) {
   uint64_t counter = 0;
   uint32_t tag = 0;
-  if (verify(nonce, now_s, &counter, &tag) == Check::Invalid || counter > counter_) return;
+  if (verify(nonce, now_s, host, &counter, &tag) == Check::Invalid || counter > counter_) return;
   Slot &slot = ring_[counter % slots_];
   if (slot.counter == counter && slot.tag == tag) slot.nc = kSpent;
 }
 
-NonceManager::Nc NonceManager::accept_nc(std::string_view nonce, std::string_view nc,
-                                         int64_t now_s) {
+NonceManager::Nc NonceManager::accept_nc(std::string_view nonce, std::string_view nc, int64_t now_s,
+                                         std::string_view host) {
   const std::optional<uint32_t> count = parse_nc(nc);
   if (!count) return Nc::Malformed;
-  // Verified here too, so that a forged nonce can never raise the nc of a slot and
-  // lock the real owner out.
+  // Verified here too, so that a forged nonce, or one presented by another host, can
+  // never raise the nc of a slot and lock the real owner out.
   uint64_t counter = 0;
   uint32_t tag = 0;
-  switch (verify(nonce, now_s, &counter, &tag)) {
+  switch (verify(nonce, now_s, host, &counter, &tag)) {
     case Check::Invalid:
       return Nc::Malformed;
     case Check::Stale:

@@ -30,6 +30,16 @@
 // never accepted again, so each guess at a password costs an attacker a fresh
 // challenge, one round trip that the proxy's per-source failure limits see.
 //
+// Every nonce is bound to the host it was sent to (the source IP of the request the
+// challenge answered; not the port, which NATs change): the host is part of the MAC's
+// input, not of the nonce. A nonce presented from another host fails the MAC, exactly
+// like a forged one. Over UDP anyone can forge a source address, but only the real
+// host (or a hop on its path) receives the challenges sent there; so a failure with a
+// nonce bound to the source really comes from that source, and only such failures
+// may count against it. Without the binding, a laptop on the Wi-Fi could send wrong
+// answers, with a nonce it got under its own address, from a resident's forged
+// address and get the resident banned (the weakness of fail2ban-style limits).
+//
 // Not thread-safe: one NonceManager per thread (the proxy has one event loop).
 #pragma once
 
@@ -65,19 +75,26 @@ class NonceManager {
   NonceManager(std::string secret, unsigned lifetime_s, size_t slots = kDefaultSlots,
                std::optional<int64_t> start_s = std::nullopt);
 
-  // A fresh nonce (opaque printable token, no secret inside). Takes over the ring
-  // slot of its counter, forgetting the nonce issued N nonces earlier.
-  std::string issue(int64_t now_s);
-  // Authenticity and age of a nonce this manager (or one with the same secret) issued.
-  Check check(std::string_view nonce, int64_t now_s) const;
+  // host, everywhere below: the address the request came from (an IP literal as
+  // inet_ntop writes it, brackets allowed; IPv4-mapped IPv6 is the same host as its
+  // IPv4 address; anything else is taken as an opaque name). See "bound" above.
+
+  // A fresh nonce (opaque printable token, no secret inside) for a challenge sent to
+  // host. Takes over the ring slot of its counter, forgetting the nonce issued N
+  // nonces earlier.
+  std::string issue(int64_t now_s, std::string_view host);
+  // Authenticity and age of a nonce this manager (or one with the same secret) issued
+  // to host; Invalid when it was issued to another host.
+  Check check(std::string_view nonce, int64_t now_s, std::string_view host) const;
   // Records nonce-count nc (8 hex digits) for nonce, see Nc. Checks the nonce itself
-  // (check() must say Valid for Accepted), so that forged nonces cannot touch the
-  // ring. Allocates nothing.
-  Nc accept_nc(std::string_view nonce, std::string_view nc, int64_t now_s);
+  // (check() must say Valid for Accepted), so that forged nonces and nonces of
+  // another host cannot touch the ring. Allocates nothing.
+  Nc accept_nc(std::string_view nonce, std::string_view nc, int64_t now_s, std::string_view host);
   // Marks the nonce spent after a failed response: check() says Spent and
   // accept_nc() never accepts it again. No effect on a forged or forgotten nonce
-  // (a forgotten one is never accepted anyway).
-  void spend(std::string_view nonce, int64_t now_s);
+  // (a forgotten one is never accepted anyway), nor on one issued to another host:
+  // a forged source must not burn the real host's challenge.
+  void spend(std::string_view nonce, int64_t now_s, std::string_view host);
 
   unsigned lifetime() const { return lifetime_s_; }
   size_t slots() const { return slots_; }
@@ -93,10 +110,13 @@ class NonceManager {
   static constexpr uint32_t kSpent = 0xffffffffu;
   static_assert(sizeof(Slot) == 16, "the ring's memory budget assumes 16-byte slots");
 
-  // HMAC-SHA256 of payload into out (at least 32 bytes).
-  void mac(const unsigned char *payload, size_t size, unsigned char *out) const;
+  // HMAC-SHA256 of payload, then host (see host_bytes in nonce.cpp), into out (at
+  // least 32 bytes).
+  void mac(const unsigned char *payload, size_t size, std::string_view host,
+           unsigned char *out) const;
   // check(), also giving the counter and tag of a nonce that is not Invalid.
-  Check verify(std::string_view nonce, int64_t now_s, uint64_t *counter, uint32_t *tag) const;
+  Check verify(std::string_view nonce, int64_t now_s, std::string_view host, uint64_t *counter,
+               uint32_t *tag) const;
 
   void init_mac();
 
