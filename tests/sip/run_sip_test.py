@@ -306,6 +306,65 @@ def attach_raw(msgs, path):
 
 
 # --------------------------------------------------------------------------
+# Shared toolbox of the raw-socket cases: digest answers and challenges
+# --------------------------------------------------------------------------
+
+_DIGEST_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+
+
+def parse_challenge(value):
+    """The parameters of one WWW-Authenticate / Proxy-Authenticate value (RFC
+    7616 section 3.3), names lower-cased and quotes taken off."""
+    return dict((k.lower(), v1 or v2) for k, v1, v2 in
+                re.findall(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]+))', value))
+
+
+def header_values(msg, name):
+    """The values of every `name` header line of a raw message (bytes), in order."""
+    head = msg.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return [line.split(":", 1)[1].strip() for line in head
+            if ":" in line and line.split(":", 1)[0].strip().lower() == name.lower()]
+
+
+def find_challenge(values, algorithm="MD5"):
+    """The parsed challenge of `algorithm` among header values, or None: the
+    proxy sends one challenge per algorithm (RFC 8760 section 2.4), and one
+    that names none is MD5 (RFC 7616 section 3.3)."""
+    for v in values:
+        params = parse_challenge(v)
+        if params.get("algorithm", "MD5").upper() == algorithm.upper():
+            return params
+    return None
+
+
+def digest_auth(user, password, challenge, method, uri, nc=1, cnonce=None, qop="auth"):
+    """An Authorization / Proxy-Authorization value answering `challenge` (from
+    parse_challenge) as RFC 7616 section 3.4 tells a client, in the challenge's
+    algorithm (MD5 or SHA-256), opaque echoed. qop="" gives an RFC 2069 style
+    answer (no nc, no cnonce; RFC 2617 section 3.2.2.1), which the proxy must
+    refuse. uri is what the client claims (the Request-URI unless a case lies)."""
+    algorithm = challenge.get("algorithm", "MD5").upper()
+
+    def h(text):
+        return _DIGEST_HASHES[algorithm](text.encode()).hexdigest()
+    realm, nonce = challenge["realm"], challenge["nonce"]
+    cnonce = cnonce or "c%08x" % nc
+    ha1 = h("%s:%s:%s" % (user, realm, password))
+    ha2 = h("%s:%s" % (method, uri))
+    if qop:
+        resp = h("%s:%s:%08x:%s:%s:%s" % (ha1, nonce, nc, cnonce, qop, ha2))
+    else:
+        resp = h("%s:%s:%s" % (ha1, nonce, ha2))
+    value = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+             'algorithm=%s' % (user, realm, nonce, uri, resp, algorithm))
+    if qop:
+        value += ', qop=%s, nc=%08x, cnonce="%s"' % (qop, nc, cnonce)
+    if challenge.get("opaque"):
+        value += ', opaque="%s"' % challenge["opaque"]
+    return value
+
+
+# --------------------------------------------------------------------------
 # Test environment
 # --------------------------------------------------------------------------
 
@@ -2979,27 +3038,6 @@ def _with_config(env, auth="", users=""):
     env.write_config = write_config
 
 
-def _md5(text):
-    return hashlib.md5(text.encode()).hexdigest()
-
-
-def _digest(user, password, nonce, method, uri, nc=1, qop="auth", realm=DOMAIN):
-    """An Authorization value computed as RFC 2617 section 3.2.2 tells a client
-    (MD5); qop="" gives an RFC 2069 style answer (no nc, no cnonce)."""
-    ha1 = _md5("%s:%s:%s" % (user, realm, password))
-    ha2 = _md5("%s:%s" % (method, uri))
-    cnonce = "c%08x" % nc
-    if qop:
-        resp = _md5("%s:%s:%08x:%s:%s:%s" % (ha1, nonce, nc, cnonce, qop, ha2))
-    else:
-        resp = _md5("%s:%s:%s" % (ha1, nonce, ha2))
-    value = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
-             'algorithm=MD5' % (user, realm, nonce, uri, resp))
-    if qop:
-        value += ', qop=%s, nc=%08x, cnonce="%s"' % (qop, nc, cnonce)
-    return value
-
-
 class _RawUA:
     """A SIP UA on one UDP socket of `host` (the attacker's 127.0.0.2 or a
     resident's 127.0.0.1): raw requests, parsed status lines and headers back."""
@@ -3069,16 +3107,15 @@ class _RawUA:
         return out
 
     def challenge(self, user, method="REGISTER", ruri="sip:" + DOMAIN):
-        """The MD5 nonce of a fresh challenge (RFC 8760: one challenge per algorithm)."""
+        """A fresh MD5 challenge, parsed (RFC 8760: one challenge per algorithm)."""
         res = self.request(method, ruri, user)
         status, hdrs, first = res[-1]
         name = "www-authenticate" if method == "REGISTER" else "proxy-authenticate"
         check(status in (401, 407), "%s without credentials got %s, expected a challenge"
               % (method, first))
-        for v in hdrs.get(name, []):
-            if re.search(r"algorithm\s*=\s*MD5\b", v, re.I):
-                return re.search(r'nonce\s*=\s*"([^"]+)"', v).group(1)
-        raise TestFailure("no MD5 challenge in %s" % hdrs.get(name))
+        ch = find_challenge(hdrs.get(name, []))
+        check(ch and "nonce" in ch, "no MD5 challenge in %s" % hdrs.get(name))
+        return ch
 
 
 def _bindings_from(env, user, host):
@@ -3096,10 +3133,10 @@ def case_auth_cross_domain_user(env):
     _with_config(env, users="%s clrtxt:%s ;\n" % OTHER_DOMAIN_USER)
     env.start_proxy()
     attacker = _RawUA(env, ATTACKER)
-    nonce = attacker.challenge("alice")
+    ch = attacker.challenge("alice")
     username, password = OTHER_DOMAIN_USER
     res = attacker.request("REGISTER", "sip:" + DOMAIN, "alice",
-                           auth=_digest(username, password, nonce, "REGISTER", "sip:" + DOMAIN))
+                           auth=digest_auth(username, password, ch, "REGISTER", "sip:" + DOMAIN))
     log("REGISTER alice@%s with username=%s -> %s" % (DOMAIN, username, res[-1][2]))
     check(res[-1][0] != 200, "alice@other.example's password registered alice@%s: %s"
           % (DOMAIN, res[-1][2]))
@@ -3119,26 +3156,26 @@ def case_auth_uri_mismatch(env):
     URI spelled otherwise (RFC 3261 section 19.1.4: host case) is accepted."""
     env.start_proxy()
     ua = _RawUA(env, ATTACKER)
-    nonce = ua.challenge("alice")
+    ch = ua.challenge("alice")
     other = "sip:door@" + DOMAIN
     res = ua.request("REGISTER", "sip:" + DOMAIN, "alice",
-                     auth=_digest("alice", USERS["alice"], nonce, "REGISTER", other))
+                     auth=digest_auth("alice", USERS["alice"], ch, "REGISTER", other))
     log("REGISTER sip:%s with uri=%s -> %s" % (DOMAIN, other, res[-1][2]))
     check(res[-1][0] == 400, "digest uri %s for Request-URI sip:%s: %s, expected 400"
           % (other, DOMAIN, res[-1][2]))
     check(not _bindings_from(env, "alice", ATTACKER), "the mismatched credentials registered")
     # Same URI, other spelling: compared as URIs, not bytes.
     ua2 = _RawUA(env, LOCAL)
-    nonce = ua2.challenge("alice")
+    ch = ua2.challenge("alice")
     res = ua2.request("REGISTER", "sip:" + DOMAIN, "alice",
-                      auth=_digest("alice", USERS["alice"], nonce, "REGISTER",
-                                   "sip:" + DOMAIN.upper()))
+                      auth=digest_auth("alice", USERS["alice"], ch, "REGISTER",
+                                       "sip:" + DOMAIN.upper()))
     check(res[-1][0] == 200, "digest uri sip:%s for sip:%s: %s, expected 200"
           % (DOMAIN.upper(), DOMAIN, res[-1][2]))
     # An INVITE too: the credentials of a call to the door do not open another target.
-    nonce = ua2.challenge("mon1", "INVITE", "sip:%s@%s" % (GROUP, DOMAIN))
+    ch = ua2.challenge("mon1", "INVITE", "sip:%s@%s" % (GROUP, DOMAIN))
     res = ua2.request("INVITE", "sip:%s@%s" % (GROUP, DOMAIN), "mon1",
-                      auth=_digest("mon1", USERS["mon1"], nonce, "INVITE", other),
+                      auth=digest_auth("mon1", USERS["mon1"], ch, "INVITE", other),
                       auth_header="Proxy-Authorization")
     log("INVITE sip:%s@%s with uri=%s -> %s" % (GROUP, DOMAIN, other, res[-1][2]))
     check(res[-1][0] == 400, "INVITE with digest uri %s: %s, expected 400" % (other, res[-1][2]))
@@ -3151,8 +3188,8 @@ def case_auth_no_qop_refused(env):
     with another Contact (RFC 7616 section 5.5)."""
     env.start_proxy()
     ua = _RawUA(env, ATTACKER)
-    nonce = ua.challenge("alice")
-    auth = _digest("alice", USERS["alice"], nonce, "REGISTER", "sip:" + DOMAIN, qop="")
+    ch = ua.challenge("alice")
+    auth = digest_auth("alice", USERS["alice"], ch, "REGISTER", "sip:" + DOMAIN, qop="")
     res = ua.request("REGISTER", "sip:" + DOMAIN, "alice", auth=auth)
     log("REGISTER without qop -> %s" % res[-1][2])
     check(res[-1][0] == 401, "a response without qop got %s, expected 401" % res[-1][2])
@@ -3169,20 +3206,20 @@ def case_auth_brute_force(env):
     the resident alice on 127.0.0.1 still registers; the log stays bounded."""
     env.start_proxy()
     attacker = _RawUA(env, ATTACKER)
-    nonce = attacker.challenge("alice")
+    ch = attacker.challenge("alice")
     statuses = {}
     for i in range(300):
         # Once banned, nothing comes back: the rest go out without waiting.
         res = attacker.request("REGISTER", "sip:" + DOMAIN, "alice",
                                wait=0.01 if statuses.get(None, 0) >= 3 else 0.3,
-                               auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER",
-                                            "sip:" + DOMAIN, nc=i + 1),
+                               auth=digest_auth("alice", "guess-%d" % i, ch, "REGISTER",
+                                                "sip:" + DOMAIN, nc=i + 1),
                                expect_reply=False)
         key = res[-1][0] if res else None
         statuses[key] = statuses.get(key, 0) + 1
     log("300 guesses against one nonce: answers %s" % statuses)
     check(not statuses.get(200), "a wrong guess registered")
-    right = _digest("alice", USERS["alice"], nonce, "REGISTER", "sip:" + DOMAIN, nc=1000)
+    right = digest_auth("alice", USERS["alice"], ch, "REGISTER", "sip:" + DOMAIN, nc=1000)
     # The same nonce with the right password from a third address: spent.
     third = _RawUA(env, "127.0.0.3")
     res = third.request("REGISTER", "sip:" + DOMAIN, "alice", auth=right)
@@ -3229,9 +3266,9 @@ def case_auth_bans_control(env):
 
     def ban(ua):
         for i in range(6):
-            nonce = ua.challenge("mon1")
+            ch = ua.challenge("mon1")
             ua.request("REGISTER", "sip:" + DOMAIN, "mon1", wait=0.3, expect_reply=False,
-                       auth=_digest("mon1", WRONG_PASSWORD, nonce, "REGISTER", "sip:" + DOMAIN))
+                       auth=digest_auth("mon1", WRONG_PASSWORD, ch, "REGISTER", "sip:" + DOMAIN))
             if any(b.get("address") == ua.host for b in env.ctl("bans")["bans"]):
                 return
             time.sleep(1.1)  # the back-off after a failure (failure-backoff = 1, doubling)
@@ -3342,31 +3379,6 @@ def case_auth_invite_flood(env):
 ATTACKER = "127.0.0.2"  # "another host" on the LAN: a second loopback address
 
 
-def _digest_md5(user, password, realm, nonce, uri, nc, cnonce, method="REGISTER"):
-    """RFC 7616 section 3.4.1 / RFC 2617 section 3.2.2.1 with qop=auth."""
-    import hashlib
-
-    def h(s):
-        return hashlib.md5(s.encode("latin-1")).hexdigest()
-    ha1 = h("%s:%s:%s" % (user, realm, password))
-    ha2 = h("%s:%s" % (method, uri))
-    return h("%s:%s:%08x:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
-
-
-def _md5_challenge(resp):
-    """The MD5 challenge of a 401 (the proxy sends one per algorithm, RFC 8760)."""
-    for line in resp.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() != b"www-authenticate":
-            continue
-        v = value.decode("latin-1")
-        params = dict((k.lower(), val.strip('"')) for k, val in
-                      re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', v))
-        if params.get("algorithm", "MD5").upper() == "MD5":
-            return params
-    return None
-
-
 def _status(resp):
     first = resp.split(b"\r\n", 1)[0]
     m = re.match(rb"SIP/2\.0 (\d{3})", first)
@@ -3442,15 +3454,10 @@ def sip_register(env, user, contact, src=LOCAL, extra=(), password=None, call_id
         r = exchange(build(cseq, None))
         if r is None or _status(r) != 401:
             return r
-        ch = _md5_challenge(r)
+        ch = find_challenge(header_values(r, "WWW-Authenticate"))
         check(ch and "nonce" in ch, "401 without an MD5 challenge: %r" % r[:300])
-        cnonce = "%08x" % _reg_counter[0]
-        resp = _digest_md5(user, password, ch["realm"], ch["nonce"], ruri, 1, cnonce)
-        auth = ('Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", '
-                'response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="%s"'
-                % (user, ch["realm"], ch["nonce"], ruri, resp, cnonce))
-        if ch.get("opaque"):
-            auth += ', opaque="%s"' % ch["opaque"]
+        auth = "Authorization: " + digest_auth(user, password, ch, "REGISTER", ruri,
+                                               cnonce="%08x" % _reg_counter[0])
         return exchange(build(cseq + 1, auth))
     finally:
         if own:
@@ -3743,24 +3750,6 @@ class RawUa:
         self.sock.close()
 
 
-def _digest_param(challenge, name):
-    m = re.search(r'(?:^|[\s,])%s="?([^",]*)"?' % name, challenge)
-    return m.group(1) if m else None
-
-
-def _digest_md5_header(method, uri, user, password, challenge):
-    """An RFC 2617 qop=auth answer to an MD5 challenge (sipp's kind of client)."""
-    import hashlib
-    md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
-    realm, nonce = _digest_param(challenge, "realm"), _digest_param(challenge, "nonce")
-    cnonce, nc = "%08x" % random_id(), "00000001"
-    ha1, ha2 = md5("%s:%s:%s" % (user, realm, password)), md5("%s:%s" % (method, uri))
-    resp = md5("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
-    return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
-            'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"'
-            % (user, realm, nonce, uri, resp, nc, cnonce))
-
-
 def random_id():
     return int.from_bytes(os.urandom(4), "big")
 
@@ -3793,11 +3782,11 @@ class RawCall:
         self.branch = self._invite(None)
         chal = ua.wait_for(lambda m: self.mine(m) and m.status == 407, 5, "407 for " + self.call_id)
         self._ack(chal)
-        md5 = [c for c in chal.hdrs("Proxy-Authenticate") if "MD5" in c.upper()
-               or "algorithm" not in c]
+        md5 = find_challenge(chal.hdrs("Proxy-Authenticate"))
         check(md5, "%s: no MD5 challenge in %s" % (ua.name, chal.hdrs("Proxy-Authenticate")))
         self.cseq = 2
-        self.branch = self._invite(_digest_md5_header("INVITE", self.uri, user, USERS[user], md5[0]))
+        self.branch = self._invite(digest_auth(user, USERS[user], md5, "INVITE", self.uri,
+                                               cnonce="%08x" % random_id()))
 
     def mine(self, m):
         return m.hdr("Call-ID") == self.call_id and m.status is not None
@@ -4342,34 +4331,11 @@ class PyUA:
         self.send("\r\n".join(lines), body, to=req.src)
 
 
-def _py_md5(s):
-    import hashlib
-    return hashlib.md5(s.encode()).hexdigest()
-
-
-def _py_digest(challenge, method, uri, user):
-    """An RFC 2617 MD5 qop=auth answer to one challenge header value."""
-    params = dict((k.lower(), v1 or v2) for k, v1, v2 in
-                  re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', challenge))
-    realm, nonce = params["realm"], params["nonce"]
-    cnonce, nc = "0a4f113b", "00000001"
-    ha1 = _py_md5("%s:%s:%s" % (user, realm, USERS[user]))
-    ha2 = _py_md5("%s:%s" % (method, uri))
-    resp = _py_md5("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
-    out = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
-           'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"' % (user, realm, nonce, uri, resp,
-                                                           nc, cnonce))
-    if "opaque" in params:
-        out += ', opaque="%s"' % params["opaque"]
-    return out
-
-
 def _py_challenge(resp):
-    for name in ("Proxy-Authenticate", "WWW-Authenticate"):
-        for c in resp.hdrs(name):
-            if "MD5" in c.upper() or "algorithm" not in c.lower():
-                return name, c
-    raise TestFailure("no MD5 challenge in %s" % resp.first)
+    """The MD5 challenge of a 407 or 401, parsed."""
+    ch = find_challenge(resp.hdrs("Proxy-Authenticate") + resp.hdrs("WWW-Authenticate"))
+    check(ch, "no MD5 challenge in %s" % resp.first)
+    return ch
 
 
 def _send_authenticated(ua, method, ruri, user, headers, body=b""):
@@ -4385,10 +4351,11 @@ def _send_authenticated(ua, method, ruri, user, headers, body=b""):
             ua.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
                     "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"),
                                           resp.hdr("To"), resp.hdr("Call-ID"), cseq))
-        name, chal = _py_challenge(resp)
+        chal = _py_challenge(resp)
         cseq = 2
         auth = "%s: %s\n" % ("Proxy-Authorization" if resp.status == 407 else "Authorization",
-                             _py_digest(chal, method, ruri, user))
+                             digest_auth(user, USERS[user], chal, method, ruri,
+                                         cnonce="0a4f113b"))
         ua.send(headers.format(via=ua.via(), cseq=cseq, auth=auth), body)
         resp = ua.response_to(method, timeout=5)
     return resp, cseq
@@ -4987,9 +4954,10 @@ def case_dialog_notify_first(env):
         sub.send(head.format(via=sub.via(), cseq=1, auth=""))
         r = sub.response_to("SUBSCRIBE")
         check(r.status == 407, "SUBSCRIBE without credentials got %s" % r.first)
-        _, chal = _py_challenge(r)
+        chal = _py_challenge(r)
         sub.send(head.format(via=sub.via(), cseq=2, auth="Proxy-Authorization: %s\n"
-                             % _py_digest(chal, "SUBSCRIBE", ruri, "door")))
+                             % digest_auth("door", USERS["door"], chal, "SUBSCRIBE", ruri,
+                                           cnonce="0a4f113b")))
         req = notifier.expect(lambda m: m.method == "SUBSCRIBE", "SUBSCRIBE")
         rr = req.hdrs("Record-Route")
         check(rr, "the SUBSCRIBE carries no Record-Route")
@@ -5115,27 +5083,6 @@ def _header_lines(msg, name):
     return [h for h in head if h.split(":", 1)[0].strip().lower() == name.lower()]
 
 
-def _tcp_digest_md5(challenge, user, password, method, uri):
-    """An Authorization value for an MD5 challenge (RFC 7616 section 3.4.1,
-    qop=auth when offered; RFC 2617 section 3.2.2 without it)."""
-    params = dict(re.findall(r'(\w+)\s*=\s*"?([^",]*)"?', challenge))
-    realm, nonce = params["realm"], params["nonce"]
-    md5 = lambda s: __import__("hashlib").md5(s.encode()).hexdigest()
-    ha1 = md5("%s:%s:%s" % (user, realm, password))
-    ha2 = md5("%s:%s" % (method, uri))
-    auth = 'Digest username="%s", realm="%s", nonce="%s", uri="%s", algorithm=MD5' % (
-        user, realm, nonce, uri)
-    if "auth" in params.get("qop", "").split(","):
-        cnonce, nc = "c0ffee%d" % int(time.time()), "00000001"
-        resp = md5("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
-        auth += ', qop=auth, nc=%s, cnonce="%s"' % (nc, cnonce)
-    else:
-        resp = md5("%s:%s:%s" % (ha1, nonce, ha2))
-    if "opaque" in params:
-        auth += ', opaque="%s"' % params["opaque"]
-    return auth + ', response="%s"' % resp
-
-
 class _TcpSip:
     """A SIP device on one TCP connection: messages framed by Content-Length
     (RFC 3261 section 18.3), CRLFCRLF keep-alives and their CRLF pongs (RFC 5626
@@ -5203,10 +5150,10 @@ class _TcpSip:
         r = self.read(5)
         check(r is not None and _status_of(r) == 401,
               "REGISTER of %s over TCP: expected 401, got %r" % (user, r and r[:60]))
-        md5 = [h.split(":", 1)[1].strip() for h in _header_lines(r, "WWW-Authenticate")
-               if "SHA-256" not in h]
+        md5 = find_challenge(header_values(r, "WWW-Authenticate"))
         check(md5, "no MD5 challenge in %r" % r[:300])
-        self.send(request(2, _tcp_digest_md5(md5[0], user, USERS[user], "REGISTER", uri)))
+        self.send(request(2, digest_auth(user, USERS[user], md5, "REGISTER", uri,
+                                         cnonce="c0ffee%d" % int(time.time()))))
         r = self.read(5)
         check(r is not None and _status_of(r) == 200,
               "REGISTER of %s over TCP: expected 200, got %r" % (user, r and r[:60]))
