@@ -306,8 +306,12 @@ def attach_raw(msgs, path):
 
 
 # --------------------------------------------------------------------------
-# Shared toolbox of the raw-socket cases: digest answers and challenges
+# Shared toolbox of the raw-socket cases: the attacker's address, digest
+# answers and challenges
 # --------------------------------------------------------------------------
+
+# The attacker's address: a second loopback address, so "another host" is real.
+ATTACKER = "127.0.0.2"
 
 _DIGEST_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
@@ -3011,8 +3015,6 @@ def case_monitor_window(env):
 # issue 11: digest authentication, brute force, stateless challenges
 # --------------------------------------------------------------------------
 
-# The attacker's address: a second loopback address, so "another host" is real.
-ATTACKER = "127.0.0.2"
 # A user of another domain in the users file, with its own password.
 OTHER_DOMAIN_USER = ("alice@other.example", "Other-alice-Pw-6620")
 # A user stored only as a SHA-256 HA1 (of "sha2only:home.example:<password>").
@@ -3376,9 +3378,6 @@ def case_auth_invite_flood(env):
 # issue 11: registrar input, restart safety, durable registrations
 # --------------------------------------------------------------------------
 
-ATTACKER = "127.0.0.2"  # "another host" on the LAN: a second loopback address
-
-
 def _status(resp):
     first = resp.split(b"\r\n", 1)[0]
     m = re.match(rb"SIP/2\.0 (\d{3})", first)
@@ -3691,9 +3690,6 @@ def case_crash_mid_burst(env):
 # UDP sockets driven from Python, so a case decides exactly when a device
 # answers (or never does) and what its SDP leaves out.
 # --------------------------------------------------------------------------
-
-ATTACKER = "127.0.0.2"  # "another host" on the loopback network
-
 
 class RawUa:
     """A SIP endpoint on a raw UDP socket (a caller or a registered device): a
@@ -5004,9 +5000,6 @@ def case_dialog_notify_first(env):
 
 # TCP connection limits and timeouts (issue 11: transport)
 # --------------------------------------------------------------------------
-
-ATTACKER = "127.0.0.2"  # "another host" on the loopback
-
 
 def _tcp_connect(env, src=ATTACKER, timeout=3.0):
     """A TCP connection to the proxy's SIP port from address `src`."""
