@@ -1601,6 +1601,9 @@ def case_in_dialog_requests(env):
     def body_pair(method, ctype, relayed_sdp=False):
         sent = [m for m in in_dialog if m.method == method][-1]
         got = [m for m in after_answer if m.method == method][-1]
+        # The framing check is against the bytes mon1 really received: the
+        # relay's ports below can have other digit counts than the door's.
+        got_length = len(got.raw_body)
         if relayed_sdp:
             # The media relay points the m= ports at itself (issue 3); every
             # other byte is the door's.
@@ -1620,9 +1623,9 @@ def case_in_dialog_requests(env):
               % (method, got.hdr("Content-Type"), ctype))
         check(got.raw_body == sent.raw_body,
               "mon1 got the %s body %r, the door sent %r" % (method, got.raw_body, sent.raw_body))
-        check(int((got.hdr("Content-Length") or "-1").strip()) == len(sent.raw_body),
-              "mon1 got %s with Content-Length %s for a %d-byte body"
-              % (method, got.hdr("Content-Length"), len(sent.raw_body)))
+        check(int((got.hdr("Content-Length") or "-1").strip()) == got_length,
+              "mon1 got %s with Content-Length %s for a %d-byte body (RFC 3261 section 20.14)"
+              % (method, got.hdr("Content-Length"), got_length))
         return got
 
     body_pair("INFO", "application/dtmf-relay")
