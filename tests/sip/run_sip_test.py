@@ -306,8 +306,8 @@ def attach_raw(msgs, path):
 
 
 # --------------------------------------------------------------------------
-# Shared toolbox of the raw-socket cases: the attacker's address, digest
-# answers and challenges
+# Shared toolbox of the raw-socket cases: the attacker's address, messages
+# received on a socket, digest answers and challenges
 # --------------------------------------------------------------------------
 
 # The attacker's address: a second loopback address, so "another host" is real.
@@ -323,11 +323,48 @@ def parse_challenge(value):
                 re.findall(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]+))', value))
 
 
+class SipMessage(SipMsg):
+    """A SIP message as a socket received it (bytes) from `src`: SipMsg's
+    parsing, the body kept as bytes, the Request-URI of a request."""
+
+    def __init__(self, data, src):
+        head, _, body = data.partition(b"\r\n\r\n")
+        SipMsg.__init__(self, "received", "", head.decode("latin-1").replace("\r\n", "\n"))
+        self.body, self.src = body, src
+        parts = self.first.split(" ", 2)
+        self.ruri = parts[1] if self.status is None and len(parts) > 1 else None
+
+    def tag(self, name):
+        m = re.search(r";\s*tag=([^;>\s]+)", self.hdr(name) or "")
+        return m.group(1) if m else None
+
+    def cseq(self):
+        parts = (self.hdr("CSeq") or "").split()
+        return (int(parts[0]) if parts and parts[0].isdigit() else None,
+                parts[1] if len(parts) > 1 else None)
+
+
+def status_of(msg):
+    """The status code of a raw response (bytes), None for a request or garbage."""
+    m = re.match(rb"SIP/2\.0 (\d{3})", msg)
+    return int(m.group(1)) if m else None
+
+
+def header_lines(msg, name):
+    """Every `name` header line of a raw message (bytes), whole, in order."""
+    head = msg.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return [h for h in head if h.split(":", 1)[0].strip().lower() == name.lower()]
+
+
 def header_values(msg, name):
     """The values of every `name` header line of a raw message (bytes), in order."""
-    head = msg.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
-    return [line.split(":", 1)[1].strip() for line in head
-            if ":" in line and line.split(":", 1)[0].strip().lower() == name.lower()]
+    return [h.split(":", 1)[1].strip() for h in header_lines(msg, name)]
+
+
+def header_value(msg, name):
+    """The first `name` header value of a raw message (bytes), or None."""
+    values = header_values(msg, name)
+    return values[0] if values else None
 
 
 def find_challenge(values, algorithm="MD5"):
@@ -3092,20 +3129,15 @@ class _RawUA:
                 data = self.sock.recv(65535)
             except socket.timeout:
                 break
-            text = data.decode("latin-1", "replace")
-            head = text.split("\r\n\r\n", 1)[0].split("\r\n")
-            if not head[0].startswith("SIP/2.0 "):
-                continue
+            m = SipMessage(data, None)
             # Only this request's answers (an earlier one's may still arrive).
-            hdrs = {}
-            for h in head[1:]:
-                name, _, value = h.partition(":")
-                hdrs.setdefault(name.strip().lower(), []).append(value.strip())
-            if hdrs.get("cseq", [""])[0].split()[0:1] != [str(self.cseq)]:
+            if m.status is None or m.cseq()[0] != self.cseq:
                 continue
-            status = int(head[0].split()[1])
-            out.append((status, hdrs, head[0]))
-            if status >= 200:
+            hdrs = {}
+            for name, value in m.headers:
+                hdrs.setdefault(name.lower(), []).append(value)
+            out.append((m.status, hdrs, m.first))
+            if m.status >= 200:
                 break
         if expect_reply:
             check(out, "%s from %s: no response" % (method, self.host))
@@ -3381,20 +3413,6 @@ def case_auth_invite_flood(env):
 # issue 11: registrar input, restart safety, durable registrations
 # --------------------------------------------------------------------------
 
-def _status(resp):
-    first = resp.split(b"\r\n", 1)[0]
-    m = re.match(rb"SIP/2\.0 (\d{3})", first)
-    return int(m.group(1)) if m else None
-
-
-def _header(resp, name):
-    for line in resp.split(b"\r\n")[1:]:
-        n, _, v = line.partition(b":")
-        if n.strip().lower() == name.lower().encode():
-            return v.strip().decode("latin-1")
-    return None
-
-
 _reg_counter = [0]
 
 
@@ -3447,14 +3465,14 @@ def sip_register(env, user, contact, src=LOCAL, extra=(), password=None, call_id
                 r = sock.recv(65535)
             except socket.timeout:
                 continue
-            st = _status(r)
-            if st is not None and st >= 200 and _header(r, "Call-ID") == call_id:
+            st = status_of(r)
+            if st is not None and st >= 200 and header_value(r, "Call-ID") == call_id:
                 return r
         return None
 
     try:
         r = exchange(build(cseq, None))
-        if r is None or _status(r) != 401:
+        if r is None or status_of(r) != 401:
             return r
         ch = find_challenge(header_values(r, "WWW-Authenticate"))
         check(ch and "nonce" in ch, "401 without an MD5 challenge: %r" % r[:300])
@@ -3501,12 +3519,12 @@ def case_register_bad_q(env):
         r = sip_register(env, "alice", "<%s>;q=%s" % (uri, q), src=ATTACKER,
                          extra=["Expires: 600"])
         log("REGISTER ;q=%s from %s -> %s" % (q, ATTACKER, r.split(b"\r\n", 1)[0] if r else None))
-        check(r is not None and _status(r) == 400,
+        check(r is not None and status_of(r) == 400,
               "REGISTER with ;q=%s answered %s, expected 400 (RFC 3261 section 20.10: q is 0 to 1)"
               % (q, r.split(b"\r\n", 1)[0] if r else "nothing"))
     check(not env.bindings_for("alice"), "a ;q= outside 0..1 was stored: %s" % env.bindings_for("alice"))
     r = sip_register(env, "alice", "<%s>;q=0.5" % uri, src=ATTACKER, extra=["Expires: 600"])
-    check(r is not None and _status(r) == 200, "REGISTER ;q=0.5 answered %r" % (r[:80] if r else r))
+    check(r is not None and status_of(r) == 200, "REGISTER ;q=0.5 answered %r" % (r[:80] if r else r))
     b = _contact_listed(env, "alice", uri)
     check(b and b[0].get("q") == 0.5, "q=0.5 binding listed as %s" % b)
 
@@ -3529,7 +3547,7 @@ def case_register_bad_expires(env):
     env.start_proxy()
     uri = "sip:mon1@%s:%d" % (LOCAL, env.ports.sip(0))
     r = sip_register(env, "mon1", "<%s>" % uri, extra=["Expires: 600"])
-    check(r is not None and _status(r) == 200, "first REGISTER answered %r" % (r[:80] if r else r))
+    check(r is not None and status_of(r) == 200, "first REGISTER answered %r" % (r[:80] if r else r))
     check(_contact_listed(env, "mon1", uri), "mon1's binding not listed after its 200")
     bad = [
         ("<%s>;expires=abc" % uri, []),
@@ -3542,7 +3560,7 @@ def case_register_bad_expires(env):
         r = sip_register(env, "mon1", contact, src=ATTACKER, extra=extra)
         what = "%s %s" % (contact, extra)
         log("REGISTER %s from %s -> %s" % (what, ATTACKER, r.split(b"\r\n", 1)[0] if r else None))
-        check(r is not None and _status(r) == 400,
+        check(r is not None and status_of(r) == 400,
               "REGISTER %s answered %s, expected 400 (RFC 3261 section 20.19: delta-seconds only)"
               % (what, r.split(b"\r\n", 1)[0] if r else "nothing"))
         check(_contact_listed(env, "mon1", uri), "REGISTER %s removed mon1's binding" % what)
@@ -3550,15 +3568,15 @@ def case_register_bad_expires(env):
         for contact, extra in (("<%s>" % uri, ["Expires: %s" % huge]),
                                ("<%s>;expires=%s" % (uri, huge), [])):
             r = sip_register(env, "mon1", contact, src=ATTACKER, extra=extra)
-            check(r is not None and _status(r) == 200, "REGISTER %s %s answered %s, expected 200"
+            check(r is not None and status_of(r) == 200, "REGISTER %s %s answered %s, expected 200"
                   % (contact, extra, r.split(b"\r\n", 1)[0] if r else "nothing"))
             b = _contact_listed(env, "mon1", uri)
             check(b and 3500 < b[0]["expires"] <= 3600,
                   "REGISTER %s %s: binding %s, expected kept and shortened to max-expires 3600 "
                   "(RFC 3261 section 10.3 step 6)" % (contact, extra, b))
-            granted = re.search(r"expires=(\d+)", _header(r, "Contact") or "")
+            granted = re.search(r"expires=(\d+)", header_value(r, "Contact") or "")
             check(granted and int(granted.group(1)) <= 3600,
-                  "the 200 grants %s, expected at most 3600" % _header(r, "Contact"))
+                  "the 200 grants %s, expected at most 3600" % header_value(r, "Contact"))
     log("huge expiries shortened to %s s" % _contact_listed(env, "mon1", uri)[0]["expires"])
     env.assert_no_secrets()
 
@@ -3573,14 +3591,14 @@ def case_register_require_path(env):
         r = sip_register(env, "alice", "<%s>" % uri, src=ATTACKER,
                          extra=["Require: %s" % req, "Expires: 600"])
         first = r.split(b"\r\n", 1)[0] if r else None
-        log("REGISTER Require: %s -> %s, Unsupported: %s" % (req, first, r and _header(r, "Unsupported")))
-        check(r is not None and _status(r) == 420,
+        log("REGISTER Require: %s -> %s, Unsupported: %s" % (req, first, r and header_value(r, "Unsupported")))
+        check(r is not None and status_of(r) == 420,
               "REGISTER with Require: %s answered %s, expected 420 Bad Extension" % (req, first))
-        got = set(x.strip() for x in (_header(r, "Unsupported") or "").split(",") if x.strip())
+        got = set(x.strip() for x in (header_value(r, "Unsupported") or "").split(",") if x.strip())
         check(got == want, "420 lists Unsupported %s, expected %s" % (sorted(got), sorted(want)))
         check(not _contact_listed(env, "alice", uri), "Require: %s stored a binding" % req)
     r = sip_register(env, "alice", "<%s>" % uri, src=ATTACKER, extra=["Expires: 600"])
-    check(r is not None and _status(r) == 200, "plain REGISTER after the 420s answered %r"
+    check(r is not None and status_of(r) == 200, "plain REGISTER after the 420s answered %r"
           % (r[:80] if r else r))
     env.assert_no_secrets()
 
@@ -3603,20 +3621,20 @@ def case_register_binary_contact(env):
         first = r.split(b"\r\n", 1)[0] if r else None
         log("REGISTER Contact %r -> %s" % (contact, first))
         # No answer at all is acceptable too (sofia may drop what it cannot parse).
-        check(r is None or _status(r) == 400,
+        check(r is None or status_of(r) == 400,
               "REGISTER with Contact %r answered %s, expected 400" % (contact, first))
         regs = registrations_strict(env)
         check(not [x for x in regs if x.get("aor") == "sip:alice@%s" % DOMAIN],
               "a binary Contact was stored: %s" % regs)
     r = sip_register(env, "alice", '<sip:alice@%s:%d>;+sip.instance="<urn:\xff\x01>"' % (ATTACKER, p),
                      src=ATTACKER, extra=["Expires: 600"])
-    check(r is None or _status(r) == 400, "a binary +sip.instance answered %r" % (r[:80] if r else r))
+    check(r is None or status_of(r) == 400, "a binary +sip.instance answered %r" % (r[:80] if r else r))
     # A User-Agent is free text (TEXT-UTF8, RFC 3261 section 25.1): stored, and
     # printed escaped.
     uri = "sip:alice@%s:%d" % (ATTACKER, p)
     r = sip_register(env, "alice", "<%s>" % uri, src=ATTACKER,
                      extra=[b"User-Agent: evil\xff\xfe\x01\x1b[2J \xe2\x82\xac", "Expires: 600"])
-    check(r is not None and _status(r) == 200, "REGISTER with an odd User-Agent answered %r"
+    check(r is not None and status_of(r) == 200, "REGISTER with an odd User-Agent answered %r"
           % (r[:80] if r else r))
     b = _contact_listed(env, "alice", uri)
     check(b, "alice's binding is not listed")
@@ -3651,7 +3669,7 @@ def case_crash_mid_burst(env):
                 uri = "sip:%s-%d@%s:%d" % (user, n, LOCAL, 5000 + index * 100 + n)
                 r = sip_register(env, user, "<%s>" % uri, extra=["Expires: 3600"], wait=1.0,
                                  sock=s, call_id="burst-%s-%d@%s" % (user, n, LOCAL))
-                if r is not None and _status(r) == 200:
+                if r is not None and status_of(r) == 200:
                     with lock:
                         got[user].append(uri)
                         total[0] += 1
@@ -4197,41 +4215,6 @@ def case_relay_call_limits(env):
 # --------------------------------------------------------------------------
 # issue 11: in-dialog requests, signed Record-Route, core conformance
 # --------------------------------------------------------------------------
-
-
-class SipMessage:
-    """A parsed SIP message (what PyUA receives)."""
-
-    def __init__(self, data, src):
-        head, _, self.body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.first = lines[0]
-        self.src = src
-        self.headers = []
-        for line in lines[1:]:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                self.headers.append((name.strip().lower(), value.strip()))
-        parts = self.first.split(" ", 2)
-        self.status = int(parts[1]) if parts[0] == "SIP/2.0" and parts[1].isdigit() else None
-        self.method = None if self.status else parts[0]
-        self.ruri = None if self.status else parts[1]
-
-    def hdrs(self, name):
-        return [v for n, v in self.headers if n == name.lower()]
-
-    def hdr(self, name):
-        h = self.hdrs(name)
-        return h[0] if h else None
-
-    def tag(self, name):
-        m = re.search(r";\s*tag=([^;>\s]+)", self.hdr(name) or "")
-        return m.group(1) if m else None
-
-    def cseq(self):
-        parts = (self.hdr("CSeq") or "").split()
-        return (int(parts[0]) if parts and parts[0].isdigit() else None,
-                parts[1] if len(parts) > 1 else None)
 
 
 class PyUA:
@@ -5065,18 +5048,7 @@ def _tcp_options(sock, proxy_port, tag):
         msg = ua.read(3)
     except (TestFailure, OSError):  # closed or reset: no answer
         return None
-    return _status_of(msg) if msg else None
-
-
-def _status_of(msg):
-    first = msg.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = first.split()
-    return int(parts[1]) if len(parts) > 1 and first.startswith("SIP/2.0 ") else None
-
-
-def _header_lines(msg, name):
-    head = msg.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
-    return [h for h in head if h.split(":", 1)[0].strip().lower() == name.lower()]
+    return status_of(msg) if msg else None
 
 
 class _TcpSip:
@@ -5144,14 +5116,14 @@ class _TcpSip:
                        "Authorization: %s\r\n" % auth if auth else ""))
         self.send(request(1, None))
         r = self.read(5)
-        check(r is not None and _status_of(r) == 401,
+        check(r is not None and status_of(r) == 401,
               "REGISTER of %s over TCP: expected 401, got %r" % (user, r and r[:60]))
         md5 = find_challenge(header_values(r, "WWW-Authenticate"))
         check(md5, "no MD5 challenge in %r" % r[:300])
         self.send(request(2, digest_auth(user, USERS[user], md5, "REGISTER", uri,
                                          cnonce="c0ffee%d" % int(time.time()))))
         r = self.read(5)
-        check(r is not None and _status_of(r) == 200,
+        check(r is not None and status_of(r) == 200,
               "REGISTER of %s over TCP: expected 200, got %r" % (user, r and r[:60]))
 
     def answer_busy(self, within):
@@ -5163,7 +5135,7 @@ class _TcpSip:
               % (self.host, self.port, msg and msg[:60]))
         lines = ["SIP/2.0 486 Busy Here"]
         for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-            for h in _header_lines(msg, name):
+            for h in header_lines(msg, name):
                 lines.append(h + (";tag=busy%d" % self.port if name == "To" else ""))
         self.send("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n")
         return msg
