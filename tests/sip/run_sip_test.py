@@ -307,7 +307,7 @@ def attach_raw(msgs, path):
 
 # --------------------------------------------------------------------------
 # Shared toolbox of the raw-socket cases: the attacker's address, messages
-# received on a socket, digest answers and challenges
+# received on a socket, digest answers and challenges, SDP bodies
 # --------------------------------------------------------------------------
 
 # The attacker's address: a second loopback address, so "another host" is real.
@@ -403,6 +403,22 @@ def digest_auth(user, password, challenge, method, uri, nc=1, cnonce=None, qop="
     if challenge.get("opaque"):
         value += ', opaque="%s"' % challenge["opaque"]
     return value
+
+
+def sdp_body(host, streams, owner="test", version=1, origin=LOCAL):
+    """An SDP body (RFC 4566) with "\n" line ends. streams: "m=" line values
+    without "m=", e.g. "audio 4000 RTP/AVP 0", each optionally followed by its
+    own attribute lines ("\n" first); a video stream of payload type 96 gets
+    VP8's rtpmap. c= names host (an address or, for the attacks, anything
+    else); o= names owner, version and origin."""
+    ip = "IP6" if ":" in host else "IP4"
+    lines = ["v=0", "o=%s 1 %d IN IP4 %s" % (owner, version, origin), "s=-",
+             "c=IN %s %s" % (ip, host), "t=0 0"]
+    for s in streams:
+        lines.append("m=" + s)
+        if " 96" in s and s.startswith("video"):
+            lines.append("a=rtpmap:96 VP8/90000")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------
@@ -3771,19 +3787,6 @@ def random_id():
     return int.from_bytes(os.urandom(4), "big")
 
 
-def _sdp(host, streams):
-    """An SDP body; streams: list of "m=" line values without "m=", e.g.
-    "audio 4000 RTP/AVP 0". c= names host (an address or, for the attacks,
-    anything else)."""
-    ip = "IP6" if ":" in host else "IP4"
-    lines = ["v=0", "o=test 1 1 IN IP4 %s" % LOCAL, "s=-", "c=IN %s %s" % (ip, host), "t=0 0"]
-    for s in streams:
-        lines.append("m=" + s)
-        if " 96" in s and s.startswith("video"):
-            lines.append("a=rtpmap:96 VP8/90000")
-    return "\n".join(lines) + "\n"
-
-
 class RawCall:
     """One INVITE transaction of a RawUa caller through the proxy, with the
     proxy's digest challenge answered (RFC 3261 section 22.2)."""
@@ -3929,7 +3932,7 @@ def case_fork_timeout_silent_branch(env):
     mon1, mon2 = _devices(env, ["mon1", "mon2"])
     door = RawUa("door", LOCAL)
     try:
-        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        call = RawCall(env, door, "door", GROUP, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
         inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
         _reply(mon1, inv1, 180, "Ringing", "m1")
         _reply(mon2, inv2, 180, "Ringing", "m2")
@@ -3955,7 +3958,7 @@ def case_fork_timeout_silent_branch(env):
         env.wait_relay_free()
         env.wait_no_calls()
         # The proxy still rings the devices for the next call.
-        again = RawCall(env, door, "door", "mon2", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        again = RawCall(env, door, "door", "mon2", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
         inv = _invite_of(mon2, again.call_id)
         _reply(mon2, inv, 486, "Busy Here", "m2b")
         check(again.final().status == 486, "the next call did not get mon2's 486")
@@ -3976,7 +3979,7 @@ def case_fork_6xx_reason(env):
     mon1, mon2, mon3 = _devices(env, ["mon1", "mon2", "mon3"])
     door = RawUa("door", LOCAL)
     try:
-        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        call = RawCall(env, door, "door", GROUP, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
         inv1, inv2, inv3 = _invite_of(mon1), _invite_of(mon2), _invite_of(mon3)
         _reply(mon2, inv2, 180, "Ringing", "m2")
         _reply(mon1, inv1, 486, "Busy Here", "m1")
@@ -3995,7 +3998,7 @@ def case_fork_6xx_reason(env):
         # mon2 picks up as the CANCEL arrives: its 200 crosses it. The door
         # has its 603 and can take no 200 any more (RFC 3261 section 17.2.1),
         # so the proxy ends mon2's dialog itself: ACK, then BYE.
-        _reply(mon2, inv2, 200, "OK", "m2", body=_sdp(LOCAL, ["audio 4100 RTP/AVP 0"]))
+        _reply(mon2, inv2, 200, "OK", "m2", body=sdp_body(LOCAL, ["audio 4100 RTP/AVP 0"]))
         _reply(mon2, can, 200, "OK", "m2")
         mon2.wait_for(lambda m: m.method == "ACK", 5, "ACK for the late 200")
         bye = mon2.wait_for(lambda m: m.method == "BYE", 5, "BYE for the late 200")
@@ -4020,7 +4023,7 @@ def case_fork_challenges_merged(env):
     mon1, mon2 = _devices(env, ["mon1", "mon2"])
     door = RawUa("door", LOCAL)
     try:
-        call = RawCall(env, door, "door", GROUP, _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        call = RawCall(env, door, "door", GROUP, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
         inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
         www = 'Digest realm="mon1.example", nonce="n1-5dc0", algorithm=MD5, qop="auth"'
         pxy = 'Digest realm="mon2.example", nonce="n2-77ab", algorithm=MD5, qop="auth"'
@@ -4058,10 +4061,10 @@ def _relay_answered_call(env, offer_streams, answer_streams, check_answers):
     mon_rtp = RtpPeer("mon1_rtp", env.ports.media(7))
     try:
         call = RawCall(env, door, "door", "mon1",
-                       _sdp(LOCAL, [s.replace("%d", str(door_rtp.port)) for s in offer_streams]))
+                       sdp_body(LOCAL, [s.replace("%d", str(door_rtp.port)) for s in offer_streams]))
         inv = _invite_of(mon1)
         _reply(mon1, inv, 200, "OK", "m1",
-               body=_sdp(LOCAL, [s.replace("%d", str(mon_rtp.port)) for s in answer_streams]))
+               body=sdp_body(LOCAL, [s.replace("%d", str(mon_rtp.port)) for s in answer_streams]))
         ok = call.final()
         check(ok.status == 200, "door: %s, expected 200" % ok.first)
         call.in_dialog("ACK", ok)
@@ -4137,10 +4140,10 @@ def case_relay_refuses_unusable_c(env):
     door = RawUa("door", LOCAL)
     try:
         offers = [
-            ("IPv6", _sdp("::1", ["audio 4000 RTP/AVP 0"]), "IPv6"),
-            ("host name", _sdp("relay-victim.invalid", ["audio 4000 RTP/AVP 0"]),
+            ("IPv6", sdp_body("::1", ["audio 4000 RTP/AVP 0"]), "IPv6"),
+            ("host name", sdp_body("relay-victim.invalid", ["audio 4000 RTP/AVP 0"]),
              "not an IP address"),
-            ("quoting error", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]) + "junk line\n", '"junk'),
+            ("quoting error", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]) + "junk line\n", '"junk'),
         ]
         for what, sdp, expected in offers:
             call = RawCall(env, attacker, "mon2", "mon1", sdp)
@@ -4152,7 +4155,7 @@ def case_relay_refuses_unusable_c(env):
         check(not mon1.got(lambda m: m.method == "INVITE"),
               "an offer the relay cannot serve rang mon1")
         check(env.ctl("relay").get("ports_in_use") == 0, "a refused offer kept relay ports")
-        call = RawCall(env, door, "door", "mon1", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        call = RawCall(env, door, "door", "mon1", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
         inv = _invite_of(mon1, call.call_id)
         _reply(mon1, inv, 486, "Busy Here", "m1")
         check(call.final().status == 486, "the resident's call did not reach mon1")
@@ -4174,7 +4177,7 @@ def case_relay_call_limits(env):
     (mon1,) = _devices(env, ["mon1"])
     attacker = RawUa("attacker", ATTACKER)
     door = RawUa("door", LOCAL)
-    sdp = _sdp(LOCAL, ["audio 4000 RTP/AVP 0"])
+    sdp = sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"])
     try:
         def ringing(user, ua):
             call = RawCall(env, ua, user, "mon1", sdp)
@@ -4344,9 +4347,9 @@ def _send_authenticated(ua, method, ruri, user, headers, body=b""):
 
 
 def _py_sdp(port, owner="door", version=1, host=LOCAL):
-    return ("v=0\r\no=%s 1 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
-            "m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-            % (owner, version, host, host, port)).encode()
+    """A PCMU offer or answer on the wire (CRLF line ends), host in o= and c=."""
+    return sdp_body(host, ["audio %d RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=sendrecv" % port],
+                    owner, version, host).replace("\n", "\r\n").encode()
 
 
 def _sdp_port(body):
