@@ -307,7 +307,7 @@ def attach_raw(msgs, path):
 
 # --------------------------------------------------------------------------
 # Shared toolbox of the raw-socket cases: the attacker's address, messages
-# received on a socket, digest answers and challenges, SDP bodies
+# received on a socket, a raw UA, digest answers and challenges, SDP bodies
 # --------------------------------------------------------------------------
 
 # The attacker's address: a second loopback address, so "another host" is real.
@@ -419,6 +419,102 @@ def sdp_body(host, streams, owner="test", version=1, origin=LOCAL):
         if " 96" in s and s.startswith("video"):
             lines.append("a=rtpmap:96 VP8/90000")
     return "\n".join(lines) + "\n"
+
+
+class PyUA:
+    """A hand-driven SIP endpoint on one UDP socket (port 0: any free one).
+    The raw-socket cases need a call's exact Call-ID, tags and route set, and
+    to send from 127.0.0.2; every wait is bounded."""
+
+    def __init__(self, name, ip, port, proxy_port):
+        self.name = name
+        self.proxy = (LOCAL, proxy_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, port))
+        self.ip, self.port = ip, self.sock.getsockname()[1]
+        self.received = []  # every message, in order
+        self.pending = []   # not yet taken by expect()
+        self.n = 0
+
+    def close(self):
+        self.sock.close()
+
+    def uniq(self, what):
+        self.n += 1
+        return "%s-%s-%d-%d" % (what, self.name, self.n, int(time.time() * 1e6))
+
+    def via(self):
+        return "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK-%s" % (self.ip, self.port, self.uniq("b"))
+
+    def send(self, text, body=b"", to=None):
+        if not text.startswith("SIP/2.0") and not text.startswith("ACK "):
+            # Responses are matched to the last request sent (its Call-ID and
+            # CSeq), so a retransmitted final response of an earlier probe
+            # is never taken for the next one's.
+            self.last = (re.search(r"^Call-ID: (.*)$", text, re.M).group(1).strip(),
+                         re.search(r"^CSeq: (.*)$", text, re.M).group(1).strip())
+        data = (text.strip("\r\n").replace("\r\n", "\n").replace("\n", "\r\n") +
+                "\r\nContent-Length: %d\r\n\r\n" % len(body)).encode("latin-1") + body
+        self.sock.sendto(data, to or self.proxy)
+
+    def _read(self, until, first_only=False):
+        while time.time() < until:
+            self.sock.settimeout(max(0.01, until - time.time()))
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                return
+            m = SipMessage(data, src)
+            self.received.append(m)
+            self.pending.append(m)
+            if first_only:
+                return
+
+    def expect(self, pred, what, timeout=3.0):
+        deadline = time.time() + timeout
+        while True:
+            for m in self.pending:
+                if pred(m):
+                    self.pending.remove(m)
+                    return m
+            if time.time() >= deadline:
+                raise TestFailure("%s: no %s within %.0f s (got: %s)" % (
+                    self.name, what, timeout,
+                    ["%s (CSeq %s)" % (m.first, m.hdr("CSeq")) for m in self.received][-8:]))
+            self._read(min(deadline, time.time() + 0.2), first_only=True)
+
+    def response_to(self, cseq_method, timeout=3.0, final=True):
+        """The response to the last request sent (a final one unless final=False)."""
+        return self.expect(lambda m: m.status and m.cseq()[1] == cseq_method and
+                           (m.hdr("Call-ID"), m.hdr("CSeq")) == self.last and
+                           (m.status >= 200 or not final), "response to %s" % cseq_method,
+                           timeout)
+
+    def quiet(self, pred, seconds):
+        """Messages matching pred that arrive within `seconds` (bounded wait)."""
+        self._read(time.time() + seconds)
+        got = [m for m in self.pending if pred(m)]
+        for m in got:
+            self.pending.remove(m)
+        return got
+
+    def reply(self, req, status, phrase, to_tag=None, body=b"", extra=""):
+        """A response to req (RFC 3261 section 8.2.6: Via, From, To, Call-ID,
+        CSeq copied; Record-Route too, section 12.1.1)."""
+        to = req.hdr("To")
+        if to_tag and ";tag=" not in to:
+            to += ";tag=" + to_tag
+        lines = ["SIP/2.0 %d %s" % (status, phrase)]
+        lines += ["Via: %s" % v for v in req.hdrs("Via")]
+        lines += ["Record-Route: %s" % r for r in req.hdrs("Record-Route")]
+        lines += ["From: %s" % req.hdr("From"), "To: %s" % to,
+                  "Call-ID: %s" % req.hdr("Call-ID"), "CSeq: %s" % req.hdr("CSeq"),
+                  "Contact: <sip:%s:%d>" % (self.ip, self.port)]
+        if body:
+            lines.append("Content-Type: application/sdp")
+        if extra:
+            lines.append(extra)
+        self.send("\r\n".join(lines), body, to=req.src)
 
 
 # --------------------------------------------------------------------------
@@ -3096,22 +3192,17 @@ def _with_config(env, auth="", users=""):
     env.write_config = write_config
 
 
-class _RawUA:
-    """A SIP UA on one UDP socket of `host` (the attacker's 127.0.0.2 or a
-    resident's 127.0.0.1): raw requests, parsed status lines and headers back."""
+class _RawUA(PyUA):
+    """A PyUA of `host` (the attacker's 127.0.0.2 or a resident's 127.0.0.1)
+    that builds its own requests: parsed status lines and headers back."""
 
     def __init__(self, env, host):
+        PyUA.__init__(self, "raw", host, 0, env.ports.proxy)
         self.env = env
         self.host = host
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.port = self.sock.getsockname()[1]
         self.cseq = 0
         self.call_id = "raw-%d-%s@%s" % (self.port, int(time.time() * 1e6), host)
         env.raw_uas = getattr(env, "raw_uas", []) + [self]
-
-    def close(self):
-        self.sock.close()
 
     def request(self, method, ruri, user, auth=None, auth_header="Authorization", wait=1.0,
                 new_call=False, expect_reply=True):
@@ -3134,27 +3225,20 @@ class _RawUA:
             lines.append("Expires: 600")
         if auth:
             lines.append("%s: %s" % (auth_header, auth))
-        lines.append("Content-Length: 0")
-        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(),
-                         (LOCAL, self.env.ports.proxy))
+        self.send("\r\n".join(lines))  # with Content-Length: 0
         out = []
         end = time.time() + wait
-        while time.time() < end:
-            self.sock.settimeout(max(0.01, end - time.time()))
-            try:
-                data = self.sock.recv(65535)
-            except socket.timeout:
-                break
-            m = SipMessage(data, None)
-            # Only this request's answers (an earlier one's may still arrive).
-            if m.status is None or m.cseq()[0] != self.cseq:
-                continue
-            hdrs = {}
-            for name, value in m.headers:
-                hdrs.setdefault(name.lower(), []).append(value)
-            out.append((m.status, hdrs, m.first))
-            if m.status >= 200:
-                break
+        while time.time() < end and not (out and out[-1][0] >= 200):
+            self._read(end, first_only=True)
+            got, self.pending = self.pending, []
+            for m in got:
+                # Only this request's answers (an earlier one's may still arrive).
+                if m.status is None or m.cseq()[0] != self.cseq:
+                    continue
+                hdrs = {}
+                for name, value in m.headers:
+                    hdrs.setdefault(name.lower(), []).append(value)
+                out.append((m.status, hdrs, m.first))
         if expect_reply:
             check(out, "%s from %s: no response" % (method, self.host))
         return out
@@ -4218,102 +4302,6 @@ def case_relay_call_limits(env):
 # --------------------------------------------------------------------------
 # issue 11: in-dialog requests, signed Record-Route, core conformance
 # --------------------------------------------------------------------------
-
-
-class PyUA:
-    """A hand-driven SIP endpoint on one UDP socket. The dialog cases need a
-    call's exact Call-ID, tags and route set, and to send from 127.0.0.2;
-    every wait is bounded."""
-
-    def __init__(self, name, ip, port, proxy_port):
-        self.name = name
-        self.ip, self.port = ip, port
-        self.proxy = (LOCAL, proxy_port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((ip, port))
-        self.received = []  # every message, in order
-        self.pending = []   # not yet taken by expect()
-        self.n = 0
-
-    def close(self):
-        self.sock.close()
-
-    def uniq(self, what):
-        self.n += 1
-        return "%s-%s-%d-%d" % (what, self.name, self.n, int(time.time() * 1e6))
-
-    def via(self):
-        return "SIP/2.0/UDP %s:%d;rport;branch=z9hG4bK-%s" % (self.ip, self.port, self.uniq("b"))
-
-    def send(self, text, body=b"", to=None):
-        if not text.startswith("SIP/2.0") and not text.startswith("ACK "):
-            # Responses are matched to the last request sent (its Call-ID and
-            # CSeq), so a retransmitted final response of an earlier probe
-            # is never taken for the next one's.
-            self.last = (re.search(r"^Call-ID: (.*)$", text, re.M).group(1).strip(),
-                         re.search(r"^CSeq: (.*)$", text, re.M).group(1).strip())
-        data = (text.strip("\r\n").replace("\r\n", "\n").replace("\n", "\r\n") +
-                "\r\nContent-Length: %d\r\n\r\n" % len(body)).encode("latin-1") + body
-        self.sock.sendto(data, to or self.proxy)
-
-    def _read(self, until, first_only=False):
-        while time.time() < until:
-            self.sock.settimeout(max(0.01, until - time.time()))
-            try:
-                data, src = self.sock.recvfrom(65535)
-            except socket.timeout:
-                return
-            m = SipMessage(data, src)
-            self.received.append(m)
-            self.pending.append(m)
-            if first_only:
-                return
-
-    def expect(self, pred, what, timeout=3.0):
-        deadline = time.time() + timeout
-        while True:
-            for m in self.pending:
-                if pred(m):
-                    self.pending.remove(m)
-                    return m
-            if time.time() >= deadline:
-                raise TestFailure("%s: no %s within %.0f s (got: %s)" % (
-                    self.name, what, timeout,
-                    ["%s (CSeq %s)" % (m.first, m.hdr("CSeq")) for m in self.received][-8:]))
-            self._read(min(deadline, time.time() + 0.2), first_only=True)
-
-    def response_to(self, cseq_method, timeout=3.0, final=True):
-        """The response to the last request sent (a final one unless final=False)."""
-        return self.expect(lambda m: m.status and m.cseq()[1] == cseq_method and
-                           (m.hdr("Call-ID"), m.hdr("CSeq")) == self.last and
-                           (m.status >= 200 or not final), "response to %s" % cseq_method,
-                           timeout)
-
-    def quiet(self, pred, seconds):
-        """Messages matching pred that arrive within `seconds` (bounded wait)."""
-        self._read(time.time() + seconds)
-        got = [m for m in self.pending if pred(m)]
-        for m in got:
-            self.pending.remove(m)
-        return got
-
-    def reply(self, req, status, phrase, to_tag=None, body=b"", extra=""):
-        """A response to req (RFC 3261 section 8.2.6: Via, From, To, Call-ID,
-        CSeq copied; Record-Route too, section 12.1.1)."""
-        to = req.hdr("To")
-        if to_tag and ";tag=" not in to:
-            to += ";tag=" + to_tag
-        lines = ["SIP/2.0 %d %s" % (status, phrase)]
-        lines += ["Via: %s" % v for v in req.hdrs("Via")]
-        lines += ["Record-Route: %s" % r for r in req.hdrs("Record-Route")]
-        lines += ["From: %s" % req.hdr("From"), "To: %s" % to,
-                  "Call-ID: %s" % req.hdr("Call-ID"), "CSeq: %s" % req.hdr("CSeq"),
-                  "Contact: <sip:%s:%d>" % (self.ip, self.port)]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        if extra:
-            lines.append(extra)
-        self.send("\r\n".join(lines), body, to=req.src)
 
 
 def _py_challenge(resp):
