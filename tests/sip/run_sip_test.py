@@ -307,7 +307,8 @@ def attach_raw(msgs, path):
 
 # --------------------------------------------------------------------------
 # Shared toolbox of the raw-socket cases: the attacker's address, messages
-# received on a socket, a raw UA, digest answers and challenges, SDP bodies
+# received on a socket, one-datagram exchanges, a raw UA, digest answers and
+# challenges, SDP bodies
 # --------------------------------------------------------------------------
 
 # The attacker's address: a second loopback address, so "another host" is real.
@@ -403,6 +404,32 @@ def digest_auth(user, password, challenge, method, uri, nc=1, cnonce=None, qop="
     if challenge.get("opaque"):
         value += ', opaque="%s"' % challenge["opaque"]
     return value
+
+
+def udp_exchange(port, payload, wait=1.0, src_port=0, poll=None):
+    """One datagram to 127.0.0.1:port from a fresh socket (so that retransmitted
+    responses to an earlier probe are not mixed in), and what comes back.
+    payload: bytes, or a function of our port returning bytes. poll=None:
+    reading stops at the first `wait` seconds without a datagram; poll=x:
+    reads in x-second slices until `wait` seconds have passed."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LOCAL, src_port))
+    s.settimeout(poll or wait)
+    try:
+        if callable(payload):
+            payload = payload(s.getsockname()[1])
+        s.sendto(payload, (LOCAL, port))
+        out = []
+        end = time.time() + wait
+        while time.time() < end:
+            try:
+                out.append(s.recv(65535))
+            except socket.timeout:
+                if poll is None:
+                    break
+        return out
+    finally:
+        s.close()
 
 
 def sdp_body(host, streams, owner="test", version=1, origin=LOCAL):
@@ -1158,8 +1185,9 @@ def case_register_auth(env):
     text = re.sub(r"branch=[^\s;,]+", "branch=z9hG4bK-replay-1", sent.text)
     text = re.sub(r"(?m)^CSeq: *\d+", "CSeq: 1000", text)
     head, _, body = text.partition("\n\n")
-    replies = _udp_exchange(env, (head.replace("\n", "\r\n") + "\r\n\r\n" + body).encode(),
-                            wait=0.7, port=port)
+    replies = udp_exchange(env.ports.proxy,
+                           (head.replace("\n", "\r\n") + "\r\n\r\n" + body).encode(),
+                           wait=0.7, src_port=port)
     firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
     log("replayed REGISTER -> %s" % (firsts or "(no reply)"))
     check(firsts and firsts[0].startswith("SIP/2.0 401"),
@@ -1454,29 +1482,6 @@ def _drain(sock):
             return got
 
 
-def _udp_exchange(env, payload, wait=1.0, port=0):
-    """Send one datagram from a fresh socket (so that retransmitted responses
-    to an earlier probe are not mixed in) and collect what comes back.
-    payload: bytes, or a function of the local port returning bytes."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((LOCAL, port))
-    s.settimeout(wait)
-    try:
-        if callable(payload):
-            payload = payload(s.getsockname()[1])
-        s.sendto(payload, (LOCAL, env.ports.proxy))
-        out = []
-        end = time.time() + wait
-        while time.time() < end:
-            try:
-                out.append(s.recv(65535))
-            except socket.timeout:
-                break
-        return out
-    finally:
-        s.close()
-
-
 def _req(method, ruri, env, via=True, extra="", cl=None, body="", mf="70", cseq=None,
          call_id=True):
     """A request builder: returns a function of the local port (for the Via)."""
@@ -1543,7 +1548,7 @@ def case_malformed(env):
     time.sleep(0.2)
     check(env.proxy_alive(), "portier-proxy died after a burst of random datagrams")
     for name, payload, expect in cases:
-        replies = _udp_exchange(env, payload, wait=0.7)
+        replies = udp_exchange(env.ports.proxy, payload, wait=0.7)
         firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
         log("%-28s -> %s" % (name, firsts or "(no reply)"))
         check(env.proxy_alive(), "portier-proxy died after %r (rc %s)"
@@ -1595,7 +1600,7 @@ def case_loop_detection(env):
                   extra="Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-earlier-pass" % (LOCAL, p))
     for name, payload, want in (("our Via below the caller's", looped, 482),
                                 ("Max-Forwards: 0", _req("INVITE", target, env, mf="0"), 483)):
-        replies = _udp_exchange(env, payload, wait=0.7)
+        replies = udp_exchange(env.ports.proxy, payload, wait=0.7)
         firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
         log("%-28s -> %s" % (name, firsts or "(no reply)"))
         check(firsts and firsts[0].startswith("SIP/2.0 %d " % want),
@@ -1624,7 +1629,7 @@ def case_foreign_domain(env):
     relay to other domains; it answers 403 or 404 with a reason phrase."""
     env.start_proxy()
     # Without credentials (raw UDP): any 4xx is fine (403/404 at once, or 407).
-    replies = _udp_exchange(env, _req("INVITE", "sip:x@other.example", env), wait=0.7)
+    replies = udp_exchange(env.ports.proxy, _req("INVITE", "sip:x@other.example", env), wait=0.7)
     firsts = [r.split(b"\r\n", 1)[0].decode("latin-1", "replace") for r in replies]
     log("unauthenticated INVITE sip:x@other.example -> %s" % (firsts or "(no reply)"))
     check(firsts and re.match(r"SIP/2\.0 4\d\d \S", firsts[0]),
@@ -2789,28 +2794,6 @@ def case_monitor_calls_door(env):
     check_no_code_in_logs(env, "mon1", "mon2")
 
 
-def _udp_to(port, payload, wait=1.0):
-    """One datagram to 127.0.0.1:port from a fresh socket; what comes back
-    within `wait` seconds. payload: bytes, or a function of our port."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((LOCAL, 0))
-    s.settimeout(0.2)
-    try:
-        if callable(payload):
-            payload = payload(s.getsockname()[1])
-        s.sendto(payload, (LOCAL, port))
-        out = []
-        end = time.time() + wait
-        while time.time() < end:
-            try:
-                out.append(s.recv(65535))
-            except socket.timeout:
-                pass
-        return out
-    finally:
-        s.close()
-
-
 def case_monitor_bad_input(env):
     """portier-monitor never falls over on what the network sends (issue 5);
     started before the proxy, it registers once the proxy is up:
@@ -2830,10 +2813,10 @@ def case_monitor_bad_input(env):
     # P-Asserted-Identity: not through the proxy, so 403 (RFC 3325 section 3).
     good_sdp = ("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                 "m=video 40000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n")
-    replies = _udp_to(env.ports.sip(1), _req(
+    replies = udp_exchange(env.ports.sip(1), _req(
         "INVITE", "sip:mon2@%s:%d" % (LOCAL, env.ports.sip(1)), env,
         extra="Content-Type: application/sdp\r\nP-Asserted-Identity: <sip:door@%s>" % DOMAIN,
-        body=good_sdp))
+        body=good_sdp), poll=0.2)
     codes = sorted({int(m.group(1)) for r in replies
                     for m in [re.match(rb"SIP/2.0 (\d{3})", r)] if m})
     log("INVITE to mon2 not through the proxy: %s" % codes)
@@ -2844,9 +2827,9 @@ def case_monitor_bad_input(env):
            and e.get("reason") == "not through the proxy"], "mon2 logged no refusal")
     # 1. Malformed SDP (the m= lines sofia-sip's own parser would choke on), straight to the monitor.
     def invite_codes(name, body, ctype=True):
-        replies = _udp_to(port, _req("INVITE", "sip:mon1@%s:%d" % (LOCAL, port), env,
-                                     extra="Content-Type: application/sdp" if ctype else "",
-                                     body=body))
+        replies = udp_exchange(port, _req("INVITE", "sip:mon1@%s:%d" % (LOCAL, port), env,
+                                          extra="Content-Type: application/sdp" if ctype else "",
+                                          body=body), poll=0.2)
         codes = sorted({int(m.group(1)) for r in replies
                         for m in [re.match(rb"SIP/2.0 (\d{3})", r)] if m})
         log("INVITE with %s: %s" % (name, codes))
@@ -4803,8 +4786,9 @@ def case_proxy_require(env):
     env.start_proxy()
     target = "sip:mon1@%s" % DOMAIN
     for method in ("INVITE", "MESSAGE", "OPTIONS"):
-        replies = _udp_exchange(env, _req(method, target, env,
-                                          extra="Proxy-Require: foo, x-bar"), wait=0.7)
+        replies = udp_exchange(env.ports.proxy, _req(method, target, env,
+                                                     extra="Proxy-Require: foo, x-bar"),
+                               wait=0.7)
         msgs = [SipMessage(r, None) for r in replies]
         log("%s with Proxy-Require: foo, x-bar -> %s (Unsupported %s)"
             % (method, [m.first for m in msgs], [m.hdrs("Unsupported") for m in msgs]))
@@ -4813,7 +4797,7 @@ def case_proxy_require(env):
         tags = set(t.strip() for u in msgs[0].hdrs("Unsupported") for t in u.split(","))
         check(tags == {"foo", "x-bar"}, "420 lists Unsupported %s, expected foo and x-bar"
               % msgs[0].hdrs("Unsupported"))
-    replies = _udp_exchange(env, _req("INVITE", target, env), wait=0.7)
+    replies = udp_exchange(env.ports.proxy, _req("INVITE", target, env), wait=0.7)
     check(replies and replies[0].startswith(b"SIP/2.0 407 "),
           "without Proxy-Require the INVITE was not challenged: %r" % replies[:1])
 
@@ -4829,10 +4813,10 @@ def case_ack_max_forwards_zero(env):
         if what == "with a To tag":
             payload = (lambda port, f=payload: f(port).replace(
                 b"To: <%s>" % target.encode(), b"To: <%s>;tag=t1" % target.encode()))
-        replies = _udp_exchange(env, payload, wait=1.0)
+        replies = udp_exchange(env.ports.proxy, payload, wait=1.0)
         log("ACK %s, Max-Forwards 0 -> %s" % (what, [r.split(b"\r\n")[0] for r in replies]))
         check(not replies, "an ACK (%s) was answered: %r" % (what, replies[:1]))
-    replies = _udp_exchange(env, _req("MESSAGE", target, env, mf="0"), wait=0.7)
+    replies = udp_exchange(env.ports.proxy, _req("MESSAGE", target, env, mf="0"), wait=0.7)
     check(replies and replies[0].startswith(b"SIP/2.0 483 "),
           "MESSAGE with Max-Forwards 0: expected 483, got %r" % replies[:1])
     check(env.proxy_alive(), "portier-proxy died")
@@ -5185,7 +5169,8 @@ def case_tcp_incomplete_message(env):
             break
     check(closed, "a connection from %s dribbling its first request is still open 15 s later "
           "(tcp-incomplete-message-timeout = 2)" % ATTACKER)
-    replies = _udp_exchange(env, _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env), wait=1.0)
+    replies = udp_exchange(env.ports.proxy, _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env),
+                           wait=1.0)
     check(any(r.startswith(b"SIP/2.0 200") for r in replies), "no 200 to OPTIONS over UDP")
     fresh = _tcp_connect(env)
     check(_tcp_options(fresh, p, "after") == 200,
@@ -5311,7 +5296,8 @@ def case_tcp_connection_flood(env):
         except OSError:
             refused += 1
         if i % 500 == 499:
-            replies = _udp_exchange(env, _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env), wait=2.0)
+            replies = udp_exchange(env.ports.proxy,
+                                   _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env), wait=2.0)
             check(any(r.startswith(b"SIP/2.0 200") for r in replies),
                   "no 200 to OPTIONS over UDP after %d connections" % (i + 1))
             check(_tcp_options(device.sock, p, "dev%d" % i) == 200,
@@ -5332,7 +5318,8 @@ def case_tcp_connection_flood(env):
     log("proxy CPU while the flood is held open: %.0f%%" % (busy * 100))
     check(busy < 0.5, "the proxy used %.0f%% CPU with the flood held open (a loop on "
           "EMFILE?)" % (busy * 100))
-    replies = _udp_exchange(env, _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env), wait=2.0)
+    replies = udp_exchange(env.ports.proxy, _req("OPTIONS", "sip:%s:%d" % (LOCAL, p), env),
+                           wait=2.0)
     check(any(r.startswith(b"SIP/2.0 200") for r in replies), "no 200 to OPTIONS over UDP")
     check(_tcp_options(device.sock, p, "held") == 200, "no 200 on the device's connection")
     for s in flood:
