@@ -307,8 +307,8 @@ def attach_raw(msgs, path):
 
 # --------------------------------------------------------------------------
 # Shared toolbox of the raw-socket cases: the attacker's address, messages
-# received on a socket, one-datagram exchanges, a raw UA, digest answers and
-# challenges, SDP bodies
+# received on a socket, one-datagram exchanges and their probe requests, a raw
+# UA, digest answers and challenges, SDP bodies
 # --------------------------------------------------------------------------
 
 # The attacker's address: a second loopback address, so "another host" is real.
@@ -430,6 +430,27 @@ def udp_exchange(port, payload, wait=1.0, src_port=0, poll=None):
         return out
     finally:
         s.close()
+
+
+def _req(method, ruri, env, via=True, extra="", cl=None, body="", mf="70", cseq=None,
+         call_id=True):
+    """A probe request for udp_exchange: a function of the local port (for the
+    Via). via / call_id False leave the header out; cl: a Content-Length that
+    lies; mf: Max-Forwards; cseq: the whole CSeq value."""
+    def build(port):
+        lines = ["%s %s SIP/2.0" % (method, ruri)]
+        if via:
+            lines.append("Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-mal-%d"
+                         % (LOCAL, port, int(time.time() * 1e6)))
+        lines += ["From: <sip:mon1@%s>;tag=mal1" % DOMAIN, "To: <%s>" % ruri]
+        if call_id:
+            lines.append("Call-ID: mal-%d@%s" % (int(time.time() * 1e6), LOCAL))
+        lines += ["CSeq: %s" % (cseq or "1 %s" % method), "Max-Forwards: %s" % mf]
+        if extra:
+            lines.append(extra)
+        lines.append("Content-Length: %s" % (cl if cl is not None else len(body)))
+        return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("latin-1")
+    return build
 
 
 def sdp_body(host, streams, owner="test", version=1, origin=LOCAL):
@@ -1480,27 +1501,6 @@ def _drain(sock):
             got.append(sock.recv(65535)[:80])
         except BlockingIOError:
             return got
-
-
-def _req(method, ruri, env, via=True, extra="", cl=None, body="", mf="70", cseq=None,
-         call_id=True):
-    """A request builder: returns a function of the local port (for the Via)."""
-    return lambda port: _req_bytes(port, method, ruri, via, extra, cl, body, mf, cseq, call_id)
-
-
-def _req_bytes(port, method, ruri, via, extra, cl, body, mf, cseq, call_id):
-    lines = ["%s %s SIP/2.0" % (method, ruri)]
-    if via:
-        lines.append("Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-mal-%d" % (LOCAL, port,
-                                                                     int(time.time() * 1e6)))
-    lines += ["From: <sip:mon1@%s>;tag=mal1" % DOMAIN, "To: <%s>" % ruri]
-    if call_id:
-        lines.append("Call-ID: mal-%d@%s" % (int(time.time() * 1e6), LOCAL))
-    lines += ["CSeq: %s" % (cseq or "1 %s" % method), "Max-Forwards: %s" % mf]
-    if extra:
-        lines.append(extra)
-    lines.append("Content-Length: %s" % (cl if cl is not None else len(body)))
-    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("latin-1")
 
 
 def case_malformed(env):
