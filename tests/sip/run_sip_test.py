@@ -308,20 +308,11 @@ def attach_raw(msgs, path):
 # --------------------------------------------------------------------------
 # Shared toolbox of the raw-socket cases: the attacker's address, messages
 # received on a socket, one-datagram exchanges and their probe requests, a raw
-# UA, digest answers and challenges, SDP bodies
+# UA, SDP bodies, digest challenges and answers
 # --------------------------------------------------------------------------
 
 # The attacker's address: a second loopback address, so "another host" is real.
 ATTACKER = "127.0.0.2"
-
-_DIGEST_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
-
-
-def parse_challenge(value):
-    """The parameters of one WWW-Authenticate / Proxy-Authenticate value (RFC
-    7616 section 3.3), names lower-cased and quotes taken off."""
-    return dict((k.lower(), v1 or v2) for k, v1, v2 in
-                re.findall(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]+))', value))
 
 
 class SipMessage(SipMsg):
@@ -366,44 +357,6 @@ def header_value(msg, name):
     """The first `name` header value of a raw message (bytes), or None."""
     values = header_values(msg, name)
     return values[0] if values else None
-
-
-def find_challenge(values, algorithm="MD5"):
-    """The parsed challenge of `algorithm` among header values, or None: the
-    proxy sends one challenge per algorithm (RFC 8760 section 2.4), and one
-    that names none is MD5 (RFC 7616 section 3.3)."""
-    for v in values:
-        params = parse_challenge(v)
-        if params.get("algorithm", "MD5").upper() == algorithm.upper():
-            return params
-    return None
-
-
-def digest_auth(user, password, challenge, method, uri, nc=1, cnonce=None, qop="auth"):
-    """An Authorization / Proxy-Authorization value answering `challenge` (from
-    parse_challenge) as RFC 7616 section 3.4 tells a client, in the challenge's
-    algorithm (MD5 or SHA-256), opaque echoed. qop="" gives an RFC 2069 style
-    answer (no nc, no cnonce; RFC 2617 section 3.2.2.1), which the proxy must
-    refuse. uri is what the client claims (the Request-URI unless a case lies)."""
-    algorithm = challenge.get("algorithm", "MD5").upper()
-
-    def h(text):
-        return _DIGEST_HASHES[algorithm](text.encode()).hexdigest()
-    realm, nonce = challenge["realm"], challenge["nonce"]
-    cnonce = cnonce or "c%08x" % nc
-    ha1 = h("%s:%s:%s" % (user, realm, password))
-    ha2 = h("%s:%s" % (method, uri))
-    if qop:
-        resp = h("%s:%s:%08x:%s:%s:%s" % (ha1, nonce, nc, cnonce, qop, ha2))
-    else:
-        resp = h("%s:%s:%s" % (ha1, nonce, ha2))
-    value = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
-             'algorithm=%s' % (user, realm, nonce, uri, resp, algorithm))
-    if qop:
-        value += ', qop=%s, nc=%08x, cnonce="%s"' % (qop, nc, cnonce)
-    if challenge.get("opaque"):
-        value += ', opaque="%s"' % challenge["opaque"]
-    return value
 
 
 def udp_exchange(port, payload, wait=1.0, src_port=0, poll=None):
@@ -451,22 +404,6 @@ def _req(method, ruri, env, via=True, extra="", cl=None, body="", mf="70", cseq=
         lines.append("Content-Length: %s" % (cl if cl is not None else len(body)))
         return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("latin-1")
     return build
-
-
-def sdp_body(host, streams, owner="test", version=1, origin=LOCAL):
-    """An SDP body (RFC 4566) with "\n" line ends. streams: "m=" line values
-    without "m=", e.g. "audio 4000 RTP/AVP 0", each optionally followed by its
-    own attribute lines ("\n" first); a video stream of payload type 96 gets
-    VP8's rtpmap. c= names host (an address or, for the attacks, anything
-    else); o= names owner, version and origin."""
-    ip = "IP6" if ":" in host else "IP4"
-    lines = ["v=0", "o=%s 1 %d IN IP4 %s" % (owner, version, origin), "s=-",
-             "c=IN %s %s" % (ip, host), "t=0 0"]
-    for s in streams:
-        lines.append("m=" + s)
-        if " 96" in s and s.startswith("video"):
-            lines.append("a=rtpmap:96 VP8/90000")
-    return "\n".join(lines) + "\n"
 
 
 class PyUA:
@@ -563,6 +500,70 @@ class PyUA:
         if extra:
             lines.append(extra)
         self.send("\r\n".join(lines), body, to=req.src)
+
+
+def sdp_body(host, streams, owner="test", version=1, origin=LOCAL):
+    """An SDP body (RFC 4566) with "\n" line ends. streams: "m=" line values
+    without "m=", e.g. "audio 4000 RTP/AVP 0", each optionally followed by its
+    own attribute lines ("\n" first); a video stream of payload type 96 gets
+    VP8's rtpmap. c= names host (an address or, for the attacks, anything
+    else); o= names owner, version and origin."""
+    ip = "IP6" if ":" in host else "IP4"
+    lines = ["v=0", "o=%s 1 %d IN IP4 %s" % (owner, version, origin), "s=-",
+             "c=IN %s %s" % (ip, host), "t=0 0"]
+    for s in streams:
+        lines.append("m=" + s)
+        if " 96" in s and s.startswith("video"):
+            lines.append("a=rtpmap:96 VP8/90000")
+    return "\n".join(lines) + "\n"
+
+
+_DIGEST_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+
+
+def parse_challenge(value):
+    """The parameters of one WWW-Authenticate / Proxy-Authenticate value (RFC
+    7616 section 3.3), names lower-cased and quotes taken off."""
+    return dict((k.lower(), v1 or v2) for k, v1, v2 in
+                re.findall(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]+))', value))
+
+
+def find_challenge(values, algorithm="MD5"):
+    """The parsed challenge of `algorithm` among header values, or None: the
+    proxy sends one challenge per algorithm (RFC 8760 section 2.4), and one
+    that names none is MD5 (RFC 7616 section 3.3)."""
+    for v in values:
+        params = parse_challenge(v)
+        if params.get("algorithm", "MD5").upper() == algorithm.upper():
+            return params
+    return None
+
+
+def digest_auth(user, password, challenge, method, uri, nc=1, cnonce=None, qop="auth"):
+    """An Authorization / Proxy-Authorization value answering `challenge` (from
+    parse_challenge) as RFC 7616 section 3.4 tells a client, in the challenge's
+    algorithm (MD5 or SHA-256), opaque echoed. qop="" gives an RFC 2069 style
+    answer (no nc, no cnonce; RFC 2617 section 3.2.2.1), which the proxy must
+    refuse. uri is what the client claims (the Request-URI unless a case lies)."""
+    algorithm = challenge.get("algorithm", "MD5").upper()
+
+    def h(text):
+        return _DIGEST_HASHES[algorithm](text.encode()).hexdigest()
+    realm, nonce = challenge["realm"], challenge["nonce"]
+    cnonce = cnonce or "c%08x" % nc
+    ha1 = h("%s:%s:%s" % (user, realm, password))
+    ha2 = h("%s:%s" % (method, uri))
+    if qop:
+        resp = h("%s:%s:%08x:%s:%s:%s" % (ha1, nonce, nc, cnonce, qop, ha2))
+    else:
+        resp = h("%s:%s:%s" % (ha1, nonce, ha2))
+    value = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+             'algorithm=%s' % (user, realm, nonce, uri, resp, algorithm))
+    if qop:
+        value += ', qop=%s, nc=%08x, cnonce="%s"' % (qop, nc, cnonce)
+    if challenge.get("opaque"):
+        value += ', opaque="%s"' % challenge["opaque"]
+    return value
 
 
 # --------------------------------------------------------------------------
