@@ -6065,12 +6065,12 @@ def case_auth_spoofed_source_no_ban(env):
     spoofer = _RawUA(env, LOCAL)
     answers = {}
     for i in range(20):
-        nonce = attacker.challenge("alice")
+        ch = attacker.challenge("alice")
         # Every other one with a digest uri that is not the Request-URI: with the
         # resident's own nonce that would be a 400 and a failure (RFC 2617 3.2.2.5).
         uri = "sip:" + DOMAIN if i % 2 else "sip:door@" + DOMAIN
         res = spoofer.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
-                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER", uri))
+                              auth=digest_auth("alice", "guess-%d" % i, ch, "REGISTER", uri))
         key = res[-1][0] if res else None
         answers[key] = answers.get(key, 0) + 1
     log("20 wrong answers from %s:%d with nonces issued to %s: answers %s"
@@ -6095,17 +6095,17 @@ def case_auth_spoofed_source_no_ban(env):
         res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False)
         if not res:
             return None
-        nonce = re.search(r'nonce\s*=\s*"([^"]+)"', res[-1][1]["www-authenticate"][-1]).group(1)
+        ch = find_challenge(res[-1][1]["www-authenticate"])
         res = own.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
-                          auth=_digest("alice", "typo-%d" % i, nonce, "REGISTER", "sip:" + DOMAIN))
+                          auth=digest_auth("alice", "typo-%d" % i, ch, "REGISTER", "sip:" + DOMAIN))
         return res[-1][0] if res else 0
 
     typos = [own_wrong_answer(i) for i in range(3)]
     answers = {}
     for i in range(10):
-        nonce = attacker.challenge("alice")
+        ch = attacker.challenge("alice")
         res = spoofer.request("REGISTER", "sip:" + DOMAIN, "alice", wait=0.5, expect_reply=False,
-                              auth=_digest("alice", "guess-%d" % i, nonce, "REGISTER",
+                              auth=digest_auth("alice", "guess-%d" % i, ch, "REGISTER",
                                            "sip:" + DOMAIN))
         key = res[-1][0] if res else None
         answers[key] = answers.get(key, 0) + 1
@@ -6147,8 +6147,8 @@ def case_auth_replay_log_bounded(env):
     _with_config(env, auth="max-failures-per-source = 5\n")
     env.start_proxy()
     ua = _RawUA(env, LOCAL)
-    nonce = ua.challenge("alice")
-    auth = _digest("alice", USERS["alice"], nonce, "REGISTER", "sip:" + DOMAIN)
+    ch = ua.challenge("alice")
+    auth = digest_auth("alice", USERS["alice"], ch, "REGISTER", "sip:" + DOMAIN)
     res = ua.request("REGISTER", "sip:" + DOMAIN, "alice", auth=auth)
     check(res[-1][0] == 200, "the first answer got %s, expected 200" % res[-1][2])
     answers = {}
