@@ -502,6 +502,25 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
   // formed is asserted for it (RFC 3325 §9.1), as on every other path.
   assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
   if (ack) {
+    // The answer to an offer a 2xx carried (a re-INVITE without SDP, RFC 3264
+    // §4) goes through the relay like any other. An ACK cannot be refused:
+    // one the relay cannot use goes on without its SDP, so the other side,
+    // left without an answer, ends the call (RFC 3261 §13.3.1.4) rather than
+    // sending its media past the relay.
+    size_t len = 0;
+    const char *answer = sdp_body(sip, &len);
+    if (answer && proxy_.relay() && proxy_.relay()->has_call(sip->sip_call_id->i_id)) {
+      std::string error;
+      auto sdp = proxy_.relay()->pass_sdp(sip->sip_call_id->i_id, from_caller,
+                                          std::string_view(answer, len), &error);
+      if (sdp) {
+        replace_sdp(msg, *sdp);
+      } else {
+        PLOG_WARN("relay: call-id=%s ACK answer refused, forwarded without SDP: %s",
+                  sip->sip_call_id->i_id, error.c_str());
+        remove_body(msg);
+      }
+    }
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
     add_branch(nullptr, msg, "", "", true);

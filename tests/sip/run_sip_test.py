@@ -4503,7 +4503,7 @@ def _py_request(c, method, from_caller=True, ua=None, cseq=None, call_id=None, f
               "CSeq: %d %s" % (cseq or c.n_cseq, method),
               "Contact: <sip:%s:%d>" % (sender.ip, sender.port), "Max-Forwards: 70"]
     if body:
-        lines.append("Content-Type: %s" % ("application/sdp" if method in ("INVITE", "UPDATE")
+        lines.append("Content-Type: %s" % ("application/sdp" if method in ("INVITE", "UPDATE", "ACK")
                                            else "text/plain"))
     if extra:
         lines.append(extra)
@@ -6434,7 +6434,9 @@ def case_relay_reinvite_unusable_sdp(env):
     the door with a c= the relay cannot use (IPv6 on the IPv4 relay, a host
     name) and an UPDATE (RFC 3311) from mon1 naming a host get 488 with a
     Warning and go nowhere (they used to be forwarded as written); the media
-    still flows through the relay as before. Then a good re-INVITE whose 2xx
+    still flows through the relay as before. A re-INVITE without SDP whose
+    ACK carries an answer naming a host: mon1 gets the ACK without SDP.
+    Then a good re-INVITE whose 2xx
     answer names a host: the door gets 488 (no SDP), the proxy ends mon1's
     side (ACK, BYE with Reason cause=488), the relay frees the call's ports
     and the door's BYE finds no dialog any more (481)."""
@@ -6467,6 +6469,20 @@ def case_relay_reinvite_unusable_sdp(env):
         check(after and after.get("ports") == before.get("ports"),
               "the relay's call changed: %s -> %s" % (before, after))
         check(_media_reaches_callee(env, c) == 10, "mon1 lost the door's media")
+        # A re-INVITE without SDP: mon1's offer comes in the 200, the door's
+        # answer in the ACK (RFC 3264 section 4). An answer naming a host
+        # reaches mon1 without its SDP, never as written.
+        c.send_in_dialog("INVITE")
+        got = c.callee.expect(lambda m: m.method == "INVITE", "the door's re-INVITE without SDP")
+        c.callee.reply(got, 200, "OK", body=_py_sdp(c.callee_rtp.port, owner="mon1", version=3))
+        r = c.caller.response_to("INVITE")
+        check(r.status == 200 and b"m=audio %d " % c.caller_media_to in r.body,
+              "the 200's offer is not pointed at the relay: %s %r" % (r.first, r.body))
+        c.send_in_dialog("ACK", cseq=r.cseq()[0], body=_py_sdp(4000, version=5,
+                                                                host="relay-victim.invalid"))
+        ack = c.callee.expect(lambda m: m.method == "ACK", "the door's ACK")
+        check(b"relay-victim" not in ack.body and b"m=" not in ack.body,
+              "the ACK's unusable answer reached mon1: %r" % ack.body)
         # A good offer, an unusable answer: the 2xx cannot go up as it is.
         c.send_in_dialog("INVITE", body=_py_sdp(c.caller_rtp.port, version=4))
         got = c.callee.expect(lambda m: m.method == "INVITE", "the door's good re-INVITE")
