@@ -333,25 +333,33 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
              std::to_string(session->media.size()) + ")";
     return std::nullopt;
   }
+  // Everything is checked, and the SDP rewritten, before any peer moves: a
+  // refused SDP (the router answers 488) leaves the call's media as it was.
   std::vector<sdp::RelayEndpoint> endpoints;
   for (size_t i = 0; i < c->streams.size(); ++i) {
     const Stream &s = c->streams[i];
     const sdp::Media &m = session->media[i];
-    // The sender may have moved (hold, a new network): follow it unless its
-    // packets told us where it really is.
     if (s.ports.port && m.port) {
       if (std::string e = peer_error(m); !e.empty()) {
         *error = e;
         return std::nullopt;
       }
-      std::optional<size_t> branch;
-      if (!from_caller) branch = w.index;
-      engine_.update_peer(c->media, i, branch, RelayAddress::from(m.address, m.port),
-                          RelayAddress::from(m.rtcp_address, m.rtcp_port));
     }
     endpoints.push_back(endpoint(from_caller ? w.media[i].ports.port : s.ports.port));
   }
-  return sdp::rewrite(sdp_text, endpoints, error);
+  auto out = sdp::rewrite(sdp_text, endpoints, error);
+  if (!out) return std::nullopt;
+  for (size_t i = 0; i < c->streams.size(); ++i) {
+    const sdp::Media &m = session->media[i];
+    // The sender may have moved (hold, a new network): follow it unless its
+    // packets told us where it really is.
+    if (!c->streams[i].ports.port || !m.port) continue;
+    std::optional<size_t> branch;
+    if (!from_caller) branch = w.index;
+    engine_.update_peer(c->media, i, branch, RelayAddress::from(m.address, m.port),
+                        RelayAddress::from(m.rtcp_address, m.rtcp_port));
+  }
+  return out;
 }
 
 void MediaRelay::branch_gone(const std::string &call_id, size_t branch) {
@@ -364,6 +372,7 @@ void MediaRelay::branch_gone(const std::string &call_id, size_t branch) {
   engine_.remove_branch(c->media, branch);
   for (auto &bm : bit->second.media) ports_.give_back(bm.ports);
   if (bit->second.connected) --c->connected;
+  if (c->winner == static_cast<long>(branch)) c->winner = -1;
   c->branches.erase(bit);
 }
 

@@ -76,7 +76,7 @@ class MediaRelay {
   struct Answer {
     bool forward = true;
     std::string sdp;
-    std::string error;  // set when the answer could not be used (then forward as is)
+    std::string error;  // set when the answer could not be used (never forward it then)
   };
   Answer answer_from_branch(const std::string &call_id, size_t branch, std::string_view sdp,
                             bool final);
@@ -84,7 +84,8 @@ class MediaRelay {
   // SDP inside an answered call (a re-INVITE's offer or its answer) from the
   // caller (from_caller) or from the answering device: the sender's media
   // addresses are updated (unless latched) and the SDP comes back pointed at
-  // the relay ports that face the other side.
+  // the relay ports that face the other side. When it fails (*error says
+  // why) nothing of the call has changed.
   std::optional<std::string> pass_sdp(const std::string &call_id, bool from_caller,
                                       std::string_view sdp, std::string *error);
 

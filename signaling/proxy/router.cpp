@@ -160,6 +160,19 @@ void replace_sdp(msg_t *msg, const std::string &sdp) {
                         sip_content_length_create(home, static_cast<uint32_t>(sdp.size()))));
 }
 
+// Takes the body out of a message (a provisional response whose SDP the relay
+// could not use: the caller hears the device ring, without its media address).
+void remove_body(msg_t *msg) {
+  sip_t *sip = sip_object(msg);
+  auto *pub = reinterpret_cast<msg_pub_t *>(sip);
+  for (msg_header_t *h : {reinterpret_cast<msg_header_t *>(sip->sip_payload),
+                          reinterpret_cast<msg_header_t *>(sip->sip_content_type),
+                          reinterpret_cast<msg_header_t *>(sip->sip_content_length)})
+    if (h) msg_header_remove(msg, pub, h);
+  msg_header_insert(msg, pub,
+                    reinterpret_cast<msg_header_t *>(sip_content_length_create(msg_home(msg), 0)));
+}
+
 // A device behind NAT registers a contact it cannot be reached at; its REGISTER
 // came from `received` ("udp:203.0.113.5:40211"). When the two differ, requests
 // go to where the REGISTER came from (as rport does for responses, RFC 3581),
@@ -221,21 +234,6 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
                         const std::string &next_hop, const std::string &aor) {
   msg_t *copy = msg_copy(msg);
   if (!copy) return false;
-  // A relayed call's re-INVITE: its offer is pointed at the relay's side that
-  // faces the receiver.
-  if (t && t->reinvite_from_caller >= 0) {
-    size_t len = 0;
-    if (const char *offer = sdp_body(sip_object(copy), &len)) {
-      std::string error;
-      auto sdp = proxy_.relay()->pass_sdp(t->call_id, t->reinvite_from_caller == 1,
-                                          std::string_view(offer, len), &error);
-      if (sdp)
-        replace_sdp(copy, *sdp);
-      else
-        PLOG_WARN("relay: call-id=%s re-INVITE offer passed as it is: %s", t->call_id.c_str(),
-                  error.c_str());
-    }
-  }
   // The relay gives each branch an offer pointed at that branch's own ports.
   if (t && t->relayed) {
     std::string error;
@@ -504,6 +502,25 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
   // formed is asserted for it (RFC 3325 §9.1), as on every other path.
   assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
   if (ack) {
+    // The answer to an offer a 2xx carried (a re-INVITE without SDP, RFC 3264
+    // §4) goes through the relay like any other. An ACK cannot be refused:
+    // one the relay cannot use goes on without its SDP, so the other side,
+    // left without an answer, ends the call (RFC 3261 §13.3.1.4) rather than
+    // sending its media past the relay.
+    size_t len = 0;
+    const char *answer = sdp_body(sip, &len);
+    if (answer && proxy_.relay() && proxy_.relay()->has_call(sip->sip_call_id->i_id)) {
+      std::string error;
+      auto sdp = proxy_.relay()->pass_sdp(sip->sip_call_id->i_id, from_caller,
+                                          std::string_view(answer, len), &error);
+      if (sdp) {
+        replace_sdp(msg, *sdp);
+      } else {
+        PLOG_WARN("relay: call-id=%s ACK answer refused, forwarded without SDP: %s",
+                  sip->sip_call_id->i_id, error.c_str());
+        remove_body(msg);
+      }
+    }
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
     add_branch(nullptr, msg, "", "", true);
@@ -523,9 +540,32 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
     reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
     return false;
   }
+  // A relayed call's re-INVITE or UPDATE (RFC 3311): its offer is pointed at
+  // the relay's side that faces the receiver, and its answer comes back the
+  // same way. An offer the relay cannot use never goes on as it is (the media
+  // would bypass the relay): 488 (RFC 3261 §21.4.26, §14.2), and since a
+  // failed re-INVITE changes nothing (§14.1), the call keeps its old media.
+  // The answer is sent in the server transaction, so the sender's ACK of the
+  // 488 ends there too.
+  const bool relayed_offer = (method == sip_method_invite || method == sip_method_update) &&
+                             proxy_.relay() && proxy_.relay()->has_call(sip->sip_call_id->i_id);
+  size_t offer_len = 0;
+  const char *offer = relayed_offer ? sdp_body(sip, &offer_len) : nullptr;
+  if (offer) {
+    std::string error;
+    auto sdp = proxy_.relay()->pass_sdp(sip->sip_call_id->i_id, from_caller,
+                                        std::string_view(offer, offer_len), &error);
+    if (!sdp) {
+      PLOG_WARN("relay: call-id=%s %s offer from the %s refused: %s", sip->sip_call_id->i_id,
+                sip->sip_request->rq_method_name, from_caller ? "caller" : "callee", error.c_str());
+      const std::string warning = siptext::warning(399, "portier", error);
+      reply.send(488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning.c_str()), TAG_END());
+      return false;
+    }
+    replace_sdp(msg, *sdp);
+  }
   Txn *t = create_txn(irq, sip);
-  if (method == sip_method_invite && proxy_.relay() && proxy_.relay()->has_call(t->call_id))
-    t->reinvite_from_caller = from_caller ? 1 : 0;
+  if (relayed_offer) t->reinvite_from_caller = from_caller ? 1 : 0;
   start_fork(t, 1);
   add_branch(t, msg, "", "", true);
   settle_unsent(t);
@@ -671,6 +711,10 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
           sip_object(bb->final_response)->sip_status->st_status == status) {
         add_challenges(t, bb->final_response);
         forward_response(t, bb->final_response);
+      } else if (bb && !bb->refusal.empty() && status == 488) {
+        const std::string warning = siptext::warning(399, "portier", bb->refusal);
+        nta_incoming_treply(t->irq, status, sip_status_phrase(status),
+                            SIPTAG_WARNING_STR(warning.c_str()), TAG_END());
       } else {
         nta_incoming_treply(t->irq, status, sip_status_phrase(status), TAG_END());
       }
@@ -739,21 +783,30 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
   }
   if (t->invite && status >= 200 && status < 300 && t->fork->branch_final(b->index)) {
     // A retransmitted 2xx: the caller may not have got the first one (§16.7 step 5).
-    if (response) self->forward_response(t, response), msg_destroy(response);
+    // It carries the SDP the first one went up with; a refused one stays here.
+    size_t len = 0;
+    if (response && b->refusal.empty()) {
+      if (!sdp_body(sip_object(response), &len))
+        self->forward_response(t, response);
+      else if (!b->answer_sdp.empty())
+        replace_sdp(response, b->answer_sdp), self->forward_response(t, response);
+      else if (!t->relayed && t->reinvite_from_caller < 0)
+        self->forward_response(t, response);
+    }
+    if (response) msg_destroy(response);
+    return 0;
+  }
+  bool absorb = false;
+  if (response && (t->relayed || t->reinvite_from_caller >= 0) &&
+      !self->relay_response(t, b, response, status, &absorb)) {
+    self->refuse_answer(t, b, sip);
+    msg_destroy(response);
+    self->maybe_finish(t);
     return 0;
   }
   ForkAggregator::Decision d =
       sip ? t->fork->on_response(b->index, status) : t->fork->on_branch_failed(b->index);
-  if (t->relayed && response) self->relay_response(t, b, response, status, &d);
-  if (t->reinvite_from_caller >= 0 && response && status >= 200 && status < 300) {
-    size_t len = 0;
-    if (const char *answer = sdp_body(sip_object(response), &len)) {
-      std::string error;
-      auto sdp = self->proxy_.relay()->pass_sdp(t->call_id, t->reinvite_from_caller == 0,
-                                                std::string_view(answer, len), &error);
-      if (sdp) replace_sdp(response, *sdp);
-    }
-  }
+  if (absorb) d.forward = false;
   if (t->relayed && status >= 300) self->proxy_.relay()->branch_gone(t->call_id, b->index);
   if (status >= 200 && response) {
     if (b->final_response) msg_destroy(b->final_response);
@@ -810,11 +863,17 @@ void Router::maybe_finish(Txn *t) {
   destroy(t);
 }
 
-void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp) {
+void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp, const char *reason) {
   if (!rsp->sip_contact || !rsp->sip_from || !rsp->sip_to || !rsp->sip_call_id || !rsp->sip_cseq)
     return;
-  PLOG_INFO("route: call-id=%s %s answered too late: ACK and BYE from the proxy",
-            t->call_id.c_str(), b->target.c_str());
+  const bool refused = reason != nullptr;  // not late: its answer was refused
+  if (!reason && t->answered) reason = kReasonAnsweredElsewhere;
+  if (refused)
+    PLOG_INFO("route: call-id=%s %s: ACK and BYE from the proxy", t->call_id.c_str(),
+              b->target.empty() ? "the answerer" : b->target.c_str());
+  else
+    PLOG_INFO("route: call-id=%s %s answered too late: ACK and BYE from the proxy",
+              t->call_id.c_str(), b->target.c_str());
   su_home_t home[1] = {SU_HOME_INIT(home)};
   // §12.1.2: the route set is the 2xx's Record-Route in reverse, minus our own
   // entries (we are the next hop ourselves).
@@ -833,6 +892,8 @@ void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp) {
       b->next_hop.empty() ? nullptr : URL_STRING_MAKE(b->next_hop.c_str());
   for (sip_method_t method : {sip_method_ack, sip_method_bye}) {
     const bool ack = method == sip_method_ack;
+    // Only a 2xx to an INVITE is ACKed (an UPDATE's is not, RFC 3311 §5.2).
+    if (ack && rsp->sip_cseq->cs_method != sip_method_invite) continue;
     msg_t *msg = nta_msg_create(proxy_.agent(), 0);
     if (!msg) break;
     // §13.2.2.4: the ACK has the INVITE's CSeq number; the BYE the next one.
@@ -844,8 +905,8 @@ void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp) {
                    reinterpret_cast<const url_string_t *>(rsp->sip_contact->m_url), nullptr)),
                SIPTAG_FROM(rsp->sip_from), SIPTAG_TO(rsp->sip_to), SIPTAG_CALL_ID(rsp->sip_call_id),
                SIPTAG_CSEQ(sip_cseq_create(home, cseq, method, name)), SIPTAG_ROUTE(route),
-               SIPTAG_MAX_FORWARDS_STR("70"),
-               TAG_IF(!ack && t->answered, SIPTAG_REASON_STR(kReasonAnsweredElsewhere)), TAG_END());
+               SIPTAG_MAX_FORWARDS_STR("70"), TAG_IF(!ack && reason, SIPTAG_REASON_STR(reason)),
+               TAG_END());
     nta_outgoing_t *orq =
         nta_outgoing_mcreate(proxy_.agent(), ack ? nullptr : on_late_bye_response, nullptr,
                              to_device, msg, TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
@@ -862,24 +923,79 @@ int Router::on_late_bye_response(void *, nta_outgoing_t *orq, const sip_t *sip) 
   return 0;
 }
 
-void Router::relay_response(Txn *t, Branch *b, msg_t *response, int status,
-                            ForkAggregator::Decision *d) {
-  if (status < 180 || status >= 300) return;
+bool Router::relay_response(Txn *t, Branch *b, msg_t *response, int status, bool *absorb) {
+  if (status < 180 || status >= 300) return true;
   size_t len = 0;
   const char *answer = sdp_body(sip_object(response), &len);
-  if (!answer) return;
-  MediaRelay::Answer a = proxy_.relay()->answer_from_branch(
-      t->call_id, b->index, std::string_view(answer, len), status >= 200);
-  if (!a.error.empty()) {
-    // Unusable answer: it goes up as it is (media then bypasses the relay).
-    PLOG_WARN("relay: call-id=%s branch %zu answer: %s", t->call_id.c_str(), b->index,
-              a.error.c_str());
-    return;
+  if (!answer) return true;
+  std::string error, sdp;
+  if (t->reinvite_from_caller >= 0) {
+    if (status < 200) return true;  // the answer that counts is the 2xx's
+    // The answer comes from the side that did not send the offer.
+    auto out = proxy_.relay()->pass_sdp(t->call_id, t->reinvite_from_caller == 0,
+                                        std::string_view(answer, len), &error);
+    if (out) sdp = *out;
+  } else {
+    MediaRelay::Answer a = proxy_.relay()->answer_from_branch(
+        t->call_id, b->index, std::string_view(answer, len), status >= 200);
+    error = a.error;
+    sdp = a.sdp;
+    // The caller sees one early dialog (the first 18x with SDP); later early
+    // answers only add their device to the fork.
+    if (error.empty() && !a.forward) *absorb = true;
   }
-  replace_sdp(response, a.sdp);
-  // The caller sees one early dialog (the first 18x with SDP); later early
-  // answers only add their device to the fork.
-  if (!a.forward) d->forward = false;
+  if (error.empty()) {
+    replace_sdp(response, sdp);
+    if (status >= 200) b->answer_sdp = sdp;
+    return true;
+  }
+  // An answer the relay cannot use (RFC 3264 §6: more m= lines than the offer,
+  // lines that match none, junk) never goes up as the device wrote it: the
+  // caller would send its media straight to the device, past the relay.
+  const std::string who =
+      "branch " + std::to_string(b->index) + (b->aor.empty() ? std::string() : " (" + b->aor + ")");
+  if (status < 200) {
+    // The 18x still goes up, without its SDP: the caller hears the device ring
+    // (§16.7 step 5 forwards provisional responses), as for any 180 without
+    // early media; the branch gets no early media. Its offer stays pointed at
+    // its relay ports, so a usable 2xx can still connect it.
+    PLOG_WARN("relay: call-id=%s %s: unusable early answer, forwarded without SDP: %s",
+              t->call_id.c_str(), who.c_str(), error.c_str());
+    remove_body(response);
+    return true;
+  }
+  b->refusal = who + ": " + error;
+  PLOG_WARN(
+      "relay: call-id=%s %s: unusable answer in the 2xx: the proxy ends that dialog (488): %s",
+      t->call_id.c_str(), who.c_str(), error.c_str());
+  return false;
+}
+
+void Router::refuse_answer(Txn *t, Branch *b, const sip_t *rsp) {
+  // A proxy cannot refuse a 2xx (RFC 3261 §16.7 step 5 forwards them all), but
+  // this one would take the media past the relay. So it is ended as a late
+  // answer is (ACK, then BYE from the proxy), and the branch fails with 488:
+  // the caller hears "Not Acceptable Here" with the Warning if nobody else
+  // answers, and another device may still answer.
+  const std::string reason = siptext::reason(488, "Not Acceptable Here");
+  hang_up_late_answer(t, b, rsp, reason.c_str());
+  if (t->reinvite_from_caller < 0) {
+    proxy_.relay()->branch_gone(t->call_id, b->index);
+  } else {
+    // A re-INVITE or UPDATE: the simplest consistent outcome. Its answerer's
+    // side of the call is gone (BYE), so the call is: the relay frees its
+    // ports and the dialog is forgotten, so the sender, which gets the 488,
+    // learns with a 481 on its next request that the dialog is over
+    // (§12.2.1.2). Keeping the old media instead would leave the answerer
+    // believing in a session the relay does not carry.
+    const bool from_caller = t->reinvite_from_caller == 1;
+    const std::string answerer_tag = rsp->sip_to && rsp->sip_to->a_tag ? rsp->sip_to->a_tag : "";
+    dialogs_.remove(t->call_id, from_caller ? t->from_tag : answerer_tag,
+                    from_caller ? answerer_tag : t->from_tag);
+    if (!dialogs_.has_confirmed_call(t->call_id))
+      proxy_.relay()->end_call(t->call_id, "unusable answer to a re-INVITE");
+  }
+  apply(t, b, t->fork->on_response(b->index, 488), nullptr);
 }
 
 void Router::destroy(Txn *t) {

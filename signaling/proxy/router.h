@@ -56,6 +56,12 @@ class Router {
     nta_outgoing_t *orq = nullptr;
     msg_t *final_response = nullptr;  // our reference, with our Via removed
     bool cancelled = false;
+    // The relay could not use this branch's 2xx: the device's dialog was ended
+    // here and the branch counts as a 488 with this Warning text.
+    std::string refusal;
+    // The SDP its 2xx carried up, pointed at the relay: a retransmitted 2xx
+    // carries the same, never the device's own.
+    std::string answer_sdp;
   };
   struct Txn {
     Router *router = nullptr;
@@ -106,9 +112,16 @@ class Router {
   // A failed or cancelled call frees its relay at once, not when its last branch ends.
   void release_relay(Txn *t, const char *why);
   // A relayed call already answered elsewhere: ACK and BYE a late 2xx.
-  void hang_up_late_answer(Txn *t, Branch *b, const sip_t *response);
-  // Rewrites a branch's 18x/2xx SDP to the relay; may turn off forwarding.
-  void relay_response(Txn *t, Branch *b, msg_t *response, int status, ForkAggregator::Decision *d);
+  // `reason`: the BYE's Reason header (default: answered elsewhere, if it was).
+  void hang_up_late_answer(Txn *t, Branch *b, const sip_t *response, const char *reason = nullptr);
+  // Rewrites the SDP of a branch's 18x/2xx (or of a relayed re-INVITE's or
+  // UPDATE's 2xx) to the relay. An unusable 18x answer is taken out of the
+  // response; false when a 2xx is unusable (b->refusal says why): it must not
+  // go up. *absorb: the relay forwards no further early answer.
+  bool relay_response(Txn *t, Branch *b, msg_t *response, int status, bool *absorb);
+  // Ends the dialog of a 2xx that relay_response refused, and fails the branch
+  // with 488 (the Warning reaches the caller if nobody else answers).
+  void refuse_answer(Txn *t, Branch *b, const sip_t *response);
   void destroy(Txn *t);
   // The dialog branch b of t forms with the callee's tag and Contact (not yet
   // confirmed; the callee's hosts are those the branch went to).

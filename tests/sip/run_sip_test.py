@@ -4427,7 +4427,7 @@ def _py_request(c, method, from_caller=True, ua=None, cseq=None, call_id=None, f
               "CSeq: %d %s" % (cseq or c.n_cseq, method),
               "Contact: <sip:%s:%d>" % (sender.ip, sender.port), "Max-Forwards: 70"]
     if body:
-        lines.append("Content-Type: %s" % ("application/sdp" if method in ("INVITE", "UPDATE")
+        lines.append("Content-Type: %s" % ("application/sdp" if method in ("INVITE", "UPDATE", "ACK")
                                            else "text/plain"))
     if extra:
         lines.append(extra)
@@ -6175,6 +6175,237 @@ def case_auth_replay_log_bounded(env):
     env.assert_no_secrets()
 
 
+# --------------------------------------------------------------------------
+# issue 11: no unrewritten SDP reaches the other side of a relayed call
+# --------------------------------------------------------------------------
+
+
+def _rogue_device(env, user, slot):
+    """user registered from 127.0.0.2 (another host on the LAN) at SIP port
+    slot, driven as a RawUa: a device whose SDP names 127.0.0.2, so an answer
+    that bypassed the relay is told apart from the relay's (127.0.0.1)."""
+    port = env.ports.sip(slot)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ATTACKER, port))
+    try:
+        r = sip_register(env, user, "<sip:%s@%s:%d>" % (user, ATTACKER, port), src=ATTACKER,
+                         sock=s)
+    finally:
+        s.close()
+    check(r is not None and _status(r) == 200, "%s could not register from %s: %r"
+          % (user, ATTACKER, r[:80] if r else r))
+    return RawUa(user, ATTACKER, port)
+
+
+def _bypassing(ua, call_id, *needles):
+    """The messages of call_id that ua received whose body names one of needles
+    (the device's media address or ports): SDP that would bypass the relay."""
+    return [m.first for m in ua.got(lambda m: m.hdr("Call-ID") == call_id and m.body and
+                                    any(n in m.body for n in needles))]
+
+
+def _ack_failure(ua, ruri, resp, route=()):
+    """The ACK of a non-2xx final response, in its transaction (RFC 3261
+    section 17.1.1.3: the INVITE's Via branch and Route)."""
+    ua.send("ACK %s SIP/2.0\nVia: %s\n%sFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
+            "Max-Forwards: 70" % (ruri, resp.hdr("Via"), "".join("Route: %s\n" % r for r in route),
+                                  resp.hdr("From"), resp.hdr("To"), resp.hdr("Call-ID"),
+                                  resp.cseq()[0]))
+
+
+def _proxy_hangs_up(dev, call_id, cause):
+    """The proxy's ACK and BYE that end a device's refused 2xx; the BYE says
+    why (RFC 3326). Returns the BYE, answered 200."""
+    dev.wait_for(lambda m: m.method == "ACK" and m.hdr("Call-ID") == call_id, 5,
+                 "the proxy's ACK of the refused 200")
+    bye = dev.wait_for(lambda m: m.method == "BYE" and m.hdr("Call-ID") == call_id, 5,
+                       "the proxy's BYE of the refused 200")
+    check("cause=%d" % cause in (bye.hdr("Reason") or "").replace(" ", ""),
+          "the proxy's BYE Reason %r, expected cause=%d" % (bye.hdr("Reason"), cause))
+    _reply(dev, bye, 200, "OK", "x")
+    return bye
+
+
+def case_relay_unusable_answer_forked(env):
+    """RFC 3264 section 6: the door rings the group; mon1, registered from
+    127.0.0.2, answers with SDP the relay cannot use. Its 183 has more m=
+    lines than the offer: the door gets the 183 without SDP (the device rings,
+    without early media). Its 200 has only a line that matches nothing in
+    the offer: it never reaches the door; the proxy ACKs it and sends BYE
+    (Reason cause=488). mon2 answers 200: the door gets mon2's answer pointed
+    at the relay and its audio reaches mon2 through the relay. No SDP naming
+    mon1's address or ports ever reached the door (it used to get both
+    unrewritten, and send its media straight to mon1)."""
+    env.start_proxy()
+    (mon2,) = _devices(env, ["mon2"])
+    mon1 = _rogue_device(env, "mon1", 6)
+    door = RawUa("door", LOCAL)
+    door_rtp = RtpPeer("door_rtp", env.ports.media(6))
+    mon2_rtp = RtpPeer("mon2_rtp", env.ports.media(7))
+    try:
+        call = RawCall(env, door, "door", GROUP,
+                       _sdp(LOCAL, ["audio %d RTP/AVP 0" % door_rtp.port]))
+        inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
+        _reply(mon1, inv1, 183, "Session Progress", "m1",
+               body=_sdp(ATTACKER, ["audio 4170 RTP/AVP 0", "video 4172 RTP/AVP 96"]))
+        early = door.wait_for(lambda m: m in call.responses() and m.status == 183, 5,
+                              "mon1's 183")
+        log("door: %s with %d body bytes" % (early.first, len(early.body.strip())))
+        check("m=" not in early.body, "mon1's unusable early answer reached the door: %r"
+              % early.body)
+        _reply(mon1, inv1, 200, "OK", "m1", body=_sdp(ATTACKER, ["video 4172 RTP/AVP 96"]))
+        _proxy_hangs_up(mon1, call.call_id, 488)
+        check(not door.got(lambda m: m in call.responses() and m.status >= 200),
+              "mon1's unusable 200 ended the door's INVITE")
+        _reply(mon2, inv2, 200, "OK", "m2",
+               body=_sdp(LOCAL, ["audio %d RTP/AVP 0" % mon2_rtp.port]))
+        ok = call.final()
+        check(ok.status == 200 and "tag=m2" in ok.hdr("To"),
+              "door: %s (To %s), expected mon2's 200" % (ok.first, ok.hdr("To")))
+        call.in_dialog("ACK", ok)
+        audio = re.search(r"m=audio (\d+) ", ok.body)
+        check(audio and int(audio.group(1)) != mon2_rtp.port,
+              "the door's answer does not point at the relay: %r" % ok.body)
+        for seq in range(1, 11):
+            door_rtp.sock.sendto(rtp_packet(seq, seq * 160, 0xd00d, b"\x00" * 20, pt=0),
+                                 (LOCAL, int(audio.group(1))))
+            time.sleep(0.01)
+        deadline = time.time() + 3
+        while not mon2_rtp.rtp(0xd00d) and time.time() < deadline:
+            time.sleep(0.05)
+        check(mon2_rtp.rtp(0xd00d), "the door's audio never reached mon2 through the relay")
+        bad = _bypassing(door, call.call_id, ATTACKER, "4170", "4172")
+        check(not bad, "SDP naming mon1 reached the door in %s" % bad)
+        call.in_dialog("BYE", ok)
+        bye = mon2.wait_for(lambda m: m.method == "BYE", 5, "BYE")
+        _reply(mon2, bye, 200, "OK", "m2")
+        env.wait_relay_free()
+        check("unusable answer" in env.proxy_log_text(), "no log line names the refused answer")
+    finally:
+        for p in (mon1, mon2, door, door_rtp, mon2_rtp):
+            p.close()
+    env.assert_no_secrets()
+
+
+def case_relay_unusable_answer_refused(env):
+    """mon1, registered from 127.0.0.2, is the only device rung and answers
+    200 with more m= lines than the offer (RFC 3264 section 6). The door gets
+    488 Not Acceptable Here with a Warning naming the branch and why, and no
+    SDP naming mon1; the proxy ends mon1's dialog (ACK, BYE with Reason
+    cause=488); every relay port is freed. The next call still rings mon1."""
+    env.start_proxy()
+    mon1 = _rogue_device(env, "mon1", 6)
+    door = RawUa("door", LOCAL)
+    try:
+        call = RawCall(env, door, "door", "mon1", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv = _invite_of(mon1, call.call_id)
+        _reply(mon1, inv, 200, "OK", "m1",
+               body=_sdp(ATTACKER, ["audio 4170 RTP/AVP 0", "video 4172 RTP/AVP 96"]))
+        fin = call.final()
+        log("door: %s / Warning: %s" % (fin.first, fin.hdr("Warning")))
+        check(fin.status == 488, "door: %s, expected 488 (mon1's answer is unusable)" % fin.first)
+        text = _warning_text(fin)
+        check("branch 0" in text and "m= lines" in text,
+              "the Warning %r does not name the branch and the m= lines" % text)
+        _proxy_hangs_up(mon1, call.call_id, 488)
+        bad = _bypassing(door, call.call_id, ATTACKER, "4170", "4172")
+        check(not bad, "SDP naming mon1 reached the door in %s" % bad)
+        env.wait_relay_free()
+        env.wait_no_calls()
+        again = RawCall(env, door, "door", "mon1", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        inv = _invite_of(mon1, again.call_id)
+        _reply(mon1, inv, 486, "Busy Here", "m1b")
+        check(again.final().status == 486, "the next call did not get mon1's 486")
+        env.wait_relay_free()
+    finally:
+        for p in (mon1, door):
+            p.close()
+    env.assert_no_secrets()
+
+
+def case_relay_reinvite_unusable_sdp(env):
+    """In an answered relayed call, re-INVITE offers (RFC 3261 section 14) from
+    the door with a c= the relay cannot use (IPv6 on the IPv4 relay, a host
+    name) and an UPDATE (RFC 3311) from mon1 naming a host get 488 with a
+    Warning and go nowhere (they used to be forwarded as written); the media
+    still flows through the relay as before. A re-INVITE without SDP whose
+    ACK carries an answer naming a host: mon1 gets the ACK without SDP.
+    Then a good re-INVITE whose 2xx
+    answer names a host: the door gets 488 (no SDP), the proxy ends mon1's
+    side (ACK, BYE with Reason cause=488), the relay frees the call's ports
+    and the door's BYE finds no dialog any more (481)."""
+    env.start_proxy()
+    c = _py_call(env)
+    try:
+        check(_media_reaches_callee(env, c) == 10, "no media before the re-INVITEs")
+        before = _relay_call(env, c.call_id)
+        v6 = (b"v=0\r\no=door 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n"
+              b"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+        named = _py_sdp(4000, version=3, host="relay-victim.invalid")
+        for what, body, expected in (("IPv6", v6, "IPv6"), ("host name", named,
+                                                            "not an IP address")):
+            c.send_in_dialog("INVITE", body=body)
+            r = c.caller.response_to("INVITE")
+            _ack_failure(c.caller, c.callee_contact, r, list(reversed(c.record_route)))
+            log("door's re-INVITE with %s: %s / Warning: %s" % (what, r.first, r.hdr("Warning")))
+            check(r.status == 488, "re-INVITE with %s: %s, expected 488" % (what, r.first))
+            text = _warning_text(r)
+            check(expected in text, "%s: warn-text %r does not say %r" % (what, text, expected))
+        c.send_in_dialog("UPDATE", from_caller=False, body=named)
+        r = c.callee.response_to("UPDATE")
+        check(r.status == 488 and "not an IP address" in _warning_text(r),
+              "mon1's UPDATE naming a host: %s / %s, expected 488" % (r.first, r.hdr("Warning")))
+        check(not c.callee.quiet(lambda m: m.method == "INVITE", 0.3),
+              "mon1 received a re-INVITE the relay could not rewrite")
+        check(not c.caller.quiet(lambda m: m.method == "UPDATE", 0.1),
+              "the door received an UPDATE the relay could not rewrite")
+        after = _relay_call(env, c.call_id)
+        check(after and after.get("ports") == before.get("ports"),
+              "the relay's call changed: %s -> %s" % (before, after))
+        check(_media_reaches_callee(env, c) == 10, "mon1 lost the door's media")
+        # A re-INVITE without SDP: mon1's offer comes in the 200, the door's
+        # answer in the ACK (RFC 3264 section 4). An answer naming a host
+        # reaches mon1 without its SDP, never as written.
+        c.send_in_dialog("INVITE")
+        got = c.callee.expect(lambda m: m.method == "INVITE", "the door's re-INVITE without SDP")
+        c.callee.reply(got, 200, "OK", body=_py_sdp(c.callee_rtp.port, owner="mon1", version=3))
+        r = c.caller.response_to("INVITE")
+        check(r.status == 200 and b"m=audio %d " % c.caller_media_to in r.body,
+              "the 200's offer is not pointed at the relay: %s %r" % (r.first, r.body))
+        c.send_in_dialog("ACK", cseq=r.cseq()[0], body=_py_sdp(4000, version=5,
+                                                                host="relay-victim.invalid"))
+        ack = c.callee.expect(lambda m: m.method == "ACK", "the door's ACK")
+        check(b"relay-victim" not in ack.body and b"m=" not in ack.body,
+              "the ACK's unusable answer reached mon1: %r" % ack.body)
+        # A good offer, an unusable answer: the 2xx cannot go up as it is.
+        c.send_in_dialog("INVITE", body=_py_sdp(c.caller_rtp.port, version=4))
+        got = c.callee.expect(lambda m: m.method == "INVITE", "the door's good re-INVITE")
+        check(b"IN IP4 127.0.0.1" in got.body, "the re-INVITE's offer: %r" % got.body)
+        c.callee.reply(got, 200, "OK", body=_py_sdp(c.callee_rtp.port, owner="mon1", version=2,
+                                                    host="relay-victim.invalid"))
+        r = c.caller.response_to("INVITE", timeout=5)
+        log("door's re-INVITE answered with a host name: %s / Warning: %s"
+            % (r.first, r.hdr("Warning")))
+        check(r.status == 488, "door: %s, expected 488 (mon1's answer is unusable)" % r.first)
+        check(b"relay-victim" not in r.body, "the unusable answer reached the door")
+        _ack_failure(c.caller, c.callee_contact, r, list(reversed(c.record_route)))
+        c.callee.expect(lambda m: m.method == "ACK", "the proxy's ACK of the refused 200")
+        bye = c.callee.expect(lambda m: m.method == "BYE", "the proxy's BYE")
+        check("cause=488" in (bye.hdr("Reason") or "").replace(" ", ""),
+              "the proxy's BYE Reason %r, expected cause=488" % bye.hdr("Reason"))
+        c.callee.reply(bye, 200, "OK")
+        env.wait_relay_free()
+        env.wait_no_calls()
+        check(not [m for m in c.caller.received if b"relay-victim" in m.body],
+              "SDP naming a host reached the door")
+        c.send_in_dialog("BYE")
+        r = c.caller.response_to("BYE")
+        check(r.status == 481, "the door's BYE after the call ended: %s, expected 481" % r.first)
+    finally:
+        _close_call(c)
+    env.assert_no_secrets()
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -6262,6 +6493,10 @@ CASES = [
     # issue 11: bans a spoofed source cannot trigger (nonces bound to their host)
     ("auth_spoofed_source_no_ban", case_auth_spoofed_source_no_ban),
     ("auth_replay_log_bounded", case_auth_replay_log_bounded),
+    # issue 11: no unrewritten SDP reaches the other side of a relayed call
+    ("relay_unusable_answer_forked", case_relay_unusable_answer_forked),
+    ("relay_unusable_answer_refused", case_relay_unusable_answer_refused),
+    ("relay_reinvite_unusable_sdp", case_relay_reinvite_unusable_sdp),
 ]
 
 

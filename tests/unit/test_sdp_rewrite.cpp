@@ -546,6 +546,25 @@ TEST(SdpRestoreRejectedLines, CompleteAnswerIsUnchangedAndMismatchesAreRefused) 
   }
 }
 
+TEST(SdpRestoreRejectedLines, Rfc3264Sec6CompleteAnswerLinesMustKeepTheirOfferLinesType) {
+  const std::string offer =
+      offer_with("m=audio 5000 RTP/AVP 0\r\nm=video 5002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n");
+  std::string error;
+  // The same number of lines, swapped; and a video line answering an audio-only offer.
+  EXPECT_FALSE(restore_rejected_lines(
+      offer, offer_with("m=video 6002 RTP/AVP 96\r\nm=audio 6000 RTP/AVP 0\r\n"), &error));
+  EXPECT_NE(error.find("answers an m=audio line"), std::string::npos) << error;
+  error.clear();
+  EXPECT_FALSE(restore_rejected_lines(offer_with("m=audio 5000 RTP/AVP 0\r\n"),
+                                      offer_with("m=video 6002 RTP/AVP 96\r\n"), &error));
+  EXPECT_NE(error.find("RFC 3264 section 6"), std::string::npos) << error;
+  // A rejected line (port 0) refuses its stream whatever it says.
+  const std::string rejected = offer_with("m=audio 6000 RTP/AVP 0\r\nm=text 0 RTP/AVP 98\r\n");
+  auto out = restore_rejected_lines(offer, rejected, &error);
+  ASSERT_TRUE(out) << error;
+  EXPECT_EQ(*out, rejected);
+}
+
 TEST(SdpRewrite, Rfc3605RtcpZeroMeansNextPortAndNeedsNoAttribute) {
   std::string error;
   auto out = rewrite(read_sdp("sipp_offer.sdp"), {{"10.0.0.1", 40000, 0}}, &error);

@@ -691,7 +691,19 @@ std::optional<std::string> restore_rejected_lines(std::string_view offer, std::s
   if (!answered) return std::nullopt;
   const auto &om = offered->media;
   const auto &am = answered->media;
-  if (am.size() == om.size()) return std::string(answer);
+  if (am.size() == om.size()) {
+    // Lines correspond by position: an accepted answer line of another media
+    // type answers nothing of the offer, and the relay would connect it to
+    // the offered stream's ports. A rejected one (port 0) is harmless.
+    for (size_t i = 0; i < om.size(); ++i)
+      if (am[i].port != 0 && !ascii::iequals(am[i].type, om[i].type)) {
+        fail(error, "answer m= line " + std::to_string(i + 1) + " (" + printable(am[i].type) +
+                        ") answers an m=" + printable(om[i].type) +
+                        " line of the offer (RFC 3264 section 6)");
+        return std::nullopt;
+      }
+    return std::string(answer);
+  }
   if (am.size() > om.size()) {
     fail(error, "the answer has " + std::to_string(am.size()) + " m= lines, the offer " +
                     std::to_string(om.size()) + " (RFC 3264 section 6)");

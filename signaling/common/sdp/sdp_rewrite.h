@@ -82,7 +82,8 @@ std::optional<std::string> rewrite(std::string_view text,
 // rejected one (port 0, with the offer's media, protocol and formats); answer
 // lines are matched to offer lines by media type, in order. An answer that
 // already has every line comes back unchanged. Errors: unparsable SDP, more m=
-// lines than the offer, an answer line that matches no offered line.
+// lines than the offer, an answer line that matches no offered line (in a
+// complete answer: an accepted line whose media type is not its offer line's).
 std::optional<std::string> restore_rejected_lines(std::string_view offer, std::string_view answer,
                                                   std::string *error);
 
