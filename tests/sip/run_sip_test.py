@@ -6192,7 +6192,7 @@ def _rogue_device(env, user, slot):
                          sock=s)
     finally:
         s.close()
-    check(r is not None and _status(r) == 200, "%s could not register from %s: %r"
+    check(r is not None and status_of(r) == 200, "%s could not register from %s: %r"
           % (user, ATTACKER, r[:80] if r else r))
     return RawUa(user, ATTACKER, port)
 
@@ -6244,21 +6244,21 @@ def case_relay_unusable_answer_forked(env):
     mon2_rtp = RtpPeer("mon2_rtp", env.ports.media(7))
     try:
         call = RawCall(env, door, "door", GROUP,
-                       _sdp(LOCAL, ["audio %d RTP/AVP 0" % door_rtp.port]))
+                       sdp_body(LOCAL, ["audio %d RTP/AVP 0" % door_rtp.port]))
         inv1, inv2 = _invite_of(mon1), _invite_of(mon2)
         _reply(mon1, inv1, 183, "Session Progress", "m1",
-               body=_sdp(ATTACKER, ["audio 4170 RTP/AVP 0", "video 4172 RTP/AVP 96"]))
+               body=sdp_body(ATTACKER, ["audio 4170 RTP/AVP 0", "video 4172 RTP/AVP 96"]))
         early = door.wait_for(lambda m: m in call.responses() and m.status == 183, 5,
                               "mon1's 183")
         log("door: %s with %d body bytes" % (early.first, len(early.body.strip())))
         check("m=" not in early.body, "mon1's unusable early answer reached the door: %r"
               % early.body)
-        _reply(mon1, inv1, 200, "OK", "m1", body=_sdp(ATTACKER, ["video 4172 RTP/AVP 96"]))
+        _reply(mon1, inv1, 200, "OK", "m1", body=sdp_body(ATTACKER, ["video 4172 RTP/AVP 96"]))
         _proxy_hangs_up(mon1, call.call_id, 488)
         check(not door.got(lambda m: m in call.responses() and m.status >= 200),
               "mon1's unusable 200 ended the door's INVITE")
         _reply(mon2, inv2, 200, "OK", "m2",
-               body=_sdp(LOCAL, ["audio %d RTP/AVP 0" % mon2_rtp.port]))
+               body=sdp_body(LOCAL, ["audio %d RTP/AVP 0" % mon2_rtp.port]))
         ok = call.final()
         check(ok.status == 200 and "tag=m2" in ok.hdr("To"),
               "door: %s (To %s), expected mon2's 200" % (ok.first, ok.hdr("To")))
@@ -6297,10 +6297,10 @@ def case_relay_unusable_answer_refused(env):
     mon1 = _rogue_device(env, "mon1", 6)
     door = RawUa("door", LOCAL)
     try:
-        call = RawCall(env, door, "door", "mon1", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        call = RawCall(env, door, "door", "mon1", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
         inv = _invite_of(mon1, call.call_id)
         _reply(mon1, inv, 200, "OK", "m1",
-               body=_sdp(ATTACKER, ["audio 4170 RTP/AVP 0", "video 4172 RTP/AVP 96"]))
+               body=sdp_body(ATTACKER, ["audio 4170 RTP/AVP 0", "video 4172 RTP/AVP 96"]))
         fin = call.final()
         log("door: %s / Warning: %s" % (fin.first, fin.hdr("Warning")))
         check(fin.status == 488, "door: %s, expected 488 (mon1's answer is unusable)" % fin.first)
@@ -6312,7 +6312,7 @@ def case_relay_unusable_answer_refused(env):
         check(not bad, "SDP naming mon1 reached the door in %s" % bad)
         env.wait_relay_free()
         env.wait_no_calls()
-        again = RawCall(env, door, "door", "mon1", _sdp(LOCAL, ["audio 4000 RTP/AVP 0"]))
+        again = RawCall(env, door, "door", "mon1", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
         inv = _invite_of(mon1, again.call_id)
         _reply(mon1, inv, 486, "Busy Here", "m1b")
         check(again.final().status == 486, "the next call did not get mon1's 486")
