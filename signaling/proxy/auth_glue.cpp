@@ -42,7 +42,24 @@ const char *hint_for(const std::string &reason) {
   return "";
 }
 
+// The summary lines of the log budget (FailureLimiter): what was left out, once.
+void log_suppressed_failures(const std::string &address, uint64_t n) {
+  PLOG_WARN("auth failures: %llu more failures from %s suppressed",
+            static_cast<unsigned long long>(n), address.c_str());
+}
+void log_suppressed_unattributed(uint64_t n) {
+  PLOG_INFO("auth: %llu more responses with a nonce not issued to their source suppressed",
+            static_cast<unsigned long long>(n));
+}
+
 }  // namespace
+
+void Proxy::log_auth_summaries() {
+  if (!limiter_) return;
+  // At most a few summary lines a second, however many addresses were busy.
+  for (const auto &[address, n] : limiter_->take_suppressed(5)) log_suppressed_failures(address, n);
+  if (const uint64_t n = limiter_->take_unattributed_suppressed()) log_suppressed_unattributed(n);
+}
 
 void Proxy::note_auth_failure(const std::string &address, const std::string &user,
                               const std::string &realm, const char *method,
@@ -51,9 +68,7 @@ void Proxy::note_auth_failure(const std::string &address, const std::string &use
   const auth::FailureLimiter::Failure f =
       limiter_->failed(address, user_key, static_cast<int64_t>(time(nullptr)));
   if (f.log) {
-    if (f.suppressed)
-      PLOG_WARN("auth failures: %llu more failures from %s suppressed",
-                static_cast<unsigned long long>(f.suppressed), address.c_str());
+    if (f.suppressed) log_suppressed_failures(address, f.suppressed);
     // One line per failure, fixed format, for fail2ban (config/fail2ban/):
     //   auth failure: src=<HOST> user="..." realm="..." method=... reason=...
     PLOG_WARN("auth failure: src=%s user=\"%s\" realm=\"%s\" method=%s reason=%s%s",
@@ -77,9 +92,7 @@ void Proxy::note_unbound_nonce(const std::string &address, const std::string &us
   const auth::FailureLimiter::LogLine l =
       limiter_->unattributed_log_line(static_cast<int64_t>(time(nullptr)));
   if (!l.log) return;
-  if (l.suppressed)
-    PLOG_INFO("auth: %llu more responses with a nonce not issued to their source suppressed",
-              static_cast<unsigned long long>(l.suppressed));
+  if (l.suppressed) log_suppressed_unattributed(l.suppressed);
   // Not an "auth failure:" line: fail2ban must not ban an address that anyone on
   // the LAN can forge.
   PLOG_INFO(
@@ -207,9 +220,7 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
     // the same log budget as failure lines.
     const auth::FailureLimiter::LogLine l = limiter_->log_line(address, now);
     if (l.log) {
-      if (l.suppressed)
-        PLOG_WARN("auth failures: %llu more failures from %s suppressed",
-                  static_cast<unsigned long long>(l.suppressed), address.c_str());
+      if (l.suppressed) log_suppressed_failures(address, l.suppressed);
       PLOG_INFO(
           "auth: src=%s user=\"%s\" reused a nonce-count (a retransmission or a replay):"
           " challenged again",

@@ -261,15 +261,7 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   self->router_->expire_dialogs(now);
   self->tcp_->review(self->locations_, now);
   if (self->relay_) self->relay_->expire_idle();
-  if (self->limiter_) {
-    // At most a few summary lines a second, however many addresses were busy.
-    for (const auto &[address, n] : self->limiter_->take_suppressed(5))
-      PLOG_WARN("auth failures: %llu more failures from %s suppressed",
-                static_cast<unsigned long long>(n), address.c_str());
-    if (const uint64_t n = self->limiter_->take_unattributed_suppressed())
-      PLOG_INFO("auth: %llu more responses with a nonce not issued to their source suppressed",
-                static_cast<unsigned long long>(n));
-  }
+  self->log_auth_summaries();
   self->give_back_memory();
 }
 

@@ -156,6 +156,8 @@ class Proxy {
   // One of our transports' host:port (what our Via and Record-Route name).
   bool is_our_address(const url_t *url) const;
   // A failed authentication: counts it, logs it within the log budget, bans.
+  // The summary lines of what the auth log budget left out (housekeeping).
+  void log_auth_summaries();
   void note_auth_failure(const std::string &address, const std::string &user,
                          const std::string &realm, const char *method, const std::string &reason);
   // Credentials whose nonce was not issued to their source address: refused, logged
