@@ -193,16 +193,6 @@ bool nua_holds(const sip_t *sip) {
   return server >= 0 && proxy >= 0;
 }
 
-// A quoted-string for the realm of NUTAG_AUTH ("Digest:\"realm\":user:pass").
-std::string quoted(const std::string &v) {
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 Account::Auth Account::credentials(nua_handle_t *nh, const sip_t *sip, int *tries,
@@ -237,8 +227,8 @@ Account::Auth Account::credentials(nua_handle_t *nh, const sip_t *sip, int *trie
   // on this handle from its cache (a registration's refreshes). Its
   // credentials string cannot carry a ':' in the password.
   if (held && settings_.password.find(':') == std::string::npos) {
-    std::string creds = "Digest:" + quoted(usable.front().realm) + ":" + settings_.username + ":" +
-                        settings_.password;
+    std::string creds = "Digest:" + auth::quoted_string(usable.front().realm) + ":" +
+                        settings_.username + ":" + settings_.password;
     nua_authenticate(nh, NUTAG_AUTH(creds.c_str()), TAG_END());
     std::fill(creds.begin(), creds.end(), '\0');
     return Auth::restarted;

@@ -9,17 +9,6 @@ namespace portier::auth {
 
 namespace {
 
-// Realms are domain names in practice, but a quoted-string in general.
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
 Authenticator::Result failed(std::string user, const char *reason) {
   return {Authenticator::Outcome::Failed, std::move(user), reason};
 }
@@ -128,7 +117,7 @@ std::vector<std::string> Authenticator::challenges(std::string_view realm, bool 
   std::vector<std::string> out;
   out.reserve(algorithms_.size());
   for (Algorithm a : algorithms_) {
-    std::string c = "Digest realm=" + quoted(realm) + ", nonce=\"" + nonce +
+    std::string c = "Digest realm=" + quoted_string(realm) + ", nonce=\"" + nonce +
                     "\", algorithm=" + algorithm_name(a) + ", qop=\"auth\"";
     if (stale) c += ", stale=true";
     out.push_back(std::move(c));

@@ -152,6 +152,15 @@ bool credentials_from_params(const std::vector<std::string_view> &params, Creden
   return true;
 }
 
+std::string quoted_string(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) {
   // Only the length may leak, and digests of one algorithm all have the same length.
   if (a.size() != b.size()) return false;

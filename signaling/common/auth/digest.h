@@ -39,6 +39,10 @@ struct Credentials {
 // Unknown names are ignored. Returns false when a required field is missing.
 bool credentials_from_params(const std::vector<std::string_view> &params, Credentials &out);
 
+// `v` as a quoted-string (RFC 3261 §25.1), exactly: `"` and `\` become
+// quoted-pairs, nothing else changes (digest parameters must hash as they are).
+std::string quoted_string(std::string_view v);
+
 // Constant-time comparison of two strings (for digests and codes).
 bool constant_time_equal(std::string_view a, std::string_view b);
 

@@ -22,16 +22,6 @@ std::string unquoted(std::string_view v) {
   return out;
 }
 
-// A quoted-string for a header parameter.
-std::string quote(std::string_view v) {
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 std::optional<Challenge> parse_challenge(std::string_view scheme,
@@ -110,12 +100,12 @@ std::string DigestClient::authorization(std::string_view method, std::string_vie
   }
   const std::string response =
       compute_response(current_.algorithm, ha1, current_.nonce, nc, cnonce, qop, method, uri);
-  std::string h = "Digest username=" + quote(username_) + ", realm=" + quote(current_.realm) +
-                  ", nonce=" + quote(current_.nonce) + ", uri=" + quote(uri) +
-                  ", response=" + quote(response) +
-                  ", algorithm=" + algorithm_name(current_.algorithm);
-  if (!qop.empty()) h += ", qop=auth, nc=" + nc + ", cnonce=" + quote(cnonce);
-  if (!current_.opaque.empty()) h += ", opaque=" + quote(current_.opaque);
+  std::string h =
+      "Digest username=" + quoted_string(username_) + ", realm=" + quoted_string(current_.realm) +
+      ", nonce=" + quoted_string(current_.nonce) + ", uri=" + quoted_string(uri) +
+      ", response=" + quoted_string(response) + ", algorithm=" + algorithm_name(current_.algorithm);
+  if (!qop.empty()) h += ", qop=auth, nc=" + nc + ", cnonce=" + quoted_string(cnonce);
+  if (!current_.opaque.empty()) h += ", opaque=" + quoted_string(current_.opaque);
   return h;
 }
 
