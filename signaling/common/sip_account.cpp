@@ -300,6 +300,17 @@ bool Account::handle(nua_event_t event, int status, const char *phrase, nua_hand
       return true;
     case nua_i_bye:
       return !vet_bye(nh, status);
+    case nua_i_cancel: {
+      // Too late to refuse: nta answered the CANCEL 200 and nua the INVITE
+      // 487 before this event (nta matches a CANCEL by the INVITE's Via
+      // branch, RFC 3261 §9.2, which the LAN shows, not by its source), so
+      // a CANCEL straight from another host stops our ringing. Say so.
+      std::string source;
+      if (!trusted_.trusts_current_request(nua_, &source))
+        PLOG_WARN("%s: a CANCEL from %s, not through the proxy (%s), ended the ringing",
+                  options_.agent, source.c_str(), trusted_.describe().c_str());
+      return false;
+    }
     case nua_r_shutdown:
       if (status >= 200) {
         PLOG_INFO("%s: SIP stopped", options_.agent);
