@@ -6496,6 +6496,72 @@ def case_monitor_forged_bye_ringing(env):
     finally:
         atk.close()
 
+
+def case_door_forged_bye_flood(env):
+    """Issue 11: forged BYEs are held unanswered while the call lasts (any
+    final answer ends nua's session), so a flood of them must not grow the
+    door's memory for ever: 32 from 127.0.0.2 (distinct branches, the call's
+    sniffed ids) end nothing; the 33rd makes the door hang up itself, through
+    the proxy (mon1 gets the BYE), with one error line. The door is still up,
+    every held BYE gets its 403 once the call is over, and the next call
+    works."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+    d = _sniffed_call(env, "mon1")
+    door_port = env.ports.sip(8)
+    ruri = "sip:door@%s:%d" % (LOCAL, door_port)
+    atk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    atk.bind((ATTACKER, 0))
+    atk.settimeout(0.3)
+    got = b""
+
+    def send(i):
+        build = _in_dialog("BYE", ruri, d["monitor"], d["door"], d["call_id"], 1000 + i,
+                           "flood%d" % i)
+        atk.sendto(build(atk.getsockname()[1]), (LOCAL, door_port))
+
+    def drain(until, stop):
+        nonlocal got
+        while time.time() < until and not stop():
+            try:
+                got += atk.recv(65535)
+            except socket.timeout:
+                pass
+    try:
+        for i in range(32):
+            send(i)
+        deadline = time.time() + 5
+        while time.time() < deadline and len(env.door_events("request_refused")) < 32:
+            time.sleep(0.1)
+        drain(time.time() + 1, lambda: False)
+        check(len(env.door_events("request_refused")) == 32, "32 refused BYEs expected: %d"
+              % len(env.door_events("request_refused")))
+        check(not _final_status(got), "forged BYEs answered during the call: %s"
+              % _final_status(got))
+        check(env.door_ctl("status").get("call") == "active", "32 forged BYEs ended the call")
+        send(32)
+        env.wait_door_event("ended", 5)
+        env.wait_monitor("mon1", lambda st: st.get("call") not in ("answered", "early"),
+                         "the call ended by the door", 5)
+        check(env.door_proc.running(), "portier-door died in the flood")
+        check(env.door_log_text().count("forged BYEs in one call: hanging up") == 1,
+              "no single hang-up line in the door's log")
+        drain(time.time() + 5, lambda: _final_status(got).count(403) >= 33)
+        log("answers after the call: %s" % sorted(set(_final_status(got))))
+        check(_final_status(got).count(403) >= 33, "held BYEs without their 403: %s"
+              % _final_status(got))
+    finally:
+        atk.close()
+    # The door still serves: the next ring reaches mon1.
+    check(env.door_ctl("ring").get("result") == "calling", "the door does not ring again")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing again", 15)
+
+
 CASES = [
     ("register_auth", case_register_auth),
     ("register_wrong_password", case_register_wrong_password),
@@ -6586,6 +6652,7 @@ CASES = [
     # issue 11: a BYE straight to the door or a monitor
     ("door_forged_bye", case_door_forged_bye),
     ("monitor_forged_bye_ringing", case_monitor_forged_bye_ringing),
+    ("door_forged_bye_flood", case_door_forged_bye_flood),
 ]
 
 
