@@ -348,7 +348,7 @@ bool Account::vet_bye(nua_handle_t *nh, int status) {
   }
   constexpr size_t kMaxHeldByes = 32;
   std::vector<msg_t *> &held = held_byes_[nh];
-  held.push_back(msg_ref_create(nua_current_request(nua_)));
+  if (msg_t *msg = nua_current_request(nua_)) held.push_back(msg_ref_create(msg));
   PLOG_WARN("%s: BYE from %s refused: not through the proxy (%s); the call goes on", options_.agent,
             source.c_str(), trusted_.describe().c_str());
   if (hooks_.refused) hooks_.refused("BYE", source, "not through the proxy");

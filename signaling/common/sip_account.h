@@ -6,8 +6,9 @@
 // registration, unregistering before nua_shutdown, destroying handles once
 // nua is done with them, and the trusted-hops check for requests that do not
 // come through the proxy, with the proxy's proof of the asserted identity
-// (common/auth/identity_proof.h). Calls, INFO and MESSAGE stay with the
-// device: every other nua event goes to Hooks::event.
+// (common/auth/identity_proof.h), and a BYE, which ends a call only when it
+// came through the proxy. Calls, INFO and MESSAGE stay with the device: every
+// other nua event goes to Hooks::event.
 #pragma once
 
 #include <glib.h>
