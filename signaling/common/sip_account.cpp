@@ -1,6 +1,7 @@
 #include "common/sip_account.h"
 
 #include <sofia-sip/auth_client.h>
+#include <sofia-sip/msg.h>
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/sip_status.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/sip_message.h"
+#include "common/sip_text.h"
 
 namespace portier::sip {
 
@@ -23,6 +25,8 @@ Account::Account(AccountSettings settings, Options options, Hooks hooks)
       digest_(settings_.username, settings_.password) {}
 
 Account::~Account() {
+  for (auto &[nh, held] : held_byes_)
+    for (msg_t *msg : held) msg_destroy(msg);
   if (reg_timer_) g_source_remove(reg_timer_);
   if (stop_timer_) g_source_remove(stop_timer_);
   if (nua_) nua_destroy(nua_);
@@ -48,7 +52,9 @@ bool Account::start(su_root_t *root, std::string *error) {
                     NUTAG_REGISTRAR(registrar_.c_str()), SIPTAG_FROM_STR(settings_.aor.c_str()),
                     NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
                     NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD(options_.appl_method),
-                    NUTAG_M_USERNAME(settings_.username.c_str()),
+                    // nua would answer a BYE 200 and end the call before we
+                    // see it; we answer it ourselves (vet_bye).
+                    NUTAG_APPL_METHOD("BYE"), NUTAG_M_USERNAME(settings_.username.c_str()),
                     // nua's auth client adds its credentials only to a request
                     // it sends again after a challenge, never to ours: with
                     // the default (every request of a dialog) it replaced the
@@ -264,6 +270,7 @@ void Account::on_nua(nua_event_t event, int status, char const *phrase, nua_t *,
   if (event == nua_i_state) {
     int state = nua_callstate_init;
     tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+    if (state == nua_callstate_terminated) self->answer_held_byes(nh);
     if (state == nua_callstate_terminated && self->dying_.erase(nh)) {
       self->releasing_.erase(nh);
       nua_handle_destroy(nh);
@@ -281,6 +288,19 @@ bool Account::handle(nua_event_t event, int status, const char *phrase, nua_hand
     case nua_r_unregister:
       if (nh == reg_) on_unregister(status, sip);
       return true;
+    case nua_i_bye:
+      return !vet_bye(nh, status);
+    case nua_i_cancel: {
+      // Too late to refuse: nta answered the CANCEL 200 and nua the INVITE
+      // 487 before this event (nta matches a CANCEL by the INVITE's Via
+      // branch, RFC 3261 §9.2, which the LAN shows, not by its source), so
+      // a CANCEL straight from another host stops our ringing. Say so.
+      std::string source;
+      if (!trusted_.trusts_current_request(nua_, &source))
+        PLOG_WARN("%s: a CANCEL from %s, not through the proxy (%s), ended the ringing",
+                  options_.agent, source.c_str(), trusted_.describe().c_str());
+      return false;
+    }
     case nua_r_shutdown:
       if (status >= 200) {
         PLOG_INFO("%s: SIP stopped", options_.agent);
@@ -293,6 +313,62 @@ bool Account::handle(nua_event_t event, int status, const char *phrase, nua_hand
     default:
       return false;
   }
+}
+
+// A BYE ends the call only when it came through the proxy: the dialog is
+// record-routed (RFC 3261 §16.6 step 4, §12.2), so the peer's BYE always
+// does, and one straight to our contact is anyone on the LAN who saw the
+// dialog's Call-ID and tags (the LAN is not encrypted). nua leaves the BYE to
+// us (NUTAG_APPL_METHOD), but whatever final response we give it, nua then
+// ends the session (nua_bye_server_init marks the request terminating, and
+// sofia-sip 1.12.11's nua_base_server_report removes the usage of a
+// terminating request for any status). So the real BYE gets 200 and ends
+// the call; a forged one is left unanswered while the call lasts, which ends
+// nothing, and gets its 403 once the call is over (answer_held_byes), or 487
+// from nua when the real BYE comes (RFC 3261 §15.1.2). At most kMaxHeldByes
+// per call: past that a flood would only grow nua's memory, and we hang up.
+// True when the device should see the BYE.
+bool Account::vet_bye(nua_handle_t *nh, int status) {
+  if (status >= 200) return true;  // nua answered it itself
+  std::string source;
+  if (trusted_.trusts_current_request(nua_, &source)) {
+    forget_held_byes(nh);  // nua answers them 487 as it takes this one
+    nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(nua_), TAG_END());
+    return true;
+  }
+  constexpr size_t kMaxHeldByes = 32;
+  std::vector<msg_t *> &held = held_byes_[nh];
+  if (msg_t *msg = nua_current_request(nua_)) held.push_back(msg_ref_create(msg));
+  PLOG_WARN("%s: BYE from %s refused: not through the proxy (%s); the call goes on", options_.agent,
+            source.c_str(), trusted_.describe().c_str());
+  if (hooks_.refused) hooks_.refused("BYE", source, "not through the proxy");
+  if (held.size() == kMaxHeldByes + 1) {
+    PLOG_ERROR("%s: %zu forged BYEs in one call: hanging up", options_.agent, kMaxHeldByes + 1);
+    nua_bye(nh, TAG_END());
+  }
+  return false;
+}
+
+// The call of `nh` is over: its forged BYEs get their 403. nua no longer ties
+// them to the session (nua_session_usage_remove), so the answer ends nothing.
+void Account::answer_held_byes(nua_handle_t *nh) {
+  auto it = held_byes_.find(nh);
+  if (it == held_byes_.end()) return;
+  const std::string warning =
+      siptext::warning(399, options_.agent, "requests are taken only through the proxy");
+  for (msg_t *msg : it->second) {
+    nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH(msg), SIPTAG_WARNING_STR(warning.c_str()),
+                TAG_END());
+    msg_destroy(msg);
+  }
+  held_byes_.erase(it);
+}
+
+void Account::forget_held_byes(nua_handle_t *nh) {
+  auto it = held_byes_.find(nh);
+  if (it == held_byes_.end()) return;
+  for (msg_t *msg : it->second) msg_destroy(msg);
+  held_byes_.erase(it);
 }
 
 void Account::on_register(int status, const char *phrase, const sip_t *sip) {

@@ -6,8 +6,9 @@
 // registration, unregistering before nua_shutdown, destroying handles once
 // nua is done with them, and the trusted-hops check for requests that do not
 // come through the proxy, with the proxy's proof of the asserted identity
-// (common/auth/identity_proof.h). Calls, INFO and MESSAGE stay with the
-// device: every other nua event goes to Hooks::event.
+// (common/auth/identity_proof.h), and a BYE, which ends a call only when it
+// came through the proxy. Calls, INFO and MESSAGE stay with the device: every
+// other nua event goes to Hooks::event.
 #pragma once
 
 #include <glib.h>
@@ -15,9 +16,11 @@
 #include <sofia-sip/su_wait.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/account_config.h"
 #include "common/auth/digest_client.h"
@@ -48,6 +51,11 @@ class Account {
     std::function<int(int status, const char *phrase, bool refused)> registration_failed;
     // After each nua event, once the account and `event` have handled it.
     std::function<void()> changed;
+    // A request inside a call was refused (403) and never reached `event`:
+    // a BYE that did not come through the proxy (vet_bye). For the device's
+    // event line.
+    std::function<void(const char *method, const std::string &source, const std::string &why)>
+        refused;
   };
 
   Account(AccountSettings settings, Options options, Hooks hooks);
@@ -123,6 +131,9 @@ class Account {
   void retry_register(int seconds);
   void shutdown_sip();
   void release_held_request(nua_handle_t *nh);
+  bool vet_bye(nua_handle_t *nh, int status);
+  void answer_held_byes(nua_handle_t *nh);
+  void forget_held_byes(nua_handle_t *nh);
 
   AccountSettings settings_;
   Options options_;
@@ -133,6 +144,9 @@ class Account {
   auth::DigestClient digest_;
   std::set<nua_handle_t *> dying_;
   std::set<nua_handle_t *> releasing_;  // nua_authenticate() sent: its 904 is ours
+  // Forged BYEs nua holds unanswered while their call lasts (vet_bye): a
+  // reference to each request, per call handle.
+  std::map<nua_handle_t *, std::vector<msg_t *>> held_byes_;
 
   // Registration.
   nua_handle_t *reg_ = nullptr;

@@ -58,7 +58,11 @@ Door::Door(DoorSettings settings, DoorHooks hooks)
            [this](int status, const char *phrase, bool refused) {
              return registration_failed(status, phrase, refused);
            },
-           nullptr}) {}
+           nullptr,
+           [this](const char *method, const std::string &source, const std::string &why) {
+             emit("request_refused",
+                  std::string("method=") + method + " source=" + source + " reason=" + why);
+           }}) {}
 
 Door::~Door() {
   if (ring_timer_) g_source_remove(ring_timer_);

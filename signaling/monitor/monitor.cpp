@@ -55,6 +55,10 @@ Monitor::Monitor(MonitorSettings settings, EventSink &events)
            },
            [this] {
              if (on_change_) on_change_();
+           },
+           [this](const char *method, const std::string &source, const std::string &why) {
+             events_.add("refused",
+                         {field("method", method), field("source", source), field("reason", why)});
            }}) {}
 
 Monitor::~Monitor() {

@@ -6405,6 +6405,285 @@ def case_relay_reinvite_unusable_sdp(env):
         _close_call(c)
     env.assert_no_secrets()
 
+# issue 11: a BYE straight to the door or a monitor
+def _wire_messages(text):
+    """The SIP messages in a device's log written with TPORT_LOG=1 (sofia-sip
+    logs each message it sends or receives between two dashed lines, each
+    line indented): what a sniffer on the LAN sees. Returns (direction,
+    [lines]) pairs, direction "recv" or "send"."""
+    out, cur, direction = [], None, None
+    for line in text.splitlines():
+        prefixed = re.match(r"^\S+ \S+\[\d+\] \w+: (.*)$", line)  # our log's own prefix
+        if prefixed:
+            line = prefixed.group(1)
+        m = re.match(r"^(recv|send) \d+ bytes (from|to) ", line)
+        if m:
+            direction = m.group(1)
+            continue
+        if re.match(r"^\s+-{20,}\s*$", line):
+            if cur is None:
+                cur = []
+            else:
+                out.append((direction, cur))
+                cur = None
+            continue
+        if cur is not None:
+            cur.append(line.strip())
+    return out
+
+
+def _wire_header(lines, name):
+    for line in lines:
+        if line.lower().startswith(name.lower() + ":"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _sniffed_call(env, name, timeout=5):
+    """The dialog of the call `name` (a monitor started with TPORT_LOG=1) took
+    from the door, as the LAN shows it: Call-ID, the door's From (its tag),
+    the monitor's To (its tag), the INVITE's CSeq number."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        msgs = _wire_messages(env.monitor_log_text(name))
+        invites = [m for d, m in msgs if d == "recv" and m and m[0].startswith("INVITE ")]
+        answers = [m for d, m in msgs if d == "send" and m and m[0].startswith("SIP/2.0 200")
+                   and _wire_header(m, "CSeq").endswith("INVITE")]
+        if invites and answers:
+            inv, ok = invites[-1], answers[-1]
+            return {"call_id": _wire_header(inv, "Call-ID"), "door": _wire_header(inv, "From"),
+                    "monitor": _wire_header(ok, "To"),
+                    "cseq": int(_wire_header(inv, "CSeq").split()[0])}
+        time.sleep(0.1)
+    raise TestFailure("%s's log shows no INVITE and its 200 (TPORT_LOG)" % name)
+
+
+def _in_dialog(method, ruri, from_hdr, to_hdr, call_id, cseq, tag):
+    """build(local_port) for _attack: an in-dialog request from the attacker's
+    socket with the sniffed ids (RFC 3261 section 12.2.1.1)."""
+    def build(p):
+        lines = ["%s %s SIP/2.0" % (method, ruri),
+                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s-%d" % (ATTACKER, p, tag, p),
+                 "From: %s" % from_hdr, "To: %s" % to_hdr, "Call-ID: %s" % call_id,
+                 "CSeq: %d %s" % (cseq, method), "Max-Forwards: 70", "Content-Length: 0"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return build
+
+
+def _media_counters(env, name):
+    door, mon = env.door_ctl("status"), env.mon_ctl(name, "status")
+    return (door.get("video_packets_sent", 0), door.get("audio_packets_received", 0),
+            mon.get("video_packets_received", 0), mon.get("audio_packets_received", 0))
+
+
+def _media_still_flows(env, name, within=5):
+    """True when every counter of _media_counters grows within `within` s."""
+    before = _media_counters(env, name)
+    deadline = time.time() + within
+    now = before
+    while time.time() < deadline:
+        time.sleep(0.3)
+        now = _media_counters(env, name)
+        if all(b > a for a, b in zip(before, now)):
+            return True
+    log("media counters (door video sent, door audio received, %s video received, "
+        "%s audio received): %s -> %s" % (name, name, before, now))
+    return False
+
+
+def case_door_forged_bye(env):
+    """Issue 11: a BYE sent straight to the door or to a monitor ended the
+    call, because nua answered it 200 before the device saw it. The door rings
+    mon1 through the proxy (the dialog is record-routed, RFC 3261 sections
+    16.6 step 4 and 12.2: every request of the peer comes through the proxy),
+    mon1 answers; from 127.0.0.2, with the Call-ID and tags a sniffer on the
+    LAN sees, a BYE goes to the door as if from mon1 and one to mon1 as if
+    from the door. Neither is answered while the call lasts (any final answer
+    would end nua's session), each is a refusal event; both still show the
+    call and the media still flows both ways. Then mon1's own hang-up, through
+    the proxy, ends the call at the door."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+    check(_media_still_flows(env, "mon1"), "the call's media does not flow before the attack")
+    d = _sniffed_call(env, "mon1")
+    log("sniffed dialog: %s" % d)
+    door_port, mon_port = env.ports.sip(8), env.ports.sip(0)
+    attacks = [
+        ("BYE to the door as mon1", door_port,
+         _in_dialog("BYE", "sip:door@%s:%d" % (LOCAL, door_port), d["monitor"], d["door"],
+                    d["call_id"], 1000, "fbye-door")),
+        ("BYE to mon1 as the door", mon_port,
+         _in_dialog("BYE", "sip:mon1@%s:%d" % (LOCAL, mon_port), d["door"], d["monitor"],
+                    d["call_id"], d["cseq"] + 1000, "fbye-mon1")),
+    ]
+    for what, port, build in attacks:
+        # Unanswered while the call lasts: any final response to a BYE ends
+        # nua's session (sip::Account::vet_bye); the 403 comes after the call.
+        codes = _attack(ATTACKER, port, "UDP", build, wait=2.0)
+        log("%s from %s -> %s" % (what, ATTACKER, codes))
+        check(not any(c >= 200 for c in codes), "%s: answered %s" % (what, codes))
+    refused = [e["details"] for e in env.door_events("request_refused")]
+    check(any(r.startswith("method=BYE source=%s:" % ATTACKER) for r in refused),
+          "the door reported no refused BYE: %s" % refused)
+    mon_refused = [e for e in env.monitor_events("mon1") if e.get("event") == "refused"]
+    check(any(e.get("method") == "BYE" and e.get("source", "").startswith(ATTACKER + ":")
+              for e in mon_refused), "mon1 reported no refused BYE: %s" % mon_refused)
+    check(env.door_ctl("status").get("call") == "active" and not env.door_events("ended"),
+          "a forged BYE ended the door's call: %s" % env.door_ctl("status"))
+    check(env.mon_ctl("mon1", "status").get("call") == "answered",
+          "a forged BYE ended mon1's call: %s" % env.mon_ctl("mon1", "status"))
+    check(_media_still_flows(env, "mon1"), "the media stopped after the forged BYEs")
+    # The real hang-up, through the proxy, still ends the call.
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 hangup")
+    ended = env.wait_door_event("ended", 5)
+    check("hung up" in ended[0]["details"], "the door's call ended otherwise: %s"
+          % ended[0]["details"])
+    check(env.door_ctl("status").get("call") == "idle", "the door's call is still up")
+
+
+def _sniffed_invite(env, name, timeout=5):
+    """The INVITE a ringing monitor (TPORT_LOG=1) received, as the LAN shows
+    it: its lines, Call-ID, From (the door's tag), top Via, CSeq number and
+    the monitor's To tag from its 180."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        msgs = _wire_messages(env.monitor_log_text(name))
+        invites = [m for d, m in msgs if d == "recv" and m and m[0].startswith("INVITE ")]
+        ringing = [m for d, m in msgs if d == "send" and m and m[0].startswith("SIP/2.0 18")]
+        if invites and ringing:
+            inv = invites[-1]
+            return {"ruri": inv[0].split()[1], "call_id": _wire_header(inv, "Call-ID"),
+                    "from": _wire_header(inv, "From"), "to": _wire_header(inv, "To"),
+                    "via": _wire_header(inv, "Via"), "monitor": _wire_header(ringing[-1], "To"),
+                    "cseq": int(_wire_header(inv, "CSeq").split()[0])}
+        time.sleep(0.1)
+    raise TestFailure("%s's log shows no INVITE and its 18x (TPORT_LOG)" % name)
+
+
+def case_monitor_forged_bye_ringing(env):
+    """Issue 11: while a monitor rings with the door's early media, a BYE on
+    the early dialog sent straight to it from 127.0.0.2 (the Call-ID and tags
+    of the 183 as the LAN shows them) stopped its ringing: nua answered it 200
+    and ended the call. Now it is a refusal event, unanswered while the call
+    lasts; mon1 still rings with video, answers, and the call is up at the
+    door; then mon1 hangs up and the held BYE gets its 403."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
+    d = _sniffed_invite(env, "mon1")
+    log("sniffed early dialog: %s" % d)
+    mon_port = env.ports.sip(0)
+    atk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    atk.bind((ATTACKER, 0))
+    atk.settimeout(0.3)
+    try:
+        build = _in_dialog("BYE", d["ruri"], d["from"], d["monitor"], d["call_id"],
+                           d["cseq"] + 1000, "fbye-early")
+        atk.sendto(build(atk.getsockname()[1]), (LOCAL, mon_port))
+        got = b""
+        end = time.time() + 2
+        while time.time() < end:
+            try:
+                got += atk.recv(65535)
+            except socket.timeout:
+                pass
+        log("early BYE from %s -> %s" % (ATTACKER, _final_status(got)))
+        check(not any(c >= 200 for c in _final_status(got)), "the early BYE was answered: %s"
+              % _final_status(got))
+        mon_refused = [e for e in env.monitor_events("mon1") if e.get("event") == "refused"]
+        check(any(e.get("method") == "BYE" for e in mon_refused), "mon1 reported no refused BYE")
+        st = env.mon_ctl("mon1", "status")
+        check(st.get("call") == "early", "the forged early BYE stopped mon1's ringing: %s" % st)
+        check(env.door_ctl("status").get("call") == "early", "the door's call is no longer early")
+        check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+        env.wait_door_event("answered", 10)
+        check(_media_still_flows(env, "mon1"), "the media does not flow after the answer")
+        check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 hangup")
+        env.wait_door_event("ended", 5)
+        # The call is over: the held BYE gets its 403 (RFC 3261 section 21.4.4).
+        end = time.time() + 5
+        while time.time() < end and 403 not in _final_status(got):
+            try:
+                got += atk.recv(65535)
+            except socket.timeout:
+                pass
+        check(403 in _final_status(got), "the held BYE got no 403 after the call: %s"
+              % _final_status(got))
+    finally:
+        atk.close()
+
+
+def case_door_forged_bye_flood(env):
+    """Issue 11: forged BYEs are held unanswered while the call lasts (any
+    final answer ends nua's session), so a flood of them must not grow the
+    door's memory for ever: 32 from 127.0.0.2 (distinct branches, the call's
+    sniffed ids) end nothing; the 33rd makes the door hang up itself, through
+    the proxy (mon1 gets the BYE), with one error line. The door is still up,
+    every held BYE gets its 403 once the call is over, and the next call
+    works."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+    d = _sniffed_call(env, "mon1")
+    door_port = env.ports.sip(8)
+    ruri = "sip:door@%s:%d" % (LOCAL, door_port)
+    atk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    atk.bind((ATTACKER, 0))
+    atk.settimeout(0.3)
+    got = b""
+
+    def send(i):
+        build = _in_dialog("BYE", ruri, d["monitor"], d["door"], d["call_id"], 1000 + i,
+                           "flood%d" % i)
+        atk.sendto(build(atk.getsockname()[1]), (LOCAL, door_port))
+
+    def drain(until, stop):
+        nonlocal got
+        while time.time() < until and not stop():
+            try:
+                got += atk.recv(65535)
+            except socket.timeout:
+                pass
+    try:
+        for i in range(32):
+            send(i)
+        deadline = time.time() + 5
+        while time.time() < deadline and len(env.door_events("request_refused")) < 32:
+            time.sleep(0.1)
+        drain(time.time() + 1, lambda: False)
+        check(len(env.door_events("request_refused")) == 32, "32 refused BYEs expected: %d"
+              % len(env.door_events("request_refused")))
+        check(not _final_status(got), "forged BYEs answered during the call: %s"
+              % _final_status(got))
+        check(env.door_ctl("status").get("call") == "active", "32 forged BYEs ended the call")
+        send(32)
+        env.wait_door_event("ended", 5)
+        env.wait_monitor("mon1", lambda st: st.get("call") not in ("answered", "early"),
+                         "the call ended by the door", 5)
+        check(env.door_proc.running(), "portier-door died in the flood")
+        check(env.door_log_text().count("forged BYEs in one call: hanging up") == 1,
+              "no single hang-up line in the door's log")
+        drain(time.time() + 5, lambda: _final_status(got).count(403) >= 33)
+        log("answers after the call: %s" % sorted(set(_final_status(got))))
+        check(_final_status(got).count(403) >= 33, "held BYEs without their 403: %s"
+              % _final_status(got))
+    finally:
+        atk.close()
+    # The door still serves: the next ring reaches mon1.
+    check(env.door_ctl("ring").get("result") == "calling", "the door does not ring again")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing again", 15)
+
 
 CASES = [
     ("register_auth", case_register_auth),
@@ -6497,6 +6776,10 @@ CASES = [
     ("relay_unusable_answer_forked", case_relay_unusable_answer_forked),
     ("relay_unusable_answer_refused", case_relay_unusable_answer_refused),
     ("relay_reinvite_unusable_sdp", case_relay_reinvite_unusable_sdp),
+    # issue 11: a BYE straight to the door or a monitor
+    ("door_forged_bye", case_door_forged_bye),
+    ("monitor_forged_bye_ringing", case_monitor_forged_bye_ringing),
+    ("door_forged_bye_flood", case_door_forged_bye_flood),
 ]
 
 
