@@ -90,11 +90,12 @@ proc_ticks() {
   done
   echo $t
 }
-# CPU nanoseconds of processes, every thread counted (/proc/PID/task/*/schedstat:
-# exact, where the tick counters above have 10 ms resolution)
+# CPU nanoseconds of processes, threads that ended included (utime+stime of
+# /proc/PID/stat, in clock ticks: over a 10 s step of 20,000 operations one tick is
+# 0.5 us per operation). Not /proc/PID/task/*/schedstat: a worker thread that ends
+# during a step takes its time with it, and the sum can even go down.
 proc_ns() {
-  local p
-  for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{t += $1} END {printf "%d", t}'
+  echo $(( $(proc_ticks "$@") * 1000000000 / HZ ))
 }
 # CPU seconds (user+sys) of every child this shell has waited for: the sipp runs.
 # `times` must run in this shell, not in a $(...) subshell: result in CHILD_CPU.
@@ -239,6 +240,8 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ---------------------------------------------------------------- sipp
+# -auth_uri: the digest uri must name the Request-URI (RFC 2617 §3.2.2.5, checked
+# by portier-proxy); without it sipp writes the proxy's address there.
 # sipp_bg STATFILE-PREFIX TIME-LIMIT ARGS...: one bounded sipp on the sipp core, in the
 # background; its pid (of timeout(1), which passes on sipp's exit code) in BG_PID
 sipp_bg() {
@@ -266,12 +269,12 @@ sipp_stats() {
 # address a REGISTER came from, Kamailio to the Contact: here they are the same)
 register_callees() {   # prefix portA portB
   local pfx=$1 rc=0 r port ok
-  sipp_bg "$pfx-unreg" 20 "127.0.0.1:$PROXY_PORT" -sf "$SCN/unregister_all.xml" -inf "$OUT/users/home.csv" \
+  sipp_bg "$pfx-unreg" 20 "127.0.0.1:$PROXY_PORT" -sf "$SCN/unregister_all.xml" -auth_uri bench.example -inf "$OUT/users/home.csv" \
     -p "$2" -r 1 -m 1
   wait "$BG_PID" || rc=1
   for port in "$2" "$3"; do
     { echo SEQUENTIAL; echo "$(sed -n 2p "$OUT/users/home.csv");$port"; } >"$pfx-home-$port.csv"
-    sipp_bg "$pfx-reg-$port" 20 "127.0.0.1:$PROXY_PORT" -sf "$SCN/register_auth.xml" -inf "$pfx-home-$port.csv" \
+    sipp_bg "$pfx-reg-$port" 20 "127.0.0.1:$PROXY_PORT" -sf "$SCN/register_auth.xml" -auth_uri bench.example -inf "$pfx-home-$port.csv" \
       -p "$port" -r 1 -m 1
     wait "$BG_PID"; r=$?
     read -r ok _ < <(sipp_stats "$pfx-reg-$port.csv")
@@ -304,7 +307,7 @@ step() {
   SIPP_PIDS=()
   case $kind in
     reg|fill)
-      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/register_auth.xml" -inf "$OUT/users/users.csv" \
+      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/register_auth.xml" -auth_uri bench.example -inf "$OUT/users/users.csv" \
         -p $REG_SIPP_PORT -r "$rate" -m "$count"
       wait "$BG_PID"; rc=$?
       ;;
@@ -313,7 +316,7 @@ step() {
       sipp_bg "$pfx-answer" "$tl" -sf "$SCN/call_answer.xml" -p "$ap" -m "$count"; pa=$BG_PID
       sipp_bg "$pfx-ring" "$tl" -sf "$SCN/call_ring.xml" -p "$rp" -m "$count"; pr=$BG_PID
       sleep 0.5
-      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/call_caller.xml" -inf "$OUT/users/door.csv" \
+      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/call_caller.xml" -auth_uri home@bench.example -inf "$OUT/users/door.csv" \
         -p "$cp" -r "$rate" -m "$count"
       local rcall; wait "$BG_PID"; rcall=$?; [ $rc -eq 0 ] && rc=$rcall
       local ra rr
@@ -506,7 +509,7 @@ wait_idle
 # ---------------------------------------------------------------- cost mode
 # Each repetition: every peer in turn (fresh proxy, registrar filled with USERS
 # contacts, then one REGISTER step of STEP_SECS at COST_RATE), so a slow minute of the
-# VM hits every peer alike. Proxy CPU from schedstat, per 200 OK.
+# VM hits every peer alike. Proxy CPU (utime+stime of all its threads, ended ones too) per 200 OK.
 if [ "$MODE" = cost ]; then
   declare -A COST
   for rep in $(seq 1 "$COST_REPS"); do

@@ -557,12 +557,16 @@ bool LocationPersister::compact_now(const LocationStore &store, std::string *err
 
 uint64_t LocationPersister::enqueue(bool snapshot, std::string data) {
   uint64_t seq;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     seq = next_seq_++;
-    queue_.push_back({seq, snapshot, std::move(data)});
+    // The worker waits for the first task only; later ones join its commit
+    // window (or the next batch) without a wake-up of their own.
+    wake = queue_.empty() || snapshot;
+    queue_.push_back({seq, snapshot, std::move(data), std::chrono::steady_clock::now()});
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   return seq;
 }
 
@@ -578,7 +582,10 @@ std::vector<LocationPersister::Finished> LocationPersister::take_finished() {
 
 void LocationPersister::drain() {
   std::unique_lock<std::mutex> lock(mu_);
+  hurry_ = true;
+  cv_.notify_one();
   idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  hurry_ = false;
 }
 
 void LocationPersister::worker() {
@@ -586,6 +593,9 @@ void LocationPersister::worker() {
   while (true) {
     cv_.wait(lock, [this] { return quit_ || !queue_.empty(); });
     if (queue_.empty()) break;  // quit_, with everything written
+    if (!queue_.front().snapshot)
+      cv_.wait_until(lock, queue_.front().queued + kGroupCommitWindow,
+                     [this] { return quit_ || hurry_; });
     // Group commit: every append queued while the last sync ran goes out in
     // one write and one fdatasync. A snapshot runs alone, in its turn, so the
     // journal it empties holds nothing queued after it.

@@ -13,6 +13,7 @@
 // not to start: one device's odd REGISTER must not keep the intercom down.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -111,7 +112,13 @@ class LocationPersister {
     uint64_t seq;
     bool snapshot;
     std::string data;
+    std::chrono::steady_clock::time_point queued;
   };
+  // How long the worker collects appends before one write and one fdatasync.
+  // Without it, at a steady rate each REGISTER got a sync (and two thread
+  // wake-ups) of its own: fdatasync takes ~0.2 ms here, so the queue never
+  // grew. A few ms more before the 200 costs a device nothing.
+  static constexpr std::chrono::milliseconds kGroupCommitWindow{4};
   std::mutex mu_;
   std::condition_variable cv_;       // the worker waits for tasks
   std::condition_variable idle_cv_;  // drain() waits for the worker
@@ -119,6 +126,7 @@ class LocationPersister {
   std::vector<Finished> finished_;
   bool busy_ = false;
   bool quit_ = false;
+  bool hurry_ = false;  // drain(): no commit window, write what is queued now
   uint64_t next_seq_ = 1;
   uint64_t journal_bytes_ = 0;
   int journal_fd_ = -1;  // worker thread only
