@@ -21,8 +21,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SCN=$HERE/scenarios
 
 PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
-# A second portier binary, peer "portier-old": an older tree measured side by side.
-PORTIER_PROXY_OLD=${PORTIER_PROXY_OLD:-}
+# More portier binaries, peer "portier-NAME" for PORTIER_PROXY_NAME (e.g. portier-old
+# with PORTIER_PROXY_OLD): other trees measured side by side.
 # BENCH_MODE=top (default): the highest sustained rates, as below. BENCH_MODE=cost: CPU
 # per authenticated REGISTER at one fixed rate, the peers interleaved (A, B, A, B, ...)
 # BENCH_COST_REPS times, every repetition reported: the top rate swings by +-40% on a
@@ -183,9 +183,11 @@ start_proxy() {   # peer
   local peer=$1 dir=$OUT/$1 i
   mkdir -p "$dir/run"
   case $peer in
-    portier|portier-old)
-      local bin=$PORTIER_PROXY
-      [ "$peer" = portier-old ] && bin=$PORTIER_PROXY_OLD
+    portier|portier-*)
+      # portier-NAME runs the binary in PORTIER_PROXY_NAME (upper case): several
+      # trees side by side in one run
+      local bin=$PORTIER_PROXY var
+      if [ "$peer" != portier ]; then var=PORTIER_PROXY_${peer#portier-}; var=${var^^}; bin=${!var:-}; fi
       PROXY_PORT=$PORT_PORTIER
       cp "$OUT/users/users.conf" "$dir/run/users.conf"
       sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g" "$HERE/portier.conf.in" >"$dir/portier.conf"
@@ -514,7 +516,7 @@ if [ "$MODE" = cost ]; then
   declare -A COST
   for rep in $(seq 1 "$COST_REPS"); do
     for peer in $PEERS; do
-      [ "$peer" = portier-old ] && [ ! -x "$PORTIER_PROXY_OLD" ] && die "peer portier-old needs PORTIER_PROXY_OLD"
+      case $peer in portier-*) v=PORTIER_PROXY_${peer#portier-}; v=${v^^}; [ -x "${!v:-}" ] || die "peer $peer needs $v";; esac
       mkdir -p "$OUT/$peer"
       start_proxy "$peer" || die "$peer did not start"
       step "$peer" fill "$FILL_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures"
