@@ -22,11 +22,8 @@ Exit status: 0 pass, 1 fail, 77 skipped (kamailio or kamcmd not installed).
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linphone_interop as li  # noqa: E402  log, check, wait_for, kill_group
@@ -222,7 +219,8 @@ def run(args, tmp, procs):
     dump = wait_for(lambda: (lambda d: d if d and binding(d, "door", DOOR_SIP)
                              and binding(d, "mon1", MON_SIP) else None)(kam.ul_dump()),
                     5, "both bindings in `kamcmd ul.dump`")
-    check(True, "Kamailio's location table holds door@:%d and mon1@:%d" % (DOOR_SIP, MON_SIP))
+    check(binding(dump, "door", DOOR_SIP) and binding(dump, "mon1", MON_SIP),
+          "Kamailio's location table holds door@:%d and mon1@:%d" % (DOOR_SIP, MON_SIP))
 
     # The door rings the monitor through Kamailio: its INVITE is challenged
     # (407, MD5) and must come again with credentials to get through.
@@ -254,36 +252,7 @@ def main():
     if not args.kamailio or not shutil.which("kamcmd"):
         print("SKIP: kamailio or kamcmd not found (Debian package kamailio)")
         return li.SKIP
-    busy = [p for p in (KAM_PORT, DOOR_SIP, MON_SIP) if li.port_in_use(p)]
-    if busy:
-        print("FAIL: ports already in use: %s (another run of this test?)" % busy)
-        return 1
-    tmp = tempfile.mkdtemp(prefix="portier-kamailio-")
-    procs = {}
-    signal.signal(signal.SIGALRM, li.on_alarm)
-    signal.alarm(int(li.TOTAL_BUDGET) + 2)
-    rc = 1
-    try:
-        run(args, tmp, procs)
-        rc = 0
-        log("PASS")
-    except Exception as e:  # report whatever went wrong, then clean up
-        if not isinstance(e, li.TestFailure):
-            traceback.print_exc()
-        log("FAIL: %s" % e)
-        for name, p in procs.items():
-            print("---- %s log (tail) %s" % (name, p.logfile))
-            sys.stdout.writelines(li.tail(p.logfile, 25))
-    finally:
-        signal.alarm(0)
-        for p in reversed(list(procs.values())):
-            p.stop()
-        if args.keep or rc != 0:
-            log("files in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return rc
-
+    return pd.run_test(run, args, (KAM_PORT, DOOR_SIP, MON_SIP), "portier-kamailio-")
 
 if __name__ == "__main__":
     sys.exit(main())
