@@ -837,6 +837,22 @@ audio-sink = none
         raise TestFailure("the door never reported %s; events: %s"
                           % (kind, json.dumps(self.door_events())[-1500:]))
 
+    def door_actions(self, at_least, timeout=5):
+        """The details of the door's action events once there are at least
+        `at_least` of them (or the timeout is over: the caller checks them)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.door_events("action")) < at_least:
+            time.sleep(0.1)
+        return [e["details"] for e in self.door_events("action")]
+
+    def send_code_message(self, name, slot, rows):
+        """sipp sends the door a MESSAGE with a code per row [user, password,
+        domain, code] through the proxy (RFC 3428, digest on), and must succeed."""
+        s = self.sipp(name, "message_code.xml", slot, rows, service="door",
+                      auth_uri="door@%s" % DOMAIN)
+        s.wait()
+        s.expect_ok()
+
     # ---- portier-monitor -------------------------------------------------
     def start_monitor(self, name, user, slot, index, extra="", wait_registered=True,
                       trusted="", environ=None, account_extra=""):
@@ -2553,15 +2569,8 @@ def case_door_message_code(env):
     env.start_door(extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
                    % (code, DOMAIN))
     for user, slot in (("mon1", 0), ("alice", 1)):
-        s = env.sipp("msg_" + user, "message_code.xml", slot,
-                     [[user, USERS[user], DOMAIN, code]], service="door",
-                     auth_uri="door@%s" % DOMAIN)
-        s.wait()
-        s.expect_ok()
-    deadline = time.time() + 5
-    while time.time() < deadline and len(env.door_events("action")) < 2:
-        time.sleep(0.1)
-    actions = [e["details"] for e in env.door_events("action")]
+        env.send_code_message("msg_" + user, slot, [[user, USERS[user], DOMAIN, code]])
+    actions = env.door_actions(2)
     log("door actions: %s" % actions)
     check(actions == ["via=message from=sip:mon1@%s action=door result=done" % DOMAIN,
                       "via=message from=sip:alice@%s refused=not_allowed" % DOMAIN],
@@ -5844,10 +5853,7 @@ def case_door_forged_identity(env):
     check(st.get("call") == "idle" and not env.door_events("auto_answered"),
           "a forged INVITE was answered: %s" % st)
     # The resident, through the proxy: the proof is there, the door opens.
-    s = env.sipp("msg_mon1", "message_code.xml", 0, [["mon1", USERS["mon1"], DOMAIN, code]],
-                 service="door", auth_uri="door@%s" % DOMAIN)
-    s.wait()
-    s.expect_ok()
+    env.send_code_message("msg_mon1", 0, [["mon1", USERS["mon1"], DOMAIN, code]])
     deadline = time.time() + 5
     while time.time() < deadline and env.door_ctl("status").get("actions_run") != 1:
         time.sleep(0.1)
@@ -5920,10 +5926,7 @@ def case_door_code_alarm(env):
     env.start_monitor("mon1", "mon1", 0, 0)
     env.start_monitor("mon2", "mon2", 1, 1)
     wrong = "111111" if DOOR_CODE != "111111" else "222222"
-    s = env.sipp("guess", "message_code.xml", 2, [["mon1", USERS["mon1"], DOMAIN, wrong]] * 3,
-                 service="door", auth_uri="door@%s" % DOMAIN)
-    s.wait()
-    s.expect_ok()
+    env.send_code_message("guess", 2, [["mon1", USERS["mon1"], DOMAIN, wrong]] * 3)
     alarm = env.wait_door_event("alarm", 10)
     log("door alarm: %s" % alarm[0]["details"])
     check("wrong_codes=3" in alarm[0]["details"] and "last_from=sip:mon1@" in alarm[0]["details"],
@@ -5943,15 +5946,8 @@ def case_door_code_alarm(env):
     check(env.mon_ctl("mon2", "status").get("alarms") == 1, "the forged alarm was shown")
     # mon1 guessed: locked out even with the right code; mon2 typed nothing wrong: opens.
     for user, slot in (("mon1", 3), ("mon2", 4)):
-        s = env.sipp("code_" + user, "message_code.xml", slot,
-                     [[user, USERS[user], DOMAIN, DOOR_CODE]], service="door",
-                     auth_uri="door@%s" % DOMAIN)
-        s.wait()
-        s.expect_ok()
-    deadline = time.time() + 5
-    while time.time() < deadline and len(env.door_events("action")) < 5:
-        time.sleep(0.1)
-    actions = [e["details"] for e in env.door_events("action")]
+        env.send_code_message("code_" + user, slot, [[user, USERS[user], DOMAIN, DOOR_CODE]])
+    actions = env.door_actions(5)
     log("door actions: %s" % actions)
     check(actions[-2:] == ["via=message from=sip:mon1@%s refused=locked_out" % DOMAIN,
                            "via=message from=sip:mon2@%s action=door result=done" % DOMAIN],
