@@ -132,7 +132,7 @@ bool Account::admit(nua_handle_t *nh, const char *method, std::string *source, s
       ok = false;
       PLOG_WARN("%s: %s from %s refused: %s", options_.agent, method, source->c_str(),
                 reason.c_str());
-      const std::string warning = std::string("399 ") + options_.agent + " \"" + reason + "\"";
+      const std::string warning = siptext::warning(399, options_.agent, reason);
       nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua_), SIPTAG_WARNING_STR(warning.c_str()),
                   TAG_END());
       if (why) *why = reason;
@@ -354,8 +354,7 @@ bool Account::vet_bye(nua_handle_t *nh, int status) {
 void Account::answer_held_byes(nua_handle_t *nh) {
   auto it = held_byes_.find(nh);
   if (it == held_byes_.end()) return;
-  const std::string warning =
-      siptext::warning(399, options_.agent, "requests are taken only through the proxy");
+  const std::string warning = siptext::warning(399, options_.agent, kNotThroughProxy);
   for (msg_t *msg : it->second) {
     nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH(msg), SIPTAG_WARNING_STR(warning.c_str()),
                 TAG_END());

@@ -92,6 +92,11 @@ class Account {
   bool from_trusted_hop(std::string *source) const {
     return trusted_.trusts_current_request(nua_, source);
   }
+  // The same, for a request we answer ourselves: one that did not come
+  // through the proxy gets 403 with a Warning (and a log line) here.
+  bool admit_in_dialog(nua_handle_t *nh, const char *method, std::string *source) const {
+    return trusted_.admit(nua_, nh, options_.agent, method, source);
+  }
 
   // Who sent `sip` (a request) or answered (a response), as the proxy
   // asserted it (RFC 3325) and proved it to us with P-Portier-Proof: "" and
@@ -139,7 +144,7 @@ class Account {
   Options options_;
   Hooks hooks_;
   nua_t *nua_ = nullptr;
-  TrustedHops trusted_;  // the proxy (and [account] trusted-hosts)
+  TrustedHops trusted_;                                  // the proxy (and [account] trusted-hosts)
   std::unique_ptr<auth::IdentityProofVerifier> proofs_;  // null: identity-proof off
   auth::DigestClient digest_;
   std::set<nua_handle_t *> dying_;

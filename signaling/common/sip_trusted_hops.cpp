@@ -136,8 +136,7 @@ bool TrustedHops::admit(nua_t *nua, nua_handle_t *nh, const char *agent, const c
   if (trusts_current_request(nua, source)) return true;
   PLOG_WARN("%s: %s from %s refused: not through the proxy (%s)", agent, method, source->c_str(),
             describe().c_str());
-  const std::string warning =
-      siptext::warning(399, agent, "requests are taken only through the proxy");
+  const std::string warning = siptext::warning(399, agent, kNotThroughProxy);
   nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(nua), SIPTAG_WARNING_STR(warning.c_str()),
               TAG_END());
   return false;

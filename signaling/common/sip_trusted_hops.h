@@ -18,6 +18,9 @@
 
 namespace portier::sip {
 
+// The Warning text of every request refused for not coming through the proxy.
+inline constexpr char kNotThroughProxy[] = "requests are taken only through the proxy";
+
 class TrustedHops {
  public:
   // A SIP URI ("sip:proxy.home:5060;transport=udp") or "host[:port]".
@@ -36,7 +39,8 @@ class TrustedHops {
   // event callback). *source gets the sender's address for the log.
   bool trusts_current_request(nua_t *nua, std::string *source) const;
 
-  // For an out-of-dialog request nua reports now: true when it came from a
+  // For a request nua reports now (out of a dialog, or inside one, which
+  // comes through the proxy's Record-Route): true when it came from a
   // trusted hop; otherwise it is answered 403 with a Warning naming `agent`
   // ("door", "monitor"), a warning is logged, and *source says where it came
   // from. The handle stays the caller's to release.

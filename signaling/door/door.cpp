@@ -34,13 +34,6 @@ const char *state_name(Door::State s) {
   return "?";
 }
 
-// A Warning header (RFC 3261 §20.43) whose text cannot break out of its quotes.
-std::string warning_text(std::string text) {
-  for (char &c : text)
-    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < ' ') c = '\'';
-  return "399 door \"" + text + "\"";
-}
-
 using sipmsg::body;
 using sipmsg::body_is;
 
@@ -335,10 +328,7 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::str
     // Only through the proxy (the dialog is record-routed): anyone else who
     // learnt the dialog's ids would move our media to himself.
     std::string source;
-    if (!account_.from_trusted_hop(&source)) {
-      nua_respond(nh, SIP_403_FORBIDDEN,
-                  SIPTAG_WARNING_STR("399 door \"requests are taken only through the proxy\""),
-                  TAG_END());
+    if (!account_.admit_in_dialog(nh, "INVITE", &source)) {
       emit("request_refused", "method=INVITE source=" + source + " reason=not through the proxy");
       return;
     }
@@ -348,7 +338,7 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::str
       if (!ans || !media_->apply(ans->streams, &error)) {
         PLOG_WARN("door: re-INVITE refused: %s", error.c_str());
         nua_respond(nh, 488, "Not Acceptable Here",
-                    SIPTAG_WARNING_STR(warning_text(error).c_str()), TAG_END());
+                    SIPTAG_WARNING_STR(siptext::warning(399, "door", error).c_str()), TAG_END());
         return;
       }
       nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
@@ -387,8 +377,8 @@ void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::str
   if (open_media(&error)) ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
   if (!ans || !media_->apply(ans->streams, &error)) {
     PLOG_WARN("door: call from %s: %s", who.c_str(), error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
-                TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here",
+                SIPTAG_WARNING_STR(siptext::warning(399, "door", error).c_str()), TAG_END());
     release(nh);
     media_.reset();
     return;

@@ -14,13 +14,6 @@
 namespace portier::monitor {
 namespace {
 
-// A Warning header (RFC 3261 §20.43) whose text cannot break out of its quotes.
-std::string warning_text(std::string text) {
-  for (char &c : text)
-    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < ' ') c = '\'';
-  return "399 monitor \"" + text + "\"";
-}
-
 using sipmsg::body;
 using sipmsg::body_is;
 
@@ -223,8 +216,8 @@ void Monitor::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::
     ans = sdp::answer_offer(offer, media_->local(sdp_session_, ++sdp_version_, true), &error);
   if (!ans) {
     PLOG_WARN("monitor: call from %s refused: %s", who.c_str(), error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
-                TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here",
+                SIPTAG_WARNING_STR(siptext::warning(399, "monitor", error).c_str()), TAG_END());
     release(nh);
     media_.reset();
     events_.add("refused", {field("call_id", cid), field("from", who), field("why", error)});
@@ -262,10 +255,7 @@ void Monitor::on_reinvite(nua_handle_t *nh, const sip_t *sip) {
   // Only through the proxy (the dialog is record-routed): anyone else who
   // learnt the dialog's ids would move our media to himself.
   std::string source;
-  if (!account_.from_trusted_hop(&source)) {
-    nua_respond(nh, SIP_403_FORBIDDEN,
-                SIPTAG_WARNING_STR("399 monitor \"requests are taken only through the proxy\""),
-                TAG_END());
+  if (!account_.admit_in_dialog(nh, "INVITE", &source)) {
     events_.add("refused", {field("source", source), field("reason", "not through the proxy")});
     return;
   }
@@ -280,8 +270,8 @@ void Monitor::on_reinvite(nua_handle_t *nh, const sip_t *sip) {
       sdp::answer_offer(body(sip), media_->local(sdp_session_, ++sdp_version_, early), &error);
   if (!ans || !media_->apply(ans->streams, &error)) {
     PLOG_WARN("monitor: re-INVITE refused: %s", error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning_text(error).c_str()),
-                TAG_END());
+    nua_respond(nh, 488, "Not Acceptable Here",
+                SIPTAG_WARNING_STR(siptext::warning(399, "monitor", error).c_str()), TAG_END());
     return;
   }
   nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
@@ -509,9 +499,11 @@ void Monitor::on_message(nua_handle_t *nh, const sip_t *sip, const std::string &
   bool door = false;
   for (const auto &d : settings_.doors) door = door || d.aor == who;
   if (!door) {
-    nua_respond(nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(account_.nua()),
-                SIPTAG_WARNING_STR("399 monitor \"messages are taken from the [doors] only\""),
-                TAG_END());
+    nua_respond(
+        nh, SIP_403_FORBIDDEN, NUTAG_WITH_THIS(account_.nua()),
+        SIPTAG_WARNING_STR(
+            siptext::warning(399, "monitor", "messages are taken from the [doors] only").c_str()),
+        TAG_END());
   } else if (!body_is(sip, "text/plain")) {
     nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, NUTAG_WITH_THIS(account_.nua()),
                 SIPTAG_ACCEPT_STR("text/plain"), TAG_END());
