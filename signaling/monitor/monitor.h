@@ -117,7 +117,7 @@ class Monitor {
   CallState state_ = CallState::Idle;
   std::string reason_;  // why the last call ended
   bool incoming_ = false;
-  std::string peer_;  // the caller (incoming) or the door called (normalized AOR)
+  std::string peer_;           // the caller (incoming) or the door called (normalized AOR)
   std::string remote_target_;  // the peer's Contact: our in-dialog requests go there
   std::string call_id_;
   std::string remote_offer_;  // an incoming call's offer: the 183 and the 200 answer it

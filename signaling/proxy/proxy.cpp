@@ -647,8 +647,8 @@ void Proxy::release_register_replies() {
           held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
       sip_to_t *to = tagged_to(held.request, stateless_tag_.c_str());
       nta_msg_treply(agent_, held.request, SIP_200_OK, TAG_IF(to, SIPTAG_TO(to)),
-                     TAG_IF(m, SIPTAG_CONTACT(m)),
-                     SIPTAG_DATE(sip_date_create(home, 0)), TAG_END());
+                     TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
+                     TAG_END());
       su_home_deinit(home);
     }
   }

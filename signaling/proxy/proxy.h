@@ -199,7 +199,7 @@ class Proxy {
   int journal_registration_ = -1;
   StaticRecords static_records_;
   std::unique_ptr<Router> router_;
-  std::unique_ptr<MediaRelay> relay_;  // null when [module::MediaRelay] enabled = false
+  std::unique_ptr<MediaRelay> relay_;    // null when [module::MediaRelay] enabled = false
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   ControlSocket control_;
 };

@@ -22,11 +22,11 @@ struct RelaySettings {
   std::string listen_address;             // bound; empty: sdp_address
   uint16_t port_min = 20000;
   uint16_t port_max = 29999;
-  int max_early_media = 10;     // branches per call that get the early stream
-  int inactivity_timeout = 60;  // seconds without a packet before a call is freed
-  int threads = 0;              // I/O threads moving the packets; 0: one per usable CPU
-  bool latch_anywhere = false;  // the first packet from anywhere latches (else: the SDP's host)
-  int max_calls_per_user = 5;   // concurrent relayed calls of one caller; 0: no limit
+  int max_early_media = 10;       // branches per call that get the early stream
+  int inactivity_timeout = 60;    // seconds without a packet before a call is freed
+  int threads = 0;                // I/O threads moving the packets; 0: one per usable CPU
+  bool latch_anywhere = false;    // the first packet from anywhere latches (else: the SDP's host)
+  int max_calls_per_user = 5;     // concurrent relayed calls of one caller; 0: no limit
   int max_calls_per_source = 10;  // concurrent relayed calls from one IP address; 0: no limit
 };
 
@@ -36,7 +36,7 @@ struct ProxySettings {
   log::Output log_output = log::Output::Stderr;
   std::string state_directory;
   std::string control_socket;
-  std::vector<std::string> aliases;  // lower-case host names that mean this proxy
+  std::vector<std::string> aliases;         // lower-case host names that mean this proxy
   int idle_timeout = 3600;                  // s, TCP connection without a request
   int tcp_incomplete_message_timeout = 60;  // s, stalled in a message
   size_t max_connections_per_source = 64;

@@ -763,9 +763,8 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
     response = nta_outgoing_getresponse(orq);                      // a reference of our own
     if (response) sip_via_remove(response, sip_object(response));  // §16.7 step 3: our Via
   }
-  const bool late_2xx =
-      (t->relayed && t->answered && b->index != t->winner) ||
-      (t->dialog_forming && t->failed_upstream && !t->answered);
+  const bool late_2xx = (t->relayed && t->answered && b->index != t->winner) ||
+                        (t->dialog_forming && t->failed_upstream && !t->answered);
   if (late_2xx && status >= 200 && status < 300) {
     // Two devices answered at once: the caller's media is joined to the
     // winner's in the relay; a second dialog would have none (issue 3). Or the

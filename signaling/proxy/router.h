@@ -73,8 +73,8 @@ class Router {
     // Who the caller proved to be (empty: unknown): the dialog's caller identity,
     // and the key of the identity proof on the 2xx that goes back to it.
     std::string caller_aor;
-    std::string caller_host;      // where the dialog-forming request came from
-    std::string caller_target;    // the host of its Contact
+    std::string caller_host;    // where the dialog-forming request came from
+    std::string caller_target;  // the host of its Contact
     std::vector<std::unique_ptr<Branch>> branches;
     std::unique_ptr<ForkAggregator> fork;
     su_timer_t *timer = nullptr;
@@ -86,7 +86,7 @@ class Router {
     // A final non-2xx went up (the best response, or nta's 487): a 2xx that
     // comes later can no longer reach the caller.
     bool failed_upstream = false;
-    size_t winner = 0;      // the branch whose 2xx went up
+    size_t winner = 0;  // the branch whose 2xx went up
     std::string from_tag;
     // An in-dialog INVITE of a relayed call: which side sent the offer
     // (-1: not relayed). Its SDP, and the answer's, are pointed at the relay.

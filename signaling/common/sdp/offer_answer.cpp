@@ -96,8 +96,10 @@ std::string unservable_address(const Media &m, const std::string &local_address)
   const int theirs = family_of(m.address), ours = family_of(local_address);
   if (theirs && theirs == ours) return "";
   return "the " + m.type + " stream's address " + (theirs ? "is IPv" : "is not an IP address") +
-         (theirs == AF_INET6 ? "6" : theirs == AF_INET ? "4" : "") + "; our media is IPv" +
-         (ours == AF_INET6 ? "6" : "4");
+         (theirs == AF_INET6  ? "6"
+          : theirs == AF_INET ? "4"
+                              : "") +
+         "; our media is IPv" + (ours == AF_INET6 ? "6" : "4");
 }
 
 }  // namespace
