@@ -320,7 +320,6 @@ LocationPersister::~LocationPersister() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  if (pending_.valid()) pending_.wait();
   if (journal_fd_ >= 0) ::close(journal_fd_);
   if (event_fd_ >= 0) ::close(event_fd_);
 }
@@ -431,39 +430,10 @@ bool LocationPersister::save(const LocationStore &store, std::string *error) {
 }
 
 bool LocationPersister::save_now(const LocationStore &store, std::string *error) {
-  if (!flush(error)) return false;
   if (!write_file(serialize(store), error)) return false;
   written_generation_ = store.generation();
   ++writes_;
   return true;
-}
-
-bool LocationPersister::save_in_background(const LocationStore &store, std::string *error) {
-  const bool previous_ok = collect(false, error);
-  // One write at a time: while one runs, changes wait for the next call.
-  if (pending_.valid() || store.generation() == written_generation_) return previous_ok;
-  pending_generation_ = store.generation();
-  pending_ = std::async(std::launch::async, [this, data = serialize(store)] {
-    std::string e;
-    bool ok = write_file(data, &e);
-    return std::make_pair(ok, e);
-  });
-  return previous_ok;
-}
-
-bool LocationPersister::flush(std::string *error) { return collect(true, error); }
-
-bool LocationPersister::collect(bool wait, std::string *error) {
-  if (!pending_.valid()) return true;
-  if (!wait && pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return true;
-  auto [ok, message] = pending_.get();
-  if (ok) {
-    written_generation_ = pending_generation_;
-    ++writes_;
-  } else if (error) {
-    *error = message;
-  }
-  return ok;
 }
 
 std::string LocationPersister::serialize(const LocationStore &store) {
@@ -546,7 +516,6 @@ uint64_t LocationPersister::compact_in_background(const LocationStore &store) {
 
 bool LocationPersister::compact_now(const LocationStore &store, std::string *error) {
   drain();
-  if (!flush(error)) return false;
   // The worker is idle and takes nothing until this thread queues again.
   if (!write_file(serialize(store), error) || !journal_truncate(error)) return false;
   written_generation_ = store.generation();

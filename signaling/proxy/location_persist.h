@@ -17,7 +17,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -51,11 +50,6 @@ class LocationPersister {
   bool save(const LocationStore &store, std::string *error);
   // Writes the snapshot unconditionally.
   bool save_now(const LocationStore &store, std::string *error);
-  // Snapshot in the background (one at a time); false (with *error) when the
-  // previous background write failed.
-  bool save_in_background(const LocationStore &store, std::string *error);
-  // Waits for a background snapshot to end; false when it failed.
-  bool flush(std::string *error);
 
   // --- the journal (group commit) ---
   // One journal record: an AOR's whole binding set after a change (empty: the
@@ -96,15 +90,12 @@ class LocationPersister {
   static std::string serialize(const LocationStore &store);
   // Only reads path_: safe on the worker thread.
   bool write_file(const std::string &data, std::string *error) const;
-  bool collect(bool wait, std::string *error);
   uint64_t enqueue(bool snapshot, std::string data);
   void worker();
   bool journal_write(const std::string &data, std::string *error);
   bool journal_truncate(std::string *error);
 
   std::string path_;
-  std::future<std::pair<bool, std::string>> pending_;
-  uint64_t pending_generation_ = 0;
   uint64_t written_generation_ = UINT64_MAX;
   uint64_t writes_ = 0;
 

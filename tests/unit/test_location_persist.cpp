@@ -129,28 +129,6 @@ TEST_F(LocationPersistTest, RoundTripKeepsEveryFieldAndOrder) {
             500);
 }
 
-// What the proxy does every second: the write runs on a worker thread; what it
-// wrote loads back, and an unchanged store starts no second write.
-TEST_F(LocationPersistTest, BackgroundSaveWritesTheSameFile) {
-  LocationStore store;
-  ASSERT_EQ(store.apply(reg("sip:alice@home.example", "sip:alice@10.0.0.1", 300, "c1", 1)).status,
-            200);
-  LocationPersister writer(path_);
-  std::string error;
-  ASSERT_TRUE(writer.save_in_background(store, &error)) << error;
-  ASSERT_TRUE(writer.flush(&error)) << error;
-  EXPECT_EQ(writer.writes(), 1u);
-  ASSERT_TRUE(writer.save_in_background(store, &error)) << error;
-  ASSERT_TRUE(writer.flush(&error)) << error;
-  EXPECT_EQ(writer.writes(), 1u);
-
-  LocationStore loaded;
-  LocationPersister reader(path_);
-  ASSERT_TRUE(reader.load(loaded, kNow, &error)) << error;
-  ASSERT_EQ(loaded.lookup("sip:alice@home.example", kNow).size(), 1u);
-  EXPECT_EQ(loaded.lookup("sip:alice@home.example", kNow)[0].contact, "sip:alice@10.0.0.1");
-}
-
 TEST_F(LocationPersistTest, MissingFileIsAFirstStart) {
   LocationStore store;
   store.apply(reg("sip:a@home.example", "sip:a@10.0.0.1", 600, "c", 1));
