@@ -25,7 +25,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "sip"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
-import run_sip_test as h  # noqa: E402  the proxy, sipp and door drivers
+from portier_sip.base import DOMAIN, GROUP, USERS, TestFailure  # noqa: E402  tests/sip's library
+from portier_sip.checks import register_devices  # noqa: E402
+from portier_sip.env import Env  # noqa: E402
+from portier_sip.rtp import RtpPeer  # noqa: E402
 import linphone_interop as li  # noqa: E402  the linphone-daemon driver
 from linphone_early_media import Door as LinphoneDoor  # noqa: E402
 
@@ -54,7 +57,7 @@ def ring_portier(env, video, i, ports):
     t0 = time.time()
     r = env.door_ctl("ring")
     if r.get("result") != "calling":
-        raise h.TestFailure("ring %d: %s" % (i, r))
+        raise TestFailure("ring %d: %s" % (i, r))
     t1 = first_arrival(video, t0)
     env.door_ctl("hangup")
     uas.wait()
@@ -68,9 +71,9 @@ def ring_portier(env, video, i, ports):
 def ring_linphone(env, door, video, i, ports):
     uas = env.uas("mon1_l%d" % i, "uas_relay_cancelled.xml", 0, fields=[ports])
     t0 = time.time()
-    ok, f, raw = door.cmd("call sip:%s@%s --early-media" % (h.GROUP, h.DOMAIN))
+    ok, f, raw = door.cmd("call sip:%s@%s --early-media" % (GROUP, DOMAIN))
     if not ok:
-        raise h.TestFailure("linphone call: %s" % raw)
+        raise TestFailure("linphone call: %s" % raw)
     t1 = first_arrival(video, t0)
     door.cmd("terminate %s" % f.get("Id", ""))
     uas.wait()
@@ -91,14 +94,14 @@ def main():
                               door=os.path.join(sig, "portier-door"),
                               sipp=shutil.which("sipp") or "sipp", base_port=29500,
                               verbose=False, keep=False, time_limit=900)
-    env = h.Env(args, "bench_door", 0, 1)
+    env = Env(args, "bench_door", 0, 1)
     results = {}
     video = None
     try:
         env.start_proxy()
-        h.register_devices(env, [("mon1", 0)])
+        register_devices(env, [("mon1", 0)])
         ports = [env.ports.media(7), env.ports.media(7) + 2]
-        video = h.RtpPeer("mon1_video", ports[1])
+        video = RtpPeer("mon1_video", ports[1])
         for always_on in (False, True):
             env.start_door(video_codec="vp8",
                            extra="camera-always-on = %s\n" % ("true" if always_on else "false"))
@@ -108,8 +111,8 @@ def main():
             env.door_proc.stop()
         if shutil.which("linphone-daemon"):
             li.PROXY_PORT = env.ports.proxy
-            li.USERS = dict(h.USERS)
-            li.PEERS = {"door": ("door", h.USERS["door"], env.ports.base + 50, "udp")}
+            li.USERS = dict(USERS)
+            li.PEERS = {"door": ("door", USERS["door"], env.ports.base + 50, "udp")}
             door = LinphoneDoor("door", env.dir, shutil.which("linphone-daemon"),
                                 li.door_account_rc(), "default_proxy=0\n")
             text = open(door.rc).read().replace(
