@@ -7,6 +7,6 @@
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
-bash scripts/install-deps.sh
-bash scripts/build.sh
+bash scripts/install-deps.sh demo
+bash scripts/build.sh demo
 exec python3 "$top/scripts/demo.py" --build "$top/build" "$@"

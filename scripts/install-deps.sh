@@ -1,39 +1,77 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package portier needs to build, test and benchmark.
-# Idempotent and quiet: when everything is present it prints nothing and
-# touches no package list.
+# Installs the Debian 12 packages of one or more sets:
+#   demo   what building portier and running scripts/demo.sh need
+#   test   demo + what scripts/test.sh needs: both builds, GoogleTest, the
+#          tests' real peers (sipp, Linphone, baresip, Kamailio as a registrar),
+#          decoders and encoders the tests use, Xvfb, namespaces
+#   bench  demo + the benchmarks' peers (Kamailio, rtpengine, sipp, Linphone)
+#          and tools; each bench/*/run.sh asks for it itself
+# Without an argument: every set. Idempotent and quiet: when everything is
+# present it prints nothing and touches no package list.
+#
+#   scripts/install-deps.sh demo
 set -euo pipefail
 
-PACKAGES=(
-  # toolchain and both builds
-  build-essential cmake pkg-config meson ninja-build clang-format
-  # signaling
-  libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev
-  # media: the GStreamer plugin, its tests (gstreamer-check) and bring-up pipelines
-  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+DEMO=(
+  # toolchain of the CMake build
+  build-essential cmake pkg-config ninja-build
+  # signaling: sofia-sip, GLib, digest hashing (OpenSSL EVP), journal logging
+  libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev libssl-dev libsystemd-dev
+  # media: the GStreamer plugin and the daemons' pipelines (VP8, RTP, udp)
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   # pango's clockoverlay, the clock on portiercamsrc's no-camera test pattern
   gstreamer1.0-x
-  # the door: encoders (x264enc in ugly, openh264enc in bad, vp8enc in good),
-  # decoders for tests (libav), the echo canceller, GPIO, the RTSP preview
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  libgstreamer-plugins-bad1.0-dev libwebrtc-audio-processing-dev
-  libgpiod-dev gpiod libgstrtspserver-1.0-dev gstreamer1.0-rtsp
-  # digest hashing (MD5, SHA-256 through EVP), journal logging
-  libssl-dev libsystemd-dev
+  # the door: echo canceller, GPIO, the RTSP preview
+  libwebrtc-audio-processing-dev libgpiod-dev libgstrtspserver-1.0-dev
   # the monitor's window: GTK 3 and gtksink
   libgtk-3-dev gstreamer1.0-gtk3
-  # tests: GoogleTest, and the real SIP peers; the window test's X server and clicks
-  libgtest-dev sip-tester linphone-cli baresip xvfb xdotool
-  # benchmark peers: the proxy against Kamailio, the relay against rtpengine
-  # (Kamailio is also the registrar of an interop test)
-  kamailio rtpengine-daemon
-  # tools the test scripts use
-  python3 procps iproute2 psmisc
+  # scripts/demo.py
+  python3
+)
+TEST=(
+  # the meson build, clang-format
+  meson clang-format
+  # GoogleTest; gstreamer-check (GstHarness) comes with libgstreamer1.0-dev
+  libgtest-dev
+  # H.264 and the encoders portierenc picks (x264enc in ugly, openh264enc and
+  # h264parse in bad), decoders (libav), rtspsrc's client side, gst-launch-1.0
+  # for pipelines/
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  libgstreamer-plugins-bad1.0-dev gstreamer1.0-rtsp gstreamer1.0-tools gpiod
+  # the real SIP peers: sipp, linphone-daemon, baresip; Kamailio is the
+  # registrar of interop_kamailio_registrar
+  sip-tester linphone-cli baresip kamailio
+  # the monitor window test's X server and clicks
+  xvfb xdotool
+  # tools the tests use: ip netns (tests/e2e), ps
+  iproute2 procps
+)
+BENCH=(
+  # the proxy against Kamailio (sipp drives both), the relay against rtpengine
+  sip-tester kamailio rtpengine-daemon
+  # Linphone side by side (bench/door, bench/intercom); encoders and gst-launch
+  # (bench/encoder, bench/relay); gstreamer-check for bench/aec
+  linphone-cli gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-tools
+  # taskset, ss, pgrep
+  util-linux iproute2 procps
 )
 
+sets=("$@")
+[ ${#sets[@]} -eq 0 ] && sets=(demo test bench)
+packages=()
+for s in "${sets[@]}"; do
+  case "$s" in
+    demo) packages+=("${DEMO[@]}") ;;
+    test) packages+=("${DEMO[@]}" "${TEST[@]}") ;;
+    bench) packages+=("${DEMO[@]}" "${BENCH[@]}") ;;
+    *) echo "usage: $0 [demo|test|bench]..." >&2; exit 2 ;;
+  esac
+done
+
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in $(printf '%s\n' "${packages[@]}" | sort -u); do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi

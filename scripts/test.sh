@@ -5,8 +5,8 @@
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
-bash scripts/install-deps.sh
-bash scripts/build.sh
+bash scripts/install-deps.sh test
+bash scripts/build.sh test
 python3 tests/check_build_lists.py "$top"
 (cd build && ctest --output-on-failure --parallel "$(nproc)" --timeout 300)
 # meson: the same sources, built and unit-tested in their own tree.

@@ -10,6 +10,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+bash "$ROOT/scripts/install-deps.sh" bench  # the peers and tools of bench/
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-aec-bench.XXXXXX)}
 SECONDS_OF_AUDIO=${BENCH_SECONDS:-20}
 RATES=${BENCH_RATES:-"16000 48000"}

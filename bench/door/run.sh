@@ -5,4 +5,5 @@
 #   bench/door/run.sh [RINGS]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+bash "$HERE/../../scripts/install-deps.sh" bench  # the peers and tools of bench/
 exec python3 "$HERE/press_to_rtp.py" --build "$HERE/../../build" --rings "${1:-20}"

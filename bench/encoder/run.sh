@@ -37,6 +37,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+bash "$ROOT/scripts/install-deps.sh" bench  # the peers and tools of bench/
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-encoder-bench.XXXXXX)}
 ENCODERS=${BENCH_ENCODERS:-"x264enc openh264enc vp8enc"}
 SIZES=${BENCH_SIZES:-"640x480:800 1280x720:1500"}

@@ -18,6 +18,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+bash "$ROOT/scripts/install-deps.sh" bench  # the peers and tools of bench/
 SCN=$HERE/scenarios
 
 PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
@@ -67,7 +68,7 @@ die() { log "ERROR: $*"; exit 2; }
 
 # ---------------------------------------------------------------- prerequisites
 for tool in sipp kamailio taskset ss pgrep timeout awk; do
-  command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs sip-tester, kamailio, iproute2, procps)"
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh bench installs sip-tester, kamailio, iproute2, procps)"
 done
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores (proxy on one, sipp on the other)"
 for p in $REG_SIPP_PORT $CALLEE_PORT_BASE $CALLER_PORT_BASE $PORT_KAMAILIO $PORT_PORTIER $PORT_KAMAILIO_AUTHDB; do

@@ -39,6 +39,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+bash "$ROOT/scripts/install-deps.sh" bench  # the peers and tools of bench/
 BUILD=${BENCH_BUILD:-$ROOT/build}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-relay-calls.XXXXXX)}
 CALLS=${BENCH_CALLS:-"1 10 50"}

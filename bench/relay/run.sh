@@ -28,6 +28,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+bash "$ROOT/scripts/install-deps.sh" bench  # the peers and tools of bench/
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-relay-bench.XXXXXX)}
 BRANCHES=${BENCH_BRANCHES:-"1 4 16"}
 FIXED_RATE=${BENCH_FIXED_RATE:-5000}
