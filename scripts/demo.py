@@ -16,21 +16,16 @@ Python 3 stdlib only. scripts/demo.sh installs, builds and runs this.
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 
+from portier_py.daemons import Daemon, Failure, port_busy, wait_for
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class DemoError(Exception):
-    pass
 
 
 def ini_set(text, changes):
@@ -63,72 +58,6 @@ def ini_set(text, changes):
     return "\n".join(out) + "\n"
 
 
-def port_busy(port):
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-        finally:
-            s.close()
-    return False
-
-
-class Program:
-    def __init__(self, demo, name, exe, conf_text):
-        self.demo, self.name = demo, name
-        self.exe = os.path.join(demo.build, "signaling", exe)
-        self.conf = os.path.join(demo.dir, name + ".conf")
-        self.log = os.path.join(demo.dir, name + ".log")
-        self.sock = os.path.join(demo.dir, name + ".sock")
-        with open(self.conf, "w") as f:
-            f.write(conf_text)
-        self.proc = None
-
-    def start(self):
-        check = subprocess.run([self.exe, "--check-config", "--config", self.conf],
-                               capture_output=True, text=True)
-        if check.returncode != 0:
-            raise DemoError("%s: %s" % (self.name, (check.stderr or check.stdout).strip()))
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen([self.exe, "--config", self.conf],
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-    def ctl(self, *cmd):
-        if self.proc.poll() is not None:
-            raise DemoError("%s stopped (status %s); its log: %s"
-                            % (self.name, self.proc.returncode, self.log))
-        r = subprocess.run([os.path.join(self.demo.build, "signaling", "portierctl"),
-                            "--socket", self.sock] + list(cmd),
-                           capture_output=True, text=True, timeout=5)
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return None
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise DemoError("timed out after %.0f s waiting for %s" % (timeout, what))
-
-
 class Demo:
     def __init__(self, args):
         self.build = os.path.abspath(args.build)
@@ -138,6 +67,11 @@ class Demo:
         self.programs = []
         self.timeline = []  # (mono_ms, who, what)
 
+    def program(self, name, exe, conf_text):
+        sig = os.path.join(self.build, "signaling")
+        return Daemon(os.path.join(sig, exe), os.path.join(sig, "portierctl"), self.dir, name,
+                      conf_text)
+
     def conf(self, name):
         with open(os.path.join(TOP, "config", name)) as f:
             return f.read()
@@ -146,14 +80,14 @@ class Demo:
         d = self.dir
         for port in (5060,):
             if port_busy(port):
-                raise DemoError("127.0.0.1:%d is in use (another SIP program?): the demo's "
+                raise Failure("127.0.0.1:%d is in use (another SIP program?): the demo's "
                                 "proxy needs it" % port)
-        self.proxy = Program(self, "proxy", "portier-proxy", ini_set(self.conf("proxy.conf"), {
+        self.proxy = self.program("proxy", "portier-proxy", ini_set(self.conf("proxy.conf"), {
             ("global", "state-directory"): d + "/proxy-state",
             ("global", "control-socket"): d + "/proxy.sock",
             ("module::Authentication", "file-path"): os.path.join(TOP, "config", "users.conf"),
         }))
-        self.door = Program(self, "door", "portier-door", ini_set(self.conf("door.conf"), {
+        self.door = self.program("door", "portier-door", ini_set(self.conf("door.conf"), {
             ("global", "control-socket"): d + "/door.sock",
             ("events", "dir"): d + "/door-events",
             # no sound card needed; a camera is used when there is one
@@ -162,7 +96,7 @@ class Demo:
         }))
         self.monitors = []
         for name, conf in (("monitor1", "monitor.conf"), ("monitor2", "monitor2.conf")):
-            self.monitors.append(Program(self, name, "portier-monitor", ini_set(self.conf(conf), {
+            self.monitors.append(self.program(name, "portier-monitor", ini_set(self.conf(conf), {
                 ("global", "control-socket"): "%s/%s.sock" % (d, name),
                 ("global", "events-file"): "%s/%s-events.jsonl" % (d, name),
                 ("media", "microphone"): "test",
@@ -172,6 +106,10 @@ class Demo:
         self.programs = [self.proxy, self.door] + self.monitors
 
     def start(self):
+        for p in self.programs:
+            error = p.check_config()
+            if error:
+                raise Failure("%s: %s" % (p.name, error))
         self.proxy.start()
         wait_for(lambda: self.proxy.ctl("ping"), 10, "portier-proxy")
         self.door.start()
@@ -220,7 +158,7 @@ class Demo:
         self.wall0 = time.time() * 1000
         self.mark("door", "button pressed")
         if not self.door.ctl("ring"):
-            raise DemoError("the door did not take the ring")
+            raise Failure("the door did not take the ring")
         # Wait until every monitor shows the visitor, then put their own event
         # lines (ringing, first decoded frame) on the timeline, in order.
         wait_for(lambda: all((m.ctl("status") or {}).get("frames_decoded", 0) > 0
@@ -292,7 +230,7 @@ def main():
             time.sleep(0.5)
         print("a program stopped; see the logs in %s" % demo.dir)
         return 1
-    except DemoError as e:
+    except Failure as e:
         print("demo: %s" % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
