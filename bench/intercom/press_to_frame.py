@@ -27,11 +27,14 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts"))
+from portier_py.daemons import (portierctl, start_session, stop_group,  # noqa: E402
+                                users_file, wait_for)
 
 DOMAIN = "home.example"
 GROUP = "sip:home@" + DOMAIN
@@ -47,22 +50,13 @@ def mono_ms():
 class Proc:
     def __init__(self, argv, log, env=None, cwd=None):
         self.log = log
-        with open(log, "ab") as out:
-            self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=subprocess.STDOUT, start_new_session=True, env=env,
-                                      cwd=cwd)
+        self.p = start_session(argv, log, env=env, cwd=cwd)
 
     def alive(self):
         return self.p.poll() is None
 
     def stop(self):
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait()
+        stop_group(self.p, grace=5)
 
     def cpu_ticks(self):
         """utime + stime of the process and its waited-for children."""
@@ -76,16 +70,6 @@ class Proc:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise RuntimeError("timed out waiting for %s" % what)
 
 
 class Bench:
@@ -102,12 +86,7 @@ class Bench:
             self.users["lp%d" % i] = "lp%d-bench" % i
 
     def ctl(self, sock, *cmd):
-        r = subprocess.run([self.exe("portierctl"), "--socket", sock] + list(cmd),
-                           capture_output=True, text=True, timeout=5)
-        try:
-            return json.loads(r.stdout) if r.returncode == 0 else None
-        except ValueError:
-            return None
+        return portierctl(self.exe("portierctl"), sock, *cmd)
 
     def write(self, name, text):
         path = os.path.join(self.out, name)
@@ -118,8 +97,7 @@ class Bench:
     # ---------------------------------------------------------------- programs
 
     def start_proxy(self, tag):
-        users = self.write("users.conf", "version:1\n" + "".join(
-            "%s@%s clrtxt:%s ;\n" % (u, DOMAIN, pw) for u, pw in self.users.items()))
+        users = users_file(os.path.join(self.out, "users.conf"), self.users, DOMAIN)
         self.proxy_sock = os.path.join(self.out, "proxy.sock")
         conf = self.write("proxy-%s.conf" % tag, (
             "[global]\ntransports = sip:127.0.0.1:{p}\nlog-level = message\n"
