@@ -36,12 +36,10 @@ Exit status: 0 pass, 1 fail, 77 skipped (linphone-daemon missing).
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,40 +63,14 @@ BUDGET = 100.0    # seconds for one scenario; ctest's timeout is above it
 check, log, wait_for, TestFailure = li.check, li.log, li.wait_for, li.TestFailure
 
 
-def ctl(build, sock, *cmd, timeout=5):
-    r = subprocess.run([os.path.join(build, "signaling", "portierctl"), "--socket", sock]
-                       + list(cmd), capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        return None
-    try:
-        return json.loads(r.stdout)
-    except ValueError:
-        return r.stdout
-
-
-class Daemon:
+class Daemon(li.Daemon):
     """One of our programs in its namespace, with its config, log and
     control socket in the run's directory."""
 
     def __init__(self, lab, node, exe, tmp, name):
-        self.lab, self.node, self.exe, self.name = lab, node, exe, name
-        self.conf = os.path.join(tmp, name + ".conf")
-        self.logfile = os.path.join(tmp, name + ".log")
-        self.sock = os.path.join(tmp, name + ".sock")
-        self.build = os.path.dirname(os.path.dirname(exe))
-        self.proc = None
-
-    def start(self):
-        self.proc = self.lab.popen(self.node, [self.exe, "--config", self.conf], self.logfile)
-
-    def ctl(self, *cmd):
-        if self.proc is not None and self.proc.poll() is not None:
-            raise TestFailure("%s exited with status %s; log: %s"
-                              % (self.name, self.proc.returncode, self.logfile))
-        return ctl(self.build, self.sock, *cmd)
-
-    def log_text(self):
-        return li.read_text(self.logfile)
+        super().__init__(exe, os.path.join(os.path.dirname(exe), "portierctl"), tmp, name,
+                         popen=lambda argv, logfile: lab.popen(node, argv, logfile))
+        self.lab, self.node = lab, node
 
 
 class Proxy(Daemon):
@@ -165,12 +137,6 @@ class Door(Daemon):
         wait_for(lambda: (self.ctl("status") or {}).get("registered"), 10,
                  "portier-door registered")
 
-    def status(self):
-        return self.ctl("status") or {}
-
-    def events(self, kind):
-        return [e for e in (self.ctl("events") or []) if e.get("event") == kind]
-
     def fired_actions(self):
         try:
             with open(self.fired) as f:
@@ -195,9 +161,6 @@ class Monitor(Daemon):
     def start(self):
         super().start()
         wait_for(lambda: self.status().get("registered"), 10, "%s registered" % self.name)
-
-    def status(self):
-        return self.ctl("status") or {}
 
     def call_state(self):
         return self.status().get("call")
@@ -447,7 +410,7 @@ def scenario_vanish(home):
     ring_until_everyone_sees_the_visitor(home, ("mon1", "mon2", "phone"))
     # monitor2 loses power: the process dies and its cable goes dead.
     home.lab.unplug("mon2")
-    netlab.kill_group(home.monitors["mon2"].proc, signal.SIGKILL)
+    li.stop_group(home.monitors["mon2"].proc, signal.SIGKILL)
     log("mon2 killed and unplugged while ringing")
     mon1 = home.monitors["mon1"]
     before = mon1.status()["frames_decoded"]

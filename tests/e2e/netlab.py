@@ -13,9 +13,12 @@ Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and iproute2. Python 3 stdlib.
 
 import os
 import re
-import signal
 import subprocess
-import time
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts"))
+from portier_py.daemons import stop_group  # noqa: E402
 
 PREFIX = "ptr"          # every namespace name starts with it
 SUBNET = "10.77.0"      # the home LAN, /24
@@ -137,25 +140,8 @@ class Lab:
 
     def close(self):
         for p in self.procs:
-            kill_group(p)
+            stop_group(p)
         for ns, _ in self.nodes.values():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.lan], capture_output=True)
         self.nodes = {}
-
-
-def kill_group(proc, sig_first=signal.SIGTERM):
-    """sig_first, then SIGKILL, to the process group of proc (started in its
-    own session, so this reaches only what we started)."""
-    if proc.poll() is not None:
-        return
-    for sig in (sig_first, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=3)
-            return
-        except subprocess.TimeoutExpired:
-            pass

@@ -63,7 +63,7 @@ def run(args, tmp, procs):
     check(st.get("peer") == "sip:door@%s" % li.DOMAIN, "the monitor rings for the door: %s, %d "
           "frames of %s decoded before anyone answered" % (st.get("peer"), st["frames_decoded"],
                                                           st.get("video_codec")))
-    r = mon.ctl_json("answer")
+    r = mon.ctl("answer", errors=True)
     check(r and r.get("result") == "answered", "the monitor answers (%s)" % r)
     bs.wait_event("CALL_ESTABLISHED", 10)
     check(True, "baresip's call is established")
@@ -72,7 +72,7 @@ def run(args, tmp, procs):
                   10, "two-way audio between baresip and the monitor")
     check(True, "audio both ways: the monitor sent %d and received %d packets"
           % (st["audio_packets_sent"], st["audio_packets_received"]))
-    r = mon.ctl_json("hangup")
+    r = mon.ctl("hangup", errors=True)
     check(r and r.get("result") == "hung up", "the monitor hangs up (%s)" % r)
     bs.wait_event("CALL_CLOSED", 10)
     check(True, "baresip's call is closed")

@@ -22,11 +22,9 @@ Exit status: 0 pass, 1 fail, 77 skipped (baresip not installed).
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,9 +41,7 @@ check, log, wait_for = li.check, li.log, li.wait_for
 
 
 def relay_branches(proxy):
-    r = subprocess.run([proxy.ctl, "--socket", proxy.sock, "relay"], capture_output=True,
-                       text=True, timeout=5)
-    calls = json.loads(r.stdout).get("calls", []) if r.returncode == 0 else []
+    calls = proxy.relay().get("calls", [])
     return [b for c in calls for b in c.get("branches", [])]
 
 
@@ -80,7 +76,7 @@ def run(args, tmp, procs):
     door.start()
     check(True, "portier-door registered against the MD5-only proxy")
 
-    r = door.ctl_json("ring")
+    r = door.ctl("ring", errors=True)
     check(r and r.get("result") == "calling", "the door rings the home (%s)" % r)
     lo, hi = (int(p) for p in li.RELAY_PORTS.split("-"))
 
@@ -101,7 +97,7 @@ def run(args, tmp, procs):
     size = re.search(r"video: receiving with resolution (\d+ x \d+)", bs.log_text()).group(1)
     log("baresip decodes the door's picture: %s" % size)
 
-    r = door.ctl_json("hangup")
+    r = door.ctl("hangup", errors=True)
     check(r and r.get("result") == "hung up", "the door gives up (%s)" % r)
 
     def video_received():

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 
-import linphone_interop as li  # noqa: E402  log, check, wait_for, kill_group
+import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group
 
 
 def tcp_listening(port):
@@ -166,7 +166,7 @@ class Baresip:
         return li.wait_for(seen, timeout, "baresip %s event %s" % (self.name, kind))
 
     def log_text(self):
-        return li.read_text(self.logfile)
+        return li.daemons.read_text(self.logfile)
 
     def stop(self):
         if self.sock is not None:
@@ -180,4 +180,4 @@ class Baresip:
             try:
                 self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                li.kill_group(self.proc)
+                li.stop_group(self.proc)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import linphone_interop as li  # noqa: E402  log, check, wait_for, kill_group
+import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group
 import portier_devices as pd  # noqa: E402
 
 KAM_PORT = 39060
@@ -182,7 +182,7 @@ class Kamailio:
 
     def stop(self):
         if self.proc is not None:
-            li.kill_group(self.proc)
+            li.stop_group(self.proc)
 
 
 def binding(dump, user, port):
@@ -224,13 +224,13 @@ def run(args, tmp, procs):
 
     # The door rings the monitor through Kamailio: its INVITE is challenged
     # (407, MD5) and must come again with credentials to get through.
-    r = door.ctl_json("ring")
+    r = door.ctl("ring", errors=True)
     check(r and r.get("result") == "calling", "the door's button starts a call (%s)" % r)
     st = wait_for(lambda: (lambda s: s if s and s.get("call") == "early" else None)(mon.status()),
                   10, "the monitor ringing with early media")
     check(st.get("peer") == "sip:door@%s" % li.DOMAIN, "the monitor rings for the door (%s)"
           % st.get("peer"))
-    r = door.ctl_json("hangup")
+    r = door.ctl("hangup", errors=True)
     check(r and r.get("result") == "hung up", "the door gives up (%s)" % r)
     wait_for(lambda: (mon.status() or {}).get("call") == "ended", 10, "the monitor's ringing to end")
     for dev in (door, mon):

@@ -19,9 +19,7 @@ Ports: proxy 127.0.0.1:37060; Linphone 37110-37125; the door 37140 (SIP) and
 Exit status: 0 pass, 1 fail, 77 skipped (linphone-daemon not installed).
 """
 
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -39,56 +37,28 @@ DOOR_SIP, DOOR_RTP = 37140, "37150-37159"
 check, log, wait_for = li.check, li.log, li.wait_for
 
 
-class Door:
+class Door(li.Daemon):
     """portier-door with a config of the test: camera none (test pattern), no
     sound card, control socket in the temp dir."""
 
     def __init__(self, exe, ctl, tmp, auto_answer):
-        self.exe, self.ctl = exe, ctl
-        self.conf = os.path.join(tmp, "door.conf")
-        self.logfile = os.path.join(tmp, "door.log")
-        self.sock = os.path.join(tmp, "door.sock")
-        self.proc = None
-        with open(self.conf, "w") as f:
-            f.write(
-                "[global]\nlog-level = debug\ncontrol-socket = {s}\n"
-                "[account]\naor = sip:door@{d}\npassword = {pw}\n"
-                "proxy = sip:127.0.0.1:{p};transport=udp\n"
-                "bind = sip:127.0.0.1:{b};transport=udp\n"
-                "[call]\ntarget = {g}\nauto-answer = {a}\n"
-                "[events]\ndir = {ev}\n"
-                "[media]\naddress = 127.0.0.1\nport-range = {r}\nvideo-codec = vp8\n"
-                "width = 320\nheight = 240\nframerate = 15\ncamera = none\n"
-                "audio-source = none\naudio-sink = none\n".format(
-                    s=self.sock, d=li.DOMAIN, pw=li.USERS["door"], p=li.PROXY_PORT, b=DOOR_SIP,
-                    g=li.GROUP, a=auto_answer, r=DOOR_RTP, ev=os.path.join(tmp, "door-events")))
+        super().__init__(exe, ctl, tmp, "door")
+        self.write_conf(
+            "[global]\nlog-level = debug\ncontrol-socket = {s}\n"
+            "[account]\naor = sip:door@{d}\npassword = {pw}\n"
+            "proxy = sip:127.0.0.1:{p};transport=udp\n"
+            "bind = sip:127.0.0.1:{b};transport=udp\n"
+            "[call]\ntarget = {g}\nauto-answer = {a}\n"
+            "[events]\ndir = {ev}\n"
+            "[media]\naddress = 127.0.0.1\nport-range = {r}\nvideo-codec = vp8\n"
+            "width = 320\nheight = 240\nframerate = 15\ncamera = none\n"
+            "audio-source = none\naudio-sink = none\n".format(
+                s=self.sock, d=li.DOMAIN, pw=li.USERS["door"], p=li.PROXY_PORT, b=DOOR_SIP,
+                g=li.GROUP, a=auto_answer, r=DOOR_RTP, ev=os.path.join(tmp, "door-events")))
 
     def start(self):
-        with open(self.logfile, "w") as out:
-            self.proc = subprocess.Popen([self.exe, "--config", self.conf],
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: (self.status() or {}).get("registered"), 10, "portier-door registered")
-
-    def ctl_json(self, cmd):
-        r = subprocess.run([self.ctl, "--socket", self.sock, cmd], capture_output=True,
-                           text=True, timeout=5)
-        try:
-            return json.loads(r.stdout) if r.returncode == 0 else None
-        except ValueError:
-            return None
-
-    def status(self):
-        if self.proc.poll() is not None:
-            raise li.TestFailure("portier-door exited with status %s" % self.proc.returncode)
-        return self.ctl_json("status")
-
-    def events(self, kind):
-        return [e for e in (self.ctl_json("events") or []) if e.get("event") == kind]
-
-    def stop(self):
-        if self.proc is not None:
-            li.kill_group(self.proc)
+        super().start()
+        wait_for(lambda: self.status().get("registered"), 10, "portier-door registered")
 
 
 def account_rc(role):
@@ -114,14 +84,8 @@ def run(args, tmp, procs):
     for role in ("mon1", "mon2"):
         # provisioned with the proxy as outbound proxy, as a resident's app is
         # (calls to sip:door@home.example then go through it, not to DNS)
-        lp = li.Linphone(role, tmp, args.linphone, account_rc(role), "default_proxy=0\n")
-        procs[role] = lps[role] = lp
-        lp.start()
-    for lp in lps.values():
-        lp.connect()
-    for lp in lps.values():
-        check(wait_for(lambda: lp.register_state() == "LinphoneRegistrationOk" or None, 10,
-                       "%s registration" % lp.role), "%s registered" % lp.role)
+        lps[role] = li.Linphone(role, tmp, args.linphone, account_rc(role), "default_proxy=0\n")
+    li.start_linphones(lps, procs)
     mon1, mon2 = lps["mon1"], lps["mon2"]
 
     # mon1 may watch: the door answers at once with its camera.

@@ -66,7 +66,7 @@ def new_incoming(lp, seen, timeout=10):
 
 def visit(door, lps, seen, answerer, keys, fired_path, expect_fired):
     """The door rings; `answerer` answers and types `keys`; the door hangs up."""
-    r = door.ctl_json("ring")
+    r = door.ctl("ring")
     check(r and r.get("result") == "calling", "the door calls the home (%s)" % r)
     ids = {role: new_incoming(lp, seen[role]) for role, lp in lps.items()}
     lp = lps[answerer]
@@ -86,7 +86,7 @@ def visit(door, lps, seen, answerer, keys, fired_path, expect_fired):
     check(len(got) == expect_fired,
           "after %s's keys the actuator ran %d time(s), expected %d" % (answerer, len(got),
                                                                       expect_fired))
-    door.ctl_json("hangup")
+    door.ctl("hangup")
     lp.wait_call_event("LinphoneCallReleased", 10, ids[answerer])
 
 
@@ -110,14 +110,8 @@ def run(args, tmp, procs):
     lps = {}
     for role in ("mon1", "mon2", "mon3"):
         sip_extra = "default_proxy=0\n" + ("use_info=1\nuse_rfc2833=0\n" if role == "mon2" else "")
-        lp = li.Linphone(role, tmp, args.linphone, ld.account_rc(role), sip_extra)
-        procs[role] = lps[role] = lp
-        lp.start()
-    for lp in lps.values():
-        lp.connect()
-    for lp in lps.values():
-        check(wait_for(lambda: lp.register_state() == "LinphoneRegistrationOk" or None, 10,
-                       "%s registration" % lp.role), "%s registered" % lp.role)
+        lps[role] = li.Linphone(role, tmp, args.linphone, ld.account_rc(role), sip_extra)
+    li.start_linphones(lps, procs)
     seen = {role: set() for role in lps}
 
     visit(door, lps, seen, "mon1", CODE, fired_path, 1)

@@ -22,7 +22,6 @@ Exit status: 0 pass, 1 fail, 77 skipped (linphone-daemon not installed).
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -52,12 +51,6 @@ def video_packets_received(logfile):
                     counts.append(int(m.group(1)))
                     break
     return counts
-
-
-def relay_state(proxy):
-    r = subprocess.run([proxy.ctl, "--socket", proxy.sock, "relay"], capture_output=True,
-                       timeout=5)
-    return json.loads(r.stdout.decode() or "{}")
 
 
 class Door(li.Linphone):
@@ -99,10 +92,8 @@ def run(args, tmp, procs):
             rc = open(lp.rc).read().replace("[video]\n", "[video]\nautomatically_accept=1\n")
         with open(lp.rc, "w") as f:
             f.write(rc)
-        procs[role] = lps[role] = lp
-        lp.start()
-    for lp in lps.values():
-        lp.connect()
+        lps[role] = lp
+    li.start_linphones(lps, procs, registered=False)
     mon1, mon2, door = lps["mon1"], lps["mon2"], lps["door"]
 
     for lp in (mon1, mon2):
@@ -129,7 +120,7 @@ def run(args, tmp, procs):
 
     # The relay connects both branches and forwards the door's media.
     def both_connected():
-        r = relay_state(proxy)
+        r = proxy.relay()
         calls = r.get("calls") or []
         if calls and sum(1 for b in calls[0]["branches"] if b["connected"]) == 2:
             return r
@@ -152,7 +143,7 @@ def run(args, tmp, procs):
               "%s received the door's video while ringing (oRTP: %s packets)" % (lp.role, counts))
 
     r = wait_for(lambda: (lambda s: s if s.get("ports_in_use") == 0 and not s.get("calls")
-                          else None)(relay_state(proxy)), 5, "every relay port to be freed")
+                          else None)(proxy.relay()), 5, "every relay port to be freed")
     check(True, "relay after the call: %s" % json.dumps(r))
     check(proxy.alive(), "portier-proxy still running")
 

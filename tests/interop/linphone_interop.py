@@ -29,7 +29,6 @@ Exit status: 0 pass, 1 fail, 77 skipped (linphone-daemon not installed).
 """
 
 import argparse
-import json
 import os
 import re
 import select
@@ -41,6 +40,11 @@ import sys
 import tempfile
 import time
 import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts"))
+from portier_py import daemons  # noqa: E402
+from portier_py.daemons import Daemon, port_busy, stop_group, tail, users_file  # noqa: E402
 
 SKIP = 77
 PROXY_PORT = 35060
@@ -68,8 +72,8 @@ def log(msg):
     print("[%6.2f] %s" % (time.monotonic() - T0, msg), flush=True)
 
 
-class TestFailure(Exception):
-    pass
+# A wait that timed out and a daemon that stopped are test failures too.
+TestFailure = daemons.Failure
 
 
 def check(cond, what):
@@ -94,65 +98,8 @@ def remaining():
 
 
 def wait_for(pred, timeout, what, interval=0.1, fatal=True):
-    """Poll pred() until it returns a true value, at most `timeout` seconds
-    (never past the global budget). Returns that value; on timeout raises,
-    or returns None when fatal=False."""
-    deadline = time.monotonic() + min(timeout, max(remaining(), 0.5))
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            if not fatal:
-                return None
-            raise TestFailure("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def port_in_use(port):
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-        finally:
-            s.close()
-    return False
-
-
-def read_text(path):
-    """The whole file, or "" when it is not there (yet)."""
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def tail(path, n=60):
-    try:
-        with open(path, errors="replace") as f:
-            return f.readlines()[-n:]
-    except OSError as e:
-        return ["(cannot read %s: %s)\n" % (path, e)]
-
-
-def kill_group(proc):
-    """SIGTERM, then SIGKILL, the process group of proc: we start every child
-    in its own session, so this reaches only what we started."""
-    if proc.poll() is not None:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=2)
-            return
-        except subprocess.TimeoutExpired:
-            pass
+    """daemons.wait_for, never past the global budget."""
+    return daemons.wait_for(pred, min(timeout, max(remaining(), 0.5)), what, interval, fatal)
 
 
 # --------------------------------------------------------------------------
@@ -319,7 +266,7 @@ class Linphone:
         try:
             self.proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
-            kill_group(self.proc)
+            stop_group(self.proc)
         try:
             os.unlink(self.sock_path)
         except OSError:
@@ -329,68 +276,47 @@ class Linphone:
 # --------------------------------------------------------------------------
 # portier-proxy
 
-class Proxy:
+class Proxy(Daemon):
     def __init__(self, exe, ctl, tmp):
-        self.exe, self.ctl = exe, ctl
-        self.conf = os.path.join(tmp, "proxy.conf")
-        self.logfile = os.path.join(tmp, "proxy.log")
-        self.sock = os.path.join(tmp, "proxy.sock")
-        self.proc = None
-        users = os.path.join(tmp, "users.conf")
-        with open(users, "w") as f:
-            f.write("version:1\n")
-            for u, pw in USERS.items():
-                f.write("%s@%s clrtxt:%s ;\n" % (u, DOMAIN, pw))
-        with open(self.conf, "w") as f:
-            f.write(
-                "[global]\n"
-                "transports = sip:127.0.0.1:{p} sip:127.0.0.1:{p};transport=tcp\n"
-                "log-level = debug\n"
-                "state-directory = {t}/state\n"
-                "control-socket = {s}\n"
-                "[module::Registrar]\n"
-                "reg-domains = {d}\n"
-                "group-addresses = {g}\n"
-                "[module::Authentication]\n"
-                "enabled = true\n"
-                "auth-domains = {d}\n"
-                "file-path = {u}\n"
-                "available-algorithms = MD5 SHA-256\n"
-                "[module::Router]\n"
-                "call-fork-timeout = 30\n"
-                "[module::MediaRelay]\n"
-                "port-range = {r}\n".format(p=PROXY_PORT, t=tmp, s=self.sock,
-                                              d=DOMAIN, g=GROUP, u=users, r=RELAY_PORTS))
+        super().__init__(exe, ctl, tmp, "proxy")
+        users = users_file(os.path.join(tmp, "users.conf"), USERS, DOMAIN)
+        self.write_conf(
+            "[global]\n"
+            "transports = sip:127.0.0.1:{p} sip:127.0.0.1:{p};transport=tcp\n"
+            "log-level = debug\n"
+            "state-directory = {t}/state\n"
+            "control-socket = {s}\n"
+            "[module::Registrar]\n"
+            "reg-domains = {d}\n"
+            "group-addresses = {g}\n"
+            "[module::Authentication]\n"
+            "enabled = true\n"
+            "auth-domains = {d}\n"
+            "file-path = {u}\n"
+            "available-algorithms = MD5 SHA-256\n"
+            "[module::Router]\n"
+            "call-fork-timeout = 30\n"
+            "[module::MediaRelay]\n"
+            "port-range = {r}\n".format(p=PROXY_PORT, t=tmp, s=self.sock,
+                                          d=DOMAIN, g=GROUP, u=users, r=RELAY_PORTS))
 
     def start(self):
-        with open(self.logfile, "w") as out:
-            self.proc = subprocess.Popen([self.exe, "--config", self.conf],
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+        super().start()
 
         def ready():
-            if self.proc.poll() is not None:
+            if not self.alive():
                 raise TestFailure("portier-proxy exited with status %s" % self.proc.returncode)
             return "portier-proxy ready" in self.log_text() and os.path.exists(self.sock)
         wait_for(ready, 10, "portier-proxy ready")
 
-    def log_text(self):
-        return read_text(self.logfile)
-
     def registrations(self):
-        r = subprocess.run([self.ctl, "--socket", self.sock, "registrations"],
-                           capture_output=True, text=True, timeout=5)
-        if r.returncode != 0:
-            raise TestFailure("portierctl registrations failed (%d): %s"
-                              % (r.returncode, r.stderr.strip()))
-        return json.loads(r.stdout)["registrations"]
+        r = self.ctl("registrations")
+        if r is None:
+            raise TestFailure("portierctl registrations failed")
+        return r["registrations"]
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is not None:
-            kill_group(self.proc)
+    def relay(self):
+        return self.ctl("relay") or {}
 
 
 # --------------------------------------------------------------------------
@@ -442,6 +368,20 @@ def sent_register(lp):
 # --------------------------------------------------------------------------
 # the test
 
+def start_linphones(lps, procs, registered=True):
+    """Starts every Linphone of lps ({role: Linphone}, each put in procs first,
+    so it is stopped whatever happens), connects to each and, when
+    `registered`, waits for each one's registration."""
+    for role, lp in lps.items():
+        procs[role] = lp
+        lp.start()
+    for lp in lps.values():
+        lp.connect()
+    for lp in lps.values() if registered else ():
+        check(wait_for(lambda: lp.register_state() == "LinphoneRegistrationOk" or None, 10,
+                       "%s registration" % lp.role), "%s registered" % lp.role)
+
+
 def door_account_rc():
     """The door's account, with the proxy as outbound proxy (see run())."""
     return (
@@ -477,10 +417,8 @@ def run(args, tmp, procs):
             lp = Linphone(role, tmp, args.linphone, door_rc, "default_proxy=0\n")
         else:
             lp = Linphone(role, tmp, args.linphone)
-        procs[role] = lps[role] = lp
-        lp.start()
-    for lp in lps.values():
-        lp.connect()
+        lps[role] = lp
+    start_linphones(lps, procs, registered=False)
     mon1, mon2, door, intruder = (lps[r] for r in ("mon1", "mon2", "door", "intruder"))
     log("linphone-daemon version %s" % mon1.cmd("version")[1].get("Version", "?"))
 
@@ -685,7 +623,7 @@ def main():
             print("FAIL: not executable: %s" % p)
             return 1
     ports = [PROXY_PORT] + [pp[2] + k for pp in PEERS.values() for k in range(6)]
-    busy = [p for p in ports if port_in_use(p)]
+    busy = [p for p in ports if port_busy(p)]
     if busy:
         print("FAIL: ports already in use: %s (another run of this test?)" % busy)
         return 1

@@ -4,65 +4,32 @@ started in a session of their own, driven and read through portierctl.
 Python 3 stdlib only; the interop tests of issue 11 (Kamailio as the
 registrar, baresip as a monitor and as a door) share it."""
 
-import json
 import os
-import subprocess
 
-import linphone_interop as li  # noqa: E402  log, check, wait_for, kill_group
+import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group, Daemon
 
 
-class Device:
+class Device(li.Daemon):
     """One portier-door or portier-monitor. `account` is the [account]
     section's proxy, SIP port and password; `sections` the rest of the
     config."""
 
     def __init__(self, exe, ctl, tmp, name, aor, password, proxy_port, sip_port, sections,
                  account_extra=""):
-        self.exe, self.ctl, self.name = exe, ctl, name
-        self.conf = os.path.join(tmp, name + ".conf")
-        self.logfile = os.path.join(tmp, name + ".log")
-        self.sock = os.path.join(tmp, name + ".sock")
-        self.proc = None
-        with open(self.conf, "w") as f:
-            f.write("[global]\nlog-level = debug\ncontrol-socket = {s}\n"
-                    "[account]\naor = {aor}\npassword = {pw}\n"
-                    "proxy = sip:127.0.0.1:{p};transport=udp\n"
-                    "bind = sip:127.0.0.1:{b};transport=udp\nregister-expires = 600\n"
-                    "{acc}{rest}".format(s=self.sock, aor=aor, pw=password, p=proxy_port,
-                                         b=sip_port, acc=account_extra, rest=sections))
+        super().__init__(exe, ctl, tmp, name)
+        self.write_conf(
+            "[global]\nlog-level = debug\ncontrol-socket = {s}\n"
+            "[account]\naor = {aor}\npassword = {pw}\n"
+            "proxy = sip:127.0.0.1:{p};transport=udp\n"
+            "bind = sip:127.0.0.1:{b};transport=udp\nregister-expires = 600\n"
+            "{acc}{rest}".format(s=self.sock, aor=aor, pw=password, p=proxy_port,
+                                 b=sip_port, acc=account_extra, rest=sections))
 
     def start(self, wait_registered=True):
-        with open(self.logfile, "w") as out:
-            self.proc = subprocess.Popen([self.exe, "--config", self.conf],
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+        super().start()
         if wait_registered:
-            li.wait_for(lambda: (self.status() or {}).get("registered"), 10,
+            li.wait_for(lambda: self.status().get("registered"), 10,
                         "%s registered" % self.name)
-
-    def ctl_json(self, *cmd):
-        r = subprocess.run([self.ctl, "--socket", self.sock] + list(cmd), capture_output=True,
-                           text=True, timeout=5)
-        try:
-            return json.loads(r.stdout) if r.returncode in (0, 1) else None
-        except ValueError:
-            return None
-
-    def status(self):
-        if self.proc.poll() is not None:
-            raise li.TestFailure("%s exited with status %s" % (self.name, self.proc.returncode))
-        return self.ctl_json("status")
-
-    def events(self, kind):
-        evs = self.ctl_json("events") or []
-        return [e for e in evs if isinstance(e, dict) and e.get("event") == kind]
-
-    def log_text(self):
-        return li.read_text(self.logfile)
-
-    def stop(self):
-        if self.proc is not None:
-            li.kill_group(self.proc)
 
 
 def door(exe, ctl, tmp, password, proxy_port, sip_port, rtp_ports, target, extra="",
@@ -100,26 +67,6 @@ def md5_proxy(exe, ctl, tmp):
     return proxy
 
 
-def port_busy(port):
-    """Someone has 127.0.0.1:port: a UDP socket, or a TCP listener (a TCP
-    connection of an earlier run in TIME_WAIT does not count: the daemons
-    bind with SO_REUSEADDR)."""
-    import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        return True
-    finally:
-        s.close()
-    try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            return any(l.split()[1].endswith(":%04X" % port) and l.split()[3] == "0A" for l in f)
-    except OSError:
-        return False
-
-
 def run_test(run, args, ports, prefix):
     """Runs run(args, tmp, procs) within the global budget; every process in
     procs (objects with stop() and logfile) is stopped at the end, pass or
@@ -129,7 +76,7 @@ def run_test(run, args, ports, prefix):
     import sys
     import tempfile
     import traceback
-    busy = [p for p in ports if port_busy(p)]
+    busy = [p for p in ports if li.port_busy(p)]
     if busy:
         print("FAIL: ports already in use: %s (another run of this test?)" % busy)
         return 1
