@@ -33,8 +33,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts"))
-from portier_py.daemons import (portierctl, start_session, stop_group,  # noqa: E402
-                                users_file, wait_for)
+from portier_py.configs import (account, door_conf, monitor_conf, proxy_conf,  # noqa: E402
+                                users_file)
+from portier_py.daemons import portierctl, start_session, stop_group, wait_for  # noqa: E402
 
 DOMAIN = "home.example"
 GROUP = "sip:home@" + DOMAIN
@@ -99,14 +100,11 @@ class Bench:
     def start_proxy(self, tag):
         users = users_file(os.path.join(self.out, "users.conf"), self.users, DOMAIN)
         self.proxy_sock = os.path.join(self.out, "proxy.sock")
-        conf = self.write("proxy-%s.conf" % tag, (
-            "[global]\ntransports = sip:127.0.0.1:{p}\nlog-level = message\n"
-            "state-directory = {o}/proxy-state-{t}\ncontrol-socket = {s}\n"
-            "[module::Registrar]\nreg-domains = {d}\ngroup-addresses = {g}\n"
-            "[module::Authentication]\nenabled = true\nauth-domains = {d}\nfile-path = {u}\n"
-            "[module::MediaRelay]\nport-range = 46200-46999\nmax-early-media-per-call = 16\n")
-            .format(p=PROXY_PORT, o=self.out, t=tag, s=self.proxy_sock, d=DOMAIN, g=GROUP,
-                    u=users))
+        conf = self.write("proxy-%s.conf" % tag, proxy_conf(
+            "127.0.0.1", PROXY_PORT, "%s/proxy-state-%s" % (self.out, tag), self.proxy_sock,
+            users, "46200-46999", DOMAIN, more={
+                "global": {"transports": "sip:127.0.0.1:%d" % PROXY_PORT, "log-level": "message"},
+                "module::MediaRelay": {"max-early-media-per-call": 16}}))
         self.proxy = Proc([self.exe("portier-proxy"), "--config", conf],
                           os.path.join(self.out, "proxy-%s.log" % tag))
         self.procs.append(self.proxy)
@@ -114,17 +112,14 @@ class Bench:
 
     def start_door(self, tag, keyint, always_on):
         self.door_sock = os.path.join(self.out, "door.sock")
-        conf = self.write("door-%s.conf" % tag, (
-            "[global]\nlog-level = message\ncontrol-socket = {s}\n"
-            "[account]\naor = sip:door@{d}\npassword = {pw}\n"
-            "proxy = sip:127.0.0.1:{p};transport=udp\nbind = sip:127.0.0.1:{b};transport=udp\n"
-            "[call]\ntarget = {g}\nring-timeout = 60\n[events]\ndir = {o}/door-events-{t}\n"
-            "[media]\naddress = 127.0.0.1\nport-range = 47000-47099\nvideo-codec = vp8\n"
-            "width = 640\nheight = 480\nframerate = 15\ncamera = none\n"
-            "keyframe-interval = {k}\ncamera-always-on = {a}\n"
-            "audio-source = none\naudio-sink = none\n").format(
-                s=self.door_sock, d=DOMAIN, pw=self.users["door"], p=PROXY_PORT, b=DOOR_PORT,
-                g=GROUP, k=keyint, a="true" if always_on else "false", o=self.out, t=tag))
+        conf = self.write("door-%s.conf" % tag, door_conf(
+            self.door_sock, account("sip:door@" + DOMAIN, self.users["door"],
+                                    "127.0.0.1:%d" % PROXY_PORT, "127.0.0.1:%d" % DOOR_PORT),
+            GROUP, "127.0.0.1", "47000-47099", "%s/door-events-%s" % (self.out, tag), more={
+                "global": {"log-level": "message"},
+                "call": {"ring-timeout": 60},
+                "media": {"width": 640, "height": 480, "keyframe-interval": keyint,
+                          "camera-always-on": "true" if always_on else "false"}}))
         self.door = Proc([self.exe("portier-door"), "--config", conf],
                          os.path.join(self.out, "door-%s.log" % tag))
         self.procs.append(self.door)
@@ -137,15 +132,11 @@ class Bench:
             name = "mon%d" % i
             sock = os.path.join(self.out, name + ".sock")
             events = os.path.join(self.out, "%s-%s-events.jsonl" % (name, tag))
-            conf = self.write("%s-%s.conf" % (name, tag), (
-                "[global]\nlog-level = message\ncontrol-socket = {s}\nevents-file = {e}\n"
-                "[account]\naor = sip:{u}@{d}\npassword = {pw}\n"
-                "proxy = sip:127.0.0.1:{p};transport=udp\n"
-                "bind = sip:127.0.0.1:{b};transport=udp\n"
-                "[media]\naddress = 127.0.0.1\nport-range = {lo}-{hi}\n"
-                "microphone = test\nspeaker = none\n[ui]\nmode = headless\n").format(
-                    s=sock, e=events, u=name, d=DOMAIN, pw=self.users[name], p=PROXY_PORT,
-                    b=46100 + i, lo=47100 + 100 * i, hi=47199 + 100 * i))
+            conf = self.write("%s-%s.conf" % (name, tag), monitor_conf(
+                sock, account("sip:%s@%s" % (name, DOMAIN), self.users[name],
+                              "127.0.0.1:%d" % PROXY_PORT, "127.0.0.1:%d" % (46100 + i)),
+                "127.0.0.1", "%d-%d" % (47100 + 100 * i, 47199 + 100 * i), DOMAIN,
+                events_file=events, more={"global": {"log-level": "message"}}))
             proc = Proc([self.exe("portier-monitor"), "--config", conf],
                         os.path.join(self.out, "%s-%s.log" % (name, tag)))
             self.procs.append(proc)

@@ -112,14 +112,6 @@ def portierctl(ctl, sock, *cmd, timeout=5, errors=False):
         return None
 
 
-def users_file(path, users, domain):
-    """A users file in Flexisip's format with clear-text passwords, {user: password}."""
-    with open(path, "w") as f:
-        f.write("version:1\n" + "".join("%s@%s clrtxt:%s ;\n" % (u, domain, pw)
-                                        for u, pw in users.items()))
-    return path
-
-
 class Daemon:
     """portier-proxy, portier-door or portier-monitor: NAME.conf, NAME.log and
     NAME.sock in `folder`. `popen(argv, logfile)` starts it (start_session, or

@@ -50,6 +50,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import netlab  # noqa: E402
 import linphone_interop as li  # noqa: E402  linphone-daemon driver, checks, waits
+from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on the path)
 from linphone_early_media import video_packets_received  # noqa: E402
 
 DOMAIN = "home.example"
@@ -78,21 +79,11 @@ class Proxy(Daemon):
         super().__init__(lab, "panel", os.path.join(build, "signaling", "portier-proxy"), tmp,
                          "proxy")
         ip = lab.addr("panel")
-        users = os.path.join(tmp, "users.conf")
-        with open(users, "w") as f:
-            f.write("version:1\n")
-            for u, pw in PASSWORDS.items():
-                f.write("%s@%s clrtxt:%s ;\n" % (u, DOMAIN, pw))
-        with open(self.conf, "w") as f:
-            f.write("[global]\ntransports = sip:{ip}:5060 sip:{ip}:5060;transport=tcp\n"
-                    "log-level = debug\nstate-directory = {t}/proxy-state\n"
-                    "control-socket = {s}\n"
-                    "[module::Registrar]\nreg-domains = {d}\ngroup-addresses = {g}\n"
-                    "[module::Authentication]\nenabled = true\nauth-domains = {d}\n"
-                    "file-path = {u}\navailable-algorithms = MD5 SHA-256\n"
-                    "[module::Router]\ncall-fork-timeout = 60\n"
-                    "[module::MediaRelay]\nsdp-address = {ip}\nport-range = 20000-20999\n"
-                    .format(ip=ip, t=tmp, s=self.sock, d=DOMAIN, g=GROUP, u=users))
+        users = configs.users_file(os.path.join(tmp, "users.conf"), PASSWORDS, DOMAIN)
+        self.write_conf(configs.proxy_conf(ip, 5060, tmp + "/proxy-state", self.sock, users,
+                                           "20000-20999", DOMAIN, more={
+                                               "module::Router": {"call-fork-timeout": 60},
+                                               "module::MediaRelay": {"sdp-address": ip}}))
 
     def start(self):
         super().start()
@@ -117,20 +108,16 @@ class Door(Daemon):
         os.chmod(script, stat.S_IRWXU)
         ip, proxy = lab.addr("door"), lab.addr("panel")
         residents = " ".join("sip:%s@%s" % (u, DOMAIN) for u in ("monitor1", "monitor2", "phone"))
-        with open(self.conf, "w") as f:
-            f.write("[global]\nlog-level = debug\ncontrol-socket = {s}\n"
-                    "[account]\naor = sip:door@{d}\npassword = {pw}\n"
-                    "proxy = sip:{p}:5060;transport=udp\nbind = sip:{ip}:5060;transport=udp\n"
-                    "[call]\ntarget = {g}\nauto-answer = {r}\nring-timeout = 60\n"
-                    "[events]\ndir = {t}/door-events\n"
-                    # VP8: Debian's Linphone has no H.264 (PEERS.md)
-                    "[media]\naddress = {ip}\nport-range = 30000-30099\nvideo-codec = vp8\n"
-                    "width = 320\nheight = 240\nframerate = 15\ncamera = none\n"
-                    "keyframe-interval = 2\naudio-source = none\naudio-sink = none\n"
-                    "[actions]\ndoor = {code}\n[access]\nallow = {r}\n"
-                    "[actuator]\ntype = command\ncommand = {cmd}\n".format(
-                        s=self.sock, d=DOMAIN, pw=PASSWORDS["door"], p=proxy, ip=ip, g=GROUP,
-                        r=residents, t=tmp, code=CODE, cmd=script))
+        account = configs.account("sip:door@" + DOMAIN, PASSWORDS["door"], proxy + ":5060",
+                                  ip + ":5060")
+        # VP8: Debian's Linphone has no H.264 (PEERS.md)
+        self.write_conf(configs.door_conf(self.sock, account, GROUP, ip, "30000-30099",
+                                          tmp + "/door-events", more={
+            "call": {"auto-answer": residents, "ring-timeout": 60},
+            "media": {"keyframe-interval": 2},
+            "actions": {"door": CODE},
+            "access": {"allow": residents},
+            "actuator": {"type": "command", "command": script}}))
 
     def start(self):
         super().start()
@@ -153,10 +140,12 @@ class Monitor(Daemon):
                          node)
         self.user = user
         ip, proxy = lab.addr(node), lab.addr("panel")
-        with open(self.conf, "w") as f:
-            f.write(MONITOR_CONF.format(
-                s=self.sock, ev=os.path.join(tmp, node + "-events.jsonl"), u=user, d=DOMAIN,
-                pw=PASSWORDS[user], p=proxy, ip=ip, code=CODE))
+        account = configs.account("sip:%s@%s" % (user, DOMAIN), PASSWORDS[user],
+                                  proxy + ":5060", ip + ":5060")
+        self.write_conf(configs.monitor_conf(
+            self.sock, account, ip, "40000-40099", DOMAIN,
+            events_file=os.path.join(tmp, node + "-events.jsonl"),
+            more={"actions": {"method": "dtmf", "open-door": CODE}}))
 
     def start(self):
         super().start()
@@ -165,30 +154,6 @@ class Monitor(Daemon):
     def call_state(self):
         return self.status().get("call")
 
-
-# The monitor's config: what portier-monitor --dump-default documents.
-MONITOR_CONF = """[global]
-log-level = debug
-control-socket = {s}
-events-file = {ev}
-[account]
-aor = sip:{u}@{d}
-password = {pw}
-proxy = sip:{p}:5060;transport=udp
-bind = sip:{ip}:5060;transport=udp
-[media]
-address = {ip}
-port-range = 40000-40099
-microphone = test
-speaker = none
-[actions]
-method = dtmf
-open-door = {code}
-[doors]
-front = sip:door@{d}
-[ui]
-mode = headless
-"""
 
 class Phone(li.Linphone):
     """linphone-daemon as the residents' smartphone app, in its namespace,

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linphone_interop as li  # noqa: E402  the daemon and proxy drivers
+from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on the path)
 from linphone_early_media import video_packets_received  # noqa: E402
 
 li.PROXY_PORT = 37060
@@ -43,18 +44,11 @@ class Door(li.Daemon):
 
     def __init__(self, exe, ctl, tmp, auto_answer):
         super().__init__(exe, ctl, tmp, "door")
-        self.write_conf(
-            "[global]\nlog-level = debug\ncontrol-socket = {s}\n"
-            "[account]\naor = sip:door@{d}\npassword = {pw}\n"
-            "proxy = sip:127.0.0.1:{p};transport=udp\n"
-            "bind = sip:127.0.0.1:{b};transport=udp\n"
-            "[call]\ntarget = {g}\nauto-answer = {a}\n"
-            "[events]\ndir = {ev}\n"
-            "[media]\naddress = 127.0.0.1\nport-range = {r}\nvideo-codec = vp8\n"
-            "width = 320\nheight = 240\nframerate = 15\ncamera = none\n"
-            "audio-source = none\naudio-sink = none\n".format(
-                s=self.sock, d=li.DOMAIN, pw=li.USERS["door"], p=li.PROXY_PORT, b=DOOR_SIP,
-                g=li.GROUP, a=auto_answer, r=DOOR_RTP, ev=os.path.join(tmp, "door-events")))
+        account = configs.account("sip:door@" + li.DOMAIN, li.USERS["door"],
+                                  "127.0.0.1:%d" % li.PROXY_PORT, "127.0.0.1:%d" % DOOR_SIP)
+        self.write_conf(configs.door_conf(self.sock, account, li.GROUP, "127.0.0.1", DOOR_RTP,
+                                          os.path.join(tmp, "door-events"),
+                                          more={"call": {"auto-answer": auto_answer}}))
 
     def start(self):
         super().start()

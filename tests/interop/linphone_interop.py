@@ -44,7 +44,8 @@ import traceback
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts"))
 from portier_py import daemons  # noqa: E402
-from portier_py.daemons import Daemon, port_busy, stop_group, tail, users_file  # noqa: E402
+from portier_py.configs import proxy_conf, users_file  # noqa: E402
+from portier_py.daemons import Daemon, port_busy, stop_group, tail  # noqa: E402
 
 SKIP = 77
 PROXY_PORT = 35060
@@ -280,25 +281,9 @@ class Proxy(Daemon):
     def __init__(self, exe, ctl, tmp):
         super().__init__(exe, ctl, tmp, "proxy")
         users = users_file(os.path.join(tmp, "users.conf"), USERS, DOMAIN)
-        self.write_conf(
-            "[global]\n"
-            "transports = sip:127.0.0.1:{p} sip:127.0.0.1:{p};transport=tcp\n"
-            "log-level = debug\n"
-            "state-directory = {t}/state\n"
-            "control-socket = {s}\n"
-            "[module::Registrar]\n"
-            "reg-domains = {d}\n"
-            "group-addresses = {g}\n"
-            "[module::Authentication]\n"
-            "enabled = true\n"
-            "auth-domains = {d}\n"
-            "file-path = {u}\n"
-            "available-algorithms = MD5 SHA-256\n"
-            "[module::Router]\n"
-            "call-fork-timeout = 30\n"
-            "[module::MediaRelay]\n"
-            "port-range = {r}\n".format(p=PROXY_PORT, t=tmp, s=self.sock,
-                                          d=DOMAIN, g=GROUP, u=users, r=RELAY_PORTS))
+        self.write_conf(proxy_conf("127.0.0.1", PROXY_PORT, tmp + "/state", self.sock, users,
+                                   RELAY_PORTS, DOMAIN,
+                                   more={"module::Router": {"call-fork-timeout": 30}}))
 
     def start(self):
         super().start()

@@ -7,23 +7,15 @@ registrar, baresip as a monitor and as a door) share it."""
 import os
 
 import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group, Daemon
+from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on the path)
 
 
 class Device(li.Daemon):
-    """One portier-door or portier-monitor. `account` is the [account]
-    section's proxy, SIP port and password; `sections` the rest of the
-    config."""
+    """One portier-door or portier-monitor: its config is conf(sock)."""
 
-    def __init__(self, exe, ctl, tmp, name, aor, password, proxy_port, sip_port, sections,
-                 account_extra=""):
+    def __init__(self, exe, ctl, tmp, name, conf):
         super().__init__(exe, ctl, tmp, name)
-        self.write_conf(
-            "[global]\nlog-level = debug\ncontrol-socket = {s}\n"
-            "[account]\naor = {aor}\npassword = {pw}\n"
-            "proxy = sip:127.0.0.1:{p};transport=udp\n"
-            "bind = sip:127.0.0.1:{b};transport=udp\nregister-expires = 600\n"
-            "{acc}{rest}".format(s=self.sock, aor=aor, pw=password, p=proxy_port,
-                                 b=sip_port, acc=account_extra, rest=sections))
+        self.write_conf(conf(self.sock))
 
     def start(self, wait_registered=True):
         super().start()
@@ -32,27 +24,25 @@ class Device(li.Daemon):
                         "%s registered" % self.name)
 
 
+def _account(user, password, proxy_port, sip_port, account_extra):
+    return (configs.account("sip:%s@%s" % (user, li.DOMAIN), password, "127.0.0.1:%d" % proxy_port,
+                            "127.0.0.1:%d" % sip_port),
+            "[account]\n" + account_extra if account_extra else "")
+
+
 def door(exe, ctl, tmp, password, proxy_port, sip_port, rtp_ports, target, extra="",
          account_extra=""):
-    return Device(exe, ctl, tmp, "door", "sip:door@%s" % li.DOMAIN, password, proxy_port,
-                  sip_port,
-                  "[call]\ntarget = {t}\nring-timeout = 30\n"
-                  "[events]\ndir = {ev}\n"
-                  "[media]\naddress = 127.0.0.1\nport-range = {r}\nvideo-codec = vp8\n"
-                  "width = 320\nheight = 240\nframerate = 15\nkeyframe-interval = 1\n"
-                  "camera = none\naudio-source = none\naudio-sink = none\n{x}".format(
-                      t=target, ev=os.path.join(tmp, "door-events"), r=rtp_ports, x=extra),
-                  account_extra)
+    account, text = _account("door", password, proxy_port, sip_port, account_extra)
+    return Device(exe, ctl, tmp, "door", lambda sock: configs.door_conf(
+        sock, account, target, "127.0.0.1", rtp_ports, os.path.join(tmp, "door-events"),
+        more={"media": {"keyframe-interval": 1}}, text=text + extra))
 
 
 def monitor(exe, ctl, tmp, name, user, password, proxy_port, sip_port, rtp_ports, extra="",
             account_extra=""):
-    return Device(exe, ctl, tmp, name, "sip:%s@%s" % (user, li.DOMAIN), password, proxy_port,
-                  sip_port,
-                  "[media]\naddress = 127.0.0.1\nport-range = {r}\nmicrophone = test\n"
-                  "speaker = none\n[doors]\nfront = sip:door@{d}\n{x}".format(
-                      r=rtp_ports, d=li.DOMAIN, x=extra),
-                  account_extra)
+    account, text = _account(user, password, proxy_port, sip_port, account_extra)
+    return Device(exe, ctl, tmp, name, lambda sock: configs.monitor_conf(
+        sock, account, "127.0.0.1", rtp_ports, li.DOMAIN, text=text + extra))
 
 
 def md5_proxy(exe, ctl, tmp):

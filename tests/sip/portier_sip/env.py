@@ -13,6 +13,11 @@ from portier_sip.base import (DOMAIN, DOOR_CODE, GROUP, LOCAL, Ports, Proc, SCEN
                               TestFailure, USERS, WRONG_PASSWORD, check, log, port_bound, tail)
 from portier_sip.sipp import Sipp
 
+# The configs are scripts/portier_py's, as the demo's neighbours write them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                "scripts"))
+from portier_py import configs  # noqa: E402
+
 
 class Env:
     def __init__(self, args, case, index, ncases):
@@ -47,44 +52,19 @@ class Env:
         return path
 
     def write_config(self):
-        users = "version:1\n" + "".join(
-            "%s@%s clrtxt:%s ;\n" % (u, DOMAIN, p) for u, p in sorted(USERS.items()))
-        users_path = self.write("users.conf", users)
-        p = self.ports.proxy
-        cfg = """[global]
-transports = sip:{ip}:{p} sip:{ip}:{p};transport=tcp
-log-level = debug
-log-output = stderr
-state-directory = {state}
-control-socket = {sock}
-{gextra}
-[module::Registrar]
-reg-domains = {dom}
-group-addresses = sip:{grp}@{dom}
-static-records-file =
-min-expires = {mine}
-max-expires = 3600
-
-[module::Authentication]
-enabled = true
-auth-domains = {dom}
-file-path = {users}
-available-algorithms = {algs}
-nonce-expires = 3600
-
-[module::Router]
-call-fork-timeout = {fto}
-
-[module::MediaRelay]
-enabled = {relay}
-sdp-address = {ip}
-port-range = {rlo}-{rhi}
-{relay_extra}""".format(ip=LOCAL, p=p, state=self.state_dir, sock=self.socket, dom=DOMAIN, grp=GROUP,
-           gextra=self.global_extra,
-           users=users_path, fto=self.fork_timeout, mine=self.min_expires,
-           rlo=self.ports.relay_first, rhi=self.ports.relay_first + 99,
-           relay_extra=self.relay_extra, algs=self.algorithms,
-           relay="true" if self.relay_enabled else "false")
+        users = configs.users_file(os.path.join(self.dir, "users.conf"), USERS, DOMAIN)
+        relay = "%d-%d" % (self.ports.relay_first, self.ports.relay_first + 99)
+        cfg = configs.proxy_conf(LOCAL, self.ports.proxy, self.state_dir, self.socket, users,
+                                 relay, DOMAIN, GROUP, more={
+            "global": {"log-output": "stderr"},
+            "module::Registrar": {"static-records-file": "", "min-expires": self.min_expires,
+                                  "max-expires": 3600},
+            "module::Authentication": {"available-algorithms": self.algorithms,
+                                       "nonce-expires": 3600},
+            "module::Router": {"call-fork-timeout": self.fork_timeout},
+            "module::MediaRelay": {"enabled": "true" if self.relay_enabled else "false",
+                                   "sdp-address": LOCAL}},
+            text="[global]\n%s[module::MediaRelay]\n%s" % (self.global_extra, self.relay_extra))
         return self.write("proxy.ini", cfg)
 
     # ---- proxy -----------------------------------------------------------
@@ -151,43 +131,16 @@ port-range = {rlo}-{rhi}
         proxy (test pattern, no sound card) and waits for its registration."""
         check(self.args.door, "this case needs --door")
         media_first = 60000 + (self.ports.base - 21000) % 5000
-        cfg = """[global]
-log-level = debug
-control-socket = {sock}
-
-[account]
-aor = sip:door@{dom}
-password = {pw}
-proxy = sip:{ip}:{proxy};transport=udp
-bind = sip:{ip}:{bind}{bind_params}
-register-expires = 600
-{account_extra}
-
-[call]
-target = sip:{grp}@{dom}
-ring-timeout = 30
-auto-answer = {auto}
-
-[events]
-dir = {events}
-
-[media]
-address = {ip}
-port-range = {mlo}-{mhi}
-video-codec = {codec}
-width = 320
-height = 240
-framerate = 15
-keyframe-interval = 2
-camera = none
-audio-source = none
-audio-sink = none
-{extra}
-""".format(sock=self.door_socket, dom=DOMAIN, pw=USERS["door"], ip=LOCAL, proxy=self.ports.proxy,
-           bind=self.ports.sip(8), grp=GROUP, auto=auto_answer, mlo=media_first,
-           mhi=media_first + 9, codec=video_codec, extra=extra, bind_params=bind_params,
-           account_extra=account_extra,
-           events=os.path.join(self.dir, "door-events"))
+        account = configs.account("sip:door@" + DOMAIN, USERS["door"],
+                                  "%s:%d" % (LOCAL, self.ports.proxy), "")
+        account["bind"] = "sip:%s:%d%s" % (LOCAL, self.ports.sip(8), bind_params)
+        cfg = configs.door_conf(
+            self.door_socket, account, "sip:%s@%s" % (GROUP, DOMAIN), LOCAL,
+            "%d-%d" % (media_first, media_first + 9), os.path.join(self.dir, "door-events"),
+            more={"call": {"auto-answer": auto_answer},
+                  "media": {"video-codec": video_codec, "keyframe-interval": 2}},
+            # extra: more [media] keys, or sections
+            text="[account]\n%s\n[media]\n%s" % (account_extra, extra))
         path = self.write("door.conf", cfg)
         self.door_log = os.path.join(self.dir, "door.log")
         proc = Proc("door", [self.args.door, "--config", path], self.door_log, self.dir)
@@ -262,37 +215,15 @@ audio-sink = none
         ports are 20 of the case's own, after the door's (index 0 or 1)."""
         check(self.args.monitor, "this case needs --monitor")
         media_first = 60000 + (self.ports.base - 21000) % 5000 + 20 + 20 * index
-        cfg = """[global]
-log-level = debug
-control-socket = {sock}
-events-file = {events}
-
-[account]
-aor = sip:{user}@{dom}
-password = {pw}
-proxy = sip:{ip}:{proxy};transport=udp
-bind = sip:{ip}:{bind};transport=udp
-register-expires = 600
-trusted-hosts = {trusted}
-{account_extra}
-
-[media]
-address = {ip}
-port-range = {mlo}-{mhi}
-microphone = test
-speaker = none
-
-[actions]
-method = dtmf
-open-door = {code}
-
-[doors]
-front = sip:door@{dom}
-{extra}
-""".format(sock=self.monitor_socket(name), events=self.monitor_events_file(name), user=user,
-           dom=DOMAIN, pw=USERS[user], ip=LOCAL, proxy=self.ports.proxy, bind=self.ports.sip(slot),
-           mlo=media_first, mhi=media_first + 19, code=DOOR_CODE, extra=extra, trusted=trusted,
-           account_extra=account_extra)
+        account = configs.account("sip:%s@%s" % (user, DOMAIN), USERS[user],
+                                  "%s:%d" % (LOCAL, self.ports.proxy),
+                                  "%s:%d" % (LOCAL, self.ports.sip(slot)))
+        account["trusted-hosts"] = trusted
+        cfg = configs.monitor_conf(
+            self.monitor_socket(name), account, LOCAL, "%d-%d" % (media_first, media_first + 19),
+            DOMAIN, events_file=self.monitor_events_file(name),
+            more={"actions": {"method": "dtmf", "open-door": DOOR_CODE}},
+            text="[account]\n%s\n%s" % (account_extra, extra))
         path = self.write(name + ".conf", cfg)
         out = os.path.join(self.dir, name + ".log")
         proc = Proc(name, [self.args.monitor, "--config", path], out, self.dir, env=environ)
