@@ -56,7 +56,35 @@ def _hdr(hdrs, name, short=None):
     return [v for n, v in hdrs if n.lower() in (name.lower(), (short or name).lower())]
 
 
-class ChallengingPeer(threading.Thread):
+class _UdpPeer(threading.Thread):
+    """A SIP peer of the test on a raw UDP socket of 127.0.0.1: handle() gets
+    each datagram until stop_flag or `limit` seconds; what it raises is kept
+    in errors (a test helper reports, never dies silently)."""
+
+    def __init__(self, port, limit):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOCAL, port))
+        self.sock.settimeout(0.2)
+        self.limit = limit
+        self.errors = []
+        self.stop_flag = False
+
+    def run(self):
+        end = time.time() + self.limit
+        while time.time() < end and not self.stop_flag:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            try:
+                self.handle(data, addr)
+            except Exception as e:
+                self.errors.append("%s: %s" % (type(e).__name__, e))
+        self.sock.close()
+
+
+class ChallengingPeer(_UdpPeer):
     """A SIP device on a raw UDP socket (a "door" the monitor calls through
     the proxy): answers the INVITE 200 with SDP, then challenges the first
     in-dialog INFOs with 401, one challenge set each (RFC 3261 §22.1), checks
@@ -64,18 +92,13 @@ class ChallengingPeer(threading.Thread):
     and the BYE 200. Bounded: it stops after `limit` seconds."""
 
     def __init__(self, env, port, user, challenge_sets, limit=60):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOCAL, port))
-        self.sock.settimeout(0.2)
-        self.port, self.user, self.limit = port, user, limit
+        super().__init__(port, limit)
+        self.port, self.user = port, user
         self.sets = list(challenge_sets)
         self.pending = None  # (nonces by algorithm, expected algorithm) of the last 401
         self.answered = []   # algorithms the monitor answered with, in order
         self.infos_ok = 0
-        self.errors = []
         self.got_bye = False
-        self.stop_flag = False
 
     def reply(self, addr, hdrs, status, extra=(), body=""):
         lines = ["SIP/2.0 %s" % status]
@@ -104,19 +127,6 @@ class ChallengingPeer(threading.Thread):
                                                            "a=fmtp:%s " % pts[0]))]
             port += 2
         return "\r\n".join(out) + "\r\n"
-
-    def run(self):
-        end = time.time() + self.limit
-        while time.time() < end and not self.stop_flag:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            try:
-                self.handle(data, addr)
-            except Exception as e:  # a test helper: report, never die silently
-                self.errors.append("%s: %s" % (type(e).__name__, e))
-        self.sock.close()
 
     def handle(self, data, addr):
         first, hdrs, body = _sip_parse(data)
@@ -251,48 +261,37 @@ def case_digest_client_info(env):
     check_no_code_in_logs(env, "mon1")
 
 
-class ChallengingRegistrar(threading.Thread):
+class ChallengingRegistrar(_UdpPeer):
     """A stand-in for the proxy on a raw UDP socket: every REGISTER gets 401,
     every INVITE 407 (then the ACK is absorbed), with `challenges` (header
     values); with `refuse`, also the requests that carry credentials (what a
     wrong password gets). Counts the REGISTERs with and without credentials."""
 
     def __init__(self, port, challenges, limit=40):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOCAL, port))
-        self.sock.settimeout(0.2)
-        self.challenges, self.limit = challenges, limit
+        super().__init__(port, limit)
+        self.challenges = challenges
         self.registers, self.with_credentials, self.invites = 0, 0, 0
-        self.stop_flag = False
 
-    def run(self):
-        end = time.time() + self.limit
-        while time.time() < end and not self.stop_flag:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            first, hdrs, _ = _sip_parse(data)
-            method = first.split()[0]
-            if method not in ("REGISTER", "INVITE"):
-                continue
-            creds = _hdr(hdrs, "Authorization") + _hdr(hdrs, "Proxy-Authorization")
-            if method == "REGISTER":
-                self.registers += 1
-                self.with_credentials += bool(creds)
-            else:
-                self.invites += 1
-            status, header = (("401 Unauthorized", "WWW-Authenticate") if method == "REGISTER"
-                              else ("407 Proxy Authentication Required", "Proxy-Authenticate"))
-            lines = ["SIP/2.0 " + status] + ["Via: " + v for v in _hdr(hdrs, "Via", "v")]
-            lines += ["From: " + _hdr(hdrs, "From", "f")[0],
-                      "To: " + _hdr(hdrs, "To", "t")[0] + ";tag=reg1",
-                      "Call-ID: " + _hdr(hdrs, "Call-ID", "i")[0],
-                      "CSeq: " + _hdr(hdrs, "CSeq")[0]]
-            lines += ["%s: %s" % (header, c) for c in self.challenges]
-            self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
-        self.sock.close()
+    def handle(self, data, addr):
+        first, hdrs, _ = _sip_parse(data)
+        method = first.split()[0]
+        if method not in ("REGISTER", "INVITE"):
+            return
+        creds = _hdr(hdrs, "Authorization") + _hdr(hdrs, "Proxy-Authorization")
+        if method == "REGISTER":
+            self.registers += 1
+            self.with_credentials += bool(creds)
+        else:
+            self.invites += 1
+        status, header = (("401 Unauthorized", "WWW-Authenticate") if method == "REGISTER"
+                          else ("407 Proxy Authentication Required", "Proxy-Authenticate"))
+        lines = ["SIP/2.0 " + status] + ["Via: " + v for v in _hdr(hdrs, "Via", "v")]
+        lines += ["From: " + _hdr(hdrs, "From", "f")[0],
+                  "To: " + _hdr(hdrs, "To", "t")[0] + ";tag=reg1",
+                  "Call-ID: " + _hdr(hdrs, "Call-ID", "i")[0],
+                  "CSeq: " + _hdr(hdrs, "CSeq")[0]]
+        lines += ["%s: %s" % (header, c) for c in self.challenges]
+        self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
 
 
 def _log_lines(text, *needles):

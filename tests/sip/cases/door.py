@@ -636,6 +636,17 @@ def case_door_invite_ipv6(env):
     check(env.door_events("auto_answered"), "the IPv4 call was not answered")
 
 
+def _door_call_answered_by_sniffed_mon1(env):
+    """The door rings mon1 (its SIP messages in its log: TPORT_LOG), mon1 answers."""
+    env.start_proxy()
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+
+
 def _sniffed_call(env, name, timeout=5):
     """The dialog of the call `name` (a monitor started with TPORT_LOG=1) took
     from the door, as the LAN shows it: Call-ID, the door's From (its tag),
@@ -667,13 +678,7 @@ def case_door_forged_bye(env):
     would end nua's session), each is a refusal event; both still show the
     call and the media still flows both ways. Then mon1's own hang-up, through
     the proxy, ends the call at the door."""
-    env.start_proxy()
-    door_with_monitor_access(env)
-    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
-    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
-    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
-    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
-    env.wait_door_event("answered", 10)
+    _door_call_answered_by_sniffed_mon1(env)
     check(media_still_flows(env, "mon1"), "the call's media does not flow before the attack")
     d = _sniffed_call(env, "mon1")
     log("sniffed dialog: %s" % d)
@@ -720,13 +725,7 @@ def case_door_forged_bye_flood(env):
     the proxy (mon1 gets the BYE), with one error line. The door is still up,
     every held BYE gets its 403 once the call is over, and the next call
     works."""
-    env.start_proxy()
-    door_with_monitor_access(env)
-    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
-    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
-    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing with early media", 15)
-    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
-    env.wait_door_event("answered", 10)
+    _door_call_answered_by_sniffed_mon1(env)
     d = _sniffed_call(env, "mon1")
     door_port = env.ports.sip(8)
     ruri = "sip:door@%s:%d" % (LOCAL, door_port)
