@@ -41,9 +41,7 @@ import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -176,7 +174,7 @@ class Phone(li.Linphone):
         return self.register_state() == "LinphoneRegistrationOk"
 
     def log_text(self):
-        return li.read_text(self.logfile)
+        return li.daemons.read_text(self.logfile)
 
     def decoded_video(self):
         """liblinphone logs this once its decoder gave the first picture."""
@@ -415,39 +413,28 @@ def main():
         return 1
     li.TOTAL_BUDGET = BUDGET
     li.T0 = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix="portier-e2e-%s-" % args.scenario)
-    signal.signal(signal.SIGALRM, li.on_alarm)
-    signal.alarm(int(BUDGET) + 5)
-    home = None
-    rc = 1
-    try:
-        home = Home(args, tmp, NODES[args.scenario])
-        SCENARIOS[args.scenario](home)
-        rc = 0
-        log("PASS")
-    except Exception as e:  # report, then tear down
-        if not isinstance(e, TestFailure):
-            traceback.print_exc()
-        log("FAIL: %s" % e)
-        signal.alarm(0)
+    homes = []
+
+    def run(tmp):
+        homes.append(Home(args, tmp, NODES[args.scenario]))
+        SCENARIOS[args.scenario](homes[0])
+
+    def report(tmp):
         for path in sorted(os.listdir(tmp)):
             if path.endswith(".log"):
                 print("---- %s (tail)" % path)
                 sys.stdout.writelines(li.tail(os.path.join(tmp, path), 25))
-        if home:
+        for home in homes:
             for role, p in home.phones.items():
                 print("---- %s: SIP (first lines)" % role)
                 for d, t, m in li.sip_messages(p)[-12:]:
                     print("  %-3s %s %s" % (d, t, li.first_line(m)))
-    finally:
-        signal.alarm(0)
-        if home:
+
+    def cleanup():
+        for home in homes:
             home.close()
-        if args.keep or rc != 0:
-            log("kept %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return rc
+
+    return li.run_bounded("portier-e2e-%s-" % args.scenario, args.keep, run, report, cleanup)
 
 
 if __name__ == "__main__":

@@ -588,6 +588,44 @@ def on_alarm(signum, frame):
     raise TestFailure("global timeout: %d s" % (TOTAL_BUDGET + 2))
 
 
+def run_bounded(prefix, keep, run, report, cleanup):
+    """run(tmp) in a fresh temp dir within TOTAL_BUDGET: PASS, or FAIL with the
+    reason (and a traceback for what is not a TestFailure) and report(tmp);
+    cleanup() in every case. The temp dir stays after a failure or with keep.
+    Returns the exit status."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(TOTAL_BUDGET) + 2)
+    rc = 1
+    try:
+        run(tmp)
+        rc = 0
+        log("PASS")
+    except Exception as e:  # report whatever went wrong, then clean up
+        if not isinstance(e, TestFailure):
+            traceback.print_exc()
+        log("FAIL: %s" % e)
+        signal.alarm(0)
+        report(tmp)
+    finally:
+        signal.alarm(0)
+        cleanup()
+        if keep or rc != 0:
+            log("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return rc
+
+
+def stop_all(procs):
+    """Stops every process of procs, the last started first."""
+    for role, p in reversed(list(procs.items())):
+        try:
+            p.stop()
+        except Exception as e:  # keep stopping the others
+            log("stopping %s: %s" % (role, e))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -613,20 +651,9 @@ def main():
         print("FAIL: ports already in use: %s (another run of this test?)" % busy)
         return 1
 
-    tmp = tempfile.mkdtemp(prefix="portier-interop-")
     procs = {}
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(TOTAL_BUDGET) + 2)
-    rc = 1
-    try:
-        run(args, tmp, procs)
-        rc = 0
-        log("PASS")
-    except Exception as e:     # report whatever went wrong, then clean up
-        if not isinstance(e, TestFailure):
-            traceback.print_exc()
-        log("FAIL: %s" % e)
-        signal.alarm(0)
+
+    def report(tmp):
         prx = procs.get("proxy")
         if prx is not None:
             print("---- proxy log (tail) %s" % prx.logfile)
@@ -640,24 +667,9 @@ def main():
                 print("---- %s linphone log (tail)" % role)
                 sys.stdout.writelines([l for l in tail(p.logfile, 600)
                                        if "alsa" not in l.lower()][-15:])
-    finally:
-        signal.alarm(0)
-        for role, p in procs.items():
-            if isinstance(p, Linphone):
-                try:
-                    p.stop()
-                except Exception as e:       # keep cleaning up
-                    log("stopping %s: %s" % (role, e))
-        for role, p in procs.items():
-            if role != "proxy" and not isinstance(p, Linphone) and hasattr(p, "stop"):
-                p.stop()
-        if "proxy" in procs:
-            procs["proxy"].stop()
-        if args.keep:
-            log("kept %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return rc
+
+    return run_bounded("portier-interop-", args.keep, lambda tmp: run(args, tmp, procs), report,
+                       lambda: stop_all(procs))
 
 
 if __name__ == "__main__":

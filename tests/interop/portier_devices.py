@@ -5,6 +5,7 @@ Python 3 stdlib only; the interop tests of issue 11 (Kamailio as the
 registrar, baresip as a monitor and as a door) share it."""
 
 import os
+import sys
 
 import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group, Daemon
 from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on the path)
@@ -61,40 +62,16 @@ def run_test(run, args, ports, prefix):
     """Runs run(args, tmp, procs) within the global budget; every process in
     procs (objects with stop() and logfile) is stopped at the end, pass or
     fail; on failure the tail of each log is printed. Returns the exit code."""
-    import shutil
-    import signal
-    import sys
-    import tempfile
-    import traceback
     busy = [p for p in ports if li.port_busy(p)]
     if busy:
         print("FAIL: ports already in use: %s (another run of this test?)" % busy)
         return 1
-    tmp = tempfile.mkdtemp(prefix=prefix)
     procs = {}
-    signal.signal(signal.SIGALRM, li.on_alarm)
-    signal.alarm(int(li.TOTAL_BUDGET) + 2)
-    rc = 1
-    try:
-        run(args, tmp, procs)
-        rc = 0
-        li.log("PASS")
-    except Exception as e:  # report whatever went wrong, then clean up
-        if not isinstance(e, li.TestFailure):
-            traceback.print_exc()
-        li.log("FAIL: %s" % e)
+
+    def report(tmp):
         for name, p in procs.items():
             print("---- %s log (tail) %s" % (name, p.logfile))
             sys.stdout.writelines(li.tail(p.logfile, 30))
-    finally:
-        signal.alarm(0)
-        for p in reversed(list(procs.values())):
-            try:
-                p.stop()
-            except Exception as e:  # keep stopping the others
-                li.log("stopping: %s" % e)
-        if args.keep or rc != 0:
-            li.log("files in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return rc
+
+    return li.run_bounded(prefix, args.keep, lambda tmp: run(args, tmp, procs), report,
+                          lambda: li.stop_all(procs))
