@@ -19,7 +19,6 @@ Ports: proxy 127.0.0.1:39560; baresip 39570 (SIP, TCP, and TLS on 39571),
 Exit status: 0 pass, 1 fail, 77 skipped (baresip not installed).
 """
 
-import argparse
 import os
 import shutil
 import sys
@@ -80,18 +79,9 @@ def run(args, tmp, procs):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--proxy", required=True, help="portier-proxy binary")
-    ap.add_argument("--ctl", required=True, help="portierctl binary")
-    ap.add_argument("--monitor", required=True, help="portier-monitor binary")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
-    args = ap.parse_args()
-    if not shutil.which("baresip"):
-        print("SKIP: baresip not found (Debian package baresip)")
-        return li.SKIP
-    ports = [li.PROXY_PORT, MON_SIP, BS_SIP, BS_SIP + 1, BS_CTRL]
-    return pd.run_test(run, args, ports, "portier-baresip-door-")
+    return pd.main(__doc__, run, ("proxy", "ctl", "monitor"),
+                   [li.PROXY_PORT, MON_SIP, BS_SIP, BS_SIP + 1, BS_CTRL], "portier-baresip-door-",
+                   lambda args: shutil.which("baresip"), "baresip not found (Debian package baresip)")
 
 
 if __name__ == "__main__":

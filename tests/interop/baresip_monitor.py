@@ -21,7 +21,6 @@ baresip 39370 (SIP, TCP, and TLS on 39371), 39375 (ctrl_tcp), 39380-39399
 Exit status: 0 pass, 1 fail, 77 skipped (baresip not installed).
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -109,18 +108,10 @@ def run(args, tmp, procs):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--proxy", required=True, help="portier-proxy binary")
-    ap.add_argument("--ctl", required=True, help="portierctl binary")
-    ap.add_argument("--door", required=True, help="portier-door binary")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
-    args = ap.parse_args()
-    if not shutil.which("baresip"):
-        print("SKIP: baresip not found (Debian package baresip)")
-        return li.SKIP
-    ports = [li.PROXY_PORT, DOOR_SIP, BS_SIP, BS_SIP + 1, BS_CTRL]
-    return pd.run_test(run, args, ports, "portier-baresip-monitor-")
+    return pd.main(__doc__, run, ("proxy", "ctl", "door"),
+                   [li.PROXY_PORT, DOOR_SIP, BS_SIP, BS_SIP + 1, BS_CTRL],
+                   "portier-baresip-monitor-", lambda args: shutil.which("baresip"),
+                   "baresip not found (Debian package baresip)")
 
 
 if __name__ == "__main__":

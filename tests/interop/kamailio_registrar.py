@@ -19,7 +19,6 @@ Ports: Kamailio 127.0.0.1:39060; the door 39140 (SIP) and 39150-39159
 Exit status: 0 pass, 1 fail, 77 skipped (kamailio or kamcmd not installed).
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -239,20 +238,16 @@ def run(args, tmp, procs):
         check(USERS[dev.name] not in dev.log_text(), "%s's password is not in its log" % dev.name)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ctl", required=True, help="portierctl binary")
-    ap.add_argument("--door", required=True, help="portier-door binary")
-    ap.add_argument("--monitor", required=True, help="portier-monitor binary")
-    ap.add_argument("--kamailio", default="kamailio", help="kamailio binary")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
-    args = ap.parse_args()
+def kamailio_found(args):
     args.kamailio = shutil.which(args.kamailio) or shutil.which("/usr/sbin/kamailio")
-    if not args.kamailio or not shutil.which("kamcmd"):
-        print("SKIP: kamailio or kamcmd not found (Debian package kamailio)")
-        return li.SKIP
-    return pd.run_test(run, args, (KAM_PORT, DOOR_SIP, MON_SIP), "portier-kamailio-")
+    return args.kamailio and shutil.which("kamcmd")
+
+
+def main():
+    return pd.main(__doc__, run, ("ctl", "door", "monitor"), (KAM_PORT, DOOR_SIP, MON_SIP),
+                   "portier-kamailio-", kamailio_found,
+                   "kamailio or kamcmd not found (Debian package kamailio)", "kamailio")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,7 @@ started in a session of their own, driven and read through portierctl.
 Python 3 stdlib only; the interop tests of issue 11 (Kamailio as the
 registrar, baresip as a monitor and as a door) share it."""
 
+import argparse
 import os
 import sys
 
@@ -75,3 +76,27 @@ def run_test(run, args, ports, prefix):
 
     return li.run_bounded(prefix, args.keep, lambda tmp: run(args, tmp, procs), report,
                           lambda: li.stop_all(procs))
+
+
+PROGRAMS = {"proxy": "portier-proxy", "ctl": "portierctl", "door": "portier-door",
+            "monitor": "portier-monitor"}
+
+
+def main(doc, run, programs, ports, prefix, peer_found, missing, peer_option=None):
+    """The command line of a test of portier's `programs` (keys of PROGRAMS)
+    with one peer: --NAME for each program, `peer_option` (the peer's binary,
+    default its name), --keep; then run_test(run, ...), or SKIP with the
+    text `missing` when peer_found(args) is false."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in programs:
+        ap.add_argument("--" + name, required=True, help="%s binary" % PROGRAMS[name])
+    if peer_option:
+        ap.add_argument("--" + peer_option, default=peer_option, help="%s binary" % peer_option)
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = ap.parse_args()
+    if not peer_found(args):
+        print("SKIP: " + missing)
+        return li.SKIP
+    return run_test(run, args, ports, prefix)
+
