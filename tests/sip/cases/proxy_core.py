@@ -8,7 +8,8 @@ import time
 
 from portier_sip.base import ATTACKER, DOMAIN, GROUP, LOCAL, USERS, check, log
 from portier_sip.checks import final_response
-from portier_sip.pycall import Sentinel, close_call, hang_up, py_call, py_sdp, send_authenticated
+from portier_sip.pycall import (attacked_call, close_call, hang_up, py_call, py_sdp,
+                                send_authenticated)
 from portier_sip.registry import case
 from portier_sip.sipmsg import PyUA, SipMessage, _req, udp_exchange
 
@@ -172,11 +173,8 @@ def case_stray_response(env):
     recorded dialog, from its callee): nothing reaches that socket, whatever
     the status, even with a live call's Call-ID and tags."""
     env.start_proxy()
-    c = py_call(env)
-    sentinel = Sentinel(env.ports.sip(7))
-    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), env.ports.proxy)
-    c.caller.quiet(lambda m: True, 0.1)  # what the call setup left (100, 180)
-    try:
+    with attacked_call(env) as (c, attacker, sentinel):
+        c.caller.quiet(lambda m: True, 0.1)  # what the call setup left (100, 180)
         for status, phrase, cid, ftag, ttag in (
                 (200, "OK", attacker.uniq("c"), "f1", "t1"),
                 (180, "Ringing", attacker.uniq("c"), "f1", "t1"),
@@ -202,10 +200,6 @@ def case_stray_response(env):
                                 "the callee's retransmitted 200")
         check(again.tag("To") == c.callee_tag, "retransmitted 200 with To tag %s" % again.tag("To"))
         hang_up(env, c)
-    finally:
-        sentinel.close()
-        attacker.close()
-        close_call(c)
 
 
 @case

@@ -8,7 +8,7 @@ import time
 from portier_sip.base import ATTACKER, DOMAIN, GROUP, LOCAL, TestFailure, USERS, check, log
 from portier_sip.checks import (assert_cancel_matches_invite, assert_proxied, drain_socket,
                                 register_devices, request_uri, uri_in, wait_all)
-from portier_sip.pycall import (Sentinel, close_call, hang_up, media_reaches_callee, py_call,
+from portier_sip.pycall import (attacked_call, close_call, hang_up, media_reaches_callee, py_call,
                                 py_challenge, py_sdp, relay_call)
 from portier_sip.registry import case
 from portier_sip.sipmsg import PyUA, digest_auth
@@ -200,12 +200,9 @@ def case_dialog_open_relay(env):
     cannot send there through its dialog either (403). The call's own parties
     still talk through the proxy afterwards."""
     env.start_proxy()
-    c = py_call(env)
-    sentinel = Sentinel(env.ports.sip(7))
-    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), env.ports.proxy)
-    anywhere = "sip:victim@%s:%d" % (ATTACKER, sentinel.port)
-    ours = "<sip:%s:%d;lr>" % (LOCAL, env.ports.proxy)
-    try:
+    with attacked_call(env) as (c, attacker, sentinel):
+        anywhere = "sip:victim@%s:%d" % (ATTACKER, sentinel.port)
+        ours = "<sip:%s:%d;lr>" % (LOCAL, env.ports.proxy)
         for method in ("MESSAGE", "INFO", "INVITE"):
             body = py_sdp(env.ports.media(5), host=ATTACKER) if method == "INVITE" else b"hi"
             # A made-up dialog behind a Route naming us (the old relay).
@@ -256,10 +253,6 @@ def case_dialog_open_relay(env):
         c.caller.reply(got, 200, "OK")
         check(c.callee.response_to("INFO").status == 200, "the callee's INFO failed")
         hang_up(env, c)
-    finally:
-        sentinel.close()
-        attacker.close()
-        close_call(c)
 
 
 @case

@@ -1,6 +1,7 @@
 """An answered call door -> mon1 through the proxy, driven by hand (PyUA on both sides),
 and what the in-dialog cases do with it."""
 
+import contextlib
 import re
 import socket
 import threading
@@ -198,3 +199,19 @@ class Sentinel:
 
     def close(self):
         self.sock.close()
+
+
+@contextlib.contextmanager
+def attacked_call(env):
+    """py_call(env), the attacker (a PyUA on 127.0.0.2) and a Sentinel (a device
+    that must hear nothing), all closed at the end."""
+    c = py_call(env)
+    sentinel = Sentinel(env.ports.sip(7))
+    attacker = PyUA("attacker", ATTACKER, env.ports.sip(5), env.ports.proxy)
+    try:
+        yield c, attacker, sentinel
+    finally:
+        sentinel.close()
+        attacker.close()
+        close_call(c)
+
