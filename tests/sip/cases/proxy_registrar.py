@@ -107,6 +107,16 @@ def case_register_expires_limits(env):
     env.assert_no_secrets()
 
 
+def _one_auth_failure_line(env, when):
+    """Exactly one 'auth failure' line in the proxy log, naming src=127.0.0.1."""
+    lines = wait_auth_failure_lines(env, 1)
+    good = [l for l in lines if "src=%s" % LOCAL in l]
+    check(len(lines) == 1 and len(good) == 1,
+          "expected exactly one 'auth failure' line with src=%s %s, got %d:\n%s"
+          % (LOCAL, when, len(lines), "\n".join(lines)))
+    log("auth failure line: %s" % good[0].strip())
+
+
 @case
 def case_register_wrong_password(env):
     """Wrong password: a fresh 401 (scenario), no binding, one auth-failure log
@@ -116,12 +126,7 @@ def case_register_wrong_password(env):
     s.expect_ok()
     check(not env.bindings_for("alice"), "a binding was created with a wrong password")
     check(not env.registrations(), "registrations not empty: %s" % env.registrations())
-    lines = wait_auth_failure_lines(env, 1)
-    good = [l for l in lines if "src=%s" % LOCAL in l]
-    check(len(lines) == 1 and len(good) == 1,
-          "expected exactly one 'auth failure' line with src=%s in the proxy log, got %d:\n%s"
-          % (LOCAL, len(lines), "\n".join(lines)))
-    log("auth failure line: %s" % good[0].strip())
+    _one_auth_failure_line(env, "in the proxy log")
     env.assert_no_secrets()
 
 
@@ -144,12 +149,7 @@ def case_register_unknown_user(env):
                            scenario="register_badauth.xml")
     unknown.expect_ok()
     check(not env.registrations(), "registrations not empty: %s" % env.registrations())
-    lines = wait_auth_failure_lines(env, 1)
-    good = [l for l in lines if "src=%s" % LOCAL in l]
-    check(len(lines) == 1 and len(good) == 1,
-          "expected exactly one 'auth failure' line with src=%s after the unknown user, got %d:\n%s"
-          % (LOCAL, len(lines), "\n".join(lines)))
-    log("auth failure line: %s" % good[0].strip())
+    _one_auth_failure_line(env, "after the unknown user")
 
     known = env.register("alice", 1, 3600, password=WRONG_PASSWORD,
                          scenario="register_badauth.xml")

@@ -18,6 +18,19 @@ from portier_sip.rtp import RtpPeer, rtp_packet
 from portier_sip.sipmsg import sdp_body, status_of
 
 
+def _door_audio_to(door_rtp, relay_port, peer):
+    """Ten audio packets (SSRC 0xd00d) from door_rtp to the relay's relay_port;
+    returns those that reached peer (a bounded wait)."""
+    for seq in range(1, 11):
+        door_rtp.sock.sendto(rtp_packet(seq, seq * 160, 0xd00d, b"\x00" * 20, pt=0),
+                             (LOCAL, relay_port))
+        time.sleep(0.01)
+    deadline = time.time() + 3
+    while not peer.rtp(0xd00d) and time.time() < deadline:
+        time.sleep(0.05)
+    return peer.rtp(0xd00d)
+
+
 @case
 def case_relay_early_media(env):
     """The media relay (issue 3): the door calls the group; three devices answer
@@ -218,14 +231,7 @@ def _relay_answered_call(env, offer_streams, answer_streams, check_answers):
         call.in_dialog("ACK", ok)
         check_answers(inv.body, ok)
         audio = re.search(r"m=audio (\d+) ", ok.body)
-        for seq in range(1, 11):
-            door_rtp.sock.sendto(rtp_packet(seq, seq * 160, 0xd00d, b"\x00" * 20, pt=0),
-                                 (LOCAL, int(audio.group(1))))
-            time.sleep(0.01)
-        deadline = time.time() + 3
-        while not mon_rtp.rtp(0xd00d) and time.time() < deadline:
-            time.sleep(0.05)
-        got = mon_rtp.rtp(0xd00d)
+        got = _door_audio_to(door_rtp, int(audio.group(1)), mon_rtp)
         check(got, "the door's audio sent to the relay never reached mon1")
         check(all(p[1][1] != door_rtp.port for p in got),
               "the door's audio reached mon1 directly, not through the relay")
@@ -454,14 +460,8 @@ def case_relay_unusable_answer_forked(env):
         audio = re.search(r"m=audio (\d+) ", ok.body)
         check(audio and int(audio.group(1)) != mon2_rtp.port,
               "the door's answer does not point at the relay: %r" % ok.body)
-        for seq in range(1, 11):
-            door_rtp.sock.sendto(rtp_packet(seq, seq * 160, 0xd00d, b"\x00" * 20, pt=0),
-                                 (LOCAL, int(audio.group(1))))
-            time.sleep(0.01)
-        deadline = time.time() + 3
-        while not mon2_rtp.rtp(0xd00d) and time.time() < deadline:
-            time.sleep(0.05)
-        check(mon2_rtp.rtp(0xd00d), "the door's audio never reached mon2 through the relay")
+        check(_door_audio_to(door_rtp, int(audio.group(1)), mon2_rtp),
+              "the door's audio never reached mon2 through the relay")
         bad = _bypassing(door, call.call_id, ATTACKER, "4170", "4172")
         check(not bad, "SDP naming mon1 reached the door in %s" % bad)
         call.in_dialog("BYE", ok)
