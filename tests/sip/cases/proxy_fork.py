@@ -8,7 +8,7 @@ import time
 from portier_sip.base import GROUP, LOCAL, check, log
 from portier_sip.checks import (assert_cancel_matches_invite, assert_no_cause200, drain_socket,
                                 final_response, register_devices, top_via_is_proxy, wait_all)
-from portier_sip.rawua import RawCall, RawUa, invite_of, raw_devices, raw_reply
+from portier_sip.rawua import RawUa, check_next_call_busy, group_call, raw_devices, raw_reply
 from portier_sip.registry import case
 from portier_sip.sipmsg import sdp_body
 
@@ -177,8 +177,7 @@ def case_fork_timeout_silent_branch(env):
     mon1, mon2 = raw_devices(env, ["mon1", "mon2"])
     door = RawUa("door", LOCAL)
     try:
-        call = RawCall(env, door, "door", GROUP, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
-        inv1, inv2 = invite_of(mon1), invite_of(mon2)
+        call, (inv1, inv2) = group_call(env, door, (mon1, mon2))
         raw_reply(mon1, inv1, 180, "Ringing", "m1")
         raw_reply(mon2, inv2, 180, "Ringing", "m2")
         can2 = _cancel_answered(mon2, inv2, "m2")
@@ -203,10 +202,7 @@ def case_fork_timeout_silent_branch(env):
         env.wait_relay_free()
         env.wait_no_calls()
         # The proxy still rings the devices for the next call.
-        again = RawCall(env, door, "door", "mon2", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
-        inv = invite_of(mon2, again.call_id)
-        raw_reply(mon2, inv, 486, "Busy Here", "m2b")
-        check(again.final().status == 486, "the next call did not get mon2's 486")
+        check_next_call_busy(env, door, mon2, "mon2", "m2b")
     finally:
         for ua in (mon1, mon2, door):
             ua.close()
@@ -225,8 +221,7 @@ def case_fork_6xx_reason(env):
     mon1, mon2, mon3 = raw_devices(env, ["mon1", "mon2", "mon3"])
     door = RawUa("door", LOCAL)
     try:
-        call = RawCall(env, door, "door", GROUP, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
-        inv1, inv2, inv3 = invite_of(mon1), invite_of(mon2), invite_of(mon3)
+        call, (inv1, inv2, inv3) = group_call(env, door, (mon1, mon2, mon3))
         raw_reply(mon2, inv2, 180, "Ringing", "m2")
         raw_reply(mon1, inv1, 486, "Busy Here", "m1")
         mon1.wait_for(lambda m: m.method == "ACK", 5, "ACK for the 486")
@@ -270,8 +265,7 @@ def case_fork_challenges_merged(env):
     mon1, mon2 = raw_devices(env, ["mon1", "mon2"])
     door = RawUa("door", LOCAL)
     try:
-        call = RawCall(env, door, "door", GROUP, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
-        inv1, inv2 = invite_of(mon1), invite_of(mon2)
+        call, (inv1, inv2) = group_call(env, door, (mon1, mon2))
         www = 'Digest realm="mon1.example", nonce="n1-5dc0", algorithm=MD5, qop="auth"'
         pxy = 'Digest realm="mon2.example", nonce="n2-77ab", algorithm=MD5, qop="auth"'
         raw_reply(mon1, inv1, 401, "Unauthorized", "m1", "WWW-Authenticate: " + www)

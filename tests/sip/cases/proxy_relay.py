@@ -11,7 +11,8 @@ import time
 from portier_sip.base import ATTACKER, DOMAIN, GROUP, LOCAL, USERS, check, log
 from portier_sip.checks import register_devices, wait_all
 from portier_sip.pycall import close_call, media_reaches_callee, py_call, py_sdp, relay_call
-from portier_sip.rawua import RawCall, RawUa, invite_of, random_id, raw_devices, raw_reply
+from portier_sip.rawua import (RawCall, RawUa, check_next_call_busy, invite_of, random_id,
+                               raw_devices, raw_reply)
 from portier_sip.register import sip_register
 from portier_sip.registry import case
 from portier_sip.rtp import RtpPeer, rtp_packet
@@ -312,10 +313,7 @@ def case_relay_refuses_unusable_c(env):
         check(not mon1.got(lambda m: m.method == "INVITE"),
               "an offer the relay cannot serve rang mon1")
         check(env.ctl("relay").get("ports_in_use") == 0, "a refused offer kept relay ports")
-        call = RawCall(env, door, "door", "mon1", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
-        inv = invite_of(mon1, call.call_id)
-        raw_reply(mon1, inv, 486, "Busy Here", "m1")
-        check(call.final().status == 486, "the resident's call did not reach mon1")
+        check_next_call_busy(env, door, mon1, "mon1", "m1")
         env.wait_relay_free()
     finally:
         for ua in (mon1, attacker, door):
@@ -501,10 +499,7 @@ def case_relay_unusable_answer_refused(env):
         check(not bad, "SDP naming mon1 reached the door in %s" % bad)
         env.wait_relay_free()
         env.wait_no_calls()
-        again = RawCall(env, door, "door", "mon1", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
-        inv = invite_of(mon1, again.call_id)
-        raw_reply(mon1, inv, 486, "Busy Here", "m1b")
-        check(again.final().status == 486, "the next call did not get mon1's 486")
+        check_next_call_busy(env, door, mon1, "mon1", "m1b")
         env.wait_relay_free()
     finally:
         for p in (mon1, door):

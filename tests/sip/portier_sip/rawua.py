@@ -7,9 +7,9 @@ import socket
 import threading
 import time
 
-from portier_sip.base import DOMAIN, LOCAL, TestFailure, USERS, check
+from portier_sip.base import DOMAIN, GROUP, LOCAL, TestFailure, USERS, check
 from portier_sip.checks import register_devices
-from portier_sip.sipmsg import SipMsg, digest_auth, find_challenge
+from portier_sip.sipmsg import SipMsg, digest_auth, find_challenge, sdp_body
 
 
 class RawUa:
@@ -171,3 +171,19 @@ def invite_of(dev, call_id=None, timeout=5):
     return dev.wait_for(lambda m: m.method == "INVITE" and
                         (call_id is None or m.hdr("Call-ID") == call_id), timeout,
                         "INVITE" + (" of " + call_id if call_id else ""))
+
+
+def group_call(env, door, devices):
+    """The door's call (audio) to the group; the INVITE each of devices got."""
+    call = RawCall(env, door, "door", GROUP, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
+    return call, [invite_of(d) for d in devices]
+
+
+def check_next_call_busy(env, door, dev, user, tag):
+    """The proxy still rings `dev` (user) for the door's next call: it gets
+    dev's 486."""
+    again = RawCall(env, door, "door", user, sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]))
+    inv = invite_of(dev, again.call_id)
+    raw_reply(dev, inv, 486, "Busy Here", tag)
+    check(again.final().status == 486, "the door's next call did not get %s's 486" % user)
+
