@@ -7,11 +7,11 @@
  * per device that answered 183, and lets the application pick the winner when
  * one device answers 200. What a plain tee does not do:
  *
- * - A new branch starts with a picture: the element asks upstream for a
- *   keyframe (a #GstForceKeyUnit event, which an encoder or a relay turns into
- *   RTCP PLI/FIR), de-duplicated per SSRC with one retry, and it replays the
- *   packets cached since the last keyframe, so a device that joins in the
- *   middle of a long GOP decodes at once.
+ * - A new branch starts with a picture: when its pad is linked, the element
+ *   asks upstream for a keyframe (a #GstForceKeyUnit event, which an encoder
+ *   or a relay turns into RTCP PLI/FIR), de-duplicated per SSRC with one
+ *   retry, and sends it the packets cached since the last keyframe right
+ *   away, so a device that joins in the middle of a long GOP decodes at once.
  * - Each branch sees one SSRC and an unbroken sequence, even when the source
  *   restarts; packets are copied only when they must be rewritten.
  * - Branches are added, selected and removed at run time with the action
@@ -22,6 +22,14 @@
  *   #GstRtpFork::branch-first-packet signal and an element message
  *   `rtpfork-first-packet` (fields `branch`, `replayed`); the `stats` property
  *   counts packets, bytes and keyframe requests per branch.
+ *
+ * The branches' flow returns combine as tee's do: an error of one branch is
+ * returned upstream (the others still get the packet), NOT_LINKED only when
+ * no branch is linked. With no branch at all the packets are dropped and
+ * the flow is OK: a door streams before any device answers.
+ *
+ * The fork's logic is rtp::RtpForkCore (rtp_fork_core.h), which the proxy's
+ * relay engine runs as well; this element is its GStreamer edge.
  *
  * Buffer lists go out as lists, so a udpsink downstream sends them in one
  * sendmmsg() call; no thread or queue is needed per branch. Network sinks on
