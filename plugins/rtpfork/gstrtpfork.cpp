@@ -586,7 +586,11 @@ static gboolean copy_sticky(GstPad *, GstEvent **event, gpointer dest) {
 
 // A branch joins the fork when its RTP pad is linked, as it can receive only
 // then: it asks for a keyframe and gets the cached GOP at once.
-static void on_branch_linked(GstPad *pad, GstPad *, gpointer element) {
+static void on_branch_linked(GstPad *pad, GstPad *, gpointer) {
+  // The parent, not a pointer kept at connect time: a released pad is linked
+  // to nothing of ours.
+  GstElement *element = gst_pad_get_parent_element(pad);
+  if (!element) return;
   auto *self = GST_RTP_FORK(element);
   auto *branch = GST_RTP_FORK_PAD(pad);
   bool joined = false;
@@ -595,9 +599,11 @@ static void on_branch_linked(GstPad *pad, GstPad *, gpointer element) {
     if (it != self->priv->branches.end() && it->second == branch)
       joined = core.add_branch(branch->branch->id, branch, now_us());
   });
-  if (!joined) return;
-  GST_INFO_OBJECT(self, "branch %u joins the fork", branch->branch->id);
-  send_due(self);
+  if (joined) {
+    GST_INFO_OBJECT(self, "branch %u joins the fork", branch->branch->id);
+    send_due(self);
+  }
+  gst_object_unref(element);
 }
 
 static GstPad *gst_rtp_fork_request_new_pad(GstElement *element, GstPadTemplate *templ,
@@ -633,7 +639,7 @@ static GstPad *gst_rtp_fork_request_new_pad(GstElement *element, GstPadTemplate 
       pad = GST_PAD(g_object_new(GST_TYPE_RTP_FORK_PAD, "name", pad_name, "direction", GST_PAD_SRC,
                                  "template", templ, nullptr));
       GST_RTP_FORK_PAD(pad)->branch->id = id;
-      g_signal_connect(pad, "linked", G_CALLBACK(on_branch_linked), self);
+      g_signal_connect(pad, "linked", G_CALLBACK(on_branch_linked), nullptr);
     }
     g_free(pad_name);
     gst_pad_set_event_function(pad, gst_rtp_fork_src_event);
