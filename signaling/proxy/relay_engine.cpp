@@ -303,6 +303,15 @@ class RelayEngine::Worker {
 };
 
 RelayEngine::Worker::Worker(unsigned index, Latch latch) : latch_(latch) {
+  // The receive array is set up once: the kernel writes back only each
+  // message's length, flags and source address length.
+  for (int i = 0; i < kBatch; ++i) {
+    msghdr &h = rx_msg_[i].msg_hdr;
+    h = msghdr{};
+    h.msg_name = &rx_from_[i];
+    h.msg_iov = &rx_iov_[i];
+    h.msg_iovlen = 1;
+  }
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
   wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_ < 0 || wake_ < 0) {
@@ -440,14 +449,11 @@ void RelayEngine::Worker::do_pending(int64_t now) {
 
 int RelayEngine::Worker::receive(int fd) {
   for (int i = 0; i < kBatch; ++i) {
-    if (!rx_[i]) rx_[i] = pool.take();
-    rx_iov_[i] = {rx_[i]->data, sizeof rx_[i]->data};
-    msghdr &h = rx_msg_[i].msg_hdr;
-    h = msghdr{};
-    h.msg_name = &rx_from_[i];
-    h.msg_namelen = sizeof rx_from_[i];
-    h.msg_iov = &rx_iov_[i];
-    h.msg_iovlen = 1;
+    if (!rx_[i]) {  // the last batch's buffer stayed in the GOP cache
+      rx_[i] = pool.take();
+      rx_iov_[i] = {rx_[i]->data, sizeof rx_[i]->data};
+    }
+    rx_msg_[i].msg_hdr.msg_namelen = sizeof rx_from_[i];
   }
   const int n = recvmmsg(fd, rx_msg_, kBatch, MSG_DONTWAIT, nullptr);
   for (int i = 0; i < n; ++i)  // a datagram too big for a buffer is dropped
