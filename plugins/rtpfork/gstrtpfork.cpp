@@ -420,7 +420,12 @@ static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
   Work w;
   {
     Lock l(self->priv->lock);
-    self->priv->core.on_rtp(in.data(), n, now_us());
+    rtp::RtpForkCore &core = self->priv->core;
+    const uint64_t changes = core.counters().source_changes;
+    const uint32_t ssrc = core.source_ssrc();
+    core.on_rtp(in.data(), n, now_us());
+    if (core.counters().source_changes != changes)
+      GST_INFO_OBJECT(self, "source SSRC %08x -> %08x", ssrc, core.source_ssrc());
     w = self->priv->outbox.take();
   }
   for (guint i = 0; i < n; ++i)

@@ -142,6 +142,8 @@ class RtpForkCore {
   const Counters &counters() const { return counters_; }
   const KeyframeRequests &keyframe_requests() const { return requests_; }
   size_t gop_packets() const { return gop_.packets().size(); }
+  // The source's latest SSRC (0 before its first packet).
+  uint32_t source_ssrc() const { return ssrc_; }
   const Branch *branch(uint32_t id) const;
   const std::vector<Branch> &branches() const { return branches_; }
   // The selected branch, or -1.

@@ -191,7 +191,9 @@ struct Stream final : rtp::ForkEdge {
   Stream(RelayEngine::Call *c, size_t i, RelayEngine::Worker *w,
          const rtp::RtpForkCore::Settings &settings)
       : call(c), index(i), worker(w), fork(*this, settings) {}
-  ~Stream() { fork.drop_gop(); }  // back to the pool while the stream can take it
+  // The GOP goes back to the pool while this edge is whole, not from the
+  // core's own destructor.
+  ~Stream() { fork.drop_gop(); }
 
   void hold(rtp::PacketHandle p) override;
   void release(rtp::PacketHandle p) override;
@@ -528,7 +530,12 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
 void RelayEngine::Worker::from_caller_rtp(Stream *s, Packet **pkts, int n, int64_t now) {
   rtp::Incoming in[kBatch];
   for (int i = 0; i < n; ++i) in[i] = {pkts[i], pkts[i]->data, pkts[i]->size};
+  const uint64_t changes = s->fork.counters().source_changes;
+  const uint32_t ssrc = s->fork.source_ssrc();
   s->fork.on_rtp(in, static_cast<size_t>(n), now);
+  if (s->fork.counters().source_changes != changes)  // not INFO: junk would flood the log
+    PLOG_DEBUG("relay: call-id=%s stream %zu: source SSRC %08x -> %08x", s->call->id.c_str(),
+               s->index, ssrc, s->fork.source_ssrc());
 }
 
 void RelayEngine::Worker::send_rtcp(BranchState *b, uint32_t from, uint32_t to) {
