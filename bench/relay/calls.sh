@@ -12,6 +12,9 @@
 #   rtpengine  Debian's rtpengine 10.5 in userspace (--table=-1), calls set up
 #              through its ng protocol (rtpengine_ng.py --calls); it cannot
 #              fork, so 1 branch only
+#   portier-NAME  the MediaRelay of another source tree, PORTIER_TREE_NAME
+#              (upper case, e.g. PORTIER_TREE_OLD=/work/main with its CMake
+#              build in build/), so two trees are measured in one run
 # The door and devices (relay_calls load) run on core 0: per call audio 50 pps
 # (172-byte RTP) + video 300 pps (1,000-byte VP8 RTP), evenly paced, stamped.
 #
@@ -74,18 +77,31 @@ for t in taskset g++ pkg-config python3; do
   command -v $t >/dev/null || { echo "$t missing" >&2; exit 2; }
 done
 
-# The real MediaRelay: the proxy's own portier_relay library from the CMake build.
-LIBS="$BUILD/signaling/libportier_relay.a $BUILD/signaling/libportier_proxy_core.a
-  $BUILD/signaling/libportier_common.a $BUILD/plugins/libportier_rtp.a"
-for l in $LIBS; do
-  [ -f "$l" ] || { echo "$l missing: cmake --build build --target portier_relay" >&2; exit 2; }
-done
+# The real MediaRelay: the proxy's own portier_relay library from the CMake
+# build, with the relay_calls and headers of the same tree.
+build_relay_calls() {  # tree build output
+  local tree=$1 build=$2 libs l
+  libs="$build/signaling/libportier_relay.a $build/signaling/libportier_proxy_core.a
+    $build/signaling/libportier_common.a $build/plugins/libportier_rtp.a"
+  for l in $libs; do
+    [ -f "$l" ] || { echo "$l missing: cmake --build build --target portier_relay" >&2; return 1; }
+  done
+  # shellcheck disable=SC2086,SC2046
+  g++ -O2 -g -std=c++17 -I"$tree/signaling" -I"$tree/plugins" -o "$3" \
+    "$tree/bench/relay/relay_calls.cpp" $libs \
+    $(pkg-config --cflags --libs gstreamer-1.0 gio-unix-2.0 \
+      sofia-sip-ua sofia-sip-ua-glib libsystemd libcrypto) -pthread ||
+    { echo "cannot build relay_calls of $tree" >&2; return 1; }
+}
 BIN=$OUT/relay_calls
-# shellcheck disable=SC2086,SC2046
-g++ -O2 -g -std=c++17 -I"$ROOT/signaling" -I"$ROOT/plugins" -o "$BIN" "$HERE/relay_calls.cpp" $LIBS \
-  $(pkg-config --cflags --libs gstreamer-1.0 gio-unix-2.0 \
-    sofia-sip-ua sofia-sip-ua-glib libsystemd libcrypto) -pthread ||
-  { echo "cannot build relay_calls" >&2; exit 2; }
+build_relay_calls "$ROOT" "$BUILD" "$BIN" || exit 2
+for peer in $PEERS; do
+  case $peer in portier-*)
+    var=PORTIER_TREE_${peer#portier-}; var=${var^^}
+    [ -d "${!var:-}" ] || { echo "peer $peer needs $var (a source tree with build/)" >&2; exit 2; }
+    build_relay_calls "${!var}" "${!var}/build" "$OUT/relay_calls-$peer" || exit 2 ;;
+  esac
+done
 
 RTPE_PID=""
 start_rtpengine() {
@@ -114,7 +130,9 @@ start_peer() {  # peer calls branches
     timeout 60 python3 "$HERE/rtpengine_ng.py" $RTPE_NG --calls "$n" --tag "n$n-$$" >"$OUT/ports.txt" || return 1
     return 0
   fi
-  $PRIO taskset -c "$RELAY_CPU" "$BIN" serve "$peer" "$n" "$b" >"$OUT/ports.txt" 2>>"$OUT/serve.log" &
+  local bin=$BIN serves=$peer
+  case $peer in portier-*) bin=$OUT/relay_calls-$peer serves=portier ;; esac
+  $PRIO taskset -c "$RELAY_CPU" "$bin" serve "$serves" "$n" "$b" >"$OUT/ports.txt" 2>>"$OUT/serve.log" &
   SERVE_PID=$! PID=$SERVE_PID
   for _ in $(seq 1 240); do
     grep -q '^ready' "$OUT/ports.txt" && return 0

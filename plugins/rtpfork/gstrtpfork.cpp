@@ -7,11 +7,11 @@
  * per device that answered 183, and lets the application pick the winner when
  * one device answers 200. What a plain tee does not do:
  *
- * - A new branch starts with a picture: the element asks upstream for a
- *   keyframe (a #GstForceKeyUnit event, which an encoder or a relay turns into
- *   RTCP PLI/FIR), de-duplicated per SSRC with one retry, and it replays the
- *   packets cached since the last keyframe, so a device that joins in the
- *   middle of a long GOP decodes at once.
+ * - A new branch starts with a picture: when its pad is linked, the element
+ *   asks upstream for a keyframe (a #GstForceKeyUnit event, which an encoder
+ *   or a relay turns into RTCP PLI/FIR), de-duplicated per SSRC with one
+ *   retry, and sends it the packets cached since the last keyframe right
+ *   away, so a device that joins in the middle of a long GOP decodes at once.
  * - Each branch sees one SSRC and an unbroken sequence, even when the source
  *   restarts; packets are copied only when they must be rewritten.
  * - Branches are added, selected and removed at run time with the action
@@ -22,6 +22,14 @@
  *   #GstRtpFork::branch-first-packet signal and an element message
  *   `rtpfork-first-packet` (fields `branch`, `replayed`); the `stats` property
  *   counts packets, bytes and keyframe requests per branch.
+ *
+ * The branches' flow returns combine as tee's do: an error of one branch is
+ * returned upstream (the others still get the packet), NOT_LINKED only when
+ * no branch is linked. With no branch at all the packets are dropped and
+ * the flow is OK: a door streams before any device answers.
+ *
+ * The fork's logic is rtp::RtpForkCore (rtp_fork_core.h), which the proxy's
+ * relay engine runs as well; this element is its GStreamer edge.
  *
  * Buffer lists go out as lists, so a udpsink downstream sends them in one
  * sendmmsg() call; no thread or queue is needed per branch. Network sinks on
@@ -47,11 +55,9 @@
 #include <mutex>
 #include <vector>
 
-#include "branch_sequencer.h"
-#include "gop_cache.h"
 #include "keyframe_detect.h"
-#include "keyframe_requests.h"
 #include "rtcp_packet.h"
+#include "rtp_fork_core.h"
 #include "rtp_header.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_rtp_fork_debug);
@@ -97,14 +103,12 @@ static GstStaticPadTemplate rtcp_src_template = GST_STATIC_PAD_TEMPLATE(
 
 // ------------------------------------------------------------------ branch pad
 
-// What one branch knows. The sequencer and first_sent belong to the streaming
-// thread; receiving and needs_replay are guarded by the element's lock; the
-// counters are read by the stats property from any thread.
+// What the element keeps of a branch besides the fork core's state: the
+// counters (read by the stats property from any thread) and whether its
+// first packet was announced (the thread that pushes to the branch: the
+// streaming thread, or the one that links it under the stream lock).
 struct BranchState {
   guint id = 0;
-  rtp::BranchSequencer sequencer;
-  bool receiving = true;
-  bool needs_replay = false;
   bool first_sent = false;
   std::atomic<guint64> packets{0};
   std::atomic<guint64> bytes{0};
@@ -129,46 +133,144 @@ static void gst_rtp_fork_pad_class_init(GstRtpForkPadClass *klass) {
 
 static void gst_rtp_fork_pad_init(GstRtpForkPad *pad) { pad->branch = new BranchState(); }
 
+// ------------------------------------------------------------------ the core's edge
+
+// What one branch gets from one event: its packets as one buffer, or as a
+// list when there are several (a replay, an input list).
+struct Delivery {
+  GstRtpForkPad *pad;  // a reference
+  GstBuffer *single = nullptr;
+  GstBufferList *list = nullptr;
+  guint count = 0;
+  guint replayed = 0;
+  guint64 bytes = 0;
+};
+
+// What the fork core asked for during one event, done once the lock is let go.
+struct Work {
+  std::vector<Delivery> deliveries;
+  std::vector<std::pair<GstPad *, GstBuffer *>> rtcp;  // references
+  guint keyframe_request = 0;  // the count of the last request, 0: none
+  std::vector<GstBuffer *> released;  // the GOP's: unreffed after the pushes
+
+  void clear() {
+    for (Delivery &d : deliveries) {
+      if (d.single) gst_buffer_unref(d.single);
+      if (d.list) gst_buffer_list_unref(d.list);
+      gst_object_unref(d.pad);
+    }
+    for (auto &[pad, buf] : rtcp) {
+      gst_buffer_unref(buf);
+      gst_object_unref(pad);
+    }
+    for (GstBuffer *b : released) gst_buffer_unref(b);
+    *this = Work();
+  }
+};
+
+// The buffer as a branch must see it: the same buffer when its ids stay, a
+// copy with the branch's ids when they change.
+static GstBuffer *with_ids(GstBuffer *buf, const rtp::Outgoing &o) {
+  if (!o.rewritten) return gst_buffer_ref(buf);
+  GstBuffer *copy = gst_buffer_copy_deep(buf);
+  GstMapInfo map;
+  if (gst_buffer_map(copy, &map, GST_MAP_WRITE)) {
+    rtp::rewrite(map.data, o.ids.seq, o.ids.timestamp, o.ids.ssrc);
+    gst_buffer_unmap(copy, &map);
+  }
+  return copy;
+}
+
+// The element's side of rtp::ForkEdge: packets are GstBuffers, branches
+// GstRtpForkPads. Called under the element's lock, so it only collects.
+struct Outbox final : rtp::ForkEdge {
+  ~Outbox() { work.clear(); }
+
+  void hold(rtp::PacketHandle p) override { gst_buffer_ref(static_cast<GstBuffer *>(p)); }
+  void release(rtp::PacketHandle p) override {
+    work.released.push_back(static_cast<GstBuffer *>(p));
+  }
+  void send(rtp::BranchHandle branch, const rtp::Outgoing *pkts, size_t n, bool replay) override {
+    auto *pad = static_cast<GstRtpForkPad *>(branch);
+    if (work.deliveries.empty() || work.deliveries.back().pad != pad)
+      work.deliveries.push_back(Delivery{GST_RTP_FORK_PAD(gst_object_ref(pad))});
+    Delivery &d = work.deliveries.back();
+    for (size_t i = 0; i < n; ++i) {
+      GstBuffer *out = with_ids(static_cast<GstBuffer *>(pkts[i].packet), pkts[i]);
+      d.bytes += gst_buffer_get_size(out);
+      if (++d.count == 1) {
+        d.single = out;
+        continue;
+      }
+      if (!d.list) {
+        d.list = gst_buffer_list_new_sized(static_cast<guint>(n) + 1);
+        gst_buffer_list_add(d.list, d.single);
+        d.single = nullptr;
+      }
+      gst_buffer_list_add(d.list, out);
+    }
+    if (replay) d.replayed += static_cast<guint>(n);
+  }
+  void forward_rtcp(rtp::BranchHandle branch, uint32_t from, uint32_t to) override {
+    auto it = rtcp_pads->find(static_cast<GstRtpForkPad *>(branch)->branch->id);
+    if (it == rtcp_pads->end() || !rtcp_in) return;
+    GstBuffer *out;
+    if (from != to) {
+      out = gst_buffer_copy_deep(rtcp_in);
+      GstMapInfo map;
+      if (gst_buffer_map(out, &map, GST_MAP_WRITE)) {
+        rtp::rewrite_rtcp_ssrc(map.data, map.size, from, to);
+        gst_buffer_unmap(out, &map);
+      }
+    } else {
+      out = gst_buffer_ref(rtcp_in);
+    }
+    work.rtcp.emplace_back(GST_PAD(gst_object_ref(it->second)), out);
+  }
+  void request_keyframe(uint32_t) override { work.keyframe_request = ++keyframe_requests; }
+
+  Work take() { return std::exchange(work, Work()); }
+
+  Work work;
+  const std::map<guint, GstPad *> *rtcp_pads = nullptr;
+  GstBuffer *rtcp_in = nullptr;  // the source's RTCP being forwarded
+  guint keyframe_requests = 0;   // GstForceKeyUnit's count
+};
+
 // ------------------------------------------------------------------ element
 
 struct RtpForkPrivate {
+  RtpForkPrivate() { outbox.rtcp_pads = &rtcp_pads; }
+
   std::mutex lock;
-  // Branches by id: the RTP pad (a GstRtpForkPad, holding the state) and the
-  // optional RTCP pad. The element holds a reference on each.
+  // Branches by id: the RTP pad (a GstRtpForkPad) and the optional RTCP pad.
+  // The element holds a reference on each. An RTP pad joins the fork core
+  // when it is linked.
   std::map<guint, GstRtpForkPad *> branches;
   std::map<guint, GstPad *> rtcp_pads;
   guint next_id = 0;
-  gint selected = -1;
 
-  // the input stream
-  rtp::VideoCodec codec = rtp::VideoCodec::None;
-  guint clock_rate = 90000;
-  bool have_ssrc = false;
-  uint32_t ssrc = 0;
-  bool keyframe_wanted = false;  // asked for before the first packet
-  rtp::KeyframeRequests requests;
-  rtp::GopCache<GstBuffer *> gop{DEFAULT_GOP_MAX_PACKETS, DEFAULT_GOP_MAX_BYTES,
-                                 [](GstBuffer *&b) { gst_buffer_unref(b); }};
-  guint fku_count = 0;
+  Outbox outbox;  // before core: the core releases its GOP into it when it goes
+  rtp::RtpForkCore core{outbox, default_settings()};
 
-  // settings
-  bool replay_gop = DEFAULT_REPLAY_GOP;
-  bool request_keyframe = DEFAULT_REQUEST_KEYFRAME;
+  // settings the core keeps in its own units
   guint keyframe_retry_ms = DEFAULT_KEYFRAME_RETRY;
   guint keyframe_min_interval_ms = DEFAULT_KEYFRAME_MIN_INTERVAL;
-  guint gop_max_packets = DEFAULT_GOP_MAX_PACKETS;
-  guint gop_max_bytes = DEFAULT_GOP_MAX_BYTES;
 
-  // counters
-  std::atomic<guint64> packets_in{0};
-  std::atomic<guint64> invalid_in{0};
-  std::atomic<guint64> keyframes_in{0};
   std::atomic<guint64> rtcp_in{0};
 
-  void reset_timing() {
-    requests = rtp::KeyframeRequests(
-        rtp::KeyframeRequests::Timing{static_cast<int64_t>(keyframe_retry_ms) * 1000,
-                                      static_cast<int64_t>(keyframe_min_interval_ms) * 1000});
+  static rtp::RtpForkCore::Settings default_settings() {
+    rtp::RtpForkCore::Settings s;
+    s.replay_gop = DEFAULT_REPLAY_GOP;
+    s.request_keyframe = DEFAULT_REQUEST_KEYFRAME;
+    s.timing = {DEFAULT_KEYFRAME_RETRY * 1000, DEFAULT_KEYFRAME_MIN_INTERVAL * 1000};
+    s.gop_max_packets = DEFAULT_GOP_MAX_PACKETS;
+    s.gop_max_bytes = DEFAULT_GOP_MAX_BYTES;
+    return s;
+  }
+  void set_timing() {
+    core.set_timing({static_cast<int64_t>(keyframe_retry_ms) * 1000,
+                     static_cast<int64_t>(keyframe_min_interval_ms) * 1000});
   }
 };
 
@@ -199,66 +301,6 @@ static gint id_from_name(const gchar *name, const gchar *prefix) {
 
 static gint64 now_us() { return g_get_monotonic_time(); }
 
-// Sends one GstForceKeyUnit upstream, toward the encoder or the relay that
-// turns it into RTCP PLI. Never called with the lock held.
-static void send_keyframe_request(GstRtpFork *self, guint count, const char *why) {
-  GST_DEBUG_OBJECT(self, "asking upstream for a keyframe (%s)", why);
-  gst_pad_push_event(self->sinkpad,
-                     gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, count));
-}
-
-// A branch joined, was selected or asked downstream for a keyframe.
-static void want_keyframe(GstRtpFork *self, const char *why) {
-  RtpForkPrivate *p = self->priv;
-  guint count = 0;
-  {
-    Lock l(p->lock);
-    if (!p->request_keyframe || p->codec == rtp::VideoCodec::None) {
-      // Before caps arrive we cannot know whether this is video: remember.
-      if (p->request_keyframe && !p->have_ssrc) p->keyframe_wanted = true;
-      return;
-    }
-    if (!p->have_ssrc) {
-      p->keyframe_wanted = true;
-      return;
-    }
-    if (!p->requests.request(p->ssrc, now_us())) return;
-    count = ++p->fku_count;
-  }
-  send_keyframe_request(self, count, why);
-}
-
-// ------------------------------------------------------------------ forwarding
-
-// The packet as this branch must see it: the same buffer when nothing changes,
-// a copy with new ids when the sequencer rewrites.
-static GstBuffer *for_branch(BranchState *b, GstBuffer *buf, const rtp::Header &h, gint64 now) {
-  const rtp::RtpIds out = b->sequencer.map({h.ssrc, h.seq, h.timestamp}, now);
-  if (out.ssrc == h.ssrc && out.seq == h.seq && out.timestamp == h.timestamp)
-    return gst_buffer_ref(buf);
-  GstBuffer *copy = gst_buffer_copy_deep(buf);
-  GstMapInfo map;
-  if (gst_buffer_map(copy, &map, GST_MAP_WRITE)) {
-    rtp::rewrite(map.data, out.seq, out.timestamp, out.ssrc);
-    gst_buffer_unmap(copy, &map);
-  }
-  return copy;
-}
-
-static bool parse_buffer(GstBuffer *buf, rtp::Header *h, rtp::VideoCodec codec, bool *key) {
-  GstMapInfo map;
-  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return false;
-  bool ok = rtp::parse(map.data, map.size, h);
-  if (ok) *key = rtp::starts_keyframe(codec, map.data + h->payload_offset, h->payload_size);
-  gst_buffer_unmap(buf, &map);
-  return ok;
-}
-
-struct Target {
-  GstRtpForkPad *pad;               // a reference
-  std::vector<GstBuffer *> replay;  // references
-};
-
 static void announce_first_packet(GstRtpFork *self, BranchState *b, guint replayed) {
   GST_INFO_OBJECT(self, "first packet on branch %u (%u replayed)", b->id, replayed);
   g_signal_emit(self, signals[SIGNAL_BRANCH_FIRST_PACKET], 0, b->id, replayed);
@@ -269,115 +311,126 @@ static void announce_first_packet(GstRtpFork *self, BranchState *b, guint replay
                                               "replayed", G_TYPE_UINT, replayed, nullptr)));
 }
 
-// One or more RTP packets in (a buffer or a buffer list): cache, then send to
-// every receiving branch, replaying the GOP first to branches that just joined.
-static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
-  RtpForkPrivate *p = self->priv;
-  const gint64 now = now_us();
-  // Not thread_local: a branch may feed another rtpfork in the same thread.
-  std::vector<rtp::Header> headers(n);
-  std::vector<char> valid(n, 0);
-  std::vector<Target> targets;
-  guint keyframe_requests = 0, first_count = 0;
-  bool first_request = false;
-  std::deque<GstBuffer *> retired;  // a GOP the keyframe ended: freed after sending
-  {
-    Lock l(p->lock);
-    const rtp::VideoCodec codec = p->codec;
-    targets.reserve(p->branches.size());
-    for (auto &[id, pad] : p->branches) {
-      BranchState *b = pad->branch;
-      if (!b->receiving) continue;
-      Target t{GST_RTP_FORK_PAD(gst_object_ref(pad)), {}};
-      if (b->needs_replay) {
-        b->needs_replay = false;
-        for (GstBuffer *c : p->gop.packets()) t.replay.push_back(gst_buffer_ref(c));
-      }
-      targets.push_back(std::move(t));
-    }
-    for (guint i = 0; i < n; ++i) {
-      bool key = false;
-      if (!parse_buffer(bufs[i], &headers[i], codec, &key)) {
-        ++p->invalid_in;
-        continue;
-      }
-      valid[i] = 1;
-      ++p->packets_in;
-      const rtp::Header &h = headers[i];
-      if (!p->have_ssrc || h.ssrc != p->ssrc) {
-        if (p->have_ssrc) GST_INFO_OBJECT(self, "source SSRC %08x -> %08x", p->ssrc, h.ssrc);
-        p->gop.clear();  // the old stream's GOP decodes nothing of the new one
-        p->have_ssrc = true;
-        p->ssrc = h.ssrc;
-        if (p->keyframe_wanted && codec != rtp::VideoCodec::None) {
-          p->keyframe_wanted = false;
-          if (p->requests.request(h.ssrc, now)) first_request = true, first_count = ++p->fku_count;
-        }
-      }
-      if (key) {
-        ++p->keyframes_in;
-        p->requests.keyframe_seen(h.ssrc);
-      }
-      if (codec != rtp::VideoCodec::None) {
-        if (p->requests.poll(h.ssrc, now)) keyframe_requests = ++p->fku_count;
-        if (p->replay_gop)
-          p->gop.push(gst_buffer_ref(bufs[i]), gst_buffer_get_size(bufs[i]), key, h.timestamp);
-      }
-    }
-    retired = p->gop.take_retired();
-  }
-  if (first_request) send_keyframe_request(self, first_count, "join before the first packet");
-  if (keyframe_requests) send_keyframe_request(self, keyframe_requests, "retry");
+// tee's rule for the branches' flow returns: a branch's error (FLUSHING,
+// NOT_NEGOTIATED, ERROR...) is returned, the first one wins; EOS only when
+// every branch is at EOS, NOT_LINKED only when none is linked; else OK.
+// A branch released while its packets went out does not count (as tee's
+// removed pads), nor does an event that pushed nothing.
+struct FlowCombiner {
+  GstFlowReturn error = GST_FLOW_OK;
+  bool any = false, all_not_linked = true, all_eos = true;
 
-  for (Target &t : targets) {
-    BranchState *b = t.pad->branch;
-    const guint replayed = static_cast<guint>(t.replay.size());
-    guint count = 0;
-    guint64 bytes = 0;
-    // One packet goes out as a buffer, several (a replay, an input list) as a
-    // list: no list is built in the common case of one live packet.
-    GstBuffer *single = nullptr;
-    GstBufferList *list = nullptr;
-    auto add = [&](GstBuffer *out) {
-      bytes += gst_buffer_get_size(out);
-      if (++count == 1) {
-        single = out;
-        return;
-      }
-      if (!list) {
-        list = gst_buffer_list_new_sized(replayed + n);
-        gst_buffer_list_add(list, single);
-        single = nullptr;
-      }
-      gst_buffer_list_add(list, out);
-    };
-    for (GstBuffer *c : t.replay) {
-      rtp::Header h;
-      bool key;
-      if (parse_buffer(c, &h, rtp::VideoCodec::None, &key)) add(for_branch(b, c, h, now));
-      gst_buffer_unref(c);
-    }
-    for (guint i = 0; i < n; ++i)
-      if (valid[i]) add(for_branch(b, bufs[i], headers[i], now));
-    if (count > 0) {
-      GstFlowReturn ret =
-          list ? gst_pad_push_list(GST_PAD(t.pad), list) : gst_pad_push(GST_PAD(t.pad), single);
-      // One branch failing (a device gone, a pad being released) must not
-      // stop the others: log it and go on.
-      if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED && ret != GST_FLOW_FLUSHING)
-        GST_DEBUG_OBJECT(self, "branch %u: %s", b->id, gst_flow_get_name(ret));
-      b->packets += count;
-      b->bytes += bytes;
-      b->replayed += replayed;
-      if (!b->first_sent) {
-        b->first_sent = true;
-        announce_first_packet(self, b, replayed);
-      }
-    }
-    gst_object_unref(t.pad);
+  void add(GstFlowReturn ret) {
+    any = true;
+    if (ret == GST_FLOW_NOT_LINKED) return;
+    all_not_linked = false;
+    if (ret != GST_FLOW_EOS) all_eos = false;
+    if (error == GST_FLOW_OK && (ret == GST_FLOW_FLUSHING || ret <= GST_FLOW_NOT_NEGOTIATED))
+      error = ret;
   }
-  for (GstBuffer *old : retired) gst_buffer_unref(old);
-  return GST_FLOW_OK;
+  GstFlowReturn result() const {
+    if (error != GST_FLOW_OK) return error;
+    if (!any) return GST_FLOW_OK;
+    if (all_not_linked) return GST_FLOW_NOT_LINKED;
+    return all_eos ? GST_FLOW_EOS : GST_FLOW_OK;
+  }
+};
+
+// Does what the core asked for, outside the element's lock: the keyframe
+// request upstream (as a GstForceKeyUnit, which an encoder or a relay turns
+// into RTCP PLI/FIR), then each branch's packets, then the source's RTCP.
+// One branch failing does not stop the others.
+static GstFlowReturn deliver(GstRtpFork *self, Work &w) {
+  if (w.keyframe_request) {
+    GST_DEBUG_OBJECT(self, "asking upstream for a keyframe");
+    gst_pad_push_event(self->sinkpad, gst_video_event_new_upstream_force_key_unit(
+                                          GST_CLOCK_TIME_NONE, TRUE, w.keyframe_request));
+  }
+  std::vector<GstFlowReturn> results;
+  results.reserve(w.deliveries.size());
+  for (Delivery &d : w.deliveries) {
+    BranchState *b = d.pad->branch;
+    GstFlowReturn ret = d.list ? gst_pad_push_list(GST_PAD(d.pad), d.list)
+                               : gst_pad_push(GST_PAD(d.pad), d.single);
+    d.list = nullptr;
+    d.single = nullptr;
+    if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED)
+      GST_DEBUG_OBJECT(self, "branch %u: %s", b->id, gst_flow_get_name(ret));
+    results.push_back(ret);
+    b->packets += d.count;
+    b->bytes += d.bytes;
+    b->replayed += d.replayed;
+    if (!b->first_sent) {
+      b->first_sent = true;
+      announce_first_packet(self, b, d.replayed);
+    }
+  }
+  FlowCombiner flows;
+  if (!w.deliveries.empty()) {
+    Lock l(self->priv->lock);
+    for (size_t i = 0; i < w.deliveries.size(); ++i) {
+      auto it = self->priv->branches.find(w.deliveries[i].pad->branch->id);
+      if (it != self->priv->branches.end() && it->second == w.deliveries[i].pad)
+        flows.add(results[i]);
+    }
+  }
+  for (auto &[pad, buf] : w.rtcp) {
+    gst_pad_push(pad, buf);
+    gst_object_unref(pad);
+  }
+  w.rtcp.clear();
+  w.clear();
+  return flows.result();
+}
+
+// Runs one event of the core under the lock, then does what it asked for.
+template <typename Event>
+static GstFlowReturn run(GstRtpFork *self, Event &&event) {
+  Work w;
+  {
+    Lock l(self->priv->lock);
+    event(self->priv->core);
+    w = self->priv->outbox.take();
+  }
+  return deliver(self, w);
+}
+
+// Due GOP replays go out now, in the application's thread, when the
+// streaming thread is not inside the element: the sink pad's stream lock
+// keeps them ahead of the branch's live packets. When it is, it sends them
+// itself before its next packet.
+static void send_due(GstRtpFork *self) {
+  if (!GST_PAD_STREAM_TRYLOCK(self->sinkpad)) return;
+  run(self, [](rtp::RtpForkCore &core) { core.tick(now_us()); });
+  GST_PAD_STREAM_UNLOCK(self->sinkpad);
+}
+
+// ------------------------------------------------------------------ forwarding
+
+// One or more RTP packets in (a buffer or a buffer list).
+static GstFlowReturn forward(GstRtpFork *self, GstBuffer **bufs, guint n) {
+  // Not thread_local: a branch may feed another rtpfork in the same thread.
+  std::vector<GstMapInfo> maps(n);
+  std::vector<rtp::Incoming> in(n);
+  for (guint i = 0; i < n; ++i) {
+    in[i] = {bufs[i], nullptr, 0};
+    if (gst_buffer_map(bufs[i], &maps[i], GST_MAP_READ))
+      in[i].data = maps[i].data, in[i].size = maps[i].size;
+  }
+  Work w;
+  {
+    Lock l(self->priv->lock);
+    rtp::RtpForkCore &core = self->priv->core;
+    const uint64_t changes = core.counters().source_changes;
+    const uint32_t ssrc = core.source_ssrc();
+    core.on_rtp(in.data(), n, now_us());
+    if (core.counters().source_changes != changes)
+      GST_INFO_OBJECT(self, "source SSRC %08x -> %08x", ssrc, core.source_ssrc());
+    w = self->priv->outbox.take();
+  }
+  for (guint i = 0; i < n; ++i)
+    if (in[i].data) gst_buffer_unmap(bufs[i], &maps[i]);
+  return deliver(self, w);
 }
 
 static GstFlowReturn gst_rtp_fork_chain(GstPad *, GstObject *parent, GstBuffer *buf) {
@@ -397,44 +450,19 @@ static GstFlowReturn gst_rtp_fork_chain_list(GstPad *, GstObject *parent, GstBuf
 
 // RTCP from the source (sender reports, SDES, BYE) goes to every receiving
 // branch, with the SSRC rewritten where the branch's stream carries another.
-static void rewrite_rtcp_ssrc(GstBuffer *buf, uint32_t from, uint32_t to) {
-  GstMapInfo map;
-  if (!gst_buffer_map(buf, &map, GST_MAP_WRITE)) return;
-  rtp::rewrite_rtcp_ssrc(map.data, map.size, from, to);
-  gst_buffer_unmap(buf, &map);
-}
-
 static GstFlowReturn gst_rtp_fork_rtcp_chain(GstPad *, GstObject *parent, GstBuffer *buf) {
   GstRtpFork *self = GST_RTP_FORK(parent);
   RtpForkPrivate *p = self->priv;
   ++p->rtcp_in;
-  struct RtcpTarget {
-    GstPad *pad;
-    GstRtpForkPad *branch_pad;
-  };
-  std::vector<RtcpTarget> targets;
+  Work w;
   {
     Lock l(p->lock);
-    for (auto &[id, pad] : p->rtcp_pads) {
-      auto it = p->branches.find(id);
-      if (it == p->branches.end() || !it->second->branch->receiving) continue;
-      targets.push_back(
-          {GST_PAD(gst_object_ref(pad)), GST_RTP_FORK_PAD(gst_object_ref(it->second))});
-    }
+    p->outbox.rtcp_in = buf;
+    p->core.on_rtcp();
+    p->outbox.rtcp_in = nullptr;
+    w = p->outbox.take();
   }
-  for (RtcpTarget &t : targets) {
-    const rtp::BranchSequencer &seq = t.branch_pad->branch->sequencer;
-    GstBuffer *out;
-    if (seq.started() && seq.ssrc() != seq.source_ssrc()) {
-      out = gst_buffer_copy_deep(buf);
-      rewrite_rtcp_ssrc(out, seq.source_ssrc(), seq.ssrc());
-    } else {
-      out = gst_buffer_ref(buf);
-    }
-    gst_pad_push(t.pad, out);
-    gst_object_unref(t.pad);
-    gst_object_unref(t.branch_pad);
-  }
+  deliver(self, w);
   gst_buffer_unref(buf);
   return GST_FLOW_OK;
 }
@@ -469,13 +497,11 @@ static void update_stream_from_caps(GstRtpFork *self, GstCaps *caps) {
   const gchar *media = gst_structure_get_string(s, "media");
   rtp::VideoCodec codec = name ? rtp::codec_from_encoding_name(name) : rtp::VideoCodec::None;
   if (media && g_strcmp0(media, "video") != 0) codec = rtp::VideoCodec::None;
-  RtpForkPrivate *p = self->priv;
-  Lock l(p->lock);
-  if (codec != p->codec) p->gop.clear();
-  p->codec = codec;
-  if (clock_rate > 0) p->clock_rate = static_cast<guint>(clock_rate);
-  GST_INFO_OBJECT(self, "stream: %s, clock rate %u", name ? name : "(no encoding-name)",
-                  p->clock_rate);
+  GST_INFO_OBJECT(self, "stream: %s, clock rate %d", name ? name : "(no encoding-name)",
+                  clock_rate);
+  run(self, [&](rtp::RtpForkCore &core) {
+    core.set_codec(codec, clock_rate > 0 ? static_cast<uint32_t>(clock_rate) : 0);
+  });
 }
 
 static gboolean gst_rtp_fork_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
@@ -488,11 +514,9 @@ static gboolean gst_rtp_fork_sink_event(GstPad *pad, GstObject *parent, GstEvent
       break;
     }
     case GST_EVENT_FLUSH_STOP:
-    case GST_EVENT_STREAM_START: {
-      Lock l(self->priv->lock);
-      self->priv->gop.clear();
+    case GST_EVENT_STREAM_START:
+      run(self, [](rtp::RtpForkCore &core) { core.drop_gop(); });
       break;
-    }
     default:
       break;
   }
@@ -509,7 +533,7 @@ static gboolean gst_rtp_fork_src_event(GstPad *pad, GstObject *parent, GstEvent 
     // A device asked (its PLI/FIR, turned into this event by the relay): one
     // request upstream for all of them.
     gst_event_unref(event);
-    want_keyframe(self, "downstream request");
+    run(self, [](rtp::RtpForkCore &core) { core.branch_wants_keyframe(now_us()); });
     return TRUE;
   }
   const bool is_rtcp = g_str_has_prefix(GST_PAD_NAME(pad), "rtcp_");
@@ -565,6 +589,28 @@ static gboolean copy_sticky(GstPad *, GstEvent **event, gpointer dest) {
   return TRUE;
 }
 
+// A branch joins the fork when its RTP pad is linked, as it can receive only
+// then: it asks for a keyframe and gets the cached GOP at once.
+static void on_branch_linked(GstPad *pad, GstPad *, gpointer) {
+  // The parent, not a pointer kept at connect time: a released pad is linked
+  // to nothing of ours.
+  GstElement *element = gst_pad_get_parent_element(pad);
+  if (!element) return;
+  auto *self = GST_RTP_FORK(element);
+  auto *branch = GST_RTP_FORK_PAD(pad);
+  bool joined = false;
+  run(self, [&](rtp::RtpForkCore &core) {
+    auto it = self->priv->branches.find(branch->branch->id);
+    if (it != self->priv->branches.end() && it->second == branch)
+      joined = core.add_branch(branch->branch->id, branch, now_us());
+  });
+  if (joined) {
+    GST_INFO_OBJECT(self, "branch %u joins the fork", branch->branch->id);
+    send_due(self);
+  }
+  gst_object_unref(element);
+}
+
 static GstPad *gst_rtp_fork_request_new_pad(GstElement *element, GstPadTemplate *templ,
                                             const gchar *name, const GstCaps *) {
   GstRtpFork *self = GST_RTP_FORK(element);
@@ -597,11 +643,8 @@ static GstPad *gst_rtp_fork_request_new_pad(GstElement *element, GstPadTemplate 
     } else {
       pad = GST_PAD(g_object_new(GST_TYPE_RTP_FORK_PAD, "name", pad_name, "direction", GST_PAD_SRC,
                                  "template", templ, nullptr));
-      BranchState *b = GST_RTP_FORK_PAD(pad)->branch;
-      b->id = id;
-      b->sequencer = rtp::BranchSequencer(p->clock_rate);
-      b->needs_replay = p->replay_gop;
-      b->receiving = true;
+      GST_RTP_FORK_PAD(pad)->branch->id = id;
+      g_signal_connect(pad, "linked", G_CALLBACK(on_branch_linked), nullptr);
     }
     g_free(pad_name);
     gst_pad_set_event_function(pad, gst_rtp_fork_src_event);
@@ -618,7 +661,6 @@ static GstPad *gst_rtp_fork_request_new_pad(GstElement *element, GstPadTemplate 
   gst_pad_sticky_events_foreach(is_rtcp ? self->rtcp_sinkpad : self->sinkpad, copy_sticky, pad);
   gst_element_add_pad(element, pad);
   GST_INFO_OBJECT(self, "branch %u: %s pad added", id, is_rtcp ? "RTCP" : "RTP");
-  if (!is_rtcp) want_keyframe(self, "branch added");
   return pad;
 }
 
@@ -631,7 +673,7 @@ static void gst_rtp_fork_release_pad(GstElement *element, GstPad *pad) {
     for (auto it = p->branches.begin(); it != p->branches.end(); ++it)
       if (GST_PAD(it->second) == pad) {
         held = GST_OBJECT(it->second);
-        if (p->selected == static_cast<gint>(it->first)) p->selected = -1;
+        p->core.remove_branch(it->first);
         p->branches.erase(it);
         break;
       }
@@ -667,15 +709,11 @@ static guint gst_rtp_fork_add_branch(GstRtpFork *self) {
 }
 
 static gboolean gst_rtp_fork_select_branch(GstRtpFork *self, guint id) {
-  RtpForkPrivate *p = self->priv;
-  {
-    Lock l(p->lock);
-    if (!p->branches.count(id)) return FALSE;
-    p->selected = static_cast<gint>(id);
-    for (auto &[bid, pad] : p->branches) pad->branch->receiving = bid == id;
-  }
+  bool ok = false;
+  run(self, [&](rtp::RtpForkCore &core) { ok = core.select_branch(id, now_us()); });
+  if (!ok) return FALSE;
   GST_INFO_OBJECT(self, "branch %u selected: the others stop receiving", id);
-  want_keyframe(self, "branch selected");
+  send_due(self);
   return TRUE;
 }
 
@@ -702,21 +740,26 @@ static gboolean gst_rtp_fork_remove_branch(GstRtpFork *self, guint id) {
 static GstStructure *make_stats(GstRtpFork *self) {
   RtpForkPrivate *p = self->priv;
   Lock l(p->lock);
+  const rtp::RtpForkCore &core = p->core;
+  const rtp::RtpForkCore::Counters &in = core.counters();
   GstStructure *s = gst_structure_new(
-      "application/x-rtpfork-stats", "packets-in", G_TYPE_UINT64, p->packets_in.load(),
-      "invalid-in", G_TYPE_UINT64, p->invalid_in.load(), "keyframes-in", G_TYPE_UINT64,
-      p->keyframes_in.load(), "rtcp-in", G_TYPE_UINT64, p->rtcp_in.load(), "keyframe-requests-sent",
-      G_TYPE_UINT64, static_cast<guint64>(p->requests.sent()), "keyframe-requests-suppressed",
-      G_TYPE_UINT64, static_cast<guint64>(p->requests.suppressed()), "gop-packets", G_TYPE_UINT,
-      static_cast<guint>(p->gop.packets().size()), "selected", G_TYPE_INT, p->selected, nullptr);
+      "application/x-rtpfork-stats", "packets-in", G_TYPE_UINT64, in.packets_in, "invalid-in",
+      G_TYPE_UINT64, in.invalid_in, "keyframes-in", G_TYPE_UINT64, in.keyframes_in, "rtcp-in",
+      G_TYPE_UINT64, p->rtcp_in.load(), "keyframe-requests-sent", G_TYPE_UINT64,
+      static_cast<guint64>(core.keyframe_requests().sent()), "keyframe-requests-suppressed",
+      G_TYPE_UINT64, static_cast<guint64>(core.keyframe_requests().suppressed()), "gop-packets",
+      G_TYPE_UINT, static_cast<guint>(core.gop_packets()), "selected", G_TYPE_INT,
+      static_cast<gint>(core.selected()), nullptr);
   GValue branches = G_VALUE_INIT;
   gst_value_array_init(&branches, p->branches.size());
   for (auto &[id, pad] : p->branches) {
     BranchState *b = pad->branch;
+    const rtp::RtpForkCore::Branch *joined = core.branch(id);  // null: not linked yet
     GstStructure *bs = gst_structure_new(
         "branch", "id", G_TYPE_UINT, id, "packets", G_TYPE_UINT64, b->packets.load(), "bytes",
         G_TYPE_UINT64, b->bytes.load(), "replayed", G_TYPE_UINT64, b->replayed.load(), "receiving",
-        G_TYPE_BOOLEAN, b->receiving, "ssrc", G_TYPE_UINT, b->sequencer.ssrc(), nullptr);
+        G_TYPE_BOOLEAN, joined && joined->receiving, "ssrc", G_TYPE_UINT,
+        joined ? joined->sequencer.ssrc() : 0u, nullptr);
     GValue v = G_VALUE_INIT;
     g_value_init(&v, GST_TYPE_STRUCTURE);
     g_value_take_boxed(&v, bs);
@@ -730,35 +773,34 @@ static void gst_rtp_fork_set_property(GObject *object, guint prop_id, const GVal
                                       GParamSpec *pspec) {
   GstRtpFork *self = GST_RTP_FORK(object);
   RtpForkPrivate *p = self->priv;
-  Lock l(p->lock);
-  switch (prop_id) {
-    case PROP_REPLAY_GOP:
-      p->replay_gop = g_value_get_boolean(value);
-      if (!p->replay_gop) p->gop.clear();
-      break;
-    case PROP_REQUEST_KEYFRAME:
-      p->request_keyframe = g_value_get_boolean(value);
-      break;
-    case PROP_KEYFRAME_RETRY:
-      p->keyframe_retry_ms = g_value_get_uint(value);
-      p->reset_timing();
-      break;
-    case PROP_KEYFRAME_MIN_INTERVAL:
-      p->keyframe_min_interval_ms = g_value_get_uint(value);
-      p->reset_timing();
-      break;
-    case PROP_GOP_MAX_PACKETS:
-    case PROP_GOP_MAX_BYTES:
-      if (prop_id == PROP_GOP_MAX_PACKETS)
-        p->gop_max_packets = g_value_get_uint(value);
-      else
-        p->gop_max_bytes = g_value_get_uint(value);
-      p->gop.set_limits(p->gop_max_packets, p->gop_max_bytes);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
-  }
+  run(self, [&](rtp::RtpForkCore &core) {
+    const rtp::RtpForkCore::Settings &now = core.settings();
+    switch (prop_id) {
+      case PROP_REPLAY_GOP:
+        core.set_replay_gop(g_value_get_boolean(value));
+        break;
+      case PROP_REQUEST_KEYFRAME:
+        core.set_request_keyframe(g_value_get_boolean(value));
+        break;
+      case PROP_KEYFRAME_RETRY:
+        p->keyframe_retry_ms = g_value_get_uint(value);
+        p->set_timing();
+        break;
+      case PROP_KEYFRAME_MIN_INTERVAL:
+        p->keyframe_min_interval_ms = g_value_get_uint(value);
+        p->set_timing();
+        break;
+      case PROP_GOP_MAX_PACKETS:
+        core.set_gop_limits(g_value_get_uint(value), now.gop_max_bytes);
+        break;
+      case PROP_GOP_MAX_BYTES:
+        core.set_gop_limits(now.gop_max_packets, g_value_get_uint(value));
+        break;
+      default:
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+        break;
+    }
+  });
 }
 
 static void gst_rtp_fork_get_property(GObject *object, guint prop_id, GValue *value,
@@ -770,12 +812,13 @@ static void gst_rtp_fork_get_property(GObject *object, guint prop_id, GValue *va
     return;
   }
   Lock l(p->lock);
+  const rtp::RtpForkCore::Settings &settings = p->core.settings();
   switch (prop_id) {
     case PROP_REPLAY_GOP:
-      g_value_set_boolean(value, p->replay_gop);
+      g_value_set_boolean(value, settings.replay_gop);
       break;
     case PROP_REQUEST_KEYFRAME:
-      g_value_set_boolean(value, p->request_keyframe);
+      g_value_set_boolean(value, settings.request_keyframe);
       break;
     case PROP_KEYFRAME_RETRY:
       g_value_set_uint(value, p->keyframe_retry_ms);
@@ -784,10 +827,10 @@ static void gst_rtp_fork_get_property(GObject *object, guint prop_id, GValue *va
       g_value_set_uint(value, p->keyframe_min_interval_ms);
       break;
     case PROP_GOP_MAX_PACKETS:
-      g_value_set_uint(value, p->gop_max_packets);
+      g_value_set_uint(value, static_cast<guint>(settings.gop_max_packets));
       break;
     case PROP_GOP_MAX_BYTES:
-      g_value_set_uint(value, p->gop_max_bytes);
+      g_value_set_uint(value, static_cast<guint>(settings.gop_max_bytes));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -800,13 +843,8 @@ static void gst_rtp_fork_get_property(GObject *object, guint prop_id, GValue *va
 static GstStateChangeReturn gst_rtp_fork_change_state(GstElement *element,
                                                       GstStateChange transition) {
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
-    RtpForkPrivate *p = GST_RTP_FORK(element)->priv;
-    Lock l(p->lock);
-    p->gop.clear();
-    p->have_ssrc = false;
-    p->reset_timing();
-  }
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    run(GST_RTP_FORK(element), [](rtp::RtpForkCore &core) { core.reset(); });
   return ret;
 }
 
@@ -820,7 +858,6 @@ static void gst_rtp_fork_finalize(GObject *object) {
 
 static void gst_rtp_fork_init(GstRtpFork *self) {
   self->priv = new RtpForkPrivate();
-  self->priv->reset_timing();
   self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
   gst_pad_set_chain_function(self->sinkpad, gst_rtp_fork_chain);
   gst_pad_set_chain_list_function(self->sinkpad, gst_rtp_fork_chain_list);
@@ -889,7 +926,8 @@ static void gst_rtp_fork_class_init(GstRtpForkClass *klass) {
       nullptr, nullptr, G_TYPE_UINT, 0);
   /**
    * GstRtpFork::select-branch:
-   * The branch that answered 200: only it keeps receiving. FALSE for an unknown id.
+   * The branch that answered 200: only it keeps receiving, whoever joins
+   * later. FALSE for an unknown id or a branch whose pad is not linked yet.
    */
   signals[SIGNAL_SELECT_BRANCH] = g_signal_new_class_handler(
       "select-branch", G_TYPE_FROM_CLASS(klass), action, G_CALLBACK(gst_rtp_fork_select_branch),

@@ -18,10 +18,8 @@
 #include <thread>
 
 #include "common/log.h"
-#include "rtpfork/branch_sequencer.h"
-#include "rtpfork/gop_cache.h"
-#include "rtpfork/keyframe_requests.h"
 #include "rtpfork/rtcp_packet.h"
+#include "rtpfork/rtp_fork_core.h"
 #include "rtpfork/rtp_header.h"
 
 namespace portier::proxy {
@@ -33,9 +31,8 @@ constexpr int kMaxEvents = 64;
 // 208 KB, held 0.3 s of video); SO_*BUFFORCE needs CAP_NET_ADMIN, without it
 // net.core.rmem_max / wmem_max cap what we get.
 constexpr int kSocketBuffer = 1 << 20;
-// The GOP a joining branch gets, at most (rtpfork's defaults).
-constexpr size_t kGopMaxPackets = 3000;
-constexpr size_t kGopMaxBytes = 4 * 1024 * 1024;
+// What the fork core hands over at once fits one sendmmsg() batch.
+static_assert(rtp::RtpForkCore::kMaxSend <= static_cast<size_t>(kBatch));
 constexpr uint32_t kNoSlot = UINT32_MAX;  // also the eventfd's epoll tag
 enum Kind { kRtp = 0, kRtcp = 1 };
 
@@ -101,14 +98,12 @@ struct LegState {
   }
 };
 
+// A branch's sockets; what it receives is the stream's fork core's business.
 struct BranchState {
-  explicit BranchState(size_t branch, uint32_t clock_rate) : id(branch), sequencer(clock_rate) {}
+  explicit BranchState(size_t branch) : id(branch) {}
   size_t id;
   LegState leg;
-  rtp::BranchSequencer sequencer;
-  bool receiving = true;     // the caller's media goes to it
-  bool winner = false;       // its media goes to the caller
-  bool needs_replay = true;  // the cached GOP, before any live packet
+  bool winner = false;  // its media goes to the caller
   std::atomic<uint64_t> packets{0};
   std::atomic<uint64_t> bytes{0};
 };
@@ -189,25 +184,29 @@ std::string RelayAddress::text() const {
 
 namespace {
 
-struct Stream {
-  Stream(RelayEngine::Call *c, size_t i, rtp::VideoCodec vc, uint32_t rate, PacketPool *pool)
-      : call(c),
-        index(i),
-        codec(vc),
-        clock_rate(rate ? rate : 90000),
-        gop(kGopMaxPackets, kGopMaxBytes, [pool](Packet *&p) { pool->unref(p); }) {}
+// One relayed m= line: the caller-facing leg, the branches' sockets, and the
+// fork core that decides what each branch gets. The stream is the core's
+// edge: packets are the worker's pool buffers, branches its BranchStates.
+struct Stream final : rtp::ForkEdge {
+  Stream(RelayEngine::Call *c, size_t i, RelayEngine::Worker *w,
+         const rtp::RtpForkCore::Settings &settings)
+      : call(c), index(i), worker(w), fork(*this, settings) {}
+  // The GOP goes back to the pool while this edge is whole, not from the
+  // core's own destructor.
+  ~Stream() { fork.drop_gop(); }
+
+  void hold(rtp::PacketHandle p) override;
+  void release(rtp::PacketHandle p) override;
+  void send(rtp::BranchHandle b, const rtp::Outgoing *pkts, size_t n, bool replay) override;
+  void forward_rtcp(rtp::BranchHandle b, uint32_t from, uint32_t to) override;
+  void request_keyframe(uint32_t ssrc) override;
+
   RelayEngine::Call *call;
   size_t index;
+  RelayEngine::Worker *worker;
   LegState caller;
-  rtp::VideoCodec codec;
-  uint32_t clock_rate;
-  bool have_ssrc = false;
-  uint32_t ssrc = 0;              // the caller's latest, named by our PLIs
-  bool keyframe_wanted = false;   // asked for before the caller's first packet
-  bool keyframe_pending = false;  // a branch joined or was selected: the worker asks
-  rtp::KeyframeRequests requests;
-  rtp::GopCache<Packet *> gop;
   std::vector<std::unique_ptr<BranchState>> branches;
+  rtp::RtpForkCore fork;
 
   BranchState *branch(size_t id) {
     for (auto &b : branches)
@@ -263,6 +262,11 @@ class RelayEngine::Worker {
     pending_.erase(std::remove(pending_.begin(), pending_.end(), c), pending_.end());
   }
 
+  // What a stream's fork core asks for (Stream's ForkEdge), under mu.
+  void send_rtp(BranchState *b, const rtp::Outgoing *pkts, int n);
+  void send_rtcp(BranchState *b, uint32_t from, uint32_t to);
+  void send_pli(Stream *s, uint32_t ssrc);
+
  private:
   void run();
   void do_pending(int64_t now);
@@ -271,12 +275,7 @@ class RelayEngine::Worker {
   bool admit(const Stream *s, Route &route, int kind, int packet);
 
   void from_caller_rtp(Stream *s, Packet **pkts, int n, int64_t now);
-  void from_caller_rtcp(Stream *s, Packet **pkts, int n);
   void from_branch_rtcp(Stream *s, Packet **pkts, int n, int64_t now);
-  void want_keyframe(Stream *s, int64_t now);
-  void send_pli(Stream *s);
-  void replay(Stream *s, BranchState *b, int64_t now);
-  void send_rtp(BranchState *b, Packet *const *pkts, int n, int64_t now);
   void send_whole(int fd, const Route &route, Packet *const *pkts, int n);
   void add_message(int i, const Route &route, int iovs);
   int send_batch(int fd, int n, uint64_t *bytes);
@@ -298,11 +297,23 @@ class RelayEngine::Worker {
   iovec tx_iov_[kBatch][2];
   uint8_t tx_head_[kBatch][12];
   uint8_t tx_rtcp_[kBatch][RelayEngine::kMaxPacket];  // RTCP with a branch's SSRC
+  // The caller's RTCP being forwarded (Stream::forward_rtcp sends it).
+  Packet *const *rtcp_batch_ = nullptr;
+  int rtcp_count_ = 0;
 
   std::thread thread_;
 };
 
 RelayEngine::Worker::Worker(unsigned index, Latch latch) : latch_(latch) {
+  // The receive array is set up once: the kernel writes back only each
+  // message's length, flags and source address length.
+  for (int i = 0; i < kBatch; ++i) {
+    msghdr &h = rx_msg_[i].msg_hdr;
+    h = msghdr{};
+    h.msg_name = &rx_from_[i];
+    h.msg_iov = &rx_iov_[i];
+    h.msg_iovlen = 1;
+  }
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
   wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_ < 0 || wake_ < 0) {
@@ -372,6 +383,24 @@ void RelayEngine::Worker::unwatch(LegState &leg) {
   }
 }
 
+// ------------------------------------------------------------------ fork edge
+
+void Stream::hold(rtp::PacketHandle p) { ++static_cast<Packet *>(p)->refs; }
+
+void Stream::release(rtp::PacketHandle p) { worker->pool.unref(static_cast<Packet *>(p)); }
+
+void Stream::send(rtp::BranchHandle b, const rtp::Outgoing *pkts, size_t n, bool) {
+  worker->send_rtp(static_cast<BranchState *>(b), pkts, static_cast<int>(n));
+}
+
+void Stream::forward_rtcp(rtp::BranchHandle b, uint32_t from, uint32_t to) {
+  worker->send_rtcp(static_cast<BranchState *>(b), from, to);
+}
+
+void Stream::request_keyframe(uint32_t ssrc) { worker->send_pli(this, ssrc); }
+
+// ------------------------------------------------------------------ worker
+
 void RelayEngine::Worker::kick(Call *c) {
   if (!c->pending) {
     c->pending = true;
@@ -414,29 +443,19 @@ void RelayEngine::Worker::run() {
 void RelayEngine::Worker::do_pending(int64_t now) {
   for (Call *c : pending_) {
     c->pending = false;
-    for (auto &s : c->streams) {
-      if (!s) continue;
-      if (s->keyframe_pending) {
-        s->keyframe_pending = false;
-        want_keyframe(s.get(), now);
-      }
-      for (auto &b : s->branches)
-        if (b->receiving && b->needs_replay) replay(s.get(), b.get(), now);
-    }
+    for (auto &s : c->streams)
+      if (s) s->fork.tick(now);
   }
   pending_.clear();
 }
 
 int RelayEngine::Worker::receive(int fd) {
   for (int i = 0; i < kBatch; ++i) {
-    if (!rx_[i]) rx_[i] = pool.take();
-    rx_iov_[i] = {rx_[i]->data, sizeof rx_[i]->data};
-    msghdr &h = rx_msg_[i].msg_hdr;
-    h = msghdr{};
-    h.msg_name = &rx_from_[i];
-    h.msg_namelen = sizeof rx_from_[i];
-    h.msg_iov = &rx_iov_[i];
-    h.msg_iovlen = 1;
+    if (!rx_[i]) {  // the last batch's buffer stayed in the GOP cache
+      rx_[i] = pool.take();
+      rx_iov_[i] = {rx_[i]->data, sizeof rx_[i]->data};
+    }
+    rx_msg_[i].msg_hdr.msg_namelen = sizeof rx_from_[i];
   }
   const int n = recvmmsg(fd, rx_msg_, kBatch, MSG_DONTWAIT, nullptr);
   for (int i = 0; i < n; ++i)  // a datagram too big for a buffer is dropped
@@ -489,7 +508,11 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
   if (n_rtp + n_rtcp) s->call->last_packet_s.store(now / 1000000, std::memory_order_relaxed);
   if (!b) {
     if (n_rtp) from_caller_rtp(s, rtp_pkts, n_rtp, now);
-    if (n_rtcp) from_caller_rtcp(s, rtcp_pkts, n_rtcp);
+    if (n_rtcp) {
+      rtcp_batch_ = rtcp_pkts;
+      rtcp_count_ = n_rtcp;
+      s->fork.on_rtcp();
+    }
   } else if (b->winner) {  // only the device that answered talks to the caller
     if (n_rtp) send_whole(s->caller.fd[kRtp], s->caller.route[kRtp], rtp_pkts, n_rtp);
     if (n_rtcp) send_whole(s->caller.fd[kRtcp], s->caller.route[kRtcp], rtcp_pkts, n_rtcp);
@@ -505,109 +528,53 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
 }
 
 void RelayEngine::Worker::from_caller_rtp(Stream *s, Packet **pkts, int n, int64_t now) {
-  // A branch that joined since the last batch gets the GOP as it was before it.
-  for (auto &b : s->branches)
-    if (b->receiving && b->needs_replay) replay(s, b.get(), now);
-  Packet *valid[kBatch];
-  int n_valid = 0;
-  bool ask = false, gop_turned = false;
-  for (int i = 0; i < n; ++i) {
-    Packet *p = pkts[i];
-    rtp::Header h;
-    if (!rtp::parse(p->data, p->size, &h)) continue;
-    valid[n_valid++] = p;
-    if (!s->have_ssrc || h.ssrc != s->ssrc) {
-      if (s->have_ssrc)  // not INFO: a flood of junk would flood the log
-        PLOG_DEBUG("relay: call-id=%s stream %zu: source SSRC %08x -> %08x", s->call->id.c_str(),
-                   s->index, s->ssrc, h.ssrc);
-      s->gop.clear();  // the old stream's GOP decodes nothing of the new one
-      s->have_ssrc = true;
-      s->ssrc = h.ssrc;
-      if (s->keyframe_wanted && s->codec != rtp::VideoCodec::None) {
-        s->keyframe_wanted = false;
-        ask |= s->requests.request(h.ssrc, now);
-      }
-    }
-    if (s->codec == rtp::VideoCodec::None) continue;
-    const bool key = rtp::starts_keyframe(s->codec, p->data + h.payload_offset, h.payload_size);
-    if (key) s->requests.keyframe_seen(h.ssrc);
-    ++p->refs;
-    s->gop.push(p, p->size, key, h.timestamp);
-    gop_turned |= key;
-  }
-  // A retry or a held-back request is due by the clock, and the whole batch
-  // has one "now": asking once per batch is asking once per packet.
-  if (n_valid && s->codec != rtp::VideoCodec::None) ask |= s->requests.poll(s->ssrc, now);
-  if (ask) send_pli(s);
-  for (auto &b : s->branches)
-    if (b->receiving) send_rtp(b.get(), valid, n_valid, now);
-  // A GOP the keyframe ended goes after the keyframe went out.
-  if (gop_turned)
-    for (Packet *old : s->gop.take_retired()) pool.unref(old);
+  rtp::Incoming in[kBatch];
+  for (int i = 0; i < n; ++i) in[i] = {pkts[i], pkts[i]->data, pkts[i]->size};
+  const uint64_t changes = s->fork.counters().source_changes;
+  const uint32_t ssrc = s->fork.source_ssrc();
+  s->fork.on_rtp(in, static_cast<size_t>(n), now);
+  if (s->fork.counters().source_changes != changes)  // not INFO: junk would flood the log
+    PLOG_DEBUG("relay: call-id=%s stream %zu: source SSRC %08x -> %08x", s->call->id.c_str(),
+               s->index, ssrc, s->fork.source_ssrc());
 }
 
-void RelayEngine::Worker::from_caller_rtcp(Stream *s, Packet **pkts, int n) {
-  for (auto &b : s->branches) {
-    const Route &route = b->leg.route[kRtcp];
-    if (!b->receiving || route.to.empty()) continue;
-    // The branch's receivers know the SSRC its sequencer gave the stream.
-    const rtp::BranchSequencer &seq = b->sequencer;
-    const bool rewrite = seq.started() && seq.ssrc() != seq.source_ssrc();
-    for (int i = 0; i < n; ++i) {
-      uint8_t *data = pkts[i]->data;
-      if (rewrite) {
-        memcpy(tx_rtcp_[i], data, pkts[i]->size);
-        data = tx_rtcp_[i];
-        rtp::rewrite_rtcp_ssrc(data, pkts[i]->size, seq.source_ssrc(), seq.ssrc());
-      }
-      tx_iov_[i][0] = {data, pkts[i]->size};
-      add_message(i, route, 1);
+void RelayEngine::Worker::send_rtcp(BranchState *b, uint32_t from, uint32_t to) {
+  const Route &route = b->leg.route[kRtcp];
+  if (route.to.empty()) return;
+  for (int i = 0; i < rtcp_count_; ++i) {
+    Packet *p = rtcp_batch_[i];
+    uint8_t *data = p->data;
+    if (from != to) {
+      memcpy(tx_rtcp_[i], data, p->size);
+      data = tx_rtcp_[i];
+      rtp::rewrite_rtcp_ssrc(data, p->size, from, to);
     }
-    send_batch(b->leg.fd[kRtcp], n, nullptr);
+    tx_iov_[i][0] = {data, p->size};
+    add_message(i, route, 1);
   }
+  send_batch(b->leg.fd[kRtcp], rtcp_count_, nullptr);
 }
 
 void RelayEngine::Worker::from_branch_rtcp(Stream *s, Packet **pkts, int n, int64_t now) {
   // An early device's keyframe request goes through the de-duplication.
   for (int i = 0; i < n; ++i)
     if (rtp::asks_for_keyframe(pkts[i]->data, pkts[i]->size)) {
-      want_keyframe(s, now);
+      s->fork.branch_wants_keyframe(now);
       return;
     }
 }
 
-void RelayEngine::Worker::want_keyframe(Stream *s, int64_t now) {
-  if (s->codec == rtp::VideoCodec::None) return;
-  if (!s->have_ssrc) {  // asked with the caller's first packet
-    s->keyframe_wanted = true;
-    return;
-  }
-  if (s->requests.request(s->ssrc, now)) send_pli(s);
-}
-
-void RelayEngine::Worker::send_pli(Stream *s) {
+// Also from the main loop (a branch added or selected): one datagram, no
+// shared send arrays.
+void RelayEngine::Worker::send_pli(Stream *s, uint32_t ssrc) {
   const Route &route = s->caller.route[kRtcp];
   if (route.to.empty()) return;
   uint8_t pli[rtp::kPliSize];
-  rtp::write_pli(pli, s->call->pli_ssrc, s->ssrc);
+  rtp::write_pli(pli, s->call->pli_ssrc, ssrc);
   sendto(s->caller.fd[kRtcp], pli, sizeof pli, MSG_DONTWAIT,
          reinterpret_cast<const sockaddr *>(&route.to.addr), route.to.len);
   PLOG_DEBUG("relay: call-id=%s PLI to the caller %s", s->call->id.c_str(),
              route.to.text().c_str());
-}
-
-void RelayEngine::Worker::replay(Stream *s, BranchState *b, int64_t now) {
-  b->needs_replay = false;
-  Packet *chunk[kBatch];
-  int k = 0;
-  for (Packet *p : s->gop.packets()) {
-    chunk[k++] = p;
-    if (k == kBatch) send_rtp(b, chunk, k, now), k = 0;
-  }
-  if (k) send_rtp(b, chunk, k, now);
-  if (!s->gop.packets().empty())
-    PLOG_DEBUG("relay: call-id=%s branch %zu: %zu GOP packets replayed", s->call->id.c_str(), b->id,
-               s->gop.packets().size());
 }
 
 void RelayEngine::Worker::add_message(int i, const Route &route, int iovs) {
@@ -622,18 +589,22 @@ void RelayEngine::Worker::add_message(int i, const Route &route, int iovs) {
 
 // RTP to a branch with the branch's ids: a rewritten copy of the fixed header,
 // the rest of the packet where it is.
-void RelayEngine::Worker::send_rtp(BranchState *b, Packet *const *pkts, int n, int64_t now) {
+void RelayEngine::Worker::send_rtp(BranchState *b, const rtp::Outgoing *pkts, int n) {
   const Route &route = b->leg.route[kRtp];
   if (route.to.empty() || n == 0) return;
   for (int i = 0; i < n; ++i) {
-    const uint8_t *d = pkts[i]->data;
-    const rtp::RtpIds out =
-        b->sequencer.map({rtp::read32(d + 8), rtp::read16(d + 2), rtp::read32(d + 4)}, now);
-    memcpy(tx_head_[i], d, sizeof tx_head_[i]);
-    rtp::rewrite(tx_head_[i], out.seq, out.timestamp, out.ssrc);
-    tx_iov_[i][0] = {tx_head_[i], sizeof tx_head_[i]};
-    tx_iov_[i][1] = {pkts[i]->data + sizeof tx_head_[i], pkts[i]->size - sizeof tx_head_[i]};
-    add_message(i, route, 2);
+    Packet *p = static_cast<Packet *>(pkts[i].packet);
+    if (pkts[i].rewritten) {
+      const rtp::RtpIds &out = pkts[i].ids;
+      memcpy(tx_head_[i], p->data, sizeof tx_head_[i]);
+      rtp::rewrite(tx_head_[i], out.seq, out.timestamp, out.ssrc);
+      tx_iov_[i][0] = {tx_head_[i], sizeof tx_head_[i]};
+      tx_iov_[i][1] = {p->data + sizeof tx_head_[i], p->size - sizeof tx_head_[i]};
+      add_message(i, route, 2);
+    } else {
+      tx_iov_[i][0] = {p->data, p->size};
+      add_message(i, route, 1);
+    }
   }
   uint64_t bytes = 0;
   const int sent = send_batch(b->leg.fd[kRtp], n, &bytes);
@@ -673,7 +644,8 @@ int RelayEngine::Worker::send_batch(int fd, int n, uint64_t *bytes) {
 
 // ------------------------------------------------------------------ engine
 
-RelayEngine::RelayEngine(unsigned threads, Latch latch) : threads_(threads), latch_(latch) {
+RelayEngine::RelayEngine(unsigned threads, Latch latch, const rtp::KeyframeRequests::Timing &keyframes)
+    : threads_(threads), latch_(latch), keyframes_(keyframes) {
   if (threads_ == 0) {
     // One per online CPU this process may run on (taskset, a cgroup cpuset).
     cpu_set_t set;
@@ -708,7 +680,11 @@ void RelayEngine::add_stream(Call *c, size_t stream, const Leg &caller, rtp::Vid
   tune_socket(caller.rtcp_fd);
   Worker *w = c->worker;
   std::lock_guard<std::mutex> l(w->mu);
-  auto s = std::make_unique<Stream>(c, stream, codec, clock_rate, &w->pool);
+  rtp::RtpForkCore::Settings settings;
+  settings.codec = codec;
+  if (clock_rate) settings.clock_rate = clock_rate;
+  settings.timing = keyframes_;
+  auto s = std::make_unique<Stream>(c, stream, w, settings);
   s->caller.set(caller);
   if (c->streams.size() <= stream) c->streams.resize(stream + 1);
   w->watch(s.get(), nullptr, s->caller);
@@ -722,21 +698,23 @@ void RelayEngine::add_branch(Call *c, size_t stream, size_t branch, const Leg &d
   std::lock_guard<std::mutex> l(w->mu);
   Stream *s = stream_of(c, stream);
   if (!s || s->branch(branch)) return;
-  auto b = std::make_unique<BranchState>(branch, s->clock_rate);
+  auto b = std::make_unique<BranchState>(branch);
   b->leg.set(device);
   w->watch(s, b.get(), b->leg);
+  // Its keyframe request goes now; the worker sends its GOP replay.
+  s->fork.add_branch(static_cast<uint32_t>(branch), b.get(), mono_us());
   s->branches.push_back(std::move(b));
-  s->keyframe_pending = true;
   w->kick(c);
 }
 
 void RelayEngine::select_branch(Call *c, size_t branch) {
   Worker *w = c->worker;
   std::lock_guard<std::mutex> l(w->mu);
+  const int64_t now = mono_us();
   for (auto &s : c->streams) {
     if (!s || !s->branch(branch)) continue;
-    for (auto &b : s->branches) b->receiving = b->winner = b->id == branch;
-    s->keyframe_pending = true;
+    for (auto &b : s->branches) b->winner = b->id == branch;
+    s->fork.select_branch(static_cast<uint32_t>(branch), now);
   }
   w->kick(c);
 }
@@ -749,6 +727,7 @@ void RelayEngine::remove_branch(Call *c, size_t branch) {
     auto &v = s->branches;
     for (auto it = v.begin(); it != v.end(); ++it)
       if ((*it)->id == branch) {
+        s->fork.remove_branch(static_cast<uint32_t>(branch));
         w->unwatch((*it)->leg);
         v.erase(it);
         break;
@@ -792,6 +771,17 @@ void RelayEngine::close_call(Call *c) {
 
 int64_t RelayEngine::last_packet_s(const Call *c) const {
   return c->last_packet_s.load(std::memory_order_relaxed);
+}
+
+RelayEngine::ForkCounters RelayEngine::fork_counters(const Call *c, size_t stream) const {
+  ForkCounters out;
+  std::lock_guard<std::mutex> l(c->worker->mu);
+  const Stream *s = stream < c->streams.size() ? c->streams[stream].get() : nullptr;
+  if (!s) return out;
+  out.packets_in = s->fork.counters().packets_in;
+  out.keyframe_requests_sent = s->fork.keyframe_requests().sent();
+  out.keyframe_requests_suppressed = s->fork.keyframe_requests().suppressed();
+  return out;
 }
 
 RelayEngine::Counters RelayEngine::branch_counters(const Call *c, size_t branch) const {

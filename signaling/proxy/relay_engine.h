@@ -20,15 +20,15 @@
 // when remove_branch() or close_call() returns, the worker has let go of the
 // sockets and the caller may close them.
 //
-// What is forwarded (the same as the GStreamer relay and rtpfork did):
-//  - the caller's RTP and RTCP to every receiving branch (every connected early
-//    branch, only the winner after select_branch), each branch with its own
-//    continuous SSRC/sequence/timestamp (rtp::BranchSequencer);
+// What is forwarded:
+//  - the caller's RTP and RTCP to every receiving branch, as the stream's
+//    rtp::RtpForkCore decides (the same core the rtpfork element runs): every
+//    connected early branch, only the winner after select_branch, each with
+//    its own continuous SSRC/sequence/timestamp; a new branch gets the cached
+//    GOP at once; keyframe requests of new or selected branches and early
+//    branches' PLI/FIR are de-duplicated into one PLI from the caller-facing
+//    RTCP socket naming the caller's latest SSRC (RFC 4585 §6.3.1);
 //  - a branch's RTP and RTCP to the caller only from the winner;
-//  - an early branch's keyframe requests (PLI/FIR) and every new or selected
-//    branch through rtp::KeyframeRequests' de-duplication, as one PLI from the
-//    caller-facing RTCP socket naming the caller's latest SSRC (RFC 4585 §6.3.1);
-//  - a new branch gets the cached GOP (rtp::GopCache) at once;
 //  - symmetric RTP: the first packet from a peer, per RTP and RTCP, fixes
 //    where its packets go (update_peer() moves a peer not latched yet);
 //  - RTCP that arrives on an RTP port (rtcp-mux, RFC 5761 §4) is taken as RTCP.
@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "rtpfork/keyframe_detect.h"
+#include "rtpfork/keyframe_requests.h"
 
 namespace portier::proxy {
 
@@ -72,8 +73,10 @@ class RelayEngine {
   };
 
   // threads: I/O threads, 0 for one per online CPU the process may run on.
-  // They start with the first call.
-  explicit RelayEngine(unsigned threads, Latch latch = Latch::SignalledHost);
+  // They start with the first call. keyframes: how the fork core paces the
+  // keyframe requests it sends the caller.
+  explicit RelayEngine(unsigned threads, Latch latch = Latch::SignalledHost,
+                       const rtp::KeyframeRequests::Timing &keyframes = {});
   ~RelayEngine();
   RelayEngine(const RelayEngine &) = delete;
   RelayEngine &operator=(const RelayEngine &) = delete;
@@ -119,6 +122,14 @@ class RelayEngine {
     uint64_t bytes = 0;
   };
   Counters branch_counters(const Call *c, size_t branch) const;
+  // The fork of stream `stream` (an m= line): what came from the caller and
+  // the keyframe requests that went to it or were de-duplicated.
+  struct ForkCounters {
+    uint64_t packets_in = 0;
+    uint64_t keyframe_requests_sent = 0;
+    uint64_t keyframe_requests_suppressed = 0;
+  };
+  ForkCounters fork_counters(const Call *c, size_t stream) const;
 
   unsigned threads() const { return threads_; }
 
@@ -129,6 +140,7 @@ class RelayEngine {
 
   unsigned threads_;
   Latch latch_;
+  rtp::KeyframeRequests::Timing keyframes_;
   std::vector<std::unique_ptr<Worker>> workers_;  // started with the first call
 };
 

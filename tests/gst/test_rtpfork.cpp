@@ -178,6 +178,60 @@ TEST_F(RtpFork, AJoiningBranchGetsTheGopSinceTheLastKeyframeFirst) {
   EXPECT_EQ(got[0].mark, 5);
 }
 
+// The GOP goes out when the branch joins (its pad is linked), not with the
+// next live packet: a device whose door sends slowly shows a picture at once.
+TEST_F(RtpFork, TheGopGoesOutWhenTheBranchJoinsNotWithTheNextPacket) {
+  push(vp8_packet(200, 0, true, 1));
+  push(vp8_packet(201, 3000, false, 2));
+  GstHarness *late = add_branch();
+  std::vector<Ids> got = drain(late);
+  ASSERT_EQ(got.size(), 2u) << "the replay, before any live packet";
+  EXPECT_EQ(got[0].mark, 1);
+  EXPECT_EQ(got[1].mark, 2);
+  push(vp8_packet(202, 6000, false, 3));
+  got = drain(late);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].seq, 202);
+}
+
+// The branches' flow returns combine as tee's do: NOT_LINKED only when no
+// branch is linked, a branch's error is returned (the others still get the
+// packet), anything else is OK.
+TEST_F(RtpFork, FlowReturnsCombineAsTeeDoes) {
+  GstHarness *a = add_branch(), *b = add_branch();
+  push(vp8_packet(1, 0, true));
+  // one branch unlinked: the other is still fed, OK
+  GstPad *src0 = gst_element_get_static_pad(fork, "src_0");
+  ASSERT_TRUE(gst_pad_unlink(src0, a->sinkpad));
+  push(vp8_packet(2, 3000, false));
+  EXPECT_EQ(drain(b).size(), 2u);
+  // none linked: NOT_LINKED
+  GstPad *src1 = gst_element_get_static_pad(fork, "src_1");
+  ASSERT_TRUE(gst_pad_unlink(src1, b->sinkpad));
+  GstBuffer *buf = vp8_packet(3, 6000, false);
+  pushed.push_back(gst_buffer_ref(buf));
+  EXPECT_EQ(gst_harness_push(h, buf), GST_FLOW_NOT_LINKED);
+  // a branch whose device fails: its error comes back, the other gets the packet
+  ASSERT_EQ(gst_pad_link(src1, b->sinkpad), GST_PAD_LINK_OK);
+  GstPad *failing = gst_pad_new("failing", GST_PAD_SINK);
+  gst_pad_set_chain_function(failing, [](GstPad *, GstObject *, GstBuffer *buffer) {
+    gst_buffer_unref(buffer);
+    return GST_FLOW_ERROR;
+  });
+  gst_pad_set_active(failing, TRUE);
+  ASSERT_EQ(gst_pad_link(src0, failing), GST_PAD_LINK_OK);
+  drain(b);
+  buf = vp8_packet(4, 9000, false);
+  pushed.push_back(gst_buffer_ref(buf));
+  EXPECT_EQ(gst_harness_push(h, buf), GST_FLOW_ERROR);
+  EXPECT_EQ(drain(b).size(), 1u);
+  gst_pad_unlink(src0, failing);
+  gst_pad_set_active(failing, FALSE);
+  gst_object_unref(failing);
+  gst_object_unref(src0);
+  gst_object_unref(src1);
+}
+
 TEST_F(RtpFork, ReplayCanBeTurnedOff) {
   g_object_set(fork, "replay-gop", FALSE, nullptr);
   push(vp8_packet(1, 0, true, 1));
