@@ -173,28 +173,6 @@ void remove_body(msg_t *msg) {
                     reinterpret_cast<msg_header_t *>(sip_content_length_create(msg_home(msg), 0)));
 }
 
-// A device behind NAT registers a contact it cannot be reached at; its REGISTER
-// came from `received` ("udp:203.0.113.5:40211"). When the two differ, requests
-// go to where the REGISTER came from (as rport does for responses, RFC 3581),
-// with the Request-URI left as the device wrote it. Over TCP this also reuses
-// the device's own connection.
-std::string next_hop_for(const url_t *contact, const std::string &received) {
-  size_t a = received.find(':'), b = received.rfind(':');
-  if (!contact || a == std::string::npos || b <= a) return "";
-  std::string proto = received.substr(0, a);
-  std::string host = received.substr(a + 1, b - a - 1);
-  std::string port = received.substr(b + 1);
-  const char *cport = contact->url_port && *contact->url_port ? contact->url_port : "5060";
-  const std::string bare =
-      host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
-  if (contact->url_host &&
-      (strcasecmp(contact->url_host, host.c_str()) == 0 ||
-       strcasecmp(contact->url_host, bare.c_str()) == 0) &&
-      port == cport)
-    return "";
-  return "sip:" + host + ":" + port + ";transport=" + proto;
-}
-
 // "udp:192.0.2.1:5060" or "tcp:[2001:db8::1]:5061" (Proxy::source_of) -> the
 // address alone, so that a caller's calls count together whatever its port.
 std::string source_host(const std::string &source) {
@@ -348,56 +326,13 @@ bool Router::settle_unsent(Txn *t) {
   return true;
 }
 
-bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
-                             const std::string &caller_aor, bool pop_route) {
-  const url_t *ruri = sip->sip_request->rq_url;
-  if (!ruri->url_user) {
-    nta_incoming_treply(irq, 404, "No user part in Request-URI", TAG_END());
-    return false;
-  }
-  const std::string aor = normalize_aor(ruri->url_user, ruri->url_host);
-  const int64_t now = now_s();
+bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
+                  const chain::ForkRequest &request) {
+  const std::string &caller_aor = request.caller_aor;
+  const std::string &aor = request.aor;
+  const std::vector<chain::Target> &contacts = request.targets;
+  const bool pop_route = request.pop_route;
   const auto &s = proxy_.settings();
-
-  // Which AORs this request rings: a group address rings every AOR of its domain
-  // but the caller's own; a static record lists its AORs; else the AOR itself.
-  std::vector<std::string> aors;
-  const bool group =
-      std::find(s.group_addresses.begin(), s.group_addresses.end(), aor) != s.group_addresses.end();
-  if (group) {
-    for (auto &a : proxy_.locations().aors_in_domain(aor_domain(aor), now))
-      if (a != caller_aor && a != aor) aors.push_back(a);
-  } else if (const auto *targets = proxy_.static_records().find(aor)) {
-    for (const auto &a : *targets)
-      if (a != caller_aor) aors.push_back(a);
-  } else {
-    aors.push_back(aor);
-  }
-
-  struct Target {
-    std::string contact, next_hop, aor;
-  };
-  std::vector<Target> contacts;
-  std::set<std::string> seen;
-  for (const auto &a : aors) {
-    for (const auto &bnd : proxy_.locations().lookup(a, now)) {
-      // §16.3 step 4 in spirit: never fork back to ourselves.
-      url_t *u = url_make(msg_home(msg), bnd.contact.c_str());
-      bool loop = u && proxy_.is_us(u);
-      if (!loop && seen.insert(bnd.contact).second)
-        contacts.push_back({bnd.contact, next_hop_for(u, bnd.received), a});
-    }
-  }
-  if (contacts.empty()) {
-    if (!group && !proxy_.static_records().find(aor) && ruri->url_user &&
-        !proxy_.users().has_user(ruri->url_user, ruri->url_host ? ruri->url_host : "")) {
-      nta_incoming_treply(irq, SIP_404_NOT_FOUND, TAG_END());
-    } else {
-      nta_incoming_treply(irq, 480, "Temporarily Unavailable", TAG_END());
-    }
-    PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
-    return false;
-  }
 
   const bool dialog_forming =
       sip->sip_request->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
@@ -449,9 +384,9 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr = record_route ? proxy_.record_route_for(
-                                              irq, msg, c.next_hop.empty() ? c.contact : c.next_hop)
+                                              irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
                                         : std::string();
-    if (add_branch(t, msg, c.contact, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
+    if (add_branch(t, msg, c.uri, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
   }
   if (!settle_unsent(t)) return true;
