@@ -1,0 +1,229 @@
+// The whole request chain as build_chain assembles it (real registrar, digest
+// authentication, target resolver; a stand-in only for the router, which needs
+// a live nta agent): a parsed request in, the processor that decided, its
+// outcome and the status out.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "chain_test_util.h"
+#include "proxy/chain/build_chain.h"
+
+namespace portier::proxy::chain {
+namespace {
+
+using testing::Request;
+using testing::request_text;
+
+// Records what reaches the router.
+struct RouterStandIn : Forker, DialogRouter {
+  bool fork(nta_incoming_t *, msg_t *, const sip_t *, const ForkRequest &r) override {
+    ++forks;
+    targets = r.targets;
+    caller_aor = r.caller_aor;
+    aor = r.aor;
+    pop_route = r.pop_route;
+    return false;
+  }
+  bool route_onward(Reply &, msg_t *, const sip_t *, const std::string &source) override {
+    ++onward;
+    onward_source = source;
+    return false;
+  }
+  bool refusal_loggable() override { return false; }
+
+  int forks = 0, onward = 0;
+  std::vector<Target> targets;
+  std::string caller_aor, aor, onward_source;
+  bool pop_route = false;
+};
+
+const char kSecret[] = "0123456789abcdef0123456789abcdef";
+const char kStatelessTag[] = "pz0123";
+const std::string kRegisterAlice =
+    request_text("REGISTER", "sip:home.example",
+                 "To: <sip:alice@home.example>\r\nContact: <sip:alice@192.0.2.10:5062>\r\n", "",
+                 "<sip:alice@home.example>");
+
+class ChainPolicy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/portier-chain-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    persister_ = std::make_unique<LocationPersister>(dir_ + "/registrations");
+    std::string error;
+    ASSERT_TRUE(
+        users_.load_from_string("version:1\nalice@home.example clrtxt:secret ;\n"
+                                "door@home.example clrtxt:door ;\n",
+                                "users", &error))
+        << error;
+    ASSERT_TRUE(statics_.load_from_string("sip:flat@home.example sip:alice@home.example\n",
+                                          "static", &error))
+        << error;
+    settings_.group_addresses = {"sip:home@home.example"};
+  }
+  void TearDown() override {
+    persister_->drain();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // The chain with authentication on or off.
+  Chain chain(bool auth) {
+    if (auth) {
+      digest_ = std::make_unique<DigestAuth>(settings_, names_, nonces_, authenticator_, bans_);
+    }
+    registrar_ = std::make_unique<Registrar>(names_, locations_, *persister_,
+                                             auth ? digest_.get() : nullptr);
+    return build_chain({settings_, names_, stateless_tag_, auth ? &bans_ : nullptr, nullptr,
+                        signer_, router_, *registrar_, auth ? digest_.get() : nullptr, locations_,
+                        statics_, users_, router_});
+  }
+
+  void bind(const std::string &aor, const std::string &contact,
+            const std::string &received = "udp:192.0.2.20:5060") {
+    RegisterRequest req;
+    req.aor = aor;
+    req.contacts.push_back({contact, "", {}, {}});
+    req.call_id = "reg-" + aor;
+    req.cseq = 1;
+    req.received = received;
+    req.now = now_rounded_up();
+    ASSERT_EQ(locations_.apply(req).status, 200);
+  }
+
+  std::string dir_;
+  ProxySettings settings_;
+  LocalNames names_ = testing::test_names();
+  std::string stateless_tag_ = kStatelessTag;
+  auth::UsersFile users_;
+  auth::NonceManager nonces_{kSecret, 3600};
+  auth::Authenticator authenticator_{users_, {auth::Algorithm::MD5}, nonces_};
+  auth::FailureLimiter bans_{auth::FailureLimits{}};
+  RouteSigner signer_{kSecret};
+  LocationStore locations_{LocationStore::Limits{}};
+  StaticRecords statics_;
+  std::unique_ptr<LocationPersister> persister_;
+  std::unique_ptr<DigestAuth> digest_;
+  std::unique_ptr<Registrar> registrar_;
+  RouterStandIn router_;
+};
+
+struct Row {
+  const char *rfc;
+  std::string text;
+  const char *decided_by;
+  Outcome outcome;
+  int status;  // 0: nothing sent
+  const char *phrase = nullptr;
+};
+
+void check(const Chain &c, const Row &row) {
+  SCOPED_TRACE(row.rfc);
+  Request r(row.text);
+  ASSERT_NE(r.sip, nullptr);
+  const Outcome out = c.run(r.ctx);
+  EXPECT_STREQ(c.at(r.ctx.position).name(), row.decided_by);
+  EXPECT_STREQ(outcome_name(out), outcome_name(row.outcome));
+  EXPECT_EQ(r.reply.status(), row.status);
+  if (row.phrase) EXPECT_EQ(r.reply.phrase(), row.phrase);
+}
+
+TEST_F(ChainPolicy, WithAuthenticationEachRequestStopsWhereTheRfcSays) {
+  const Chain c = chain(true);
+  const std::string bob = "sip:bob@home.example";
+  const std::string signature = signer_.sign("call-1@192.0.2.10", "caller1");
+  const Row rows[] = {
+      {"§16.3 step 3", request_text("INVITE", bob, "Max-Forwards: 0\r\n"), "sanity",
+       Outcome::Respond, 483},
+      {"§16.10: a CANCEL that reaches the chain matched no transaction",
+       request_text("CANCEL", bob), "cancel-unmatched", Outcome::Respond, 481},
+      {"§17.2.3: an ACK outside any dialog goes nowhere", request_text("ACK", bob), "stray-ack",
+       Outcome::Stop, 0},
+      {"§17.2.1: the ACK of our stateless 407 is ours", request_text("ACK", bob, "", kStatelessTag),
+       "ack-of-our-answer", Outcome::Stop, 0},
+      {"§12.2.2: an in-dialog request without our Route matches no dialog here",
+       request_text("BYE", bob, "", "callee1"), "dialog-validator", Outcome::Respond, 481},
+      {"§16.4: a Route naming us without our signature was not issued here",
+       request_text("BYE", bob, "Route: <sip:127.0.0.1:5060;lr>\r\n", "callee1"),
+       "dialog-validator", Outcome::Respond, 403, "Route not issued here"},
+      {"§16.4, §16.12: our signed Route goes on to the router's dialog check",
+       request_text("BYE", bob, "Route: <sip:127.0.0.1:5060;lr;sig=" + signature + ">\r\n",
+                    "callee1"),
+       "dialog-validator", Outcome::Respond, 0},
+      {"§16.4: a Route past us is not ours to follow",
+       request_text("INVITE", bob, "Route: <sip:198.51.100.7;lr>\r\n"), "relaying-denied",
+       Outcome::Respond, 403, "Relaying denied"},
+      {"§11: OPTIONS to the proxy itself", request_text("OPTIONS", "sip:127.0.0.1:5060"),
+       "requests-to-us", Outcome::Respond, 200},
+      {"§11: OPTIONS to an alias of ours", request_text("OPTIONS", "sip:intercom.local"),
+       "requests-to-us", Outcome::Respond, 200},
+      {"§8.2.2.1: a MESSAGE to the proxy itself reaches nobody",
+       request_text("MESSAGE", "sip:127.0.0.1:5060"), "requests-to-us", Outcome::Respond, 404},
+      {"§16.3 (local policy): a domain we do not serve",
+       request_text("INVITE", "sip:bob@elsewhere.example"), "domain-filter", Outcome::Respond, 403,
+       "Domain not served here"},
+      {"local policy: a caller of a domain we do not authenticate",
+       request_text("INVITE", bob, "", "", "<sip:eve@elsewhere.example>"), "domain-filter",
+       Outcome::Respond, 403, "Caller domain not served here"},
+      {"§10.3 step 2, §22.1: REGISTER without credentials is challenged (401)", kRegisterAlice,
+       "registrar", Outcome::Respond, 401},
+      {"§16.3 step 6, §22.3: INVITE without credentials is challenged (407)",
+       request_text("INVITE", bob), "digest-auth", Outcome::Respond, 407},
+      {"§16.4: a Route naming us is consumed, then authentication as usual",
+       request_text("INVITE", bob, "Route: <sip:127.0.0.1:5060;lr>\r\n"), "digest-auth",
+       Outcome::Respond, 407},
+  };
+  for (const Row &row : rows) check(c, row);
+  EXPECT_EQ(router_.forks, 0);
+  EXPECT_EQ(router_.onward, 1);
+  EXPECT_EQ(router_.onward_source, "192.0.2.10");
+}
+
+TEST_F(ChainPolicy, ABannedSourceIsDroppedBeforeAnythingElse) {
+  const Chain c = chain(true);
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  for (unsigned i = 0; i < auth::FailureLimits{}.max_failures; ++i)
+    bans_.failed("192.0.2.10", "alice@home.example", now);
+  check(c, {"local policy: banned after repeated failures",
+            request_text("OPTIONS", "sip:127.0.0.1:5060"), "source-limiter", Outcome::Stop, 0});
+}
+
+TEST_F(ChainPolicy, WithoutAuthenticationTheTargetsGoToTheRouter) {
+  const Chain c = chain(false);
+  bind("sip:bob@home.example", "sip:bob@192.0.2.20:5060");
+  const Row rows[] = {
+      {"§16.5: the AOR's binding is the target", request_text("INVITE", "sip:bob@home.example"),
+       "fork", Outcome::Respond, 0},
+      {"§16.5: nobody of that name (404)", request_text("INVITE", "sip:nobody@home.example"),
+       "target-resolver", Outcome::Respond, 404},
+      {"§16.5: a user without a binding is temporarily unavailable (480)",
+       request_text("INVITE", "sip:alice@home.example"), "target-resolver", Outcome::Respond, 480},
+  };
+  for (const Row &row : rows) check(c, row);
+  ASSERT_EQ(router_.forks, 1);
+  ASSERT_EQ(router_.targets.size(), 1u);
+  EXPECT_EQ(router_.targets[0].uri, "sip:bob@192.0.2.20:5060");
+  EXPECT_EQ(router_.targets[0].aor, "sip:bob@home.example");
+  // Authentication off: the caller is who From says.
+  EXPECT_EQ(router_.caller_aor, "sip:door@home.example");
+  EXPECT_EQ(router_.aor, "sip:bob@home.example");
+}
+
+TEST_F(ChainPolicy, ARegisterWaitsForTheJournalThenIsAnswered) {
+  const Chain c = chain(false);
+  Request r(kRegisterAlice);
+  ASSERT_NE(r.sip, nullptr);
+  // "A 200 means the binding survives a crash": parked until the journal holds it.
+  EXPECT_EQ(c.run(r.ctx), Outcome::Wait);
+  EXPECT_EQ(r.reply.status(), 0);
+  EXPECT_EQ(registrar_->held_replies(), 1u);
+  EXPECT_EQ(locations_.lookup("sip:alice@home.example", now_rounded_up()).size(), 1u);
+  persister_->drain();
+  registrar_->release_register_replies();
+  EXPECT_EQ(registrar_->held_replies(), 0u);
+}
+
+}  // namespace
+}  // namespace portier::proxy::chain
