@@ -35,14 +35,6 @@ std::string url_str(const url_t *url) {
 
 int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 
-// A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
-std::string bare_host(const url_t *url) {
-  if (!url || !url->url_host) return "";
-  std::string host = url->url_host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host;
-}
-
 // The SDP body of a message, if it has one.
 const char *sdp_body(const sip_t *sip, size_t *len) {
   if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data || !sip->sip_content_type ||
@@ -400,37 +392,23 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   return true;
 }
 
-bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
-                          const std::string &source_host) {
-  const sip_method_t method = sip->sip_request->rq_method;
-  const bool ack = method == sip_method_ack;
+DialogTable::Match Router::match_dialog(msg_t *msg, const sip_t *sip,
+                                       const std::string &source_host) {
   const std::string from_tag = sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
   const std::string to_tag = sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
   DialogTable::Match m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
-  if (m.verdict == DialogTable::Match::NoDialog && method == sip_method_notify &&
+  if (m.verdict == DialogTable::Match::NoDialog &&
+      sip->sip_request->rq_method == sip_method_notify &&
       notify_forms_dialog(msg, sip, source_host))
     m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
-  if (m.verdict != DialogTable::Match::Ok) {
-    // §12.2.2: no such dialog, as far as a request from this host can tell.
-    if (refusal_loggable())
-      PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
-                sip->sip_call_id->i_id, source_host.c_str(),
-                m.verdict == DialogTable::Match::NotAParty ? "not a party of the dialog"
-                                                           : "no dialog with these tags");
-    if (!ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
-    return false;
-  }
+  return m;
+}
+
+bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
+                          const DialogTable::Match &m) {
+  const sip_method_t method = sip->sip_request->rq_method;
+  const bool ack = method == sip_method_ack;
   const bool from_caller = m.side == DialogTable::Side::Caller;
-  const std::string ruri_host = bare_host(sip->sip_request->rq_url);
-  if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
-    // A party of the dialog may reach the other party, not any host through us.
-    if (refusal_loggable())
-      PLOG_INFO("route: %s call-id=%s from %s refused: Request-URI host %s is not the peer's",
-                sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_host.c_str(),
-                ruri_host.c_str());
-    if (!ack) reply.send(403, "Request-URI outside the dialog", TAG_END());
-    return false;
-  }
   if ((method == sip_method_invite || method == sip_method_update) && sip->sip_contact)
     dialogs_.add_target(*m.dialog, m.side, bare_host(sip->sip_contact->m_url));
   // Whatever identity the sender wrote goes; the one proved when the dialog

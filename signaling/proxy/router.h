@@ -29,12 +29,13 @@ class Router : public chain::Forker, public chain::DialogRouter {
   // they answered it already and the caller may hand it back to nta.
   bool fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
             const chain::ForkRequest &request) override;
-  // A to-tagged request whose top Route is our signed one: forwarded to the next
-  // hop only when it belongs to a dialog we recorded and comes from one of its
-  // parties (source_host); else 481 (an ACK is dropped). Returns true when it
-  // keeps reply.irq().
+  // See chain::DialogRouter: the dialog a to-tagged request belongs to (a
+  // NOTIFY ahead of its SUBSCRIBE's 2xx forms it), and the forwarding of one
+  // chain::DialogValidator admitted.
+  DialogTable::Match match_dialog(msg_t *msg, const sip_t *sip,
+                                  const std::string &source_host) override;
   bool route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
-                    const std::string &source_host) override;
+                    const DialogTable::Match &m) override;
   // A response outside any transaction that a recorded dialog's callee may send:
   // a retransmitted 2xx (§13.3.1.4).
   bool is_dialog_response(const sip_t *response, const std::string &source_host) const;

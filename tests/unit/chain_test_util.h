@@ -28,7 +28,7 @@ inline std::string request_text(const std::string &method, const std::string &ru
   if (headers.find("From:") == std::string::npos) t += "From: " + from + ";tag=caller1\r\n";
   if (headers.find("To:") == std::string::npos)
     t += "To: <" + ruri + ">" + (to_tag.empty() ? "" : ";tag=" + to_tag) + "\r\n";
-  t += "Call-ID: call-1@192.0.2.10\r\n";
+  if (headers.find("Call-ID:") == std::string::npos) t += "Call-ID: call-1@192.0.2.10\r\n";
   t += "CSeq: 1 " + method + "\r\n";
   t += headers;
   t += "Content-Length: 0\r\n\r\n";

@@ -16,7 +16,7 @@ namespace {
 using testing::Request;
 using testing::request_text;
 
-// Records what reaches the router.
+// Records what reaches the router; its dialogs are a real DialogTable.
 struct RouterStandIn : Forker, DialogRouter {
   bool fork(nta_incoming_t *, msg_t *, const sip_t *, const ForkRequest &r) override {
     ++forks;
@@ -26,16 +26,22 @@ struct RouterStandIn : Forker, DialogRouter {
     pop_route = r.pop_route;
     return false;
   }
-  bool route_onward(Reply &, msg_t *, const sip_t *, const std::string &source) override {
+  DialogTable::Match match_dialog(msg_t *, const sip_t *sip, const std::string &source) override {
+    return dialogs.match(sip->sip_call_id->i_id, sip->sip_from->a_tag ? sip->sip_from->a_tag : "",
+                         sip->sip_to->a_tag ? sip->sip_to->a_tag : "", source);
+  }
+  bool route_onward(Reply &, msg_t *, const sip_t *, const DialogTable::Match &m) override {
     ++onward;
-    onward_source = source;
+    onward_side = m.side;
     return false;
   }
   bool refusal_loggable() override { return false; }
 
+  DialogTable dialogs;
   int forks = 0, onward = 0;
+  DialogTable::Side onward_side = DialogTable::Side::Callee;
   std::vector<Target> targets;
-  std::string caller_aor, aor, onward_source;
+  std::string caller_aor, aor;
   bool pop_route = false;
 };
 
@@ -133,7 +139,23 @@ void check(const Chain &c, const Row &row) {
 TEST_F(ChainPolicy, WithAuthenticationEachRequestStopsWhereTheRfcSays) {
   const Chain c = chain(true);
   const std::string bob = "sip:bob@home.example";
-  const std::string signature = signer_.sign("call-1@192.0.2.10", "caller1");
+  // call-1: the door (192.0.2.10, tag caller1) called bob (192.0.2.20, tag callee1);
+  // call-2: between two other hosts.
+  DialogTable::Dialog d;
+  d.call_id = "call-1@192.0.2.10";
+  d.caller_tag = "caller1";
+  d.callee_tag = "callee1";
+  d.caller_hosts = {"192.0.2.10"};
+  d.callee_hosts = {"192.0.2.20"};
+  router_.dialogs.record(d);
+  d.call_id = "call-2";
+  d.caller_hosts = {"198.51.100.1"};
+  d.callee_hosts = {"198.51.100.2"};
+  router_.dialogs.record(d);
+  const std::string bob_device = "sip:bob@192.0.2.20:5060";
+  auto signed_route = [&](const std::string &call_id) {
+    return "Route: <sip:127.0.0.1:5060;lr;sig=" + signer_.sign(call_id, "caller1") + ">\r\n";
+  };
   const Row rows[] = {
       {"§16.3 step 3", request_text("INVITE", bob, "Max-Forwards: 0\r\n"), "sanity",
        Outcome::Respond, 483},
@@ -148,10 +170,23 @@ TEST_F(ChainPolicy, WithAuthenticationEachRequestStopsWhereTheRfcSays) {
       {"§16.4: a Route naming us without our signature was not issued here",
        request_text("BYE", bob, "Route: <sip:127.0.0.1:5060;lr>\r\n", "callee1"),
        "dialog-validator", Outcome::Respond, 403, "Route not issued here"},
-      {"§16.4, §16.12: our signed Route goes on to the router's dialog check",
-       request_text("BYE", bob, "Route: <sip:127.0.0.1:5060;lr;sig=" + signature + ">\r\n",
-                    "callee1"),
+      {"§16.4, §12.2.2: our signed Route, a recorded dialog, its caller, its callee's host: "
+       "forwarded",
+       request_text("BYE", bob_device, signed_route("call-1@192.0.2.10"), "callee1"),
        "dialog-validator", Outcome::Respond, 0},
+      {"§12.2.2: a signed Route but tags of no recorded dialog",
+       request_text("BYE", bob_device, signed_route("call-1@192.0.2.10"), "other-tag"),
+       "dialog-validator", Outcome::Respond, 481},
+      {"§12.2.2: a recorded dialog, but the sender is neither of its parties",
+       request_text("BYE", "sip:x@198.51.100.2", signed_route("call-2") + "Call-ID: call-2\r\n",
+                    "callee1"),
+       "dialog-validator", Outcome::Respond, 481},
+      {"§12.2.1.1 (local policy): a party may reach the other party only, not any host",
+       request_text("BYE", "sip:bob@198.51.100.7", signed_route("call-1@192.0.2.10"), "callee1"),
+       "dialog-validator", Outcome::Respond, 403, "Request-URI outside the dialog"},
+      {"§17: a refused ACK goes no further, unanswered",
+       request_text("ACK", "sip:bob@198.51.100.7", signed_route("call-1@192.0.2.10"), "callee1"),
+       "dialog-validator", Outcome::Stop, 0},
       {"§16.4: a Route past us is not ours to follow",
        request_text("INVITE", bob, "Route: <sip:198.51.100.7;lr>\r\n"), "relaying-denied",
        Outcome::Respond, 403, "Relaying denied"},
@@ -178,7 +213,7 @@ TEST_F(ChainPolicy, WithAuthenticationEachRequestStopsWhereTheRfcSays) {
   for (const Row &row : rows) check(c, row);
   EXPECT_EQ(router_.forks, 0);
   EXPECT_EQ(router_.onward, 1);
-  EXPECT_EQ(router_.onward_source, "192.0.2.10");
+  EXPECT_EQ(router_.onward_side, DialogTable::Side::Caller);
 }
 
 TEST_F(ChainPolicy, ABannedSourceIsDroppedBeforeAnythingElse) {

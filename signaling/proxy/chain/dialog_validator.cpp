@@ -35,8 +35,41 @@ Outcome DialogValidator::process(RequestContext &ctx) {
     if (method != sip_method_ack) ctx.reply.send(403, "Route not issued here", TAG_END());
     return refused;
   }
-  ctx.kept = router_.route_onward(ctx.reply, ctx.msg, sip, ctx.source_address());
+  const std::string &source = ctx.source_address();
+  const DialogTable::Match m = router_.match_dialog(ctx.msg, sip, source);
+  if (m.verdict != DialogTable::Match::Ok) {
+    // §12.2.2: no such dialog, as far as a request from this host can tell.
+    if (router_.refusal_loggable())
+      PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
+                sip->sip_call_id->i_id, source.c_str(),
+                m.verdict == DialogTable::Match::NotAParty ? "not a party of the dialog"
+                                                           : "no dialog with these tags");
+    if (method != sip_method_ack) ctx.reply.send(SIP_481_NO_TRANSACTION, TAG_END());
+    return refused;
+  }
+  const std::string ruri_host = bare_host(sip->sip_request->rq_url);
+  if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
+    // A party of the dialog may reach the other party, not any host through us.
+    if (router_.refusal_loggable())
+      PLOG_INFO("route: %s call-id=%s from %s refused: Request-URI host %s is not the peer's",
+                sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source.c_str(),
+                ruri_host.c_str());
+    if (method != sip_method_ack) ctx.reply.send(403, "Request-URI outside the dialog", TAG_END());
+    return refused;
+  }
+  ctx.kept = router_.route_onward(ctx.reply, ctx.msg, sip, m);
   return Outcome::Respond;
 }
 
 }  // namespace portier::proxy::chain
+
+namespace portier::proxy {
+
+std::string bare_host(const url_t *url) {
+  if (!url || !url->url_host) return "";
+  std::string host = url->url_host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+}  // namespace portier::proxy

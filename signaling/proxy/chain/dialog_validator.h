@@ -1,7 +1,8 @@
 // In-dialog requests (a To tag, RFC 3261 §12.2) follow the route set our
 // Record-Route put in place, and only that one: the top Route must name us and
-// carry our signature over the dialog (RouteSigner); the router then forwards
-// only inside a dialog it recorded, from one of its parties (DialogTable).
+// carry our signature over the dialog (RouteSigner), the request must belong to
+// a dialog the router recorded and come from one of its parties, and go to the
+// other party (DialogTable). Only then does the router forward it.
 #pragma once
 
 #include <string>
@@ -11,16 +12,21 @@
 
 namespace portier::proxy::chain {
 
-// The router's side of an admitted in-dialog request.
+// The router's side of in-dialog requests: the dialogs it recorded, and the
+// forwarding of a request the validator admitted.
 class DialogRouter {
  public:
   virtual ~DialogRouter() = default;
-  // Forwards a to-tagged request whose top Route is our signed one, or refuses
-  // it (481/403) when it matches no dialog of its sender. True when it keeps
-  // reply.irq().
+  // The recorded dialog a to-tagged request names, as far as a request from
+  // source_host can tell (DialogTable::match).
+  virtual DialogTable::Match match_dialog(msg_t *msg, const sip_t *sip,
+                                          const std::string &source_host) = 0;
+  // Forwards an admitted request inside its dialog m (m.verdict is Ok). True
+  // when it keeps reply.irq().
   virtual bool route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
-                            const std::string &source_host) = 0;
-  // Whether a refused in-dialog request may be logged (a budget per second).
+                            const DialogTable::Match &m) = 0;
+  // Whether a refused in-dialog request may be logged: a few lines a second,
+  // so a flood of forged requests cannot flood the log.
   virtual bool refusal_loggable() = 0;
 };
 
@@ -42,3 +48,8 @@ class DialogValidator : public Processor {
 };
 
 }  // namespace portier::proxy::chain
+
+namespace portier::proxy {
+// A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
+std::string bare_host(const url_t *url);
+}  // namespace portier::proxy
