@@ -211,8 +211,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                                          int64_t{settings_.idle_timeout} * 1000,
                                          int64_t{settings_.tcp_incomplete_message_timeout} * 1000});
   if (settings_.auth_enabled)
-    digest_auth_ = std::make_unique<chain::DigestAuth>(settings_, names_, *nonces_,
-                                                       *authenticator_, *limiter_);
+    digest_auth_ = std::make_unique<chain::DigestAuth>(settings_, names_, *nonces_, *authenticator_,
+                                                       *limiter_);
   registrar_ =
       std::make_unique<chain::Registrar>(names_, locations_, *persister_, digest_auth_.get());
   chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),

@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "proxy/sofia.h"  // first: it sets sofia-sip's magic types
-
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
 #include "common/control_socket.h"
@@ -24,10 +22,11 @@
 #include "proxy/chain/reply.h"
 #include "proxy/dialog_table.h"
 #include "proxy/fork_aggregator.h"
-#include "proxy/location_persist.h"
 #include "proxy/local_names.h"
+#include "proxy/location_persist.h"
 #include "proxy/location_store.h"
 #include "proxy/proxy_config.h"
+#include "proxy/sofia.h"
 #include "proxy/static_records.h"
 
 namespace portier::proxy {
@@ -57,8 +56,6 @@ class Proxy {
   su_root_t *root() const { return root_; }
   const ProxySettings &settings() const { return settings_; }
   MediaRelay *relay() { return relay_.get(); }
-  LocationStore &locations() { return locations_; }
-  const StaticRecords &static_records() const { return static_records_; }
   const auth::UsersFile &users() const { return users_; }
 
   bool is_auth_domain(const char *host) const { return names_.is_auth_domain(host); }

@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include <algorithm>
-#include <set>
 
 #include "common/auth/identity_proof.h"
 #include "common/json.h"
@@ -375,9 +374,9 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   if (sip->sip_contact) t->caller_target = bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
-    const std::string rr = record_route ? proxy_.record_route_for(
-                                              irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
-                                        : std::string();
+    const std::string rr =
+        record_route ? proxy_.record_route_for(irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
+                     : std::string();
     if (add_branch(t, msg, c.uri, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
   }
@@ -393,7 +392,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
 }
 
 DialogTable::Match Router::match_dialog(msg_t *msg, const sip_t *sip,
-                                       const std::string &source_host) {
+                                        const std::string &source_host) {
   const std::string from_tag = sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
   const std::string to_tag = sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
   DialogTable::Match m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
@@ -404,8 +403,7 @@ DialogTable::Match Router::match_dialog(msg_t *msg, const sip_t *sip,
   return m;
 }
 
-bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
-                          const DialogTable::Match &m) {
+bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const DialogTable::Match &m) {
   const sip_method_t method = sip->sip_request->rq_method;
   const bool ack = method == sip_method_ack;
   const bool from_caller = m.side == DialogTable::Side::Caller;

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "proxy/proxy.h"  // first: it sets sofia-sip's magic types
 #include "proxy/chain/dialog_validator.h"
 #include "proxy/chain/fork.h"
+#include "proxy/proxy.h"
 
 namespace portier::proxy {
 
