@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "chain_test_util.h"
+#include "common/auth/digest_client.h"
 #include "proxy/chain/build_chain.h"
 
 namespace portier::proxy::chain {
@@ -214,6 +215,55 @@ TEST_F(ChainPolicy, WithAuthenticationEachRequestStopsWhereTheRfcSays) {
   EXPECT_EQ(router_.forks, 0);
   EXPECT_EQ(router_.onward, 1);
   EXPECT_EQ(router_.onward_side, DialogTable::Side::Caller);
+}
+
+// The Proxy-Authorization a client with this password sends after the 407 of
+// `challenge` (the Proxy-Authenticate the chain sent).
+std::string answer(const std::string &challenge, const std::string &password,
+                   const std::string &ruri) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  std::string out;
+  if (msg_auth_t *au = sip_proxy_authenticate_make(home, challenge.c_str())) {
+    std::vector<std::string_view> params;
+    for (const msg_param_t *p = au->au_params; p && *p; ++p) params.emplace_back(*p);
+    auth::DigestClient client("alice", password);
+    if (auto c = auth::parse_challenge(au->au_scheme, params); c && client.challenged({*c}))
+      out = client.authorization("INVITE", ruri);
+  }
+  su_home_deinit(home);
+  return out;
+}
+
+TEST_F(ChainPolicy, AnAnsweredChallengeReachesTheRouterWithTheProvedCaller) {
+  const Chain c = chain(true);
+  bind("sip:bob@home.example", "sip:bob@192.0.2.20:5060");
+  const std::string bob = "sip:bob@home.example", alice = "<sip:alice@home.example>";
+  Request first(request_text("INVITE", bob, "", "", alice));
+  ASSERT_EQ(c.run(first.ctx), Outcome::Respond);
+  ASSERT_EQ(first.reply.status(), 407);
+  const std::string challenge = first.reply.header("proxy_authenticate_str");
+  ASSERT_FALSE(challenge.empty());
+
+  const std::string right = answer(challenge, "secret", bob);
+  check(c, {"§16.3 step 6, §22.3: credentials that check out",
+            request_text("INVITE", bob, "Proxy-Authorization: " + right + "\r\n", "", alice),
+            "fork", Outcome::Respond, 0});
+  ASSERT_EQ(router_.forks, 1);
+  EXPECT_EQ(router_.caller_aor, "sip:alice@home.example");
+  ASSERT_EQ(router_.targets.size(), 1u);
+  EXPECT_EQ(router_.targets[0].uri, "sip:bob@192.0.2.20:5060");
+
+  // §22.3: a wrong password (to a fresh challenge) is challenged again,
+  // and never reaches the router.
+  Request again(request_text("INVITE", bob, "", "", alice));
+  ASSERT_EQ(c.run(again.ctx), Outcome::Respond);
+  const std::string fresh = again.reply.header("proxy_authenticate_str");
+  const std::string wrong = answer(fresh, "guess", bob);
+  ASSERT_FALSE(wrong.empty());
+  check(c, {"§22.3: wrong password",
+            request_text("INVITE", bob, "Proxy-Authorization: " + wrong + "\r\n", "", alice),
+            "digest-auth", Outcome::Respond, 407});
+  EXPECT_EQ(router_.forks, 1);
 }
 
 TEST_F(ChainPolicy, ABannedSourceIsDroppedBeforeAnythingElse) {
