@@ -14,6 +14,7 @@
 
 #include "proxy/chain/processor.h"
 #include "proxy/local_names.h"
+#include "proxy/location_store.h"
 
 namespace portier::proxy::chain::testing {
 
@@ -69,6 +70,19 @@ inline LocalNames test_names() {
   LocalNames names({"home.example"}, {"home.example"}, {"intercom.local"});
   names.add_address({"udp", "127.0.0.1", "5060"});
   return names;
+}
+
+// A binding of aor at contact, registered from `received`; false when refused.
+inline bool bind(LocationStore &locations, const std::string &aor, const std::string &contact,
+                 const std::string &received, int64_t now) {
+  RegisterRequest req;
+  req.aor = aor;
+  req.contacts.push_back({contact, "", {}, {}});
+  req.call_id = "reg-" + aor;
+  req.cseq = 1;
+  req.received = received;
+  req.now = now;
+  return locations.apply(req).status == 200;
 }
 
 }  // namespace portier::proxy::chain::testing

@@ -88,16 +88,8 @@ class ChainPolicy : public ::testing::Test {
                         statics_, users_, router_});
   }
 
-  void bind(const std::string &aor, const std::string &contact,
-            const std::string &received = "udp:192.0.2.20:5060") {
-    RegisterRequest req;
-    req.aor = aor;
-    req.contacts.push_back({contact, "", {}, {}});
-    req.call_id = "reg-" + aor;
-    req.cseq = 1;
-    req.received = received;
-    req.now = now_rounded_up();
-    ASSERT_EQ(locations_.apply(req).status, 200);
+  void bind(const std::string &aor, const std::string &contact) {
+    ASSERT_TRUE(testing::bind(locations_, aor, contact, "udp:192.0.2.20:5060", now_rounded_up()));
   }
 
   std::string dir_;

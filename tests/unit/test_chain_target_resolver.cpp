@@ -29,14 +29,7 @@ class TargetResolverTest : public ::testing::Test {
   }
 
   void bind(const std::string &aor, const std::string &contact, const std::string &received) {
-    RegisterRequest req;
-    req.aor = aor;
-    req.contacts.push_back({contact, "", {}, {}});
-    req.call_id = "reg-" + aor;
-    req.cseq = 1;
-    req.received = received;
-    req.now = now_;
-    ASSERT_EQ(locations_.apply(req).status, 200);
+    ASSERT_TRUE(testing::bind(locations_, aor, contact, received, now_));
   }
 
   // The targets' URIs (and next hops, after a '>') in order, or the status.
