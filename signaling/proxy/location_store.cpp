@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <ctime>
 #include <string_view>
 #include <utility>
 
@@ -387,6 +388,12 @@ std::string aor_domain(const std::string &aor) {
   if (at != std::string::npos) return aor.substr(at + 1);
   size_t colon = aor.find(':');
   return colon == std::string::npos ? aor : aor.substr(colon + 1);
+}
+
+int64_t now_rounded_up() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) + (ts.tv_nsec > 0 ? 1 : 0);
 }
 
 }  // namespace portier::proxy

@@ -23,14 +23,13 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "proxy/chain/build_chain.h"
 #include "proxy/media_relay.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
 
 namespace portier::proxy {
 namespace {
-
-bool host_eq(const char *a, const std::string &b) { return a && strcasecmp(a, b.c_str()) == 0; }
 
 // mkdir -p for the state directory.
 bool make_dirs(const std::string &path, std::string *error) {
@@ -52,7 +51,9 @@ int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 }  // namespace
 
 Proxy::Proxy(ProxySettings settings)
-    : settings_(std::move(settings)), locations_(settings_.limits) {}
+    : settings_(std::move(settings)),
+      names_(settings_.reg_domains, settings_.auth_domains, settings_.aliases),
+      locations_(settings_.limits) {}
 
 Proxy::~Proxy() { stop(); }
 
@@ -181,7 +182,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     if (n && n->tpn_host && n->tpn_port && strcmp(n->tpn_host, "*") != 0) {
       std::string host = n->tpn_host;
       if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-      us_.push_back({n->tpn_proto ? n->tpn_proto : "udp", host, n->tpn_port});
+      names_.add_address({n->tpn_proto ? n->tpn_proto : "udp", host, n->tpn_port});
       PLOG_INFO("listening on %s %s:%s", n->tpn_proto, n->tpn_host, n->tpn_port);
     }
   }
@@ -209,6 +210,14 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
                                          int64_t{settings_.idle_timeout} * 1000,
                                          int64_t{settings_.tcp_incomplete_message_timeout} * 1000});
+  if (settings_.auth_enabled)
+    digest_auth_ = std::make_unique<chain::DigestAuth>(settings_, names_, *nonces_, *authenticator_,
+                                                       *limiter_);
+  registrar_ =
+      std::make_unique<chain::Registrar>(names_, locations_, *persister_, digest_auth_.get());
+  chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
+                               *route_signer_, *router_, *registrar_, digest_auth_.get(),
+                               locations_, static_records_, users_, *router_});
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
   // Runs every second for as long as the proxy does (su_timer_set_interval
@@ -231,9 +240,10 @@ void Proxy::stop() {
   if (persister_) {
     // What is queued reaches the disk and its 200s go out before the agent goes.
     persister_->drain();
-    if (agent_) release_register_replies();
-    for (HeldReply &held : held_replies_) msg_destroy(held.request);
-    held_replies_.clear();
+    if (registrar_) {
+      if (agent_) registrar_->release_register_replies();
+      registrar_->drop_held_replies();
+    }
     if (journal_registration_ >= 0) su_root_deregister(root_, journal_registration_);
     journal_registration_ = -1;
     std::string error;
@@ -241,6 +251,9 @@ void Proxy::stop() {
     persister_.reset();
   }
   if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
+  chain_ = chain::Chain();
+  registrar_.reset();
+  digest_auth_.reset();
   tcp_.reset();  // its tport references go before the agent
   router_.reset();
   relay_.reset();
@@ -261,7 +274,7 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   self->router_->expire_dialogs(now);
   self->tcp_->review(self->locations_, now);
   if (self->relay_) self->relay_->expire_idle();
-  self->log_auth_summaries();
+  if (self->digest_auth_) self->digest_auth_->log_auth_summaries();
   self->give_back_memory();
 }
 
@@ -282,58 +295,6 @@ void Proxy::give_back_memory() {
                transactions_peak_);
     transactions_peak_ = now_used;
   }
-}
-
-bool Proxy::is_reg_domain(const char *host) const {
-  if (!host) return false;
-  return std::any_of(settings_.reg_domains.begin(), settings_.reg_domains.end(),
-                     [&](const std::string &d) { return host_eq(host, d); });
-}
-
-bool Proxy::is_auth_domain(const char *host) const {
-  if (!host) return false;
-  return std::any_of(settings_.auth_domains.begin(), settings_.auth_domains.end(),
-                     [&](const std::string &d) { return host_eq(host, d); });
-}
-
-bool Proxy::is_alias(const char *host) const {
-  if (!host) return false;
-  return std::any_of(settings_.aliases.begin(), settings_.aliases.end(),
-                     [&](const std::string &a) { return host_eq(host, a); });
-}
-
-bool Proxy::is_our_address(const url_t *url) const {
-  if (!url || !url->url_host) return false;
-  std::string host = url->url_host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const char *port = url->url_port;
-  bool tls = url->url_type == url_sips;
-  std::string want_port = port && *port ? port : (tls ? "5061" : "5060");
-  for (const auto &u : us_)
-    if (strcasecmp(u.host.c_str(), host.c_str()) == 0 && u.port == want_port) return true;
-  return false;
-}
-
-bool Proxy::is_us(const url_t *url) const {
-  if (is_our_address(url)) return true;
-  if (!url || !url->url_host || (!is_reg_domain(url->url_host) && !is_alias(url->url_host)))
-    return false;
-  // A name without a port is resolved to us (RFC 3263); with one, it must be ours.
-  const char *port = url->url_port;
-  if (!port || !*port) return true;
-  return std::any_of(us_.begin(), us_.end(), [&](const HostPort &u) { return u.port == port; });
-}
-
-bool Proxy::route_signed(const sip_t *sip) const {
-  if (!route_signer_ || !sip->sip_route || !sip->sip_call_id || !sip->sip_from || !sip->sip_to)
-    return false;
-  char sig[64];
-  if (url_param(sip->sip_route->r_url->url_params, "sig", sig, sizeof sig) <= 0) return false;
-  // The caller's tag is the From tag on its own requests, the To tag on the callee's.
-  const char *call_id = sip->sip_call_id->i_id;
-  for (const char *tag : {sip->sip_from->a_tag, sip->sip_to->a_tag})
-    if (tag && route_signer_->verify(sig, call_id, tag)) return true;
-  return false;
 }
 
 std::string Proxy::transport_of(const url_t *url) {
@@ -380,7 +341,7 @@ std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::
     return "<" + uri_for(in) + ";lr" + sig + ">";
   // Our listening point on the outgoing transport, same address family preferred.
   const HostPort *out = nullptr;
-  for (const auto &u : us_) {
+  for (const auto &u : names_.addresses()) {
     if (strcasecmp(u.proto.c_str(), out_proto.c_str()) != 0) continue;
     bool same_family =
         (u.host.find(':') != std::string::npos) == (in.host.find(':') != std::string::npos);
@@ -391,95 +352,13 @@ std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::
   return "<" + uri_for(*out) + ";lr;r2=on" + sig + ">, <" + uri_for(in) + ";lr;r2=on" + sig + ">";
 }
 
-std::string Proxy::source_of(msg_t *msg) {
-  su_addrinfo_t *ai = msg_addrinfo(msg);
-  if (!ai || !ai->ai_addr) return "?";
-  char host[64] = "?";
-  su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
-  su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host);
-  const char *proto = ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp";
-  std::string h = su->su_family == AF_INET6 ? std::string("[") + host + "]" : host;
-  return std::string(proto) + ":" + h + ":" + std::to_string(ntohs(su->su_port));
-}
-
-std::string Proxy::source_address(msg_t *msg) {
-  su_addrinfo_t *ai = msg_addrinfo(msg);
-  if (!ai || !ai->ai_addr) return "?";
-  char host[64] = "?";
-  su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
-  su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host);
-  return host;
-}
-
-bool Proxy::has_our_via(const sip_t *sip) const {
-  for (const sip_via_t *v = sip->sip_via; v; v = v->v_next) {
-    url_t u[1];
-    url_init(u, url_sip);
-    u->url_host = v->v_host;
-    u->url_port = v->v_port;
-    if (is_our_address(u)) return true;
-  }
-  return false;
-}
-
-// The request's To with our stateless tag added (RFC 3261 §8.2.6.2), or
-// nullptr when it has a tag already (in-dialog) or there is no tag to add.
-static sip_to_t *tagged_to(msg_t *request, const char *tag) {
-  const sip_t *req = sip_object(request);
-  if (!tag || !req || !req->sip_to || req->sip_to->a_tag) return nullptr;
-  sip_to_t *to = sip_to_dup(msg_home(request), req->sip_to);
-  if (to && sip_to_tag(msg_home(request), to, tag) < 0) to = nullptr;
-  return to;
-}
-
-void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t value, ...) {
-  ta_list ta;
-  ta_start(ta, tag, value);
-  if (irq_) {
-    nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
-  } else if (request_) {
-    sip_to_t *to = status > 100 ? tagged_to(request_, stateless_tag_) : nullptr;
-    // nta_msg_treply takes the message: give it a reference of its own.
-    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, TAG_IF(to, SIPTAG_TO(to)),
-                   ta_tags(ta));
-  }
-  ta_end(ta);
-}
-
-nta_incoming_t *Reply::irq() {
-  if (irq_ || !sip_ || created_) return irq_;
-  created_ = true;
-  // nta takes a reference of its own: the caller keeps (and frees) its own, and
-  // msg stays valid whether or not the transaction could be made.
-  irq_ = nta_incoming_create(agent_, nullptr, msg_ref_create(request_), sip_, TAG_END());
-  return irq_;
-}
-
 int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
   auto *self = static_cast<Proxy *>(self_);
   if (!sip || !sip->sip_request || !sip->sip_cseq) {
     msg_destroy(msg);  // responses come to on_stray_response; this is neither
     return 0;
   }
-  // An address banned for failing authentication is dropped before any other
-  // work: answering would cost as much as the request, and replies to a spoofed
-  // source would go to someone else.
-  if (self->limiter_ && self->limiter_->admit(source_address(msg), now_s()) ==
-                            auth::FailureLimiter::Verdict::Banned) {
-    msg_destroy(msg);
-    return 0;
-  }
   const sip_method_t method = sip->sip_request->rq_method;
-  // A request on a TCP connection keeps it from the idle rule; a REGISTER marks
-  // the flow it came on (see TcpConnections).
-  self->tcp_->note_request(msg, method == sip_method_register);
-  // The ACK of a 4xx we sent without a transaction (a challenge): ours to absorb
-  // (RFC 3261 §17.2.1), and there is nothing to forward it to.
-  if (method == sip_method_ack && sip->sip_to && sip->sip_to->a_tag &&
-      self->stateless_tag_ == sip->sip_to->a_tag) {
-    msg_destroy(msg);
-    return 0;
-  }
   // REGISTER is answered statelessly, as Kamailio's registrar does: a UDP
   // retransmission is simply processed again (the location store treats the
   // same Call-ID and CSeq as a retransmission), and no transaction is kept
@@ -490,96 +369,10 @@ int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
       method != sip_method_register && method != sip_method_ack && method != sip_method_cancel;
   Reply reply(agent, nullptr, msg, may_keep ? sip : nullptr);
   reply.set_stateless_tag(self->stateless_tag_.c_str());
-  const bool kept = self->dispatch(reply, msg, sip);
-  if (nta_incoming_t *irq = reply.created(); irq && !kept) nta_incoming_destroy(irq);
+  chain::RequestContext ctx(msg, sip, reply);
+  self->chain_.run(ctx);
   msg_destroy(msg);
   return 0;
-}
-
-bool Proxy::dispatch(Reply &reply, msg_t *msg, const sip_t *sip) {
-  if (!sip->sip_from || !sip->sip_to || !sip->sip_call_id) {
-    reply.send(SIP_400_BAD_REQUEST, TAG_END());  // nta's sanity check lets none through
-    return false;
-  }
-  const sip_method_t method = sip->sip_request->rq_method;
-  const url_t *ruri = sip->sip_request->rq_url;
-  // Whether the router keeps the server transaction. When we answer ourselves,
-  // the caller hands it back to nta at once: nta then absorbs the ACK of our
-  // 4xx (§17.2.1) and retransmits the answer, and nothing leaks.
-  bool kept = false;
-
-  // A Route naming us is ours to consume (§16.4); whatever is left is where the
-  // request wants to go next.
-  const bool routed_to_us = sip->sip_route && is_us(sip->sip_route->r_url);
-  const sip_route_t *next_route = routed_to_us ? sip->sip_route->r_next : sip->sip_route;
-  const bool in_dialog = sip->sip_to->a_tag != nullptr;
-
-  if (sip->sip_max_forwards && sip->sip_max_forwards->mf_count == 0 &&
-      !(method == sip_method_options && is_us(ruri))) {
-    // §16.3 step 3 (OPTIONS to us with 0 is still answered, §11). An ACK is
-    // never answered (§17): it just goes no further.
-    if (method != sip_method_ack) reply.send(SIP_483_TOO_MANY_HOPS, TAG_END());
-  } else if (!in_dialog && method != sip_method_ack && method != sip_method_cancel &&
-             has_our_via(sip)) {
-    // §16.3 step 4: this request went through us before. An in-house proxy
-    // never routes to itself, so this is a loop, not a spiral.
-    reply.send(SIP_482_LOOP_DETECTED, TAG_END());
-  } else if (sip->sip_proxy_require && method != sip_method_ack && method != sip_method_cancel) {
-    // §16.3 step 5, before authentication: we support no extension a proxy
-    // could be required to, so every option-tag goes back in Unsupported (§20.40).
-    std::string tags;
-    for (const sip_proxy_require_t *r = sip->sip_proxy_require; r; r = r->k_next)
-      for (msg_param_t const *item = r->k_items; item && *item; ++item)
-        tags += (tags.empty() ? "" : ", ") + std::string(*item);
-    reply.send(SIP_420_BAD_EXTENSION, TAG_IF(!tags.empty(), SIPTAG_UNSUPPORTED_STR(tags.c_str())),
-               TAG_END());
-  } else if (method == sip_method_cancel) {
-    reply.send(SIP_481_NO_TRANSACTION, TAG_END());  // §16.10: it matched no transaction
-  } else if (in_dialog && method != sip_method_register) {
-    // In-dialog requests follow the route set our Record-Route put in place,
-    // and only that one: a Route naming us that we did not sign is refused, and
-    // the router forwards only inside a dialog it recorded, from its parties.
-    if (!routed_to_us) {
-      if (method != sip_method_ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
-    } else if (!route_signed(sip)) {
-      if (router_->refusal_loggable())
-        PLOG_INFO("route: %s call-id=%s from %s: Route without our signature, refused",
-                  sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_of(msg).c_str());
-      if (method != sip_method_ack) reply.send(403, "Route not issued here", TAG_END());
-    } else {
-      kept = router_->route_onward(reply, msg, sip, source_address(msg));
-    }
-  } else if (method == sip_method_ack) {
-    // A stray ACK gets no response (§17.2.3).
-  } else if (next_route) {
-    reply.send(403, "Relaying denied", TAG_END());
-  } else if (is_us(ruri) && !ruri->url_user) {
-    if (method == sip_method_options)
-      reply.send(SIP_200_OK,
-                 SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, "
-                                  "REGISTER, UPDATE, PRACK, NOTIFY, SUBSCRIBE, REFER"),
-                 SIPTAG_ACCEPT_STR("application/sdp"), TAG_END());
-    else if (method == sip_method_register)
-      handle_register(reply, msg, sip);
-    else
-      reply.send(SIP_404_NOT_FOUND, TAG_END());
-  } else if (!is_reg_domain(ruri->url_host) && !is_us(ruri)) {
-    reply.send(403, "Domain not served here", TAG_END());
-  } else if (method == sip_method_register) {
-    handle_register(reply, msg, sip);
-  } else if (settings_.auth_enabled && !is_auth_domain(sip->sip_from->a_url->url_host)) {
-    reply.send(403, "Caller domain not served here", TAG_END());
-  } else {
-    std::string caller_aor;
-    if (authenticate(reply, msg, sip, false, &caller_aor)) {
-      // The transaction starts here, once the credentials checked out.
-      if (nta_incoming_t *irq = reply.irq())
-        kept = router_->route_to_domain(irq, msg, sip, caller_aor, routed_to_us);
-      else
-        reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-    }
-  }
-  return kept;
 }
 
 int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip) {
@@ -600,7 +393,7 @@ int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip)
     url_init(via_url, url_sip);
     via_url->url_host = rsip->sip_via->v_host;
     via_url->url_port = rsip->sip_via->v_port;
-    if (self->is_our_address(via_url)) {
+    if (self->names_.is_our_address(via_url)) {
       sip_via_remove(msg, rsip);
       nta_incoming_mreply(self->stateless_in_, msg);
       return 0;
@@ -627,42 +420,10 @@ std::string Proxy::bans_json(int64_t now) const {
   return out + "]}";
 }
 
-void Proxy::release_register_replies() {
-  for (const LocationPersister::Finished &f : persister_->take_finished()) {
-    committed_seq_ = std::max(committed_seq_, f.seq);
-    if (!f.ok) PLOG_ERROR("registrar: cannot store registrations: %s", f.error.c_str());
-    while (!held_replies_.empty() && held_replies_.front().seq <= f.seq) {
-      HeldReply held = std::move(held_replies_.front());
-      held_replies_.pop_front();
-      if (!f.ok) {
-        // The binding is in memory and works until a restart; the device is
-        // told, and registers again.
-        sip_to_t *to = tagged_to(held.request, stateless_tag_.c_str());
-        nta_msg_treply(agent_, held.request, 500, "Registration not stored",
-                       TAG_IF(to, SIPTAG_TO(to)), TAG_END());
-        continue;
-      }
-      su_home_t home[1] = {SU_HOME_INIT(home)};
-      sip_contact_t *m =
-          held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
-      sip_to_t *to = tagged_to(held.request, stateless_tag_.c_str());
-      nta_msg_treply(agent_, held.request, SIP_200_OK, TAG_IF(to, SIPTAG_TO(to)),
-                     TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
-                     TAG_END());
-      su_home_deinit(home);
-    }
-  }
-}
-
 int Proxy::on_journal_written(su_root_magic_t *, su_wait_t *, void *self) {
-  static_cast<Proxy *>(self)->release_register_replies();
+  auto *proxy = static_cast<Proxy *>(self);
+  if (proxy->registrar_) proxy->registrar_->release_register_replies();
   return 0;
-}
-
-int64_t Proxy::now_rounded_up() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) + (ts.tv_nsec > 0 ? 1 : 0);
 }
 
 std::string Proxy::control(const std::string &command) {

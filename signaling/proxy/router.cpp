@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include <algorithm>
-#include <set>
 
 #include "common/auth/identity_proof.h"
 #include "common/json.h"
@@ -34,14 +33,6 @@ std::string url_str(const url_t *url) {
 }
 
 int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
-
-// A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
-std::string bare_host(const url_t *url) {
-  if (!url || !url->url_host) return "";
-  std::string host = url->url_host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host;
-}
 
 // The SDP body of a message, if it has one.
 const char *sdp_body(const sip_t *sip, size_t *len) {
@@ -171,28 +162,6 @@ void remove_body(msg_t *msg) {
     if (h) msg_header_remove(msg, pub, h);
   msg_header_insert(msg, pub,
                     reinterpret_cast<msg_header_t *>(sip_content_length_create(msg_home(msg), 0)));
-}
-
-// A device behind NAT registers a contact it cannot be reached at; its REGISTER
-// came from `received` ("udp:203.0.113.5:40211"). When the two differ, requests
-// go to where the REGISTER came from (as rport does for responses, RFC 3581),
-// with the Request-URI left as the device wrote it. Over TCP this also reuses
-// the device's own connection.
-std::string next_hop_for(const url_t *contact, const std::string &received) {
-  size_t a = received.find(':'), b = received.rfind(':');
-  if (!contact || a == std::string::npos || b <= a) return "";
-  std::string proto = received.substr(0, a);
-  std::string host = received.substr(a + 1, b - a - 1);
-  std::string port = received.substr(b + 1);
-  const char *cport = contact->url_port && *contact->url_port ? contact->url_port : "5060";
-  const std::string bare =
-      host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
-  if (contact->url_host &&
-      (strcasecmp(contact->url_host, host.c_str()) == 0 ||
-       strcasecmp(contact->url_host, bare.c_str()) == 0) &&
-      port == cport)
-    return "";
-  return "sip:" + host + ":" + port + ";transport=" + proto;
 }
 
 // "udp:192.0.2.1:5060" or "tcp:[2001:db8::1]:5061" (Proxy::source_of) -> the
@@ -348,56 +317,13 @@ bool Router::settle_unsent(Txn *t) {
   return true;
 }
 
-bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
-                             const std::string &caller_aor, bool pop_route) {
-  const url_t *ruri = sip->sip_request->rq_url;
-  if (!ruri->url_user) {
-    nta_incoming_treply(irq, 404, "No user part in Request-URI", TAG_END());
-    return false;
-  }
-  const std::string aor = normalize_aor(ruri->url_user, ruri->url_host);
-  const int64_t now = now_s();
+bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
+                  const chain::ForkRequest &request) {
+  const std::string &caller_aor = request.caller_aor;
+  const std::string &aor = request.aor;
+  const std::vector<chain::Target> &contacts = request.targets;
+  const bool pop_route = request.pop_route;
   const auto &s = proxy_.settings();
-
-  // Which AORs this request rings: a group address rings every AOR of its domain
-  // but the caller's own; a static record lists its AORs; else the AOR itself.
-  std::vector<std::string> aors;
-  const bool group =
-      std::find(s.group_addresses.begin(), s.group_addresses.end(), aor) != s.group_addresses.end();
-  if (group) {
-    for (auto &a : proxy_.locations().aors_in_domain(aor_domain(aor), now))
-      if (a != caller_aor && a != aor) aors.push_back(a);
-  } else if (const auto *targets = proxy_.static_records().find(aor)) {
-    for (const auto &a : *targets)
-      if (a != caller_aor) aors.push_back(a);
-  } else {
-    aors.push_back(aor);
-  }
-
-  struct Target {
-    std::string contact, next_hop, aor;
-  };
-  std::vector<Target> contacts;
-  std::set<std::string> seen;
-  for (const auto &a : aors) {
-    for (const auto &bnd : proxy_.locations().lookup(a, now)) {
-      // §16.3 step 4 in spirit: never fork back to ourselves.
-      url_t *u = url_make(msg_home(msg), bnd.contact.c_str());
-      bool loop = u && proxy_.is_us(u);
-      if (!loop && seen.insert(bnd.contact).second)
-        contacts.push_back({bnd.contact, next_hop_for(u, bnd.received), a});
-    }
-  }
-  if (contacts.empty()) {
-    if (!group && !proxy_.static_records().find(aor) && ruri->url_user &&
-        !proxy_.users().has_user(ruri->url_user, ruri->url_host ? ruri->url_host : "")) {
-      nta_incoming_treply(irq, SIP_404_NOT_FOUND, TAG_END());
-    } else {
-      nta_incoming_treply(irq, 480, "Temporarily Unavailable", TAG_END());
-    }
-    PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
-    return false;
-  }
 
   const bool dialog_forming =
       sip->sip_request->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
@@ -448,10 +374,10 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   if (sip->sip_contact) t->caller_target = bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
-    const std::string rr = record_route ? proxy_.record_route_for(
-                                              irq, msg, c.next_hop.empty() ? c.contact : c.next_hop)
-                                        : std::string();
-    if (add_branch(t, msg, c.contact, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
+    const std::string rr =
+        record_route ? proxy_.record_route_for(irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
+                     : std::string();
+    if (add_branch(t, msg, c.uri, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
   }
   if (!settle_unsent(t)) return true;
@@ -465,37 +391,22 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   return true;
 }
 
-bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
-                          const std::string &source_host) {
-  const sip_method_t method = sip->sip_request->rq_method;
-  const bool ack = method == sip_method_ack;
+DialogTable::Match Router::match_dialog(msg_t *msg, const sip_t *sip,
+                                        const std::string &source_host) {
   const std::string from_tag = sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
   const std::string to_tag = sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
   DialogTable::Match m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
-  if (m.verdict == DialogTable::Match::NoDialog && method == sip_method_notify &&
+  if (m.verdict == DialogTable::Match::NoDialog &&
+      sip->sip_request->rq_method == sip_method_notify &&
       notify_forms_dialog(msg, sip, source_host))
     m = dialogs_.match(sip->sip_call_id->i_id, from_tag, to_tag, source_host);
-  if (m.verdict != DialogTable::Match::Ok) {
-    // §12.2.2: no such dialog, as far as a request from this host can tell.
-    if (refusal_loggable())
-      PLOG_INFO("route: %s call-id=%s from %s refused: %s", sip->sip_request->rq_method_name,
-                sip->sip_call_id->i_id, source_host.c_str(),
-                m.verdict == DialogTable::Match::NotAParty ? "not a party of the dialog"
-                                                           : "no dialog with these tags");
-    if (!ack) reply.send(SIP_481_NO_TRANSACTION, TAG_END());
-    return false;
-  }
+  return m;
+}
+
+bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const DialogTable::Match &m) {
+  const sip_method_t method = sip->sip_request->rq_method;
+  const bool ack = method == sip_method_ack;
   const bool from_caller = m.side == DialogTable::Side::Caller;
-  const std::string ruri_host = bare_host(sip->sip_request->rq_url);
-  if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
-    // A party of the dialog may reach the other party, not any host through us.
-    if (refusal_loggable())
-      PLOG_INFO("route: %s call-id=%s from %s refused: Request-URI host %s is not the peer's",
-                sip->sip_request->rq_method_name, sip->sip_call_id->i_id, source_host.c_str(),
-                ruri_host.c_str());
-    if (!ack) reply.send(403, "Request-URI outside the dialog", TAG_END());
-    return false;
-  }
   if ((method == sip_method_invite || method == sip_method_update) && sip->sip_contact)
     dialogs_.add_target(*m.dialog, m.side, bare_host(sip->sip_contact->m_url));
   // Whatever identity the sender wrote goes; the one proved when the dialog

@@ -10,27 +10,32 @@
 #include <string>
 #include <vector>
 
-#include "proxy/proxy.h"  // first: it sets sofia-sip's magic types
+#include "proxy/chain/dialog_validator.h"
+#include "proxy/chain/fork.h"
+#include "proxy/proxy.h"
 
 namespace portier::proxy {
 
-class Router {
+class Router : public chain::Forker, public chain::DialogRouter {
  public:
   explicit Router(Proxy &proxy);
-  ~Router();
+  ~Router() override;
 
-  // An out-of-dialog request for one of our domains, from an authenticated
-  // caller (`caller_aor`, empty when no authentication applies).
-  // `pop_route`: the request carried a Route naming us (an outbound proxy setting).
+  // An out-of-dialog request for one of our domains, its targets resolved
+  // (chain::TargetResolver), from an authenticated caller (request.caller_aor,
+  // empty when no authentication applies). request.pop_route: the request
+  // carried a Route naming us (an outbound proxy setting).
   // Both return true when they keep irq (a transaction is running), false when
   // they answered it already and the caller may hand it back to nta.
-  bool route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
-                       const std::string &caller_aor, bool pop_route);
-  // A to-tagged request whose top Route is our signed one: forwarded to the next
-  // hop only when it belongs to a dialog we recorded and comes from one of its
-  // parties (source_host); else 481 (an ACK is dropped). Returns true when it
-  // keeps reply.irq().
-  bool route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const std::string &source_host);
+  bool fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
+            const chain::ForkRequest &request) override;
+  // See chain::DialogRouter: the dialog a to-tagged request belongs to (a
+  // NOTIFY ahead of its SUBSCRIBE's 2xx forms it), and the forwarding of one
+  // chain::DialogValidator admitted.
+  DialogTable::Match match_dialog(msg_t *msg, const sip_t *sip,
+                                  const std::string &source_host) override;
+  bool route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
+                    const DialogTable::Match &m) override;
   // A response outside any transaction that a recorded dialog's callee may send:
   // a retransmitted 2xx (§13.3.1.4).
   bool is_dialog_response(const sip_t *response, const std::string &source_host) const;
@@ -38,7 +43,7 @@ class Router {
   // Whether a refused in-dialog request may be logged: a few lines a second, so
   // a flood of forged requests cannot flood the log; the rest are counted and
   // the count logged with the next refusal in a later second.
-  bool refusal_loggable();
+  bool refusal_loggable() override;
 
   std::string calls_json(int64_t now) const;
   size_t transactions() const { return txns_.size(); }

@@ -14,22 +14,23 @@
 #include <sofia-sip/nta.h>
 #include <sofia-sip/tport.h>
 
+#include "proxy/chain/source_limiter.h"
 #include "proxy/connection_limits.h"
 #include "proxy/location_store.h"
 
 namespace portier::proxy {
 
-class TcpConnections {
+class TcpConnections : public chain::ConnectionActivity {
  public:
   TcpConnections(nta_agent_t *agent, ConnectionLimits::Settings settings);
-  ~TcpConnections();
+  ~TcpConnections() override;
   TcpConnections(const TcpConnections &) = delete;
   TcpConnections &operator=(const TcpConnections &) = delete;
 
   // For each request, from on_message: the connection is in use. A
   // REGISTER's connection is held until the next review, which keeps it while
   // the binding lives.
-  void note_request(msg_t *msg, bool is_register);
+  void note_request(msg_t *msg, bool is_register) override;
 
   // Once a second: lets go of connections whose binding is gone, closes what
   // is over the limits or idle.

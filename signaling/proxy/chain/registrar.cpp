@@ -1,5 +1,5 @@
-// REGISTER at the SIP edge (RFC 3261 §10.3): authenticate, turn the request into
-// a RegisterRequest for the LocationStore, answer with every current binding.
+#include "proxy/chain/registrar.h"
+
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -11,9 +11,8 @@
 #include <string_view>
 
 #include "common/log.h"
-#include "proxy/proxy.h"
 
-namespace portier::proxy {
+namespace portier::proxy::chain {
 namespace {
 
 std::string url_string(const url_t *url) {
@@ -61,23 +60,31 @@ bool is_printable_ascii(std::string_view s) {
 
 }  // namespace
 
-void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
+Outcome Registrar::process(RequestContext &ctx) {
+  if (ctx.sip->sip_request->rq_method != sip_method_register) return Outcome::Continue;
+  return handle_register(ctx);
+}
+
+Outcome Registrar::handle_register(RequestContext &ctx) {
+  Reply &reply = ctx.reply;
+  msg_t *msg = ctx.msg;
+  const sip_t *sip = ctx.sip;
   const url_t *to = sip->sip_to->a_url;
   if (!to->url_user || !to->url_host) {
     reply.send(400, "To must name a user", TAG_END());
-    return;
+    return Outcome::Respond;
   }
-  if (!is_reg_domain(to->url_host)) {
+  if (!names_.is_reg_domain(to->url_host)) {
     reply.send(403, "Domain not served here", TAG_END());
-    return;
+    return Outcome::Respond;
   }
   const std::string required = required_options(sip);
   if (!required.empty()) {
     reply.send(SIP_420_BAD_EXTENSION, SIPTAG_UNSUPPORTED_STR(required.c_str()), TAG_END());
-    return;
+    return Outcome::Respond;
   }
   std::string user;
-  if (!authenticate(reply, msg, sip, true, &user)) return;
+  if (auth_ && !auth_->authenticate(reply, msg, sip, true, &user)) return Outcome::Respond;
 
   RegisterRequest req;
   req.aor = normalize_aor(to->url_user, to->url_host);
@@ -93,7 +100,7 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
   // §20.19 "treat as 3600" is for UAs; a registrar tells the device instead).
   if (has_unparsable(sip, "Expires") || (sip->sip_expires && sip->sip_expires->ex_date != 0)) {
     reply.send(400, "Bad Expires (delta-seconds only)", TAG_END());
-    return;
+    return Outcome::Respond;
   }
   // A huge value (2^32) must not wrap to 0; the store cuts it to max-expires
   // (§10.3 step 6).
@@ -110,7 +117,7 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
     c.uri = url_string(m->m_url);
     if (c.uri.empty() || !m->m_url->url_host || !is_valid_contact_uri(c.uri)) {
       reply.send(400, "Bad Contact (not a SIP URI)", TAG_END());
-      return;
+      return Outcome::Respond;
     }
     if (const char *inst = msg_params_find(m->m_params, "+sip.instance=")) {
       // Kept without its quotes: "<urn:uuid:...>" is what lists and logs show.
@@ -119,14 +126,14 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
         c.instance = c.instance.substr(1, c.instance.size() - 2);
       if (!is_printable_ascii(c.instance)) {
         reply.send(400, "Bad +sip.instance", TAG_END());
-        return;
+        return Outcome::Respond;
       }
     }
     if (m->m_expires) {
       c.expires = parse_delta_seconds(m->m_expires);
       if (!c.expires) {
         reply.send(400, "Bad Contact expires (delta-seconds only)", TAG_END());
-        return;
+        return Outcome::Respond;
       }
     }
     if (m->m_q) {
@@ -134,7 +141,7 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
       c.q_milli = parse_qvalue(m->m_q);
       if (!c.q_milli) {
         reply.send(400, "Bad Contact q (0 to 1)", TAG_END());
-        return;
+        return Outcome::Respond;
       }
     }
     req.contacts.push_back(std::move(c));
@@ -153,11 +160,11 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
     char min[16];
     snprintf(min, sizeof min, "%d", out.min_expires);
     reply.send(SIP_423_INTERVAL_TOO_BRIEF, SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
-    return;
+    return Outcome::Respond;
   }
   if (out.status != 200) {
     reply.send(out.status, out.phrase.c_str(), TAG_END());
-    return;
+    return Outcome::Respond;
   }
   // §10.3 step 8: the 200 lists every current binding with its expiry.
   std::string contacts;
@@ -171,26 +178,51 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
     }
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
-  answer_register_ok(reply, msg, std::move(contacts));
   PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(), out.bindings.size(),
              req.received.c_str());
-  return;
+  return answer_register_ok(ctx, std::move(contacts));
 }
 
-void Proxy::answer_register_ok(Reply &reply, msg_t *msg, std::string contacts) {
+Outcome Registrar::answer_register_ok(RequestContext &ctx, std::string contacts) {
+  Reply &reply = ctx.reply;
   if (reply.irq() || persister_->last_seq() == committed_seq_) {
     // Nothing waits for the disk (a stateful REGISTER is not held: no
-    // caller makes one today; on_message answers REGISTER statelessly).
+    // caller makes one today; REGISTER is answered statelessly).
     su_home_t home[1] = {SU_HOME_INIT(home)};
     sip_contact_t *m = contacts.empty() ? nullptr : sip_contact_make(home, contacts.c_str());
     reply.send(SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
                TAG_END());
     su_home_deinit(home);
-    return;
+    return Outcome::Respond;
   }
   // Even a fetch or a retransmission waits: the state it reports may be a
   // change not yet on disk.
-  held_replies_.push_back({msg_ref_create(msg), persister_->last_seq(), std::move(contacts)});
+  held_replies_.push_back({park(ctx), persister_->last_seq(), std::move(contacts)});
+  return Outcome::Wait;
 }
 
-}  // namespace portier::proxy
+void Registrar::release_register_replies() {
+  for (const LocationPersister::Finished &f : persister_->take_finished()) {
+    committed_seq_ = std::max(committed_seq_, f.seq);
+    if (!f.ok) PLOG_ERROR("registrar: cannot store registrations: %s", f.error.c_str());
+    while (!held_replies_.empty() && held_replies_.front().seq <= f.seq) {
+      HeldReply held = std::move(held_replies_.front());
+      held_replies_.pop_front();
+      Reply reply = held.request.reply();
+      if (!f.ok) {
+        // The binding is in memory and works until a restart; the device is
+        // told, and registers again.
+        reply.send(500, "Registration not stored", TAG_END());
+        continue;
+      }
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      sip_contact_t *m =
+          held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
+      reply.send(SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
+                 TAG_END());
+      su_home_deinit(home);
+    }
+  }
+}
+
+}  // namespace portier::proxy::chain

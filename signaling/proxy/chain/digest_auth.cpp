@@ -1,6 +1,5 @@
-// Digest authentication at the SIP edge: finds the credentials for our realm in
-// Authorization / Proxy-Authorization, lets auth::Authenticator decide, and writes
-// the 401/407 challenges (one per algorithm, RFC 8760 §2.4).
+#include "proxy/chain/digest_auth.h"
+
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -10,9 +9,9 @@
 #include "common/ascii.h"
 #include "common/auth/digest_uri.h"
 #include "common/log.h"
-#include "proxy/proxy.h"
+#include "proxy/location_store.h"
 
-namespace portier::proxy {
+namespace portier::proxy::chain {
 namespace {
 
 // A user name from the network, made safe for a log line (no quotes, no
@@ -54,16 +53,15 @@ void log_suppressed_unattributed(uint64_t n) {
 
 }  // namespace
 
-void Proxy::log_auth_summaries() {
-  if (!limiter_) return;
+void DigestAuth::log_auth_summaries() {
   // At most a few summary lines a second, however many addresses were busy.
   for (const auto &[address, n] : limiter_->take_suppressed(5)) log_suppressed_failures(address, n);
   if (const uint64_t n = limiter_->take_unattributed_suppressed()) log_suppressed_unattributed(n);
 }
 
-void Proxy::note_auth_failure(const std::string &address, const std::string &user,
-                              const std::string &realm, const char *method,
-                              const std::string &reason) {
+void DigestAuth::note_auth_failure(const std::string &address, const std::string &user,
+                                   const std::string &realm, const char *method,
+                                   const std::string &reason) {
   const std::string user_key = user.empty() ? "" : log_safe(user) + "@" + log_safe(realm);
   const auth::FailureLimiter::Failure f =
       limiter_->failed(address, user_key, static_cast<int64_t>(time(nullptr)));
@@ -87,8 +85,8 @@ void Proxy::note_auth_failure(const std::string &address, const std::string &use
         settings_.failure_limits.ban_seconds);
 }
 
-void Proxy::note_unbound_nonce(const std::string &address, const std::string &user,
-                               const char *method, const char *why) {
+void DigestAuth::note_unbound_nonce(const std::string &address, const std::string &user,
+                                    const char *method, const char *why) {
   const auth::FailureLimiter::LogLine l =
       limiter_->unattributed_log_line(static_cast<int64_t>(time(nullptr)));
   if (!l.log) return;
@@ -101,15 +99,16 @@ void Proxy::note_unbound_nonce(const std::string &address, const std::string &us
       address.c_str(), log_safe(user).c_str(), method, why, address.c_str());
 }
 
-bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
-                         std::string *user_out) {
+Outcome DigestAuth::process(RequestContext &ctx) {
+  return authenticate(ctx.reply, ctx.msg, ctx.sip, false, &ctx.caller_aor) ? Outcome::Continue
+                                                                           : Outcome::Respond;
+}
+
+bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
+                              std::string *user_out) {
   const url_t *identity = registrar ? sip->sip_to->a_url : sip->sip_from->a_url;
   const std::string realm = identity->url_host ? identity->url_host : "";
-  if (!settings_.auth_enabled) {
-    *user_out = identity->url_user ? normalize_aor(identity->url_user, realm) : "";
-    return true;
-  }
-  if (!is_auth_domain(realm.c_str())) {
+  if (!names_.is_auth_domain(realm.c_str())) {
     reply.send(403, "Domain not served here", TAG_END());
     return false;
   }
@@ -244,4 +243,4 @@ bool Proxy::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool regist
   return false;
 }
 
-}  // namespace portier::proxy
+}  // namespace portier::proxy::chain

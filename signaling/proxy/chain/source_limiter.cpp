@@ -1,0 +1,16 @@
+#include "proxy/chain/source_limiter.h"
+
+#include <ctime>
+
+namespace portier::proxy::chain {
+
+Outcome SourceLimiter::process(RequestContext &ctx) {
+  if (bans_ && bans_->admit(ctx.source_address(), static_cast<int64_t>(time(nullptr))) ==
+                   auth::FailureLimiter::Verdict::Banned)
+    return Outcome::Stop;
+  if (connections_)
+    connections_->note_request(ctx.msg, ctx.sip->sip_request->rq_method == sip_method_register);
+  return Outcome::Continue;
+}
+
+}  // namespace portier::proxy::chain

@@ -1,0 +1,89 @@
+#include "proxy/chain/target_resolver.h"
+
+#include <sofia-sip/msg.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/url.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include "common/log.h"
+
+namespace portier::proxy::chain {
+
+std::string next_hop_for(const url_t *contact, const std::string &received) {
+  size_t a = received.find(':'), b = received.rfind(':');
+  if (!contact || a == std::string::npos || b <= a) return "";
+  std::string proto = received.substr(0, a);
+  std::string host = received.substr(a + 1, b - a - 1);
+  std::string port = received.substr(b + 1);
+  const char *cport = contact->url_port && *contact->url_port ? contact->url_port : "5060";
+  const std::string bare =
+      host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+  // Over TCP this also reuses the device's own connection.
+  if (contact->url_host &&
+      (strcasecmp(contact->url_host, host.c_str()) == 0 ||
+       strcasecmp(contact->url_host, bare.c_str()) == 0) &&
+      port == cport)
+    return "";
+  return "sip:" + host + ":" + port + ";transport=" + proto;
+}
+
+Outcome TargetResolver::process(RequestContext &ctx) {
+  // An agent-less Reply (the chain's tests) makes no transaction.
+  if (!ctx.reply.irq() && ctx.reply.agent()) {
+    ctx.reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    return Outcome::Respond;
+  }
+  return resolve(ctx, static_cast<int64_t>(time(nullptr)));
+}
+
+Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
+  const sip_t *sip = ctx.sip;
+  const url_t *ruri = sip->sip_request->rq_url;
+  if (!ruri->url_user) {
+    ctx.reply.send(404, "No user part in Request-URI", TAG_END());
+    return Outcome::Respond;
+  }
+  const std::string host = ruri->url_host ? ruri->url_host : "";
+  ctx.aor = normalize_aor(ruri->url_user, host);
+  const std::string &aor = ctx.aor;
+
+  // Which AORs this request rings: a group address rings every AOR of its domain
+  // but the caller's own; a static record lists its AORs; else the AOR itself.
+  std::vector<std::string> aors;
+  const bool group = std::find(groups_.begin(), groups_.end(), aor) != groups_.end();
+  const std::vector<std::string> *listed = group ? nullptr : static_records_.find(aor);
+  if (group) {
+    for (auto &a : locations_.aors_in_domain(aor_domain(aor), now))
+      if (a != ctx.caller_aor && a != aor) aors.push_back(a);
+  } else if (listed) {
+    for (const auto &a : *listed)
+      if (a != ctx.caller_aor) aors.push_back(a);
+  } else {
+    aors.push_back(aor);
+  }
+
+  ctx.targets.clear();
+  std::set<std::string> seen;
+  for (const auto &a : aors) {
+    for (const auto &bnd : locations_.lookup(a, now)) {
+      // §16.3 step 4 in spirit: never fork back to ourselves.
+      url_t *u = url_make(msg_home(ctx.msg), bnd.contact.c_str());
+      bool loop = u && names_.is_us(u);
+      if (!loop && seen.insert(bnd.contact).second)
+        ctx.targets.push_back({bnd.contact, next_hop_for(u, bnd.received), a});
+    }
+  }
+  if (!ctx.targets.empty()) return Outcome::Continue;
+  if (!group && !listed && !users_.has_user(ruri->url_user, host))
+    ctx.reply.send(SIP_404_NOT_FOUND, TAG_END());
+  else
+    ctx.reply.send(480, "Temporarily Unavailable", TAG_END());
+  PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
+  return Outcome::Respond;
+}
+
+}  // namespace portier::proxy::chain

@@ -1,0 +1,52 @@
+// RFC 3261 §16.5, determining the request targets: the Request-URI's address
+// of record, or the AORs a group address (every AOR of the domain but the
+// caller's) or a static record stands for, each resolved to its current
+// bindings. No binding: 404 when nobody of that name exists, else 480.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/auth/users_file.h"
+#include "proxy/chain/processor.h"
+#include "proxy/local_names.h"
+#include "proxy/location_store.h"
+#include "proxy/static_records.h"
+
+namespace portier::proxy::chain {
+
+class TargetResolver : public Processor {
+ public:
+  // group_addresses: normalized AORs that ring the whole domain.
+  TargetResolver(const LocalNames &names, const std::vector<std::string> &group_addresses,
+                 const LocationStore &locations, const StaticRecords &static_records,
+                 const auth::UsersFile &users)
+      : names_(names),
+        groups_(group_addresses),
+        locations_(locations),
+        static_records_(static_records),
+        users_(users) {}
+  // The server transaction starts here, once the request is admitted (the
+  // answers that follow, 404/480 included, go through it).
+  Outcome process(RequestContext &ctx) override;
+  const char *name() const override { return "target-resolver"; }
+
+  // The decision alone: fills ctx.aor and ctx.targets, or answers 404/480
+  // through ctx.reply and returns Respond.
+  Outcome resolve(RequestContext &ctx, int64_t now) const;
+
+ private:
+  const LocalNames &names_;
+  const std::vector<std::string> &groups_;
+  const LocationStore &locations_;
+  const StaticRecords &static_records_;
+  const auth::UsersFile &users_;
+};
+
+// A device behind NAT registers a contact it cannot be reached at; its REGISTER
+// came from `received` ("udp:203.0.113.5:40211"). When the two differ, requests
+// go to where the REGISTER came from (as rport does for responses, RFC 3581),
+// with the Request-URI left as the device wrote it; empty when they are the same.
+std::string next_hop_for(const url_t *contact, const std::string &received);
+
+}  // namespace portier::proxy::chain

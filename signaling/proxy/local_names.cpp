@@ -1,0 +1,59 @@
+#include "proxy/local_names.h"
+
+#include <strings.h>
+
+#include <algorithm>
+
+namespace portier::proxy {
+namespace {
+
+bool host_eq(const char *a, const std::string &b) { return a && strcasecmp(a, b.c_str()) == 0; }
+
+bool any_host(const std::vector<std::string> &names, const char *host) {
+  if (!host) return false;
+  return std::any_of(names.begin(), names.end(),
+                     [&](const std::string &d) { return host_eq(host, d); });
+}
+
+}  // namespace
+
+bool LocalNames::is_reg_domain(const char *host) const { return any_host(reg_domains_, host); }
+
+bool LocalNames::is_auth_domain(const char *host) const { return any_host(auth_domains_, host); }
+
+bool LocalNames::is_alias(const char *host) const { return any_host(aliases_, host); }
+
+bool LocalNames::is_our_address(const url_t *url) const {
+  if (!url || !url->url_host) return false;
+  std::string host = url->url_host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const char *port = url->url_port;
+  bool tls = url->url_type == url_sips;
+  std::string want_port = port && *port ? port : (tls ? "5061" : "5060");
+  for (const auto &u : us_)
+    if (strcasecmp(u.host.c_str(), host.c_str()) == 0 && u.port == want_port) return true;
+  return false;
+}
+
+bool LocalNames::is_us(const url_t *url) const {
+  if (is_our_address(url)) return true;
+  if (!url || !url->url_host || (!is_reg_domain(url->url_host) && !is_alias(url->url_host)))
+    return false;
+  // A name without a port is resolved to us (RFC 3263); with one, it must be ours.
+  const char *port = url->url_port;
+  if (!port || !*port) return true;
+  return std::any_of(us_.begin(), us_.end(), [&](const HostPort &u) { return u.port == port; });
+}
+
+bool LocalNames::has_our_via(const sip_t *sip) const {
+  for (const sip_via_t *v = sip->sip_via; v; v = v->v_next) {
+    url_t u[1];
+    url_init(u, url_sip);
+    u->url_host = v->v_host;
+    u->url_port = v->v_port;
+    if (is_our_address(u)) return true;
+  }
+  return false;
+}
+
+}  // namespace portier::proxy

@@ -1,0 +1,84 @@
+// chain::TargetResolver: RFC 3261 §16.5 request targets from a parsed request
+// and a real LocationStore.
+#include <gtest/gtest.h>
+
+#include "chain_test_util.h"
+#include "proxy/chain/target_resolver.h"
+
+namespace portier::proxy::chain {
+namespace {
+
+using testing::Request;
+using testing::request_text;
+
+class TargetResolverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(users_.load_from_string(
+        "version:1\ncarol@home.example clrtxt:x ;\nloop@home.example clrtxt:x ;\n", "users",
+        &error));
+    ASSERT_TRUE(statics_.load_from_string(
+        "sip:flat@home.example sip:mon1@home.example,sip:door@home.example\n", "static", &error));
+    bind("sip:mon1@home.example", "sip:mon1@192.0.2.21:5060", "udp:192.0.2.21:5060");
+    // Behind NAT: registered from another address than its contact names.
+    bind("sip:mon2@home.example", "sip:mon2@10.0.0.22:5060", "udp:203.0.113.5:40211");
+    bind("sip:door@home.example", "sip:door@192.0.2.10:5062", "udp:192.0.2.10:5062");
+    // A contact naming the proxy itself: never a target.
+    bind("sip:loop@home.example", "sip:loop@127.0.0.1:5060", "udp:192.0.2.30:5060");
+  }
+
+  void bind(const std::string &aor, const std::string &contact, const std::string &received) {
+    ASSERT_TRUE(testing::bind(locations_, aor, contact, received, now_));
+  }
+
+  // The targets' URIs (and next hops, after a '>') in order, or the status.
+  std::string resolve(const std::string &ruri, const std::string &caller_aor) {
+    Request r(request_text("INVITE", ruri));
+    r.ctx.caller_aor = caller_aor;
+    TargetResolver resolver(names_, groups_, locations_, statics_, users_);
+    if (resolver.resolve(r.ctx, now_) != Outcome::Continue) return std::to_string(r.reply.status());
+    std::string out;
+    for (const Target &t : r.ctx.targets)
+      out += (out.empty() ? "" : " ") + t.uri + (t.next_hop.empty() ? "" : ">" + t.next_hop);
+    return out;
+  }
+
+  int64_t now_ = 1'000'000;
+  LocalNames names_ = testing::test_names();
+  std::vector<std::string> groups_ = {"sip:home@home.example"};
+  LocationStore locations_{LocationStore::Limits{}};
+  StaticRecords statics_;
+  auth::UsersFile users_;
+};
+
+TEST_F(TargetResolverTest, Table) {
+  struct Row {
+    const char *rfc;
+    const char *ruri;
+    const char *caller;
+    const char *expected;
+  };
+  const Row rows[] = {
+      {"§16.5: an AOR's binding", "sip:mon1@home.example", "", "sip:mon1@192.0.2.21:5060"},
+      {"§16.5, RFC 3581 in spirit: a NATed binding goes where its REGISTER came from",
+       "sip:mon2@home.example", "", "sip:mon2@10.0.0.22:5060>sip:203.0.113.5:40211;transport=udp"},
+      {"§16.5: a static record lists its AORs, the caller left out", "sip:flat@home.example",
+       "sip:door@home.example", "sip:mon1@192.0.2.21:5060"},
+      {"§16.5: a group address rings every AOR of its domain but the caller's",
+       "sip:home@home.example", "sip:door@home.example",
+       "sip:mon1@192.0.2.21:5060 sip:mon2@10.0.0.22:5060>sip:203.0.113.5:40211;transport=udp"},
+      {"§16.3 step 4 in spirit: a binding naming us is no target", "sip:loop@home.example", "",
+       "480"},
+      {"§16.5: a known user without a binding (480)", "sip:carol@home.example", "", "480"},
+      {"§16.5: nobody of that name (404)", "sip:nobody@home.example", "", "404"},
+      {"§16.5: no user part names no AOR (404)", "sip:home.example", "", "404"},
+  };
+  for (const Row &row : rows) {
+    SCOPED_TRACE(row.rfc);
+    EXPECT_EQ(resolve(row.ruri, row.caller), row.expected);
+  }
+}
+
+}  // namespace
+}  // namespace portier::proxy::chain
