@@ -146,6 +146,12 @@ bool Account::admit(nua_handle_t *nh, const char *method, std::string *source, s
   return false;
 }
 
+bool Account::admit_in_dialog(nua_handle_t *nh, const char *method, std::string *source) const {
+  if (trusted_.admit(nua_, nh, options_.agent, method, source)) return true;
+  if (hooks_.refused) hooks_.refused(method, *source, "not through the proxy");
+  return false;
+}
+
 std::string Account::proven_identity(const sip_t *sip, std::string *why) {
   if (!sip) {
     *why = "no message";

@@ -52,8 +52,8 @@ class Account {
     // After each nua event, once the account and `event` have handled it.
     std::function<void()> changed;
     // A request inside a call was refused (403) and never reached `event`:
-    // a BYE that did not come through the proxy (vet_bye). For the device's
-    // event line.
+    // a BYE (vet_bye) or a re-INVITE (admit_in_dialog) that did not come
+    // through the proxy. For the device's event line.
     std::function<void(const char *method, const std::string &source, const std::string &why)>
         refused;
   };
@@ -93,10 +93,9 @@ class Account {
     return trusted_.trusts_current_request(nua_, source);
   }
   // The same, for a request we answer ourselves: one that did not come
-  // through the proxy gets 403 with a Warning (and a log line) here.
-  bool admit_in_dialog(nua_handle_t *nh, const char *method, std::string *source) const {
-    return trusted_.admit(nua_, nh, options_.agent, method, source);
-  }
+  // through the proxy gets 403 with a Warning (and a log line) here, and
+  // goes to Hooks::refused.
+  bool admit_in_dialog(nua_handle_t *nh, const char *method, std::string *source) const;
 
   // Who sent `sip` (a request) or answered (a response), as the proxy
   // asserted it (RFC 3325) and proved it to us with P-Portier-Proof: "" and
