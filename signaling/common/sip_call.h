@@ -25,10 +25,10 @@ class Call {
   // How the call ended, when the other side or the network ended it.
   struct Ended {
     CallEnd why;
-    CallState was;       // where the call stood
-    int status = 0;      // rejected: the final response
-    std::string phrase;  // ... and its reason phrase
-    const sip_t *sip;    // the BYE, the CANCEL, the response (may be null)
+    CallState was;               // where the call stood
+    int status = 0;              // rejected: the final response
+    std::string phrase;          // ... and its reason phrase
+    const sip_t *sip = nullptr;  // the BYE, the CANCEL, the response (may be null)
   };
   struct Hooks {
     // Our streams for an offer or an answer; `early` while an incoming call
@@ -48,7 +48,6 @@ class Call {
   };
 
   Call(Account &account, const char *agent, Hooks hooks);
-  ~Call() = default;
   Call(const Call &) = delete;
   Call &operator=(const Call &) = delete;
 

@@ -5,14 +5,12 @@
 #include <sofia-sip/sip_extra.h>
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/sip_status.h>
-#include <sofia-sip/su_tag_io.h>
 
 #include <cstring>
 
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sip_message.h"
-#include "common/sip_text.h"
 #include "door/dtmf.h"
 
 namespace portier::door {

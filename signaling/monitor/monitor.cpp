@@ -4,7 +4,6 @@
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/sip_status.h>
-#include <sofia-sip/su_tag_io.h>
 
 #include "common/json.h"
 #include "common/log.h"
