@@ -94,9 +94,6 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
       if (from_trusted_hop(nh, "MESSAGE", &who)) on_message(nh, sip, who);
       break;
     }
-    case nua_r_message:
-      on_alarm_response(status, phrase, nh, sip);
-      break;
     case nua_r_invite:  // the INVITE of a call that is over
     case nua_i_bye:
     case nua_i_cancel:
@@ -357,38 +354,8 @@ void Door::call_ended(const std::string &why) {
 }
 
 void Door::send_alarm(const std::string &text) {
-  if (!account_.nua()) return;
-  nua_handle_t *nh =
-      nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(settings_.target.c_str()), TAG_END());
-  Alarm &a = alarms_[nh];
-  a.body = "portier-door alarm: " + text;
-  nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(a.body.c_str()),
-              TAG_END());
+  account_.send_message(settings_.target, "portier-door alarm: " + text);
   PLOG_INFO("door: alarm sent to %s", settings_.target.c_str());
-}
-
-// The proxy challenges our alarm like any request (RFC 3261 §22.3): answered
-// once per new challenge, as the INVITE is.
-void Door::on_alarm_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
-  auto it = alarms_.find(nh);
-  if (it == alarms_.end() || status < 200) return;
-  if (status == 401 || status == 407) {
-    tag_type_t tag;
-    std::string header;
-    const auto a = account_.credentials(nh, sip, &it->second.auth_tries, "MESSAGE",
-                                        settings_.target, &tag, &header);
-    if (a == sip::Account::Auth::restarted) return;  // nua sends it again itself
-    if (a == sip::Account::Auth::resend) {
-      nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"),
-                  SIPTAG_PAYLOAD_STR(it->second.body.c_str()), tag, tag_str_v(header.c_str()),
-                  TAG_END());
-      return;
-    }
-  }
-  if (status >= 300)
-    PLOG_WARN("door: alarm to %s: %d %s", settings_.target.c_str(), status, phrase ? phrase : "");
-  alarms_.erase(it);
-  nua_handle_destroy(nh);
 }
 
 std::string Door::status_json() const {

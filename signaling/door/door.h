@@ -94,13 +94,6 @@ class Door {
 
   DoorSettings settings_;
   DoorHooks hooks_;
-  // Alarm MESSAGEs on their way: body and challenge count per handle.
-  struct Alarm {
-    std::string body;
-    int auth_tries = 0;
-  };
-  std::map<nua_handle_t *, Alarm> alarms_;
-  void on_alarm_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   // Whom the call's keys come from: the caller, or the device that answered
   // as the proxy proved it ("" when unproven: codes refused).
   std::string peer_;

@@ -118,9 +118,6 @@ void Monitor::handle(nua_event_t event, int status, const char *phrase, nua_hand
     case nua_r_info:
       if (status >= 200) on_info_response(status, phrase, nh, sip);
       break;
-    case nua_r_message:
-      on_message_response(status, phrase, nh, sip);
-      break;
     case nua_r_invite:  // the INVITE of a call that is over
     case nua_i_cancel:
     case nua_i_bye:
@@ -347,29 +344,6 @@ void Monitor::on_info_response(int status, const char *phrase, nua_handle_t *nh,
   send_next_info();
 }
 
-void Monitor::on_message_response(int status, const char *phrase, nua_handle_t *nh,
-                                  const sip_t *sip) {
-  auto it = messages_.find(nh);
-  if (it == messages_.end() || status < 200) return;
-  PendingMessage &m = it->second;
-  if (status == 401 || status == 407) {
-    tag_type_t tag;
-    std::string header;
-    const auto a = account_.credentials(nh, sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header);
-    if (a == sip::Account::Auth::restarted) return;
-    if (a == sip::Account::Auth::resend) {
-      nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(m.body.c_str()),
-                  tag, tag_str_v(header.c_str()), TAG_END());
-      return;
-    }
-  } else if (status >= 300) {
-    PLOG_WARN("monitor: MESSAGE to %s: %d %s", m.target.c_str(), status, phrase ? phrase : "");
-  }
-  std::fill(m.body.begin(), m.body.end(), '\0');
-  messages_.erase(it);
-  nua_handle_destroy(nh);
-}
-
 void Monitor::on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
   bool door = false;
   for (const auto &d : settings_.doors) door = door || d.aor == who;
@@ -419,11 +393,7 @@ Outcome Monitor::action(const std::string &name) {
       std::string target = in_call(call_.state()) ? call_.remote() : "";
       if (target.empty() && !settings_.doors.empty()) target = settings_.doors.front().aor;
       if (target.empty()) return Outcome::fail("no call and no door in [doors] to send it to");
-      nua_handle_t *nh =
-          nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(target.c_str()), TAG_END());
-      messages_[nh] = PendingMessage{target, *code, 0};
-      nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(code->c_str()),
-                  TAG_END());
+      account_.send_message(target, *code);
       break;
     }
   }

@@ -74,11 +74,6 @@ class Monitor {
   void set_display_sink(std::function<GstElement *()> make) { display_sink_ = std::move(make); }
 
  private:
-  struct PendingMessage {
-    std::string target, body;
-    int auth_tries = 0;
-  };
-
   void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,
               tagi_t *tags);
   void on_registered(bool first);
@@ -90,7 +85,6 @@ class Monitor {
   // A MESSAGE the proxy proved came from `who`: a door's alarm (text/plain).
   void on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_info_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  void on_message_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   bool new_media(std::string *error);
   void on_first_video_rtp();
   void on_first_frame(int width, int height);
@@ -122,8 +116,6 @@ class Monitor {
   std::pair<std::string, std::string> info_sent_;  // the INFO in flight, sent again if challenged
   int info_auth_tries_ = 0;
   std::unique_ptr<MonitorMedia> media_;  // kept after the call for its figures and snapshot
-
-  std::map<nua_handle_t *, PendingMessage> messages_;
   // nua goes first (nua_destroy) when the monitor does: only call_, which
   // owns nothing of nua's, goes before it.
   sip::Account account_;
