@@ -4,6 +4,8 @@
 // door's and the monitor's, written and answered by common/sdp.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
