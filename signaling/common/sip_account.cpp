@@ -25,6 +25,7 @@ Account::Account(AccountSettings settings, Options options, Hooks hooks)
       digest_(settings_.username, settings_.password) {}
 
 Account::~Account() {
+  for (auto &[nh, m] : messages_) std::fill(m.body.begin(), m.body.end(), '\0');
   for (auto &[nh, held] : held_byes_)
     for (msg_t *msg : held) msg_destroy(msg);
   if (reg_timer_) g_source_remove(reg_timer_);
@@ -143,6 +144,12 @@ bool Account::admit(nua_handle_t *nh, const char *method, std::string *source, s
     destroy_when_terminated(nh);
   else
     sipmsg::destroy_when_idle(nh);
+  return false;
+}
+
+bool Account::admit_in_dialog(nua_handle_t *nh, const char *method, std::string *source) const {
+  if (trusted_.admit(nua_, nh, options_.agent, method, source)) return true;
+  if (hooks_.refused) hooks_.refused(method, *source, "not through the proxy");
   return false;
 }
 
@@ -288,6 +295,10 @@ bool Account::handle(nua_event_t event, int status, const char *phrase, nua_hand
     case nua_r_unregister:
       if (nh == reg_) on_unregister(status, sip);
       return true;
+    case nua_r_message:
+      if (!messages_.count(nh)) return false;
+      on_message_response(status, phrase, nh, sip);
+      return true;
     case nua_i_bye:
       return !vet_bye(nh, status);
     case nua_i_cancel: {
@@ -313,6 +324,42 @@ bool Account::handle(nua_event_t event, int status, const char *phrase, nua_hand
     default:
       return false;
   }
+}
+
+void Account::send_message(const std::string &target, std::string body) {
+  if (!nua_) return;
+  nua_handle_t *nh = nua_handle(nua_, nullptr, SIPTAG_TO_STR(target.c_str()), TAG_END());
+  Message &m = messages_[nh];
+  m.target = target;
+  m.body = std::move(body);
+  nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(m.body.c_str()),
+              TAG_END());
+}
+
+// The proxy challenges a MESSAGE like any request (RFC 3261 §22.3): answered
+// once per new challenge, as an INVITE's is.
+void Account::on_message_response(int status, const char *phrase, nua_handle_t *nh,
+                                  const sip_t *sip) {
+  auto it = messages_.find(nh);
+  if (it == messages_.end() || status < 200) return;
+  Message &m = it->second;
+  if (status == 401 || status == 407) {
+    tag_type_t tag;
+    std::string header;
+    const Auth a = credentials(nh, sip, &m.auth_tries, "MESSAGE", m.target, &tag, &header);
+    if (a == Auth::restarted) return;  // nua sends it again itself
+    if (a == Auth::resend) {
+      nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(m.body.c_str()),
+                  tag, tag_str_v(header.c_str()), TAG_END());
+      return;
+    }
+  } else if (status >= 300) {
+    PLOG_WARN("%s: MESSAGE to %s: %d %s", options_.agent, m.target.c_str(), status,
+              phrase ? phrase : "");
+  }
+  std::fill(m.body.begin(), m.body.end(), '\0');
+  messages_.erase(it);
+  nua_handle_destroy(nh);
 }
 
 // A BYE ends the call only when it came through the proxy: the dialog is

@@ -7,8 +7,9 @@
 // nua is done with them, and the trusted-hops check for requests that do not
 // come through the proxy, with the proxy's proof of the asserted identity
 // (common/auth/identity_proof.h), and a BYE, which ends a call only when it
-// came through the proxy. Calls, INFO and MESSAGE stay with the device: every
-// other nua event goes to Hooks::event.
+// came through the proxy, and the MESSAGEs the device sends out of any call.
+// Calls, INFO and the MESSAGEs it takes stay with the device: every other nua
+// event goes to Hooks::event.
 #pragma once
 
 #include <glib.h>
@@ -52,8 +53,8 @@ class Account {
     // After each nua event, once the account and `event` have handled it.
     std::function<void()> changed;
     // A request inside a call was refused (403) and never reached `event`:
-    // a BYE that did not come through the proxy (vet_bye). For the device's
-    // event line.
+    // a BYE (vet_bye) or a re-INVITE (admit_in_dialog) that did not come
+    // through the proxy. For the device's event line.
     std::function<void(const char *method, const std::string &source, const std::string &why)>
         refused;
   };
@@ -93,10 +94,9 @@ class Account {
     return trusted_.trusts_current_request(nua_, source);
   }
   // The same, for a request we answer ourselves: one that did not come
-  // through the proxy gets 403 with a Warning (and a log line) here.
-  bool admit_in_dialog(nua_handle_t *nh, const char *method, std::string *source) const {
-    return trusted_.admit(nua_, nh, options_.agent, method, source);
-  }
+  // through the proxy gets 403 with a Warning (and a log line) here, and
+  // goes to Hooks::refused.
+  bool admit_in_dialog(nua_handle_t *nh, const char *method, std::string *source) const;
 
   // Who sent `sip` (a request) or answered (a response), as the proxy
   // asserted it (RFC 3325) and proved it to us with P-Portier-Proof: "" and
@@ -104,6 +104,11 @@ class Account {
   // source, another local process, a replay). Without identity-proof: the
   // asserted identity, or a request's From (sipmsg::asserted_identity).
   std::string proven_identity(const sip_t *sip, std::string *why);
+
+  // Sends a MESSAGE (RFC 3428) to `target` outside any call, answering its
+  // challenge like any request's (credentials()); a failure is logged. Its
+  // body (a door's code, an alarm) is wiped once it is answered.
+  void send_message(const std::string &target, std::string body);
 
   // `nh` is ended: destroyed once nua reports its call state terminated (the
   // final response sent, the BYE or CANCEL done), never while nua needs it.
@@ -136,6 +141,7 @@ class Account {
   void retry_register(int seconds);
   void shutdown_sip();
   void release_held_request(nua_handle_t *nh);
+  void on_message_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   bool vet_bye(nua_handle_t *nh, int status);
   void answer_held_byes(nua_handle_t *nh);
   void forget_held_byes(nua_handle_t *nh);
@@ -160,6 +166,14 @@ class Account {
   guint reg_timer_ = 0;
   bool registered_ = false;
   std::string reg_status_ = "not registered";
+
+  // MESSAGEs on their way: to whom, the body (sent again when challenged)
+  // and the challenges answered, per handle.
+  struct Message {
+    std::string target, body;
+    int auth_tries = 0;
+  };
+  std::map<nua_handle_t *, Message> messages_;
 
   // Stopping.
   std::function<void()> on_shutdown_;

@@ -5,33 +5,22 @@
 #include <sofia-sip/sip_extra.h>
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/sip_status.h>
-#include <sofia-sip/su_tag_io.h>
 
 #include <cstring>
 
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sip_message.h"
-#include "common/sip_text.h"
 #include "door/dtmf.h"
 
 namespace portier::door {
 namespace {
 
-const char *state_name(Door::State s) {
-  switch (s) {
-    case Door::State::Idle:
-      return "idle";
-    case Door::State::Calling:
-      return "calling";
-    case Door::State::Early:
-      return "early";
-    case Door::State::Active:
-      return "active";
-    case Door::State::Ending:
-      return "ending";
-  }
-  return "?";
+// The call's state in the door's status and logs: "active" once answered,
+// "idle" between calls.
+const char *call_name(sip::CallState s) {
+  if (s == sip::CallState::Answered) return "active";
+  return sip::in_call(s) ? sip::call_state_name(s) : "idle";
 }
 
 using sipmsg::body;
@@ -55,7 +44,18 @@ Door::Door(DoorSettings settings, DoorHooks hooks)
            [this](const char *method, const std::string &source, const std::string &why) {
              emit("request_refused",
                   std::string("method=") + method + " source=" + source + " reason=" + why);
-           }}) {}
+           }}),
+      call_(account_, "door",
+            {[this](bool) -> std::optional<sdp::LocalMedia> {
+               if (!media_) return std::nullopt;
+               return media_->local();
+             },
+             [this](const std::vector<sdp::Agreed> &agreed, std::string *error) {
+               return media_ && media_->apply(agreed, error);
+             },
+             [this](int status) { emit("early_media", std::to_string(status)); },
+             [this](const sip_t *sip) { on_answered(sip); },
+             [this](const sip::Call::Ended &e) { on_call_ended(e); }}) {}
 
 Door::~Door() {
   if (ring_timer_) g_source_remove(ring_timer_);
@@ -73,58 +73,31 @@ bool Door::start(su_root_t *root, std::string *error) {
 }
 
 void Door::stop(std::function<void()> done) {
-  if (call_) hangup();
+  hangup();
   account_.stop(std::move(done));
-}
-
-// Our call's handle is ours no longer; the account destroys it when nua is
-// done with it (sip::Account::destroy_when_terminated).
-void Door::release(nua_handle_t *nh) {
-  if (nh == call_) call_ = nullptr;
-  account_.destroy_when_terminated(nh);
 }
 
 void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh,
                   const sip_t *sip, tagi_t *tags) {
+  if (call_.handle(event, status, phrase, nh, sip, tags)) return;
   switch (event) {
-    case nua_r_invite:
-      if (nh == call_) on_invite_response(status, phrase, nh, sip);
-      break;
     case nua_i_invite: {
       std::string who;
-      if (nh == call_ || from_trusted_hop(nh, "INVITE", &who)) on_incoming_invite(nh, sip, who);
+      if (from_trusted_hop(nh, "INVITE", &who)) on_incoming_invite(nh, sip, who);
       break;
     }
     case nua_i_info:
-      if (nh == call_) on_info(nh, sip);
+      if (call_.owns(nh)) on_info(nh, sip);
       break;
     case nua_i_message: {
       std::string who;
       if (from_trusted_hop(nh, "MESSAGE", &who)) on_message(nh, sip, who);
       break;
     }
+    case nua_r_invite:  // the INVITE of a call that is over
     case nua_i_bye:
-      if (nh == call_) call_ended("the other side hung up");
-      break;
     case nua_i_cancel:
-      if (nh == call_) call_ended("the caller cancelled");
-      break;
-    case nua_i_state: {
-      int state = nua_callstate_init;
-      tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
-      if (state != nua_callstate_terminated) break;
-      if (nh == call_ && resent_with_auth_) {
-        // The challenged INVITE is over; the one with credentials goes on.
-        resent_with_auth_ = false;
-        break;
-      }
-      // call_ended releases the handle: the account destroys it after us.
-      if (nh == call_) call_ended("terminated");
-      break;
-    }
-    case nua_r_message:
-      on_alarm_response(status, phrase, nh, sip);
-      break;
+    case nua_i_state:
     case nua_r_bye:
     case nua_r_cancel:
       break;
@@ -133,28 +106,6 @@ void Door::handle(nua_event_t event, int status, const char *phrase, nua_handle_
         PLOG_DEBUG("door: %s: %d %s", nua_event_name(event), status, phrase ? phrase : "");
       break;
   }
-}
-
-// Answers a challenge to our INVITE once per new challenge (sip::Account::
-// credentials); the request is sent again with the same Call-ID and a higher
-// CSeq (RFC 3261 §22.2).
-bool Door::authenticate(nua_handle_t *nh, const sip_t *sip) {
-  tag_type_t auth_tag;
-  std::string header;
-  switch (account_.credentials(nh, sip, &call_auth_tries_, "INVITE", settings_.target, &auth_tag,
-                               &header)) {
-    case sip::Account::Auth::refused:
-      return false;
-    case sip::Account::Auth::restarted:  // the same INVITE goes on
-      return true;
-    case sip::Account::Auth::resend:
-      break;
-  }
-  const std::string offer = sdp::write_offer(offered_);
-  resent_with_auth_ = true;
-  nua_invite(nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
-             auth_tag, tag_str_v(header.c_str()), TAG_END());
-  return true;
 }
 
 // nua gives up on a failed registration; the door keeps trying every 30 s,
@@ -183,7 +134,7 @@ bool Door::open_media(std::string *error) {
     for (char key : hooks_.telephone_event(ts, seq, marker, payload)) key_from_peer(key, "rfc4733");
   };
   cb.first_video_sent = [this] {
-    if (outgoing_)
+    if (!call_.incoming())
       emit("first_rtp_sent",
            "since_press_ms=" + std::to_string((g_get_monotonic_time() - pressed_at_us_) / 1000));
   };
@@ -195,13 +146,12 @@ bool Door::open_media(std::string *error) {
 }
 
 std::string Door::press() {
-  if (state_ != State::Idle) {
-    PLOG_INFO("door: button pressed while %s: no second call", state_name(state_));
-    return std::string("busy: ") + state_name(state_);
+  if (sip::in_call(call_.state())) {
+    PLOG_INFO("door: button pressed while %s: no second call", call_name(call_.state()));
+    return std::string("busy: ") + call_name(call_.state());
   }
   pressed_at_us_ = g_get_monotonic_time();
   emit("ring", settings_.target);
-  outgoing_ = true;
   std::string error;
   if (!open_media(&error)) {
     PLOG_ERROR("door: media: %s", error.c_str());
@@ -220,15 +170,12 @@ std::string Door::press() {
         },
         this);
   }
-  offered_ = media_->local(++sdp_version_);
-  const std::string offer = sdp::write_offer(offered_);
   peer_.clear();
-  call_auth_tries_ = 0;
-  early_sdp_.clear();
-  call_ = nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(settings_.target.c_str()), TAG_END());
-  nua_invite(call_, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(offer.c_str()),
-             TAG_END());
-  state_ = State::Calling;
+  if (!call_.dial(settings_.target, &error)) {
+    PLOG_ERROR("door: %s", error.c_str());
+    media_.reset();
+    return "error: " + error;
+  }
   arm_timer(&ring_timer_, settings_.ring_timeout, true);
   PLOG_INFO("door: calling %s", settings_.target.c_str());
   return "calling";
@@ -249,7 +196,8 @@ void Door::arm_timer(guint *id, int seconds, bool ring) {
   auto cb = ring ? +[](gpointer self) -> gboolean {
     auto *d = static_cast<Door *>(self);
     d->ring_timer_ = 0;
-    if (d->state_ == State::Calling || d->state_ == State::Early) {
+    const sip::CallState s = d->call_.state();
+    if (s == sip::CallState::Calling || s == sip::CallState::Early) {
       PLOG_INFO("door: nobody answered in %d s", d->settings_.ring_timeout);
       d->hangup("nobody answered within ring-timeout");
     }
@@ -265,129 +213,65 @@ void Door::arm_timer(guint *id, int seconds, bool ring) {
   *id = g_timeout_add_seconds(static_cast<guint>(seconds), cb, this);
 }
 
-// An SDP answer in an 18x or the 2xx: the media follows it.
-bool Door::take_answer(const sip_t *sip, bool final) {
-  if (!body_is(sip, "application/sdp")) return false;
-  const std::string text = body(sip);
-  if (!final && text == early_sdp_) return true;  // a retransmitted or repeated 18x
-  std::string error;
-  auto agreed = sdp::apply_answer(offered_, text, &error);
-  if (!agreed) {
-    PLOG_WARN("door: unusable SDP answer (%s): ignored", error.c_str());
-    return false;
+// Keys in an answered call count only when the proxy proved who answered.
+void Door::on_answered(const sip_t *sip) {
+  std::string why;
+  peer_ = account_.proven_identity(sip, &why);
+  if (peer_.empty() || peer_ == settings_.target) {
+    // Without an asserted identity the proxy proved, the answerer is known
+    // by nothing but the group address; no code from this call can then be
+    // trusted.
+    PLOG_WARN("door: the answer names no identity (%s): codes refused",
+              why.empty() ? "the group address" : why.c_str());
+    peer_ = "";
   }
-  if (!media_->apply(*agreed, &error)) {
-    PLOG_WARN("door: media: %s", error.c_str());
-    return false;
-  }
-  if (!final) early_sdp_ = text;
-  return true;
+  if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
+  arm_timer(&duration_timer_, settings_.max_duration, false);
+  emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_));
 }
 
-void Door::on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
-  if (status == 401 || status == 407) {
-    if (authenticate(nh, sip)) return;
-    call_ended("authentication failed");  // the account logged why
-    return;
+void Door::on_call_ended(const sip::Call::Ended &e) {
+  switch (e.why) {
+    case sip::CallEnd::bye:
+      call_ended("the other side hung up");
+      break;
+    case sip::CallEnd::cancel:
+      call_ended("the caller cancelled");
+      break;
+    case sip::CallEnd::rejected:
+      call_ended(std::to_string(e.status) + " " + e.phrase);
+      break;
+    case sip::CallEnd::unauthenticated:
+      call_ended("authentication failed");  // the account logged why
+      break;
+    case sip::CallEnd::terminated:
+      call_ended("terminated");
+      break;
   }
-  if (status < 100) return;
-  if (status < 200) {
-    if (take_answer(sip, false) && state_ == State::Calling) {
-      state_ = State::Early;
-      emit("early_media", std::to_string(status));
-    }
-    return;
-  }
-  if (status < 300) {
-    // The answerer was proven once; a repeated 2xx would look like a replay
-    // of its proof and must not make the call's keys anyone's.
-    if (state_ == State::Active) return;
-    take_answer(sip, true);
-    std::string why;
-    peer_ = account_.proven_identity(sip, &why);
-    if (peer_.empty() || peer_ == settings_.target) {
-      // Without an asserted identity the proxy proved, the answerer is known
-      // by nothing but the group address; no code from this call can then be
-      // trusted.
-      PLOG_WARN("door: the answer names no identity (%s): codes refused",
-                why.empty() ? "the group address" : why.c_str());
-      peer_ = "";
-    }
-    state_ = State::Active;
-    if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
-    arm_timer(&duration_timer_, settings_.max_duration, false);
-    emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_));
-    return;
-  }
-  PLOG_INFO("door: call not answered: %d %s", status, phrase ? phrase : "");
-  call_ended(std::to_string(status) + " " + (phrase ? phrase : ""));
 }
 
 void Door::on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who) {
-  if (nh == call_) {  // a re-INVITE in our call
-    // Only through the proxy (the dialog is record-routed): anyone else who
-    // learnt the dialog's ids would move our media to himself.
-    std::string source;
-    if (!account_.admit_in_dialog(nh, "INVITE", &source)) {
-      emit("request_refused", "method=INVITE source=" + source + " reason=not through the proxy");
-      return;
-    }
-    if (body_is(sip, "application/sdp")) {
-      std::string error;
-      auto ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
-      if (!ans || !media_->apply(ans->streams, &error)) {
-        PLOG_WARN("door: re-INVITE refused: %s", error.c_str());
-        nua_respond(nh, 488, "Not Acceptable Here",
-                    SIPTAG_WARNING_STR(siptext::warning(399, "door", error).c_str()), TAG_END());
-        return;
-      }
-      nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-                  SIPTAG_PAYLOAD_STR(ans->sdp.c_str()), TAG_END());
-    } else {
-      nua_respond(nh, SIP_200_OK, TAG_END());
-    }
-    return;
-  }
   bool allowed = false;
   for (const auto &a : settings_.auto_answer) allowed = allowed || a == who;
   if (!allowed) {
     PLOG_INFO("door: call from %s refused: not in [call] auto-answer", who.c_str());
     emit("call_refused", "from=" + who);
-    nua_respond(nh, SIP_403_FORBIDDEN, TAG_END());
-    release(nh);
+    call_.refuse(nh, SIP_403_FORBIDDEN);
     return;
   }
-  if (state_ != State::Idle) {
-    nua_respond(nh, SIP_486_BUSY_HERE, TAG_END());
-    release(nh);
+  if (sip::in_call(call_.state())) {
+    call_.refuse(nh, SIP_486_BUSY_HERE);
     return;
   }
-  if (!body_is(sip, "application/sdp")) {
-    // An offerless INVITE would need our offer in the 200 and the answer in
-    // the ACK; doors are called by devices that offer.
-    nua_respond(nh, 488, "Not Acceptable Here",
-                SIPTAG_WARNING_STR(siptext::warning(399, "door", "SDP offer needed").c_str()),
-                TAG_END());
-    release(nh);
-    return;
-  }
-  outgoing_ = false;
+  if (call_.refuse_offerless(nh, sip)) return;
   std::string error;
-  std::optional<sdp::Answered> ans;
-  if (open_media(&error)) ans = sdp::answer_offer(body(sip), media_->local(++sdp_version_), &error);
-  if (!ans || !media_->apply(ans->streams, &error)) {
+  if (!open_media(&error) || !call_.accept(nh, sip, who, false, &error)) {
     PLOG_WARN("door: call from %s: %s", who.c_str(), error.c_str());
-    nua_respond(nh, 488, "Not Acceptable Here",
-                SIPTAG_WARNING_STR(siptext::warning(399, "door", error).c_str()), TAG_END());
-    release(nh);
+    call_.refuse(nh, 488, "Not Acceptable Here", error);
     media_.reset();
     return;
   }
-  call_ = nh;
   peer_ = who;
-  state_ = State::Active;
-  nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-              SIPTAG_PAYLOAD_STR(ans->sdp.c_str()), TAG_END());
   arm_timer(&duration_timer_, settings_.max_duration, false);
   emit("auto_answered", "from=" + who);
 }
@@ -453,68 +337,32 @@ void Door::key_from_peer(char key, const char *via) {
 }
 
 std::string Door::hangup(const std::string &why) {
-  if (!call_) return "no call";
-  if (state_ == State::Calling || state_ == State::Early)
-    nua_cancel(call_, TAG_END());
-  else if (state_ == State::Active)
-    nua_bye(call_, TAG_END());
+  if (call_.hangup() == sip::CallLeg::Hangup::none) return "no call";
   call_ended(why);
   return "hung up";
 }
 
+// The call is over (its handle is released): the door's side of it.
 void Door::call_ended(const std::string &why) {
-  if (!call_ && state_ == State::Idle) return;
   if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
   if (duration_timer_) g_source_remove(duration_timer_), duration_timer_ = 0;
   const uint64_t sent = media_ ? media_->video_packets_sent() : 0;
   media_.reset();
-  if (call_) release(call_);
-  state_ = State::Idle;
   emit("ended", "why=\"" + why + "\" video_packets=" + std::to_string(sent));
   if (hooks_.call_ended && !peer_.empty()) hooks_.call_ended(peer_);
   peer_.clear();
 }
 
 void Door::send_alarm(const std::string &text) {
-  if (!account_.nua()) return;
-  nua_handle_t *nh =
-      nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(settings_.target.c_str()), TAG_END());
-  Alarm &a = alarms_[nh];
-  a.body = "portier-door alarm: " + text;
-  nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"), SIPTAG_PAYLOAD_STR(a.body.c_str()),
-              TAG_END());
+  account_.send_message(settings_.target, "portier-door alarm: " + text);
   PLOG_INFO("door: alarm sent to %s", settings_.target.c_str());
-}
-
-// The proxy challenges our alarm like any request (RFC 3261 §22.3): answered
-// once per new challenge, as the INVITE is.
-void Door::on_alarm_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip) {
-  auto it = alarms_.find(nh);
-  if (it == alarms_.end() || status < 200) return;
-  if (status == 401 || status == 407) {
-    tag_type_t tag;
-    std::string header;
-    const auto a = account_.credentials(nh, sip, &it->second.auth_tries, "MESSAGE",
-                                        settings_.target, &tag, &header);
-    if (a == sip::Account::Auth::restarted) return;  // nua sends it again itself
-    if (a == sip::Account::Auth::resend) {
-      nua_message(nh, SIPTAG_CONTENT_TYPE_STR("text/plain"),
-                  SIPTAG_PAYLOAD_STR(it->second.body.c_str()), tag, tag_str_v(header.c_str()),
-                  TAG_END());
-      return;
-    }
-  }
-  if (status >= 300)
-    PLOG_WARN("door: alarm to %s: %d %s", settings_.target.c_str(), status, phrase ? phrase : "");
-  alarms_.erase(it);
-  nua_handle_destroy(nh);
 }
 
 std::string Door::status_json() const {
   return "{\"aor\":" + json::quote(settings_.account.aor) +
          ",\"registered\":" + (account_.registered() ? "true" : "false") +
          ",\"registration\":" + json::quote(account_.registration()) +
-         ",\"call\":" + json::quote(state_name(state_)) + ",\"peer\":" + json::quote(peer_) +
+         ",\"call\":" + json::quote(call_name(call_.state())) + ",\"peer\":" + json::quote(peer_) +
          ",\"video_source\":" + json::quote(camera_->source()) +
          ",\"video_encoder\":" + json::quote(camera_->encoder()) +
          ",\"camera_running\":" + (camera_->running() ? "true" : "false") +

@@ -14,15 +14,14 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "common/control_socket.h"
 #include "common/sdp/offer_answer.h"
 #include "common/sip_account.h"
+#include "common/sip_call.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
 #include "door/door_media.h"
@@ -73,20 +72,16 @@ class Door {
   void send_alarm(const std::string &text);
   DoorCamera &camera() { return *camera_; }
 
-  enum class State { Idle, Calling, Early, Active, Ending };
-
  private:
   void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,
               tagi_t *tags);
-  void release(nua_handle_t *nh);
   int registration_failed(int status, const char *phrase, bool refused);
-  void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  // `who`: the caller's proven identity (sip::Account::admit); "" in our call.
+  // `who`: the caller's proven identity (sip::Account::admit).
   void on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who);
+  void on_answered(const sip_t *sip);
+  void on_call_ended(const sip::Call::Ended &e);
   void on_info(nua_handle_t *nh, const sip_t *sip);
   void on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who);
-  bool authenticate(nua_handle_t *nh, const sip_t *sip);
-  bool take_answer(const sip_t *sip, bool final);
   void call_ended(const std::string &why);
   void key_from_peer(char key, const char *via);
   bool open_media(std::string *error);
@@ -97,28 +92,17 @@ class Door {
 
   DoorSettings settings_;
   DoorHooks hooks_;
-  // The one call (the door has one camera).
-  nua_handle_t *call_ = nullptr;
-  bool outgoing_ = false;
-  State state_ = State::Idle;
-  int call_auth_tries_ = 0;
-  // Alarm MESSAGEs on their way: body and challenge count per handle.
-  struct Alarm {
-    std::string body;
-    int auth_tries = 0;
-  };
-  std::map<nua_handle_t *, Alarm> alarms_;
-  void on_alarm_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  bool resent_with_auth_ = false;  // the next "terminated" is the challenged INVITE's
-  std::string peer_;  // who we talk to: the answering device or the caller (normalized AOR)
-  std::string early_sdp_;
-  uint64_t sdp_version_ = 1;
-  sdp::LocalMedia offered_;
+  // Whom the call's keys come from: the caller, or the device that answered
+  // as the proxy proved it ("" when unproven: codes refused).
+  std::string peer_;
   guint ring_timer_ = 0, duration_timer_ = 0;
   int64_t pressed_at_us_ = 0;
   std::unique_ptr<DoorCamera> camera_;  // before media_: calls feed from it
   std::unique_ptr<DoorMedia> media_;
-  sip::Account account_;  // last: nua goes first (nua_destroy) when the door does
+  // nua goes first (nua_destroy) when the door does: only call_, which owns
+  // nothing of nua's, goes before it.
+  sip::Account account_;
+  sip::Call call_;  // the one call (the door has one camera)
 };
 
 }  // namespace portier::door

@@ -273,11 +273,9 @@ gboolean DoorMedia::on_bus(GstBus *, GstMessage *msg, gpointer) {
   return G_SOURCE_CONTINUE;
 }
 
-sdp::LocalMedia DoorMedia::local(uint64_t version) const {
+sdp::LocalMedia DoorMedia::local() const {
   sdp::LocalMedia m;
   m.address = settings_.address;
-  m.session_id = static_cast<uint64_t>(g_get_real_time() / G_USEC_PER_SEC);
-  m.version = version;
   sdp::LocalStream audio;
   audio.type = "audio";
   audio.port = audio_.port;

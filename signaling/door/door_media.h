@@ -49,8 +49,9 @@ class DoorMedia {
 
   bool open(std::string *error);
   bool is_open() const { return pipeline_ != nullptr; }
-  // Our streams (audio, video) with the bound ports, for an offer or answer.
-  sdp::LocalMedia local(uint64_t version) const;
+  // Our streams (audio, video) with the bound ports, for an offer or answer
+  // (its o= line is the call's: sip::CallLeg).
+  sdp::LocalMedia local() const;
   // Sends and receives as agreed. False (and *error) when a stream cannot be set up.
   bool apply(const std::vector<sdp::Agreed> &agreed, std::string *error);
   // An immediate keyframe (a device joined, or asked by SIP INFO).

@@ -4,24 +4,6 @@
 
 namespace portier::monitor {
 
-const char *call_state_name(CallState s) {
-  switch (s) {
-    case CallState::Idle:
-      return "idle";
-    case CallState::Ringing:
-      return "ringing";
-    case CallState::Early:
-      return "early";
-    case CallState::Answered:
-      return "answered";
-    case CallState::Calling:
-      return "calling";
-    case CallState::Ended:
-      return "ended";
-  }
-  return "?";
-}
-
 bool reason_is_answered_elsewhere(std::string_view protocol,
                                   const std::vector<std::string_view> &params) {
   if (!ascii::iequals(protocol, "SIP")) return false;

@@ -7,17 +7,17 @@
 #include <string_view>
 #include <vector>
 
+#include "common/call_leg.h"
+
 namespace portier::monitor {
 
-enum class CallState {
-  Idle,      // no call yet
-  Ringing,   // an INVITE came in, 180 sent
-  Early,     // 183 with our recvonly answer sent: the door's video is shown
-  Answered,  // 200 sent (incoming) or received (outgoing): two-way audio
-  Calling,   // our INVITE to a door is on its way
-  Ended,     // the last call is over; see the reason
-};
-const char *call_state_name(CallState s);
+// The call's states are the call leg's (common/call_leg.h): idle, ringing
+// (an INVITE came in, 180 sent), early (our recvonly answer in a 183: the
+// door's video is shown, or the door's 183 to our call), answered, calling
+// (our INVITE to a door), ended (see the reason).
+using sip::call_state_name;
+using sip::CallState;
+using sip::in_call;
 
 // Why a ringing call stopped when the caller's side sent CANCEL: with
 // "Reason: SIP;cause=200" (RFC 3326; RFC 3261 §16.7 step 10: a forking proxy

@@ -18,13 +18,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 
 #include "common/sdp/offer_answer.h"
 #include "common/sip_account.h"
+#include "common/sip_call.h"
 #include "monitor/call_signals.h"
 #include "monitor/monitor_config.h"
 #include "monitor/monitor_events.h"
@@ -62,7 +61,7 @@ class Monitor {
 
   std::string status_json() const;
   std::string doors_json() const;
-  CallState state() const { return state_; }
+  CallState state() const { return call_.state(); }
   MonitorView view() const;
   const std::vector<MonitorSettings::Door> &doors() const { return settings_.doors; }
 
@@ -73,28 +72,17 @@ class Monitor {
   void set_display_sink(std::function<GstElement *()> make) { display_sink_ = std::move(make); }
 
  private:
-  struct PendingMessage {
-    std::string target, body;
-    int auth_tries = 0;
-  };
-
   void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,
               tagi_t *tags);
-  void release(nua_handle_t *nh);
   void on_registered(bool first);
   int registration_failed(int status, const char *phrase, bool refused);
   // `who`: the caller's identity as the proxy proved it (sip::Account::admit).
   void on_incoming_invite(nua_handle_t *nh, const sip_t *sip, const std::string &who);
-  void on_reinvite(nua_handle_t *nh, const sip_t *sip);
-  void on_invite_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  void on_cancel(const sip_t *sip);
+  void on_call_ended(const sip::Call::Ended &e);
   void on_info(nua_handle_t *nh, const sip_t *sip);
   // A MESSAGE the proxy proved came from `who`: a door's alarm (text/plain).
   void on_message(nua_handle_t *nh, const sip_t *sip, const std::string &who);
   void on_info_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
-  // The Request-URI of our in-dialog requests: the peer's Contact, else its AOR.
-  const std::string &info_uri() const { return remote_target_.empty() ? peer_ : remote_target_; }
-  void on_message_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
   bool new_media(std::string *error);
   void on_first_video_rtp();
   void on_first_frame(int width, int height);
@@ -112,19 +100,7 @@ class Monitor {
 
   int reg_backoff_s_ = 0;  // the next registration retry's delay; 0 after a success
 
-  // The one call (a monitor shows one door at a time).
-  nua_handle_t *call_ = nullptr;
-  CallState state_ = CallState::Idle;
-  std::string reason_;  // why the last call ended
-  bool incoming_ = false;
-  std::string peer_;           // the caller (incoming) or the door called (normalized AOR)
-  std::string remote_target_;  // the peer's Contact: our in-dialog requests go there
-  std::string call_id_;
-  std::string remote_offer_;  // an incoming call's offer: the 183 and the 200 answer it
-  sdp::LocalMedia offered_;   // an outgoing call's offer
-  uint64_t sdp_session_ = 0, sdp_version_ = 0;
-  int call_auth_tries_ = 0;
-  bool resent_with_auth_ = false;  // the next "terminated" is the challenged INVITE's
+  std::string reason_;             // why the last call ended
   int64_t invite_us_ = 0;          // monotonic µs: the INVITE came in or went out
   int64_t first_rtp_ms_ = -1, first_frame_ms_ = -1, first_frame_wall_ms_ = -1;
   guint keyframe_timer_ = 0;
@@ -138,9 +114,10 @@ class Monitor {
   std::pair<std::string, std::string> info_sent_;  // the INFO in flight, sent again if challenged
   int info_auth_tries_ = 0;
   std::unique_ptr<MonitorMedia> media_;  // kept after the call for its figures and snapshot
-
-  std::map<nua_handle_t *, PendingMessage> messages_;
-  sip::Account account_;  // last: nua goes first (nua_destroy) when the monitor does
+  // nua goes first (nua_destroy) when the monitor does: only call_, which
+  // owns nothing of nua's, goes before it.
+  sip::Account account_;
+  sip::Call call_;  // the one call (a monitor shows one door at a time)
 };
 
 }  // namespace portier::monitor

@@ -48,11 +48,9 @@ bool MonitorMedia::open(std::string *error) {
   return true;
 }
 
-sdp::LocalMedia MonitorMedia::local(uint64_t session_id, uint64_t version, bool early) const {
+sdp::LocalMedia MonitorMedia::local(bool early) const {
   sdp::LocalMedia m;
   m.address = settings_.address;
-  m.session_id = session_id;
-  m.version = version;
   if (settings_.audio) {
     sdp::LocalStream audio;
     audio.type = "audio";

@@ -52,8 +52,9 @@ class MonitorMedia {
 
   bool open(std::string *error);
   // Our streams with the bound ports: audio (sendrecv, or recvonly while
-  // `early`) and video (recvonly: a monitor has no camera).
-  sdp::LocalMedia local(uint64_t session_id, uint64_t version, bool early) const;
+  // `early`) and video (recvonly: a monitor has no camera). Its o= line is
+  // the call's (sip::CallLeg).
+  sdp::LocalMedia local(bool early) const;
   bool apply(const std::vector<sdp::Agreed> &agreed, std::string *error);
 
   // RTCP PLI for the door's video (an upstream GstForceKeyUnit that rtpsession

@@ -3,11 +3,6 @@
 namespace portier::monitor {
 namespace {
 
-bool in_call(CallState s) {
-  return s == CallState::Ringing || s == CallState::Early || s == CallState::Answered ||
-         s == CallState::Calling;
-}
-
 // Whether `action` could be sent now, as Monitor::action() decides it.
 bool action_possible(const MonitorView &v, bool has_code) {
   if (!has_code) return false;
