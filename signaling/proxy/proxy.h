@@ -26,6 +26,7 @@
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
 #include "common/control_socket.h"
+#include "common/control_table.h"
 #include "proxy/dialog_table.h"
 #include "proxy/fork_aggregator.h"
 #include "proxy/location_persist.h"
@@ -85,9 +86,6 @@ class Proxy {
   // Saves registrations and closes everything.
   void stop();
 
-  // Control socket commands.
-  std::string control(const std::string &command);
-
   // --- used by the registrar, authenticator glue and router ---
   nta_agent_t *agent() const { return agent_; }
   su_root_t *root() const { return root_; }
@@ -128,7 +126,6 @@ class Proxy {
   // Wall-clock seconds rounded up, for registrations and their listing: a
   // binding may outlive its interval by under a second but never expires before
   // it (RFC 3261 §10.2.1), and the listing never shows more than was granted.
-  static int64_t now_rounded_up();
 
   void handle_register(Reply &reply, msg_t *msg, const sip_t *sip);
   // The 200 to a REGISTER (contacts: its Contact value, may be empty): sent at
@@ -164,7 +161,12 @@ class Proxy {
   // within a budget of their own, counted against nobody (the sender is unknown).
   void note_unbound_nonce(const std::string &address, const std::string &user, const char *method,
                           const char *why);
+  // The control socket's commands (portierctl help lists them).
+  std::vector<control::Command> control_commands();
+  std::string registrations_json() const;
+  std::string stats_json() const;
   std::string bans_json(int64_t now) const;
+  std::string unban(const std::string &address);
 
   ProxySettings settings_;
   su_root_t *root_ = nullptr;
@@ -201,6 +203,7 @@ class Proxy {
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;    // null when [module::MediaRelay] enabled = false
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
+  const control::Table commands_{control_commands()};
   ControlSocket control_;
 };
 

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "proxy/proxy.h"
 
@@ -83,7 +84,7 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
   req.aor = normalize_aor(to->url_user, to->url_host);
   req.call_id = sip->sip_call_id->i_id;
   req.cseq = sip->sip_cseq->cs_seq;
-  req.now = now_rounded_up();
+  req.now = clock::wall_s_rounded_up();
   req.received = source_of(msg);
   if (sip->sip_user_agent && sip->sip_user_agent->g_string)
     req.user_agent = sip->sip_user_agent->g_string;

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "common/auth/identity_proof.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sip_message.h"
@@ -32,8 +33,6 @@ std::string url_str(const url_t *url) {
   if (n <= 0 || n >= static_cast<isize_t>(sizeof buf)) return "";
   return std::string(buf, static_cast<size_t>(n));
 }
-
-int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 
 // A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
 std::string bare_host(const url_t *url) {
@@ -110,8 +109,8 @@ void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::str
   f.cseq = sip->sip_cseq->cs_seq;
   f.what = sip->sip_request ? sip->sip_request->rq_method_name
                             : std::to_string(sip->sip_status ? sip->sip_status->st_status : 0);
-  const std::string header =
-      std::string(auth::kIdentityProofHeader) + ": " + auth::identity_proof(alg, *ha1, f, now_s());
+  const std::string header = std::string(auth::kIdentityProofHeader) + ": " +
+                             auth::identity_proof(alg, *ha1, f, clock::wall_s());
   msg_header_t *h = msg_header_make(msg_home(msg), sip_unknown_class, header.c_str());
   if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
 }
@@ -222,7 +221,7 @@ Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
   t->from = sip->sip_from ? url_str(sip->sip_from->a_url) : "";
   t->to = sip->sip_to ? url_str(sip->sip_to->a_url) : "";
   t->from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
-  t->started = now_s();
+  t->started = clock::wall_s();
   Txn *raw = t.get();
   txns_[raw] = std::move(t);
   nta_incoming_bind(irq, on_server_event, raw);
@@ -356,7 +355,7 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     return false;
   }
   const std::string aor = normalize_aor(ruri->url_user, ruri->url_host);
-  const int64_t now = now_s();
+  const int64_t now = clock::wall_s();
   const auto &s = proxy_.settings();
 
   // Which AORs this request rings: a group address rings every AOR of its domain
@@ -573,7 +572,7 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
 }
 
 bool Router::refusal_loggable() {
-  const int64_t now = now_s();
+  const int64_t now = clock::wall_s();
   if (now != refusal_second_) {
     if (refusals_unlogged_)
       PLOG_INFO("route: %zu more in-dialog request(s) refused, not logged one by one",
@@ -636,7 +635,7 @@ DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
   d.from = t->from;
   d.to = t->to;
   d.invite = t->invite;
-  d.since = now_s();
+  d.since = clock::wall_s();
   return d;
 }
 
