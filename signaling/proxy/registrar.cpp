@@ -12,17 +12,12 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sip_message.h"
+#include "common/sip_text.h"
 #include "proxy/proxy.h"
 
 namespace portier::proxy {
 namespace {
-
-std::string url_string(const url_t *url) {
-  char buf[512];
-  isize_t n = url_e(buf, sizeof buf, url);
-  if (n <= 0 || n >= static_cast<isize_t>(sizeof buf)) return "";
-  return std::string(buf, static_cast<size_t>(n));
-}
 
 // The Require options of a REGISTER, comma-separated; empty when none. The
 // registrar implements no extension (RFC 3261 §10.3 step 2, §8.2.2.3): Path
@@ -108,16 +103,14 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
       continue;
     }
     ContactSpec c;
-    c.uri = url_string(m->m_url);
+    c.uri = sipmsg::url_string(m->m_url);
     if (c.uri.empty() || !m->m_url->url_host || !is_valid_contact_uri(c.uri)) {
       reply.send(400, "Bad Contact (not a SIP URI)", TAG_END());
       return;
     }
     if (const char *inst = msg_params_find(m->m_params, "+sip.instance=")) {
       // Kept without its quotes: "<urn:uuid:...>" is what lists and logs show.
-      c.instance = inst;
-      if (c.instance.size() >= 2 && c.instance.front() == '"' && c.instance.back() == '"')
-        c.instance = c.instance.substr(1, c.instance.size() - 2);
+      c.instance = siptext::strip_quotes(inst);
       if (!is_printable_ascii(c.instance)) {
         reply.send(400, "Bad +sip.instance", TAG_END());
         return;

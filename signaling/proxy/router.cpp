@@ -26,22 +26,6 @@ namespace {
 const char kReasonAnsweredElsewhere[] = "SIP;cause=200;text=\"Call completed elsewhere\"";
 const char kReasonForkTimeout[] = "SIP;cause=408;text=\"Fork timeout\"";
 
-std::string url_str(const url_t *url) {
-  if (!url) return "";
-  char buf[512];
-  isize_t n = url_e(buf, sizeof buf, url);
-  if (n <= 0 || n >= static_cast<isize_t>(sizeof buf)) return "";
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-// A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
-std::string bare_host(const url_t *url) {
-  if (!url || !url->url_host) return "";
-  std::string host = url->url_host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host;
-}
-
 // The SDP body of a message, if it has one.
 const char *sdp_body(const sip_t *sip, size_t *len) {
   if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data || !sip->sip_content_type ||
@@ -218,8 +202,8 @@ Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
   t->irq = irq;
   t->invite = sip->sip_request->rq_method == sip_method_invite;
   t->call_id = sip->sip_call_id ? sip->sip_call_id->i_id : "";
-  t->from = sip->sip_from ? url_str(sip->sip_from->a_url) : "";
-  t->to = sip->sip_to ? url_str(sip->sip_to->a_url) : "";
+  t->from = sip->sip_from ? sipmsg::url_string(sip->sip_from->a_url) : "";
+  t->to = sip->sip_to ? sipmsg::url_string(sip->sip_to->a_url) : "";
   t->from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
   t->started = clock::wall_s();
   Txn *raw = t.get();
@@ -278,8 +262,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   for (sip_proxy_authorization_t *pa = csip->sip_proxy_authorization; pa;) {
     sip_proxy_authorization_t *next = pa->au_next;
     const char *realm = msg_params_find(pa->au_params, "realm=");
-    std::string r = realm ? realm : "";
-    if (r.size() >= 2 && r.front() == '"') r = r.substr(1, r.size() - 2);
+    const std::string r(siptext::strip_quotes(realm ? realm : ""));
     if (proxy_.is_auth_domain(r.c_str()))
       msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
                         reinterpret_cast<msg_header_t *>(pa));
@@ -444,7 +427,7 @@ bool Router::route_to_domain(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   t->records_dialog = record_route;
   t->caller_aor = caller_aor;
   t->caller_host = Proxy::source_address(msg);
-  if (sip->sip_contact) t->caller_target = bare_host(sip->sip_contact->m_url);
+  if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr = record_route ? proxy_.record_route_for(
@@ -485,7 +468,7 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
     return false;
   }
   const bool from_caller = m.side == DialogTable::Side::Caller;
-  const std::string ruri_host = bare_host(sip->sip_request->rq_url);
+  const std::string ruri_host = sipmsg::bare_host(sip->sip_request->rq_url);
   if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
     // A party of the dialog may reach the other party, not any host through us.
     if (refusal_loggable())
@@ -496,7 +479,7 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip,
     return false;
   }
   if ((method == sip_method_invite || method == sip_method_update) && sip->sip_contact)
-    dialogs_.add_target(*m.dialog, m.side, bare_host(sip->sip_contact->m_url));
+    dialogs_.add_target(*m.dialog, m.side, sipmsg::bare_host(sip->sip_contact->m_url));
   // Whatever identity the sender wrote goes; the one proved when the dialog
   // formed is asserted for it (RFC 3325 §9.1), as on every other path.
   assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
@@ -627,9 +610,10 @@ DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
   // The host the branch went to (a NATed device's public address): its
   // in-dialog requests come from there even if a response took another path.
   for (const std::string *uri : {&b->target, &b->next_hop})
-    if (!uri->empty()) d.callee_hosts.push_back(bare_host(url_make(msg_home(msg), uri->c_str())));
+    if (!uri->empty())
+      d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), uri->c_str())));
   d.caller_targets.push_back(t->caller_target);
-  d.callee_targets.push_back(bare_host(callee_contact));
+  d.callee_targets.push_back(sipmsg::bare_host(callee_contact));
   d.caller_aor = t->caller_aor;
   d.callee_aor = b->aor;
   d.from = t->from;
