@@ -253,7 +253,7 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   auto *self = static_cast<Proxy *>(self_);
   const int64_t now = clock::wall_s();
   size_t gone = self->locations_.purge_expired(now);
-  if (gone) PLOG_INFO("registrar: %zu binding(s) expired", gone);
+  if (gone) self->events_.add("expired", {events::field("bindings", static_cast<int64_t>(gone))});
   // Every change is in the journal already; this only keeps it short, so a
   // restart replays little. The snapshot is written on the worker thread.
   if (self->persister_->journal_bytes() > kCompactJournalAfterBytes)
@@ -736,6 +736,8 @@ std::vector<control::Command> Proxy::control_commands() {
        }},
       {"stats", "", "bindings, transactions and banned addresses",
        [this](Args) { return stats_json(); }},
+      {"events", "", "the last registrations, removals and call outcomes",
+       [this](Args) { return events_.json_array(); }},
       {"bans", "", "addresses banned for failing authentication",
        [this](Args) { return bans_json(clock::wall_s()); }},
       {"unban", "ADDRESS|all", "lift one ban, or every ban",

@@ -27,6 +27,7 @@
 #include "common/auth/failure_limiter.h"
 #include "common/control_socket.h"
 #include "common/control_table.h"
+#include "common/event_writer.h"
 #include "proxy/dialog_table.h"
 #include "proxy/fork_aggregator.h"
 #include "proxy/location_persist.h"
@@ -91,6 +92,8 @@ class Proxy {
   su_root_t *root() const { return root_; }
   const ProxySettings &settings() const { return settings_; }
   MediaRelay *relay() { return relay_.get(); }
+  // Registrations and calls as event lines (portierctl events).
+  events::Writer &events() { return events_; }
   LocationStore &locations() { return locations_; }
   const StaticRecords &static_records() const { return static_records_; }
   const auth::UsersFile &users() const { return users_; }
@@ -203,6 +206,7 @@ class Proxy {
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;    // null when [module::MediaRelay] enabled = false
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
+  events::Writer events_;
   const control::Table commands_{control_commands()};
   ControlSocket control_;
 };

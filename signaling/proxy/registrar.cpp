@@ -135,6 +135,8 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
   }
 
   const uint64_t generation = locations_.generation();
+  const auto before_it = locations_.records().find(req.aor);
+  const size_t before = before_it == locations_.records().end() ? 0 : before_it->second.size();
   RegisterOutcome out = locations_.apply(req);
   if (locations_.generation() != generation) {
     // One journal record per changed AOR: its whole binding set now.
@@ -166,8 +168,14 @@ void Proxy::handle_register(Reply &reply, msg_t *msg, const sip_t *sip) {
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
   answer_register_ok(reply, msg, std::move(contacts));
-  PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(), out.bindings.size(),
-             req.received.c_str());
+  // A refresh is no event: only a device that arrives or leaves.
+  if (out.bindings.size() != before)
+    events_.add(out.bindings.size() > before ? "registered" : "unregistered",
+                {events::field("aor", req.aor), events::field("from", req.received),
+                 events::field("bindings", static_cast<int64_t>(out.bindings.size()))});
+  else
+    PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(),
+               out.bindings.size(), req.received.c_str());
   return;
 }
 

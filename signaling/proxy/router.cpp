@@ -666,8 +666,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     if (t->dialog_forming && status >= 200 && status < 300) {
       t->answered = true;
       if (b) t->winner = b->index;
-      PLOG_INFO("route: call-id=%s answered by %s", t->call_id.c_str(),
-                b ? b->target.c_str() : "?");
+      proxy_.events().add("answered", {events::field("call_id", t->call_id),
+                                       events::field("by", b ? b->target : "?")});
     }
   }
   if (d.cancel_others) {
@@ -702,7 +702,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
         nta_incoming_treply(t->irq, status, sip_status_phrase(status), TAG_END());
       }
     }
-    PLOG_INFO("route: call-id=%s failed with %d", t->call_id.c_str(), status);
+    proxy_.events().add("failed",
+                        {events::field("call_id", t->call_id), events::field("status", status)});
     release_relay(t, "not answered");
   }
 }
@@ -810,7 +811,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
   }
   if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel) {
     // §16.10: cancel every pending branch; nta answers the INVITE with 487 itself.
-    PLOG_INFO("route: call-id=%s cancelled by the caller", t->call_id.c_str());
+    t->router->proxy_.events().add("cancelled", {events::field("call_id", t->call_id)});
     t->final_sent = true;
     t->failed_upstream = !t->answered;
     if (t->fork && t->fork->on_cancel().cancel_others) {
@@ -832,7 +833,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
 void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
   auto *t = static_cast<Txn *>(magic);
   if (t->final_sent) return;
-  PLOG_INFO("route: call-id=%s fork timeout", t->call_id.c_str());
+  t->router->proxy_.events().add("fork_timeout", {events::field("call_id", t->call_id)});
   ForkAggregator::Decision d = t->fork->on_timeout();
   if (d.cancel_others) t->router->cancel_pending(t, kReasonForkTimeout);
   t->router->apply(t, nullptr, d, nullptr);
