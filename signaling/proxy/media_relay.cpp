@@ -414,30 +414,37 @@ void MediaRelay::expire_idle() {
 
 std::string MediaRelay::json() const {
   const int64_t now = clock::mono_s();
-  std::string out = "{\"ports_in_use\":" + std::to_string(ports_in_use()) +
-                    ",\"io_threads\":" + std::to_string(engine_.threads()) + ",\"calls\":[";
-  bool first = true;
+  json::Writer w;
+  w.begin_object()
+      .field("ports_in_use", ports_in_use())
+      .field("io_threads", engine_.threads())
+      .key("calls")
+      .begin_array();
   for (const auto &[id, c] : calls_) {
-    out += first ? "" : ",";
-    first = false;
     size_t ports = 0;
     for (const auto &s : c->streams) ports += s.ports.port ? 2 : 0;
-    std::string branches;
-    for (const auto &[idx, b] : c->branches) {
+    for (const auto &[idx, b] : c->branches)
       for (const auto &bm : b.media) ports += bm.ports.port ? 2 : 0;
+    w.begin_object()
+        .field("call_id", id)
+        .field("age", now - c->started)
+        .field("idle", now - last_activity(c.get()))
+        .field("ports", ports)
+        .key("branches")
+        .begin_array();
+    for (const auto &[idx, b] : c->branches) {
       const RelayEngine::Counters n = engine_.branch_counters(c->media, idx);
-      branches += branches.empty() ? "" : ",";
-      branches += "{\"branch\":" + std::to_string(idx) +
-                  ",\"connected\":" + (b.connected ? "true" : "false") +
-                  ",\"winner\":" + (c->winner == static_cast<long>(idx) ? "true" : "false") +
-                  ",\"packets\":" + std::to_string(n.packets) +
-                  ",\"bytes\":" + std::to_string(n.bytes) + "}";
+      w.begin_object()
+          .field("branch", idx)
+          .field("connected", b.connected)
+          .field("winner", c->winner == static_cast<long>(idx))
+          .field("packets", n.packets)
+          .field("bytes", n.bytes)
+          .end_object();
     }
-    out += "{\"call_id\":" + json::quote(id) + ",\"age\":" + std::to_string(now - c->started) +
-           ",\"idle\":" + std::to_string(now - last_activity(c.get())) +
-           ",\"ports\":" + std::to_string(ports) + ",\"branches\":[" + branches + "]}";
+    w.end_array().end_object();
   }
-  return out + "]}";
+  return w.end_array().end_object().take();
 }
 
 }  // namespace portier::proxy

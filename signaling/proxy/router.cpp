@@ -998,26 +998,30 @@ void Router::destroy(Txn *t) {
 }
 
 std::string Router::calls_json(int64_t now) const {
-  std::string out = "{\"calls\":[";
-  bool first = true;
+  json::Writer w;
+  w.begin_object().key("calls").begin_array();
   for (const auto &[raw, t] : txns_) {
     if (!t->dialog_forming || t->final_sent) continue;
-    out += first ? "" : ",";
-    first = false;
-    out += "{\"call_id\":" + json::quote(t->call_id) + ",\"from\":" + json::quote(t->from) +
-           ",\"to\":" + json::quote(t->to) +
-           ",\"state\":\"ringing\",\"branches\":" + std::to_string(t->branches.size()) +
-           ",\"age\":" + std::to_string(now - t->started) + "}";
+    w.begin_object()
+        .field("call_id", t->call_id)
+        .field("from", t->from)
+        .field("to", t->to)
+        .field("state", "ringing")
+        .field("branches", t->branches.size())
+        .field("age", now - t->started)
+        .end_object();
   }
   dialogs_.for_each([&](const DialogTable::Dialog &d) {
     if (!d.confirmed || !d.invite) return;
-    out += first ? "" : ",";
-    first = false;
-    out += "{\"call_id\":" + json::quote(d.call_id) + ",\"from\":" + json::quote(d.from) +
-           ",\"to\":" + json::quote(d.to) +
-           ",\"state\":\"answered\",\"age\":" + std::to_string(now - d.since) + "}";
+    w.begin_object()
+        .field("call_id", d.call_id)
+        .field("from", d.from)
+        .field("to", d.to)
+        .field("state", "answered")
+        .field("age", now - d.since)
+        .end_object();
   });
-  return out + "]}";
+  return w.end_array().end_object().take();
 }
 
 void Router::expire_dialogs(int64_t now) {
