@@ -1,6 +1,7 @@
 #include "common/sip_message.h"
 
 #include <glib.h>
+#include <sofia-sip/nua.h>
 #include <sofia-sip/sip_extra.h>
 
 #include <cctype>

@@ -3,7 +3,6 @@
 // proxy, door.cpp and monitor.cpp read messages the same way.
 #pragma once
 
-#include <sofia-sip/nua.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/url.h>
 
@@ -11,6 +10,10 @@
 #include <vector>
 
 #include "common/auth/digest_client.h"
+
+// nua's handle, declared rather than included: nua.h would fix sofia-sip's
+// su_root magic type for the proxy's files, which type it themselves.
+typedef struct nua_handle_s nua_handle_t;
 
 namespace portier::sipmsg {
 

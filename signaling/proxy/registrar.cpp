@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <ctime>
 #include <string_view>
 
 #include "common/clock.h"

@@ -36,7 +36,9 @@ TEST(ControlTable, DispatchesByNameAndTrimsTheArguments) {
   for (const auto &c : cases) {
     args = "-";
     EXPECT_EQ(t.dispatch(c.line), c.reply) << c.line;
-    if (c.line.find("unban") != std::string::npos) EXPECT_EQ(args, c.args) << c.line;
+    if (c.line.find("unban") != std::string::npos) {
+      EXPECT_EQ(args, c.args) << c.line;
+    }
   }
 }
 
