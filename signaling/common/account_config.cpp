@@ -19,15 +19,13 @@ void add_account_schema(config::Schema &s, const AccountHelp &help) {
 }
 
 std::string check_account_config(const config::Config &cfg) {
-  auto where = [&](const char *key) {
-    return cfg.origin("account", key) + ": [account] " + key + ": ";
-  };
   if (parse_aor(cfg.get_string("account", "aor")).empty())
-    return where("aor") + "'" + cfg.get_string("account", "aor") +
+    return cfg.where("account", "aor") + "'" + cfg.get_string("account", "aor") +
            "' is not a sip:user@domain address";
   for (const char *key : {"proxy", "bind"}) {
     const std::string &v = cfg.get_string("account", key);
-    if (v.compare(0, 4, "sip:") != 0) return where(key) + "'" + v + "' is not a sip: URI";
+    if (v.compare(0, 4, "sip:") != 0)
+      return cfg.where("account", key) + "'" + v + "' is not a sip: URI";
   }
   return "";
 }

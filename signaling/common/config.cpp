@@ -288,6 +288,10 @@ std::string Config::origin(const std::string &section, const std::string &name) 
   return it == values_.end() ? "?" : it->second.origin;
 }
 
+std::string Config::where(const std::string &section, const std::string &name) const {
+  return origin(section, name) + ": [" + section + "] " + name + ": ";
+}
+
 std::vector<std::string> Config::names_in(const std::string &section) const {
   std::vector<std::string> out;
   const std::string prefix = section + "\n";

@@ -75,6 +75,8 @@ class Config {
   std::vector<std::string> get_list(const std::string &section, const std::string &name) const;
   // Where the value came from ("FILE:LINE" or "default"), for error messages.
   std::string origin(const std::string &section, const std::string &name) const;
+  // "FILE:LINE: [section] name: ", the start of an error message about a value.
+  std::string where(const std::string &section, const std::string &name) const;
   // The keys set in a section declared with Schema::any_key, in name order.
   std::vector<std::string> names_in(const std::string &section) const;
   const std::string &source_name() const { return source_; }

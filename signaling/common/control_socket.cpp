@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "common/control_table.h"
 #include "common/log.h"
 
 namespace portier {
@@ -99,7 +100,7 @@ int ControlSocket::on_client(int fd, unsigned, void *data) {
     try {
       reply = self->handler_(line);
     } catch (const std::exception &e) {
-      reply = std::string("{\"error\":\"internal error\"}");
+      reply = control::error("internal error");
       PLOG_ERROR("control socket: command failed: %s", e.what());
     }
     reply += '\n';

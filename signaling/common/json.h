@@ -1,9 +1,12 @@
-// Minimal JSON writing for control-socket replies (no parsing needed there).
+// JSON writing for control-socket replies and event lines (no parsing needed
+// there): quote() for one string, Writer for objects and arrays.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace portier::json {
 
@@ -87,6 +90,80 @@ inline std::string quote(std::string_view s) {
     ++i;
   }
   return out + "\"";
+}
+
+// Builds one JSON text front to back; commas are placed by looking at what was
+// written last, so callers only say what comes next:
+//   Writer w;
+//   w.begin_object().field("aor", aor).key("calls").begin_array();
+//   for (...) w.begin_object().field("call_id", id).end_object();
+//   w.end_array().end_object();
+//   send(w.str());
+// Keys and string values go through quote(), so whatever came from the
+// network stays valid JSON.
+class Writer {
+ public:
+  Writer &begin_object() { return open('{'); }
+  Writer &end_object() { return close('}'); }
+  Writer &begin_array() { return open('['); }
+  Writer &end_array() { return close(']'); }
+
+  Writer &key(std::string_view k) {
+    separate();
+    out_ += quote(k);
+    out_ += ':';
+    return *this;
+  }
+  Writer &value(std::string_view s) { return raw(quote(s)); }
+  Writer &value(const std::string &s) { return value(std::string_view(s)); }
+  Writer &value(const char *s) { return value(std::string_view(s ? s : "")); }
+  Writer &value(bool b) { return raw(b ? "true" : "false"); }
+  template <typename Int, typename = std::enable_if_t<std::is_integral_v<Int>>>
+  Writer &value(Int n) {
+    return raw(std::to_string(n));
+  }
+  Writer &null() { return raw("null"); }
+  // A value that is JSON already (another Writer's text, a stored event line).
+  Writer &raw(std::string_view json) {
+    separate();
+    out_.append(json);
+    return *this;
+  }
+
+  template <typename T>
+  Writer &field(std::string_view k, const T &v) {
+    return key(k).value(v);
+  }
+  Writer &raw_field(std::string_view k, std::string_view json) { return key(k).raw(json); }
+
+  const std::string &str() const { return out_; }
+  std::string take() { return std::move(out_); }
+
+ private:
+  Writer &open(char c) {
+    separate();
+    out_ += c;
+    return *this;
+  }
+  Writer &close(char c) {
+    out_ += c;
+    return *this;
+  }
+  // A comma goes between two items: not at the start, not after an opening
+  // bracket, not between a key and its value.
+  void separate() {
+    if (out_.empty()) return;
+    const char last = out_.back();
+    if (last != '{' && last != '[' && last != ':') out_ += ',';
+  }
+
+  std::string out_;
+};
+
+// {"NAME":"TEXT"}: the control sockets' one-field replies ({"result":...},
+// {"error":...}).
+inline std::string object_of(std::string_view name, std::string_view text) {
+  return Writer().begin_object().field(name, text).end_object().take();
 }
 
 }  // namespace portier::json

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/sip_message.h"
 #include "common/sip_text.h"
@@ -178,7 +179,7 @@ std::string Account::proven_identity(const sip_t *sip, std::string *why) {
   for (const sip_unknown_t *u = sip->sip_unknown; u && !header; u = u->un_next)
     if (u->un_name && strcasecmp(u->un_name, auth::kIdentityProofHeader) == 0 && u->un_value)
       header = u->un_value;
-  const auto result = proofs_->verify(header, f, static_cast<int64_t>(time(nullptr)));
+  const auto result = proofs_->verify(header, f, clock::wall_s());
   if (result == auth::IdentityProofVerifier::Result::Valid) return f.identity;
   *why = auth::IdentityProofVerifier::result_name(result);
   return "";

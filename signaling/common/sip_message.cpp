@@ -1,12 +1,14 @@
 #include "common/sip_message.h"
 
 #include <glib.h>
+#include <sofia-sip/nua.h>
 #include <sofia-sip/sip_extra.h>
 
 #include <cctype>
 
 #include "common/ascii.h"
 #include "common/sip_address.h"
+#include "common/sip_text.h"
 
 namespace portier::sipmsg {
 namespace {
@@ -39,11 +41,20 @@ std::string asserted_identity(const sip_t *sip, bool response) {
   return sip && sip->sip_from ? url_aor(sip->sip_from->a_url) : "";
 }
 
+std::string url_string(const url_t *u) {
+  if (!u) return "";
+  char buf[512];
+  const isize_t n = url_e(buf, sizeof buf, u);
+  return n > 0 && static_cast<size_t>(n) < sizeof buf ? std::string(buf, n) : std::string();
+}
+
+std::string bare_host(const url_t *u) {
+  return u && u->url_host ? std::string(siptext::strip_brackets(u->url_host)) : std::string();
+}
+
 std::string contact_uri(const sip_t *sip) {
   if (!sip || !sip->sip_contact || !sip->sip_contact->m_url->url_host) return "";
-  char buf[512];
-  const isize_t n = url_e(buf, sizeof buf, sip->sip_contact->m_url);
-  return n > 0 && static_cast<size_t>(n) < sizeof buf ? std::string(buf, n) : std::string();
+  return url_string(sip->sip_contact->m_url);
 }
 
 bool body_is(const sip_t *sip, const char *type) {

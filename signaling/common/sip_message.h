@@ -1,9 +1,8 @@
-// What the endpoints (portier-door, portier-monitor) read from a sofia-sip
-// message: who sent it, its body, its digest challenges. Thin helpers over
-// sip_t, so door.cpp and monitor.cpp read messages the same way.
+// What the programs read from a sofia-sip message: a URL as text, who sent it,
+// its body, its digest challenges. Thin helpers over url_t and sip_t, so the
+// proxy, door.cpp and monitor.cpp read messages the same way.
 #pragma once
 
-#include <sofia-sip/nua.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/url.h>
 
@@ -12,7 +11,18 @@
 
 #include "common/auth/digest_client.h"
 
+// nua's handle, declared rather than included: nua.h would fix sofia-sip's
+// su_root magic type for the proxy's files, which type it themselves.
+typedef struct nua_handle_s nua_handle_t;
+
 namespace portier::sipmsg {
+
+// A URL as it goes on the wire ("sip:alice@192.0.2.1:5062;transport=tcp");
+// "" for none, or one longer than a SIP URI can reasonably be (511 bytes).
+std::string url_string(const url_t *u);
+
+// A URL's host without IPv6 brackets ("" for none): how hosts are compared.
+std::string bare_host(const url_t *u);
 
 // "sip:user@host" of a URL, normalized (common/sip_address.h); "" without user or host.
 std::string url_aor(const url_t *u);

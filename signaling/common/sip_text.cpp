@@ -29,4 +29,16 @@ std::string reason(int cause, std::string_view text) {
   return "SIP;cause=" + std::to_string(cause) + ";text=" + quoted(text, 80);
 }
 
+std::string_view strip_quotes(std::string_view value) {
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+    return value.substr(1, value.size() - 2);
+  return value;
+}
+
+std::string_view strip_brackets(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    return host.substr(1, host.size() - 2);
+  return host;
+}
+
 }  // namespace portier::siptext

@@ -1,6 +1,7 @@
 // Header values that carry free text (a Warning's warn-text, a Reason's text)
 // built in one place, so that text from the network or from an error message
-// can never make the header invalid.
+// can never make the header invalid; and the two strippings every reader of
+// header values needs. Plain C++.
 #pragma once
 
 #include <string>
@@ -21,5 +22,13 @@ std::string warning(int code, std::string_view agent, std::string_view text);
 // A Reason header value for the SIP protocol (RFC 3326 §2):
 // `SIP;cause=603;text="Decline"`.
 std::string reason(int cause, std::string_view text);
+
+// A parameter value without the double quotes around it (`"home.example"` ->
+// `home.example`, as a realm= or +sip.instance= comes); anything else as it is.
+std::string_view strip_quotes(std::string_view value);
+
+// A host without the brackets of an IPv6 reference (RFC 3261 §25.1:
+// `[2001:db8::1]` -> `2001:db8::1`); anything else as it is.
+std::string_view strip_brackets(std::string_view host);
 
 }  // namespace portier::siptext

@@ -1,7 +1,9 @@
 // portierctl: talks to a portier daemon's control socket.
 //   portierctl [--socket PATH] COMMAND [ARGS...]
-// Sends the command as one line and prints the JSON reply. Exit status: 0 on a
-// reply without "error", 1 on an error reply, 2 when the daemon can't be reached.
+// Sends the command as one line and prints the JSON reply. The commands are the
+// daemon's own (its control::Table); "help" asks the daemon for them. Exit
+// status: 0 on a reply without "error", 1 on an error reply, 2 when the daemon
+// can't be reached.
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,14 +19,10 @@ static const char kDefaultSocket[] = "/run/portier/proxy.sock";
 static void usage() {
   std::fprintf(stderr,
                "usage: portierctl [--socket PATH] [--timeout SECONDS] COMMAND [ARGS...]\n"
-               "commands of portier-proxy:\n"
-               "  ping            is the daemon alive\n"
-               "  registrations   every registered contact (AOR, contact, expires, user agent)\n"
-               "  calls           calls in progress\n"
-               "  relay           media relay: calls, branches, ports in use\n"
-               "  stats           bindings, transactions and banned addresses\n"
-               "  bans            addresses banned for failing authentication\n"
-               "  unban ADDRESS   lift one ban (unban all: every ban)\n"
+               "COMMAND is one of the daemon's: 'portierctl --socket PATH help' lists them\n"
+               "(portier-proxy: registrations, calls, relay, stats, bans, unban ADDRESS|all;\n"
+               "portier-door: ring, hangup, status, events; portier-monitor: status, answer,\n"
+               "hangup, ..., see its help). Every daemon answers ping and help.\n"
                "default socket: %s\n",
                kDefaultSocket);
 }

@@ -358,21 +358,20 @@ void Door::send_alarm(const std::string &text) {
   PLOG_INFO("door: alarm sent to %s", settings_.target.c_str());
 }
 
-std::string Door::status_json() const {
-  return "{\"aor\":" + json::quote(settings_.account.aor) +
-         ",\"registered\":" + (account_.registered() ? "true" : "false") +
-         ",\"registration\":" + json::quote(account_.registration()) +
-         ",\"call\":" + json::quote(call_name(call_.state())) + ",\"peer\":" + json::quote(peer_) +
-         ",\"video_source\":" + json::quote(camera_->source()) +
-         ",\"video_encoder\":" + json::quote(camera_->encoder()) +
-         ",\"camera_running\":" + (camera_->running() ? "true" : "false") +
-         ",\"camera_consumers\":" + std::to_string(camera_->consumers()) +
-         ",\"video_packets_sent\":" + std::to_string(media_ ? media_->video_packets_sent() : 0) +
-         ",\"audio_packets_received\":" +
-         std::to_string(media_ ? media_->audio_packets_received() : 0) +
-         ",\"foreign_media_dropped\":" +
-         std::to_string(media_ ? media_->foreign_packets_dropped() : 0) +
-         ",\"media\":" + json::quote(media_ ? media_->pipeline_state() : "none") + "}";
+void Door::write_status(json::Writer &w) const {
+  w.field("aor", settings_.account.aor)
+      .field("registered", account_.registered())
+      .field("registration", account_.registration())
+      .field("call", call_name(call_.state()))
+      .field("peer", peer_)
+      .field("video_source", camera_->source())
+      .field("video_encoder", camera_->encoder())
+      .field("camera_running", camera_->running())
+      .field("camera_consumers", camera_->consumers())
+      .field("video_packets_sent", media_ ? media_->video_packets_sent() : 0)
+      .field("audio_packets_received", media_ ? media_->audio_packets_received() : 0)
+      .field("foreign_media_dropped", media_ ? media_->foreign_packets_dropped() : 0)
+      .field("media", media_ ? media_->pipeline_state() : "none");
 }
 
 }  // namespace portier::door

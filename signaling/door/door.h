@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/control_socket.h"
+#include "common/json.h"
 #include "common/sdp/offer_answer.h"
 #include "common/sip_account.h"
 #include "common/sip_call.h"
@@ -66,7 +67,8 @@ class Door {
   // Returns what happened ("calling", "busy: ringing").
   std::string press();
   std::string hangup(const std::string &why = "hung up by the door");
-  std::string status_json() const;
+  // The door's fields of `portierctl status`, into an open object.
+  void write_status(json::Writer &w) const;
   // Tells the residents (a SIP MESSAGE, text/plain, to [call] target, which
   // portier-monitor shows as an alarm): someone is guessing the code.
   void send_alarm(const std::string &text);

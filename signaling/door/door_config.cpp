@@ -7,11 +7,7 @@ namespace {
 
 config::Schema make_schema() {
   config::Schema s("portier-door");
-  s.str("global", "log-level", "message", "least important messages to log",
-        {"error", "warning", "message", "debug"})
-      .str("global", "log-output", "stderr", "where logs go", {"stderr", "syslog", "journal"})
-      .str("global", "control-socket", "/run/portier/door.sock",
-           "UNIX socket for portierctl: ring, hangup, status, events (empty: none)");
+  add_global_schema(s, "/run/portier/door.sock", "ring, hangup, status, events, help");
   add_account_schema(s, {"sip:door@home.example", "the door's SIP address",
                          "SIP URI the door listens on (* = any port)",
                          "besides the proxy, hosts (host or host:port) whose calls and messages "
@@ -59,36 +55,31 @@ const config::Schema &door_schema() {
 }
 
 std::string check_door_config(const config::Config &cfg) {
-  auto where = [&](const char *section, const char *key) {
-    return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
-  };
   if (std::string problem = check_account_config(cfg); !problem.empty()) return problem;
   if (parse_aor(cfg.get_string("call", "target")).empty())
-    return where("call", "target") + "'" + cfg.get_string("call", "target") +
+    return cfg.where("call", "target") + "'" + cfg.get_string("call", "target") +
            "' is not a sip:user@domain address";
   for (const auto &a : cfg.get_list("call", "auto-answer"))
     if (parse_aor(a).empty())
-      return where("call", "auto-answer") + "'" + a + "' is not a sip:user@domain address";
+      return cfg.where("call", "auto-answer") + "'" + a + "' is not a sip:user@domain address";
   uint16_t lo, hi;
   if (!parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
-    return where("media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
+    return cfg.where("media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
   if (!is_ip_literal(cfg.get_string("media", "address")))
-    return where("media", "address") + "'" + cfg.get_string("media", "address") +
+    return cfg.where("media", "address") + "'" + cfg.get_string("media", "address") +
            "' is not an IPv4 or IPv6 address";
   const std::string &cam = cfg.get_string("media", "camera");
   if (cam != "auto" && cam != "none" && cam.compare(0, 5, "/dev/") != 0)
-    return where("media", "camera") + "must be auto, none or a /dev/ path";
+    return cfg.where("media", "camera") + "must be auto, none or a /dev/ path";
   const std::string &path = cfg.get_string("rtsp", "path");
-  if (path.empty() || path[0] != '/') return where("rtsp", "path") + "must start with /";
+  if (path.empty() || path[0] != '/') return cfg.where("rtsp", "path") + "must start with /";
   DoorParts parts;
   return parse_door_parts(cfg, &parts);
 }
 
 DoorSettings door_settings_from_config(const config::Config &cfg) {
   DoorSettings d;
-  log::parse_level(cfg.get_string("global", "log-level"), &d.log_level);
-  log::parse_output(cfg.get_string("global", "log-output"), &d.log_output);
-  d.control_socket = cfg.get_string("global", "control-socket");
+  read_global_settings(cfg, &d);
   d.account = account_settings_from_config(cfg);
   d.target = parse_aor(cfg.get_string("call", "target"));
   d.ring_timeout = static_cast<int>(cfg.get_int("call", "ring-timeout"));

@@ -9,7 +9,7 @@
 
 #include "common/account_config.h"
 #include "common/config.h"
-#include "common/log.h"
+#include "common/global_config.h"
 #include "door/door_config_parts.h"
 
 namespace portier::door {
@@ -36,11 +36,7 @@ struct RtspSettings {
   std::string path = "/door";
 };
 
-struct DoorSettings {
-  log::Level log_level = log::Level::Message;
-  log::Output log_output = log::Output::Stderr;
-  std::string control_socket;
-
+struct DoorSettings : GlobalSettings {
   AccountSettings account;  // [account]
 
   std::string target;                    // what a button press calls

@@ -29,23 +29,18 @@ bool parse_gpio_target(const std::string &text, std::string *chip, unsigned *lin
   return parse_unsigned(text.substr(colon + 1), 65535, line);
 }
 
-struct Reader {
-  const config::Config &cfg;
-  std::string where(const char *section, const std::string &key) const {
-    return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
-  }
-  // For errors found when the hardware is opened: the first of `keys` that the
-  // file sets, so the message points at a line the user wrote.
-  std::string where_set(const char *section, std::initializer_list<const char *> keys) const {
-    const char *chosen = *(keys.end() - 1);
-    for (const char *k : keys)
-      if (cfg.origin(section, k) != "default") {
-        chosen = k;
-        break;
-      }
-    return where(section, chosen);
-  }
-};
+// For errors found when the hardware is opened: the first of `keys` that the
+// file sets, so the message points at a line the user wrote.
+std::string where_set(const config::Config &cfg, const char *section,
+                      std::initializer_list<const char *> keys) {
+  const char *chosen = *(keys.end() - 1);
+  for (const char *k : keys)
+    if (cfg.origin(section, k) != "default") {
+      chosen = k;
+      break;
+    }
+  return cfg.where(section, chosen);
+}
 
 }  // namespace
 
@@ -112,7 +107,6 @@ void add_door_parts_schema(config::Schema &s) {
 }
 
 std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
-  Reader r{cfg};
   DoorParts parts;
 
   // [actuator]
@@ -128,14 +122,14 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
   act.command = cfg.get_list("actuator", "command");
   act.command_timeout = std::chrono::seconds(cfg.get_int("actuator", "command-timeout"));
   act.where = act.type == ActuatorSpec::Type::Command
-                  ? r.where_set("actuator", {"command", "type"})
-                  : r.where_set("actuator", {"chip", "line", "type"});
+                  ? where_set(cfg, "actuator", {"command", "type"})
+                  : where_set(cfg, "actuator", {"chip", "line", "type"});
   if (act.type == ActuatorSpec::Type::Gpio && act.gpio.chip.empty())
-    return r.where("actuator", "chip") + "a GPIO chip is needed for type gpio";
+    return cfg.where("actuator", "chip") + "a GPIO chip is needed for type gpio";
   if (act.type == ActuatorSpec::Type::Command) {
     std::string why = CommandActuator::check(act.command);
     // With no command set, the line to fix is the one that asked for a command.
-    if (!why.empty()) return r.where("actuator", act.command.empty() ? "type" : "command") + why;
+    if (!why.empty()) return cfg.where("actuator", act.command.empty() ? "type" : "command") + why;
   }
 
   // [actions]
@@ -143,7 +137,7 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
   for (const std::string &name : cfg.names_in("actions")) {
     ActionSpec a;
     a.name = name;
-    a.where = r.where("actions", name);
+    a.where = cfg.where("actions", name);
     std::vector<std::string> items = cfg.get_list("actions", name);
     if (items.empty() || !is_valid_code(items[0]))
       return a.where + "the code must be " + std::to_string(kMinCodeLength) + " to " +
@@ -205,7 +199,7 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
   for (const auto &id : cfg.get_list("access", "allow")) {
     std::string n = normalize_identity(id);
     if (n.empty())
-      return r.where("access", "allow") + "'" + id + "' is not a sip:user@domain identity";
+      return cfg.where("access", "allow") + "'" + id + "' is not a sip:user@domain identity";
     acc.allow.push_back(n);
   }
   acc.max_wrong_codes = static_cast<int>(cfg.get_int("access", "max-wrong-codes"));
@@ -228,20 +222,20 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
   b.gpio.debounce = std::chrono::milliseconds(cfg.get_int("button", "debounce-ms"));
   b.device = cfg.get_string("button", "device");
   b.key_code = parse_key_code(cfg.get_string("button", "key"));
-  b.where = b.type == ButtonSpec::Type::Evdev ? r.where_set("button", {"device", "key", "type"})
-                                              : r.where_set("button", {"chip", "line", "type"});
+  b.where = b.type == ButtonSpec::Type::Evdev ? where_set(cfg, "button", {"device", "key", "type"})
+                                              : where_set(cfg, "button", {"chip", "line", "type"});
   if (b.type == ButtonSpec::Type::Gpio) {
     if (b.gpio.chip.empty())
-      return r.where("button", "chip") + "a GPIO chip is needed for type gpio";
+      return cfg.where("button", "chip") + "a GPIO chip is needed for type gpio";
     for (const ActuatorSpec *g : gpios)
       if (b.gpio.chip == g->gpio.chip && b.gpio.line == g->gpio.line)
-        return r.where("button", "line") + "GPIO line " + std::to_string(b.gpio.line) + " of '" +
+        return cfg.where("button", "line") + "GPIO line " + std::to_string(b.gpio.line) + " of '" +
                b.gpio.chip + "' is the actuator's line";
   }
   if (b.type == ButtonSpec::Type::Evdev) {
-    if (b.device.empty()) return r.where("button", "device") + "an input device is needed";
+    if (b.device.empty()) return cfg.where("button", "device") + "an input device is needed";
     if (b.key_code < 0)
-      return r.where("button", "key") + "'" + cfg.get_string("button", "key") +
+      return cfg.where("button", "key") + "'" + cfg.get_string("button", "key") +
              "' is not a key (KEY_... or BTN_... name, or a number)";
   }
 
@@ -249,7 +243,7 @@ std::string parse_door_parts(const config::Config &cfg, DoorParts *out) {
   EventLogOptions &ev = parts.events;
   ev.dir = cfg.get_string("events", "dir");
   if (ev.dir.empty() || ev.dir[0] != '/')
-    return r.where("events", "dir") + "must be an absolute directory path";
+    return cfg.where("events", "dir") + "must be an absolute directory path";
   ev.keep_rings = static_cast<int>(cfg.get_int("events", "keep-rings"));
   ev.keep_days = static_cast<int>(cfg.get_int("events", "keep-days"));
   ev.keep_bytes = cfg.get_int("events", "keep-mb") * 1024 * 1024;

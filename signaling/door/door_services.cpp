@@ -2,7 +2,7 @@
 
 #include <glib-unix.h>
 
-#include "common/json.h"
+#include "common/event_writer.h"
 #include "common/log.h"
 
 namespace portier::door {
@@ -69,7 +69,7 @@ DoorHooks DoorServices::hooks() {
   h.event = [this](const std::string &kind, const std::string &details) {
     if (kind == "ring") {
       ring_time_ = EventTime::now();
-      ring_ = file_stamp(ring_time_.wall_ms);
+      ring_ = events::file_stamp(ring_time_.wall_ms);
     } else if (kind == "answered" || kind == "auto_answered") {
       const size_t at = details.find('=');
       log_event(EventKind::Answered, at == std::string::npos ? details : details.substr(at + 1), "",
@@ -177,11 +177,12 @@ gboolean DoorServices::on_button(gint, GIOCondition, gpointer data) {
   return G_SOURCE_CONTINUE;
 }
 
-std::string DoorServices::status_json() const {
-  return "{\"actions_run\":" + std::to_string(opened_) +
-         ",\"actions_refused\":" + std::to_string(refused_) +
-         ",\"alarms\":" + std::to_string(alarms_) + ",\"button\":" + (button_ ? "true" : "false") +
-         ",\"event_log\":" + json::quote(log_open_ ? log_.current_file() : "") + "}";
+void DoorServices::write_status(json::Writer &w) const {
+  w.field("actions_run", opened_)
+      .field("actions_refused", refused_)
+      .field("alarms", alarms_)
+      .field("button", button_ != nullptr)
+      .field("event_log", log_open_ ? log_.current_file() : "");
 }
 
 }  // namespace portier::door

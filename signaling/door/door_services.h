@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "common/json.h"
 #include "door/actions.h"
 #include "door/door.h"
 #include "door/door_config.h"
@@ -39,7 +40,8 @@ class DoorServices {
   // gets a log-safe text for the residents (the Door sends it to the
   // monitors). The event line "alarm" is written either way.
   void on_alarm(std::function<void(const std::string &text)> alarm) { alarm_ = std::move(alarm); }
-  std::string status_json() const;
+  // Its fields of `portierctl status`, into an open object.
+  void write_status(json::Writer &w) const;
 
  private:
   std::string on_key(const std::string &who, char key);

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "common/event_writer.h"
 #include "common/json.h"
 
 namespace portier::door {
@@ -24,13 +25,6 @@ constexpr const char *kSnapPrefix = "ring-";
 constexpr const char *kSnapSuffix = ".jpg";
 
 int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
-
-tm utc_fields(int64_t wall_ms) {
-  time_t secs = static_cast<time_t>(floor_div(wall_ms, 1000));
-  tm t;
-  gmtime_r(&secs, &t);
-  return t;
-}
 
 bool has_affixes(const std::string &name, const char *prefix, const char *suffix) {
   const size_t p = strlen(prefix), s = strlen(suffix);
@@ -90,32 +84,6 @@ bool exists(const std::string &path) { return access(path.c_str(), F_OK) == 0; }
 
 }  // namespace
 
-EventTime EventTime::now() {
-  timespec w, m;
-  clock_gettime(CLOCK_REALTIME, &w);
-  clock_gettime(CLOCK_MONOTONIC, &m);
-  return {static_cast<int64_t>(w.tv_sec) * 1000 + w.tv_nsec / 1000000,
-          static_cast<int64_t>(m.tv_sec) * 1000 + m.tv_nsec / 1000000};
-}
-
-std::string iso8601_utc(int64_t wall_ms) {
-  tm t = utc_fields(wall_ms);
-  char buf[64];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1,
-           t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-           static_cast<int>(wall_ms - floor_div(wall_ms, 1000) * 1000));
-  return buf;
-}
-
-std::string file_stamp(int64_t wall_ms) {
-  tm t = utc_fields(wall_ms);
-  char buf[64];
-  snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1,
-           t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-           static_cast<int>(wall_ms - floor_div(wall_ms, 1000) * 1000));
-  return buf;
-}
-
 const char *event_kind_name(EventKind k) {
   switch (k) {
     case EventKind::Ring:
@@ -162,11 +130,13 @@ bool EventLog::open(const EventLogOptions &options, std::string *error) {
 int64_t EventLog::chunk_bytes() const { return std::max<int64_t>(options_.keep_bytes / 4, 4096); }
 
 bool EventLog::write(const DoorEvent &event, EventTime t, std::string *error) {
-  std::string line = "{\"time\":" + json::quote(iso8601_utc(t.wall_ms)) +
-                     ",\"mono_ms\":" + std::to_string(t.mono_ms) +
-                     ",\"kind\":" + json::quote(event_kind_name(event.kind));
+  json::Writer w;
+  w.begin_object()
+      .field("time", events::iso8601_utc(t.wall_ms))
+      .field("mono_ms", t.mono_ms)
+      .field("kind", event_kind_name(event.kind));
   auto field = [&](const char *name, const std::string &value) {
-    if (!value.empty()) line += std::string(",\"") + name + "\":" + json::quote(value);
+    if (!value.empty()) w.field(name, value);
   };
   field("ring", event.ring);
   field("who", event.who);
@@ -174,7 +144,7 @@ bool EventLog::write(const DoorEvent &event, EventTime t, std::string *error) {
   field("result", event.result);
   field("detail", event.detail);
   field("snapshot", event.snapshot);
-  line += "}\n";
+  const std::string line = w.end_object().take() + "\n";
 
   const int64_t day = floor_div(t.wall_ms, kDayMs);
   bool rotated = false;
@@ -188,7 +158,7 @@ bool EventLog::write(const DoorEvent &event, EventTime t, std::string *error) {
           file_size(options_.dir + "/" + files.back()) < chunk_bytes())
         name = files.back();
     }
-    if (name.empty()) name = kLogPrefix + file_stamp(t.wall_ms) + kLogSuffix;
+    if (name.empty()) name = kLogPrefix + events::file_stamp(t.wall_ms) + kLogSuffix;
     rotated = name != current_;
     current_ = name;
     current_day_ = day;
@@ -218,7 +188,7 @@ bool EventLog::save_snapshot(EventTime ring_time, const void *jpeg, size_t size,
                              std::string *error) {
   file->clear();
   if (options_.keep_rings <= 0) return true;
-  std::string stamp = file_stamp(ring_time.wall_ms);
+  std::string stamp = events::file_stamp(ring_time.wall_ms);
   std::string name = kSnapPrefix + stamp + kSnapSuffix;
   for (int n = 2; exists(options_.dir + "/" + name); ++n)
     name = kSnapPrefix + stamp + "-" + std::to_string(n) + kSnapSuffix;

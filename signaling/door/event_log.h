@@ -16,18 +16,11 @@
 #include <cstdint>
 #include <string>
 
+#include "common/clock.h"
+
 namespace portier::door {
 
-struct EventTime {
-  int64_t wall_ms = 0;  // since the Unix epoch, UTC
-  int64_t mono_ms = 0;  // CLOCK_MONOTONIC
-  static EventTime now();
-};
-
-// "2024-05-01T12:00:00.123Z"
-std::string iso8601_utc(int64_t wall_ms);
-// "20240501T120000.123Z": the ring id and the stamp in file names.
-std::string file_stamp(int64_t wall_ms);
+using EventTime = clock::Stamp;
 
 enum class EventKind {
   Ring,           // a visitor pressed the button: a call starts

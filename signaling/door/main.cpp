@@ -3,7 +3,6 @@
 #include <glib.h>
 #include <gst/gst.h>
 
-#include <deque>
 #include <functional>
 #include <memory>
 
@@ -12,7 +11,9 @@
 #include "camsrc/gstportiercamsrc.h"
 #include "common/cli.h"
 #include "common/control_socket.h"
+#include "common/control_table.h"
 #include "common/daemon.h"
+#include "common/event_writer.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mainloop.h"
@@ -22,34 +23,6 @@
 #include "encpick/gstportierenc.h"
 
 using namespace portier;
-
-namespace {
-
-// The last event lines, for `portierctl events` and the tests.
-struct Events {
-  std::deque<std::string> lines;
-  void add(const std::string &kind, const std::string &details) {
-    GDateTime *now = g_date_time_new_now_utc();
-    gchar *wall = g_date_time_format_iso8601(now);
-    g_date_time_unref(now);
-    const long long mono_ms = g_get_monotonic_time() / 1000;
-    // One line per milestone, wall clock and monotonic time (DESIGN: latencies
-    // are measured across processes from these lines).
-    PLOG_INFO("event=%s wall=%s mono_ms=%lld %s", kind.c_str(), wall, mono_ms, details.c_str());
-    lines.push_back("{\"event\":" + json::quote(kind) + ",\"wall\":" + json::quote(wall) +
-                    ",\"mono_ms\":" + std::to_string(mono_ms) +
-                    ",\"details\":" + json::quote(details) + "}");
-    g_free(wall);
-    while (lines.size() > 200) lines.pop_front();
-  }
-  std::string json_array() const {
-    std::string out = "[";
-    for (const auto &l : lines) out += (out.size() > 1 ? "," : "") + l;
-    return out + "]";
-  }
-};
-
-}  // namespace
 
 int main(int argc, char **argv) {
   config::Config cfg(door::door_schema());
@@ -70,9 +43,10 @@ int main(int argc, char **argv) {
   Daemon daemon;
   if (!daemon.init()) return 1;
 
-  Events events;
-  door::DoorServices services(
-      settings, [&events](const std::string &k, const std::string &d) { events.add(k, d); });
+  events::Writer events;
+  door::DoorServices services(settings, [&events](const std::string &k, const std::string &d) {
+    events.add(k, {events::field("details", d)});
+  });
   int rc = 0;
   {
     std::string error;
@@ -84,6 +58,22 @@ int main(int argc, char **argv) {
     services.watch_button([&door] { door.press(); });
     services.on_alarm([&door](const std::string &text) { door.send_alarm(text); });
     daemon.on_stop([&door](std::function<void()> done) { door.stop(std::move(done)); });
+    const control::Table commands({
+        {"ring", "", "press the button: call the home",
+         [&](const std::string &) { return control::result(door.press()); }},
+        {"hangup", "", "end the call",
+         [&](const std::string &) { return control::result(door.hangup()); }},
+        {"status", "", "registration, call, camera, media and action counts",
+         [&](const std::string &) {
+           json::Writer w;
+           w.begin_object();
+           door.write_status(w);
+           services.write_status(w);
+           return w.end_object().take();
+         }},
+        {"events", "", "the last event lines (ring, answered, action, ended, ...)",
+         [&](const std::string &) { return events.json_array(); }},
+    });
     ControlSocket control;
     std::unique_ptr<door::DoorRtsp> rtsp;
     if (!door.start(daemon.root(), &error)) {
@@ -92,21 +82,7 @@ int main(int argc, char **argv) {
     } else if (!settings.control_socket.empty() &&
                !control.open(
                    settings.control_socket,
-                   [&](const std::string &cmd) -> std::string {
-                     if (cmd == "ring") return "{\"result\":" + json::quote(door.press()) + "}";
-                     if (cmd == "hangup") return "{\"result\":" + json::quote(door.hangup()) + "}";
-                     if (cmd == "status") {
-                       // {"aor":...} + {"actions_run":...}: one object
-                       std::string a = door.status_json(), b = services.status_json();
-                       return a.substr(0, a.size() - 1) + "," + b.substr(1);
-                     }
-                     if (cmd == "events") return events.json_array();
-                     if (cmd == "ping") return "{\"pong\":true}";
-                     return "{\"error\":" +
-                            json::quote("unknown command (ring, hangup, status, events, ping)") +
-                            "}";
-                   },
-                   &error)) {
+                   [&](const std::string &line) { return commands.dispatch(line); }, &error)) {
       PLOG_ERROR("control socket %s: %s", settings.control_socket.c_str(), error.c_str());
       rc = 1;
     } else if (settings.rtsp.enabled &&

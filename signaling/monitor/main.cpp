@@ -13,7 +13,6 @@
 #include "common/cli.h"
 #include "common/control_socket.h"
 #include "common/daemon.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "common/mainloop.h"
 #include "monitor/monitor.h"
@@ -61,17 +60,16 @@ int main(int argc, char **argv) {
       window_json = [&window] { return window->json(); };
       PLOG_INFO("window shown");
     }
+    const control::Table commands(monitor::control_commands(mon, events, window_json));
     ControlSocket control;
     if (!mon.start(daemon.root(), &error)) {
       PLOG_ERROR("%s", error.c_str());
       rc = 1;
-    } else if (!settings.control_socket.empty() && !control.open(
-                                                       settings.control_socket,
-                                                       [&](const std::string &cmd) {
-                                                         return monitor::control_command(
-                                                             mon, events, cmd, window_json);
-                                                       },
-                                                       &error)) {
+    } else if (!settings.control_socket.empty() &&
+               !control.open(
+                   settings.control_socket,
+                   [&commands](const std::string &line) { return commands.dispatch(line); },
+                   &error)) {
       PLOG_ERROR("control socket %s: %s", settings.control_socket.c_str(), error.c_str());
       rc = 1;
     } else {

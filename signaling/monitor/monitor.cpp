@@ -20,7 +20,6 @@ constexpr int kMaxKeyframeRequests = 5;
 constexpr int kKeyframeRetryMs = 1000;
 constexpr int kDtmfInfoDurationMs = 100;
 
-std::string json_ms(int64_t ms) { return ms < 0 ? "null" : std::to_string(ms); }
 
 }  // namespace
 
@@ -493,38 +492,46 @@ void Monitor::call_ended(const std::string &reason) {
 
 std::string Monitor::status_json() const {
   const MonitorMedia *m = media_.get();
-  auto num = [](uint64_t v) { return std::to_string(v); };
-  std::string out = "{\"aor\":" + json::quote(settings_.account.aor) +
-                    ",\"registered\":" + (account_.registered() ? "true" : "false") +
-                    ",\"registration\":" + json::quote(account_.registration()) +
-                    ",\"call\":" + json::quote(call_state_name(call_.state())) +
-                    ",\"reason\":" + json::quote(reason_) + ",\"direction\":" +
-                    json::quote(call_.state() == CallState::Idle ? ""
-                                : call_.incoming()               ? "incoming"
-                                                                 : "outgoing") +
-                    ",\"peer\":" + json::quote(call_.remote()) +
-                    ",\"call_id\":" + json::quote(call_.call_id());
-  out += ",\"frames_decoded\":" + num(m ? m->frames_decoded() : 0) +
-         ",\"video_packets_received\":" + num(m ? m->video_packets_received() : 0) +
-         ",\"first_rtp_ms\":" + json_ms(first_rtp_ms_) +
-         ",\"first_frame_ms\":" + json_ms(first_frame_ms_) +
-         ",\"first_frame_wall_ms\":" + json_ms(first_frame_wall_ms_) + ",\"first_frame_wall\":" +
-         (first_frame_wall_ms_ < 0 ? std::string("null")
-                                   : json::quote(iso8601_utc(first_frame_wall_ms_))) +
-         ",\"video_codec\":" + json::quote(m ? m->video_codec() : "") +
-         ",\"video_decoder\":" + json::quote(m ? m->video_decoder() : "") +
-         ",\"width\":" + std::to_string(m ? m->width() : 0) +
-         ",\"height\":" + std::to_string(m ? m->height() : 0) +
-         ",\"keyframe_requests\":" + std::to_string(keyframe_requests_);
-  out += ",\"audio_codec\":" + json::quote(m ? m->audio_codec() : "") +
-         ",\"audio_packets_sent\":" + num(m ? m->audio_packets_sent() : 0) +
-         ",\"audio_packets_received\":" + num(m ? m->audio_packets_received() : 0) +
-         ",\"mic\":" + json::quote(mic_on_ ? "on" : "off") +
-         ",\"dtmf_keys_sent\":" + num(m ? m->dtmf_keys_sent() : 0) +
-         ",\"actions_sent\":" + std::to_string(actions_sent_) +
-         ",\"action_method\":" + json::quote(action_method_name(settings_.action_method)) +
-         ",\"alarms\":" + std::to_string(alarms_) + ",\"alarm\":" + json::quote(alarm_) + "}";
-  return out;
+  json::Writer w;
+  // A figure not measured yet (no RTP, no frame) is null.
+  auto ms = [&w](const char *key, int64_t v) -> json::Writer & {
+    return v < 0 ? w.key(key).null() : w.field(key, v);
+  };
+  w.begin_object()
+      .field("aor", settings_.account.aor)
+      .field("registered", account_.registered())
+      .field("registration", account_.registration())
+      .field("call", call_state_name(call_.state()))
+      .field("reason", reason_)
+      .field("direction", call_.state() == CallState::Idle ? ""
+                          : call_.incoming()               ? "incoming"
+                                                    : "outgoing")
+      .field("peer", call_.remote())
+      .field("call_id", call_.call_id())
+      .field("frames_decoded", m ? m->frames_decoded() : 0)
+      .field("video_packets_received", m ? m->video_packets_received() : 0);
+  ms("first_rtp_ms", first_rtp_ms_);
+  ms("first_frame_ms", first_frame_ms_);
+  ms("first_frame_wall_ms", first_frame_wall_ms_);
+  if (first_frame_wall_ms_ < 0)
+    w.key("first_frame_wall").null();
+  else
+    w.field("first_frame_wall", iso8601_utc(first_frame_wall_ms_));
+  w.field("video_codec", m ? m->video_codec() : "")
+      .field("video_decoder", m ? m->video_decoder() : "")
+      .field("width", m ? m->width() : 0)
+      .field("height", m ? m->height() : 0)
+      .field("keyframe_requests", keyframe_requests_)
+      .field("audio_codec", m ? m->audio_codec() : "")
+      .field("audio_packets_sent", m ? m->audio_packets_sent() : 0)
+      .field("audio_packets_received", m ? m->audio_packets_received() : 0)
+      .field("mic", mic_on_ ? "on" : "off")
+      .field("dtmf_keys_sent", m ? m->dtmf_keys_sent() : 0)
+      .field("actions_sent", actions_sent_)
+      .field("action_method", action_method_name(settings_.action_method))
+      .field("alarms", alarms_)
+      .field("alarm", alarm_);
+  return w.end_object().take();
 }
 
 MonitorView Monitor::view() const {
@@ -545,11 +552,11 @@ MonitorView Monitor::view() const {
 }
 
 std::string Monitor::doors_json() const {
-  std::string out = "{\"doors\":[";
-  for (size_t i = 0; i < settings_.doors.size(); ++i)
-    out += std::string(i ? "," : "") + "{\"name\":" + json::quote(settings_.doors[i].name) +
-           ",\"aor\":" + json::quote(settings_.doors[i].aor) + "}";
-  return out + "]}";
+  json::Writer w;
+  w.begin_object().key("doors").begin_array();
+  for (const auto &door : settings_.doors)
+    w.begin_object().field("name", door.name).field("aor", door.aor).end_object();
+  return w.end_array().end_object().take();
 }
 
 }  // namespace portier::monitor

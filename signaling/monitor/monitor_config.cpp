@@ -8,14 +8,10 @@ namespace {
 
 config::Schema make_schema() {
   config::Schema s("portier-monitor");
-  s.str("global", "log-level", "message", "least important messages to log",
-        {"error", "warning", "message", "debug"})
-      .str("global", "log-output", "stderr", "where logs go", {"stderr", "syslog", "journal"})
-      .str("global", "control-socket", "/run/portier/monitor.sock",
-           "UNIX socket for portierctl: status, answer, hangup, action, call, snapshot, ... "
-           "(empty: none)")
-      .str("global", "events-file", "",
-           "file the milestones are appended to, one JSON line each (empty: log only)");
+  add_global_schema(s, "/run/portier/monitor.sock",
+                    "status, answer, hangup, action, call, snapshot, ... (help lists them)");
+  s.str("global", "events-file", "",
+        "file the milestones are appended to, one JSON line each (empty: log only)");
   add_account_schema(s, {"sip:monitor1@home.example", "the monitor's SIP address",
                          "SIP URI the monitor listens on (* = any port; ;transport=tcp for TCP)",
                          "besides the proxy, hosts (host or host:port) whose calls the monitor "
@@ -59,10 +55,6 @@ config::Schema make_schema() {
   return s;
 }
 
-std::string where(const config::Config &cfg, const char *section, const std::string &key) {
-  return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
-}
-
 }  // namespace
 
 const char *action_method_name(ActionMethod m) {
@@ -95,35 +87,33 @@ std::string check_monitor_config(const config::Config &cfg) {
   if (std::string problem = check_account_config(cfg); !problem.empty()) return problem;
   uint16_t lo, hi;
   if (!parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
-    return where(cfg, "media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
+    return cfg.where("media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
   if (hi - lo + 1 < 4)
-    return where(cfg, "media", "port-range") + "needs 4 ports at least (audio and video pairs)";
+    return cfg.where("media", "port-range") + "needs 4 ports at least (audio and video pairs)";
   if (!is_ip_literal(cfg.get_string("media", "address")))
-    return where(cfg, "media", "address") + "'" + cfg.get_string("media", "address") +
+    return cfg.where("media", "address") + "'" + cfg.get_string("media", "address") +
            "' is not an IPv4 or IPv6 address";
   if (cfg.get_list("media", "video-codecs").empty())
-    return where(cfg, "media", "video-codecs") + "at least one codec is needed";
+    return cfg.where("media", "video-codecs") + "at least one codec is needed";
   if (cfg.get_bool("media", "audio") && cfg.get_list("media", "audio-codecs").empty())
-    return where(cfg, "media", "audio-codecs") + "at least one codec is needed with audio on";
+    return cfg.where("media", "audio-codecs") + "at least one codec is needed with audio on";
   for (const char *key : {"open-door", "light"}) {
     const std::string &code = cfg.get_string("actions", key);
     // The code itself is a secret: the message names the key, never the value.
     if (!code.empty() && !is_sendable_code(code))
-      return where(cfg, "actions", key) + "a code is 1 to 32 of 0-9 * # A-D";
+      return cfg.where("actions", key) + "a code is 1 to 32 of 0-9 * # A-D";
   }
   for (const std::string &name : cfg.names_in("doors")) {
     const std::string &uri = cfg.get_string("doors", name);
     if (parse_aor(uri).empty())
-      return where(cfg, "doors", name) + "'" + uri + "' is not a sip:user@domain address";
+      return cfg.where("doors", name) + "'" + uri + "' is not a sip:user@domain address";
   }
   return "";
 }
 
 MonitorSettings monitor_settings_from_config(const config::Config &cfg) {
   MonitorSettings s;
-  log::parse_level(cfg.get_string("global", "log-level"), &s.log_level);
-  log::parse_output(cfg.get_string("global", "log-output"), &s.log_output);
-  s.control_socket = cfg.get_string("global", "control-socket");
+  read_global_settings(cfg, &s);
   s.events_file = cfg.get_string("global", "events-file");
   s.account = account_settings_from_config(cfg);
   MonitorMediaSettings &m = s.media;

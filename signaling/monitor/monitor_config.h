@@ -9,7 +9,7 @@
 
 #include "common/account_config.h"
 #include "common/config.h"
-#include "common/log.h"
+#include "common/global_config.h"
 
 namespace portier::monitor {
 
@@ -42,10 +42,7 @@ struct MonitorMediaSettings {
   int ptime_ms = 20;
 };
 
-struct MonitorSettings {
-  log::Level log_level = log::Level::Message;
-  log::Output log_output = log::Output::Stderr;
-  std::string control_socket;
+struct MonitorSettings : GlobalSettings {
   std::string events_file;
 
   AccountSettings account;  // [account]

@@ -1,44 +1,43 @@
 #include "monitor/monitor_control.h"
 
-#include "common/json.h"
-
 namespace portier::monitor {
 namespace {
 
 std::string reply(const Outcome &o) {
-  return std::string("{\"") + (o.ok ? "result" : "error") + "\":" + json::quote(o.text) + "}";
+  return o.ok ? control::result(o.text) : control::error(o.text);
 }
-
-constexpr const char *kUsage =
-    "unknown command (status, answer, hangup, decline, mic on|off, action open-door|light, "
-    "call <door>, doors, snapshot <path.png>, events, window, ping)";
 
 }  // namespace
 
-std::string control_command(Monitor &monitor, const EventSink &events, const std::string &line,
-                            const std::function<std::string()> &window_json) {
-  const size_t sp = line.find(' ');
-  const std::string cmd = line.substr(0, sp);
-  std::string arg = sp == std::string::npos ? "" : line.substr(sp + 1);
-  while (!arg.empty() && arg.back() == ' ') arg.pop_back();
-  while (!arg.empty() && arg.front() == ' ') arg.erase(0, 1);
-  if (cmd == "status") return monitor.status_json();
-  if (cmd == "answer") return reply(monitor.answer());
-  if (cmd == "hangup") return reply(monitor.hangup());
-  if (cmd == "decline") return reply(monitor.decline());
-  if (cmd == "mic") {
-    if (arg == "on" || arg == "off") return reply(monitor.set_mic(arg == "on"));
-    return reply(Outcome::fail("mic on|off"));
-  }
-  if (cmd == "action") return reply(monitor.action(arg));
-  if (cmd == "call") return reply(monitor.call(arg));
-  if (cmd == "doors") return monitor.doors_json();
-  if (cmd == "snapshot") return reply(monitor.snapshot(arg));
-  if (cmd == "events") return events.json_array();
-  if (cmd == "window")
-    return window_json ? window_json() : reply(Outcome::fail("no window: running headless"));
-  if (cmd == "ping") return "{\"pong\":true}";
-  return reply(Outcome::fail(kUsage));
+std::vector<control::Command> control_commands(Monitor &monitor, const EventSink &events,
+                                               const std::function<std::string()> &window_json) {
+  using Args = const std::string &;
+  return {
+      {"status", "", "registration, call, media figures, first frame",
+       [&monitor](Args) { return monitor.status_json(); }},
+      {"answer", "", "answer the ringing call",
+       [&monitor](Args) { return reply(monitor.answer()); }},
+      {"hangup", "", "end the call", [&monitor](Args) { return reply(monitor.hangup()); }},
+      {"decline", "", "refuse the ringing call",
+       [&monitor](Args) { return reply(monitor.decline()); }},
+      {"mic", "on|off", "open or close the microphone",
+       [&monitor](Args arg) {
+         if (arg == "on" || arg == "off") return reply(monitor.set_mic(arg == "on"));
+         return reply(Outcome::fail("mic on|off"));
+       }},
+      {"action", "open-door|light", "send the door the action's code",
+       [&monitor](Args arg) { return reply(monitor.action(arg)); }},
+      {"call", "DOOR", "call a door of [doors] to watch its camera",
+       [&monitor](Args arg) { return reply(monitor.call(arg)); }},
+      {"doors", "", "the doors it can call", [&monitor](Args) { return monitor.doors_json(); }},
+      {"snapshot", "PATH.png", "save the last decoded picture as a PNG",
+       [&monitor](Args arg) { return reply(monitor.snapshot(arg)); }},
+      {"events", "", "the last event lines", [&events](Args) { return events.json_array(); }},
+      {"window", "", "what the window shows (window mode)",
+       [window_json](Args) {
+         return window_json ? window_json() : reply(Outcome::fail("no window: running headless"));
+       }},
+  };
 }
 
 }  // namespace portier::monitor

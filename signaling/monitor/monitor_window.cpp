@@ -235,44 +235,59 @@ gboolean MonitorWindow::on_delete(GtkWidget *, GdkEvent *, gpointer data) {
   return TRUE;  // the window goes with the program, once the monitor has stopped
 }
 
-std::string MonitorWindow::rect_json(GtkWidget *w) const {
+void MonitorWindow::write_rect(json::Writer &w, GtkWidget *widget) const {
   int x = 0, y = 0, ox = 0, oy = 0;
   GdkWindow *top = gtk_widget_get_window(window_);
-  if (top && gtk_widget_get_mapped(w)) {
+  if (top && gtk_widget_get_mapped(widget)) {
     gdk_window_get_origin(top, &ox, &oy);
-    gtk_widget_translate_coordinates(w, window_, 0, 0, &x, &y);
+    gtk_widget_translate_coordinates(widget, window_, 0, 0, &x, &y);
   }
-  return "\"x\":" + std::to_string(ox + x) + ",\"y\":" + std::to_string(oy + y) +
-         ",\"w\":" + std::to_string(gtk_widget_get_allocated_width(w)) +
-         ",\"h\":" + std::to_string(gtk_widget_get_allocated_height(w));
+  w.field("x", ox + x)
+      .field("y", oy + y)
+      .field("w", gtk_widget_get_allocated_width(widget))
+      .field("h", gtk_widget_get_allocated_height(widget));
 }
 
 std::string MonitorWindow::json() const {
-  auto control = [this](const char *name, GtkWidget *w) {
-    return json::quote(name) +
-           ":{\"sensitive\":" + (gtk_widget_is_sensitive(w) ? "true" : "false") + "," +
-           rect_json(w) + "}";
+  json::Writer w;
+  auto control = [&](const char *name, GtkWidget *widget) {
+    w.key(name).begin_object().field("sensitive", gtk_widget_is_sensitive(widget) != FALSE);
+    write_rect(w, widget);
+    w.end_object();
   };
-  auto label = [](GtkWidget *w) { return json::quote(gtk_label_get_text(GTK_LABEL(w))); };
+  auto label = [](GtkWidget *widget) { return gtk_label_get_text(GTK_LABEL(widget)); };
   const MonitorView v = monitor_.view();
-  std::string out = "{\"title\":" + json::quote(gtk_window_get_title(GTK_WINDOW(window_))) +
-                    ",\"mapped\":" + (gtk_widget_get_mapped(window_) ? "true" : "false") +
-                    ",\"window\":{" + rect_json(window_) + "}" +
-                    ",\"call_line\":" + label(call_label_) +
-                    ",\"registration_line\":" + label(registration_label_) +
-                    ",\"notice\":" + label(notice_label_) +
-                    ",\"ringing\":" + (is_ringing(v) ? "true" : "false") + ",\"mic_active\":" +
-                    (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(mic_)) ? "true" : "false") +
-                    ",\"video\":{\"sink\":" + (GTK_IS_LABEL(video_) ? "false" : "true") + "," +
-                    rect_json(video_) + "}";
-  out += ",\"controls\":{" + control("answer", answer_) + "," + control("open-door", open_door_) +
-         "," + control("light", light_) + "," + control("mic", mic_) + "," +
-         control("hangup", hangup_) + "},\"doors\":[";
-  for (size_t i = 0; i < door_rows_.size(); ++i)
-    out += std::string(i ? "," : "") + "{\"name\":" + json::quote(door_rows_[i].name) +
-           ",\"sensitive\":" + (gtk_widget_is_sensitive(door_rows_[i].row) ? "true" : "false") +
-           "," + rect_json(door_rows_[i].row) + "}";
-  return out + "]}";
+  w.begin_object()
+      .field("title", gtk_window_get_title(GTK_WINDOW(window_)))
+      .field("mapped", gtk_widget_get_mapped(window_) != FALSE)
+      .key("window")
+      .begin_object();
+  write_rect(w, window_);
+  w.end_object()
+      .field("call_line", label(call_label_))
+      .field("registration_line", label(registration_label_))
+      .field("notice", label(notice_label_))
+      .field("ringing", is_ringing(v))
+      .field("mic_active", gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(mic_)) != FALSE)
+      .key("video")
+      .begin_object()
+      .field("sink", !GTK_IS_LABEL(video_));
+  write_rect(w, video_);
+  w.end_object().key("controls").begin_object();
+  control("answer", answer_);
+  control("open-door", open_door_);
+  control("light", light_);
+  control("mic", mic_);
+  control("hangup", hangup_);
+  w.end_object().key("doors").begin_array();
+  for (const auto &row : door_rows_) {
+    w.begin_object()
+        .field("name", row.name)
+        .field("sensitive", gtk_widget_is_sensitive(row.row) != FALSE);
+    write_rect(w, row.row);
+    w.end_object();
+  }
+  return w.end_array().end_object().take();
 }
 
 }  // namespace portier::monitor

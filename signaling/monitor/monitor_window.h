@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/json.h"
 #include "monitor/monitor.h"
 
 namespace portier::monitor {
@@ -50,7 +51,8 @@ class MonitorWindow {
   void schedule_refresh();
   void refresh();
   void report(const Outcome &o);
-  std::string rect_json(GtkWidget *w) const;
+  // A widget's x, y (on the screen), w and h, into an open object.
+  void write_rect(json::Writer &w, GtkWidget *widget) const;
   static void on_clicked(GtkButton *button, gpointer self);
   static void on_mic_toggled(GtkToggleButton *button, gpointer self);
   static void on_door_activated(GtkListBox *, GtkListBoxRow *row, gpointer self);

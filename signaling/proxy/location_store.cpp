@@ -390,10 +390,4 @@ std::string aor_domain(const std::string &aor) {
   return colon == std::string::npos ? aor : aor.substr(colon + 1);
 }
 
-int64_t now_rounded_up() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) + (ts.tv_nsec > 0 ? 1 : 0);
-}
-
 }  // namespace portier::proxy

@@ -130,9 +130,5 @@ std::optional<int> parse_delta_seconds(std::string_view s);
 bool is_valid_contact_uri(std::string_view uri);
 // The domain of a normalized AOR ("sip:a@home.example" -> "home.example").
 std::string aor_domain(const std::string &aor);
-// Wall-clock seconds rounded up, for registrations and their listing: a
-// binding may outlive its interval by under a second but never expires before
-// it (RFC 3261 §10.2.1), and the listing never shows more than was granted.
-int64_t now_rounded_up();
 
 }  // namespace portier::proxy

@@ -4,14 +4,13 @@
 #include <gio/gio.h>
 #include <sys/socket.h>
 
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "rtpfork/keyframe_detect.h"
 
 namespace portier::proxy {
 namespace {
-
-int64_t mono_s() { return g_get_monotonic_time() / G_USEC_PER_SEC; }
 
 bool relayable(const sdp::Media &m) {
   return m.port != 0 && (m.type == "audio" || m.type == "video") &&
@@ -160,7 +159,7 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
   c->id = call_id;
   c->owner = owner;
   c->offer = std::string(offer);
-  c->started = c->last_signalled = mono_s();
+  c->started = c->last_signalled = clock::mono_s();
   for (const sdp::Media &m : session->media) {
     c->streams.push_back(Stream{m, {}});
     if (relayable(m)) {
@@ -201,7 +200,7 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
     return std::nullopt;
   }
   Call *c = it->second.get();
-  c->last_signalled = mono_s();
+  c->last_signalled = clock::mono_s();
   if (c->branches.count(branch)) {
     *error = "branch exists";
     return std::nullopt;
@@ -246,7 +245,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
     return a;
   }
   Branch &b = bit->second;
-  c->last_signalled = mono_s();  // a door may send nothing while ringing
+  c->last_signalled = clock::mono_s();  // a door may send nothing while ringing
   // An answer that leaves out a line would reach the caller with fewer
   // streams than it offered and unrelayed; the left-out line is a refusal.
   auto restored = sdp::restore_rejected_lines(c->offer, sdp_text, &a.error);
@@ -324,7 +323,7 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
     return std::nullopt;
   }
   Branch &w = bit->second;
-  c->last_signalled = mono_s();
+  c->last_signalled = clock::mono_s();
   auto session = sdp::parse(sdp_text, error);
   if (!session) return std::nullopt;
   if (session->media.size() != c->streams.size()) {
@@ -406,7 +405,7 @@ int64_t MediaRelay::last_activity(const Call *c) const {
 }
 
 void MediaRelay::expire_idle() {
-  const int64_t now = mono_s();
+  const int64_t now = clock::mono_s();
   std::vector<std::string> idle;
   for (auto &[id, c] : calls_)
     if (now - last_activity(c.get()) > settings_.inactivity_timeout) idle.push_back(id);
@@ -414,31 +413,38 @@ void MediaRelay::expire_idle() {
 }
 
 std::string MediaRelay::json() const {
-  const int64_t now = mono_s();
-  std::string out = "{\"ports_in_use\":" + std::to_string(ports_in_use()) +
-                    ",\"io_threads\":" + std::to_string(engine_.threads()) + ",\"calls\":[";
-  bool first = true;
+  const int64_t now = clock::mono_s();
+  json::Writer w;
+  w.begin_object()
+      .field("ports_in_use", ports_in_use())
+      .field("io_threads", engine_.threads())
+      .key("calls")
+      .begin_array();
   for (const auto &[id, c] : calls_) {
-    out += first ? "" : ",";
-    first = false;
     size_t ports = 0;
     for (const auto &s : c->streams) ports += s.ports.port ? 2 : 0;
-    std::string branches;
-    for (const auto &[idx, b] : c->branches) {
+    for (const auto &[idx, b] : c->branches)
       for (const auto &bm : b.media) ports += bm.ports.port ? 2 : 0;
+    w.begin_object()
+        .field("call_id", id)
+        .field("age", now - c->started)
+        .field("idle", now - last_activity(c.get()))
+        .field("ports", ports)
+        .key("branches")
+        .begin_array();
+    for (const auto &[idx, b] : c->branches) {
       const RelayEngine::Counters n = engine_.branch_counters(c->media, idx);
-      branches += branches.empty() ? "" : ",";
-      branches += "{\"branch\":" + std::to_string(idx) +
-                  ",\"connected\":" + (b.connected ? "true" : "false") +
-                  ",\"winner\":" + (c->winner == static_cast<long>(idx) ? "true" : "false") +
-                  ",\"packets\":" + std::to_string(n.packets) +
-                  ",\"bytes\":" + std::to_string(n.bytes) + "}";
+      w.begin_object()
+          .field("branch", idx)
+          .field("connected", b.connected)
+          .field("winner", c->winner == static_cast<long>(idx))
+          .field("packets", n.packets)
+          .field("bytes", n.bytes)
+          .end_object();
     }
-    out += "{\"call_id\":" + json::quote(id) + ",\"age\":" + std::to_string(now - c->started) +
-           ",\"idle\":" + std::to_string(now - last_activity(c.get())) +
-           ",\"ports\":" + std::to_string(ports) + ",\"branches\":[" + branches + "]}";
+    w.end_array().end_object();
   }
-  return out + "]}";
+  return w.end_array().end_object().take();
 }
 
 }  // namespace portier::proxy

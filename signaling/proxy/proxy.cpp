@@ -21,6 +21,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "proxy/chain/build_chain.h"
@@ -45,8 +46,6 @@ bool make_dirs(const std::string &path, std::string *error) {
   }
   return true;
 }
-
-int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 
 }  // namespace
 
@@ -110,7 +109,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
 
   persister_ = std::make_unique<LocationPersister>(settings_.state_directory + "/registrations");
   LocationPersister::LoadReport loaded;
-  if (!persister_->load(locations_, now_s(), error, &loaded)) {
+  if (!persister_->load(locations_, clock::wall_s(), error, &loaded)) {
     // Unreadable (not bad records): keep it as it is for the admin to look at.
     persister_.reset();
     return false;
@@ -228,7 +227,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     std::string dir = settings_.control_socket.substr(0, settings_.control_socket.rfind('/'));
     if (!dir.empty() && !make_dirs(dir, error)) return false;
     if (!control_.open(
-            settings_.control_socket, [this](const std::string &c) { return control(c); }, error))
+            settings_.control_socket,
+            [this](const std::string &line) { return commands_.dispatch(line); }, error))
       return false;
   }
   PLOG_INFO("portier-proxy ready");
@@ -264,9 +264,9 @@ void Proxy::stop() {
 
 void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
   auto *self = static_cast<Proxy *>(self_);
-  const int64_t now = now_s();
+  const int64_t now = clock::wall_s();
   size_t gone = self->locations_.purge_expired(now);
-  if (gone) PLOG_INFO("registrar: %zu binding(s) expired", gone);
+  if (gone) self->events_.add("expired", {events::field("bindings", static_cast<int64_t>(gone))});
   // Every change is in the journal already; this only keeps it short, so a
   // restart replays little. The snapshot is written on the worker thread.
   if (self->persister_->journal_bytes() > kCompactJournalAfterBytes)
@@ -406,18 +406,16 @@ int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip)
 }
 
 std::string Proxy::bans_json(int64_t now) const {
-  std::string out = "{\"bans\":[";
-  if (limiter_) {
-    bool first = true;
-    for (const auto &b : limiter_->bans(now)) {
-      out += first ? "" : ",";
-      first = false;
-      out += "{\"address\":" + json::quote(b.source) +
-             ",\"seconds_left\":" + std::to_string(b.until - now) +
-             ",\"times_banned\":" + std::to_string(b.bans) + "}";
-    }
-  }
-  return out + "]}";
+  json::Writer w;
+  w.begin_object().key("bans").begin_array();
+  if (limiter_)
+    for (const auto &b : limiter_->bans(now))
+      w.begin_object()
+          .field("address", b.source)
+          .field("seconds_left", b.until - now)
+          .field("times_banned", b.bans)
+          .end_object();
+  return w.end_array().end_object().take();
 }
 
 int Proxy::on_journal_written(su_root_magic_t *, su_wait_t *, void *self) {
@@ -426,59 +424,94 @@ int Proxy::on_journal_written(su_root_magic_t *, su_wait_t *, void *self) {
   return 0;
 }
 
-std::string Proxy::control(const std::string &command) {
-  const int64_t now = now_s();
-  const int64_t now_up = now_rounded_up();
-  if (command == "ping") return "{\"ok\":true}";
-  if (command == "registrations") {
-    std::string out = "{\"registrations\":[";
-    bool first = true;
-    for (const auto &[aor, bindings] : locations_.records()) {
-      for (const auto &b : bindings) {
-        if (b.expires_at <= now) continue;
-        out += first ? "" : ",";
-        first = false;
-        char q[16];
-        snprintf(q, sizeof q, "%.3g", b.q_milli / 1000.0);
-        out += "{\"aor\":" + json::quote(aor) + ",\"contact\":" + json::quote(b.contact) +
-               ",\"expires\":" + std::to_string(std::max<int64_t>(0, b.expires_at - now_up)) +
-               ",\"q\":" + q + ",\"instance\":" + json::quote(b.instance) +
-               ",\"user_agent\":" + json::quote(b.user_agent) +
-               ",\"received\":" + json::quote(b.received) + "}";
-      }
+std::string Proxy::registrations_json() const {
+  const int64_t now = clock::wall_s();
+  const int64_t now_up = clock::wall_s_rounded_up();
+  json::Writer w;
+  w.begin_object().key("registrations").begin_array();
+  for (const auto &[aor, bindings] : locations_.records()) {
+    for (const auto &b : bindings) {
+      if (b.expires_at <= now) continue;
+      char q[16];
+      snprintf(q, sizeof q, "%.3g", b.q_milli / 1000.0);
+      w.begin_object()
+          .field("aor", aor)
+          .field("contact", b.contact)
+          .field("expires", std::max<int64_t>(0, b.expires_at - now_up))
+          .raw_field("q", q)
+          .field("instance", b.instance)
+          .field("user_agent", b.user_agent)
+          .field("received", b.received)
+          .end_object();
     }
-    return out + "]}";
   }
-  if (command == "calls") return router_->calls_json(now);
-  if (command == "relay")
-    return relay_ ? relay_->json() : "{\"ports_in_use\":0,\"calls\":[],\"enabled\":false}";
-  if (command == "stats") {
-    // nta's own counts too: a request answered by nta's transaction (a 407, a 404)
-    // lives on there for 32 s, and the router never sees it.
-    usize_t irqs = 0, orqs = 0;
-    nta_agent_get_stats(agent_, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
-                        TAG_END());
-    return "{\"bindings\":" + std::to_string(locations_.binding_count()) +
-           ",\"transactions\":" + std::to_string(router_->transactions()) +
-           ",\"server_transactions\":" + std::to_string(irqs) +
-           ",\"client_transactions\":" + std::to_string(orqs) +
-           ",\"banned\":" + std::to_string(limiter_ ? limiter_->bans(now).size() : 0) + "}";
-  }
-  if (command == "bans") return bans_json(now);
-  if (command.compare(0, 6, "unban ") == 0) {
-    if (!limiter_) return "{\"error\":\"authentication is disabled: nothing is banned\"}";
-    const std::string address = command.substr(6);
-    if (address == "all") {
-      const size_t n = limiter_->unban_all();
-      PLOG_WARN("auth: every ban lifted by portierctl (%zu address(es))", n);
-      return "{\"ok\":true,\"unbanned\":" + std::to_string(n) + "}";
-    }
-    if (!limiter_->unban(address))
-      return "{\"error\":" + json::quote("'" + address + "' is not banned") + "}";
+  return w.end_array().end_object().take();
+}
+
+std::string Proxy::stats_json() const {
+  // nta's own counts too: a request answered by nta's transaction (a 407, a 404)
+  // lives on there for 32 s, and the router never sees it.
+  usize_t irqs = 0, orqs = 0;
+  nta_agent_get_stats(agent_, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
+                      TAG_END());
+  return json::Writer()
+      .begin_object()
+      .field("bindings", locations_.binding_count())
+      .field("transactions", router_->transactions())
+      .field("server_transactions", irqs)
+      .field("client_transactions", orqs)
+      .field("banned", limiter_ ? limiter_->bans(clock::wall_s()).size() : 0)
+      .end_object()
+      .take();
+}
+
+std::string Proxy::unban(const std::string &address) {
+  if (!limiter_) return control::error("authentication is disabled: nothing is banned");
+  json::Writer w;
+  w.begin_object().field("ok", true);
+  if (address == "all") {
+    const size_t n = limiter_->unban_all();
+    PLOG_WARN("auth: every ban lifted by portierctl (%zu address(es))", n);
+    w.field("unbanned", n);
+  } else {
+    if (!limiter_->unban(address)) return control::error("'" + address + "' is not banned");
     PLOG_WARN("auth: ban of %s lifted by portierctl", address.c_str());
-    return "{\"ok\":true,\"unbanned\":" + json::quote(address) + "}";
+    w.field("unbanned", address);
   }
-  return "{\"error\":" + json::quote("unknown command '" + command + "'") + "}";
+  return w.end_object().take();
+}
+
+std::vector<control::Command> Proxy::control_commands() {
+  using Args = const std::string &;
+  return {
+      {"registrations", "", "every registered contact (AOR, contact, expires, user agent)",
+       [this](Args) { return registrations_json(); }},
+      {"calls", "", "calls in progress",
+       [this](Args) { return router_->calls_json(clock::wall_s()); }},
+      {"relay", "", "media relay: calls, branches, ports in use",
+       [this](Args) {
+         return relay_ ? relay_->json()
+                       : json::Writer()
+                             .begin_object()
+                             .field("ports_in_use", 0)
+                             .key("calls")
+                             .begin_array()
+                             .end_array()
+                             .field("enabled", false)
+                             .end_object()
+                             .take();
+       }},
+      {"stats", "", "bindings, transactions and banned addresses",
+       [this](Args) { return stats_json(); }},
+      {"events", "", "the last registrations, removals and call outcomes",
+       [this](Args) { return events_.json_array(); }},
+      {"bans", "", "addresses banned for failing authentication",
+       [this](Args) { return bans_json(clock::wall_s()); }},
+      {"unban", "ADDRESS|all", "lift one ban, or every ban",
+       [this](Args address) {
+         return address.empty() ? control::error("unban ADDRESS|all") : unban(address);
+       }},
+  };
 }
 
 }  // namespace portier::proxy

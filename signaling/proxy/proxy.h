@@ -16,6 +16,8 @@
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
 #include "common/control_socket.h"
+#include "common/control_table.h"
+#include "common/event_writer.h"
 #include "proxy/chain/digest_auth.h"
 #include "proxy/chain/processor.h"
 #include "proxy/chain/registrar.h"
@@ -48,14 +50,13 @@ class Proxy {
   // Saves registrations and closes everything.
   void stop();
 
-  // Control socket commands.
-  std::string control(const std::string &command);
-
   // --- used by the router ---
   nta_agent_t *agent() const { return agent_; }
   su_root_t *root() const { return root_; }
   const ProxySettings &settings() const { return settings_; }
   MediaRelay *relay() { return relay_.get(); }
+  // Registrations and calls as event lines (portierctl events).
+  events::Writer &events() { return events_; }
   const auth::UsersFile &users() const { return users_; }
 
   bool is_auth_domain(const char *host) const { return names_.is_auth_domain(host); }
@@ -84,7 +85,12 @@ class Proxy {
   void give_back_memory();
   static constexpr size_t kTrimAfterTransactions = 1000;
   bool load_nonce_secret(std::string *secret, std::string *error);
+  // The control socket's commands (portierctl help lists them).
+  std::vector<control::Command> control_commands();
+  std::string registrations_json() const;
+  std::string stats_json() const;
   std::string bans_json(int64_t now) const;
+  std::string unban(const std::string &address);
 
   ProxySettings settings_;
   su_root_t *root_ = nullptr;
@@ -115,6 +121,8 @@ class Proxy {
   std::unique_ptr<chain::DigestAuth> digest_auth_;  // null when authentication is off
   std::unique_ptr<chain::Registrar> registrar_;
   chain::Chain chain_;  // the request policy (chain/build_chain.cpp)
+  events::Writer events_;
+  const control::Table commands_{control_commands()};
   ControlSocket control_;
 };
 

@@ -13,14 +13,11 @@ std::string lower(std::string s) {
 config::Schema make_schema() {
   config::Schema s("portier-proxy");
   s.list("global", "transports", "sip:127.0.0.1:5060 sip:127.0.0.1:5060;transport=tcp",
-         "SIP URIs to listen on, space-separated; IPv6 as sip:[::1]:5060")
-      .str("global", "log-level", "message", "least important messages to log",
-           {"error", "warning", "message", "debug"})
-      .str("global", "log-output", "stderr", "where logs go", {"stderr", "syslog", "journal"})
-      .str("global", "state-directory", "/var/lib/portier",
-           "directory for registrations and the nonce key (created if missing)")
-      .str("global", "control-socket", "/run/portier/proxy.sock",
-           "UNIX socket for portierctl (empty: none)")
+         "SIP URIs to listen on, space-separated; IPv6 as sip:[::1]:5060");
+  add_global_schema(s, "/run/portier/proxy.sock",
+                    "registrations, calls, relay, stats, bans, unban, help");
+  s.str("global", "state-directory", "/var/lib/portier",
+        "directory for registrations and the nonce key (created if missing)")
       .list("global", "aliases", "",
             "other host names of this proxy, space-separated (as phones set their outbound "
             "proxy); the reg-domains and our transport addresses need no entry")
@@ -110,44 +107,42 @@ const config::Schema &proxy_schema() {
 }
 
 std::string check_proxy_config(const config::Config &cfg) {
-  auto where = [&](const char *section, const char *key) {
-    return cfg.origin(section, key) + ": [" + section + "] " + key + ": ";
-  };
   auto transports = cfg.get_list("global", "transports");
-  if (transports.empty()) return where("global", "transports") + "at least one transport needed";
+  if (transports.empty())
+    return cfg.where("global", "transports") + "at least one transport needed";
   for (const auto &t : transports)
     if (t.compare(0, 4, "sip:") != 0)
-      return where("global", "transports") + "'" + t + "' is not a sip: URI";
+      return cfg.where("global", "transports") + "'" + t + "' is not a sip: URI";
   for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
     if (parse_aor(g).empty())
-      return where("module::Registrar", "group-addresses") + "'" + g +
+      return cfg.where("module::Registrar", "group-addresses") + "'" + g +
              "' is not a sip:user@domain address";
   if (cfg.get_int("module::Registrar", "min-expires") >
       cfg.get_int("module::Registrar", "max-expires"))
-    return where("module::Registrar", "min-expires") + "larger than max-expires";
+    return cfg.where("module::Registrar", "min-expires") + "larger than max-expires";
   if (cfg.get_bool("module::Authentication", "enabled")) {
     if (cfg.get_list("module::Authentication", "available-algorithms").empty())
-      return where("module::Authentication", "available-algorithms") + "no algorithm";
+      return cfg.where("module::Authentication", "available-algorithms") + "no algorithm";
     if (cfg.get_string("module::Authentication", "file-path").empty())
-      return where("module::Authentication", "file-path") + "a users file is needed";
+      return cfg.where("module::Authentication", "file-path") + "a users file is needed";
   }
   if (cfg.get_bool("module::MediaRelay", "enabled")) {
     uint16_t lo, hi;
     if (!parse_port_range(cfg.get_string("module::MediaRelay", "port-range"), &lo, &hi))
-      return where("module::MediaRelay", "port-range") +
+      return cfg.where("module::MediaRelay", "port-range") +
              "must be MIN-MAX with 1024 <= MIN < MAX <= 65535 and room for a port pair";
     for (const char *key : {"sdp-address", "listen-address"}) {
       const std::string a = cfg.get_string("module::MediaRelay", key);
       if ((!a.empty() || std::string(key) == "sdp-address") && !is_ip_literal(a))
-        return where("module::MediaRelay", key) + "'" + a + "' is not an IPv4 or IPv6 address";
+        return cfg.where("module::MediaRelay", key) + "'" + a + "' is not an IPv4 or IPv6 address";
     }
     const std::string latch = cfg.get_string("module::MediaRelay", "latch");
     if (latch != "signalled-host" && latch != "anywhere")
-      return where("module::MediaRelay", "latch") + "'" + latch +
+      return cfg.where("module::MediaRelay", "latch") + "'" + latch +
              "' is neither signalled-host nor anywhere";
   }
   if (cfg.get_string("global", "state-directory").empty())
-    return where("global", "state-directory") + "must not be empty";
+    return cfg.where("global", "state-directory") + "must not be empty";
   return "";
 }
 
@@ -165,10 +160,8 @@ ProxySettings settings_from_config(const config::Config &cfg) {
         break;
       }
   }
-  log::parse_level(cfg.get_string("global", "log-level"), &s.log_level);
-  log::parse_output(cfg.get_string("global", "log-output"), &s.log_output);
+  read_global_settings(cfg, &s);
   s.state_directory = cfg.get_string("global", "state-directory");
-  s.control_socket = cfg.get_string("global", "control-socket");
   for (auto a : cfg.get_list("global", "aliases")) s.aliases.push_back(lower(a));
   s.idle_timeout = static_cast<int>(cfg.get_int("global", "idle-timeout"));
   s.tcp_incomplete_message_timeout =

@@ -9,6 +9,7 @@
 #include "common/auth/digest.h"
 #include "common/auth/failure_limiter.h"
 #include "common/config.h"
+#include "common/global_config.h"
 #include "common/log.h"
 #include "common/sip_address.h"
 #include "proxy/location_store.h"
@@ -30,12 +31,9 @@ struct RelaySettings {
   int max_calls_per_source = 10;  // concurrent relayed calls from one IP address; 0: no limit
 };
 
-struct ProxySettings {
+struct ProxySettings : GlobalSettings {
   std::vector<std::string> transports;
-  log::Level log_level = log::Level::Message;
-  log::Output log_output = log::Output::Stderr;
   std::string state_directory;
-  std::string control_socket;
   std::vector<std::string> aliases;         // lower-case host names that mean this proxy
   int idle_timeout = 3600;                  // s, TCP connection without a request
   int tcp_incomplete_message_timeout = 60;  // s, stalled in a message

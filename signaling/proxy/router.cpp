@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "common/auth/identity_proof.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sip_message.h"
@@ -23,16 +24,6 @@ namespace {
 // RFC 3326 reasons on the CANCELs the fork sends.
 const char kReasonAnsweredElsewhere[] = "SIP;cause=200;text=\"Call completed elsewhere\"";
 const char kReasonForkTimeout[] = "SIP;cause=408;text=\"Fork timeout\"";
-
-std::string url_str(const url_t *url) {
-  if (!url) return "";
-  char buf[512];
-  isize_t n = url_e(buf, sizeof buf, url);
-  if (n <= 0 || n >= static_cast<isize_t>(sizeof buf)) return "";
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-int64_t now_s() { return static_cast<int64_t>(time(nullptr)); }
 
 // The SDP body of a message, if it has one.
 const char *sdp_body(const sip_t *sip, size_t *len) {
@@ -101,8 +92,8 @@ void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::str
   f.cseq = sip->sip_cseq->cs_seq;
   f.what = sip->sip_request ? sip->sip_request->rq_method_name
                             : std::to_string(sip->sip_status ? sip->sip_status->st_status : 0);
-  const std::string header =
-      std::string(auth::kIdentityProofHeader) + ": " + auth::identity_proof(alg, *ha1, f, now_s());
+  const std::string header = std::string(auth::kIdentityProofHeader) + ": " +
+                             auth::identity_proof(alg, *ha1, f, clock::wall_s());
   msg_header_t *h = msg_header_make(msg_home(msg), sip_unknown_class, header.c_str());
   if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
 }
@@ -188,10 +179,10 @@ Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
   t->irq = irq;
   t->invite = sip->sip_request->rq_method == sip_method_invite;
   t->call_id = sip->sip_call_id ? sip->sip_call_id->i_id : "";
-  t->from = sip->sip_from ? url_str(sip->sip_from->a_url) : "";
-  t->to = sip->sip_to ? url_str(sip->sip_to->a_url) : "";
+  t->from = sip->sip_from ? sipmsg::url_string(sip->sip_from->a_url) : "";
+  t->to = sip->sip_to ? sipmsg::url_string(sip->sip_to->a_url) : "";
   t->from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
-  t->started = now_s();
+  t->started = clock::wall_s();
   Txn *raw = t.get();
   txns_[raw] = std::move(t);
   nta_incoming_bind(irq, on_server_event, raw);
@@ -248,8 +239,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   for (sip_proxy_authorization_t *pa = csip->sip_proxy_authorization; pa;) {
     sip_proxy_authorization_t *next = pa->au_next;
     const char *realm = msg_params_find(pa->au_params, "realm=");
-    std::string r = realm ? realm : "";
-    if (r.size() >= 2 && r.front() == '"') r = r.substr(1, r.size() - 2);
+    const std::string r(siptext::strip_quotes(realm ? realm : ""));
     if (proxy_.is_auth_domain(r.c_str()))
       msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
                         reinterpret_cast<msg_header_t *>(pa));
@@ -371,7 +361,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   t->records_dialog = record_route;
   t->caller_aor = caller_aor;
   t->caller_host = Proxy::source_address(msg);
-  if (sip->sip_contact) t->caller_target = bare_host(sip->sip_contact->m_url);
+  if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr =
@@ -408,7 +398,7 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const Dial
   const bool ack = method == sip_method_ack;
   const bool from_caller = m.side == DialogTable::Side::Caller;
   if ((method == sip_method_invite || method == sip_method_update) && sip->sip_contact)
-    dialogs_.add_target(*m.dialog, m.side, bare_host(sip->sip_contact->m_url));
+    dialogs_.add_target(*m.dialog, m.side, sipmsg::bare_host(sip->sip_contact->m_url));
   // Whatever identity the sender wrote goes; the one proved when the dialog
   // formed is asserted for it (RFC 3325 §9.1), as on every other path.
   assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
@@ -484,7 +474,7 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const Dial
 }
 
 bool Router::refusal_loggable() {
-  const int64_t now = now_s();
+  const int64_t now = clock::wall_s();
   if (now != refusal_second_) {
     if (refusals_unlogged_)
       PLOG_INFO("route: %zu more in-dialog request(s) refused, not logged one by one",
@@ -539,15 +529,16 @@ DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
   // The host the branch went to (a NATed device's public address): its
   // in-dialog requests come from there even if a response took another path.
   for (const std::string *uri : {&b->target, &b->next_hop})
-    if (!uri->empty()) d.callee_hosts.push_back(bare_host(url_make(msg_home(msg), uri->c_str())));
+    if (!uri->empty())
+      d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), uri->c_str())));
   d.caller_targets.push_back(t->caller_target);
-  d.callee_targets.push_back(bare_host(callee_contact));
+  d.callee_targets.push_back(sipmsg::bare_host(callee_contact));
   d.caller_aor = t->caller_aor;
   d.callee_aor = b->aor;
   d.from = t->from;
   d.to = t->to;
   d.invite = t->invite;
-  d.since = now_s();
+  d.since = clock::wall_s();
   return d;
 }
 
@@ -594,8 +585,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     if (t->dialog_forming && status >= 200 && status < 300) {
       t->answered = true;
       if (b) t->winner = b->index;
-      PLOG_INFO("route: call-id=%s answered by %s", t->call_id.c_str(),
-                b ? b->target.c_str() : "?");
+      proxy_.events().add("answered", {events::field("call_id", t->call_id),
+                                       events::field("by", b ? b->target : "?")});
     }
   }
   if (d.cancel_others) {
@@ -630,7 +621,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
         nta_incoming_treply(t->irq, status, sip_status_phrase(status), TAG_END());
       }
     }
-    PLOG_INFO("route: call-id=%s failed with %d", t->call_id.c_str(), status);
+    proxy_.events().add("failed",
+                        {events::field("call_id", t->call_id), events::field("status", status)});
     release_relay(t, "not answered");
   }
 }
@@ -738,7 +730,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
   }
   if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel) {
     // §16.10: cancel every pending branch; nta answers the INVITE with 487 itself.
-    PLOG_INFO("route: call-id=%s cancelled by the caller", t->call_id.c_str());
+    t->router->proxy_.events().add("cancelled", {events::field("call_id", t->call_id)});
     t->final_sent = true;
     t->failed_upstream = !t->answered;
     if (t->fork && t->fork->on_cancel().cancel_others) {
@@ -760,7 +752,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
 void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
   auto *t = static_cast<Txn *>(magic);
   if (t->final_sent) return;
-  PLOG_INFO("route: call-id=%s fork timeout", t->call_id.c_str());
+  t->router->proxy_.events().add("fork_timeout", {events::field("call_id", t->call_id)});
   ForkAggregator::Decision d = t->fork->on_timeout();
   if (d.cancel_others) t->router->cancel_pending(t, kReasonForkTimeout);
   t->router->apply(t, nullptr, d, nullptr);
@@ -925,26 +917,30 @@ void Router::destroy(Txn *t) {
 }
 
 std::string Router::calls_json(int64_t now) const {
-  std::string out = "{\"calls\":[";
-  bool first = true;
+  json::Writer w;
+  w.begin_object().key("calls").begin_array();
   for (const auto &[raw, t] : txns_) {
     if (!t->dialog_forming || t->final_sent) continue;
-    out += first ? "" : ",";
-    first = false;
-    out += "{\"call_id\":" + json::quote(t->call_id) + ",\"from\":" + json::quote(t->from) +
-           ",\"to\":" + json::quote(t->to) +
-           ",\"state\":\"ringing\",\"branches\":" + std::to_string(t->branches.size()) +
-           ",\"age\":" + std::to_string(now - t->started) + "}";
+    w.begin_object()
+        .field("call_id", t->call_id)
+        .field("from", t->from)
+        .field("to", t->to)
+        .field("state", "ringing")
+        .field("branches", t->branches.size())
+        .field("age", now - t->started)
+        .end_object();
   }
   dialogs_.for_each([&](const DialogTable::Dialog &d) {
     if (!d.confirmed || !d.invite) return;
-    out += first ? "" : ",";
-    first = false;
-    out += "{\"call_id\":" + json::quote(d.call_id) + ",\"from\":" + json::quote(d.from) +
-           ",\"to\":" + json::quote(d.to) +
-           ",\"state\":\"answered\",\"age\":" + std::to_string(now - d.since) + "}";
+    w.begin_object()
+        .field("call_id", d.call_id)
+        .field("from", d.from)
+        .field("to", d.to)
+        .field("state", "answered")
+        .field("age", now - d.since)
+        .end_object();
   });
-  return out + "]}";
+  return w.end_array().end_object().take();
 }
 
 void Router::expire_dialogs(int64_t now) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "chain_test_util.h"
+#include "common/clock.h"
 #include "common/auth/digest_client.h"
 #include "proxy/chain/build_chain.h"
 
@@ -89,7 +90,7 @@ class ChainPolicy : public ::testing::Test {
   }
 
   void bind(const std::string &aor, const std::string &contact) {
-    ASSERT_TRUE(testing::bind(locations_, aor, contact, "udp:192.0.2.20:5060", now_rounded_up()));
+    ASSERT_TRUE(testing::bind(locations_, aor, contact, "udp:192.0.2.20:5060", portier::clock::wall_s_rounded_up()));
   }
 
   std::string dir_;
@@ -296,7 +297,7 @@ TEST_F(ChainPolicy, ARegisterWaitsForTheJournalThenIsAnswered) {
   EXPECT_EQ(c.run(r.ctx), Outcome::Wait);
   EXPECT_EQ(r.reply.status(), 0);
   EXPECT_EQ(registrar_->held_replies(), 1u);
-  EXPECT_EQ(locations_.lookup("sip:alice@home.example", now_rounded_up()).size(), 1u);
+  EXPECT_EQ(locations_.lookup("sip:alice@home.example", portier::clock::wall_s_rounded_up()).size(), 1u);
   persister_->drain();
   registrar_->release_register_replies();
   EXPECT_EQ(registrar_->held_replies(), 0u);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/event_writer.h"
 #include "door/event_log.h"
 #include "door_test_util.h"
 
@@ -54,9 +55,9 @@ DoorEvent event(EventKind kind, const std::string &detail = "") {
 }  // namespace
 
 TEST(DoorEventLog, TimeFormats) {
-  EXPECT_EQ(portier::door::iso8601_utc(0), "1970-01-01T00:00:00.000Z");
-  EXPECT_EQ(portier::door::iso8601_utc(kMay1Noon), "2024-05-01T12:00:00.123Z");
-  EXPECT_EQ(portier::door::file_stamp(kMay1Noon), "20240501T120000.123Z");
+  EXPECT_EQ(portier::events::iso8601_utc(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(portier::events::iso8601_utc(kMay1Noon), "2024-05-01T12:00:00.123Z");
+  EXPECT_EQ(portier::events::file_stamp(kMay1Noon), "20240501T120000.123Z");
   EventTime now = EventTime::now();
   EXPECT_GT(now.wall_ms, kMay1Noon);
   EXPECT_GT(now.mono_ms, 0);
@@ -67,7 +68,7 @@ TEST(DoorEventLog, AVisitAsJsonLines) {
   EventLog log;
   std::string error;
   ASSERT_TRUE(log.open(options(dir / "door"), &error)) << error;  // created
-  const std::string ring = portier::door::file_stamp(kMay1Noon);
+  const std::string ring = portier::events::file_stamp(kMay1Noon);
   DoorEvent e = event(EventKind::Ring);
   e.ring = ring;
   e.snapshot = "ring-" + ring + ".jpg";
@@ -118,10 +119,10 @@ TEST(DoorEventLog, OneFilePerUtcDayAndTodaysFileContinuesAfterARestart) {
     ASSERT_TRUE(log.write(event(EventKind::Ring), {before_midnight, 1}, &error));
     ASSERT_TRUE(log.write(event(EventKind::Ended), {after_midnight, 2}, &error));
   }
-  const std::string today_file = "events-" + portier::door::file_stamp(after_midnight) + ".jsonl";
+  const std::string today_file = "events-" + portier::events::file_stamp(after_midnight) + ".jsonl";
   EXPECT_EQ(files(dir.path(), "events-"),
             (std::vector<std::string>{
-                "events-" + portier::door::file_stamp(before_midnight) + ".jsonl", today_file}));
+                "events-" + portier::events::file_stamp(before_midnight) + ".jsonl", today_file}));
   EventLog again;
   ASSERT_TRUE(again.open(options(dir.path()), &error));
   ASSERT_TRUE(again.write(event(EventKind::Ring), {after_midnight + 3600000, 3}, &error));
@@ -143,7 +144,7 @@ TEST(DoorEventLog, DaysBeyondKeepDaysAreDeleted) {
   auto left = files(dir.path(), "events-");
   ASSERT_EQ(left.size(), 3u);
   EXPECT_EQ(left.back(), log.current_file());
-  EXPECT_EQ(left[0], "events-" + portier::door::file_stamp(today - 29 * kDay) + ".jsonl");
+  EXPECT_EQ(left[0], "events-" + portier::events::file_stamp(today - 29 * kDay) + ".jsonl");
 }
 
 TEST(DoorEventLog, SizeLimitDropsTheOldestChunksButNeverTheCurrentFile) {

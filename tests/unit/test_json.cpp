@@ -1,5 +1,6 @@
-// json::quote: what the control socket prints comes from the network, so the
-// output must stay valid JSON and valid UTF-8 whatever bytes came in.
+// json::quote and json::Writer: what the control socket prints comes from the
+// network, so the output must stay valid JSON (RFC 8259) and valid UTF-8
+// whatever bytes came in.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -65,6 +66,60 @@ TEST(JsonQuote, EveryByteStringGivesValidUtf8) {
       }
     }
   }
+}
+
+TEST(JsonWriter, CommasGoBetweenItemsOnly) {
+  // RFC 8259 §4, §5: members and elements are separated by one comma each;
+  // none before the first, none after the last, none after a name's colon.
+  struct Case {
+    const char *what;
+    std::string got, want;
+  } cases[] = {
+      {"empty object", Writer().begin_object().end_object().take(), "{}"},
+      {"empty array", Writer().begin_array().end_array().take(), "[]"},
+      {"members",
+       Writer().begin_object().field("a", 1).field("b", "x").field("c", true).end_object().take(),
+       R"({"a":1,"b":"x","c":true})"},
+      {"nested",
+       Writer()
+           .begin_object()
+           .key("calls")
+           .begin_array()
+           .begin_object()
+           .field("id", "1")
+           .end_object()
+           .begin_object()
+           .end_object()
+           .end_array()
+           .field("n", 2)
+           .end_object()
+           .take(),
+       R"({"calls":[{"id":"1"},{}],"n":2})"},
+      {"array of values",
+       Writer().begin_array().value(-1).value("s").null().value(false).end_array().take(),
+       R"([-1,"s",null,false])"},
+      {"raw values", Writer().begin_array().raw(R"({"a":1})").raw("[2]").end_array().take(),
+       R"([{"a":1},[2]])"},
+      {"raw field", Writer().begin_object().raw_field("q", "0.5").end_object().take(),
+       R"({"q":0.5})"},
+      {"64-bit and unsigned",
+       Writer()
+           .begin_object()
+           .field("ms", int64_t{1714564800123})
+           .field("n", size_t{7})
+           .end_object()
+           .take(),
+       R"({"ms":1714564800123,"n":7})"},
+  };
+  for (const auto &c : cases) EXPECT_EQ(c.got, c.want) << c.what;
+}
+
+TEST(JsonWriter, KeysAndStringsAreQuoted) {
+  EXPECT_EQ(Writer().begin_object().field("a\"b", "l1\nl2\xff").end_object().take(),
+            "{\"a\\\"b\":\"l1\\nl2\\ufffd\"}");
+  const char *none = nullptr;
+  EXPECT_EQ(Writer().begin_array().value(none).end_array().take(), "[\"\"]");
+  EXPECT_EQ(object_of("error", "no \"such\" call"), "{\"error\":\"no \\\"such\\\" call\"}");
 }
 
 }  // namespace

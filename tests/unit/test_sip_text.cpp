@@ -37,5 +37,27 @@ TEST(SipText, Rfc3326Sec2Reason) {
   EXPECT_EQ(reason(600, "Busy \"Everywhere\""), "SIP;cause=600;text=\"Busy \\\"Everywhere\\\"\"");
 }
 
+TEST(SipText, StripQuotesAndBrackets) {
+  // RFC 3261 §25.1: a quoted-string parameter (realm="...", +sip.instance="<urn:...>")
+  // and an IPv6reference host ("[" IPv6address "]").
+  const struct {
+    std::string_view in, quotes, brackets;
+  } cases[] = {
+      {"\"home.example\"", "home.example", "\"home.example\""},
+      {"\"<urn:uuid:1>\"", "<urn:uuid:1>", "\"<urn:uuid:1>\""},
+      {"home.example", "home.example", "home.example"},
+      {"[2001:db8::1]", "[2001:db8::1]", "2001:db8::1"},
+      {"[]", "[]", ""},
+      {"\"\"", "", "\"\""},
+      {"\"", "\"", "\""},  // a lone quote is not a pair
+      {"[::1", "[::1", "[::1"},
+      {"", "", ""},
+  };
+  for (const auto &c : cases) {
+    EXPECT_EQ(strip_quotes(c.in), c.quotes) << c.in;
+    EXPECT_EQ(strip_brackets(c.in), c.brackets) << c.in;
+  }
+}
+
 }  // namespace
 }  // namespace portier::siptext

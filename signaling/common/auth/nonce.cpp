@@ -12,6 +12,9 @@
 #include <optional>
 #include <stdexcept>
 
+#include "common/clock.h"
+#include "common/sip_text.h"
+
 namespace portier::auth {
 
 namespace {
@@ -81,8 +84,7 @@ struct HostKey {
   bool is_ip = false;
 
   explicit HostKey(std::string_view host) {
-    std::string_view h = host;
-    if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    const std::string_view h = siptext::strip_brackets(host);
     char text[INET6_ADDRSTRLEN + 1];
     if (h.size() < sizeof text) {
       std::memcpy(text, h.data(), h.size());
@@ -172,7 +174,7 @@ NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t slots
   }
   // Counters of this run start above those of any earlier run (see nonce.h): 2^20
   // counters a second of uptime is far more than a proxy can issue.
-  const int64_t start = start_s ? *start_s : static_cast<int64_t>(std::time(nullptr));
+  const int64_t start = start_s ? *start_s : clock::wall_s();
   counter_ = static_cast<uint64_t>(std::max<int64_t>(start, 0)) << 20;
   // Value-initialised: counter 0 marks a slot no nonce owns (counters start at 1).
   ring_ = std::make_unique<Slot[]>(slots_);

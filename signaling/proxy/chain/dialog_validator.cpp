@@ -3,6 +3,7 @@
 #include <sofia-sip/sip_status.h>
 
 #include "common/log.h"
+#include "common/sip_message.h"
 
 namespace portier::proxy::chain {
 
@@ -47,7 +48,7 @@ Outcome DialogValidator::process(RequestContext &ctx) {
     if (method != sip_method_ack) ctx.reply.send(SIP_481_NO_TRANSACTION, TAG_END());
     return refused;
   }
-  const std::string ruri_host = bare_host(sip->sip_request->rq_url);
+  const std::string ruri_host = sipmsg::bare_host(sip->sip_request->rq_url);
   if (!DialogTable::may_target(*m.dialog, m.side, ruri_host)) {
     // A party of the dialog may reach the other party, not any host through us.
     if (router_.refusal_loggable())
@@ -62,14 +63,3 @@ Outcome DialogValidator::process(RequestContext &ctx) {
 }
 
 }  // namespace portier::proxy::chain
-
-namespace portier::proxy {
-
-std::string bare_host(const url_t *url) {
-  if (!url || !url->url_host) return "";
-  std::string host = url->url_host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host;
-}
-
-}  // namespace portier::proxy

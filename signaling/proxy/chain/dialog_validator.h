@@ -48,8 +48,3 @@ class DialogValidator : public Processor {
 };
 
 }  // namespace portier::proxy::chain
-
-namespace portier::proxy {
-// A URI's host without IPv6 brackets ("" for none), as the dialog table keeps hosts.
-std::string bare_host(const url_t *url);
-}  // namespace portier::proxy

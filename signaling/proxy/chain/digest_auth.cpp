@@ -8,7 +8,9 @@
 
 #include "common/ascii.h"
 #include "common/auth/digest_uri.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/sip_text.h"
 #include "proxy/location_store.h"
 
 namespace portier::proxy::chain {
@@ -20,12 +22,6 @@ std::string log_safe(const std::string &s) {
   std::string out;
   for (unsigned char c : s.substr(0, 64)) out += (c < 0x21 || c == '"' || c > 0x7e) ? '?' : c;
   return out;
-}
-
-std::string unquote(const char *v) {
-  std::string s = v ? v : "";
-  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
-  return s;
 }
 
 // What the admin can do about a failure that is not the client's fault.
@@ -63,8 +59,7 @@ void DigestAuth::note_auth_failure(const std::string &address, const std::string
                                    const std::string &realm, const char *method,
                                    const std::string &reason) {
   const std::string user_key = user.empty() ? "" : log_safe(user) + "@" + log_safe(realm);
-  const auth::FailureLimiter::Failure f =
-      limiter_->failed(address, user_key, static_cast<int64_t>(time(nullptr)));
+  const auth::FailureLimiter::Failure f = limiter_->failed(address, user_key, clock::wall_s());
   if (f.log) {
     if (f.suppressed) log_suppressed_failures(address, f.suppressed);
     // One line per failure, fixed format, for fail2ban (config/fail2ban/):
@@ -87,8 +82,7 @@ void DigestAuth::note_auth_failure(const std::string &address, const std::string
 
 void DigestAuth::note_unbound_nonce(const std::string &address, const std::string &user,
                                     const char *method, const char *why) {
-  const auth::FailureLimiter::LogLine l =
-      limiter_->unattributed_log_line(static_cast<int64_t>(time(nullptr)));
+  const auth::FailureLimiter::LogLine l = limiter_->unattributed_log_line(clock::wall_s());
   if (!l.log) return;
   if (l.suppressed) log_suppressed_unattributed(l.suppressed);
   // Not an "auth failure:" line: fail2ban must not ban an address that anyone on
@@ -118,7 +112,8 @@ bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool r
   const msg_auth_t *mine = nullptr;
   for (; au; au = au->au_next) {
     if (!au->au_scheme || strcasecmp(au->au_scheme, "Digest") != 0) continue;
-    if (strcasecmp(unquote(msg_params_find(au->au_params, "realm=")).c_str(), realm.c_str()) == 0) {
+    const char *r = msg_params_find(au->au_params, "realm=");
+    if (ascii::iequals(siptext::strip_quotes(r ? r : ""), realm)) {
       mine = au;
       break;
     }
@@ -130,7 +125,7 @@ bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool r
     for (const msg_param_t *p = mine->au_params; p && *p; ++p) params.emplace_back(*p);
     parsed = auth::credentials_from_params(params, creds);
   }
-  const int64_t now = static_cast<int64_t>(time(nullptr));
+  const int64_t now = clock::wall_s();
   const char *method = sip->sip_request->rq_method_name;
   const std::string address = source_address(msg);
 

@@ -7,20 +7,16 @@
 
 #include <algorithm>
 #include <climits>
-#include <ctime>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/event_writer.h"
+#include "common/sip_message.h"
+#include "common/sip_text.h"
 
 namespace portier::proxy::chain {
 namespace {
-
-std::string url_string(const url_t *url) {
-  char buf[512];
-  isize_t n = url_e(buf, sizeof buf, url);
-  if (n <= 0 || n >= static_cast<isize_t>(sizeof buf)) return "";
-  return std::string(buf, static_cast<size_t>(n));
-}
 
 // The Require options of a REGISTER, comma-separated; empty when none. The
 // registrar implements no extension (RFC 3261 §10.3 step 2, §8.2.2.3): Path
@@ -90,7 +86,7 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   req.aor = normalize_aor(to->url_user, to->url_host);
   req.call_id = sip->sip_call_id->i_id;
   req.cseq = sip->sip_cseq->cs_seq;
-  req.now = now_rounded_up();
+  req.now = clock::wall_s_rounded_up();
   req.received = source_of(msg);
   if (sip->sip_user_agent && sip->sip_user_agent->g_string)
     req.user_agent = sip->sip_user_agent->g_string;
@@ -114,16 +110,14 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
       continue;
     }
     ContactSpec c;
-    c.uri = url_string(m->m_url);
+    c.uri = sipmsg::url_string(m->m_url);
     if (c.uri.empty() || !m->m_url->url_host || !is_valid_contact_uri(c.uri)) {
       reply.send(400, "Bad Contact (not a SIP URI)", TAG_END());
       return Outcome::Respond;
     }
     if (const char *inst = msg_params_find(m->m_params, "+sip.instance=")) {
       // Kept without its quotes: "<urn:uuid:...>" is what lists and logs show.
-      c.instance = inst;
-      if (c.instance.size() >= 2 && c.instance.front() == '"' && c.instance.back() == '"')
-        c.instance = c.instance.substr(1, c.instance.size() - 2);
+      c.instance = siptext::strip_quotes(inst);
       if (!is_printable_ascii(c.instance)) {
         reply.send(400, "Bad +sip.instance", TAG_END());
         return Outcome::Respond;
@@ -148,6 +142,8 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   }
 
   const uint64_t generation = locations_.generation();
+  const auto before_it = locations_.records().find(req.aor);
+  const size_t before = before_it == locations_.records().end() ? 0 : before_it->second.size();
   RegisterOutcome out = locations_.apply(req);
   if (locations_.generation() != generation) {
     // One journal record per changed AOR: its whole binding set now.
@@ -178,8 +174,14 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     }
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
-  PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(), out.bindings.size(),
-             req.received.c_str());
+  // A refresh is no event: only a device that arrives or leaves.
+  if (events_ && out.bindings.size() != before)
+    events_->add(out.bindings.size() > before ? "registered" : "unregistered",
+                 {events::field("aor", req.aor), events::field("from", req.received),
+                  events::field("bindings", static_cast<int64_t>(out.bindings.size()))});
+  else
+    PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(),
+               out.bindings.size(), req.received.c_str());
   return answer_register_ok(ctx, std::move(contacts));
 }
 

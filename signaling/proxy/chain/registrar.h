@@ -8,6 +8,7 @@
 #include <deque>
 #include <string>
 
+#include "common/event_writer.h"
 #include "proxy/chain/digest_auth.h"
 #include "proxy/chain/processor.h"
 #include "proxy/local_names.h"
@@ -20,8 +21,8 @@ class Registrar : public Processor {
  public:
   // auth: null when authentication is off.
   Registrar(const LocalNames &names, LocationStore &locations, LocationPersister &persister,
-            DigestAuth *auth)
-      : names_(names), locations_(locations), persister_(&persister), auth_(auth) {}
+            DigestAuth *auth, events::Writer *events = nullptr)
+      : names_(names), locations_(locations), persister_(&persister), auth_(auth), events_(events) {}
   Outcome process(RequestContext &ctx) override;
   const char *name() const override { return "registrar"; }
 
@@ -42,6 +43,7 @@ class Registrar : public Processor {
   LocationStore &locations_;
   LocationPersister *persister_;
   DigestAuth *auth_;
+  events::Writer *events_;  // registered / unregistered lines; null: none
   struct HeldReply {
     ParkedRequest request;
     uint64_t seq;  // the journal write that must finish first

@@ -1,11 +1,11 @@
 #include "proxy/chain/source_limiter.h"
 
-#include <ctime>
+#include "common/clock.h"
 
 namespace portier::proxy::chain {
 
 Outcome SourceLimiter::process(RequestContext &ctx) {
-  if (bans_ && bans_->admit(ctx.source_address(), static_cast<int64_t>(time(nullptr))) ==
+  if (bans_ && bans_->admit(ctx.source_address(), clock::wall_s()) ==
                    auth::FailureLimiter::Verdict::Banned)
     return Outcome::Stop;
   if (connections_)

@@ -6,9 +6,9 @@
 #include <strings.h>
 
 #include <algorithm>
-#include <ctime>
 #include <set>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace portier::proxy::chain {
@@ -37,7 +37,7 @@ Outcome TargetResolver::process(RequestContext &ctx) {
     ctx.reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
     return Outcome::Respond;
   }
-  return resolve(ctx, static_cast<int64_t>(time(nullptr)));
+  return resolve(ctx, clock::wall_s());
 }
 
 Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
