@@ -21,8 +21,7 @@ class PortPool {
     GSocket *rtcp = nullptr;
     uint16_t port = 0;
   };
-  // `what` names the ports in errors ("relay": the router answers 503 to
-  // "no free relay port").
+  // `what` names the ports in errors ("relay port pair").
   PortPool(std::string address, uint16_t min, uint16_t max, std::string what = "relay");
   // Binds the next free pair; nullopt (and *error) when the range is exhausted,
   // or when one more pair would leave the process short of file descriptors.

@@ -194,7 +194,10 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
 }
 
 std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_id, size_t branch,
-                                                        std::string *error) {
+                                                        std::string *error, Refusal *why) {
+  Refusal ignored;
+  if (!why) why = &ignored;
+  *why = Refusal::BadSdp;
   auto it = calls_.find(call_id);
   if (it == calls_.end()) {
     *error = "no such call";
@@ -215,6 +218,7 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
       auto pair = ports_.take(error);
       if (!pair) {
         for (auto &m : b.media) ports_.give_back(m.ports);
+        *why = Refusal::NoPorts;
         return std::nullopt;
       }
       bm.ports = *pair;
@@ -228,6 +232,7 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
     return std::nullopt;
   }
   c->branches[branch] = std::move(b);
+  *why = Refusal::None;
   return sdp_out;
 }
 

@@ -35,6 +35,7 @@
 
 namespace portier::proxy {
 
+class CallObserver;
 class MediaRelay;
 
 class Router;
@@ -200,6 +201,7 @@ class Proxy {
   StaticRecords static_records_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;    // null when [module::MediaRelay] enabled = false
+  std::unique_ptr<CallObserver> relay_observer_;  // the relay as the router sees it
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   ControlSocket control_;
 };
