@@ -9,7 +9,7 @@
 #     other load moves these figures.
 #   RELAY_COST_MODE=strace: system calls per call (strace -c -f on the proxy).
 #   RELAY_COST_MODE=callgrind: user-space instructions per call (valgrind
-#     --tool=callgrind, collecting during the calls only). Load does not move
+#     --tool=callgrind, instrumented during the calls only). Load does not move
 #     this one: decide with it.
 #
 # Knobs: PORTIER_PROXY (build/signaling/portier-proxy), RELAY_COST_RATE (calls/s,
@@ -125,7 +125,7 @@ case $MODE in
     ;;
   callgrind)
     for relay in off on; do
-      start_proxy "$relay" valgrind --tool=callgrind --collect-atstart=no \
+      start_proxy "$relay" valgrind --tool=callgrind --instr-atstart=no \
         --callgrind-out-file="$OUT/callgrind-$relay.out" || exit 1
       register_callees || exit 1
       callgrind_control -i on "$PROXY_PID" >/dev/null
