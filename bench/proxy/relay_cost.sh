@@ -14,7 +14,7 @@
 #
 # Knobs: PORTIER_PROXY (build/signaling/portier-proxy), RELAY_COST_RATE (calls/s,
 # 50; callgrind 10), RELAY_COST_CALLS (1000; callgrind 100), RELAY_COST_PORT
-# (25061: the proxy; +40..+45 the sipp peers), RELAY_COST_OUT (a temporary folder).
+# (28061: the proxy; +40..+44 the sipp peers; the relay 28200-28999), RELAY_COST_OUT (a temporary folder).
 # Needs sipp, taskset; strace or valgrind for those modes. Loopback only; every
 # sipp is bounded in calls and time.
 set -uo pipefail
@@ -27,7 +27,7 @@ MODE=${RELAY_COST_MODE:-cpu}
 REPS=${RELAY_COST_REPS:-3}
 if [ "$MODE" = callgrind ]; then RATE=${RELAY_COST_RATE:-10} CALLS=${RELAY_COST_CALLS:-100}
 else RATE=${RELAY_COST_RATE:-50} CALLS=${RELAY_COST_CALLS:-1000}; fi
-PORT=${RELAY_COST_PORT:-25061}
+PORT=${RELAY_COST_PORT:-28061}
 OUT=${RELAY_COST_OUT:-$(mktemp -d /tmp/portier-relay-cost.XXXXXX)}
 HZ=$(getconf CLK_TCK)
 mkdir -p "$OUT"
@@ -52,7 +52,7 @@ start_proxy() {   # relay (on|off), wrapper...
   sed -e "s#@PORT@#$PORT#g; s#@DIR@#$dir#g; s#^file-path = .*#file-path = $OUT/users.conf#" \
     "$HERE/portier.conf.in" >"$dir/portier.conf"
   if [ "$relay" = on ]; then
-    sed -i 's/^enabled = false$/enabled = true\nport-range = 25200-25999\nthreads = 1\nmax-calls-per-user = 0\nmax-calls-per-source = 0/' \
+    sed -i 's/^enabled = false$/enabled = true\nport-range = 28200-28999\nthreads = 1\nmax-calls-per-user = 0\nmax-calls-per-source = 0/' \
       "$dir/portier.conf"
   fi
   "$@" "$PROXY" --config "$dir/portier.conf" >>"$dir/proxy.log" 2>&1 &

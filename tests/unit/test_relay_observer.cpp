@@ -99,6 +99,15 @@ CallObserver::Call call(const std::string &id, const std::string &user = "sip:do
   return {id, user, "127.0.0.1", std::nullopt};
 }
 
+// A call the observer follows, with its branch 0 sent.
+bool fork_one_branch(RelayObserver &o, const CallObserver::Call &c) {
+  Msg inv = invite(c.call_id, sdp("127.0.0.1", 5004, 5006));
+  Msg b0 = invite(c.call_id, sdp("127.0.0.1", 5004, 5006));
+  bool watching = false;
+  return o.on_fork(c, inv.get(), &watching).ok() && watching &&
+         o.on_branch_request(c, 0, b0.get()).ok();
+}
+
 TEST(RelayObserver, ForkedCallEachBranchItsOwnOfferOneEarlyDialog) {
   MediaRelay relay(settings(38700, 38739));
   RelayObserver o(relay);
@@ -150,11 +159,7 @@ TEST(RelayObserver, UnusableAnswers) {
   MediaRelay relay(settings(38740, 38769));
   RelayObserver o(relay);
   CallObserver::Call c = call("bad-answer");
-  Msg inv = invite(c.call_id, sdp("127.0.0.1", 5004, 5006));
-  bool watching = false;
-  ASSERT_TRUE(o.on_fork(c, inv.get(), &watching).ok());
-  Msg b0 = invite(c.call_id, sdp("127.0.0.1", 5004, 5006));
-  ASSERT_TRUE(o.on_branch_request(c, 0, b0.get()).ok());
+  ASSERT_TRUE(fork_one_branch(o, c));
 
   // RFC 3264 §6: an answer with more m= lines than the offer. An 18x goes up
   // without its SDP; a 2xx is refused (488 with the relay's reason).
@@ -213,11 +218,8 @@ TEST(RelayObserver, InDialogOfferAndAnswer) {
   MediaRelay relay(settings(38780, 38799));
   RelayObserver o(relay);
   CallObserver::Call c = call("reinvite");
-  Msg inv = invite(c.call_id, sdp("127.0.0.1", 5004, 5006));
+  ASSERT_TRUE(fork_one_branch(o, c));
   bool watching = false;
-  ASSERT_TRUE(o.on_fork(c, inv.get(), &watching).ok());
-  Msg b0 = invite(c.call_id, sdp("127.0.0.1", 5004, 5006));
-  ASSERT_TRUE(o.on_branch_request(c, 0, b0.get()).ok());
   Msg ok = response(200, c.call_id, sdp("127.0.0.3", 6000, 6002));
   ASSERT_EQ(o.on_branch_response(c, 0, 200, ok.get()).action, Action::Forward);
 
