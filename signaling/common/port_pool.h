@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -16,14 +17,19 @@ namespace portier {
 // stream of its call.
 class PortPool {
  public:
+  // GLib: every pair as GSockets (the door's and the monitor's pipelines take
+  // them); Plain: file descriptors only (the proxy's relay engine reads them).
+  enum class Sockets { GLib, Plain };
   struct Pair {
-    GSocket *rtp = nullptr;
+    GSocket *rtp = nullptr;  // null with Sockets::Plain
     GSocket *rtcp = nullptr;
     uint16_t port = 0;
+    int rtp_fd = -1;
+    int rtcp_fd = -1;
   };
-  // `what` names the ports in errors ("relay": the router answers 503 to
-  // "no free relay port").
-  PortPool(std::string address, uint16_t min, uint16_t max, std::string what = "relay");
+  // `what` names the ports in errors ("relay port pair").
+  PortPool(std::string address, uint16_t min, uint16_t max, std::string what = "relay",
+           Sockets sockets = Sockets::GLib);
   // Binds the next free pair; nullopt (and *error) when the range is exhausted,
   // or when one more pair would leave the process short of file descriptors.
   std::optional<Pair> take(std::string *error);
@@ -42,6 +48,9 @@ class PortPool {
  private:
   std::string address_;
   std::string what_;
+  Sockets sockets_;
+  sockaddr_storage bind_address_{};  // address_, parsed once
+  socklen_t bind_address_len_ = 0;   // 0: address_ is no IP address
   uint16_t min_, max_;
   uint16_t next_;
   std::set<uint16_t> used_;

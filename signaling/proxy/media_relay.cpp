@@ -42,8 +42,7 @@ rtp::VideoCodec codec_of(const sdp::Media &m) {
 }
 
 RelayEngine::Leg leg(const PortPool::Pair &ports, const sdp::Media &peer) {
-  return {g_socket_get_fd(ports.rtp), g_socket_get_fd(ports.rtcp),
-          RelayAddress::from(peer.address, peer.port),
+  return {ports.rtp_fd, ports.rtcp_fd, RelayAddress::from(peer.address, peer.port),
           RelayAddress::from(peer.rtcp_address, peer.rtcp_port)};
 }
 
@@ -69,6 +68,7 @@ struct MediaRelay::Call {
   std::string id;
   Owner owner;
   std::string offer;
+  std::unique_ptr<sdp::Rewriter> offer_sdp;  // parsed once, printed for every branch
   RelayEngine::Call *media = nullptr;  // the engine's side
   std::vector<Stream> streams;
   std::map<size_t, Branch> branches;
@@ -84,7 +84,7 @@ struct MediaRelay::Call {
 MediaRelay::MediaRelay(RelaySettings s)
     : settings_(std::move(s)),
       ports_(settings_.listen_address.empty() ? settings_.sdp_address : settings_.listen_address,
-             settings_.port_min, settings_.port_max),
+             settings_.port_min, settings_.port_max, "relay", PortPool::Sockets::Plain),
       engine_(static_cast<unsigned>(settings_.threads), settings_.latch_anywhere
                                                             ? RelayEngine::Latch::Anywhere
                                                             : RelayEngine::Latch::SignalledHost),
@@ -139,10 +139,11 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
   // for everybody.
   if ((*why = over_limit(owner, error)) != Refusal::None) return false;
   *why = Refusal::BadSdp;
-  auto session = sdp::parse(offer, error);
-  if (!session) return false;
+  auto offer_sdp = std::make_unique<sdp::Rewriter>();
+  if (!offer_sdp->load(offer, error)) return false;
+  const sdp::Session &session = offer_sdp->summary();
   bool any = false;
-  for (const sdp::Media &m : session->media) {
+  for (const sdp::Media &m : session.media) {
     if (!relayable(m)) continue;
     // The whole call is refused rather than relayed to nowhere.
     if (std::string e = peer_error(m); !e.empty()) {
@@ -159,8 +160,9 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
   c->id = call_id;
   c->owner = owner;
   c->offer = std::string(offer);
+  c->offer_sdp = std::move(offer_sdp);
   c->started = c->last_signalled = clock::mono_s();
-  for (const sdp::Media &m : session->media) {
+  for (const sdp::Media &m : c->offer_sdp->summary().media) {
     c->streams.push_back(Stream{m, {}});
     if (relayable(m)) {
       auto pair = ports_.take(error);
@@ -193,7 +195,10 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
 }
 
 std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_id, size_t branch,
-                                                        std::string *error) {
+                                                        std::string *error, Refusal *why) {
+  Refusal ignored;
+  if (!why) why = &ignored;
+  *why = Refusal::BadSdp;
   auto it = calls_.find(call_id);
   if (it == calls_.end()) {
     *error = "no such call";
@@ -214,6 +219,7 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
       auto pair = ports_.take(error);
       if (!pair) {
         for (auto &m : b.media) ports_.give_back(m.ports);
+        *why = Refusal::NoPorts;
         return std::nullopt;
       }
       bm.ports = *pair;
@@ -221,12 +227,13 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
     endpoints.push_back(endpoint(bm.ports.port));
     b.media.push_back(bm);
   }
-  auto sdp_out = sdp::rewrite(c->offer, endpoints, error);
+  auto sdp_out = c->offer_sdp->print(endpoints, error);
   if (!sdp_out) {
     for (auto &m : b.media) ports_.give_back(m.ports);
     return std::nullopt;
   }
   c->branches[branch] = std::move(b);
+  *why = Refusal::None;
   return sdp_out;
 }
 
@@ -248,18 +255,23 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
   c->last_signalled = clock::mono_s();  // a door may send nothing while ringing
   // An answer that leaves out a line would reach the caller with fewer
   // streams than it offered and unrelayed; the left-out line is a refusal.
-  auto restored = sdp::restore_rejected_lines(c->offer, sdp_text, &a.error);
+  // The answer is parsed once (again only when lines had to be restored).
+  sdp::Rewriter answer_sdp;
+  if (!answer_sdp.load(sdp_text, &a.error)) return a;
+  auto restored = sdp::restore_rejected_lines(c->offer, c->offer_sdp->summary(), sdp_text,
+                                              answer_sdp.summary(), &a.error);
   if (!restored) return a;
-  auto answer = sdp::parse(*restored, &a.error);
-  if (!answer) return a;
+  if (*restored != sdp_text) {
+    PLOG_INFO("relay: call-id=%s branch %zu: the answer left out m= lines: rejected (port 0)",
+              call_id.c_str(), branch);
+    if (!answer_sdp.load(*restored, &a.error)) return a;
+  }
+  const sdp::Session *answer = &answer_sdp.summary();
   if (answer->media.size() != c->streams.size()) {
     a.error = "the answer has " + std::to_string(answer->media.size()) + " m= lines, the offer " +
               std::to_string(c->streams.size()) + " (RFC 3264 §6)";
     return a;
   }
-  if (*restored != sdp_text)
-    PLOG_INFO("relay: call-id=%s branch %zu: the answer left out m= lines: rejected (port 0)",
-              call_id.c_str(), branch);
   // A stream whose answer the relay cannot send to is rejected towards the
   // caller instead of being relayed to nowhere.
   std::vector<bool> usable(c->streams.size());
@@ -300,7 +312,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
   std::vector<sdp::RelayEndpoint> endpoints;
   for (size_t i = 0; i < c->streams.size(); ++i)
     endpoints.push_back(endpoint(usable[i] ? c->streams[i].ports.port : 0));
-  auto out = sdp::rewrite(*restored, endpoints, &a.error);
+  auto out = answer_sdp.print(endpoints, &a.error);
   if (!out) return a;
   a.sdp = *out;
   // The caller sees one early dialog: the first early answer; then the 200.
@@ -324,8 +336,9 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
   }
   Branch &w = bit->second;
   c->last_signalled = clock::mono_s();
-  auto session = sdp::parse(sdp_text, error);
-  if (!session) return std::nullopt;
+  sdp::Rewriter parsed;
+  if (!parsed.load(sdp_text, error)) return std::nullopt;
+  const sdp::Session *session = &parsed.summary();
   if (session->media.size() != c->streams.size()) {
     // New m= lines would need new relay ports: not supported yet.
     *error = "the number of m= lines changed (" + std::to_string(c->streams.size()) + " -> " +
@@ -346,7 +359,7 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
     }
     endpoints.push_back(endpoint(from_caller ? w.media[i].ports.port : s.ports.port));
   }
-  auto out = sdp::rewrite(sdp_text, endpoints, error);
+  auto out = parsed.print(endpoints, error);
   if (!out) return std::nullopt;
   for (size_t i = 0; i < c->streams.size(); ++i) {
     const sdp::Media &m = session->media[i];

@@ -25,6 +25,7 @@
 
 #include "common/port_pool.h"
 #include "common/sdp/sdp_rewrite.h"
+#include "proxy/call_observer.h"
 #include "proxy/proxy_config.h"
 #include "proxy/relay_engine.h"
 
@@ -42,14 +43,8 @@ class MediaRelay {
   bool enabled() const { return settings_.enabled; }
   const RelaySettings &settings() const { return settings_; }
 
-  // Why start_call refused a call (issue 12 types every relay error).
-  enum class Refusal {
-    None,
-    BadSdp,       // unusable offer: 488 with a Warning
-    NoPorts,      // the port range is full
-    UserLimit,    // max-calls-per-user relayed calls of this caller are running
-    SourceLimit,  // max-calls-per-source relayed calls from this address are running
-  };
+  // Why the relay refused a call or a branch: the router's observer types.
+  using Refusal = CallObserver::Refusal;
   // Whose call it is, for the per-user and per-source limits (empty: not counted).
   struct Owner {
     std::string user;    // the authenticated AOR
@@ -67,8 +62,10 @@ class MediaRelay {
   bool has_call(const std::string &call_id) const { return calls_.count(call_id) > 0; }
 
   // The offer for fork branch `branch`, pointed at that branch's relay ports.
+  // nullopt, with *error and *why, when no port is left or the offer cannot be
+  // rewritten.
   std::optional<std::string> offer_for_branch(const std::string &call_id, size_t branch,
-                                              std::string *error);
+                                              std::string *error, Refusal *why = nullptr);
 
   // An 18x or 2xx with SDP from `branch`. `forward` false: absorb the response
   // (a later early answer: the caller sees one early dialog). `sdp` is what the

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "proxy/chain/build_chain.h"
 #include "proxy/media_relay.h"
+#include "proxy/relay_observer.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
 
@@ -204,7 +205,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     PLOG_INFO("relay: media through %s, ports %u-%u", settings_.relay.sdp_address.c_str(),
               settings_.relay.port_min, settings_.relay.port_max);
   }
-  router_ = std::make_unique<Router>(*this);
+  if (relay_) relay_observer_ = std::make_unique<RelayObserver>(*relay_);
+  router_ = std::make_unique<Router>(*this, relay_observer_.get());
   tcp_ = std::make_unique<TcpConnections>(
       agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
                                          int64_t{settings_.idle_timeout} * 1000,
@@ -256,6 +258,7 @@ void Proxy::stop() {
   digest_auth_.reset();
   tcp_.reset();  // its tport references go before the agent
   router_.reset();
+  relay_observer_.reset();
   relay_.reset();
   if (stateless_in_) nta_incoming_destroy(stateless_in_), stateless_in_ = nullptr;
   if (stateless_out_) nta_outgoing_destroy(stateless_out_), stateless_out_ = nullptr;

@@ -33,6 +33,7 @@
 
 namespace portier::proxy {
 
+class CallObserver;
 class MediaRelay;
 class Router;
 class TcpConnections;
@@ -117,6 +118,7 @@ class Proxy {
   StaticRecords static_records_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;    // null when [module::MediaRelay] enabled = false
+  std::unique_ptr<CallObserver> relay_observer_;  // the relay as the router sees it
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   std::unique_ptr<chain::DigestAuth> digest_auth_;  // null when authentication is off
   std::unique_ptr<chain::Registrar> registrar_;

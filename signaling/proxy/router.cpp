@@ -16,7 +16,7 @@
 #include "common/log.h"
 #include "common/sip_message.h"
 #include "common/sip_text.h"
-#include "proxy/media_relay.h"
+#include "proxy/sip_body.h"
 
 namespace portier::proxy {
 namespace {
@@ -24,16 +24,6 @@ namespace {
 // RFC 3326 reasons on the CANCELs the fork sends.
 const char kReasonAnsweredElsewhere[] = "SIP;cause=200;text=\"Call completed elsewhere\"";
 const char kReasonForkTimeout[] = "SIP;cause=408;text=\"Fork timeout\"";
-
-// The SDP body of a message, if it has one.
-const char *sdp_body(const sip_t *sip, size_t *len) {
-  if (!sip || !sip->sip_payload || !sip->sip_payload->pl_data || !sip->sip_content_type ||
-      !sip->sip_content_type->c_type ||
-      strcasecmp(sip->sip_content_type->c_type, "application/sdp") != 0)
-    return nullptr;
-  *len = sip->sip_payload->pl_len;
-  return sip->sip_payload->pl_data;
-}
 
 // A P-Portier-Proof is ours to add, for one receiver (add_identity_proof):
 // whatever a caller or device wrote goes.
@@ -98,63 +88,6 @@ void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::str
   if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
 }
 
-// A relayed call's INVITE goes to every device without "100rel" in Supported.
-// The relay passes one early dialog to the caller and absorbs the other
-// devices' 183s; a device that sent its 183 reliably would wait for a PRACK
-// that nobody sends, and hold back its 200 until the INVITE fails (RFC 3262
-// §3). nua-based phones do send 183 reliably whenever the INVITE allows it.
-// A caller that *requires* 100rel is not changed.
-void drop_100rel(msg_t *msg) {
-  sip_t *sip = sip_object(msg);
-  if (!sip->sip_supported) return;
-  std::string kept;
-  bool dropped = false;
-  for (sip_supported_t *s = sip->sip_supported; s; s = s->k_next)
-    for (msg_param_t const *item = s->k_items; item && *item; ++item) {
-      if (strcasecmp(*item, "100rel") == 0) {
-        dropped = true;
-        continue;
-      }
-      kept += (kept.empty() ? "" : ", ") + std::string(*item);
-    }
-  if (!dropped) return;
-  auto *pub = reinterpret_cast<msg_pub_t *>(sip);
-  msg_header_remove_all(msg, pub, reinterpret_cast<msg_header_t *>(sip->sip_supported));
-  if (!kept.empty())
-    msg_header_insert(
-        msg, pub,
-        reinterpret_cast<msg_header_t *>(sip_supported_make(msg_home(msg), kept.c_str())));
-}
-
-// Puts `sdp` in place of the message's body, with a matching Content-Length.
-void replace_sdp(msg_t *msg, const std::string &sdp) {
-  sip_t *sip = sip_object(msg);
-  su_home_t *home = msg_home(msg);
-  auto *pub = reinterpret_cast<msg_pub_t *>(sip);
-  if (sip->sip_payload)
-    msg_header_remove(msg, pub, reinterpret_cast<msg_header_t *>(sip->sip_payload));
-  if (sip->sip_content_length)
-    msg_header_remove(msg, pub, reinterpret_cast<msg_header_t *>(sip->sip_content_length));
-  msg_header_insert(msg, pub,
-                    reinterpret_cast<msg_header_t *>(sip_payload_make(home, sdp.c_str())));
-  msg_header_insert(msg, pub,
-                    reinterpret_cast<msg_header_t *>(
-                        sip_content_length_create(home, static_cast<uint32_t>(sdp.size()))));
-}
-
-// Takes the body out of a message (a provisional response whose SDP the relay
-// could not use: the caller hears the device ring, without its media address).
-void remove_body(msg_t *msg) {
-  sip_t *sip = sip_object(msg);
-  auto *pub = reinterpret_cast<msg_pub_t *>(sip);
-  for (msg_header_t *h : {reinterpret_cast<msg_header_t *>(sip->sip_payload),
-                          reinterpret_cast<msg_header_t *>(sip->sip_content_type),
-                          reinterpret_cast<msg_header_t *>(sip->sip_content_length)})
-    if (h) msg_header_remove(msg, pub, h);
-  msg_header_insert(msg, pub,
-                    reinterpret_cast<msg_header_t *>(sip_content_length_create(msg_home(msg), 0)));
-}
-
 // "udp:192.0.2.1:5060" or "tcp:[2001:db8::1]:5061" (Proxy::source_of) -> the
 // address alone, so that a caller's calls count together whatever its port.
 std::string source_host(const std::string &source) {
@@ -167,7 +100,7 @@ std::string source_host(const std::string &source) {
 
 }  // namespace
 
-Router::Router(Proxy &proxy) : proxy_(proxy) {}
+Router::Router(Proxy &proxy, CallObserver *observer) : proxy_(proxy), observer_(observer) {}
 
 Router::~Router() {
   while (!txns_.empty()) destroy(txns_.begin()->first);
@@ -178,7 +111,7 @@ Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
   t->router = this;
   t->irq = irq;
   t->invite = sip->sip_request->rq_method == sip_method_invite;
-  t->call_id = sip->sip_call_id ? sip->sip_call_id->i_id : "";
+  t->call.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : "";
   t->from = sip->sip_from ? sipmsg::url_string(sip->sip_from->a_url) : "";
   t->to = sip->sip_to ? sipmsg::url_string(sip->sip_to->a_url) : "";
   t->from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
@@ -194,15 +127,12 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
                         const std::string &next_hop, const std::string &aor) {
   msg_t *copy = msg_copy(msg);
   if (!copy) return false;
-  // The relay gives each branch an offer pointed at that branch's own ports.
-  if (t && t->relayed) {
-    std::string error;
-    auto offer = proxy_.relay()->offer_for_branch(t->call_id, t->branches.size(), &error);
-    if (offer) {
-      replace_sdp(copy, *offer);
-    } else {
-      PLOG_WARN("relay: call-id=%s branch %zu: %s", t->call_id.c_str(), t->branches.size(),
-                error.c_str());
+  // The observer may give each branch an offer of its own (the relay: pointed
+  // at that branch's ports).
+  if (t && t->observer && t->dialog_forming) {
+    const CallObserver::Verdict v =
+        t->observer->on_branch_request(t->call, t->branches.size(), copy);
+    if (!v.ok()) {
       msg_destroy(copy);
       t->branches.push_back(std::make_unique<Branch>());  // counted as failed, like an unsent one
       t->branches.back()->txn = t;
@@ -213,7 +143,6 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   }
   sip_t *csip = sip_object(copy);
   su_home_t *home = msg_home(copy);
-  if (t && t->relayed) drop_100rel(copy);
 
   // §16.6 step 3: Max-Forwards minus one.
   unsigned mf = csip->sip_max_forwards ? csip->sip_max_forwards->mf_count : 70;
@@ -296,7 +225,7 @@ bool Router::settle_unsent(Txn *t) {
       any_sent = true;
       continue;
     }
-    PLOG_WARN("route: call-id=%s cannot send to %s", t->call_id.c_str(),
+    PLOG_WARN("route: call-id=%s cannot send to %s", t->call.call_id.c_str(),
               t->branches[i]->target.c_str());
     apply(t, t->branches[i].get(), t->fork->on_branch_failed(i), nullptr);
   }
@@ -317,49 +246,32 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
 
   const bool dialog_forming =
       sip->sip_request->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
-  size_t sdp_len = 0;
-  const char *offer = sdp_body(sip, &sdp_len);
-  bool relayed = false;
-  if (dialog_forming && offer && proxy_.relay() && sip->sip_call_id) {
-    std::string error;
-    MediaRelay::Owner owner{caller_aor, source_host(Proxy::source_of(msg))};
-    MediaRelay::Refusal why = MediaRelay::Refusal::None;
-    if (!proxy_.relay()->start_call(sip->sip_call_id->i_id, std::string_view(offer, sdp_len),
-                                    &error, owner, &why)) {
-      PLOG_WARN("relay: call-id=%s refused: %s", sip->sip_call_id->i_id, error.c_str());
-      const std::string warning = siptext::warning(399, "portier", error);
-      switch (why) {
-        case MediaRelay::Refusal::NoPorts:
-          nta_incoming_treply(irq, 503, "Media relay full", TAG_END());
-          break;
-        case MediaRelay::Refusal::UserLimit:
-        case MediaRelay::Refusal::SourceLimit:
-          // 503 with Retry-After (RFC 3261 §21.5.4): the refusal lasts only
-          // until one of the caller's calls ends. 486 would blame the callee,
-          // 403 would tell the caller never to try again.
-          nta_incoming_treply(irq, 503, "Too many relayed calls", SIPTAG_RETRY_AFTER_STR("30"),
-                              SIPTAG_WARNING_STR(warning.c_str()), TAG_END());
-          break;
-        default:
-          nta_incoming_treply(irq, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning.c_str()),
-                              TAG_END());
-          break;
-      }
+  CallObserver::Call call{sip->sip_call_id ? sip->sip_call_id->i_id : "", caller_aor,
+                          source_host(Proxy::source_of(msg)), std::nullopt};
+  bool watched = false;
+  if (dialog_forming && observer_) {
+    const CallObserver::Verdict v = observer_->on_fork(call, msg, &watched);
+    if (!v.ok()) {
+      const RefusalResponse r = refusal_response(v.refusal);
+      const std::string warning = siptext::warning(399, "portier", v.detail);
+      const std::string retry_after = std::to_string(r.retry_after);
+      nta_incoming_treply(irq, r.status, r.phrase, SIPTAG_WARNING_STR(warning.c_str()),
+                          TAG_IF(r.retry_after, SIPTAG_RETRY_AFTER_STR(retry_after.c_str())),
+                          TAG_END());
       return false;
     }
-    relayed = true;
   }
 
   // The caller as digest authentication proved it (empty when auth is off).
   assert_identity(msg, caller_aor);
   Txn *t = create_txn(irq, sip);
   t->dialog_forming = dialog_forming;
-  t->relayed = relayed;
+  t->call = std::move(call);
+  if (watched) t->observer = observer_;
   if (t->invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
   const bool record_route =
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
   t->records_dialog = record_route;
-  t->caller_aor = caller_aor;
   t->caller_host = Proxy::source_address(msg);
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
@@ -372,7 +284,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   }
   if (!settle_unsent(t)) return true;
   PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
-            aor.c_str(), t->branches.size(), t->call_id.c_str());
+            aor.c_str(), t->branches.size(), t->call.call_id.c_str());
   if (t->invite) {
     t->timer = su_timer_create(su_root_task(proxy_.root()),
                                static_cast<su_duration_t>(s.call_fork_timeout) * 1000);
@@ -402,71 +314,48 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const Dial
   // Whatever identity the sender wrote goes; the one proved when the dialog
   // formed is asserted for it (RFC 3325 §9.1), as on every other path.
   assert_identity(msg, from_caller ? m.dialog->caller_aor : m.dialog->callee_aor);
+  const CallObserver::Call call{m.dialog->call_id, m.dialog->caller_aor, "", std::nullopt};
   if (ack) {
-    // The answer to an offer a 2xx carried (a re-INVITE without SDP, RFC 3264
-    // §4) goes through the relay like any other. An ACK cannot be refused:
-    // one the relay cannot use goes on without its SDP, so the other side,
-    // left without an answer, ends the call (RFC 3261 §13.3.1.4) rather than
-    // sending its media past the relay.
-    size_t len = 0;
-    const char *answer = sdp_body(sip, &len);
-    if (answer && proxy_.relay() && proxy_.relay()->has_call(sip->sip_call_id->i_id)) {
-      std::string error;
-      auto sdp = proxy_.relay()->pass_sdp(sip->sip_call_id->i_id, from_caller,
-                                          std::string_view(answer, len), &error);
-      if (sdp) {
-        replace_sdp(msg, *sdp);
-      } else {
-        PLOG_WARN("relay: call-id=%s ACK answer refused, forwarded without SDP: %s",
-                  sip->sip_call_id->i_id, error.c_str());
-        remove_body(msg);
-      }
-    }
+    if (observer_) observer_->on_dialog_ack(call, from_caller, msg);
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
     add_branch(nullptr, msg, "", "", true);
     return false;
   }
   if (method == sip_method_bye) {
-    // Only the real dialog's BYE frees the call's relay, and only when no other
-    // answered dialog of the Call-ID is left.
-    const std::string call_id = m.dialog->call_id;
+    // Only the real dialog's BYE ends the call for the observer, and only when
+    // no other answered dialog of the Call-ID is left.
     const bool confirmed = m.dialog->confirmed;
-    dialogs_.remove(call_id, m.dialog->caller_tag, m.dialog->callee_tag);
-    if (confirmed && proxy_.relay() && !dialogs_.has_confirmed_call(call_id))
-      proxy_.relay()->end_call(call_id, "BYE");
+    dialogs_.remove(call.call_id, m.dialog->caller_tag, m.dialog->callee_tag);
+    if (confirmed && observer_ && !dialogs_.has_confirmed_call(call.call_id))
+      observer_->on_end(call, "BYE");
   }
   nta_incoming_t *irq = reply.irq();  // the transaction starts once the request is admitted
   if (!irq) {
     reply.send(SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
     return false;
   }
-  // A relayed call's re-INVITE or UPDATE (RFC 3311): its offer is pointed at
-  // the relay's side that faces the receiver, and its answer comes back the
-  // same way. An offer the relay cannot use never goes on as it is (the media
-  // would bypass the relay): 488 (RFC 3261 §21.4.26, §14.2), and since a
-  // failed re-INVITE changes nothing (§14.1), the call keeps its old media.
-  // The answer is sent in the server transaction, so the sender's ACK of the
-  // 488 ends there too.
-  const bool relayed_offer = (method == sip_method_invite || method == sip_method_update) &&
-                             proxy_.relay() && proxy_.relay()->has_call(sip->sip_call_id->i_id);
-  size_t offer_len = 0;
-  const char *offer = relayed_offer ? sdp_body(sip, &offer_len) : nullptr;
-  if (offer) {
-    std::string error;
-    auto sdp = proxy_.relay()->pass_sdp(sip->sip_call_id->i_id, from_caller,
-                                        std::string_view(offer, offer_len), &error);
-    if (!sdp) {
-      PLOG_WARN("relay: call-id=%s %s offer from the %s refused: %s", sip->sip_call_id->i_id,
-                sip->sip_request->rq_method_name, from_caller ? "caller" : "callee", error.c_str());
-      const std::string warning = siptext::warning(399, "portier", error);
-      reply.send(488, "Not Acceptable Here", SIPTAG_WARNING_STR(warning.c_str()), TAG_END());
+  // An observed call's re-INVITE or UPDATE (RFC 3311): the observer sees its
+  // offer and its answer (the relay points each at its side that faces the
+  // receiver). An offer it refuses never goes on (the media would bypass the
+  // relay): 488 (RFC 3261 §21.4.26, §14.2), and since a failed re-INVITE
+  // changes nothing (§14.1), the call keeps its old media. The answer is sent
+  // in the server transaction, so the sender's ACK of the 488 ends there too.
+  bool watched = false;
+  if ((method == sip_method_invite || method == sip_method_update) && observer_) {
+    const CallObserver::Verdict v = observer_->on_dialog_offer(call, from_caller, msg, &watched);
+    if (!v.ok()) {
+      const RefusalResponse r = refusal_response(v.refusal);
+      const std::string warning = siptext::warning(399, "portier", v.detail);
+      reply.send(r.status, r.phrase, SIPTAG_WARNING_STR(warning.c_str()), TAG_END());
       return false;
     }
-    replace_sdp(msg, *sdp);
   }
   Txn *t = create_txn(irq, sip);
-  if (relayed_offer) t->reinvite_from_caller = from_caller ? 1 : 0;
+  if (watched) {
+    t->observer = observer_;
+    t->offer_from_caller = from_caller;
+  }
   start_fork(t, 1);
   add_branch(t, msg, "", "", true);
   settle_unsent(t);
@@ -496,7 +385,7 @@ bool Router::notify_forms_dialog(msg_t *msg, const sip_t *sip, const std::string
   // here (Call-ID, the subscriber's tag as To tag) and comes from a host that
   // SUBSCRIBE was sent to.
   for (const auto &[raw, t] : txns_) {
-    if (!t->records_dialog || t->invite || t->call_id != sip->sip_call_id->i_id ||
+    if (!t->records_dialog || t->invite || t->call.call_id != sip->sip_call_id->i_id ||
         !sip->sip_to->a_tag || t->from_tag != sip->sip_to->a_tag || !sip->sip_from->a_tag)
       continue;
     for (const auto &b : t->branches) {
@@ -522,18 +411,17 @@ bool Router::is_dialog_response(const sip_t *r, const std::string &source_host) 
 DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
                                       const char *callee_tag, const url_t *callee_contact) {
   DialogTable::Dialog d;
-  d.call_id = t->call_id;
+  d.call_id = t->call.call_id;
   d.caller_tag = t->from_tag;
   d.callee_tag = callee_tag;
   d.caller_hosts.push_back(t->caller_host);
   // The host the branch went to (a NATed device's public address): its
   // in-dialog requests come from there even if a response took another path.
   for (const std::string *uri : {&b->target, &b->next_hop})
-    if (!uri->empty())
-      d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), uri->c_str())));
+    if (!uri->empty()) d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), uri->c_str())));
   d.caller_targets.push_back(t->caller_target);
   d.callee_targets.push_back(sipmsg::bare_host(callee_contact));
-  d.caller_aor = t->caller_aor;
+  d.caller_aor = t->call.caller_aor;
   d.callee_aor = b->aor;
   d.from = t->from;
   d.to = t->to;
@@ -573,7 +461,7 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     const int st = sip_object(response)->sip_status->st_status;
     if (t->dialog_forming && st >= 200 && st < 300) {
       assert_identity(response, b->aor);
-      add_identity_proof(response, proxy_.users(), t->caller_aor);
+      add_identity_proof(response, proxy_.users(), t->call.caller_aor);
     }
   }
   if (d.forward && response) {
@@ -581,12 +469,16 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     // §12.1: a 2xx, or a 18x with a To tag (early), forms a dialog at the caller.
     if (t->records_dialog && b && status > 100 && status < 300) record_dialog(t, b, response);
     forward_response(t, response);
-    if (status >= 200) t->final_sent = true;
-    if (t->dialog_forming && status >= 200 && status < 300) {
-      t->answered = true;
-      if (b) t->winner = b->index;
-      proxy_.events().add("answered", {events::field("call_id", t->call_id),
-                                       events::field("by", b ? b->target : "?")});
+    if (status < 200) {
+      enter(t, TxnEvent::ProvisionalSent);
+    } else if (status < 300) {
+      enter(t, TxnEvent::SuccessSent);
+      if (t->dialog_forming && b && !t->call.answered_by) t->call.answered_by = b->index;
+      if (t->dialog_forming)
+        proxy_.events().add("answered", {events::field("call_id", t->call.call_id),
+                                         events::field("by", b ? b->target : "?")});
+    } else {
+      enter(t, TxnEvent::FailureSent);
     }
   }
   if (d.cancel_others) {
@@ -602,11 +494,10 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     }
     cancel_pending(t, reason.empty() ? nullptr : reason.c_str());
   }
-  if (d.send_best && !t->final_sent) {
+  if (d.send_best && !final_sent(t->state)) {
     auto best = t->fork->best_branch();
     int status = t->fork->best_status();
-    t->final_sent = true;
-    t->failed_upstream = true;
+    enter(t, TxnEvent::FailureSent);
     if (t->irq_alive) {
       Branch *bb = best ? t->branches[*best].get() : nullptr;
       if (bb && bb->final_response &&
@@ -621,21 +512,26 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
         nta_incoming_treply(t->irq, status, sip_status_phrase(status), TAG_END());
       }
     }
-    proxy_.events().add("failed",
-                        {events::field("call_id", t->call_id), events::field("status", status)});
-    release_relay(t, "not answered");
+    proxy_.events().add("failed", {events::field("call_id", t->call.call_id),
+                                   events::field("status", status)});
+    release_observer(t, "not answered");
   }
 }
 
-void Router::release_relay(Txn *t, const char *why) {
+void Router::enter(Txn *t, TxnEvent e) {
+  const TxnState next = next_state(t->state, e);
+  if (next == t->state) return;
+  PLOG_DEBUG("route: call-id=%s %s -> %s", t->call.call_id.c_str(), state_name(t->state),
+             state_name(next));
+  t->state = next;
+}
+
+void Router::release_observer(Txn *t, const char *why) {
   // The call is over for the caller, even while cancelled branches still have
-  // to answer (a silent device may take 32 s): its relay ports go back now.
-  // From here on the Txn no longer touches the relay: the caller may already
-  // be trying again with the same Call-ID (a retry with credentials, RFC 3261
-  // §22.2), and that call's relay is not this one's to change.
-  if (!t->relayed || t->answered || !proxy_.relay()) return;
-  proxy_.relay()->end_call(t->call_id, why);
-  t->relayed = false;
+  // to answer (a silent device may take 32 s): the relay's ports go back now.
+  if (!t->observer || !t->dialog_forming || t->state == TxnState::Answered) return;
+  t->observer->on_end(t->call, why);
+  t->observer = nullptr;
 }
 
 void Router::add_challenges(Txn *t, msg_t *response) {
@@ -666,42 +562,36 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
     response = nta_outgoing_getresponse(orq);                      // a reference of our own
     if (response) sip_via_remove(response, sip_object(response));  // §16.7 step 3: our Via
   }
-  const bool late_2xx = (t->relayed && t->answered && b->index != t->winner) ||
-                        (t->dialog_forming && t->failed_upstream && !t->answered);
-  if (late_2xx && status >= 200 && status < 300) {
-    // Two devices answered at once: the caller's media is joined to the
-    // winner's in the relay; a second dialog would have none (issue 3). Or the
-    // device answered after the caller got its final failure (the fork timed
-    // out, a 6xx, the caller cancelled), when no 2xx can reach it any more
-    // (RFC 3261 §17.2.1). Either way the device's dialog is ended here.
+  const bool success = status >= 200 && status < 300;
+  if (success && t->dialog_forming && failed_upstream(t->state)) {
+    // The device answered after the caller got its final failure (the fork
+    // timed out, a 6xx, the caller cancelled): no 2xx can reach the caller any
+    // more (RFC 3261 §17.2.1), so the device's dialog is ended here.
     if (!t->fork->branch_final(b->index)) {
       t->fork->on_response(b->index, status);  // the branch is done either way
+      b->hung_up = true;
       self->hang_up_late_answer(t, b, sip);
-      if (t->relayed) self->proxy_.relay()->branch_gone(t->call_id, b->index);
     }
     if (response) msg_destroy(response);
     self->maybe_finish(t);
     return 0;
   }
-  if (t->invite && status >= 200 && status < 300 && t->fork->branch_final(b->index)) {
-    // A retransmitted 2xx: the caller may not have got the first one (§16.7 step 5).
-    // It carries the SDP the first one went up with; a refused one stays here.
-    size_t len = 0;
-    if (response && b->refusal.empty()) {
-      if (!sdp_body(sip_object(response), &len))
+  if (t->invite && success && t->fork->branch_final(b->index)) {
+    // A retransmitted 2xx: the caller may not have got the first one (§16.7
+    // step 5). It goes up with the body the first one went up with (the
+    // observer may have changed it); one that stayed here stays here again.
+    if (response && !b->hung_up) {
+      const auto first = b->final_response ? sdp_body(sip_object(b->final_response)) : std::nullopt;
+      if (!t->observer || !sdp_body(sip_object(response)))
         self->forward_response(t, response);
-      else if (!b->answer_sdp.empty())
-        replace_sdp(response, b->answer_sdp), self->forward_response(t, response);
-      else if (!t->relayed && t->reinvite_from_caller < 0)
-        self->forward_response(t, response);
+      else if (first)
+        replace_sdp(response, *first), self->forward_response(t, response);
     }
     if (response) msg_destroy(response);
     return 0;
   }
   bool absorb = false;
-  if (response && (t->relayed || t->reinvite_from_caller >= 0) &&
-      !self->relay_response(t, b, response, status, &absorb)) {
-    self->refuse_answer(t, b, sip);
+  if (response && t->observer && !self->observe_response(t, b, response, status, &absorb)) {
     msg_destroy(response);
     self->maybe_finish(t);
     return 0;
@@ -709,7 +599,8 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
   ForkAggregator::Decision d =
       sip ? t->fork->on_response(b->index, status) : t->fork->on_branch_failed(b->index);
   if (absorb) d.forward = false;
-  if (t->relayed && status >= 300) self->proxy_.relay()->branch_gone(t->call_id, b->index);
+  if (t->observer && t->dialog_forming && status >= 300)
+    t->observer->on_branch_end(t->call, b->index);
   if (status >= 200 && response) {
     if (b->final_response) msg_destroy(b->final_response);
     b->final_response = msg_ref_create(response);
@@ -730,9 +621,8 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
   }
   if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel) {
     // §16.10: cancel every pending branch; nta answers the INVITE with 487 itself.
-    t->router->proxy_.events().add("cancelled", {events::field("call_id", t->call_id)});
-    t->final_sent = true;
-    t->failed_upstream = !t->answered;
+    self->proxy_.events().add("cancelled", {events::field("call_id", t->call.call_id)});
+    self->enter(t, TxnEvent::CallerCancel);
     if (t->fork && t->fork->on_cancel().cancel_others) {
       // RFC 3326: the caller's own Reason travels on to the branches.
       su_home_t home[1] = {SU_HOME_INIT(home)};
@@ -743,7 +633,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
       self->cancel_pending(t, reason);
       su_home_deinit(home);
     }
-    self->release_relay(t, "cancelled by the caller");
+    self->release_observer(t, "cancelled by the caller");
     return 200;
   }
   return 0;
@@ -751,8 +641,8 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
 
 void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
   auto *t = static_cast<Txn *>(magic);
-  if (t->final_sent) return;
-  t->router->proxy_.events().add("fork_timeout", {events::field("call_id", t->call_id)});
+  if (final_sent(t->state)) return;
+  t->router->proxy_.events().add("fork_timeout", {events::field("call_id", t->call.call_id)});
   ForkAggregator::Decision d = t->fork->on_timeout();
   if (d.cancel_others) t->router->cancel_pending(t, kReasonForkTimeout);
   t->router->apply(t, nullptr, d, nullptr);
@@ -761,7 +651,7 @@ void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
 
 void Router::maybe_finish(Txn *t) {
   if (!t->fork || !t->fork->all_final()) return;
-  if (!t->final_sent && t->irq_alive) return;
+  if (!final_sent(t->state) && t->irq_alive) return;
   destroy(t);
 }
 
@@ -769,13 +659,13 @@ void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp, const char
   if (!rsp->sip_contact || !rsp->sip_from || !rsp->sip_to || !rsp->sip_call_id || !rsp->sip_cseq)
     return;
   const bool refused = reason != nullptr;  // not late: its answer was refused
-  if (!reason && t->answered) reason = kReasonAnsweredElsewhere;
+  if (!reason && t->state == TxnState::Answered) reason = kReasonAnsweredElsewhere;
   if (refused)
-    PLOG_INFO("route: call-id=%s %s: ACK and BYE from the proxy", t->call_id.c_str(),
+    PLOG_INFO("route: call-id=%s %s: ACK and BYE from the proxy", t->call.call_id.c_str(),
               b->target.empty() ? "the answerer" : b->target.c_str());
   else
     PLOG_INFO("route: call-id=%s %s answered too late: ACK and BYE from the proxy",
-              t->call_id.c_str(), b->target.c_str());
+              t->call.call_id.c_str(), b->target.c_str());
   su_home_t home[1] = {SU_HOME_INIT(home)};
   // §12.1.2: the route set is the 2xx's Record-Route in reverse, minus our own
   // entries (we are the next hop ourselves).
@@ -825,87 +715,76 @@ int Router::on_late_bye_response(void *, nta_outgoing_t *orq, const sip_t *sip) 
   return 0;
 }
 
-bool Router::relay_response(Txn *t, Branch *b, msg_t *response, int status, bool *absorb) {
-  if (status < 180 || status >= 300) return true;
-  size_t len = 0;
-  const char *answer = sdp_body(sip_object(response), &len);
-  if (!answer) return true;
-  std::string error, sdp;
-  if (t->reinvite_from_caller >= 0) {
-    if (status < 200) return true;  // the answer that counts is the 2xx's
-    // The answer comes from the side that did not send the offer.
-    auto out = proxy_.relay()->pass_sdp(t->call_id, t->reinvite_from_caller == 0,
-                                        std::string_view(answer, len), &error);
-    if (out) sdp = *out;
-  } else {
-    MediaRelay::Answer a = proxy_.relay()->answer_from_branch(
-        t->call_id, b->index, std::string_view(answer, len), status >= 200);
-    error = a.error;
-    sdp = a.sdp;
-    // The caller sees one early dialog (the first 18x with SDP); later early
-    // answers only add their device to the fork.
-    if (error.empty() && !a.forward) *absorb = true;
-  }
-  if (error.empty()) {
-    replace_sdp(response, sdp);
-    if (status >= 200) b->answer_sdp = sdp;
-    return true;
-  }
-  // An answer the relay cannot use (RFC 3264 §6: more m= lines than the offer,
-  // lines that match none, junk) never goes up as the device wrote it: the
-  // caller would send its media straight to the device, past the relay.
+bool Router::observe_response(Txn *t, Branch *b, msg_t *response, int status, bool *absorb) {
   const std::string who =
       "branch " + std::to_string(b->index) + (b->aor.empty() ? std::string() : " (" + b->aor + ")");
-  if (status < 200) {
-    // The 18x still goes up, without its SDP: the caller hears the device ring
-    // (§16.7 step 5 forwards provisional responses), as for any 180 without
-    // early media; the branch gets no early media. Its offer stays pointed at
-    // its relay ports, so a usable 2xx can still connect it.
-    PLOG_WARN("relay: call-id=%s %s: unusable early answer, forwarded without SDP: %s",
-              t->call_id.c_str(), who.c_str(), error.c_str());
-    remove_body(response);
-    return true;
+  if (!t->dialog_forming) {
+    // An in-dialog offer's answer: the one that counts is the 2xx's.
+    if (status < 200 || status >= 300) return true;
+    const CallObserver::Verdict v =
+        t->observer->on_dialog_answer(t->call, t->offer_from_caller, response);
+    if (v.ok()) return true;
+    refuse_answer(t, b, sip_object(response), who + ": " + v.detail);
+    return false;
   }
-  b->refusal = who + ": " + error;
-  PLOG_WARN(
-      "relay: call-id=%s %s: unusable answer in the 2xx: the proxy ends that dialog (488): %s",
-      t->call_id.c_str(), who.c_str(), error.c_str());
-  return false;
+  const CallObserver::ResponseVerdict r =
+      t->observer->on_branch_response(t->call, b->index, status, response);
+  switch (r.action) {
+    case CallObserver::Action::Forward:
+      return true;
+    case CallObserver::Action::Absorb:
+      *absorb = true;
+      return true;
+    case CallObserver::Action::Drop:
+      // Two devices answered at once: the observer joined the caller to the
+      // winner; a second dialog would have nothing.
+      if (!t->fork->branch_final(b->index)) {
+        t->fork->on_response(b->index, status);  // the branch is done either way
+        b->hung_up = true;
+        hang_up_late_answer(t, b, sip_object(response));
+        t->observer->on_branch_end(t->call, b->index);
+      }
+      return false;
+    case CallObserver::Action::Refuse:
+      refuse_answer(t, b, sip_object(response), who + ": " + r.verdict.detail);
+      return false;
+  }
+  return true;
 }
 
-void Router::refuse_answer(Txn *t, Branch *b, const sip_t *rsp) {
+void Router::refuse_answer(Txn *t, Branch *b, const sip_t *rsp, const std::string &detail) {
   // A proxy cannot refuse a 2xx (RFC 3261 §16.7 step 5 forwards them all), but
-  // this one would take the media past the relay. So it is ended as a late
+  // this one would take the media past the observer. So it is ended as a late
   // answer is (ACK, then BYE from the proxy), and the branch fails with 488:
   // the caller hears "Not Acceptable Here" with the Warning if nobody else
   // answers, and another device may still answer.
+  b->refusal = detail;
+  b->hung_up = true;
   const std::string reason = siptext::reason(488, "Not Acceptable Here");
   hang_up_late_answer(t, b, rsp, reason.c_str());
-  if (t->reinvite_from_caller < 0) {
-    proxy_.relay()->branch_gone(t->call_id, b->index);
+  if (t->dialog_forming) {
+    t->observer->on_branch_end(t->call, b->index);
   } else {
     // A re-INVITE or UPDATE: the simplest consistent outcome. Its answerer's
-    // side of the call is gone (BYE), so the call is: the relay frees its
-    // ports and the dialog is forgotten, so the sender, which gets the 488,
-    // learns with a 481 on its next request that the dialog is over
-    // (§12.2.1.2). Keeping the old media instead would leave the answerer
-    // believing in a session the relay does not carry.
-    const bool from_caller = t->reinvite_from_caller == 1;
+    // side of the call is gone (BYE), so the call is: the observer lets go and
+    // the dialog is forgotten, so the sender, which gets the 488, learns with
+    // a 481 on its next request that the dialog is over (§12.2.1.2). Keeping
+    // the old media instead would leave the answerer believing in a session
+    // the relay does not carry.
     const std::string answerer_tag = rsp->sip_to && rsp->sip_to->a_tag ? rsp->sip_to->a_tag : "";
-    dialogs_.remove(t->call_id, from_caller ? t->from_tag : answerer_tag,
-                    from_caller ? answerer_tag : t->from_tag);
-    if (!dialogs_.has_confirmed_call(t->call_id))
-      proxy_.relay()->end_call(t->call_id, "unusable answer to a re-INVITE");
+    dialogs_.remove(t->call.call_id, t->offer_from_caller ? t->from_tag : answerer_tag,
+                    t->offer_from_caller ? answerer_tag : t->from_tag);
+    if (!dialogs_.has_confirmed_call(t->call.call_id))
+      t->observer->on_end(t->call, "unusable answer to a re-INVITE");
   }
   apply(t, b, t->fork->on_response(b->index, 488), nullptr);
 }
 
 void Router::destroy(Txn *t) {
-  // A call that ends without an answer frees its relay here; an answered one
-  // keeps it until BYE (or the relay's inactivity timeout).
-  if (t->relayed && !t->answered && proxy_.relay())
-    proxy_.relay()->end_call(t->call_id, "not answered");
-  if (t->records_dialog) dialogs_.drop_early(t->call_id, t->from_tag);
+  // A call that ends without an answer ends for the observer here; an
+  // answered one goes on until BYE (or the relay's inactivity timeout).
+  release_observer(t, "not answered");
+  if (t->records_dialog) dialogs_.drop_early(t->call.call_id, t->from_tag);
   if (t->timer) su_timer_destroy(t->timer), t->timer = nullptr;
   for (auto &b : t->branches) {
     // nta keeps the client transaction alive on its own for retransmissions.
@@ -920,9 +799,9 @@ std::string Router::calls_json(int64_t now) const {
   json::Writer w;
   w.begin_object().key("calls").begin_array();
   for (const auto &[raw, t] : txns_) {
-    if (!t->dialog_forming || t->final_sent) continue;
+    if (!t->dialog_forming || final_sent(t->state)) continue;
     w.begin_object()
-        .field("call_id", t->call_id)
+        .field("call_id", t->call.call_id)
         .field("from", t->from)
         .field("to", t->to)
         .field("state", "ringing")

@@ -10,15 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "proxy/call_observer.h"
 #include "proxy/chain/dialog_validator.h"
 #include "proxy/chain/fork.h"
-#include "proxy/proxy.h"
+#include "proxy/proxy.h"  // first: it sets sofia-sip's magic types
+#include "proxy/router_state.h"
 
 namespace portier::proxy {
 
 class Router : public chain::Forker, public chain::DialogRouter {
  public:
-  explicit Router(Proxy &proxy);
+  // `observer`: follows every forked call (the media relay); null: none.
+  Router(Proxy &proxy, CallObserver *observer);
   ~Router() override;
 
   // An out-of-dialog request for one of our domains, its targets resolved
@@ -61,41 +64,41 @@ class Router : public chain::Forker, public chain::DialogRouter {
     nta_outgoing_t *orq = nullptr;
     msg_t *final_response = nullptr;  // our reference, with our Via removed
     bool cancelled = false;
-    // The relay could not use this branch's 2xx: the device's dialog was ended
-    // here and the branch counts as a 488 with this Warning text.
+    // Its 2xx stayed here and the proxy ended the device's dialog (answered
+    // too late, or refused by the observer): retransmissions stay here too.
+    bool hung_up = false;
+    // The observer refused its 2xx: the branch counts as a 488 with this
+    // Warning text.
     std::string refusal;
-    // The SDP its 2xx carried up, pointed at the relay: a retransmitted 2xx
-    // carries the same, never the device's own.
-    std::string answer_sdp;
   };
   struct Txn {
     Router *router = nullptr;
     nta_incoming_t *irq = nullptr;
-    bool irq_alive = true;
+    bool irq_alive = true;  // nta has not yet let go of the server transaction
+    TxnState state = TxnState::Trying;
     bool invite = false;
     bool dialog_forming = false;  // INVITE outside a dialog: goes into the calls list
     bool records_dialog = false;  // record-routed: its 18x/2xx with a To tag form a dialog
-    // Who the caller proved to be (empty: unknown): the dialog's caller identity,
-    // and the key of the identity proof on the 2xx that goes back to it.
-    std::string caller_aor;
+    // Follows this call's offers and answers (null: nobody does). Let go of
+    // when the caller gets a failure: the caller may already be trying again
+    // with the same Call-ID (a retry with credentials, RFC 3261 §22.2), and
+    // that call is not this transaction's to change.
+    CallObserver *observer = nullptr;
+    // Call-ID, who the caller proved to be (empty: unknown; the dialog's caller
+    // identity, and the key of the identity proof on the 2xx that goes back to
+    // it), the winning branch.
+    CallObserver::Call call;
     std::string caller_host;    // where the dialog-forming request came from
     std::string caller_target;  // the host of its Contact
     std::vector<std::unique_ptr<Branch>> branches;
     std::unique_ptr<ForkAggregator> fork;
     su_timer_t *timer = nullptr;
-    bool final_sent = false;  // something (2xx, best response, nta's 487) went up
-    std::string call_id, from, to;
+    std::string from, to;
     int64_t started = 0;
-    bool relayed = false;   // the media relay is in this call
-    bool answered = false;  // a 2xx went up
-    // A final non-2xx went up (the best response, or nta's 487): a 2xx that
-    // comes later can no longer reach the caller.
-    bool failed_upstream = false;
-    size_t winner = 0;  // the branch whose 2xx went up
     std::string from_tag;
-    // An in-dialog INVITE of a relayed call: which side sent the offer
-    // (-1: not relayed). Its SDP, and the answer's, are pointed at the relay.
-    int reinvite_from_caller = -1;
+    // An in-dialog INVITE or UPDATE of an observed call: whether the caller
+    // sent it (its offer, or the 2xx's, goes through the observer).
+    bool offer_from_caller = false;
   };
 
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
@@ -114,19 +117,20 @@ class Router : public chain::Forker, public chain::DialogRouter {
   void maybe_finish(Txn *t);
   // Copies the other branches' challenges into the best response (§16.7 step 7).
   void add_challenges(Txn *t, msg_t *response);
-  // A failed or cancelled call frees its relay at once, not when its last branch ends.
-  void release_relay(Txn *t, const char *why);
-  // A relayed call already answered elsewhere: ACK and BYE a late 2xx.
+  // Moves t to the state after `e`, and logs the change.
+  void enter(Txn *t, TxnEvent e);
+  // A failed or cancelled call: its observer lets go at once, not when its
+  // last branch ends.
+  void release_observer(Txn *t, const char *why);
+  // Ends the dialog of a 2xx that stays here: ACK and BYE from the proxy.
   // `reason`: the BYE's Reason header (default: answered elsewhere, if it was).
   void hang_up_late_answer(Txn *t, Branch *b, const sip_t *response, const char *reason = nullptr);
-  // Rewrites the SDP of a branch's 18x/2xx (or of a relayed re-INVITE's or
-  // UPDATE's 2xx) to the relay. An unusable 18x answer is taken out of the
-  // response; false when a 2xx is unusable (b->refusal says why): it must not
-  // go up. *absorb: the relay forwards no further early answer.
-  bool relay_response(Txn *t, Branch *b, msg_t *response, int status, bool *absorb);
-  // Ends the dialog of a 2xx that relay_response refused, and fails the branch
-  // with 488 (the Warning reaches the caller if nobody else answers).
-  void refuse_answer(Txn *t, Branch *b, const sip_t *response);
+  // The observer's say on a branch's 18x/2xx. False when the response is
+  // handled here (dropped or refused); *absorb: the caller does not see it.
+  bool observe_response(Txn *t, Branch *b, msg_t *response, int status, bool *absorb);
+  // Ends the dialog of a 2xx the observer refused, and fails the branch with
+  // 488 (the Warning reaches the caller if nobody else answers).
+  void refuse_answer(Txn *t, Branch *b, const sip_t *response, const std::string &detail);
   void destroy(Txn *t);
   // The dialog branch b of t forms with the callee's tag and Contact (not yet
   // confirmed; the callee's hosts are those the branch went to).
@@ -143,6 +147,7 @@ class Router : public chain::Forker, public chain::DialogRouter {
   static void on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic);
 
   Proxy &proxy_;
+  CallObserver *observer_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
   static constexpr size_t kRefusalLinesPerSecond = 5;

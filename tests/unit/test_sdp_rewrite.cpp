@@ -19,6 +19,7 @@ using portier::sdp::Payload;
 using portier::sdp::RelayEndpoint;
 using portier::sdp::restore_rejected_lines;
 using portier::sdp::rewrite;
+using portier::sdp::Rewriter;
 using portier::sdp::Session;
 
 namespace {
@@ -497,6 +498,42 @@ TEST(SdpRewrite, Rfc3264Sec6EndpointPortZeroRejectsTheStream) {
   EXPECT_EQ(s.media[0].address, "10.0.0.1");
   EXPECT_EQ(s.media[1].port, 0);
   EXPECT_EQ(out->find("a=candidate"), std::string::npos);
+}
+
+// One parsed offer printed for several branches (the relay's forks) comes out
+// each time as a fresh rewrite of the text would, whatever the prints before.
+TEST(SdpRewriter, EveryPrintEqualsAFreshRewrite) {
+  const std::vector<std::pair<std::string, std::vector<RelayEndpoint>>> cases = {
+      {"linphone_offer.sdp", {kRelayAudio, kRelayVideo}},
+      {"linphone_offer.sdp", {{"10.0.0.2", 41000, 41001}, {"10.0.0.2", 41002, 41005}}},
+      {"linphone_offer.sdp", {{"10.0.0.3", 42000, 0}, {"10.0.0.3", 42002, 0}}},
+      {"rejected_video.sdp", {kRelayAudio, {"garbage", 0, 0}}},
+      {"sipp_offer.sdp", {{"10.0.0.1", 40000, 40005}}},
+      {"sipp_offer.sdp", {kRelayAudio}},
+      {"ipv6.sdp", {{"2001:db8::1", 40000, 0}, {"2001:db8::1", 40002, 0}}},
+      {"ipv6.sdp", {{"2001:db8::2", 40010, 0}, {"2001:db8::2", 40012, 0}}},
+  };
+  for (const std::string file :
+       {"linphone_offer.sdp", "rejected_video.sdp", "sipp_offer.sdp", "ipv6.sdp"}) {
+    Rewriter r;
+    std::string error;
+    ASSERT_TRUE(r.load(read_sdp(file), &error)) << error;
+    EXPECT_EQ(r.summary().media.size(), parse_ok(read_sdp(file)).media.size());
+    for (const auto &[name, endpoints] : cases) {
+      if (name != file) continue;
+      auto printed = r.print(endpoints, &error);
+      auto fresh = rewrite(read_sdp(file), endpoints, &error);
+      ASSERT_TRUE(printed && fresh) << error;
+      EXPECT_EQ(*printed, *fresh) << file << " " << endpoints[0].rtp_port;
+    }
+  }
+  // A print that would reject a line an earlier print relayed fails.
+  Rewriter r;
+  std::string error;
+  ASSERT_TRUE(r.load(read_sdp("linphone_offer.sdp"), &error)) << error;
+  ASSERT_TRUE(r.print({kRelayAudio, kRelayVideo}, &error)) << error;
+  EXPECT_FALSE(r.print({kRelayAudio, {"", 0, 0}}, &error));
+  EXPECT_NE(error.find("other m= lines"), std::string::npos) << error;
 }
 
 // ---------------------------------------------------------------------------

@@ -279,6 +279,8 @@ bool is_rtp_protocol(std::string_view protocol) {
   return false;
 }
 
+}  // namespace
+
 class Document {
  public:
   Document() { su_home_init(&home_); }
@@ -490,6 +492,8 @@ bool Document::payloads_from_attributes(const sdp_media_t *m, std::vector<Payloa
 // ---------------------------------------------------------------------------
 // Rewriting
 
+namespace {
+
 bool is_ice_attribute(std::string_view name) {
   return istarts_with(name, "ice-") || ascii::iequals(name, "candidate") ||
          ascii::iequals(name, "remote-candidates") || ascii::iequals(name, "end-of-candidates");
@@ -552,9 +556,18 @@ const char *address_type_name(const std::string &address) {
   return address_type(address) == sdp_addr_ip6 ? "IP6" : "IP4";
 }
 
+// The name of an a=rtcp that point_rtcp added (told apart by its address),
+// so that a later print of the same document can take it out again.
+const char kAddedRtcp[] = "rtcp";
+
 bool point_rtcp(su_home_t *home, sdp_media_t *m, const CheckedEndpoint &e) {
-  for (sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
+  for (sdp_attribute_t **at = &m->m_attributes; *at; at = &(*at)->a_next) {
+    sdp_attribute_t *a = *at;
     if (!ascii::iequals(a->a_name, "rtcp")) continue;
+    if (a->a_name == kAddedRtcp && e.rtcp_port == e.rtp_port + 1) {
+      *at = a->a_next;  // the RFC 3550 default needs none
+      return true;
+    }
     RtcpAttribute old;
     parse_rtcp_attribute(a->a_value ? a->a_value : "", &old);  // checked by load()
     std::string value = std::to_string(e.rtcp_port);
@@ -567,7 +580,7 @@ bool point_rtcp(su_home_t *home, sdp_media_t *m, const CheckedEndpoint &e) {
   if (e.rtcp_port == e.rtp_port + 1) return true;  // the RFC 3550 default needs no a=rtcp
   auto *a = static_cast<sdp_attribute_t *>(su_salloc(home, sizeof(sdp_attribute_t)));
   if (!a) return false;
-  a->a_name = "rtcp";
+  a->a_name = kAddedRtcp;
   a->a_value = su_strdup(home, std::to_string(e.rtcp_port).c_str());
   sdp_attribute_t **tail = &m->m_attributes;
   while (*tail) tail = &(*tail)->a_next;
@@ -609,11 +622,34 @@ std::optional<Session> parse(std::string_view text, std::string *error) {
   return doc.summary();
 }
 
+Rewriter::Rewriter() = default;
+Rewriter::~Rewriter() = default;
+
+bool Rewriter::load(std::string_view text, std::string *error) {
+  doc_ = std::make_unique<Document>();
+  relayed_.clear();
+  if (doc_->load(text, error)) return true;
+  doc_.reset();
+  return false;
+}
+
+const Session &Rewriter::summary() const { return doc_->summary(); }
+
 std::optional<std::string> rewrite(std::string_view text,
                                    const std::vector<RelayEndpoint> &endpoints,
                                    std::string *error) {
-  Document doc;
-  if (!doc.load(text, error)) return std::nullopt;
+  Rewriter r;
+  if (!r.load(text, error)) return std::nullopt;
+  return r.print(endpoints, error);
+}
+
+std::optional<std::string> Rewriter::print(const std::vector<RelayEndpoint> &endpoints,
+                                           std::string *error) {
+  if (!doc_) {
+    fail(error, "SDP: nothing loaded");
+    return std::nullopt;
+  }
+  Document &doc = *doc_;
   const auto &media = doc.media();
   const auto &summary = doc.summary().media;
   if (endpoints.size() != media.size()) {
@@ -629,6 +665,15 @@ std::optional<std::string> rewrite(std::string_view text,
     relay[i].emplace();
     if (!check_endpoint(i, endpoints[i], &*relay[i], error)) return std::nullopt;
   }
+  // A line rejected by a print keeps what an earlier print wrote into it:
+  // every print relays the same lines (the branches differ in ports only).
+  std::vector<bool> relayed(media.size());
+  for (size_t i = 0; i < media.size(); ++i) relayed[i] = relay[i].has_value();
+  if (!relayed_.empty() && relayed != relayed_) {
+    fail(error, "SDP: this print relays other m= lines than the one before");
+    return std::nullopt;
+  }
+  relayed_ = relayed;
 
   su_home_t *home = doc.home();
   sdp_session_t *session = doc.session();
@@ -661,6 +706,7 @@ std::optional<std::string> rewrite(std::string_view text,
     }
     const CheckedEndpoint &e = *relay[i];
     m->m_port = e.rtp_port;
+    m->m_rejected = 0;  // an earlier print may have rejected it
     if (m->m_connections) {
       if (!point_connection(home, m->m_connections, e.address)) return out_of_memory();
       m->m_connections->c_next = nullptr;  // layered multicast addresses: one relay address
@@ -689,8 +735,14 @@ std::optional<std::string> restore_rejected_lines(std::string_view offer, std::s
   if (!offered) return std::nullopt;
   auto answered = parse(answer, error);
   if (!answered) return std::nullopt;
-  const auto &om = offered->media;
-  const auto &am = answered->media;
+  return restore_rejected_lines(offer, *offered, answer, *answered, error);
+}
+
+std::optional<std::string> restore_rejected_lines(std::string_view offer, const Session &offered,
+                                                  std::string_view answer, const Session &answered,
+                                                  std::string *error) {
+  const auto &om = offered.media;
+  const auto &am = answered.media;
   if (am.size() == om.size()) {
     // Lines correspond by position: an accepted answer line of another media
     // type answers nothing of the offer, and the relay would connect it to

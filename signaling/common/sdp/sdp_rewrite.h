@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,6 +77,30 @@ struct RelayEndpoint {
 std::optional<std::string> rewrite(std::string_view text,
                                    const std::vector<RelayEndpoint> &endpoints, std::string *error);
 
+class Document;
+
+// One SDP parsed once, for its summary and any number of rewrites (as
+// rewrite() does them): the relay points one offer at every branch's ports,
+// and checks an answer before it rewrites it. Every print must relay the same
+// m= lines (a line one print rejects keeps what an earlier one wrote in it);
+// one that does not fails.
+class Rewriter {
+ public:
+  Rewriter();
+  ~Rewriter();
+  Rewriter(const Rewriter &) = delete;
+  Rewriter &operator=(const Rewriter &) = delete;
+
+  bool load(std::string_view text, std::string *error);
+  // What load() parsed (only after it succeeded).
+  const Session &summary() const;
+  std::optional<std::string> print(const std::vector<RelayEndpoint> &endpoints, std::string *error);
+
+ private:
+  std::unique_ptr<Document> doc_;
+  std::vector<bool> relayed_;  // which lines the first print relayed
+};
+
 // RFC 3264 §6: an answer has exactly as many m= lines as the offer, in the same
 // order. Some devices leave out the lines they refuse (audio only, for an
 // audio+video offer). Returns `answer` with every missing line put back as a
@@ -85,6 +110,10 @@ std::optional<std::string> rewrite(std::string_view text,
 // lines than the offer, an answer line that matches no offered line (in a
 // complete answer: an accepted line whose media type is not its offer line's).
 std::optional<std::string> restore_rejected_lines(std::string_view offer, std::string_view answer,
+                                                  std::string *error);
+// The same, for an offer and an answer already parsed (`offered`, `answered`).
+std::optional<std::string> restore_rejected_lines(std::string_view offer, const Session &offered,
+                                                  std::string_view answer, const Session &answered,
                                                   std::string *error);
 
 }  // namespace portier::sdp
