@@ -11,15 +11,15 @@
 #include "aec/gstportieraecprobe.h"
 #include "camsrc/gstportiercamsrc.h"
 #include "common/cli.h"
-#include "common/control_socket.h"
-#include "common/daemon.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/mainloop.h"
 #include "door/door.h"
 #include "door/door_rtsp.h"
 #include "door/door_services.h"
 #include "encpick/gstportierenc.h"
+#include "runtime/control_socket.h"
+#include "runtime/daemon.h"
+#include "runtime/mainloop.h"
 
 using namespace portier;
 

@@ -11,14 +11,14 @@
 #include <string>
 
 #include "common/cli.h"
-#include "common/control_socket.h"
-#include "common/daemon.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/mainloop.h"
 #include "monitor/monitor.h"
 #include "monitor/monitor_control.h"
 #include "monitor/monitor_window.h"
+#include "runtime/control_socket.h"
+#include "runtime/daemon.h"
+#include "runtime/mainloop.h"
 
 using namespace portier;
 

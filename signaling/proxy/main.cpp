@@ -7,8 +7,8 @@
 // clang-format on
 
 #include "common/cli.h"
-#include "common/daemon.h"
 #include "common/log.h"
+#include "runtime/daemon.h"
 
 using namespace portier;
 

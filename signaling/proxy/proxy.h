@@ -25,13 +25,13 @@
 
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
-#include "common/control_socket.h"
 #include "proxy/dialog_table.h"
 #include "proxy/fork_aggregator.h"
 #include "proxy/location_persist.h"
 #include "proxy/location_store.h"
 #include "proxy/proxy_config.h"
 #include "proxy/static_records.h"
+#include "runtime/control_socket.h"
 
 namespace portier::proxy {
 

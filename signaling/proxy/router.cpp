@@ -14,9 +14,9 @@
 #include "common/auth/identity_proof.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/sip_message.h"
 #include "common/sip_text.h"
 #include "proxy/media_relay.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy {
 namespace {

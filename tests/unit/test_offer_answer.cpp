@@ -2,9 +2,9 @@
 // peers we meet really send (golden files shared with test_sdp_rewrite).
 #include <gtest/gtest.h>
 
-#include "common/sdp/offer_answer.h"
-#include "common/sdp/sdp_rewrite.h"
 #include "common/text_file.h"
+#include "sip/sdp/offer_answer.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "common/sip_trusted_hops.h"
+#include "sip/sip_trusted_hops.h"
 
 using portier::sip::TrustedHops;
 
