@@ -19,6 +19,7 @@
 #include "encpick/gstportierenc.h"
 #include "runtime/control_socket.h"
 #include "runtime/daemon.h"
+#include "runtime/logging.h"
 #include "runtime/mainloop.h"
 
 using namespace portier;

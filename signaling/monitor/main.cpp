@@ -18,6 +18,7 @@
 #include "monitor/monitor_window.h"
 #include "runtime/control_socket.h"
 #include "runtime/daemon.h"
+#include "runtime/logging.h"
 #include "runtime/mainloop.h"
 
 using namespace portier;

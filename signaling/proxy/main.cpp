@@ -9,6 +9,7 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "runtime/daemon.h"
+#include "runtime/logging.h"
 
 using namespace portier;
 
