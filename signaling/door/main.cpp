@@ -7,16 +7,16 @@
 #include <functional>
 #include <memory>
 
-#include "aec/gstportieraec.h"
-#include "aec/gstportieraecprobe.h"
-#include "camsrc/gstportiercamsrc.h"
 #include "common/cli.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "door/door.h"
 #include "door/door_rtsp.h"
 #include "door/door_services.h"
-#include "encpick/gstportierenc.h"
+#include "portieraec/gstportieraec.h"
+#include "portieraec/gstportieraecprobe.h"
+#include "portiercamsrc/gstportiercamsrc.h"
+#include "portierenc/gstportierenc.h"
 #include "runtime/control_socket.h"
 #include "runtime/daemon.h"
 #include "runtime/logging.h"
