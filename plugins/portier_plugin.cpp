@@ -1,10 +1,10 @@
 // The GStreamer plugin "portier": registers the elements, nothing else.
 #include <gst/gst.h>
 
-#include "aec/gstportieraec.h"
-#include "aec/gstportieraecprobe.h"
-#include "camsrc/gstportiercamsrc.h"
-#include "encpick/gstportierenc.h"
+#include "portieraec/gstportieraec.h"
+#include "portieraec/gstportieraecprobe.h"
+#include "portiercamsrc/gstportiercamsrc.h"
+#include "portierenc/gstportierenc.h"
 #include "rtpfork/gstrtpfork.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {

@@ -3,7 +3,7 @@
 // webrtcdsp (the reference peer, the same library underneath) on the same
 // signal.
 //
-// The far end is deterministic pseudo-speech (plugins/aec/synthetic_echo.h);
+// The far end is deterministic pseudo-speech (plugins/portieraec/synthetic_echo.h);
 // the microphone hears it 40 ms later through a 30 ms decaying room response
 // at -6 dB, plus white noise at -70 dBFS. Each pair of elements sits in two
 // GstHarness, fed in lock step from this thread, 10 ms at a time: far end to
@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "aec/erle_meter.h"
-#include "aec/synthetic_echo.h"
+#include "portieraec/erle_meter.h"
+#include "portieraec/synthetic_echo.h"
 
 namespace aec = portier::aec;
 

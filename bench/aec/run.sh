@@ -23,7 +23,7 @@ gst-inspect-1.0 webrtcdsp >/dev/null 2>&1 ||
   echo "webrtcdsp missing (gstreamer1.0-plugins-bad): its rows will be empty" >&2
 # shellcheck disable=SC2046
 g++ -O2 -std=c++17 -I"$ROOT/plugins" -o "$OUT/aec_bench" "$HERE/aec_bench.cpp" \
-  "$ROOT/plugins/aec/synthetic_echo.cpp" "$ROOT/plugins/aec/erle_meter.cpp" \
+  "$ROOT/plugins/portieraec/synthetic_echo.cpp" "$ROOT/plugins/portieraec/erle_meter.cpp" \
   $(pkg-config --cflags --libs gstreamer-check-1.0) || { echo "cannot build aec_bench" >&2; exit 2; }
 echo "tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date '+%Y-%m-%d %H:%M'), core $CPU" |
   tee "$OUT/results.md"

@@ -1,15 +1,11 @@
 #include "common/log.h"
 
-#include <glib.h>
-#include <sofia-sip/su_log.h>
 #include <sys/time.h>
 #include <syslog.h>
-#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 
 namespace portier::log {
@@ -18,6 +14,7 @@ namespace {
 std::string g_program = "portier";
 Output g_output = Output::Stderr;
 Level g_level = Level::Message;
+JournalWriter g_journal = nullptr;
 
 const char *level_name(Level l) {
   switch (l) {
@@ -64,28 +61,9 @@ void emit(Level level, const char *text) {
       syslog(syslog_priority(level), "%s", text);
       break;
     case Output::Journal:
-      sd_journal_send("MESSAGE=%s", text, "PRIORITY=%d", syslog_priority(level),
-                      "SYSLOG_IDENTIFIER=%s", g_program.c_str(), nullptr);
+      g_journal(syslog_priority(level), g_program, text);
       break;
   }
-}
-
-// sofia-sip's internal logs: useful when debugging, noise otherwise.
-void sofia_logger(void *, char const *fmt, va_list ap) {
-  if (!enabled(Level::Debug)) return;
-  char buf[2048];
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  size_t n = strlen(buf);
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
-  if (n) emit(Level::Debug, buf);
-}
-
-void glib_logger(const gchar *domain, GLogLevelFlags flags, const gchar *message, gpointer) {
-  Level l = (flags & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ? Level::Error
-            : (flags & G_LOG_LEVEL_WARNING)                      ? Level::Warning
-            : (flags & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO)) ? Level::Message
-                                                                 : Level::Debug;
-  if (enabled(l)) write(l, "%s%s%s", domain ? domain : "", domain ? ": " : "", message);
 }
 
 }  // namespace
@@ -105,13 +83,12 @@ bool parse_output(const std::string &name, Output *out) {
   return false;
 }
 
-void init(const std::string &program, Output output, Level level) {
+void configure(const std::string &program, Output output, Level level, JournalWriter journal) {
   g_program = program;
-  g_output = output;
+  g_output = output == Output::Journal && !journal ? Output::Stderr : output;
   g_level = level;
-  if (output == Output::Syslog) openlog(g_program.c_str(), LOG_PID, LOG_DAEMON);
-  g_log_set_default_handler(glib_logger, nullptr);
-  su_log_redirect(nullptr, sofia_logger, nullptr);
+  g_journal = journal;
+  if (g_output == Output::Syslog) openlog(g_program.c_str(), LOG_PID, LOG_DAEMON);
 }
 
 void set_level(Level level) { g_level = level; }

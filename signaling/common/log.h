@@ -1,6 +1,7 @@
 // One logger for every portier program: stderr, syslog or the systemd journal,
-// with levels. Callers never pass secrets (passwords, HA1, nonce keys): log lines
-// name users and addresses only.
+// with levels. Plain C++: the journal writer and the routing of GLib's and
+// sofia-sip's own logs are the runtime layer's (runtime/logging.h). Callers never pass secrets
+// (passwords, HA1, nonce keys): log lines name users and addresses only.
 #pragma once
 
 #include <string>
@@ -13,9 +14,12 @@ enum class Output { Stderr, Syslog, Journal };
 bool parse_level(const std::string &name, Level *out);
 bool parse_output(const std::string &name, Output *out);
 
-// Sets up the sink; also routes GLib's and sofia-sip's own log output through it
-// (sofia-sip at debug level only).
-void init(const std::string &program, Output output, Level level);
+// Writes one line to the systemd journal with a syslog priority.
+using JournalWriter = void (*)(int priority, const std::string &program, const char *text);
+
+// Sets up the sink. Output::Journal without a writer writes to stderr.
+void configure(const std::string &program, Output output, Level level,
+               JournalWriter journal = nullptr);
 void set_level(Level level);
 bool enabled(Level level);
 

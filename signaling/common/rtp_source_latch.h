@@ -1,6 +1,6 @@
-// Which source a call's media socket listens to (issue 11: RFC 4733 events
-// sent straight to the door's RTP port from a port in no SDP were credited to
-// the resident in the call, and opened the door).
+// Which source a call's media socket listens to, so that RFC 4733 events sent
+// straight to the door's RTP port from a port in no SDP are not credited to
+// the resident in the call (and open the door).
 //
 // A door or monitor receives its media from the address the peer's SDP named
 // (the proxy's relay, RFC 3264 §5: c= and m= say where the peer is) and from

@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <string_view>
 
 #include "common/ascii.h"
 
@@ -31,19 +31,63 @@ std::string normalize_aor(const std::string &user, const std::string &host) {
   return aor;
 }
 
-std::string parse_aor(const std::string &uri_in) {
-  std::string uri = uri_in;
-  if (!uri.empty() && uri.front() == '<' && uri.back() == '>') uri = uri.substr(1, uri.size() - 2);
-  if (uri.compare(0, 4, "sip:") != 0) return "";
-  std::string rest = uri.substr(4);
-  size_t at = rest.find('@');
-  if (at == std::string::npos || at == 0) return "";
-  std::string user = rest.substr(0, at);
-  std::string host = rest.substr(at + 1);
-  size_t end = host.find_first_of(":;?>");
-  if (end != std::string::npos) host = host.substr(0, end);
-  if (host.empty()) return "";
-  return normalize_aor(user, host);
+std::string parse_aor(const std::string &text) {
+  std::string_view uri = text;
+  if (uri.size() >= 2 && uri.front() == '<' && uri.back() == '>')
+    uri = uri.substr(1, uri.size() - 2);
+  const std::optional<SipUri> parsed = parse_sip_uri(uri);
+  if (!parsed || parsed->secure || !parsed->user || parsed->user->empty()) return "";
+  return normalize_aor(*parsed->user, parsed->host);
+}
+
+std::optional<SipUri> parse_sip_uri(std::string_view text) {
+  SipUri uri;
+  if (ascii::istarts_with(text, "sips:")) {
+    uri.secure = true;
+    text.remove_prefix(5);
+  } else if (ascii::istarts_with(text, "sip:")) {
+    text.remove_prefix(4);
+  } else {
+    return std::nullopt;
+  }
+  const size_t question = text.find('?');
+  if (question != std::string_view::npos) {
+    uri.headers = std::string(text.substr(question + 1));
+    text = text.substr(0, question);
+  }
+  // The user part may hold ';' (user-unreserved), the host part never holds '@'.
+  const size_t at = text.rfind('@');
+  if (at != std::string_view::npos) {
+    const std::string_view userinfo = text.substr(0, at);
+    const size_t colon = userinfo.find(':');
+    uri.user = std::string(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos) uri.password = std::string(userinfo.substr(colon + 1));
+    text = text.substr(at + 1);
+  }
+  const size_t semi = text.find(';');
+  if (semi != std::string_view::npos) {
+    uri.params = std::string(text.substr(semi + 1));
+    text = text.substr(0, semi);
+  }
+  size_t host_end = 0;
+  if (!text.empty() && text.front() == '[') {
+    host_end = text.find(']');
+    if (host_end == std::string_view::npos) return std::nullopt;
+    ++host_end;
+  } else {
+    host_end = std::min(text.find(':'), text.size());
+  }
+  uri.host = std::string(text.substr(0, host_end));
+  text = text.substr(host_end);
+  if (!text.empty()) {
+    if (text.front() != ':') return std::nullopt;
+    uri.port = std::string(text.substr(1));
+    if (uri.port.empty() || uri.port.size() > 5 ||
+        uri.port.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+  }
+  if (uri.host.empty()) return std::nullopt;
+  return uri;
 }
 
 bool parse_port_range(const std::string &text, uint16_t *min, uint16_t *max) {

@@ -4,9 +4,28 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace portier {
+
+// A sip: or sips: URI (RFC 3261 §19.1.1) cut into its parts as written: no
+// escape is decoded and no case folded, so comparing (§19.1.4) is the
+// caller's choice of rules.
+struct SipUri {
+  bool secure = false;                  // sips:
+  std::optional<std::string> user;      // nullopt: no userinfo at all
+  std::optional<std::string> password;  // after the first ':' of the userinfo
+  std::string host;                     // never empty; an IPv6 reference keeps its brackets
+  std::string port;                     // "" when none was written
+  std::string params;                   // after the first ';' past the host, without it
+  std::string headers;                  // after the '?', without it
+};
+
+// The scheme is matched case-insensitively. nullopt for any other scheme, an
+// empty host, a bad port or an unclosed IPv6 bracket.
+std::optional<SipUri> parse_sip_uri(std::string_view text);
 
 // The key form of an AOR: scheme "sip:", user part as given, host lower-case,
 // no port or parameters ("Alice", "Home.Example:5060" -> "sip:Alice@home.example").

@@ -10,8 +10,10 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "common/sip_message.h"
+#include "sip/sip_message.h"
+#include "common/sip_text.h"
 #include "door/dtmf.h"
+#include "sip/sip_message.h"
 
 namespace portier::door {
 namespace {

@@ -6,7 +6,7 @@
 // config allows with its camera (seed scenario 2).
 //
 // nua runs with its media handling off: every SDP body is checked by
-// sdp::parse before anything else reads it (see common/sdp/offer_answer.h).
+// sdp::parse before anything else reads it (see sip/sdp/offer_answer.h).
 #pragma once
 
 #include <sofia-sip/nua.h>
@@ -18,14 +18,17 @@
 #include <string>
 #include <vector>
 
-#include "common/control_socket.h"
+#include "runtime/control_socket.h"
 #include "common/json.h"
-#include "common/sdp/offer_answer.h"
-#include "common/sip_account.h"
-#include "common/sip_call.h"
+#include "sip/sdp/offer_answer.h"
+#include "sip/sip_account.h"
+#include "sip/sip_call.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
 #include "door/door_media.h"
+#include "runtime/control_socket.h"
+#include "sip/sdp/offer_answer.h"
+#include "sip/sip_account.h"
 
 namespace portier::door {
 

@@ -3,8 +3,8 @@
 #include <gst/app/gstappsink.h>
 #include <gst/video/video.h>
 
-#include "common/gst_util.h"
 #include "common/log.h"
+#include "media/gst_util.h"
 
 namespace portier::door {
 namespace {

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "common/gst_util.h"
 #include "common/log.h"
+#include "media/gst_util.h"
 
 namespace portier::door {
 DoorMedia::DoorMedia(MediaSettings settings, DoorCamera &camera, Callbacks callbacks)

@@ -23,11 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "common/port_pool.h"
 #include "common/rtp_source_latch.h"
-#include "common/sdp/offer_answer.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
+#include "media/port_pool.h"
+#include "sip/sdp/offer_answer.h"
 
 namespace portier::door {
 

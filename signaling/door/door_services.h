@@ -47,7 +47,6 @@ class DoorServices {
   std::string on_key(const std::string &who, char key);
   std::string on_code(const std::string &who, const std::string &code);
   std::string decide(const std::string &who, const Decision &d);
-  void pulse_done(const std::string &action, Actuator *a);
   void log_event(EventKind kind, const std::string &who, const std::string &action,
                  const std::string &result, const std::string &detail,
                  const std::string &snapshot = "");

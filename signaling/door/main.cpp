@@ -6,21 +6,24 @@
 #include <functional>
 #include <memory>
 
-#include "aec/gstportieraec.h"
-#include "aec/gstportieraecprobe.h"
-#include "camsrc/gstportiercamsrc.h"
 #include "common/cli.h"
-#include "common/control_socket.h"
+#include "runtime/control_socket.h"
 #include "common/control_table.h"
-#include "common/daemon.h"
+#include "runtime/daemon.h"
 #include "common/event_writer.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/mainloop.h"
 #include "door/door.h"
 #include "door/door_rtsp.h"
 #include "door/door_services.h"
-#include "encpick/gstportierenc.h"
+#include "portieraec/gstportieraec.h"
+#include "portieraec/gstportieraecprobe.h"
+#include "portiercamsrc/gstportiercamsrc.h"
+#include "portierenc/gstportierenc.h"
+#include "runtime/control_socket.h"
+#include "runtime/daemon.h"
+#include "runtime/logging.h"
+#include "runtime/mainloop.h"
 
 using namespace portier;
 

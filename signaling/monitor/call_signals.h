@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/call_leg.h"
+#include "sip/call_leg.h"
 
 namespace portier::monitor {
 

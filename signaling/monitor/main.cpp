@@ -11,13 +11,17 @@
 #include <string>
 
 #include "common/cli.h"
-#include "common/control_socket.h"
-#include "common/daemon.h"
+#include "runtime/control_socket.h"
+#include "runtime/daemon.h"
+#include "common/json.h"
 #include "common/log.h"
-#include "common/mainloop.h"
 #include "monitor/monitor.h"
 #include "monitor/monitor_control.h"
 #include "monitor/monitor_window.h"
+#include "runtime/control_socket.h"
+#include "runtime/daemon.h"
+#include "runtime/logging.h"
+#include "runtime/mainloop.h"
 
 using namespace portier;
 

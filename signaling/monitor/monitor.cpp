@@ -7,8 +7,8 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "common/sip_message.h"
 #include "common/sip_text.h"
+#include "sip/sip_message.h"
 
 namespace portier::monitor {
 namespace {

@@ -8,7 +8,7 @@
 // socket; window: buttons) drive the same methods.
 //
 // nua runs with its media handling off: every SDP body is checked by
-// sdp::parse before anything else reads it (see common/sdp/offer_answer.h).
+// sdp::parse before anything else reads it (see sip/sdp/offer_answer.h).
 #pragma once
 
 #include <glib.h>
@@ -21,14 +21,16 @@
 #include <memory>
 #include <string>
 
-#include "common/sdp/offer_answer.h"
-#include "common/sip_account.h"
-#include "common/sip_call.h"
+#include "sip/sdp/offer_answer.h"
+#include "sip/sip_account.h"
+#include "sip/sip_call.h"
 #include "monitor/call_signals.h"
 #include "monitor/monitor_config.h"
 #include "monitor/monitor_events.h"
 #include "monitor/monitor_media.h"
 #include "monitor/monitor_view.h"
+#include "sip/sdp/offer_answer.h"
+#include "sip/sip_account.h"
 
 namespace portier::monitor {
 

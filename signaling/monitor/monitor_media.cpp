@@ -5,8 +5,8 @@
 #include <gst/video/video.h>
 
 #include "common/ascii.h"
-#include "common/gst_util.h"
 #include "common/log.h"
+#include "media/gst_util.h"
 
 namespace portier::monitor {
 namespace {

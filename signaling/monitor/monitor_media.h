@@ -26,11 +26,11 @@
 #include <string>
 #include <vector>
 
-#include "common/port_pool.h"
 #include "common/rtp_source_latch.h"
-#include "common/sdp/offer_answer.h"
+#include "media/port_pool.h"
 #include "monitor/monitor_config.h"
 #include "monitor/telephone_event_writer.h"
+#include "sip/sdp/offer_answer.h"
 
 namespace portier::monitor {
 

@@ -7,7 +7,7 @@
 // doors list: choosing a door calls it and shows its camera.
 //
 // GTK runs on GLib's default main context, which sofia-sip and GStreamer's
-// bus watches already share (common/mainloop.h): gtk_init_check() and the
+// bus watches already share (runtime/mainloop.h): gtk_init_check() and the
 // program's GMainLoop, no gtk_main(). The core tells the window that
 // something changed; the window redraws from Monitor::view() once per idle.
 #pragma once

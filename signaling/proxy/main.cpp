@@ -7,8 +7,9 @@
 // clang-format on
 
 #include "common/cli.h"
-#include "common/daemon.h"
 #include "common/log.h"
+#include "runtime/daemon.h"
+#include "runtime/logging.h"
 
 using namespace portier;
 

@@ -23,11 +23,13 @@
 #include <string_view>
 #include <vector>
 
-#include "common/port_pool.h"
-#include "common/sdp/sdp_rewrite.h"
+#include "media/port_pool.h"
+#include "sip/sdp/sdp_rewrite.h"
 #include "proxy/call_observer.h"
+#include "media/port_pool.h"
 #include "proxy/proxy_config.h"
 #include "proxy/relay_engine.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 namespace portier::proxy {
 

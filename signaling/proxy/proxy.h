@@ -15,7 +15,7 @@
 
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
-#include "common/control_socket.h"
+#include "runtime/control_socket.h"
 #include "common/control_table.h"
 #include "common/event_writer.h"
 #include "proxy/chain/digest_auth.h"
@@ -30,6 +30,7 @@
 #include "proxy/proxy_config.h"
 #include "proxy/sofia.h"
 #include "proxy/static_records.h"
+#include "runtime/control_socket.h"
 
 namespace portier::proxy {
 

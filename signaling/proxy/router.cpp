@@ -14,9 +14,10 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/sip_message.h"
 #include "common/sip_text.h"
 #include "proxy/sip_body.h"
+#include "proxy/media_relay.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy {
 namespace {

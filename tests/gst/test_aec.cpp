@@ -6,7 +6,7 @@
 // as in a door pipeline, and are fed in lock step: 10 ms (or an odd-sized
 // buffer) of far end to the probe, then the microphone's buffer of the same
 // running time to the canceller. The far end is deterministic pseudo-speech
-// (plugins/aec/synthetic_echo.h), its echo delayed 40 ms and filtered by a
+// (plugins/portieraec/synthetic_echo.h), its echo delayed 40 ms and filtered by a
 // small room, with a little microphone noise.
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "aec/erle_meter.h"
-#include "aec/synthetic_echo.h"
+#include "portieraec/erle_meter.h"
+#include "portieraec/synthetic_echo.h"
 
 namespace aec = portier::aec;
 

@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "camsrc/camera_chain.h"
-#include "camsrc/camera_modes.h"
-#include "camsrc/v4l2_devices.h"
+#include "portiercamsrc/camera_chain.h"
+#include "portiercamsrc/camera_modes.h"
+#include "portiercamsrc/v4l2_devices.h"
 
 namespace {
 

@@ -27,8 +27,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/sdp/sdp_rewrite.h"
 #include "proxy/media_relay.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 namespace {
 

@@ -7,11 +7,11 @@
 #include <numeric>
 #include <vector>
 
-#include "aec/echo_canceller.h"
-#include "aec/erle_meter.h"
-#include "aec/far_end_queue.h"
-#include "aec/frame_batcher.h"
-#include "aec/synthetic_echo.h"
+#include "portieraec/echo_canceller.h"
+#include "portieraec/erle_meter.h"
+#include "portieraec/far_end_queue.h"
+#include "portieraec/frame_batcher.h"
+#include "portieraec/synthetic_echo.h"
 
 using namespace portier::aec;
 

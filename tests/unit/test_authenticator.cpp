@@ -265,7 +265,7 @@ TEST(Nonce, FloodDoesNotLockOutFreshNonces) {
   }
 }
 
-// Issue 11, spoofed bans: a nonce is bound to the host it was issued to (the
+// Spoofed bans: a nonce is bound to the host it was issued to (the
 // source IP of the request the challenge answered), so a response carrying it from
 // another host is refused as forged, and touches neither its nonce-count nor its
 // spent mark.
@@ -456,7 +456,7 @@ TEST_F(AuthenticatorTest, Outcomes) {
       // The dummy HA1 hashed for unknown users must never authenticate anyone.
       {"unknown user, empty password", with("eve", ""), O::Failed, "unknown-user"},
       {"full AOR username", with("alice@home.example", "secret"), O::Ok, ""},
-      // Issue 11: a user of another domain (with its own password) is never taken for
+      // A user of another domain (with its own password) is never taken for
       // the realm's user of the same name.
       {"full AOR, other domain", with("alice@other.example", "secret"), O::Failed,
        "foreign-domain"},
@@ -525,7 +525,7 @@ TEST_F(AuthenticatorTest, ForgedNonceIsBadNonce) {
   }
 }
 
-// Issue 11, spoofed bans: wrong answers from a forged source address, with a nonce
+// Spoofed bans: wrong answers from a forged source address, with a nonce
 // the attacker got under its own, are bad-nonce, not the claimed source's failures,
 // and leave that nonce usable by the host it was issued to.
 TEST_F(AuthenticatorTest, NonceOfAnotherHostIsNotAFailureOfTheSource) {
@@ -582,7 +582,7 @@ TEST_F(AuthenticatorTest, WrongPasswordSpendsTheNonce) {
   const std::string n = nonce();
   const Credentials wrong = answer(n, with("alice", "guess"));
   EXPECT_EQ(auth_.check(&wrong, kMethod, kRealm, kT0, kHost).reason, "wrong-password");
-  // Issue 11: the nonce that saw a wrong guess never takes the right password.
+  // The nonce that saw a wrong guess never takes the right password.
   const Credentials right = answer(n, Answer{});
   const Authenticator::Result r = auth_.check(&right, kMethod, kRealm, kT0, kHost);
   EXPECT_EQ(r.outcome, Authenticator::Outcome::Failed);
@@ -593,7 +593,7 @@ TEST_F(AuthenticatorTest, WrongPasswordSpendsTheNonce) {
 }
 
 TEST_F(AuthenticatorTest, BruteForceAgainstOneNonceGetsOneGuess) {
-  // The attack of issue 11: thousands of guesses against one nonce, then the right
+  // The brute-force attack: thousands of guesses against one nonce, then the right
   // password. Only the first guess is checked; the rest, and the right password,
   // are refused without hashing and without telling anything.
   const std::string n = nonce();

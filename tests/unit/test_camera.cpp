@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "camsrc/camera_modes.h"
-#include "camsrc/v4l2_devices.h"
+#include "portiercamsrc/camera_modes.h"
+#include "portiercamsrc/v4l2_devices.h"
 
 using namespace portier::camera;
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "encpick/encoder_choice.h"
-#include "encpick/encoder_table.h"
+#include "portierenc/encoder_choice.h"
+#include "portierenc/encoder_table.h"
 
 using namespace portier::encpick;
 

@@ -1,5 +1,5 @@
 // FailureLimiter: the per-source back-off and ban, the per-user alarm that never
-// locks a user out, the log budget, and bounded memory (issue 11, brute force).
+// locks a user out, the log budget, and bounded memory (brute force).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -71,7 +71,7 @@ TEST(FailureLimiter, BanAfterMaxFailuresThenItEndsAndDoubles) {
 }
 
 TEST(FailureLimiter, ResidentOnAnotherAddressIsNeverRefused) {
-  // Issue 11: limit the source, never lock the user out.
+  // Limit the source, never lock the user out.
   FailureLimiter f(limits());
   FailureLimiter::Failure last;
   for (int i = 0; i < 50; ++i) last = f.failed("10.0.0.66", "alice@home.example", kT0);
@@ -153,7 +153,7 @@ TEST(FailureLimiter, LogBudgetPerSourceAndInTotal) {
 
 // Lines that are not failures (a nonce issued to another host, whose sender may
 // have forged the source; a reused nonce-count) share the log budget but never
-// move the source towards a back-off or a ban (issue 11, spoofed bans).
+// move the source towards a back-off or a ban (spoofed bans).
 TEST(FailureLimiter, LogLinesSpendTheBudgetButCountNoFailure) {
   FailureLimiter f(limits());
   int logged = 0;

@@ -1,4 +1,4 @@
-// The proxy's proof of P-Asserted-Identity for a device (issue 11): the key is
+// The proxy's proof of P-Asserted-Identity for a device: the key is
 // the receiving device's digest HA1, however the users file stores it.
 #include <gtest/gtest.h>
 

@@ -11,7 +11,7 @@
 #include <sofia-sip/su_glib.h>
 #include <sofia-sip/su_wait.h>
 
-#include "common/mainloop.h"
+#include "runtime/mainloop.h"
 
 namespace {
 

@@ -2,9 +2,9 @@
 // peers we meet really send (golden files shared with test_sdp_rewrite).
 #include <gtest/gtest.h>
 
-#include "common/sdp/offer_answer.h"
-#include "common/sdp/sdp_rewrite.h"
 #include "common/text_file.h"
+#include "sip/sdp/offer_answer.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 namespace {
 
@@ -57,8 +57,8 @@ TEST(OfferAnswer, OfferOverIPv6) {
   EXPECT_EQ(s->media[1].address, "2001:db8::30");
 }
 
-// Issue 11: one auto-answered INVITE naming an IPv6 address crashed the door
-// inside multiudpsink (its socket is IPv4). An address of the other family,
+// An auto-answered INVITE naming an IPv6 address must not reach the door's
+// multiudpsink (its socket is IPv4: it would crash). An address of the other family,
 // or a host name, is refused before anything reaches a sink; the door and the
 // monitor answer 488 with this text as the Warning.
 TEST(OfferAnswer, OfferOfTheOtherFamilyIsRefused) {

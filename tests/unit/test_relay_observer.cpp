@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "common/sdp/sdp_rewrite.h"
+#include "sip/sdp/sdp_rewrite.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/sip_body.h"

@@ -1,5 +1,5 @@
 // The door's and the monitor's media sockets hear only the peer the SDP
-// named (issue 11: RFC 4733 events from a port in no SDP opened the door).
+// named (else RFC 4733 events from a port in no SDP could open the door).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "common/sdp/sdp_rewrite.h"
 #include "common/text_file.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 using portier::sdp::Media;
 using portier::sdp::parse;

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "common/sip_message.h"
+#include "sip/sip_message.h"
 
 namespace portier::sipmsg {
 namespace {

@@ -13,8 +13,8 @@ TEST(SipText, Rfc3261Sec25_1QuotedString) {
     const char *in, *out;
   } cases[] = {
       {"plain text", "\"plain text\""},
-      // An SDP error quoting the line it refused: the bare `"` used to end the
-      // warn-text early, the header was invalid and the caller got 500.
+      // An SDP error quoting the line it refused: a bare `"` would end the
+      // warn-text early, making the header invalid (the caller would get 500).
       {"SDP line 3: \"x=1\"", "\"SDP line 3: \\\"x=1\\\"\""},
       {"back\\slash", "\"back\\\\slash\""},
       // CR and LF would end the header; a quoted-pair cannot carry them.

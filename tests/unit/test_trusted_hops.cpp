@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "common/sip_trusted_hops.h"
+#include "sip/sip_trusted_hops.h"
 
 using portier::sip::TrustedHops;
 
@@ -51,7 +51,7 @@ TEST(TrustedHops, TheProxyUriGivesAddressAndPort) {
   EXPECT_FALSE(trusts(t, v4("10.0.0.2", 5070)));
   // Over TCP only the connection to the proxy's listening address: the one
   // the device opened to register, which the proxy reuses. Any local process
-  // could connect from another port of the proxy's host (issue 11).
+  // could connect from another port of the proxy's host.
   EXPECT_TRUE(trusts(t, v4("10.0.0.1", 5070), IPPROTO_TCP));
   EXPECT_FALSE(trusts(t, v4("10.0.0.1", 40000), IPPROTO_TCP));
   EXPECT_FALSE(trusts(t, v4("10.0.0.2", 40000), IPPROTO_TCP));

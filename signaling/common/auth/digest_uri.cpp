@@ -1,30 +1,28 @@
 #include "common/auth/digest_uri.h"
 
-#include <sofia-sip/su_alloc.h>
-#include <sofia-sip/url.h>
-
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/ascii.h"
+#include "common/sip_address.h"
 
 namespace portier::auth {
 
 namespace {
 
 // %XX escapes decoded: "%61lice" and "alice" are the same user (§19.1.4).
-std::string unescaped(const char *s) {
+std::string unescaped(std::string_view s) {
   std::string out;
-  if (!s) return out;
-  for (size_t i = 0; s[i]; ++i) {
+  for (size_t i = 0; i < s.size(); ++i) {
     auto hex = [](char c) {
       if (c >= '0' && c <= '9') return c - '0';
       if (c >= 'a' && c <= 'f') return c - 'a' + 10;
       if (c >= 'A' && c <= 'F') return c - 'A' + 10;
       return -1;
     };
-    if (s[i] == '%' && s[i + 1] && s[i + 2] && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
       i += 2;
     } else {
@@ -39,10 +37,9 @@ struct Param {
   bool has_value = false;
 };
 
-std::vector<Param> params_of(const char *params) {
+std::vector<Param> params_of(std::string_view params) {
   std::vector<Param> out;
-  if (!params) return out;
-  std::string_view rest(params);
+  std::string_view rest = params;
   while (!rest.empty()) {
     const size_t semi = rest.find(';');
     const std::string_view p = rest.substr(0, semi);
@@ -52,7 +49,7 @@ std::vector<Param> params_of(const char *params) {
     Param param;
     param.name = ascii::to_lower(p.substr(0, eq));
     if (eq != std::string_view::npos) {
-      param.value = unescaped(std::string(p.substr(eq + 1)).c_str());
+      param.value = unescaped(p.substr(eq + 1));
       param.has_value = true;
     }
     out.push_back(std::move(param));
@@ -70,7 +67,7 @@ const Param *find(const std::vector<Param> &ps, const std::string &name) {
 // method and maddr in only one never match; the RFC's examples count transport
 // among them (sip:bob@biloxi.com and ...;transport=udp differ); any other
 // parameter in only one URI is ignored.
-bool params_match(const char *a, const char *b) {
+bool params_match(const std::string &a, const std::string &b) {
   const std::vector<Param> pa = params_of(a), pb = params_of(b);
   auto must_be_in_both = [](const std::string &n) {
     return n == "user" || n == "ttl" || n == "method" || n == "maddr" || n == "transport";
@@ -91,8 +88,7 @@ bool params_match(const char *a, const char *b) {
 // §19.1.4: header components must all be present in both and match; the order of
 // headers is free, but clients put the same headers in the same order, so equal
 // sets of "name=value" strings are enough.
-bool headers_match(const char *a, const char *b) {
-  const std::string sa = a ? a : "", sb = b ? b : "";
+bool headers_match(const std::string &a, const std::string &b) {
   auto split = [](const std::string &s) {
     std::vector<std::string> out;
     size_t start = 0;
@@ -102,48 +98,30 @@ bool headers_match(const char *a, const char *b) {
           s.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
       const size_t eq = h.find('=');
       out.push_back(ascii::to_lower(h.substr(0, eq)) + "=" +
-                    (eq == std::string::npos ? "" : unescaped(h.substr(eq + 1).c_str())));
+                    (eq == std::string::npos ? "" : unescaped(std::string_view(h).substr(eq + 1))));
       if (amp == std::string::npos) break;
       start = amp + 1;
     }
     std::sort(out.begin(), out.end());
     return out;
   };
-  return split(sa) == split(sb);
-}
-
-bool nullable_iequal(const char *a, const char *b) {
-  if (!a || !b) return !a && !b;
-  return ascii::iequals(a, b);
+  return split(a) == split(b);
 }
 
 }  // namespace
 
 bool same_sip_uri(std::string_view a, std::string_view b) {
-  su_home_t home[1] = {SU_HOME_INIT(home)};
-  const std::string sa(a), sb(b);
-  const url_t *ua = url_make(home, sa.c_str());
-  const url_t *ub = url_make(home, sb.c_str());
-  bool same;
-  auto is_sip = [](const url_t *u) {
-    return u && (u->url_type == url_sip || u->url_type == url_sips) && u->url_host;
+  const std::optional<SipUri> ua = parse_sip_uri(a), ub = parse_sip_uri(b);
+  if (!ua || !ub) return a == b;
+  // A component left out never equals one given with its default value: port
+  // 5060 and no port may resolve differently (§19.1.4).
+  auto unescaped_or_none = [](const std::optional<std::string> &s) {
+    return s ? std::optional<std::string>(unescaped(*s)) : std::nullopt;
   };
-  if (!is_sip(ua) || !is_sip(ub)) {
-    same = a == b;
-  } else {
-    // A component left out never equals one given with its default value: port
-    // 5060 and no port may resolve differently (§19.1.4).
-    same = ua->url_type == ub->url_type && unescaped(ua->url_user) == unescaped(ub->url_user) &&
-           unescaped(ua->url_password) == unescaped(ub->url_password) &&
-           (ua->url_user == nullptr) == (ub->url_user == nullptr) &&
-           nullable_iequal(ua->url_host, ub->url_host) &&
-           std::string(ua->url_port ? ua->url_port : "") ==
-               std::string(ub->url_port ? ub->url_port : "") &&
-           params_match(ua->url_params, ub->url_params) &&
-           headers_match(ua->url_headers, ub->url_headers);
-  }
-  su_home_deinit(home);
-  return same;
+  return ua->secure == ub->secure && unescaped_or_none(ua->user) == unescaped_or_none(ub->user) &&
+         unescaped_or_none(ua->password) == unescaped_or_none(ub->password) &&
+         ascii::iequals(ua->host, ub->host) && ua->port == ub->port &&
+         params_match(ua->params, ub->params) && headers_match(ua->headers, ub->headers);
 }
 
 }  // namespace portier::auth

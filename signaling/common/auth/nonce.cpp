@@ -179,7 +179,7 @@ NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t slots
   // Value-initialised: counter 0 marks a slot no nonce owns (counters start at 1).
   ring_ = std::make_unique<Slot[]>(slots_);
   init_mac();
-  // Drawn once per run, not per nonce (the RNG was 6% of a REGISTER): with the
+  // Drawn once per run, not per nonce (a draw per nonce costs 6% of a REGISTER): with the
   // counter it keeps two proxies sharing a secret from issuing the same nonce;
   // a failing RNG still leaves the counter to keep this run's nonces distinct.
   if (RAND_bytes(instance_, sizeof instance_) != 1) std::fill(instance_, instance_ + 8, 0);
@@ -187,8 +187,8 @@ NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t slots
 
 // HMAC-SHA256 (RFC 2104) with the key's two padded blocks hashed once, at
 // start: each MAC then copies the two prepared SHA-256 states and hashes only
-// the payload and the inner digest. OpenSSL 3's one-shot HMAC() re-fetched the
-// algorithm and re-keyed every time; that was a quarter of a REGISTER's cost.
+// the payload and the inner digest. OpenSSL 3's one-shot HMAC() re-fetches the
+// algorithm and re-keys every time: a quarter of a REGISTER's cost.
 void NonceManager::init_mac() {
   constexpr size_t kBlock = 64;  // SHA-256 block size
   unsigned char key[kBlock] = {};

@@ -3,7 +3,7 @@
 #include <sofia-sip/sip_status.h>
 
 #include "common/log.h"
-#include "common/sip_message.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy::chain {
 

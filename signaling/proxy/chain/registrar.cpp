@@ -12,7 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/event_writer.h"
-#include "common/sip_message.h"
+#include "sip/sip_message.h"
 #include "common/sip_text.h"
 
 namespace portier::proxy::chain {

@@ -1,4 +1,4 @@
-#include "common/sip_call.h"
+#include "sip/sip_call.h"
 
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_protos.h>
@@ -8,7 +8,7 @@
 #include <ctime>
 
 #include "common/log.h"
-#include "common/sip_message.h"
+#include "sip/sip_message.h"
 #include "common/sip_text.h"
 
 namespace portier::sip {

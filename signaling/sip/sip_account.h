@@ -26,7 +26,7 @@
 #include "common/account_config.h"
 #include "common/auth/digest_client.h"
 #include "common/auth/identity_proof.h"
-#include "common/sip_trusted_hops.h"
+#include "sip/sip_trusted_hops.h"
 
 namespace portier::sip {
 

@@ -1,4 +1,4 @@
-#include "common/sdp/sdp_rewrite.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 #include <arpa/inet.h>
 #include <sofia-sip/sdp.h>

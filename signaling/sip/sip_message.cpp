@@ -1,4 +1,4 @@
-#include "common/sip_message.h"
+#include "sip/sip_message.h"
 
 #include <glib.h>
 #include <sofia-sip/nua.h>

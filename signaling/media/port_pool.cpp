@@ -1,4 +1,4 @@
-#include "common/port_pool.h"
+#include "media/port_pool.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "common/call_leg.h"
+#include "sip/call_leg.h"
 
 namespace portier::sip {
 

@@ -1,4 +1,4 @@
-#include "common/daemon.h"
+#include "runtime/daemon.h"
 
 #include <glib-unix.h>
 #include <sofia-sip/su_glib.h>
@@ -7,7 +7,7 @@
 #include <csignal>
 
 #include "common/log.h"
-#include "common/mainloop.h"
+#include "runtime/mainloop.h"
 
 namespace portier {
 

@@ -1,4 +1,4 @@
-#include "common/mainloop.h"
+#include "runtime/mainloop.h"
 
 #include <glib.h>
 #include <malloc.h>

@@ -23,7 +23,7 @@
  *   read-only #GstPortierEnc:encoder property (`gst-launch-1.0 -v` shows it).
  *
  * The encoder is then set up for real time from a per-encoder table (plugins/
- * encpick/encoder_table.cpp): no B-frames or lookahead, zero-latency tuning,
+ * portierenc/encoder_table.cpp): no B-frames or lookahead, zero-latency tuning,
  * the #GstPortierEnc:bitrate and a keyframe at least every
  * #GstPortierEnc:keyframe-interval frames. A hardware vendor adds a row for
  * its encoder, or writes a table file named by the PORTIER_ENCODER_TABLE

@@ -1,4 +1,4 @@
-#include "common/sip_trusted_hops.h"
+#include "sip/sip_trusted_hops.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>

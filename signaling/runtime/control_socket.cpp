@@ -1,4 +1,4 @@
-#include "common/control_socket.h"
+#include "runtime/control_socket.h"
 
 #include <errno.h>
 #include <fcntl.h>

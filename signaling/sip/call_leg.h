@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/sdp/offer_answer.h"
+#include "sip/sdp/offer_answer.h"
 
 namespace portier::sip {
 

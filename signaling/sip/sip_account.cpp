@@ -1,4 +1,4 @@
-#include "common/sip_account.h"
+#include "sip/sip_account.h"
 
 #include <sofia-sip/auth_client.h>
 #include <sofia-sip/msg.h>
@@ -14,8 +14,8 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/sip_message.h"
 #include "common/sip_text.h"
+#include "sip/sip_message.h"
 
 namespace portier::sip {
 

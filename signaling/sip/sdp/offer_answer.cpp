@@ -1,10 +1,10 @@
-#include "common/sdp/offer_answer.h"
+#include "sip/sdp/offer_answer.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include "common/ascii.h"
-#include "common/sdp/sdp_rewrite.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 namespace portier::sdp {
 namespace {

@@ -15,8 +15,8 @@
 #include <optional>
 #include <string>
 
-#include "common/call_leg.h"
-#include "common/sip_account.h"
+#include "sip/call_leg.h"
+#include "sip/sip_account.h"
 
 namespace portier::sip {
 
