@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/call_leg.h"
+#include "sip/call_leg.h"
 
 namespace {
 
