@@ -41,7 +41,7 @@ struct AccessPolicy {
   std::chrono::seconds wrong_code_window{300};
   // An identity's first lock-out; each next one (without a right code in
   // between) doubles, up to max_lockout: a fixed lock-out still let a guesser
-  // try ~10 codes a minute for ever (issue 11).
+  // try ~10 codes a minute for ever.
   std::chrono::seconds lockout{60};
   std::chrono::seconds max_lockout{3600};
   // Wrong codes from all identities together within wrong_code_window before

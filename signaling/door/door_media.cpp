@@ -222,7 +222,7 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
   auto *self = static_cast<DoorMedia *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   // Keys typed into the call are credited to the resident the proxy
-  // asserted: only the peer the SDP named may send them (issue 11).
+  // asserted: only the peer the SDP named may send them.
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
   const int te = self->te_pt_for_probe_.load();
   self->audio_received_++;

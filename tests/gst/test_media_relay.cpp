@@ -463,7 +463,7 @@ TEST(MediaRelay, RefusesCallsBeforeRunningOutOfFileDescriptors) {
 
 // A device whose 183 comes in the middle of a GOP gets the cached GOP from
 // the keyframe on at once, before any new live packet, with sequence numbers
-// that go on without a gap into the live stream (issue 3: a picture at once).
+// that go on without a gap into the live stream (a picture at once).
 TEST(MediaRelay, NewBranchGetsTheCachedGopAtOnce) {
   MediaRelay relay(settings("127.0.0.1", 31000, 31099));
   Peer door("127.0.0.1"), mon0("127.0.0.1"), mon1("127.0.0.1");

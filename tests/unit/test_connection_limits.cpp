@@ -1,4 +1,4 @@
-// The proxy's accounting of accepted TCP connections (issue 11): the
+// The proxy's accounting of accepted TCP connections: the
 // per-source limit, the idle rule for connections that carry no registration,
 // the descriptor budget, and the check at accept time.
 #include <gtest/gtest.h>

@@ -198,7 +198,7 @@ TEST(DoorGate, WrongCodesOutsideTheWindowDoNotAddUp) {
   EXPECT_EQ(g.message(kAlice, "1111").reason, "wrong code (1 of 3 before lock-out)");
 }
 
-// Issue 11: the global threshold raises the alarm and locks out the
+// The global threshold raises the alarm and locks out the
 // identities that typed wrong codes; a resident who typed nothing wrong is not
 // locked out by a guesser.
 TEST(DoorGate, RotatingIdentitiesRaiseTheAlarmAndHitTheGlobalLockOut) {
@@ -227,7 +227,7 @@ TEST(DoorGate, RotatingIdentitiesRaiseTheAlarmAndHitTheGlobalLockOut) {
   EXPECT_EQ(g.message(kAlice, "735190").verdict, Verdict::Accepted);
 }
 
-// Issue 11: a fixed 60 s lock-out let one identity try ~10 codes a minute for
+// A fixed 60 s lock-out let one identity try ~10 codes a minute for
 // ever. Each lock-out without a right code in between doubles, up to
 // max-lockout; a right code starts over.
 TEST(DoorGate, TheLockOutGrowsPerIdentity) {

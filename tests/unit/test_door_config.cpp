@@ -169,7 +169,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"[access]\nallow = sip:alice@home.example alice@home.example\n",
                 "d.conf:2: [access] allow: 'alice@home.example' is not a sip:user@domain "
                 "identity"},
-        // Issue 11: 6 digits by default; fewer only through min-code-length.
+        // 6 digits by default; fewer only through min-code-length.
         BadLine{"[actions]\ndoor = 48261\n",
                 "d.conf:2: [actions] door: the code is shorter than 6 digits ([access] "
                 "min-code-length)"},
