@@ -1,9 +1,12 @@
 #include "common/sip_message.h"
 
+#include <arpa/inet.h>
 #include <glib.h>
+#include <netinet/in.h>
 #include <sofia-sip/sip_extra.h>
 
 #include <cctype>
+#include <cstring>
 
 #include "common/ascii.h"
 #include "common/sip_address.h"
@@ -22,6 +25,27 @@ std::string log_token(std::string_view v) {
 }
 
 }  // namespace
+
+const char *address_text(const struct sockaddr *sa, char *buf) {
+  if (sa && sa->sa_family == AF_INET) {
+    const auto *a = reinterpret_cast<const unsigned char *>(
+        &reinterpret_cast<const struct sockaddr_in *>(sa)->sin_addr);
+    char *p = buf;
+    for (int i = 0; i < 4; ++i) {
+      const unsigned v = a[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      *p++ = i < 3 ? '.' : '\0';
+    }
+    return buf;
+  }
+  if (sa && sa->sa_family == AF_INET6 &&
+      inet_ntop(AF_INET6, &reinterpret_cast<const struct sockaddr_in6 *>(sa)->sin6_addr, buf,
+                kAddressTextSize))
+    return buf;
+  return strcpy(buf, "?");
+}
 
 std::string url_aor(const url_t *u) {
   if (!u || !u->url_user || !u->url_host) return "";

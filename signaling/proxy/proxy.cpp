@@ -23,6 +23,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sip_message.h"
 #include "proxy/media_relay.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
@@ -394,21 +395,25 @@ std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::
 std::string Proxy::source_of(msg_t *msg) {
   su_addrinfo_t *ai = msg_addrinfo(msg);
   if (!ai || !ai->ai_addr) return "?";
-  char host[64] = "?";
-  su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
-  su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host);
-  const char *proto = ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp";
-  std::string h = su->su_family == AF_INET6 ? std::string("[") + host + "]" : host;
-  return std::string(proto) + ":" + h + ":" + std::to_string(ntohs(su->su_port));
+  char host[sipmsg::kAddressTextSize];
+  sipmsg::address_text(ai->ai_addr, host);
+  const su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
+  const bool v6 = su->su_family == AF_INET6;
+  std::string out;
+  out.reserve(sizeof host + 16);
+  out += ai->ai_protocol == IPPROTO_TCP ? "tcp:" : "udp:";
+  if (v6) out += '[';
+  out += host;
+  out += v6 ? "]:" : ":";
+  out += std::to_string(ntohs(su->su_port));
+  return out;
 }
 
 std::string Proxy::source_address(msg_t *msg) {
   su_addrinfo_t *ai = msg_addrinfo(msg);
   if (!ai || !ai->ai_addr) return "?";
-  char host[64] = "?";
-  su_sockaddr_t *su = reinterpret_cast<su_sockaddr_t *>(ai->ai_addr);
-  su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof host);
-  return host;
+  char host[sipmsg::kAddressTextSize];
+  return sipmsg::address_text(ai->ai_addr, host);
 }
 
 bool Proxy::has_our_via(const sip_t *sip) const {
