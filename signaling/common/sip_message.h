@@ -3,6 +3,7 @@
 // sip_t, so door.cpp and monitor.cpp read messages the same way.
 #pragma once
 
+#include <sofia-sip/nta.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/url.h>
@@ -20,6 +21,15 @@ namespace portier::sipmsg {
 // digit, as glibc's inet_ntop formats it with sprintf (7% of a REGISTER).
 constexpr size_t kAddressTextSize = 64;
 const char *address_text(const struct sockaddr *sa, char *buf);
+
+// Answers `request` without a transaction (RFC 3261 §8.2.6, §16.7), through
+// nta_msg_mreply; `request` stays the caller's. Its Via, From, To, Call-ID and
+// CSeq go into the response as shallow copies, so their text is sent as it
+// came: nta_msg_treply copies every header deeply and prints it again, a
+// third of what a stateless challenge or 200 to a REGISTER cost. A To without
+// a tag gets `to_tag` (when given) in a response above 100 (§8.2.6.2).
+int reply_stateless(nta_agent_t *agent, msg_t *request, int status, char const *phrase,
+                    char const *to_tag, tag_type_t tag, tag_value_t value, ...);
 
 // "sip:user@host" of a URL, normalized (common/sip_address.h); "" without user or host.
 std::string url_aor(const url_t *u);

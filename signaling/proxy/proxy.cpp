@@ -427,26 +427,13 @@ bool Proxy::has_our_via(const sip_t *sip) const {
   return false;
 }
 
-// The request's To with our stateless tag added (RFC 3261 §8.2.6.2), or
-// nullptr when it has a tag already (in-dialog) or there is no tag to add.
-static sip_to_t *tagged_to(msg_t *request, const char *tag) {
-  const sip_t *req = sip_object(request);
-  if (!tag || !req || !req->sip_to || req->sip_to->a_tag) return nullptr;
-  sip_to_t *to = sip_to_dup(msg_home(request), req->sip_to);
-  if (to && sip_to_tag(msg_home(request), to, tag) < 0) to = nullptr;
-  return to;
-}
-
 void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t value, ...) {
   ta_list ta;
   ta_start(ta, tag, value);
   if (irq_) {
     nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
   } else if (request_) {
-    sip_to_t *to = status > 100 ? tagged_to(request_, stateless_tag_) : nullptr;
-    // nta_msg_treply takes the message: give it a reference of its own.
-    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, TAG_IF(to, SIPTAG_TO(to)),
-                   ta_tags(ta));
+    sipmsg::reply_stateless(agent_, request_, status, phrase, stateless_tag_, ta_tags(ta));
   }
   ta_end(ta);
 }
@@ -642,18 +629,18 @@ void Proxy::release_register_replies() {
       if (!f.ok) {
         // The binding is in memory and works until a restart; the device is
         // told, and registers again.
-        sip_to_t *to = tagged_to(held.request, stateless_tag_.c_str());
-        nta_msg_treply(agent_, held.request, 500, "Registration not stored",
-                       TAG_IF(to, SIPTAG_TO(to)), TAG_END());
+        sipmsg::reply_stateless(agent_, held.request, 500, "Registration not stored",
+                                stateless_tag_.c_str(), TAG_END());
+        msg_destroy(held.request);
         continue;
       }
       su_home_t home[1] = {SU_HOME_INIT(home)};
       sip_contact_t *m =
           held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
-      sip_to_t *to = tagged_to(held.request, stateless_tag_.c_str());
-      nta_msg_treply(agent_, held.request, SIP_200_OK, TAG_IF(to, SIPTAG_TO(to)),
-                     TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
-                     TAG_END());
+      sipmsg::reply_stateless(agent_, held.request, SIP_200_OK, stateless_tag_.c_str(),
+                              TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
+                              TAG_END());
+      msg_destroy(held.request);
       su_home_deinit(home);
     }
   }
