@@ -39,10 +39,10 @@ MODE=${BENCH_MODE:-"cost top"}
 COST_RATE=${BENCH_COST_RATE:-3000}
 COST_CALL_RATE=${BENCH_COST_CALL_RATE:-600}
 COST_REPS=${BENCH_COST_REPS:-3}
-INSTR_REGS=${BENCH_INSTR_REGS:-2000}
-INSTR_REG_RATE=${BENCH_INSTR_REG_RATE:-100}
-INSTR_CALLS=${BENCH_INSTR_CALLS:-100}
-INSTR_CALL_RATE=${BENCH_INSTR_CALL_RATE:-5}
+INSTR_REGS=${BENCH_INSTR_REGS:-600}
+INSTR_REG_RATE=${BENCH_INSTR_REG_RATE:-20}
+INSTR_CALLS=${BENCH_INSTR_CALLS:-60}
+INSTR_CALL_RATE=${BENCH_INSTR_CALL_RATE:-2}
 case " $MODE " in
   *" relay "*) DEFAULT_PEERS="portier portier+relay" ;;
   *" instr "*) DEFAULT_PEERS="portier" ;;
@@ -50,7 +50,7 @@ case " $MODE " in
   *) DEFAULT_PEERS="portier kamailio kamailio-authdb" ;;
 esac
 PEERS=${BENCH_PEERS:-$DEFAULT_PEERS}
-case " $MODE " in *" instr "*) USERS=${BENCH_USERS:-1000} ;; *) USERS=${BENCH_USERS:-10000} ;; esac
+case " $MODE " in *" instr "*) USERS=${BENCH_USERS:-200} ;; *) USERS=${BENCH_USERS:-10000} ;; esac
 STEP_SECS=${BENCH_STEP_SECS:-10}     # length of one load step at the target rate
 FILL_RATE=${BENCH_FILL_RATE:-1000}   # REGISTER/s used to fill the registrar for (c)
 REG_START=${BENCH_REG_START:-1000}
@@ -649,7 +649,7 @@ instr_mode() {
     dir=$OUT/$peer; mkdir -p "$dir"; rm -f "$dir"/callgrind.out.*
     PROXY_WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out.%p")
     start_proxy "$peer" || die "$peer did not start under valgrind"
-    step "$peer" fill 100 "$USERS" >/dev/null || log "$peer: registrar fill had failures"
+    step "$peer" fill "$INSTR_REG_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures"
     settle
     callgrind_control -z "$PROXY_PID" >/dev/null 2>&1
     step "$peer" reg "$INSTR_REG_RATE" "$INSTR_REGS" || log "$peer: the counted REGISTER step failed"
