@@ -569,7 +569,12 @@ kind_rate() { [ "$1" = reg ] && echo "$COST_RATE" || echo "$COST_CALL_RATE"; }
 declare -A COST
 cost_mode() {   # title kinds...
   local title=$1 rep peer kind v vals; shift
-  local kinds=("$@")
+  local kinds=("$@") PEERS=$PEERS
+  # relay: every portier peer with its relay off and on, nothing else
+  if [ "$title" = relay ]; then
+    PEERS=$(for peer in $PEERS; do case $peer in portier*) echo "${peer%+relay} ${peer%+relay}+relay" ;; esac; done |
+      tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+  fi
   for rep in $(seq 1 "$COST_REPS"); do
     for peer in $PEERS; do
       mkdir -p "$OUT/$peer"
