@@ -23,16 +23,35 @@ SCN=$HERE/scenarios
 
 PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
 # More portier binaries, peer "portier-NAME" for PORTIER_PROXY_NAME (e.g. portier-old
-# with PORTIER_PROXY_OLD): other trees measured side by side.
-# BENCH_MODE=top (default): the highest sustained rates, as below. BENCH_MODE=cost: CPU
-# per authenticated REGISTER at one fixed rate, the peers interleaved (A, B, A, B, ...)
-# BENCH_COST_REPS times, every repetition reported: the top rate swings by +-40% on a
-# shared VM, the CPU per operation at a fixed rate much less.
-MODE=${BENCH_MODE:-top}
-COST_RATE=${BENCH_COST_RATE:-2000}
+# with PORTIER_PROXY_OLD): other trees measured side by side. A portier peer with
+# "+relay" (portier+relay, portier-old+relay) runs with [module::MediaRelay] on.
+# BENCH_MODE, one or more of (default "cost top", in that order):
+#   cost   CPU per authenticated REGISTER (BENCH_COST_RATE/s) and per forked call
+#          (BENCH_COST_CALL_RATE/s) at fixed rates, the peers interleaved (A, B, A, B,
+#          ...) BENCH_COST_REPS times, every repetition reported: the top rate swings
+#          by +-40% on a shared VM, the CPU per operation at a fixed rate much less.
+#   relay  the same for forked calls only, each portier peer with its relay off and
+#          on: what the media relay adds to the signalling of a call.
+#   top    the highest sustained rates, as below.
+#   instr  instructions per REGISTER and per forked call (valgrind --tool=callgrind,
+#          portier peers only, low rates): the figure that does not move with the
+#          machine's load, and a profile per peer (callgrind_annotate).
+MODE=${BENCH_MODE:-"cost top"}
+COST_RATE=${BENCH_COST_RATE:-3000}
+COST_CALL_RATE=${BENCH_COST_CALL_RATE:-600}
 COST_REPS=${BENCH_COST_REPS:-3}
-PEERS=${BENCH_PEERS:-"portier kamailio kamailio-authdb"}
-USERS=${BENCH_USERS:-10000}
+INSTR_REGS=${BENCH_INSTR_REGS:-600}
+INSTR_REG_RATE=${BENCH_INSTR_REG_RATE:-20}
+INSTR_CALLS=${BENCH_INSTR_CALLS:-60}
+INSTR_CALL_RATE=${BENCH_INSTR_CALL_RATE:-2}
+case " $MODE " in
+  *" relay "*) DEFAULT_PEERS="portier portier+relay" ;;
+  *" instr "*) DEFAULT_PEERS="portier" ;;
+  *" cost "*) DEFAULT_PEERS="portier kamailio" ;;
+  *) DEFAULT_PEERS="portier kamailio kamailio-authdb" ;;
+esac
+PEERS=${BENCH_PEERS:-$DEFAULT_PEERS}
+case " $MODE " in *" instr "*) USERS=${BENCH_USERS:-200} ;; *) USERS=${BENCH_USERS:-10000} ;; esac
 STEP_SECS=${BENCH_STEP_SECS:-10}     # length of one load step at the target rate
 FILL_RATE=${BENCH_FILL_RATE:-1000}   # REGISTER/s used to fill the registrar for (c)
 REG_START=${BENCH_REG_START:-1000}
@@ -52,6 +71,7 @@ PORT_KAMAILIO=27060
 PORT_PORTIER=27061
 PORT_KAMAILIO_AUTHDB=27062
 REG_SIPP_PORT=27070
+RELAY_PORTS=28400-28999             # the relay's RTP ports, for peers with +relay
 # Every call step uses fresh ports for the caller and the two callees, so late
 # retransmissions of a previous (overloaded) step cannot land in this step's sipp.
 CALLEE_PORT_BASE=27100              # + 2*step: answers; + 2*step + 1: rings
@@ -180,20 +200,32 @@ gen_users() {
 }
 
 # ---------------------------------------------------------------- proxies
+# portier-NAME[+relay] runs the binary in PORTIER_PROXY_NAME (upper case): several
+# trees side by side in one run
+portier_binary() {   # peer
+  local p=${1%+relay} var
+  [ "$p" = portier ] && { echo "$PORTIER_PROXY"; return; }
+  var=PORTIER_PROXY_${p#portier-}; var=${var^^}
+  [ -x "${!var:-}" ] || return 1
+  echo "${!var}"
+}
+PROXY_WRAPPER=()
 start_proxy() {   # peer
   local peer=$1 dir=$OUT/$1 i
   mkdir -p "$dir/run"
   case $peer in
-    portier|portier-*)
-      # portier-NAME runs the binary in PORTIER_PROXY_NAME (upper case): several
-      # trees side by side in one run
-      local bin=$PORTIER_PROXY var
-      if [ "$peer" != portier ]; then var=PORTIER_PROXY_${peer#portier-}; var=${var^^}; bin=${!var:-}; fi
+    portier|portier-*|portier+*)
+      local bin relay=false
+      bin=$(portier_binary "$peer") || die "peer $peer needs its binary (PORTIER_PROXY...)"
+      case $peer in *+relay) relay=true ;; esac
       PROXY_PORT=$PORT_PORTIER
       cp "$OUT/users/users.conf" "$dir/run/users.conf"
-      sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g" "$HERE/portier.conf.in" >"$dir/portier.conf"
+      sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g; s#@RELAY@#$relay#g; s#@RELAY_PORTS@#$RELAY_PORTS#g" \
+        "$HERE/portier.conf.in" >"$dir/portier.conf"
       echo "--- start $(date +%T)" >>"$dir/proxy.log"
-      taskset -c "$PROXY_CPU" "$bin" --config "$dir/portier.conf" >>"$dir/proxy.log" 2>&1 &
+      # instr mode: the proxy runs under callgrind, which counts nothing until zeroed
+      # (callgrind_control -z) after the registrar fill
+      taskset -c "$PROXY_CPU" "${PROXY_WRAPPER[@]}" "$bin" --config "$dir/portier.conf" >>"$dir/proxy.log" 2>&1 &
       PROXY_PID=$!
       ;;
     kamailio|kamailio-authdb)
@@ -209,7 +241,7 @@ start_proxy() {   # peer
       ;;
     *) die "unknown peer $peer" ;;
   esac
-  for i in $(seq 1 100); do
+  for i in $(seq 1 300); do
     [ -n "$(ss -Hlun "sport = :$PROXY_PORT")" ] && { sleep 0.5; proxy_alive && return 0; }
     proxy_alive || break
     sleep 0.1
@@ -507,44 +539,157 @@ NOISY=0
 printf 'peer\tkind\trate\tcount\tok\tfailed\tretrans\tout_of_call\tdead\tachieved\telapsed\tproxy_cpu\tcore_other\tudp_drops\tsipp_core\tsipp_cpu\tsipp_other\trc\tverdict\n' >"$RESULTS"
 
 gen_users
-wait_idle
+for m in $MODE; do
+  case $m in cost|relay|top|instr) ;; *) die "unknown BENCH_MODE $m (cost, relay, top, instr)" ;; esac
+done
+for peer in $PEERS; do
+  case $peer in
+    portier|portier-*|portier+relay|portier-*+relay)
+      portier_binary "$peer" >/dev/null || die "peer $peer needs its binary (PORTIER_PROXY_${peer#portier-})" ;;
+    kamailio|kamailio-authdb) ;;
+    *) die "unknown peer $peer" ;;
+  esac
+done
+case " $MODE " in *" cost "*|*" relay "*|*" top "*) wait_idle ;; esac
 
-# ---------------------------------------------------------------- cost mode
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+kind_label() {
+  case $1 in
+    reg) echo "authenticated REGISTER at $COST_RATE/s" ;;
+    call) echo "forked call at $COST_CALL_RATE/s (INVITE 407, INVITE, 2 branches, 180, 200, CANCEL 487, ACK, BYE)" ;;
+  esac
+}
+kind_rate() { [ "$1" = reg ] && echo "$COST_RATE" || echo "$COST_CALL_RATE"; }
+
+# ---------------------------------------------------------------- cost and relay modes
 # Each repetition: every peer in turn (fresh proxy, registrar filled with USERS
-# contacts, then one REGISTER step of STEP_SECS at COST_RATE), so a slow minute of the
-# VM hits every peer alike. Proxy CPU (utime+stime of all its threads, ended ones too) per 200 OK.
-if [ "$MODE" = cost ]; then
-  declare -A COST
+# contacts, then one step of STEP_SECS per kind at its fixed rate), so a slow minute
+# of the VM hits every peer alike. Proxy CPU (utime+stime of all its processes and
+# threads, ended ones too) per completed operation (200 OK to the REGISTER; call
+# completed by the caller and both callees).
+declare -A COST
+cost_mode() {   # title kinds...
+  local title=$1 rep peer kind v vals; shift
+  local kinds=("$@") PEERS=$PEERS
+  # relay: every portier peer with its relay off and on, nothing else
+  if [ "$title" = relay ]; then
+    PEERS=$(for peer in $PEERS; do case $peer in portier*) echo "${peer%+relay} ${peer%+relay}+relay" ;; esac; done |
+      tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+  fi
   for rep in $(seq 1 "$COST_REPS"); do
     for peer in $PEERS; do
-      case $peer in portier-*) v=PORTIER_PROXY_${peer#portier-}; v=${v^^}; [ -x "${!v:-}" ] || die "peer $peer needs $v";; esac
       mkdir -p "$OUT/$peer"
       start_proxy "$peer" || die "$peer did not start"
       step "$peer" fill "$FILL_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures"
       settle
-      v=FAIL
-      step "$peer" reg "$COST_RATE" $((COST_RATE * STEP_SECS)) && v=pass
-      COST[$peer,$rep]="$LAST_US_PER_OP"
-      [ $v = pass ] || COST[$peer,$rep]+=" (FAIL)"
-      log "rep $rep $peer: $LAST_US_PER_OP us proxy CPU per registration ($LAST_OK ok, $v)"
+      for kind in "${kinds[@]}"; do
+        v=FAIL
+        step "$peer" "$kind" "$(kind_rate "$kind")" $(($(kind_rate "$kind") * STEP_SECS)) && v=pass
+        COST[$title,$kind,$peer,$rep]="$LAST_US_PER_OP"
+        [ $v = pass ] || COST[$title,$kind,$peer,$rep]+=" (FAIL)"
+        log "rep $rep $peer: $LAST_US_PER_OP us proxy CPU per $kind ($LAST_OK ok, $v)"
+      done
       stop_proxy
     done
   done
   {
-    echo
-    echo "CPU per authenticated REGISTER at $COST_RATE/s (${STEP_SECS}s steps, $USERS users, proxy on core $PROXY_CPU), us; peers interleaved"
-    printf '%-16s' peer; for rep in $(seq 1 "$COST_REPS"); do printf ' %10s' "rep $rep"; done; printf ' %10s\n' median
-    for peer in $PEERS; do
-      printf '%-16s' "$peer"
-      vals=""
-      for rep in $(seq 1 "$COST_REPS"); do printf ' %10s' "${COST[$peer,$rep]%% *}"; vals+="${COST[$peer,$rep]%% *} "; done
-      printf ' %10s\n' "$(echo "$vals" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')"
+    for kind in "${kinds[@]}"; do
+      echo
+      echo "CPU per $(kind_label "$kind") (${STEP_SECS}s steps, $USERS users, proxy on core $PROXY_CPU), us; peers interleaved"
+      printf '%-22s' peer; for rep in $(seq 1 "$COST_REPS"); do printf ' %10s' "rep $rep"; done; printf ' %10s\n' median
+      for peer in $PEERS; do
+        printf '%-22s' "$peer"
+        vals=""
+        for rep in $(seq 1 "$COST_REPS"); do
+          printf ' %10s' "${COST[$title,$kind,$peer,$rep]// (FAIL)/!}"; vals+="${COST[$title,$kind,$peer,$rep]%% *} "
+        done
+        COST[$title,$kind,$peer,median]=$(echo "$vals" | median)
+        printf ' %10s\n' "${COST[$title,$kind,$peer,median]}"
+      done
+      for peer in $PEERS; do
+        case $peer in
+          *+relay)
+            case " $PEERS " in *" ${peer%+relay} "*) ;; *) continue ;; esac
+            echo "relay on - relay off, $peer: $(awk -v a="${COST[$title,$kind,$peer,median]}" -v b="${COST[$title,$kind,${peer%+relay},median]}" \
+              'BEGIN {printf "%+.1f us per call (medians)", a - b}')" ;;
+          kamailio)
+            for p in $PEERS; do
+              case $p in portier|portier-*) echo "ratio $p / kamailio ($kind, medians): $(awk -v a="${COST[$title,$kind,$p,median]}" -v b="${COST[$title,$kind,kamailio,median]}" \
+                'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else printf "-"}')" ;; esac
+            done ;;
+        esac
+      done
     done
+    echo "(\"!\": the step failed: a call or registration failed, a message was retransmitted, or the rate fell short)"
     [ $NOISY -eq 1 ] && echo "WARNING: the machine was busy with other work: figures are noisy"
     echo "steps: $RESULTS; logs and sipp traces: $OUT"
-  } | tee "$OUT/summary.txt"
-  exit 0
-fi
+  } | tee -a "$OUT/summary.txt"
+}
+
+# ---------------------------------------------------------------- instr mode
+# Every portier peer in turn, under callgrind: registrar filled (not counted), then
+# INSTR_REGS registrations at INSTR_REG_RATE/s counted, then INSTR_CALLS forked calls at
+# INSTR_CALL_RATE/s counted until their transactions ended (nta keeps them 32 s), so
+# the timers' work counts too. User-space instructions of every thread; the kernel's
+# share (sendmsg, recvmsg, poll) is not in it. Profiles: OUT/PEER/*.annotate.
+instr_count() {   # dir label -> instructions since the last zeroing
+  local before f i
+  before=$(ls "$1"/callgrind.out.* 2>/dev/null | wc -l)
+  callgrind_control --dump="$2" "$PROXY_PID" >/dev/null 2>&1 || { echo 0; return; }
+  for i in $(seq 1 100); do
+    [ "$(ls "$1"/callgrind.out.* 2>/dev/null | wc -l)" -gt "$before" ] && break
+    sleep 0.2
+  done
+  f=$(ls -t "$1"/callgrind.out.* 2>/dev/null | head -1)
+  [ -n "$f" ] && [ -s "$f" ] || { echo 0; return; }
+  cp "$f" "$1/callgrind.$2"
+  callgrind_annotate --inclusive=no --threshold=99 "$f" >"$1/$2.annotate" 2>/dev/null
+  awk '/^(summary|totals):/ {print $2; exit}' "$f"
+}
+instr_mode() {
+  command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || die "instr mode needs valgrind"
+  local peer dir n
+  declare -A INSTR
+  for peer in $PEERS; do
+    case $peer in portier*) ;; *) log "instr: $peer skipped (portier peers only)"; continue ;; esac
+    dir=$OUT/$peer; mkdir -p "$dir"; rm -f "$dir"/callgrind.out.*
+    PROXY_WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out.%p")
+    start_proxy "$peer" || die "$peer did not start under valgrind"
+    step "$peer" fill "$INSTR_REG_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures"
+    settle
+    callgrind_control -z "$PROXY_PID" >/dev/null 2>&1
+    step "$peer" reg "$INSTR_REG_RATE" "$INSTR_REGS" || log "$peer: the counted REGISTER step failed"
+    n=$LAST_OK; settle; sleep 2
+    INSTR[$peer,reg]=$(awk -v i="$(instr_count "$dir" reg)" -v n="$n" 'BEGIN {if (n > 0) printf "%.0f", i / n; else print "-"}')
+    callgrind_control -z "$PROXY_PID" >/dev/null 2>&1
+    step "$peer" call "$INSTR_CALL_RATE" "$INSTR_CALLS" || log "$peer: the counted call step failed"
+    n=$LAST_OK
+    log "$peer: waiting 35 s for the calls' transactions to end (their timers count)"
+    sleep 35
+    INSTR[$peer,call]=$(awk -v i="$(instr_count "$dir" call)" -v n="$n" 'BEGIN {if (n > 0) printf "%.0f", i / n; else print "-"}')
+    stop_proxy
+    PROXY_WRAPPER=()
+  done
+  {
+    echo
+    echo "instructions per operation (callgrind, user space, all threads; $INSTR_REGS REGISTERs at $INSTR_REG_RATE/s, $INSTR_CALLS calls at $INSTR_CALL_RATE/s, $USERS users)"
+    printf '%-22s %16s %16s\n' peer REGISTER "forked call"
+    for peer in $PEERS; do
+      case $peer in portier*) printf '%-22s %16s %16s\n' "$peer" "${INSTR[$peer,reg]}" "${INSTR[$peer,call]}" ;; esac
+    done
+    echo "profiles (callgrind_annotate, exclusive): $OUT/PEER/reg.annotate, call.annotate"
+  } | tee -a "$OUT/summary.txt"
+}
+
+for m in $MODE; do
+  case $m in
+    cost) cost_mode cost reg call ;;
+    relay) cost_mode relay call ;;
+    instr) instr_mode ;;
+    top) ;;
+  esac
+done
+case " $MODE " in *" top "*) ;; *) exit 0 ;; esac
 
 for peer in $PEERS; do bench_peer "$peer"; done
 
@@ -572,4 +717,4 @@ ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (a > 0 && b > 0) printf "
   noisy_steps=$(awk -F'\t' 'NR > 1 && ($13 > 15 || $17 > 15)' "$RESULTS" | wc -l)
   [ "$noisy_steps" -gt 0 ] && echo "WARNING: in $noisy_steps steps other work took more than 15% of a benchmark core (columns core_other, sipp_other of $RESULTS)"
   echo "steps: $RESULTS; logs and sipp traces: $OUT"
-} | tee "$OUT/summary.txt"
+} | tee -a "$OUT/summary.txt"

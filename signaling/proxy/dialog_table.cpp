@@ -1,8 +1,6 @@
 #include "proxy/dialog_table.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <strings.h>
 
 #include <algorithm>
@@ -20,14 +18,6 @@ bool has_host(const std::vector<std::string> &hosts, const std::string &h) {
 void add_hosts(std::vector<std::string> *to, const std::vector<std::string> &from) {
   for (const auto &h : from)
     if (!h.empty() && !has_host(*to, h)) to->push_back(h);
-}
-
-std::string hmac_sha256(const std::string &key, const std::string &data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char *>(data.data()), data.size(), out, &len);
-  return std::string(reinterpret_cast<char *>(out), len);
 }
 
 }  // namespace
@@ -126,19 +116,15 @@ size_t DialogTable::expire(int64_t now, int64_t max_confirmed_s, int64_t max_ear
 }
 
 RouteSigner::RouteSigner(const std::string &key)
-    : key_(hmac_sha256(key, "portier record-route signature v1")) {}
+    : key_(auth::HmacSha256(key).mac({"portier record-route signature v1"})) {}
 
 std::string RouteSigner::sign(const std::string &call_id, const std::string &caller_tag) const {
   // Length-prefixed, so no two (Call-ID, tag) pairs give the same input.
-  const std::string mac =
-      hmac_sha256(key_, std::to_string(call_id.size()) + ":" + call_id + caller_tag);
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < 16; ++i) {  // 128 bits: plenty against guessing, short on the wire
-    out += hex[static_cast<unsigned char>(mac[i]) >> 4];
-    out += hex[static_cast<unsigned char>(mac[i]) & 15];
-  }
-  return out;
+  const std::string length = std::to_string(call_id.size());
+  unsigned char mac[auth::HmacSha256::kSize];
+  key_.mac({length, ":", call_id, caller_tag}, mac);
+  // 128 bits: plenty against guessing, short on the wire.
+  return auth::to_hex(std::string_view(reinterpret_cast<const char *>(mac), 16));
 }
 
 bool RouteSigner::verify(const std::string &sig, const std::string &call_id,

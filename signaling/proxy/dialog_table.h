@@ -12,6 +12,8 @@
 #include <tuple>
 #include <vector>
 
+#include "common/auth/hmac.h"
+
 namespace portier::proxy {
 
 class DialogTable {
@@ -98,7 +100,7 @@ class RouteSigner {
               const std::string &caller_tag) const;
 
  private:
-  std::string key_;
+  auth::HmacSha256 key_;
 };
 
 }  // namespace portier::proxy

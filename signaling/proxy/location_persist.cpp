@@ -25,16 +25,18 @@ constexpr size_t kFields = 9;  // the AOR, then every field of Binding
 // whatever a User-Agent header contained.
 void append_escaped(std::string &out, std::string_view s) {
   static const char kHex[] = "0123456789ABCDEF";
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f || c == '%') {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0x0f];
-    } else {
-      out += ch;
-    }
+  // Runs of plain characters are appended whole: a record per REGISTER.
+  size_t plain = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != 0x7f && c != '%') continue;
+    out.append(s, plain, i - plain);
+    out += '%';
+    out += kHex[c >> 4];
+    out += kHex[c & 0x0f];
+    plain = i + 1;
   }
+  out.append(s, plain, s.size() - plain);
 }
 
 int hex_value(char c) {

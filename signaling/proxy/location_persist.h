@@ -108,11 +108,12 @@ class LocationPersister {
   // How long the worker collects appends before one write and one fdatasync.
   // Without it, at a steady rate each REGISTER got a sync (and two thread
   // wake-ups) of its own: fdatasync takes ~0.2 ms here, so the queue never
-  // grew, and each one cost ~0.25 ms of CPU in a VM (virtio). bench/proxy
-  // (cost mode, 2000/s): +53% CPU per REGISTER with 4 ms, +14% with 10 ms.
-  // At most 10 ms more before a 200 costs a device nothing (its
+  // grew, and each one cost ~0.2 ms of kernel CPU in a VM (virtio). The cost
+  // per REGISTER is that divided by the REGISTERs of a window: at 3,000/s,
+  // 6 us with 10 ms (a tenth of what a REGISTER costs), 2.4 us with 25 ms.
+  // At most 25 ms more before a 200 costs a device nothing (its
   // retransmission timer is 500 ms, RFC 3261 §17.1.2.2).
-  static constexpr std::chrono::milliseconds kGroupCommitWindow{10};
+  static constexpr std::chrono::milliseconds kGroupCommitWindow{25};
   std::mutex mu_;
   std::condition_variable cv_;       // the worker waits for tasks
   std::condition_variable idle_cv_;  // drain() waits for the worker

@@ -25,6 +25,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "proxy/chain/build_chain.h"
+#include "sip/sip_message.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
@@ -153,6 +154,10 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   agent_ =
       nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message, this,
                        NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
+                       // The parser keeps each header's text: a header forwarded or
+                       // answered unchanged goes out as it came instead of being
+                       // printed again (sipmsg::reply_stateless, forwarded requests).
+                       NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
                        // No STUN server on the SIP port: not our job, and its
                        // replies and logs bypass ours.
                        TPTAG_STUN_SERVER(0),

@@ -1,10 +1,17 @@
 #include "sip/sip_message.h"
 
+#include <arpa/inet.h>
 #include <glib.h>
+#include <netinet/in.h>
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/sip_extra.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/su_tagarg.h>
 
 #include <cctype>
+#include <cstring>
 
 #include "common/ascii.h"
 #include "common/sip_address.h"
@@ -24,6 +31,67 @@ std::string log_token(std::string_view v) {
 }
 
 }  // namespace
+
+const char *address_text(const struct sockaddr *sa, char *buf) {
+  if (sa && sa->sa_family == AF_INET) {
+    const auto *a = reinterpret_cast<const unsigned char *>(
+        &reinterpret_cast<const struct sockaddr_in *>(sa)->sin_addr);
+    char *p = buf;
+    for (int i = 0; i < 4; ++i) {
+      const unsigned v = a[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      *p++ = i < 3 ? '.' : '\0';
+    }
+    return buf;
+  }
+  if (sa && sa->sa_family == AF_INET6 &&
+      inet_ntop(AF_INET6, &reinterpret_cast<const struct sockaddr_in6 *>(sa)->sin6_addr, buf,
+                kAddressTextSize))
+    return buf;
+  return strcpy(buf, "?");
+}
+
+int reply_stateless(nta_agent_t *agent, msg_t *request, int status, char const *phrase,
+                    char const *to_tag, tag_type_t tag, tag_value_t value, ...) {
+  const sip_t *req = sip_object(request);
+  msg_t *reply = req ? nta_msg_create(agent, 0) : nullptr;
+  sip_t *rsip = sip_object(reply);
+  if (!rsip) {
+    msg_destroy(reply);
+    return -1;
+  }
+  // The copies point into the request: the reply holds it until sent.
+  msg_set_parent(reply, request);
+  su_home_t *home = msg_home(reply);
+  auto copy = [&](const void *from, msg_hclass_t *hc) {
+    msg_header_t *h =
+        from ? msg_header_copy_as(home, hc, static_cast<const msg_header_t *>(from)) : nullptr;
+    if (h) msg_header_insert(reply, reinterpret_cast<msg_pub_t *>(rsip), h);
+    return h;
+  };
+  // Values sharing one line ("Via: a, b") print together, from the first one's
+  // text; once nta changed one (received=, rport=) each is printed afresh.
+  if (msg_header_t *via = copy(req->sip_via, sip_via_class)) {
+    bool reprint = false;
+    for (msg_header_t *v = via; v; v = v->sh_next) reprint |= !v->sh_data || !v->sh_len;
+    for (msg_header_t *v = via; reprint && v; v = v->sh_next) msg_fragment_clear(v->sh_common);
+  }
+  copy(req->sip_from, sip_from_class);
+  copy(req->sip_call_id, sip_call_id_class);
+  copy(req->sip_cseq, sip_cseq_class);
+  copy(req->sip_to, sip_to_class);
+  if (status > 100 && to_tag && rsip->sip_to && !rsip->sip_to->a_tag)
+    sip_to_tag(home, rsip->sip_to, to_tag);
+  ta_list ta;
+  ta_start(ta, tag, value);
+  // nta takes both messages, a reference of its own to the request.
+  const int r =
+      nta_msg_mreply(agent, reply, rsip, status, phrase, msg_ref_create(request), ta_tags(ta));
+  ta_end(ta);
+  return r;
+}
 
 std::string url_aor(const url_t *u) {
   if (!u || !u->url_user || !u->url_host) return "";

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <sofia-sip/sip.h>
+#include <sofia-sip/su_tag.h>
+#include <sys/socket.h>
 #include <sofia-sip/url.h>
 
 #include <string>
@@ -11,9 +13,11 @@
 
 #include "common/auth/digest_client.h"
 
-// nua's handle, declared rather than included: nua.h would fix sofia-sip's
-// su_root magic type for the proxy's files, which type it themselves.
+// nua's handle and nta's agent, declared rather than included: nua.h and
+// nta.h would fix sofia-sip's magic types for the proxy's files, which type
+// them themselves.
 typedef struct nua_handle_s nua_handle_t;
+typedef struct nta_agent_s nta_agent_t;
 
 namespace portier::sipmsg {
 
@@ -23,6 +27,21 @@ std::string url_string(const url_t *u);
 
 // A URL's host without IPv6 brackets ("" for none): how hosts are compared.
 std::string bare_host(const url_t *u);
+// The IP address of a socket address as text ("192.0.2.1", "2001:db8::1") in
+// buf, which holds at least kAddressTextSize bytes; "?" for another family.
+// The proxy asks for it several times per request: IPv4 is written digit by
+// digit, as glibc's inet_ntop formats it with sprintf (7% of a REGISTER).
+constexpr size_t kAddressTextSize = 64;
+const char *address_text(const struct sockaddr *sa, char *buf);
+
+// Answers `request` without a transaction (RFC 3261 §8.2.6, §16.7), through
+// nta_msg_mreply; `request` stays the caller's. Its Via, From, To, Call-ID and
+// CSeq go into the response as shallow copies, so their text is sent as it
+// came: nta_msg_treply copies every header deeply and prints it again, a
+// third of what a stateless challenge or 200 to a REGISTER cost. A To without
+// a tag gets `to_tag` (when given) in a response above 100 (§8.2.6.2).
+int reply_stateless(nta_agent_t *agent, msg_t *request, int status, char const *phrase,
+                    char const *to_tag, tag_type_t tag, tag_value_t value, ...);
 
 // "sip:user@host" of a URL, normalized (common/sip_address.h); "" without user or host.
 std::string url_aor(const url_t *u);

@@ -55,6 +55,13 @@ TEST(UsersFile, ClearTextWorksForAnyRealmAndAlgorithm) {
   EXPECT_EQ(users.ha1("alice", "home.example", "home.example", Algorithm::SHA256), kAliceSha256);
   EXPECT_EQ(users.ha1("alice", "home.example", "other.realm", Algorithm::MD5),
             compute_ha1(Algorithm::MD5, "alice", "other.realm", "secret"));
+  // A clrtxt HA1 is kept once computed: asked for again, in another realm
+  // spelling (the hash covers the realm as written), or back, it stays right.
+  EXPECT_EQ(users.ha1("alice", "home.example", "home.example", Algorithm::MD5), kAliceMd5);
+  EXPECT_EQ(users.ha1("alice", "home.example", "Home.Example", Algorithm::MD5),
+            compute_ha1(Algorithm::MD5, "alice", "Home.Example", "secret"));
+  EXPECT_EQ(users.ha1("alice", "home.example", "home.example", Algorithm::MD5), kAliceMd5);
+  EXPECT_EQ(users.ha1("alice", "home.example", "home.example", Algorithm::SHA256), kAliceSha256);
 }
 
 TEST(UsersFile, StoredHa1OnlyForItsAlgorithmAndRealm) {

@@ -22,6 +22,10 @@ std::string_view trim(std::string_view s) {
 // is taken as it is. nullopt for an unterminated quoted-string.
 std::optional<std::string> unquote(std::string_view v) {
   if (v.empty() || v.front() != '"') return std::string(v);
+  // Most values have no escape: one copy instead of a character at a time.
+  if (v.size() >= 2 && v.back() == '"' && v.find('\\') == std::string_view::npos &&
+      v.find('"', 1) == v.size() - 1)
+    return std::string(v.substr(1, v.size() - 2));
   std::string out;
   for (size_t i = 1; i < v.size(); ++i) {
     char c = v[i];

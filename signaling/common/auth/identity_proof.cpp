@@ -1,12 +1,10 @@
 #include "common/auth/identity_proof.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <unordered_map>
 
 namespace portier::auth {
 namespace {
@@ -16,35 +14,31 @@ constexpr char kKeyLabel[] = "portier identity proof v1";
 // this within the window are forgotten oldest first.
 constexpr size_t kMaxRemembered = 4096;
 
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-            reinterpret_cast<const unsigned char *>(data.data()), data.size(), out, &len))
-    return "";
-  std::string mac(reinterpret_cast<const char *>(out), len);
-  OPENSSL_cleanse(out, sizeof out);
-  return mac;
+// A proxy signs for the same devices over and over: each receiver's key is
+// derived once (two MACs saved per proof). Bounded, in case HA1s keep changing.
+constexpr size_t kMaxCachedKeys = 4096;
+
+HmacSha256 proof_key(std::string_view ha1) {
+  unsigned char key[HmacSha256::kSize];
+  HmacSha256(ha1).mac({kKeyLabel}, key);
+  HmacSha256 prepared(std::string_view(reinterpret_cast<const char *>(key), sizeof key));
+  OPENSSL_cleanse(key, sizeof key);
+  return prepared;
 }
 
-std::string to_hex(std::string_view raw) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
+const HmacSha256 &cached_proof_key(std::string_view ha1) {
+  thread_local std::unordered_map<std::string, HmacSha256> keys;
+  if (auto it = keys.find(std::string(ha1)); it != keys.end()) return it->second;
+  if (keys.size() >= kMaxCachedKeys) keys.clear();
+  return keys.emplace(std::string(ha1), proof_key(ha1)).first->second;
 }
 
-std::string proof_key(std::string_view ha1) { return hmac_sha256(ha1, kKeyLabel); }
-
-std::string mac_hex(std::string_view key, const ProofFields &f, int64_t ts) {
+std::string mac_hex(const HmacSha256 &key, const ProofFields &f, int64_t ts) {
   // LF cannot occur in any of the fields (header values are one line), so
   // the concatenation is unambiguous.
-  const std::string data = f.identity + "\n" + f.call_id + "\n" + f.from_tag + "\n" +
-                           std::to_string(f.cseq) + "\n" + f.what + "\n" + std::to_string(ts);
-  return to_hex(hmac_sha256(key, data));
+  const std::string cseq = std::to_string(f.cseq), when = std::to_string(ts);
+  return to_hex(key.mac(
+      {f.identity, "\n", f.call_id, "\n", f.from_tag, "\n", cseq, "\n", f.what, "\n", when}));
 }
 
 // "v=1;alg=sha256;ts=1;mac=ab" -> the value of `name`, or nullopt.
@@ -65,11 +59,8 @@ std::optional<std::string_view> param(std::string_view header, std::string_view 
 }  // namespace
 
 std::string identity_proof(Algorithm a, std::string_view ha1, const ProofFields &f, int64_t ts) {
-  std::string key = proof_key(ha1);
-  std::string value = std::string("v=1;alg=") + (a == Algorithm::SHA256 ? "sha256" : "md5") +
-                      ";ts=" + std::to_string(ts) + ";mac=" + mac_hex(key, f, ts);
-  OPENSSL_cleanse(key.data(), key.size());
-  return value;
+  return std::string("v=1;alg=") + (a == Algorithm::SHA256 ? "sha256" : "md5") +
+         ";ts=" + std::to_string(ts) + ";mac=" + mac_hex(cached_proof_key(ha1), f, ts);
 }
 
 const char *IdentityProofVerifier::result_name(Result r) {
@@ -90,22 +81,26 @@ const char *IdentityProofVerifier::result_name(Result r) {
   return "?";
 }
 
-IdentityProofVerifier::IdentityProofVerifier(std::string_view user, std::string_view domain,
-                                             std::string_view password, int64_t window_s)
-    : window_s_(window_s) {
-  // The realm is the domain, as the users file assumes (Flexisip's rule).
-  std::string md5 = compute_ha1(Algorithm::MD5, user, domain, password);
-  std::string sha = compute_ha1(Algorithm::SHA256, user, domain, password);
-  md5_key_ = proof_key(md5);
-  sha256_key_ = proof_key(sha);
-  OPENSSL_cleanse(md5.data(), md5.size());
-  OPENSSL_cleanse(sha.data(), sha.size());
+namespace {
+
+// The realm is the domain, as the users file assumes (Flexisip's rule).
+HmacSha256 device_key(Algorithm a, std::string_view user, std::string_view domain,
+                      std::string_view password) {
+  std::string ha1 = compute_ha1(a, user, domain, password);
+  HmacSha256 key = proof_key(ha1);
+  OPENSSL_cleanse(ha1.data(), ha1.size());
+  return key;
 }
 
-IdentityProofVerifier::~IdentityProofVerifier() {
-  OPENSSL_cleanse(md5_key_.data(), md5_key_.size());
-  OPENSSL_cleanse(sha256_key_.data(), sha256_key_.size());
-}
+}  // namespace
+
+IdentityProofVerifier::IdentityProofVerifier(std::string_view user, std::string_view domain,
+                                             std::string_view password, int64_t window_s)
+    : md5_key_(device_key(Algorithm::MD5, user, domain, password)),
+      sha256_key_(device_key(Algorithm::SHA256, user, domain, password)),
+      window_s_(window_s) {}
+
+IdentityProofVerifier::~IdentityProofVerifier() = default;
 
 IdentityProofVerifier::Result IdentityProofVerifier::verify(std::optional<std::string_view> header,
                                                             const ProofFields &f, int64_t now) {
@@ -115,7 +110,7 @@ IdentityProofVerifier::Result IdentityProofVerifier::verify(std::optional<std::s
   if (!v || *v != "1" || !alg || !ts_text || !mac || mac->size() != 64 || ts_text->empty() ||
       ts_text->size() > 18 || f.identity.empty())
     return Result::Malformed;
-  const std::string *key = *alg == "sha256" ? &sha256_key_ : *alg == "md5" ? &md5_key_ : nullptr;
+  const HmacSha256 *key = *alg == "sha256" ? &sha256_key_ : *alg == "md5" ? &md5_key_ : nullptr;
   if (!key) return Result::Malformed;
   int64_t ts = 0;
   for (char c : *ts_text) {

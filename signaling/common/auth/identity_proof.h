@@ -29,6 +29,7 @@
 #include <unordered_set>
 
 #include "common/auth/digest.h"
+#include "common/auth/hmac.h"
 
 namespace portier::auth {
 
@@ -64,7 +65,7 @@ class IdentityProofVerifier {
   Result verify(std::optional<std::string_view> header, const ProofFields &f, int64_t now);
 
  private:
-  std::string md5_key_, sha256_key_;  // derived once; the password is not kept
+  HmacSha256 md5_key_, sha256_key_;  // derived once; the password is not kept
   int64_t window_s_;
   // Macs accepted within the window, oldest first; bounded.
   std::deque<std::pair<int64_t, std::string>> seen_order_;

@@ -43,13 +43,13 @@
 // Not thread-safe: one NonceManager per thread (the proxy has one event loop).
 #pragma once
 
-#include <openssl/evp.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "common/auth/hmac.h"
 
 namespace portier::auth {
 
@@ -118,15 +118,19 @@ class NonceManager {
   Check verify(std::string_view nonce, int64_t now_s, std::string_view host, uint64_t *counter,
                uint32_t *tag) const;
 
-  void init_mac();
-
   unsigned char instance_[8] = {};  // random, once per run: see issue()
   std::string secret_;
-  // The key's padded blocks, hashed once (see init_mac); work_ is scratch space.
-  struct CtxFree {
-    void operator()(EVP_MD_CTX *c) const { EVP_MD_CTX_free(c); }
+  std::unique_ptr<HmacSha256> key_;  // keyed with secret_
+  // The last verify(): a request's nonce is checked, then its nonce-count
+  // recorded (or the nonce spent), each verifying it; the second one costs no MAC.
+  struct Verified {
+    std::string nonce, host;
+    int64_t now_s = 0;
+    Check check = Check::Invalid;
+    uint64_t counter = 0;
+    uint32_t tag = 0;
   };
-  std::unique_ptr<EVP_MD_CTX, CtxFree> inner_, outer_, work_;
+  mutable Verified last_;
   unsigned lifetime_s_;
   size_t slots_;
   uint64_t counter_;  // counter of the last nonce issued

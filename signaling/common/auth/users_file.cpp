@@ -172,7 +172,15 @@ std::optional<std::string> UsersFile::ha1(std::string_view user, std::string_vie
   if (it == users_.end()) return std::nullopt;
   const Entry &entry = it->second;
   // The client hashed the username exactly as it sent it, full AOR included.
-  if (!entry.clrtxt.empty()) return compute_ha1(a, user, realm, entry.clrtxt);
+  if (!entry.clrtxt.empty()) {
+    if (user.find('@') != std::string_view::npos) return compute_ha1(a, user, realm, entry.clrtxt);
+    Entry::Derived &d = entry.derived[a == Algorithm::SHA256 ? 1 : 0];
+    if (d.ha1.empty() || d.realm != realm) {
+      d.realm.assign(realm);
+      d.ha1 = compute_ha1(a, user, realm, entry.clrtxt);
+    }
+    return d.ha1;
+  }
   const std::string &stored = a == Algorithm::SHA256 ? entry.sha256_ha1 : entry.md5_ha1;
   if (stored.empty()) return std::nullopt;
   // A stored HA1 was computed over the bare user name and the domain as realm

@@ -22,6 +22,13 @@ class UsersFile {
     std::string clrtxt;      // empty when not given
     std::string md5_ha1;     // lower-case hex, empty when not given
     std::string sha256_ha1;  // lower-case hex, empty when not given
+    // The HA1s of clrtxt for the bare user name, by algorithm (MD5, SHA-256),
+    // computed on first use: a hash fewer per authenticated request and per
+    // identity proof. `realm` is the spelling they were computed with.
+    struct Derived {
+      std::string realm, ha1;
+    };
+    mutable Derived derived[2];
   };
 
   // Parses the file; on error returns false and sets *error to
@@ -33,6 +40,7 @@ class UsersFile {
   // unknown or has no usable secret for this algorithm/realm.
   // user is the digest username as the client sent it: a full AOR ("alice@home.example")
   // finds its entry by the part before '@' and is hashed whole, so only clrtxt serves it.
+  // Fills the entry's Derived cache: one thread at a time.
   std::optional<std::string> ha1(std::string_view user, std::string_view domain,
                                  std::string_view realm, Algorithm a) const;
   bool has_user(std::string_view user, std::string_view domain) const;

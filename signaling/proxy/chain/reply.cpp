@@ -7,15 +7,9 @@
 
 #include <cstring>
 
-namespace portier::proxy {
+#include "sip/sip_message.h"
 
-sip_to_t *tagged_to(msg_t *request, const char *tag) {
-  const sip_t *req = sip_object(request);
-  if (!tag || !req || !req->sip_to || req->sip_to->a_tag) return nullptr;
-  sip_to_t *to = sip_to_dup(msg_home(request), req->sip_to);
-  if (to && sip_to_tag(msg_home(request), to, tag) < 0) to = nullptr;
-  return to;
-}
+namespace portier::proxy {
 
 void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t value, ...) {
   ta_list ta;
@@ -31,10 +25,7 @@ void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t val
   } else if (irq_) {
     nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
   } else if (request_) {
-    sip_to_t *to = status > 100 ? tagged_to(request_, stateless_tag_) : nullptr;
-    // nta_msg_treply takes the message: give it a reference of its own.
-    nta_msg_treply(agent_, msg_ref_create(request_), status, phrase, TAG_IF(to, SIPTAG_TO(to)),
-                   ta_tags(ta));
+    sipmsg::reply_stateless(agent_, request_, status, phrase, stateless_tag_, ta_tags(ta));
   }
   ta_end(ta);
 }

@@ -65,8 +65,4 @@ class Reply {
   std::vector<std::pair<std::string, std::string>> headers_;
 };
 
-// The request's To with the stateless tag added (RFC 3261 §8.2.6.2), or
-// nullptr when it has a tag already (in-dialog) or there is no tag to add.
-sip_to_t *tagged_to(msg_t *request, const char *tag);
-
 }  // namespace portier::proxy
