@@ -80,11 +80,20 @@ done
 # The real MediaRelay: the proxy's own portier_relay library from the CMake
 # build, with the relay_calls and headers of the same tree.
 build_relay_calls() {  # tree build output
-  local tree=$1 build=$2 libs l
-  libs="$build/signaling/libportier_relay.a $build/signaling/libportier_proxy_core.a
-    $build/signaling/libportier_common.a $build/plugins/libportier_rtp.a"
-  for l in $libs; do
-    [ -f "$l" ] || { echo "$l missing: cmake --build build --target portier_relay" >&2; return 1; }
+  local tree=$1 build=$2 libs="" l
+  # In link order; the sofia-sip and media glue are libraries of their own in
+  # trees that split signaling/common by layer, and absent in older ones.
+  for l in signaling/libportier_relay.a signaling/libportier_proxy_core.a \
+    signaling/libportier_sip.a signaling/libportier_media.a signaling/libportier_common.a \
+    plugins/libportier_rtp.a; do
+    if [ -f "$build/$l" ]; then
+      libs="$libs $build/$l"
+    else
+      case $l in *_sip.a | *_media.a) ;; *)
+        echo "$build/$l missing: cmake --build build --target portier_relay" >&2
+        return 1 ;;
+      esac
+    fi
   done
   # shellcheck disable=SC2086,SC2046
   g++ -O2 -g -std=c++17 -I"$tree/signaling" -I"$tree/plugins" -o "$3" \
