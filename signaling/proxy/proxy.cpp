@@ -211,7 +211,12 @@ bool Proxy::start(su_root_t *root, std::string *error) {
               settings_.relay.port_min, settings_.relay.port_max);
   }
   if (relay_) relay_observer_ = std::make_unique<RelayObserver>(*relay_);
-  router_ = std::make_unique<Router>(*this, relay_observer_.get());
+  router_ = std::make_unique<Router>(
+      RouterEnv{agent_, root_, settings_, users_, names_, events_,
+                [this](nta_incoming_t *irq, msg_t *msg, const std::string &target) {
+                  return record_route_for(irq, msg, target);
+                }},
+      relay_observer_.get());
   tcp_ = std::make_unique<TcpConnections>(
       agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
                                          int64_t{settings_.idle_timeout} * 1000,

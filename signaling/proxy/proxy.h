@@ -52,18 +52,7 @@ class Proxy {
   // Saves registrations and closes everything.
   void stop();
 
-  // --- used by the router ---
-  nta_agent_t *agent() const { return agent_; }
-  su_root_t *root() const { return root_; }
-  const ProxySettings &settings() const { return settings_; }
-  MediaRelay *relay() { return relay_.get(); }
-  // Registrations and calls as event lines (portierctl events).
-  events::Writer &events() { return events_; }
-  const auth::UsersFile &users() const { return users_; }
-
-  bool is_auth_domain(const char *host) const { return names_.is_auth_domain(host); }
-  // See LocalNames::is_us.
-  bool is_us(const url_t *url) const { return names_.is_us(url); }
+ private:
   // Record-Route value(s) for a request that came in on irq's transport and goes
   // out to `target` (a URI, possibly with ;transport=). When the two transports
   // differ, two entries (RFC 5658 double record-routing): the callee-facing one
@@ -77,7 +66,6 @@ class Proxy {
   static std::string source_of(msg_t *msg) { return chain::source_of(msg); }
   static std::string source_address(msg_t *msg) { return chain::source_address(msg); }
 
- private:
   static int on_message(void *self, nta_agent_t *agent, msg_t *msg, sip_t *sip);
   static int on_stray_response(void *self, nta_outgoing_t *orq, const sip_t *sip);
   static void on_housekeeping(su_root_magic_t *, su_timer_t *, void *self);

@@ -89,7 +89,7 @@ void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::str
   if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
 }
 
-// "udp:192.0.2.1:5060" or "tcp:[2001:db8::1]:5061" (Proxy::source_of) -> the
+// "udp:192.0.2.1:5060" or "tcp:[2001:db8::1]:5061" (chain::source_of) -> the
 // address alone, so that a caller's calls count together whatever its port.
 std::string source_host(const std::string &source) {
   size_t a = source.find(':'), b = source.rfind(':');
@@ -101,7 +101,7 @@ std::string source_host(const std::string &source) {
 
 }  // namespace
 
-Router::Router(Proxy &proxy, CallObserver *observer) : proxy_(proxy), observer_(observer) {}
+Router::Router(RouterEnv env, CallObserver *observer) : env_(std::move(env)), observer_(observer) {}
 
 Router::~Router() {
   while (!txns_.empty()) destroy(txns_.begin()->first);
@@ -156,7 +156,8 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   // dialog was double record-routed, RFC 5658).
   if (pop_route) {
     sip_route_remove(copy, csip);
-    while (csip->sip_route && proxy_.is_us(csip->sip_route->r_url)) sip_route_remove(copy, csip);
+    while (csip->sip_route && env_.names.is_us(csip->sip_route->r_url))
+      sip_route_remove(copy, csip);
   }
   // §16.6 step 4: our Record-Route goes on top of any existing ones.
   if (!record_route.empty()) {
@@ -170,7 +171,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
     sip_proxy_authorization_t *next = pa->au_next;
     const char *realm = msg_params_find(pa->au_params, "realm=");
     const std::string r(siptext::strip_quotes(realm ? realm : ""));
-    if (proxy_.is_auth_domain(r.c_str()))
+    if (env_.names.is_auth_domain(r.c_str()))
       msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
                         reinterpret_cast<msg_header_t *>(pa));
     pa = next;
@@ -185,7 +186,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
       return false;
     }
   }
-  add_identity_proof(copy, proxy_.users(), aor);
+  add_identity_proof(copy, env_.users, aor);
 
   const bool ack = csip->sip_request->rq_method == sip_method_ack;
   std::unique_ptr<Branch> b;
@@ -196,11 +197,11 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
     b->target = target;
     b->next_hop = next_hop;
   }
-  nta_outgoing_t *orq = nta_outgoing_mcreate(
-      proxy_.agent(), ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
-      next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
-      TAG_IF(rq, SIPTAG_REQUEST(rq)), SIPTAG_MAX_FORWARDS_STR(mf_str),
-      TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
+  nta_outgoing_t *orq =
+      nta_outgoing_mcreate(env_.agent, ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
+                           next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
+                           TAG_IF(rq, SIPTAG_REQUEST(rq)), SIPTAG_MAX_FORWARDS_STR(mf_str),
+                           TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
   if (!orq) msg_destroy(copy);  // mcreate does not take the message when it fails
   if (ack) {
     if (orq) nta_outgoing_destroy(orq);
@@ -243,12 +244,12 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   const std::string &aor = request.aor;
   const std::vector<chain::Target> &contacts = request.targets;
   const bool pop_route = request.pop_route;
-  const auto &s = proxy_.settings();
+  const auto &s = env_.settings;
 
   const bool dialog_forming =
       sip->sip_request->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
   CallObserver::Call call{sip->sip_call_id ? sip->sip_call_id->i_id : "", caller_aor,
-                          source_host(Proxy::source_of(msg)), std::nullopt};
+                          source_host(chain::source_of(msg)), std::nullopt};
   bool watched = false;
   if (dialog_forming && observer_) {
     const CallObserver::Verdict v = observer_->on_fork(call, msg, &watched);
@@ -273,12 +274,12 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   const bool record_route =
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
   t->records_dialog = record_route;
-  t->caller_host = Proxy::source_address(msg);
+  t->caller_host = chain::source_address(msg);
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
     const std::string rr =
-        record_route ? proxy_.record_route_for(irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
+        record_route ? env_.record_route(irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
                      : std::string();
     if (add_branch(t, msg, c.uri, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
@@ -287,7 +288,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
             aor.c_str(), t->branches.size(), t->call.call_id.c_str());
   if (t->invite) {
-    t->timer = su_timer_create(su_root_task(proxy_.root()),
+    t->timer = su_timer_create(su_root_task(env_.root),
                                static_cast<su_duration_t>(s.call_fork_timeout) * 1000);
     su_timer_set(t->timer, on_fork_timeout, t);
   }
@@ -436,7 +437,7 @@ void Router::record_dialog(Txn *t, Branch *b, msg_t *response) {
   if (!r->sip_to || !r->sip_to->a_tag || t->from_tag.empty()) return;
   DialogTable::Dialog d =
       dialog_of(t, b, response, r->sip_to->a_tag, r->sip_contact ? r->sip_contact->m_url : nullptr);
-  d.callee_hosts.push_back(Proxy::source_address(response));
+  d.callee_hosts.push_back(chain::source_address(response));
   d.confirmed = r->sip_status->st_status >= 200;
   dialogs_.record(d);
 }
@@ -462,7 +463,7 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     const int st = sip_object(response)->sip_status->st_status;
     if (t->dialog_forming && st >= 200 && st < 300) {
       assert_identity(response, b->aor);
-      add_identity_proof(response, proxy_.users(), t->call.caller_aor);
+      add_identity_proof(response, env_.users, t->call.caller_aor);
     }
   }
   if (d.forward && response) {
@@ -476,8 +477,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
       enter(t, TxnEvent::SuccessSent);
       if (t->dialog_forming && b && !t->call.answered_by) t->call.answered_by = b->index;
       if (t->dialog_forming)
-        proxy_.events().add("answered", {events::field("call_id", t->call.call_id),
-                                         events::field("by", b ? b->target : "?")});
+        env_.events.add("answered", {events::field("call_id", t->call.call_id),
+                                     events::field("by", b ? b->target : "?")});
     } else {
       enter(t, TxnEvent::FailureSent);
     }
@@ -513,8 +514,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
         nta_incoming_treply(t->irq, status, sip_status_phrase(status), TAG_END());
       }
     }
-    proxy_.events().add("failed", {events::field("call_id", t->call.call_id),
-                                   events::field("status", status)});
+    env_.events.add("failed",
+                    {events::field("call_id", t->call.call_id), events::field("status", status)});
     release_observer(t, "not answered");
   }
 }
@@ -622,7 +623,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
   }
   if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel) {
     // §16.10: cancel every pending branch; nta answers the INVITE with 487 itself.
-    self->proxy_.events().add("cancelled", {events::field("call_id", t->call.call_id)});
+    self->env_.events.add("cancelled", {events::field("call_id", t->call.call_id)});
     self->enter(t, TxnEvent::CallerCancel);
     if (t->fork && t->fork->on_cancel().cancel_others) {
       // RFC 3326: the caller's own Reason travels on to the branches.
@@ -643,7 +644,7 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
 void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
   auto *t = static_cast<Txn *>(magic);
   if (final_sent(t->state)) return;
-  t->router->proxy_.events().add("fork_timeout", {events::field("call_id", t->call.call_id)});
+  t->router->env_.events.add("fork_timeout", {events::field("call_id", t->call.call_id)});
   ForkAggregator::Decision d = t->fork->on_timeout();
   if (d.cancel_others) t->router->cancel_pending(t, kReasonForkTimeout);
   t->router->apply(t, nullptr, d, nullptr);
@@ -672,7 +673,7 @@ void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp, const char
   // entries (we are the next hop ourselves).
   std::vector<const sip_record_route_t *> rrs;
   for (const sip_record_route_t *r = rsp->sip_record_route; r; r = r->r_next)
-    if (!proxy_.is_us(r->r_url)) rrs.push_back(r);
+    if (!env_.names.is_us(r->r_url)) rrs.push_back(r);
   sip_route_t *route = nullptr;
   for (auto it = rrs.rbegin(); it != rrs.rend(); ++it) {
     sip_route_t *r = sip_route_create(home, (*it)->r_url, nullptr);
@@ -687,7 +688,7 @@ void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp, const char
     const bool ack = method == sip_method_ack;
     // Only a 2xx to an INVITE is ACKed (an UPDATE's is not, RFC 3311 §5.2).
     if (ack && rsp->sip_cseq->cs_method != sip_method_invite) continue;
-    msg_t *msg = nta_msg_create(proxy_.agent(), 0);
+    msg_t *msg = nta_msg_create(env_.agent, 0);
     if (!msg) break;
     // §13.2.2.4: the ACK has the INVITE's CSeq number; the BYE the next one.
     const uint32_t cseq = rsp->sip_cseq->cs_seq + (ack ? 0 : 1);
@@ -701,8 +702,8 @@ void Router::hang_up_late_answer(Txn *t, Branch *b, const sip_t *rsp, const char
                SIPTAG_MAX_FORWARDS_STR("70"), TAG_IF(!ack && reason, SIPTAG_REASON_STR(reason)),
                TAG_END());
     nta_outgoing_t *orq =
-        nta_outgoing_mcreate(proxy_.agent(), ack ? nullptr : on_late_bye_response, nullptr,
-                             to_device, msg, TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
+        nta_outgoing_mcreate(env_.agent, ack ? nullptr : on_late_bye_response, nullptr, to_device,
+                             msg, TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
     if (!orq)
       msg_destroy(msg);
     else if (ack)

@@ -5,23 +5,47 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+// clang-format off
+#include "proxy/sofia.h"  // first: it sets sofia-sip's magic types
+// clang-format on
+
+#include "common/auth/users_file.h"
+#include "common/event_writer.h"
 #include "proxy/call_observer.h"
 #include "proxy/chain/dialog_validator.h"
 #include "proxy/chain/fork.h"
-#include "proxy/proxy.h"  // first: it sets sofia-sip's magic types
+#include "proxy/dialog_table.h"
+#include "proxy/fork_aggregator.h"
+#include "proxy/local_names.h"
+#include "proxy/proxy_config.h"
 #include "proxy/router_state.h"
 
 namespace portier::proxy {
 
+// What the router needs from the proxy around it, and nothing more.
+struct RouterEnv {
+  nta_agent_t *agent;
+  su_root_t *root;
+  const ProxySettings &settings;
+  const auth::UsersFile &users;  // the identity proofs' keys
+  const LocalNames &names;       // our addresses and domains
+  events::Writer &events;        // answered / failed / cancelled / fork_timeout
+  // Record-Route value(s) for a request that came in on irq and goes out to a
+  // target (Proxy::record_route_for: our address per transport, signed).
+  std::function<std::string(nta_incoming_t *irq, msg_t *msg, const std::string &target)>
+      record_route;
+};
+
 class Router : public chain::Forker, public chain::DialogRouter {
  public:
   // `observer`: follows every forked call (the media relay); null: none.
-  Router(Proxy &proxy, CallObserver *observer);
+  Router(RouterEnv env, CallObserver *observer);
   ~Router() override;
 
   // An out-of-dialog request for one of our domains, its targets resolved
@@ -146,7 +170,7 @@ class Router : public chain::Forker, public chain::DialogRouter {
   static int on_late_bye_response(void *magic, nta_outgoing_t *orq, const sip_t *sip);
   static void on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic);
 
-  Proxy &proxy_;
+  RouterEnv env_;
   CallObserver *observer_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed

@@ -187,7 +187,7 @@ void TcpConnections::review(const LocationStore &locations, int64_t now_s) {
   registered_.clear();
   for (const auto &[aor, bindings] : locations.records())
     for (const auto &b : bindings) {
-      // "tcp:host:port" (IPv6 hosts bracketed), as Proxy::source_of writes it;
+      // "tcp:host:port" (IPv6 hosts bracketed), as chain::source_of writes it;
       // TLS connections are TCP there too.
       if (b.expires_at <= now_s || b.received.compare(0, 4, "tcp:") != 0) continue;
       std::string hp = b.received.substr(4);
