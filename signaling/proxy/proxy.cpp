@@ -401,7 +401,7 @@ int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip)
   if (rsip && rsip->sip_via && rsip->sip_via->v_next && rsip->sip_status &&
       rsip->sip_status->st_status >= 200 && rsip->sip_status->st_status < 300 && rsip->sip_cseq &&
       rsip->sip_cseq->cs_method == sip_method_invite &&
-      self->router_->is_dialog_response(rsip, source_address(msg))) {
+      self->router_->is_dialog_response(rsip, chain::source_address(msg))) {
     url_t via_url[1];
     url_init(via_url, url_sip);
     via_url->url_host = rsip->sip_via->v_host;
@@ -413,7 +413,8 @@ int Proxy::on_stray_response(void *self_, nta_outgoing_t *orq, const sip_t *sip)
     }
   }
   PLOG_DEBUG("stray response %d from %s matches no transaction or dialog: dropped",
-             rsip && rsip->sip_status ? rsip->sip_status->st_status : 0, source_of(msg).c_str());
+             rsip && rsip->sip_status ? rsip->sip_status->st_status : 0,
+             chain::source_of(msg).c_str());
   msg_destroy(msg);
   return 0;
 }

@@ -62,10 +62,6 @@ class Proxy {
   // The transport ("udp", "tcp", "tls") a URI asks for.
   static std::string transport_of(const url_t *url);
 
-  // See chain::source_of and chain::source_address.
-  static std::string source_of(msg_t *msg) { return chain::source_of(msg); }
-  static std::string source_address(msg_t *msg) { return chain::source_address(msg); }
-
   static int on_message(void *self, nta_agent_t *agent, msg_t *msg, sip_t *sip);
   static int on_stray_response(void *self, nta_outgoing_t *orq, const sip_t *sip);
   static void on_housekeeping(su_root_magic_t *, su_timer_t *, void *self);

@@ -89,16 +89,6 @@ void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::str
   if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
 }
 
-// "udp:192.0.2.1:5060" or "tcp:[2001:db8::1]:5061" (chain::source_of) -> the
-// address alone, so that a caller's calls count together whatever its port.
-std::string source_host(const std::string &source) {
-  size_t a = source.find(':'), b = source.rfind(':');
-  if (a == std::string::npos || b <= a) return "";
-  std::string host = source.substr(a + 1, b - a - 1);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host == "?" ? "" : host;
-}
-
 }  // namespace
 
 Router::Router(RouterEnv env, CallObserver *observer) : env_(std::move(env)), observer_(observer) {}
@@ -248,8 +238,11 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
 
   const bool dialog_forming =
       sip->sip_request->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
-  CallObserver::Call call{sip->sip_call_id ? sip->sip_call_id->i_id : "", caller_aor,
-                          source_host(chain::source_of(msg)), std::nullopt};
+  // The address alone (not the port), so that a caller's calls count together.
+  std::string caller_source = chain::source_address(msg);
+  if (caller_source == "?") caller_source.clear();
+  CallObserver::Call call{sip->sip_call_id ? sip->sip_call_id->i_id : "", caller_aor, caller_source,
+                          std::nullopt};
   bool watched = false;
   if (dialog_forming && observer_) {
     const CallObserver::Verdict v = observer_->on_fork(call, msg, &watched);
