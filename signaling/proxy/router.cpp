@@ -239,10 +239,9 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   const bool dialog_forming =
       sip->sip_request->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
   // The address alone (not the port), so that a caller's calls count together.
-  std::string caller_source = chain::source_address(msg);
-  if (caller_source == "?") caller_source.clear();
-  CallObserver::Call call{sip->sip_call_id ? sip->sip_call_id->i_id : "", caller_aor, caller_source,
-                          std::nullopt};
+  const std::string source = chain::source_address(msg);
+  CallObserver::Call call{sip->sip_call_id ? sip->sip_call_id->i_id : "", caller_aor,
+                          source == "?" ? std::string() : source, std::nullopt};
   bool watched = false;
   if (dialog_forming && observer_) {
     const CallObserver::Verdict v = observer_->on_fork(call, msg, &watched);
@@ -267,7 +266,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   const bool record_route =
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
   t->records_dialog = record_route;
-  t->caller_host = chain::source_address(msg);
+  t->caller_host = source;
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   for (const auto &c : contacts) {
