@@ -71,6 +71,7 @@ int main(int argc, char **argv) {
       rc = 1;
     } else if (!settings.control_socket.empty() &&
                !control.open(
+                   daemon.root(),
                    settings.control_socket,
                    [&commands](const std::string &line) { return commands.dispatch(line); },
                    &error)) {

@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
   proxy::ProxySettings settings = proxy::settings_from_config(cfg);
   log::init("portier-proxy", settings.log_output, settings.log_level);
 
-  Daemon daemon;
+  Daemon daemon(Daemon::Loop::Sofia);
   if (!daemon.init()) return 1;
 
   int rc = 0;

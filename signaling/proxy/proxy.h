@@ -7,6 +7,10 @@
 // C++ classes beside this file.
 #pragma once
 
+// clang-format off
+#include "proxy/sofia.h"  // first: it sets sofia-sip's magic types
+// clang-format on
+
 #include <map>
 #include <memory>
 #include <set>
@@ -15,7 +19,6 @@
 
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
-#include "runtime/control_socket.h"
 #include "common/control_table.h"
 #include "common/event_writer.h"
 #include "proxy/chain/digest_auth.h"

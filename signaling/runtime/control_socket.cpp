@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <glib-unix.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,11 +14,13 @@
 
 namespace portier {
 
-// One connected client: its fd, its GLib watch and the bytes of an unfinished line.
+// One connected client: its fd, its registration with the root and the bytes
+// of an unfinished line.
 struct ControlSocket::Client {
   ControlSocket *owner;
   int fd;
-  guint source;
+  su_wait_t wait[1];
+  int index;
   std::string buffer;
   Client *next;
 };
@@ -30,7 +31,8 @@ static constexpr size_t kMaxLine = 4096;
 
 ControlSocket::~ControlSocket() { close(); }
 
-bool ControlSocket::open(const std::string &path, Handler handler, std::string *error) {
+bool ControlSocket::open(su_root_t *root, const std::string &path, Handler handler,
+                         std::string *error) {
   close();
   sockaddr_un addr{};
   if (path.size() >= sizeof addr.sun_path) {
@@ -54,13 +56,22 @@ bool ControlSocket::open(const std::string &path, Handler handler, std::string *
   path_ = path;
   handler_ = std::move(handler);
   listen_fd_ = fd;
-  listen_source_ = g_unix_fd_add(fd, G_IO_IN, reinterpret_cast<GUnixFDSourceFunc>(on_accept), this);
+  root_ = root;
+  if (su_wait_create(listen_wait_, fd, SU_WAIT_ACCEPT) != 0 ||
+      (listen_index_ = su_root_register(root, listen_wait_, on_accept, this, 0)) < 0) {
+    *error = path + ": cannot watch the socket";
+    close();
+    return false;
+  }
   return true;
 }
 
 void ControlSocket::close() {
   while (clients_) drop(clients_);
-  if (listen_source_) g_source_remove(listen_source_), listen_source_ = 0;
+  if (listen_index_ >= 0) {
+    su_root_deregister(root_, listen_index_);
+    listen_index_ = -1;
+  }
   if (listen_fd_ >= 0) {
     ::close(listen_fd_);
     listen_fd_ = -1;
@@ -68,28 +79,32 @@ void ControlSocket::close() {
   }
 }
 
-int ControlSocket::on_accept(int fd, unsigned, void *data) {
+int ControlSocket::on_accept(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *data) {
   auto *self = static_cast<ControlSocket *>(data);
-  int cfd = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (cfd < 0) return G_SOURCE_CONTINUE;
-  auto *c = new Client{self, cfd, 0, {}, self->clients_};
+  int cfd = accept4(self->listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (cfd < 0) return 0;
+  auto *c = new Client{self, cfd, {}, -1, {}, self->clients_};
+  if (su_wait_create(c->wait, cfd, SU_WAIT_IN | SU_WAIT_HUP | SU_WAIT_ERR) != 0 ||
+      (c->index = su_root_register(self->root_, c->wait, on_client, c, 0)) < 0) {
+    ::close(cfd);
+    delete c;
+    return 0;
+  }
   self->clients_ = c;
-  c->source = g_unix_fd_add(cfd, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR),
-                            reinterpret_cast<GUnixFDSourceFunc>(on_client), c);
-  return G_SOURCE_CONTINUE;
+  return 0;
 }
 
-int ControlSocket::on_client(int fd, unsigned, void *data) {
+int ControlSocket::on_client(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *data) {
   auto *c = static_cast<Client *>(data);
-  ControlSocket *self = c->owner;
+  if (!c->owner->serve(c)) c->owner->drop(c);
+  return 0;
+}
+
+bool ControlSocket::serve(Client *c) {
   char buf[1024];
-  ssize_t n = read(fd, buf, sizeof buf);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return G_SOURCE_CONTINUE;
-  if (n <= 0) {
-    c->source = 0;  // returning REMOVE destroys the source
-    self->drop(c);
-    return G_SOURCE_REMOVE;
-  }
+  ssize_t n = read(c->fd, buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+  if (n <= 0) return false;
   c->buffer.append(buf, static_cast<size_t>(n));
   size_t nl;
   while ((nl = c->buffer.find('\n')) != std::string::npos) {
@@ -98,21 +113,16 @@ int ControlSocket::on_client(int fd, unsigned, void *data) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     std::string reply;
     try {
-      reply = self->handler_(line);
+      reply = handler_(line);
     } catch (const std::exception &e) {
       reply = control::error("internal error");
       PLOG_ERROR("control socket: command failed: %s", e.what());
     }
     reply += '\n';
     // Replies are small; a client that does not read them loses them.
-    if (send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) break;
+    if (send(c->fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) break;
   }
-  if (c->buffer.size() > kMaxLine) {
-    c->source = 0;
-    self->drop(c);
-    return G_SOURCE_REMOVE;
-  }
-  return G_SOURCE_CONTINUE;
+  return c->buffer.size() <= kMaxLine;
 }
 
 void ControlSocket::drop(Client *c) {
@@ -122,7 +132,7 @@ void ControlSocket::drop(Client *c) {
       break;
     }
   }
-  if (c->source) g_source_remove(c->source);
+  if (c->index >= 0) su_root_deregister(root_, c->index);
   ::close(c->fd);
   delete c;
 }

@@ -1,7 +1,7 @@
-// The life every portier daemon shares around its main loop: sofia-sip on
-// GLib's default context, SIGTERM and SIGINT, systemd's READY and STOPPING,
-// and the teardown in the right order. The program makes its own objects
-// between init() and run(), in a scope that ends before the Daemon does.
+// The life every portier daemon shares around its main loop: a sofia-sip root,
+// SIGTERM and SIGINT, systemd's READY and STOPPING, and the teardown in the
+// right order. The program makes its own objects between init() and run(), in
+// a scope that ends before the Daemon does.
 #pragma once
 
 #include <glib.h>
@@ -13,14 +13,19 @@ namespace portier {
 
 class Daemon {
  public:
-  Daemon() = default;
+  // Which loop drives the root. The door and the monitor run GStreamer, whose
+  // bus, clocks and windows live on GLib's default context: sofia-sip runs
+  // there as one more GSource. The proxy runs no GStreamer and takes
+  // sofia-sip's own epoll loop, which is cheaper per packet.
+  enum class Loop { GLib, Sofia };
+
+  explicit Daemon(Loop loop = Loop::GLib) : loop_kind_(loop) {}
   ~Daemon();
   Daemon(const Daemon &) = delete;
   Daemon &operator=(const Daemon &) = delete;
 
-  // Logs the open-file limit, makes the sofia-sip root (mainloop::sofia_root)
-  // and the main loop, and catches SIGTERM and SIGINT. False, logged, when
-  // the root cannot be made.
+  // Logs the open-file limit, makes the sofia-sip root and the main loop, and
+  // catches SIGTERM and SIGINT. False, logged, when the root cannot be made.
   bool init();
   su_root_t *root() const { return root_; }
 
@@ -36,9 +41,16 @@ class Daemon {
 
  private:
   static gboolean on_signal(gpointer self);
+  static int on_signal_pipe(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *self);
+  bool catch_signals_on_root();
+  void quit();
 
+  const Loop loop_kind_;
   su_root_t *root_ = nullptr;
-  GMainLoop *loop_ = nullptr;
+  GMainLoop *loop_ = nullptr;  // Loop::GLib only
+  int signal_pipe_[2] = {-1, -1};  // Loop::Sofia: the handler's byte, read on the loop
+  su_wait_t signal_wait_[1] = {};
+  su_timer_t *stop_timer_ = nullptr;
   std::function<void(std::function<void()>)> stop_;
   bool stopping_ = false;
 };

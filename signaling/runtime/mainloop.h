@@ -10,8 +10,8 @@ namespace portier::mainloop {
 // g_main_loop_run, from the thread that runs the loop.
 void attach(su_root_t *root);
 
-// How many times the poll function waited out a sub-millisecond timer instead
-// of spinning (for portierctl stats and the tests).
+// How many times the loop waited out a sub-millisecond timer instead of
+// spinning (for portierctl stats and the tests).
 unsigned long long spins_avoided();
 
 // Raises the soft limit on open files to the hard one (a relay port pair
@@ -31,8 +31,13 @@ void limit_malloc_arenas();
 // known (before any message is parsed), a GLib-backed root attached with
 // attach(). nullptr when the root cannot be made.
 su_root_t *sofia_root();
-// systemd: READY=1, and the watchdog pinged from the main loop at half its
+// The same start for a daemon without GLib (the proxy): the root runs on
+// sofia-sip's own epoll loop (su_root_run), which does per packet what GLib's
+// loop does with a poll() over every source, a mutex and four callbacks.
+// The root carries the same guard against sub-millisecond spinning.
+su_root_t *native_sofia_root();
+// systemd: READY=1, and the watchdog pinged from the root's loop at half its
 // interval (Type=notify, WatchdogSec=), so a wedged loop gets restarted.
-void notify_ready();
+void notify_ready(su_root_t *root);
 
 }  // namespace portier::mainloop
