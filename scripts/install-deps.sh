@@ -17,6 +17,8 @@ DEMO=(
   build-essential cmake pkg-config ninja-build
   # signaling: sofia-sip, GLib, digest hashing (OpenSSL EVP), journal logging
   libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev libssl-dev libsystemd-dev
+  # the proxy's allocator (signaling/proxy/allocator.h)
+  libjemalloc-dev
   # media: the GStreamer plugin and the daemons' pipelines (VP8, RTP, udp)
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good

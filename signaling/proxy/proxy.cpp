@@ -1,7 +1,6 @@
 #include "proxy/proxy.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <openssl/rand.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta_stateless.h>
@@ -24,6 +23,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "proxy/allocator.h"
 #include "proxy/chain/build_chain.h"
 #include "sip/sip_message.h"
 #include "proxy/media_relay.h"
@@ -293,18 +293,16 @@ void Proxy::on_housekeeping(su_root_magic_t *, su_timer_t *, void *self_) {
 }
 
 void Proxy::give_back_memory() {
-  // Every call leaves its transactions with nta for 32 s after it ends (timers
-  // J and K absorb retransmissions). After a burst of calls they all go at once,
-  // but glibc keeps the freed pages: the proxy stayed at 300+ MB after 6,000
-  // calls. When the transaction count has fallen to a quarter of its peak, hand
-  // the free pages back to the kernel (a few ms, and only after a burst).
+  // After a burst of calls their transactions all leave nta within a few
+  // seconds, 32 s after the calls ended. When the count has fallen to a quarter
+  // of its peak, give the free pages back now rather than bit by bit.
   usize_t irqs = 0, orqs = 0;
   nta_agent_get_stats(agent_, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
                       TAG_END());
   const size_t now_used = irqs + orqs;
   transactions_peak_ = std::max(transactions_peak_, now_used);
   if (transactions_peak_ >= kTrimAfterTransactions && now_used * 4 <= transactions_peak_) {
-    malloc_trim(0);
+    allocator::give_back_free_pages();
     PLOG_DEBUG("memory: %zu transactions left of a peak of %zu, free pages returned", now_used,
                transactions_peak_);
     transactions_peak_ = now_used;
@@ -469,6 +467,7 @@ std::string Proxy::stats_json() const {
   usize_t irqs = 0, orqs = 0;
   nta_agent_get_stats(agent_, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
                       TAG_END());
+  const allocator::Usage memory = allocator::usage();
   return json::Writer()
       .begin_object()
       .field("bindings", locations_.binding_count())
@@ -476,6 +475,8 @@ std::string Proxy::stats_json() const {
       .field("server_transactions", irqs)
       .field("client_transactions", orqs)
       .field("banned", limiter_ ? limiter_->bans(clock::wall_s()).size() : 0)
+      .field("memory_allocated_kb", memory.allocated / 1024)
+      .field("memory_resident_kb", memory.resident / 1024)
       .end_object()
       .take();
 }
