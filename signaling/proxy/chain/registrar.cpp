@@ -6,14 +6,15 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <string_view>
 
 #include "common/clock.h"
-#include "common/log.h"
 #include "common/event_writer.h"
-#include "sip/sip_message.h"
+#include "common/log.h"
 #include "common/sip_text.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy::chain {
 namespace {
@@ -90,8 +91,8 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     reply.send(SIP_420_BAD_EXTENSION, SIPTAG_UNSUPPORTED_STR(required.c_str()), TAG_END());
     return Outcome::Respond;
   }
-  std::string user;
-  if (auth_ && !auth_->authenticate(reply, msg, sip, true, &user)) return Outcome::Respond;
+  // The digest user is the To's (authenticate checks it), whose AOR is req.aor.
+  if (auth_ && !auth_->authenticate(reply, msg, sip, true, nullptr)) return Outcome::Respond;
 
   RegisterRequest req;
   req.aor = normalize_aor(to->url_user, to->url_host);
@@ -177,7 +178,12 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   std::string contacts;
   for (const auto &b : out.bindings) {
     if (!contacts.empty()) contacts += ", ";
-    contacts += "<" + b.contact + ">;expires=" + std::to_string(b.expires_at - req.now);
+    contacts += '<';
+    contacts += b.contact;
+    contacts += ">;expires=";
+    char expires[24];
+    contacts.append(expires,
+                    std::to_chars(expires, expires + sizeof expires, b.expires_at - req.now).ptr);
     if (b.q_milli != 1000) {
       char q[16];
       snprintf(q, sizeof q, ";q=%.3g", b.q_milli / 1000.0);
