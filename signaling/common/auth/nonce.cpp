@@ -227,9 +227,10 @@ std::string NonceManager::issue(int64_t now_s, std::string_view host) {
   // This nonce now owns its slot: whichever nonce had it is forgotten.
   ring_[counter % slots_] = Slot{counter, get_u32(md), 0};
 
-  std::string bytes(reinterpret_cast<const char *>(raw), kPayloadSize);
-  bytes.append(reinterpret_cast<const char *>(md), kMacSize);
-  return b64url_encode(bytes);
+  char bytes[kNonceBytes];
+  std::memcpy(bytes, raw, kPayloadSize);
+  std::memcpy(bytes + kPayloadSize, md, kMacSize);
+  return b64url_encode(std::string_view(bytes, sizeof bytes));
 }
 
 NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s,
