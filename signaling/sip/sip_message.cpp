@@ -116,10 +116,6 @@ sip_status_t *status_line(su_home_t *home, int status, const char *phrase) {
   return st;
 }
 
-// Most of a challenge or of a 200 (more is allocated as usual); small enough
-// for malloc's fast path, where a larger block costs more than it saves.
-constexpr isize_t kReplyPreload = 1024;
-
 }  // namespace
 
 const char *address_text(const struct sockaddr *sa, char *buf) {
@@ -155,9 +151,6 @@ int reply_stateless(nta_agent_t *agent, msg_t *request, int status, char const *
   // The copies point into the request: the reply holds it until sent.
   msg_set_parent(reply, request);
   su_home_t *home = msg_home(reply);
-  // What the answer allocates (header copies, its text, the buffer it is
-  // printed into) comes from one block: a malloc and a free each otherwise.
-  su_home_preload(home, 1, kReplyPreload);
   auto copy = [&](const void *from, msg_hclass_t *hc) {
     msg_header_t *h =
         from ? msg_header_copy_as(home, hc, static_cast<const msg_header_t *>(from)) : nullptr;
