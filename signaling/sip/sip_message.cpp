@@ -116,6 +116,37 @@ sip_status_t *status_line(su_home_t *home, int status, const char *phrase) {
   return st;
 }
 
+// Gives a copied To the tag `tag` (which outlives the answer). The To goes out
+// as it came with ";tag=..." added before its CRLF, which RFC 3261 §20.39 takes
+// for the same header as sofia's reprint of it; a To without its text gets the
+// parameter, and is printed again.
+void add_to_tag(su_home_t *home, sip_to_t *to, const char *tag) {
+  const size_t n = strlen(tag);
+  const char *line = static_cast<const char *>(to->a_common->h_data);
+  const size_t len = to->a_common->h_len;
+  if (line && len > 2 && line[len - 2] == '\r' && line[len - 1] == '\n') {
+    const size_t size = len - 2 + 5 + n + 2;
+    if (char *text = static_cast<char *>(su_alloc(home, size + 1))) {
+      char *p = std::copy(line, line + len - 2, text);
+      p = std::copy_n(";tag=", 5, p);
+      p = std::copy(tag, tag + n, p);
+      memcpy(p, "\r\n", 3);
+      to->a_common->h_data = text;
+      to->a_common->h_len = size;
+      // What nta reads (a tagged To gets no tag of its own); a_params stays
+      // as received, as nothing prints this To again.
+      to->a_tag = tag;
+      return;
+    }
+  }
+  // The parameter as sip_to_tag() would make it, without its su_sprintf.
+  if (char *param = static_cast<char *>(su_alloc(home, n + 5))) {
+    memcpy(param, "tag=", 4);
+    memcpy(param + 4, tag, n + 1);
+    msg_header_replace_param(home, to->a_common, param);
+  }
+}
+
 }  // namespace
 
 const char *address_text(const struct sockaddr *sa, char *buf) {
@@ -168,15 +199,8 @@ int reply_stateless(nta_agent_t *agent, msg_t *request, int status, char const *
   copy(req->sip_call_id, sip_call_id_class);
   copy(req->sip_cseq, sip_cseq_class);
   copy(req->sip_to, sip_to_class);
-  if (status > 100 && to_tag && rsip->sip_to && !rsip->sip_to->a_tag) {
-    // The parameter as sip_to_tag() would make it, without its su_sprintf.
-    const size_t n = strlen(to_tag);
-    if (char *param = static_cast<char *>(su_alloc(home, n + 5))) {
-      memcpy(param, "tag=", 4);
-      memcpy(param + 4, to_tag, n + 1);
-      msg_header_replace_param(home, rsip->sip_to->a_common, param);
-    }
-  }
+  if (status > 100 && to_tag && rsip->sip_to && !rsip->sip_to->a_tag)
+    add_to_tag(home, rsip->sip_to, to_tag);
   // The status line, "Content-Length: 0" and the empty line as text: nta
   // completes the response only with what is missing, and sofia keeps a
   // Content-Length whose value is right as it is (a body makes it print anew).
