@@ -157,24 +157,26 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   // No default leg: every request not matching a transaction comes to
   // on_message, which answers REGISTER statelessly and creates a server
   // transaction for the rest.
-  agent_ = nta_agent_create(
-      root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message, this, NTATAG_UA(0),
-      NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
-      // The parser keeps each header's text: a header forwarded or
-      // answered unchanged goes out as it came instead of being
-      // printed again (sipmsg::reply_stateless, forwarded requests).
-      NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY), NTATAG_PRELOAD(kMessagePreload),
-      // No STUN server on the SIP port: not our job, and its
-      // replies and logs bypass ours.
-      TPTAG_STUN_SERVER(0),
-      // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
-      // TCP with a CRLF pong, so devices behind NAT keep their flow.
-      TPTAG_PONG2PING(1),
-      // Closed by sofia itself: see idle_ms and stalled_ms above.
-      TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(stalled_ms),
-      // Room for bursts (a house-wide ring, a registration storm
-      // after a power cut) while the loop is busy.
-      TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024), TAG_END());
+  agent_ =
+      nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message, this,
+                       NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
+                       // The parser keeps each header's text: a header forwarded or
+                       // answered unchanged goes out as it came instead of being
+                       // printed again (sipmsg::reply_stateless, forwarded requests).
+                       NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
+                       // One block per message for its headers: see kMessagePreload.
+                       NTATAG_PRELOAD(kMessagePreload),
+                       // No STUN server on the SIP port: not our job, and its
+                       // replies and logs bypass ours.
+                       TPTAG_STUN_SERVER(0),
+                       // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
+                       // TCP with a CRLF pong, so devices behind NAT keep their flow.
+                       TPTAG_PONG2PING(1),
+                       // Closed by sofia itself: see idle_ms and stalled_ms above.
+                       TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(stalled_ms),
+                       // Room for bursts (a house-wide ring, a registration storm
+                       // after a power cut) while the loop is busy.
+                       TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024), TAG_END());
   if (!agent_) {
     *error = "cannot listen on " + settings_.transports[0] +
              ": is the address local and the port free? (log-level = debug tells more)";
