@@ -3,6 +3,9 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <string_view>
+
+#include "common/ascii.h"
 
 namespace portier::proxy {
 namespace {
@@ -25,13 +28,14 @@ bool LocalNames::is_alias(const char *host) const { return any_host(aliases_, ho
 
 bool LocalNames::is_our_address(const url_t *url) const {
   if (!url || !url->url_host) return false;
-  std::string host = url->url_host;
+  // Asked for every request: views, no copies.
+  std::string_view host = url->url_host;
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   const char *port = url->url_port;
-  bool tls = url->url_type == url_sips;
-  std::string want_port = port && *port ? port : (tls ? "5061" : "5060");
+  const bool tls = url->url_type == url_sips;
+  const std::string_view want_port = port && *port ? port : (tls ? "5061" : "5060");
   for (const auto &u : us_)
-    if (strcasecmp(u.host.c_str(), host.c_str()) == 0 && u.port == want_port) return true;
+    if (ascii::iequals(u.host, host) && u.port == want_port) return true;
   return false;
 }
 

@@ -598,24 +598,31 @@ void LocationPersister::worker() {
   }
 }
 
-bool LocationPersister::journal_write(const std::string &data, std::string *error) {
+bool LocationPersister::open_journal(std::string *error) {
+  if (journal_fd_ >= 0) return true;
   const std::string journal = journal_path();
+  journal_fd_ = ::open(journal.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (journal_fd_ < 0) {
-    journal_fd_ = ::open(journal.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (journal_fd_ < 0) {
-      if (error) *error = errno_message(journal, "open", errno);
-      return false;
-    }
-    // A new journal's directory entry must be durable before its records count.
-    if (!sync_directory_of(journal, error)) return false;
+    if (error) *error = errno_message(journal, "open", errno);
+    return false;
   }
-  // After a failed write the file may end in part of a record: end that line
-  // first, so the part is one bad record and this batch stays whole.
-  const char *failed = nullptr;
+  // A crash, or a failed write (which closes the file), may have left part of
+  // a record at its end: looked at once per opening, since from then on what
+  // we write tells.
   char last = '\n';
-  off_t end = ::lseek(journal_fd_, 0, SEEK_END);
+  const off_t end = ::lseek(journal_fd_, 0, SEEK_END);
   if (end > 0 && ::pread(journal_fd_, &last, 1, end - 1) != 1) last = '\n';
-  if (last != '\n' && !write_all(journal_fd_, "\n")) {
+  journal_cut_ = last != '\n';
+  // A new journal's directory entry must be durable before its records count.
+  return sync_directory_of(journal, error);
+}
+
+bool LocationPersister::journal_write(const std::string &data, std::string *error) {
+  if (!open_journal(error)) return false;
+  // A cut record's line is ended first, so the part is one bad record and this
+  // batch stays whole.
+  const char *failed = nullptr;
+  if (journal_cut_ && !write_all(journal_fd_, "\n")) {
     failed = "write";
   } else if (!write_all(journal_fd_, data)) {
     failed = "write";
@@ -625,28 +632,22 @@ bool LocationPersister::journal_write(const std::string &data, std::string *erro
   if (failed) {
     // Reopen next time: after a failed write the file's end is unknown to us
     // (O_APPEND still puts the next record after whatever got there).
-    if (error) *error = errno_message(journal, failed, errno);
+    if (error) *error = errno_message(journal_path(), failed, errno);
     ::close(journal_fd_);
     journal_fd_ = -1;
     return false;
   }
+  if (!data.empty()) journal_cut_ = data.back() != '\n';
   return true;
 }
 
 bool LocationPersister::journal_truncate(std::string *error) {
-  const std::string journal = journal_path();
-  if (journal_fd_ < 0) {
-    journal_fd_ = ::open(journal.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (journal_fd_ < 0) {
-      if (error) *error = errno_message(journal, "open", errno);
-      return false;
-    }
-    if (!sync_directory_of(journal, error)) return false;
-  }
+  if (!open_journal(error)) return false;
   if (::ftruncate(journal_fd_, 0) != 0 || ::fsync(journal_fd_) != 0) {
-    if (error) *error = errno_message(journal, "truncate", errno);
+    if (error) *error = errno_message(journal_path(), "truncate", errno);
     return false;
   }
+  journal_cut_ = false;
   return true;
 }
 

@@ -92,6 +92,8 @@ class LocationPersister {
   bool write_file(const std::string &data, std::string *error) const;
   uint64_t enqueue(bool snapshot, std::string data);
   void worker();
+  // Opens the journal if it is not open (worker thread only).
+  bool open_journal(std::string *error);
   bool journal_write(const std::string &data, std::string *error);
   bool journal_truncate(std::string *error);
 
@@ -125,6 +127,7 @@ class LocationPersister {
   uint64_t next_seq_ = 1;
   uint64_t journal_bytes_ = 0;
   int journal_fd_ = -1;  // worker thread only
+  bool journal_cut_ = false;  // worker thread only: the journal ends inside a record
   int event_fd_ = -1;
   std::thread thread_;
 };

@@ -34,6 +34,12 @@
 namespace portier::proxy {
 namespace {
 
+// Bytes preloaded into the home of every message nta makes (past a received
+// one's own text): a parsed request's headers, or a stateless answer's copies
+// and text, come from that one block instead of a malloc and a free each.
+// 1 KiB saved a third of what 2 KiB does; 4 KiB no more than 2.
+constexpr unsigned kMessagePreload = 2048;
+
 // mkdir -p for the state directory.
 bool make_dirs(const std::string &path, std::string *error) {
   std::string cur;
@@ -158,6 +164,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                        // answered unchanged goes out as it came instead of being
                        // printed again (sipmsg::reply_stateless, forwarded requests).
                        NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
+                       // One block per message for its headers: see kMessagePreload.
+                       NTATAG_PRELOAD(kMessagePreload),
                        // No STUN server on the SIP port: not our job, and its
                        // replies and logs bypass ours.
                        TPTAG_STUN_SERVER(0),

@@ -39,7 +39,10 @@ const char *address_text(const struct sockaddr *sa, char *buf);
 // CSeq go into the response as shallow copies, so their text is sent as it
 // came: nta_msg_treply copies every header deeply and prints it again, a
 // third of what a stateless challenge or 200 to a REGISTER cost. A To without
-// a tag gets `to_tag` (when given) in a response above 100 (§8.2.6.2).
+// a tag gets `to_tag` (when given) in a response above 100 (§8.2.6.2). The
+// status line, Content-Length, a Date and the string headers our answers
+// carry (WWW-Authenticate, Contact...) go out as text, neither parsed nor
+// printed again by sofia; the bytes sent are the same.
 int reply_stateless(nta_agent_t *agent, msg_t *request, int status, char const *phrase,
                     char const *to_tag, tag_type_t tag, tag_value_t value, ...);
 

@@ -302,6 +302,18 @@ TEST(NonceManager, HostSpellingsOfOneAddressAreOneHost) {
     EXPECT_EQ(nonces.check(v6, kT0, same), NonceManager::Check::Valid) << same;
   for (const char *other : {"2001:db8::2", "::1", "10.0.0.1", "2001:db8::1%eth0"})
     EXPECT_EQ(nonces.check(v6, kT0, other), NonceManager::Check::Invalid) << other;
+  // Only what inet_pton takes for IPv4 is an address; any other text is a
+  // name, and no name is an address.
+  const std::string quad = nonces.issue(kT0, "192.0.2.1");
+  EXPECT_EQ(nonces.check(quad, kT0, "[192.0.2.1]"), NonceManager::Check::Valid);
+  for (const char *other : {"192.0.2.01", "192.0.2.10", "192.0.2", "192.0.2.1.", "192.0.2.256",
+                            "192.0.2.1 ", "192.0..2.1", "0300.0.2.1", ""})
+    EXPECT_EQ(nonces.check(quad, kT0, other), NonceManager::Check::Invalid) << other;
+  const std::string zeros = nonces.issue(kT0, "0.0.0.0");
+  EXPECT_EQ(nonces.check(zeros, kT0, "::ffff:0.0.0.0"), NonceManager::Check::Valid);
+  const std::string named = nonces.issue(kT0, "192.0.2.01");
+  EXPECT_EQ(nonces.check(named, kT0, "192.0.2.01"), NonceManager::Check::Valid);
+  EXPECT_EQ(nonces.check(named, kT0, "192.0.2.1"), NonceManager::Check::Invalid);
   // No address known: the text itself, never equal to an address.
   const std::string unknown = nonces.issue(kT0, "?");
   EXPECT_EQ(nonces.check(unknown, kT0, "?"), NonceManager::Check::Valid);

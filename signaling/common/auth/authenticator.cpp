@@ -116,11 +116,14 @@ std::vector<std::string> Authenticator::challenges(std::string_view realm, bool 
   const std::string nonce = nonces_.issue(now_s, host);
   std::vector<std::string> out;
   out.reserve(algorithms_.size());
+  // realm as a quoted-string: once, not per algorithm.
+  const std::string realm_param = quoted_string(realm);
   for (Algorithm a : algorithms_) {
-    std::string c = "Digest realm=" + quoted_string(realm) + ", nonce=\"" + nonce +
-                    "\", algorithm=" + algorithm_name(a) + ", qop=\"auth\"";
+    std::string &c = out.emplace_back();
+    c.reserve(80 + realm_param.size() + nonce.size());
+    c.append("Digest realm=").append(realm_param).append(", nonce=\"").append(nonce);
+    c.append("\", algorithm=").append(algorithm_name(a)).append(", qop=\"auth\"");
     if (stale) c += ", stale=true";
-    out.push_back(std::move(c));
   }
   return out;
 }

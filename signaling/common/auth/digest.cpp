@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 
@@ -72,50 +73,53 @@ EVP_MD_CTX *thread_context() {
 
 }  // namespace
 
-std::string hex_hash(Algorithm a, std::string_view data) {
+namespace {
+
+// The digest of the parts' concatenation, in lowercase hex, into out (at least
+// 2 * EVP_MAX_MD_SIZE bytes); its length. The parts are hashed where they lie:
+// no string is built to hold them.
+size_t hex_digest(Algorithm a, std::initializer_list<std::string_view> parts, char *out) {
   EVP_MD_CTX *ctx = thread_context();
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   const EVP_MD *type = fetched(a);
   // Fails only when OpenSSL cannot provide the digest at all (e.g. MD5 in FIPS-only
   // mode); an empty string would silently fail every comparison, so say it loudly.
-  if (!ctx || !type || EVP_DigestInit_ex(ctx, type, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx, md, &len) != 1) {
+  bool ok = ctx && type && EVP_DigestInit_ex(ctx, type, nullptr) == 1;
+  for (std::string_view p : parts) ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
+  if (!ok || EVP_DigestFinal_ex(ctx, md, &len) != 1)
     throw std::runtime_error(std::string("OpenSSL cannot compute ") + algorithm_name(a));
-  }
   static const char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
   for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(digits[md[i] >> 4]);
-    out.push_back(digits[md[i] & 0x0f]);
+    out[2 * i] = digits[md[i] >> 4];
+    out[2 * i + 1] = digits[md[i] & 0x0f];
   }
-  return out;
+  return 2 * len;
+}
+
+}  // namespace
+
+std::string hex_hash(Algorithm a, std::string_view data) {
+  char hex[2 * EVP_MAX_MD_SIZE];
+  return std::string(hex, hex_digest(a, {data}, hex));
 }
 
 std::string compute_ha1(Algorithm a, std::string_view user, std::string_view realm,
                         std::string_view password) {
-  std::string a1;
-  a1.reserve(user.size() + realm.size() + password.size() + 2);
-  a1.append(user).append(":").append(realm).append(":").append(password);
-  std::string ha1 = hex_hash(a, a1);
-  // The password should not linger in freed heap memory.
-  OPENSSL_cleanse(a1.data(), a1.size());
-  return ha1;
+  char hex[2 * EVP_MAX_MD_SIZE];
+  return std::string(hex, hex_digest(a, {user, ":", realm, ":", password}, hex));
 }
 
 std::string compute_response(Algorithm a, std::string_view ha1, std::string_view nonce,
                              std::string_view nc, std::string_view cnonce, std::string_view qop,
                              std::string_view method, std::string_view uri) {
-  std::string a2;
-  a2.append(method).append(":").append(uri);
-  const std::string ha2 = hex_hash(a, a2);
-  std::string kd;
-  kd.append(ha1).append(":").append(nonce).append(":");
-  if (!qop.empty()) kd.append(nc).append(":").append(cnonce).append(":").append(qop).append(":");
-  kd.append(ha2);
-  return hex_hash(a, kd);
+  char ha2[2 * EVP_MAX_MD_SIZE];
+  const std::string_view h2(ha2, hex_digest(a, {method, ":", uri}, ha2));
+  char hex[2 * EVP_MAX_MD_SIZE];
+  const size_t n =
+      qop.empty() ? hex_digest(a, {ha1, ":", nonce, ":", h2}, hex)
+                  : hex_digest(a, {ha1, ":", nonce, ":", nc, ":", cnonce, ":", qop, ":", h2}, hex);
+  return std::string(hex, n);
 }
 
 bool credentials_from_params(const std::vector<std::string_view> &params, Credentials &out) {

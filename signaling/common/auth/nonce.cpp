@@ -83,21 +83,44 @@ struct HostKey {
 
   explicit HostKey(std::string_view host) {
     const std::string_view h = siptext::strip_brackets(host);
-    char text[INET6_ADDRSTRLEN + 1];
-    if (h.size() < sizeof text) {
-      std::memcpy(text, h.data(), h.size());
-      text[h.size()] = '\0';
-      ip[0] = 'I';
-      unsigned char *a = ip + 1;
-      if (inet_pton(AF_INET6, text, a) == 1) {
-        is_ip = true;
-      } else if (inet_pton(AF_INET, text, a + 12) == 1) {
-        std::memset(a, 0, 10);
-        a[10] = a[11] = 0xff;
-        is_ip = true;
+    ip[0] = 'I';
+    unsigned char *a = ip + 1;
+    if (parse_ipv4(h, a + 12)) {
+      std::memset(a, 0, 10);
+      a[10] = a[11] = 0xff;
+      is_ip = true;
+    } else {
+      char text[INET6_ADDRSTRLEN + 1];
+      if (h.size() < sizeof text) {
+        std::memcpy(text, h.data(), h.size());
+        text[h.size()] = '\0';
+        is_ip = inet_pton(AF_INET6, text, a) == 1;
       }
     }
     if (!is_ip) name = host;
+  }
+
+  // A dotted quad as inet_pton(AF_INET) takes it (four decimal parts of 0 to
+  // 255, no leading zeros), read here: the check runs for every request with
+  // credentials, and inet_pton wants a NUL-terminated copy first.
+  static bool parse_ipv4(std::string_view s, unsigned char *out) {
+    size_t part = 0;
+    unsigned value = 0, digits = 0;
+    for (char c : s) {
+      if (c >= '0' && c <= '9') {
+        if (digits == 1 && value == 0) return false;
+        value = value * 10 + unsigned(c - '0');
+        if (++digits > 3 || value > 255) return false;
+      } else if (c == '.' && digits > 0 && part < 3) {
+        out[part++] = static_cast<unsigned char>(value);
+        value = digits = 0;
+      } else {
+        return false;
+      }
+    }
+    if (part != 3 || digits == 0) return false;
+    out[3] = static_cast<unsigned char>(value);
+    return true;
   }
 };
 
@@ -204,9 +227,10 @@ std::string NonceManager::issue(int64_t now_s, std::string_view host) {
   // This nonce now owns its slot: whichever nonce had it is forgotten.
   ring_[counter % slots_] = Slot{counter, get_u32(md), 0};
 
-  std::string bytes(reinterpret_cast<const char *>(raw), kPayloadSize);
-  bytes.append(reinterpret_cast<const char *>(md), kMacSize);
-  return b64url_encode(bytes);
+  char bytes[kNonceBytes];
+  std::memcpy(bytes, raw, kPayloadSize);
+  std::memcpy(bytes + kPayloadSize, md, kMacSize);
+  return b64url_encode(std::string_view(bytes, sizeof bytes));
 }
 
 NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s,

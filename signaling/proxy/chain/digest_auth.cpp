@@ -122,6 +122,7 @@ bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool r
   bool parsed = false;
   if (mine) {
     std::vector<std::string_view> params;
+    params.reserve(16);
     for (const msg_param_t *p = mine->au_params; p && *p; ++p) params.emplace_back(*p);
     parsed = auth::credentials_from_params(params, creds);
   }
@@ -167,9 +168,16 @@ bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool r
   // computed for another request would pass for this one; compared as URIs (RFC 3261
   // §19.1.4), since clients may spell the same URI differently.
   if (parsed && creds.realm == realm && !unbound) {
-    char *ruri = url_as_string(msg_home(msg), sip->sip_request->rq_url);
-    const bool same = ruri && auth::same_sip_uri(creds.uri, ruri);
-    if (ruri) su_free(msg_home(msg), ruri);
+    // Printed on the stack; a longer one on the message's home.
+    char buf[512];
+    const isize_t n = url_e(buf, sizeof buf, sip->sip_request->rq_url);
+    bool same = false;
+    if (n >= 0 && static_cast<size_t>(n) < sizeof buf) {
+      same = auth::same_sip_uri(creds.uri, std::string_view(buf, static_cast<size_t>(n)));
+    } else if (char *ruri = url_as_string(msg_home(msg), sip->sip_request->rq_url)) {
+      same = auth::same_sip_uri(creds.uri, ruri);
+      su_free(msg_home(msg), ruri);
+    }
     if (!same) {
       if (issued_elsewhere()) {
         unbound = true;
@@ -197,7 +205,7 @@ bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool r
       return false;
     }
     limiter_->succeeded(address);
-    *user_out = normalize_aor(user, realm);
+    if (user_out) *user_out = normalize_aor(user, realm);
     return true;
   }
 

@@ -30,7 +30,8 @@ class DigestAuth : public Processor {
   const char *name() const override { return "digest-auth"; }
 
   // Digest check of a request; on anything but success it has already answered
-  // (401/407/403/503) and returns false. `user_out` gets the authenticated user.
+  // (401/407/403/503) and returns false. `user_out` (may be null) gets the
+  // authenticated user's AOR.
   bool authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
                     std::string *user_out);
   // The summary lines of what the auth log budget left out (housekeeping).

@@ -6,14 +6,15 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <string_view>
 
 #include "common/clock.h"
-#include "common/log.h"
 #include "common/event_writer.h"
-#include "sip/sip_message.h"
+#include "common/log.h"
 #include "common/sip_text.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy::chain {
 namespace {
@@ -54,6 +55,17 @@ bool is_printable_ascii(std::string_view s) {
   return true;
 }
 
+// The 200 to a REGISTER (§10.3 step 8): its bindings and the registrar's
+// time. The Contact value is our own printing of parsed URIs, and goes out as
+// it is (sipmsg::reply_stateless) rather than parsed back into headers.
+void send_ok(Reply &reply, const std::string &contacts) {
+  sip_date_t date[1];
+  sip_date_init(date);
+  date->d_time = sip_now();
+  reply.send(SIP_200_OK, TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
+             SIPTAG_DATE(date), TAG_END());
+}
+
 }  // namespace
 
 Outcome Registrar::process(RequestContext &ctx) {
@@ -79,8 +91,8 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     reply.send(SIP_420_BAD_EXTENSION, SIPTAG_UNSUPPORTED_STR(required.c_str()), TAG_END());
     return Outcome::Respond;
   }
-  std::string user;
-  if (auth_ && !auth_->authenticate(reply, msg, sip, true, &user)) return Outcome::Respond;
+  // The digest user is the To's (authenticate checks it), whose AOR is req.aor.
+  if (auth_ && !auth_->authenticate(reply, msg, sip, true, nullptr)) return Outcome::Respond;
 
   RegisterRequest req;
   req.aor = normalize_aor(to->url_user, to->url_host);
@@ -166,7 +178,12 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   std::string contacts;
   for (const auto &b : out.bindings) {
     if (!contacts.empty()) contacts += ", ";
-    contacts += "<" + b.contact + ">;expires=" + std::to_string(b.expires_at - req.now);
+    contacts += '<';
+    contacts += b.contact;
+    contacts += ">;expires=";
+    char expires[24];
+    contacts.append(expires,
+                    std::to_chars(expires, expires + sizeof expires, b.expires_at - req.now).ptr);
     if (b.q_milli != 1000) {
       char q[16];
       snprintf(q, sizeof q, ";q=%.3g", b.q_milli / 1000.0);
@@ -190,11 +207,7 @@ Outcome Registrar::answer_register_ok(RequestContext &ctx, std::string contacts)
   if (reply.irq() || persister_->last_seq() == committed_seq_) {
     // Nothing waits for the disk (a stateful REGISTER is not held: no
     // caller makes one today; REGISTER is answered statelessly).
-    su_home_t home[1] = {SU_HOME_INIT(home)};
-    sip_contact_t *m = contacts.empty() ? nullptr : sip_contact_make(home, contacts.c_str());
-    reply.send(SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
-               TAG_END());
-    su_home_deinit(home);
+    send_ok(reply, contacts);
     return Outcome::Respond;
   }
   // Even a fetch or a retransmission waits: the state it reports may be a
@@ -217,12 +230,7 @@ void Registrar::release_register_replies() {
         reply.send(500, "Registration not stored", TAG_END());
         continue;
       }
-      su_home_t home[1] = {SU_HOME_INIT(home)};
-      sip_contact_t *m =
-          held.contacts.empty() ? nullptr : sip_contact_make(home, held.contacts.c_str());
-      reply.send(SIP_200_OK, TAG_IF(m, SIPTAG_CONTACT(m)), SIPTAG_DATE(sip_date_create(home, 0)),
-                 TAG_END());
-      su_home_deinit(home);
+      send_ok(reply, held.contacts);
     }
   }
 }
