@@ -58,35 +58,38 @@ void assert_identity(msg_t *msg, const std::string &aor) {
   if (h) msg_header_insert(msg, pub, h);
 }
 
-// Proves to the device `receiver_aor` that the P-Asserted-Identity in `msg`
-// is ours (common/auth/identity_proof.h): a device cannot tell our messages
-// from a spoofed UDP source or another local process by address alone. The
-// key is the receiver's digest HA1 (realm = its domain), SHA-256 when the
-// users file has one, else MD5; a receiver we hold no secret for (a static
-// record, a foreign host) gets no proof. Call it last: the proof covers the
-// message as the receiver gets it.
-void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::string &receiver_aor) {
-  sip_t *sip = sip_object(msg);
+// The identity a receiver checks a proof against: the P-Asserted-Identity as
+// it reads it (empty: none, and no proof).
+std::string asserted_aor(const sip_t *sip) {
   const sip_p_asserted_identity_t *paid = sip_p_asserted_identity(sip);
-  if (!paid || receiver_aor.size() < 5 || !sip->sip_call_id || !sip->sip_cseq) return;
-  const size_t at = receiver_aor.find('@');
-  if (at == std::string::npos) return;
-  const std::string user = receiver_aor.substr(4, at - 4), domain = receiver_aor.substr(at + 1);
-  auth::Algorithm alg = auth::Algorithm::SHA256;
-  std::optional<std::string> ha1 = users.ha1(user, domain, domain, alg);
-  if (!ha1) ha1 = users.ha1(user, domain, domain, alg = auth::Algorithm::MD5);
-  if (!ha1) return;
+  return paid ? sipmsg::url_aor(paid->paid_url) : std::string();
+}
+
+// Proves to a device that the P-Asserted-Identity `identity` in `msg` is ours
+// (common/auth/identity_proof.h): a device cannot tell our messages from a
+// spoofed UDP source or another local process by address alone. `key`: the
+// receiver's (Router::proof_key). Call it last: the proof covers the message
+// as the receiver gets it.
+void add_identity_proof(msg_t *msg, auth::Algorithm alg, const auth::HmacSha256 &key,
+                        const std::string &identity) {
+  sip_t *sip = sip_object(msg);
+  if (identity.empty() || !sip->sip_call_id || !sip->sip_cseq) return;
   auth::ProofFields f;
-  f.identity = sipmsg::url_aor(paid->paid_url);
+  f.identity = identity;
   f.call_id = sip->sip_call_id->i_id;
   f.from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
   f.cseq = sip->sip_cseq->cs_seq;
   f.what = sip->sip_request ? sip->sip_request->rq_method_name
                             : std::to_string(sip->sip_status ? sip->sip_status->st_status : 0);
-  const std::string header = std::string(auth::kIdentityProofHeader) + ": " +
-                             auth::identity_proof(alg, *ha1, f, clock::wall_s());
-  msg_header_t *h = msg_header_make(msg_home(msg), sip_unknown_class, header.c_str());
-  if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
+  const std::string value = auth::identity_proof(alg, key, f, clock::wall_s());
+  // Built in place: printing "Name: value" for the parser to take apart again
+  // bought nothing.
+  su_home_t *home = msg_home(msg);
+  auto *h = reinterpret_cast<msg_unknown_t *>(msg_header_alloc(home, sip_unknown_class, 0));
+  if (!h) return;
+  h->un_name = auth::kIdentityProofHeader;
+  h->un_value = su_strdup(home, value.c_str());
+  msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t *>(h));
 }
 
 }  // namespace
@@ -95,6 +98,28 @@ Router::Router(RouterEnv env, CallObserver *observer) : env_(std::move(env)), ob
 
 Router::~Router() {
   while (!txns_.empty()) destroy(txns_.begin()->first);
+}
+
+const Router::ProofKey *Router::proof_key(const std::string &receiver_aor) {
+  if (auto it = proof_keys_.find(receiver_aor); it != proof_keys_.end())
+    return it->second ? &*it->second : nullptr;
+  // Bounded: with authentication off, anyone may register any AOR.
+  if (proof_keys_.size() >= kMaxProofKeys) proof_keys_.clear();
+  // The key is the receiver's digest HA1 (realm = its domain), SHA-256 when the
+  // users file has one, else MD5; a receiver we hold no secret for (a static
+  // record, a foreign host) gets no proof.
+  std::optional<ProofKey> key;
+  const size_t at = receiver_aor.find('@');
+  if (receiver_aor.size() >= 5 && at != std::string::npos && at >= 4) {
+    const std::string_view aor(receiver_aor);
+    const std::string_view user = aor.substr(4, at - 4), domain = aor.substr(at + 1);
+    auth::Algorithm alg = auth::Algorithm::SHA256;
+    std::optional<std::string> ha1 = env_.users.ha1(user, domain, domain, alg);
+    if (!ha1) ha1 = env_.users.ha1(user, domain, domain, alg = auth::Algorithm::MD5);
+    if (ha1) key.emplace(ProofKey{alg, auth::identity_proof_key(*ha1)});
+  }
+  auto &slot = proof_keys_.emplace(receiver_aor, std::move(key)).first->second;
+  return slot ? &*slot : nullptr;
 }
 
 Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
@@ -176,7 +201,8 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
       return false;
     }
   }
-  add_identity_proof(copy, env_.users, aor);
+  if (t && !aor.empty())
+    if (const ProofKey *k = proof_key(aor)) add_identity_proof(copy, k->alg, k->key, t->asserted);
 
   const bool ack = csip->sip_request->rq_method == sip_method_ack;
   std::unique_ptr<Branch> b;
@@ -259,6 +285,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   // The caller as digest authentication proved it (empty when auth is off).
   assert_identity(msg, caller_aor);
   Txn *t = create_txn(irq, sip);
+  t->asserted = asserted_aor(sip);
   t->dialog_forming = dialog_forming;
   t->call = std::move(call);
   if (watched) t->observer = observer_;
@@ -455,7 +482,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     const int st = sip_object(response)->sip_status->st_status;
     if (t->dialog_forming && st >= 200 && st < 300) {
       assert_identity(response, b->aor);
-      add_identity_proof(response, env_.users, t->call.caller_aor);
+      if (const ProofKey *k = proof_key(t->call.caller_aor))
+        add_identity_proof(response, k->alg, k->key, asserted_aor(sip_object(response)));
     }
   }
   if (d.forward && response) {

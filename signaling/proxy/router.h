@@ -8,13 +8,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 // clang-format off
 #include "proxy/sofia.h"  // first: it sets sofia-sip's magic types
 // clang-format on
 
+#include "common/auth/hmac.h"
 #include "common/auth/users_file.h"
 #include "common/event_writer.h"
 #include "proxy/call_observer.h"
@@ -123,7 +126,17 @@ class Router : public chain::Forker, public chain::DialogRouter {
     // An in-dialog INVITE or UPDATE of an observed call: whether the caller
     // sent it (its offer, or the 2xx's, goes through the observer).
     bool offer_from_caller = false;
+    // The identity the forked request asserts, as its receivers read it (the
+    // identity proofs cover it).
+    std::string asserted;
   };
+  // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
+  struct ProofKey {
+    auth::Algorithm alg;
+    auth::HmacSha256 key;
+  };
+  // The receiver's key, derived once (null: we hold no secret for it).
+  const ProofKey *proof_key(const std::string &receiver_aor);
 
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
   // Sends one copy of msg to target (a request URI; empty: keep the message's own).
@@ -174,6 +187,9 @@ class Router : public chain::Forker, public chain::DialogRouter {
   CallObserver *observer_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
+  // By receiver AOR; the users file does not change while the proxy runs.
+  std::unordered_map<std::string, std::optional<ProofKey>> proof_keys_;
+  static constexpr size_t kMaxProofKeys = 4096;
   static constexpr size_t kRefusalLinesPerSecond = 5;
   int64_t refusal_second_ = 0;
   size_t refusals_logged_ = 0, refusals_unlogged_ = 0;
