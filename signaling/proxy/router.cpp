@@ -51,11 +51,14 @@ void assert_identity(msg_t *msg, const std::string &aor) {
   // Only we vouch for an identity, for one receiver at a time (add_identity_proof).
   remove_identity_proofs(msg);
   if (aor.empty()) return;
-  // The parser knows the header class only with sofia-sip's extensions
-  // (sip_extend_mclass, set up in main).
-  msg_header_t *h =
-      msg_header_make(msg_home(msg), sip_p_asserted_identity_class, ("<" + aor + ">").c_str());
-  if (h) msg_header_insert(msg, pub, h);
+  // Built in place from the AOR (the header class is known only with sofia-sip's
+  // extensions, sip_extend_mclass, set up in main): it prints as "<aor>" did.
+  su_home_t *home = msg_home(msg);
+  auto *paid = reinterpret_cast<sip_p_asserted_identity_t *>(
+      msg_header_alloc(home, sip_p_asserted_identity_class, 0));
+  char *text = paid ? su_strdup(home, aor.c_str()) : nullptr;
+  if (!text || url_d(paid->paid_url, text) < 0) return;
+  msg_header_insert(msg, pub, reinterpret_cast<msg_header_t *>(paid));
 }
 
 // The identity a receiver checks a proof against: the P-Asserted-Identity as
@@ -211,6 +214,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
     b->txn = t;
     b->index = t->branches.size();
     b->target = target;
+    if (rq) b->target_host = sipmsg::bare_host(rq->rq_url);
     b->next_hop = next_hop;
   }
   nta_outgoing_t *orq =
@@ -296,11 +300,16 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   t->caller_host = source;
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
-  for (const auto &c : contacts) {
-    const std::string rr =
-        record_route ? env_.record_route(irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
-                     : std::string();
-    if (add_branch(t, msg, c.uri, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
+  std::vector<std::string> rrs(contacts.size());
+  if (record_route) {
+    std::vector<std::string> hops;
+    hops.reserve(contacts.size());
+    for (const auto &c : contacts) hops.push_back(c.next_hop.empty() ? c.uri : c.next_hop);
+    rrs = env_.record_route(irq, msg, hops);
+  }
+  for (size_t i = 0; i < contacts.size(); ++i) {
+    const chain::Target &c = contacts[i];
+    if (add_branch(t, msg, c.uri, rrs[i], pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
   }
   if (!settle_unsent(t)) return true;
@@ -438,8 +447,9 @@ DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
   d.caller_hosts.push_back(t->caller_host);
   // The host the branch went to (a NATed device's public address): its
   // in-dialog requests come from there even if a response took another path.
-  for (const std::string *uri : {&b->target, &b->next_hop})
-    if (!uri->empty()) d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), uri->c_str())));
+  if (!b->target_host.empty()) d.callee_hosts.push_back(b->target_host);
+  if (!b->next_hop.empty())
+    d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), b->next_hop.c_str())));
   d.caller_targets.push_back(t->caller_target);
   d.callee_targets.push_back(sipmsg::bare_host(callee_contact));
   d.caller_aor = t->call.caller_aor;

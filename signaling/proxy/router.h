@@ -39,9 +39,10 @@ struct RouterEnv {
   const auth::UsersFile &users;  // the identity proofs' keys
   const LocalNames &names;       // our addresses and domains
   events::Writer &events;        // answered / failed / cancelled / fork_timeout
-  // Record-Route value(s) for a request that came in on irq and goes out to a
-  // target (Proxy::record_route_for: our address per transport, signed).
-  std::function<std::string(nta_incoming_t *irq, msg_t *msg, const std::string &target)>
+  // Record-Route value(s) for a request that came in on irq, one per target it
+  // goes out to (Proxy::record_route_for: our address per transport, signed).
+  std::function<std::vector<std::string>(nta_incoming_t *irq, msg_t *msg,
+                                         const std::vector<std::string> &targets)>
       record_route;
 };
 
@@ -86,6 +87,7 @@ class Router : public chain::Forker, public chain::DialogRouter {
     Txn *txn = nullptr;
     size_t index = 0;
     std::string target;
+    std::string target_host;  // the target's host, read when its request line was made
     std::string next_hop;  // where requests to this device go (NAT), empty: target
     std::string aor;       // the address of record whose binding this branch calls
     nta_outgoing_t *orq = nullptr;
