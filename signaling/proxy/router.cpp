@@ -68,15 +68,15 @@ std::string asserted_aor(const sip_t *sip) {
   return paid ? sipmsg::url_aor(paid->paid_url) : std::string();
 }
 
-// Proves to a device that the P-Asserted-Identity `identity` in `msg` is ours
-// (common/auth/identity_proof.h): a device cannot tell our messages from a
-// spoofed UDP source or another local process by address alone. `key`: the
-// receiver's (Router::proof_key). Call it last: the proof covers the message
-// as the receiver gets it.
-void add_identity_proof(msg_t *msg, auth::Algorithm alg, const auth::HmacSha256 &key,
-                        const std::string &identity) {
-  sip_t *sip = sip_object(msg);
-  if (identity.empty() || !sip->sip_call_id || !sip->sip_cseq) return;
+// The P-Portier-Proof value that proves to a device that the
+// P-Asserted-Identity `identity` in `msg` is ours (common/auth/identity_proof.h):
+// a device cannot tell our messages from a spoofed UDP source or another local
+// process by address alone. `key`: the receiver's (Router::proof_key). Empty
+// when the message lacks what the proof covers.
+std::string identity_proof_for(const msg_t *msg, auth::Algorithm alg, const auth::HmacSha256 &key,
+                               const std::string &identity) {
+  const sip_t *sip = sip_object(msg);
+  if (identity.empty() || !sip->sip_call_id || !sip->sip_cseq) return "";
   auth::ProofFields f;
   f.identity = identity;
   f.call_id = sip->sip_call_id->i_id;
@@ -84,15 +84,20 @@ void add_identity_proof(msg_t *msg, auth::Algorithm alg, const auth::HmacSha256 
   f.cseq = sip->sip_cseq->cs_seq;
   f.what = sip->sip_request ? sip->sip_request->rq_method_name
                             : std::to_string(sip->sip_status ? sip->sip_status->st_status : 0);
-  const std::string value = auth::identity_proof(alg, key, f, clock::wall_s());
-  // Built in place: printing "Name: value" for the parser to take apart again
-  // bought nothing.
+  return auth::identity_proof(alg, key, f, clock::wall_s());
+}
+
+// Adds the proof last: it covers the message as the receiver gets it. Built in
+// place: printing "Name: value" for the parser to take apart again bought nothing.
+void add_identity_proof(msg_t *msg, const std::string &value) {
+  if (value.empty()) return;
   su_home_t *home = msg_home(msg);
   auto *h = reinterpret_cast<msg_unknown_t *>(msg_header_alloc(home, sip_unknown_class, 0));
   if (!h) return;
   h->un_name = auth::kIdentityProofHeader;
   h->un_value = su_strdup(home, value.c_str());
-  msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t *>(h));
+  msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip_object(msg)),
+                    reinterpret_cast<msg_header_t *>(h));
 }
 
 }  // namespace
@@ -204,8 +209,19 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
       return false;
     }
   }
-  if (t && !aor.empty())
-    if (const ProofKey *k = proof_key(aor)) add_identity_proof(copy, k->alg, k->key, t->asserted);
+  if (t && !aor.empty()) {
+    if (const ProofKey *k = proof_key(aor)) {
+      // What a proof covers is the same on every branch of the request (the
+      // identity, Call-ID, From tag, CSeq, method; the second): the branches to
+      // one AOR (its devices) get one proof.
+      if (t->proof_aor != aor || t->proof_at != clock::wall_s()) {
+        t->proof_at = clock::wall_s();
+        t->proof = identity_proof_for(copy, k->alg, k->key, t->asserted);
+        t->proof_aor = aor;
+      }
+      add_identity_proof(copy, t->proof);
+    }
+  }
 
   const bool ack = csip->sip_request->rq_method == sip_method_ack;
   std::unique_ptr<Branch> b;
@@ -493,7 +509,8 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     if (t->dialog_forming && st >= 200 && st < 300) {
       assert_identity(response, b->aor);
       if (const ProofKey *k = proof_key(t->call.caller_aor))
-        add_identity_proof(response, k->alg, k->key, asserted_aor(sip_object(response)));
+        add_identity_proof(response, identity_proof_for(response, k->alg, k->key,
+                                                        asserted_aor(sip_object(response))));
     }
   }
   if (d.forward && response) {

@@ -131,6 +131,10 @@ class Router : public chain::Forker, public chain::DialogRouter {
     // The identity the forked request asserts, as its receivers read it (the
     // identity proofs cover it).
     std::string asserted;
+    // The last identity proof made for its branches: for which AOR, in which
+    // second (the proof's timestamp).
+    std::string proof_aor, proof;
+    int64_t proof_at = 0;
   };
   // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
   struct ProofKey {
