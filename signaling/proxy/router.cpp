@@ -168,13 +168,13 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   sip_t *csip = sip_object(copy);
   su_home_t *home = msg_home(copy);
 
-  // §16.6 step 3: Max-Forwards minus one.
-  unsigned mf = csip->sip_max_forwards ? csip->sip_max_forwards->mf_count : 70;
-  char mf_str[16];
-  snprintf(mf_str, sizeof mf_str, "%u", mf ? mf - 1 : 0);
-  if (csip->sip_max_forwards)
-    msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
-                      reinterpret_cast<msg_header_t *>(csip->sip_max_forwards));
+  // §16.6 step 3: Max-Forwards minus one, changed in place (its text as
+  // received goes, so it is printed with the new count); 69 when it had none.
+  const bool had_max_forwards = csip->sip_max_forwards != nullptr;
+  if (sip_max_forwards_t *mf = csip->sip_max_forwards) {
+    if (mf->mf_count) --mf->mf_count;
+    msg_fragment_clear(mf->mf_common);
+  }
   // §16.4/§16.12: our own Route entries are consumed here (two of them when the
   // dialog was double record-routed, RFC 5658).
   if (pop_route) {
@@ -233,11 +233,11 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
     if (rq) b->target_host = sipmsg::bare_host(rq->rq_url);
     b->next_hop = next_hop;
   }
-  nta_outgoing_t *orq =
-      nta_outgoing_mcreate(env_.agent, ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
-                           next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
-                           TAG_IF(rq, SIPTAG_REQUEST(rq)), SIPTAG_MAX_FORWARDS_STR(mf_str),
-                           TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
+  nta_outgoing_t *orq = nta_outgoing_mcreate(
+      env_.agent, ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
+      next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
+      TAG_IF(rq, SIPTAG_REQUEST(rq)), TAG_IF(!had_max_forwards, SIPTAG_MAX_FORWARDS_STR("69")),
+      TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
   if (!orq) msg_destroy(copy);  // mcreate does not take the message when it fails
   if (ack) {
     if (orq) nta_outgoing_destroy(orq);
