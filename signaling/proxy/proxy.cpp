@@ -21,15 +21,16 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/ascii.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "proxy/chain/build_chain.h"
-#include "sip/sip_message.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy {
 namespace {
@@ -354,8 +355,15 @@ std::vector<std::string> Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg
 
   su_home_t home[1] = {SU_HOME_INIT(home)};
   for (size_t i = 0; i < targets.size(); ++i) {
-    url_t *t = targets[i].empty() ? nullptr : url_make(home, targets[i].c_str());
-    const std::string out_proto = t ? transport_of(t) : in.proto;
+    const std::string &target = targets[i];
+    std::string out_proto = in.proto;
+    if (!target.empty() && strcasestr(target.c_str(), "transport") == nullptr) {
+      // No transport parameter (a device's contact, mostly): the scheme decides,
+      // as transport_of would after parsing the URI.
+      out_proto = ascii::istarts_with(target, "sips:") ? "tls" : "udp";
+    } else if (url_t *t = target.empty() ? nullptr : url_make(home, target.c_str())) {
+      out_proto = transport_of(t);
+    }
     if (strcasecmp(out_proto.c_str(), in.proto.c_str()) == 0) {
       out[i] = same;
       continue;
