@@ -49,12 +49,10 @@ sipp_run() {   # name time-limit args...: one bounded sipp
 start_proxy() {   # relay (on|off), wrapper...
   local relay=$1 dir=$OUT/$1; shift
   mkdir -p "$dir"
-  sed -e "s#@PORT@#$PORT#g; s#@DIR@#$dir#g; s#^file-path = .*#file-path = $OUT/users.conf#" \
-    "$HERE/portier.conf.in" >"$dir/portier.conf"
-  if [ "$relay" = on ]; then
-    sed -i 's/^enabled = false$/enabled = true\nport-range = 28200-28999\nthreads = 1\nmax-calls-per-user = 0\nmax-calls-per-source = 0/' \
-      "$dir/portier.conf"
-  fi
+  local enabled=false
+  [ "$relay" = on ] && enabled=true
+  sed -e "s#@PORT@#$PORT#g; s#@DIR@#$dir#g; s#@RELAY@#$enabled#g; s#@RELAY_PORTS@#28200-28999#g" \
+    -e "s#^file-path = .*#file-path = $OUT/users.conf#" "$HERE/portier.conf.in" >"$dir/portier.conf"
   "$@" "$PROXY" --config "$dir/portier.conf" >>"$dir/proxy.log" 2>&1 &
   PROXY_PID=$!
   local i

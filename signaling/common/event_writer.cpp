@@ -83,32 +83,36 @@ Writer::~Writer() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::string Writer::add(const std::string &event, const std::vector<Field> &fields) {
-  return add_at(event, fields, clock::Stamp::now());
+void Writer::add(const std::string &event, const std::vector<Field> &fields) {
+  add_at(event, fields, clock::Stamp::now());
 }
 
-std::string Writer::add_at(const std::string &event, const std::vector<Field> &fields,
-                           clock::Stamp t) {
-  std::string line = format_line(event, fields, t);
-  PLOG_INFO("event %s", line.c_str());
+void Writer::add_at(const std::string &event, const std::vector<Field> &fields, clock::Stamp t) {
+  Recent r{event, fields, t, {}};
+  if (fd_ >= 0 || log::enabled(log::Level::Message)) {
+    r.line = format_line(event, fields, t);
+    PLOG_INFO("event %s", r.line.c_str());
+  }
   if (fd_ >= 0) {
     // One write per line with O_APPEND: a reader never sees half a line.
-    const std::string with_nl = line + "\n";
+    const std::string with_nl = r.line + "\n";
     ssize_t n;
     do n = ::write(fd_, with_nl.data(), with_nl.size());
     while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(with_nl.size()))
       PLOG_WARN("events file %s: %s", path_.c_str(), n < 0 ? strerror(errno) : "short write");
   }
-  recent_.push_back(line);
+  recent_.push_back(std::move(r));
   while (recent_.size() > kRecent) recent_.pop_front();
-  return line;
 }
 
 std::string Writer::json_array() const {
   json::Writer w;
   w.begin_array();
-  for (const auto &l : recent_) w.raw(l);
+  for (const Recent &r : recent_) {
+    if (r.line.empty()) r.line = format_line(r.event, r.fields, r.t);
+    w.raw(r.line);
+  }
   return w.end_array().take();
 }
 

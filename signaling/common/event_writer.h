@@ -48,9 +48,11 @@ class Writer {
 
   // `path` empty: no file. False (and *error) when the file cannot be opened.
   bool open(const std::string &path, std::string *error);
-  // Writes one line now; returns it.
-  std::string add(const std::string &event, const std::vector<Field> &fields = {});
-  std::string add_at(const std::string &event, const std::vector<Field> &fields, clock::Stamp t);
+  // Writes one line now (to the log and the file; the ring keeps the event and
+  // writes its line when `events` asks, so a proxy logging warnings only and
+  // keeping no file formats nothing per call).
+  void add(const std::string &event, const std::vector<Field> &fields = {});
+  void add_at(const std::string &event, const std::vector<Field> &fields, clock::Stamp t);
   // The recent lines as a JSON array, oldest first.
   std::string json_array() const;
   size_t size() const { return recent_.size(); }
@@ -59,7 +61,13 @@ class Writer {
   static constexpr size_t kRecent = 200;
   int fd_ = -1;
   std::string path_;
-  std::deque<std::string> recent_;
+  struct Recent {
+    std::string event;
+    std::vector<Field> fields;
+    clock::Stamp t;
+    mutable std::string line;  // format_line, once it was wanted
+  };
+  std::deque<Recent> recent_;
 };
 
 }  // namespace portier::events

@@ -17,6 +17,7 @@ void *g_filter_data = nullptr;
 // if that ever changes.
 std::atomic<size_t> g_no_fd{0};
 std::atomic<size_t> g_by_filter{0};
+std::atomic<size_t> g_accepted{0};
 
 void reset_and_close(int fd) {
   // RST at once, and no TIME_WAIT left on our side for the refused.
@@ -41,6 +42,7 @@ void set_filter(Filter filter, void *data) {
 
 size_t take_refused_no_fd() { return g_no_fd.exchange(0); }
 size_t take_refused_by_filter() { return g_by_filter.exchange(0); }
+size_t take_accepted() { return g_accepted.exchange(0); }
 
 namespace {
 
@@ -60,6 +62,7 @@ int guarded_accept(int fd, sockaddr *addr, socklen_t *len) {
     errno = err;
     return -1;
   }
+  ++g_accepted;
   if (g_filter && !g_filter(reinterpret_cast<sockaddr *>(&peer), g_filter_data)) {
     reset_and_close(s);
     ++g_by_filter;

@@ -30,5 +30,7 @@ void set_filter(Filter filter, void *data);
 // and by the filter.
 size_t take_refused_no_fd();
 size_t take_refused_by_filter();
+// Connections accept(2) returned since the last call, refused ones included.
+size_t take_accepted();
 
 }  // namespace portier::proxy::accept_guard

@@ -118,17 +118,24 @@ size_t DialogTable::expire(int64_t now, int64_t max_confirmed_s, int64_t max_ear
 RouteSigner::RouteSigner(const std::string &key)
     : key_(auth::HmacSha256(key).mac({"portier record-route signature v1"})) {}
 
-std::string RouteSigner::sign(const std::string &call_id, const std::string &caller_tag) const {
+std::string RouteSigner::sign(std::string_view call_id, std::string_view caller_tag) const {
+  Memo &m = memo_[std::hash<std::string_view>()(call_id) % kMemoSlots];
+  if (m.call_id == call_id && m.caller_tag == caller_tag && !m.sig.empty()) return m.sig;
   // Length-prefixed, so no two (Call-ID, tag) pairs give the same input.
   const std::string length = std::to_string(call_id.size());
   unsigned char mac[auth::HmacSha256::kSize];
   key_.mac({length, ":", call_id, caller_tag}, mac);
   // 128 bits: plenty against guessing, short on the wire.
-  return auth::to_hex(std::string_view(reinterpret_cast<const char *>(mac), 16));
+  std::string sig = auth::to_hex(std::string_view(reinterpret_cast<const char *>(mac), 16));
+  m.sig.clear();  // no slot ever pairs a signature with another dialog's key
+  m.call_id.assign(call_id);
+  m.caller_tag.assign(caller_tag);
+  m.sig = sig;
+  return sig;
 }
 
-bool RouteSigner::verify(const std::string &sig, const std::string &call_id,
-                         const std::string &caller_tag) const {
+bool RouteSigner::verify(std::string_view sig, std::string_view call_id,
+                         std::string_view caller_tag) const {
   const std::string want = sign(call_id, caller_tag);
   return sig.size() == want.size() && CRYPTO_memcmp(sig.data(), want.data(), want.size()) == 0;
 }

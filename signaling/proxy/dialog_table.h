@@ -6,9 +6,11 @@
 // Plain C++ (no sofia-sip), unit-tested: the in-dialog check of the proxy.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -95,12 +97,21 @@ class RouteSigner {
   // key: the proxy's secret; the signing key is derived from it with its own label,
   // so it never doubles as the nonce key.
   explicit RouteSigner(const std::string &key);
-  std::string sign(const std::string &call_id, const std::string &caller_tag) const;
-  bool verify(const std::string &sig, const std::string &call_id,
-              const std::string &caller_tag) const;
+  // Not thread-safe (the memo below): the main loop's thread only.
+  std::string sign(std::string_view call_id, std::string_view caller_tag) const;
+  bool verify(std::string_view sig, std::string_view call_id, std::string_view caller_tag) const;
 
  private:
+  // One dialog's signature is wanted again and again: once per branch of its
+  // INVITE, then for its ACK and every later request. Direct-mapped by Call-ID:
+  // a miss costs one HMAC, as without the memo, and a flood of forged dialogs
+  // only evicts entries.
+  struct Memo {
+    std::string call_id, caller_tag, sig;
+  };
+  static constexpr size_t kMemoSlots = 64;
   auth::HmacSha256 key_;
+  mutable std::array<Memo, kMemoSlots> memo_;
 };
 
 }  // namespace portier::proxy

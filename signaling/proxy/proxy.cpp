@@ -20,16 +20,17 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/ascii.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "proxy/allocator.h"
 #include "proxy/chain/build_chain.h"
-#include "sip/sip_message.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy {
 namespace {
@@ -221,8 +222,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   if (relay_) relay_observer_ = std::make_unique<RelayObserver>(*relay_);
   router_ = std::make_unique<Router>(
       RouterEnv{agent_, root_, settings_, users_, names_, events_,
-                [this](nta_incoming_t *irq, msg_t *msg, const std::string &target) {
-                  return record_route_for(irq, msg, target);
+                [this](nta_incoming_t *irq, msg_t *msg, const std::vector<std::string> &targets) {
+                  return record_route_for(irq, msg, targets);
                 }},
       relay_observer_.get());
   tcp_ = std::make_unique<TcpConnections>(
@@ -334,7 +335,8 @@ std::string Proxy::uri_for(const HostPort &hp) const {
   return uri;
 }
 
-std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::string &target) {
+std::vector<std::string> Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg,
+                                                 const std::vector<std::string> &targets) {
   tport_t *tp = nta_incoming_transport(agent_, irq, msg);
   const tp_name_t *n = tp ? tport_name(tp) : nullptr;
   HostPort in;
@@ -346,30 +348,48 @@ std::string Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg, const std::
     in.port = n->tpn_port;
   }
   if (tp) tport_unref(tp);
-  if (in.host.empty()) return "";
+  std::vector<std::string> out(targets.size());
+  if (in.host.empty()) return out;
   const sip_t *sip = sip_object(msg);
   const std::string sig =
       sip && sip->sip_call_id && sip->sip_from && sip->sip_from->a_tag
           ? ";sig=" + route_signer_->sign(sip->sip_call_id->i_id, sip->sip_from->a_tag)
           : std::string();
+  // Every branch that leaves on the transport the request came in on (all of
+  // them, mostly) gets the same entry: written once.
+  const std::string in_uri = uri_for(in);
+  const std::string same = "<" + in_uri + ";lr" + sig + ">";
 
   su_home_t home[1] = {SU_HOME_INIT(home)};
-  url_t *t = target.empty() ? nullptr : url_make(home, target.c_str());
-  const std::string out_proto = t ? transport_of(t) : in.proto;
-  su_home_deinit(home);
-  if (strcasecmp(out_proto.c_str(), in.proto.c_str()) == 0)
-    return "<" + uri_for(in) + ";lr" + sig + ">";
-  // Our listening point on the outgoing transport, same address family preferred.
-  const HostPort *out = nullptr;
-  for (const auto &u : names_.addresses()) {
-    if (strcasecmp(u.proto.c_str(), out_proto.c_str()) != 0) continue;
-    bool same_family =
-        (u.host.find(':') != std::string::npos) == (in.host.find(':') != std::string::npos);
-    if (!out || same_family) out = &u;
-    if (same_family) break;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const std::string &target = targets[i];
+    std::string out_proto = in.proto;
+    if (!target.empty() && strcasestr(target.c_str(), "transport") == nullptr) {
+      // No transport parameter (a device's contact, mostly): the scheme decides,
+      // as transport_of would after parsing the URI.
+      out_proto = ascii::istarts_with(target, "sips:") ? "tls" : "udp";
+    } else if (url_t *t = target.empty() ? nullptr : url_make(home, target.c_str())) {
+      out_proto = transport_of(t);
+    }
+    if (strcasecmp(out_proto.c_str(), in.proto.c_str()) == 0) {
+      out[i] = same;
+      continue;
+    }
+    // Our listening point on the outgoing transport, same address family preferred.
+    const HostPort *via = nullptr;
+    for (const auto &u : names_.addresses()) {
+      if (strcasecmp(u.proto.c_str(), out_proto.c_str()) != 0) continue;
+      bool same_family =
+          (u.host.find(':') != std::string::npos) == (in.host.find(':') != std::string::npos);
+      if (!via || same_family) via = &u;
+      if (same_family) break;
+    }
+    out[i] =
+        via ? "<" + uri_for(*via) + ";lr;r2=on" + sig + ">, <" + in_uri + ";lr;r2=on" + sig + ">"
+            : same;
   }
-  if (!out) return "<" + uri_for(in) + ";lr" + sig + ">";
-  return "<" + uri_for(*out) + ";lr;r2=on" + sig + ">, <" + uri_for(in) + ";lr;r2=on" + sig + ">";
+  su_home_deinit(home);
+  return out;
 }
 
 int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {

@@ -56,12 +56,13 @@ class Proxy {
   void stop();
 
  private:
-  // Record-Route value(s) for a request that came in on irq's transport and goes
-  // out to `target` (a URI, possibly with ;transport=). When the two transports
+  // Record-Route value(s) for a request that came in on irq's transport, one per
+  // target it goes out to (a URI, possibly with ;transport=). When the two transports
   // differ, two entries (RFC 5658 double record-routing): the callee-facing one
   // on top, so each side's first hop is our address on its own transport. Each
   // entry carries a signature over the dialog (see DialogValidator::route_signed).
-  std::string record_route_for(nta_incoming_t *irq, msg_t *msg, const std::string &target);
+  std::vector<std::string> record_route_for(nta_incoming_t *irq, msg_t *msg,
+                                            const std::vector<std::string> &targets);
   // The transport ("udp", "tcp", "tls") a URI asks for.
   static std::string transport_of(const url_t *url);
 

@@ -1,7 +1,6 @@
 #include "proxy/relay_engine.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -16,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "common/log.h"
 #include "rtpfork/rtcp_packet.h"
@@ -131,15 +131,22 @@ bool same_address(const RelayAddress &a, const RelayAddress &b) {
   return same_endpoint(a.addr, a.len, b.addr, b.len, true);
 }
 
-// Big buffers, never blocking.
+// Big buffers. Blocking or not does not matter: every read and write here
+// passes MSG_DONTWAIT (and the pool's sockets are non-blocking from socket(2)
+// on). Without CAP_NET_ADMIN the FORCE options fail on every socket: after the
+// first refusal only the capped ones are tried, two system calls a socket.
 void tune_socket(int fd) {
+  static std::atomic<bool> may_force{true};
   if (fd < 0) return;
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   const int size = kSocketBuffer;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  for (const auto &[forced, capped] :
+       {std::pair{SO_RCVBUFFORCE, SO_RCVBUF}, {SO_SNDBUFFORCE, SO_SNDBUF}}) {
+    if (may_force.load(std::memory_order_relaxed)) {
+      if (setsockopt(fd, SOL_SOCKET, forced, &size, sizeof size) == 0) continue;
+      if (errno == EPERM) may_force.store(false, std::memory_order_relaxed);
+    }
+    setsockopt(fd, SOL_SOCKET, capped, &size, sizeof size);
+  }
 }
 
 }  // namespace

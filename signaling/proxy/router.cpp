@@ -51,42 +51,53 @@ void assert_identity(msg_t *msg, const std::string &aor) {
   // Only we vouch for an identity, for one receiver at a time (add_identity_proof).
   remove_identity_proofs(msg);
   if (aor.empty()) return;
-  // The parser knows the header class only with sofia-sip's extensions
-  // (sip_extend_mclass, set up in main).
-  msg_header_t *h =
-      msg_header_make(msg_home(msg), sip_p_asserted_identity_class, ("<" + aor + ">").c_str());
-  if (h) msg_header_insert(msg, pub, h);
+  // Built in place from the AOR (the header class is known only with sofia-sip's
+  // extensions, sip_extend_mclass, set up in main): it prints as "<aor>" did.
+  su_home_t *home = msg_home(msg);
+  auto *paid = reinterpret_cast<sip_p_asserted_identity_t *>(
+      msg_header_alloc(home, sip_p_asserted_identity_class, 0));
+  char *text = paid ? su_strdup(home, aor.c_str()) : nullptr;
+  if (!text || url_d(paid->paid_url, text) < 0) return;
+  msg_header_insert(msg, pub, reinterpret_cast<msg_header_t *>(paid));
 }
 
-// Proves to the device `receiver_aor` that the P-Asserted-Identity in `msg`
-// is ours (common/auth/identity_proof.h): a device cannot tell our messages
-// from a spoofed UDP source or another local process by address alone. The
-// key is the receiver's digest HA1 (realm = its domain), SHA-256 when the
-// users file has one, else MD5; a receiver we hold no secret for (a static
-// record, a foreign host) gets no proof. Call it last: the proof covers the
-// message as the receiver gets it.
-void add_identity_proof(msg_t *msg, const auth::UsersFile &users, const std::string &receiver_aor) {
-  sip_t *sip = sip_object(msg);
+// The identity a receiver checks a proof against: the P-Asserted-Identity as
+// it reads it (empty: none, and no proof).
+std::string asserted_aor(const sip_t *sip) {
   const sip_p_asserted_identity_t *paid = sip_p_asserted_identity(sip);
-  if (!paid || receiver_aor.size() < 5 || !sip->sip_call_id || !sip->sip_cseq) return;
-  const size_t at = receiver_aor.find('@');
-  if (at == std::string::npos) return;
-  const std::string user = receiver_aor.substr(4, at - 4), domain = receiver_aor.substr(at + 1);
-  auth::Algorithm alg = auth::Algorithm::SHA256;
-  std::optional<std::string> ha1 = users.ha1(user, domain, domain, alg);
-  if (!ha1) ha1 = users.ha1(user, domain, domain, alg = auth::Algorithm::MD5);
-  if (!ha1) return;
+  return paid ? sipmsg::url_aor(paid->paid_url) : std::string();
+}
+
+// The P-Portier-Proof value that proves to a device that the
+// P-Asserted-Identity `identity` in `msg` is ours (common/auth/identity_proof.h):
+// a device cannot tell our messages from a spoofed UDP source or another local
+// process by address alone. `key`: the receiver's (Router::proof_key). Empty
+// when the message lacks what the proof covers.
+std::string identity_proof_for(const msg_t *msg, auth::Algorithm alg, const auth::HmacSha256 &key,
+                               const std::string &identity) {
+  const sip_t *sip = sip_object(msg);
+  if (identity.empty() || !sip->sip_call_id || !sip->sip_cseq) return "";
   auth::ProofFields f;
-  f.identity = sipmsg::url_aor(paid->paid_url);
+  f.identity = identity;
   f.call_id = sip->sip_call_id->i_id;
   f.from_tag = sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
   f.cseq = sip->sip_cseq->cs_seq;
   f.what = sip->sip_request ? sip->sip_request->rq_method_name
                             : std::to_string(sip->sip_status ? sip->sip_status->st_status : 0);
-  const std::string header = std::string(auth::kIdentityProofHeader) + ": " +
-                             auth::identity_proof(alg, *ha1, f, clock::wall_s());
-  msg_header_t *h = msg_header_make(msg_home(msg), sip_unknown_class, header.c_str());
-  if (h) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip), h);
+  return auth::identity_proof(alg, key, f, clock::wall_s());
+}
+
+// Adds the proof last: it covers the message as the receiver gets it. Built in
+// place: printing "Name: value" for the parser to take apart again bought nothing.
+void add_identity_proof(msg_t *msg, const std::string &value) {
+  if (value.empty()) return;
+  su_home_t *home = msg_home(msg);
+  auto *h = reinterpret_cast<msg_unknown_t *>(msg_header_alloc(home, sip_unknown_class, 0));
+  if (!h) return;
+  h->un_name = auth::kIdentityProofHeader;
+  h->un_value = su_strdup(home, value.c_str());
+  msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(sip_object(msg)),
+                    reinterpret_cast<msg_header_t *>(h));
 }
 
 }  // namespace
@@ -95,6 +106,28 @@ Router::Router(RouterEnv env, CallObserver *observer) : env_(std::move(env)), ob
 
 Router::~Router() {
   while (!txns_.empty()) destroy(txns_.begin()->first);
+}
+
+const Router::ProofKey *Router::proof_key(const std::string &receiver_aor) {
+  if (auto it = proof_keys_.find(receiver_aor); it != proof_keys_.end())
+    return it->second ? &*it->second : nullptr;
+  // Bounded: with authentication off, anyone may register any AOR.
+  if (proof_keys_.size() >= kMaxProofKeys) proof_keys_.clear();
+  // The key is the receiver's digest HA1 (realm = its domain), SHA-256 when the
+  // users file has one, else MD5; a receiver we hold no secret for (a static
+  // record, a foreign host) gets no proof.
+  std::optional<ProofKey> key;
+  const size_t at = receiver_aor.find('@');
+  if (receiver_aor.size() >= 5 && at != std::string::npos && at >= 4) {
+    const std::string_view aor(receiver_aor);
+    const std::string_view user = aor.substr(4, at - 4), domain = aor.substr(at + 1);
+    auth::Algorithm alg = auth::Algorithm::SHA256;
+    std::optional<std::string> ha1 = env_.users.ha1(user, domain, domain, alg);
+    if (!ha1) ha1 = env_.users.ha1(user, domain, domain, alg = auth::Algorithm::MD5);
+    if (ha1) key.emplace(ProofKey{alg, auth::identity_proof_key(*ha1)});
+  }
+  auto &slot = proof_keys_.emplace(receiver_aor, std::move(key)).first->second;
+  return slot ? &*slot : nullptr;
 }
 
 Router::Txn *Router::create_txn(nta_incoming_t *irq, const sip_t *sip) {
@@ -135,13 +168,13 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
   sip_t *csip = sip_object(copy);
   su_home_t *home = msg_home(copy);
 
-  // §16.6 step 3: Max-Forwards minus one.
-  unsigned mf = csip->sip_max_forwards ? csip->sip_max_forwards->mf_count : 70;
-  char mf_str[16];
-  snprintf(mf_str, sizeof mf_str, "%u", mf ? mf - 1 : 0);
-  if (csip->sip_max_forwards)
-    msg_header_remove(copy, reinterpret_cast<msg_pub_t *>(csip),
-                      reinterpret_cast<msg_header_t *>(csip->sip_max_forwards));
+  // §16.6 step 3: Max-Forwards minus one, changed in place (its text as
+  // received goes, so it is printed with the new count); 69 when it had none.
+  const bool had_max_forwards = csip->sip_max_forwards != nullptr;
+  if (sip_max_forwards_t *mf = csip->sip_max_forwards) {
+    if (mf->mf_count) --mf->mf_count;
+    msg_fragment_clear(mf->mf_common);
+  }
   // §16.4/§16.12: our own Route entries are consumed here (two of them when the
   // dialog was double record-routed, RFC 5658).
   if (pop_route) {
@@ -176,7 +209,19 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
       return false;
     }
   }
-  add_identity_proof(copy, env_.users, aor);
+  if (t && !aor.empty()) {
+    if (const ProofKey *k = proof_key(aor)) {
+      // What a proof covers is the same on every branch of the request (the
+      // identity, Call-ID, From tag, CSeq, method; the second): the branches to
+      // one AOR (its devices) get one proof.
+      if (t->proof_aor != aor || t->proof_at != clock::wall_s()) {
+        t->proof_at = clock::wall_s();
+        t->proof = identity_proof_for(copy, k->alg, k->key, t->asserted);
+        t->proof_aor = aor;
+      }
+      add_identity_proof(copy, t->proof);
+    }
+  }
 
   const bool ack = csip->sip_request->rq_method == sip_method_ack;
   std::unique_ptr<Branch> b;
@@ -185,13 +230,14 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
     b->txn = t;
     b->index = t->branches.size();
     b->target = target;
+    if (rq) b->target_host = sipmsg::bare_host(rq->rq_url);
     b->next_hop = next_hop;
   }
-  nta_outgoing_t *orq =
-      nta_outgoing_mcreate(env_.agent, ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
-                           next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
-                           TAG_IF(rq, SIPTAG_REQUEST(rq)), SIPTAG_MAX_FORWARDS_STR(mf_str),
-                           TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
+  nta_outgoing_t *orq = nta_outgoing_mcreate(
+      env_.agent, ack ? nullptr : on_branch_response, ack ? nullptr : b.get(),
+      next_hop.empty() ? nullptr : URL_STRING_MAKE(next_hop.c_str()), copy,
+      TAG_IF(rq, SIPTAG_REQUEST(rq)), TAG_IF(!had_max_forwards, SIPTAG_MAX_FORWARDS_STR("69")),
+      TAG_IF(ack, NTATAG_STATELESS(1)), TAG_END());
   if (!orq) msg_destroy(copy);  // mcreate does not take the message when it fails
   if (ack) {
     if (orq) nta_outgoing_destroy(orq);
@@ -259,6 +305,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   // The caller as digest authentication proved it (empty when auth is off).
   assert_identity(msg, caller_aor);
   Txn *t = create_txn(irq, sip);
+  t->asserted = asserted_aor(sip);
   t->dialog_forming = dialog_forming;
   t->call = std::move(call);
   if (watched) t->observer = observer_;
@@ -269,11 +316,16 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   t->caller_host = source;
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
-  for (const auto &c : contacts) {
-    const std::string rr =
-        record_route ? env_.record_route(irq, msg, c.next_hop.empty() ? c.uri : c.next_hop)
-                     : std::string();
-    if (add_branch(t, msg, c.uri, rr, pop_route, c.next_hop, c.aor) && !t->branches.empty())
+  std::vector<std::string> rrs(contacts.size());
+  if (record_route) {
+    std::vector<std::string> hops;
+    hops.reserve(contacts.size());
+    for (const auto &c : contacts) hops.push_back(c.next_hop.empty() ? c.uri : c.next_hop);
+    rrs = env_.record_route(irq, msg, hops);
+  }
+  for (size_t i = 0; i < contacts.size(); ++i) {
+    const chain::Target &c = contacts[i];
+    if (add_branch(t, msg, c.uri, rrs[i], pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
   }
   if (!settle_unsent(t)) return true;
@@ -411,8 +463,9 @@ DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
   d.caller_hosts.push_back(t->caller_host);
   // The host the branch went to (a NATed device's public address): its
   // in-dialog requests come from there even if a response took another path.
-  for (const std::string *uri : {&b->target, &b->next_hop})
-    if (!uri->empty()) d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), uri->c_str())));
+  if (!b->target_host.empty()) d.callee_hosts.push_back(b->target_host);
+  if (!b->next_hop.empty())
+    d.callee_hosts.push_back(sipmsg::bare_host(url_make(msg_home(msg), b->next_hop.c_str())));
   d.caller_targets.push_back(t->caller_target);
   d.callee_targets.push_back(sipmsg::bare_host(callee_contact));
   d.caller_aor = t->call.caller_aor;
@@ -455,7 +508,9 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     const int st = sip_object(response)->sip_status->st_status;
     if (t->dialog_forming && st >= 200 && st < 300) {
       assert_identity(response, b->aor);
-      add_identity_proof(response, env_.users, t->call.caller_aor);
+      if (const ProofKey *k = proof_key(t->call.caller_aor))
+        add_identity_proof(response, identity_proof_for(response, k->alg, k->key,
+                                                        asserted_aor(sip_object(response))));
     }
   }
   if (d.forward && response) {

@@ -8,13 +8,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 // clang-format off
 #include "proxy/sofia.h"  // first: it sets sofia-sip's magic types
 // clang-format on
 
+#include "common/auth/hmac.h"
 #include "common/auth/users_file.h"
 #include "common/event_writer.h"
 #include "proxy/call_observer.h"
@@ -36,9 +39,10 @@ struct RouterEnv {
   const auth::UsersFile &users;  // the identity proofs' keys
   const LocalNames &names;       // our addresses and domains
   events::Writer &events;        // answered / failed / cancelled / fork_timeout
-  // Record-Route value(s) for a request that came in on irq and goes out to a
-  // target (Proxy::record_route_for: our address per transport, signed).
-  std::function<std::string(nta_incoming_t *irq, msg_t *msg, const std::string &target)>
+  // Record-Route value(s) for a request that came in on irq, one per target it
+  // goes out to (Proxy::record_route_for: our address per transport, signed).
+  std::function<std::vector<std::string>(nta_incoming_t *irq, msg_t *msg,
+                                         const std::vector<std::string> &targets)>
       record_route;
 };
 
@@ -83,6 +87,7 @@ class Router : public chain::Forker, public chain::DialogRouter {
     Txn *txn = nullptr;
     size_t index = 0;
     std::string target;
+    std::string target_host;  // the target's host, read when its request line was made
     std::string next_hop;  // where requests to this device go (NAT), empty: target
     std::string aor;       // the address of record whose binding this branch calls
     nta_outgoing_t *orq = nullptr;
@@ -123,7 +128,21 @@ class Router : public chain::Forker, public chain::DialogRouter {
     // An in-dialog INVITE or UPDATE of an observed call: whether the caller
     // sent it (its offer, or the 2xx's, goes through the observer).
     bool offer_from_caller = false;
+    // The identity the forked request asserts, as its receivers read it (the
+    // identity proofs cover it).
+    std::string asserted;
+    // The last identity proof made for its branches: for which AOR, in which
+    // second (the proof's timestamp).
+    std::string proof_aor, proof;
+    int64_t proof_at = 0;
   };
+  // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
+  struct ProofKey {
+    auth::Algorithm alg;
+    auth::HmacSha256 key;
+  };
+  // The receiver's key, derived once (null: we hold no secret for it).
+  const ProofKey *proof_key(const std::string &receiver_aor);
 
   Txn *create_txn(nta_incoming_t *irq, const sip_t *sip);
   // Sends one copy of msg to target (a request URI; empty: keep the message's own).
@@ -174,6 +193,9 @@ class Router : public chain::Forker, public chain::DialogRouter {
   CallObserver *observer_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
+  // By receiver AOR; the users file does not change while the proxy runs.
+  std::unordered_map<std::string, std::optional<ProofKey>> proof_keys_;
+  static constexpr size_t kMaxProofKeys = 4096;
   static constexpr size_t kRefusalLinesPerSecond = 5;
   int64_t refusal_second_ = 0;
   size_t refusals_logged_ = 0, refusals_unlogged_ = 0;

@@ -184,6 +184,30 @@ void TcpConnections::note_request(msg_t *msg, bool is_register) {
 }
 
 void TcpConnections::review(const LocationStore &locations, int64_t now_s) {
+  // With no connection accepted since the last walk, none open then and no flow
+  // held, the walk over every descriptor (the relay's sockets too) and every
+  // binding would find nothing: a UDP-only house pays nothing for it.
+  const bool accepted = accept_guard::take_accepted() > 0;
+  if (accepted || connections_seen_ || !flows_.empty()) review_connections(locations, now_s);
+  // One line per source and second in a flood, not one per connection.
+  for (const auto &[host, n] : over_limit_)
+    PLOG_WARN("tcp: closed %zu connection(s) from %s: over max-connections-per-source (%zu)", n,
+              host.c_str(), max_per_source_);
+  over_limit_.clear();
+  if (size_t n = accept_guard::take_refused_by_filter())
+    PLOG_WARN(
+        "tcp: refused %zu connection(s) at once: their source is at "
+        "max-connections-per-source (%zu)",
+        n, max_per_source_);
+  if (size_t n = accept_guard::take_refused_no_fd() + no_descriptors_)
+    PLOG_WARN(
+        "tcp: refused or closed %zu connection(s): out of file descriptors "
+        "(RLIMIT_NOFILE); the newest unregistered connections go first",
+        n);
+  no_descriptors_ = 0;
+}
+
+void TcpConnections::review_connections(const LocationStore &locations, int64_t now_s) {
   registered_.clear();
   for (const auto &[aor, bindings] : locations.records())
     for (const auto &b : bindings) {
@@ -206,27 +230,12 @@ void TcpConnections::review(const LocationStore &locations, int64_t now_s) {
     it = flows_.erase(it);
   }
   review_now(now_ms());
-  // One line per source and second in a flood, not one per connection.
-  for (const auto &[host, n] : over_limit_)
-    PLOG_WARN("tcp: closed %zu connection(s) from %s: over max-connections-per-source (%zu)", n,
-              host.c_str(), max_per_source_);
-  over_limit_.clear();
-  if (size_t n = accept_guard::take_refused_by_filter())
-    PLOG_WARN(
-        "tcp: refused %zu connection(s) at once: their source is at "
-        "max-connections-per-source (%zu)",
-        n, max_per_source_);
-  if (size_t n = accept_guard::take_refused_no_fd() + no_descriptors_)
-    PLOG_WARN(
-        "tcp: refused or closed %zu connection(s): out of file descriptors "
-        "(RLIMIT_NOFILE); the newest unregistered connections go first",
-        n);
-  no_descriptors_ = 0;
 }
 
 void TcpConnections::review_now(int64_t now) {
   size_t fds_open = 0;
   const std::vector<Accepted> accepted = accepted_connections(&fds_open);
+  connections_seen_ = !accepted.empty();
   std::vector<OpenConnection> open;
   open.reserve(accepted.size());
   struct rlimit rl {};

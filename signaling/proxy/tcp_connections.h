@@ -39,6 +39,8 @@ class TcpConnections : public chain::ConnectionActivity {
   size_t flows() const { return flows_.size(); }
 
  private:
+  // Lets go of flows whose binding is gone, then review_now.
+  void review_connections(const LocationStore &locations, int64_t now_s);
   void review_now(int64_t now_ms);
 
   nta_agent_t *agent_;
@@ -52,6 +54,8 @@ class TcpConnections : public chain::ConnectionActivity {
   // Connections closed per source for the limit since the last log line.
   std::map<std::string, size_t> over_limit_;
   size_t no_descriptors_ = 0;
+  // The last walk found accepted connections (review looks again).
+  bool connections_seen_ = false;
 };
 
 }  // namespace portier::proxy

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "proxy/dialog_table.h"
 
@@ -155,6 +157,24 @@ TEST(RouteSigner, SignsTheDialogWithTheKey) {
   EXPECT_FALSE(a.verify(changed, "c1@door", "er1"));
   // The length prefix keeps (Call-ID, tag) pairs apart that concatenate alike.
   EXPECT_NE(a.sign("c1@doo", "rer1"), a.sign("c1@door", "er1"));
+}
+
+// Signatures are remembered per dialog: whatever was signed before, in any
+// order and however many dialogs pushed each other out, each pair gets the
+// signature a fresh signer gives it.
+TEST(RouteSigner, RemembersWithoutMixingDialogs) {
+  const std::string key = "key one of thirty-two bytes.....";
+  RouteSigner warm(key);
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (int i = 0; i < 300; ++i)
+    pairs.emplace_back("call" + std::to_string(i % 150) + "@door", "tag" + std::to_string(i % 7));
+  for (const auto &[call_id, tag] : pairs) warm.sign(call_id, tag);
+  for (auto it = pairs.rbegin(); it != pairs.rend(); ++it) {
+    const std::string fresh = RouteSigner(key).sign(it->first, it->second);
+    EXPECT_EQ(warm.sign(it->first, it->second), fresh) << it->first << " " << it->second;
+    EXPECT_TRUE(warm.verify(fresh, it->first, it->second));
+    EXPECT_FALSE(warm.verify(fresh, it->first, it->second + "x"));
+  }
 }
 
 }  // namespace

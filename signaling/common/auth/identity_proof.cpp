@@ -59,8 +59,14 @@ std::optional<std::string_view> param(std::string_view header, std::string_view 
 }  // namespace
 
 std::string identity_proof(Algorithm a, std::string_view ha1, const ProofFields &f, int64_t ts) {
+  return identity_proof(a, cached_proof_key(ha1), f, ts);
+}
+
+HmacSha256 identity_proof_key(std::string_view ha1) { return proof_key(ha1); }
+
+std::string identity_proof(Algorithm a, const HmacSha256 &key, const ProofFields &f, int64_t ts) {
   return std::string("v=1;alg=") + (a == Algorithm::SHA256 ? "sha256" : "md5") +
-         ";ts=" + std::to_string(ts) + ";mac=" + mac_hex(cached_proof_key(ha1), f, ts);
+         ";ts=" + std::to_string(ts) + ";mac=" + mac_hex(key, f, ts);
 }
 
 const char *IdentityProofVerifier::result_name(Result r) {

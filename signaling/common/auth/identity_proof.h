@@ -46,6 +46,10 @@ struct ProofFields {
 
 // The header value for a device whose HA1 (hex, algorithm `a`) is `ha1`.
 std::string identity_proof(Algorithm a, std::string_view ha1, const ProofFields &f, int64_t ts);
+// The same with the device's key derived once (identity_proof_key) and kept
+// by the caller, which signs for the same few devices over and over.
+HmacSha256 identity_proof_key(std::string_view ha1);
+std::string identity_proof(Algorithm a, const HmacSha256 &key, const ProofFields &f, int64_t ts);
 
 class IdentityProofVerifier {
  public:

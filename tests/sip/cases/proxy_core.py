@@ -298,6 +298,9 @@ def case_route_by_domain_alias(env):
                       "<sip:proxy.lan:%d;lr>" % env.ports.proxy):
             c = py_call(env, route=route)
             log("INVITE with Route %s answered; Record-Route %s" % (route, c.record_route))
+            # RFC 3261 section 16.6 step 3: one hop fewer, once.
+            mf = c.invite_at_callee.hdrs("Max-Forwards")
+            check(mf == ["69"], "mon1 got Max-Forwards %s, expected [69]" % mf)
             hang_up(env, c)
             close_call(c)
         other = PyUA("door", LOCAL, env.ports.sip(4), env.ports.proxy)

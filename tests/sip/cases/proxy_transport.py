@@ -289,6 +289,12 @@ def case_tcp_registered_keepalive(env):
         door = env.door("door_%s" % user, "door_call_busy.xml", user, slot, timeout=15)
         invite = ua.answer_busy(10)
         log("%s got %s on its connection" % (user, invite.split(b"\r\n", 1)[0].decode()))
+        # RFC 5658: a call from UDP to a TCP flow is record-routed twice, the
+        # callee-facing (TCP) entry on top.
+        rr = [l for l in invite.split(b"\r\n") if l.lower().startswith(b"record-route:")]
+        check(rr and b";transport=tcp;lr;r2=on" in rr[0].split(b",")[0] and b"r2=on" in rr[0],
+              "%s's INVITE has Record-Route %s, expected ours twice, TCP first" % (user, rr))
+        log("%s: %s" % (user, rr[0].decode()))
         door.wait()
         door.expect_ok()
 
