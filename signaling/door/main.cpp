@@ -84,8 +84,7 @@ int main(int argc, char **argv) {
       rc = 1;
     } else if (!settings.control_socket.empty() &&
                !control.open(
-                   daemon.root(),
-                   settings.control_socket,
+                   daemon.root(), settings.control_socket,
                    [&](const std::string &line) { return commands.dispatch(line); }, &error)) {
       PLOG_ERROR("control socket %s: %s", settings.control_socket.c_str(), error.c_str());
       rc = 1;

@@ -248,8 +248,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     std::string dir = settings_.control_socket.substr(0, settings_.control_socket.rfind('/'));
     if (!dir.empty() && !make_dirs(dir, error)) return false;
     if (!control_.open(
-            root_,
-            settings_.control_socket,
+            root_, settings_.control_socket,
             [this](const std::string &line) { return commands_.dispatch(line); }, error))
       return false;
   }

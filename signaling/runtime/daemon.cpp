@@ -117,7 +117,9 @@ void Daemon::stop() {
   stop_timer_ = su_timer_create(su_root_task(root_), 5000);
   su_timer_set(
       stop_timer_,
-      [](su_root_magic_t *, su_timer_t *, su_timer_arg_t *self) { static_cast<Daemon *>(self)->quit(); },
+      [](su_root_magic_t *, su_timer_t *, su_timer_arg_t *self) {
+        static_cast<Daemon *>(self)->quit();
+      },
       this);
 }
 

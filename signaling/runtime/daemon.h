@@ -47,7 +47,7 @@ class Daemon {
 
   const Loop loop_kind_;
   su_root_t *root_ = nullptr;
-  GMainLoop *loop_ = nullptr;  // Loop::GLib only
+  GMainLoop *loop_ = nullptr;      // Loop::GLib only
   int signal_pipe_[2] = {-1, -1};  // Loop::Sofia: the handler's byte, read on the loop
   su_wait_t signal_wait_[1] = {};
   su_timer_t *stop_timer_ = nullptr;

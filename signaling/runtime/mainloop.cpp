@@ -5,8 +5,8 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_glib.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 
 namespace portier::mainloop {
 namespace {
@@ -113,7 +113,8 @@ void notify_ready(su_root_t *root) {
   uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) <= 0) return;
   // Lives as long as the root (su_root_destroy frees its timers).
-  su_timer_t *ping = su_timer_create(su_root_task(root), static_cast<su_duration_t>(watchdog_usec / 2000));
+  su_timer_t *ping =
+      su_timer_create(su_root_task(root), static_cast<su_duration_t>(watchdog_usec / 2000));
   su_timer_set_for_ever(
       ping, [](su_root_magic_t *, su_timer_t *, su_timer_arg_t *) { sd_notify(0, "WATCHDOG=1"); },
       nullptr);
