@@ -5,8 +5,9 @@
 #include <cstdint>
 #include <string>
 
-// Read by jemalloc before its first allocation (jemalloc(3), "TUNING").
-extern "C" const char *malloc_conf = "thp:always,metadata_thp:auto";
+// Read by jemalloc before its first allocation (jemalloc(3), "TUNING");
+// <jemalloc/jemalloc.h> declares it, with C linkage.
+const char *malloc_conf = "thp:always,metadata_thp:auto";
 
 namespace portier::proxy::allocator {
 namespace {
