@@ -1,12 +1,14 @@
 """portier-proxy's core conformance: malformed input, OPTIONS, loops, foreign domains,
 Proxy-Require, stray responses, domain aliases (RFC 3261 section 16.3)."""
 
+import json
 import os
 import re
+import signal
 import socket
 import time
 
-from portier_sip.base import ATTACKER, DOMAIN, GROUP, LOCAL, USERS, check, log
+from portier_sip.base import ATTACKER, DOMAIN, GROUP, LOCAL, USERS, Proc, check, log
 from portier_sip.checks import final_response
 from portier_sip.pycall import (attacked_call, close_call, hang_up, py_call, py_sdp,
                                 send_authenticated)
@@ -136,6 +138,47 @@ def case_options_keepalive(env):
         ok = s.received(lambda m: m.status == 200)[0]
         log("%s: %s (Allow: %s)" % (s.name, ok.first, ok.hdr("Allow")))
     env.assert_no_secrets()
+
+
+@case
+def case_systemd_notify(env):
+    """What the shipped unit (config/systemd/portier-proxy.service: Type=notify,
+    WatchdogSec=) relies on, per sd_notify(3) and sd_watchdog_enabled(3): READY=1
+    once the proxy serves, WATCHDOG=1 from its main loop at half the interval for
+    as long as the loop turns, STOPPING=1 and exit status 0 on SIGTERM. The
+    control socket answers on the same loop meanwhile."""
+    path = os.path.join(env.dir, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    cfg = env.write_config()
+    environ = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
+    # WATCHDOG_PID must name the proxy itself: the shell execs into it.
+    proc = Proc("proxy", ["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" --config "$1"',
+                          env.args.proxy, cfg], env.proxy_log, env.dir, env=environ)
+    env.procs.append(proc)
+    got = []
+
+    def collect(done, bound):
+        deadline = time.time() + bound
+        while time.time() < deadline and not done():
+            try:
+                got.append(sock.recv(256).decode())
+            except socket.timeout:
+                pass
+
+    collect(lambda: got.count("WATCHDOG=1") >= 3 or not proc.running(), 15)
+    log("notifications: %s" % got)
+    check(got and got[0] == "READY=1", "the first notification was not READY=1: %s" % got)
+    check(got.count("WATCHDOG=1") >= 3, "the watchdog was not pinged: %s" % got)
+    r = env.ctl_raw("ping")
+    check(r is not None and r[0] == 0 and json.loads(r[1]).get("ok") is True,
+          "the control socket did not answer: %r" % (r,))
+    os.kill(proc.pid, signal.SIGTERM)
+    rc = proc.wait(10)
+    collect(lambda: "STOPPING=1" in got, 5)
+    check(rc == 0, "portier-proxy exited with %s on SIGTERM" % rc)
+    check("STOPPING=1" in got, "no STOPPING=1 on SIGTERM: %s" % got)
 
 
 @case
