@@ -1,7 +1,6 @@
 #include "runtime/daemon.h"
 
 #include <fcntl.h>
-#include <glib-unix.h>
 #include <sofia-sip/su_glib.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -53,15 +52,12 @@ bool Daemon::init() {
     PLOG_ERROR("cannot create the sofia-sip root");
     return false;
   }
-  if (loop_kind_ == Loop::Sofia) return catch_signals_on_root();
-  loop_ = g_main_loop_new(nullptr, FALSE);
-  g_unix_signal_add(SIGTERM, on_signal, this);
-  g_unix_signal_add(SIGINT, on_signal, this);
-  return true;
+  if (loop_kind_ == Loop::GLib) loop_ = g_main_loop_new(nullptr, FALSE);
+  return catch_signals_on_root();
 }
 
-// The classic self-pipe: the handler only writes a byte, the loop reads it and
-// stops on its own thread. (A signalfd would need the signals blocked in every
+// The classic self-pipe, on either loop (a GLib-driven root watches it too):
+// the handler only writes a byte, the loop reads it and stops on its own thread. (A signalfd would need the signals blocked in every
 // thread, and the mask would pass on to the programs a daemon runs.)
 bool Daemon::catch_signals_on_root() {
   if (pipe2(signal_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -90,11 +86,6 @@ int Daemon::on_signal_pipe(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *data
   }
   self->stop();
   return 0;
-}
-
-gboolean Daemon::on_signal(gpointer self) {
-  static_cast<Daemon *>(self)->stop();
-  return G_SOURCE_REMOVE;
 }
 
 void Daemon::quit() {

@@ -40,7 +40,6 @@ class Daemon {
   void run();
 
  private:
-  static gboolean on_signal(gpointer self);
   static int on_signal_pipe(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *self);
   bool catch_signals_on_root();
   void quit();
@@ -48,7 +47,7 @@ class Daemon {
   const Loop loop_kind_;
   su_root_t *root_ = nullptr;
   GMainLoop *loop_ = nullptr;      // Loop::GLib only
-  int signal_pipe_[2] = {-1, -1};  // Loop::Sofia: the handler's byte, read on the loop
+  int signal_pipe_[2] = {-1, -1};  // the signal handler's byte, read on the loop
   su_wait_t signal_wait_[1] = {};
   su_timer_t *stop_timer_ = nullptr;
   std::function<void(std::function<void()>)> stop_;
