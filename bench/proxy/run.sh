@@ -30,6 +30,7 @@ PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
 #          (BENCH_COST_CALL_RATE/s) at fixed rates, the peers interleaved (A, B, A, B,
 #          ...) BENCH_COST_REPS times, every repetition reported: the top rate swings
 #          by +-40% on a shared VM, the CPU per operation at a fixed rate much less.
+#          BENCH_COST_KINDS picks "reg", "call" or both (the default).
 #   relay  the same for forked calls only, each portier peer with its relay off and
 #          on: what the media relay adds to the signalling of a call.
 #   top    the highest sustained rates, as below.
@@ -40,6 +41,7 @@ MODE=${BENCH_MODE:-"cost top"}
 COST_RATE=${BENCH_COST_RATE:-3000}
 COST_CALL_RATE=${BENCH_COST_CALL_RATE:-600}
 COST_REPS=${BENCH_COST_REPS:-3}
+COST_KINDS=${BENCH_COST_KINDS:-"reg call"}  # cost mode: which of reg, call
 INSTR_REGS=${BENCH_INSTR_REGS:-600}
 INSTR_REG_RATE=${BENCH_INSTR_REG_RATE:-20}
 INSTR_CALLS=${BENCH_INSTR_CALLS:-60}
@@ -683,7 +685,7 @@ instr_mode() {
 
 for m in $MODE; do
   case $m in
-    cost) cost_mode cost reg call ;;
+    cost) cost_mode cost $COST_KINDS ;;
     relay) cost_mode relay call ;;
     instr) instr_mode ;;
     top) ;;
