@@ -390,9 +390,11 @@ def _rogue_device(env, user, slot):
 
 def _bypassing(ua, call_id, *needles):
     """The messages of call_id that ua received whose body names one of needles
-    (the device's media address or ports): SDP that would bypass the relay."""
+    (the device's media address or ports): SDP that would bypass the relay.
+    Whole tokens only: relay port 41702 does not name port 4170."""
+    pattern = re.compile(r"(?<![\w.])(%s)(?![\w.])" % "|".join(re.escape(n) for n in needles))
     return [m.first for m in ua.got(lambda m: m.hdr("Call-ID") == call_id and m.body and
-                                    any(n in m.body for n in needles))]
+                                    pattern.search(m.body))]
 
 
 def _ack_failure(ua, ruri, resp, route=()):
