@@ -25,6 +25,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "proxy/allocator.h"
+#include "proxy/udp_fastpath.h"
 #include "proxy/chain/build_chain.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
@@ -200,6 +201,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       PLOG_INFO("listening on %s %s:%s", n->tpn_proto, n->tpn_host, n->tpn_port);
     }
   }
+  if (!udp_fastpath::attach(nta_agent_tports(agent_)))
+    PLOG_INFO("udp fast path %s", udp_fastpath::status().why.c_str());
 
   {
     unsigned char r[8];
@@ -281,6 +284,7 @@ void Proxy::stop() {
   relay_.reset();
   if (stateless_in_) nta_incoming_destroy(stateless_in_), stateless_in_ = nullptr;
   if (stateless_out_) nta_outgoing_destroy(stateless_out_), stateless_out_ = nullptr;
+  udp_fastpath::detach();
   if (agent_) nta_agent_destroy(agent_), agent_ = nullptr;
 }
 
@@ -495,6 +499,7 @@ std::string Proxy::stats_json() const {
   nta_agent_get_stats(agent_, NTATAG_S_IRQ_HASH_USED_REF(irqs), NTATAG_S_ORQ_HASH_USED_REF(orqs),
                       TAG_END());
   const allocator::Usage memory = allocator::usage();
+  const udp_fastpath::Status fast = udp_fastpath::status();
   return json::Writer()
       .begin_object()
       .field("bindings", locations_.binding_count())
@@ -504,6 +509,9 @@ std::string Proxy::stats_json() const {
       .field("banned", limiter_ ? limiter_->bans(clock::wall_s()).size() : 0)
       .field("memory_allocated_kb", memory.allocated / 1024)
       .field("memory_resident_kb", memory.resident / 1024)
+      .field("udp_fastpath", fast.active ? std::string("on") : fast.why)
+      .field("udp_fastpath_datagrams", fast.datagrams)
+      .field("udp_fastpath_resends", fast.resends)
       .end_object()
       .take();
 }

@@ -7,6 +7,7 @@ import socket
 import time
 
 from portier_sip.base import ATTACKER, DOMAIN, LOCAL, TestFailure, USERS, check, log
+from portier_sip.rawua import RawUa, group_call, invite_of, raw_devices, raw_reply
 from portier_sip.registry import case
 from portier_sip.sipmsg import (_req, digest_auth, find_challenge, header_lines, header_values,
                                 status_of, udp_exchange)
@@ -397,3 +398,47 @@ def case_tcp_connection_flood(env):
         time.sleep(0.5)
     check(fresh is not None, "no 200 to OPTIONS on a new connection after the flood")
     check(env.proxy_alive(), "portier-proxy died")
+
+
+@case
+def case_udp_fastpath_icmp(env):
+    """portier-proxy reads each UDP datagram with one system call and sends
+    without clearing SO_ERROR first (signaling/proxy/udp_fastpath.h). Then an
+    ICMP port unreachable drawn by one branch of a fork is left on the socket
+    for the next send. RFC 3261 section 18.1.1: the next request still goes
+    out. A group call where one monitor has vanished (its port is closed)
+    still rings the other, whichever branch the proxy sends first (each
+    order is tried), the door gets the live monitor's 486, not a 503 nor a
+    wait for the vanished monitor's Timer B (32 s), and the proxy says the
+    fast path is on and carried the datagrams."""
+    env.start_proxy()
+    stats = env.ctl("stats")
+    check(stats.get("udp_fastpath") == "on", "udp_fastpath is %r, expected on (Debian's "
+          "sofia-sip 1.12.11)" % stats.get("udp_fastpath"))
+    mon1, mon2 = raw_devices(env, ["mon1", "mon2"])
+    door = RawUa("door", LOCAL)
+    try:
+        for dead_slot in (0, 1):
+            devices = [mon1, mon2]
+            dead = devices[dead_slot]
+            live = devices[1 - dead_slot]
+            dead.close()
+            call, _ = group_call(env, door, [])
+            inv = invite_of(live, call.call_id)
+            raw_reply(live, inv, 486, "Busy Here", live.name)
+            fin = call.final(timeout=10)
+            check(fin.status == 486, "%s gone: the door got %s, expected %s's 486"
+                  % (dead.name, fin.first, live.name))
+            live.wait_for(lambda m: m.method == "ACK" and m.hdr("Call-ID") == call.call_id, 5,
+                          "ACK for %s's 486" % live.name)
+            # The vanished monitor comes back on its port for the next round.
+            devices[dead_slot] = RawUa(dead.name, LOCAL, env.ports.sip(dead_slot))
+            mon1, mon2 = devices
+        stats = env.ctl("stats")
+        check(stats.get("udp_fastpath_datagrams", 0) > 0,
+              "no datagram went through the fast path: %s" % stats)
+        log("fast path: %s datagrams, %s sends tried again after an ICMP error"
+            % (stats.get("udp_fastpath_datagrams"), stats.get("udp_fastpath_resends")))
+    finally:
+        for ua in (mon1, mon2, door):
+            ua.close()
