@@ -127,7 +127,9 @@ void check(const Chain &c, const Row &row) {
   EXPECT_STREQ(c.at(r.ctx.position).name(), row.decided_by);
   EXPECT_STREQ(outcome_name(out), outcome_name(row.outcome));
   EXPECT_EQ(r.reply.status(), row.status);
-  if (row.phrase) EXPECT_EQ(r.reply.phrase(), row.phrase);
+  if (row.phrase) {
+    EXPECT_EQ(r.reply.phrase(), row.phrase);
+  }
 }
 
 TEST_F(ChainPolicy, WithAuthenticationEachRequestStopsWhereTheRfcSays) {
