@@ -30,7 +30,7 @@ VRecv real_vrecv;
 
 // Everything below runs on the thread that runs the sofia root, the only one
 // that touches the agent's sockets; attach() and detach() run there too.
-constexpr size_t kMaxSockets = 8;
+constexpr size_t kMaxSockets = 32;  // sofia opens one per address for sip:*
 std::array<int, kMaxSockets> sockets;
 unsigned socket_count = 0;
 bool active = false;

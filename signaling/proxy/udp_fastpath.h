@@ -46,7 +46,7 @@ void detach();
 // Why the fast path cannot work in this process, or "" when it can.
 std::string unavailable();
 // Takes over one UDP socket, as attach() does each of the agent's (and tests
-// do theirs); false when unavailable() or when eight are taken already.
+// do theirs); false when unavailable() or when 32 are taken already.
 bool take_socket(int fd);
 
 struct Status {
