@@ -34,12 +34,16 @@ Daemon::~Daemon() {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal_write_fd = -1;
-    close(signal_pipe_[0]);
-    close(signal_pipe_[1]);
   }
   if (root_) {
     su_root_destroy(root_);
     su_deinit();
+  }
+  // Only now: destroying the root takes the pipe out of its epoll set, which
+  // fails (EBADF, logged by sofia) once the descriptor is closed.
+  if (signal_pipe_[0] >= 0) {
+    close(signal_pipe_[0]);
+    close(signal_pipe_[1]);
   }
 }
 
