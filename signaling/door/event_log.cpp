@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "common/event_writer.h"
-#include "common/json.h"
 
 namespace portier::door {
 namespace {
@@ -130,13 +129,11 @@ bool EventLog::open(const EventLogOptions &options, std::string *error) {
 int64_t EventLog::chunk_bytes() const { return std::max<int64_t>(options_.keep_bytes / 4, 4096); }
 
 bool EventLog::write(const DoorEvent &event, EventTime t, std::string *error) {
-  json::Writer w;
-  w.begin_object()
-      .field("time", events::iso8601_utc(t.wall_ms))
-      .field("mono_ms", t.mono_ms)
-      .field("kind", event_kind_name(event.kind));
+  // The line of every portier event writer: the kind is the "event", with
+  // both clocks, so a visit lines up with the proxy's and monitors' lines.
+  std::vector<events::Field> fields;
   auto field = [&](const char *name, const std::string &value) {
-    if (!value.empty()) w.field(name, value);
+    if (!value.empty()) fields.push_back(events::field(name, value));
   };
   field("ring", event.ring);
   field("who", event.who);
@@ -144,7 +141,7 @@ bool EventLog::write(const DoorEvent &event, EventTime t, std::string *error) {
   field("result", event.result);
   field("detail", event.detail);
   field("snapshot", event.snapshot);
-  const std::string line = w.end_object().take() + "\n";
+  const std::string line = events::format_line(event_kind_name(event.kind), fields, t) + "\n";
 
   const int64_t day = floor_div(t.wall_ms, kDayMs);
   bool rotated = false;

@@ -2,8 +2,10 @@
 //   events-20240501T120000.123Z.jsonl  one JSON object per line, one file per UTC
 //                                      day (or smaller chunks when a day is busy)
 //   ring-20240501T120000.123Z.jpg      the visitor's snapshot at each ring
-// Every line has the wall-clock time (ISO 8601, UTC) and the monotonic time in
-// ms, so latencies can be compared with the other programs' event lines. A ring
+// Every line is an event line as every portier program writes it
+// (common/event_writer.h): the kind as "event", the wall-clock time (ISO 8601,
+// UTC, and in ms) and the monotonic time in ms, so latencies can be compared
+// with the other programs' event lines. A ring
 // id (the ring's time, as in the snapshot's name) ties a visit's lines together:
 // ring, answered (who), action / action_refused (door opened or not), ended.
 //

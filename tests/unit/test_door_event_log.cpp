@@ -91,17 +91,22 @@ TEST(DoorEventLog, AVisitAsJsonLines) {
 
   EXPECT_EQ(log.current_file(), "events-20240501T120000.123Z.jsonl");
   EXPECT_EQ(read_file(dir / "door/events-20240501T120000.123Z.jsonl"),
-            "{\"time\":\"2024-05-01T12:00:00.123Z\",\"mono_ms\":5000,\"kind\":\"ring\","
+            "{\"event\":\"ring\",\"wall\":\"2024-05-01T12:00:00.123Z\",\"wall_ms\":1714564800123,"
+            "\"mono_ms\":5000,"
             "\"ring\":\"20240501T120000.123Z\",\"snapshot\":\"ring-20240501T120000.123Z.jpg\"}\n"
-            "{\"time\":\"2024-05-01T12:00:04.123Z\",\"mono_ms\":9000,\"kind\":\"answered\","
+            "{\"event\":\"answered\",\"wall\":\"2024-05-01T12:00:04.123Z\",\"wall_ms\":"
+            "1714564804123,\"mono_ms\":9000,"
             "\"ring\":\"20240501T120000.123Z\",\"who\":\"sip:alice@home.example\"}\n"
-            "{\"time\":\"2024-05-01T12:00:09.123Z\",\"mono_ms\":14000,\"kind\":\"action\","
+            "{\"event\":\"action\",\"wall\":\"2024-05-01T12:00:09.123Z\",\"wall_ms\":1714564809123,"
+            "\"mono_ms\":14000,"
             "\"ring\":\"20240501T120000.123Z\",\"who\":\"sip:alice@home.example\","
             "\"action\":\"door\",\"result\":\"started\",\"detail\":\"pulse of 1500 ms\"}\n"
-            "{\"time\":\"2024-05-01T12:00:09.623Z\",\"mono_ms\":14500,\"kind\":\"action_refused\","
+            "{\"event\":\"action_refused\",\"wall\":\"2024-05-01T12:00:09.623Z\",\"wall_ms\":"
+            "1714564809623,\"mono_ms\":14500,"
             "\"who\":\"sip:\\\"bob\\\"\\n@home.example\",\"result\":\"wrong_code\","
             "\"detail\":\"wrong code (1 of 3 before lock-out)\"}\n"
-            "{\"time\":\"2024-05-01T12:00:20.123Z\",\"mono_ms\":25000,\"kind\":\"ended\","
+            "{\"event\":\"ended\",\"wall\":\"2024-05-01T12:00:20.123Z\",\"wall_ms\":1714564820123,"
+            "\"mono_ms\":25000,"
             "\"detail\":\"hangup\"}\n");
   struct stat st;
   ASSERT_EQ(stat((dir / "door").c_str(), &st), 0);

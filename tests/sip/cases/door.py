@@ -128,13 +128,13 @@ def door_rings_device(env, CODEC):
     for name in sorted(f for f in os.listdir(events_dir) if f.endswith(".jsonl")):
         with open(os.path.join(events_dir, name)) as f:
             lines += [json.loads(line) for line in f if line.strip()]
-    kinds = [e.get("kind") for e in lines]
+    kinds = [e.get("event") for e in lines]
     log("door event log: %s" % kinds)
     check("ring" in kinds and "answered" in kinds and "ended" in kinds,
           "the event log lacks the ring, the answer or the end: %s" % lines)
-    ring = [e for e in lines if e.get("kind") == "ring"][0]
+    ring = [e for e in lines if e.get("event") == "ring"][0]
     check(ring.get("snapshot") == jpgs[0], "the ring's line does not name its snapshot: %s" % ring)
-    answered = [e for e in lines if e.get("kind") == "answered"][0]
+    answered = [e for e in lines if e.get("event") == "answered"][0]
     check(answered.get("who") == "sip:mon1@%s" % DOMAIN, "who answered: %s" % answered)
 
 
