@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
   int rc = 0;
   {
     std::string error;
-    monitor::EventSink events;
+    events::Writer events;
     if (!events.open(settings.events_file, &error)) {
       PLOG_ERROR("%s", error.c_str());
       return 1;

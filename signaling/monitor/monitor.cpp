@@ -13,6 +13,7 @@
 namespace portier::monitor {
 namespace {
 
+using events::field;
 using sipmsg::body;
 using sipmsg::body_is;
 
@@ -23,7 +24,7 @@ constexpr int kDtmfInfoDurationMs = 100;
 
 }  // namespace
 
-Monitor::Monitor(MonitorSettings settings, EventSink &events)
+Monitor::Monitor(MonitorSettings settings, events::Writer &events)
     : settings_(std::move(settings)),
       events_(events),
       // No 100rel: a forking proxy passes on one early dialog and absorbs the
@@ -70,7 +71,7 @@ Monitor::~Monitor() {
   media_.reset();
 }
 
-void Monitor::emit(const std::string &kind, std::vector<EventField> fields) {
+void Monitor::emit(const std::string &kind, std::vector<events::Field> fields) {
   // The call's id on the call's lines (the last one on its "ended" line).
   if (!call_.call_id().empty() && (in_call(call_.state()) || kind == "ended"))
     fields.insert(fields.begin(), field("call_id", call_.call_id()));
@@ -461,15 +462,15 @@ void Monitor::keyframe_check() {
 void Monitor::on_first_frame(int width, int height) {
   if (!in_call(call_.state()) || first_frame_ms_ >= 0) return;
   if (keyframe_timer_) g_source_remove(keyframe_timer_), keyframe_timer_ = 0;
-  const EventTime t = EventTime::now();
+  const clock::Stamp t = clock::Stamp::now();
   first_frame_ms_ = since_invite_ms();
   first_frame_wall_ms_ = t.wall_ms;
-  std::vector<EventField> fields{field("call_id", call_.call_id()),
-                                 field("since_invite_ms", first_frame_ms_),
-                                 field("width", width),
-                                 field("height", height),
-                                 field("codec", media_->video_codec()),
-                                 field("decoder", media_->video_decoder())};
+  std::vector<events::Field> fields{field("call_id", call_.call_id()),
+                                    field("since_invite_ms", first_frame_ms_),
+                                    field("width", width),
+                                    field("height", height),
+                                    field("codec", media_->video_codec()),
+                                    field("decoder", media_->video_decoder())};
   events_.add_at("first_frame", fields, t);
 }
 
@@ -516,7 +517,7 @@ std::string Monitor::status_json() const {
   if (first_frame_wall_ms_ < 0)
     w.key("first_frame_wall").null();
   else
-    w.field("first_frame_wall", iso8601_utc(first_frame_wall_ms_));
+    w.field("first_frame_wall", events::iso8601_utc(first_frame_wall_ms_));
   w.field("video_codec", m ? m->video_codec() : "")
       .field("video_decoder", m ? m->video_decoder() : "")
       .field("width", m ? m->width() : 0)

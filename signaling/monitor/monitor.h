@@ -21,16 +21,14 @@
 #include <memory>
 #include <string>
 
-#include "sip/sdp/offer_answer.h"
-#include "sip/sip_account.h"
-#include "sip/sip_call.h"
+#include "common/event_writer.h"
 #include "monitor/call_signals.h"
 #include "monitor/monitor_config.h"
-#include "monitor/monitor_events.h"
 #include "monitor/monitor_media.h"
 #include "monitor/monitor_view.h"
 #include "sip/sdp/offer_answer.h"
 #include "sip/sip_account.h"
+#include "sip/sip_call.h"
 
 namespace portier::monitor {
 
@@ -44,7 +42,7 @@ struct Outcome {
 
 class Monitor {
  public:
-  Monitor(MonitorSettings settings, EventSink &events);
+  Monitor(MonitorSettings settings, events::Writer &events);
   ~Monitor();
   Monitor(const Monitor &) = delete;
   Monitor &operator=(const Monitor &) = delete;
@@ -92,11 +90,11 @@ class Monitor {
   void queue_info(const char *content_type, std::string body);
   void send_next_info();
   void call_ended(const std::string &reason);
-  void emit(const std::string &kind, std::vector<EventField> fields = {});
+  void emit(const std::string &kind, std::vector<events::Field> fields = {});
   int64_t since_invite_ms() const;
 
   MonitorSettings settings_;
-  EventSink &events_;
+  events::Writer &events_;
   std::function<void()> on_change_;
   std::function<GstElement *()> display_sink_;
 

@@ -9,7 +9,7 @@ std::string reply(const Outcome &o) {
 
 }  // namespace
 
-std::vector<control::Command> control_commands(Monitor &monitor, const EventSink &events,
+std::vector<control::Command> control_commands(Monitor &monitor, const events::Writer &events,
                                                const std::function<std::string()> &window_json) {
   using Args = const std::string &;
   return {

@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "common/control_table.h"
+#include "common/event_writer.h"
 #include "monitor/monitor.h"
-#include "monitor/monitor_events.h"
 
 namespace portier::monitor {
 
 // `window`: what the window shows (MonitorWindow::json), by `window_json`;
 // unset (headless) it is refused.
 std::vector<control::Command> control_commands(
-    Monitor &monitor, const EventSink &events,
+    Monitor &monitor, const events::Writer &events,
     const std::function<std::string()> &window_json = nullptr);
 
 }  // namespace portier::monitor
