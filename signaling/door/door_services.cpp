@@ -51,7 +51,7 @@ void DoorServices::log_event(EventKind kind, const std::string &who, const std::
   e.detail = detail;
   e.snapshot = snapshot;
   std::string error;
-  if (!log_.write(e, EventTime::now(), &error)) PLOG_WARN("events: %s", error.c_str());
+  if (!log_.write(e, clock::Stamp::now(), &error)) PLOG_WARN("events: %s", error.c_str());
 }
 
 DoorHooks DoorServices::hooks() {
@@ -68,7 +68,7 @@ DoorHooks DoorServices::hooks() {
   h.call_ended = [this](const std::string &who) { gate_.forget_keys(who); };
   h.event = [this](const std::string &kind, const std::string &details) {
     if (kind == "ring") {
-      ring_time_ = EventTime::now();
+      ring_time_ = clock::Stamp::now();
       ring_ = events::file_stamp(ring_time_.wall_ms);
     } else if (kind == "answered" || kind == "auto_answered") {
       const size_t at = details.find('=');

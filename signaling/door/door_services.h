@@ -65,7 +65,7 @@ class DoorServices {
   bool log_open_ = false;
   DtmfDeduplicator dtmf_;
   std::string ring_;  // the current visit's id (its time), "" between rings
-  EventTime ring_time_;
+  clock::Stamp ring_time_;
   struct Running {
     DoorServices *self;
     std::string action;

@@ -122,13 +122,13 @@ bool EventLog::open(const EventLogOptions &options, std::string *error) {
     unlink((options_.dir + "/" + tmp).c_str());
   current_.clear();
   current_day_ = -1;
-  apply_retention(EventTime::now());
+  apply_retention(clock::Stamp::now());
   return true;
 }
 
 int64_t EventLog::chunk_bytes() const { return std::max<int64_t>(options_.keep_bytes / 4, 4096); }
 
-bool EventLog::write(const DoorEvent &event, EventTime t, std::string *error) {
+bool EventLog::write(const DoorEvent &event, clock::Stamp t, std::string *error) {
   // The line of every portier event writer: the kind is the "event", with
   // both clocks, so a visit lines up with the proxy's and monitors' lines.
   std::vector<events::Field> fields;
@@ -181,7 +181,7 @@ bool EventLog::write(const DoorEvent &event, EventTime t, std::string *error) {
   return true;
 }
 
-bool EventLog::save_snapshot(EventTime ring_time, const void *jpeg, size_t size, std::string *file,
+bool EventLog::save_snapshot(clock::Stamp ring_time, const void *jpeg, size_t size, std::string *file,
                              std::string *error) {
   file->clear();
   if (options_.keep_rings <= 0) return true;
@@ -217,7 +217,7 @@ bool EventLog::save_snapshot(EventTime ring_time, const void *jpeg, size_t size,
   return true;
 }
 
-void EventLog::apply_retention(EventTime now) {
+void EventLog::apply_retention(clock::Stamp now) {
   auto snaps = list(options_.dir, kSnapPrefix, kSnapSuffix);
   const size_t keep_rings = static_cast<size_t>(std::max(0, options_.keep_rings));
   for (size_t i = 0; i + keep_rings < snaps.size(); ++i)

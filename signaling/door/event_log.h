@@ -22,7 +22,6 @@
 
 namespace portier::door {
 
-using EventTime = clock::Stamp;
 
 enum class EventKind {
   Ring,           // a visitor pressed the button: a call starts
@@ -58,17 +57,17 @@ class EventLog {
 
   // Appends one line at time `t`; starts a new file on a new UTC day or when the
   // current one holds a quarter of keep_bytes, then applies retention.
-  bool write(const DoorEvent &event, EventTime t, std::string *error);
+  bool write(const DoorEvent &event, clock::Stamp t, std::string *error);
 
   // Stores a JPEG as the snapshot of the ring at `ring_time` (written to a
   // temporary name, then renamed, so no half file is ever seen) and drops the
   // oldest snapshots beyond keep_rings. *file gets the file name ("" when
   // keep_rings is 0).
-  bool save_snapshot(EventTime ring_time, const void *jpeg, size_t size, std::string *file,
+  bool save_snapshot(clock::Stamp ring_time, const void *jpeg, size_t size, std::string *file,
                      std::string *error);
 
   // Deletes what the limits no longer allow, as of `now`.
-  void apply_retention(EventTime now);
+  void apply_retention(clock::Stamp now);
 
   const std::string &current_file() const { return current_; }  // "" before the first write
 

@@ -18,7 +18,6 @@ using portier::door::DoorEvent;
 using portier::door::EventKind;
 using portier::door::EventLog;
 using portier::door::EventLogOptions;
-using portier::door::EventTime;
 
 namespace {
 
@@ -27,7 +26,7 @@ constexpr int64_t kMay1Noon = 1714564800123;  // 2024-05-01T12:00:00.123Z
 
 // Today's 12:00:00.123 UTC: open() applies retention at the real time, so tests
 // that reopen a log write near it.
-int64_t today_noon() { return EventTime::now().wall_ms / kDay * kDay + kDay / 2 + 123; }
+int64_t today_noon() { return portier::clock::Stamp::now().wall_ms / kDay * kDay + kDay / 2 + 123; }
 
 std::vector<std::string> files(const std::string &dir, const std::string &prefix) {
   std::vector<std::string> out;
@@ -58,7 +57,7 @@ TEST(DoorEventLog, TimeFormats) {
   EXPECT_EQ(portier::events::iso8601_utc(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(portier::events::iso8601_utc(kMay1Noon), "2024-05-01T12:00:00.123Z");
   EXPECT_EQ(portier::events::file_stamp(kMay1Noon), "20240501T120000.123Z");
-  EventTime now = EventTime::now();
+  portier::clock::Stamp now = portier::clock::Stamp::now();
   EXPECT_GT(now.wall_ms, kMay1Noon);
   EXPECT_GT(now.mono_ms, 0);
 }
