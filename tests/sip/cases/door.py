@@ -1,6 +1,7 @@
 """portier-door through the proxy: early media, RTSP preview, keyframes, door codes, and
 requests from another host (forged identity, DTMF injection, forged BYE)."""
 
+import base64
 import json
 import os
 import re
@@ -200,6 +201,38 @@ def check_no_rtsp_password(env):
     check(not leaked, "password(s) %s appear in the door's log" % leaked)
 
 
+def rtsp_describe(port, url, authorization=None):
+    """The door's answer to one plain DESCRIBE: (status line, header lines)."""
+    req = "DESCRIBE %s RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n" % url
+    if authorization:
+        req += "Authorization: %s\r\n" % authorization
+    with socket.create_connection((LOCAL, port), timeout=5) as sock:
+        sock.sendall((req + "\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.decode("utf-8", "replace").split("\r\n\r\n")[0].split("\r\n")
+    return lines[0], lines[1:]
+
+
+def check_digest_only(port, url):
+    """401 offers digest and nothing else; the right password sent as basic
+    (which would put it on the wire) gets 401 as well."""
+    status, headers = rtsp_describe(port, url)
+    challenges = [h for h in headers if h.lower().startswith("www-authenticate:")]
+    check(" 401 " in status and challenges and
+          all(h.split(":", 1)[1].strip().startswith("Digest ") for h in challenges),
+          "DESCRIBE without credentials: expected 401 with digest challenges only: %s %s"
+          % (status, headers))
+    basic = base64.b64encode(("%s:%s" % (RTSP_USER, RTSP_PASSWORD)).encode()).decode()
+    status, _ = rtsp_describe(port, url, "Basic " + basic)
+    check(" 401 " in status, "DESCRIBE with basic credentials got %s" % status)
+    log("the preview challenges with digest only and refuses basic")
+
+
 def check_unauthorized_viewers(env, url, props=()):
     """No credentials and a wrong password both get 401 and no picture."""
     props = list(props)
@@ -230,6 +263,7 @@ def case_door_rtsp_preview(env):
     check(re.search(r"rtsp: preview at rtsp://\S+ \(digest authentication, 1 users .*not "
                     r"encrypted", env.door_log_text()),
           "the door's log does not say the preview is authenticated and not encrypted")
+    check_digest_only(rtsp_port, url)
     check_unauthorized_viewers(env, url)
     viewer, out = rtsp_viewer(env, "rtsp_viewer", url,
                               ["user-id=" + RTSP_USER, "user-pw=" + RTSP_PASSWORD])
