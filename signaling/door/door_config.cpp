@@ -39,10 +39,7 @@ config::Schema make_schema() {
             {"PCMU", "PCMA"})
       .boolean("media", "echo-cancel", true,
                "cancel the speaker's echo in the microphone (portieraec, when built)");
-  s.boolean("rtsp", "enabled", false, "serve the live camera over RTSP for debugging")
-      .str("rtsp", "address", "127.0.0.1", "address the RTSP server listens on")
-      .integer("rtsp", "port", 8554, 1, 65535, "RTSP port")
-      .str("rtsp", "path", "/door", "RTSP mount point: rtsp://ADDRESS:PORT/PATH");
+  add_rtsp_schema(s);
   add_door_parts_schema(s);
   return s;
 }
@@ -71,8 +68,8 @@ std::string check_door_config(const config::Config &cfg) {
   const std::string &cam = cfg.get_string("media", "camera");
   if (cam != "auto" && cam != "none" && cam.compare(0, 5, "/dev/") != 0)
     return cfg.where("media", "camera") + "must be auto, none or a /dev/ path";
-  const std::string &path = cfg.get_string("rtsp", "path");
-  if (path.empty() || path[0] != '/') return cfg.where("rtsp", "path") + "must start with /";
+  RtspSettings rtsp;
+  if (std::string problem = parse_rtsp_settings(cfg, &rtsp); !problem.empty()) return problem;
   DoorParts parts;
   return parse_door_parts(cfg, &parts);
 }
@@ -100,10 +97,7 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   m.audio_sink = cfg.get_string("media", "audio-sink");
   m.audio_codecs = cfg.get_list("media", "audio-codecs");
   m.echo_cancel = cfg.get_bool("media", "echo-cancel");
-  d.rtsp.enabled = cfg.get_bool("rtsp", "enabled");
-  d.rtsp.address = cfg.get_string("rtsp", "address");
-  d.rtsp.port = static_cast<int>(cfg.get_int("rtsp", "port"));
-  d.rtsp.path = cfg.get_string("rtsp", "path");
+  parse_rtsp_settings(cfg, &d.rtsp);  // checked by check_door_config
   parse_door_parts(cfg, &d.parts);  // checked by check_door_config
   return d;
 }

@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/global_config.h"
 #include "door/door_config_parts.h"
+#include "door/rtsp_config.h"
 
 namespace portier::door {
 
@@ -27,13 +28,6 @@ struct MediaSettings {
   std::string audio_sink = "auto";    // auto, none or an ALSA device
   std::vector<std::string> audio_codecs{"PCMU", "PCMA"};
   bool echo_cancel = true;
-};
-
-struct RtspSettings {
-  bool enabled = false;
-  std::string address = "127.0.0.1";
-  int port = 8554;
-  std::string path = "/door";
 };
 
 struct DoorSettings : GlobalSettings {

@@ -6,6 +6,30 @@
 
 namespace portier::door {
 
+namespace {
+
+// The one role the users' tokens carry and the one the media factory lets in:
+// a client without it (no or wrong credentials) gets 401.
+constexpr const char *kViewerRole = "viewer";
+
+// glib-networking's GnuTLS backend reads it once, at its first TLS connection.
+constexpr const char *kGnutlsPriorityVariable = "G_TLS_GNUTLS_PRIORITY";
+constexpr const char *kTls12AndUp = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+bool tls_priority_ours = false;
+
+// What the start-up line says of the TLS versions served.
+std::string tls_versions() {
+  const char *backend = G_OBJECT_TYPE_NAME(g_tls_backend_get_default());
+  if (std::string(backend) != "GTlsBackendGnutls")
+    return std::string("TLS versions as GLib's ") + backend +
+           " allows: TLS 1.0 and 1.1 may be served";
+  if (!tls_priority_ours)
+    return std::string("TLS versions as ") + kGnutlsPriorityVariable + " in the environment says";
+  return "TLS 1.2 and 1.3";
+}
+
+}  // namespace
+
 DoorRtsp::~DoorRtsp() {
   if (source_) g_source_destroy(source_), g_source_unref(source_);
   if (server_) g_object_unref(server_);
@@ -13,8 +37,14 @@ DoorRtsp::~DoorRtsp() {
 
 std::string DoorRtsp::url() const {
   const bool v6 = settings_.address.find(':') != std::string::npos;
-  return "rtsp://" + (v6 ? "[" + settings_.address + "]" : settings_.address) + ":" +
+  return (settings_.tls() ? "rtsps://" : "rtsp://") +
+         (v6 ? "[" + settings_.address + "]" : settings_.address) + ":" +
          std::to_string(settings_.port) + settings_.path;
+}
+
+void DoorRtsp::set_tls_floor() {
+  tls_priority_ours = g_setenv(kGnutlsPriorityVariable, kTls12AndUp, FALSE) &&
+                      std::string(g_getenv(kGnutlsPriorityVariable)) == kTls12AndUp;
 }
 
 bool DoorRtsp::start(std::string *error) {
@@ -32,6 +62,10 @@ bool DoorRtsp::start(std::string *error) {
                                    : "rtpvp8pay picture-id-mode=15-bit name=pay0 pt=96 )");
   gst_rtsp_media_factory_set_launch(factory, launch.c_str());
   gst_rtsp_media_factory_set_shared(factory, TRUE);
+  if (!set_up_auth(factory, error)) {
+    g_object_unref(factory);
+    return false;
+  }
   g_signal_connect(factory, "media-configure", G_CALLBACK(on_media_configure), this);
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points(server_);
   gst_rtsp_mount_points_add_factory(mounts, settings_.path.c_str(), factory);
@@ -45,7 +79,43 @@ bool DoorRtsp::start(std::string *error) {
     return false;
   }
   g_source_attach(source_, nullptr);
-  PLOG_INFO("rtsp: preview at %s (not authenticated: debugging only)", url().c_str());
+  PLOG_INFO("rtsp: preview at %s (digest authentication, %zu users from %s; %s)", url().c_str(),
+            settings_.users.size(), settings_.users_file.c_str(),
+            settings_.tls() ? ("encrypted: " + tls_versions()).c_str()
+                            : "not encrypted: no TLS certificate");
+  return true;
+}
+
+bool DoorRtsp::set_up_auth(GstRTSPMediaFactory *factory, std::string *error) {
+  GstRTSPAuth *auth = gst_rtsp_auth_new();
+  gst_rtsp_auth_set_supported_methods(auth, GST_RTSP_AUTH_DIGEST);
+  gst_rtsp_auth_set_realm(auth, "portier-door");
+  GstRTSPToken *token =
+      gst_rtsp_token_new(GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING, kViewerRole, nullptr);
+  for (const RtspUser &user : settings_.users)
+    gst_rtsp_auth_add_digest(auth, user.name.c_str(), user.password.c_str(), token);
+  gst_rtsp_token_unref(token);
+  if (settings_.tls()) {
+    // The pair was checked at start-up (check_tls_key_pair); this reads it again
+    // in GLib's form.
+    GError *gerr = nullptr;
+    GTlsCertificate *cert = g_tls_certificate_new_from_files(
+        settings_.tls_certificate.c_str(), settings_.tls_private_key.c_str(), &gerr);
+    if (!cert) {
+      *error = "RTSP preview: " + settings_.tls_certificate + ", " + settings_.tls_private_key +
+               ": " + (gerr ? gerr->message : "cannot load the certificate");
+      g_clear_error(&gerr);
+      g_object_unref(auth);
+      return false;
+    }
+    gst_rtsp_auth_set_tls_certificate(auth, cert);
+    g_object_unref(cert);
+  }
+  gst_rtsp_media_factory_add_role(factory, kViewerRole, GST_RTSP_PERM_MEDIA_FACTORY_ACCESS,
+                                  G_TYPE_BOOLEAN, TRUE, GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT,
+                                  G_TYPE_BOOLEAN, TRUE, nullptr);
+  gst_rtsp_server_set_auth(server_, auth);
+  g_object_unref(auth);
   return true;
 }
 

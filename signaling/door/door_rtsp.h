@@ -1,7 +1,9 @@
 // The RTSP preview for debugging and installation: rtsp://ADDRESS:PORT/PATH
-// serves the live camera, the same encoded stream the calls get (one camera,
-// one encoder; see door_camera.h). Off by default ([rtsp] enabled): it is
-// not authenticated, so it listens on loopback unless the installer says so.
+// (rtsps:// with a certificate) serves the live camera, the same encoded stream
+// the calls get (one camera, one encoder; see door_camera.h). Off by default
+// ([rtsp] enabled) and on loopback unless the installer says so; only the users
+// of [rtsp] users-file see it, by digest (never basic: that would send the
+// password itself, in the clear without TLS).
 #pragma once
 
 #include <gst/rtsp-server/rtsp-server.h>
@@ -21,7 +23,14 @@ class DoorRtsp {
   DoorRtsp(const DoorRtsp &) = delete;
   DoorRtsp &operator=(const DoorRtsp &) = delete;
 
-  // Listens on the default main context. False (and *error) when the port is taken.
+  // TLS 1.2 at least for rtsps://, which GLib cannot be told per connection:
+  // Debian 12's glib-networking (GnuTLS) serves TLS 1.0 and 1.1 by default. Sets
+  // the GnuTLS backend's priority string unless the environment already has one,
+  // so call it before any other thread runs.
+  static void set_tls_floor();
+
+  // Listens on the default main context. False (and *error) when the port is taken
+  // or the TLS certificate cannot be loaded.
   bool start(std::string *error);
   std::string url() const;
   int viewers() const { return viewers_; }
@@ -30,6 +39,7 @@ class DoorRtsp {
   static void on_media_configure(GstRTSPMediaFactory *, GstRTSPMedia *media, gpointer self);
   static void on_media_unprepared(GstRTSPMedia *media, gpointer self);
   static GstPadProbeReturn on_keyframe_request(GstPad *, GstPadProbeInfo *info, gpointer self);
+  bool set_up_auth(GstRTSPMediaFactory *factory, std::string *error);
 
   RtspSettings settings_;
   std::string codec_;

@@ -34,6 +34,8 @@ int main(int argc, char **argv) {
     return *rc;
   door::DoorSettings settings = door::door_settings_from_config(cfg);
   log::init("portier-door", settings.log_output, settings.log_level);
+  // Before any thread that might read the environment.
+  if (settings.rtsp.enabled && settings.rtsp.tls()) door::DoorRtsp::set_tls_floor();
   gst_init(nullptr, nullptr);
   // The plugin's elements are built in: no plugin path to get wrong.
   GST_ELEMENT_REGISTER(portiercamsrc, nullptr);

@@ -3,9 +3,17 @@
 // no error ever quotes a code.
 #include <gtest/gtest.h>
 #include <linux/input.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cstdio>
+#include <filesystem>
 
 #include "common/config.h"
 #include "door/door_config_parts.h"
+#include "door/rtsp_config.h"
+#include "door_test_util.h"
 #include "fake_gpiod/fake_gpiod.h"
 
 using portier::config::Config;
@@ -256,4 +264,157 @@ TEST(DoorConfig, HardwareErrorsNameTheConfigLine) {
   error = "stale";
   EXPECT_FALSE(portier::door::open_button(parts.button, &error));
   EXPECT_EQ(error, "");
+}
+
+// [rtsp]: the preview is never served without a users file holding a user, and
+// a TLS certificate comes with its own key. Errors name the config line and the
+// file (and its line) at fault, never a password.
+namespace {
+
+using portier::door::RtspSettings;
+
+const Schema &rtsp_schema() {
+  static const Schema s = [] {
+    Schema s("portier-door");
+    portier::door::add_rtsp_schema(s);
+    return s;
+  }();
+  return s;
+}
+
+std::string parse_rtsp(const std::string &text, RtspSettings *out) {
+  Config cfg(rtsp_schema());
+  std::string error;
+  if (!cfg.load_string(text, "d.conf", &error)) return error;
+  return portier::door::parse_rtsp_settings(cfg, out);
+}
+
+// A self-signed P-256 certificate and its key, as PEM files.
+void write_key_pair(const std::string &cert_path, const std::string &key_path) {
+  EVP_PKEY *key = EVP_EC_gen("P-256");
+  ASSERT_NE(key, nullptr);
+  X509 *cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME *name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char *>("door"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  ASSERT_GT(X509_sign(cert, key, EVP_sha256()), 0);
+  FILE *f = std::fopen(cert_path.c_str(), "w");
+  PEM_write_X509(f, cert);
+  std::fclose(f);
+  f = std::fopen(key_path.c_str(), "w");
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+}
+
+}  // namespace
+
+TEST(DoorRtspConfig, OffByDefaultOnLoopbackAndNeedsNothing) {
+  RtspSettings r;
+  ASSERT_EQ(parse_rtsp(portier::config::dump_default(rtsp_schema()), &r), "");
+  EXPECT_FALSE(r.enabled);
+  EXPECT_EQ(r.address, "127.0.0.1");
+  EXPECT_EQ(r.port, 8554);
+  EXPECT_TRUE(r.users.empty());
+  EXPECT_FALSE(r.tls());
+}
+
+TEST(DoorRtspConfig, UsersFromTheProxysFormat) {
+  door_test::TempDir dir;
+  door_test::write_file(dir / "users.conf",
+                        "version:1\n"
+                        "# the installer and the caretaker\n"
+                        "installer@home.example clrtxt:Rtsp-Pw-1 ;\n"
+                        "caretaker@other.example clrtxt:Rtsp-Pw-2 md5:"
+                        "0123456789abcdef0123456789abcdef ;\n");
+  RtspSettings r;
+  ASSERT_EQ(parse_rtsp("[rtsp]\nenabled = true\nusers-file = " + (dir / "users.conf") + "\n", &r),
+            "");
+  EXPECT_TRUE(r.enabled);
+  ASSERT_EQ(r.users.size(), 2u);
+  EXPECT_EQ(r.users[0].name, "installer");  // the part before '@', in file order
+  EXPECT_EQ(r.users[0].password, "Rtsp-Pw-1");
+  EXPECT_EQ(r.users[1].name, "caretaker");
+  EXPECT_FALSE(r.tls());
+}
+
+TEST(DoorRtspConfig, RefusedUsersFiles) {
+  door_test::TempDir dir;
+  const std::string users = dir / "users.conf";
+  const std::string key = "d.conf:3: [rtsp] users-file: ";
+  struct Case {
+    const char *file;  // nullptr: no file at all
+    std::string error;
+  };
+  const Case cases[] = {
+      {nullptr, key + users + ": cannot open the users file: No such file or directory"},
+      {"", key + users + ":1: missing 'version:1' line"},
+      {"version:1\n# nobody yet\n", key + users + ": no user in it"},
+      {"version:1\ninstaller@home.example clrtxt:Rtsp-Pw-1\n",
+       key + users + ":2: missing ';' at the end of the entry"},
+      {"version:1\ninstaller@home.example md5:0123456789abcdef0123456789abcdef ;\n",
+       key + users + ":2: installer has no clrtxt: secret, which the RTSP preview's digest needs"},
+      {"version:1\ninstaller@home.example clrtxt:Rtsp-Pw-1 ;\n\n"
+       "installer@other.example clrtxt:Rtsp-Pw-2 ;\n",
+       key + users +
+           ":4: the RTSP user installer is already at line 2 (the RTSP user name is the part "
+           "before '@')"},
+  };
+  for (const Case &c : cases) {
+    std::filesystem::remove(users);
+    if (c.file) door_test::write_file(users, c.file);
+    RtspSettings r;
+    const std::string error =
+        parse_rtsp("[rtsp]\nenabled = true\nusers-file = " + users + "\n", &r);
+    EXPECT_EQ(error, c.error) << (c.file ? c.file : "(no file)");
+    EXPECT_EQ(error.find("Rtsp-Pw"), std::string::npos) << error;
+    EXPECT_FALSE(r.enabled);
+  }
+  RtspSettings r;
+  EXPECT_EQ(parse_rtsp("[rtsp]\n\nenabled = true\n", &r),
+            "d.conf:3: [rtsp] enabled: the preview needs [rtsp] users-file: it is never served "
+            "without credentials");
+  // Off, the preview's users file is not read at all.
+  EXPECT_EQ(parse_rtsp("[rtsp]\nenabled = false\nusers-file = " + (dir / "none") + "\n", &r), "");
+}
+
+TEST(DoorRtspConfig, CertificateAndKey) {
+  door_test::TempDir dir;
+  door_test::write_file(dir / "users.conf", "version:1\ninstaller@home.example clrtxt:pw ;\n");
+  write_key_pair(dir / "door.crt", dir / "door.key");
+  write_key_pair(dir / "other.crt", dir / "other.key");
+  const std::string head = "[rtsp]\nenabled = true\nusers-file = " + (dir / "users.conf") + "\n";
+  auto tls = [&](const std::string &cert, const std::string &key) {
+    return head + "tls-certificates-file = " + cert + "\ntls-certificates-private-key = " + key +
+           "\n";
+  };
+  RtspSettings r;
+  ASSERT_EQ(parse_rtsp(tls(dir / "door.crt", dir / "door.key"), &r), "");
+  EXPECT_TRUE(r.tls());
+  EXPECT_EQ(r.tls_certificate, dir / "door.crt");
+  EXPECT_EQ(r.tls_private_key, dir / "door.key");
+
+  const std::string at = "d.conf:4: [rtsp] tls-certificates-file: ";
+  EXPECT_EQ(parse_rtsp(tls(dir / "door.crt", dir / "other.key"), &r),
+            at + (dir / "other.key") + ": this private key does not belong to the certificate in " +
+                (dir / "door.crt"));
+  EXPECT_EQ(
+      parse_rtsp(tls(dir / "none.crt", dir / "door.key"), &r),
+      at + (dir / "none.crt") + ": cannot open the TLS certificate: No such file or directory");
+  EXPECT_EQ(
+      parse_rtsp(tls(dir / "door.crt", dir / "none.key"), &r),
+      at + (dir / "none.key") + ": cannot open the TLS private key: No such file or directory");
+  EXPECT_EQ(parse_rtsp(tls(dir / "door.key", dir / "door.key"), &r),
+            at + (dir / "door.key") + ": no PEM certificate in it");
+  EXPECT_EQ(parse_rtsp(tls(dir / "door.crt", dir / "door.crt"), &r),
+            at + (dir / "door.crt") + ": no unencrypted PEM private key in it");
+  EXPECT_EQ(parse_rtsp(head + "tls-certificates-file = " + (dir / "door.crt") + "\n", &r),
+            "d.conf:4: [rtsp] tls-certificates-file: needs its partner: tls-certificates-file "
+            "and tls-certificates-private-key go together");
 }

@@ -117,6 +117,7 @@ bool UsersFile::load_from_string(std::string_view text, const std::string &name,
     const std::string key = entry_key(identity.substr(0, at), identity.substr(at + 1));
 
     Entry entry;
+    entry.line = line_no;
     for (size_t i = 1; i < fields.size(); ++i) {
       const std::string_view field = fields[i];
       const size_t colon = field.find(':');

@@ -22,6 +22,7 @@ class UsersFile {
     std::string clrtxt;      // empty when not given
     std::string md5_ha1;     // lower-case hex, empty when not given
     std::string sha256_ha1;  // lower-case hex, empty when not given
+    size_t line = 0;         // where it is in the file, for the errors of other readers
     // The HA1s of clrtxt for the bare user name, by algorithm (MD5, SHA-256),
     // computed on first use: a hash fewer per authenticated request and per
     // identity proof. `realm` is the spelling they were computed with.
@@ -45,6 +46,9 @@ class UsersFile {
                                  std::string_view realm, Algorithm a) const;
   bool has_user(std::string_view user, std::string_view domain) const;
   size_t size() const { return users_.size(); }
+  // Every entry by "user@domain" (domain lower-case), for readers other than the
+  // SIP digest (the door's RTSP preview).
+  const std::unordered_map<std::string, Entry> &entries() const { return users_; }
 
  private:
   std::unordered_map<std::string, Entry> users_;  // key: "user@domain", domain lower-case

@@ -1,15 +1,17 @@
 """portier-door through the proxy: early media, RTSP preview, keyframes, door codes, and
 requests from another host (forged identity, DTMF injection, forged BYE)."""
 
+import base64
 import json
 import os
 import re
 import socket
 import struct
+import subprocess
 import time
 
-from portier_sip.base import (ATTACKER, DOMAIN, DOOR_CODE, LOCAL, Proc, TestFailure, USERS, check,
-                              log, port_bound)
+from portier_sip.base import (ATTACKER, DOMAIN, DOOR_CODE, LOCAL, Proc, TestFailure, USERS,
+                              WRONG_PASSWORD, check, log, port_bound)
 from portier_sip.checks import final_status, register_devices
 from portier_sip.devices import (check_no_code_in_logs, door_with_monitor_access,
                                  in_dialog_request, media_still_flows, wire_header, wire_messages)
@@ -138,12 +140,116 @@ def door_rings_device(env, CODEC):
     check(answered.get("who") == "sip:mon1@%s" % DOMAIN, "who answered: %s" % answered)
 
 
+# The preview's one user (a distinctive password, so that the logs can be searched
+# for it) and the users file that names it, in the proxy's format.
+RTSP_USER, RTSP_PASSWORD = "installer", "Rtsp-Pw-6204"
+
+
+def write_rtsp_users(env):
+    return env.write("rtsp-users.conf", "version:1\n%s@%s clrtxt:%s ;\n"
+                     % (RTSP_USER, DOMAIN, RTSP_PASSWORD))
+
+
+def rtsp_viewer(env, name, url, props=(), gst_debug=None):
+    """rtspsrc over TCP, decoding H.264 to PNGs in env.dir/name; props are more
+    rtspsrc properties (credentials, TLS validation)."""
+    penv = None
+    if gst_debug:
+        penv = dict(os.environ, GST_DEBUG=gst_debug, GST_DEBUG_NO_COLOR="1")
+    out = os.path.join(env.dir, name)
+    os.makedirs(out)
+    proc = Proc(name, ["gst-launch-1.0", "rtspsrc", "location=" + url, "protocols=tcp",
+                       "latency=0"] + list(props) +
+                ["!", "rtph264depay", "!", "avdec_h264", "!", "videoconvert", "!", "pngenc",
+                 "!", "multifilesink", "location=%s/frame-%%05d.png" % out],
+                os.path.join(env.dir, name + ".log"), env.dir, env=penv)
+    env.procs.append(proc)
+    return proc, out
+
+
+def viewer_log(env, name):
+    with open(os.path.join(env.dir, name + ".log"), "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def wait_first_frame(env, viewer, out, within=15):
+    deadline = time.time() + within
+    while time.time() < deadline and not decoded_frames(out):
+        check(viewer.running(), "the RTSP viewer exited: %s" % viewer_log(env, viewer.name)[-800:])
+        time.sleep(0.2)
+    check(decoded_frames(out), "rtspsrc decoded no frame of the preview")
+
+
+def check_refused(env, name, url, props, why, within=10, gst_debug=None):
+    """A viewer that must get nothing: it stops with an error, having decoded no
+    frame, and its log says `why` (a regex)."""
+    viewer, out = rtsp_viewer(env, name, url, props, gst_debug)
+    rc = viewer.wait(within)
+    viewer.stop()
+    text = viewer_log(env, name)
+    check(rc is not None and rc != 0, "%s: the viewer did not fail (rc %s): %s"
+          % (name, rc, text[-800:]))
+    check(not decoded_frames(out), "%s: a refused viewer decoded frames" % name)
+    check(re.search(why, text), "%s: expected /%s/ in the viewer's log: %s"
+          % (name, why, text[-800:]))
+    log("%s refused: %s" % (name, why))
+
+
+def check_no_rtsp_password(env):
+    text = env.door_log_text()
+    leaked = [p for p in (RTSP_PASSWORD, WRONG_PASSWORD) if p in text]
+    check(not leaked, "password(s) %s appear in the door's log" % leaked)
+
+
+def rtsp_describe(port, url, authorization=None):
+    """The door's answer to one plain DESCRIBE: (status line, header lines)."""
+    req = "DESCRIBE %s RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n" % url
+    if authorization:
+        req += "Authorization: %s\r\n" % authorization
+    with socket.create_connection((LOCAL, port), timeout=5) as sock:
+        sock.sendall((req + "\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.decode("utf-8", "replace").split("\r\n\r\n")[0].split("\r\n")
+    return lines[0], lines[1:]
+
+
+def check_digest_only(port, url):
+    """401 offers digest and nothing else; the right password sent as basic
+    (which would put it on the wire) gets 401 as well."""
+    status, headers = rtsp_describe(port, url)
+    challenges = [h for h in headers if h.lower().startswith("www-authenticate:")]
+    check(" 401 " in status and challenges and
+          all(h.split(":", 1)[1].strip().startswith("Digest ") for h in challenges),
+          "DESCRIBE without credentials: expected 401 with digest challenges only: %s %s"
+          % (status, headers))
+    basic = base64.b64encode(("%s:%s" % (RTSP_USER, RTSP_PASSWORD)).encode()).decode()
+    status, _ = rtsp_describe(port, url, "Basic " + basic)
+    check(" 401 " in status, "DESCRIBE with basic credentials got %s" % status)
+    log("the preview challenges with digest only and refuses basic")
+
+
+def check_unauthorized_viewers(env, url, props=()):
+    """No credentials and a wrong password both get 401 and no picture."""
+    props = list(props)
+    check_refused(env, "rtsp_anonymous", url, props, r"Unauthorized|401")
+    check_refused(env, "rtsp_wrong_password", url,
+                  props + ["user-id=" + RTSP_USER, "user-pw=" + WRONG_PASSWORD],
+                  r"Unauthorized|401")
+
+
 @case
 def case_door_rtsp_preview(env):
-    """The door's RTSP preview (issue 4): rtspsrc decodes the live camera; a
-    call during the preview gets the same camera and encoder (one consumer
-    more, not a second camera), both keep decoding, and the preview goes on
-    after the call."""
+    """The door's RTSP preview (issues 4 and 13): only the users of [rtsp]
+    users-file see it, by digest; no credentials or a wrong password get 401 and
+    nothing decoded. rtspsrc with the password decodes the live camera; a call
+    during the preview gets the same camera and encoder (one consumer more, not a
+    second camera), both keep decoding, and the preview goes on after the call.
+    No password reaches the door's log."""
     env.start_proxy()
     register_devices(env, [("mon1", 0)])
     rtsp_port = env.ports.media(5)
@@ -152,22 +258,17 @@ def case_door_rtsp_preview(env):
                    fields=[[env.ports.media(7), env.ports.media(7) + 2, "H264"]])
     env.start_door(video_codec="h264",
                    extra="[rtsp]\nenabled = true\naddress = %s\nport = %d\npath = /door\n"
-                   % (LOCAL, rtsp_port))
-    out = os.path.join(env.dir, "rtsp")
-    os.makedirs(out)
-    viewer = Proc("rtsp_viewer", [
-        "gst-launch-1.0", "-q", "rtspsrc", "location=rtsp://%s:%d/door" % (LOCAL, rtsp_port),
-        "protocols=tcp", "latency=0", "!", "rtph264depay", "!", "avdec_h264", "!",
-        "videoconvert", "!", "pngenc", "!", "multifilesink",
-        "location=%s/frame-%%05d.png" % out], os.path.join(env.dir, "rtsp_viewer.log"), env.dir)
-    env.procs.append(viewer)
+                   "users-file = %s\n" % (LOCAL, rtsp_port, write_rtsp_users(env)))
+    url = "rtsp://%s:%d/door" % (LOCAL, rtsp_port)
+    check(re.search(r"rtsp: preview at rtsp://\S+ \(digest authentication, 1 users .*not "
+                    r"encrypted", env.door_log_text()),
+          "the door's log does not say the preview is authenticated and not encrypted")
+    check_digest_only(rtsp_port, url)
+    check_unauthorized_viewers(env, url)
+    viewer, out = rtsp_viewer(env, "rtsp_viewer", url,
+                              ["user-id=" + RTSP_USER, "user-pw=" + RTSP_PASSWORD])
     try:
-        deadline = time.time() + 15
-        while time.time() < deadline and not decoded_frames(out):
-            check(viewer.running(), "the RTSP viewer exited: %s"
-                  % open(os.path.join(env.dir, "rtsp_viewer.log")).read()[-800:])
-            time.sleep(0.2)
-        check(decoded_frames(out), "rtspsrc decoded no frame of the preview")
+        wait_first_frame(env, viewer, out)
         st = env.door_ctl("status")
         check(st.get("camera_consumers") == 1, "one viewer expected: %s" % st)
         t_call = time.time()
@@ -196,6 +297,133 @@ def case_door_rtsp_preview(env):
     check([f for f in rtsp_frames if t_call < f[0] < t_end],
           "the preview stopped during the call")
     check([f for f in rtsp_frames if f[0] > t_end], "the preview stopped after the call")
+    check_no_rtsp_password(env)
+
+
+def make_test_ca(env, host):
+    """A CA and a server certificate for `host` (an IP address in the subject
+    alternative name) signed by it, made by openssl in the test dir; and a second
+    key that belongs to nothing. Returns (ca, cert, key, other_key)."""
+    d = os.path.join(env.dir, "tls")
+    os.makedirs(d)
+    f = {n: os.path.join(d, n) for n in ("ca.key", "ca.crt", "door.key", "door.csr", "door.crt",
+                                         "other.key", "san.ext")}
+
+    def openssl(*argv):
+        r = subprocess.run(["openssl"] + list(argv), capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, "openssl %s: %s" % (argv[0], r.stderr[-800:]))
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f["ca.key"], "-out", f["ca.crt"], "-days", "2", "-subj", "/CN=portier test CA")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f["door.key"], "-out", f["door.csr"], "-subj", "/CN=" + host)
+    with open(f["san.ext"], "w") as fh:
+        fh.write("subjectAltName = IP:%s\nextendedKeyUsage = serverAuth\n" % host)
+    openssl("x509", "-req", "-in", f["door.csr"], "-CA", f["ca.crt"], "-CAkey", f["ca.key"],
+            "-CAcreateserial", "-days", "2", "-extfile", f["san.ext"], "-out", f["door.crt"])
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-out", f["other.key"])
+    return f["ca.crt"], f["door.crt"], f["door.key"], f["other.key"]
+
+
+def door_check_config(env, name, rtsp_text):
+    """portier-door --check-config on the test's door config with [rtsp] set to
+    rtsp_text: (exit code, output)."""
+    with open(os.path.join(env.dir, "door.conf")) as f:
+        cfg = f.read()
+    cfg = cfg[:cfg.index("[rtsp]")] + "[rtsp]\n" + rtsp_text
+    path = env.write(name, cfg)
+    r = subprocess.run([env.args.door, "--check-config", "--config", path],
+                       capture_output=True, text=True, timeout=10)
+    return r.returncode, r.stdout + r.stderr
+
+
+def tls_handshake(port, version):
+    """Whether `openssl s_client` completes a handshake at exactly `version`
+    (tls1_1, tls1_2, tls1_3); the security level is lowered so that the client
+    itself would offer TLS 1.1."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (LOCAL, port), "-" + version,
+                        "-cipher", "DEFAULT@SECLEVEL=0"],
+                       input="", capture_output=True, text=True, timeout=10)
+    return r.returncode == 0 and re.search(r"Cipher is (?!\(NONE\))", r.stdout) is not None
+
+
+@case
+def case_door_rtsps_preview(env):
+    """The RTSP preview over TLS (issue 13): with [rtsp] tls-certificates-file and
+    -private-key (a CA and a certificate for 127.0.0.1 made by openssl here) the
+    door serves rtsps:// only. rtspsrc with the password decodes the camera
+    (tls-validation-flags without unknown-ca: gst-launch cannot hand rtspsrc a CA
+    file, a GTlsDatabase; the name and dates are still checked); the same viewer
+    validating against the system's CAs is refused, so is plain rtsp:// on that
+    port, and so are no credentials and a wrong password. TLS 1.1 gets no
+    handshake, TLS 1.2 does. Start-up is refused with the file named for a key
+    that is not the certificate's, a missing certificate, a users file without a
+    user or with a bad line, and no users file at all."""
+    env.start_proxy()
+    rtsp_port = env.ports.media(5)
+    ca, cert, key, other_key = make_test_ca(env, LOCAL)
+    users = write_rtsp_users(env)
+    env.start_door(video_codec="h264",
+                   extra="[rtsp]\nenabled = true\naddress = %s\nport = %d\npath = /door\n"
+                   "users-file = %s\ntls-certificates-file = %s\n"
+                   "tls-certificates-private-key = %s\n" % (LOCAL, rtsp_port, users, cert, key))
+    check(re.search(r"rtsp: preview at rtsps://\S+ \(digest authentication, 1 users .*"
+                    r"encrypted: TLS 1.2 and 1.3\)", env.door_log_text()),
+          "the door's log does not say the preview is authenticated and encrypted")
+    url = "rtsps://%s:%d/door" % (LOCAL, rtsp_port)
+    trust_test_ca = "tls-validation-flags=bad-identity+not-activated+expired+revoked+insecure" \
+        "+generic-error"
+    viewer, out = rtsp_viewer(env, "rtsps_viewer", url,
+                              [trust_test_ca, "user-id=" + RTSP_USER, "user-pw=" + RTSP_PASSWORD])
+    try:
+        wait_first_frame(env, viewer, out)
+    finally:
+        viewer.stop()
+    log("rtsps viewer: %d frames" % len(decoded_frames(out)))
+    check_unauthorized_viewers(env, url, [trust_test_ca])
+    # The same viewer, but validating every flag, unknown-ca too: gst-launch says
+    # only "Failed to connect" then, so what tells it apart is the success above.
+    check_refused(env, "rtsps_system_cas", url,
+                  ["user-id=" + RTSP_USER, "user-pw=" + RTSP_PASSWORD],
+                  r"Could not connect|Failed to connect")
+    check_refused(env, "rtsp_plain_on_tls", "rtsp://%s:%d/door" % (LOCAL, rtsp_port),
+                  ["user-id=" + RTSP_USER, "user-pw=" + RTSP_PASSWORD],
+                  r"Could not receive message|Could not read")
+    check(tls_handshake(rtsp_port, "tls1_2"), "no TLS 1.2 handshake with the preview")
+    check(not tls_handshake(rtsp_port, "tls1_1"), "the preview completed a TLS 1.1 handshake")
+    check_no_rtsp_password(env)
+
+    base = "enabled = true\naddress = %s\nport = %d\n" % (LOCAL, rtsp_port)
+    empty = env.write("rtsp-none.conf", "version:1\n# nobody\n")
+    bad = env.write("rtsp-bad.conf", "version:1\n%s@%s clrtxt:%s\n" % (RTSP_USER, DOMAIN,
+                                                                    RTSP_PASSWORD))
+    hashed = env.write("rtsp-md5.conf", "version:1\n%s@%s md5:%s ;\n" % (RTSP_USER, DOMAIN,
+                                                                       "0" * 32))
+    refused = [
+        ("no users file", "", r"\[rtsp\] enabled: the preview needs \[rtsp\] users-file"),
+        ("unreadable users file", "users-file = %s/none.conf\n" % env.dir,
+         re.escape("%s/none.conf: cannot open the users file" % env.dir)),
+        ("no user", "users-file = %s\n" % empty, re.escape(empty) + ": no user in it"),
+        ("bad line", "users-file = %s\n" % bad, re.escape(bad) + r":2: missing ';'"),
+        ("no clear-text password", "users-file = %s\n" % hashed,
+         re.escape(hashed) + r":2: %s has no clrtxt: secret" % RTSP_USER),
+        ("mismatched key", "users-file = %s\ntls-certificates-file = %s\n"
+         "tls-certificates-private-key = %s\n" % (users, cert, other_key),
+         re.escape(other_key) + ": this private key does not belong to the certificate in " +
+         re.escape(cert)),
+        ("missing certificate", "users-file = %s\ntls-certificates-file = %s/none.crt\n"
+         "tls-certificates-private-key = %s\n" % (users, env.dir, key),
+         re.escape("%s/none.crt: cannot open the TLS certificate" % env.dir)),
+        ("key alone", "users-file = %s\ntls-certificates-private-key = %s\n" % (users, key),
+         r"tls-certificates-private-key: needs its partner"),
+    ]
+    for i, (what, text, why) in enumerate(refused):
+        rc, output = door_check_config(env, "door-refused-%d.conf" % i, base + text)
+        check(rc != 0 and re.search(why, output),
+              "%s: start-up not refused as /%s/ (rc %d): %s" % (what, why, rc, output[-600:]))
+        check(RTSP_PASSWORD not in output, "%s: the password is in the error" % what)
+        log("refused at start-up, %s: %s" % (what, output.strip().splitlines()[-1]))
 
 
 def h264_keyframes(packets):
