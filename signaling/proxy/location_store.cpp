@@ -125,6 +125,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
   const int64_t now = req.now;
   auto it = records_.find(req.aor);
   const bool known = it != records_.end();
+  const size_t before = known ? it->second.size() : 0;
 
   if (req.wildcard) {
     // §10.3 step 5: "*" must stand alone and come with Expires: 0.
@@ -133,6 +134,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     }
     RegisterOutcome out;
     out.phrase = "OK";
+    out.bindings_before = before;
     if (!known) return out;
     for (const Binding &b : it->second) {
       if (!live(b, now)) continue;
@@ -150,6 +152,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
 
   RegisterOutcome out;
   out.phrase = "OK";
+  out.bindings_before = before;
   if (req.contacts.empty()) {
     // A fetch (§10.3 step 8 with no Contact): report, change nothing.
     if (known) out.bindings = live_sorted(it->second, now);
@@ -250,6 +253,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     erase_record(it);
   } else {
     out.bindings = live_sorted(bindings, now);
+    out.record = &bindings;
   }
   if (changed) ++generation_;
   return out;
