@@ -41,4 +41,17 @@ std::string_view strip_brackets(std::string_view host) {
   return host;
 }
 
+size_t ipv4_text(const unsigned char *addr, char *out) {
+  char *p = out;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned v = addr[i];
+    if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+    if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+    *p++ = static_cast<char>('0' + v % 10);
+    if (i < 3) *p++ = '.';
+  }
+  *p = '\0';
+  return static_cast<size_t>(p - out);
+}
+
 }  // namespace portier::siptext
