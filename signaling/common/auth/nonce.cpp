@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <ctime>
 #include <optional>
@@ -59,13 +60,17 @@ std::string b64url_encode(std::string_view in) {
   return out;
 }
 
+// A character's value in base64url, -1 for any other: one load per character
+// of every nonce checked.
 int b64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
+  static constexpr auto kValues = [] {
+    std::array<signed char, 256> t{};
+    for (auto &v : t) v = -1;
+    for (int i = 0; i < 64; ++i)
+      t[static_cast<unsigned char>(kB64Url[i])] = static_cast<signed char>(i);
+    return t;
+  }();
+  return kValues[static_cast<unsigned char>(c)];
 }
 
 using RawNonce = unsigned char[kNonceBytes];
