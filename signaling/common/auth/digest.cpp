@@ -179,6 +179,13 @@ bool credentials_from_params(const std::vector<std::string_view> &params, Creden
 
 std::string quoted_string(std::string_view v) {
   std::string out = "\"";
+  // A realm or a nonce has nothing to escape: copied whole, once per challenge.
+  if (v.find_first_of("\"\\") == std::string_view::npos) {
+    out.reserve(v.size() + 2);
+    out.append(v);
+    out += '"';
+    return out;
+  }
   for (char c : v) {
     if (c == '"' || c == '\\') out += '\\';
     out += c;

@@ -37,25 +37,26 @@ constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 // base64url without padding (RFC 4648 §5): fits a quoted-string and a token alike.
 std::string b64url_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() * 4 + 2) / 3);
+  // Sized once and written in place: a nonce per challenge.
+  std::string out((in.size() * 4 + 2) / 3, '\0');
+  char *p = out.data();
   size_t i = 0;
   for (; i + 3 <= in.size(); i += 3) {
     const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
-    out.push_back(kB64Url[(v >> 6) & 63]);
-    out.push_back(kB64Url[v & 63]);
+    *p++ = kB64Url[(v >> 18) & 63];
+    *p++ = kB64Url[(v >> 12) & 63];
+    *p++ = kB64Url[(v >> 6) & 63];
+    *p++ = kB64Url[v & 63];
   }
   if (i + 1 == in.size()) {
     const uint32_t v = uint8_t(in[i]) << 16;
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
+    *p++ = kB64Url[(v >> 18) & 63];
+    *p++ = kB64Url[(v >> 12) & 63];
   } else if (i + 2 == in.size()) {
     const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
-    out.push_back(kB64Url[(v >> 6) & 63]);
+    *p++ = kB64Url[(v >> 18) & 63];
+    *p++ = kB64Url[(v >> 12) & 63];
+    *p++ = kB64Url[(v >> 6) & 63];
   }
   return out;
 }
