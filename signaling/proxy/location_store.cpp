@@ -1,6 +1,7 @@
 #include "proxy/location_store.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <ctime>
 #include <string_view>
@@ -372,7 +373,14 @@ bool is_valid_contact_uri(std::string_view uri) {
   size_t at = rest.rfind('@');
   std::string_view host = at == std::string_view::npos ? rest : rest.substr(at + 1);
   if (host.empty() || host[0] == ':' || host[0] == ';' || host[0] == '?') return false;
-  static constexpr std::string_view kAllowed = "-_.!~*'();/?:@&=+$,[]";
+  // One load per character (a Contact per REGISTER): letters, digits and these.
+  static const auto kAllowed = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = is_alnum(static_cast<char>(c));
+    for (char c : std::string_view("-_.!~*'();/?:@&=+$,[]"))
+      t[static_cast<unsigned char>(c)] = true;
+    return t;
+  }();
   for (size_t i = 0; i < rest.size(); ++i) {
     const char c = rest[i];
     if (c == '%') {
@@ -380,7 +388,7 @@ bool is_valid_contact_uri(std::string_view uri) {
       i += 2;
       continue;
     }
-    if (!is_alnum(c) && kAllowed.find(c) == std::string_view::npos) return false;
+    if (!kAllowed[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }
