@@ -29,7 +29,7 @@ std::optional<SipUri> parse_sip_uri(std::string_view text);
 
 // The key form of an AOR: scheme "sip:", user part as given, host lower-case,
 // no port or parameters ("Alice", "Home.Example:5060" -> "sip:Alice@home.example").
-std::string normalize_aor(const std::string &user, const std::string &host);
+std::string normalize_aor(std::string_view user, std::string_view host);
 
 // Parses "sip:alice@Home.Example" (or "<sip:...>") into a normalized AOR; "" when
 // it is not a sip: URI with a user and a host.

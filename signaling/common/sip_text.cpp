@@ -1,5 +1,7 @@
 #include "common/sip_text.h"
 
+#include <array>
+
 namespace portier::siptext {
 
 std::string quoted(std::string_view text, size_t max_chars) {
@@ -39,6 +41,36 @@ std::string_view strip_brackets(std::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     return host.substr(1, host.size() - 2);
   return host;
+}
+
+size_t ipv4_text(const unsigned char *addr, char *out) {
+  // Each byte's digits, then their count: sofia-sip has two printed per
+  // datagram, and the proxy some more.
+  struct Digits {
+    char text[3];
+    unsigned char size;
+  };
+  static constexpr auto kDigits = [] {
+    std::array<Digits, 256> t{};
+    for (unsigned v = 0; v < 256; ++v) {
+      Digits &d = t[v];
+      if (v >= 100) d.text[d.size++] = static_cast<char>('0' + v / 100);
+      if (v >= 10) d.text[d.size++] = static_cast<char>('0' + v / 10 % 10);
+      d.text[d.size++] = static_cast<char>('0' + v % 10);
+    }
+    return t;
+  }();
+  char *p = out;
+  for (int i = 0; i < 4; ++i) {
+    const Digits &d = kDigits[addr[i]];
+    p[0] = d.text[0];
+    p[1] = d.text[1];
+    p[2] = d.text[2];
+    p += d.size;
+    *p++ = '.';
+  }
+  *--p = '\0';
+  return static_cast<size_t>(p - out);
 }
 
 }  // namespace portier::siptext

@@ -31,4 +31,10 @@ std::string_view strip_quotes(std::string_view value);
 // `[2001:db8::1]` -> `2001:db8::1`); anything else as it is.
 std::string_view strip_brackets(std::string_view host);
 
+// An IPv4 address (4 bytes, network order) in dotted-decimal, as inet_ntop
+// writes it ("192.0.2.1"), NUL-terminated into out (kIpv4TextSize bytes); its
+// length. By hand: glibc's inet_ntop runs one sprintf per byte.
+constexpr size_t kIpv4TextSize = sizeof "255.255.255.255";
+size_t ipv4_text(const unsigned char *addr, char *out);
+
 }  // namespace portier::siptext

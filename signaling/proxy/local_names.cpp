@@ -34,8 +34,10 @@ bool LocalNames::is_our_address(const url_t *url) const {
   const char *port = url->url_port;
   const bool tls = url->url_type == url_sips;
   const std::string_view want_port = port && *port ? port : (tls ? "5061" : "5060");
+  // The port first: a client on our own host (the Via of every request from
+  // it) differs from us only there, and it is the cheaper test.
   for (const auto &u : us_)
-    if (ascii::iequals(u.host, host) && u.port == want_port) return true;
+    if (u.port == want_port && ascii::iequals(u.host, host)) return true;
   return false;
 }
 

@@ -20,21 +20,48 @@ namespace {
 constexpr std::string_view kHeader = "portier-registrations 1";
 constexpr size_t kFields = 9;  // the AOR, then every field of Binding
 
+// Whether any of the 8 bytes of w is escaped (below 0x20, 0x7f or '%'): the
+// classic "has a zero byte" test, on w itself for the bytes below 0x20, and on
+// w xor the byte for the other two. Exact for "any", which is all it answers.
+bool any_escaped(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+  auto has_zero = [](uint64_t x) { return (x - kOnes) & ~x & kHighs; };
+  const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
+  return (below_space | has_zero(w ^ (kOnes * 0x7f)) | has_zero(w ^ (kOnes * '%'))) != 0;
+}
+
 // Tab and newline separate fields and records, so they and '%' itself are
 // escaped; so is every other control byte, so the file stays one record per line
 // whatever a User-Agent header contained.
 void append_escaped(std::string &out, std::string_view s) {
   static const char kHex[] = "0123456789ABCDEF";
-  // Runs of plain characters are appended whole: a record per REGISTER.
+  static constexpr auto kEscaped = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c == 0x7f || c == '%';
+    return t;
+  }();
+  // Runs of plain characters are appended whole (a record per REGISTER), and
+  // found eight bytes at a time: escapes are rare.
   size_t plain = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != 0x7f && c != '%') continue;
-    out.append(s, plain, i - plain);
-    out += '%';
-    out += kHex[c >> 4];
-    out += kHex[c & 0x0f];
-    plain = i + 1;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s.size() - i >= 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, sizeof w);
+      if (!any_escaped(w)) {
+        i += 8;
+        continue;
+      }
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (kEscaped[c]) {
+      out.append(s, plain, i - plain);
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0x0f];
+      plain = i + 1;
+    }
+    ++i;
   }
   out.append(s, plain, s.size() - plain);
 }
@@ -222,9 +249,10 @@ uint32_t crc32(std::string_view data) {
   return c ^ 0xFFFFFFFFu;
 }
 
-void append_hex32(std::string &out, uint32_t v) {
+// v as 8 lower-case hex digits at out.
+void write_hex32(char *out, uint32_t v) {
   static const char kHex[] = "0123456789abcdef";
-  for (int shift = 28; shift >= 0; shift -= 4) out += kHex[(v >> shift) & 0xf];
+  for (int shift = 28; shift >= 0; shift -= 4) *out++ = kHex[(v >> shift) & 0xf];
 }
 
 // A journal line: "crc32 aor count binding-fields...", the CRC over everything
@@ -488,20 +516,20 @@ bool LocationPersister::write_file(const std::string &data, std::string *error) 
 
 std::string LocationPersister::journal_record(const std::string &aor,
                                               const std::vector<Binding> &bindings) {
-  std::string payload;
-  payload.reserve(64 + bindings.size() * 192);
-  append_escaped(payload, aor);
-  payload += '\t';
-  append_number(payload, static_cast<int64_t>(bindings.size()));
-  for (const Binding &b : bindings) {
-    payload += '\t';
-    append_binding(payload, b);
-  }
-  std::string line;
-  line.reserve(payload.size() + 10);
-  append_hex32(line, crc32(payload));
+  // The payload is written after room for its CRC, which is filled in last: one
+  // string, no copy of the payload into the line.
+  constexpr size_t kCrc = 8;
+  std::string line(kCrc, '0');
+  line.reserve(kCrc + 64 + bindings.size() * 192);
   line += '\t';
-  line += payload;
+  append_escaped(line, aor);
+  line += '\t';
+  append_number(line, static_cast<int64_t>(bindings.size()));
+  for (const Binding &b : bindings) {
+    line += '\t';
+    append_binding(line, b);
+  }
+  write_hex32(line.data(), crc32(std::string_view(line).substr(kCrc + 1)));
   line += '\n';
   return line;
 }

@@ -1,6 +1,7 @@
 #include "proxy/location_store.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <ctime>
 #include <string_view>
@@ -125,6 +126,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
   const int64_t now = req.now;
   auto it = records_.find(req.aor);
   const bool known = it != records_.end();
+  const size_t before = known ? it->second.size() : 0;
 
   if (req.wildcard) {
     // §10.3 step 5: "*" must stand alone and come with Expires: 0.
@@ -133,6 +135,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     }
     RegisterOutcome out;
     out.phrase = "OK";
+    out.bindings_before = before;
     if (!known) return out;
     for (const Binding &b : it->second) {
       if (!live(b, now)) continue;
@@ -150,6 +153,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
 
   RegisterOutcome out;
   out.phrase = "OK";
+  out.bindings_before = before;
   if (req.contacts.empty()) {
     // A fetch (§10.3 step 8 with no Contact): report, change nothing.
     if (known) out.bindings = live_sorted(it->second, now);
@@ -250,6 +254,7 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     erase_record(it);
   } else {
     out.bindings = live_sorted(bindings, now);
+    out.record = &bindings;
   }
   if (changed) ++generation_;
   return out;
@@ -368,7 +373,14 @@ bool is_valid_contact_uri(std::string_view uri) {
   size_t at = rest.rfind('@');
   std::string_view host = at == std::string_view::npos ? rest : rest.substr(at + 1);
   if (host.empty() || host[0] == ':' || host[0] == ';' || host[0] == '?') return false;
-  static constexpr std::string_view kAllowed = "-_.!~*'();/?:@&=+$,[]";
+  // One load per character (a Contact per REGISTER): letters, digits and these.
+  static const auto kAllowed = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = is_alnum(static_cast<char>(c));
+    for (char c : std::string_view("-_.!~*'();/?:@&=+$,[]"))
+      t[static_cast<unsigned char>(c)] = true;
+    return t;
+  }();
   for (size_t i = 0; i < rest.size(); ++i) {
     const char c = rest[i];
     if (c == '%') {
@@ -376,7 +388,7 @@ bool is_valid_contact_uri(std::string_view uri) {
       i += 2;
       continue;
     }
-    if (!is_alnum(c) && kAllowed.find(c) == std::string_view::npos) return false;
+    if (!kAllowed[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }

@@ -52,6 +52,11 @@ struct RegisterOutcome {
   std::string phrase;             // reason phrase for non-200
   int min_expires = 0;            // for 423: the Min-Expires value to send
   std::vector<Binding> bindings;  // every current binding of the AOR, for the 200's Contact
+  size_t bindings_before = 0;     // the AOR's bindings before the request, expired ones included
+  // When the request changed the store (generation() moved): the AOR's record as
+  // now stored, in registration order, for the journal; null when it was removed.
+  // Valid until the store changes again.
+  const std::vector<Binding> *record = nullptr;
 };
 
 class LocationStore {

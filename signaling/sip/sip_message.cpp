@@ -151,16 +151,9 @@ void add_to_tag(su_home_t *home, sip_to_t *to, const char *tag) {
 
 const char *address_text(const struct sockaddr *sa, char *buf) {
   if (sa && sa->sa_family == AF_INET) {
-    const auto *a = reinterpret_cast<const unsigned char *>(
-        &reinterpret_cast<const struct sockaddr_in *>(sa)->sin_addr);
-    char *p = buf;
-    for (int i = 0; i < 4; ++i) {
-      const unsigned v = a[i];
-      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
-      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
-      *p++ = static_cast<char>('0' + v % 10);
-      *p++ = i < 3 ? '.' : '\0';
-    }
+    siptext::ipv4_text(reinterpret_cast<const unsigned char *>(
+                           &reinterpret_cast<const struct sockaddr_in *>(sa)->sin_addr),
+                       buf);
     return buf;
   }
   if (sa && sa->sa_family == AF_INET6 &&

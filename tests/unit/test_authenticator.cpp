@@ -290,6 +290,34 @@ TEST(NonceManager, BoundToTheHostItWasIssuedTo) {
   EXPECT_EQ(restarted.check(n, kT0, "10.0.0.2"), NonceManager::Check::Invalid);
 }
 
+// A nonce checked right after its challenge (known from issue(), no MAC computed)
+// and one checked after a few thousand others were issued (its MAC computed) get
+// the same answers, host binding included.
+TEST(NonceManager, RecentAndOlderNoncesAreCheckedAlike) {
+  NonceManager nonces(kSecret, kLifetime);
+  const std::string old_nonce = nonces.issue(kT0, "10.0.0.1");
+  for (int i = 0; i < 5000; ++i) nonces.issue(kT0, "10.0.0.3");
+  const std::string recent = nonces.issue(kT0, "10.0.0.1");
+  for (const std::string &n : {old_nonce, recent}) {
+    EXPECT_EQ(nonces.check(n, kT0, "10.0.0.2"), NonceManager::Check::Invalid);
+    EXPECT_EQ(nonces.check(n, kT0, "::ffff:10.0.0.1"), NonceManager::Check::Valid);
+    EXPECT_EQ(nonces.check(n, kT0 + kLifetime + 1, "10.0.0.1"), NonceManager::Check::Stale);
+    std::string forged = n;
+    forged[n.size() - 3] = forged[n.size() - 3] == 'A' ? 'B' : 'A';  // in the MAC
+    EXPECT_EQ(nonces.check(forged, kT0, "10.0.0.1"), NonceManager::Check::Invalid);
+    forged = n;
+    forged[12] = forged[12] == 'A' ? 'B' : 'A';  // in the counter
+    EXPECT_EQ(nonces.check(forged, kT0, "10.0.0.1"), NonceManager::Check::Invalid);
+    EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0, "10.0.0.2"), Nc::Malformed);
+    EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0, "10.0.0.1"), Nc::Accepted);
+    EXPECT_EQ(nonces.accept_nc(n, "00000001", kT0, "10.0.0.1"), Nc::Replay);
+  }
+  // A name, not an address, is never taken from the recent ones.
+  const std::string named = nonces.issue(kT0, "?");
+  EXPECT_EQ(nonces.check(named, kT0, "?"), NonceManager::Check::Valid);
+  EXPECT_EQ(nonces.check(named, kT0, "??"), NonceManager::Check::Invalid);
+}
+
 TEST(NonceManager, HostSpellingsOfOneAddressAreOneHost) {
   NonceManager nonces(kSecret, kLifetime);
   // A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6 (RFC 4291 §2.5.5.2).

@@ -49,6 +49,30 @@ std::vector<std::string> contacts_of(const std::vector<Binding> &bindings) {
   return out;
 }
 
+// What the registrar journals and reports without looking the AOR up again: the
+// count before the request, and after a change the record as stored (registration
+// order, not the 200's q order), or none once the request removed it.
+TEST(LocationStore, OutcomeCarriesTheCountBeforeAndTheStoredRecord) {
+  LocationStore store;
+  RegisterOutcome out =
+      store.apply(reg({contact("sip:alice@127.0.0.1:5070", 600, "", 500)}, "cid-1", 1));
+  EXPECT_EQ(out.bindings_before, 0u);
+  ASSERT_NE(out.record, nullptr);
+  EXPECT_EQ(out.record, &store.records().at(kAlice));
+  out = store.apply(reg({contact("sip:alice@127.0.0.1:5071", 600, "", 1000)}, "cid-2", 1));
+  EXPECT_EQ(out.bindings_before, 1u);
+  ASSERT_NE(out.record, nullptr);
+  EXPECT_EQ(contacts_of(*out.record),
+            (std::vector<std::string>{"sip:alice@127.0.0.1:5070", "sip:alice@127.0.0.1:5071"}));
+  EXPECT_EQ(contacts_of(out.bindings),
+            (std::vector<std::string>{"sip:alice@127.0.0.1:5071", "sip:alice@127.0.0.1:5070"}));
+  out = store.apply(wildcard("cid-3", 1, 0));
+  EXPECT_EQ(out.status, 200);
+  EXPECT_EQ(out.bindings_before, 2u);
+  EXPECT_EQ(out.record, nullptr);
+  EXPECT_TRUE(store.records().empty());
+}
+
 TEST(LocationStore, Rfc3261_10_3_Step7_AddsBindingWithEveryField) {
   LocationStore store;
   RegisterOutcome out = store.apply(reg({contact("sip:alice@127.0.0.1:5070")}, "cid-1", 7));

@@ -1,6 +1,8 @@
 // Free text in Warning and Reason headers: RFC 3261 §25.1 quoted-string.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 
 #include "common/sip_text.h"
@@ -57,6 +59,24 @@ TEST(SipText, StripQuotesAndBrackets) {
     EXPECT_EQ(strip_quotes(c.in), c.quotes) << c.in;
     EXPECT_EQ(strip_brackets(c.in), c.brackets) << c.in;
   }
+}
+
+TEST(SipText, Ipv4TextIsWhatInetNtopWrites) {
+  // Every value in every position: lengths 7 to 15, no leading zeros.
+  for (unsigned v = 0; v < 256; ++v) {
+    for (int pos = 0; pos < 4; ++pos) {
+      unsigned char a[4] = {192, 0, 2, 1};
+      a[pos] = static_cast<unsigned char>(v);
+      char expected[INET_ADDRSTRLEN], got[kIpv4TextSize];
+      ASSERT_NE(inet_ntop(AF_INET, a, expected, sizeof expected), nullptr);
+      EXPECT_EQ(ipv4_text(a, got), strlen(expected));
+      EXPECT_STREQ(got, expected);
+    }
+  }
+  const unsigned char widest[4] = {255, 255, 255, 255};
+  char out[kIpv4TextSize];
+  EXPECT_EQ(ipv4_text(widest, out), kIpv4TextSize - 1);
+  EXPECT_STREQ(out, "255.255.255.255");
 }
 
 }  // namespace

@@ -78,9 +78,15 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   if (!known) ha1 = compute_ha1(*alg, user, realm, "");
   const std::string expected = compute_response(*alg, *ha1, creds->nonce, creds->nc, creds->cnonce,
                                                 creds->qop, method, creds->uri);
-  std::string response = creds->response;
-  std::transform(response.begin(), response.end(), response.begin(), ascii::lower);
-  const bool match = constant_time_equal(expected, response);
+  // Lower-cased on the stack: a hex digest has at most 64 digits, and a longer
+  // answer cannot match.
+  char response[64];
+  const std::string_view given = creds->response;
+  bool match = false;
+  if (given.size() <= sizeof response) {
+    std::transform(given.begin(), given.end(), response, ascii::lower);
+    match = constant_time_equal(expected, std::string_view(response, given.size()));
+  }
 
   if (!known) {
     // "no-secret": the user exists but has no HA1 for this algorithm/realm (e.g. only

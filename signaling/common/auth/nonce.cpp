@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <ctime>
 #include <optional>
@@ -36,36 +37,41 @@ constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 // base64url without padding (RFC 4648 §5): fits a quoted-string and a token alike.
 std::string b64url_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() * 4 + 2) / 3);
+  // Sized once and written in place: a nonce per challenge.
+  std::string out((in.size() * 4 + 2) / 3, '\0');
+  char *p = out.data();
   size_t i = 0;
   for (; i + 3 <= in.size(); i += 3) {
     const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
-    out.push_back(kB64Url[(v >> 6) & 63]);
-    out.push_back(kB64Url[v & 63]);
+    *p++ = kB64Url[(v >> 18) & 63];
+    *p++ = kB64Url[(v >> 12) & 63];
+    *p++ = kB64Url[(v >> 6) & 63];
+    *p++ = kB64Url[v & 63];
   }
   if (i + 1 == in.size()) {
     const uint32_t v = uint8_t(in[i]) << 16;
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
+    *p++ = kB64Url[(v >> 18) & 63];
+    *p++ = kB64Url[(v >> 12) & 63];
   } else if (i + 2 == in.size()) {
     const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
-    out.push_back(kB64Url[(v >> 6) & 63]);
+    *p++ = kB64Url[(v >> 18) & 63];
+    *p++ = kB64Url[(v >> 12) & 63];
+    *p++ = kB64Url[(v >> 6) & 63];
   }
   return out;
 }
 
+// A character's value in base64url, -1 for any other: one load per character
+// of every nonce checked.
 int b64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
+  static constexpr auto kValues = [] {
+    std::array<signed char, 256> t{};
+    for (auto &v : t) v = -1;
+    for (int i = 0; i < 64; ++i)
+      t[static_cast<unsigned char>(kB64Url[i])] = static_cast<signed char>(i);
+    return t;
+  }();
+  return kValues[static_cast<unsigned char>(c)];
 }
 
 using RawNonce = unsigned char[kNonceBytes];
@@ -179,6 +185,16 @@ std::optional<uint32_t> parse_nc(std::string_view nc) {
   return v;
 }
 
+// HMAC-SHA256 of the payload, then the host, into out (HmacSha256::kSize bytes).
+void mac(const HmacSha256 &key, const unsigned char *payload, const HostKey &host,
+         unsigned char *out) {
+  const std::string_view p(reinterpret_cast<const char *>(payload), kPayloadSize);
+  if (host.is_ip)
+    key.mac({p, std::string_view(reinterpret_cast<const char *>(host.ip), sizeof host.ip)}, out);
+  else
+    key.mac({p, "N", host.name}, out);
+}
+
 }  // namespace
 
 NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t slots,
@@ -200,20 +216,11 @@ NonceManager::NonceManager(std::string secret, unsigned lifetime_s, size_t slots
   // Value-initialised: counter 0 marks a slot no nonce owns (counters start at 1).
   ring_ = std::make_unique<Slot[]>(slots_);
   key_ = std::make_unique<HmacSha256>(secret_);
+  issued_ = std::make_unique<Issued[]>(kIssuedSlots);
   // Drawn once per run, not per nonce (the RNG was 6% of a REGISTER): with the
   // counter it keeps two proxies sharing a secret from issuing the same nonce;
   // a failing RNG still leaves the counter to keep this run's nonces distinct.
   if (RAND_bytes(instance_, sizeof instance_) != 1) std::fill(instance_, instance_ + 8, 0);
-}
-
-void NonceManager::mac(const unsigned char *payload, size_t size, std::string_view host,
-                       unsigned char *out) const {
-  const HostKey key(host);
-  const std::string_view p(reinterpret_cast<const char *>(payload), size);
-  if (key.is_ip)
-    key_->mac({p, std::string_view(reinterpret_cast<const char *>(key.ip), sizeof key.ip)}, out);
-  else
-    key_->mac({p, "N", key.name}, out);
 }
 
 std::string NonceManager::issue(int64_t now_s, std::string_view host) {
@@ -222,14 +229,19 @@ std::string NonceManager::issue(int64_t now_s, std::string_view host) {
   for (int i = 0; i < 8; ++i) raw[i] = static_cast<unsigned char>(uint64_t(now_s) >> (56 - 8 * i));
   for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<unsigned char>(counter >> (56 - 8 * i));
   std::memcpy(raw + 16, instance_, sizeof instance_);
+  const HostKey key(host);
   unsigned char md[HmacSha256::kSize];
-  mac(raw, kPayloadSize, host, md);
+  mac(*key_, raw, key, md);
   // This nonce now owns its slot: whichever nonce had it is forgotten.
   ring_[counter % slots_] = Slot{counter, get_u32(md), 0};
 
   char bytes[kNonceBytes];
   std::memcpy(bytes, raw, kPayloadSize);
   std::memcpy(bytes + kPayloadSize, md, kMacSize);
+  Issued &recent = issued_[counter % kIssuedSlots];
+  recent.counter = key.is_ip ? counter : 0;
+  std::memcpy(recent.nonce, bytes, kNonceBytes);
+  std::memcpy(recent.host, key.ip, sizeof recent.host);
   return b64url_encode(std::string_view(bytes, sizeof bytes));
 }
 
@@ -244,12 +256,23 @@ NonceManager::Check NonceManager::verify(std::string_view nonce, int64_t now_s,
   }
   RawNonce raw;
   if (!decode_nonce(nonce, raw)) return Check::Invalid;
-  unsigned char md[HmacSha256::kSize];
-  // Issued to another host, or forged: the same mismatch, told apart by nobody.
-  mac(raw, kPayloadSize, host, md);
-  if (CRYPTO_memcmp(md, raw + kPayloadSize, kMacSize) != 0) return Check::Invalid;
-  *counter = get_u64(raw + 8);
-  *tag = get_u32(md);
+  const HostKey key(host);
+  const uint64_t raw_counter = get_u64(raw + 8);
+  const Issued &recent = issued_[raw_counter % kIssuedSlots];
+  static_assert(sizeof recent.nonce == kNonceBytes && sizeof recent.host == sizeof key.ip);
+  if (key.is_ip && recent.counter != 0 && recent.counter == raw_counter &&
+      CRYPTO_memcmp(recent.nonce, raw, kNonceBytes) == 0 &&
+      CRYPTO_memcmp(recent.host, key.ip, sizeof key.ip) == 0) {
+    // The MAC issue() computed for this payload and host: the tag is its start.
+    *tag = get_u32(raw + kPayloadSize);
+  } else {
+    unsigned char md[HmacSha256::kSize];
+    // Issued to another host, or forged: the same mismatch, told apart by nobody.
+    mac(*key_, raw, key, md);
+    if (CRYPTO_memcmp(md, raw + kPayloadSize, kMacSize) != 0) return Check::Invalid;
+    *tag = get_u32(md);
+  }
+  *counter = raw_counter;
   const int64_t issued = static_cast<int64_t>(get_u64(raw));
   // The time is authenticated, so only our own clock can make these overflow; the
   // comparisons are written to stay in range for any int64 anyway.

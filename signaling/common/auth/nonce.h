@@ -110,10 +110,6 @@ class NonceManager {
   static constexpr uint32_t kSpent = 0xffffffffu;
   static_assert(sizeof(Slot) == 16, "the ring's memory budget assumes 16-byte slots");
 
-  // HMAC-SHA256 of payload, then host (see host_bytes in nonce.cpp), into out (at
-  // least 32 bytes).
-  void mac(const unsigned char *payload, size_t size, std::string_view host,
-           unsigned char *out) const;
   // check(), also giving the counter and tag of a nonce that is not Invalid.
   Check verify(std::string_view nonce, int64_t now_s, std::string_view host, uint64_t *counter,
                uint32_t *tag) const;
@@ -131,6 +127,19 @@ class NonceManager {
     uint32_t tag = 0;
   };
   mutable Verified last_;
+  // The nonces issued last, each with the address it went to (see HostKey in
+  // nonce.cpp): the answer to a challenge comes back a round trip later, and a
+  // nonce found here, byte for byte, from that address is one whose MAC issue()
+  // computed, so checking it costs no second HMAC. Anything else (a nonce pushed
+  // out, one from a peer or an earlier run, a forgery, a host that is not an IP
+  // address) has its MAC computed.
+  struct Issued {
+    uint64_t counter = 0;  // 0: empty (counters start at 1)
+    unsigned char nonce[40];
+    unsigned char host[17];
+  };
+  static constexpr size_t kIssuedSlots = 1024;
+  std::unique_ptr<Issued[]> issued_;
   unsigned lifetime_s_;
   size_t slots_;
   uint64_t counter_;  // counter of the last nonce issued

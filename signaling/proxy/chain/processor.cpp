@@ -1,8 +1,10 @@
 #include "proxy/chain/processor.h"
 
 #include <sofia-sip/msg.h>
+#include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/tport.h>
 
 #include <utility>
 
@@ -36,6 +38,7 @@ ParkedRequest &ParkedRequest::operator=(ParkedRequest &&other) noexcept {
   msg_ = std::exchange(other.msg_, nullptr);
   may_keep_ = other.may_keep_;
   stateless_tag_ = other.stateless_tag_;
+  transport_ = std::exchange(other.transport_, nullptr);
   resume_at_ = other.resume_at_;
   routed_to_us_ = other.routed_to_us_;
   caller_aor_ = std::move(other.caller_aor_);
@@ -47,11 +50,13 @@ ParkedRequest &ParkedRequest::operator=(ParkedRequest &&other) noexcept {
 void ParkedRequest::release() {
   if (irq_) nta_incoming_destroy(irq_), irq_ = nullptr;
   if (msg_) msg_destroy(msg_), msg_ = nullptr;
+  if (transport_) tport_unref(transport_), transport_ = nullptr;
 }
 
 Reply ParkedRequest::reply() const {
   Reply r(agent_, irq_, msg_, may_keep_ && msg_ ? sip_object(msg_) : nullptr, irq_ != nullptr);
   r.set_stateless_tag(stateless_tag_);
+  r.set_transport(transport_);
   return r;
 }
 
@@ -63,6 +68,12 @@ ParkedRequest park(RequestContext &ctx) {
   p.msg_ = msg_ref_create(ctx.msg);
   p.may_keep_ = ctx.reply.may_keep();
   p.stateless_tag_ = ctx.reply.stateless_tag();
+  // Only a UDP request: a connection may be gone by the time of the answer,
+  // and nta then has to find or open another.
+  if (p.agent_ && !p.irq_) {
+    tport_t *tp = tport_delivered_by(nta_agent_tports(p.agent_), ctx.msg);
+    if (tp && tport_is_udp(tp)) p.transport_ = tport_ref(tp);
+  }
   p.resume_at_ = ctx.position + 1;
   p.routed_to_us_ = ctx.routed_to_us;
   p.caller_aor_ = ctx.caller_aor;

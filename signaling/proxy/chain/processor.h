@@ -56,6 +56,10 @@ class ParkedRequest {
   msg_t *msg_ = nullptr;           // our reference
   bool may_keep_ = false;
   const char *stateless_tag_ = nullptr;
+  // The UDP transport the request came in by (our reference), for its stateless
+  // answer: nta knows it only while the request is being delivered, and later
+  // looks it up by the Via's transport and address for each answer.
+  tport_t *transport_ = nullptr;
   size_t resume_at_ = 0;
   bool routed_to_us_ = false;
   std::string caller_aor_, aor_;

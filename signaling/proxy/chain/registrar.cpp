@@ -154,15 +154,13 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   }
 
   const uint64_t generation = locations_.generation();
-  const auto before_it = locations_.records().find(req.aor);
-  const size_t before = before_it == locations_.records().end() ? 0 : before_it->second.size();
   RegisterOutcome out = locations_.apply(req);
+  const size_t before = out.bindings_before;
   if (locations_.generation() != generation) {
     // One journal record per changed AOR: its whole binding set now.
-    auto it = locations_.records().find(req.aor);
     static const std::vector<Binding> kNone;
-    persister_->append(LocationPersister::journal_record(
-        req.aor, it == locations_.records().end() ? kNone : it->second));
+    persister_->append(
+        LocationPersister::journal_record(req.aor, out.record ? *out.record : kNone));
   }
   if (out.status == 423) {
     char min[16];

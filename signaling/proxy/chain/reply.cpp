@@ -1,6 +1,7 @@
 #include "proxy/chain/reply.h"
 
 #include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/nta_tag.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/su_tagarg.h>
@@ -25,7 +26,8 @@ void Reply::send(int status, char const *phrase, tag_type_t tag, tag_value_t val
   } else if (irq_) {
     nta_incoming_treply(irq_, status, phrase, ta_tags(ta));
   } else if (request_) {
-    sipmsg::reply_stateless(agent_, request_, status, phrase, stateless_tag_, ta_tags(ta));
+    sipmsg::reply_stateless(agent_, request_, status, phrase, stateless_tag_,
+                            TAG_IF(transport_, NTATAG_TPORT(transport_)), ta_tags(ta));
   }
   ta_end(ta);
 }

@@ -8,6 +8,8 @@
 
 // sofia-sip through proxy/sofia.h, which sets the proxy's magic types.
 #include "proxy/sofia.h"
+// After it: tport_t.
+#include <sofia-sip/tport.h>
 
 namespace portier::proxy {
 
@@ -43,6 +45,9 @@ class Reply {
   void set_stateless_tag(const char *tag) { stateless_tag_ = tag; }
   const char *stateless_tag() const { return stateless_tag_; }
   nta_agent_t *agent() const { return agent_; }
+  // The transport a stateless answer leaves by (null: nta finds it, see
+  // ParkedRequest::transport_).
+  void set_transport(tport_t *tp) { transport_ = tp; }
   // Whether irq() may create a transaction.
   bool may_keep() const { return sip_ != nullptr; }
 
@@ -60,6 +65,7 @@ class Reply {
   sip_t *sip_;
   bool created_ = false;
   const char *stateless_tag_ = nullptr;
+  tport_t *transport_ = nullptr;
   int status_ = 0;
   std::string phrase_;
   std::vector<std::pair<std::string, std::string>> headers_;
