@@ -39,9 +39,13 @@ TEST(SipUri, Rfc3261Section19_1_1Parts) {
     ASSERT_TRUE(uri) << c.text;
     EXPECT_EQ(uri->secure, c.secure) << c.text;
     EXPECT_EQ(uri->user.has_value(), c.user != nullptr) << c.text;
-    if (c.user) EXPECT_EQ(*uri->user, c.user) << c.text;
+    if (c.user) {
+      EXPECT_EQ(*uri->user, c.user) << c.text;
+    }
     EXPECT_EQ(uri->password.has_value(), c.password != nullptr) << c.text;
-    if (c.password) EXPECT_EQ(*uri->password, c.password) << c.text;
+    if (c.password) {
+      EXPECT_EQ(*uri->password, c.password) << c.text;
+    }
     EXPECT_EQ(uri->host, c.host) << c.text;
     EXPECT_EQ(uri->port, c.port) << c.text;
     EXPECT_EQ(uri->params, c.params) << c.text;
