@@ -181,8 +181,8 @@ bool EventLog::write(const DoorEvent &event, clock::Stamp t, std::string *error)
   return true;
 }
 
-bool EventLog::save_snapshot(clock::Stamp ring_time, const void *jpeg, size_t size, std::string *file,
-                             std::string *error) {
+bool EventLog::save_snapshot(clock::Stamp ring_time, const void *jpeg, size_t size,
+                             std::string *file, std::string *error) {
   file->clear();
   if (options_.keep_rings <= 0) return true;
   std::string stamp = events::file_stamp(ring_time.wall_ms);

@@ -22,7 +22,6 @@
 
 namespace portier::door {
 
-
 enum class EventKind {
   Ring,           // a visitor pressed the button: a call starts
   Answered,       // who answered

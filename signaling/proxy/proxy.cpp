@@ -25,12 +25,12 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "proxy/allocator.h"
-#include "proxy/udp_fastpath.h"
 #include "proxy/chain/build_chain.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
+#include "proxy/udp_fastpath.h"
 #include "sip/sip_message.h"
 
 namespace portier::proxy {

@@ -173,15 +173,7 @@ void detach() {
   why = "not attached";
 }
 
-Status status() {
-  Status s;
-  s.active = active;
-  s.why = why;
-  s.datagrams = datagrams;
-  s.resends = resends;
-  s.sockets = socket_count;
-  return s;
-}
+Status status() { return Status{active, why, datagrams, resends, socket_count}; }
 
 }  // namespace portier::proxy::udp_fastpath
 
