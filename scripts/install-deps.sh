@@ -52,6 +52,9 @@ TEST=(
 BENCH=(
   # the proxy against Kamailio (sipp drives both), the relay against rtpengine
   sip-tester kamailio rtpengine-daemon
+  # SIP over TLS against Kamailio's tls module: Debian's sipp has no TLS, so
+  # stunnel carries its TCP (bench/proxy/run.sh, mode tls)
+  kamailio-tls-modules stunnel4 openssl
   # Linphone side by side (bench/door, bench/intercom); encoders and gst-launch
   # (bench/encoder, bench/relay); gstreamer-check for bench/aec
   linphone-cli gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
