@@ -6,7 +6,8 @@ fails on any challenge that is not MD5) and digest on. Python 3 stdlib only.
 baresip registers as mon1 with `answermode=early`; portier-door (registered
 too: a lone MD5 challenge) rings `sip:home@home.example`. baresip answers 183
 with SDP (with the default `manual` it sends only 180) and gets the door's
-VP8 video through the proxy's media relay before anyone answers: its own log
+VP8 video and opus audio (issue 13) through the proxy's media relay before
+anyone answers: its own log
 says the video RTP comes from the relay's port and gives the picture's size,
 the relay's counters show packets sent to its branch, and its RTP statistics
 at the end count the video packets it received. The door gives up.
@@ -49,7 +50,8 @@ def sent_183_with_sdp(text):
     out = []
     for block in text.split("\x1b[36;1m#")[1:]:
         lines = block.replace("\x1b[;m", "").strip().splitlines()
-        if len(lines) > 1 and lines[0].startswith("UDP 127.0.0.1:%d ->" % BS_SIP) \
+        # TCP when the relayed INVITE is over 1300 bytes (RFC 3261 §18.1.1)
+        if len(lines) > 1 and re.match(r"(UDP|TCP) 127\.0\.0\.1:%d ->" % BS_SIP, lines[0]) \
                 and lines[1].startswith("SIP/2.0 183"):
             body = "\n".join(lines)
             out.append("application/sdp" in body and "m=video" in body)
@@ -61,7 +63,8 @@ def run(args, tmp, procs):
     procs["proxy"] = proxy
     proxy.start()
     bs = bp.Baresip(tmp, "baresip-mon1", "sip:mon1@%s" % li.DOMAIN, li.USERS["mon1"],
-                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP, answermode="early")
+                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP, answermode="early",
+                    audio_codecs="opus/48000/2,PCMU")
     procs["baresip"] = bs
     bs.start()
     reg = wait_for(lambda: [r for r in proxy.registrations()
@@ -93,6 +96,13 @@ def run(args, tmp, procs):
           "the relay sends the door's media to baresip's branch: %s" % branches)
     st = door.status()
     check(st.get("call") == "early", "nobody has answered yet (the door is %s)" % st.get("call"))
+    # issue 13 item 5: baresip takes the door's first codec, opus (RFC 7587)
+    check(st.get("audio_codec") == "opus/48000" and st.get("audio_rate") == 48000,
+          "the door sends opus/48000 to baresip: %s %s" % (st.get("audio_codec"),
+                                                           st.get("audio_rate")))
+    check(wait_for(lambda: re.search(r"Set audio decoder: opus 48000Hz", bs.log_text()), 5,
+                   "baresip's opus decoder", fatal=False),
+          "baresip decodes the door's audio with opus at 48000 Hz")
     size = re.search(r"video: receiving with resolution (\d+ x \d+)", bs.log_text()).group(1)
     log("baresip decodes the door's picture: %s" % size)
 
@@ -104,6 +114,9 @@ def run(args, tmp, procs):
         return m
     m = wait_for(video_received, 10, "baresip's RTP statistics at the end of the call")
     check(int(m.group(1)) > 0, "baresip received %s video packets" % m.group(1))
+    m = re.search(r"audio\s+Transmit:\s+Receive:\s*\npackets:\s+\d+\s+(\d+)", bs.log_text())
+    check(m and int(m.group(1)) > 0, "baresip received %s opus packets of the door's"
+          % (m.group(1) if m else "no"))
     check(proxy.alive(), "portier-proxy still running")
 
 

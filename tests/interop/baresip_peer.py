@@ -58,7 +58,7 @@ def netstring(payload):
 
 class Baresip:
     def __init__(self, tmp, name, aor, password, proxy_port, sip_port, ctrl_port, rtp_ports,
-                 answermode="manual"):
+                 answermode="manual", audio_codecs="PCMU"):
         self.name = name
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
@@ -90,6 +90,8 @@ class Baresip:
                 "rtp_stats yes",
                 "module_path /usr/lib/baresip/modules",
                 "module g711.so",
+                # opus (issue 13): the tone file is resampled to its 48 kHz
+                "module opus.so" if "opus" in audio_codecs else "",
                 "module vp8.so",
                 "module aubridge.so",
                 "module aufile.so",
@@ -101,8 +103,8 @@ class Baresip:
                 ""]))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write("<%s;transport=udp>;auth_pass=%s;outbound=\"sip:127.0.0.1:%d;transport=udp\""
-                    ";answermode=%s;regint=600;audio_codecs=PCMU;video_codecs=VP8\n"
-                    % (aor, password, proxy_port, answermode))
+                    ";answermode=%s;regint=600;audio_codecs=%s;video_codecs=VP8\n"
+                    % (aor, password, proxy_port, answermode, audio_codecs))
         open(os.path.join(self.dir, "contacts"), "w").close()
 
     def start(self):
