@@ -349,6 +349,16 @@ TEST(OfferAnswerWideband, AnAnswerWithOpusTakesTheEventsAt48kHz) {
   ASSERT_TRUE(agreed) << error;
   EXPECT_EQ((*agreed)[0].codec.encoding, "G722");
   EXPECT_EQ((*agreed)[0].telephone_event_pt, 101);
+  // baresip 1.0 answers opus with telephone-event/8000 only: taken all the same.
+  const std::string baresip =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 96 0 101\r\na=rtpmap:96 opus/48000/2\r\n"
+      "a=rtpmap:101 telephone-event/8000\r\n"
+      "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+  agreed = apply_answer(wideband_door(), baresip, &error);
+  ASSERT_TRUE(agreed) << error;
+  EXPECT_EQ((*agreed)[0].codec.encoding, "opus");
+  EXPECT_EQ((*agreed)[0].telephone_event_pt, 101);
 }
 
 TEST(AudioCodecs, AMissingElementLeavesTheCodecOut) {

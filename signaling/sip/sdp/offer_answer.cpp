@@ -185,9 +185,15 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
         }
       }
     }
-    // Only the events that count in the codec's clock (RFC 4733 §2.1).
-    if (found && ours.telephone_event)
+    // The events that count in the codec's clock (RFC 4733 §2.1), else the
+    // answerer's others: baresip 1.0 answers opus with telephone-event/8000
+    // only, and the door's receiver goes by the events' start timestamps,
+    // whatever their clock, so its code still gets through.
+    if (found && ours.telephone_event) {
       a.telephone_event_pt = event_at(theirs.payloads, a.codec.clock_rate);
+      for (const Payload &p : theirs.payloads)
+        if (a.telephone_event_pt < 0 && is_telephone_event(p)) a.telephone_event_pt = p.pt;
+    }
     a.active = ours.port != 0 && theirs.port != 0 && found && plain_rtp(theirs.protocol);
     if (a.active) {
       if (std::string why = unservable_address(theirs, offered.address); !why.empty()) {
