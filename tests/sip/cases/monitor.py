@@ -624,10 +624,11 @@ def case_monitor_wideband_audio(env):
     G.722. Each time door and monitor agree the codec in status and event
     lines, audio flows both ways, and the monitor's RFC 4733 code (at 48 kHz
     with opus) opens the door exactly once; the door changes codec when the
-    answering monitor's differs from the early dialog's. A bad codec name is
-    a config error naming file, line and key."""
+    answering monitor's differs from the early dialog's. mon1 then calls the
+    door: opus again (its offer, the door's answer), and its code opens it. A
+    bad codec name is a config error naming file, line and key."""
     env.start_proxy()
-    env.start_door(video_codec="vp8",
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN,
                    extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s sip:mon2@%s "
                    "sip:mon3@%s\n" % (DOOR_CODE, DOMAIN, DOMAIN, DOMAIN))
     env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
@@ -648,6 +649,25 @@ def case_monitor_wideband_audio(env):
         check(want in sdp, "the door's offer lacks %r:\n%s" % (want, "\n".join(sdp)))
     _answer_with_codec(env, "mon2", "PCMU/8000", 2)
     _answer_with_codec(env, "mon3", "G722/8000", 3)
+    # mon1 calls the door (its offer, the door's answer: opus) and opens it
+    # with events at 48 kHz.
+    check(env.mon_ctl("mon1", "call", "front").get("result", "").startswith("calling"),
+          "mon1 could not call the door")
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                          st.get("audio_packets_received", 0) > 25 and
+                          st.get("audio_packets_sent", 0) > 25, "two-way audio with the door", 15)
+    check(st.get("audio_codec") == "opus/48000", "mon1's call to the door agreed %r"
+          % st.get("audio_codec"))
+    check("result" in env.mon_ctl("mon1", "action", "open-door"), "mon1: open-door refused")
+    deadline = time.time() + 10
+    while time.time() < deadline and len(env.door_events("action")) < 4:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    actions = [e["details"] for e in env.door_events("action")]
+    check(len(actions) == 4 and actions[-1].startswith("via=rfc4733 from=sip:mon1@"),
+          "mon1's code in its own call opened the door once more: %s" % actions)
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+    env.wait_door_event("ended", 5)
     bad = env.write("bad-codec.conf", "[media]\naudio-codecs = opus speex\n")
     r = subprocess.run([env.args.door, "--check-config", "--config", bad],
                        capture_output=True, text=True, timeout=10)
