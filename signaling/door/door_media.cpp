@@ -210,6 +210,7 @@ bool DoorMedia::build_audio_codec(const audio::AudioCodec &codec, int pt, std::s
   audio_send_bin_ = GST_ELEMENT(gst_object_ref(send_bin));
   audio_codec_ = audio::audio_codec_label(codec);
   audio_pt_ = pt;
+  audio_pt_for_probe_ = pt;  // now that its caps and speaker path are in place
   audio_rate_ = codec.sample_rate;
   PLOG_INFO("media: audio %s pt %d at %d Hz%s%s", audio_codec_.c_str(), pt, audio_rate_,
             aec ? ", echo cancelled" : "",
@@ -291,33 +292,40 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
   // Keys typed into the call are credited to the resident the proxy
   // asserted: only the peer the SDP named may send them.
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
+  guint8 head[2];
+  if (gst_buffer_extract(buf, 0, head, 2) != 2 || (head[0] >> 6) != 2) return GST_PAD_PROBE_DROP;
+  const int pt = head[1] & 0x7f;
   const int te = self->te_pt_for_probe_.load();
-  self->audio_received_++;
-  if (te < 0) return GST_PAD_PROBE_OK;
-  GstMapInfo map;
-  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_OK;
-  GstPadProbeReturn ret = GST_PAD_PROBE_OK;
-  const uint8_t *d = map.data;
-  if (map.size >= 12 && (d[0] >> 6) == 2 && (d[1] & 0x7f) == te) {
-    const size_t csrc = d[0] & 0x0f;
-    size_t off = 12 + 4 * csrc;
-    size_t end = map.size;
-    if ((d[0] & 0x10) && off + 4 <= end) off += 4 + 4 * ((size_t(d[off + 2]) << 8) | d[off + 3]);
-    if ((d[0] & 0x20) && end > off) end -= std::min<size_t>(d[end - 1], end - off);
-    if (off <= end) {
-      std::vector<uint8_t> payload(d + off, d + end);
-      const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
-      const uint32_t ts = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
-      const bool marker = (d[1] & 0x80) != 0;
-      post_to_main(self->alive_, [ts, seq, marker, payload](DoorMedia *m) {
-        if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
-      });
+  if (te >= 0 && pt == te) {
+    GstMapInfo map;
+    if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_DROP;
+    const uint8_t *d = map.data;
+    if (map.size >= 12) {
+      const size_t csrc = d[0] & 0x0f;
+      size_t off = 12 + 4 * csrc;
+      size_t end = map.size;
+      if ((d[0] & 0x10) && off + 4 <= end) off += 4 + 4 * ((size_t(d[off + 2]) << 8) | d[off + 3]);
+      if ((d[0] & 0x20) && end > off) end -= std::min<size_t>(d[end - 1], end - off);
+      if (off <= end) {
+        std::vector<uint8_t> payload(d + off, d + end);
+        const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
+        const uint32_t ts =
+            uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
+        const bool marker = (d[1] & 0x80) != 0;
+        post_to_main(self->alive_, [ts, seq, marker, payload](DoorMedia *m) {
+          if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
+        });
+      }
     }
-    ret = GST_PAD_PROBE_DROP;
-    self->audio_received_--;  // an event, not voice
+    gst_buffer_unmap(buf, &map);
+    return GST_PAD_PROBE_DROP;  // an event, not voice
   }
-  gst_buffer_unmap(buf, &map);
-  return ret;
+  // Voice of the agreed payload type only. Another one (the codec an early
+  // dialog agreed, or the answer's before the door has applied it) has no
+  // decoder here, and a payload type rtpbin cannot map stops its stream.
+  if (pt != self->audio_pt_for_probe_.load()) return GST_PAD_PROBE_DROP;
+  self->audio_received_++;
+  return GST_PAD_PROBE_OK;
 }
 
 GstPadProbeReturn DoorMedia::on_video_out(GstPad *, GstPadProbeInfo *info, gpointer data) {
@@ -444,6 +452,7 @@ void DoorMedia::close() {
   audio_codec_.clear();
   audio_rate_ = 0;
   audio_pt_ = -1;
+  audio_pt_for_probe_ = -1;
   {
     std::lock_guard<std::mutex> guard(pt_lock_);
     pt_caps_.clear();

@@ -113,6 +113,7 @@ class DoorMedia {
   std::string speaker_name_;
   int telephone_event_pt_ = -1;
   std::atomic<int> te_pt_for_probe_{-1};
+  std::atomic<int> audio_pt_for_probe_{-1};  // the voice on_audio_in lets through
   std::string video_dest_, video_rtcp_dest_, audio_dest_, audio_rtcp_dest_;
   PortPool ports_;  // the call's RTP/RTCP pairs, from [media] port-range
   PortPool::Pair audio_, video_;
