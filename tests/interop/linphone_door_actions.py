@@ -67,12 +67,25 @@ def new_incoming(lp, seen, timeout=10):
     return wait_for(look, timeout, "%s: a new incoming call" % lp.role)
 
 
+def write_tone(path, seconds=20, rate=48000):
+    """A 440 Hz mono 16-bit WAV for Linphone's in-call player."""
+    import math
+    import struct
+    import wave
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                               for i in range(rate * seconds)))
+
+
 def check_opus(door, lp, call_id):
     """Issue 13 item 5: Linphone's answer to the door's offer is opus (RFC 7587
     §7: opus/48000/2) with telephone-event/48000 (RFC 4733 §2.1), the door says
     opus/48000 too, and audio flows both ways (the door's counter and
-    Linphone's call-stats). Linphone has no sound card here: what it sends is
-    its encoder's discontinuous transmission, a few packets a second."""
+    Linphone's call-stats). Linphone has no sound card here (without one it
+    sends only STUN keep-alives): its in-call player sends a tone file."""
     answers = [m for t, m in li.find_msgs(lp, "out", "SIP/2.0 200") if "m=audio" in m]
     check(answers, "%s sent a 200 with SDP" % lp.role)
     sdp = answers[-1]
@@ -86,7 +99,12 @@ def check_opus(door, lp, call_id):
 
     def heard():
         last.update(door.ctl("status") or {})
-        return last if last.get("audio_packets_received", 0) > 5 else None
+        return last if last.get("audio_packets_received", 0) > 25 else None
+    # No sound card here: Linphone's in-call player sends a tone file instead.
+    tone = os.path.join(os.path.dirname(lp.logfile), "tone.wav")
+    write_tone(tone)
+    ok, f, raw = lp.cmd("incall-player-start %s %s" % (tone, call_id))
+    log("%s: incall-player-start: %s" % (lp.role, " | ".join(raw.splitlines())))
     st = wait_for(heard, 10, "Linphone's audio at the door", fatal=False)
     check(st, "Linphone's audio reaches the door: %s" % last)
     check(st.get("audio_codec") == "opus/48000" and st.get("audio_rate") == 48000,
