@@ -410,6 +410,13 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
           *error = "audio codec " + a.codec.encoding + " has no pipeline";
           return false;
         }
+        // Each change leaves an idle speaker path behind: a peer's endless
+        // re-INVITEs must not grow the pipeline without end.
+        constexpr int kMaxAudioCodecs = 4;
+        if (audio_generation_ >= kMaxAudioCodecs) {
+          *error = "the audio codec changed too often in one call";
+          return false;
+        }
         PLOG_INFO("media: the answer changes the audio codec from %s to %s", audio_codec_.c_str(),
                   audio::audio_codec_label(*codec).c_str());
         if (!build_audio_codec(*codec, a.codec.pt, error)) return false;
