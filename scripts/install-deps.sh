@@ -19,7 +19,7 @@ DEMO=(
   libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev libssl-dev libsystemd-dev
   # the proxy's allocator (signaling/proxy/allocator.h)
   libjemalloc-dev
-  # media: the GStreamer plugin and the daemons' pipelines (VP8, opus, G.711, RTP, udp)
+  # media: the GStreamer plugin and the daemons' pipelines (VP8, RTP, udp)
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   # pango's clockoverlay, the clock on portiercamsrc's no-camera test pattern
