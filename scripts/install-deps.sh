@@ -37,7 +37,8 @@ TEST=(
   # GoogleTest; gstreamer-check (GstHarness) comes with libgstreamer1.0-dev
   libgtest-dev
   # H.264 and the encoders portierenc picks (x264enc in ugly, openh264enc and
-  # h264parse in bad), decoders (libav), rtspsrc's client side, gst-launch-1.0
+  # h264parse in bad), decoders and G.722 (libav: a door without it offers no
+  # G.722), rtspsrc's client side, gst-launch-1.0
   # for pipelines/
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-rtsp gstreamer1.0-tools gpiod

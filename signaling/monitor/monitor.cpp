@@ -61,7 +61,8 @@ Monitor::Monitor(MonitorSettings settings, events::Writer &events)
              },
              [this](const sip_t *) {
                emit("answered",
-                    {field("by", call_.remote()), field("since_invite_ms", since_invite_ms())});
+                    {field("by", call_.remote()), field("since_invite_ms", since_invite_ms()),
+                     field("audio", media_ ? media_->audio_codec() : "")});
              },
              [this](const sip::Call::Ended &e) { on_call_ended(e); }}) {}
 
@@ -210,7 +211,8 @@ Outcome Monitor::answer() {
     PLOG_WARN("monitor: cannot answer: %s", error.c_str());
     return Outcome::fail("cannot answer: " + error);
   }
-  emit("answered", {field("from", call_.remote()), field("since_invite_ms", since_invite_ms())});
+  emit("answered", {field("from", call_.remote()), field("since_invite_ms", since_invite_ms()),
+                    field("audio", media_ ? media_->audio_codec() : "")});
   return Outcome::done("answered");
 }
 
@@ -524,6 +526,7 @@ std::string Monitor::status_json() const {
       .field("height", m ? m->height() : 0)
       .field("keyframe_requests", keyframe_requests_)
       .field("audio_codec", m ? m->audio_codec() : "")
+      .field("audio_rate", m ? m->audio_rate() : 0)
       .field("audio_packets_sent", m ? m->audio_packets_sent() : 0)
       .field("audio_packets_received", m ? m->audio_packets_received() : 0)
       .field("mic", mic_on_ ? "on" : "off")

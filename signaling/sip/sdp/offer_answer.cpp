@@ -24,8 +24,47 @@ bool same_codec(const Codec &ours, const Payload &theirs) {
   return ascii::iequals(ours.encoding, theirs.encoding) && ours.clock_rate == theirs.clock_rate;
 }
 
-bool is_telephone_event(const Payload &p) {
-  return ascii::iequals(p.encoding, "telephone-event") && p.clock_rate == 8000;
+bool is_telephone_event(const Payload &p) { return ascii::iequals(p.encoding, "telephone-event"); }
+
+// A telephone-event payload type and its clock.
+struct Event {
+  int pt;
+  uint32_t clock_rate;
+};
+
+// The telephone-event of `payloads` at `clock_rate`, or -1.
+int event_at(const std::vector<Payload> &payloads, uint32_t clock_rate) {
+  for (const Payload &p : payloads)
+    if (is_telephone_event(p) && p.clock_rate == clock_rate) return p.pt;
+  return -1;
+}
+
+// What we offer: one telephone-event per clock rate of our codecs, in their
+// order; /8000 keeps `pt_8000`, the others take the next numbers no codec uses.
+std::vector<Event> offered_events(const LocalStream &s) {
+  std::vector<Event> out;
+  if (s.type != "audio" || !s.telephone_event) return out;
+  int next = s.telephone_event_pt + 1;
+  auto taken = [&](int pt) {
+    for (const Codec &c : s.codecs)
+      if (c.pt == pt) return true;
+    for (const Event &e : out)
+      if (e.pt == pt) return true;
+    return pt == s.telephone_event_pt;
+  };
+  for (const Codec &c : s.codecs) {
+    bool have = false;
+    for (const Event &e : out) have = have || e.clock_rate == c.clock_rate;
+    if (have) continue;
+    if (c.clock_rate == 8000) {
+      out.push_back({s.telephone_event_pt, 8000});
+      continue;
+    }
+    while (next <= 127 && taken(next)) ++next;
+    if (next > 127) continue;  // no number left: this clock goes without events
+    out.push_back({next++, c.clock_rate});
+  }
+  return out;
 }
 
 // RTP/AVP and RTP/AVPF (RFC 4585 §3.5: an AVPF offer may be answered by an
@@ -37,11 +76,11 @@ bool plain_rtp(const std::string &protocol) {
 
 // The m= line and attributes of one stream; `codecs` with their final payload types.
 std::string media_lines(const std::string &type, uint16_t port, const std::string &protocol,
-                        const std::vector<Codec> &codecs, int te_pt, bool feedback,
-                        const std::string &direction) {
+                        const std::vector<Codec> &codecs, const std::vector<Event> &events,
+                        bool feedback, const std::string &direction) {
   std::string m = "m=" + type + " " + std::to_string(port) + " " + protocol;
   for (const Codec &c : codecs) m += " " + std::to_string(c.pt);
-  if (te_pt >= 0) m += " " + std::to_string(te_pt);
+  for (const Event &e : events) m += " " + std::to_string(e.pt);
   m += "\r\n";
   for (const Codec &c : codecs) {
     m += "a=rtpmap:" + std::to_string(c.pt) + " " + c.encoding + "/" +
@@ -53,9 +92,10 @@ std::string media_lines(const std::string &type, uint16_t port, const std::strin
       m += "a=rtcp-fb:" + std::to_string(c.pt) + " ccm fir\r\n";
     }
   }
-  if (te_pt >= 0) {
-    m += "a=rtpmap:" + std::to_string(te_pt) + " telephone-event/8000\r\n";
-    m += "a=fmtp:" + std::to_string(te_pt) + " 0-15\r\n";  // the DTMF events (RFC 4733 §3.2)
+  for (const Event &e : events) {
+    m += "a=rtpmap:" + std::to_string(e.pt) + " telephone-event/" + std::to_string(e.clock_rate) +
+         "\r\n";
+    m += "a=fmtp:" + std::to_string(e.pt) + " 0-15\r\n";  // the DTMF events (RFC 4733 §3.2)
   }
   m += "a=" + direction + "\r\n";
   return m;
@@ -107,8 +147,8 @@ std::string unservable_address(const Media &m, const std::string &local_address)
 std::string write_offer(const LocalMedia &local) {
   std::string out = session_lines(local);
   for (const LocalStream &s : local.streams) {
-    const int te = s.type == "audio" && s.telephone_event ? s.telephone_event_pt : -1;
-    out += media_lines(s.type, s.port, "RTP/AVP", s.codecs, te, s.keyframe_feedback, s.direction);
+    out += media_lines(s.type, s.port, "RTP/AVP", s.codecs, offered_events(s), s.keyframe_feedback,
+                       s.direction);
   }
   return out;
 }
@@ -137,17 +177,22 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
     remote_of(theirs, &a);
     bool found = false;
     for (const Payload &p : theirs.payloads) {
-      if (!found) {
-        for (const Codec &c : ours.codecs) {
-          if (same_codec(c, p)) {
-            a.codec = c;
-            a.codec.pt = p.pt;
-            found = true;
-            break;
-          }
+      for (const Codec &c : ours.codecs) {
+        if (!found && same_codec(c, p)) {
+          a.codec = c;
+          a.codec.pt = p.pt;
+          found = true;
         }
       }
-      if (ours.telephone_event && is_telephone_event(p)) a.telephone_event_pt = p.pt;
+    }
+    // The events that count in the codec's clock (RFC 4733 §2.1), else the
+    // answerer's others: baresip 1.0 answers opus with telephone-event/8000
+    // only, and the door's receiver goes by the events' start timestamps,
+    // whatever their clock, so its code still gets through.
+    if (found && ours.telephone_event) {
+      a.telephone_event_pt = event_at(theirs.payloads, a.codec.clock_rate);
+      for (const Payload &p : theirs.payloads)
+        if (a.telephone_event_pt < 0 && is_telephone_event(p)) a.telephone_event_pt = p.pt;
     }
     a.active = ours.port != 0 && theirs.port != 0 && found && plain_rtp(theirs.protocol);
     if (a.active) {
@@ -185,19 +230,23 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     std::vector<Codec> chosen;
     int te = -1;
     if (ours && theirs.port && plain_rtp(theirs.protocol)) {
-      // Our preference decides (we have one encoder); the offerer's numbers stay.
-      for (const Codec &c : ours->codecs) {
+      // The offerer's order (we have one encoder, so one codec); its numbers stay.
+      bool any_event = false;
+      for (const Payload &p : theirs.payloads) any_event = any_event || is_telephone_event(p);
+      const bool want_event = ours->telephone_event && any_event;
+      for (int pass = want_event ? 0 : 1; pass < 2 && chosen.empty(); ++pass) {
         for (const Payload &p : theirs.payloads) {
-          if (chosen.empty() && same_codec(c, p)) {
+          for (const Codec &c : ours->codecs) {
+            if (!chosen.empty() || !same_codec(c, p)) continue;
+            if (pass == 0 && event_at(theirs.payloads, c.clock_rate) < 0) continue;
             Codec agreed = c;
             agreed.pt = p.pt;
             chosen.push_back(agreed);
           }
         }
       }
-      if (ours->telephone_event)
-        for (const Payload &p : theirs.payloads)
-          if (is_telephone_event(p)) te = p.pt;
+      if (!chosen.empty() && ours->telephone_event)
+        te = event_at(theirs.payloads, chosen[0].clock_rate);
     }
     if (chosen.empty()) {
       // Refused: port 0 and the offer's first format (RFC 3264 §6: one is needed).
@@ -216,7 +265,9 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     a.telephone_event_pt = te;
     a.send = may_send(ours->direction) && may_recv(theirs.direction) && !on_hold(theirs);
     a.recv = may_recv(ours->direction) && may_send(theirs.direction);
-    out.sdp += media_lines(theirs.type, ours->port, theirs.protocol, chosen, te,
+    std::vector<Event> events;
+    if (te >= 0) events.push_back({te, chosen[0].clock_rate});
+    out.sdp += media_lines(theirs.type, ours->port, theirs.protocol, chosen, events,
                            ours->keyframe_feedback, direction_of(a.send, a.recv));
     out.streams.push_back(std::move(a));
     any = true;
