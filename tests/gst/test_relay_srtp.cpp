@@ -24,11 +24,13 @@
 #include <string>
 #include <vector>
 
+#include "proxy/media_relay.h"
 #include "proxy/relay_engine.h"
 #include "proxy/relay_srtp.h"
 #include "rtpfork/rtcp_packet.h"
 #include "rtpfork/rtp_header.h"
 #include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 namespace {
 
@@ -38,6 +40,7 @@ using portier::proxy::RelayAddress;
 using portier::proxy::RelayEngine;
 using portier::proxy::SrtpContext;
 using Packet = std::vector<uint8_t>;
+using portier::sdp::print_crypto;
 
 constexpr uint32_t kDoor = 0x11223344;
 constexpr int kWaitMs = 3000;  // a bound on every wait, not a speed check
@@ -402,6 +405,236 @@ TEST(RelaySrtp, WinnersMediaReachesTheDoorUnderTheDoorSideKey) {
     usleep(10000);
   EXPECT_EQ(c.engine.branch_counters(c.call, 1).srtp_rejected, 1u);
   EXPECT_TRUE(c.door_rtp.drain().empty());
+}
+
+// ------------------------------------------------------------------ MediaRelay
+// The signalling side: keys in SDP, the policy, and one call end to end.
+// Relay ports 38600-38699 (no other test binds there).
+
+namespace {
+
+using portier::proxy::MediaRelay;
+using portier::proxy::RelaySettings;
+
+RelaySettings relay_settings(bool mandatory = false,
+                             RelaySettings::Encryption e = RelaySettings::Encryption::Terminate) {
+  RelaySettings r;
+  r.sdp_address = "127.0.0.1";
+  r.port_min = 38600;
+  r.port_max = 38699;
+  r.threads = 1;
+  r.encryption = e;
+  r.encryption_mandatory = mandatory;
+  return r;
+}
+
+std::string srtp_sdp(uint16_t port, const std::vector<std::string> &crypto, bool mux = true,
+                     const char *profile = "RTP/SAVPF", const char *direction = "sendrecv") {
+  std::string out =
+      "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+      "m=video " +
+      std::to_string(port) + " " + profile + " 96\r\na=rtpmap:96 VP8/90000\r\na=" + direction +
+      "\r\n";
+  if (mux) out += "a=rtcp-mux\r\n";
+  for (const std::string &c : crypto) out += "a=crypto:" + c + "\r\n";
+  return out;
+}
+
+portier::sdp::Media media_of(const std::string &text) {
+  std::string error;
+  auto s = portier::sdp::parse(text, &error);
+  EXPECT_TRUE(s) << error << "\n" << text;
+  return s && !s->media.empty() ? s->media[0] : portier::sdp::Media{};
+}
+
+sdp::CryptoAttr only_crypto(const portier::sdp::Media &m) {
+  EXPECT_EQ(m.crypto.size(), 1u);
+  std::string error;
+  auto a = m.crypto.empty() ? std::nullopt : sdp::parse_crypto(m.crypto[0], &error);
+  EXPECT_TRUE(a) << error;
+  return a ? *a : sdp::CryptoAttr{};
+}
+
+}  // namespace
+
+TEST(RelaySrtpSdp, Rfc3711Sec9_1ThreeBranchOffersCarryThreeFreshKeysNoneTheDoors) {
+  MediaRelay relay(relay_settings());
+  const sdp::CryptoAttr door{1, fresh()};
+  const sdp::CryptoAttr door32{2, fresh(sdp::SrtpSuite::AesCm128HmacSha1_32)};
+  std::string error;
+  ASSERT_TRUE(
+      relay.start_call("c1", srtp_sdp(5000, {print_crypto(door), print_crypto(door32)}), &error))
+      << error;
+  std::vector<sdp::CryptoKey> seen{door.key, door32.key};
+  for (size_t b = 0; b < 3; ++b) {
+    auto offer = relay.offer_for_branch("c1", b, &error);
+    ASSERT_TRUE(offer) << error;
+    const portier::sdp::Media m = media_of(*offer);
+    EXPECT_EQ(m.protocol, "RTP/SAVPF");
+    EXPECT_TRUE(m.rtcp_mux);  // RFC 5761 §5.1.1: the door offered it
+    // Every suite the relay does, the door's chosen one first (RFC 4568 §7.1.1).
+    ASSERT_EQ(m.crypto.size(), sdp::kSrtpSuites);
+    for (size_t i = 0; i < m.crypto.size(); ++i) {
+      auto a = sdp::parse_crypto(m.crypto[i], &error);
+      ASSERT_TRUE(a) << error;
+      EXPECT_EQ(a->tag, i + 1);
+      if (i == 0) {
+        EXPECT_EQ(a->key.suite, sdp::SrtpSuite::AesCm128HmacSha1_80);
+      }
+      for (const sdp::CryptoKey &k : seen) {
+        EXPECT_FALSE(k == a->key) << "a key used twice";
+      }
+      seen.push_back(a->key);
+    }
+  }
+}
+
+TEST(RelaySrtpSdp, Rfc4568Sec7_1_2AnswersCarryTheRelaysKeysUnderTheChosenTags) {
+  MediaRelay relay(relay_settings());
+  const sdp::CryptoAttr door{1, fresh(sdp::SrtpSuite::AeadAes128Gcm)};
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c2", srtp_sdp(5000, {print_crypto(door)}), &error)) << error;
+  auto offer = relay.offer_for_branch("c2", 0, &error);
+  ASSERT_TRUE(offer) << error;
+  const portier::sdp::Media offered = media_of(*offer);
+  // The device picks the relay's third line (tag 3) with a key of its own.
+  auto third = sdp::parse_crypto(offered.crypto.at(2), &error);
+  ASSERT_TRUE(third) << error;
+  const sdp::CryptoAttr device{3, fresh(third->key.suite)};
+  MediaRelay::Answer a = relay.answer_from_branch(
+      "c2", 0, srtp_sdp(6000, {print_crypto(device)}, true, "RTP/SAVPF", "recvonly"), false);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  const portier::sdp::Media to_door = media_of(a.sdp);
+  const sdp::CryptoAttr relay_key = only_crypto(to_door);
+  EXPECT_EQ(relay_key.tag, 1u);  // the door's tag and suite
+  EXPECT_EQ(relay_key.key.suite, sdp::SrtpSuite::AeadAes128Gcm);
+  EXPECT_FALSE(relay_key.key == door.key);
+  EXPECT_FALSE(relay_key.key == device.key) << "the device's key reached the door";
+  EXPECT_NE(a.sdp.find("a=rtcp-mux"), std::string::npos);
+  EXPECT_NE(relay.json().find("\"srtp\":\"terminated\""), std::string::npos) << relay.json();
+}
+
+struct PolicyCase {
+  const char *name;
+  RelaySettings settings;
+  std::string offer;
+  const char *says;  // in the error (the Warning of the 488)
+};
+
+class RelaySrtpPolicy : public ::testing::TestWithParam<PolicyCase> {};
+
+TEST_P(RelaySrtpPolicy, OfferRefusedWithAReasonAndNoKeyInIt) {
+  const PolicyCase &c = GetParam();
+  MediaRelay relay(c.settings);
+  std::string error;
+  MediaRelay::Refusal why = MediaRelay::Refusal::None;
+  EXPECT_FALSE(relay.start_call("p", c.offer, &error, {}, &why));
+  EXPECT_EQ(why, MediaRelay::Refusal::BadSdp);  // 488 (RFC 3261 §21.4.26)
+  EXPECT_NE(error.find(c.says), std::string::npos) << error;
+  EXPECT_EQ(error.find("inline"), std::string::npos) << error;
+  EXPECT_EQ(relay.ports_in_use(), 0u);
+}
+
+const std::string kKey = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+INSTANTIATE_TEST_SUITE_P(
+    Relay, RelaySrtpPolicy,
+    ::testing::ValuesIn(std::vector<PolicyCase>{
+        {"PlainRtpWhenMandatory", relay_settings(true), srtp_sdp(5000, {}, false, "RTP/AVP"),
+         "requires SRTP"},
+        {"PlainRtpWhenMandatoryPassthrough",
+         relay_settings(true, RelaySettings::Encryption::Passthrough),
+         srtp_sdp(5000, {}, false, "RTP/AVP"), "requires SRTP"},
+        {"NoSuiteTheRelayDoes", relay_settings(),
+         srtp_sdp(5000, {"1 F8_128_HMAC_SHA1_80 inline:" + kKey}), "no a=crypto line"},
+        {"NoCryptoLine", relay_settings(), srtp_sdp(5000, {}), "no a=crypto line"},
+        {"MalformedCrypto", relay_settings(),
+         srtp_sdp(5000, {"1 AES_CM_128_HMAC_SHA1_80 inline:" + kKey.substr(0, 20)}),
+         "is not 30 bytes"},
+        {"MalformedTag", relay_settings(),
+         srtp_sdp(5000, {"x AES_CM_128_HMAC_SHA1_80 inline:" + kKey}), "tag"},
+        {"DtlsSrtp", relay_settings(), srtp_sdp(5000, {}, true, "UDP/TLS/RTP/SAVPF"), "DTLS"},
+    }),
+    [](const ::testing::TestParamInfo<PolicyCase> &info) { return info.param.name; });
+
+TEST(RelaySrtpSdp, BranchAnswerThatBreaksThePolicyFailsTheBranch) {
+  MediaRelay relay(relay_settings());
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c3", srtp_sdp(5000, {print_crypto({1, fresh()})}), &error))
+      << error;
+  ASSERT_TRUE(relay.offer_for_branch("c3", 0, &error)) << error;
+  // Plain RTP in the answer to an SRTP offer.
+  auto a = relay.answer_from_branch("c3", 0, srtp_sdp(6000, {}, false, "RTP/AVPF"), true);
+  EXPECT_NE(a.error.find("the offer was SRTP"), std::string::npos) << a.error;
+  // A tag the relay never offered.
+  a = relay.answer_from_branch("c3", 0, srtp_sdp(6000, {print_crypto({9, fresh()})}), true);
+  EXPECT_NE(a.error.find("answers no offered line"), std::string::npos) << a.error;
+  // Two lines in an answer.
+  a = relay.answer_from_branch(
+      "c3", 0, srtp_sdp(6000, {print_crypto({1, fresh()}), print_crypto({2, fresh()})}), true);
+  EXPECT_NE(a.error.find("not one"), std::string::npos) << a.error;
+  EXPECT_EQ(a.error.find("inline"), std::string::npos) << a.error;
+}
+
+TEST(RelaySrtpSdp, PassthroughCopiesTheDoorsKeysAsFlexisipDoes) {
+  MediaRelay relay(relay_settings(false, RelaySettings::Encryption::Passthrough));
+  const sdp::CryptoAttr door{1, fresh()};
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c4", srtp_sdp(5000, {print_crypto(door)}), &error)) << error;
+  auto offer = relay.offer_for_branch("c4", 0, &error);
+  ASSERT_TRUE(offer) << error;
+  EXPECT_TRUE(only_crypto(media_of(*offer)).key == door.key);
+}
+
+// One call through MediaRelay: the door's SRTP reaches a device that decrypts
+// it with the key of its own offer; the device's reaches the door under the
+// key of the door's answer.
+TEST(RelaySrtpCall, DoorToDeviceAndBackThroughTheSdpKeys) {
+  MediaRelay relay(relay_settings());
+  Socket door, device;
+  const sdp::CryptoAttr door_key{1, fresh()};
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c5", srtp_sdp(door.port, {print_crypto(door_key)}, false), &error))
+      << error;
+  auto offer = relay.offer_for_branch("c5", 0, &error);
+  ASSERT_TRUE(offer) << error;
+  const portier::sdp::Media offered = media_of(*offer);
+  auto chosen = sdp::parse_crypto(offered.crypto.at(0), &error);
+  ASSERT_TRUE(chosen) << error;
+  const sdp::CryptoAttr device_key{1, fresh()};
+  auto a = relay.answer_from_branch("c5", 0,
+                                    srtp_sdp(device.port, {print_crypto(device_key)}, false), true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  const portier::sdp::Media to_door = media_of(a.sdp);
+  const sdp::CryptoAttr answer_key = only_crypto(to_door);
+
+  // The door sends to the relay port of its answer.
+  PeerSrtp door_out(door_key.key, false);
+  const RelayAddress to_relay = RelayAddress::from("127.0.0.1", to_door.port);
+  const Packet plain = vp8(1, 0, true, 42);
+  const Packet wire = door_out.protect(plain);
+  sendto(door.fd, wire.data(), wire.size(), 0, reinterpret_cast<const sockaddr *>(&to_relay.addr),
+         to_relay.len);
+  auto got = device.receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  PeerSrtp device_in(chosen->key, true);
+  auto opened = device_in.unprotect(got[0]);
+  ASSERT_TRUE(opened);
+  EXPECT_TRUE(same_payload(*opened, plain));
+
+  PeerSrtp device_out(device_key.key, false);
+  const Packet back = vp8(7, 0, true, 43, 0xdede);
+  const Packet back_wire = device_out.protect(back);
+  const RelayAddress to_branch = RelayAddress::from("127.0.0.1", offered.port);
+  sendto(device.fd, back_wire.data(), back_wire.size(), 0,
+         reinterpret_cast<const sockaddr *>(&to_branch.addr), to_branch.len);
+  auto at_door = door.receive(1);
+  ASSERT_EQ(at_door.size(), 1u);
+  PeerSrtp door_in(answer_key.key, true);
+  auto back_opened = door_in.unprotect(at_door[0]);
+  ASSERT_TRUE(back_opened);
+  EXPECT_TRUE(same_payload(*back_opened, back));
+  EXPECT_NE(relay.json().find("\"srtp\":\"terminated\""), std::string::npos) << relay.json();
 }
 
 int main(int argc, char **argv) {

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "common/log.h"
 #include "sip/sdp/crypto_attr.h"
 
 using portier::sdp::CryptoAttr;
@@ -14,7 +15,6 @@ using portier::sdp::kAllSrtpSuites;
 using portier::sdp::key_salt_length;
 using portier::sdp::parse_crypto;
 using portier::sdp::print_crypto;
-using portier::sdp::redact_crypto;
 using portier::sdp::SrtpSuite;
 using portier::sdp::suite_name;
 
@@ -129,11 +129,11 @@ INSTANTIATE_TEST_SUITE_P(
     }),
     [](const ::testing::TestParamInfo<CryptoBadLine> &info) { return info.param.name; });
 
-TEST(CryptoAttr, RedactHidesEveryKeyOfABody) {
+TEST(CryptoAttr, LogRedactionHidesEveryKeyOfABody) {
   const std::string body =
       std::string("m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") +
       kKey30 + "|2^31\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:" + kKey30 + "\r\n";
-  const std::string r = redact_crypto(body);
+  const std::string r = portier::log::redact_sdes_keys(body);
   EXPECT_EQ(r.find(kKey30), std::string::npos) << r;
   EXPECT_NE(r.find("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:...|2^31\r\n"), std::string::npos)
       << r;

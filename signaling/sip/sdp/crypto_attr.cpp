@@ -206,28 +206,4 @@ std::string print_crypto(const CryptoAttr &attr) {
          " inline:" + encode_base64(attr.key.bytes.data(), attr.key.size);
 }
 
-std::string redact_crypto(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t found = text.size();
-    for (std::string_view needle : {"inline:", "INLINE:", "Inline:"}) {
-      const size_t f = text.find(needle, pos);
-      if (f < found) found = f;
-    }
-    if (found == text.size()) {
-      out.append(text.substr(pos));
-      break;
-    }
-    out.append(text.substr(pos, found + 7 - pos));
-    out += "...";
-    pos = found + 7;
-    while (pos < text.size() && text[pos] != '\r' && text[pos] != '\n' && text[pos] != ' ' &&
-           text[pos] != '|' && text[pos] != ';')
-      ++pos;
-  }
-  return out;
-}
-
 }  // namespace portier::sdp

@@ -3,8 +3,8 @@
 // writes lines with keys of its own; plain C++, no network.
 //
 // Key material is secret: nothing here puts a key into an error message, and
-// CryptoKey wipes its bytes when it goes. A line is shown in logs only through
-// redact_crypto().
+// CryptoKey wipes its bytes when it goes; every log line passes through
+// log::redact_sdes_keys().
 #pragma once
 
 #include <array>
@@ -68,9 +68,5 @@ std::optional<CryptoAttr> parse_crypto(std::string_view value, std::string *erro
                                        bool *unsupported = nullptr);
 // "TAG SUITE inline:BASE64": the value of an a=crypto line.
 std::string print_crypto(const CryptoAttr &attr);
-
-// `text` (an SDP body, or any text) with the key of every a=crypto line
-// replaced by "...", for a log line.
-std::string redact_crypto(std::string_view text);
 
 }  // namespace portier::sdp
