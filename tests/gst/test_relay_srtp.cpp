@@ -209,12 +209,14 @@ struct SrtpCall {
   }
   ~SrtpCall() { engine.close_call(call); }
 
-  Branch &add(size_t id, sdp::SrtpSuite suite = sdp::SrtpSuite::AesCm128HmacSha1_80) {
+  Branch &add(size_t id, sdp::SrtpSuite suite = sdp::SrtpSuite::AesCm128HmacSha1_80,
+             bool mux = false) {
     auto b = std::make_unique<Branch>();
     b->relay_key = fresh(suite);
     b->device_key = fresh(suite);
     RelayEngine::Leg leg{b->relay_rtp.fd, b->relay_rtcp.fd, b->device_rtp.address(),
                          b->device_rtcp.address()};
+    leg.rtcp_mux = mux;
     leg.srtp_in = context(b->device_key, SrtpContext::Direction::Inbound);
     leg.srtp_out = context(b->relay_key, SrtpContext::Direction::Outbound);
     engine.add_branch(call, 0, id, std::move(leg));
@@ -405,6 +407,52 @@ TEST(RelaySrtp, WinnersMediaReachesTheDoorUnderTheDoorSideKey) {
     usleep(10000);
   EXPECT_EQ(c.engine.branch_counters(c.call, 1).srtp_rejected, 1u);
   EXPECT_TRUE(c.door_rtp.drain().empty());
+}
+
+TEST(RelaySrtp, BranchKeyframeRequestIsDecryptedBeforeDeDuplication) {
+  SrtpCall c;
+  SrtpCall::Branch &b = c.add(0);
+  c.door_sends(vp8(1, 0, true, 1));
+  ASSERT_EQ(b.device_rtp.receive(1).size(), 1u);
+  auto requests = [&] {
+    const RelayEngine::ForkCounters f = c.engine.fork_counters(c.call, 0);
+    return f.keyframe_requests_sent + f.keyframe_requests_suppressed;
+  };
+  const uint64_t before = requests();
+  // A PLI under a key the relay never agreed to: dropped and counted, no request.
+  Packet pli(rtp::kPliSize);
+  rtp::write_pli(pli.data(), 0xaaaa, kDoor);
+  PeerSrtp forger(fresh(), false);
+  b.device_rtcp.send_to(b.relay_rtcp, forger.protect(pli, true));
+  for (int i = 0; i < 300 && c.engine.branch_counters(c.call, 0).srtp_rejected == 0; ++i)
+    usleep(10000);
+  EXPECT_EQ(c.engine.branch_counters(c.call, 0).srtp_rejected, 1u);
+  EXPECT_EQ(requests(), before);
+  // The device's own SRTCP PLI (RFC 4585 §6.3.1 inside RFC 3711 §3.4) counts.
+  PeerSrtp device_out(b.device_key, false);
+  b.device_rtcp.send_to(b.relay_rtcp, device_out.protect(pli, true));
+  for (int i = 0; i < 300 && requests() == before; ++i) usleep(10000);
+  EXPECT_EQ(requests(), before + 1);
+}
+
+TEST(RelaySrtp, Rfc5761TheDoorsRtcpReachesAMuxedBranchOnItsRtpPort) {
+  SrtpCall c;
+  SrtpCall::Branch &b = c.add(0, sdp::SrtpSuite::AesCm128HmacSha1_80, /*mux=*/true);
+  c.door_sends(vp8(1, 0, true, 1));
+  ASSERT_EQ(b.device_rtp.receive(1).size(), 1u);
+  // A sender report from the door, as SRTCP under its key.
+  Packet sr(28, 0);
+  sr[0] = 0x80, sr[1] = 200, sr[3] = 6;
+  rtp::write32(&sr[4], kDoor);
+  c.door_rtcp.send_to(c.caller_rtcp, c.door_out.protect(sr, true));
+  auto got = b.device_rtp.receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(rtp::is_rtcp(got[0].data(), got[0].size()));
+  PeerSrtp own(b.relay_key, true);
+  auto plain = own.unprotect(got[0], true);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ((*plain)[1], 200);
+  EXPECT_TRUE(b.device_rtcp.drain(100).empty());
 }
 
 // ------------------------------------------------------------------ MediaRelay
