@@ -522,7 +522,12 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
     Packet *p = rx_[i];
     if (p->size == 0 || !admit(s, leg.route[slot.kind], slot.kind, i)) continue;
     const bool rtcp = slot.kind == kRtcp || rtp::is_rtcp(p->data, p->size);
-    if (leg.srtp_in && !unprotect(leg, p, rtcp)) continue;
+    if (leg.srtp_in) {
+      // RFC 7983 §7: only 128-191 is RTP or RTCP; a STUN keep-alive (0-3, which
+      // Linphone sends to its peer's media port) is no failed SRTP check.
+      if (p->data[0] < 128 || p->data[0] > 191) continue;
+      if (!unprotect(leg, p, rtcp)) continue;
+    }
     if (rtcp)
       rtcp_pkts[n_rtcp++] = p;
     else
@@ -559,7 +564,10 @@ bool RelayEngine::Worker::unprotect(LegState &leg, Packet *p, bool rtcp) {
   const bool ok = rtcp ? leg.srtp_in->unprotect_rtcp(p->data, &size)
                        : leg.srtp_in->unprotect_rtp(p->data, &size);
   if (!ok) {
-    leg.srtp_rejected.fetch_add(1, std::memory_order_relaxed);
+    // The first one of a leg is logged (what it looked like, never its bytes).
+    if (leg.srtp_rejected.fetch_add(1, std::memory_order_relaxed) == 0)
+      PLOG_DEBUG("relay: %s of %u bytes (first byte %02x) failed the SRTP check: dropped",
+                 rtcp ? "RTCP" : "RTP", p->size, p->data[0]);
     return false;
   }
   p->size = static_cast<uint32_t>(size);

@@ -210,7 +210,7 @@ struct SrtpCall {
   ~SrtpCall() { engine.close_call(call); }
 
   Branch &add(size_t id, sdp::SrtpSuite suite = sdp::SrtpSuite::AesCm128HmacSha1_80,
-             bool mux = false) {
+              bool mux = false) {
     auto b = std::make_unique<Branch>();
     b->relay_key = fresh(suite);
     b->device_key = fresh(suite);
