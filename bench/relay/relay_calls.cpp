@@ -10,10 +10,9 @@
 //       the same with SRTP terminated (encryption = terminate): the door offers
 //       RTP/SAVP with an AES_CM_128_HMAC_SHA1_32 key, every branch takes the
 //       relay's AES_CM_128_HMAC_SHA1_80 line with a key of its own (as in the
-//       rtpengine run, which re-keys only then: rtpengine_ng.py); also prints "srtp CALL STREAM BRANCH KEY" per stream:
-//       the door's key (BRANCH -1) and the key of each branch's offer (what its
-//       device decrypts with), "SUITE BASE64" as in a=crypto. Bench keys, not
-//       secrets.
+//       rtpengine run, which re-keys only then: rtpengine_ng.py); also prints "srtp CALL STREAM
+//       BRANCH KEY" per stream: the door's key (BRANCH -1) and the key of each branch's offer (what
+//       its device decrypts with), "SUITE BASE64" as in a=crypto. Bench keys, not secrets.
 //   relay_calls serve tee CALLS BRANCHES
 //       the floor: per call one pipeline with, per stream, a plain
 //       `udpsrc ! tee ! udpsink sync=false async=false` x BRANCHES.
@@ -329,9 +328,8 @@ struct RecvSocket {
 // --srtp: the keys of PORTS_FILE's "srtp CALL STREAM BRANCH SUITE KEY" lines.
 std::shared_ptr<portier::proxy::SrtpContext> srtp_context(const std::string &key, bool inbound) {
   std::string error;
-  auto a = sdp::parse_crypto("1 " + key.substr(0, key.find(' ')) + " inline:" +
-                                 key.substr(key.find(' ') + 1),
-                             &error);
+  auto a = sdp::parse_crypto(
+      "1 " + key.substr(0, key.find(' ')) + " inline:" + key.substr(key.find(' ') + 1), &error);
   if (!a) {
     std::fprintf(stderr, "relay_calls: bad key in the ports file: %s\n", error.c_str());
     return nullptr;
@@ -603,14 +601,15 @@ int load(const char *ports_file, int calls, int branches, double mult, double se
     int c, s, p, b;
     while (f >> word) {
       if (word == "stream" && f >> c >> s >> p) relay_port[{c, s}] = p;
-      if (word == "srtp" && f >> c >> s >> b >> suite >> key) srtp_key[{c, s, b}] = suite + " " + key;
+      if (word == "srtp" && f >> c >> s >> b >> suite >> key)
+        srtp_key[{c, s, b}] = suite + " " + key;
     }
   }
   auto key_of = [&](int c, int s, int b) -> std::shared_ptr<portier::proxy::SrtpContext> {
     auto it = srtp_key.find({c, s, b});
     if (it == srtp_key.end()) {
-      std::fprintf(stderr, "relay_calls: --srtp: no key for call %d stream %d branch %d in %s\n",
-                   c, s, b, ports_file);
+      std::fprintf(stderr, "relay_calls: --srtp: no key for call %d stream %d branch %d in %s\n", c,
+                   s, b, ports_file);
       return nullptr;
     }
     return srtp_context(it->second, true);

@@ -634,6 +634,33 @@ TEST(RelaySrtpSdp, PassthroughCopiesTheDoorsKeysAsFlexisipDoes) {
   EXPECT_TRUE(only_crypto(media_of(*offer)).key == door.key);
 }
 
+TEST(RelaySrtpSdp, Rfc4568Sec7_1_4ReInviteKeepsTheKeysAndNewOnesAreRefused) {
+  MediaRelay relay(relay_settings());
+  const sdp::CryptoAttr door{1, fresh()};
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c6", srtp_sdp(5000, {print_crypto(door)}), &error)) << error;
+  auto offer = relay.offer_for_branch("c6", 0, &error);
+  ASSERT_TRUE(offer) << error;
+  const sdp::CryptoAttr device{1, fresh()};
+  auto a = relay.answer_from_branch("c6", 0, srtp_sdp(6000, {print_crypto(device)}), true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  const sdp::CryptoAttr to_door = only_crypto(media_of(a.sdp));
+  auto to_device = sdp::parse_crypto(media_of(*offer).crypto.at(0), &error);
+  ASSERT_TRUE(to_device) << error;
+  // The door's re-INVITE with its key: the device gets the relay's key toward it.
+  auto re = relay.pass_sdp("c6", true, srtp_sdp(5000, {print_crypto(door)}), &error);
+  ASSERT_TRUE(re) << error;
+  EXPECT_TRUE(only_crypto(media_of(*re)).key == to_device->key);
+  // The device's answer with its key: the door gets the relay's key toward it.
+  re = relay.pass_sdp("c6", false, srtp_sdp(6000, {print_crypto(device)}), &error);
+  ASSERT_TRUE(re) << error;
+  EXPECT_TRUE(only_crypto(media_of(*re)).key == to_door.key);
+  // A new key inside the call is refused (488): the relay does not re-key yet.
+  EXPECT_FALSE(relay.pass_sdp("c6", true, srtp_sdp(5000, {print_crypto({1, fresh()})}), &error));
+  EXPECT_NE(error.find("new SRTP key"), std::string::npos) << error;
+  EXPECT_EQ(error.find("inline"), std::string::npos) << error;
+}
+
 // One call through MediaRelay: the door's SRTP reaches a device that decrypts
 // it with the key of its own offer; the device's reaches the door under the
 // key of the door's answer.
