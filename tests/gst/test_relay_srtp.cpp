@@ -375,6 +375,21 @@ TEST(RelaySrtp, ForgedAndReplayedPacketsFromTheDoorAreDroppedAndCounted) {
   EXPECT_EQ(c.branches[0]->device_rtp.receive(1).size(), 1u);
 }
 
+TEST(RelaySrtp, Rfc7983StunKeepAlivesAreNoSrtpFailures) {
+  SrtpCall c;
+  c.add(0);
+  // A STUN binding request (RFC 5389 §6: first byte 0-3), as Linphone sends
+  // to its peer's media port: dropped, neither forwarded nor counted.
+  Packet stun(20, 0);
+  stun[1] = 0x01;
+  rtp::write32(&stun[4], 0x2112a442);
+  c.door_rtp.send_to(c.caller_rtp, stun);
+  c.door_sends(vp8(1, 0, true, 1));
+  ASSERT_EQ(c.branches[0]->device_rtp.receive(1).size(), 1u);
+  EXPECT_EQ(c.engine.fork_counters(c.call, 0).srtp_rejected, 0u);
+  EXPECT_TRUE(c.branches[0]->device_rtp.drain().empty());
+}
+
 TEST(RelaySrtp, WinnersMediaReachesTheDoorUnderTheDoorSideKey) {
   SrtpCall c;
   SrtpCall::Branch &a = c.add(0);
