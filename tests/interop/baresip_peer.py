@@ -58,7 +58,7 @@ def netstring(payload):
 
 class Baresip:
     def __init__(self, tmp, name, aor, password, proxy_port, sip_port, ctrl_port, rtp_ports,
-                 answermode="manual"):
+                 answermode="manual", mediaenc=None):
         self.name = name
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
@@ -95,14 +95,16 @@ class Baresip:
                 "module aufile.so",
                 "module fakevideo.so",
                 "module ctrl_tcp.so",
+                "module srtp.so" if mediaenc else "",
                 "module_tmp account.so",
                 "module_app menu.so",
                 "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
                 ""]))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write("<%s;transport=udp>;auth_pass=%s;outbound=\"sip:127.0.0.1:%d;transport=udp\""
-                    ";answermode=%s;regint=600;audio_codecs=PCMU;video_codecs=VP8\n"
-                    % (aor, password, proxy_port, answermode))
+                    ";answermode=%s;regint=600;audio_codecs=PCMU;video_codecs=VP8%s\n"
+                    % (aor, password, proxy_port, answermode,
+                       ";mediaenc=%s" % mediaenc if mediaenc else ""))
         open(os.path.join(self.dir, "contacts"), "w").close()
 
     def start(self):
