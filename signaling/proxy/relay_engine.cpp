@@ -526,6 +526,8 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
       // RFC 7983 §7: only 128-191 is RTP or RTCP; a STUN keep-alive (0-3, which
       // Linphone sends to its peer's media port) is no failed SRTP check.
       if (p->data[0] < 128 || p->data[0] > 191) continue;
+      // An early device's RTP goes nowhere: not worth a decryption.
+      if (b && !b->winner && !rtcp) continue;
       if (!unprotect(leg, p, rtcp)) continue;
     }
     if (rtcp)
