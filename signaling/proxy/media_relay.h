@@ -12,6 +12,12 @@
 // whatever the branch. Symmetric RTP: after the first packet from a peer, we
 // send to where its packets really come from.
 //
+// SRTP (SDES, RFC 4568) is terminated per leg unless `encryption = passthrough`:
+// each branch's offer carries fresh keys of the relay's, its answer's key is
+// used for that branch only, and the caller's answer carries a relay key under
+// the caller's tag, so no key protects two streams (RFC 3711 §9.1). a=rtcp-mux
+// (RFC 5761) is offered to the devices and answered when the caller offered it.
+//
 // Runs on the proxy's GLib main loop.
 #pragma once
 
