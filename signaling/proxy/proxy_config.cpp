@@ -101,8 +101,9 @@ config::Schema make_schema() {
            "side sends and encrypts for each branch with a key of its own, so no device "
            "learns the door's key or another device's: RFC 3711 section 9.1) or passthrough "
            "(the keys in SDP are copied to every branch and the packets pass unchanged, as "
-           "Flexisip does: weaker, every ringing device can decrypt the others' media; kept "
-           "for compatibility). One setting for every leg today; a per-side setting (house, "
+           "Flexisip does: weaker, every ringing device holds the door's key and could read or "
+           "forge what the door sends the others; kept for compatibility). One setting for every "
+           "leg today; a per-side setting (house, "
            "WAN) comes with the WAN side")
       .boolean("module::MediaRelay", "encryption-mandatory", false,
                "refuse plain RTP: an offer without SRTP gets 488 with a Warning, a device "
