@@ -19,6 +19,8 @@ DEMO=(
   libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev libssl-dev libsystemd-dev
   # the proxy's allocator (signaling/proxy/allocator.h)
   libjemalloc-dev
+  # the relay's SRTP termination (signaling/proxy/relay_srtp.h)
+  libsrtp2-dev
   # media: the GStreamer plugin and the daemons' pipelines (VP8, RTP, udp)
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good

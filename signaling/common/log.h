@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace portier::log {
 
@@ -23,7 +24,12 @@ void configure(const std::string &program, Output output, Level level,
 void set_level(Level level);
 bool enabled(Level level);
 
+// Every line goes through redact_sdes_keys() first: an SDP body that reaches a
+// log (sofia-sip's debug dumps, an error quoting a line) shows no SRTP key.
 void write(Level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// `text` with the key of every "inline:" key parameter (RFC 4568 §6.1, an
+// a=crypto line's key and salt) replaced by "...".
+std::string redact_sdes_keys(std::string_view text);
 
 }  // namespace portier::log
 

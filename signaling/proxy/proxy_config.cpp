@@ -95,7 +95,20 @@ config::Schema make_schema() {
                "(0: no limit)")
       .integer("module::MediaRelay", "max-calls-per-source", 10, 0, 100000,
                "relayed calls one IP address may run at once; more get 503 with "
-               "Retry-After (0: no limit)");
+               "Retry-After (0: no limit)")
+      .str("module::MediaRelay", "encryption", "terminate",
+           "SRTP (SDES, RFC 4568) through the relay: terminate (the relay decrypts what each "
+           "side sends and encrypts for each branch with a key of its own, so no device "
+           "learns the door's key or another device's: RFC 3711 section 9.1) or passthrough "
+           "(the keys in SDP are copied to every branch and the packets pass unchanged, as "
+           "Flexisip does: weaker, every ringing device holds the door's key and could read or "
+           "forge what the door sends the others; kept for compatibility). One setting for every "
+           "leg today; a per-side setting (house, "
+           "WAN) comes with the WAN side")
+      .boolean("module::MediaRelay", "encryption-mandatory", false,
+               "refuse plain RTP: an offer without SRTP gets 488 with a Warning, a device "
+               "whose answer has none is a failed branch (one setting for every leg today, "
+               "per side later)");
   return s;
 }
 
@@ -140,6 +153,10 @@ std::string check_proxy_config(const config::Config &cfg) {
     if (latch != "signalled-host" && latch != "anywhere")
       return cfg.where("module::MediaRelay", "latch") + "'" + latch +
              "' is neither signalled-host nor anywhere";
+    const std::string encryption = cfg.get_string("module::MediaRelay", "encryption");
+    if (encryption != "terminate" && encryption != "passthrough")
+      return cfg.where("module::MediaRelay", "encryption") + "'" + encryption +
+             "' is neither terminate nor passthrough";
   }
   if (cfg.get_string("global", "state-directory").empty())
     return cfg.where("global", "state-directory") + "must not be empty";
@@ -212,6 +229,10 @@ ProxySettings settings_from_config(const config::Config &cfg) {
       static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-user"));
   s.relay.max_calls_per_source =
       static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-source"));
+  s.relay.encryption = cfg.get_string("module::MediaRelay", "encryption") == "passthrough"
+                           ? RelaySettings::Encryption::Passthrough
+                           : RelaySettings::Encryption::Terminate;
+  s.relay.encryption_mandatory = cfg.get_bool("module::MediaRelay", "encryption-mandatory");
   return s;
 }
 

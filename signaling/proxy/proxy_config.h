@@ -29,6 +29,11 @@ struct RelaySettings {
   bool latch_anywhere = false;    // the first packet from anywhere latches (else: the SDP's host)
   int max_calls_per_user = 5;     // concurrent relayed calls of one caller; 0: no limit
   int max_calls_per_source = 10;  // concurrent relayed calls from one IP address; 0: no limit
+  // SRTP: terminated per leg, or keys and packets passed through (weaker).
+  // One setting for every leg; issue 15 brings a house side and a WAN side.
+  enum class Encryption { Passthrough, Terminate };
+  Encryption encryption = Encryption::Terminate;
+  bool encryption_mandatory = false;  // plain RTP refused (488)
 };
 
 struct ProxySettings : GlobalSettings {

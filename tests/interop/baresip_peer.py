@@ -60,7 +60,8 @@ def netstring(payload):
 
 class Baresip:
     def __init__(self, tmp, name, aor, password, proxy_port, sip_port, ctrl_port, rtp_ports,
-                 answermode="manual", audio_codecs="PCMU", tone_rate=8000, tone_channels=1):
+                 answermode="manual", audio_codecs="PCMU", tone_rate=8000, tone_channels=1,
+                 mediaenc=None):
         self.name = name
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
@@ -99,14 +100,16 @@ class Baresip:
                 "module aufile.so",
                 "module fakevideo.so",
                 "module ctrl_tcp.so",
+                "module srtp.so" if mediaenc else "",
                 "module_tmp account.so",
                 "module_app menu.so",
                 "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
                 ""]))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write("<%s;transport=udp>;auth_pass=%s;outbound=\"sip:127.0.0.1:%d;transport=udp\""
-                    ";answermode=%s;regint=600;audio_codecs=%s;video_codecs=VP8\n"
-                    % (aor, password, proxy_port, answermode, audio_codecs))
+                    ";answermode=%s;regint=600;audio_codecs=%s;video_codecs=VP8%s\n"
+                    % (aor, password, proxy_port, answermode, audio_codecs,
+                       ";mediaenc=%s" % mediaenc if mediaenc else ""))
         open(os.path.join(self.dir, "contacts"), "w").close()
 
     def start(self):
