@@ -41,6 +41,9 @@ namespace {
 // and text, come from that one block instead of a malloc and a free each.
 // 1 KiB saved a third of what 2 KiB does; 4 KiB no more than 2.
 constexpr unsigned kMessagePreload = 2048;
+// Leaf, up to three intermediates (a cross-signed public chain), root; sofia's
+// default of 2 fails the longer public chains (docs/TLS.md §3).
+constexpr unsigned kTlsVerifyDepth = 4;
 
 // mkdir -p for the state directory.
 bool make_dirs(const std::string &path, std::string *error) {
@@ -156,41 +159,77 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   const unsigned idle_ms = static_cast<unsigned>(settings_.idle_timeout) * 1000u;
   const unsigned stalled_ms =
       static_cast<unsigned>(settings_.tcp_incomplete_message_timeout) * 1000u;
-  // No default leg: every request not matching a transaction comes to
-  // on_message, which answers REGISTER statelessly and creates a server
-  // transaction for the rest.
-  agent_ =
-      nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message, this,
-                       NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
-                       // The parser keeps each header's text: a header forwarded or
-                       // answered unchanged goes out as it came instead of being
-                       // printed again (sipmsg::reply_stateless, forwarded requests).
-                       NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
-                       // One block per message for its headers: see kMessagePreload.
-                       NTATAG_PRELOAD(kMessagePreload),
-                       // No STUN server on the SIP port: not our job, and its
-                       // replies and logs bypass ours.
-                       TPTAG_STUN_SERVER(0),
-                       // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
-                       // TCP with a CRLF pong, so devices behind NAT keep their flow.
-                       TPTAG_PONG2PING(1),
-                       // Closed by sofia itself: see idle_ms and stalled_ms above.
-                       TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(stalled_ms),
-                       // Room for bursts (a house-wide ring, a registration storm
-                       // after a power cut) while the loop is busy.
-                       TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024), TAG_END());
-  if (!agent_) {
-    *error = "cannot listen on " + settings_.transports[0] +
-             ": is the address local and the port free? (log-level = debug tells more)";
-    return false;
+  // Each TLS transport's files are checked and sofia's directory for it
+  // written before any sofia call (docs/TLS.md §2).
+  tls_.resize(settings_.transports.size());
+  for (size_t i = 0; i < settings_.transports.size(); ++i) {
+    if (!settings_.transport_tls[i]) continue;
+    tls_[i] = std::make_unique<tls::Transport>();
+    tls_[i]->name = settings_.transports[i];
+    tls_[i]->settings = *settings_.transport_tls[i];
+    tls_[i]->directory = settings_.state_directory + "/tls-" + std::to_string(i);
+    if (!tls::prepare(tls_[i].get(), error)) return false;
   }
-  for (size_t i = 1; i < settings_.transports.size(); ++i) {
-    if (nta_agent_add_tport(agent_, URL_STRING_MAKE(settings_.transports[i].c_str()), TAG_END()) <
-        0) {
+  // The TLS tags go on every call that makes a TLS transport: a transport
+  // added later does not inherit the first call's (docs/TLS.md §2).
+  for (size_t i = 0; i < settings_.transports.size(); ++i) {
+    tls::Transport *t = tls_[i].get();
+    const char *dir = t ? t->directory.c_str() : nullptr;
+    // RFC 5922 §7.2 (the name in the certificate), RFC 5630 §3.1.3.
+    const int policy = !t ? TPTLS_VERIFY_NONE
+                          : (t->settings.verify_incoming ? TPTLS_VERIFY_IN : 0) |
+                                (t->settings.verify_outgoing ? TPTLS_VERIFY_SUBJECTS_OUT : 0);
+    tls::Capture capture;
+    if (i == 0) {
+      // No default leg: every request not matching a transaction comes to
+      // on_message, which answers REGISTER statelessly and creates a server
+      // transaction for the rest.
+      agent_ = nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message,
+                                this, NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
+                                // The parser keeps each header's text: a header forwarded or
+                                // answered unchanged goes out as it came instead of being
+                                // printed again (sipmsg::reply_stateless, forwarded requests).
+                                NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
+                                // One block per message for its headers: see kMessagePreload.
+                                NTATAG_PRELOAD(kMessagePreload),
+                                // No STUN server on the SIP port: not our job, and its
+                                // replies and logs bypass ours.
+                                TPTAG_STUN_SERVER(0),
+                                // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
+                                // TCP with a CRLF pong, so devices behind NAT keep their flow.
+                                TPTAG_PONG2PING(1),
+                                // Closed by sofia itself: see idle_ms and stalled_ms above.
+                                TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(stalled_ms),
+                                // Room for bursts (a house-wide ring, a registration storm
+                                // after a power cut) while the loop is busy.
+                                TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024),
+                                TAG_IF(t, TPTAG_CERTIFICATE(dir)),
+                                TAG_IF(t, TPTAG_TLS_VERIFY_POLICY(policy)),
+                                TAG_IF(t, TPTAG_TLS_VERIFY_DEPTH(kTlsVerifyDepth)), TAG_END());
+      if (!agent_) {
+        *error = "cannot listen on " + settings_.transports[0] +
+                 ": is the address local and the port free? (log-level = debug tells more)";
+        return false;
+      }
+    } else if (nta_agent_add_tport(
+                   agent_, URL_STRING_MAKE(settings_.transports[i].c_str()),
+                   TAG_IF(t, TPTAG_CERTIFICATE(dir)), TAG_IF(t, TPTAG_TLS_VERIFY_POLICY(policy)),
+                   TAG_IF(t, TPTAG_TLS_VERIFY_DEPTH(kTlsVerifyDepth)), TAG_END()) < 0) {
       *error = "cannot listen on " + settings_.transports[i] +
                ": is the address local and the port free? (log-level = debug tells more)";
       return false;
     }
+    if (!t) continue;
+    if (!tls::adopt(t, capture.contexts(), t->settings.ciphers != kDefaultTlsCiphers, error))
+      return false;
+    PLOG_INFO(
+        "tls: %s serves %s, serial %s, until %s, %zu intermediate(s); clients %s, servers %s%s",
+        t->name.c_str(), t->certificate.subject.c_str(), t->certificate.serial.c_str(),
+        t->certificate.not_after.c_str(), t->certificate.intermediates,
+        t->settings.verify_incoming ? "must show a certificate from the CA file"
+                                    : "are not asked for a certificate",
+        t->settings.verify_outgoing ? "verified with their name" : "not verified",
+        t->ctx ? (", TLS 1.2+, ciphers " + t->settings.ciphers).c_str() : "");
   }
   for (tport_t *tp = nta_agent_tports(agent_); tp; tp = tport_next(tp)) {
     const tp_name_t *n = tport_name(tp);

@@ -34,6 +34,7 @@
 #include "proxy/sofia.h"
 #include "proxy/static_records.h"
 #include "runtime/control_socket.h"
+#include "tls/tls_transport.h"
 
 namespace portier::proxy {
 
@@ -108,6 +109,8 @@ class Proxy {
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;    // null when [module::MediaRelay] enabled = false
   std::unique_ptr<CallObserver> relay_observer_;  // the relay as the router sees it
+  // Per entry of settings_.transports: the TLS transport's live context, or null.
+  std::vector<std::unique_ptr<tls::Transport>> tls_;
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   std::unique_ptr<chain::DigestAuth> digest_auth_;  // null when authentication is off
   std::unique_ptr<chain::Registrar> registrar_;

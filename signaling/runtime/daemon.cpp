@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "runtime/mainloop.h"
+#include "tls/tls_transport.h"
 
 namespace portier {
 namespace {
@@ -49,6 +50,8 @@ Daemon::~Daemon() {
 
 bool Daemon::init() {
   PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
+  // Before sofia-sip makes any TLS context.
+  tls::set_process_floor();
   // SIP, timers, the control socket (and in the door and the monitor the
   // media bus messages) share one thread and need no locks.
   root_ = loop_kind_ == Loop::GLib ? mainloop::sofia_root() : mainloop::native_sofia_root();

@@ -1,0 +1,137 @@
+"""SIP over TLS (issue 13, item 1; docs/TLS.md): portier-proxy's sips: transport
+against openssl s_client (versions, ciphers, the chain), start-up refusals, door
+and monitor registered over TLS, verification refusals, reload, and the limits on
+handshakes that never finish."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from portier_sip.base import ATTACKER, LOCAL, TestFailure, check, log
+from portier_sip.pki import standard
+from portier_sip.registry import case
+
+# Debian's OpenSSL would refuse TLS 1.0/1.1 by its security level alone
+# (docs/TLS.md §1): the proxy runs with this, so what refuses them is ours.
+PERMISSIVE = """openssl_conf = d
+[d]
+ssl_conf = s
+[s]
+system_default = sd
+[sd]
+MinProtocol = TLSv1
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+
+def tls_port(env):
+    return env.ports.sip(9)
+
+
+def tls_transport(env, pki, cert="proxy-full", key="proxy", params=""):
+    return ("sips:%s:%d;tls-certificates-file=%s;tls-certificates-private-key=%s%s"
+            % (LOCAL, tls_port(env), pki.path(cert + ".pem"), pki.path(key + ".key"), params))
+
+
+def set_transports(env, *extra):
+    env.global_extra = "transports = sip:%s:%d sip:%s:%d;transport=tcp %s\n" % (
+        LOCAL, env.ports.proxy, LOCAL, env.ports.proxy, " ".join(extra))
+
+
+def start_tls_proxy(env, pki, permissive=True, **kw):
+    set_transports(env, tls_transport(env, pki, **kw))
+    if permissive:
+        env.proxy_environ = dict(os.environ, OPENSSL_CONF=env.write("permissive.cnf", PERMISSIVE))
+    env.start_proxy()
+
+
+def s_client(port, *args, cafile=None, src=LOCAL, stdin=b""):
+    """openssl s_client against 127.0.0.1:port: (established, its stderr)."""
+    argv = ["openssl", "s_client", "-brief", "-connect", "%s:%d" % (LOCAL, port)]
+    if cafile:
+        argv += ["-CAfile", cafile, "-verify_return_error"]
+    r = subprocess.run(argv + list(args), input=stdin, capture_output=True, timeout=15)
+    err = r.stderr.decode("utf-8", "replace")
+    return r.returncode == 0 and "CONNECTION ESTABLISHED" in err, err
+
+
+def served_serial(env, pki):
+    """The serial of the certificate a new connection is served."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (LOCAL, tls_port(env)),
+                        "-CAfile", pki.path("ca.pem")], input=b"", capture_output=True,
+                       timeout=15)
+    x = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=r.stdout,
+                       capture_output=True, timeout=15)
+    out = x.stdout.decode().strip()
+    check(out.startswith("serial="), "no certificate served: %s" % r.stderr.decode()[-500:])
+    return out.split("=", 1)[1]
+
+
+@case
+def case_tls_proxy_versions_and_ciphers(env):
+    """sips: transport: TLS 1.1 and a non-ECDHE cipher refused even under a permissive
+    OpenSSL config, TLS 1.2 ECDHE-GCM and TLS 1.3 accepted, the intermediate sent
+    (s_client -verify_return_error with only the root), the refusal logged with its
+    alert and peer"""
+    pki = standard(env.dir)
+    start_tls_proxy(env, pki)
+    port = tls_port(env)
+    ca = pki.path("ca.pem")
+    # RFC 8996: no TLS 1.0/1.1, whatever the host's OpenSSL config allows.
+    ok, err = s_client(port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", cafile=ca)
+    check(not ok, "TLS 1.1 was accepted: %s" % err[-600:])
+    check("protocol version" in err, "TLS 1.1 refused without alert 70: %s" % err[-600:])
+    # No forward secrecy: refused (our tls-ciphers default, not sofia's list).
+    ok, err = s_client(port, "-tls1_2", "-cipher", "AES128-SHA", cafile=ca)
+    check(not ok, "AES128-SHA was accepted: %s" % err[-600:])
+    ok, err = s_client(port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA", cafile=ca)
+    check(not ok, "ECDHE with CBC-SHA1 was accepted: %s" % err[-600:])
+    # RFC 5246 with ECDHE-GCM, and RFC 8446: accepted, and the chain verifies
+    # from the root alone: the intermediate came from the proxy.
+    ok, err = s_client(port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", cafile=ca)
+    check(ok and "ECDHE-ECDSA-AES128-GCM-SHA256" in err, "TLS 1.2 ECDHE-GCM failed: %s" % err)
+    ok, err = s_client(port, "-tls1_3", cafile=ca)
+    check(ok and "TLSv1.3" in err, "TLS 1.3 failed: %s" % err)
+    check("Verification: OK" in err, "the chain did not verify from the root: %s" % err)
+    text = env.proxy_log_text()
+    check("we sent alert 'protocol version'" in text,
+          "no log line for the TLS 1.1 refusal:\n%s" % text[-1500:])
+    check("tls: sips:%s:%d serves" % (LOCAL, port) in text, "no start-up line for the transport")
+    check(os.stat(os.path.join(env.state_dir, "tls-2", "agent.pem")).st_mode & 0o077 == 0,
+          "agent.pem is readable by others")
+
+
+def _start_refused(env, must_name):
+    """The proxy with the config as set must not start; its output names `must_name`."""
+    cfg = env.write_config()
+    for argv in ([env.args.proxy, "--config", cfg, "--check-config"],
+                 [env.args.proxy, "--config", cfg]):
+        r = subprocess.run(argv, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+        out = (r.stdout + r.stderr).decode("utf-8", "replace")
+        check(r.returncode != 0, "%s succeeded:\n%s" % (" ".join(argv[2:]), out[-1500:]))
+        check(must_name in out, "%s did not name %s:\n%s" % (" ".join(argv[2:]), must_name,
+                                                             out[-1500:]))
+        log("refused: %s" % out.strip().splitlines()[-1])
+        check(not os.path.exists(os.path.join(env.state_dir, "tls-2")),
+              "sofia's TLS directory was made before the check")
+
+
+@case
+def case_tls_proxy_start_refused(env):
+    """a TLS transport with a key that is not the certificate's, a missing
+    certificate, an expired one or an unreadable CA file: the proxy does not start
+    and names the file (--check-config too)"""
+    pki = standard(env.dir)
+    set_transports(env, tls_transport(env, pki, key="proxy2"))
+    _start_refused(env, pki.path("proxy2.key") + ": this private key does not belong")
+    set_transports(env, tls_transport(env, pki, cert="missing"))
+    _start_refused(env, pki.path("missing.pem") + ": cannot open the TLS certificate")
+    set_transports(env, tls_transport(env, pki, cert="expired", key="expired"))
+    _start_refused(env, pki.path("expired.pem") + ": the certificate expired on 2021-01-01")
+    set_transports(env, tls_transport(env, pki, params=";tls-certificates-ca-file=" +
+                                      pki.path("proxy.key")))
+    _start_refused(env, pki.path("proxy.key") + ": no PEM CA certificate in it")
+    set_transports(env, "sips:%s:%d;transport=tcp" % (LOCAL, tls_port(env)))
+    _start_refused(env, "sips: cannot be transport=tcp")
