@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "proxy/allocator.h"
 #include "proxy/chain/build_chain.h"
+#include "proxy/chain/target_resolver.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
@@ -266,7 +267,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       RouterEnv{agent_, root_, settings_, users_, names_, events_,
                 [this](nta_incoming_t *irq, msg_t *msg, const std::vector<std::string> &targets) {
                   return record_route_for(irq, msg, targets);
-                }},
+                },
+                [this](const url_t *target) { return flow_for(target); }},
       relay_observer_.get());
   tcp_ = std::make_unique<TcpConnections>(
       agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
@@ -377,10 +379,31 @@ std::string Proxy::uri_for(const HostPort &hp) const {
   return uri;
 }
 
+std::string Proxy::flow_for(const url_t *target) const {
+  if (!target || !target->url_host || tcp_->flows() == 0) return "";
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  std::string hop;
+  for (const auto &[aor, bindings] : locations_.records()) {
+    for (const Binding &b : bindings) {
+      if (b.received.compare(0, 4, "tls:") != 0 && b.received.compare(0, 4, "tcp:") != 0) continue;
+      const url_t *c = url_make(home, b.contact.c_str());
+      if (c && url_cmp(c, target) == 0) {
+        hop = chain::next_hop_for(c, b.received);
+        break;
+      }
+    }
+    if (!hop.empty()) break;
+  }
+  su_home_deinit(home);
+  return hop;
+}
+
 std::vector<std::string> Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg,
                                                  const std::vector<std::string> &targets) {
   tport_t *tp = nta_incoming_transport(agent_, irq, msg);
-  const tp_name_t *n = tp ? tport_name(tp) : nullptr;
+  // A connection's name is its peer's; the entry names our listening point.
+  tport_t *primary = tp && tport_is_secondary(tp) ? tport_parent(tp) : tp;
+  const tp_name_t *n = primary ? tport_name(primary) : nullptr;
   HostPort in;
   if (n && n->tpn_host && n->tpn_port) {
     in.proto = n->tpn_proto ? n->tpn_proto : "udp";

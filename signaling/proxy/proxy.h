@@ -62,6 +62,8 @@ class Proxy {
   // differ, two entries (RFC 5658 double record-routing): the callee-facing one
   // on top, so each side's first hop is our address on its own transport. Each
   // entry carries a signature over the dialog (see DialogValidator::route_signed).
+  // RouterEnv::flow_for: the connection a device registered on.
+  std::string flow_for(const url_t *target) const;
   std::vector<std::string> record_route_for(nta_incoming_t *irq, msg_t *msg,
                                             const std::vector<std::string> &targets);
   // The transport ("udp", "tcp", "tls") a URI asks for.

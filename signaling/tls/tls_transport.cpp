@@ -7,11 +7,13 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -27,6 +29,11 @@ bool capture_open = false;
 std::vector<SSL_CTX *> captured_contexts;
 
 using CtxNew = SSL_CTX *(*)(const SSL_METHOD *);
+
+// Client contexts and the server name each must see (expect_server_name).
+// Read and written on the thread that runs sofia's transports.
+std::map<const SSL_CTX *, std::string> server_names;
+std::string refusal;
 
 CtxNew real_ctx_new() {
   static const CtxNew real = reinterpret_cast<CtxNew>(dlsym(RTLD_NEXT, "SSL_CTX_new"));
@@ -75,7 +82,29 @@ std::string peer_of(const SSL *ssl) {
 // sofia logs a failed handshake as "TLS setup failed (error:00000001:lib(0)::
 // reason(1))" (docs/TLS.md §8). The alert says what went wrong (RFC 8446 §6.2,
 // RFC 5246 §7.2.2); a flood of them is summed up, not logged line by line.
+void check_server(const SSL *ssl) {
+  auto it = server_names.find(SSL_get_SSL_CTX(ssl));
+  if (it == server_names.end()) return;
+  std::string why;
+  const long v = SSL_get_verify_result(ssl);
+  X509 *cert = SSL_get1_peer_certificate(ssl);
+  if (v != X509_V_OK) {
+    why = X509_verify_cert_error_string(v);
+  } else if (!cert || X509_check_host(cert, it->second.c_str(), 0, 0, nullptr) != 1) {
+    why = "its certificate does not name " + it->second;
+  }
+  X509_free(cert);
+  if (why.empty()) {
+    refusal.clear();
+    return;
+  }
+  refusal = peer_of(ssl) + ": " + why;
+  PLOG_ERROR("tls: the server at %s is not trusted, nothing is sent to it: %s",
+             peer_of(ssl).c_str(), why.c_str());
+}
+
 void on_info(const SSL *ssl, int where, int ret) {
+  if ((where & SSL_CB_HANDSHAKE_DONE) && !SSL_is_server(ssl)) check_server(ssl);
   if (!(where & SSL_CB_ALERT)) return;
   if (std::string(SSL_alert_type_string(ret)) != "F") return;  // close_notify and warnings
   static time_t window = 0;
@@ -228,6 +257,12 @@ bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_conte
     return false;
   return true;
 }
+
+void expect_server_name(const Transport &t, const std::string &host) {
+  if (t.ctx && t.settings.verify_outgoing) server_names[t.ctx] = host;
+}
+
+std::string last_refusal() { return refusal; }
 
 bool reload(Transport *t, const TlsFiles &files, std::string *report, std::string *error) {
   if (!t->ctx) {

@@ -62,6 +62,15 @@ bool prepare(Transport *t, std::string *error);
 bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_context,
            std::string *error);
 
+// A client transport (door, monitor) talks to one server: `host`, the name its
+// certificate must carry. A handshake whose certificate is not trusted or does
+// not name it is logged in one line (sofia closes the connection without a
+// word, and the REGISTER just times out: docs/TLS.md §3) and kept for
+// last_refusal().
+void expect_server_name(const Transport &t, const std::string &host);
+// The last such refusal: "PEER: reason", "" when none since the last success.
+std::string last_refusal();
+
 // Loads `files` into a scratch context first, then into the live one:
 // certificate, chain, key, trust store and client CA list. Connections made
 // before keep what they had; new ones get the new certificate. On any failure

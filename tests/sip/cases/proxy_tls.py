@@ -3,13 +3,15 @@ against openssl s_client (versions, ciphers, the chain), start-up refusals, door
 and monitor registered over TLS, verification refusals, reload, and the limits on
 handshakes that never finish."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
 
-from portier_sip.base import ATTACKER, LOCAL, TestFailure, check, log
+from portier_sip.base import ATTACKER, DOMAIN, LOCAL, USERS, TestFailure, check, log
+from portier_sip.devices import door_with_monitor_access, wire_header, wire_messages
 from portier_sip.pki import standard
 from portier_sip.registry import case
 
@@ -135,3 +137,71 @@ def case_tls_proxy_start_refused(env):
     _start_refused(env, pki.path("proxy.key") + ": no PEM CA certificate in it")
     set_transports(env, "sips:%s:%d;transport=tcp" % (LOCAL, tls_port(env)))
     _start_refused(env, "sips: cannot be transport=tcp")
+
+
+def tls_account(env, pki, host=LOCAL, ca="ca.pem", extra=""):
+    """[account] lines for a device that reaches the proxy over TLS."""
+    return ("proxy = sips:%s:%d\ntls-certificates-ca-file = %s\n%s"
+            % (host, tls_port(env), pki.path(ca), extra))
+
+
+def _received_invite(env, name, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        msgs = wire_messages(env.monitor_log_text(name))
+        invites = [m for d, m in msgs if d == "recv" and m and m[0].startswith("INVITE ")]
+        if invites:
+            return invites[-1]
+        time.sleep(0.1)
+    raise TestFailure("%s's log shows no INVITE (TPORT_LOG)" % name)
+
+
+@case
+def case_tls_door_rings_monitors(env):
+    """door and mon1 registered over TLS (the proxy's certificate checked by name
+    against the test root), mon2 over UDP: the door rings both, each decodes the
+    door's video before answering (early media through the relay); mon1's INVITE
+    came over TLS (Via SIP/2.0/TLS, Record-Route naming the TLS transport), mon2's
+    with two Record-Route entries (RFC 5658); mon1 answers, audio both ways, mon1
+    hangs up. Then mon2 (UDP) calls the door (TLS), which answers."""
+    pki = standard(env.dir)
+    start_tls_proxy(env, pki, permissive=False)
+    door_with_monitor_access(env, account_extra=tls_account(env, pki))
+    env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(env, pki),
+                      environ=dict(os.environ, TPORT_LOG="1"))
+    env.start_monitor("mon2", "mon2", 1, 1, environ=dict(os.environ, TPORT_LOG="1"))
+    regs = json.dumps(env.ctl("registrations"))
+    check(regs.count('"tls:') == 2, "door and mon1 not bound over TLS: %s" % regs[-1500:])
+    check("sips:%s:%d" % (LOCAL, tls_port(env)) in env.door_log_text(), "the door's log does not "
+          "say it registers over TLS")
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    for name in ("mon1", "mon2"):
+        env.wait_monitor(name, lambda st: st.get("call") == "early" and
+                         st.get("frames_decoded", 0) > 0, "early media with decoded video", 15)
+    inv1 = _received_invite(env, "mon1")
+    via = wire_header(inv1, "Via")
+    check(via.startswith("SIP/2.0/TLS "), "mon1's INVITE has Via %r" % via)
+    rr = wire_header(inv1, "Record-Route")
+    check("transport=tls" in rr or rr.startswith("<sips:"), "mon1's Record-Route %r" % rr)
+    inv2 = _received_invite(env, "mon2")
+    rr2 = ",".join(l.split(":", 1)[1] for l in inv2 if l.lower().startswith("record-route:"))
+    check("transport=tls" in rr2 and rr2.count("<sip") == 2 and "r2=on" in rr2,
+          "mon2 (UDP) should see two Record-Route entries, one the TLS side: %r" % rr2)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+    st = env.wait_monitor("mon1", lambda st: st.get("audio_packets_sent", 0) > 25 and
+                          st.get("audio_packets_received", 0) > 25, "two-way audio", 10)
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+    env.wait_door_event("ended", 10)
+    env.wait_relay_free()
+    # The other way: a UDP monitor calls the TLS door, which answers it.
+    r = env.mon_ctl("mon2", "call", "front")
+    check(r.get("result", "").startswith("calling"), "mon2 call front: %s" % r)
+    env.wait_monitor("mon2", lambda st: st.get("call") == "answered" and
+                     st.get("frames_decoded", 0) > 0, "the door's camera over the TLS leg", 15)
+    check(env.mon_ctl("mon2", "hangup").get("result") == "hung up", "mon2 did not hang up")
+    env.wait_monitor("mon2", lambda st: st.get("call") == "ended", "the end of the call")
+    for name in ("mon1", "mon2"):
+        text = env.monitor_log_text(name)
+        check(USERS[name] not in text, "%s's password is in its log" % name)
