@@ -115,6 +115,12 @@ bool Account::start(su_root_t *root, std::string *error) {
   return true;
 }
 
+std::string Account::registration() const {
+  const std::string refusal = tls_ && !registered_ ? tls::last_refusal() : "";
+  if (refusal.empty()) return reg_status_;
+  return reg_status_ + " (TLS: the proxy's certificate was refused: " + refusal + ")";
+}
+
 bool Account::start_tls(std::string *error) {
   tls_ = std::make_unique<tls::Transport>();
   tls_->name = options_.agent + std::string(": TLS to ") + settings_.proxy;
@@ -519,7 +525,6 @@ void Account::on_register(int status, const char *phrase, const sip_t *sip) {
     reg_status_ = std::to_string(status) + " " + (phrase ? phrase : "");
     const std::string refusal = tls_ ? tls::last_refusal() : "";
     if (!refusal.empty()) {
-      reg_status_ += " (TLS: the proxy's certificate was refused: " + refusal + ")";
       PLOG_ERROR("%s %s: not registered: the proxy's TLS certificate was refused (%s)",
                  options_.agent, settings_.aor.c_str(), refusal.c_str());
     }

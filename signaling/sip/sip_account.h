@@ -75,7 +75,9 @@ class Account {
   const AccountSettings &settings() const { return settings_; }
   bool registered() const { return registered_; }
   // "not registered", "registered", "refused: ...", "503 Service Unavailable", ...
-  const std::string &registration() const { return reg_status_; }
+  // Over TLS, a refused proxy certificate is named at once (the REGISTER
+  // itself only times out).
+  std::string registration() const;
 
   // An out-of-dialog request nua reports now: true when it came through a
   // trusted hop; else it has been answered 403 (TrustedHops::admit) and its

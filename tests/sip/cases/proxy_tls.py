@@ -182,7 +182,8 @@ def case_tls_door_rings_monitors(env):
     via = wire_header(inv1, "Via")
     check(via.startswith("SIP/2.0/TLS "), "mon1's INVITE has Via %r" % via)
     rr = wire_header(inv1, "Record-Route")
-    check("transport=tls" in rr or rr.startswith("<sips:"), "mon1's Record-Route %r" % rr)
+    check("%s:%d;transport=tls" % (LOCAL, tls_port(env)) in rr,
+          "mon1's Record-Route %r does not name the proxy's TLS transport" % rr)
     inv2 = _received_invite(env, "mon2")
     rr2 = ",".join(l.split(":", 1)[1] for l in inv2 if l.lower().startswith("record-route:"))
     check("transport=tls" in rr2 and rr2.count("<sip") == 2 and "r2=on" in rr2,
@@ -205,3 +206,68 @@ def case_tls_door_rings_monitors(env):
     for name in ("mon1", "mon2"):
         text = env.monitor_log_text(name)
         check(USERS[name] not in text, "%s's password is in its log" % name)
+
+
+class _TlsServer:
+    """openssl s_server on the proxy's TLS port, serving `cert`: a "proxy" that
+    completes any handshake, to see what a device makes of its certificate."""
+
+    def __init__(self, env, pki, cert, key):
+        self.out = open(os.path.join(env.dir, "s_server-%s.log" % cert), "wb")
+        self.proc = subprocess.Popen(
+            ["openssl", "s_server", "-accept", "%s:%d" % (LOCAL, tls_port(env)), "-cert",
+             pki.path(cert + ".pem"), "-key", pki.path(key + ".key"), "-quiet"],
+            stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex((LOCAL, tls_port(env))) == 0:
+                    return
+            time.sleep(0.1)
+        raise TestFailure("openssl s_server did not listen")
+
+    def stop(self):
+        self.proc.kill()  # our own child, by its pid
+        self.proc.wait(5)
+        self.out.close()
+
+
+@case
+def case_tls_monitor_refuses_bad_proxy_certificates(env):
+    """a device checks the TLS proxy's certificate by default: a certificate from an
+    unknown CA, an expired one and one for another name are refused (not registered;
+    one log line naming the reason; portierctl status says TLS refused it); with
+    tls-verify-outgoing = false it registers to a proxy whose CA it does not know"""
+    pki = standard(env.dir)
+    env.start_proxy()  # UDP only: the TLS port is the s_server's
+    cases = [("evil", "evil", "unable to get local issuer certificate"),
+             ("expired", "expired", "certificate has expired"),
+             ("othername", "othername", "does not name 127.0.0.1")]
+    for i, (cert, key, reason) in enumerate(cases):
+        server = _TlsServer(env, pki, cert, key)
+        name = "m%d" % i
+        try:
+            env.start_monitor(name, "mon1", i, i, wait_registered=False,
+                              account_extra=tls_account(env, pki))
+            deadline = time.time() + 10
+            st = {}
+            while time.time() < deadline:
+                st = env.mon_ctl(name, "status")
+                if reason in st.get("registration", ""):
+                    break
+                time.sleep(0.2)
+            text = env.monitor_log_text(name)
+            check(reason in text, "%s: no log line with %r:\n%s" % (cert, reason, text[-1500:]))
+            check(not st.get("registered"), "%s: registered through a refused certificate" % cert)
+            check(reason in st.get("registration", ""), "%s: status says %r" % (cert, st))
+            log("%s: %s" % (cert, [l for l in text.splitlines() if reason in l][0][-200:]))
+        finally:
+            server.stop()
+            env.monitors[name].stop()
+    # Verification off: the evil certificate is taken (and the log says so).
+    env.stop_proxy()
+    start_tls_proxy(env, pki, permissive=False, cert="evil", key="evil")
+    env.start_monitor("m9", "mon2", 8, 2, account_extra=tls_account(
+        env, pki, extra="tls-verify-outgoing = false\n"))
+    check("NOT checked" in env.monitor_log_text("m9"), "no warning that nothing is checked")
