@@ -379,6 +379,21 @@ std::string Proxy::uri_for(const HostPort &hp) const {
   return uri;
 }
 
+std::string Proxy::reload_tls() {
+  std::string failed;
+  for (const auto &t : tls_) {
+    if (!t) continue;
+    std::string report, error;
+    if (tls::reload(t.get(), t->settings.files, &report, &error)) {
+      PLOG_INFO("tls: reloaded %s", report.c_str());
+    } else {
+      PLOG_ERROR("tls: reload refused, the old certificate is still served: %s", error.c_str());
+      failed += (failed.empty() ? "" : "; ") + error;
+    }
+  }
+  return failed;
+}
+
 std::string Proxy::flow_for(const url_t *target) const {
   if (!target || !target->url_host || tcp_->flows() == 0) return "";
   su_home_t home[1] = {SU_HOME_INIT(home)};
@@ -623,6 +638,16 @@ std::vector<control::Command> Proxy::control_commands() {
       {"unban", "ADDRESS|all", "lift one ban, or every ban",
        [this](Args address) {
          return address.empty() ? control::error("unban ADDRESS|all") : unban(address);
+       }},
+      {"reload", "", "load the TLS certificates, keys and CA files again (as SIGHUP does)",
+       [this](Args) {
+         const std::string failed = reload_ ? reload_() : reload_tls();
+         return failed.empty() ? json::Writer()
+                                     .begin_object()
+                                     .field("result", "reloaded")
+                                     .end_object()
+                                     .take()
+                               : control::error("reload failed, the old state is kept: " + failed);
        }},
   };
 }

@@ -5,6 +5,8 @@ handshakes that never finish."""
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -271,3 +273,102 @@ def case_tls_monitor_refuses_bad_proxy_certificates(env):
     env.start_monitor("m9", "mon2", 8, 2, account_extra=tls_account(
         env, pki, extra="tls-verify-outgoing = false\n"))
     check("NOT checked" in env.monitor_log_text("m9"), "no warning that nothing is checked")
+
+
+class _HeldSession:
+    """An openssl s_client session held open on the proxy's TLS port: SIP OPTIONS
+    sent over it get their answer as long as the connection lives."""
+
+    def __init__(self, env, pki):
+        self.env = env
+        self.out = open(os.path.join(env.dir, "held-s_client.log"), "w+b")
+        self.proc = subprocess.Popen(
+            ["openssl", "s_client", "-quiet", "-ign_eof", "-connect",
+             "%s:%d" % (LOCAL, tls_port(env)), "-CAfile", pki.path("ca.pem"),
+             "-verify_return_error"],
+            stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self.n = 0
+
+    def options_answered(self, within=5):
+        self.n += 1
+        tag = "held%d" % self.n
+        msg = ("OPTIONS sip:%s:%d SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bK-%s\r\n"
+               "From: <sip:probe@home.example>;tag=%s\r\nTo: <sip:%s:%d>\r\n"
+               "Call-ID: %s@held\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+               "Content-Length: 0\r\n\r\n" % (LOCAL, tls_port(self.env), tag, tag, LOCAL,
+                                               tls_port(self.env), tag))
+        try:
+            self.proc.stdin.write(msg.encode())
+            self.proc.stdin.flush()
+        except OSError:
+            return False
+        deadline = time.time() + within
+        while time.time() < deadline:
+            self.out.seek(0)
+            text = self.out.read().decode("latin-1")
+            if re.search(r"SIP/2.0 \d\d\d [^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*?Call-ID: %s@held" % tag,
+                         text):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self):
+        self.proc.kill()  # our own child, by its pid
+        self.proc.wait(5)
+        self.out.close()
+
+
+@case
+def case_tls_proxy_reload(env):
+    """certificate reload without dropping anything: a held TLS session (s_client)
+    and a device registered over TLS survive `portierctl reload` and SIGHUP, and
+    a new s_client sees the new serial each time; a reload with a key that is not
+    the certificate's is refused, the error names the key file, and the old
+    serial is still served"""
+    pki = standard(env.dir)
+    cert, key = os.path.join(env.dir, "live.pem"), os.path.join(env.dir, "live.key")
+    shutil.copy(pki.path("proxy-full.pem"), cert)
+    shutil.copy(pki.path("proxy.key"), key)
+    set_transports(env, "sips:%s:%d;tls-certificates-file=%s;tls-certificates-private-key=%s"
+                   % (LOCAL, tls_port(env), cert, key))
+    env.start_proxy()
+    env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(env, pki))
+    first, second = pki.serial("proxy"), pki.serial("proxy2")
+    check(served_serial(env, pki) == first, "not the first certificate at start")
+    held = _HeldSession(env, pki)
+    try:
+        check(held.options_answered(), "no answer on the held session before any reload")
+        # Over the control socket.
+        shutil.copy(pki.path("proxy2-full.pem"), cert)
+        shutil.copy(pki.path("proxy2.key"), key)
+        r = env.ctl("reload")
+        check(r.get("result") == "reloaded", "portierctl reload: %s" % r)
+        check(served_serial(env, pki) == second, "a new session is not served the new serial")
+        check(held.options_answered(), "the held session died with the reload")
+        text = env.proxy_log_text()
+        check("%s (until" % first in text and "-> %s" % second in text,
+              "the log does not give the old and new serials:\n%s" % text[-1500:])
+        # SIGHUP, back to the first.
+        shutil.copy(pki.path("proxy-full.pem"), cert)
+        shutil.copy(pki.path("proxy.key"), key)
+        os.kill(env.proxy.pid, signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and served_serial(env, pki) != first:
+            time.sleep(0.2)
+        check(served_serial(env, pki) == first, "SIGHUP did not reload")
+        check(held.options_answered(), "the held session died with SIGHUP")
+        # A key that is not the certificate's: refused, named, nothing changes.
+        shutil.copy(pki.path("proxy2.key"), key)
+        r = env.ctl_raw("reload")
+        check(r is not None and "error" in r[1] + r[2], "a mismatched key was reloaded: %r" % (r,))
+        check(key in r[1] + r[2] and "does not belong" in r[1] + r[2],
+              "the error does not name %s: %r" % (key, r))
+        check(served_serial(env, pki) == first, "the old certificate is not served after a "
+              "refused reload")
+        check(held.options_answered(), "the held session died with the refused reload")
+        st = env.mon_ctl("mon1", "status")
+        check(st.get("registered"), "mon1 lost its registration: %s" % st)
+        check(env.proxy_alive(), "the proxy died")
+    finally:
+        held.stop()
