@@ -42,7 +42,8 @@ config::Schema make_schema() {
                "one that carries a live registration stays while the binding lives")
       .integer("global", "tcp-incomplete-message-timeout", 60, 1, 3600,
                "seconds a TCP connection may stall in the middle of a SIP message, or a new one "
-               "wait before its first request, before it is closed")
+               "(TLS: its handshake included) wait before its first request, before it is "
+               "closed")
       .integer("global", "max-connections-per-source", 64, 1, 100000,
                "TCP connections one peer address may hold open; its newest beyond that are "
                "closed");

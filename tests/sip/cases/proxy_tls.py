@@ -15,6 +15,7 @@ import time
 from portier_sip.base import ATTACKER, DOMAIN, LOCAL, USERS, TestFailure, check, log
 from portier_sip.devices import door_with_monitor_access, wire_header, wire_messages
 from portier_sip.pki import standard
+from cases.proxy_transport import _is_open, _wait_closed
 from portier_sip.registry import case
 
 # Debian's OpenSSL would refuse TLS 1.0/1.1 by its security level alone
@@ -372,3 +373,50 @@ def case_tls_proxy_reload(env):
         check(env.proxy_alive(), "the proxy died")
     finally:
         held.stop()
+
+
+@case
+def case_tls_proxy_stalled_handshakes(env):
+    """TLS connections that never finish their handshake are closed by the proxy's
+    connection limits (tcp-incomplete-message-timeout bounds the time to a first
+    request, handshake included: sofia sets no timer of its own on TLS); 127.0.0.2
+    opening many TLS connections keeps only max-connections-per-source of them and
+    does not stop mon1 on 127.0.0.1 from registering over TLS"""
+    pki = standard(env.dir)
+    set_transports(env, tls_transport(env, pki))
+    env.global_extra += "tcp-incomplete-message-timeout = 2\nmax-connections-per-source = 8\n"
+    env.start_proxy()
+
+    def connect(src=ATTACKER):
+        s = socket.socket()
+        s.bind((src, 0))
+        s.settimeout(3)
+        s.connect((LOCAL, tls_port(env)))
+        return s
+
+    # Half a ClientHello (RFC 8446 §4.1.2): a record header announcing 200 bytes,
+    # then 20 of them, and nothing more.
+    half = connect()
+    half.sendall(b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03" + b"\x00" * 14)
+    started = time.time()
+    check(_wait_closed(half, 10), "a half-done handshake was still open after 10 s")
+    log("the stalled handshake was closed after %.1f s" % (time.time() - started))
+    half.close()
+    # A flood of connections that never start their handshake.
+    flood = []
+    try:
+        for _ in range(30):
+            try:
+                flood.append(connect())
+            except OSError:
+                break
+        env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(env, pki))
+        time.sleep(1.5)  # a review or two
+        still_open = sum(1 for s in flood if _is_open(s))
+        log("%d of %d flood connections still open" % (still_open, len(flood)))
+        check(still_open <= 8, "%d connections from %s kept, over the limit of 8"
+              % (still_open, ATTACKER))
+        check(env.mon_ctl("mon1", "status").get("registered"), "mon1 did not register")
+    finally:
+        for s in flood:
+            s.close()
