@@ -45,9 +45,10 @@ std::string check_account_config(const config::Config &cfg) {
     return cfg.where("account", "proxy") + error;
   if (!u.tls) return "";
   if (a.tls.verify_outgoing && a.tls.files.ca_file.empty())
-    return cfg.where("account", "tls-certificates-ca-file") +
-           "needed to check the TLS proxy's certificate (sofia-sip does not read the system's "
-           "store); or tls-verify-outgoing = false, which lets anyone on the path listen";
+    return cfg.where("account", "proxy") +
+           "over TLS needs tls-certificates-ca-file to check the proxy's certificate (sofia-sip "
+           "does not read the system's store); or tls-verify-outgoing = false, which lets "
+           "anyone on the path listen";
   if (!check_tls_files(a.tls.files, &error))
     return cfg.where("account", "tls-certificates-ca-file") + error;
   return "";
