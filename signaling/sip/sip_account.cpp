@@ -26,6 +26,25 @@
 
 namespace portier::sip {
 
+namespace {
+
+// Where the proxy's requests come from: URI's host, or its maddr
+// (sips:NAME:PORT;maddr=ADDRESS: the certificate names NAME, which need not be
+// in DNS; the proxy is at ADDRESS).
+std::string proxy_hop(const std::string &proxy) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  const url_t *u = url_make(home, proxy_uri_for_sofia(proxy).c_str());
+  char maddr[64];
+  std::string hop = proxy;
+  if (u && u->url_params && url_param(u->url_params, "maddr", maddr, sizeof maddr) > 0)
+    hop = std::string(u->url_scheme ? u->url_scheme : "sip") + ":" + maddr +
+          (u->url_port ? std::string(":") + u->url_port : "");
+  su_home_deinit(home);
+  return hop;
+}
+
+}  // namespace
+
 Account::Account(AccountSettings settings, Options options, Hooks hooks)
     : settings_(std::move(settings)),
       options_(options),
@@ -46,7 +65,7 @@ Account::~Account() {
 bool Account::start(su_root_t *root, std::string *error) {
   for (const std::string &hop : settings_.trusted_hosts)
     if (!trusted_.add(hop, error)) return false;
-  if (!trusted_.add(settings_.proxy, error)) return false;
+  if (!trusted_.add(proxy_hop(settings_.proxy), error)) return false;
   PLOG_INFO("%s: %s are taken from %s only%s", options_.agent, options_.taken,
             trusted_.describe().c_str(),
             settings_.identity_proof ? ", with the proxy's proof of identity" : "");
@@ -138,16 +157,6 @@ bool Account::start_tls(std::string *error) {
   su_home_t home[1] = {SU_HOME_INIT(home)};
   const url_t *u = url_make(home, proxy_uri_for_sofia(settings_.proxy).c_str());
   proxy_host_ = u && u->url_host ? u->url_host : "";
-  // sips:NAME:PORT;maddr=ADDRESS: the certificate names NAME, the requests
-  // come from ADDRESS.
-  char maddr[64];
-  if (u && u->url_params && url_param(u->url_params, "maddr", maddr, sizeof maddr) > 0 &&
-      !trusted_.add(
-          std::string("sips:") + maddr + (u->url_port ? std::string(":") + u->url_port : ""),
-          error)) {
-    su_home_deinit(home);
-    return false;
-  }
   su_home_deinit(home);
   if (settings_.tls.verify_outgoing && is_ip_literal(proxy_host_))
     PLOG_WARN(
