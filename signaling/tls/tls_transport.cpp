@@ -30,8 +30,11 @@ std::vector<SSL_CTX *> captured_contexts;
 
 using CtxNew = SSL_CTX *(*)(const SSL_METHOD *);
 
-// Client contexts and the server name each must see (expect_server_name).
-// Read and written on the thread that runs sofia's transports.
+// Client contexts and the server name each must see (expect_server_name),
+// the last refusal, the failure log's counters. nua runs its transports on a
+// thread of its own (su_clone_start with threading on, sofia's default) while
+// the device reads last_refusal() on the main loop: one mutex for all.
+std::mutex state_mutex;
 std::map<const SSL_CTX *, std::string> server_names;
 std::string refusal;
 
@@ -82,6 +85,7 @@ std::string peer_of(const SSL *ssl) {
 // sofia logs a failed handshake as "TLS setup failed (error:00000001:lib(0)::
 // reason(1))" (docs/TLS.md §8). The alert says what went wrong (RFC 8446 §6.2,
 // RFC 5246 §7.2.2); a flood of them is summed up, not logged line by line.
+// Called with state_mutex held.
 void check_server(const SSL *ssl) {
   auto it = server_names.find(SSL_get_SSL_CTX(ssl));
   if (it == server_names.end()) return;
@@ -104,6 +108,8 @@ void check_server(const SSL *ssl) {
 }
 
 void on_info(const SSL *ssl, int where, int ret) {
+  if (!(where & (SSL_CB_HANDSHAKE_DONE | SSL_CB_ALERT))) return;
+  std::lock_guard<std::mutex> lock(state_mutex);
   if ((where & SSL_CB_HANDSHAKE_DONE) && !SSL_is_server(ssl)) check_server(ssl);
   if (!(where & SSL_CB_ALERT)) return;
   if (std::string(SSL_alert_type_string(ret)) != "F") return;  // close_notify and warnings
@@ -259,10 +265,14 @@ bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_conte
 }
 
 void expect_server_name(const Transport &t, const std::string &host) {
+  std::lock_guard<std::mutex> lock(state_mutex);
   if (t.ctx && t.settings.verify_outgoing) server_names[t.ctx] = host;
 }
 
-std::string last_refusal() { return refusal; }
+std::string last_refusal() {
+  std::lock_guard<std::mutex> lock(state_mutex);
+  return refusal;
+}
 
 bool reload(Transport *t, const TlsFiles &files, std::string *report, std::string *error) {
   if (!t->ctx) {
