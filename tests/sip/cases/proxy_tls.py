@@ -427,3 +427,30 @@ def case_tls_proxy_stalled_handshakes(env):
     finally:
         for s in flood:
             s.close()
+
+
+@case
+def case_tls_proxy_client_certificates(env):
+    """tls-verify-incoming=1 on the proxy's transport: a TLS 1.2 client without a
+    certificate is refused, one with a certificate from the CA file gets through;
+    mon1 with [account] tls-certificates-file registers, mon2 without one does not"""
+    pki = standard(env.dir)
+    set_transports(env, tls_transport(env, pki, params=";tls-verify-incoming=1;"
+                                      "tls-certificates-ca-file=" + pki.path("ca.pem")))
+    env.start_proxy()
+    port = tls_port(env)
+    ok, err = s_client(port, "-tls1_2", cafile=pki.path("ca.pem"))
+    check(not ok, "a client without a certificate got through: %s" % err[-500:])
+    ok, err = s_client(port, "-tls1_2", "-cert", pki.path("othername.pem"), "-key",
+                       pki.path("othername.key"), cafile=pki.path("ca.pem"))
+    check(ok, "a client with a certificate from the CA file was refused: %s" % err[-500:])
+    env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(
+        env, pki, extra="tls-certificates-file = %s\ntls-certificates-private-key = %s\n"
+        % (pki.path("othername.pem"), pki.path("othername.key"))))
+    env.start_monitor("mon2", "mon2", 1, 1, wait_registered=False,
+                      account_extra=tls_account(env, pki))
+    time.sleep(3)
+    check(not env.mon_ctl("mon2", "status").get("registered"),
+          "mon2 registered without a client certificate")
+    check("failed: we sent alert" in env.proxy_log_text(),
+          "the proxy did not log the refused handshakes")
