@@ -14,6 +14,7 @@
 #include "common/sip_transport.h"
 #include "common/tls_files.h"
 #include "door_test_util.h"
+#include "tls/tls_transport.h"
 
 using portier::check_tls_files;
 using portier::parse_transport_uri;
@@ -258,4 +259,14 @@ TEST(TransportUri, RefusedForms) {
   EXPECT_NE(error.find("tls-verify-incoming=maybe"), std::string::npos) << error;
   EXPECT_FALSE(parse_transport_uri("tcp:127.0.0.1:5060", TlsSettings{}, &u, &error));
   EXPECT_FALSE(parse_transport_uri("sips:;maddr=1.2.3.4", TlsSettings{}, &u, &error));
+}
+
+// docs/TLS.md §1: the process-wide floor holds for a context our SSL_CTX_new
+// never sees (SSL_CTX_new_ex is another symbol): what stays when capture fails.
+TEST(TlsProcessFloor, ContextsMadeAnywhereStartAtTls12) {
+  portier::tls::set_process_floor();
+  SSL_CTX *ctx = SSL_CTX_new_ex(nullptr, nullptr, TLS_method());
+  ASSERT_NE(ctx, nullptr);
+  EXPECT_EQ(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
+  SSL_CTX_free(ctx);
 }
