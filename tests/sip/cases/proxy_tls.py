@@ -211,6 +211,9 @@ def case_tls_door_rings_monitors(env):
     for name in ("mon1", "mon2"):
         text = env.monitor_log_text(name)
         check(USERS[name] not in text, "%s's password is in its log" % name)
+    # Every TLS context was found and hardened (docs/TLS.md, "Reaching the SSL_CTX").
+    for text in (env.proxy_log_text(), env.door_log_text(), env.monitor_log_text("mon1")):
+        check("out of reach" not in text, "a TLS context was not captured")
     # No key material in any log (the proxy's runs at debug level).
     with open(pki.path("proxy.key")) as f:
         key_body = f.read().split("-----")[2].strip().splitlines()[0]
