@@ -230,7 +230,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
         t->settings.verify_incoming ? "must show a certificate from the CA file"
                                     : "are not asked for a certificate",
         t->settings.verify_outgoing ? "verified with their name" : "not verified",
-        t->ctx ? (", TLS 1.2+, ciphers " + t->settings.ciphers).c_str() : "");
+        !t->contexts.empty() ? (", TLS 1.2+, ciphers " + t->settings.ciphers).c_str() : "");
   }
   for (tport_t *tp = nta_agent_tports(agent_); tp; tp = tport_next(tp)) {
     const tp_name_t *n = tport_name(tp);

@@ -234,18 +234,18 @@ bool prepare(Transport *t, std::string *error) {
 
 bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_context,
            std::string *error) {
-  t->ctx = nullptr;
+  t->contexts.clear();
   const TlsFiles &f = t->settings.files;
   if (!f.certificate_file.empty()) {
     Cert ours = read_leaf(f.certificate_file);
     for (SSL_CTX *c : captured) {
       const X509 *served = SSL_CTX_get0_certificate(c);
-      if (ours && served && X509_cmp(served, ours.get()) == 0) t->ctx = c;
+      if (ours && served && X509_cmp(served, ours.get()) == 0) t->contexts.push_back(c);
     }
   } else if (captured.size() == 1) {
-    t->ctx = captured[0];
+    t->contexts.push_back(captured[0]);
   }
-  if (!t->ctx) {
+  if (t->contexts.empty()) {
     if (need_context) {
       *error = t->name +
                ": cannot reach sofia-sip's TLS context (not the sofia-sip build portier knows): "
@@ -258,15 +258,18 @@ bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_conte
         t->name.c_str());
     return true;
   }
-  if (!harden(t, t->ctx, error)) return false;
-  if (!f.certificate_file.empty() && !set_chain_from_file(t->ctx, f.certificate_file, error))
-    return false;
+  for (SSL_CTX *c : t->contexts) {
+    if (!harden(t, c, error)) return false;
+    if (!f.certificate_file.empty() && !set_chain_from_file(c, f.certificate_file, error))
+      return false;
+  }
   return true;
 }
 
 void expect_server_name(const Transport &t, const std::string &host) {
   std::lock_guard<std::mutex> lock(state_mutex);
-  if (t.ctx && t.settings.verify_outgoing) server_names[t.ctx] = host;
+  if (!t.settings.verify_outgoing) return;
+  for (SSL_CTX *c : t.contexts) server_names[c] = host;
 }
 
 std::string last_refusal() {
@@ -275,7 +278,7 @@ std::string last_refusal() {
 }
 
 bool reload(Transport *t, const TlsFiles &files, std::string *report, std::string *error) {
-  if (!t->ctx) {
+  if (t->contexts.empty()) {
     *error = t->name + ": sofia-sip's TLS context is out of reach: cannot reload";
     return false;
   }
@@ -303,41 +306,53 @@ bool reload(Transport *t, const TlsFiles &files, std::string *report, std::strin
       return false;
     }
   }
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
-  STACK_OF(X509_NAME) *client_cas = nullptr;
+  // The trust store and the CA names a CertificateRequest lists, one of each
+  // per context (each context owns what it is given).
+  using Store = std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)>;
+  using Names = std::unique_ptr<STACK_OF(X509_NAME), void (*)(STACK_OF(X509_NAME) *)>;
+  auto free_names = [](STACK_OF(X509_NAME) * n) { sk_X509_NAME_pop_free(n, X509_NAME_free); };
+  std::vector<Store> stores;
+  std::vector<Names> names;
   if (!files.ca_file.empty()) {
-    client_cas = SSL_load_client_CA_file(files.ca_file.c_str());
-    if (!store || X509_STORE_load_file(store.get(), files.ca_file.c_str()) != 1 || !client_cas) {
-      if (client_cas) sk_X509_NAME_pop_free(client_cas, X509_NAME_free);
-      *error = t->name + ": " + files.ca_file + ": " + openssl_reason();
-      return false;
+    for (size_t i = 0; i < t->contexts.size(); ++i) {
+      stores.emplace_back(X509_STORE_new(), X509_STORE_free);
+      names.emplace_back(SSL_load_client_CA_file(files.ca_file.c_str()), free_names);
+      if (!stores.back() || X509_STORE_load_file(stores.back().get(), files.ca_file.c_str()) != 1 ||
+          !names.back()) {
+        *error = t->name + ": " + files.ca_file + ": " + openssl_reason();
+        return false;
+      }
     }
   }
-  const std::string old_serial = serial_of(SSL_CTX_get0_certificate(t->ctx));
-  const std::string old_after = not_after_of(SSL_CTX_get0_certificate(t->ctx));
-  if (!files.certificate_file.empty()) {
-    STACK_OF(X509) *chain = nullptr;
-    SSL_CTX_get0_chain_certs(scratch.get(), &chain);
-    X509 *leaf = SSL_CTX_get0_certificate(scratch.get());
-    EVP_PKEY *key = SSL_CTX_get0_privatekey(scratch.get());
-    // The key goes in after the certificate: OpenSSL drops a key that does
-    // not match the certificate it is set beside.
-    if (SSL_CTX_use_certificate(t->ctx, leaf) != 1 || SSL_CTX_use_PrivateKey(t->ctx, key) != 1 ||
-        SSL_CTX_check_private_key(t->ctx) != 1 ||
-        (chain ? SSL_CTX_set1_chain(t->ctx, chain) : SSL_CTX_clear_chain_certs(t->ctx)) != 1) {
-      *error = t->name + ": the live context refused the new certificate: " + openssl_reason();
-      return false;
+  SSL_CTX *first = t->contexts.front();
+  const std::string old_serial = serial_of(SSL_CTX_get0_certificate(first));
+  const std::string old_after = not_after_of(SSL_CTX_get0_certificate(first));
+  for (size_t i = 0; i < t->contexts.size(); ++i) {
+    SSL_CTX *live = t->contexts[i];
+    if (!files.certificate_file.empty()) {
+      STACK_OF(X509) *chain = nullptr;
+      SSL_CTX_get0_chain_certs(scratch.get(), &chain);
+      X509 *leaf = SSL_CTX_get0_certificate(scratch.get());
+      EVP_PKEY *key = SSL_CTX_get0_privatekey(scratch.get());
+      // The key goes in after the certificate: OpenSSL drops a key that does
+      // not match the certificate it is set beside.
+      if (SSL_CTX_use_certificate(live, leaf) != 1 || SSL_CTX_use_PrivateKey(live, key) != 1 ||
+          SSL_CTX_check_private_key(live) != 1 ||
+          (chain ? SSL_CTX_set1_chain(live, chain) : SSL_CTX_clear_chain_certs(live)) != 1) {
+        *error = t->name + ": the live context refused the new certificate: " + openssl_reason();
+        return false;
+      }
     }
-  }
-  if (!files.ca_file.empty()) {
-    SSL_CTX_set_cert_store(t->ctx, store.release());
-    SSL_CTX_set_client_CA_list(t->ctx, client_cas);
+    if (!files.ca_file.empty()) {
+      SSL_CTX_set_cert_store(live, stores[i].release());
+      SSL_CTX_set_client_CA_list(live, names[i].release());
+    }
   }
   t->settings.files = files;
   t->certificate = info;
   *report = t->name + ": certificate serial " + old_serial + " (until " + old_after + ") -> " +
-            serial_of(SSL_CTX_get0_certificate(t->ctx)) + " (until " +
-            not_after_of(SSL_CTX_get0_certificate(t->ctx)) + ")";
+            serial_of(SSL_CTX_get0_certificate(first)) + " (until " +
+            not_after_of(SSL_CTX_get0_certificate(first)) + ")";
   ERR_clear_error();
   return true;
 }

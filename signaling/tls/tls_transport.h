@@ -42,8 +42,11 @@ class Capture {
 struct Transport {
   std::string name;  // for logs: "sips:127.0.0.1:5061"
   TlsSettings settings;
-  std::string directory;   // what TPTAG_CERTIFICATE names
-  SSL_CTX *ctx = nullptr;  // sofia's context, hardened; nullptr: not reachable
+  std::string directory;  // what TPTAG_CERTIFICATE names
+  // sofia's contexts for it, hardened: one per primary transport, so more
+  // than one when the URI's host is a name with several addresses or "*"
+  // (IPv4 and IPv6). Empty: not reachable.
+  std::vector<SSL_CTX *> contexts;
   TlsCertificateInfo certificate;
 };
 
