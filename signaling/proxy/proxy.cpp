@@ -577,8 +577,8 @@ std::string Proxy::stats_json() const {
                       TAG_END());
   const allocator::Usage memory = allocator::usage();
   const udp_fastpath::Status fast = udp_fastpath::status();
-  return json::Writer()
-      .begin_object()
+  json::Writer w;
+  w.begin_object()
       .field("bindings", locations_.binding_count())
       .field("transactions", router_->transactions())
       .field("server_transactions", irqs)
@@ -588,9 +588,20 @@ std::string Proxy::stats_json() const {
       .field("memory_resident_kb", memory.resident / 1024)
       .field("udp_fastpath", fast.active ? std::string("on") : fast.why)
       .field("udp_fastpath_datagrams", fast.datagrams)
-      .field("udp_fastpath_resends", fast.resends)
-      .end_object()
-      .take();
+      .field("udp_fastpath_resends", fast.resends);
+  // What each TLS transport serves now (reload changes it): for renewal checks.
+  w.key("tls").begin_array();
+  for (const auto &t : tls_)
+    if (t)
+      w.begin_object()
+          .field("transport", t->name)
+          .field("subject", t->certificate.subject)
+          .field("serial", t->certificate.serial)
+          .field("not_after", t->certificate.not_after)
+          .field("hardened", !t->contexts.empty())
+          .end_object();
+  w.end_array();
+  return w.end_object().take();
 }
 
 std::string Proxy::unban(const std::string &address) {

@@ -355,6 +355,9 @@ def case_tls_proxy_reload(env):
         shutil.copy(pki.path("proxy2.key"), key)
         r = env.ctl("reload")
         check(r.get("result") == "reloaded", "portierctl reload: %s" % r)
+        tls = env.ctl("stats").get("tls", [])
+        check(len(tls) == 1 and tls[0].get("serial") == second and tls[0].get("hardened"),
+              "portierctl stats does not show the new serial: %s" % tls)
         check(served_serial(env, pki) == second, "a new session is not served the new serial")
         check(held.options_answered(), "the held session died with the reload")
         text = env.proxy_log_text()
