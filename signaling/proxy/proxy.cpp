@@ -176,7 +176,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   for (size_t i = 0; i < settings_.transports.size(); ++i) {
     tls::Transport *t = tls_[i].get();
     const char *dir = t ? t->directory.c_str() : nullptr;
-    // RFC 5922 §7.2 (the name in the certificate), RFC 5630 §3.1.3.
+    // RFC 5922 §7.3 (a client checks the server's name), §7.4 (a server may
+    // ask the client for a certificate).
     const int policy = !t ? TPTLS_VERIFY_NONE
                           : (t->settings.verify_incoming ? TPTLS_VERIFY_IN : 0) |
                                 (t->settings.verify_outgoing ? TPTLS_VERIFY_SUBJECTS_OUT : 0);
@@ -396,6 +397,10 @@ std::string Proxy::reload_tls() {
 
 std::string Proxy::flow_for(const url_t *target) const {
   if (!target || !target->url_host || tcp_->flows() == 0) return "";
+  // Only a target on a stream transport can be a flow's: a UDP device's
+  // in-dialog requests cost no look-up.
+  const std::string proto = transport_of(target);
+  if (strcasecmp(proto.c_str(), "tcp") != 0 && strcasecmp(proto.c_str(), "tls") != 0) return "";
   su_home_t home[1] = {SU_HOME_INIT(home)};
   std::string hop;
   for (const auto &[aor, bindings] : locations_.records()) {

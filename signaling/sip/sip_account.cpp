@@ -117,7 +117,7 @@ bool Account::start(su_root_t *root, std::string *error) {
       TAG_IF(tls_, TPTAG_CERTIFICATE(tls_dir)), TAG_IF(tls_, TPTAG_TLS_VERIFY_POLICY(policy)),
       TAG_IF(tls_, TPTAG_TLS_VERIFY_DEPTH(4)), TAG_END());
   if (!nua_) {
-    *error = "cannot start SIP on " + settings_.bind + " (address in use or not ours?)";
+    *error = "cannot start SIP on " + bind + " (address in use or not ours?)";
     return false;
   }
   if (tls_) {
