@@ -34,8 +34,18 @@ int no_passphrase(char *, int, int, void *) { return 0; }
 
 bool open_file(const std::string &path, const char *what, File *out, std::string *error) {
   out->reset(std::fopen(path.c_str(), "r"));
-  if (!*out) *error = path + ": cannot open the " + what + ": " + std::strerror(errno);
-  return static_cast<bool>(*out);
+  if (!*out) {
+    *error = path + ": cannot open the " + what + ": " + std::strerror(errno);
+    return false;
+  }
+  // fopen opens a directory for reading; only the first read fails.
+  struct stat st {};
+  if (::fstat(::fileno(out->get()), &st) == 0 && S_ISDIR(st.st_mode)) {
+    *error = path + ": cannot open the " + what + ": " + std::strerror(EISDIR);
+    out->reset();
+    return false;
+  }
+  return true;
 }
 
 // OpenSSL's reason for the last failure, and its error queue emptied.

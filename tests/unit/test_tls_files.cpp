@@ -119,6 +119,15 @@ TEST_F(TlsFilesTest, MissingCertificateIsNamed) {
             dir / "none.pem" + ": cannot open the TLS certificate: No such file or directory");
 }
 
+// Unreadable: a daemon's own user may not read it (mode 000 does not stop
+// root, who runs this test): a directory where the file should be fails the
+// same way, on the first read.
+TEST_F(TlsFilesTest, UnreadableCertificateIsNamed) {
+  TlsFiles f = good;
+  f.certificate_file = dir.path();
+  EXPECT_EQ(check(f), dir.path() + ": cannot open the TLS certificate: Is a directory");
+}
+
 TEST_F(TlsFilesTest, CertificateFileWithoutCertificateIsNamed) {
   TlsFiles f = good;
   f.certificate_file = dir / "leaf.key";
