@@ -460,3 +460,30 @@ def case_tls_proxy_client_certificates(env):
           "mon2 registered without a client certificate")
     check("failed: we sent alert" in env.proxy_log_text(),
           "the proxy did not log the refused handshakes")
+
+
+@case
+def case_tls_monitor_by_name_only(env):
+    """the proxy's certificate names proxy.test only (no address in it); mon1 reaches
+    it as sips:proxy.test:PORT;maddr=127.0.0.1 and verifies that name: the door (UDP)
+    rings mon1, mon1 answers, hangs up, and the door sees the call end (mon1's BYE
+    and ACK went to the Record-Route, over its verified connection)"""
+    pki = standard(env.dir)
+    start_tls_proxy(env, pki, permissive=False, cert="nameonly-full", key="nameonly")
+    door_with_monitor_access(env)
+    env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(
+        env, pki, host="proxy.test", maddr=LOCAL), environ=dict(os.environ, TPORT_LOG="1"))
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "early", "ringing", 15)
+    check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+    env.wait_door_event("answered", 10)
+    env.wait_monitor("mon1", lambda st: st.get("audio_packets_received", 0) > 10, "audio", 10)
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+    env.wait_door_event("ended", 10)
+    env.wait_relay_free()
+    text = env.monitor_log_text("mon1")
+    check("not trusted" not in text, "mon1 refused a connection to the proxy")
+    byes = [m for d, m in wire_messages(text) if d == "send" and m and m[0].startswith("BYE ")]
+    check(byes and wire_header(byes[-1], "Route").startswith("<sip:%s:%d;transport=tls"
+                                                          % (LOCAL, tls_port(env))),
+          "mon1's BYE did not follow the Record-Route: %s" % (byes[-1][:6] if byes else None))

@@ -92,7 +92,8 @@ def standard(directory):
     """The set most cases use: root `ca`, intermediate `mid`, the proxy's
     fullchain `proxy-full` (leaf `proxy`, named 127.0.0.1 and proxy.test, from
     `mid`) with key proxy.key; `proxy2` the same names, a new serial; `expired`,
-    `othername` (other.test) from the root; `evil-ca` and `evil` signed by it."""
+    `othername` (other.test) from the root;
+    `nameonly-full` (proxy.test alone, key nameonly.key) from `mid`; `evil-ca` and `evil` signed by it."""
     p = Pki(directory)
     p.root("ca", "Portier Test Root")
     p.issue("mid", "Portier Test Intermediate", "ca", ca=True)
@@ -102,6 +103,8 @@ def standard(directory):
     p.chain("proxy2-full", "proxy2", "mid")
     p.issue("expired", "127.0.0.1", "ca", dns=("127.0.0.1", "proxy.test"), expired=True)
     p.issue("othername", "other.test", "ca", dns=("other.test",))
+    p.issue("nameonly", "proxy.test", "mid", dns=("proxy.test",))
+    p.chain("nameonly-full", "nameonly", "mid")
     p.root("evil-ca", "Someone Else")
     p.issue("evil", "127.0.0.1", "evil-ca", dns=("127.0.0.1", "proxy.test"))
     return p
