@@ -49,8 +49,9 @@ TEST=(
   sip-tester linphone-cli baresip kamailio
   # the monitor window test's X server and clicks
   xvfb xdotool
-  # tools the tests use: ip netns (tests/e2e), ps
-  iproute2 procps
+  # tools the tests use: ip netns (tests/e2e), ps, the openssl CLI (the TLS
+  # cases' throwaway CA, s_client and s_server)
+  iproute2 procps openssl
 )
 BENCH=(
   # the proxy against Kamailio (sipp drives both), the relay against rtpengine

@@ -3,6 +3,7 @@
 // names follow Flexisip's where the concept is the same.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "common/global_config.h"
 #include "common/log.h"
 #include "common/sip_address.h"
+#include "common/sip_transport.h"
 #include "proxy/location_store.h"
 
 namespace portier::proxy {
@@ -37,7 +39,9 @@ struct RelaySettings {
 };
 
 struct ProxySettings : GlobalSettings {
-  std::vector<std::string> transports;
+  std::vector<std::string> transports;  // as sofia takes them (sips: for TLS)
+  // Per entry of transports: its TLS settings, for a TLS transport.
+  std::vector<std::optional<TlsSettings>> transport_tls;
   std::string state_directory;
   std::vector<std::string> aliases;         // lower-case host names that mean this proxy
   int idle_timeout = 3600;                  // s, TCP connection without a request
@@ -65,6 +69,8 @@ const config::Schema &proxy_schema();
 // Cross-key checks and conversion; "" when valid, else a message naming the key.
 std::string check_proxy_config(const config::Config &cfg);
 ProxySettings settings_from_config(const config::Config &cfg);
+// [global]'s tls-* keys: what each TLS transport takes unless its URI says.
+TlsSettings tls_defaults_from_config(const config::Config &cfg);
 
 // parse_aor, parse_port_range, is_ip_literal: common/sip_address.h (the door
 // and the monitor read the same kinds of values).

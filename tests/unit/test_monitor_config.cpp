@@ -101,7 +101,7 @@ TEST(MonitorConfig, ErrorsNameFileLineAndKey) {
       {"[account]\naor = monitor1\n",
        "m.conf:2: [account] aor: 'monitor1' is not a sip:user@domain address"},
       {"[account]\nproxy = 127.0.0.1\n",
-       "m.conf:2: [account] proxy: '127.0.0.1' is not a sip: URI"},
+       "m.conf:2: [account] proxy: '127.0.0.1' is neither a sip: nor a sips: URI"},
       {"[media]\nport-range = 40000\n", "m.conf:2: [media] port-range: must be MIN-MAX"},
       {"[media]\nport-range = 40000-40002\n", "m.conf:2: [media] port-range: needs 4 ports"},
       {"[media]\naddress = localhost\n", "m.conf:2: [media] address: 'localhost' is not an IPv4"},
