@@ -33,6 +33,7 @@
 #include "proxy/tcp_connections.h"
 #include "proxy/udp_fastpath.h"
 #include "sip/sip_message.h"
+#include "tls/one_record.h"
 
 namespace portier::proxy {
 namespace {
@@ -582,6 +583,7 @@ std::string Proxy::stats_json() const {
                       TAG_END());
   const allocator::Usage memory = allocator::usage();
   const udp_fastpath::Status fast = udp_fastpath::status();
+  const tls::OneRecordStats joined = tls::one_record_stats();
   json::Writer w;
   w.begin_object()
       .field("bindings", locations_.binding_count())
@@ -593,7 +595,11 @@ std::string Proxy::stats_json() const {
       .field("memory_resident_kb", memory.resident / 1024)
       .field("udp_fastpath", fast.active ? std::string("on") : fast.why)
       .field("udp_fastpath_datagrams", fast.datagrams)
-      .field("udp_fastpath_resends", fast.resends);
+      .field("udp_fastpath_resends", fast.resends)
+      // Stream (TCP, TLS) messages sent as one piece, and the pieces they were
+      // in: one TLS record each instead of one per piece (tls/one_record.h).
+      .field("stream_messages_joined", joined.joined)
+      .field("stream_message_pieces", joined.pieces);
   // What each TLS transport serves now (reload changes it): for renewal checks.
   w.key("tls").begin_array();
   for (const auto &t : tls_)

@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "common/log.h"
+#include "tls/one_record.h"
 
 namespace portier::tls {
 namespace {
@@ -215,6 +216,8 @@ std::vector<SSL_CTX *> Capture::contexts() const {
 }
 
 bool prepare(Transport *t, std::string *error) {
+  // Links the one-record interposer into every daemon that makes a TLS transport.
+  (void)one_record_stats();
   std::string e;
   if (!check_tls_files(t->settings.files, &e, &t->certificate)) {
     *error = t->name + ": " + e;
