@@ -31,8 +31,12 @@ TEST(Sdes, ParsesEverySuiteWeRun) {
 TEST(Sdes, KeySizesOfTheRfcs) {
   // RFC 4568 §6.2: 128-bit key, 112-bit salt; RFC 6188 §7.1: 256-bit key;
   // RFC 7714 §14.2: AEAD suites use a 96-bit salt.
-  EXPECT_EQ(info(Suite::aes_cm_128_hmac_sha1_80).key_len + info(Suite::aes_cm_128_hmac_sha1_80).salt_len, 30u);
-  EXPECT_EQ(info(Suite::aes_256_cm_hmac_sha1_80).key_len + info(Suite::aes_256_cm_hmac_sha1_80).salt_len, 46u);
+  EXPECT_EQ(
+      info(Suite::aes_cm_128_hmac_sha1_80).key_len + info(Suite::aes_cm_128_hmac_sha1_80).salt_len,
+      30u);
+  EXPECT_EQ(
+      info(Suite::aes_256_cm_hmac_sha1_80).key_len + info(Suite::aes_256_cm_hmac_sha1_80).salt_len,
+      46u);
   EXPECT_EQ(info(Suite::aead_aes_128_gcm).key_len + info(Suite::aead_aes_128_gcm).salt_len, 28u);
   EXPECT_EQ(info(Suite::aead_aes_256_gcm).key_len + info(Suite::aead_aes_256_gcm).salt_len, 44u);
   // RFC 4568 §6.2.2: SRTCP keeps the 80-bit tag under the 32-bit suite.
@@ -51,8 +55,10 @@ TEST(Sdes, Rfc4568Examples) {
   std::string error;
   // §9.1's lifetime and MKI form: well-formed, but an MKI we do not use and a
   // 2^20 lifetime we would have to re-key for: an answerer skips the line (§6.1).
-  EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^20|1:32", &error));
-  EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^31|1:4", &error));
+  EXPECT_FALSE(
+      parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^20|1:32", &error));
+  EXPECT_FALSE(
+      parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^31|1:4", &error));
   EXPECT_NE(error.find("MKI"), std::string::npos) << error;
   EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|1:4", &error));
   EXPECT_NE(error.find("MKI"), std::string::npos) << error;
@@ -64,8 +70,8 @@ TEST(Sdes, Rfc4568Examples) {
   EXPECT_EQ(c->key.size(), 30u);
   EXPECT_EQ(print(*c), std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30);
   // §9.1: several keys need MKIs.
-  EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^20|1:4;inline:" +
-                         kKey30 + "|2^20|2:4",
+  EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 +
+                         "|2^20|1:4;inline:" + kKey30 + "|2^20|2:4",
                      &error));
   // §6.3's session parameters (KDR, UNENCRYPTED_SRTP, ...): not supported, skipped.
   EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + " KDR=1", &error));
@@ -73,21 +79,25 @@ TEST(Sdes, Rfc4568Examples) {
 
 TEST(Sdes, LifetimesWeCanHonour) {
   std::string error;
-  EXPECT_TRUE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^31", &error)) << error;
-  EXPECT_TRUE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^48", &error)) << error;
-  EXPECT_TRUE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|4294967296", &error)) << error;
+  EXPECT_TRUE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^31", &error))
+      << error;
+  EXPECT_TRUE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^48", &error))
+      << error;
+  EXPECT_TRUE(
+      parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|4294967296", &error))
+      << error;
   EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|1000", &error));
   EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^x", &error));
-  EXPECT_FALSE(parse(std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^99999999999999999999999", &error));
+  EXPECT_FALSE(parse(
+      std::string("1 AES_CM_128_HMAC_SHA1_80 inline:") + kKey30 + "|2^99999999999999999999999",
+      &error));
 }
 
 TEST(Sdes, MalformedLines) {
   std::string error;
   const std::string k = kKey30;
   for (const std::string &bad : std::vector<std::string>{
-           std::string(""),
-           std::string("1"),
-           std::string("1 AES_CM_128_HMAC_SHA1_80"),
+           std::string(""), std::string("1"), std::string("1 AES_CM_128_HMAC_SHA1_80"),
            "x AES_CM_128_HMAC_SHA1_80 inline:" + k,            // tag not digits
            "1234567890 AES_CM_128_HMAC_SHA1_80 inline:" + k,   // tag of 10 digits
            "1 F8_128_HMAC_SHA1_80 inline:" + k,                // a suite we do not run
@@ -97,9 +107,9 @@ TEST(Sdes, MalformedLines) {
            "1 AES_256_CM_HMAC_SHA1_80 inline:" + k,            // 30 bytes for a 46-byte suite
            "1 AEAD_AES_128_GCM inline:" + k,                   // 30 bytes for a 28-byte suite
            "1 AES_CM_128_HMAC_SHA1_80 inline:" + k.substr(0, 39) + "!",  // bad base64
-           "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|",       // empty lifetime
-           "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:x",    // bad MKI
-           "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1|2|3",  // too many fields
+           "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|",                // empty lifetime
+           "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:x",             // bad MKI
+           "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1|2|3",           // too many fields
        }) {
     EXPECT_FALSE(parse(bad, &error)) << bad;
     EXPECT_FALSE(error.empty()) << bad;
@@ -143,14 +153,17 @@ TEST(Sdes, CryptoValuesPerMediaSection) {
 }
 
 TEST(Sdes, RedactHidesEveryKeyAndKeepsTheRest) {
-  const std::string sdp = std::string("m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") +
-                          kKey30 + "|2^31\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:" + kKey30 +
-                          "\r\na=sendrecv\r\n";
+  const std::string sdp =
+      std::string("m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") +
+      kKey30 + "|2^31\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:" + kKey30 +
+      "\r\na=sendrecv\r\n";
   const std::string r = redact(sdp);
   EXPECT_EQ(r.find(kKey30), std::string::npos) << r;
-  EXPECT_NE(r.find("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[redacted]|2^31\r\n"), std::string::npos)
+  EXPECT_NE(r.find("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[redacted]|2^31\r\n"),
+            std::string::npos)
       << r;
-  EXPECT_NE(r.find("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:[redacted]\r\na=sendrecv"), std::string::npos)
+  EXPECT_NE(r.find("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:[redacted]\r\na=sendrecv"),
+            std::string::npos)
       << r;
   EXPECT_EQ(redact("no keys here"), "no keys here");
   EXPECT_EQ(redact("inline:"), "inline:[redacted]");

@@ -104,10 +104,9 @@ std::optional<Suite> suite_named(std::string_view name) {
 }
 
 const std::vector<Suite> &offered_suites() {
-  static const std::vector<Suite> all{Suite::aead_aes_256_gcm, Suite::aead_aes_128_gcm,
-                                      Suite::aes_256_cm_hmac_sha1_80,
-                                      Suite::aes_cm_128_hmac_sha1_80,
-                                      Suite::aes_cm_128_hmac_sha1_32};
+  static const std::vector<Suite> all{
+      Suite::aead_aes_256_gcm, Suite::aead_aes_128_gcm, Suite::aes_256_cm_hmac_sha1_80,
+      Suite::aes_cm_128_hmac_sha1_80, Suite::aes_cm_128_hmac_sha1_32};
   return all;
 }
 

@@ -30,7 +30,8 @@ struct SuiteInfo {
   Suite suite;
   const char *name;  // as written in a=crypto
   size_t key_len;    // master key, bytes
-  size_t salt_len;   // master salt, bytes: 14 for AES-CM (RFC 3711 §8.2), 12 for GCM (RFC 7714 §14.2)
+  size_t
+      salt_len;  // master salt, bytes: 14 for AES-CM (RFC 3711 §8.2), 12 for GCM (RFC 7714 §14.2)
   // GStreamer's srtpenc/srtpdec nicks (GstSrtpCipherType, GstSrtpAuthType).
   const char *cipher;
   const char *rtp_auth;
@@ -45,9 +46,9 @@ const std::vector<Suite> &offered_suites();
 
 // One usable a=crypto line.
 struct Crypto {
-  unsigned tag = 1;           // 1*9DIGIT (RFC 4568 §9.1)
+  unsigned tag = 1;  // 1*9DIGIT (RFC 4568 §9.1)
   Suite suite = Suite::aes_cm_128_hmac_sha1_80;
-  std::vector<uint8_t> key;   // master key || master salt
+  std::vector<uint8_t> key;  // master key || master salt
 };
 
 // A parsed a=crypto value (the text after "a=crypto:"). nullopt, with *error,
