@@ -6,6 +6,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace portier::log {
@@ -102,7 +103,29 @@ void write(Level level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  if (std::strstr(buf, "inline:")) {
+    emit(level, redact_keys(buf).c_str());
+    return;
+  }
   emit(level, buf);
+}
+
+std::string redact_keys(std::string_view text) {
+  constexpr std::string_view kInline = "inline:";
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  for (;;) {
+    const size_t at = text.find(kInline, pos);
+    if (at == std::string_view::npos) break;
+    out.append(text.substr(pos, at - pos + kInline.size()));
+    size_t end = at + kInline.size();
+    while (end < text.size() && !std::strchr("| \t\r\n;\"", text[end])) ++end;
+    out += "[redacted]";
+    pos = end;
+  }
+  out.append(text.substr(pos));
+  return out;
 }
 
 }  // namespace portier::log

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace portier::log {
 
@@ -23,7 +24,13 @@ void configure(const std::string &program, Output output, Level level,
 void set_level(Level level);
 bool enabled(Level level);
 
+// Every line goes out with its SRTP keys redacted (redact_keys): SDP, ours
+// or sofia-sip's message dumps, carries them in a=crypto (RFC 4568).
 void write(Level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// `text` with what follows each "inline:" (an SDES key, up to '|', a blank,
+// ';', '"' or the line's end) replaced by "[redacted]".
+std::string redact_keys(std::string_view text);
 
 }  // namespace portier::log
 

@@ -229,7 +229,7 @@ void Door::on_answered(const sip_t *sip) {
   }
   if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
   arm_timer(&duration_timer_, settings_.max_duration, false);
-  emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_));
+  emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_) + " " + protection());
 }
 
 void Door::on_call_ended(const sip::Call::Ended &e) {
@@ -355,6 +355,14 @@ void Door::call_ended(const std::string &why) {
   peer_.clear();
 }
 
+// How the call's media is protected, for its event lines: the SRTP suite per
+// stream or "none" (never a key).
+std::string Door::protection() const {
+  auto suite = [](const std::string &s) { return s.empty() ? std::string("none") : s; };
+  return "audio_srtp=" + suite(media_ ? media_->audio_srtp() : "") +
+         " video_srtp=" + suite(media_ ? media_->video_srtp() : "");
+}
+
 void Door::send_alarm(const std::string &text) {
   account_.send_message(settings_.target, "portier-door alarm: " + text);
   PLOG_INFO("door: alarm sent to %s", settings_.target.c_str());
@@ -373,6 +381,9 @@ void Door::write_status(json::Writer &w) const {
       .field("video_packets_sent", media_ ? media_->video_packets_sent() : 0)
       .field("audio_packets_received", media_ ? media_->audio_packets_received() : 0)
       .field("foreign_media_dropped", media_ ? media_->foreign_packets_dropped() : 0)
+      .field("audio_srtp", media_ ? media_->audio_srtp() : "")
+      .field("video_srtp", media_ ? media_->video_srtp() : "")
+      .field("srtp_dropped", media_ ? media_->srtp_dropped() : 0)
       .field("media", media_ ? media_->pipeline_state() : "none");
 }
 

@@ -33,6 +33,13 @@ bool DoorMedia::open(std::string *error) {
   }
   video_ = *video;
   audio_ = *audio;
+  // New keys for every call (RFC 3711 §9.1: a key stream is never reused).
+  srtp_ = settings_.media_encryption == "srtp";
+  if (srtp_ && (!sdp::sdes::make_keys(&audio_keys_) || !sdp::sdes::make_keys(&video_keys_))) {
+    *error = "no random bytes for SRTP keys";
+    close();
+    return false;
+  }
   if (!build_video(error)) {
     close();
     return false;
@@ -67,6 +74,7 @@ bool DoorMedia::build_video(std::string *error) {
   GstElement *rtcp_in = element_on_socket(p, "video_rtcp_in", video_.rtcp);
   hear_only_peer(rtcp_in, &video_rtcp_peer_);
   gst_object_unref(rtcp_in);
+  if (srtp_ && !video_srtp_.insert(p, rtpbin_, 1, error)) return false;
   // Payloaders push a frame's packets as one buffer list (rtpvp8pay does).
   GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
   gst_pad_add_probe(
@@ -167,8 +175,16 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
     *error = "audio pipeline: cannot link to rtpbin";
     return false;
   }
+  if (srtp_) {
+    if (!audio_srtp_.insert(pipeline_, rtpbin_, 0, error)) return false;
+    // RFC 4733 events are read once decrypted and authenticated.
+    GstPad *clear = audio_srtp_.decrypted_rtp_pad();
+    gst_pad_add_probe(clear, GST_PAD_PROBE_TYPE_BUFFER, on_audio_decrypted, this, nullptr);
+    gst_object_unref(clear);
+  }
   for (GstElement *e : {audio_rtp_sink_, audio_rtcp_sink_, rtp_in, rtcp_in, send_bin})
     gst_element_sync_state_with_parent(e);
+  audio_srtp_.sync_state();
   audio_built_ = true;
   PLOG_INFO("media: audio %s/8000 pt %d%s%s", pcma ? "PCMA" : "PCMU", a.codec.pt,
             aec ? ", echo cancelled" : "",
@@ -224,8 +240,19 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
   // Keys typed into the call are credited to the resident the proxy
   // asserted: only the peer the SDP named may send them.
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
-  const int te = self->te_pt_for_probe_.load();
   self->audio_received_++;
+  // With SRTP the payload is still ciphertext here: on_audio_decrypted reads it.
+  return self->srtp_ ? GST_PAD_PROBE_OK : self->take_event(buf);
+}
+
+GstPadProbeReturn DoorMedia::on_audio_decrypted(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  return static_cast<DoorMedia *>(data)->take_event(GST_PAD_PROBE_INFO_BUFFER(info));
+}
+
+// A telephone-event packet goes to the action logic and no further; voice
+// goes on to the speaker.
+GstPadProbeReturn DoorMedia::take_event(GstBuffer *buf) {
+  const int te = te_pt_for_probe_.load();
   if (te < 0) return GST_PAD_PROBE_OK;
   GstMapInfo map;
   if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_OK;
@@ -242,12 +269,12 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
       const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
       const uint32_t ts = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
       const bool marker = (d[1] & 0x80) != 0;
-      post_to_main(self->alive_, [ts, seq, marker, payload](DoorMedia *m) {
+      post_to_main(alive_, [ts, seq, marker, payload](DoorMedia *m) {
         if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
       });
     }
     ret = GST_PAD_PROBE_DROP;
-    self->audio_received_--;  // an event, not voice
+    audio_received_--;  // an event, not voice
   }
   gst_buffer_unmap(buf, &map);
   return ret;
@@ -282,6 +309,7 @@ sdp::LocalMedia DoorMedia::local() const {
   for (const auto &c : settings_.audio_codecs)
     audio.codecs.push_back({c, 8000, 1, c == "PCMA" ? 8 : 0, ""});
   audio.telephone_event = true;
+  audio.crypto = audio_keys_;
   sdp::LocalStream video;
   video.type = "video";
   video.port = video_.port;
@@ -290,6 +318,9 @@ sdp::LocalMedia DoorMedia::local() const {
     video.codecs.push_back({"H264", 90000, 1, 96, "profile-level-id=42e01f;packetization-mode=1"});
   else
     video.codecs.push_back({"VP8", 90000, 1, 96, ""});
+  video.crypto = video_keys_;
+  for (sdp::LocalStream *s : {&audio, &video})
+    s->srtp_mandatory = settings_.media_encryption_mandatory;
   m.streams = {audio, video};
   return m;
 }
@@ -305,6 +336,7 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
       video_rtcp_peer_.expect(a.active ? a.remote_address : "");
+      video_srtp_.set(a.srtp);
       if (a.active && a.send) {
         g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
         set_destination(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
@@ -327,6 +359,7 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
         continue;
       }
       if (!audio_built_ && !build_audio(a, error)) return false;
+      audio_srtp_.set(a.srtp);
       te_pt_for_probe_ = a.telephone_event_pt;
       set_destination(audio_rtp_sink_, a.send ? a.remote_address : "", a.send ? a.remote_rtp : 0,
                       &audio_dest_);
@@ -353,6 +386,8 @@ void DoorMedia::close() {
   if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
   if (pipeline_) {
     gst_element_set_state(pipeline_, GST_STATE_NULL);
+    audio_srtp_.reset();
+    video_srtp_.reset();
     for (GstElement **e : {&rtpbin_, &video_in_, &video_pay_, &video_rtp_sink_, &video_rtcp_sink_,
                            &audio_rtp_sink_, &audio_rtcp_sink_})
       if (*e) gst_object_unref(*e), *e = nullptr;
@@ -362,6 +397,7 @@ void DoorMedia::close() {
   ports_.give_back(audio_);
   ports_.give_back(video_);
   audio_built_ = false;
+  audio_keys_.clear(), video_keys_.clear();
   telephone_event_pt_ = -1;
   te_pt_for_probe_ = -1;
   video_dest_.clear(), video_rtcp_dest_.clear(), audio_dest_.clear(), audio_rtcp_dest_.clear();

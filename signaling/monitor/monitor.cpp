@@ -210,7 +210,9 @@ Outcome Monitor::answer() {
     PLOG_WARN("monitor: cannot answer: %s", error.c_str());
     return Outcome::fail("cannot answer: " + error);
   }
-  emit("answered", {field("from", call_.remote()), field("since_invite_ms", since_invite_ms())});
+  emit("answered", {field("from", call_.remote()), field("since_invite_ms", since_invite_ms()),
+                    field("audio_srtp", media_ ? media_->audio_srtp() : ""),
+                    field("video_srtp", media_ ? media_->video_srtp() : "")});
   return Outcome::done("answered");
 }
 
@@ -526,6 +528,9 @@ std::string Monitor::status_json() const {
       .field("audio_codec", m ? m->audio_codec() : "")
       .field("audio_packets_sent", m ? m->audio_packets_sent() : 0)
       .field("audio_packets_received", m ? m->audio_packets_received() : 0)
+      .field("audio_srtp", m ? m->audio_srtp() : "")
+      .field("video_srtp", m ? m->video_srtp() : "")
+      .field("srtp_dropped", m ? m->srtp_dropped() : 0)
       .field("mic", mic_on_ ? "on" : "off")
       .field("dtmf_keys_sent", m ? m->dtmf_keys_sent() : 0)
       .field("actions_sent", actions_sent_)

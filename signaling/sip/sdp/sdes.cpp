@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 
+#include "common/log.h"
+
 namespace portier::sdp::sdes {
 namespace {
 
@@ -177,6 +179,17 @@ bool make_key(Suite s, std::vector<uint8_t> *out) {
   return RAND_bytes(out->data(), static_cast<int>(out->size())) == 1;
 }
 
+bool make_keys(std::vector<Crypto> *out) {
+  out->clear();
+  unsigned tag = 1;
+  for (Suite s : offered_suites()) {
+    Crypto c{tag++, s, {}};
+    if (!make_key(s, &c.key)) return false;
+    out->push_back(std::move(c));
+  }
+  return true;
+}
+
 std::vector<std::vector<std::string>> crypto_values(std::string_view sdp) {
   std::vector<std::vector<std::string>> out;
   size_t pos = 0;
@@ -195,24 +208,6 @@ std::vector<std::vector<std::string>> crypto_values(std::string_view sdp) {
   return out;
 }
 
-std::string redact(std::string_view text) {
-  constexpr std::string_view kInline = "inline:";
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  for (;;) {
-    const size_t at = text.find(kInline, pos);
-    if (at == std::string_view::npos) break;
-    out.append(text.substr(pos, at - pos + kInline.size()));
-    size_t end = at + kInline.size();
-    while (end < text.size() && text[end] != '|' && text[end] != ' ' && text[end] != '\t' &&
-           text[end] != '\r' && text[end] != '\n' && text[end] != ';' && text[end] != '"')
-      ++end;
-    out += "[redacted]";
-    pos = end;
-  }
-  out.append(text.substr(pos));
-  return out;
-}
+std::string redact(std::string_view text) { return log::redact_keys(text); }
 
 }  // namespace portier::sdp::sdes

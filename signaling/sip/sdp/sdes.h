@@ -63,6 +63,10 @@ std::string print(const Crypto &c);
 // A fresh master key and salt for `s` from OpenSSL's CSPRNG; false if it failed.
 bool make_key(Suite s, std::vector<uint8_t> *out);
 
+// A fresh key for every suite we offer, tagged 1, 2, ... in offered_suites()
+// order: one stream's a=crypto lines. False if the CSPRNG failed.
+bool make_keys(std::vector<Crypto> *out);
+
 // The a=crypto values of each m= section of `sdp`, in order (one vector per
 // m= line; session-level lines are not SDES's and are ignored).
 std::vector<std::vector<std::string>> crypto_values(std::string_view sdp);
