@@ -229,7 +229,8 @@ void Door::on_answered(const sip_t *sip) {
   }
   if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
   arm_timer(&duration_timer_, settings_.max_duration, false);
-  emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_) + " " + protection());
+  emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_));
+  emit("media", protection());
 }
 
 void Door::on_call_ended(const sip::Call::Ended &e) {

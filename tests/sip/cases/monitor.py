@@ -55,7 +55,10 @@ def case_monitor_rings_with_video(env):
     register_devices(env, [("mon3", 2)])
     mon3 = env.uas("mon3", "uas_relay_cancelled.xml", 2,
                    fields=[[env.ports.media(2), env.ports.media(2) + 2]])
-    door_with_monitor_access(env)
+    # The relay passes a=crypto through and the door hears one early answer,
+    # here a plain device's: end-to-end SDES cannot span this fork (the relay
+    # must terminate SRTP, issue 13), so the door runs plain RTP.
+    door_with_monitor_access(env, extra="[media]\nmedia-encryption = none\n")
     env.start_monitor("mon1", "mon1", 0, 0)
     env.start_monitor("mon2", "mon2", 1, 1)
     check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")

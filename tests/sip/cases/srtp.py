@@ -127,9 +127,13 @@ def case_srtp_door_monitors_direct(env):
         for who, st in (("door", door), ("mon1", mon1)):
             for s in ("audio_srtp", "video_srtp"):
                 check(st.get(s) == "AEAD_AES_256_GCM", "%s %s: %s" % (who, s, st.get(s)))
-        answered = [e["details"] for e in env.door_events("answered")]
-        check(answered and "audio_srtp=AEAD_AES_256_GCM video_srtp=AEAD_AES_256_GCM" in answered[0],
-              "the door's answered event does not say the suite: %s" % answered)
+        media = [e["details"] for e in env.door_events("media")]
+        check(media == ["audio_srtp=AEAD_AES_256_GCM video_srtp=AEAD_AES_256_GCM"],
+              "the door's media event does not say the suite: %s" % media)
+        answered = [e for e in env.monitor_events("mon1") if e.get("event") == "answered"]
+        check(answered and answered[0].get("audio_srtp") == "AEAD_AES_256_GCM"
+              and answered[0].get("video_srtp") == "AEAD_AES_256_GCM",
+              "mon1's answered event does not say the suite: %s" % answered)
         r = env.mon_ctl("mon1", "action", "open-door")
         check("result" in r, "mon1 action open-door: %s" % r)
         wait(lambda: env.door_ctl("status").get("actions_run") == 1, "the door opening", 10)
