@@ -217,6 +217,14 @@ void Door::arm_timer(guint *id, int seconds, bool ring) {
 
 // Keys in an answered call count only when the proxy proved who answered.
 void Door::on_answered(const sip_t *sip) {
+  // A plain answer is never applied where SRTP is mandatory (sdp::apply_answer):
+  // without an earlier SRTP answer the call has no media, so it ends.
+  if (settings_.media.media_encryption_mandatory &&
+      (!media_ || (media_->audio_srtp().empty() && media_->video_srtp().empty()))) {
+    PLOG_WARN("door: the answer has no SRTP and media-encryption-mandatory is on: hanging up");
+    hangup("the answer has no SRTP (media-encryption-mandatory)");
+    return;
+  }
   std::string why;
   peer_ = account_.proven_identity(sip, &why);
   if (peer_.empty() || peer_ == settings_.target) {

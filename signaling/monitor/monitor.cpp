@@ -60,8 +60,19 @@ Monitor::Monitor(MonitorSettings settings, events::Writer &events)
                     {field("to", call_.remote()), field("since_invite_ms", since_invite_ms())});
              },
              [this](const sip_t *) {
+               // A plain answer is never applied where SRTP is mandatory
+               // (sdp::apply_answer): the call has no media, so it ends.
+               if (settings_.media.media_encryption_mandatory &&
+                   (!media_ || (media_->audio_srtp().empty() && media_->video_srtp().empty()))) {
+                 PLOG_WARN("monitor: the answer has no SRTP and media-encryption-mandatory is "
+                           "on: hanging up");
+                 hangup();
+                 return;
+               }
                emit("answered",
-                    {field("by", call_.remote()), field("since_invite_ms", since_invite_ms())});
+                    {field("by", call_.remote()), field("since_invite_ms", since_invite_ms()),
+                     field("audio_srtp", media_ ? media_->audio_srtp() : ""),
+                     field("video_srtp", media_ ? media_->video_srtp() : "")});
              },
              [this](const sip::Call::Ended &e) { on_call_ended(e); }}) {}
 

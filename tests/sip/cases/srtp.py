@@ -11,6 +11,7 @@ import time
 
 from portier_sip.base import (ATTACKER, DOMAIN, DOOR_CODE, LOCAL, TestFailure, USERS, check,
                               log)
+from portier_sip.checks import register_devices
 from portier_sip.registry import case
 
 MANDATORY = "media-encryption = srtp\nmedia-encryption-mandatory = true\n"
@@ -278,3 +279,27 @@ def case_srtp_monitor_refuses_plain_offer(env):
     check(len(lines) == 1 and lines[0][:2] == ("2", "AES_CM_128_HMAC_SHA1_80")
           and lines[0][2] != key, "the 183's a=crypto: %s" % lines)
     check(lines[0][2] not in env.monitor_log_text("mon1"), "mon1 logged its key")
+
+
+@case
+def case_srtp_door_refuses_plain_answer(env):
+    """Issue 13: a door with SRTP mandatory rings a device (sipp) that answers
+    183 and 200 with plain RTP/AVP: neither answer is applied, nothing is sent,
+    and the door ends the call with a BYE and one log line saying why."""
+    env.start_proxy()
+    register_devices(env, [("mon1", 0)])
+    mon1 = env.uas("mon1", "uas_door_answer.xml", 0,
+                   fields=[[env.ports.media(7), env.ports.media(7) + 2, "VP8"]])
+    env.start_door(video_codec="vp8", extra=MANDATORY)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    ended = wait(lambda: env.door_events("ended"), "the door to end the call", 20)
+    log("door: %s" % ended[0]["details"])
+    check("the answer has no SRTP" in ended[0]["details"] and "video_packets=0" in
+          ended[0]["details"], "the door's call ended with %s" % ended[0]["details"])
+    check(not env.door_events("media"), "the door set media up for a plain answer")
+    mon1.wait()
+    mon1.expect_ok()  # the door's BYE came
+    text = env.door_log_text()
+    lines = [l for l in text.splitlines()
+             if "the answer has no SRTP and media-encryption-mandatory is on" in l]
+    check(len(lines) == 1, "expected one log line saying why: %s" % lines)
