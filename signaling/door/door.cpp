@@ -368,8 +368,11 @@ void Door::call_ended(const std::string &why) {
 // stream or "none" (never a key).
 std::string Door::protection() const {
   auto suite = [](const std::string &s) { return s.empty() ? std::string("none") : s; };
+  auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
   return "audio_srtp=" + suite(media_ ? media_->audio_srtp() : "") +
-         " video_srtp=" + suite(media_ ? media_->video_srtp() : "");
+         " video_srtp=" + suite(media_ ? media_->video_srtp() : "") +
+         " audio_rtcp_mux=" + yes(media_ && media_->audio_rtcp_mux()) +
+         " video_rtcp_mux=" + yes(media_ && media_->video_rtcp_mux());
 }
 
 void Door::send_alarm(const std::string &text) {
@@ -393,6 +396,8 @@ void Door::write_status(json::Writer &w) const {
       .field("audio_srtp", media_ ? media_->audio_srtp() : "")
       .field("video_srtp", media_ ? media_->video_srtp() : "")
       .field("srtp_dropped", media_ ? media_->srtp_dropped() : 0)
+      .field("audio_rtcp_mux", media_ && media_->audio_rtcp_mux())
+      .field("video_rtcp_mux", media_ && media_->video_rtcp_mux())
       .field("media", media_ ? media_->pipeline_state() : "none");
 }
 

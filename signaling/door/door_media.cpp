@@ -74,7 +74,8 @@ bool DoorMedia::build_video(std::string *error) {
   GstElement *rtcp_in = element_on_socket(p, "video_rtcp_in", video_.rtcp);
   hear_only_peer(rtcp_in, &video_rtcp_peer_);
   gst_object_unref(rtcp_in);
-  if (srtp_ && !video_srtp_.insert(p, rtpbin_, 1, error)) return false;
+  if (srtp_ && !video_srtp_.insert(p, rtpbin_, 1, video_.rtp, &video_rtcp_peer_, error))
+    return false;
   // Payloaders push a frame's packets as one buffer list (rtpvp8pay does).
   GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
   gst_pad_add_probe(
@@ -176,7 +177,7 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
     return false;
   }
   if (srtp_) {
-    if (!audio_srtp_.insert(pipeline_, rtpbin_, 0, error)) return false;
+    if (!audio_srtp_.insert(pipeline_, rtpbin_, 0, audio_.rtp, nullptr, error)) return false;
     // RFC 4733 events are read once decrypted and authenticated.
     GstPad *clear = audio_srtp_.decrypted_rtp_pad();
     gst_pad_add_probe(clear, GST_PAD_PROBE_TYPE_BUFFER, on_audio_decrypted, this, nullptr);
@@ -240,6 +241,10 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
   // Keys typed into the call are credited to the resident the proxy
   // asserted: only the peer the SDP named may send them.
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
+  guint8 head[2];
+  // Muxed RTCP (RFC 5761 §4: 64-95 after the marker bit) is not voice.
+  if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) >= 64 && (head[1] & 0x7f) <= 95)
+    return GST_PAD_PROBE_OK;
   self->audio_received_++;
   // With SRTP the payload is still ciphertext here: on_audio_decrypted reads it.
   return self->srtp_ ? GST_PAD_PROBE_OK : self->take_event(buf);
@@ -319,8 +324,10 @@ sdp::LocalMedia DoorMedia::local() const {
   else
     video.codecs.push_back({"VP8", 90000, 1, 96, ""});
   video.crypto = video_keys_;
-  for (sdp::LocalStream *s : {&audio, &video})
+  for (sdp::LocalStream *s : {&audio, &video}) {
     s->srtp_mandatory = settings_.media_encryption_mandatory;
+    s->rtcp_mux = srtp_;  // the SRTP elements split and send muxed RTCP
+  }
   m.streams = {audio, video};
   return m;
 }
@@ -337,6 +344,7 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
     if (a.type == "video") {
       video_rtcp_peer_.expect(a.active ? a.remote_address : "");
       video_srtp_.set(a.srtp);
+      video_srtp_.set_mux(a.active && a.rtcp_mux, a.remote_address, a.remote_rtp);
       if (a.active && a.send) {
         g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
         set_destination(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
@@ -360,6 +368,7 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
       }
       if (!audio_built_ && !build_audio(a, error)) return false;
       audio_srtp_.set(a.srtp);
+      audio_srtp_.set_mux(a.rtcp_mux, a.remote_address, a.remote_rtp);
       te_pt_for_probe_ = a.telephone_event_pt;
       set_destination(audio_rtp_sink_, a.send ? a.remote_address : "", a.send ? a.remote_rtp : 0,
                       &audio_dest_);

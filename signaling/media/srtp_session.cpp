@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "media/gst_util.h"
+
 namespace portier {
 namespace {
 
@@ -65,9 +67,54 @@ void set_null(GstElement *enc) {
 
 struct SrtpSession::Entry {
   SrtpSession *self;
-  GstPad *src;  // the element's pad that pairs with the probed sink pad
+  GstPad *src;       // the element's pad that pairs with the probed sink pad
+  GstPad *rtcp_src;  // srtpdec's rtp_sink: where muxed RTCP goes (else null)
   bool decoder;
 };
+
+namespace {
+
+// RFC 5761 §4: RTCP packet types 192-223 read as RTP payload types 64-95
+// (the second byte without the marker bit), which RTP must not use.
+bool is_rtcp(GstBuffer *buf) {
+  guint8 head[2];
+  return gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) >= 64 &&
+         (head[1] & 0x7f) <= 95;
+}
+
+// What srtpdec does before the first muxed RTCP packet leaves its rtcp_src:
+// the stream-start, caps and segment that pad has not seen yet.
+void ensure_rtcp_events(GstPad *rtcp_src, GstPad *rtp_src) {
+  if (GstEvent *e = gst_pad_get_sticky_event(rtcp_src, GST_EVENT_SEGMENT, 0)) {
+    gst_event_unref(e);
+    return;
+  }
+  if (GstEvent *e = gst_pad_get_sticky_event(rtcp_src, GST_EVENT_STREAM_START, 0)) {
+    gst_event_unref(e);
+  } else {
+    GstElement *owner = GST_ELEMENT(gst_pad_get_parent(rtcp_src));
+    gchar *id = gst_pad_create_stream_id(rtcp_src, owner, "rtcp");
+    gst_object_unref(owner);
+    gst_pad_push_event(rtcp_src, gst_event_new_stream_start(id));
+    g_free(id);
+  }
+  if (GstEvent *e = gst_pad_get_sticky_event(rtcp_src, GST_EVENT_CAPS, 0)) {
+    gst_event_unref(e);
+  } else {
+    GstCaps *caps = gst_caps_new_empty_simple("application/x-rtcp");
+    gst_pad_push_event(rtcp_src, gst_event_new_caps(caps));
+    gst_caps_unref(caps);
+  }
+  GstEvent *seg = gst_pad_get_sticky_event(rtp_src, GST_EVENT_SEGMENT, 0);
+  if (!seg) {
+    GstSegment s;
+    gst_segment_init(&s, GST_FORMAT_TIME);
+    seg = gst_event_new_segment(&s);
+  }
+  gst_pad_push_event(rtcp_src, seg);
+}
+
+}  // namespace
 
 GstPadProbeReturn SrtpSession::on_enter(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *e = static_cast<Entry *>(data);
@@ -77,20 +124,25 @@ GstPadProbeReturn SrtpSession::on_enter(GstPad *, GstPadProbeInfo *info, gpointe
     case srtp:
       return GST_PAD_PROBE_OK;
     case plain:
-      if (list)
+      if (list) {
         gst_pad_push_list(e->src, gst_buffer_list_ref(GST_PAD_PROBE_INFO_BUFFER_LIST(info)));
-      else
+      } else if (e->rtcp_src && is_rtcp(GST_PAD_PROBE_INFO_BUFFER(info))) {
+        ensure_rtcp_events(e->rtcp_src, e->src);
+        gst_pad_push(e->rtcp_src, gst_buffer_ref(GST_PAD_PROBE_INFO_BUFFER(info)));
+      } else {
         gst_pad_push(e->src, gst_buffer_ref(GST_PAD_PROBE_INFO_BUFFER(info)));
+      }
       return GST_PAD_PROBE_DROP;
     default:
       return GST_PAD_PROBE_DROP;
   }
 }
 
-void SrtpSession::watch(GstElement *, GstPad *sink, GstPad *src, bool decoder) {
+void SrtpSession::watch(GstPad *sink, GstPad *src, GstPad *rtcp_src, bool decoder) {
   const auto types =
       static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST);
-  gst_pad_add_probe(sink, types, on_enter, new Entry{this, src, decoder},
+  gst_pad_add_probe(
+      sink, types, on_enter, new Entry{this, src, rtcp_src, decoder},
                     [](gpointer p) { delete static_cast<Entry *>(p); });
   if (decoder) gst_pad_add_probe(src, types, count, &out_, nullptr);
 }
@@ -105,7 +157,7 @@ GstPadProbeReturn SrtpSession::count(GstPad *, GstPadProbeInfo *info, gpointer c
 }
 
 bool SrtpSession::insert(GstElement *pipeline, GstElement *rtpbin, unsigned id,
-                         std::string *error) {
+                         GSocket *rtp_socket, RtpSourceLatch *latch, std::string *error) {
   const std::string n = std::to_string(id);
   auto pad_of = [&](const std::string &name) {
     return gst_element_get_static_pad(rtpbin, (name + n).c_str());
@@ -134,7 +186,10 @@ bool SrtpSession::insert(GstElement *pipeline, GstElement *rtpbin, unsigned id,
       GstPad *out = in ? gst_element_get_static_pad(enc_, (std::string(kind) + "_src_" + n).c_str())
                        : nullptr;
       if (!out) *error = std::string("srtpenc has no ") + kind + "_src_" + n;
-      if (out) watch(enc_, in, out, false);
+      if (out) watch(in, out, nullptr, false);
+      // rtcp-mux: our RTCP, protected or not, leaves by the RTP socket.
+      if (out && std::string(kind) == "rtcp")
+        gst_pad_add_probe(out, GST_PAD_PROBE_TYPE_BUFFER, on_rtcp_out, this, nullptr);
       ok = ok && out && splice(send, in, out, error);
       if (in) gst_object_unref(in);
       if (out) gst_object_unref(out);
@@ -155,15 +210,76 @@ bool SrtpSession::insert(GstElement *pipeline, GstElement *rtpbin, unsigned id,
       }
       GstPad *in = gst_element_get_static_pad(dec_, (std::string(kind) + "_sink").c_str());
       GstPad *out = gst_element_get_static_pad(dec_, (std::string(kind) + "_src").c_str());
-      watch(dec_, in, out, true);
+      GstPad *rtcp_out = gst_element_get_static_pad(dec_, "rtcp_src");
+      watch(in, out, std::string(kind) == "rtp" ? rtcp_out : nullptr, true);
+      gst_object_unref(rtcp_out);
       ok = ok && splice(recv, in, out, error);
       gst_object_unref(in);
       gst_object_unref(out);
     }
     if (recv) gst_object_unref(recv);
   }
+  if (ok && rtp_socket) {
+    rtp_socket_ = G_SOCKET(g_object_ref(rtp_socket));
+    // A session that receives no RTP (the door's video) still hears the
+    // peer's muxed RTCP on its RTP port: a udpsrc there into srtpdec, whose
+    // RTP output (nothing, from a well-behaved peer) is discarded.
+    GstPad *recv = pad_of("recv_rtp_sink_");
+    const bool receives = recv && gst_pad_is_linked(recv);
+    if (recv) gst_object_unref(recv);
+    if (!receives && dec_) {
+      GstElement *src = gst_element_factory_make("udpsrc", nullptr);
+      GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+      GstCaps *caps = gst_caps_new_empty_simple("application/x-srtp");
+      g_object_set(src, "socket", rtp_socket, "close-socket", FALSE, "caps", caps, nullptr);
+      gst_caps_unref(caps);
+      g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+      gst_bin_add_many(GST_BIN(pipeline), src, sink, nullptr);
+      if (latch) hear_only_peer(src, latch);
+      GstPad *src_pad = gst_element_get_static_pad(src, "src");
+      GstPad *sink_pad = gst_element_get_static_pad(sink, "sink");
+      GstPad *in = gst_element_get_static_pad(dec_, "rtp_sink");
+      GstPad *out = gst_element_get_static_pad(dec_, "rtp_src");
+      GstPad *rtcp_out = gst_element_get_static_pad(dec_, "rtcp_src");
+      ok = link(src_pad, in, error) && link(out, sink_pad, error);
+      watch(in, out, rtcp_out, true);
+      for (GstPad *p : {src_pad, sink_pad, in, out, rtcp_out}) gst_object_unref(p);
+    }
+  }
   if (!ok) *error = "SRTP in RTP session " + n + ": " + *error;
   return ok;
+}
+
+GstPadProbeReturn SrtpSession::on_rtcp_out(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *self = static_cast<SrtpSession *>(data);
+  if (!self->mux_.load() || !self->rtp_socket_) return GST_PAD_PROBE_OK;
+  GSocketAddress *dest = nullptr;
+  {
+    std::lock_guard<std::mutex> guard(self->lock_);
+    if (self->mux_dest_) dest = G_SOCKET_ADDRESS(g_object_ref(self->mux_dest_));
+  }
+  if (dest) {
+    GstMapInfo map;
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
+      g_socket_send_to(self->rtp_socket_, dest, reinterpret_cast<const gchar *>(map.data),
+                       map.size, nullptr, nullptr);
+      gst_buffer_unmap(buf, &map);
+    }
+    g_object_unref(dest);
+  }
+  return GST_PAD_PROBE_DROP;  // and not from the RTCP socket as well
+}
+
+void SrtpSession::set_mux(bool on, const std::string &host, uint16_t port) {
+  GSocketAddress *dest =
+      on && port ? g_inet_socket_address_new_from_string(host.c_str(), port) : nullptr;
+  {
+    std::lock_guard<std::mutex> guard(lock_);
+    if (mux_dest_) g_object_unref(mux_dest_);
+    mux_dest_ = dest;
+  }
+  mux_ = on;
 }
 
 void SrtpSession::sync_state() {
@@ -237,7 +353,10 @@ void SrtpSession::reset() {
   key_handler_ = 0;
   if (enc_) gst_object_unref(enc_), enc_ = nullptr;
   if (dec_) gst_object_unref(dec_), dec_ = nullptr;
+  if (rtp_socket_) g_object_unref(rtp_socket_), rtp_socket_ = nullptr;
+  mux_ = false;
   std::lock_guard<std::mutex> guard(lock_);
+  if (mux_dest_) g_object_unref(mux_dest_), mux_dest_ = nullptr;
   keys_.reset();
   configured_ = false;
   mode_ = drop;

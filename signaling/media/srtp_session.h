@@ -13,6 +13,7 @@
 // §3.3.2) before rtpbin sees it; dropped() counts those packets.
 #pragma once
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "common/rtp_source_latch.h"
 #include "sip/sdp/offer_answer.h"
 
 namespace portier {
@@ -37,7 +39,17 @@ class SrtpSession {
   // recv_rtcp_sink_ID) gets srtpenc or srtpdec in between. A receive pad's
   // upstream element with a "caps" property (udpsrc) is told the packets are
   // application/x-srtp(x-srtcp). Call before the new elements' state is set.
-  bool insert(GstElement *pipeline, GstElement *rtpbin, unsigned id, std::string *error);
+  //
+  // rtcp-mux (RFC 5761): with `rtp_socket`, RTCP that comes in on the RTP
+  // socket is split off by payload type (§4) into rtpbin's RTCP input
+  // (srtpdec does it for SRTCP; we do it for plain RTCP); a session that
+  // receives no RTP gets a udpsrc on that socket, heard through `latch`.
+  // Once set_mux() turns it on, rtpbin's RTCP leaves through the RTP socket.
+  bool insert(GstElement *pipeline, GstElement *rtpbin, unsigned id, GSocket *rtp_socket,
+              RtpSourceLatch *latch, std::string *error);
+  // RTCP to host:port (the peer's RTP port) through the RTP socket, or not.
+  void set_mux(bool on, const std::string &host, uint16_t port);
+  bool muxed() const { return mux_.load(); }
   // The new elements to the pipeline's state (when it already plays).
   void sync_state();
   // The agreed keys, at once (a re-INVITE's or another branch's new key too);
@@ -58,7 +70,8 @@ class SrtpSession {
   static GstCaps *on_request_key(GstElement *dec, guint ssrc, gpointer self);
   static GstPadProbeReturn on_enter(GstPad *, GstPadProbeInfo *info, gpointer entry);
   static GstPadProbeReturn count(GstPad *, GstPadProbeInfo *info, gpointer counter);
-  void watch(GstElement *element, GstPad *sink, GstPad *src, bool decoder);
+  static GstPadProbeReturn on_rtcp_out(GstPad *, GstPadProbeInfo *info, gpointer self);
+  void watch(GstPad *sink, GstPad *src, GstPad *rtcp_src, bool decoder);
 
   GstElement *enc_ = nullptr, *dec_ = nullptr;
   gulong key_handler_ = 0;
@@ -72,6 +85,9 @@ class SrtpSession {
   enum Mode { drop, plain, srtp };
   std::atomic<int> mode_{drop};
   std::atomic<uint64_t> in_{0}, out_{0};
+  GSocket *rtp_socket_ = nullptr;          // ours: RTCP leaves by it when muxed
+  std::atomic<bool> mux_{false};
+  GSocketAddress *mux_dest_ = nullptr;     // under lock_
 };
 
 }  // namespace portier

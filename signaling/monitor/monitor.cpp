@@ -72,7 +72,8 @@ Monitor::Monitor(MonitorSettings settings, events::Writer &events)
                emit("answered",
                     {field("by", call_.remote()), field("since_invite_ms", since_invite_ms()),
                      field("audio_srtp", media_ ? media_->audio_srtp() : ""),
-                     field("video_srtp", media_ ? media_->video_srtp() : "")});
+                     field("video_srtp", media_ ? media_->video_srtp() : ""),
+                    field("rtcp_mux", media_ && media_->audio_rtcp_mux())});
              },
              [this](const sip::Call::Ended &e) { on_call_ended(e); }}) {}
 
@@ -223,7 +224,8 @@ Outcome Monitor::answer() {
   }
   emit("answered", {field("from", call_.remote()), field("since_invite_ms", since_invite_ms()),
                     field("audio_srtp", media_ ? media_->audio_srtp() : ""),
-                    field("video_srtp", media_ ? media_->video_srtp() : "")});
+                    field("video_srtp", media_ ? media_->video_srtp() : ""),
+                    field("rtcp_mux", media_ && media_->audio_rtcp_mux())});
   return Outcome::done("answered");
 }
 
@@ -542,6 +544,8 @@ std::string Monitor::status_json() const {
       .field("audio_srtp", m ? m->audio_srtp() : "")
       .field("video_srtp", m ? m->video_srtp() : "")
       .field("srtp_dropped", m ? m->srtp_dropped() : 0)
+      .field("audio_rtcp_mux", m && m->audio_rtcp_mux())
+      .field("video_rtcp_mux", m && m->video_rtcp_mux())
       .field("mic", mic_on_ ? "on" : "off")
       .field("dtmf_keys_sent", m ? m->dtmf_keys_sent() : 0)
       .field("actions_sent", actions_sent_)

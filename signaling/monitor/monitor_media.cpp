@@ -69,6 +69,7 @@ sdp::LocalMedia MonitorMedia::local(bool early) const {
     audio.direction = early ? "recvonly" : "sendrecv";
     audio.crypto = audio_keys_;
     audio.srtp_mandatory = settings_.media_encryption_mandatory;
+    audio.rtcp_mux = !audio_keys_.empty();  // the SRTP elements split and send muxed RTCP
     m.streams.push_back(audio);
   }
   sdp::LocalStream video;
@@ -85,6 +86,7 @@ sdp::LocalMedia MonitorMedia::local(bool early) const {
   }
   video.crypto = video_keys_;
   video.srtp_mandatory = settings_.media_encryption_mandatory;
+  video.rtcp_mux = !video_keys_.empty();
   m.streams.push_back(video);
   return m;
 }
@@ -265,8 +267,8 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     audio_pt_ = audio->codec.pt;
   }
   if (settings_.media_encryption == "srtp" &&
-      ((audio && !audio_srtp_.insert(p, rtpbin_, 0, error)) ||
-       (video && !video_srtp_.insert(p, rtpbin_, 1, error))))
+      ((audio && !audio_srtp_.insert(p, rtpbin_, 0, audio_.rtp, nullptr, error)) ||
+       (video && !video_srtp_.insert(p, rtpbin_, 1, video_.rtp, nullptr, error))))
     return false;
   g_signal_connect(rtpbin_, "pad-added", G_CALLBACK(on_pad_added), this);
   GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
@@ -298,7 +300,12 @@ void MonitorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
 GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<MonitorMedia *>(data);
   // Only the peer the SDP named (the relay) puts pictures on our screen.
-  if (!from_peer(GST_PAD_PROBE_INFO_BUFFER(info), self->video_rtp_peer_)) return GST_PAD_PROBE_DROP;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (!from_peer(buf, self->video_rtp_peer_)) return GST_PAD_PROBE_DROP;
+  guint8 head[2];
+  // Muxed RTCP (RFC 5761 §4: 64-95 after the marker bit) is not video.
+  if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) >= 64 && (head[1] & 0x7f) <= 95)
+    return GST_PAD_PROBE_OK;
   if (self->video_received_++ == 0)
     post_to_main(self->alive_, [](MonitorMedia *m) {
       if (m->callbacks_.first_video_rtp) m->callbacks_.first_video_rtp();
@@ -311,9 +318,12 @@ GstPadProbeReturn MonitorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpo
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
   guint8 head[2];
+  if (gst_buffer_extract(buf, 0, head, 2) != 2) return GST_PAD_PROBE_DROP;
+  // Muxed RTCP (RFC 5761 §4: 64-95 after the marker bit) goes on to srtpdec,
+  // which hands it to rtpbin's RTCP input.
+  if ((head[1] & 0x7f) >= 64 && (head[1] & 0x7f) <= 95) return GST_PAD_PROBE_OK;
   // Only voice counts (and reaches the decoder): not the door's events, if any.
-  if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) != self->audio_pt_.load())
-    return GST_PAD_PROBE_DROP;
+  if ((head[1] & 0x7f) != self->audio_pt_.load()) return GST_PAD_PROBE_DROP;
   self->audio_received_++;
   return GST_PAD_PROBE_OK;
 }
@@ -379,6 +389,7 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
       video_srtp_.set(a.srtp);
+      video_srtp_.set_mux(a.active && a.rtcp_mux, a.remote_address, a.remote_rtp);
       video_rtp_peer_.expect(a.active ? a.remote_address : "");
       video_rtcp_peer_.expect(a.active ? a.remote_address : "");
       // Receiver reports and keyframe requests go to the sender's RTCP port.
@@ -386,6 +397,7 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
                       &video_rtcp_dest_);
     } else if (a.type == "audio" && audio_rtp_sink_) {
       audio_srtp_.set(a.srtp);
+      audio_srtp_.set_mux(a.active && a.rtcp_mux, a.remote_address, a.remote_rtp);
       audio_rtp_peer_.expect(a.active ? a.remote_address : "");
       audio_rtcp_peer_.expect(a.active ? a.remote_address : "");
       const bool send = a.active && a.send;

@@ -83,6 +83,9 @@ class MonitorMedia {
   std::string video_srtp() const { return video_srtp_.suite(); }
   // Packets srtpdec refused (failed authentication or replay, RFC 3711 §3.3).
   uint64_t srtp_dropped() const { return audio_srtp_.dropped() + video_srtp_.dropped(); }
+  // RTCP on the RTP ports (RFC 5761), per stream.
+  bool audio_rtcp_mux() const { return audio_srtp_.muxed(); }
+  bool video_rtcp_mux() const { return video_srtp_.muxed(); }
   int width() const { return width_.load(); }
   int height() const { return height_.load(); }
   void close();

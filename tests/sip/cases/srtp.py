@@ -128,8 +128,11 @@ def case_srtp_door_monitors_direct(env):
         for who, st in (("door", door), ("mon1", mon1)):
             for s in ("audio_srtp", "video_srtp"):
                 check(st.get(s) == "AEAD_AES_256_GCM", "%s %s: %s" % (who, s, st.get(s)))
+            for s in ("audio_rtcp_mux", "video_rtcp_mux"):
+                check(st.get(s) is True, "%s %s: %s (RFC 5761)" % (who, s, st.get(s)))
         media = [e["details"] for e in env.door_events("media")]
-        check(media == ["audio_srtp=AEAD_AES_256_GCM video_srtp=AEAD_AES_256_GCM"],
+        check(media == ["audio_srtp=AEAD_AES_256_GCM video_srtp=AEAD_AES_256_GCM "
+                        "audio_rtcp_mux=yes video_rtcp_mux=yes"],
               "the door's media event does not say the suite: %s" % media)
         answered = [e for e in env.monitor_events("mon1") if e.get("event") == "answered"]
         check(answered and answered[0].get("audio_srtp") == "AEAD_AES_256_GCM"
@@ -202,6 +205,21 @@ def case_srtp_door_monitors_direct(env):
     clear = [d for d in events if d[12] in digits and d[13] & 0x3f == 10]
     check(len(clear) < len(events) / 4, "%d of %d telephone-event payloads read as the code's "
           "events in the clear" % (len(clear), len(events)))
+    # rtcp-mux (RFC 5761): RTCP (64-95 after the marker bit, section 4) uses
+    # the ports RTP uses, both ways, and never the door's RTP port + 1.
+    def rtcp(d):
+        return 64 <= d[1] & 0x7f <= 95
+    rtp_in = {p for s, p, d in packets if p in door_ports and len(d) >= 12 and not rtcp(d)}
+    rtcp_in = {p for s, p, d in packets if p in door_ports and len(d) >= 8 and d[0] >> 6 == 2
+               and rtcp(d)}
+    rtp_out = {s for s, p, d in packets if s in door_ports and len(d) >= 12 and not rtcp(d)}
+    rtcp_out = {s for s, p, d in packets if s in door_ports and len(d) >= 8 and d[0] >> 6 == 2
+                and rtcp(d)}
+    log("door ports: RTP in %s, RTCP in %s; RTP out %s, RTCP out %s"
+        % (sorted(rtp_in), sorted(rtcp_in), sorted(rtp_out), sorted(rtcp_out)))
+    rtp_ports = rtp_in | rtp_out
+    check(rtcp_in and rtcp_in <= rtp_ports, "RTCP to the door not on its RTP ports (rtcp-mux)")
+    check(rtcp_out and rtcp_out <= rtp_ports, "RTCP from the door not from its RTP ports")
     # rtpvp8pay picture-id-mode=15-bit: in the clear every payload starts X=1, then I=1.
     video = [d for d in from_door if 96 <= d[1] & 0x7f <= 127 and len(d) > 14]
     plain_vp8 = [d for d in video if d[12] & 0x80 and d[13] & 0x80]
