@@ -128,11 +128,11 @@ std::string write_offer(const LocalMedia &local) {
   std::string out = session_lines(local);
   for (const LocalStream &s : local.streams) {
     const int te = s.type == "audio" && s.telephone_event ? s.telephone_event_pt : -1;
-    // A mandatory SRTP offer says so in its profile (RFC 3711 §12), with
-    // AVPF's feedback where we ask for keyframes (RFC 5124).
-    std::string protocol = "RTP/AVP";
-    if (s.srtp_mandatory && !s.crypto.empty())
-      protocol = s.type == "video" && s.keyframe_feedback ? "RTP/SAVPF" : "RTP/SAVP";
+    // A mandatory SRTP offer says so in its profile (RFC 3711 §12). RTP/SAVP
+    // for video too, with a=rtcp-fb as our RTP/AVP offers have it: baresip
+    // 1.0 takes one secure profile for every stream (srtp-mand: SAVP only,
+    // srtp-mandf: SAVPF only) and refuses the rest; Linphone takes either.
+    const std::string protocol = s.srtp_mandatory && !s.crypto.empty() ? "RTP/SAVP" : "RTP/AVP";
     out += media_lines(s.type, s.port, protocol, s.codecs, te, s.keyframe_feedback, s.direction,
                        s.crypto, s.rtcp_mux);
   }

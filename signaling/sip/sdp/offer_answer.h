@@ -41,7 +41,7 @@ struct LocalStream {
   // order of preference (one key per suite: their lengths differ); empty:
   // plain RTP only, a=crypto in an offer is ignored.
   std::vector<sdes::Crypto> crypto{};
-  // With keys: offer RTP/SAVP(F) and refuse a peer without SRTP. Without it,
+  // With keys: offer RTP/SAVP and refuse a peer without SRTP. Without it,
   // offer RTP/AVP(F) with a=crypto, as Linphone does for optional SRTP: a plain
   // peer ignores the lines, an SDES peer answers with one (best effort).
   bool srtp_mandatory = false;
