@@ -1,5 +1,6 @@
 #include "media/srtp_session.h"
 
+#include <algorithm>
 #include <string>
 
 #include "media/gst_util.h"
@@ -92,11 +93,17 @@ void ensure_rtcp_events(GstPad *rtcp_src, GstPad *rtp_src) {
   if (GstEvent *e = gst_pad_get_sticky_event(rtcp_src, GST_EVENT_STREAM_START, 0)) {
     gst_event_unref(e);
   } else {
-    GstElement *owner = GST_ELEMENT(gst_pad_get_parent(rtcp_src));
-    gchar *id = gst_pad_create_stream_id(rtcp_src, owner, "rtcp");
-    gst_object_unref(owner);
-    gst_pad_push_event(rtcp_src, gst_event_new_stream_start(id));
-    g_free(id);
+    // The RTP side's stream id with /rtcp, as srtpdec names it (a pad of an
+    // element with two sink pads cannot make one of its own).
+    std::string id = "portier-rtcp-mux";
+    if (GstEvent *rtp = gst_pad_get_sticky_event(rtp_src, GST_EVENT_STREAM_START, 0)) {
+      const gchar *rtp_id = nullptr;
+      gst_event_parse_stream_start(rtp, &rtp_id);
+      if (rtp_id) id = rtp_id;
+      gst_event_unref(rtp);
+    }
+    id += "/rtcp";
+    gst_pad_push_event(rtcp_src, gst_event_new_stream_start(id.c_str()));
   }
   if (GstEvent *e = gst_pad_get_sticky_event(rtcp_src, GST_EVENT_CAPS, 0)) {
     gst_event_unref(e);
@@ -144,7 +151,13 @@ void SrtpSession::watch(GstPad *sink, GstPad *src, GstPad *rtcp_src, bool decode
   gst_pad_add_probe(
       sink, types, on_enter, new Entry{this, src, rtcp_src, decoder},
                     [](gpointer p) { delete static_cast<Entry *>(p); });
-  if (decoder) gst_pad_add_probe(src, types, count, &out_, nullptr);
+  // What leaves srtpdec is counted once per pad (rtcp_src serves two entries).
+  for (GstPad *out : {src, rtcp_src}) {
+    if (!decoder || !out || std::find(counted_.begin(), counted_.end(), out) != counted_.end())
+      continue;
+    gst_pad_add_probe(out, types, count, &out_, nullptr);
+    counted_.push_back(out);
+  }
 }
 
 GstPadProbeReturn SrtpSession::count(GstPad *, GstPadProbeInfo *info, gpointer counter) {
@@ -354,6 +367,7 @@ void SrtpSession::reset() {
   if (enc_) gst_object_unref(enc_), enc_ = nullptr;
   if (dec_) gst_object_unref(dec_), dec_ = nullptr;
   if (rtp_socket_) g_object_unref(rtp_socket_), rtp_socket_ = nullptr;
+  counted_.clear();
   mux_ = false;
   std::lock_guard<std::mutex> guard(lock_);
   if (mux_dest_) g_object_unref(mux_dest_), mux_dest_ = nullptr;

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/rtp_source_latch.h"
 #include "sip/sdp/offer_answer.h"
@@ -85,6 +86,7 @@ class SrtpSession {
   enum Mode { drop, plain, srtp };
   std::atomic<int> mode_{drop};
   std::atomic<uint64_t> in_{0}, out_{0};
+  std::vector<GstPad *> counted_;  // srtpdec's pads whose output out_ counts
   GSocket *rtp_socket_ = nullptr;          // ours: RTCP leaves by it when muxed
   std::atomic<bool> mux_{false};
   GSocketAddress *mux_dest_ = nullptr;     // under lock_
