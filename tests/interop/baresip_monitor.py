@@ -49,7 +49,10 @@ def sent_183_with_sdp(text):
     out = []
     for block in text.split("\x1b[36;1m#")[1:]:
         lines = block.replace("\x1b[;m", "").strip().splitlines()
-        if len(lines) > 1 and lines[0].startswith("UDP 127.0.0.1:%d ->" % BS_SIP) \
+        # TCP too: an INVITE with SRTP keys (a=crypto) passes 1300 bytes and
+        # the proxy sends it over TCP (RFC 3261 section 18.1.1).
+        if len(lines) > 1 and lines[0].startswith(("UDP 127.0.0.1:%d ->" % BS_SIP,
+                                                   "TCP 127.0.0.1:%d ->" % BS_SIP)) \
                 and lines[1].startswith("SIP/2.0 183"):
             body = "\n".join(lines)
             out.append("application/sdp" in body and "m=video" in body)
