@@ -39,9 +39,10 @@ config::Schema make_schema() {
             {"PCMU", "PCMA"})
       .boolean("media", "echo-cancel", true,
                "cancel the speaker's echo in the microphone (portieraec, when built)")
-      .str("media", "media-encryption", "srtp",
+      .str("media", "media-encryption", "none",
            "srtp: RTP and RTCP encrypted and authenticated (SRTP, keys in the SDP: SDES, "
-           "RFC 4568), or none",
+           "RFC 4568), or none (until the proxy's relay terminates SRTP: it passes a=crypto "
+           "through, and a fork that mixes SRTP and plain devices cannot work end to end)",
            {"none", "srtp"})
       .boolean("media", "media-encryption-mandatory", false,
                "refuse calls without SRTP (488); off: SRTP when the peer has it, else plain RTP");
