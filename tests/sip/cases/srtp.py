@@ -13,6 +13,7 @@ from portier_sip.base import (ATTACKER, DOMAIN, DOOR_CODE, LOCAL, TestFailure, U
                               log)
 from portier_sip.checks import register_devices
 from portier_sip.registry import case
+from portier_sip.rtp import RtpPeer, rtp_packet
 
 MANDATORY = "media-encryption = srtp\nmedia-encryption-mandatory = true\n"
 
@@ -321,3 +322,50 @@ def case_srtp_door_refuses_plain_answer(env):
     lines = [l for l in text.splitlines()
              if "the answer has no SRTP and media-encryption-mandatory is on" in l]
     check(len(lines) == 1, "expected one log line saying why: %s" % lines)
+
+
+@case
+def case_srtp_optional_plain_device(env):
+    """Issue 13: SRTP as best effort (media-encryption = srtp, not mandatory),
+    as Linphone offers it: the door's INVITE is RTP/AVP with a=crypto lines
+    and a=rtcp-mux; a plain device (sipp) answers RTP/AVP without them, and
+    the call runs plain RTP both ways (the door's VP8 arrives in the clear, the
+    device's voice reaches the door). The relay is off, so the device's SDP
+    reaches the door as written."""
+    env.relay_enabled = False
+    env.start_proxy()
+    register_devices(env, [("mon1", 0)])
+    audio = RtpPeer("mon1_audio", env.ports.media(7))
+    video = RtpPeer("mon1_video", env.ports.media(7) + 2)
+    try:
+        mon1 = env.uas("mon1", "uas_door_answer.xml", 0,
+                       fields=[[env.ports.media(7), env.ports.media(7) + 2, "VP8"]])
+        env.start_door(video_codec="vp8", extra="media-encryption = srtp\n")
+        check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+        env.wait_door_event("answered", 15)
+        inv = mon1.received(lambda m: m.method == "INVITE")[0]
+        check(" RTP/AVP " in inv.body and "RTP/SAVP" not in inv.body and
+              len(crypto_keys(inv.body)) == 10 and "a=rtcp-mux" in inv.body,
+              "the INVITE is not RTP/AVP with a=crypto and a=rtcp-mux: %s" % inv.body)
+        media = [e["details"] for e in env.door_events("media")]
+        check(media == ["audio_srtp=none video_srtp=none audio_rtcp_mux=no video_rtcp_mux=no"],
+              "the door's media event: %s" % media)
+        door_audio = int(re.search(r"m=audio (\d+)", inv.body).group(1))
+        for seq in range(1, 51):
+            audio.sock.sendto(rtp_packet(seq, seq * 160, 0x50ce, b"\xff" * 160, pt=0),
+                              (LOCAL, door_audio))
+            time.sleep(0.02)
+        wait(lambda: env.door_ctl("status").get("audio_packets_received", 0) > 0,
+             "the device's plain voice at the door")
+        wait(lambda: len(video.rtp()) > 20, "the door's video at the device")
+        vp8 = [d for _, _, d in video.rtp() if d[1] & 0x7f == 96 and len(d) > 14]
+        clear = [d for d in vp8 if d[12] & 0x80 and d[13] & 0x80]
+        log("video at the device: %d VP8 packets, %d with a VP8 descriptor's bits"
+            % (len(vp8), len(clear)))
+        check(vp8 and len(clear) == len(vp8), "the door's VP8 is not plain RTP to a plain device")
+        check(env.door_ctl("hangup").get("result") == "hung up", "the door did not hang up")
+        mon1.wait()
+        mon1.expect_ok()
+    finally:
+        audio.close()
+        video.close()
