@@ -148,8 +148,7 @@ GstPadProbeReturn SrtpSession::on_enter(GstPad *, GstPadProbeInfo *info, gpointe
 void SrtpSession::watch(GstPad *sink, GstPad *src, GstPad *rtcp_src, bool decoder) {
   const auto types =
       static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST);
-  gst_pad_add_probe(
-      sink, types, on_enter, new Entry{this, src, rtcp_src, decoder},
+  gst_pad_add_probe(sink, types, on_enter, new Entry{this, src, rtcp_src, decoder},
                     [](gpointer p) { delete static_cast<Entry *>(p); });
   // What leaves srtpdec is counted once per pad (rtcp_src serves two entries).
   for (GstPad *out : {src, rtcp_src}) {
@@ -169,8 +168,8 @@ GstPadProbeReturn SrtpSession::count(GstPad *, GstPadProbeInfo *info, gpointer c
   return GST_PAD_PROBE_OK;
 }
 
-bool SrtpSession::insert(GstElement *pipeline, GstElement *rtpbin, unsigned id,
-                         GSocket *rtp_socket, RtpSourceLatch *latch, std::string *error) {
+bool SrtpSession::insert(GstElement *pipeline, GstElement *rtpbin, unsigned id, GSocket *rtp_socket,
+                         RtpSourceLatch *latch, std::string *error) {
   const std::string n = std::to_string(id);
   auto pad_of = [&](const std::string &name) {
     return gst_element_get_static_pad(rtpbin, (name + n).c_str());
@@ -275,8 +274,8 @@ GstPadProbeReturn SrtpSession::on_rtcp_out(GstPad *, GstPadProbeInfo *info, gpoi
     GstMapInfo map;
     GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
     if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
-      g_socket_send_to(self->rtp_socket_, dest, reinterpret_cast<const gchar *>(map.data),
-                       map.size, nullptr, nullptr);
+      g_socket_send_to(self->rtp_socket_, dest, reinterpret_cast<const gchar *>(map.data), map.size,
+                       nullptr, nullptr);
       gst_buffer_unmap(buf, &map);
     }
     g_object_unref(dest);

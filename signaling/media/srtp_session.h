@@ -87,9 +87,9 @@ class SrtpSession {
   std::atomic<int> mode_{drop};
   std::atomic<uint64_t> in_{0}, out_{0};
   std::vector<GstPad *> counted_;  // srtpdec's pads whose output out_ counts
-  GSocket *rtp_socket_ = nullptr;          // ours: RTCP leaves by it when muxed
+  GSocket *rtp_socket_ = nullptr;  // ours: RTCP leaves by it when muxed
   std::atomic<bool> mux_{false};
-  GSocketAddress *mux_dest_ = nullptr;     // under lock_
+  GSocketAddress *mux_dest_ = nullptr;  // under lock_
 };
 
 }  // namespace portier

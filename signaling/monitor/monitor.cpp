@@ -64,8 +64,9 @@ Monitor::Monitor(MonitorSettings settings, events::Writer &events)
                // (sdp::apply_answer): the call has no media, so it ends.
                if (settings_.media.media_encryption_mandatory &&
                    (!media_ || (media_->audio_srtp().empty() && media_->video_srtp().empty()))) {
-                 PLOG_WARN("monitor: the answer has no SRTP and media-encryption-mandatory is "
-                           "on: hanging up");
+                 PLOG_WARN(
+                     "monitor: the answer has no SRTP and media-encryption-mandatory is "
+                     "on: hanging up");
                  hangup();
                  return;
                }
@@ -73,7 +74,7 @@ Monitor::Monitor(MonitorSettings settings, events::Writer &events)
                     {field("by", call_.remote()), field("since_invite_ms", since_invite_ms()),
                      field("audio_srtp", media_ ? media_->audio_srtp() : ""),
                      field("video_srtp", media_ ? media_->video_srtp() : ""),
-                    field("rtcp_mux", media_ && media_->audio_rtcp_mux())});
+                     field("rtcp_mux", media_ && media_->audio_rtcp_mux())});
              },
              [this](const sip::Call::Ended &e) { on_call_ended(e); }}) {}
 

@@ -217,11 +217,10 @@ TEST(OfferAnswerSrtp, AnswersToOurOffer) {
   // A tag we did not offer with that suite: the answer is unusable (RFC 4568
   // §7.1.2). baresip 1.0's early answer does this (tag 1 with the suite we
   // offered as tag 4), and what it then decrypts with is not what it said.
-  const std::string wrong_tag =
-      head +
-      "m=audio 5004 RTP/SAVP 0\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 "
-      "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n"
-      "m=video 5006 RTP/SAVP 96\r\na=recvonly\r\n";
+  const std::string wrong_tag = head +
+                                "m=audio 5004 RTP/SAVP 0\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 "
+                                "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n"
+                                "m=video 5006 RTP/SAVP 96\r\na=recvonly\r\n";
   EXPECT_FALSE(apply_answer(door(true), wrong_tag, &error));
   EXPECT_NE(error.find("tag 2"), std::string::npos) << error;
   // A malformed key: unusable too.
