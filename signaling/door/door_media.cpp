@@ -240,11 +240,11 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   // Keys typed into the call are credited to the resident the proxy
   // asserted: only the peer the SDP named may send them.
+  // Muxed RTCP (RFC 5761) is heard as RTCP is, and takes no RTP latch: a
+  // ringing branch's receiver reports must not shut out the answerer's voice.
+  if (is_muxed_rtcp(buf))
+    return from_peer(buf, self->audio_rtcp_peer_) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
-  guint8 head[2];
-  // Muxed RTCP (RFC 5761 §4: 64-95 after the marker bit) is not voice.
-  if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) >= 64 && (head[1] & 0x7f) <= 95)
-    return GST_PAD_PROBE_OK;
   self->audio_received_++;
   // With SRTP the payload is still ciphertext here: on_audio_decrypted reads it.
   return self->srtp_ ? GST_PAD_PROBE_OK : self->take_event(buf);

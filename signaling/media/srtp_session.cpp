@@ -75,14 +75,6 @@ struct SrtpSession::Entry {
 
 namespace {
 
-// RFC 5761 §4: RTCP packet types 192-223 read as RTP payload types 64-95
-// (the second byte without the marker bit), which RTP must not use.
-bool is_rtcp(GstBuffer *buf) {
-  guint8 head[2];
-  return gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) >= 64 &&
-         (head[1] & 0x7f) <= 95;
-}
-
 // What srtpdec does before the first muxed RTCP packet leaves its rtcp_src:
 // the stream-start, caps and segment that pad has not seen yet.
 void ensure_rtcp_events(GstPad *rtcp_src, GstPad *rtp_src) {
@@ -133,7 +125,7 @@ GstPadProbeReturn SrtpSession::on_enter(GstPad *, GstPadProbeInfo *info, gpointe
     case plain:
       if (list) {
         gst_pad_push_list(e->src, gst_buffer_list_ref(GST_PAD_PROBE_INFO_BUFFER_LIST(info)));
-      } else if (e->rtcp_src && is_rtcp(GST_PAD_PROBE_INFO_BUFFER(info))) {
+      } else if (e->rtcp_src && is_muxed_rtcp(GST_PAD_PROBE_INFO_BUFFER(info))) {
         ensure_rtcp_events(e->rtcp_src, e->src);
         gst_pad_push(e->rtcp_src, gst_buffer_ref(GST_PAD_PROBE_INFO_BUFFER(info)));
       } else {

@@ -28,6 +28,14 @@
 
 namespace portier {
 
+// RFC 5761 §4: RTCP packet types 192-223 read as RTP payload types 64-95 (the
+// second byte without the marker bit), which RTP must not use.
+inline bool is_muxed_rtcp(GstBuffer *buf) {
+  guint8 head[2];
+  return gst_buffer_extract(buf, 0, head, 2) == 2 && (head[0] >> 6) == 2 &&
+         (head[1] & 0x7f) >= 64 && (head[1] & 0x7f) <= 95;
+}
+
 class SrtpSession {
  public:
   SrtpSession() = default;

@@ -301,11 +301,10 @@ GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *info, gpo
   auto *self = static_cast<MonitorMedia *>(data);
   // Only the peer the SDP named (the relay) puts pictures on our screen.
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  // Muxed RTCP (RFC 5761) is heard as RTCP is, and takes no RTP latch.
+  if (is_muxed_rtcp(buf))
+    return from_peer(buf, self->video_rtcp_peer_) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
   if (!from_peer(buf, self->video_rtp_peer_)) return GST_PAD_PROBE_DROP;
-  guint8 head[2];
-  // Muxed RTCP (RFC 5761 §4: 64-95 after the marker bit) is not video.
-  if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) >= 64 && (head[1] & 0x7f) <= 95)
-    return GST_PAD_PROBE_OK;
   if (self->video_received_++ == 0)
     post_to_main(self->alive_, [](MonitorMedia *m) {
       if (m->callbacks_.first_video_rtp) m->callbacks_.first_video_rtp();
@@ -316,12 +315,13 @@ GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *info, gpo
 GstPadProbeReturn MonitorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<MonitorMedia *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  // Muxed RTCP (RFC 5761) is heard as RTCP is, and takes no RTP latch; it
+  // goes on to srtpdec, which hands it to rtpbin's RTCP input.
+  if (is_muxed_rtcp(buf))
+    return from_peer(buf, self->audio_rtcp_peer_) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
   guint8 head[2];
   if (gst_buffer_extract(buf, 0, head, 2) != 2) return GST_PAD_PROBE_DROP;
-  // Muxed RTCP (RFC 5761 §4: 64-95 after the marker bit) goes on to srtpdec,
-  // which hands it to rtpbin's RTCP input.
-  if ((head[1] & 0x7f) >= 64 && (head[1] & 0x7f) <= 95) return GST_PAD_PROBE_OK;
   // Only voice counts (and reaches the decoder): not the door's events, if any.
   if ((head[1] & 0x7f) != self->audio_pt_.load()) return GST_PAD_PROBE_DROP;
   self->audio_received_++;
