@@ -19,6 +19,8 @@ DEMO=(
   libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev libssl-dev libsystemd-dev
   # the proxy's allocator (signaling/proxy/allocator.h)
   libjemalloc-dev
+  # the relay's SRTP termination (signaling/proxy/relay_srtp.h)
+  libsrtp2-dev
   # media: the GStreamer plugin and the daemons' pipelines (VP8, RTP, udp)
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
@@ -37,7 +39,8 @@ TEST=(
   # GoogleTest; gstreamer-check (GstHarness) comes with libgstreamer1.0-dev
   libgtest-dev
   # H.264 and the encoders portierenc picks (x264enc in ugly, openh264enc and
-  # h264parse in bad), decoders (libav), rtspsrc's client side, gst-launch-1.0
+  # h264parse in bad), decoders and G.722 (libav: a door without it offers no
+  # G.722), rtspsrc's client side, gst-launch-1.0
   # for pipelines/
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-rtsp gstreamer1.0-tools gpiod
@@ -46,12 +49,16 @@ TEST=(
   sip-tester linphone-cli baresip kamailio
   # the monitor window test's X server and clicks
   xvfb xdotool
-  # tools the tests use: ip netns (tests/e2e), ps
-  iproute2 procps
+  # tools the tests use: ip netns (tests/e2e), ps, the openssl CLI (the TLS
+  # cases' throwaway CA, s_client and s_server)
+  iproute2 procps openssl
 )
 BENCH=(
   # the proxy against Kamailio (sipp drives both), the relay against rtpengine
   sip-tester kamailio rtpengine-daemon
+  # SIP over TLS against Kamailio's tls module: Debian's sipp has no TLS, so
+  # stunnel carries its TCP (bench/proxy/run.sh, mode tls)
+  kamailio-tls-modules stunnel4 openssl
   # Linphone side by side (bench/door, bench/intercom); encoders and gst-launch
   # (bench/encoder, bench/relay); gstreamer-check for bench/aec
   linphone-cli gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav

@@ -37,6 +37,19 @@ PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
 #   instr  instructions per REGISTER and per forked call (valgrind --tool=callgrind,
 #          portier peers only, low rates): the figure that does not move with the
 #          machine's load, and a profile per peer (callgrind_annotate).
+#   tls    SIP over TLS (issue 13), the peers interleaved BENCH_COST_REPS times, each
+#          with a TLS listener beside its UDP one (portier: a sips: transport;
+#          Kamailio: its tls module, -A WITH_TLS), a certificate of BENCH_TLS_KEY
+#          (rsa: RSA 2048, or ec: P-256) from a CA made for the run:
+#          - CPU per authenticated REGISTER at BENCH_TLS_RATE/s over BENCH_TLS_CONNS
+#            persistent TLS connections: Debian's sipp has no TLS, so BENCH_TLS_CONNS
+#            sipps speak TCP (-t t1) to a stunnel on the sipp core that holds one
+#            TLS connection to the proxy for each;
+#          - CPU per full TLS handshake (no resumption) at BENCH_TLS_HS_RATE/s for
+#            BENCH_STEP_SECS (tls_clients.py handshakes);
+#          - memory per idle TLS connection: RSS (Kamailio: PSS of all processes)
+#            with BENCH_TLS_IDLE connections open, less before, per connection
+#            (tls_clients.py idle).
 MODE=${BENCH_MODE:-"cost top"}
 COST_RATE=${BENCH_COST_RATE:-3000}
 COST_CALL_RATE=${BENCH_COST_CALL_RATE:-600}
@@ -46,10 +59,15 @@ INSTR_REGS=${BENCH_INSTR_REGS:-600}
 INSTR_REG_RATE=${BENCH_INSTR_REG_RATE:-20}
 INSTR_CALLS=${BENCH_INSTR_CALLS:-60}
 INSTR_CALL_RATE=${BENCH_INSTR_CALL_RATE:-2}
+TLS_RATE=${BENCH_TLS_RATE:-2000}
+TLS_CONNS=${BENCH_TLS_CONNS:-4}     # at most 20: sipp ports REG_SIPP_PORT+1..
+TLS_HS_RATE=${BENCH_TLS_HS_RATE:-100}
+TLS_IDLE=${BENCH_TLS_IDLE:-1000}
+TLS_KEY=${BENCH_TLS_KEY:-rsa}
 case " $MODE " in
   *" relay "*) DEFAULT_PEERS="portier portier+relay" ;;
   *" instr "*) DEFAULT_PEERS="portier" ;;
-  *" cost "*) DEFAULT_PEERS="portier kamailio" ;;
+  *" cost "*|*" tls "*) DEFAULT_PEERS="portier kamailio" ;;
   *) DEFAULT_PEERS="portier kamailio kamailio-authdb" ;;
 esac
 PEERS=${BENCH_PEERS:-$DEFAULT_PEERS}
@@ -72,6 +90,9 @@ OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-bench.XXXXXX)}
 PORT_KAMAILIO=27060
 PORT_PORTIER=27061
 PORT_KAMAILIO_AUTHDB=27062
+PORT_PORTIER_TLS=27063             # tls mode: each peer's TLS listener
+PORT_KAMAILIO_TLS=27064
+PORT_STUNNEL=27065                 # tls mode: sipp's TCP goes in here, TLS out to the proxy
 REG_SIPP_PORT=27070
 RELAY_PORTS=28400-28999             # the relay's RTP ports, for peers with +relay
 # Every call step uses fresh ports for the caller and the two callees, so late
@@ -89,6 +110,11 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
 # ---------------------------------------------------------------- prerequisites
+TLS=0          # tls mode: the proxy started next gets a TLS listener
+TLS_PORT=""    # and this is its port
+case " $MODE " in *" tls "*) for tool in stunnel openssl python3; do
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh bench installs stunnel4, openssl, python3)"
+done ;; esac
 for tool in sipp kamailio taskset ss pgrep timeout awk; do
   command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh bench installs sip-tester, kamailio, iproute2, procps)"
 done
@@ -222,8 +248,13 @@ start_proxy() {   # peer
       case $peer in *+relay) relay=true ;; esac
       PROXY_PORT=$PORT_PORTIER
       cp "$OUT/users/users.conf" "$dir/run/users.conf"
+      local tls_transport=""
+      if [ $TLS -eq 1 ]; then
+        TLS_PORT=$PORT_PORTIER_TLS
+        tls_transport="sips:127.0.0.1:$TLS_PORT;tls-certificates-file=$OUT/tls/server.pem;tls-certificates-private-key=$OUT/tls/server.key"
+      fi
       sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g; s#@RELAY@#$relay#g; s#@RELAY_PORTS@#$RELAY_PORTS#g" \
-        "$HERE/portier.conf.in" >"$dir/portier.conf"
+        -e "s#@TLS_TRANSPORT@#$tls_transport#g" "$HERE/portier.conf.in" >"$dir/portier.conf"
       echo "--- start $(date +%T)" >>"$dir/proxy.log"
       # instr mode: the proxy runs under callgrind, which counts nothing until zeroed
       # (callgrind_control -z) after the registrar fill
@@ -233,7 +264,13 @@ start_proxy() {   # peer
     kamailio|kamailio-authdb)
       local defs=()
       if [ "$peer" = kamailio ]; then PROXY_PORT=$PORT_KAMAILIO; else PROXY_PORT=$PORT_KAMAILIO_AUTHDB; defs=(-A WITH_AUTH_DB); fi
-      sed -e "s#@PORT@#$PROXY_PORT#g; s#@DBDIR@#$OUT/users/db#g" "$HERE/kamailio/kamailio.cfg.in" >"$dir/kamailio.cfg"
+      if [ $TLS -eq 1 ]; then
+        TLS_PORT=$PORT_KAMAILIO_TLS; defs+=(-A WITH_TLS)
+        printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s\ncertificate = %s\n' \
+          "$OUT/tls/server.key" "$OUT/tls/server.pem" >"$dir/tls.cfg"
+      fi
+      sed -e "s#@PORT@#$PROXY_PORT#g; s#@DBDIR@#$OUT/users/db#g; s#@TLS_PORT@#${TLS_PORT:-0}#g; s#@TLSCFG@#$dir/tls.cfg#g" \
+        "$HERE/kamailio/kamailio.cfg.in" >"$dir/kamailio.cfg"
       kamailio -c -f "$dir/kamailio.cfg" "${defs[@]}" >"$dir/check.log" 2>&1 || die "kamailio config check failed, see $dir/check.log"
       echo "--- start $(date +%T)" >>"$dir/proxy.log"
       # foreground (-DD), logs to stderr (-E), own runtime dir and pid file; not the system service
@@ -244,7 +281,9 @@ start_proxy() {   # peer
     *) die "unknown peer $peer" ;;
   esac
   for i in $(seq 1 300); do
-    [ -n "$(ss -Hlun "sport = :$PROXY_PORT")" ] && { sleep 0.5; proxy_alive && return 0; }
+    if [ -n "$(ss -Hlun "sport = :$PROXY_PORT")" ] && { [ $TLS -eq 0 ] || [ -n "$(ss -Hltn "sport = :$TLS_PORT")" ]; }; then
+      sleep 0.5; proxy_alive && return 0
+    fi
     proxy_alive || break
     sleep 0.1
   done
@@ -271,6 +310,7 @@ SIPP_PIDS=()
 cleanup() {
   local p
   for p in "${SIPP_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  declare -F stop_stunnel >/dev/null && stop_stunnel
   stop_proxy
 }
 trap cleanup EXIT
@@ -281,9 +321,10 @@ trap 'log "interrupted"; exit 130' INT TERM
 # by portier-proxy); without it sipp writes the proxy's address there.
 # sipp_bg STATFILE-PREFIX TIME-LIMIT ARGS...: one bounded sipp on the sipp core, in the
 # background; its pid (of timeout(1), which passes on sipp's exit code) in BG_PID
+SIPP_TRANSPORT=(-t u1)   # tls mode: -t t1, TCP to stunnel
 sipp_bg() {
   local pfx=$1 tl=$2; shift 2
-  timeout -k 5 $((tl + 15)) taskset -c "$SIPP_CPU" sipp "$@" -t u1 -i 127.0.0.1 -nostdin \
+  timeout -k 5 $((tl + 15)) taskset -c "$SIPP_CPU" sipp "$@" "${SIPP_TRANSPORT[@]}" -i 127.0.0.1 -nostdin \
     -timeout "$tl" -buff_size $SIPP_BUF -recv_timeout 10000 \
     -trace_stat -stf "$pfx.csv" -fd 1 -trace_screen -screen_file "$pfx.screen" \
     -trace_err -error_file "$pfx.err" -max_log_size 2000000 >"$pfx.out" 2>&1 &
@@ -348,6 +389,22 @@ step() {
         -p $REG_SIPP_PORT -r "$rate" -m "$count"
       wait "$BG_PID"; rc=$?
       ;;
+    treg)
+      # tls mode: TLS_CONNS sipps, one TCP connection each (-t t1; sipp's -t tn closes
+      # a connection per call and breaks shared ones), each through stunnel's own TLS
+      # connection to the proxy: persistent connections, a share of the rate each
+      local i pids=() r1
+      SIPP_TRANSPORT=(-t t1)
+      for i in $(seq 1 "$TLS_CONNS"); do
+        sipp_bg "$pfx-c$i" "$tl" "127.0.0.1:$PORT_STUNNEL" -sf "$SCN/register_auth.xml" \
+          -auth_uri bench.example -inf "$OUT/users/users.csv" -p $((REG_SIPP_PORT + i)) \
+          -r "$(awk -v r="$rate" -v n="$TLS_CONNS" 'BEGIN {printf "%.3f", r / n}')" -m $((count / TLS_CONNS))
+        pids+=("$BG_PID")
+      done
+      SIPP_TRANSPORT=(-t u1)
+      for i in "${pids[@]}"; do wait "$i"; r1=$?; [ $rc -eq 0 ] && rc=$r1; done
+      count=$((count / TLS_CONNS * TLS_CONNS))
+      ;;
     call)
       local pa pr
       sipp_bg "$pfx-answer" "$tl" -sf "$SCN/call_answer.xml" -p "$ap" -m "$count"; pa=$BG_PID
@@ -371,7 +428,12 @@ step() {
   wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN {print b - a}')
 
   local ok fail retr ooc dead el
-  read -r ok fail retr ooc dead el < <(sipp_stats "$pfx.csv")
+  if [ "$kind" = treg ]; then   # the sipps' counts summed, the longest elapsed
+    read -r ok fail retr ooc dead el < <(for f in "$pfx"-c*.csv; do sipp_stats "$f"; done |
+      awk '{for (i = 1; i <= 5; i++) s[i] += $i; if ($6 > e) e = $6} END {printf "%d %d %d %d %d %.3f\n", s[1], s[2], s[3], s[4], s[5], e}')
+  else
+    read -r ok fail retr ooc dead el < <(sipp_stats "$pfx.csv")
+  fi
   if [ "$kind" = call ]; then      # the callees' failures count too
     local o2 f2 r2 x2 y2 e2
     for s in "$pfx-answer" "$pfx-ring"; do
@@ -542,7 +604,7 @@ printf 'peer\tkind\trate\tcount\tok\tfailed\tretrans\tout_of_call\tdead\tachieve
 
 gen_users
 for m in $MODE; do
-  case $m in cost|relay|top|instr) ;; *) die "unknown BENCH_MODE $m (cost, relay, top, instr)" ;; esac
+  case $m in cost|relay|top|instr|tls) ;; *) die "unknown BENCH_MODE $m (cost, relay, top, instr, tls)" ;; esac
 done
 for peer in $PEERS; do
   case $peer in
@@ -552,7 +614,7 @@ for peer in $PEERS; do
     *) die "unknown peer $peer" ;;
   esac
 done
-case " $MODE " in *" cost "*|*" relay "*|*" top "*) wait_idle ;; esac
+case " $MODE " in *" cost "*|*" relay "*|*" top "*|*" tls "*) wait_idle ;; esac
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 kind_label() {
@@ -683,9 +745,142 @@ instr_mode() {
   } | tee -a "$OUT/summary.txt"
 }
 
+# ---------------------------------------------------------------- tls mode
+# A CA and a server certificate for bench.example, made for this run.
+make_tls_files() {
+  local d=$OUT/tls alg=(-newkey rsa:2048)
+  [ "$TLS_KEY" = ec ] && alg=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+  mkdir -p "$d"
+  openssl req -x509 "${alg[@]}" -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 30 \
+    -subj "/CN=portier bench CA" >>"$d/openssl.log" 2>&1 &&
+    openssl req "${alg[@]}" -nodes -keyout "$d/server.key" -out "$d/server.csr" \
+      -subj "/CN=bench.example" >>"$d/openssl.log" 2>&1 &&
+    printf 'subjectAltName=DNS:bench.example\n' >"$d/server.ext" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+      -days 30 -extfile "$d/server.ext" -out "$d/server.pem" >>"$d/openssl.log" 2>&1 ||
+    die "making the benchmark's certificates failed: $d/openssl.log"
+}
+
+# stunnel on the sipp core: sipp's TCP connections in, one TLS connection each out
+STUNNEL_PID=""
+start_stunnel() {   # dir
+  printf 'foreground = yes\npid =\n[sip]\nclient = yes\naccept = 127.0.0.1:%s\nconnect = 127.0.0.1:%s\nsslVersionMin = TLSv1.2\n' \
+    "$PORT_STUNNEL" "$TLS_PORT" >"$1/stunnel.conf"
+  taskset -c "$SIPP_CPU" stunnel "$1/stunnel.conf" >>"$1/stunnel.log" 2>&1 &
+  STUNNEL_PID=$!
+  local i
+  for i in $(seq 1 50); do
+    [ -n "$(ss -Hltn "sport = :$PORT_STUNNEL")" ] && return 0
+    sleep 0.1
+  done
+  die "stunnel did not listen on $PORT_STUNNEL: $1/stunnel.log"
+}
+stop_stunnel() {
+  [ -n "$STUNNEL_PID" ] || return 0
+  kill -TERM "$STUNNEL_PID" 2>/dev/null; wait "$STUNNEL_PID" 2>/dev/null; STUNNEL_PID=""
+}
+
+# CPU per full handshake: BENCH_TLS_HS_RATE/s for BENCH_STEP_SECS
+tls_handshake_step() {   # peer
+  local dir=$OUT/$1 n=$((TLS_HS_RATE * STEP_SECS)) ns0 ns1 out ok
+  ns0=$(proc_ns $(proxy_pids))
+  out=$(timeout -k 5 $((STEP_SECS * 3 + 30)) taskset -c "$SIPP_CPU" \
+    python3 "$HERE/tls_clients.py" handshakes 127.0.0.1 "$TLS_PORT" "$TLS_HS_RATE" "$n" 2>>"$dir/tls_clients.err")
+  sleep 0.5   # the last closes
+  ns1=$(proc_ns $(proxy_pids))
+  ok=$(awk '{print $2}' <<<"$out")
+  log "$1: handshakes: $out"
+  LAST_US_PER_OP=$(awk -v n=$((ns1 - ns0)) -v o="${ok:-0}" 'BEGIN {if (o > 0) printf "%.1f", n / 1000 / o; else print "-"}')
+  [ "${ok:-0}" -eq "$n" ]
+}
+
+# memory per idle connection: BENCH_TLS_IDLE connections held open
+tls_idle_step() {   # peer
+  local dir=$OUT/$1 rss0 pss0 rss1 pss1 fifo=$OUT/$1/idle.fifo cpid fd ready="" i v0 v1
+  read -r rss0 pss0 < <(proxy_mem)
+  rm -f "$fifo"; mkfifo "$fifo"
+  timeout -k 5 300 taskset -c "$SIPP_CPU" python3 "$HERE/tls_clients.py" idle 127.0.0.1 "$TLS_PORT" "$TLS_IDLE" \
+    <"$fifo" >"$dir/idle.out" 2>>"$dir/tls_clients.err" &
+  cpid=$!
+  exec {fd}>"$fifo"
+  for i in $(seq 1 1200); do
+    ready=$(awk '/^ready/ {print $2}' "$dir/idle.out" 2>/dev/null)
+    [ -n "$ready" ] && break
+    kill -0 "$cpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 2
+  read -r rss1 pss1 < <(proxy_mem)
+  exec {fd}>&-
+  wait "$cpid" 2>/dev/null
+  rm -f "$fifo"
+  case $1 in portier*) v0=$rss0 v1=$rss1 ;; *) v0=$pss0 v1=$pss1 ;; esac
+  log "$1: $(cat "$dir/idle.out" 2>/dev/null) idle TLS connections; memory $v0 -> $v1 kB"
+  LAST_KB_PER_CONN=$(awk -v a="$v0" -v b="$v1" -v n="${ready:-0}" 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
+  [ "${ready:-0}" -eq "$TLS_IDLE" ]
+}
+
+declare -A TLSR
+tls_mode() {
+  local rep peer v vals what
+  make_tls_files
+  TLS=1
+  for rep in $(seq 1 "$COST_REPS"); do
+    for peer in $PEERS; do
+      mkdir -p "$OUT/$peer"
+      start_proxy "$peer" || die "$peer did not start with TLS"
+      step "$peer" fill "$FILL_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures"
+      settle
+      start_stunnel "$OUT/$peer"
+      v=pass; step "$peer" treg "$TLS_RATE" $((TLS_RATE * STEP_SECS)) || v=FAIL
+      stop_stunnel
+      TLSR[reg,$peer,$rep]=$LAST_US_PER_OP; [ $v = pass ] || TLSR[reg,$peer,$rep]+=" (FAIL)"
+      log "rep $rep $peer: $LAST_US_PER_OP us proxy CPU per REGISTER over TLS ($LAST_OK ok, $v)"
+      settle
+      v=pass; tls_handshake_step "$peer" || v=FAIL
+      TLSR[hs,$peer,$rep]=$LAST_US_PER_OP; [ $v = pass ] || TLSR[hs,$peer,$rep]+=" (FAIL)"
+      log "rep $rep $peer: $LAST_US_PER_OP us proxy CPU per TLS handshake ($v)"
+      settle
+      v=pass; tls_idle_step "$peer" || v=FAIL
+      TLSR[idle,$peer,$rep]=$LAST_KB_PER_CONN; [ $v = pass ] || TLSR[idle,$peer,$rep]+=" (FAIL)"
+      stop_proxy
+    done
+  done
+  TLS=0
+  {
+    for what in reg hs idle; do
+      echo
+      case $what in
+        reg) echo "CPU per authenticated REGISTER over TLS at $TLS_RATE/s, $TLS_CONNS persistent connections (${STEP_SECS}s steps), us; peers interleaved" ;;
+        hs) echo "CPU per full TLS handshake at $TLS_HS_RATE/s ($TLS_KEY key, no resumption), us" ;;
+        idle) echo "memory per idle TLS connection ($TLS_IDLE open; portier RSS, Kamailio PSS), kB" ;;
+      esac
+      printf '%-22s' peer; for rep in $(seq 1 "$COST_REPS"); do printf ' %10s' "rep $rep"; done; printf ' %10s\n' median
+      for peer in $PEERS; do
+        printf '%-22s' "$peer"; vals=""
+        for rep in $(seq 1 "$COST_REPS"); do
+          printf ' %10s' "${TLSR[$what,$peer,$rep]// (FAIL)/!}"; vals+="${TLSR[$what,$peer,$rep]%% *} "
+        done
+        TLSR[$what,$peer,median]=$(echo "$vals" | median)
+        printf ' %10s\n' "${TLSR[$what,$peer,median]}"
+      done
+      case " $PEERS " in *" kamailio "*)
+        for p in $PEERS; do
+          case $p in portier|portier-*) echo "ratio $p / kamailio ($what, medians): $(awk -v a="${TLSR[$what,$p,median]}" -v b="${TLSR[$what,kamailio,median]}" \
+            'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else printf "-"}')" ;; esac
+        done ;;
+      esac
+    done
+    echo "(\"!\": the step failed)"
+    [ $NOISY -eq 1 ] && echo "WARNING: the machine was busy with other work: figures are noisy"
+    echo "steps: $RESULTS; logs: $OUT"
+  } | tee -a "$OUT/summary.txt"
+}
+
 for m in $MODE; do
   case $m in
     cost) cost_mode cost $COST_KINDS ;;
+    tls) tls_mode ;;
     relay) cost_mode relay call ;;
     instr) instr_mode ;;
     top) ;;

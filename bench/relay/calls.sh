@@ -12,6 +12,14 @@
 #   rtpengine  Debian's rtpengine 10.5 in userspace (--table=-1), calls set up
 #              through its ng protocol (rtpengine_ng.py --calls); it cannot
 #              fork, so 1 branch only
+#   portier_srtp   the same MediaRelay terminating SRTP (issue 13): the door
+#              sends SDES-SRTP (AES_CM_128_HMAC_SHA1_32, libsrtp2 in the load),
+#              the relay decrypts it once and encrypts it for every branch with
+#              that branch's own AES_CM_128_HMAC_SHA1_80 key; every device
+#              decrypts with the key of its own offer (a packet that fails counts
+#              as lost)
+#   rtpengine_srtp rtpengine 10.5 terminating and re-keying the same SRTP
+#              (rtpengine_ng.py --srtp says which ng flags and why), 1 branch
 #   portier-NAME  the MediaRelay of another source tree, PORTIER_TREE_NAME
 #              (upper case, e.g. PORTIER_TREE_OLD=/work/main with its CMake
 #              build in build/), so two trees are measured in one run
@@ -39,6 +47,13 @@
 #
 # Usage: bench/relay/calls.sh        (about 15 minutes; BENCH_CALLS="1 10"
 #        BENCH_BRANCHES="1 4" BENCH_PEERS="tee portier" to shorten)
+#        BENCH_CONFIGS="1x1 10x4": these CALLSxBRANCHES only, instead of every
+#        pair of BENCH_CALLS and BENCH_BRANCHES
+#        BENCH_SRTP=1 bench/relay/calls.sh: the SRTP run of issue 13, our plain
+#        figure beside it: peers portier, portier_srtp and rtpengine_srtp at
+#        1x1, 10x4 and 50x4 (rtpengine: 1 branch). Smoke form, a few seconds:
+#        BENCH_SRTP=1 BENCH_CALLS=1 BENCH_BRANCHES=1 BENCH_NOMINAL_SECS=1
+#        BENCH_MAX_STEPS=0
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -48,6 +63,15 @@ OUT=${BENCH_OUT:-$(mktemp -d /tmp/portier-relay-calls.XXXXXX)}
 CALLS=${BENCH_CALLS:-"1 10 50"}
 BRANCHES=${BENCH_BRANCHES:-"1 4 16"}
 PEERS=${BENCH_PEERS:-"tee portier rtpengine"}
+CONFIGS=${BENCH_CONFIGS:-}
+if [ "${BENCH_SRTP:-0}" = 1 ]; then
+  PEERS=${BENCH_PEERS:-"portier portier_srtp rtpengine_srtp"}
+  # the issue's three loads, unless BENCH_CALLS / BENCH_BRANCHES say others
+  [ -z "$CONFIGS" ] && [ -z "${BENCH_CALLS:-}${BENCH_BRANCHES:-}" ] && CONFIGS="1x1 10x4 50x4"
+fi
+if [ -z "$CONFIGS" ]; then
+  for n in $CALLS; do for b in $BRANCHES; do CONFIGS="$CONFIGS ${n}x$b"; done; done
+fi
 NOMINAL_SECS=${BENCH_NOMINAL_SECS:-5}
 STEP_SECS=${BENCH_STEP_SECS:-3}
 MAX_STEPS=${BENCH_MAX_STEPS:-6}
@@ -99,7 +123,7 @@ build_relay_calls() {  # tree build output
   g++ -O2 -g -std=c++17 -I"$tree/signaling" -I"$tree/plugins" -o "$3" \
     "$tree/bench/relay/relay_calls.cpp" $libs \
     $(pkg-config --cflags --libs gstreamer-1.0 gio-unix-2.0 \
-      sofia-sip-ua sofia-sip-ua-glib libsystemd libcrypto) -pthread ||
+      sofia-sip-ua sofia-sip-ua-glib libsystemd libcrypto libsrtp2) -pthread ||
     { echo "cannot build relay_calls of $tree" >&2; return 1; }
 }
 BIN=$OUT/relay_calls
@@ -132,16 +156,20 @@ trap stop_all EXIT
 
 # Starts a forwarder with N calls of B branches; sets PID and writes $OUT/ports.txt.
 start_peer() {  # peer calls branches
-  local peer=$1 n=$2 b=$3
+  local peer=$1 n=$2 b=$3 srtp=""
   : >"$OUT/ports.txt"
-  if [ "$peer" = rtpengine ]; then
+  case $peer in *_srtp) srtp=--srtp ;; esac
+  case $peer in rtpengine*)
     PID=$RTPE_PID
-    timeout 60 python3 "$HERE/rtpengine_ng.py" $RTPE_NG --calls "$n" --tag "n$n-$$" >"$OUT/ports.txt" || return 1
-    return 0
-  fi
+    # shellcheck disable=SC2086  # $srtp: no argument at all when empty
+    timeout 60 python3 "$HERE/rtpengine_ng.py" $RTPE_NG --calls "$n" --tag "n$n-$peer-$$" $srtp \
+      >"$OUT/ports.txt" 2>>"$OUT/serve.log" || return 1
+    return 0 ;;
+  esac
   local bin=$BIN serves=$peer
-  case $peer in portier-*) bin=$OUT/relay_calls-$peer serves=portier ;; esac
-  $PRIO taskset -c "$RELAY_CPU" "$bin" serve "$serves" "$n" "$b" >"$OUT/ports.txt" 2>>"$OUT/serve.log" &
+  case $peer in portier-*) bin=$OUT/relay_calls-$peer serves=portier ;; portier_srtp) serves=portier ;; esac
+  # shellcheck disable=SC2086
+  $PRIO taskset -c "$RELAY_CPU" "$bin" serve "$serves" "$n" "$b" $srtp >"$OUT/ports.txt" 2>>"$OUT/serve.log" &
   SERVE_PID=$! PID=$SERVE_PID
   for _ in $(seq 1 240); do
     grep -q '^ready' "$OUT/ports.txt" && return 0
@@ -151,10 +179,10 @@ start_peer() {  # peer calls branches
   return 1
 }
 stop_peer() {  # peer calls
-  if [ "$1" = rtpengine ]; then
-    timeout 60 python3 "$HERE/rtpengine_ng.py" $RTPE_NG --calls "$2" --tag "n$2-$$" --delete >/dev/null 2>&1
-    return
-  fi
+  case $1 in rtpengine*)
+    timeout 60 python3 "$HERE/rtpengine_ng.py" $RTPE_NG --calls "$2" --tag "n$2-$1-$$" --delete >/dev/null 2>&1
+    return ;;
+  esac
   kill "$SERVE_PID" 2>/dev/null
   # freeing 1,700 port pairs takes a while; do not let it spill into the next step
   for _ in $(seq 1 80); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.25; done
@@ -165,11 +193,12 @@ stop_peer() {  # peer calls
 
 # One load step: prints the load's key=value line.
 step() {  # peer calls branches mult secs [--baseline]
-  local peer=$1 ports=$RELAY_PORTS
-  [ "$peer" = rtpengine ] && ports=$RTPE_PORTS
-  # shellcheck disable=SC2086  # ${6:-}: no argument at all when empty
+  local peer=$1 ports=$RELAY_PORTS srtp=""
+  case $peer in rtpengine*) ports=$RTPE_PORTS ;; esac
+  case $peer in *_srtp) srtp=--srtp ;; esac
+  # shellcheck disable=SC2086  # ${6:-}, $srtp: no argument at all when empty
   timeout $((${5%.*} + 30)) $PRIO taskset -c "$GEN_CPU" "$BIN" load "$OUT/ports.txt" "$2" "$3" "$4" "$5" \
-    --pid "$PID" --cpu "$RELAY_CPU" --relay-ports "$ports" ${6:-} 2>>"$OUT/load.log" || echo "failed=1"
+    --pid "$PID" --cpu "$RELAY_CPU" --relay-ports "$ports" ${6:-} $srtp 2>>"$OUT/load.log" || echo "failed=1"
 }
 field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 passed() {  # a step line -> 0 when every branch got every packet
@@ -212,22 +241,25 @@ wait_idle() {
 }
 
 row_header() {
-  printf '%-9s %5s %4s %7s %8s %5s %8s %7s %7s %8s %9s %9s %9s %7s %9s %8s %s\n' peer calls br threads \
+  printf '%-14s %5s %4s %7s %8s %5s %8s %7s %7s %8s %9s %9s %9s %7s %9s %8s %s\n' peer calls br threads \
     rss_MB fds in_pps us/in us/out loss_x1 add_p50us add_p99us add_maxus max_x max_in_pps us/out@max note
 }
 row_header | tee "$OUT/results.txt"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); scheduling: $SCHED" | tee "$OUT/loadavg.txt"
-case " $PEERS " in *" rtpengine "*) start_rtpengine || PEERS=${PEERS//rtpengine/} ;; esac
+case " $PEERS " in *" rtpengine "* | *" rtpengine_srtp "*)
+  start_rtpengine || PEERS=$(tr ' ' '\n' <<<"$PEERS" | grep -v '^rtpengine' | tr '\n' ' ') ;;
+esac
 
-for n in $CALLS; do
-  for b in $BRANCHES; do
+for config in $CONFIGS; do
+  n=${config%x*} b=${config#*x}
+  {
     for peer in $PEERS; do
-      [ "$peer" = rtpengine ] && [ "$b" != 1 ] && continue
+      case $peer in rtpengine*) [ "$b" != 1 ] && continue ;; esac
       idle_note=""
       wait_idle 2>>"$OUT/loadavg.txt" || idle_note="busy-machine "
       echo "$peer $n x $b: load average $(cut -d' ' -f1-3 /proc/loadavg) $idle_note" >>"$OUT/loadavg.txt"
       if ! start_peer "$peer" "$n" "$b"; then
-        printf '%-9s %5s %4s  did not start (see %s)\n' "$peer" "$n" "$b" "$OUT/serve.log" | tee -a "$OUT/results.txt"
+        printf '%-14s %5s %4s  did not start (see %s)\n' "$peer" "$n" "$b" "$OUT/serve.log" | tee -a "$OUT/results.txt"
         stop_peer "$peer" "$n"
         continue
       fi
@@ -235,7 +267,7 @@ for n in $CALLS; do
       nominal=$(step "$peer" "$n" "$b" 1 "$NOMINAL_SECS" --baseline)
       echo "$peer $n $b $nominal" >>"$OUT/steps.txt"
       if ! grep -q ' sent=' <<<"$nominal"; then
-        printf '%-9s %5s %4s  the load failed (see %s)\n' "$peer" "$n" "$b" "$OUT/load.log" | tee -a "$OUT/results.txt"
+        printf '%-14s %5s %4s  the load failed (see %s)\n' "$peer" "$n" "$b" "$OUT/load.log" | tee -a "$OUT/results.txt"
         stop_peer "$peer" "$n"
         continue
       fi
@@ -288,11 +320,11 @@ for n in $CALLS; do
       [ "$(calc "$hi == 0")" = 1 ] && max_x=">=$lo"
       [ "$lo" = 0 ] && max_x="<$hi"
       stop_peer "$peer" "$n"
-      printf '%-9s %5s %4s %7s %8s %5s %8s %7s %7s %8s %9s %9s %9s %7s %9s %8s %s\n' "$peer" "$n" "$b" \
+      printf '%-14s %5s %4s %7s %8s %5s %8s %7s %7s %8s %9s %9s %9s %7s %9s %8s %s\n' "$peer" "$n" "$b" \
         "${threads:--}" "${rss:--}" "$fds" "$(field in_pps "$nominal")" "$us_in" "$us_out" "$loss" \
         "$p50" "$p99" "$pmax" "$max_x" "$best_in" "$best_out" "$note" | tee -a "$OUT/results.txt"
     done
-  done
+  }
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/loadavg.txt"
 stop_all

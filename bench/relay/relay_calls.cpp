@@ -6,6 +6,13 @@
 //       audio + VP8 video), offer_for_branch() and a 183 recvonly answer from
 //       every branch, so every branch gets the early media (the intercom's worst
 //       case). Relay ports RELAY_MIN-RELAY_MAX.
+//   relay_calls serve portier CALLS BRANCHES --srtp
+//       the same with SRTP terminated (encryption = terminate): the door offers
+//       RTP/SAVP with an AES_CM_128_HMAC_SHA1_32 key, every branch takes the
+//       relay's AES_CM_128_HMAC_SHA1_80 line with a key of its own (as in the
+//       rtpengine run, which re-keys only then: rtpengine_ng.py); also prints "srtp CALL STREAM
+//       BRANCH KEY" per stream: the door's key (BRANCH -1) and the key of each branch's offer (what
+//       its device decrypts with), "SUITE BASE64" as in a=crypto. Bench keys, not secrets.
 //   relay_calls serve tee CALLS BRANCHES
 //       the floor: per call one pipeline with, per stream, a plain
 //       `udpsrc ! tee ! udpsink sync=false async=false` x BRANCHES.
@@ -25,6 +32,10 @@
 //                       see what else ran there
 //       --relay-ports MIN-MAX   the relay's UDP ports: kernel drops on them
 //       --slow US       print (stderr) the first 200 relayed packets later than US
+//       --srtp          the door protects each packet with its key and every
+//                       device (and the baseline receiver) checks and decrypts
+//                       it with the key PORTS_FILE names (libsrtp2); a packet
+//                       that fails counts as bad, not received
 //
 // Ports (the same layout in rtpengine_ng.py): door call C stream S (0 audio,
 // 1 video) sends from DOOR_BASE + 4C + 2S; device of branch b receives on
@@ -51,13 +62,18 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/log.h"
 #include "proxy/media_relay.h"
+#include "proxy/relay_srtp.h"
+#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdp_rewrite.h"
 
 namespace {
 
@@ -83,22 +99,61 @@ int64_t mono_ns() {
 
 // ------------------------------------------------------------------ serve
 
-std::string door_offer(int c) {
+namespace sdp = portier::sdp;
+
+// An a=crypto line's suite and key, as the load reads them back: "SUITE BASE64".
+std::string inline_key(const sdp::CryptoAttr &a) {
+  const std::string line = sdp::print_crypto(a);
+  return std::string(sdp::suite_name(a.key.suite)) + " " + line.substr(line.find("inline:") + 7);
+}
+
+// keys: none for plain RTP, else one a=crypto value per stream.
+std::string door_offer(int c, const std::vector<std::string> &keys = {}) {
+  const char *profile = keys.empty() ? "RTP/AVP" : "RTP/SAVP";
   std::ostringstream o;
   o << "v=0\r\no=door " << c << " 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    << "m=audio " << door_port(c, 0) << " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-    << "m=video " << door_port(c, 1) << " RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=sendrecv\r\n";
+    << "m=audio " << door_port(c, 0) << " " << profile
+    << " 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
+  if (!keys.empty()) o << "a=crypto:" << keys[0] << "\r\n";
+  o << "m=video " << door_port(c, 1) << " " << profile
+    << " 96\r\na=rtpmap:96 VP8/90000\r\na=sendrecv\r\n";
+  if (!keys.empty()) o << "a=crypto:" << keys[1] << "\r\n";
   return o.str();
 }
 
-std::string device_answer(int c, int b, int branches) {
+std::string device_answer(int c, int b, int branches, const std::vector<std::string> &keys = {}) {
+  const char *profile = keys.empty() ? "RTP/AVP" : "RTP/SAVP";
   std::ostringstream o;
   o << "v=0\r\no=dev" << b << " " << c << " 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-    << "t=0 0\r\nm=audio " << device_port(c, 0, b, branches)
-    << " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\n"
-    << "m=video " << device_port(c, 1, b, branches)
-    << " RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+    << "t=0 0\r\nm=audio " << device_port(c, 0, b, branches) << " " << profile
+    << " 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\n";
+  if (!keys.empty()) o << "a=crypto:" << keys[0] << "\r\n";
+  o << "m=video " << device_port(c, 1, b, branches) << " " << profile
+    << " 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+  if (!keys.empty()) o << "a=crypto:" << keys[1] << "\r\n";
   return o.str();
+}
+
+// One fresh a=crypto value of `suite` per stream, with `tags` (default 1).
+std::vector<std::string> fresh_keys(std::vector<sdp::CryptoAttr> *attrs, sdp::SrtpSuite suite,
+                                    const std::vector<unsigned> &tags = {1, 1}) {
+  std::vector<std::string> out;
+  for (int s = 0; s < kStreams; ++s) {
+    attrs->push_back({tags[s], *sdp::CryptoKey::generate(suite)});
+    out.push_back(sdp::print_crypto(attrs->back()));
+  }
+  return out;
+}
+
+// The n-th m= line's offered a=crypto line of `suite` (the one a device takes).
+std::optional<sdp::CryptoAttr> offered_line(const std::string &offer, int n, sdp::SrtpSuite suite,
+                                            std::string *error) {
+  auto parsed = sdp::parse(offer, error);
+  if (!parsed || parsed->media.size() != kStreams) return std::nullopt;
+  for (const std::string &line : parsed->media[n].crypto)
+    if (auto a = sdp::parse_crypto(line, error); a && a->key.suite == suite) return a;
+  *error = std::string("no ") + sdp::suite_name(suite) + " line";
+  return std::nullopt;
 }
 
 // The port of the n-th m= line of an SDP.
@@ -118,7 +173,7 @@ gboolean on_term(gpointer loop) {
   return G_SOURCE_REMOVE;
 }
 
-int serve_portier(int calls, int branches) {
+int serve_portier(int calls, int branches, bool srtp) {
   portier::log::set_level(portier::log::Level::Warning);
   portier::proxy::RelaySettings rs;
   rs.sdp_address = "127.0.0.1";
@@ -133,19 +188,45 @@ int serve_portier(int calls, int branches) {
   for (int c = 0; c < calls; ++c) {
     const std::string id = "bench-" + std::to_string(c);
     std::string error;
-    if (!relay->start_call(id, door_offer(c), &error)) {
+    // As in the rtpengine run (rtpengine_ng.py --srtp): the door sends
+    // AES_CM_128_HMAC_SHA1_32, every device takes the relay's _80 line.
+    std::vector<sdp::CryptoAttr> door_keys;
+    const std::vector<std::string> door_lines =
+        srtp ? fresh_keys(&door_keys, sdp::SrtpSuite::AesCm128HmacSha1_32)
+             : std::vector<std::string>{};
+    std::vector<std::vector<unsigned>> device_tags(branches, std::vector<unsigned>(kStreams, 1));
+    if (!relay->start_call(id, door_offer(c, door_lines), &error)) {
       std::fprintf(stderr, "relay_calls: call %d: start_call: %s\n", c, error.c_str());
       return 1;
     }
-    for (int b = 0; b < branches; ++b)
-      if (!relay->offer_for_branch(id, static_cast<size_t>(b), &error)) {
+    for (int s = 0; s < kStreams && srtp; ++s)
+      std::printf("srtp %d %d -1 %s\n", c, s, inline_key(door_keys[s]).c_str());
+    for (int b = 0; b < branches; ++b) {
+      auto offer = relay->offer_for_branch(id, static_cast<size_t>(b), &error);
+      if (!offer) {
         std::fprintf(stderr, "relay_calls: call %d branch %d: %s\n", c, b, error.c_str());
         return 1;
       }
+      // The device takes the relay's _80 line: its key is what it decrypts with.
+      for (int s = 0; s < kStreams && srtp; ++s) {
+        auto a = offered_line(*offer, s, sdp::SrtpSuite::AesCm128HmacSha1_80, &error);
+        if (!a) {
+          std::fprintf(stderr, "relay_calls: call %d branch %d: no a=crypto: %s\n", c, b,
+                       error.c_str());
+          return 1;
+        }
+        std::printf("srtp %d %d %d %s\n", c, s, b, inline_key(*a).c_str());
+        device_tags[b][s] = a->tag;
+      }
+    }
     std::string caller_sdp;
     for (int b = 0; b < branches; ++b) {
-      auto a = relay->answer_from_branch(id, static_cast<size_t>(b), device_answer(c, b, branches),
-                                         false);
+      std::vector<sdp::CryptoAttr> device_keys;
+      const std::vector<std::string> device_lines =
+          srtp ? fresh_keys(&device_keys, sdp::SrtpSuite::AesCm128HmacSha1_80, device_tags[b])
+               : std::vector<std::string>{};
+      auto a = relay->answer_from_branch(id, static_cast<size_t>(b),
+                                         device_answer(c, b, branches, device_lines), false);
       if (!a.error.empty() || a.sdp.empty()) {
         std::fprintf(stderr, "relay_calls: call %d branch %d: 183: %s\n", c, b, a.error.c_str());
         return 1;
@@ -241,7 +322,26 @@ struct RecvSocket {
   int call = 0, stream = 0, branch = -1;  // branch -1: the baseline receiver
   uint64_t received = 0;
   uint32_t overflows = 0;  // SO_RXQ_OVFL: what the kernel dropped at our own socket
+  std::shared_ptr<portier::proxy::SrtpContext> srtp;  // --srtp: checks and decrypts
 };
+
+// --srtp: the keys of PORTS_FILE's "srtp CALL STREAM BRANCH SUITE KEY" lines.
+std::shared_ptr<portier::proxy::SrtpContext> srtp_context(const std::string &key, bool inbound) {
+  std::string error;
+  auto a = sdp::parse_crypto(
+      "1 " + key.substr(0, key.find(' ')) + " inline:" + key.substr(key.find(' ') + 1), &error);
+  if (!a) {
+    std::fprintf(stderr, "relay_calls: bad key in the ports file: %s\n", error.c_str());
+    return nullptr;
+  }
+  auto c = portier::proxy::SrtpContext::create(
+      a->key,
+      inbound ? portier::proxy::SrtpContext::Direction::Inbound
+              : portier::proxy::SrtpContext::Direction::Outbound,
+      &error);
+  if (!c) std::fprintf(stderr, "relay_calls: %s\n", error.c_str());
+  return std::shared_ptr<portier::proxy::SrtpContext>(c.release());
+}
 
 int udp_socket(int port, int rcvbuf) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -411,6 +511,11 @@ struct Receiver {
     }
     uint32_t magic;
     int64_t sent;
+    if (rs.srtp) {
+      size_t size = m.msg_len;
+      if (!rs.srtp->unprotect_rtp(const_cast<uint8_t *>(p), &size)) return void(++bad);
+      m.msg_len = static_cast<unsigned>(size);
+    }
     if (m.msg_len < kStampAt + 16) return void(++bad);
     std::memcpy(&magic, p + kStampAt, 4);
     std::memcpy(&sent, p + kStampAt + 8, 8);
@@ -428,6 +533,7 @@ struct Receiver {
 };
 
 struct SendStream {
+  std::shared_ptr<portier::proxy::SrtpContext> srtp;  // --srtp: the door's key
   int fd = -1;
   int call = 0, stream = 0;
   sockaddr_in relay{}, direct{};
@@ -475,26 +581,39 @@ void fill(SendStream &st, uint8_t *p, int64_t now) {
 
 int load(const char *ports_file, int calls, int branches, double mult, double seconds, int argc,
          char **argv) {
-  bool baseline = false;
+  bool baseline = false, srtp = false;
   double slow_us = 0;
   int pid = 0, cpu = -1, drop_min = 0, drop_max = 0;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--baseline") baseline = true;
+    if (a == "--srtp") srtp = true;
     if (a == "--slow" && i + 1 < argc) slow_us = std::atof(argv[++i]);
     if (a == "--pid" && i + 1 < argc) pid = std::atoi(argv[++i]);
     if (a == "--cpu" && i + 1 < argc) cpu = std::atoi(argv[++i]);
     if (a == "--relay-ports" && i + 1 < argc) std::sscanf(argv[++i], "%d-%d", &drop_min, &drop_max);
   }
   std::map<std::pair<int, int>, int> relay_port;
+  std::map<std::tuple<int, int, int>, std::string> srtp_key;  // (call, stream, branch or -1)
   {
     std::ifstream f(ports_file);
-    std::string word;
-    int c, s, p;
+    std::string word, suite, key;
+    int c, s, p, b;
     while (f >> word) {
       if (word == "stream" && f >> c >> s >> p) relay_port[{c, s}] = p;
+      if (word == "srtp" && f >> c >> s >> b >> suite >> key)
+        srtp_key[{c, s, b}] = suite + " " + key;
     }
   }
+  auto key_of = [&](int c, int s, int b) -> std::shared_ptr<portier::proxy::SrtpContext> {
+    auto it = srtp_key.find({c, s, b});
+    if (it == srtp_key.end()) {
+      std::fprintf(stderr, "relay_calls: --srtp: no key for call %d stream %d branch %d in %s\n", c,
+                   s, b, ports_file);
+      return nullptr;
+    }
+    return srtp_context(it->second, true);
+  };
   Receiver rx;
   rx.slow_ns = static_cast<int64_t>(slow_us * 1000);
   // Room for a few seconds of a stream at the highest rates: a drop at our
@@ -503,6 +622,15 @@ int load(const char *ports_file, int calls, int branches, double mult, double se
   const int on = 1;
   auto add_receiver = [&](int port, int c, int s, int b) {
     RecvSocket rs;
+    if (srtp) {
+      // A device decrypts with its branch's key; the baseline receiver with the door's.
+      rs.srtp = b >= 0 ? key_of(c, s, b) : nullptr;
+      if (b < 0) {
+        auto it = srtp_key.find({c, s, -1});
+        if (it != srtp_key.end()) rs.srtp = srtp_context(it->second, true);
+      }
+      if (!rs.srtp) return false;
+    }
     rs.fd = udp_socket(port, rcvbuf);
     if (rs.fd < 0) return false;
     setsockopt(rs.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
@@ -524,6 +652,14 @@ int load(const char *ports_file, int calls, int branches, double mult, double se
         if (!add_receiver(device_port(c, s, b, branches), c, s, b)) return 2;
       if (baseline && !add_receiver(baseline_port(c, s), c, s, -1)) return 2;
       SendStream st;
+      if (srtp) {
+        auto it = srtp_key.find({c, s, -1});
+        st.srtp = it == srtp_key.end() ? nullptr : srtp_context(it->second, false);
+        if (!st.srtp) {
+          std::fprintf(stderr, "relay_calls: --srtp: no door key for call %d stream %d\n", c, s);
+          return 2;
+        }
+      }
       st.fd = udp_socket(door_port(c, s), 0);
       if (st.fd < 0) return 2;
       int sndbuf = 4 << 20;
@@ -552,7 +688,7 @@ int load(const char *ports_file, int calls, int branches, double mult, double se
   for (auto &st : streams) st.next_ns += start;
 
   constexpr int kBatch = 128;
-  std::vector<std::vector<uint8_t>> pkts(kBatch, std::vector<uint8_t>(1024, 0x55));
+  std::vector<std::vector<uint8_t>> pkts(kBatch, std::vector<uint8_t>(1100, 0x55));
   std::vector<mmsghdr> msgs(kBatch);
   std::vector<iovec> iov(kBatch);
   uint64_t sent_in = 0;
@@ -569,8 +705,12 @@ int load(const char *ports_file, int calls, int branches, double mult, double se
         int n = 0;
         const int64_t stamp = mono_ns();
         while (st.next_ns <= now && st.next_ns < end && n + 2 <= kBatch) {
-          const size_t size = kSize[st.stream];
+          size_t size = kSize[st.stream];
           fill(st, pkts[n].data(), stamp);
+          if (st.srtp && !st.srtp->protect_rtp(pkts[n].data(), &size)) {
+            std::fprintf(stderr, "relay_calls: srtp_protect failed\n");
+            return 1;
+          }
           if (baseline) std::memcpy(pkts[n + 1].data(), pkts[n].data(), size);
           for (int copy = 0; copy < (baseline ? 2 : 1); ++copy, ++n) {
             iov[n] = {pkts[n].data(), size};
@@ -674,9 +814,9 @@ int load(const char *ports_file, int calls, int branches, double mult, double se
 
 int usage() {
   std::fprintf(stderr,
-               "usage: relay_calls serve portier|tee CALLS BRANCHES\n"
+               "usage: relay_calls serve portier|tee CALLS BRANCHES [--srtp]\n"
                "       relay_calls load PORTS_FILE CALLS BRANCHES MULT SECONDS [--baseline]\n"
-               "                   [--pid PID] [--cpu N] [--relay-ports MIN-MAX]\n");
+               "                   [--pid PID] [--cpu N] [--relay-ports MIN-MAX] [--srtp]\n");
   return 2;
 }
 
@@ -689,7 +829,8 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "relay_calls: 1-50 calls, 1-16 branches (the port layout)\n");
       return 2;
     }
-    if (!std::strcmp(argv[2], "portier")) return serve_portier(calls, branches);
+    const bool srtp = argc >= 6 && !std::strcmp(argv[5], "--srtp");
+    if (!std::strcmp(argv[2], "portier")) return serve_portier(calls, branches, srtp);
     if (!std::strcmp(argv[2], "tee")) return serve_tee(calls, branches);
     return usage();
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/sip_transport.h"
 
 namespace portier {
 
@@ -22,7 +23,15 @@ struct AccountSettings {
   // (common/auth/identity_proof.h); off for a proxy that does not add one.
   bool identity_proof = true;
   int register_expires = 600;
+  // The proxy is reached over TLS (proxy = sips:... or sip:...;transport=tls):
+  // its certificate checked against tls.files.ca_file, by name, unless
+  // tls.verify_outgoing is off; our own certificate only if given.
+  bool proxy_tls = false;
+  TlsSettings tls;
 };
+
+// The proxy URI as sofia takes it (sips: for TLS, our parameters out).
+std::string proxy_uri_for_sofia(const std::string &proxy);
 
 // What --dump-default says about the keys that name the device.
 struct AccountHelp {

@@ -103,26 +103,26 @@ void write(Level level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  if (std::strstr(buf, "inline:")) {
-    emit(level, redact_keys(buf).c_str());
+  if (strstr(buf, "inline:")) {
+    emit(level, redact_sdes_keys(buf).c_str());
     return;
   }
   emit(level, buf);
 }
 
-std::string redact_keys(std::string_view text) {
-  constexpr std::string_view kInline = "inline:";
+std::string redact_sdes_keys(std::string_view text) {
+  static constexpr std::string_view kMethod = "inline:";
   std::string out;
   out.reserve(text.size());
   size_t pos = 0;
   for (;;) {
-    const size_t at = text.find(kInline, pos);
-    if (at == std::string_view::npos) break;
-    out.append(text.substr(pos, at - pos + kInline.size()));
-    size_t end = at + kInline.size();
-    while (end < text.size() && !std::strchr("| \t\r\n;\"", text[end])) ++end;
-    out += "[redacted]";
-    pos = end;
+    const size_t found = text.find(kMethod, pos);
+    if (found == std::string_view::npos) break;
+    out.append(text.substr(pos, found + kMethod.size() - pos));
+    out += "...";
+    pos = found + kMethod.size();
+    // The key ends where the lifetime, MKI, next key or line does.
+    while (pos < text.size() && !strchr(" \t\r\n|;\"", text[pos])) ++pos;
   }
   out.append(text.substr(pos));
   return out;

@@ -24,13 +24,12 @@ void configure(const std::string &program, Output output, Level level,
 void set_level(Level level);
 bool enabled(Level level);
 
-// Every line goes out with its SRTP keys redacted (redact_keys): SDP, ours
-// or sofia-sip's message dumps, carries them in a=crypto (RFC 4568).
+// Every line goes through redact_sdes_keys() first: an SDP body that reaches a
+// log (sofia-sip's debug dumps, an error quoting a line) shows no SRTP key.
 void write(Level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-// `text` with what follows each "inline:" (an SDES key, up to '|', a blank,
-// ';', '"' or the line's end) replaced by "[redacted]".
-std::string redact_keys(std::string_view text);
+// `text` with the key of every "inline:" key parameter (RFC 4568 §6.1, an
+// a=crypto line's key and salt) replaced by "...".
+std::string redact_sdes_keys(std::string_view text);
 
 }  // namespace portier::log
 

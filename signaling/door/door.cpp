@@ -53,7 +53,9 @@ Door::Door(DoorSettings settings, DoorHooks hooks)
                return media_->local();
              },
              [this](const std::vector<sdp::Agreed> &agreed, std::string *error) {
-               return media_ && media_->apply(agreed, error);
+               if (!media_ || !media_->apply(agreed, error)) return false;
+               report_audio();
+               return true;
              },
              [this](int status) { emit("early_media", std::to_string(status)); },
              [this](const sip_t *sip) { on_answered(sip); },
@@ -63,6 +65,12 @@ Door::~Door() {
   if (ring_timer_) g_source_remove(ring_timer_);
   if (duration_timer_) g_source_remove(duration_timer_);
   media_.reset();
+}
+
+void Door::report_audio() {
+  if (!media_ || media_->audio_codec().empty() || media_->audio_codec() == audio_reported_) return;
+  audio_reported_ = media_->audio_codec();
+  emit("audio", "codec=" + audio_reported_ + " rate=" + std::to_string(media_->audio_rate()));
 }
 
 void Door::emit(const std::string &kind, const std::string &details) {
@@ -129,6 +137,7 @@ int Door::registration_failed(int status, const char *phrase, bool refused) {
 // action gate; the first video packet of a ring is a milestone (the bench
 // measures it from the press).
 bool Door::open_media(std::string *error) {
+  audio_reported_.clear();
   DoorMedia::Callbacks cb;
   cb.telephone_event = [this](uint32_t ts, uint16_t seq, bool marker,
                               const std::vector<uint8_t> &payload) {
@@ -359,6 +368,7 @@ void Door::call_ended(const std::string &why) {
   if (duration_timer_) g_source_remove(duration_timer_), duration_timer_ = 0;
   const uint64_t sent = media_ ? media_->video_packets_sent() : 0;
   media_.reset();
+  audio_reported_.clear();
   emit("ended", "why=\"" + why + "\" video_packets=" + std::to_string(sent));
   if (hooks_.call_ended && !peer_.empty()) hooks_.call_ended(peer_);
   peer_.clear();
@@ -391,6 +401,8 @@ void Door::write_status(json::Writer &w) const {
       .field("camera_running", camera_->running())
       .field("camera_consumers", camera_->consumers())
       .field("video_packets_sent", media_ ? media_->video_packets_sent() : 0)
+      .field("audio_codec", media_ ? media_->audio_codec() : "")
+      .field("audio_rate", media_ ? media_->audio_rate() : 0)
       .field("audio_packets_received", media_ ? media_->audio_packets_received() : 0)
       .field("foreign_media_dropped", media_ ? media_->foreign_packets_dropped() : 0)
       .field("audio_srtp", media_ ? media_->audio_srtp() : "")

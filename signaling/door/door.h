@@ -93,6 +93,8 @@ class Door {
   bool open_media(std::string *error);
   void arm_timer(guint *id, int seconds, bool ring);
   void emit(const std::string &kind, const std::string &details = "");
+  // An "audio" event line when the call's audio codec is agreed or changes.
+  void report_audio();
   // *who gets the sender's proven identity.
   bool from_trusted_hop(nua_handle_t *nh, const char *method, std::string *who);
 
@@ -101,6 +103,7 @@ class Door {
   // Whom the call's keys come from: the caller, or the device that answered
   // as the proxy proved it ("" when unproven: codes refused).
   std::string peer_;
+  std::string audio_reported_;  // the codec of the last "audio" event line of this call
   guint ring_timer_ = 0, duration_timer_ = 0;
   int64_t pressed_at_us_ = 0;
   std::unique_ptr<DoorCamera> camera_;  // before media_: calls feed from it

@@ -1,5 +1,6 @@
 #include "door/door_config.h"
 
+#include "common/audio_codecs.h"
 #include "common/sip_address.h"
 
 namespace portier::door {
@@ -35,8 +36,10 @@ config::Schema make_schema() {
                "keyframe (and snapshots and RTSP start at once), at the price of the encoder's CPU")
       .str("media", "audio-source", "auto", "auto (the default microphone), none (silence)")
       .str("media", "audio-sink", "auto", "auto (the default speaker), none (discarded)")
-      .list("media", "audio-codecs", "PCMU PCMA", "audio codecs offered, in order",
-            {"PCMU", "PCMA"})
+      .list("media", "audio-codecs", audio::default_audio_codec_list(),
+            "audio codecs offered, best first (one whose GStreamer elements are not installed is "
+            "left out; an offer is answered in the offerer's order)",
+            audio::audio_codec_names())
       .boolean("media", "echo-cancel", true,
                "cancel the speaker's echo in the microphone (portieraec, when built)")
       .str("media", "media-encryption", "none",

@@ -26,7 +26,7 @@ struct MediaSettings {
   bool camera_always_on = false;      // keep camera and encoder running between calls
   std::string audio_source = "auto";  // auto, none (silence) or an ALSA device
   std::string audio_sink = "auto";    // auto, none or an ALSA device
-  std::vector<std::string> audio_codecs{"PCMU", "PCMA"};
+  std::vector<std::string> audio_codecs{"opus", "G722", "PCMU", "PCMA"};
   bool echo_cancel = true;
   // SRTP keyed by SDES (RFC 4568), named as Linphone names them: "none" or
   // "srtp"; mandatory refuses a peer without it (488), else it is best effort.

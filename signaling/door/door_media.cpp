@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "common/audio_codecs.h"
 #include "common/log.h"
 #include "media/gst_util.h"
 
@@ -88,6 +89,7 @@ bool DoorMedia::build_video(std::string *error) {
   gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_keyframe_request, this, nullptr);
   gst_object_unref(pad);
   g_signal_connect(rtpbin_, "pad-added", G_CALLBACK(on_pad_added), this);
+  g_signal_connect(rtpbin_, "request-pt-map", G_CALLBACK(on_request_pt_map), this);
   GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
   bus_watch_ = gst_bus_add_watch(bus, on_bus, this);
   gst_object_unref(bus);
@@ -111,31 +113,13 @@ GstPadProbeReturn DoorMedia::on_keyframe_request(GstPad *, GstPadProbeInfo *info
 }
 
 bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
-  const bool pcma = a.codec.encoding == "PCMA" || a.codec.encoding == "pcma";
-  // 20 ms packets (RFC 3551 §4.5: the default ptime of G.711), however big the
-  // source's buffers are.
-  const std::string enc = std::string(pcma ? "alawenc ! rtppcmapay" : "mulawenc ! rtppcmupay") +
-                          " min-ptime=20000000 max-ptime=20000000";
-  const std::string dec = pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec";
-  std::string src;
-  if (settings_.audio_source == "none" || !have_element("autoaudiosrc"))
-    src = "audiotestsrc is-live=true wave=silence samplesperbuffer=160";
-  else if (settings_.audio_source == "auto")
-    src = "autoaudiosrc";
-  else
-    src = "alsasrc device=" + settings_.audio_source;
-  const bool aec =
-      settings_.echo_cancel && have_element("portieraec") && have_element("portieraecprobe");
-  const std::string send = src +
-                           " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! " +
-                           (aec ? "portieraec probe-name=door_speaker_probe ! " : "") + enc +
-                           " name=audio_pay pt=" + std::to_string(a.codec.pt) + " ! queue";
-  GstElement *send_bin = parse_bin(send, "audio pipeline", error);
-  if (!send_bin) return false;
+  const audio::AudioCodec *codec = audio::find_audio_codec(a.codec.encoding);
+  if (!codec) {
+    *error = "audio codec " + a.codec.encoding + " has no pipeline";
+    return false;
+  }
   // The receive side: its decoder chain is linked when rtpbin sees the peer's SSRC.
-  const std::string caps = "application/x-rtp,media=audio,clock-rate=8000,encoding-name=" +
-                           std::string(pcma ? "PCMA" : "PCMU") +
-                           ",payload=" + std::to_string(a.codec.pt);
+  const std::string caps = audio::audio_rtp_caps(*codec, a.codec.pt);
   GstElement *rtp_in = gst_element_factory_make("udpsrc", "audio_rtp_in");
   GstElement *rtcp_in = gst_element_factory_make("udpsrc", "audio_rtcp_in");
   audio_rtp_sink_ = gst_element_factory_make("multiudpsink", "audio_rtp");
@@ -152,13 +136,7 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
   g_object_set(audio_rtcp_sink_, "socket", audio_.rtcp, nullptr);
   gst_object_ref(audio_rtp_sink_);
   gst_object_ref(audio_rtcp_sink_);
-  // The speaker first: the canceller in send_bin looks for its probe when it starts.
-  if (GstElement *speaker = build_speaker(pcma)) {
-    gst_bin_add(GST_BIN(pipeline_), speaker);
-    gst_element_sync_state_with_parent(speaker);
-  }
-  gst_bin_add_many(GST_BIN(pipeline_), send_bin, rtp_in, rtcp_in, audio_rtp_sink_, audio_rtcp_sink_,
-                   nullptr);
+  gst_bin_add_many(GST_BIN(pipeline_), rtp_in, rtcp_in, audio_rtp_sink_, audio_rtcp_sink_, nullptr);
   telephone_event_pt_ = a.telephone_event_pt;
   te_pt_for_probe_ = a.telephone_event_pt;
   hear_only_peer(rtcp_in, &audio_rtcp_peer_);
@@ -167,8 +145,11 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
   GstPad *pad = gst_element_get_static_pad(rtp_in, "src");
   gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_audio_in, this, nullptr);
   gst_object_unref(pad);
-  bool ok = gst_element_link_pads(send_bin, nullptr, rtpbin_, "send_rtp_sink_0") &&
-            gst_element_link_pads(rtpbin_, "send_rtp_src_0", audio_rtp_sink_, "sink") &&
+  // rtpbin makes send_rtp_src_0 once send_rtp_sink_0 is asked for; the send
+  // chain (build_audio_codec) links to that pad, and a later one to it again.
+  if (GstPad *send_sink = gst_element_request_pad_simple(rtpbin_, "send_rtp_sink_0"))
+    gst_object_unref(send_sink);
+  bool ok = gst_element_link_pads(rtpbin_, "send_rtp_src_0", audio_rtp_sink_, "sink") &&
             gst_element_link_pads(rtpbin_, "send_rtcp_src_0", audio_rtcp_sink_, "sink") &&
             gst_element_link_pads(rtp_in, "src", rtpbin_, "recv_rtp_sink_0") &&
             gst_element_link_pads(rtcp_in, "src", rtpbin_, "recv_rtcp_sink_0");
@@ -183,21 +164,93 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
     gst_pad_add_probe(clear, GST_PAD_PROBE_TYPE_BUFFER, on_audio_decrypted, this, nullptr);
     gst_object_unref(clear);
   }
-  for (GstElement *e : {audio_rtp_sink_, audio_rtcp_sink_, rtp_in, rtcp_in, send_bin})
+  for (GstElement *e : {audio_rtp_sink_, audio_rtcp_sink_, rtp_in, rtcp_in})
     gst_element_sync_state_with_parent(e);
   audio_srtp_.sync_state();
   audio_built_ = true;
-  PLOG_INFO("media: audio %s/8000 pt %d%s%s", pcma ? "PCMA" : "PCMU", a.codec.pt,
+  return build_audio_codec(*codec, a.codec.pt, error);
+}
+
+// The codec's own part of the audio: microphone -> canceller -> encoder into
+// rtpbin, and the speaker path out of it. A forked call can agree one codec
+// in an early dialog (183) and another in the dialog that answers (200): the
+// second time, a new send chain takes the old one's place and a new speaker
+// path waits for the new payload type's pad (rtpbin gives each payload type
+// its own); the old speaker path stays, idle, until the call ends, since
+// taking it out from under rtpbin's streaming thread would stop that thread.
+bool DoorMedia::build_audio_codec(const audio::AudioCodec &codec, int pt, std::string *error) {
+  {
+    std::lock_guard<std::mutex> guard(pt_lock_);
+    pt_caps_[pt] = audio::audio_rtp_caps(codec, pt);
+  }
+  const int generation = ++audio_generation_;
+  const std::string probe = "door_speaker_probe_" + std::to_string(generation);
+  // Microphone, canceller and speaker all run at the codec's own rate (48 kHz
+  // for opus, 16 kHz for G.722), so nothing is thrown away before the encoder
+  // and the canceller's far end is at its near end's rate.
+  const std::string raw = "audio/x-raw,rate=" + std::to_string(codec.sample_rate) + ",channels=1";
+  // 20 ms packets (RFC 3551 §4.5: the default ptime), however big the source's buffers are.
+  const std::string enc = audio::audio_encoder_chain(codec, 20, "audio_pay");
+  std::string src;
+  if (settings_.audio_source == "none" || !have_element("autoaudiosrc"))
+    src = "audiotestsrc is-live=true wave=silence samplesperbuffer=" +
+          std::to_string(codec.sample_rate / 50);
+  else if (settings_.audio_source == "auto")
+    src = "autoaudiosrc";
+  else
+    src = "alsasrc device=" + settings_.audio_source;
+  const bool aec =
+      settings_.echo_cancel && have_element("portieraec") && have_element("portieraecprobe");
+  const std::string send = src + " ! audioconvert ! audioresample ! " + raw + " ! " +
+                           (aec ? "portieraec probe-name=" + probe + " ! " : "") + enc +
+                           " pt=" + std::to_string(pt) + " ! queue";
+  GstElement *send_bin = parse_bin(send, "audio pipeline", error);
+  if (!send_bin) return false;
+  if (audio_send_bin_) {
+    gst_element_set_state(audio_send_bin_, GST_STATE_NULL);
+    gst_element_unlink(audio_send_bin_, rtpbin_);
+    gst_bin_remove(GST_BIN(pipeline_), audio_send_bin_);
+    gst_object_unref(audio_send_bin_);
+    audio_send_bin_ = nullptr;
+  }
+  // The speaker first: the canceller in send_bin looks for its probe when it starts.
+  if (GstElement *speaker = build_speaker(codec, generation, probe)) {
+    gst_bin_add(GST_BIN(pipeline_), speaker);
+    gst_element_sync_state_with_parent(speaker);
+  }
+  gst_bin_add(GST_BIN(pipeline_), send_bin);
+  if (!gst_element_link_pads(send_bin, nullptr, rtpbin_, "send_rtp_sink_0")) {
+    *error = "audio pipeline: cannot link the encoder to rtpbin";
+    return false;
+  }
+  gst_element_sync_state_with_parent(send_bin);
+  audio_send_bin_ = GST_ELEMENT(gst_object_ref(send_bin));
+  audio_codec_ = audio::audio_codec_label(codec);
+  audio_pt_ = pt;
+  audio_pt_for_probe_ = pt;  // now that its caps and speaker path are in place
+  audio_rate_ = codec.sample_rate;
+  PLOG_INFO("media: audio %s pt %d at %d Hz%s%s", audio_codec_.c_str(), pt, audio_rate_,
             aec ? ", echo cancelled" : "",
             src.rfind("audiotestsrc", 0) == 0 ? ", no microphone (silence)" : "");
   return true;
+}
+
+// The caps of a payload type of ours: rtpbin asks when a packet of a type the
+// udpsrc's caps do not name arrives (the codec changed with the 200).
+GstCaps *DoorMedia::on_request_pt_map(GstElement *, guint session, guint pt, gpointer data) {
+  auto *self = static_cast<DoorMedia *>(data);
+  if (session != 0) return nullptr;
+  std::lock_guard<std::mutex> guard(self->pt_lock_);
+  auto it = self->pt_caps_.find(static_cast<int>(pt));
+  return it == self->pt_caps_.end() ? nullptr : gst_caps_from_string(it->second.c_str());
 }
 
 // The speaker path exists from the start of the call (so the echo canceller
 // finds its probe at once); rtpbin's pad for the peer's SSRC is linked to it
 // when the first packet arrives, and a new SSRC (the peer restarted its
 // stream) replaces the old one.
-GstElement *DoorMedia::build_speaker(bool pcma) {
+GstElement *DoorMedia::build_speaker(const audio::AudioCodec &codec, int generation,
+                                     const std::string &probe) {
   const auto &m = settings_;
   std::string sink;
   if (m.audio_sink == "none" || !have_element("autoaudiosink"))
@@ -207,17 +260,27 @@ GstElement *DoorMedia::build_speaker(bool pcma) {
   else
     sink = "alsasink device=" + m.audio_sink;
   const bool aec = m.echo_cancel && have_element("portieraecprobe") && have_element("portieraec");
+  // The canceller's far end is taken at the codec's rate (the microphone's),
+  // whatever rate the sound card then plays.
   const std::string desc =
-      std::string(pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec") +
-      " ! audioconvert ! audioresample ! " +
-      (aec ? "portieraecprobe name=door_speaker_probe ! " : "") + sink;
+      audio::audio_decoder_chain(codec) +
+      " ! audioconvert ! audioresample ! audio/x-raw,rate=" + std::to_string(codec.sample_rate) +
+      ",channels=1 ! " +
+      (aec ? "portieraecprobe name=" + probe +
+                 " ! audioconvert ! "
+                 "audioresample ! "
+           : std::string()) +
+      sink;
   std::string error;
   GstElement *bin = parse_bin(desc, "speaker path", &error);
   if (!bin) {
     PLOG_WARN("media: %s", error.c_str());
     return nullptr;
   }
-  gst_element_set_name(bin, "speaker");
+  const std::string name = "speaker_" + std::to_string(generation);
+  gst_element_set_name(bin, name.c_str());
+  std::lock_guard<std::mutex> guard(pt_lock_);
+  speaker_name_ = name;
   return bin;
 }
 
@@ -227,7 +290,12 @@ void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
   const bool audio = g_str_has_prefix(name, "recv_rtp_src_0_");
   g_free(name);
   if (!audio) return;  // the door shows no video
-  GstElement *speaker = gst_bin_get_by_name(GST_BIN(self->pipeline_), "speaker");
+  std::string speaker_name;
+  {
+    std::lock_guard<std::mutex> guard(self->pt_lock_);
+    speaker_name = self->speaker_name_;
+  }
+  GstElement *speaker = gst_bin_get_by_name(GST_BIN(self->pipeline_), speaker_name.c_str());
   if (!speaker) return;
   if (!link_replacing(pad, speaker)) PLOG_WARN("media: cannot play the peer's audio (caps?)");
   gst_object_unref(speaker);
@@ -238,32 +306,44 @@ void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
 GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<DoorMedia *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
-  // Keys typed into the call are credited to the resident the proxy
-  // asserted: only the peer the SDP named may send them.
   // Muxed RTCP (RFC 5761) is heard as RTCP is, and takes no RTP latch: a
   // ringing branch's receiver reports must not shut out the answerer's voice.
   if (is_muxed_rtcp(buf))
     return from_peer(buf, self->audio_rtcp_peer_) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+  // Keys typed into the call are credited to the resident the proxy
+  // asserted: only the peer the SDP named may send them.
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
+  guint8 head[2];
+  if (gst_buffer_extract(buf, 0, head, 2) != 2 || (head[0] >> 6) != 2) return GST_PAD_PROBE_DROP;
+  const int pt = head[1] & 0x7f;
+  const int te = self->te_pt_for_probe_.load();
+  // With SRTP the payload is still ciphertext here (the header is not):
+  // on_audio_decrypted reads the event once srtpdec has checked it.
+  if (te >= 0 && pt == te) return self->srtp_ ? GST_PAD_PROBE_OK : self->take_event(buf);
+  // Voice of the agreed payload type only. Another one (the codec an early
+  // dialog agreed, or the answer's before the door has applied it) has no
+  // decoder here, and a payload type rtpbin cannot map stops its stream.
+  if (pt != self->audio_pt_for_probe_.load()) return GST_PAD_PROBE_DROP;
   self->audio_received_++;
-  // With SRTP the payload is still ciphertext here: on_audio_decrypted reads it.
-  return self->srtp_ ? GST_PAD_PROBE_OK : self->take_event(buf);
+  return GST_PAD_PROBE_OK;
 }
 
 GstPadProbeReturn DoorMedia::on_audio_decrypted(GstPad *, GstPadProbeInfo *info, gpointer data) {
-  return static_cast<DoorMedia *>(data)->take_event(GST_PAD_PROBE_INFO_BUFFER(info));
+  auto *self = static_cast<DoorMedia *>(data);
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  guint8 head[2];
+  const int te = self->te_pt_for_probe_.load();
+  if (te < 0 || gst_buffer_extract(buf, 0, head, 2) != 2 || (head[1] & 0x7f) != te)
+    return GST_PAD_PROBE_OK;
+  return self->take_event(buf);
 }
 
-// A telephone-event packet goes to the action logic and no further; voice
-// goes on to the speaker.
+// A telephone-event packet goes to the action logic and no further.
 GstPadProbeReturn DoorMedia::take_event(GstBuffer *buf) {
-  const int te = te_pt_for_probe_.load();
-  if (te < 0) return GST_PAD_PROBE_OK;
   GstMapInfo map;
-  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_OK;
-  GstPadProbeReturn ret = GST_PAD_PROBE_OK;
+  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_DROP;
   const uint8_t *d = map.data;
-  if (map.size >= 12 && (d[0] >> 6) == 2 && (d[1] & 0x7f) == te) {
+  if (map.size >= 12) {
     const size_t csrc = d[0] & 0x0f;
     size_t off = 12 + 4 * csrc;
     size_t end = map.size;
@@ -278,11 +358,9 @@ GstPadProbeReturn DoorMedia::take_event(GstBuffer *buf) {
         if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
       });
     }
-    ret = GST_PAD_PROBE_DROP;
-    audio_received_--;  // an event, not voice
   }
   gst_buffer_unmap(buf, &map);
-  return ret;
+  return GST_PAD_PROBE_DROP;  // an event, not voice
 }
 
 GstPadProbeReturn DoorMedia::on_video_out(GstPad *, GstPadProbeInfo *info, gpointer data) {
@@ -311,8 +389,9 @@ sdp::LocalMedia DoorMedia::local() const {
   sdp::LocalStream audio;
   audio.type = "audio";
   audio.port = audio_.port;
-  for (const auto &c : settings_.audio_codecs)
-    audio.codecs.push_back({c, 8000, 1, c == "PCMA" ? 8 : 0, ""});
+  for (const audio::AudioCodec *c :
+       audio::usable_audio_codecs(settings_.audio_codecs, have_element))
+    audio.codecs.push_back({c->name, c->clock_rate, c->channels, c->pt, c->fmtp});
   audio.telephone_event = true;
   audio.crypto = audio_keys_;
   sdp::LocalStream video;
@@ -366,7 +445,25 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
         if (audio_rtp_sink_) set_destination(audio_rtp_sink_, "", 0, &audio_dest_);
         continue;
       }
-      if (!audio_built_ && !build_audio(a, error)) return false;
+      if (!audio_built_) {
+        if (!build_audio(a, error)) return false;
+      } else if (a.codec.pt != audio_pt_) {
+        const audio::AudioCodec *codec = audio::find_audio_codec(a.codec.encoding);
+        if (!codec) {
+          *error = "audio codec " + a.codec.encoding + " has no pipeline";
+          return false;
+        }
+        // Each change leaves an idle speaker path behind: a peer's endless
+        // re-INVITEs must not grow the pipeline without end.
+        constexpr int kMaxAudioCodecs = 4;
+        if (audio_generation_ >= kMaxAudioCodecs) {
+          *error = "the audio codec changed too often in one call";
+          return false;
+        }
+        PLOG_INFO("media: the answer changes the audio codec from %s to %s", audio_codec_.c_str(),
+                  audio::audio_codec_label(*codec).c_str());
+        if (!build_audio_codec(*codec, a.codec.pt, error)) return false;
+      }
       audio_srtp_.set(a.srtp);
       audio_srtp_.set_mux(a.rtcp_mux, a.remote_address, a.remote_rtp);
       te_pt_for_probe_ = a.telephone_event_pt;
@@ -398,7 +495,7 @@ void DoorMedia::close() {
     audio_srtp_.reset();
     video_srtp_.reset();
     for (GstElement **e : {&rtpbin_, &video_in_, &video_pay_, &video_rtp_sink_, &video_rtcp_sink_,
-                           &audio_rtp_sink_, &audio_rtcp_sink_})
+                           &audio_rtp_sink_, &audio_rtcp_sink_, &audio_send_bin_})
       if (*e) gst_object_unref(*e), *e = nullptr;
     gst_object_unref(pipeline_);
     pipeline_ = nullptr;
@@ -407,6 +504,15 @@ void DoorMedia::close() {
   ports_.give_back(video_);
   audio_built_ = false;
   audio_keys_.clear(), video_keys_.clear();
+  audio_codec_.clear();
+  audio_rate_ = 0;
+  audio_pt_ = -1;
+  audio_pt_for_probe_ = -1;
+  {
+    std::lock_guard<std::mutex> guard(pt_lock_);
+    pt_caps_.clear();
+    speaker_name_.clear();
+  }
   telephone_event_pt_ = -1;
   te_pt_for_probe_ = -1;
   video_dest_.clear(), video_rtcp_dest_.clear(), audio_dest_.clear(), audio_rtcp_dest_.clear();

@@ -19,10 +19,13 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/audio_codecs.h"
 #include "common/rtp_source_latch.h"
 #include "door/door_camera.h"
 #include "door/door_config.h"
@@ -79,11 +82,18 @@ class DoorMedia {
   // RTCP on the RTP ports (RFC 5761), per stream.
   bool audio_rtcp_mux() const { return audio_srtp_.muxed(); }
   bool video_rtcp_mux() const { return video_srtp_.muxed(); }
+  // The agreed audio codec ("opus/48000"; "" before one is) and the rate the
+  // microphone, canceller and speaker run at.
+  const std::string &audio_codec() const { return audio_codec_; }
+  int audio_rate() const { return audio_rate_; }
 
  private:
   bool build_video(std::string *error);
   bool build_audio(const sdp::Agreed &a, std::string *error);
-  GstElement *build_speaker(bool pcma);
+  bool build_audio_codec(const audio::AudioCodec &codec, int pt, std::string *error);
+  GstElement *build_speaker(const audio::AudioCodec &codec, int generation,
+                            const std::string &probe);
+  static GstCaps *on_request_pt_map(GstElement *rtpbin, guint session, guint pt, gpointer self);
   static void on_pad_added(GstElement *rtpbin, GstPad *pad, gpointer self);
   static GstPadProbeReturn on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer self);
   static GstPadProbeReturn on_audio_decrypted(GstPad *, GstPadProbeInfo *info, gpointer self);
@@ -102,8 +112,19 @@ class DoorMedia {
   GstElement *video_in_ = nullptr;  // appsrc fed by the camera
   GstElement *audio_rtp_sink_ = nullptr, *audio_rtcp_sink_ = nullptr;
   bool audio_built_ = false;
+  GstElement *audio_send_bin_ = nullptr;  // microphone -> canceller -> encoder
+  std::string audio_codec_;
+  int audio_rate_ = 0;
+  int audio_pt_ = -1;
+  int audio_generation_ = 0;  // names each codec's speaker path and canceller probe
+  // What rtpbin's streaming threads read: the caps of each payload type
+  // agreed in this call, and the speaker path the peer's audio goes to.
+  std::mutex pt_lock_;
+  std::map<int, std::string> pt_caps_;
+  std::string speaker_name_;
   int telephone_event_pt_ = -1;
   std::atomic<int> te_pt_for_probe_{-1};
+  std::atomic<int> audio_pt_for_probe_{-1};  // the voice on_audio_in lets through
   std::string video_dest_, video_rtcp_dest_, audio_dest_, audio_rtcp_dest_;
   PortPool ports_;  // the call's RTP/RTCP pairs, from [media] port-range
   PortPool::Pair audio_, video_;

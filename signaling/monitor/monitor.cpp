@@ -74,7 +74,8 @@ Monitor::Monitor(MonitorSettings settings, events::Writer &events)
                     {field("by", call_.remote()), field("since_invite_ms", since_invite_ms()),
                      field("audio_srtp", media_ ? media_->audio_srtp() : ""),
                      field("video_srtp", media_ ? media_->video_srtp() : ""),
-                     field("rtcp_mux", media_ && media_->audio_rtcp_mux())});
+                     field("rtcp_mux", media_ && media_->audio_rtcp_mux()),
+                     field("audio", media_ ? media_->audio_codec() : "")});
              },
              [this](const sip::Call::Ended &e) { on_call_ended(e); }}) {}
 
@@ -226,7 +227,8 @@ Outcome Monitor::answer() {
   emit("answered", {field("from", call_.remote()), field("since_invite_ms", since_invite_ms()),
                     field("audio_srtp", media_ ? media_->audio_srtp() : ""),
                     field("video_srtp", media_ ? media_->video_srtp() : ""),
-                    field("rtcp_mux", media_ && media_->audio_rtcp_mux())});
+                    field("rtcp_mux", media_ && media_->audio_rtcp_mux()),
+                    field("audio", media_ ? media_->audio_codec() : "")});
   return Outcome::done("answered");
 }
 
@@ -540,6 +542,7 @@ std::string Monitor::status_json() const {
       .field("height", m ? m->height() : 0)
       .field("keyframe_requests", keyframe_requests_)
       .field("audio_codec", m ? m->audio_codec() : "")
+      .field("audio_rate", m ? m->audio_rate() : 0)
       .field("audio_packets_sent", m ? m->audio_packets_sent() : 0)
       .field("audio_packets_received", m ? m->audio_packets_received() : 0)
       .field("audio_srtp", m ? m->audio_srtp() : "")

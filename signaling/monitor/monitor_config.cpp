@@ -1,6 +1,7 @@
 #include "monitor/monitor_config.h"
 
 #include "common/ascii.h"
+#include "common/audio_codecs.h"
 #include "common/sip_address.h"
 
 namespace portier::monitor {
@@ -32,8 +33,10 @@ config::Schema make_schema() {
                "milliseconds after the first video packet without a decoded picture before a "
                "keyframe is asked for")
       .boolean("media", "audio", true, "two-way audio (off: the call has video only)")
-      .list("media", "audio-codecs", "PCMU PCMA", "audio codecs accepted, in order",
-            {"PCMU", "PCMA"})
+      .list("media", "audio-codecs", audio::default_audio_codec_list(),
+            "audio codecs offered and accepted, best first (one whose GStreamer elements are not "
+            "installed is left out; an offer is answered in the offerer's order)",
+            audio::audio_codec_names())
       .str("media", "microphone", "auto",
            "auto (the default microphone), test (a quiet tone), none (silence) or an ALSA device")
       .str("media", "speaker", "auto",

@@ -36,7 +36,7 @@ struct MonitorMediaSettings {
   KeyframeRequest keyframe;
   int keyframe_wait_ms = 300;  // after the first video RTP, before asking for a keyframe
   bool audio = true;
-  std::vector<std::string> audio_codecs{"PCMU", "PCMA"};
+  std::vector<std::string> audio_codecs{"opus", "G722", "PCMU", "PCMA"};
   std::string microphone = "auto";  // auto, test (a tone), none (silence), or an ALSA device
   std::string speaker = "auto";     // auto, none (discarded), or an ALSA device
   int ptime_ms = 20;

@@ -5,6 +5,7 @@
 #include <gst/video/video.h>
 
 #include "common/ascii.h"
+#include "common/audio_codecs.h"
 #include "common/log.h"
 #include "media/gst_util.h"
 
@@ -12,7 +13,6 @@ namespace portier::monitor {
 namespace {
 
 bool is_h264(const std::string &codec) { return ascii::iequals(codec, "H264"); }
-bool is_pcma(const std::string &codec) { return ascii::iequals(codec, "PCMA"); }
 
 // A bin named after what it is, so rtpbin's pads and the logs can find it.
 GstElement *make_bin(const std::string &desc, const char *name, std::string *error) {
@@ -62,8 +62,9 @@ sdp::LocalMedia MonitorMedia::local(bool early) const {
     sdp::LocalStream audio;
     audio.type = "audio";
     audio.port = audio_.port;
-    for (const auto &c : settings_.audio_codecs)
-      audio.codecs.push_back({c, 8000, 1, is_pcma(c) ? 8 : 0, ""});
+    for (const audio::AudioCodec *c :
+         audio::usable_audio_codecs(settings_.audio_codecs, have_element))
+      audio.codecs.push_back({c->name, c->clock_rate, c->channels, c->pt, c->fmtp});
     audio.telephone_event = true;
     // While it rings the monitor only listens (and watches); it talks once answered.
     audio.direction = early ? "recvonly" : "sendrecv";
@@ -135,11 +136,16 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
         "udpsrc name=video_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_1 "
         "rtpbin.send_rtcp_src_1 ! multiudpsink name=video_rtcp sync=false async=false ";
   }
+  const audio::AudioCodec *codec = audio ? audio::find_audio_codec(audio->codec.encoding) : nullptr;
+  if (audio && !codec) {
+    *error = "audio codec " + audio->codec.encoding + " has no pipeline";
+    return false;
+  }
   if (audio) {
-    const bool pcma = is_pcma(audio->codec.encoding);
-    audio_codec_ = pcma ? "PCMA" : "PCMU";
-    const int samples = 8 * settings_.ptime_ms;
-    const std::string ptime_ns = std::to_string(int64_t(settings_.ptime_ms) * 1000000);
+    audio_codec_ = audio::audio_codec_label(*codec);
+    audio_rate_ = codec->sample_rate;
+    audio_packet_ms_ = audio::audio_packet_ms(*codec, settings_.ptime_ms);
+    const int samples = codec->sample_rate / 1000 * audio_packet_ms_;
     std::string src;
     const std::string &mic = settings_.microphone;
     if (mic == "test")
@@ -151,18 +157,16 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
       src = "autoaudiosrc";
     else
       src = "alsasrc device=" + mic;
-    desc += src +
-            " ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! "
-            "volume name=mic ! " +
-            std::string(pcma ? "alawenc ! rtppcmapay" : "mulawenc ! rtppcmupay") +
-            " name=audio_pay pt=" + std::to_string(audio->codec.pt) + " min-ptime=" + ptime_ns +
-            " max-ptime=" + ptime_ns +
+    // The microphone at the codec's own rate: 48 kHz for opus, 16 kHz for G.722.
+    desc += src + " ! audioconvert ! audioresample ! audio/x-raw,rate=" +
+            std::to_string(codec->sample_rate) + ",channels=1 ! volume name=mic ! " +
+            audio::audio_encoder_chain(*codec, audio_packet_ms_, "audio_pay") +
+            " pt=" + std::to_string(audio->codec.pt) +
             " ! rtpbin.send_rtp_sink_0 "
             "rtpbin.send_rtp_src_0 ! multiudpsink name=audio_rtp sync=false async=false "
             "rtpbin.send_rtcp_src_0 ! multiudpsink name=audio_rtcp sync=false async=false "
-            "udpsrc name=audio_rtp_in caps=\"application/x-rtp,media=audio,clock-rate=8000,"
-            "encoding-name=" +
-            audio_codec_ + ",payload=" + std::to_string(audio->codec.pt) +
+            "udpsrc name=audio_rtp_in caps=\"" +
+            audio::audio_rtp_caps(*codec, audio->codec.pt) +
             "\" ! rtpbin.recv_rtp_sink_0 "
             "udpsrc name=audio_rtcp_in caps=application/x-rtcp ! rtpbin.recv_rtcp_sink_0 ";
   }
@@ -240,10 +244,9 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
       sink = "autoaudiosink";
     else
       sink = "alsasink device=" + spk;
-    const bool pcma = audio_codec_ == "PCMA";
-    speaker_ = make_bin(std::string(pcma ? "rtppcmadepay ! alawdec" : "rtppcmudepay ! mulawdec") +
-                            " ! audioconvert ! audioresample ! " + sink,
-                        "speaker", error);
+    speaker_ =
+        make_bin(audio::audio_decoder_chain(*codec) + " ! audioconvert ! audioresample ! " + sink,
+                 "speaker", error);
     if (!speaker_) return false;
     gst_bin_add(GST_BIN(p), speaker_);
     gst_object_ref(speaker_);
@@ -408,10 +411,13 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
       if (a.telephone_event_pt >= 0) {
         TelephoneEventOptions o;
         o.payload_type = a.telephone_event_pt;
-        o.packet_duration = static_cast<uint32_t>(8 * settings_.ptime_ms);
+        // Events count in the audio's clock (RFC 4733 §2.1): 960 a 20 ms
+        // packet at opus's 48 kHz, 160 at 8 kHz.
+        const int ms = audio_packet_ms_ > 0 ? audio_packet_ms_ : settings_.ptime_ms;
+        o.packet_duration = audio::rtp_units(a.codec.clock_rate, ms);
         // About 100 ms of tone, three end packets, then a gap of about 60 ms.
-        o.tone_packets = std::max(1, 100 / settings_.ptime_ms);
-        o.gap_packets = std::max(2, 60 / settings_.ptime_ms);
+        o.tone_packets = std::max(1, 100 / ms);
+        o.gap_packets = std::max(2, 60 / ms);
         std::lock_guard<std::mutex> guard(lock_);
         if (!dtmf_.busy()) dtmf_ = TelephoneEventWriter(o);
       }

@@ -77,6 +77,7 @@ class MonitorMedia {
   const std::string &video_codec() const { return video_codec_; }
   const std::string &video_decoder() const { return video_decoder_; }
   const std::string &audio_codec() const { return audio_codec_; }
+  int audio_rate() const { return audio_rate_; }
   bool audio_sending() const { return sending_audio_.load(); }
   // SRTP per stream: the suite agreed, "" for plain RTP (never the key).
   std::string audio_srtp() const { return audio_srtp_.suite(); }
@@ -111,7 +112,9 @@ class MonitorMedia {
   GstElement *audio_rtp_sink_ = nullptr, *audio_rtcp_sink_ = nullptr, *mic_volume_ = nullptr;
   std::string video_rtcp_dest_, audio_dest_, audio_rtcp_dest_;
   guint bus_watch_ = 0;
-  std::string video_codec_, video_decoder_, audio_codec_;
+  std::string video_codec_, video_decoder_, audio_codec_;  // audio_codec_: "opus/48000"
+  int audio_rate_ = 0;                                     // the PCM rate of microphone and speaker
+  int audio_packet_ms_ = 0;                                // what one audio packet holds
   bool mic_on_ = true;
   int telephone_event_pt_ = -1;
 

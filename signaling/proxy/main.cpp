@@ -27,6 +27,8 @@ int main(int argc, char **argv) {
   int rc = 0;
   {
     proxy::Proxy proxy(settings);
+    daemon.on_reload([&proxy] { return proxy.reload_tls(); });
+    proxy.set_reload([&daemon] { return daemon.reload(); });
     std::string error;
     if (!proxy.start(daemon.root(), &error)) {
       PLOG_ERROR("%s", error.c_str());

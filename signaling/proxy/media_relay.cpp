@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "rtpfork/keyframe_detect.h"
+#include "sip/sdp/crypto_attr.h"
 
 namespace portier::proxy {
 namespace {
@@ -46,23 +47,65 @@ RelayEngine::Leg leg(const PortPool::Pair &ports, const sdp::Media &peer) {
           RelayAddress::from(peer.rtcp_address, peer.rtcp_port)};
 }
 
-struct BranchMedia {
+// SDES-keyed SRTP (RFC 4568): RTP/SAVP, RTP/SAVPF. DTLS-SRTP (UDP/TLS/...) is not.
+bool is_sdes_profile(const std::string &protocol) {
+  return protocol == "RTP/SAVP" || protocol == "RTP/SAVPF";
+}
+bool is_dtls_profile(const std::string &protocol) { return protocol.rfind("UDP/TLS/", 0) == 0; }
+
+std::string suite_list() {
+  std::string out;
+  for (sdp::SrtpSuite s : sdp::kAllSrtpSuites)
+    out += (out.empty() ? "" : ", ") + std::string(sdp::suite_name(s));
+  return out;
+}
+
+// The first a=crypto line of `m` the relay can use, in the sender's order of
+// preference (RFC 4568 §7.1.1); lines it cannot use are skipped (§6.1), a
+// malformed one is an error.
+std::optional<sdp::CryptoAttr> choose_crypto(const sdp::Media &m, size_t index,
+                                             std::string *error) {
+  std::optional<sdp::CryptoAttr> chosen;
+  for (const std::string &line : m.crypto) {
+    bool unsupported = false;
+    std::string why;
+    auto a = sdp::parse_crypto(line, &why, &unsupported);
+    if (!a && !unsupported) {
+      *error = "SDP m=" + m.type + " (line " + std::to_string(index + 1) + "): " + why;
+      return std::nullopt;
+    }
+    if (a && !chosen) chosen = std::move(a);
+  }
+  if (!chosen)
+    *error = "SDP m=" + m.type + ": no a=crypto line with a suite the relay supports (" +
+             suite_list() + ")";
+  return chosen;
+}
+
+}  // namespace
+
+struct MediaRelay::BranchMedia {
   PortPool::Pair ports;
   bool connected = false;
+  std::vector<sdp::CryptoAttr> offered;  // the relay's keys in this branch's offer, by tag
+  sdp::CryptoAttr to_device;             // the offered line its answer chose
+  sdp::CryptoKey from_device;            // its answer's key
 };
 
-struct Branch {
+struct MediaRelay::Branch {
   size_t index = 0;
   std::vector<BranchMedia> media;  // one per stream (no ports: not relayed)
   bool connected = false;
 };
 
-struct Stream {
+struct MediaRelay::Stream {
   sdp::Media offer;
   PortPool::Pair ports;  // caller-facing
+  // SRTP terminated on this stream (the caller offered SDES and the relay terminates).
+  bool srtp = false;
+  sdp::CryptoAttr from_caller;  // the caller's chosen line: its tag, suite and sending key
+  sdp::CryptoKey to_caller;     // the relay's key toward the caller (that tag and suite)
 };
-
-}  // namespace
 
 struct MediaRelay::Call {
   std::string id;
@@ -150,10 +193,19 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
       *error = e;
       return false;
     }
+    if (std::string e = policy_error(m); !e.empty()) {
+      *error = e;
+      return false;
+    }
     any = true;
   }
   if (!any) {
     *error = "no audio or video to relay";
+    for (const sdp::Media &m : session.media)
+      if (m.port && is_dtls_profile(m.protocol))
+        *error = "SDP m=" + m.type + ": " + m.protocol +
+                 " (DTLS-SRTP) is not supported: offer SDES (RTP/SAVP or RTP/SAVPF with "
+                 "a=crypto, RFC 4568)";
     return false;
   }
   auto c = std::make_unique<Call>();
@@ -162,8 +214,24 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
   c->offer = std::string(offer);
   c->offer_sdp = std::move(offer_sdp);
   c->started = c->last_signalled = clock::mono_s();
-  for (const sdp::Media &m : c->offer_sdp->summary().media) {
-    c->streams.push_back(Stream{m, {}});
+  const bool terminate = settings_.encryption == RelaySettings::Encryption::Terminate;
+  for (size_t i = 0; i < c->offer_sdp->summary().media.size(); ++i) {
+    const sdp::Media &m = c->offer_sdp->summary().media[i];
+    c->streams.emplace_back();
+    c->streams.back().offer = m;
+    if (relayable(m) && terminate && is_sdes_profile(m.protocol)) {
+      Stream &st = c->streams.back();
+      auto chosen = choose_crypto(m, i, error);
+      auto ours = chosen ? sdp::CryptoKey::generate(chosen->key.suite) : std::nullopt;
+      if (!ours) {
+        if (chosen) *error = "no random bytes for an SRTP key";
+        destroy(c.release());
+        return false;
+      }
+      st.srtp = true;
+      st.from_caller = std::move(*chosen);
+      st.to_caller = std::move(*ours);
+    }
     if (relayable(m)) {
       auto pair = ports_.take(error);
       if (!pair) {
@@ -186,7 +254,22 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
     const Stream &st = c->streams[i];
     if (!st.ports.port) continue;
     const sdp::Payload *p = st.offer.payloads.empty() ? nullptr : &st.offer.payloads.front();
-    engine_.add_stream(c->media, i, leg(st.ports, st.offer), codec_of(st.offer),
+    RelayEngine::Leg caller = leg(st.ports, st.offer);
+    // The relay accepts mux whenever it is offered (RFC 5761 §5.1.1).
+    caller.rtcp_mux = st.offer.rtcp_mux;
+    if (st.srtp) {
+      caller.srtp_in =
+          SrtpContext::create(st.from_caller.key, SrtpContext::Direction::Inbound, error);
+      if (caller.srtp_in)
+        caller.srtp_out =
+            SrtpContext::create(st.to_caller, SrtpContext::Direction::Outbound, error);
+      if (!caller.srtp_out) {
+        *why = Refusal::BadSdp;
+        destroy(c.release());
+        return false;
+      }
+    }
+    engine_.add_stream(c->media, i, std::move(caller), codec_of(st.offer),
                        p && p->clock_rate ? p->clock_rate : 90000);
   }
   PLOG_INFO("relay: call-id=%s relayed, %zu stream(s)", call_id.c_str(), c->streams.size());
@@ -224,8 +307,15 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
       }
       bm.ports = *pair;
     }
-    endpoints.push_back(endpoint(bm.ports.port));
-    b.media.push_back(bm);
+    sdp::RelayEndpoint e = endpoint(bm.ports.port);
+    e.rtcp_mux = bm.ports.port && s.offer.rtcp_mux;
+    if (!crypto_for_branch(s, &bm, &e, error)) {
+      for (auto &m : b.media) ports_.give_back(m.ports);
+      ports_.give_back(bm.ports);
+      return std::nullopt;
+    }
+    endpoints.push_back(std::move(e));
+    b.media.push_back(std::move(bm));
   }
   auto sdp_out = c->offer_sdp->print(endpoints, error);
   if (!sdp_out) {
@@ -285,14 +375,23 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
       usable[i] = false;
     }
   }
+  // The answer must meet the policy (SRTP where the caller offered it) before
+  // anything of it is used: a branch that does not is a failed branch.
+  std::vector<RelayEngine::Leg> legs(c->streams.size());
+  for (size_t i = 0; i < c->streams.size(); ++i) {
+    if (!usable[i]) continue;
+    const sdp::Media &m = answer->media[i];
+    legs[i] = leg(b.media[i].ports, m);
+    legs[i].rtcp_mux = c->streams[i].offer.rtcp_mux && m.rtcp_mux;
+    if (!answer_keys(c->streams[i], i, m, &b.media[i], &legs[i], &a.error)) return a;
+  }
   // Connect the branch on its first answer with SDP, while the call has room
   // for one more early stream (a 200 always gets one).
   if (!b.connected && (final || c->connected < settings_.max_early_media)) {
     for (size_t i = 0; i < c->streams.size(); ++i) {
       BranchMedia &bm = b.media[i];
-      const sdp::Media &m = answer->media[i];
       if (!usable[i]) continue;  // not relayed, or rejected
-      engine_.add_branch(c->media, i, branch, leg(bm.ports, m));
+      engine_.add_branch(c->media, i, branch, std::move(legs[i]));
       bm.connected = true;
     }
     b.connected = true;
@@ -311,7 +410,7 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
   }
   std::vector<sdp::RelayEndpoint> endpoints;
   for (size_t i = 0; i < c->streams.size(); ++i)
-    endpoints.push_back(endpoint(usable[i] ? c->streams[i].ports.port : 0));
+    endpoints.push_back(caller_endpoint(c->streams[i], usable[i]));
   auto out = answer_sdp.print(endpoints, &a.error);
   if (!out) return a;
   a.sdp = *out;
@@ -357,7 +456,9 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
         return std::nullopt;
       }
     }
-    endpoints.push_back(endpoint(from_caller ? w.media[i].ports.port : s.ports.port));
+    sdp::RelayEndpoint e = endpoint(from_caller ? w.media[i].ports.port : s.ports.port);
+    if (!crypto_in_dialog(s, w.media[i], i, from_caller, m, &e, error)) return std::nullopt;
+    endpoints.push_back(std::move(e));
   }
   auto out = parsed.print(endpoints, error);
   if (!out) return std::nullopt;
@@ -372,6 +473,122 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
                         RelayAddress::from(m.rtcp_address, m.rtcp_port));
   }
   return out;
+}
+
+// ------------------------------------------------------------------ SRTP policy
+
+std::string MediaRelay::policy_error(const sdp::Media &m) const {
+  if (settings_.encryption_mandatory && !is_sdes_profile(m.protocol) &&
+      !is_dtls_profile(m.protocol))
+    return "SDP m=" + m.type + ": plain RTP (" + m.protocol +
+           ") offered; this relay requires SRTP (RTP/SAVP with a=crypto, RFC 4568)";
+  return "";
+}
+
+bool MediaRelay::crypto_for_branch(const Stream &s, BranchMedia *bm, sdp::RelayEndpoint *e,
+                                   std::string *error) const {
+  if (settings_.encryption == RelaySettings::Encryption::Passthrough) return true;
+  e->crypto.emplace();  // no key of the caller ever reaches a device
+  if (!s.srtp || !bm->ports.port) return true;
+  // A fresh key per suite and branch, the caller's suite first (RFC 4568 §7.1.1:
+  // in order of preference), every other suite after it.
+  std::vector<sdp::SrtpSuite> suites{s.from_caller.key.suite};
+  for (sdp::SrtpSuite x : sdp::kAllSrtpSuites)
+    if (x != s.from_caller.key.suite) suites.push_back(x);
+  for (size_t i = 0; i < suites.size(); ++i) {
+    auto key = sdp::CryptoKey::generate(suites[i]);
+    if (!key) {
+      *error = "no random bytes for an SRTP key";
+      return false;
+    }
+    bm->offered.push_back({static_cast<unsigned>(i + 1), std::move(*key)});
+    e->crypto->push_back(sdp::print_crypto(bm->offered.back()));
+  }
+  return true;
+}
+
+bool MediaRelay::answer_keys(const Stream &s, size_t index, const sdp::Media &m, BranchMedia *bm,
+                             RelayEngine::Leg *leg, std::string *error) const {
+  if (!s.srtp) {
+    if (settings_.encryption_mandatory && !is_sdes_profile(m.protocol)) {
+      *error = "the answer's m=" + m.type + " is plain RTP (" + m.protocol +
+               "); this relay requires SRTP";
+      return false;
+    }
+    return true;
+  }
+  // RFC 4568 §7.1.2: the answer has one a=crypto line, with the tag and suite
+  // of an offered one, and the answerer's own key.
+  const std::string where =
+      "the answer's m=" + m.type + " (line " + std::to_string(index + 1) + ")";
+  if (!is_sdes_profile(m.protocol)) {
+    *error = where + " is " + m.protocol + ", the offer was SRTP (RFC 4568 section 7.1.2)";
+    return false;
+  }
+  if (m.crypto.size() != 1) {
+    *error = where + " has " + std::to_string(m.crypto.size()) +
+             " a=crypto lines, not one (RFC 4568 section 7.1.2)";
+    return false;
+  }
+  std::string why;
+  auto a = sdp::parse_crypto(m.crypto.front(), &why);
+  if (!a) {
+    *error = where + ": " + why;
+    return false;
+  }
+  const sdp::CryptoAttr *offered = nullptr;
+  for (const sdp::CryptoAttr &o : bm->offered)
+    if (o.tag == a->tag && o.key.suite == a->key.suite) offered = &o;
+  if (!offered) {
+    *error = where + ": a=crypto tag " + std::to_string(a->tag) + " with " +
+             sdp::suite_name(a->key.suite) + " answers no offered line (RFC 4568 section 7.1.2)";
+    return false;
+  }
+  for (const sdp::CryptoAttr &o : bm->offered)
+    if (o.key == a->key) {  // our own key sent back: it would protect two streams
+      *error = where + ": the answer's key is the relay's own (RFC 3711 section 9.1)";
+      return false;
+    }
+  leg->srtp_in = SrtpContext::create(a->key, SrtpContext::Direction::Inbound, error);
+  if (leg->srtp_in)
+    leg->srtp_out = SrtpContext::create(offered->key, SrtpContext::Direction::Outbound, error);
+  if (!leg->srtp_out) return false;
+  bm->to_device = *offered;
+  bm->from_device = a->key;
+  return true;
+}
+
+sdp::RelayEndpoint MediaRelay::caller_endpoint(const Stream &s, bool usable) const {
+  sdp::RelayEndpoint e = endpoint(usable ? s.ports.port : 0);
+  e.rtcp_mux = usable && s.offer.rtcp_mux;
+  if (settings_.encryption == RelaySettings::Encryption::Passthrough) return e;
+  e.crypto.emplace();  // a device's key never reaches the caller
+  // RFC 4568 §7.1.2: the caller's chosen tag and suite, with the relay's key.
+  if (s.srtp && usable) e.crypto->push_back(sdp::print_crypto({s.from_caller.tag, s.to_caller}));
+  return e;
+}
+
+bool MediaRelay::crypto_in_dialog(const Stream &s, const BranchMedia &w, size_t index,
+                                  bool from_caller, const sdp::Media &m, sdp::RelayEndpoint *e,
+                                  std::string *error) const {
+  if (settings_.encryption == RelaySettings::Encryption::Passthrough) return true;
+  e->crypto.emplace();
+  if (!s.srtp || !s.ports.port || !m.port) return true;
+  // The sender keeps its key (RFC 4568 §7.1.4 lets it change; the relay does
+  // not re-key yet, and says so rather than drop its packets): one of its
+  // lines must carry the key in use.
+  const sdp::CryptoKey &in_use = from_caller ? s.from_caller.key : w.from_device;
+  bool kept = false;
+  for (const std::string &line : m.crypto)
+    if (auto a = sdp::parse_crypto(line, nullptr); a && a->key == in_use) kept = true;
+  if (!kept) {
+    *error = "SDP m=" + m.type + " (line " + std::to_string(index + 1) +
+             "): a new SRTP key inside the call (RFC 4568 section 7.1.4) is not supported";
+    return false;
+  }
+  e->crypto->push_back(from_caller ? sdp::print_crypto(w.to_device)
+                                   : sdp::print_crypto({s.from_caller.tag, s.to_caller}));
+  return true;
 }
 
 void MediaRelay::branch_gone(const std::string &call_id, size_t branch) {
@@ -438,11 +655,23 @@ std::string MediaRelay::json() const {
     for (const auto &s : c->streams) ports += s.ports.port ? 2 : 0;
     for (const auto &[idx, b] : c->branches)
       for (const auto &bm : b.media) ports += bm.ports.port ? 2 : 0;
+    uint64_t caller_rejected = 0;
+    bool srtp = false;
+    for (size_t i = 0; i < c->streams.size(); ++i) {
+      srtp |= c->streams[i].srtp;
+      if (c->streams[i].ports.port)
+        caller_rejected += engine_.fork_counters(c->media, i).srtp_rejected;
+    }
     w.begin_object()
         .field("call_id", id)
         .field("age", now - c->started)
         .field("idle", now - last_activity(c.get()))
         .field("ports", ports)
+        .field("srtp", srtp ? "terminated"
+                       : settings_.encryption == RelaySettings::Encryption::Passthrough
+                           ? "passthrough"
+                           : "none")
+        .field("caller_srtp_rejected", caller_rejected)
         .key("branches")
         .begin_array();
     for (const auto &[idx, b] : c->branches) {
@@ -453,6 +682,7 @@ std::string MediaRelay::json() const {
           .field("winner", c->winner == static_cast<long>(idx))
           .field("packets", n.packets)
           .field("bytes", n.bytes)
+          .field("srtp_rejected", n.srtp_rejected)
           .end_object();
     }
     w.end_array().end_object();

@@ -12,6 +12,12 @@
 // whatever the branch. Symmetric RTP: after the first packet from a peer, we
 // send to where its packets really come from.
 //
+// SRTP (SDES, RFC 4568) is terminated per leg unless `encryption = passthrough`:
+// each branch's offer carries fresh keys of the relay's, its answer's key is
+// used for that branch only, and the caller's answer carries a relay key under
+// the caller's tag, so no key protects two streams (RFC 3711 §9.1). a=rtcp-mux
+// (RFC 5761) is offered to the devices and answered when the caller offered it.
+//
 // Runs on the proxy's GLib main loop.
 #pragma once
 
@@ -104,6 +110,9 @@ class MediaRelay {
   struct Call;
 
  private:
+  struct Stream;       // one m= line: the caller-facing ports and keys
+  struct BranchMedia;  // one m= line of one branch
+  struct Branch;
   void destroy(Call *c);
   // Monotonic seconds of the call's last packet or signalling.
   int64_t last_activity(const Call *c) const;
@@ -114,6 +123,21 @@ class MediaRelay {
   Refusal over_limit(const Owner &owner, std::string *error) const;
   // Where rewritten SDP points for a relay port pair starting at rtp_port.
   sdp::RelayEndpoint endpoint(uint16_t rtp_port) const;
+
+  // SRTP and the encryption policy (media_relay.cpp's Stream and BranchMedia).
+  // Why an offered stream breaks the policy, "" when it does not.
+  std::string policy_error(const sdp::Media &m) const;
+  // A branch offer's a=crypto lines: fresh keys of the relay's, kept in *bm.
+  bool crypto_for_branch(const Stream &s, BranchMedia *bm, sdp::RelayEndpoint *e,
+                         std::string *error) const;
+  // A branch answer's key checked against the offer, and the leg's contexts.
+  bool answer_keys(const Stream &s, size_t index, const sdp::Media &m, BranchMedia *bm,
+                   RelayEngine::Leg *leg, std::string *error) const;
+  // The caller's answer for stream `s`: the relay's ports, mux, its key.
+  sdp::RelayEndpoint caller_endpoint(const Stream &s, bool usable) const;
+  // SDP inside the answered call: the sender keeps its key; the receiver gets the relay's.
+  bool crypto_in_dialog(const Stream &s, const BranchMedia &w, size_t index, bool from_caller,
+                        const sdp::Media &m, sdp::RelayEndpoint *e, std::string *error) const;
 
   RelaySettings settings_;
   PortPool ports_;

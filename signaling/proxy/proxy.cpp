@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "proxy/allocator.h"
 #include "proxy/chain/build_chain.h"
+#include "proxy/chain/target_resolver.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
@@ -41,6 +42,9 @@ namespace {
 // and text, come from that one block instead of a malloc and a free each.
 // 1 KiB saved a third of what 2 KiB does; 4 KiB no more than 2.
 constexpr unsigned kMessagePreload = 2048;
+// Leaf, up to three intermediates (a cross-signed public chain), root; sofia's
+// default of 2 fails the longer public chains (docs/TLS.md §3).
+constexpr unsigned kTlsVerifyDepth = 4;
 
 // mkdir -p for the state directory.
 bool make_dirs(const std::string &path, std::string *error) {
@@ -156,41 +160,78 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   const unsigned idle_ms = static_cast<unsigned>(settings_.idle_timeout) * 1000u;
   const unsigned stalled_ms =
       static_cast<unsigned>(settings_.tcp_incomplete_message_timeout) * 1000u;
-  // No default leg: every request not matching a transaction comes to
-  // on_message, which answers REGISTER statelessly and creates a server
-  // transaction for the rest.
-  agent_ =
-      nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message, this,
-                       NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
-                       // The parser keeps each header's text: a header forwarded or
-                       // answered unchanged goes out as it came instead of being
-                       // printed again (sipmsg::reply_stateless, forwarded requests).
-                       NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
-                       // One block per message for its headers: see kMessagePreload.
-                       NTATAG_PRELOAD(kMessagePreload),
-                       // No STUN server on the SIP port: not our job, and its
-                       // replies and logs bypass ours.
-                       TPTAG_STUN_SERVER(0),
-                       // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
-                       // TCP with a CRLF pong, so devices behind NAT keep their flow.
-                       TPTAG_PONG2PING(1),
-                       // Closed by sofia itself: see idle_ms and stalled_ms above.
-                       TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(stalled_ms),
-                       // Room for bursts (a house-wide ring, a registration storm
-                       // after a power cut) while the loop is busy.
-                       TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024), TAG_END());
-  if (!agent_) {
-    *error = "cannot listen on " + settings_.transports[0] +
-             ": is the address local and the port free? (log-level = debug tells more)";
-    return false;
+  // Each TLS transport's files are checked and sofia's directory for it
+  // written before any sofia call (docs/TLS.md §2).
+  tls_.resize(settings_.transports.size());
+  for (size_t i = 0; i < settings_.transports.size(); ++i) {
+    if (!settings_.transport_tls[i]) continue;
+    tls_[i] = std::make_unique<tls::Transport>();
+    tls_[i]->name = settings_.transports[i];
+    tls_[i]->settings = *settings_.transport_tls[i];
+    tls_[i]->directory = settings_.state_directory + "/tls-" + std::to_string(i);
+    if (!tls::prepare(tls_[i].get(), error)) return false;
   }
-  for (size_t i = 1; i < settings_.transports.size(); ++i) {
-    if (nta_agent_add_tport(agent_, URL_STRING_MAKE(settings_.transports[i].c_str()), TAG_END()) <
-        0) {
+  // The TLS tags go on every call that makes a TLS transport: a transport
+  // added later does not inherit the first call's (docs/TLS.md §2).
+  for (size_t i = 0; i < settings_.transports.size(); ++i) {
+    tls::Transport *t = tls_[i].get();
+    const char *dir = t ? t->directory.c_str() : nullptr;
+    // RFC 5922 §7.3 (a client checks the server's name), §7.4 (a server may
+    // ask the client for a certificate).
+    const int policy = !t ? TPTLS_VERIFY_NONE
+                          : (t->settings.verify_incoming ? TPTLS_VERIFY_IN : 0) |
+                                (t->settings.verify_outgoing ? TPTLS_VERIFY_SUBJECTS_OUT : 0);
+    tls::Capture capture;
+    if (i == 0) {
+      // No default leg: every request not matching a transaction comes to
+      // on_message, which answers REGISTER statelessly and creates a server
+      // transaction for the rest.
+      agent_ = nta_agent_create(root, URL_STRING_MAKE(settings_.transports[0].c_str()), on_message,
+                                this, NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CANCEL_487(1),
+                                // The parser keeps each header's text: a header forwarded or
+                                // answered unchanged goes out as it came instead of being
+                                // printed again (sipmsg::reply_stateless, forwarded requests).
+                                NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
+                                // One block per message for its headers: see kMessagePreload.
+                                NTATAG_PRELOAD(kMessagePreload),
+                                // No STUN server on the SIP port: not our job, and its
+                                // replies and logs bypass ours.
+                                TPTAG_STUN_SERVER(0),
+                                // RFC 5626 §4.4.1: answer a CRLFCRLF keep-alive ping on
+                                // TCP with a CRLF pong, so devices behind NAT keep their flow.
+                                TPTAG_PONG2PING(1),
+                                // Closed by sofia itself: see idle_ms and stalled_ms above.
+                                TPTAG_IDLE(idle_ms), TPTAG_TIMEOUT(stalled_ms),
+                                // Room for bursts (a house-wide ring, a registration storm
+                                // after a power cut) while the loop is busy.
+                                TPTAG_UDP_RMEM(2 * 1024 * 1024), TPTAG_UDP_WMEM(1024 * 1024),
+                                TAG_IF(t, TPTAG_CERTIFICATE(dir)),
+                                TAG_IF(t, TPTAG_TLS_VERIFY_POLICY(policy)),
+                                TAG_IF(t, TPTAG_TLS_VERIFY_DEPTH(kTlsVerifyDepth)), TAG_END());
+      if (!agent_) {
+        *error = "cannot listen on " + settings_.transports[0] +
+                 ": is the address local and the port free? (log-level = debug tells more)";
+        return false;
+      }
+    } else if (nta_agent_add_tport(
+                   agent_, URL_STRING_MAKE(settings_.transports[i].c_str()),
+                   TAG_IF(t, TPTAG_CERTIFICATE(dir)), TAG_IF(t, TPTAG_TLS_VERIFY_POLICY(policy)),
+                   TAG_IF(t, TPTAG_TLS_VERIFY_DEPTH(kTlsVerifyDepth)), TAG_END()) < 0) {
       *error = "cannot listen on " + settings_.transports[i] +
                ": is the address local and the port free? (log-level = debug tells more)";
       return false;
     }
+    if (!t) continue;
+    if (!tls::adopt(t, capture.contexts(), t->settings.ciphers != kDefaultTlsCiphers, error))
+      return false;
+    PLOG_INFO(
+        "tls: %s serves %s, serial %s, until %s, %zu intermediate(s); clients %s, servers %s%s",
+        t->name.c_str(), t->certificate.subject.c_str(), t->certificate.serial.c_str(),
+        t->certificate.not_after.c_str(), t->certificate.intermediates,
+        t->settings.verify_incoming ? "must show a certificate from the CA file"
+                                    : "are not asked for a certificate",
+        t->settings.verify_outgoing ? "verified with their name" : "not verified",
+        !t->contexts.empty() ? (", TLS 1.2+, ciphers " + t->settings.ciphers).c_str() : "");
   }
   for (tport_t *tp = nta_agent_tports(agent_); tp; tp = tport_next(tp)) {
     const tp_name_t *n = tport_name(tp);
@@ -227,7 +268,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       RouterEnv{agent_, root_, settings_, users_, names_, events_,
                 [this](nta_incoming_t *irq, msg_t *msg, const std::vector<std::string> &targets) {
                   return record_route_for(irq, msg, targets);
-                }},
+                },
+                [this](const url_t *target) { return flow_for(target); }},
       relay_observer_.get());
   tcp_ = std::make_unique<TcpConnections>(
       agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
@@ -338,10 +380,50 @@ std::string Proxy::uri_for(const HostPort &hp) const {
   return uri;
 }
 
+std::string Proxy::reload_tls() {
+  std::string failed;
+  for (const auto &t : tls_) {
+    if (!t) continue;
+    std::string report, error;
+    if (tls::reload(t.get(), t->settings.files, &report, &error)) {
+      PLOG_INFO("tls: reloaded %s", report.c_str());
+    } else {
+      PLOG_ERROR("tls: reload refused, the old certificate is still served: %s", error.c_str());
+      failed += (failed.empty() ? "" : "; ") + error;
+    }
+  }
+  return failed;
+}
+
+std::string Proxy::flow_for(const url_t *target) const {
+  if (!target || !target->url_host || tcp_->flows() == 0) return "";
+  // Only a target on a stream transport can be a flow's: a UDP device's
+  // in-dialog requests cost no look-up.
+  const std::string proto = transport_of(target);
+  if (strcasecmp(proto.c_str(), "tcp") != 0 && strcasecmp(proto.c_str(), "tls") != 0) return "";
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  std::string hop;
+  for (const auto &[aor, bindings] : locations_.records()) {
+    for (const Binding &b : bindings) {
+      if (b.received.compare(0, 4, "tls:") != 0 && b.received.compare(0, 4, "tcp:") != 0) continue;
+      const url_t *c = url_make(home, b.contact.c_str());
+      if (c && url_cmp(c, target) == 0) {
+        hop = chain::next_hop_for(c, b.received);
+        break;
+      }
+    }
+    if (!hop.empty()) break;
+  }
+  su_home_deinit(home);
+  return hop;
+}
+
 std::vector<std::string> Proxy::record_route_for(nta_incoming_t *irq, msg_t *msg,
                                                  const std::vector<std::string> &targets) {
   tport_t *tp = nta_incoming_transport(agent_, irq, msg);
-  const tp_name_t *n = tp ? tport_name(tp) : nullptr;
+  // A connection's name is its peer's; the entry names our listening point.
+  tport_t *primary = tp && tport_is_secondary(tp) ? tport_parent(tp) : tp;
+  const tp_name_t *n = primary ? tport_name(primary) : nullptr;
   HostPort in;
   if (n && n->tpn_host && n->tpn_port) {
     in.proto = n->tpn_proto ? n->tpn_proto : "udp";
@@ -500,8 +582,8 @@ std::string Proxy::stats_json() const {
                       TAG_END());
   const allocator::Usage memory = allocator::usage();
   const udp_fastpath::Status fast = udp_fastpath::status();
-  return json::Writer()
-      .begin_object()
+  json::Writer w;
+  w.begin_object()
       .field("bindings", locations_.binding_count())
       .field("transactions", router_->transactions())
       .field("server_transactions", irqs)
@@ -511,9 +593,20 @@ std::string Proxy::stats_json() const {
       .field("memory_resident_kb", memory.resident / 1024)
       .field("udp_fastpath", fast.active ? std::string("on") : fast.why)
       .field("udp_fastpath_datagrams", fast.datagrams)
-      .field("udp_fastpath_resends", fast.resends)
-      .end_object()
-      .take();
+      .field("udp_fastpath_resends", fast.resends);
+  // What each TLS transport serves now (reload changes it): for renewal checks.
+  w.key("tls").begin_array();
+  for (const auto &t : tls_)
+    if (t)
+      w.begin_object()
+          .field("transport", t->name)
+          .field("subject", t->certificate.subject)
+          .field("serial", t->certificate.serial)
+          .field("not_after", t->certificate.not_after)
+          .field("hardened", !t->contexts.empty())
+          .end_object();
+  w.end_array();
+  return w.end_object().take();
 }
 
 std::string Proxy::unban(const std::string &address) {
@@ -561,6 +654,13 @@ std::vector<control::Command> Proxy::control_commands() {
       {"unban", "ADDRESS|all", "lift one ban, or every ban",
        [this](Args address) {
          return address.empty() ? control::error("unban ADDRESS|all") : unban(address);
+       }},
+      {"reload", "", "load the TLS certificates, keys and CA files again (as SIGHUP does)",
+       [this](Args) {
+         const std::string failed = reload_ ? reload_() : reload_tls();
+         return failed.empty()
+                    ? json::Writer().begin_object().field("result", "reloaded").end_object().take()
+                    : control::error("reload failed, the old state is kept: " + failed);
        }},
   };
 }

@@ -34,6 +34,7 @@
 #include "proxy/sofia.h"
 #include "proxy/static_records.h"
 #include "runtime/control_socket.h"
+#include "tls/tls_transport.h"
 
 namespace portier::proxy {
 
@@ -52,6 +53,12 @@ class Proxy {
   // Loads users, static records and saved registrations, opens the transports
   // and the control socket. Errors name the file or transport.
   bool start(su_root_t *root, std::string *error);
+  // Loads every TLS transport's certificate, key and CA file again into its
+  // live context (docs/TLS.md §6); "" or what failed (that transport keeps
+  // what it had). A Daemon reload handler.
+  std::string reload_tls();
+  // What the control socket's "reload" runs (Daemon::reload).
+  void set_reload(std::function<std::string()> reload) { reload_ = std::move(reload); }
   // Saves registrations and closes everything.
   void stop();
 
@@ -61,6 +68,8 @@ class Proxy {
   // differ, two entries (RFC 5658 double record-routing): the callee-facing one
   // on top, so each side's first hop is our address on its own transport. Each
   // entry carries a signature over the dialog (see DialogValidator::route_signed).
+  // RouterEnv::flow_for: the connection a device registered on.
+  std::string flow_for(const url_t *target) const;
   std::vector<std::string> record_route_for(nta_incoming_t *irq, msg_t *msg,
                                             const std::vector<std::string> &targets);
   // The transport ("udp", "tcp", "tls") a URI asks for.
@@ -108,6 +117,9 @@ class Proxy {
   std::unique_ptr<Router> router_;
   std::unique_ptr<MediaRelay> relay_;    // null when [module::MediaRelay] enabled = false
   std::unique_ptr<CallObserver> relay_observer_;  // the relay as the router sees it
+  // Per entry of settings_.transports: the TLS transport's live context, or null.
+  std::vector<std::unique_ptr<tls::Transport>> tls_;
+  std::function<std::string()> reload_;
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   std::unique_ptr<chain::DigestAuth> digest_auth_;  // null when authentication is off
   std::unique_ptr<chain::Registrar> registrar_;

@@ -13,7 +13,23 @@ std::string lower(std::string s) {
 config::Schema make_schema() {
   config::Schema s("portier-proxy");
   s.list("global", "transports", "sip:127.0.0.1:5060 sip:127.0.0.1:5060;transport=tcp",
-         "SIP URIs to listen on, space-separated; IPv6 as sip:[::1]:5060");
+         "SIP URIs to listen on, space-separated; IPv6 as sip:[::1]:5060. TLS: "
+         "sips:HOST:PORT (or sip:HOST:PORT;transport=tls), with the tls-* keys below as URI "
+         "parameters for that transport alone, plus tls-verify-incoming=1 (ask clients for a "
+         "certificate from the CA file) and tls-verify-outgoing=1 (check the certificate and "
+         "name of a TLS server we connect to); e.g. "
+         "sips:0.0.0.0:5061;tls-certificates-file=/etc/portier/proxy.crt;"
+         "tls-certificates-private-key=/etc/portier/proxy.key")
+      .str("global", "tls-certificates-file", "",
+           "PEM certificate chain of the TLS transports, leaf first (a fullchain.pem): the "
+           "intermediates are sent too")
+      .str("global", "tls-certificates-private-key", "",
+           "its unencrypted PEM private key (readable by the proxy only)")
+      .str("global", "tls-certificates-ca-file", "",
+           "PEM CA certificates that TLS peers are verified against (empty: none)")
+      .str("global", "tls-ciphers", kDefaultTlsCiphers,
+           "OpenSSL cipher list for TLS 1.2 (TLS 1.0 and 1.1 are never accepted; TLS 1.3 "
+           "uses OpenSSL's suites)");
   add_global_schema(s, "/run/portier/proxy.sock",
                     "registrations, calls, relay, stats, bans, unban, help");
   s.str("global", "state-directory", "/var/lib/portier",
@@ -26,7 +42,8 @@ config::Schema make_schema() {
                "one that carries a live registration stays while the binding lives")
       .integer("global", "tcp-incomplete-message-timeout", 60, 1, 3600,
                "seconds a TCP connection may stall in the middle of a SIP message, or a new one "
-               "wait before its first request, before it is closed")
+               "(TLS: its handshake included) wait before its first request, before it is "
+               "closed")
       .integer("global", "max-connections-per-source", 64, 1, 100000,
                "TCP connections one peer address may hold open; its newest beyond that are "
                "closed");
@@ -95,7 +112,20 @@ config::Schema make_schema() {
                "(0: no limit)")
       .integer("module::MediaRelay", "max-calls-per-source", 10, 0, 100000,
                "relayed calls one IP address may run at once; more get 503 with "
-               "Retry-After (0: no limit)");
+               "Retry-After (0: no limit)")
+      .str("module::MediaRelay", "encryption", "terminate",
+           "SRTP (SDES, RFC 4568) through the relay: terminate (the relay decrypts what each "
+           "side sends and encrypts for each branch with a key of its own, so no device "
+           "learns the door's key or another device's: RFC 3711 section 9.1) or passthrough "
+           "(the keys in SDP are copied to every branch and the packets pass unchanged, as "
+           "Flexisip does: weaker, every ringing device holds the door's key and could read or "
+           "forge what the door sends the others; kept for compatibility). One setting for every "
+           "leg today; a per-side setting (house, "
+           "WAN) comes with the WAN side")
+      .boolean("module::MediaRelay", "encryption-mandatory", false,
+               "refuse plain RTP: an offer without SRTP gets 488 with a Warning, a device "
+               "whose answer has none is a failed branch (one setting for every leg today, "
+               "per side later)");
   return s;
 }
 
@@ -110,9 +140,19 @@ std::string check_proxy_config(const config::Config &cfg) {
   auto transports = cfg.get_list("global", "transports");
   if (transports.empty())
     return cfg.where("global", "transports") + "at least one transport needed";
-  for (const auto &t : transports)
-    if (t.compare(0, 4, "sip:") != 0)
-      return cfg.where("global", "transports") + "'" + t + "' is not a sip: URI";
+  const TlsSettings tls_defaults = tls_defaults_from_config(cfg);
+  for (const auto &t : transports) {
+    TransportUri u;
+    std::string error;
+    if (!parse_transport_uri(t, tls_defaults, &u, &error))
+      return cfg.where("global", "transports") + error;
+    if (!u.tls) continue;
+    if (u.tls_settings.files.certificate_file.empty())
+      return cfg.where("global", "transports") + "'" + t +
+             "' needs a certificate: tls-certificates-file and tls-certificates-private-key";
+    if (!check_tls_files(u.tls_settings.files, &error))
+      return cfg.where("global", "transports") + error;
+  }
   for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
     if (parse_aor(g).empty())
       return cfg.where("module::Registrar", "group-addresses") + "'" + g +
@@ -140,19 +180,41 @@ std::string check_proxy_config(const config::Config &cfg) {
     if (latch != "signalled-host" && latch != "anywhere")
       return cfg.where("module::MediaRelay", "latch") + "'" + latch +
              "' is neither signalled-host nor anywhere";
+    const std::string encryption = cfg.get_string("module::MediaRelay", "encryption");
+    if (encryption != "terminate" && encryption != "passthrough")
+      return cfg.where("module::MediaRelay", "encryption") + "'" + encryption +
+             "' is neither terminate nor passthrough";
   }
   if (cfg.get_string("global", "state-directory").empty())
     return cfg.where("global", "state-directory") + "must not be empty";
   return "";
 }
 
+TlsSettings tls_defaults_from_config(const config::Config &cfg) {
+  TlsSettings d;
+  d.files = {cfg.get_string("global", "tls-certificates-file"),
+             cfg.get_string("global", "tls-certificates-private-key"),
+             cfg.get_string("global", "tls-certificates-ca-file")};
+  d.ciphers = cfg.get_string("global", "tls-ciphers");
+  return d;
+}
+
 ProxySettings settings_from_config(const config::Config &cfg) {
   ProxySettings s;
+  // What sofia is given: sips: for TLS, our tls-* parameters taken out.
+  const TlsSettings tls_defaults = tls_defaults_from_config(cfg);
+  for (const auto &t : cfg.get_list("global", "transports")) {
+    TransportUri u;
+    std::string error;
+    parse_transport_uri(t, tls_defaults, &u, &error);  // checked by check_proxy_config
+    s.transports.push_back(u.sofia_url);
+    s.transport_tls.push_back(u.tls ? std::optional<TlsSettings>(u.tls_settings) : std::nullopt);
+  }
   // nta binds UDP and TCP for a URI without ;transport=. When the same host:port
   // is also listed with an explicit transport, the bare one means UDP, as users
   // of "sip:H:P sip:H:P;transport=tcp" expect.
-  s.transports = cfg.get_list("global", "transports");
   for (auto &t : s.transports) {
+    if (t.compare(0, 5, "sips:") == 0) continue;
     if (t.find(";transport=") != std::string::npos) continue;
     for (const auto &other : s.transports)
       if (&other != &t && other.compare(0, t.size() + 11, t + ";transport=") == 0) {
@@ -212,6 +274,10 @@ ProxySettings settings_from_config(const config::Config &cfg) {
       static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-user"));
   s.relay.max_calls_per_source =
       static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-source"));
+  s.relay.encryption = cfg.get_string("module::MediaRelay", "encryption") == "passthrough"
+                           ? RelaySettings::Encryption::Passthrough
+                           : RelaySettings::Encryption::Terminate;
+  s.relay.encryption_mandatory = cfg.get_bool("module::MediaRelay", "encryption-mandatory");
   return s;
 }
 

@@ -3,6 +3,7 @@
 // names follow Flexisip's where the concept is the same.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "common/global_config.h"
 #include "common/log.h"
 #include "common/sip_address.h"
+#include "common/sip_transport.h"
 #include "proxy/location_store.h"
 
 namespace portier::proxy {
@@ -29,10 +31,17 @@ struct RelaySettings {
   bool latch_anywhere = false;    // the first packet from anywhere latches (else: the SDP's host)
   int max_calls_per_user = 5;     // concurrent relayed calls of one caller; 0: no limit
   int max_calls_per_source = 10;  // concurrent relayed calls from one IP address; 0: no limit
+  // SRTP: terminated per leg, or keys and packets passed through (weaker).
+  // One setting for every leg; issue 15 brings a house side and a WAN side.
+  enum class Encryption { Passthrough, Terminate };
+  Encryption encryption = Encryption::Terminate;
+  bool encryption_mandatory = false;  // plain RTP refused (488)
 };
 
 struct ProxySettings : GlobalSettings {
-  std::vector<std::string> transports;
+  std::vector<std::string> transports;  // as sofia takes them (sips: for TLS)
+  // Per entry of transports: its TLS settings, for a TLS transport.
+  std::vector<std::optional<TlsSettings>> transport_tls;
   std::string state_directory;
   std::vector<std::string> aliases;         // lower-case host names that mean this proxy
   int idle_timeout = 3600;                  // s, TCP connection without a request
@@ -60,6 +69,8 @@ const config::Schema &proxy_schema();
 // Cross-key checks and conversion; "" when valid, else a message naming the key.
 std::string check_proxy_config(const config::Config &cfg);
 ProxySettings settings_from_config(const config::Config &cfg);
+// [global]'s tls-* keys: what each TLS transport takes unless its URI says.
+TlsSettings tls_defaults_from_config(const config::Config &cfg);
 
 // parse_aor, parse_port_range, is_ip_literal: common/sip_address.h (the door
 // and the monitor read the same kinds of values).

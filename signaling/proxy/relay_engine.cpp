@@ -47,11 +47,14 @@ int64_t mono_us() {
   return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+// Room after a packet for an SRTP/SRTCP trailer, so that one can be protected in place.
+constexpr size_t kTail = SrtpContext::kTrailer;
+
 // A datagram. refs: one for the receive array, one while the GOP cache keeps it.
 struct Packet {
   uint32_t refs = 0;
   uint32_t size = 0;
-  uint8_t data[RelayEngine::kMaxPacket];
+  alignas(4) uint8_t data[RelayEngine::kMaxPacket + kTail];  // received: kMaxPacket at most
 };
 
 // The worker's packet buffers: taken and given back without malloc once warm.
@@ -89,13 +92,21 @@ struct LegState {
   int fd[2] = {-1, -1};
   uint32_t slot[2] = {kNoSlot, kNoSlot};
   Route route[2];
+  bool mux = false;  // RTCP goes to the peer's RTP port, from ours (RFC 5761)
+  std::unique_ptr<SrtpContext> srtp_in, srtp_out;
+  std::atomic<uint64_t> srtp_rejected{0};
 
-  void set(const RelayEngine::Leg &leg) {
+  void set(RelayEngine::Leg &leg) {
     fd[kRtp] = leg.rtp_fd;
     fd[kRtcp] = leg.rtcp_fd;
     route[kRtp].to = leg.rtp;
     route[kRtcp].to = leg.rtcp;
+    mux = leg.rtcp_mux;
+    srtp_in = std::move(leg.srtp_in);
+    srtp_out = std::move(leg.srtp_out);
   }
+  // Where RTCP to the peer goes out, and from which socket.
+  int rtcp_kind() const { return mux ? kRtp : kRtcp; }
 };
 
 // A branch's sockets; what it receives is the stream's fork core's business.
@@ -282,6 +293,8 @@ class RelayEngine::Worker {
   bool admit(const Stream *s, Route &route, int kind, int packet);
 
   void from_caller_rtp(Stream *s, Packet **pkts, int n, int64_t now);
+  bool unprotect(LegState &leg, Packet *p, bool rtcp);
+  void to_caller(Stream *s, Packet **pkts, int n, bool rtcp);
   void from_branch_rtcp(Stream *s, Packet **pkts, int n, int64_t now);
   void send_whole(int fd, const Route &route, Packet *const *pkts, int n);
   void add_message(int i, const Route &route, int iovs);
@@ -303,7 +316,9 @@ class RelayEngine::Worker {
   mmsghdr tx_msg_[kBatch];
   iovec tx_iov_[kBatch][2];
   uint8_t tx_head_[kBatch][12];
-  uint8_t tx_rtcp_[kBatch][RelayEngine::kMaxPacket];  // RTCP with a branch's SSRC
+  // RTCP with a branch's SSRC, and SRTP for one branch: copies, with room for the tag.
+  alignas(4) uint8_t tx_rtcp_[kBatch][RelayEngine::kMaxPacket + kTail];
+  alignas(4) uint8_t tx_srtp_[kBatch][RelayEngine::kMaxPacket + kTail];
   // The caller's RTCP being forwarded (Stream::forward_rtcp sends it).
   Packet *const *rtcp_batch_ = nullptr;
   int rtcp_count_ = 0;
@@ -460,7 +475,7 @@ int RelayEngine::Worker::receive(int fd) {
   for (int i = 0; i < kBatch; ++i) {
     if (!rx_[i]) {  // the last batch's buffer stayed in the GOP cache
       rx_[i] = pool.take();
-      rx_iov_[i] = {rx_[i]->data, sizeof rx_[i]->data};
+      rx_iov_[i] = {rx_[i]->data, RelayEngine::kMaxPacket};
     }
     rx_msg_[i].msg_hdr.msg_namelen = sizeof rx_from_[i];
   }
@@ -506,7 +521,16 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
   for (int i = 0; i < n; ++i) {
     Packet *p = rx_[i];
     if (p->size == 0 || !admit(s, leg.route[slot.kind], slot.kind, i)) continue;
-    if (slot.kind == kRtcp || rtp::is_rtcp(p->data, p->size))
+    const bool rtcp = slot.kind == kRtcp || rtp::is_rtcp(p->data, p->size);
+    if (leg.srtp_in) {
+      // RFC 7983 §7: only 128-191 is RTP or RTCP; a STUN keep-alive (0-3, which
+      // Linphone sends to its peer's media port) is no failed SRTP check.
+      if (p->data[0] < 128 || p->data[0] > 191) continue;
+      // An early device's RTP goes nowhere: not worth a decryption.
+      if (b && !b->winner && !rtcp) continue;
+      if (!unprotect(leg, p, rtcp)) continue;
+    }
+    if (rtcp)
       rtcp_pkts[n_rtcp++] = p;
     else
       rtp_pkts[n_rtp++] = p;
@@ -521,8 +545,8 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
       s->fork.on_rtcp();
     }
   } else if (b->winner) {  // only the device that answered talks to the caller
-    if (n_rtp) send_whole(s->caller.fd[kRtp], s->caller.route[kRtp], rtp_pkts, n_rtp);
-    if (n_rtcp) send_whole(s->caller.fd[kRtcp], s->caller.route[kRtcp], rtcp_pkts, n_rtcp);
+    if (n_rtp) to_caller(s, rtp_pkts, n_rtp, false);
+    if (n_rtcp) to_caller(s, rtcp_pkts, n_rtcp, true);
   } else if (n_rtcp) {
     from_branch_rtcp(s, rtcp_pkts, n_rtcp, now);
   }
@@ -532,6 +556,44 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
       pool.unref(rx_[i]);
       rx_[i] = nullptr;
     }
+}
+
+// Checked and decrypted in its receive buffer (RFC 3711 §3.3 and §3.4, with
+// libsrtp's replay check). One that fails is counted, not logged: a flood of
+// forgeries must not fill the log.
+bool RelayEngine::Worker::unprotect(LegState &leg, Packet *p, bool rtcp) {
+  size_t size = p->size;
+  const bool ok = rtcp ? leg.srtp_in->unprotect_rtcp(p->data, &size)
+                       : leg.srtp_in->unprotect_rtp(p->data, &size);
+  if (!ok) {
+    // The first one of a leg is logged (what it looked like, never its bytes).
+    if (leg.srtp_rejected.fetch_add(1, std::memory_order_relaxed) == 0)
+      PLOG_DEBUG("relay: %s of %u bytes (first byte %02x) failed the SRTP check: dropped",
+                 rtcp ? "RTCP" : "RTP", p->size, p->data[0]);
+    return false;
+  }
+  p->size = static_cast<uint32_t>(size);
+  return true;
+}
+
+// The winner's media to the caller: protected in place under the caller-facing
+// context (the buffer has room for the tag and nobody else holds it).
+void RelayEngine::Worker::to_caller(Stream *s, Packet **pkts, int n, bool rtcp) {
+  LegState &caller = s->caller;
+  int k = 0;
+  for (int i = 0; i < n; ++i) {
+    Packet *p = pkts[i];
+    if (caller.srtp_out) {
+      size_t size = p->size;
+      if (!(rtcp ? caller.srtp_out->protect_rtcp(p->data, &size)
+                 : caller.srtp_out->protect_rtp(p->data, &size)))
+        continue;
+      p->size = static_cast<uint32_t>(size);
+    }
+    pkts[k++] = p;
+  }
+  const int kind = rtcp ? caller.rtcp_kind() : kRtp;
+  send_whole(caller.fd[kind], caller.route[kind], pkts, k);
 }
 
 void RelayEngine::Worker::from_caller_rtp(Stream *s, Packet **pkts, int n, int64_t now) {
@@ -546,20 +608,25 @@ void RelayEngine::Worker::from_caller_rtp(Stream *s, Packet **pkts, int n, int64
 }
 
 void RelayEngine::Worker::send_rtcp(BranchState *b, uint32_t from, uint32_t to) {
-  const Route &route = b->leg.route[kRtcp];
+  LegState &leg = b->leg;
+  const int kind = leg.rtcp_kind();
+  const Route &route = leg.route[kind];
   if (route.to.empty()) return;
+  int k = 0;
   for (int i = 0; i < rtcp_count_; ++i) {
     Packet *p = rtcp_batch_[i];
     uint8_t *data = p->data;
-    if (from != to) {
-      memcpy(tx_rtcp_[i], data, p->size);
-      data = tx_rtcp_[i];
-      rtp::rewrite_rtcp_ssrc(data, p->size, from, to);
+    size_t size = p->size;
+    if (from != to || leg.srtp_out) {
+      memcpy(tx_rtcp_[k], data, size);
+      data = tx_rtcp_[k];
+      if (from != to) rtp::rewrite_rtcp_ssrc(data, size, from, to);
+      if (leg.srtp_out && !leg.srtp_out->protect_rtcp(data, &size)) continue;
     }
-    tx_iov_[i][0] = {data, p->size};
-    add_message(i, route, 1);
+    tx_iov_[k][0] = {data, size};
+    add_message(k++, route, 1);
   }
-  send_batch(b->leg.fd[kRtcp], rtcp_count_, nullptr);
+  send_batch(leg.fd[kind], k, nullptr);
 }
 
 void RelayEngine::Worker::from_branch_rtcp(Stream *s, Packet **pkts, int n, int64_t now) {
@@ -574,11 +641,17 @@ void RelayEngine::Worker::from_branch_rtcp(Stream *s, Packet **pkts, int n, int6
 // Also from the main loop (a branch added or selected): one datagram, no
 // shared send arrays.
 void RelayEngine::Worker::send_pli(Stream *s, uint32_t ssrc) {
-  const Route &route = s->caller.route[kRtcp];
+  LegState &caller = s->caller;
+  const int kind = caller.rtcp_kind();
+  const Route &route = caller.route[kind];
   if (route.to.empty()) return;
-  uint8_t pli[rtp::kPliSize];
+  alignas(4) uint8_t pli[rtp::kPliSize + kTail];
+  size_t size = rtp::kPliSize;
   rtp::write_pli(pli, s->call->pli_ssrc, ssrc);
-  sendto(s->caller.fd[kRtcp], pli, sizeof pli, MSG_DONTWAIT,
+  // SRTCP in the caller-facing context (RFC 3711 §3.4): the door's receiver
+  // drops anything else.
+  if (caller.srtp_out && !caller.srtp_out->protect_rtcp(pli, &size)) return;
+  sendto(caller.fd[kind], pli, size, MSG_DONTWAIT,
          reinterpret_cast<const sockaddr *>(&route.to.addr), route.to.len);
   PLOG_DEBUG("relay: call-id=%s PLI to the caller %s", s->call->id.c_str(),
              route.to.text().c_str());
@@ -599,6 +672,28 @@ void RelayEngine::Worker::add_message(int i, const Route &route, int iovs) {
 void RelayEngine::Worker::send_rtp(BranchState *b, const rtp::Outgoing *pkts, int n) {
   const Route &route = b->leg.route[kRtp];
   if (route.to.empty() || n == 0) return;
+  if (SrtpContext *out = b->leg.srtp_out.get()) {
+    // Each branch its own ciphertext: a whole copy, protected under its key
+    // with its own sequence numbers (a replayed GOP too: fresh indexes).
+    int k = 0;
+    for (int i = 0; i < n; ++i) {
+      const Packet *p = static_cast<const Packet *>(pkts[i].packet);
+      size_t size = p->size;
+      memcpy(tx_srtp_[k], p->data, size);
+      if (pkts[i].rewritten) {
+        const rtp::RtpIds &ids = pkts[i].ids;
+        rtp::rewrite(tx_srtp_[k], ids.seq, ids.timestamp, ids.ssrc);
+      }
+      if (!out->protect_rtp(tx_srtp_[k], &size)) continue;
+      tx_iov_[k][0] = {tx_srtp_[k], size};
+      add_message(k++, route, 1);
+    }
+    uint64_t bytes = 0;
+    const int sent = send_batch(b->leg.fd[kRtp], k, &bytes);
+    b->packets.fetch_add(static_cast<uint64_t>(sent), std::memory_order_relaxed);
+    b->bytes.fetch_add(bytes, std::memory_order_relaxed);
+    return;
+  }
   for (int i = 0; i < n; ++i) {
     Packet *p = static_cast<Packet *>(pkts[i].packet);
     if (pkts[i].rewritten) {
@@ -681,7 +776,7 @@ RelayEngine::Call *RelayEngine::open_call(const std::string &id, uint32_t pli_ss
   return c;
 }
 
-void RelayEngine::add_stream(Call *c, size_t stream, const Leg &caller, rtp::VideoCodec codec,
+void RelayEngine::add_stream(Call *c, size_t stream, Leg caller, rtp::VideoCodec codec,
                              uint32_t clock_rate) {
   tune_socket(caller.rtp_fd);
   tune_socket(caller.rtcp_fd);
@@ -698,7 +793,7 @@ void RelayEngine::add_stream(Call *c, size_t stream, const Leg &caller, rtp::Vid
   c->streams[stream] = std::move(s);
 }
 
-void RelayEngine::add_branch(Call *c, size_t stream, size_t branch, const Leg &device) {
+void RelayEngine::add_branch(Call *c, size_t stream, size_t branch, Leg device) {
   tune_socket(device.rtp_fd);
   tune_socket(device.rtcp_fd);
   Worker *w = c->worker;
@@ -788,6 +883,7 @@ RelayEngine::ForkCounters RelayEngine::fork_counters(const Call *c, size_t strea
   out.packets_in = s->fork.counters().packets_in;
   out.keyframe_requests_sent = s->fork.keyframe_requests().sent();
   out.keyframe_requests_suppressed = s->fork.keyframe_requests().suppressed();
+  out.srtp_rejected = s->caller.srtp_rejected.load(std::memory_order_relaxed);
   return out;
 }
 
@@ -799,6 +895,7 @@ RelayEngine::Counters RelayEngine::branch_counters(const Call *c, size_t branch)
       if (BranchState *b = s->branch(branch)) {
         sum.packets += b->packets.load(std::memory_order_relaxed);
         sum.bytes += b->bytes.load(std::memory_order_relaxed);
+        sum.srtp_rejected += b->leg.srtp_rejected.load(std::memory_order_relaxed);
       }
   return sum;
 }

@@ -31,7 +31,15 @@
 //  - a branch's RTP and RTCP to the caller only from the winner;
 //  - symmetric RTP: the first packet from a peer, per RTP and RTCP, fixes
 //    where its packets go (update_peer() moves a peer not latched yet);
-//  - RTCP that arrives on an RTP port (rtcp-mux, RFC 5761 §4) is taken as RTCP.
+//  - RTCP that arrives on an RTP port (rtcp-mux, RFC 5761 §4) is taken as RTCP;
+//    RTCP goes to a peer's RTP port when it agreed to mux.
+//
+// SRTP (RFC 3711) is terminated per leg when the leg has contexts: a packet is
+// checked and decrypted once on input (one that fails is dropped and counted,
+// never forwarded), the fork core and the GOP cache see plaintext, and each
+// output is a copy protected with its receiver's context (so one key never
+// protects two streams, §9.1): a branch's in a per-worker buffer with room
+// for the tag, the winner's to the caller in its own receive buffer.
 #pragma once
 
 #include <sys/socket.h>
@@ -44,6 +52,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/relay_srtp.h"
 #include "rtpfork/keyframe_detect.h"
 #include "rtpfork/keyframe_requests.h"
 
@@ -93,17 +102,23 @@ class RelayEngine {
     int rtp_fd = -1;
     int rtcp_fd = -1;
     RelayAddress rtp, rtcp;
+    // RFC 5761: the peer agreed to RTCP on its RTP port; ours go there.
+    bool rtcp_mux = false;
+    // SRTP terminated on this leg: what the peer sends is checked and
+    // decrypted with srtp_in (a packet that fails is dropped and counted),
+    // what the relay sends it is protected with srtp_out. Both or neither.
+    std::unique_ptr<SrtpContext> srtp_in = nullptr;
+    std::unique_ptr<SrtpContext> srtp_out = nullptr;
   };
 
   // `id` names the call in logs; `pli_ssrc` is the sender SSRC of our PLIs.
   Call *open_call(const std::string &id, uint32_t pli_ssrc);
   // Stream `stream` (an m= line) relayed through the caller-facing `caller`.
   // codec: VideoCodec::None for audio (no keyframes, no GOP cache).
-  void add_stream(Call *c, size_t stream, const Leg &caller, rtp::VideoCodec codec,
-                  uint32_t clock_rate);
+  void add_stream(Call *c, size_t stream, Leg caller, rtp::VideoCodec codec, uint32_t clock_rate);
   // Branch `branch` of stream `stream` starts receiving: it gets a keyframe
   // request toward the caller and the cached GOP at once.
-  void add_branch(Call *c, size_t stream, size_t branch, const Leg &device);
+  void add_branch(Call *c, size_t stream, size_t branch, Leg device);
   // The answered branch: only it receives from and talks to the caller now.
   void select_branch(Call *c, size_t branch);
   // The branch's sockets are no longer used when this returns.
@@ -120,6 +135,7 @@ class RelayEngine {
   struct Counters {
     uint64_t packets = 0;  // sent to the branch's device, replayed ones included
     uint64_t bytes = 0;
+    uint64_t srtp_rejected = 0;  // from the device: failed SRTP/SRTCP authentication or replayed
   };
   Counters branch_counters(const Call *c, size_t branch) const;
   // The fork of stream `stream` (an m= line): what came from the caller and
@@ -128,6 +144,7 @@ class RelayEngine {
     uint64_t packets_in = 0;
     uint64_t keyframe_requests_sent = 0;
     uint64_t keyframe_requests_suppressed = 0;
+    uint64_t srtp_rejected = 0;  // from the caller: failed SRTP/SRTCP authentication or replayed
   };
   ForkCounters fork_counters(const Call *c, size_t stream) const;
 

@@ -365,7 +365,7 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const Dial
     if (observer_) observer_->on_dialog_ack(call, from_caller, msg);
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
-    add_branch(nullptr, msg, "", "", true);
+    add_branch(nullptr, msg, "", "", true, flow_hop(sip));
     return false;
   }
   if (method == sip_method_bye) {
@@ -403,9 +403,13 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const Dial
     t->offer_from_caller = from_caller;
   }
   start_fork(t, 1);
-  add_branch(t, msg, "", "", true);
+  add_branch(t, msg, "", "", true, flow_hop(sip));
   settle_unsent(t);
   return true;
+}
+
+std::string Router::flow_hop(const sip_t *sip) const {
+  return env_.flow_for && sip->sip_request ? env_.flow_for(sip->sip_request->rq_url) : "";
 }
 
 bool Router::refusal_loggable() {

@@ -44,6 +44,10 @@ struct RouterEnv {
   std::function<std::vector<std::string>(nta_incoming_t *irq, msg_t *msg,
                                          const std::vector<std::string> &targets)>
       record_route;
+  // Where a request to `target` (an in-dialog request's Request-URI) goes when
+  // it is the Contact of a device registered over TCP or TLS: that device's
+  // connection ("sip:HOST:PORT;transport=tls"); "" when not.
+  std::function<std::string(const url_t *target)> flow_for;
 };
 
 class Router : public chain::Forker, public chain::DialogRouter {
@@ -151,6 +155,8 @@ class Router : public chain::Forker, public chain::DialogRouter {
   // identity proof for it).
   bool add_branch(Txn *t, msg_t *msg, const std::string &target, const std::string &record_route,
                   bool pop_route, const std::string &next_hop = "", const std::string &aor = "");
+  // RouterEnv::flow_for of the request's Request-URI.
+  std::string flow_hop(const sip_t *sip) const;
   void start_fork(Txn *t, size_t branches);
   // Reports branches that could not be sent; false when none was (t is gone).
   bool settle_unsent(Txn *t);

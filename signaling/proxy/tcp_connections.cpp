@@ -211,9 +211,11 @@ void TcpConnections::review_connections(const LocationStore &locations, int64_t 
   registered_.clear();
   for (const auto &[aor, bindings] : locations.records())
     for (const auto &b : bindings) {
-      // "tcp:host:port" (IPv6 hosts bracketed), as chain::source_of writes it;
-      // TLS connections are TCP there too.
-      if (b.expires_at <= now_s || b.received.compare(0, 4, "tcp:") != 0) continue;
+      // "tcp:host:port" or "tls:host:port" (IPv6 hosts bracketed), as the
+      // registrar writes it.
+      if (b.expires_at <= now_s ||
+          (b.received.compare(0, 4, "tcp:") != 0 && b.received.compare(0, 4, "tls:") != 0))
+        continue;
       std::string hp = b.received.substr(4);
       const size_t colon = hp.rfind(':');
       if (colon == std::string::npos) continue;

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "runtime/mainloop.h"
+#include "tls/tls_transport.h"
 
 namespace portier {
 namespace {
@@ -33,6 +34,7 @@ Daemon::~Daemon() {
   if (signal_pipe_[0] >= 0) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     signal_write_fd = -1;
   }
   if (root_) {
@@ -49,6 +51,8 @@ Daemon::~Daemon() {
 
 bool Daemon::init() {
   PLOG_INFO("open files allowed: %lu", mainloop::raise_fd_limit());
+  // Before sofia-sip makes any TLS context.
+  tls::set_process_floor();
   // SIP, timers, the control socket (and in the door and the monitor the
   // media bus messages) share one thread and need no locks.
   root_ = loop_kind_ == Loop::GLib ? mainloop::sofia_root() : mainloop::native_sofia_root();
@@ -61,7 +65,8 @@ bool Daemon::init() {
 }
 
 // The classic self-pipe, on either loop (a GLib-driven root watches it too):
-// the handler only writes a byte, the loop reads it and stops on its own thread. (A signalfd would need the signals blocked in every
+// the handler only writes a byte, the loop reads it and stops (or reloads,
+// for SIGHUP) on its own thread. (A signalfd would need the signals blocked in every
 // thread, and the mask would pass on to the programs a daemon runs.)
 bool Daemon::catch_signals_on_root() {
   if (pipe2(signal_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -80,16 +85,34 @@ bool Daemon::catch_signals_on_root() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
   return true;
 }
 
 int Daemon::on_signal_pipe(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *data) {
   auto *self = static_cast<Daemon *>(data);
   unsigned char bytes[16];
-  while (read(self->signal_pipe_[0], bytes, sizeof bytes) > 0) {
+  bool stop = false, reload = false;
+  ssize_t n;
+  while ((n = read(self->signal_pipe_[0], bytes, sizeof bytes)) > 0)
+    for (ssize_t i = 0; i < n; ++i) (bytes[i] == SIGHUP ? reload : stop) = true;
+  if (reload) {
+    PLOG_INFO("SIGHUP: reloading");
+    const std::string failed = self->reload();
+    if (!failed.empty()) PLOG_ERROR("reload failed, the old state is kept: %s", failed.c_str());
   }
-  self->stop();
+  if (stop) self->stop();
   return 0;
+}
+
+std::string Daemon::reload() {
+  std::string failed;
+  for (const auto &handler : reloads_) {
+    const std::string e = handler();
+    if (!e.empty()) failed += (failed.empty() ? "" : "; ") + e;
+  }
+  if (failed.empty()) PLOG_INFO("reloaded");
+  return failed;
 }
 
 void Daemon::quit() {

@@ -8,6 +8,8 @@
 #include <sofia-sip/su_wait.h>
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace portier {
 
@@ -36,6 +38,14 @@ class Daemon {
   // Stops once: a signal and, say, a window's close may both ask.
   void stop();
 
+  // What a reload does (SIGHUP, and the control socket's "reload" through
+  // reload()): each handler reloads one thing (TLS certificates, a users
+  // file) and returns "" or what failed, keeping what it had.
+  void on_reload(std::function<std::string()> handler) { reloads_.push_back(std::move(handler)); }
+  // Runs every reload handler, each once, on the loop's thread: "" when all
+  // succeeded, else their errors joined by "; ".
+  std::string reload();
+
   // READY=1 (and the watchdog), the loop until stopped, STOPPING=1.
   void run();
 
@@ -52,6 +62,7 @@ class Daemon {
   su_timer_t *stop_timer_ = nullptr;
   std::function<void(std::function<void()>)> stop_;
   bool stopping_ = false;
+  std::vector<std::function<std::string()>> reloads_;
 };
 
 }  // namespace portier

@@ -6,18 +6,44 @@
 #include <sofia-sip/sip_protos.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_tag_io.h>
+#include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url.h>
 #include <strings.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sip_address.h"
 #include "common/sip_text.h"
 #include "sip/sip_message.h"
 
 namespace portier::sip {
+
+namespace {
+
+// Where the proxy's requests come from: URI's host, or its maddr
+// (sips:NAME:PORT;maddr=ADDRESS: the certificate names NAME, which need not be
+// in DNS; the proxy is at ADDRESS).
+std::string proxy_hop(const std::string &proxy) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  const url_t *u = url_make(home, proxy_uri_for_sofia(proxy).c_str());
+  char maddr[64];
+  std::string hop = proxy;
+  if (u && u->url_params && url_param(u->url_params, "maddr", maddr, sizeof maddr) > 0)
+    hop = std::string(u->url_scheme ? u->url_scheme : "sip") + ":" + maddr +
+          (u->url_port ? std::string(":") + u->url_port : "");
+  su_home_deinit(home);
+  return hop;
+}
+
+}  // namespace
 
 Account::Account(AccountSettings settings, Options options, Hooks hooks)
     : settings_(std::move(settings)),
@@ -32,12 +58,14 @@ Account::~Account() {
   if (reg_timer_) g_source_remove(reg_timer_);
   if (stop_timer_) g_source_remove(stop_timer_);
   if (nua_) nua_destroy(nua_);
+  std::error_code ignored;
+  if (tls_) std::filesystem::remove_all(tls_->directory, ignored);
 }
 
 bool Account::start(su_root_t *root, std::string *error) {
   for (const std::string &hop : settings_.trusted_hosts)
     if (!trusted_.add(hop, error)) return false;
-  if (!trusted_.add(settings_.proxy, error)) return false;
+  if (!trusted_.add(proxy_hop(settings_.proxy), error)) return false;
   PLOG_INFO("%s: %s are taken from %s only%s", options_.agent, options_.taken,
             trusted_.describe().c_str(),
             settings_.identity_proof ? ", with the proxy's proof of identity" : "");
@@ -48,31 +76,98 @@ bool Account::start(su_root_t *root, std::string *error) {
     proofs_ = std::make_unique<auth::IdentityProofVerifier>(
         settings_.aor.substr(4, at - 4), settings_.aor.substr(at + 1), settings_.password);
   }
+  if (settings_.proxy_tls && !start_tls(error)) return false;
   registrar_ = "sip:" + settings_.aor.substr(settings_.aor.find('@') + 1);
-  nua_ = nua_create(root, on_nua, reinterpret_cast<nua_magic_t *>(this),
-                    NUTAG_URL(settings_.bind.c_str()), NUTAG_PROXY(settings_.proxy.c_str()),
-                    NUTAG_REGISTRAR(registrar_.c_str()), SIPTAG_FROM_STR(settings_.aor.c_str()),
-                    NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
-                    NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD(options_.appl_method),
-                    // nua would answer a BYE 200 and end the call before we
-                    // see it; we answer it ourselves (vet_bye).
-                    NUTAG_APPL_METHOD("BYE"), NUTAG_M_USERNAME(settings_.username.c_str()),
-                    // nua's auth client adds its credentials only to a request
-                    // it sends again after a challenge, never to ours: with
-                    // the default (every request of a dialog) it replaced the
-                    // Authorization we wrote with its own, MD5, after it had
-                    // answered one MD5 challenge on the handle.
-                    NUTAG_AUTH_CACHE(nua_auth_cache_challenged),
-                    TAG_IF(options_.supported, SIPTAG_SUPPORTED_STR(options_.supported)),
-                    SIPTAG_USER_AGENT_STR(options_.user_agent), TAG_END());
+  // Over TLS the proxy sends its requests back on the connection we
+  // registered on (it routes by the flow, RFC 5626 §5.3). We still listen on
+  // the bind address: nua's client-only transport (sips:*:*, docs/TLS.md §7)
+  // writes a Contact of "addr.is.invalid" that two devices of one AOR would
+  // share, and a listening one gives each its own. Without a certificate of
+  // ours nobody completes a handshake with it.
+  std::string bind = settings_.bind;
+  if (tls_) {
+    bind = "sips:" + bind.substr(bind.find(':') + 1);
+    bind = bind.substr(0, bind.find(';'));
+  }
+  const std::string proxy = proxy_uri_for_sofia(settings_.proxy);
+  const char *tls_dir = tls_ ? tls_->directory.c_str() : nullptr;
+  const int policy = tls_ && settings_.tls.verify_outgoing ? TPTLS_VERIFY_SUBJECTS_OUT : 0;
+  std::optional<tls::Capture> capture;
+  if (tls_) capture.emplace();
+  nua_ = nua_create(
+      root, on_nua, reinterpret_cast<nua_magic_t *>(this), NUTAG_URL(bind.c_str()),
+      NUTAG_PROXY(proxy.c_str()), NUTAG_REGISTRAR(registrar_.c_str()),
+      SIPTAG_FROM_STR(settings_.aor.c_str()), NUTAG_MEDIA_ENABLE(0), NUTAG_AUTOALERT(0),
+      NUTAG_AUTOANSWER(0), NUTAG_ALLOW("INFO, MESSAGE"), NUTAG_APPL_METHOD(options_.appl_method),
+      // nua would answer a BYE 200 and end the call before we
+      // see it; we answer it ourselves (vet_bye).
+      NUTAG_APPL_METHOD("BYE"), NUTAG_M_USERNAME(settings_.username.c_str()),
+      // nua's auth client adds its credentials only to a request
+      // it sends again after a challenge, never to ours: with
+      // the default (every request of a dialog) it replaced the
+      // Authorization we wrote with its own, MD5, after it had
+      // answered one MD5 challenge on the handle.
+      NUTAG_AUTH_CACHE(nua_auth_cache_challenged),
+      TAG_IF(options_.supported, SIPTAG_SUPPORTED_STR(options_.supported)),
+      SIPTAG_USER_AGENT_STR(options_.user_agent),
+      // The proxy reaches us on our connection whatever the
+      // Contact says: nua must not rewrite it from Via's
+      // received/rport (a new REGISTER each time it changes).
+      TAG_IF(tls_, NUTAG_OUTBOUND("no-natify no-validate no-options-keepalive")),
+      TAG_IF(tls_, TPTAG_CERTIFICATE(tls_dir)), TAG_IF(tls_, TPTAG_TLS_VERIFY_POLICY(policy)),
+      TAG_IF(tls_, TPTAG_TLS_VERIFY_DEPTH(4)), TAG_END());
   if (!nua_) {
-    *error = "cannot start SIP on " + settings_.bind + " (address in use or not ours?)";
+    *error = "cannot start SIP on " + bind + " (address in use or not ours?)";
     return false;
+  }
+  if (tls_) {
+    const std::vector<SSL_CTX *> made = capture->contexts();
+    capture.reset();
+    if (!tls::adopt(tls_.get(), made, settings_.tls.ciphers != kDefaultTlsCiphers, error))
+      return false;
+    tls::expect_server_name(*tls_, proxy_host_);
   }
   reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()), TAG_END());
   do_register();
   PLOG_INFO("%s %s: registering through %s", options_.agent, settings_.aor.c_str(),
             settings_.proxy.c_str());
+  return true;
+}
+
+std::string Account::registration() const {
+  const std::string refusal = tls_ && !registered_ ? tls::last_refusal() : "";
+  if (refusal.empty()) return reg_status_;
+  return reg_status_ + " (TLS: the proxy's certificate was refused: " + refusal + ")";
+}
+
+bool Account::start_tls(std::string *error) {
+  tls_ = std::make_unique<tls::Transport>();
+  tls_->name = options_.agent + std::string(": TLS to ") + settings_.proxy;
+  tls_->settings = settings_.tls;
+  // A private directory for sofia's files (mode 0700): under systemd's
+  // RuntimeDirectory= when there is one.
+  const char *run = std::getenv("RUNTIME_DIRECTORY");
+  std::string tmpl = std::string(run && *run ? run : "/tmp") + "/portier-tls-XXXXXX";
+  if (!mkdtemp(tmpl.data())) {
+    *error = tmpl + ": cannot make a directory for the TLS files: " + std::strerror(errno);
+    return false;
+  }
+  tls_->directory = tmpl;
+  if (!tls::prepare(tls_.get(), error)) return false;
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  const url_t *u = url_make(home, proxy_uri_for_sofia(settings_.proxy).c_str());
+  proxy_host_ = u && u->url_host ? u->url_host : "";
+  su_home_deinit(home);
+  if (settings_.tls.verify_outgoing && is_ip_literal(proxy_host_))
+    PLOG_WARN(
+        "%s: the TLS proxy is named by its address %s: its certificate must carry it as a DNS "
+        "subjectAltName or its CN (an IP subjectAltName never matches in sofia-sip); better "
+        "sips:NAME:PORT;maddr=%s",
+        options_.agent, proxy_host_.c_str(), proxy_host_.c_str());
+  PLOG_INFO("%s: TLS to the proxy, its certificate %s", options_.agent,
+            settings_.tls.verify_outgoing
+                ? ("checked against " + settings_.tls.files.ca_file + " for " + proxy_host_).c_str()
+                : "NOT checked (tls-verify-outgoing = false)");
   return true;
 }
 
@@ -437,6 +532,11 @@ void Account::on_register(int status, const char *phrase, const sip_t *sip) {
     return;
   } else {
     reg_status_ = std::to_string(status) + " " + (phrase ? phrase : "");
+    const std::string refusal = tls_ ? tls::last_refusal() : "";
+    if (!refusal.empty()) {
+      PLOG_ERROR("%s %s: not registered: the proxy's TLS certificate was refused (%s)",
+                 options_.agent, settings_.aor.c_str(), refusal.c_str());
+    }
   }
   const int seconds =
       hooks_.registration_failed ? hooks_.registration_failed(status, phrase, refused) : 60;

@@ -27,6 +27,7 @@
 #include "common/auth/digest_client.h"
 #include "common/auth/identity_proof.h"
 #include "sip/sip_trusted_hops.h"
+#include "tls/tls_transport.h"
 
 namespace portier::sip {
 
@@ -74,7 +75,9 @@ class Account {
   const AccountSettings &settings() const { return settings_; }
   bool registered() const { return registered_; }
   // "not registered", "registered", "refused: ...", "503 Service Unavailable", ...
-  const std::string &registration() const { return reg_status_; }
+  // Over TLS, a refused proxy certificate is named at once (the REGISTER
+  // itself only times out).
+  std::string registration() const;
 
   // An out-of-dialog request nua reports now: true when it came through a
   // trusted hop; else it has been answered 403 (TrustedHops::admit) and its
@@ -138,6 +141,8 @@ class Account {
   void on_register(int status, const char *phrase, const sip_t *sip);
   void on_unregister(int status, const sip_t *sip);
   void do_register(tag_type_t auth_tag = nullptr, const std::string &auth = "");
+  // The proxy over TLS: checks the files, writes sofia's directory.
+  bool start_tls(std::string *error);
   void retry_register(int seconds);
   void shutdown_sip();
   void release_held_request(nua_handle_t *nh);
@@ -150,6 +155,8 @@ class Account {
   Options options_;
   Hooks hooks_;
   nua_t *nua_ = nullptr;
+  std::unique_ptr<tls::Transport> tls_;  // the proxy over TLS, else null
+  std::string proxy_host_;               // the name the proxy's certificate must carry
   TrustedHops trusted_;                                  // the proxy (and [account] trusted-hosts)
   std::unique_ptr<auth::IdentityProofVerifier> proofs_;  // null: identity-proof off
   auth::DigestClient digest_;

@@ -261,6 +261,23 @@ TEST(Aec, RemovesASyntheticEchoAt48kHzStereo) {
   EXPECT_GE(steady_erle(48000, 2, s.mic, out), 15.0);
 }
 
+// The rates the door runs its canceller at, one per codec family (G.711
+// 8 kHz, G.722 16 kHz, opus 48 kHz: common/audio_codecs), mono, fed in the
+// 20 ms buffers of the door's microphone.
+TEST(Aec, RemovesASyntheticEchoAtEachCodecRate) {
+  for (int rate : {8000, 16000, 48000}) {
+    const std::string probe = "probe-codec-" + std::to_string(rate);
+    AecPair pair(probe.c_str(), rate, 1);
+    EchoScene s = echo_scene(rate, 1, 10.0);
+    std::vector<int16_t> out = pair.run(s.far, s.mic, static_cast<size_t>(rate / 50));
+    ASSERT_EQ(out.size(), s.mic.size()) << rate;
+    const double erle = steady_erle(rate, 1, s.mic, out);
+    RecordProperty("erle_db_" + std::to_string(rate), std::to_string(erle));
+    EXPECT_GE(erle, 15.0) << rate << " Hz";
+    EXPECT_TRUE(warnings(pair.bus()).empty()) << rate;
+  }
+}
+
 TEST(Aec, AVisitorTalkingAlonePassesWithLittleAttenuation) {
   // The speaker is silent (the probe plays zeros) while the visitor talks:
   // nothing is echo, so nearly all of it must come through.

@@ -7,7 +7,9 @@ baresip registers as door@home.example and calls `sip:home@home.example`
 (its INVITE's 407 answered with MD5). A portier-monitor (registered too: a
 lone MD5 challenge) rings, answers 183 recvonly and decodes baresip's VP8
 test picture through the media relay before anyone answers; it answers,
-audio flows both ways, and it hangs up: baresip's call closes.
+audio flows both ways, and it hangs up: baresip's call closes. baresip offers
+opus with telephone-event/8000 only (issue 13): the monitor answers PCMU, the
+first codec whose clock has events.
 
 Ports: proxy 127.0.0.1:39560; baresip 39570 (SIP, TCP, and TLS on 39571),
 39575 (ctrl_tcp), 39580-39599 (RTP); the monitor 39540 (SIP), 39520-39539
@@ -46,7 +48,7 @@ def run(args, tmp, procs):
     mon.start()
     check(True, "portier-monitor registered against the MD5-only proxy")
     bs = bp.Baresip(tmp, "baresip-door", "sip:door@%s" % li.DOMAIN, li.USERS["door"],
-                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP)
+                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP, audio_codecs="opus/48000/2,PCMU")
     procs["baresip"] = bs
     bs.start()
     reg = wait_for(lambda: [r for r in proxy.registrations()
@@ -71,6 +73,12 @@ def run(args, tmp, procs):
                   10, "two-way audio between baresip and the monitor")
     check(True, "audio both ways: the monitor sent %d and received %d packets"
           % (st["audio_packets_sent"], st["audio_packets_received"]))
+    # baresip 1.0 offers opus/48000/2 with telephone-event/8000 only: events
+    # cannot ride opus's 48 kHz clock (RFC 4733 §2.1), so the monitor takes
+    # the offer's first codec that has events at its clock, PCMU.
+    check(st.get("audio_codec") == "PCMU/8000",
+          "the monitor answered baresip's opus + telephone-event/8000 with PCMU: %s"
+          % st.get("audio_codec"))
     r = mon.ctl("hangup", errors=True)
     check(r and r.get("result") == "hung up", "the monitor hangs up (%s)" % r)
     bs.wait_event("CALL_CLOSED", 10)

@@ -6,10 +6,14 @@ fails on any challenge that is not MD5) and digest on. Python 3 stdlib only.
 baresip registers as mon1 with `answermode=early`; portier-door (registered
 too: a lone MD5 challenge) rings `sip:home@home.example`. baresip answers 183
 with SDP (with the default `manual` it sends only 180) and gets the door's
-VP8 video through the proxy's media relay before anyone answers: its own log
-says the video RTP comes from the relay's port and gives the picture's size,
+VP8 video and opus audio (issue 13) through the proxy's media relay before
+anyone answers: its own log says the video RTP comes from the relay's port
+and gives the picture's size,
 the relay's counters show packets sent to its branch, and its RTP statistics
-at the end count the video packets it received. The door gives up.
+at the end count the video packets it received. It takes opus, the door's
+first codec (issue 13): it answers, its audio reaches the door, it types the
+door code (RFC 4733 events at 8000 Hz, all it offers, inside the opus stream)
+and the door opens once; the door hangs up.
 
 Ports: proxy 127.0.0.1:39360; the door 39340 (SIP), 39350-39359 (RTP);
 baresip 39370 (SIP, TCP, and TLS on 39371), 39375 (ctrl_tcp), 39380-39399
@@ -25,6 +29,7 @@ import os
 import re
 import shutil
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
@@ -32,6 +37,7 @@ import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
 
 li.PROXY_PORT = 39360
+CODE = "583920"
 li.RELAY_PORTS = "39400-39499"
 li.USERS = {"mon1": "mon1-Bare-6617", "door": "door-Bare-2094"}
 DOOR_SIP, DOOR_RTP = 39340, "39350-39359"
@@ -49,10 +55,8 @@ def sent_183_with_sdp(text):
     out = []
     for block in text.split("\x1b[36;1m#")[1:]:
         lines = block.replace("\x1b[;m", "").strip().splitlines()
-        # TCP too: an INVITE with SRTP keys (a=crypto) passes 1300 bytes and
-        # the proxy sends it over TCP (RFC 3261 section 18.1.1).
-        if len(lines) > 1 and lines[0].startswith(("UDP 127.0.0.1:%d ->" % BS_SIP,
-                                                   "TCP 127.0.0.1:%d ->" % BS_SIP)) \
+        # TCP when the relayed INVITE is over 1300 bytes (RFC 3261 §18.1.1)
+        if len(lines) > 1 and re.match(r"(UDP|TCP) 127\.0\.0\.1:%d ->" % BS_SIP, lines[0]) \
                 and lines[1].startswith("SIP/2.0 183"):
             body = "\n".join(lines)
             out.append("application/sdp" in body and "m=video" in body)
@@ -64,7 +68,8 @@ def run(args, tmp, procs):
     procs["proxy"] = proxy
     proxy.start()
     bs = bp.Baresip(tmp, "baresip-mon1", "sip:mon1@%s" % li.DOMAIN, li.USERS["mon1"],
-                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP, answermode="early")
+                    li.PROXY_PORT, BS_SIP, BS_CTRL, BS_RTP, answermode="early",
+                    audio_codecs="opus/48000/2,PCMU", tone_rate=48000, tone_channels=2)
     procs["baresip"] = bs
     bs.start()
     reg = wait_for(lambda: [r for r in proxy.registrations()
@@ -73,7 +78,8 @@ def run(args, tmp, procs):
     check("baresip" in reg[0].get("user_agent", ""), "baresip registered as mon1 (MD5): %s"
           % reg[0].get("user_agent"))
     door = pd.door(args.door, args.ctl, tmp, li.USERS["door"], li.PROXY_PORT, DOOR_SIP, DOOR_RTP,
-                   li.GROUP)
+                   li.GROUP, extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s\n"
+                   % (CODE, li.DOMAIN))
     procs["door"] = door
     door.start()
     check(True, "portier-door registered against the MD5-only proxy")
@@ -96,17 +102,41 @@ def run(args, tmp, procs):
           "the relay sends the door's media to baresip's branch: %s" % branches)
     st = door.status()
     check(st.get("call") == "early", "nobody has answered yet (the door is %s)" % st.get("call"))
+    # issue 13 item 5: baresip takes the door's first codec, opus (RFC 7587)
+    check(st.get("audio_codec") == "opus/48000" and st.get("audio_rate") == 48000,
+          "the door sends opus/48000 to baresip: %s %s" % (st.get("audio_codec"),
+                                                           st.get("audio_rate")))
+    check(wait_for(lambda: re.search(r"Set audio decoder: opus 48000Hz", bs.log_text()), 5,
+                   "baresip's opus decoder", fatal=False),
+          "baresip decodes the door's audio with opus at 48000 Hz")
     size = re.search(r"video: receiving with resolution (\d+ x \d+)", bs.log_text()).group(1)
     log("baresip decodes the door's picture: %s" % size)
 
+    # baresip answers and types the code: RFC 4733 events at 8000 (all it
+    # offers) in the opus stream; the door opens once.
+    r = bs.command("accept")
+    check(r.get("ok"), "baresip answers (%s)" % r)
+    wait_for(lambda: door.events("answered") or None, 10, "the door to see the answer")
+    r = bs.command("sndcode", CODE)
+    check(r.get("ok"), "baresip sends the code (%s)" % r)
+    wait_for(lambda: door.events("action") or None, 10, "the door's action")
+    time.sleep(1.0)  # a second opening would show up now
+    actions = [e["details"] for e in door.events("action")]
+    check(actions == ["via=rfc4733 from=sip:mon1@%s action=door result=done" % li.DOMAIN],
+          "baresip's RFC 4733 code opened the door once: %s" % actions)
+    heard = door.status().get("audio_packets_received", 0)
+    check(heard > 10, "baresip's opus reaches the door (%d packets)" % heard)
     r = door.ctl("hangup", errors=True)
-    check(r and r.get("result") == "hung up", "the door gives up (%s)" % r)
+    check(r and r.get("result") == "hung up", "the door hangs up (%s)" % r)
 
     def video_received():
         m = re.search(r"video\s+Transmit:\s+Receive:\s*\npackets:\s+\d+\s+(\d+)", bs.log_text())
         return m
     m = wait_for(video_received, 10, "baresip's RTP statistics at the end of the call")
     check(int(m.group(1)) > 0, "baresip received %s video packets" % m.group(1))
+    m = re.search(r"audio\s+Transmit:\s+Receive:\s*\npackets:\s+\d+\s+(\d+)", bs.log_text())
+    check(m and int(m.group(1)) > 0, "baresip received %s opus packets of the door's"
+          % (m.group(1) if m else "no"))
     check(proxy.alive(), "portier-proxy still running")
 
 

@@ -37,18 +37,20 @@ def tcp_listening(port):
     return False
 
 
-def write_tone(path, seconds):
-    """A 440 Hz tone, 8 kHz mono 16-bit WAV: what baresip sends as its voice
-    (longer than any call of the tests: its file source stops at the end)."""
+def write_tone(path, seconds, rate=8000, channels=1):
+    """A 440 Hz tone, 16-bit WAV: what baresip sends as its voice (longer
+    than any call of the tests: its file source stops at the end). baresip
+    1.0's aufile neither resamples nor mixes: `rate` and `channels` are the
+    agreed codec's (opus: 48000 and 2, its rtpmap's)."""
     import math
     import struct
     import wave
     with wave.open(path, "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
-                               for i in range(8000 * seconds)))
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                               * channels for i in range(rate * seconds)))
 
 
 def netstring(payload):
@@ -58,7 +60,8 @@ def netstring(payload):
 
 class Baresip:
     def __init__(self, tmp, name, aor, password, proxy_port, sip_port, ctrl_port, rtp_ports,
-                 answermode="manual"):
+                 answermode="manual", audio_codecs="PCMU", tone_rate=8000, tone_channels=1,
+                 mediaenc=None):
         self.name = name
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
@@ -70,7 +73,7 @@ class Baresip:
         self.events = []
         self.token = 0
         tone = os.path.join(self.dir, "tone.wav")
-        write_tone(tone, 60)
+        write_tone(tone, 60, tone_rate, tone_channels)
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write("\n".join([
                 "poll_method epoll",
@@ -90,19 +93,23 @@ class Baresip:
                 "rtp_stats yes",
                 "module_path /usr/lib/baresip/modules",
                 "module g711.so",
+                # opus (issue 13): give it a 48 kHz stereo tone
+                "module opus.so" if "opus" in audio_codecs else "",
                 "module vp8.so",
                 "module aubridge.so",
                 "module aufile.so",
                 "module fakevideo.so",
                 "module ctrl_tcp.so",
+                "module srtp.so" if mediaenc else "",
                 "module_tmp account.so",
                 "module_app menu.so",
                 "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
                 ""]))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write("<%s;transport=udp>;auth_pass=%s;outbound=\"sip:127.0.0.1:%d;transport=udp\""
-                    ";answermode=%s;regint=600;audio_codecs=PCMU;video_codecs=VP8\n"
-                    % (aor, password, proxy_port, answermode))
+                    ";answermode=%s;regint=600;audio_codecs=%s;video_codecs=VP8%s\n"
+                    % (aor, password, proxy_port, answermode, audio_codecs,
+                       ";mediaenc=%s" % mediaenc if mediaenc else ""))
         open(os.path.join(self.dir, "contacts"), "w").close()
 
     def start(self):

@@ -5,7 +5,8 @@ Debian's linphone-cli). Python 3 stdlib only.
 Seed scenario 2 (issue 4): a resident's Linphone calls the door; the door's
 config allows mon1, so the door answers at once and sends its camera (a test
 pattern, VP8: Debian's Linphone has no H.264); mon1's oRTP statistics show the
-door's video packets. mon2 is not allowed: its call gets 403 and the door
+door's video packets. Linphone offers opus first: the door answers opus/48000/2
+with telephone-event/48000 (issue 13). mon2 is not allowed: its call gets 403 and the door
 sends nothing. Everything goes through portier-proxy (digest auth, the media
 relay, P-Asserted-Identity naming the caller).
 
@@ -20,6 +21,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (linphone-daemon not installed).
 """
 
 import os
+import re
 import sys
 import time
 
@@ -93,6 +95,17 @@ def run(args, tmp, procs):
     time.sleep(3.0)  # a few seconds of the door's camera
     st = door.status()
     check(st.get("video_packets_sent", 0) > 0, "the door sent video (%s)" % st)
+    # issue 13 item 5: Linphone offers opus first, the door answers in the
+    # offerer's order (RFC 3264 §5.1) with its telephone-event/48000.
+    check(st.get("audio_codec") == "opus/48000", "the door answered Linphone's offer with %r"
+          % st.get("audio_codec"))
+    ok200 = [m for d, t, m in li.sip_messages(mon1) if d == "in" and m.startswith("SIP/2.0 200")
+             and "m=audio" in m]
+    check(ok200 and re.search(r"^m=audio \d+ RTP/AVPF? 96 \d+\s*$", ok200[-1], re.M) and
+          re.search(r"^a=rtpmap:96 opus/48000/2", ok200[-1], re.M) and
+          re.search(r"^a=rtpmap:\d+ telephone-event/48000", ok200[-1], re.M),
+          "the door's 200 has opus/48000/2 and telephone-event/48000: %s"
+          % re.findall(r"^(?:m=audio|a=rtpmap).*$", ok200[-1] if ok200 else "", re.M))
     ok, f, raw = mon1.cmd("terminate %s" % cid)
     check(ok, "mon1: `terminate` accepted")
     mon1.wait_call_event("LinphoneCallReleased", 10, cid)

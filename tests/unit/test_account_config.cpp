@@ -68,11 +68,37 @@ TEST(AccountConfig, BadValuesNameTheKey) {
   const std::pair<const char *, const char *> cases[] = {
       {"[account]\naor = dev\n", "a.conf:2: [account] aor: 'dev' is not a sip:user@domain address"},
       {"[account]\nproxy = 127.0.0.1\n",
-       "a.conf:2: [account] proxy: '127.0.0.1' is not a sip: URI"},
+       "a.conf:2: [account] proxy: '127.0.0.1' is neither a sip: nor a sips: URI"},
       {"[account]\nbind = udp:*\n", "a.conf:2: [account] bind: 'udp:*' is not a sip: URI"},
   };
   for (const auto &[text, expected] : cases) {
     AccountSettings a;
     EXPECT_EQ(load(text, &a), expected) << text;
   }
+}
+
+// docs/TLS.md §3: sofia verifies nothing unless told, and never reads the
+// system's CA store, so a TLS proxy without a CA file to check it against is
+// refused unless verification is turned off on purpose.
+TEST(AccountConfig, ProxyOverTls) {
+  AccountSettings a;
+  EXPECT_EQ(load("[account]\nproxy = sips:proxy.home:5061\n", &a),
+            "a.conf:2: [account] proxy: over TLS needs tls-certificates-ca-file to check the "
+            "proxy's certificate (sofia-sip does not read the system's store); or "
+            "tls-verify-outgoing = false, which lets anyone on the path listen");
+  ASSERT_EQ(load("[account]\nproxy = sip:proxy.home:5061;transport=tls\n"
+                 "tls-verify-outgoing = false\n",
+                 &a),
+            "");
+  EXPECT_TRUE(a.proxy_tls);
+  EXPECT_FALSE(a.tls.verify_outgoing);
+  EXPECT_EQ(portier::proxy_uri_for_sofia(a.proxy), "sips:proxy.home:5061");
+  EXPECT_EQ(
+      load("[account]\nproxy = sips:proxy.home:5061\ntls-certificates-ca-file = /nonexistent\n",
+           &a),
+      "a.conf:3: [account] tls-certificates-ca-file: /nonexistent: cannot open the TLS CA "
+      "file: No such file or directory");
+  ASSERT_EQ(load("[account]\nproxy = sip:10.0.0.1:5060\n", &a), "");
+  EXPECT_FALSE(a.proxy_tls);
+  EXPECT_TRUE(a.tls.verify_outgoing);  // on by default, for when TLS is switched on
 }

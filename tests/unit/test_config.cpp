@@ -133,6 +133,9 @@ TEST(ProxyConfig, MediaRelayKeysAreChecked) {
       {"[module::MediaRelay]\nlisten-address = 0.0.0.0.0\n",
        "p.conf:2: [module::MediaRelay] listen-address: '0.0.0.0.0' is not an IPv4 or IPv6 "
        "address"},
+      {"[module::MediaRelay]\nencryption = srtp\n",
+       "p.conf:2: [module::MediaRelay] encryption: 'srtp' is neither terminate nor passthrough"},
+      {"[module::MediaRelay]\nencryption = passthrough\nencryption-mandatory = true\n", ""},
       // a disabled relay is not checked
       {"[module::MediaRelay]\nenabled = false\nport-range = x\n", ""},
       {"[module::MediaRelay]\nsdp-address = ::1\nport-range = 40000-40099\n", ""},

@@ -198,6 +198,35 @@ TEST(DoorDtmf, NonDtmfEventsGiveNoKey) {
   EXPECT_EQ(s.packet(900, 2, true, block(1, true, 400)), "1");
 }
 
+// With opus the events count in its 48 kHz clock (RFC 4733 §2.1, §2.5.1.3:
+// durations are in timestamp units): a 40 ms update says 1920, not 320, and
+// a key is held past the 16-bit field after 1.37 s instead of 8.2 s.
+TEST(DoorDtmf, EventsAt48kHzSection2_1) {
+  Stream s;
+  uint16_t seq = 1;
+  uint32_t ts = 480000;
+  std::string keys;
+  for (uint8_t key : {1, 2, 3, 11}) {  // "123#", 20 ms packets of 960 units
+    keys += s.packet(ts, seq++, true, block(key, false, 0));
+    for (uint16_t d = 960; d <= 4800; d += 960)
+      keys += s.packet(ts, seq++, false, block(key, false, d));
+    for (int i = 0; i < 3; ++i) keys += s.packet(ts, seq++, false, block(key, true, 5760));
+    ts += 5760 + 3 * 960;  // the event and a 60 ms gap
+  }
+  EXPECT_EQ(keys, "123#");
+  // Held for 2 s at 48 kHz (96000 units): two segments, one press.
+  EXPECT_EQ(s.packet(ts, seq++, true, block(5, false, 0)), "5");
+  EXPECT_EQ(s.packet(ts, seq++, false, block(5, false, 0xffff)), "");
+  EXPECT_EQ(s.packet(ts + 0xffff, seq++, false, block(5, false, 96000 - 0xffff)), "");
+  EXPECT_EQ(s.packet(ts + 0xffff, seq++, false, block(5, true, 96000 - 0xffff)), "");
+  // Two finished events packed before the current one (§2.5.1.5), at 48 kHz.
+  std::vector<uint8_t> packed = block(7, true, 4800);
+  for (auto b : {block(8, true, 4800), block(9, false, 960)})
+    packed.insert(packed.end(), b.begin(), b.end());
+  EXPECT_EQ(s.packet(ts + 200000, seq++, true, packed), "789");
+  EXPECT_EQ(s.packet(ts + 200000 + 9600, seq++, false, block(9, true, 1920)), "");
+}
+
 TEST(DoorDtmfRelay, TheUsualBody) {
   std::string reason;
   auto r = parse_dtmf_relay("Signal=5\r\nDuration=160\r\n", &reason);

@@ -41,6 +41,8 @@ TEST(MonitorConfig, DefaultsAreDocumentedAndValid) {
   EXPECT_TRUE(s.media.keyframe.info);
   EXPECT_EQ(s.media.keyframe_wait_ms, 300);
   EXPECT_EQ(s.media.ptime_ms, 20);
+  EXPECT_EQ(s.media.audio_codecs, (std::vector<std::string>{"opus", "G722", "PCMU", "PCMA"}))
+      << "wideband first, G.711 as the fallback";
   EXPECT_EQ(s.media.port_min, 32000);
   EXPECT_EQ(s.media.port_max, 32099);
   EXPECT_FALSE(s.window);
@@ -66,6 +68,7 @@ TEST(MonitorConfig, AFullConfig) {
   ASSERT_EQ(load("[account]\naor = <sip:Mon2@Home.Example>\nusername = m2\npassword = pw\n"
                  "[media]\nport-range = 40000-40019\nvideo-codecs = H264\n"
                  "keyframe-request = info\nmicrophone = test\nspeaker = none\nptime = 40\n"
+                 "audio-codecs = G722 PCMU\n"
                  "[actions]\nmethod = message\nopen-door = 1234#\nlight = *9\n"
                  "[doors]\nfront = sip:door@home.example\nback = sip:Door2@Home.Example\n"
                  "[ui]\nmode = window\n",
@@ -79,6 +82,7 @@ TEST(MonitorConfig, AFullConfig) {
   EXPECT_TRUE(s.media.keyframe.info);
   EXPECT_EQ(s.media.microphone, "test");
   EXPECT_EQ(s.media.ptime_ms, 40);
+  EXPECT_EQ(s.media.audio_codecs, (std::vector<std::string>{"G722", "PCMU"}));
   EXPECT_EQ(s.action_method, ActionMethod::Message);
   EXPECT_EQ(s.open_door_code, "1234#");
   EXPECT_EQ(s.light_code, "*9");
@@ -97,11 +101,13 @@ TEST(MonitorConfig, ErrorsNameFileLineAndKey) {
       {"[account]\naor = monitor1\n",
        "m.conf:2: [account] aor: 'monitor1' is not a sip:user@domain address"},
       {"[account]\nproxy = 127.0.0.1\n",
-       "m.conf:2: [account] proxy: '127.0.0.1' is not a sip: URI"},
+       "m.conf:2: [account] proxy: '127.0.0.1' is neither a sip: nor a sips: URI"},
       {"[media]\nport-range = 40000\n", "m.conf:2: [media] port-range: must be MIN-MAX"},
       {"[media]\nport-range = 40000-40002\n", "m.conf:2: [media] port-range: needs 4 ports"},
       {"[media]\naddress = localhost\n", "m.conf:2: [media] address: 'localhost' is not an IPv4"},
       {"[media]\nvideo-codecs = AV1\n", "m.conf:2: [media] video-codecs:"},
+      {"[media]\naudio-codecs = opus speex\n",
+       "m.conf:2: [media] audio-codecs: 'speex' is not one of: opus, G722, PCMU, PCMA"},
       {"[media]\nkeyframe-request = sometimes\n", "m.conf:2: [media] keyframe-request:"},
       {"[actions]\nmethod = smoke\n", "m.conf:2: [actions] method:"},
       {"[actions]\nopen-door = 12x4\n",

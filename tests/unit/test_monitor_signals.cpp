@@ -79,6 +79,34 @@ TEST(TelephoneEventWriter, OneKeyIsToneThenThreeEndPacketsWithOneTimestamp) {
   EXPECT_EQ(w.keys_sent(), 1u);
 }
 
+// With opus the events count in its 48 kHz clock (RFC 4733 §2.1): one 20 ms
+// packet is 960 units, and the event's timestamp is the opus packet's.
+TEST(TelephoneEventWriter, AtOpusClockDurationsGrowBy960) {
+  TelephoneEventOptions o;
+  o.payload_type = 102;
+  o.packet_duration = 960;
+  TelephoneEventWriter w(o);
+  ASSERT_TRUE(w.queue("#"));
+  std::vector<Out> out;
+  for (int i = 0; i < 12; ++i) {
+    auto p = voice(static_cast<uint16_t>(7 + i), 96000 + 960 * i);
+    p[1] = 96;  // opus
+    const bool ev = w.rewrite(p);
+    out.push_back({p, ev});
+  }
+  for (int i = 0; i < 8; ++i) {
+    const auto &p = out[i].bytes;
+    ASSERT_TRUE(out[i].event) << i;
+    EXPECT_EQ(p[1] & 0x7f, 102);
+    EXPECT_EQ(ts_of(p), 96000u);
+    EXPECT_EQ(p[12], 11) << "'#' is event 11 (RFC 4733 §3.2)";
+    const unsigned duration = p[14] << 8 | p[15];
+    EXPECT_EQ(duration, i < 5 ? 960u * (i + 1) : 4800u) << i;
+  }
+  EXPECT_FALSE(out[8].event);
+  EXPECT_EQ(out[8].bytes[1] & 0x7f, 96);
+}
+
 TEST(TelephoneEventWriter, TheDoorReadsACodeOnceEachKey) {
   TelephoneEventWriter w;
   ASSERT_TRUE(w.queue("583920"));

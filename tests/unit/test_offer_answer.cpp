@@ -2,6 +2,7 @@
 // peers we meet really send (golden files shared with test_sdp_rewrite).
 #include <gtest/gtest.h>
 
+#include "common/audio_codecs.h"
 #include "common/text_file.h"
 #include "sip/sdp/offer_answer.h"
 #include "sip/sdp/sdp_rewrite.h"
@@ -218,6 +219,173 @@ TEST(OfferAnswer, H264WithItsParameters) {
   auto s = parse(text, &error);
   ASSERT_TRUE(s) << error;
   EXPECT_EQ(s->media[1].payloads[0].encoding, "H264");
+}
+
+// The door as shipped: opus, G.722, PCMU, PCMA from the codec table, as
+// door_media builds its stream.
+LocalMedia wideband_door(const std::string &address = "192.168.1.30") {
+  LocalMedia m = door(address);
+  m.streams[0].codecs.clear();
+  for (const auto &c : portier::audio::audio_codecs())
+    m.streams[0].codecs.push_back({c.name, c.clock_rate, c.channels, c.pt, c.fmtp});
+  return m;
+}
+
+std::string offer_with_audio(const std::string &audio_lines) {
+  return "v=0\r\no=p 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n" + audio_lines;
+}
+
+// RFC 7587 §7 (opus/48000/2 whatever is sent), RFC 3551 §4.5.2 (G722/8000),
+// RFC 4733 §2.1 (a telephone-event per clock rate, as Linphone offers them).
+TEST(OfferAnswerWideband, OurOfferIsTheGoldenOne) {
+  EXPECT_EQ(write_offer(wideband_door()), golden("door_wideband_offer.sdp"));
+}
+
+TEST(OfferAnswerWideband, LinphonesOfferGetsOpusWithItsEventsAt48kHz) {
+  std::string error;
+  auto a = answer_offer(golden("linphone_offer.sdp"), wideband_door("192.168.1.20"), &error);
+  ASSERT_TRUE(a) << error;
+  const Agreed &audio = a->streams[0];
+  EXPECT_EQ(audio.codec.encoding, "opus");
+  EXPECT_EQ(audio.codec.pt, 96);
+  EXPECT_EQ(audio.codec.clock_rate, 48000u);
+  EXPECT_EQ(audio.telephone_event_pt, 101) << "telephone-event/48000 of the offer, not /8000 (97)";
+  EXPECT_NE(a->sdp.find("m=audio 7078 RTP/AVP 96 101\r\n"), std::string::npos) << a->sdp;
+  EXPECT_NE(a->sdp.find("a=rtpmap:96 opus/48000/2\r\n"), std::string::npos) << a->sdp;
+  EXPECT_NE(a->sdp.find("a=fmtp:96 useinbandfec=1"), std::string::npos) << a->sdp;
+  EXPECT_NE(a->sdp.find("a=rtpmap:101 telephone-event/48000\r\n"), std::string::npos) << a->sdp;
+}
+
+TEST(OfferAnswerWideband, TheOfferersOrderDecidesSection5_1) {
+  std::string error;
+  // PCMU first, opus second: answered with PCMU, as Linphone answers.
+  auto a = answer_offer(offer_with_audio("m=audio 4000 RTP/AVP 0 111 101\r\n"
+                                         "a=rtpmap:111 opus/48000/2\r\n"
+                                         "a=rtpmap:101 telephone-event/8000\r\n"),
+                        wideband_door(), &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->streams[0].codec.encoding, "PCMU");
+  EXPECT_EQ(a->streams[0].telephone_event_pt, 101);
+}
+
+TEST(OfferAnswerWideband, G722OnlyIsG722WithEventsAt8000) {
+  std::string error;
+  auto a = answer_offer(offer_with_audio("m=audio 4000 RTP/AVP 9 100\r\n"
+                                         "a=rtpmap:100 telephone-event/8000\r\n"),
+                        wideband_door(), &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->streams[0].codec.encoding, "G722");
+  EXPECT_EQ(a->streams[0].codec.pt, 9);
+  EXPECT_EQ(a->streams[0].codec.clock_rate, 8000u) << "RFC 3551 §4.5.2";
+  EXPECT_EQ(a->streams[0].telephone_event_pt, 100);
+  EXPECT_NE(a->sdp.find("m=audio 7078 RTP/AVP 9 100\r\n"), std::string::npos) << a->sdp;
+}
+
+TEST(OfferAnswerWideband, PcmuOnlyFallsBack) {
+  std::string error;
+  auto a = answer_offer(offer_with_audio("m=audio 4000 RTP/AVP 0\r\n"), wideband_door(), &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->streams[0].codec.encoding, "PCMU");
+  EXPECT_EQ(a->streams[0].telephone_event_pt, -1) << "no events offered, none agreed";
+}
+
+// Events at 8000 cannot ride an opus stream whose timestamps count at 48000
+// (RFC 4733 §2.1), and the door's code must get through: the first codec of
+// the offer that has its events wins over a better one without.
+TEST(OfferAnswerWideband, OpusWithEventsAt8000OnlyPicksACodecThatHasThem) {
+  std::string error;
+  auto a = answer_offer(offer_with_audio("m=audio 4000 RTP/AVP 96 0 101\r\n"
+                                         "a=rtpmap:96 opus/48000/2\r\n"
+                                         "a=rtpmap:101 telephone-event/8000\r\n"),
+                        wideband_door(), &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->streams[0].codec.encoding, "PCMU");
+  EXPECT_EQ(a->streams[0].telephone_event_pt, 101);
+  // Only opus in common: opus, and no events (a key then goes by SIP INFO).
+  a = answer_offer(offer_with_audio("m=audio 4000 RTP/AVP 96 101\r\n"
+                                    "a=rtpmap:96 opus/48000/2\r\n"
+                                    "a=rtpmap:101 telephone-event/8000\r\n"),
+                   wideband_door(), &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->streams[0].codec.encoding, "opus");
+  EXPECT_EQ(a->streams[0].telephone_event_pt, -1);
+  EXPECT_EQ(a->sdp.find("telephone-event"), std::string::npos) << a->sdp;
+}
+
+TEST(OfferAnswerWideband, OpusUnderAnotherDynamicNumberKeepsTheOfferers) {
+  std::string error;
+  auto a = answer_offer(offer_with_audio("m=audio 4000 RTP/AVP 111 110\r\n"
+                                         "a=rtpmap:111 OPUS/48000/2\r\n"
+                                         "a=fmtp:111 stereo=1;sprop-stereo=1\r\n"
+                                         "a=rtpmap:110 telephone-event/48000\r\n"),
+                        wideband_door(), &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->streams[0].codec.encoding, "opus") << "encoding names are case-insensitive";
+  EXPECT_EQ(a->streams[0].codec.pt, 111) << "RFC 3264 §6.1";
+  EXPECT_EQ(a->streams[0].telephone_event_pt, 110);
+  EXPECT_NE(a->sdp.find("a=rtpmap:111 opus/48000/2\r\n"), std::string::npos) << a->sdp;
+  EXPECT_NE(a->sdp.find("a=fmtp:111 useinbandfec=1;stereo=0;sprop-stereo=0\r\n"), std::string::npos)
+      << "our own receive parameters (RFC 7587 §7.1): " << a->sdp;
+}
+
+// Our offer answered: the events agreed are those at the chosen codec's clock.
+TEST(OfferAnswerWideband, AnAnswerWithOpusTakesTheEventsAt48kHz) {
+  std::string error;
+  const std::string answer =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 96 101 102\r\na=rtpmap:96 opus/48000/2\r\n"
+      "a=rtpmap:101 telephone-event/8000\r\na=rtpmap:102 telephone-event/48000\r\n"
+      "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+  auto agreed = apply_answer(wideband_door(), answer, &error);
+  ASSERT_TRUE(agreed) << error;
+  EXPECT_EQ((*agreed)[0].codec.encoding, "opus");
+  EXPECT_EQ((*agreed)[0].telephone_event_pt, 102);
+  // G.722 answered: its events are the /8000 ones.
+  const std::string g722 =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 9 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+      "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+  agreed = apply_answer(wideband_door(), g722, &error);
+  ASSERT_TRUE(agreed) << error;
+  EXPECT_EQ((*agreed)[0].codec.encoding, "G722");
+  EXPECT_EQ((*agreed)[0].telephone_event_pt, 101);
+  // baresip 1.0 answers opus with telephone-event/8000 only: taken all the same.
+  const std::string baresip =
+      "v=0\r\no=m 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 96 0 101\r\na=rtpmap:96 opus/48000/2\r\n"
+      "a=rtpmap:101 telephone-event/8000\r\n"
+      "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+  agreed = apply_answer(wideband_door(), baresip, &error);
+  ASSERT_TRUE(agreed) << error;
+  EXPECT_EQ((*agreed)[0].codec.encoding, "opus");
+  EXPECT_EQ((*agreed)[0].telephone_event_pt, 101);
+}
+
+TEST(AudioCodecs, AMissingElementLeavesTheCodecOut) {
+  using namespace portier::audio;
+  std::vector<std::string> missing;
+  auto no_libav = [](const char *e) { return std::string(e).rfind("av", 0) != 0; };
+  auto usable = usable_audio_codecs({"opus", "g722", "PCMU"}, no_libav, &missing);
+  ASSERT_EQ(usable.size(), 2u);
+  EXPECT_STREQ(usable[0]->name, "opus");
+  EXPECT_STREQ(usable[1]->name, "PCMU");
+  EXPECT_EQ(missing, std::vector<std::string>{"G722"});
+  EXPECT_EQ(default_audio_codec_list(), "opus G722 PCMU PCMA");
+}
+
+TEST(AudioCodecs, RatesAndPacketDurations) {
+  using namespace portier::audio;
+  const AudioCodec &opus = *find_audio_codec("OPUS");
+  EXPECT_EQ(opus.sample_rate, 48000);
+  EXPECT_EQ(find_audio_codec("G722")->sample_rate, 16000) << "16 kHz audio, 8000 clock";
+  EXPECT_EQ(rtp_units(48000, 20), 960u);
+  EXPECT_EQ(rtp_units(8000, 20), 160u);
+  EXPECT_EQ(audio_packet_ms(opus, 30), 20) << "no 30 ms opus frame (RFC 6716 §2.1.4)";
+  EXPECT_EQ(audio_packet_ms(opus, 40), 40);
+  EXPECT_EQ(audio_packet_ms(*find_audio_codec("PCMU"), 30), 30);
+  EXPECT_EQ(audio_rtp_caps(opus, 111),
+            "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=111");
+  EXPECT_EQ(find_audio_codec("speex"), nullptr);
 }
 
 }  // namespace

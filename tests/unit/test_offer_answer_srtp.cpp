@@ -132,7 +132,7 @@ TEST(OfferAnswerSrtp, MonitorTakesTheFirstSuiteWithItsOwnKey) {
 
 TEST(OfferAnswerSrtp, DoorAnswersLinphonesBestEffortOffer) {
   std::string error;
-  auto ans = answer_offer(golden("linphone_srtp_offer.sdp"), door(false), &error);
+  auto ans = answer_offer(golden("linphone_sdes_offer.sdp"), door(false), &error);
   ASSERT_TRUE(ans) << error;
   // Linphone's order decides: its first line, AES_CM_128_HMAC_SHA1_80, tag 1.
   EXPECT_NE(ans->sdp.find("m=audio 7078 RTP/AVP 0 97\r\n"), std::string::npos) << ans->sdp;

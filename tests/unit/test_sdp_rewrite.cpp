@@ -77,6 +77,18 @@ std::string offer_with(const std::string &media_lines, const std::string &sessio
 const RelayEndpoint kRelayAudio{"10.0.0.1", 40000, 40001};
 const RelayEndpoint kRelayVideo{"10.0.0.1", 40002, 40003};
 
+// The relay's own keys for a branch (fixed here so that the output is golden).
+RelayEndpoint srtp_endpoint(RelayEndpoint e, std::vector<std::string> crypto) {
+  e.crypto = std::move(crypto);
+  e.rtcp_mux = true;
+  return e;
+}
+const RelayEndpoint kRelaySrtpAudio = srtp_endpoint(
+    kRelayAudio, {"1 AES_CM_128_HMAC_SHA1_80 inline:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB",
+                  "2 AES_CM_128_HMAC_SHA1_32 inline:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJC"});
+const RelayEndpoint kRelaySrtpVideo = srtp_endpoint(
+    kRelayVideo, {"1 AEAD_AES_128_GCM inline:Q0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQw=="});
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -128,10 +140,12 @@ TEST_P(SdpGolden, RewriteMatchesExpectedFileAndParsesBackToTheRelay) {
     EXPECT_EQ(a.port, r.rtp_port);
     EXPECT_EQ(a.rtcp_port, r.rtcp_port ? r.rtcp_port : r.rtp_port + 1);
     EXPECT_EQ(a.rtcp_address, r.address);
-    EXPECT_FALSE(a.rtcp_mux);  // RFC 5761 §5.1.1: the relay declines mux
+    // RFC 5761 §5.1.1: mux where the relay offers or accepts it, else declined.
+    EXPECT_EQ(a.rtcp_mux, r.rtcp_mux);
+    // RFC 4568: the relay's own a=crypto lines, or the ones written.
+    EXPECT_EQ(a.crypto, r.crypto ? *r.crypto : b.crypto);
   }
-  for (const char *gone :
-       {"a=candidate", "a=ice-", "a=end-of-candidates", "a=remote-candidates", "a=rtcp-mux"}) {
+  for (const char *gone : {"a=candidate", "a=ice-", "a=end-of-candidates", "a=remote-candidates"}) {
     EXPECT_EQ(out->find(gone), std::string::npos) << gone;
   }
   // Rewriting what we wrote changes nothing: a re-INVITE through the relay
@@ -180,6 +194,17 @@ INSTANTIATE_TEST_SUITE_P(
         // RTP/AVPF: sofia-sip keeps a=rtpmap as plain attributes, in place.
         {"AvpfOffer", "avpf_offer.sdp", {kRelayAudio, kRelayVideo}, "avpf_offer.relayed.sdp"},
         // Two relay addresses and no media c=: the second stream gets its own.
+        // RFC 4568 and RFC 5761: SAVP/SAVPF with a=crypto and a=rtcp-mux; the
+        // relay's keys replace the door's, mux is offered on.
+        {"LinphoneSrtpOfferRelayKeys",
+         "linphone_srtp_offer.sdp",
+         {kRelaySrtpAudio, kRelaySrtpVideo},
+         "linphone_srtp_offer.relayed.sdp"},
+        // encryption = passthrough: the keys stay as written, mux is declined.
+        {"LinphoneSrtpOfferPassthrough",
+         "linphone_srtp_offer.sdp",
+         {kRelayAudio, kRelayVideo},
+         "linphone_srtp_offer.passthrough.sdp"},
         {"AvpfOfferTwoRelayAddresses",
          "avpf_offer.sdp",
          {kRelayAudio, {"10.0.0.2", 40002, 40003}},

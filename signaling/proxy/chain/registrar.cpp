@@ -1,8 +1,10 @@
 #include "proxy/chain/registrar.h"
 
 #include <sofia-sip/msg_header.h>
+#include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/tport.h>
 #include <strings.h>
 
 #include <algorithm>
@@ -100,6 +102,14 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   req.cseq = sip->sip_cseq->cs_seq;
   req.now = clock::wall_s_rounded_up();
   req.received = source_of(msg);
+  // A device registered over TLS is reached over TLS, on its connection
+  // (RFC 5626 §5.2 flow, RFC 3261 §26.2.2): source_of cannot tell TLS from TCP.
+  if (req.received.compare(0, 4, "tcp:") == 0 && reply.agent()) {
+    if (tport_t *tp = nta_incoming_transport(reply.agent(), nullptr, msg)) {
+      if (tport_has_tls(tp)) req.received.replace(0, 3, "tls");
+      tport_unref(tp);
+    }
+  }
   if (sip->sip_user_agent && sip->sip_user_agent->g_string)
     req.user_agent = sip->sip_user_agent->g_string;
   // RFC 3261 §20.19: SIP 2.0 takes only delta-seconds; the date form is

@@ -24,8 +24,47 @@ bool same_codec(const Codec &ours, const Payload &theirs) {
   return ascii::iequals(ours.encoding, theirs.encoding) && ours.clock_rate == theirs.clock_rate;
 }
 
-bool is_telephone_event(const Payload &p) {
-  return ascii::iequals(p.encoding, "telephone-event") && p.clock_rate == 8000;
+bool is_telephone_event(const Payload &p) { return ascii::iequals(p.encoding, "telephone-event"); }
+
+// A telephone-event payload type and its clock.
+struct Event {
+  int pt;
+  uint32_t clock_rate;
+};
+
+// The telephone-event of `payloads` at `clock_rate`, or -1.
+int event_at(const std::vector<Payload> &payloads, uint32_t clock_rate) {
+  for (const Payload &p : payloads)
+    if (is_telephone_event(p) && p.clock_rate == clock_rate) return p.pt;
+  return -1;
+}
+
+// What we offer: one telephone-event per clock rate of our codecs, in their
+// order; /8000 keeps `pt_8000`, the others take the next numbers no codec uses.
+std::vector<Event> offered_events(const LocalStream &s) {
+  std::vector<Event> out;
+  if (s.type != "audio" || !s.telephone_event) return out;
+  int next = s.telephone_event_pt + 1;
+  auto taken = [&](int pt) {
+    for (const Codec &c : s.codecs)
+      if (c.pt == pt) return true;
+    for (const Event &e : out)
+      if (e.pt == pt) return true;
+    return pt == s.telephone_event_pt;
+  };
+  for (const Codec &c : s.codecs) {
+    bool have = false;
+    for (const Event &e : out) have = have || e.clock_rate == c.clock_rate;
+    if (have) continue;
+    if (c.clock_rate == 8000) {
+      out.push_back({s.telephone_event_pt, 8000});
+      continue;
+    }
+    while (next <= 127 && taken(next)) ++next;
+    if (next > 127) continue;  // no number left: this clock goes without events
+    out.push_back({next++, c.clock_rate});
+  }
+  return out;
 }
 
 // RTP/AVP and RTP/AVPF (RFC 4585 §3.5: an AVPF offer may be answered by an
@@ -54,12 +93,12 @@ std::string srtp_refusal(const std::string &type) {
 
 // The m= line and attributes of one stream; `codecs` with their final payload types.
 std::string media_lines(const std::string &type, uint16_t port, const std::string &protocol,
-                        const std::vector<Codec> &codecs, int te_pt, bool feedback,
-                        const std::string &direction, const std::vector<sdes::Crypto> &crypto,
-                        bool rtcp_mux) {
+                        const std::vector<Codec> &codecs, const std::vector<Event> &events,
+                        bool feedback, const std::string &direction,
+                        const std::vector<sdes::Crypto> &crypto, bool rtcp_mux) {
   std::string m = "m=" + type + " " + std::to_string(port) + " " + protocol;
   for (const Codec &c : codecs) m += " " + std::to_string(c.pt);
-  if (te_pt >= 0) m += " " + std::to_string(te_pt);
+  for (const Event &e : events) m += " " + std::to_string(e.pt);
   m += "\r\n";
   for (const Codec &c : codecs) {
     m += "a=rtpmap:" + std::to_string(c.pt) + " " + c.encoding + "/" +
@@ -71,9 +110,10 @@ std::string media_lines(const std::string &type, uint16_t port, const std::strin
       m += "a=rtcp-fb:" + std::to_string(c.pt) + " ccm fir\r\n";
     }
   }
-  if (te_pt >= 0) {
-    m += "a=rtpmap:" + std::to_string(te_pt) + " telephone-event/8000\r\n";
-    m += "a=fmtp:" + std::to_string(te_pt) + " 0-15\r\n";  // the DTMF events (RFC 4733 §3.2)
+  for (const Event &e : events) {
+    m += "a=rtpmap:" + std::to_string(e.pt) + " telephone-event/" + std::to_string(e.clock_rate) +
+         "\r\n";
+    m += "a=fmtp:" + std::to_string(e.pt) + " 0-15\r\n";  // the DTMF events (RFC 4733 §3.2)
   }
   m += "a=" + direction + "\r\n";
   if (rtcp_mux) m += "a=rtcp-mux\r\n";
@@ -127,14 +167,13 @@ std::string unservable_address(const Media &m, const std::string &local_address)
 std::string write_offer(const LocalMedia &local) {
   std::string out = session_lines(local);
   for (const LocalStream &s : local.streams) {
-    const int te = s.type == "audio" && s.telephone_event ? s.telephone_event_pt : -1;
     // A mandatory SRTP offer says so in its profile (RFC 3711 §12). RTP/SAVP
     // for video too, with a=rtcp-fb as our RTP/AVP offers have it: baresip
     // 1.0 takes one secure profile for every stream (srtp-mand: SAVP only,
     // srtp-mandf: SAVPF only) and refuses the rest; Linphone takes either.
     const std::string protocol = s.srtp_mandatory && !s.crypto.empty() ? "RTP/SAVP" : "RTP/AVP";
-    out += media_lines(s.type, s.port, protocol, s.codecs, te, s.keyframe_feedback, s.direction,
-                       s.crypto, s.rtcp_mux);
+    out += media_lines(s.type, s.port, protocol, s.codecs, offered_events(s), s.keyframe_feedback,
+                       s.direction, s.crypto, s.rtcp_mux);
   }
   return out;
 }
@@ -164,17 +203,22 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
     remote_of(theirs, &a);
     bool found = false;
     for (const Payload &p : theirs.payloads) {
-      if (!found) {
-        for (const Codec &c : ours.codecs) {
-          if (same_codec(c, p)) {
-            a.codec = c;
-            a.codec.pt = p.pt;
-            found = true;
-            break;
-          }
+      for (const Codec &c : ours.codecs) {
+        if (!found && same_codec(c, p)) {
+          a.codec = c;
+          a.codec.pt = p.pt;
+          found = true;
         }
       }
-      if (ours.telephone_event && is_telephone_event(p)) a.telephone_event_pt = p.pt;
+    }
+    // The events that count in the codec's clock (RFC 4733 §2.1), else the
+    // answerer's others: baresip 1.0 answers opus with telephone-event/8000
+    // only, and the door's receiver goes by the events' start timestamps,
+    // whatever their clock, so its code still gets through.
+    if (found && ours.telephone_event) {
+      a.telephone_event_pt = event_at(theirs.payloads, a.codec.clock_rate);
+      for (const Payload &p : theirs.payloads)
+        if (a.telephone_event_pt < 0 && is_telephone_event(p)) a.telephone_event_pt = p.pt;
     }
     a.active = ours.port != 0 && theirs.port != 0 && found &&
                usable_rtp(theirs.protocol, !ours.crypto.empty());
@@ -239,19 +283,23 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     int te = -1;
     std::optional<sdes::Crypto> answered_key;
     if (ours && theirs.port && usable_rtp(theirs.protocol, !ours->crypto.empty())) {
-      // Our preference decides (we have one encoder); the offerer's numbers stay.
-      for (const Codec &c : ours->codecs) {
+      // The offerer's order (we have one encoder, so one codec); its numbers stay.
+      bool any_event = false;
+      for (const Payload &p : theirs.payloads) any_event = any_event || is_telephone_event(p);
+      const bool want_event = ours->telephone_event && any_event;
+      for (int pass = want_event ? 0 : 1; pass < 2 && chosen.empty(); ++pass) {
         for (const Payload &p : theirs.payloads) {
-          if (chosen.empty() && same_codec(c, p)) {
+          for (const Codec &c : ours->codecs) {
+            if (!chosen.empty() || !same_codec(c, p)) continue;
+            if (pass == 0 && event_at(theirs.payloads, c.clock_rate) < 0) continue;
             Codec agreed = c;
             agreed.pt = p.pt;
             chosen.push_back(agreed);
           }
         }
       }
-      if (ours->telephone_event)
-        for (const Payload &p : theirs.payloads)
-          if (is_telephone_event(p)) te = p.pt;
+      if (!chosen.empty() && ours->telephone_event)
+        te = event_at(theirs.payloads, chosen[0].clock_rate);
       // RFC 4568 §7.1.1: the first line we can honour, in the offerer's
       // order; lines we cannot are skipped (§6.1). In RTP/AVP too: Linphone
       // offers optional SRTP that way.
@@ -293,7 +341,9 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     if (a.rtcp_mux) a.remote_rtcp = a.remote_rtp;
     std::vector<sdes::Crypto> key;
     if (answered_key) key.push_back(*answered_key);
-    out.sdp += media_lines(theirs.type, ours->port, theirs.protocol, chosen, te,
+    std::vector<Event> events;
+    if (te >= 0) events.push_back({te, chosen[0].clock_rate});
+    out.sdp += media_lines(theirs.type, ours->port, theirs.protocol, chosen, events,
                            ours->keyframe_feedback, direction_of(a.send, a.recv), key, a.rtcp_mux);
     out.streams.push_back(std::move(a));
     any = true;

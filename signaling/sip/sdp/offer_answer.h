@@ -33,7 +33,10 @@ struct LocalStream {
   std::string type;   // "audio" or "video"
   uint16_t port = 0;  // our RTP port (RTCP on port + 1); 0 declines the stream
   std::vector<Codec> codecs;
-  bool telephone_event = false;  // audio: RFC 4733 events (receive), telephone-event/8000
+  // audio: RFC 4733 events, one telephone-event per clock rate of `codecs`
+  // (§2.1: events count in the audio's clock), telephone_event_pt for 8000
+  // and the next free numbers above it for the others.
+  bool telephone_event = false;
   int telephone_event_pt = 101;
   bool keyframe_feedback = true;       // video: a=rtcp-fb nack pli / ccm fir (RFC 4585, RFC 5104)
   std::string direction = "sendrecv";  // what we are willing to do
@@ -62,7 +65,7 @@ struct Agreed {
   std::string remote_address;
   uint16_t remote_rtp = 0, remote_rtcp = 0;
   Codec codec;                  // the first codec in common; pt is the payload type both use for it
-  int telephone_event_pt = -1;  // -1: none agreed
+  int telephone_event_pt = -1;  // -1: none agreed; its clock is codec.clock_rate
   bool send = false;            // we send on this stream
   bool recv = false;            // we receive on it
   // SRTP as agreed (RFC 4568): the suite, our key (what we send under) and
@@ -87,10 +90,13 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
 
 // A peer's offer (an INVITE we answer): our answer's text and the agreement.
 // Every m= line is answered, refused ones with port 0 (RFC 3264 §6); payload
-// types are the offerer's (§6.1). SRTP: the first a=crypto we can honour
-// is answered with its tag and suite and our own key (RFC 4568 §7.1.1).
-// Errors: unparsable SDP, nothing usable (the error says why: for a 488's
-// Warning).
+// types are the offerer's (§6.1). The codec is the first of the offer's list
+// that we have (the offerer's preference, §5.1, as Linphone answers), taking
+// on audio the first one whose clock rate has a telephone-event in the offer
+// when there is any: the door's code must reach it. SRTP: the first a=crypto
+// we can honour is answered with its tag and suite and our own key (RFC 4568
+// §7.1.1). Errors: unparsable SDP, nothing usable (the error says why: for a
+// 488's Warning).
 struct Answered {
   std::string sdp;
   std::vector<Agreed> streams;

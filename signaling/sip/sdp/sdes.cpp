@@ -208,6 +208,6 @@ std::vector<std::vector<std::string>> crypto_values(std::string_view sdp) {
   return out;
 }
 
-std::string redact(std::string_view text) { return log::redact_keys(text); }
+std::string redact(std::string_view text) { return log::redact_sdes_keys(text); }
 
 }  // namespace portier::sdp::sdes

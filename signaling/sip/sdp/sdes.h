@@ -72,7 +72,8 @@ bool make_keys(std::vector<Crypto> *out);
 std::vector<std::vector<std::string>> crypto_values(std::string_view sdp);
 
 // `text` with every key in it (what follows "inline:" up to the next '|', blank
-// or line end) replaced by "[redacted]".
+// or line end) replaced by "..." (log::redact_sdes_keys, which every log line
+// passes through).
 std::string redact(std::string_view text);
 
 }  // namespace portier::sdp::sdes

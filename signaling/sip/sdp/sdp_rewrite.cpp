@@ -414,6 +414,8 @@ bool Document::summarize_media(size_t index, sdp_media_t *m, Media *out, std::st
   out->direction = direction ? direction : "sendrecv";
 
   out->rtcp_mux = find_attribute(m->m_attributes, "rtcp-mux") != nullptr;
+  for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next)
+    if (ascii::iequals(a->a_name, "crypto")) out->crypto.emplace_back(a->a_value ? a->a_value : "");
 
   if (count_attributes(m->m_attributes, "rtcp") > 1) {
     return fail(error, where + "more than one a=rtcp");
@@ -501,7 +503,28 @@ bool is_ice_attribute(std::string_view name) {
 
 bool is_removed_attribute(std::string_view name) {
   return is_ice_attribute(name) || ascii::iequals(name, "rtcp-mux") ||
-         ascii::iequals(name, "rtcp-mux-only");
+         ascii::iequals(name, "rtcp-mux-only");  // rtcp-mux: added again where agreed
+}
+
+void remove_attributes(sdp_attribute_t **list, std::string_view name) {
+  while (*list) {
+    if (ascii::iequals((*list)->a_name, name)) {
+      *list = (*list)->a_next;  // the home frees it
+    } else {
+      list = &(*list)->a_next;
+    }
+  }
+}
+
+bool append_attribute(su_home_t *home, sdp_attribute_t **list, const char *name,
+                      const std::string *value) {
+  auto *a = static_cast<sdp_attribute_t *>(su_salloc(home, sizeof(sdp_attribute_t)));
+  if (!a) return false;
+  a->a_name = name;
+  if (value && !(a->a_value = su_strdup(home, value->c_str()))) return false;
+  while (*list) list = &(*list)->a_next;
+  *list = a;
+  return true;
 }
 
 void remove_relay_incompatible_attributes(sdp_attribute_t **list) {
@@ -535,6 +558,7 @@ struct CheckedEndpoint {
   std::string address;
   uint16_t rtp_port = 0;
   uint16_t rtcp_port = 0;
+  bool rtcp_mux = false;
 };
 
 bool check_endpoint(size_t index, const RelayEndpoint &e, CheckedEndpoint *out,
@@ -549,6 +573,7 @@ bool check_endpoint(size_t index, const RelayEndpoint &e, CheckedEndpoint *out,
   out->address = e.address;
   out->rtp_port = e.rtp_port;
   out->rtcp_port = e.rtcp_port ? e.rtcp_port : static_cast<uint16_t>(e.rtp_port + 1);
+  out->rtcp_mux = e.rtcp_mux;
   return true;
 }
 
@@ -696,6 +721,11 @@ std::optional<std::string> Rewriter::print(const std::vector<RelayEndpoint> &end
   for (size_t i = 0; i < media.size(); ++i) {
     sdp_media_t *m = media[i];
     remove_relay_incompatible_attributes(&m->m_attributes);
+    if (endpoints[i].crypto) {
+      remove_attributes(&m->m_attributes, "crypto");
+      for (const std::string &value : *endpoints[i].crypto)
+        if (!append_attribute(home, &m->m_attributes, "crypto", &value)) return out_of_memory();
+    }
     if (!relay[i]) {
       // A stream the relay cannot carry is refused the way an answerer would
       // (RFC 3264 section 6), in an offer too (section 8.2); a rejected one stays
@@ -716,6 +746,8 @@ std::optional<std::string> Rewriter::print(const std::vector<RelayEndpoint> &end
       m->m_connections = c;
     }
     if (!point_rtcp(home, m, e)) return out_of_memory();
+    if (e.rtcp_mux && !append_attribute(home, &m->m_attributes, "rtcp-mux", nullptr))
+      return out_of_memory();
   }
 
   std::unique_ptr<sdp_printer_t, PrinterFree> printer(

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portier::sdp {
@@ -35,6 +36,8 @@ struct Media {
   uint16_t rtcp_port = 0;    // a=rtcp port if given (RFC 3605), else port + 1; 0 if rejected
   std::string rtcp_address;  // a=rtcp address if given, else address
   bool rtcp_mux = false;     // a=rtcp-mux (RFC 5761)
+  // The values of its a=crypto lines (RFC 4568), as written; crypto_attr.h reads them.
+  std::vector<std::string> crypto;
   // sendrecv, sendonly, recvonly or inactive: the media's own attribute, else the
   // session's, else sendrecv (RFC 4566 §6). Reported as written even when port is 0.
   std::string direction;
@@ -51,9 +54,18 @@ std::optional<Session> parse(std::string_view text, std::string *error);
 
 // Where the relay wants one m= line to point.
 struct RelayEndpoint {
+  RelayEndpoint() = default;
+  RelayEndpoint(std::string address_, uint16_t rtp, uint16_t rtcp = 0)
+      : address(std::move(address_)), rtp_port(rtp), rtcp_port(rtcp) {}
+
   std::string address;     // IPv4 or IPv6 literal, no brackets
   uint16_t rtp_port = 0;   // 0: the relay refuses this stream, its m= port becomes 0
   uint16_t rtcp_port = 0;  // 0 means rtp_port + 1
+  // Set: every a=crypto line of the m= line (relayed or rejected) is replaced
+  // by these values, in order (none: removed); unset: the lines stay as written.
+  std::optional<std::vector<std::string>> crypto;
+  // a=rtcp-mux in the output (RFC 5761 §5.1.1: offered, or accepted in an answer).
+  bool rtcp_mux = false;
 };
 
 // Returns `text` with m= line i pointed at endpoints[i]:
@@ -67,9 +79,11 @@ struct RelayEndpoint {
 // - a=rtcp is rewritten to the relay's RTCP port (and address, if it named one),
 //   or added when the RTCP port is not rtp_port + 1 (RFC 3605 §2.1);
 // - ICE attributes (RFC 8839: a=candidate, a=ice-*, a=end-of-candidates,
-//   a=remote-candidates) and a=rtcp-mux / a=rtcp-mux-only are removed: the relay
-//   does no ICE and uses separate RTP and RTCP ports on both sides, which an
-//   answer may choose (RFC 5761 §5.1.1);
+//   a=remote-candidates) and a=rtcp-mux-only are removed: the relay does no ICE;
+//   a=rtcp-mux is there only when the endpoint says so (RFC 5761 §5.1.1: the
+//   relay offers it to a device when the caller offered it, and accepts it);
+// - a=crypto lines are replaced when the endpoint gives its own (the relay's
+//   keys, RFC 4568), else kept;
 // - codecs, directions, o= and every other line keep their meaning; sofia-sip
 //   prints a=rtpmap/a=fmtp of RTP/AVP and RTP/SAVP lines first, in m= order.
 // The output has CRLF line endings. Errors: unparsable SDP, an endpoint count

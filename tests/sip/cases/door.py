@@ -864,6 +864,38 @@ def case_door_invite_ipv6(env):
     check(env.door_events("auto_answered"), "the IPv4 call was not answered")
 
 
+@case
+def case_door_codec_flap(env):
+    """Issue 13: mon1 (sipp, `door_codec_flap.xml`) calls the auto-answering
+    door with PCMU, then re-INVITEs with PCMA, PCMU, PCMA (RFC 3264 §8): the
+    door follows each (its `audio` event lines, its status); a fourth change
+    gets 488 with a Warning (each change leaves a speaker path behind, so a
+    peer may not change without end); the call goes on with PCMA and ends
+    with mon1's BYE."""
+    env.start_proxy()
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN)
+    call = env.door("flap", "door_codec_flap.xml", "door", 0, user="mon1", timeout=30)
+    deadline = time.time() + 15
+    while time.time() < deadline and not call.received(lambda m: m.status == 488):
+        time.sleep(0.1)
+    refused = call.received(lambda m: m.status == 488 and m.cseq_method() == "INVITE")
+    check(refused and "changed too often" in (refused[0].hdr("Warning") or ""),
+          "the fourth codec change was not refused with a Warning: %s"
+          % [m.first for m in call.received(lambda m: m.cseq_method() == "INVITE")])
+    st = env.door_ctl("status")
+    check(st.get("call") == "active" and st.get("audio_codec") == "PCMA/8000",
+          "after the refusal the call goes on with PCMA: %s %s" % (st.get("call"),
+                                                                  st.get("audio_codec")))
+    audio = [e["details"] for e in env.door_events("audio")]
+    check(audio == ["codec=PCMU/8000 rate=8000", "codec=PCMA/8000 rate=8000",
+                    "codec=PCMU/8000 rate=8000", "codec=PCMA/8000 rate=8000"],
+          "the door's audio event lines: %s" % audio)
+    call.wait()
+    call.expect_ok()
+    env.wait_door_event("ended", 5)
+    check(env.door_proc.running(), "the door is no longer running")
+
+
 def _door_call_answered_by_sniffed_mon1(env):
     """The door rings mon1 (its SIP messages in its log: TPORT_LOG), mon1 answers."""
     env.start_proxy()

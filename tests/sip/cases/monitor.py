@@ -10,7 +10,8 @@ import struct
 import subprocess
 import time
 
-from portier_sip.base import ATTACKER, DOMAIN, LOCAL, Ports, Proc, TestFailure, check, log
+from portier_sip.base import (ATTACKER, DOMAIN, DOOR_CODE, LOCAL, Ports, Proc, TestFailure, check,
+                              log)
 from portier_sip.checks import final_status, register_devices
 from portier_sip.devices import (check_no_code_in_logs, door_with_monitor_access,
                                  in_dialog_request, media_still_flows, wire_header, wire_messages)
@@ -560,6 +561,120 @@ def case_monitor_window(env):
     for name in ("mon1", "mon2"):
         check(env.monitors[name].running(), "%s is no longer running" % name)
     check_no_code_in_logs(env, "mon1", "mon2")
+
+
+def _answer_with_codec(env, name, codec, opened):
+    """The door rings mon1-mon3; `name` answers: both ends agree `codec`
+    (status and event lines), audio flows both ways, and `name`'s open-door as
+    RFC 4733 events at the codec's clock opens the door once more (`opened`
+    times in all)."""
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    for n in ("mon1", "mon2", "mon3"):
+        env.wait_monitor(n, lambda st: st.get("call") == "early", "the ring", 15)
+    check(env.mon_ctl(name, "answer").get("result") == "answered", "%s did not answer" % name)
+    env.wait_door_event("answered", 10)
+    st = env.wait_monitor(name, lambda st: st.get("audio_packets_sent", 0) > 25 and
+                          st.get("audio_packets_received", 0) > 25, "two-way audio", 10)
+    check(st.get("audio_codec") == codec, "%s agreed %r, not %s" % (name, st.get("audio_codec"), codec))
+    rate = {"opus/48000": 48000, "G722/8000": 16000, "PCMU/8000": 8000}[codec]
+    check(st.get("audio_rate") == rate, "%s's audio runs at %r Hz" % (name, st.get("audio_rate")))
+    # The door's packet counter counts voice of the agreed payload type only
+    # once the call is answered; the counter goes up while the call lasts.
+    before = env.door_ctl("status").get("audio_packets_received", 0)
+    deadline = time.time() + 5
+    door = env.door_ctl("status")
+    while time.time() < deadline and door.get("audio_packets_received", 0) <= before + 10:
+        time.sleep(0.1)
+        door = env.door_ctl("status")
+    check(door.get("audio_packets_received", 0) > before + 10,
+          "%s's audio does not reach the door: %s" % (name, door))
+    check(door.get("audio_codec") == codec and door.get("audio_rate") == rate,
+          "the door agreed %r at %r Hz, not %s" % (door.get("audio_codec"), door.get("audio_rate"),
+                                                  codec))
+    audio = [e["details"] for e in env.door_events("audio")]
+    check(audio and audio[-1] == "codec=%s rate=%d" % (codec, rate),
+          "the door's last audio event line is %s" % audio[-1:])
+    answered = [e for e in env.monitor_events(name) if e.get("event") == "answered"]
+    check(answered and answered[-1].get("audio") == codec,
+          "%s's answered line says audio %r" % (name, answered[-1:]))
+    check("result" in env.mon_ctl(name, "action", "open-door"), "%s: open-door refused" % name)
+    deadline = time.time() + 10
+    while time.time() < deadline and len(env.door_events("action")) < opened:
+        time.sleep(0.1)
+    time.sleep(1.5)  # a second opening would show up now
+    actions = [e["details"] for e in env.door_events("action")]
+    check(len(actions) == opened and
+          actions[-1] == "via=rfc4733 from=sip:%s@%s action=door result=done" % (name, DOMAIN),
+          "expected the door opened once more by %s over RFC 4733: %s" % (name, actions))
+    check(env.mon_ctl(name, "hangup").get("result") == "hung up", "%s did not hang up" % name)
+    env.wait_door_event("ended", 5)
+    for n in ("mon1", "mon2", "mon3"):
+        env.wait_monitor(n, lambda st: st.get("call") == "ended", "the end of the call")
+    env.wait_relay_free()
+    log("%s: %s both ways, %d packets in and %d out, door opened by RFC 4733"
+        % (name, codec, st["audio_packets_received"], st["audio_packets_sent"]))
+
+
+@case
+def case_monitor_wideband_audio(env):
+    """Issue 13 item 5: the door offers opus/48000/2 (useinbandfec=1), G722,
+    PCMU, PCMA and telephone-event at 48000 and 8000 (RFC 7587, RFC 3551
+    §4.5.2, RFC 4733 §2.1); three monitors ring: mon1 (defaults) answers with
+    opus, mon2 (`audio-codecs = PCMU`) with PCMU, mon3 (`G722 PCMA`) with
+    G.722. Each time door and monitor agree the codec in status and event
+    lines, audio flows both ways, and the monitor's RFC 4733 code (at 48 kHz
+    with opus) opens the door exactly once; the door changes codec when the
+    answering monitor's differs from the early dialog's. mon1 then calls the
+    door: opus again (its offer, the door's answer), and its code opens it. A
+    bad codec name is a config error naming file, line and key."""
+    env.start_proxy()
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN,
+                   extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s sip:mon2@%s "
+                   "sip:mon3@%s\n" % (DOOR_CODE, DOMAIN, DOMAIN, DOMAIN))
+    env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"))
+    env.start_monitor("mon2", "mon2", 1, 1, extra="[media]\naudio-codecs = PCMU\n")
+    env.start_monitor("mon3", "mon3", 2, 2, extra="[media]\naudio-codecs = G722 PCMA\n")
+    _answer_with_codec(env, "mon1", "opus/48000", 1)
+    # The door's offer as mon1 got it through the relay (TPORT_LOG=1).
+    msgs = wire_messages(env.monitor_log_text("mon1"))
+    invites = [m for d, m in msgs if d == "recv" and m and m[0].startswith("INVITE ")]
+    check(invites, "mon1's log shows no INVITE (TPORT_LOG)")
+    sdp = [line.strip() for line in invites[0]]
+    audio = [line for line in sdp if line.startswith("m=audio ")]
+    check(audio and audio[0].split()[3:] == ["96", "9", "0", "8", "102", "101"],
+          "the door's audio formats: %s" % audio)
+    for want in ("a=rtpmap:96 opus/48000/2", "a=fmtp:96 useinbandfec=1;stereo=0;sprop-stereo=0",
+                 "a=rtpmap:9 G722/8000", "a=rtpmap:102 telephone-event/48000",
+                 "a=rtpmap:101 telephone-event/8000"):
+        check(want in sdp, "the door's offer lacks %r:\n%s" % (want, "\n".join(sdp)))
+    _answer_with_codec(env, "mon2", "PCMU/8000", 2)
+    _answer_with_codec(env, "mon3", "G722/8000", 3)
+    # mon1 calls the door (its offer, the door's answer: opus) and opens it
+    # with events at 48 kHz.
+    check(env.mon_ctl("mon1", "call", "front").get("result", "").startswith("calling"),
+          "mon1 could not call the door")
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                          st.get("audio_packets_received", 0) > 25 and
+                          st.get("audio_packets_sent", 0) > 25, "two-way audio with the door", 15)
+    check(st.get("audio_codec") == "opus/48000", "mon1's call to the door agreed %r"
+          % st.get("audio_codec"))
+    check("result" in env.mon_ctl("mon1", "action", "open-door"), "mon1: open-door refused")
+    deadline = time.time() + 10
+    while time.time() < deadline and len(env.door_events("action")) < 4:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    actions = [e["details"] for e in env.door_events("action")]
+    check(len(actions) == 4 and actions[-1].startswith("via=rfc4733 from=sip:mon1@"),
+          "mon1's code in its own call opened the door once more: %s" % actions)
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+    env.wait_door_event("ended", 5)
+    bad = env.write("bad-codec.conf", "[media]\naudio-codecs = opus speex\n")
+    r = subprocess.run([env.args.door, "--check-config", "--config", bad],
+                       capture_output=True, text=True, timeout=10)
+    out = r.stdout + r.stderr
+    check(r.returncode != 0 and "bad-codec.conf:2: [media] audio-codecs: 'speex'" in out,
+          "portier-door took an unknown codec: %d %s" % (r.returncode, out))
+    check_no_code_in_logs(env, "mon1", "mon2", "mon3")
 
 
 def _sniffed_invite(env, name, timeout=5):

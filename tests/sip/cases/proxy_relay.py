@@ -591,3 +591,136 @@ def case_relay_reinvite_unusable_sdp(env):
     finally:
         close_call(c)
     env.assert_no_secrets()
+
+
+# ---------------------------------------------------------------------------
+# SRTP through the relay (issue 13): SDES keys (RFC 4568) terminated per leg.
+
+def _crypto_lines(body):
+    """The (tag, suite, key) of every a=crypto line of an SDP body."""
+    return [(int(t), s, k) for t, s, k in
+            re.findall(r"^a=crypto:(\d+) (\S+) inline:([A-Za-z0-9+/=]+)", body, re.M)]
+
+
+def _sdes_key():
+    """A fresh AES_CM_128_HMAC_SHA1_80 key || salt, base64 (RFC 4568 section 6.1)."""
+    import base64
+    return base64.b64encode(os.urandom(30)).decode()
+
+
+@case
+def case_relay_srtp_keys_per_branch(env):
+    """RFC 3711 section 9.1 (issue 13): the door rings the group with RTP/SAVP
+    and two a=crypto lines (RFC 4568). The three INVITEs carry three sets of
+    keys, every key fresh: none is the door's and none appears in two offers.
+    mon1 answers 183 and mon2 200, each with its own key under tag 1: the
+    door's early answer and its 200 carry one a=crypto line, the door's tag 1
+    and suite with the relay's key, never a device's; both answers use the same
+    relay key (one door-side context). a=rtcp-mux, offered by the door, is
+    offered to every device and answered (RFC 5761 section 5.1.1). No key
+    reaches the proxy's log."""
+    env.start_proxy()
+    devs = raw_devices(env, ["mon1", "mon2", "mon3"])
+    door = RawUa("door", LOCAL)
+    door_keys = [_sdes_key(), _sdes_key()]
+    offer = sdp_body(LOCAL, ["audio 4000 RTP/SAVP 0\na=rtcp-mux\n"
+                             "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s\n"
+                             "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:%s" % tuple(door_keys)])
+    try:
+        call = RawCall(env, door, "door", GROUP, offer)
+        invs = [invite_of(d) for d in devs]
+        offered = [_crypto_lines(inv.body) for inv in invs]
+        keys = [k for lines in offered for _, _, k in lines]
+        log("offers: %s" % [[(t, s) for t, s, _ in lines] for lines in offered])
+        for i, lines in enumerate(offered):
+            check(lines and lines[0][:2] == (1, "AES_CM_128_HMAC_SHA1_80"),
+                  "mon%d's offer does not start with tag 1 and the door's suite: %s"
+                  % (i + 1, [(t, s) for t, s, _ in lines]))
+            check(re.search(r"^m=audio \d+ RTP/SAVP ", invs[i].body, re.M),
+                  "mon%d is not offered RTP/SAVP" % (i + 1))
+            check("a=rtcp-mux" in invs[i].body, "mon%d is not offered a=rtcp-mux" % (i + 1))
+        check(not set(door_keys) & set(keys), "the door's key reached a device")
+        check(len(set(keys)) == len(keys), "a key is offered twice: %s branches" % len(offered))
+        mon_keys = [_sdes_key(), _sdes_key()]
+        raw_reply(devs[0], invs[0], 183, "Session Progress", "m1",
+                  body=sdp_body(LOCAL, ["audio 4100 RTP/SAVP 0\na=rtcp-mux\n"
+                                        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s"
+                                        % mon_keys[0]]))
+        early = door.wait_for(lambda m: m in call.responses() and m.status == 183, 5, "183")
+        raw_reply(devs[1], invs[1], 200, "OK", "m2",
+                  body=sdp_body(LOCAL, ["audio 4200 RTP/SAVP 0\n"
+                                        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s"
+                                        % mon_keys[1]]))
+        ok = call.final()
+        check(ok.status == 200, "door: %s, expected 200" % ok.first)
+        call.in_dialog("ACK", ok)
+        answers = [_crypto_lines(early.body), _crypto_lines(ok.body)]
+        log("door's answers: %s" % [[(t, s) for t, s, _ in a] for a in answers])
+        for what, lines in zip(("183", "200"), answers):
+            check(len(lines) == 1 and lines[0][:2] == (1, "AES_CM_128_HMAC_SHA1_80"),
+                  "the door's %s does not carry one line with its tag and suite" % what)
+            check(lines[0][2] not in mon_keys + door_keys + keys,
+                  "the door's %s carries a device's, its own or an offered key" % what)
+            check("a=rtcp-mux" in (early.body if what == "183" else ok.body),
+                  "the door's %s does not accept rtcp-mux" % what)
+        check(answers[0][0][2] == answers[1][0][2],
+              "the 183 and the 200 carry different relay keys for the one door-side stream")
+        call.in_dialog("BYE", ok)
+        bye = devs[1].wait_for(lambda m: m.method == "BYE", 5, "BYE")
+        raw_reply(devs[1], bye, 200, "OK", "m2")
+        env.wait_relay_free()
+        text = env.proxy_log_text()
+        leaked = [k for k in door_keys + mon_keys + keys + [answers[0][0][2]] if k in text]
+        check(not leaked, "%d SRTP key(s) appear in the proxy log" % len(leaked))
+    finally:
+        for ua in devs + [door]:
+            ua.close()
+    env.assert_no_secrets()
+
+
+@case
+def case_relay_srtp_mandatory(env):
+    """encryption-mandatory = true (issue 13): a plain RTP offer gets 488 with
+    a Warning (RFC 3261 section 20.43) that says SRTP is required, and so does
+    an SRTP offer with no suite the relay does; neither rings mon1 or keeps a
+    relay port. A device that answers an SRTP offer with plain RTP is a failed
+    branch: its 200 never reaches the door (the proxy ends its dialog, cause
+    488) and the door's INVITE fails. An SRTP offer still calls."""
+    env.relay_extra = "encryption-mandatory = true\n"
+    env.start_proxy()
+    (mon1,) = raw_devices(env, ["mon1"])
+    door = RawUa("door", LOCAL)
+    try:
+        for what, sdp, expected in [
+                ("plain RTP", sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"]), "requires SRTP"),
+                ("unknown suite", sdp_body(LOCAL, ["audio 4000 RTP/SAVP 0\n"
+                                                   "a=crypto:1 F8_128_HMAC_SHA1_80 inline:%s"
+                                                   % _sdes_key()]), "no a=crypto line"),
+                ("malformed key", sdp_body(LOCAL, ["audio 4000 RTP/SAVP 0\n"
+                                                   "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"]),
+                 "is not 30 bytes")]:
+            call = RawCall(env, door, "door", "mon1", sdp)
+            fin = call.final()
+            log("%s: %s / Warning: %s" % (what, fin.first, fin.hdr("Warning")))
+            check(fin.status == 488, "%s: %s, expected 488" % (what, fin.first))
+            text = _warning_text(fin)
+            check(expected in text, "%s: warn-text %r does not say %r" % (what, text, expected))
+            check("inline" not in text, "%s: the Warning quotes a key" % what)
+        check(not mon1.got(lambda m: m.method == "INVITE"), "a refused offer rang mon1")
+        check(env.ctl("relay").get("ports_in_use") == 0, "a refused offer kept relay ports")
+        door_key = _sdes_key()
+        call = RawCall(env, door, "door", "mon1",
+                       sdp_body(LOCAL, ["audio 4000 RTP/SAVP 0\n"
+                                        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s" % door_key]))
+        inv = invite_of(mon1)
+        raw_reply(mon1, inv, 200, "OK", "m1", body=sdp_body(LOCAL, ["audio 4100 RTP/AVP 0"]))
+        _proxy_hangs_up(mon1, call.call_id, 488)
+        fin = call.final()
+        log("door after mon1's plain answer: %s" % fin.first)
+        check(fin.status >= 300, "mon1's plain answer to an SRTP offer reached the door: %s"
+              % fin.first)
+        env.wait_relay_free()
+    finally:
+        for ua in (mon1, door):
+            ua.close()
+    env.assert_no_secrets()

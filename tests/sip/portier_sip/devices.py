@@ -7,8 +7,9 @@ import time
 from portier_sip.base import ATTACKER, DOMAIN, DOOR_CODE, USERS, check, log
 
 
-def door_with_monitor_access(env, codec="vp8", extra=""):
+def door_with_monitor_access(env, codec="vp8", extra="", account_extra=""):
     env.start_door(video_codec=codec, auto_answer="sip:mon1@%s sip:mon2@%s" % (DOMAIN, DOMAIN),
+                   account_extra=account_extra,
                    extra="[actions]\ndoor = %s log\n[access]\nallow = sip:mon1@%s sip:mon2@%s\n%s"
                    % (DOOR_CODE, DOMAIN, DOMAIN, extra))
 

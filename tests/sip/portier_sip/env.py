@@ -39,6 +39,7 @@ class Env:
         self.relay_extra = ""  # more [module::MediaRelay] lines
         self.global_extra = ""  # more [global] lines for the proxy (issue 11: transport)
         self.algorithms = "MD5 SHA-256"
+        self.proxy_environ = None  # the proxy's environment (None: ours)
         self.relay_enabled = True
         self.monitors = {}
         log("case %s: dir %s, ports %d-%d" % (case, self.dir, self.ports.base,
@@ -76,7 +77,7 @@ class Env:
         argv = [self.args.proxy, "--config", cfg]
         log("start: %s" % " ".join(argv))
         # One log across restarts.
-        proc = Proc("proxy", argv, self.proxy_log, self.dir, append=True)
+        proc = Proc("proxy", argv, self.proxy_log, self.dir, append=True, env=self.proxy_environ)
         self.proxy = proc
         self.procs.append(proc)
         deadline = time.time() + 10
