@@ -42,10 +42,9 @@ config::Schema make_schema() {
             audio::audio_codec_names())
       .boolean("media", "echo-cancel", true,
                "cancel the speaker's echo in the microphone (portieraec, when built)")
-      .str("media", "media-encryption", "none",
+      .str("media", "media-encryption", "srtp",
            "srtp: RTP and RTCP encrypted and authenticated (SRTP, keys in the SDP: SDES, "
-           "RFC 4568), or none (until the proxy's relay terminates SRTP: it passes a=crypto "
-           "through, and a fork that mixes SRTP and plain devices cannot work end to end)",
+           "RFC 4568), or none",
            {"none", "srtp"})
       .boolean("media", "media-encryption-mandatory", false,
                "refuse calls without SRTP (488); off: SRTP when the peer has it, else plain RTP");

@@ -43,10 +43,9 @@ config::Schema make_schema() {
            "auto (the default speaker), none (discarded) or an ALSA "
            "device")
       .integer("media", "ptime", 20, 10, 60, "milliseconds of audio per RTP packet")
-      .str("media", "media-encryption", "none",
+      .str("media", "media-encryption", "srtp",
            "srtp: RTP and RTCP encrypted and authenticated (SRTP, keys in the SDP: SDES, "
-           "RFC 4568), or none (until the proxy's relay terminates SRTP: it passes a=crypto "
-           "through, and a fork that mixes SRTP and plain devices cannot work end to end)",
+           "RFC 4568), or none",
            {"none", "srtp"})
       .boolean("media", "media-encryption-mandatory", false,
                "refuse calls without SRTP (488); off: SRTP when the peer has it, else plain RTP");

@@ -42,7 +42,7 @@ struct MonitorMediaSettings {
   int ptime_ms = 20;
   // SRTP keyed by SDES (RFC 4568), named as Linphone names them: "none" or
   // "srtp"; mandatory refuses a peer without it (488), else it is best effort.
-  std::string media_encryption = "none";
+  std::string media_encryption = "srtp";
   bool media_encryption_mandatory = false;
 };
 
