@@ -159,8 +159,7 @@ TEST(Sdes, RedactHidesEveryKeyAndKeepsTheRest) {
       "\r\na=sendrecv\r\n";
   const std::string r = redact(sdp);
   EXPECT_EQ(r.find(kKey30), std::string::npos) << r;
-  EXPECT_NE(r.find("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:...|2^31\r\n"),
-            std::string::npos)
+  EXPECT_NE(r.find("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:...|2^31\r\n"), std::string::npos)
       << r;
   EXPECT_NE(r.find("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:...\r\na=sendrecv"),
             std::string::npos)
