@@ -226,6 +226,14 @@ void Door::arm_timer(guint *id, int seconds, bool ring) {
 
 // Keys in an answered call count only when the proxy proved who answered.
 void Door::on_answered(const sip_t *sip) {
+  // A plain answer is never applied where SRTP is mandatory (sdp::apply_answer):
+  // without an earlier SRTP answer the call has no media, so it ends.
+  if (settings_.media.media_encryption_mandatory &&
+      (!media_ || (media_->audio_srtp().empty() && media_->video_srtp().empty()))) {
+    PLOG_WARN("door: the answer has no SRTP and media-encryption-mandatory is on: hanging up");
+    hangup("the answer has no SRTP (media-encryption-mandatory)");
+    return;
+  }
   std::string why;
   peer_ = account_.proven_identity(sip, &why);
   if (peer_.empty() || peer_ == settings_.target) {
@@ -239,6 +247,7 @@ void Door::on_answered(const sip_t *sip) {
   if (ring_timer_) g_source_remove(ring_timer_), ring_timer_ = 0;
   arm_timer(&duration_timer_, settings_.max_duration, false);
   emit("answered", "by=" + (peer_.empty() ? std::string("unknown") : peer_));
+  emit("media", protection());
 }
 
 void Door::on_call_ended(const sip::Call::Ended &e) {
@@ -365,6 +374,17 @@ void Door::call_ended(const std::string &why) {
   peer_.clear();
 }
 
+// How the call's media is protected, for its event lines: the SRTP suite per
+// stream or "none" (never a key).
+std::string Door::protection() const {
+  auto suite = [](const std::string &s) { return s.empty() ? std::string("none") : s; };
+  auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
+  return "audio_srtp=" + suite(media_ ? media_->audio_srtp() : "") +
+         " video_srtp=" + suite(media_ ? media_->video_srtp() : "") +
+         " audio_rtcp_mux=" + yes(media_ && media_->audio_rtcp_mux()) +
+         " video_rtcp_mux=" + yes(media_ && media_->video_rtcp_mux());
+}
+
 void Door::send_alarm(const std::string &text) {
   account_.send_message(settings_.target, "portier-door alarm: " + text);
   PLOG_INFO("door: alarm sent to %s", settings_.target.c_str());
@@ -385,6 +405,11 @@ void Door::write_status(json::Writer &w) const {
       .field("audio_rate", media_ ? media_->audio_rate() : 0)
       .field("audio_packets_received", media_ ? media_->audio_packets_received() : 0)
       .field("foreign_media_dropped", media_ ? media_->foreign_packets_dropped() : 0)
+      .field("audio_srtp", media_ ? media_->audio_srtp() : "")
+      .field("video_srtp", media_ ? media_->video_srtp() : "")
+      .field("srtp_dropped", media_ ? media_->srtp_dropped() : 0)
+      .field("audio_rtcp_mux", media_ && media_->audio_rtcp_mux())
+      .field("video_rtcp_mux", media_ && media_->video_rtcp_mux())
       .field("media", media_ ? media_->pipeline_state() : "none");
 }
 

@@ -75,6 +75,7 @@ class Door {
   // Tells the residents (a SIP MESSAGE, text/plain, to [call] target, which
   // portier-monitor shows as an alarm): someone is guessing the code.
   void send_alarm(const std::string &text);
+  std::string protection() const;
   DoorCamera &camera() { return *camera_; }
 
  private:

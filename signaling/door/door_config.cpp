@@ -41,7 +41,13 @@ config::Schema make_schema() {
             "left out; an offer is answered in the offerer's order)",
             audio::audio_codec_names())
       .boolean("media", "echo-cancel", true,
-               "cancel the speaker's echo in the microphone (portieraec, when built)");
+               "cancel the speaker's echo in the microphone (portieraec, when built)")
+      .str("media", "media-encryption", "srtp",
+           "srtp: RTP and RTCP encrypted and authenticated (SRTP, keys in the SDP: SDES, "
+           "RFC 4568), or none",
+           {"none", "srtp"})
+      .boolean("media", "media-encryption-mandatory", false,
+               "refuse calls without SRTP (488); off: SRTP when the peer has it, else plain RTP");
   add_rtsp_schema(s);
   add_door_parts_schema(s);
   return s;
@@ -100,6 +106,8 @@ DoorSettings door_settings_from_config(const config::Config &cfg) {
   m.audio_sink = cfg.get_string("media", "audio-sink");
   m.audio_codecs = cfg.get_list("media", "audio-codecs");
   m.echo_cancel = cfg.get_bool("media", "echo-cancel");
+  m.media_encryption = cfg.get_string("media", "media-encryption");
+  m.media_encryption_mandatory = cfg.get_bool("media", "media-encryption-mandatory");
   parse_rtsp_settings(cfg, &d.rtsp);  // checked by check_door_config
   parse_door_parts(cfg, &d.parts);  // checked by check_door_config
   return d;

@@ -28,6 +28,10 @@ struct MediaSettings {
   std::string audio_sink = "auto";    // auto, none or an ALSA device
   std::vector<std::string> audio_codecs{"opus", "G722", "PCMU", "PCMA"};
   bool echo_cancel = true;
+  // SRTP keyed by SDES (RFC 4568), named as Linphone names them: "none" or
+  // "srtp"; mandatory refuses a peer without it (488), else it is best effort.
+  std::string media_encryption = "srtp";
+  bool media_encryption_mandatory = false;
 };
 
 struct DoorSettings : GlobalSettings {

@@ -34,6 +34,13 @@ bool DoorMedia::open(std::string *error) {
   }
   video_ = *video;
   audio_ = *audio;
+  // New keys for every call (RFC 3711 §9.1: a key stream is never reused).
+  srtp_ = settings_.media_encryption == "srtp";
+  if (srtp_ && (!sdp::sdes::make_keys(&audio_keys_) || !sdp::sdes::make_keys(&video_keys_))) {
+    *error = "no random bytes for SRTP keys";
+    close();
+    return false;
+  }
   if (!build_video(error)) {
     close();
     return false;
@@ -68,6 +75,8 @@ bool DoorMedia::build_video(std::string *error) {
   GstElement *rtcp_in = element_on_socket(p, "video_rtcp_in", video_.rtcp);
   hear_only_peer(rtcp_in, &video_rtcp_peer_);
   gst_object_unref(rtcp_in);
+  if (srtp_ && !video_srtp_.insert(p, rtpbin_, 1, video_.rtp, &video_rtcp_peer_, error))
+    return false;
   // Payloaders push a frame's packets as one buffer list (rtpvp8pay does).
   GstPad *pad = gst_element_get_static_pad(video_rtp_sink_, "sink");
   gst_pad_add_probe(
@@ -148,8 +157,16 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
     *error = "audio pipeline: cannot link to rtpbin";
     return false;
   }
+  if (srtp_) {
+    if (!audio_srtp_.insert(pipeline_, rtpbin_, 0, audio_.rtp, nullptr, error)) return false;
+    // RFC 4733 events are read once decrypted and authenticated.
+    GstPad *clear = audio_srtp_.decrypted_rtp_pad();
+    gst_pad_add_probe(clear, GST_PAD_PROBE_TYPE_BUFFER, on_audio_decrypted, this, nullptr);
+    gst_object_unref(clear);
+  }
   for (GstElement *e : {audio_rtp_sink_, audio_rtcp_sink_, rtp_in, rtcp_in})
     gst_element_sync_state_with_parent(e);
+  audio_srtp_.sync_state();
   audio_built_ = true;
   return build_audio_codec(*codec, a.codec.pt, error);
 }
@@ -289,6 +306,10 @@ void DoorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
 GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<DoorMedia *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  // Muxed RTCP (RFC 5761) is heard as RTCP is, and takes no RTP latch: a
+  // ringing branch's receiver reports must not shut out the answerer's voice.
+  if (is_muxed_rtcp(buf))
+    return from_peer(buf, self->audio_rtcp_peer_) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
   // Keys typed into the call are credited to the resident the proxy
   // asserted: only the peer the SDP named may send them.
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
@@ -296,36 +317,50 @@ GstPadProbeReturn DoorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpoint
   if (gst_buffer_extract(buf, 0, head, 2) != 2 || (head[0] >> 6) != 2) return GST_PAD_PROBE_DROP;
   const int pt = head[1] & 0x7f;
   const int te = self->te_pt_for_probe_.load();
-  if (te >= 0 && pt == te) {
-    GstMapInfo map;
-    if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_DROP;
-    const uint8_t *d = map.data;
-    if (map.size >= 12) {
-      const size_t csrc = d[0] & 0x0f;
-      size_t off = 12 + 4 * csrc;
-      size_t end = map.size;
-      if ((d[0] & 0x10) && off + 4 <= end) off += 4 + 4 * ((size_t(d[off + 2]) << 8) | d[off + 3]);
-      if ((d[0] & 0x20) && end > off) end -= std::min<size_t>(d[end - 1], end - off);
-      if (off <= end) {
-        std::vector<uint8_t> payload(d + off, d + end);
-        const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
-        const uint32_t ts =
-            uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
-        const bool marker = (d[1] & 0x80) != 0;
-        post_to_main(self->alive_, [ts, seq, marker, payload](DoorMedia *m) {
-          if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
-        });
-      }
-    }
-    gst_buffer_unmap(buf, &map);
-    return GST_PAD_PROBE_DROP;  // an event, not voice
-  }
+  // With SRTP the payload is still ciphertext here (the header is not):
+  // on_audio_decrypted reads the event once srtpdec has checked it.
+  if (te >= 0 && pt == te) return self->srtp_ ? GST_PAD_PROBE_OK : self->take_event(buf);
   // Voice of the agreed payload type only. Another one (the codec an early
   // dialog agreed, or the answer's before the door has applied it) has no
   // decoder here, and a payload type rtpbin cannot map stops its stream.
   if (pt != self->audio_pt_for_probe_.load()) return GST_PAD_PROBE_DROP;
   self->audio_received_++;
   return GST_PAD_PROBE_OK;
+}
+
+GstPadProbeReturn DoorMedia::on_audio_decrypted(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *self = static_cast<DoorMedia *>(data);
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  guint8 head[2];
+  const int te = self->te_pt_for_probe_.load();
+  if (te < 0 || gst_buffer_extract(buf, 0, head, 2) != 2 || (head[1] & 0x7f) != te)
+    return GST_PAD_PROBE_OK;
+  return self->take_event(buf);
+}
+
+// A telephone-event packet goes to the action logic and no further.
+GstPadProbeReturn DoorMedia::take_event(GstBuffer *buf) {
+  GstMapInfo map;
+  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) return GST_PAD_PROBE_DROP;
+  const uint8_t *d = map.data;
+  if (map.size >= 12) {
+    const size_t csrc = d[0] & 0x0f;
+    size_t off = 12 + 4 * csrc;
+    size_t end = map.size;
+    if ((d[0] & 0x10) && off + 4 <= end) off += 4 + 4 * ((size_t(d[off + 2]) << 8) | d[off + 3]);
+    if ((d[0] & 0x20) && end > off) end -= std::min<size_t>(d[end - 1], end - off);
+    if (off <= end) {
+      std::vector<uint8_t> payload(d + off, d + end);
+      const uint16_t seq = static_cast<uint16_t>(d[2] << 8 | d[3]);
+      const uint32_t ts = uint32_t(d[4]) << 24 | uint32_t(d[5]) << 16 | uint32_t(d[6]) << 8 | d[7];
+      const bool marker = (d[1] & 0x80) != 0;
+      post_to_main(alive_, [ts, seq, marker, payload](DoorMedia *m) {
+        if (m->callbacks_.telephone_event) m->callbacks_.telephone_event(ts, seq, marker, payload);
+      });
+    }
+  }
+  gst_buffer_unmap(buf, &map);
+  return GST_PAD_PROBE_DROP;  // an event, not voice
 }
 
 GstPadProbeReturn DoorMedia::on_video_out(GstPad *, GstPadProbeInfo *info, gpointer data) {
@@ -358,6 +393,7 @@ sdp::LocalMedia DoorMedia::local() const {
        audio::usable_audio_codecs(settings_.audio_codecs, have_element))
     audio.codecs.push_back({c->name, c->clock_rate, c->channels, c->pt, c->fmtp});
   audio.telephone_event = true;
+  audio.crypto = audio_keys_;
   sdp::LocalStream video;
   video.type = "video";
   video.port = video_.port;
@@ -366,6 +402,11 @@ sdp::LocalMedia DoorMedia::local() const {
     video.codecs.push_back({"H264", 90000, 1, 96, "profile-level-id=42e01f;packetization-mode=1"});
   else
     video.codecs.push_back({"VP8", 90000, 1, 96, ""});
+  video.crypto = video_keys_;
+  for (sdp::LocalStream *s : {&audio, &video}) {
+    s->srtp_mandatory = settings_.media_encryption_mandatory;
+    s->rtcp_mux = srtp_;  // the SRTP elements split and send muxed RTCP
+  }
   m.streams = {audio, video};
   return m;
 }
@@ -381,6 +422,8 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
       video_rtcp_peer_.expect(a.active ? a.remote_address : "");
+      video_srtp_.set(a.srtp);
+      video_srtp_.set_mux(a.active && a.rtcp_mux, a.remote_address, a.remote_rtp);
       if (a.active && a.send) {
         g_object_set(video_pay_, "pt", static_cast<guint>(a.codec.pt), nullptr);
         set_destination(video_rtp_sink_, a.remote_address, a.remote_rtp, &video_dest_);
@@ -421,6 +464,8 @@ bool DoorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *error
                   audio::audio_codec_label(*codec).c_str());
         if (!build_audio_codec(*codec, a.codec.pt, error)) return false;
       }
+      audio_srtp_.set(a.srtp);
+      audio_srtp_.set_mux(a.rtcp_mux, a.remote_address, a.remote_rtp);
       te_pt_for_probe_ = a.telephone_event_pt;
       set_destination(audio_rtp_sink_, a.send ? a.remote_address : "", a.send ? a.remote_rtp : 0,
                       &audio_dest_);
@@ -447,6 +492,8 @@ void DoorMedia::close() {
   if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
   if (pipeline_) {
     gst_element_set_state(pipeline_, GST_STATE_NULL);
+    audio_srtp_.reset();
+    video_srtp_.reset();
     for (GstElement **e : {&rtpbin_, &video_in_, &video_pay_, &video_rtp_sink_, &video_rtcp_sink_,
                            &audio_rtp_sink_, &audio_rtcp_sink_, &audio_send_bin_})
       if (*e) gst_object_unref(*e), *e = nullptr;
@@ -456,6 +503,7 @@ void DoorMedia::close() {
   ports_.give_back(audio_);
   ports_.give_back(video_);
   audio_built_ = false;
+  audio_keys_.clear(), video_keys_.clear();
   audio_codec_.clear();
   audio_rate_ = 0;
   audio_pt_ = -1;

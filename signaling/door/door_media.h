@@ -30,6 +30,7 @@
 #include "door/door_camera.h"
 #include "door/door_config.h"
 #include "media/port_pool.h"
+#include "media/srtp_session.h"
 #include "sip/sdp/offer_answer.h"
 
 namespace portier::door {
@@ -73,6 +74,14 @@ class DoorMedia {
     return audio_rtp_peer_.dropped() + audio_rtcp_peer_.dropped() + video_rtcp_peer_.dropped();
   }
   std::string pipeline_state() const;
+  // SRTP per stream: the suite agreed, "" for plain RTP (never the key).
+  std::string audio_srtp() const { return audio_srtp_.suite(); }
+  std::string video_srtp() const { return video_srtp_.suite(); }
+  // Packets srtpdec refused (failed authentication or replay, RFC 3711 §3.3).
+  uint64_t srtp_dropped() const { return audio_srtp_.dropped() + video_srtp_.dropped(); }
+  // RTCP on the RTP ports (RFC 5761), per stream.
+  bool audio_rtcp_mux() const { return audio_srtp_.muxed(); }
+  bool video_rtcp_mux() const { return video_srtp_.muxed(); }
   // The agreed audio codec ("opus/48000"; "" before one is) and the rate the
   // microphone, canceller and speaker run at.
   const std::string &audio_codec() const { return audio_codec_; }
@@ -87,6 +96,8 @@ class DoorMedia {
   static GstCaps *on_request_pt_map(GstElement *rtpbin, guint session, guint pt, gpointer self);
   static void on_pad_added(GstElement *rtpbin, GstPad *pad, gpointer self);
   static GstPadProbeReturn on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer self);
+  static GstPadProbeReturn on_audio_decrypted(GstPad *, GstPadProbeInfo *info, gpointer self);
+  GstPadProbeReturn take_event(GstBuffer *buf);
   static GstPadProbeReturn on_video_out(GstPad *, GstPadProbeInfo *info, gpointer self);
   static GstPadProbeReturn on_keyframe_request(GstPad *, GstPadProbeInfo *info, gpointer self);
   static gboolean on_bus(GstBus *, GstMessage *msg, gpointer self);
@@ -127,6 +138,11 @@ class DoorMedia {
   // Lives as long as this object; streaming threads post to the main loop
   // through it, and it is cut off when the object goes away.
   std::shared_ptr<DoorMedia *> alive_;
+  // SRTP (settings_.media_encryption): our keys for the call, one per suite
+  // and stream (sdes.h), and srtpenc/srtpdec around rtpbin's sessions.
+  bool srtp_ = false;
+  std::vector<sdp::sdes::Crypto> audio_keys_, video_keys_;
+  SrtpSession audio_srtp_, video_srtp_;
 };
 
 }  // namespace portier::door

@@ -60,8 +60,21 @@ Monitor::Monitor(MonitorSettings settings, events::Writer &events)
                     {field("to", call_.remote()), field("since_invite_ms", since_invite_ms())});
              },
              [this](const sip_t *) {
+               // A plain answer is never applied where SRTP is mandatory
+               // (sdp::apply_answer): the call has no media, so it ends.
+               if (settings_.media.media_encryption_mandatory &&
+                   (!media_ || (media_->audio_srtp().empty() && media_->video_srtp().empty()))) {
+                 PLOG_WARN(
+                     "monitor: the answer has no SRTP and media-encryption-mandatory is "
+                     "on: hanging up");
+                 hangup();
+                 return;
+               }
                emit("answered",
                     {field("by", call_.remote()), field("since_invite_ms", since_invite_ms()),
+                     field("audio_srtp", media_ ? media_->audio_srtp() : ""),
+                     field("video_srtp", media_ ? media_->video_srtp() : ""),
+                     field("rtcp_mux", media_ && media_->audio_rtcp_mux()),
                      field("audio", media_ ? media_->audio_codec() : "")});
              },
              [this](const sip::Call::Ended &e) { on_call_ended(e); }}) {}
@@ -212,6 +225,9 @@ Outcome Monitor::answer() {
     return Outcome::fail("cannot answer: " + error);
   }
   emit("answered", {field("from", call_.remote()), field("since_invite_ms", since_invite_ms()),
+                    field("audio_srtp", media_ ? media_->audio_srtp() : ""),
+                    field("video_srtp", media_ ? media_->video_srtp() : ""),
+                    field("rtcp_mux", media_ && media_->audio_rtcp_mux()),
                     field("audio", media_ ? media_->audio_codec() : "")});
   return Outcome::done("answered");
 }
@@ -529,6 +545,11 @@ std::string Monitor::status_json() const {
       .field("audio_rate", m ? m->audio_rate() : 0)
       .field("audio_packets_sent", m ? m->audio_packets_sent() : 0)
       .field("audio_packets_received", m ? m->audio_packets_received() : 0)
+      .field("audio_srtp", m ? m->audio_srtp() : "")
+      .field("video_srtp", m ? m->video_srtp() : "")
+      .field("srtp_dropped", m ? m->srtp_dropped() : 0)
+      .field("audio_rtcp_mux", m && m->audio_rtcp_mux())
+      .field("video_rtcp_mux", m && m->video_rtcp_mux())
       .field("mic", mic_on_ ? "on" : "off")
       .field("dtmf_keys_sent", m ? m->dtmf_keys_sent() : 0)
       .field("actions_sent", actions_sent_)

@@ -42,7 +42,13 @@ config::Schema make_schema() {
       .str("media", "speaker", "auto",
            "auto (the default speaker), none (discarded) or an ALSA "
            "device")
-      .integer("media", "ptime", 20, 10, 60, "milliseconds of audio per RTP packet");
+      .integer("media", "ptime", 20, 10, 60, "milliseconds of audio per RTP packet")
+      .str("media", "media-encryption", "srtp",
+           "srtp: RTP and RTCP encrypted and authenticated (SRTP, keys in the SDP: SDES, "
+           "RFC 4568), or none",
+           {"none", "srtp"})
+      .boolean("media", "media-encryption-mandatory", false,
+               "refuse calls without SRTP (488); off: SRTP when the peer has it, else plain RTP");
   s.str("actions", "method", "dtmf",
         "how codes reach the door: dtmf (RFC 4733 events in the audio), info (SIP INFO "
         "application/dtmf-relay) or message (SIP MESSAGE with the code)",
@@ -134,6 +140,8 @@ MonitorSettings monitor_settings_from_config(const config::Config &cfg) {
   m.microphone = cfg.get_string("media", "microphone");
   m.speaker = cfg.get_string("media", "speaker");
   m.ptime_ms = static_cast<int>(cfg.get_int("media", "ptime"));
+  m.media_encryption = cfg.get_string("media", "media-encryption");
+  m.media_encryption_mandatory = cfg.get_bool("media", "media-encryption-mandatory");
   const std::string &method = cfg.get_string("actions", "method");
   s.action_method = method == "info"      ? ActionMethod::Info
                     : method == "message" ? ActionMethod::Message

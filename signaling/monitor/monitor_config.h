@@ -40,6 +40,10 @@ struct MonitorMediaSettings {
   std::string microphone = "auto";  // auto, test (a tone), none (silence), or an ALSA device
   std::string speaker = "auto";     // auto, none (discarded), or an ALSA device
   int ptime_ms = 20;
+  // SRTP keyed by SDES (RFC 4568), named as Linphone names them: "none" or
+  // "srtp"; mandatory refuses a peer without it (488), else it is best effort.
+  std::string media_encryption = "srtp";
+  bool media_encryption_mandatory = false;
 };
 
 struct MonitorSettings : GlobalSettings {

@@ -45,6 +45,13 @@ bool MonitorMedia::open(std::string *error) {
   }
   video_ = *video;
   audio_ = *audio;
+  // New keys for every call (RFC 3711 §9.1: a key stream is never reused).
+  if (settings_.media_encryption == "srtp" &&
+      (!sdp::sdes::make_keys(&audio_keys_) || !sdp::sdes::make_keys(&video_keys_))) {
+    *error = "no random bytes for SRTP keys";
+    close();
+    return false;
+  }
   return true;
 }
 
@@ -61,6 +68,9 @@ sdp::LocalMedia MonitorMedia::local(bool early) const {
     audio.telephone_event = true;
     // While it rings the monitor only listens (and watches); it talks once answered.
     audio.direction = early ? "recvonly" : "sendrecv";
+    audio.crypto = audio_keys_;
+    audio.srtp_mandatory = settings_.media_encryption_mandatory;
+    audio.rtcp_mux = !audio_keys_.empty();  // the SRTP elements split and send muxed RTCP
     m.streams.push_back(audio);
   }
   sdp::LocalStream video;
@@ -75,6 +85,9 @@ sdp::LocalMedia MonitorMedia::local(bool early) const {
     else
       video.codecs.push_back({"VP8", 90000, 1, pt++, ""});
   }
+  video.crypto = video_keys_;
+  video.srtp_mandatory = settings_.media_encryption_mandatory;
+  video.rtcp_mux = !video_keys_.empty();
   m.streams.push_back(video);
   return m;
 }
@@ -256,6 +269,10 @@ bool MonitorMedia::build(const std::vector<sdp::Agreed> &agreed, std::string *er
     g_object_set(mic_volume_, "mute", mic_on_ ? FALSE : TRUE, nullptr);
     audio_pt_ = audio->codec.pt;
   }
+  if (settings_.media_encryption == "srtp" &&
+      ((audio && !audio_srtp_.insert(p, rtpbin_, 0, audio_.rtp, nullptr, error)) ||
+       (video && !video_srtp_.insert(p, rtpbin_, 1, video_.rtp, nullptr, error))))
+    return false;
   g_signal_connect(rtpbin_, "pad-added", G_CALLBACK(on_pad_added), this);
   GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(p));
   bus_watch_ = gst_bus_add_watch(bus, on_bus, this);
@@ -286,7 +303,11 @@ void MonitorMedia::on_pad_added(GstElement *, GstPad *pad, gpointer data) {
 GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<MonitorMedia *>(data);
   // Only the peer the SDP named (the relay) puts pictures on our screen.
-  if (!from_peer(GST_PAD_PROBE_INFO_BUFFER(info), self->video_rtp_peer_)) return GST_PAD_PROBE_DROP;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  // Muxed RTCP (RFC 5761) is heard as RTCP is, and takes no RTP latch.
+  if (is_muxed_rtcp(buf))
+    return from_peer(buf, self->video_rtcp_peer_) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+  if (!from_peer(buf, self->video_rtp_peer_)) return GST_PAD_PROBE_DROP;
   if (self->video_received_++ == 0)
     post_to_main(self->alive_, [](MonitorMedia *m) {
       if (m->callbacks_.first_video_rtp) m->callbacks_.first_video_rtp();
@@ -297,11 +318,15 @@ GstPadProbeReturn MonitorMedia::on_video_in(GstPad *, GstPadProbeInfo *info, gpo
 GstPadProbeReturn MonitorMedia::on_audio_in(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *self = static_cast<MonitorMedia *>(data);
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  // Muxed RTCP (RFC 5761) is heard as RTCP is, and takes no RTP latch; it
+  // goes on to srtpdec, which hands it to rtpbin's RTCP input.
+  if (is_muxed_rtcp(buf))
+    return from_peer(buf, self->audio_rtcp_peer_) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
   if (!from_peer(buf, self->audio_rtp_peer_)) return GST_PAD_PROBE_DROP;
   guint8 head[2];
+  if (gst_buffer_extract(buf, 0, head, 2) != 2) return GST_PAD_PROBE_DROP;
   // Only voice counts (and reaches the decoder): not the door's events, if any.
-  if (gst_buffer_extract(buf, 0, head, 2) == 2 && (head[1] & 0x7f) != self->audio_pt_.load())
-    return GST_PAD_PROBE_DROP;
+  if ((head[1] & 0x7f) != self->audio_pt_.load()) return GST_PAD_PROBE_DROP;
   self->audio_received_++;
   return GST_PAD_PROBE_OK;
 }
@@ -366,12 +391,16 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
               a.send ? "send" : "", a.recv ? "recv" : "", a.codec.encoding.c_str(), a.codec.pt,
               a.remote_address.c_str(), a.remote_rtp);
     if (a.type == "video") {
+      video_srtp_.set(a.srtp);
+      video_srtp_.set_mux(a.active && a.rtcp_mux, a.remote_address, a.remote_rtp);
       video_rtp_peer_.expect(a.active ? a.remote_address : "");
       video_rtcp_peer_.expect(a.active ? a.remote_address : "");
       // Receiver reports and keyframe requests go to the sender's RTCP port.
       set_destination(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
                       &video_rtcp_dest_);
     } else if (a.type == "audio" && audio_rtp_sink_) {
+      audio_srtp_.set(a.srtp);
+      audio_srtp_.set_mux(a.active && a.rtcp_mux, a.remote_address, a.remote_rtp);
       audio_rtp_peer_.expect(a.active ? a.remote_address : "");
       audio_rtcp_peer_.expect(a.active ? a.remote_address : "");
       const bool send = a.active && a.send;
@@ -485,6 +514,8 @@ void MonitorMedia::close() {
   if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
   if (pipeline_) {
     gst_element_set_state(pipeline_, GST_STATE_NULL);
+    audio_srtp_.reset();
+    video_srtp_.reset();
     for (GstElement **e : {&rtpbin_, &video_bin_, &speaker_, &video_rtcp_sink_, &audio_rtp_sink_,
                            &audio_rtcp_sink_, &mic_volume_})
       if (*e) gst_object_unref(*e), *e = nullptr;
@@ -496,6 +527,7 @@ void MonitorMedia::close() {
   if (video_.port) ports_.give_back(video_);
   audio_ = {};
   video_ = {};
+  audio_keys_.clear(), video_keys_.clear();
   sending_audio_ = false;
   video_rtcp_dest_.clear(), audio_dest_.clear(), audio_rtcp_dest_.clear();
 }

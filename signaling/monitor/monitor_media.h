@@ -28,6 +28,7 @@
 
 #include "common/rtp_source_latch.h"
 #include "media/port_pool.h"
+#include "media/srtp_session.h"
 #include "monitor/monitor_config.h"
 #include "monitor/telephone_event_writer.h"
 #include "sip/sdp/offer_answer.h"
@@ -78,6 +79,14 @@ class MonitorMedia {
   const std::string &audio_codec() const { return audio_codec_; }
   int audio_rate() const { return audio_rate_; }
   bool audio_sending() const { return sending_audio_.load(); }
+  // SRTP per stream: the suite agreed, "" for plain RTP (never the key).
+  std::string audio_srtp() const { return audio_srtp_.suite(); }
+  std::string video_srtp() const { return video_srtp_.suite(); }
+  // Packets srtpdec refused (failed authentication or replay, RFC 3711 §3.3).
+  uint64_t srtp_dropped() const { return audio_srtp_.dropped() + video_srtp_.dropped(); }
+  // RTCP on the RTP ports (RFC 5761), per stream.
+  bool audio_rtcp_mux() const { return audio_srtp_.muxed(); }
+  bool video_rtcp_mux() const { return video_srtp_.muxed(); }
   int width() const { return width_.load(); }
   int height() const { return height_.load(); }
   void close();
@@ -123,6 +132,10 @@ class MonitorMedia {
   // Lives as long as this object; streaming threads post to the main loop
   // through it, and it is cut off when the object goes away.
   std::shared_ptr<MonitorMedia *> alive_;
+  // SRTP (settings_.media_encryption): our keys for the call, one per suite
+  // and stream (sdes.h), and srtpenc/srtpdec around rtpbin's sessions.
+  std::vector<sdp::sdes::Crypto> audio_keys_, video_keys_;
+  SrtpSession audio_srtp_, video_srtp_;
 };
 
 }  // namespace portier::monitor

@@ -68,16 +68,34 @@ std::vector<Event> offered_events(const LocalStream &s) {
 }
 
 // RTP/AVP and RTP/AVPF (RFC 4585 §3.5: an AVPF offer may be answered by an
-// AVP endpoint and the other way round). Secure profiles need keys we do not
-// negotiate here.
-bool plain_rtp(const std::string &protocol) {
-  return protocol == "RTP/AVP" || protocol == "RTP/AVPF";
+// AVP endpoint and the other way round), and their secure twins when we have
+// SRTP keys to give (RFC 3711 §12, SDES: RFC 4568). DTLS-SRTP (UDP/TLS/...)
+// is not ours.
+bool secure_rtp(const std::string &protocol) {
+  return protocol == "RTP/SAVP" || protocol == "RTP/SAVPF";
+}
+bool usable_rtp(const std::string &protocol, bool srtp) {
+  return protocol == "RTP/AVP" || protocol == "RTP/AVPF" || (srtp && secure_rtp(protocol));
+}
+
+// Our key for `suite`, if we have one.
+const sdes::Crypto *our_key(const LocalStream &ours, sdes::Suite suite) {
+  for (const sdes::Crypto &c : ours.crypto)
+    if (c.suite == suite) return &c;
+  return nullptr;
+}
+
+std::string srtp_refusal(const std::string &type) {
+  return "the " + type +
+         " stream has no a=crypto we can use, and SRTP is mandatory here "
+         "(media-encryption-mandatory; RFC 4568)";
 }
 
 // The m= line and attributes of one stream; `codecs` with their final payload types.
 std::string media_lines(const std::string &type, uint16_t port, const std::string &protocol,
                         const std::vector<Codec> &codecs, const std::vector<Event> &events,
-                        bool feedback, const std::string &direction) {
+                        bool feedback, const std::string &direction,
+                        const std::vector<sdes::Crypto> &crypto, bool rtcp_mux) {
   std::string m = "m=" + type + " " + std::to_string(port) + " " + protocol;
   for (const Codec &c : codecs) m += " " + std::to_string(c.pt);
   for (const Event &e : events) m += " " + std::to_string(e.pt);
@@ -98,6 +116,8 @@ std::string media_lines(const std::string &type, uint16_t port, const std::strin
     m += "a=fmtp:" + std::to_string(e.pt) + " 0-15\r\n";  // the DTMF events (RFC 4733 §3.2)
   }
   m += "a=" + direction + "\r\n";
+  if (rtcp_mux) m += "a=rtcp-mux\r\n";
+  for (const sdes::Crypto &c : crypto) m += "a=crypto:" + sdes::print(c) + "\r\n";
   return m;
 }
 
@@ -147,8 +167,13 @@ std::string unservable_address(const Media &m, const std::string &local_address)
 std::string write_offer(const LocalMedia &local) {
   std::string out = session_lines(local);
   for (const LocalStream &s : local.streams) {
-    out += media_lines(s.type, s.port, "RTP/AVP", s.codecs, offered_events(s), s.keyframe_feedback,
-                       s.direction);
+    // A mandatory SRTP offer says so in its profile (RFC 3711 §12). RTP/SAVP
+    // for video too, with a=rtcp-fb as our RTP/AVP offers have it: baresip
+    // 1.0 takes one secure profile for every stream (srtp-mand: SAVP only,
+    // srtp-mandf: SAVPF only) and refuses the rest; Linphone takes either.
+    const std::string protocol = s.srtp_mandatory && !s.crypto.empty() ? "RTP/SAVP" : "RTP/AVP";
+    out += media_lines(s.type, s.port, protocol, s.codecs, offered_events(s), s.keyframe_feedback,
+                       s.direction, s.crypto, s.rtcp_mux);
   }
   return out;
 }
@@ -163,6 +188,7 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
              " (RFC 3264 §6)";
     return std::nullopt;
   }
+  const auto crypto = sdes::crypto_values(answer);
   std::vector<Agreed> out;
   for (size_t i = 0; i < offered.streams.size(); ++i) {
     const LocalStream &ours = offered.streams[i];
@@ -194,8 +220,31 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
       for (const Payload &p : theirs.payloads)
         if (a.telephone_event_pt < 0 && is_telephone_event(p)) a.telephone_event_pt = p.pt;
     }
-    a.active = ours.port != 0 && theirs.port != 0 && found && plain_rtp(theirs.protocol);
+    a.active = ours.port != 0 && theirs.port != 0 && found &&
+               usable_rtp(theirs.protocol, !ours.crypto.empty());
     if (a.active) {
+      // RFC 4568 §7.1.2: the answer's one a=crypto names the tag and suite
+      // of the offered line it took, with the answerer's key.
+      const std::vector<std::string> none;
+      const auto &lines = i < crypto.size() ? crypto[i] : none;
+      if (!ours.crypto.empty() && !lines.empty()) {
+        std::string why;
+        auto c = sdes::parse(lines[0], &why);
+        const sdes::Crypto *mine = c ? our_key(ours, c->suite) : nullptr;
+        if (!c || !mine || mine->tag != c->tag) {
+          *error = "the " + ours.type + " stream's a=crypto answers none of ours (" +
+                   (c ? "tag " + std::to_string(c->tag) + " " + sdes::info(c->suite).name : why) +
+                   "; RFC 4568 §7.1.2)";
+          return std::nullopt;
+        }
+        a.srtp = Agreed::Srtp{c->suite, mine->key, c->key};
+      }
+      if (!a.srtp && (secure_rtp(theirs.protocol) || ours.srtp_mandatory)) {
+        *error = srtp_refusal(ours.type);
+        return std::nullopt;
+      }
+      a.rtcp_mux = ours.rtcp_mux && theirs.rtcp_mux;
+      if (a.rtcp_mux) a.remote_rtcp = a.remote_rtp;
       if (std::string why = unservable_address(theirs, offered.address); !why.empty()) {
         *error = why;
         return std::nullopt;
@@ -216,7 +265,10 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
   out.sdp = session_lines(local);
   std::vector<bool> used(local.streams.size(), false);
   bool any = false;
-  for (const Media &theirs : session->media) {
+  std::string srtp_why;  // a stream refused for want of SRTP
+  const auto crypto = sdes::crypto_values(offer);
+  for (size_t i = 0; i < session->media.size(); ++i) {
+    const Media &theirs = session->media[i];
     Agreed a;
     a.type = theirs.type;
     const LocalStream *ours = nullptr;
@@ -229,7 +281,8 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     }
     std::vector<Codec> chosen;
     int te = -1;
-    if (ours && theirs.port && plain_rtp(theirs.protocol)) {
+    std::optional<sdes::Crypto> answered_key;
+    if (ours && theirs.port && usable_rtp(theirs.protocol, !ours->crypto.empty())) {
       // The offerer's order (we have one encoder, so one codec); its numbers stay.
       bool any_event = false;
       for (const Payload &p : theirs.payloads) any_event = any_event || is_telephone_event(p);
@@ -247,8 +300,27 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
       }
       if (!chosen.empty() && ours->telephone_event)
         te = event_at(theirs.payloads, chosen[0].clock_rate);
+      // RFC 4568 §7.1.1: the first line we can honour, in the offerer's
+      // order; lines we cannot are skipped (§6.1). In RTP/AVP too: Linphone
+      // offers optional SRTP that way.
+      if (!ours->crypto.empty() && i < crypto.size()) {
+        for (const std::string &line : crypto[i]) {
+          auto c = sdes::parse(line, nullptr);
+          const sdes::Crypto *mine = c ? our_key(*ours, c->suite) : nullptr;
+          if (!mine) continue;
+          answered_key = sdes::Crypto{c->tag, c->suite, mine->key};
+          a.srtp = Agreed::Srtp{c->suite, mine->key, c->key};
+          break;
+        }
+      }
+      if (!chosen.empty() && !a.srtp &&
+          (secure_rtp(theirs.protocol) || (!ours->crypto.empty() && ours->srtp_mandatory))) {
+        chosen.clear();
+        srtp_why = srtp_refusal(theirs.type);
+      }
     }
     if (chosen.empty()) {
+      a.srtp.reset();
       // Refused: port 0 and the offer's first format (RFC 3264 §6: one is needed).
       std::string fmt = theirs.payloads.empty() ? "0" : std::to_string(theirs.payloads[0].pt);
       out.sdp += "m=" + theirs.type + " 0 " + theirs.protocol + " " + fmt + "\r\n";
@@ -265,15 +337,21 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     a.telephone_event_pt = te;
     a.send = may_send(ours->direction) && may_recv(theirs.direction) && !on_hold(theirs);
     a.recv = may_recv(ours->direction) && may_send(theirs.direction);
+    a.rtcp_mux = ours->rtcp_mux && theirs.rtcp_mux;
+    if (a.rtcp_mux) a.remote_rtcp = a.remote_rtp;
+    std::vector<sdes::Crypto> key;
+    if (answered_key) key.push_back(*answered_key);
     std::vector<Event> events;
     if (te >= 0) events.push_back({te, chosen[0].clock_rate});
     out.sdp += media_lines(theirs.type, ours->port, theirs.protocol, chosen, events,
-                           ours->keyframe_feedback, direction_of(a.send, a.recv));
+                           ours->keyframe_feedback, direction_of(a.send, a.recv), key, a.rtcp_mux);
     out.streams.push_back(std::move(a));
     any = true;
   }
   if (!any) {
-    *error = "no stream of the offer can be used (no common codec, or no plain RTP)";
+    *error = !srtp_why.empty() ? srtp_why
+                               : "no stream of the offer can be used (no common codec, or no "
+                                 "RTP profile we run)";
     return std::nullopt;
   }
   return out;

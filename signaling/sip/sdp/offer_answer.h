@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sip/sdp/sdes.h"
+
 namespace portier::sdp {
 
 // A codec we support, in preference order within a stream.
@@ -38,6 +40,15 @@ struct LocalStream {
   int telephone_event_pt = 101;
   bool keyframe_feedback = true;       // video: a=rtcp-fb nack pli / ccm fir (RFC 4585, RFC 5104)
   std::string direction = "sendrecv";  // what we are willing to do
+  // SRTP keyed by SDES (RFC 4568): our key for each suite we offer, in our
+  // order of preference (one key per suite: their lengths differ); empty:
+  // plain RTP only, a=crypto in an offer is ignored.
+  std::vector<sdes::Crypto> crypto{};
+  // With keys: offer RTP/SAVP and refuse a peer without SRTP. Without it,
+  // offer RTP/AVP(F) with a=crypto, as Linphone does for optional SRTP: a plain
+  // peer ignores the lines, an SDES peer answers with one (best effort).
+  bool srtp_mandatory = false;
+  bool rtcp_mux = false;  // offer a=rtcp-mux and accept it (RFC 5761 §5.1.1)
 };
 
 struct LocalMedia {
@@ -57,6 +68,14 @@ struct Agreed {
   int telephone_event_pt = -1;  // -1: none agreed; its clock is codec.clock_rate
   bool send = false;            // we send on this stream
   bool recv = false;            // we receive on it
+  // SRTP as agreed (RFC 4568): the suite, our key (what we send under) and
+  // the peer's (what we receive under). Unset: plain RTP.
+  struct Srtp {
+    sdes::Suite suite = sdes::Suite::aes_cm_128_hmac_sha1_80;
+    std::vector<uint8_t> send_key, recv_key;
+  };
+  std::optional<Srtp> srtp;
+  bool rtcp_mux = false;  // RTCP on the RTP ports (RFC 5761); remote_rtcp == remote_rtp then
 };
 
 // The SDP text of our offer (CRLF lines).
@@ -64,7 +83,8 @@ std::string write_offer(const LocalMedia &local);
 
 // A peer's answer to our offer (an 18x or a 2xx): what each of our streams
 // does. Errors: unparsable SDP, a different number of m= lines (RFC 3264
-// §6), a stream whose media type changed.
+// §6), a stream whose media type changed, an a=crypto that answers none of
+// ours (RFC 4568 §7.1.2), a plain answer where SRTP is mandatory.
 std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::string_view answer,
                                                 std::string *error);
 
@@ -73,8 +93,10 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
 // types are the offerer's (§6.1). The codec is the first of the offer's list
 // that we have (the offerer's preference, §5.1, as Linphone answers), taking
 // on audio the first one whose clock rate has a telephone-event in the offer
-// when there is any: the door's code must reach it. Errors: unparsable SDP,
-// nothing usable.
+// when there is any: the door's code must reach it. SRTP: the first a=crypto
+// we can honour is answered with its tag and suite and our own key (RFC 4568
+// §7.1.1). Errors: unparsable SDP, nothing usable (the error says why: for a
+// 488's Warning).
 struct Answered {
   std::string sdp;
   std::vector<Agreed> streams;
