@@ -14,8 +14,8 @@ possible: it listens nowhere but on its own connection) and answers.
 
 A second Linphone that trusts another CA does not register.
 
-Ports: proxy 127.0.0.1:34060 (UDP+TCP) and 34061 (TLS); Linphone 34110-34125;
-the door 34140 (SIP) and 34150-34159 (RTP); the relay 34200-34299. No other
+Ports: proxy 127.0.0.1:32760 (UDP+TCP) and 32761 (TLS); Linphone 32810-32825;
+the door 32840 (SIP) and 32850-32859 (RTP); the relay 32900-32999. No other
 test uses them.
 
     linphone_tls.py --proxy build/signaling/portier-proxy \\
@@ -38,11 +38,11 @@ from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on 
 from linphone_early_media import video_packets_received  # noqa: E402
 from portier_sip.pki import standard  # noqa: E402  the openssl CLI's throwaway CA
 
-li.PROXY_PORT = 34060
-TLS_PORT = 34061
-li.RELAY_PORTS = "34200-34299"
-li.PEERS = {"mon1": ("mon1", "secret1", 34110, "tls"), "mon2": ("mon2", "secret2", 34120, "tls")}
-DOOR_SIP, DOOR_RTP = 34140, "34150-34159"
+li.PROXY_PORT = 32760
+TLS_PORT = 32761
+li.RELAY_PORTS = "32900-32999"
+li.PEERS = {"mon1": ("mon1", "secret1", 32810, "tls"), "mon2": ("mon2", "secret2", 32820, "tls")}
+DOOR_SIP, DOOR_RTP = 32840, "32850-32859"
 check, log, wait_for = li.check, li.log, li.wait_for
 
 
