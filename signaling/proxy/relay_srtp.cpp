@@ -337,6 +337,28 @@ std::unique_ptr<SrtpContext> SrtpContext::create(const sdp::CryptoKey &key, Dire
   return c;
 }
 
+std::unique_ptr<SrtpContext> SrtpContext::create_gcm_from_session_key(sdp::SrtpSuite suite,
+                                                                      const uint8_t *key,
+                                                                      const uint8_t salt[12]) {
+  if (!is_gcm(suite)) return nullptr;
+  std::unique_ptr<SrtpContext> c(new SrtpContext());
+  c->suite_ = suite;
+  c->impl_ = std::make_unique<Impl>();
+  Impl &m = *c->impl_;
+  m.suite = suite;
+  m.gcm = true;
+  m.rtp_tag = m.rtcp_tag = kGcmTagLen;
+  m.streams.reserve(kMaxStreams);
+  for (Impl::Keys *k : {&m.rtp, &m.rtcp}) {
+    std::memcpy(k->salt, salt, kGcmSaltLen);
+    k->cipher = EVP_CIPHER_CTX_new();
+    if (!k->cipher || EVP_CipherInit_ex(k->cipher, gcm_cipher(master_key_len(suite)), nullptr, key,
+                                        nullptr, 1) != 1)
+      return nullptr;
+  }
+  return c;
+}
+
 SrtpContext::~SrtpContext() = default;
 
 bool SrtpContext::protect_rtp(uint8_t *data, size_t *size) {

@@ -40,6 +40,11 @@ class SrtpContext {
   // nullptr, with *error, when the key does not fit the suite (never shown).
   static std::unique_ptr<SrtpContext> create(const sdp::CryptoKey &key, Direction d,
                                              std::string *error);
+  // A GCM context from session keys as given (the same for RTP and RTCP), no
+  // derivation: RFC 7714 §16-17's test vectors are written that way.
+  static std::unique_ptr<SrtpContext> create_gcm_from_session_key(sdp::SrtpSuite suite,
+                                                                  const uint8_t *key,
+                                                                  const uint8_t salt[12]);
   ~SrtpContext();
   SrtpContext(const SrtpContext &) = delete;
   SrtpContext &operator=(const SrtpContext &) = delete;

@@ -194,6 +194,44 @@ TEST(SrtpEvpRfc3711, KeyDerivationB3) {
   EXPECT_EQ(Packet(auth_key, auth_key + 20), hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"));
 }
 
+// RFC 7714 §16.1.1: AEAD_AES_128_GCM on an RTP packet, session key and salt
+// given (ROC 0, SEQ 0xf17b: a stream's first packet).
+TEST(SrtpEvpRfc7714, AeadAes128GcmRtp16) {
+  const Packet key = hex("000102030405060708090a0b0c0d0e0f");
+  const Packet salt = hex("517569642070726f2071756f");  // "Quid pro quo"
+  const Packet plain = hex(
+      "8040f17b 8041f8d3 5501a0b2 47616c6c 69612065 7374206f 6d6e6973 20646976 69736120 696e2070 "
+      "61727465 73207472 6573");
+  const Packet wire = hex(
+      "8040f17b 8041f8d3 5501a0b2 f24de3a3 fb34de6c acba861c 9d7e4bca be633bd5 0d294e6f 42a5f47a "
+      "51c7d19b 36de3adf 8833899d 7f27beb1 6a9152cf 765ee439 0cce");
+  auto out = SrtpContext::create_gcm_from_session_key(sdp::SrtpSuite::AeadAes128Gcm, key.data(),
+                                                      salt.data());
+  auto in = SrtpContext::create_gcm_from_session_key(sdp::SrtpSuite::AeadAes128Gcm, key.data(),
+                                                     salt.data());
+  ASSERT_TRUE(out && in);
+  EXPECT_EQ(protect(*out, plain, false), wire);
+  EXPECT_EQ(unprotect(*in, wire, false), plain);
+}
+
+// RFC 7714 §17.1: AEAD_AES_128_GCM on an encrypted SRTCP sender report,
+// index 0x5d4; the E+index word follows the tag (§9.2) and is in the AAD (§9.3).
+TEST(SrtpEvpRfc7714, AeadAes128GcmRtcp17) {
+  const Packet key = hex("000102030405060708090a0b0c0d0e0f");
+  const Packet salt = hex("517569642070726f2071756f");
+  const Packet plain = hex(
+      "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930 4c756e61 deadbeef deadbeef "
+      "deadbeef deadbeef deadbeef");
+  const Packet wire = hex(
+      "81c8000d 4d617273 63e94885 dcdab67c a727d766 2f6b7e99 7ff5c0f7 6c06f32d c676a5f1 730d6fda "
+      "4ce09b46 86303ded 0bb9275b c84aa458 96cf4d2f c5abf872 45d9eade 800005d4");
+  auto in = SrtpContext::create_gcm_from_session_key(sdp::SrtpSuite::AeadAes128Gcm, key.data(),
+                                                     salt.data());
+  ASSERT_TRUE(in);
+  EXPECT_EQ(unprotect(*in, wire, true), plain);
+  EXPECT_FALSE(unprotect(*in, wire, true));  // the same index again
+}
+
 class SrtpEvp : public ::testing::TestWithParam<sdp::SrtpSuite> {};
 
 INSTANTIATE_TEST_SUITE_P(AllSuites, SrtpEvp, ::testing::ValuesIn(sdp::kAllSrtpSuites),
