@@ -171,6 +171,7 @@ bool srtp_prf(const uint8_t *master_key, size_t key_len, const uint8_t *master_s
   const bool ok = EVP_EncryptInit_ex(c, ctr_cipher(key_len), nullptr, master_key, iv) == 1 &&
                   EVP_EncryptUpdate(c, out, &n, out, static_cast<int>(out_len)) == 1;
   EVP_CIPHER_CTX_free(c);
+  OPENSSL_cleanse(iv, sizeof iv);  // the master salt
   return ok;
 }
 
