@@ -37,7 +37,8 @@ Packet hex(const char *s) {
 // an 80-bit tag under AES_CM_128_HMAC_SHA1_32: RFC 4568 §6.2.2).
 class Oracle {
  public:
-  Oracle(const sdp::CryptoKey &key, bool inbound) {
+  // rtcp_encrypted false: SRTCP authenticated only (E = 0, RFC 3711 §3.4).
+  Oracle(const sdp::CryptoKey &key, bool inbound, bool rtcp_encrypted = true) {
     std::string error;
     EXPECT_TRUE(SrtpContext::init_library(&error)) << error;
     srtp_policy_t p{};
@@ -63,6 +64,7 @@ class Oracle {
         srtp_crypto_policy_set_aes_gcm_256_16_auth(&p.rtcp);
         break;
     }
+    if (!rtcp_encrypted) p.rtcp.sec_serv = sec_serv_auth;
     p.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound;
     sdp::CryptoKey copy = key;
     p.key = copy.bytes.data();
@@ -276,6 +278,24 @@ TEST_P(SrtpEvp, RtcpMatchesLibsrtp) {
       EXPECT_EQ(unprotect(*our_in, theirs, true), plain);
     }
   }
+}
+
+// SRTCP that a peer only authenticates (E = 0, RFC 3711 §3.4; RFC 7714 §9.4:
+// the whole packet is AAD) is checked and passed on as it is; a flipped E
+// flag fails.
+TEST_P(SrtpEvp, UnencryptedSrtcpFromLibsrtp) {
+  const sdp::CryptoKey key = fixed_key(GetParam());
+  Oracle lib_out(key, false, false);
+  auto in = ours(key, true);
+  const Packet plain = rtcp(0x5eed, 4);
+  const Packet wire = lib_out.protect(plain, true);
+  ASSERT_EQ(Packet(wire.begin(), wire.begin() + plain.size()), plain);  // not encrypted
+  const bool gcm =
+      GetParam() == sdp::SrtpSuite::AeadAes128Gcm || GetParam() == sdp::SrtpSuite::AeadAes256Gcm;
+  Packet flipped = wire;
+  flipped[plain.size() + (gcm ? 16 : 0)] ^= 0x80;  // E: claims the packet is encrypted
+  EXPECT_FALSE(unprotect(*in, flipped, true));
+  EXPECT_EQ(unprotect(*in, wire, true), plain);
 }
 
 // Packets reordered within the replay window all pass once; each a second
