@@ -19,7 +19,8 @@ DEMO=(
   libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev libssl-dev libsystemd-dev
   # the proxy's allocator (signaling/proxy/allocator.h)
   libjemalloc-dev
-  # the relay's SRTP termination (signaling/proxy/relay_srtp.h)
+  # libsrtp2: the peer and oracle of the relay's SRTP tests (portier_srtp_oracle);
+  # the relay itself does SRTP on OpenSSL (signaling/proxy/relay_srtp.h)
   libsrtp2-dev
   # media: the GStreamer plugin and the daemons' pipelines (VP8, RTP, udp)
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev

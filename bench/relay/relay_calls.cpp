@@ -34,7 +34,7 @@
 //       --slow US       print (stderr) the first 200 relayed packets later than US
 //       --srtp          the door protects each packet with its key and every
 //                       device (and the baseline receiver) checks and decrypts
-//                       it with the key PORTS_FILE names (libsrtp2); a packet
+//                       it with the key PORTS_FILE names (the relay's own SrtpContext); a packet
 //                       that fails counts as bad, not received
 //
 // Ports (the same layout in rtpengine_ng.py): door call C stream S (0 audio,

@@ -17,7 +17,7 @@
 
 namespace portier::sdp {
 
-// The suites the relay terminates (libsrtp2 does each): RFC 4568 §6.2,
+// The suites the relay terminates (proxy/relay_srtp.h does each): RFC 4568 §6.2,
 // RFC 6188 §7.1 (AES-256) and RFC 7714 §14.2 (AEAD GCM).
 enum class SrtpSuite {
   AesCm128HmacSha1_80,
