@@ -3,6 +3,7 @@
 // naming file, line and key (never quoting a code).
 #include <gtest/gtest.h>
 
+#include "common/account_config.h"
 #include "common/config.h"
 #include "monitor/monitor_config.h"
 
@@ -63,6 +64,7 @@ TEST(MonitorConfig, TheDemoConfigsAreValid) {
         << name;
     EXPECT_EQ(cfg.get_string("media", "media-encryption"), "srtp") << name;
     EXPECT_TRUE(cfg.get_bool("media", "media-encryption-mandatory")) << name;
+    EXPECT_EQ(portier::device_security_warning(cfg), "") << name;
     // The CA file is the installer's (the demo makes its own), so this machine
     // may not have it: the rest of the config must be valid without it.
     ASSERT_TRUE(cfg.set("account", "tls-verify-outgoing", "false", &error)) << error;
@@ -144,4 +146,17 @@ TEST(MonitorConfig, SendableCodes) {
   EXPECT_FALSE(is_sendable_code("12 34"));
   EXPECT_FALSE(is_sendable_code("abc"));
   EXPECT_FALSE(is_sendable_code(std::string(33, '1')));
+}
+
+TEST(MonitorConfig, CheckConfigWarnsWithoutSrtp) {
+  Config cfg(monitor_schema());
+  std::string error;
+  ASSERT_TRUE(
+      cfg.load_string("[account]\nproxy = sips:proxy.home.example:5061\n"
+                      "[media]\nmedia-encryption = none\n",
+                      "m.conf", &error))
+      << error;
+  EXPECT_EQ(portier::device_security_warning(cfg),
+            "less secure than the shipped config (config/), readable on the network: m.conf:4: "
+            "[media] media-encryption: audio and video without SRTP");
 }
