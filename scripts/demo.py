@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The in-house intercom on this machine: portier-proxy, portier-door (its test
 pattern when there is no camera) and two portier-monitors, with the shipped
-configs of config/ (paths moved under build/demo, so nothing needs root).
+configs of config/ (paths moved under build/demo, so nothing needs root). As
+shipped, the devices reach the proxy over SIP/TLS and every call's audio and
+video are SRTP: the demo keeps its own CA and proxy certificate in
+build/demo/tls (made once, again when missing or about to expire).
 
 It presses the door's button, prints what happened and when (ring, the first
 picture on each monitor with its delay since the press, the answer, the door
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 
+from portier_py import pki
 from portier_py.daemons import Daemon, Failure, port_busy, wait_for
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,16 +82,26 @@ class Demo:
 
     def setup(self):
         d = self.dir
-        for port in (5060,):
+        for port in (5061,):
             if port_busy(port):
                 raise Failure("127.0.0.1:%d is in use (another SIP program?): the demo's "
                                 "proxy needs it" % port)
+        # The name the devices check the proxy's certificate against is the
+        # host of their proxy URI (sips:NAME:PORT;maddr=ADDRESS).
+        m = re.search(r"(?m)^proxy\s*=\s*sips:([^:;>\s]+)", self.conf("door.conf"))
+        if not m:
+            raise Failure("config/door.conf: no sips: proxy URI")
+        self.tls = pki.home(d, m.group(1))
         self.proxy = self.program("proxy", "portier-proxy", ini_set(self.conf("proxy.conf"), {
             ("global", "state-directory"): d + "/proxy-state",
             ("global", "control-socket"): d + "/proxy.sock",
+            ("global", "tls-certificates-file"): self.tls.path("proxy.pem"),
+            ("global", "tls-certificates-private-key"): self.tls.path("proxy.key"),
             ("module::Authentication", "file-path"): os.path.join(TOP, "config", "users.conf"),
         }))
+        ca = {("account", "tls-certificates-ca-file"): self.tls.path("ca.pem")}
         self.door = self.program("door", "portier-door", ini_set(self.conf("door.conf"), {
+            **ca,
             ("global", "control-socket"): d + "/door.sock",
             ("events", "dir"): d + "/door-events",
             # no sound card needed; a camera is used when there is one
@@ -97,6 +111,7 @@ class Demo:
         self.monitors = []
         for name, conf in (("monitor1", "monitor.conf"), ("monitor2", "monitor2.conf")):
             self.monitors.append(self.program(name, "portier-monitor", ini_set(self.conf(conf), {
+                **ca,
                 ("global", "control-socket"): "%s/%s.sock" % (d, name),
                 ("global", "events-file"): "%s/%s-events.jsonl" % (d, name),
                 ("media", "microphone"): "test",
@@ -122,6 +137,13 @@ class Demo:
                      "%s to register" % m.name)
         if self.window:
             self.place_windows()
+        for t in (self.proxy.ctl("stats") or {}).get("tls", []):
+            print("proxy: SIP over TLS on %s, certificate %s until %s" % (
+                t.get("transport"), t.get("subject"), t.get("not_after")))
+        regs = (self.proxy.ctl("registrations") or {}).get("registrations", [])
+        print("registered: %s" % ", ".join("%s (%s)" % (r.get("aor"), r.get("received", "")
+                                                         .split(":", 1)[0])
+                                           for r in sorted(regs, key=lambda r: r.get("aor"))))
 
     def place_windows(self):
         """Side by side, when xdotool is there: without a window manager (a bare
@@ -187,6 +209,9 @@ class Demo:
         wait_for(lambda: (m2.ctl("status") or {}).get("call") in ("ended", "idle"), 10,
                  "%s to stop ringing" % m2.name)
         self.mark(m2.name, "stopped ringing: %s" % (m2.ctl("status") or {}).get("reason"))
+        st = m1.ctl("status") or {}
+        self.mark(m1.name, "media encrypted: audio %s, video %s" % (
+            st.get("audio_srtp") or "NOT ENCRYPTED", st.get("video_srtp") or "NOT ENCRYPTED"))
         time.sleep(1.0)
         m1.ctl("action", "open-door")
         self.mark(m1.name, "open door (the code as RFC 4733 DTMF)")
@@ -217,8 +242,8 @@ def main():
     try:
         demo.setup()
         demo.start()
-        print("portier is running in %s: proxy 127.0.0.1:5060, the door, monitor1, monitor2"
-              % demo.dir)
+        print("portier is running in %s: proxy sips:127.0.0.1:5061 (TLS), the door, monitor1, "
+              "monitor2" % demo.dir)
         demo.ring()
         if args.once:
             return 0

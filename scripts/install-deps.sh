@@ -31,8 +31,9 @@ DEMO=(
   libwebrtc-audio-processing-dev libgpiod-dev libgstrtspserver-1.0-dev
   # the monitor's window: GTK 3 and gtksink
   libgtk-3-dev gstreamer1.0-gtk3
-  # scripts/demo.py
-  python3
+  # scripts/demo.py, and the openssl CLI that makes its CA and the proxy's
+  # certificate (build/demo/tls)
+  python3 openssl
 )
 TEST=(
   # the meson build, clang-format

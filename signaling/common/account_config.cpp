@@ -54,6 +54,27 @@ std::string check_account_config(const config::Config &cfg) {
   return "";
 }
 
+std::string device_security_warning(const config::Config &cfg) {
+  const AccountSettings a = account_settings_from_config(cfg);
+  std::vector<std::string> off;
+  // RFC 3261 §26.2: without TLS the digest exchange, the SDES keys in the SDP
+  // (RFC 4568 §8.3) and a code sent as MESSAGE or INFO cross the network
+  // readable; without the certificate check anyone on the path can read them.
+  if (!a.proxy_tls)
+    off.push_back(cfg.where("account", "proxy") + "SIP without TLS");
+  else if (!a.tls.verify_outgoing)
+    off.push_back(cfg.where("account", "tls-verify-outgoing") +
+                  "the proxy's certificate is not checked");
+  for (const auto &k : cfg.schema()->keys())
+    if (k.section == "media" && k.name == "media-encryption" &&
+        cfg.get_string("media", "media-encryption") == "none")
+      off.push_back(cfg.where("media", "media-encryption") + "audio and video without SRTP");
+  if (off.empty()) return "";
+  std::string line = "less secure than the shipped config (config/), readable on the network: ";
+  for (size_t i = 0; i < off.size(); ++i) line += (i ? "; " : "") + off[i];
+  return line;
+}
+
 AccountSettings account_settings_from_config(const config::Config &cfg) {
   AccountSettings a;
   a.aor = parse_aor(cfg.get_string("account", "aor"));

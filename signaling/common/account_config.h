@@ -49,4 +49,9 @@ std::string check_account_config(const config::Config &cfg);
 // From a config check_account_config accepted.
 AccountSettings account_settings_from_config(const config::Config &cfg);
 
+// "" when a device's config is as secure as the shipped one, else one line
+// naming what is off: SIP to the proxy without TLS or without checking its
+// certificate, [media] media-encryption = none (for --check-config).
+std::string device_security_warning(const config::Config &cfg);
+
 }  // namespace portier

@@ -7,7 +7,8 @@ namespace portier::cli {
 
 std::optional<int> parse_and_load(int argc, char **argv, const std::string &default_path,
                                   config::Config &config,
-                                  std::string (*check)(const config::Config &)) {
+                                  std::string (*check)(const config::Config &),
+                                  std::string (*warn)(const config::Config &)) {
   std::string path = default_path;
   bool check_only = false;
   const char *prog = argc > 0 ? argv[0] : "portier";
@@ -48,6 +49,8 @@ std::optional<int> parse_and_load(int argc, char **argv, const std::string &defa
     }
   }
   if (check_only) {
+    const std::string warning = warn ? warn(config) : "";
+    if (!warning.empty()) std::fprintf(stderr, "%s: warning: %s\n", prog, warning.c_str());
     std::printf("%s: configuration %s is valid\n", prog, path.c_str());
     return 0;
   }

@@ -6,10 +6,9 @@
 #include <functional>
 #include <memory>
 
+#include "common/account_config.h"
 #include "common/cli.h"
-#include "runtime/control_socket.h"
 #include "common/control_table.h"
-#include "runtime/daemon.h"
 #include "common/event_writer.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -29,8 +28,8 @@ using namespace portier;
 
 int main(int argc, char **argv) {
   config::Config cfg(door::door_schema());
-  if (auto rc =
-          cli::parse_and_load(argc, argv, "/etc/portier/door.conf", cfg, door::check_door_config))
+  if (auto rc = cli::parse_and_load(argc, argv, "/etc/portier/door.conf", cfg,
+                                    door::check_door_config, device_security_warning))
     return *rc;
   door::DoorSettings settings = door::door_settings_from_config(cfg);
   log::init("portier-door", settings.log_output, settings.log_level);

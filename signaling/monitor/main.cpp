@@ -10,9 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "common/account_config.h"
 #include "common/cli.h"
-#include "runtime/control_socket.h"
-#include "runtime/daemon.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "monitor/monitor.h"
@@ -28,7 +27,7 @@ using namespace portier;
 int main(int argc, char **argv) {
   config::Config cfg(monitor::monitor_schema());
   if (auto rc = cli::parse_and_load(argc, argv, "/etc/portier/monitor.conf", cfg,
-                                    monitor::check_monitor_config))
+                                    monitor::check_monitor_config, device_security_warning))
     return *rc;
   monitor::MonitorSettings settings = monitor::monitor_settings_from_config(cfg);
   log::init("portier-monitor", settings.log_output, settings.log_level);

@@ -29,6 +29,17 @@ Scenarios (one per ctest test):
   vanish     A monitor killed (and its cable pulled) while ringing: the other
              monitor and the phone go on showing the visitor; the call is
              answered and ends normally; the proxy stays up.
+  eavesdrop  The ring scenario's home as shipped (config/): SIP over TLS only
+             (the proxy's certificate checked by name, the phone's too), SRTP
+             mandatory on every device and in the relay; someone copies every
+             frame that crosses the LAN's bridge (sniff.py). A monitor answers
+             and opens the door by RFC 4733. The capture holds no SIP, no door
+             code (as text or as telephone-events), no VP8 keyframe; it did hold
+             the call: TLS records to the proxy's port from every device, SRTP
+             both ways between the relay and the door, monitor and phone.
+  eavesdrop-plain  The same home with TLS and SRTP off: the same capture shows
+             SIP, the code's telephone-events and keyframes (what the checks of
+             eavesdrop would catch).
 
     intercom_e2e.py --scenario ring --build build [--keep]
 
@@ -36,6 +47,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (linphone-daemon missing).
 """
 
 import argparse
+import collections
 import os
 import shutil
 import signal
@@ -47,9 +59,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import netlab  # noqa: E402
+import sniff  # noqa: E402
 import linphone_interop as li  # noqa: E402  linphone-daemon driver, checks, waits
 from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on the path)
 from linphone_early_media import video_packets_received  # noqa: E402
+from portier_py import pki  # noqa: E402
 
 DOMAIN = "home.example"
 GROUP = "sip:home@" + DOMAIN
@@ -58,6 +72,10 @@ PASSWORDS = {"door": "door-e2e-pw", "monitor1": "mon1-e2e-pw", "monitor2": "mon2
              "phone": "phone-e2e-pw"}
 HOSTS = {"panel": 1, "door": 10, "mon1": 21, "mon2": 22, "phone": 30, "intruder": 66}
 BUDGET = 100.0    # seconds for one scenario; ctest's timeout is above it
+# As config/ ships them: TLS on 5061, the name the devices check (docs/TLS.md §3).
+TLS_PORT = 5061
+PROXY_NAME = "proxy.home.example"
+RELAY_PORTS = (20000, 20999)
 
 check, log, wait_for, TestFailure = li.check, li.log, li.wait_for, li.TestFailure
 
@@ -73,15 +91,22 @@ class Daemon(li.Daemon):
 
 
 class Proxy(Daemon):
-    def __init__(self, lab, build, tmp):
+    def __init__(self, lab, build, tmp, tls=None):
         super().__init__(lab, "panel", os.path.join(build, "signaling", "portier-proxy"), tmp,
                          "proxy")
         ip = lab.addr("panel")
         users = configs.users_file(os.path.join(tmp, "users.conf"), PASSWORDS, DOMAIN)
+        more = {"module::Router": {"call-fork-timeout": 60},
+                "module::MediaRelay": {"sdp-address": ip}}
+        if tls:
+            # config/proxy.conf: sips: only, SRTP or no call
+            more["global"] = {"transports": "sips:%s:%d" % (ip, TLS_PORT),
+                              "tls-certificates-file": tls.path("proxy.pem"),
+                              "tls-certificates-private-key": tls.path("proxy.key"),
+                              "aliases": PROXY_NAME}
+            more["module::MediaRelay"]["encryption-mandatory"] = "true"
         self.write_conf(configs.proxy_conf(ip, 5060, tmp + "/proxy-state", self.sock, users,
-                                           "20000-20999", DOMAIN, more={
-                                               "module::Router": {"call-fork-timeout": 60},
-                                               "module::MediaRelay": {"sdp-address": ip}}))
+                                           "%d-%d" % RELAY_PORTS, DOMAIN, more=more))
 
     def start(self):
         super().start()
@@ -95,8 +120,27 @@ class Proxy(Daemon):
         return self.ctl("relay") or {}
 
 
+def device_account(lab, aor, password, node, tls):
+    """An [account] over UDP, or as config/ ships it: the proxy by name over TLS
+    at its address, its certificate checked against the home's CA."""
+    account = configs.account(aor, password, lab.addr("panel") + ":5060",
+                              lab.addr(node) + ":5060")
+    if tls:
+        account.update({"proxy": "sips:%s:%d;maddr=%s" % (PROXY_NAME, TLS_PORT,
+                                                          lab.addr("panel")),
+                        "tls-certificates-ca-file": tls.path("ca.pem"),
+                        "tls-verify-outgoing": "true"})
+    return account
+
+
+def media_encryption(tls):
+    """[media] as shipped (SRTP mandatory) with tls, else no SRTP at all."""
+    return ({"media-encryption": "srtp", "media-encryption-mandatory": "true"} if tls
+            else {"media-encryption": "none"})
+
+
 class Door(Daemon):
-    def __init__(self, lab, build, tmp):
+    def __init__(self, lab, build, tmp, tls=None, secure=None):
         super().__init__(lab, "door", os.path.join(build, "signaling", "portier-door"), tmp,
                          "door")
         self.fired = os.path.join(tmp, "door-fired")
@@ -104,15 +148,17 @@ class Door(Daemon):
         with open(script, "w") as f:
             f.write("#!/bin/sh\necho \"$ACTION\" >> %s\n" % self.fired)
         os.chmod(script, stat.S_IRWXU)
-        ip, proxy = lab.addr("door"), lab.addr("panel")
+        ip = lab.addr("door")
         residents = " ".join("sip:%s@%s" % (u, DOMAIN) for u in ("monitor1", "monitor2", "phone"))
-        account = configs.account("sip:door@" + DOMAIN, PASSWORDS["door"], proxy + ":5060",
-                                  ip + ":5060")
+        account = device_account(lab, "sip:door@" + DOMAIN, PASSWORDS["door"], "door", tls)
+        media = {"keyframe-interval": 2}
+        if secure is not None:
+            media.update(media_encryption(tls))
         # VP8: Debian's Linphone has no H.264 (PEERS.md)
         self.write_conf(configs.door_conf(self.sock, account, GROUP, ip, "30000-30099",
                                           tmp + "/door-events", more={
             "call": {"auto-answer": residents, "ring-timeout": 60},
-            "media": {"keyframe-interval": 2},
+            "media": media,
             "actions": {"door": CODE},
             "access": {"allow": residents},
             "actuator": {"type": "command", "command": script}}))
@@ -133,17 +179,18 @@ class Door(Daemon):
 class Monitor(Daemon):
     """portier-monitor, headless, driven by its control socket."""
 
-    def __init__(self, lab, build, tmp, node, user):
+    def __init__(self, lab, build, tmp, node, user, tls=None, secure=None):
         super().__init__(lab, node, os.path.join(build, "signaling", "portier-monitor"), tmp,
                          node)
         self.user = user
-        ip, proxy = lab.addr(node), lab.addr("panel")
-        account = configs.account("sip:%s@%s" % (user, DOMAIN), PASSWORDS[user],
-                                  proxy + ":5060", ip + ":5060")
+        ip = lab.addr(node)
+        account = device_account(lab, "sip:%s@%s" % (user, DOMAIN), PASSWORDS[user], node, tls)
+        more = {"actions": {"method": "dtmf", "open-door": CODE}}
+        if secure is not None:
+            more["media"] = media_encryption(tls)
         self.write_conf(configs.monitor_conf(
             self.sock, account, ip, "40000-40099", DOMAIN,
-            events_file=os.path.join(tmp, node + "-events.jsonl"),
-            more={"actions": {"method": "dtmf", "open-door": CODE}}))
+            events_file=os.path.join(tmp, node + "-events.jsonl"), more=more))
 
     def start(self):
         super().start()
@@ -158,16 +205,29 @@ class Phone(li.Linphone):
     registered through the panel's proxy, early media on (it answers 183
     with SDP and shows the video while ringing)."""
 
-    def __init__(self, lab, tmp, exe, role, user, password):
-        li.PEERS[role] = (user, password, 5060, "udp")
+    def __init__(self, lab, tmp, exe, role, user, password, tls=None):
+        transport, port = ("tls", TLS_PORT) if tls else ("udp", 5060)
+        li.PEERS[role] = (user, password, 5060, transport)
         proxy = lab.addr("panel")
-        account = ("[proxy_0]\nreg_proxy=<sip:{p}:5060;transport=udp>\n"
-                   "reg_route=<sip:{p}:5060;transport=udp;lr>\nreg_identity=sip:{u}@{d}\n"
+        account = ("[proxy_0]\nreg_proxy=<sip:{p}:{port};transport={t}>\n"
+                   "reg_route=<sip:{p}:{port};transport={t};lr>\nreg_identity=sip:{u}@{d}\n"
                    "reg_expires=3600\nreg_sendregister=1\n"
                    "[auth_info_0]\nusername={u}\nuserid={u}\npasswd={pw}\nrealm={d}\n").format(
-                       p=proxy, u=user, d=DOMAIN, pw=password)
-        super().__init__(role, tmp, exe, account,
-                         "default_proxy=0\nincoming_calls_early_media=1\n")
+                       p=proxy, port=port, t=transport, u=user, d=DOMAIN, pw=password)
+        sip = "default_proxy=0\nincoming_calls_early_media=1\n"
+        if tls:
+            # Linphone checks the proxy's certificate and name (belle-sip
+            # matches the address against a DNS subjectAltName of it); SRTP
+            # (SDES) or no call.
+            sip += ("root_ca=%s\nverify_server_certs=1\nverify_server_cn=1\n"
+                    "media_encryption=srtp\nmedia_encryption_mandatory=1\n" % tls.path("ca.pem"))
+        super().__init__(role, tmp, exe, account, sip)
+        if tls:
+            with open(self.rc) as f:
+                text = f.read()
+            # TLS only: no UDP or TCP port of its own.
+            with open(self.rc, "w") as f:
+                f.write(text.replace("sip_tls_port=0\n", "sip_tls_port=%d\n" % self.sip_port))
         self.prefix = ["ip", "netns", "exec", lab.ns(role)]
 
     def registered(self):
@@ -193,20 +253,30 @@ class Home:
         self.proxy = self.door = None
         self.monitors, self.phones = {}, {}
 
-    def start(self, monitors=(), phones=()):
-        self.proxy = Proxy(self.lab, self.args.build, self.tmp)
+    def start(self, monitors=(), phones=(), secure=None):
+        """secure: None as the other scenarios run (UDP, SRTP best effort),
+        True as config/ ships it (TLS, SRTP mandatory), False neither."""
+        tls = None
+        if secure:
+            # The home's own CA; the proxy's certificate names what the
+            # devices write (PROXY_NAME) and, for Linphone, its address.
+            tls = pki.Pki(self.tmp, "tls")
+            tls.root("ca", "portier e2e home CA")
+            tls.issue("proxy", PROXY_NAME, "ca", dns=(PROXY_NAME, self.lab.addr("panel")))
+        self.tls = tls
+        self.proxy = Proxy(self.lab, self.args.build, self.tmp, tls)
         self.proxy.start()
-        self.door = Door(self.lab, self.args.build, self.tmp)
+        self.door = Door(self.lab, self.args.build, self.tmp, tls, secure)
         self.door.start()
         users = {"mon1": "monitor1", "mon2": "monitor2"}
         for node in monitors:
-            m = Monitor(self.lab, self.args.build, self.tmp, node, users[node])
+            m = Monitor(self.lab, self.args.build, self.tmp, node, users[node], tls, secure)
             self.monitors[node] = m
             m.start()
         for role in phones:
             user, pw = ("phone", PASSWORDS["phone"]) if role == "phone" else \
                 ("intruder", "guessed-password")
-            p = Phone(self.lab, self.tmp, self.args.linphone, role, user, pw)
+            p = Phone(self.lab, self.tmp, self.args.linphone, role, user, pw, tls)
             self.phones[role] = p
             p.start()
         for p in self.phones.values():
@@ -387,10 +457,134 @@ def scenario_vanish(home):
     check(home.proxy.proc.poll() is None, "portier-proxy still running")
 
 
-SCENARIOS = {"ring": scenario_ring, "call-door": scenario_call_door, "vanish": scenario_vanish}
+class Eavesdropper:
+    """Someone with a port mirror: every frame crossing the LAN's bridge, from
+    before the first registration to after the hang-up (sniff.py)."""
+
+    def __init__(self, home):
+        self.pcap = os.path.join(home.tmp, "lan.pcap")
+        ready = os.path.join(home.tmp, "sniff.ready")
+        self.proc = home.lab.popen_bridge(
+            [sys.executable, os.path.join(HERE, "sniff.py"), self.pcap, ready, str(BUDGET),
+             "1000000"], os.path.join(home.tmp, "sniff.log"))
+        wait_for(lambda: os.path.exists(ready) or None, 10, "the eavesdropper's capture")
+
+    def stop(self):
+        li.stop_group(self.proc)
+        return sniff.packets(sniff.read_pcap(self.pcap))
+
+
+def what_the_eavesdropper_read(home, pkts):
+    """What can be read in the capture: SIP messages, the door code as text or
+    as RFC 4733 events, VP8 keyframes; and what shows the call went by: TLS
+    records to the proxy's SIP port and RTP-shaped packets to and from the
+    relay's ports, per device."""
+    panel = home.lab.addr("panel")
+    node_of = {home.lab.addr(n): n for n in ("door", "mon1", "mon2", "phone")}
+    seen = {"sip": [], "code_text": [], "keyframes": [], "tls_records": collections.Counter(),
+            "relay_rtp": collections.Counter()}
+    for p in pkts:
+        proto, src, sport, dst, dport, payload = p
+        # RFC 3261 §7: every request line and status line carries SIP/2.0.
+        if b"SIP/2.0" in payload or b"REGISTER sip" in payload or b"INVITE sip" in payload:
+            seen["sip"].append(p)
+        if CODE.encode() in payload:
+            seen["code_text"].append(p)
+        r = sniff.rtp(payload) if proto == "udp" else None
+        if r and sniff.vp8_keyframe(r[5]):
+            seen["keyframes"].append(p)
+        if proto == "tcp" and panel in (src, dst) and TLS_PORT in (sport, dport):
+            device = node_of.get(dst if src == panel else src)
+            if device and 23 in sniff.tls_records(payload):  # application_data
+                seen["tls_records"][device] += 1
+        if r and panel in (src, dst):
+            relay_port, device = (sport, node_of.get(dst)) if src == panel else \
+                (dport, node_of.get(src))
+            if device and RELAY_PORTS[0] <= relay_port <= RELAY_PORTS[1]:
+                seen["relay_rtp"][(device, "from" if src == panel else "to")] += 1
+    seen["code_events"] = [k for k, ev in sniff.dtmf_events(pkts).items()
+                           if sniff.code_as_events(ev, CODE)]
+    log("capture: %d TCP/UDP packets; SIP in the clear %d, the code as text %d, as "
+        "RFC 4733 events in %s, VP8 keyframes %d; TLS application records %s; "
+        "RTP-shaped packets with the relay %s"
+        % (len(pkts), len(seen["sip"]), len(seen["code_text"]), seen["code_events"],
+           len(seen["keyframes"]), dict(seen["tls_records"]), dict(seen["relay_rtp"])))
+    return seen
+
+
+def call_with_an_eavesdropper(home, secure):
+    """The ring scenario's call, captured from the bridge: rings everyone,
+    mon1 answers and opens the door with RFC 4733 DTMF, hangs up."""
+    spy = Eavesdropper(home)
+    home.start(monitors=("mon1", "mon2"), phones=("phone",), secure=secure)
+    received = {b.get("aor"): b.get("received", "")
+                for b in (home.proxy.ctl("registrations") or {}).get("registrations", [])}
+    if secure:
+        check(all(r.startswith("tls:") for r in received.values()),
+              "every device registered over TLS: %s" % received)
+    ring_until_everyone_sees_the_visitor(home, ("mon1", "mon2", "phone"))
+    answer_and_open(home, "mon1", ("mon2", "phone"))
+    for who, st in (("door", home.door.status()), ("mon1", home.monitors["mon1"].status())):
+        log("%s: audio_srtp=%r video_srtp=%r" % (who, st.get("audio_srtp"), st.get("video_srtp")))
+        if secure:
+            check(st.get("audio_srtp") and st.get("video_srtp"),
+                  "%s's audio and video are SRTP: %s" % (who, st))
+    hang_up_and_check_ports(home, "mon1")
+    return what_the_eavesdropper_read(home, spy.stop())
+
+
+def first(pkts):
+    proto, src, sport, dst, dport, payload = pkts[0]
+    return "%s %s:%d > %s:%d %r" % (proto, src, sport, dst, dport, payload[:80])
+
+
+def scenario_eavesdrop(home):
+    seen = call_with_an_eavesdropper(home, secure=True)
+    check(not seen["sip"], "no SIP in the clear on the LAN (RFC 3261 §26.2: TLS)%s"
+          % (seen["sip"] and ": " + first(seen["sip"]) or ""))
+    check(not seen["code_text"], "no door code in the clear%s"
+          % (seen["code_text"] and ": " + first(seen["code_text"]) or ""))
+    check(not seen["code_events"], "no door code as RFC 4733 events in the clear (RFC 4733 "
+          "§3.2; SRTP encrypts them, RFC 3711 §3) %s" % seen["code_events"])
+    check(not seen["keyframes"], "no VP8 keyframe in the clear (start code, RFC 6386 §9.1)%s"
+          % (seen["keyframes"] and ": " + first(seen["keyframes"]) or ""))
+    # The capture saw the call: TLS between every device and the proxy's
+    # port; media both ways between the relay and the door and the answering
+    # monitor, and to the ringing ones (early media; Linphone sends none).
+    for node in ("door", "mon1", "mon2", "phone"):
+        check(seen["tls_records"][node] > 0, "TLS records between %s and the proxy's port %d "
+              "in the capture (%d)" % (node, TLS_PORT, seen["tls_records"][node]))
+    expected_media(seen, (("door", "to"), ("door", "from"), ("mon1", "to"), ("mon1", "from"),
+                          ("mon2", "from"), ("phone", "from")))
+
+
+def expected_media(seen, legs):
+    """Packets both ways for the door and mon1 (a call of seconds); a few to
+    the devices that rang with early media for a fraction of one."""
+    for node, way in legs:
+        n = seen["relay_rtp"][(node, way)]
+        check(n > (20 if node in ("door", "mon1") else 5), "the capture has packets %s the "
+              "relay %s %s (%d)" % (way, "from" if way == "to" else "to", node, n))
+
+
+def scenario_eavesdrop_plain(home):
+    # The control: the same call without TLS and SRTP, where each check of
+    # eavesdrop must find what it looks for.
+    seen = call_with_an_eavesdropper(home, secure=False)
+    check(seen["sip"], "the capture shows SIP in the clear")
+    check(seen["code_events"], "the capture shows the door code as RFC 4733 events")
+    check(seen["keyframes"], "the capture shows VP8 keyframes")
+    expected_media(seen, (("door", "to"), ("door", "from"), ("mon1", "to"), ("mon1", "from"),
+                          ("mon2", "from"), ("phone", "from")))
+
+
+SCENARIOS = {"ring": scenario_ring, "call-door": scenario_call_door, "vanish": scenario_vanish,
+             "eavesdrop": scenario_eavesdrop, "eavesdrop-plain": scenario_eavesdrop_plain}
 NODES = {"ring": ("panel", "door", "mon1", "mon2", "phone"),
          "call-door": ("panel", "door", "mon1", "phone", "intruder"),
-         "vanish": ("panel", "door", "mon1", "mon2", "phone")}
+         "vanish": ("panel", "door", "mon1", "mon2", "phone"),
+         "eavesdrop": ("panel", "door", "mon1", "mon2", "phone"),
+         "eavesdrop-plain": ("panel", "door", "mon1", "mon2", "phone")}
 
 
 def main():

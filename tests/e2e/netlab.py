@@ -124,6 +124,16 @@ class Lab:
         self.procs.append(p)
         return p
 
+    def popen_bridge(self, argv, logfile):
+        """A program in the bridge's namespace, where every frame of the LAN
+        passes (a port mirror: what an eavesdropper with a hub would see)."""
+        with open(logfile, "ab") as out:
+            p = subprocess.Popen(["ip", "netns", "exec", self.lan] + list(argv),
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        self.procs.append(p)
+        return p
+
     def run(self, node, argv, timeout=10):
         return subprocess.run(["ip", "netns", "exec", self.ns(node)] + list(argv),
                               capture_output=True, text=True, timeout=timeout)

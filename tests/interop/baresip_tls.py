@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "sip"))
 import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
 import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
-from portier_sip.pki import standard  # noqa: E402  the openssl CLI's throwaway CA
+from portier_py.pki import standard  # noqa: E402  the openssl CLI's throwaway CA
 
 li.PROXY_PORT = 32460
 TLS_PORT = 32461

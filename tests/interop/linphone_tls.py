@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "sip"))
 import linphone_interop as li  # noqa: E402  the daemon and proxy drivers
 from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on the path)
 from linphone_early_media import video_packets_received  # noqa: E402
-from portier_sip.pki import standard  # noqa: E402  the openssl CLI's throwaway CA
+from portier_py.pki import standard  # noqa: E402  the openssl CLI's throwaway CA
 
 li.PROXY_PORT = 32760
 TLS_PORT = 32761

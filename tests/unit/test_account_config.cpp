@@ -102,3 +102,24 @@ TEST(AccountConfig, ProxyOverTls) {
   EXPECT_FALSE(a.proxy_tls);
   EXPECT_TRUE(a.tls.verify_outgoing);  // on by default, for when TLS is switched on
 }
+
+TEST(AccountConfig, SecurityWarningNamesWhatIsOff) {
+  auto warning = [](const std::string &text) {
+    Config cfg(schema());
+    std::string error;
+    EXPECT_TRUE(cfg.load_string(text, "a.conf", &error)) << error;
+    return portier::device_security_warning(cfg);
+  };
+  // As shipped (config/door.conf): TLS, the certificate checked. The CA file
+  // is not read here: the warning is about intent, the check about files.
+  EXPECT_EQ(warning("[account]\nproxy = sips:proxy.home.example:5061;maddr=127.0.0.1\n"
+                    "tls-certificates-ca-file = /etc/portier/tls/ca.pem\n"),
+            "");
+  EXPECT_EQ(warning("[account]\nproxy = sip:127.0.0.1:5060\n"),
+            "less secure than the shipped config (config/), readable on the network: a.conf:2: "
+            "[account] proxy: SIP without TLS");
+  EXPECT_EQ(warning("[account]\nproxy = sips:proxy.home.example:5061\n"
+                    "tls-verify-outgoing = false\n"),
+            "less secure than the shipped config (config/), readable on the network: a.conf:3: "
+            "[account] tls-verify-outgoing: the proxy's certificate is not checked");
+}

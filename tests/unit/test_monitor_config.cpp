@@ -3,6 +3,7 @@
 // naming file, line and key (never quoting a code).
 #include <gtest/gtest.h>
 
+#include "common/account_config.h"
 #include "common/config.h"
 #include "monitor/monitor_config.h"
 
@@ -54,6 +55,20 @@ TEST(MonitorConfig, TheDemoConfigsAreValid) {
     std::string error;
     ASSERT_TRUE(cfg.load_file(std::string(PORTIER_SOURCE_DIR) + "/config/" + name, &error))
         << error;
+    // Secure by default: SIP over TLS with the proxy's certificate checked by
+    // name (RFC 5922 section 7.3), SRTP or no call (RFC 3711).
+    EXPECT_EQ(cfg.get_string("account", "proxy"), "sips:proxy.home.example:5061;maddr=127.0.0.1")
+        << name;
+    EXPECT_TRUE(cfg.get_bool("account", "tls-verify-outgoing")) << name;
+    EXPECT_EQ(cfg.get_string("account", "tls-certificates-ca-file"), "/etc/portier/tls/ca.pem")
+        << name;
+    EXPECT_EQ(cfg.get_string("media", "media-encryption"), "srtp") << name;
+    EXPECT_TRUE(cfg.get_bool("media", "media-encryption-mandatory")) << name;
+    EXPECT_EQ(portier::device_security_warning(cfg), "") << name;
+    // The CA file is the installer's (the demo makes its own), so this machine
+    // may not have it: the rest of the config must be valid without it.
+    ASSERT_TRUE(cfg.set("account", "tls-verify-outgoing", "false", &error)) << error;
+    ASSERT_TRUE(cfg.set("account", "tls-certificates-ca-file", "", &error)) << error;
     EXPECT_EQ(check_monitor_config(cfg), "") << name;
     MonitorSettings s = monitor_settings_from_config(cfg);
     ASSERT_EQ(s.doors.size(), 1u) << name;
@@ -131,4 +146,17 @@ TEST(MonitorConfig, SendableCodes) {
   EXPECT_FALSE(is_sendable_code("12 34"));
   EXPECT_FALSE(is_sendable_code("abc"));
   EXPECT_FALSE(is_sendable_code(std::string(33, '1')));
+}
+
+TEST(MonitorConfig, CheckConfigWarnsWithoutSrtp) {
+  Config cfg(monitor_schema());
+  std::string error;
+  ASSERT_TRUE(
+      cfg.load_string("[account]\nproxy = sips:proxy.home.example:5061\n"
+                      "[media]\nmedia-encryption = none\n",
+                      "m.conf", &error))
+      << error;
+  EXPECT_EQ(portier::device_security_warning(cfg),
+            "less secure than the shipped config (config/), readable on the network: m.conf:4: "
+            "[media] media-encryption: audio and video without SRTP");
 }

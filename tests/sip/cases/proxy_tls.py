@@ -14,7 +14,7 @@ import time
 
 from portier_sip.base import ATTACKER, DOMAIN, LOCAL, USERS, TestFailure, check, log
 from portier_sip.devices import door_with_monitor_access, wire_header, wire_messages
-from portier_sip.pki import standard
+from portier_py.pki import standard
 from cases.proxy_transport import _is_open, _wait_closed
 from portier_sip.registry import case
 

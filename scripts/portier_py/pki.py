@@ -1,24 +1,26 @@
-"""A throwaway PKI for the TLS cases, made with the openssl CLI in the case's temp
-dir: a root, an intermediate, server certificates signed by either (one expired,
-one for another name), and a second root nobody trusts."""
+"""A small PKI made with the openssl CLI: roots, intermediates and server
+certificates with DNS subjectAltNames (sofia-sip never matches an IP one:
+docs/TLS.md section 3). The tests make a throwaway one per case (standard());
+the demo keeps its own under its build folder (home()).  Python 3 stdlib only."""
 
 import os
 import subprocess
 
-from portier_sip.base import check
+from portier_py.daemons import Failure
 
 
 def openssl(*argv, cwd=None):
     r = subprocess.run(["openssl"] + list(argv), capture_output=True, text=True, timeout=30,
                        cwd=cwd)
-    check(r.returncode == 0, "openssl %s: %s" % (" ".join(argv[:2]), r.stderr[-800:]))
+    if r.returncode != 0:
+        raise Failure("openssl %s: %s" % (" ".join(argv[:2]), r.stderr[-800:]))
     return r.stdout
 
 
 class Pki:
-    def __init__(self, directory):
-        self.dir = os.path.join(directory, "pki")
-        os.makedirs(self.dir, exist_ok=True)
+    def __init__(self, directory, sub="pki"):
+        self.dir = os.path.join(directory, sub)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -28,11 +30,11 @@ class Pki:
                 "-out", self.path(name + ".key"))
         return self.path(name + ".key")
 
-    def root(self, name, cn):
+    def root(self, name, cn, days=30):
         """A self-signed CA: NAME.pem, NAME.key."""
         key = self._key(name)
         openssl("req", "-x509", "-new", "-key", key, "-out", self.path(name + ".pem"),
-                "-days", "30", "-subj", "/CN=" + cn,
+                "-days", str(days), "-subj", "/CN=" + cn,
                 "-addext", "basicConstraints=critical,CA:TRUE",
                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         return self.path(name + ".pem")
@@ -83,6 +85,16 @@ class Pki:
                     out.write(f.read())
         return self.path(name + ".pem")
 
+    def valid(self, name, seconds=0):
+        """NAME.pem and NAME.key are there and the certificate is valid for
+        `seconds` more."""
+        if not (os.path.exists(self.path(name + ".pem")) and
+                os.path.exists(self.path(name + ".key"))):
+            return False
+        r = subprocess.run(["openssl", "x509", "-in", self.path(name + ".pem"), "-noout",
+                            "-checkend", str(seconds)], capture_output=True, timeout=30)
+        return r.returncode == 0
+
     def serial(self, name):
         return openssl("x509", "-in", self.path(name + ".pem"), "-noout",
                        "-serial").strip().split("=", 1)[1]
@@ -107,4 +119,26 @@ def standard(directory):
     p.chain("nameonly-full", "nameonly", "mid")
     p.root("evil-ca", "Someone Else")
     p.issue("evil", "127.0.0.1", "evil-ca", dns=("127.0.0.1", "proxy.test"))
+    return p
+
+
+DAY = 86400
+
+
+def home(directory, proxy_name):
+    """The demo's PKI in DIRECTORY/tls, kept across runs: a root `ca` (ca.pem,
+    what door and monitors trust) and the proxy's certificate for the DNS name
+    `proxy_name` (proxy.pem, proxy.key), each made again when missing or within
+    a day of its end, the proxy's also when the root was remade or it names
+    another host. Returns the Pki."""
+    p = Pki(directory, "tls")
+    remade = False
+    if not p.valid("ca", DAY):
+        p.root("ca", "portier demo home CA", days=3650)
+        remade = True
+    names = ""
+    if p.valid("proxy", DAY):
+        names = openssl("x509", "-in", p.path("proxy.pem"), "-noout", "-ext", "subjectAltName")
+    if remade or "DNS:%s" % proxy_name not in names:
+        p.issue("proxy", proxy_name, "ca", dns=(proxy_name,), days=397)
     return p
