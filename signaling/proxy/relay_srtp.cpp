@@ -293,6 +293,24 @@ size_t rtp_header_len(const uint8_t *p, size_t len) {
   return h <= len ? h : 0;
 }
 
+// RFC 7714 §8.1: an SRTP packet's IV before the salt is XORed in:
+// 00 00 || SSRC || ROC || SEQ (`header` is the RTP header, SEQ its octets 2-3).
+void gcm_rtp_iv(uint8_t iv[12], uint32_t ssrc, uint32_t roc, const uint8_t *header) {
+  iv[0] = iv[1] = 0;
+  store32(iv + 2, ssrc);
+  store32(iv + 6, roc);
+  iv[10] = header[2];
+  iv[11] = header[3];
+}
+
+// RFC 7714 §9.1: an SRTCP packet's IV before the salt:
+// 00 00 || SSRC || 00 00 || 0 || SRTCP index (31 bits).
+void gcm_rtcp_iv(uint8_t iv[12], uint32_t ssrc, uint32_t index) {
+  std::memset(iv, 0, 12);
+  store32(iv + 2, ssrc);
+  store32(iv + 8, index);
+}
+
 // RFC 3711 Appendix A: the index of `seq` guessed from the stream's highest
 // one. libsrtp's rule for a young stream: while the highest index is at most
 // 2^15 the rollover counter is taken to be 0, never -1.
@@ -377,11 +395,8 @@ bool SrtpContext::protect_rtp(uint8_t *data, size_t *size) {
   if (s->rtp.seen(index)) return false;
   const uint32_t roc = uint32_t(index >> 16);
   if (m.gcm) {
-    uint8_t iv[12] = {0, 0};
-    store32(iv + 2, ssrc);
-    store32(iv + 6, roc);
-    iv[10] = data[2];
-    iv[11] = data[3];
+    uint8_t iv[12];
+    gcm_rtp_iv(iv, ssrc, roc, data);
     if (!m.aead(m.rtp, iv, data, h, nullptr, 0, data + h, len - h, data + len, true)) return false;
   } else {
     if (!m.ctr(m.rtp, ssrc, index, data + h, len - h)) return false;
@@ -414,11 +429,8 @@ bool SrtpContext::unprotect_rtp(uint8_t *data, size_t *size) {
   if (st.rtp.seen(index)) return false;  // RFC 3711 §3.3.2: before the costly check
   const uint32_t roc = uint32_t(index >> 16);
   if (m.gcm) {
-    uint8_t iv[12] = {0, 0};
-    store32(iv + 2, ssrc);
-    store32(iv + 6, roc);
-    iv[10] = data[2];
-    iv[11] = data[3];
+    uint8_t iv[12];
+    gcm_rtp_iv(iv, ssrc, roc, data);
     if (!m.aead(m.rtp, iv, data, h, nullptr, 0, data + h, len - h, data + len, false)) return false;
   } else {
     uint8_t roc_be[4], tag[SHA_DIGEST_LENGTH];
@@ -449,9 +461,8 @@ bool SrtpContext::protect_rtcp(uint8_t *data, size_t *size) {
   if (m.gcm) {
     // RFC 7714 §9.1: IV = 00 00 || SSRC || 00 00 || 0 || index; §9.3: the AAD
     // is the first 8 octets and the E+index word, which follows the tag.
-    uint8_t iv[12] = {};
-    store32(iv + 2, ssrc);
-    store32(iv + 8, index);
+    uint8_t iv[12];
+    gcm_rtcp_iv(iv, ssrc, index);
     if (!m.aead(m.rtcp, iv, data, 8, word, 4, data + 8, len - 8, data + len, true)) return false;
     std::memcpy(data + len + kGcmTagLen, word, 4);
   } else {
@@ -482,9 +493,8 @@ bool SrtpContext::unprotect_rtcp(uint8_t *data, size_t *size) {
   if (!s && m.streams.size() >= kMaxStreams) return false;
   if (st.rtcp.seen(index)) return false;
   if (m.gcm) {
-    uint8_t iv[12] = {};
-    store32(iv + 2, ssrc);
-    store32(iv + 8, index);
+    uint8_t iv[12];
+    gcm_rtcp_iv(iv, ssrc, index);
     uint8_t *tag = data + len;
     // RFC 7714 §9.3 / §9.4: unencrypted SRTCP authenticates the whole packet.
     const bool ok = encrypted ? m.aead(m.rtcp, iv, data, 8, word, 4, data + 8, len - 8, tag, false)
