@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "libsrtp_peer.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_engine.h"
 #include "proxy/relay_srtp.h"
@@ -45,69 +46,8 @@ using portier::sdp::print_crypto;
 constexpr uint32_t kDoor = 0x11223344;
 constexpr int kWaitMs = 3000;  // a bound on every wait, not a speed check
 
-// A peer's side of SRTP, on libsrtp2 directly (not the relay's wrapper).
-class PeerSrtp {
- public:
-  PeerSrtp(const sdp::CryptoKey &key, bool inbound) {
-    std::string error;
-    EXPECT_TRUE(SrtpContext::init_library(&error)) << error;
-    srtp_policy_t p{};
-    switch (key.suite) {
-      case sdp::SrtpSuite::AesCm128HmacSha1_80:
-        srtp_crypto_policy_set_from_profile_for_rtp(&p.rtp, srtp_profile_aes128_cm_sha1_80);
-        srtp_crypto_policy_set_from_profile_for_rtcp(&p.rtcp, srtp_profile_aes128_cm_sha1_80);
-        break;
-      case sdp::SrtpSuite::AesCm128HmacSha1_32:
-        srtp_crypto_policy_set_from_profile_for_rtp(&p.rtp, srtp_profile_aes128_cm_sha1_32);
-        srtp_crypto_policy_set_from_profile_for_rtcp(&p.rtcp, srtp_profile_aes128_cm_sha1_32);
-        break;
-      case sdp::SrtpSuite::Aes256CmHmacSha1_80:
-        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&p.rtp);
-        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&p.rtcp);
-        break;
-      case sdp::SrtpSuite::AeadAes128Gcm:
-        srtp_crypto_policy_set_from_profile_for_rtp(&p.rtp, srtp_profile_aead_aes_128_gcm);
-        srtp_crypto_policy_set_from_profile_for_rtcp(&p.rtcp, srtp_profile_aead_aes_128_gcm);
-        break;
-      case sdp::SrtpSuite::AeadAes256Gcm:
-        srtp_crypto_policy_set_from_profile_for_rtp(&p.rtp, srtp_profile_aead_aes_256_gcm);
-        srtp_crypto_policy_set_from_profile_for_rtcp(&p.rtcp, srtp_profile_aead_aes_256_gcm);
-        break;
-    }
-    p.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound;
-    sdp::CryptoKey copy = key;
-    p.key = copy.bytes.data();
-    p.window_size = 1024;
-    EXPECT_EQ(srtp_create(&ctx_, &p), srtp_err_status_ok);
-  }
-  ~PeerSrtp() {
-    if (ctx_) srtp_dealloc(ctx_);
-  }
-  PeerSrtp(const PeerSrtp &) = delete;
-  PeerSrtp &operator=(const PeerSrtp &) = delete;
-
-  Packet protect(Packet p, bool rtcp = false) {
-    int len = static_cast<int>(p.size());
-    p.resize(p.size() + SRTP_MAX_TRAILER_LEN + 4);
-    const auto st =
-        rtcp ? srtp_protect_rtcp(ctx_, p.data(), &len) : srtp_protect(ctx_, p.data(), &len);
-    EXPECT_EQ(st, srtp_err_status_ok);
-    p.resize(static_cast<size_t>(len));
-    return p;
-  }
-  // The plaintext, or nothing when the packet fails authentication.
-  std::optional<Packet> unprotect(Packet p, bool rtcp = false) {
-    int len = static_cast<int>(p.size());
-    const auto st =
-        rtcp ? srtp_unprotect_rtcp(ctx_, p.data(), &len) : srtp_unprotect(ctx_, p.data(), &len);
-    if (st != srtp_err_status_ok) return std::nullopt;
-    p.resize(static_cast<size_t>(len));
-    return p;
-  }
-
- private:
-  srtp_t ctx_ = nullptr;
-};
+// libsrtp2 as the peer (tests/gst/libsrtp_peer.h).
+using PeerSrtp = portier::test::LibsrtpPeer;
 
 sdp::CryptoKey fresh(sdp::SrtpSuite s = sdp::SrtpSuite::AesCm128HmacSha1_80) {
   return *sdp::CryptoKey::generate(s);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "libsrtp_peer.h"
 #include "proxy/relay_srtp.h"
 #include "sip/sdp/crypto_attr.h"
 
@@ -33,71 +34,8 @@ Packet hex(const char *s) {
   return out;
 }
 
-// libsrtp2 with the policy RFC 4568 / 6188 / 7714 give each suite (SRTCP with
-// an 80-bit tag under AES_CM_128_HMAC_SHA1_32: RFC 4568 §6.2.2).
-class Oracle {
- public:
-  // rtcp_encrypted false: SRTCP authenticated only (E = 0, RFC 3711 §3.4).
-  Oracle(const sdp::CryptoKey &key, bool inbound, bool rtcp_encrypted = true) {
-    std::string error;
-    EXPECT_TRUE(SrtpContext::init_library(&error)) << error;
-    srtp_policy_t p{};
-    switch (key.suite) {
-      case sdp::SrtpSuite::AesCm128HmacSha1_80:
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p.rtp);
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p.rtcp);
-        break;
-      case sdp::SrtpSuite::AesCm128HmacSha1_32:
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&p.rtp);
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p.rtcp);
-        break;
-      case sdp::SrtpSuite::Aes256CmHmacSha1_80:
-        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&p.rtp);
-        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&p.rtcp);
-        break;
-      case sdp::SrtpSuite::AeadAes128Gcm:
-        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtp);
-        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtcp);
-        break;
-      case sdp::SrtpSuite::AeadAes256Gcm:
-        srtp_crypto_policy_set_aes_gcm_256_16_auth(&p.rtp);
-        srtp_crypto_policy_set_aes_gcm_256_16_auth(&p.rtcp);
-        break;
-    }
-    if (!rtcp_encrypted) p.rtcp.sec_serv = sec_serv_auth;
-    p.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound;
-    sdp::CryptoKey copy = key;
-    p.key = copy.bytes.data();
-    p.window_size = 1024;
-    EXPECT_EQ(srtp_create(&ctx_, &p), srtp_err_status_ok);
-  }
-  ~Oracle() {
-    if (ctx_) srtp_dealloc(ctx_);
-  }
-  Oracle(const Oracle &) = delete;
-  Oracle &operator=(const Oracle &) = delete;
-
-  Packet protect(Packet p, bool rtcp) {
-    int len = static_cast<int>(p.size());
-    p.resize(p.size() + SRTP_MAX_TRAILER_LEN + 4);
-    const auto st =
-        rtcp ? srtp_protect_rtcp(ctx_, p.data(), &len) : srtp_protect(ctx_, p.data(), &len);
-    EXPECT_EQ(st, srtp_err_status_ok);
-    p.resize(static_cast<size_t>(len));
-    return p;
-  }
-  std::optional<Packet> unprotect(Packet p, bool rtcp) {
-    int len = static_cast<int>(p.size());
-    const auto st =
-        rtcp ? srtp_unprotect_rtcp(ctx_, p.data(), &len) : srtp_unprotect(ctx_, p.data(), &len);
-    if (st != srtp_err_status_ok) return std::nullopt;
-    p.resize(static_cast<size_t>(len));
-    return p;
-  }
-
- private:
-  srtp_t ctx_ = nullptr;
-};
+// libsrtp2 as the peer (tests/gst/libsrtp_peer.h).
+using Oracle = portier::test::LibsrtpPeer;
 
 std::unique_ptr<SrtpContext> ours(const sdp::CryptoKey &k, bool inbound) {
   std::string error;
