@@ -661,13 +661,7 @@ std::vector<control::Command> Proxy::control_commands() {
        [this](Args address) {
          return address.empty() ? control::error("unban ADDRESS|all") : unban(address);
        }},
-      {"reload", "", "load the TLS certificates, keys and CA files again (as SIGHUP does)",
-       [this](Args) {
-         const std::string failed = reload_ ? reload_() : reload_tls();
-         return failed.empty()
-                    ? json::Writer().begin_object().field("result", "reloaded").end_object().take()
-                    : control::error("reload failed, the old state is kept: " + failed);
-       }},
+      control::reload_command([this] { return reload_ ? reload_() : reload_tls(); }),
   };
 }
 

@@ -330,6 +330,18 @@ class _HeldSession:
         self.out.close()
 
 
+def _start_proxy_on_live_files(env, pki):
+    """The proxy's TLS transport on copies of proxy-full.pem and proxy.key, which the
+    case replaces before a reload: returns their paths."""
+    cert, key = os.path.join(env.dir, "live.pem"), os.path.join(env.dir, "live.key")
+    shutil.copy(pki.path("proxy-full.pem"), cert)
+    shutil.copy(pki.path("proxy.key"), key)
+    set_transports(env, "sips:%s:%d;tls-certificates-file=%s;tls-certificates-private-key=%s"
+                   % (LOCAL, tls_port(env), cert, key))
+    env.start_proxy()
+    return cert, key
+
+
 @case
 def case_tls_proxy_reload(env):
     """certificate reload without dropping anything: a held TLS session (s_client)
@@ -338,12 +350,7 @@ def case_tls_proxy_reload(env):
     the certificate's is refused, the error names the key file, and the old
     serial is still served"""
     pki = standard(env.dir)
-    cert, key = os.path.join(env.dir, "live.pem"), os.path.join(env.dir, "live.key")
-    shutil.copy(pki.path("proxy-full.pem"), cert)
-    shutil.copy(pki.path("proxy.key"), key)
-    set_transports(env, "sips:%s:%d;tls-certificates-file=%s;tls-certificates-private-key=%s"
-                   % (LOCAL, tls_port(env), cert, key))
-    env.start_proxy()
+    cert, key = _start_proxy_on_live_files(env, pki)
     env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(env, pki))
     first, second = pki.serial("proxy"), pki.serial("proxy2")
     check(served_serial(env, pki) == first, "not the first certificate at start")
@@ -487,3 +494,154 @@ def case_tls_monitor_by_name_only(env):
     check(byes and wire_header(byes[-1], "Route").startswith("<sip:%s:%d;transport=tls"
                                                           % (LOCAL, tls_port(env))),
           "mon1's BYE did not follow the Record-Route: %s" % (byes[-1][:6] if byes else None))
+
+
+def _tls_connections(env):
+    """{pid: set of local ports} of the established connections to the proxy's TLS
+    port, from the devices' side (ss -tnp)."""
+    r = subprocess.run(["ss", "-tnpH", "state", "established", "dport", "=",
+                        ":%d" % tls_port(env)], capture_output=True, text=True, timeout=10)
+    out = {}
+    for line in r.stdout.splitlines():
+        m = re.search(r"\S+:(\d+)\s+\S+:%d\s.*pid=(\d+)" % tls_port(env), line)
+        if m:
+            out.setdefault(int(m.group(2)), set()).add(int(m.group(1)))
+    return out
+
+
+def _drop_tls_connections(env):
+    """Aborts the devices' TLS connections to the proxy (ss -K, this case's port
+    only): nua registers again at once over a new one (nua_register.c,
+    nua_register_connection_closed), with a new handshake."""
+    r = subprocess.run(["ss", "-tnK", "dport", "=", ":%d" % tls_port(env)],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0, "ss -K failed: %s" % r.stderr)
+
+
+def _wait_new_connection(env, pid, old, what, timeout=15):
+    """Waits until `pid` holds a TLS connection to the proxy that is not one of `old`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = _tls_connections(env).get(pid, set())
+        if now - old:
+            return now
+        time.sleep(0.2)
+    raise TestFailure("%s made no new TLS connection to the proxy" % what)
+
+
+def _wait_registered_from(env, user, ports, timeout=15):
+    """Waits until the proxy holds user's binding as received on one of `ports`
+    (a REGISTER answered 200 over that connection)."""
+    deadline = time.time() + timeout
+    regs = []
+    while time.time() < deadline:
+        regs = env.bindings_for(user)
+        if any(r.get("received", "").rsplit(":", 1)[-1] in {str(p) for p in ports}
+               for r in regs):
+            return
+        time.sleep(0.2)
+    raise TestFailure("%s is not registered over its new connection %s: %s"
+                      % (user, sorted(ports), regs))
+
+
+def _wait_log(text_of, needle, what, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if needle in text_of():
+            return
+        time.sleep(0.2)
+    raise TestFailure("%s: no log line with %r:\n%s" % (what, needle, text_of()[-1500:]))
+
+
+@case
+def case_tls_devices_reload(env):
+    """door and monitor reload [account]'s TLS files (SIGHUP, portierctl reload) without
+    dropping anything: a bad CA file is refused (reply and log name it) and the old
+    CA still verifies a new connection; then the proxy moves to a certificate from a
+    new CA and the CA files to that CA: a call in progress keeps its media through
+    every reload and the devices keep their connections; on new connections the
+    reloaded door and mon1 register, mon2 (its file changed, not reloaded) refuses
+    the proxy's certificate"""
+    pki = standard(env.dir)
+    pki.root("ca2", "Portier Test Root 2")
+    pki.issue("proxy3", "127.0.0.1", "ca2", dns=("127.0.0.1", "proxy.test"))
+    cert, key = _start_proxy_on_live_files(env, pki)
+    cas = {}
+    for name in ("door", "mon1", "mon2"):
+        cas[name] = os.path.join(env.dir, name + "-ca.pem")
+        shutil.copy(pki.path("ca.pem"), cas[name])
+    account = "proxy = sips:%s:%d\ntls-certificates-ca-file = %s\n"
+    door_with_monitor_access(env, account_extra=account % (LOCAL, tls_port(env), cas["door"]))
+    for i, name in enumerate(("mon1", "mon2")):
+        env.start_monitor(name, name, i, i,
+                          account_extra=account % (LOCAL, tls_port(env), cas[name]))
+    pids = {"door": env.door_proc.pid, "mon1": env.monitors["mon1"].pid,
+            "mon2": env.monitors["mon2"].pid}
+    logs = {"door": env.door_log_text, "mon1": lambda: env.monitor_log_text("mon1"),
+            "mon2": lambda: env.monitor_log_text("mon2")}
+    for name in ("door", "mon1"):
+        check("reload" in json.dumps(env.door_ctl("help") if name == "door" else
+                                     env.mon_ctl(name, "help")), "%s's help has no reload" % name)
+
+    # A bad CA file: refused with the file named (reply, log), nothing changes.
+    with open(cas["mon1"], "w") as f:
+        f.write("not a certificate\n")
+    r = env.mon_ctl("mon1", "reload")
+    check("error" in r and cas["mon1"] in r["error"], "mon1 took a bad CA file: %s" % r)
+    check("reload refused" in logs["mon1"](), "mon1 did not log the refused reload")
+    os.unlink(cas["door"])
+    os.kill(pids["door"], signal.SIGHUP)
+    _wait_log(logs["door"], "reload refused", "door")
+    check(cas["door"] in logs["door"]().split("reload refused", 1)[1].splitlines()[0],
+          "the door's refusal does not name %s" % cas["door"])
+    # The old CA still checks a new connection: all three register again.
+    before = _tls_connections(env)
+    log("registrations before: %s" % env.registrations())
+    _drop_tls_connections(env)
+    for name in ("door", "mon1", "mon2"):
+        ports = _wait_new_connection(env, pids[name], before.get(pids[name], set()), name)
+        _wait_registered_from(env, name, ports - before.get(pids[name], set()))
+    shutil.copy(pki.path("ca.pem"), cas["door"])
+
+    # A call through the reloads: mon1 calls the door, which answers it.
+    r = env.mon_ctl("mon1", "call", "front")
+    check(r.get("result", "").startswith("calling"), "mon1 call front: %s" % r)
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                          st.get("audio_packets_received", 0) > 25 and
+                          st.get("frames_decoded", 0) > 0, "the call with media", 15)
+    held = _tls_connections(env)
+
+    # The proxy's certificate now comes from ca2, and so do the CA files.
+    shutil.copy(pki.path("proxy3.pem"), cert)
+    shutil.copy(pki.path("proxy3.key"), key)
+    check(env.ctl("reload").get("result") == "reloaded", "the proxy did not reload")
+    for name in ("door", "mon1", "mon2"):
+        shutil.copy(pki.path("ca2.pem"), cas[name])
+    r = env.mon_ctl("mon1", "reload")
+    check(r.get("result") == "reloaded", "mon1 portierctl reload: %s" % r)
+    check("tls: reloaded" in logs["mon1"]() and cas["mon1"] in logs["mon1"](),
+          "mon1 did not log the reload")
+    os.kill(pids["door"], signal.SIGHUP)
+    _wait_log(logs["door"], "tls: reloaded", "door")
+    # RFC 3550 §6.4: the receiver's count goes on growing.
+    got = st["audio_packets_received"]
+    env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                     st.get("audio_packets_received", 0) > got + 50, "media after the reloads", 15)
+    after = _tls_connections(env)
+    for name in ("door", "mon1", "mon2"):
+        check(held.get(pids[name]) and held.get(pids[name]) == after.get(pids[name]),
+              "%s's connection changed with the reloads: %s -> %s"
+              % (name, held.get(pids[name]), after.get(pids[name])))
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+    env.wait_door_event("ended", 10)
+
+    # New connections, new handshakes: the reloaded devices trust ca2, mon2 does not.
+    _drop_tls_connections(env)
+    for name in ("door", "mon1"):
+        ports = _wait_new_connection(env, pids[name], after.get(pids[name], set()), name)
+        _wait_registered_from(env, name, ports - after.get(pids[name], set()))
+        check("not trusted" not in logs[name](), "%s refused the proxy's certificate" % name)
+    _wait_log(logs["mon2"], "not trusted, nothing is sent to it: unable to get local issuer",
+              "mon2 (not reloaded)")
+    check(env.proxy_alive(), "the proxy died")
