@@ -29,7 +29,10 @@ config::Schema make_schema() {
            "PEM CA certificates that TLS peers are verified against (empty: none)")
       .str("global", "tls-ciphers", kDefaultTlsCiphers,
            "OpenSSL cipher list for TLS 1.2 (TLS 1.0 and 1.1 are never accepted; TLS 1.3 "
-           "uses OpenSSL's suites)");
+           "takes tls-ciphersuites)")
+      .str("global", "tls-ciphersuites", kDefaultTlsCiphersuites,
+           "TLS 1.3 suites, colon-separated (OpenSSL's SSL_CTX_set_ciphersuites syntax), e.g. "
+           "TLS_AES_128_GCM_SHA256; also a URI parameter of one transport");
   add_global_schema(s, "/run/portier/proxy.sock",
                     "registrations, calls, relay, stats, bans, unban, help");
   s.str("global", "state-directory", "/var/lib/portier",
@@ -152,6 +155,8 @@ std::string check_proxy_config(const config::Config &cfg) {
              "' needs a certificate: tls-certificates-file and tls-certificates-private-key";
     if (!check_tls_files(u.tls_settings.files, &error))
       return cfg.where("global", "transports") + error;
+    if (!check_tls_ciphers(u.tls_settings, &error))
+      return cfg.where("global", "transports") + "'" + t + "': " + error;
   }
   for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
     if (parse_aor(g).empty())
@@ -196,6 +201,7 @@ TlsSettings tls_defaults_from_config(const config::Config &cfg) {
              cfg.get_string("global", "tls-certificates-private-key"),
              cfg.get_string("global", "tls-certificates-ca-file")};
   d.ciphers = cfg.get_string("global", "tls-ciphers");
+  d.ciphersuites = cfg.get_string("global", "tls-ciphersuites");
   return d;
 }
 

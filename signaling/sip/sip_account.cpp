@@ -128,8 +128,7 @@ bool Account::start(su_root_t *root, std::string *error) {
     // connection on its listening port.
     bool adopted = false;
     if (!tls::in_stack_thread(*tls_, [&] {
-          adopted =
-              tls::adopt(tls_.get(), made, settings_.tls.ciphers != kDefaultTlsCiphers, error);
+          adopted = tls::adopt(tls_.get(), made, settings_.tls.ciphers_changed(), error);
         })) {
       *error = tls_->name + ": nua's thread cannot be reached";
       return false;

@@ -149,6 +149,11 @@ bool harden(Transport *t, SSL_CTX *ctx, std::string *error) {
     *error = t->name + ": tls-ciphers '" + t->settings.ciphers + "': " + openssl_reason();
     return false;
   }
+  // sofia never sets TLS 1.3's suites (docs/TLS.md §5): they are ours alone.
+  if (SSL_CTX_set_ciphersuites(ctx, t->settings.ciphersuites.c_str()) != 1) {
+    *error = t->name + ": tls-ciphersuites '" + t->settings.ciphersuites + "': " + openssl_reason();
+    return false;
+  }
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -257,9 +262,8 @@ bool prepare(Transport *t, std::string *error) {
     *error = t->name + ": " + e;
     return false;
   }
-  Ctx scratch(SSL_CTX_new(TLS_method()), SSL_CTX_free);
-  if (!scratch || SSL_CTX_set_cipher_list(scratch.get(), t->settings.ciphers.c_str()) != 1) {
-    *error = t->name + ": tls-ciphers '" + t->settings.ciphers + "': " + openssl_reason();
+  if (!check_tls_ciphers(t->settings, &e)) {
+    *error = t->name + ": " + e;
     return false;
   }
   if (!write_sofia_tls_directory(t->settings.files, t->directory, &e)) {
@@ -286,7 +290,7 @@ bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_conte
     if (need_context) {
       *error = t->name +
                ": cannot reach sofia-sip's TLS context (not the sofia-sip build portier knows): "
-               "tls-ciphers and certificate reload need it";
+               "tls-ciphers, tls-ciphersuites and certificate reload need it";
       return false;
     }
     PLOG_WARN(

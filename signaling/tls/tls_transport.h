@@ -83,7 +83,7 @@ bool prepare(Transport *t, std::string *error);
 // handshakes logged with their alert and peer. When no context is found the
 // transport runs on sofia's defaults under the process floor; that is refused
 // (false, *error) when the config asked for what only the context gives
-// (`need_context`: tls-ciphers set, or reload wanted).
+// (`need_context`: tls-ciphers or tls-ciphersuites set, or reload wanted).
 bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_context,
            std::string *error);
 

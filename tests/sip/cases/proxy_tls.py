@@ -142,6 +142,47 @@ def case_tls_proxy_start_refused(env):
     _start_refused(env, "sips: cannot be transport=tcp")
 
 
+@case
+def case_tls_ciphersuites(env):
+    """tls-ciphersuites (TLS 1.3's suites, RFC 8446 §B.4): an unknown suite stops the
+    proxy and the monitor at start-up (--check-config too), naming the key; a proxy
+    transport limited to TLS_AES_128_GCM_SHA256 refuses a TLS 1.3 client that offers
+    TLS_AES_256_GCM_SHA384 alone and takes one that offers TLS_AES_128_GCM_SHA256;
+    mon1 with [account] tls-ciphersuites = TLS_AES_128_GCM_SHA256 registers over it"""
+    pki = standard(env.dir)
+    set_transports(env, tls_transport(env, pki, params=";tls-ciphersuites=TLS_AES_128_GCM_SHA256:"
+                                      "TLS_AES_128_GCM_SHA384"))
+    _start_refused(env, "tls-ciphersuites 'TLS_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA384': "
+                   "'TLS_AES_128_GCM_SHA384' is not a TLS 1.3 suite")
+    start_tls_proxy(env, pki, permissive=False,
+                    params=";tls-ciphersuites=TLS_AES_128_GCM_SHA256")
+    ca = pki.path("ca.pem")
+    ok, err = s_client(tls_port(env), "-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384",
+                       cafile=ca)
+    check(not ok, "TLS_AES_256_GCM_SHA384 was accepted: %s" % err[-600:])
+    ok, err = s_client(tls_port(env), "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256",
+                       cafile=ca)
+    check(ok and "TLS_AES_128_GCM_SHA256" in err, "TLS_AES_128_GCM_SHA256 failed: %s" % err)
+    check("TLS 1.3 suites TLS_AES_128_GCM_SHA256" in env.proxy_log_text(),
+          "the proxy's start-up line does not give its TLS 1.3 suites")
+    env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(
+        env, pki, extra="tls-ciphersuites = TLS_AES_128_GCM_SHA256\n"))
+    try:
+        env.start_monitor("mon2", "mon2", 1, 1, account_extra=tls_account(
+            env, pki, extra="tls-ciphersuites = TLS_AES_128_CCM_SHA512\n"))
+        raise TestFailure("mon2 started with an unknown TLS 1.3 suite")
+    except TestFailure as e:
+        check("exited at start" in str(e), str(e))
+    r = subprocess.run([env.args.monitor, "--config", os.path.join(env.dir, "mon2.conf"),
+                        "--check-config"], capture_output=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    check(r.returncode != 0 and "tls-ciphersuites 'TLS_AES_128_CCM_SHA512'" in out,
+          "the monitor's --check-config did not name the bad suite: %s" % out[-800:])
+    check("tls-ciphersuites" in env.monitor_log_text("mon2"),
+          "the monitor's refusal does not name tls-ciphersuites")
+
+
 def tls_account(env, pki, host=LOCAL, ca="ca.pem", extra="", maddr=None):
     """[account] lines for a device that reaches the proxy over TLS."""
     return ("proxy = sips:%s:%d%s\ntls-certificates-ca-file = %s\n%s"
