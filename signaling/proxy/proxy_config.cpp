@@ -10,6 +10,17 @@ std::string lower(std::string s) {
   return s;
 }
 
+// 127.0.0.0/8, ::1, localhost: nobody else on the network reaches them. A
+// wildcard (0.0.0.0, ::, *) or a name listens where others do.
+bool loopback_host(const std::string &sofia_url) {
+  std::string host = sofia_url.substr(sofia_url.find(':') + 1);
+  if (!host.empty() && host[0] == '[')
+    host = host.substr(1, host.find(']') - 1);
+  else
+    host = host.substr(0, host.find_first_of(":;"));
+  return host.compare(0, 4, "127.") == 0 || host == "::1" || lower(host) == "localhost";
+}
+
 config::Schema make_schema() {
   config::Schema s("portier-proxy");
   s.list("global", "transports", "sip:127.0.0.1:5060 sip:127.0.0.1:5060;transport=tcp",
@@ -193,6 +204,34 @@ std::string check_proxy_config(const config::Config &cfg) {
   if (cfg.get_string("global", "state-directory").empty())
     return cfg.where("global", "state-directory") + "must not be empty";
   return "";
+}
+
+std::string proxy_security_warning(const config::Config &cfg) {
+  std::vector<std::string> off;
+  // RFC 3261 §26.2: without TLS the digest exchange and the SDES keys in the
+  // SDP (RFC 4568 §8.3) cross the network readable.
+  for (const auto &t : cfg.get_list("global", "transports")) {
+    TransportUri u;
+    std::string error;
+    if (parse_transport_uri(t, TlsSettings{}, &u, &error) && !u.tls && !loopback_host(u.sofia_url))
+      off.push_back(cfg.where("global", "transports") + "'" + t + "' is SIP without TLS");
+  }
+  if (!cfg.get_bool("module::Authentication", "enabled"))
+    off.push_back(cfg.where("module::Authentication", "enabled") +
+                  "anyone may register and call without a password");
+  if (cfg.get_bool("module::MediaRelay", "enabled")) {
+    if (!cfg.get_bool("module::MediaRelay", "encryption-mandatory"))
+      off.push_back(cfg.where("module::MediaRelay", "encryption-mandatory") +
+                    "calls with plain RTP (no SRTP) are relayed");
+    // RFC 3711 §9.1: one key shared by every branch.
+    if (cfg.get_string("module::MediaRelay", "encryption") == "passthrough")
+      off.push_back(cfg.where("module::MediaRelay", "encryption") +
+                    "every ringing device gets the caller's SRTP key");
+  }
+  if (off.empty()) return "";
+  std::string line = "less secure than the shipped config (config/proxy.conf): ";
+  for (size_t i = 0; i < off.size(); ++i) line += (i ? "; " : "") + off[i];
+  return line;
 }
 
 TlsSettings tls_defaults_from_config(const config::Config &cfg) {

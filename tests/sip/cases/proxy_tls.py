@@ -142,6 +142,61 @@ def case_tls_proxy_start_refused(env):
     _start_refused(env, "sips: cannot be transport=tcp")
 
 
+def _check_config(env, name, text):
+    """portier-proxy --check-config on `text`: (exit code, its output)."""
+    path = env.write(name, text)
+    r = subprocess.run([env.args.proxy, "--config", path, "--check-config"], capture_output=True,
+                       timeout=20, stdin=subprocess.DEVNULL)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+@case
+def case_proxy_check_config_warnings(env):
+    """portier-proxy --check-config warns, as door and monitor do, about what makes
+    it less secure than the shipped config/proxy.conf, each key named with its line,
+    and still exits 0: nothing on the shipped file (its TLS files made here); on a
+    plain one, SIP without TLS on a non-loopback address (RFC 3261 §26.2; a
+    loopback one is not named), authentication off, plain RTP relayed,
+    passthrough SRTP (RFC 3711 §9.1)"""
+    pki = standard(env.dir)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+    with open(os.path.join(root, "config", "proxy.conf")) as f:
+        shipped = f.read()
+    for a, b in (("/etc/portier/tls/proxy-fullchain.pem", pki.path("proxy-full.pem")),
+                 ("/etc/portier/tls/proxy.key", pki.path("proxy.key")),
+                 ("/etc/portier/users.conf", env.write("users.conf", "version:1\n")),
+                 ("/var/lib/portier/proxy", env.state_dir),
+                 ("/run/portier/proxy.sock", os.path.join(env.dir, "check.sock"))):
+        check(a in shipped, "config/proxy.conf no longer names %s" % a)
+        shipped = shipped.replace(a, b)
+    rc, out = _check_config(env, "shipped.conf", shipped)
+    check(rc == 0 and "is valid" in out, "the shipped config failed --check-config: %s" % out)
+    check("warning:" not in out, "a warning on the shipped config: %s" % out)
+    plain = re.sub(r"(?m)^transports = .*$", "transports = sip:0.0.0.0:%d sip:127.0.0.1:%d;"
+                   "transport=tcp sips:127.0.0.1:%d" % (env.ports.proxy, env.ports.proxy,
+                                                        tls_port(env)), shipped)
+    plain = re.sub(r"(?m)^encryption-mandatory = true$", "encryption-mandatory = false", plain)
+    plain = re.sub(r"(?m)^encryption = terminate$", "encryption = passthrough", plain)
+    plain = re.sub(r"(?m)^\[module::Authentication\]\nenabled = true$",
+                   "[module::Authentication]\nenabled = false", plain)
+    check(plain.count("= false") >= 2 and "passthrough" in plain, "the plain config was not made")
+    rc, out = _check_config(env, "plain.conf", plain)
+    log(out.strip())
+    check(rc == 0 and "is valid" in out, "--check-config failed on warnings alone: %d %s"
+          % (rc, out))
+    lines = [l for l in out.splitlines() if "warning:" in l]
+    check(len(lines) == 1, "not one warning line: %s" % out)
+    for needle in ("transports: 'sip:0.0.0.0:%d' is SIP without TLS" % env.ports.proxy,
+                   "[module::Authentication] enabled: anyone may register",
+                   "[module::MediaRelay] encryption-mandatory: calls with plain RTP",
+                   "[module::MediaRelay] encryption: every ringing device gets"):
+        check(needle in lines[0], "the warning does not say %r: %s" % (needle, lines[0]))
+    check("127.0.0.1:%d;transport=tcp' is SIP" % env.ports.proxy not in lines[0],
+          "a loopback transport was warned about: %s" % lines[0])
+    check(re.search(r"plain\.conf:\d+: \[global\] transports", lines[0]),
+          "the warning does not give the file and line: %s" % lines[0])
+
+
 @case
 def case_tls_ciphersuites(env):
     """tls-ciphersuites (TLS 1.3's suites, RFC 8446 §B.4): an unknown suite stops the
