@@ -57,6 +57,9 @@ Account::~Account() {
     for (msg_t *msg : held) msg_destroy(msg);
   if (reg_timer_) g_source_remove(reg_timer_);
   if (stop_timer_) g_source_remove(stop_timer_);
+  // Our reference to nua's task goes first: the clone's end drops the
+  // port's last one and asserts that it is the last (su_port_zapref).
+  if (tls_) tls_->stack.reset();
   if (nua_) nua_destroy(nua_);
   std::error_code ignored;
   if (tls_) std::filesystem::remove_all(tls_->directory, ignored);

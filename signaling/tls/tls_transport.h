@@ -61,7 +61,9 @@ struct Transport {
   TlsCertificateInfo certificate;
   // The thread that makes connections from `contexts` when it is not the
   // caller's (nua's stack thread in door and monitor): what changes them runs
-  // there (in_stack_thread). Null: the caller's (the proxy's loop).
+  // there (in_stack_thread). Null: the caller's (the proxy's loop). It holds
+  // a reference to the task's port: reset it before the clone ends
+  // (nua_destroy), which asserts that it drops the port's last one.
   std::shared_ptr<StackTask> stack;
 };
 

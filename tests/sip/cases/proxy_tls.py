@@ -741,3 +741,7 @@ def case_tls_devices_reload(env):
     _wait_log(logs["mon2"], "not trusted, nothing is sent to it: unable to get local issuer",
               "mon2 (not reloaded)")
     check(env.proxy_alive(), "the proxy died")
+    # nua's task, held for the reloads, is let go after nua: a clean exit.
+    for name, proc in (("door", env.door_proc), ("mon1", env.monitors["mon1"])):
+        rc = proc.stop()
+        check(rc == 0, "%s exited with %s after SIGTERM" % (name, rc))
