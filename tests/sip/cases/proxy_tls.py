@@ -611,7 +611,7 @@ def _drop_tls_connections(env):
     nua_register_connection_closed), with a new handshake."""
     r = subprocess.run(["ss", "-tnK", "dport", "=", ":%d" % tls_port(env)],
                        capture_output=True, text=True, timeout=10)
-    check(r.returncode == 0, "ss -K failed: %s" % r.stderr)
+    check(r.returncode == 0, "ss -K failed: %s" % r.stderr.strip())
 
 
 def _wait_new_connection(env, pid, old, what, timeout=15):
@@ -622,7 +622,8 @@ def _wait_new_connection(env, pid, old, what, timeout=15):
         if now - old:
             return now
         time.sleep(0.2)
-    raise TestFailure("%s made no new TLS connection to the proxy" % what)
+    raise TestFailure("%s made no new TLS connection to the proxy (did ss -K abort the old one? "
+                      "it needs CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY)" % what)
 
 
 def _wait_registered_from(env, user, ports, timeout=15):
