@@ -282,17 +282,38 @@ class LoopbackCapture:
             self.sock.close()
 
 
-def clear_media(packets, code):
+def plain_rtcp(payload):
+    """Whether a datagram is RTCP in the clear: a compound of RTCP packets
+    (RFC 3550 §6.1, PT 192-223) that fills it exactly. SRTCP is never one: its
+    E flag and index and its tag follow the compound (RFC 3711 §3.4), and all
+    but the first header are encrypted."""
+    off = 0
+    while off + 4 <= len(payload):
+        if payload[off] >> 6 != 2 or not 192 <= payload[off + 1] <= 223:
+            return False
+        off += (int.from_bytes(payload[off + 2:off + 4], "big") + 1) * 4
+    return off == len(payload) and off > 0
+
+
+def clear_media(packets, code, peer_ports):
     """What an eavesdropper reads in captured datagrams: the number of RTP
-    packets, of VP8 keyframes in the clear, and whether the digits of `code`
-    show as RFC 4733 events (tests/e2e/sniff.py's readers)."""
+    packets, of VP8 keyframes in the clear, whether the digits of `code`
+    show as RFC 4733 events (tests/e2e/sniff.py's readers), and the RTCP in
+    the clear as (src port, dst port, hex): "peer_rtcp" what baresip sent
+    from `peer_ports` (or a relay passed on unchanged), "our_rtcp" the rest.
+    baresip 1.0 lets out unprotected its NAT pinhole packet (an APP packet
+    "PING" "PONG", its stream_start()) and its RTCP BYE at the end of a call."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
     import sniff
     pkts = [("udp", "127.0.0.1", s, "127.0.0.1", d, p) for s, d, p in packets]
     rtp = [r for r in (sniff.rtp(p) for _, _, p in packets) if r]
     events = sniff.dtmf_events(pkts)
+    peers = {p for s, _, p in packets if s in peer_ports}
+    clear = [(s, d, p) for s, d, p in packets if plain_rtcp(p)]
     return {"rtp": len(rtp), "keyframes": sum(1 for r in rtp if sniff.vp8_keyframe(r[5])),
-            "code": any(sniff.code_as_events(e, code) for e in events.values())}
+            "code": any(sniff.code_as_events(e, code) for e in events.values()),
+            "peer_rtcp": [(s, d, p.hex()) for s, d, p in clear if p in peers],
+            "our_rtcp": [(s, d, p.hex()) for s, d, p in clear if p not in peers]}
 
 
 def srtp_proxy(exe, ctl, tmp, encryption, mandatory):

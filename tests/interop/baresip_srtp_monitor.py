@@ -102,14 +102,16 @@ def run_round(args, tmp, procs, encryption):
     early_lines = [(t, s) for t, s, _ in bp.crypto_lines(early, "video")]
     log("baresip's 183: video %s" % early_lines)
     if early_lines and early_lines[0] not in [(t, s) for t, s, _ in offered["video"]]:
-        who, d, pattern = (("the door", door, r"unusable SDP answer .*a=crypto answers none of ours")
+        who, d, pattern = (("the door", door,
+                            r"unusable SDP answer .*a=crypto answers none of ours")
                            if encryption == "passthrough" else
                            ("the relay", proxy, r"unusable early answer, forwarded without SDP: "
                             r".*a=crypto tag 1 with AES_CM_128_HMAC_SHA1_80 answers no offered"))
         check(wait_for(lambda: re.search(pattern, d.log_text()), 5, "the warning", fatal=False),
               "%s ignores baresip's 183 SDP, whose a=crypto answers no offered line" % who)
     st = door.status()
-    check(st.get("call") in ("calling", "early"), "the door still rings (it is %s)" % st.get("call"))
+    check(st.get("call") in ("calling", "early"),
+          "the door still rings (it is %s)" % st.get("call"))
 
     r = bs.command("accept")
     check(r.get("ok"), "baresip answers (%s)" % r)
@@ -146,9 +148,23 @@ def run_round(args, tmp, procs, encryption):
     m = wait_for(video, 10, "the door's SRTP video decoded by baresip")
     check(lo <= int(m.group(1)) <= hi, "baresip decodes the door's video, from the relay (port %s)"
           % m.group(1))
+    # The code goes once baresip's voice reaches the door through SRTP. If it
+    # does not: the door's status, the relay's, the datagrams seen on lo and
+    # each socket's receive queue (a full one is a udpsrc that stopped).
+    if not wait_for(lambda: door.status().get("audio_packets_received", 0) > 25 or None, 10,
+                    "baresip's audio at the door", fatal=False):
+        import collections
+        import subprocess
+        queues = subprocess.run(["ss", "-uan"], capture_output=True, text=True).stdout
+        flows = collections.Counter((sp, dp) for sp, dp, _ in list(cap.packets))
+        check(False, "baresip's audio at the door (door %s; relay %s; flows %s; sockets:\n%s)" % (
+            door.status(), (proxy.relay().get("calls") or [{}])[0], sorted(flows.items()),
+            "\n".join(l for l in queues.splitlines() if "127.0.0.1:30" in l)))
     r = bs.command("sndcode", CODE)
     check(r.get("ok"), "baresip sends the code (%s)" % r)
-    wait_for(lambda: door.events("action") or None, 10, "the door's action")
+    if not wait_for(lambda: door.events("action") or None, 10, "the door's action", fatal=False):
+        check(False, "the door's action (door %s; relay %s)" % (
+            door.status(), (proxy.relay().get("calls") or [{}])[0]))
     time.sleep(1.0)  # a second opening would show up now
     actions = [e["details"] for e in door.events("action")]
     check(actions == ["via=rfc4733 from=sip:mon1@%s action=door result=done" % li.DOMAIN],
@@ -180,11 +196,15 @@ def run_round(args, tmp, procs, encryption):
         rejected = sum(b.get("srtp_rejected", 0) for b in relayed.get("branches", []))
         check(rejected == len(pings), "the relay refused baresip's clear RTCP and nothing else "
               "(srtp_rejected %d)" % rejected)
-    # srtpdec drops what comes before the door has the answer's keys (baresip
-    # sends as soon as it sent its 200); a wrong key would drop everything.
+    # srtpdec drops what comes before the door has the answer's keys (what
+    # baresip, or the relay, sends right after the 200); a wrong key would
+    # drop everything.
     check(dropped * 20 < received, "the door's srtpdec decrypts baresip's packets: %d dropped, "
           "%d received" % (dropped, received))
-    seen = bp.clear_media(cap.packets, CODE)
+    seen = bp.clear_media(cap.packets, CODE, bp.port_set(BS_RTP))
+    log("baresip's own RTCP in the clear: %s" % seen["peer_rtcp"])
+    check(not seen["our_rtcp"], "no RTCP of ours in the clear (RFC 3711 §3.4): %s"
+          % seen["our_rtcp"])
     check(seen["rtp"] > 100, "the capture saw the call's RTP (%d packets)" % seen["rtp"])
     check(seen["keyframes"] == 0 and not seen["code"],
           "no VP8 keyframe and no RFC 4733 code in the clear on the wire")
