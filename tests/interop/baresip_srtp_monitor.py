@@ -155,7 +155,8 @@ def run_round(args, tmp, procs, encryption):
                     "baresip's audio at the door", fatal=False):
         import collections
         import subprocess
-        queues = subprocess.run(["ss", "-uan"], capture_output=True, text=True).stdout
+        queues = (subprocess.run(["ss", "-uan"], capture_output=True, text=True).stdout
+                  if shutil.which("ss") else "")
         flows = collections.Counter((sp, dp) for sp, dp, _ in list(cap.packets))
         check(False, "baresip's audio at the door (door %s; relay %s; flows %s; sockets:\n%s)" % (
             door.status(), (proxy.relay().get("calls") or [{}])[0], sorted(flows.items()),
@@ -180,6 +181,9 @@ def run_round(args, tmp, procs, encryption):
     m = wait_for(lambda: re.search(r"video\s+Transmit:\s+Receive:\s*\npackets:\s+\d+\s+(\d+)",
                                    bs.log_text()), 10, "baresip's RTP statistics")
     check(int(m.group(1)) > 0, "baresip decrypted %s video packets" % m.group(1))
+    m = re.search(r"audio\s+Transmit:\s+Receive:\s*\npackets:\s+\d+\s+(\d+)", bs.log_text())
+    check(m and int(m.group(1)) > 0, "baresip decrypted %s opus packets of the door's"
+          % (m.group(1) if m else "no"))
     cap.stop()
     text = bs.log_text()
     failed = re.findall(r"srtp: failed to decrypt (RTP|RTCP) packet", text)
