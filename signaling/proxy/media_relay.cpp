@@ -257,6 +257,10 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
     RelayEngine::Leg caller = leg(st.ports, st.offer);
     // The relay accepts mux whenever it is offered (RFC 5761 §5.1.1).
     caller.rtcp_mux = st.offer.rtcp_mux;
+    // An offer with a=crypto (RTP/AVP too: optional SRTP) may well be
+    // answered with SRTP.
+    caller.keyless_srtp =
+        !terminate && (is_sdes_profile(st.offer.protocol) || !st.offer.crypto.empty());
     if (st.srtp) {
       caller.srtp_in =
           SrtpContext::create(st.from_caller.key, SrtpContext::Direction::Inbound, error);

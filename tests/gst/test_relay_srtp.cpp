@@ -275,6 +275,42 @@ TEST(RelaySrtp, Rfc3711Sec3_4KeyframeRequestToTheDoorIsSrtcpUnderTheDoorSideKey)
   EXPECT_EQ(rtp::read32(plain->data() + 8), kDoor);  // RFC 4585 §6.3.1: media source
 }
 
+// `encryption = passthrough`: the door's SRTP goes through untouched and the
+// relay holds no key, so a PLI of its own could only go unprotected, which the
+// door's SRTP receiver drops (RFC 3711 §3.4). It sends none; a plain caller
+// gets one (the same call with keyless_srtp off).
+TEST(RelaySrtp, Rfc3711Sec3_4NoKeyframeRequestOfTheRelaysOwnToAPassthroughSrtpDoor) {
+  for (bool keyless : {true, false}) {
+    SCOPED_TRACE(keyless ? "SRTP passed through" : "plain RTP");
+    RelayEngine engine(1, RelayEngine::Latch::SignalledHost, {60'000'000, 0});
+    Socket door_rtp, door_rtcp, caller_rtp, caller_rtcp, device_rtp, device_rtcp, relay_rtp,
+        relay_rtcp;
+    RelayEngine::Call *call = engine.open_call("passthrough", 0x5e1f5e1f);
+    RelayEngine::Leg leg{caller_rtp.fd, caller_rtcp.fd, door_rtp.address(), door_rtcp.address()};
+    leg.keyless_srtp = keyless;
+    engine.add_stream(call, 0, std::move(leg), rtp::VideoCodec::VP8, 90000);
+    PeerSrtp door_out(fresh(), false);
+    const Packet first = vp8(1, 0, true, 1);
+    door_rtp.send_to(caller_rtp, keyless ? door_out.protect(first) : first);
+    for (int i = 0; i < 300 && engine.fork_counters(call, 0).packets_in == 0; ++i) usleep(10000);
+    ASSERT_EQ(engine.fork_counters(call, 0).packets_in, 1u);
+    RelayEngine::Leg device{relay_rtp.fd, relay_rtcp.fd, device_rtp.address(),
+                            device_rtcp.address()};
+    device.keyless_srtp = keyless;
+    engine.add_branch(call, 0, 0, std::move(device));
+    // The door gets a keyframe request only where it can read one.
+    auto got = door_rtcp.drain(300);
+    if (keyless) {
+      EXPECT_TRUE(got.empty()) << got.size() << " datagram(s), the first of "
+                               << (got.empty() ? 0 : got[0].size()) << " bytes";
+    } else {
+      ASSERT_EQ(got.size(), 1u);
+      EXPECT_TRUE(rtp::asks_for_keyframe(got[0].data(), got[0].size()));
+    }
+    engine.close_call(call);
+  }
+}
+
 TEST(RelaySrtp, RtcpMuxPutsTheKeyframeRequestOnTheDoorsRtpPort) {
   SrtpCall c(/*caller_mux=*/true);
   c.door_sends(vp8(1, 0, false, 1));
