@@ -261,6 +261,35 @@ INSTANTIATE_TEST_SUITE_P(
     }),
     [](const ::testing::TestParamInfo<CryptoBadLine> &info) { return info.param.name; });
 
+TEST(Sdes, MangledLinesNeverThrow) {
+  // Every prefix of a line with every optional field, and every byte of it
+  // replaced by one that matters to the grammar: refused or parsed, never an
+  // exception (a daemon would abort on it). What parses prints back parsable.
+  const std::string full =
+      "12 AES_256_CM_HMAC_SHA1_80 inline:" + kKey30 + "PS1uQCVeeCFCanVmcjkpPw==|2^48|7:4 KDR=1";
+  std::vector<std::string> lines;
+  for (size_t n = 0; n <= full.size(); ++n) lines.push_back(full.substr(0, n));
+  for (size_t i = 0; i < full.size(); ++i)
+    for (char c : std::string("|:;^= \t09Z+/\x7f\0", 15))
+      lines.push_back(full.substr(0, i) + c + full.substr(i + 1));
+  lines.push_back("1 AES_CM_128_HMAC_SHA1_80 inline:" + kKey30 + "|" + std::string(200, '9'));
+  lines.push_back(std::string(5000, '9') + " AES_CM_128_HMAC_SHA1_80 inline:" + kKey30);
+  size_t parsed = 0;
+  for (const std::string &line : lines) {
+    std::string error;
+    bool unsupported = false;
+    std::optional<CryptoAttr> a;
+    ASSERT_NO_THROW(a = parse_crypto(line, &error, &unsupported)) << line;
+    if (!a) {
+      EXPECT_FALSE(error.empty()) << line;
+      continue;
+    }
+    ++parsed;
+    EXPECT_TRUE(parse_crypto(print_crypto(*a), &error)) << line << ": " << error;
+  }
+  EXPECT_GT(parsed, 0u) << "some mangled lines are still valid ones";
+}
+
 TEST(Sdes, CryptoLinesPerMediaSection) {
   // What offer/answer reads: each m= line's own a=crypto values, as written;
   // a session-level a=crypto is not SDES's (RFC 4568 §4: media level only).
