@@ -10,6 +10,17 @@ std::string lower(std::string s) {
   return s;
 }
 
+// 127.0.0.0/8, ::1, localhost: nobody else on the network reaches them. A
+// wildcard (0.0.0.0, ::, *) or a name listens where others do.
+bool loopback_host(const std::string &sofia_url) {
+  std::string host = sofia_url.substr(sofia_url.find(':') + 1);
+  if (!host.empty() && host[0] == '[')
+    host = host.substr(1, host.find(']') - 1);
+  else
+    host = host.substr(0, host.find_first_of(":;"));
+  return host.compare(0, 4, "127.") == 0 || host == "::1" || lower(host) == "localhost";
+}
+
 config::Schema make_schema() {
   config::Schema s("portier-proxy");
   s.list("global", "transports", "sip:127.0.0.1:5060 sip:127.0.0.1:5060;transport=tcp",
@@ -29,7 +40,10 @@ config::Schema make_schema() {
            "PEM CA certificates that TLS peers are verified against (empty: none)")
       .str("global", "tls-ciphers", kDefaultTlsCiphers,
            "OpenSSL cipher list for TLS 1.2 (TLS 1.0 and 1.1 are never accepted; TLS 1.3 "
-           "uses OpenSSL's suites)");
+           "takes tls-ciphersuites)")
+      .str("global", "tls-ciphersuites", kDefaultTlsCiphersuites,
+           "TLS 1.3 suites, colon-separated (OpenSSL's SSL_CTX_set_ciphersuites syntax), e.g. "
+           "TLS_AES_128_GCM_SHA256; also a URI parameter of one transport");
   add_global_schema(s, "/run/portier/proxy.sock",
                     "registrations, calls, relay, stats, bans, unban, help");
   s.str("global", "state-directory", "/var/lib/portier",
@@ -152,6 +166,8 @@ std::string check_proxy_config(const config::Config &cfg) {
              "' needs a certificate: tls-certificates-file and tls-certificates-private-key";
     if (!check_tls_files(u.tls_settings.files, &error))
       return cfg.where("global", "transports") + error;
+    if (!check_tls_ciphers(u.tls_settings, &error))
+      return cfg.where("global", "transports") + "'" + t + "': " + error;
   }
   for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
     if (parse_aor(g).empty())
@@ -190,12 +206,41 @@ std::string check_proxy_config(const config::Config &cfg) {
   return "";
 }
 
+std::string proxy_security_warning(const config::Config &cfg) {
+  std::vector<std::string> off;
+  // RFC 3261 §26.2: without TLS the digest exchange and the SDES keys in the
+  // SDP (RFC 4568 §8.3) cross the network readable.
+  for (const auto &t : cfg.get_list("global", "transports")) {
+    TransportUri u;
+    std::string error;
+    if (parse_transport_uri(t, TlsSettings{}, &u, &error) && !u.tls && !loopback_host(u.sofia_url))
+      off.push_back(cfg.where("global", "transports") + "'" + t + "' is SIP without TLS");
+  }
+  if (!cfg.get_bool("module::Authentication", "enabled"))
+    off.push_back(cfg.where("module::Authentication", "enabled") +
+                  "anyone may register and call without a password");
+  if (cfg.get_bool("module::MediaRelay", "enabled")) {
+    if (!cfg.get_bool("module::MediaRelay", "encryption-mandatory"))
+      off.push_back(cfg.where("module::MediaRelay", "encryption-mandatory") +
+                    "calls with plain RTP (no SRTP) are relayed");
+    // RFC 3711 §9.1: one key shared by every branch.
+    if (cfg.get_string("module::MediaRelay", "encryption") == "passthrough")
+      off.push_back(cfg.where("module::MediaRelay", "encryption") +
+                    "every ringing device gets the caller's SRTP key");
+  }
+  if (off.empty()) return "";
+  std::string line = "less secure than the shipped config (config/proxy.conf): ";
+  for (size_t i = 0; i < off.size(); ++i) line += (i ? "; " : "") + off[i];
+  return line;
+}
+
 TlsSettings tls_defaults_from_config(const config::Config &cfg) {
   TlsSettings d;
   d.files = {cfg.get_string("global", "tls-certificates-file"),
              cfg.get_string("global", "tls-certificates-private-key"),
              cfg.get_string("global", "tls-certificates-ca-file")};
   d.ciphers = cfg.get_string("global", "tls-ciphers");
+  d.ciphersuites = cfg.get_string("global", "tls-ciphersuites");
   return d;
 }
 

@@ -68,6 +68,11 @@ struct ProxySettings : GlobalSettings {
 const config::Schema &proxy_schema();
 // Cross-key checks and conversion; "" when valid, else a message naming the key.
 std::string check_proxy_config(const config::Config &cfg);
+// For --check-config: "" or one line naming each key that makes the proxy
+// less secure than the shipped config/proxy.conf (a warning, not an error):
+// SIP without TLS on an address other than loopback, the relay taking plain
+// RTP or passing the door's SRTP key to every device, authentication off.
+std::string proxy_security_warning(const config::Config &cfg);
 ProxySettings settings_from_config(const config::Config &cfg);
 // [global]'s tls-* keys: what each TLS transport takes unless its URI says.
 TlsSettings tls_defaults_from_config(const config::Config &cfg);

@@ -111,6 +111,38 @@ TEST(ProxyConfig, GroupAddressMustBeAnAor) {
             "sip:user@domain address");
 }
 
+// The shipped config/proxy.conf: TLS only, authentication, the relay with SRTP
+// mandatory and terminated: nothing to warn about. Each step down is named.
+TEST(ProxyConfig, SecurityWarningNamesWhatIsOff) {
+  Config shipped(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(shipped.load_file(std::string(PORTIER_SOURCE_DIR) + "/config/proxy.conf", &err))
+      << err;
+  EXPECT_EQ(portier::proxy::proxy_security_warning(shipped), "");
+  auto warning = [](const std::string &text) {
+    Config cfg(portier::proxy::proxy_schema());
+    std::string error;
+    EXPECT_TRUE(cfg.load_string(text, "p.conf", &error)) << error;
+    return portier::proxy::proxy_security_warning(cfg);
+  };
+  const std::string safe =
+      "[module::MediaRelay]\nencryption-mandatory = true\n[global]\ntransports = ";
+  // Loopback: nobody on the network sees it (the demo's and the tests' proxies).
+  EXPECT_EQ(warning(safe + "sip:127.0.0.1:5060 sip:[::1]:5060;transport=tcp sips:0.0.0.0:5061\n"),
+            "");
+  EXPECT_EQ(warning(safe + "sip:192.168.1.2:5060 sips:[::]:5061 sip:[::]:5060;transport=tcp\n"),
+            "less secure than the shipped config (config/proxy.conf): p.conf:4: [global] "
+            "transports: 'sip:192.168.1.2:5060' is SIP without TLS; p.conf:4: [global] "
+            "transports: 'sip:[::]:5060;transport=tcp' is SIP without TLS");
+  EXPECT_EQ(warning("[global]\ntransports = sips:0.0.0.0:5061\n[module::Authentication]\n"
+                    "enabled = false\n[module::MediaRelay]\nencryption = passthrough\n"),
+            "less secure than the shipped config (config/proxy.conf): p.conf:4: "
+            "[module::Authentication] enabled: anyone may register and call without a password; "
+            "default: [module::MediaRelay] encryption-mandatory: calls with plain RTP (no SRTP) "
+            "are relayed; p.conf:6: [module::MediaRelay] encryption: every ringing device gets "
+            "the caller's SRTP key");
+}
+
 TEST(ProxyConfig, ParseAorNormalizesHost) {
   EXPECT_EQ(portier::proxy::parse_aor("sip:home@Home.Example"), "sip:home@home.example");
   EXPECT_EQ(portier::proxy::parse_aor("<sip:a@h.example:5060;transport=tcp>"), "sip:a@h.example");
