@@ -72,7 +72,7 @@
 #include "common/log.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_srtp.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 #include "sip/sdp/sdp_rewrite.h"
 
 namespace {

@@ -36,7 +36,7 @@ bool DoorMedia::open(std::string *error) {
   audio_ = *audio;
   // New keys for every call (RFC 3711 §9.1: a key stream is never reused).
   srtp_ = settings_.media_encryption == "srtp";
-  if (srtp_ && (!sdp::sdes::make_keys(&audio_keys_) || !sdp::sdes::make_keys(&video_keys_))) {
+  if (srtp_ && (!sdp::make_offer_keys(&audio_keys_) || !sdp::make_offer_keys(&video_keys_))) {
     *error = "no random bytes for SRTP keys";
     close();
     return false;

@@ -8,7 +8,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "rtpfork/keyframe_detect.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace portier::proxy {
 namespace {

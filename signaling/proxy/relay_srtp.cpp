@@ -51,13 +51,9 @@ constexpr uint32_t kMaxSrtcpIndex = 0x7fffffffu;  // RFC 3711 §3.4: 31 bits
 constexpr size_t kRtpWindow = 1024;
 constexpr size_t kRtcpWindow = 128;  // libsrtp's SRTCP window
 
-bool is_gcm(sdp::SrtpSuite s) {
-  return s == sdp::SrtpSuite::AeadAes128Gcm || s == sdp::SrtpSuite::AeadAes256Gcm;
-}
+bool is_gcm(sdp::SrtpSuite s) { return sdp::suite_info(s).aead; }
 
-size_t master_key_len(sdp::SrtpSuite s) {
-  return s == sdp::SrtpSuite::Aes256CmHmacSha1_80 || s == sdp::SrtpSuite::AeadAes256Gcm ? 32 : 16;
-}
+size_t master_key_len(sdp::SrtpSuite s) { return sdp::suite_info(s).key_len; }
 
 uint32_t load32(const uint8_t *p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
@@ -340,8 +336,8 @@ std::unique_ptr<SrtpContext> SrtpContext::create(const sdp::CryptoKey &key, Dire
   Impl &m = *c->impl_;
   m.suite = key.suite;
   m.gcm = is_gcm(key.suite);
-  m.rtp_tag = m.gcm ? kGcmTagLen : key.suite == sdp::SrtpSuite::AesCm128HmacSha1_32 ? 4 : 10;
-  m.rtcp_tag = m.gcm ? kGcmTagLen : kSrtcpTagLen;
+  m.rtp_tag = sdp::suite_info(key.suite).rtp_tag_len;
+  m.rtcp_tag = sdp::suite_info(key.suite).rtcp_tag_len;
   m.streams.reserve(kMaxStreams);
   const size_t key_len = master_key_len(key.suite);
   const size_t salt_len = key.size - key_len;

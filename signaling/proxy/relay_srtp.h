@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace portier::proxy {
 

@@ -30,7 +30,7 @@
 #include "proxy/relay_srtp.h"
 #include "rtpfork/rtcp_packet.h"
 #include "rtpfork/rtp_header.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 #include "sip/sdp/sdp_rewrite.h"
 
 namespace {

@@ -16,7 +16,7 @@
 
 #include "libsrtp_peer.h"
 #include "proxy/relay_srtp.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace sdp = portier::sdp;
 using portier::proxy::SrtpContext;
