@@ -158,7 +158,9 @@ config::Schema make_schema() {
             "with encryption = terminate: the SRTP suites (RFC 4568 section 6.2, RFC 7714 "
             "section 12) offered to each branch with a key of its own, in order of preference; "
             "the caller's suite is added last when it is not listed. AEAD_AES_128_GCM first: "
-            "it costs the relay about half of an AES_CM_128_HMAC_SHA1_80 packet, and devices "
+            "on a CPU with AES and carry-less multiply instructions (x86-64, ARMv8 with the crypto "
+            "extension) it costs the relay about half of an AES_CM_128_HMAC_SHA1_80 packet, "
+            "and it is authenticated encryption; devices "
             "without it (Linphone 5.1) take the next line. Also known: AES_256_CM_HMAC_SHA1_80, "
             "AEAD_AES_256_GCM. Each line adds about 70 bytes to every m= line of an INVITE "
             "(over 1300 bytes, RFC 3261 section 18.1.1 moves it from UDP to TCP)")
