@@ -4,6 +4,8 @@
 #include <gio/gio.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -494,11 +496,13 @@ bool MediaRelay::crypto_for_branch(const Stream &s, BranchMedia *bm, sdp::RelayE
   if (settings_.encryption == RelaySettings::Encryption::Passthrough) return true;
   e->crypto.emplace();  // no key of the caller ever reaches a device
   if (!s.srtp || !bm->ports.port) return true;
-  // A fresh key per suite and branch, the caller's suite first (RFC 4568 §7.1.1:
-  // in order of preference), every other suite after it.
-  std::vector<sdp::SrtpSuite> suites{s.from_caller.key.suite};
-  for (sdp::SrtpSuite x : sdp::kAllSrtpSuites)
-    if (x != s.from_caller.key.suite) suites.push_back(x);
+  // A fresh key per suite and branch, srtp-crypto-suites in order (RFC 4568
+  // §7.1.1: in order of preference). The branch's suite is independent of the
+  // caller's, as each leg is keyed apart; the caller's is still offered last,
+  // for a device that knows no other.
+  std::vector<sdp::SrtpSuite> suites = settings_.branch_suites;
+  if (std::find(suites.begin(), suites.end(), s.from_caller.key.suite) == suites.end())
+    suites.push_back(s.from_caller.key.suite);
   for (size_t i = 0; i < suites.size(); ++i) {
     auto key = sdp::CryptoKey::generate(suites[i]);
     if (!key) {

@@ -15,6 +15,7 @@
 #include "common/sip_address.h"
 #include "common/sip_transport.h"
 #include "proxy/location_store.h"
+#include "sip/sdp/sdes.h"
 
 namespace portier::proxy {
 
@@ -36,6 +37,12 @@ struct RelaySettings {
   enum class Encryption { Passthrough, Terminate };
   Encryption encryption = Encryption::Terminate;
   bool encryption_mandatory = false;  // plain RTP refused (488)
+  // What a branch is offered when the relay terminates SRTP, in order of
+  // preference (RFC 4568 section 7.1.1); the caller's suite is added last
+  // when it is not among them.
+  std::vector<sdp::SrtpSuite> branch_suites{sdp::SrtpSuite::AeadAes128Gcm,
+                                            sdp::SrtpSuite::AesCm128HmacSha1_80,
+                                            sdp::SrtpSuite::AesCm128HmacSha1_32};
 };
 
 struct ProxySettings : GlobalSettings {

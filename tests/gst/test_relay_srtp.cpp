@@ -511,15 +511,16 @@ TEST(RelaySrtpSdp, Rfc3711Sec9_1ThreeBranchOffersCarryThreeFreshKeysNoneTheDoors
     const portier::sdp::Media m = media_of(*offer);
     EXPECT_EQ(m.protocol, "RTP/SAVPF");
     EXPECT_TRUE(m.rtcp_mux);  // RFC 5761 §5.1.1: the door offered it
-    // Every suite the relay does, the door's chosen one first (RFC 4568 §7.1.1).
-    ASSERT_EQ(m.crypto.size(), sdp::kSrtpSuites);
+    // srtp-crypto-suites in order (RFC 4568 §7.1.1), AEAD_AES_128_GCM first;
+    // the door's suite is among them, so nothing is added.
+    const std::vector<sdp::SrtpSuite> suites = RelaySettings{}.branch_suites;
+    ASSERT_EQ(m.crypto.size(), suites.size());
+    EXPECT_EQ(suites.front(), sdp::SrtpSuite::AeadAes128Gcm);
     for (size_t i = 0; i < m.crypto.size(); ++i) {
       auto a = sdp::parse_crypto(m.crypto[i], &error);
       ASSERT_TRUE(a) << error;
       EXPECT_EQ(a->tag, i + 1);
-      if (i == 0) {
-        EXPECT_EQ(a->key.suite, sdp::SrtpSuite::AesCm128HmacSha1_80);
-      }
+      EXPECT_EQ(a->key.suite, suites[i]);
       for (const sdp::CryptoKey &k : seen) {
         EXPECT_FALSE(k == a->key) << "a key used twice";
       }
@@ -632,12 +633,12 @@ TEST(RelaySrtpSdp, Rfc4568Sec7_1_4ReInviteKeepsTheKeysAndNewOnesAreRefused) {
   ASSERT_TRUE(relay.start_call("c6", srtp_sdp(5000, {print_crypto(door)}), &error)) << error;
   auto offer = relay.offer_for_branch("c6", 0, &error);
   ASSERT_TRUE(offer) << error;
-  const sdp::CryptoAttr device{1, fresh()};
+  auto to_device = sdp::parse_crypto(media_of(*offer).crypto.at(0), &error);
+  ASSERT_TRUE(to_device) << error;
+  const sdp::CryptoAttr device{1, fresh(to_device->key.suite)};  // the first line
   auto a = relay.answer_from_branch("c6", 0, srtp_sdp(6000, {print_crypto(device)}), true);
   ASSERT_TRUE(a.error.empty()) << a.error;
   const sdp::CryptoAttr to_door = only_crypto(media_of(a.sdp));
-  auto to_device = sdp::parse_crypto(media_of(*offer).crypto.at(0), &error);
-  ASSERT_TRUE(to_device) << error;
   // The door's re-INVITE with its key: the device gets the relay's key toward it.
   auto re = relay.pass_sdp("c6", true, srtp_sdp(5000, {print_crypto(door)}), &error);
   ASSERT_TRUE(re) << error;
@@ -665,9 +666,12 @@ TEST(RelaySrtpCall, DoorToDeviceAndBackThroughTheSdpKeys) {
   auto offer = relay.offer_for_branch("c5", 0, &error);
   ASSERT_TRUE(offer) << error;
   const portier::sdp::Media offered = media_of(*offer);
+  // The device takes the first line, AEAD_AES_128_GCM (RFC 7714), while
+  // the door speaks AES_CM_128_HMAC_SHA1_80: each leg is keyed apart.
   auto chosen = sdp::parse_crypto(offered.crypto.at(0), &error);
   ASSERT_TRUE(chosen) << error;
-  const sdp::CryptoAttr device_key{1, fresh()};
+  EXPECT_EQ(chosen->key.suite, sdp::SrtpSuite::AeadAes128Gcm);
+  const sdp::CryptoAttr device_key{1, fresh(chosen->key.suite)};
   auto a = relay.answer_from_branch("c5", 0,
                                     srtp_sdp(device.port, {print_crypto(device_key)}, false), true);
   ASSERT_TRUE(a.error.empty()) << a.error;

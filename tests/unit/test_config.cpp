@@ -168,6 +168,13 @@ TEST(ProxyConfig, MediaRelayKeysAreChecked) {
       {"[module::MediaRelay]\nencryption = srtp\n",
        "p.conf:2: [module::MediaRelay] encryption: 'srtp' is neither terminate nor passthrough"},
       {"[module::MediaRelay]\nencryption = passthrough\nencryption-mandatory = true\n", ""},
+      {"[module::MediaRelay]\nsrtp-crypto-suites = AES_CM_128_HMAC_SHA1_80 F8_128_HMAC_SHA1_80\n",
+       "p.conf:2: [module::MediaRelay] srtp-crypto-suites: 'F8_128_HMAC_SHA1_80' is not an SRTP "
+       "suite the relay knows"},
+      {"[module::MediaRelay]\nsrtp-crypto-suites = AEAD_AES_128_GCM, AEAD_AES_128_GCM\n",
+       "p.conf:2: [module::MediaRelay] srtp-crypto-suites: 'AEAD_AES_128_GCM' is listed twice"},
+      {"[module::MediaRelay]\nsrtp-crypto-suites =\n",
+       "p.conf:2: [module::MediaRelay] srtp-crypto-suites: at least one SRTP suite needed"},
       // a disabled relay is not checked
       {"[module::MediaRelay]\nenabled = false\nport-range = x\n", ""},
       {"[module::MediaRelay]\nsdp-address = ::1\nport-range = 40000-40099\n", ""},
@@ -189,6 +196,20 @@ TEST(ProxyConfig, MediaRelayKeysAreChecked) {
   EXPECT_EQ(s.relay.port_min, 40000);
   EXPECT_EQ(s.relay.port_max, 40099);
   EXPECT_EQ(s.relay.max_early_media, 4);
+  // The default: AEAD first, then what every SDES device knows.
+  using portier::sdp::SrtpSuite;
+  EXPECT_EQ(s.relay.branch_suites,
+            (std::vector<SrtpSuite>{SrtpSuite::AeadAes128Gcm, SrtpSuite::AesCm128HmacSha1_80,
+                                    SrtpSuite::AesCm128HmacSha1_32}));
+  // Linphone's comma-separated form of the same list.
+  Config lin(portier::proxy::proxy_schema());
+  ASSERT_TRUE(lin.load_string("[module::MediaRelay]\nsrtp-crypto-suites = "
+                              "AES_CM_128_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_80\n",
+                              "p.conf", &err));
+  EXPECT_EQ(portier::proxy::check_proxy_config(lin), "");
+  EXPECT_EQ(portier::proxy::settings_from_config(lin).relay.branch_suites,
+            (std::vector<SrtpSuite>{SrtpSuite::AesCm128HmacSha1_80,
+                                    SrtpSuite::Aes256CmHmacSha1_80}));
 }
 
 TEST(Config, AnyKeySectionTakesUserNamedKeysAndStillRejectsTypos) {
