@@ -112,6 +112,11 @@ def portierctl(ctl, sock, *cmd, timeout=5, errors=False):
         return None
 
 
+# What went wrong as portier daemons stopped (Daemon.stop): a harness that ran
+# them fails on any entry, since nobody else would see a crash at exit.
+EXIT_PROBLEMS = []
+
+
 class Daemon:
     """portier-proxy, portier-door or portier-monitor: NAME.conf, NAME.log and
     NAME.sock in `folder`. `popen(argv, logfile)` starts it (start_session, or
@@ -168,5 +173,17 @@ class Daemon:
         return read_text(self.logfile)
 
     def stop(self):
-        if self.proc is not None:
-            stop_group(self.proc)
+        """SIGTERM (SIGKILL after 3 s). A daemon that was running must then
+        exit with 0: anything else (an abort in a destructor, a crash on the
+        way out) goes into EXIT_PROBLEMS, which the test harnesses turn into a
+        failure. One that needed SIGKILL is not counted: on a loaded machine a
+        slow teardown is not a defect of the case."""
+        if self.proc is None:
+            return
+        was_running = self.proc.poll() is None
+        stop_group(self.proc)
+        code = self.proc.returncode
+        if was_running and code not in (0, None, -signal.SIGKILL):
+            EXIT_PROBLEMS.append("%s exited with %s on SIGTERM (its log: %s)" % (
+                self.name, "signal %d" % -code if code < 0 else "status %d" % code,
+                self.logfile))

@@ -610,6 +610,9 @@ def run_bounded(prefix, keep, run, report, cleanup):
     finally:
         signal.alarm(0)
         cleanup()
+        for problem in daemons.EXIT_PROBLEMS:
+            log("FAIL: %s" % problem)
+            rc = 1
         if keep or rc != 0:
             log("kept %s" % tmp)
         else:
