@@ -104,6 +104,23 @@ TEST_F(TargetResolverTest, StaticRecordCrossesDomainsWhenAllowed) {
             "sip:mon1@192.0.2.21:5060 sip:mon1@192.0.2.41:5060");
 }
 
+// reg-domains = * (and auth-domains = *): the users file's domains, never any
+// domain a request names; listed names beside it are kept, lower-case.
+TEST(LocalNamesDomains, StarIsTheUsersFilesDomains) {
+  const LocalNames::Domains users = {"a.example", "b.example"};
+  EXPECT_EQ(LocalNames::expand({"*"}, users), users);
+  EXPECT_EQ(LocalNames::expand({"*", "Extra.Example"}, users),
+            (LocalNames::Domains{"a.example", "b.example", "extra.example"}));
+  EXPECT_EQ(LocalNames::expand({"home.example"}, users), LocalNames::Domains{"home.example"});
+  LocalNames names = testing::test_names();
+  names.set_domains(LocalNames::expand({"*"}, users), LocalNames::expand({"*"}, users));
+  EXPECT_TRUE(names.is_reg_domain("A.Example"));
+  EXPECT_TRUE(names.is_auth_domain("b.example"));
+  EXPECT_FALSE(names.is_reg_domain("home.example"));  // no longer served
+  EXPECT_FALSE(names.is_reg_domain("c.example"));
+  EXPECT_FALSE(names.is_reg_domain("*"));
+}
+
 TEST(GroupAddressesConfig, WildcardAndFullEntries) {
   GroupAddresses g;
   EXPECT_EQ(parse_group_addresses({"sip:home@*", "<sip:door-bell@Home.Example>"}, &g), "");
