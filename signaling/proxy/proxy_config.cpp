@@ -70,8 +70,10 @@ config::Schema make_schema() {
             "in every served domain, each ringing its own domain's devices")
       .str("module::Registrar", "static-records-file", "",
            "Flexisip-format aliases: <sip:alias@dom> <sip:a@dom>,<sip:b@dom> (empty: none); "
-           "each alias rings the AORs of its own domain only, unless [module::Router] "
-           "inter-domain-requests = allow. Reloaded by SIGHUP and portierctl reload")
+           "<sip:alias@*> <sip:a@*>,<sip:b@*> is the alias in every served domain, ringing "
+           "that domain's a and b. An alias rings the AORs of its own domain only, unless "
+           "[module::Router] inter-domain-requests = allow. Reloaded by SIGHUP and "
+           "portierctl reload")
       .integer("module::Registrar", "min-expires", 60, 1, 86400,
                "shortest registration accepted; shorter ones get 423")
       .integer("module::Registrar", "max-expires", 3600, 1, 86400 * 7,

@@ -20,7 +20,8 @@ class TargetResolverTest : public ::testing::Test {
         &error));
     ASSERT_TRUE(statics_.load_from_string(
         "sip:flat@home.example sip:mon1@home.example,sip:door@home.example\n"
-        "sip:mixed@home.example sip:mon1@home.example,sip:mon1@b.example\n",
+        "sip:mixed@home.example sip:mon1@home.example,sip:mon1@b.example\n"
+        "sip:pair@* sip:mon1@*,sip:mon2@*\n",
         "static", &error));
     bind("sip:mon1@home.example", "sip:mon1@192.0.2.21:5060", "udp:192.0.2.21:5060");
     // Behind NAT: registered from another address than its contact names.
@@ -91,6 +92,12 @@ TEST_F(TargetResolverTest, Table) {
        "sip:home@b.example", "", "404"},
       {"§16.5: a static record rings its own domain's AORs only (isolation)",
        "sip:mixed@home.example", "", "sip:mon1@192.0.2.21:5060"},
+      {"§16.5: a sip:ALIAS@* static record rings its AORs in the request's domain",
+       "sip:pair@b.example", "", "sip:mon1@192.0.2.41:5060 sip:mon2@192.0.2.42:5060"},
+      {"§16.5: ... and in the other house, that house's", "sip:pair@home.example", "",
+       "sip:mon1@192.0.2.21:5060 sip:mon2@10.0.0.22:5060>sip:203.0.113.5:40211;transport=udp"},
+      {"§16.5: a sip:ALIAS@* record in a domain not served names nobody (404)",
+       "sip:pair@other.example", "", "404"},
   };
   for (const Row &row : rows) {
     SCOPED_TRACE(row.rfc);

@@ -56,6 +56,10 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   std::vector<std::string> aors;
   const bool group = groups_.contains(aor, ruri->url_user, names_.is_reg_domain(host.c_str()));
   const std::vector<std::string> *listed = group ? nullptr : static_records_.find(aor);
+  std::vector<std::string> in_domain;  // a sip:ALIAS@* static record, here
+  if (!group && !listed && names_.is_reg_domain(host.c_str()) &&
+      static_records_.find_in_domain(ruri->url_user, aor_domain(aor), &in_domain))
+    listed = &in_domain;
   if (group) {
     for (auto &a : locations_.aors_in_domain(aor_domain(aor), now))
       if (a != ctx.caller_aor && a != aor) aors.push_back(a);
