@@ -42,7 +42,9 @@ def _houses(env, users, inter="deny"):
                                  "%d-%d" % (env.ports.relay_first, env.ports.relay_first + 99),
                                  more={
             "global": {"log-output": "stderr"},
-            "module::Registrar": {"reg-domains": "*", "group-addresses": "sip:home@*"},
+            "module::Registrar": {"reg-domains": "*", "group-addresses": "sip:home@*",
+                                  "static-records-file": env.write(
+                                      "static.conf", "<sip:first@*> <sip:mon1@*>\n")},
             "module::Authentication": {"auth-domains": "*", "available-algorithms": "MD5"},
             "module::Router": {"inter-domain-requests": env.house_inter},
             "module::MediaRelay": {"enabled": "false"}})
@@ -189,6 +191,22 @@ def _ring_home(env, domain, houses):
         door.close()
 
 
+def _ring_first(env, domain, houses):
+    """sip:first@DOMAIN, a static record of every domain (<sip:first@*>
+    <sip:mon1@*>), rings that house's mon1 only."""
+    door = _Ua(env, "door", domain)
+    try:
+        for m in (mon for mons in houses.values() for mon in mons):
+            m.invites.clear()
+        got = door.ask("INVITE", "sip:first@" + domain, timeout=8)
+        _check_statuses(got, (407, 486), "door@%s rings sip:first@%s" % (domain, domain))
+        time.sleep(0.3)
+        rung = sorted(m.name for mons in houses.values() for m in mons if m.invites)
+        check(rung == ["mon1.%s" % domain], "sip:first@%s rang %s" % (domain, rung))
+    finally:
+        door.close()
+
+
 def _secrets_absent(env, users):
     text = env.proxy_log_text()
     leaked = [pw for d in users.values() for pw in d.values() if pw in text]
@@ -197,7 +215,8 @@ def _secrets_absent(env, users):
 
 @case
 def case_domains_two_houses(env):
-    """Two houses on one proxy: sip:home@* rings only its own house; a user of A
+    """Two houses on one proxy: sip:home@* (and a static record <sip:first@*>)
+    rings only its own house; a user of A
     calling B gets 403; a REGISTER for c.example (not served) gets 403 at once;
     A's alice with A's password cannot register B's alice (challenged, then 401
     for the bare name and 403 for alice@a.example, RFC 3261 section 10.3 step 4);
@@ -212,6 +231,7 @@ def case_domains_two_houses(env):
               "registrations: %s" % _aors(env))
         _ring_home(env, A, houses)
         _ring_home(env, B, houses)
+        _ring_first(env, B, houses)
 
         alice_a = _Ua(env, "alice", A)
         uas.append(alice_a)
