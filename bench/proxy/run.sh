@@ -50,6 +50,12 @@ PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
 #          - memory per idle TLS connection: RSS (Kamailio: PSS of all processes)
 #            with BENCH_TLS_IDLE connections open, less before, per connection
 #            (tls_clients.py idle).
+#   domains  several domains in one proxy (issue 14): CPU per authenticated REGISTER
+#          at BENCH_COST_RATE/s, and with BENCH_DOMAINS_SEARCH=1 the highest sustained
+#          REGISTER rate, for the same BENCH_USERS users laid out two ways: one
+#          domain of BENCH_USERS users, and BENCH_DOMAINS domains (default 1,000) of
+#          BENCH_USERS / BENCH_DOMAINS users each; reg-domains = auth-domains = *, the
+#          layouts interleaved BENCH_COST_REPS times (portier peers only).
 MODE=${BENCH_MODE:-"cost top"}
 COST_RATE=${BENCH_COST_RATE:-3000}
 COST_CALL_RATE=${BENCH_COST_CALL_RATE:-600}
@@ -64,9 +70,11 @@ TLS_CONNS=${BENCH_TLS_CONNS:-4}     # at most 20: sipp ports REG_SIPP_PORT+1..
 TLS_HS_RATE=${BENCH_TLS_HS_RATE:-100}
 TLS_IDLE=${BENCH_TLS_IDLE:-1000}
 TLS_KEY=${BENCH_TLS_KEY:-rsa}
+DOMAINS=${BENCH_DOMAINS:-1000}
+DOMAINS_SEARCH=${BENCH_DOMAINS_SEARCH:-0}
 case " $MODE " in
   *" relay "*) DEFAULT_PEERS="portier portier+relay" ;;
-  *" instr "*) DEFAULT_PEERS="portier" ;;
+  *" instr "*|*" domains "*) DEFAULT_PEERS="portier" ;;
   *" cost "*|*" tls "*) DEFAULT_PEERS="portier kamailio" ;;
   *) DEFAULT_PEERS="portier kamailio kamailio-authdb" ;;
 esac
@@ -227,6 +235,29 @@ gen_users() {
   printf 'id(int,auto) table_name(string) table_version(int) \nsubscriber:7\n' >"$d/db/version"
 }
 
+# domains mode: USERS users spread over $1 domains (dom0001.example ...), in DIR:
+# users.conf and users.csv (user;password;contact port;domain)
+gen_domain_users() {   # domains dir
+  mkdir -p "$2"
+  awk -v n="$USERS" -v nd="$1" -v d="$2" 'BEGIN {
+    srand(20240601);
+    per = int((n + nd - 1) / nd);
+    print "SEQUENTIAL" > (d "/users.csv");
+    print "version:1" > (d "/users.conf");
+    for (i = 1; i <= n; i++) {
+      u = sprintf("u%05d", i); dom = sprintf("dom%04d.example", int((i - 1) / per) + 1);
+      pw = sprintf("%08x%04x", int(rand() * 4294967295), i % 65536);
+      print u ";" pw ";5099;" dom > (d "/users.csv");
+      print u "@" dom " clrtxt:" pw " ;" > (d "/users.conf");
+    }
+  }'
+}
+# What the registrations of reg and fill steps read (the domains mode switches them).
+USERS_DIR=""   # set after gen_users: $OUT/users
+REG_SCENARIO=register_auth.xml
+REG_AUTH=(-auth_uri bench.example)
+REG_DOMAINS=bench.example
+
 # ---------------------------------------------------------------- proxies
 # portier-NAME[+relay] runs the binary in PORTIER_PROXY_NAME (upper case): several
 # trees side by side in one run
@@ -247,13 +278,14 @@ start_proxy() {   # peer
       bin=$(portier_binary "$peer") || die "peer $peer needs its binary (PORTIER_PROXY...)"
       case $peer in *+relay) relay=true ;; esac
       PROXY_PORT=$PORT_PORTIER
-      cp "$OUT/users/users.conf" "$dir/run/users.conf"
+      cp "$USERS_DIR/users.conf" "$dir/run/users.conf"
       local tls_transport=""
       if [ $TLS -eq 1 ]; then
         TLS_PORT=$PORT_PORTIER_TLS
         tls_transport="sips:127.0.0.1:$TLS_PORT;tls-certificates-file=$OUT/tls/server.pem;tls-certificates-private-key=$OUT/tls/server.key"
       fi
       sed -e "s#@PORT@#$PROXY_PORT#g; s#@DIR@#$dir/run#g; s#@RELAY@#$relay#g; s#@RELAY_PORTS@#$RELAY_PORTS#g" \
+        -e "s#@DOMAINS@#$REG_DOMAINS#g" \
         -e "s#@TLS_TRANSPORT@#$tls_transport#g" "$HERE/portier.conf.in" >"$dir/portier.conf"
       echo "--- start $(date +%T)" >>"$dir/proxy.log"
       # instr mode: the proxy runs under callgrind, which counts nothing until zeroed
@@ -385,7 +417,7 @@ step() {
   SIPP_PIDS=()
   case $kind in
     reg|fill)
-      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/register_auth.xml" -auth_uri bench.example -inf "$OUT/users/users.csv" \
+      sipp_bg "$pfx" "$tl" "127.0.0.1:$PROXY_PORT" -sf "$SCN/$REG_SCENARIO" "${REG_AUTH[@]}" -inf "$USERS_DIR/users.csv" \
         -p $REG_SIPP_PORT -r "$rate" -m "$count"
       wait "$BG_PID"; rc=$?
       ;;
@@ -603,8 +635,9 @@ NOISY=0
 printf 'peer\tkind\trate\tcount\tok\tfailed\tretrans\tout_of_call\tdead\tachieved\telapsed\tproxy_cpu\tcore_other\tudp_drops\tsipp_core\tsipp_cpu\tsipp_other\trc\tverdict\n' >"$RESULTS"
 
 gen_users
+USERS_DIR=$OUT/users
 for m in $MODE; do
-  case $m in cost|relay|top|instr|tls) ;; *) die "unknown BENCH_MODE $m (cost, relay, top, instr, tls)" ;; esac
+  case $m in cost|relay|top|instr|tls|domains) ;; *) die "unknown BENCH_MODE $m (cost, relay, top, instr, tls, domains)" ;; esac
 done
 for peer in $PEERS; do
   case $peer in
@@ -614,7 +647,7 @@ for peer in $PEERS; do
     *) die "unknown peer $peer" ;;
   esac
 done
-case " $MODE " in *" cost "*|*" relay "*|*" top "*|*" tls "*) wait_idle ;; esac
+case " $MODE " in *" cost "*|*" relay "*|*" top "*|*" tls "*|*" domains "*) wait_idle ;; esac
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 kind_label() {
@@ -880,8 +913,71 @@ tls_mode() {
   } | tee -a "$OUT/summary.txt"
 }
 
+# ---------------------------------------------------------------- domains mode
+# The same USERS users as one domain and as DOMAINS domains, each layout a fresh
+# proxy with reg-domains = auth-domains = * (the users file's domains), the
+# registrar filled, then one REGISTER step at COST_RATE/s (and a search for the
+# highest sustained rate with DOMAINS_SEARCH=1); the layouts interleaved
+# COST_REPS times. The Request-URI is the proxy's address (sipp's digest uri
+# without -auth_uri), the domain is the To's: one scenario for both layouts.
+declare -A DCOST DTOP
+domains_mode() {
+  local rep peer ndom v vals
+  local layouts=("1" "$DOMAINS")
+  for ndom in "${layouts[@]}"; do gen_domain_users "$ndom" "$OUT/users-$ndom"; done
+  REG_SCENARIO=register_auth_domains.xml REG_AUTH=() REG_DOMAINS="*"
+  for rep in $(seq 1 "$COST_REPS"); do
+    for peer in $PEERS; do
+      case $peer in portier*) ;; *) continue ;; esac
+      for ndom in "${layouts[@]}"; do
+        USERS_DIR=$OUT/users-$ndom
+        mkdir -p "$OUT/$peer"
+        start_proxy "$peer" || die "$peer did not start"
+        step "$peer" fill "$FILL_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures ($ndom domains)"
+        settle
+        v=pass
+        step "$peer" reg "$COST_RATE" $((COST_RATE * STEP_SECS)) || v=FAIL
+        DCOST[$peer,$ndom,$rep]=$LAST_US_PER_OP
+        [ $v = pass ] || DCOST[$peer,$ndom,$rep]+="!"
+        log "rep $rep $peer, $ndom domain(s): $LAST_US_PER_OP us proxy CPU per REGISTER ($LAST_OK ok, $v)"
+        if [ "$DOMAINS_SEARCH" = 1 ]; then
+          search "$peer" reg "$REG_START" "$REG_MAX" 250
+          DTOP[$peer,$ndom,$rep]="$BEST${BOUND:+ ($BOUND)}"
+          log "rep $rep $peer, $ndom domain(s): $BEST REGISTER/s sustained"
+        fi
+        stop_proxy
+      done
+    done
+  done
+  USERS_DIR=$OUT/users REG_SCENARIO=register_auth.xml REG_AUTH=(-auth_uri bench.example) REG_DOMAINS=bench.example
+  {
+    echo
+    echo "CPU per authenticated REGISTER at $COST_RATE/s, $USERS users as 1 domain and as $DOMAINS domains (reg-domains = *), us; layouts interleaved"
+    for peer in $PEERS; do
+      case $peer in portier*) ;; *) continue ;; esac
+      local med=()
+      for ndom in "${layouts[@]}"; do
+        printf '%-26s' "$peer, $ndom domain(s)"
+        vals=""
+        for rep in $(seq 1 "$COST_REPS"); do printf ' %10s' "${DCOST[$peer,$ndom,$rep]}"; vals+="${DCOST[$peer,$ndom,$rep]%!} "; done
+        med+=("$(echo "$vals" | median)")
+        printf ' median %s\n' "${med[-1]}"
+        if [ "$DOMAINS_SEARCH" = 1 ]; then
+          for rep in $(seq 1 "$COST_REPS"); do echo "  rep $rep: ${DTOP[$peer,$ndom,$rep]} REGISTER/s sustained"; done
+        fi
+      done
+      echo "REGISTER/s at equal CPU, $DOMAINS domains / 1 domain ($peer, medians; aim >= 0.9): $(awk -v a="${med[0]}" -v b="${med[1]}" \
+        'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else printf "-"}')"
+    done
+    echo "(\"!\": the step failed: a registration failed, a message was retransmitted, or the rate fell short)"
+    [ $NOISY -eq 1 ] && echo "WARNING: the machine was busy with other work: figures are noisy"
+    echo "steps: $RESULTS; logs and sipp traces: $OUT"
+  } | tee -a "$OUT/summary.txt"
+}
+
 for m in $MODE; do
   case $m in
+    domains) domains_mode ;;
     cost) cost_mode cost $COST_KINDS ;;
     tls) tls_mode ;;
     relay) cost_mode relay call ;;

@@ -17,7 +17,9 @@ std::string result(const std::string &text) { return json::object_of("result", t
 std::string error(const std::string &text) { return json::object_of("error", text); }
 
 Command reload_command(std::function<std::string()> reload) {
-  return {"reload", "", "load the TLS certificates, keys and CA files again (as SIGHUP does)",
+  return {"reload", "",
+          "load the TLS certificates, keys and CA files again, and in the proxy its users, domains "
+          "and static records (as SIGHUP does)",
           [reload = std::move(reload)](const std::string &) {
             const std::string failed = reload();
             return failed.empty() ? result("reloaded")

@@ -18,11 +18,32 @@ bool any_host(const std::vector<std::string> &names, const char *host) {
                      [&](const std::string &d) { return host_eq(host, d); });
 }
 
+bool in_domains(const LocalNames::Domains &domains, const char *host) {
+  if (!host || domains.empty()) return false;
+  // Host names are short: the lower-case copy stays in the string's own buffer
+  // for most of them.
+  std::string key(host);
+  for (char &c : key) c = ascii::lower(c);
+  return domains.count(key) != 0;
+}
+
 }  // namespace
 
-bool LocalNames::is_reg_domain(const char *host) const { return any_host(reg_domains_, host); }
+LocalNames::Domains LocalNames::expand(const std::vector<std::string> &listed,
+                                       const Domains &user_domains) {
+  Domains out;
+  for (const std::string &d : listed) {
+    if (d == "*")
+      out.insert(user_domains.begin(), user_domains.end());
+    else
+      out.insert(ascii::to_lower(d));
+  }
+  return out;
+}
 
-bool LocalNames::is_auth_domain(const char *host) const { return any_host(auth_domains_, host); }
+bool LocalNames::is_reg_domain(const char *host) const { return in_domains(reg_domains_, host); }
+
+bool LocalNames::is_auth_domain(const char *host) const { return in_domains(auth_domains_, host); }
 
 bool LocalNames::is_alias(const char *host) const { return any_host(aliases_, host); }
 

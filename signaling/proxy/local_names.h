@@ -1,9 +1,12 @@
 // Which names mean this proxy: its transports' host:port, the domains it serves
-// and their aliases. Plain data filled at start; the request chain, the router
-// and the Record-Route writer all ask it.
+// and their aliases. Plain data filled at start (the domains again on a
+// reload); the request chain, the router and the Record-Route writer all ask it.
+// The served domains are hash sets: a cloud proxy serves one domain per house,
+// and every request asks, so the cost must not grow with their number.
 #pragma once
 
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "proxy/sofia.h"
@@ -16,12 +19,27 @@ class LocalNames {
     std::string proto, host, port;  // host without brackets
   };
 
+  using Domains = std::unordered_set<std::string>;  // lower-case
+
   LocalNames() = default;
-  LocalNames(std::vector<std::string> reg_domains, std::vector<std::string> auth_domains,
-             std::vector<std::string> aliases)
-      : reg_domains_(std::move(reg_domains)),
-        auth_domains_(std::move(auth_domains)),
+  LocalNames(const std::vector<std::string> &reg_domains,
+             const std::vector<std::string> &auth_domains, std::vector<std::string> aliases)
+      : reg_domains_(reg_domains.begin(), reg_domains.end()),
+        auth_domains_(auth_domains.begin(), auth_domains.end()),
         aliases_(std::move(aliases)) {}
+
+  // The served domains of a reg-domains or auth-domains list: its names, and
+  // for "*" every domain the users file names (`user_domains`). "*" never
+  // means "whatever domain a request names" (Flexisip's wildcard): a cloud
+  // proxy would then be registrar for any domain a stranger writes, and the
+  // domain list would leak nothing but also guard nothing.
+  static Domains expand(const std::vector<std::string> &listed, const Domains &user_domains);
+  // The reg-domains and auth-domains in force from now on (a reload).
+  void set_domains(Domains reg_domains, Domains auth_domains) {
+    reg_domains_ = std::move(reg_domains);
+    auth_domains_ = std::move(auth_domains);
+  }
+  const Domains &reg_domains() const { return reg_domains_; }
 
   // One of our listening points ("udp", "127.0.0.1", "5060"), once sofia opened it.
   void add_address(HostPort hp) { us_.push_back(std::move(hp)); }
@@ -40,7 +58,8 @@ class LocalNames {
   bool has_our_via(const sip_t *sip) const;
 
  private:
-  std::vector<std::string> reg_domains_, auth_domains_, aliases_;  // lower-case
+  Domains reg_domains_, auth_domains_;
+  std::vector<std::string> aliases_;  // lower-case; a few
   std::vector<HostPort> us_;
 };
 

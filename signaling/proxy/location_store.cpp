@@ -301,6 +301,14 @@ size_t LocationStore::purge_expired(int64_t now) {
   return removed;
 }
 
+bool LocationStore::remove_aor(const std::string &aor) {
+  auto it = records_.find(aor);
+  if (it == records_.end()) return false;
+  erase_record(it);
+  ++generation_;
+  return true;
+}
+
 void LocationStore::restore(std::map<std::string, std::vector<Binding>> records) {
   records_ = std::move(records);
   domain_index_.clear();

@@ -85,6 +85,9 @@ class LocationStore {
   std::vector<std::string> aors_in_domain(const std::string &domain, int64_t now) const;
   // Removes bindings whose time has come; returns how many were removed.
   size_t purge_expired(int64_t now);
+  // Removes every binding of an AOR (its user or domain is no longer served);
+  // false when it had none.
+  bool remove_aor(const std::string &aor);
 
   // Every record, for the control socket and persistence.
   const std::map<std::string, std::vector<Binding>> &records() const { return records_; }

@@ -28,6 +28,21 @@ int main(int argc, char **argv) {
   {
     proxy::Proxy proxy(settings);
     daemon.on_reload([&proxy] { return proxy.reload_tls(); });
+    // The users, domains and static records: the config file read again, as
+    // at start (the same checks).
+    daemon.on_reload([&proxy, path = cfg.source_name()] {
+      const std::string error = [&]() -> std::string {
+        config::Config fresh(proxy::proxy_schema());
+        std::string e;
+        if (!fresh.load_file(path, &e)) return e;
+        if (e = proxy::check_proxy_config(fresh); !e.empty()) return e;
+        return proxy.reload_policy(proxy::settings_from_config(fresh));
+      }();
+      if (!error.empty())
+        PLOG_ERROR("reload refused, the users, domains and static records in force are kept: %s",
+                   error.c_str());
+      return error;
+    });
     proxy.set_reload([&daemon] { return daemon.reload(); });
     std::string error;
     if (!proxy.start(daemon.root(), &error)) {

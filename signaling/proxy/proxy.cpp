@@ -66,7 +66,7 @@ bool make_dirs(const std::string &path, std::string *error) {
 
 Proxy::Proxy(ProxySettings settings)
     : settings_(std::move(settings)),
-      names_(settings_.reg_domains, settings_.auth_domains, settings_.aliases),
+      names_({}, {}, settings_.aliases),
       locations_(settings_.limits) {}
 
 Proxy::~Proxy() { stop(); }
@@ -121,6 +121,13 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   if (!settings_.static_records_file.empty() &&
       !static_records_.load(settings_.static_records_file, error))
     return false;
+  // "*" stands for the users file's domains, known only now.
+  {
+    const LocalNames::Domains user_domains = users_.domains();
+    names_.set_domains(LocalNames::expand(settings_.reg_domains, user_domains),
+                       LocalNames::expand(settings_.auth_domains, user_domains));
+    PLOG_INFO("registrar: %zu domain(s) served", names_.reg_domains().size());
+  }
 
   persister_ = std::make_unique<LocationPersister>(settings_.state_directory + "/registrations");
   LocationPersister::LoadReport loaded;
@@ -381,6 +388,63 @@ std::string Proxy::uri_for(const HostPort &hp) const {
   std::string uri = "sip:" + host + ":" + hp.port;
   if (strcasecmp(hp.proto.c_str(), "udp") != 0) uri += ";transport=" + hp.proto;
   return uri;
+}
+
+std::string Proxy::reload_policy(const ProxySettings &fresh) {
+  if (fresh.auth_enabled != settings_.auth_enabled)
+    return "[module::Authentication] enabled changed: that takes a restart";
+  // Everything is read and checked before anything changes: a bad file keeps
+  // the whole set in force.
+  auth::UsersFile users;
+  std::string error;
+  if (fresh.auth_enabled && !users.load(fresh.users_file, &error)) return error;
+  StaticRecords statics;
+  if (!fresh.static_records_file.empty() && !statics.load(fresh.static_records_file, &error))
+    return error;
+  const LocalNames::Domains user_domains = users.domains();
+  LocalNames::Domains reg = LocalNames::expand(fresh.reg_domains, user_domains);
+  LocalNames::Domains auth = LocalNames::expand(fresh.auth_domains, user_domains);
+
+  // The Authenticator, the router and the chain keep references to these
+  // objects: their contents change, not their addresses.
+  users_ = std::move(users);
+  static_records_ = std::move(statics);
+  names_.set_domains(std::move(reg), std::move(auth));
+  settings_.reg_domains = fresh.reg_domains;
+  settings_.auth_domains = fresh.auth_domains;
+  settings_.users_file = fresh.users_file;
+  settings_.static_records_file = fresh.static_records_file;
+  settings_.group_addresses = fresh.group_addresses;
+  settings_.inter_domain_allowed = fresh.inter_domain_allowed;
+  if (router_) router_->forget_proof_keys();
+
+  // A binding whose domain is no longer served, or whose user is gone, is
+  // removed at once rather than left to expire: a resident taken out of the
+  // file (moved out, lost phone) must stop receiving the door's calls now, not
+  // up to max-expires later. Its device gets 403 at its next refresh.
+  std::vector<std::string> gone;
+  for (const auto &[aor, bindings] : locations_.records()) {
+    const std::string domain = aor_domain(aor);
+    const size_t at = aor.rfind('@');
+    const bool served = names_.is_reg_domain(domain.c_str());
+    const bool known = !settings_.auth_enabled ||
+                       (at != std::string::npos && at > 4 &&
+                        users_.has_user(std::string_view(aor).substr(4, at - 4), domain));
+    if (!served || !known) gone.push_back(aor);
+  }
+  static const std::vector<Binding> kNone;
+  for (const std::string &aor : gone) {
+    locations_.remove_aor(aor);
+    if (persister_) persister_->append(LocationPersister::journal_record(aor, kNone));
+    events_.add("unregistered", {events::field("aor", aor), events::field("from", "reload"),
+                                 events::field("bindings", int64_t{0})});
+  }
+  PLOG_INFO(
+      "reload: %zu user(s), %zu domain(s) served, %zu static record(s), inter-domain requests "
+      "%s; %zu address(es) of record removed (user or domain no longer served)",
+      users_.size(), names_.reg_domains().size(), static_records_.size(),
+      settings_.inter_domain_allowed ? "allowed" : "denied", gone.size());
+  return "";
 }
 
 std::string Proxy::reload_tls() {

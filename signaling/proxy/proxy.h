@@ -57,6 +57,12 @@ class Proxy {
   // live context (docs/TLS.md §6); "" or what failed (that transport keeps
   // what it had). A Daemon reload handler.
   std::string reload_tls();
+  // Takes the users file, the static records, reg-domains, auth-domains,
+  // group-addresses and inter-domain-requests of `fresh` (the config read
+  // again), all or nothing: "" or what is wrong (FILE:LINE), the old set kept.
+  // Registrations of users or domains no longer served are removed. A Daemon
+  // reload handler; the other keys take a restart.
+  std::string reload_policy(const ProxySettings &fresh);
   // What the control socket's "reload" runs (Daemon::reload).
   void set_reload(std::function<std::string()> reload) { reload_ = std::move(reload); }
   // Saves registrations and closes everything.

@@ -78,11 +78,19 @@ config::Schema make_schema() {
       .integer("global", "max-connections-per-source", 64, 1, 100000,
                "TCP connections one peer address may hold open; its newest beyond that are "
                "closed");
-  s.list("module::Registrar", "reg-domains", "home.example", "domains we are registrar for")
+  s.list("module::Registrar", "reg-domains", "home.example",
+         "domains we are registrar for, space-separated; * stands for every domain the users "
+         "file names (never for any domain a request names); a REGISTER for another domain "
+         "gets 403. Reloaded by SIGHUP and portierctl reload")
       .list("module::Registrar", "group-addresses", "sip:home@home.example",
-            "addresses that ring every device registered in their domain")
+            "addresses that ring every device registered in their domain; sip:USER@* is USER "
+            "in every served domain, each ringing its own domain's devices")
       .str("module::Registrar", "static-records-file", "",
-           "Flexisip-format aliases: <sip:alias@dom> <sip:a@dom>,<sip:b@dom> (empty: none)")
+           "Flexisip-format aliases: <sip:alias@dom> <sip:a@dom>,<sip:b@dom> (empty: none); "
+           "<sip:alias@*> <sip:a@*>,<sip:b@*> is the alias in every served domain, ringing "
+           "that domain's a and b. An alias rings the AORs of its own domain only, unless "
+           "[module::Router] inter-domain-requests = allow. Reloaded by SIGHUP and "
+           "portierctl reload")
       .integer("module::Registrar", "min-expires", 60, 1, 86400,
                "shortest registration accepted; shorter ones get 423")
       .integer("module::Registrar", "max-expires", 3600, 1, 86400 * 7,
@@ -93,9 +101,12 @@ config::Schema make_schema() {
                "bindings kept per address of record");
   s.boolean("module::Authentication", "enabled", true, "require digest authentication")
       .list("module::Authentication", "auth-domains", "home.example",
-            "domains whose users must authenticate (the realm is the domain)")
+            "domains whose users must authenticate (the realm is the domain); * stands for "
+            "every domain the users file names")
       .str("module::Authentication", "file-path", "/etc/portier/users.conf",
-           "users file, Flexisip format: version:1 then 'user@domain clrtxt:secret ;'")
+           "users file, Flexisip format: version:1 then 'user@domain clrtxt:secret ;'. "
+           "Reloaded by SIGHUP and portierctl reload (a bad file keeps the users in force); a "
+           "user no longer in it cannot authenticate, and its registrations are removed")
       .list("module::Authentication", "available-algorithms", "MD5 SHA-256",
             "digest algorithms offered, one challenge each, in this order (MD5 alone for "
             "baresip 1.0, which fails on any other challenge)",
@@ -118,7 +129,12 @@ config::Schema make_schema() {
                "addresses (and users) whose failures are remembered: bounds the memory");
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
             "seconds before unanswered branches are cancelled; the caller gets the best "
-            "answer so far at once (408 if none)");
+            "answer so far at once (408 if none)")
+      .str("module::Router", "inter-domain-requests", "deny",
+           "deny: a user of one served domain sending a request to another served domain gets "
+           "403, and group addresses and static records ring their own domain only (one house "
+           "per domain never reaches another); allow: requests cross domains. Dialogs already "
+           "set up carry on either way");
   s.boolean("module::MediaRelay", "enabled", true,
             "put a media relay into every call: early media forked to every ringing device")
       .str("module::MediaRelay", "sdp-address", "127.0.0.1",
@@ -173,6 +189,27 @@ config::Schema make_schema() {
 
 }  // namespace
 
+std::string parse_group_addresses(const std::vector<std::string> &values, GroupAddresses *out) {
+  GroupAddresses g;
+  for (const std::string &v : values) {
+    std::string_view text = v;
+    if (text.size() >= 2 && text.front() == '<' && text.back() == '>')
+      text = text.substr(1, text.size() - 2);
+    if (text.size() > 2 && text.compare(text.size() - 2, 2, "@*") == 0) {
+      // The user part as parse_aor takes it, from the same address in a fixed domain.
+      const std::string aor = parse_aor(std::string(text.substr(0, text.size() - 1)) + "x.invalid");
+      if (aor.empty()) return "'" + v + "' is not a sip:user@* address";
+      g.in_every_domain.insert(aor.substr(4, aor.rfind('@') - 4));
+      continue;
+    }
+    const std::string aor = text.find('*') == std::string_view::npos ? parse_aor(v) : "";
+    if (aor.empty()) return "'" + v + "' is not a sip:user@domain or sip:user@* address";
+    g.aors.insert(aor);
+  }
+  *out = std::move(g);
+  return "";
+}
+
 const config::Schema &proxy_schema() {
   static const config::Schema schema = make_schema();
   return schema;
@@ -197,10 +234,31 @@ std::string check_proxy_config(const config::Config &cfg) {
     if (!check_tls_ciphers(u.tls_settings, &error))
       return cfg.where("global", "transports") + "'" + t + "': " + error;
   }
-  for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
-    if (parse_aor(g).empty())
-      return cfg.where("module::Registrar", "group-addresses") + "'" + g +
-             "' is not a sip:user@domain address";
+  {
+    GroupAddresses groups;
+    const std::string bad =
+        parse_group_addresses(cfg.get_list("module::Registrar", "group-addresses"), &groups);
+    if (!bad.empty()) return cfg.where("module::Registrar", "group-addresses") + bad;
+  }
+  const std::string inter = cfg.get_string("module::Router", "inter-domain-requests");
+  if (inter != "deny" && inter != "allow")
+    return cfg.where("module::Router", "inter-domain-requests") + "'" + inter +
+           "' is neither deny nor allow";
+  // "*" is read from the users file, which only authentication loads.
+  for (const char *key : {"reg-domains", "auth-domains"}) {
+    const char *section =
+        std::string(key) == "reg-domains" ? "module::Registrar" : "module::Authentication";
+    for (const auto &d : cfg.get_list(section, key)) {
+      if (d.find('*') == std::string::npos) continue;
+      if (d != "*")
+        return cfg.where(section, key) + "'" + d +
+               "': * stands alone (every domain of the users file); no partial wildcards";
+      if (!cfg.get_bool("module::Authentication", "enabled"))
+        return cfg.where(section, key) +
+               "* means every domain of the users file, which needs [module::Authentication] "
+               "enabled";
+    }
+  }
   if (cfg.get_int("module::Registrar", "min-expires") >
       cfg.get_int("module::Registrar", "max-expires"))
     return cfg.where("module::Registrar", "min-expires") + "larger than max-expires";
@@ -308,8 +366,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.max_connections_per_source =
       static_cast<size_t>(cfg.get_int("global", "max-connections-per-source"));
   for (auto d : cfg.get_list("module::Registrar", "reg-domains")) s.reg_domains.push_back(lower(d));
-  for (const auto &g : cfg.get_list("module::Registrar", "group-addresses"))
-    s.group_addresses.push_back(parse_aor(g));
+  parse_group_addresses(cfg.get_list("module::Registrar", "group-addresses"), &s.group_addresses);
   s.static_records_file = cfg.get_string("module::Registrar", "static-records-file");
   s.limits.min_expires = static_cast<int>(cfg.get_int("module::Registrar", "min-expires"));
   s.limits.max_expires = static_cast<int>(cfg.get_int("module::Registrar", "max-expires"));
@@ -336,6 +393,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.failure_limits.log_lines_total = 4 * s.failure_limits.log_lines;
   s.failure_limits.max_entries = auth_uint("failure-tracking-entries");
   s.call_fork_timeout = static_cast<int>(cfg.get_int("module::Router", "call-fork-timeout"));
+  s.inter_domain_allowed = cfg.get_string("module::Router", "inter-domain-requests") == "allow";
   s.relay.enabled = cfg.get_bool("module::MediaRelay", "enabled");
   s.relay.sdp_address = cfg.get_string("module::MediaRelay", "sdp-address");
   s.relay.listen_address = cfg.get_string("module::MediaRelay", "listen-address");

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/auth/digest.h"
@@ -45,6 +46,21 @@ struct RelaySettings {
                                             sdp::SrtpSuite::AesCm128HmacSha1_32};
 };
 
+// [module::Registrar] group-addresses: the addresses that ring every device of
+// their domain. "sip:home@*" is `home` in every served domain, each ringing
+// that domain's devices only.
+struct GroupAddresses {
+  std::unordered_set<std::string> aors;             // normalized ("sip:home@home.example")
+  std::unordered_set<std::string> in_every_domain;  // user parts of "sip:USER@*"
+
+  // aor: normalized, `user` its user part; served: its domain is a reg-domain.
+  bool contains(const std::string &aor, const char *user, bool served) const {
+    return aors.count(aor) != 0 || (served && user && in_every_domain.count(user) != 0);
+  }
+};
+// "" and *out filled, or what is wrong with one entry.
+std::string parse_group_addresses(const std::vector<std::string> &values, GroupAddresses *out);
+
 struct ProxySettings : GlobalSettings {
   std::vector<std::string> transports;  // as sofia takes them (sips: for TLS)
   // Per entry of transports: its TLS settings, for a TLS transport.
@@ -55,19 +71,24 @@ struct ProxySettings : GlobalSettings {
   int tcp_incomplete_message_timeout = 60;  // s, stalled in a message
   size_t max_connections_per_source = 64;
 
-  std::vector<std::string> reg_domains;      // lower-case
-  std::vector<std::string> group_addresses;  // normalized AORs
+  // As listed, lower-case; "*" stands for every domain of the users file
+  // (LocalNames::expand).
+  std::vector<std::string> reg_domains;
+  GroupAddresses group_addresses;
   std::string static_records_file;
   LocationStore::Limits limits;
 
   bool auth_enabled = true;
-  std::vector<std::string> auth_domains;  // lower-case
+  std::vector<std::string> auth_domains;  // as reg_domains
   std::string users_file;
   std::vector<auth::Algorithm> algorithms;
   int nonce_expires = 3600;
   auth::FailureLimits failure_limits;
 
   int call_fork_timeout = 60;
+  // [module::Router] inter-domain-requests: a user of one served domain may
+  // send requests to another (else 403: each house is its own world).
+  bool inter_domain_allowed = false;
 
   RelaySettings relay;
 };

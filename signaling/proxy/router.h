@@ -81,6 +81,8 @@ class Router : public chain::Forker, public chain::DialogRouter {
   bool refusal_loggable() override;
 
   std::string calls_json(int64_t now) const;
+  // The users file was reloaded: every identity proof key is derived again.
+  void forget_proof_keys() { proof_keys_.clear(); }
   size_t transactions() const { return txns_.size(); }
   // Forgets answered calls that never saw a BYE (a phone that lost power).
   void expire_dialogs(int64_t now);
@@ -199,7 +201,8 @@ class Router : public chain::Forker, public chain::DialogRouter {
   CallObserver *observer_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
-  // By receiver AOR; the users file does not change while the proxy runs.
+  // By receiver AOR; forgotten when the users file is reloaded (a new password
+  // is a new key, a removed user has none).
   std::unordered_map<std::string, std::optional<ProofKey>> proof_keys_;
   static constexpr size_t kMaxProofKeys = 4096;
   static constexpr size_t kRefusalLinesPerSecond = 5;

@@ -16,6 +16,11 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
+// "sip:door-group@*": the alias (or target) in every served domain.
+bool is_every_domain(const std::string &aor) {
+  return aor.size() > 2 && aor.compare(aor.size() - 2, 2, "@*") == 0;
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
@@ -125,11 +130,21 @@ bool StaticRecords::load_from_string(std::string_view text, const std::string &n
     }
 
     std::vector<std::string> targets;
+    const bool every_domain = is_every_domain(alias);
     while (true) {
       if (!next_uri(line, uri, &message)) return fail();
       if (uri.empty()) break;
       std::string target;
       if (!to_aor(uri, &target, &message)) return fail();
+      if (is_every_domain(target) != every_domain) {
+        // One house per domain: sip:USER@* rings that user in the request's
+        // own domain, never a fixed one, and a fixed alias names real AORs.
+        message = every_domain ? "alias " + alias + " (every domain) lists " + target +
+                                     ": its targets are sip:USER@* too"
+                               : "alias " + alias + " lists " + target +
+                                     ": sip:USER@* targets need a sip:ALIAS@* alias";
+        return fail();
+      }
       if (target == alias) {
         // The router would fork the call to itself again and again.
         message = "alias " + alias + " lists itself";
@@ -153,6 +168,20 @@ bool StaticRecords::load_from_string(std::string_view text, const std::string &n
 const std::vector<std::string> *StaticRecords::find(const std::string &aor) const {
   auto it = map_.find(aor);
   return it == map_.end() ? nullptr : &it->second;
+}
+
+bool StaticRecords::find_in_domain(std::string_view user, std::string_view domain,
+                                   std::vector<std::string> *out) const {
+  std::string key = "sip:";
+  key.append(user).append("@*");
+  auto it = map_.find(key);
+  if (it == map_.end()) return false;
+  out->clear();
+  for (const std::string &t : it->second) {
+    out->push_back(t.substr(0, t.size() - 1));  // "sip:mon1@" ...
+    out->back().append(domain);
+  }
+  return true;
 }
 
 }  // namespace portier::proxy

@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "proxy/chain/processor.h"
 #include "proxy/local_names.h"
@@ -66,8 +67,9 @@ struct Request {
 
 // The proxy of the tests: 127.0.0.1:5060 (UDP), serving home.example
 // (also known as intercom.local).
-inline LocalNames test_names() {
-  LocalNames names({"home.example"}, {"home.example"}, {"intercom.local"});
+// `domains`: the reg-domains and auth-domains (a cloud proxy serves several).
+inline LocalNames test_names(const std::vector<std::string> &domains = {"home.example"}) {
+  LocalNames names(domains, domains, {"intercom.local"});
   names.add_address({"udp", "127.0.0.1", "5060"});
   return names;
 }

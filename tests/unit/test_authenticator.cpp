@@ -357,7 +357,8 @@ constexpr const char *kUsers =
     "alice@home.example clrtxt:secret ;\n"
     "bob@home.example md5:e3b394a1c820cc9c115eb23c27b0359e ;\n"
     "carol@home.example sha256:927c09ce06af584f12e33b32922f28987458d5081bd7ee1f17f227483f5a879b "
-    ";\n";
+    ";\n"
+    "alice@other.example clrtxt:otherpw ;\n";
 constexpr const char *kRealm = "home.example";
 constexpr const char *kMethod = "REGISTER";
 constexpr const char *kUri = "sip:home.example";
@@ -496,10 +497,14 @@ TEST_F(AuthenticatorTest, Outcomes) {
       // The dummy HA1 hashed for unknown users must never authenticate anyone.
       {"unknown user, empty password", with("eve", ""), O::Failed, "unknown-user"},
       {"full AOR username", with("alice@home.example", "secret"), O::Ok, ""},
-      // A user of another domain (with its own password) is never taken for
-      // the realm's user of the same name.
-      {"full AOR, other domain", with("alice@other.example", "secret"), O::Failed,
-       "foreign-domain"},
+      // A user of another domain proves who it is with its own password (RFC
+      // 3261 §22.4: the username names whose credentials these are); the
+      // proxy then refuses it as not the realm's alice (§10.3 step 4: 403).
+      {"full AOR, other domain", with("alice@other.example", "otherpw"), O::Ok, ""},
+      {"full AOR, other domain, realm user's password", with("alice@other.example", "secret"),
+       O::Failed, "wrong-password"},
+      {"full AOR, domain not in the file", with("alice@nowhere.example", "secret"), O::Failed,
+       "unknown-user"},
       {"full AOR, domain case", with("alice@Home.Example", "secret"), O::Ok, ""},
       {"-sess algorithm", with("alice", "secret", "MD5-sess"), O::Failed, "bad-algorithm"},
       {"unknown algorithm", with("alice", "secret", "SHA-512-256"), O::Failed, "bad-algorithm"},
@@ -661,7 +666,7 @@ TEST_F(AuthenticatorTest, EveryRefusalSpendsTheNonce) {
   using O = Authenticator::Outcome;
   std::vector<std::pair<const char *, Answer>> refusals = {
       {"unknown user", with("nobody", "secret")},
-      {"foreign domain", with("alice@other.example", "secret")},
+      {"other domain's user, wrong password", with("alice@other.example", "secret")},
       {"no secret for the algorithm", with("carol", "carolpw", "MD5")},
       {"bad algorithm", with("alice", "secret", "MD5-sess")},
   };

@@ -70,7 +70,7 @@ class ChainPolicy : public ::testing::Test {
     ASSERT_TRUE(statics_.load_from_string("sip:flat@home.example sip:alice@home.example\n",
                                           "static", &error))
         << error;
-    settings_.group_addresses = {"sip:home@home.example"};
+    settings_.group_addresses.aors = {"sip:home@home.example"};
   }
   void TearDown() override {
     persister_->drain();
@@ -215,15 +215,16 @@ TEST_F(ChainPolicy, WithAuthenticationEachRequestStopsWhereTheRfcSays) {
 // The Proxy-Authorization a client with this password sends after the 407 of
 // `challenge` (the Proxy-Authenticate the chain sent).
 std::string answer(const std::string &challenge, const std::string &password,
-                   const std::string &ruri) {
+                   const std::string &ruri, const std::string &user = "alice",
+                   const char *method = "INVITE") {
   su_home_t home[1] = {SU_HOME_INIT(home)};
   std::string out;
   if (msg_auth_t *au = sip_proxy_authenticate_make(home, challenge.c_str())) {
     std::vector<std::string_view> params;
     for (const msg_param_t *p = au->au_params; p && *p; ++p) params.emplace_back(*p);
-    auth::DigestClient client("alice", password);
+    auth::DigestClient client(user, password);
     if (auto c = auth::parse_challenge(au->au_scheme, params); c && client.challenged({*c}))
-      out = client.authorization("INVITE", ruri);
+      out = client.authorization(method, ruri);
   }
   su_home_deinit(home);
   return out;
@@ -303,6 +304,107 @@ TEST_F(ChainPolicy, ARegisterWaitsForTheJournalThenIsAnswered) {
   persister_->drain();
   registrar_->release_register_replies();
   EXPECT_EQ(registrar_->held_replies(), 0u);
+}
+
+// Two houses on one proxy: a.example and b.example, each with its alice (other
+// passwords), and `home` a group address in each (sip:home@*).
+class TwoHouses : public ChainPolicy {
+ protected:
+  void SetUp() override {
+    ChainPolicy::SetUp();
+    std::string error;
+    ASSERT_TRUE(
+        users_.load_from_string("version:1\nalice@a.example clrtxt:a-secret ;\n"
+                                "alice@b.example clrtxt:b-secret ;\n"
+                                "bob@b.example clrtxt:bob-secret ;\n",
+                                "users", &error))
+        << error;
+    names_ = testing::test_names({"a.example", "b.example"});
+    settings_.group_addresses = {};
+    settings_.group_addresses.in_every_domain = {"home"};
+    bind("sip:bob@b.example", "sip:bob@192.0.2.20:5060");
+  }
+
+  // A request sent again with the credentials `user` computes for the
+  // challenge its first attempt got (401 for REGISTER, 407 otherwise).
+  Row answered(const Chain &c, const char *rfc, const std::string &method, const std::string &ruri,
+               const std::string &headers, const std::string &from, const std::string &user,
+               const std::string &password, const char *decided_by, int status) {
+    Request first(request_text(method, ruri, headers, "", from));
+    EXPECT_EQ(c.run(first.ctx), Outcome::Respond);
+    const bool reg = method == "REGISTER";
+    EXPECT_EQ(first.reply.status(), reg ? 401 : 407) << rfc;
+    const std::string challenge =
+        first.reply.header(reg ? "www_authenticate_str" : "proxy_authenticate_str");
+    const std::string creds = answer(challenge, password, ruri, user, method.c_str());
+    EXPECT_FALSE(creds.empty()) << rfc;
+    return {
+        rfc,
+        request_text(method, ruri,
+                     headers + (reg ? "Authorization: " : "Proxy-Authorization: ") + creds + "\r\n",
+                     "", from),
+        decided_by,
+        // The registrar's 200 waits for the journal.
+        std::string(decided_by) == "registrar" && status == 0 ? Outcome::Wait : Outcome::Respond,
+        status};
+  }
+};
+
+TEST_F(TwoHouses, EachHouseIsItsOwnWorld) {
+  const Chain c = chain(true);
+  const std::string reg_a = "To: <sip:alice@a.example>\r\nContact: <sip:alice@192.0.2.10:5062>\r\n";
+  const std::string reg_b_alice =
+      "To: <sip:alice@b.example>\r\nContact: <sip:alice@192.0.2.10:5062>\r\n";
+  const Row rows[] = {
+      {"§10.3 step 1 (local policy): REGISTER for a domain not served: 403, no challenge",
+       request_text("REGISTER", "sip:c.example",
+                    "To: <sip:alice@c.example>\r\nContact: <sip:alice@192.0.2.10:5062>\r\n", "",
+                    "<sip:alice@c.example>"),
+       "domain-filter", Outcome::Respond, 403, "Domain not served here"},
+      {"§10.3 step 1: an AOR of a domain not served, sent to a served one: 403",
+       request_text("REGISTER", "sip:a.example",
+                    "To: <sip:alice@c.example>\r\nContact: <sip:alice@192.0.2.10:5062>\r\n", "",
+                    "<sip:alice@c.example>"),
+       "registrar", Outcome::Respond, 403, "Domain not served here"},
+      {"§22.1: the realm is the AOR's domain: b's alice is challenged in b.example",
+       request_text("REGISTER", "sip:b.example", reg_b_alice, "", "<sip:alice@b.example>"),
+       "registrar", Outcome::Respond, 401},
+      answered(c, "§10.3 step 3: a's alice registers with a's password", "REGISTER",
+               "sip:a.example", reg_a, "<sip:alice@a.example>", "alice", "a-secret", "registrar",
+               0 /* parked: the journal */),
+      answered(c, "§22.4: a's password under b's realm is a wrong password: challenged again",
+               "REGISTER", "sip:b.example", reg_b_alice, "<sip:alice@b.example>", "alice",
+               "a-secret", "registrar", 401),
+      answered(c,
+               "§10.3 step 4: a's alice, proved (username alice@a.example), may not register "
+               "b's alice: 403",
+               "REGISTER", "sip:b.example", reg_b_alice, "<sip:alice@b.example>", "alice@a.example",
+               "a-secret", "registrar", 403),
+      answered(c, "§16.3 step 6 + local policy: a's alice calls b's bob: 403", "INVITE",
+               "sip:bob@b.example", "", "<sip:alice@a.example>", "alice", "a-secret",
+               "domain-isolation", 403),
+      answered(c, "§22.3, §10.3 step 4 in spirit: a forged From of b with a's credentials: 403",
+               "INVITE", "sip:bob@b.example", "", "<sip:alice@b.example>", "alice@a.example",
+               "a-secret", "digest-auth", 403),
+      answered(c, "§16.5: b's alice rings b's home group", "INVITE", "sip:home@b.example", "",
+               "<sip:alice@b.example>", "alice", "b-secret", "fork", 0),
+  };
+  for (const Row &row : rows) check(c, row);
+  ASSERT_EQ(router_.forks, 1);
+  ASSERT_EQ(router_.targets.size(), 1u);
+  EXPECT_EQ(router_.targets[0].aor, "sip:bob@b.example");
+  EXPECT_TRUE(locations_.lookup("sip:alice@b.example", portier::clock::wall_s()).empty());
+  persister_->drain();
+  registrar_->release_register_replies();
+}
+
+TEST_F(TwoHouses, InterDomainRequestsWhenAllowed) {
+  settings_.inter_domain_allowed = true;
+  const Chain c = chain(true);
+  check(c, answered(c, "local policy: inter-domain-requests = allow", "INVITE", "sip:bob@b.example",
+                    "", "<sip:alice@a.example>", "alice", "a-secret", "fork", 0));
+  ASSERT_EQ(router_.forks, 1);
+  EXPECT_EQ(router_.caller_aor, "sip:alice@a.example");
 }
 
 }  // namespace

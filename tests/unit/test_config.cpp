@@ -108,7 +108,36 @@ TEST(ProxyConfig, GroupAddressMustBeAnAor) {
       c.load_string("[module::Registrar]\ngroup-addresses = home.example\n", "p.conf", &err));
   EXPECT_EQ(portier::proxy::check_proxy_config(c),
             "p.conf:2: [module::Registrar] group-addresses: 'home.example' is not a "
-            "sip:user@domain address");
+            "sip:user@domain or sip:user@* address");
+}
+
+TEST(ProxyConfig, DomainWildcards) {
+  struct Row {
+    const char *text, *expected;
+  };
+  const Row rows[] = {
+      {"[module::Registrar]\nreg-domains = * extra.example\n", ""},
+      {"[module::Authentication]\nauth-domains = *\n", ""},
+      {"[module::Registrar]\ngroup-addresses = sip:home@* sip:bell@a.example\n", ""},
+      {"[module::Registrar]\nreg-domains = *.example\n",
+       "p.conf:2: [module::Registrar] reg-domains: '*.example': * stands alone (every domain of "
+       "the users file); no partial wildcards"},
+      {"[module::Authentication]\nenabled = false\n[module::Registrar]\nreg-domains = *\n",
+       "p.conf:4: [module::Registrar] reg-domains: * means every domain of the users file, which "
+       "needs [module::Authentication] enabled"},
+      {"[module::Registrar]\ngroup-addresses = sip:home@a*\n",
+       "p.conf:2: [module::Registrar] group-addresses: 'sip:home@a*' is not a sip:user@domain or "
+       "sip:user@* address"},
+      {"[module::Router]\ninter-domain-requests = maybe\n",
+       "p.conf:2: [module::Router] inter-domain-requests: 'maybe' is neither deny nor allow"},
+  };
+  for (const Row &row : rows) {
+    SCOPED_TRACE(row.text);
+    Config c(portier::proxy::proxy_schema());
+    std::string err;
+    ASSERT_TRUE(c.load_string(row.text, "p.conf", &err)) << err;
+    EXPECT_EQ(portier::proxy::check_proxy_config(c), row.expected);
+  }
 }
 
 // The shipped config/proxy.conf: TLS only, authentication, the relay with SRTP

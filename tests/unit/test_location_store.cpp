@@ -52,6 +52,24 @@ std::vector<std::string> contacts_of(const std::vector<Binding> &bindings) {
 // What the registrar journals and reports without looking the AOR up again: the
 // count before the request, and after a change the record as stored (registration
 // order, not the 200's q order), or none once the request removed it.
+// A reload removes the AOR of a user or domain no longer served: every binding
+// at once, the domain's group no longer lists it, and it counts as a change.
+TEST(LocationStore, RemoveAorTakesEveryBindingAndTheDomainIndexEntry) {
+  LocationStore s;
+  ASSERT_EQ(s.apply(reg({contact("sip:a@192.0.2.1"), contact("sip:a@192.0.2.2")}, "c1", 1)).status,
+            200);
+  ASSERT_EQ(
+      s.apply(reg({contact("sip:b@192.0.2.3")}, "c2", 1, kNow, "sip:bob@home.example")).status,
+      200);
+  const uint64_t generation = s.generation();
+  EXPECT_TRUE(s.remove_aor(kAlice));
+  EXPECT_GT(s.generation(), generation);
+  EXPECT_TRUE(s.lookup(kAlice, kNow).empty());
+  EXPECT_EQ(s.aors_in_domain("home.example", kNow),
+            std::vector<std::string>{"sip:bob@home.example"});
+  EXPECT_FALSE(s.remove_aor(kAlice));
+}
+
 TEST(LocationStore, OutcomeCarriesTheCountBeforeAndTheStoredRecord) {
   LocationStore store;
   RegisterOutcome out =

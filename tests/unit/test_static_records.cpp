@@ -47,6 +47,21 @@ TEST(StaticRecords, ParsesFlexisipLinesAndNormalizes) {
   EXPECT_EQ(records.find("sip:Home@home.example"), nullptr);  // keys are normalized AORs
 }
 
+// A cloud proxy's one line for every house: <sip:g@*> rings m and n of the
+// request's own domain.
+TEST(StaticRecords, EveryDomainAliasResolvesInTheRequestsDomain) {
+  StaticRecords records;
+  std::string error;
+  ASSERT_TRUE(records.load_from_string("<sip:g@*> <sip:m@*>,<sip:n@*>\n", "r", &error)) << error;
+  std::vector<std::string> out;
+  ASSERT_TRUE(records.find_in_domain("g", "a.example", &out));
+  EXPECT_EQ(out, (std::vector<std::string>{"sip:m@a.example", "sip:n@a.example"}));
+  ASSERT_TRUE(records.find_in_domain("g", "b.example", &out));
+  EXPECT_EQ(out, (std::vector<std::string>{"sip:m@b.example", "sip:n@b.example"}));
+  EXPECT_FALSE(records.find_in_domain("m", "a.example", &out));
+  EXPECT_EQ(records.find("sip:g@a.example"), nullptr);  // not an exact alias
+}
+
 TEST(StaticRecords, EmptyFileHasNoRecords) {
   StaticRecords records;
   std::string error;
@@ -74,6 +89,13 @@ TEST(StaticRecords, ErrorsNameFileAndLine) {
        "records.conf:1: alias sip:a@h.example lists itself"},
       {"<sip:a@h.example> <sip:b@h.example>\n\n<sip:a@H.example> <sip:c@h.example>\n",
        "records.conf:3: duplicate alias sip:a@h.example (first on line 1)"},
+      // One house per domain: an every-domain alias rings its own domain's users.
+      {"<sip:g@*> <sip:m@*>,<sip:n@h.example>\n",
+       "records.conf:1: alias sip:g@* (every domain) lists sip:n@h.example: its targets are "
+       "sip:USER@* too"},
+      {"<sip:g@h.example> <sip:m@*>\n",
+       "records.conf:1: alias sip:g@h.example lists sip:m@*: sip:USER@* targets need a "
+       "sip:ALIAS@* alias"},
   };
   for (const Case &c : cases) {
     SCOPED_TRACE(c.text);

@@ -49,6 +49,12 @@ TEST(UsersFile, ParsesEntries) {
   EXPECT_FALSE(users.has_user("eve", "home.example"));
 }
 
+// What "*" in the proxy's reg-domains and auth-domains stands for.
+TEST(UsersFile, DomainsAreEveryUsersDomainOnce) {
+  const UsersFile users = load_good();
+  EXPECT_EQ(users.domains(), (std::unordered_set<std::string>{"home.example", "other.example"}));
+}
+
 TEST(UsersFile, ClearTextWorksForAnyRealmAndAlgorithm) {
   const UsersFile users = load_good();
   EXPECT_EQ(users.ha1("alice", "home.example", "home.example", Algorithm::MD5), kAliceMd5);

@@ -62,14 +62,15 @@ Authenticator::Result Authenticator::check(const Credentials *creds, std::string
   // answered "right password" (even as stale=true) would leave the guessing open.
   if (nonce == NonceManager::Check::Spent) return failed(user, "spent-nonce");
 
-  // Some clients send the full AOR as username. Its domain must be the realm's (one
-  // realm per domain): alice@other.example, with the password of another domain's
-  // alice, must not pass for alice@home.example.
+  // Some clients send the full AOR as username; its domain names the user's
+  // entry, and the response covers the whole username and the realm. A user of
+  // another domain with its own password proves who it is, not that it may act
+  // for the realm's user of the same name: the caller then refuses it with 403
+  // (RFC 3261 §10.3 step 4, §22.4: the username is whose credentials these are,
+  // and the registrar decides what that user may do).
   const size_t at = user.find('@');
-  if (at != std::string::npos && !ascii::iequals(std::string_view(user).substr(at + 1), realm)) {
-    return refuse("foreign-domain");
-  }
-  const std::string_view domain = realm;
+  const std::string_view domain =
+      at == std::string::npos ? realm : std::string_view(user).substr(at + 1);
 
   std::optional<std::string> ha1 = users_.ha1(user, domain, realm, *alg);
   const bool known = ha1.has_value();

@@ -31,10 +31,13 @@ class Authenticator {
   };
   struct Result {
     Outcome outcome = Outcome::Challenge;
-    std::string user;    // the username the client gave (for logs), may be empty
+    // The username the client gave, may be empty. On Ok: the user proved; with
+    // an '@' it may be of another domain than the realm, and the caller checks
+    // it may act for the identity it claims.
+    std::string user;
     std::string reason;  // short fixed token for logs: "wrong-password", "unknown-user",
                          // "no-secret", "replay", "bad-nonce", "spent-nonce", "no-qop",
-                         // "foreign-domain", "bad-algorithm", "malformed"
+                         // "bad-algorithm", "malformed"
     // A Failed that may count against the request's source: its nonce was issued to
     // that host, so the sender could read our challenge there (it is that host, or
     // on its path). False for bad-nonce: a forged source address is all it shows,

@@ -191,6 +191,12 @@ std::optional<std::string> UsersFile::ha1(std::string_view user, std::string_vie
   return stored;
 }
 
+std::unordered_set<std::string> UsersFile::domains() const {
+  std::unordered_set<std::string> out;
+  for (const auto &entry : users_) out.insert(entry.first.substr(entry.first.find('@') + 1));
+  return out;
+}
+
 bool UsersFile::has_user(std::string_view user, std::string_view domain) const {
   return users_.count(entry_key(user, domain)) != 0;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/auth/digest.h"
 
@@ -46,6 +47,9 @@ class UsersFile {
                                  std::string_view realm, Algorithm a) const;
   bool has_user(std::string_view user, std::string_view domain) const;
   size_t size() const { return users_.size(); }
+  // Every domain some user belongs to (lower-case): what "*" stands for in the
+  // proxy's reg-domains and auth-domains. Walks every entry: for a load.
+  std::unordered_set<std::string> domains() const;
   // Every entry by "user@domain" (domain lower-case), for readers other than the
   // SIP digest (the door's RTSP preview).
   const std::unordered_map<std::string, Entry> &entries() const { return users_; }

@@ -5,6 +5,7 @@
 #include "proxy/chain/cancel_unmatched.h"
 #include "proxy/chain/claimed_caller.h"
 #include "proxy/chain/domain_filter.h"
+#include "proxy/chain/domain_isolation.h"
 #include "proxy/chain/relaying_denied.h"
 #include "proxy/chain/requests_to_us.h"
 #include "proxy/chain/route_preprocess.h"
@@ -35,8 +36,11 @@ Chain build_chain(const ChainParts &p) {
     c.add(*p.digest_auth);
   else
     c.add(std::make_unique<ClaimedCaller>());
+  // One house per domain, once the caller is known.
+  c.add(std::make_unique<DomainIsolation>(p.names, p.settings.inter_domain_allowed));
   // §16.5 targets, §16.6-16.7 forking.
-  c.add(std::make_unique<TargetResolver>(p.names, p.settings.group_addresses, p.locations,
+  c.add(std::make_unique<TargetResolver>(p.names, p.settings.group_addresses,
+                                         p.settings.inter_domain_allowed, p.locations,
                                          p.static_records, p.users));
   c.add(std::make_unique<Fork>(p.router));
   return c;

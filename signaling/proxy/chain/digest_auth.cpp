@@ -58,7 +58,12 @@ void DigestAuth::log_auth_summaries() {
 void DigestAuth::note_auth_failure(const std::string &address, const std::string &user,
                                    const std::string &realm, const char *method,
                                    const std::string &reason) {
-  const std::string user_key = user.empty() ? "" : log_safe(user) + "@" + log_safe(realm);
+  // A username with a domain (a user of another house) is that user, not one
+  // of the realm's.
+  const std::string user_key = user.empty() ? ""
+                               : user.find('@') != std::string::npos
+                                   ? log_safe(user)
+                                   : log_safe(user) + "@" + log_safe(realm);
   const auth::FailureLimiter::Failure f = limiter_->failed(address, user_key, clock::wall_s());
   if (f.log) {
     if (f.suppressed) log_suppressed_failures(address, f.suppressed);

@@ -54,14 +54,26 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   // Which AORs this request rings: a group address rings every AOR of its domain
   // but the caller's own; a static record lists its AORs; else the AOR itself.
   std::vector<std::string> aors;
-  const bool group = std::find(groups_.begin(), groups_.end(), aor) != groups_.end();
+  const bool group = groups_.contains(aor, ruri->url_user, names_.is_reg_domain(host.c_str()));
   const std::vector<std::string> *listed = group ? nullptr : static_records_.find(aor);
+  std::vector<std::string> in_domain;  // a sip:ALIAS@* static record, here
+  if (!group && !listed && names_.is_reg_domain(host.c_str()) &&
+      static_records_.find_in_domain(ruri->url_user, aor_domain(aor), &in_domain))
+    listed = &in_domain;
   if (group) {
     for (auto &a : locations_.aors_in_domain(aor_domain(aor), now))
       if (a != ctx.caller_aor && a != aor) aors.push_back(a);
   } else if (listed) {
-    for (const auto &a : *listed)
-      if (a != ctx.caller_aor) aors.push_back(a);
+    const bool isolate = !inter_domain_allowed_;
+    const std::string domain = isolate ? aor_domain(aor) : std::string();
+    for (const auto &a : *listed) {
+      if (a == ctx.caller_aor) continue;
+      if (isolate && aor_domain(a) != domain) {
+        PLOG_DEBUG("route: static record %s skips %s (another domain)", aor.c_str(), a.c_str());
+        continue;
+      }
+      aors.push_back(a);
+    }
   } else {
     aors.push_back(aor);
   }

@@ -2,6 +2,9 @@
 // of record, or the AORs a group address (every AOR of the domain but the
 // caller's) or a static record stands for, each resolved to its current
 // bindings. No binding: 404 when nobody of that name exists, else 480.
+// With domains isolated ([module::Router] inter-domain-requests = deny), a
+// static record rings only the AORs of its own domain: an alias in one house
+// must not become a way into another.
 #pragma once
 
 #include <string>
@@ -11,18 +14,21 @@
 #include "proxy/chain/processor.h"
 #include "proxy/local_names.h"
 #include "proxy/location_store.h"
+#include "proxy/proxy_config.h"
 #include "proxy/static_records.h"
 
 namespace portier::proxy::chain {
 
 class TargetResolver : public Processor {
  public:
-  // group_addresses: normalized AORs that ring the whole domain.
-  TargetResolver(const LocalNames &names, const std::vector<std::string> &group_addresses,
-                 const LocationStore &locations, const StaticRecords &static_records,
-                 const auth::UsersFile &users)
+  // group_addresses: what rings the whole domain; inter_domain_allowed: as in
+  // ProxySettings. Both are read per request: a reload changes them.
+  TargetResolver(const LocalNames &names, const GroupAddresses &group_addresses,
+                 const bool &inter_domain_allowed, const LocationStore &locations,
+                 const StaticRecords &static_records, const auth::UsersFile &users)
       : names_(names),
         groups_(group_addresses),
+        inter_domain_allowed_(inter_domain_allowed),
         locations_(locations),
         static_records_(static_records),
         users_(users) {}
@@ -37,7 +43,8 @@ class TargetResolver : public Processor {
 
  private:
   const LocalNames &names_;
-  const std::vector<std::string> &groups_;
+  const GroupAddresses &groups_;
+  const bool &inter_domain_allowed_;
   const LocationStore &locations_;
   const StaticRecords &static_records_;
   const auth::UsersFile &users_;

@@ -113,9 +113,10 @@ def _auth_lines(env, what="auth failure: src=%s" % ATTACKER):
 
 @case
 def case_auth_cross_domain_user(env):
-    """Issue 11 digest item 1: alice@other.example (its own password, in the users
-    file) answers the challenge for realm home.example from 127.0.0.2: it must not
-    register alice@home.example (the full user@domain must match the identity)."""
+    """Issue 11 digest item 1, issue 14: alice@other.example (its own password, in
+    the users file) answers the challenge for realm home.example from 127.0.0.2: she
+    proves who she is, and is refused as not alice@home.example (403, RFC 3261
+    section 10.3 step 4: the full user@domain must match the identity)."""
     _with_config(env, users="%s clrtxt:%s ;\n" % OTHER_DOMAIN_USER)
     env.start_proxy()
     attacker = _RawUA(env, ATTACKER)
@@ -124,7 +125,7 @@ def case_auth_cross_domain_user(env):
     res = attacker.request("REGISTER", "sip:" + DOMAIN, "alice",
                            auth=digest_auth(username, password, ch, "REGISTER", "sip:" + DOMAIN))
     log("REGISTER alice@%s with username=%s -> %s" % (DOMAIN, username, res[-1][2]))
-    check(res[-1][0] != 200, "alice@other.example's password registered alice@%s: %s"
+    check(res[-1][0] == 403, "alice@other.example's password for alice@%s: %s, expected 403"
           % (DOMAIN, res[-1][2]))
     check(not _bindings_from(env, "alice", ATTACKER),
           "a binding of alice to the attacker exists: %s" % env.bindings_for("alice"))
