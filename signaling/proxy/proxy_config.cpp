@@ -88,6 +88,7 @@ config::Schema make_schema() {
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
             "seconds before unanswered branches are cancelled; the caller gets the best "
             "answer so far at once (408 if none)");
+  push::add_push_schema(s);
   s.boolean("module::MediaRelay", "enabled", true,
             "put a media relay into every call: early media forked to every ringing device")
       .str("module::MediaRelay", "sdp-address", "127.0.0.1",
@@ -187,7 +188,8 @@ std::string check_proxy_config(const config::Config &cfg) {
   }
   if (cfg.get_string("global", "state-directory").empty())
     return cfg.where("global", "state-directory") + "must not be empty";
-  return "";
+  push::PushSettings push;
+  return push::load_push_settings(cfg, &push);
 }
 
 TlsSettings tls_defaults_from_config(const config::Config &cfg) {
@@ -278,6 +280,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
                            ? RelaySettings::Encryption::Passthrough
                            : RelaySettings::Encryption::Terminate;
   s.relay.encryption_mandatory = cfg.get_bool("module::MediaRelay", "encryption-mandatory");
+  push::load_push_settings(cfg, &s.push);  // checked by check_proxy_config
   return s;
 }
 

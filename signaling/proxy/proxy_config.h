@@ -15,6 +15,7 @@
 #include "common/sip_address.h"
 #include "common/sip_transport.h"
 #include "proxy/location_store.h"
+#include "push/push_config.h"
 
 namespace portier::proxy {
 
@@ -63,6 +64,7 @@ struct ProxySettings : GlobalSettings {
   int call_fork_timeout = 60;
 
   RelaySettings relay;
+  push::PushSettings push;  // [module::PushNotification]: push/push_config.h
 };
 
 const config::Schema &proxy_schema();

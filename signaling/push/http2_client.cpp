@@ -156,7 +156,7 @@ struct Http2Client::Impl {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
         t->response.status = static_cast<int>(code);
-        t->response.http_version = version == CURL_HTTP_VERSION_2_0 ? "2"
+        t->response.http_version = version == CURL_HTTP_VERSION_2_0   ? "2"
                                    : version == CURL_HTTP_VERSION_1_1 ? "1.1"
                                                                       : "other";
       } else {

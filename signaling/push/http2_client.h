@@ -12,6 +12,8 @@
 // the requests in flight without calling them back.
 #pragma once
 
+#include <sofia-sip/su_wait.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -19,12 +21,10 @@
 #include <string>
 #include <vector>
 
-#include <sofia-sip/su_wait.h>
-
 namespace portier::push {
 
 struct HttpRequest {
-  std::string url;  // https only
+  std::string url;                   // https only
   std::vector<std::string> headers;  // "name: value"
   std::string body;                  // POSTed
   std::string client_certificate;    // PEM certificate and key in one file, or ""
@@ -32,9 +32,9 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  int status = 0;         // 0: no answer (connection failed, timed out)
-  std::string error;      // curl's words when status is 0
-  std::string http_version;  // "2" when it went over HTTP/2
+  int status = 0;                              // 0: no answer (connection failed, timed out)
+  std::string error;                           // curl's words when status is 0
+  std::string http_version;                    // "2" when it went over HTTP/2
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   std::string header(const std::string &lower_name) const;

@@ -48,8 +48,8 @@ std::shared_ptr<SigningKey> SigningKey::from_pem(std::string_view pem, const std
     return nullptr;
   }
   // No passphrase callback: an encrypted key is refused, not prompted for.
-  EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, nullptr, [](char *, int, int, void *) { return 0; },
-                                          nullptr);
+  EVP_PKEY *key = PEM_read_bio_PrivateKey(
+      bio, nullptr, [](char *, int, int, void *) { return 0; }, nullptr);
   BIO_free(bio);
   if (!key) {
     *error = name + ": no unencrypted PEM private key";
@@ -93,8 +93,7 @@ std::string SigningKey::sign_jwt(std::string_view header_json, std::string_view 
   std::string sig;
   size_t len = 0;
   bool ok = EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key_) == 1 &&
-            EVP_DigestSign(md, nullptr, &len,
-                           reinterpret_cast<const unsigned char *>(input.data()),
+            EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char *>(input.data()),
                            input.size()) == 1;
   if (ok) {
     sig.resize(len);

@@ -55,8 +55,7 @@ void PushClient::attempt(uint64_t id) {
       finish(id, result);
       return;
     }
-    long delay_ms = static_cast<long>(retransmission_interval_ms_)
-                    << std::min(p.attempts - 1, 16);
+    long delay_ms = static_cast<long>(retransmission_interval_ms_) << std::min(p.attempts - 1, 16);
     if (result.retry_after >= 0) delay_ms = std::max(delay_ms, result.retry_after * 1000L);
     if (std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms) >=
         p.request.deadline) {

@@ -6,11 +6,11 @@
 // root's thread, with the final outcome.
 #pragma once
 
+#include <sofia-sip/su_wait.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
-
-#include <sofia-sip/su_wait.h>
 
 #include "push/http2_client.h"
 #include "push/push_config.h"

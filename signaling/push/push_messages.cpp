@@ -1,9 +1,9 @@
 #include "push/push_messages.h"
 
-#include <algorithm>
-#include <chrono>
 #include <strings.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "common/json.h"
@@ -85,8 +85,9 @@ bool parse_apns_target(const std::string &param, const std::string &prid, ApnsTa
   const std::string tail = last == std::string::npos ? "" : bundle.substr(last + 1);
   const auto services = split(tail, '&');
   const bool tail_is_services =
-      !tail.empty() && std::all_of(services.begin(), services.end(),
-                                   [](const std::string &s) { return s == "voip" || s == "remote"; });
+      !tail.empty() && std::all_of(services.begin(), services.end(), [](const std::string &s) {
+        return s == "voip" || s == "remote";
+      });
   if (tail_is_services) {
     for (const auto &s : services) (s == "voip" ? voip : remote) = true;
     bundle.resize(last);
@@ -183,7 +184,12 @@ std::string fcm_message_body(const PushRequest &r, int ttl_seconds) {
 }
 
 std::string oauth_assertion_header() {
-  return portier::json::Writer().begin_object().field("alg", "RS256").field("typ", "JWT").end_object().take();
+  return portier::json::Writer()
+      .begin_object()
+      .field("alg", "RS256")
+      .field("typ", "JWT")
+      .end_object()
+      .take();
 }
 
 std::string oauth_assertion_claims(const std::string &client_email, const std::string &token_uri,
@@ -201,8 +207,7 @@ std::string oauth_assertion_claims(const std::string &client_email, const std::s
 
 std::string oauth_token_request_body(const std::string &assertion) {
   // The JWT is base64url and dots: nothing in it needs escaping.
-  return "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=" +
-         assertion;
+  return "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=" + assertion;
 }
 
 bool parse_access_token(const std::string &body, AccessToken *out, std::string *error) {
@@ -234,11 +239,21 @@ bool parse_access_token(const std::string &body, AccessToken *out, std::string *
 // ---- APNs
 
 std::string apns_jwt_header(const std::string &key_id) {
-  return portier::json::Writer().begin_object().field("alg", "ES256").field("kid", key_id).end_object().take();
+  return portier::json::Writer()
+      .begin_object()
+      .field("alg", "ES256")
+      .field("kid", key_id)
+      .end_object()
+      .take();
 }
 
 std::string apns_jwt_claims(const std::string &team_id, int64_t issued_at) {
-  return portier::json::Writer().begin_object().field("iss", team_id).field("iat", issued_at).end_object().take();
+  return portier::json::Writer()
+      .begin_object()
+      .field("iss", team_id)
+      .field("iat", issued_at)
+      .end_object()
+      .take();
 }
 
 ApnsPush apns_push(const std::string &base_url, const ApnsTarget &target, const PushRequest &r,
@@ -344,8 +359,9 @@ Verdict apns_verdict(int status, const std::string &body) {
   std::string ignored, reason;
   if (json::parse(body, &doc, &ignored)) reason = doc.string_or("reason");
   // Only what can pass for a word goes into the log.
-  if (reason.size() > 64 || reason.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") !=
-                                std::string::npos)
+  if (reason.size() > 64 ||
+      reason.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") !=
+          std::string::npos)
     reason.clear();
   const std::string text = status_text(status) + (reason.empty() ? "" : " " + reason);
   // "Handling notification responses from APNs": 410 Unregistered (the token

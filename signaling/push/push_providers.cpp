@@ -135,12 +135,13 @@ void FcmProvider::fetch_token(Project &project, long timeout_ms) {
       } else {
         // The endpoint's words are not logged: an error page may quote the assertion.
         failed = failure(response.status == 200 ? "token endpoint: " + error
-                                                 : "token endpoint refused the assertion: HTTP " +
-                                                       std::to_string(response.status),
+                                                : "token endpoint refused the assertion: HTTP " +
+                                                      std::to_string(response.status),
                          response.status);
         if (response.status == 429 || response.status >= 500) {
           failed.outcome = PushOutcome::RetryLater;
-          failed.retry_after = parse_retry_after(response.header("retry-after"), std::time(nullptr));
+          failed.retry_after =
+              parse_retry_after(response.header("retry-after"), std::time(nullptr));
         }
         PLOG_WARN("push: FCM project %s: %s", project.account.project_id.c_str(),
                   failed.reason.c_str());
