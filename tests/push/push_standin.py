@@ -7,7 +7,8 @@ ALPN only, RFC 9113 §3.2), with a throwaway CA.
 
 makes in DIR a CA (pki/ca.pem), the server's certificate for "localhost", a
 Google service-account JSON (RSA key; its token_uri points here), an APNs .p8
-key (P-256) and an APNs client certificate (cert and key in one PEM), writes
+key (P-256), an APNs client certificate (cert and key in one PEM) and one
+from another CA, writes
 DIR/standin.json (the port, the files, the ids the keys belong to), prints
 "READY PORT" and serves until stdin closes or it is killed.
 
@@ -403,6 +404,10 @@ def make_files(directory, port):
                     "-out", p.path("apns.p8"))
         p.root("other-ca", "Someone Else")
         p.issue("other-client", "not ours", "other-ca")
+        with open(p.path("other-client-full.pem"), "w") as out:
+            for part in ("other-client.pem", "other-client.key"):
+                with open(p.path(part)) as f:
+                    out.write(f.read())
     with open(p.path("sa.key")) as f:
         sa = {"type": "service_account", "project_id": PROJECT, "private_key_id": "standin",
               "private_key": f.read(), "client_email": CLIENT_EMAIL, "client_id": "1",
@@ -413,6 +418,7 @@ def make_files(directory, port):
     info = {"port": port, "ca_file": p.path("ca.pem"), "service_account": sa_path,
             "project": PROJECT, "apns_key_file": p.path("apns.p8"), "apns_key_id": APNS_KEY_ID,
             "apns_team_id": APNS_TEAM_ID, "apns_certificate_file": p.path("apns-client-full.pem"),
+            "untrusted_certificate_file": p.path("other-client-full.pem"),
             "log": os.path.join(directory, "log.jsonl")}
     with open(os.path.join(directory, "standin.json"), "w") as f:
         json.dump(info, f)

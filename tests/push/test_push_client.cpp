@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -104,6 +105,7 @@ class PushClientTest : public ::testing::Test {
       kill(g_standin.pid, SIGTERM);
       waitpid(g_standin.pid, nullptr, 0);
     }
+    if (!g_standin.dir.empty()) std::filesystem::remove_all(g_standin.dir);
   }
 
   void SetUp() override {
@@ -504,6 +506,21 @@ TEST_F(PushClientTest, ApnsCertificateAuthentication) {
   const auto connections = received("connection");
   ASSERT_EQ(connections.size(), 1u);
   EXPECT_TRUE(connections[0].get("client_cert") && connections[0].get("client_cert")->boolean);
+}
+
+// A client certificate APNs does not know ends in the TLS handshake: nothing
+// is delivered.
+TEST_F(PushClientTest, ApnsCertificateFromAnotherCaIsRefused) {
+  PushClient &c =
+      client({"apns-certificate-file = " + g_standin.info.string_or("untrusted_certificate_file")});
+  PushResult result;
+  bool done = false;
+  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+         [&](const PushResult &r) { result = r, done = true; });
+  ASSERT_TRUE(run_until([&] { return done; }));
+  EXPECT_EQ(result.outcome, PushOutcome::Failed);
+  EXPECT_EQ(result.status, 0);
+  EXPECT_TRUE(received("apns").empty());
 }
 
 TEST_F(PushClientTest, WebhookGetsTheDocumentedJson) {
