@@ -23,6 +23,7 @@ struct Transfer {
   HttpRequest request;
   HttpResponse response;
   Http2Client::Done done;
+  bool resent = false;
   char error[CURL_ERROR_SIZE] = "";
   ~Transfer() {
     curl_slist_free_all(headers);
@@ -138,6 +139,25 @@ struct Http2Client::Impl {
     self->finish_done();
   }
 
+  // A provider closes a connection it no longer wants with GOAWAY (RFC 9113
+  // §6.8; Google's front ends after an hour), and curl does not read an idle
+  // connection: a request can go out on a connection that is already closing
+  // and fail without the server having seen it. Such a request, sent on a
+  // reused connection, is sent once more on a new one.
+  bool resend_on_new_connection(Transfer *t, CURLcode result) {
+    long connects = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
+    const bool connection_lost = result == CURLE_HTTP2 || result == CURLE_HTTP2_STREAM ||
+                                 result == CURLE_SEND_ERROR || result == CURLE_RECV_ERROR ||
+                                 result == CURLE_GOT_NOTHING;
+    if (t->resent || connects > 0 || !connection_lost) return false;
+    t->resent = true;
+    t->response = HttpResponse{};
+    t->error[0] = '\0';
+    curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
+    return curl_multi_add_handle(multi, t->easy) == CURLM_OK;
+  }
+
   // Hands every finished transfer to its callback, curl's hold on it released
   // first so the callback may start the next request.
   void finish_done() {
@@ -148,9 +168,10 @@ struct Http2Client::Impl {
       const CURLcode result = msg->data.result;
       auto it = transfers.find(easy);
       if (it == transfers.end()) continue;
+      curl_multi_remove_handle(multi, easy);
+      if (result != CURLE_OK && resend_on_new_connection(it->second.get(), result)) continue;
       std::unique_ptr<Transfer> t = std::move(it->second);
       transfers.erase(it);
-      curl_multi_remove_handle(multi, easy);
       if (result == CURLE_OK) {
         long code = 0, version = 0;
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);

@@ -33,7 +33,8 @@ Replies are scripted per device token in DIR/replies.json, read at every
 request: {"tokens": {"TOKEN": [{"status": 503, "retry_after": 1}, {"status":
 200}]}, "token_expires_in": 3600, "delay": 0.0}: a token's list is used in
 order, its last entry for ever; no entry is 200. "delay" holds every answer
-back that many seconds (so requests overlap on a connection). Every TLS
+back that many seconds (so requests overlap on a connection); "goaway_after": N
+ends each connection with GOAWAY after N answers. Every TLS
 connection and every request is one JSON line in DIR/log.jsonl.
 """
 import base64
@@ -339,6 +340,7 @@ def serve_connection(state, ctx, sock, cid):
     tls.sendall(conn.data_to_send())
     streams, due = {}, []  # due: (time, stream_id, (status, headers, body))
     open_requests = 0
+    answered = 0
     try:
         while True:
             timeout = max(0.0, min(d[0] for d in due) - time.time()) if due else 1.0
@@ -371,6 +373,7 @@ def serve_connection(state, ctx, sock, cid):
                 due.remove(item)
                 _, sid, (status, headers, body) = item
                 open_requests -= 1
+                answered += 1
                 conn.send_headers(sid, [(":status", str(status)),
                                         ("content-length", str(len(body)))] + headers,
                                   end_stream=not body)
@@ -379,6 +382,20 @@ def serve_connection(state, ctx, sock, cid):
             out = conn.data_to_send()
             if out:
                 tls.sendall(out)
+            goaway_after = int(state.script().get("goaway_after", 0))
+            if goaway_after and answered >= goaway_after and not due:
+                # What APNs does to a connection it wants gone (RFC 9113 §6.8).
+                conn.close_connection()
+                tls.sendall(conn.data_to_send())
+                state.log(event="goaway", conn=cid)
+                # Closed only when the client has read it all and closed its
+                # side (or after 2 s): closing on unread input would reset the
+                # connection and lose the answers still in flight.
+                end = time.time() + 2
+                while time.time() < end:
+                    if select.select([tls], [], [], 0.1)[0] and not tls.recv(65536):
+                        break
+                break
     except (EOFError, OSError, ssl.SSLError, h2.exceptions.ProtocolError):
         pass
     finally:

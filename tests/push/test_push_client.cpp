@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "push/json_value.h"
 #include "push/push_client.h"
@@ -301,6 +304,76 @@ TEST_F(PushClientTest, FcmFetchesANewAccessTokenWhenTheOldOneExpires) {
   EXPECT_EQ(pushes[2].string_or("access_token_n"), std::to_string(number(tokens[1], "n")));
 }
 
+// A fresh key of the same kind as the stand-in's, in a PEM file: the
+// stand-in must refuse what it signs.
+std::string write_other_key(const std::string &path, bool rsa) {
+  EVP_PKEY *key = rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+  BIO *bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char *data;
+  const long n = BIO_get_mem_data(bio, &data);
+  std::string pem(data, n);
+  BIO_free(bio);
+  EVP_PKEY_free(key);
+  write_file(path, pem);
+  return pem;
+}
+
+// The stand-in checks the assertion's RS256 signature against the service
+// account's key: an assertion signed by another key gets no access token, and
+// the push fails without reaching messages:send.
+TEST_F(PushClientTest, FcmAssertionSignedByAnotherKeyGetsNoToken) {
+  const std::string pem = write_other_key(g_standin.dir + "/other-sa.key", true);
+  json::Value sa;
+  std::string error;
+  ASSERT_TRUE(json::parse(read_file(g_standin.info.string_or("service_account")), &sa, &error));
+  const std::string other = g_standin.dir + "/other-sa.json";
+  write_file(other, ::portier::json::Writer()
+                        .begin_object()
+                        .field("type", "service_account")
+                        .field("client_email", sa.string_or("client_email"))
+                        .field("token_uri", sa.string_or("token_uri"))
+                        .field("private_key", pem)
+                        .end_object()
+                        .take());
+  PushClient &c =
+      client({"firebase-service-accounts = " + g_standin.info.string_or("project") + ":" + other});
+  PushResult result;
+  bool done = false;
+  c.send(request("fcm", kFcmToken, g_standin.info.string_or("project")),
+         [&](const PushResult &r) { result = r, done = true; });
+  ASSERT_TRUE(run_until([&] { return done; }));
+  EXPECT_EQ(result.outcome, PushOutcome::Failed);
+  EXPECT_EQ(result.status, 400);
+  const auto tokens = received("token");
+  ASSERT_EQ(tokens.size(), 1u);
+  EXPECT_EQ(tokens[0].string_or("error"), "bad signature");
+  EXPECT_TRUE(received("fcm").empty());
+}
+
+// The same for APNs: a provider token signed by another .p8 is refused (403
+// InvalidProviderToken); the client makes a new one for the next push rather
+// than sending the refused one for 50 minutes.
+TEST_F(PushClientTest, ApnsProviderTokenSignedByAnotherKeyIsRefusedAndRemade) {
+  write_other_key(g_standin.dir + "/other.p8", false);
+  PushClient &c = client({"apns-key-file = " + g_standin.dir + "/other.p8"});
+  std::vector<PushResult> results;
+  for (int i = 0; i < 2; ++i) {
+    c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+           [&](const PushResult &r) { results.push_back(r); });
+    ASSERT_TRUE(run_until([&] { return results.size() == static_cast<size_t>(i + 1); }));
+  }
+  for (const auto &r : results) {
+    EXPECT_EQ(r.outcome, PushOutcome::Failed) << "the binding stays: our key is at fault";
+    EXPECT_EQ(r.status, 403);
+    EXPECT_NE(r.reason.find("InvalidProviderToken"), std::string::npos) << r.reason;
+  }
+  const auto pushes = received("apns");
+  ASSERT_EQ(pushes.size(), 2u);
+  EXPECT_EQ(pushes[0].string_or("error"), "provider token: bad signature");
+  EXPECT_EQ(c.apns().jwts_made(), 2u);
+}
+
 // FCM's ErrorCode UNREGISTERED comes with 404: the token is gone.
 TEST_F(PushClientTest, FcmUnregisteredIsAnInvalidToken) {
   script(std::string(R"({"tokens": {")") + kFcmToken +
@@ -353,6 +426,23 @@ TEST_F(PushClientTest, ApnsReusesOneProviderTokenAndMultiplexesOneConnection) {
   EXPECT_GT(most_at_once, 1) << "requests overlapped on the connection";
   ASSERT_EQ(received("connection").size(), 1u);
   EXPECT_EQ(c.apns().jwts_made(), 1u);
+}
+
+// APNs and FCM close connections they no longer want (GOAWAY): the next push
+// opens a new one instead of failing on the old.
+TEST_F(PushClientTest, ConnectionClosedByTheProviderIsReopened) {
+  script(R"({"goaway_after": 1})");
+  PushClient &c = client();
+  std::vector<PushResult> results;
+  for (int i = 0; i < 3; ++i) {
+    c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+           [&](const PushResult &r) { results.push_back(r); });
+    ASSERT_TRUE(run_until([&] { return results.size() == static_cast<size_t>(i + 1); }));
+    run_until([&] { return received("goaway").size() == static_cast<size_t>(i + 1); }, 2s);
+  }
+  for (const auto &r : results) EXPECT_EQ(r.outcome, PushOutcome::Delivered) << r.reason;
+  EXPECT_EQ(received("connection").size(), 3u);
+  EXPECT_EQ(received("apns").size(), 3u);
 }
 
 // "Sending notification requests to APNs": a VoIP push has push type voip,
