@@ -17,6 +17,8 @@ std::string HttpResponse::header(const std::string &lower_name) const {
 
 namespace {
 
+constexpr size_t kMaxBody = 64 * 1024;
+
 struct Transfer {
   CURL *easy = nullptr;
   curl_slist *headers = nullptr;
@@ -33,9 +35,9 @@ struct Transfer {
 
 size_t on_body(char *data, size_t size, size_t n, void *user) {
   auto *t = static_cast<Transfer *>(user);
-  // A provider's answer is a few hundred bytes; a megabyte is a broken or
+  // A provider's answer is at most a few kilobytes; 64 KiB is a broken or
   // hostile server, and the transfer fails instead of growing without end.
-  if (t->response.body.size() + size * n > (1u << 20)) return 0;
+  if (t->response.body.size() + size * n > kMaxBody) return 0;
   t->response.body.append(data, size * n);
   return size * n;
 }
@@ -182,7 +184,9 @@ struct Http2Client::Impl {
                                                                       : "other";
       } else {
         t->response.status = 0;
-        t->response.error = t->error[0] ? t->error : curl_easy_strerror(result);
+        t->response.error = result == CURLE_WRITE_ERROR ? "an answer larger than 64 KiB"
+                            : t->error[0]               ? t->error
+                                                        : curl_easy_strerror(result);
       }
       Done done = std::move(t->done);
       HttpResponse response = std::move(t->response);
@@ -204,6 +208,10 @@ Http2Client::Http2Client(su_root_t *root, std::string ca_file) : impl_(new Impl)
   curl_multi_setopt(impl_->multi, CURLMOPT_TIMERFUNCTION, Impl::on_timer);
   curl_multi_setopt(impl_->multi, CURLMOPT_TIMERDATA, impl_.get());
   curl_multi_setopt(impl_->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  // curl's cache keeps four connections per transfer in flight; between calls
+  // none are in flight. Enough for every provider, so none is closed for lack
+  // of room and set up again (TCP and TLS) when the next call rings.
+  curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, 16L);
 }
 
 Http2Client::~Http2Client() {
@@ -237,6 +245,11 @@ void Http2Client::post(HttpRequest request, Done done) {
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  // An idle kept connection whose peer vanished (NAT timeout, provider
+  // restart) is found by TCP keepalive rather than by the next push.
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 60L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 30L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(rq.body.size()));
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq.body.data());

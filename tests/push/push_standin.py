@@ -32,7 +32,8 @@ What it checks, as the providers document them (an error answer and an
 Replies are scripted per device token in DIR/replies.json, read at every
 request: {"tokens": {"TOKEN": [{"status": 503, "retry_after": 1}, {"status":
 200}]}, "token_expires_in": 3600, "delay": 0.0}: a token's list is used in
-order, its last entry for ever; no entry is 200. "delay" holds every answer
+order, its last entry for ever; no entry is 200. An APNs entry may carry
+"raw_body" (sent as is) or "body_bytes" (that many bytes of junk). "delay" holds every answer
 back that many seconds (so requests overlap on a connection); "goaway_after": N
 ends each connection with GOAWAY after N answers. Every TLS
 connection and every request is one JSON line in DIR/log.jsonl.
@@ -267,9 +268,13 @@ def handle_apns(state, req, device, client_cert):
     r = state.reply_for(device)
     info["status"] = r["status"]
     apns_id = [("apns-id", "%08x-0000-4000-8000-%012x" % (os.getpid(), time.time_ns() % 10**12))]
+    extra = [("retry-after", str(r["retry_after"]))] if "retry_after" in r else []
+    if "raw_body" in r or "body_bytes" in r:
+        # A broken or hostile provider: a body that is not JSON, or a huge one.
+        raw = r["raw_body"].encode() if "raw_body" in r else b"x" * int(r["body_bytes"])
+        return info, (r["status"], apns_id + extra, raw)
     if r["status"] == 200:
         return info, (200, apns_id, b"")
-    extra = [("retry-after", str(r["retry_after"]))] if "retry_after" in r else []
     body = {"reason": r.get("reason", "Unregistered")}
     if r["status"] == 410:
         body["timestamp"] = int(time.time() * 1000)
@@ -377,8 +382,9 @@ def serve_connection(state, ctx, sock, cid):
                 conn.send_headers(sid, [(":status", str(status)),
                                         ("content-length", str(len(body)))] + headers,
                                   end_stream=not body)
-                if body:
-                    conn.send_data(sid, body, end_stream=True)
+                step = conn.max_outbound_frame_size
+                for at in range(0, len(body), step):
+                    conn.send_data(sid, body[at:at + step], end_stream=at + step >= len(body))
             out = conn.data_to_send()
             if out:
                 tls.sendall(out)

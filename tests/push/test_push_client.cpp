@@ -531,6 +531,34 @@ TEST_F(PushClientTest, ApnsUnregisteredAndBadDeviceTokenAreInvalidTokens) {
   EXPECT_NE(results[1].reason.find("BadDeviceToken"), std::string::npos);
 }
 
+// Whatever a provider sends back, the client gives an outcome and goes on:
+// a body that is not JSON, a reason that is not a word, a body past the client's 64 KiB.
+TEST_F(PushClientTest, GarbageFromTheProviderGivesAnOutcomeNotACrash) {
+  const std::string t1 = "aa01", t2 = "aa02", t3 = "aa03";
+  script(R"({"tokens": {")" + t1 + R"(": [{"status": 400, "raw_body": "{\"reason\": [1,2"}],
+              ")" +
+         t2 + R"(": [{"status": 410, "raw_body": "\u0000\n<html>"}],
+              ")" +
+         t3 + R"(": [{"status": 200, "body_bytes": 100000}]}})");
+  PushClient &c = client();
+  std::map<std::string, PushResult> results;
+  for (const auto &t : {t1, t2, t3})
+    c.send(request("apns", t, "TEAMID1234.org.example.door.voip"),
+           [&, t](const PushResult &r) { results[t] = r; });
+  ASSERT_TRUE(run_until([&] { return results.size() == 3; }));
+  EXPECT_EQ(results[t1].outcome, PushOutcome::Failed) << "a 400 without BadDeviceToken";
+  EXPECT_EQ(results[t1].status, 400);
+  EXPECT_EQ(results[t2].outcome, PushOutcome::InvalidToken) << "410 is enough";
+  EXPECT_EQ(results[t3].outcome, PushOutcome::Failed) << "the body is refused past 64 KiB";
+  // The client still works.
+  bool done = false;
+  PushResult last;
+  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+         [&](const PushResult &r) { last = r, done = true; });
+  ASSERT_TRUE(run_until([&] { return done; }));
+  EXPECT_EQ(last.outcome, PushOutcome::Delivered) << last.reason;
+}
+
 // 503 with Retry-After: retried after the time asked, then delivered.
 TEST_F(PushClientTest, ServiceUnavailableWithRetryAfterIsRetriedThenDelivered) {
   script(
