@@ -3,7 +3,8 @@
 // what the provider asked to retry (429, 5xx) after retransmission-interval,
 // doubled each time, or its Retry-After when longer, as long as the deadline
 // allows and at most retransmission-count times; calls back once, on the
-// root's thread, with the final outcome.
+// root's thread, with the final outcome. Destroying the client drops the
+// pushes in flight and the retries waiting, without calling back.
 #pragma once
 
 #include <sofia-sip/su_wait.h>

@@ -700,6 +700,33 @@ TEST_F(PushClientTest, ProviderThatNeverAnswersFailsWithoutBlockingTheLoop) {
   EXPECT_EQ(log_lines_with("unreachable"), 1u);
 }
 
+// The proxy stops with pushes on the wire and retries waiting: nothing is
+// called back afterwards, no timer or socket of the client is left on the root.
+TEST_F(PushClientTest, DestroyingTheClientWithPushesInFlightCallsNothingBack) {
+  script(std::string(R"({"delay": 1.0, "tokens": {")") + kRemoteToken +
+         R"(": [{"status": 503, "retry_after": 1}]}})");
+  PushClient &c = client();
+  int called = 0;
+  for (int i = 0; i < 3; ++i)
+    c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+           [&](const PushResult &) { ++called; });
+  c.send(request("apns", kRemoteToken, "TEAMID1234.org.example.door"),
+         [&](const PushResult &) { ++called; });
+  // Until the stand-in has them all (the 503 comes back after 1 s: a retry waits).
+  ASSERT_TRUE(run_until([&] { return received("apns").size() == 4; }));
+  run_for(1200ms);
+  EXPECT_EQ(called, 3) << "the three answered; the fourth waits for its retry";
+  EXPECT_EQ(c.pending(), 1u);
+  // And one on the wire: the stand-in has it and holds its answer for 1 s.
+  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+         [&](const PushResult &) { ++called; });
+  ASSERT_TRUE(run_until([&] { return received("apns").size() == 5; }));
+  EXPECT_EQ(c.pending(), 2u);
+  client_.reset();
+  run_for(1500ms);
+  EXPECT_EQ(called, 3);
+}
+
 // Connection refused: failed at once, logged once for many pushes.
 TEST_F(PushClientTest, RefusedConnectionFailsAndIsLoggedOnce) {
   PushClient &c = client({"apns-base-url = https://localhost:1"});
