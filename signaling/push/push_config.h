@@ -3,6 +3,7 @@
 // includes these (proxy/proxy_config.cpp).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ struct PushSettings {
   std::string ca_file;
   int retransmission_count = 5;
   int retransmission_interval_ms = 2000;
+  // Not a key: how long an APNs provider token is used. Apple refuses one
+  // older than an hour and one renewed more often than every 20 minutes
+  // ("Establishing a token-based connection to APNs"). Tests shorten it.
+  std::chrono::seconds apns_token_lifetime{50 * 60};
 };
 
 void add_push_schema(config::Schema &schema);

@@ -180,12 +180,13 @@ ApnsProvider::ApnsProvider(Http2Client &http, const PushSettings &settings, std:
       key_id_(settings.apns_key_id),
       team_id_(settings.apns_team_id),
       certificate_file_(settings.apns_certificate_file),
+      token_lifetime_(settings.apns_token_lifetime),
       reach_(origin_of(base_url_)) {}
 
 std::string ApnsProvider::provider_token() {
   // "Establishing a token-based connection to APNs": refresh the token no
   // more than once every 20 minutes and no less than once every 60 minutes.
-  if (jwt_.empty() || Clock::now() - jwt_made_ >= std::chrono::minutes(50)) {
+  if (jwt_.empty() || Clock::now() - jwt_made_ >= token_lifetime_) {
     jwt_ = key_->sign_jwt(apns_jwt_header(key_id_), apns_jwt_claims(team_id_, unix_now()));
     jwt_made_ = Clock::now();
     ++made_;

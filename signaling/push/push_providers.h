@@ -65,9 +65,8 @@ class FcmProvider : public Provider {
   unsigned fetched_ = 0;
 };
 
-// APNs over HTTP/2, with a provider token (ES256 JWT, reused for 50 minutes:
-// Apple refuses one older than an hour and one renewed more often than every
-// 20 minutes) or a client certificate.
+// APNs over HTTP/2, with a provider token (ES256 JWT, reused for
+// PushSettings::apns_token_lifetime) or a client certificate.
 class ApnsProvider : public Provider {
  public:
   ApnsProvider(Http2Client &http, const PushSettings &settings, std::string base_url);
@@ -81,6 +80,7 @@ class ApnsProvider : public Provider {
   std::string base_url_;
   std::shared_ptr<SigningKey> key_;
   std::string key_id_, team_id_, certificate_file_;
+  std::chrono::seconds token_lifetime_;
   std::string jwt_;
   std::chrono::steady_clock::time_point jwt_made_;
   Reachability reach_;

@@ -445,6 +445,52 @@ TEST_F(PushClientTest, ConnectionClosedByTheProviderIsReopened) {
   EXPECT_EQ(received("apns").size(), 3u);
 }
 
+// The provider token is renewed when its lifetime is over (50 minutes in
+// production, inside Apple's 20-60 minute window; 1 s here).
+TEST_F(PushClientTest, ApnsProviderTokenIsRenewedAfterItsLifetime) {
+  PushSettings s = settings();
+  s.apns_token_lifetime = std::chrono::seconds(1);
+  client_ = std::make_unique<PushClient>(root_, s);
+  std::vector<PushResult> results;
+  auto push = [&] {
+    client_->send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+                  [&](const PushResult &r) { results.push_back(r); });
+  };
+  push();
+  push();
+  ASSERT_TRUE(run_until([&] { return results.size() == 2; }));
+  run_for(1200ms);
+  push();
+  ASSERT_TRUE(run_until([&] { return results.size() == 3; }));
+  for (const auto &r : results) EXPECT_EQ(r.outcome, PushOutcome::Delivered) << r.reason;
+  const auto pushes = received("apns");
+  ASSERT_EQ(pushes.size(), 3u);
+  EXPECT_EQ(pushes[0].string_or("jwt_id"), pushes[1].string_or("jwt_id"));
+  EXPECT_NE(pushes[1].string_or("jwt_id"), pushes[2].string_or("jwt_id"));
+  EXPECT_GT(number(pushes[2], "jwt_iat"), number(pushes[0], "jwt_iat"));
+  EXPECT_EQ(client_->apns().jwts_made(), 2u);
+}
+
+// 429 without Retry-After: retried after retransmission-interval (1 s), then
+// twice that, and delivered on the third attempt.
+TEST_F(PushClientTest, TooManyRequestsIsRetriedWithBackoff) {
+  script(
+      std::string(R"({"tokens": {")") + kVoipToken +
+      R"(": [{"status": 429, "reason": "TooManyRequests"}, {"status": 429, "reason": "TooManyRequests"}, {"status": 200}]}})");
+  PushClient &c = client();
+  PushResult result;
+  bool done = false;
+  const auto start = Clock::now();
+  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
+         [&](const PushResult &r) { result = r, done = true; });
+  ASSERT_TRUE(run_until([&] { return done; }));
+  EXPECT_EQ(result.outcome, PushOutcome::Delivered) << result.reason;
+  EXPECT_EQ(result.attempts, 3);
+  EXPECT_EQ(received("apns").size(), 3u);
+  // 1 s, then 2 s (a lower bound: the retries cannot come earlier).
+  EXPECT_GE(Clock::now() - start, 3s);
+}
+
 // "Sending notification requests to APNs": a VoIP push has push type voip,
 // priority 10, topic BUNDLE.voip and an expiration.
 TEST_F(PushClientTest, ApnsVoipPushHeadersAndPayload) {
