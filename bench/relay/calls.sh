@@ -18,6 +18,9 @@
 #              that branch's own AES_CM_128_HMAC_SHA1_80 key; every device
 #              decrypts with the key of its own offer (a packet that fails counts
 #              as lost)
+#   portier_srtpgcm the same, every device taking the relay's AEAD_AES_128_GCM
+#              line (the relay offers it first; portier-monitor and baresip
+#              take it, Linphone 5.1 has no GCM and takes _80)
 #   rtpengine_srtp rtpengine 10.5 terminating and re-keying the same SRTP
 #              (rtpengine_ng.py --srtp says which ng flags and why), 1 branch
 #   portier-NAME  the MediaRelay of another source tree, PORTIER_TREE_NAME
@@ -50,7 +53,7 @@
 #        BENCH_CONFIGS="1x1 10x4": these CALLSxBRANCHES only, instead of every
 #        pair of BENCH_CALLS and BENCH_BRANCHES
 #        BENCH_SRTP=1 bench/relay/calls.sh: the SRTP run of issue 13, our plain
-#        figure beside it: peers portier, portier_srtp and rtpengine_srtp at
+#        figure beside it: peers portier, portier_srtp, portier_srtpgcm and rtpengine_srtp at
 #        1x1, 10x4 and 50x4 (rtpengine: 1 branch). Smoke form, a few seconds:
 #        BENCH_SRTP=1 BENCH_CALLS=1 BENCH_BRANCHES=1 BENCH_NOMINAL_SECS=1
 #        BENCH_MAX_STEPS=0
@@ -65,7 +68,7 @@ BRANCHES=${BENCH_BRANCHES:-"1 4 16"}
 PEERS=${BENCH_PEERS:-"tee portier rtpengine"}
 CONFIGS=${BENCH_CONFIGS:-}
 if [ "${BENCH_SRTP:-0}" = 1 ]; then
-  PEERS=${BENCH_PEERS:-"portier portier_srtp rtpengine_srtp"}
+  PEERS=${BENCH_PEERS:-"portier portier_srtp portier_srtpgcm rtpengine_srtp"}
   # the issue's three loads, unless BENCH_CALLS / BENCH_BRANCHES say others
   [ -z "$CONFIGS" ] && [ -z "${BENCH_CALLS:-}${BENCH_BRANCHES:-}" ] && CONFIGS="1x1 10x4 50x4"
 fi
@@ -158,7 +161,7 @@ trap stop_all EXIT
 start_peer() {  # peer calls branches
   local peer=$1 n=$2 b=$3 srtp=""
   : >"$OUT/ports.txt"
-  case $peer in *_srtp) srtp=--srtp ;; esac
+  case $peer in *_srtp) srtp=--srtp ;; *_srtpgcm) srtp="--srtp AEAD_AES_128_GCM" ;; esac
   case $peer in rtpengine*)
     PID=$RTPE_PID
     # shellcheck disable=SC2086  # $srtp: no argument at all when empty
@@ -167,7 +170,7 @@ start_peer() {  # peer calls branches
     return 0 ;;
   esac
   local bin=$BIN serves=$peer
-  case $peer in portier-*) bin=$OUT/relay_calls-$peer serves=portier ;; portier_srtp) serves=portier ;; esac
+  case $peer in portier-*) bin=$OUT/relay_calls-$peer serves=portier ;; portier_srtp*) serves=portier ;; esac
   # shellcheck disable=SC2086
   $PRIO taskset -c "$RELAY_CPU" "$bin" serve "$serves" "$n" "$b" $srtp >"$OUT/ports.txt" 2>>"$OUT/serve.log" &
   SERVE_PID=$! PID=$SERVE_PID
@@ -195,7 +198,7 @@ stop_peer() {  # peer calls
 step() {  # peer calls branches mult secs [--baseline]
   local peer=$1 ports=$RELAY_PORTS srtp=""
   case $peer in rtpengine*) ports=$RTPE_PORTS ;; esac
-  case $peer in *_srtp) srtp=--srtp ;; esac
+  case $peer in *_srtp | *_srtpgcm) srtp=--srtp ;; esac
   # shellcheck disable=SC2086  # ${6:-}, $srtp: no argument at all when empty
   timeout $((${5%.*} + 30)) $PRIO taskset -c "$GEN_CPU" "$BIN" load "$OUT/ports.txt" "$2" "$3" "$4" "$5" \
     --pid "$PID" --cpu "$RELAY_CPU" --relay-ports "$ports" ${6:-} $srtp 2>>"$OUT/load.log" || echo "failed=1"

@@ -6,11 +6,13 @@
 //       audio + VP8 video), offer_for_branch() and a 183 recvonly answer from
 //       every branch, so every branch gets the early media (the intercom's worst
 //       case). Relay ports RELAY_MIN-RELAY_MAX.
-//   relay_calls serve portier CALLS BRANCHES --srtp
+//   relay_calls serve portier CALLS BRANCHES --srtp [SUITE]
 //       the same with SRTP terminated (encryption = terminate): the door offers
 //       RTP/SAVP with an AES_CM_128_HMAC_SHA1_32 key, every branch takes the
-//       relay's AES_CM_128_HMAC_SHA1_80 line with a key of its own (as in the
-//       rtpengine run, which re-keys only then: rtpengine_ng.py); also prints "srtp CALL STREAM
+//       relay's SUITE line with a key of its own: by default
+//       AES_CM_128_HMAC_SHA1_80, what Linphone 5.1 takes (it has no GCM) and
+//       what the rtpengine run re-keys to (rtpengine_ng.py); AEAD_AES_128_GCM
+//       is what portier-monitor takes (the relay offers it first); also prints "srtp CALL STREAM
 //       BRANCH KEY" per stream: the door's key (BRANCH -1) and the key of each branch's offer (what
 //       its device decrypts with), "SUITE BASE64" as in a=crypto. Bench keys, not secrets.
 //   relay_calls serve tee CALLS BRANCHES
@@ -72,7 +74,7 @@
 #include "common/log.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_srtp.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 #include "sip/sdp/sdp_rewrite.h"
 
 namespace {
@@ -173,7 +175,7 @@ gboolean on_term(gpointer loop) {
   return G_SOURCE_REMOVE;
 }
 
-int serve_portier(int calls, int branches, bool srtp) {
+int serve_portier(int calls, int branches, bool srtp, sdp::SrtpSuite device_suite) {
   portier::log::set_level(portier::log::Level::Warning);
   portier::proxy::RelaySettings rs;
   rs.sdp_address = "127.0.0.1";
@@ -189,7 +191,7 @@ int serve_portier(int calls, int branches, bool srtp) {
     const std::string id = "bench-" + std::to_string(c);
     std::string error;
     // As in the rtpengine run (rtpengine_ng.py --srtp): the door sends
-    // AES_CM_128_HMAC_SHA1_32, every device takes the relay's _80 line.
+    // AES_CM_128_HMAC_SHA1_32, every device takes the relay's device_suite line.
     std::vector<sdp::CryptoAttr> door_keys;
     const std::vector<std::string> door_lines =
         srtp ? fresh_keys(&door_keys, sdp::SrtpSuite::AesCm128HmacSha1_32)
@@ -207,9 +209,10 @@ int serve_portier(int calls, int branches, bool srtp) {
         std::fprintf(stderr, "relay_calls: call %d branch %d: %s\n", c, b, error.c_str());
         return 1;
       }
-      // The device takes the relay's _80 line: its key is what it decrypts with.
+      // The device takes the relay's device_suite line: its key is what it
+      // decrypts with.
       for (int s = 0; s < kStreams && srtp; ++s) {
-        auto a = offered_line(*offer, s, sdp::SrtpSuite::AesCm128HmacSha1_80, &error);
+        auto a = offered_line(*offer, s, device_suite, &error);
         if (!a) {
           std::fprintf(stderr, "relay_calls: call %d branch %d: no a=crypto: %s\n", c, b,
                        error.c_str());
@@ -223,7 +226,7 @@ int serve_portier(int calls, int branches, bool srtp) {
     for (int b = 0; b < branches; ++b) {
       std::vector<sdp::CryptoAttr> device_keys;
       const std::vector<std::string> device_lines =
-          srtp ? fresh_keys(&device_keys, sdp::SrtpSuite::AesCm128HmacSha1_80, device_tags[b])
+          srtp ? fresh_keys(&device_keys, device_suite, device_tags[b])
                : std::vector<std::string>{};
       auto a = relay->answer_from_branch(id, static_cast<size_t>(b),
                                          device_answer(c, b, branches, device_lines), false);
@@ -830,7 +833,12 @@ int main(int argc, char **argv) {
       return 2;
     }
     const bool srtp = argc >= 6 && !std::strcmp(argv[5], "--srtp");
-    if (!std::strcmp(argv[2], "portier")) return serve_portier(calls, branches, srtp);
+    auto suite = argc >= 7 ? sdp::suite_from_name(argv[6]) : sdp::SrtpSuite::AesCm128HmacSha1_80;
+    if (!suite) {
+      std::fprintf(stderr, "relay_calls: %s: not an SRTP suite\n", argv[6]);
+      return 2;
+    }
+    if (!std::strcmp(argv[2], "portier")) return serve_portier(calls, branches, srtp, *suite);
     if (!std::strcmp(argv[2], "tee")) return serve_tee(calls, branches);
     return usage();
   }

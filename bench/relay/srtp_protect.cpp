@@ -26,7 +26,7 @@
 #include <string>
 
 #include "proxy/relay_srtp.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace sdp = portier::sdp;
 using portier::proxy::SrtpContext;

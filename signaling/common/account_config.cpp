@@ -28,7 +28,10 @@ void add_account_schema(config::Schema &s, const AccountHelp &help) {
       .str("account", "tls-certificates-file", "",
            "our own PEM certificate (chain) for a proxy that asks for one (empty: none)")
       .str("account", "tls-certificates-private-key", "", "its unencrypted PEM private key")
-      .str("account", "tls-ciphers", kDefaultTlsCiphers, "OpenSSL cipher list for TLS 1.2");
+      .str("account", "tls-ciphers", kDefaultTlsCiphers, "OpenSSL cipher list for TLS 1.2")
+      .str("account", "tls-ciphersuites", kDefaultTlsCiphersuites,
+           "TLS 1.3 suites, colon-separated (OpenSSL's SSL_CTX_set_ciphersuites syntax; "
+           "tls-ciphers does not touch TLS 1.3)");
 }
 
 std::string check_account_config(const config::Config &cfg) {
@@ -44,6 +47,8 @@ std::string check_account_config(const config::Config &cfg) {
   if (!parse_transport_uri(a.proxy, a.tls, &u, &error))
     return cfg.where("account", "proxy") + error;
   if (!u.tls) return "";
+  if (!check_tls_ciphers(u.tls_settings, &error))
+    return cfg.where("account", error.substr(0, error.find(' '))) + error;
   if (a.tls.verify_outgoing && a.tls.files.ca_file.empty())
     return cfg.where("account", "proxy") +
            "over TLS needs tls-certificates-ca-file to check the proxy's certificate (sofia-sip "
@@ -91,6 +96,7 @@ AccountSettings account_settings_from_config(const config::Config &cfg) {
                  cfg.get_string("account", "tls-certificates-ca-file")};
   a.tls.verify_outgoing = cfg.get_bool("account", "tls-verify-outgoing");
   a.tls.ciphers = cfg.get_string("account", "tls-ciphers");
+  a.tls.ciphersuites = cfg.get_string("account", "tls-ciphersuites");
   TransportUri u;
   std::string error;
   if (parse_transport_uri(a.proxy, a.tls, &u, &error)) {

@@ -16,6 +16,15 @@ std::string trim(const std::string &s) {
 std::string result(const std::string &text) { return json::object_of("result", text); }
 std::string error(const std::string &text) { return json::object_of("error", text); }
 
+Command reload_command(std::function<std::string()> reload) {
+  return {"reload", "", "load the TLS certificates, keys and CA files again (as SIGHUP does)",
+          [reload = std::move(reload)](const std::string &) {
+            const std::string failed = reload();
+            return failed.empty() ? result("reloaded")
+                                  : error("reload failed, the old state is kept: " + failed);
+          }};
+}
+
 Table::Table(std::vector<Command> commands) : commands_(std::move(commands)) {
   commands_.push_back({"ping", "", "is the daemon alive", [](const std::string &) {
                          return json::Writer()

@@ -43,4 +43,9 @@ class Table {
 std::string result(const std::string &text);
 std::string error(const std::string &text);
 
+// "reload", as SIGHUP: `reload` runs the daemon's reload handlers
+// (Daemon::reload) and returns "" or what failed; the reply is
+// {"result":"reloaded"} or {"error":"reload failed, the old state is kept: ..."}.
+Command reload_command(std::function<std::string()> reload);
+
 }  // namespace portier::control

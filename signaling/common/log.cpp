@@ -9,8 +9,20 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/ascii.h"
+
 namespace portier::log {
 namespace {
+
+// Where the next "inline:" starts, in any case: RFC 5234 §2.3 makes the key
+// method case-insensitive, and sdp::parse_crypto takes it so.
+size_t find_key_method(std::string_view text, size_t from) {
+  static constexpr std::string_view kMethod = "inline:";
+  for (size_t i = text.find_first_of("iI", from); i != std::string_view::npos;
+       i = text.find_first_of("iI", i + 1))
+    if (ascii::istarts_with(text.substr(i), kMethod)) return i;
+  return std::string_view::npos;
+}
 
 std::string g_program = "portier";
 Output g_output = Output::Stderr;
@@ -103,7 +115,7 @@ void write(Level level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  if (strstr(buf, "inline:")) {
+  if (find_key_method(buf, 0) != std::string_view::npos) {
     emit(level, redact_sdes_keys(buf).c_str());
     return;
   }
@@ -116,7 +128,7 @@ std::string redact_sdes_keys(std::string_view text) {
   out.reserve(text.size());
   size_t pos = 0;
   for (;;) {
-    const size_t found = text.find(kMethod, pos);
+    const size_t found = find_key_method(text, pos);
     if (found == std::string_view::npos) break;
     out.append(text.substr(pos, found + kMethod.size() - pos));
     out += "...";

@@ -28,7 +28,7 @@ bool enabled(Level level);
 // log (sofia-sip's debug dumps, an error quoting a line) shows no SRTP key.
 void write(Level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // `text` with the key of every "inline:" key parameter (RFC 4568 §6.1, an
-// a=crypto line's key and salt) replaced by "...".
+// a=crypto line's key and salt; the method in any case) replaced by "...".
 std::string redact_sdes_keys(std::string_view text);
 
 }  // namespace portier::log

@@ -1,5 +1,9 @@
 #include "common/sip_transport.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <memory>
 #include <vector>
 
 namespace portier {
@@ -83,6 +87,8 @@ bool parse_transport_uri(const std::string &text, const TlsSettings &defaults, T
       s.files.ca_file = value;
     else if (name == "tls-ciphers")
       s.ciphers = value;
+    else if (name == "tls-ciphersuites")
+      s.ciphersuites = value;
     else if (name == "tls-verify-incoming" || name == "tls-verify-outgoing") {
       if (!parse_bool(name, value,
                       name == "tls-verify-incoming" ? &s.verify_incoming : &s.verify_outgoing,
@@ -93,7 +99,7 @@ bool parse_transport_uri(const std::string &text, const TlsSettings &defaults, T
     } else {
       *error = "'" + text + "': unknown parameter " + name +
                " (tls-certificates-file, tls-certificates-private-key, tls-certificates-ca-file, "
-               "tls-verify-incoming, tls-verify-outgoing, tls-ciphers)";
+               "tls-verify-incoming, tls-verify-outgoing, tls-ciphers, tls-ciphersuites)";
       return false;
     }
   }
@@ -101,6 +107,32 @@ bool parse_transport_uri(const std::string &text, const TlsSettings &defaults, T
     *error = "'" + text + "': tls-ciphers is empty";
     return false;
   }
+  return true;
+}
+
+bool check_tls_ciphers(const TlsSettings &s, std::string *error) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  const auto refuse = [&](const char *key, const std::string &list, const std::string &why) {
+    ERR_clear_error();
+    *error = std::string(key) + " '" + list + "': " + why;
+    return false;
+  };
+  if (!ctx) return refuse("tls-ciphers", s.ciphers, "OpenSSL cannot make a context");
+  if (SSL_CTX_set_cipher_list(ctx.get(), s.ciphers.c_str()) != 1)
+    return refuse("tls-ciphers", s.ciphers, "no cipher OpenSSL knows");
+  // Empty would turn TLS 1.3 off (RFC 8996 and 8446 would rather it on).
+  if (s.ciphersuites.empty()) return refuse("tls-ciphersuites", "", "empty: no TLS 1.3 suite");
+  size_t from = 0;
+  while (from <= s.ciphersuites.size()) {
+    const size_t to = std::min(s.ciphersuites.find(':', from), s.ciphersuites.size());
+    const std::string one = s.ciphersuites.substr(from, to - from);
+    if (one.empty() || SSL_CTX_set_ciphersuites(ctx.get(), one.c_str()) != 1)
+      return refuse("tls-ciphersuites", s.ciphersuites,
+                    "'" + one + "' is not a TLS 1.3 suite OpenSSL knows (e.g. " +
+                        kDefaultTlsCiphersuites + ")");
+    from = to + 1;
+  }
+  ERR_clear_error();
   return true;
 }
 

@@ -77,6 +77,8 @@ class Door {
   void send_alarm(const std::string &text);
   std::string protection() const;
   DoorCamera &camera() { return *camera_; }
+  // [account]'s TLS files loaded again (sip::Account::reload_tls).
+  std::string reload_tls() { return account_.reload_tls(); }
 
  private:
   void handle(nua_event_t event, int status, const char *phrase, nua_handle_t *nh, const sip_t *sip,

@@ -36,7 +36,7 @@ bool DoorMedia::open(std::string *error) {
   audio_ = *audio;
   // New keys for every call (RFC 3711 §9.1: a key stream is never reused).
   srtp_ = settings_.media_encryption == "srtp";
-  if (srtp_ && (!sdp::sdes::make_keys(&audio_keys_) || !sdp::sdes::make_keys(&video_keys_))) {
+  if (srtp_ && (!sdp::make_offer_keys(&audio_keys_) || !sdp::make_offer_keys(&video_keys_))) {
     *error = "no random bytes for SRTP keys";
     close();
     return false;
@@ -164,9 +164,12 @@ bool DoorMedia::build_audio(const sdp::Agreed &a, std::string *error) {
     gst_pad_add_probe(clear, GST_PAD_PROBE_TYPE_BUFFER, on_audio_decrypted, this, nullptr);
     gst_object_unref(clear);
   }
-  for (GstElement *e : {audio_rtp_sink_, audio_rtcp_sink_, rtp_in, rtcp_in})
-    gst_element_sync_state_with_parent(e);
+  // Downstream first, as a pipeline's own state change goes: the peer may be
+  // sending already (it answered), and a udpsrc whose first push meets an
+  // srtpdec not yet active is refused (flushing) and stops reading for good.
+  for (GstElement *e : {audio_rtp_sink_, audio_rtcp_sink_}) gst_element_sync_state_with_parent(e);
   audio_srtp_.sync_state();
+  for (GstElement *e : {rtp_in, rtcp_in}) gst_element_sync_state_with_parent(e);
   audio_built_ = true;
   return build_audio_codec(*codec, a.codec.pt, error);
 }

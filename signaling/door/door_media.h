@@ -141,7 +141,7 @@ class DoorMedia {
   // SRTP (settings_.media_encryption): our keys for the call, one per suite
   // and stream (sdes.h), and srtpenc/srtpdec around rtpbin's sessions.
   bool srtp_ = false;
-  std::vector<sdp::sdes::Crypto> audio_keys_, video_keys_;
+  std::vector<sdp::CryptoAttr> audio_keys_, video_keys_;
   SrtpSession audio_srtp_, video_srtp_;
 };
 

@@ -62,6 +62,7 @@ int main(int argc, char **argv) {
     services.watch_button([&door] { door.press(); });
     services.on_alarm([&door](const std::string &text) { door.send_alarm(text); });
     daemon.on_stop([&door](std::function<void()> done) { door.stop(std::move(done)); });
+    daemon.on_reload([&door] { return door.reload_tls(); });
     const control::Table commands({
         {"ring", "", "press the button: call the home",
          [&](const std::string &) { return control::result(door.press()); }},
@@ -77,6 +78,7 @@ int main(int argc, char **argv) {
          }},
         {"events", "", "the last event lines (ring, answered, action, ended, ...)",
          [&](const std::string &) { return events.json_array(); }},
+        control::reload_command([&daemon] { return daemon.reload(); }),
     });
     ControlSocket control;
     std::unique_ptr<door::DoorRtsp> rtsp;

@@ -297,13 +297,13 @@ GstCaps *SrtpSession::on_request_key(GstElement *, guint, gpointer data) {
   // No key (a packet that slipped in while the keys changed): srtpdec drops
   // the packet and asks again for the next one.
   if (!self->keys_) return nullptr;
-  const sdp::sdes::SuiteInfo &i = sdp::sdes::info(self->keys_->suite);
-  GstBuffer *key =
-      gst_buffer_new_memdup(self->keys_->recv_key.data(), self->keys_->recv_key.size());
-  GstCaps *caps = gst_caps_new_simple("application/x-srtp", "srtp-key", GST_TYPE_BUFFER, key,
-                                      "srtp-cipher", G_TYPE_STRING, i.cipher, "srtp-auth",
-                                      G_TYPE_STRING, i.rtp_auth, "srtcp-cipher", G_TYPE_STRING,
-                                      i.cipher, "srtcp-auth", G_TYPE_STRING, i.rtcp_auth, nullptr);
+  const sdp::CryptoKey &k = self->keys_->recv_key;
+  const sdp::SrtpSuiteInfo &i = sdp::suite_info(k.suite);
+  GstBuffer *key = gst_buffer_new_memdup(k.bytes.data(), k.size);
+  GstCaps *caps = gst_caps_new_simple(
+      "application/x-srtp", "srtp-key", GST_TYPE_BUFFER, key, "srtp-cipher", G_TYPE_STRING,
+      i.gst_cipher, "srtp-auth", G_TYPE_STRING, i.gst_rtp_auth, "srtcp-cipher", G_TYPE_STRING,
+      i.gst_cipher, "srtcp-auth", G_TYPE_STRING, i.gst_rtcp_auth, nullptr);
   gst_buffer_unref(key);
   return caps;
 }
@@ -311,9 +311,9 @@ GstCaps *SrtpSession::on_request_key(GstElement *, guint, gpointer data) {
 void SrtpSession::set(const std::optional<sdp::Agreed::Srtp> &srtp) {
   {
     std::lock_guard<std::mutex> guard(lock_);
-    const bool same = configured_ && keys_.has_value() == srtp.has_value() &&
-                      (!srtp || (keys_->suite == srtp->suite && keys_->send_key == srtp->send_key &&
-                                 keys_->recv_key == srtp->recv_key));
+    const bool same =
+        configured_ && keys_.has_value() == srtp.has_value() &&
+        (!srtp || (keys_->send_key == srtp->send_key && keys_->recv_key == srtp->recv_key));
     if (same) return;
     keys_ = srtp;
     configured_ = true;
@@ -323,12 +323,12 @@ void SrtpSession::set(const std::optional<sdp::Agreed::Srtp> &srtp) {
     if (srtp) {
       // The suite first, then the key: a new key makes srtpenc set its
       // session up again with whatever suite is set by then.
-      const sdp::sdes::SuiteInfo &i = sdp::sdes::info(srtp->suite);
-      gst_util_set_object_arg(G_OBJECT(enc_), "rtp-cipher", i.cipher);
-      gst_util_set_object_arg(G_OBJECT(enc_), "rtcp-cipher", i.cipher);
-      gst_util_set_object_arg(G_OBJECT(enc_), "rtp-auth", i.rtp_auth);
-      gst_util_set_object_arg(G_OBJECT(enc_), "rtcp-auth", i.rtcp_auth);
-      GstBuffer *key = gst_buffer_new_memdup(srtp->send_key.data(), srtp->send_key.size());
+      const sdp::SrtpSuiteInfo &i = sdp::suite_info(srtp->send_key.suite);
+      gst_util_set_object_arg(G_OBJECT(enc_), "rtp-cipher", i.gst_cipher);
+      gst_util_set_object_arg(G_OBJECT(enc_), "rtcp-cipher", i.gst_cipher);
+      gst_util_set_object_arg(G_OBJECT(enc_), "rtp-auth", i.gst_rtp_auth);
+      gst_util_set_object_arg(G_OBJECT(enc_), "rtcp-auth", i.gst_rtcp_auth);
+      GstBuffer *key = gst_buffer_new_memdup(srtp->send_key.bytes.data(), srtp->send_key.size);
       g_object_set(enc_, "key", key, nullptr);
       gst_buffer_unref(key);
     }
@@ -349,7 +349,7 @@ uint64_t SrtpSession::dropped() const {
 
 std::string SrtpSession::suite() const {
   std::lock_guard<std::mutex> guard(lock_);
-  return keys_ ? sdp::sdes::info(keys_->suite).name : "";
+  return keys_ ? sdp::suite_name(keys_->send_key.suite) : "";
 }
 
 void SrtpSession::reset() {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/account_config.h"
 #include "common/cli.h"
@@ -54,6 +55,7 @@ int main(int argc, char **argv) {
     }
     monitor::Monitor mon(settings, events);
     daemon.on_stop([&mon](std::function<void()> done) { mon.stop(std::move(done)); });
+    daemon.on_reload([&mon] { return mon.reload_tls(); });
     // Made before the core starts, so the first call already has its display;
     // gone before the core (it unhooks itself).
     std::unique_ptr<monitor::MonitorWindow> window;
@@ -63,7 +65,9 @@ int main(int argc, char **argv) {
       window_json = [&window] { return window->json(); };
       PLOG_INFO("window shown");
     }
-    const control::Table commands(monitor::control_commands(mon, events, window_json));
+    std::vector<control::Command> rows = monitor::control_commands(mon, events, window_json);
+    rows.push_back(control::reload_command([&daemon] { return daemon.reload(); }));
+    const control::Table commands(std::move(rows));
     ControlSocket control;
     if (!mon.start(daemon.root(), &error)) {
       PLOG_ERROR("%s", error.c_str());

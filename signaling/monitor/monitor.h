@@ -64,6 +64,8 @@ class Monitor {
   CallState state() const { return call_.state(); }
   MonitorView view() const;
   const std::vector<MonitorSettings::Door> &doors() const { return settings_.doors; }
+  // [account]'s TLS files loaded again (sip::Account::reload_tls).
+  std::string reload_tls() { return account_.reload_tls(); }
 
   // The window face: `changed` runs after anything the core did (a SIP event,
   // a milestone), so a face can redraw from view(); `display_sink` makes the

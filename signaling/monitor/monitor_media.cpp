@@ -47,7 +47,7 @@ bool MonitorMedia::open(std::string *error) {
   audio_ = *audio;
   // New keys for every call (RFC 3711 §9.1: a key stream is never reused).
   if (settings_.media_encryption == "srtp" &&
-      (!sdp::sdes::make_keys(&audio_keys_) || !sdp::sdes::make_keys(&video_keys_))) {
+      (!sdp::make_offer_keys(&audio_keys_) || !sdp::make_offer_keys(&video_keys_))) {
     *error = "no random bytes for SRTP keys";
     close();
     return false;

@@ -134,7 +134,7 @@ class MonitorMedia {
   std::shared_ptr<MonitorMedia *> alive_;
   // SRTP (settings_.media_encryption): our keys for the call, one per suite
   // and stream (sdes.h), and srtpenc/srtpdec around rtpbin's sessions.
-  std::vector<sdp::sdes::Crypto> audio_keys_, video_keys_;
+  std::vector<sdp::CryptoAttr> audio_keys_, video_keys_;
   SrtpSession audio_srtp_, video_srtp_;
 };
 

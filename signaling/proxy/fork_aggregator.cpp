@@ -54,7 +54,8 @@ int preference(int status, bool caller_cancelled) {
 
 }  // namespace
 
-ForkAggregator::ForkAggregator(size_t branches) : branches_(branches) {}
+ForkAggregator::ForkAggregator(size_t branches, bool invite)
+    : branches_(branches), invite_(invite) {}
 
 ForkAggregator::Decision ForkAggregator::on_response(size_t branch, int status) {
   Decision d;
@@ -70,7 +71,7 @@ ForkAggregator::Decision ForkAggregator::on_response(size_t branch, int status) 
   if (status < 300) {
     // §16.7 step 5: every 2xx goes up, even after another one, so the caller can
     // ACK and BYE each dialog; step 10: the first final response ends the others.
-    d.forward = true;
+    d.forward = invite_ || !final_sent_;
     if (b.status == 0 || b.status >= 300) set_final(b, status, false);
     got_2xx_ = true;
     final_sent_ = true;
@@ -168,7 +169,7 @@ bool ForkAggregator::pending_except(size_t branch) const {
 }
 
 void ForkAggregator::cancel_pending(Decision &d, size_t except) {
-  if (cancel_sent_ || !pending_except(except)) return;
+  if (!invite_ || cancel_sent_ || !pending_except(except)) return;
   cancel_sent_ = true;
   d.cancel_others = true;
 }

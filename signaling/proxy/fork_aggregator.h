@@ -11,7 +11,9 @@ namespace portier::proxy {
 
 class ForkAggregator {
  public:
-  explicit ForkAggregator(size_t branches);
+  // `invite`: the forked request is an INVITE. A non-INVITE fork sends one
+  // final response upstream and never CANCELs (below).
+  explicit ForkAggregator(size_t branches, bool invite = true);
 
   struct Decision {
     bool forward = false;        // send the response just received upstream now
@@ -22,8 +24,13 @@ class ForkAggregator {
 
   // A response `status` arrived on `branch`.
   // - 100: nothing. 101-199: forwarded while no final response went upstream.
-  // - 2xx: always forwarded, even after another 2xx (§16.7 step 5, the caller must
-  //   see every 2xx to ACK and BYE it); the first one cancels the other branches.
+  // - 2xx to an INVITE: always forwarded, even after another 2xx (§16.7 step 5,
+  //   the caller must see every 2xx to ACK and BYE it); the first one cancels the
+  //   other branches. 2xx to anything else: forwarded only while no final
+  //   response went up (§16.7 step 10 forwards later 2xx for INVITE only, and a
+  //   completed non-INVITE server transaction discards further finals,
+  //   §17.2.2); nothing is cancelled (§9.1: CANCEL is for INVITE), the other
+  //   branches run to their end and their answers are absorbed.
   // - 6xx: cancels the other branches (§16.7 step 5) and goes up at once as the
   //   best response (send_best): a branch that never answers the CANCEL (a device
   //   that lost power) must not keep the caller waiting; the CANCELs finish in
@@ -85,6 +92,7 @@ class ForkAggregator {
 
   std::vector<Branch> branches_;
   unsigned finals_ = 0;
+  bool invite_ = true;
   bool final_sent_ = false;
   bool got_2xx_ = false;
   bool timed_out_ = false;

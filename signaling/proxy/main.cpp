@@ -16,7 +16,7 @@ using namespace portier;
 int main(int argc, char **argv) {
   config::Config cfg(proxy::proxy_schema());
   if (auto rc = cli::parse_and_load(argc, argv, "/etc/portier/proxy.conf", cfg,
-                                    proxy::check_proxy_config))
+                                    proxy::check_proxy_config, proxy::proxy_security_warning))
     return *rc;
   proxy::ProxySettings settings = proxy::settings_from_config(cfg);
   log::init("portier-proxy", settings.log_output, settings.log_level);

@@ -4,11 +4,13 @@
 #include <gio/gio.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "rtpfork/keyframe_detect.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace portier::proxy {
 namespace {
@@ -257,6 +259,10 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
     RelayEngine::Leg caller = leg(st.ports, st.offer);
     // The relay accepts mux whenever it is offered (RFC 5761 §5.1.1).
     caller.rtcp_mux = st.offer.rtcp_mux;
+    // An offer with a=crypto (RTP/AVP too: optional SRTP) may well be
+    // answered with SRTP.
+    caller.keyless_srtp =
+        !terminate && (is_sdes_profile(st.offer.protocol) || !st.offer.crypto.empty());
     if (st.srtp) {
       caller.srtp_in =
           SrtpContext::create(st.from_caller.key, SrtpContext::Direction::Inbound, error);
@@ -490,11 +496,13 @@ bool MediaRelay::crypto_for_branch(const Stream &s, BranchMedia *bm, sdp::RelayE
   if (settings_.encryption == RelaySettings::Encryption::Passthrough) return true;
   e->crypto.emplace();  // no key of the caller ever reaches a device
   if (!s.srtp || !bm->ports.port) return true;
-  // A fresh key per suite and branch, the caller's suite first (RFC 4568 §7.1.1:
-  // in order of preference), every other suite after it.
-  std::vector<sdp::SrtpSuite> suites{s.from_caller.key.suite};
-  for (sdp::SrtpSuite x : sdp::kAllSrtpSuites)
-    if (x != s.from_caller.key.suite) suites.push_back(x);
+  // A fresh key per suite and branch, srtp-crypto-suites in order (RFC 4568
+  // §7.1.1: in order of preference). The branch's suite is independent of the
+  // caller's, as each leg is keyed apart; the caller's is still offered last,
+  // for a device that knows no other.
+  std::vector<sdp::SrtpSuite> suites = settings_.branch_suites;
+  if (std::find(suites.begin(), suites.end(), s.from_caller.key.suite) == suites.end())
+    suites.push_back(s.from_caller.key.suite);
   for (size_t i = 0; i < suites.size(); ++i) {
     auto key = sdp::CryptoKey::generate(suites[i]);
     if (!key) {

@@ -223,8 +223,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       return false;
     }
     if (!t) continue;
-    if (!tls::adopt(t, capture.contexts(), t->settings.ciphers != kDefaultTlsCiphers, error))
-      return false;
+    if (!tls::adopt(t, capture.contexts(), t->settings.ciphers_changed(), error)) return false;
     PLOG_INFO(
         "tls: %s serves %s, serial %s, until %s, %zu intermediate(s); clients %s, servers %s%s",
         t->name.c_str(), t->certificate.subject.c_str(), t->certificate.serial.c_str(),
@@ -232,7 +231,10 @@ bool Proxy::start(su_root_t *root, std::string *error) {
         t->settings.verify_incoming ? "must show a certificate from the CA file"
                                     : "are not asked for a certificate",
         t->settings.verify_outgoing ? "verified with their name" : "not verified",
-        !t->contexts.empty() ? (", TLS 1.2+, ciphers " + t->settings.ciphers).c_str() : "");
+        !t->contexts.empty() ? (", TLS 1.2+, ciphers " + t->settings.ciphers + ", TLS 1.3 suites " +
+                                t->settings.ciphersuites)
+                                   .c_str()
+                             : "");
   }
   for (tport_t *tp = nta_agent_tports(agent_); tp; tp = tport_next(tp)) {
     const tp_name_t *n = tport_name(tp);
@@ -661,13 +663,7 @@ std::vector<control::Command> Proxy::control_commands() {
        [this](Args address) {
          return address.empty() ? control::error("unban ADDRESS|all") : unban(address);
        }},
-      {"reload", "", "load the TLS certificates, keys and CA files again (as SIGHUP does)",
-       [this](Args) {
-         const std::string failed = reload_ ? reload_() : reload_tls();
-         return failed.empty()
-                    ? json::Writer().begin_object().field("result", "reloaded").end_object().take()
-                    : control::error("reload failed, the old state is kept: " + failed);
-       }},
+      control::reload_command([this] { return reload_ ? reload_() : reload_tls(); }),
   };
 }
 

@@ -16,6 +16,7 @@
 #include "common/sip_transport.h"
 #include "proxy/location_store.h"
 #include "push/push_config.h"
+#include "sip/sdp/sdes.h"
 
 namespace portier::proxy {
 
@@ -37,6 +38,12 @@ struct RelaySettings {
   enum class Encryption { Passthrough, Terminate };
   Encryption encryption = Encryption::Terminate;
   bool encryption_mandatory = false;  // plain RTP refused (488)
+  // What a branch is offered when the relay terminates SRTP, in order of
+  // preference (RFC 4568 section 7.1.1); the caller's suite is added last
+  // when it is not among them.
+  std::vector<sdp::SrtpSuite> branch_suites{sdp::SrtpSuite::AeadAes128Gcm,
+                                            sdp::SrtpSuite::AesCm128HmacSha1_80,
+                                            sdp::SrtpSuite::AesCm128HmacSha1_32};
 };
 
 struct ProxySettings : GlobalSettings {
@@ -70,6 +77,11 @@ struct ProxySettings : GlobalSettings {
 const config::Schema &proxy_schema();
 // Cross-key checks and conversion; "" when valid, else a message naming the key.
 std::string check_proxy_config(const config::Config &cfg);
+// For --check-config: "" or one line naming each key that makes the proxy
+// less secure than the shipped config/proxy.conf (a warning, not an error):
+// SIP without TLS on an address other than loopback, the relay taking plain
+// RTP or passing the door's SRTP key to every device, authentication off.
+std::string proxy_security_warning(const config::Config &cfg);
 ProxySettings settings_from_config(const config::Config &cfg);
 // [global]'s tls-* keys: what each TLS transport takes unless its URI says.
 TlsSettings tls_defaults_from_config(const config::Config &cfg);

@@ -94,6 +94,7 @@ struct LegState {
   Route route[2];
   bool mux = false;  // RTCP goes to the peer's RTP port, from ours (RFC 5761)
   std::unique_ptr<SrtpContext> srtp_in, srtp_out;
+  bool keyless_srtp = false;  // RelayEngine::Leg::keyless_srtp
   std::atomic<uint64_t> srtp_rejected{0};
 
   void set(RelayEngine::Leg &leg) {
@@ -104,6 +105,7 @@ struct LegState {
     mux = leg.rtcp_mux;
     srtp_in = std::move(leg.srtp_in);
     srtp_out = std::move(leg.srtp_out);
+    keyless_srtp = leg.keyless_srtp;
   }
   // Where RTCP to the peer goes out, and from which socket.
   int rtcp_kind() const { return mux ? kRtp : kRtcp; }
@@ -644,7 +646,7 @@ void RelayEngine::Worker::send_pli(Stream *s, uint32_t ssrc) {
   LegState &caller = s->caller;
   const int kind = caller.rtcp_kind();
   const Route &route = caller.route[kind];
-  if (route.to.empty()) return;
+  if (route.to.empty() || caller.keyless_srtp) return;
   alignas(4) uint8_t pli[rtp::kPliSize + kTail];
   size_t size = rtp::kPliSize;
   rtp::write_pli(pli, s->call->pli_ssrc, ssrc);

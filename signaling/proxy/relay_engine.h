@@ -109,6 +109,10 @@ class RelayEngine {
     // what the relay sends it is protected with srtp_out. Both or neither.
     std::unique_ptr<SrtpContext> srtp_in = nullptr;
     std::unique_ptr<SrtpContext> srtp_out = nullptr;
+    // SRTP passed through (SDES keys the relay never holds): the relay sends
+    // this peer no RTCP of its own, which could only go unprotected, and an
+    // SRTP receiver drops unauthenticated RTCP (RFC 3711 §3.4).
+    bool keyless_srtp = false;
   };
 
   // `id` names the call in logs; `pli_ssrc` is the sender SSRC of our PLIs.

@@ -49,15 +49,15 @@ constexpr uint32_t kMaxSrtcpIndex = 0x7fffffffu;  // RFC 3711 §3.4: 31 bits
 // The relay's earlier libsrtp2 contexts used 1024: a door's keyframe burst
 // reordered on Wi-Fi stays inside (RFC 3711 §3.3.2 asks for at least 64).
 constexpr size_t kRtpWindow = 1024;
+// What the relay sends leaves in the order it was received or made, so a
+// sender's window only refuses a repeated index (RFC 3711 §9.1); 128 is
+// libsrtp's default for both directions.
+constexpr uint32_t kRtpSendWindowWords = 128 / 64;
 constexpr size_t kRtcpWindow = 128;  // libsrtp's SRTCP window
 
-bool is_gcm(sdp::SrtpSuite s) {
-  return s == sdp::SrtpSuite::AeadAes128Gcm || s == sdp::SrtpSuite::AeadAes256Gcm;
-}
+bool is_gcm(sdp::SrtpSuite s) { return sdp::suite_info(s).aead; }
 
-size_t master_key_len(sdp::SrtpSuite s) {
-  return s == sdp::SrtpSuite::Aes256CmHmacSha1_80 || s == sdp::SrtpSuite::AeadAes256Gcm ? 32 : 16;
-}
+size_t master_key_len(sdp::SrtpSuite s) { return sdp::suite_info(s).key_len; }
 
 uint32_t load32(const uint8_t *p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
@@ -70,38 +70,41 @@ void store32(uint8_t *p, uint32_t v) {
 }
 
 // A sliding replay window (RFC 3711 §3.3.2): `top` is the highest index
-// accepted; bit i of the map stands for index top - i.
+// accepted; bit i of the map stands for index top - i. `words` of the map are
+// in use (at most Bits / 64): a sender's window is kept small, as only the
+// words in use are shifted and touched per packet.
 template <size_t Bits>
 struct ReplayWindow {
   static constexpr size_t kWords = Bits / 64;
   uint64_t top = 0;
   bool any = false;
+  uint32_t words = kWords;
   std::array<uint64_t, kWords> map{};
 
   bool seen(uint64_t index) const {
     if (!any || index > top) return false;
     const uint64_t back = top - index;
-    if (back >= Bits) return true;  // older than the window: refused as if replayed
+    if (back >= 64 * uint64_t(words)) return true;  // older than the window: refused as if replayed
     return (map[back / 64] >> (back % 64)) & 1;
   }
   void add(uint64_t index) {
     if (!any) {
       any = true;
       top = index;
-      map.fill(0);
+      std::fill_n(map.begin(), words, 0);
       map[0] = 1;
       return;
     }
     if (index > top) {
       const uint64_t shift = index - top;
       top = index;
-      if (shift >= Bits) {
-        map.fill(0);
+      if (shift >= 64 * uint64_t(words)) {
+        std::fill_n(map.begin(), words, 0);
       } else {
-        const size_t words = shift / 64, bits = shift % 64;
-        for (size_t i = kWords; i-- > 0;) {
-          uint64_t v = i >= words ? map[i - words] << bits : 0;
-          if (bits && i >= words + 1) v |= map[i - words - 1] >> (64 - bits);
+        const size_t whole = shift / 64, bits = shift % 64;
+        for (size_t i = words; i-- > 0;) {
+          uint64_t v = i >= whole ? map[i - whole] << bits : 0;
+          if (bits && i >= whole + 1) v |= map[i - whole - 1] >> (64 - bits);
           map[i] = v;
         }
       }
@@ -109,7 +112,7 @@ struct ReplayWindow {
       return;
     }
     const uint64_t back = top - index;
-    if (back < Bits) map[back / 64] |= uint64_t(1) << (back % 64);
+    if (back < 64 * uint64_t(words)) map[back / 64] |= uint64_t(1) << (back % 64);
   }
 };
 
@@ -192,6 +195,7 @@ struct SrtpContext::Impl {
 
   sdp::SrtpSuite suite{};
   bool gcm = false;
+  bool outbound = false;
   size_t rtp_tag = 0;   // the tag after an SRTP packet
   size_t rtcp_tag = 0;  // after SRTCP's E+index word (AES-CM) or before it (GCM)
   Keys rtp, rtcp;
@@ -241,6 +245,7 @@ struct SrtpContext::Impl {
     if (streams.size() >= kMaxStreams) return nullptr;
     streams.emplace_back();
     streams.back().ssrc = ssrc;
+    if (outbound) streams.back().rtp.words = kRtpSendWindowWords;
     last = streams.size() - 1;
     return &streams.back();
   }
@@ -340,8 +345,8 @@ std::unique_ptr<SrtpContext> SrtpContext::create(const sdp::CryptoKey &key, Dire
   Impl &m = *c->impl_;
   m.suite = key.suite;
   m.gcm = is_gcm(key.suite);
-  m.rtp_tag = m.gcm ? kGcmTagLen : key.suite == sdp::SrtpSuite::AesCm128HmacSha1_32 ? 4 : 10;
-  m.rtcp_tag = m.gcm ? kGcmTagLen : kSrtcpTagLen;
+  m.rtp_tag = sdp::suite_info(key.suite).rtp_tag_len;
+  m.rtcp_tag = sdp::suite_info(key.suite).rtcp_tag_len;
   m.streams.reserve(kMaxStreams);
   const size_t key_len = master_key_len(key.suite);
   const size_t salt_len = key.size - key_len;
@@ -352,7 +357,7 @@ std::unique_ptr<SrtpContext> SrtpContext::create(const sdp::CryptoKey &key, Dire
     *error = std::string("OpenSSL could not key a ") + sdp::suite_name(key.suite) + " context";
     return nullptr;
   }
-  (void)d;  // both directions hold the same state; the caller uses one side
+  m.outbound = d == Direction::Outbound;
   return c;
 }
 

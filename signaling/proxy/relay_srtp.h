@@ -17,12 +17,14 @@
 #include <memory>
 #include <string>
 
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace portier::proxy {
 
 class SrtpContext {
  public:
+  // Inbound keeps a 1024-packet replay window (reordered keyframe bursts),
+  // Outbound 128 packets, only to refuse a repeated index.
   enum class Direction { Inbound, Outbound };
   // Room a protected packet needs after its plaintext: the largest SRTCP
   // trailer (E flag and index, a 16-byte tag; no MKI).

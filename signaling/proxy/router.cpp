@@ -253,7 +253,7 @@ bool Router::add_branch(Txn *t, msg_t *msg, const std::string &target,
 void Router::start_fork(Txn *t, size_t branches) {
   // The aggregator exists before the first branch goes out, so a response can
   // never find it missing, however early nta delivers it.
-  t->fork = std::make_unique<ForkAggregator>(branches);
+  t->fork = std::make_unique<ForkAggregator>(branches, t->invite);
 }
 
 bool Router::settle_unsent(Txn *t) {

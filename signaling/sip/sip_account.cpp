@@ -57,6 +57,9 @@ Account::~Account() {
     for (msg_t *msg : held) msg_destroy(msg);
   if (reg_timer_) g_source_remove(reg_timer_);
   if (stop_timer_) g_source_remove(stop_timer_);
+  // Our reference to nua's task goes first: the clone's end drops the
+  // port's last one and asserts that it is the last (su_port_zapref).
+  if (tls_) tls_->stack.reset();
   if (nua_) nua_destroy(nua_);
   std::error_code ignored;
   if (tls_) std::filesystem::remove_all(tls_->directory, ignored);
@@ -122,9 +125,18 @@ bool Account::start(su_root_t *root, std::string *error) {
   }
   if (tls_) {
     const std::vector<SSL_CTX *> made = capture->contexts();
+    tls_->stack = capture->stack();
     capture.reset();
-    if (!tls::adopt(tls_.get(), made, settings_.tls.ciphers != kDefaultTlsCiphers, error))
+    // Hardened on nua's thread, where the transport may already be taking a
+    // connection on its listening port.
+    bool adopted = false;
+    if (!tls::in_stack_thread(*tls_, [&] {
+          adopted = tls::adopt(tls_.get(), made, settings_.tls.ciphers_changed(), error);
+        })) {
+      *error = tls_->name + ": nua's thread cannot be reached";
       return false;
+    }
+    if (!adopted) return false;
     tls::expect_server_name(*tls_, proxy_host_);
   }
   reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()), TAG_END());
@@ -132,6 +144,17 @@ bool Account::start(su_root_t *root, std::string *error) {
   PLOG_INFO("%s %s: registering through %s", options_.agent, settings_.aor.c_str(),
             settings_.proxy.c_str());
   return true;
+}
+
+std::string Account::reload_tls() {
+  if (!tls_) return "";
+  std::string report, failed;
+  if (!tls::reload(tls_.get(), tls_->settings.files, &report, &failed)) {
+    PLOG_ERROR("tls: reload refused, the old files are still used: %s", failed.c_str());
+    return failed;
+  }
+  PLOG_INFO("tls: reloaded %s", report.c_str());
+  return "";
 }
 
 std::string Account::registration() const {

@@ -71,6 +71,12 @@ class Account {
   // most 3 s later; `done` runs once nua has. End the calls first.
   void stop(std::function<void()> done);
 
+  // Loads the TLS files of [account] again into nua's context, on nua's
+  // thread (tls::reload): the next connection to the proxy uses them, the
+  // current one and its calls stay. "" or what failed (the file named), the
+  // old files still in use; both logged. A Daemon reload handler.
+  std::string reload_tls();
+
   nua_t *nua() const { return nua_; }
   const AccountSettings &settings() const { return settings_; }
   bool registered() const { return registered_; }

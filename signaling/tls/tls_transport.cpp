@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sofia-sip/su_wait.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -21,6 +22,15 @@
 #include "tls/one_record.h"
 
 namespace portier::tls {
+
+struct StackTask {
+  su_task_r task;
+  StackTask() { su_task_init(task); }
+  ~StackTask() { su_task_deinit(task); }
+  StackTask(const StackTask &) = delete;
+  StackTask &operator=(const StackTask &) = delete;
+};
+
 namespace {
 
 // The capture scope: process-wide because nua_create may run sofia's agent
@@ -28,6 +38,7 @@ namespace {
 std::mutex capture_mutex;
 bool capture_open = false;
 std::vector<SSL_CTX *> captured_contexts;
+std::shared_ptr<StackTask> captured_stack;
 
 using CtxNew = SSL_CTX *(*)(const SSL_METHOD *);
 
@@ -138,6 +149,11 @@ bool harden(Transport *t, SSL_CTX *ctx, std::string *error) {
     *error = t->name + ": tls-ciphers '" + t->settings.ciphers + "': " + openssl_reason();
     return false;
   }
+  // sofia never sets TLS 1.3's suites (docs/TLS.md §5): they are ours alone.
+  if (SSL_CTX_set_ciphersuites(ctx, t->settings.ciphersuites.c_str()) != 1) {
+    *error = t->name + ": tls-ciphersuites '" + t->settings.ciphersuites + "': " + openssl_reason();
+    return false;
+  }
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -202,17 +218,40 @@ Capture::Capture() {
   std::lock_guard<std::mutex> lock(capture_mutex);
   capture_open = true;
   captured_contexts.clear();
+  captured_stack.reset();
 }
 
 Capture::~Capture() {
   std::lock_guard<std::mutex> lock(capture_mutex);
   capture_open = false;
   captured_contexts.clear();
+  captured_stack.reset();
 }
 
 std::vector<SSL_CTX *> Capture::contexts() const {
   std::lock_guard<std::mutex> lock(capture_mutex);
   return captured_contexts;
+}
+
+std::shared_ptr<StackTask> Capture::stack() const {
+  std::lock_guard<std::mutex> lock(capture_mutex);
+  return captured_stack;
+}
+
+bool in_stack_thread(const Transport &t, const std::function<void()> &fn) {
+  if (!t.stack) {
+    fn();
+    return true;
+  }
+  // su_task_execute runs it at once when this is the task's thread (nua on
+  // the loop's, su_root_threading off); otherwise it posts it to the task's
+  // port and waits until it has run there.
+  auto run = [](void *arg) -> int {
+    (*static_cast<const std::function<void()> *>(arg))();
+    return 0;
+  };
+  return su_task_execute(t.stack->task, run, const_cast<std::function<void()> *>(&fn), nullptr) ==
+         0;
 }
 
 bool prepare(Transport *t, std::string *error) {
@@ -223,9 +262,8 @@ bool prepare(Transport *t, std::string *error) {
     *error = t->name + ": " + e;
     return false;
   }
-  Ctx scratch(SSL_CTX_new(TLS_method()), SSL_CTX_free);
-  if (!scratch || SSL_CTX_set_cipher_list(scratch.get(), t->settings.ciphers.c_str()) != 1) {
-    *error = t->name + ": tls-ciphers '" + t->settings.ciphers + "': " + openssl_reason();
+  if (!check_tls_ciphers(t->settings, &e)) {
+    *error = t->name + ": " + e;
     return false;
   }
   if (!write_sofia_tls_directory(t->settings.files, t->directory, &e)) {
@@ -252,7 +290,7 @@ bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_conte
     if (need_context) {
       *error = t->name +
                ": cannot reach sofia-sip's TLS context (not the sofia-sip build portier knows): "
-               "tls-ciphers and certificate reload need it";
+               "tls-ciphers, tls-ciphersuites and certificate reload need it";
       return false;
     }
     PLOG_WARN(
@@ -327,35 +365,49 @@ bool reload(Transport *t, const TlsFiles &files, std::string *report, std::strin
       }
     }
   }
-  SSL_CTX *first = t->contexts.front();
-  const std::string old_serial = serial_of(SSL_CTX_get0_certificate(first));
-  const std::string old_after = not_after_of(SSL_CTX_get0_certificate(first));
-  for (size_t i = 0; i < t->contexts.size(); ++i) {
-    SSL_CTX *live = t->contexts[i];
-    if (!files.certificate_file.empty()) {
-      STACK_OF(X509) *chain = nullptr;
-      SSL_CTX_get0_chain_certs(scratch.get(), &chain);
-      X509 *leaf = SSL_CTX_get0_certificate(scratch.get());
-      EVP_PKEY *key = SSL_CTX_get0_privatekey(scratch.get());
-      // The key goes in after the certificate: OpenSSL drops a key that does
-      // not match the certificate it is set beside.
-      if (SSL_CTX_use_certificate(live, leaf) != 1 || SSL_CTX_use_PrivateKey(live, key) != 1 ||
-          SSL_CTX_check_private_key(live) != 1 ||
-          (chain ? SSL_CTX_set1_chain(live, chain) : SSL_CTX_clear_chain_certs(live)) != 1) {
-        *error = t->name + ": the live context refused the new certificate: " + openssl_reason();
-        return false;
+  // On the thread that makes connections from these contexts (SSL_new reads
+  // what the setters below replace).
+  bool applied = false;
+  const auto apply = [&] {
+    SSL_CTX *first = t->contexts.front();
+    const std::string old_serial = serial_of(SSL_CTX_get0_certificate(first));
+    const std::string old_after = not_after_of(SSL_CTX_get0_certificate(first));
+    for (size_t i = 0; i < t->contexts.size(); ++i) {
+      SSL_CTX *live = t->contexts[i];
+      if (!files.certificate_file.empty()) {
+        STACK_OF(X509) *chain = nullptr;
+        SSL_CTX_get0_chain_certs(scratch.get(), &chain);
+        X509 *leaf = SSL_CTX_get0_certificate(scratch.get());
+        EVP_PKEY *key = SSL_CTX_get0_privatekey(scratch.get());
+        // The key goes in after the certificate: OpenSSL drops a key that does
+        // not match the certificate it is set beside.
+        if (SSL_CTX_use_certificate(live, leaf) != 1 || SSL_CTX_use_PrivateKey(live, key) != 1 ||
+            SSL_CTX_check_private_key(live) != 1 ||
+            (chain ? SSL_CTX_set1_chain(live, chain) : SSL_CTX_clear_chain_certs(live)) != 1) {
+          *error = t->name + ": the live context refused the new certificate: " + openssl_reason();
+          return;
+        }
+      }
+      if (!files.ca_file.empty()) {
+        SSL_CTX_set_cert_store(live, stores[i].release());
+        SSL_CTX_set_client_CA_list(live, names[i].release());
       }
     }
-    if (!files.ca_file.empty()) {
-      SSL_CTX_set_cert_store(live, stores[i].release());
-      SSL_CTX_set_client_CA_list(live, names[i].release());
-    }
+    *report = t->name;
+    if (!files.certificate_file.empty() || old_serial != "none")
+      *report += ": certificate serial " + old_serial + " (until " + old_after + ") -> " +
+                 serial_of(SSL_CTX_get0_certificate(first)) + " (until " +
+                 not_after_of(SSL_CTX_get0_certificate(first)) + ")";
+    if (!files.ca_file.empty()) *report += ": CA file " + files.ca_file;
+    applied = true;
+  };
+  if (!in_stack_thread(*t, apply)) {
+    *error = t->name + ": the SIP stack's thread cannot be reached: cannot reload";
+    return false;
   }
+  if (!applied) return false;
   t->settings.files = files;
   t->certificate = info;
-  *report = t->name + ": certificate serial " + old_serial + " (until " + old_after + ") -> " +
-            serial_of(SSL_CTX_get0_certificate(first)) + " (until " +
-            not_after_of(SSL_CTX_get0_certificate(first)) + ")";
   ERR_clear_error();
   return true;
 }
@@ -372,4 +424,27 @@ extern "C" __attribute__((visibility("default"))) SSL_CTX *SSL_CTX_new(const SSL
   std::lock_guard<std::mutex> lock(portier::tls::capture_mutex);
   if (portier::tls::capture_open) portier::tls::captured_contexts.push_back(ctx);
   return ctx;
+}
+
+// nua_create starts its stack with this (nua.c), through sofia's PLT as
+// SSL_CTX_new is called: within a Capture the clone's task is kept, so that
+// what must run on nua's thread can be sent there (in_stack_thread).
+extern "C" __attribute__((visibility("default"))) int su_clone_start(su_root_t *parent,
+                                                                     su_clone_r clone,
+                                                                     su_root_magic_t *magic,
+                                                                     su_root_init_f init,
+                                                                     su_root_deinit_f deinit) {
+  using Start =
+      int (*)(su_root_t *, su_clone_r, su_root_magic_t *, su_root_init_f, su_root_deinit_f);
+  static const Start real = reinterpret_cast<Start>(dlsym(RTLD_NEXT, "su_clone_start"));
+  if (!real) return errno = ENOSYS, -1;
+  const int rc = real(parent, clone, magic, init, deinit);
+  if (rc != 0) return rc;
+  std::lock_guard<std::mutex> lock(portier::tls::capture_mutex);
+  if (portier::tls::capture_open) {
+    auto task = std::make_shared<portier::tls::StackTask>();
+    su_task_copy(task->task, su_clone_task(clone));
+    portier::tls::captured_stack = std::move(task);
+  }
+  return rc;
 }

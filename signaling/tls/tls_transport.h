@@ -11,6 +11,8 @@
 
 #include <openssl/ssl.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,11 @@ namespace portier::tls {
 // (another sofia build, a static link).
 void set_process_floor();
 
+// The sofia task (su_task_r) of a clone of the root: nua's stack, where its
+// transports and their contexts live. Opaque here so that this header pulls
+// in no sofia header before a daemon has set its magic types.
+struct StackTask;
+
 // Open around one sofia call that makes TLS transports (nta_agent_create,
 // nta_agent_add_tport, nua_create). nua may make its agent on another thread
 // (su_clone_start): the scope is process-wide, one at a time.
@@ -35,6 +42,10 @@ class Capture {
   Capture &operator=(const Capture &) = delete;
   // The contexts made since the scope opened.
   std::vector<SSL_CTX *> contexts() const;
+  // The clone started since the scope opened (nua_create starts its stack in
+  // one), else null. sofia gives no handle to nua's clone, so this library
+  // defines su_clone_start as it does SSL_CTX_new and keeps the task.
+  std::shared_ptr<StackTask> stack() const;
 };
 
 // One TLS transport of ours: its settings, sofia's directory for it, and its
@@ -48,7 +59,20 @@ struct Transport {
   // (IPv4 and IPv6). Empty: not reachable.
   std::vector<SSL_CTX *> contexts;
   TlsCertificateInfo certificate;
+  // The thread that makes connections from `contexts` when it is not the
+  // caller's (nua's stack thread in door and monitor): what changes them runs
+  // there (in_stack_thread). Null: the caller's (the proxy's loop). It holds
+  // a reference to the task's port: reset it before the clone ends
+  // (nua_destroy), which asserts that it drops the port's last one.
+  std::shared_ptr<StackTask> stack;
 };
+
+// Runs `fn` on t's stack thread and waits for it, or runs it here when the
+// transport has none or it is this thread. OpenSSL's SSL_CTX setters are not
+// safe against an SSL_new from the same context on another thread, and sofia
+// makes one per connection as it accepts or connects. False (`fn` not run)
+// when that thread cannot be reached.
+bool in_stack_thread(const Transport &t, const std::function<void()> &fn);
 
 // Checks the files and writes sofia's directory for the transport (before the
 // sofia call). False with *error naming the file.
@@ -61,7 +85,7 @@ bool prepare(Transport *t, std::string *error);
 // handshakes logged with their alert and peer. When no context is found the
 // transport runs on sofia's defaults under the process floor; that is refused
 // (false, *error) when the config asked for what only the context gives
-// (`need_context`: tls-ciphers set, or reload wanted).
+// (`need_context`: tls-ciphers or tls-ciphersuites set, or reload wanted).
 bool adopt(Transport *t, const std::vector<SSL_CTX *> &captured, bool need_context,
            std::string *error);
 
@@ -78,7 +102,7 @@ std::string last_refusal();
 // certificate, chain, key, trust store and client CA list. Connections made
 // before keep what they had; new ones get the new certificate. On any failure
 // the live context is untouched and *error names the file. *report: old and
-// new serial and notAfter.
+// new serial and notAfter. Runs on the transport's stack thread.
 bool reload(Transport *t, const TlsFiles &files, std::string *report, std::string *error);
 
 }  // namespace portier::tls

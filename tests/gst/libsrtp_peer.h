@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "proxy/relay_srtp.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace portier::test {
 

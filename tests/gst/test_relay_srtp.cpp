@@ -30,7 +30,7 @@
 #include "proxy/relay_srtp.h"
 #include "rtpfork/rtcp_packet.h"
 #include "rtpfork/rtp_header.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 #include "sip/sdp/sdp_rewrite.h"
 
 namespace {
@@ -275,6 +275,42 @@ TEST(RelaySrtp, Rfc3711Sec3_4KeyframeRequestToTheDoorIsSrtcpUnderTheDoorSideKey)
   EXPECT_EQ(rtp::read32(plain->data() + 8), kDoor);  // RFC 4585 §6.3.1: media source
 }
 
+// `encryption = passthrough`: the door's SRTP goes through untouched and the
+// relay holds no key, so a PLI of its own could only go unprotected, which the
+// door's SRTP receiver drops (RFC 3711 §3.4). It sends none; a plain caller
+// gets one (the same call with keyless_srtp off).
+TEST(RelaySrtp, Rfc3711Sec3_4NoKeyframeRequestOfTheRelaysOwnToAPassthroughSrtpDoor) {
+  for (bool keyless : {true, false}) {
+    SCOPED_TRACE(keyless ? "SRTP passed through" : "plain RTP");
+    RelayEngine engine(1, RelayEngine::Latch::SignalledHost, {60'000'000, 0});
+    Socket door_rtp, door_rtcp, caller_rtp, caller_rtcp, device_rtp, device_rtcp, relay_rtp,
+        relay_rtcp;
+    RelayEngine::Call *call = engine.open_call("passthrough", 0x5e1f5e1f);
+    RelayEngine::Leg leg{caller_rtp.fd, caller_rtcp.fd, door_rtp.address(), door_rtcp.address()};
+    leg.keyless_srtp = keyless;
+    engine.add_stream(call, 0, std::move(leg), rtp::VideoCodec::VP8, 90000);
+    PeerSrtp door_out(fresh(), false);
+    const Packet first = vp8(1, 0, true, 1);
+    door_rtp.send_to(caller_rtp, keyless ? door_out.protect(first) : first);
+    for (int i = 0; i < 300 && engine.fork_counters(call, 0).packets_in == 0; ++i) usleep(10000);
+    ASSERT_EQ(engine.fork_counters(call, 0).packets_in, 1u);
+    RelayEngine::Leg device{relay_rtp.fd, relay_rtcp.fd, device_rtp.address(),
+                            device_rtcp.address()};
+    device.keyless_srtp = keyless;
+    engine.add_branch(call, 0, 0, std::move(device));
+    // The door gets a keyframe request only where it can read one.
+    auto got = door_rtcp.drain(300);
+    if (keyless) {
+      EXPECT_TRUE(got.empty()) << got.size() << " datagram(s), the first of "
+                               << (got.empty() ? 0 : got[0].size()) << " bytes";
+    } else {
+      ASSERT_EQ(got.size(), 1u);
+      EXPECT_TRUE(rtp::asks_for_keyframe(got[0].data(), got[0].size()));
+    }
+    engine.close_call(call);
+  }
+}
+
 TEST(RelaySrtp, RtcpMuxPutsTheKeyframeRequestOnTheDoorsRtpPort) {
   SrtpCall c(/*caller_mux=*/true);
   c.door_sends(vp8(1, 0, false, 1));
@@ -475,15 +511,16 @@ TEST(RelaySrtpSdp, Rfc3711Sec9_1ThreeBranchOffersCarryThreeFreshKeysNoneTheDoors
     const portier::sdp::Media m = media_of(*offer);
     EXPECT_EQ(m.protocol, "RTP/SAVPF");
     EXPECT_TRUE(m.rtcp_mux);  // RFC 5761 §5.1.1: the door offered it
-    // Every suite the relay does, the door's chosen one first (RFC 4568 §7.1.1).
-    ASSERT_EQ(m.crypto.size(), sdp::kSrtpSuites);
+    // srtp-crypto-suites in order (RFC 4568 §7.1.1), AEAD_AES_128_GCM first;
+    // the door's suite is among them, so nothing is added.
+    const std::vector<sdp::SrtpSuite> suites = RelaySettings{}.branch_suites;
+    ASSERT_EQ(m.crypto.size(), suites.size());
+    EXPECT_EQ(suites.front(), sdp::SrtpSuite::AeadAes128Gcm);
     for (size_t i = 0; i < m.crypto.size(); ++i) {
       auto a = sdp::parse_crypto(m.crypto[i], &error);
       ASSERT_TRUE(a) << error;
       EXPECT_EQ(a->tag, i + 1);
-      if (i == 0) {
-        EXPECT_EQ(a->key.suite, sdp::SrtpSuite::AesCm128HmacSha1_80);
-      }
+      EXPECT_EQ(a->key.suite, suites[i]);
       for (const sdp::CryptoKey &k : seen) {
         EXPECT_FALSE(k == a->key) << "a key used twice";
       }
@@ -596,12 +633,12 @@ TEST(RelaySrtpSdp, Rfc4568Sec7_1_4ReInviteKeepsTheKeysAndNewOnesAreRefused) {
   ASSERT_TRUE(relay.start_call("c6", srtp_sdp(5000, {print_crypto(door)}), &error)) << error;
   auto offer = relay.offer_for_branch("c6", 0, &error);
   ASSERT_TRUE(offer) << error;
-  const sdp::CryptoAttr device{1, fresh()};
+  auto to_device = sdp::parse_crypto(media_of(*offer).crypto.at(0), &error);
+  ASSERT_TRUE(to_device) << error;
+  const sdp::CryptoAttr device{1, fresh(to_device->key.suite)};  // the first line
   auto a = relay.answer_from_branch("c6", 0, srtp_sdp(6000, {print_crypto(device)}), true);
   ASSERT_TRUE(a.error.empty()) << a.error;
   const sdp::CryptoAttr to_door = only_crypto(media_of(a.sdp));
-  auto to_device = sdp::parse_crypto(media_of(*offer).crypto.at(0), &error);
-  ASSERT_TRUE(to_device) << error;
   // The door's re-INVITE with its key: the device gets the relay's key toward it.
   auto re = relay.pass_sdp("c6", true, srtp_sdp(5000, {print_crypto(door)}), &error);
   ASSERT_TRUE(re) << error;
@@ -629,9 +666,12 @@ TEST(RelaySrtpCall, DoorToDeviceAndBackThroughTheSdpKeys) {
   auto offer = relay.offer_for_branch("c5", 0, &error);
   ASSERT_TRUE(offer) << error;
   const portier::sdp::Media offered = media_of(*offer);
+  // The device takes the first line, AEAD_AES_128_GCM (RFC 7714), while
+  // the door speaks AES_CM_128_HMAC_SHA1_80: each leg is keyed apart.
   auto chosen = sdp::parse_crypto(offered.crypto.at(0), &error);
   ASSERT_TRUE(chosen) << error;
-  const sdp::CryptoAttr device_key{1, fresh()};
+  EXPECT_EQ(chosen->key.suite, sdp::SrtpSuite::AeadAes128Gcm);
+  const sdp::CryptoAttr device_key{1, fresh(chosen->key.suite)};
   auto a = relay.answer_from_branch("c5", 0,
                                     srtp_sdp(device.port, {print_crypto(device_key)}, false), true);
   ASSERT_TRUE(a.error.empty()) << a.error;

@@ -16,7 +16,7 @@
 
 #include "libsrtp_peer.h"
 #include "proxy/relay_srtp.h"
-#include "sip/sdp/crypto_attr.h"
+#include "sip/sdp/sdes.h"
 
 namespace sdp = portier::sdp;
 using portier::proxy::SrtpContext;
@@ -343,4 +343,21 @@ TEST_P(SrtpEvp, RepeatedIndexIsNotProtected) {
   EXPECT_TRUE(protect(*out, rtp(5, 42), false));
   EXPECT_FALSE(protect(*out, rtp(5, 42), false));
   EXPECT_TRUE(protect(*out, rtp(5, 41), false));  // reordered, not repeated
+}
+
+// A sender's window is libsrtp's 128 (it only guards against a repeat, RFC
+// 3711 §9.1), a receiver's the relay's 1024 (RFC 3711 §3.3.2: at least 64): a
+// packet 100 behind the highest still goes out, one 200 behind is refused
+// as possibly repeated; the receiver takes the same 200-behind packet.
+TEST_P(SrtpEvp, SenderWindowIs128ReceiverWindow1024) {
+  const sdp::CryptoKey key = fixed_key(GetParam());
+  auto out = ours(key, false);
+  auto in = ours(key, true);
+  Oracle lib_out(key, false);
+  ASSERT_TRUE(protect(*out, rtp(5, 1000), false));
+  EXPECT_TRUE(protect(*out, rtp(5, 900), false));
+  EXPECT_FALSE(protect(*out, rtp(5, 800), false));
+  EXPECT_FALSE(protect(*out, rtp(5, 900), false));  // now a repeat
+  EXPECT_TRUE(unprotect(*in, lib_out.protect(rtp(7, 1000), false), false));
+  EXPECT_TRUE(unprotect(*in, lib_out.protect(rtp(7, 800), false), false));
 }

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <srtp2/srtp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -20,13 +21,22 @@ namespace {
 
 using portier::SrtpSession;
 using portier::sdp::Agreed;
-namespace sdes = portier::sdp::sdes;
+namespace sdp = portier::sdp;
 
 constexpr uint32_t kSsrc = 0x5eed1234;
 
 std::vector<uint8_t> key_of(uint8_t seed) {
   std::vector<uint8_t> k(30);
   for (size_t i = 0; i < k.size(); ++i) k[i] = uint8_t(seed + i);
+  return k;
+}
+
+sdp::CryptoKey crypto_key(uint8_t seed) {
+  sdp::CryptoKey k;
+  k.suite = sdp::SrtpSuite::AesCm128HmacSha1_80;
+  const std::vector<uint8_t> bytes = key_of(seed);
+  std::copy(bytes.begin(), bytes.end(), k.bytes.begin());
+  k.size = bytes.size();
   return k;
 }
 
@@ -164,7 +174,7 @@ class SrtpSessionTest : public ::testing::Test {
     return s.dropped();
   }
   Agreed::Srtp keys(uint8_t recv_seed) {
-    return Agreed::Srtp{sdes::Suite::aes_cm_128_hmac_sha1_80, key_of(200), key_of(recv_seed)};
+    return Agreed::Srtp{crypto_key(200), crypto_key(recv_seed)};
   }
 
   GstElement *pipeline_ = nullptr, *rtpbin_ = nullptr, *in_ = nullptr;

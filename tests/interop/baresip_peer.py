@@ -18,6 +18,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group
@@ -188,3 +189,144 @@ class Baresip:
                 self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 li.stop_group(self.proc)
+
+
+# --------------------------------------------------------------------------
+# SRTP (issue 13): what baresip's `-s` trace says about SDES, and the wire.
+
+KEY = r"a=crypto:\d+ \S+ inline:([A-Za-z0-9+/=]+)"
+
+
+def trace(text, proxy_port=None):
+    """The SIP messages of a baresip log (`-s`: "#", "PROTO SRC -> DST", the
+    message), as dicts: dir ("out" when sent to the proxy, else "in"), first
+    (the first line), text (the whole message)."""
+    proxy_port = proxy_port or li.PROXY_PORT
+    out = []
+    for block in text.split("\x1b[36;1m#")[1:]:
+        lines = block.split("\x1b[;m")[0].strip("\n").splitlines()
+        if len(lines) < 2:
+            continue
+        m = re.match(r"\S+ (\S+) -> (\S+)", lines[0])
+        if not m:
+            continue
+        out.append({"dir": "out" if m.group(2).endswith(":%d" % proxy_port) else "in",
+                    "first": lines[1], "text": "\n".join(lines[1:])})
+    return out
+
+
+def media_section(sdp, kind):
+    """The m=KIND section of an SDP body ("" if none)."""
+    m = re.search(r"^m=%s .*?(?=^m=|\Z)" % kind, sdp, re.M | re.S)
+    return m.group(0) if m else ""
+
+
+def media_proto(sdp, kind):
+    m = re.match(r"m=\S+ \d+ (\S+)", media_section(sdp, kind))
+    return m.group(1) if m else None
+
+
+def crypto_lines(sdp, kind):
+    """(tag, suite, key) of each a=crypto line of the m=KIND section (RFC 4568 §9.1)."""
+    return [(int(t), s, k) for t, s, k in
+            re.findall(r"^a=crypto:(\d+) (\S+) inline:([A-Za-z0-9+/=]+)",
+                       media_section(sdp, kind), re.M)]
+
+
+def port_set(ports):
+    lo, hi = (int(p) for p in ports.split("-"))
+    return set(range(lo, hi + 1))
+
+
+class LoopbackCapture:
+    """Every UDP datagram on lo to or from `ports`, as (src port, dst port,
+    payload), read with an AF_PACKET socket as an eavesdropper would (we are
+    root; Debian's tcpdump is not installed here). Each datagram is kept once.
+    Bounded: at most 100000 datagrams."""
+
+    def __init__(self, ports):
+        import threading
+        self.ports = ports
+        self.packets = []
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self.sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE (root)
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import struct
+        while self.running and len(self.packets) < 100000:
+            try:
+                frame, addr = self.sock.recvfrom(70000)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if addr[2] == socket.PACKET_OUTGOING or len(frame) < 14 + 20 + 8:
+                continue
+            ip = frame[14:]
+            if ip[0] >> 4 != 4 or ip[9] != 17:  # IPv4, UDP
+                continue
+            ihl = (ip[0] & 0x0f) * 4
+            sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
+            if sport in self.ports or dport in self.ports:
+                self.packets.append((sport, dport, bytes(ip[ihl + 8:])))
+
+    def stop(self):
+        if self.running:
+            self.running = False
+            self.thread.join(5)
+            self.sock.close()
+
+
+def plain_rtcp(payload):
+    """Whether a datagram is RTCP in the clear: a compound of RTCP packets
+    (RFC 3550 §6.1, PT 192-223) that fills it exactly. SRTCP is never one: its
+    E flag and index and its tag follow the compound (RFC 3711 §3.4), and all
+    but the first header are encrypted."""
+    off = 0
+    while off + 4 <= len(payload):
+        if payload[off] >> 6 != 2 or not 192 <= payload[off + 1] <= 223:
+            return False
+        off += (int.from_bytes(payload[off + 2:off + 4], "big") + 1) * 4
+    return off == len(payload) and off > 0
+
+
+def clear_media(packets, code, peer_ports):
+    """What an eavesdropper reads in captured datagrams: the number of RTP
+    packets, of VP8 keyframes in the clear, whether the digits of `code`
+    show as RFC 4733 events (tests/e2e/sniff.py's readers), and the RTCP in
+    the clear as (src port, dst port, hex): "peer_rtcp" what baresip sent
+    from `peer_ports` (or a relay passed on unchanged), "our_rtcp" the rest.
+    baresip 1.0 lets out unprotected its NAT pinhole packet (an APP packet
+    "PING" "PONG", its stream_start()) and its RTCP BYE at the end of a call."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+    import sniff
+    pkts = [("udp", "127.0.0.1", s, "127.0.0.1", d, p) for s, d, p in packets]
+    rtp = [r for r in (sniff.rtp(p) for _, _, p in packets) if r]
+    events = sniff.dtmf_events(pkts)
+    peers = {p for s, _, p in packets if s in peer_ports}
+    clear = [(s, d, p) for s, d, p in packets if plain_rtcp(p)]
+    return {"rtp": len(rtp), "keyframes": sum(1 for r in rtp if sniff.vp8_keyframe(r[5])),
+            "code": any(sniff.code_as_events(e, code) for e in events.values()),
+            "peer_rtcp": [(s, d, p.hex()) for s, d, p in clear if p in peers],
+            "our_rtcp": [(s, d, p.hex()) for s, d, p in clear if p not in peers]}
+
+
+def srtp_proxy(exe, ctl, tmp, encryption, mandatory):
+    """portier-proxy for baresip (MD5 digest only, portier_devices.md5_proxy)
+    with its relay's SRTP: `encryption` terminate or passthrough, or "off"
+    (the relay off: the devices' SDP goes through as written)."""
+    import portier_devices as pd
+    proxy = pd.md5_proxy(exe, ctl, tmp)
+    with open(proxy.conf) as f:
+        conf = f.read()
+    relay = ("enabled = false\n" if encryption == "off" else
+             "encryption = %s\nencryption-mandatory = %s\n"
+             % (encryption, "true" if mandatory else "false"))
+    with open(proxy.conf, "w") as f:
+        f.write(conf.replace("[module::MediaRelay]\n", "[module::MediaRelay]\n" + relay))
+    return proxy

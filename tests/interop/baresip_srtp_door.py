@@ -12,9 +12,9 @@ get different keys (RFC 3711 §9.1); no packet fails the relay's SRTP check on
 a monitor's leg. mon1 answers; baresip's audio reaches it. oRTP's statistics of
 each monitor count what it decrypted; no key appears in the proxy's log.
 
-(baresip as a *ringing monitor* of a Linphone door did not decode the door's
-SRTP video in early media even with the relay off, straight from Linphone: a
-baresip/Linphone matter, so baresip is the door here.)
+(baresip 1.0 as a *ringing monitor* decodes no SRTP early media: it writes
+its 183 before its srtp module reads the offer and drops every packet until it
+answers; baresip_srtp_monitor.py covers it as a monitor after its answer.)
 
 Ports: proxy 127.0.0.1:32060; Linphone mon1 32110-32115, mon2 32120-32125;
 baresip 32170 (SIP, TCP, and TLS on 32171), 32175 (ctrl_tcp), 32180-32199

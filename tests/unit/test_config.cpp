@@ -111,6 +111,38 @@ TEST(ProxyConfig, GroupAddressMustBeAnAor) {
             "sip:user@domain address");
 }
 
+// The shipped config/proxy.conf: TLS only, authentication, the relay with SRTP
+// mandatory and terminated: nothing to warn about. Each step down is named.
+TEST(ProxyConfig, SecurityWarningNamesWhatIsOff) {
+  Config shipped(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(shipped.load_file(std::string(PORTIER_SOURCE_DIR) + "/config/proxy.conf", &err))
+      << err;
+  EXPECT_EQ(portier::proxy::proxy_security_warning(shipped), "");
+  auto warning = [](const std::string &text) {
+    Config cfg(portier::proxy::proxy_schema());
+    std::string error;
+    EXPECT_TRUE(cfg.load_string(text, "p.conf", &error)) << error;
+    return portier::proxy::proxy_security_warning(cfg);
+  };
+  const std::string safe =
+      "[module::MediaRelay]\nencryption-mandatory = true\n[global]\ntransports = ";
+  // Loopback: nobody on the network sees it (the demo's and the tests' proxies).
+  EXPECT_EQ(warning(safe + "sip:127.0.0.1:5060 sip:[::1]:5060;transport=tcp sips:0.0.0.0:5061\n"),
+            "");
+  EXPECT_EQ(warning(safe + "sip:192.168.1.2:5060 sips:[::]:5061 sip:[::]:5060;transport=tcp\n"),
+            "less secure than the shipped config (config/proxy.conf): p.conf:4: [global] "
+            "transports: 'sip:192.168.1.2:5060' is SIP without TLS; p.conf:4: [global] "
+            "transports: 'sip:[::]:5060;transport=tcp' is SIP without TLS");
+  EXPECT_EQ(warning("[global]\ntransports = sips:0.0.0.0:5061\n[module::Authentication]\n"
+                    "enabled = false\n[module::MediaRelay]\nencryption = passthrough\n"),
+            "less secure than the shipped config (config/proxy.conf): p.conf:4: "
+            "[module::Authentication] enabled: anyone may register and call without a password; "
+            "default: [module::MediaRelay] encryption-mandatory: calls with plain RTP (no SRTP) "
+            "are relayed; p.conf:6: [module::MediaRelay] encryption: every ringing device gets "
+            "the caller's SRTP key");
+}
+
 TEST(ProxyConfig, ParseAorNormalizesHost) {
   EXPECT_EQ(portier::proxy::parse_aor("sip:home@Home.Example"), "sip:home@home.example");
   EXPECT_EQ(portier::proxy::parse_aor("<sip:a@h.example:5060;transport=tcp>"), "sip:a@h.example");
@@ -136,6 +168,13 @@ TEST(ProxyConfig, MediaRelayKeysAreChecked) {
       {"[module::MediaRelay]\nencryption = srtp\n",
        "p.conf:2: [module::MediaRelay] encryption: 'srtp' is neither terminate nor passthrough"},
       {"[module::MediaRelay]\nencryption = passthrough\nencryption-mandatory = true\n", ""},
+      {"[module::MediaRelay]\nsrtp-crypto-suites = AES_CM_128_HMAC_SHA1_80 F8_128_HMAC_SHA1_80\n",
+       "p.conf:2: [module::MediaRelay] srtp-crypto-suites: 'F8_128_HMAC_SHA1_80' is not an SRTP "
+       "suite the relay knows"},
+      {"[module::MediaRelay]\nsrtp-crypto-suites = AEAD_AES_128_GCM, AEAD_AES_128_GCM\n",
+       "p.conf:2: [module::MediaRelay] srtp-crypto-suites: 'AEAD_AES_128_GCM' is listed twice"},
+      {"[module::MediaRelay]\nsrtp-crypto-suites =\n",
+       "p.conf:2: [module::MediaRelay] srtp-crypto-suites: at least one SRTP suite needed"},
       // a disabled relay is not checked
       {"[module::MediaRelay]\nenabled = false\nport-range = x\n", ""},
       {"[module::MediaRelay]\nsdp-address = ::1\nport-range = 40000-40099\n", ""},
@@ -157,6 +196,20 @@ TEST(ProxyConfig, MediaRelayKeysAreChecked) {
   EXPECT_EQ(s.relay.port_min, 40000);
   EXPECT_EQ(s.relay.port_max, 40099);
   EXPECT_EQ(s.relay.max_early_media, 4);
+  // The default: AEAD first, then what every SDES device knows.
+  using portier::sdp::SrtpSuite;
+  EXPECT_EQ(s.relay.branch_suites,
+            (std::vector<SrtpSuite>{SrtpSuite::AeadAes128Gcm, SrtpSuite::AesCm128HmacSha1_80,
+                                    SrtpSuite::AesCm128HmacSha1_32}));
+  // Linphone's comma-separated form of the same list.
+  Config lin(portier::proxy::proxy_schema());
+  ASSERT_TRUE(lin.load_string("[module::MediaRelay]\nsrtp-crypto-suites = "
+                              "AES_CM_128_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_80\n",
+                              "p.conf", &err));
+  EXPECT_EQ(portier::proxy::check_proxy_config(lin), "");
+  EXPECT_EQ(portier::proxy::settings_from_config(lin).relay.branch_suites,
+            (std::vector<SrtpSuite>{SrtpSuite::AesCm128HmacSha1_80,
+                                    SrtpSuite::Aes256CmHmacSha1_80}));
 }
 
 TEST(Config, AnyKeySectionTakesUserNamedKeysAndStillRejectsTypos) {

@@ -201,6 +201,42 @@ TEST(ForkAggregator, Rfc3261_16_7_Scenarios) {
   }
 }
 
+// A forked MESSAGE (the door's alarm to every monitor): §16.7 step 10 forwards
+// later 2xx for INVITE only, and a completed non-INVITE server transaction
+// discards further final responses (§17.2.2): the second 200 is absorbed. No
+// CANCEL for a non-INVITE (§9.1): the other branches run to their end.
+TEST(ForkAggregator, Rfc3261_16_7_NonInviteSendsOneFinalResponseAndCancelsNothing) {
+  {
+    ForkAggregator fork(2, false);
+    EXPECT_EQ(decision_string(fork.on_response(0, 200)), "F");
+    EXPECT_EQ(decision_string(fork.on_response(1, 200)), "");
+    EXPECT_TRUE(fork.final_sent());
+  }
+  {
+    ForkAggregator fork(3, false);
+    EXPECT_EQ(decision_string(fork.on_response(0, 404)), "");
+    EXPECT_EQ(decision_string(fork.on_response(1, 202)), "F");
+    EXPECT_EQ(decision_string(fork.on_response(2, 486)), "");
+  }
+  {
+    // A 6xx still ends the fork at once, without CANCEL; a later 2xx is absorbed.
+    ForkAggregator fork(2, false);
+    EXPECT_EQ(decision_string(fork.on_response(0, 603)), "B");
+    EXPECT_EQ(decision_string(fork.on_response(1, 200)), "");
+  }
+  {
+    ForkAggregator fork(2, false);
+    EXPECT_EQ(decision_string(fork.on_timeout()), "B");
+    EXPECT_EQ(fork.best_status(), 408);
+    EXPECT_EQ(decision_string(fork.on_response(0, 200)), "");
+  }
+  // The same 200, 200 for an INVITE: both go up (§16.7 step 5), and the first
+  // cancels the other branch.
+  ForkAggregator invite(2);
+  EXPECT_EQ(decision_string(invite.on_response(0, 200)), "FC");
+  EXPECT_EQ(decision_string(invite.on_response(1, 200)), "F");
+}
+
 // §16.8 / §16.7 step 6: a branch that rang and then went silent (a monitor
 // that lost power) never answers the CANCEL; the caller must not wait for it.
 TEST(ForkAggregator, TimeoutAnswersWhileABranchIsSilent) {

@@ -29,14 +29,16 @@ std::string golden(const std::string &name, const std::string *actual = nullptr)
 
 // Keys of a fixed pattern (`seed` tells the streams and sides apart), so the
 // SDP is the same every run.
-std::vector<sdes::Crypto> keys(uint8_t seed) {
-  std::vector<sdes::Crypto> out;
+std::vector<CryptoAttr> keys(uint8_t seed) {
+  std::vector<CryptoAttr> out;
   unsigned tag = 1;
-  for (sdes::Suite s : sdes::offered_suites()) {
-    const auto &i = sdes::info(s);
-    std::vector<uint8_t> k(i.key_len + i.salt_len);
-    for (size_t j = 0; j < k.size(); ++j) k[j] = uint8_t(seed + tag * 16 + j);
-    out.push_back({tag++, s, k});
+  for (SrtpSuite s : kAllSrtpSuites) {
+    CryptoAttr c{tag, {}};
+    c.key.suite = s;
+    c.key.size = key_salt_length(s);
+    for (size_t j = 0; j < c.key.size; ++j) c.key.bytes[j] = uint8_t(seed + tag * 16 + j);
+    out.push_back(c);
+    ++tag;
   }
   return out;
 }
@@ -79,14 +81,13 @@ TEST(OfferAnswerSrtp, MandatoryOfferIsSavpWithEverySuiteAndMux) {
   EXPECT_EQ(s->media[1].protocol, "RTP/SAVP") << "one secure profile for both (baresip 1.0)";
   EXPECT_NE(text.find("a=rtcp-fb:96 nack pli"), std::string::npos) << "keyframe requests kept";
   EXPECT_TRUE(s->media[0].rtcp_mux);
-  auto lines = sdes::crypto_values(text);
-  ASSERT_EQ(lines.size(), 2u);
-  ASSERT_EQ(lines[0].size(), 5u);
+  const auto &lines = s->media[0].crypto;
+  ASSERT_EQ(lines.size(), 5u);
   for (size_t i = 0; i < 5; ++i) {
-    auto c = sdes::parse(lines[0][i], &error);
-    ASSERT_TRUE(c) << lines[0][i] << ": " << error;
+    auto c = parse_crypto(lines[i], &error);
+    ASSERT_TRUE(c) << lines[i] << ": " << error;
     EXPECT_EQ(c->tag, i + 1);
-    EXPECT_EQ(c->suite, sdes::offered_suites()[i]);
+    EXPECT_EQ(c->key.suite, kAllSrtpSuites[i]);
   }
 }
 
@@ -110,10 +111,10 @@ TEST(OfferAnswerSrtp, MonitorTakesTheFirstSuiteWithItsOwnKey) {
     const Agreed &a = ans->streams[i];
     ASSERT_TRUE(a.active);
     ASSERT_TRUE(a.srtp);
-    EXPECT_EQ(a.srtp->suite, sdes::Suite::aead_aes_256_gcm)
+    EXPECT_EQ(a.srtp->send_key.suite, SrtpSuite::AeadAes256Gcm)
         << "the offerer's first (RFC 4568 §7.1.1)";
-    EXPECT_EQ(a.srtp->send_key, ours.streams[i].crypto[0].key) << "our own key";
-    EXPECT_EQ(a.srtp->recv_key, door(true).streams[i].crypto[0].key) << "the door's key";
+    EXPECT_TRUE(a.srtp->send_key == ours.streams[i].crypto[0].key) << "our own key";
+    EXPECT_TRUE(a.srtp->recv_key == door(true).streams[i].crypto[0].key) << "the door's key";
     EXPECT_TRUE(a.rtcp_mux);
     EXPECT_EQ(a.remote_rtcp, a.remote_rtp) << "RTCP on the RTP port (RFC 5761 §4)";
   }
@@ -123,8 +124,8 @@ TEST(OfferAnswerSrtp, MonitorTakesTheFirstSuiteWithItsOwnKey) {
   for (size_t i = 0; i < 2; ++i) {
     const Agreed &a = (*agreed)[i];
     ASSERT_TRUE(a.srtp);
-    EXPECT_EQ(a.srtp->send_key, door(true).streams[i].crypto[0].key);
-    EXPECT_EQ(a.srtp->recv_key, ours.streams[i].crypto[0].key);
+    EXPECT_TRUE(a.srtp->send_key == door(true).streams[i].crypto[0].key);
+    EXPECT_TRUE(a.srtp->recv_key == ours.streams[i].crypto[0].key);
     EXPECT_TRUE(a.rtcp_mux);
     EXPECT_EQ(a.remote_rtcp, a.remote_rtp);
   }
@@ -136,16 +137,18 @@ TEST(OfferAnswerSrtp, DoorAnswersLinphonesBestEffortOffer) {
   ASSERT_TRUE(ans) << error;
   // Linphone's order decides: its first line, AES_CM_128_HMAC_SHA1_80, tag 1.
   EXPECT_NE(ans->sdp.find("m=audio 7078 RTP/AVP 0 97\r\n"), std::string::npos) << ans->sdp;
-  auto lines = sdes::crypto_values(ans->sdp);
-  ASSERT_EQ(lines.size(), 2u);
-  ASSERT_EQ(lines[0].size(), 1u) << "one a=crypto per answered stream (RFC 4568 §7.1.1)";
-  auto c = sdes::parse(lines[0][0], &error);
+  auto answer = parse(ans->sdp, &error);
+  ASSERT_TRUE(answer) << error;
+  ASSERT_EQ(answer->media.size(), 2u);
+  const auto &lines = answer->media[0].crypto;
+  ASSERT_EQ(lines.size(), 1u) << "one a=crypto per answered stream (RFC 4568 §7.1.1)";
+  auto c = parse_crypto(lines[0], &error);
   ASSERT_TRUE(c) << error;
   EXPECT_EQ(c->tag, 1u);
-  EXPECT_EQ(c->suite, sdes::Suite::aes_cm_128_hmac_sha1_80);
-  EXPECT_EQ(c->key, door(false).streams[0].crypto[3].key) << "our AES_CM_128_HMAC_SHA1_80 key";
+  EXPECT_EQ(c->key.suite, SrtpSuite::AesCm128HmacSha1_80);
+  EXPECT_TRUE(c->key == door(false).streams[0].crypto[3].key) << "our AES_CM_128_HMAC_SHA1_80 key";
   ASSERT_TRUE(ans->streams[0].srtp);
-  EXPECT_EQ(ans->streams[0].srtp->recv_key.size(), 30u);
+  EXPECT_EQ(ans->streams[0].srtp->recv_key.size, 30u);
   EXPECT_TRUE(ans->streams[0].rtcp_mux) << "Linphone offers a=rtcp-mux";
   EXPECT_NE(ans->sdp.find("a=rtcp-mux"), std::string::npos);
 }
@@ -166,7 +169,7 @@ TEST(OfferAnswerSrtp, LinesWeCannotHonourAreSkipped) {
   EXPECT_NE(ans->sdp.find("a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:"), std::string::npos)
       << ans->sdp;
   ASSERT_TRUE(ans->streams[0].srtp);
-  EXPECT_EQ(ans->streams[0].srtp->suite, sdes::Suite::aes_cm_128_hmac_sha1_32);
+  EXPECT_EQ(ans->streams[0].srtp->send_key.suite, SrtpSuite::AesCm128HmacSha1_32);
 }
 
 TEST(OfferAnswerSrtp, MandatoryRefusesAPlainOffer) {

@@ -79,9 +79,9 @@ bool usable_rtp(const std::string &protocol, bool srtp) {
 }
 
 // Our key for `suite`, if we have one.
-const sdes::Crypto *our_key(const LocalStream &ours, sdes::Suite suite) {
-  for (const sdes::Crypto &c : ours.crypto)
-    if (c.suite == suite) return &c;
+const CryptoAttr *our_key(const LocalStream &ours, SrtpSuite suite) {
+  for (const CryptoAttr &c : ours.crypto)
+    if (c.key.suite == suite) return &c;
   return nullptr;
 }
 
@@ -95,7 +95,7 @@ std::string srtp_refusal(const std::string &type) {
 std::string media_lines(const std::string &type, uint16_t port, const std::string &protocol,
                         const std::vector<Codec> &codecs, const std::vector<Event> &events,
                         bool feedback, const std::string &direction,
-                        const std::vector<sdes::Crypto> &crypto, bool rtcp_mux) {
+                        const std::vector<CryptoAttr> &crypto, bool rtcp_mux) {
   std::string m = "m=" + type + " " + std::to_string(port) + " " + protocol;
   for (const Codec &c : codecs) m += " " + std::to_string(c.pt);
   for (const Event &e : events) m += " " + std::to_string(e.pt);
@@ -117,7 +117,7 @@ std::string media_lines(const std::string &type, uint16_t port, const std::strin
   }
   m += "a=" + direction + "\r\n";
   if (rtcp_mux) m += "a=rtcp-mux\r\n";
-  for (const sdes::Crypto &c : crypto) m += "a=crypto:" + sdes::print(c) + "\r\n";
+  for (const CryptoAttr &c : crypto) m += "a=crypto:" + print_crypto(c) + "\r\n";
   return m;
 }
 
@@ -188,7 +188,6 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
              " (RFC 3264 §6)";
     return std::nullopt;
   }
-  const auto crypto = sdes::crypto_values(answer);
   std::vector<Agreed> out;
   for (size_t i = 0; i < offered.streams.size(); ++i) {
     const LocalStream &ours = offered.streams[i];
@@ -225,19 +224,18 @@ std::optional<std::vector<Agreed>> apply_answer(const LocalMedia &offered, std::
     if (a.active) {
       // RFC 4568 §7.1.2: the answer's one a=crypto names the tag and suite
       // of the offered line it took, with the answerer's key.
-      const std::vector<std::string> none;
-      const auto &lines = i < crypto.size() ? crypto[i] : none;
+      const auto &lines = theirs.crypto;
       if (!ours.crypto.empty() && !lines.empty()) {
         std::string why;
-        auto c = sdes::parse(lines[0], &why);
-        const sdes::Crypto *mine = c ? our_key(ours, c->suite) : nullptr;
+        auto c = parse_crypto(lines[0], &why);
+        const CryptoAttr *mine = c ? our_key(ours, c->key.suite) : nullptr;
         if (!c || !mine || mine->tag != c->tag) {
           *error = "the " + ours.type + " stream's a=crypto answers none of ours (" +
-                   (c ? "tag " + std::to_string(c->tag) + " " + sdes::info(c->suite).name : why) +
+                   (c ? "tag " + std::to_string(c->tag) + " " + suite_name(c->key.suite) : why) +
                    "; RFC 4568 §7.1.2)";
           return std::nullopt;
         }
-        a.srtp = Agreed::Srtp{c->suite, mine->key, c->key};
+        a.srtp = Agreed::Srtp{mine->key, c->key};
       }
       if (!a.srtp && (secure_rtp(theirs.protocol) || ours.srtp_mandatory)) {
         *error = srtp_refusal(ours.type);
@@ -266,7 +264,6 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
   std::vector<bool> used(local.streams.size(), false);
   bool any = false;
   std::string srtp_why;  // a stream refused for want of SRTP
-  const auto crypto = sdes::crypto_values(offer);
   for (size_t i = 0; i < session->media.size(); ++i) {
     const Media &theirs = session->media[i];
     Agreed a;
@@ -281,7 +278,7 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     }
     std::vector<Codec> chosen;
     int te = -1;
-    std::optional<sdes::Crypto> answered_key;
+    std::optional<CryptoAttr> answered_key;
     if (ours && theirs.port && usable_rtp(theirs.protocol, !ours->crypto.empty())) {
       // The offerer's order (we have one encoder, so one codec); its numbers stay.
       bool any_event = false;
@@ -303,13 +300,13 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
       // RFC 4568 §7.1.1: the first line we can honour, in the offerer's
       // order; lines we cannot are skipped (§6.1). In RTP/AVP too: Linphone
       // offers optional SRTP that way.
-      if (!ours->crypto.empty() && i < crypto.size()) {
-        for (const std::string &line : crypto[i]) {
-          auto c = sdes::parse(line, nullptr);
-          const sdes::Crypto *mine = c ? our_key(*ours, c->suite) : nullptr;
+      if (!ours->crypto.empty()) {
+        for (const std::string &line : theirs.crypto) {
+          auto c = parse_crypto(line, nullptr);
+          const CryptoAttr *mine = c ? our_key(*ours, c->key.suite) : nullptr;
           if (!mine) continue;
-          answered_key = sdes::Crypto{c->tag, c->suite, mine->key};
-          a.srtp = Agreed::Srtp{c->suite, mine->key, c->key};
+          answered_key = CryptoAttr{c->tag, mine->key};
+          a.srtp = Agreed::Srtp{mine->key, c->key};
           break;
         }
       }
@@ -339,7 +336,7 @@ std::optional<Answered> answer_offer(std::string_view offer, const LocalMedia &l
     a.recv = may_recv(ours->direction) && may_send(theirs.direction);
     a.rtcp_mux = ours->rtcp_mux && theirs.rtcp_mux;
     if (a.rtcp_mux) a.remote_rtcp = a.remote_rtp;
-    std::vector<sdes::Crypto> key;
+    std::vector<CryptoAttr> key;
     if (answered_key) key.push_back(*answered_key);
     std::vector<Event> events;
     if (te >= 0) events.push_back({te, chosen[0].clock_rate});

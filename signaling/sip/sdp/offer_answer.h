@@ -43,7 +43,7 @@ struct LocalStream {
   // SRTP keyed by SDES (RFC 4568): our key for each suite we offer, in our
   // order of preference (one key per suite: their lengths differ); empty:
   // plain RTP only, a=crypto in an offer is ignored.
-  std::vector<sdes::Crypto> crypto{};
+  std::vector<CryptoAttr> crypto{};
   // With keys: offer RTP/SAVP and refuse a peer without SRTP. Without it,
   // offer RTP/AVP(F) with a=crypto, as Linphone does for optional SRTP: a plain
   // peer ignores the lines, an SDES peer answers with one (best effort).
@@ -68,11 +68,10 @@ struct Agreed {
   int telephone_event_pt = -1;  // -1: none agreed; its clock is codec.clock_rate
   bool send = false;            // we send on this stream
   bool recv = false;            // we receive on it
-  // SRTP as agreed (RFC 4568): the suite, our key (what we send under) and
-  // the peer's (what we receive under). Unset: plain RTP.
+  // SRTP as agreed (RFC 4568): our key (what we send under) and the peer's
+  // (what we receive under), both of the one agreed suite. Unset: plain RTP.
   struct Srtp {
-    sdes::Suite suite = sdes::Suite::aes_cm_128_hmac_sha1_80;
-    std::vector<uint8_t> send_key, recv_key;
+    CryptoKey send_key, recv_key;
   };
   std::optional<Srtp> srtp;
   bool rtcp_mux = false;  // RTCP on the RTP ports (RFC 5761); remote_rtcp == remote_rtp then

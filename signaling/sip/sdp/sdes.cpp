@@ -1,30 +1,38 @@
 #include "sip/sdp/sdes.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include <algorithm>
-#include <array>
+#include "common/ascii.h"
 
-#include "common/log.h"
-
-namespace portier::sdp::sdes {
+namespace portier::sdp {
 namespace {
 
-const std::array<SuiteInfo, 5> kSuites{{
-    {Suite::aead_aes_256_gcm, "AEAD_AES_256_GCM", 32, 12, "aes-256-gcm", "null", "null"},
-    {Suite::aead_aes_128_gcm, "AEAD_AES_128_GCM", 16, 12, "aes-128-gcm", "null", "null"},
-    {Suite::aes_256_cm_hmac_sha1_80, "AES_256_CM_HMAC_SHA1_80", 32, 14, "aes-256-icm",
-     "hmac-sha1-80", "hmac-sha1-80"},
-    {Suite::aes_cm_128_hmac_sha1_80, "AES_CM_128_HMAC_SHA1_80", 16, 14, "aes-128-icm",
-     "hmac-sha1-80", "hmac-sha1-80"},
-    // RFC 4568 §6.2.2: the short tag is for SRTP only; SRTCP keeps the 80-bit one.
-    {Suite::aes_cm_128_hmac_sha1_32, "AES_CM_128_HMAC_SHA1_32", 16, 14, "aes-128-icm",
+// Indexed by SrtpSuite; GCM lengths from RFC 7714 §12.
+constexpr SrtpSuiteInfo kSuites[kSrtpSuites] = {
+    {SrtpSuite::AeadAes256Gcm, "AEAD_AES_256_GCM", 32, 12, 16, 16, true, "aes-256-gcm", "null",
+     "null"},
+    {SrtpSuite::AeadAes128Gcm, "AEAD_AES_128_GCM", 16, 12, 16, 16, true, "aes-128-gcm", "null",
+     "null"},
+    {SrtpSuite::Aes256CmHmacSha1_80, "AES_256_CM_HMAC_SHA1_80", 32, 14, 10, 10, false,
+     "aes-256-icm", "hmac-sha1-80", "hmac-sha1-80"},
+    {SrtpSuite::AesCm128HmacSha1_80, "AES_CM_128_HMAC_SHA1_80", 16, 14, 10, 10, false,
+     "aes-128-icm", "hmac-sha1-80", "hmac-sha1-80"},
+    {SrtpSuite::AesCm128HmacSha1_32, "AES_CM_128_HMAC_SHA1_32", 16, 14, 4, 10, false, "aes-128-icm",
      "hmac-sha1-32", "hmac-sha1-80"},
-}};
+};
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr bool table_in_enum_order() {
+  for (size_t i = 0; i < kSrtpSuites; ++i)
+    if (static_cast<size_t>(kSuites[i].suite) != i) return false;
+  return true;
+}
+static_assert(table_in_enum_order(), "kSuites is indexed by SrtpSuite");
+static_assert(46 == kMaxKeySalt, "AES_256_CM's key and salt are the longest");
 
-int value_of(char c) {
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int base64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a' + 26;
   if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -33,181 +41,213 @@ int value_of(char c) {
   return -1;
 }
 
-std::string base64(const std::vector<uint8_t> &in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); i += 3) {
-    const uint32_t n = uint32_t(in[i]) << 16 | (i + 1 < in.size() ? uint32_t(in[i + 1]) << 8 : 0) |
-                       (i + 2 < in.size() ? in[i + 2] : 0);
-    out += kAlphabet[n >> 18 & 63];
-    out += kAlphabet[n >> 12 & 63];
-    out += i + 1 < in.size() ? kAlphabet[n >> 6 & 63] : '=';
-    out += i + 2 < in.size() ? kAlphabet[n & 63] : '=';
-  }
-  return out;
-}
-
-// Base64 (RFC 4648 §4), padded or not: peers differ, and a wrong length is
-// caught by the suite's key size anyway.
-bool unbase64(std::string_view in, std::vector<uint8_t> *out) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return false;
-  out->clear();
+// RFC 4648 §4. Padding is optional (RFC 4568 §6.1 writes it, some peers drop
+// it), but where there is some it must complete the last group of four.
+bool decode_base64(std::string_view in, uint8_t *out, size_t max, size_t *size) {
+  size_t pad = 0;
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1), ++pad;
+  if (pad > 2 || (pad && (in.size() + pad) % 4 != 0)) return false;
   uint32_t acc = 0;
   int bits = 0;
+  size_t n = 0;
   for (char c : in) {
-    const int v = value_of(c);
+    const int v = base64_value(c);
     if (v < 0) return false;
-    acc = acc << 6 | uint32_t(v);
+    acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out->push_back(uint8_t(acc >> bits));
+      if (n == max) return false;
+      out[n++] = static_cast<uint8_t>(acc >> bits);
     }
   }
-  return true;
+  *size = n;
+  return bits < 6;  // a lone trailing character carries no whole byte
 }
 
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-bool blank(char c) { return c == ' ' || c == '\t'; }
-
-std::vector<std::string_view> words(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && blank(s[i])) ++i;
-    size_t j = i;
-    while (j < s.size() && !blank(s[j])) ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
+std::string encode_base64(const uint8_t *in, size_t size) {
+  std::string out;
+  for (size_t i = 0; i < size; i += 3) {
+    const uint32_t v = uint32_t(in[i]) << 16 | (i + 1 < size ? uint32_t(in[i + 1]) << 8 : 0) |
+                       (i + 2 < size ? in[i + 2] : 0);
+    out += kBase64[v >> 18 & 63];
+    out += kBase64[v >> 12 & 63];
+    out += i + 1 < size ? kBase64[v >> 6 & 63] : '=';
+    out += i + 2 < size ? kBase64[v & 63] : '=';
   }
   return out;
 }
 
-std::nullopt_t fail(std::string *error, std::string why) {
-  if (error) *error = std::move(why);
-  return std::nullopt;
+std::string_view next_word(std::string_view *s) {
+  while (!s->empty() && (s->front() == ' ' || s->front() == '\t')) s->remove_prefix(1);
+  size_t n = 0;
+  while (n < s->size() && (*s)[n] != ' ' && (*s)[n] != '\t') ++n;
+  std::string_view w = s->substr(0, n);
+  s->remove_prefix(n);
+  return w;
+}
+
+bool all_digits(std::string_view s, size_t max_len) {
+  if (s.empty() || s.size() > max_len) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+// A decimal of at most 20 digits; false if it does not fit 64 bits.
+bool to_u64(std::string_view digits, uint64_t *out) {
+  uint64_t v = 0;
+  for (char c : digits) {
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+// Shown in an error: a suite name or other token from the network, never a key.
+std::string shown(std::string_view s, size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+  }
+  return s.size() > max ? out + "..." : out;
 }
 
 }  // namespace
 
-const SuiteInfo &info(Suite s) {
-  for (const SuiteInfo &i : kSuites)
-    if (i.suite == s) return i;
-  return kSuites[3];
-}
+const std::array<SrtpSuite, kSrtpSuites> kAllSrtpSuites = {
+    SrtpSuite::AeadAes256Gcm, SrtpSuite::AeadAes128Gcm, SrtpSuite::Aes256CmHmacSha1_80,
+    SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AesCm128HmacSha1_32};
 
-std::optional<Suite> suite_named(std::string_view name) {
-  for (const SuiteInfo &i : kSuites)
+const SrtpSuiteInfo &suite_info(SrtpSuite s) { return kSuites[static_cast<size_t>(s)]; }
+
+const char *suite_name(SrtpSuite s) { return suite_info(s).name; }
+
+std::optional<SrtpSuite> suite_from_name(std::string_view name) {
+  for (const SrtpSuiteInfo &i : kSuites)
     if (name == i.name) return i.suite;
   return std::nullopt;
 }
 
-const std::vector<Suite> &offered_suites() {
-  static const std::vector<Suite> all{
-      Suite::aead_aes_256_gcm, Suite::aead_aes_128_gcm, Suite::aes_256_cm_hmac_sha1_80,
-      Suite::aes_cm_128_hmac_sha1_80, Suite::aes_cm_128_hmac_sha1_32};
-  return all;
+size_t key_salt_length(SrtpSuite s) { return suite_info(s).key_len + suite_info(s).salt_len; }
+
+CryptoKey::~CryptoKey() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+
+bool CryptoKey::operator==(const CryptoKey &o) const {
+  return suite == o.suite && size == o.size &&
+         CRYPTO_memcmp(bytes.data(), o.bytes.data(), size) == 0;
 }
 
-// crypto-attribute = tag 1*WSP crypto-suite 1*WSP key-params *(1*WSP session-param)
-// key-params = key-method ":" key-info; key-info = key-salt ["|" lifetime] ["|" mki]
-// (RFC 4568 §9.1, §6.1).
-std::optional<Crypto> parse(std::string_view value, std::string *error) {
-  const auto w = words(value);
-  if (w.size() < 3) return fail(error, "a=crypto needs a tag, a suite and a key (RFC 4568 §9.1)");
-  if (w.size() > 3) return fail(error, "session parameters are not supported (RFC 4568 §6.3)");
-  Crypto c;
-  if (!all_digits(w[0]) || w[0].size() > 9) return fail(error, "the tag is not 1 to 9 digits");
-  c.tag = static_cast<unsigned>(std::stoul(std::string(w[0])));
-  auto suite = suite_named(w[1]);
-  if (!suite) return fail(error, "unsupported crypto-suite " + std::string(w[1].substr(0, 40)));
-  c.suite = *suite;
-  std::string_view params = w[2];
-  if (params.find(';') != std::string_view::npos)
-    return fail(error, "several keys (they need an MKI, which we do not use)");
-  constexpr std::string_view kInline = "inline:";
-  if (params.substr(0, kInline.size()) != kInline)
-    return fail(error, "the key method is not inline (RFC 4568 §6.1)");
-  params.remove_prefix(kInline.size());
-  std::vector<std::string_view> parts;
-  for (size_t start = 0;;) {
-    const size_t bar = params.find('|', start);
-    parts.push_back(params.substr(start, bar == std::string_view::npos ? bar : bar - start));
-    if (bar == std::string_view::npos) break;
-    start = bar + 1;
-  }
-  if (parts.size() > 3) return fail(error, "too many '|' fields in the key");
-  for (size_t i = 1; i < parts.size(); ++i) {
-    std::string_view p = parts[i];
-    if (p.find(':') != std::string_view::npos) {
-      // mki = mki-value ":" mki-length
-      const size_t colon = p.find(':');
-      if (i != parts.size() - 1 || !all_digits(p.substr(0, colon)) ||
-          !all_digits(p.substr(colon + 1)))
-        return fail(error, "a malformed MKI");
-      return fail(error, "an MKI (we send and accept keys without one)");
+std::optional<CryptoKey> CryptoKey::generate(SrtpSuite suite) {
+  CryptoKey k;
+  k.suite = suite;
+  k.size = key_salt_length(suite);
+  if (RAND_bytes(k.bytes.data(), static_cast<int>(k.size)) != 1) return std::nullopt;
+  return k;
+}
+
+// RFC 4568 §9.1: "a=crypto:" tag 1*WSP crypto-suite 1*WSP key-params
+// *(1*WSP session-param); for SRTP (§9.2) key-params is "inline:" key-salt
+// ["|" lifetime] ["|" mki], several of them joined by ';'. A malformed line is
+// told apart from a well-formed one we cannot use: an answerer skips the
+// latter for the next line (§6.1), a proxy may refuse the former outright.
+std::optional<CryptoAttr> parse_crypto(std::string_view value, std::string *error,
+                                       bool *unsupported) {
+  bool ignored;
+  if (!unsupported) unsupported = &ignored;
+  *unsupported = false;
+  auto refuse = [&](std::string why, bool usable_line) -> std::optional<CryptoAttr> {
+    *unsupported = usable_line;
+    if (error) *error = "a=crypto: " + why;
+    return std::nullopt;
+  };
+  std::string_view rest = value;
+  const std::string_view tag = next_word(&rest);
+  const std::string_view suite = next_word(&rest);
+  const std::string_view key_params = next_word(&rest);
+  const std::string_view session_param = next_word(&rest);
+  if (!all_digits(tag, 9))
+    return refuse("the tag is not a number of 1 to 9 digits (RFC 4568 section 9.1)", false);
+  if (suite.empty() || key_params.empty())
+    return refuse("not \"<tag> <crypto-suite> <key-params>\" (RFC 4568 section 9.1)", false);
+  CryptoAttr out;
+  out.tag = static_cast<unsigned>(std::stoul(std::string(tag)));
+  // An answer carries the offered tag (§6.1), and we print it as a number.
+  if (tag.size() > 1 && tag.front() == '0')
+    return refuse("tag " + std::string(tag) + " has a leading zero, which our answer would lose",
+                  true);
+  const auto known = suite_from_name(suite);
+  if (!known) return refuse("suite \"" + shown(suite, 40) + "\" is not supported", true);
+  out.key.suite = *known;
+  if (key_params.find(';') != std::string_view::npos)
+    return refuse("more than one key (RFC 4568 section 6.1: each needs an MKI) is not supported",
+                  true);
+  // ABNF strings are case-insensitive (RFC 5234 §2.3).
+  if (!ascii::istarts_with(key_params, "inline:"))
+    return refuse("the key method is not \"inline:\" (RFC 4568 section 9.2)", false);
+  std::string_view info = key_params.substr(7);
+  const std::string_view key = info.substr(0, info.find('|'));
+  info.remove_prefix(key.size());
+  const size_t want = key_salt_length(*known);
+  size_t got = 0;
+  if (!decode_base64(key, out.key.bytes.data(), out.key.bytes.size(), &got) || got != want)
+    return refuse("the key of tag " + std::string(tag) + " is not " + std::to_string(want) +
+                      " bytes of base64 for " + suite_name(*known) + " (RFC 4568 section 6.1)",
+                  false);
+  out.key.size = got;
+  // key-info's optional fields, in this order: "|" lifetime, "|" mki ":" length.
+  bool lifetime_short = false, mki = false;
+  for (int field = 0; !info.empty(); ++field) {
+    info.remove_prefix(1);
+    const std::string_view f = info.substr(0, info.find('|'));
+    info.remove_prefix(f.size());
+    const size_t colon = f.find(':');
+    if (colon != std::string_view::npos) {
+      // mki-value = 1*DIGIT, mki-length = 1*3DIGIT, the last field.
+      if (!info.empty() || !all_digits(f.substr(0, colon), 20) ||
+          !all_digits(f.substr(colon + 1), 3))
+        return refuse("a malformed MKI (RFC 4568 section 9.2)", false);
+      mki = true;
+      continue;
     }
+    if (field != 0) return refuse("a key lifetime out of place (RFC 4568 section 9.2)", false);
     // lifetime = ["2^"] 1*DIGIT: packets under this master key.
-    if (i != 1) return fail(error, "a malformed lifetime or MKI");
-    const bool power = p.substr(0, 2) == "2^";
-    if (power) p.remove_prefix(2);
-    if (!all_digits(p) || p.size() > 19) return fail(error, "a malformed lifetime");
-    // A call of ours never sends 2^31 packets on one stream, and we never re-key:
-    // a shorter lifetime is one we cannot honour.
-    const bool long_enough = power ? std::stoul(std::string(p)) >= 31
-                                   : p.size() > 10 || std::stoull(std::string(p)) >= (1ull << 31);
-    if (!long_enough) return fail(error, "a key lifetime below 2^31 packets (we do not re-key)");
+    std::string_view digits = f;
+    const bool power = digits.substr(0, 2) == "2^";
+    if (power) digits.remove_prefix(2);
+    uint64_t v = 0;
+    if (!all_digits(digits, 20) || !to_u64(digits, &v) || (power && v > 64))
+      return refuse("a malformed key lifetime (RFC 4568 section 6.1)", false);
+    // A key must last as long as libsrtp lets it (2^48 SRTP, 2^31 SRTCP
+    // packets): we never re-key within a call.
+    lifetime_short = power ? v < 31 : v < (uint64_t(1) << 31);
   }
-  if (!unbase64(parts[0], &c.key)) return fail(error, "the key is not base64");
-  const SuiteInfo &i = info(c.suite);
-  if (c.key.size() != i.key_len + i.salt_len)
-    return fail(error, "a key of " + std::to_string(c.key.size()) + " bytes for " + i.name +
-                           " (it needs " + std::to_string(i.key_len + i.salt_len) + ")");
-  return c;
+  if (mki) return refuse("an MKI (RFC 4568 section 6.1) is not supported", true);
+  if (lifetime_short) return refuse("a key lifetime under 2^31 packets is not supported", true);
+  if (!session_param.empty())
+    return refuse("session parameter \"" + shown(session_param, 20) +
+                      "\" (RFC 4568 section 6.3) is not supported",
+                  true);
+  return out;
 }
 
-std::string print(const Crypto &c) {
-  return std::to_string(c.tag) + " " + info(c.suite).name + " inline:" + base64(c.key);
+std::string print_crypto(const CryptoAttr &attr) {
+  return std::to_string(attr.tag) + " " + suite_name(attr.key.suite) +
+         " inline:" + encode_base64(attr.key.bytes.data(), attr.key.size);
 }
 
-bool make_key(Suite s, std::vector<uint8_t> *out) {
-  const SuiteInfo &i = info(s);
-  out->assign(i.key_len + i.salt_len, 0);
-  return RAND_bytes(out->data(), static_cast<int>(out->size())) == 1;
-}
-
-bool make_keys(std::vector<Crypto> *out) {
+bool make_offer_keys(std::vector<CryptoAttr> *out) {
   out->clear();
   unsigned tag = 1;
-  for (Suite s : offered_suites()) {
-    Crypto c{tag++, s, {}};
-    if (!make_key(s, &c.key)) return false;
-    out->push_back(std::move(c));
+  for (SrtpSuite s : kAllSrtpSuites) {
+    auto key = CryptoKey::generate(s);
+    if (!key) return false;
+    out->push_back({tag++, *key});
   }
   return true;
 }
 
-std::vector<std::vector<std::string>> crypto_values(std::string_view sdp) {
-  std::vector<std::vector<std::string>> out;
-  size_t pos = 0;
-  while (pos < sdp.size()) {
-    size_t end = sdp.find('\n', pos);
-    if (end == std::string_view::npos) end = sdp.size();
-    std::string_view line = sdp.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    pos = end + 1;
-    if (line.substr(0, 2) == "m=") {
-      out.emplace_back();
-    } else if (line.substr(0, 9) == "a=crypto:" && !out.empty()) {
-      out.back().emplace_back(line.substr(9));
-    }
-  }
-  return out;
-}
-
-std::string redact(std::string_view text) { return log::redact_sdes_keys(text); }
-
-}  // namespace portier::sdp::sdes
+}  // namespace portier::sdp

@@ -36,7 +36,7 @@ struct Media {
   uint16_t rtcp_port = 0;    // a=rtcp port if given (RFC 3605), else port + 1; 0 if rejected
   std::string rtcp_address;  // a=rtcp address if given, else address
   bool rtcp_mux = false;     // a=rtcp-mux (RFC 5761)
-  // The values of its a=crypto lines (RFC 4568), as written; crypto_attr.h reads them.
+  // The values of its a=crypto lines (RFC 4568), as written; sdes.h reads them.
   std::vector<std::string> crypto;
   // sendrecv, sendonly, recvonly or inactive: the media's own attribute, else the
   // session's, else sendrecv (RFC 4566 §6). Reported as written even when port is 0.

@@ -8,7 +8,8 @@ import time
 from portier_sip.base import GROUP, LOCAL, check, log
 from portier_sip.checks import (assert_cancel_matches_invite, assert_no_cause200, drain_socket,
                                 final_response, register_devices, top_via_is_proxy, wait_all)
-from portier_sip.rawua import RawUa, check_next_call_busy, group_call, raw_devices, raw_reply
+from portier_sip.rawua import (RawCall, RawUa, check_next_call_busy, group_call, raw_devices,
+                               raw_reply)
 from portier_sip.registry import case
 from portier_sip.sipmsg import sdp_body
 
@@ -110,6 +111,44 @@ def case_all_busy(env):
     check(fin and fin.status == 486, "door: final response %s (expected 486 Busy Here)"
           % (fin.first if fin else None))
     env.wait_no_calls()
+    env.assert_no_secrets()
+
+
+@case
+def case_fork_message_one_final(env):
+    """The door's alarm is a MESSAGE to the group (issue 11): both monitors
+    answer 200. RFC 3261 section 16.7 step 10 forwards later 2xx for INVITE
+    only, and a completed non-INVITE server transaction discards further final
+    responses (section 17.2.2): the door gets exactly one 200, and no CANCEL
+    goes to the slower monitor (section 9.1: CANCEL is for INVITE). Sending the
+    second 200 into the completed transaction used to make sofia drop a
+    reference it never took on the UDP transport, and the proxy then aborted
+    on SIGTERM (tport_zap_primary): the harness checks it exits with 0."""
+    env.start_proxy()
+    devs = raw_devices(env, ["mon1", "mon2"])
+    door = RawUa("door", LOCAL)
+    try:
+        msg = RawCall(env, door, "door", GROUP, "3 wrong door codes", method="MESSAGE")
+        reqs = [d.wait_for(lambda m: m.method == "MESSAGE", 5, "MESSAGE") for d in devs]
+        raw_reply(devs[0], reqs[0], 200, "OK", "m1")
+        first = msg.final()
+        check(first.status == 200, "door: %s, expected 200" % first.first)
+        raw_reply(devs[1], reqs[1], 200, "OK", "m2")
+        time.sleep(1.0)  # room for a second final response to arrive, if one were sent
+        finals = [m for m in msg.responses() if m.status >= 200]
+        log("door got: %s" % [m.first for m in finals])
+        check(len(finals) == 1, "door got %d final responses to one MESSAGE: %s"
+              % (len(finals), [m.first for m in finals]))
+        check(not devs[1].got(lambda m: m.method == "CANCEL"),
+              "mon2 got a CANCEL for a MESSAGE")
+        # A retransmission of mon2's 200 is absorbed too.
+        raw_reply(devs[1], reqs[1], 200, "OK", "m2")
+        time.sleep(0.5)
+        check(len([m for m in msg.responses() if m.status >= 200]) == 1,
+              "a retransmitted 200 of mon2 reached the door")
+    finally:
+        for ua in devs + [door]:
+            ua.close()
     env.assert_no_secrets()
 
 

@@ -602,10 +602,11 @@ def _crypto_lines(body):
             re.findall(r"^a=crypto:(\d+) (\S+) inline:([A-Za-z0-9+/=]+)", body, re.M)]
 
 
-def _sdes_key():
-    """A fresh AES_CM_128_HMAC_SHA1_80 key || salt, base64 (RFC 4568 section 6.1)."""
+def _sdes_key(size=30):
+    """A fresh key || salt, base64 (RFC 4568 section 6.1): 30 octets for the
+    AES_CM_128 suites, 28 for AEAD_AES_128_GCM (RFC 7714 section 12)."""
     import base64
-    return base64.b64encode(os.urandom(30)).decode()
+    return base64.b64encode(os.urandom(size)).decode()
 
 
 @case
@@ -613,10 +614,14 @@ def case_relay_srtp_keys_per_branch(env):
     """RFC 3711 section 9.1 (issue 13): the door rings the group with RTP/SAVP
     and two a=crypto lines (RFC 4568). The three INVITEs carry three sets of
     keys, every key fresh: none is the door's and none appears in two offers.
-    mon1 answers 183 and mon2 200, each with its own key under tag 1: the
-    door's early answer and its 200 carry one a=crypto line, the door's tag 1
-    and suite with the relay's key, never a device's; both answers use the same
-    relay key (one door-side context). a=rtcp-mux, offered by the door, is
+    Each offer lists srtp-crypto-suites' default in order, AEAD_AES_128_GCM
+    first (RFC 4568 section 7.1.1: order of preference; RFC 7714 section 12),
+    whatever the door offered. mon1 answers 183 with the GCM line (tag 1) and
+    mon2 200 with the AES_CM_128_HMAC_SHA1_80 line (tag 2), each with its own
+    key (RFC 4568 section 7.1.2: the offered tag and suite): the door's early
+    answer and its 200 carry one a=crypto line, the door's tag 1 and suite with
+    the relay's key, never a device's; both answers use the same relay key (one
+    door-side context). a=rtcp-mux, offered by the door, is
     offered to every device and answered (RFC 5761 section 5.1.1). No key
     reaches the proxy's log."""
     env.start_proxy()
@@ -633,23 +638,25 @@ def case_relay_srtp_keys_per_branch(env):
         keys = [k for lines in offered for _, _, k in lines]
         log("offers: %s" % [[(t, s) for t, s, _ in lines] for lines in offered])
         for i, lines in enumerate(offered):
-            check(lines and lines[0][:2] == (1, "AES_CM_128_HMAC_SHA1_80"),
-                  "mon%d's offer does not start with tag 1 and the door's suite: %s"
+            check([(t, s) for t, s, _ in lines] == [(1, "AEAD_AES_128_GCM"),
+                                                     (2, "AES_CM_128_HMAC_SHA1_80"),
+                                                     (3, "AES_CM_128_HMAC_SHA1_32")],
+                  "mon%d's offer is not srtp-crypto-suites' default in order: %s"
                   % (i + 1, [(t, s) for t, s, _ in lines]))
             check(re.search(r"^m=audio \d+ RTP/SAVP ", invs[i].body, re.M),
                   "mon%d is not offered RTP/SAVP" % (i + 1))
             check("a=rtcp-mux" in invs[i].body, "mon%d is not offered a=rtcp-mux" % (i + 1))
         check(not set(door_keys) & set(keys), "the door's key reached a device")
         check(len(set(keys)) == len(keys), "a key is offered twice: %s branches" % len(offered))
-        mon_keys = [_sdes_key(), _sdes_key()]
+        mon_keys = [_sdes_key(28), _sdes_key()]
         raw_reply(devs[0], invs[0], 183, "Session Progress", "m1",
                   body=sdp_body(LOCAL, ["audio 4100 RTP/SAVP 0\na=rtcp-mux\n"
-                                        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s"
+                                        "a=crypto:1 AEAD_AES_128_GCM inline:%s"
                                         % mon_keys[0]]))
         early = door.wait_for(lambda m: m in call.responses() and m.status == 183, 5, "183")
         raw_reply(devs[1], invs[1], 200, "OK", "m2",
                   body=sdp_body(LOCAL, ["audio 4200 RTP/SAVP 0\n"
-                                        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s"
+                                        "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:%s"
                                         % mon_keys[1]]))
         ok = call.final()
         check(ok.status == 200, "door: %s, expected 200" % ok.first)
@@ -674,6 +681,53 @@ def case_relay_srtp_keys_per_branch(env):
         check(not leaked, "%d SRTP key(s) appear in the proxy log" % len(leaked))
     finally:
         for ua in devs + [door]:
+            ua.close()
+    env.assert_no_secrets()
+
+
+@case
+def case_relay_srtp_suites_configured(env):
+    """srtp-crypto-suites (issue 13): a branch is offered the configured suites
+    in their order, and the caller's suite last when it is not among them, so a
+    device that knows only the door's suite can still answer (RFC 4568 section
+    7.1.1). The door offers AES_256_CM_HMAC_SHA1_80 (46-octet key || salt,
+    RFC 6188 section 7.1) against a list of AES_CM_128_HMAC_SHA1_32 alone: mon1
+    is offered tag 1 _32 and tag 2 the 256-bit suite, answers tag 2, and the
+    door gets its own tag and suite back with a relay key."""
+    env.relay_extra = "srtp-crypto-suites = AES_CM_128_HMAC_SHA1_32\n"
+    env.start_proxy()
+    (mon1,) = raw_devices(env, ["mon1"])
+    door = RawUa("door", LOCAL)
+    door_key = _sdes_key(46)
+    try:
+        call = RawCall(env, door, "door", "mon1",
+                       sdp_body(LOCAL, ["audio 4000 RTP/SAVP 0\n"
+                                        "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:%s" % door_key]))
+        inv = invite_of(mon1)
+        lines = _crypto_lines(inv.body)
+        log("offer: %s" % [(t, s) for t, s, _ in lines])
+        check([(t, s) for t, s, _ in lines] == [(1, "AES_CM_128_HMAC_SHA1_32"),
+                                                 (2, "AES_256_CM_HMAC_SHA1_80")],
+              "mon1's offer is not the configured suite, then the door's: %s"
+              % [(t, s) for t, s, _ in lines])
+        check(door_key not in inv.body, "the door's key reached mon1")
+        raw_reply(mon1, inv, 200, "OK", "m1",
+                  body=sdp_body(LOCAL, ["audio 4100 RTP/SAVP 0\n"
+                                        "a=crypto:2 AES_256_CM_HMAC_SHA1_80 inline:%s"
+                                        % _sdes_key(46)]))
+        ok = call.final()
+        check(ok.status == 200, "door: %s, expected 200" % ok.first)
+        answer = _crypto_lines(ok.body)
+        check([(t, s) for t, s, _ in answer] == [(1, "AES_256_CM_HMAC_SHA1_80")],
+              "the door's 200 does not carry its own tag and suite: %s"
+              % [(t, s) for t, s, _ in answer])
+        call.in_dialog("ACK", ok)
+        call.in_dialog("BYE", ok)
+        bye = mon1.wait_for(lambda m: m.method == "BYE", 5, "BYE")
+        raw_reply(mon1, bye, 200, "OK", "m1")
+        env.wait_relay_free()
+    finally:
+        for ua in (mon1, door):
             ua.close()
     env.assert_no_secrets()
 

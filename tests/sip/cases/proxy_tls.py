@@ -142,6 +142,102 @@ def case_tls_proxy_start_refused(env):
     _start_refused(env, "sips: cannot be transport=tcp")
 
 
+def _check_config(env, name, text):
+    """portier-proxy --check-config on `text`: (exit code, its output)."""
+    path = env.write(name, text)
+    r = subprocess.run([env.args.proxy, "--config", path, "--check-config"], capture_output=True,
+                       timeout=20, stdin=subprocess.DEVNULL)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+@case
+def case_proxy_check_config_warnings(env):
+    """portier-proxy --check-config warns, as door and monitor do, about what makes
+    it less secure than the shipped config/proxy.conf, each key named with its line,
+    and still exits 0: nothing on the shipped file (its TLS files made here); on a
+    plain one, SIP without TLS on a non-loopback address (RFC 3261 §26.2; a
+    loopback one is not named), authentication off, plain RTP relayed,
+    passthrough SRTP (RFC 3711 §9.1)"""
+    pki = standard(env.dir)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+    with open(os.path.join(root, "config", "proxy.conf")) as f:
+        shipped = f.read()
+    for a, b in (("/etc/portier/tls/proxy-fullchain.pem", pki.path("proxy-full.pem")),
+                 ("/etc/portier/tls/proxy.key", pki.path("proxy.key")),
+                 ("/etc/portier/users.conf", env.write("users.conf", "version:1\n")),
+                 ("/var/lib/portier/proxy", env.state_dir),
+                 ("/run/portier/proxy.sock", os.path.join(env.dir, "check.sock"))):
+        check(a in shipped, "config/proxy.conf no longer names %s" % a)
+        shipped = shipped.replace(a, b)
+    rc, out = _check_config(env, "shipped.conf", shipped)
+    check(rc == 0 and "is valid" in out, "the shipped config failed --check-config: %s" % out)
+    check("warning:" not in out, "a warning on the shipped config: %s" % out)
+    plain = re.sub(r"(?m)^transports = .*$", "transports = sip:0.0.0.0:%d sip:127.0.0.1:%d;"
+                   "transport=tcp sips:127.0.0.1:%d" % (env.ports.proxy, env.ports.proxy,
+                                                        tls_port(env)), shipped)
+    plain = re.sub(r"(?m)^encryption-mandatory = true$", "encryption-mandatory = false", plain)
+    plain = re.sub(r"(?m)^encryption = terminate$", "encryption = passthrough", plain)
+    plain = re.sub(r"(?m)^\[module::Authentication\]\nenabled = true$",
+                   "[module::Authentication]\nenabled = false", plain)
+    check(plain.count("= false") >= 2 and "passthrough" in plain, "the plain config was not made")
+    rc, out = _check_config(env, "plain.conf", plain)
+    log(out.strip())
+    check(rc == 0 and "is valid" in out, "--check-config failed on warnings alone: %d %s"
+          % (rc, out))
+    lines = [l for l in out.splitlines() if "warning:" in l]
+    check(len(lines) == 1, "not one warning line: %s" % out)
+    for needle in ("transports: 'sip:0.0.0.0:%d' is SIP without TLS" % env.ports.proxy,
+                   "[module::Authentication] enabled: anyone may register",
+                   "[module::MediaRelay] encryption-mandatory: calls with plain RTP",
+                   "[module::MediaRelay] encryption: every ringing device gets"):
+        check(needle in lines[0], "the warning does not say %r: %s" % (needle, lines[0]))
+    check("127.0.0.1:%d;transport=tcp' is SIP" % env.ports.proxy not in lines[0],
+          "a loopback transport was warned about: %s" % lines[0])
+    check(re.search(r"plain\.conf:\d+: \[global\] transports", lines[0]),
+          "the warning does not give the file and line: %s" % lines[0])
+
+
+@case
+def case_tls_ciphersuites(env):
+    """tls-ciphersuites (TLS 1.3's suites, RFC 8446 §B.4): an unknown suite stops the
+    proxy and the monitor at start-up (--check-config too), naming the key; a proxy
+    transport limited to TLS_AES_128_GCM_SHA256 refuses a TLS 1.3 client that offers
+    TLS_AES_256_GCM_SHA384 alone and takes one that offers TLS_AES_128_GCM_SHA256;
+    mon1 with [account] tls-ciphersuites = TLS_AES_128_GCM_SHA256 registers over it"""
+    pki = standard(env.dir)
+    set_transports(env, tls_transport(env, pki, params=";tls-ciphersuites=TLS_AES_128_GCM_SHA256:"
+                                      "TLS_AES_128_GCM_SHA384"))
+    _start_refused(env, "tls-ciphersuites 'TLS_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA384': "
+                   "'TLS_AES_128_GCM_SHA384' is not a TLS 1.3 suite")
+    start_tls_proxy(env, pki, permissive=False,
+                    params=";tls-ciphersuites=TLS_AES_128_GCM_SHA256")
+    ca = pki.path("ca.pem")
+    ok, err = s_client(tls_port(env), "-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384",
+                       cafile=ca)
+    check(not ok, "TLS_AES_256_GCM_SHA384 was accepted: %s" % err[-600:])
+    ok, err = s_client(tls_port(env), "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256",
+                       cafile=ca)
+    check(ok and "TLS_AES_128_GCM_SHA256" in err, "TLS_AES_128_GCM_SHA256 failed: %s" % err)
+    check("TLS 1.3 suites TLS_AES_128_GCM_SHA256" in env.proxy_log_text(),
+          "the proxy's start-up line does not give its TLS 1.3 suites")
+    env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(
+        env, pki, extra="tls-ciphersuites = TLS_AES_128_GCM_SHA256\n"))
+    try:
+        env.start_monitor("mon2", "mon2", 1, 1, account_extra=tls_account(
+            env, pki, extra="tls-ciphersuites = TLS_AES_128_CCM_SHA512\n"))
+        raise TestFailure("mon2 started with an unknown TLS 1.3 suite")
+    except TestFailure as e:
+        check("exited at start" in str(e), str(e))
+    r = subprocess.run([env.args.monitor, "--config", os.path.join(env.dir, "mon2.conf"),
+                        "--check-config"], capture_output=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    check(r.returncode != 0 and "tls-ciphersuites 'TLS_AES_128_CCM_SHA512'" in out,
+          "the monitor's --check-config did not name the bad suite: %s" % out[-800:])
+    check("tls-ciphersuites" in env.monitor_log_text("mon2"),
+          "the monitor's refusal does not name tls-ciphersuites")
+
+
 def tls_account(env, pki, host=LOCAL, ca="ca.pem", extra="", maddr=None):
     """[account] lines for a device that reaches the proxy over TLS."""
     return ("proxy = sips:%s:%d%s\ntls-certificates-ca-file = %s\n%s"
@@ -330,6 +426,18 @@ class _HeldSession:
         self.out.close()
 
 
+def _start_proxy_on_live_files(env, pki):
+    """The proxy's TLS transport on copies of proxy-full.pem and proxy.key, which the
+    case replaces before a reload: returns their paths."""
+    cert, key = os.path.join(env.dir, "live.pem"), os.path.join(env.dir, "live.key")
+    shutil.copy(pki.path("proxy-full.pem"), cert)
+    shutil.copy(pki.path("proxy.key"), key)
+    set_transports(env, "sips:%s:%d;tls-certificates-file=%s;tls-certificates-private-key=%s"
+                   % (LOCAL, tls_port(env), cert, key))
+    env.start_proxy()
+    return cert, key
+
+
 @case
 def case_tls_proxy_reload(env):
     """certificate reload without dropping anything: a held TLS session (s_client)
@@ -338,12 +446,7 @@ def case_tls_proxy_reload(env):
     the certificate's is refused, the error names the key file, and the old
     serial is still served"""
     pki = standard(env.dir)
-    cert, key = os.path.join(env.dir, "live.pem"), os.path.join(env.dir, "live.key")
-    shutil.copy(pki.path("proxy-full.pem"), cert)
-    shutil.copy(pki.path("proxy.key"), key)
-    set_transports(env, "sips:%s:%d;tls-certificates-file=%s;tls-certificates-private-key=%s"
-                   % (LOCAL, tls_port(env), cert, key))
-    env.start_proxy()
+    cert, key = _start_proxy_on_live_files(env, pki)
     env.start_monitor("mon1", "mon1", 0, 0, account_extra=tls_account(env, pki))
     first, second = pki.serial("proxy"), pki.serial("proxy2")
     check(served_serial(env, pki) == first, "not the first certificate at start")
@@ -487,3 +590,159 @@ def case_tls_monitor_by_name_only(env):
     check(byes and wire_header(byes[-1], "Route").startswith("<sip:%s:%d;transport=tls"
                                                           % (LOCAL, tls_port(env))),
           "mon1's BYE did not follow the Record-Route: %s" % (byes[-1][:6] if byes else None))
+
+
+def _tls_connections(env):
+    """{pid: set of local ports} of the established connections to the proxy's TLS
+    port, from the devices' side (ss -tnp)."""
+    r = subprocess.run(["ss", "-tnpH", "state", "established", "dport", "=",
+                        ":%d" % tls_port(env)], capture_output=True, text=True, timeout=10)
+    out = {}
+    for line in r.stdout.splitlines():
+        m = re.search(r"\S+:(\d+)\s+\S+:%d\s.*pid=(\d+)" % tls_port(env), line)
+        if m:
+            out.setdefault(int(m.group(2)), set()).add(int(m.group(1)))
+    return out
+
+
+def _drop_tls_connections(env):
+    """Aborts the devices' TLS connections to the proxy (ss -K, this case's port
+    only): nua registers again at once over a new one (nua_register.c,
+    nua_register_connection_closed), with a new handshake."""
+    r = subprocess.run(["ss", "-tnK", "dport", "=", ":%d" % tls_port(env)],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0, "ss -K failed: %s" % r.stderr.strip())
+
+
+def _wait_new_connection(env, pid, old, what, timeout=15):
+    """Waits until `pid` holds a TLS connection to the proxy that is not one of `old`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = _tls_connections(env).get(pid, set())
+        if now - old:
+            return now
+        time.sleep(0.2)
+    raise TestFailure("%s made no new TLS connection to the proxy (did ss -K abort the old one? "
+                      "it needs CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY)" % what)
+
+
+def _wait_registered_from(env, user, ports, timeout=15):
+    """Waits until the proxy holds user's binding as received on one of `ports`
+    (a REGISTER answered 200 over that connection)."""
+    deadline = time.time() + timeout
+    regs = []
+    while time.time() < deadline:
+        regs = env.bindings_for(user)
+        if any(r.get("received", "").rsplit(":", 1)[-1] in {str(p) for p in ports}
+               for r in regs):
+            return
+        time.sleep(0.2)
+    raise TestFailure("%s is not registered over its new connection %s: %s"
+                      % (user, sorted(ports), regs))
+
+
+def _wait_log(text_of, needle, what, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if needle in text_of():
+            return
+        time.sleep(0.2)
+    raise TestFailure("%s: no log line with %r:\n%s" % (what, needle, text_of()[-1500:]))
+
+
+@case
+def case_tls_devices_reload(env):
+    """door and monitor reload [account]'s TLS files (SIGHUP, portierctl reload) without
+    dropping anything: a bad CA file is refused (reply and log name it) and the old
+    CA still verifies a new connection; then the proxy moves to a certificate from a
+    new CA and the CA files to that CA: a call in progress keeps its media through
+    every reload and the devices keep their connections; on new connections the
+    reloaded door and mon1 register, mon2 (its file changed, not reloaded) refuses
+    the proxy's certificate"""
+    pki = standard(env.dir)
+    pki.root("ca2", "Portier Test Root 2")
+    pki.issue("proxy3", "127.0.0.1", "ca2", dns=("127.0.0.1", "proxy.test"))
+    cert, key = _start_proxy_on_live_files(env, pki)
+    cas = {}
+    for name in ("door", "mon1", "mon2"):
+        cas[name] = os.path.join(env.dir, name + "-ca.pem")
+        shutil.copy(pki.path("ca.pem"), cas[name])
+    account = "proxy = sips:%s:%d\ntls-certificates-ca-file = %s\n"
+    door_with_monitor_access(env, account_extra=account % (LOCAL, tls_port(env), cas["door"]))
+    for i, name in enumerate(("mon1", "mon2")):
+        env.start_monitor(name, name, i, i,
+                          account_extra=account % (LOCAL, tls_port(env), cas[name]))
+    pids = {"door": env.door_proc.pid, "mon1": env.monitors["mon1"].pid,
+            "mon2": env.monitors["mon2"].pid}
+    logs = {"door": env.door_log_text, "mon1": lambda: env.monitor_log_text("mon1"),
+            "mon2": lambda: env.monitor_log_text("mon2")}
+    for name in ("door", "mon1"):
+        check("reload" in json.dumps(env.door_ctl("help") if name == "door" else
+                                     env.mon_ctl(name, "help")), "%s's help has no reload" % name)
+
+    # A bad CA file: refused with the file named (reply, log), nothing changes.
+    with open(cas["mon1"], "w") as f:
+        f.write("not a certificate\n")
+    r = env.mon_ctl("mon1", "reload")
+    check("error" in r and cas["mon1"] in r["error"], "mon1 took a bad CA file: %s" % r)
+    check("reload refused" in logs["mon1"](), "mon1 did not log the refused reload")
+    os.unlink(cas["door"])
+    os.kill(pids["door"], signal.SIGHUP)
+    _wait_log(logs["door"], "reload refused", "door")
+    check(cas["door"] in logs["door"]().split("reload refused", 1)[1].splitlines()[0],
+          "the door's refusal does not name %s" % cas["door"])
+    # The old CA still checks a new connection: all three register again.
+    before = _tls_connections(env)
+    log("registrations before: %s" % env.registrations())
+    _drop_tls_connections(env)
+    for name in ("door", "mon1", "mon2"):
+        ports = _wait_new_connection(env, pids[name], before.get(pids[name], set()), name)
+        _wait_registered_from(env, name, ports - before.get(pids[name], set()))
+    shutil.copy(pki.path("ca.pem"), cas["door"])
+
+    # A call through the reloads: mon1 calls the door, which answers it.
+    r = env.mon_ctl("mon1", "call", "front")
+    check(r.get("result", "").startswith("calling"), "mon1 call front: %s" % r)
+    st = env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                          st.get("audio_packets_received", 0) > 25 and
+                          st.get("frames_decoded", 0) > 0, "the call with media", 15)
+    held = _tls_connections(env)
+
+    # The proxy's certificate now comes from ca2, and so do the CA files.
+    shutil.copy(pki.path("proxy3.pem"), cert)
+    shutil.copy(pki.path("proxy3.key"), key)
+    check(env.ctl("reload").get("result") == "reloaded", "the proxy did not reload")
+    for name in ("door", "mon1", "mon2"):
+        shutil.copy(pki.path("ca2.pem"), cas[name])
+    r = env.mon_ctl("mon1", "reload")
+    check(r.get("result") == "reloaded", "mon1 portierctl reload: %s" % r)
+    check("tls: reloaded" in logs["mon1"]() and cas["mon1"] in logs["mon1"](),
+          "mon1 did not log the reload")
+    os.kill(pids["door"], signal.SIGHUP)
+    _wait_log(logs["door"], "tls: reloaded", "door")
+    # RFC 3550 §6.4: the receiver's count goes on growing.
+    got = st["audio_packets_received"]
+    env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                     st.get("audio_packets_received", 0) > got + 50, "media after the reloads", 15)
+    after = _tls_connections(env)
+    for name in ("door", "mon1", "mon2"):
+        check(held.get(pids[name]) and held.get(pids[name]) == after.get(pids[name]),
+              "%s's connection changed with the reloads: %s -> %s"
+              % (name, held.get(pids[name]), after.get(pids[name])))
+    check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+    env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+    env.wait_door_event("ended", 10)
+
+    # New connections, new handshakes: the reloaded devices trust ca2, mon2 does not.
+    _drop_tls_connections(env)
+    for name in ("door", "mon1"):
+        ports = _wait_new_connection(env, pids[name], after.get(pids[name], set()), name)
+        _wait_registered_from(env, name, ports - after.get(pids[name], set()))
+        check("not trusted" not in logs[name](), "%s refused the proxy's certificate" % name)
+    _wait_log(logs["mon2"], "not trusted, nothing is sent to it: unable to get local issuer",
+              "mon2 (not reloaded)")
+    check(env.proxy_alive(), "the proxy died")
+    # nua's task, held for the reloads, is let go after nua: a clean exit.
+    for name, proc in (("door", env.door_proc), ("mon1", env.monitors["mon1"])):
+        rc = proc.stop()
+        check(rc == 0, "%s exited with %s after SIGTERM" % (name, rc))

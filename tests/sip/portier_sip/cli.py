@@ -103,7 +103,9 @@ def main(argv=None):
         log("FAIL: unexpected %s: %s" % (type(e).__name__, e))
     finally:
         signal.alarm(0)
-        env.cleanup()
+        for problem in env.cleanup():
+            log("FAIL: %s" % problem)
+            ok = False
         if not ok:
             env.dump_failure()
     if ok:

@@ -415,11 +415,28 @@ class Env:
         sys.stdout.flush()
 
     def cleanup(self):
+        """Stops every process; returns what went wrong as a portier daemon
+        stopped: one that was still running must end with status 0 on SIGTERM.
+        A crash on the way out (an assertion, a use after free in a destructor)
+        is otherwise seen by nobody. One that needed SIGKILL is only logged: on a
+        loaded machine a slow teardown is not a defect of the case."""
+        problems = []
         for p in reversed(self.procs):
+            daemon = os.path.basename(p.argv[0]).startswith("portier-")
+            was_running = p.running()
             try:
-                p.stop()
+                code = p.stop()
             except Exception as e:  # keep going: every process must be stopped
                 log("stopping %s: %s" % (p.name, e))
+                continue
+            if not (daemon and was_running) or code == 0:
+                continue
+            if code == -signal.SIGKILL:
+                log("%s did not stop within 3 s of SIGTERM: killed" % p.name)
+            else:
+                problems.append("%s exited with %s on SIGTERM" % (
+                    p.name, "signal %d" % -code if code < 0 else "status %d" % code))
+        return problems
 
     def assert_no_secrets(self):
         text = self.proxy_log_text()

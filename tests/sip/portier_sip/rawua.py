@@ -73,9 +73,11 @@ def random_id():
 
 class RawCall:
     """One INVITE transaction of a RawUa caller through the proxy, with the
-    proxy's digest challenge answered (RFC 3261 section 22.2)."""
+    proxy's digest challenge answered (RFC 3261 section 22.2); with `method`
+    another request (MESSAGE: `sdp` is then its text/plain body)."""
 
-    def __init__(self, env, ua, user, target, sdp, extra=""):
+    def __init__(self, env, ua, user, target, sdp, extra="", method="INVITE"):
+        self.method = method
         self.env, self.ua, self.user = env, ua, user
         self.uri = "sip:%s@%s" % (target, DOMAIN)
         self.call_id = "raw-%08x@%s" % (random_id(), ua.host)
@@ -89,7 +91,7 @@ class RawCall:
         md5 = find_challenge(chal.hdrs("Proxy-Authenticate"))
         check(md5, "%s: no MD5 challenge in %s" % (ua.name, chal.hdrs("Proxy-Authenticate")))
         self.cseq = 2
-        self.branch = self._invite(digest_auth(user, USERS[user], md5, "INVITE", self.uri,
+        self.branch = self._invite(digest_auth(user, USERS[user], md5, method, self.uri,
                                                cnonce="%08x" % random_id()))
 
     def mine(self, m):
@@ -99,25 +101,30 @@ class RawCall:
         branch = "z9hG4bK-raw-%08x" % random_id()
         body = self.sdp.replace("\n", "\r\n")
         self.ua.send(
-            "INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=%s;rport\n"
-            "From: <sip:%s@%s>;tag=%s\nTo: <%s>\nCall-ID: %s\nCSeq: %d INVITE\n"
+            "%s %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=%s;rport\n"
+            "From: <sip:%s@%s>;tag=%s\nTo: <%s>\nCall-ID: %s\nCSeq: %d %s\n"
             "Contact: <sip:%s@%s:%d>\nMax-Forwards: 70\n%s%s"
-            "Content-Type: application/sdp\nContent-Length: %d\n\n%s"
-            % (self.uri, self.ua.host, self.ua.port, branch, self.user, DOMAIN, self.from_tag,
-               self.uri, self.call_id, self.cseq, self.user, self.ua.host, self.ua.port,
-               "Proxy-Authorization: %s\n" % auth if auth else "",
-               self.extra + "\n" if self.extra else "", len(body), self.sdp), self.proxy)
+            "Content-Type: %s\nContent-Length: %d\n\n%s"
+            % (self.method, self.uri, self.ua.host, self.ua.port, branch, self.user, DOMAIN,
+               self.from_tag, self.uri, self.call_id, self.cseq, self.method, self.user,
+               self.ua.host, self.ua.port, "Proxy-Authorization: %s\n" % auth if auth else "",
+               self.extra + "\n" if self.extra else "",
+               "application/sdp" if self.method == "INVITE" else "text/plain", len(body),
+               self.sdp), self.proxy)
         return branch
 
     def _ack(self, resp):
-        # RFC 3261 section 17.1.1.3: a non-2xx is ACKed hop by hop, in its transaction.
+        # RFC 3261 section 17.1.1.3: a non-2xx is ACKed hop by hop, in its
+        # transaction; only an INVITE's (section 17.1.2: no ACK for non-INVITE).
+        if self.method != "INVITE":
+            return
         self.ua.send("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s:%d;branch=%s;rport\nFrom: %s\nTo: %s\n"
                      "Call-ID: %s\nCSeq: %d ACK\nMax-Forwards: 70\nContent-Length: 0\n\n"
                      % (self.uri, self.ua.host, self.ua.port, self.branch, resp.hdr("From"),
                         resp.hdr("To"), self.call_id, self.cseq), self.proxy)
 
     def responses(self):
-        return self.ua.got(lambda m: self.mine(m) and m.cseq_method() == "INVITE"
+        return self.ua.got(lambda m: self.mine(m) and m.cseq_method() == self.method
                            and (m.hdr("CSeq") or "").split()[0] == str(self.cseq))
 
     def final(self, timeout=10):
