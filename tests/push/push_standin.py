@@ -85,11 +85,25 @@ class State:
         self.token_count = 0
         self.replies_used = {}  # device token -> how many answers it had
         self.script_stamp = None
+        self.verified_tokens = {}  # APNs provider token -> (header, claims)
         with open(os.path.join(directory, "pki", "sa.key"), "rb") as f:
             self.sa_public = serialization.load_pem_private_key(f.read(), None).public_key()
         with open(os.path.join(directory, "pki", "apns.p8"), "rb") as f:
             self.apns_public = serialization.load_pem_private_key(f.read(), None).public_key()
         self.token_uri = "https://localhost:%d/token" % port
+
+    def verified_provider_token(self, token):
+        """verify_jws for APNs provider tokens, each distinct token checked once
+        (APNs too validates a token once, not per request); its age is checked
+        by the caller at every request."""
+        with self.lock:
+            known = self.verified_tokens.get(token)
+        if known:
+            return known
+        result = verify_jws(token, "ES256", self.apns_public)
+        with self.lock:
+            self.verified_tokens[token] = result
+        return result
 
     def log(self, **fields):
         with self.lock:
@@ -236,7 +250,7 @@ def handle_apns(state, req, device, client_cert):
             info["error"] = "no provider token"
             return info, json_reply(403, {"reason": "MissingProviderToken"})
         try:
-            header, claims = verify_jws(auth[len("bearer "):], "ES256", state.apns_public)
+            header, claims = state.verified_provider_token(auth[len("bearer "):])
         except ValueError as e:
             info["error"] = "provider token: %s" % e
             return info, json_reply(403, {"reason": "InvalidProviderToken"})
