@@ -19,6 +19,8 @@ DEMO=(
   libsofia-sip-ua-dev libsofia-sip-ua-glib-dev libglib2.0-dev libssl-dev libsystemd-dev
   # the proxy's allocator (signaling/proxy/allocator.h)
   libjemalloc-dev
+  # the push clients' HTTP/2 (signaling/push/): libcurl with nghttp2
+  libcurl4-openssl-dev
   # libsrtp2: the peer and oracle of the relay's SRTP tests (portier_srtp_oracle);
   # the relay itself does SRTP on OpenSSL (signaling/proxy/relay_srtp.h)
   libsrtp2-dev
@@ -54,6 +56,8 @@ TEST=(
   # tools the tests use: ip netns (tests/e2e), ps, the openssl CLI (the TLS
   # cases' throwaway CA, s_client and s_server)
   iproute2 procps openssl
+  # the FCM/APNs stand-ins of tests/push (HTTP/2 server, JWT signature checks)
+  python3-h2 python3-cryptography
 )
 BENCH=(
   # the proxy against Kamailio (sipp drives both), the relay against rtpengine
@@ -67,6 +71,8 @@ BENCH=(
   gstreamer1.0-tools
   # taskset, ss, pgrep
   util-linux iproute2 procps
+  # bench/push: the FCM/APNs stand-in
+  python3-h2 python3-cryptography
 )
 
 sets=("$@")

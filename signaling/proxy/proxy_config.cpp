@@ -135,6 +135,7 @@ config::Schema make_schema() {
            "403, and group addresses and static records ring their own domain only (one house "
            "per domain never reaches another); allow: requests cross domains. Dialogs already "
            "set up carry on either way");
+  push::add_push_schema(s);
   s.boolean("module::MediaRelay", "enabled", true,
             "put a media relay into every call: early media forked to every ringing device")
       .str("module::MediaRelay", "sdp-address", "127.0.0.1",
@@ -293,7 +294,8 @@ std::string check_proxy_config(const config::Config &cfg) {
   }
   if (cfg.get_string("global", "state-directory").empty())
     return cfg.where("global", "state-directory") + "must not be empty";
-  return "";
+  push::PushSettings push;
+  return push::load_push_settings(cfg, &push);
 }
 
 std::string proxy_security_warning(const config::Config &cfg) {
@@ -414,6 +416,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
                            : RelaySettings::Encryption::Terminate;
   s.relay.encryption_mandatory = cfg.get_bool("module::MediaRelay", "encryption-mandatory");
   parse_suites(cfg.get_list("module::MediaRelay", "srtp-crypto-suites"), &s.relay.branch_suites);
+  push::load_push_settings(cfg, &s.push);  // checked by check_proxy_config
   return s;
 }
 

@@ -16,6 +16,7 @@
 #include "common/sip_address.h"
 #include "common/sip_transport.h"
 #include "proxy/location_store.h"
+#include "push/push_config.h"
 #include "sip/sdp/sdes.h"
 
 namespace portier::proxy {
@@ -91,6 +92,7 @@ struct ProxySettings : GlobalSettings {
   bool inter_domain_allowed = false;
 
   RelaySettings relay;
+  push::PushSettings push;  // [module::PushNotification]: push/push_config.h
 };
 
 const config::Schema &proxy_schema();
