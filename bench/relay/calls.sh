@@ -109,14 +109,16 @@ done
 build_relay_calls() {  # tree build output
   local tree=$1 build=$2 libs="" l
   # In link order; the sofia-sip and media glue are libraries of their own in
-  # trees that split signaling/common by layer, and absent in older ones.
+  # trees that split signaling/common by layer, and absent in older ones, as is
+  # the push core (the proxy's config schema links it).
   for l in signaling/libportier_relay.a signaling/libportier_proxy_core.a \
-    signaling/libportier_sip.a signaling/libportier_media.a signaling/libportier_common.a \
+    signaling/libportier_push_core.a signaling/libportier_sip.a signaling/libportier_media.a \
+    signaling/libportier_common.a \
     plugins/libportier_rtp.a; do
     if [ -f "$build/$l" ]; then
       libs="$libs $build/$l"
     else
-      case $l in *_sip.a | *_media.a) ;; *)
+      case $l in *_sip.a | *_media.a | *_push_core.a) ;; *)
         echo "$build/$l missing: cmake --build build --target portier_relay" >&2
         return 1 ;;
       esac

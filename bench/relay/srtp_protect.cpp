@@ -5,6 +5,13 @@
 //   srtp_protect [PACKETS [SUITE]]   PACKETS protects per suite and side
 //                              (200000), every suite or only SUITE: prints
 //                              "SUITE ours NS libsrtp2 NS" (ns per packet)
+//   srtp_protect --cold [CONTEXTS [SWEEP_MB]]   ours only, as the relay meets
+//                              it: CONTEXTS outbound contexts (200: 50 calls x
+//                              4 branches) protect one packet each in turn,
+//                              400 rounds, and between rounds SWEEP_MB (8) of
+//                              memory is written so the contexts are no longer
+//                              in the caches (what the kernel's own work does
+//                              between two batches): "SUITE cold NS"
 //
 // A CPU timing: run it on a quiet machine. Under valgrind --tool=callgrind
 // with --toggle-collect='*SrtpContext::protect_rtp*' (ours) or
@@ -14,7 +21,7 @@
 // Build (from the repository, after the CMake build):
 //   g++ -O2 -std=c++17 -Isignaling -o /tmp/srtp_protect bench/relay/srtp_protect.cpp \
 //     build/signaling/libportier_srtp_oracle.a build/signaling/libportier_relay.a \
-//     build/signaling/libportier_proxy_core.a \
+//     build/signaling/libportier_proxy_core.a build/signaling/libportier_push_core.a \
 //     build/signaling/libportier_sip.a build/signaling/libportier_common.a \
 //     $(pkg-config --cflags --libs libcrypto libsrtp2)
 #include <srtp2/srtp.h>
@@ -23,7 +30,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/relay_srtp.h"
 #include "sip/sdp/sdes.h"
@@ -74,7 +83,39 @@ bool libsrtp_policy(sdp::SrtpSuite s, srtp_policy_t *p) {
 
 }  // namespace
 
+int cold(int argc, char **argv) {
+  const int contexts = argc > 2 ? std::atoi(argv[2]) : 200;
+  const size_t sweep = size_t(argc > 3 ? std::atol(argv[3]) : 8) << 20;
+  if (contexts <= 0 || contexts > 100000) return 2;
+  std::vector<char> junk(sweep ? sweep : 1);
+  alignas(8) uint8_t pkt[1100];
+  std::string error;
+  for (sdp::SrtpSuite s : sdp::kAllSrtpSuites) {
+    std::vector<std::unique_ptr<SrtpContext>> ctx;
+    for (int i = 0; i < contexts; ++i) {
+      auto key = sdp::CryptoKey::generate(s);
+      if (!key) return 1;
+      ctx.push_back(SrtpContext::create(*key, SrtpContext::Direction::Outbound, &error));
+      if (!ctx.back()) return 1;
+    }
+    double spent = 0;
+    for (uint32_t round = 0; round < 400; ++round) {
+      for (size_t i = 0; i < junk.size(); i += 64) junk[i] = char(junk[i] + 1);
+      const double t0 = now();
+      for (auto &c : ctx) {
+        fill(pkt, round);
+        size_t len = 12 + kPayload;
+        if (!c->protect_rtp(pkt, &len)) return 1;
+      }
+      spent += now() - t0;
+    }
+    std::printf("%s cold %.0f\n", sdp::suite_name(s), spent / (400.0 * contexts) * 1e9);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !std::strcmp(argv[1], "--cold")) return cold(argc, argv);
   const long n = argc > 1 ? std::atol(argv[1]) : 200000;
   if (n <= 0) return 2;
   std::string error;
