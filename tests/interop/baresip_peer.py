@@ -22,6 +22,7 @@ import sys
 import time
 
 import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group
+from portier_py.loopcap import LoopbackCapture  # noqa: E402,F401  (bp.LoopbackCapture)
 
 
 def tcp_listening(port):
@@ -236,50 +237,6 @@ def crypto_lines(sdp, kind):
 def port_set(ports):
     lo, hi = (int(p) for p in ports.split("-"))
     return set(range(lo, hi + 1))
-
-
-class LoopbackCapture:
-    """Every UDP datagram on lo to or from `ports`, as (src port, dst port,
-    payload), read with an AF_PACKET socket as an eavesdropper would (we are
-    root; Debian's tcpdump is not installed here). Each datagram is kept once.
-    Bounded: at most 100000 datagrams."""
-
-    def __init__(self, ports):
-        import threading
-        self.ports = ports
-        self.packets = []
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-        self.sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE (root)
-        self.sock.bind(("lo", 0))
-        self.sock.settimeout(0.2)
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        import struct
-        while self.running and len(self.packets) < 100000:
-            try:
-                frame, addr = self.sock.recvfrom(70000)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if addr[2] == socket.PACKET_OUTGOING or len(frame) < 14 + 20 + 8:
-                continue
-            ip = frame[14:]
-            if ip[0] >> 4 != 4 or ip[9] != 17:  # IPv4, UDP
-                continue
-            ihl = (ip[0] & 0x0f) * 4
-            sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
-            if sport in self.ports or dport in self.ports:
-                self.packets.append((sport, dport, bytes(ip[ihl + 8:])))
-
-    def stop(self):
-        if self.running:
-            self.running = False
-            self.thread.join(5)
-            self.sock.close()
 
 
 def plain_rtcp(payload):

@@ -5,56 +5,16 @@ import base64
 import os
 import re
 import socket
-import struct
-import threading
 import time
 
 from portier_sip.base import (ATTACKER, DOMAIN, DOOR_CODE, LOCAL, TestFailure, USERS, check,
                               log)
 from portier_sip.checks import register_devices
+from portier_py.loopcap import LoopbackCapture
 from portier_sip.registry import case
 from portier_sip.rtp import RtpPeer, rtp_packet
 
 MANDATORY = "media-encryption = srtp\nmedia-encryption-mandatory = true\n"
-
-
-class LoopbackCapture:
-    """Every UDP datagram on lo to or from `ports` (a set), as (src port, dst
-    port, payload), read with an AF_PACKET socket (we are root; tcpdump is not
-    installed). Each datagram is kept once (as received, not as sent).
-    Bounded: at most 200000 datagrams, until stop()."""
-
-    def __init__(self, ports):
-        self.ports = ports
-        self.packets = []
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-        self.sock.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE (root)
-        self.sock.bind(("lo", 0))
-        self.sock.settimeout(0.2)
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while self.running and len(self.packets) < 200000:
-            try:
-                frame, addr = self.sock.recvfrom(70000)
-            except socket.timeout:
-                continue
-            if addr[2] == socket.PACKET_OUTGOING or len(frame) < 14 + 20 + 8:
-                continue
-            ip = frame[14:]
-            if ip[0] >> 4 != 4 or ip[9] != 17:  # IPv4, UDP
-                continue
-            ihl = (ip[0] & 0x0f) * 4
-            sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
-            if sport in self.ports or dport in self.ports:
-                self.packets.append((sport, dport, bytes(ip[ihl + 8:])))
-
-    def stop(self):
-        self.running = False
-        self.thread.join(5)
-        self.sock.close()
 
 
 def crypto_keys(sdp):

@@ -1,0 +1,52 @@
+"""What an eavesdropper on this host's loopback sees: every UDP datagram on
+`lo` to or from a set of ports, read with an AF_PACKET socket (root; Debian's
+tcpdump is not installed on the test machines). The SIP cases and the interop
+tests use it to check that media leaves encrypted."""
+
+import os
+import socket
+import struct
+import threading
+
+
+class LoopbackCapture:
+    """Every UDP datagram on lo to or from `ports` (a set), as (src port, dst
+    port, payload), each kept once (as received, not as sent). Bounded: at most
+    `limit` datagrams, until stop()."""
+
+    def __init__(self, ports, limit=200000):
+        self.ports = ports
+        self.limit = limit
+        self.packets = []
+        self.logfile = os.devnull  # the harnesses print a peer's log on failure
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self.sock.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE (root)
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running and len(self.packets) < self.limit:
+            try:
+                frame, addr = self.sock.recvfrom(70000)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if addr[2] == socket.PACKET_OUTGOING or len(frame) < 14 + 20 + 8:
+                continue
+            ip = frame[14:]
+            if ip[0] >> 4 != 4 or ip[9] != 17:  # IPv4, UDP
+                continue
+            ihl = (ip[0] & 0x0f) * 4
+            sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
+            if sport in self.ports or dport in self.ports:
+                self.packets.append((sport, dport, bytes(ip[ihl + 8:])))
+
+    def stop(self):
+        if self.running:
+            self.running = False
+            self.thread.join(5)
+            self.sock.close()
