@@ -23,8 +23,7 @@ bool loopback_host(const std::string &sofia_url) {
 
 // The suites of srtp-crypto-suites, in the config's order; "" or why not.
 // Linphone writes its srtp_crypto_suites with commas: those are accepted too.
-std::string parse_suites(const std::vector<std::string> &words,
-                         std::vector<sdp::SrtpSuite> *out) {
+std::string parse_suites(const std::vector<std::string> &words, std::vector<sdp::SrtpSuite> *out) {
   out->clear();
   for (std::string w : words) {
     while (!w.empty() && w.back() == ',') w.pop_back();

@@ -232,13 +232,14 @@ TEST(ProxyConfig, MediaRelayKeysAreChecked) {
                                     SrtpSuite::AesCm128HmacSha1_32}));
   // Linphone's comma-separated form of the same list.
   Config lin(portier::proxy::proxy_schema());
-  ASSERT_TRUE(lin.load_string("[module::MediaRelay]\nsrtp-crypto-suites = "
-                              "AES_CM_128_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_80\n",
-                              "p.conf", &err));
+  ASSERT_TRUE(
+      lin.load_string("[module::MediaRelay]\nsrtp-crypto-suites = "
+                      "AES_CM_128_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_80\n",
+                      "p.conf", &err));
   EXPECT_EQ(portier::proxy::check_proxy_config(lin), "");
-  EXPECT_EQ(portier::proxy::settings_from_config(lin).relay.branch_suites,
-            (std::vector<SrtpSuite>{SrtpSuite::AesCm128HmacSha1_80,
-                                    SrtpSuite::Aes256CmHmacSha1_80}));
+  EXPECT_EQ(
+      portier::proxy::settings_from_config(lin).relay.branch_suites,
+      (std::vector<SrtpSuite>{SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::Aes256CmHmacSha1_80}));
 }
 
 TEST(Config, AnyKeySectionTakesUserNamedKeysAndStillRejectsTypos) {
