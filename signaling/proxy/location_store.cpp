@@ -230,6 +230,9 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     b.expires_at = now + expires;
     b.user_agent = req.user_agent;
     b.received = req.received;
+    // A refresh without push parameters means the app no longer wants pushes
+    // (RFC 8599 §4.1: a UA that wants pushes puts them in every REGISTER).
+    b.push = c.push;
     changed = true;
   }
 

@@ -290,6 +290,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                                                        *limiter_);
   registrar_ =
       std::make_unique<chain::Registrar>(names_, locations_, *persister_, digest_auth_.get());
+  if (settings_.push.enabled) registrar_->set_push(&settings_.push);
   chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
                                *route_signer_, *router_, *registrar_, digest_auth_.get(),
                                locations_, static_records_, users_, *router_});
@@ -635,6 +636,9 @@ std::string Proxy::registrations_json() const {
           .field("instance", b.instance)
           .field("user_agent", b.user_agent)
           .field("received", b.received)
+          // The provider only: the device token wakes the phone, and a
+          // listing is copied into tickets and chats.
+          .field("push", b.push.provider)
           .end_object();
     }
   }
