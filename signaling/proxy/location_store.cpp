@@ -312,6 +312,23 @@ bool LocationStore::remove_aor(const std::string &aor) {
   return true;
 }
 
+const std::vector<Binding> *LocationStore::drop_push(const std::string &aor,
+                                                     const std::string &contact,
+                                                     const PushTarget &push) {
+  auto it = records_.find(aor);
+  if (it == records_.end()) return nullptr;
+  for (Binding &b : it->second) {
+    // The device may have registered a new token since the push left: that
+    // one stays.
+    if (b.contact == contact && b.push == push && !push.empty()) {
+      b.push = {};
+      ++generation_;
+      return &it->second;
+    }
+  }
+  return nullptr;
+}
+
 void LocationStore::restore(std::map<std::string, std::vector<Binding>> records) {
   records_ = std::move(records);
   domain_index_.clear();

@@ -104,6 +104,13 @@ class LocationStore {
   // false when it had none.
   bool remove_aor(const std::string &aor);
 
+  // The provider refused the device token `push` (RFC 8599 leaves it to the
+  // PNS; FCM 404/410, APNs 410...): the binding at `contact` keeps working
+  // without push. Returns the AOR's record for the journal, null when no
+  // binding had that token (it registered another meanwhile).
+  const std::vector<Binding> *drop_push(const std::string &aor, const std::string &contact,
+                                        const PushTarget &push);
+
   // Every record, for the control socket and persistence.
   const std::map<std::string, std::vector<Binding>> &records() const { return records_; }
   // Replaces everything (used when loading the state file). Counts as a change.

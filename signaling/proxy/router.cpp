@@ -268,8 +268,10 @@ bool Router::settle_unsent(Txn *t) {
     apply(t, t->branches[i].get(), t->fork->on_branch_failed(i), nullptr);
   }
   if (!any_sent) {
-    maybe_finish(t);  // every branch failed: the best (a 408) went up; t is gone
-    return false;
+    // Every branch failed: the best (a 408) went up and t is gone, unless
+    // pushed devices may still join (ForkAggregator::hold_open).
+    maybe_finish(t);
+    return txns_.count(t) != 0;
   }
   return true;
 }
@@ -316,6 +318,26 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   t->caller_host = source;
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
+  // RFC 8599: a device that can be woken is pushed at once, and its branch
+  // goes out as well: an app that still runs answers it, a sleeping one
+  // registers again when woken. Calls and messages only: nothing else is
+  // worth waking a phone for.
+  size_t pushed = 0;
+  const sip_method_t method = sip->sip_request->rq_method;
+  if (env_.push && (t->dialog_forming || method == sip_method_message)) {
+    for (const chain::Target &c : contacts)
+      if (!c.push.empty() && env_.push(c, sip)) ++pushed;
+  }
+  // Tells the caller the phones are being woken, as Flexisip does ("110 Push
+  // sent"); a UA that does not know 110 takes it for a 183 without a dialog
+  // (RFC 3261 §8.1.3.2), harmless. INVITE only: a non-INVITE gets no
+  // provisional beyond 100 from us (RFC 4320 §4.1).
+  if (pushed && t->invite) {
+    nta_incoming_treply(irq, 110, "Push sent", TAG_END());
+    // The pushed device's current branch may fail at once (its socket is
+    // gone): the fork waits for it to register until call-fork-timeout.
+    t->fork->hold_open();
+  }
   std::vector<std::string> rrs(contacts.size());
   if (record_route) {
     std::vector<std::string> hops;
@@ -329,8 +351,9 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
       t->branches.back()->aor = c.aor;
   }
   if (!settle_unsent(t)) return true;
-  PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
-            aor.c_str(), t->branches.size(), t->call.call_id.c_str());
+  PLOG_INFO("route: %s %s -> %zu branch(es), %zu push(es) call-id=%s",
+            sip->sip_request->rq_method_name, aor.c_str(), t->branches.size(), pushed,
+            t->call.call_id.c_str());
   if (t->invite) {
     t->timer = su_timer_create(su_root_task(env_.root),
                                static_cast<su_duration_t>(s.call_fork_timeout) * 1000);

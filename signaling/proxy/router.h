@@ -48,6 +48,10 @@ struct RouterEnv {
   // it is the Contact of a device registered over TCP or TLS: that device's
   // connection ("sip:HOST:PORT;transport=tls"); "" when not.
   std::function<std::string(const url_t *target)> flow_for;
+  // Wakes the device of `target` (RFC 8599): a push for the forked request
+  // `sip`. False when none left (no push client, or it refused at once).
+  // Empty: push is off.
+  std::function<bool(const chain::Target &target, const sip_t *sip)> push;
 };
 
 class Router : public chain::Forker, public chain::DialogRouter {

@@ -5,9 +5,14 @@ pn-tok) from hand-driven UDP endpoints (PyUA). The proxy has
 no APNs key), so webpush is served and fcm is not. Nothing is pushed here: the
 webhook URL is never contacted at registration."""
 
+import json
 import re
+import os
+import select
+import subprocess
+import time
 
-from portier_sip.base import LOCAL, USERS, DOMAIN, check, log
+from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
 from portier_sip.registry import case
 from portier_sip.sipmsg import PyUA, digest_auth, find_challenge
 
@@ -26,6 +31,72 @@ def _push_config(env):
                     "webhook-url = https://127.0.0.1:%d/webhook\n" % env.ports.base)
         return path
     env.write_config = write_config
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STANDIN = os.path.join(HERE, "..", "..", "push", "push_standin.py")
+# The stand-in needs python3-h2 and python3-cryptography: Debian's python3
+# has them (the first python3 in PATH may be another one).
+STANDIN_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+
+
+class _Standin:
+    """tests/push/push_standin.py in the case's directory: FCM (with its token
+    endpoint), APNs and the webhook over HTTP/2 and TLS, on a free loopback
+    port. It serves until its stdin closes."""
+
+    def __init__(self, env):
+        self.dir = os.path.join(env.dir, "standin")
+        self.popen = subprocess.Popen([STANDIN_PYTHON, STANDIN, self.dir], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        ready = select.select([self.popen.stdout], [], [], 30)[0]
+        line = self.popen.stdout.readline().decode() if ready else ""
+        if not line.startswith("READY "):
+            self.stop()
+            raise TestFailure("push stand-in did not start: %r" % line)
+        with open(os.path.join(self.dir, "standin.json")) as f:
+            self.info = json.load(f)
+        self.url = "https://localhost:%d" % self.info["port"]
+        log("push stand-in on %s (pid %d)" % (self.url, self.popen.pid))
+
+    def script(self, replies):
+        with open(os.path.join(self.dir, "replies.json"), "w") as f:
+            json.dump(replies, f)
+
+    def events(self, kind):
+        try:
+            with open(self.info["log"]) as f:
+                return [e for e in map(json.loads, f) if e.get("event") == kind]
+        except OSError:
+            return []
+
+    def wait_for(self, kind, pred, what, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for e in self.events(kind):
+                if pred(e):
+                    return e
+            time.sleep(0.1)
+        raise TestFailure("push stand-in: no %s within %.0f s (its %s requests: %s)"
+                          % (what, timeout, kind, self.events(kind)[-3:]))
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.stdin.close()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self.popen.stdout.close()
+
+    def proxy_section(self):
+        i = self.info
+        return ("\n[module::PushNotification]\nenabled = true\n"
+                "firebase-service-accounts = %s:%s\nfirebase-base-url = %s\n"
+                "webhook-url = %s/webhook\nca-file = %s\n"
+                "retransmission-count = 2\nretransmission-interval = 1\n"
+                % (i["project"], i["service_account"], self.url, self.url, i["ca_file"]))
 
 
 class _Phone(PyUA):
@@ -134,3 +205,131 @@ def case_push_register(env):
     finally:
         for p in (alice, mon1, mon2):
             p.close()
+
+
+def _with_standin(env, standin):
+    plain = env.write_config
+
+    def write_config():
+        path = plain()
+        with open(path, "a") as f:
+            f.write(standin.proxy_section())
+        return path
+    env.write_config = write_config
+
+
+def _invite(door, ruri):
+    """The door's INVITE to ruri, answering the 407 once; the Call-ID and the
+    provisional responses seen until the first 110 or a final (within 10 s)."""
+    call_id = door.uniq("call") + "@" + LOCAL
+    tag = door.uniq("t")
+
+    def send(auth):
+        door.cseq += 1
+        lines = ["INVITE %s SIP/2.0" % ruri, "Via: %s" % door.via(),
+                 "From: \"Front door\" <%s>;tag=%s" % (door.aor, tag), "To: <%s>" % ruri,
+                 "Call-ID: %s" % call_id, "CSeq: %d INVITE" % door.cseq,
+                 "Contact: <sip:door@%s:%d>" % (door.ip, door.port), "Max-Forwards: 70"]
+        if auth:
+            lines.append(auth)
+        door.send("\n".join(lines))
+    send(None)
+    resp = door.response_to("INVITE")
+    check(resp.status == 407, "door's INVITE: %s, expected 407" % resp.first)
+    door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
+              "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"), resp.hdr("To"),
+                                    call_id, door.cseq))
+    ch = find_challenge(resp.hdrs("Proxy-Authenticate"))
+    cred = digest_auth("door", USERS["door"], ch, "INVITE", ruri)
+    send("Proxy-Authorization: " + cred)
+    got = door.expect(lambda m: m.status in (110,) or (m.status or 0) >= 200,
+                      "110 or a final response to the INVITE", timeout=10)
+    return call_id, got
+
+
+@case
+def case_push_fork_pushes(env):
+    """A forked INVITE to bindings with push parameters pushes each device at
+    once through the stand-in: alice (webhook: POST /webhook, kind call, the
+    INVITE's Call-ID, her token) and mon1 (FCM HTTP v1: OAuth2 token, then
+    messages:send with her token, priority HIGH, a ttl); the door gets
+    "110 Push sent" (as Flexisip). The phones' sockets are gone (asleep).
+    An expired token (the stand-in answers 410) drops alice's push parameters
+    (portierctl registrations), her binding stays. No token in the proxy log."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 4
+        env.start_proxy()
+        alice, mon1 = _Phone(env, "alice"), _Phone(env, "mon1")
+        web_token, fcm_token = "webtok-" + TOKEN, "fcmtok:" + TOKEN
+        resp = alice.register(";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % web_token)
+        check(resp.status == 200, "alice: %s" % resp.first)
+        resp = mon1.register(";pn-provider=fcm;pn-prid=%s;pn-param=%s"
+                             % (fcm_token, standin.info["project"]))
+        check(resp.status == 200 and resp.hdrs("Feature-Caps") == ['*;+sip.pns="fcm"'],
+              "mon1 (fcm): %s, Feature-Caps %r" % (resp.first, resp.hdrs("Feature-Caps")))
+        alice.close()  # asleep: nothing listens on their contacts any more
+        mon1.close()
+
+        door = _Phone(env, "door")
+        try:
+            call_id, got = _invite(door, "sip:alice@" + DOMAIN)
+            check(got.status == 110 and got.first.endswith("Push sent"),
+                  "door's INVITE to alice: %s, expected 110 Push sent" % got.first)
+            # Her branch failed at once (ICMP: nothing listens; nta makes it
+            # a 503), but the fork waits for her to wake and register: the
+            # door's final response comes at call-fork-timeout (the branch's
+            # 503 as 500, RFC 3261 section 16.7 step 6).
+            final = door.expect(lambda m: (m.status or 0) >= 200, "final response to the INVITE",
+                                timeout=env.fork_timeout + 10)
+            check(final.status >= 400, "door's INVITE to alice: %s" % final.first)
+            check(re.search(r'"event":"fork_timeout".*"call_id":"%s"' % re.escape(call_id),
+                            env.proxy_log_text()),
+                  "no fork_timeout event for the call: it ended some other way")
+            door.send("ACK sip:alice@%s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\n"
+                      "CSeq: %s ACK\nMax-Forwards: 70"
+                      % (DOMAIN, final.hdr("Via"), final.hdr("From"), final.hdr("To"), call_id,
+                         final.cseq()[0]))
+            log("alice's call: 110 Push sent, then %s at the fork timeout" % final.first)
+            e = standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                                 "webhook push for the call")
+            body = e["body"]
+            check(body.get("kind") == "call" and body.get("prid") == web_token and
+                  body.get("provider") == "webpush" and body.get("param") == "door-app" and
+                  body.get("caller_display") == "Front door" and "error" not in e,
+                  "alice's push: %r" % e)
+            log("alice pushed: webhook kind=%s call_id=%s ttl=%s" % (body["kind"], call_id,
+                                                                    body.get("ttl")))
+
+            call_id2, got = _invite(door, "sip:mon1@" + DOMAIN)
+            check(got.status == 110, "door's INVITE to mon1: %s, expected 110" % got.first)
+            e = standin.wait_for("fcm", lambda e: e.get("device") == fcm_token,
+                                 "FCM push for mon1")
+            check("error" not in e and e.get("status") == 200 and
+                  (e.get("android") or {}).get("priority") == "HIGH" and
+                  (e.get("data") or {}).get("call-id") == call_id2,
+                  "mon1's FCM push: %r" % e)
+            check(standin.events("token"), "no OAuth2 token request at the stand-in")
+            log("mon1 pushed: FCM project %s, android %s" % (e.get("project"), e.get("android")))
+
+            # The token expired: the provider says 410, the proxy stops pushing it.
+            standin.script({"tokens": {web_token: [{"status": 410}]}})
+            call_id3, got = _invite(door, "sip:alice@" + DOMAIN)
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id3,
+                             "webhook push for the third call")
+            deadline = time.time() + 5
+            while time.time() < deadline and _binding(env, "alice").get("push"):
+                time.sleep(0.1)
+            b = _binding(env, "alice")
+            check(b.get("push") == "", "after the 410 alice's binding still has push: %r" % b)
+            log("after the 410: alice's binding %s has no push any more" % b["contact"])
+        finally:
+            door.close()
+        text = env.proxy_log_text()
+        for t in (web_token, fcm_token, TOKEN):
+            check(t not in text, "the proxy log has a device token: %s"
+                  % [l for l in text.splitlines() if t in l][:3])
+    finally:
+        standin.stop()
