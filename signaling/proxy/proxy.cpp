@@ -305,7 +305,17 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                                                        *limiter_);
   registrar_ =
       std::make_unique<chain::Registrar>(names_, locations_, *persister_, digest_auth_.get());
-  if (settings_.push.enabled) registrar_->set_push(&settings_.push);
+  if (settings_.push.enabled) {
+    registrar_->set_push(&settings_.push);
+    registrar_->set_on_registered([this](const std::string &aor, const Binding &b) {
+      if (!router_) return;
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      const url_t *u = url_make(home, b.contact.c_str());
+      router_->on_registered(aor, chain::Target{b.contact, chain::next_hop_for(u, b.received), aor,
+                                                b.push, b.instance});
+      su_home_deinit(home);
+    });
+  }
   chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
                                *route_signer_, *router_, *registrar_, digest_auth_.get(),
                                locations_, static_records_, users_, *router_});

@@ -335,8 +335,18 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   if (pushed && t->invite) {
     nta_incoming_treply(irq, 110, "Push sent", TAG_END());
     // The pushed device's current branch may fail at once (its socket is
-    // gone): the fork waits for it to register until call-fork-timeout.
+    // gone): the fork waits for it to register until call-fork-timeout, and
+    // its REGISTER adds a branch (on_registered).
     t->fork->hold_open();
+    t->request = msg_ref_create(msg);
+    t->pop_route = pop_route;
+    for (const chain::Target &c : contacts) {
+      if (c.push.empty() ||
+          std::find(t->late_aors.begin(), t->late_aors.end(), c.aor) != t->late_aors.end())
+        continue;
+      t->late_aors.push_back(c.aor);
+      ringing_by_aor_[c.aor].push_back(t);
+    }
   }
   std::vector<std::string> rrs(contacts.size());
   if (record_route) {
@@ -349,6 +359,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     const chain::Target &c = contacts[i];
     if (add_branch(t, msg, c.uri, rrs[i], pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
+    if (t->branches.size() == i + 1) t->branches.back()->instance = c.instance;
   }
   if (!settle_unsent(t)) return true;
   PLOG_INFO("route: %s %s -> %zu branch(es), %zu push(es) call-id=%s",
@@ -856,7 +867,62 @@ void Router::refuse_answer(Txn *t, Branch *b, const sip_t *rsp, const std::strin
   apply(t, b, t->fork->on_response(b->index, 488), nullptr);
 }
 
+void Router::unindex_ringing(Txn *t) {
+  for (const std::string &aor : t->late_aors) {
+    auto it = ringing_by_aor_.find(aor);
+    if (it == ringing_by_aor_.end()) continue;
+    auto &v = it->second;
+    v.erase(std::remove(v.begin(), v.end(), t), v.end());
+    if (v.empty()) ringing_by_aor_.erase(it);
+  }
+  t->late_aors.clear();
+}
+
+void Router::on_registered(const std::string &aor, const chain::Target &target) {
+  auto it = ringing_by_aor_.find(aor);
+  if (it == ringing_by_aor_.end()) return;
+  const std::vector<Txn *> ringing = it->second;  // a failed branch may end a call
+  for (Txn *t : ringing) {
+    if (!txns_.count(t) || final_sent(t->state) || t->fork->final_sent() || !t->request) continue;
+    for (auto &b : t->branches) {
+      const bool same_device =
+          (!target.instance.empty() && b->instance == target.instance) || b->target == target.uri;
+      if (!same_device || b->cancelled || t->fork->branch_final(b->index) || !b->orq) continue;
+      // Its address is stale (the app came back from elsewhere) or about to
+      // be answered twice: the new branch replaces it.
+      b->cancelled = true;
+      nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
+    }
+    const size_t index = t->fork->add_branch();
+    std::string rr;
+    if (t->records_dialog) {
+      const std::vector<std::string> rrs = env_.record_route(
+          t->irq, t->request, {target.next_hop.empty() ? target.uri : target.next_hop});
+      if (!rrs.empty()) rr = rrs[0];
+    }
+    const bool sent = add_branch(t, t->request, target.uri, rr, t->pop_route, target.next_hop, aor);
+    if (t->branches.size() != index + 1) {
+      // add_branch made no Branch (no memory): the aggregator's must fail.
+      apply(t, nullptr, t->fork->on_branch_failed(index), nullptr);
+      maybe_finish(t);
+      continue;
+    }
+    Branch *b = t->branches.back().get();
+    b->aor = aor;
+    b->instance = target.instance;
+    PLOG_INFO("route: call-id=%s %s registered while ringing: branch %zu to %s%s",
+              t->call.call_id.c_str(), aor.c_str(), index, target.uri.c_str(),
+              sent ? "" : " (cannot send)");
+    if (!sent) {
+      apply(t, b, t->fork->on_branch_failed(index), nullptr);
+      maybe_finish(t);
+    }
+  }
+}
+
 void Router::destroy(Txn *t) {
+  unindex_ringing(t);
+  if (t->request) msg_destroy(t->request), t->request = nullptr;
   // A call that ends without an answer ends for the observer here; an
   // answered one goes on until BYE (or the relay's inactivity timeout).
   release_observer(t, "not answered");

@@ -90,6 +90,13 @@ class Router : public chain::Forker, public chain::DialogRouter {
   size_t transactions() const { return txns_.size(); }
   // Forgets answered calls that never saw a BYE (a phone that lost power).
   void expire_dialogs(int64_t now);
+  // A REGISTER wrote `target`'s binding of `aor` (fork-late): every call
+  // ringing that AOR while its pushes are outstanding gets a branch to it at
+  // once; a pending branch to the same device (same +sip.instance, or the same
+  // contact) is CANCELled, its address being stale. One hash lookup when
+  // nothing rings: REGISTERs cost the same with any number of calls.
+  void on_registered(const std::string &aor, const chain::Target &target);
+  size_t ringing_aors() const { return ringing_by_aor_.size(); }
 
  private:
   struct Txn;
@@ -100,6 +107,7 @@ class Router : public chain::Forker, public chain::DialogRouter {
     std::string target_host;  // the target's host, read when its request line was made
     std::string next_hop;  // where requests to this device go (NAT), empty: target
     std::string aor;       // the address of record whose binding this branch calls
+    std::string instance;  // its device's +sip.instance; empty: unknown
     nta_outgoing_t *orq = nullptr;
     msg_t *final_response = nullptr;  // our reference, with our Via removed
     bool cancelled = false;
@@ -145,6 +153,12 @@ class Router : public chain::Forker, public chain::DialogRouter {
     // second (the proof's timestamp).
     std::string proof_aor, proof;
     int64_t proof_at = 0;
+    // Pushes went out (RFC 8599): the forked INVITE (our reference) and how it
+    // was routed, for the branches of devices that register while it rings,
+    // and the AORs under which ringing_by_aor_ lists it.
+    msg_t *request = nullptr;
+    bool pop_route = false;
+    std::vector<std::string> late_aors;
   };
   // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
   struct ProofKey {
@@ -204,6 +218,9 @@ class Router : public chain::Forker, public chain::DialogRouter {
   RouterEnv env_;
   CallObserver *observer_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
+  // AOR -> the calls ringing it that wait for pushed devices (fork-late).
+  std::unordered_map<std::string, std::vector<Txn *>> ringing_by_aor_;
+  void unindex_ringing(Txn *t);
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
   // By receiver AOR; forgotten when the users file is reloaded (a new password
   // is a new key, a removed user has none).

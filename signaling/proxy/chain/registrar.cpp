@@ -338,6 +338,14 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     }
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
+  if (on_registered_) {
+    for (const ContactSpec &c : req.contacts) {
+      const bool removal = c.expires ? *c.expires == 0 : req.expires_header == 0;
+      if (removal) continue;
+      for (const Binding &b : out.bindings)
+        if (b.contact == c.uri) on_registered_(req.aor, b);
+    }
+  }
   // A refresh is no event: only a device that arrives or leaves.
   if (events_ && out.bindings.size() != before)
     events_->add(out.bindings.size() > before ? "registered" : "unregistered",

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,11 @@ class Registrar : public Processor {
   // while [module::PushNotification] is disabled, and then pn-* parameters are
   // ignored as by a registrar that does not know RFC 8599.
   void set_push(const push::PushSettings *push) { push_ = push; }
+  // Called for every binding a REGISTER added or refreshed (not removed), as
+  // soon as the store holds it: a call ringing the AOR takes it as a late
+  // branch (Router::on_registered).
+  using OnRegistered = std::function<void(const std::string &aor, const Binding &binding)>;
+  void set_on_registered(OnRegistered f) { on_registered_ = std::move(f); }
 
   // Sends the held 200s (or 500s, when the write failed) the journal now covers.
   void release_register_replies();
@@ -70,6 +76,7 @@ class Registrar : public Processor {
   DigestAuth *auth_;
   events::Writer *events_;  // registered / unregistered lines; null: none
   const push::PushSettings *push_ = nullptr;
+  OnRegistered on_registered_;
   struct HeldReply {
     ParkedRequest request;
     uint64_t seq;  // the journal write that must finish first

@@ -19,6 +19,7 @@ struct Target {
   std::string next_hop;  // where the branch goes when not to uri (a NATed device); empty: uri
   std::string aor;       // the address of record whose binding this is
   PushTarget push;       // how to wake the device (RFC 8599); empty: no push
+  std::string instance;  // the binding's +sip.instance; empty when none
 };
 
 struct RequestContext {

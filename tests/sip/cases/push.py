@@ -110,27 +110,27 @@ class _Phone(PyUA):
         self.tag = self.uniq("t")
         self.cseq = 0
 
-    def _send_register(self, params, expires, auth):
+    def _send_register(self, params, expires, auth, hparams=""):
         self.cseq += 1
         lines = ["REGISTER sip:%s SIP/2.0" % DOMAIN, "Via: %s" % self.via(),
                  "From: <%s>;tag=%s" % (self.aor, self.tag), "To: <%s>" % self.aor,
                  "Call-ID: %s" % self.call_id, "CSeq: %d REGISTER" % self.cseq,
-                 "Contact: <sip:%s@%s:%d%s>" % (self.user, self.ip, self.port, params),
+                 "Contact: <sip:%s@%s:%d%s>%s" % (self.user, self.ip, self.port, params, hparams),
                  "Max-Forwards: 70", "Expires: %d" % expires]
         if auth:
             lines.append(auth)
         self.send("\n".join(lines))
 
-    def register(self, params, expires=600):
-        """REGISTER with `params` (";pn-provider=..."), answering the 401 once;
-        the final response."""
-        self._send_register(params, expires, None)
+    def register(self, params, expires=600, hparams=""):
+        """REGISTER with `params` (";pn-provider=...") on the Contact URI and
+        `hparams` after it, answering the 401 once; the final response."""
+        self._send_register(params, expires, None, hparams)
         resp = self.response_to("REGISTER")
         if resp.status == 401:
             ch = find_challenge(resp.hdrs("WWW-Authenticate"))
             check(ch, "%s: no MD5 challenge in %s" % (self.name, resp.first))
             cred = digest_auth(self.user, self.password, ch, "REGISTER", "sip:" + DOMAIN)
-            self._send_register(params, expires, "Authorization: " + cred)
+            self._send_register(params, expires, "Authorization: " + cred, hparams)
             resp = self.response_to("REGISTER")
         return resp
 
@@ -331,5 +331,61 @@ def case_push_fork_pushes(env):
         for t in (web_token, fcm_token, TOKEN):
             check(t not in text, "the proxy log has a device token: %s"
                   % [l for l in text.splitlines() if t in l][:3])
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_late_branch(env):
+    """Fork-late: alice's phone sleeps (registered with push and a
+    +sip.instance, its socket gone); the door rings her: 110 Push sent, the
+    stand-in gets the webhook push; the test wakes the phone (a new socket
+    registering with the same +sip.instance): the ringing call sends it the
+    INVITE at once (within the case's wait, long before call-fork-timeout),
+    it rings and answers, and the door gets the 200."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 60
+        env.start_proxy()
+        instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce001>"'
+        pn = ";pn-provider=webpush;pn-prid=late-%s;pn-param=door-app" % TOKEN
+        asleep = _Phone(env, "alice")
+        resp = asleep.register(pn, hparams=instance)
+        check(resp.status == 200, "alice: %s" % resp.first)
+        asleep.close()
+
+        door = _Phone(env, "door")
+        woken = None
+        try:
+            call_id, got = _invite(door, "sip:alice@" + DOMAIN)
+            check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                             "the push for the call")
+            woken = _Phone(env, "alice")
+            resp = woken.register(pn, hparams=instance)
+            check(resp.status == 200, "alice woken: %s" % resp.first)
+            check(len(env.bindings_for("alice")) == 1,
+                  "alice's new address did not replace her old binding (same +sip.instance)")
+            invite = woken.expect(lambda m: m.method == "INVITE", "the INVITE of the ringing call",
+                                  timeout=5)
+            check(invite.hdr("Call-ID") == call_id, "the woken phone got another call: %s"
+                  % invite.hdr("Call-ID"))
+            check(TOKEN not in invite.first, "the INVITE's Request-URI has the token: %s"
+                  % invite.first)
+            log("woken alice got the INVITE: %s" % invite.first)
+            woken.reply(invite, 180, "Ringing", to_tag="alice-woken")
+            ringing = door.expect(lambda m: m.status == 180, "180 from the woken phone", timeout=5)
+            woken.reply(invite, 200, "OK", to_tag="alice-woken")
+            ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
+                             "the woken phone's 200", timeout=5)
+            log("door: %s then %s" % (ringing.first, ok.first))
+            check(re.search(r"registered while ringing: branch 1 to", env.proxy_log_text()),
+                  "no late-branch line in the proxy log")
+        finally:
+            door.close()
+            if woken:
+                woken.close()
     finally:
         standin.stop()
