@@ -281,11 +281,11 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                   return record_route_for(irq, msg, targets);
                 },
                 [this](const url_t *target) { return flow_for(target); },
-                settings_.push.enabled ? std::function<bool(const chain::Target &, const sip_t *)>(
-                                             [this](const chain::Target &target, const sip_t *sip) {
-                                               return push_for(target, sip);
-                                             })
-                                       : nullptr},
+                settings_.push.enabled
+                    ? std::function<bool(const chain::Target &, const sip_t *, push::PushKind)>(
+                          [this](const chain::Target &target, const sip_t *sip,
+                                 push::PushKind kind) { return push_for(target, sip, kind); })
+                    : nullptr},
       relay_observer_.get());
   if (settings_.push.enabled) {
     push_ = std::make_unique<push::PushClient>(root_, settings_.push);
@@ -671,7 +671,7 @@ std::string Proxy::registrations_json() const {
   return w.end_array().end_object().take();
 }
 
-bool Proxy::push_for(const chain::Target &target, const sip_t *sip) {
+bool Proxy::push_for(const chain::Target &target, const sip_t *sip, push::PushKind kind) {
   if (!push_) return false;
   push::PushRequest req;
   req.provider = target.push.provider;
@@ -683,8 +683,9 @@ bool Proxy::push_for(const chain::Target &target, const sip_t *sip) {
     if (sip->sip_from->a_display)
       req.caller_display = std::string(siptext::strip_quotes(sip->sip_from->a_display));
   }
-  req.kind = push::PushKind::Call;
-  // The app has until the fork gives up to register and ring.
+  req.kind = kind;
+  // The app has until the fork gives up to register and ring (a follow-up:
+  // as long again to be delivered).
   req.deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(settings_.call_fork_timeout);
   const std::string aor = target.aor, contact = target.uri, call_id = req.call_id;

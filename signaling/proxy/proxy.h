@@ -95,7 +95,7 @@ class Proxy {
   std::vector<control::Command> control_commands();
   std::string registrations_json() const;
   // RouterEnv::push: wakes target's device for the forked request sip.
-  bool push_for(const chain::Target &target, const sip_t *sip);
+  bool push_for(const chain::Target &target, const sip_t *sip, push::PushKind kind);
   std::string stats_json() const;
   std::string bans_json(int64_t now) const;
   std::string unban(const std::string &address);

@@ -326,7 +326,10 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   const sip_method_t method = sip->sip_request->rq_method;
   if (env_.push && (t->dialog_forming || method == sip_method_message)) {
     for (const chain::Target &c : contacts)
-      if (!c.push.empty() && env_.push(c, sip)) ++pushed;
+      if (!c.push.empty() && env_.push(c, sip, push::PushKind::Call)) {
+        ++pushed;
+        if (t->dialog_forming) t->pushed.push_back(c);
+      }
   }
   // Tells the caller the phones are being woken, as Flexisip does ("110 Push
   // sent"); a UA that does not know 110 takes it for a 183 without a dialog
@@ -610,6 +613,7 @@ void Router::enter(Txn *t, TxnEvent e) {
   if (next == t->state) return;
   PLOG_DEBUG("route: call-id=%s %s -> %s", t->call.call_id.c_str(), state_name(t->state),
              state_name(next));
+  if (!final_sent(t->state) && final_sent(next)) follow_up_pushes(t, next);
   t->state = next;
 }
 
@@ -865,6 +869,36 @@ void Router::refuse_answer(Txn *t, Branch *b, const sip_t *rsp, const std::strin
       t->observer->on_end(t->call, "unusable answer to a re-INVITE");
   }
   apply(t, b, t->fork->on_response(b->index, 488), nullptr);
+}
+
+void Router::follow_up_pushes(Txn *t, TxnState outcome) {
+  if (t->pushed.empty() || !env_.push || !t->request) return;
+  // The device that answered is told nothing: it is in the call. It is known
+  // by its +sip.instance, or else by its contact (a device without an
+  // instance that answered from a new address gets the push too, harmless).
+  const Branch *winner = nullptr;
+  if (outcome == TxnState::Answered) {
+    for (const auto &b : t->branches) {
+      const int st = t->fork->branch_status(b->index);
+      if (st >= 200 && st < 300) {
+        winner = b.get();
+        break;
+      }
+    }
+  }
+  const push::PushKind kind =
+      outcome == TxnState::Answered ? push::PushKind::AnsweredElsewhere : push::PushKind::Missed;
+  size_t sent = 0;
+  for (const chain::Target &p : t->pushed) {
+    if (winner &&
+        ((!p.instance.empty() && p.instance == winner->instance) || p.uri == winner->target))
+      continue;
+    if (env_.push(p, sip_object(t->request), kind)) ++sent;
+  }
+  t->pushed.clear();
+  if (sent)
+    PLOG_INFO("route: call-id=%s %zu %s push(es)", t->call.call_id.c_str(), sent,
+              push::kind_name(kind));
 }
 
 void Router::unindex_ringing(Txn *t) {

@@ -28,6 +28,7 @@
 #include "proxy/local_names.h"
 #include "proxy/proxy_config.h"
 #include "proxy/router_state.h"
+#include "push/push_request.h"
 
 namespace portier::proxy {
 
@@ -48,10 +49,10 @@ struct RouterEnv {
   // it is the Contact of a device registered over TCP or TLS: that device's
   // connection ("sip:HOST:PORT;transport=tls"); "" when not.
   std::function<std::string(const url_t *target)> flow_for;
-  // Wakes the device of `target` (RFC 8599): a push for the forked request
-  // `sip`. False when none left (no push client, or it refused at once).
-  // Empty: push is off.
-  std::function<bool(const chain::Target &target, const sip_t *sip)> push;
+  // Pushes the device of `target` (RFC 8599) about the forked request `sip`:
+  // wake up for it (Call), or stop ringing for it (AnsweredElsewhere,
+  // Missed). False when none left. Empty: push is off.
+  std::function<bool(const chain::Target &target, const sip_t *sip, push::PushKind kind)> push;
 };
 
 class Router : public chain::Forker, public chain::DialogRouter {
@@ -159,6 +160,10 @@ class Router : public chain::Forker, public chain::DialogRouter {
     msg_t *request = nullptr;
     bool pop_route = false;
     std::vector<std::string> late_aors;
+    // The devices pushed for the call: when it is answered or ends, each
+    // other one is pushed again so it stops ringing (iOS shows every VoIP
+    // push as a call, and only the app can end it).
+    std::vector<chain::Target> pushed;
   };
   // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
   struct ProofKey {
@@ -221,6 +226,8 @@ class Router : public chain::Forker, public chain::DialogRouter {
   // AOR -> the calls ringing it that wait for pushed devices (fork-late).
   std::unordered_map<std::string, std::vector<Txn *>> ringing_by_aor_;
   void unindex_ringing(Txn *t);
+  // The call t is over for the caller (`outcome`): the follow-up pushes.
+  void follow_up_pushes(Txn *t, TxnState outcome);
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
   // By receiver AOR; forgotten when the users file is reloaded (a new password
   // is a new key, a removed user has none).

@@ -293,6 +293,9 @@ def case_push_fork_pushes(env):
                       % (DOMAIN, final.hdr("Via"), final.hdr("From"), final.hdr("To"), call_id,
                          final.cseq()[0]))
             log("alice's call: 110 Push sent, then %s at the fork timeout" % final.first)
+            # Nobody answered: alice's phone is told, so it stops ringing.
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
+                             e["body"].get("kind") == "missed", "the missed-call push")
             e = standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
                                  "webhook push for the call")
             body = e["body"]
@@ -387,5 +390,62 @@ def case_push_late_branch(env):
             door.close()
             if woken:
                 woken.close()
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_answered_elsewhere(env):
+    """Three phones registered with push parameters (awake: their sockets
+    listen); the door rings sip:home: each is pushed (kind call) and gets the
+    INVITE; mon1 answers; alice and mon2 get the CANCEL and the stand-in the
+    answered-elsewhere push for each of them, none for mon1."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.start_proxy()
+        phones = {u: _Phone(env, u) for u in ("alice", "mon1", "mon2")}
+        door = _Phone(env, "door")
+        try:
+            tokens = {}
+            for u, p in phones.items():
+                tokens[u] = "%s-%s" % (u, TOKEN)
+                resp = p.register(";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % tokens[u],
+                                  hparams=';+sip.instance="<urn:uuid:00000000-0000-4000-8000-%012d>"'
+                                  % len(tokens))
+                check(resp.status == 200, "%s: %s" % (u, resp.first))
+            call_id, got = _invite(door, "sip:home@" + DOMAIN)
+            check(got.status == 110, "door's INVITE to home: %s, expected 110" % got.first)
+            invites = {}
+            for u, p in phones.items():
+                invites[u] = p.expect(lambda m: m.method == "INVITE", "the INVITE", timeout=5)
+                p.reply(invites[u], 180, "Ringing", to_tag=u + "-tag")
+            phones["mon1"].reply(invites["mon1"], 200, "OK", to_tag="mon1-tag")
+            door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE", "mon1's 200",
+                        timeout=5)
+            for u in ("alice", "mon2"):
+                cancel = phones[u].expect(lambda m: m.method == "CANCEL", "the CANCEL", timeout=5)
+                phones[u].reply(cancel, 200, "OK")
+                phones[u].reply(invites[u], 487, "Request Terminated", to_tag=u + "-tag")
+            for u in ("alice", "mon1", "mon2"):
+                standin.wait_for("webhook", lambda e, u=u: e.get("body", {}).get("prid") == tokens[u]
+                                 and e["body"].get("kind") == "call", "%s's call push" % u)
+            for u in ("alice", "mon2"):
+                e = standin.wait_for(
+                    "webhook", lambda e, u=u: e.get("body", {}).get("prid") == tokens[u] and
+                    e["body"].get("kind") == "answered-elsewhere", "%s's answered-elsewhere push" % u)
+                check(e["body"].get("call_id") == call_id, "%s's follow-up names another call: %r"
+                      % (u, e))
+            time.sleep(0.5)  # a wrong push to mon1 would be logged by now
+            wrong = [e for e in standin.events("webhook")
+                     if e.get("body", {}).get("prid") == tokens["mon1"] and
+                     e["body"].get("kind") != "call"]
+            check(not wrong, "mon1 answered and was pushed again: %r" % wrong)
+            log("answered by mon1: answered-elsewhere pushes to alice and mon2 only")
+        finally:
+            door.close()
+            for p in phones.values():
+                p.close()
     finally:
         standin.stop()
