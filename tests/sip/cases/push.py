@@ -14,7 +14,7 @@ import time
 
 from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
 from portier_sip.registry import case
-from portier_sip.sipmsg import PyUA, digest_auth, find_challenge
+from portier_sip.sipmsg import PyUA, digest_auth, find_challenge, sdp_body
 
 # Distinctive, so the case can tell it never reaches a log or a listing.
 TOKEN = "devtok-8599-Qx7Zr2Lk9"
@@ -218,9 +218,9 @@ def _with_standin(env, standin):
     env.write_config = write_config
 
 
-def _invite(door, ruri):
-    """The door's INVITE to ruri, answering the 407 once; the Call-ID and the
-    provisional responses seen until the first 110 or a final (within 10 s)."""
+def _invite(door, ruri, sdp=""):
+    """The door's INVITE to ruri (with an SDP offer when given), answering the
+    407 once; the Call-ID and the first 110 or final response (within 10 s)."""
     call_id = door.uniq("call") + "@" + LOCAL
     tag = door.uniq("t")
 
@@ -232,7 +232,9 @@ def _invite(door, ruri):
                  "Contact: <sip:door@%s:%d>" % (door.ip, door.port), "Max-Forwards: 70"]
         if auth:
             lines.append(auth)
-        door.send("\n".join(lines))
+        if sdp:
+            lines.append("Content-Type: application/sdp")
+        door.send("\n".join(lines), sdp.encode())
     send(None)
     resp = door.response_to("INVITE")
     check(resp.status == 407, "door's INVITE: %s, expected 407" % resp.first)
@@ -345,11 +347,12 @@ def case_push_late_branch(env):
     stand-in gets the webhook push; the test wakes the phone (a new socket
     registering with the same +sip.instance): the ringing call sends it the
     INVITE at once (within the case's wait, long before call-fork-timeout),
-    it rings and answers, and the door gets the 200."""
+    it rings and answers, and the door gets the 200. The media relay is on:
+    the late branch's INVITE offers the relay's own ports for it, not the
+    door's."""
     standin = _Standin(env)
     try:
         _with_standin(env, standin)
-        env.relay_enabled = False
         env.fork_timeout = 60
         env.start_proxy()
         instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce001>"'
@@ -362,7 +365,9 @@ def case_push_late_branch(env):
         door = _Phone(env, "door")
         woken = None
         try:
-            call_id, got = _invite(door, "sip:alice@" + DOMAIN)
+            door_video = 47000
+            call_id, got = _invite(door, "sip:alice@" + DOMAIN,
+                                   sdp_body(LOCAL, ["video %d RTP/AVP 96" % door_video]))
             check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
             standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
                              "the push for the call")
@@ -377,7 +382,15 @@ def case_push_late_branch(env):
                   % invite.hdr("Call-ID"))
             check(TOKEN not in invite.first, "the INVITE's Request-URI has the token: %s"
                   % invite.first)
-            log("woken alice got the INVITE: %s" % invite.first)
+            m = re.search(r"^m=video (\d+) ", invite.body.decode("latin-1", "replace"), re.M)
+            check(m, "the late INVITE has no video offer: %r" % invite.body[:300])
+            port = int(m.group(1))
+            check(port != door_video and
+                  env.ports.relay_first <= port < env.ports.relay_first + 100,
+                  "the late branch's offer has port %d, not one of the relay's (%d-%d)"
+                  % (port, env.ports.relay_first, env.ports.relay_first + 99))
+            log("woken alice got the INVITE: %s, video offered on relay port %d"
+                % (invite.first, port))
             woken.reply(invite, 180, "Ringing", to_tag="alice-woken")
             ringing = door.expect(lambda m: m.status == 180, "180 from the woken phone", timeout=5)
             woken.reply(invite, 200, "OK", to_tag="alice-woken")
