@@ -654,7 +654,12 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
     if (response) sip_via_remove(response, sip_object(response));  // §16.7 step 3: our Via
   }
   const bool success = status >= 200 && status < 300;
-  if (success && t->dialog_forming && failed_upstream(t->state)) {
+  if (b->ghost && status > 100 && status < 200 && !b->cancelled && b->orq) {
+    // RFC 3261 §9.1: the CANCEL follows a provisional response.
+    b->cancelled = true;
+    nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
+  }
+  if (success && t->dialog_forming && (failed_upstream(t->state) || b->ghost)) {
     // The device answered after the caller got its final failure (the fork
     // timed out, a 6xx, the caller cancelled): no 2xx can reach the caller any
     // more (RFC 3261 §17.2.1), so the device's dialog is ended here.
@@ -732,7 +737,11 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
 
 void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
   auto *t = static_cast<Txn *>(magic);
-  if (final_sent(t->state)) return;
+  t->push_window_over = true;
+  if (final_sent(t->state)) {
+    t->router->maybe_finish(t);  // it may have stayed for late registrations
+    return;
+  }
   t->router->env_.events.add("fork_timeout", {events::field("call_id", t->call.call_id)});
   ForkAggregator::Decision d = t->fork->on_timeout();
   if (d.cancel_others) t->router->cancel_pending(t, kReasonForkTimeout);
@@ -743,6 +752,9 @@ void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
 void Router::maybe_finish(Txn *t) {
   if (!t->fork || !t->fork->all_final()) return;
   if (!final_sent(t->state) && t->irq_alive) return;
+  // Pushed devices may still register until call-fork-timeout: they are told
+  // the call is over through a ghost branch (on_registered).
+  if (!t->late_aors.empty() && !t->push_window_over && t->timer) return;
   destroy(t);
 }
 
@@ -917,7 +929,11 @@ void Router::on_registered(const std::string &aor, const chain::Target &target) 
   if (it == ringing_by_aor_.end()) return;
   const std::vector<Txn *> ringing = it->second;  // a failed branch may end a call
   for (Txn *t : ringing) {
-    if (!txns_.count(t) || final_sent(t->state) || t->fork->final_sent() || !t->request) continue;
+    if (!txns_.count(t) || !t->request || t->push_window_over) continue;
+    // The call ended (answered elsewhere, cancelled, timed out) while the
+    // device woke: iOS shows every VoIP push as a call, which only the app can
+    // end, so the device gets the INVITE and then a CANCEL.
+    const bool ghost = final_sent(t->state) || t->fork->final_sent();
     for (auto &b : t->branches) {
       const bool same_device =
           (!target.instance.empty() && b->instance == target.instance) || b->target == target.uri;
@@ -944,9 +960,10 @@ void Router::on_registered(const std::string &aor, const chain::Target &target) 
     Branch *b = t->branches.back().get();
     b->aor = aor;
     b->instance = target.instance;
-    PLOG_INFO("route: call-id=%s %s registered while ringing: branch %zu to %s%s",
-              t->call.call_id.c_str(), aor.c_str(), index, target.uri.c_str(),
-              sent ? "" : " (cannot send)");
+    b->ghost = ghost;
+    PLOG_INFO("route: call-id=%s %s registered %s: branch %zu to %s%s", t->call.call_id.c_str(),
+              aor.c_str(), ghost ? "after the call ended (INVITE, then CANCEL)" : "while ringing",
+              index, target.uri.c_str(), sent ? "" : " (cannot send)");
     if (!sent) {
       apply(t, b, t->fork->on_branch_failed(index), nullptr);
       maybe_finish(t);

@@ -109,6 +109,10 @@ class Router : public chain::Forker, public chain::DialogRouter {
     std::string next_hop;  // where requests to this device go (NAT), empty: target
     std::string aor;       // the address of record whose binding this branch calls
     std::string instance;  // its device's +sip.instance; empty: unknown
+    // A device that registered after the call ended (its push still showing a
+    // call): it gets the INVITE and a CANCEL on its first provisional, so the
+    // app can end the call it shows; a 2xx is hung up.
+    bool ghost = false;
     nta_outgoing_t *orq = nullptr;
     msg_t *final_response = nullptr;  // our reference, with our Via removed
     bool cancelled = false;
@@ -164,6 +168,9 @@ class Router : public chain::Forker, public chain::DialogRouter {
     // other one is pushed again so it stops ringing (iOS shows every VoIP
     // push as a call, and only the app can end it).
     std::vector<chain::Target> pushed;
+    // call-fork-timeout passed: a pushed device registering now gets nothing.
+    // Until then an ended call's Txn stays, for the ghost branches.
+    bool push_window_over = false;
   };
   // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
   struct ProofKey {

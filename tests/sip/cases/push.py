@@ -462,3 +462,57 @@ def case_push_answered_elsewhere(env):
                 p.close()
     finally:
         standin.stop()
+
+
+@case
+def case_push_registers_after_cancel(env):
+    """A pushed phone that registers after the call ended (the door gave up:
+    CANCEL) but within call-fork-timeout gets the INVITE of that call and, on
+    its 180, the CANCEL: iOS shows every VoIP push as a call, which only the
+    app can end. Its phone also got the missed-call push."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 60
+        env.start_proxy()
+        instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce002>"'
+        pn = ";pn-provider=webpush;pn-prid=ghost-%s;pn-param=door-app" % TOKEN
+        asleep = _Phone(env, "alice")
+        check(asleep.register(pn, hparams=instance).status == 200, "alice could not register")
+        asleep.close()
+        door = _Phone(env, "door")
+        woken = None
+        try:
+            ruri = "sip:alice@" + DOMAIN
+            call_id, got = _invite(door, ruri)
+            check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
+            door.send("CANCEL %s SIP/2.0\nVia: %s\nFrom: %s\nTo: <%s>\nCall-ID: %s\n"
+                      "CSeq: %s CANCEL\nMax-Forwards: 70"
+                      % (ruri, got.hdr("Via"), got.hdr("From"), ruri, call_id, got.cseq()[0]))
+            final = door.expect(lambda m: m.status == 487, "487 to the cancelled INVITE", timeout=5)
+            door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s ACK\n"
+                      "Max-Forwards: 70" % (ruri, final.hdr("Via"), final.hdr("From"),
+                                            final.hdr("To"), call_id, final.cseq()[0]))
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
+                             e["body"].get("kind") == "missed", "the missed-call push")
+            woken = _Phone(env, "alice")
+            check(woken.register(pn, hparams=instance).status == 200, "alice woken: no 200")
+            invite = woken.expect(lambda m: m.method == "INVITE", "the ended call's INVITE",
+                                  timeout=5)
+            check(invite.hdr("Call-ID") == call_id, "another call: %s" % invite.hdr("Call-ID"))
+            woken.reply(invite, 180, "Ringing", to_tag="ghost")
+            cancel = woken.expect(lambda m: m.method == "CANCEL", "the CANCEL", timeout=5)
+            woken.reply(cancel, 200, "OK")
+            woken.reply(invite, 487, "Request Terminated", to_tag="ghost")
+            woken.expect(lambda m: m.method == "ACK", "the ACK of the 487", timeout=5)
+            log("alice registered after the cancel: INVITE, 180, CANCEL, 487")
+            late = door.quiet(lambda m: m.status is not None and m.cseq()[1] == "INVITE" and
+                              m.status not in (100, 110, 487), 0.5)
+            check(not late, "the door heard of the ghost branch: %s" % [m.first for m in late])
+        finally:
+            door.close()
+            if woken:
+                woken.close()
+    finally:
+        standin.stop()
