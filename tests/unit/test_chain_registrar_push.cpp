@@ -192,6 +192,33 @@ TEST_F(RegistrarPush, BadParameterValuesAre400) {
   EXPECT_EQ(bindings()[0].push.provider, "fcm");
 }
 
+// Fork-late: every binding a REGISTER adds or refreshes is handed on at once
+// (a ringing call takes it as a branch); a removal or a refused REGISTER is not.
+TEST_F(RegistrarPush, EveryWrittenBindingIsHandedOnForLateBranches) {
+  std::vector<std::pair<std::string, Binding>> seen;
+  registrar_->set_on_registered(
+      [&](const std::string &aor, const Binding &b) { seen.emplace_back(aor, b); });
+  register_contact(
+      "<sip:alice@192.0.2.10:5062;pn-provider=fcm;pn-prid=t1;pn-param=door-app>"
+      ";+sip.instance=\"<urn:uuid:1>\"",
+      "c1");
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].first, "sip:alice@home.example");
+  EXPECT_EQ(seen[0].second.contact, "sip:alice@192.0.2.10:5062");
+  EXPECT_EQ(seen[0].second.instance, "<urn:uuid:1>");
+  EXPECT_EQ(seen[0].second.push.prid, "t1");
+  // The phone woke up elsewhere: the new address is handed on.
+  register_contact(
+      "<sip:alice@192.0.2.99:6000;pn-provider=fcm;pn-prid=t1;pn-param=door-app>"
+      ";+sip.instance=\"<urn:uuid:1>\"",
+      "c2");
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].second.contact, "sip:alice@192.0.2.99:6000");
+  EXPECT_EQ(register_contact("<sip:alice@192.0.2.10:5062;pn-provider=webpush;pn-prid=x>"), 555);
+  register_contact("<sip:alice@192.0.2.99:6000>;expires=0", "c3");
+  EXPECT_EQ(seen.size(), 2u);
+}
+
 TEST(RegistrarPushParams, SplitKeepsTheOtherParametersInOrder) {
   ContactPushParams p = split_push_params(
       "transport=tcp;pn-provider=apns;pn-msg-str=IM_MSG;ob;PN-PRID=00ff;"
