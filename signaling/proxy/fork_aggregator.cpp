@@ -174,8 +174,13 @@ void ForkAggregator::cancel_pending(Decision &d, size_t except) {
   d.cancel_others = true;
 }
 
+size_t ForkAggregator::add_branch() {
+  branches_.emplace_back();
+  return branches_.size() - 1;
+}
+
 ForkAggregator::Decision ForkAggregator::finish(Decision d) {
-  if (!final_sent_ && all_final()) {
+  if (!final_sent_ && all_final() && (!hold_open_ || cancelled_)) {
     final_sent_ = true;
     d.send_best = true;
   }

@@ -48,6 +48,16 @@ class ForkAggregator {
   // The caller CANCELled: cancel_others; the 487s then go up as they are.
   Decision on_cancel();
 
+  // Pushed devices may still register and join (RFC 8599: the proxy pushes,
+  // then waits for the woken device's REGISTER): while held open, every
+  // branch being final sends nothing upstream; a 2xx, a 6xx, the caller's
+  // CANCEL and on_timeout() (call-fork-timeout) still end the fork.
+  void hold_open() { hold_open_ = true; }
+  bool held_open() const { return hold_open_; }
+  // A branch joins the running fork (a late registration); its index. The
+  // caller checks final_sent() first: a fork that answered takes no branch.
+  size_t add_branch();
+
   // The best stored final response (§16.7 step 6): any 6xx; otherwise the lowest
   // class. Among 4xx: 401/407, then 415/420/484 (the caller can resubmit), then
   // 486 Busy Here, then other specific answers (403, 404, 488 ...), then 480, 408,
@@ -98,6 +108,7 @@ class ForkAggregator {
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool cancel_sent_ = false;
+  bool hold_open_ = false;
 };
 
 }  // namespace portier::proxy

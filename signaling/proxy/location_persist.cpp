@@ -17,8 +17,12 @@
 namespace portier::proxy {
 namespace {
 
-constexpr std::string_view kHeader = "portier-registrations 1";
-constexpr size_t kFields = 9;  // the AOR, then every field of Binding
+// Version 2 added the RFC 8599 push parameters (three fields at the end of a
+// binding). A version 1 file or journal record (an older proxy's) still loads,
+// its bindings without push; an older proxy refuses a version 2 file.
+constexpr std::string_view kHeader = "portier-registrations 2";
+constexpr std::string_view kHeaderV1 = "portier-registrations 1";
+constexpr size_t kFields = 12;  // the AOR, then every field of Binding
 
 // Whether any of the 8 bytes of w is escaped (below 0x20, 0x7f or '%'): the
 // classic "has a zero byte" test, on w itself for the bytes below 0x20, and on
@@ -140,6 +144,7 @@ bool sync_directory_of(const std::string &path, std::string *error) {
 }
 
 constexpr size_t kBindingFields = kFields - 1;  // every field of Binding
+constexpr size_t kBindingFieldsV1 = 8;          // without push
 
 // Splits a line at its tabs into at most `max` fields; false when there are more.
 bool split_fields(std::string_view line, std::string_view *fields, size_t max, size_t &n) {
@@ -155,14 +160,17 @@ bool split_fields(std::string_view line, std::string_view *fields, size_t max, s
 }
 
 // The fields of one binding: "contact instance call_id cseq q_milli expires_at
-// user_agent received". Everything a REGISTER could not have stored is refused
-// here too, so an older version's file or a hand edit cannot bring it back.
-bool parse_binding(const std::string_view *fields, Binding &b, std::string &message) {
+// user_agent received pn-provider pn-prid pn-param" (version 1: the first 8).
+// Everything a REGISTER could not have stored is refused here too, so an older
+// version's file or a hand edit cannot bring it back.
+bool parse_binding(const std::string_view *fields, size_t count, Binding &b, std::string &message) {
   static const char *const kNames[kBindingFields] = {
-      "contact", "instance", "call-id", "cseq", "q", "expires-at", "user-agent", "received"};
-  std::string *text[kBindingFields] = {&b.contact, &b.instance, &b.call_id,    nullptr,
-                                       nullptr,    nullptr,     &b.user_agent, &b.received};
-  for (size_t i = 0; i < kBindingFields; ++i) {
+      "contact",    "instance", "call-id",     "cseq",    "q",       "expires-at",
+      "user-agent", "received", "pn-provider", "pn-prid", "pn-param"};
+  std::string *text[kBindingFields] = {&b.contact,       &b.instance,  &b.call_id,    nullptr,
+                                       nullptr,          nullptr,      &b.user_agent, &b.received,
+                                       &b.push.provider, &b.push.prid, &b.push.param};
+  for (size_t i = 0; i < count; ++i) {
     if (text[i] && !unescape(fields[i], *text[i])) {
       message = std::string("bad escape in ") + kNames[i];
       return false;
@@ -188,6 +196,14 @@ bool parse_binding(const std::string_view *fields, Binding &b, std::string &mess
     message = "bad expires-at";
     return false;
   }
+  if (!b.push.provider.empty() && b.push.prid.empty()) {
+    message = "pn-provider without pn-prid";
+    return false;
+  }
+  if (b.push.provider.empty() && !(b.push.prid.empty() && b.push.param.empty())) {
+    message = "pn-prid or pn-param without pn-provider";
+    return false;
+  }
   return true;
 }
 
@@ -207,18 +223,26 @@ void append_binding(std::string &out, const Binding &b) {
   append_escaped(out, b.user_agent);
   out += '\t';
   append_escaped(out, b.received);
+  out += '\t';
+  append_escaped(out, b.push.provider);
+  out += '\t';
+  append_escaped(out, b.push.prid);
+  out += '\t';
+  append_escaped(out, b.push.param);
 }
 
 // One snapshot line: the AOR, then the binding's fields, tab-separated.
-bool parse_line(std::string_view line, std::string &aor, Binding &b, std::string &message) {
+bool parse_line(std::string_view line, size_t binding_fields, std::string &aor, Binding &b,
+                std::string &message) {
+  const size_t want = 1 + binding_fields;
   std::string_view fields[kFields];
   size_t n = 0;
-  if (!split_fields(line, fields, kFields, n)) {
-    message = "too many fields (expected " + std::to_string(kFields) + ")";
+  if (!split_fields(line, fields, want, n)) {
+    message = "too many fields (expected " + std::to_string(want) + ")";
     return false;
   }
-  if (n != kFields) {
-    message = "expected " + std::to_string(kFields) + " fields, got " + std::to_string(n);
+  if (n != want) {
+    message = "expected " + std::to_string(want) + " fields, got " + std::to_string(n);
     return false;
   }
   if (!unescape(fields[0], aor)) {
@@ -229,7 +253,7 @@ bool parse_line(std::string_view line, std::string &aor, Binding &b, std::string
     message = "empty aor";
     return false;
   }
-  return parse_binding(fields + 1, b, message);
+  return parse_binding(fields + 1, binding_fields, b, message);
 }
 
 // CRC-32 (IEEE 802.3): a journal record whose bytes did not all reach the disk,
@@ -283,7 +307,11 @@ bool parse_journal_line(std::string_view line, std::string &aor, std::vector<Bin
     message = "bad aor or count";
     return false;
   }
-  if (fields.size() != 2 + count * kBindingFields) {
+  // The count tells a version 1 record (an older proxy's journal) from a
+  // version 2 one.
+  size_t per = kBindingFields;
+  if (count != 0 && fields.size() == 2 + count * kBindingFieldsV1) per = kBindingFieldsV1;
+  if (count > fields.size() || fields.size() != 2 + count * per) {
     message = "expected " + std::to_string(2 + count * kBindingFields) + " fields, got " +
               std::to_string(fields.size());
     return false;
@@ -291,7 +319,7 @@ bool parse_journal_line(std::string_view line, std::string &aor, std::vector<Bin
   bindings.clear();
   for (size_t i = 0; i < count; ++i) {
     Binding b;
-    if (!parse_binding(&fields[2 + i * kBindingFields], b, message)) return false;
+    if (!parse_binding(&fields[2 + i * per], per, b, message)) return false;
     bindings.push_back(std::move(b));
   }
   return true;
@@ -374,6 +402,7 @@ bool LocationPersister::load(LocationStore &store, int64_t now, std::string *err
   };
   std::string_view rest = text;
   size_t line_no = 0;
+  size_t binding_fields = kBindingFields;
   std::string aor;
   while (!rest.empty()) {
     size_t nl = rest.find('\n');
@@ -381,15 +410,18 @@ bool LocationPersister::load(LocationStore &store, int64_t now, std::string *err
     rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
     ++line_no;
     if (line_no == 1) {
-      if (line != kHeader) {
-        problem(path_, 1, "not a portier registrations file (version 1): nothing restored from it");
+      if (line == kHeaderV1) {
+        binding_fields = kBindingFieldsV1;
+      } else if (line != kHeader) {
+        problem(path_, 1,
+                "not a portier registrations file (version 1 or 2): nothing restored from it");
         break;
       }
       continue;
     }
     Binding b;
     std::string message;
-    if (!parse_line(line, aor, b, message)) {
+    if (!parse_line(line, binding_fields, aor, b, message)) {
       problem(path_, line_no, message + ": record skipped");
       continue;
     }

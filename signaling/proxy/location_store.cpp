@@ -230,6 +230,9 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     b.expires_at = now + expires;
     b.user_agent = req.user_agent;
     b.received = req.received;
+    // A refresh without push parameters means the app no longer wants pushes
+    // (RFC 8599 §4.1: a UA that wants pushes puts them in every REGISTER).
+    b.push = c.push;
     changed = true;
   }
 
@@ -307,6 +310,23 @@ bool LocationStore::remove_aor(const std::string &aor) {
   erase_record(it);
   ++generation_;
   return true;
+}
+
+const std::vector<Binding> *LocationStore::drop_push(const std::string &aor,
+                                                     const std::string &contact,
+                                                     const PushTarget &push) {
+  auto it = records_.find(aor);
+  if (it == records_.end()) return nullptr;
+  for (Binding &b : it->second) {
+    // The device may have registered a new token since the push left: that
+    // one stays.
+    if (b.contact == contact && b.push == push && !push.empty()) {
+      b.push = {};
+      ++generation_;
+      return &it->second;
+    }
+  }
+  return nullptr;
 }
 
 void LocationStore::restore(std::map<std::string, std::vector<Binding>> records) {

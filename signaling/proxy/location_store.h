@@ -17,6 +17,19 @@
 
 namespace portier::proxy {
 
+// RFC 8599 §4.1 (pn-provider, pn-prid, pn-param), as the Contact URI carried
+// them or as the legacy Linphone parameters map to them. Empty provider: the
+// binding is not reached by push.
+struct PushTarget {
+  std::string provider;
+  std::string prid;
+  std::string param;
+  bool empty() const { return provider.empty(); }
+  bool operator==(const PushTarget &o) const {
+    return provider == o.provider && prid == o.prid && param == o.param;
+  }
+};
+
 struct Binding {
   std::string contact;   // contact URI as registered, e.g. "sip:alice@127.0.0.1:5070"
   std::string instance;  // +sip.instance value ("<urn:uuid:...>"), empty when absent
@@ -26,6 +39,7 @@ struct Binding {
   int64_t expires_at = 0;  // unix seconds
   std::string user_agent;
   std::string received;  // where the REGISTER came from, "udp:127.0.0.1:5070"
+  PushTarget push;       // how to wake the device; empty when it cannot be woken
 };
 
 struct ContactSpec {
@@ -33,6 +47,7 @@ struct ContactSpec {
   std::string instance;        // +sip.instance, empty when absent
   std::optional<int> expires;  // ;expires= parameter
   std::optional<int> q_milli;  // ;q= parameter, already * 1000
+  PushTarget push;             // RFC 8599 parameters the registrar accepted
 };
 
 struct RegisterRequest {
@@ -88,6 +103,13 @@ class LocationStore {
   // Removes every binding of an AOR (its user or domain is no longer served);
   // false when it had none.
   bool remove_aor(const std::string &aor);
+
+  // The provider refused the device token `push` (RFC 8599 leaves it to the
+  // PNS; FCM 404/410, APNs 410...): the binding at `contact` keeps working
+  // without push. Returns the AOR's record for the journal, null when no
+  // binding had that token (it registered another meanwhile).
+  const std::vector<Binding> *drop_push(const std::string &aor, const std::string &contact,
+                                        const PushTarget &push);
 
   // Every record, for the control socket and persistence.
   const std::map<std::string, std::vector<Binding>> &records() const { return records_; }

@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sip_text.h"
 #include "proxy/allocator.h"
 #include "proxy/chain/build_chain.h"
 #include "proxy/chain/target_resolver.h"
@@ -279,8 +280,22 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                 [this](nta_incoming_t *irq, msg_t *msg, const std::vector<std::string> &targets) {
                   return record_route_for(irq, msg, targets);
                 },
-                [this](const url_t *target) { return flow_for(target); }},
+                [this](const url_t *target) { return flow_for(target); },
+                settings_.push.enabled
+                    ? std::function<bool(const chain::Target &, const sip_t *, push::PushKind)>(
+                          [this](const chain::Target &target, const sip_t *sip,
+                                 push::PushKind kind) { return push_for(target, sip, kind); })
+                    : nullptr},
       relay_observer_.get());
+  if (settings_.push.enabled) {
+    push_ = std::make_unique<push::PushClient>(root_, settings_.push);
+    PLOG_INFO("push: enabled (%zu FCM project(s), APNs %s, webhook %s)",
+              settings_.push.service_accounts.size(),
+              settings_.push.apns_key                         ? "token"
+              : !settings_.push.apns_certificate_file.empty() ? "certificate"
+                                                              : "off",
+              settings_.push.webhook_url.empty() ? "off" : "on");
+  }
   tcp_ = std::make_unique<TcpConnections>(
       agent_, ConnectionLimits::Settings{settings_.max_connections_per_source,
                                          int64_t{settings_.idle_timeout} * 1000,
@@ -290,6 +305,17 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                                                        *limiter_);
   registrar_ =
       std::make_unique<chain::Registrar>(names_, locations_, *persister_, digest_auth_.get());
+  if (settings_.push.enabled) {
+    registrar_->set_push(&settings_.push);
+    registrar_->set_on_registered([this](const std::string &aor, const Binding &b) {
+      if (!router_) return;
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      const url_t *u = url_make(home, b.contact.c_str());
+      router_->on_registered(aor, chain::Target{b.contact, chain::next_hop_for(u, b.received), aor,
+                                                b.push, b.instance});
+      su_home_deinit(home);
+    });
+  }
   chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
                                *route_signer_, *router_, *registrar_, digest_auth_.get(),
                                locations_, static_records_, users_, *router_});
@@ -313,6 +339,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
 
 void Proxy::stop() {
   control_.close();
+  push_.reset();
   if (persister_) {
     // What is queued reaches the disk and its 200s go out before the agent goes.
     persister_->drain();
@@ -635,10 +662,54 @@ std::string Proxy::registrations_json() const {
           .field("instance", b.instance)
           .field("user_agent", b.user_agent)
           .field("received", b.received)
+          // The provider only: the device token wakes the phone, and a
+          // listing is copied into tickets and chats.
+          .field("push", b.push.provider)
           .end_object();
     }
   }
   return w.end_array().end_object().take();
+}
+
+bool Proxy::push_for(const chain::Target &target, const sip_t *sip, push::PushKind kind) {
+  if (!push_) return false;
+  push::PushRequest req;
+  req.provider = target.push.provider;
+  req.prid = target.push.prid;
+  req.param = target.push.param;
+  req.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : "";
+  if (sip->sip_from) {
+    req.caller_uri = sipmsg::url_string(sip->sip_from->a_url);
+    if (sip->sip_from->a_display)
+      req.caller_display = std::string(siptext::strip_quotes(sip->sip_from->a_display));
+  }
+  req.kind = kind;
+  // The app has until the fork gives up to register and ring (a follow-up:
+  // as long again to be delivered).
+  req.deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(settings_.call_fork_timeout);
+  const std::string aor = target.aor, contact = target.uri, call_id = req.call_id;
+  const PushTarget pushed = target.push;
+  push_->send(req, [this, aor, contact, call_id, pushed](const push::PushResult &r) {
+    if (r.outcome == push::PushOutcome::Delivered) {
+      PLOG_DEBUG("push: %s via %s delivered (call-id=%s, %d attempt(s))", aor.c_str(),
+                 pushed.provider.c_str(), call_id.c_str(), r.attempts);
+      return;
+    }
+    PLOG_INFO("push: %s via %s: %s, HTTP %d %s (call-id=%s)", aor.c_str(), pushed.provider.c_str(),
+              push::outcome_name(r.outcome), r.status, r.reason.c_str(), call_id.c_str());
+    if (r.outcome != push::PushOutcome::InvalidToken) return;
+    // The provider says the token will never reach the device again: the
+    // binding stays (the app may still be running) but is pushed no more.
+    if (const std::vector<Binding> *record = locations_.drop_push(aor, contact, pushed)) {
+      if (persister_) persister_->append(LocationPersister::journal_record(aor, *record));
+      events_.add("push_dropped",
+                  {events::field("aor", aor), events::field("provider", pushed.provider)});
+      PLOG_INFO("push: %s: the device token was refused: its push parameters are dropped",
+                aor.c_str());
+    }
+  });
+  return true;
 }
 
 std::string Proxy::stats_json() const {

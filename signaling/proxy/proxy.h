@@ -33,6 +33,7 @@
 #include "proxy/proxy_config.h"
 #include "proxy/sofia.h"
 #include "proxy/static_records.h"
+#include "push/push_client.h"
 #include "runtime/control_socket.h"
 #include "tls/tls_transport.h"
 
@@ -93,6 +94,8 @@ class Proxy {
   // The control socket's commands (portierctl help lists them).
   std::vector<control::Command> control_commands();
   std::string registrations_json() const;
+  // RouterEnv::push: wakes target's device for the forked request sip.
+  bool push_for(const chain::Target &target, const sip_t *sip, push::PushKind kind);
   std::string stats_json() const;
   std::string bans_json(int64_t now) const;
   std::string unban(const std::string &address);
@@ -129,6 +132,9 @@ class Proxy {
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   std::unique_ptr<chain::DigestAuth> digest_auth_;  // null when authentication is off
   std::unique_ptr<chain::Registrar> registrar_;
+  // [module::PushNotification] enabled: the providers' clients, on root_.
+  // Destroyed first at stop: its callbacks touch the store and the journal.
+  std::unique_ptr<push::PushClient> push_;
   chain::Chain chain_;  // the request policy (chain/build_chain.cpp)
   events::Writer events_;
   const control::Table commands_{control_commands()};

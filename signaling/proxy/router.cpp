@@ -268,8 +268,10 @@ bool Router::settle_unsent(Txn *t) {
     apply(t, t->branches[i].get(), t->fork->on_branch_failed(i), nullptr);
   }
   if (!any_sent) {
-    maybe_finish(t);  // every branch failed: the best (a 408) went up; t is gone
-    return false;
+    // Every branch failed: the best (a 408) went up and t is gone, unless
+    // pushed devices may still join (ForkAggregator::hold_open).
+    maybe_finish(t);
+    return txns_.count(t) != 0;
   }
   return true;
 }
@@ -316,6 +318,39 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
   t->caller_host = source;
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
+  // RFC 8599: a device that can be woken is pushed at once, and its branch
+  // goes out as well: an app that still runs answers it, a sleeping one
+  // registers again when woken. Calls and messages only: nothing else is
+  // worth waking a phone for.
+  size_t pushed = 0;
+  const sip_method_t method = sip->sip_request->rq_method;
+  if (env_.push && (t->dialog_forming || method == sip_method_message)) {
+    for (const chain::Target &c : contacts)
+      if (!c.push.empty() && env_.push(c, sip, push::PushKind::Call)) {
+        ++pushed;
+        if (t->dialog_forming) t->pushed.push_back(c);
+      }
+  }
+  // Tells the caller the phones are being woken, as Flexisip does ("110 Push
+  // sent"); a UA that does not know 110 takes it for a 183 without a dialog
+  // (RFC 3261 §8.1.3.2), harmless. INVITE only: a non-INVITE gets no
+  // provisional beyond 100 from us (RFC 4320 §4.1).
+  if (pushed && t->invite) {
+    nta_incoming_treply(irq, 110, "Push sent", TAG_END());
+    // The pushed device's current branch may fail at once (its socket is
+    // gone): the fork waits for it to register until call-fork-timeout, and
+    // its REGISTER adds a branch (on_registered).
+    t->fork->hold_open();
+    t->request = msg_ref_create(msg);
+    t->pop_route = pop_route;
+    for (const chain::Target &c : contacts) {
+      if (c.push.empty() ||
+          std::find(t->late_aors.begin(), t->late_aors.end(), c.aor) != t->late_aors.end())
+        continue;
+      t->late_aors.push_back(c.aor);
+      ringing_by_aor_[c.aor].push_back(t);
+    }
+  }
   std::vector<std::string> rrs(contacts.size());
   if (record_route) {
     std::vector<std::string> hops;
@@ -327,10 +362,12 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     const chain::Target &c = contacts[i];
     if (add_branch(t, msg, c.uri, rrs[i], pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
+    if (t->branches.size() == i + 1) t->branches.back()->instance = c.instance;
   }
   if (!settle_unsent(t)) return true;
-  PLOG_INFO("route: %s %s -> %zu branch(es) call-id=%s", sip->sip_request->rq_method_name,
-            aor.c_str(), t->branches.size(), t->call.call_id.c_str());
+  PLOG_INFO("route: %s %s -> %zu branch(es), %zu push(es) call-id=%s",
+            sip->sip_request->rq_method_name, aor.c_str(), t->branches.size(), pushed,
+            t->call.call_id.c_str());
   if (t->invite) {
     t->timer = su_timer_create(su_root_task(env_.root),
                                static_cast<su_duration_t>(s.call_fork_timeout) * 1000);
@@ -576,6 +613,7 @@ void Router::enter(Txn *t, TxnEvent e) {
   if (next == t->state) return;
   PLOG_DEBUG("route: call-id=%s %s -> %s", t->call.call_id.c_str(), state_name(t->state),
              state_name(next));
+  if (!final_sent(t->state) && final_sent(next)) follow_up_pushes(t, next);
   t->state = next;
 }
 
@@ -616,7 +654,12 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
     if (response) sip_via_remove(response, sip_object(response));  // §16.7 step 3: our Via
   }
   const bool success = status >= 200 && status < 300;
-  if (success && t->dialog_forming && failed_upstream(t->state)) {
+  if (b->ghost && status > 100 && status < 200 && !b->cancelled && b->orq) {
+    // RFC 3261 §9.1: the CANCEL follows a provisional response.
+    b->cancelled = true;
+    nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
+  }
+  if (success && t->dialog_forming && (failed_upstream(t->state) || b->ghost)) {
     // The device answered after the caller got its final failure (the fork
     // timed out, a 6xx, the caller cancelled): no 2xx can reach the caller any
     // more (RFC 3261 §17.2.1), so the device's dialog is ended here.
@@ -694,7 +737,11 @@ int Router::on_server_event(void *magic, nta_incoming_t *irq, const sip_t *sip) 
 
 void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
   auto *t = static_cast<Txn *>(magic);
-  if (final_sent(t->state)) return;
+  t->push_window_over = true;
+  if (final_sent(t->state)) {
+    t->router->maybe_finish(t);  // it may have stayed for late registrations
+    return;
+  }
   t->router->env_.events.add("fork_timeout", {events::field("call_id", t->call.call_id)});
   ForkAggregator::Decision d = t->fork->on_timeout();
   if (d.cancel_others) t->router->cancel_pending(t, kReasonForkTimeout);
@@ -705,6 +752,9 @@ void Router::on_fork_timeout(su_root_magic_t *, su_timer_t *, void *magic) {
 void Router::maybe_finish(Txn *t) {
   if (!t->fork || !t->fork->all_final()) return;
   if (!final_sent(t->state) && t->irq_alive) return;
+  // Pushed devices may still register until call-fork-timeout: they are told
+  // the call is over through a ghost branch (on_registered).
+  if (!t->late_aors.empty() && !t->push_window_over && t->timer) return;
   destroy(t);
 }
 
@@ -833,7 +883,97 @@ void Router::refuse_answer(Txn *t, Branch *b, const sip_t *rsp, const std::strin
   apply(t, b, t->fork->on_response(b->index, 488), nullptr);
 }
 
+void Router::follow_up_pushes(Txn *t, TxnState outcome) {
+  if (t->pushed.empty() || !env_.push || !t->request) return;
+  // The device that answered is told nothing: it is in the call. It is known
+  // by its +sip.instance, or else by its contact (a device without an
+  // instance that answered from a new address gets the push too, harmless).
+  const Branch *winner = nullptr;
+  if (outcome == TxnState::Answered) {
+    for (const auto &b : t->branches) {
+      const int st = t->fork->branch_status(b->index);
+      if (st >= 200 && st < 300) {
+        winner = b.get();
+        break;
+      }
+    }
+  }
+  const push::PushKind kind =
+      outcome == TxnState::Answered ? push::PushKind::AnsweredElsewhere : push::PushKind::Missed;
+  size_t sent = 0;
+  for (const chain::Target &p : t->pushed) {
+    if (winner &&
+        ((!p.instance.empty() && p.instance == winner->instance) || p.uri == winner->target))
+      continue;
+    if (env_.push(p, sip_object(t->request), kind)) ++sent;
+  }
+  t->pushed.clear();
+  if (sent)
+    PLOG_INFO("route: call-id=%s %zu %s push(es)", t->call.call_id.c_str(), sent,
+              push::kind_name(kind));
+}
+
+void Router::unindex_ringing(Txn *t) {
+  for (const std::string &aor : t->late_aors) {
+    auto it = ringing_by_aor_.find(aor);
+    if (it == ringing_by_aor_.end()) continue;
+    auto &v = it->second;
+    v.erase(std::remove(v.begin(), v.end(), t), v.end());
+    if (v.empty()) ringing_by_aor_.erase(it);
+  }
+  t->late_aors.clear();
+}
+
+void Router::on_registered(const std::string &aor, const chain::Target &target) {
+  auto it = ringing_by_aor_.find(aor);
+  if (it == ringing_by_aor_.end()) return;
+  const std::vector<Txn *> ringing = it->second;  // a failed branch may end a call
+  for (Txn *t : ringing) {
+    if (!txns_.count(t) || !t->request || t->push_window_over) continue;
+    // The call ended (answered elsewhere, cancelled, timed out) while the
+    // device woke: iOS shows every VoIP push as a call, which only the app can
+    // end, so the device gets the INVITE and then a CANCEL.
+    const bool ghost = final_sent(t->state) || t->fork->final_sent();
+    for (auto &b : t->branches) {
+      const bool same_device =
+          (!target.instance.empty() && b->instance == target.instance) || b->target == target.uri;
+      if (!same_device || b->cancelled || t->fork->branch_final(b->index) || !b->orq) continue;
+      // Its address is stale (the app came back from elsewhere) or about to
+      // be answered twice: the new branch replaces it.
+      b->cancelled = true;
+      nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
+    }
+    const size_t index = t->fork->add_branch();
+    std::string rr;
+    if (t->records_dialog) {
+      const std::vector<std::string> rrs = env_.record_route(
+          t->irq, t->request, {target.next_hop.empty() ? target.uri : target.next_hop});
+      if (!rrs.empty()) rr = rrs[0];
+    }
+    const bool sent = add_branch(t, t->request, target.uri, rr, t->pop_route, target.next_hop, aor);
+    if (t->branches.size() != index + 1) {
+      // add_branch made no Branch (no memory): the aggregator's must fail.
+      apply(t, nullptr, t->fork->on_branch_failed(index), nullptr);
+      maybe_finish(t);
+      continue;
+    }
+    Branch *b = t->branches.back().get();
+    b->aor = aor;
+    b->instance = target.instance;
+    b->ghost = ghost;
+    PLOG_INFO("route: call-id=%s %s registered %s: branch %zu to %s%s", t->call.call_id.c_str(),
+              aor.c_str(), ghost ? "after the call ended (INVITE, then CANCEL)" : "while ringing",
+              index, target.uri.c_str(), sent ? "" : " (cannot send)");
+    if (!sent) {
+      apply(t, b, t->fork->on_branch_failed(index), nullptr);
+      maybe_finish(t);
+    }
+  }
+}
+
 void Router::destroy(Txn *t) {
+  unindex_ringing(t);
+  if (t->request) msg_destroy(t->request), t->request = nullptr;
   // A call that ends without an answer ends for the observer here; an
   // answered one goes on until BYE (or the relay's inactivity timeout).
   release_observer(t, "not answered");

@@ -28,6 +28,7 @@
 #include "proxy/local_names.h"
 #include "proxy/proxy_config.h"
 #include "proxy/router_state.h"
+#include "push/push_request.h"
 
 namespace portier::proxy {
 
@@ -48,6 +49,10 @@ struct RouterEnv {
   // it is the Contact of a device registered over TCP or TLS: that device's
   // connection ("sip:HOST:PORT;transport=tls"); "" when not.
   std::function<std::string(const url_t *target)> flow_for;
+  // Pushes the device of `target` (RFC 8599) about the forked request `sip`:
+  // wake up for it (Call), or stop ringing for it (AnsweredElsewhere,
+  // Missed). False when none left. Empty: push is off.
+  std::function<bool(const chain::Target &target, const sip_t *sip, push::PushKind kind)> push;
 };
 
 class Router : public chain::Forker, public chain::DialogRouter {
@@ -86,6 +91,13 @@ class Router : public chain::Forker, public chain::DialogRouter {
   size_t transactions() const { return txns_.size(); }
   // Forgets answered calls that never saw a BYE (a phone that lost power).
   void expire_dialogs(int64_t now);
+  // A REGISTER wrote `target`'s binding of `aor` (fork-late): every call
+  // ringing that AOR while its pushes are outstanding gets a branch to it at
+  // once; a pending branch to the same device (same +sip.instance, or the same
+  // contact) is CANCELled, its address being stale. One hash lookup when
+  // nothing rings: REGISTERs cost the same with any number of calls.
+  void on_registered(const std::string &aor, const chain::Target &target);
+  size_t ringing_aors() const { return ringing_by_aor_.size(); }
 
  private:
   struct Txn;
@@ -96,6 +108,11 @@ class Router : public chain::Forker, public chain::DialogRouter {
     std::string target_host;  // the target's host, read when its request line was made
     std::string next_hop;  // where requests to this device go (NAT), empty: target
     std::string aor;       // the address of record whose binding this branch calls
+    std::string instance;  // its device's +sip.instance; empty: unknown
+    // A device that registered after the call ended (its push still showing a
+    // call): it gets the INVITE and a CANCEL on its first provisional, so the
+    // app can end the call it shows; a 2xx is hung up.
+    bool ghost = false;
     nta_outgoing_t *orq = nullptr;
     msg_t *final_response = nullptr;  // our reference, with our Via removed
     bool cancelled = false;
@@ -141,6 +158,19 @@ class Router : public chain::Forker, public chain::DialogRouter {
     // second (the proof's timestamp).
     std::string proof_aor, proof;
     int64_t proof_at = 0;
+    // Pushes went out (RFC 8599): the forked INVITE (our reference) and how it
+    // was routed, for the branches of devices that register while it rings,
+    // and the AORs under which ringing_by_aor_ lists it.
+    msg_t *request = nullptr;
+    bool pop_route = false;
+    std::vector<std::string> late_aors;
+    // The devices pushed for the call: when it is answered or ends, each
+    // other one is pushed again so it stops ringing (iOS shows every VoIP
+    // push as a call, and only the app can end it).
+    std::vector<chain::Target> pushed;
+    // call-fork-timeout passed: a pushed device registering now gets nothing.
+    // Until then an ended call's Txn stays, for the ghost branches.
+    bool push_window_over = false;
   };
   // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
   struct ProofKey {
@@ -200,6 +230,11 @@ class Router : public chain::Forker, public chain::DialogRouter {
   RouterEnv env_;
   CallObserver *observer_;
   std::map<Txn *, std::unique_ptr<Txn>> txns_;
+  // AOR -> the calls ringing it that wait for pushed devices (fork-late).
+  std::unordered_map<std::string, std::vector<Txn *>> ringing_by_aor_;
+  void unindex_ringing(Txn *t);
+  // The call t is over for the caller (`outcome`): the follow-up pushes.
+  void follow_up_pushes(Txn *t, TxnState outcome);
   DialogTable dialogs_;  // early and confirmed dialogs we record-routed
   // By receiver AOR; forgotten when the users file is reloaded (a new password
   // is a new key, a removed user has none).

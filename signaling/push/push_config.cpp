@@ -42,6 +42,19 @@ void add_push_schema(config::Schema &s) {
                "Retry-After from the provider wins");
 }
 
+bool serves_provider(const PushSettings &settings, const std::string &provider,
+                     const std::string &param) {
+  if (!settings.enabled || provider.empty()) return false;
+  if (provider == "fcm") {
+    for (const ServiceAccount &a : settings.service_accounts)
+      if (a.project_id == param) return true;
+    return false;
+  }
+  if (provider == "apns" || provider == "apns.dev")
+    return settings.apns_key != nullptr || !settings.apns_certificate_file.empty();
+  return !settings.webhook_url.empty();
+}
+
 bool is_https_url(const std::string &url) {
   const std::string scheme = "https://";
   if (url.compare(0, scheme.size(), scheme) != 0) return false;

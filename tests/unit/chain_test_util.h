@@ -79,7 +79,7 @@ inline bool bind(LocationStore &locations, const std::string &aor, const std::st
                  const std::string &received, int64_t now) {
   RegisterRequest req;
   req.aor = aor;
-  req.contacts.push_back({contact, "", {}, {}});
+  req.contacts.push_back({contact, "", {}, {}, {}});
   req.call_id = "reg-" + aor;
   req.cseq = 1;
   req.received = received;

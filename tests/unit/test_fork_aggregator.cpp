@@ -354,5 +354,44 @@ TEST(ForkAggregator, SingleBranch2xxHasNothingToCancel) {
   EXPECT_TRUE(fork.final_sent());
 }
 
+// RFC 8599: a pushed device's branch fails (its socket is gone) while the
+// phone wakes up; the fork stays open for the device's late branch, which
+// joins it and answers. Without hold_open the caller would hear 408 at once.
+TEST(ForkAggregator, HeldOpenForAPushedDeviceALateBranchJoinsAndAnswers) {
+  ForkAggregator fork(2);
+  fork.hold_open();
+  EXPECT_EQ(decision_string(fork.on_branch_failed(0)), "");
+  EXPECT_EQ(decision_string(fork.on_response(1, 486)), "");
+  EXPECT_TRUE(fork.all_final());
+  EXPECT_FALSE(fork.final_sent());
+  const size_t late = fork.add_branch();
+  EXPECT_EQ(late, 2u);
+  EXPECT_EQ(fork.size(), 3u);
+  EXPECT_FALSE(fork.all_final());
+  EXPECT_EQ(decision_string(fork.on_response(late, 180)), "F");
+  EXPECT_EQ(decision_string(fork.on_response(late, 200)), "F");
+  EXPECT_TRUE(fork.final_sent());
+}
+
+// Held open, the fork still ends at call-fork-timeout (the best answer so
+// far), on a 6xx, and when the caller cancels.
+TEST(ForkAggregator, HeldOpenStillEndsOnTimeoutSixHundredOrCancel) {
+  ForkAggregator timeout(1);
+  timeout.hold_open();
+  EXPECT_EQ(decision_string(timeout.on_branch_failed(0)), "");
+  EXPECT_EQ(decision_string(timeout.on_timeout()), "B");
+  EXPECT_EQ(timeout.best_status(), 408);
+
+  ForkAggregator decline(2);
+  decline.hold_open();
+  EXPECT_EQ(decision_string(decline.on_response(0, 603)), "CB");
+
+  ForkAggregator cancel(1);
+  cancel.hold_open();
+  EXPECT_EQ(decision_string(cancel.on_response(0, 480)), "");
+  EXPECT_EQ(decision_string(cancel.on_cancel()), "B");
+  EXPECT_EQ(cancel.best_status(), 480);
+}
+
 }  // namespace
 }  // namespace portier::proxy

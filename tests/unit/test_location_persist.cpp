@@ -21,7 +21,7 @@ using Records = std::map<std::string, std::vector<Binding>>;
 bool same_records(const Records &a, const Records &b) {
   auto key = [](const Binding &x) {
     return std::tie(x.contact, x.instance, x.call_id, x.cseq, x.q_milli, x.expires_at, x.user_agent,
-                    x.received);
+                    x.received, x.push.provider, x.push.prid, x.push.param);
   };
   if (a.size() != b.size()) return false;
   for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
@@ -83,6 +83,7 @@ TEST_F(LocationPersistTest, RoundTripKeepsEveryFieldAndOrder) {
   r.contacts[0].q_milli = 700;
   r.user_agent = "Linphone 5.2\r\n% tab\there";
   r.received = "tls:[2001:db8::1]:5061";
+  r.contacts[0].push = {"apns.dev", "0a1b2c:voip&3d4e5f:remote", "ABCD1234.org.example.app.voip"};
   ASSERT_EQ(store.apply(r).status, 200);
   ASSERT_EQ(store.apply(reg("sip:alice@home.example", "sip:alice@10.0.0.2", 900, "c2", 1)).status,
             200);
@@ -93,7 +94,7 @@ TEST_F(LocationPersistTest, RoundTripKeepsEveryFieldAndOrder) {
   ASSERT_TRUE(writer.save(store, &error)) << error;
   EXPECT_EQ(writer.writes(), 1u);
   const std::string text = read_file(path_);
-  EXPECT_EQ(text.rfind("portier-registrations 1\n", 0), 0u);
+  EXPECT_EQ(text.rfind("portier-registrations 2\n", 0), 0u);
   EXPECT_NE(text.find("call%09id%0Awith%25odd bytes"), std::string::npos);
   EXPECT_NE(text.find("Linphone 5.2%0D%0A%25 tab%09here"), std::string::npos);
 
@@ -114,6 +115,7 @@ TEST_F(LocationPersistTest, RoundTripKeepsEveryFieldAndOrder) {
       EXPECT_EQ(got[i].expires_at, bindings[i].expires_at);
       EXPECT_EQ(got[i].user_agent, bindings[i].user_agent);
       EXPECT_EQ(got[i].received, bindings[i].received);
+      EXPECT_TRUE(got[i].push == bindings[i].push);
     }
   }
   // Recency order survived: the later registration is still looked up first.
@@ -189,7 +191,7 @@ TEST_F(LocationPersistTest, BadRecordsAreSkippedReportedAndTheFileKept) {
     size_t kept_bindings;
   };
   const Case cases[] = {
-      {"bad header", "portier-registrations 2\n" + good, ":1: not a portier", 0},
+      {"bad header", "portier-registrations 3\n" + good, ":1: not a portier", 0},
       {"empty file", "", ":1: empty file", 0},
       {"missing field", "portier-registrations 1\n" + good + "sip:a@home.example\tsip:x\n",
        ":3: expected 9 fields, got 2", 1},
@@ -274,7 +276,7 @@ TEST_F(LocationPersistTest, JournalRecordsAreReplayedOverTheSnapshot) {
   EXPECT_EQ(done.back().seq, last);
   for (const auto &f : done) EXPECT_TRUE(f.ok) << f.error;
   // The snapshot is still empty: everything is in the journal.
-  EXPECT_EQ(read_file(path_), "portier-registrations 1\n");
+  EXPECT_EQ(read_file(path_), "portier-registrations 2\n");
 
   LocationStore loaded;
   LocationPersister::LoadReport report;
@@ -287,6 +289,76 @@ TEST_F(LocationPersistTest, JournalRecordsAreReplayedOverTheSnapshot) {
   EXPECT_EQ(c.call_id, "tab\there");
   EXPECT_EQ(c.user_agent, "ua\nwith\tcontrols %");
   EXPECT_EQ(c.q_milli, 250);
+}
+
+// CRC-32 (IEEE), as the journal's writer computes it, to forge an older
+// proxy's journal record.
+uint32_t test_crc32(const std::string &data) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (char ch : data) {
+    c ^= static_cast<unsigned char>(ch);
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+  }
+  return c ^ 0xFFFFFFFFu;
+}
+
+// An older proxy (version 1: no push fields) left its state file and journal:
+// an upgrade restores every binding, without push, and the next write is
+// version 2 with the push parameters.
+TEST_F(LocationPersistTest, VersionOneFileAndJournalStillLoad) {
+  write_file(
+      path_,
+      "portier-registrations 1\n"
+      "sip:a@home.example\tsip:a@10.0.0.1\t\tcid\t1\t1000\t1700000600\tua\tudp:1.2.3.4:5060\n");
+  const std::string payload =
+      "sip:b@home.example\t1\tsip:b@10.0.0.2\t\tc2\t3\t500\t1700000700\tua\tudp:1.2.3.5:5060";
+  char crc[9];
+  snprintf(crc, sizeof crc, "%08x", test_crc32(payload));
+  write_file(path_ + ".journal", std::string(crc) + "\t" + payload + "\n");
+
+  LocationStore loaded;
+  LocationPersister::LoadReport report;
+  std::string error;
+  ASSERT_TRUE(LocationPersister(path_).load(loaded, kNow, &error, &report)) << error;
+  EXPECT_TRUE(report.problems.empty()) << report.problems[0];
+  EXPECT_EQ(report.journal_records, 1u);
+  ASSERT_EQ(loaded.binding_count(), 2u);
+  EXPECT_TRUE(loaded.records().at("sip:a@home.example")[0].push.empty());
+  EXPECT_EQ(loaded.records().at("sip:b@home.example")[0].q_milli, 500);
+
+  RegisterRequest r = reg("sip:a@home.example", "sip:a@10.0.0.1", 600, "cid", 2);
+  r.contacts[0].push = {"fcm", "tok:en-1_x", "my-project"};
+  ASSERT_EQ(loaded.apply(r).status, 200);
+  LocationPersister writer(path_);
+  ASSERT_TRUE(writer.compact_now(loaded, &error)) << error;
+  const std::string text = read_file(path_);
+  EXPECT_EQ(text.rfind("portier-registrations 2\n", 0), 0u);
+  EXPECT_NE(text.find("\tfcm\ttok:en-1_x\tmy-project\n"), std::string::npos) << text;
+  LocationStore again;
+  ASSERT_TRUE(LocationPersister(path_).load(again, kNow, &error)) << error;
+  EXPECT_TRUE(same_records(again.records(), loaded.records()));
+}
+
+// Push fields a REGISTER could not have stored (a provider without a device
+// token, a token without a provider) are refused like any other bad field.
+TEST_F(LocationPersistTest, InconsistentPushFieldsAreRefused) {
+  const std::string head =
+      "portier-registrations 2\nsip:a@h\tsip:a@1\t\tc\t1\t1000\t1700000600\tu\tr";
+  const std::pair<std::string, std::string> cases[] = {
+      {head + "\tfcm\t\tproj\n", ":2: pn-provider without pn-prid"},
+      {head + "\t\ttoken\t\n", ":2: pn-prid or pn-param without pn-provider"},
+  };
+  for (const auto &[text, problem] : cases) {
+    SCOPED_TRACE(problem);
+    write_file(path_, text);
+    LocationStore store;
+    LocationPersister::LoadReport report;
+    std::string error;
+    ASSERT_TRUE(LocationPersister(path_).load(store, kNow, &error, &report)) << error;
+    ASSERT_EQ(report.problems.size(), 1u);
+    EXPECT_NE(report.problems[0].find(problem), std::string::npos) << report.problems[0];
+    EXPECT_EQ(store.binding_count(), 0u);
+  }
 }
 
 // A crash in the middle of a journal write leaves part of a record at the end:

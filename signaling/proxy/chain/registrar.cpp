@@ -12,13 +12,120 @@
 #include <climits>
 #include <string_view>
 
+#include "common/ascii.h"
 #include "common/clock.h"
 #include "common/event_writer.h"
 #include "common/log.h"
 #include "common/sip_text.h"
+#include "push/push_messages.h"
 #include "sip/sip_message.h"
 
 namespace portier::proxy::chain {
+namespace {
+
+// Device tokens are 64 hex digits (APNs; two of them with "voip&remote"),
+// about 160 characters (FCM) or a URL (webpush): room for all, not for a flood.
+constexpr size_t kMaxPrid = 1024;
+constexpr size_t kMaxPnParam = 256;
+constexpr size_t kMaxProvider = 32;
+
+// A URI parameter value after %HH decoding (RFC 3261 §19.1.2): printable
+// ASCII without space, so it goes into JSON, HTTP paths and the state file as
+// it is; false when it is not.
+bool decode_param(std::string_view raw, size_t max, std::string *out) {
+  out->clear();
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c == '%') {
+      if (i + 2 >= raw.size()) return false;
+      auto hex = [](char h) {
+        return h >= '0' && h <= '9'   ? h - '0'
+               : h >= 'a' && h <= 'f' ? h - 'a' + 10
+               : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                      : -1;
+      };
+      const int hi = hex(raw[i + 1]), lo = hex(raw[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c <= 0x20 || c >= 0x7f || c == '"') return false;
+    *out += c;
+    if (out->size() > max) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ContactPushParams split_push_params(const char *url_params) {
+  ContactPushParams out;
+  if (!url_params) return out;
+  std::string pn_type, app_id, pn_tok;
+  std::string_view rest = url_params;
+  while (!rest.empty()) {
+    const size_t semi = rest.find(';');
+    const std::string_view param = rest.substr(0, semi);
+    rest.remove_prefix(semi == std::string_view::npos ? rest.size() : semi + 1);
+    const size_t eq = param.find('=');
+    const std::string_view name = param.substr(0, eq);
+    const std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
+    // Every pn-* (Linphone adds pn-msg-str, pn-call-str, pn-silent, ...) and
+    // app-id belong to the push service, not to the address of the device.
+    if (!ascii::istarts_with(name, "pn-") && !ascii::iequals(name, "app-id")) {
+      if (!param.empty()) {
+        if (!out.other_params.empty()) out.other_params += ';';
+        out.other_params.append(param);
+      }
+      continue;
+    }
+    // RFC 3261 §19.1.4: parameter names are case-insensitive.
+    std::string *into = nullptr;
+    size_t max = kMaxPrid;
+    if (ascii::iequals(name, "pn-provider")) {
+      into = &out.push.provider, max = kMaxProvider;
+    } else if (ascii::iequals(name, "pn-prid")) {
+      into = &out.push.prid;
+    } else if (ascii::iequals(name, "pn-param")) {
+      into = &out.push.param, max = kMaxPnParam;
+    } else if (ascii::iequals(name, "pn-type")) {
+      into = &pn_type, max = kMaxProvider;
+    } else if (ascii::iequals(name, "app-id")) {
+      into = &app_id, max = kMaxPnParam;
+    } else if (ascii::iequals(name, "pn-tok")) {
+      into = &pn_tok;
+    }
+    if (into && !decode_param(value, max, into)) {
+      out.error = "Bad " + std::string(name) + " parameter";
+      return out;
+    }
+  }
+  if (!out.push.provider.empty()) {
+    out.rfc8599 = true;
+    out.push.provider = ascii::to_lower(out.push.provider);
+  } else if (!pn_type.empty() && !pn_tok.empty()) {
+    const push::PushParams legacy =
+        push::from_legacy_params(ascii::to_lower(pn_type), app_id, pn_tok);
+    out.push = {legacy.provider, legacy.prid, legacy.param};
+  } else {
+    out.push = {};
+  }
+  return out;
+}
+
+std::string push_feature_caps(const std::vector<std::string> &providers) {
+  if (providers.empty()) return "";
+  // RFC 8599 (the sip.pns feature-capability indicator): a quoted list of
+  // PNS names, comma-separated.
+  std::string value = "*;+sip.pns=\"";
+  for (size_t i = 0; i < providers.size(); ++i) {
+    if (i) value += ',';
+    value += providers[i];
+  }
+  return value + "\"";
+}
+
 namespace {
 
 // The Require options of a REGISTER, comma-separated; empty when none. The
@@ -60,12 +167,14 @@ bool is_printable_ascii(std::string_view s) {
 // The 200 to a REGISTER (§10.3 step 8): its bindings and the registrar's
 // time. The Contact value is our own printing of parsed URIs, and goes out as
 // it is (sipmsg::reply_stateless) rather than parsed back into headers.
-void send_ok(Reply &reply, const std::string &contacts) {
+void send_ok(Reply &reply, const std::string &contacts, const std::string &feature_caps) {
   sip_date_t date[1];
   sip_date_init(date);
   date->d_time = sip_now();
+  const std::string caps = "Feature-Caps: " + feature_caps;
   reply.send(SIP_200_OK, TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
-             SIPTAG_DATE(date), TAG_END());
+             SIPTAG_DATE(date), TAG_IF(!feature_caps.empty(), SIPTAG_HEADER_STR(caps.c_str())),
+             TAG_END());
 }
 
 }  // namespace
@@ -125,6 +234,7 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   if (sip->sip_expires)
     req.expires_header =
         static_cast<int>(std::min<unsigned long>(sip->sip_expires->ex_delta, INT_MAX));
+  std::vector<std::string> push_providers;  // for the 200's Feature-Caps
   for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
     if (m->m_url->url_type == url_any) {
       req.wildcard = true;
@@ -132,7 +242,14 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
       continue;
     }
     ContactSpec c;
-    c.uri = sipmsg::url_string(m->m_url);
+    ContactPushParams pn = split_push_params(m->m_url->url_params);
+    if (!pn.error.empty()) {
+      reply.send(400, pn.error.c_str(), TAG_END());
+      return Outcome::Respond;
+    }
+    url_t stored = *m->m_url;
+    stored.url_params = pn.other_params.empty() ? nullptr : pn.other_params.c_str();
+    c.uri = sipmsg::url_string(&stored);
     if (c.uri.empty() || !m->m_url->url_host || !is_valid_contact_uri(c.uri)) {
       reply.send(400, "Bad Contact (not a SIP URI)", TAG_END());
       return Outcome::Respond;
@@ -158,6 +275,28 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
       if (!c.q_milli) {
         reply.send(400, "Bad Contact q (0 to 1)", TAG_END());
         return Outcome::Respond;
+      }
+    }
+    if (push_ && !pn.push.empty()) {
+      const bool removal = c.expires ? *c.expires == 0 : req.expires_header == 0;
+      // RFC 8599 §5: a provider the proxy does not serve, or a contact
+      // without what that provider needs (a device token), gets 555, so the
+      // device learns that no push will wake it here instead of sleeping
+      // through every call.
+      if (push::serves_provider(*push_, pn.push.provider, pn.push.param) && !pn.push.prid.empty()) {
+        c.push = pn.push;
+        if (pn.rfc8599 && std::find(push_providers.begin(), push_providers.end(),
+                                    pn.push.provider) == push_providers.end())
+          push_providers.push_back(pn.push.provider);
+      } else if (pn.rfc8599 && !removal) {
+        PLOG_INFO("registrar: %s: pn-provider %s not served: 555", req.aor.c_str(),
+                  pn.push.provider.c_str());
+        reply.send(555, "Push Notification Service Not Supported", TAG_END());
+        return Outcome::Respond;
+      } else if (!removal) {
+        // An older app (pn-type) knows no 555: it registers, without push.
+        PLOG_INFO("registrar: %s: legacy push type %s not served: registered without push",
+                  req.aor.c_str(), pn.push.provider.c_str());
       }
     }
     req.contacts.push_back(std::move(c));
@@ -199,6 +338,14 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     }
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
+  if (on_registered_) {
+    for (const ContactSpec &c : req.contacts) {
+      const bool removal = c.expires ? *c.expires == 0 : req.expires_header == 0;
+      if (removal) continue;
+      for (const Binding &b : out.bindings)
+        if (b.contact == c.uri) on_registered_(req.aor, b);
+    }
+  }
   // A refresh is no event: only a device that arrives or leaves.
   if (events_ && out.bindings.size() != before)
     events_->add(out.bindings.size() > before ? "registered" : "unregistered",
@@ -207,20 +354,22 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   else
     PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(),
                out.bindings.size(), req.received.c_str());
-  return answer_register_ok(ctx, std::move(contacts));
+  return answer_register_ok(ctx, std::move(contacts), push_feature_caps(push_providers));
 }
 
-Outcome Registrar::answer_register_ok(RequestContext &ctx, std::string contacts) {
+Outcome Registrar::answer_register_ok(RequestContext &ctx, std::string contacts,
+                                      std::string feature_caps) {
   Reply &reply = ctx.reply;
   if (reply.irq() || persister_->last_seq() == committed_seq_) {
     // Nothing waits for the disk (a stateful REGISTER is not held: no
     // caller makes one today; REGISTER is answered statelessly).
-    send_ok(reply, contacts);
+    send_ok(reply, contacts, feature_caps);
     return Outcome::Respond;
   }
   // Even a fetch or a retransmission waits: the state it reports may be a
   // change not yet on disk.
-  held_replies_.push_back({park(ctx), persister_->last_seq(), std::move(contacts)});
+  held_replies_.push_back(
+      {park(ctx), persister_->last_seq(), std::move(contacts), std::move(feature_caps)});
   return Outcome::Wait;
 }
 
@@ -238,7 +387,7 @@ void Registrar::release_register_replies() {
         reply.send(500, "Registration not stored", TAG_END());
         continue;
       }
-      send_ok(reply, held.contacts);
+      send_ok(reply, held.contacts, held.feature_caps);
     }
   }
 }

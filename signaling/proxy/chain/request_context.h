@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy/chain/reply.h"
+#include "proxy/location_store.h"
 
 namespace portier::proxy::chain {
 
@@ -17,6 +18,8 @@ struct Target {
   std::string uri;       // the Request-URI of the branch (the binding's contact)
   std::string next_hop;  // where the branch goes when not to uri (a NATed device); empty: uri
   std::string aor;       // the address of record whose binding this is
+  PushTarget push;       // how to wake the device (RFC 8599); empty: no push
+  std::string instance;  // the binding's +sip.instance; empty when none
 };
 
 struct RequestContext {

@@ -86,7 +86,8 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
       url_t *u = url_make(msg_home(ctx.msg), bnd.contact.c_str());
       bool loop = u && names_.is_us(u);
       if (!loop && seen.insert(bnd.contact).second)
-        ctx.targets.push_back({bnd.contact, next_hop_for(u, bnd.received), a});
+        ctx.targets.push_back(
+            {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
     }
   }
   if (!ctx.targets.empty()) return Outcome::Continue;

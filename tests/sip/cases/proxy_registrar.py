@@ -317,7 +317,7 @@ def case_crash_persistence(env):
         log("no %s after the kill" % os.path.basename(tmp))
     killed = _read_bytes(state) or b""
     journal = _read_bytes(state + ".journal") or b""
-    check(killed.startswith(b"portier-registrations 1\n") and killed.endswith(b"\n") and
+    check(killed.startswith(b"portier-registrations 2\n") and killed.endswith(b"\n") and
           all(c.encode() in killed + journal for c in contacts.values()),
           "%s after the kill is not a whole file, or it and the journal do not hold both "
           "contacts: %r / %r" % (state, killed[:400], journal[:400]))

@@ -1,0 +1,518 @@
+"""Push notifications, RFC 8599, at the registrar (issue 14): Contact URIs with
+pn-provider / pn-prid / pn-param (and the legacy Linphone pn-type / app-id /
+pn-tok) from hand-driven UDP endpoints (PyUA). The proxy has
+[module::PushNotification] enabled with a webhook only (no FCM service account,
+no APNs key), so webpush is served and fcm is not. Nothing is pushed here: the
+webhook URL is never contacted at registration."""
+
+import json
+import re
+import os
+import select
+import subprocess
+import time
+
+from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
+from portier_sip.registry import case
+from portier_sip.sipmsg import PyUA, digest_auth, find_challenge, sdp_body
+
+# Distinctive, so the case can tell it never reaches a log or a listing.
+TOKEN = "devtok-8599-Qx7Zr2Lk9"
+
+
+def _push_config(env):
+    """The case's proxy config, plus [module::PushNotification] with a webhook."""
+    plain = env.write_config
+
+    def write_config():
+        path = plain()
+        with open(path, "a") as f:
+            f.write("\n[module::PushNotification]\nenabled = true\n"
+                    "webhook-url = https://127.0.0.1:%d/webhook\n" % env.ports.base)
+        return path
+    env.write_config = write_config
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STANDIN = os.path.join(HERE, "..", "..", "push", "push_standin.py")
+# The stand-in needs python3-h2 and python3-cryptography: Debian's python3
+# has them (the first python3 in PATH may be another one).
+STANDIN_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+
+
+class _Standin:
+    """tests/push/push_standin.py in the case's directory: FCM (with its token
+    endpoint), APNs and the webhook over HTTP/2 and TLS, on a free loopback
+    port. It serves until its stdin closes."""
+
+    def __init__(self, env):
+        self.dir = os.path.join(env.dir, "standin")
+        self.popen = subprocess.Popen([STANDIN_PYTHON, STANDIN, self.dir], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        ready = select.select([self.popen.stdout], [], [], 30)[0]
+        line = self.popen.stdout.readline().decode() if ready else ""
+        if not line.startswith("READY "):
+            self.stop()
+            raise TestFailure("push stand-in did not start: %r" % line)
+        with open(os.path.join(self.dir, "standin.json")) as f:
+            self.info = json.load(f)
+        self.url = "https://localhost:%d" % self.info["port"]
+        log("push stand-in on %s (pid %d)" % (self.url, self.popen.pid))
+
+    def script(self, replies):
+        with open(os.path.join(self.dir, "replies.json"), "w") as f:
+            json.dump(replies, f)
+
+    def events(self, kind):
+        try:
+            with open(self.info["log"]) as f:
+                return [e for e in map(json.loads, f) if e.get("event") == kind]
+        except OSError:
+            return []
+
+    def wait_for(self, kind, pred, what, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for e in self.events(kind):
+                if pred(e):
+                    return e
+            time.sleep(0.1)
+        raise TestFailure("push stand-in: no %s within %.0f s (its %s requests: %s)"
+                          % (what, timeout, kind, self.events(kind)[-3:]))
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.stdin.close()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self.popen.stdout.close()
+
+    def proxy_section(self):
+        i = self.info
+        return ("\n[module::PushNotification]\nenabled = true\n"
+                "firebase-service-accounts = %s:%s\nfirebase-base-url = %s\n"
+                "webhook-url = %s/webhook\nca-file = %s\n"
+                "retransmission-count = 2\nretransmission-interval = 1\n"
+                % (i["project"], i["service_account"], self.url, self.url, i["ca_file"]))
+
+
+class _Phone(PyUA):
+    """user@home.example registering a Contact with the URI parameters given."""
+
+    def __init__(self, env, user):
+        PyUA.__init__(self, user, LOCAL, 0, env.ports.proxy)
+        self.user, self.password = user, USERS[user]
+        self.aor = "sip:%s@%s" % (user, DOMAIN)
+        self.call_id = self.uniq("reg") + "@" + LOCAL
+        self.tag = self.uniq("t")
+        self.cseq = 0
+
+    def _send_register(self, params, expires, auth, hparams=""):
+        self.cseq += 1
+        lines = ["REGISTER sip:%s SIP/2.0" % DOMAIN, "Via: %s" % self.via(),
+                 "From: <%s>;tag=%s" % (self.aor, self.tag), "To: <%s>" % self.aor,
+                 "Call-ID: %s" % self.call_id, "CSeq: %d REGISTER" % self.cseq,
+                 "Contact: <sip:%s@%s:%d%s>%s" % (self.user, self.ip, self.port, params, hparams),
+                 "Max-Forwards: 70", "Expires: %d" % expires]
+        if auth:
+            lines.append(auth)
+        self.send("\n".join(lines))
+
+    def register(self, params, expires=600, hparams=""):
+        """REGISTER with `params` (";pn-provider=...") on the Contact URI and
+        `hparams` after it, answering the 401 once; the final response."""
+        self._send_register(params, expires, None, hparams)
+        resp = self.response_to("REGISTER")
+        if resp.status == 401:
+            ch = find_challenge(resp.hdrs("WWW-Authenticate"))
+            check(ch, "%s: no MD5 challenge in %s" % (self.name, resp.first))
+            cred = digest_auth(self.user, self.password, ch, "REGISTER", "sip:" + DOMAIN)
+            self._send_register(params, expires, "Authorization: " + cred, hparams)
+            resp = self.response_to("REGISTER")
+        return resp
+
+
+def _binding(env, user):
+    regs = env.bindings_for(user)
+    check(len(regs) == 1, "%s: %d bindings, expected 1: %r" % (user, len(regs), regs))
+    return regs[0]
+
+
+@case
+def case_push_register(env):
+    """RFC 8599 at the registrar: a webpush contact gets 200 with Feature-Caps
+    *;+sip.pns="webpush" (RFC 8599 section 5, RFC 6809), its binding lists
+    push = webpush and a contact without the pn-* parameters, and it survives a
+    restart; fcm without a service account gets 555 and no binding; a legacy
+    pn-type contact registers (its type unserved: without push, no 555); a
+    refresh without pn-* clears the push; the device token is in no log and no
+    listing."""
+    _push_config(env)
+    env.start_proxy()
+    alice, mon1, mon2 = _Phone(env, "alice"), _Phone(env, "mon1"), _Phone(env, "mon2")
+    try:
+        pn = ";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % TOKEN
+        resp = alice.register(pn)
+        check(resp.status == 200, "alice with webpush: %s, expected 200" % resp.first)
+        caps = resp.hdrs("Feature-Caps")
+        check(caps == ['*;+sip.pns="webpush"'],
+              "alice's 200: Feature-Caps %r, expected ['*;+sip.pns=\"webpush\"']" % caps)
+        contacts = ",".join(resp.hdrs("Contact"))
+        check("pn-" not in contacts and TOKEN not in contacts,
+              "alice's 200 lists the push parameters in its Contact: %s" % contacts)
+        b = _binding(env, "alice")
+        check(b.get("push") == "webpush", "alice's binding: push %r, expected webpush" % b)
+        check("pn-" not in b.get("contact", ""), "alice's stored contact: %r" % b)
+        log("alice: 200, Feature-Caps %s, binding %s push=%s" % (caps[0], b["contact"], b["push"]))
+
+        resp = mon1.register(";pn-provider=fcm;pn-prid=%s;pn-param=door-app" % TOKEN)
+        check(resp.status == 555 and resp.first.endswith("Push Notification Service Not Supported"),
+              "mon1 with fcm (no service account): %s, expected 555" % resp.first)
+        check(env.bindings_for("mon1") == [], "mon1 has a binding after its 555")
+        log("mon1 (fcm, not configured): %s" % resp.first)
+
+        resp = mon2.register(";pn-type=apple;app-id=org.example.door.voip.prod;pn-tok=%s" % TOKEN)
+        check(resp.status == 200, "mon2 with legacy pn-type=apple: %s, expected 200" % resp.first)
+        check(resp.hdrs("Feature-Caps") == [], "mon2's 200 (legacy) has a Feature-Caps: %r"
+              % resp.hdrs("Feature-Caps"))
+        b = _binding(env, "mon2")
+        check(b.get("push") == "", "mon2 (apns not configured): push %r, expected none" % b)
+        log("mon2 (legacy apple, apns not configured): 200, registered without push")
+
+        # The push parameters are in the state file: a restart still knows how
+        # to wake alice.
+        env.stop_proxy()
+        env.start_proxy()
+        b = _binding(env, "alice")
+        check(b.get("push") == "webpush", "after a restart alice's binding: %r" % b)
+        log("after a restart: alice push=%s" % b["push"])
+
+        resp = alice.register("")
+        check(resp.status == 200 and resp.hdrs("Feature-Caps") == [],
+              "alice's refresh without pn-*: %s, Feature-Caps %r"
+              % (resp.first, resp.hdrs("Feature-Caps")))
+        b = _binding(env, "alice")
+        check(b.get("push") == "", "alice's refresh without pn-* kept push: %r" % b)
+
+        listing = str(env.registrations())
+        check(TOKEN not in listing, "portierctl registrations shows the device token")
+        text = env.proxy_log_text()
+        check(TOKEN not in text, "the proxy log has the device token: %s"
+              % [l for l in text.splitlines() if TOKEN in l][:3])
+    finally:
+        for p in (alice, mon1, mon2):
+            p.close()
+
+
+def _with_standin(env, standin):
+    plain = env.write_config
+
+    def write_config():
+        path = plain()
+        with open(path, "a") as f:
+            f.write(standin.proxy_section())
+        return path
+    env.write_config = write_config
+
+
+def _invite(door, ruri, sdp=""):
+    """The door's INVITE to ruri (with an SDP offer when given), answering the
+    407 once; the Call-ID and the first 110 or final response (within 10 s)."""
+    call_id = door.uniq("call") + "@" + LOCAL
+    tag = door.uniq("t")
+
+    def send(auth):
+        door.cseq += 1
+        lines = ["INVITE %s SIP/2.0" % ruri, "Via: %s" % door.via(),
+                 "From: \"Front door\" <%s>;tag=%s" % (door.aor, tag), "To: <%s>" % ruri,
+                 "Call-ID: %s" % call_id, "CSeq: %d INVITE" % door.cseq,
+                 "Contact: <sip:door@%s:%d>" % (door.ip, door.port), "Max-Forwards: 70"]
+        if auth:
+            lines.append(auth)
+        if sdp:
+            lines.append("Content-Type: application/sdp")
+        door.send("\n".join(lines), sdp.encode())
+    send(None)
+    resp = door.response_to("INVITE")
+    check(resp.status == 407, "door's INVITE: %s, expected 407" % resp.first)
+    door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
+              "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"), resp.hdr("To"),
+                                    call_id, door.cseq))
+    ch = find_challenge(resp.hdrs("Proxy-Authenticate"))
+    cred = digest_auth("door", USERS["door"], ch, "INVITE", ruri)
+    send("Proxy-Authorization: " + cred)
+    got = door.expect(lambda m: m.status in (110,) or (m.status or 0) >= 200,
+                      "110 or a final response to the INVITE", timeout=10)
+    return call_id, got
+
+
+@case
+def case_push_fork_pushes(env):
+    """A forked INVITE to bindings with push parameters pushes each device at
+    once through the stand-in: alice (webhook: POST /webhook, kind call, the
+    INVITE's Call-ID, her token) and mon1 (FCM HTTP v1: OAuth2 token, then
+    messages:send with her token, priority HIGH, a ttl); the door gets
+    "110 Push sent" (as Flexisip). The phones' sockets are gone (asleep).
+    An expired token (the stand-in answers 410) drops alice's push parameters
+    (portierctl registrations), her binding stays. No token in the proxy log."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 4
+        env.start_proxy()
+        alice, mon1 = _Phone(env, "alice"), _Phone(env, "mon1")
+        web_token, fcm_token = "webtok-" + TOKEN, "fcmtok:" + TOKEN
+        resp = alice.register(";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % web_token)
+        check(resp.status == 200, "alice: %s" % resp.first)
+        resp = mon1.register(";pn-provider=fcm;pn-prid=%s;pn-param=%s"
+                             % (fcm_token, standin.info["project"]))
+        check(resp.status == 200 and resp.hdrs("Feature-Caps") == ['*;+sip.pns="fcm"'],
+              "mon1 (fcm): %s, Feature-Caps %r" % (resp.first, resp.hdrs("Feature-Caps")))
+        alice.close()  # asleep: nothing listens on their contacts any more
+        mon1.close()
+
+        door = _Phone(env, "door")
+        try:
+            call_id, got = _invite(door, "sip:alice@" + DOMAIN)
+            check(got.status == 110 and got.first.endswith("Push sent"),
+                  "door's INVITE to alice: %s, expected 110 Push sent" % got.first)
+            # Her branch failed at once (ICMP: nothing listens; nta makes it
+            # a 503), but the fork waits for her to wake and register: the
+            # door's final response comes at call-fork-timeout (the branch's
+            # 503 as 500, RFC 3261 section 16.7 step 6).
+            final = door.expect(lambda m: (m.status or 0) >= 200, "final response to the INVITE",
+                                timeout=env.fork_timeout + 10)
+            check(final.status >= 400, "door's INVITE to alice: %s" % final.first)
+            check(re.search(r'"event":"fork_timeout".*"call_id":"%s"' % re.escape(call_id),
+                            env.proxy_log_text()),
+                  "no fork_timeout event for the call: it ended some other way")
+            door.send("ACK sip:alice@%s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\n"
+                      "CSeq: %s ACK\nMax-Forwards: 70"
+                      % (DOMAIN, final.hdr("Via"), final.hdr("From"), final.hdr("To"), call_id,
+                         final.cseq()[0]))
+            log("alice's call: 110 Push sent, then %s at the fork timeout" % final.first)
+            # Nobody answered: alice's phone is told, so it stops ringing.
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
+                             e["body"].get("kind") == "missed", "the missed-call push")
+            e = standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                                 "webhook push for the call")
+            body = e["body"]
+            check(body.get("kind") == "call" and body.get("prid") == web_token and
+                  body.get("provider") == "webpush" and body.get("param") == "door-app" and
+                  body.get("caller_display") == "Front door" and "error" not in e,
+                  "alice's push: %r" % e)
+            log("alice pushed: webhook kind=%s call_id=%s ttl=%s" % (body["kind"], call_id,
+                                                                    body.get("ttl")))
+
+            call_id2, got = _invite(door, "sip:mon1@" + DOMAIN)
+            check(got.status == 110, "door's INVITE to mon1: %s, expected 110" % got.first)
+            e = standin.wait_for("fcm", lambda e: e.get("device") == fcm_token,
+                                 "FCM push for mon1")
+            check("error" not in e and e.get("status") == 200 and
+                  (e.get("android") or {}).get("priority") == "HIGH" and
+                  (e.get("data") or {}).get("call-id") == call_id2,
+                  "mon1's FCM push: %r" % e)
+            check(standin.events("token"), "no OAuth2 token request at the stand-in")
+            log("mon1 pushed: FCM project %s, android %s" % (e.get("project"), e.get("android")))
+
+            # The token expired: the provider says 410, the proxy stops pushing it.
+            standin.script({"tokens": {web_token: [{"status": 410}]}})
+            call_id3, got = _invite(door, "sip:alice@" + DOMAIN)
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id3,
+                             "webhook push for the third call")
+            deadline = time.time() + 5
+            while time.time() < deadline and _binding(env, "alice").get("push"):
+                time.sleep(0.1)
+            b = _binding(env, "alice")
+            check(b.get("push") == "", "after the 410 alice's binding still has push: %r" % b)
+            log("after the 410: alice's binding %s has no push any more" % b["contact"])
+        finally:
+            door.close()
+        text = env.proxy_log_text()
+        for t in (web_token, fcm_token, TOKEN):
+            check(t not in text, "the proxy log has a device token: %s"
+                  % [l for l in text.splitlines() if t in l][:3])
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_late_branch(env):
+    """Fork-late: alice's phone sleeps (registered with push and a
+    +sip.instance, its socket gone); the door rings her: 110 Push sent, the
+    stand-in gets the webhook push; the test wakes the phone (a new socket
+    registering with the same +sip.instance): the ringing call sends it the
+    INVITE at once (within the case's wait, long before call-fork-timeout),
+    it rings and answers, and the door gets the 200. The media relay is on:
+    the late branch's INVITE offers the relay's own ports for it, not the
+    door's."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.fork_timeout = 60
+        env.start_proxy()
+        instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce001>"'
+        pn = ";pn-provider=webpush;pn-prid=late-%s;pn-param=door-app" % TOKEN
+        asleep = _Phone(env, "alice")
+        resp = asleep.register(pn, hparams=instance)
+        check(resp.status == 200, "alice: %s" % resp.first)
+        asleep.close()
+
+        door = _Phone(env, "door")
+        woken = None
+        try:
+            door_video = 47000
+            call_id, got = _invite(door, "sip:alice@" + DOMAIN,
+                                   sdp_body(LOCAL, ["video %d RTP/AVP 96" % door_video]))
+            check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                             "the push for the call")
+            woken = _Phone(env, "alice")
+            resp = woken.register(pn, hparams=instance)
+            check(resp.status == 200, "alice woken: %s" % resp.first)
+            check(len(env.bindings_for("alice")) == 1,
+                  "alice's new address did not replace her old binding (same +sip.instance)")
+            invite = woken.expect(lambda m: m.method == "INVITE", "the INVITE of the ringing call",
+                                  timeout=5)
+            check(invite.hdr("Call-ID") == call_id, "the woken phone got another call: %s"
+                  % invite.hdr("Call-ID"))
+            check(TOKEN not in invite.first, "the INVITE's Request-URI has the token: %s"
+                  % invite.first)
+            m = re.search(r"^m=video (\d+) ", invite.body.decode("latin-1", "replace"), re.M)
+            check(m, "the late INVITE has no video offer: %r" % invite.body[:300])
+            port = int(m.group(1))
+            check(port != door_video and
+                  env.ports.relay_first <= port < env.ports.relay_first + 100,
+                  "the late branch's offer has port %d, not one of the relay's (%d-%d)"
+                  % (port, env.ports.relay_first, env.ports.relay_first + 99))
+            log("woken alice got the INVITE: %s, video offered on relay port %d"
+                % (invite.first, port))
+            woken.reply(invite, 180, "Ringing", to_tag="alice-woken")
+            ringing = door.expect(lambda m: m.status == 180, "180 from the woken phone", timeout=5)
+            woken.reply(invite, 200, "OK", to_tag="alice-woken")
+            ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
+                             "the woken phone's 200", timeout=5)
+            log("door: %s then %s" % (ringing.first, ok.first))
+            check(re.search(r"registered while ringing: branch 1 to", env.proxy_log_text()),
+                  "no late-branch line in the proxy log")
+        finally:
+            door.close()
+            if woken:
+                woken.close()
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_answered_elsewhere(env):
+    """Three phones registered with push parameters (awake: their sockets
+    listen); the door rings sip:home: each is pushed (kind call) and gets the
+    INVITE; mon1 answers; alice and mon2 get the CANCEL and the stand-in the
+    answered-elsewhere push for each of them, none for mon1."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.start_proxy()
+        phones = {u: _Phone(env, u) for u in ("alice", "mon1", "mon2")}
+        door = _Phone(env, "door")
+        try:
+            tokens = {}
+            for u, p in phones.items():
+                tokens[u] = "%s-%s" % (u, TOKEN)
+                resp = p.register(";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % tokens[u],
+                                  hparams=';+sip.instance="<urn:uuid:00000000-0000-4000-8000-%012d>"'
+                                  % len(tokens))
+                check(resp.status == 200, "%s: %s" % (u, resp.first))
+            call_id, got = _invite(door, "sip:home@" + DOMAIN)
+            check(got.status == 110, "door's INVITE to home: %s, expected 110" % got.first)
+            invites = {}
+            for u, p in phones.items():
+                invites[u] = p.expect(lambda m: m.method == "INVITE", "the INVITE", timeout=5)
+                p.reply(invites[u], 180, "Ringing", to_tag=u + "-tag")
+            phones["mon1"].reply(invites["mon1"], 200, "OK", to_tag="mon1-tag")
+            door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE", "mon1's 200",
+                        timeout=5)
+            for u in ("alice", "mon2"):
+                cancel = phones[u].expect(lambda m: m.method == "CANCEL", "the CANCEL", timeout=5)
+                phones[u].reply(cancel, 200, "OK")
+                phones[u].reply(invites[u], 487, "Request Terminated", to_tag=u + "-tag")
+            for u in ("alice", "mon1", "mon2"):
+                standin.wait_for("webhook", lambda e, u=u: e.get("body", {}).get("prid") == tokens[u]
+                                 and e["body"].get("kind") == "call", "%s's call push" % u)
+            for u in ("alice", "mon2"):
+                e = standin.wait_for(
+                    "webhook", lambda e, u=u: e.get("body", {}).get("prid") == tokens[u] and
+                    e["body"].get("kind") == "answered-elsewhere", "%s's answered-elsewhere push" % u)
+                check(e["body"].get("call_id") == call_id, "%s's follow-up names another call: %r"
+                      % (u, e))
+            time.sleep(0.5)  # a wrong push to mon1 would be logged by now
+            wrong = [e for e in standin.events("webhook")
+                     if e.get("body", {}).get("prid") == tokens["mon1"] and
+                     e["body"].get("kind") != "call"]
+            check(not wrong, "mon1 answered and was pushed again: %r" % wrong)
+            log("answered by mon1: answered-elsewhere pushes to alice and mon2 only")
+        finally:
+            door.close()
+            for p in phones.values():
+                p.close()
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_registers_after_cancel(env):
+    """A pushed phone that registers after the call ended (the door gave up:
+    CANCEL) but within call-fork-timeout gets the INVITE of that call and, on
+    its 180, the CANCEL: iOS shows every VoIP push as a call, which only the
+    app can end. Its phone also got the missed-call push."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 60
+        env.start_proxy()
+        instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce002>"'
+        pn = ";pn-provider=webpush;pn-prid=ghost-%s;pn-param=door-app" % TOKEN
+        asleep = _Phone(env, "alice")
+        check(asleep.register(pn, hparams=instance).status == 200, "alice could not register")
+        asleep.close()
+        door = _Phone(env, "door")
+        woken = None
+        try:
+            ruri = "sip:alice@" + DOMAIN
+            call_id, got = _invite(door, ruri)
+            check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
+            door.send("CANCEL %s SIP/2.0\nVia: %s\nFrom: %s\nTo: <%s>\nCall-ID: %s\n"
+                      "CSeq: %s CANCEL\nMax-Forwards: 70"
+                      % (ruri, got.hdr("Via"), got.hdr("From"), ruri, call_id, got.cseq()[0]))
+            final = door.expect(lambda m: m.status == 487, "487 to the cancelled INVITE", timeout=5)
+            door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s ACK\n"
+                      "Max-Forwards: 70" % (ruri, final.hdr("Via"), final.hdr("From"),
+                                            final.hdr("To"), call_id, final.cseq()[0]))
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
+                             e["body"].get("kind") == "missed", "the missed-call push")
+            woken = _Phone(env, "alice")
+            check(woken.register(pn, hparams=instance).status == 200, "alice woken: no 200")
+            invite = woken.expect(lambda m: m.method == "INVITE", "the ended call's INVITE",
+                                  timeout=5)
+            check(invite.hdr("Call-ID") == call_id, "another call: %s" % invite.hdr("Call-ID"))
+            woken.reply(invite, 180, "Ringing", to_tag="ghost")
+            cancel = woken.expect(lambda m: m.method == "CANCEL", "the CANCEL", timeout=5)
+            woken.reply(cancel, 200, "OK")
+            woken.reply(invite, 487, "Request Terminated", to_tag="ghost")
+            woken.expect(lambda m: m.method == "ACK", "the ACK of the 487", timeout=5)
+            log("alice registered after the cancel: INVITE, 180, CANCEL, 487")
+            late = door.quiet(lambda m: m.status is not None and m.cseq()[1] == "INVITE" and
+                              m.status not in (100, 110, 487), 0.5)
+            check(not late, "the door heard of the ghost branch: %s" % [m.first for m in late])
+        finally:
+            door.close()
+            if woken:
+                woken.close()
+    finally:
+        standin.stop()
