@@ -446,7 +446,8 @@ TEST(LocationStore, PurgeInSlicesResumesWhereItStoppedAndVisitsEveryAor) {
                     "sip:user" + n + "@home.example"));
   }
   // One AOR that stays, in the middle of the key order.
-  store.apply(reg({contact("sip:keep@10.0.0.9", 3600)}, "keep", 1, kNow, "sip:user3x@home.example"));
+  store.apply(
+      reg({contact("sip:keep@10.0.0.9", 3600)}, "keep", 1, kNow, "sip:user3x@home.example"));
   ASSERT_EQ(store.aor_count(), 8u);
   // Three AORs a call: the 7 expired ones are gone after three calls, none twice.
   size_t removed = 0;
