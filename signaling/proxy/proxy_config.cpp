@@ -128,7 +128,8 @@ config::Schema make_schema() {
                "addresses (and users) whose failures are remembered: bounds the memory");
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
             "seconds before unanswered branches are cancelled; the caller gets the best "
-            "answer so far at once (408 if none)")
+            "answer so far at once (408 if none; 480 when only pushed phones that did not "
+            "wake were rung)")
       // A household has a few phones; a pushed one that wakes normally needs
       // one late branch, a second when it comes back from yet another address.
       // 8 covers a family's phones waking for one call with room to spare, and
