@@ -637,6 +637,11 @@ def case_push_late_cap(env):
                 resp = p.register("", hparams=loop)
                 check(resp.status == 200, "REGISTER %d from 127.0.0.2: %s" % (i, resp.first))
             check(env.proxy_alive(), "the proxy died during the REGISTER loop")
+            # Over the cap the binding is still stored: the device's last address.
+            last = "127.0.0.2:%d" % flood[-1].port
+            check(any(last in b.get("contact", "") for b in env.bindings_for("alice")),
+                  "the last REGISTER's binding (%s) is not stored: %r"
+                  % (last, env.bindings_for("alice")))
             time.sleep(1.0)
             invites = 0
             for p in flood:
