@@ -945,9 +945,10 @@ void Router::on_registered(const std::string &aor, const chain::Target &target) 
       LateBranchView v;
       // A device with an instance is known by it; the contact names one
       // without (its contact changes with its address, so each address reads
-      // as a device of its own, as the registrar stores it).
-      v.same_device = target.instance.empty() ? b->instance.empty() && b->target == target.uri
-                                              : b->instance == target.instance;
+      // as a device of its own, as the registrar stores it). Two instances
+      // that differ are two devices, whatever their contacts.
+      v.same_device = (!target.instance.empty() && b->instance == target.instance) ||
+                      (b->target == target.uri && (b->instance.empty() || target.instance.empty()));
       v.same_route = b->target == target.uri && b->next_hop == target.next_hop;
       const bool final = t->fork->branch_final(b->index);
       v.state = b->cancelled                                 ? LateBranchView::State::Cancelled
