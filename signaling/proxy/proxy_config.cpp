@@ -130,16 +130,15 @@ config::Schema make_schema() {
             "seconds before unanswered branches are cancelled; the caller gets the best "
             "answer so far at once (408 if none; 480 when only pushed phones that did not "
             "wake were rung)")
-      // A household has a few phones; a pushed one that wakes normally needs
+      // A resident has a phone or two; a pushed one that wakes normally needs
       // one late branch, a second when it comes back from yet another address.
-      // 8 covers a family's phones waking for one call with room to spare, and
-      // bounds what one authenticated device re-registering in a loop can make
-      // a call send.
+      // 8 per AOR covers that with room to spare, and bounds what one
+      // authenticated device re-registering in a loop can make a call send.
       .integer("module::Router", "fork-late-max-branches", 8, 1, 1000,
-               "branches a ringing call adds for devices that register while it rings "
-               "(pushed phones waking up, RFC 8599); beyond that, a REGISTER is stored but "
-               "rings nothing (a device re-registering in a loop cannot make a call send an "
-               "INVITE per REGISTER)")
+               "branches a ringing call adds for the devices of one address of record that "
+               "register while it rings (pushed phones waking up, RFC 8599); beyond that, a "
+               "REGISTER is stored but rings nothing (a device re-registering in a loop cannot "
+               "make a call send an INVITE per REGISTER, nor keep another resident's phone out)")
       .str("module::Router", "inter-domain-requests", "deny",
            "deny: a user of one served domain sending a request to another served domain gets "
            "403, and group addresses and static records ring their own domain only (one house "

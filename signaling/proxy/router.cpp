@@ -957,17 +957,17 @@ void Router::on_registered(const std::string &aor, const chain::Target &target) 
                                                              : LateBranchView::State::Answered;
       views.push_back(v);
     }
+    size_t &late_so_far = t->late_branches[aor];
     const LateDecision decision = decide_late_branch(
-        views, t->late_branches, static_cast<size_t>(env_.settings.fork_late_max_branches));
+        views, late_so_far, static_cast<size_t>(env_.settings.fork_late_max_branches));
     if (decision.over_cap) {
-      // One line per call: a device looping through REGISTERs must not flood
-      // the log either.
-      if (!t->late_cap_logged)
+      // One line per call and AOR: a device looping through REGISTERs must not
+      // flood the log either.
+      if (t->late_cap_logged.insert(aor).second)
         PLOG_WARN(
             "route: call-id=%s %s registered again (%s): the call already added %zu "
-            "late branch(es), fork-late-max-branches; no more",
-            t->call.call_id.c_str(), aor.c_str(), target.uri.c_str(), t->late_branches);
-      t->late_cap_logged = true;
+            "late branch(es) for it, fork-late-max-branches; no more",
+            t->call.call_id.c_str(), aor.c_str(), target.uri.c_str(), late_so_far);
       continue;
     }
     if (!decision.add) continue;  // a refresh: its branch stays
@@ -977,7 +977,7 @@ void Router::on_registered(const std::string &aor, const chain::Target &target) 
       b->cancelled = true;
       nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
     }
-    ++t->late_branches;
+    ++late_so_far;
     const size_t index = t->fork->add_branch();
     std::string rr;
     if (t->records_dialog) {

@@ -603,12 +603,14 @@ def case_push_late_refresh(env):
 
 @case
 def case_push_late_cap(env):
-    """[module::Router] fork-late-max-branches (default 8): while a call rings
-    alice, an authenticated device (alice's credentials, its own
-    +sip.instance) re-registers 30 times from 127.0.0.2, each time from a new
-    port. Every REGISTER gets its 200, but at most 8 INVITEs reach its
-    sockets; one log line says the cap was reached; the proxy stays up, and
-    alice's phone, registered before the flood, still rings and answers."""
+    """[module::Router] fork-late-max-branches (default 8, per AOR and call):
+    while the door rings sip:home, an authenticated device (alice's
+    credentials, its own +sip.instance) re-registers 30 times from 127.0.0.2,
+    each time from a new port. Every REGISTER gets its 200, but at most 8
+    INVITEs reach its sockets; one log line says the cap was reached; the
+    proxy stays up. The loop spent alice's budget only: mon1's pushed phone,
+    woken after it, still joins the call, and alice's phone, registered
+    before the flood, still rings and answers."""
     standin = _Standin(env)
     try:
         _with_standin(env, standin)
@@ -620,10 +622,17 @@ def case_push_late_cap(env):
         phone = _Phone(env, "alice")
         check(phone.register(pn, hparams=';+sip.instance="<urn:uuid:00000000-0000-4000-8000-0000000ca900>"')
               .status == 200, "alice's phone could not register")
+        mon1_pn = ";pn-provider=webpush;pn-prid=cap-mon1-%s;pn-param=door-app" % TOKEN
+        mon1_instance = ';+sip.instance="<urn:uuid:00000000-0000-4000-8000-0000000ca901>"'
+        asleep = _Phone(env, "mon1")
+        check(asleep.register(mon1_pn, hparams=mon1_instance).status == 200,
+              "mon1's phone could not register")
+        asleep.close()
         door = _Phone(env, "door")
         flood = []
+        mon1 = None
         try:
-            call_id, got = _invite(door, "sip:alice@" + DOMAIN)
+            call_id, got = _invite(door, "sip:home@" + DOMAIN)
             check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
             invite = phone.expect(lambda m: m.method == "INVITE", "the call's INVITE", timeout=5)
             phone.reply(invite, 180, "Ringing", to_tag="phone")
@@ -654,17 +663,30 @@ def case_push_late_cap(env):
             check(len(lines) == 1, "%d cap lines for the call in the proxy log, expected 1: %s"
                   % (len(lines), lines[:3]))
             log("30 REGISTERs from new ports: %d INVITEs, one log line: %s" % (invites, lines[0]))
+            mon1 = _Phone(env, "mon1")
+            check(mon1.register(mon1_pn, hparams=mon1_instance).status == 200,
+                  "mon1 woken: no 200")
+            late = mon1.expect(lambda m: m.method == "INVITE", "the call's INVITE for mon1, "
+                               "woken after alice's loop", timeout=5)
+            check(late.hdr("Call-ID") == call_id, "another call: %s" % late.hdr("Call-ID"))
+            mon1.reply(late, 180, "Ringing", to_tag="mon1")
+            log("mon1 woken after the loop: its INVITE came (the cap is alice's, not the call's)")
             phone.reply(invite, 200, "OK", to_tag="phone")
             ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
                              "the 200 from alice's phone", timeout=5)
             check("tag=phone" in ok.hdr("To"), "the door's 200 is not alice's phone's: %s"
                   % ok.hdr("To"))
             check(env.proxy_alive(), "the proxy died")
+            cancel = mon1.expect(lambda m: m.method == "CANCEL", "mon1's CANCEL (answered "
+                                 "elsewhere)", timeout=5)
+            mon1.reply(cancel, 200, "OK")
+            mon1.reply(late, 487, "Request Terminated", to_tag="mon1")
         finally:
             door.close()
             phone.close()
-            for p in flood:
-                p.close()
+            for p in flood + [mon1]:
+                if p:
+                    p.close()
     finally:
         standin.stop()
 
