@@ -37,8 +37,15 @@ as root (the capture): nothing else on lo, every port ours. Ports: proxy 31100
 (UDP and TCP), relay 20000-29999, the UAs 2000-19999 (each socket a new port,
 so a closed phone's port is never reused within a run).
 
+The proxy listens on UDP and TCP (--tcp on), or on UDP only (--tcp off). With
+TCP, sofia's nta sends a request over 1300 bytes by TCP first (RFC 3261
+section 18.1.1): the relay's late INVITE (fresh SDES keys, three suites per
+m= line) is over it, so it first tries a TCP connection to the phone's UDP
+address, which lo refuses at once, and then goes by UDP. The INVITE bytes
+column says when that happened.
+
     late_branch.py --build build [--samples 100] [--ks "1 10 100"]
-                   [--relay "on off"] [--wake "serial burst"]
+                   [--relay "on off"] [--tcp "on off"] [--wake "serial burst"]
 """
 import argparse
 import base64
@@ -230,13 +237,13 @@ class Webhook:
 
 
 class Bench:
-    def __init__(self, a, relay):
-        self.a, self.relay = a, relay
+    def __init__(self, a, relay, tcp):
+        self.a, self.relay, self.tcp = a, relay, tcp
         sig = os.path.join(a.build, "signaling")
         args = argparse.Namespace(proxy=os.path.join(sig, "portier-proxy"),
                                   ctl=os.path.join(sig, "portierctl"), door=None, monitor=None,
                                   sipp=None, base_port=PROXY_BASE, verbose=False, keep=False)
-        self.env = Env(args, "late_branch_relay_" + relay, 0, 1)
+        self.env = Env(args, "late_branch_relay_%s_tcp_%s" % (relay, tcp), 0, 1)
         self.standin = None
         self.cap = None
         self.users = []
@@ -254,7 +261,12 @@ class Bench:
         cfg = configs.proxy_conf(LOCAL, env.ports.proxy, env.state_dir, env.socket, users,
                                  "%d-%d" % RELAY_PORTS, more={
             # The log level of config/proxy.conf: a debug log would be in the figure.
-            "global": {"log-output": "stderr", "log-level": "message"},
+            # Without TCP, a request over 1300 bytes goes out over UDP at once
+            # instead of trying TCP first (RFC 3261 section 18.1.1, sofia's nta).
+            "global": {"log-output": "stderr", "log-level": "message",
+                       "transports": "sip:%s:%d" % (LOCAL, env.ports.proxy) + (
+                           " sip:%s:%d;transport=tcp" % (LOCAL, env.ports.proxy)
+                           if self.tcp == "on" else "")},
             "module::Router": {"call-fork-timeout": self.a.fork_timeout},
             # Every call comes from the one user door on 127.0.0.1.
             "module::MediaRelay": {"enabled": "true" if self.relay == "on" else "false",
@@ -281,7 +293,8 @@ class Bench:
              30)
         for p in phones:
             p.close()
-        log("relay %s: %d phones registered with push, asleep" % (self.relay, pool))
+        log("relay %s, tcp %s: %d phones registered with push, asleep"
+            % (self.relay, self.tcp, pool))
 
     def pick(self, k):
         """The k least recently rung AORs, once their previous calls are gone."""
@@ -302,6 +315,7 @@ class Bench:
             doors[u] = d
         self.webhook.wait([d.call_id_of_call for d in doors.values()], 10 + k * 0.2)
         mark = len(self.cap.packets)
+        sched = self.schedstat()
         phones = []
         for u in users:
             p = Phone(env, u, self.pn(u), self.instance(u))
@@ -319,6 +333,7 @@ class Bench:
                 pump(uas, lambda: all(p.invite is not None for p in phones),
                      "INVITE for every woken phone", 10 + k * 0.1)
             pump(uas, lambda: all(p.registered for p in phones), "200 for every woken phone", 10)
+            sched = [(b - a) / 1e6 / k for a, b in zip(sched, self.schedstat())]
             for d in doors.values():
                 d.cancel()
             pump(uas, lambda: all(d.final for d in doors.values()) and
@@ -333,7 +348,14 @@ class Bench:
         finally:
             for u in uas:
                 u.close()
-        return self.samples(mark, phones)
+        return [x + tuple(sched) for x in self.samples(mark, phones)]
+
+    def schedstat(self):
+        """The proxy's main thread (the one that runs SIP): ns on a CPU and ns
+        waiting for one, from the kernel's scheduler statistics."""
+        with open("/proc/%d/schedstat" % self.env.proxy.pid) as f:
+            on_cpu, waiting, _ = f.read().split()
+        return int(on_cpu), int(waiting)
 
     def check_relay_offer(self, invite):
         body = invite.body.decode("latin-1")
@@ -343,8 +365,9 @@ class Bench:
         check("inline:" in body, "the late INVITE offers no SRTP key")
 
     def samples(self, mark, phones):
-        """(REGISTER -> INVITE, REGISTER -> 200) in ms for each phone, from the
-        capture (waiting a little for its thread to catch up)."""
+        """(REGISTER -> INVITE, REGISTER -> 200 in ms, the INVITE's size) for
+        each phone, from the capture (waiting a little for its thread to catch
+        up)."""
         proxy = self.env.ports.proxy
         want = {p.port: p for p in phones}
         deadline = time.time() + 5
@@ -357,7 +380,7 @@ class Bench:
                 elif sport == proxy and dport in want:
                     if data.startswith(b"INVITE ") and \
                             header_value(data, "Call-ID") == want[dport].call:
-                        inv.setdefault(dport, t)
+                        inv.setdefault(dport, (t, len(data)))
                     elif data.startswith(b"SIP/2.0 200 ") and \
                             (header_value(data, "CSeq") or "").endswith(" REGISTER"):
                         ok.setdefault(dport, t)
@@ -369,8 +392,9 @@ class Bench:
               % (len(reg), len(inv), len(ok), len(want)))
         out = []
         for port in want:
-            check(inv[port] > reg[port], "an INVITE stamped before its REGISTER")
-            out.append(((inv[port] - reg[port]) / 1e6, (ok[port] - reg[port]) / 1e6))
+            t, size = inv[port]
+            check(t > reg[port], "an INVITE stamped before its REGISTER")
+            out.append(((t - reg[port]) / 1e6, (ok[port] - reg[port]) / 1e6, size))
         return out
 
     def stop(self):
@@ -409,6 +433,7 @@ def main():
     ap.add_argument("--samples", type=int, default=100, help="at least this many per row")
     ap.add_argument("--ks", default="1 10 100", help="calls ringing at once")
     ap.add_argument("--relay", default="on off")
+    ap.add_argument("--tcp", default="on", help="the proxy listens on TCP too (on, off)")
     ap.add_argument("--wake", default="serial burst")
     ap.add_argument("--fork-timeout", type=int, default=15,
                     help="call-fork-timeout: a round must end within it")
@@ -424,41 +449,48 @@ def main():
     log(header)
     rows = []
     failed = []
+    wakes = a.wake.split()
     for relay in a.relay.split():
-        bench = Bench(a, relay)
-        try:
-            bench.start(2 * max(ks))
-            for k in ks:
-                for wake in a.wake.split():
-                    if k == 1 and wake == "burst" and "serial" in a.wake.split():
-                        continue  # one phone: the same as serial
-                    xs = []
-                    for r in range(math.ceil(a.samples / k)):
-                        check(time.time() - started < a.time_limit,
-                              "time limit of %d s reached" % a.time_limit)
-                        xs += bench.round(k, wake)
-                    inv = [x for x, _ in xs]
-                    rows.append((relay, k, wake, len(xs), statistics.median(inv),
-                                 quantile(inv, 0.95), max(inv),
-                                 statistics.median([y for _, y in xs]),
-                                 sum(1 for x, y in xs if x < y)))
-                    log("relay %s, K=%d, %s: %d samples, p50 %.2f ms" % (
-                        relay, k, wake, len(xs), rows[-1][4]))
-        except TestFailure as e:
-            failed.append("relay %s: %s" % (relay, e))
-            log("FAILED: %s (proxy log: %s)" % (e, bench.env.proxy_log))
-        finally:
-            problems = bench.stop()
-            failed += ["relay %s: %s" % (relay, p) for p in problems]
+        for tcp in a.tcp.split():
+            mode = "relay %s, tcp %s" % (relay, tcp)
+            bench = Bench(a, relay, tcp)
+            try:
+                bench.start(2 * max(ks))
+                for k in ks:
+                    for wake in wakes:
+                        if k == 1 and wake == "burst" and "serial" in wakes:
+                            continue  # one phone: the same as serial
+                        xs = []
+                        for r in range(math.ceil(a.samples / k)):
+                            check(time.time() - started < a.time_limit,
+                                  "time limit of %d s reached" % a.time_limit)
+                            xs += bench.round(k, wake)
+                        inv = [x[0] for x in xs]
+                        rows.append((relay, tcp, k, wake, len(xs), statistics.median(inv),
+                                     quantile(inv, 0.95), max(inv),
+                                     statistics.median([x[1] for x in xs]),
+                                     sum(1 for x in xs if x[0] < x[1]),
+                                     statistics.median([x[2] for x in xs]),
+                                     statistics.mean([x[3] for x in xs]),
+                                     statistics.mean([x[4] for x in xs])))
+                        log("%s, K=%d, %s: %d samples, p50 %.2f ms" % (mode, k, wake, len(xs),
+                                                                       rows[-1][5]))
+            except TestFailure as e:
+                failed.append("%s: %s" % (mode, e))
+                log("FAILED: %s (proxy log: %s)" % (e, bench.env.proxy_log))
+            finally:
+                problems = bench.stop()
+                failed += ["%s: %s" % (mode, p) for p in problems]
     print()
     print("late REGISTER -> INVITE, " + header)
     print()
-    print("| relay | calls ringing | wake | samples | p50 ms | p95 ms | max ms "
-          "| REGISTER -> 200 p50 ms | INVITE before the 200 |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    for relay, k, wake, n, p50, p95, mx, ok50, before in rows:
-        print("| %s | %d | %s | %d | %.2f | %.2f | %.2f | %.2f | %d/%d |"
-              % (relay, k, wake, n, p50, p95, mx, ok50, before, n))
+    print("| relay | TCP | calls ringing | wake | samples | p50 ms | p95 ms | max ms "
+          "| REGISTER -> 200 p50 ms | INVITE before the 200 | INVITE bytes "
+          "| proxy CPU per phone ms | proxy waiting for a CPU per phone ms |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for relay, tcp, k, wake, n, p50, p95, mx, ok50, before, size, cpu, wait in rows:
+        print("| %s | %s | %d | %s | %d | %.2f | %.2f | %.2f | %.2f | %d/%d | %d | %.3f | %.3f |"
+              % (relay, tcp, k, wake, n, p50, p95, mx, ok50, before, n, size, cpu, wait))
     if failed:
         print()
         for f in failed:

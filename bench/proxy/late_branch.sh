@@ -14,15 +14,22 @@
 #                            rounds; K=10: a tenth; K=100: one round)
 #   BENCH_KS="1 10 100"      calls ringing at once
 #   BENCH_RELAY="on off"     the proxy's media relay
+#   BENCH_TCP=on             the proxy listens on TCP beside UDP ("on off": both);
+#                            with TCP, an INVITE over 1300 bytes (the relay's
+#                            SRTP offer) tries TCP to the phone first (RFC 3261
+#                            section 18.1.1), refused on lo, then goes over UDP
 #   BENCH_WAKE="serial burst"  the K phones wake one after another, or at once
 #   BUILD=build
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
-[ "$(id -u)" -eq 0 ] || { echo "late_branch.sh: needs root (a network namespace, a packet capture)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || {
+  echo "late_branch.sh: needs root (a network namespace, a packet capture)" >&2; exit 2; }
 bash "$ROOT/scripts/install-deps.sh" bench  # util-linux (unshare), iproute2, python3-h2 for the stand-in
-[ -x "$BUILD/signaling/portier-proxy" ] || { echo "$BUILD/signaling/portier-proxy missing (build first)" >&2; exit 2; }
+[ -x "$BUILD/signaling/portier-proxy" ] || {
+  echo "$BUILD/signaling/portier-proxy missing (build first)" >&2; exit 2; }
 exec unshare --net -- /bin/sh -c 'ip link set lo up && exec "$@"' sh \
   python3 "$HERE/late_branch.py" --build "$BUILD" --samples "${BENCH_SAMPLES:-100}" \
-  --ks "${BENCH_KS:-1 10 100}" --relay "${BENCH_RELAY:-on off}" --wake "${BENCH_WAKE:-serial burst}"
+  --ks "${BENCH_KS:-1 10 100}" --relay "${BENCH_RELAY:-on off}" --tcp "${BENCH_TCP:-on}" \
+  --wake "${BENCH_WAKE:-serial burst}"
