@@ -44,8 +44,14 @@ m= line) is over it, so it first tries a TCP connection to the phone's UDP
 address, which lo refuses at once, and then goes by UDP. The INVITE bytes
 column says when that happened.
 
+The phones register over UDP (--transport udp), or each over a TCP connection
+of its own (--transport tcp; the INVITE comes back on it: the closest to the
+production transport, TLS, that a capture can read; the capture then takes TCP
+segments with data too).
+
     late_branch.py --build build [--samples 100] [--ks "1 10 100"]
                    [--relay "on off"] [--tcp "on off"] [--wake "serial burst"]
+                   [--transport "udp tcp"]
 """
 import argparse
 import base64
@@ -56,6 +62,7 @@ import os
 import platform
 import re
 import select
+import socket
 import statistics
 import subprocess
 import sys
@@ -91,21 +98,79 @@ def door_offer():
                             "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s" % sdes_key()])
 
 
+class TcpStream:
+    """A TCP connection to the proxy dressed as PyUA's datagram socket: sendto
+    sends on the connection, recvfrom gives one SIP message, framed by its
+    Content-Length (RFC 3261 section 18.3)."""
+
+    def __init__(self, port, proxy):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((LOCAL, port))
+        self.sock.connect(proxy)
+        self.peer, self.buf = proxy, b""
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def sendto(self, data, to):
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            raise TestFailure("TCP connection of port %d: %s" % (self.sock.getsockname()[1], e))
+
+    def close(self):
+        self.sock.close()
+
+    def buffered(self):
+        """A whole message is waiting here (select would not say so)."""
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        m = re.search(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d+)", self.buf[:end])
+        total = end + 4 + (int(m.group(1)) if m else 0)
+        return total if len(self.buf) >= total else None
+
+    def recvfrom(self, size):
+        while True:
+            total = self.buffered()
+            if total:
+                msg, self.buf = self.buf[:total], self.buf[total:]
+                return msg, self.peer
+            data = self.sock.recv(65535)
+            if not data:
+                raise TestFailure("the proxy closed the TCP connection of port %d"
+                                  % self.sock.getsockname()[1])
+            self.buf += data
+
+
 class Phone(_Phone):
-    """_Phone (tests/sip/cases/push.py) on a port of our choosing, driven by
-    handle() from one select loop, so that K of them can work at once."""
+    """_Phone (tests/sip/cases/push.py) on a port of our choosing, over UDP or
+    its own TCP connection, driven by handle() from one select loop, so that K
+    of them can work at once."""
 
     _ports = itertools.count(UA_PORTS.start)
 
-    def __init__(self, env, user, pn="", instance=""):
+    def __init__(self, env, user, pn="", instance="", tcp=False):
         while True:
             port = next(Phone._ports)
             check(port in UA_PORTS, "out of UA ports (%d-%d)" % (UA_PORTS.start, UA_PORTS.stop))
             try:
                 PyUA.__init__(self, user, LOCAL, port, env.ports.proxy)
+                if tcp:
+                    self.sock.close()
+                    self.sock = TcpStream(port, self.proxy)
                 break
             except OSError:
                 continue
+        self.tcp = tcp
+        if tcp:
+            pn = ";transport=tcp" + pn
         self.user, self.password = user, USERS[user]
         self.aor = "sip:%s@%s" % (user, DOMAIN)
         self.call_id = self.uniq("reg") + "@" + LOCAL
@@ -117,6 +182,10 @@ class Phone(_Phone):
         self.invite = None    # its INVITE, once here
         self.cancelled = False
         self.stray = []       # requests of other calls (there should be none)
+
+    def via(self):
+        v = PyUA.via(self)
+        return v.replace("SIP/2.0/UDP", "SIP/2.0/TCP") if self.tcp else v
 
     def wake(self):
         self._send_register(self.pn, 600, None, self.instance)
@@ -193,7 +262,8 @@ def pump(uas, done, what, timeout):
         left = deadline - time.time()
         if left <= 0:
             raise TestFailure("no %s within %.0f s" % (what, timeout))
-        ready = select.select(list(socks), [], [], min(left, 0.2))[0]
+        ready = [s for s in socks if getattr(s, "buffered", lambda: None)()]
+        ready = ready or select.select(list(socks), [], [], min(left, 0.2))[0]
         for s in ready:
             u = socks[s]
             u._read(time.time() + 0.01, first_only=True)
@@ -237,13 +307,13 @@ class Webhook:
 
 
 class Bench:
-    def __init__(self, a, relay, tcp):
-        self.a, self.relay, self.tcp = a, relay, tcp
+    def __init__(self, a, relay, tcp, transport):
+        self.a, self.relay, self.tcp, self.transport = a, relay, tcp, transport
         sig = os.path.join(a.build, "signaling")
         args = argparse.Namespace(proxy=os.path.join(sig, "portier-proxy"),
                                   ctl=os.path.join(sig, "portierctl"), door=None, monitor=None,
                                   sipp=None, base_port=PROXY_BASE, verbose=False, keep=False)
-        self.env = Env(args, "late_branch_relay_%s_tcp_%s" % (relay, tcp), 0, 1)
+        self.env = Env(args, "late_branch_%s_relay_%s_tcp_%s" % (transport, relay, tcp), 0, 1)
         self.standin = None
         self.cap = None
         self.users = []
@@ -264,7 +334,9 @@ class Bench:
             # Without TCP, a request over 1300 bytes goes out over UDP at once
             # instead of trying TCP first (RFC 3261 section 18.1.1, sofia's nta).
             # (sofia binds a sip: URI without ;transport to UDP and TCP).
+            # Every phone connects from 127.0.0.1 (TCP: a connection each).
             "global": {"log-output": "stderr", "log-level": "message",
+                       "max-connections-per-source": 20000,
                        "transports": "sip:%s:%d%s" % (LOCAL, env.ports.proxy,
                                                       "" if self.tcp == "on" else
                                                       ";transport=udp")},
@@ -284,18 +356,23 @@ class Bench:
         self.webhook = Webhook(self.standin)
         env.write_config = self.write_config
         env.start_proxy()
-        self.cap = LoopbackCapture({env.ports.proxy}, limit=2000000, stamps=True)
+        self.cap = LoopbackCapture({env.ports.proxy}, limit=2000000, stamps=True,
+                                   tcp=self.transport == "tcp")
         self.users = ["p%03d" % i for i in range(pool)]
         # Every phone registers with push parameters, then sleeps (socket closed).
-        phones = [Phone(env, u, self.pn(u), self.instance(u)) for u in self.users]
+        phones = [self.phone(u) for u in self.users]
         for p in phones:
             p.wake()
         pump(phones, lambda: all(p.registered for p in phones), "200 for every phone's REGISTER",
              30)
         for p in phones:
             p.close()
-        log("relay %s, tcp %s: %d phones registered with push, asleep"
-            % (self.relay, self.tcp, pool))
+        log("phones over %s, relay %s, tcp %s: %d phones registered with push, asleep"
+            % (self.transport, self.relay, self.tcp, pool))
+
+    def phone(self, user):
+        return Phone(self.env, user, self.pn(user), self.instance(user),
+                     tcp=self.transport == "tcp")
 
     def pick(self, k):
         """The k least recently rung AORs, once their previous calls are gone."""
@@ -319,7 +396,7 @@ class Bench:
         sched = self.schedstat()
         phones = []
         for u in users:
-            p = Phone(env, u, self.pn(u), self.instance(u))
+            p = self.phone(u)
             p.call = doors[u].call_id_of_call
             phones.append(p)
         uas = phones + list(doors.values())
@@ -435,6 +512,8 @@ def main():
     ap.add_argument("--ks", default="1 10 100", help="calls ringing at once")
     ap.add_argument("--relay", default="on off")
     ap.add_argument("--tcp", default="on", help="the proxy listens on TCP too (on, off)")
+    ap.add_argument("--transport", default="udp",
+                    help="the phones register over udp, or tcp (a connection each)")
     ap.add_argument("--wake", default="serial burst")
     ap.add_argument("--fork-timeout", type=int, default=15,
                     help="call-fork-timeout: a round must end within it")
@@ -451,47 +530,49 @@ def main():
     rows = []
     failed = []
     wakes = a.wake.split()
-    for relay in a.relay.split():
-        for tcp in a.tcp.split():
-            mode = "relay %s, tcp %s" % (relay, tcp)
-            bench = Bench(a, relay, tcp)
-            try:
-                bench.start(2 * max(ks))
-                for k in ks:
-                    for wake in wakes:
-                        if k == 1 and wake == "burst" and "serial" in wakes:
-                            continue  # one phone: the same as serial
-                        xs = []
-                        for r in range(math.ceil(a.samples / k)):
-                            check(time.time() - started < a.time_limit,
-                                  "time limit of %d s reached" % a.time_limit)
-                            xs += bench.round(k, wake)
-                        inv = [x[0] for x in xs]
-                        rows.append((relay, tcp, k, wake, len(xs), statistics.median(inv),
-                                     quantile(inv, 0.95), max(inv),
-                                     statistics.median([x[1] for x in xs]),
-                                     sum(1 for x in xs if x[0] < x[1]),
-                                     statistics.median([x[2] for x in xs]),
-                                     statistics.mean([x[3] for x in xs]),
-                                     statistics.mean([x[4] for x in xs])))
-                        log("%s, K=%d, %s: %d samples, p50 %.2f ms" % (mode, k, wake, len(xs),
-                                                                       rows[-1][5]))
-            except TestFailure as e:
-                failed.append("%s: %s" % (mode, e))
-                log("FAILED: %s (proxy log: %s)" % (e, bench.env.proxy_log))
-            finally:
-                problems = bench.stop()
-                failed += ["%s: %s" % (mode, p) for p in problems]
+    modes = [(t, r, c) for t in a.transport.split() for r in a.relay.split()
+             for c in a.tcp.split() if not (t == "tcp" and c == "off")]
+    for transport, relay, tcp in modes:
+        mode = "phones over %s, relay %s, tcp %s" % (transport, relay, tcp)
+        bench = Bench(a, relay, tcp, transport)
+        try:
+            bench.start(2 * max(ks))
+            for k in ks:
+                for wake in wakes:
+                    if k == 1 and wake == "burst" and "serial" in wakes:
+                        continue  # one phone: the same as serial
+                    xs = []
+                    for r in range(math.ceil(a.samples / k)):
+                        check(time.time() - started < a.time_limit,
+                              "time limit of %d s reached" % a.time_limit)
+                        xs += bench.round(k, wake)
+                    inv = [x[0] for x in xs]
+                    rows.append((transport, relay, tcp, k, wake, len(xs), statistics.median(inv),
+                                 quantile(inv, 0.95), max(inv),
+                                 statistics.median([x[1] for x in xs]),
+                                 sum(1 for x in xs if x[0] < x[1]),
+                                 statistics.median([x[2] for x in xs]),
+                                 statistics.mean([x[3] for x in xs]),
+                                 statistics.mean([x[4] for x in xs])))
+                    log("%s, K=%d, %s: %d samples, p50 %.2f ms" % (mode, k, wake, len(xs),
+                                                                   rows[-1][6]))
+        except TestFailure as e:
+            failed.append("%s: %s" % (mode, e))
+            log("FAILED: %s (proxy log: %s)" % (e, bench.env.proxy_log))
+        finally:
+            problems = bench.stop()
+            failed += ["%s: %s" % (mode, p) for p in problems]
     print()
     print("late REGISTER -> INVITE, " + header)
     print()
-    print("| relay | TCP | calls ringing | wake | samples | p50 ms | p95 ms | max ms "
-          "| REGISTER -> 200 p50 ms | INVITE before the 200 | INVITE bytes "
+    print("| phones over | relay | proxy on TCP | calls ringing | wake | samples | p50 ms "
+          "| p95 ms | max ms | REGISTER -> 200 p50 ms | INVITE before the 200 | INVITE bytes "
           "| proxy CPU per phone ms | proxy waiting for a CPU per phone ms |")
-    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for relay, tcp, k, wake, n, p50, p95, mx, ok50, before, size, cpu, wait in rows:
-        print("| %s | %s | %d | %s | %d | %.2f | %.2f | %.2f | %.2f | %d/%d | %d | %.3f | %.3f |"
-              % (relay, tcp, k, wake, n, p50, p95, mx, ok50, before, n, size, cpu, wait))
+    print("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for transport, relay, tcp, k, wake, n, p50, p95, mx, ok50, before, size, cpu, wait in rows:
+        print("| %s | %s | %s | %d | %s | %d | %.2f | %.2f | %.2f | %.2f | %d/%d | %d | %.3f "
+              "| %.3f |" % (transport.upper(), relay, tcp, k, wake, n, p50, p95, mx, ok50,
+                            before, n, size, cpu, wait))
     if failed:
         print()
         for f in failed:

@@ -19,6 +19,8 @@
 #                            SRTP offer) tries TCP to the phone first (RFC 3261
 #                            section 18.1.1), refused on lo, then goes over UDP
 #   BENCH_WAKE="serial burst"  the K phones wake one after another, or at once
+#   BENCH_TRANSPORT=udp      the phones register over udp, or tcp (a connection
+#                            each, the INVITE comes on it); "udp tcp": both
 #   BUILD=build
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,4 +34,4 @@ bash "$ROOT/scripts/install-deps.sh" bench  # util-linux (unshare), iproute2, py
 exec unshare --net -- /bin/sh -c 'ip link set lo up && exec "$@"' sh \
   python3 "$HERE/late_branch.py" --build "$BUILD" --samples "${BENCH_SAMPLES:-100}" \
   --ks "${BENCH_KS:-1 10 100}" --relay "${BENCH_RELAY:-on off}" --tcp "${BENCH_TCP:-on}" \
-  --wake "${BENCH_WAKE:-serial burst}"
+  --wake "${BENCH_WAKE:-serial burst}" --transport "${BENCH_TRANSPORT:-udp}"

@@ -13,17 +13,19 @@ import threading
 class LoopbackCapture:
     """Every UDP datagram on lo to or from `ports` (a set), as (src port, dst
     port, payload), each kept once (as received, not as sent). Bounded: at most
-    `limit` datagrams, until stop(). With `stamps`, each tuple has a fourth
+    `limit` datagrams, until stop(). With `tcp`, TCP segments that carry data
+    too (payload: the segment's data). With `stamps`, each tuple has a fourth
     element: the kernel's time of the datagram (CLOCK_REALTIME nanoseconds,
     SO_TIMESTAMPNS), taken as loopback delivers it, i.e. when it was sent:
     neither this thread's delay nor the GIL moves it."""
 
     SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>; Python's socket module lacks it
 
-    def __init__(self, ports, limit=200000, stamps=False):
+    def __init__(self, ports, limit=200000, stamps=False, tcp=False):
         self.ports = ports
         self.limit = limit
         self.stamps = stamps
+        self.protocols = (17, 6) if tcp else (17,)
         self.packets = []
         self.logfile = os.devnull  # the harnesses print a peer's log on failure
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
@@ -55,12 +57,18 @@ class LoopbackCapture:
             if addr[2] == socket.PACKET_OUTGOING or len(frame) < 14 + 20 + 8:
                 continue
             ip = frame[14:]
-            if ip[0] >> 4 != 4 or ip[9] != 17:  # IPv4, UDP
+            if ip[0] >> 4 != 4 or ip[9] not in self.protocols:  # IPv4, UDP (or TCP)
                 continue
             ihl = (ip[0] & 0x0f) * 4
             sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
             if sport in self.ports or dport in self.ports:
-                payload = bytes(ip[ihl + 8:])
+                if ip[9] == 17:
+                    payload = bytes(ip[ihl + 8:])
+                else:
+                    total = struct.unpack("!H", ip[2:4])[0]
+                    payload = bytes(ip[ihl + (ip[ihl + 12] >> 4) * 4:total])
+                    if not payload:  # SYN, ACK, FIN: no data
+                        continue
                 self.packets.append((sport, dport, payload, stamp) if self.stamps else
                                     (sport, dport, payload))
 
