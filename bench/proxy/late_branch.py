@@ -91,7 +91,7 @@ def sdes_key():
 
 
 def door_offer():
-    """What portier-door offers: audio and video over SRTP (SDES), rtcp-mux."""
+    """A door's offer: audio and video over SRTP (SDES), rtcp-mux."""
     return sdp_body(LOCAL, ["audio 4000 RTP/SAVP 0\na=rtcp-mux\n"
                             "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s" % sdes_key(),
                             "video 4002 RTP/SAVP 96\na=rtcp-mux\n"
@@ -330,11 +330,11 @@ class Bench:
         users = configs.users_file(os.path.join(env.dir, "users.conf"), USERS, DOMAIN)
         cfg = configs.proxy_conf(LOCAL, env.ports.proxy, env.state_dir, env.socket, users,
                                  "%d-%d" % RELAY_PORTS, more={
-            # The log level of config/proxy.conf: a debug log would be in the figure.
-            # Without TCP, a request over 1300 bytes goes out over UDP at once
-            # instead of trying TCP first (RFC 3261 section 18.1.1, sofia's nta).
-            # (sofia binds a sip: URI without ;transport to UDP and TCP).
-            # Every phone connects from 127.0.0.1 (TCP: a connection each).
+            # The log level of config/proxy.conf: a debug log would be in the
+            # figure. sofia binds a sip: URI without ;transport to UDP and TCP;
+            # with UDP only, a request over 1300 bytes goes out by UDP at once
+            # instead of by TCP first (RFC 3261 section 18.1.1, sofia's nta).
+            # Every phone connects from 127.0.0.1 (over TCP: a connection each).
             "global": {"log-output": "stderr", "log-level": "message",
                        "max-connections-per-source": 20000,
                        "transports": "sip:%s:%d%s" % (LOCAL, env.ports.proxy,
