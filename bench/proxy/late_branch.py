@@ -62,6 +62,7 @@ import os
 import platform
 import re
 import select
+import shutil
 import socket
 import statistics
 import subprocess
@@ -562,6 +563,10 @@ def main():
         finally:
             problems = bench.stop()
             failed += ["%s: %s" % (mode, p) for p in problems]
+            if any(f.startswith(mode + ":") for f in failed):
+                log("%s: logs kept in %s" % (mode, bench.env.dir))
+            else:
+                shutil.rmtree(bench.env.dir, ignore_errors=True)
     print()
     print("late REGISTER -> INVITE, " + header)
     print()
