@@ -536,6 +536,7 @@ def main():
     for transport, relay, tcp in modes:
         mode = "phones over %s, relay %s, tcp %s" % (transport, relay, tcp)
         bench = Bench(a, relay, tcp, transport)
+        passed = False
         try:
             bench.start(2 * max(ks))
             for k in ks:
@@ -557,13 +558,14 @@ def main():
                                  statistics.mean([x[4] for x in xs])))
                     log("%s, K=%d, %s: %d samples, p50 %.2f ms" % (mode, k, wake, len(xs),
                                                                    rows[-1][6]))
+            passed = True
         except TestFailure as e:
             failed.append("%s: %s" % (mode, e))
             log("FAILED: %s (proxy log: %s)" % (e, bench.env.proxy_log))
         finally:
             problems = bench.stop()
             failed += ["%s: %s" % (mode, p) for p in problems]
-            if any(f.startswith(mode + ":") for f in failed):
+            if not passed or problems:
                 log("%s: logs kept in %s" % (mode, bench.env.dir))
             else:
                 shutil.rmtree(bench.env.dir, ignore_errors=True)
