@@ -203,6 +203,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                                 NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY),
                                 // One block per message for its headers: see kMessagePreload.
                                 NTATAG_PRELOAD(kMessagePreload),
+                                // [global] udp-mtu (its help says why not 1300).
+                                NTATAG_UDP_MTU(static_cast<unsigned>(settings_.udp_mtu)),
                                 // No STUN server on the SIP port: not our job, and its
                                 // replies and logs bypass ours.
                                 TPTAG_STUN_SERVER(0),

@@ -76,7 +76,18 @@ config::Schema make_schema() {
                "closed")
       .integer("global", "max-connections-per-source", 64, 1, 100000,
                "TCP connections one peer address may hold open; its newest beyond that are "
-               "closed");
+               "closed")
+      // RFC 3261 §18.1.1 sends a request over 1300 bytes by TCP when the path
+      // MTU is unknown. A device registered over UDP may not listen on TCP, and
+      // behind a NAT the SYN is dropped silently: nta then waits 5 s (T4)
+      // before UDP. The relay's audio+video SDES offer is about 1,360 bytes,
+      // so every relayed call hit that. Home and cloud paths are Ethernet or
+      // Wi-Fi (1500): 1460 fits with room for an IPv6 header, as Flexisip's
+      // default of the same key.
+      .integer("global", "udp-mtu", 1460, 576, 65535,
+               "bytes: a request to a UDP destination larger than this is sent by TCP first "
+               "(RFC 3261 section 18.1.1); the default fits a 1500-byte Ethernet or Wi-Fi "
+               "frame");
   s.list("module::Registrar", "reg-domains", "home.example",
          "domains we are registrar for, space-separated; * stands for every domain the users "
          "file names (never for any domain a request names); a REGISTER for another domain "
@@ -372,6 +383,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.state_directory = cfg.get_string("global", "state-directory");
   for (auto a : cfg.get_list("global", "aliases")) s.aliases.push_back(lower(a));
   s.idle_timeout = static_cast<int>(cfg.get_int("global", "idle-timeout"));
+  s.udp_mtu = static_cast<int>(cfg.get_int("global", "udp-mtu"));
   s.tcp_incomplete_message_timeout =
       static_cast<int>(cfg.get_int("global", "tcp-incomplete-message-timeout"));
   s.max_connections_per_source =

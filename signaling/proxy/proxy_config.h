@@ -69,6 +69,7 @@ struct ProxySettings : GlobalSettings {
   std::string state_directory;
   std::vector<std::string> aliases;         // lower-case host names that mean this proxy
   int idle_timeout = 3600;                  // s, TCP connection without a request
+  int udp_mtu = 1460;                       // bytes: larger requests try TCP first
   int tcp_incomplete_message_timeout = 60;  // s, stalled in a message
   size_t max_connections_per_source = 64;
 

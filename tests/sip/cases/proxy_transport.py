@@ -7,9 +7,9 @@ import socket
 import time
 
 from portier_sip.base import ATTACKER, DOMAIN, LOCAL, TestFailure, USERS, check, log
-from portier_sip.rawua import RawUa, group_call, invite_of, raw_devices, raw_reply
+from portier_sip.rawua import RawCall, RawUa, group_call, invite_of, raw_devices, raw_reply
 from portier_sip.registry import case
-from portier_sip.sipmsg import (_req, digest_auth, find_challenge, header_lines, header_values,
+from portier_sip.sipmsg import (_req, digest_auth, find_challenge, header_lines, header_values, sdp_body,
                                 status_of, udp_exchange)
 
 
@@ -442,3 +442,101 @@ def case_udp_fastpath_icmp(env):
     finally:
         for ua in (mon1, mon2, door):
             ua.close()
+
+
+def _padded_offer(size):
+    """An audio offer padded with a= lines to about `size` bytes, as large as the
+    relay's audio+video SDES offer (about 1,360 bytes on the wire)."""
+    sdp = sdp_body(LOCAL, ["audio 4000 RTP/AVP 0"])
+    while len(sdp) < size:
+        sdp += "a=x-pad:%s\n" % ("p" * 60)
+    return sdp
+
+
+class _TcpTrap:
+    """A TCP listener on a device's UDP port number: what the proxy sends there
+    by TCP (RFC 3261 section 18.1.1's switch for a large request) lands here."""
+
+    def __init__(self, host, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(4)
+        self.sock.settimeout(0.1)
+        self.data = b""
+        self.conns = []
+
+    def poll(self, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                c, _ = self.sock.accept()
+                c.settimeout(0.1)
+                self.conns.append(c)
+            except socket.timeout:
+                pass
+            for c in self.conns:
+                try:
+                    self.data += c.recv(65535)
+                except (socket.timeout, OSError):
+                    pass
+        return len(self.conns)
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@case
+def case_udp_mtu_large_invite(env):
+    """[global] udp-mtu (default 1460, Flexisip's key and default): an INVITE of
+    about 1,360 bytes to a monitor registered over UDP goes by UDP, with no TCP
+    connection tried first. RFC 3261 section 18.1.1 switches a request over
+    1300 bytes to TCP when the path MTU is unknown; a device on UDP may not
+    listen on TCP, and behind a NAT the SYN is dropped and the INVITE would wait
+    5 s (T4). With udp-mtu = 1300 the same INVITE goes by TCP (caught by a
+    listener on the monitor's port number): the key is what decides."""
+    env.relay_enabled = False  # the INVITE's size is then the test's alone
+    for mtu, by_tcp in ((None, False), (1300, True)):
+        env.global_extra = "udp-mtu = %d\n" % mtu if mtu else ""
+        env.start_proxy()
+        mon1, = raw_devices(env, ["mon1"])
+        trap = _TcpTrap(LOCAL, mon1.port)
+        door = RawUa("door", LOCAL)
+        try:
+            call = RawCall(env, door, "door", "mon1", _padded_offer(700))
+            trap.poll(1.0)
+            if not by_tcp:
+                check(trap.conns == [], "udp-mtu default: the proxy opened %d TCP "
+                      "connection(s) to the monitor's port (%d bytes came on them)"
+                      % (len(trap.conns), len(trap.data)))
+                inv = invite_of(mon1, call.call_id)
+                # The datagram as sent: CRLF line ends (RawUa stores LF).
+                size = len(inv.text.replace("\n", "\r\n").encode())
+                check(1300 < size <= 1460, "the INVITE is %d bytes: the case needs one "
+                      "between 1300 and 1460" % size)
+                check(trap.conns == [], "udp-mtu default: the proxy opened %d TCP "
+                      "connection(s) to the monitor's port before the %d-byte INVITE"
+                      % (len(trap.conns), size))
+                log("default udp-mtu: the %d-byte INVITE came by UDP, no TCP connection" % size)
+                raw_reply(mon1, inv, 486, "Busy Here", "mon1")
+                check(call.final().status == 486, "the door did not get mon1's 486")
+            else:
+                deadline = time.time() + 5
+                while b"INVITE " not in trap.data and time.time() < deadline:
+                    trap.poll(0.2)
+                check(b"INVITE " in trap.data, "udp-mtu = 1300: no INVITE by TCP (%d "
+                      "connection(s), %d bytes)" % (len(trap.conns), len(trap.data)))
+                head = trap.data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+                length = re.search(r"(?im)^(?:Content-Length|l):\s*(\d+)", head)
+                total = len(head) + 4 + int(length.group(1)) if length else 0
+                check(1300 < total <= 1460, "the INVITE is %d bytes: the case needs one "
+                      "between 1300 and 1460" % total)
+                log("udp-mtu = 1300: the %d-byte INVITE came by TCP" % total)
+        finally:
+            trap.close()
+            door.close()
+            mon1.close()
+        if not by_tcp:
+            env.stop_proxy()
