@@ -53,20 +53,21 @@ def nearest_rank(values, p):
 
 
 def one(args, rep):
-    """One repetition: (183 -> first frame ms, first RTP ms after the INVITE),
-    or (None, why)."""
+    """One repetition: (183 -> first frame ms, when the 183 and the first
+    video RTP came), or (None, why)."""
     env = Env(args, "bench_late_branch_frame", 0, 1)
     standin = None
     try:
         standin = _Standin(env)
         call_id, _, _ = wake_monitor_setup(env, standin, extra_wait=args.join_after)
         evs = [e for e in env.monitor_events("mon1") if e.get("call_id") == call_id]
-        early = [e["mono_ms"] for e in evs if e.get("event") == "early"]
+        early = [e for e in evs if e.get("event") == "early"]
         frame = [e["mono_ms"] for e in evs if e.get("event") == "first_frame"]
         rtp = [e.get("since_invite_ms") for e in evs if e.get("event") == "first_rtp"]
         if not early or not frame:
             return None, "no early or first_frame line: %s" % [e.get("event") for e in evs]
-        return frame[0] - early[0], rtp[0] if rtp else None
+        return frame[0] - early[0]["mono_ms"], "183 sent %s ms, first video RTP %s ms after " \
+            "the INVITE" % (early[0].get("since_invite_ms"), rtp[0] if rtp else None)
     except TestFailure as e:
         return None, str(e)[:300]
     finally:
@@ -113,8 +114,7 @@ def main():
             print("rep %d: no frame: %s" % (rep, detail))
         else:
             figures.append(ms)
-            print("rep %d: 183 -> first decoded frame %d ms (first video RTP %s ms after the "
-                  "INVITE)" % (rep, ms, detail))
+            print("rep %d: 183 -> first decoded frame %d ms (%s)" % (rep, ms, detail))
         sys.stdout.flush()
     print("\nlate branch, 183 -> first decoded frame, %d repetitions in %.0f s:"
           % (args.reps, time.monotonic() - started))
