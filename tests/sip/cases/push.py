@@ -10,7 +10,10 @@ import re
 import os
 import select
 import signal
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
@@ -532,9 +535,6 @@ class _TcpToProxy:
     on lo (MTU 65536)."""
 
     def __init__(self, port):
-        import socket
-        import struct
-        import threading
         self.port, self.segments, self.running = port, [], True
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
         self.sock.bind(("lo", 0))
