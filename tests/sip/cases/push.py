@@ -604,7 +604,8 @@ def wake_monitor_setup(env, standin, *, extra_wait=2.0):
           "mon1's binding has no push parameters: %r" % regs)
     # A door that keeps its one keyframe for the whole case (the longest
     # interval it takes); mon2 only rings.
-    env.start_door(video_codec="vp8", extra="keyframe-interval = 60\n")
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN,
+                   extra="keyframe-interval = 60\n[access]\nallow = sip:mon1@%s\n" % DOMAIN)
     env.start_monitor("mon2", "mon2", 2, 1)
     log("SIGKILL to mon1-asleep (pid %d): the app sleeps, its TCP connection is gone"
         % asleep.pid)
@@ -638,8 +639,9 @@ def case_push_wakes_monitor(env):
     door makes a keyframe only every 60 s and mon1 asks for none: the relay's
     GOP replay / keyframe request for the late branch. mon1 answers: the door
     gets 200, audio flows both ways, mon2 ends "answered elsewhere"; mon1
-    hangs up; the token is in no log and in no message but the REGISTERs;
-    every daemon exits 0."""
+    hangs up, then calls the door to watch its camera; the token is in no
+    log and in no message but the REGISTERs (not in the Contact of a call,
+    incoming or outgoing); every daemon exits 0."""
     standin = _Standin(env)
     cap = _TcpToProxy(env.ports.proxy)
     try:
@@ -680,6 +682,16 @@ def case_push_wakes_monitor(env):
         env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
         env.wait_door_event("ended", 5)
         env.wait_relay_free()
+        # The woken phone calls the door to watch its camera (our INVITE's
+        # Contact, the door's target, must not carry the token either).
+        r = env.mon_ctl("mon1", "call", "front")
+        check(r.get("result", "").startswith("calling"), "mon1 call front: %s" % r)
+        env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                         st.get("direction") == "outgoing" and st.get("frames_decoded", 0) > 0,
+                         "the door's camera", 15)
+        r = env.mon_ctl("mon1", "hangup")
+        check(r.get("result") == "hung up", "mon1 hangup of its call: %s" % r)
+        env.wait_relay_free()
         cap.stop()
 
         # On the wire: the REGISTERs carry the push parameters in the Contact
@@ -704,6 +716,9 @@ def case_push_wakes_monitor(env):
                    and re.search(r"^CSeq: \d+ INVITE", m, re.M)]
         check(answers, "no 183/200 from mon1 captured")
         log("mon1's dialog Contact: %s" % _contact_of(answers[0]))
+        invites = [m for m in cap.messages() if m.startswith("INVITE sip:door@")]
+        check(invites, "mon1's INVITE to the door not captured")
+        log("mon1's INVITE Contact: %s" % _contact_of(invites[0]))
 
         for name in ("mon1", "mon2", "mon1-asleep"):
             check(WAKE_TOKEN not in env.monitor_log_text(name) and
