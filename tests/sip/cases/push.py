@@ -739,3 +739,75 @@ def case_push_wakes_monitor(env):
     finally:
         cap.stop()
         standin.stop()
+
+
+@case
+def case_push_monitor_over_tls(env):
+    """The push-woken portier-monitor as a phone reaches the cloud: over TLS
+    (sips:, the proxy's certificate checked by name). What it sent inside TLS
+    (TPORT_LOG, sofia's wire dump in its own log, which is why the token may
+    be in this monitor's log and nowhere else): the REGISTER's Contact is a
+    sips: URI with the pn-* parameters and +sip.instance; its 180, 183 and
+    200 to the door's call carry a sips: Contact with neither. The registrar
+    binds it with push over TLS; the door rings the home: mon1 is pushed and
+    rings at once (it is awake), decodes the door's video, answers (the door
+    gets 200, the ACK and later the BYE reach it on its TLS connection), hangs
+    up. The token is in no proxy or door log."""
+    from cases.proxy_tls import start_tls_proxy, tls_account
+    from portier_py.pki import standard
+    from portier_sip.devices import wire_header, wire_messages
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        pki = standard(env.dir)
+        start_tls_proxy(env, pki, permissive=False)
+        push = ("push-provider = webpush\npush-prid = %s\npush-param = door-app\n"
+                "instance-id = %s\n" % (WAKE_TOKEN, WAKE_INSTANCE))
+        env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"),
+                          account_extra=tls_account(env, pki, host="proxy.test", maddr=LOCAL,
+                                                    extra=push))
+        regs = env.bindings_for("mon1")
+        check(len(regs) == 1 and regs[0].get("push") == "webpush" and
+              json.dumps(regs).count('"tls:') == 1,
+              "mon1 is not bound over TLS with push: %r" % regs)
+        env.start_door(video_codec="vp8")
+        check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+        st = env.wait_monitor("mon1", lambda st: st.get("call") == "early" and
+                              st.get("frames_decoded", 0) > 0, "early media with decoded video",
+                              15)
+        standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == st["call_id"]
+                         and e.get("body", {}).get("prid") == WAKE_TOKEN, "mon1's push")
+        check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+        env.wait_door_event("answered", 10)
+        env.wait_monitor("mon1", lambda st: st.get("audio_packets_received", 0) > 25,
+                         "the door's audio after answering", 10)
+        check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+        env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+        env.wait_door_event("ended", 10)
+        env.wait_relay_free()
+
+        sent = [m for d, m in wire_messages(env.monitor_log_text("mon1")) if d == "send" and m]
+        reg = [m for m in sent if m[0].startswith("REGISTER ")]
+        check(reg, "mon1's log shows no REGISTER sent (TPORT_LOG)")
+        contact = wire_header(reg[0], "Contact")
+        log("mon1's REGISTER Contact over TLS: %s" % contact.replace(WAKE_TOKEN, "<token>"))
+        check(contact.startswith("<sips:") and "pn-prid=%s" % WAKE_TOKEN in contact and
+              "pn-provider=webpush" in contact and
+              '+sip.instance="<%s>"' % WAKE_INSTANCE in contact,
+              "the REGISTER's Contact over TLS: %s" % contact)
+        answers = [m for m in sent if re.match(r"SIP/2\.0 (180|183|200) ", m[0])
+                   and "INVITE" in wire_header(m, "CSeq")]
+        check(len(answers) >= 3, "mon1's 180/183/200 not in its wire log: %s"
+              % [m[0] for m in sent])
+        for m in answers:
+            c = wire_header(m, "Contact")
+            check(c.startswith("<sips:") and WAKE_TOKEN not in c and "pn-" not in c,
+                  "mon1's %s has Contact %s" % (m[0], c.replace(WAKE_TOKEN, "<token>")))
+        log("mon1's dialog Contact over TLS: %s" % wire_header(answers[0], "Contact"))
+        check(not [m[0] for m in sent if not m[0].startswith("REGISTER ") and
+                   any(WAKE_TOKEN in line for line in m)],
+              "the token went out in another message than a REGISTER")
+        check(WAKE_TOKEN not in env.proxy_log_text(), "the push token is in the proxy log")
+        check(WAKE_TOKEN not in env.door_log_text(), "the push token is in the door's log")
+    finally:
+        standin.stop()
