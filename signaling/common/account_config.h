@@ -28,6 +28,11 @@ struct AccountSettings {
   // tls.verify_outgoing is off; our own certificate only if given.
   bool proxy_tls = false;
   TlsSettings tls;
+  // Only in the REGISTER's Contact (nua's NUTAG_M_FEATURES / NUTAG_M_PARAMS
+  // on the registration handle). Empty for the door; portier-monitor's
+  // [account] instance-id and push-* keys fill them (monitor_config.h).
+  std::string contact_features;  // header params: +sip.instance="<urn:uuid:...>"
+  std::string contact_params;    // URI params: pn-provider=...;pn-prid=...;pn-param=...
 };
 
 // The proxy URI as sofia takes it (sips: for TLS, our parameters out).

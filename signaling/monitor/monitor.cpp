@@ -95,7 +95,18 @@ void Monitor::emit(const std::string &kind, std::vector<events::Field> fields) {
 
 int64_t Monitor::since_invite_ms() const { return (g_get_monotonic_time() - invite_us_) / 1000; }
 
-bool Monitor::start(su_root_t *root, std::string *error) { return account_.start(root, error); }
+bool Monitor::start(su_root_t *root, std::string *error) {
+  if (!settings_.instance_id.empty())
+    PLOG_INFO("monitor: instance %s (+sip.instance in the REGISTER's Contact)",
+              settings_.instance_id.c_str());
+  if (!settings_.push_provider.empty())
+    PLOG_INFO(
+        "monitor: push parameters in the REGISTER's Contact: pn-provider %s, pn-param %s "
+        "(the token is not logged)",
+        settings_.push_provider.c_str(),
+        settings_.push_param.empty() ? "none" : settings_.push_param.c_str());
+  return account_.start(root, error);
+}
 
 void Monitor::stop(std::function<void()> done) {
   hangup();
@@ -520,11 +531,13 @@ std::string Monitor::status_json() const {
       .field("aor", settings_.account.aor)
       .field("registered", account_.registered())
       .field("registration", account_.registration())
+      .field("instance_id", settings_.instance_id)
+      .field("push_provider", settings_.push_provider)
       .field("call", call_state_name(call_.state()))
       .field("reason", reason_)
       .field("direction", call_.state() == CallState::Idle ? ""
                           : call_.incoming()               ? "incoming"
-                                                    : "outgoing")
+                                                           : "outgoing")
       .field("peer", call_.remote())
       .field("call_id", call_.call_id())
       .field("frames_decoded", m ? m->frames_decoded() : 0)

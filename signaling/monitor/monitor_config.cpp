@@ -1,5 +1,10 @@
 #include "monitor/monitor_config.h"
 
+#include <strings.h>
+
+#include <cctype>
+#include <cstring>
+
 #include "common/ascii.h"
 #include "common/audio_codecs.h"
 #include "common/sip_address.h"
@@ -18,6 +23,19 @@ config::Schema make_schema() {
                          "besides the proxy, hosts (host or host:port) whose calls the monitor "
                          "takes; calls from anywhere else get 403 (RFC 3325: only the proxy "
                          "vouches for a caller)"});
+  // RFC 5626 §4.1 and RFC 8599 §4.1, named as the other [account] keys are
+  // (Linphone's: [misc] uuid, [proxy_N] push_parameters).
+  s.str("account", "instance-id", "",
+        "this monitor's instance id, urn:uuid:<UUID> (RFC 5626 +sip.instance in the REGISTER's "
+        "Contact): the proxy knows the device again at a new address and replaces its stale "
+        "branch. Keep it for the device's lifetime (uuidgen makes one); empty: none")
+      .str("account", "push-provider", "",
+           "RFC 8599 pn-provider of a push-woken device (fcm, apns, apns.dev, or a name the "
+           "proxy's webhook serves); empty: no push parameters")
+      .str("account", "push-prid", "",
+           "RFC 8599 pn-prid: the device's push token (never logged); with push-provider")
+      .str("account", "push-param", "",
+           "RFC 8599 pn-param (fcm: the project id; apns: TEAM.BUNDLE.voip); empty: none");
   s.str("media", "address", "127.0.0.1", "IP address of the monitor's RTP sockets, written in SDP")
       .str("media", "port-range", "32000-32099", "UDP ports for RTP/RTCP, MIN-MAX (2 pairs a call)")
       .list("media", "video-codecs", "VP8 H264", "video codecs accepted, in order of preference",
@@ -87,6 +105,63 @@ bool is_sendable_code(const std::string &code) {
   return true;
 }
 
+bool is_instance_urn(const std::string &id) {
+  static const char kPrefix[] = "urn:uuid:";
+  const size_t n = sizeof kPrefix - 1;
+  if (id.size() != n + 36 || strncasecmp(id.c_str(), kPrefix, n) != 0) return false;
+  for (size_t i = 0; i < 36; ++i) {
+    const char c = id[n + i];
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? c != '-' : !std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::string instance_feature(const std::string &id) {
+  return id.empty() ? "" : "+sip.instance=\"<" + id + ">\"";
+}
+
+namespace {
+
+// RFC 3261 §25.1: paramchar = param-unreserved / unreserved / escaped.
+std::string escape_param(const std::string &v) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) || std::strchr("-_.!~*'()[]/:&+$", c))
+      out += static_cast<char>(c);
+    else
+      out += '%', out += kHex[c >> 4], out += kHex[c & 15];
+  }
+  return out;
+}
+
+// What the proxy takes (chain::split_push_params): printable ASCII without
+// space or double quote, bounded.
+bool push_value_ok(const std::string &v, size_t max) {
+  if (v.size() > max) return false;
+  for (unsigned char c : v)
+    if (c <= ' ' || c >= 0x7f || c == '"') return false;
+  return true;
+}
+
+bool push_provider_ok(const std::string &v) {
+  if (v.empty() || v.size() > 32) return false;
+  for (unsigned char c : v)
+    if (!std::isalnum(c) && c != '.' && c != '-' && c != '_') return false;
+  return true;
+}
+
+}  // namespace
+
+std::string push_contact_params(const std::string &provider, const std::string &prid,
+                                const std::string &param) {
+  if (provider.empty()) return "";
+  std::string p = "pn-provider=" + escape_param(provider) + ";pn-prid=" + escape_param(prid);
+  if (!param.empty()) p += ";pn-param=" + escape_param(param);
+  return p;
+}
+
 const config::Schema &monitor_schema() {
   static const config::Schema schema = make_schema();
   return schema;
@@ -94,6 +169,29 @@ const config::Schema &monitor_schema() {
 
 std::string check_monitor_config(const config::Config &cfg) {
   if (std::string problem = check_account_config(cfg); !problem.empty()) return problem;
+  const std::string &instance = cfg.get_string("account", "instance-id");
+  if (!instance.empty() && !is_instance_urn(instance))
+    return cfg.where("account", "instance-id") + "'" + instance +
+           "' is not urn:uuid: and a UUID (RFC 5626 §4.1), e.g. "
+           "urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6";
+  const std::string &provider = cfg.get_string("account", "push-provider");
+  const std::string &prid = cfg.get_string("account", "push-prid");
+  const std::string &param = cfg.get_string("account", "push-param");
+  if (!provider.empty() && !push_provider_ok(provider))
+    return cfg.where("account", "push-provider") + "'" + provider +
+           "' is not a provider name (1 to 32 letters, digits, '.', '-', '_')";
+  if (provider.empty() && (!prid.empty() || !param.empty()))
+    return cfg.where("account", prid.empty() ? "push-param" : "push-prid") +
+           "needs push-provider (RFC 8599: pn-provider names the service)";
+  // The token is a secret: the messages name the key, never the value.
+  if (!provider.empty() && prid.empty())
+    return cfg.where("account", "push-provider") + "needs push-prid, the device's token";
+  if (!push_value_ok(prid, 1024))
+    return cfg.where("account", "push-prid") +
+           "a token is 1 to 1024 printable ASCII characters without space or '\"'";
+  if (!push_value_ok(param, 256))
+    return cfg.where("account", "push-param") + "'" + param +
+           "' is more than 256 characters, or has a space, '\"' or a non-ASCII one";
   uint16_t lo, hi;
   if (!parse_port_range(cfg.get_string("media", "port-range"), &lo, &hi))
     return cfg.where("media", "port-range") + "must be MIN-MAX with 1024 <= MIN < MAX <= 65535";
@@ -125,6 +223,12 @@ MonitorSettings monitor_settings_from_config(const config::Config &cfg) {
   read_global_settings(cfg, &s);
   s.events_file = cfg.get_string("global", "events-file");
   s.account = account_settings_from_config(cfg);
+  s.instance_id = cfg.get_string("account", "instance-id");
+  s.push_provider = cfg.get_string("account", "push-provider");
+  s.push_param = cfg.get_string("account", "push-param");
+  s.account.contact_features = instance_feature(s.instance_id);
+  s.account.contact_params =
+      push_contact_params(s.push_provider, cfg.get_string("account", "push-prid"), s.push_param);
   MonitorMediaSettings &m = s.media;
   m.address = cfg.get_string("media", "address");
   parse_port_range(cfg.get_string("media", "port-range"), &m.port_min, &m.port_max);

@@ -50,6 +50,10 @@ struct MonitorSettings : GlobalSettings {
   std::string events_file;
 
   AccountSettings account;  // [account]
+  // [account] instance-id, push-provider, push-param, for the log and status
+  // (in account.contact_features / contact_params for the REGISTER); the
+  // push token is only in account.contact_params.
+  std::string instance_id, push_provider, push_param;
 
   MonitorMediaSettings media;
 
@@ -72,5 +76,19 @@ MonitorSettings monitor_settings_from_config(const config::Config &cfg);
 
 // A code the monitor can send: 1 to 32 of 0-9 * # A-D (RFC 4733 events 0-15).
 bool is_sendable_code(const std::string &code);
+
+// [account] instance-id: urn:uuid: and an RFC 4122 UUID (8-4-4-4-12 hex digits).
+bool is_instance_urn(const std::string &id);
+
+// The REGISTER Contact's header parameter for an instance id (RFC 5626 §4.1:
+// +sip.instance="<urn:uuid:...>"); "" without one.
+std::string instance_feature(const std::string &id);
+
+// The REGISTER Contact's URI parameters for a push-woken device (RFC 8599
+// §4.1: pn-provider, pn-prid, pn-param), each value %HH-escaped where RFC 3261
+// §25.1 paramchar does not allow it; "" without a provider. The token is in
+// it: never log the result.
+std::string push_contact_params(const std::string &provider, const std::string &prid,
+                                const std::string &param);
 
 }  // namespace portier::monitor

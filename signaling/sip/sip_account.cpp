@@ -139,7 +139,14 @@ bool Account::start(su_root_t *root, std::string *error) {
     if (!adopted) return false;
     tls::expect_server_name(*tls_, proxy_host_);
   }
-  reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()), TAG_END());
+  // On the registration's handle only: a push token (RFC 8599 §4.1) and the
+  // instance id (RFC 5626 §4.1) belong in the REGISTER's Contact, not in the
+  // Contact of every dialog, which the door and every proxy log would see.
+  const std::string &features = settings_.contact_features;
+  const std::string &params = settings_.contact_params;
+  reg_ = nua_handle(nua_, nullptr, SIPTAG_TO_STR(settings_.aor.c_str()),
+                    TAG_IF(!features.empty(), NUTAG_M_FEATURES(features.c_str())),
+                    TAG_IF(!params.empty(), NUTAG_M_PARAMS(params.c_str())), TAG_END());
   do_register();
   PLOG_INFO("%s %s: registering through %s", options_.agent, settings_.aor.c_str(),
             settings_.proxy.c_str());
@@ -538,6 +545,9 @@ void Account::forget_held_byes(nua_handle_t *nh) {
 
 void Account::on_register(int status, const char *phrase, const sip_t *sip) {
   if (status < 200) return;
+  // From the challenge already: the proxy may send a late branch's INVITE
+  // before the 200 of the REGISTER that woke us (fork-late).
+  set_dialog_contact(sip);
   const bool refused = status == 401 || status == 407;
   if (refused) {
     tag_type_t tag;
@@ -565,6 +575,22 @@ void Account::on_register(int status, const char *phrase, const sip_t *sip) {
       hooks_.registration_failed ? hooks_.registration_failed(status, phrase, refused) : 60;
   registered_ = false;
   retry_register(seconds);
+}
+
+// nua writes the registration's Contact, URI parameters and all, into every
+// dialog it finds the registration for: a push token (RFC 8599 pn-prid) would
+// reach the door as our target and every proxy's log in each Request-URI.
+// Our dialogs get the address nua would write (our Via's sent-by and
+// transport, as nua_handle_contact_by_via makes it) without them.
+void Account::set_dialog_contact(const sip_t *sip) {
+  if (settings_.contact_params.empty() || !sip || !sip->sip_via || !sip->sip_via->v_host) return;
+  const sip_via_t *v = sip->sip_via;
+  const char *proto = v->v_protocol ? v->v_protocol : "";
+  const bool tls = strcasecmp(proto, "SIP/2.0/TLS") == 0;
+  const bool tcp = strcasecmp(proto, "SIP/2.0/TCP") == 0;
+  dialog_contact_ = std::string("<") + (tls ? "sips:" : "sip:") + settings_.username + "@" +
+                    v->v_host + (v->v_port ? std::string(":") + v->v_port : "") +
+                    (tcp ? ";transport=tcp" : "") + ">";
 }
 
 // Shutting down: nua repeats the last request's credentials, which the proxy

@@ -80,6 +80,10 @@ class Account {
   nua_t *nua() const { return nua_; }
   const AccountSettings &settings() const { return settings_; }
   bool registered() const { return registered_; }
+  // The Contact our calls must carry instead of nua's own ("": nua's), set
+  // when the REGISTER's carries URI parameters of its own
+  // (AccountSettings::contact_params) once it is registered.
+  const std::string &dialog_contact() const { return dialog_contact_; }
   // "not registered", "registered", "refused: ...", "503 Service Unavailable", ...
   // Over TLS, a refused proxy certificate is named at once (the REGISTER
   // itself only times out).
@@ -147,6 +151,7 @@ class Account {
   void on_register(int status, const char *phrase, const sip_t *sip);
   void on_unregister(int status, const sip_t *sip);
   void do_register(tag_type_t auth_tag = nullptr, const std::string &auth = "");
+  void set_dialog_contact(const sip_t *response);
   // The proxy over TLS: checks the files, writes sofia's directory.
   bool start_tls(std::string *error);
   void retry_register(int seconds);
@@ -179,6 +184,7 @@ class Account {
   guint reg_timer_ = 0;
   bool registered_ = false;
   std::string reg_status_ = "not registered";
+  std::string dialog_contact_;
 
   // MESSAGEs on their way: to whom, the body (sent again when challenged)
   // and the challenges answered, per handle.

@@ -45,7 +45,8 @@ bool Call::dial(const std::string &target, std::string *error) {
   remote_target_.clear();
   call_id_.clear();  // nua picks it: the first response tells
   nh_ = nua_handle(account_.nua(), nullptr, SIPTAG_TO_STR(target.c_str()), TAG_END());
-  nua_invite(nh_, SIPTAG_CONTENT_TYPE_STR(kSdp), SIPTAG_PAYLOAD_STR(offer->c_str()), TAG_END());
+  nua_invite(nh_, SIPTAG_CONTENT_TYPE_STR(kSdp), SIPTAG_PAYLOAD_STR(offer->c_str()),
+             TAG_IF(!contact().empty(), SIPTAG_CONTACT_STR(contact().c_str())), TAG_END());
   return true;
 }
 
@@ -71,14 +72,16 @@ bool Call::accept(nua_handle_t *nh, const sip_t *sip, const std::string &who, bo
   remote_target_ = sipmsg::contact_uri(sip);
   if (!early) {
     nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR(kSdp), SIPTAG_PAYLOAD_STR(answer->c_str()),
-                TAG_END());
+                TAG_IF(!contact().empty(), SIPTAG_CONTACT_STR(contact().c_str())), TAG_END());
     return true;
   }
   // Early media (RFC 3960 gateway model): our answer in a 183 while it rings,
   // so the caller's media reaches us before anyone answers.
-  nua_respond(nh, SIP_180_RINGING, TAG_END());
+  nua_respond(nh, SIP_180_RINGING,
+              TAG_IF(!contact().empty(), SIPTAG_CONTACT_STR(contact().c_str())), TAG_END());
   nua_respond(nh, SIP_183_SESSION_PROGRESS, SIPTAG_CONTENT_TYPE_STR(kSdp),
-              SIPTAG_PAYLOAD_STR(answer->c_str()), TAG_END());
+              SIPTAG_PAYLOAD_STR(answer->c_str()),
+              TAG_IF(!contact().empty(), SIPTAG_CONTACT_STR(contact().c_str())), TAG_END());
   leg_.early_answer_sent();
   return true;
 }
@@ -92,7 +95,7 @@ bool Call::answer(std::string *error) {
   const std::optional<std::string> answer = leg_.answer(std::move(*ours), media(), error);
   if (!answer) return false;
   nua_respond(nh_, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR(kSdp), SIPTAG_PAYLOAD_STR(answer->c_str()),
-              TAG_END());
+              TAG_IF(!contact().empty(), SIPTAG_CONTACT_STR(contact().c_str())), TAG_END());
   return true;
 }
 
@@ -211,7 +214,8 @@ void Call::on_response(int status, const char *phrase, const sip_t *sip) {
   }
   const std::string offer = leg_.offer();
   leg_.resent();
-  nua_invite(nh_, SIPTAG_CONTENT_TYPE_STR(kSdp), SIPTAG_PAYLOAD_STR(offer.c_str()), tag,
+  nua_invite(nh_, SIPTAG_CONTENT_TYPE_STR(kSdp), SIPTAG_PAYLOAD_STR(offer.c_str()),
+             TAG_IF(!contact().empty(), SIPTAG_CONTACT_STR(contact().c_str())), tag,
              tag_str_v(header.c_str()), TAG_END());
 }
 

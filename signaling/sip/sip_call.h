@@ -102,6 +102,9 @@ class Call {
   void release();
   ApplyMedia media() const;
 
+  // Our Contact in the call: the account's dialog contact (no push token),
+  // else nua's (Account::dialog_contact).
+  const std::string &contact() const { return account_.dialog_contact(); }
   Account &account_;
   const char *agent_;  // "door": log prefix and Warning agent
   Hooks hooks_;

@@ -160,3 +160,91 @@ TEST(MonitorConfig, CheckConfigWarnsWithoutSrtp) {
             "less secure than the shipped config (config/), readable on the network: m.conf:4: "
             "[media] media-encryption: audio and video without SRTP");
 }
+
+// A push-woken monitor (issue 14): [account] instance-id (RFC 5626 §4.1) and
+// push-provider / push-prid / push-param (RFC 8599 §4.1), only in the
+// REGISTER's Contact: the instance as a header parameter, the push
+// parameters as URI parameters (the proxy reads them from the URI).
+TEST(MonitorConfig, InstanceAndPushParameters) {
+  MonitorSettings s;
+  ASSERT_EQ(load("[account]\ninstance-id = urn:uuid:6F1C2A4E-0b7d-4c55-9a55-8599a11ce001\n"
+                 "push-provider = fcm\npush-prid = tok:en%;x=y\"z\n",
+                 &s),
+            "m.conf:4: [account] push-prid: a token is 1 to 1024 printable ASCII characters "
+            "without space or '\"'")
+      << "a quote cannot be carried (the proxy refuses it too)";
+  ASSERT_EQ(load("[account]\ninstance-id = urn:uuid:6F1C2A4E-0b7d-4c55-9a55-8599a11ce001\n"
+                 "push-provider = fcm\npush-prid = tok:en%;x=y&z\npush-param = my-project\n",
+                 &s),
+            "");
+  EXPECT_EQ(s.instance_id, "urn:uuid:6F1C2A4E-0b7d-4c55-9a55-8599a11ce001");
+  EXPECT_EQ(s.account.contact_features,
+            "+sip.instance=\"<urn:uuid:6F1C2A4E-0b7d-4c55-9a55-8599a11ce001>\"");
+  // RFC 3261 §25.1 paramchar: ';', '=' and '%' escaped, ':' and '&' as they are.
+  EXPECT_EQ(s.account.contact_params,
+            "pn-provider=fcm;pn-prid=tok:en%25%3Bx%3Dy&z;pn-param=my-project");
+  EXPECT_EQ(s.push_provider, "fcm");
+  EXPECT_EQ(s.push_param, "my-project");
+
+  ASSERT_EQ(load("[account]\npush-provider = webpush\npush-prid = abc\n", &s), "");
+  EXPECT_EQ(s.account.contact_params, "pn-provider=webpush;pn-prid=abc") << "no empty pn-param";
+  EXPECT_EQ(s.account.contact_features, "");
+
+  ASSERT_EQ(load("", &s), "");
+  EXPECT_EQ(s.account.contact_params, "") << "no push parameters by default";
+  EXPECT_EQ(s.account.contact_features, "") << "no instance id by default";
+  EXPECT_EQ(s.instance_id, "");
+}
+
+TEST(MonitorConfig, BadInstanceOrPushParametersAreErrors) {
+  const std::string secret = "s3cr3t-device-token";
+  struct Case {
+    std::string text;
+    const char *error;
+  };
+  const Case cases[] = {
+      {"[account]\ninstance-id = 6f1c2a4e-0b7d-4c55-9a55-8599a11ce001\n",
+       "m.conf:2: [account] instance-id: '6f1c2a4e-0b7d-4c55-9a55-8599a11ce001' is not "
+       "urn:uuid: and a UUID (RFC 5626 §4.1)"},
+      {"[account]\ninstance-id = urn:uuid:6f1c2a4e0b7d-4c55-9a55-8599a11ce0011\n",
+       "m.conf:2: [account] instance-id:"},
+      {"[account]\ninstance-id = urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce00g\n",
+       "m.conf:2: [account] instance-id:"},
+      {"[account]\npush-prid = " + secret + "\n",
+       "m.conf:2: [account] push-prid: needs push-provider"},
+      {"[account]\npush-param = proj\n", "m.conf:2: [account] push-param: needs push-provider"},
+      {"[account]\npush-provider = fcm\n",
+       "m.conf:2: [account] push-provider: needs push-prid, the device's token"},
+      {"[account]\npush-provider = my provider\npush-prid = " + secret + "\n",
+       "m.conf:2: [account] push-provider: 'my provider' is not a provider name"},
+      {"[account]\npush-provider = " + std::string(33, 'p') + "\npush-prid = x\n",
+       "m.conf:2: [account] push-provider:"},
+      {"[account]\npush-provider = fcm\npush-prid = " + secret + std::string(1020, 'x') + "\n",
+       "m.conf:3: [account] push-prid: a token is 1 to 1024"},
+      {"[account]\npush-provider = fcm\npush-prid = " + secret + "\xc3\xa9\n",
+       "m.conf:3: [account] push-prid: a token is 1 to 1024"},
+      {"[account]\npush-provider = fcm\npush-prid = x\npush-param = " + std::string(257, 'p') +
+           "\n",
+       "m.conf:4: [account] push-param:"},
+  };
+  for (const Case &c : cases) {
+    MonitorSettings s;
+    const std::string error = load(c.text, &s);
+    EXPECT_EQ(error.rfind(c.error, 0), 0u) << c.text << " -> " << error;
+    EXPECT_EQ(error.find(secret), std::string::npos) << "an error quotes the token: " << error;
+  }
+}
+
+TEST(MonitorConfig, PushContactParams) {
+  using portier::monitor::push_contact_params;
+  EXPECT_EQ(push_contact_params("", "tok", "p"), "");
+  EXPECT_EQ(push_contact_params("apns", "T1:voip&T2:remote", "TEAM.org.app.voip&remote"),
+            "pn-provider=apns;pn-prid=T1:voip&T2:remote;pn-param=TEAM.org.app.voip&remote")
+      << "RFC 8599's APNs forms need no escaping";
+  EXPECT_EQ(push_contact_params("webpush", "a b?c@d#", ""),
+            "pn-provider=webpush;pn-prid=a%20b%3Fc%40d%23");
+  EXPECT_TRUE(portier::monitor::is_instance_urn("URN:UUID:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"))
+      << "RFC 8141: the NID and the prefix are case-insensitive";
+  EXPECT_FALSE(portier::monitor::is_instance_urn("urn:uuid:"));
+  EXPECT_EQ(portier::monitor::instance_feature(""), "");
+}

@@ -9,7 +9,11 @@ import json
 import re
 import os
 import select
+import signal
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
@@ -730,5 +734,296 @@ def case_push_busy_beats_sleeper(env):
         finally:
             door.close()
             mon1.close()
+    finally:
+        standin.stop()
+
+
+# ---- portier-monitor as the push-woken phone -------------------------------
+
+WAKE_INSTANCE = "urn:uuid:0f5e2d7c-4b1a-4e8e-9c3d-8599b0a7e001"
+WAKE_TOKEN = "wake-" + TOKEN
+
+
+class _TcpToProxy:
+    """What a sniffer on lo sees of the SIP over TCP to and from the proxy's
+    port: each TCP segment's payload (AF_PACKET, root, as LoopbackCapture
+    does for UDP). The REGISTERs and responses here fit in one segment each
+    on lo (MTU 65536)."""
+
+    def __init__(self, port):
+        self.port, self.segments, self.running = port, [], True
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.2)
+
+        def run():
+            while self.running and len(self.segments) < 20000:
+                try:
+                    frame, addr = self.sock.recvfrom(70000)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                ip = frame[14:]
+                if addr[2] == socket.PACKET_OUTGOING or len(ip) < 40 or ip[0] >> 4 != 4 \
+                        or ip[9] != 6:
+                    continue
+                ihl = (ip[0] & 0x0f) * 4
+                sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
+                payload = ip[ihl + (ip[ihl + 12] >> 4) * 4:struct.unpack("!H", ip[2:4])[0]]
+                if port in (sport, dport) and payload:
+                    self.segments.append((sport, dport, bytes(payload)))
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def messages(self, to_proxy=True):
+        """The SIP start lines and headers sent to (or from) the proxy."""
+        return [p.decode("latin-1") for s, d, p in self.segments
+                if (d == self.port) == to_proxy]
+
+    def stop(self):
+        if self.running:
+            self.running = False
+            self.thread.join(5)
+            self.sock.close()
+
+
+def _contact_of(msg):
+    m = re.search(r"^(?:Contact|m):\s*(.*?)\r?$", msg, re.M | re.I)
+    return m.group(1) if m else ""
+
+
+def wake_monitor_setup(env, standin, *, extra_wait=2.0):
+    """The scene of case_push_wakes_monitor up to the woken monitor's first
+    decoded frame, for the case and for bench/intercom/late_branch_frame.py.
+
+    The proxy pushes through `standin` (webhook), its relay in its default
+    mode. portier-door rings sip:home@ with VP8 and a keyframe every 60 s;
+    mon2 (in-house, UDP) rings and decodes the door's video, so the door's
+    only keyframe so far is `extra_wait` seconds old when mon1 wakes. mon1
+    ("mon1-asleep") registered over TCP with the push parameters and an
+    instance id, then was killed (SIGKILL: the app sleeps, its socket is
+    gone). The door rings; the stand-in gets the push; a new portier-monitor
+    ("mon1") with the same instance id and push parameters registers from a
+    new port (the woken app) with its own keyframe requests off: it decodes
+    before the door's next keyframe only if the relay replays its GOP or asks
+    the door for a keyframe. Returns (call_id, the webhook push, mon1's
+    status once it decoded while ringing)."""
+    _with_standin(env, standin)
+    env.fork_timeout = 60
+    env.start_proxy()
+    push = ("push-provider = webpush\npush-prid = %s\npush-param = door-app\n"
+            "instance-id = %s\n" % (WAKE_TOKEN, WAKE_INSTANCE))
+    asleep = env.start_monitor("mon1-asleep", "mon1", 0, 0, account_extra=push, transport="tcp")
+    regs = env.bindings_for("mon1")
+    check(len(regs) == 1 and regs[0].get("push") == "webpush",
+          "mon1's binding has no push parameters: %r" % regs)
+    # A door that keeps its one keyframe for the whole case (the longest
+    # interval it takes); mon2 only rings.
+    env.start_door(video_codec="vp8", auto_answer="sip:mon1@%s" % DOMAIN,
+                   extra="keyframe-interval = 60\n[access]\nallow = sip:mon1@%s\n" % DOMAIN)
+    env.start_monitor("mon2", "mon2", 2, 1)
+    log("SIGKILL to mon1-asleep (pid %d): the app sleeps, its TCP connection is gone"
+        % asleep.pid)
+    asleep.stop(signal.SIGKILL)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    env.wait_monitor("mon2", lambda st: st.get("call") == "early" and
+                     st.get("frames_decoded", 0) > 0, "early media with decoded video", 15)
+    call_id = env.mon_ctl("mon2", "status").get("call_id")
+    pushed = standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                              "the push for the door's call")
+    time.sleep(extra_wait)  # the door's keyframe is well in the past now
+    env.start_monitor("mon1", "mon1", 1, 2, account_extra=push, transport="tcp",
+                      extra="[media]\nkeyframe-request = none\n")
+    st = env.wait_monitor("mon1", lambda st: st.get("call") in ("early", "answered", "ended") and
+                          (st.get("frames_decoded", 0) > 0 or st.get("call") != "early"),
+                          "the ringing call's video", 15)
+    check(st.get("call") == "early" and st.get("call_id") == call_id,
+          "the woken mon1 is not ringing with the door's call: %s" % json.dumps(st))
+    return call_id, pushed, st
+
+
+@case
+def case_push_wakes_monitor(env):
+    """portier-monitor as the push-woken phone (issue 14): mon1 registers
+    over TCP with [account] push-provider / push-prid / push-param (RFC 8599
+    pn-* URI parameters of the REGISTER's Contact, seen on the wire) and
+    instance-id (+sip.instance, RFC 5626 §4.1), then sleeps (SIGKILL). The
+    door rings the home; the stand-in gets the webhook push (mon1's token,
+    the call's Call-ID); the woken mon1 (same instance, new port) gets the
+    INVITE at once and decodes the door's video while ringing although the
+    door makes a keyframe only every 60 s and mon1 asks for none: the relay's
+    GOP replay / keyframe request for the late branch. mon1 answers: the door
+    gets 200, audio flows both ways, mon2 ends "answered elsewhere"; mon1
+    hangs up, then calls the door to watch its camera; the token is in no
+    log and in no message but the REGISTERs (not in the Contact of a call,
+    incoming or outgoing); every daemon exits 0."""
+    standin = _Standin(env)
+    cap = _TcpToProxy(env.ports.proxy)
+    try:
+        call_id, pushed, st = wake_monitor_setup(env, standin)
+        body = pushed["body"]
+        check(body.get("prid") == WAKE_TOKEN and body.get("param") == "door-app"
+              and body.get("kind") == "call" and body.get("provider") == "webpush",
+              "the push is not mon1's: %s" % json.dumps(body))
+        log("woken mon1: early, %d frames, first RTP %s ms, first frame %s ms after the INVITE"
+            % (st["frames_decoded"], st["first_rtp_ms"], st["first_frame_ms"]))
+        check(not env.door_events("answered"), "the door was answered before mon1 decoded")
+        check(st.get("keyframe_requests") == 0, "mon1 asked for a keyframe itself: %s" % st)
+        check(st.get("instance_id") == WAKE_INSTANCE and st.get("push_provider") == "webpush",
+              "mon1's status: %s" % json.dumps(st))
+        check(len(env.bindings_for("mon1")) == 1,
+              "the woken mon1 did not replace its stale binding (same +sip.instance): %r"
+              % env.bindings_for("mon1"))
+        check(re.search(r"registered while ringing: branch \d+ to", env.proxy_log_text()),
+              "no late-branch line in the proxy log")
+
+        r = env.mon_ctl("mon1", "answer")
+        check(r.get("result") == "answered", "mon1 answer: %s" % r)
+        env.wait_door_event("answered", 10)
+        st2 = env.wait_monitor("mon2", lambda st: st.get("call") == "ended", "the end of its ringing")
+        check(st2.get("reason") == "answered elsewhere",
+              "mon2 ended with %r, not 'answered elsewhere'" % st2.get("reason"))
+        st1 = env.wait_monitor("mon1", lambda st: st.get("audio_packets_sent", 0) > 25 and
+                               st.get("audio_packets_received", 0) > 25, "two-way audio", 10)
+        check(st1.get("call") == "answered", "mon1 is %s after answering" % st1.get("call"))
+        deadline = time.time() + 5
+        while time.time() < deadline and \
+                env.door_ctl("status").get("audio_packets_received", 0) == 0:
+            time.sleep(0.1)
+        check(env.door_ctl("status").get("audio_packets_received", 0) > 0,
+              "mon1's audio never reached the door")
+        r = env.mon_ctl("mon1", "hangup")
+        check(r.get("result") == "hung up", "mon1 hangup: %s" % r)
+        env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+        env.wait_door_event("ended", 5)
+        env.wait_relay_free()
+        # The woken phone calls the door to watch its camera (our INVITE's
+        # Contact, the door's target, must not carry the token either).
+        r = env.mon_ctl("mon1", "call", "front")
+        check(r.get("result", "").startswith("calling"), "mon1 call front: %s" % r)
+        env.wait_monitor("mon1", lambda st: st.get("call") == "answered" and
+                         st.get("direction") == "outgoing" and st.get("frames_decoded", 0) > 0,
+                         "the door's camera", 15)
+        r = env.mon_ctl("mon1", "hangup")
+        check(r.get("result") == "hung up", "mon1 hangup of its call: %s" % r)
+        env.wait_relay_free()
+        cap.stop()
+
+        # On the wire: the REGISTERs carry the push parameters in the Contact
+        # URI and the instance as a header parameter; nothing else carries the
+        # token (the dialog's Contact, which the door keeps as its target, has none).
+        regs = [m for m in cap.messages() if m.startswith("REGISTER ")]
+        check(regs, "no REGISTER over TCP captured")
+        contact = _contact_of(regs[-1])
+        log("mon1's REGISTER Contact: %s" % contact.replace(WAKE_TOKEN, "<token>"))
+        uri = contact[contact.find("<") + 1:contact.find(">")]
+        check("pn-provider=webpush" in uri and "pn-prid=" + WAKE_TOKEN in uri and
+              "pn-param=door-app" in uri and "transport=tcp" in uri,
+              "the push parameters are not in the Contact URI: %s" % contact)
+        check('+sip.instance="<%s>"' % WAKE_INSTANCE in contact[contact.find(">"):],
+              "no +sip.instance header parameter in the Contact: %s" % contact)
+        # The registrar keeps the token out of the 200's Contact (RFC 3261
+        # §19.1.4 still matches ours) and out of every Request-URI.
+        others = [m.split("\r\n", 1)[0] for m in cap.messages() + cap.messages(False)
+                  if WAKE_TOKEN in m and not m.startswith("REGISTER ")]
+        check(not others, "the token is in other messages than the REGISTERs: %s" % others)
+        answers = [m for m in cap.messages() if re.match(r"SIP/2\.0 (183|200) ", m)
+                   and re.search(r"^CSeq: \d+ INVITE", m, re.M)]
+        check(answers, "no 183/200 from mon1 captured")
+        log("mon1's dialog Contact: %s" % _contact_of(answers[0]))
+        invites = [m for m in cap.messages() if m.startswith("INVITE sip:door@")]
+        check(invites, "mon1's INVITE to the door not captured")
+        log("mon1's INVITE Contact: %s" % _contact_of(invites[0]))
+
+        for name in ("mon1", "mon2", "mon1-asleep"):
+            check(WAKE_TOKEN not in env.monitor_log_text(name) and
+                  WAKE_TOKEN not in open(env.monitor_events_file(name)).read(),
+                  "the push token is in %s's log" % name)
+        check(WAKE_TOKEN not in env.proxy_log_text(), "the push token is in the proxy log")
+        check(WAKE_TOKEN not in env.door_log_text(), "the push token is in the door's log")
+
+        # Every daemon exits 0 on SIGTERM (the killed app is not one of them;
+        # the harness stops the proxy and checks its status).
+        for name in ("mon1", "mon2"):
+            proc = env.monitors[name]
+            proc.stop()
+            check(proc.popen.returncode == 0, "%s exited with %s" % (name, proc.popen.returncode))
+        env.door_proc.stop()
+        check(env.door_proc.popen.returncode == 0,
+              "portier-door exited with %s" % env.door_proc.popen.returncode)
+    finally:
+        cap.stop()
+        standin.stop()
+
+
+@case
+def case_push_monitor_over_tls(env):
+    """The push-woken portier-monitor as a phone reaches the cloud: over TLS
+    (sips:, the proxy's certificate checked by name). What it sent inside TLS
+    (TPORT_LOG, sofia's wire dump in its own log, which is why the token may
+    be in this monitor's log and nowhere else): the REGISTER's Contact is a
+    sips: URI with the pn-* parameters and +sip.instance; its 180, 183 and
+    200 to the door's call carry a sips: Contact with neither. The registrar
+    binds it with push over TLS; the door rings the home: mon1 is pushed and
+    rings at once (it is awake), decodes the door's video, answers (the door
+    gets 200, the ACK and later the BYE reach it on its TLS connection), hangs
+    up. The token is in no proxy or door log."""
+    from cases.proxy_tls import start_tls_proxy, tls_account
+    from portier_py.pki import standard
+    from portier_sip.devices import wire_header, wire_messages
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        pki = standard(env.dir)
+        start_tls_proxy(env, pki, permissive=False)
+        push = ("push-provider = webpush\npush-prid = %s\npush-param = door-app\n"
+                "instance-id = %s\n" % (WAKE_TOKEN, WAKE_INSTANCE))
+        env.start_monitor("mon1", "mon1", 0, 0, environ=dict(os.environ, TPORT_LOG="1"),
+                          account_extra=tls_account(env, pki, host="proxy.test", maddr=LOCAL,
+                                                    extra=push))
+        regs = env.bindings_for("mon1")
+        check(len(regs) == 1 and regs[0].get("push") == "webpush" and
+              json.dumps(regs).count('"tls:') == 1,
+              "mon1 is not bound over TLS with push: %r" % regs)
+        env.start_door(video_codec="vp8")
+        check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+        st = env.wait_monitor("mon1", lambda st: st.get("call") == "early" and
+                              st.get("frames_decoded", 0) > 0, "early media with decoded video",
+                              15)
+        standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == st["call_id"]
+                         and e.get("body", {}).get("prid") == WAKE_TOKEN, "mon1's push")
+        check(env.mon_ctl("mon1", "answer").get("result") == "answered", "mon1 did not answer")
+        env.wait_door_event("answered", 10)
+        env.wait_monitor("mon1", lambda st: st.get("audio_packets_received", 0) > 25,
+                         "the door's audio after answering", 10)
+        check(env.mon_ctl("mon1", "hangup").get("result") == "hung up", "mon1 did not hang up")
+        env.wait_monitor("mon1", lambda st: st.get("call") == "ended", "the end of the call")
+        env.wait_door_event("ended", 10)
+        env.wait_relay_free()
+
+        sent = [m for d, m in wire_messages(env.monitor_log_text("mon1")) if d == "send" and m]
+        reg = [m for m in sent if m[0].startswith("REGISTER ")]
+        check(reg, "mon1's log shows no REGISTER sent (TPORT_LOG)")
+        contact = wire_header(reg[0], "Contact")
+        log("mon1's REGISTER Contact over TLS: %s" % contact.replace(WAKE_TOKEN, "<token>"))
+        check(contact.startswith("<sips:") and "pn-prid=%s" % WAKE_TOKEN in contact and
+              "pn-provider=webpush" in contact and
+              '+sip.instance="<%s>"' % WAKE_INSTANCE in contact,
+              "the REGISTER's Contact over TLS: %s" % contact)
+        answers = [m for m in sent if re.match(r"SIP/2\.0 (180|183|200) ", m[0])
+                   and "INVITE" in wire_header(m, "CSeq")]
+        check(len(answers) >= 3, "mon1's 180/183/200 not in its wire log: %s"
+              % [m[0] for m in sent])
+        for m in answers:
+            c = wire_header(m, "Contact")
+            check(c.startswith("<sips:") and WAKE_TOKEN not in c and "pn-" not in c,
+                  "mon1's %s has Contact %s" % (m[0], c.replace(WAKE_TOKEN, "<token>")))
+        log("mon1's dialog Contact over TLS: %s" % wire_header(answers[0], "Contact"))
+        check(not [m[0] for m in sent if not m[0].startswith("REGISTER ") and
+                   any(WAKE_TOKEN in line for line in m)],
+              "the token went out in another message than a REGISTER")
+        check(WAKE_TOKEN not in env.proxy_log_text(), "the push token is in the proxy log")
+        check(WAKE_TOKEN not in env.door_log_text(), "the push token is in the door's log")
     finally:
         standin.stop()
