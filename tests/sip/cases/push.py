@@ -5,13 +5,11 @@ pn-tok) from hand-driven UDP endpoints (PyUA). The proxy has
 no APNs key), so webpush is served and fcm is not. Nothing is pushed here: the
 webhook URL is never contacted at registration."""
 
-import json
-import re
 import os
-import select
-import subprocess
+import re
 import time
 
+from portier_py.push_standin import PushStandin
 from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
 from portier_sip.registry import case
 from portier_sip.sipmsg import PyUA, digest_auth, find_challenge, sdp_body
@@ -33,70 +31,13 @@ def _push_config(env):
     env.write_config = write_config
 
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-STANDIN = os.path.join(HERE, "..", "..", "push", "push_standin.py")
-# The stand-in needs python3-h2 and python3-cryptography: Debian's python3
-# has them (the first python3 in PATH may be another one).
-STANDIN_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+class _Standin(PushStandin):
+    """The push stand-in in the case's directory (scripts/portier_py/push_standin.py)."""
 
-
-class _Standin:
-    """tests/push/push_standin.py in the case's directory: FCM (with its token
-    endpoint), APNs and the webhook over HTTP/2 and TLS, on a free loopback
-    port. It serves until its stdin closes."""
+    failure = TestFailure
 
     def __init__(self, env):
-        self.dir = os.path.join(env.dir, "standin")
-        self.popen = subprocess.Popen([STANDIN_PYTHON, STANDIN, self.dir], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        ready = select.select([self.popen.stdout], [], [], 30)[0]
-        line = self.popen.stdout.readline().decode() if ready else ""
-        if not line.startswith("READY "):
-            self.stop()
-            raise TestFailure("push stand-in did not start: %r" % line)
-        with open(os.path.join(self.dir, "standin.json")) as f:
-            self.info = json.load(f)
-        self.url = "https://localhost:%d" % self.info["port"]
-        log("push stand-in on %s (pid %d)" % (self.url, self.popen.pid))
-
-    def script(self, replies):
-        with open(os.path.join(self.dir, "replies.json"), "w") as f:
-            json.dump(replies, f)
-
-    def events(self, kind):
-        try:
-            with open(self.info["log"]) as f:
-                return [e for e in map(json.loads, f) if e.get("event") == kind]
-        except OSError:
-            return []
-
-    def wait_for(self, kind, pred, what, timeout=10.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for e in self.events(kind):
-                if pred(e):
-                    return e
-            time.sleep(0.1)
-        raise TestFailure("push stand-in: no %s within %.0f s (its %s requests: %s)"
-                          % (what, timeout, kind, self.events(kind)[-3:]))
-
-    def stop(self):
-        if self.popen.poll() is None:
-            self.popen.stdin.close()
-            try:
-                self.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self.popen.stdout.close()
-
-    def proxy_section(self):
-        i = self.info
-        return ("\n[module::PushNotification]\nenabled = true\n"
-                "firebase-service-accounts = %s:%s\nfirebase-base-url = %s\n"
-                "webhook-url = %s/webhook\nca-file = %s\n"
-                "retransmission-count = 2\nretransmission-interval = 1\n"
-                % (i["project"], i["service_account"], self.url, self.url, i["ca_file"]))
+        PushStandin.__init__(self, os.path.join(env.dir, "standin"), log)
 
 
 class _Phone(PyUA):
@@ -207,15 +148,23 @@ def case_push_register(env):
             p.close()
 
 
-def _with_standin(env, standin):
+def _with_standin(env, standin, apns=False):
     plain = env.write_config
 
     def write_config():
         path = plain()
         with open(path, "a") as f:
-            f.write(standin.proxy_section())
+            f.write(standin.proxy_section(apns))
         return path
     env.write_config = write_config
+
+
+def _ack(ua, ruri, resp):
+    """The ACK of a non-2xx final response to ua's INVITE (RFC 3261 section
+    17.1.1.3: Via, From, To with its tag, Call-ID and CSeq number of the response)."""
+    ua.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s ACK\n"
+            "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"), resp.hdr("To"),
+                                  resp.hdr("Call-ID"), resp.cseq()[0]))
 
 
 def _invite(door, ruri, sdp=""):
@@ -238,9 +187,7 @@ def _invite(door, ruri, sdp=""):
     send(None)
     resp = door.response_to("INVITE")
     check(resp.status == 407, "door's INVITE: %s, expected 407" % resp.first)
-    door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
-              "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"), resp.hdr("To"),
-                                    call_id, door.cseq))
+    _ack(door, ruri, resp)
     ch = find_challenge(resp.hdrs("Proxy-Authenticate"))
     cred = digest_auth("door", USERS["door"], ch, "INVITE", ruri)
     send("Proxy-Authorization: " + cred)
@@ -290,10 +237,7 @@ def case_push_fork_pushes(env):
             check(re.search(r'"event":"fork_timeout".*"call_id":"%s"' % re.escape(call_id),
                             env.proxy_log_text()),
                   "no fork_timeout event for the call: it ended some other way")
-            door.send("ACK sip:alice@%s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\n"
-                      "CSeq: %s ACK\nMax-Forwards: 70"
-                      % (DOMAIN, final.hdr("Via"), final.hdr("From"), final.hdr("To"), call_id,
-                         final.cseq()[0]))
+            _ack(door, "sip:alice@" + DOMAIN, final)
             log("alice's call: 110 Push sent, then %s at the fork timeout" % final.first)
             # Nobody answered: alice's phone is told, so it stops ringing.
             standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
@@ -491,9 +435,7 @@ def case_push_registers_after_cancel(env):
                       "CSeq: %s CANCEL\nMax-Forwards: 70"
                       % (ruri, got.hdr("Via"), got.hdr("From"), ruri, call_id, got.cseq()[0]))
             final = door.expect(lambda m: m.status == 487, "487 to the cancelled INVITE", timeout=5)
-            door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s ACK\n"
-                      "Max-Forwards: 70" % (ruri, final.hdr("Via"), final.hdr("From"),
-                                            final.hdr("To"), call_id, final.cseq()[0]))
+            _ack(door, ruri, final)
             standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
                              e["body"].get("kind") == "missed", "the missed-call push")
             woken = _Phone(env, "alice")
@@ -514,5 +456,107 @@ def case_push_registers_after_cancel(env):
             door.close()
             if woken:
                 woken.close()
+    finally:
+        standin.stop()
+
+
+# An APNs device token: hex, it goes into the request path (/3/device/TOKEN).
+APNS_TOKEN = "8599a11ce0" + "0123456789abcdef" * 3 + "5a5a5a"
+APNS_TOPIC = "org.example.door.voip"
+
+
+def _check_apns_voip(e, kind, call_id, fork_timeout):
+    """One VoIP push as Apple's "Sending notification requests to APNs" asks:
+    POST /3/device/<device token>, apns-push-type voip, apns-topic the bundle
+    ID with .voip, apns-priority 10 (VoIP pushes are sent at once),
+    apns-expiration a UNIX time no later than the fork's end (after it
+    nothing rings), an ES256 provider token the stand-in verified with the
+    .p8's public key (RFC 7518 section 3.4; kid and iss checked)."""
+    h = e.get("headers", {})
+    payload = e.get("payload") or {}
+    check("error" not in e and e.get("status") == 200 and e.get("auth") == "token" and
+          e.get("jwt_iat"), "the stand-in refused or did not verify the push: %r" % e)
+    check(e.get("device") == APNS_TOKEN, "pushed to /3/device/%s" % e.get("device"))
+    check(h.get("apns-push-type") == "voip" and h.get("apns-topic") == APNS_TOPIC and
+          h.get("apns-priority") == "10", "the %s push's headers: %r" % (kind, h))
+    expiration = int(h.get("apns-expiration", "0"))
+    now = time.time()
+    check(now < expiration <= now + fork_timeout + 2,
+          "apns-expiration %d is not within the fork timeout (now %d)" % (expiration, now))
+    check(payload.get("kind") == kind and payload.get("call-id") == call_id and
+          payload.get("aps") == {}, "the %s push's payload: %r" % (kind, payload))
+
+
+@case
+def case_push_fork_apns(env):
+    """APNs through the fork, with token authentication (the stand-in's .p8
+    P-256 key, key id, team id): alice registers pn-provider=apns,
+    pn-param=TEAMID.org.example.door.voip (RFC 8599 section 10: Team ID, then
+    the topic: bundle ID and service), pn-prid her VoIP device token; Feature-
+    Caps names apns. Asleep, she is pushed when the door rings sip:home:
+    /3/device/<token>, voip, topic org.example.door.voip, priority 10, an
+    expiration, the ES256 bearer verified. mon1 answers: alice gets an
+    answered-elsewhere push that is a VoIP push too (an alert would not wake
+    her app, which must end the call its CallKit shows; and Apple requires
+    every VoIP push to report a call, so the app reports it under the same
+    call-id and ends it at once). A call to her alone ends at the fork timeout
+    with a missed VoIP push. The token is in no log."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin, apns=True)
+        env.relay_enabled = False
+        env.fork_timeout = 4
+        env.start_proxy()
+        team = standin.info["apns_team_id"]
+        alice, mon1 = _Phone(env, "alice"), _Phone(env, "mon1")
+        door = _Phone(env, "door")
+        try:
+            resp = alice.register(";pn-provider=apns;pn-prid=%s;pn-param=%s.%s"
+                                  % (APNS_TOKEN, team, APNS_TOPIC))
+            check(resp.status == 200 and resp.hdrs("Feature-Caps") == ['*;+sip.pns="apns"'],
+                  "alice (apns): %s, Feature-Caps %r" % (resp.first, resp.hdrs("Feature-Caps")))
+            check(_binding(env, "alice").get("push") == "apns", "alice's binding has no apns push")
+            alice.close()  # asleep
+            check(mon1.register("").status == 200, "mon1 could not register")
+
+            # The call to her alone first: the answered one below leaves a
+            # dialog whose 2xx retransmissions would reach the door.
+            call_id2, got = _invite(door, "sip:alice@" + DOMAIN)
+            check(got.status == 110, "door's INVITE to alice: %s, expected 110" % got.first)
+            final = door.expect(lambda m: (m.status or 0) >= 200 and m.hdr("Call-ID") == call_id2,
+                                "the final response at the fork timeout",
+                                timeout=env.fork_timeout + 10)
+            _ack(door, "sip:alice@" + DOMAIN, final)
+            e = standin.wait_for("apns", lambda e: (e.get("payload") or {}).get("kind") ==
+                                 "missed" and e["payload"].get("call-id") == call_id2,
+                                 "the missed-call push")
+            _check_apns_voip(e, "missed", call_id2, env.fork_timeout)
+            log("nobody answered (%s): alice got a VoIP missed push" % final.first)
+            call_id, got = _invite(door, "sip:home@" + DOMAIN)
+            check(got.status == 110, "door's INVITE to home: %s, expected 110" % got.first)
+            e = standin.wait_for("apns", lambda e: (e.get("payload") or {}).get("call-id") ==
+                                 call_id, "the APNs push for the call")
+            _check_apns_voip(e, "call", call_id, env.fork_timeout)
+            log("alice pushed: /3/device/<token>, %s" % e["headers"])
+            invite = mon1.expect(lambda m: m.method == "INVITE", "the INVITE", timeout=5)
+            mon1.reply(invite, 200, "OK", to_tag="mon1-tag")
+            ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE", "mon1's 200",
+                             timeout=5)
+            e = standin.wait_for("apns", lambda e: (e.get("payload") or {}).get("kind") ==
+                                 "answered-elsewhere", "the answered-elsewhere push")
+            _check_apns_voip(e, "answered-elsewhere", call_id, env.fork_timeout)
+            log("mon1 answered (%s): alice got a VoIP answered-elsewhere push" % ok.first)
+
+            jwts = set(e.get("jwt_id") for e in standin.events("apns"))
+            check(len(jwts) == 1, "%d provider tokens for 3 pushes, expected one reused"
+                  % len(jwts))
+        finally:
+            for p in (door, mon1, alice):
+                p.close()
+        text = env.proxy_log_text()
+        check(APNS_TOKEN not in text, "the proxy log has the APNs device token: %s"
+              % [l for l in text.splitlines() if APNS_TOKEN in l][:3])
+        leaked = [j for j in set(e.get("jwt_id") for e in standin.events("apns")) if j in text]
+        check(not leaked, "the proxy log has the APNs provider token")
     finally:
         standin.stop()
