@@ -7,10 +7,11 @@ webhook URL is never contacted at registration."""
 
 import os
 import re
+import threading
 import time
 
 from portier_py.push_standin import PushStandin
-from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
+from portier_sip.base import ATTACKER, LOCAL, USERS, DOMAIN, TestFailure, check, log
 from portier_sip.registry import case
 from portier_sip.sipmsg import PyUA, digest_auth, find_challenge, sdp_body
 
@@ -559,4 +560,104 @@ def case_push_fork_apns(env):
         leaked = [j for j in set(e.get("jwt_id") for e in standin.events("apns")) if j in text]
         check(not leaked, "the proxy log has the APNs provider token")
     finally:
+        standin.stop()
+
+
+@case
+def case_push_two_houses(env):
+    """The issue's "two houses on one proxy" with push: a.example and
+    b.example (reg-domains *, group-addresses sip:home@*), push enabled with
+    the stand-in's webhook; each house's two monitors registered with push
+    parameters (awake, answering 486). Both doors ring their sip:home at the
+    same time: each house's monitors ring, and the stand-in gets each house's
+    tokens for its own call only (not one push with the other house's token).
+    From 127.0.0.2: a's alice REGISTERing b's alice with push parameters gets
+    403 and nothing is stored; a's alice calling sip:home@b.example gets 403
+    (inter-domain-requests = deny) and no push goes out."""
+    from cases.domains import A, B, HOUSES, _Ua, _houses
+
+    standin = _Standin(env)
+    uas = []
+    try:
+        _houses(env, HOUSES)
+        _with_standin(env, standin)
+        env.fork_timeout = 3  # 486 from every branch holds the pushed call open until then
+        env.start_proxy()
+        tokens = {}
+        for d in (A, B):
+            for name in ("mon1", "mon2"):
+                m = _Ua(env, name, d)
+                uas.append(m)
+                tokens[m.name] = "%s-%s-%s" % (d.split(".")[0], name, TOKEN)
+                m.contact_params = ";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % tokens[m.name]
+                m.register()
+                m.answer_invites(486, "Busy Here")
+        house_tokens = {d: set(t for n, t in tokens.items() if n.endswith(d)) for d in (A, B)}
+        pushed = sorted(r.get("push") for r in env.registrations())
+        check(pushed == ["webpush"] * 4, "the monitors' bindings: push %s" % pushed)
+
+        doors = {d: _Ua(env, "door", d) for d in (A, B)}
+        uas += doors.values()
+        results = {}
+
+        def ring(d):
+            results[d] = doors[d].ask("INVITE", "sip:home@" + d, timeout=env.fork_timeout + 8)
+        threads = [threading.Thread(target=ring, args=(d,)) for d in (A, B)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(env.fork_timeout + 20)
+        for d in (A, B):
+            got = results.get(d)
+            check(got and got[:2] == (407, 486), "door@%s rings sip:home@%s: %s"
+                  % (d, d, got and (got[0], got[1], got[2].first)))
+            call_id = doors[d].call_id
+            for m in uas[:4]:
+                mine = [i for i in m.invites if i.hdr("Call-ID") == call_id]
+                want = 1 if m.domain == d else 0
+                check(len(mine) == want, "%s got %d INVITE(s) of door@%s's call, expected %d"
+                      % (m.name, len(mine), d, want))
+            # The call push, and the missed push once the door had its 486.
+            for t in house_tokens[d]:
+                for kind in ("call", "missed"):
+                    standin.wait_for("webhook", lambda e, t=t, kind=kind: e["body"].get(
+                        "prid") == t and e["body"].get("call_id") == call_id and
+                        e["body"].get("kind") == kind, "the %s push to %s" % (kind, t))
+            foreign = [e["body"] for e in standin.events("webhook")
+                       if e["body"].get("call_id") == call_id and
+                       e["body"].get("prid") not in house_tokens[d]]
+            check(not foreign, "door@%s's call pushed the other house's tokens: %s" % (d, foreign))
+            log("door@%s: its house's monitors rang, pushes to its tokens only" % d)
+
+        # Attacks from 127.0.0.2 with a's alice's own credentials.
+        alice_a = _Ua(env, "alice", A, host=ATTACKER)
+        uas.append(alice_a)
+        alice_a.contact_params = ";pn-provider=webpush;pn-prid=stolen-%s;pn-param=door-app" % TOKEN
+        got = alice_a.ask("REGISTER", "sip:" + B, to="sip:alice@" + B, frm="sip:alice@" + B,
+                          username="alice@" + A)
+        check(got[:2] == (401, 403), "a's alice REGISTERs b's alice with push parameters: "
+              "%s then %s (%s), expected 401 then 403" % (got[0], got[1], got[2].first))
+        listing = env.registrations()
+        check(not [r for r in listing if r.get("aor") == "sip:alice@" + B],
+              "b's alice has a binding after the 403: %s" % listing)
+        check("stolen-" not in str(listing), "the refused token is listed")
+        alice_a.contact_params = ""
+        before = len(standin.events("webhook"))
+        got = alice_a.ask("INVITE", "sip:home@" + B)
+        check(got[:2] == (407, 403) and "Inter-domain" in got[2].first,
+              "a's alice calls sip:home@b.example: %s then %s (%s), expected 407 then 403"
+              % (got[0], got[1], got[2].first))
+        time.sleep(0.5)  # a push would be at the stand-in by now
+        after = standin.events("webhook")[before:]
+        check(not after, "the refused call pushed: %s" % [e["body"] for e in after])
+        check(not any(m.invites[-1:] and m.invites[-1].hdr("Call-ID") == alice_a.call_id
+                      for m in uas[:4]), "a monitor got the refused call")
+        log("127.0.0.2: b's alice's REGISTER and the call to sip:home@b.example refused, "
+            "nothing stored, no push")
+        text = env.proxy_log_text()
+        leaked = [t for t in list(tokens.values()) + ["stolen-" + TOKEN] if t in text]
+        check(not leaked, "device tokens in the proxy log: %s" % leaked)
+    finally:
+        for u in uas:
+            u.close()
         standin.stop()
