@@ -92,7 +92,9 @@ bool parse_apns_target(const std::string &param, const std::string &prid, ApnsTa
     for (const auto &s : services) (s == "voip" ? voip : remote) = true;
     bundle.resize(last);
   } else {
-    remote = true;  // RFC 8599 §9: no service named means remote notifications
+    // RFC 8599 §10 names only "voip"; without a service the topic is the
+    // bundle ID itself, that of the app's user notifications.
+    remote = true;
   }
   if (bundle.empty()) {
     *error = "pn-param has no bundle id";

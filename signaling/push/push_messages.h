@@ -10,7 +10,8 @@
 //     Applications" (the JWT assertion, RFC 7523), RFC 6749 §5.1 (the answer);
 //   APNs: "Sending notification requests to APNs", "Establishing a token-based
 //     connection to APNs", "Handling notification responses from APNs";
-//   RFC 8599 §9 (pn-param of apns), §10 (fcm), and Flexisip's reading of both
+//   RFC 8599 §10 (pn-param and pn-prid of apns), §11 (fcm), and Flexisip's
+//     reading and extension of both
 //     (src/pushnotification/rfc8599-push-params.cc).
 #pragma once
 
@@ -27,10 +28,11 @@ namespace portier::push {
 enum class Service { Fcm, Apns, ApnsSandbox, Webhook };
 Service service_for(const std::string &provider);
 
-// RFC 8599 §9: pn-param = TEAM-ID "." BUNDLE-ID ["." SERVICES], SERVICES one
-// of "voip", "remote" or "voip&remote" (none: remote); pn-prid = one token, or
-// "TOKEN:voip&TOKEN:remote" when the app has both kinds. A token is hex (it
-// goes into the request's path).
+// RFC 8599 §10: pn-param = Team ID "." topic, the topic being the bundle ID
+// "." a service ("voip" for a VoIP app); pn-prid = the device token. Flexisip
+// and Linphone's apps also write the services "remote" and "voip&remote"
+// (no service: remote), with pn-prid "TOKEN:voip&TOKEN:remote" when the app
+// has both kinds. A token is hex (it goes into the request's path).
 struct ApnsTarget {
   std::string bundle;
   std::string voip_token;    // PushKit: apns-push-type voip, topic BUNDLE.voip

@@ -538,8 +538,8 @@ TEST_F(PushClientTest, ApnsAlertPushForAnAppWithoutVoipToken) {
   EXPECT_EQ(pushes[0].get("payload")->string_or("kind"), "missed");
 }
 
-// An app with both tokens (pn-prid "T1:voip&T2:remote", RFC 8599 §9 as
-// Flexisip reads it) is woken for a call by VoIP.
+// An app with both tokens (pn-prid "T1:voip&T2:remote": Flexisip's
+// extension of RFC 8599 §10, which has one token) is woken for a call by VoIP.
 TEST_F(PushClientTest, ApnsPicksTheVoipTokenOfAnAppWithBoth) {
   PushClient &c = client();
   bool done = false;

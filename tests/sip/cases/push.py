@@ -86,7 +86,7 @@ def _binding(env, user):
 @case
 def case_push_register(env):
     """RFC 8599 at the registrar: a webpush contact gets 200 with Feature-Caps
-    *;+sip.pns="webpush" (RFC 8599 section 5, RFC 6809), its binding lists
+    *;+sip.pns="webpush" (RFC 8599 sections 5.4, 5.6.1.1; RFC 6809), its binding lists
     push = webpush and a contact without the pn-* parameters, and it survives a
     restart; fcm without a service account gets 555 and no binding; a legacy
     pn-type contact registers (its type unserved: without push, no 555); a
@@ -551,6 +551,23 @@ def case_push_fork_apns(env):
             jwts = set(e.get("jwt_id") for e in standin.events("apns"))
             check(len(jwts) == 1, "%d provider tokens for 3 pushes, expected one reused"
                   % len(jwts))
+
+            # Two contacts, two kinds of PNS in one REGISTER: one Feature-Caps
+            # header field for each (RFC 8599 section 5.4; 8.2: one value).
+            mon2 = _Phone(env, "mon2")
+            try:
+                resp = mon2.register(
+                    ";pn-provider=apns;pn-prid=%s;pn-param=%s.%s" % (APNS_TOKEN, team, APNS_TOPIC),
+                    hparams=", <sip:mon2@%s:%d;pn-provider=webpush;pn-prid=w-%s;pn-param=door-app>"
+                    % (mon2.ip, mon2.port + 1, TOKEN))
+                caps = sorted(resp.hdrs("Feature-Caps"))
+                check(resp.status == 200 and
+                      caps == ['*;+sip.pns="apns"', '*;+sip.pns="webpush"'],
+                      "mon2 with apns and webpush contacts: %s, Feature-Caps %r"
+                      % (resp.first, caps))
+                log("two PNS types in one REGISTER: Feature-Caps %s" % caps)
+            finally:
+                mon2.close()
         finally:
             for p in (door, mon1, alice):
                 p.close()
