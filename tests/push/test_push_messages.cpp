@@ -342,35 +342,30 @@ TEST(PushMessages, AccessTokenAnswer) {
 
 class PushConfigTest : public ::testing::Test {
  protected:
-  std::string check(const std::string &body) {
+  // load_push_settings' verdict on `text` (a config file's text) and what it
+  // read into `s`.
+  std::string load(const std::string &text, PushSettings *s) {
     static const config::Schema schema = [] {
-      config::Schema s("push-test");
-      add_push_schema(s);
-      return s;
+      config::Schema sc("push-test");
+      add_push_schema(sc);
+      return sc;
     }();
     config::Config cfg(schema);
     std::string error;
-    EXPECT_TRUE(
-        cfg.load_string("[module::PushNotification]\nenabled = true\n" + body, "t.conf", &error))
-        << error;
+    EXPECT_TRUE(cfg.load_string(text, "t.conf", &error)) << error;
+    return load_push_settings(cfg, s);
+  }
+
+  std::string check(const std::string &body) {
     PushSettings s;
-    return load_push_settings(cfg, &s);
+    return load("[module::PushNotification]\nenabled = true\n" + body, &s);
   }
 };
 
 TEST_F(PushConfigTest, DefaultsAreValidAndDisabledReadsNothing) {
   EXPECT_EQ(check(""), "");
-  static const config::Schema schema = [] {
-    config::Schema s("push-test");
-    add_push_schema(s);
-    return s;
-  }();
-  config::Config cfg(schema);
-  std::string error;
-  ASSERT_TRUE(
-      cfg.load_string("[module::PushNotification]\napns-key-file = /nonexistent\n", "t", &error));
   PushSettings s;
-  EXPECT_EQ(load_push_settings(cfg, &s), "");
+  EXPECT_EQ(load("[module::PushNotification]\napns-key-file = /nonexistent\n", &s), "");
   EXPECT_FALSE(s.enabled);
 }
 

@@ -172,8 +172,7 @@ void send_ok(Reply &reply, const std::string &contacts, const std::string &featu
   date->d_time = sip_now();
   reply.send(SIP_200_OK, TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
              SIPTAG_DATE(date),
-             TAG_IF(!feature_caps.empty(), SIPTAG_HEADER_STR(feature_caps.c_str())),
-             TAG_END());
+             TAG_IF(!feature_caps.empty(), SIPTAG_HEADER_STR(feature_caps.c_str())), TAG_END());
 }
 
 }  // namespace

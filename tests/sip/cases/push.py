@@ -606,7 +606,8 @@ def case_push_two_houses(env):
                 m = _Ua(env, name, d)
                 uas.append(m)
                 tokens[m.name] = "%s-%s-%s" % (d.split(".")[0], name, TOKEN)
-                m.contact_params = ";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % tokens[m.name]
+                m.contact_params = (";pn-provider=webpush;pn-prid=%s;pn-param=door-app"
+                                    % tokens[m.name])
                 m.register()
                 m.answer_invites(486, "Busy Here")
         house_tokens = {d: set(t for n, t in tokens.items() if n.endswith(d)) for d in (A, B)}
