@@ -261,11 +261,7 @@ std::string apns_jwt_claims(const std::string &team_id, int64_t issued_at) {
 ApnsPush apns_push(const std::string &base_url, const ApnsTarget &target, const PushRequest &r,
                    int64_t expiration) {
   ApnsPush p;
-  // Follow-ups (answered elsewhere, missed) go to the VoIP token too: only a
-  // VoIP push wakes the app to end the call CallKit shows for the first one,
-  // and iOS wants every VoIP push reported as a call (the app reports the
-  // payload's call-id again and ends it at once).
-  p.voip = !target.voip_token.empty();
+  p.voip = !target.voip_token.empty() && r.kind == PushKind::Call;
   const std::string &token = p.voip ? target.voip_token : target.remote_token;
   p.url = base_url + "/3/device/" + token;
   p.headers = {
@@ -295,6 +291,15 @@ ApnsPush apns_push(const std::string &base_url, const ApnsTarget &target, const 
   w.end_object();
   p.body = w.take();
   return p;
+}
+
+bool follow_up_possible(const std::string &provider, const std::string &param,
+                        const std::string &prid) {
+  if (service_for(provider) == Service::Fcm || service_for(provider) == Service::Webhook)
+    return true;
+  ApnsTarget target;
+  std::string error;
+  return parse_apns_target(param, prid, &target, &error) && !target.remote_token.empty();
 }
 
 // ---- webhook

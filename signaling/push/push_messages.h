@@ -85,11 +85,23 @@ struct ApnsPush {
   std::string body;
   bool voip = false;
 };
-// A VoIP push when the app has a VoIP token (apns-push-type voip, priority
-// 10, topic BUNDLE.voip), else an alert push to its remote token.
+// A call: a VoIP push when the app has a VoIP token (apns-push-type voip,
+// priority 10, topic BUNDLE.voip), else an alert push to its remote token. A
+// follow-up (answered elsewhere, missed): an alert push to the remote token;
+// never a VoIP push (see apns_follow_up_possible).
 // `expiration` is the UNIX time after which APNs drops it (apns-expiration).
 ApnsPush apns_push(const std::string &base_url, const ApnsTarget &target,
                    const PushRequest &request, int64_t expiration);
+
+// Whether a follow-up push (answered elsewhere, missed) can go to a device
+// with these RFC 8599 parameters: not to an APNs app with a VoIP token only.
+// Apple's PushKit documentation (PKPushType.voIP): a VoIP push is for
+// starting a call only, and the app must report each one to CallKit as a new
+// call, or iOS ends it and at length stops waking it. Such an app learns that
+// the call ended over SIP instead: woken by the call's push, it registers and
+// gets the INVITE and then the CANCEL (Router's late branches).
+bool follow_up_possible(const std::string &provider, const std::string &param,
+                        const std::string &prid);
 
 // ---- webhook
 // {"provider","prid","param","kind","call_id","caller_uri","caller_display","ttl"}

@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -191,7 +192,7 @@ TEST(PushParams, ApnsParamAndPridAsFlexisipReadsThem) {
   } rows[] = {
       {"ABCD1234.org.example.app.voip", "aa11", true, "org.example.app", "aa11", ""},
       {"ABCD1234.org.example.app.remote", "bb22", true, "org.example.app", "", "bb22"},
-      // §9: no service named: remote
+      // No service named (RFC 8599 §10 names only voip): remote
       {"ABCD1234.org.example.app", "bb22", true, "org.example.app", "", "bb22"},
       {"ABCD1234.org.example.app.voip&remote", "aa11:voip&bb22:remote", true, "org.example.app",
        "aa11", "bb22"},
@@ -210,6 +211,39 @@ TEST(PushParams, ApnsParamAndPridAsFlexisipReadsThem) {
     EXPECT_EQ(t.bundle, r.bundle);
     EXPECT_EQ(t.voip_token, r.voip);
     EXPECT_EQ(t.remote_token, r.remote);
+  }
+}
+
+// A follow-up never goes to a VoIP token (PKPushType.voIP: for starting a
+// call only, each one reported to CallKit as a new call): an app with a
+// remote token gets an alert there, one with a VoIP token only none.
+TEST(PushParams, ApnsFollowUpsAreAlertsToTheRemoteTokenOnly) {
+  EXPECT_FALSE(follow_up_possible("apns", "ABCD1234.org.example.app.voip", "aa11"));
+  EXPECT_FALSE(follow_up_possible("apns.dev", "ABCD1234.org.example.app.voip", "aa11"));
+  EXPECT_TRUE(
+      follow_up_possible("apns", "ABCD1234.org.example.app.voip&remote", "aa11:voip&bb22:remote"));
+  EXPECT_TRUE(follow_up_possible("apns", "ABCD1234.org.example.app.remote", "bb22"));
+  EXPECT_TRUE(follow_up_possible("fcm", "project", "token"));
+  EXPECT_TRUE(follow_up_possible("webpush", "", "token"));
+
+  ApnsTarget t;
+  std::string error;
+  ASSERT_TRUE(parse_apns_target("ABCD1234.org.example.app.voip&remote", "aa11:voip&bb22:remote", &t,
+                                &error));
+  PushRequest r;
+  r.kind = PushKind::Call;
+  ApnsPush call = apns_push("https://apns.test", t, r, 100);
+  EXPECT_TRUE(call.voip);
+  EXPECT_EQ(call.url, "https://apns.test/3/device/aa11");
+  for (PushKind kind : {PushKind::Missed, PushKind::AnsweredElsewhere}) {
+    r.kind = kind;
+    ApnsPush p = apns_push("https://apns.test", t, r, 100);
+    EXPECT_FALSE(p.voip);
+    EXPECT_EQ(p.url, "https://apns.test/3/device/bb22");
+    EXPECT_NE(std::find(p.headers.begin(), p.headers.end(), "apns-push-type: alert"),
+              p.headers.end());
+    EXPECT_NE(std::find(p.headers.begin(), p.headers.end(), "apns-topic: org.example.app"),
+              p.headers.end());
   }
 }
 

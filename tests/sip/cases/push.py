@@ -461,47 +461,63 @@ def case_push_registers_after_cancel(env):
         standin.stop()
 
 
-# An APNs device token: hex, it goes into the request path (/3/device/TOKEN).
+# APNs device tokens: hex, they go into the request path (/3/device/TOKEN).
 APNS_TOKEN = "8599a11ce0" + "0123456789abcdef" * 3 + "5a5a5a"
+APNS_VOIP2 = "8599b0b0b0" + "fedcba9876543210" * 3 + "a5a5a5"
+APNS_REMOTE2 = "8599b0b0b1" + "00112233445566778899aabbccddeeff" * 2
 APNS_TOPIC = "org.example.door.voip"
+APNS_BUNDLE = "org.example.door"
 
 
-def _check_apns_voip(e, kind, call_id, fork_timeout):
-    """One VoIP push as Apple's "Sending notification requests to APNs" asks:
-    POST /3/device/<device token>, apns-push-type voip, apns-topic the bundle
-    ID with .voip, apns-priority 10 (VoIP pushes are sent at once),
-    apns-expiration a UNIX time no later than the fork's end (after it
-    nothing rings), an ES256 provider token the stand-in verified with the
-    .p8's public key (RFC 7518 section 3.4; kid and iss checked)."""
+def _check_apns(e, push_type, token, topic, kind, call_id, fork_timeout):
+    """One push as Apple's "Sending notification requests to APNs" asks:
+    POST /3/device/<device token>, apns-push-type, apns-topic (the bundle ID,
+    with .voip for a VoIP push), apns-priority 10 (at once), apns-expiration
+    a UNIX time no later than the fork's end (after it nothing rings), an
+    ES256 provider token the stand-in verified with the .p8's public key (RFC
+    7518 section 3.4; kid and iss checked)."""
     h = e.get("headers", {})
     payload = e.get("payload") or {}
     check("error" not in e and e.get("status") == 200 and e.get("auth") == "token" and
           e.get("jwt_iat"), "the stand-in refused or did not verify the push: %r" % e)
-    check(e.get("device") == APNS_TOKEN, "pushed to /3/device/%s" % e.get("device"))
-    check(h.get("apns-push-type") == "voip" and h.get("apns-topic") == APNS_TOPIC and
+    check(e.get("device") == token, "pushed to /3/device/%s" % e.get("device"))
+    check(h.get("apns-push-type") == push_type and h.get("apns-topic") == topic and
           h.get("apns-priority") == "10", "the %s push's headers: %r" % (kind, h))
     expiration = int(h.get("apns-expiration", "0"))
     now = time.time()
     check(now < expiration <= now + fork_timeout + 2,
           "apns-expiration %d is not within the fork timeout (now %d)" % (expiration, now))
-    check(payload.get("kind") == kind and payload.get("call-id") == call_id and
-          payload.get("aps") == {}, "the %s push's payload: %r" % (kind, payload))
+    check(payload.get("kind") == kind and payload.get("call-id") == call_id,
+          "the %s push's payload: %r" % (kind, payload))
+    if push_type == "voip":
+        check(payload.get("aps") == {}, "a VoIP push with an aps: %r" % payload)
+    else:
+        check((payload.get("aps") or {}).get("alert"), "an alert push without alert: %r" % payload)
+
+
+def _pushes_to(standin, token, call_id):
+    return [e for e in standin.events("apns")
+            if e.get("device") == token and (e.get("payload") or {}).get("call-id") == call_id]
 
 
 @case
 def case_push_fork_apns(env):
     """APNs through the fork, with token authentication (the stand-in's .p8
-    P-256 key, key id, team id): alice registers pn-provider=apns,
+    P-256 key, key id, team id). alice registers pn-provider=apns,
     pn-param=TEAMID.org.example.door.voip (RFC 8599 section 10: Team ID, then
-    the topic: bundle ID and service), pn-prid her VoIP device token; Feature-
-    Caps names apns. Asleep, she is pushed when the door rings sip:home:
+    the topic: bundle ID and service), pn-prid her VoIP device token;
+    Feature-Caps names apns. mon2's app has both kinds of token
+    (.voip&remote, "VOIP:voip&REMOTE:remote", Flexisip's extension). Both
+    asleep; the door rings sip:home: each is pushed at its VoIP token:
     /3/device/<token>, voip, topic org.example.door.voip, priority 10, an
-    expiration, the ES256 bearer verified. mon1 answers: alice gets an
-    answered-elsewhere push that is a VoIP push too (an alert would not wake
-    her app, which must end the call its CallKit shows; and Apple requires
-    every VoIP push to report a call, so the app reports it under the same
-    call-id and ends it at once). A call to her alone ends at the fork timeout
-    with a missed VoIP push. The token is in no log."""
+    expiration, the ES256 bearer verified. mon1 (awake) answers. Follow-ups:
+    never a VoIP push (Apple's PKPushType.voIP: for starting a call only,
+    each reported to CallKit as a new call): mon2 gets an answered-elsewhere
+    alert at its remote token (topic the bundle ID), alice nothing (her app
+    learns the end over SIP: woken, it registers and gets INVITE and CANCEL).
+    A call to each alone ends at the fork timeout: mon2 gets a missed alert,
+    alice nothing. One provider token for every push; no device token
+    and no provider token in the proxy log."""
     standin = _Standin(env)
     try:
         _with_standin(env, standin, apns=True)
@@ -509,7 +525,7 @@ def case_push_fork_apns(env):
         env.fork_timeout = 4
         env.start_proxy()
         team = standin.info["apns_team_id"]
-        alice, mon1 = _Phone(env, "alice"), _Phone(env, "mon1")
+        alice, mon1, mon2 = _Phone(env, "alice"), _Phone(env, "mon1"), _Phone(env, "mon2")
         door = _Phone(env, "door")
         try:
             resp = alice.register(";pn-provider=apns;pn-prid=%s;pn-param=%s.%s"
@@ -517,63 +533,89 @@ def case_push_fork_apns(env):
             check(resp.status == 200 and resp.hdrs("Feature-Caps") == ['*;+sip.pns="apns"'],
                   "alice (apns): %s, Feature-Caps %r" % (resp.first, resp.hdrs("Feature-Caps")))
             check(_binding(env, "alice").get("push") == "apns", "alice's binding has no apns push")
+            resp = mon2.register(";pn-provider=apns;pn-prid=%s:voip&%s:remote;pn-param=%s.%s&remote"
+                                 % (APNS_VOIP2, APNS_REMOTE2, team, APNS_TOPIC))
+            check(resp.status == 200, "mon2 (apns, both tokens): %s" % resp.first)
             alice.close()  # asleep
+            mon2.close()
             check(mon1.register("").status == 200, "mon1 could not register")
 
-            # The call to her alone first: the answered one below leaves a
+            # The calls to each alone first: the answered one below leaves a
             # dialog whose 2xx retransmissions would reach the door.
-            call_id2, got = _invite(door, "sip:alice@" + DOMAIN)
-            check(got.status == 110, "door's INVITE to alice: %s, expected 110" % got.first)
-            final = door.expect(lambda m: (m.status or 0) >= 200 and m.hdr("Call-ID") == call_id2,
-                                "the final response at the fork timeout",
-                                timeout=env.fork_timeout + 10)
-            _ack(door, "sip:alice@" + DOMAIN, final)
-            e = standin.wait_for("apns", lambda e: (e.get("payload") or {}).get("kind") ==
-                                 "missed" and e["payload"].get("call-id") == call_id2,
-                                 "the missed-call push")
-            _check_apns_voip(e, "missed", call_id2, env.fork_timeout)
-            log("nobody answered (%s): alice got a VoIP missed push" % final.first)
-            call_id, got = _invite(door, "sip:home@" + DOMAIN)
+            alone = {}
+            for user, token in (("alice", APNS_TOKEN), ("mon2", APNS_VOIP2)):
+                ruri = "sip:%s@%s" % (user, DOMAIN)
+                call_id, got = _invite(door, ruri)
+                alone[user] = call_id
+                check(got.status == 110, "door's INVITE to %s: %s, expected 110"
+                      % (user, got.first))
+                e = standin.wait_for("apns", lambda e, t=token: e.get("device") == t and
+                                     (e.get("payload") or {}).get("call-id") == call_id,
+                                     "the APNs push for the call to %s" % user)
+                _check_apns(e, "voip", token, APNS_TOPIC, "call", call_id, env.fork_timeout)
+                log("%s pushed: /3/device/<token>, %s" % (user, e["headers"]))
+                final = door.expect(lambda m: (m.status or 0) >= 200 and
+                                    m.hdr("Call-ID") == call_id,
+                                    "the final response at the fork timeout",
+                                    timeout=env.fork_timeout + 10)
+                _ack(door, ruri, final)
+                log("nobody answered %s: %s at the fork timeout" % (user, final.first))
+            e = standin.wait_for("apns", lambda e: e.get("device") == APNS_REMOTE2,
+                                 "mon2's missed-call alert")
+            _check_apns(e, "alert", APNS_REMOTE2, APNS_BUNDLE, "missed", alone["mon2"],
+                        env.fork_timeout)
+            log("mon2 got a missed-call alert at its remote token")
+
+            call_id2, got = _invite(door, "sip:home@" + DOMAIN)
             check(got.status == 110, "door's INVITE to home: %s, expected 110" % got.first)
-            e = standin.wait_for("apns", lambda e: (e.get("payload") or {}).get("call-id") ==
-                                 call_id, "the APNs push for the call")
-            _check_apns_voip(e, "call", call_id, env.fork_timeout)
-            log("alice pushed: /3/device/<token>, %s" % e["headers"])
+            for token in (APNS_TOKEN, APNS_VOIP2):
+                e = standin.wait_for("apns", lambda e, t=token: e.get("device") == t and
+                                     (e.get("payload") or {}).get("call-id") == call_id2,
+                                     "the call push to %s..." % token[:10])
+                _check_apns(e, "voip", token, APNS_TOPIC, "call", call_id2, env.fork_timeout)
             invite = mon1.expect(lambda m: m.method == "INVITE", "the INVITE", timeout=5)
             mon1.reply(invite, 200, "OK", to_tag="mon1-tag")
             ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE", "mon1's 200",
                              timeout=5)
-            e = standin.wait_for("apns", lambda e: (e.get("payload") or {}).get("kind") ==
-                                 "answered-elsewhere", "the answered-elsewhere push")
-            _check_apns_voip(e, "answered-elsewhere", call_id, env.fork_timeout)
-            log("mon1 answered (%s): alice got a VoIP answered-elsewhere push" % ok.first)
+            e = standin.wait_for("apns", lambda e: e.get("device") == APNS_REMOTE2 and
+                                 (e.get("payload") or {}).get("call-id") == call_id2,
+                                 "mon2's answered-elsewhere alert")
+            _check_apns(e, "alert", APNS_REMOTE2, APNS_BUNDLE, "answered-elsewhere", call_id2,
+                        env.fork_timeout)
+            log("mon1 answered (%s): mon2 got an answered-elsewhere alert at its remote token"
+                % ok.first)
 
+            time.sleep(0.5)  # alice's would have gone out with mon2's
+            extra = [e.get("payload") for c in (alone["alice"], call_id2)
+                     for e in _pushes_to(standin, APNS_TOKEN, c)
+                     if (e.get("payload") or {}).get("kind") != "call"]
+            check(not extra, "alice's VoIP token got a follow-up: %s" % extra)
             jwts = set(e.get("jwt_id") for e in standin.events("apns"))
-            check(len(jwts) == 1, "%d provider tokens for 3 pushes, expected one reused"
-                  % len(jwts))
+            check(len(jwts) == 1, "%d provider tokens, expected one reused" % len(jwts))
 
             # Two contacts, two kinds of PNS in one REGISTER: one Feature-Caps
             # header field for each (RFC 8599 section 5.4; 8.2: one value).
-            mon2 = _Phone(env, "mon2")
+            mon3 = _Phone(env, "mon3")
             try:
-                resp = mon2.register(
+                resp = mon3.register(
                     ";pn-provider=apns;pn-prid=%s;pn-param=%s.%s" % (APNS_TOKEN, team, APNS_TOPIC),
-                    hparams=", <sip:mon2@%s:%d;pn-provider=webpush;pn-prid=w-%s;pn-param=door-app>"
-                    % (mon2.ip, mon2.port + 1, TOKEN))
+                    hparams=", <sip:mon3@%s:%d;pn-provider=webpush;pn-prid=w-%s;pn-param=door-app>"
+                    % (mon3.ip, mon3.port + 1, TOKEN))
                 caps = sorted(resp.hdrs("Feature-Caps"))
                 check(resp.status == 200 and
                       caps == ['*;+sip.pns="apns"', '*;+sip.pns="webpush"'],
-                      "mon2 with apns and webpush contacts: %s, Feature-Caps %r"
+                      "mon3 with apns and webpush contacts: %s, Feature-Caps %r"
                       % (resp.first, caps))
                 log("two PNS types in one REGISTER: Feature-Caps %s" % caps)
             finally:
-                mon2.close()
+                mon3.close()
         finally:
-            for p in (door, mon1, alice):
+            for p in (door, mon1, mon2, alice):
                 p.close()
         text = env.proxy_log_text()
-        check(APNS_TOKEN not in text, "the proxy log has the APNs device token: %s"
-              % [l for l in text.splitlines() if APNS_TOKEN in l][:3])
+        for t in (APNS_TOKEN, APNS_VOIP2, APNS_REMOTE2):
+            check(t not in text, "the proxy log has an APNs device token: %s"
+                  % [l for l in text.splitlines() if t in l][:3])
         leaked = [j for j in set(e.get("jwt_id") for e in standin.events("apns")) if j in text]
         check(not leaked, "the proxy log has the APNs provider token")
     finally:
