@@ -17,15 +17,22 @@ webhook, over HTTP/2 and TLS).
   config (`[proxy_0] contact_uri_parameters`, the key older Linphone apps
   used). The registrar maps them to fcm: the binding lists push fcm, and the
   200 has no Feature-Caps (a legacy app knows none).
-- portier-door rings sip:home with both Linphones awake (their sockets alive):
-  each is pushed (the webhook for mon1, FCM for mon2) AND rings
+- mon3 carries what Linphone's iOS app writes, through the same keys:
+  `pn-provider=apns;pn-prid=VOIP:voip&REMOTE:remote;pn-param=TEAM.BUNDLE.voip&remote`
+  (RFC 8599 section 10, with Flexisip's two-token extension); its 200 has
+  Feature-Caps +sip.pns="apns", the binding lists push apns.
+- portier-door rings sip:home with the three Linphones awake (their sockets
+  alive): each is pushed (the webhook for mon1, FCM for mon2, an APNs VoIP
+  push for mon3, ES256 bearer verified by the stand-in) AND rings
   (LinphoneCallIncomingReceived): a live device is pushed and rung, whichever
-  wakes first answers. mon1 answers, the door sees it; mon2's branch is
-  CANCELled and mon2 gets an answered-elsewhere FCM push; mon1 gets none.
+  wakes first answers. mon1 answers, the door sees it; mon2 and mon3 are
+  CANCELled; mon2 gets an answered-elsewhere FCM push, mon3 an alert at its
+  remote token (a follow-up is never a VoIP push); mon1 gets none.
 
-Ports: proxy 127.0.0.1:30300 (UDP+TCP); Linphone mon1 30310-30315 and mon2
-30320-30325 (SIP, audio and video RTP/RTCP); portier-door 30330 (SIP) and
-30331-30339 (RTP); 30340-30349 kept for a relay (off here). The stand-in listens on a
+Ports: proxy 127.0.0.1:30300 (UDP+TCP); Linphone mon1 30310-30315, mon2
+30320-30325 and mon3 30340-30345 (SIP, audio and video RTP/RTCP);
+portier-door 30330 (SIP) and 30331-30339 (RTP); 30346-30349 named as the
+relay's, which is off. The stand-in listens on a
 free loopback port the kernel picks. No other test uses 30300-30349.
 
     linphone_push.py --proxy build/signaling/portier-proxy \\
@@ -46,14 +53,21 @@ from portier_py import configs  # noqa: E402  (linphone_interop put scripts/ on 
 from portier_py.push_standin import PushStandin  # noqa: E402
 
 li.PROXY_PORT = 30300
-li.RELAY_PORTS = "30340-30349"
-li.PEERS = {"mon1": ("mon1", "secret1", 30310, "udp"), "mon2": ("mon2", "secret2", 30320, "udp")}
+li.RELAY_PORTS = "30346-30349"  # the relay is off
+li.USERS = {"mon1": "secret1", "mon2": "secret2", "mon3": "secret3", "door": "doorpw"}
+li.PEERS = {"mon1": ("mon1", "secret1", 30310, "udp"), "mon2": ("mon2", "secret2", 30320, "udp"),
+            "mon3": ("mon3", "secret3", 30340, "udp")}
 DOOR_SIP, DOOR_RTP = 30330, "30331-30339"
 check, log, wait_for = li.check, li.log, li.wait_for
 
 # Distinctive, so the test can tell they never reach a log or a listing.
 WEB_TOKEN = "lp-webpush-8599-Vt3Qm8Zr"
 FCM_TOKEN = "lp-legacy-fcm-Jw6Pn2Kd"
+# An iOS app's two APNs tokens (hex: they go into the path), as Linphone's
+# iOS app writes them: "VOIP:voip&REMOTE:remote", pn-param TEAM.BUNDLE.voip&remote.
+APNS_VOIP = "8599" + "0a1b2c3d4e5f6789" * 3 + "abcdef012345"
+APNS_REMOTE = "8599" + "f9e8d7c6b5a43210" * 3 + "543210fedcba"
+BUNDLE = "org.example.door"
 
 
 class Standin(PushStandin):
@@ -109,7 +123,7 @@ def run(args, tmp, procs):
         # The relay is off: this test is about pushes, and ten ports would
         # not serve two ringing branches.
         more={"module::Router": {"call-fork-timeout": 30},
-              "module::MediaRelay": {"enabled": "false"}}, text=standin.proxy_section()))
+              "module::MediaRelay": {"enabled": "false"}}, text=standin.proxy_section(apns=True)))
     procs["proxy"] = proxy
     proxy.start()
     project = standin.info["project"]
@@ -121,7 +135,12 @@ def run(args, tmp, procs):
     mon2 = push_linphone(tmp, args.linphone, "mon2",
                          "contact_uri_parameters=pn-type=firebase;app-id=%s;pn-tok=%s\n"
                          % (project, FCM_TOKEN), 0)
-    li.start_linphones({"mon1": mon1, "mon2": mon2}, procs)
+    mon3 = push_linphone(tmp, args.linphone, "mon3",
+                         "push_notification_allowed=1\n"
+                         "push_parameters=pn-provider=apns;pn-prid=%s:voip&%s:remote;"
+                         "pn-param=%s.%s.voip&remote\n"
+                         % (APNS_VOIP, APNS_REMOTE, standin.info["apns_team_id"], BUNDLE), 1)
+    li.start_linphones({"mon1": mon1, "mon2": mon2, "mon3": mon3}, procs)
 
     # ---- mon1: RFC 8599 from Linphone's own push keys
     reg = li.sent_register(mon1)
@@ -149,7 +168,15 @@ def run(args, tmp, procs):
     check(b2.get("push") == "fcm", "portierctl registrations: mon2 (legacy) push=%s"
           % b2.get("push"))
 
-    # ---- the door rings sip:home: both pushed and both rung
+    # ---- mon3: an iOS app's APNs parameters, both tokens, as Linphone sends them
+    contact3 = li.header(li.sent_register(mon3), "Contact") or ""
+    check("pn-provider=apns" in contact3 and APNS_VOIP in contact3,
+          "Linphone sends the APNs parameters: %s" % contact3)
+    caps3 = li.header(register_200(mon3), "Feature-Caps") or ""
+    check('+sip.pns="apns"' in caps3, "mon3's 200 has Feature-Caps +sip.pns=\"apns\": %r" % caps3)
+    check(binding(proxy, "mon3").get("push") == "apns", "portierctl registrations: mon3 push=apns")
+
+    # ---- the door rings sip:home: all pushed and all rung
     door = li.Daemon(args.door, args.ctl, tmp, "door")
     account = configs.account("sip:door@" + li.DOMAIN, li.USERS["door"],
                               "127.0.0.1:%d" % li.PROXY_PORT, "127.0.0.1:%d" % DOOR_SIP)
@@ -170,9 +197,17 @@ def run(args, tmp, procs):
     check("error" not in fcm and (fcm.get("data") or {}).get("call-id") == call_id and
           (fcm.get("data") or {}).get("kind") == "call",
           "mon2 pushed (FCM HTTP v1) for the same call: %s" % fcm.get("data"))
+    voip = standin.wait_for("apns", lambda e: e.get("device") == APNS_VOIP,
+                            "the APNs VoIP push to mon3")
+    h = voip.get("headers", {})
+    check("error" not in voip and voip.get("status") == 200 and
+          h.get("apns-push-type") == "voip" and h.get("apns-topic") == BUNDLE + ".voip" and
+          (voip.get("payload") or {}).get("call-id") == call_id,
+          "mon3 pushed (APNs VoIP, ES256 bearer verified) for the same call: %s" % h)
     cid1 = mon1.wait_call_event("LinphoneCallIncomingReceived", 10)
     mon2.wait_call_event("LinphoneCallIncomingReceived", 10)
-    log("both Linphones pushed and ringing (call-id %s)" % call_id)
+    mon3.wait_call_event("LinphoneCallIncomingReceived", 10)
+    log("the three Linphones pushed and ringing (call-id %s)" % call_id)
 
     ok, f, raw = mon1.cmd("answer %s" % cid1)
     check(ok, "mon1: `answer` accepted")
@@ -183,6 +218,15 @@ def run(args, tmp, procs):
                               "the answered-elsewhere push to mon2")
     check((follow.get("data") or {}).get("call-id") == call_id,
           "mon2's answered-elsewhere push names the call")
+    mon3.wait_call_event("LinphoneCallReleased", 10)
+    alert = standin.wait_for("apns", lambda e: e.get("device") == APNS_REMOTE,
+                             "the answered-elsewhere alert to mon3's remote token")
+    check(alert.get("headers", {}).get("apns-push-type") == "alert" and
+          (alert.get("payload") or {}).get("kind") == "answered-elsewhere",
+          "mon3's follow-up is an alert at its remote token, not a VoIP push: %s"
+          % alert.get("headers"))
+    voips = [e for e in standin.events("apns") if e.get("device") == APNS_VOIP]
+    check(len(voips) == 1, "mon3's VoIP token got the call's push only (%d)" % len(voips))
     ok, f, raw = mon1.cmd("terminate")
     check(ok, "mon1: `terminate` accepted")
     wait_for(lambda: door.events("ended") or None, 10, "the call to end")
@@ -191,9 +235,10 @@ def run(args, tmp, procs):
     check(not again, "mon1, who answered, got no follow-up push (%s)" % again)
 
     text = proxy.log_text()
-    leaked = [t for t in (WEB_TOKEN, FCM_TOKEN) if t in text]
+    leaked = [t for t in (WEB_TOKEN, FCM_TOKEN, APNS_VOIP, APNS_REMOTE) if t in text]
     check(not leaked, "no device token in the proxy log (%s)" % leaked)
-    check(not [t for t in (WEB_TOKEN, FCM_TOKEN) if t in str(proxy.registrations())],
+    check(not [t for t in (WEB_TOKEN, FCM_TOKEN, APNS_VOIP, APNS_REMOTE)
+               if t in str(proxy.registrations())],
           "no device token in portierctl registrations")
     check(proxy.alive(), "portier-proxy still running")
 
