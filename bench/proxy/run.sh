@@ -56,6 +56,10 @@ PORTIER_PROXY=${PORTIER_PROXY:-$ROOT/build/signaling/portier-proxy}
 #          domain of BENCH_USERS users, and BENCH_DOMAINS domains (default 1,000) of
 #          BENCH_USERS / BENCH_DOMAINS users each; reg-domains = auth-domains = *, the
 #          layouts interleaved BENCH_COST_REPS times (portier peers only).
+#          BENCH_DOMAINS_INSTR=1 counts instructions instead (callgrind, started with
+#          its instrumentation off so the fill runs at near native speed, then on for
+#          BENCH_INSTR_REGS REGISTERs at BENCH_INSTR_REG_RATE/s): the figure that the
+#          machine's load does not move.
 MODE=${BENCH_MODE:-"cost top"}
 COST_RATE=${BENCH_COST_RATE:-3000}
 COST_CALL_RATE=${BENCH_COST_CALL_RATE:-600}
@@ -72,6 +76,7 @@ TLS_IDLE=${BENCH_TLS_IDLE:-1000}
 TLS_KEY=${BENCH_TLS_KEY:-rsa}
 DOMAINS=${BENCH_DOMAINS:-1000}
 DOMAINS_SEARCH=${BENCH_DOMAINS_SEARCH:-0}
+DOMAINS_INSTR=${BENCH_DOMAINS_INSTR:-0}
 case " $MODE " in
   *" relay "*) DEFAULT_PEERS="portier portier+relay" ;;
   *" instr "*|*" domains "*) DEFAULT_PEERS="portier" ;;
@@ -932,14 +937,40 @@ domains_mode() {
       for ndom in "${layouts[@]}"; do
         USERS_DIR=$OUT/users-$ndom
         mkdir -p "$OUT/$peer"
+        if [ "$DOMAINS_INSTR" = 1 ]; then
+          # callgrind's instrumentation off until the registrar is full: the fill of
+          # 10,000 users runs at a few times native cost instead of fifty.
+          local dir=$OUT/$peer/instr-$ndom-$rep
+          mkdir -p "$dir"
+          PROXY_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/callgrind.out.%p")
+        fi
         start_proxy "$peer" || die "$peer did not start"
         step "$peer" fill "$FILL_RATE" "$USERS" >/dev/null || log "$peer: registrar fill had failures ($ndom domains)"
         settle
         v=pass
-        step "$peer" reg "$COST_RATE" $((COST_RATE * STEP_SECS)) || v=FAIL
-        DCOST[$peer,$ndom,$rep]=$LAST_US_PER_OP
+        if [ "$DOMAINS_INSTR" = 1 ]; then
+          callgrind_control -i on "$PROXY_PID" >/dev/null 2>&1
+          callgrind_control -z "$PROXY_PID" >/dev/null 2>&1
+          step "$peer" reg "$INSTR_REG_RATE" "$INSTR_REGS" || v=FAIL
+          local n=$LAST_OK
+          settle; sleep 2
+          # The once-a-second housekeeping walks every AOR (purge_expired): its cost
+          # is per second and per stored AOR, not per REGISTER, and how many of its
+          # ticks fall in the window varies, so it is left out of the figure and
+          # shown beside it.
+          local total hk
+          total=$(instr_count "$dir" reg)
+          hk=$(callgrind_annotate --inclusive=yes --threshold=100 "$dir/callgrind.reg" 2>/dev/null |
+            awk '/on_housekeeping/ {gsub(",", "", $1); print $1; exit}')
+          DCOST[$peer,$ndom,$rep]=$(awk -v i="$total" -v h="${hk:-0}" -v n="$n" 'BEGIN {if (n > 0) printf "%.0f", (i - h) / n; else print "-"}')
+          log "rep $rep $peer, $ndom domain(s): all threads $total instructions, of which housekeeping ${hk:-0}, for $n REGISTERs"
+          PROXY_WRAPPER=()
+        else
+          step "$peer" reg "$COST_RATE" $((COST_RATE * STEP_SECS)) || v=FAIL
+          DCOST[$peer,$ndom,$rep]=$LAST_US_PER_OP
+        fi
         [ $v = pass ] || DCOST[$peer,$ndom,$rep]+="!"
-        log "rep $rep $peer, $ndom domain(s): $LAST_US_PER_OP us proxy CPU per REGISTER ($LAST_OK ok, $v)"
+        log "rep $rep $peer, $ndom domain(s): ${DCOST[$peer,$ndom,$rep]} $([ "$DOMAINS_INSTR" = 1 ] && echo instructions || echo us proxy CPU) per REGISTER ($LAST_OK ok, $v)"
         if [ "$DOMAINS_SEARCH" = 1 ]; then
           search "$peer" reg "$REG_START" "$REG_MAX" 250
           DTOP[$peer,$ndom,$rep]="$BEST${BOUND:+ ($BOUND)}"
@@ -952,7 +983,11 @@ domains_mode() {
   USERS_DIR=$OUT/users REG_SCENARIO=register_auth.xml REG_AUTH=(-auth_uri bench.example) REG_DOMAINS=bench.example
   {
     echo
-    echo "CPU per authenticated REGISTER at $COST_RATE/s, $USERS users as 1 domain and as $DOMAINS domains (reg-domains = *), us; layouts interleaved"
+    if [ "$DOMAINS_INSTR" = 1 ]; then
+      echo "instructions per authenticated REGISTER without the once-a-second housekeeping (callgrind, user space, all threads; $INSTR_REGS at $INSTR_REG_RATE/s), $USERS users as 1 domain and as $DOMAINS domains (reg-domains = *); layouts interleaved"
+    else
+      echo "CPU per authenticated REGISTER at $COST_RATE/s, $USERS users as 1 domain and as $DOMAINS domains (reg-domains = *), us; layouts interleaved"
+    fi
     for peer in $PEERS; do
       case $peer in portier*) ;; *) continue ;; esac
       local med=()
@@ -966,7 +1001,7 @@ domains_mode() {
           for rep in $(seq 1 "$COST_REPS"); do echo "  rep $rep: ${DTOP[$peer,$ndom,$rep]} REGISTER/s sustained"; done
         fi
       done
-      echo "REGISTER/s at equal CPU, $DOMAINS domains / 1 domain ($peer, medians; aim >= 0.9): $(awk -v a="${med[0]}" -v b="${med[1]}" \
+      echo "REGISTER/s at equal $([ "$DOMAINS_INSTR" = 1 ] && echo instructions || echo CPU), $DOMAINS domains / 1 domain ($peer, medians; aim >= 0.9): $(awk -v a="${med[0]}" -v b="${med[1]}" \
         'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else printf "-"}')"
     done
     echo "(\"!\": the step failed: a registration failed, a message was retransmitted, or the rate fell short)"

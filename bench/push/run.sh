@@ -7,8 +7,13 @@
 # The stand-in is Python: it, not the client, is likely the ceiling; the
 # figure is the client's rate against it, on loopback.
 #
+# BENCH_DELAY (seconds, default 0) holds every answer back, as a provider across
+# the internet would (APNs and FCM answer in tens of ms): then the rate shows the
+# multiplexing (about BENCH_WINDOW / BENCH_DELAY if one connection carries them
+# all at once), not the stand-in's own speed.
+#
 # Usage: bench/push/run.sh     (BENCH_PUSHES=1000 BENCH_WINDOW=100 BENCH_PROVIDER=apns
-#                               BUILD=build)
+#                               BENCH_DELAY=0 BUILD=build)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -20,6 +25,7 @@ PROVIDER=${BENCH_PROVIDER:-apns}
 BENCH=$BUILD/tests/push/portier_push_bench
 [ -x "$BENCH" ] || { echo "$BENCH missing (build first)" >&2; exit 2; }
 OUT=$(mktemp -d /tmp/portier-push-bench.XXXXXX)
+printf '{"delay": %s}\n' "${BENCH_DELAY:-0}" >"$OUT/replies.json"
 exec 3> >(/usr/bin/python3 "$ROOT/tests/push/push_standin.py" "$OUT" >"$OUT/standin.out" 2>"$OUT/standin.err")
 STANDIN=$!
 trap 'exec 3>&-; kill $STANDIN 2>/dev/null || true' EXIT

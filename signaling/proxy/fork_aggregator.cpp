@@ -96,6 +96,13 @@ ForkAggregator::Decision ForkAggregator::on_branch_failed(size_t branch) {
   return finish({});
 }
 
+ForkAggregator::Decision ForkAggregator::on_local_failure(size_t branch, int status) {
+  if (branch >= branches_.size() || branches_[branch].status != 0 || status < 300 || status > 699)
+    return {};
+  set_final(branches_[branch], status, true);
+  return finish({});
+}
+
 ForkAggregator::Decision ForkAggregator::on_timeout() {
   timed_out_ = true;
   Decision d;
@@ -196,6 +203,16 @@ ForkAggregator::Decision ForkAggregator::send_best_now(Decision d) {
 }
 
 int ForkAggregator::effective_status(const Branch &b) const {
+  // A held fork waits for pushed devices (RFC 8599): a branch that failed
+  // here (the sleeping phone's socket is gone: nta's 503, RFC 3261 §16.9) is
+  // expected, not news. Passed on, that 503 would become 500 (§16.7 step 6)
+  // and the door would show a server fault when a phone simply did not wake.
+  // 480 is what §21.4.18 gives a proxy that knows the user but "does not
+  // currently have a valid forwarding location" for it, which is the case
+  // here; RFC 8599 §5.3.2 names no status for a device that never registers.
+  // (Flexisip, in fork-late mode, skips such branches and sends 408 at its
+  // timeout; 480 says "not available" rather than a network fault.)
+  if (hold_open_ && b.failed) return 480;
   // The fork timeout's own CANCELs must not read as "the caller cancelled".
   if (timed_out_ && !cancelled_ && b.status == 487) return 408;
   return b.status;

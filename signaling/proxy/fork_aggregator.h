@@ -39,6 +39,10 @@ class ForkAggregator {
   Decision on_response(size_t branch, int status);
   // A branch ended without a final response (transport error, no answer): a 408.
   Decision on_branch_failed(size_t branch);
+  // A final response the SIP stack made up itself, not the device (nta's 503
+  // for a transport error, RFC 3261 §16.9; its 408 when timer B fires): stored
+  // as `status`, but counted as a failed branch (below).
+  Decision on_local_failure(size_t branch, int status);
   // call-fork-timeout: cancel_others, and send_best at once (§16.8: a branch
   // without a final response counts as 408): the caller is not kept waiting for
   // the CANCELs, which a silent device may never answer. The 487s that come
@@ -52,6 +56,8 @@ class ForkAggregator {
   // then waits for the woken device's REGISTER): while held open, every
   // branch being final sends nothing upstream; a 2xx, a 6xx, the caller's
   // CANCEL and on_timeout() (call-fork-timeout) still end the fork.
+  // A failed branch (local failure, no response) of a held fork counts as
+  // 480 Temporarily Unavailable: see effective_status().
   void hold_open() { hold_open_ = true; }
   bool held_open() const { return hold_open_; }
   // A branch joins the running fork (a late registration); its index. The
@@ -63,9 +69,12 @@ class ForkAggregator {
   // 486 Busy Here, then other specific answers (403, 404, 488 ...), then 480, 408,
   // 487 (first after on_cancel()). Among 5xx, 503 last. Ties: a received response
   // over a failed branch, then the earliest. nullopt while no branch has a 3xx-6xx.
+  // A held fork's failed branches count as 480: a device's own answer (486,
+  // 603 ...) beats them.
   std::optional<size_t> best_branch() const;
-  // The status to send for best_branch(): 503 becomes 500 (§16.7 step 6), and a
-  // 487 of a branch cancelled by the fork timeout becomes 408. Without a best
+  // The status to send for best_branch(): 503 becomes 500 (§16.7 step 6), a
+  // 487 of a branch cancelled by the fork timeout becomes 408, and a held
+  // fork's failed branch 480. Without a best
   // branch: 487 after on_cancel(), else 408 after on_timeout(), else 480.
   int best_status() const;
 
@@ -79,15 +88,16 @@ class ForkAggregator {
   bool final_sent() const { return final_sent_; }
   bool branch_final(size_t branch) const { return branches_.at(branch).status != 0; }
   int branch_status(size_t branch) const { return branches_.at(branch).status; }
-  // The branch ended through on_branch_failed(): there is no stored response to
-  // send, so when it is best_branch() the router generates best_status() itself.
+  // The branch ended through on_branch_failed() or on_local_failure(): no
+  // device answered it. When it is best_branch() the router generates
+  // best_status() itself unless its stored response has that status.
   bool branch_failed(size_t branch) const { return branches_.at(branch).failed; }
   size_t size() const { return branches_.size(); }
 
  private:
   struct Branch {
     int status = 0;       // 0: no final response yet
-    bool failed = false;  // status 408 made up by on_branch_failed()
+    bool failed = false;  // no device answered: on_branch_failed(), on_local_failure()
     unsigned order = 0;   // arrival order of the final response, for ties
   };
 

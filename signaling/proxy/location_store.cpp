@@ -289,9 +289,13 @@ std::vector<std::string> LocationStore::aors_in_domain(const std::string &domain
   return out;
 }
 
-size_t LocationStore::purge_expired(int64_t now) {
+size_t LocationStore::purge_expired(int64_t now, size_t max_aors) {
   size_t removed = 0;
-  for (auto it = records_.begin(); it != records_.end();) {
+  // Each AOR at most once per call, even when the walk wraps around.
+  size_t left = std::min(max_aors, records_.size());
+  auto it = records_.lower_bound(purge_from_);
+  for (; left > 0 && !records_.empty(); --left) {
+    if (it == records_.end()) it = records_.begin();
     removed += remove_dead(it->second, now);
     if (it->second.empty()) {
       auto next = std::next(it);
@@ -301,6 +305,7 @@ size_t LocationStore::purge_expired(int64_t now) {
       ++it;
     }
   }
+  purge_from_ = it == records_.end() ? std::string() : it->first;
   if (removed != 0) ++generation_;
   return removed;
 }

@@ -98,8 +98,14 @@ class LocationStore {
   std::vector<Binding> lookup(const std::string &aor, int64_t now) const;
   // Every AOR with at least one live binding whose domain is `domain`.
   std::vector<std::string> aors_in_domain(const std::string &domain, int64_t now) const;
-  // Removes bindings whose time has come; returns how many were removed.
-  size_t purge_expired(int64_t now);
+  // Removes bindings whose time has come from at most `max_aors` AORs, resuming
+  // where the previous call stopped; returns how many bindings were removed.
+  // Expired bindings are already invisible to every reader (they check
+  // expires_at), so the sweep only frees memory and may be spread over several
+  // calls: a registrar of a million AORs must not hold the SIP loop for a walk
+  // over all of them each second.
+  size_t purge_expired(int64_t now, size_t max_aors = SIZE_MAX);
+  size_t aor_count() const { return records_.size(); }
   // Removes every binding of an AOR (its user or domain is no longer served);
   // false when it had none.
   bool remove_aor(const std::string &aor);
@@ -138,6 +144,9 @@ class LocationStore {
   // every domain. Holds exactly the keys of records_.
   std::unordered_map<std::string, std::set<std::string>> domain_index_;
   uint64_t generation_ = 0;
+  // The first AOR the next purge_expired() looks at (a key, not an iterator:
+  // the AOR may be gone by then).
+  std::string purge_from_;
 };
 
 // The AOR key form (scheme "sip:", user as given, host lower-case, no port or

@@ -128,7 +128,17 @@ config::Schema make_schema() {
                "addresses (and users) whose failures are remembered: bounds the memory");
   s.integer("module::Router", "call-fork-timeout", 60, 1, 3600,
             "seconds before unanswered branches are cancelled; the caller gets the best "
-            "answer so far at once (408 if none)")
+            "answer so far at once (408 if none; 480 when only pushed phones that did not "
+            "wake were rung)")
+      // A resident has a phone or two; a pushed one that wakes normally needs
+      // one late branch, a second when it comes back from yet another address.
+      // 8 per AOR covers that with room to spare, and bounds what one
+      // authenticated device re-registering in a loop can make a call send.
+      .integer("module::Router", "fork-late-max-branches", 8, 1, 1000,
+               "branches a ringing call adds for the devices of one address of record that "
+               "register while it rings (pushed phones waking up, RFC 8599); beyond that, a "
+               "REGISTER is stored but rings nothing (a device re-registering in a loop cannot "
+               "make a call send an INVITE per REGISTER, nor keep another resident's phone out)")
       .str("module::Router", "inter-domain-requests", "deny",
            "deny: a user of one served domain sending a request to another served domain gets "
            "403, and group addresses and static records ring their own domain only (one house "
@@ -394,6 +404,8 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.failure_limits.log_lines_total = 4 * s.failure_limits.log_lines;
   s.failure_limits.max_entries = auth_uint("failure-tracking-entries");
   s.call_fork_timeout = static_cast<int>(cfg.get_int("module::Router", "call-fork-timeout"));
+  s.fork_late_max_branches =
+      static_cast<int>(cfg.get_int("module::Router", "fork-late-max-branches"));
   s.inter_domain_allowed = cfg.get_string("module::Router", "inter-domain-requests") == "allow";
   s.relay.enabled = cfg.get_bool("module::MediaRelay", "enabled");
   s.relay.sdp_address = cfg.get_string("module::MediaRelay", "sdp-address");

@@ -87,6 +87,9 @@ struct ProxySettings : GlobalSettings {
   auth::FailureLimits failure_limits;
 
   int call_fork_timeout = 60;
+  // [module::Router] fork-late-max-branches: late branches one call may add
+  // for one AOR.
+  int fork_late_max_branches = 8;
   // [module::Router] inter-domain-requests: a user of one served domain may
   // send requests to another (else 403: each house is its own world).
   bool inter_domain_allowed = false;

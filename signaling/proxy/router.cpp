@@ -15,8 +15,9 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sip_text.h"
-#include "proxy/sip_body.h"
+#include "proxy/late_branch.h"
 #include "proxy/media_relay.h"
+#include "proxy/sip_body.h"
 #include "sip/sip_message.h"
 
 namespace portier::proxy {
@@ -692,8 +693,12 @@ int Router::on_branch_response(void *magic, nta_outgoing_t *orq, const sip_t *si
     self->maybe_finish(t);
     return 0;
   }
-  ForkAggregator::Decision d =
-      sip ? t->fork->on_response(b->index, status) : t->fork->on_branch_failed(b->index);
+  // nta's own final responses (a transport error's 503, timer B's 408) say
+  // nothing about the device: for a held fork they count as "not woken yet".
+  ForkAggregator::Decision d = !sip ? t->fork->on_branch_failed(b->index)
+                               : status >= 300 && nta_sip_is_internal(sip) != 0
+                                   ? t->fork->on_local_failure(b->index, status)
+                                   : t->fork->on_response(b->index, status);
   if (absorb) d.forward = false;
   if (t->observer && t->dialog_forming && status >= 300)
     t->observer->on_branch_end(t->call, b->index);
@@ -934,15 +939,45 @@ void Router::on_registered(const std::string &aor, const chain::Target &target) 
     // device woke: iOS shows every VoIP push as a call, which only the app can
     // end, so the device gets the INVITE and then a CANCEL.
     const bool ghost = final_sent(t->state) || t->fork->final_sent();
-    for (auto &b : t->branches) {
-      const bool same_device =
-          (!target.instance.empty() && b->instance == target.instance) || b->target == target.uri;
-      if (!same_device || b->cancelled || t->fork->branch_final(b->index) || !b->orq) continue;
-      // Its address is stale (the app came back from elsewhere) or about to
-      // be answered twice: the new branch replaces it.
+    std::vector<LateBranchView> views;
+    views.reserve(t->branches.size());
+    for (const auto &b : t->branches) {
+      LateBranchView v;
+      // A device with an instance is known by it; the contact names one
+      // without (its contact changes with its address, so each address reads
+      // as a device of its own, as the registrar stores it). Two instances
+      // that differ are two devices, whatever their contacts.
+      v.same_device = (!target.instance.empty() && b->instance == target.instance) ||
+                      (b->target == target.uri && (b->instance.empty() || target.instance.empty()));
+      v.same_route = b->target == target.uri && b->next_hop == target.next_hop;
+      const bool final = t->fork->branch_final(b->index);
+      v.state = b->cancelled                                 ? LateBranchView::State::Cancelled
+                : !final && b->orq                           ? LateBranchView::State::Pending
+                : !final || t->fork->branch_failed(b->index) ? LateBranchView::State::LocalFailure
+                                                             : LateBranchView::State::Answered;
+      views.push_back(v);
+    }
+    size_t &late_so_far = t->late_branches[aor];
+    const LateDecision decision = decide_late_branch(
+        views, late_so_far, static_cast<size_t>(env_.settings.fork_late_max_branches));
+    if (decision.over_cap) {
+      // One line per call and AOR: a device looping through REGISTERs must not
+      // flood the log either.
+      if (t->late_cap_logged.insert(aor).second)
+        PLOG_WARN(
+            "route: call-id=%s %s registered again (%s): the call already added %zu "
+            "late branch(es) for it, fork-late-max-branches; no more",
+            t->call.call_id.c_str(), aor.c_str(), target.uri.c_str(), late_so_far);
+      continue;
+    }
+    if (!decision.add) continue;  // a refresh: its branch stays
+    for (size_t i : decision.cancel) {
+      // Its address is stale: the app came back from elsewhere.
+      Branch *b = t->branches[i].get();
       b->cancelled = true;
       nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
     }
+    ++late_so_far;
     const size_t index = t->fork->add_branch();
     std::string rr;
     if (t->records_dialog) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 // clang-format off
@@ -93,9 +94,10 @@ class Router : public chain::Forker, public chain::DialogRouter {
   void expire_dialogs(int64_t now);
   // A REGISTER wrote `target`'s binding of `aor` (fork-late): every call
   // ringing that AOR while its pushes are outstanding gets a branch to it at
-  // once; a pending branch to the same device (same +sip.instance, or the same
-  // contact) is CANCELled, its address being stale. One hash lookup when
-  // nothing rings: REGISTERs cost the same with any number of calls.
+  // once, as decide_late_branch() rules (proxy/late_branch.h): a refresh
+  // keeps the device's branch; a new address replaces it (the stale one is
+  // CANCELled); at most fork-late-max-branches per AOR and call. One hash lookup
+  // when nothing rings: REGISTERs cost the same with any number of calls.
   void on_registered(const std::string &aor, const chain::Target &target);
   size_t ringing_aors() const { return ringing_by_aor_.size(); }
 
@@ -171,6 +173,13 @@ class Router : public chain::Forker, public chain::DialogRouter {
     // call-fork-timeout passed: a pushed device registering now gets nothing.
     // Until then an ended call's Txn stays, for the ghost branches.
     bool push_window_over = false;
+    // Branches added for devices that registered while it rang, per AOR,
+    // against [module::Router] fork-late-max-branches. Per AOR, not per call: a
+    // user can only register its own AOR (digest auth), so one account
+    // re-registering in a loop spends its own budget and never keeps another
+    // resident's woken phone out of the call. The cap is logged once per AOR.
+    std::unordered_map<std::string, size_t> late_branches;
+    std::unordered_set<std::string> late_cap_logged;
   };
   // What proves our P-Asserted-Identity to one receiver (identity_proof.h).
   struct ProofKey {

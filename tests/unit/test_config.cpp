@@ -270,3 +270,29 @@ TEST(Config, AnyKeySectionTakesUserNamedKeysAndStillRejectsTypos) {
   EXPECT_TRUE(back.load_string(dump, "dump", &err)) << err;
   EXPECT_TRUE(back.names_in("actions").empty());
 }
+
+// [module::Router] fork-late-max-branches: a count of branches, at least one
+// (a pushed phone that wakes needs one), default 8.
+TEST(ProxyConfig, ForkLateMaxBranches) {
+  {
+    Config c(portier::proxy::proxy_schema());
+    std::string err;
+    ASSERT_TRUE(c.load_string("[module::Router]\n", "p.conf", &err)) << err;
+    EXPECT_EQ(portier::proxy::settings_from_config(c).fork_late_max_branches, 8);
+  }
+  {
+    Config c(portier::proxy::proxy_schema());
+    std::string err;
+    ASSERT_TRUE(c.load_string("[module::Router]\nfork-late-max-branches = 3\n", "p.conf", &err))
+        << err;
+    EXPECT_EQ(portier::proxy::settings_from_config(c).fork_late_max_branches, 3);
+  }
+  for (const char *bad : {"0", "-1", "many"}) {
+    Config c(portier::proxy::proxy_schema());
+    std::string err;
+    EXPECT_FALSE(c.load_string(
+        std::string("[module::Router]\nfork-late-max-branches = ") + bad + "\n", "p.conf", &err));
+    EXPECT_NE(err.find("p.conf:2: [module::Router] fork-late-max-branches: "), std::string::npos)
+        << err;
+  }
+}

@@ -380,7 +380,7 @@ TEST(ForkAggregator, HeldOpenStillEndsOnTimeoutSixHundredOrCancel) {
   timeout.hold_open();
   EXPECT_EQ(decision_string(timeout.on_branch_failed(0)), "");
   EXPECT_EQ(decision_string(timeout.on_timeout()), "B");
-  EXPECT_EQ(timeout.best_status(), 408);
+  EXPECT_EQ(timeout.best_status(), 480);  // nobody woke (below)
 
   ForkAggregator decline(2);
   decline.hold_open();
@@ -391,6 +391,61 @@ TEST(ForkAggregator, HeldOpenStillEndsOnTimeoutSixHundredOrCancel) {
   EXPECT_EQ(decision_string(cancel.on_response(0, 480)), "");
   EXPECT_EQ(decision_string(cancel.on_cancel()), "B");
   EXPECT_EQ(cancel.best_status(), 480);
+}
+
+// A pushed phone that never wakes: its branch failed here (nta's 503 for the
+// gone socket, RFC 3261 §16.9). Held open, the caller hears 480 at the fork
+// timeout, not the 500 that §16.7 step 6 makes of a 503 (RFC 3261 §21.4.18:
+// the user is known, no valid forwarding location now).
+TEST(ForkAggregator, HeldOpenLocalFailuresEndIn480) {
+  ForkAggregator fork(2);
+  fork.hold_open();
+  EXPECT_EQ(decision_string(fork.on_local_failure(0, 503)), "");
+  EXPECT_EQ(decision_string(fork.on_local_failure(1, 408)), "");  // timer B
+  EXPECT_TRUE(fork.branch_failed(0));
+  EXPECT_EQ(decision_string(fork.on_timeout()), "B");
+  EXPECT_EQ(fork.best_status(), 480);
+}
+
+// A device's own answer still wins over the phones that did not wake
+// (§16.7 step 6): busy is what the visitor needs to hear; a 6xx ends the fork
+// at once.
+TEST(ForkAggregator, HeldOpenADevicesAnswerBeatsLocalFailures) {
+  ForkAggregator busy(2);
+  busy.hold_open();
+  EXPECT_EQ(decision_string(busy.on_local_failure(0, 503)), "");
+  EXPECT_EQ(decision_string(busy.on_response(1, 486)), "");
+  EXPECT_EQ(decision_string(busy.on_timeout()), "B");
+  EXPECT_EQ(busy.best_status(), 486);
+  EXPECT_EQ(busy.best_branch(), std::optional<size_t>(1));
+
+  ForkAggregator decline(2);
+  decline.hold_open();
+  EXPECT_EQ(decision_string(decline.on_local_failure(0, 503)), "");
+  EXPECT_EQ(decision_string(decline.on_response(1, 603)), "B");
+  EXPECT_EQ(decline.best_status(), 603);
+
+  // A device that rang and was cancelled by the timeout said no more than
+  // the sleeping one: 480 (tried before 408, preference()).
+  ForkAggregator rang(2);
+  rang.hold_open();
+  EXPECT_EQ(decision_string(rang.on_local_failure(0, 503)), "");
+  EXPECT_EQ(decision_string(rang.on_response(1, 180)), "F");
+  EXPECT_EQ(decision_string(rang.on_timeout()), "CB");
+  EXPECT_EQ(rang.best_status(), 480);
+}
+
+// Without pushes nothing changes: a transport error's 503 is the caller's 500
+// (§16.7 step 6), as soon as every branch is final.
+TEST(ForkAggregator, NotHeldALocalFailureIs500) {
+  ForkAggregator fork(1);
+  EXPECT_EQ(decision_string(fork.on_local_failure(0, 503)), "B");
+  EXPECT_EQ(fork.best_status(), 500);
+  // Its invalid uses change nothing.
+  ForkAggregator other(1);
+  EXPECT_EQ(decision_string(other.on_local_failure(0, 180)), "");
+  EXPECT_EQ(decision_string(other.on_local_failure(3, 503)), "");
+  EXPECT_FALSE(other.branch_final(0));
 }
 
 }  // namespace

@@ -438,6 +438,37 @@ TEST(LocationStore, LookupHidesExpiredBindingsAndPurgeRemovesThem) {
   EXPECT_EQ(store.aors_in_domain("home.example", kNow + 60), (std::vector<std::string>{kAlice}));
 }
 
+TEST(LocationStore, PurgeInSlicesResumesWhereItStoppedAndVisitsEveryAor) {
+  LocationStore store;
+  for (int i = 0; i < 7; ++i) {
+    const std::string n = std::to_string(i);
+    store.apply(reg({contact("sip:u" + n + "@10.0.0.1", 60)}, "cid" + n, 1, kNow,
+                    "sip:user" + n + "@home.example"));
+  }
+  // One AOR that stays, in the middle of the key order.
+  store.apply(
+      reg({contact("sip:keep@10.0.0.9", 3600)}, "keep", 1, kNow, "sip:user3x@home.example"));
+  ASSERT_EQ(store.aor_count(), 8u);
+  // Three AORs a call: the 7 expired ones are gone after three calls, none twice.
+  size_t removed = 0;
+  removed += store.purge_expired(kNow + 60, 3);
+  EXPECT_EQ(store.aor_count(), 8u - removed);
+  removed += store.purge_expired(kNow + 60, 3);
+  removed += store.purge_expired(kNow + 60, 3);
+  EXPECT_EQ(removed, 7u);
+  EXPECT_EQ(store.aor_count(), 1u);
+  EXPECT_EQ(store.records().count("sip:user3x@home.example"), 1u);
+  // A budget larger than the store visits each AOR once and wraps safely.
+  EXPECT_EQ(store.purge_expired(kNow + 3600, 100), 1u);
+  EXPECT_EQ(store.aor_count(), 0u);
+  EXPECT_EQ(store.purge_expired(kNow + 3600, 100), 0u);
+  // New registrations after the cursor wrapped are reached again.
+  store.apply(reg({contact("sip:a@10.0.0.1", 60)}, "n1", 1, kNow, "sip:aaa@home.example"));
+  store.apply(reg({contact("sip:z@10.0.0.1", 60)}, "n2", 1, kNow, "sip:zzz@home.example"));
+  EXPECT_EQ(store.purge_expired(kNow + 60, 1) + store.purge_expired(kNow + 60, 1), 2u);
+  EXPECT_TRUE(store.aors_in_domain("home.example", kNow).empty());
+}
+
 TEST(LocationStore, AorsInDomainListsLiveAorsCaseInsensitively) {
   LocationStore store;
   store.apply(reg({contact("sip:m1@10.0.0.1")}, "1", 1, kNow, "sip:mon1@home.example"));

@@ -44,8 +44,8 @@ class _Standin(PushStandin):
 class _Phone(PyUA):
     """user@home.example registering a Contact with the URI parameters given."""
 
-    def __init__(self, env, user):
-        PyUA.__init__(self, user, LOCAL, 0, env.ports.proxy)
+    def __init__(self, env, user, ip=LOCAL):
+        PyUA.__init__(self, user, ip, 0, env.ports.proxy)
         self.user, self.password = user, USERS[user]
         self.aor = "sip:%s@%s" % (user, DOMAIN)
         self.call_id = self.uniq("reg") + "@" + LOCAL
@@ -205,7 +205,8 @@ def case_push_fork_pushes(env):
     messages:send with her token, priority HIGH, a ttl); the door gets
     "110 Push sent" (as Flexisip). The phones' sockets are gone (asleep).
     An expired token (the stand-in answers 410) drops alice's push parameters
-    (portierctl registrations), her binding stays. No token in the proxy log."""
+    (portierctl registrations), her binding stays. Nobody woke for the first
+    call: the door hears 480 at call-fork-timeout. No token in the proxy log."""
     standin = _Standin(env)
     try:
         _with_standin(env, standin)
@@ -229,12 +230,14 @@ def case_push_fork_pushes(env):
             check(got.status == 110 and got.first.endswith("Push sent"),
                   "door's INVITE to alice: %s, expected 110 Push sent" % got.first)
             # Her branch failed at once (ICMP: nothing listens; nta makes it
-            # a 503), but the fork waits for her to wake and register: the
-            # door's final response comes at call-fork-timeout (the branch's
-            # 503 as 500, RFC 3261 section 16.7 step 6).
+            # a 503, RFC 3261 section 16.9), but the fork waits for her to
+            # wake and register: the door's final response comes at
+            # call-fork-timeout, 480 Temporarily Unavailable (section
+            # 21.4.18: the user is known, no valid forwarding location),
+            # not the 500 that section 16.7 step 6 makes of a 503.
             final = door.expect(lambda m: (m.status or 0) >= 200, "final response to the INVITE",
                                 timeout=env.fork_timeout + 10)
-            check(final.status >= 400, "door's INVITE to alice: %s" % final.first)
+            check(final.status == 480, "door's INVITE to alice: %s, expected 480" % final.first)
             check(re.search(r'"event":"fork_timeout".*"call_id":"%s"' % re.escape(call_id),
                             env.proxy_log_text()),
                   "no fork_timeout event for the call: it ended some other way")
@@ -457,6 +460,217 @@ def case_push_registers_after_cancel(env):
             door.close()
             if woken:
                 woken.close()
+    finally:
+        standin.stop()
+
+
+def _invites(ua, seconds):
+    """The INVITE transactions (by top Via branch) that reached ua within
+    `seconds`: a retransmission is not a second INVITE."""
+    got = ua.quiet(lambda m: m.method == "INVITE", seconds)
+    return {re.search(r"branch=([^;,\s]+)", m.hdr("Via")).group(1): m for m in got}
+
+
+@case
+def case_push_late_refresh(env):
+    """Fork-late, a refresh is not a new device: the woken phone (same
+    +sip.instance, new socket) gets the ringing call's INVITE and rings; it
+    refreshes its REGISTER twice from the same socket: no CANCEL, no second
+    INVITE. Then it registers from a new port (the app came back on another
+    socket): the old branch is CANCELled, the new socket gets the INVITE,
+    answers, and the door gets the 200."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 60
+        env.start_proxy()
+        instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce003>"'
+        pn = ";pn-provider=webpush;pn-prid=refresh-%s;pn-param=door-app" % TOKEN
+        asleep = _Phone(env, "alice")
+        check(asleep.register(pn, hparams=instance).status == 200, "alice could not register")
+        asleep.close()
+        door = _Phone(env, "door")
+        woken = moved = None
+        try:
+            call_id, got = _invite(door, "sip:alice@" + DOMAIN)
+            check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
+            standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                             "the push for the call")
+            woken = _Phone(env, "alice")
+            check(woken.register(pn, hparams=instance).status == 200, "alice woken: no 200")
+            invite = woken.expect(lambda m: m.method == "INVITE", "the INVITE of the ringing call",
+                                  timeout=5)
+            check(invite.hdr("Call-ID") == call_id, "another call: %s" % invite.hdr("Call-ID"))
+            woken.reply(invite, 180, "Ringing", to_tag="woken")
+            door.expect(lambda m: m.status == 180, "180 from the woken phone", timeout=5)
+            for i in (1, 2):
+                resp = woken.register(pn, hparams=instance)
+                check(resp.status == 200, "alice's refresh %d: %s" % (i, resp.first))
+            first = re.search(r"branch=([^;,\s]+)", invite.hdr("Via")).group(1)
+            more = [b for b in _invites(woken, 1.0) if b != first]
+            cancels = woken.quiet(lambda m: m.method == "CANCEL", 0.1)
+            check(not more and not cancels,
+                  "the refreshes changed the branch: %d more INVITE(s), %d CANCEL(s)"
+                  % (len(more), len(cancels)))
+            log("two refreshes while ringing: one INVITE, no CANCEL")
+
+            moved = _Phone(env, "alice")
+            check(moved.register(pn, hparams=instance).status == 200, "alice moved: no 200")
+            cancel = woken.expect(lambda m: m.method == "CANCEL", "the stale branch's CANCEL",
+                                  timeout=5)
+            woken.reply(cancel, 200, "OK")
+            woken.reply(invite, 487, "Request Terminated", to_tag="woken")
+            invite2 = moved.expect(lambda m: m.method == "INVITE", "the INVITE on the new socket",
+                                   timeout=5)
+            check(invite2.hdr("Call-ID") == call_id, "another call: %s" % invite2.hdr("Call-ID"))
+            moved.reply(invite2, 180, "Ringing", to_tag="moved")
+            moved.reply(invite2, 200, "OK", to_tag="moved")
+            ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
+                             "the 200 from the new socket", timeout=5)
+            check("tag=moved" in ok.hdr("To"), "the door's 200 is not the new socket's: %s"
+                  % ok.hdr("To"))
+            lines = re.findall(r"call-id=%s .*registered while ringing" % re.escape(call_id),
+                               env.proxy_log_text())
+            check(len(lines) == 2, "%d late branches logged, expected 2 (woken, moved): %s"
+                  % (len(lines), lines))
+            log("new port: stale branch CANCELled, the new socket answered, door got %s" % ok.first)
+        finally:
+            door.close()
+            for p in (woken, moved):
+                if p:
+                    p.close()
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_late_cap(env):
+    """[module::Router] fork-late-max-branches (default 8, per AOR and call):
+    while the door rings sip:home, an authenticated device (alice's
+    credentials, its own +sip.instance) re-registers 30 times from 127.0.0.2,
+    each time from a new port. Every REGISTER gets its 200, but at most 8
+    INVITEs reach its sockets; one log line says the cap was reached; the
+    proxy stays up. The loop spent alice's budget only: mon1's pushed phone,
+    woken after it, still joins the call, and alice's phone, registered
+    before the flood, still rings and answers."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 60
+        env.start_proxy()
+        cap = 8
+        pn = ";pn-provider=webpush;pn-prid=cap-%s;pn-param=door-app" % TOKEN
+        phone = _Phone(env, "alice")
+        check(phone.register(pn, hparams=';+sip.instance="<urn:uuid:00000000-0000-4000-8000-0000000ca900>"')
+              .status == 200, "alice's phone could not register")
+        mon1_pn = ";pn-provider=webpush;pn-prid=cap-mon1-%s;pn-param=door-app" % TOKEN
+        mon1_instance = ';+sip.instance="<urn:uuid:00000000-0000-4000-8000-0000000ca901>"'
+        asleep = _Phone(env, "mon1")
+        check(asleep.register(mon1_pn, hparams=mon1_instance).status == 200,
+              "mon1's phone could not register")
+        asleep.close()
+        door = _Phone(env, "door")
+        flood = []
+        mon1 = None
+        try:
+            call_id, got = _invite(door, "sip:home@" + DOMAIN)
+            check(got.status == 110, "door's INVITE: %s, expected 110 Push sent" % got.first)
+            invite = phone.expect(lambda m: m.method == "INVITE", "the call's INVITE", timeout=5)
+            phone.reply(invite, 180, "Ringing", to_tag="phone")
+            door.expect(lambda m: m.status == 180, "180 from alice's phone", timeout=5)
+            loop = ';+sip.instance="<urn:uuid:00000000-0000-4000-8000-00000000100f>"'
+            deadline = time.time() + 60
+            for i in range(30):
+                check(time.time() < deadline, "the REGISTER loop took over 60 s (at %d)" % i)
+                p = _Phone(env, "alice", ip="127.0.0.2")
+                flood.append(p)
+                resp = p.register("", hparams=loop)
+                check(resp.status == 200, "REGISTER %d from 127.0.0.2: %s" % (i, resp.first))
+            check(env.proxy_alive(), "the proxy died during the REGISTER loop")
+            # Over the cap the binding is still stored: the device's last address.
+            last = "127.0.0.2:%d" % flood[-1].port
+            check(any(last in b.get("contact", "") for b in env.bindings_for("alice")),
+                  "the last REGISTER's binding (%s) is not stored: %r"
+                  % (last, env.bindings_for("alice")))
+            time.sleep(1.0)
+            invites = 0
+            for p in flood:
+                invites += len([m for m in _invites(p, 0.05).values()
+                                if m.hdr("Call-ID") == call_id])
+            check(invites == cap, "%d INVITEs reached the looping device's 30 sockets, "
+                  "expected the cap, %d" % (invites, cap))
+            lines = [l for l in env.proxy_log_text().splitlines()
+                     if "fork-late-max-branches" in l and call_id in l]
+            check(len(lines) == 1, "%d cap lines for the call in the proxy log, expected 1: %s"
+                  % (len(lines), lines[:3]))
+            log("30 REGISTERs from new ports: %d INVITEs, one log line: %s" % (invites, lines[0]))
+            mon1 = _Phone(env, "mon1")
+            check(mon1.register(mon1_pn, hparams=mon1_instance).status == 200,
+                  "mon1 woken: no 200")
+            late = mon1.expect(lambda m: m.method == "INVITE", "the call's INVITE for mon1, "
+                               "woken after alice's loop", timeout=5)
+            check(late.hdr("Call-ID") == call_id, "another call: %s" % late.hdr("Call-ID"))
+            mon1.reply(late, 180, "Ringing", to_tag="mon1")
+            log("mon1 woken after the loop: its INVITE came (the cap is alice's, not the call's)")
+            phone.reply(invite, 200, "OK", to_tag="phone")
+            ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE",
+                             "the 200 from alice's phone", timeout=5)
+            check("tag=phone" in ok.hdr("To"), "the door's 200 is not alice's phone's: %s"
+                  % ok.hdr("To"))
+            check(env.proxy_alive(), "the proxy died")
+            cancel = mon1.expect(lambda m: m.method == "CANCEL", "mon1's CANCEL (answered "
+                                 "elsewhere)", timeout=5)
+            mon1.reply(cancel, 200, "OK")
+            mon1.reply(late, 487, "Request Terminated", to_tag="mon1")
+        finally:
+            door.close()
+            phone.close()
+            for p in flood + [mon1]:
+                if p:
+                    p.close()
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_busy_beats_sleeper(env):
+    """The door rings sip:home: alice's phone sleeps (pushed; its branch fails
+    here at once), mon1 is awake and answers 486 Busy Here. The fork waits for
+    alice until call-fork-timeout, then the door hears 486: a device's own
+    answer beats a phone that did not wake (RFC 3261 section 16.7 step 6),
+    which alone would have been 480."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin)
+        env.relay_enabled = False
+        env.fork_timeout = 4
+        env.start_proxy()
+        asleep = _Phone(env, "alice")
+        pn = ";pn-provider=webpush;pn-prid=busy-%s;pn-param=door-app" % TOKEN
+        check(asleep.register(pn).status == 200, "alice could not register")
+        asleep.close()
+        mon1 = _Phone(env, "mon1")
+        door = _Phone(env, "door")
+        try:
+            check(mon1.register("").status == 200, "mon1 could not register")
+            ruri = "sip:%s@%s" % ("home", DOMAIN)
+            call_id, got = _invite(door, ruri)
+            check(got.status == 110, "door's INVITE to home: %s, expected 110" % got.first)
+            invite = mon1.expect(lambda m: m.method == "INVITE", "the INVITE", timeout=5)
+            mon1.reply(invite, 486, "Busy Here", to_tag="mon1")
+            final = door.expect(lambda m: (m.status or 0) >= 200, "final response to the INVITE",
+                                timeout=env.fork_timeout + 10)
+            check(final.status == 486, "door's INVITE to home: %s, expected 486" % final.first)
+            check(re.search(r'"event":"fork_timeout".*"call_id":"%s"' % re.escape(call_id),
+                            env.proxy_log_text()),
+                  "no fork_timeout event: the 486 did not wait for alice to wake")
+            _ack(door, ruri, final)
+            log("alice asleep, mon1 busy: door got %s at the fork timeout" % final.first)
+        finally:
+            door.close()
+            mon1.close()
     finally:
         standin.stop()
 
