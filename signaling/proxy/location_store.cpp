@@ -231,7 +231,8 @@ RegisterOutcome LocationStore::apply(const RegisterRequest &req) {
     b.user_agent = req.user_agent;
     b.received = req.received;
     // A refresh without push parameters means the app no longer wants pushes
-    // (RFC 8599 §4.1: a UA that wants pushes puts them in every REGISTER).
+    // (RFC 8599 §4.1.1: a UA that wants pushes puts them in its REGISTER;
+    // §4.1.2: one that no longer does leaves pn-prid out).
     b.push = c.push;
     changed = true;
   }

@@ -17,7 +17,7 @@
 
 namespace portier::proxy {
 
-// RFC 8599 §4.1 (pn-provider, pn-prid, pn-param), as the Contact URI carried
+// RFC 8599 §4.1.1 (pn-provider, pn-prid, pn-param), as the Contact URI carried
 // them or as the legacy Linphone parameters map to them. Empty provider: the
 // binding is not reached by push.
 struct PushTarget {

@@ -33,6 +33,7 @@
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
 #include "proxy/udp_fastpath.h"
+#include "push/push_messages.h"
 #include "sip/sip_message.h"
 #include "tls/one_record.h"
 
@@ -680,6 +681,9 @@ std::string Proxy::registrations_json() const {
 
 bool Proxy::push_for(const chain::Target &target, const sip_t *sip, push::PushKind kind) {
   if (!push_) return false;
+  if (kind != push::PushKind::Call &&
+      !push::follow_up_possible(target.push.provider, target.push.param, target.push.prid))
+    return false;
   push::PushRequest req;
   req.provider = target.push.provider;
   req.prid = target.push.prid;

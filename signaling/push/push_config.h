@@ -56,8 +56,8 @@ bool read_service_account(const std::string &project_id, const std::string &file
                           ServiceAccount *out, std::string *error);
 
 // Whether pushes to pn-provider `provider` can be sent with these settings
-// (the registrar answers 555 otherwise, RFC 8599 §5): fcm needs the
-// service account of the project pn-param names (RFC 8599 §10: pn-param is
+// (the registrar answers 555 otherwise, RFC 8599 §5.6.1.1): fcm needs the
+// service account of the project pn-param names (RFC 8599 §11: pn-param is
 // the FCM project id), apns and apns.dev a key or a certificate, and any other
 // provider the webhook. Nothing is served while push is disabled.
 bool serves_provider(const PushSettings &settings, const std::string &provider,

@@ -92,7 +92,9 @@ bool parse_apns_target(const std::string &param, const std::string &prid, ApnsTa
     for (const auto &s : services) (s == "voip" ? voip : remote) = true;
     bundle.resize(last);
   } else {
-    remote = true;  // RFC 8599 §9: no service named means remote notifications
+    // RFC 8599 §10 names only "voip"; without a service the topic is the
+    // bundle ID itself, that of the app's user notifications.
+    remote = true;
   }
   if (bundle.empty()) {
     *error = "pn-param has no bundle id";
@@ -259,7 +261,7 @@ std::string apns_jwt_claims(const std::string &team_id, int64_t issued_at) {
 ApnsPush apns_push(const std::string &base_url, const ApnsTarget &target, const PushRequest &r,
                    int64_t expiration) {
   ApnsPush p;
-  p.voip = !target.voip_token.empty();
+  p.voip = !target.voip_token.empty() && r.kind == PushKind::Call;
   const std::string &token = p.voip ? target.voip_token : target.remote_token;
   p.url = base_url + "/3/device/" + token;
   p.headers = {
@@ -289,6 +291,15 @@ ApnsPush apns_push(const std::string &base_url, const ApnsTarget &target, const 
   w.end_object();
   p.body = w.take();
   return p;
+}
+
+bool follow_up_possible(const std::string &provider, const std::string &param,
+                        const std::string &prid) {
+  if (service_for(provider) == Service::Fcm || service_for(provider) == Service::Webhook)
+    return true;
+  ApnsTarget target;
+  std::string error;
+  return parse_apns_target(param, prid, &target, &error) && !target.remote_token.empty();
 }
 
 // ---- webhook

@@ -10,7 +10,8 @@
 //     Applications" (the JWT assertion, RFC 7523), RFC 6749 §5.1 (the answer);
 //   APNs: "Sending notification requests to APNs", "Establishing a token-based
 //     connection to APNs", "Handling notification responses from APNs";
-//   RFC 8599 §9 (pn-param of apns), §10 (fcm), and Flexisip's reading of both
+//   RFC 8599 §10 (pn-param and pn-prid of apns), §11 (fcm), and Flexisip's
+//     reading and extension of both
 //     (src/pushnotification/rfc8599-push-params.cc).
 #pragma once
 
@@ -27,10 +28,11 @@ namespace portier::push {
 enum class Service { Fcm, Apns, ApnsSandbox, Webhook };
 Service service_for(const std::string &provider);
 
-// RFC 8599 §9: pn-param = TEAM-ID "." BUNDLE-ID ["." SERVICES], SERVICES one
-// of "voip", "remote" or "voip&remote" (none: remote); pn-prid = one token, or
-// "TOKEN:voip&TOKEN:remote" when the app has both kinds. A token is hex (it
-// goes into the request's path).
+// RFC 8599 §10: pn-param = Team ID "." topic, the topic being the bundle ID
+// "." a service ("voip" for a VoIP app); pn-prid = the device token. Flexisip
+// and Linphone's apps also write the services "remote" and "voip&remote"
+// (no service: remote), with pn-prid "TOKEN:voip&TOKEN:remote" when the app
+// has both kinds. A token is hex (it goes into the request's path).
 struct ApnsTarget {
   std::string bundle;
   std::string voip_token;    // PushKit: apns-push-type voip, topic BUNDLE.voip
@@ -83,11 +85,23 @@ struct ApnsPush {
   std::string body;
   bool voip = false;
 };
-// A VoIP push when the app has a VoIP token (apns-push-type voip, priority
-// 10, topic BUNDLE.voip), else an alert push to its remote token.
+// A call: a VoIP push when the app has a VoIP token (apns-push-type voip,
+// priority 10, topic BUNDLE.voip), else an alert push to its remote token. A
+// follow-up (answered elsewhere, missed): an alert push to the remote token;
+// never a VoIP push (see apns_follow_up_possible).
 // `expiration` is the UNIX time after which APNs drops it (apns-expiration).
 ApnsPush apns_push(const std::string &base_url, const ApnsTarget &target,
                    const PushRequest &request, int64_t expiration);
+
+// Whether a follow-up push (answered elsewhere, missed) can go to a device
+// with these RFC 8599 parameters: not to an APNs app with a VoIP token only.
+// Apple's PushKit documentation (PKPushType.voIP): a VoIP push is for
+// starting a call only, and the app must report each one to CallKit as a new
+// call, or iOS ends it and at length stops waking it. Such an app learns that
+// the call ended over SIP instead: woken by the call's push, it registers and
+// gets the INVITE and then the CANCEL (Router's late branches).
+bool follow_up_possible(const std::string &provider, const std::string &param,
+                        const std::string &prid);
 
 // ---- webhook
 // {"provider","prid","param","kind","call_id","caller_uri","caller_display","ttl"}

@@ -30,12 +30,10 @@ import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
 import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
 
-li.PROXY_PORT = 39560
-li.RELAY_PORTS = "39600-39699"
-li.USERS = {"mon1": "mon1-Bare-4471", "door": "door-Bare-9038"}
+check, log, wait_for = bp.use(39560, "39600-39699",
+                               {"mon1": "mon1-Bare-4471", "door": "door-Bare-9038"})
 BS_SIP, BS_CTRL, BS_RTP = 39570, 39575, "39580-39599"
 MON_SIP, MON_RTP = 39540, "39520-39539"
-check, log, wait_for = li.check, li.log, li.wait_for
 
 
 def run(args, tmp, procs):

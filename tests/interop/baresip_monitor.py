@@ -36,13 +36,11 @@ import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
 import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
 
-li.PROXY_PORT = 39360
+check, log, wait_for = bp.use(39360, "39400-39499",
+                               {"mon1": "mon1-Bare-6617", "door": "door-Bare-2094"})
 CODE = "583920"
-li.RELAY_PORTS = "39400-39499"
-li.USERS = {"mon1": "mon1-Bare-6617", "door": "door-Bare-2094"}
 DOOR_SIP, DOOR_RTP = 39340, "39350-39359"
 BS_SIP, BS_CTRL, BS_RTP = 39370, 39375, "39380-39399"
-check, log, wait_for = li.check, li.log, li.wait_for
 
 
 def relay_branches(proxy):

@@ -25,6 +25,14 @@ import linphone_interop as li  # noqa: E402  log, check, wait_for, stop_group
 from portier_py.loopcap import LoopbackCapture  # noqa: E402,F401  (bp.LoopbackCapture)
 
 
+def use(proxy_port, relay_ports, users):
+    """A test's proxy port, relay ports and users ({user: password}) in the
+    shared driver linphone_interop (its Proxy and main read them); returns its
+    check, log and wait_for."""
+    li.PROXY_PORT, li.RELAY_PORTS, li.USERS = proxy_port, relay_ports, users
+    return li.check, li.log, li.wait_for
+
+
 def tcp_listening(port):
     """A TCP socket listens on 127.0.0.1:port (/proc/net/tcp, state 0A)."""
     try:

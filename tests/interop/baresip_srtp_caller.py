@@ -45,15 +45,13 @@ import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
 import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
 
-li.PROXY_PORT = 30180
-li.RELAY_PORTS = "30270-30299"
-li.USERS = {"mon1": "mon1-Bsrtp-8406", "door": "door-Bsrtp-3317"}
+check, log, wait_for = bp.use(30180, "30270-30299",
+                               {"mon1": "mon1-Bsrtp-8406", "door": "door-Bsrtp-3317"})
 MON_SIP, MON_RTP = 30190, "30200-30219"
 DOOR_SIP, DOOR_RTP = 30220, "30225-30234"
 BS_SIP, BS_CTRL, BS_RTP = 30240, 30245, "30250-30269"
 MANDATORY = "[media]\nmedia-encryption = srtp\nmedia-encryption-mandatory = true\n"
 BARESIP_SUITE = "AES_CM_128_HMAC_SHA1_80"  # the one line baresip 1.0 offers, tag 1
-check, log, wait_for = li.check, li.log, li.wait_for
 
 
 def capture():

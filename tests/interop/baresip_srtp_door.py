@@ -39,14 +39,13 @@ import linphone_srtp_relay as lsr  # noqa: E402  oRTP statistics, SRTP failures
 import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
 
-li.PROXY_PORT = 32060
-li.RELAY_PORTS = "32200-32299"
-li.USERS = {"mon1": "mon1-Srtp-4410", "mon2": "mon2-Srtp-8821", "door": "door-Srtp-7302"}
+check, log, wait_for = bp.use(32060, "32200-32299", {"mon1": "mon1-Srtp-4410",
+                                                     "mon2": "mon2-Srtp-8821",
+                                                     "door": "door-Srtp-7302"})
 li.PEERS = {"mon1": ("mon1", li.USERS["mon1"], 32110, "udp"),
             "mon2": ("mon2", li.USERS["mon2"], 32120, "udp")}
 BS_SIP, BS_CTRL, BS_RTP = 32170, 32175, "32180-32199"
 KEY = r"a=crypto:\d+ \S+ inline:([A-Za-z0-9+/=]+)"
-check, log, wait_for = li.check, li.log, li.wait_for
 
 
 def run(args, tmp, procs):

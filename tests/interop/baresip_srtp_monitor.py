@@ -40,9 +40,8 @@ import linphone_interop as li  # noqa: E402  log, check, wait_for, Proxy
 import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
 
-li.PROXY_PORT = 30060
-li.RELAY_PORTS = "30120-30179"
-li.USERS = {"mon1": "mon1-Bsrtp-5172", "door": "door-Bsrtp-2291"}
+check, log, wait_for = bp.use(30060, "30120-30179",
+                               {"mon1": "mon1-Bsrtp-5172", "door": "door-Bsrtp-2291"})
 CODE = "583920"
 # What baresip is offered, in order: the door's own offer when the relay passes
 # SDES through; with terminate, the relay's srtp-crypto-suites default (GCM
@@ -53,7 +52,6 @@ SUITES = {"passthrough": ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_256_CM_HM
                         "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_256_GCM"]}
 DOOR_SIP, DOOR_RTP = 30070, "30080-30089"
 BS_SIP, BS_CTRL, BS_RTP = 30090, 30095, "30100-30119"
-check, log, wait_for = li.check, li.log, li.wait_for
 
 
 def run_round(args, tmp, procs, encryption):

@@ -35,13 +35,11 @@ import portier_devices as pd  # noqa: E402
 import baresip_peer as bp  # noqa: E402
 from portier_py.pki import standard  # noqa: E402  the openssl CLI's throwaway CA
 
-li.PROXY_PORT = 32460
+check, log, wait_for = bp.use(32460, "32600-32699",
+                               {"mon1": "mon1-Bare-7716", "door": "door-Bare-4902"})
 TLS_PORT = 32461
-li.RELAY_PORTS = "32600-32699"
-li.USERS = {"mon1": "mon1-Bare-7716", "door": "door-Bare-4902"}
 DOOR_SIP, DOOR_RTP = 32440, "32450-32459"
 BS_SIP, BS_CTRL, BS_RTP = 32470, 32475, "32480-32499"
-check, log, wait_for = li.check, li.log, li.wait_for
 
 
 def run(args, tmp, procs):

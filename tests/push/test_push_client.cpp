@@ -19,6 +19,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -138,6 +139,11 @@ class PushClientTest : public ::testing::Test {
 
   void script(const std::string &replies) { write_file(g_standin.dir + "/replies.json", replies); }
 
+  // The stand-in's answers to `token`, in order (a JSON list of replies).
+  void script_replies(const std::string &token, const std::string &replies) {
+    script(R"({"tokens": {")" + token + R"(": )" + replies + "}}");
+  }
+
   // The settings the proxy would load, pointing at the stand-in.
   PushSettings settings(std::vector<std::string> extra = {}) {
     static const config::Schema schema = [] {
@@ -193,6 +199,14 @@ class PushClientTest : public ::testing::Test {
     r.caller_uri = "sip:door@home.test";
     r.deadline = Clock::now() + ttl;
     return r;
+  }
+
+  // Sends `r` and runs the root until its outcome; none when the time ran out.
+  std::optional<PushResult> outcome_of(PushClient &c, const PushRequest &r) {
+    std::optional<PushResult> result;
+    c.send(r, [&](const PushResult &res) { result = res; });
+    run_until([&] { return result.has_value(); });
+    return result;
   }
 
   // Runs the root until `done` or the time is up (a bound, not an assertion).
@@ -338,13 +352,10 @@ TEST_F(PushClientTest, FcmAssertionSignedByAnotherKeyGetsNoToken) {
                         .take());
   PushClient &c =
       client({"firebase-service-accounts = " + g_standin.info.string_or("project") + ":" + other});
-  PushResult result;
-  bool done = false;
-  c.send(request("fcm", kFcmToken, g_standin.info.string_or("project")),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Failed);
-  EXPECT_EQ(result.status, 400);
+  const auto result = outcome_of(c, request("fcm", kFcmToken, g_standin.info.string_or("project")));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Failed);
+  EXPECT_EQ(result->status, 400);
   const auto tokens = received("token");
   ASSERT_EQ(tokens.size(), 1u);
   EXPECT_EQ(tokens[0].string_or("error"), "bad signature");
@@ -376,28 +387,21 @@ TEST_F(PushClientTest, ApnsProviderTokenSignedByAnotherKeyIsRefusedAndRemade) {
 
 // FCM's ErrorCode UNREGISTERED comes with 404: the token is gone.
 TEST_F(PushClientTest, FcmUnregisteredIsAnInvalidToken) {
-  script(std::string(R"({"tokens": {")") + kFcmToken +
-         R"(": [{"status": 404, "reason": "UNREGISTERED"}]}})");
+  script_replies(kFcmToken, R"([{"status": 404, "reason": "UNREGISTERED"}])");
   PushClient &c = client();
-  PushResult result;
-  bool done = false;
-  c.send(request("fcm", kFcmToken, g_standin.info.string_or("project")),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::InvalidToken);
-  EXPECT_EQ(result.status, 404);
-  EXPECT_NE(result.reason.find("UNREGISTERED"), std::string::npos) << result.reason;
-  EXPECT_EQ(result.attempts, 1);
+  const auto result = outcome_of(c, request("fcm", kFcmToken, g_standin.info.string_or("project")));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::InvalidToken);
+  EXPECT_EQ(result->status, 404);
+  EXPECT_NE(result->reason.find("UNREGISTERED"), std::string::npos) << result->reason;
+  EXPECT_EQ(result->attempts, 1);
 }
 
 TEST_F(PushClientTest, FcmWithoutAServiceAccountForTheProjectFails) {
   PushClient &c = client();
-  PushResult result;
-  bool done = false;
-  c.send(request("fcm", kFcmToken, "another-project"),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Failed);
+  const auto result = outcome_of(c, request("fcm", kFcmToken, "another-project"));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Failed);
   EXPECT_TRUE(received("fcm").empty());
 }
 
@@ -474,18 +478,16 @@ TEST_F(PushClientTest, ApnsProviderTokenIsRenewedAfterItsLifetime) {
 // 429 without Retry-After: retried after retransmission-interval (1 s), then
 // twice that, and delivered on the third attempt.
 TEST_F(PushClientTest, TooManyRequestsIsRetriedWithBackoff) {
-  script(
-      std::string(R"({"tokens": {")") + kVoipToken +
-      R"(": [{"status": 429, "reason": "TooManyRequests"}, {"status": 429, "reason": "TooManyRequests"}, {"status": 200}]}})");
+  script_replies(
+      kVoipToken,
+      R"([{"status": 429, "reason": "TooManyRequests"}, {"status": 429, "reason": "TooManyRequests"}, {"status": 200}])");
   PushClient &c = client();
-  PushResult result;
-  bool done = false;
   const auto start = Clock::now();
-  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Delivered) << result.reason;
-  EXPECT_EQ(result.attempts, 3);
+  const auto result =
+      outcome_of(c, request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Delivered) << result->reason;
+  EXPECT_EQ(result->attempts, 3);
   EXPECT_EQ(received("apns").size(), 3u);
   // 1 s, then 2 s (a lower bound: the retries cannot come earlier).
   EXPECT_GE(Clock::now() - start, 3s);
@@ -538,8 +540,8 @@ TEST_F(PushClientTest, ApnsAlertPushForAnAppWithoutVoipToken) {
   EXPECT_EQ(pushes[0].get("payload")->string_or("kind"), "missed");
 }
 
-// An app with both tokens (pn-prid "T1:voip&T2:remote", RFC 8599 §9 as
-// Flexisip reads it) is woken for a call by VoIP.
+// An app with both tokens (pn-prid "T1:voip&T2:remote": Flexisip's
+// extension of RFC 8599 §10, which has one token) is woken for a call by VoIP.
 TEST_F(PushClientTest, ApnsPicksTheVoipTokenOfAnAppWithBoth) {
   PushClient &c = client();
   bool done = false;
@@ -607,18 +609,16 @@ TEST_F(PushClientTest, GarbageFromTheProviderGivesAnOutcomeNotACrash) {
 
 // 503 with Retry-After: retried after the time asked, then delivered.
 TEST_F(PushClientTest, ServiceUnavailableWithRetryAfterIsRetriedThenDelivered) {
-  script(
-      std::string(R"({"tokens": {")") + kVoipToken +
-      R"(": [{"status": 503, "reason": "ServiceUnavailable", "retry_after": 1}, {"status": 200}]}})");
+  script_replies(
+      kVoipToken,
+      R"([{"status": 503, "reason": "ServiceUnavailable", "retry_after": 1}, {"status": 200}])");
   PushClient &c = client();
-  PushResult result;
-  bool done = false;
   const auto start = Clock::now();
-  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Delivered) << result.reason;
-  EXPECT_EQ(result.attempts, 2);
+  const auto result =
+      outcome_of(c, request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Delivered) << result->reason;
+  EXPECT_EQ(result->attempts, 2);
   const auto pushes = received("apns");
   ASSERT_EQ(pushes.size(), 2u);
   EXPECT_EQ(number(pushes[0], "status"), 503);
@@ -629,28 +629,23 @@ TEST_F(PushClientTest, ServiceUnavailableWithRetryAfterIsRetriedThenDelivered) {
 
 // 429 with a Retry-After beyond the deadline: no retry that could not arrive in time.
 TEST_F(PushClientTest, TooManyRequestsPastTheDeadlineIsRetryLater) {
-  script(std::string(R"({"tokens": {")") + kFcmToken +
-         R"(": [{"status": 429, "reason": "QUOTA_EXCEEDED", "retry_after": 30}]}})");
+  script_replies(kFcmToken, R"([{"status": 429, "reason": "QUOTA_EXCEEDED", "retry_after": 30}])");
   PushClient &c = client();
-  PushResult result;
-  bool done = false;
-  c.send(request("fcm", kFcmToken, g_standin.info.string_or("project"), 5s),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::RetryLater);
-  EXPECT_EQ(result.status, 429);
+  const auto result =
+      outcome_of(c, request("fcm", kFcmToken, g_standin.info.string_or("project"), 5s));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::RetryLater);
+  EXPECT_EQ(result->status, 429);
   EXPECT_EQ(received("fcm").size(), 1u);
 }
 
 TEST_F(PushClientTest, ApnsSandboxTokensGoToTheDevEndpoint) {
   // Production points nowhere (a closed port): only the sandbox can deliver.
   PushClient &c = client({"apns-base-url = https://localhost:1"});
-  PushResult result;
-  bool done = false;
-  c.send(request("apns.dev", kVoipToken, "TEAMID1234.org.example.door.voip"),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Delivered) << result.reason;
+  const auto result =
+      outcome_of(c, request("apns.dev", kVoipToken, "TEAMID1234.org.example.door.voip"));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Delivered) << result->reason;
   EXPECT_EQ(received("apns").size(), 1u);
 }
 
@@ -658,12 +653,10 @@ TEST_F(PushClientTest, ApnsSandboxTokensGoToTheDevEndpoint) {
 TEST_F(PushClientTest, ApnsCertificateAuthentication) {
   PushClient &c =
       client({"apns-certificate-file = " + g_standin.info.string_or("apns_certificate_file")});
-  PushResult result;
-  bool done = false;
-  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Delivered) << result.reason;
+  const auto result =
+      outcome_of(c, request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Delivered) << result->reason;
   const auto pushes = received("apns");
   ASSERT_EQ(pushes.size(), 1u);
   EXPECT_EQ(pushes[0].string_or("auth"), "certificate");
@@ -677,13 +670,11 @@ TEST_F(PushClientTest, ApnsCertificateAuthentication) {
 TEST_F(PushClientTest, ApnsCertificateFromAnotherCaIsRefused) {
   PushClient &c =
       client({"apns-certificate-file = " + g_standin.info.string_or("untrusted_certificate_file")});
-  PushResult result;
-  bool done = false;
-  c.send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
-         [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Failed);
-  EXPECT_EQ(result.status, 0);
+  const auto result =
+      outcome_of(c, request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Failed);
+  EXPECT_EQ(result->status, 0);
   EXPECT_TRUE(received("apns").empty());
 }
 
@@ -790,12 +781,10 @@ TEST_F(PushClientTest, UntrustedServerCertificateFails) {
   PushSettings s = settings();
   s.ca_file.clear();  // the system's CAs only: the stand-in's CA is not among them
   client_ = std::make_unique<PushClient>(root_, s);
-  PushResult result;
-  bool done = false;
-  client_->send(request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"),
-                [&](const PushResult &r) { result = r, done = true; });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  EXPECT_EQ(result.outcome, PushOutcome::Failed);
+  const auto result =
+      outcome_of(*client_, request("apns", kVoipToken, "TEAMID1234.org.example.door.voip"));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->outcome, PushOutcome::Failed);
   EXPECT_TRUE(received("apns").empty());
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -191,7 +192,7 @@ TEST(PushParams, ApnsParamAndPridAsFlexisipReadsThem) {
   } rows[] = {
       {"ABCD1234.org.example.app.voip", "aa11", true, "org.example.app", "aa11", ""},
       {"ABCD1234.org.example.app.remote", "bb22", true, "org.example.app", "", "bb22"},
-      // §9: no service named: remote
+      // No service named (RFC 8599 §10 names only voip): remote
       {"ABCD1234.org.example.app", "bb22", true, "org.example.app", "", "bb22"},
       {"ABCD1234.org.example.app.voip&remote", "aa11:voip&bb22:remote", true, "org.example.app",
        "aa11", "bb22"},
@@ -210,6 +211,39 @@ TEST(PushParams, ApnsParamAndPridAsFlexisipReadsThem) {
     EXPECT_EQ(t.bundle, r.bundle);
     EXPECT_EQ(t.voip_token, r.voip);
     EXPECT_EQ(t.remote_token, r.remote);
+  }
+}
+
+// A follow-up never goes to a VoIP token (PKPushType.voIP: for starting a
+// call only, each one reported to CallKit as a new call): an app with a
+// remote token gets an alert there, one with a VoIP token only none.
+TEST(PushParams, ApnsFollowUpsAreAlertsToTheRemoteTokenOnly) {
+  EXPECT_FALSE(follow_up_possible("apns", "ABCD1234.org.example.app.voip", "aa11"));
+  EXPECT_FALSE(follow_up_possible("apns.dev", "ABCD1234.org.example.app.voip", "aa11"));
+  EXPECT_TRUE(
+      follow_up_possible("apns", "ABCD1234.org.example.app.voip&remote", "aa11:voip&bb22:remote"));
+  EXPECT_TRUE(follow_up_possible("apns", "ABCD1234.org.example.app.remote", "bb22"));
+  EXPECT_TRUE(follow_up_possible("fcm", "project", "token"));
+  EXPECT_TRUE(follow_up_possible("webpush", "", "token"));
+
+  ApnsTarget t;
+  std::string error;
+  ASSERT_TRUE(parse_apns_target("ABCD1234.org.example.app.voip&remote", "aa11:voip&bb22:remote", &t,
+                                &error));
+  PushRequest r;
+  r.kind = PushKind::Call;
+  ApnsPush call = apns_push("https://apns.test", t, r, 100);
+  EXPECT_TRUE(call.voip);
+  EXPECT_EQ(call.url, "https://apns.test/3/device/aa11");
+  for (PushKind kind : {PushKind::Missed, PushKind::AnsweredElsewhere}) {
+    r.kind = kind;
+    ApnsPush p = apns_push("https://apns.test", t, r, 100);
+    EXPECT_FALSE(p.voip);
+    EXPECT_EQ(p.url, "https://apns.test/3/device/bb22");
+    EXPECT_NE(std::find(p.headers.begin(), p.headers.end(), "apns-push-type: alert"),
+              p.headers.end());
+    EXPECT_NE(std::find(p.headers.begin(), p.headers.end(), "apns-topic: org.example.app"),
+              p.headers.end());
   }
 }
 
@@ -342,35 +376,30 @@ TEST(PushMessages, AccessTokenAnswer) {
 
 class PushConfigTest : public ::testing::Test {
  protected:
-  std::string check(const std::string &body) {
+  // load_push_settings' verdict on `text` (a config file's text) and what it
+  // read into `s`.
+  std::string load(const std::string &text, PushSettings *s) {
     static const config::Schema schema = [] {
-      config::Schema s("push-test");
-      add_push_schema(s);
-      return s;
+      config::Schema sc("push-test");
+      add_push_schema(sc);
+      return sc;
     }();
     config::Config cfg(schema);
     std::string error;
-    EXPECT_TRUE(
-        cfg.load_string("[module::PushNotification]\nenabled = true\n" + body, "t.conf", &error))
-        << error;
+    EXPECT_TRUE(cfg.load_string(text, "t.conf", &error)) << error;
+    return load_push_settings(cfg, s);
+  }
+
+  std::string check(const std::string &body) {
     PushSettings s;
-    return load_push_settings(cfg, &s);
+    return load("[module::PushNotification]\nenabled = true\n" + body, &s);
   }
 };
 
 TEST_F(PushConfigTest, DefaultsAreValidAndDisabledReadsNothing) {
   EXPECT_EQ(check(""), "");
-  static const config::Schema schema = [] {
-    config::Schema s("push-test");
-    add_push_schema(s);
-    return s;
-  }();
-  config::Config cfg(schema);
-  std::string error;
-  ASSERT_TRUE(
-      cfg.load_string("[module::PushNotification]\napns-key-file = /nonexistent\n", "t", &error));
   PushSettings s;
-  EXPECT_EQ(load_push_settings(cfg, &s), "");
+  EXPECT_EQ(load("[module::PushNotification]\napns-key-file = /nonexistent\n", &s), "");
   EXPECT_FALSE(s.enabled);
 }
 

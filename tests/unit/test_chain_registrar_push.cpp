@@ -1,7 +1,7 @@
 // The registrar and RFC 8599: pn-provider / pn-prid / pn-param (and the legacy
 // Linphone pn-type / app-id / pn-tok) on a Contact URI are stored with the
 // binding, journalled, kept out of the stored contact, and a provider the
-// proxy cannot push to is refused with 555 (RFC 8599 §5).
+// proxy cannot push to is refused with 555 (RFC 8599 §5.6.1.1).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -67,7 +67,7 @@ class RegistrarPush : public ::testing::Test {
   std::string phrase_;
 };
 
-// RFC 8599 §4.1: the three parameters on the Contact URI. Stored with the
+// RFC 8599 §4.1.1: the three parameters on the Contact URI. Stored with the
 // binding, the contact itself without them (the device token stays out of
 // listings and of the Request-URI of the calls), and journalled: a restart
 // still knows how to wake the phone.
@@ -112,13 +112,13 @@ TEST_F(RegistrarPush, ANewTokenRefreshesTheBindingAndNoneClearsIt) {
   EXPECT_TRUE(b[0].push.empty());
 }
 
-// RFC 8599 §5: a provider the proxy cannot push to, or a contact that lacks
+// RFC 8599 §5.6.1.1: a provider the proxy cannot push to, or a contact that lacks
 // what the provider needs, gets 555 and changes nothing.
 TEST_F(RegistrarPush, AnUnservedProviderOrAMissingTokenIs555) {
   const char *const contacts[] = {
       // no webhook-url: nothing serves webpush
       "<sip:alice@192.0.2.10:5062;pn-provider=webpush;pn-prid=https://push.example/x>",
-      // no service account for this project (RFC 8599 §10: pn-param is the project)
+      // no service account for this project (RFC 8599 §11: pn-param is the project)
       "<sip:alice@192.0.2.10:5062;pn-provider=fcm;pn-prid=tok;pn-param=someone-else>",
       // no device token
       "<sip:alice@192.0.2.10:5062;pn-provider=fcm;pn-param=door-app>",
@@ -233,10 +233,12 @@ TEST(RegistrarPushParams, SplitKeepsTheOtherParametersInOrder) {
   EXPECT_TRUE(split_push_params("transport=udp").push.empty());
 }
 
-TEST(RegistrarPushParams, FeatureCapsNamesTheProviders) {
+// RFC 8599 §5.4: a separate Feature-Caps header field per type of PNS.
+TEST(RegistrarPushParams, FeatureCapsNamesEachProviderInAHeaderOfItsOwn) {
   EXPECT_EQ(push_feature_caps({}), "");
-  EXPECT_EQ(push_feature_caps({"fcm"}), "*;+sip.pns=\"fcm\"");
-  EXPECT_EQ(push_feature_caps({"apns", "fcm"}), "*;+sip.pns=\"apns,fcm\"");
+  EXPECT_EQ(push_feature_caps({"fcm"}), "Feature-Caps: *;+sip.pns=\"fcm\"");
+  EXPECT_EQ(push_feature_caps({"apns", "fcm"}),
+            "Feature-Caps: *;+sip.pns=\"apns\"\r\nFeature-Caps: *;+sip.pns=\"fcm\"");
 }
 
 }  // namespace

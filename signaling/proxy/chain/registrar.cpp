@@ -115,15 +115,14 @@ ContactPushParams split_push_params(const char *url_params) {
 }
 
 std::string push_feature_caps(const std::vector<std::string> &providers) {
-  if (providers.empty()) return "";
-  // RFC 8599 (the sip.pns feature-capability indicator): a quoted list of
-  // PNS names, comma-separated.
-  std::string value = "*;+sip.pns=\"";
-  for (size_t i = 0; i < providers.size(); ++i) {
-    if (i) value += ',';
-    value += providers[i];
+  // RFC 8599 §5.4: one Feature-Caps header field per type of PNS; §8.2: the
+  // sip.pns value is one pn-provider value, not a list.
+  std::string lines;
+  for (const std::string &p : providers) {
+    if (!lines.empty()) lines += "\r\n";
+    lines += "Feature-Caps: *;+sip.pns=\"" + p + "\"";
   }
-  return value + "\"";
+  return lines;
 }
 
 namespace {
@@ -171,10 +170,9 @@ void send_ok(Reply &reply, const std::string &contacts, const std::string &featu
   sip_date_t date[1];
   sip_date_init(date);
   date->d_time = sip_now();
-  const std::string caps = "Feature-Caps: " + feature_caps;
   reply.send(SIP_200_OK, TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
-             SIPTAG_DATE(date), TAG_IF(!feature_caps.empty(), SIPTAG_HEADER_STR(caps.c_str())),
-             TAG_END());
+             SIPTAG_DATE(date),
+             TAG_IF(!feature_caps.empty(), SIPTAG_HEADER_STR(feature_caps.c_str())), TAG_END());
 }
 
 }  // namespace
@@ -279,7 +277,7 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     }
     if (push_ && !pn.push.empty()) {
       const bool removal = c.expires ? *c.expires == 0 : req.expires_header == 0;
-      // RFC 8599 §5: a provider the proxy does not serve, or a contact
+      // RFC 8599 §5.6.1.1: a provider the proxy does not serve, or a contact
       // without what that provider needs (a device token), gets 555, so the
       // device learns that no push will wake it here instead of sleeping
       // through every call.

@@ -20,7 +20,7 @@
 
 namespace portier::proxy::chain {
 
-// The push parameters of one Contact URI's parameters (RFC 8599 §4.1, or the
+// The push parameters of one Contact URI's parameters (RFC 8599 §4.1.1, or the
 // legacy Linphone pn-type/app-id/pn-tok), and the URI parameters without them:
 // the registrar stores the device token apart from the contact, so it stays
 // out of logs, listings and the Request-URI of forwarded requests, and a
@@ -33,9 +33,9 @@ struct ContactPushParams {
 };
 ContactPushParams split_push_params(const char *url_params);
 
-// The Feature-Caps value of a 200 to a REGISTER whose contacts asked for pushes
-// through `providers` (RFC 8599 §5, RFC 6809: "*;+sip.pns=..."); empty
-// when none.
+// The Feature-Caps header lines (CRLF between them) of a 200 to a REGISTER
+// whose contacts asked for pushes through `providers`: one line per provider
+// (RFC 8599 §5.4, §8.2; RFC 6809: "*;+sip.pns=..."); empty when none.
 std::string push_feature_caps(const std::vector<std::string> &providers);
 
 class Registrar : public Processor {

@@ -46,7 +46,8 @@ def _houses(env, users, inter="deny"):
                                   "static-records-file": env.write(
                                       "static.conf", "<sip:first@*> <sip:mon1@*>\n")},
             "module::Authentication": {"auth-domains": "*", "available-algorithms": "MD5"},
-            "module::Router": {"inter-domain-requests": env.house_inter},
+            "module::Router": {"inter-domain-requests": env.house_inter,
+                               "call-fork-timeout": env.fork_timeout},
             "module::MediaRelay": {"enabled": "false"}})
         return env.write("proxy.ini", cfg)
     env.write_config = write_config
@@ -72,6 +73,7 @@ class _Ua(PyUA):
         self.call_id = self.uniq("call") + "@" + host
         self.tag = self.uniq("t")
         self.thread = None
+        self.contact_params = ""  # more Contact URI parameters (RFC 8599's pn-*)
 
     def _send(self, method, ruri, to, frm, auth, new_call):
         self.cseq += 1
@@ -80,7 +82,8 @@ class _Ua(PyUA):
         lines = ["%s %s SIP/2.0" % (method, ruri), "Via: %s" % self.via(),
                  "From: <%s>;tag=%s" % (frm, self.tag), "To: <%s>" % to,
                  "Call-ID: %s" % self.call_id, "CSeq: %d %s" % (self.cseq, method),
-                 "Contact: <sip:%s@%s:%d>" % (self.user, self.ip, self.port), "Max-Forwards: 70"]
+                 "Contact: <sip:%s@%s:%d%s>" % (self.user, self.ip, self.port, self.contact_params),
+                 "Max-Forwards: 70"]
         if method == "REGISTER":
             lines.append("Expires: 600")
         if auth:

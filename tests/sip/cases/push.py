@@ -6,17 +6,16 @@ no APNs key), so webpush is served and fcm is not. Nothing is pushed here: the
 webhook URL is never contacted at registration."""
 
 import json
-import re
 import os
-import select
+import re
 import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 
-from portier_sip.base import LOCAL, USERS, DOMAIN, TestFailure, check, log
+from portier_py.push_standin import PushStandin
+from portier_sip.base import ATTACKER, LOCAL, USERS, DOMAIN, TestFailure, check, log
 from portier_sip.registry import case
 from portier_sip.sipmsg import PyUA, digest_auth, find_challenge, sdp_body
 
@@ -37,70 +36,13 @@ def _push_config(env):
     env.write_config = write_config
 
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-STANDIN = os.path.join(HERE, "..", "..", "push", "push_standin.py")
-# The stand-in needs python3-h2 and python3-cryptography: Debian's python3
-# has them (the first python3 in PATH may be another one).
-STANDIN_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+class _Standin(PushStandin):
+    """The push stand-in in the case's directory (scripts/portier_py/push_standin.py)."""
 
-
-class _Standin:
-    """tests/push/push_standin.py in the case's directory: FCM (with its token
-    endpoint), APNs and the webhook over HTTP/2 and TLS, on a free loopback
-    port. It serves until its stdin closes."""
+    failure = TestFailure
 
     def __init__(self, env):
-        self.dir = os.path.join(env.dir, "standin")
-        self.popen = subprocess.Popen([STANDIN_PYTHON, STANDIN, self.dir], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        ready = select.select([self.popen.stdout], [], [], 30)[0]
-        line = self.popen.stdout.readline().decode() if ready else ""
-        if not line.startswith("READY "):
-            self.stop()
-            raise TestFailure("push stand-in did not start: %r" % line)
-        with open(os.path.join(self.dir, "standin.json")) as f:
-            self.info = json.load(f)
-        self.url = "https://localhost:%d" % self.info["port"]
-        log("push stand-in on %s (pid %d)" % (self.url, self.popen.pid))
-
-    def script(self, replies):
-        with open(os.path.join(self.dir, "replies.json"), "w") as f:
-            json.dump(replies, f)
-
-    def events(self, kind):
-        try:
-            with open(self.info["log"]) as f:
-                return [e for e in map(json.loads, f) if e.get("event") == kind]
-        except OSError:
-            return []
-
-    def wait_for(self, kind, pred, what, timeout=10.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for e in self.events(kind):
-                if pred(e):
-                    return e
-            time.sleep(0.1)
-        raise TestFailure("push stand-in: no %s within %.0f s (its %s requests: %s)"
-                          % (what, timeout, kind, self.events(kind)[-3:]))
-
-    def stop(self):
-        if self.popen.poll() is None:
-            self.popen.stdin.close()
-            try:
-                self.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self.popen.stdout.close()
-
-    def proxy_section(self):
-        i = self.info
-        return ("\n[module::PushNotification]\nenabled = true\n"
-                "firebase-service-accounts = %s:%s\nfirebase-base-url = %s\n"
-                "webhook-url = %s/webhook\nca-file = %s\n"
-                "retransmission-count = 2\nretransmission-interval = 1\n"
-                % (i["project"], i["service_account"], self.url, self.url, i["ca_file"]))
+        PushStandin.__init__(self, os.path.join(env.dir, "standin"), log)
 
 
 class _Phone(PyUA):
@@ -148,7 +90,7 @@ def _binding(env, user):
 @case
 def case_push_register(env):
     """RFC 8599 at the registrar: a webpush contact gets 200 with Feature-Caps
-    *;+sip.pns="webpush" (RFC 8599 section 5, RFC 6809), its binding lists
+    *;+sip.pns="webpush" (RFC 8599 sections 5.4, 5.6.1.1; RFC 6809), its binding lists
     push = webpush and a contact without the pn-* parameters, and it survives a
     restart; fcm without a service account gets 555 and no binding; a legacy
     pn-type contact registers (its type unserved: without push, no 555); a
@@ -211,15 +153,23 @@ def case_push_register(env):
             p.close()
 
 
-def _with_standin(env, standin):
+def _with_standin(env, standin, apns=False):
     plain = env.write_config
 
     def write_config():
         path = plain()
         with open(path, "a") as f:
-            f.write(standin.proxy_section())
+            f.write(standin.proxy_section(apns))
         return path
     env.write_config = write_config
+
+
+def _ack(ua, ruri, resp):
+    """The ACK of a non-2xx final response to ua's INVITE (RFC 3261 section
+    17.1.1.3: Via, From, To with its tag, Call-ID and CSeq number of the response)."""
+    ua.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s ACK\n"
+            "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"), resp.hdr("To"),
+                                  resp.hdr("Call-ID"), resp.cseq()[0]))
 
 
 def _invite(door, ruri, sdp=""):
@@ -242,9 +192,7 @@ def _invite(door, ruri, sdp=""):
     send(None)
     resp = door.response_to("INVITE")
     check(resp.status == 407, "door's INVITE: %s, expected 407" % resp.first)
-    door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %d ACK\n"
-              "Max-Forwards: 70" % (ruri, resp.hdr("Via"), resp.hdr("From"), resp.hdr("To"),
-                                    call_id, door.cseq))
+    _ack(door, ruri, resp)
     ch = find_challenge(resp.hdrs("Proxy-Authenticate"))
     cred = digest_auth("door", USERS["door"], ch, "INVITE", ruri)
     send("Proxy-Authorization: " + cred)
@@ -297,10 +245,7 @@ def case_push_fork_pushes(env):
             check(re.search(r'"event":"fork_timeout".*"call_id":"%s"' % re.escape(call_id),
                             env.proxy_log_text()),
                   "no fork_timeout event for the call: it ended some other way")
-            door.send("ACK sip:alice@%s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\n"
-                      "CSeq: %s ACK\nMax-Forwards: 70"
-                      % (DOMAIN, final.hdr("Via"), final.hdr("From"), final.hdr("To"), call_id,
-                         final.cseq()[0]))
+            _ack(door, "sip:alice@" + DOMAIN, final)
             log("alice's call: 110 Push sent, then %s at the fork timeout" % final.first)
             # Nobody answered: alice's phone is told, so it stops ringing.
             standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
@@ -498,9 +443,7 @@ def case_push_registers_after_cancel(env):
                       "CSeq: %s CANCEL\nMax-Forwards: 70"
                       % (ruri, got.hdr("Via"), got.hdr("From"), ruri, call_id, got.cseq()[0]))
             final = door.expect(lambda m: m.status == 487, "487 to the cancelled INVITE", timeout=5)
-            door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s ACK\n"
-                      "Max-Forwards: 70" % (ruri, final.hdr("Via"), final.hdr("From"),
-                                            final.hdr("To"), call_id, final.cseq()[0]))
+            _ack(door, ruri, final)
             standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id and
                              e["body"].get("kind") == "missed", "the missed-call push")
             woken = _Phone(env, "alice")
@@ -727,9 +670,7 @@ def case_push_busy_beats_sleeper(env):
             check(re.search(r'"event":"fork_timeout".*"call_id":"%s"' % re.escape(call_id),
                             env.proxy_log_text()),
                   "no fork_timeout event: the 486 did not wait for alice to wake")
-            door.send("ACK %s SIP/2.0\nVia: %s\nFrom: %s\nTo: %s\nCall-ID: %s\nCSeq: %s ACK\n"
-                      "Max-Forwards: 70" % (ruri, final.hdr("Via"), final.hdr("From"),
-                                            final.hdr("To"), call_id, final.cseq()[0]))
+            _ack(door, ruri, final)
             log("alice asleep, mon1 busy: door got %s at the fork timeout" % final.first)
         finally:
             door.close()
@@ -1026,4 +967,266 @@ def case_push_monitor_over_tls(env):
         check(WAKE_TOKEN not in env.proxy_log_text(), "the push token is in the proxy log")
         check(WAKE_TOKEN not in env.door_log_text(), "the push token is in the door's log")
     finally:
+        standin.stop()
+
+
+# APNs device tokens: hex, they go into the request path (/3/device/TOKEN).
+APNS_TOKEN = "8599a11ce0" + "0123456789abcdef" * 3 + "5a5a5a"
+APNS_VOIP2 = "8599b0b0b0" + "fedcba9876543210" * 3 + "a5a5a5"
+APNS_REMOTE2 = "8599b0b0b1" + "00112233445566778899aabbccddeeff" * 2
+APNS_TOPIC = "org.example.door.voip"
+APNS_BUNDLE = "org.example.door"
+
+
+def _check_apns(e, push_type, token, topic, kind, call_id, fork_timeout):
+    """One push as Apple's "Sending notification requests to APNs" asks:
+    POST /3/device/<device token>, apns-push-type, apns-topic (the bundle ID,
+    with .voip for a VoIP push), apns-priority 10 (at once), apns-expiration
+    a UNIX time no later than the fork's end (after it nothing rings), an
+    ES256 provider token the stand-in verified with the .p8's public key (RFC
+    7518 section 3.4; kid and iss checked)."""
+    h = e.get("headers", {})
+    payload = e.get("payload") or {}
+    check("error" not in e and e.get("status") == 200 and e.get("auth") == "token" and
+          e.get("jwt_iat"), "the stand-in refused or did not verify the push: %r" % e)
+    check(e.get("device") == token, "pushed to /3/device/%s" % e.get("device"))
+    check(h.get("apns-push-type") == push_type and h.get("apns-topic") == topic and
+          h.get("apns-priority") == "10", "the %s push's headers: %r" % (kind, h))
+    expiration = int(h.get("apns-expiration", "0"))
+    now = time.time()
+    check(now < expiration <= now + fork_timeout + 2,
+          "apns-expiration %d is not within the fork timeout (now %d)" % (expiration, now))
+    check(payload.get("kind") == kind and payload.get("call-id") == call_id,
+          "the %s push's payload: %r" % (kind, payload))
+    if push_type == "voip":
+        check(payload.get("aps") == {}, "a VoIP push with an aps: %r" % payload)
+    else:
+        check((payload.get("aps") or {}).get("alert"), "an alert push without alert: %r" % payload)
+
+
+def _pushes_to(standin, token, call_id):
+    return [e for e in standin.events("apns")
+            if e.get("device") == token and (e.get("payload") or {}).get("call-id") == call_id]
+
+
+@case
+def case_push_fork_apns(env):
+    """APNs through the fork, with token authentication (the stand-in's .p8
+    P-256 key, key id, team id). alice registers pn-provider=apns,
+    pn-param=TEAMID.org.example.door.voip (RFC 8599 section 10: Team ID, then
+    the topic: bundle ID and service), pn-prid her VoIP device token;
+    Feature-Caps names apns. mon2's app has both kinds of token
+    (.voip&remote, "VOIP:voip&REMOTE:remote", Flexisip's extension). Both
+    asleep; the door rings sip:home: each is pushed at its VoIP token:
+    /3/device/<token>, voip, topic org.example.door.voip, priority 10, an
+    expiration, the ES256 bearer verified. mon1 (awake) answers. Follow-ups:
+    never a VoIP push (Apple's PKPushType.voIP: for starting a call only,
+    each reported to CallKit as a new call): mon2 gets an answered-elsewhere
+    alert at its remote token (topic the bundle ID), alice nothing (her app
+    learns the end over SIP: woken, it registers and gets INVITE and CANCEL).
+    A call to each alone ends at the fork timeout: mon2 gets a missed alert,
+    alice nothing. One provider token for every push; no device token
+    and no provider token in the proxy log."""
+    standin = _Standin(env)
+    try:
+        _with_standin(env, standin, apns=True)
+        env.relay_enabled = False
+        env.fork_timeout = 4
+        env.start_proxy()
+        team = standin.info["apns_team_id"]
+        alice, mon1, mon2 = _Phone(env, "alice"), _Phone(env, "mon1"), _Phone(env, "mon2")
+        door = _Phone(env, "door")
+        try:
+            resp = alice.register(";pn-provider=apns;pn-prid=%s;pn-param=%s.%s"
+                                  % (APNS_TOKEN, team, APNS_TOPIC))
+            check(resp.status == 200 and resp.hdrs("Feature-Caps") == ['*;+sip.pns="apns"'],
+                  "alice (apns): %s, Feature-Caps %r" % (resp.first, resp.hdrs("Feature-Caps")))
+            check(_binding(env, "alice").get("push") == "apns", "alice's binding has no apns push")
+            resp = mon2.register(";pn-provider=apns;pn-prid=%s:voip&%s:remote;pn-param=%s.%s&remote"
+                                 % (APNS_VOIP2, APNS_REMOTE2, team, APNS_TOPIC))
+            check(resp.status == 200, "mon2 (apns, both tokens): %s" % resp.first)
+            alice.close()  # asleep
+            mon2.close()
+            check(mon1.register("").status == 200, "mon1 could not register")
+
+            # The calls to each alone first: the answered one below leaves a
+            # dialog whose 2xx retransmissions would reach the door.
+            alone = {}
+            for user, token in (("alice", APNS_TOKEN), ("mon2", APNS_VOIP2)):
+                ruri = "sip:%s@%s" % (user, DOMAIN)
+                call_id, got = _invite(door, ruri)
+                alone[user] = call_id
+                check(got.status == 110, "door's INVITE to %s: %s, expected 110"
+                      % (user, got.first))
+                e = standin.wait_for("apns", lambda e, t=token: e.get("device") == t and
+                                     (e.get("payload") or {}).get("call-id") == call_id,
+                                     "the APNs push for the call to %s" % user)
+                _check_apns(e, "voip", token, APNS_TOPIC, "call", call_id, env.fork_timeout)
+                log("%s pushed: /3/device/<token>, %s" % (user, e["headers"]))
+                final = door.expect(lambda m: (m.status or 0) >= 200 and
+                                    m.hdr("Call-ID") == call_id,
+                                    "the final response at the fork timeout",
+                                    timeout=env.fork_timeout + 10)
+                _ack(door, ruri, final)
+                log("nobody answered %s: %s at the fork timeout" % (user, final.first))
+            e = standin.wait_for("apns", lambda e: e.get("device") == APNS_REMOTE2,
+                                 "mon2's missed-call alert")
+            _check_apns(e, "alert", APNS_REMOTE2, APNS_BUNDLE, "missed", alone["mon2"],
+                        env.fork_timeout)
+            log("mon2 got a missed-call alert at its remote token")
+
+            call_id2, got = _invite(door, "sip:home@" + DOMAIN)
+            check(got.status == 110, "door's INVITE to home: %s, expected 110" % got.first)
+            for token in (APNS_TOKEN, APNS_VOIP2):
+                e = standin.wait_for("apns", lambda e, t=token: e.get("device") == t and
+                                     (e.get("payload") or {}).get("call-id") == call_id2,
+                                     "the call push to %s..." % token[:10])
+                _check_apns(e, "voip", token, APNS_TOPIC, "call", call_id2, env.fork_timeout)
+            invite = mon1.expect(lambda m: m.method == "INVITE", "the INVITE", timeout=5)
+            mon1.reply(invite, 200, "OK", to_tag="mon1-tag")
+            ok = door.expect(lambda m: m.status == 200 and m.cseq()[1] == "INVITE", "mon1's 200",
+                             timeout=5)
+            e = standin.wait_for("apns", lambda e: e.get("device") == APNS_REMOTE2 and
+                                 (e.get("payload") or {}).get("call-id") == call_id2,
+                                 "mon2's answered-elsewhere alert")
+            _check_apns(e, "alert", APNS_REMOTE2, APNS_BUNDLE, "answered-elsewhere", call_id2,
+                        env.fork_timeout)
+            log("mon1 answered (%s): mon2 got an answered-elsewhere alert at its remote token"
+                % ok.first)
+
+            time.sleep(0.5)  # alice's would have gone out with mon2's
+            extra = [e.get("payload") for c in (alone["alice"], call_id2)
+                     for e in _pushes_to(standin, APNS_TOKEN, c)
+                     if (e.get("payload") or {}).get("kind") != "call"]
+            check(not extra, "alice's VoIP token got a follow-up: %s" % extra)
+            jwts = set(e.get("jwt_id") for e in standin.events("apns"))
+            check(len(jwts) == 1, "%d provider tokens, expected one reused" % len(jwts))
+
+            # Two contacts, two kinds of PNS in one REGISTER: one Feature-Caps
+            # header field for each (RFC 8599 section 5.4; 8.2: one value).
+            mon3 = _Phone(env, "mon3")
+            try:
+                resp = mon3.register(
+                    ";pn-provider=apns;pn-prid=%s;pn-param=%s.%s" % (APNS_TOKEN, team, APNS_TOPIC),
+                    hparams=", <sip:mon3@%s:%d;pn-provider=webpush;pn-prid=w-%s;pn-param=door-app>"
+                    % (mon3.ip, mon3.port + 1, TOKEN))
+                caps = sorted(resp.hdrs("Feature-Caps"))
+                check(resp.status == 200 and
+                      caps == ['*;+sip.pns="apns"', '*;+sip.pns="webpush"'],
+                      "mon3 with apns and webpush contacts: %s, Feature-Caps %r"
+                      % (resp.first, caps))
+                log("two PNS types in one REGISTER: Feature-Caps %s" % caps)
+            finally:
+                mon3.close()
+        finally:
+            for p in (door, mon1, mon2, alice):
+                p.close()
+        text = env.proxy_log_text()
+        for t in (APNS_TOKEN, APNS_VOIP2, APNS_REMOTE2):
+            check(t not in text, "the proxy log has an APNs device token: %s"
+                  % [l for l in text.splitlines() if t in l][:3])
+        leaked = [j for j in set(e.get("jwt_id") for e in standin.events("apns")) if j in text]
+        check(not leaked, "the proxy log has the APNs provider token")
+    finally:
+        standin.stop()
+
+
+@case
+def case_push_two_houses(env):
+    """The issue's "two houses on one proxy" with push: a.example and
+    b.example (reg-domains *, group-addresses sip:home@*), push enabled with
+    the stand-in's webhook; each house's two monitors registered with push
+    parameters (awake, answering 486). Both doors ring their sip:home at the
+    same time: each house's monitors ring, and the stand-in gets each house's
+    tokens for its own call only (not one push with the other house's token).
+    From 127.0.0.2: a's alice REGISTERing b's alice with push parameters gets
+    403 and nothing is stored; a's alice calling sip:home@b.example gets 403
+    (inter-domain-requests = deny) and no push goes out."""
+    from cases.domains import A, B, HOUSES, _Ua, _houses
+
+    standin = _Standin(env)
+    uas = []
+    try:
+        _houses(env, HOUSES)
+        _with_standin(env, standin)
+        env.fork_timeout = 3  # 486 from every branch holds the pushed call open until then
+        env.start_proxy()
+        tokens = {}
+        for d in (A, B):
+            for name in ("mon1", "mon2"):
+                m = _Ua(env, name, d)
+                uas.append(m)
+                tokens[m.name] = "%s-%s-%s" % (d.split(".")[0], name, TOKEN)
+                m.contact_params = (";pn-provider=webpush;pn-prid=%s;pn-param=door-app"
+                                    % tokens[m.name])
+                m.register()
+                m.answer_invites(486, "Busy Here")
+        house_tokens = {d: set(t for n, t in tokens.items() if n.endswith(d)) for d in (A, B)}
+        pushed = sorted(r.get("push") for r in env.registrations())
+        check(pushed == ["webpush"] * 4, "the monitors' bindings: push %s" % pushed)
+
+        doors = {d: _Ua(env, "door", d) for d in (A, B)}
+        uas += doors.values()
+        results = {}
+
+        def ring(d):
+            results[d] = doors[d].ask("INVITE", "sip:home@" + d, timeout=env.fork_timeout + 8)
+        threads = [threading.Thread(target=ring, args=(d,)) for d in (A, B)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(env.fork_timeout + 20)
+        for d in (A, B):
+            got = results.get(d)
+            check(got and got[:2] == (407, 486), "door@%s rings sip:home@%s: %s"
+                  % (d, d, got and (got[0], got[1], got[2].first)))
+            call_id = doors[d].call_id
+            for m in uas[:4]:
+                mine = [i for i in m.invites if i.hdr("Call-ID") == call_id]
+                want = 1 if m.domain == d else 0
+                check(len(mine) == want, "%s got %d INVITE(s) of door@%s's call, expected %d"
+                      % (m.name, len(mine), d, want))
+            # The call push, and the missed push once the door had its 486.
+            for t in house_tokens[d]:
+                for kind in ("call", "missed"):
+                    standin.wait_for("webhook", lambda e, t=t, kind=kind: e["body"].get(
+                        "prid") == t and e["body"].get("call_id") == call_id and
+                        e["body"].get("kind") == kind, "the %s push to %s" % (kind, t))
+            foreign = [e["body"] for e in standin.events("webhook")
+                       if e["body"].get("call_id") == call_id and
+                       e["body"].get("prid") not in house_tokens[d]]
+            check(not foreign, "door@%s's call pushed the other house's tokens: %s" % (d, foreign))
+            log("door@%s: its house's monitors rang, pushes to its tokens only" % d)
+
+        # Attacks from 127.0.0.2 with a's alice's own credentials.
+        alice_a = _Ua(env, "alice", A, host=ATTACKER)
+        uas.append(alice_a)
+        alice_a.contact_params = ";pn-provider=webpush;pn-prid=stolen-%s;pn-param=door-app" % TOKEN
+        got = alice_a.ask("REGISTER", "sip:" + B, to="sip:alice@" + B, frm="sip:alice@" + B,
+                          username="alice@" + A)
+        check(got[:2] == (401, 403), "a's alice REGISTERs b's alice with push parameters: "
+              "%s then %s (%s), expected 401 then 403" % (got[0], got[1], got[2].first))
+        listing = env.registrations()
+        check(not [r for r in listing if r.get("aor") == "sip:alice@" + B],
+              "b's alice has a binding after the 403: %s" % listing)
+        check("stolen-" not in str(listing), "the refused token is listed")
+        alice_a.contact_params = ""
+        before = len(standin.events("webhook"))
+        got = alice_a.ask("INVITE", "sip:home@" + B)
+        check(got[:2] == (407, 403) and "Inter-domain" in got[2].first,
+              "a's alice calls sip:home@b.example: %s then %s (%s), expected 407 then 403"
+              % (got[0], got[1], got[2].first))
+        time.sleep(0.5)  # a push would be at the stand-in by now
+        after = standin.events("webhook")[before:]
+        check(not after, "the refused call pushed: %s" % [e["body"] for e in after])
+        check(not any(m.invites[-1:] and m.invites[-1].hdr("Call-ID") == alice_a.call_id
+                      for m in uas[:4]), "a monitor got the refused call")
+        log("127.0.0.2: b's alice's REGISTER and the call to sip:home@b.example refused, "
+            "nothing stored, no push")
+        text = env.proxy_log_text()
+        leaked = [t for t in list(tokens.values()) + ["stolen-" + TOKEN] if t in text]
+        check(not leaked, "device tokens in the proxy log: %s" % leaked)
+    finally:
+        for u in uas:
+            u.close()
         standin.stop()
