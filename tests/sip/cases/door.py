@@ -41,12 +41,20 @@ def decoded_frames(folder):
     """(mtime, width, height) of every PNG the decoder wrote, oldest first."""
     frames = []
     for f in sorted(os.listdir(folder)):
+        # multifilesink writes frame-N.png.XXXXXX and renames it to frame-N.png:
+        # a listing can name a temporary file that is gone when it is opened.
+        if not f.endswith(".png"):
+            continue
         path = os.path.join(folder, f)
-        with open(path, "rb") as fh:
-            head = fh.read(24)
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(24)
+            mtime = os.stat(path).st_mtime
+        except FileNotFoundError:
+            continue
         if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n":
             w, h = struct.unpack("!II", head[16:24])
-            frames.append((os.stat(path).st_mtime, w, h))
+            frames.append((mtime, w, h))
     return frames
 
 
