@@ -1,6 +1,7 @@
 """Constants, errors, ports, processes: what every case and the Env share."""
 
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -87,20 +88,49 @@ class Ports:
     BLOCK = 100
     MAX_SLOTS = 10
 
+    # Above the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999
+    # on Debian): no client socket of another test lands here by chance.
+    SPARE_FIRST, SPARE_END = 61000, 65000
+    LOCK_DIR = "/tmp/portier-sip-ports"
+
     def __init__(self, index, first_base, ncases):
         self.base = None
+        self._lock = None
         stride = ncases * self.BLOCK
+        candidates = []
         for attempt in range(8):
             base = first_base + attempt * stride + index * self.BLOCK
             if base + self.BLOCK > 65000:
                 break
+            candidates.append(base)
+        # Each case's own blocks first; then, when a busy machine has a client
+        # port in each of them (the strided blocks of a high index fall in the
+        # ephemeral range), any spare block above it.
+        spare = list(range(self.SPARE_FIRST, self.SPARE_END, self.BLOCK))
+        for n, base in enumerate(candidates + [b for b in spare if b not in candidates]):
             busy = _bound_ports() & set(range(base, base + self.BLOCK))
-            if not busy:
+            if busy:
+                if n < len(candidates):
+                    log("ports %d-%d busy (%s): trying the next range"
+                        % (base, base + self.BLOCK - 1, sorted(busy)[:5]))
+                continue
+            if self._claim(base):
                 self.base = base
                 return
-            log("ports %d-%d busy (%s): trying the next range"
-                % (base, base + self.BLOCK - 1, sorted(busy)[:5]))
         raise SetupError("no free port block for case index %d" % index)
+
+    def _claim(self, base):
+        """An exclusive lock on the block for this process's life: two cases that
+        reach the same spare block at once must not both take it."""
+        os.makedirs(self.LOCK_DIR, exist_ok=True)
+        fd = os.open(os.path.join(self.LOCK_DIR, "%d.lock" % base), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock = fd
+        return True
 
     @property
     def proxy(self):
