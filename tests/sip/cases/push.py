@@ -172,6 +172,25 @@ def _ack(ua, ruri, resp):
                                   resp.hdr("Call-ID"), resp.cseq()[0]))
 
 
+def _push_proxy(env, standin, fork_timeout=None, relay=False, apns=False):
+    """The proxy pushing through `standin`, its relay off unless asked (these
+    cases are about the signalling)."""
+    _with_standin(env, standin, apns=apns)
+    env.relay_enabled = relay
+    if fork_timeout is not None:
+        env.fork_timeout = fork_timeout
+    env.start_proxy()
+
+
+def _sleeping_phone(env, user, pn, hparams=""):
+    """`user` registers with the push parameters `pn` (and Contact header
+    parameters `hparams`), then closes its socket: the app sleeps."""
+    phone = _Phone(env, user)
+    resp = phone.register(pn, hparams=hparams)
+    check(resp.status == 200, "%s could not register: %s" % (user, resp.first))
+    phone.close()
+
+
 def _invite(door, ruri, sdp=""):
     """The door's INVITE to ruri (with an SDP offer when given), answering the
     407 once; the Call-ID and the first 110 or final response (within 10 s)."""
@@ -213,10 +232,7 @@ def case_push_fork_pushes(env):
     call: the door hears 480 at call-fork-timeout. No token in the proxy log."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin)
-        env.relay_enabled = False
-        env.fork_timeout = 4
-        env.start_proxy()
+        _push_proxy(env, standin, fork_timeout=4)
         alice, mon1 = _Phone(env, "alice"), _Phone(env, "mon1")
         web_token, fcm_token = "webtok-" + TOKEN, "fcmtok:" + TOKEN
         resp = alice.register(";pn-provider=webpush;pn-prid=%s;pn-param=door-app" % web_token)
@@ -304,15 +320,10 @@ def case_push_late_branch(env):
     door's."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin)
-        env.fork_timeout = 60
-        env.start_proxy()
+        _push_proxy(env, standin, fork_timeout=60, relay=True)
         instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce001>"'
         pn = ";pn-provider=webpush;pn-prid=late-%s;pn-param=door-app" % TOKEN
-        asleep = _Phone(env, "alice")
-        resp = asleep.register(pn, hparams=instance)
-        check(resp.status == 200, "alice: %s" % resp.first)
-        asleep.close()
+        _sleeping_phone(env, "alice", pn, hparams=instance)
 
         door = _Phone(env, "door")
         woken = None
@@ -367,9 +378,7 @@ def case_push_answered_elsewhere(env):
     answered-elsewhere push for each of them, none for mon1."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin)
-        env.relay_enabled = False
-        env.start_proxy()
+        _push_proxy(env, standin)
         phones = {u: _Phone(env, u) for u in ("alice", "mon1", "mon2")}
         door = _Phone(env, "door")
         try:
@@ -424,15 +433,10 @@ def case_push_registers_after_cancel(env):
     app can end. Its phone also got the missed-call push."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin)
-        env.relay_enabled = False
-        env.fork_timeout = 60
-        env.start_proxy()
+        _push_proxy(env, standin, fork_timeout=60)
         instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce002>"'
         pn = ";pn-provider=webpush;pn-prid=ghost-%s;pn-param=door-app" % TOKEN
-        asleep = _Phone(env, "alice")
-        check(asleep.register(pn, hparams=instance).status == 200, "alice could not register")
-        asleep.close()
+        _sleeping_phone(env, "alice", pn, hparams=instance)
         door = _Phone(env, "door")
         woken = None
         try:
@@ -485,15 +489,10 @@ def case_push_late_refresh(env):
     answers, and the door gets the 200."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin)
-        env.relay_enabled = False
-        env.fork_timeout = 60
-        env.start_proxy()
+        _push_proxy(env, standin, fork_timeout=60)
         instance = ';+sip.instance="<urn:uuid:6f1c2a4e-0b7d-4c55-9a55-8599a11ce003>"'
         pn = ";pn-provider=webpush;pn-prid=refresh-%s;pn-param=door-app" % TOKEN
-        asleep = _Phone(env, "alice")
-        check(asleep.register(pn, hparams=instance).status == 200, "alice could not register")
-        asleep.close()
+        _sleeping_phone(env, "alice", pn, hparams=instance)
         door = _Phone(env, "door")
         woken = moved = None
         try:
@@ -560,10 +559,7 @@ def case_push_late_cap(env):
     before the flood, still rings and answers."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin)
-        env.relay_enabled = False
-        env.fork_timeout = 60
-        env.start_proxy()
+        _push_proxy(env, standin, fork_timeout=60)
         cap = 8
         pn = ";pn-provider=webpush;pn-prid=cap-%s;pn-param=door-app" % TOKEN
         phone = _Phone(env, "alice")
@@ -571,10 +567,7 @@ def case_push_late_cap(env):
               .status == 200, "alice's phone could not register")
         mon1_pn = ";pn-provider=webpush;pn-prid=cap-mon1-%s;pn-param=door-app" % TOKEN
         mon1_instance = ';+sip.instance="<urn:uuid:00000000-0000-4000-8000-0000000ca901>"'
-        asleep = _Phone(env, "mon1")
-        check(asleep.register(mon1_pn, hparams=mon1_instance).status == 200,
-              "mon1's phone could not register")
-        asleep.close()
+        _sleeping_phone(env, "mon1", mon1_pn, hparams=mon1_instance)
         door = _Phone(env, "door")
         flood = []
         mon1 = None
@@ -647,14 +640,9 @@ def case_push_busy_beats_sleeper(env):
     which alone would have been 480."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin)
-        env.relay_enabled = False
-        env.fork_timeout = 4
-        env.start_proxy()
-        asleep = _Phone(env, "alice")
+        _push_proxy(env, standin, fork_timeout=4)
         pn = ";pn-provider=webpush;pn-prid=busy-%s;pn-param=door-app" % TOKEN
-        check(asleep.register(pn).status == 200, "alice could not register")
-        asleep.close()
+        _sleeping_phone(env, "alice", pn)
         mon1 = _Phone(env, "mon1")
         door = _Phone(env, "door")
         try:
@@ -1029,10 +1017,7 @@ def case_push_fork_apns(env):
     and no provider token in the proxy log."""
     standin = _Standin(env)
     try:
-        _with_standin(env, standin, apns=True)
-        env.relay_enabled = False
-        env.fork_timeout = 4
-        env.start_proxy()
+        _push_proxy(env, standin, fork_timeout=4, apns=True)
         team = standin.info["apns_team_id"]
         alice, mon1, mon2 = _Phone(env, "alice"), _Phone(env, "mon1"), _Phone(env, "mon2")
         door = _Phone(env, "door")
