@@ -85,3 +85,20 @@ def media_still_flows(env, name, within=5):
     log("media counters (door video sent, door audio received, %s video received, "
         "%s audio received): %s -> %s" % (name, name, before, now))
     return False
+
+
+def check_answered_with_audio(env, answerer, other):
+    """After `answerer` answered the door's call: `other` stopped ringing with
+    "answered elsewhere", `answerer` sends and receives audio, and its audio
+    reaches the door."""
+    st = env.wait_monitor(other, lambda st: st.get("call") == "ended", "the end of its ringing")
+    check(st.get("reason") == "answered elsewhere",
+          "%s ended with %r, not 'answered elsewhere'" % (other, st.get("reason")))
+    st = env.wait_monitor(answerer, lambda st: st.get("audio_packets_sent", 0) > 25 and
+                          st.get("audio_packets_received", 0) > 25, "two-way audio", 10)
+    check(st.get("call") == "answered", "%s is %s after answering" % (answerer, st.get("call")))
+    deadline = time.time() + 5
+    while time.time() < deadline and env.door_ctl("status").get("audio_packets_received", 0) == 0:
+        time.sleep(0.1)
+    check(env.door_ctl("status").get("audio_packets_received", 0) > 0,
+          "%s's audio never reached the door" % answerer)
