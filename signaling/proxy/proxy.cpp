@@ -308,6 +308,12 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                                                        *limiter_);
   registrar_ =
       std::make_unique<chain::Registrar>(names_, locations_, *persister_, digest_auth_.get());
+  if (settings_.house_domains.accept) {
+    house_domains_ = std::make_unique<HouseDomains>(settings_.house_domains, names_, locations_);
+    registrar_->set_house_domains(house_domains_.get());
+    PLOG_INFO("registrar: accepting domain registrations over TLS%s",
+              settings_.house_domains.assume_unique ? " (one server per domain)" : "");
+  }
   if (settings_.push.enabled) {
     registrar_->set_push(&settings_.push);
     registrar_->set_on_registered([this](const std::string &aor, const Binding &b) {
@@ -321,7 +327,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   }
   chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
                                *route_signer_, *router_, *registrar_, digest_auth_.get(),
-                               locations_, static_records_, users_, *router_});
+                               locations_, static_records_, users_, *router_,
+                               house_domains_.get()});
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
   // Runs every second for as long as the proxy does (su_timer_set_interval
@@ -360,6 +367,7 @@ void Proxy::stop() {
   chain_ = chain::Chain();
   registrar_.reset();
   digest_auth_.reset();
+  house_domains_.reset();  // its tport references too
   tcp_.reset();  // its tport references go before the agent
   router_.reset();
   relay_observer_.reset();

@@ -32,8 +32,10 @@ class DigestAuth : public Processor {
   // Digest check of a request; on anything but success it has already answered
   // (401/407/403/503) and returns false. `user_out` (may be null) gets the
   // authenticated user's AOR.
+  // house_domain: a domain registration (To without a user part, a domain
+  // we do not serve): the digest user must be the domain itself, in its realm.
   bool authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
-                    std::string *user_out);
+                    std::string *user_out, bool house_domain = false);
   // The summary lines of what the auth log budget left out (housekeeping).
   void log_auth_summaries();
 

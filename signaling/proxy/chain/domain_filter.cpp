@@ -1,10 +1,13 @@
 #include "proxy/chain/domain_filter.h"
 
+#include "common/clock.h"
+
 namespace portier::proxy::chain {
 
 Outcome DomainFilter::process(RequestContext &ctx) {
   const url_t *ruri = ctx.sip->sip_request->rq_url;
-  if (!names_.is_reg_domain(ruri->url_host) && !names_.is_us(ruri)) {
+  if (!names_.is_reg_domain(ruri->url_host) && !names_.is_us(ruri) &&
+      !(house_ && house_->is_registered(ruri->url_host, clock::wall_s()))) {
     ctx.reply.send(403, "Domain not served here", TAG_END());
     return Outcome::Respond;
   }
