@@ -1,0 +1,265 @@
+"""Domain registrations, cloud side (issue 15 item 1; docs/notes/cloudreg.md): an
+in-house proxy (here a Python TLS driver) registers its whole domain to
+portier-proxy over TLS (RFC 5626 outbound), and the proxy sends the domain's
+requests down that connection with the Request-URI unchanged."""
+
+import os
+import socket
+import ssl
+import threading
+import time
+import uuid
+
+from portier_sip.base import ATTACKER, DOMAIN, LOCAL, USERS, TestFailure, check, log
+from portier_sip.pycall import py_sdp, send_authenticated
+from portier_sip.registry import case
+from portier_sip.sipmsg import PyUA, SipMessage, digest_auth, find_challenge
+from portier_py.pki import standard
+from cases.proxy_tls import start_tls_proxy, tls_port
+
+HOUSE = "house.example"
+# Distinctive, so the log check below can tell it never shows up there.
+HOUSE_PW = "House-Pw-6620"
+
+
+class _House:
+    """An in-house proxy as the cloud sees it: one TLS connection from `src`,
+    verifying the proxy's certificate; a thread keeps every SIP message it
+    receives (framed by Content-Length, RFC 3261 §18.3)."""
+
+    def __init__(self, env, pki, src=LOCAL):
+        self.env = env
+        ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+        raw = socket.create_connection((LOCAL, tls_port(env)), timeout=5,
+                                       source_address=(src, 0))
+        self.sock = ctx.wrap_socket(raw, server_hostname="proxy.test")
+        self.sock.settimeout(0.2)
+        self.src = src
+        self.port = self.sock.getsockname()[1]
+        self.msgs = []
+        self.n = 0
+        self.closed = False
+        self.instance = "<urn:uuid:%s>" % uuid.uuid4()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        buf = b""
+        while not self.closed:
+            try:
+                data = self.sock.recv(65535)
+            except (socket.timeout, ssl.SSLWantReadError):
+                continue
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            buf += data
+            while True:
+                buf = buf.lstrip(b"\r\n")  # keep-alive pongs (RFC 5626 §4.4.1)
+                head, sep, rest = buf.partition(b"\r\n\r\n")
+                if not sep:
+                    break
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() in (b"content-length", b"l"):
+                        length = int(value.strip() or b"0")
+                if len(rest) < length:
+                    break
+                self.msgs.append(SipMessage(head + b"\r\n\r\n" + rest[:length], None))
+                buf = rest[length:]
+
+    def send(self, text, body=b""):
+        data = (text.strip("\r\n").replace("\r\n", "\n").replace("\n", "\r\n") +
+                "\r\nContent-Length: %d\r\n\r\n" % len(body)).encode("latin-1") + body
+        self.sock.sendall(data)
+
+    def expect(self, pred, what, timeout=5.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for m in list(self.msgs):
+                if pred(m):
+                    self.msgs.remove(m)
+                    return m
+            time.sleep(0.02)
+        raise TestFailure("house: no %s within %.0f s (got %s)" % (
+            what, timeout, [m.first for m in self.msgs][-8:]))
+
+    def register(self, domain=HOUSE, user=None, password=HOUSE_PW, expires=600):
+        """REGISTER of `domain` as the wire protocol says (docs/notes/cloudreg.md):
+        first without credentials, then answering the MD5 challenge (password
+        None: none). Returns (first response, final response)."""
+        ruri = "sips:%s:%d" % (LOCAL, tls_port(self.env))
+        call_id = "house-%s@%s" % (uuid.uuid4().hex[:12], self.src)
+
+        def one(cseq, auth):
+            self.n += 1
+            self.send("REGISTER %s SIP/2.0\n"
+                      "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK-house-%d-%d;rport\n"
+                      "From: <sips:%s>;tag=house-%d\nTo: <sips:%s>\nCall-ID: %s\n"
+                      "CSeq: %d REGISTER\nMax-Forwards: 70\n"
+                      "Contact: <sips:%s;transport=tls>;+sip.instance=\"%s\";reg-id=1\n"
+                      "Supported: outbound, path\nExpires: %d\n%s"
+                      % (ruri, self.src, self.port, os.getpid(), self.n, domain, self.n,
+                         domain, call_id, cseq, domain, self.instance, expires, auth))
+            return self.expect(lambda m: m.status and m.status >= 200 and
+                               m.hdr("Call-ID") == call_id and m.cseq()[0] == cseq,
+                               "final response to REGISTER CSeq %d" % cseq)
+
+        first = one(1, "")
+        if first.status != 401 or password is None:
+            return first, first
+        ch = find_challenge(first.hdrs("WWW-Authenticate"))
+        check(ch, "401 without an MD5 challenge")
+        auth = "Authorization: %s\n" % digest_auth(user or domain, password, ch, "REGISTER",
+                                                  ruri, cnonce="0b5e%04x" % self.n)
+        return first, one(2, auth)
+
+    def answer(self, inv, status, phrase, body=b""):
+        lines = ["SIP/2.0 %d %s" % (status, phrase)]
+        lines += ["Via: %s" % v for v in inv.hdrs("Via")]
+        lines += ["Record-Route: %s" % r for r in inv.hdrs("Record-Route")]
+        to = inv.hdr("To")
+        if ";tag=" not in to:
+            to += ";tag=house-door"
+        lines += ["From: %s" % inv.hdr("From"), "To: %s" % to,
+                  "Call-ID: %s" % inv.hdr("Call-ID"), "CSeq: %s" % inv.hdr("CSeq"),
+                  "Contact: <sips:door@%s;transport=tls>" % HOUSE]
+        if body:
+            lines.append("Content-Type: application/sdp")
+        self.send("\n".join(lines), body)
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.thread.join(2)
+
+
+def _cloud(env):
+    """portier-proxy as the cloud: home.example its own domain (alice and the
+    others of the users file), a TLS transport, domain registrations on, and
+    the users file entry house.example@house.example that lets the house in."""
+    pki = standard(env.dir)
+    env.relay_extra = "\n[inter-domain-connections]\naccept-domain-registrations = true\n"
+    write_config = env.write_config
+
+    def with_house():
+        path = write_config()
+        with open(os.path.join(env.dir, "users.conf"), "a") as f:
+            f.write("%s@%s clrtxt:%s ;\n" % (HOUSE, HOUSE, HOUSE_PW))
+        return path
+    env.write_config = with_house
+    start_tls_proxy(env, pki, permissive=False)
+    return pki
+
+
+def _call_door(env, alice, house=None, answer=True):
+    """alice (home.example, UDP) calls sip:door@house.example, answering the
+    407. house: the driver that should get the INVITE and answer 200. Returns
+    (alice's final response, the INVITE as the house got it or None)."""
+    ruri = "sip:door@%s" % HOUSE
+    call_id = alice.uniq("call") + "@" + LOCAL
+    head = ("INVITE %s SIP/2.0\nVia: {via}\nFrom: <sip:alice@%s>;tag=%s\nTo: <%s>\n"
+            "Call-ID: %s\nCSeq: {cseq} INVITE\nContact: <sip:alice@%s:%d>\nMax-Forwards: 70\n"
+            "{auth}Content-Type: application/sdp"
+            % (ruri, DOMAIN, alice.uniq("at"), ruri, call_id, LOCAL, alice.port))
+    got = {}
+
+    def door():
+        try:
+            inv = house.expect(lambda m: m.method == "INVITE" and m.hdr("Call-ID") == call_id,
+                               "INVITE for the door", timeout=8)
+            got["invite"] = inv
+            if answer:
+                house.answer(inv, 200, "OK", py_sdp(env.ports.media(2), owner="door"))
+        except TestFailure as e:
+            got["error"] = str(e)
+
+    th = None
+    if house:
+        th = threading.Thread(target=door, daemon=True)
+        th.start()
+    resp, cseq = send_authenticated(alice, "INVITE", ruri, "alice", head,
+                                    py_sdp(env.ports.media(1), owner="alice"))
+    if th:
+        th.join(10)
+        check("error" not in got, got.get("error", ""))
+    if resp.status == 200:
+        # RFC 3261 §13.2.2.4: the ACK of the 2xx, along the recorded route.
+        routes = ", ".join(reversed(resp.hdrs("Record-Route")))
+        contact = resp.hdr("Contact").strip("<>")
+        alice.send("ACK %s SIP/2.0\nVia: %s\nRoute: %s\nFrom: %s\nTo: %s\nCall-ID: %s\n"
+                   "CSeq: %d ACK\nMax-Forwards: 70" % (contact, alice.via(), routes,
+                                                       resp.hdr("From"), resp.hdr("To"),
+                                                       call_id, cseq))
+    return resp, got.get("invite")
+
+
+@case
+def case_cloudreg_house_domain(env):
+    """the house registers house.example over TLS with digest (users file entry
+    house.example@house.example): 401 then 200 with Require: outbound (RFC 5626
+    §6); a wrong password: 401 again; from 127.0.0.2 with no password, then
+    with alice's proved credentials: 401 and 403, and the house's route stays;
+    home.example (served here): 403 at once; alice calls sip:door@house.example:
+    the INVITE reaches the house on its TLS connection, Request-URI unchanged,
+    with the proxy's Record-Route, and alice gets the house's 200; the house
+    closes its connection: the next call gets 480 (RFC 5626 §5.3), and a domain
+    never registered 403; no password in the log"""
+    pki = _cloud(env)
+    alice = PyUA("alice", LOCAL, env.ports.sip(1), env.ports.proxy)
+
+    # Nobody registered the domain: it is not ours, so not routed (no open relay).
+    resp, _ = _call_door(env, alice)
+    check(resp.status == 403, "a call to an unregistered house domain got %s" % resp.first)
+
+    house = _House(env, pki)
+    first, final = house.register(password="Wrong-Pw-5512")
+    check(first.status == 401 and final.status == 401,
+          "wrong password: %s then %s, expected 401 twice" % (first.first, final.first))
+
+    served, _ = house.register(domain=DOMAIN, password=None)
+    check(served.status == 403, "registering the cloud's own domain got %s" % served.first)
+
+    first, final = house.register()
+    check(first.status == 401, "the first REGISTER got %s, expected 401" % first.first)
+    check(final.status == 200, "the house's REGISTER got %s" % final.first)
+    requires = ",".join(final.hdrs("Require")).replace(" ", "").split(",")
+    check("outbound" in requires, "the 200 has no Require: outbound: %s" % final.hdrs("Require"))
+    check(house.instance in (final.hdr("Contact") or ""),
+          "the 200 does not list the house's binding: %s" % final.hdr("Contact"))
+
+    # An attacker on 127.0.0.2 with a TLS connection of its own.
+    evil = _House(env, pki, src=ATTACKER)
+    first, final = evil.register(password=None)
+    check(first.status == 401, "no credentials from 127.0.0.2 got %s" % first.first)
+    first, final = evil.register(user="alice@%s" % DOMAIN, password=USERS["alice"])
+    check(final.status in (401, 403),
+          "alice's credentials registering house.example got %s" % final.first)
+
+    resp, inv = _call_door(env, alice, house)
+    check(resp.status == 200, "alice's call to the door got %s" % resp.first)
+    check(inv.ruri == "sip:door@%s" % HOUSE,
+          "the house got Request-URI %s, expected it unchanged" % inv.ruri)
+    check(inv.hdrs("Record-Route"), "the INVITE to the house has no Record-Route")
+    check(not evil.msgs or all(m.method != "INVITE" for m in evil.msgs),
+          "the attacker's connection got the INVITE")
+    evil.close()
+
+    house.close()
+    # The proxy notices the close (FIN) at once; the next call must not wait
+    # for a fork timeout nor try to connect to the house's address.
+    deadline = time.time() + 5
+    resp = None
+    while time.time() < deadline:
+        resp, _ = _call_door(env, alice)
+        if resp.status == 480:
+            break
+        time.sleep(0.3)
+    check(resp.status == 480, "a call after the house closed got %s, expected 480" % resp.first)
+    check(HOUSE_PW not in env.proxy_log_text(), "the house's password is in the log")
+    alice.close()
