@@ -39,7 +39,11 @@ class HouseDomains {
   bool is_registered(const char *host, int64_t now) const;
   // The connection a domain binding came over ("tls:IP:PORT", as
   // Binding::received): a reference is kept until the connection closes.
-  void note_flow(const std::string &received, tport_t *tp);
+  void note_flow(const std::string &received, tport_t *tp, const char *domain);
+  // The request `msg` came in on an open flow that `domain` registered: the
+  // house's proxy vouches for its own domain's callers, and for nobody else
+  // (a From of any other domain is checked as from anyone).
+  bool on_flow_of(nta_agent_t *agent, msg_t *msg, const char *domain) const;
   // The connection of that binding is still open (RFC 5626 §5.3: a request
   // goes down the flow or nowhere; a new connection to the house's NAT would
   // not reach it).
@@ -51,7 +55,12 @@ class HouseDomains {
   HouseDomainSettings settings_;
   const LocalNames &names_;
   const LocationStore &locations_;
-  std::map<std::string, tport_t *> flows_;  // received -> our reference
+  struct Flow {
+    tport_t *tp;         // our reference
+    std::string domain;  // lower-case, the domain it registered
+  };
+  std::map<std::string, Flow> flows_;           // received -> the flow
+  std::map<const tport_t *, std::string> by_tport_;  // the same flows, by connection
 };
 
 // The AOR under which a domain registration is stored: "sip:HOUSE".

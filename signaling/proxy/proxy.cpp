@@ -311,6 +311,7 @@ bool Proxy::start(su_root_t *root, std::string *error) {
   if (settings_.house_domains.accept) {
     house_domains_ = std::make_unique<HouseDomains>(settings_.house_domains, names_, locations_);
     registrar_->set_house_domains(house_domains_.get());
+    if (digest_auth_) digest_auth_->set_house_domains(house_domains_.get());
     PLOG_INFO("registrar: accepting domain registrations over TLS%s",
               settings_.house_domains.assume_unique ? " (one server per domain)" : "");
   }

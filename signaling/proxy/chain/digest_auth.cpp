@@ -99,6 +99,12 @@ void DigestAuth::note_unbound_nonce(const std::string &address, const std::strin
 }
 
 Outcome DigestAuth::process(RequestContext &ctx) {
+  const url_t *from = ctx.sip->sip_from->a_url;
+  if (house_ && !names_.is_auth_domain(from->url_host) &&
+      house_->on_flow_of(ctx.reply.agent(), ctx.msg, from->url_host)) {
+    ctx.caller_aor = normalize_aor(from->url_user ? from->url_user : "", from->url_host);
+    return Outcome::Continue;
+  }
   return authenticate(ctx.reply, ctx.msg, ctx.sip, false, &ctx.caller_aor) ? Outcome::Continue
                                                                            : Outcome::Respond;
 }

@@ -388,7 +388,7 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     extra += "Require: outbound";
     if (reply.agent())
       if (tport_t *tp = nta_incoming_transport(reply.agent(), nullptr, msg)) {
-        house_domains_->note_flow(req.received, tp);
+        house_domains_->note_flow(req.received, tp, to->url_host);
         tport_unref(tp);
       }
     PLOG_INFO("registrar: domain %s: %zu flow(s), this one from %s", to->url_host,

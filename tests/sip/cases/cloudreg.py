@@ -13,7 +13,8 @@ import uuid
 from portier_sip.base import ATTACKER, DOMAIN, LOCAL, USERS, TestFailure, check, log
 from portier_sip.pycall import py_sdp, send_authenticated
 from portier_sip.registry import case
-from portier_sip.sipmsg import PyUA, SipMessage, digest_auth, find_challenge
+from portier_sip.register import sip_register
+from portier_sip.sipmsg import PyUA, SipMessage, digest_auth, find_challenge, status_of
 from portier_py.pki import standard
 from cases.proxy_tls import start_tls_proxy, tls_port
 
@@ -130,6 +131,24 @@ class _House:
             lines.append("Content-Type: application/sdp")
         self.send("\n".join(lines), body)
 
+    def message(self, sender, target, receiver=None):
+        """A MESSAGE from sender (user@domain) to sip:target over this
+        connection; receiver: the PyUA that should get it and answer 200.
+        Returns the final response the house gets."""
+        self.n += 1
+        call_id = "house-msg-%d-%s@%s" % (self.n, uuid.uuid4().hex[:8], self.src)
+        self.send("MESSAGE sip:%s SIP/2.0\nVia: SIP/2.0/TLS %s:%d;branch=z9hG4bK-hm-%d-%d;rport\n"
+                  "From: <sip:%s>;tag=hm-%d\nTo: <sip:%s>\nCall-ID: %s\nCSeq: 1 MESSAGE\n"
+                  "Max-Forwards: 70\nContent-Type: text/plain"
+                  % (target, self.src, self.port, os.getpid(), self.n, sender, self.n, target,
+                     call_id), b"ring")
+        if receiver:
+            got = receiver.expect(lambda m: m.method == "MESSAGE" and m.hdr("Call-ID") == call_id,
+                                  "the house's MESSAGE", timeout=5)
+            receiver.reply(got, 200, "OK", to_tag="alice-msg")
+        return self.expect(lambda m: m.status and m.status >= 200 and m.hdr("Call-ID") == call_id,
+                           "final response to the MESSAGE")
+
     def close(self):
         self.closed = True
         try:
@@ -209,7 +228,9 @@ def case_cloudreg_house_domain(env):
     the INVITE reaches the house on its TLS connection, Request-URI unchanged,
     with the proxy's Record-Route, and alice gets the house's 200; the house
     closes its connection: the next call gets 480 (RFC 5626 §5.3), and a domain
-    never registered 403; no password in the log"""
+    never registered 403. Over its flow the house's door reaches alice (200,
+    no challenge); the house speaking for mon1@home.example gets 407;
+    house.example's door on 127.0.0.2's connection 403. No password in the log"""
     pki = _cloud(env)
     alice = PyUA("alice", LOCAL, env.ports.sip(1), env.ports.proxy)
 
@@ -248,6 +269,21 @@ def case_cloudreg_house_domain(env):
     check(inv.hdrs("Record-Route"), "the INVITE to the house has no Record-Route")
     check(not evil.msgs or all(m.method != "INVITE" for m in evil.msgs),
           "the attacker's connection got the INVITE")
+
+    # The house's own users reach the cloud's users over its flow, with no
+    # password of theirs here: the flow proved the domain.
+    reg = sip_register(env, "alice", "<sip:alice@%s:%d>" % (LOCAL, alice.port), sock=alice.sock)
+    check(reg is not None and status_of(reg) == 200, "alice could not register: %r" % reg)
+    resp = house.message("door@%s" % HOUSE, "alice@%s" % DOMAIN, alice)
+    check(resp.status == 200, "the house's MESSAGE to alice got %s" % resp.first)
+    # It vouches for its own domain only: a cloud user's name on the house's
+    # flow is challenged as from anyone (RFC 3261 §22.3), and the house's
+    # domain on another connection is nobody's.
+    resp = house.message("mon1@%s" % DOMAIN, "alice@%s" % DOMAIN)
+    check(resp.status == 407, "the house speaking for mon1 got %s, expected 407" % resp.first)
+    resp = evil.message("door@%s" % HOUSE, "alice@%s" % DOMAIN)
+    check(resp.status == 403,
+          "house.example's door from 127.0.0.2's connection got %s, expected 403" % resp.first)
     evil.close()
 
     house.close()
