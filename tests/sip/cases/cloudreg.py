@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 
-from portier_sip.base import ATTACKER, DOMAIN, LOCAL, USERS, TestFailure, check, log
+from portier_sip.base import ATTACKER, DOMAIN, LOCAL, USERS, TestFailure, check
 from portier_sip.pycall import py_sdp, send_authenticated
 from portier_sip.registry import case
 from portier_sip.register import sip_register
@@ -28,9 +28,11 @@ class _House:
     verifying the proxy's certificate; a thread keeps every SIP message it
     receives (framed by Content-Length, RFC 3261 §18.3)."""
 
-    def __init__(self, env, pki, src=LOCAL):
+    def __init__(self, env, pki, src=LOCAL, cert=None):
         self.env = env
         ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+        if cert:  # a client certificate (RFC 5246 §7.4.6), NAME.pem with NAME.key
+            ctx.load_cert_chain(pki.path(cert + ".pem"), pki.path(cert + ".key"))
         raw = socket.create_connection((LOCAL, tls_port(env)), timeout=5,
                                        source_address=(src, 0))
         self.sock = ctx.wrap_socket(raw, server_hostname="proxy.test")
@@ -158,7 +160,7 @@ class _House:
         self.thread.join(2)
 
 
-def _cloud(env):
+def _cloud(env, params=""):
     """portier-proxy as the cloud: home.example its own domain (alice and the
     others of the users file), a TLS transport, domain registrations on, and
     the users file entry house.example@house.example that lets the house in."""
@@ -172,7 +174,10 @@ def _cloud(env):
             f.write("%s@%s clrtxt:%s ;\n" % (HOUSE, HOUSE, HOUSE_PW))
         return path
     env.write_config = with_house
-    start_tls_proxy(env, pki, permissive=False)
+    if params:
+        pki.issue("house", HOUSE, "ca", dns=(HOUSE,))
+        params = params.replace("CA", pki.path("ca.pem"))
+    start_tls_proxy(env, pki, permissive=False, params=params)
     return pki
 
 
@@ -216,6 +221,11 @@ def _call_door(env, alice, house=None, answer=True):
                                                        resp.hdr("From"), resp.hdr("To"),
                                                        call_id, cseq))
     return resp, got.get("invite")
+
+
+def _house_bindings(env):
+    return [b for b in env.ctl("registrations").get("registrations", [])
+            if b.get("aor") == "sip:" + HOUSE]
 
 
 @case
@@ -262,6 +272,9 @@ def case_cloudreg_house_domain(env):
     check(final.status in (401, 403),
           "alice's credentials registering house.example got %s" % final.first)
 
+    bindings = _house_bindings(env)
+    check(len(bindings) == 1 and bindings[0].get("received") == "tls:%s:%d" % (LOCAL, house.port),
+          "house.example's bindings after the attempts: %s" % bindings)
     resp, inv = _call_door(env, alice, house)
     check(resp.status == 200, "alice's call to the door got %s" % resp.first)
     check(inv.ruri == "sip:door@%s" % HOUSE,
@@ -298,4 +311,51 @@ def case_cloudreg_house_domain(env):
         time.sleep(0.3)
     check(resp.status == 480, "a call after the house closed got %s, expected 480" % resp.first)
     check(HOUSE_PW not in env.proxy_log_text(), "the house's password is in the log")
+    alice.close()
+
+
+@case
+def case_cloudreg_client_certificate(env):
+    """the cloud's TLS transport verifies client certificates
+    (tls-verify-incoming=1): the house presenting a certificate whose SAN names
+    house.example registers its domain with no password (200, Require:
+    outbound) and gets alice's call; a client with a valid certificate of
+    other.test from 127.0.0.2 registering house.example is challenged (401),
+    and with alice's proved credentials refused (401 or 403), nothing stored"""
+    pki = _cloud(env, params=";tls-verify-incoming=1;tls-certificates-ca-file=CA")
+    house = _House(env, pki, cert="house")
+    first, final = house.register(password=None)
+    check(first.status == 200, "the house with its certificate got %s" % first.first)
+    requires = ",".join(first.hdrs("Require")).replace(" ", "").split(",")
+    check("outbound" in requires, "the 200 has no Require: outbound: %s" % first.hdrs("Require"))
+
+    evil = _House(env, pki, src=ATTACKER, cert="othername")
+    first, _ = evil.register(password=None)
+    check(first.status == 401, "other.test's certificate registering house.example got %s"
+          % first.first)
+    _, final = evil.register(user="alice@%s" % DOMAIN, password=USERS["alice"])
+    check(final.status in (401, 403), "alice's credentials on other.test's connection got %s"
+          % final.first)
+    bindings = _house_bindings(env)
+    check(len(bindings) == 1 and bindings[0].get("received", "").startswith("tls:127.0.0.1:"),
+          "house.example's bindings after the attempts: %s" % bindings)
+
+    alice = PyUA("alice", LOCAL, env.ports.sip(1), env.ports.proxy)
+    resp, inv = _call_door(env, alice, house)
+    check(resp.status == 200, "alice's call to the door got %s" % resp.first)
+    check(inv.ruri == "sip:door@%s" % HOUSE, "Request-URI changed: %s" % inv.ruri)
+    check(all(m.method != "INVITE" for m in list(evil.msgs)), "the attacker got the INVITE")
+    evil.close()
+
+    # A refresh on the same flow keeps one binding; an un-REGISTER (RFC 3261
+    # §10.2.2) removes it, and the domain is then nobody's here: 403.
+    first, _ = house.register(password=None)
+    check(first.status == 200 and len(_house_bindings(env)) == 1,
+          "refresh: %s, bindings %s" % (first.first, _house_bindings(env)))
+    first, _ = house.register(password=None, expires=0)
+    check(first.status == 200 and not _house_bindings(env),
+          "un-REGISTER: %s, bindings %s" % (first.first, _house_bindings(env)))
+    resp, _ = _call_door(env, alice)
+    check(resp.status == 403, "a call after the un-REGISTER got %s" % resp.first)
+    house.close()
     alice.close()
