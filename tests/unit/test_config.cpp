@@ -172,6 +172,17 @@ TEST(ProxyConfig, DomainRegistrations) {
             "[module::Authentication] enabled (else anyone could take a house's calls)");
 }
 
+// The shipped cloud config loads (its certificate files exist only on a
+// cloud) and, TLS only with SRTP mandatory, warns of nothing.
+TEST(ProxyConfig, ShippedCloudConfig) {
+  Config c(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(c.load_file(std::string(PORTIER_SOURCE_DIR) + "/config/proxy-cloud.conf", &err))
+      << err;
+  EXPECT_EQ(portier::proxy::proxy_security_warning(c), "");
+  EXPECT_TRUE(portier::proxy::settings_from_config(c).house_domains.accept);
+}
+
 // The shipped config/proxy.conf: TLS only, authentication, the relay with SRTP
 // mandatory and terminated: nothing to warn about. Each step down is named.
 TEST(ProxyConfig, SecurityWarningNamesWhatIsOff) {
