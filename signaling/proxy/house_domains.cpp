@@ -36,8 +36,7 @@ void HouseDomains::note_flow(const std::string &received, tport_t *tp, const cha
 
 bool HouseDomains::flow_open(const std::string &received) const {
   auto it = flows_.find(received);
-  return it != flows_.end() && !tport_is_closed(it->second.tp) &&
-         !tport_is_shutdown(it->second.tp);
+  return it != flows_.end() && !tport_is_closed(it->second.tp) && !tport_is_shutdown(it->second.tp);
 }
 
 bool HouseDomains::on_flow_of(nta_agent_t *agent, msg_t *msg, const char *domain) const {

@@ -59,7 +59,7 @@ class HouseDomains {
     tport_t *tp;         // our reference
     std::string domain;  // lower-case, the domain it registered
   };
-  std::map<std::string, Flow> flows_;           // received -> the flow
+  std::map<std::string, Flow> flows_;                // received -> the flow
   std::map<const tport_t *, std::string> by_tport_;  // the same flows, by connection
 };
 

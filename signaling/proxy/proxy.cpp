@@ -326,10 +326,10 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       su_home_deinit(home);
     });
   }
-  chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
-                               *route_signer_, *router_, *registrar_, digest_auth_.get(),
-                               locations_, static_records_, users_, *router_,
-                               house_domains_.get()});
+  chain_ =
+      chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
+                          *route_signer_, *router_, *registrar_, digest_auth_.get(), locations_,
+                          static_records_, users_, *router_, house_domains_.get()});
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
   // Runs every second for as long as the proxy does (su_timer_set_interval

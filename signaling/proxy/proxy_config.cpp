@@ -438,8 +438,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.fork_late_max_branches =
       static_cast<int>(cfg.get_int("module::Router", "fork-late-max-branches"));
   s.inter_domain_allowed = cfg.get_string("module::Router", "inter-domain-requests") == "allow";
-  s.house_domains.accept =
-      cfg.get_bool("inter-domain-connections", "accept-domain-registrations");
+  s.house_domains.accept = cfg.get_bool("inter-domain-connections", "accept-domain-registrations");
   s.house_domains.assume_unique = cfg.get_bool("inter-domain-connections", "assume-unique-domains");
   s.relay.enabled = cfg.get_bool("module::MediaRelay", "enabled");
   s.relay.sdp_address = cfg.get_string("module::MediaRelay", "sdp-address");

@@ -153,9 +153,10 @@ TEST(ProxyConfig, DomainRegistrations) {
   }
   Config c(portier::proxy::proxy_schema());
   std::string err;
-  ASSERT_TRUE(c.load_string("[inter-domain-connections]\naccept-domain-registrations = true\n"
-                            "assume-unique-domains = true\n",
-                            "p.conf", &err))
+  ASSERT_TRUE(
+      c.load_string("[inter-domain-connections]\naccept-domain-registrations = true\n"
+                    "assume-unique-domains = true\n",
+                    "p.conf", &err))
       << err;
   EXPECT_EQ(portier::proxy::check_proxy_config(c), "");
   const auto s = portier::proxy::settings_from_config(c);
@@ -163,9 +164,10 @@ TEST(ProxyConfig, DomainRegistrations) {
   EXPECT_TRUE(s.house_domains.assume_unique);
 
   Config off(portier::proxy::proxy_schema());
-  ASSERT_TRUE(off.load_string("[module::Authentication]\nenabled = false\n"
-                              "[inter-domain-connections]\naccept-domain-registrations = true\n",
-                              "p.conf", &err))
+  ASSERT_TRUE(
+      off.load_string("[module::Authentication]\nenabled = false\n"
+                      "[inter-domain-connections]\naccept-domain-registrations = true\n",
+                      "p.conf", &err))
       << err;
   EXPECT_EQ(portier::proxy::check_proxy_config(off),
             "p.conf:4: [inter-domain-connections] accept-domain-registrations: needs "
