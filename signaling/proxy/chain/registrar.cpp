@@ -256,6 +256,7 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
       continue;
     }
     ContactSpec c;
+    c.by_instance_only = house;
     ContactPushParams pn = split_push_params(m->m_url->url_params);
     if (!pn.error.empty()) {
       reply.send(400, pn.error.c_str(), TAG_END());
@@ -364,7 +365,9 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     }
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
-  if (on_registered_) {
+  // Not for a domain binding: a late branch goes to the binding's contact, and
+  // a house must get the Request-URI as the caller wrote it.
+  if (on_registered_ && !house) {
     for (const ContactSpec &c : req.contacts) {
       const bool removal = c.expires ? *c.expires == 0 : req.expires_header == 0;
       if (removal) continue;

@@ -36,6 +36,8 @@ class _House:
         raw = socket.create_connection((LOCAL, tls_port(env)), timeout=5,
                                        source_address=(src, 0))
         self.sock = ctx.wrap_socket(raw, server_hostname="proxy.test")
+        self.sock.settimeout(0.1)
+        self._settle()
         self.sock.settimeout(0.2)
         self.src = src
         self.port = self.sock.getsockname()[1]
@@ -45,6 +47,23 @@ class _House:
         self.instance = "<urn:uuid:%s>" % uuid.uuid4()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _settle(self):
+        """TLS 1.3: waits (at most 2 s) for the proxy's session ticket, which it
+        sends once it has read our Finished. A request that reaches sofia-sip in
+        the same read as the Finished stays unread in OpenSSL's buffer until more
+        bytes arrive (about 1 run in 6 here; docs/notes/cloudreg.md, a
+        transport issue of its own, not this case's subject). Nothing but
+        tickets can come before our first request."""
+        if self.sock.version() != "TLSv1.3":
+            return
+        deadline = time.time() + 2
+        while time.time() < deadline and not (self.sock.session and
+                                               self.sock.session.has_ticket):
+            try:
+                self.sock.recv(1)
+            except (socket.timeout, ssl.SSLWantReadError):
+                pass
 
     def _run(self):
         buf = b""
@@ -160,12 +179,13 @@ class _House:
         self.thread.join(2)
 
 
-def _cloud(env, params=""):
+def _cloud(env, params="", unique=False):
     """portier-proxy as the cloud: home.example its own domain (alice and the
     others of the users file), a TLS transport, domain registrations on, and
     the users file entry house.example@house.example that lets the house in."""
     pki = standard(env.dir)
-    env.relay_extra = "\n[inter-domain-connections]\naccept-domain-registrations = true\n"
+    env.relay_extra = ("\n[inter-domain-connections]\naccept-domain-registrations = true\n"
+                       "assume-unique-domains = %s\n" % ("true" if unique else "false"))
     write_config = env.write_config
 
     def with_house():
@@ -357,5 +377,42 @@ def case_cloudreg_client_certificate(env):
           "un-REGISTER: %s, bindings %s" % (first.first, _house_bindings(env)))
     resp, _ = _call_door(env, alice)
     check(resp.status == 403, "a call after the un-REGISTER got %s" % resp.first)
+    house.close()
+    alice.close()
+
+
+@case
+def case_cloudreg_assume_unique(env):
+    """two connections register house.example with certificates naming it (two
+    +sip.instance values): with assume-unique-domains = false both bindings
+    stay; the proxy restarted with it true, a third connection's registration
+    replaces them (one binding, its own), and alice's call reaches that
+    connection alone"""
+    params = ";tls-verify-incoming=1;tls-certificates-ca-file=CA"
+    pki = _cloud(env, params=params)
+    old1, old2 = _House(env, pki, cert="house"), _House(env, pki, cert="house")
+    for h in (old1, old2):
+        first, _ = h.register(password=None)
+        check(first.status == 200, "a house connection's REGISTER got %s" % first.first)
+    check(len(_house_bindings(env)) == 2,
+          "two instances without assume-unique-domains: %s" % _house_bindings(env))
+    old1.close()
+    old2.close()
+    env.stop_proxy()
+    env.relay_extra = env.relay_extra.replace("assume-unique-domains = false",
+                                              "assume-unique-domains = true")
+    start_tls_proxy(env, pki, permissive=False, params=params.replace("CA", pki.path("ca.pem")))
+    check(len(_house_bindings(env)) == 2, "the journal did not restore the two bindings: %s"
+          % _house_bindings(env))
+    house = _House(env, pki, cert="house")
+    first, _ = house.register(password=None)
+    check(first.status == 200, "the new connection's REGISTER got %s" % first.first)
+    bindings = _house_bindings(env)
+    check(len(bindings) == 1 and bindings[0].get("received") == "tls:%s:%d" % (LOCAL, house.port),
+          "assume-unique-domains left %s" % bindings)
+    alice = PyUA("alice", LOCAL, env.ports.sip(1), env.ports.proxy)
+    resp, inv = _call_door(env, alice, house)
+    check(resp.status == 200 and inv.ruri == "sip:door@%s" % HOUSE,
+          "alice's call: %s, Request-URI %s" % (resp.first, inv.ruri))
     house.close()
     alice.close()
