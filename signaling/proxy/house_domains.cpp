@@ -4,6 +4,7 @@
 #include <sofia-sip/tport.h>
 
 #include "common/ascii.h"
+#include "common/clock.h"
 
 namespace portier::proxy {
 
@@ -31,7 +32,7 @@ void HouseDomains::note_flow(const std::string &received, tport_t *tp, const cha
     tport_unref(it->second.tp);
   }
   it->second = Flow{tport_ref(tp), ascii::to_lower(domain)};
-  by_tport_[it->second.tp] = it->second.domain;
+  by_tport_[it->second.tp] = received;
 }
 
 bool HouseDomains::flow_open(const std::string &received) const {
@@ -44,10 +45,16 @@ bool HouseDomains::on_flow_of(nta_agent_t *agent, msg_t *msg, const char *domain
   tport_t *tp = nta_incoming_transport(agent, nullptr, msg);
   if (!tp) return false;
   // The connection itself, not the address it claims: only the house's own
-  // TLS connection is the house.
+  // TLS connection is the house, and only while its binding lives (an
+  // un-REGISTERed or expired flow vouches for nobody).
+  bool ok = false;
   auto it = by_tport_.find(tp);
-  const bool ok = it != by_tport_.end() && ascii::iequals(it->second, domain) &&
-                  !tport_is_closed(tp) && !tport_is_shutdown(tp);
+  if (it != by_tport_.end() && !tport_is_closed(tp) && !tport_is_shutdown(tp)) {
+    auto flow = flows_.find(it->second);
+    if (flow != flows_.end() && ascii::iequals(flow->second.domain, domain))
+      for (const Binding &b : locations_.lookup(domain_aor(domain), clock::wall_s()))
+        ok |= b.received == it->second;
+  }
   tport_unref(tp);
   return ok;
 }

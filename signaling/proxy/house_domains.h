@@ -60,7 +60,7 @@ class HouseDomains {
     std::string domain;  // lower-case, the domain it registered
   };
   std::map<std::string, Flow> flows_;                // received -> the flow
-  std::map<const tport_t *, std::string> by_tport_;  // the same flows, by connection
+  std::map<const tport_t *, std::string> by_tport_;  // connection -> its received
 };
 
 // The AOR under which a domain registration is stored: "sip:HOUSE".

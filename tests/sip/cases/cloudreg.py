@@ -341,7 +341,9 @@ def case_cloudreg_client_certificate(env):
     house.example registers its domain with no password (200, Require:
     outbound) and gets alice's call; a client with a valid certificate of
     other.test from 127.0.0.2 registering house.example is challenged (401),
-    and with alice's proved credentials refused (401 or 403), nothing stored"""
+    and with alice's proved credentials refused (401 or 403), nothing stored;
+    a refresh keeps one binding, an un-REGISTER removes it: calls get 403 and
+    the house's still-open connection vouches for nobody (403)"""
     pki = _cloud(env, params=";tls-verify-incoming=1;tls-certificates-ca-file=CA")
     house = _House(env, pki, cert="house")
     first, final = house.register(password=None)
@@ -377,6 +379,9 @@ def case_cloudreg_client_certificate(env):
           "un-REGISTER: %s, bindings %s" % (first.first, _house_bindings(env)))
     resp, _ = _call_door(env, alice)
     check(resp.status == 403, "a call after the un-REGISTER got %s" % resp.first)
+    # Its connection, still open, vouches for nobody now.
+    resp = house.message("door@%s" % HOUSE, "alice@%s" % DOMAIN)
+    check(resp.status == 403, "the house's MESSAGE after its un-REGISTER got %s" % resp.first)
     house.close()
     alice.close()
 
@@ -385,7 +390,8 @@ def case_cloudreg_client_certificate(env):
 def case_cloudreg_assume_unique(env):
     """two connections register house.example with certificates naming it (two
     +sip.instance values): with assume-unique-domains = false both bindings
-    stay; the proxy restarted with it true, a third connection's registration
+    stay; the proxy restarted with it true restores both, and a call gets 480
+    (no flow survived the restart); a third connection's registration
     replaces them (one binding, its own), and alice's call reaches that
     connection alone"""
     params = ";tls-verify-incoming=1;tls-certificates-ca-file=CA"
@@ -404,13 +410,16 @@ def case_cloudreg_assume_unique(env):
     start_tls_proxy(env, pki, permissive=False, params=params.replace("CA", pki.path("ca.pem")))
     check(len(_house_bindings(env)) == 2, "the journal did not restore the two bindings: %s"
           % _house_bindings(env))
+    # Restored bindings, but their connections died with the old process.
+    alice = PyUA("alice", LOCAL, env.ports.sip(1), env.ports.proxy)
+    resp, _ = _call_door(env, alice)
+    check(resp.status == 480, "a call before the house reconnected got %s" % resp.first)
     house = _House(env, pki, cert="house")
     first, _ = house.register(password=None)
     check(first.status == 200, "the new connection's REGISTER got %s" % first.first)
     bindings = _house_bindings(env)
     check(len(bindings) == 1 and bindings[0].get("received") == "tls:%s:%d" % (LOCAL, house.port),
           "assume-unique-domains left %s" % bindings)
-    alice = PyUA("alice", LOCAL, env.ports.sip(1), env.ports.proxy)
     resp, inv = _call_door(env, alice, house)
     check(resp.status == 200 and inv.ruri == "sip:door@%s" % HOUSE,
           "alice's call: %s, Request-URI %s" % (resp.first, inv.ruri))
