@@ -37,7 +37,8 @@ Chain build_chain(const ChainParts &p) {
   else
     c.add(std::make_unique<ClaimedCaller>());
   // One house per domain, once the caller is known.
-  c.add(std::make_unique<DomainIsolation>(p.names, p.settings.inter_domain_allowed));
+  c.add(
+      std::make_unique<DomainIsolation>(p.names, p.settings.inter_domain_allowed, p.house_domains));
   // §16.5 targets, §16.6-16.7 forking.
   auto resolver = std::make_unique<TargetResolver>(p.names, p.settings.group_addresses,
                                                    p.settings.inter_domain_allowed, p.locations,

@@ -21,6 +21,9 @@ from cases.proxy_tls import start_tls_proxy, tls_port
 HOUSE = "house.example"
 # Distinctive, so the log check below can tell it never shows up there.
 HOUSE_PW = "House-Pw-6620"
+# A second house (the isolation case).
+HOUSE_B = "houseb.example"
+HOUSE_B_PW = "HouseB-Pw-4417"
 
 
 class _House:
@@ -179,19 +182,26 @@ class _House:
         self.thread.join(2)
 
 
-def _cloud(env, params="", unique=False):
+def _cloud(env, params="", unique=False, house_b=False):
     """portier-proxy as the cloud: home.example its own domain (alice and the
     others of the users file), a TLS transport, domain registrations on, and
-    the users file entry house.example@house.example that lets the house in."""
+    the users file entry house.example@house.example that lets the house in
+    (house_b: houseb.example's too). env.cloud_inter: [module::Router]
+    inter-domain-requests (deny, the default, unless a case sets it)."""
     pki = standard(env.dir)
-    env.relay_extra = ("\n[inter-domain-connections]\naccept-domain-registrations = true\n"
-                       "assume-unique-domains = %s\n" % ("true" if unique else "false"))
+    env.cloud_inter = "deny"
     write_config = env.write_config
 
     def with_house():
+        env.relay_extra = ("\n[inter-domain-connections]\naccept-domain-registrations = true\n"
+                           "assume-unique-domains = %s\n[module::Router]\n"
+                           "inter-domain-requests = %s\n"
+                           % ("true" if unique else "false", env.cloud_inter))
         path = write_config()
         with open(os.path.join(env.dir, "users.conf"), "a") as f:
             f.write("%s@%s clrtxt:%s ;\n" % (HOUSE, HOUSE, HOUSE_PW))
+            if house_b:
+                f.write("%s@%s clrtxt:%s ;\n" % (HOUSE_B, HOUSE_B, HOUSE_B_PW))
         return path
     env.write_config = with_house
     if params:
@@ -424,4 +434,94 @@ def case_cloudreg_assume_unique(env):
     check(resp.status == 200 and inv.ruri == "sip:door@%s" % HOUSE,
           "alice's call: %s, Request-URI %s" % (resp.first, inv.ruri))
     house.close()
+    alice.close()
+
+
+def _house_to_house(sender, frm, target, receiver=None):
+    """sender (a house's connection) sends a MESSAGE from frm to sip:target;
+    receiver: the other house's driver, which answers 200 when it gets it.
+    Returns (sender's final response, the Call-ID)."""
+    sender.n += 1
+    call_id = "h2h-%d-%s@%s" % (sender.n, uuid.uuid4().hex[:8], sender.src)
+    sender.send("MESSAGE sip:%s SIP/2.0\nVia: SIP/2.0/TLS %s:%d;branch=z9hG4bK-h2h-%d-%d;rport\n"
+                "From: <sip:%s>;tag=h2h-%d\nTo: <sip:%s>\nCall-ID: %s\nCSeq: 1 MESSAGE\n"
+                "Max-Forwards: 70\nContent-Type: text/plain"
+                % (target, sender.src, sender.port, os.getpid(), sender.n, frm, sender.n, target,
+                   call_id), b"open the door")
+    if receiver:
+        m = receiver.expect(lambda m: m.method == "MESSAGE" and m.hdr("Call-ID") == call_id,
+                            "the MESSAGE to %s" % target)
+        check(m.ruri == "sip:" + target,
+              "the house got Request-URI %s, expected it unchanged" % m.ruri)
+        lines = ["SIP/2.0 200 OK"] + ["Via: %s" % v for v in m.hdrs("Via")]
+        lines += ["From: %s" % m.hdr("From"), "To: %s;tag=h2h-ok" % m.hdr("To"),
+                  "Call-ID: %s" % call_id, "CSeq: %s" % m.hdr("CSeq")]
+        receiver.send("\n".join(lines))
+    resp = sender.expect(lambda m: m.status and m.status >= 200 and m.hdr("Call-ID") == call_id,
+                         "final response to the MESSAGE to %s" % target)
+    return resp, call_id
+
+
+@case
+def case_cloudreg_house_isolation(env):
+    """issue 14's isolation covers house domains (RFC 5626 §5.3: a flow is a
+    route, not more trust): house.example (127.0.0.1) and houseb.example
+    (127.0.0.2) both register; with [module::Router] inter-domain-requests =
+    deny (the default) house.example's door, on its own flow, sends a MESSAGE
+    to sip:mon@houseb.example: 403; houseb's monitor to sip:door@house.example:
+    403; house.example's name on 127.0.0.2's unregistered connection to
+    houseb: 403; the cloud's alice (the residents' domain) still gets
+    house.example's MESSAGE (200). After `portierctl reload` with allow, both
+    houses' bindings are still there (a reload keeps house domains) and their
+    MESSAGEs reach the other (Request-URI unchanged, 200), and neither
+    house ever got one of the refused requests (the allowed one came later on
+    the same ordered connection)."""
+    pki = _cloud(env, house_b=True)
+    alice = PyUA("alice", LOCAL, env.ports.sip(1), env.ports.proxy)
+    house = _House(env, pki)
+    _, final = house.register()
+    check(final.status == 200, "house.example's REGISTER got %s" % final.first)
+    house_b = _House(env, pki, src=ATTACKER)
+    _, final = house_b.register(domain=HOUSE_B, password=HOUSE_B_PW)
+    check(final.status == 200, "houseb.example's REGISTER got %s" % final.first)
+
+    refused_ids = []
+
+    def refused(sender, frm, target, what):
+        resp, call_id = _house_to_house(sender, frm, target)
+        check(resp.status == 403, "%s got %s, expected 403" % (what, resp.first))
+        refused_ids.append(call_id)
+
+    refused(house, "door@%s" % HOUSE, "mon@%s" % HOUSE_B,
+            "house.example's door to houseb's monitor")
+    refused(house_b, "mon@%s" % HOUSE_B, "door@%s" % HOUSE,
+            "houseb's monitor to house.example's door")
+    evil = _House(env, pki, src=ATTACKER)
+    refused(evil, "door@%s" % HOUSE, "mon@%s" % HOUSE_B,
+            "house.example's name on 127.0.0.2's own connection")
+    evil.close()
+    # The cloud's own domain (the residents' phones) is no other house.
+    reg = sip_register(env, "alice", "<sip:alice@%s:%d>" % (LOCAL, alice.port), sock=alice.sock)
+    check(reg is not None and status_of(reg) == 200, "alice could not register: %r" % reg)
+    resp = house.message("door@%s" % HOUSE, "alice@%s" % DOMAIN, alice)
+    check(resp.status == 200, "house.example's MESSAGE to alice got %s" % resp.first)
+
+    env.cloud_inter = "allow"
+    env.write_config()
+    r = env.ctl("reload")
+    check(r.get("result") == "reloaded", "portierctl reload: %s" % r)
+    # A reload drops bindings of domains no longer served; a house's domain
+    # is never served here and must stay routed.
+    aors = {b.get("aor") for b in env.ctl("registrations").get("registrations", [])}
+    check({"sip:" + HOUSE, "sip:" + HOUSE_B} <= aors, "the houses' bindings after reload: %s" % aors)
+    resp, _ = _house_to_house(house, "door@%s" % HOUSE, "mon@%s" % HOUSE_B, house_b)
+    check(resp.status == 200, "with allow, house.example's MESSAGE to houseb got %s" % resp.first)
+    resp, _ = _house_to_house(house_b, "mon@%s" % HOUSE_B, "door@%s" % HOUSE, house)
+    check(resp.status == 200, "with allow, houseb's MESSAGE to house.example got %s" % resp.first)
+    leaked = [m.first for h in (house, house_b) for m in h.msgs
+              if m.hdr("Call-ID") in refused_ids]
+    check(not leaked, "a refused request reached a house: %s" % leaked)
+    check(HOUSE_B_PW not in env.proxy_log_text(), "houseb's password is in the log")
+    house.close()
+    house_b.close()
     alice.close()
