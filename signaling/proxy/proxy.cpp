@@ -470,6 +470,12 @@ std::string Proxy::reload_policy(const ProxySettings &fresh) {
   for (const auto &[aor, bindings] : locations_.records()) {
     const std::string domain = aor_domain(aor);
     const size_t at = aor.rfind('@');
+    // A house's domain binding (sip:HOUSE, no user part) is none of our
+    // domains by design: it stays while such registrations are still
+    // accepted for that domain (its flow is the house's only route back; the
+    // house proves itself again at its next refresh).
+    if (at == std::string::npos && house_domains_ && house_domains_->may_register(domain.c_str()))
+      continue;
     const bool served = names_.is_reg_domain(domain.c_str());
     const bool known = !settings_.auth_enabled ||
                        (at != std::string::npos && at > 4 &&
