@@ -186,9 +186,11 @@ def _cloud(env, params="", unique=False, house_b=False):
     """portier-proxy as the cloud: home.example its own domain (alice and the
     others of the users file), a TLS transport, domain registrations on, and
     the users file entry house.example@house.example that lets the house in
-    (house_b: houseb.example's too). env.cloud_inter: [module::Router]
-    inter-domain-requests (deny, the default, unless a case sets it)."""
+    (house_b: houseb.example's too). A case changes env.cloud_unique
+    (assume-unique-domains) or env.cloud_inter ([module::Router]
+    inter-domain-requests, deny by default) and writes the config again."""
     pki = standard(env.dir)
+    env.cloud_unique = unique
     env.cloud_inter = "deny"
     write_config = env.write_config
 
@@ -196,7 +198,7 @@ def _cloud(env, params="", unique=False, house_b=False):
         env.relay_extra = ("\n[inter-domain-connections]\naccept-domain-registrations = true\n"
                            "assume-unique-domains = %s\n[module::Router]\n"
                            "inter-domain-requests = %s\n"
-                           % ("true" if unique else "false", env.cloud_inter))
+                           % ("true" if env.cloud_unique else "false", env.cloud_inter))
         path = write_config()
         with open(os.path.join(env.dir, "users.conf"), "a") as f:
             f.write("%s@%s clrtxt:%s ;\n" % (HOUSE, HOUSE, HOUSE_PW))
@@ -415,8 +417,7 @@ def case_cloudreg_assume_unique(env):
     old1.close()
     old2.close()
     env.stop_proxy()
-    env.relay_extra = env.relay_extra.replace("assume-unique-domains = false",
-                                              "assume-unique-domains = true")
+    env.cloud_unique = True
     start_tls_proxy(env, pki, permissive=False, params=params.replace("CA", pki.path("ca.pem")))
     check(len(_house_bindings(env)) == 2, "the journal did not restore the two bindings: %s"
           % _house_bindings(env))
