@@ -77,6 +77,9 @@ size_t find_binding(const std::vector<Binding> &bindings, const ContactSpec &c, 
       if (live(bindings[i], now) && ascii::iequals(bindings[i].instance, c.instance)) return i;
     }
   }
+  // A flow is its instance alone (RFC 5626 §6): two in-house proxies of one
+  // domain both write <sips:HOUSE;transport=tls>.
+  if (c.by_instance_only && !c.instance.empty()) return kNone;
   for (size_t i = 0; i < bindings.size(); ++i) {
     if (live(bindings[i], now) && same_contact_uri(bindings[i].contact, c.uri)) return i;
   }

@@ -48,6 +48,9 @@ struct ContactSpec {
   std::optional<int> expires;  // ;expires= parameter
   std::optional<int> q_milli;  // ;q= parameter, already * 1000
   PushTarget push;             // RFC 8599 parameters the registrar accepted
+  // A domain registration's flow (house_domains.h): with an instance, the
+  // same contact URI under another instance is another binding.
+  bool by_instance_only = false;
 };
 
 struct RegisterRequest {

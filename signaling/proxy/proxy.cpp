@@ -308,6 +308,13 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                                                        *limiter_);
   registrar_ =
       std::make_unique<chain::Registrar>(names_, locations_, *persister_, digest_auth_.get());
+  if (settings_.house_domains.accept) {
+    house_domains_ = std::make_unique<HouseDomains>(settings_.house_domains, names_, locations_);
+    registrar_->set_house_domains(house_domains_.get());
+    if (digest_auth_) digest_auth_->set_house_domains(house_domains_.get());
+    PLOG_INFO("registrar: accepting domain registrations over TLS%s",
+              settings_.house_domains.assume_unique ? " (one server per domain)" : "");
+  }
   if (settings_.push.enabled) {
     registrar_->set_push(&settings_.push);
     registrar_->set_on_registered([this](const std::string &aor, const Binding &b) {
@@ -319,9 +326,10 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       su_home_deinit(home);
     });
   }
-  chain_ = chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
-                               *route_signer_, *router_, *registrar_, digest_auth_.get(),
-                               locations_, static_records_, users_, *router_});
+  chain_ =
+      chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
+                          *route_signer_, *router_, *registrar_, digest_auth_.get(), locations_,
+                          static_records_, users_, *router_, house_domains_.get()});
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
   // Runs every second for as long as the proxy does (su_timer_set_interval
@@ -360,6 +368,7 @@ void Proxy::stop() {
   chain_ = chain::Chain();
   registrar_.reset();
   digest_auth_.reset();
+  house_domains_.reset();  // its tport references too
   tcp_.reset();  // its tport references go before the agent
   router_.reset();
   relay_observer_.reset();
@@ -461,6 +470,12 @@ std::string Proxy::reload_policy(const ProxySettings &fresh) {
   for (const auto &[aor, bindings] : locations_.records()) {
     const std::string domain = aor_domain(aor);
     const size_t at = aor.rfind('@');
+    // A house's domain binding (sip:HOUSE, no user part) is none of our
+    // domains by design: it stays while such registrations are still
+    // accepted for that domain (its flow is the house's only route back; the
+    // house proves itself again at its next refresh).
+    if (at == std::string::npos && house_domains_ && house_domains_->may_register(domain.c_str()))
+      continue;
     const bool served = names_.is_reg_domain(domain.c_str());
     const bool known = !settings_.auth_enabled ||
                        (at != std::string::npos && at > 4 &&

@@ -27,6 +27,7 @@
 #include "proxy/chain/reply.h"
 #include "proxy/dialog_table.h"
 #include "proxy/fork_aggregator.h"
+#include "proxy/house_domains.h"
 #include "proxy/local_names.h"
 #include "proxy/location_persist.h"
 #include "proxy/location_store.h"
@@ -131,6 +132,8 @@ class Proxy {
   std::function<std::string()> reload_;
   std::unique_ptr<TcpConnections> tcp_;  // per-source limit, idle rule, registered flows
   std::unique_ptr<chain::DigestAuth> digest_auth_;  // null when authentication is off
+  // [inter-domain-connections] accept-domain-registrations: the houses' flows.
+  std::unique_ptr<HouseDomains> house_domains_;
   std::unique_ptr<chain::Registrar> registrar_;
   // [module::PushNotification] enabled: the providers' clients, on root_.
   // Destroyed first at stop: its callbacks touch the store and the journal.

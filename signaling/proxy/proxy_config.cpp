@@ -155,6 +155,20 @@ config::Schema make_schema() {
            "403, and group addresses and static records ring their own domain only (one house "
            "per domain never reaches another); allow: requests cross domains. Dialogs already "
            "set up carry on either way");
+  // Flexisip's section and key names, so a Flexisip cloud config carries over.
+  s.boolean("inter-domain-connections", "accept-domain-registrations", false,
+            "accept REGISTERs of whole domains (To: <sips:HOUSE-DOMAIN>, no user part) from "
+            "in-house proxies over TLS, and send every request for a registered domain down "
+            "the connection it registered on (RFC 5626 flow), Request-URI unchanged. Who may: "
+            "the users file entry HOUSE-DOMAIN@HOUSE-DOMAIN (digest username HOUSE-DOMAIN, "
+            "realm HOUSE-DOMAIN), or a client certificate naming HOUSE-DOMAIN on a TLS "
+            "transport with tls-verify-incoming=1. A reg-domain, auth-domain or alias of ours "
+            "is never a house domain")
+      .boolean("inter-domain-connections", "assume-unique-domains", false,
+               "assume one server per registered domain: a domain registration from a new "
+               "instance (+sip.instance) replaces the domain's older bindings at once instead "
+               "of adding a flow beside them (a house that reconnected from a new address "
+               "leaves no stale flow to try)");
   push::add_push_schema(s);
   s.boolean("module::MediaRelay", "enabled", true,
             "put a media relay into every call: early media forked to every ringing device")
@@ -280,6 +294,11 @@ std::string check_proxy_config(const config::Config &cfg) {
                "enabled";
     }
   }
+  // The users file is what says which house may register which domain.
+  if (cfg.get_bool("inter-domain-connections", "accept-domain-registrations") &&
+      !cfg.get_bool("module::Authentication", "enabled"))
+    return cfg.where("inter-domain-connections", "accept-domain-registrations") +
+           "needs [module::Authentication] enabled (else anyone could take a house's calls)";
   if (cfg.get_int("module::Registrar", "min-expires") >
       cfg.get_int("module::Registrar", "max-expires"))
     return cfg.where("module::Registrar", "min-expires") + "larger than max-expires";
@@ -419,6 +438,8 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.fork_late_max_branches =
       static_cast<int>(cfg.get_int("module::Router", "fork-late-max-branches"));
   s.inter_domain_allowed = cfg.get_string("module::Router", "inter-domain-requests") == "allow";
+  s.house_domains.accept = cfg.get_bool("inter-domain-connections", "accept-domain-registrations");
+  s.house_domains.assume_unique = cfg.get_bool("inter-domain-connections", "assume-unique-domains");
   s.relay.enabled = cfg.get_bool("module::MediaRelay", "enabled");
   s.relay.sdp_address = cfg.get_string("module::MediaRelay", "sdp-address");
   s.relay.listen_address = cfg.get_string("module::MediaRelay", "listen-address");

@@ -62,6 +62,13 @@ struct GroupAddresses {
 // "" and *out filled, or what is wrong with one entry.
 std::string parse_group_addresses(const std::vector<std::string> &values, GroupAddresses *out);
 
+// [inter-domain-connections] (Flexisip's names): whole-domain registrations of
+// in-house proxies, routed down their TLS flow (proxy/house_domains.h).
+struct HouseDomainSettings {
+  bool accept = false;         // accept-domain-registrations
+  bool assume_unique = false;  // assume-unique-domains: one house per domain
+};
+
 struct ProxySettings : GlobalSettings {
   std::vector<std::string> transports;  // as sofia takes them (sips: for TLS)
   // Per entry of transports: its TLS settings, for a TLS transport.
@@ -94,6 +101,8 @@ struct ProxySettings : GlobalSettings {
   // [module::Router] inter-domain-requests: a user of one served domain may
   // send requests to another (else 403: each house is its own world).
   bool inter_domain_allowed = false;
+  // [inter-domain-connections]: whole-domain registrations (house_domains.h).
+  HouseDomainSettings house_domains;
 
   RelaySettings relay;
   push::PushSettings push;  // [module::PushNotification]: push/push_config.h

@@ -113,6 +113,31 @@ TEST_F(TargetResolverTest, StaticRecordCrossesDomainsWhenAllowed) {
 
 // reg-domains = * (and auth-domains = *): the users file's domains, never any
 // domain a request names; listed names beside it are kept, lower-case.
+// Domain registrations (issue 15): a reg-domain is never a house's; a
+// registered house domain whose flow is not open gets 480 (RFC 5626 §5.3),
+// never a new connection to the address it came from.
+TEST_F(TargetResolverTest, HouseDomainWithoutOpenFlow) {
+  bind("sip:house.example", "sips:house.example;transport=tls", "tls:198.51.100.7:40001");
+  HouseDomains off(HouseDomainSettings{}, names_, locations_);
+  EXPECT_FALSE(off.may_register("house.example"));
+  HouseDomains house(HouseDomainSettings{true, false}, names_, locations_);
+  EXPECT_TRUE(house.may_register("house.example"));
+  EXPECT_FALSE(house.may_register("home.example"));
+  EXPECT_FALSE(house.may_register("B.Example"));
+  EXPECT_FALSE(house.may_register(""));
+  EXPECT_TRUE(house.is_registered("house.example", now_));
+  EXPECT_FALSE(house.is_registered("other.example", now_));
+  EXPECT_FALSE(house.flow_open("tls:198.51.100.7:40001"));
+
+  Request r(request_text("INVITE", "sip:door@house.example"));
+  r.ctx.caller_aor = "sip:carol@home.example";
+  TargetResolver resolver(names_, groups_, inter_domain_allowed_, locations_, statics_, users_);
+  resolver.set_house_domains(&house);
+  ASSERT_EQ(resolver.resolve(r.ctx, now_), Outcome::Respond);
+  EXPECT_EQ(r.reply.status(), 480);
+  EXPECT_TRUE(r.ctx.targets.empty());
+}
+
 TEST(LocalNamesDomains, StarIsTheUsersFilesDomains) {
   const LocalNames::Domains users = {"a.example", "b.example"};
   EXPECT_EQ(LocalNames::expand({"*"}, users), users);

@@ -140,6 +140,51 @@ TEST(ProxyConfig, DomainWildcards) {
   }
 }
 
+// [inter-domain-connections] (issue 15): Flexisip's keys, off by default, and
+// domain registrations only with the users file that says who may.
+TEST(ProxyConfig, DomainRegistrations) {
+  {
+    Config c(portier::proxy::proxy_schema());
+    std::string err;
+    ASSERT_TRUE(c.load_string("", "p.conf", &err)) << err;
+    const auto s = portier::proxy::settings_from_config(c);
+    EXPECT_FALSE(s.house_domains.accept);
+    EXPECT_FALSE(s.house_domains.assume_unique);
+  }
+  Config c(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(
+      c.load_string("[inter-domain-connections]\naccept-domain-registrations = true\n"
+                    "assume-unique-domains = true\n",
+                    "p.conf", &err))
+      << err;
+  EXPECT_EQ(portier::proxy::check_proxy_config(c), "");
+  const auto s = portier::proxy::settings_from_config(c);
+  EXPECT_TRUE(s.house_domains.accept);
+  EXPECT_TRUE(s.house_domains.assume_unique);
+
+  Config off(portier::proxy::proxy_schema());
+  ASSERT_TRUE(
+      off.load_string("[module::Authentication]\nenabled = false\n"
+                      "[inter-domain-connections]\naccept-domain-registrations = true\n",
+                      "p.conf", &err))
+      << err;
+  EXPECT_EQ(portier::proxy::check_proxy_config(off),
+            "p.conf:4: [inter-domain-connections] accept-domain-registrations: needs "
+            "[module::Authentication] enabled (else anyone could take a house's calls)");
+}
+
+// The shipped cloud config loads (its certificate files exist only on a
+// cloud) and, TLS only with SRTP mandatory, warns of nothing.
+TEST(ProxyConfig, ShippedCloudConfig) {
+  Config c(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(c.load_file(std::string(PORTIER_SOURCE_DIR) + "/config/proxy-cloud.conf", &err))
+      << err;
+  EXPECT_EQ(portier::proxy::proxy_security_warning(c), "");
+  EXPECT_TRUE(portier::proxy::settings_from_config(c).house_domains.accept);
+}
+
 // The shipped config/proxy.conf: TLS only, authentication, the relay with SRTP
 // mandatory and terminated: nothing to warn about. Each step down is named.
 TEST(ProxyConfig, SecurityWarningNamesWhatIsOff) {

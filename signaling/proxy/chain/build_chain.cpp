@@ -30,18 +30,21 @@ Chain build_chain(const ChainParts &p) {
   // Local policy for requests outside a dialog.
   c.add(std::make_unique<RelayingDenied>());
   c.add(std::make_unique<RequestsToUs>(p.names));
-  c.add(std::make_unique<DomainFilter>(p.names, p.digest_auth != nullptr));
+  c.add(std::make_unique<DomainFilter>(p.names, p.digest_auth != nullptr, p.house_domains));
   c.add(p.registrar);
   if (p.digest_auth)
     c.add(*p.digest_auth);
   else
     c.add(std::make_unique<ClaimedCaller>());
   // One house per domain, once the caller is known.
-  c.add(std::make_unique<DomainIsolation>(p.names, p.settings.inter_domain_allowed));
+  c.add(
+      std::make_unique<DomainIsolation>(p.names, p.settings.inter_domain_allowed, p.house_domains));
   // §16.5 targets, §16.6-16.7 forking.
-  c.add(std::make_unique<TargetResolver>(p.names, p.settings.group_addresses,
-                                         p.settings.inter_domain_allowed, p.locations,
-                                         p.static_records, p.users));
+  auto resolver = std::make_unique<TargetResolver>(p.names, p.settings.group_addresses,
+                                                   p.settings.inter_domain_allowed, p.locations,
+                                                   p.static_records, p.users);
+  resolver->set_house_domains(p.house_domains);
+  c.add(std::move(resolver));
   c.add(std::make_unique<Fork>(p.router));
   return c;
 }

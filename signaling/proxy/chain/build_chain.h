@@ -33,6 +33,7 @@ struct ChainParts {
   const StaticRecords &static_records;
   const auth::UsersFile &users;
   Forker &router;
+  HouseDomains *house_domains = nullptr;  // null: no domain registrations
 };
 
 Chain build_chain(const ChainParts &parts);

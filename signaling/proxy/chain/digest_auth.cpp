@@ -99,15 +99,24 @@ void DigestAuth::note_unbound_nonce(const std::string &address, const std::strin
 }
 
 Outcome DigestAuth::process(RequestContext &ctx) {
+  const url_t *from = ctx.sip->sip_from->a_url;
+  if (house_ && !names_.is_auth_domain(from->url_host) &&
+      house_->on_flow_of(ctx.reply.agent(), ctx.msg, from->url_host)) {
+    ctx.caller_aor = normalize_aor(from->url_user ? from->url_user : "", from->url_host);
+    return Outcome::Continue;
+  }
   return authenticate(ctx.reply, ctx.msg, ctx.sip, false, &ctx.caller_aor) ? Outcome::Continue
                                                                            : Outcome::Respond;
 }
 
 bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
-                              std::string *user_out) {
+                              std::string *user_out, bool house_domain) {
   const url_t *identity = registrar ? sip->sip_to->a_url : sip->sip_from->a_url;
   const std::string realm = identity->url_host ? identity->url_host : "";
-  if (!names_.is_auth_domain(realm.c_str())) {
+  // A house domain is no auth-domain of ours (the Registrar checked it is not
+  // served here); its one user is the domain.
+  const char *identity_user = house_domain ? identity->url_host : identity->url_user;
+  if (!house_domain && !names_.is_auth_domain(realm.c_str())) {
     reply.send(403, "Domain not served here", TAG_END());
     return false;
   }
@@ -203,14 +212,14 @@ bool DigestAuth::authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool r
     std::string user = r.user, domain = realm;
     const size_t at = user.find('@');
     if (at != std::string::npos) domain = user.substr(at + 1), user = user.substr(0, at);
-    if (!identity->url_user || user != identity->url_user ||
+    if (!identity_user || user != identity_user ||
         !ascii::iequals(domain, identity->url_host ? identity->url_host : "")) {
       note_auth_failure(address, r.user, realm, method, "identity-mismatch");
       reply.send(403, "Identity mismatch", TAG_END());
       return false;
     }
     limiter_->succeeded(address);
-    if (user_out) *user_out = normalize_aor(user, realm);
+    if (user_out) *user_out = house_domain ? normalize_aor("", realm) : normalize_aor(user, realm);
     return true;
   }
 

@@ -10,6 +10,7 @@
 #include "common/auth/authenticator.h"
 #include "common/auth/failure_limiter.h"
 #include "proxy/chain/processor.h"
+#include "proxy/house_domains.h"
 #include "proxy/local_names.h"
 #include "proxy/proxy_config.h"
 
@@ -28,12 +29,18 @@ class DigestAuth : public Processor {
   // the caller's identity, by From, goes into ctx.caller_aor.
   Outcome process(RequestContext &ctx) override;
   const char *name() const override { return "digest-auth"; }
+  // Whole-domain registrations (null: off): a request from a house domain's
+  // user on that house's own flow is the house's; it proved the domain when
+  // it registered, and its users have no passwords here.
+  void set_house_domains(const HouseDomains *house) { house_ = house; }
 
   // Digest check of a request; on anything but success it has already answered
   // (401/407/403/503) and returns false. `user_out` (may be null) gets the
   // authenticated user's AOR.
+  // house_domain: a domain registration (To without a user part, a domain
+  // we do not serve): the digest user must be the domain itself, in its realm.
   bool authenticate(Reply &reply, msg_t *msg, const sip_t *sip, bool registrar,
-                    std::string *user_out);
+                    std::string *user_out, bool house_domain = false);
   // The summary lines of what the auth log budget left out (housekeeping).
   void log_auth_summaries();
 
@@ -51,6 +58,7 @@ class DigestAuth : public Processor {
   auth::NonceManager *nonces_;
   auth::Authenticator *authenticator_;
   auth::FailureLimiter *limiter_;
+  const HouseDomains *house_ = nullptr;
 };
 
 }  // namespace portier::proxy::chain

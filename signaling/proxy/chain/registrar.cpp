@@ -128,14 +128,17 @@ std::string push_feature_caps(const std::vector<std::string> &providers) {
 namespace {
 
 // The Require options of a REGISTER, comma-separated; empty when none. The
-// registrar implements no extension (RFC 3261 §10.3 step 2, §8.2.2.3): Path
-// (RFC 3327) and outbound (RFC 5626) are not supported yet, so every option is
+// registrar implements no extension (RFC 3261 §10.3 step 2, §8.2.2.3) but
+// outbound (RFC 5626) for domain registrations: Path (RFC 3327), and outbound
+// for single users, are not supported yet, so every option is
 // unsupported, and storing the binding as if it were plain would break the
 // device's assumptions (a Path it believes is used).
-std::string required_options(const sip_t *sip) {
+std::string required_options(const sip_t *sip, bool house) {
   std::string out;
   for (const sip_require_t *r = sip->sip_require; r; r = r->k_next) {
     for (msg_param_t const *item = r->k_items; item && *item; ++item) {
+      // A domain registration is an RFC 5626 flow: outbound is what it gets.
+      if (house && strcasecmp(*item, "outbound") == 0) continue;
       if (!out.empty()) out += ", ";
       out += *item;
     }
@@ -187,24 +190,37 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   msg_t *msg = ctx.msg;
   const sip_t *sip = ctx.sip;
   const url_t *to = sip->sip_to->a_url;
-  if (!to->url_user || !to->url_host) {
+  // A To without a user part is a whole domain (issue 15: an in-house proxy
+  // registering its domain), when domain registrations are on.
+  const bool house = !to->url_user && house_domains_ && house_domains_->settings().accept;
+  if ((!to->url_user && !house) || !to->url_host) {
     reply.send(400, "To must name a user", TAG_END());
     return Outcome::Respond;
   }
-  if (!names_.is_reg_domain(to->url_host)) {
+  if (house && !house_domains_->may_register(to->url_host)) {
+    // A domain we serve (or an alias of ours) is ours: a house claiming it
+    // would take our own users' calls.
+    reply.send(403, "Domain served here, not a house domain", TAG_END());
+    return Outcome::Respond;
+  }
+  if (!house && !names_.is_reg_domain(to->url_host)) {
     reply.send(403, "Domain not served here", TAG_END());
     return Outcome::Respond;
   }
-  const std::string required = required_options(sip);
+  const std::string required = required_options(sip, house);
   if (!required.empty()) {
     reply.send(SIP_420_BAD_EXTENSION, SIPTAG_UNSUPPORTED_STR(required.c_str()), TAG_END());
     return Outcome::Respond;
   }
-  // The digest user is the To's (authenticate checks it), whose AOR is req.aor.
-  if (auth_ && !auth_->authenticate(reply, msg, sip, true, nullptr)) return Outcome::Respond;
+  if (house) {
+    if (!authorize_house(ctx)) return Outcome::Respond;
+  } else if (auth_ && !auth_->authenticate(reply, msg, sip, true, nullptr)) {
+    // The digest user is the To's (authenticate checks it), whose AOR is req.aor.
+    return Outcome::Respond;
+  }
 
   RegisterRequest req;
-  req.aor = normalize_aor(to->url_user, to->url_host);
+  req.aor = house ? domain_aor(to->url_host) : normalize_aor(to->url_user, to->url_host);
   req.call_id = sip->sip_call_id->i_id;
   req.cseq = sip->sip_cseq->cs_seq;
   req.now = clock::wall_s_rounded_up();
@@ -240,6 +256,7 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
       continue;
     }
     ContactSpec c;
+    c.by_instance_only = house;
     ContactPushParams pn = split_push_params(m->m_url->url_params);
     if (!pn.error.empty()) {
       reply.send(400, pn.error.c_str(), TAG_END());
@@ -301,6 +318,18 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   }
 
   const uint64_t generation = locations_.generation();
+  if (house && house_domains_->settings().assume_unique) {
+    // assume-unique-domains: one server per domain, so a registration from
+    // another instance is that server come back (new address, new
+    // connection): its older bindings are stale flows, dropped now rather
+    // than tried on every call until they expire.
+    bool adds = false, other = false;
+    for (const ContactSpec &c : req.contacts)
+      adds |= !(c.expires ? *c.expires == 0 : req.expires_header == 0);
+    for (const Binding &b : locations_.lookup(req.aor, req.now))
+      for (const ContactSpec &c : req.contacts) other |= b.instance != c.instance;
+    if (adds && !req.wildcard && other) locations_.remove_aor(req.aor);
+  }
   RegisterOutcome out = locations_.apply(req);
   const size_t before = out.bindings_before;
   if (locations_.generation() != generation) {
@@ -336,7 +365,9 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
     }
     if (!b.instance.empty()) contacts += ";+sip.instance=\"" + b.instance + "\"";
   }
-  if (on_registered_) {
+  // Not for a domain binding: a late branch goes to the binding's contact, and
+  // a house must get the Request-URI as the caller wrote it.
+  if (on_registered_ && !house) {
     for (const ContactSpec &c : req.contacts) {
       const bool removal = c.expires ? *c.expires == 0 : req.expires_header == 0;
       if (removal) continue;
@@ -352,7 +383,49 @@ Outcome Registrar::handle_register(RequestContext &ctx) {
   else
     PLOG_DEBUG("registrar: %s now has %zu binding(s) (from %s)", req.aor.c_str(),
                out.bindings.size(), req.received.c_str());
-  return answer_register_ok(ctx, std::move(contacts), push_feature_caps(push_providers));
+  std::string extra = push_feature_caps(push_providers);
+  if (house) {
+    // RFC 5626 §6: the registrar that keeps the flow says so, and the house
+    // then keeps it alive (§4.4) and re-registers when it fails.
+    if (!extra.empty()) extra += "\r\n";
+    extra += "Require: outbound";
+    if (reply.agent())
+      if (tport_t *tp = nta_incoming_transport(reply.agent(), nullptr, msg)) {
+        house_domains_->note_flow(req.received, tp, to->url_host);
+        tport_unref(tp);
+      }
+    PLOG_INFO("registrar: domain %s: %zu flow(s), this one from %s", to->url_host,
+              out.bindings.size(), req.received.c_str());
+  }
+  return answer_register_ok(ctx, std::move(contacts), std::move(extra));
+}
+
+bool Registrar::authorize_house(RequestContext &ctx) {
+  Reply &reply = ctx.reply;
+  const char *domain = ctx.sip->sip_to->a_url->url_host;
+  tport_t *tp = reply.agent() ? nta_incoming_transport(reply.agent(), nullptr, ctx.msg) : nullptr;
+  // The flow must be one a request can be sent down later: the house's own
+  // TLS connection (its NAT lets nothing else in), authenticated end to end.
+  const bool tls = tp && tport_has_tls(tp);
+  // A client certificate naming the domain, checked against our CA by the
+  // handshake (tls-verify-incoming=1), is the house's proof on its own.
+  bool by_certificate = false;
+  if (tls && tport_is_verified(tp)) {
+    const su_strlst_t *subjects = tport_delivered_from_subjects(tp, ctx.msg);
+    by_certificate = subjects && tport_subject_search(domain, subjects);
+  }
+  if (tp) tport_unref(tp);
+  if (!tls) {
+    reply.send(403, "Domain registration needs TLS", TAG_END());
+    return false;
+  }
+  if (by_certificate) return true;
+  if (!auth_) {
+    reply.send(403, "Domain registration not authorized", TAG_END());
+    return false;
+  }
+  // Digest: the users file entry DOMAIN@DOMAIN (username DOMAIN, realm DOMAIN).
+  return auth_->authenticate(reply, ctx.msg, ctx.sip, true, nullptr, true);
 }
 
 Outcome Registrar::answer_register_ok(RequestContext &ctx, std::string contacts,

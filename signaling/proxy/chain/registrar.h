@@ -13,6 +13,7 @@
 #include "common/event_writer.h"
 #include "proxy/chain/digest_auth.h"
 #include "proxy/chain/processor.h"
+#include "proxy/house_domains.h"
 #include "proxy/local_names.h"
 #include "proxy/location_persist.h"
 #include "proxy/location_store.h"
@@ -51,6 +52,8 @@ class Registrar : public Processor {
   // while [module::PushNotification] is disabled, and then pn-* parameters are
   // ignored as by a registrar that does not know RFC 8599.
   void set_push(const push::PushSettings *push) { push_ = push; }
+  // Whole-domain registrations (house_domains.h); null (the default): off.
+  void set_house_domains(HouseDomains *house) { house_domains_ = house; }
   // Called for every binding a REGISTER added or refreshed (not removed), as
   // soon as the store holds it: a call ringing the AOR takes it as a late
   // branch (Router::on_registered).
@@ -65,6 +68,9 @@ class Registrar : public Processor {
 
  private:
   Outcome handle_register(RequestContext &ctx);
+  // A domain registration's proof: TLS, and a client certificate naming the
+  // domain or its digest; false once it has answered (401/403).
+  bool authorize_house(RequestContext &ctx);
   // The 200 to a REGISTER (contacts: its Contact value, may be empty): sent at
   // once when nothing is waiting for the disk, else held until the journal
   // holds every change made so far, this request's included.
@@ -76,6 +82,7 @@ class Registrar : public Processor {
   DigestAuth *auth_;
   events::Writer *events_;  // registered / unregistered lines; null: none
   const push::PushSettings *push_ = nullptr;
+  HouseDomains *house_domains_ = nullptr;
   OnRegistered on_registered_;
   struct HeldReply {
     ParkedRequest request;

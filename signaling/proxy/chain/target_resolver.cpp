@@ -43,6 +43,7 @@ Outcome TargetResolver::process(RequestContext &ctx) {
 Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   const sip_t *sip = ctx.sip;
   const url_t *ruri = sip->sip_request->rq_url;
+  if (house_ && house_->is_registered(ruri->url_host, now)) return resolve_house(ctx, now);
   if (!ruri->url_user) {
     ctx.reply.send(404, "No user part in Request-URI", TAG_END());
     return Outcome::Respond;
@@ -96,6 +97,34 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   else
     ctx.reply.send(480, "Temporarily Unavailable", TAG_END());
   PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
+  return Outcome::Respond;
+}
+
+Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
+  const sip_t *sip = ctx.sip;
+  const url_t *ruri = sip->sip_request->rq_url;
+  ctx.aor = domain_aor(ruri->url_host);
+  // The house's proxy is the authority for its domain: the Request-URI goes
+  // to it as the caller wrote it (the binding's contact names the house, not
+  // the user called), down the connection the house opened.
+  char *uri = url_as_string(msg_home(ctx.msg), ruri);
+  ctx.targets.clear();
+  for (const Binding &b : locations_.lookup(ctx.aor, now)) {
+    // RFC 5626 §5.3: a request for a flow goes down that flow or fails; a
+    // new connection to the house's address would end at its NAT.
+    if (!uri || !house_->flow_open(b.received)) continue;
+    url_t *contact = url_make(msg_home(ctx.msg), b.contact.c_str());
+    std::string hop = next_hop_for(contact, b.received);
+    ctx.targets.push_back({uri, hop.empty() ? b.contact : hop, ctx.aor, b.push, b.instance});
+  }
+  if (!ctx.targets.empty()) return Outcome::Continue;
+  // The domain is registered (else DomainFilter refused it: not ours) but
+  // none of its flows is open: the house is gone for now and comes back by
+  // itself (§4.5), so 480, not 404 (RFC 3261 §21.4.18; RFC 5626 §5.3 says
+  // what a proxy answers when every flow failed).
+  PLOG_INFO("route: %s %s: house domain registered, no open flow: 480",
+            sip->sip_request->rq_method_name, ruri->url_host);
+  ctx.reply.send(480, "Flow gone", TAG_END());
   return Outcome::Respond;
 }
 

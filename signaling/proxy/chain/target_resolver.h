@@ -12,6 +12,7 @@
 
 #include "common/auth/users_file.h"
 #include "proxy/chain/processor.h"
+#include "proxy/house_domains.h"
 #include "proxy/local_names.h"
 #include "proxy/location_store.h"
 #include "proxy/proxy_config.h"
@@ -36,18 +37,24 @@ class TargetResolver : public Processor {
   // answers that follow, 404/480 included, go through it).
   Outcome process(RequestContext &ctx) override;
   const char *name() const override { return "target-resolver"; }
+  // Whole-domain registrations (null: off): a Request-URI in a registered
+  // house domain goes down the house's flow, unchanged.
+  void set_house_domains(const HouseDomains *house) { house_ = house; }
 
   // The decision alone: fills ctx.aor and ctx.targets, or answers 404/480
   // through ctx.reply and returns Respond.
   Outcome resolve(RequestContext &ctx, int64_t now) const;
 
  private:
+  // A Request-URI in a registered house domain: its open flows, or 480.
+  Outcome resolve_house(RequestContext &ctx, int64_t now) const;
   const LocalNames &names_;
   const GroupAddresses &groups_;
   const bool &inter_domain_allowed_;
   const LocationStore &locations_;
   const StaticRecords &static_records_;
   const auth::UsersFile &users_;
+  const HouseDomains *house_ = nullptr;
 };
 
 // A device behind NAT registers a contact it cannot be reached at; its REGISTER
