@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "proxy/tls_flow_io.h"
 #include "sip/sip_message.h"
+#include "tls/tls_transport.h"
 
 namespace portier::proxy {
 namespace {
@@ -249,11 +250,13 @@ struct DomainRegistrar::Registration {
     // 408/503 made by nta itself: no connection (refused, TLS handshake or
     // certificate failure; sofia's log at debug tells which).
     std::string why = std::to_string(status) + " " + phrase;
-    if (!sip || (status == 503 || status == 408))
-      why +=
-          " (no answer over TLS: cloud unreachable, or its certificate not verified by the CA "
-          "file or not for " +
-          entry.cloud_host + ")";
+    if (!sip || (status == 503 || status == 408)) {
+      const std::string refused = tls::last_refusal();
+      why += refused.empty() ? " (no answer over TLS: the cloud unreachable, or its certificate "
+                               "not verified by the CA file or not for " +
+                                   entry.cloud_host + ")"
+                             : " (TLS: the cloud's certificate was refused: " + refused + ")";
+    }
     retry_later(why);
   }
 

@@ -328,6 +328,15 @@ bool Proxy::start(su_root_t *root, std::string *error) {
     domain_registrar_ = std::make_unique<DomainRegistrar>(
         agent_, root_, settings_.domain_registrations, settings_.state_directory, events_);
     if (!domain_registrar_->start(error)) return false;
+    // sofia refuses a cloud whose certificate fails without a word, and the
+    // REGISTER times out after 32 s (docs/TLS.md §3): name the reason in one
+    // line at the handshake instead. tls/ checks one name per context, so
+    // only when every line names the same cloud host.
+    std::set<std::string> hosts;
+    for (const auto &e : settings_.domain_registrations.entries) hosts.insert(e.cloud_host);
+    if (hosts.size() == 1)
+      for (const auto &t : tls_)
+        if (t) tls::expect_server_name(*t, *hosts.begin());
   }
 
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
