@@ -155,6 +155,9 @@ struct DomainRegistrar::Registration {
   // A broken flow or a failed attempt: a new connection after the delay,
   // doubled each time in a row (RFC 5626 §4.5), up to kMaxBackoffSeconds.
   void retry_later(const std::string &error) {
+    // A REGISTER still under way on the broken flow would fail too, and count
+    // as a second failure: it is dropped with the flow.
+    if (orq) nta_outgoing_destroy(orq), orq = nullptr;
     drop_flow(true);
     const int delay = backoff;
     backoff = std::min(kMaxBackoffSeconds, std::max(1, backoff * 2));
