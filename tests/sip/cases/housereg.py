@@ -5,8 +5,6 @@ says. The cloud here is a Python TLS server with the test PKI's proxy certificat
 checks them, challenges, answers pings, stops answering them, closes the
 connection, and sends an INVITE down the flow."""
 
-import hashlib
-import json
 import os
 import re
 import socket
@@ -14,11 +12,11 @@ import ssl
 import threading
 import time
 
-from portier_sip.base import DOMAIN, LOCAL, USERS, TestFailure, check, log
+from portier_sip.base import ATTACKER, DOMAIN, LOCAL, TestFailure, check, log
 from portier_sip.registry import case
 from portier_sip.sipmsg import SipMessage, digest_auth, parse_challenge, sdp_body
 from portier_py.pki import standard
-from cases.proxy_tls import _check_config, tls_transport, set_transports
+from cases.proxy_tls import _check_config, set_transports, tls_port, tls_transport
 
 REALM = "cloud.test"
 PASSWORD = "Cloud-Reg-Pw-5521"
@@ -276,7 +274,8 @@ def case_housereg_register_keepalive_reconnect(env):
     §4.5); the cloud closes the connection: the same. An INVITE for mon1 sent down the
     flow rings mon1 (registered at the house) with no challenge, and its 180 and
     200 come back up the flow; a request for another domain or a REGISTER down the
-    flow is refused (403). A restart keeps the instance (§4.1). No password in the log."""
+    flow is refused (403), and the same INVITE on a connection of its own from 127.0.0.2 is
+    refused or challenged. A restart keeps the instance (§4.1). No password in the log."""
     pki = standard(env.dir)
     cloud = Cloud(env, pki)
     try:
@@ -387,6 +386,45 @@ def invite_down_flow(env, cloud, c):
                           "an answer to %s %s" % (method, ruri), 10)
         check(r.status == 403, "%s %s down the flow got %d (want 403)" % (method, ruri, r.status))
     check(len(env.bindings_for("mon1")) == 1, "the REGISTER down the flow changed mon1's bindings")
+    # The same INVITE over a connection of its own, from 127.0.0.2 to the house's TLS
+    # port: only our flow carries the cloud's trust, so it is refused or challenged.
+    status = invite_from_attacker(env, body)
+    check(status in (403, 407), "an INVITE from a cloud user on another connection got %s "
+          "(want 403 or 407)" % status)
+
+
+def invite_from_attacker(env, body):
+    """An INVITE for mon1 From sips:alice@cloud.test over a TLS connection from
+    ATTACKER to the house's TLS port: the status of its first final answer."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.socket()
+    raw.bind((ATTACKER, 0))
+    raw.settimeout(5)
+    raw.connect((LOCAL, tls_port(env)))
+    with ctx.wrap_socket(raw) as s:
+        port = s.getsockname()[1]
+        s.sendall(("INVITE sip:mon1@%s SIP/2.0\r\nVia: SIP/2.0/TLS %s:%d;branch=z9hG4bK-att1\r\n"
+                   "From: <sips:alice@cloud.test>;tag=att1\r\nTo: <sip:mon1@%s>\r\n"
+                   "Call-ID: attacker-1@cloud\r\nCSeq: 1 INVITE\r\nMax-Forwards: 69\r\n"
+                   "Contact: <sips:alice@%s:%d;transport=tls>\r\n"
+                   "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+                   % (DOMAIN, ATTACKER, port, DOMAIN, ATTACKER, port, len(body), body)).encode())
+        buf = b""
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            buf += data
+            for m in re.finditer(rb"SIP/2\.0 (\d{3})", buf):
+                if int(m.group(1)) >= 200:
+                    return int(m.group(1))
+    return None
 
 
 @case
