@@ -5,6 +5,7 @@ says. The cloud here is a Python TLS server with the test PKI's proxy certificat
 checks them, challenges, answers pings, stops answering them, closes the
 connection, and sends an INVITE down the flow."""
 
+import json
 import os
 import re
 import socket
@@ -477,3 +478,31 @@ def door_rings_mon1(env):
     env.wait_monitor("mon1", lambda st: st.get("call") == "early", "the door ringing", 10)
     check(env.mon_ctl("mon1", "hangup").get("result") in ("hung up", "declined", "rejected"),
           "mon1 could not end the ring")
+
+
+@case
+def case_housereg_credentials_refused(env):
+    """The cloud refuses the house's digest (challenged again right after it, RFC 3261
+    §22.2: wrong password): the registration is failed, its last error says the
+    credentials were refused, it does not loop on REGISTERs, and the password is in
+    no log line nor in portierctl's answer."""
+    pki = standard(env.dir)
+    cloud = Cloud(env, pki)
+    try:
+        house(env, pki)
+        for n in range(2):
+            c, m = cloud.next(is_register, "REGISTER %d" % (n + 1), 10)
+            check_register(m)
+            reply(c, m, 401, "Unauthorized", 'WWW-Authenticate: Digest realm="%s", nonce="r%d", '
+                  'qop="auth", algorithm=MD5' % (REALM, n))
+        reg = wait_state(env, "failed")
+        check("credentials refused" in reg["last_error"], "last error: %s" % reg)
+        time.sleep(2)  # a loop would have sent several REGISTERs by now
+        with cloud.cond:
+            more = [m.first for _, m in cloud.messages if m.method == "REGISTER"]
+        check(not more, "REGISTERs sent again at once after a refusal: %s" % more)
+        text = env.proxy_log_text() + json.dumps(ctl_domain_regs(env))
+        check(PASSWORD not in text, "the password is in the log or portierctl's answer")
+        log("failed: %s" % reg["last_error"])
+    finally:
+        cloud.stop()
