@@ -88,6 +88,7 @@ struct DomainRegistrar::Registration {
   bool pongs_expected = false;
   auth::DigestClient digest;
   std::string authorization;  // for the next REGISTER; empty: none
+  bool proxy_authorization = false;  // it answers a 407 (Proxy-Authorization)
   nta_leg_t *leg = nullptr;
   nta_outgoing_t *orq = nullptr;
   tport_t *flow = nullptr;  // our reference on the registered connection
@@ -186,7 +187,11 @@ struct DomainRegistrar::Registration {
         URL_STRING_MAKE(request_uri.c_str()), TAG_IF(flow, NTATAG_TPORT(flow)),
         SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_SUPPORTED_STR("outbound, path"),
         SIPTAG_EXPIRES_STR(expires.c_str()),
-        TAG_IF(!authorization.empty(), SIPTAG_AUTHORIZATION_STR(authorization.c_str())), TAG_END());
+        TAG_IF(!authorization.empty() && !proxy_authorization,
+               SIPTAG_AUTHORIZATION_STR(authorization.c_str())),
+        TAG_IF(!authorization.empty() && proxy_authorization,
+               SIPTAG_PROXY_AUTHORIZATION_STR(authorization.c_str())),
+        TAG_END());
     authorization.clear();
     if (!orq) retry_later("cannot make the REGISTER");
   }
@@ -226,7 +231,9 @@ struct DomainRegistrar::Registration {
       // The answer goes down the connection that was challenged.
       keep_flow(tp, false);
       authorization = digest.authorization("REGISTER", "sips:" + entry.cloud_host);
-      (void)proxy_auth;  // a registrar challenges with 401; a 407 gets the same answer
+      // A registrar challenges with 401 (RFC 3261 §22.2), a proxy before it
+      // with 407 (§22.3): the answer goes in the header that matches.
+      proxy_authorization = proxy_auth;
       send();
       return;
     }
