@@ -23,7 +23,7 @@ config::Schema make_schema() {
                          "besides the proxy, hosts (host or host:port) whose calls the monitor "
                          "takes; calls from anywhere else get 403 (RFC 3325: only the proxy "
                          "vouches for a caller)"});
-  // RFC 5626 §4.1 and RFC 8599 §4.1, named as the other [account] keys are
+  // RFC 5626 §4.1 and RFC 8599 §4.1.1, named as the other [account] keys are
   // (Linphone's: [misc] uuid, [proxy_N] push_parameters).
   s.str("account", "instance-id", "",
         "this monitor's instance id, urn:uuid:<UUID> (RFC 5626 +sip.instance in the REGISTER's "

@@ -209,7 +209,7 @@ int ForkAggregator::effective_status(const Branch &b) const {
   // and the door would show a server fault when a phone simply did not wake.
   // 480 is what §21.4.18 gives a proxy that knows the user but "does not
   // currently have a valid forwarding location" for it, which is the case
-  // here; RFC 8599 §5.3.2 names no status for a device that never registers.
+  // here; RFC 8599 §5.6.2 names no status for a device that never registers.
   // (Flexisip, in fork-late mode, skips such branches and sends 408 at its
   // timeout; 480 says "not available" rather than a network fault.)
   if (hold_open_ && b.failed) return 480;

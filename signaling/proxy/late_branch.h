@@ -1,5 +1,5 @@
 // What a REGISTER does to a call that rings its address of record while the
-// pushed devices wake (fork-late, RFC 8599 §5.3.2): a pure decision over the
+// pushed devices wake (fork-late, RFC 8599 §5.6.2): a pure decision over the
 // call's branches, so each rule is checked without a socket
 // (tests/unit/test_late_branch.cpp).
 #pragma once

@@ -139,7 +139,7 @@ bool Account::start(su_root_t *root, std::string *error) {
     if (!adopted) return false;
     tls::expect_server_name(*tls_, proxy_host_);
   }
-  // On the registration's handle only: a push token (RFC 8599 §4.1) and the
+  // On the registration's handle only: a push token (RFC 8599 §4.1.1) and the
   // instance id (RFC 5626 §4.1) belong in the REGISTER's Contact, not in the
   // Contact of every dialog, which the door and every proxy log would see.
   const std::string &features = settings_.contact_features;

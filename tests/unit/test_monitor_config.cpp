@@ -162,7 +162,7 @@ TEST(MonitorConfig, CheckConfigWarnsWithoutSrtp) {
 }
 
 // A push-woken monitor (issue 14): [account] instance-id (RFC 5626 §4.1) and
-// push-provider / push-prid / push-param (RFC 8599 §4.1), only in the
+// push-provider / push-prid / push-param (RFC 8599 §4.1.1), only in the
 // REGISTER's Contact: the instance as a header parameter, the push
 // parameters as URI parameters (the proxy reads them from the URI).
 TEST(MonitorConfig, InstanceAndPushParameters) {

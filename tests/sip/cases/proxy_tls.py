@@ -746,3 +746,50 @@ def case_tls_devices_reload(env):
     for name, proc in (("door", env.door_proc), ("mon1", env.monitors["mon1"])):
         rc = proc.stop()
         check(rc == 0, "%s exited with %s after SIGTERM" % (name, rc))
+
+
+@case
+def case_tls_request_right_after_handshake(env):
+    """A TLS 1.3 client that sends its first request the moment its handshake
+    is done (what a phone or a house proxy does) gets an answer every time:
+    40 connections, each an OPTIONS right after do_handshake(), each answered
+    (RFC 3261 section 11: 200, or the proxy's 401/407/404 - any response) on
+    the same connection within 5 s. A request left unread in OpenSSL's buffer
+    would wait for the next bytes from the client (a keep-alive, or never)."""
+    import ssl
+    pki = standard(env.dir)
+    start_tls_proxy(env, pki)
+    port = tls_port(env)
+    ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+    ctx.check_hostname = False
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    unanswered = []
+    for i in range(40):
+        raw = socket.create_connection((LOCAL, port), timeout=5)
+        s = ctx.wrap_socket(raw, do_handshake_on_connect=False)
+        try:
+            s.do_handshake()
+            lport = s.getsockname()[1]
+            req = ("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TLS %s:%d;branch=z9hG4bK-fast-%d;rport\r\n"
+                   "From: <sip:probe@%s>;tag=f%d\r\nTo: <sip:%s>\r\nCall-ID: fast-%d-%d@%s\r\n"
+                   "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+                   % (DOMAIN, LOCAL, lport, i, DOMAIN, i, DOMAIN, i, os.getpid(), LOCAL))
+            s.sendall(req.encode())
+            got = b""
+            deadline = time.time() + 5
+            while b"SIP/2.0 " not in got and time.time() < deadline:
+                s.settimeout(max(0.1, deadline - time.time()))
+                try:
+                    chunk = s.recv(65535)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            if b"SIP/2.0 " not in got:
+                unanswered.append(i)
+        finally:
+            s.close()
+    check(not unanswered, "%d of 40 requests sent right after the TLS 1.3 handshake got no "
+          "answer within 5 s (connections %s)" % (len(unanswered), unanswered[:10]))
+    log("40 TLS 1.3 connections, a request right after each handshake: all answered")
