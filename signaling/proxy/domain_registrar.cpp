@@ -87,7 +87,7 @@ struct DomainRegistrar::Registration {
   int auth_answers = 0;  // credentials sent since the last success
   bool pongs_expected = false;
   auth::DigestClient digest;
-  std::string authorization;  // for the next REGISTER; empty: none
+  std::string authorization;         // for the next REGISTER; empty: none
   bool proxy_authorization = false;  // it answers a 407 (Proxy-Authorization)
   nta_leg_t *leg = nullptr;
   nta_outgoing_t *orq = nullptr;
@@ -349,14 +349,22 @@ struct DomainRegistrar::Registration {
           static_cast<su_duration_t>(owner->settings_.keepalive_interval - pong_wait) * 1000);
       return;
     }
-    // Between two messages only: a ping inside a half-written one would break it.
+    // Between two messages only: a ping inside a half-written one would break
+    // the stream. sofia keeps a message it could not finish in its queue
+    // (tport_queue_rest), and its TLS layer holds the unfinished record's
+    // buffer until then (tport_tls.c write_buffer), so an empty queue means
+    // nothing of sofia's is under way; ping() checks OpenSSL's side. When we
+    // skip, the message being written is traffic: the flow is not idle.
     if (tport_queuelen(flow) == 0) {
       received_at_ping = flow_io::bytes_received(io.fd);
-      if (!flow_io::ping(io)) {
+      const flow_io::PingResult sent = flow_io::ping(io);
+      if (sent == flow_io::PingResult::failed) {
+        // Also when OpenSSL would have kept half of the ping: sofia's next
+        // write would then break the stream, so the flow must go now.
         retry_later("the keep-alive could not be written: the connection is gone");
         return;
       }
-      if (pong_wait > 0) {
+      if (sent == flow_io::PingResult::sent && pong_wait > 0) {
         awaiting_pong = true;
         su_timer_set_interval(ka_timer, on_ka_timer, this,
                               static_cast<su_duration_t>(pong_wait) * 1000);
@@ -389,6 +397,8 @@ DomainRegistrar::DomainRegistrar(nta_agent_t *agent, su_root_t *root,
 DomainRegistrar::~DomainRegistrar() = default;
 
 bool DomainRegistrar::start(std::string *error) {
+  // Our keep-alives need each flow's SSL (tls_flow_io.h); nobody else does.
+  if (!settings_.entries.empty() && settings_.keepalive_interval > 0) flow_io::enable();
   for (const DomainRegistrationEntry &e : settings_.entries) {
     auto r = std::make_unique<Registration>(this, e);
     // RFC 5626 §4.1: the instance id survives restarts, so the cloud sees the
