@@ -56,11 +56,13 @@ class Cloud:
     per connection and answered with CRLF while `pongs` is set (RFC 5626 §4.4.1).
     A REGISTER is answered by the case, not here."""
 
-    def __init__(self, env, pki, cert="proxy-full", key="proxy"):
+    def __init__(self, env, pki, cert="proxy-full", key="proxy", rcvbuf=None):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(pki.path(cert + ".pem"), pki.path(key + ".key"))
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:  # before listen(): the accepted sockets inherit it (a small window)
+            self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.lsock.bind((LOCAL, cloud_port(env)))
         self.lsock.listen(8)
         self.lsock.settimeout(0.2)
@@ -69,6 +71,7 @@ class Cloud:
         self.messages = []
         self.cond = threading.Condition()
         self.pongs = True
+        self.paused = False  # while set, nothing is read: a slow reader
         self.stopped = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -97,6 +100,9 @@ class Cloud:
     def _read(self, c):
         buf = b""
         while not self.stopped and not c.closed:
+            if self.paused:
+                time.sleep(0.05)
+                continue
             try:
                 data = c.sock.recv(65536)
             except socket.timeout:
@@ -504,5 +510,69 @@ def case_housereg_credentials_refused(env):
         text = env.proxy_log_text() + json.dumps(ctl_domain_regs(env))
         check(PASSWORD not in text, "the password is in the log or portierctl's answer")
         log("failed: %s" % reg["last_error"])
+    finally:
+        cloud.stop()
+
+
+@case
+def case_housereg_keepalive_during_large_writes(env):
+    """A keep-alive never lands inside a message being written (RFC 5626 §3.5.1: the
+    CRLFCRLF goes between messages; OpenSSL: a write that could not finish must be
+    retried before any other on that connection). The cloud stops reading its end of
+    the flow (a small receive window) and sends 70+ OPTIONS for the house domain down
+    it, each with 600 Via headers that the 200s copy back (RFC 3261 §8.2.6.2), ~57 kB
+    each, more than the kernel's send buffer holds: the house's answers back up in
+    sofia's queue while its keep-alive timer fires
+    (every 1 s) for 4 s. Then the cloud reads again: every 200 parses, in order, on
+    the same connection, keep-alives come again after them, and the house stayed
+    registered on that flow (no reconnection). Pongs are not expected here
+    (ping-pong-timeout-delay 0) so a stalled reader does not also count as a dead
+    flow: what is checked is the stream alone."""
+    pki = standard(env.dir)
+    cloud = Cloud(env, pki, rcvbuf=4096)
+    try:
+        house(env, pki, keepalive=1, pingpong=0)
+        c, inst = register_with_digest(cloud)
+        wait_state(env, "registered")
+        cloud.wait(lambda: c.pings >= 1, "a keep-alive before the stall", 10)
+        # More than the kernel's send buffer holds (it grows up to tcp_wmem's maximum,
+        # 4 MB by default, ~2.9 MB of data measured), so that sofia queues the rest
+        # (at most 64 messages: TPORT_QUEUESIZE).
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem_max = int(f.read().split()[2])
+        n_req = max(70, int(wmem_max / 1.4 / 57000) + 20)
+        vias = "".join("Via: SIP/2.0/TLS 10.%d.%d.1:5061;branch=z9hG4bK-stall-hop-%04d-padding-"
+                       "padding-padding-padding\r\n" % (i // 250, i % 250, i) for i in range(600))
+        cloud.paused = True
+        t0_pings = c.pings
+        for i in range(n_req):
+            c.send("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:%d;branch=z9hG4bK-st%d\r\n"
+                   "%sFrom: <sips:alice@cloud.test>;tag=st%d\r\nTo: <sip:%s>\r\n"
+                   "Call-ID: stall-%d@cloud\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 69\r\n"
+                   "Content-Length: 0\r\n\r\n"
+                   % (DOMAIN, cloud_port(env), i, vias, i, DOMAIN, i))
+        time.sleep(4)  # the keep-alive timer fires about four times meanwhile
+        check(not c.closed, "the house closed the flow while its answers were queued")
+        cloud.paused = False
+        got = []
+        for i in range(n_req):
+            _, r = cloud.next(lambda cc, m, i=i: cc is c and m.status is not None and
+                              m.hdr("Call-ID") == "stall-%d@cloud" % i, "the 200 to OPTIONS %d" % i,
+                              15)
+            check(r.status == 200, "OPTIONS %d down the flow got %d" % (i, r.status))
+            check(len(r.hdrs("Via")) == 601, "the 200 to OPTIONS %d has %d Vias (the stream is "
+                  "broken?)" % (i, len(r.hdrs("Via"))))
+            got.append(i)
+        after = c.pings
+        cloud.wait(lambda: c.pings >= after + 2, "keep-alives after the queued answers", 10)
+        check(not c.closed, "the flow closed")
+        reg = wait_state(env, "registered")
+        check(reg["instance"] == inst, "ctl shows %s" % reg)
+        with cloud.cond:
+            regs = [m for cc, m in cloud.messages if m.method == "REGISTER"]
+        check(len(cloud.conns) == 1 and not regs, "the house reconnected or registered again: "
+              "%d connections, %d REGISTERs" % (len(cloud.conns), len(regs)))
+        log("%d answers of ~%d bytes parsed on one connection; pings %d before the stall, "
+            "%d after it" % (len(got), len(vias), t0_pings, c.pings))
     finally:
         cloud.stop()
