@@ -398,7 +398,7 @@ DomainRegistrar::~DomainRegistrar() = default;
 
 bool DomainRegistrar::start(std::string *error) {
   // Our keep-alives need each flow's SSL (tls_flow_io.h); nobody else does.
-  if (!settings_.entries.empty() && settings_.keepalive_interval > 0) flow_io::enable();
+  if (!settings_.entries.empty()) flow_io::enable();
   for (const DomainRegistrationEntry &e : settings_.entries) {
     auto r = std::make_unique<Registration>(this, e);
     // RFC 5626 §4.1: the instance id survives restarts, so the cloud sees the
