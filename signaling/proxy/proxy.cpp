@@ -28,6 +28,7 @@
 #include "proxy/allocator.h"
 #include "proxy/chain/build_chain.h"
 #include "proxy/chain/target_resolver.h"
+#include "proxy/domain_registrar.h"
 #include "proxy/media_relay.h"
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
@@ -331,6 +332,21 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                           *route_signer_, *router_, *registrar_, digest_auth_.get(), locations_,
                           static_records_, users_, *router_, house_domains_.get()});
 
+  if (!settings_.domain_registrations.entries.empty()) {
+    domain_registrar_ = std::make_unique<DomainRegistrar>(
+        agent_, root_, settings_.domain_registrations, settings_.state_directory, events_);
+    if (!domain_registrar_->start(error)) return false;
+    // sofia refuses a cloud whose certificate fails without a word, and the
+    // REGISTER times out after 32 s (docs/TLS.md §3): name the reason in one
+    // line at the handshake instead. tls/ checks one name per context, so
+    // only when every line names the same cloud host.
+    std::set<std::string> hosts;
+    for (const auto &e : settings_.domain_registrations.entries) hosts.insert(e.cloud_host);
+    if (hosts.size() == 1)
+      for (const auto &t : tls_)
+        if (t) tls::expect_server_name(*t, *hosts.begin());
+  }
+
   housekeeping_ = su_timer_create(su_root_task(root), 1000);
   // Runs every second for as long as the proxy does (su_timer_set_interval
   // would fire only once).
@@ -366,6 +382,7 @@ void Proxy::stop() {
   }
   if (housekeeping_) su_timer_destroy(housekeeping_), housekeeping_ = nullptr;
   chain_ = chain::Chain();
+  domain_registrar_.reset();  // its transactions and connections go before the agent
   registrar_.reset();
   digest_auth_.reset();
   house_domains_.reset();  // its tport references too
@@ -612,6 +629,11 @@ int Proxy::on_message(void *self_, nta_agent_t *agent, msg_t *msg, sip_t *sip) {
   Reply reply(agent, nullptr, msg, may_keep ? sip : nullptr);
   reply.set_stateless_tag(self->stateless_tag_.c_str());
   chain::RequestContext ctx(msg, sip, reply);
+  if (self->domain_registrar_) {
+    tport_t *tp = nta_incoming_transport(agent, nullptr, msg);
+    ctx.cloud_flow = self->domain_registrar_->flow_domain(tp);
+    if (tp) tport_unref(tp);
+  }
   self->chain_.run(ctx);
   msg_destroy(msg);
   return 0;
@@ -762,7 +784,10 @@ std::string Proxy::stats_json() const {
       // Stream (TCP, TLS) messages sent as one piece, and the pieces they were
       // in: one TLS record each instead of one per piece (tls/one_record.h).
       .field("stream_messages_joined", joined.joined)
-      .field("stream_message_pieces", joined.pieces);
+      .field("stream_message_pieces", joined.pieces)
+      .field("domain_registrations", domain_registrar_ ? domain_registrar_->size() : size_t{0})
+      .field("domain_registrations_registered",
+             domain_registrar_ ? domain_registrar_->registered() : size_t{0});
   // What each TLS transport serves now (reload changes it): for renewal checks.
   w.key("tls").begin_array();
   for (const auto &t : tls_)
@@ -816,6 +841,18 @@ std::vector<control::Command> Proxy::control_commands() {
        }},
       {"stats", "", "bindings, transactions and banned addresses",
        [this](Args) { return stats_json(); }},
+      {"domain-registrations", "",
+       "our domains' registrations to the cloud: state, cloud, last error, since",
+       [this](Args) {
+         return domain_registrar_ ? domain_registrar_->json()
+                                  : json::Writer()
+                                        .begin_object()
+                                        .key("domain_registrations")
+                                        .begin_array()
+                                        .end_array()
+                                        .end_object()
+                                        .take();
+       }},
       {"events", "", "the last registrations, removals and call outcomes",
        [this](Args) { return events_.json_array(); }},
       {"bans", "", "addresses banned for failing authentication",

@@ -41,6 +41,7 @@
 namespace portier::proxy {
 
 class CallObserver;
+class DomainRegistrar;
 class MediaRelay;
 class Router;
 class TcpConnections;
@@ -138,6 +139,9 @@ class Proxy {
   // [module::PushNotification] enabled: the providers' clients, on root_.
   // Destroyed first at stop: its callbacks touch the store and the journal.
   std::unique_ptr<push::PushClient> push_;
+  // [inter-domain-connections] domain-registrations: our domains' flows to the
+  // cloud; null when the file names none.
+  std::unique_ptr<DomainRegistrar> domain_registrar_;
   chain::Chain chain_;  // the request policy (chain/build_chain.cpp)
   events::Writer events_;
   const control::Table commands_{control_commands()};

@@ -169,6 +169,23 @@ config::Schema make_schema() {
                "instance (+sip.instance) replaces the domain's older bindings at once instead "
                "of adding a flow beside them (a house that reconnected from a new address "
                "leaves no stale flow to try)");
+  // The in-house side of issue 15 (docs/notes/housereg.md); names and
+  // defaults are Flexisip's (its domain-registrations.cc).
+  s.str("inter-domain-connections", "domain-registrations", "",
+        "file of the domains this proxy registers to a cloud proxy, one per line: LOCAL-DOMAIN "
+        "CLOUD-SIPS-URI [PASSWORD] (# starts a comment). Each gets a TLS connection to the "
+        "cloud, verified against the CA file and by name, kept open (RFC 5626 outbound); the "
+        "cloud sends the domain's calls down it. Empty: none. Read at start")
+      .integer("inter-domain-connections", "keepalive-interval", 30, 0, 3600,
+               "seconds between CRLFCRLF keep-alives on a domain registration's connection "
+               "(RFC 5626 §4.4.1); 0: none")
+      .integer("inter-domain-connections", "ping-pong-timeout-delay", 0, 0, 3600,
+               "seconds to wait for the cloud's CRLF pong before the connection counts as "
+               "broken and is made again; must be below keepalive-interval; 0: no pong "
+               "expected (only when the cloud says Supported: outbound)")
+      .integer("inter-domain-connections", "reconnection-delay", 5, 0, 3600,
+               "seconds before a new connection after one broke; doubled on each failure in a "
+               "row up to 5 minutes, back to this after a registration succeeds");
   push::add_push_schema(s);
   s.boolean("module::MediaRelay", "enabled", true,
             "put a media relay into every call: early media forked to every ringing device")
@@ -274,6 +291,39 @@ std::string check_proxy_config(const config::Config &cfg) {
     const std::string bad =
         parse_group_addresses(cfg.get_list("module::Registrar", "group-addresses"), &groups);
     if (!bad.empty()) return cfg.where("module::Registrar", "group-addresses") + bad;
+  }
+  {
+    const long ka = cfg.get_int("inter-domain-connections", "keepalive-interval");
+    const long pp = cfg.get_int("inter-domain-connections", "ping-pong-timeout-delay");
+    if (pp > 0 && (ka == 0 || pp >= ka))
+      return cfg.where("inter-domain-connections", "ping-pong-timeout-delay") +
+             "must be below keepalive-interval (a pong is awaited after each ping)";
+    const std::string file = cfg.get_string("inter-domain-connections", "domain-registrations");
+    std::vector<DomainRegistrationEntry> entries;
+    if (!file.empty()) {
+      const std::string bad = load_domain_registrations(file, &entries);
+      if (!bad.empty()) return cfg.where("inter-domain-connections", "domain-registrations") + bad;
+    }
+    // The flow carries the house's calls and the cloud's requests come down it
+    // unchallenged (domain_registrar.h): the cloud must be the one we meant.
+    // sofia's client connections use the TLS transports' policy, so each of
+    // them must check the server's certificate and name (RFC 5922 §7.3).
+    if (!entries.empty()) {
+      bool any_tls = false;
+      for (const auto &t : transports) {
+        TransportUri u;
+        std::string error;
+        if (!parse_transport_uri(t, tls_defaults, &u, &error) || !u.tls) continue;
+        any_tls = true;
+        if (!u.tls_settings.verify_outgoing || u.tls_settings.files.ca_file.empty())
+          return cfg.where("inter-domain-connections", "domain-registrations") +
+                 "the cloud's certificate must be verified: '" + t +
+                 "' needs tls-verify-outgoing = true and tls-certificates-ca-file";
+      }
+      if (!any_tls)
+        return cfg.where("inter-domain-connections", "domain-registrations") +
+               "needs a sips: transport in [global] transports (the registration runs over TLS)";
+    }
   }
   const std::string inter = cfg.get_string("module::Router", "inter-domain-requests");
   if (inter != "deny" && inter != "allow")
@@ -440,6 +490,15 @@ ProxySettings settings_from_config(const config::Config &cfg) {
   s.inter_domain_allowed = cfg.get_string("module::Router", "inter-domain-requests") == "allow";
   s.house_domains.accept = cfg.get_bool("inter-domain-connections", "accept-domain-registrations");
   s.house_domains.assume_unique = cfg.get_bool("inter-domain-connections", "assume-unique-domains");
+  s.domain_registrations.file = cfg.get_string("inter-domain-connections", "domain-registrations");
+  if (!s.domain_registrations.file.empty())
+    load_domain_registrations(s.domain_registrations.file, &s.domain_registrations.entries);
+  s.domain_registrations.keepalive_interval =
+      static_cast<int>(cfg.get_int("inter-domain-connections", "keepalive-interval"));
+  s.domain_registrations.ping_pong_timeout_delay =
+      static_cast<int>(cfg.get_int("inter-domain-connections", "ping-pong-timeout-delay"));
+  s.domain_registrations.reconnection_delay =
+      static_cast<int>(cfg.get_int("inter-domain-connections", "reconnection-delay"));
   s.relay.enabled = cfg.get_bool("module::MediaRelay", "enabled");
   s.relay.sdp_address = cfg.get_string("module::MediaRelay", "sdp-address");
   s.relay.listen_address = cfg.get_string("module::MediaRelay", "listen-address");

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/sip_address.h"
 #include "common/sip_transport.h"
+#include "proxy/domain_registration_file.h"
 #include "proxy/location_store.h"
 #include "push/push_config.h"
 #include "sip/sdp/sdes.h"
@@ -103,6 +104,16 @@ struct ProxySettings : GlobalSettings {
   bool inter_domain_allowed = false;
   // [inter-domain-connections]: whole-domain registrations (house_domains.h).
   HouseDomainSettings house_domains;
+
+  // [inter-domain-connections] on the in-house side: the domains registered
+  // to a cloud proxy (domain_registrar.h), and how their flows are kept.
+  struct DomainRegistrations {
+    std::string file;  // empty: none
+    std::vector<DomainRegistrationEntry> entries;
+    int keepalive_interval = 30;      // s between CRLFCRLF pings; 0: none
+    int ping_pong_timeout_delay = 0;  // s to wait for the CRLF pong; 0: none expected
+    int reconnection_delay = 5;       // s before the first new connection (then doubled)
+  } domain_registrations;
 
   RelaySettings relay;
   push::PushSettings push;  // [module::PushNotification]: push/push_config.h

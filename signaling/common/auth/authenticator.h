@@ -15,6 +15,7 @@ namespace portier::auth {
 
 class Authenticator {
  public:
+  const UsersFile &users() const { return users_; }
   // algorithms: in the order they are offered (RFC 8760 §2.4: one challenge per
   // algorithm, the preferred one first).
   Authenticator(const UsersFile &users, std::vector<Algorithm> algorithms, NonceManager &nonces);

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/sip_text.h"
 #include "proxy/location_store.h"
+#include "sip/sip_message.h"
 
 namespace portier::proxy::chain {
 namespace {
@@ -99,6 +100,31 @@ void DigestAuth::note_unbound_nonce(const std::string &address, const std::strin
 }
 
 Outcome DigestAuth::process(RequestContext &ctx) {
+  // The cloud authenticated its user and we opened and verified the connection
+  // (request_context.h: cloud_flow); a challenge would reach a phone that
+  // holds no password of ours. Its From is the caller (asserted to our
+  // devices as it is, RFC 3325 §4 within the trust domain we chose), except
+  // a device of our users file: only our own digest proves those, so the
+  // cloud cannot speak for the door or a monitor.
+  if (!ctx.cloud_flow.empty()) {
+    const url_t *from = ctx.sip->sip_from ? ctx.sip->sip_from->a_url : nullptr;
+    const std::string aor = from ? sipmsg::url_aor(from) : std::string();
+    if (aor.empty() || !from->url_user || !from->url_host) {
+      ctx.reply.send(403, "No caller address", TAG_END());
+      return Outcome::Respond;
+    }
+    if ((names_.is_auth_domain(from->url_host) || names_.is_reg_domain(from->url_host)) &&
+        authenticator_->users().has_user(from->url_user, from->url_host)) {
+      PLOG_WARN(
+          "route: %s from %s down the cloud flow of %s refused: a device of this house "
+          "authenticates here, not at the cloud",
+          ctx.sip->sip_request->rq_method_name, log_safe(aor).c_str(), ctx.cloud_flow.c_str());
+      ctx.reply.send(403, "A house device does not call from the cloud", TAG_END());
+      return Outcome::Respond;
+    }
+    ctx.caller_aor = aor;
+    return Outcome::Continue;
+  }
   const url_t *from = ctx.sip->sip_from->a_url;
   if (house_ && !names_.is_auth_domain(from->url_host) &&
       house_->on_flow_of(ctx.reply.agent(), ctx.msg, from->url_host)) {

@@ -39,6 +39,13 @@ struct RequestContext {
   // Who the caller is: proved by digest authentication, or claimed in From when
   // authentication is off (empty: unknown).
   std::string caller_aor;
+  // The local domain whose domain registration flow (domain_registrar.h: the
+  // TLS connection we opened to the verified cloud proxy, RFC 5626) the request
+  // came down; empty: any other source. Such a request is the cloud's: it
+  // authenticated its caller, we do not challenge it, and its From is the
+  // caller unless it names a device of our users file (refused: DigestAuth).
+  // DomainFilter says what it may reach.
+  std::string cloud_flow;
   // The address of record the Request-URI names, and the bindings it resolves to.
   std::string aor;
   std::vector<Target> targets;
