@@ -255,3 +255,30 @@ def case_interdomain_phone_calls_door(env):
     st = env.wait_monitor("alice", lambda st: st.get("call") == "ended", "the end of the call", 10)
     log("alice: the call ended: %s" % st.get("reason"))
     _check_nothing_connected_to_house(env)
+
+
+@case
+def case_interdomain_monitor_answer_cancels_phone(env):
+    """Issue 15 item 2, the other way round: mon1 at home answers the door's
+    ring while alice's phone at the cloud rings too. The house CANCELs the
+    cloud's branch with "answered elsewhere" (RFC 3326 Reason), the cloud
+    passes it on to the phone, whose ringing ends with that reason; the
+    door's audio goes to mon1 alone."""
+    pki, cloud = _setup(env)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    for name in ("mon1", "alice"):
+        env.wait_monitor(name, lambda st: st.get("call") == "early" and
+                         st.get("frames_decoded", 0) > 0, "early media with decoded video", 20)
+    r = env.mon_ctl("mon1", "answer")
+    check(r.get("result") == "answered", "mon1 answer: %s" % r)
+    env.wait_door_event("answered", 10)
+    check_answered_with_audio(env, "mon1", "alice")
+    deadline = time.time() + 5
+    calls = cloud.ctl("relay").get("calls", [])
+    while calls and time.time() < deadline:
+        time.sleep(0.1)
+        calls = cloud.ctl("relay").get("calls", [])
+    check(not calls, "the cloud's relay still holds the call after the CANCEL: %s" % calls)
+    r = env.mon_ctl("mon1", "hangup")
+    check(r.get("result") == "hung up", "mon1 hangup: %s" % r)
+    env.wait_door_event("ended", 10)
