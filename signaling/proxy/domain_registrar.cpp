@@ -209,7 +209,15 @@ struct DomainRegistrar::Registration {
         sip && sip->sip_status && sip->sip_status->st_phrase ? sip->sip_status->st_phrase : "";
     tport_t *tp = nta_outgoing_transport(o);  // a reference, or null
     orq = nullptr;
-    nta_outgoing_destroy(o);
+    // `sip` is the transaction's response: destroying the transaction frees
+    // it, so that waits until this function is done reading it (the
+    // challenge, Require, the granted expiry). Destroyed first, the 401's
+    // WWW-Authenticate was read from freed memory: a crash whenever the
+    // memory had been reused (tests/e2e/cloud_e2e.py, every run).
+    struct DestroyOnReturn {
+      nta_outgoing_t *o;
+      ~DestroyOnReturn() { nta_outgoing_destroy(o); }
+    } destroy_on_return{o};
     if (status == 401 || status == 407) {
       bool proxy_auth = false, stale = false;
       const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
