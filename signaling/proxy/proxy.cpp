@@ -289,7 +289,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                     ? std::function<bool(const chain::Target &, const sip_t *, push::PushKind)>(
                           [this](const chain::Target &target, const sip_t *sip,
                                  push::PushKind kind) { return push_for(target, sip, kind); })
-                    : nullptr},
+                    : nullptr,
+                [this](const std::string &domain) { return domain_flow(domain); }},
       relay_observer_.get());
   if (settings_.push.enabled) {
     push_ = std::make_unique<push::PushClient>(root_, settings_.push);
@@ -327,10 +328,15 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       su_home_deinit(home);
     });
   }
-  chain_ =
-      chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
-                          *route_signer_, *router_, *registrar_, digest_auth_.get(), locations_,
-                          static_records_, users_, *router_, house_domains_.get()});
+  chain_ = chain::build_chain(
+      {settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(), *route_signer_, *router_,
+       *registrar_, digest_auth_.get(), locations_, static_records_, users_, *router_,
+       house_domains_.get(),
+       settings_.domain_registrations.entries.empty()
+           ? nullptr
+           : std::function<std::string(const std::string &)>([this](const std::string &domain) {
+               return domain_registrar_ ? domain_registrar_->cloud_hop(domain) : std::string();
+             })});
 
   if (!settings_.domain_registrations.entries.empty()) {
     domain_registrar_ = std::make_unique<DomainRegistrar>(
@@ -527,6 +533,14 @@ std::string Proxy::reload_tls() {
     }
   }
   return failed;
+}
+
+std::string Proxy::domain_flow(const std::string &domain) const {
+  if (domain_registrar_) {
+    std::string hop = domain_registrar_->cloud_hop(domain);
+    if (!hop.empty()) return hop;
+  }
+  return house_domains_ ? house_domains_->hop(domain, clock::wall_s()) : std::string();
 }
 
 std::string Proxy::flow_for(const url_t *target) const {

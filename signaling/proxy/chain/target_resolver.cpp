@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/ascii.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -55,28 +56,43 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   // Which AORs this request rings: a group address rings every AOR of its domain
   // but the caller's own; a static record lists its AORs; else the AOR itself.
   std::vector<std::string> aors;
+  const std::string domain = aor_domain(aor);
   const bool group = groups_.contains(aor, ruri->url_user, names_.is_reg_domain(host.c_str()));
-  const std::vector<std::string> *listed = group ? nullptr : static_records_.find(aor);
+  const std::string cloud_hop = cloud_flow_ ? cloud_flow_(domain) : std::string();
+  const bool cloud = !cloud_hop.empty();
+  // A group address has no static record of its own, except in a domain
+  // registered to a cloud: there its record adds the residents' phones.
+  const std::vector<std::string> *listed = group && !cloud ? nullptr : static_records_.find(aor);
   std::vector<std::string> in_domain;  // a sip:ALIAS@* static record, here
-  if (!group && !listed && names_.is_reg_domain(host.c_str()) &&
-      static_records_.find_in_domain(ruri->url_user, aor_domain(aor), &in_domain))
+  if ((!group || cloud) && !listed && names_.is_reg_domain(host.c_str()) &&
+      static_records_.find_in_domain(ruri->url_user, domain, &in_domain))
     listed = &in_domain;
+  std::vector<std::string> up;  // AORs at the cloud, reached up its flow
   if (group) {
-    for (auto &a : locations_.aors_in_domain(aor_domain(aor), now))
+    for (auto &a : locations_.aors_in_domain(domain, now))
       if (a != ctx.caller_aor && a != aor) aors.push_back(a);
-  } else if (listed) {
+  } else if (!listed) {
+    aors.push_back(aor);
+  }
+  if (listed) {
     const bool isolate = !inter_domain_allowed_;
-    const std::string domain = isolate ? aor_domain(aor) : std::string();
     for (const auto &a : *listed) {
-      if (a == ctx.caller_aor) continue;
-      if (isolate && aor_domain(a) != domain) {
+      if (a == ctx.caller_aor || a == aor) continue;
+      const std::string d = aor_domain(a);
+      // Not served here: another house's or the cloud's. With a cloud route
+      // it goes there (the cloud keeps its houses apart itself), and only
+      // for a caller the house vouches for: a phone at the cloud calling
+      // the group must not be able to bounce calls back up through us.
+      if (cloud && d != domain && !names_.is_reg_domain(d.c_str())) {
+        if (ctx.cloud_flow.empty()) up.push_back(a);
+        continue;
+      }
+      if (isolate && d != domain) {
         PLOG_DEBUG("route: static record %s skips %s (another domain)", aor.c_str(), a.c_str());
         continue;
       }
-      aors.push_back(a);
+      if (std::find(aors.begin(), aors.end(), a) == aors.end()) aors.push_back(a);
     }
-  } else {
-    aors.push_back(aor);
   }
 
   ctx.targets.clear();
@@ -91,6 +107,7 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
             {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
     }
   }
+  for (const auto &a : up) ctx.targets.push_back({a, cloud_hop, a, {}, {}, domain});
   if (!ctx.targets.empty()) return Outcome::Continue;
   if (!group && !listed && !users_.has_user(ruri->url_user, host))
     ctx.reply.send(SIP_404_NOT_FOUND, TAG_END());
@@ -115,7 +132,8 @@ Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
     if (!uri || !house_->flow_open(b.received)) continue;
     url_t *contact = url_make(msg_home(ctx.msg), b.contact.c_str());
     std::string hop = next_hop_for(contact, b.received);
-    ctx.targets.push_back({uri, hop.empty() ? b.contact : hop, ctx.aor, b.push, b.instance});
+    ctx.targets.push_back({uri, hop.empty() ? b.contact : hop, ctx.aor, b.push, b.instance,
+                           ascii::to_lower(ruri->url_host)});
   }
   if (!ctx.targets.empty()) return Outcome::Continue;
   // The domain is registered (else DomainFilter refused it: not ours) but

@@ -7,6 +7,7 @@
 // must not become a way into another.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,17 @@ class TargetResolver : public Processor {
   // Whole-domain registrations (null: off): a Request-URI in a registered
   // house domain goes down the house's flow, unchanged.
   void set_house_domains(const HouseDomains *house) { house_ = house; }
+  // Where the flow up to the cloud of a local domain goes now (Proxy::
+  // domain_flow: the cloud's URI while the domain is registered there); ""
+  // when it is not. A static record of such a domain (also one named as a
+  // group address: the group then rings the record's members beside the
+  // domain's devices) may list AORs of domains not served here, the
+  // residents' phones at the cloud: those go up the flow, Request-URI the
+  // AOR. While the cloud is unreachable they are left out, so the house's
+  // own devices ring as before.
+  void set_cloud_flow(std::function<std::string(const std::string &domain)> flow) {
+    cloud_flow_ = std::move(flow);
+  }
 
   // The decision alone: fills ctx.aor and ctx.targets, or answers 404/480
   // through ctx.reply and returns Respond.
@@ -55,6 +67,7 @@ class TargetResolver : public Processor {
   const StaticRecords &static_records_;
   const auth::UsersFile &users_;
   const HouseDomains *house_ = nullptr;
+  std::function<std::string(const std::string &domain)> cloud_flow_;
 };
 
 // A device behind NAT registers a contact it cannot be reached at; its REGISTER
