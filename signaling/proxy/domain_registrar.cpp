@@ -222,15 +222,7 @@ struct DomainRegistrar::Registration {
     // (a 401 with two challenges from a real portier-proxy crashed here).
     std::unique_ptr<msg_t, void (*)(msg_t *)> held(nta_outgoing_getresponse(o), msg_destroy);
     orq = nullptr;
-    // `sip` is the transaction's response: destroying the transaction frees
-    // it, so that waits until this function is done reading it (the
-    // challenge, Require, the granted expiry). Destroyed first, the 401's
-    // WWW-Authenticate was read from freed memory: a crash whenever the
-    // memory had been reused (tests/e2e/cloud_e2e.py, every run).
-    struct DestroyOnReturn {
-      nta_outgoing_t *o;
-      ~DestroyOnReturn() { nta_outgoing_destroy(o); }
-    } destroy_on_return{o};
+    nta_outgoing_destroy(o);
     if (status == 401 || status == 407) {
       bool proxy_auth = false, stale = false;
       const std::vector<auth::Challenge> usable = sipmsg::challenges(sip, &proxy_auth, &stale);
