@@ -38,11 +38,12 @@ Scenarios (one ctest test each):
              says once that the registration is retrying, however many times
              it retries; the cable back, the house registers again (one line).
   phone-calls-door  alice (phone1, behind its NAT, registered at the cloud
-             over TLS) calls sip:door@home.example: the door answers her (its
-             auto-answer list names sip:alice@cloud.example.net) and her
-             phone decodes the camera. Needs the routing of issue 15 item 2
-             (in-dialog requests down the flow, media through both relays);
-             see docs/notes/natlab.md for where it stands.
+             over TLS) calls sip:door@home.example: the door answers her by
+             itself (its auto-answer list names sip:alice@cloud.example.net),
+             her phone decodes the camera through both relays (SRTP on the
+             door's leg), her RFC 4733 keys open the door once, her BYE ends
+             the door's call (in-dialog requests down the flow, issue 15
+             item 2).
 
     cloud_e2e.py --scenario reconnect --build build [--keep]
 
@@ -399,17 +400,37 @@ def scenario_phone_calls_door(w):
     w.start_house(monitors=())
     w.wait_house_registered(20)
     phone, door = w.start_phone("phone1"), w.door
-    before = phone.decoded_video()
+    alice = "sip:alice@" + CLOUD_DOMAIN
     ok, f, _ = phone.cmd("call sip:door@" + DOMAIN)
     check(ok and f.get("Id"), "phone1: call sip:door@%s" % DOMAIN)
+    # Up the cloud, down the house's flow: the door answers her by itself
+    # (its auto-answer list names her; the house asserted who she is).
     phone.wait_call_event("LinphoneCallStreamsRunning", 20, f["Id"])
-    wait_for(lambda: phone.decoded_video() > before or None, 15,
-             "alice's phone decoding the door's camera")
-    answered = [e["details"] for e in door.events("answered")]
-    log("the door: %s" % answered)
+    wait_for(lambda: [e for e in door.events("auto_answered")
+                      if e.get("details") == "from=" + alice] or None, 10,
+             "the door answering alice by itself")
+    st = door.status()
+    check(st.get("call") == "active", "the door's call active: %s" % st.get("call"))
+    check(st.get("audio_srtp") and st.get("video_srtp"),
+          "the door's leg is SRTP: %s / %s" % (st.get("audio_srtp"), st.get("video_srtp")))
+    wait_for(lambda: phone.decoded_video() or None, 15, "alice's phone decoding the camera")
+    # RFC 4733 from the phone through both relays opens the door (the ACK
+    # and the keys' path are those of the call: through both NATs).
+    for k in home_e2e.CODE:
+        ok, _, _ = phone.cmd("dtmf %s" % k)
+        check(ok, "phone1: dtmf accepted")
+        time.sleep(0.35)
+    wait_for(lambda: door.fired_actions() or None, 10, "the door's actuator")
+    # Her hang-up (a BYE down the house's flow, RFC 5626 §5.3) ends the door's call.
     phone.cmd("terminate %s" % f["Id"])
     phone.wait_call_event("LinphoneCallReleased", 10, f["Id"])
     wait_for(lambda: door.status().get("call") == "idle" or None, 10, "the door idle")
+    ended = [e.get("details", "") for e in door.events("ended")]
+    check(ended and "the other side hung up" in ended[-1], "the door saw her BYE: %s" % ended)
+    # RFC 4733 end packets come three times; by now a second opening would show.
+    check(door.fired_actions() == ["door"], "the lock pulsed once: %s" % door.fired_actions())
+    got = max(home_e2e.video_packets_received(phone.logfile) or [0])
+    check(got > 10, "the phone received the door's video (%d RTP packets)" % got)
 
 
 SCENARIOS = {"reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
