@@ -144,7 +144,7 @@ class World:
             lab.add("phone%d" % i, 10, "p%d" % i, gateway=gw)
         self.cloud_ip = lab.addr("cloud")
         self.house_public = lab.addr("hrouter", "wan")
-        self.door = self.proxy = self.cloud = None
+        self.door = self.proxy = self.cloud = self.standin = None
         self.monitors, self.phones = {}, {}
         self.tls = t = pki.Pki(tmp, "tls")
         t.root("ca", "portier e2e CA")
@@ -170,9 +170,11 @@ class World:
             "module::MediaRelay": {"sdp-address": self.cloud_ip, "port-range": "20000-20999",
                                    "latch": "anywhere"}})
 
-    def start_cloud(self):
+    def start_cloud(self, more=""):
+        """more: INI text after the config (the push stand-in's section)."""
         if self.cloud is None:
-            self.cloud = ProxyD(self.lab, self.args.build, self.tmp, "cloud", self.cloud_conf)
+            self.cloud = ProxyD(self.lab, self.args.build, self.tmp, "cloud",
+                                lambda d: self.cloud_conf(d) + more)
         self.cloud.start()
 
     # -- the house
@@ -197,12 +199,22 @@ class World:
                        "control-socket": d.sock},
             "module::Authentication": {"file-path": users},
             "module::Router": {"call-fork-timeout": 60},
+            "module::Registrar": {"static-records-file": self.static_records()},
             "module::MediaRelay": {"sdp-address": ip, "port-range": "%d-%d"
                                    % home_e2e.RELAY_PORTS},
             "inter-domain-connections": {"domain-registrations": regs,
                                          "keepalive-interval": KEEPALIVE,
                                          "ping-pong-timeout-delay": PONG,
                                          "reconnection-delay": RECONNECT}})
+
+    def static_records(self):
+        """The residents' phones at the cloud ring with the home's group
+        address (README, "House and cloud")."""
+        path = os.path.join(self.tmp, "static-records.conf")
+        with open(path, "w") as f:
+            f.write("<%s> %s\n" % (home_e2e.GROUP, ",".join(
+                "<sip:%s@%s>" % (u, CLOUD_DOMAIN) for u, _ in PHONES.values())))
+        return path
 
     def start_house(self, monitors=("mon1",)):
         self.proxy = ProxyD(self.lab, self.args.build, self.tmp, "panel", self.house_conf)
@@ -260,7 +272,35 @@ class World:
               "%s registered over TLS from behind its NAT (%s)" % (node, b.get("received")))
         return p
 
+    def cloud_monitor(self, node, push, port=5060):
+        """portier-monitor as a resident's phone app in `node`, registered at
+        the cloud over TLS from behind its NAT, with `push` ([account]
+        push-provider, push-prid, push-param, instance-id): the app the cloud
+        wakes by push. A new one per start on a port of its own (an app woken
+        from sleep comes back on a new port)."""
+        user, pw = PHONES[node]
+        name = "%s-%d" % (node, port)
+        m = home_e2e.Daemon(self.lab, node, os.path.join(self.args.build, "signaling",
+                                                         "portier-monitor"), self.tmp, name)
+        m.user = user
+        account = configs.account("sip:%s@%s" % (user, CLOUD_DOMAIN), pw,
+                                  "%s:%d" % (self.cloud_ip, TLS_PORT),
+                                  "%s:%d" % (self.lab.addr(node), port), "tls")
+        account.update({"proxy": "sips:%s:%d;maddr=%s" % (CLOUD_NAME, TLS_PORT, self.cloud_ip),
+                        "tls-certificates-ca-file": self.tls.path("ca.pem")})
+        account.update(push)
+        m.write_conf(configs.monitor_conf(
+            m.sock, account, self.lab.addr(node), "%d-%d" % (40000 + port, 40099 + port),
+            DOMAIN, events_file=os.path.join(self.tmp, name + "-events.jsonl"),
+            more={"actions": {"method": "dtmf", "open-door": home_e2e.CODE},
+                  "media": home_e2e.media_encryption(True)}))
+        m.start()
+        wait_for(lambda: m.status().get("registered"), 20, "%s registered at the cloud" % name)
+        return m
+
     def close(self):
+        if getattr(self, "standin", None):
+            self.standin.stop()
         for p in self.phones.values():
             try:
                 p.stop()
@@ -433,7 +473,74 @@ def scenario_phone_calls_door(w):
     check(got > 10, "the phone received the door's video (%d RTP packets)" % got)
 
 
-SCENARIOS = {"reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
+def scenario_door_rings_phones(w):
+    """Issue 15 scenario (a)."""
+    from portier_py.push_standin import PushStandin
+    w.standin = PushStandin(os.path.join(w.tmp, "standin"), log,
+                            prefix=["ip", "netns", "exec", w.lab.ns("cloud")])
+    w.start_cloud(w.standin.proxy_section())
+    w.start_house()
+    w.wait_house_registered(20)
+    alice = w.start_phone("phone1")
+    push = {"push-provider": "webpush", "push-prid": "bob-e2e-token-5b7c",
+            "push-param": "door-app", "instance-id": "urn:uuid:7d1c0a52-6f0e-4b8e-9a61-15e2e0b0b0b2"}
+    asleep = w.cloud_monitor("phone2", push)
+    log("bob's app goes to sleep (SIGKILL: its TLS connection is gone)")
+    asleep.proc.kill()
+    asleep.proc.wait(5)
+    door, mon1 = w.door, w.monitors["mon1"]
+    t_press = time.monotonic()
+    check(door.ctl("ring"), "portierctl ring")
+    st = wait_for(lambda: (lambda s: s if s.get("call") == "early" and
+                           s.get("frames_decoded", 0) > 0 else None)(mon1.status()),
+                  15, "mon1 decoding the door's video")
+    call_id = st.get("call_id")
+    cid = alice.wait_call_event("LinphoneCallIncomingEarlyMedia", 15)
+    wait_for(lambda: alice.decoded_video() or None, 15, "alice's phone decoding the door's video")
+    log("mon1 and alice show the visitor, %.1f s after the press" % (time.monotonic() - t_press))
+    # The cloud pushed bob's app for this call (the INVITE came up the flow).
+    pushed = w.standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                                "bob's push for the door's call", 15)
+    check(pushed["body"].get("prid") == push["push-prid"], "the push is bob's: %s" % pushed["body"])
+    bob = w.cloud_monitor("phone2", push, port=5062)
+    st = wait_for(lambda: (lambda s: s if s.get("call") == "early" and
+                           s.get("frames_decoded", 0) > 0 else None)(bob.status()),
+                  20, "bob's woken app decoding the door's video")
+    check(st.get("call_id") == call_id, "bob rings with the door's call: %s" % st.get("call_id"))
+    check(door.status().get("call") == "early", "nobody answered yet")
+    log("bob, woken by push, shows the visitor, %.1f s after the press"
+        % (time.monotonic() - t_press))
+    # alice answers on her phone: mon1 and bob stop with "answered elsewhere".
+    ok, _, _ = alice.cmd("answer %s" % cid)
+    check(ok, "phone1: answer")
+    alice.wait_call_event("LinphoneCallStreamsRunning", 15, cid)
+    wait_for(lambda: door.status().get("call") == "active" or None, 10, "the door's call active")
+    by = [e["details"] for e in door.events("answered")]
+    check(by and by[-1] == "by=sip:alice@%s" % CLOUD_DOMAIN, "the door knows alice answered: %s"
+          % by)
+    for name, m in (("mon1", mon1), ("bob", bob)):
+        st = wait_for(lambda: (lambda s: s if s.get("call") in ("ended", "idle")
+                               and s.get("reason") else None)(m.status()), 10,
+                      "%s to stop ringing" % name)
+        check("answered elsewhere" in st.get("reason", ""), "%s: %r" % (name, st.get("reason")))
+    st = door.status()
+    check(st.get("audio_srtp") and st.get("video_srtp"), "the door's leg is SRTP: %s" % st)
+    wait_for(lambda: door.status().get("audio_packets_received", 0) > 20 or None, 10,
+             "alice's audio at the door, through both relays and both NATs")
+    for k in home_e2e.CODE:
+        ok, _, _ = alice.cmd("dtmf %s" % k)
+        check(ok, "phone1: dtmf accepted")
+        time.sleep(0.35)
+    wait_for(lambda: door.fired_actions() or None, 10, "the door's actuator")
+    alice.cmd("terminate %s" % cid)
+    alice.wait_call_event("LinphoneCallReleased", 10, cid)
+    wait_for(lambda: door.status().get("call") == "idle" or None, 10, "the door idle")
+    check(door.fired_actions() == ["door"], "the lock pulsed once: %s" % door.fired_actions())
+    for who, d in (("house", w.proxy), ("cloud", w.cloud)):
+        check(push["push-prid"] not in d.log_text(), "bob's token is in the %s's log" % who)
+
+
+SCENARIOS = {"door-rings-phones": scenario_door_rings_phones, "reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
              "phone-calls-door": scenario_phone_calls_door}
 
 
