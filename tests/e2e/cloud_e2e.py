@@ -22,6 +22,18 @@ domain-registrations line reaches it by ;maddr=), the house proxy's
 proxy.home.example; both also carry their address as a DNS name for Linphone.
 
 Scenarios (one ctest test each):
+  door-rings-phones  The door's press rings mon1 at home and, up the house's
+             flow once, the residents the cloud lists for sip:home@home.example:
+             alice's phone (linphone-daemon, TLS, SRTP, behind its NAT) and
+             bob's app (portier-monitor behind the other NAT), asleep: the
+             cloud pushes bob's token (the webhook stand-in, in the cloud's
+             namespace) for that Call-ID and the woken app rings on a late
+             branch. mon1, alice and bob all decode the door's video while
+             ringing. alice answers: the door learns it was her (the cloud's
+             assertion), mon1 and bob end "answered elsewhere", the door's leg
+             is SRTP, her RFC 4733 keys cross both NATs and both relays and
+             open the door once, her hang-up ends the door's call; the token is
+             in neither proxy's log.
   reconnect  The house registers home.example to the cloud through its NAT
              (portierctl domain-registrations on the house: registered; the
              cloud's binding sip:home.example came from the router's public
@@ -166,6 +178,7 @@ class World:
                        "log-level": "debug", "state-directory": self.tmp + "/cloud-state",
                        "control-socket": d.sock},
             "module::Authentication": {"file-path": users},
+            "module::Registrar": {"static-records-file": self.static_records()},
             # Phones behind NATs write their private address in SDP.
             "module::MediaRelay": {"sdp-address": self.cloud_ip, "port-range": "20000-20999",
                                    "latch": "anywhere"}})
@@ -199,7 +212,6 @@ class World:
                        "control-socket": d.sock},
             "module::Authentication": {"file-path": users},
             "module::Router": {"call-fork-timeout": 60},
-            "module::Registrar": {"static-records-file": self.static_records()},
             "module::MediaRelay": {"sdp-address": ip, "port-range": "%d-%d"
                                    % home_e2e.RELAY_PORTS},
             "inter-domain-connections": {"domain-registrations": regs,
@@ -208,8 +220,9 @@ class World:
                                          "reconnection-delay": RECONNECT}})
 
     def static_records(self):
-        """The residents' phones at the cloud ring with the home's group
-        address (README, "House and cloud")."""
+        """The cloud's list of the house's residents: the house's group
+        address, sent up its flow, rings their phones (README, "House and
+        cloud")."""
         path = os.path.join(self.tmp, "static-records.conf")
         with open(path, "w") as f:
             f.write("<%s> %s\n" % (home_e2e.GROUP, ",".join(
@@ -474,7 +487,7 @@ def scenario_phone_calls_door(w):
 
 
 def scenario_door_rings_phones(w):
-    """Issue 15 scenario (a)."""
+    """Issue 15 scenario (a); the module's docstring says what it checks."""
     from portier_py.push_standin import PushStandin
     w.standin = PushStandin(os.path.join(w.tmp, "standin"), log,
                             prefix=["ip", "netns", "exec", w.lab.ns("cloud")])
@@ -525,8 +538,8 @@ def scenario_door_rings_phones(w):
         check("answered elsewhere" in st.get("reason", ""), "%s: %r" % (name, st.get("reason")))
     st = door.status()
     check(st.get("audio_srtp") and st.get("video_srtp"), "the door's leg is SRTP: %s" % st)
-    wait_for(lambda: door.status().get("audio_packets_received", 0) > 20 or None, 10,
-             "alice's audio at the door, through both relays and both NATs")
+    # linphone-daemon has no microphone here: its RFC 4733 keys are what
+    # crosses both NATs and both relays to the door.
     for k in home_e2e.CODE:
         ok, _, _ = alice.cmd("dtmf %s" % k)
         check(ok, "phone1: dtmf accepted")
@@ -537,7 +550,7 @@ def scenario_door_rings_phones(w):
     wait_for(lambda: door.status().get("call") == "idle" or None, 10, "the door idle")
     check(door.fired_actions() == ["door"], "the lock pulsed once: %s" % door.fired_actions())
     for who, d in (("house", w.proxy), ("cloud", w.cloud)):
-        check(push["push-prid"] not in d.log_text(), "bob's token is in the %s's log" % who)
+        check(push["push-prid"] not in d.log_text(), "no push token in the %s's log" % who)
 
 
 SCENARIOS = {"door-rings-phones": scenario_door_rings_phones, "reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
