@@ -142,18 +142,26 @@ class World:
     close() tears it all down. door, monitors, phones, proxy (the house's),
     tmp, lab: what home_e2e's ring and answer checks use."""
 
-    def __init__(self, args, tmp):
+    def __init__(self, args, tmp, wan_delay_ms=0):
+        """wan_delay_ms: each attachment to the internet (the house router's,
+        the cloud's, each phone router's) delays every frame that much each
+        way (bench/intercom/remote_frame.py: 4 x it is the round trip house <->
+        cloud, and cloud <-> phone)."""
         self.args, self.tmp = args, tmp
         self.lab = lab = netlab.Lab(SUBNETS["lan"])
         for seg in ("wan", "p1", "p2"):
             lab.segment(seg, SUBNETS[seg])
-        hr_in = lab.nat_router("hrouter", "lan", ROUTER_INSIDE, "wan", WAN["hrouter"])
+        d = wan_delay_ms
+        hr_in = lab.nat_router("hrouter", "lan", ROUTER_INSIDE, "wan", WAN["hrouter"], delay_ms=d)
         for node, host in HOUSE.items():
             lab.add(node, host, "lan", gateway=hr_in)
-        lab.add("cloud", WAN["cloud"], "wan")
+        lab.add("cloud", WAN["cloud"], "wan", delay_ms=d)
         for i in (1, 2):
-            gw = lab.nat_router("prouter%d" % i, "p%d" % i, 1, "wan", WAN["prouter%d" % i])
+            gw = lab.nat_router("prouter%d" % i, "p%d" % i, 1, "wan", WAN["prouter%d" % i],
+                                delay_ms=d)
             lab.add("phone%d" % i, 10, "p%d" % i, gateway=gw)
+        if d:
+            lab.no_super_frames()
         self.cloud_ip = lab.addr("cloud")
         self.house_public = lab.addr("hrouter", "wan")
         self.door = self.proxy = self.cloud = self.standin = None

@@ -113,12 +113,17 @@ class Lab:
         """The node's address (on `segment`, else its first one)."""
         return self.ports[(node, segment)][0] if segment else self.nodes[node][1]
 
-    def add(self, node, host, segment="lan", gateway=None):
+    def add(self, node, host, segment="lan", gateway=None, delay_ms=0):
         """Plugs `node` (a new namespace the first time, else one more
-        interface of it) into `segment` with address SUBNET.host; `gateway`
-        (an address on that segment) becomes its default route."""
+        interface of it) into `segment` with address SUBNET.host (None: no
+        address); `gateway` (an address on that segment) becomes its default
+        route. delay_ms: through a link that delays every frame that much each
+        way (wan_delay.py in a namespace of its own, between a private
+        segment of the node's and `segment`), as a WAN does."""
+        if delay_ms:
+            return self._add_delayed(node, host, segment, gateway, delay_ms)
         subnet, bridge = self.segments[segment]
-        address = "%s.%d" % (subnet, host)
+        address = "%s.%d" % (subnet, host) if host is not None else None
         if node not in self.nodes:
             ns = "%s-%s" % (self.tag, node)
             subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
@@ -138,14 +143,44 @@ class Lab:
         _ip("link", "set", dev, "netns", ns, "name", iface)
         _ip("link", "set", peer, "netns", self.lan, "name", port)
         _ip("link", "set", port, "master", bridge, "up", ns=self.lan)
-        _ip("addr", "add", address + "/24", "dev", iface, ns=ns)
+        if host is not None:
+            _ip("addr", "add", address + "/24", "dev", iface, ns=ns)
         _ip("link", "set", iface, "up", ns=ns)
         if gateway:
             _ip("route", "add", "default", "via", gateway, ns=ns)
         self.ports[(node, segment)] = (address, iface, port)
         return address
 
-    def nat_router(self, node, inside, inside_host, outside, outside_host, gateway=None):
+    def _add_delayed(self, node, host, segment, gateway, delay_ms):
+        subnet, _ = self.segments[segment]
+        link = "%s~%s" % (node, segment)
+        self.segment(link, subnet)
+        address = self.add(node, host, link, gateway)
+        self.ports[(node, segment)] = self.ports[(node, link)]
+        wire = "wire%d" % len(self.segments)  # short: interface names have 15 characters
+        self.add(wire, None, link)
+        self.add(wire, None, segment)
+        ia, ib = self.ports[(wire, link)][1], self.ports[(wire, segment)][1]
+        for iface in (ia, ib):
+            _ip("link", "set", iface, "promisc", "on", ns=self.ns(wire))
+        # Frames no bigger than the MTU from this end (see wan_delay.py); the
+        # other ends of the WAN are set likewise by their own delayed links,
+        # or by no_super_frames().
+        _ip("link", "set", "dev", self.ports[(node, link)][1], "gso_max_segs", "1",
+            ns=self.ns(node))
+        self.popen(wire, [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                       "wan_delay.py"), ia, ib, str(delay_ms)],
+                   "/dev/null")
+        return address
+
+    def no_super_frames(self):
+        """Every interface of every node sends frames of at most the MTU (no
+        GSO super-frames, which a delayed link cannot pass)."""
+        for (node, _), (_, iface, _) in list(self.ports.items()):
+            _ip("link", "set", "dev", iface, "gso_max_segs", "1", ns=self.ns(node))
+
+    def nat_router(self, node, inside, inside_host, outside, outside_host, gateway=None,
+                   delay_ms=0):
         """A home router between segment `inside` (its address there is the
         devices' gateway) and `outside`: IPv4 forwarding, nftables masquerade
         onto `outside`, and from outside only what belongs to a connection an
@@ -158,7 +193,7 @@ class Lab:
         its mappings, as after a reboot or a full table), the packets of a
         connection made before go nowhere, either way, instead of being
         quietly mapped again. Returns the inside address."""
-        self.add(node, outside_host, outside, gateway)
+        self.add(node, outside_host, outside, gateway, delay_ms)
         address = self.add(node, inside_host, inside)
         wan, lan = self.ports[(node, outside)][1], self.ports[(node, inside)][1]
         self.nft(node, """
