@@ -33,6 +33,7 @@
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
+#include "proxy/tls_flow_io.h"
 #include "proxy/udp_fastpath.h"
 #include "push/push_messages.h"
 #include "sip/sip_message.h"
@@ -279,6 +280,9 @@ bool Proxy::start(su_root_t *root, std::string *error) {
               settings_.relay.port_min, settings_.relay.port_max);
   }
   if (relay_) relay_observer_ = std::make_unique<RelayObserver>(*relay_);
+  // Devices and houses keep their TLS flows alive with CRLFCRLF and want a
+  // pong (RFC 5626 §4.4.1), which sofia-sip answers on TCP only.
+  flow_io::enable_pongs();
   router_ = std::make_unique<Router>(
       RouterEnv{agent_, root_, settings_, users_, names_, events_,
                 [this](nta_incoming_t *irq, msg_t *msg, const std::vector<std::string> &targets) {

@@ -8,6 +8,7 @@ and every in-dialog request (ACK, BYE, the phone's open-door) follows the flow
 rather than the addresses behind it (RFC 5626 §5.3)."""
 
 import os
+import signal
 import subprocess
 import time
 
@@ -17,6 +18,7 @@ from portier_sip.registry import case
 from portier_py import configs
 from portier_py.pki import standard
 from cases.proxy_tls import set_transports, tls_port, tls_transport
+from cases.push import WAKE_INSTANCE, WAKE_TOKEN, _Standin
 
 CLOUD = "cloud.test"
 ALICE_PW = "alice-Cloud-Pw-6120"
@@ -34,7 +36,7 @@ class _Cloud:
     home.example@home.example), with a media relay of its own on the upper half
     of the case's relay ports."""
 
-    def __init__(self, env, pki):
+    def __init__(self, env, pki, more=""):
         self.env = env
         self.dir = os.path.join(env.dir, "cloud")
         os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
@@ -57,7 +59,7 @@ class _Cloud:
             "inter-domain-connections": {"accept-domain-registrations": "true"}})
         self.config = os.path.join(self.dir, "cloud.ini")
         with open(self.config, "w") as f:
-            f.write(cfg)
+            f.write(cfg + more)
         self.proc = None
 
     def start(self):
@@ -140,19 +142,21 @@ def _house(env, pki, cloud):
     check(len(binding) == 1, "the cloud holds %s for sip:%s" % (binding, DOMAIN))
 
 
-def _phone(env, pki, cloud, name="alice"):
+def _phone(env, pki, cloud, name="alice", slot=1, push=None, extra=""):
     """portier-monitor as alice's phone, registered at the cloud over TLS (the
-    certificate checked by the name proxy.test)."""
+    certificate checked by the name proxy.test); push: more [account] keys
+    (the push parameters and instance id of a phone that can be woken)."""
     account = {"aor": "sip:alice@%s" % CLOUD, "password": ALICE_PW,
                "proxy": "sips:proxy.test:%d;maddr=%s" % (cloud.tls, LOCAL),
-               "bind": "sip:%s:%d;transport=tls" % (LOCAL, env.ports.sip(1)), "register-expires": 600,
-               "tls-certificates-ca-file": pki.path("ca.pem")}
-    env.start_monitor(name, "alice", 1, 1, account=account, extra=SRTP_ONLY)
+               "bind": "sip:%s:%d;transport=tls" % (LOCAL, env.ports.sip(slot)),
+               "register-expires": 600, "tls-certificates-ca-file": pki.path("ca.pem")}
+    account.update(push or {})
+    return env.start_monitor(name, "alice", slot, slot, account=account, extra=SRTP_ONLY + extra)
 
 
-def _setup(env):
+def _setup(env, cloud_more="", phone=True):
     pki = standard(env.dir)
-    cloud = _Cloud(env, pki)
+    cloud = _Cloud(env, pki, cloud_more)
     cloud.start()
     _house(env, pki, cloud)
     env.start_door(video_codec="vp8",
@@ -160,7 +164,8 @@ def _setup(env):
                    extra="media-encryption-mandatory = true\n[actions]\ndoor = %s log\n"
                    "[access]\nallow = sip:mon1@%s sip:alice@%s\n" % (DOOR_CODE, DOMAIN, CLOUD))
     env.start_monitor("mon1", "mon1", 0, 0, extra=SRTP_ONLY)
-    _phone(env, pki, cloud)
+    if phone:
+        _phone(env, pki, cloud)
     return pki, cloud
 
 
@@ -255,3 +260,78 @@ def case_interdomain_phone_calls_door(env):
     st = env.wait_monitor("alice", lambda st: st.get("call") == "ended", "the end of the call", 10)
     log("alice: the call ended: %s" % st.get("reason"))
     _check_nothing_connected_to_house(env)
+
+
+@case
+def case_interdomain_monitor_answer_cancels_phone(env):
+    """Issue 15 item 2, the other way round: mon1 at home answers the door's
+    ring while alice's phone at the cloud rings too. The house CANCELs the
+    cloud's branch with "answered elsewhere" (RFC 3326 Reason), the cloud
+    passes it on to the phone, whose ringing ends with that reason; the
+    door's audio goes to mon1 alone."""
+    pki, cloud = _setup(env)
+    check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+    for name in ("mon1", "alice"):
+        env.wait_monitor(name, lambda st: st.get("call") == "early" and
+                         st.get("frames_decoded", 0) > 0, "early media with decoded video", 20)
+    r = env.mon_ctl("mon1", "answer")
+    check(r.get("result") == "answered", "mon1 answer: %s" % r)
+    env.wait_door_event("answered", 10)
+    check_answered_with_audio(env, "mon1", "alice")
+    deadline = time.time() + 5
+    calls = cloud.ctl("relay").get("calls", [])
+    while calls and time.time() < deadline:
+        time.sleep(0.1)
+        calls = cloud.ctl("relay").get("calls", [])
+    check(not calls, "the cloud's relay still holds the call after the CANCEL: %s" % calls)
+    r = env.mon_ctl("mon1", "hangup")
+    check(r.get("result") == "hung up", "mon1 hangup: %s" % r)
+    env.wait_door_event("ended", 10)
+
+
+@case
+def case_interdomain_push_wakes_phone(env):
+    """Issue 15 scenario (a)'s sleeping phone, through two proxies: alice's
+    phone registered at the cloud over TLS with push parameters (RFC 8599) and
+    an instance id, then slept (SIGKILL: its connection is gone). The door's
+    ring reaches the cloud up the house's flow; the cloud pushes alice's
+    token (the webhook stand-in) for that call; the woken phone registers
+    again (same instance, a new port) and gets a late branch of the same
+    INVITE, decodes the door's video while ringing, and answers: mon1 ends
+    "answered elsewhere" and audio flows both ways through both relays."""
+    standin = _Standin(env)
+    try:
+        pki, cloud = _setup(env, cloud_more=standin.proxy_section(), phone=False)
+        push = {"push-provider": "webpush", "push-prid": WAKE_TOKEN, "push-param": "door-app",
+                "instance-id": WAKE_INSTANCE}
+        asleep = _phone(env, pki, cloud, "alice-asleep", 1, push)
+        log("SIGKILL to alice-asleep (pid %d): the app sleeps" % asleep.pid)
+        asleep.stop(signal.SIGKILL)
+        check(env.door_ctl("ring").get("result") == "calling", "the button did not start a call")
+        env.wait_monitor("mon1", lambda st: st.get("call") == "early" and
+                         st.get("frames_decoded", 0) > 0, "early media with decoded video", 20)
+        # Both proxies pass the door's Call-ID on (RFC 3261 §16.6).
+        call_id = env.mon_ctl("mon1", "status").get("call_id")
+        pushed = standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,
+                                  "the push for the door's call")
+        body = pushed["body"]
+        check(body.get("kind") == "call" and body.get("provider") == "webpush" and
+              body.get("prid") == WAKE_TOKEN, "the push is not a call for alice: %s" % body)
+        _phone(env, pki, cloud, "alice", 2, push)
+        st = env.wait_monitor("alice", lambda st: st.get("call") == "early" and
+                              st.get("frames_decoded", 0) > 0, "the ringing call's video", 20)
+        log("woken alice: early, %d frames, first frame %s ms after its INVITE"
+            % (st["frames_decoded"], st["first_frame_ms"]))
+        check(st.get("call_id") == call_id,
+              "the woken phone rings with another call: %s vs %s" % (st.get("call_id"), call_id))
+        r = env.mon_ctl("alice", "answer")
+        check(r.get("result") == "answered", "alice answer: %s" % r)
+        env.wait_door_event("answered", 10)
+        check_answered_with_audio(env, "alice", "mon1")
+        check(WAKE_TOKEN not in env.proxy_log_text() and WAKE_TOKEN not in cloud.log_text(),
+              "the push token is in a proxy's log")
+        r = env.mon_ctl("alice", "hangup")
+        check(r.get("result") == "hung up", "alice hangup: %s" % r)
+        env.wait_door_event("ended", 10)
+    finally:
+        standin.stop()
