@@ -21,13 +21,12 @@ One test CA: the cloud's certificate names cloud.example.net (the house's
 domain-registrations line reaches it by ;maddr=), the house proxy's
 proxy.home.example; both also carry their address as a DNS name for Linphone.
 
-Scenarios (one ctest test each, but keepalive: see docs/notes/natlab.md):
+Scenarios (one ctest test each):
   keepalive  Nothing goes wrong for three keep-alive rounds: the house keeps
-             its flow (each CRLFCRLF ping answered by a CRLF pong, RFC 5626
-             §4.4.1). Fails today: portier-proxy as the cloud answers no ping
-             on TLS (sofia-sip answers them in its TCP transport only), so the
-             house drops and remakes its flow every keepalive-interval +
-             ping-pong-timeout-delay.
+             its flow (each CRLFCRLF ping answered by the cloud's CRLF pong on
+             TLS, RFC 5626 §4.4.1). Without the pong the house drops and
+             remakes its flow every keepalive-interval + ping-pong-timeout-delay
+             (sofia-sip pongs on TCP only; main's 7d832d2 answers on TLS).
   reconnect  The house registers home.example to the cloud through its NAT
              (portierctl domain-registrations on the house: registered; the
              cloud's binding sip:home.example came from the router's public
@@ -172,9 +171,9 @@ class World:
                        "log-level": "debug", "state-directory": self.tmp + "/cloud-state",
                        "control-socket": d.sock},
             "module::Authentication": {"file-path": users},
-            # Phones behind NATs write their private address in SDP.
-            "module::MediaRelay": {"sdp-address": self.cloud_ip, "port-range": "20000-20999",
-                                   "latch": "anywhere"}})
+            # (its latch = anywhere: phones and houses behind NATs write
+            # private addresses in SDP)
+            "module::MediaRelay": {"sdp-address": self.cloud_ip, "port-range": "20000-20999"}})
 
     def start_cloud(self):
         if self.cloud is None:

@@ -197,11 +197,11 @@ TEST(ProxyConfig, ShippedHouseConfig) {
   EXPECT_EQ(portier::proxy::proxy_security_warning(c), "");
   const auto s = portier::proxy::settings_from_config(c);
   EXPECT_FALSE(s.house_domains.accept);
-  EXPECT_EQ(s.domain_registrations.file, "/etc/portier/domain-registrations.conf");
-  // RFC 5626 §4.4.1: keep-alives on (the NAT's mapping); no pong awaited
-  // while the portier cloud answers none on TLS (docs/notes/natlab.md).
-  EXPECT_GT(s.domain_registrations.keepalive_interval, 0);
-  EXPECT_EQ(s.domain_registrations.ping_pong_timeout_delay, 0);
+  EXPECT_EQ(s.domain_registrations.file, "/etc/portier/domain-registrations");
+  // RFC 5626 §4.4.1: pongs awaited, and sooner than the next ping.
+  EXPECT_GT(s.domain_registrations.ping_pong_timeout_delay, 0);
+  EXPECT_LT(s.domain_registrations.ping_pong_timeout_delay,
+            s.domain_registrations.keepalive_interval);
   EXPECT_GT(s.domain_registrations.reconnection_delay, 0);
   ASSERT_EQ(s.transport_tls.size(), 1u);
   ASSERT_TRUE(s.transport_tls[0].has_value());
