@@ -21,7 +21,18 @@ One test CA: the cloud's certificate names cloud.example.net (the house's
 domain-registrations line reaches it by ;maddr=), the house proxy's
 proxy.home.example; both also carry their address as a DNS name for Linphone.
 
-Scenarios (one ctest test each):
+Scenarios (one ctest test each, but ring: see docs/notes/natlab.md):
+  ring       Issue 15 test (a) without push: a static record adds alice and
+             bob (phone1, phone2, at the cloud) to sip:home@home.example. A
+             press rings mon1 and both phones, each showing the door's video
+             while ringing (early media through both relays and three NATs);
+             alice answers (the door knows it was her), mon1 says "answered
+             elsewhere", bob's phone gets CANCEL with Reason cause=200; her
+             RFC 4733 keys open the door once; every relay port freed. Fails
+             today: the house sends one INVITE per cloud phone up its flow,
+             all with the call's Call-ID, and the cloud's relay refuses the
+             second (488 "call already relayed"): bob never rings.
+  ring-one-phone  The same with alice alone at the cloud.
   keepalive  Nothing goes wrong for three keep-alive rounds: the house keeps
              its flow (each CRLFCRLF ping answered by the cloud's CRLF pong on
              TLS, RFC 5626 §4.4.1). Without the pong the house drops and
@@ -192,6 +203,11 @@ class World:
             f.write("%s sips:%s:%d;maddr=%s %s\n" % (DOMAIN, CLOUD_NAME, TLS_PORT,
                                                     self.cloud_ip, HOUSE_PASSWORD))
         os.chmod(regs, 0o600)
+        records = os.path.join(self.tmp, "static-records")
+        with open(records, "w") as f:
+            if self.group_phones:
+                f.write("<%s> %s\n" % (home_e2e.GROUP, ",".join(
+                    "<sip:%s@%s>" % (PHONES[n][0], CLOUD_DOMAIN) for n in self.group_phones)))
         return shipped("proxy-house.conf", {
             "global": {"transports": "sips:%s:%d;tls-verify-outgoing=true;"
                                      "tls-certificates-ca-file=%s"
@@ -201,6 +217,7 @@ class World:
                        "log-level": "debug", "state-directory": self.tmp + "/house-state",
                        "control-socket": d.sock},
             "module::Authentication": {"file-path": users},
+            "module::Registrar": {"static-records-file": records},
             "module::Router": {"call-fork-timeout": 60},
             "module::MediaRelay": {"sdp-address": ip, "port-range": "%d-%d"
                                    % home_e2e.RELAY_PORTS},
@@ -209,7 +226,10 @@ class World:
                                          "ping-pong-timeout-delay": PONG,
                                          "reconnection-delay": RECONNECT}})
 
-    def start_house(self, monitors=("mon1",)):
+    def start_house(self, monitors=("mon1",), group_phones=()):
+        """group_phones: the residents' phones at the cloud (PHONES nodes) the
+        group sip:home@home.example rings too (a static record, README)."""
+        self.group_phones = group_phones
         self.proxy = ProxyD(self.lab, self.args.build, self.tmp, "panel", self.house_conf)
         self.proxy.start()
         residents = ["sip:%s@%s" % (PHONES["phone1"][0], CLOUD_DOMAIN)]
@@ -464,7 +484,54 @@ def scenario_phone_calls_door(w):
     check(got > 10, "the phone received the door's video (%d RTP packets)" % got)
 
 
-SCENARIOS = {"keepalive": scenario_keepalive, "reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
+def scenario_ring(w, phones=("phone1", "phone2")):
+    """Issue 15 test (a) without push: the group rings mon1 and the phones;
+    phone1 (alice) answers; the rest stop with "answered elsewhere"."""
+    w.start_cloud()
+    w.start_house(group_phones=phones)
+    w.wait_house_registered(20)
+    for node in phones:
+        w.start_phone(node)
+    phone1, door, mon1 = w.phones["phone1"], w.door, w.monitors["mon1"]
+    # The press rings mon1 at home and, up the house's flow and down each
+    # phone's own, the phones behind their NATs; all show the visitor before
+    # anyone answers (early media through both relays).
+    home_e2e.ring_until_everyone_sees_the_visitor(w, ("mon1",) + tuple(phones))
+    call = phone1.wait_call_event("LinphoneCallIncomingEarlyMedia", 5)
+    ok, _, _ = phone1.cmd("answer %s" % call)
+    check(ok, "phone1 (alice) answers")
+    phone1.wait_call_event("LinphoneCallStreamsRunning", 10, call)
+    wait_for(lambda: door.status().get("call") == "active" or None, 10, "the door's call active")
+    by = [e["details"] for e in door.events("answered")]
+    check(by and by[-1] == "by=sip:alice@" + CLOUD_DOMAIN, "the door knows alice answered: %s"
+          % by)
+    # RFC 3326: the others stop with "answered elsewhere" (Reason cause=200).
+    st = wait_for(lambda: (lambda s: s if s.get("call") in ("ended", "idle") and s.get("reason")
+                           else None)(mon1.status()), 10, "mon1 to stop ringing")
+    check("answered elsewhere" in st.get("reason", ""), "mon1 says why: %r" % st.get("reason"))
+    for node in phones[1:]:
+        p = w.phones[node]
+        p.wait_call_event("LinphoneCallReleased", 10)
+        cancels = [t for d, _, t in li.sip_messages(p) if d == "in" and t.startswith("CANCEL ")]
+        check(cancels and any("cause=200" in (li.header(c, "Reason") or "") for c in cancels),
+              "%s got CANCEL with Reason cause=200 (RFC 3326)" % node)
+    # alice opens the door by RFC 4733 from her phone, through both relays.
+    for k in home_e2e.CODE:
+        ok, _, _ = phone1.cmd("dtmf %s" % k)
+        check(ok, "phone1: dtmf accepted")
+        time.sleep(0.35)
+    wait_for(lambda: door.fired_actions() or None, 10, "the door's actuator")
+    phone1.cmd("terminate %s" % call)
+    phone1.wait_call_event("LinphoneCallReleased", 10, call)
+    wait_for(lambda: door.status().get("call") == "idle" or None, 10, "the door idle")
+    check(door.fired_actions() == ["door"], "the lock pulsed once: %s" % door.fired_actions())
+    for d in (w.proxy, w.cloud):
+        wait_for(lambda: d.relay().get("ports_in_use") == 0 or None, 10,
+                 "every relay port of %s freed" % d.name)
+
+
+SCENARIOS = {"keepalive": scenario_keepalive, "ring": scenario_ring,
+             "ring-one-phone": lambda w: scenario_ring(w, ("phone1",)), "reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
              "phone-calls-door": scenario_phone_calls_door}
 
 
