@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "common/auth/identity_proof.h"
+#include "common/ascii.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -572,6 +573,19 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     // (RFC 3325 §9.1 in responses), so the door knows who may open it.
     const int st = sip_object(response)->sip_status->st_status;
     if (t->dialog_forming && st >= 200 && st < 300) {
+      // Through an inter-domain flow the device is the other proxy's: it
+      // proved who answered and asserted it, and we trust that proxy (we
+      // verified the cloud by name; the house proved its domain), for its
+      // own identities only: the cloud for any but ours, a house for its
+      // domain. The dialog keeps that identity for the requests that follow.
+      if (!b->flow_domain.empty()) {
+        const std::string who = asserted_aor(sip_object(response));
+        const std::string domain = who.empty() ? std::string() : aor_domain(who);
+        const bool up_to_cloud = env_.names.is_reg_domain(b->flow_domain.c_str());
+        if (!who.empty() && (up_to_cloud ? !env_.names.is_reg_domain(domain.c_str())
+                                         : ascii::iequals(domain, b->flow_domain)))
+          b->aor = who;
+      }
       assert_identity(response, b->aor);
       if (const ProofKey *k = proof_key(t->call.caller_aor))
         add_identity_proof(response, identity_proof_for(response, k->alg, k->key,

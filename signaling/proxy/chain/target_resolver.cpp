@@ -56,44 +56,39 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   // Which AORs this request rings: a group address rings every AOR of its domain
   // but the caller's own; a static record lists its AORs; else the AOR itself.
   std::vector<std::string> aors;
-  const std::string domain = aor_domain(aor);
   const bool group = groups_.contains(aor, ruri->url_user, names_.is_reg_domain(host.c_str()));
-  const std::string cloud_hop = cloud_flow_ ? cloud_flow_(domain) : std::string();
-  const bool cloud = !cloud_hop.empty();
-  // A group address has no static record of its own, except in a domain
-  // registered to a cloud: there its record adds the residents' phones.
-  const std::vector<std::string> *listed = group && !cloud ? nullptr : static_records_.find(aor);
+  const std::vector<std::string> *listed = group ? nullptr : static_records_.find(aor);
   std::vector<std::string> in_domain;  // a sip:ALIAS@* static record, here
-  if ((!group || cloud) && !listed && names_.is_reg_domain(host.c_str()) &&
-      static_records_.find_in_domain(ruri->url_user, domain, &in_domain))
+  if (!group && !listed && names_.is_reg_domain(host.c_str()) &&
+      static_records_.find_in_domain(ruri->url_user, aor_domain(aor), &in_domain))
     listed = &in_domain;
-  std::vector<std::string> up;  // AORs at the cloud, reached up its flow
   if (group) {
-    for (auto &a : locations_.aors_in_domain(domain, now))
+    for (auto &a : locations_.aors_in_domain(aor_domain(aor), now))
       if (a != ctx.caller_aor && a != aor) aors.push_back(a);
-  } else if (!listed) {
-    aors.push_back(aor);
-  }
-  if (listed) {
+  } else if (listed) {
     const bool isolate = !inter_domain_allowed_;
+    const std::string domain = isolate ? aor_domain(aor) : std::string();
     for (const auto &a : *listed) {
-      if (a == ctx.caller_aor || a == aor) continue;
-      const std::string d = aor_domain(a);
-      // Not served here: another house's or the cloud's. With a cloud route
-      // it goes there (the cloud keeps its houses apart itself), and only
-      // for a caller the house vouches for: a phone at the cloud calling
-      // the group must not be able to bounce calls back up through us.
-      if (cloud && d != domain && !names_.is_reg_domain(d.c_str())) {
-        if (ctx.cloud_flow.empty()) up.push_back(a);
-        continue;
-      }
-      if (isolate && d != domain) {
+      if (a == ctx.caller_aor) continue;
+      if (isolate && aor_domain(a) != domain) {
         PLOG_DEBUG("route: static record %s skips %s (another domain)", aor.c_str(), a.c_str());
         continue;
       }
-      if (std::find(aors.begin(), aors.end(), a) == aors.end()) aors.push_back(a);
+      aors.push_back(a);
     }
+  } else {
+    aors.push_back(aor);
   }
+  // In a domain registered to a cloud, the group address also rings the
+  // residents' phones there: one branch up the flow, Request-URI unchanged,
+  // and the cloud forks it to the phones it has for this house. One branch,
+  // so the door's video crosses the house's uplink once, whatever the number
+  // of phones (the cloud's relay fans it out), and the phones' pushes and
+  // late branches are all the cloud's one fork. Never for a request that came
+  // down that flow (it would go straight back up), nor while the cloud is
+  // unreachable (the house rings as before).
+  std::string up;
+  if (group && cloud_flow_ && ctx.cloud_flow.empty()) up = cloud_flow_(aor_domain(aor));
 
   ctx.targets.clear();
   std::set<std::string> seen;
@@ -107,7 +102,7 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
             {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
     }
   }
-  for (const auto &a : up) ctx.targets.push_back({a, cloud_hop, a, {}, {}, domain});
+  if (!up.empty()) ctx.targets.push_back({aor, up, aor, {}, {}, aor_domain(aor)});
   if (!ctx.targets.empty()) return Outcome::Continue;
   if (!group && !listed && !users_.has_user(ruri->url_user, host))
     ctx.reply.send(SIP_404_NOT_FOUND, TAG_END());
@@ -120,6 +115,12 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
 Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
   const sip_t *sip = ctx.sip;
   const url_t *ruri = sip->sip_request->rq_url;
+  // The house's own request for its own domain (its group address, sent up
+  // to ring the residents' phones): going back down the flow would be a
+  // loop. Our static record of that address names the phones here, as the
+  // operator set them up for the house; none: 404.
+  if (!ctx.house_flow.empty() && ascii::iequals(ctx.house_flow, ruri->url_host))
+    return resolve_residents(ctx, now);
   ctx.aor = domain_aor(ruri->url_host);
   // The house's proxy is the authority for its domain: the Request-URI goes
   // to it as the caller wrote it (the binding's contact names the house, not
@@ -143,6 +144,38 @@ Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
   PLOG_INFO("route: %s %s: house domain registered, no open flow: 480",
             sip->sip_request->rq_method_name, ruri->url_host);
   ctx.reply.send(480, "Flow gone", TAG_END());
+  return Outcome::Respond;
+}
+
+}  // namespace portier::proxy::chain
+
+namespace portier::proxy::chain {
+
+Outcome TargetResolver::resolve_residents(RequestContext &ctx, int64_t now) const {
+  const url_t *ruri = ctx.sip->sip_request->rq_url;
+  ctx.aor = normalize_aor(ruri->url_user ? ruri->url_user : "", ruri->url_host);
+  const std::vector<std::string> *listed = static_records_.find(ctx.aor);
+  ctx.targets.clear();
+  std::set<std::string> seen;
+  size_t residents = 0;
+  for (const auto &a : listed ? *listed : std::vector<std::string>()) {
+    // Only our own users: a house's record never reaches another house.
+    if (!names_.is_reg_domain(aor_domain(a).c_str()) || a == ctx.caller_aor) continue;
+    ++residents;
+    for (const auto &bnd : locations_.lookup(a, now)) {
+      url_t *u = url_make(msg_home(ctx.msg), bnd.contact.c_str());
+      if (u && !names_.is_us(u) && seen.insert(bnd.contact).second)
+        ctx.targets.push_back(
+            {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
+    }
+  }
+  if (!ctx.targets.empty()) return Outcome::Continue;
+  PLOG_INFO("route: %s %s from its house: %s", ctx.sip->sip_request->rq_method_name,
+            ctx.aor.c_str(), residents ? "no resident's phone registered" : "no residents here");
+  if (residents)
+    ctx.reply.send(480, "Temporarily Unavailable", TAG_END());
+  else
+    ctx.reply.send(404, "No residents of this house here", TAG_END());
   return Outcome::Respond;
 }
 

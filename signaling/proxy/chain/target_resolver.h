@@ -43,12 +43,10 @@ class TargetResolver : public Processor {
   void set_house_domains(const HouseDomains *house) { house_ = house; }
   // Where the flow up to the cloud of a local domain goes now (Proxy::
   // domain_flow: the cloud's URI while the domain is registered there); ""
-  // when it is not. A static record of such a domain (also one named as a
-  // group address: the group then rings the record's members beside the
-  // domain's devices) may list AORs of domains not served here, the
-  // residents' phones at the cloud: those go up the flow, Request-URI the
-  // AOR. While the cloud is unreachable they are left out, so the house's
-  // own devices ring as before.
+  // when it is not. A group address of such a domain also goes up that flow,
+  // Request-URI unchanged: the cloud rings the residents' phones it lists
+  // for it (resolve_residents, on the cloud's side). While the cloud is
+  // unreachable it is left out, so the house's own devices ring as before.
   void set_cloud_flow(std::function<std::string(const std::string &domain)> flow) {
     cloud_flow_ = std::move(flow);
   }
@@ -60,6 +58,9 @@ class TargetResolver : public Processor {
  private:
   // A Request-URI in a registered house domain: its open flows, or 480.
   Outcome resolve_house(RequestContext &ctx, int64_t now) const;
+  // The house's own group address, up its flow: the phones our static
+  // record of that address lists (our users only), or 404/480.
+  Outcome resolve_residents(RequestContext &ctx, int64_t now) const;
   const LocalNames &names_;
   const GroupAddresses &groups_;
   const bool &inter_domain_allowed_;

@@ -33,7 +33,8 @@ class _Cloud:
     """The cloud: portier-proxy serving cloud.test (alice) on UDP and TLS (the
     test PKI's proxy certificate, named proxy.test), accepting the domain
     registration of home.example by digest (users file line
-    home.example@home.example), with a media relay of its own on the upper half
+    home.example@home.example), the static record that lists alice's phone for
+    the house's group address, and a media relay of its own on the upper half
     of the case's relay ports."""
 
     def __init__(self, env, pki, more=""):
@@ -47,6 +48,11 @@ class _Cloud:
         with open(users, "a") as f:
             f.write("%s@%s clrtxt:%s ;\n" % (DOMAIN, DOMAIN, HOUSE_PW))
         relay = "%d-%d" % (env.ports.relay_first + 50, env.ports.relay_first + 99)
+        # The residents' phones of the house home.example: its group
+        # address, sent up the house's flow, rings them.
+        records = os.path.join(self.dir, "static-records")
+        with open(records, "w") as f:
+            f.write("<sip:home@%s> <sip:alice@%s>\n" % (DOMAIN, CLOUD))
         cfg = configs.proxy_conf(LOCAL, self.udp, os.path.join(self.dir, "state"), self.socket,
                                  users, relay, CLOUD, "everyone", more={
             # The name the house writes in its REGISTER's Request-URI is ours.
@@ -55,6 +61,7 @@ class _Cloud:
                        "tls-certificates-file=%s;tls-certificates-private-key=%s"
                        % (LOCAL, self.udp, LOCAL, self.tls, pki.path("proxy-full.pem"),
                           pki.path("proxy.key"))},
+            "module::Registrar": {"static-records-file": records},
             "module::MediaRelay": {"enabled": "true", "sdp-address": LOCAL},
             "inter-domain-connections": {"accept-domain-registrations": "true"}})
         self.config = os.path.join(self.dir, "cloud.ini")
@@ -103,14 +110,13 @@ class _Cloud:
 def _house(env, pki, cloud):
     """The case's own proxy as the house: devices on UDP, a TLS transport that
     verifies servers against the test root, home.example registered to the
-    cloud, and the static record that adds alice's phone at the cloud to the
-    group address sip:home@home.example."""
+    cloud (its group address then also goes up to the cloud), the lower half
+    of the case's relay ports."""
     set_transports(env, tls_transport(
         env, pki, params=";tls-verify-outgoing=true;tls-certificates-ca-file=%s"
         % pki.path("ca.pem")))
     regs = env.write("domain-registrations", "%s sips:proxy.test:%d;maddr=%s %s\n"
                      % (DOMAIN, cloud.tls, LOCAL, HOUSE_PW))
-    records = env.write("static-records", "<sip:home@%s> <sip:alice@%s>\n" % (DOMAIN, CLOUD))
     env.relay_extra = ("[inter-domain-connections]\ndomain-registrations = %s\n"
                        "keepalive-interval = 5\nping-pong-timeout-delay = 2\n"
                        "reconnection-delay = 1\n" % regs)
@@ -120,7 +126,6 @@ def _house(env, pki, cloud):
         path = write_config()
         with open(path) as f:
             text = f.read()
-        text = text.replace("static-records-file = \n", "static-records-file = %s\n" % records)
         text = text.replace("port-range = %d-%d" % (env.ports.relay_first, env.ports.relay_first + 99),
                             "port-range = %d-%d" % (env.ports.relay_first, env.ports.relay_first + 49))
         with open(path, "w") as f:
@@ -178,10 +183,12 @@ def _wait_door_idle(env):
 @case
 def case_interdomain_door_rings_cloud_phone(env):
     """Issue 15 item 2, through two real proxies: the door's press on
-    sip:home@home.example rings mon1 at home and, up the house's TLS flow, the
-    phone alice@cloud.test at the cloud; both decode the door's video while
-    ringing (early media through the house's relay, then the cloud's). The
-    phone answers: mon1 gets "answered elsewhere" (RFC 3326 Reason), audio flows
+    sip:home@home.example rings mon1 at home and goes up the house's TLS flow
+    once, Request-URI unchanged; the cloud's static record for that address
+    rings alice@cloud.test's phone; both decode the door's video while ringing
+    (early media through the house's relay, then the cloud's). The phone
+    answers: the door learns it was alice (the cloud's assertion, passed on by
+    the house), mon1 gets "answered elsewhere" (RFC 3326 Reason), audio flows
     both ways through both relays, the phone's open-door (RFC 4733, in the
     media) runs the door's action once. The phone hangs up: its BYE goes from
     the cloud down the house's flow (RFC 5626 §5.3), not to the door's address
@@ -196,7 +203,11 @@ def case_interdomain_door_rings_cloud_phone(env):
         check(st.get("peer") == "sip:door@%s" % DOMAIN, "%s: the caller is %r" % (name, st.get("peer")))
     r = env.mon_ctl("alice", "answer")
     check(r.get("result") == "answered", "alice answer: %s" % r)
-    env.wait_door_event("answered", 10)
+    answered = env.wait_door_event("answered", 10)
+    # Who answered, as the cloud asserted it and the house passed it on (RFC
+    # 3325 §9.1): the door's access list decides on it.
+    check(answered[0]["details"] == "by=sip:alice@%s" % CLOUD,
+          "the door's answered event: %s" % answered[0]["details"])
     check_answered_with_audio(env, "alice", "mon1")
     # On the WAN both legs are SRTP, each keyed by its own relay (RFC 3711
     # §9.1): the phone's from the cloud's relay, the house-to-cloud leg's by
