@@ -141,6 +141,7 @@ class Bench:
         # router -> phone, and on each round trip house <-> cloud or cloud <->
         # phone.
         self.w = w = cloud_e2e.World(ns, tmp, wan_delay_ms=args.wan_rtt / 4.0)
+        w.group_phones = ("phone2",)
         w.start_cloud()
         w.start_house(monitors=("mon1",))
         w.wait_house_registered(20)

@@ -32,8 +32,16 @@ Scenarios (one ctest test each):
              ringing. alice answers: the door learns it was her (the cloud's
              assertion), mon1 and bob end "answered elsewhere", the door's leg
              is SRTP, her RFC 4733 keys cross both NATs and both relays and
-             open the door once, her hang-up ends the door's call; the token is
-             in neither proxy's log.
+             open the door once, her hang-up ends the door's call and frees
+             every port of both relays; the token is in neither proxy's log.
+             (Before main's a034efa the house sent one INVITE per cloud phone
+             up its flow and the cloud's relay refused the second: 488 "call
+             already relayed".)
+  keepalive  Nothing goes wrong for three keep-alive rounds: the house keeps
+             its flow (each CRLFCRLF ping answered by the cloud's CRLF pong on
+             TLS, RFC 5626 §4.4.1). Without the pong the house drops and
+             remakes its flow every keepalive-interval + ping-pong-timeout-delay
+             (sofia-sip pongs on TCP only; main's 7d832d2 answers on TLS).
   reconnect  The house registers home.example to the cloud through its NAT
              (portierctl domain-registrations on the house: registered; the
              cloud's binding sip:home.example came from the router's public
@@ -165,6 +173,7 @@ class World:
         self.cloud_ip = lab.addr("cloud")
         self.house_public = lab.addr("hrouter", "wan")
         self.door = self.proxy = self.cloud = self.standin = None
+        self.group_phones = ()  # the PHONES the cloud rings for the house's group
         self.monitors, self.phones = {}, {}
         self.tls = t = pki.Pki(tmp, "tls")
         t.root("ca", "portier e2e CA")
@@ -179,6 +188,13 @@ class World:
                                    {u: pw for u, pw in PHONES.values()}, CLOUD_DOMAIN)
         with open(users, "a") as f:  # config/proxy-cloud.conf: one line per house
             f.write("%s@%s clrtxt:%s ;\n" % (DOMAIN, DOMAIN, HOUSE_PASSWORD))
+        # The house's residents (README: the cloud's static record for the
+        # house's group address, which the house sends up its flow once).
+        records = os.path.join(self.tmp, "cloud-static-records")
+        with open(records, "w") as f:
+            if self.group_phones:
+                f.write("<%s> %s\n" % (home_e2e.GROUP, ",".join(
+                    "<sip:%s@%s>" % (PHONES[n][0], CLOUD_DOMAIN) for n in self.group_phones)))
         return shipped("proxy-cloud.conf", {
             "global": {"transports": "sips:%s:%d" % (self.cloud_ip, TLS_PORT),
                        "tls-certificates-file": self.tls.path("cloud.pem"),
@@ -186,10 +202,10 @@ class World:
                        "log-level": "debug", "state-directory": self.tmp + "/cloud-state",
                        "control-socket": d.sock},
             "module::Authentication": {"file-path": users},
-            "module::Registrar": {"static-records-file": self.static_records()},
-            # Phones behind NATs write their private address in SDP.
-            "module::MediaRelay": {"sdp-address": self.cloud_ip, "port-range": "20000-20999",
-                                   "latch": "anywhere"}})
+            "module::Registrar": {"static-records-file": records},
+            # (its latch = anywhere: phones and houses behind NATs write
+            # private addresses in SDP)
+            "module::MediaRelay": {"sdp-address": self.cloud_ip, "port-range": "20000-20999"}})
 
     def start_cloud(self, more=""):
         """more: INI text after the config (the push stand-in's section)."""
@@ -226,16 +242,6 @@ class World:
                                          "keepalive-interval": KEEPALIVE,
                                          "ping-pong-timeout-delay": PONG,
                                          "reconnection-delay": RECONNECT}})
-
-    def static_records(self):
-        """The cloud's list of the house's residents: the house's group
-        address, sent up its flow, rings their phones (README, "House and
-        cloud")."""
-        path = os.path.join(self.tmp, "static-records.conf")
-        with open(path, "w") as f:
-            f.write("<%s> %s\n" % (home_e2e.GROUP, ",".join(
-                "<sip:%s@%s>" % (u, CLOUD_DOMAIN) for u, _ in PHONES.values())))
-        return path
 
     def start_house(self, monitors=("mon1",)):
         self.proxy = ProxyD(self.lab, self.args.build, self.tmp, "panel", self.house_conf)
@@ -371,6 +377,33 @@ def phone_rings_mon1(w, what, node="phone1"):
     check(st.get("reason") in ("missed", None, ""), "mon1: %s" % st.get("reason"))
 
 
+def retrying_since(w, seen):
+    """The reasons of the house's retries after its first `seen` events."""
+    return [e.get("error", "") for e in w.proxy.events("domain_registration")[seen:]
+            if e.get("state") == "retrying"]
+
+
+def scenario_keepalive(w):
+    """Nothing goes wrong: the house's flow must outlive its keep-alives. Each
+    CRLFCRLF ping must get its CRLF pong within ping-pong-timeout-delay (RFC
+    5626 §4.4.1), or the house drops the flow and registers again, again and
+    again. Watched over three keep-alive rounds (the window is what this
+    checks: a flow dropped in it is the defect)."""
+    w.start_cloud()
+    w.start_house(monitors=())
+    flow = w.wait_house_registered(20)
+    seen = len(w.proxy.events("domain_registration"))
+    end = time.monotonic() + 3 * KEEPALIVE + PONG + 1
+    while time.monotonic() < end:
+        why = retrying_since(w, seen)
+        check(not why, "the house kept its flow through its keep-alives (RFC 5626 §4.4.1); "
+              "it dropped it: %s" % why)
+        time.sleep(0.5)
+    check(w.house_flow().get("received") == flow and
+          w.domain_registration().get("state") == "registered",
+          "still registered over %s" % flow)
+
+
 def scenario_reconnect(w):
     w.start_cloud()
     w.start_house()
@@ -384,28 +417,27 @@ def scenario_reconnect(w):
     # unanswered (its packets are now invalid at the router: dropped), so after
     # ping-pong-timeout-delay it drops the flow and connects again (RFC 5626
     # §4.4.1, §4.5): a new connection, a new mapping.
+    seen = len(w.proxy.events("domain_registration"))
     r = w.lab.run("hrouter", ["conntrack", "-F"])
     check(r.returncode == 0, "conntrack -F in the house router: %s" % r.stderr.strip())
     log("house router: conntrack -F")
     flow2 = w.wait_house_registered(3 * (KEEPALIVE + PONG + RECONNECT), other_than=flow1)
     log("house registered again over %s" % flow2)
-    why = [e.get("error", "") for e in w.proxy.events("domain_registration")
-           if e.get("state") == "retrying"]
-    check(why and "no pong" in why[-1], "the house found the flow dead by its keep-alive "
+    why = retrying_since(w, seen)
+    check(why and "no pong" in why[0], "the house found the flow dead by its keep-alive "
           "(RFC 5626 §4.4.1): %s" % why)
     phone_rings_mon1(w, "after the NAT flush")
 
     # The cloud restarts (its journal brings the binding back, with no flow
     # until the house reconnects: 480 in between).
+    seen = len(w.proxy.events("domain_registration"))
     w.cloud.stop()
     log("cloud stopped")
     w.start_cloud()
     flow3 = w.wait_house_registered(3 * (KEEPALIVE + PONG + RECONNECT), other_than=flow2)
     log("house registered again over %s" % flow3)
-    why = [e.get("error", "") for e in w.proxy.events("domain_registration")
-           if e.get("state") == "retrying"]
-    check(len(why) == 2 and "closed" in why[-1], "the house saw the cloud close the flow: %s"
-          % why)
+    why = retrying_since(w, seen)
+    check(why and "closed" in why[0], "the house saw the cloud close the flow: %s" % why)
     # alice's TLS connection died with the cloud as well; Linphone tried again
     # at once (refused: the cloud was still starting) and next tries after
     # 60 s. bob's phone, started now behind the other NAT, makes the call.
@@ -499,6 +531,7 @@ def scenario_door_rings_phones(w):
     from portier_py.push_standin import PushStandin
     w.standin = PushStandin(os.path.join(w.tmp, "standin"), log,
                             prefix=["ip", "netns", "exec", w.lab.ns("cloud")])
+    w.group_phones = ("phone1", "phone2")
     w.start_cloud(w.standin.proxy_section())
     w.start_house()
     w.wait_house_registered(20)
@@ -559,9 +592,12 @@ def scenario_door_rings_phones(w):
     check(door.fired_actions() == ["door"], "the lock pulsed once: %s" % door.fired_actions())
     for who, d in (("house", w.proxy), ("cloud", w.cloud)):
         check(push["push-prid"] not in d.log_text(), "no push token in the %s's log" % who)
+        wait_for(lambda: d.relay().get("ports_in_use") == 0 or None, 10,
+                 "every relay port of the %s freed" % who)
 
 
-SCENARIOS = {"door-rings-phones": scenario_door_rings_phones, "reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
+SCENARIOS = {"door-rings-phones": scenario_door_rings_phones, "keepalive": scenario_keepalive,
+             "reconnect": scenario_reconnect, "cloud-down": scenario_cloud_down,
              "phone-calls-door": scenario_phone_calls_door}
 
 

@@ -197,7 +197,7 @@ TEST(ProxyConfig, ShippedHouseConfig) {
   EXPECT_EQ(portier::proxy::proxy_security_warning(c), "");
   const auto s = portier::proxy::settings_from_config(c);
   EXPECT_FALSE(s.house_domains.accept);
-  EXPECT_EQ(s.domain_registrations.file, "/etc/portier/domain-registrations.conf");
+  EXPECT_EQ(s.domain_registrations.file, "/etc/portier/domain-registrations");
   // RFC 5626 §4.4.1: pongs awaited, and sooner than the next ping.
   EXPECT_GT(s.domain_registrations.ping_pong_timeout_delay, 0);
   EXPECT_LT(s.domain_registrations.ping_pong_timeout_delay,
