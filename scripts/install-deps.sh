@@ -54,8 +54,9 @@ TEST=(
   # the monitor window test's X server and clicks
   xvfb xdotool
   # tools the tests use: ip netns (tests/e2e), ps, the openssl CLI (the TLS
-  # cases' throwaway CA, s_client and s_server)
-  iproute2 procps openssl
+  # cases' throwaway CA, s_client and s_server); the NAT routers of
+  # tests/e2e/cloud_e2e.py (nft masquerade, conntrack -F)
+  iproute2 procps openssl nftables conntrack
   # the FCM/APNs stand-ins of tests/push (HTTP/2 server, JWT signature checks)
   python3-h2 python3-cryptography
 )

@@ -22,9 +22,12 @@ class PushStandin:
 
     failure = AssertionError
 
-    def __init__(self, directory, log=print):
+    def __init__(self, directory, log=print, prefix=()):
+        """prefix: argv the stand-in runs under (e.g. ip netns exec NS: it then
+        serves on that namespace's loopback, for a proxy in it)."""
         self.dir = directory
-        self.popen = subprocess.Popen([PYTHON, STANDIN, self.dir], stdin=subprocess.PIPE,
+        self.popen = subprocess.Popen(list(prefix) + [PYTHON, STANDIN, self.dir],
+                                      stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         ready = select.select([self.popen.stdout], [], [], 30)[0]
         line = self.popen.stdout.readline().decode() if ready else ""

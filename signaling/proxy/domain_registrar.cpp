@@ -113,14 +113,22 @@ struct DomainRegistrar::Registration {
 
   void set_state(State s, const std::string &error) {
     if (s == state && error == last_error) return;
+    const bool same_state = s == state;
     state = s;
     last_error = error;
     since = clock::wall_s();
-    // One line per change; never the password (it is only in `digest`).
+    // One line per change of state; never the password (it is only in
+    // `digest`). Each failed attempt of one outage ("retrying ... again in
+    // 2 s", "... 4 s") is the same state with a new reason: debug only, so
+    // an outage is one warning however long it lasts (issue 15: "one log
+    // line"); the event and portierctl keep every reason.
     if (s == State::Registered)
       PLOG_INFO("domain registration %s at %s: registered (instance %s, pongs %s)",
                 entry.local_domain.c_str(), entry.cloud_uri.c_str(), instance.c_str(),
                 pongs_expected ? "expected" : "not expected");
+    else if (same_state)
+      PLOG_DEBUG("domain registration %s at %s: still %s: %s", entry.local_domain.c_str(),
+                 entry.cloud_uri.c_str(), name(s), error.c_str());
     else
       PLOG_WARN("domain registration %s at %s: %s%s%s", entry.local_domain.c_str(),
                 entry.cloud_uri.c_str(), name(s), error.empty() ? "" : ": ", error.c_str());

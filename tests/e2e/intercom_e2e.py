@@ -140,7 +140,7 @@ def media_encryption(tls):
 
 
 class Door(Daemon):
-    def __init__(self, lab, build, tmp, tls=None, secure=None):
+    def __init__(self, lab, build, tmp, tls=None, secure=None, residents=()):
         super().__init__(lab, "door", os.path.join(build, "signaling", "portier-door"), tmp,
                          "door")
         self.fired = os.path.join(tmp, "door-fired")
@@ -149,7 +149,9 @@ class Door(Daemon):
             f.write("#!/bin/sh\necho \"$ACTION\" >> %s\n" % self.fired)
         os.chmod(script, stat.S_IRWXU)
         ip = lab.addr("door")
-        residents = " ".join("sip:%s@%s" % (u, DOMAIN) for u in ("monitor1", "monitor2", "phone"))
+        # residents: more callers it answers by itself and lets open (cloud_e2e's phones)
+        residents = " ".join(["sip:%s@%s" % (u, DOMAIN) for u in ("monitor1", "monitor2", "phone")]
+                             + list(residents))
         account = device_account(lab, "sip:door@" + DOMAIN, PASSWORDS["door"], "door", tls)
         media = {"keyframe-interval": 2}
         if secure is not None:
@@ -205,15 +207,16 @@ class Phone(li.Linphone):
     registered through the panel's proxy, early media on (it answers 183
     with SDP and shows the video while ringing)."""
 
-    def __init__(self, lab, tmp, exe, role, user, password, tls=None):
+    def __init__(self, lab, tmp, exe, role, user, password, tls=None, proxy=None, domain=DOMAIN):
+        """proxy, domain: another registrar than the panel's (cloud_e2e's cloud)."""
         transport, port = ("tls", TLS_PORT) if tls else ("udp", 5060)
         li.PEERS[role] = (user, password, 5060, transport)
-        proxy = lab.addr("panel")
+        proxy = proxy or lab.addr("panel")
         account = ("[proxy_0]\nreg_proxy=<sip:{p}:{port};transport={t}>\n"
                    "reg_route=<sip:{p}:{port};transport={t};lr>\nreg_identity=sip:{u}@{d}\n"
                    "reg_expires=3600\nreg_sendregister=1\n"
                    "[auth_info_0]\nusername={u}\nuserid={u}\npasswd={pw}\nrealm={d}\n").format(
-                       p=proxy, port=port, t=transport, u=user, d=DOMAIN, pw=password)
+                       p=proxy, port=port, t=transport, u=user, d=domain, pw=password)
         sip = "default_proxy=0\nincoming_calls_early_media=1\n"
         if tls:
             # Linphone checks the proxy's certificate and name (belle-sip

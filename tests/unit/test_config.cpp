@@ -185,6 +185,30 @@ TEST(ProxyConfig, ShippedCloudConfig) {
   EXPECT_TRUE(portier::proxy::settings_from_config(c).house_domains.accept);
 }
 
+// The shipped house config: the in-house proxy that registers its domain to a
+// cloud (issue 15). Its one TLS transport serves the home's devices and opens
+// the connection to the cloud, so it verifies the server it connects to
+// (check_proxy_config refuses domain registrations otherwise).
+TEST(ProxyConfig, ShippedHouseConfig) {
+  Config c(portier::proxy::proxy_schema());
+  std::string err;
+  ASSERT_TRUE(c.load_file(std::string(PORTIER_SOURCE_DIR) + "/config/proxy-house.conf", &err))
+      << err;
+  EXPECT_EQ(portier::proxy::proxy_security_warning(c), "");
+  const auto s = portier::proxy::settings_from_config(c);
+  EXPECT_FALSE(s.house_domains.accept);
+  EXPECT_EQ(s.domain_registrations.file, "/etc/portier/domain-registrations");
+  // RFC 5626 §4.4.1: pongs awaited, and sooner than the next ping.
+  EXPECT_GT(s.domain_registrations.ping_pong_timeout_delay, 0);
+  EXPECT_LT(s.domain_registrations.ping_pong_timeout_delay,
+            s.domain_registrations.keepalive_interval);
+  EXPECT_GT(s.domain_registrations.reconnection_delay, 0);
+  ASSERT_EQ(s.transport_tls.size(), 1u);
+  ASSERT_TRUE(s.transport_tls[0].has_value());
+  EXPECT_TRUE(s.transport_tls[0]->verify_outgoing);
+  EXPECT_FALSE(s.transport_tls[0]->files.ca_file.empty());
+}
+
 // The shipped config/proxy.conf: TLS only, authentication, the relay with SRTP
 // mandatory and terminated: nothing to warn about. Each step down is named.
 TEST(ProxyConfig, SecurityWarningNamesWhatIsOff) {
