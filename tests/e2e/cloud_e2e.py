@@ -622,30 +622,8 @@ def main():
         return 1
     li.TOTAL_BUDGET = BUDGET
     li.T0 = time.monotonic()
-    worlds = []
-
-    def run(tmp):
-        worlds.append(World(args, tmp))
-        SCENARIOS[args.scenario](worlds[0])
-
-    def report(tmp):
-        for path in sorted(os.listdir(tmp)):
-            if path.endswith(".log"):
-                print("---- %s (tail)" % path)
-                sys.stdout.writelines(li.tail(os.path.join(tmp, path), 25))
-        for w in worlds:
-            for role, p in w.phones.items():
-                print("---- %s: SIP (last lines)" % role)
-                for d, t, m in li.sip_messages(p)[-12:]:
-                    print("  %-3s %s %s" % (d, t, li.first_line(m)))
-
-    def cleanup():
-        for w in worlds:
-            w.close()
-
-    return li.run_bounded("portier-cloud-e2e-%s-" % args.scenario, args.keep, run, report,
-                          cleanup)
-
+    return home_e2e.run_scenario("portier-cloud-e2e-%s-" % args.scenario, args.keep,
+                                 lambda tmp: World(args, tmp), SCENARIOS[args.scenario])
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -610,28 +610,37 @@ def main():
         return 1
     li.TOTAL_BUDGET = BUDGET
     li.T0 = time.monotonic()
-    homes = []
+    return run_scenario("portier-e2e-%s-" % args.scenario, args.keep,
+                        lambda tmp: Home(args, tmp, NODES[args.scenario]),
+                        SCENARIOS[args.scenario])
+
+
+def run_scenario(prefix, keep, make, scenario):
+    """The scenario on what make(tmp) builds (a Home, cloud_e2e's World: its
+    phones, close()), within the budget; after a failure, each log's tail and
+    each phone's last SIP messages. Returns the exit status."""
+    made = []
 
     def run(tmp):
-        homes.append(Home(args, tmp, NODES[args.scenario]))
-        SCENARIOS[args.scenario](homes[0])
+        made.append(make(tmp))
+        scenario(made[0])
 
     def report(tmp):
         for path in sorted(os.listdir(tmp)):
             if path.endswith(".log"):
                 print("---- %s (tail)" % path)
                 sys.stdout.writelines(li.tail(os.path.join(tmp, path), 25))
-        for home in homes:
-            for role, p in home.phones.items():
-                print("---- %s: SIP (first lines)" % role)
+        for world in made:
+            for role, p in world.phones.items():
+                print("---- %s: SIP (last lines)" % role)
                 for d, t, m in li.sip_messages(p)[-12:]:
                     print("  %-3s %s %s" % (d, t, li.first_line(m)))
 
     def cleanup():
-        for home in homes:
-            home.close()
+        for world in made:
+            world.close()
 
-    return li.run_bounded("portier-e2e-%s-" % args.scenario, args.keep, run, report, cleanup)
+    return li.run_bounded(prefix, keep, run, report, cleanup)
 
 
 if __name__ == "__main__":
