@@ -39,8 +39,8 @@ void NatKeepalive::stop() {
 void NatKeepalive::send(const Target &t) {
   const std::vector<uint8_t> m = stun_binding_indication();
   // Non-blocking and best effort: a keep-alive lost is sent again next time.
-  if (g_socket_send_to(t.socket, t.to, reinterpret_cast<const gchar *>(m.data()), m.size(),
-                       nullptr, nullptr) == static_cast<gssize>(m.size()))
+  if (g_socket_send_to(t.socket, t.to, reinterpret_cast<const gchar *>(m.data()), m.size(), nullptr,
+                       nullptr) == static_cast<gssize>(m.size()))
     ++sent_;
 }
 

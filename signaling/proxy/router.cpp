@@ -10,8 +10,8 @@
 
 #include <algorithm>
 
-#include "common/auth/identity_proof.h"
 #include "common/ascii.h"
+#include "common/auth/identity_proof.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"

@@ -125,8 +125,9 @@ TEST_F(TargetResolverTest, StaticRecordCrossesDomainsWhenAllowed) {
 // uplink once). While the cloud is unreachable the group rings the house
 // alone; a request that came down the flow never goes back up.
 TEST_F(TargetResolverTest, GroupGoesUpTheCloudFlowOnce) {
-  const std::string house = "sip:mon1@192.0.2.21:5060 sip:mon2@10.0.0.22:5060>"
-                            "sip:203.0.113.5:40211;transport=udp";
+  const std::string house =
+      "sip:mon1@192.0.2.21:5060 sip:mon2@10.0.0.22:5060>"
+      "sip:203.0.113.5:40211;transport=udp";
   EXPECT_EQ(resolve("sip:home@home.example", "sip:door@home.example"), house);
   cloud_ = "sips:cloud.test;maddr=198.51.100.1";
   EXPECT_EQ(resolve("sip:home@home.example", "sip:door@home.example"),

@@ -25,8 +25,8 @@ TEST(NatKeepalive, BindingIndicationIsWellFormed) {
 }
 
 GSocket *udp_socket(uint16_t *port) {
-  GSocket *s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
-                            G_SOCKET_PROTOCOL_UDP, nullptr);
+  GSocket *s =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
   GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
   GSocketAddress *any = g_inet_socket_address_new(lo, 0);
   g_socket_bind(s, any, TRUE, nullptr);
