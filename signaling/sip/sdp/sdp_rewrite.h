@@ -42,6 +42,13 @@ struct Media {
   // session's, else sendrecv (RFC 4566 §6). Reported as written even when port is 0.
   std::string direction;
   std::vector<Payload> payloads;  // in m= line order; empty for non-RTP media
+  // ICE (RFC 8839 §5.4): the device's a=ice-ufrag and a=ice-pwd, the media's
+  // own or else the session's. ice: both are there and the device is a full
+  // agent (no session a=ice-lite: two lite agents do no checks, RFC 8445
+  // §6.1.1, and the relay treats such a device as one without ICE).
+  std::string ice_ufrag;
+  std::string ice_pwd;
+  bool ice = false;
 };
 
 struct Session {
@@ -66,6 +73,16 @@ struct RelayEndpoint {
   std::optional<std::vector<std::string>> crypto;
   // a=rtcp-mux in the output (RFC 5761 §5.1.1: offered, or accepted in an answer).
   bool rtcp_mux = false;
+  // Set: the relay is an ICE-lite agent toward this device (RFC 8445 §2.5,
+  // RFC 8839): the line gets these a=ice-ufrag/a=ice-pwd, a host candidate
+  // for component 1 at (address, rtp_port) and, with rtcp_candidate, one for
+  // component 2 at the RTCP port; the session gets a=ice-lite.
+  struct Ice {
+    std::string ufrag;
+    std::string pwd;
+    bool rtcp_candidate = true;
+  };
+  std::optional<Ice> ice;
 };
 
 // Returns `text` with m= line i pointed at endpoints[i]:
@@ -82,6 +99,7 @@ struct RelayEndpoint {
 //   a=remote-candidates) and a=rtcp-mux-only are removed: the relay does no ICE;
 //   a=rtcp-mux is there only when the endpoint says so (RFC 5761 §5.1.1: the
 //   relay offers it to a device when the caller offered it, and accepts it);
+//   an endpoint with `ice` gets the relay's own ICE-lite attributes instead;
 // - a=crypto lines are replaced when the endpoint gives its own (the relay's
 //   keys, RFC 4568), else kept;
 // - codecs, directions, o= and every other line keep their meaning; sofia-sip
