@@ -32,6 +32,7 @@ constexpr uint16_t kXorMappedAddress = 0x0020;
 constexpr uint16_t kPriority = 0x0024;
 constexpr uint16_t kUseCandidate = 0x0025;
 constexpr uint16_t kFingerprint = 0x8028;
+constexpr uint16_t kIceControlled = 0x8029;
 constexpr uint16_t kIceControlling = 0x802A;
 
 constexpr size_t kSha1 = 20;
@@ -175,7 +176,7 @@ Answer answer(const uint8_t *req, size_t size, const Credentials &creds,
   if (length % 4 || kHeader + length != size) return a;
 
   std::string_view username;
-  bool has_username = false, has_priority = false, use_candidate = false;
+  bool has_username = false, has_priority = false, use_candidate = false, controlled = false;
   size_t integrity_at = 0, fingerprint_at = 0;
   uint16_t unknown[kMaxUnknown];
   size_t n_unknown = 0;
@@ -203,13 +204,15 @@ Answer answer(const uint8_t *req, size_t size, const Credentials &creds,
       has_priority = true;
     } else if (type == kUseCandidate) {
       use_candidate = true;
+    } else if (type == kIceControlled) {
+      controlled = true;
     } else if (type < 0x8000) {
       // Comprehension-required and unknown to us (RFC 5389 §7.3.1: 420).
       if (n_unknown < kMaxUnknown) unknown[n_unknown++] = type;
     }
-    // ICE-CONTROLLING/-CONTROLLED and the rest of 0x8000-0xFFFF: optional.
-    // A lite agent is always the controlled one (RFC 8445 §6.1.1), so a
-    // role conflict is the full agent's to resolve; we take its nomination.
+    // ICE-CONTROLLING and the rest of 0x8000-0xFFFF: optional. A lite agent
+    // is always the controlled one (RFC 8445 §6.1.1) and answers no 487
+    // role conflict: it has no role to give up.
     pos += 4 + padded;
   }
   // Every ICE check carries FINGERPRINT (RFC 8445 §7.2.2); without it, or with a
@@ -273,6 +276,7 @@ Answer answer(const uint8_t *req, size_t size, const Credentials &creds,
   w.fingerprint();
   a.verdict = Verdict::Success;
   a.use_candidate = use_candidate;
+  a.peer_controlled = controlled;
   a.size = w.size();
   return a;
 }
@@ -285,7 +289,7 @@ std::string build_request(const Request &r) {
   memcpy(w.attribute(kUsername, r.username.size()), r.username.data(), r.username.size());
   if (r.priority) put32(w.attribute(kPriority, 4), 0x6e0001ff);
   if (r.use_candidate) w.attribute(kUseCandidate, 0);
-  uint8_t *tie = w.attribute(kIceControlling, 8);
+  uint8_t *tie = w.attribute(r.controlled ? kIceControlled : kIceControlling, 8);
   memset(tie, 0x5a, 8);
   if (r.extra_attribute) w.attribute(r.extra_attribute, 0);
   if (r.integrity) w.integrity(r.pwd);

@@ -51,6 +51,12 @@ enum class Verdict {
 struct Answer {
   Verdict verdict = Verdict::Dropped;
   bool use_candidate = false;  // a Success that nominates the pair (RFC 8445 §7.3.1.5)
+  // A Success from a peer that says it is the controlled agent (ICE-CONTROLLED).
+  // Against a lite agent the full one must control (RFC 8445 §6.1.1), but
+  // liblinphone 5.1 as the answerer stays controlled whatever the offer
+  // says: it then never nominates, and its valid checks are all the relay
+  // will get (the relay, lite, cannot nominate either).
+  bool peer_controlled = false;
   size_t size = 0;             // the response's bytes in the caller's buffer; 0 for Dropped
 };
 
@@ -73,6 +79,7 @@ struct Request {
   std::string username;  // "theirs:ours" as the sender writes it
   std::string pwd;       // the receiver's ice-pwd: the MESSAGE-INTEGRITY key
   bool use_candidate = false;
+  bool controlled = false;  // ICE-CONTROLLED instead of ICE-CONTROLLING
   bool integrity = true;
   bool fingerprint = true;
   bool priority = true;

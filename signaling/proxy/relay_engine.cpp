@@ -608,11 +608,16 @@ bool RelayEngine::Worker::on_stun(const Stream *s, LegState &leg, int kind, int 
   }
   stun_answered.fetch_add(1, std::memory_order_relaxed);
   leg.stun_answered.fetch_add(1, std::memory_order_relaxed);
-  if (!a.use_candidate) return true;
+  // A controlling peer's check moves nothing until it nominates the pair. A
+  // peer that stays controlled (liblinphone as the answerer) never
+  // nominates: its valid check is taken as the choice, the latest one
+  // winning. Either way only who holds our ice-pwd moves the media.
+  if (!a.use_candidate && !a.peer_controlled) return true;
   Route &route = leg.route[kind];
   if (!(route.by_ice && same_address(route.to, source)))
-    PLOG_INFO("relay: call-id=%s %s: ICE pair nominated by %s (was %s): latched",
-              s->call->id.c_str(), kind_name(kind), source.text().c_str(), route.to.text().c_str());
+    PLOG_INFO("relay: call-id=%s %s: ICE pair %s by %s (was %s): latched", s->call->id.c_str(),
+              kind_name(kind), a.use_candidate ? "nominated" : "checked by the controlled peer",
+              source.text().c_str(), route.to.text().c_str());
   route.to = source;
   route.latched = route.by_ice = true;
   return true;

@@ -34,9 +34,10 @@
 //  - ICE-lite (RFC 8445 §2.5) on a leg with credentials: STUN (first byte
 //    0..3, RFC 7983) is never media; a Binding request is answered from the
 //    socket it came to (ice_lite.h), and a valid one that nominates the pair
-//    (USE-CANDIDATE) moves the peer to its source. Such a leg is never latched
-//    by media: before the nomination only the SDP's exact address is heard,
-//    after it only the nominated one, and new SDP does not move it (the
+//    (USE-CANDIDATE), or any valid one of a peer that stays controlled and so
+//    never nominates, moves the peer to its source. Such a leg is never
+//    latched by media: before a check only the SDP's exact address is heard,
+//    after it only the checked one, and new SDP does not move it (the
 //    device's re-offer names its own side of the pair, RFC 8839 §4.4.1.2.2,
 //    which behind a NAT is not where its packets come from);
 //  - RTCP that arrives on an RTP port (rtcp-mux, RFC 5761 §4) is taken as RTCP;

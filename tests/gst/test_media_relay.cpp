@@ -4,7 +4,7 @@
 // (c=IN IP6, RFC 4566 §5.7), a port range that runs out, and offers the relay
 // must refuse without keeping a port; and what the relay's own I/O threads
 // must get right: GOP replay at once, many calls on few threads, junk, and
-// calls ended while their packets flow, ICE-lite checks. Ports 39100-39869 and 31000-31999: no
+// calls ended while their packets flow, ICE-lite checks. Ports 39100-39879 and 31000-31999: no
 // other test binds there (the SIP cases' relays use 40000 and up, the door's
 // default range is 30000-30999).
 #include <arpa/inet.h>
@@ -690,11 +690,11 @@ TEST(MediaRelay, IceCheckLatchesTheDeviceAndForgeriesDoNot) {
   EXPECT_EQ(a.sdp.find("ice"), std::string::npos) << a.sdp;
   EXPECT_EQ(a.sdp.find("candidate"), std::string::npos) << a.sdp;
 
-  auto check = [&](Peer &from, const std::string &pwd, uint8_t id) {
+  auto check = [&](Peer &from, const std::string &pwd, uint8_t id, bool nominate = true) {
     ice::Request r;
     r.username = relay_side.ice_ufrag + ":ph0n";
     r.pwd = pwd;
-    r.use_candidate = true;
+    r.use_candidate = nominate;
     r.transaction[0] = id;
     const std::string bytes = ice::build_request(r);
     from.send_raw(branch_port, std::vector<uint8_t>(bytes.begin(), bytes.end()));
@@ -718,6 +718,13 @@ TEST(MediaRelay, IceCheckLatchesTheDeviceAndForgeriesDoNot) {
   door_sends(10);
   EXPECT_EQ(nat_hole.receive(2000), std::vector<uint32_t>(5, kDoor));
   EXPECT_TRUE(attacker.receive(300).empty());
+  // A valid check of the controlling phone that nominates nothing moves
+  // nothing (RFC 8445 §7.3.1.5: the nomination does).
+  auto unnominated = check(phone, relay_side.ice_pwd, 4, false);
+  ASSERT_TRUE(unnominated);
+  EXPECT_EQ(unnominated->type, 0x0101);
+  door_sends(15);
+  EXPECT_EQ(nat_hole.receive(2000), std::vector<uint32_t>(5, kDoor));
   // The phone's check: success, its own address mapped back, signed with the relay's pwd.
   auto ok = check(phone, relay_side.ice_pwd, 2);
   ASSERT_TRUE(ok);
@@ -743,17 +750,55 @@ TEST(MediaRelay, IceCheckLatchesTheDeviceAndForgeriesDoNot) {
   EXPECT_TRUE(attacker.receive(300).empty());
   EXPECT_TRUE(nat_hole.receive(300).empty());
   EXPECT_TRUE(door.receive(300).empty()) << "the attacker's RTP reached the door";
-  // Counted for portierctl stats: one answered, two refused.
+  // Counted for portierctl stats: two answered, two refused.
   const std::string stats = relay.json();
-  EXPECT_NE(stats.find("\"stun_answered\":1"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"stun_answered\":2"), std::string::npos) << stats;
   EXPECT_NE(stats.find("\"stun_refused\":2"), std::string::npos) << stats;
+}
+
+// liblinphone 5.1 answers an ICE-lite offer as the controlled agent and so
+// never nominates: its valid check (ICE-CONTROLLED) is the choice, and the
+// latest valid one wins; a forged one still moves nothing.
+TEST(MediaRelay, ControlledPeersValidCheckLatches) {
+  namespace ice = portier::proxy::ice;
+  MediaRelay relay(settings("127.0.0.1", 39606, 39609));
+  Peer door("127.0.0.1"), phone("127.0.0.1"), nat_hole("127.0.0.1");
+  Peer attacker("127.0.0.2", "127.0.0.1");
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c", sdp("127.0.0.1", door.port(), "sendrecv"), &error)) << error;
+  auto offer = relay.offer_for_branch("c", 0, &error);
+  ASSERT_TRUE(offer) << error;
+  const portier::sdp::Media relay_side = video_of(*offer);
+  const MediaRelay::Answer a =
+      relay.answer_from_branch("c", 0,
+                               sdp("127.0.0.1", nat_hole.port(), "sendrecv") +
+                                   "a=ice-ufrag:ph0n\r\na=ice-pwd:phonePasswordOf24Chars00\r\n",
+                               true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  const uint16_t caller_port = video_of(a.sdp).port;
+  auto controlled_check = [&](Peer &from, const std::string &pwd) {
+    ice::Request r;
+    r.username = relay_side.ice_ufrag + ":ph0n";
+    r.pwd = pwd;
+    r.controlled = true;
+    const std::string bytes = ice::build_request(r);
+    from.send_raw(relay_side.port, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    return from.receive_packets(1, 2000).size();
+  };
+  EXPECT_EQ(controlled_check(attacker, "attackerGuessesThePwd000"), 1u);  // a 401
+  for (uint16_t seq = 1; seq <= 5; ++seq) door.send_rtp(caller_port, seq, kDoor);
+  EXPECT_EQ(nat_hole.receive(2000), std::vector<uint32_t>(5, kDoor));
+  EXPECT_EQ(controlled_check(phone, relay_side.ice_pwd), 1u);
+  for (uint16_t seq = 10; seq < 15; ++seq) door.send_rtp(caller_port, seq, kDoor);
+  EXPECT_EQ(phone.receive(2000), std::vector<uint32_t>(5, kDoor));
+  EXPECT_TRUE(attacker.receive(300).empty());
 }
 
 // A caller that offers ICE gets an ICE-lite answer: no RTCP candidate when
 // it offered rtcp-mux (RFC 8839 §5.1), and its check is answered.
 TEST(MediaRelay, CallerOfferingIceGetsAnIceLiteAnswer) {
   namespace ice = portier::proxy::ice;
-  MediaRelay relay(settings("127.0.0.1", 39606, 39609));
+  MediaRelay relay(settings("127.0.0.1", 39870, 39879));
   Peer phone("127.0.0.1"), monitor("127.0.0.1");
   std::string error;
   const std::string offer =

@@ -81,6 +81,24 @@ TEST(IceLite, UseCandidateIsReportedAsANomination) {
   EXPECT_TRUE(r.answer.use_candidate);  // RFC 8445 §7.3.1.5
 }
 
+TEST(IceLite, ControlledPeerIsReported) {
+  // A controlling peer's check without USE-CANDIDATE chooses nothing; a peer
+  // that calls itself controlled is told apart (RFC 8445 §7.1.1 attributes).
+  Request req = good_check();
+  Result r = ask(build_request(req));
+  EXPECT_FALSE(r.answer.peer_controlled);
+  req.controlled = true;
+  r = ask(build_request(req));
+  EXPECT_EQ(r.answer.verdict, Verdict::Success);
+  EXPECT_TRUE(r.answer.peer_controlled);
+  EXPECT_FALSE(r.answer.use_candidate);
+  // Not when it fails: a forger's claim means nothing.
+  req.pwd = "notTheRelaysPassword0000";
+  r = ask(build_request(req));
+  EXPECT_EQ(r.answer.verdict, Verdict::Unauthorized);
+  EXPECT_FALSE(r.answer.peer_controlled);
+}
+
 TEST(IceLite, IPv6SourceIsMappedBack) {
   sockaddr_storage ss{};
   auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
