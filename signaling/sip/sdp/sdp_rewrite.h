@@ -95,11 +95,12 @@ struct RelayEndpoint {
 //   rejects its line the same way (RFC 3264 §6 in an answer, §8.2 in an offer);
 // - a=rtcp is rewritten to the relay's RTCP port (and address, if it named one),
 //   or added when the RTCP port is not rtp_port + 1 (RFC 3605 §2.1);
-// - ICE attributes (RFC 8839: a=candidate, a=ice-*, a=end-of-candidates,
-//   a=remote-candidates) and a=rtcp-mux-only are removed: the relay does no ICE;
+// - the device's ICE attributes (RFC 8839: a=candidate, a=ice-*,
+//   a=end-of-candidates, a=remote-candidates) and a=rtcp-mux-only are removed:
+//   its candidates are not the relay's; an endpoint with `ice` gets the relay's
+//   own ICE-lite attributes instead (a=ice-lite once at session level);
 //   a=rtcp-mux is there only when the endpoint says so (RFC 5761 §5.1.1: the
 //   relay offers it to a device when the caller offered it, and accepts it);
-//   an endpoint with `ice` gets the relay's own ICE-lite attributes instead;
 // - a=crypto lines are replaced when the endpoint gives its own (the relay's
 //   keys, RFC 4568), else kept;
 // - codecs, directions, o= and every other line keep their meaning; sofia-sip
