@@ -245,6 +245,11 @@ def run(args, tmp, procs):
     check(stats.get("stun_answered", 0) > 0 and stats.get("stun_refused", 0) >= 10,
           "portierctl relay counts checks answered (%s) and refused (%s)"
           % (stats.get("stun_answered"), stats.get("stun_refused")))
+    totals = proxy.ctl("stats") or {}
+    check(totals.get("relay_stun_answered") == stats.get("stun_answered") and
+          totals.get("relay_stun_refused") == stats.get("stun_refused"),
+          "portierctl stats has the same counts: %s/%s"
+          % (totals.get("relay_stun_answered"), totals.get("relay_stun_refused")))
 
     ok, f, raw = mon1.cmd("terminate %s" % cid)
     check(ok, "mon1: `terminate` accepted")
