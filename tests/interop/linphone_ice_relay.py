@@ -26,9 +26,10 @@ with the media relay on; the door answers at once. What the user gets:
      the controlled agent and never nominates: the relay takes its valid
      checks as the choice, relay_engine.h), and the door's media reaches it.
 
-Ports (issue 15's interop block 31000-31199): proxy 127.0.0.1:31060; Linphone
-31110-31115; the door 31140 (SIP) and 31150-31159 (RTP); the relay
-31160-31199. The attacker binds an ephemeral port on 127.0.0.2.
+Ports: proxy 127.0.0.1:33360; Linphone 33410-33415; the door 33440 (SIP) and
+33450-33459 (RTP); the relay 33460-33499. No other test uses 33300-33499 (the
+block 31000-31199 first meant for this test is the relay tests' own,
+tests/gst/test_media_relay.cpp). The attacker binds an ephemeral port on 127.0.0.2.
 
     linphone_ice_relay.py --proxy build/signaling/portier-proxy \\
                           --ctl build/signaling/portierctl \\
@@ -54,10 +55,10 @@ import linphone_door as ld  # noqa: E402  portier-door driven by the test
 from linphone_door_actions import write_tone  # noqa: E402  Linphone's in-call audio
 from linphone_early_media import video_packets_received  # noqa: E402
 
-li.PROXY_PORT = 31060
-li.RELAY_PORTS = "31160-31199"
-li.PEERS = {"mon1": ("mon1", "secret1", 31110, "udp")}
-ld.DOOR_SIP, ld.DOOR_RTP = 31140, "31150-31159"
+li.PROXY_PORT = 33360
+li.RELAY_PORTS = "33460-33499"
+li.PEERS = {"mon1": ("mon1", "secret1", 33410, "udp")}
+ld.DOOR_SIP, ld.DOOR_RTP = 33440, "33450-33459"
 check, log, wait_for = li.check, li.log, li.wait_for
 
 # liblinphone 5.1 reads its NAT policy from a section its [net] names; ICE
