@@ -561,6 +561,7 @@ std::string Monitor::status_json() const {
       .field("audio_srtp", m ? m->audio_srtp() : "")
       .field("video_srtp", m ? m->video_srtp() : "")
       .field("srtp_dropped", m ? m->srtp_dropped() : 0)
+      .field("nat_keepalives", m ? m->nat_keepalives() : 0)
       .field("audio_rtcp_mux", m && m->audio_rtcp_mux())
       .field("video_rtcp_mux", m && m->video_rtcp_mux())
       .field("mic", mic_on_ ? "on" : "off")

@@ -398,6 +398,7 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
       // Receiver reports and keyframe requests go to the sender's RTCP port.
       set_destination(video_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
                       &video_rtcp_dest_);
+      keep_open(a, video_);
     } else if (a.type == "audio" && audio_rtp_sink_) {
       audio_srtp_.set(a.srtp);
       audio_srtp_.set_mux(a.active && a.rtcp_mux, a.remote_address, a.remote_rtp);
@@ -407,6 +408,7 @@ bool MonitorMedia::apply(const std::vector<sdp::Agreed> &agreed, std::string *er
       set_destination(audio_rtp_sink_, send ? a.remote_address : "", a.remote_rtp, &audio_dest_);
       set_destination(audio_rtcp_sink_, a.active ? a.remote_address : "", a.remote_rtcp,
                       &audio_rtcp_dest_);
+      keep_open(a, audio_);
       telephone_event_pt_ = a.telephone_event_pt;
       if (a.telephone_event_pt >= 0) {
         TelephoneEventOptions o;
@@ -510,7 +512,17 @@ bool MonitorMedia::snapshot_png(const std::string &path, std::string *error) con
   return ok;
 }
 
+void MonitorMedia::keep_open(const sdp::Agreed &a, const PortPool::Pair &ports) {
+  // RFC 6263: from each socket the peer sends to, towards where it sends
+  // from (the SDP's address: the relay's public one). Muxed RTCP shares the
+  // RTP socket's mapping.
+  const std::string host = a.active ? a.remote_address : "";
+  nat_.target(ports.rtp, host, a.remote_rtp);
+  nat_.target(ports.rtcp, a.rtcp_mux ? "" : host, a.remote_rtcp);
+}
+
 void MonitorMedia::close() {
+  nat_.stop();
   if (bus_watch_) g_source_remove(bus_watch_), bus_watch_ = 0;
   if (pipeline_) {
     gst_element_set_state(pipeline_, GST_STATE_NULL);

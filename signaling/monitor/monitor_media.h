@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/rtp_source_latch.h"
+#include "media/nat_keepalive.h"
 #include "media/port_pool.h"
 #include "media/srtp_session.h"
 #include "monitor/monitor_config.h"
@@ -84,6 +85,8 @@ class MonitorMedia {
   std::string video_srtp() const { return video_srtp_.suite(); }
   // Packets srtpdec refused (failed authentication or replay, RFC 3711 §3.3).
   uint64_t srtp_dropped() const { return audio_srtp_.dropped() + video_srtp_.dropped(); }
+  // STUN keep-alives sent towards the peer this call (RFC 6263).
+  uint64_t nat_keepalives() const { return nat_.sent(); }
   // RTCP on the RTP ports (RFC 5761), per stream.
   bool audio_rtcp_mux() const { return audio_srtp_.muxed(); }
   bool video_rtcp_mux() const { return video_srtp_.muxed(); }
@@ -93,6 +96,7 @@ class MonitorMedia {
 
  private:
   bool build(const std::vector<sdp::Agreed> &agreed, std::string *error);
+  void keep_open(const sdp::Agreed &a, const PortPool::Pair &ports);
   std::string pick_decoder(const std::string &codec) const;
   static void on_pad_added(GstElement *rtpbin, GstPad *pad, gpointer self);
   static GstPadProbeReturn on_video_in(GstPad *, GstPadProbeInfo *info, gpointer self);
@@ -111,6 +115,9 @@ class MonitorMedia {
   GstElement *video_rtcp_sink_ = nullptr;
   GstElement *audio_rtp_sink_ = nullptr, *audio_rtcp_sink_ = nullptr, *mic_volume_ = nullptr;
   std::string video_rtcp_dest_, audio_dest_, audio_rtcp_dest_;
+  // Opens and keeps open our NAT's mappings towards the peer (a phone behind
+  // a home router receiving early media sends nothing else).
+  media::NatKeepalive nat_;
   guint bus_watch_ = 0;
   std::string video_codec_, video_decoder_, audio_codec_;  // audio_codec_: "opus/48000"
   int audio_rate_ = 0;                                     // the PCM rate of microphone and speaker

@@ -34,6 +34,10 @@ class DialogTable {
     // The identities the proxy vouched for when the dialog formed (empty: none
     // known), re-asserted on the requests each party sends (RFC 3325 §9.1).
     std::string caller_aor, callee_aor;
+    // The inter-domain flow each party is reached through (chain::Target::
+    // flow_domain: a house's flow at the cloud, the cloud's at the house);
+    // empty: none, requests to it follow the Route set and Request-URI.
+    std::string caller_flow, callee_flow;
     std::string from, to;    // the dialog-forming request's URIs, for the calls list
     bool invite = true;      // an INVITE dialog (a call), not a SUBSCRIBE one
     bool confirmed = false;  // a 2xx formed it; else early (a 18x with a To tag, §12.1)

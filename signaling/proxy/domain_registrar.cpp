@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include "common/auth/digest_client.h"
 #include "common/clock.h"
@@ -208,6 +209,10 @@ struct DomainRegistrar::Registration {
     const std::string phrase =
         sip && sip->sip_status && sip->sip_status->st_phrase ? sip->sip_status->st_phrase : "";
     tport_t *tp = nta_outgoing_transport(o);  // a reference, or null
+    // `sip` lives in the transaction's response message: hold a reference to
+    // it before the transaction goes, or every read below is of freed memory
+    // (a 401 with two challenges from a real portier-proxy crashed here).
+    std::unique_ptr<msg_t, void (*)(msg_t *)> held(nta_outgoing_getresponse(o), msg_destroy);
     orq = nullptr;
     nta_outgoing_destroy(o);
     if (status == 401 || status == 407) {
@@ -464,6 +469,13 @@ std::string DomainRegistrar::flow_domain(const tport_t *tp) const {
   if (!tp) return "";
   for (const auto &r : regs_)
     if (r->flow == tp && r->state == Registration::State::Registered) return r->entry.local_domain;
+  return "";
+}
+
+std::string DomainRegistrar::cloud_hop(const std::string &domain) const {
+  for (const auto &r : regs_)
+    if (r->state == Registration::State::Registered && r->entry.local_domain == domain)
+      return r->entry.cloud_uri;
   return "";
 }
 

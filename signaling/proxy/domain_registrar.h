@@ -42,6 +42,11 @@ class DomainRegistrar {
   // The local domain whose registered flow `tp` (a connection, or its
   // primary's secondary) is; "" when it is none of ours.
   std::string flow_domain(const tport_t *tp) const;
+  // Where requests up to the cloud for `domain` go: its line's cloud URI
+  // (the registration's own connection: sofia reuses it for that address,
+  // and a new one is verified by the same name), while the domain is
+  // registered; "" otherwise (not ours, or the cloud is unreachable now).
+  std::string cloud_hop(const std::string &domain) const;
   size_t registered() const;
   size_t size() const { return regs_.size(); }
 

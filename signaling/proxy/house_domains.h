@@ -48,6 +48,10 @@ class HouseDomains {
   // goes down the flow or nowhere; a new connection to the house's NAT would
   // not reach it).
   bool flow_open(const std::string &received) const;
+  // Where requests for `domain` go now: the next hop of its newest open flow
+  // (TargetResolver::resolve_house's), "" when it has none. In-dialog
+  // requests to a party behind the house's NAT take it (Router::onward_hop).
+  std::string hop(const std::string &domain, int64_t now) const;
 
  private:
   void drop_closed();

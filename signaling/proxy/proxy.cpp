@@ -33,6 +33,7 @@
 #include "proxy/relay_observer.h"
 #include "proxy/router.h"
 #include "proxy/tcp_connections.h"
+#include "proxy/tls_flow_io.h"
 #include "proxy/udp_fastpath.h"
 #include "push/push_messages.h"
 #include "sip/sip_message.h"
@@ -279,6 +280,9 @@ bool Proxy::start(su_root_t *root, std::string *error) {
               settings_.relay.port_min, settings_.relay.port_max);
   }
   if (relay_) relay_observer_ = std::make_unique<RelayObserver>(*relay_);
+  // Devices and houses keep their TLS flows alive with CRLFCRLF and want a
+  // pong (RFC 5626 §4.4.1), which sofia-sip answers on TCP only.
+  flow_io::enable_pongs();
   router_ = std::make_unique<Router>(
       RouterEnv{agent_, root_, settings_, users_, names_, events_,
                 [this](nta_incoming_t *irq, msg_t *msg, const std::vector<std::string> &targets) {
@@ -289,7 +293,8 @@ bool Proxy::start(su_root_t *root, std::string *error) {
                     ? std::function<bool(const chain::Target &, const sip_t *, push::PushKind)>(
                           [this](const chain::Target &target, const sip_t *sip,
                                  push::PushKind kind) { return push_for(target, sip, kind); })
-                    : nullptr},
+                    : nullptr,
+                [this](const std::string &domain) { return domain_flow(domain); }},
       relay_observer_.get());
   if (settings_.push.enabled) {
     push_ = std::make_unique<push::PushClient>(root_, settings_.push);
@@ -327,10 +332,15 @@ bool Proxy::start(su_root_t *root, std::string *error) {
       su_home_deinit(home);
     });
   }
-  chain_ =
-      chain::build_chain({settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(),
-                          *route_signer_, *router_, *registrar_, digest_auth_.get(), locations_,
-                          static_records_, users_, *router_, house_domains_.get()});
+  chain_ = chain::build_chain(
+      {settings_, names_, stateless_tag_, limiter_.get(), tcp_.get(), *route_signer_, *router_,
+       *registrar_, digest_auth_.get(), locations_, static_records_, users_, *router_,
+       house_domains_.get(),
+       settings_.domain_registrations.entries.empty()
+           ? nullptr
+           : std::function<std::string(const std::string &)>([this](const std::string &domain) {
+               return domain_registrar_ ? domain_registrar_->cloud_hop(domain) : std::string();
+             })});
 
   if (!settings_.domain_registrations.entries.empty()) {
     domain_registrar_ = std::make_unique<DomainRegistrar>(
@@ -527,6 +537,14 @@ std::string Proxy::reload_tls() {
     }
   }
   return failed;
+}
+
+std::string Proxy::domain_flow(const std::string &domain) const {
+  if (domain_registrar_) {
+    std::string hop = domain_registrar_->cloud_hop(domain);
+    if (!hop.empty()) return hop;
+  }
+  return house_domains_ ? house_domains_->hop(domain, clock::wall_s()) : std::string();
 }
 
 std::string Proxy::flow_for(const url_t *target) const {

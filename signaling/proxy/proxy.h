@@ -79,6 +79,9 @@ class Proxy {
   // entry carries a signature over the dialog (see DialogValidator::route_signed).
   // RouterEnv::flow_for: the connection a device registered on.
   std::string flow_for(const url_t *target) const;
+  // RouterEnv::domain_flow: the cloud's flow of a local domain we register,
+  // else a registered house domain's open flow; "" when none.
+  std::string domain_flow(const std::string &domain) const;
   std::vector<std::string> record_route_for(nta_incoming_t *irq, msg_t *msg,
                                             const std::vector<std::string> &targets);
   // The transport ("udp", "tcp", "tls") a URI asks for.

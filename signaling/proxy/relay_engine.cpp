@@ -541,11 +541,14 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
       continue;
     }
     if (!admit(s, leg, leg.route[slot.kind], slot.kind, i)) continue;
+    // RFC 7983 §7: only 128-191 is RTP or RTCP. A STUN keep-alive (0-3, which
+    // Linphone and portier-monitor send to their peer's media port to keep
+    // their NAT open, RFC 6263) has done its work once admitted (it latched
+    // a NATed device); it is neither forwarded nor a failed SRTP check. (On
+    // an ICE leg STUN never gets here: on_stun took it.)
+    if (p->data[0] < 128 || p->data[0] > 191) continue;
     const bool rtcp = slot.kind == kRtcp || rtp::is_rtcp(p->data, p->size);
     if (leg.srtp_in) {
-      // RFC 7983 §7: only 128-191 is RTP or RTCP; a STUN keep-alive (0-3, which
-      // Linphone sends to its peer's media port) is no failed SRTP check.
-      if (p->data[0] < 128 || p->data[0] > 191) continue;
       // An early device's RTP goes nowhere: not worth a decryption.
       if (b && !b->winner && !rtcp) continue;
       if (!unprotect(leg, p, rtcp)) continue;

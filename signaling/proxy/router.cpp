@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "common/auth/identity_proof.h"
+#include "common/ascii.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -317,6 +318,7 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
       t->dialog_forming || sip->sip_request->rq_method == sip_method_subscribe;
   t->records_dialog = record_route;
   t->caller_host = source;
+  t->caller_flow = request.caller_flow;
   if (sip->sip_contact) t->caller_target = sipmsg::bare_host(sip->sip_contact->m_url);
   start_fork(t, contacts.size());
   // RFC 8599: a device that can be woken is pushed at once, and its branch
@@ -363,7 +365,10 @@ bool Router::fork(nta_incoming_t *irq, msg_t *msg, const sip_t *sip,
     const chain::Target &c = contacts[i];
     if (add_branch(t, msg, c.uri, rrs[i], pop_route, c.next_hop, c.aor) && !t->branches.empty())
       t->branches.back()->aor = c.aor;
-    if (t->branches.size() == i + 1) t->branches.back()->instance = c.instance;
+    if (t->branches.size() == i + 1) {
+      t->branches.back()->instance = c.instance;
+      t->branches.back()->flow_domain = c.flow_domain;
+    }
   }
   if (!settle_unsent(t)) return true;
   PLOG_INFO("route: %s %s -> %zu branch(es), %zu push(es) call-id=%s",
@@ -403,7 +408,7 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const Dial
     if (observer_) observer_->on_dialog_ack(call, from_caller, msg);
     // ACK for a 2xx is its own transaction and gets no response (§17.1.1.3):
     // forward statelessly; add_branch creates no Txn for it.
-    add_branch(nullptr, msg, "", "", true, flow_hop(sip));
+    add_branch(nullptr, msg, "", "", true, onward_hop(sip, *m.dialog, from_caller));
     return false;
   }
   if (method == sip_method_bye) {
@@ -441,9 +446,26 @@ bool Router::route_onward(Reply &reply, msg_t *msg, const sip_t *sip, const Dial
     t->offer_from_caller = from_caller;
   }
   start_fork(t, 1);
-  add_branch(t, msg, "", "", true, flow_hop(sip));
+  add_branch(t, msg, "", "", true, onward_hop(sip, *m.dialog, from_caller));
   settle_unsent(t);
   return true;
+}
+
+std::string Router::onward_hop(const sip_t *sip, const DialogTable::Dialog &d,
+                               bool from_caller) const {
+  // A party behind a house's NAT (or the cloud, seen from the house) is reached
+  // down the inter-domain flow it came through (RFC 5626 §5.3), whatever its
+  // Contact and the Route set name: those are addresses behind the NAT, or a
+  // listening address a new connection could not verify by name. The flow as
+  // it is now: the house may have reconnected since the dialog formed.
+  const std::string &flow = from_caller ? d.callee_flow : d.caller_flow;
+  if (!flow.empty() && env_.domain_flow) {
+    std::string hop = env_.domain_flow(flow);
+    if (!hop.empty()) return hop;
+    PLOG_INFO("route: %s call-id=%s: the flow of %s is gone; routed as the request says",
+              sip->sip_request->rq_method_name, d.call_id.c_str(), flow.c_str());
+  }
+  return flow_hop(sip);
 }
 
 std::string Router::flow_hop(const sip_t *sip) const {
@@ -512,6 +534,8 @@ DialogTable::Dialog Router::dialog_of(const Txn *t, const Branch *b, msg_t *msg,
   d.callee_targets.push_back(sipmsg::bare_host(callee_contact));
   d.caller_aor = t->call.caller_aor;
   d.callee_aor = b->aor;
+  d.caller_flow = t->caller_flow;
+  d.callee_flow = b->flow_domain;
   d.from = t->from;
   d.to = t->to;
   d.invite = t->invite;
@@ -549,6 +573,19 @@ void Router::apply(Txn *t, Branch *b, const ForkAggregator::Decision &d, msg_t *
     // (RFC 3325 §9.1 in responses), so the door knows who may open it.
     const int st = sip_object(response)->sip_status->st_status;
     if (t->dialog_forming && st >= 200 && st < 300) {
+      // Through an inter-domain flow the device is the other proxy's: it
+      // proved who answered and asserted it, and we trust that proxy (we
+      // verified the cloud by name; the house proved its domain), for its
+      // own identities only: the cloud for any but ours, a house for its
+      // domain. The dialog keeps that identity for the requests that follow.
+      if (!b->flow_domain.empty()) {
+        const std::string who = asserted_aor(sip_object(response));
+        const std::string domain = who.empty() ? std::string() : aor_domain(who);
+        const bool up_to_cloud = env_.names.is_reg_domain(b->flow_domain.c_str());
+        if (!who.empty() && (up_to_cloud ? !env_.names.is_reg_domain(domain.c_str())
+                                         : ascii::iequals(domain, b->flow_domain)))
+          b->aor = who;
+      }
       assert_identity(response, b->aor);
       if (const ProofKey *k = proof_key(t->call.caller_aor))
         add_identity_proof(response, identity_proof_for(response, k->alg, k->key,
@@ -993,6 +1030,7 @@ void Router::on_registered(const std::string &aor, const chain::Target &target) 
       continue;
     }
     Branch *b = t->branches.back().get();
+    b->flow_domain = target.flow_domain;
     b->aor = aor;
     b->instance = target.instance;
     b->ghost = ghost;

@@ -54,6 +54,10 @@ struct RouterEnv {
   // wake up for it (Call), or stop ringing for it (AnsweredElsewhere,
   // Missed). False when none left. Empty: push is off.
   std::function<bool(const chain::Target &target, const sip_t *sip, push::PushKind kind)> push;
+  // Where requests go to a party reached through the inter-domain flow of
+  // `domain` (chain::Target::flow_domain): that flow's next hop as it is now;
+  // "" when it is gone or there is none. Empty function: no such flows.
+  std::function<std::string(const std::string &domain)> domain_flow;
 };
 
 class Router : public chain::Forker, public chain::DialogRouter {
@@ -111,6 +115,7 @@ class Router : public chain::Forker, public chain::DialogRouter {
     std::string next_hop;  // where requests to this device go (NAT), empty: target
     std::string aor;       // the address of record whose binding this branch calls
     std::string instance;  // its device's +sip.instance; empty: unknown
+    std::string flow_domain;  // chain::Target::flow_domain
     // A device that registered after the call ended (its push still showing a
     // call): it gets the INVITE and a CANCEL on its first provisional, so the
     // app can end the call it shows; a 2xx is hung up.
@@ -144,6 +149,7 @@ class Router : public chain::Forker, public chain::DialogRouter {
     CallObserver::Call call;
     std::string caller_host;    // where the dialog-forming request came from
     std::string caller_target;  // the host of its Contact
+    std::string caller_flow;    // chain::ForkRequest::caller_flow
     std::vector<std::unique_ptr<Branch>> branches;
     std::unique_ptr<ForkAggregator> fork;
     su_timer_t *timer = nullptr;
@@ -198,6 +204,9 @@ class Router : public chain::Forker, public chain::DialogRouter {
                   bool pop_route, const std::string &next_hop = "", const std::string &aor = "");
   // RouterEnv::flow_for of the request's Request-URI.
   std::string flow_hop(const sip_t *sip) const;
+  // Where an in-dialog request from one party of `d` goes next: the receiving
+  // party's inter-domain flow when it has one, else flow_hop.
+  std::string onward_hop(const sip_t *sip, const DialogTable::Dialog &d, bool from_caller) const;
   void start_fork(Txn *t, size_t branches);
   // Reports branches that could not be sent; false when none was (t is gone).
   bool settle_unsent(Txn *t);

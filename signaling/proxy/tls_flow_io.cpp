@@ -6,6 +6,7 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstring>
@@ -39,6 +40,24 @@ std::map<std::string, std::map<uint64_t, int>> by_peer;  // peer -> seq -> fd
 // each until it is known, so each socket is looked at a bounded number of times.
 std::set<int> unresolved;
 uint64_t next_seq = 0;
+
+// Answering pings (RFC 5626 §4.4.1) on TLS connections, which Debian's
+// sofia-sip does on TCP only (TPTAG_PONG2PING; its TLS receive path feeds the
+// CRLFCRLF to the parser, which skips it). On from enable_pongs().
+std::atomic<bool> pongs{false};
+// The SSLs whose last SSL_write wanted to be retried (WANT_WRITE/WANT_READ):
+// OpenSSL holds a record of sofia's (and sofia the rest of that message) until
+// sofia writes again; a pong now would go into the middle of it. SSL_want_write
+// cannot tell once a read came in between, so the writes are followed here.
+std::set<SSL *> write_pending;
+
+// OpenSSL's own SSL_write: what our pings and pongs use (our SSL_write below
+// takes `mu`, which ping() already holds).
+using Write = int (*)(SSL *, const void *, int);
+Write real_write() {
+  static const Write real = reinterpret_cast<Write>(dlsym(RTLD_NEXT, "SSL_write"));
+  return real;
+}
 
 // The bytes that identify a peer (family, port, address), or "" when unknown.
 std::string peer_key(const sockaddr *sa, socklen_t len) {
@@ -107,15 +126,17 @@ PingResult ping(const Handle &h) {
   if (it == by_fd.end() || it->second.ssl != h.ssl) return PingResult::failed;  // freed/replaced
   // OpenSSL: a write that wanted to write more must be retried, with the same
   // bytes, before any other SSL_write on that SSL (SSL_write(3)): sofia's then.
-  if (SSL_want_write(h.ssl)) return PingResult::skipped;
+  if (SSL_want_write(h.ssl) || write_pending.count(h.ssl)) return PingResult::skipped;
   // Room for the record right now, so that our SSL_write completes and never
   // leaves OpenSSL holding half of it when sofia writes next (POLLOUT means
   // far more free space than a 30-byte record needs).
   pollfd pfd{h.fd, POLLOUT, 0};
   if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT)) return PingResult::skipped;
   // RFC 5626 §3.5.1: the ping is CRLFCRLF, in one record.
-  return SSL_write(h.ssl, "\r\n\r\n", 4) == 4 ? PingResult::sent : PingResult::failed;
+  return real_write()(h.ssl, "\r\n\r\n", 4) == 4 ? PingResult::sent : PingResult::failed;
 }
+
+void enable_pongs() { pongs.store(true); }
 
 uint64_t bytes_received(int fd) {
   tcp_info info;
@@ -149,9 +170,50 @@ extern "C" __attribute__((visibility("default"))) void SSL_set_bio(SSL *s, BIO *
 extern "C" __attribute__((visibility("default"))) void SSL_free(SSL *s) {
   using Free = void (*)(SSL *);
   static const Free real = reinterpret_cast<Free>(dlsym(RTLD_NEXT, "SSL_free"));
-  if (s && fio::enabled.load()) {
+  if (s && (fio::enabled.load() || fio::pongs.load())) {
     std::lock_guard<std::mutex> lock(fio::mu);
     if (const auto it = fio::by_ssl.find(s); it != fio::by_ssl.end()) fio::forget(it->second);
+    fio::write_pending.erase(s);
   }
   real(s);
+}
+
+// Every write: whether OpenSSL now holds a record that must be retried first.
+extern "C" __attribute__((visibility("default"))) int SSL_write(SSL *s, const void *buf, int num) {
+  const int r = fio::real_write()(s, buf, num);
+  if (fio::enabled.load() || fio::pongs.load()) {
+    const int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(s, r);
+    std::lock_guard<std::mutex> lock(fio::mu);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+      fio::write_pending.insert(s);
+    else
+      fio::write_pending.erase(s);
+  }
+  return r;
+}
+
+// A record of exactly CRLFCRLF is a keep-alive ping (RFC 5626 §4.4.1: the
+// client writes it on its own, so it is one record; no SIP message and no
+// HTTP/2 frame of push's curl is ever those four bytes alone): answer it with
+// CRLF at once, when nothing of sofia's is half-written (else the pong would
+// land inside a message; a connection that busy proves itself anyway, as the
+// client counts any bytes as a pong) and the socket has room. What was read
+// still goes to sofia, whose parser skips the empty lines (RFC 3261 §7.5).
+extern "C" __attribute__((visibility("default"))) int SSL_read(SSL *s, void *buf, int num) {
+  using Read = int (*)(SSL *, void *, int);
+  static const Read real = reinterpret_cast<Read>(dlsym(RTLD_NEXT, "SSL_read"));
+  const int r = real(s, buf, num);
+  if (r == 4 && fio::pongs.load() && memcmp(buf, "\r\n\r\n", 4) == 0) {
+    {
+      std::lock_guard<std::mutex> lock(fio::mu);
+      if (fio::write_pending.count(s)) return r;
+    }
+    const int fd = SSL_get_fd(s);
+    pollfd pfd{fd, POLLOUT, 0};
+    if (fd < 0 || poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT)) return r;
+    // Half a pong would break the stream for sofia's next record: end the
+    // connection instead (the client reconnects, RFC 5626 §4.5).
+    if (fio::real_write()(s, "\r\n", 2) != 2) shutdown(fd, SHUT_RDWR);
+  }
+  return r;
 }

@@ -38,6 +38,10 @@ enum class PingResult { sent, skipped, failed };
 // under way is traffic anyway. The caller must also check that sofia has no
 // message queued (tport_queuelen) first. `failed`: gone or not written.
 PingResult ping(const Handle &h);
+// Answer CRLFCRLF pings on every TLS connection with CRLF from now on (RFC
+// 5626 §4.4.1; sofia-sip does so on TCP only): the cloud's side of a house's
+// keep-alives, and of every phone's that keeps its TLS flow alive that way.
+void enable_pongs();
 // The bytes the kernel received on fd so far (TCP_INFO); 0 when unknown.
 uint64_t bytes_received(int fd);
 

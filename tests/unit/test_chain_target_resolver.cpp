@@ -44,11 +44,17 @@ class TargetResolverTest : public ::testing::Test {
   std::string resolve(const std::string &ruri, const std::string &caller_aor) {
     Request r(request_text("INVITE", ruri));
     r.ctx.caller_aor = caller_aor;
+    r.ctx.cloud_flow = cloud_flow_;
     TargetResolver resolver(names_, groups_, inter_domain_allowed_, locations_, statics_, users_);
+    if (!cloud_.empty())
+      resolver.set_cloud_flow([this](const std::string &domain) {
+        return domain == "home.example" ? cloud_ : std::string();
+      });
     if (resolver.resolve(r.ctx, now_) != Outcome::Continue) return std::to_string(r.reply.status());
     std::string out;
     for (const Target &t : r.ctx.targets)
-      out += (out.empty() ? "" : " ") + t.uri + (t.next_hop.empty() ? "" : ">" + t.next_hop);
+      out += (out.empty() ? "" : " ") + t.uri + (t.next_hop.empty() ? "" : ">" + t.next_hop) +
+             (t.flow_domain.empty() ? "" : "^" + t.flow_domain);
     return out;
   }
 
@@ -56,6 +62,8 @@ class TargetResolverTest : public ::testing::Test {
   LocalNames names_ = testing::test_names({"home.example", "b.example"});
   GroupAddresses groups_;
   bool inter_domain_allowed_ = false;
+  std::string cloud_;       // home.example's flow up to the cloud, while registered
+  std::string cloud_flow_;  // the request came down that flow (RequestContext)
   LocationStore locations_{LocationStore::Limits{}};
   StaticRecords statics_;
   auth::UsersFile users_;
@@ -109,6 +117,25 @@ TEST_F(TargetResolverTest, StaticRecordCrossesDomainsWhenAllowed) {
   inter_domain_allowed_ = true;
   EXPECT_EQ(resolve("sip:mixed@home.example", ""),
             "sip:mon1@192.0.2.21:5060 sip:mon1@192.0.2.41:5060");
+}
+
+// Issue 15: home.example registered to a cloud. Its group address rings the
+// house's devices and one branch up the flow, Request-URI unchanged, for the
+// cloud to fork to the residents' phones (the door's video crosses the
+// uplink once). While the cloud is unreachable the group rings the house
+// alone; a request that came down the flow never goes back up.
+TEST_F(TargetResolverTest, GroupGoesUpTheCloudFlowOnce) {
+  const std::string house = "sip:mon1@192.0.2.21:5060 sip:mon2@10.0.0.22:5060>"
+                            "sip:203.0.113.5:40211;transport=udp";
+  EXPECT_EQ(resolve("sip:home@home.example", "sip:door@home.example"), house);
+  cloud_ = "sips:cloud.test;maddr=198.51.100.1";
+  EXPECT_EQ(resolve("sip:home@home.example", "sip:door@home.example"),
+            house + " sip:home@home.example>" + cloud_ + "^home.example");
+  // Not a group: the house's own devices only.
+  EXPECT_EQ(resolve("sip:mon1@home.example", "sip:door@home.example"), "sip:mon1@192.0.2.21:5060");
+  cloud_flow_ = "home.example";
+  EXPECT_EQ(resolve("sip:home@home.example", "sip:alice@cloud.test"),
+            "sip:door@192.0.2.10:5062 " + house);
 }
 
 // reg-domains = * (and auth-domains = *): the users file's domains, never any

@@ -44,6 +44,7 @@ Chain build_chain(const ChainParts &p) {
                                                    p.settings.inter_domain_allowed, p.locations,
                                                    p.static_records, p.users);
   resolver->set_house_domains(p.house_domains);
+  if (p.cloud_flow) resolver->set_cloud_flow(p.cloud_flow);
   c.add(std::move(resolver));
   c.add(std::make_unique<Fork>(p.router));
   return c;

@@ -1,6 +1,7 @@
 // The proxy's whole request policy, assembled in one place from the config.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/auth/failure_limiter.h"
@@ -34,6 +35,8 @@ struct ChainParts {
   const auth::UsersFile &users;
   Forker &router;
   HouseDomains *house_domains = nullptr;  // null: no domain registrations
+  // TargetResolver::set_cloud_flow (empty: this proxy registers no domain).
+  std::function<std::string(const std::string &domain)> cloud_flow = nullptr;
 };
 
 Chain build_chain(const ChainParts &parts);

@@ -129,6 +129,7 @@ Outcome DigestAuth::process(RequestContext &ctx) {
   if (house_ && !names_.is_auth_domain(from->url_host) &&
       house_->on_flow_of(ctx.reply.agent(), ctx.msg, from->url_host)) {
     ctx.caller_aor = normalize_aor(from->url_user ? from->url_user : "", from->url_host);
+    ctx.house_flow = ascii::to_lower(from->url_host);
     return Outcome::Continue;
   }
   return authenticate(ctx.reply, ctx.msg, ctx.sip, false, &ctx.caller_aor) ? Outcome::Continue

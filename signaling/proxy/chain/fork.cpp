@@ -12,7 +12,8 @@ Outcome Fork::process(RequestContext &ctx) {
     return Outcome::Respond;
   }
   ctx.kept = router_.fork(irq, ctx.msg, ctx.sip,
-                          ForkRequest{ctx.caller_aor, ctx.routed_to_us, ctx.aor, ctx.targets});
+                          ForkRequest{ctx.caller_aor, ctx.routed_to_us, ctx.aor, ctx.targets,
+                                      !ctx.cloud_flow.empty() ? ctx.cloud_flow : ctx.house_flow});
   return Outcome::Respond;
 }
 

@@ -15,6 +15,9 @@ struct ForkRequest {
   bool pop_route;                 // the request carried a Route naming us (§16.4)
   const std::string &aor;         // the Request-URI's address of record, for logs
   const std::vector<Target> &targets;
+  // The inter-domain flow the caller is reached through (RequestContext's
+  // cloud_flow or house_flow); empty: none.
+  const std::string &caller_flow;
 };
 
 class Forker {

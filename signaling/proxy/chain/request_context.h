@@ -20,6 +20,12 @@ struct Target {
   std::string aor;       // the address of record whose binding this is
   PushTarget push;       // how to wake the device (RFC 8599); empty: no push
   std::string instance;  // the binding's +sip.instance; empty when none
+  // The domain whose inter-domain flow reaches the target (issue 15): at the
+  // cloud, a house's domain registration flow; at the house, the flow it
+  // registered its own domain on, up to the cloud. The dialog remembers it, so
+  // that in-dialog requests go down that flow as it is then (RFC 5626 §5.3),
+  // never to the addresses behind the house's NAT. Empty: no such flow.
+  std::string flow_domain;
 };
 
 struct RequestContext {
@@ -46,6 +52,9 @@ struct RequestContext {
   // caller unless it names a device of our users file (refused: DigestAuth).
   // DomainFilter says what it may reach.
   std::string cloud_flow;
+  // At the cloud: the house domain whose own flow the request came on
+  // (HouseDomains::on_flow_of, set by DigestAuth); empty: any other source.
+  std::string house_flow;
   // The address of record the Request-URI names, and the bindings it resolves to.
   std::string aor;
   std::vector<Target> targets;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/ascii.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -78,6 +79,16 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   } else {
     aors.push_back(aor);
   }
+  // In a domain registered to a cloud, the group address also rings the
+  // residents' phones there: one branch up the flow, Request-URI unchanged,
+  // and the cloud forks it to the phones it has for this house. One branch,
+  // so the door's video crosses the house's uplink once, whatever the number
+  // of phones (the cloud's relay fans it out), and the phones' pushes and
+  // late branches are all the cloud's one fork. Never for a request that came
+  // down that flow (it would go straight back up), nor while the cloud is
+  // unreachable (the house rings as before).
+  std::string up;
+  if (group && cloud_flow_ && ctx.cloud_flow.empty()) up = cloud_flow_(aor_domain(aor));
 
   ctx.targets.clear();
   std::set<std::string> seen;
@@ -91,6 +102,7 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
             {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
     }
   }
+  if (!up.empty()) ctx.targets.push_back({aor, up, aor, {}, {}, aor_domain(aor)});
   if (!ctx.targets.empty()) return Outcome::Continue;
   if (!group && !listed && !users_.has_user(ruri->url_user, host))
     ctx.reply.send(SIP_404_NOT_FOUND, TAG_END());
@@ -103,6 +115,12 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
 Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
   const sip_t *sip = ctx.sip;
   const url_t *ruri = sip->sip_request->rq_url;
+  // The house's own request for its own domain (its group address, sent up
+  // to ring the residents' phones): going back down the flow would be a
+  // loop. Our static record of that address names the phones here, as the
+  // operator set them up for the house; none: 404.
+  if (!ctx.house_flow.empty() && ascii::iequals(ctx.house_flow, ruri->url_host))
+    return resolve_residents(ctx, now);
   ctx.aor = domain_aor(ruri->url_host);
   // The house's proxy is the authority for its domain: the Request-URI goes
   // to it as the caller wrote it (the binding's contact names the house, not
@@ -115,7 +133,8 @@ Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
     if (!uri || !house_->flow_open(b.received)) continue;
     url_t *contact = url_make(msg_home(ctx.msg), b.contact.c_str());
     std::string hop = next_hop_for(contact, b.received);
-    ctx.targets.push_back({uri, hop.empty() ? b.contact : hop, ctx.aor, b.push, b.instance});
+    ctx.targets.push_back({uri, hop.empty() ? b.contact : hop, ctx.aor, b.push, b.instance,
+                           ascii::to_lower(ruri->url_host)});
   }
   if (!ctx.targets.empty()) return Outcome::Continue;
   // The domain is registered (else DomainFilter refused it: not ours) but
@@ -125,6 +144,38 @@ Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
   PLOG_INFO("route: %s %s: house domain registered, no open flow: 480",
             sip->sip_request->rq_method_name, ruri->url_host);
   ctx.reply.send(480, "Flow gone", TAG_END());
+  return Outcome::Respond;
+}
+
+}  // namespace portier::proxy::chain
+
+namespace portier::proxy::chain {
+
+Outcome TargetResolver::resolve_residents(RequestContext &ctx, int64_t now) const {
+  const url_t *ruri = ctx.sip->sip_request->rq_url;
+  ctx.aor = normalize_aor(ruri->url_user ? ruri->url_user : "", ruri->url_host);
+  const std::vector<std::string> *listed = static_records_.find(ctx.aor);
+  ctx.targets.clear();
+  std::set<std::string> seen;
+  size_t residents = 0;
+  for (const auto &a : listed ? *listed : std::vector<std::string>()) {
+    // Only our own users: a house's record never reaches another house.
+    if (!names_.is_reg_domain(aor_domain(a).c_str()) || a == ctx.caller_aor) continue;
+    ++residents;
+    for (const auto &bnd : locations_.lookup(a, now)) {
+      url_t *u = url_make(msg_home(ctx.msg), bnd.contact.c_str());
+      if (u && !names_.is_us(u) && seen.insert(bnd.contact).second)
+        ctx.targets.push_back(
+            {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
+    }
+  }
+  if (!ctx.targets.empty()) return Outcome::Continue;
+  PLOG_INFO("route: %s %s from its house: %s", ctx.sip->sip_request->rq_method_name,
+            ctx.aor.c_str(), residents ? "no resident's phone registered" : "no residents here");
+  if (residents)
+    ctx.reply.send(480, "Temporarily Unavailable", TAG_END());
+  else
+    ctx.reply.send(404, "No residents of this house here", TAG_END());
   return Outcome::Respond;
 }
 

@@ -7,6 +7,7 @@
 // must not become a way into another.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,15 @@ class TargetResolver : public Processor {
   // Whole-domain registrations (null: off): a Request-URI in a registered
   // house domain goes down the house's flow, unchanged.
   void set_house_domains(const HouseDomains *house) { house_ = house; }
+  // Where the flow up to the cloud of a local domain goes now (Proxy::
+  // domain_flow: the cloud's URI while the domain is registered there); ""
+  // when it is not. A group address of such a domain also goes up that flow,
+  // Request-URI unchanged: the cloud rings the residents' phones it lists
+  // for it (resolve_residents, on the cloud's side). While the cloud is
+  // unreachable it is left out, so the house's own devices ring as before.
+  void set_cloud_flow(std::function<std::string(const std::string &domain)> flow) {
+    cloud_flow_ = std::move(flow);
+  }
 
   // The decision alone: fills ctx.aor and ctx.targets, or answers 404/480
   // through ctx.reply and returns Respond.
@@ -48,6 +58,9 @@ class TargetResolver : public Processor {
  private:
   // A Request-URI in a registered house domain: its open flows, or 480.
   Outcome resolve_house(RequestContext &ctx, int64_t now) const;
+  // The house's own group address, up its flow: the phones our static
+  // record of that address lists (our users only), or 404/480.
+  Outcome resolve_residents(RequestContext &ctx, int64_t now) const;
   const LocalNames &names_;
   const GroupAddresses &groups_;
   const bool &inter_domain_allowed_;
@@ -55,6 +68,7 @@ class TargetResolver : public Processor {
   const StaticRecords &static_records_;
   const auth::UsersFile &users_;
   const HouseDomains *house_ = nullptr;
+  std::function<std::string(const std::string &domain)> cloud_flow_;
 };
 
 // A device behind NAT registers a contact it cannot be reached at; its REGISTER

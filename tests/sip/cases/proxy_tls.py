@@ -793,3 +793,49 @@ def case_tls_request_right_after_handshake(env):
     check(not unanswered, "%d of 40 requests sent right after the TLS 1.3 handshake got no "
           "answer within 5 s (connections %s)" % (len(unanswered), unanswered[:10]))
     log("40 TLS 1.3 connections, a request right after each handshake: all answered")
+
+
+@case
+def case_tls_keepalive_pong(env):
+    """RFC 5626 §4.4.1 over TLS: a client's CRLFCRLF ping on its TLS flow (a
+    house proxy's, a phone's) is answered with a CRLF pong, after a request,
+    three times in a row, and the stream stays whole: the next request on the
+    same connection is answered. sofia-sip answers pings on TCP only; without
+    the proxy's own pong the house sees its flow as dead every
+    keepalive-interval and reconnects (found in the issue 15 namespace lab)."""
+    import ssl
+    pki = standard(env.dir)
+    start_tls_proxy(env, pki)
+    ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+    ctx.check_hostname = False
+    s = ctx.wrap_socket(socket.create_connection((LOCAL, tls_port(env)), timeout=5))
+
+    def options(n):
+        lport = s.getsockname()[1]
+        s.sendall(("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TLS %s:%d;branch=z9hG4bK-ka-%d;rport\r\n"
+                   "From: <sip:probe@%s>;tag=ka%d\r\nTo: <sip:%s>\r\nCall-ID: ka-%d-%d@%s\r\n"
+                   "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+                   % (DOMAIN, LOCAL, lport, n, DOMAIN, n, DOMAIN, n, os.getpid(), LOCAL)).encode())
+        got = b""
+        deadline = time.time() + 5
+        while b"\r\n\r\n" not in got and time.time() < deadline:
+            s.settimeout(max(0.1, deadline - time.time()))
+            chunk = s.recv(65535)
+            check(chunk, "the proxy closed the connection")
+            got += chunk
+        check(got.startswith(b"SIP/2.0 "), "request %d: no response, got %r" % (n, got[:80]))
+        return got
+
+    try:
+        options(1)
+        for i in range(3):
+            s.sendall(b"\r\n\r\n")
+            s.settimeout(5)
+            try:
+                pong = s.recv(100)
+            except socket.timeout:
+                raise TestFailure("ping %d: no pong within 5 s (RFC 5626 §4.4.1)" % (i + 1))
+            check(pong == b"\r\n", "ping %d: the pong is %r, not CRLF" % (i + 1, pong))
+        options(2)
+    finally:
+        s.close()

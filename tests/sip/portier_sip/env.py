@@ -210,15 +210,18 @@ class Env:
 
     # ---- portier-monitor -------------------------------------------------
     def start_monitor(self, name, user, slot, index, extra="", wait_registered=True,
-                      trusted="", environ=None, account_extra="", transport="udp"):
+                      trusted="", environ=None, account_extra="", transport="udp",
+                      account=None):
         """Starts portier-monitor `name` registered as user@home.example through
         our proxy (headless, test tone as microphone, no speaker). Its RTP
-        ports are 20 of the case's own, after the door's (index 0 or 1)."""
+        ports are 20 of the case's own, after the door's (index 0 or 1).
+        account: an [account] of its own instead (a phone at another proxy)."""
         check(self.args.monitor, "this case needs --monitor")
         media_first = 60000 + (self.ports.base - 21000) % 5000 + 20 + 20 * index
-        account = configs.account("sip:%s@%s" % (user, DOMAIN), USERS[user],
-                                  "%s:%d" % (LOCAL, self.ports.proxy),
-                                  "%s:%d" % (LOCAL, self.ports.sip(slot)), transport)
+        if account is None:
+            account = configs.account("sip:%s@%s" % (user, DOMAIN), USERS[user],
+                                      "%s:%d" % (LOCAL, self.ports.proxy),
+                                      "%s:%d" % (LOCAL, self.ports.sip(slot)), transport)
         account["trusted-hosts"] = trusted
         cfg = configs.monitor_conf(
             self.monitor_socket(name), account, LOCAL, "%d-%d" % (media_first, media_first + 19),
