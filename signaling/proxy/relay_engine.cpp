@@ -85,7 +85,7 @@ class PacketPool {
 struct Route {
   RelayAddress to;
   bool latched = false;
-  bool by_ice = false;  // latched by a nominated ICE check: only another one moves it
+  bool by_ice = false;  // latched by an ICE check (on_stun): only another valid one moves it
 };
 
 // A socket pair and its peer; [kRtp] and [kRtcp].
