@@ -92,6 +92,10 @@ struct MediaRelay::BranchMedia {
   std::vector<sdp::CryptoAttr> offered;  // the relay's keys in this branch's offer, by tag
   sdp::CryptoAttr to_device;             // the offered line its answer chose
   sdp::CryptoKey from_device;            // its answer's key
+  // ICE-lite: the relay's credentials in this branch's offer; ice_used once
+  // the device's answer did ICE too (its ufrag is in `ice` then).
+  std::optional<ice::Credentials> ice;
+  bool ice_used = false;
 };
 
 struct MediaRelay::Branch {
@@ -107,6 +111,8 @@ struct MediaRelay::Stream {
   bool srtp = false;
   sdp::CryptoAttr from_caller;  // the caller's chosen line: its tag, suite and sending key
   sdp::CryptoKey to_caller;     // the relay's key toward the caller (that tag and suite)
+  // ICE-lite toward the caller (its offer did ICE): ours and its ufrag.
+  std::optional<ice::Credentials> ice;
 };
 
 struct MediaRelay::Call {
@@ -234,6 +240,16 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
       st.from_caller = std::move(*chosen);
       st.to_caller = std::move(*ours);
     }
+    if (relayable(m) && settings_.ice_lite && m.ice) {
+      auto creds = ice::Credentials::generate();
+      if (!creds) {
+        *error = "no random bytes for ICE credentials";
+        destroy(c.release());
+        return false;
+      }
+      creds->remote_ufrag = m.ice_ufrag;
+      c->streams.back().ice = std::move(creds);
+    }
     if (relayable(m)) {
       auto pair = ports_.take(error);
       if (!pair) {
@@ -263,6 +279,7 @@ bool MediaRelay::start_call(const std::string &call_id, std::string_view offer, 
     // answered with SRTP.
     caller.keyless_srtp =
         !terminate && (is_sdes_profile(st.offer.protocol) || !st.offer.crypto.empty());
+    caller.ice = st.ice;
     if (st.srtp) {
       caller.srtp_in =
           SrtpContext::create(st.from_caller.key, SrtpContext::Direction::Inbound, error);
@@ -315,6 +332,19 @@ std::optional<std::string> MediaRelay::offer_for_branch(const std::string &call_
     }
     sdp::RelayEndpoint e = endpoint(bm.ports.port);
     e.rtcp_mux = bm.ports.port && s.offer.rtcp_mux;
+    // Every device is offered ICE-lite (a device without ICE ignores the
+    // lines, RFC 8839 §3.1): one that does ICE answers with its own, and its
+    // checks are what latches it. Both candidates: it may refuse rtcp-mux.
+    if (bm.ports.port && settings_.ice_lite) {
+      bm.ice = ice::Credentials::generate();
+      if (!bm.ice) {
+        *error = "no random bytes for ICE credentials";
+        for (auto &m : b.media) ports_.give_back(m.ports);
+        ports_.give_back(bm.ports);
+        return std::nullopt;
+      }
+      e.ice = sdp::RelayEndpoint::Ice{bm.ice->local_ufrag, bm.ice->local_pwd, true};
+    }
     if (!crypto_for_branch(s, &bm, &e, error)) {
       for (auto &m : b.media) ports_.give_back(m.ports);
       ports_.give_back(bm.ports);
@@ -389,6 +419,14 @@ MediaRelay::Answer MediaRelay::answer_from_branch(const std::string &call_id, si
     const sdp::Media &m = answer->media[i];
     legs[i] = leg(b.media[i].ports, m);
     legs[i].rtcp_mux = c->streams[i].offer.rtcp_mux && m.rtcp_mux;
+    // The device did ICE in its answer: its checks, signed with the pwd of our
+    // offer, latch it (RFC 8445 §7.3.1.5); without, it is latched as before.
+    BranchMedia &bm = b.media[i];
+    if (bm.ice && m.ice && !bm.connected) {
+      bm.ice->remote_ufrag = m.ice_ufrag;
+      bm.ice_used = true;
+      legs[i].ice = bm.ice;
+    }
     if (!answer_keys(c->streams[i], i, m, &b.media[i], &legs[i], &a.error)) return a;
   }
   // Connect the branch on its first answer with SDP, while the call has room
@@ -463,6 +501,11 @@ std::optional<std::string> MediaRelay::pass_sdp(const std::string &call_id, bool
       }
     }
     sdp::RelayEndpoint e = endpoint(from_caller ? w.media[i].ports.port : s.ports.port);
+    // The same ICE credentials as before: new ones would be an ICE restart
+    // (RFC 8445 §9), which the relay does not do.
+    const std::optional<ice::Credentials> &ice =
+        from_caller ? (w.media[i].ice_used ? w.media[i].ice : std::nullopt) : s.ice;
+    if (ice && e.rtp_port) e.ice = sdp::RelayEndpoint::Ice{ice->local_ufrag, ice->local_pwd, true};
     if (!crypto_in_dialog(s, w.media[i], i, from_caller, m, &e, error)) return std::nullopt;
     endpoints.push_back(std::move(e));
   }
@@ -569,6 +612,9 @@ bool MediaRelay::answer_keys(const Stream &s, size_t index, const sdp::Media &m,
 sdp::RelayEndpoint MediaRelay::caller_endpoint(const Stream &s, bool usable) const {
   sdp::RelayEndpoint e = endpoint(usable ? s.ports.port : 0);
   e.rtcp_mux = usable && s.offer.rtcp_mux;
+  // RFC 8839 §4.2.1: an answer to an ICE offer; no RTCP candidate with mux.
+  if (usable && s.ice)
+    e.ice = sdp::RelayEndpoint::Ice{s.ice->local_ufrag, s.ice->local_pwd, !e.rtcp_mux};
   if (settings_.encryption == RelaySettings::Encryption::Passthrough) return e;
   e.crypto.emplace();  // a device's key never reaches the caller
   // RFC 4568 §7.1.2: the caller's chosen tag and suite, with the relay's key.
@@ -653,9 +699,13 @@ void MediaRelay::expire_idle() {
 std::string MediaRelay::json() const {
   const int64_t now = clock::mono_s();
   json::Writer w;
+  const RelayEngine::StunCounters stun = engine_.stun_counters();
   w.begin_object()
       .field("ports_in_use", ports_in_use())
       .field("io_threads", engine_.threads())
+      .field("ice_lite", settings_.ice_lite)
+      .field("stun_answered", stun.answered)
+      .field("stun_refused", stun.refused)
       .key("calls")
       .begin_array();
   for (const auto &[id, c] : calls_) {
@@ -663,12 +713,17 @@ std::string MediaRelay::json() const {
     for (const auto &s : c->streams) ports += s.ports.port ? 2 : 0;
     for (const auto &[idx, b] : c->branches)
       for (const auto &bm : b.media) ports += bm.ports.port ? 2 : 0;
-    uint64_t caller_rejected = 0;
-    bool srtp = false;
+    uint64_t caller_rejected = 0, caller_stun_answered = 0, caller_stun_refused = 0;
+    bool srtp = false, caller_ice = false;
     for (size_t i = 0; i < c->streams.size(); ++i) {
       srtp |= c->streams[i].srtp;
-      if (c->streams[i].ports.port)
-        caller_rejected += engine_.fork_counters(c->media, i).srtp_rejected;
+      caller_ice |= c->streams[i].ice.has_value();
+      if (c->streams[i].ports.port) {
+        const RelayEngine::ForkCounters f = engine_.fork_counters(c->media, i);
+        caller_rejected += f.srtp_rejected;
+        caller_stun_answered += f.stun_answered;
+        caller_stun_refused += f.stun_refused;
+      }
     }
     w.begin_object()
         .field("call_id", id)
@@ -680,6 +735,9 @@ std::string MediaRelay::json() const {
                            ? "passthrough"
                            : "none")
         .field("caller_srtp_rejected", caller_rejected)
+        .field("caller_ice", caller_ice)
+        .field("caller_stun_answered", caller_stun_answered)
+        .field("caller_stun_refused", caller_stun_refused)
         .key("branches")
         .begin_array();
     for (const auto &[idx, b] : c->branches) {
@@ -691,6 +749,10 @@ std::string MediaRelay::json() const {
           .field("packets", n.packets)
           .field("bytes", n.bytes)
           .field("srtp_rejected", n.srtp_rejected)
+          .field("ice", std::any_of(b.media.begin(), b.media.end(),
+                                    [](const BranchMedia &m) { return m.ice_used; }))
+          .field("stun_answered", n.stun_answered)
+          .field("stun_refused", n.stun_refused)
           .end_object();
     }
     w.end_array().end_object();

@@ -104,6 +104,8 @@ class MediaRelay {
   size_t ports_in_use() const { return ports_.pairs_in_use() * 2; }
   size_t calls() const { return calls_.size(); }
   std::string json() const;
+  // ICE checks answered and STUN refused on ICE legs, since start (portierctl stats).
+  RelayEngine::StunCounters stun_counters() const { return engine_.stun_counters(); }
   // I/O threads that move the packets (started with the first call).
   unsigned io_threads() const { return engine_.threads(); }
 

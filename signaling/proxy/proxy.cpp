@@ -805,7 +805,10 @@ std::string Proxy::stats_json() const {
       .field("stream_message_pieces", joined.pieces)
       .field("domain_registrations", domain_registrar_ ? domain_registrar_->size() : size_t{0})
       .field("domain_registrations_registered",
-             domain_registrar_ ? domain_registrar_->registered() : size_t{0});
+             domain_registrar_ ? domain_registrar_->registered() : size_t{0})
+      // The relay's ICE-lite: checks answered, STUN refused (proxy/ice_lite.h).
+      .field("relay_stun_answered", relay_ ? relay_->stun_counters().answered : uint64_t{0})
+      .field("relay_stun_refused", relay_ ? relay_->stun_counters().refused : uint64_t{0});
   // What each TLS transport serves now (reload changes it): for renewal checks.
   w.key("tls").begin_array();
   for (const auto &t : tls_)

@@ -206,6 +206,11 @@ config::Schema make_schema() {
            "whose packets a call takes: signalled-host (the first packet must come from the "
            "host the SDP names, any port) or anywhere (devices behind a NAT that write a "
            "private address in SDP); once latched, only that address is heard")
+      .boolean("module::MediaRelay", "ice-lite", true,
+               "be an ICE-lite agent (RFC 8445 section 2.5) toward devices that do ICE: "
+               "offer every device the relay's host candidates, answer a caller's ICE "
+               "offer, answer the devices' STUN checks; a check signed with the relay's "
+               "ice-pwd is what moves an ICE device's media (false: ICE is stripped)")
       .integer("module::MediaRelay", "max-calls-per-user", 5, 0, 100000,
                "relayed calls one caller may run at once; more get 503 with Retry-After "
                "(0: no limit)")
@@ -510,6 +515,7 @@ ProxySettings settings_from_config(const config::Config &cfg) {
       static_cast<int>(cfg.get_int("module::MediaRelay", "inactivity-timeout"));
   s.relay.threads = static_cast<int>(cfg.get_int("module::MediaRelay", "threads"));
   s.relay.latch_anywhere = cfg.get_string("module::MediaRelay", "latch") == "anywhere";
+  s.relay.ice_lite = cfg.get_bool("module::MediaRelay", "ice-lite");
   s.relay.max_calls_per_user =
       static_cast<int>(cfg.get_int("module::MediaRelay", "max-calls-per-user"));
   s.relay.max_calls_per_source =

@@ -33,6 +33,8 @@ struct RelaySettings {
   int inactivity_timeout = 60;    // seconds without a packet before a call is freed
   int threads = 0;                // I/O threads moving the packets; 0: one per usable CPU
   bool latch_anywhere = false;    // the first packet from anywhere latches (else: the SDP's host)
+  // ICE-lite toward devices that do ICE (RFC 8445 §2.5): proxy/ice_lite.h.
+  bool ice_lite = true;
   int max_calls_per_user = 5;     // concurrent relayed calls of one caller; 0: no limit
   int max_calls_per_source = 10;  // concurrent relayed calls from one IP address; 0: no limit
   // SRTP: terminated per leg, or keys and packets passed through (weaker).

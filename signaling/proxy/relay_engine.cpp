@@ -85,6 +85,7 @@ class PacketPool {
 struct Route {
   RelayAddress to;
   bool latched = false;
+  bool by_ice = false;  // latched by an ICE check (on_stun): only another valid one moves it
 };
 
 // A socket pair and its peer; [kRtp] and [kRtcp].
@@ -96,6 +97,8 @@ struct LegState {
   std::unique_ptr<SrtpContext> srtp_in, srtp_out;
   bool keyless_srtp = false;  // RelayEngine::Leg::keyless_srtp
   std::atomic<uint64_t> srtp_rejected{0};
+  std::optional<ice::Credentials> ice;  // RelayEngine::Leg::ice
+  std::atomic<uint64_t> stun_answered{0}, stun_refused{0};
 
   void set(RelayEngine::Leg &leg) {
     fd[kRtp] = leg.rtp_fd;
@@ -106,6 +109,7 @@ struct LegState {
     srtp_in = std::move(leg.srtp_in);
     srtp_out = std::move(leg.srtp_out);
     keyless_srtp = leg.keyless_srtp;
+    ice = std::move(leg.ice);
   }
   // Where RTCP to the peer goes out, and from which socket.
   int rtcp_kind() const { return mux ? kRtp : kRtcp; }
@@ -272,6 +276,7 @@ class RelayEngine::Worker {
   // while it changes a call of this worker.
   std::mutex mu;
   size_t calls = 0;  // main loop only
+  std::atomic<uint64_t> stun_answered{0}, stun_refused{0};  // the worker's legs, since start
   PacketPool pool;   // the rest: under mu
 
   void watch(Stream *s, BranchState *b, LegState &leg);
@@ -292,7 +297,8 @@ class RelayEngine::Worker {
   void do_pending(int64_t now);
   void on_ready(const Slot &slot, int64_t now);
   int receive(int fd);
-  bool admit(const Stream *s, Route &route, int kind, int packet);
+  bool admit(const Stream *s, const LegState &leg, Route &route, int kind, int packet);
+  bool on_stun(const Stream *s, LegState &leg, int kind, int packet);
 
   void from_caller_rtp(Stream *s, Packet **pkts, int n, int64_t now);
   bool unprotect(LegState &leg, Packet *p, bool rtcp);
@@ -321,6 +327,8 @@ class RelayEngine::Worker {
   // RTCP with a branch's SSRC, and SRTP for one branch: copies, with room for the tag.
   alignas(4) uint8_t tx_rtcp_[kBatch][RelayEngine::kMaxPacket + kTail];
   alignas(4) uint8_t tx_srtp_[kBatch][RelayEngine::kMaxPacket + kTail];
+  // An ICE check's response, sent from the worker.
+  alignas(4) uint8_t stun_tx_[ice::kMaxResponse];
   // The caller's RTCP being forwarded (Stream::forward_rtcp sends it).
   Packet *const *rtcp_batch_ = nullptr;
   int rtcp_count_ = 0;
@@ -491,10 +499,13 @@ int RelayEngine::Worker::receive(int fd) {
 // accepted fixes where the peer's packets go (latching), and from then on only
 // that address is the peer. Before that, with Latch::SignalledHost, only the
 // host the SDP names may send. One compare per packet.
-bool RelayEngine::Worker::admit(const Stream *s, Route &route, int kind, int packet) {
+bool RelayEngine::Worker::admit(const Stream *s, const LegState &leg, Route &route, int kind,
+                                int packet) {
   const sockaddr_storage &from = rx_from_[packet];
   const socklen_t len = rx_msg_[packet].msg_hdr.msg_namelen;
-  if (route.latched) return same_endpoint(from, len, route.to.addr, route.to.len, true);
+  // An ICE leg is latched by checks only (on_stun): media is heard from where
+  // the SDP or the nominated pair says, exactly.
+  if (route.latched || leg.ice) return same_endpoint(from, len, route.to.addr, route.to.len, true);
   RelayAddress source;
   memcpy(&source.addr, &from, len);
   source.len = len;
@@ -522,11 +533,19 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
   int n_rtp = 0, n_rtcp = 0;
   for (int i = 0; i < n; ++i) {
     Packet *p = rx_[i];
-    if (p->size == 0 || !admit(s, leg.route[slot.kind], slot.kind, i)) continue;
+    if (p->size == 0) continue;
+    if (leg.ice && ice::is_stun(p->data, p->size)) {
+      // A check is the device's too (RFC 7675 consent): it keeps the call alive.
+      if (on_stun(s, leg, slot.kind, i))
+        s->call->last_packet_s.store(now / 1000000, std::memory_order_relaxed);
+      continue;
+    }
+    if (!admit(s, leg, leg.route[slot.kind], slot.kind, i)) continue;
     // RFC 7983 §7: only 128-191 is RTP or RTCP. A STUN keep-alive (0-3, which
     // Linphone and portier-monitor send to their peer's media port to keep
     // their NAT open, RFC 6263) has done its work once admitted (it latched
-    // a NATed device); it is neither forwarded nor a failed SRTP check.
+    // a NATed device); it is neither forwarded nor a failed SRTP check. (On
+    // an ICE leg STUN never gets here: on_stun took it.)
     if (p->data[0] < 128 || p->data[0] > 191) continue;
     const bool rtcp = slot.kind == kRtcp || rtp::is_rtcp(p->data, p->size);
     if (leg.srtp_in) {
@@ -560,6 +579,51 @@ void RelayEngine::Worker::on_ready(const Slot &slot, int64_t now) {
       pool.unref(rx_[i]);
       rx_[i] = nullptr;
     }
+}
+
+// An ICE check on an ICE leg (RFC 8445 §7.3): answered from the socket it
+// came to, to its source (§7.3.1: responses are sent symmetrically). A valid
+// one with USE-CANDIDATE nominates its pair (§7.3.1.5): the peer's packets
+// are heard from, and ours go to, its source from now on. Returns whether the
+// check was valid. Refusals are counted, the first one of a leg logged.
+bool RelayEngine::Worker::on_stun(const Stream *s, LegState &leg, int kind, int packet) {
+  Packet *p = rx_[packet];
+  const sockaddr_storage &from = rx_from_[packet];
+  const socklen_t len = rx_msg_[packet].msg_hdr.msg_namelen;
+  const ice::Answer a = ice::answer(p->data, p->size, *leg.ice, from, len, stun_tx_);
+  if (a.size)
+    sendto(leg.fd[kind], stun_tx_, a.size, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&from),
+           len);
+  RelayAddress source;
+  memcpy(&source.addr, &from, len);
+  source.len = len;
+  if (a.verdict != ice::Verdict::Success) {
+    stun_refused.fetch_add(1, std::memory_order_relaxed);
+    if (leg.stun_refused.fetch_add(1, std::memory_order_relaxed) == 0)
+      PLOG_INFO("relay: call-id=%s %s: STUN from %s refused (%s)", s->call->id.c_str(),
+                kind_name(kind), source.text().c_str(),
+                a.verdict == ice::Verdict::Unauthorized ? "401: wrong USERNAME or integrity"
+                : a.verdict == ice::Verdict::BadRequest ? "400"
+                : a.verdict == ice::Verdict::UnknownAttribute
+                    ? "420"
+                    : "malformed or not a request: dropped");
+    return false;
+  }
+  stun_answered.fetch_add(1, std::memory_order_relaxed);
+  leg.stun_answered.fetch_add(1, std::memory_order_relaxed);
+  // A controlling peer's check moves nothing until it nominates the pair. A
+  // peer that stays controlled (liblinphone as the answerer) never
+  // nominates: its valid check is taken as the choice, the latest one
+  // winning. Either way only who holds our ice-pwd moves the media.
+  if (!a.use_candidate && !a.peer_controlled) return true;
+  Route &route = leg.route[kind];
+  if (!(route.by_ice && same_address(route.to, source)))
+    PLOG_INFO("relay: call-id=%s %s: ICE pair %s by %s (was %s): latched", s->call->id.c_str(),
+              kind_name(kind), a.use_candidate ? "nominated" : "checked by the controlled peer",
+              source.text().c_str(), route.to.text().c_str());
+  route.to = source;
+  route.latched = route.by_ice = true;
+  return true;
 }
 
 // Checked and decrypted in its receive buffer (RFC 3711 §3.3 and §3.4, with
@@ -854,6 +918,9 @@ void RelayEngine::update_peer(Call *c, size_t stream, std::optional<size_t> bran
   // its first packet again.
   for (auto [kind, to] : {std::pair<int, const RelayAddress *>{kRtp, &rtp_to}, {kRtcp, &rtcp_to}}) {
     Route &r = leg.route[kind];
+    // A nominated ICE pair stays: the device's re-offer names its own
+    // candidate, not the NAT's side of it.
+    if (r.by_ice) continue;
     if (r.latched && same_host(r.to, *to)) continue;
     r.to = *to;
     r.latched = false;
@@ -888,6 +955,8 @@ RelayEngine::ForkCounters RelayEngine::fork_counters(const Call *c, size_t strea
   out.keyframe_requests_sent = s->fork.keyframe_requests().sent();
   out.keyframe_requests_suppressed = s->fork.keyframe_requests().suppressed();
   out.srtp_rejected = s->caller.srtp_rejected.load(std::memory_order_relaxed);
+  out.stun_answered = s->caller.stun_answered.load(std::memory_order_relaxed);
+  out.stun_refused = s->caller.stun_refused.load(std::memory_order_relaxed);
   return out;
 }
 
@@ -900,7 +969,18 @@ RelayEngine::Counters RelayEngine::branch_counters(const Call *c, size_t branch)
         sum.packets += b->packets.load(std::memory_order_relaxed);
         sum.bytes += b->bytes.load(std::memory_order_relaxed);
         sum.srtp_rejected += b->leg.srtp_rejected.load(std::memory_order_relaxed);
+        sum.stun_answered += b->leg.stun_answered.load(std::memory_order_relaxed);
+        sum.stun_refused += b->leg.stun_refused.load(std::memory_order_relaxed);
       }
+  return sum;
+}
+
+RelayEngine::StunCounters RelayEngine::stun_counters() const {
+  StunCounters sum;
+  for (const auto &w : workers_) {
+    sum.answered += w->stun_answered.load(std::memory_order_relaxed);
+    sum.refused += w->stun_refused.load(std::memory_order_relaxed);
+  }
   return sum;
 }
 

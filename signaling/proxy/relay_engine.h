@@ -31,6 +31,15 @@
 //  - a branch's RTP and RTCP to the caller only from the winner;
 //  - symmetric RTP: the first packet from a peer, per RTP and RTCP, fixes
 //    where its packets go (update_peer() moves a peer not latched yet);
+//  - ICE-lite (RFC 8445 §2.5) on a leg with credentials: STUN (first byte
+//    0..3, RFC 7983) is never media; a Binding request is answered from the
+//    socket it came to (ice_lite.h), and a valid one that nominates the pair
+//    (USE-CANDIDATE), or any valid one of a peer that stays controlled and so
+//    never nominates, moves the peer to its source. Such a leg is never
+//    latched by media: before a check only the SDP's exact address is heard,
+//    after it only the checked one, and new SDP does not move it (the
+//    device's re-offer names its own side of the pair, RFC 8839 §4.4.1.2.2,
+//    which behind a NAT is not where its packets come from);
 //  - RTCP that arrives on an RTP port (rtcp-mux, RFC 5761 §4) is taken as RTCP;
 //    RTCP goes to a peer's RTP port when it agreed to mux.
 //
@@ -52,6 +61,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/ice_lite.h"
 #include "proxy/relay_srtp.h"
 #include "rtpfork/keyframe_detect.h"
 #include "rtpfork/keyframe_requests.h"
@@ -113,6 +123,9 @@ class RelayEngine {
     // this peer no RTCP of its own, which could only go unprotected, and an
     // SRTP receiver drops unauthenticated RTCP (RFC 3711 §3.4).
     bool keyless_srtp = false;
+    // The device does ICE (its SDP had ice-ufrag/ice-pwd): the relay is an
+    // ICE-lite agent on this leg with these credentials.
+    std::optional<ice::Credentials> ice = std::nullopt;
   };
 
   // `id` names the call in logs; `pli_ssrc` is the sender SSRC of our PLIs.
@@ -140,6 +153,8 @@ class RelayEngine {
     uint64_t packets = 0;  // sent to the branch's device, replayed ones included
     uint64_t bytes = 0;
     uint64_t srtp_rejected = 0;  // from the device: failed SRTP/SRTCP authentication or replayed
+    uint64_t stun_answered = 0;  // the device's valid ICE checks (success responses)
+    uint64_t stun_refused = 0;   // STUN on its ports that was not a valid check
   };
   Counters branch_counters(const Call *c, size_t branch) const;
   // The fork of stream `stream` (an m= line): what came from the caller and
@@ -149,10 +164,19 @@ class RelayEngine {
     uint64_t keyframe_requests_sent = 0;
     uint64_t keyframe_requests_suppressed = 0;
     uint64_t srtp_rejected = 0;  // from the caller: failed SRTP/SRTCP authentication or replayed
+    uint64_t stun_answered = 0;  // the caller's valid ICE checks
+    uint64_t stun_refused = 0;   // STUN on the caller-facing ports that was not a valid check
   };
   ForkCounters fork_counters(const Call *c, size_t stream) const;
 
   unsigned threads() const { return threads_; }
+  // Since start, calls gone included: ICE checks answered with success, and
+  // STUN on ICE legs' ports refused (400/401/420) or dropped.
+  struct StunCounters {
+    uint64_t answered = 0;
+    uint64_t refused = 0;
+  };
+  StunCounters stun_counters() const;
 
   class Worker;  // public for relay_engine.cpp's helpers
 

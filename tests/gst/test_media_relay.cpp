@@ -4,7 +4,7 @@
 // (c=IN IP6, RFC 4566 §5.7), a port range that runs out, and offers the relay
 // must refuse without keeping a port; and what the relay's own I/O threads
 // must get right: GOP replay at once, many calls on few threads, junk, and
-// calls ended while their packets flow. Ports 39100-39849 and 31000-31999: no
+// calls ended while their packets flow, ICE-lite checks. Ports 39100-39879 and 31000-31999: no
 // other test binds there (the SIP cases' relays use 40000 and up, the door's
 // default range is 30000-30999).
 #include <arpa/inet.h>
@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/ice_lite.h"
 #include "proxy/media_relay.h"
 #include "sip/sdp/sdp_rewrite.h"
 
@@ -652,6 +653,186 @@ TEST(MediaRelay, OnlyThePeerPutsMediaIntoTheCall) {
     for (uint16_t seq = 30; seq < 35; ++seq) door.send_rtp(caller_port, seq, kDoor);
     EXPECT_EQ(dev.receive(1000), std::vector<uint32_t>(5, kDoor));
   }
+}
+
+// ICE-lite toward a device that answers with ICE (RFC 8445 §2.5): the
+// device's SDP names an address its packets do not come from (a NAT), its
+// nominated check moves the relay's media to where the check came from
+// (§7.3.1.5), and an attacker on 127.0.0.2 who knows the ports but not the
+// relay's ice-pwd gets 401 and moves nothing, by STUN or by RTP.
+TEST(MediaRelay, IceCheckLatchesTheDeviceAndForgeriesDoNot) {
+  namespace ice = portier::proxy::ice;
+  MediaRelay relay(settings("127.0.0.1", 39850, 39869));
+  Peer door("127.0.0.1"), phone("127.0.0.1"), nat_hole("127.0.0.1");
+  Peer attacker("127.0.0.2", "127.0.0.1");
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c", sdp("127.0.0.1", door.port(), "sendrecv"), &error)) << error;
+  auto offer = relay.offer_for_branch("c", 0, &error);
+  ASSERT_TRUE(offer) << error;
+  // The relay's ICE-lite offer: its credentials and candidates (RFC 8839).
+  EXPECT_NE(offer->find("a=ice-lite\r\n"), std::string::npos) << *offer;
+  const portier::sdp::Media relay_side = video_of(*offer);
+  ASSERT_EQ(relay_side.ice_ufrag.size(), 8u) << *offer;
+  ASSERT_EQ(relay_side.ice_pwd.size(), 24u) << *offer;
+  const uint16_t branch_port = relay_side.port;
+  EXPECT_NE(offer->find("a=candidate:1 1 UDP 2130706431 127.0.0.1 " + std::to_string(branch_port) +
+                        " typ host"),
+            std::string::npos)
+      << *offer;
+  // The phone answers with ICE; its SDP names nat_hole's port (its private
+  // side), its packets come from `phone` (the NAT's public side).
+  const std::string answer = sdp("127.0.0.1", nat_hole.port(), "sendrecv") +
+                             "a=ice-ufrag:ph0n\r\na=ice-pwd:phonePasswordOf24Chars00\r\n";
+  const MediaRelay::Answer a = relay.answer_from_branch("c", 0, answer, true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  const uint16_t caller_port = video_of(a.sdp).port;
+  // The door is no ICE agent: its answer has no ICE at all.
+  EXPECT_EQ(a.sdp.find("ice"), std::string::npos) << a.sdp;
+  EXPECT_EQ(a.sdp.find("candidate"), std::string::npos) << a.sdp;
+
+  auto check = [&](Peer &from, const std::string &pwd, uint8_t id, bool nominate = true) {
+    ice::Request r;
+    r.username = relay_side.ice_ufrag + ":ph0n";
+    r.pwd = pwd;
+    r.use_candidate = nominate;
+    r.transaction[0] = id;
+    const std::string bytes = ice::build_request(r);
+    from.send_raw(branch_port, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    const auto got = from.receive_packets(1, 2000);
+    std::optional<ice::Parsed> p;
+    if (!got.empty()) p = ice::parse_response(got[0].data(), got[0].size(), relay_side.ice_pwd);
+    return p;
+  };
+  auto door_sends = [&](uint16_t first) {
+    for (uint16_t seq = first; seq < first + 5; ++seq) door.send_rtp(caller_port, seq, kDoor);
+  };
+
+  // Before any check, the door's media goes where the SDP said.
+  door_sends(1);
+  EXPECT_EQ(nat_hole.receive(2000), std::vector<uint32_t>(5, kDoor));
+  // A forged check (the attacker knows the ufrags: they are no secret) gets 401.
+  auto forged = check(attacker, "attackerGuessesThePwd000", 1);
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(forged->error_code, 401);
+  EXPECT_FALSE(forged->has_integrity);
+  door_sends(10);
+  EXPECT_EQ(nat_hole.receive(2000), std::vector<uint32_t>(5, kDoor));
+  EXPECT_TRUE(attacker.receive(300).empty());
+  // A valid check of the controlling phone that nominates nothing moves
+  // nothing (RFC 8445 §7.3.1.5: the nomination does).
+  auto unnominated = check(phone, relay_side.ice_pwd, 4, false);
+  ASSERT_TRUE(unnominated);
+  EXPECT_EQ(unnominated->type, 0x0101);
+  door_sends(15);
+  EXPECT_EQ(nat_hole.receive(2000), std::vector<uint32_t>(5, kDoor));
+  // The phone's check: success, its own address mapped back, signed with the relay's pwd.
+  auto ok = check(phone, relay_side.ice_pwd, 2);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->type, 0x0101);
+  EXPECT_EQ(ok->mapped, "127.0.0.1:" + std::to_string(phone.port()));
+  EXPECT_TRUE(ok->integrity_ok);
+  EXPECT_TRUE(ok->fingerprint_ok);
+  // The nominated pair carries the media now, both ways.
+  door_sends(20);
+  EXPECT_EQ(phone.receive(2000), std::vector<uint32_t>(5, kDoor));
+  for (uint16_t seq = 1; seq <= 5; ++seq) phone.send_rtp(branch_port, seq, kMon0);
+  EXPECT_EQ(door.receive(2000), std::vector<uint32_t>(5, kMon0));
+  // The attacker again: a forged check, RTP (which media latching would have
+  // taken before ICE), and the phone's own SDP address: none moves the pair.
+  forged = check(attacker, "attackerGuessesThePwd000", 3);
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(forged->error_code, 401);
+  for (uint16_t seq = 100; seq < 105; ++seq) attacker.send_rtp(branch_port, seq, 0xbad);
+  std::string again_error;
+  ASSERT_TRUE(relay.pass_sdp("c", false, answer, &again_error)) << again_error;  // a re-offer
+  door_sends(30);
+  EXPECT_EQ(phone.receive(2000), std::vector<uint32_t>(5, kDoor));
+  EXPECT_TRUE(attacker.receive(300).empty());
+  EXPECT_TRUE(nat_hole.receive(300).empty());
+  EXPECT_TRUE(door.receive(300).empty()) << "the attacker's RTP reached the door";
+  // Counted for portierctl stats: two answered, two refused.
+  const std::string stats = relay.json();
+  EXPECT_NE(stats.find("\"stun_answered\":2"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"stun_refused\":2"), std::string::npos) << stats;
+}
+
+// liblinphone 5.1 answers an ICE-lite offer as the controlled agent and so
+// never nominates: its valid check (ICE-CONTROLLED) is the choice, and the
+// latest valid one wins; a forged one still moves nothing.
+TEST(MediaRelay, ControlledPeersValidCheckLatches) {
+  namespace ice = portier::proxy::ice;
+  MediaRelay relay(settings("127.0.0.1", 39606, 39609));
+  Peer door("127.0.0.1"), phone("127.0.0.1"), nat_hole("127.0.0.1");
+  Peer attacker("127.0.0.2", "127.0.0.1");
+  std::string error;
+  ASSERT_TRUE(relay.start_call("c", sdp("127.0.0.1", door.port(), "sendrecv"), &error)) << error;
+  auto offer = relay.offer_for_branch("c", 0, &error);
+  ASSERT_TRUE(offer) << error;
+  const portier::sdp::Media relay_side = video_of(*offer);
+  const MediaRelay::Answer a =
+      relay.answer_from_branch("c", 0,
+                               sdp("127.0.0.1", nat_hole.port(), "sendrecv") +
+                                   "a=ice-ufrag:ph0n\r\na=ice-pwd:phonePasswordOf24Chars00\r\n",
+                               true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  const uint16_t caller_port = video_of(a.sdp).port;
+  auto controlled_check = [&](Peer &from, const std::string &pwd) {
+    ice::Request r;
+    r.username = relay_side.ice_ufrag + ":ph0n";
+    r.pwd = pwd;
+    r.controlled = true;
+    const std::string bytes = ice::build_request(r);
+    from.send_raw(relay_side.port, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    return from.receive_packets(1, 2000).size();
+  };
+  EXPECT_EQ(controlled_check(attacker, "attackerGuessesThePwd000"), 1u);  // a 401
+  for (uint16_t seq = 1; seq <= 5; ++seq) door.send_rtp(caller_port, seq, kDoor);
+  EXPECT_EQ(nat_hole.receive(2000), std::vector<uint32_t>(5, kDoor));
+  EXPECT_EQ(controlled_check(phone, relay_side.ice_pwd), 1u);
+  for (uint16_t seq = 10; seq < 15; ++seq) door.send_rtp(caller_port, seq, kDoor);
+  EXPECT_EQ(phone.receive(2000), std::vector<uint32_t>(5, kDoor));
+  EXPECT_TRUE(attacker.receive(300).empty());
+}
+
+// A caller that offers ICE gets an ICE-lite answer: no RTCP candidate when
+// it offered rtcp-mux (RFC 8839 §5.1), and its check is answered.
+TEST(MediaRelay, CallerOfferingIceGetsAnIceLiteAnswer) {
+  namespace ice = portier::proxy::ice;
+  MediaRelay relay(settings("127.0.0.1", 39870, 39879));
+  Peer phone("127.0.0.1"), monitor("127.0.0.1");
+  std::string error;
+  const std::string offer =
+      sdp("127.0.0.1", phone.port(), "sendrecv") +
+      "a=rtcp-mux\r\na=ice-ufrag:ph0n\r\na=ice-pwd:phonePasswordOf24Chars00\r\n"
+      "a=candidate:1 1 UDP 2130706431 127.0.0.1 " +
+      std::to_string(phone.port()) + " typ host\r\n";
+  ASSERT_TRUE(relay.start_call("c", offer, &error)) << error;
+  auto branch_offer = relay.offer_for_branch("c", 0, &error);
+  ASSERT_TRUE(branch_offer) << error;
+  // The phone's ICE never reaches the branch: the relay's own instead.
+  EXPECT_EQ(branch_offer->find("ph0n"), std::string::npos) << *branch_offer;
+  const MediaRelay::Answer a =
+      relay.answer_from_branch("c", 0, sdp("127.0.0.1", monitor.port(), "sendrecv"), true);
+  ASSERT_TRUE(a.error.empty()) << a.error;
+  EXPECT_NE(a.sdp.find("a=ice-lite\r\n"), std::string::npos) << a.sdp;
+  const portier::sdp::Media m = video_of(a.sdp);
+  EXPECT_NE(a.sdp.find("a=candidate:1 1 UDP 2130706431 127.0.0.1 " + std::to_string(m.port)),
+            std::string::npos)
+      << a.sdp;
+  EXPECT_EQ(a.sdp.find("a=candidate:1 2"), std::string::npos) << a.sdp;
+  ice::Request r;
+  r.username = m.ice_ufrag + ":ph0n";
+  r.pwd = m.ice_pwd;
+  const std::string bytes = ice::build_request(r);
+  phone.send_raw(m.port, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  const auto got = phone.receive_packets(1, 2000);
+  ASSERT_EQ(got.size(), 1u);
+  auto p = ice::parse_response(got[0].data(), got[0].size(), m.ice_pwd);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->type, 0x0101);
+  EXPECT_TRUE(p->integrity_ok);
+  // A check is never media: the monitor got nothing.
+  EXPECT_TRUE(monitor.receive_packets(1, 300).empty());
 }
 
 // Calls end and new ones take their ports while packets keep arriving: no

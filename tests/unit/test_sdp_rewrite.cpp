@@ -696,6 +696,95 @@ TEST(SdpRewrite, RemovesIceAtSessionAndMediaLevel) {
             "a=tool:door\r\nm=audio 40000 RTP/AVP 0\r\na=ptime:20\r\n");
 }
 
+// ICE (RFC 8839 §5.4): a device's credentials, media-level over session-level;
+// a lite device is not one the relay does ICE with (two lite agents do no
+// checks, RFC 8445 §6.1.1).
+TEST(SdpParse, IceCredentialsOfTheDevice) {
+  const Session linphone = parse_ok(read_sdp("linphone_offer.sdp"));
+  ASSERT_EQ(linphone.media.size(), 2u);
+  EXPECT_TRUE(linphone.media[0].ice);
+  EXPECT_EQ(linphone.media[0].ice_ufrag, "7c6f9a1e");  // session-level in Linphone's offer
+  EXPECT_EQ(linphone.media[0].ice_pwd, "31ec21eb38b2ec6d36e8dc7b");
+  const Session media_level =
+      parse_ok(offer_with("m=audio 5000 RTP/AVP 0\r\na=ice-ufrag:mine\r\na=ice-pwd:mypwd\r\n",
+                          "a=ice-ufrag:sess\r\na=ice-pwd:sesspwd\r\n"));
+  EXPECT_EQ(media_level.media[0].ice_ufrag, "mine");
+  EXPECT_EQ(media_level.media[0].ice_pwd, "mypwd");
+  EXPECT_FALSE(parse_ok(read_sdp("sipp_offer.sdp")).media[0].ice);
+  EXPECT_FALSE(parse_ok(offer_with("m=audio 5000 RTP/AVP 0\r\na=ice-ufrag:x\r\n")).media[0].ice);
+  EXPECT_FALSE(parse_ok(offer_with("m=audio 5000 RTP/AVP 0\r\n",
+                                   "a=ice-lite\r\na=ice-ufrag:x\r\na=ice-pwd:y\r\n"))
+                   .media[0]
+                   .ice);
+}
+
+// The relay as an ICE-lite agent (RFC 8445 §2.5, RFC 8839 §5.1-5.4): the
+// device's ICE lines are replaced by the relay's a=ice-lite, credentials and
+// one host candidate per component at the relay's address and ports.
+TEST(SdpRewrite, IceLiteEndpointGetsTheRelaysCandidates) {
+  std::string error;
+  RelayEndpoint audio = kRelayAudio, video = kRelayVideo;
+  audio.ice = RelayEndpoint::Ice{"RELAYufr", "relayPasswordOf24Chars+/", true};
+  video.ice = RelayEndpoint::Ice{"VIDEOufr", "videoPasswordOf24Chars+/", false};
+  video.rtcp_mux = true;
+  Rewriter r;
+  ASSERT_TRUE(r.load(read_sdp("linphone_offer.sdp"), &error)) << error;
+  auto out = r.print({audio, video}, &error);
+  ASSERT_TRUE(out) << error;
+  const std::string &o = *out;
+  // Session level, once.
+  EXPECT_NE(o.find("a=ice-lite\r\n"), std::string::npos) << o;
+  EXPECT_LT(o.find("a=ice-lite"), o.find("m=audio"));
+  EXPECT_EQ(o.find("a=ice-lite"), o.rfind("a=ice-lite"));
+  // Linphone's own credentials and candidates are gone (a private address, a srflx).
+  for (const char *gone : {"7c6f9a1e", "31ec21eb38b2ec6d36e8dc7b", "192.168.1.30 7078", "203.0.113.7",
+                           "typ srflx"})
+    EXPECT_EQ(o.find(gone), std::string::npos) << gone << "\n" << o;
+  const std::string audio_part = o.substr(o.find("m=audio"), o.find("m=video") - o.find("m=audio"));
+  const std::string video_part = o.substr(o.find("m=video"));
+  EXPECT_NE(audio_part.find("a=ice-ufrag:RELAYufr\r\n"), std::string::npos) << o;
+  EXPECT_NE(audio_part.find("a=ice-pwd:relayPasswordOf24Chars+/\r\n"), std::string::npos) << o;
+  EXPECT_NE(audio_part.find("a=candidate:1 1 UDP 2130706431 10.0.0.1 40000 typ host\r\n"),
+            std::string::npos)
+      << o;
+  EXPECT_NE(audio_part.find("a=candidate:1 2 UDP 2130706430 10.0.0.1 40001 typ host\r\n"),
+            std::string::npos)
+      << o;
+  // rtcp-mux agreed: component 1 only (RFC 8839 §5.1).
+  EXPECT_NE(video_part.find("a=ice-ufrag:VIDEOufr\r\n"), std::string::npos) << o;
+  EXPECT_NE(video_part.find("a=candidate:1 1 UDP 2130706431 10.0.0.1 40002 typ host\r\n"),
+            std::string::npos)
+      << o;
+  EXPECT_EQ(video_part.find("a=candidate:1 2"), std::string::npos) << o;
+  // What the relay wrote reads back as an ICE-lite agent's SDP: not one the
+  // relay would do ICE with, and with the relay's credentials.
+  const Session back = parse_ok(o);
+  EXPECT_EQ(back.media[0].ice_ufrag, "RELAYufr");
+  EXPECT_FALSE(back.media[0].ice);
+  // A second print (the next branch) without ICE has none of it left.
+  auto plain = r.print({kRelayAudio, kRelayVideo}, &error);
+  ASSERT_TRUE(plain) << error;
+  for (const char *gone : {"a=ice-", "a=candidate"})
+    EXPECT_EQ(plain->find(gone), std::string::npos) << gone << "\n" << *plain;
+  // And a third with ICE again has it once.
+  auto again = r.print({audio, video}, &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_EQ(*again, o);
+}
+
+TEST(SdpRewrite, IceOnlyOnRelayedLines) {
+  // A rejected line (port 0) gets no candidates, and with no relayed ICE line
+  // the session gets no a=ice-lite.
+  std::string error;
+  RelayEndpoint rejected{"10.0.0.1", 0, 0};
+  rejected.ice = RelayEndpoint::Ice{"RELAYufr", "relayPasswordOf24Chars+/", true};
+  auto out = rewrite(offer_with("m=audio 5000 RTP/AVP 0\r\na=ice-ufrag:x\r\na=ice-pwd:y\r\n"),
+                     {rejected}, &error);
+  ASSERT_TRUE(out) << error;
+  EXPECT_EQ(out->find("a=ice"), std::string::npos) << *out;
+  EXPECT_EQ(out->find("a=candidate"), std::string::npos) << *out;
+}
+
 TEST(SdpRewrite, BareLineFeedsComeOutAsCrlf) {
   std::string error;
   auto out = rewrite(lf_only(read_sdp("sipp_offer.sdp")), {{"10.0.0.1", 40000, 0}}, &error);

@@ -417,6 +417,17 @@ bool Document::summarize_media(size_t index, sdp_media_t *m, Media *out, std::st
   for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next)
     if (ascii::iequals(a->a_name, "crypto")) out->crypto.emplace_back(a->a_value ? a->a_value : "");
 
+  // RFC 8839 §5.4: media-level ICE credentials override session-level ones.
+  auto value_of = [&](const char *name) -> std::string {
+    const sdp_attribute_t *a = find_attribute(m->m_attributes, name);
+    if (!a) a = find_attribute(session_->sdp_attributes, name);
+    return a && a->a_value ? a->a_value : "";
+  };
+  out->ice_ufrag = value_of("ice-ufrag");
+  out->ice_pwd = value_of("ice-pwd");
+  out->ice = !out->ice_ufrag.empty() && !out->ice_pwd.empty() &&
+             !find_attribute(session_->sdp_attributes, "ice-lite");
+
   if (count_attributes(m->m_attributes, "rtcp") > 1) {
     return fail(error, where + "more than one a=rtcp");
   }
@@ -613,6 +624,27 @@ bool point_rtcp(su_home_t *home, sdp_media_t *m, const CheckedEndpoint &e) {
   return a->a_value != nullptr;
 }
 
+// The relay's ICE-lite attributes on one m= line (RFC 8839 §5.1, §5.4): its
+// credentials and one host candidate per component at the relay's address.
+// Priority per RFC 8445 §5.1.2.1: type preference 126 (host), local
+// preference 65535, 256 - component.
+bool add_ice_lite(su_home_t *home, sdp_media_t *m, const CheckedEndpoint &e,
+                  const RelayEndpoint::Ice &ice) {
+  auto candidate = [&](int component, uint16_t port) {
+    const uint32_t priority = (126u << 24) | (65535u << 8) | (256u - component);
+    return "1 " + std::to_string(component) + " UDP " + std::to_string(priority) + " " + e.address +
+           " " + std::to_string(port) + " typ host";
+  };
+  const std::string c1 = candidate(1, e.rtp_port);
+  if (!append_attribute(home, &m->m_attributes, "ice-ufrag", &ice.ufrag) ||
+      !append_attribute(home, &m->m_attributes, "ice-pwd", &ice.pwd) ||
+      !append_attribute(home, &m->m_attributes, "candidate", &c1))
+    return false;
+  if (!ice.rtcp_candidate) return true;
+  const std::string c2 = candidate(2, e.rtcp_port);
+  return append_attribute(home, &m->m_attributes, "candidate", &c2);
+}
+
 // The lines of an SDP body split as scan_lines() splits them, blanks dropped.
 std::vector<std::string_view> split_lines(std::string_view text) {
   std::vector<std::string_view> lines;
@@ -703,6 +735,15 @@ std::optional<std::string> Rewriter::print(const std::vector<RelayEndpoint> &end
   su_home_t *home = doc.home();
   sdp_session_t *session = doc.session();
   remove_relay_incompatible_attributes(&session->sdp_attributes);
+  // RFC 8839 §5.3: a=ice-lite is a session-level attribute.
+  for (size_t i = 0; i < media.size(); ++i)
+    if (relay[i] && endpoints[i].ice) {
+      if (!append_attribute(home, &session->sdp_attributes, "ice-lite", nullptr)) {
+        fail(error, "SDP: out of memory");
+        return std::nullopt;
+      }
+      break;
+    }
 
   // The session c= takes the first live stream's relay address, so that in the
   // usual case (one relay address) no media needs a c= of its own.
@@ -748,6 +789,7 @@ std::optional<std::string> Rewriter::print(const std::vector<RelayEndpoint> &end
     if (!point_rtcp(home, m, e)) return out_of_memory();
     if (e.rtcp_mux && !append_attribute(home, &m->m_attributes, "rtcp-mux", nullptr))
       return out_of_memory();
+    if (endpoints[i].ice && !add_ice_lite(home, m, e, *endpoints[i].ice)) return out_of_memory();
   }
 
   std::unique_ptr<sdp_printer_t, PrinterFree> printer(

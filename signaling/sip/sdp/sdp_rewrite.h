@@ -42,6 +42,13 @@ struct Media {
   // session's, else sendrecv (RFC 4566 §6). Reported as written even when port is 0.
   std::string direction;
   std::vector<Payload> payloads;  // in m= line order; empty for non-RTP media
+  // ICE (RFC 8839 §5.4): the device's a=ice-ufrag and a=ice-pwd, the media's
+  // own or else the session's. ice: both are there and the device is a full
+  // agent (no session a=ice-lite: two lite agents do no checks, RFC 8445
+  // §6.1.1, and the relay treats such a device as one without ICE).
+  std::string ice_ufrag;
+  std::string ice_pwd;
+  bool ice = false;
 };
 
 struct Session {
@@ -66,6 +73,16 @@ struct RelayEndpoint {
   std::optional<std::vector<std::string>> crypto;
   // a=rtcp-mux in the output (RFC 5761 §5.1.1: offered, or accepted in an answer).
   bool rtcp_mux = false;
+  // Set: the relay is an ICE-lite agent toward this device (RFC 8445 §2.5,
+  // RFC 8839): the line gets these a=ice-ufrag/a=ice-pwd, a host candidate
+  // for component 1 at (address, rtp_port) and, with rtcp_candidate, one for
+  // component 2 at the RTCP port; the session gets a=ice-lite.
+  struct Ice {
+    std::string ufrag;
+    std::string pwd;
+    bool rtcp_candidate = true;
+  };
+  std::optional<Ice> ice;
 };
 
 // Returns `text` with m= line i pointed at endpoints[i]:
@@ -78,8 +95,10 @@ struct RelayEndpoint {
 //   rejects its line the same way (RFC 3264 §6 in an answer, §8.2 in an offer);
 // - a=rtcp is rewritten to the relay's RTCP port (and address, if it named one),
 //   or added when the RTCP port is not rtp_port + 1 (RFC 3605 §2.1);
-// - ICE attributes (RFC 8839: a=candidate, a=ice-*, a=end-of-candidates,
-//   a=remote-candidates) and a=rtcp-mux-only are removed: the relay does no ICE;
+// - the device's ICE attributes (RFC 8839: a=candidate, a=ice-*,
+//   a=end-of-candidates, a=remote-candidates) and a=rtcp-mux-only are removed:
+//   its candidates are not the relay's; an endpoint with `ice` gets the relay's
+//   own ICE-lite attributes instead (a=ice-lite once at session level);
 //   a=rtcp-mux is there only when the endpoint says so (RFC 5761 §5.1.1: the
 //   relay offers it to a device when the caller offered it, and accepts it);
 // - a=crypto lines are replaced when the endpoint gives its own (the relay's
