@@ -61,7 +61,8 @@ Scenarios (one ctest test each):
              over TLS) calls sip:door@home.example: the door answers her by
              itself (its auto-answer list names sip:alice@cloud.example.net),
              her phone decodes the camera through both relays (SRTP on the
-             door's leg), her RFC 4733 keys open the door once, her BYE ends
+             door's leg; her Linphone does ICE, and the cloud's ICE-lite relay
+             answers her checks and latches her by them), her RFC 4733 keys open the door once, her BYE ends
              the door's call (in-dialog requests down the flow, issue 15
              item 2).
 
@@ -286,8 +287,10 @@ class World:
     # -- the phones
     def start_phone(self, node):
         user, pw = PHONES[node]
+        # ICE on, as in the Linphone apps: the cloud's relay answers as an
+        # ICE-lite agent and latches a phone by its checks only.
         p = home_e2e.Phone(self.lab, self.tmp, self.args.linphone, node, user, pw, self.tls,
-                           proxy=self.cloud_ip, domain=CLOUD_DOMAIN)
+                           proxy=self.cloud_ip, domain=CLOUD_DOMAIN, ice=True)
         self.phones[node] = p
         p.start()
         p.connect()
@@ -356,6 +359,18 @@ def house_unreachable_from_outside(w):
           % (w.house_public, TLS_PORT, got))
     check(lab.connects("panel", w.cloud_ip, TLS_PORT) == "ok",
           "the house reaches the cloud's port through its NAT")
+
+
+def check_ice(w):
+    """alice's Linphone did ICE with the cloud's relay, through her NAT: the
+    relay answered her checks (RFC 8445 §7.3), and its media to her goes where
+    a valid check came from (the relay's ICE-lite latch)."""
+    st = w.cloud.ctl("stats") or {}
+    check(st.get("relay_stun_answered", 0) > 0 and
+          "ICE pair " in w.cloud.log_text() and
+          ("by %s:" % w.lab.addr("prouter1", "wan")) in w.cloud.log_text(),
+          "the cloud's relay answered alice's ICE checks and latched her by them "
+          "(stun answered %s)" % st.get("relay_stun_answered"))
 
 
 def phone_rings_mon1(w, what, node="phone1"):
@@ -507,6 +522,7 @@ def scenario_phone_calls_door(w):
     check(st.get("audio_srtp") and st.get("video_srtp"),
           "the door's leg is SRTP: %s / %s" % (st.get("audio_srtp"), st.get("video_srtp")))
     wait_for(lambda: phone.decoded_video() or None, 15, "alice's phone decoding the camera")
+    check_ice(w)
     # RFC 4733 from the phone through both relays opens the door (the ACK
     # and the keys' path are those of the call: through both NATs).
     for k in home_e2e.CODE:
@@ -551,6 +567,7 @@ def scenario_door_rings_phones(w):
     call_id = st.get("call_id")
     cid = alice.wait_call_event("LinphoneCallIncomingEarlyMedia", 15)
     wait_for(lambda: alice.decoded_video() or None, 15, "alice's phone decoding the door's video")
+    check_ice(w)
     log("mon1 and alice show the visitor, %.1f s after the press" % (time.monotonic() - t_press))
     # The cloud pushed bob's app for this call (the INVITE came up the flow).
     pushed = w.standin.wait_for("webhook", lambda e: e.get("body", {}).get("call_id") == call_id,

@@ -207,8 +207,12 @@ class Phone(li.Linphone):
     registered through the panel's proxy, early media on (it answers 183
     with SDP and shows the video while ringing)."""
 
-    def __init__(self, lab, tmp, exe, role, user, password, tls=None, proxy=None, domain=DOMAIN):
-        """proxy, domain: another registrar than the panel's (cloud_e2e's cloud)."""
+    def __init__(self, lab, tmp, exe, role, user, password, tls=None, proxy=None, domain=DOMAIN,
+                 ice=False):
+        """proxy, domain: another registrar than the panel's (cloud_e2e's cloud);
+        ice: ICE as the Linphone apps do it (host candidates, no STUN server of
+        the user's; liblinphone 5.1 reads its NAT policy from the section its
+        [net] names)."""
         transport, port = ("tls", TLS_PORT) if tls else ("udp", 5060)
         li.PEERS[role] = (user, password, 5060, transport)
         proxy = proxy or lab.addr("panel")
@@ -224,6 +228,9 @@ class Phone(li.Linphone):
             # (SDES) or no call.
             sip += ("root_ca=%s\nverify_server_certs=1\nverify_server_cn=1\n"
                     "media_encryption=srtp\nmedia_encryption_mandatory=1\n" % tls.path("ca.pem"))
+        if ice:
+            account += ("[net]\nnat_policy_ref=portier-ice\n"
+                        "[nat_policy_0]\nref=portier-ice\nprotocols=ice\n")
         super().__init__(role, tmp, exe, account, sip)
         if tls:
             with open(self.rc) as f:
