@@ -84,8 +84,14 @@ inline void set_destination(GstElement *sink, const std::string &host, uint16_t 
 }
 
 // Did `buf`, from a udpsrc, come from the peer `latch` listens to? udpsrc
-// puts the sender's address on every buffer as a GstNetAddressMeta.
+// puts the sender's address on every buffer as a GstNetAddressMeta. Only RTP
+// and RTCP (first byte 128-191, RFC 7983 §7) are heard and may latch: a STUN
+// keep-alive a peer sends to keep its NAT open (RFC 6263: Linphone, and
+// portier-monitor towards a door it reaches without the relay) is dropped
+// here, before it could fix the latch on a ringing device that never answers.
 inline bool from_peer(GstBuffer *buf, RtpSourceLatch &latch) {
+  guint8 first = 0;
+  if (gst_buffer_extract(buf, 0, &first, 1) != 1 || first < 128 || first > 191) return false;
   GstNetAddressMeta *meta = gst_buffer_get_net_address_meta(buf);
   if (!meta || !G_IS_INET_SOCKET_ADDRESS(meta->addr)) return latch.admit(nullptr, 0, 0);
   auto *isa = G_INET_SOCKET_ADDRESS(meta->addr);
