@@ -81,11 +81,32 @@ class PacketPool {
   std::vector<Packet *> free_;
 };
 
+bool same_endpoint(const sockaddr_storage &a, socklen_t alen, const sockaddr_storage &b,
+                   socklen_t blen, bool port);
+bool same_address(const RelayAddress &a, const RelayAddress &b);
+
 // One direction of a leg: where it sends, and whether the peer's own packets said so.
 struct Route {
   RelayAddress to;
   bool latched = false;
   bool by_ice = false;  // latched by an ICE check (on_stun): only another valid one moves it
+  // The sources of the peer's latest valid checks on an ICE leg (RFC 7675:
+  // each has consent). Media is heard from them too, not only from the
+  // nominated pair's: an agent bound to the any-address sends its media from
+  // the address its routing picks, which on a host with two interfaces need
+  // not be the candidate it nominated (liblinphone does this).
+  RelayAddress checked[4];
+  uint8_t next_checked = 0;
+  bool from_checked(const sockaddr_storage &from, socklen_t len) const {
+    for (const RelayAddress &c : checked)
+      if (!c.empty() && same_endpoint(from, len, c.addr, c.len, true)) return true;
+    return false;
+  }
+  void add_checked(const RelayAddress &a) {
+    for (const RelayAddress &c : checked)
+      if (same_address(c, a)) return;
+    checked[next_checked++ % 4] = a;
+  }
 };
 
 // A socket pair and its peer; [kRtp] and [kRtcp].
@@ -505,7 +526,10 @@ bool RelayEngine::Worker::admit(const Stream *s, const LegState &leg, Route &rou
   const socklen_t len = rx_msg_[packet].msg_hdr.msg_namelen;
   // An ICE leg is latched by checks only (on_stun): media is heard from where
   // the SDP or the nominated pair says, exactly.
-  if (route.latched || leg.ice) return same_endpoint(from, len, route.to.addr, route.to.len, true);
+  if (leg.ice)
+    return same_endpoint(from, len, route.to.addr, route.to.len, true) ||
+           route.from_checked(from, len);
+  if (route.latched) return same_endpoint(from, len, route.to.addr, route.to.len, true);
   RelayAddress source;
   memcpy(&source.addr, &from, len);
   source.len = len;
@@ -611,6 +635,7 @@ bool RelayEngine::Worker::on_stun(const Stream *s, LegState &leg, int kind, int 
   }
   stun_answered.fetch_add(1, std::memory_order_relaxed);
   leg.stun_answered.fetch_add(1, std::memory_order_relaxed);
+  leg.route[kind].add_checked(source);
   // A controlling peer's check moves nothing until it nominates the pair. A
   // peer that stays controlled (liblinphone as the answerer) never
   // nominates: its valid check is taken as the choice, the latest one
