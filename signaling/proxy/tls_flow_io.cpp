@@ -45,11 +45,22 @@ uint64_t next_seq = 0;
 // sofia-sip does on TCP only (TPTAG_PONG2PING; its TLS receive path feeds the
 // CRLFCRLF to the parser, which skips it). On from enable_pongs().
 std::atomic<bool> pongs{false};
-// The SSLs whose last SSL_write wanted to be retried (WANT_WRITE/WANT_READ):
-// OpenSSL holds a record of sofia's (and sofia the rest of that message) until
-// sofia writes again; a pong now would go into the middle of it. SSL_want_write
-// cannot tell once a read came in between, so the writes are followed here.
-std::set<SSL *> write_pending;
+// Whether an SSL's last SSL_write wanted to be retried (WANT_WRITE/WANT_READ):
+// OpenSSL then holds a record of sofia's (and sofia the rest of that message)
+// until sofia writes again, and a pong now would go into the middle of it.
+// SSL_want_write cannot tell once a read came in between, so the writes are
+// followed, in an ex_data slot of the SSL itself: every write of every TLS
+// connection passes here, so no lock and no lookup (an SSL is used by one
+// thread at a time, and the slot goes with it when it is freed).
+int pending_slot() {
+  static const int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return slot;
+}
+bool write_pending(SSL *s) { return SSL_get_ex_data(s, pending_slot()) != nullptr; }
+void set_write_pending(SSL *s, bool pending) {
+  if (write_pending(s) != pending)
+    SSL_set_ex_data(s, pending_slot(), pending ? reinterpret_cast<void *>(1) : nullptr);
+}
 
 // OpenSSL's own SSL_write: what our pings and pongs use (our SSL_write below
 // takes `mu`, which ping() already holds).
@@ -126,7 +137,7 @@ PingResult ping(const Handle &h) {
   if (it == by_fd.end() || it->second.ssl != h.ssl) return PingResult::failed;  // freed/replaced
   // OpenSSL: a write that wanted to write more must be retried, with the same
   // bytes, before any other SSL_write on that SSL (SSL_write(3)): sofia's then.
-  if (SSL_want_write(h.ssl) || write_pending.count(h.ssl)) return PingResult::skipped;
+  if (SSL_want_write(h.ssl) || write_pending(h.ssl)) return PingResult::skipped;
   // Room for the record right now, so that our SSL_write completes and never
   // leaves OpenSSL holding half of it when sofia writes next (POLLOUT means
   // far more free space than a 30-byte record needs).
@@ -170,10 +181,9 @@ extern "C" __attribute__((visibility("default"))) void SSL_set_bio(SSL *s, BIO *
 extern "C" __attribute__((visibility("default"))) void SSL_free(SSL *s) {
   using Free = void (*)(SSL *);
   static const Free real = reinterpret_cast<Free>(dlsym(RTLD_NEXT, "SSL_free"));
-  if (s && (fio::enabled.load() || fio::pongs.load())) {
+  if (s && fio::enabled.load()) {
     std::lock_guard<std::mutex> lock(fio::mu);
     if (const auto it = fio::by_ssl.find(s); it != fio::by_ssl.end()) fio::forget(it->second);
-    fio::write_pending.erase(s);
   }
   real(s);
 }
@@ -183,11 +193,7 @@ extern "C" __attribute__((visibility("default"))) int SSL_write(SSL *s, const vo
   const int r = fio::real_write()(s, buf, num);
   if (fio::enabled.load() || fio::pongs.load()) {
     const int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(s, r);
-    std::lock_guard<std::mutex> lock(fio::mu);
-    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-      fio::write_pending.insert(s);
-    else
-      fio::write_pending.erase(s);
+    fio::set_write_pending(s, e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ);
   }
   return r;
 }
@@ -204,10 +210,7 @@ extern "C" __attribute__((visibility("default"))) int SSL_read(SSL *s, void *buf
   static const Read real = reinterpret_cast<Read>(dlsym(RTLD_NEXT, "SSL_read"));
   const int r = real(s, buf, num);
   if (r == 4 && fio::pongs.load() && memcmp(buf, "\r\n\r\n", 4) == 0) {
-    {
-      std::lock_guard<std::mutex> lock(fio::mu);
-      if (fio::write_pending.count(s)) return r;
-    }
+    if (fio::write_pending(s)) return r;
     const int fd = SSL_get_fd(s);
     pollfd pfd{fd, POLLOUT, 0};
     if (fd < 0 || poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT)) return r;
