@@ -43,17 +43,9 @@ bool HouseDomains::flow_open(const std::string &received) const {
 
 std::string HouseDomains::hop(const std::string &domain, int64_t now) const {
   if (!is_registered(domain.c_str(), now)) return "";
-  std::string hop;
-  for (const Binding &b : locations_.lookup(domain_aor(domain.c_str()), now)) {
-    if (!flow_open(b.received)) continue;
-    su_home_t home[1] = {SU_HOME_INIT(home)};
-    const url_t *contact = url_make(home, b.contact.c_str());
-    hop = chain::next_hop_for(contact, b.received);
-    if (hop.empty()) hop = b.contact;
-    su_home_deinit(home);
-    break;
-  }
-  return hop;
+  for (const Binding &b : locations_.lookup(domain_aor(domain.c_str()), now))
+    if (flow_open(b.received)) return chain::flow_next_hop(b);
+  return "";
 }
 
 bool HouseDomains::on_flow_of(nta_agent_t *agent, msg_t *msg, const char *domain) const {

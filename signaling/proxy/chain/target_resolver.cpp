@@ -32,6 +32,13 @@ std::string next_hop_for(const url_t *contact, const std::string &received) {
   return "sip:" + host + ":" + port + ";transport=" + proto;
 }
 
+std::string flow_next_hop(const Binding &b) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  std::string hop = next_hop_for(url_make(home, b.contact.c_str()), b.received);
+  su_home_deinit(home);
+  return hop.empty() ? b.contact : hop;
+}
+
 Outcome TargetResolver::process(RequestContext &ctx) {
   // An agent-less Reply (the chain's tests) makes no transaction.
   if (!ctx.reply.irq() && ctx.reply.agent()) {
@@ -90,6 +97,19 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
   std::string up;
   if (group && cloud_flow_ && ctx.cloud_flow.empty()) up = cloud_flow_(aor_domain(aor));
 
+  bindings_of(ctx, aors, now);
+  if (!up.empty()) ctx.targets.push_back({aor, up, aor, {}, {}, aor_domain(aor)});
+  if (!ctx.targets.empty()) return Outcome::Continue;
+  if (!group && !listed && !users_.has_user(ruri->url_user, host))
+    ctx.reply.send(SIP_404_NOT_FOUND, TAG_END());
+  else
+    ctx.reply.send(480, "Temporarily Unavailable", TAG_END());
+  PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
+  return Outcome::Respond;
+}
+
+void TargetResolver::bindings_of(RequestContext &ctx, const std::vector<std::string> &aors,
+                                 int64_t now) const {
   ctx.targets.clear();
   std::set<std::string> seen;
   for (const auto &a : aors) {
@@ -102,14 +122,6 @@ Outcome TargetResolver::resolve(RequestContext &ctx, int64_t now) const {
             {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
     }
   }
-  if (!up.empty()) ctx.targets.push_back({aor, up, aor, {}, {}, aor_domain(aor)});
-  if (!ctx.targets.empty()) return Outcome::Continue;
-  if (!group && !listed && !users_.has_user(ruri->url_user, host))
-    ctx.reply.send(SIP_404_NOT_FOUND, TAG_END());
-  else
-    ctx.reply.send(480, "Temporarily Unavailable", TAG_END());
-  PLOG_INFO("route: %s %s: no registered device", sip->sip_request->rq_method_name, aor.c_str());
-  return Outcome::Respond;
 }
 
 Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
@@ -131,10 +143,8 @@ Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
     // RFC 5626 §5.3: a request for a flow goes down that flow or fails; a
     // new connection to the house's address would end at its NAT.
     if (!uri || !house_->flow_open(b.received)) continue;
-    url_t *contact = url_make(msg_home(ctx.msg), b.contact.c_str());
-    std::string hop = next_hop_for(contact, b.received);
-    ctx.targets.push_back({uri, hop.empty() ? b.contact : hop, ctx.aor, b.push, b.instance,
-                           ascii::to_lower(ruri->url_host)});
+    ctx.targets.push_back(
+        {uri, flow_next_hop(b), ctx.aor, b.push, b.instance, ascii::to_lower(ruri->url_host)});
   }
   if (!ctx.targets.empty()) return Outcome::Continue;
   // The domain is registered (else DomainFilter refused it: not ours) but
@@ -147,32 +157,21 @@ Outcome TargetResolver::resolve_house(RequestContext &ctx, int64_t now) const {
   return Outcome::Respond;
 }
 
-}  // namespace portier::proxy::chain
-
-namespace portier::proxy::chain {
-
 Outcome TargetResolver::resolve_residents(RequestContext &ctx, int64_t now) const {
   const url_t *ruri = ctx.sip->sip_request->rq_url;
   ctx.aor = normalize_aor(ruri->url_user ? ruri->url_user : "", ruri->url_host);
   const std::vector<std::string> *listed = static_records_.find(ctx.aor);
-  ctx.targets.clear();
-  std::set<std::string> seen;
-  size_t residents = 0;
+  std::vector<std::string> residents;
   for (const auto &a : listed ? *listed : std::vector<std::string>()) {
     // Only our own users: a house's record never reaches another house.
-    if (!names_.is_reg_domain(aor_domain(a).c_str()) || a == ctx.caller_aor) continue;
-    ++residents;
-    for (const auto &bnd : locations_.lookup(a, now)) {
-      url_t *u = url_make(msg_home(ctx.msg), bnd.contact.c_str());
-      if (u && !names_.is_us(u) && seen.insert(bnd.contact).second)
-        ctx.targets.push_back(
-            {bnd.contact, next_hop_for(u, bnd.received), a, bnd.push, bnd.instance});
-    }
+    if (names_.is_reg_domain(aor_domain(a).c_str()) && a != ctx.caller_aor) residents.push_back(a);
   }
+  bindings_of(ctx, residents, now);
   if (!ctx.targets.empty()) return Outcome::Continue;
   PLOG_INFO("route: %s %s from its house: %s", ctx.sip->sip_request->rq_method_name,
-            ctx.aor.c_str(), residents ? "no resident's phone registered" : "no residents here");
-  if (residents)
+            ctx.aor.c_str(),
+            residents.empty() ? "no residents here" : "no resident's phone registered");
+  if (!residents.empty())
     ctx.reply.send(480, "Temporarily Unavailable", TAG_END());
   else
     ctx.reply.send(404, "No residents of this house here", TAG_END());

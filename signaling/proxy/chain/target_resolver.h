@@ -61,6 +61,8 @@ class TargetResolver : public Processor {
   // The house's own group address, up its flow: the phones our static
   // record of that address lists (our users only), or 404/480.
   Outcome resolve_residents(RequestContext &ctx, int64_t now) const;
+  // ctx.targets: the bindings of `aors`, each contact once, none naming us.
+  void bindings_of(RequestContext &ctx, const std::vector<std::string> &aors, int64_t now) const;
   const LocalNames &names_;
   const GroupAddresses &groups_;
   const bool &inter_domain_allowed_;
@@ -76,5 +78,8 @@ class TargetResolver : public Processor {
 // go to where the REGISTER came from (as rport does for responses, RFC 3581),
 // with the Request-URI left as the device wrote it; empty when they are the same.
 std::string next_hop_for(const url_t *contact, const std::string &received);
+// Where requests down the flow of binding `b` (a domain registration's) go:
+// next_hop_for, or its contact when that is where it came from.
+std::string flow_next_hop(const Binding &b);
 
 }  // namespace portier::proxy::chain
